@@ -1,0 +1,124 @@
+"""What every engine model shares: the request being sized, the per-kind cost it returns, TP/PP arithmetic.
+
+Pure Python. An engine model turns the caches of one pipeline stage into per-GPU byte counts; everything
+about a layer's shape comes from kvplan.layers, everything about storage policy stays in the engine module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Protocol
+
+from kvplan import layers as L
+from kvplan.errors import UsageError
+from kvplan.units import cdiv
+
+
+@dataclass(frozen=True)
+class Request:
+    """One sizing question: `batch` sequences of `seq_len` tokens, split over `tp` x `pp` GPUs.
+
+    `kv_dtype` and `model_dtype` are canonical dtype names (kvplan.units); `kv_dtype` is already resolved
+    from "auto". `block_size` is None for the engine's default; `max_num_batched_tokens` is the prefill
+    token budget vLLM adds to sliding-window reservations.
+    """
+
+    seq_len: int
+    batch: int
+    kv_dtype: str
+    model_dtype: str
+    tp: int = 1
+    pp: int = 1
+    block_size: int | None = None
+    max_num_batched_tokens: int = 8192
+
+
+@dataclass(frozen=True)
+class KindCost:
+    """One layer kind on one GPU of one pipeline stage.
+
+    `bytes` holds the whole batch; `bytes_per_token` is the marginal cost of one more token of one
+    sequence at this length (0 once a window is full); `tokens` is how many tokens one sequence keeps.
+    """
+
+    kind: str
+    layers: int
+    bytes: int
+    bytes_per_token: Fraction
+    tokens: int | None
+
+
+class Engine(Protocol):
+    name: str
+    follows: str
+
+    def check(self, caches: list[L.Layer], req: Request) -> None: ...
+
+    def stage_costs(self, caches: list[L.Layer], req: Request) -> list[KindCost]: ...
+
+    def block_size(self, caches: list[L.Layer], req: Request) -> int | None: ...
+
+
+def kv_heads_per_rank(num_kv_heads: int, tp: int) -> int:
+    """KV heads one TP rank holds: split when TP divides them, one replicated head each when TP exceeds them
+    (vLLM's and SGLang's `max(1, heads // tp)`)."""
+    if num_kv_heads >= tp:
+        if num_kv_heads % tp:
+            raise UsageError(f"--tp {tp} does not divide the model's {num_kv_heads} KV heads",
+                             hint="engines need TP to divide the KV heads (or be a multiple of them)")
+        return num_kv_heads // tp
+    if tp % num_kv_heads:
+        raise UsageError(f"--tp {tp} is not a multiple of the model's {num_kv_heads} KV heads",
+                         hint="choose a TP size that divides, or is a multiple of, the KV heads")
+    return 1
+
+
+def split_exact(n: int, tp: int, what: str) -> int:
+    """n / tp for dimensions that tensor parallelism must divide exactly (Mamba channels, heads)."""
+    if n % tp:
+        raise UsageError(f"--tp {tp} does not divide the model's {n} {what}", hint="choose a TP size that divides it")
+    return n // tp
+
+
+def pipeline_stages(num_layers: int, pp: int) -> list[range]:
+    """Layer ranges per pipeline stage, as vLLM's `get_pp_indices` splits them: equal shares, the remainder
+    going one each to the stages before the last (the last also holds the LM head)."""
+    if pp > num_layers:
+        raise UsageError(f"--pp {pp} is larger than the model's {num_layers} layers", hint="use at most one stage per layer")
+    sizes = [num_layers // pp] * pp
+    for i in range(2, num_layers % pp + 2):
+        sizes[-i] += 1
+    stages, start = [], 0
+    for size in sizes:
+        stages.append(range(start, start + size))
+        start += size
+    return stages
+
+
+def merge_kinds(costs: list[KindCost]) -> list[KindCost]:
+    """Merge costs of the same kind (summing layers, bytes and per-token bytes), in first-seen order."""
+    out: dict[str, KindCost] = {}
+    for cost in costs:
+        prev = out.get(cost.kind)
+        if prev is None:
+            out[cost.kind] = cost
+            continue
+        tokens = None if cost.tokens is None and prev.tokens is None else max(prev.tokens or 0, cost.tokens or 0)
+        out[cost.kind] = KindCost(cost.kind, prev.layers + cost.layers, prev.bytes + cost.bytes,
+                                  prev.bytes_per_token + cost.bytes_per_token, tokens)
+    return list(out.values())
+
+
+def group_costs(items: list[tuple[str, int, Fraction, int | None]]) -> list[KindCost]:
+    """One KindCost per kind from per-layer (kind, bytes, bytes_per_token, tokens) tuples."""
+    return merge_kinds([KindCost(kind, 1, nbytes, per_token, tokens) for kind, nbytes, per_token, tokens in items])
+
+
+def window_tokens(cache: L.Attention, seq_len: int, keep: int) -> int:
+    """Tokens a windowed layer keeps for one sequence, given how many the engine keeps at most."""
+    return min(seq_len, keep) if cache.kind in (L.SLIDING, L.CHUNKED) else seq_len
+
+
+def pages(tokens: int, block_size: int) -> int:
+    return cdiv(tokens, block_size)

@@ -1,0 +1,34 @@
+"""The textbook formula `2 x layers x seq x hidden x batch x bytes`, shown so users see how far off it is.
+
+It assumes every layer is full multi-head attention over `hidden_size` (no GQA, MLA, windows or states)
+and divides the cache evenly across TP ranks. Exact only for MHA models.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from kvplan import layers as L
+from kvplan.engines.base import KindCost, Request
+from kvplan.units import DTYPE_BYTES, cdiv
+
+NAIVE = "naive_mha"
+
+
+class NaiveEngine:
+    name = "naive"
+    follows = "2 x layers x seq x hidden x batch x bytes"
+
+    def __init__(self, hidden_size: int) -> None:
+        self.hidden_size = hidden_size
+
+    def check(self, caches: list[L.Layer], req: Request) -> None:
+        return None
+
+    def block_size(self, caches: list[L.Layer], req: Request) -> int | None:
+        return None
+
+    def stage_costs(self, caches: list[L.Layer], req: Request) -> list[KindCost]:
+        per_token = 2 * self.hidden_size * DTYPE_BYTES[req.kv_dtype] / req.tp * len(caches)
+        total = per_token * req.seq_len * req.batch
+        return [KindCost(NAIVE, len(caches), cdiv(total.numerator, total.denominator), Fraction(per_token), req.seq_len)]

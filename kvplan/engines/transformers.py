@@ -1,0 +1,77 @@
+"""What the default cache of Hugging Face transformers (5.x) holds after a forward pass over `seq_len` tokens.
+
+Rules, read from transformers 5.23 `cache_utils.py` and checked against real cache tensors (tests/):
+- full attention: K `[batch, kv_heads, seq, head_dim_k]` and V likewise, in the model dtype;
+- sliding / chunked layers (`DynamicSlidingWindowLayer`): the last `window - 1` tokens;
+- MLA (DeepSeek V2/V3, Kimi K2): the latent (`kv_lora_rank`) as "keys" and the RoPE part as "values";
+- recurrent layers: the conv state `[batch, channels, conv_kernel]` in the model dtype and the SSM /
+  DeltaNet state in float32 whatever the model dtype;
+- `--kv-dtype fp8` is `QuantizedCache(backend="fp8")`: one byte per element plus two fp32 scales per layer;
+  `int4` (quanto, 4 bits with an fp32 scale and zero point per 64 values: 5/8 byte per element) and `int8`
+  (hqq, 8 bits + the same: 9/8 byte); quantized caches exist only for models whose layers are all full attention.
+A prefill longer than the window briefly pins all of its tokens until the next decode step (the kept part is
+a view); kvplan reports the steady state, which is what the tensors hold.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from math import prod
+
+from kvplan import layers as L
+from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, split_exact, window_tokens
+from kvplan.errors import UsageError
+from kvplan.units import DTYPE_BYTES
+
+# Bytes per element of the quantized cache backends, scales and zero points included.
+_QUANTIZED = {"fp8_e4m3": Fraction(1), "int4": Fraction(5, 8), "int8": Fraction(9, 8)}
+_FP8_SCALE_BYTES_PER_LAYER = 2 * 4
+
+
+class TransformersEngine:
+    name = "transformers"
+    follows = "transformers 5.23 DynamicCache / QuantizedCache"
+
+    def check(self, caches: list[L.Layer], req: Request) -> None:
+        if req.kv_dtype in ("fp8_e5m2", "nvfp4"):
+            raise UsageError(f"transformers has no {req.kv_dtype} KV cache", hint="use fp8 (e4m3), int8 or int4")
+        if req.kv_dtype in _QUANTIZED and any(c.kind != L.FULL for c in caches):
+            raise UsageError("transformers' quantized KV cache supports only models whose layers are all full attention",
+                             hint="use --kv-dtype auto for this model, or another --engine")
+
+    def block_size(self, caches: list[L.Layer], req: Request) -> int | None:
+        return None
+
+    def stage_costs(self, caches: list[L.Layer], req: Request) -> list[KindCost]:
+        self.check(caches, req)
+        return group_costs([self._layer(c, req) for c in caches])
+
+    def _layer(self, cache: L.Layer, req: Request) -> tuple[str, int, Fraction, int | None]:
+        if isinstance(cache, L.Attention):
+            heads = kv_heads_per_rank(cache.num_kv_heads, req.tp)
+            per_token = cache.elements_per_token(heads) * self._element_bytes(req)
+            tokens = window_tokens(cache, req.seq_len, (cache.window or 1) - 1)
+            extra = _FP8_SCALE_BYTES_PER_LAYER if req.kv_dtype == "fp8_e4m3" else 0
+            grows = tokens == req.seq_len
+            return cache.kind, _whole(per_token * tokens * req.batch) + extra, per_token if grows else Fraction(0), tokens
+        if isinstance(cache, L.LatentAttention):
+            per_token = cache.elements_per_token() * self._element_bytes(req)
+            return cache.kind, _whole(per_token * req.seq_len * req.batch), per_token, req.seq_len
+        if isinstance(cache, L.RecurrentState):
+            return cache.kind, req.batch * self._state_bytes(cache, req), Fraction(0), None
+        return cache.kind, 0, Fraction(0), None
+
+    def _element_bytes(self, req: Request) -> Fraction:
+        return _QUANTIZED.get(req.kv_dtype, DTYPE_BYTES[req.kv_dtype])
+
+    @staticmethod
+    def _state_bytes(cache: L.RecurrentState, req: Request) -> int:
+        channels = split_exact(cache.conv_channels, req.tp, "convolution channels")
+        ssm = prod(cache.ssm_shape) // cache.ssm_shape[0] * split_exact(cache.ssm_shape[0], req.tp, "state heads") if cache.ssm_shape else 0
+        conv = channels * cache.conv_kernel * DTYPE_BYTES[req.model_dtype]
+        return int(conv) + ssm * 4
+
+
+def _whole(value: Fraction) -> int:
+    """Bytes are whole: packed formats round up to a byte."""
+    return -(-value.numerator // value.denominator)
