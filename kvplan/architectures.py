@@ -7,7 +7,7 @@ decoder and the assumption is recorded in `ModelShape.assumptions`. Pure Python.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from kvplan import layers as L
@@ -225,16 +225,16 @@ def gpt_oss(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
 
 
 def falcon(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
-    """Falcon: `new_decoder_architecture` caches K/V for every query head (broadcast before caching);
-    `multi_query` (Falcon-7B) caches one KV head; otherwise MHA."""
+    """Falcon: `new_decoder_architecture` (Falcon-40B/180B, and every "RefinedWeb" config) has `num_kv_heads`
+    KV heads, which transformers broadcasts to all query heads before caching; `multi_query` (Falcon-7B)
+    caches one KV head; otherwise MHA."""
     heads = num_heads(cfg)
-    if cfg.get("new_decoder_architecture"):
-        kv = heads
-    elif cfg.get("multi_query", True):
-        kv = 1
+    if cfg.get("new_decoder_architecture", cfg.get("model_type") == "RefinedWeb"):
+        kv = positive_int(cfg, "num_kv_heads", "n_head_kv", default=heads)
+        layer = replace(attention(cfg, kv=kv), hf_cached_heads=heads)
     else:
-        kv = heads
-    return tuple((attention(cfg, kv=kv),) for _ in range(num_layers(cfg)))
+        layer = attention(cfg, kv=1 if cfg.get("multi_query", True) else heads)
+    return tuple((layer,) for _ in range(num_layers(cfg)))
 
 
 def gpt_bigcode(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
@@ -362,7 +362,7 @@ def model_shape(config: dict[str, Any]) -> ModelShape:
         layers=layer_caches,
         dtype=dtype,
         hidden_size=hidden_size(cfg),
-        num_attention_heads=num_heads(cfg),
+        num_attention_heads=positive_int(cfg, "num_attention_heads", "n_head", "n_heads", "num_heads", default=0),
         max_position_embeddings=positive_int(cfg, "max_position_embeddings", "n_positions", "seq_length",
                                              "max_sequence_length", default=None),
         assumptions=tuple(assumptions),

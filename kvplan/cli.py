@@ -75,6 +75,14 @@ def positive(label: str, text: str | None) -> int | None:
     return value
 
 
+def labelled(label: str, parse: Callable[[str], Any], text: str) -> Any:
+    """Run a parser, naming the option in its error."""
+    try:
+        return parse(text)
+    except UsageError as exc:
+        raise UsageError(f"{label}: {exc.message}", exc.hint) from None
+
+
 def choice(label: str, value: str, allowed: tuple[str, ...]) -> str:
     if value.lower() not in allowed:
         raise UsageError(f"unknown {label} {value!r}", hint="use one of: " + ", ".join(allowed))
@@ -150,7 +158,7 @@ def estimate(
     """
     from kvplan import api
 
-    lengths = parse_lengths(seq_len)
+    lengths = labelled("--seq-len", parse_lengths, seq_len)
     options = dict(
         batch=positive("--batch", batch), engine=engine, dtype=choice("--dtype", dtype, MODEL_DTYPE_CHOICES),
         kv_dtype=kv_dtype, tp=positive("--tp", tp), pp=positive("--pp", pp),
@@ -193,6 +201,40 @@ def models(json_out: JsonOpt = False) -> None:
     for r in rows:
         table.add_row(r["name"], r["model_type"], str(r["layers"]), ", ".join(render.KIND_LABELS.get(k, k) for k in r["kinds"]))
     render.stdout().print(table)
+
+
+profiles_app = typer.Typer(help="Hardware profiles (GPU memory, bandwidth, throughput) used for planning.",
+                            no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(profiles_app, name="profiles")
+ProfilesDirOpt = Annotated[Optional[str], typer.Option("--profiles-dir", help="A folder of extra profile YAML files "
+                                                       "(also $KVPLAN_PROFILES_DIR).", show_default=False)]
+
+
+@profiles_app.command("list")
+@handle_errors
+def profiles_list(profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> None:
+    """List the known hardware profiles: built-in, user and --profiles-dir ones."""
+    from kvplan.hardware import list_profiles
+
+    found = list_profiles(profiles_dir)
+    if json_out:
+        render.print_json([p.to_dict() for p in found])
+        return
+    render.profiles_table(found)
+
+
+@profiles_app.command("show")
+@handle_errors
+def profiles_show(profile: Annotated[str, typer.Argument(help="A profile id, alias or YAML path.")],
+                  profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> None:
+    """Show one hardware profile with the source of each figure."""
+    from kvplan.hardware import load_profile
+
+    found = load_profile(profile, profiles_dir=profiles_dir)
+    if json_out:
+        render.print_json(found.to_dict())
+        return
+    render.profile_card(found)
 
 
 def main() -> None:

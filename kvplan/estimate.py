@@ -128,8 +128,15 @@ def estimate_shape(
         kv_cache_bytes=tp * sum(stage_totals), kv_cache_bytes_per_gpu=stage_totals[fullest],
         bytes_per_token=_number(sum((Fraction(k.bytes_per_token) for k in kinds), Fraction(0))),
         bytes_per_token_per_gpu=_number(per_token_gpu), layers=tuple(kinds), naive_bytes=naive,
-        notes=shape.assumptions + _length_notes(shape, seq_len),
+        notes=shape.assumptions + _length_notes(shape, seq_len) + _engine_notes(eng.name, kinds, max_num_batched_tokens),
     )
+
+
+def _engine_notes(engine: str, kinds: list[KindEstimate], budget: int) -> tuple[str, ...]:
+    if engine == "vllm" and any(k.kind in ("sliding_window", "chunked_local") for k in kinds):
+        return (f"vLLM reserves window-1+max_num_batched_tokens ({budget}) tokens (+1 block) per sliding layer "
+                "and chunk+max_num_batched_tokens per chunked layer; set --max-num-batched-tokens to your engine's",)
+    return ()
 
 
 def _kinds(stages: list, fullest: int, tp: int) -> list[KindEstimate]:

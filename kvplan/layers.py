@@ -31,6 +31,7 @@ class Attention:
     head_dim_k: int
     head_dim_v: int
     window: int | None = None
+    hf_cached_heads: int | None = None  # transformers' Falcon broadcasts K/V to every query head before caching
 
     def elements_per_token(self, kv_heads: int | None = None) -> int:
         """K plus V elements one token adds to this layer (with `kv_heads` heads, default all)."""

@@ -97,3 +97,32 @@ def sweep_table(ests: list[Estimate]) -> None:
                       format_bytes(e.kv_cache_bytes_per_gpu), _fmt_per_token(e.bytes_per_token), f"[cyan]{bar}[/]")
     out.print(table)
     notes(tuple(dict.fromkeys(n for e in ests for n in e.notes)))
+
+
+def profiles_table(profiles: list) -> None:
+    table = Table(title=f"{len(profiles)} hardware profiles", title_justify="left")
+    for name, justify in (("id", "left"), ("name", "left"), ("memory", "right"), ("bandwidth", "right"),
+                          ("bf16 TFLOP/s", "right"), ("KV dtypes", "left")):
+        table.add_column(name, justify=justify)
+    for p in profiles:
+        bw = f"{p.memory_bandwidth_bytes_per_s / 1e12:.2f} TB/s" if p.memory_bandwidth_bytes_per_s else "-"
+        bf16 = (p.dense_tflops or {}).get("bf16")
+        table.add_row(p.id, p.name, f"{p.memory_gib:.2f} GiB", bw, "-" if bf16 is None else f"{bf16:g}",
+                      ", ".join(p.kv_cache_dtypes or ()))
+    stdout().print(table)
+
+
+def profile_card(p) -> None:
+    out = stdout()
+    out.print(f"[bold]{p.id}[/] · {p.name} ({p.vendor})")
+    out.print(f"memory: {p.memory_bytes:,} bytes ({p.memory_gib:.2f} GiB, as the runtime reports it)")
+    if p.memory_bandwidth_bytes_per_s:
+        out.print(f"bandwidth: {p.memory_bandwidth_bytes_per_s / 1e12:.2f} TB/s")
+    if p.dense_tflops:
+        out.print("dense TFLOP/s: " + ", ".join(f"{k} {v:g}" for k, v in p.dense_tflops.items() if v is not None))
+    if p.kv_cache_dtypes:
+        out.print("KV-cache dtypes: " + ", ".join(p.kv_cache_dtypes))
+    if p.aliases:
+        out.print("aliases: " + "; ".join(p.aliases))
+    for key, text in (p.sources or {}).items():
+        out.print(f"[dim]source of {key}: {text}[/]")

@@ -48,7 +48,7 @@ class TransformersEngine:
 
     def _layer(self, cache: L.Layer, req: Request) -> tuple[str, int, Fraction, int | None]:
         if isinstance(cache, L.Attention):
-            heads = kv_heads_per_rank(cache.num_kv_heads, req.tp)
+            heads = kv_heads_per_rank(cache.hf_cached_heads or cache.num_kv_heads, req.tp)
             per_token = cache.elements_per_token(heads) * self._element_bytes(req)
             tokens = window_tokens(cache, req.seq_len, (cache.window or 1) - 1)
             extra = _FP8_SCALE_BYTES_PER_LAYER if req.kv_dtype == "fp8_e4m3" else 0

@@ -1,0 +1,34 @@
+"""Planning commands must start without torch or transformers (they cost seconds to import)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import config_path
+
+HEAVY = ("torch", "transformers", "accelerate")
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sorted(sys.modules)))"],
+                         capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_estimate_command_imports_no_torch():
+    code = (
+        "from typer.testing import CliRunner\nfrom kvplan.cli import app\n"
+        f"r = CliRunner().invoke(app, ['estimate', {str(config_path('meta-llama__Llama-3.1-8B'))!r}, '--json'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        f"r = CliRunner().invoke(app, ['estimate', {str(config_path('deepseek-ai__DeepSeek-V3'))!r}, '-s', '1k..8k'])\n"
+        "assert r.exit_code == 0, r.output"
+    )
+    loaded = _modules_after(code)
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+def test_library_import_is_light():
+    loaded = _modules_after("import kvplan, kvplan.cli")
+    assert not loaded & set(HEAVY)
+    assert "huggingface_hub" not in loaded  # imported only on the Hub path
