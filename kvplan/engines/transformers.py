@@ -8,7 +8,8 @@ Rules, read from transformers 5.23 `cache_utils.py` and checked against real cac
   DeltaNet state in float32 whatever the model dtype;
 - `--kv-dtype fp8` is `QuantizedCache(backend="fp8")`: one byte per element plus two fp32 scales per layer;
   `int4` (quanto, 4 bits with an fp32 scale and zero point per 64 values: 5/8 byte per element) and `int8`
-  (hqq, 8 bits + the same: 9/8 byte); quantized caches exist only for models whose layers are all full attention.
+  (hqq, 8 bits + the same: 9/8 byte), as after a prefill: later decode tokens wait in a full-precision residual
+  of up to 128 tokens before being quantized; quantized caches exist only for all-full-attention models.
 A prefill longer than the window briefly pins all of its tokens until the next decode step (the kept part is
 a view); kvplan reports the steady state, which is what the tensors hold.
 """
