@@ -288,6 +288,16 @@ def _mamba2_state(cfg: dict) -> L.RecurrentState:
                             n_groups=groups, group_state=state)
 
 
+def mamba2(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Pure Mamba2 (`model_type` mamba2): num_heads x head_dim state heads, expand x hidden inner width."""
+    heads, d_head = positive_int(cfg, "num_heads"), positive_int(cfg, "head_dim")
+    inner = positive_int(cfg, "expand", default=2) * hidden_size(cfg)
+    groups, state = positive_int(cfg, "n_groups", default=1), positive_int(cfg, "state_size", default=128)
+    layer = L.RecurrentState("mamba2", inner + 2 * groups * state, positive_int(cfg, "conv_kernel", default=4),
+                             (heads, d_head, state), n_groups=groups, group_state=state)
+    return tuple((layer,) for _ in range(num_layers(cfg)))
+
+
 def bamba(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     """Bamba-style Mamba2 hybrids: attention on `attn_layer_indices`, Mamba2 elsewhere."""
     attn = set(cfg.get("attn_layer_indices") or [])
@@ -332,6 +342,7 @@ FAMILIES: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
     "chatglm": chatglm,
     **{t: mla for t in ("deepseek_v2", "deepseek_v3", "kimi_k2", "deepseek_v32")},
     "mamba": mamba,
+    "mamba2": mamba2,
     "jamba": jamba,
     "bamba": bamba,
     "falcon_h1": falcon_h1,

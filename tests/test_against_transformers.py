@@ -24,7 +24,7 @@ REAL = sorted(p.stem for p in CONFIGS.glob("*.json"))
 SYNTHETIC = sorted(f"synthetic/{p.stem}" for p in (CONFIGS / "synthetic").glob("*.json"))
 # Synthetic families kvplan does not model yet; each must fail loudly rather than be estimated wrong.
 NOT_MODELLED = {"synthetic/gemma3n_text", "synthetic/lfm2", "synthetic/minimax", "synthetic/nemotron_h",
-                "synthetic/zamba2", "synthetic/mamba2"}
+                "synthetic/zamba2"}
 
 
 def _lengths(shape) -> list[int]:
