@@ -27,12 +27,14 @@ def load(model: str | dict, *, revision: str | None = None, offline: bool | None
 def weights(loaded: LoadedConfig, dtype: str, *, offline: bool | None = None) -> tuple[int | None, str | None]:
     """Bytes of the weights and where the figure comes from: "safetensors" metadata, else "analytic"."""
     from kvplan import safetensors_meta
-    from kvplan.weights import weight_bytes
+    from kvplan.weights import assumed_family, weight_bytes
 
     if loaded.source != "dict":
         measured = safetensors_meta.safetensors_weight_bytes(loaded, offline=offline)
         if measured:
             return measured, "safetensors"
+    if assumed_family(loaded.config) is not None:
+        return None, None  # an unknown layout (e.g. Llama 4 MoE) would be counted wrongly: report unknown
     try:
         return weight_bytes(loaded.config, int(DTYPE_BYTES[dtype])), "analytic"
     except KvplanError:  # a config the analytic count cannot read: weights are optional in an estimate

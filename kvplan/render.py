@@ -76,6 +76,8 @@ def estimate_table(est: Estimate) -> None:
               + (f" ({_fmt_per_token(est.bytes_per_token_per_gpu)} on the fullest GPU)" if est.tp * est.pp > 1 else ""))
     if est.weights_bytes is not None:
         out.print(f"Weights: {format_bytes(est.weights_bytes)} ({est.weights_source})")
+    else:
+        out.print("Weights: unknown (no safetensors metadata, and no exact parameter count for this architecture)")
     out.print(f"Naive formula 2×layers×seq×hidden×batch×bytes: {format_bytes(est.naive_bytes)} "
               f"= [bold]{est.naive_ratio:.2f}×[/] this estimate")
     notes(est.notes)
@@ -126,3 +128,41 @@ def profile_card(p) -> None:
         out.print("aliases: " + "; ".join(p.aliases))
     for key, text in (p.sources or {}).items():
         out.print(f"[dim]source of {key}: {text}[/]")
+
+
+def recommendation_table(rec) -> None:
+    """A `kvplan recommend` result: the per-GPU budget, what it holds, and the serve command."""
+    out = stdout()
+    title = (f"{rec.model} on {rec.gpus} x {rec.gpu_profile} · {rec.engine} · TP {rec.tp} PP {rec.pp} · "
+             f"KV {rec.kv_dtype}")
+    budget = Table(title=title, title_justify="left")
+    budget.add_column("per GPU")
+    budget.add_column("bytes", justify="right")
+    budget.add_column("source", overflow="fold")
+    for term in rec.budget:
+        budget.add_row(term.name, format_bytes(term.bytes), term.source)
+    budget.add_row("[bold]KV cache[/]", f"[bold]{format_bytes(rec.available_kv_memory_bytes)}[/]", "")
+    out.print(budget)
+    table = Table(show_header=False)
+    table.add_column("")
+    table.add_column("", justify="right")
+    rows = [
+        ("KV cache tokens", f"{rec.kv_cache_tokens:,}"),
+        ("blocks x block size", f"{rec.num_blocks:,} x {rec.block_size}"),
+        ("max_model_len", f"{rec.max_model_len:,}"),
+        ("max concurrency at max_model_len", f"{rec.max_concurrency:g}x"),
+        ("largest max_model_len for one request", f"{rec.max_model_len_fit:,}"),
+        ("fits", "yes" if rec.fits else "[bold red]no[/]"),
+        ("max_num_seqs / max_num_batched_tokens", f"{rec.max_num_seqs} / {rec.max_num_batched_tokens}"),
+    ]
+    if rec.min_tp_to_fit is not None and not rec.fits:
+        rows.append(("smallest TP that fits", str(rec.min_tp_to_fit)))
+    if rec.fp8_kv:
+        f8 = rec.fp8_kv
+        rows.append(("with fp8 KV", f"{f8['kv_cache_tokens']:,} tokens, {f8['max_concurrency']:g}x, "
+                                    f"fits: {'yes' if f8['fits'] else 'no'}"))
+    for label, value in rows:
+        table.add_row(label, value)
+    out.print(table)
+    out.print(rec.flags.get(rec.engine, rec.flags["vllm"]), highlight=False, markup=False, soft_wrap=True)
+    notes(rec.notes)
