@@ -237,6 +237,61 @@ def profiles_show(profile: Annotated[str, typer.Argument(help="A profile id, ali
     render.profile_card(found)
 
 
+@app.command()
+@handle_errors
+def recommend(
+    model: ModelArg,
+    gpu_profile: Annotated[str, typer.Option("--gpu-profile", "-g", help="Hardware profile id, alias or YAML path "
+                                             "(see `kvplan profiles list`).", show_default=False)],
+    gpus: Annotated[str, typer.Option("--gpus", help="GPUs available (TP defaults to GPUs / PP).")] = "1",
+    engine: Annotated[str, typer.Option("--engine", "-e", help="vllm or sglang.")] = "vllm",
+    gpu_memory_utilization: Annotated[Optional[float], typer.Option(
+        "--gpu-memory-utilization", help="vLLM fraction of total memory (default 0.9); SGLang mem_fraction_static "
+        "(default: its heuristic).", show_default=False)] = None,
+    max_model_len: Annotated[Optional[str], typer.Option("--max-model-len", help="Tokens per request (default: the "
+                                                          "model's limit, capped at 128k).", show_default=False)] = None,
+    concurrency: Annotated[Optional[str], typer.Option("--concurrency", help="Requests of max_model_len that must fit "
+                                                        "at once.", show_default=False)] = None,
+    dtype: DtypeOpt = "auto",
+    kv_dtype: KvDtypeOpt = "auto",
+    tp: Annotated[Optional[str], typer.Option("--tp", help="Tensor-parallel size (default: GPUs / PP).",
+                                              show_default=False)] = None,
+    pp: PpOpt = "1",
+    block_size: BlockOpt = None,
+    kv_memory: Annotated[Optional[str], typer.Option("--kv-memory", help="KV memory per GPU (58.11GiB, 40GB), "
+                                                      "replacing the modelled budget.", show_default=False)] = None,
+    profiles_dir: ProfilesDirOpt = None,
+    offline: OfflineOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Plan serving: the KV budget a GPU leaves, its capacity, whether the model fits, and engine flags.
+
+    Examples:
+
+      kvplan recommend meta-llama/Llama-3.1-8B --gpu-profile h100-sxm-80gb
+
+      kvplan recommend google/gemma-2-9b-it -g h100 --kv-memory 54.12GiB --max-model-len 8k --json
+    """
+    from kvplan.recommend import recommend as plan
+    from kvplan.units import parse_size
+
+    rec = plan(
+        model, gpu_profile=gpu_profile, gpus=positive("--gpus", gpus), engine=engine,
+        gpu_memory_utilization=gpu_memory_utilization,
+        max_model_len=None if max_model_len is None else labelled("--max-model-len", parse_length, max_model_len),
+        concurrency=positive("--concurrency", concurrency), dtype=choice("--dtype", dtype, MODEL_DTYPE_CHOICES),
+        kv_dtype=kv_dtype, tp=positive("--tp", tp), pp=positive("--pp", pp),
+        block_size=positive("--block-size", block_size),
+        kv_memory=None if kv_memory is None else labelled("--kv-memory", parse_size, kv_memory),
+        profiles_dir=profiles_dir, offline=True if offline else None,
+    )
+    if json_out:
+        render.print_json(rec.to_dict())
+        render.notes(rec.notes)
+    else:
+        render.recommendation_table(rec)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -1,0 +1,89 @@
+"""How close kvplan's modelled vLLM KV budget is to the "Available KV cache memory" vLLM logged.
+
+For every vLLM case in tests/fixtures/calibration/engine_cases.yaml with gpu_memory_utilization, the logged
+total and available memory, and a fixture config for the model: run `recommend` with the case's GPU memory
+(a one-off profile with the logged total), utilization, TP/PP and max_model_len, and print kvplan's
+available KV memory next to the logged one. The logs are vLLM <= 0.19, which does not subtract a CUDA-graph
+estimate, so `cudagraph_profiling=False`. The weights are kvplan's analytic count for the config's dtype,
+so quantized checkpoints (fp8 / w4a16 / w8a8) are listed but marked: their weights are overcounted.
+
+    .venv/bin/python benchmarks/recommend_budget_error.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from test_calibration import _config_for  # noqa: E402  (the same model-id -> config mapping)
+
+from kvplan.errors import KvplanError  # noqa: E402
+from kvplan.recommend import recommend  # noqa: E402
+
+GIB = 2**30
+PROFILE = """id: {id}
+name: "{name}"
+vendor: generic
+generic: true
+aliases: []
+memory_bytes: {memory}
+memory_bandwidth_bytes_per_s: null
+dense_tflops: null
+kv_cache_dtypes: null
+interconnect: null
+sources: {{memory_bytes: "the case's logged total_gpu_memory"}}
+"""
+
+
+def main() -> None:
+    cases = yaml.safe_load((ROOT / "tests/fixtures/calibration/engine_cases.yaml").read_text())
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in cases:
+            r = case["reported"]
+            if case["engine"] != "vllm" or not (case.get("gpu_memory_utilization") and r.get("available_kv_cache_gib")
+                                                 and r.get("total_gpu_memory_gib")):
+                continue
+            config = _config_for(case)
+            if config is None:
+                print(f"skip {case['id']}: no fixture config for {case['model_id']}")
+                continue
+            path = Path(tmp) / f"{case['id']}.yaml"
+            path.write_text(PROFILE.format(id=case["id"], name=case["gpu_model"] or "gpu", memory=int(r["total_gpu_memory_gib"] * GIB)))
+            tp, pp = case["tensor_parallel_size"] or 1, case["pipeline_parallel_size"] or 1
+            try:
+                rec = recommend(config, gpu_profile=str(path), gpus=tp * pp, tp=tp, pp=pp,
+                                gpu_memory_utilization=case["gpu_memory_utilization"],
+                                max_model_len=case["max_model_len"], cudagraph_profiling=False)
+            except KvplanError as exc:
+                print(f"skip {case['id']}: {exc.message}")
+                continue
+            quantized = bool(case.get("quantization")) or "fp8" in (case["model_id"] or "").lower()
+            weights_ok = bool(r.get("weights_gib")) and abs(rec.weights_bytes / GIB / r["weights_gib"] - 1) < 0.05
+            rows.append((case["id"], rec.available_kv_memory_bytes / GIB, r["available_kv_cache_gib"], quantized,
+                         rec.weights_bytes / GIB, r.get("weights_gib"), weights_ok))
+    print(f"{'case':<66} {'kvplan':>8} {'logged':>8} {'error':>7}   weights kvplan/logged (GiB per GPU)")
+    for name, ours, logged, quantized, w_ours, w_logged, _ in rows:
+        mark = "  quantized checkpoint" if quantized else ""
+        w_text = f"{w_ours:7.2f} / {w_logged:.2f}" if w_logged else f"{w_ours:7.2f} / -"
+        print(f"{name:<66} {ours:8.2f} {logged:8.2f} {ours - logged:+7.2f}   {w_text}{mark}")
+    # errors in the weights (quantized checkpoints, models whose analytic count misses experts) dominate where
+    # present; the last line isolates the overhead model (activation peak, non-torch memory)
+    for label, subset in (("all", rows), ("unquantized", [x for x in rows if not x[3]]),
+                          ("weights within 5% of the log", [x for x in rows if x[6]])):
+        errors = [abs(ours - logged) for _, ours, logged, *_ in subset]
+        if errors:
+            worst = max(subset, key=lambda x: abs(x[1] - x[2]))
+            print(f"{label}: {len(errors)} cases, median |error| {statistics.median(errors):.2f} GiB, "
+                  f"worst {max(errors):.2f} GiB ({worst[0]})")
+
+
+if __name__ == "__main__":
+    main()
