@@ -53,7 +53,7 @@ def num_heads(cfg: dict) -> int:
 
 
 def hidden_size(cfg: dict) -> int:
-    return positive_int(cfg, "hidden_size", "n_embd", "d_model", "dim")
+    return positive_int(cfg, "hidden_size", "n_embd", "n_embed", "d_model", "dim")
 
 
 def num_kv_heads(cfg: dict) -> int:

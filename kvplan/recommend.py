@@ -20,11 +20,12 @@ Budget model for vLLM (per GPU), each term reported with its source:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from math import floor
 from typing import Any
 
 from kvplan.architectures import ModelShape, model_shape
+from kvplan.config_fields import first, text_config
 from kvplan.engines import Request, pipeline_stages
 from kvplan.engines.vllm import Capacity, capacity, scheduler_defaults
 from kvplan.errors import KvplanError, UsageError
@@ -98,15 +99,9 @@ class Recommendation:
 
 # ------------------------------------------------------------------------------------------- budget terms
 
-def _text_config(config: dict) -> dict:
-    text = config.get("text_config")
-    return {**config, **text} if isinstance(text, dict) else config
-
-
 def activation_peak_bytes(config: dict, shape: ModelShape, max_num_batched_tokens: int, max_num_seqs: int) -> int:
     """vLLM's profiled torch activation peak: sampler logits over max_num_seqs rows + forward activations."""
-    text = _text_config(config)
-    vocab = int(text.get("vocab_size") or config.get("vocab_size") or 32000)
+    vocab = int(first(text_config(config), "vocab_size", "padded_vocab_size", default=32000))
     sampler = SAMPLER_BYTES_PER_SEQ_VOCAB * max_num_seqs * vocab
     forward = FORWARD_BYTES_PER_TOKEN_HIDDEN * max_num_batched_tokens * shape.hidden_size
     return int(sampler + forward + ACTIVATION_FLOOR)
@@ -187,8 +182,7 @@ def _sglang_fit(shape, req: Request, available: int, limit: int) -> _Fit:
 
 
 def _with_len(req: Request, n: int) -> Request:
-    return Request(n, req.batch, req.kv_dtype, req.model_dtype, req.tp, req.pp, req.block_size,
-                   req.max_num_batched_tokens)
+    return replace(req, seq_len=n)
 
 
 def _largest(fits, limit: int) -> int:

@@ -38,6 +38,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, NamedTuple
 
+from kvplan import architectures as arch
 from kvplan.config_fields import first, positive_int, text_config
 from kvplan.errors import ConfigError, UnsupportedArchitecture, UsageError
 
@@ -128,15 +129,14 @@ class Opts:
 
 def _resolve(spec: Spec, raw: dict[str, Any]) -> Opts:
     cfg = {**spec.defaults, **{k: v for k, v in raw.items() if v is not None}}
-    hidden = positive_int(cfg, "hidden_size", "n_embd", "n_embed", "d_model")
-    heads = positive_int(cfg, "num_attention_heads", "n_head", "n_heads")
+    hidden, heads = arch.hidden_size(cfg), arch.num_heads(cfg)
     head_dim = hidden // heads
     if spec.honour_head_dim:
         head_dim = positive_int(cfg, "head_dim", default=head_dim)
     return Opts(
         spec=spec, cfg=cfg, hidden=hidden, heads=heads, head_dim=head_dim,
-        layers=positive_int(cfg, "num_hidden_layers", "num_layers", "n_layer", "n_layers"),
-        kv_heads=positive_int(cfg, "num_key_value_heads", "n_head_kv", "num_kv_heads", default=heads),
+        layers=arch.num_layers(cfg),
+        kv_heads=arch.num_kv_heads(cfg),
         vocab=positive_int(cfg, "vocab_size", "padded_vocab_size"),
         tie=bool(first(cfg, "tie_word_embeddings", default=spec.tie)),
     )
