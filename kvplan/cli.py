@@ -301,4 +301,4 @@ def main() -> None:
         sys.exit(130)
 
 
-__all__ = ["app", "main", "parse_length"]
+__all__ = ["app", "main"]
