@@ -4,7 +4,8 @@ For every vLLM case in tests/fixtures/calibration/engine_cases.yaml with gpu_mem
 total and available memory, and a fixture config for the model: run `recommend` with the case's GPU memory
 (a one-off profile with the logged total), utilization, TP/PP and max_model_len, and print kvplan's
 available KV memory next to the logged one. The logs are vLLM <= 0.19, which does not subtract a CUDA-graph
-estimate, so `cudagraph_profiling=False`. The weights are kvplan's analytic count for the config's dtype,
+estimate, so `cudagraph_profiling=False`; the case's `engine_version` (when recorded) selects version-dependent
+terms (vLLM <= 0.11's heavier dummy sampler run). The weights are kvplan's analytic count for the config's dtype,
 so quantized checkpoints (fp8 / w4a16 / w8a8) are listed but marked: their weights are overcounted.
 
     .venv/bin/python benchmarks/recommend_budget_error.py
@@ -61,7 +62,8 @@ def main() -> None:
             try:
                 rec = recommend(config, gpu_profile=str(path), gpus=tp * pp, tp=tp, pp=pp,
                                 gpu_memory_utilization=case["gpu_memory_utilization"],
-                                max_model_len=case["max_model_len"], cudagraph_profiling=False)
+                                max_model_len=case["max_model_len"], cudagraph_profiling=False,
+                                vllm_version=case.get("engine_version"))
             except KvplanError as exc:
                 print(f"skip {case['id']}: {exc.message}")
                 continue
@@ -79,10 +81,11 @@ def main() -> None:
     for label, subset in (("all", rows), ("unquantized", [x for x in rows if not x[3]]),
                           ("weights within 5% of the log", [x for x in rows if x[6]])):
         errors = [abs(ours - logged) for _, ours, logged, *_ in subset]
+        relative = [abs(ours - logged) / logged for _, ours, logged, *_ in subset]
         if errors:
             worst = max(subset, key=lambda x: abs(x[1] - x[2]))
-            print(f"{label}: {len(errors)} cases, median |error| {statistics.median(errors):.2f} GiB, "
-                  f"worst {max(errors):.2f} GiB ({worst[0]})")
+            print(f"{label}: {len(errors)} cases, median |error| {statistics.median(errors):.2f} GiB "
+                  f"({100 * statistics.median(relative):.1f} %), worst {max(errors):.2f} GiB ({worst[0]})")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from kvplan.architectures import ModelShape, model_shape
 from kvplan.engines import Request, get_engine, pipeline_stages
 from kvplan.engines.naive import NaiveEngine
 from kvplan.errors import UsageError
-from kvplan.units import canonical_dtype, short_dtype
+from kvplan.units import GGML_BLOCK_TYPES, canonical_dtype, short_dtype
 
 SCHEMA = "kvplan.estimate/1"
 
@@ -105,16 +105,21 @@ def estimate_shape(
     pp: int = 1,
     block_size: int | None = None,
     max_num_batched_tokens: int = 8192,
+    n_ubatch: int = 512,
 ) -> Estimate:
-    """Size the KV cache of an already-read ModelShape. See `estimate` for the arguments."""
+    """Size the KV cache of an already-read ModelShape. See `estimate` for the arguments.
+
+    For llama.cpp (`engine="llamacpp"`), `batch` is the `-np` slots, `seq_len` the tokens of one slot (so
+    `-c = seq_len x batch`), `kv_dtype="auto"` is its f16 default and `n_ubatch` its `-ub`."""
     for label, value in (("--seq-len", seq_len), ("--batch", batch), ("--tp", tp), ("--pp", pp),
-                         ("--max-num-batched-tokens", max_num_batched_tokens)):
+                         ("--max-num-batched-tokens", max_num_batched_tokens), ("--ubatch", n_ubatch)):
         check_positive(label, value)
     if block_size is not None:
         check_positive("--block-size", block_size)
     model_dtype, kv = resolve_dtypes(shape, dtype, kv_dtype)
     eng = get_engine(engine, shape)
-    req = Request(seq_len, batch, kv, model_dtype, tp, pp, block_size, max_num_batched_tokens)
+    kv = engine_kv_dtype(eng.name, kv_dtype, kv)
+    req = Request(seq_len, batch, kv, model_dtype, tp, pp, block_size, max_num_batched_tokens, n_ubatch)
     stages = [eng.stage_costs([c for i in rng for c in shape.layers[i]], req) for rng in pipeline_stages(shape.num_layers, pp)]
     stage_totals = [sum(c.bytes for c in costs) for costs in stages]
     fullest = stage_totals.index(max(stage_totals))
@@ -128,8 +133,20 @@ def estimate_shape(
         kv_cache_bytes=tp * sum(stage_totals), kv_cache_bytes_per_gpu=stage_totals[fullest],
         bytes_per_token=_number(sum((Fraction(k.bytes_per_token) for k in kinds), Fraction(0))),
         bytes_per_token_per_gpu=_number(per_token_gpu), layers=tuple(kinds), naive_bytes=naive,
-        notes=shape.assumptions + _length_notes(shape, seq_len) + _engine_notes(eng.name, kinds, max_num_batched_tokens),
+        notes=shape.assumptions + _length_notes(shape, seq_len) + _engine_notes(eng.name, kinds, max_num_batched_tokens)
+        + _llamacpp_notes(eng, shape, seq_len, batch),
     )
+
+
+def engine_kv_dtype(engine: str, requested: str | None, resolved: str) -> str:
+    """The KV dtype an engine really uses: llama.cpp's `auto` is f16 (`--cache-type-k` default), whatever the
+    model dtype; ggml block types (q8_0, q4_0, ...) exist only in llama.cpp (and the naive formula)."""
+    if engine == "llamacpp" and requested in (None, "auto"):
+        return "float16"
+    if resolved in GGML_BLOCK_TYPES and engine not in ("llamacpp", "naive"):
+        raise UsageError(f"--kv-dtype {resolved} is a llama.cpp (ggml) cache type; {engine} does not store it",
+                         hint="use --engine llamacpp, or fp8 / int8 for this engine")
+    return resolved
 
 
 def _engine_notes(engine: str, kinds: list[KindEstimate], budget: int) -> tuple[str, ...]:
@@ -137,6 +154,18 @@ def _engine_notes(engine: str, kinds: list[KindEstimate], budget: int) -> tuple[
         return (f"vLLM reserves window-1+max_num_batched_tokens ({budget}) tokens (+1 block) per sliding layer "
                 "and chunk+max_num_batched_tokens per chunked layer; set --max-num-batched-tokens to your engine's",)
     return ()
+
+
+def _llamacpp_notes(eng, shape: ModelShape, seq_len: int, batch: int) -> tuple[str, ...]:
+    if eng.name != "llamacpp":
+        return ()
+    from kvplan.engines.llamacpp import cells_per_stream
+
+    notes = [f"llama.cpp: -c {seq_len * batch} -np {batch} gives {cells_per_stream(seq_len, batch)} cells per slot "
+             "(n_ctx padded to 256)"]
+    if not eng.swa and any(c.kind in ("sliding_window", "chunked_local") for c in shape.caches()):
+        notes.append(f"llama.cpp has no sliding-window cache for {shape.model_type}: every token is cached")
+    return tuple(notes)
 
 
 def _kinds(stages: list, fullest: int, tp: int) -> list[KindEstimate]:

@@ -16,6 +16,24 @@ Budget model for vLLM (per GPU), each term reported with its source:
   estimate only from v0.21 (`VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`); pass `cudagraph_profiling=False`
   to follow older versions, whose logged "Available KV cache memory" does not include it.
 `kv_memory` replaces the whole budget (vLLM's `--kv-cache-memory-bytes`).
+
+vLLM <= 0.11 profiled a heavier sampler: its logged activation peaks (Llama-3.1-8B 4.76, Qwen3-0.6B 5.56,
+Qwen3-32B 5.64 GiB at max_num_seqs 1024, llm-d empirical logs in tests/fixtures/calibration) are 38.4-38.9 bytes
+per (sequence x vocab entry) for models from 0.6B to 32B: the dummy sampler run, not the forward pass, sets the
+peak. Pass `vllm_version="0.11"` (or older) to use 39 B instead of 15 B.
+
+Other engines (kvplan notes section 2, each term's source printed):
+- llama.cpp: device memory - weights (the GGUF: pass `weights_bytes` for a quantized file) - compute buffer
+  (n_ubatch x (n_vocab + n_embd) x 4 B: the f32 logits and hidden state of the worst-case micro-batch; this
+  reproduces logged CUDA compute buffers exactly: Qwen2.5-Coder-7B 304.00 MiB, gpt-oss-20b 398.38 MiB, at
+  n_ubatch 512) - the 1024 MiB `--fit` keeps free per device (llama.cpp PR #16653). The KV fit gives n_ctx
+  and `-np`: `-c` is the total context of all slots.
+- TensorRT-LLM: free_gpu_memory_fraction (0.9) x (memory - weights - runtime buffers), its KvCacheConfig rule;
+  the runtime buffers (execution context, runtime buffers, decoder) depend on the engine build and are scaled
+  from the one logged build (TensorRT-LLM #1188: 9.18 GiB for Qwen2.5-Coder-0.5B, vocab 151936) by vocab:
+  an approximation, printed as such; the CUDA context is not modelled.
+- LightLLM: total x mem_fraction (0.9, `--mem_fraction`) - weights / tp, divided by its per-token cell
+  (2 x kv heads per rank x head_dim x layers x dtype, `mem_manager.py`) = `--max_total_token_num`.
 """
 
 from __future__ import annotations
@@ -29,18 +47,31 @@ from kvplan.config_fields import first, text_config
 from kvplan.engines import Request, pipeline_stages
 from kvplan.engines.vllm import Capacity, capacity, scheduler_defaults
 from kvplan.errors import KvplanError, UsageError
-from kvplan.estimate import check_positive, estimate_shape, resolve_dtypes
-from kvplan.units import parse_size, short_dtype
+from kvplan.engines.llamacpp import DEFAULT_UBATCH, cache_type_flags
+from kvplan.engines.tensorrt_llm import FREE_GPU_MEMORY_FRACTION
+from kvplan.estimate import check_positive, engine_kv_dtype, estimate_shape, resolve_dtypes
+from kvplan.units import GGML_BLOCK_TYPES, parse_size, short_dtype
 
 SCHEMA = "kvplan.recommend/1"
 GIB = 2**30
 MIB = 2**20
 DEFAULT_MAX_MODEL_LEN_CAP = 131072
 TP_CHOICES = (1, 2, 4, 8)
-SUPPORTED_ENGINES = ("vllm", "sglang")
+SUPPORTED_ENGINES = ("vllm", "sglang", "llamacpp", "tensorrt-llm", "lightllm")
+ENGINE_ALIASES = {"llama.cpp": "llamacpp", "llama-cpp": "llamacpp", "trtllm": "tensorrt-llm",
+                  "trt-llm": "tensorrt-llm", "tensorrt_llm": "tensorrt-llm"}
+# the key of each engine's command in Recommendation.flags
+FLAG_KEYS = {"vllm": "vllm", "sglang": "sglang", "llamacpp": "llama.cpp", "tensorrt-llm": "tensorrt-llm",
+             "lightllm": "lightllm"}
 
 # activation-peak mechanism (see the module docstring)
 SAMPLER_BYTES_PER_SEQ_VOCAB = 15.0
+SAMPLER_BYTES_PER_SEQ_VOCAB_V011 = 39.0  # vLLM <= 0.11 (module docstring)
+# llama.cpp
+LLAMACPP_FIT_MARGIN = 1024 * MIB  # --fit target margin per device (PR #16653)
+# TensorRT-LLM: execution context 773.51 MiB + runtime buffers 2.66 GiB + decoder 5.76 GiB for vocab 151936
+TRTLLM_RUNTIME_BYTES_PER_VOCAB = (773.51 * MIB + (2.66 + 5.76) * GIB) / 151936
+LIGHTLLM_MEM_FRACTION = 0.9  # lightllm/server/api_cli.py --mem_fraction default
 FORWARD_BYTES_PER_TOKEN_HIDDEN = 1.1
 ACTIVATION_FLOOR = 32 * MIB
 NON_TORCH_TP1 = int(0.25 * GIB)
@@ -89,20 +120,40 @@ class Recommendation:
     fp8_kv: dict[str, Any] | None = None
     min_tp_to_fit: int | None = None
     notes: tuple[str, ...] = field(default=())
+    throughput_bounds: tuple[dict[str, Any], ...] = field(default=())
+    prefill_tokens_per_s_upper_bound: float | None = None
+    throughput_assumptions: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["budget"] = [asdict(t) for t in self.budget]
         data["notes"] = list(self.notes)
+        data["throughput_bounds"] = [dict(row) for row in self.throughput_bounds]
+        data["throughput_assumptions"] = list(self.throughput_assumptions)
         return {"schema": SCHEMA, **data}
 
 
 # ------------------------------------------------------------------------------------------- budget terms
 
-def activation_peak_bytes(config: dict, shape: ModelShape, max_num_batched_tokens: int, max_num_seqs: int) -> int:
+def vocab_size(config: dict) -> int:
+    return int(first(text_config(config), "vocab_size", "padded_vocab_size", default=32000))
+
+
+def sampler_bytes_per_entry(vllm_version: str | None) -> float:
+    """Bytes per (sequence x vocab entry) of vLLM's dummy sampler run: 39 up to 0.11, 15 from 0.19 (unknown: 15)."""
+    if vllm_version:
+        parts = [int(p) if p.isdigit() else 0 for p in str(vllm_version).lstrip("v").split(".")[:2]]
+        major, minor = (parts + [0, 0])[:2]
+        if (major, minor) <= (0, 11):
+            return SAMPLER_BYTES_PER_SEQ_VOCAB_V011
+    return SAMPLER_BYTES_PER_SEQ_VOCAB
+
+
+def activation_peak_bytes(config: dict, shape: ModelShape, max_num_batched_tokens: int, max_num_seqs: int,
+                          vllm_version: str | None = None) -> int:
     """vLLM's profiled torch activation peak: sampler logits over max_num_seqs rows + forward activations."""
-    vocab = int(first(text_config(config), "vocab_size", "padded_vocab_size", default=32000))
-    sampler = SAMPLER_BYTES_PER_SEQ_VOCAB * max_num_seqs * vocab
+    vocab = vocab_size(config)
+    sampler = sampler_bytes_per_entry(vllm_version) * max_num_seqs * vocab
     forward = FORWARD_BYTES_PER_TOKEN_HIDDEN * max_num_batched_tokens * shape.hidden_size
     return int(sampler + forward + ACTIVATION_FLOOR)
 
@@ -165,22 +216,6 @@ def _vllm_fit(shape, caches, req: Request, available: int, limit: int) -> _Fit:
                 _largest(fits, limit), cap.blocks_per_request <= cap.num_blocks)
 
 
-def _sglang_fit(shape, req: Request, available: int, limit: int) -> _Fit:
-    avail = max(0, available)
-
-    def per_request(n: int) -> int:
-        return estimate_shape(shape, engine="sglang", seq_len=n, dtype=req.model_dtype, kv_dtype=req.kv_dtype,
-                              tp=req.tp, pp=req.pp).kv_cache_bytes_per_gpu
-
-    est = estimate_shape(shape, engine="sglang", seq_len=req.seq_len, dtype=req.model_dtype, kv_dtype=req.kv_dtype,
-                         tp=req.tp, pp=req.pp)
-    per_token = est.bytes_per_token_per_gpu or (est.kv_cache_bytes_per_gpu / req.seq_len)
-    tokens = int(avail // per_token) if per_token else 0
-    need = est.kv_cache_bytes_per_gpu
-    concurrency = avail / need if need else float("inf")
-    return _Fit(avail, tokens, tokens, 1, concurrency, _largest(lambda n: per_request(n) <= avail, limit), need <= avail)
-
-
 def _with_len(req: Request, n: int) -> Request:
     return replace(req, seq_len=n)
 
@@ -199,11 +234,46 @@ def _largest(fits, limit: int) -> int:
     return lo
 
 
+def llamacpp_compute_buffer_bytes(config: dict, shape: ModelShape, n_ubatch: int) -> int:
+    """The compute buffer llama.cpp reserves on the GPU holding the output layer: f32 logits and hidden state of
+    one worst-case micro-batch, n_ubatch x (n_vocab + n_embd) x 4 bytes (module docstring)."""
+    return n_ubatch * (vocab_size(config) + shape.hidden_size) * 4
+
+
+def trtllm_runtime_bytes(config: dict) -> int:
+    return int(TRTLLM_RUNTIME_BYTES_PER_VOCAB * vocab_size(config))
+
+
 def _budget(engine, config, shape, profile, *, tp, pp, util, weights, layers_on_gpu, mnbt, max_num_seqs,
-            kv_memory, cudagraph_profiling) -> tuple[list[BudgetTerm], int]:
+            kv_memory, cudagraph_profiling, n_ubatch=DEFAULT_UBATCH, vllm_version=None) -> tuple[list[BudgetTerm], int]:
     if kv_memory is not None:
         return [BudgetTerm("kv_memory", kv_memory, "--kv-memory (replaces the whole budget)")], kv_memory
     weights_gpu = weights // (tp * pp)
+    if engine == "llamacpp":
+        terms = [BudgetTerm("total", profile.memory_bytes, f"{profile.id} memory"),
+                 BudgetTerm("weights", -weights_gpu, f"GGUF weights / {pp} GPU(s) (layer split)"),
+                 BudgetTerm("compute_buffer", -llamacpp_compute_buffer_bytes(config, shape, n_ubatch),
+                            f"n_ubatch {n_ubatch} x (n_vocab + n_embd) x 4 B (f32 logits + hidden; matches logged "
+                            "CUDA compute buffers exactly)"),
+                 BudgetTerm("fit_margin", -LLAMACPP_FIT_MARGIN, "llama.cpp --fit keeps 1024 MiB free per device "
+                            "(PR #16653); the CUDA context is not modelled")]
+        return terms, sum(t.bytes for t in terms)
+    if engine == "tensorrt-llm":
+        runtime = trtllm_runtime_bytes(config)
+        free = profile.memory_bytes - weights_gpu - runtime
+        kept = int(max(0, free) * util)
+        terms = [BudgetTerm("total", profile.memory_bytes, f"{profile.id} memory"),
+                 BudgetTerm("weights", -weights_gpu, f"engine weights / (tp x pp) = / {tp * pp}"),
+                 BudgetTerm("runtime_buffers", -runtime, "execution context + runtime + decoder buffers: 9.18 GiB "
+                            "logged for a vocab-151936 build (TensorRT-LLM #1188), scaled by vocab; approximation"),
+                 BudgetTerm("free_fraction", kept - max(0, free),
+                            f"keeps (1 - free_gpu_memory_fraction {util}) of the memory free after loading")]
+        return terms, kept
+    if engine == "lightllm":
+        usable = int(profile.memory_bytes * util)
+        terms = [BudgetTerm("total_x_mem_fraction", usable, f"{profile.id} memory x mem_fraction {util}"),
+                 BudgetTerm("weights", -weights_gpu, f"weights / tp = / {tp * pp}")]
+        return terms, usable - weights_gpu
     if engine == "sglang":
         usable = int(profile.memory_bytes * util)
         terms = [BudgetTerm("total_x_mem_fraction_static", usable,
@@ -213,8 +283,9 @@ def _budget(engine, config, shape, profile, *, tp, pp, util, weights, layers_on_
     terms = [
         BudgetTerm("total_x_utilization", int(profile.memory_bytes * util), f"{profile.id} memory x {util}"),
         BudgetTerm("weights", -weights_gpu, f"weights / (tp x pp) = / {tp * pp}"),
-        BudgetTerm("activation_peak", -activation_peak_bytes(config, shape, mnbt, max_num_seqs),
-                   f"15 B x max_num_seqs {max_num_seqs} x vocab + 1.1 B x {mnbt} tokens x hidden + 32 MiB; {_LOGS}"),
+        BudgetTerm("activation_peak", -activation_peak_bytes(config, shape, mnbt, max_num_seqs, vllm_version),
+                   f"{sampler_bytes_per_entry(vllm_version):g} B x max_num_seqs {max_num_seqs} x vocab + 1.1 B x {mnbt} "
+                   f"tokens x hidden + 32 MiB; {_LOGS}" + (f"; sampler of vLLM {vllm_version}" if vllm_version else "")),
         BudgetTerm("non_torch", -non_torch_bytes(tp), f"0.25 GiB at TP 1, 2.1 GiB at TP > 1; {_LOGS}"),
     ]
     if cudagraph_profiling:
@@ -242,22 +313,39 @@ def recommend(
     profiles_dir: str | None = None,
     cudagraph_profiling: bool = True,
     offline: bool | None = None,
+    weights_bytes: int | str | None = None,
+    n_ubatch: int = DEFAULT_UBATCH,
+    vllm_version: str | None = None,
 ) -> Recommendation:
-    """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, and engine flags.
+    """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
-    gpu_memory_utilization: vLLM's fraction of total memory (default 0.9); for SGLang its mem_fraction_static
-    (default: SGLang's own heuristic). tp defaults to gpus // pp. kv_memory (bytes or "58.11GiB") replaces
-    the modelled budget. max_model_len defaults to the model's max_position_embeddings capped at 131072.
+    engine: vllm, sglang, llamacpp (alias llama.cpp), tensorrt-llm, lightllm. gpu_memory_utilization: vLLM's
+    fraction of total memory (default 0.9); SGLang's mem_fraction_static (default: SGLang's heuristic);
+    TensorRT-LLM's free_gpu_memory_fraction (0.9); LightLLM's mem_fraction (0.9); unused by llama.cpp.
+    tp defaults to gpus // pp (llama.cpp: 1, with layers split over pp GPUs). kv_memory (bytes or "58.11GiB")
+    replaces the modelled budget; weights_bytes (e.g. a GGUF's file size) replaces the counted weights (whole
+    model). max_model_len defaults to the model's max_position_embeddings capped at 131072. n_ubatch is
+    llama.cpp's `-ub`; vllm_version selects version-dependent profiling terms (module docstring).
     """
     from kvplan import api
     from kvplan.hardware import load_profile
 
     engine = engine.strip().lower()
+    engine = ENGINE_ALIASES.get(engine, engine)
     if engine not in SUPPORTED_ENGINES:
-        raise UsageError("recommend supports vllm and sglang for now", hint="use --engine vllm or --engine sglang")
+        raise UsageError(f"recommend supports {', '.join(SUPPORTED_ENGINES)}; not {engine!r}",
+                         hint="use --engine vllm, sglang, llamacpp, tensorrt-llm or lightllm (TGI and Xinference: "
+                              "their flags are printed with every plan, without a budget model)")
     profile = load_profile(gpu_profile, profiles_dir=profiles_dir)
     check_positive("--gpus", gpus)
     check_positive("--pp", pp)
+    check_positive("--ubatch", n_ubatch)
+    if engine == "llamacpp":
+        if tp not in (None, 1):
+            raise UsageError("llama.cpp has no tensor parallelism: it splits whole layers across GPUs",
+                             hint="use --pp N for a layer split over N GPUs")
+        tp = 1
+        pp = pp if pp > 1 else gpus
     tp = tp if tp is not None else max(1, gpus // pp)
     check_positive("--tp", tp)
     if tp * pp > gpus:
@@ -275,30 +363,35 @@ def recommend(
     config = loaded.config
     shape = model_shape(config)
     model_dtype, kv = resolve_dtypes(shape, dtype, kv_dtype)
-    weights, weights_source = api.weights(loaded, model_dtype, offline=offline)
+    kv = engine_kv_dtype(engine, kv_dtype, kv)
+    if weights_bytes is not None:
+        weights, weights_source = parse_size(weights_bytes), "--weights-bytes"
+    else:
+        weights, weights_source = api.weights(loaded, model_dtype, offline=offline)
     if weights is None and kv_bytes is None:
-        raise UsageError("cannot count this model's weights", hint="pass --kv-memory SIZE")
+        raise UsageError("cannot count this model's weights", hint="pass --kv-memory SIZE or --weights-bytes SIZE")
 
     default_mnbt, default_seqs = scheduler_defaults(profile.memory_bytes, profile.name)
     mnbt = max_num_batched_tokens or default_mnbt
     limit = shape.max_position_embeddings or DEFAULT_MAX_MODEL_LEN_CAP
     seq_len = max_model_len or min(limit, DEFAULT_MAX_MODEL_LEN_CAP)
     search_limit = max(seq_len, limit)
-    if engine == "sglang":
-        util = gpu_memory_utilization or sglang_mem_fraction_static(profile.memory_bytes, tp, pp)
-    else:
-        util = gpu_memory_utilization or 0.9
+    util = _utilization(engine, gpu_memory_utilization, profile.memory_bytes, tp, pp)
     notes: list[str] = list(shape.assumptions)
+    if engine == "llamacpp" and weights_source != "--weights-bytes":
+        notes.append(f"weights counted at {short_dtype(model_dtype)}; a quantized GGUF is smaller: pass --weights-bytes "
+                     "with its file size")
 
     def plan(tp_: int, kv_dtype_: str) -> tuple[list[BudgetTerm], _Fit]:
         caches, layers_on_gpu = _stage_caches(shape, pp)
         terms, available = _budget(engine, config, shape, profile, tp=tp_, pp=pp, util=util, weights=weights or 0,
                                    layers_on_gpu=layers_on_gpu, mnbt=mnbt, max_num_seqs=default_seqs,
-                                   kv_memory=kv_bytes, cudagraph_profiling=cudagraph_profiling)
-        req = Request(seq_len, 1, kv_dtype_, model_dtype, tp_, pp, block_size, mnbt)
-        if engine == "sglang":
-            return terms, _sglang_fit(shape, req, available, search_limit)
-        return terms, _vllm_fit(shape, caches, req, available, search_limit)
+                                   kv_memory=kv_bytes, cudagraph_profiling=cudagraph_profiling, n_ubatch=n_ubatch,
+                                   vllm_version=vllm_version)
+        req = Request(seq_len, 1, kv_dtype_, model_dtype, tp_, pp, block_size, mnbt, n_ubatch)
+        if engine == "vllm":
+            return terms, _vllm_fit(shape, caches, req, available, search_limit)
+        return terms, _per_token_fit(shape, _estimate_engine(engine), req, available, search_limit)
 
     def ok(fit: _Fit) -> bool:
         return fit.fits_one and (concurrency is None or fit.concurrency >= concurrency)
@@ -307,17 +400,22 @@ def recommend(
     fits = ok(fit)
 
     fp8 = None
-    if profile.kv_cache_dtypes and "fp8" in profile.kv_cache_dtypes and not kv.startswith("fp8"):
+    alt = "q8_0" if engine == "llamacpp" else "fp8_e4m3"
+    if engine == "llamacpp":
+        want = kv not in GGML_BLOCK_TYPES
+    else:
+        want = bool(profile.kv_cache_dtypes and "fp8" in profile.kv_cache_dtypes and not kv.startswith("fp8"))
+    if want:
         try:
-            _, f8 = plan(tp, "fp8_e4m3")
-            fp8 = {"kv_dtype": "fp8", "kv_cache_tokens": f8.tokens, "num_blocks": f8.blocks,
-                   "max_concurrency": round(f8.concurrency, 2), "max_model_len_fit": f8.fit_len, "fits": ok(f8),
-                   "changes_answer": ok(f8) != fits}
+            _, f8 = plan(tp, alt)
+            fp8 = {"kv_dtype": "q8_0" if engine == "llamacpp" else "fp8", "kv_cache_tokens": f8.tokens,
+                   "num_blocks": f8.blocks, "max_concurrency": round(f8.concurrency, 2), "max_model_len_fit": f8.fit_len,
+                   "fits": ok(f8), "changes_answer": ok(f8) != fits}
         except KvplanError:
             fp8 = None
 
     min_tp = None
-    if not fits:
+    if not fits and engine != "llamacpp":
         for candidate in TP_CHOICES:
             try:
                 if ok(plan(candidate, kv)[1]):
@@ -325,28 +423,113 @@ def recommend(
                     break
             except KvplanError:
                 continue
+    if not fits:
         if fit.available == 0:
             notes.append("the weights and overheads leave no memory for the KV cache on this GPU")
         if kv_bytes is None and min_tp and min_tp * pp > gpus:
             notes.append(f"--tp {min_tp} would fit (needs {min_tp * pp} GPUs)")
 
-    max_num_seqs = max(1, min(floor(fit.concurrency), default_seqs)) if fit.concurrency != float("inf") else default_seqs
+    cap = default_seqs
+    max_num_seqs = max(1, min(floor(fit.concurrency), cap)) if fit.concurrency != float("inf") else cap
+    if engine == "llamacpp" and concurrency is not None:
+        max_num_seqs = concurrency
     serve_len = seq_len if fit.fits_one or fit.fit_len == 0 else fit.fit_len
-    flags = _flags(loaded.name, serve_len, max_num_seqs, util, tp, pp, kv, fit.tokens, mnbt, engine)
+    lightllm_tokens = fit.tokens if engine == "lightllm" else _lightllm_tokens(shape, profile, weights, model_dtype, kv,
+                                                                              tp, pp, kv_bytes)
+    flags = _flags(loaded.name, serve_len, max_num_seqs, util, tp, pp, kv, lightllm_tokens, mnbt, engine, n_ubatch)
+
+    bounds_rows, prefill, bound_notes = _throughput(config, shape, profile, engine, weights, model_dtype, kv, tp, pp,
+                                                    block_size, mnbt, n_ubatch, seq_len, max_num_seqs)
     return Recommendation(
         model=loaded.name, gpu_profile=profile.id, gpu_memory_bytes=profile.memory_bytes, gpus=gpus, engine=engine,
-        tp=tp, pp=pp, dtype=short_dtype(model_dtype), kv_dtype=short_dtype(kv), gpu_memory_utilization=util,
+        tp=tp, pp=pp, dtype=short_dtype(model_dtype), kv_dtype=short_dtype(kv),
+        gpu_memory_utilization=None if engine == "llamacpp" else util,
         weights_bytes=None if weights is None else weights // (tp * pp), weights_source=weights_source,
         available_kv_memory_bytes=fit.available, kv_cache_tokens=fit.tokens, num_blocks=fit.blocks,
         block_size=fit.block_size, max_model_len=seq_len, max_model_len_fit=fit.fit_len,
         max_concurrency=round(fit.concurrency, 2), concurrency=concurrency, fits=fits, max_num_seqs=max_num_seqs,
-        max_num_batched_tokens=mnbt, budget=tuple(terms), flags=flags, fp8_kv=fp8, min_tp_to_fit=min_tp,
-        notes=tuple(notes),
+        max_num_batched_tokens=n_ubatch if engine == "llamacpp" else mnbt, budget=tuple(terms), flags=flags,
+        fp8_kv=fp8, min_tp_to_fit=min_tp, notes=tuple(notes), throughput_bounds=tuple(bounds_rows),
+        prefill_tokens_per_s_upper_bound=prefill, throughput_assumptions=tuple(bound_notes),
     )
 
 
+def _utilization(engine: str, given: float | None, memory_bytes: int, tp: int, pp: int) -> float:
+    if given is not None:
+        return given
+    if engine == "sglang":
+        return sglang_mem_fraction_static(memory_bytes, tp, pp)
+    if engine == "tensorrt-llm":
+        return FREE_GPU_MEMORY_FRACTION
+    if engine == "lightllm":
+        return LIGHTLLM_MEM_FRACTION
+    return 0.9
+
+
+def _estimate_engine(engine: str) -> str:
+    """The kvplan engine model that sizes a plan's KV cache (LightLLM's cell is SGLang's per-token cell)."""
+    return "sglang" if engine == "lightllm" else engine
+
+
+def _per_token_fit(shape, engine: str, req: Request, available: int, limit: int) -> _Fit:
+    """Engines without vLLM's block accounting (SGLang, LightLLM, llama.cpp, TensorRT-LLM): tokens = memory / the
+    marginal bytes of a token; concurrency = memory / the bytes one request of max_model_len holds."""
+    avail = max(0, available)
+
+    def per_request(n: int) -> int:
+        return estimate_shape(shape, engine=engine, seq_len=n, dtype=req.model_dtype, kv_dtype=req.kv_dtype,
+                              tp=req.tp, pp=req.pp, block_size=req.block_size, n_ubatch=req.n_ubatch,
+                              max_num_batched_tokens=req.max_num_batched_tokens).kv_cache_bytes_per_gpu
+
+    est = estimate_shape(shape, engine=engine, seq_len=req.seq_len, dtype=req.model_dtype, kv_dtype=req.kv_dtype,
+                         tp=req.tp, pp=req.pp, block_size=req.block_size, n_ubatch=req.n_ubatch,
+                         max_num_batched_tokens=req.max_num_batched_tokens)
+    per_token = est.bytes_per_token_per_gpu or (est.kv_cache_bytes_per_gpu / req.seq_len)
+    tokens = int(avail // per_token) if per_token else 0
+    block = {"llamacpp": 256, "tensorrt-llm": est.block_size or 1}.get(engine, 1)
+    tokens -= tokens % block
+    need = est.kv_cache_bytes_per_gpu
+    concurrency = avail / need if need else float("inf")
+    return _Fit(avail, tokens, tokens // block, block, concurrency,
+                _largest(lambda n: per_request(n) <= avail, limit), need <= avail)
+
+
+def _lightllm_tokens(shape, profile, weights, model_dtype, kv, tp, pp, kv_bytes) -> int:
+    """LightLLM's profiled max_total_token_num: (total x mem_fraction - weights / tp) / its per-token cell."""
+    try:
+        est = estimate_shape(shape, engine="sglang", seq_len=1, dtype=model_dtype, kv_dtype=kv, tp=tp, pp=pp)
+    except KvplanError:
+        return 0
+    per_token = est.bytes_per_token_per_gpu
+    avail = kv_bytes if kv_bytes is not None else int(profile.memory_bytes * LIGHTLLM_MEM_FRACTION) - (weights or 0) // (tp * pp)
+    return int(max(0, avail) // per_token) if per_token else 0
+
+
+def _throughput(config, shape, profile, engine, weights, model_dtype, kv, tp, pp, block_size, mnbt, n_ubatch,
+                context, max_num_seqs) -> tuple[list[dict], float | None, list[str]]:
+    from kvplan import throughput
+
+    if weights is None:
+        return [], None, ["no throughput bounds: the weights are unknown"]
+    batches = sorted({b for b in (1, 8, 32, max_num_seqs) if b <= max_num_seqs} | {1})
+    est_engine = _estimate_engine(engine)
+
+    def kv_read(batch: int) -> int:
+        try:
+            return estimate_shape(shape, engine=est_engine, seq_len=context, batch=batch, dtype=model_dtype, kv_dtype=kv,
+                                  tp=tp, pp=pp, block_size=block_size, max_num_batched_tokens=mnbt,
+                                  n_ubatch=n_ubatch).kv_cache_bytes_per_gpu
+        except KvplanError:
+            return 0
+
+    return throughput.bounds(shape=shape, split=throughput.param_split(config), weights_per_gpu=weights // (tp * pp),
+                             kv_bytes_per_gpu=kv_read, batches=batches, context=context,
+                             bandwidth=profile.memory_bandwidth_bytes_per_s, tflops=profile.dense_tflops,
+                             model_dtype=model_dtype, gpus=tp * pp)
+
+
 def _flags(model: str, n: int, seqs: int, util: float, tp: int, pp: int, kv: str, tokens: int, mnbt: int,
-           engine: str) -> dict[str, str]:
+           engine: str, n_ubatch: int = DEFAULT_UBATCH) -> dict[str, str]:
     fp8 = kv.startswith("fp8")
     vllm = (f"vllm serve {model} --max-model-len {n} --max-num-seqs {seqs} --gpu-memory-utilization {util} "
             f"--tensor-parallel-size {tp}")
@@ -361,13 +544,27 @@ def _flags(model: str, n: int, seqs: int, util: float, tp: int, pp: int, kv: str
         sglang += f" --mem-fraction-static {util} --max-running-requests {seqs}"
     if fp8:
         sglang += " --kv-cache-dtype fp8_e4m3"
+    # llama.cpp: -c is the total context of the -np slots; it has no fp8 cache (q8_0 is its 8-bit type)
+    llamacpp = f"llama-server -m {model.split('/')[-1]}.gguf -c {n * seqs} -np {seqs} -ngl 99"
+    llamacpp += cache_type_flags(kv) if engine == "llamacpp" or kv in GGML_BLOCK_TYPES else ""
+    if n_ubatch != DEFAULT_UBATCH:
+        llamacpp += f" -ub {n_ubatch} -b {max(n_ubatch, 2048)}"
+    if pp > 1 and engine == "llamacpp":
+        llamacpp += " --split-mode layer"
+    lightllm = (f"python -m lightllm.server.api_server --model_dir {model} --tp {tp} "
+                f"--max_req_total_len {n} --max_total_token_num {tokens}")
+    if engine == "lightllm":
+        lightllm += f" --mem_fraction {util}"
+    trtllm = f"trtllm-serve {model} --tp_size {tp} --pp_size {pp} --max_seq_len {n} --max_batch_size {seqs}"
+    if engine == "tensorrt-llm":
+        trtllm += f" --kv_cache_free_gpu_memory_fraction {util}"
     return {
         "vllm": vllm,
         "sglang": sglang,
-        "llama.cpp": f"llama-server -m {model.split('/')[-1]}.gguf -c {n * seqs} -np {seqs}",
-        "lightllm": (f"python -m lightllm.server.api_server --model_dir {model} --tp {tp} "
-                     f"--max_req_total_len {n} --max_total_token_num {tokens}"),
+        "llama.cpp": llamacpp,
+        "lightllm": lightllm,
         "tgi": (f"text-generation-launcher --model-id {model} --num-shard {tp} --max-total-tokens {n} "
                 f"--max-input-tokens {max(1, n - 1)} --max-batch-prefill-tokens {min(mnbt, n)}"),
         "xinference": f"xinference launch --model-engine vllm --model-name {model} --n-gpu {tp * pp} --max_model_len {n}",
+        "tensorrt-llm": trtllm,
     }

@@ -21,7 +21,20 @@ DTYPE_BYTES: dict[str, Fraction] = {
     "int8": Fraction(1),
     "int4": Fraction(1, 2),
     "nvfp4": Fraction(1, 2),
+    # llama.cpp (ggml) block types: bytes per block / 32 values, scales included (ggml/src/ggml-common.h:
+    # block_q8_0 = fp16 d + 32 int8 = 34 B; block_q4_0 = d + 16 B = 18; block_q4_1 = d, m + 16 = 20;
+    # block_q5_0 = d + qh[4] + 16 = 22; block_q5_1 = d, m + qh[4] + 16 = 24; block_iq4_nl = d + 16 = 18, QK = 32).
+    "q8_0": Fraction(34, 32),
+    "q4_0": Fraction(18, 32),
+    "q4_1": Fraction(20, 32),
+    "q5_0": Fraction(22, 32),
+    "q5_1": Fraction(24, 32),
+    "iq4_nl": Fraction(18, 32),
 }
+
+# ggml block-quantized KV types: only the llama.cpp engine stores them (other engines raise a UsageError).
+GGML_BLOCK_TYPES = ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
+GGML_BLOCK_SIZE = 32
 
 _ALIASES = {
     "fp32": "float32", "float": "float32", "f32": "float32",
@@ -29,13 +42,16 @@ _ALIASES = {
     "fp16": "float16", "half": "float16", "f16": "float16",
     "fp8": "fp8_e4m3", "fp8_e4m3fn": "fp8_e4m3", "float8_e4m3fn": "fp8_e4m3", "e4m3": "fp8_e4m3",
     "float8_e5m2": "fp8_e5m2", "e5m2": "fp8_e5m2",
-    "q8_0": "int8", "q4_0": "int4", "fp4": "nvfp4",
+    "fp4": "nvfp4",
 }
 
-KV_DTYPE_CHOICES = ("auto", "fp32", "bf16", "fp16", "fp8", "fp8_e4m3", "fp8_e5m2", "int8", "int4", "nvfp4")
+KV_DTYPE_CHOICES = ("auto", "fp32", "bf16", "fp16", "fp8", "fp8_e4m3", "fp8_e5m2", "int8", "int4", "nvfp4",
+                    *GGML_BLOCK_TYPES)
 MODEL_DTYPE_CHOICES = ("auto", "fp32", "bf16", "fp16")
 
 SHORT_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+# llama.cpp's names for the float types (`--cache-type-k f16`)
+GGML_NAMES = {"float32": "f32", "bfloat16": "bf16", "float16": "f16", **{t: t for t in GGML_BLOCK_TYPES}}
 
 
 def canonical_dtype(name: str, *, what: str = "dtype") -> str:

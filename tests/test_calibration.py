@@ -1,4 +1,4 @@
-"""kvplan's vLLM / SGLang models against real engine start-up logs (tests/fixtures/calibration, see its README).
+"""kvplan's vLLM / SGLang / TensorRT-LLM models against real engine start-up logs (tests/fixtures/calibration, see its README).
 
 (1) per-token bytes: for every `per_token_check: true` case whose architecture we hold a config for, the
 per-GPU bytes per token must reproduce the printed memory and token count within the print rounding;
@@ -47,7 +47,8 @@ SAME_ARCHITECTURE = {
     "ibm-granite/granite-3.3-8b-instruct": "ibm-granite__granite-3.3-8b-instruct",
     "ibm-granite/granite-vision-3.3-2b": "ibm-granite__granite-vision-3.3-2b",
     "RedHatAI/Mistral-Small-3.1-24B-Instruct-2503-quantized.w8a8": "mistralai__Mistral-Small-3.1-24B-Instruct-2503",
-    "Qwen/Qwen2.5-Coder-0.5B-Instruct": "Qwen__Qwen2.5-Coder-0.5B-Instruct",
+    # Coder-0.5B = Qwen2.5-0.5B shapes: 24 layers, 2 KV heads of 64, vocab 151936
+    "Qwen/Qwen2.5-Coder-0.5B-Instruct": "Qwen__Qwen2.5-0.5B-Instruct",
     "meta-llama/Llama-4-Scout-17B-16E-Instruct": "meta-llama__Llama-4-Scout-17B-16E-Instruct",
     "Qwen/Qwen3-0.6B": "Qwen__Qwen3-0.6B",
 }
@@ -66,7 +67,7 @@ def _kv_dtype(case: dict) -> str:
 
 
 def _engine(case: dict) -> str:
-    return {"vllm": "vllm", "sglang": "sglang"}.get(case["engine"], "")
+    return {"vllm": "vllm", "sglang": "sglang", "tensorrt-llm": "tensorrt-llm"}.get(case["engine"], "")
 
 
 def _case_params(predicate) -> list:
@@ -91,6 +92,8 @@ def _reported_memory(case: dict) -> tuple[float, float]:
     r = case["reported"]
     if case["engine"] == "sglang":
         return r["sglang_k_size_gb"] + r["sglang_v_size_gb"], 0.01
+    if case["engine"] == "tensorrt-llm":  # "Allocated 4.53 GiB for max tokens in paged KV cache (395776)"
+        return r["kv_cache_gib"], 0.005
     return r["available_kv_cache_gib"], 0.005
 
 
@@ -100,6 +103,7 @@ def test_bytes_per_token_reproduces_logged_capacity(case, config):
                           seq_len=case["max_model_len"] or 4096)
     per_token = est.bytes_per_token_per_gpu
     memory_gib, half = _reported_memory(case)
+    # SGLang does not round to blocks; TensorRT-LLM logs the token count before rounding up to blocks (#224)
     block = case["block_size"] or (16 if case["engine"] == "vllm" else 1)
     low = math.floor((memory_gib - half) * GIB / (per_token * block)) * block
     high = math.floor((memory_gib + half) * GIB / (per_token * block)) * block
@@ -144,3 +148,13 @@ def test_every_mapped_fixture_exists_or_is_listed_missing():
             config_path(stem)
         except FileNotFoundError:
             assert not Path(FIXTURES / "configs" / f"{stem}.json").exists()
+
+
+def test_tensorrt_llm_logged_pool_is_tokens_times_per_token_bytes():
+    """TensorRT-LLM #1188: "Allocated 4.53 GiB for max tokens in paged KV cache (395776)" for Qwen2.5-Coder-0.5B."""
+    case = next(c for c in CASES if c["engine"] == "tensorrt-llm")
+    est = estimate_config(_config_for(case), engine="tensorrt-llm", seq_len=4096)
+    assert est.bytes_per_token_per_gpu == 12288  # 24 layers x 2 KV heads x 64 x 2 (K, V) x 2 bytes (fp16 KV)
+    assert est.block_size == 32  # KvCacheConfig.tokens_per_block
+    logged = case["reported"]["kv_cache_tokens"] * est.bytes_per_token_per_gpu / GIB
+    assert round(logged, 2) == case["reported"]["kv_cache_gib"] == 4.53

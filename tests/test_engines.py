@@ -87,3 +87,79 @@ def test_pp_per_gpu_is_the_fullest_stage():
     est = estimate_config(load_config("meta-llama__Llama-3.1-8B"), pp=3, seq_len=1024)
     assert est.kv_cache_bytes_per_gpu == 11 * 4096 * 1024
     assert est.kv_cache_bytes == 32 * 4096 * 1024
+
+
+# ------------------------------------------------------------------------------------------------ llama.cpp
+# Real `llama_kv_cache: size = ...` lines, asserted exactly (MiB = 2**20 bytes, printed with two decimals).
+
+MIB = 2**20
+
+
+@pytest.mark.parametrize("seq_len,slots,kv,size_mib,cells", [
+    # JaydenCJ/kvcalc README, llama-server -hf bartowski/Meta-Llama-3-8B-Instruct-GGUF:Q4_K_M (Apple M5):
+    # "size = 1024.00 MiB (  8192 cells,  32 layers,  1/1 seqs), K (f16):  512.00 MiB, V (f16):  512.00 MiB"
+    (8192, 1, "auto", 1024.00, 8192),
+    # -c 8192 -np 4: "size = 1024.00 MiB (  2048 cells,  32 layers,  4/4 seqs)" (cells are per slot)
+    (2048, 4, "auto", 1024.00, 2048),
+    # -ctk q8_0 -ctv q8_0: "size =  544.00 MiB (  8192 cells,  32 layers,  1/1 seqs), K (q8_0):  272.00 MiB, ..."
+    (8192, 1, "q8_0", 544.00, 8192),
+])
+def test_llamacpp_reproduces_logged_kv_size_llama3_8b(seq_len, slots, kv, size_mib, cells):
+    est = estimate_config(load_config("meta-llama__Meta-Llama-3-8B"), engine="llama.cpp", seq_len=seq_len,
+                          batch=slots, kv_dtype=kv)
+    assert est.kv_cache_bytes == size_mib * MIB
+    (full,) = est.layers
+    assert full.count == 32 and full.tokens_per_sequence == cells
+
+
+def test_llamacpp_reproduces_logged_kv_size_qwen25_7b():
+    # Ollama runner log, Qwen2.5-Coder-7B-Instruct Q4_K_M (same shapes as Qwen2.5-7B), n_ctx 4096:
+    # "size =  224.00 MiB (  4096 cells,  28 layers,  1/1 seqs), K (f16):  112.00 MiB, V (f16):  112.00 MiB"
+    est = estimate_config(load_config("Qwen__Qwen2.5-7B"), engine="llamacpp", seq_len=4096)
+    assert est.kv_cache_bytes == 224 * MIB and est.kv_dtype == "fp16"  # llama.cpp's default type, not the bf16 model's
+
+
+def test_llamacpp_iswa_reproduces_logged_gpt_oss_20b():
+    # llama-server, gpt-oss-20b MXFP4 on 8 CANN devices, n_ctx 131072, n_ubatch 512:
+    # "creating non-SWA KV cache, size = 131072 cells" / "size = 3072.00 MiB (131072 cells,  12 layers,  1/1 seqs)"
+    # "creating     SWA KV cache, size = 768 cells"     / "size =   18.00 MiB (   768 cells,  12 layers,  1/1 seqs)"
+    # (SWA cells: GGML_PAD(min(131072, 128 + 512), 256) = 768)
+    est = estimate_config(load_config("openai__gpt-oss-20b"), engine="llamacpp", seq_len=131072)
+    kinds = {k.kind: k for k in est.layers}
+    assert (kinds["full_attention"].count, kinds["full_attention"].bytes) == (12, 3072 * MIB)
+    assert kinds["full_attention"].tokens_per_sequence == 131072
+    assert (kinds["sliding_window"].count, kinds["sliding_window"].bytes) == (12, 18 * MIB)
+    assert kinds["sliding_window"].tokens_per_sequence == 768
+    assert kinds["sliding_window"].bytes_per_token == 0
+
+
+def test_llamacpp_padding_and_rules_from_source():
+    cfg = load_config("meta-llama__Meta-Llama-3-8B")
+    # llama-context.cpp: n_ctx = GGML_PAD(n_ctx, 256); non-unified slots: GGML_PAD(n_ctx / n_seq, 256) cells each
+    assert estimate_config(cfg, engine="llamacpp", seq_len=35000).layers[0].tokens_per_sequence == 35072
+    assert estimate_config(cfg, engine="llamacpp", seq_len=1000, batch=3).layers[0].tokens_per_sequence == 1024
+    # Mistral v0.1's sliding_window is not used by llama.cpp: every token cached (and said so)
+    est = estimate_config(load_config("mistralai__Mistral-7B-v0.1"), engine="llamacpp", seq_len=32768)
+    assert est.kv_cache_bytes == 32768 * 32 * 8 * 128 * 2 * 2
+    assert any("no sliding-window cache" in n for n in est.notes)
+    # MLA (llama-kv-cache.cpp has_v = !is_mla): one row of kv_lora_rank 512 + rope 64 per layer, no V
+    est = estimate_config(load_config("deepseek-ai__DeepSeek-V2-Lite"), engine="llamacpp", seq_len=4096)
+    assert est.kv_cache_bytes == 4096 * 27 * 576 * 2
+    # iq4_nl: 18 bytes per 32 values (block_iq4_nl)
+    est = estimate_config(cfg, engine="llamacpp", seq_len=4096, kv_dtype="iq4_nl")
+    assert est.kv_cache_bytes == 4096 * 32 * 2 * 1024 * 18 // 32
+
+
+def test_llamacpp_recurrent_state_is_f32_per_slot():
+    # llama-model.cpp create_memory: llama_memory_recurrent(GGML_TYPE_F32, GGML_TYPE_F32, ..., max(1, n_seq_max))
+    # synthetic mamba: inner = expand 2 x hidden 64 = 128, d_conv 4, d_state 16: r = 3 x 128, s = 128 x 16 floats
+    est = estimate_config(load_config("mamba"), engine="llamacpp", seq_len=4096, batch=2)
+    (state,) = [k for k in est.layers if k.kind == "recurrent_state"]
+    assert state.count == 4 and state.bytes == (3 * 128 + 128 * 16) * 4 * 2 * 4  # x 2 slots x 4 layers
+
+
+def test_ggml_types_refused_elsewhere():
+    with pytest.raises(UsageError, match="llama.cpp"):
+        estimate_config(TINY, engine="sglang", kv_dtype="q4_0")
+    with pytest.raises(UsageError, match="no fp8_e4m3 KV cache"):
+        estimate_config(TINY, engine="llamacpp", kv_dtype="fp8")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import FIXTURES
+from conftest import FIXTURES, load_config as _config
 from kvplan.cli import app
 from kvplan.errors import UsageError
 from kvplan.recommend import recommend, sglang_mem_fraction_static
@@ -98,12 +98,14 @@ def test_max_model_len_fit_is_the_largest_one_request_length():
 
 def test_flags_for_every_engine():
     rec = _rec("meta-llama/Llama-3.1-8B", max_model_len=32768, kv_dtype="fp8")
-    assert set(rec.flags) == {"vllm", "sglang", "llama.cpp", "lightllm", "tgi", "xinference"}
+    assert set(rec.flags) == {"vllm", "sglang", "llama.cpp", "lightllm", "tgi", "xinference", "tensorrt-llm"}
     assert rec.flags["vllm"].startswith("vllm serve meta-llama/Llama-3.1-8B --max-model-len 32768 --max-num-seqs ")
     assert rec.flags["vllm"].endswith("--kv-cache-dtype fp8")
     assert "--context-length 32768" in rec.flags["sglang"]
-    assert f"-np {rec.max_num_seqs}" in rec.flags["llama.cpp"]
-    assert f"--max_total_token_num {rec.kv_cache_tokens}" in rec.flags["lightllm"]
+    assert f"-c {32768 * rec.max_num_seqs} -np {rec.max_num_seqs}" in rec.flags["llama.cpp"]  # -c: all slots
+    assert "--cache-type" not in rec.flags["llama.cpp"]  # llama.cpp has no fp8 cache: its f16 default
+    # LightLLM's own budget: (85028896768 x 0.9 - 16060522496 B of bf16 weights) / 65536 B per fp8 token
+    assert f"--max_total_token_num {(int(85028896768 * 0.9) - 16060522496) // 65536}" in rec.flags["lightllm"]
     assert "--max-total-tokens 32768" in rec.flags["tgi"]
     assert "max_model_len 32768" in rec.flags["xinference"]
 
@@ -119,8 +121,12 @@ def test_sglang_heuristic_budget():
 
 
 def test_other_engines_refused():
-    with pytest.raises(UsageError, match="recommend supports vllm and sglang for now"):
+    with pytest.raises(UsageError, match="recommend supports vllm, sglang, llamacpp, tensorrt-llm, lightllm"):
         _rec("meta-llama/Llama-3.1-8B", engine="transformers")
+    with pytest.raises(UsageError, match=r"q8_0 is a llama.cpp \(ggml\) cache type; vllm"):
+        _rec("meta-llama/Llama-3.1-8B", kv_dtype="q8_0")
+    with pytest.raises(UsageError, match="no tensor parallelism"):
+        _rec("meta-llama/Llama-3.1-8B", engine="llama.cpp", gpus=2, tp=2)
 
 
 def test_cli_json_and_exit_codes():
@@ -139,3 +145,105 @@ def test_cli_json_and_exit_codes():
     assert table.exit_code == 0 and "no" in table.stdout and "vllm serve" in table.stdout
     engine = runner.invoke(app, ["recommend", "meta-llama/Llama-3.1-8B", "-g", "h100", "--engine", "tgi", "--offline"])
     assert engine.exit_code == 2
+
+
+# ------------------------------------------------------------------------------------------------ llama.cpp
+
+MIB = 2**20
+
+
+def test_llamacpp_budget_terms_and_slots():
+    """Budget: memory - weights - compute buffer - the 1024 MiB --fit margin; -c is the total of -np slots."""
+    rec = _rec("meta-llama/Llama-3.1-8B", engine="llama.cpp", max_model_len=32768, weights_bytes="4403MiB")
+    assert rec.engine == "llamacpp" and rec.tp == 1 and rec.kv_dtype == "fp16"  # llama.cpp's f16 default
+    terms = {t.name: t.bytes for t in rec.budget}
+    assert terms["weights"] == -4403 * MIB  # the Q4_K_M GGUF of the kvcalc log
+    # 512 x (128256 + 4096) x 4 B = 258.50 MiB: the CPU compute buffer llama.cpp logged for Llama-3-8B at -ub 512
+    assert terms["compute_buffer"] == -int(258.50 * MIB)
+    assert terms["fit_margin"] == -1024 * MIB
+    assert rec.available_kv_memory_bytes == 85028896768 - 4403 * MIB - int(258.5 * MIB) - 1024 * MIB
+    per_seq = 32768 * 131072  # 32 layers x 8 heads x 128 x 2 (K, V) x 2 bytes per cell
+    assert rec.max_concurrency == round(rec.available_kv_memory_bytes / per_seq, 2)
+    slots = int(rec.available_kv_memory_bytes // per_seq)
+    assert rec.max_num_seqs == slots
+    assert rec.kv_cache_tokens == rec.available_kv_memory_bytes // 131072 // 256 * 256 and rec.block_size == 256
+    assert rec.flags["llama.cpp"] == f"llama-server -m Llama-3.1-8B.gguf -c {32768 * slots} -np {slots} -ngl 99"
+    assert rec.fp8_kv["kv_dtype"] == "q8_0"
+    assert rec.fp8_kv["max_concurrency"] == round(rec.available_kv_memory_bytes / (per_seq * 34 / 64), 2)  # q8_0: 34/32 B vs 2 B
+
+
+def test_llamacpp_quantized_cache_flags():
+    rec = _rec("meta-llama/Llama-3.1-8B", engine="llamacpp", max_model_len=8192, kv_dtype="q8_0", concurrency=2,
+               n_ubatch=1024)
+    assert rec.kv_dtype == "q8_0" and rec.max_num_seqs == 2 and rec.max_num_batched_tokens == 1024
+    assert rec.flags["llama.cpp"].endswith("-c 16384 -np 2 -ngl 99 --cache-type-k q8_0 --cache-type-v q8_0 -fa on "
+                                           "-ub 1024 -b 2048")
+    assert {t.name: t.bytes for t in rec.budget}["compute_buffer"] == -1024 * (128256 + 4096) * 4
+
+
+# --------------------------------------------------------------------------------------------- TensorRT-LLM
+
+def test_tensorrt_llm_budget_is_a_fraction_of_free_memory():
+    rec = recommend(_config("Qwen__Qwen2.5-0.5B-Instruct"),
+                    gpu_profile="rtx-a4000", engine="trtllm", max_model_len=4096)
+    terms = {t.name: t.bytes for t in rec.budget}
+    free = 16761487360 + terms["weights"] + terms["runtime_buffers"]
+    assert rec.gpu_memory_utilization == 0.9
+    assert rec.available_kv_memory_bytes == int(free * 0.9) and terms["free_fraction"] == int(free * 0.9) - free
+    # per token: 24 layers x 2 KV heads x 64 x 2 (K, V) x 2 bytes = 12288 B; tokens floored to 32-token blocks
+    assert rec.kv_cache_tokens == rec.available_kv_memory_bytes // 12288 // 32 * 32 and rec.block_size == 32
+    # TensorRT-LLM logged 4.53 GiB on this GPU for Qwen2.5-Coder-0.5B (same shapes; TensorRT-LLM #1188); kvplan
+    # does not model the CUDA context, so it is 0.49 GiB high
+    assert 0.3 * GIB < rec.available_kv_memory_bytes - 4.53 * GIB < 0.6 * GIB
+    assert "--kv_cache_free_gpu_memory_fraction 0.9" in rec.flags["tensorrt-llm"]
+
+
+def test_lightllm_max_total_token_num():
+    rec = _rec("meta-llama/Llama-3.1-8B", engine="lightllm", max_model_len=8192)
+    assert rec.gpu_memory_utilization == 0.9
+    expected = (int(85028896768 * 0.9) - 16060522496) // 131072  # LightLLM cell: 32 x 2 x 8 x 128 x 2 B
+    assert rec.kv_cache_tokens == expected
+    assert rec.flags["lightllm"].endswith(f"--max_total_token_num {expected} --mem_fraction 0.9")
+
+
+# ------------------------------------------------------------------------------------------ version terms
+
+def test_vllm_011_sampler_term_reproduces_logged_activation():
+    """vLLM 0.11 logged 4.76 GiB of activation peak for Llama-3.1-8B at max_num_seqs 1024 (llm-d empirical)."""
+    case = CASES["llmd-empirical-v0110-llama-31-8b-instruct-tp1"]
+    rec = _rec("meta-llama/Llama-3.1-8B", max_model_len=16000, cudagraph_profiling=False,
+               vllm_version=case["engine_version"])
+    act = -{t.name: t.bytes for t in rec.budget}["activation_peak"]
+    assert abs(act / GIB - case["reported"]["peak_activation_gib"]) < 0.1
+    assert abs(rec.available_kv_memory_bytes / GIB - case["reported"]["available_kv_cache_gib"]) < 0.3
+    newer = _rec("meta-llama/Llama-3.1-8B", max_model_len=16000, cudagraph_profiling=False, vllm_version="0.19.0")
+    assert abs(-{t.name: t.bytes for t in newer.budget}["activation_peak"] / GIB - 1.89) < 0.1  # the 0.19 logs
+
+
+# ----------------------------------------------------------------------------------------- throughput bounds
+
+def test_throughput_bounds_arithmetic():
+    rec = _rec("meta-llama/Llama-3.1-8B", max_model_len=8192, kv_memory="58.11GiB")
+    rows = {r["batch"]: r for r in rec.throughput_bounds}
+    assert sorted(rows) == [1, 8, 32, rec.max_num_seqs]
+    one = rows[1]
+    # weights read per step: 8,030,261,248 params minus the 128256 x 4096 input embedding, bf16
+    assert one["weight_bytes_read_per_gpu"] == (8030261248 - 525336576) * 2
+    assert one["kv_bytes_read_per_gpu"] == 8192 * 131072
+    assert one["memory_bound_tokens_per_s"] == round(3.35e12 / ((8030261248 - 525336576) * 2 + 8192 * 131072), 2)
+    assert one["memory_bound_tokens_per_s"] == pytest.approx(208.28, abs=0.01)
+    assert rows[8]["memory_bound_tokens_per_s"] == round(8 * 3.35e12 / (15009849344 + 8 * 8192 * 131072), 2)
+    # prefill: 2 x (params - embedding - LM head) + 32 layers x 2 x 32 heads x 256 x 4096 (mean causal context)
+    flops = 2 * (8030261248 - 2 * 525336576) + 32 * 2 * 32 * 256 * 4096
+    assert rec.prefill_tokens_per_s_upper_bound == round(989e12 / flops, 2)
+    assert one["decode_tokens_per_s_upper_bound"] == min(one["memory_bound_tokens_per_s"],
+                                                         one["compute_bound_tokens_per_s"])
+    assert any("bounds, not predictions" in a for a in rec.throughput_assumptions)
+
+
+def test_moe_decode_bound_counts_touched_experts():
+    rec = _rec("mistralai/Mixtral-8x7B-v0.1", gpus=2, max_model_len=4096, kv_memory="10GiB")
+    rows = {r["batch"]: r for r in rec.throughput_bounds}
+    # batch 1 touches 2 of 8 experts per layer; batch 8 may touch all 8
+    assert rows[1]["weight_bytes_read_per_gpu"] < 0.4 * rec.weights_bytes
+    assert rows[8]["weight_bytes_read_per_gpu"] > 0.95 * rec.weights_bytes

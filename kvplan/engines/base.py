@@ -21,7 +21,8 @@ class Request:
 
     `kv_dtype` and `model_dtype` are canonical dtype names (kvplan.units); `kv_dtype` is already resolved
     from "auto". `block_size` is None for the engine's default; `max_num_batched_tokens` is the prefill
-    token budget vLLM adds to sliding-window reservations.
+    token budget vLLM adds to sliding-window reservations; `n_ubatch` is llama.cpp's micro-batch (`-ub`),
+    which its sliding-window cache adds to the window.
     """
 
     seq_len: int
@@ -32,6 +33,7 @@ class Request:
     pp: int = 1
     block_size: int | None = None
     max_num_batched_tokens: int = 8192
+    n_ubatch: int = 512
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,113 @@
+"""How llama.cpp (`llama-server`, `llama-cli`) allocates its KV cache: n_ctx cells per layer, padded, no pages.
+
+Rules, read from llama.cpp master (2025-2026) and checked against real start-up logs (tests/test_engines.py):
+- `-c` is the TOTAL context of all `-np` slots. `llama-context.cpp`: `n_ctx = GGML_PAD(n_ctx, 256)`; without
+  `--kv-unified` (the default once `-np` is given) every slot is its own stream of
+  `n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256)` cells. kvplan's `seq_len` is the tokens of one slot and
+  `batch` the slots, so `-c = seq_len x batch`. The log prints cells per stream: "size = 1024.00 MiB
+  ( 2048 cells, 32 layers, 4/4 seqs)" for `-c 8192 -np 4`.
+- `llama-kv-cache.cpp`: per layer with KV, `K = [n_embd_k_gqa, kv_size, n_stream]` of `type_k` and V likewise
+  (`n_embd_k_gqa = head_dim_k x n_head_kv`; no TP split: llama.cpp splits whole layers across GPUs). Bytes are
+  ggml row sizes: f32 4, f16/bf16 2, q8_0 34/32, q5_1 24/32, q5_0 22/32, q4_1 20/32, q4_0 and iq4_nl 18/32
+  (kvplan.units); block types need rows that are a multiple of 32 values.
+- MLA models (DeepSeek V2/V3, Kimi K2): `has_v = !is_mla`: K holds the latent (kv_lora_rank + rope dims) and V
+  is a view of it, so one row of `kv_lora_rank + qk_rope_head_dim` per cell.
+- Interleaved sliding-window models (`llama-kv-cache-iswa.cpp`): a second cache for the SWA layers of
+  `GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256)` cells per stream (`--swa-full` off, the default). Since
+  llama.cpp PR #21277 (2026-04) the SWA cache stays f16 when a quantized type is asked for. llama.cpp uses it
+  for Gemma 2/3, Cohere 2, gpt-oss and Llama 4 (chunked); for other configs with a `sliding_window`
+  (Mistral v0.1, Phi-3, Qwen2 `use_sliding_window`, Starcoder2) it caches every token.
+- Recurrent layers (`llama-memory-recurrent.cpp`, created with `GGML_TYPE_F32` for r and s): one cell per
+  sequence slot holding the conv state `(d_conv - 1) x channels` and the SSM state, both float32.
+- Quantized V needs Flash Attention (`-fa on`).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from math import prod
+
+from kvplan import layers as L
+from kvplan.engines.base import KindCost, Request, group_costs
+from kvplan.errors import UsageError
+from kvplan.units import DTYPE_BYTES, GGML_BLOCK_SIZE, GGML_BLOCK_TYPES, GGML_NAMES, cdiv
+
+CTX_PAD = 256  # llama-context.cpp: cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256); SWA cache padded to 256 too
+DEFAULT_UBATCH = 512  # common.h n_ubatch
+# model_types whose llama.cpp architecture builds the iSWA cache (llama-model.cpp create_memory / swa_type)
+SWA_FAMILIES = frozenset({"gemma2", "gemma3", "gemma3_text", "cohere2", "gpt_oss", "llama4", "llama4_text"})
+LLAMACPP_KV_TYPES = ("float32", "float16", "bfloat16", *GGML_BLOCK_TYPES)
+
+
+def pad(n: int, to: int = CTX_PAD) -> int:
+    return cdiv(n, to) * to
+
+
+def cells_per_stream(seq_len: int, n_seq: int) -> int:
+    """Cells one slot gets for `-c seq_len x n_seq -np n_seq` (non-unified KV)."""
+    n_ctx = pad(seq_len * n_seq)
+    return pad(n_ctx // n_seq)
+
+
+def row_bytes(kv_dtype: str, n: int) -> int:
+    """ggml_row_size(type, n): bytes of one row of n values."""
+    if kv_dtype in GGML_BLOCK_TYPES and n % GGML_BLOCK_SIZE:
+        raise UsageError(f"llama.cpp cannot store rows of {n} values as {kv_dtype} (blocks of 32)",
+                         hint="use --kv-dtype f16 for this model")
+    value = DTYPE_BYTES[kv_dtype] * n
+    return int(value)
+
+
+class LlamaCppEngine:
+    name = "llamacpp"
+    follows = "llama.cpp master 2026 (llama-kv-cache.cpp, -iswa.cpp, llama-memory-recurrent.cpp)"
+
+    def __init__(self, model_type: str = "") -> None:
+        self.swa = model_type in SWA_FAMILIES
+
+    def check(self, caches: list[L.Layer], req: Request) -> None:
+        if req.tp > 1:
+            raise UsageError("llama.cpp has no tensor parallelism: it splits whole layers across GPUs",
+                             hint="use --tp 1 (and --pp N for a layer split over N GPUs)")
+        if req.kv_dtype not in LLAMACPP_KV_TYPES:
+            raise UsageError(f"llama.cpp has no {req.kv_dtype} KV cache",
+                             hint="use --kv-dtype f16, bf16, f32, q8_0, q5_1, q5_0, q4_1, q4_0 or iq4_nl")
+
+    def block_size(self, caches: list[L.Layer], req: Request) -> int | None:
+        return None
+
+    def stage_costs(self, caches: list[L.Layer], req: Request) -> list[KindCost]:
+        self.check(caches, req)
+        cells = cells_per_stream(req.seq_len, req.batch)
+        return group_costs([self._layer(c, req, cells) for c in caches])
+
+    def swa_cells(self, cache: L.Attention, req: Request, cells: int) -> int:
+        """llama-kv-cache-iswa.cpp: GGML_PAD(min(size_base, n_swa * (unified ? n_seq_max : 1) + n_ubatch), 256)."""
+        return pad(min(cells, (cache.window or 0) + req.n_ubatch))
+
+    def _layer(self, cache: L.Layer, req: Request, cells: int) -> tuple[str, int, Fraction, int | None]:
+        streams = req.batch
+        if isinstance(cache, L.Attention):
+            windowed = self.swa and cache.kind in (L.SLIDING, L.CHUNKED)
+            size = self.swa_cells(cache, req, cells) if windowed else cells
+            dtype = "float16" if windowed and req.kv_dtype in GGML_BLOCK_TYPES else req.kv_dtype  # PR #21277
+            row = row_bytes(dtype, cache.num_kv_heads * cache.head_dim_k) + row_bytes(dtype, cache.num_kv_heads * cache.head_dim_v)
+            grows = size == cells
+            return cache.kind, row * size * streams, Fraction(row) if grows else Fraction(0), size
+        if isinstance(cache, L.LatentAttention):
+            row = row_bytes(req.kv_dtype, cache.kv_lora_rank + cache.rope_head_dim)
+            return cache.kind, row * cells * streams, Fraction(row), cells
+        if isinstance(cache, L.RecurrentState):
+            r = (cache.conv_kernel - 1) * cache.conv_channels
+            s = prod(cache.ssm_shape) if cache.ssm_shape else 0
+            return cache.kind, (r + s) * 4 * max(1, streams), Fraction(0), None
+        return cache.kind, 0, Fraction(0), None
+
+
+def cache_type_flags(kv_dtype: str) -> str:
+    """`--cache-type-k/-v` (and `-fa on`, which a quantized V needs) for a KV dtype; "" for the f16 default."""
+    name = GGML_NAMES.get(kv_dtype)
+    if name is None or name == "f16":
+        return ""
+    flags = f" --cache-type-k {name} --cache-type-v {name}"
+    return flags + (" -fa on" if kv_dtype in GGML_BLOCK_TYPES else "")

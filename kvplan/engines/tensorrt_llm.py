@@ -1,0 +1,63 @@
+"""How TensorRT-LLM's paged KV cache stores a model (`KvCacheConfig`, kvplan notes "TensorRT-LLM").
+
+- Pages of `tokens_per_block` tokens (default 32, `KvCacheConfig.tokens_per_block`); one request of L tokens
+  holds cdiv(L, tokens_per_block) pages in every attention layer.
+- Per layer and token on one TP rank: K and V of `max(1, kv_heads / tp)` heads (trtllm-bench's
+  `2 x layers x max(tp, kv_heads) x head_size` over all ranks), in the KV dtype: fp16/bf16 2 bytes,
+  fp8/int8 1 byte, nvfp4 half a byte plus one fp8 scale per 16 values. MLA models store the latent
+  (kv_lora_rank + qk_rope_head_dim), replicated on each rank.
+- Sliding windows only shrink the cache when `max_attention_window` is configured (VSWA pools); kvplan
+  follows the default, which caches every token. Mamba states: one per sequence, in the model dtype.
+- TRT-LLM logs the token count before rounding up to whole blocks ("Allocated 4.53 GiB for max tokens in paged
+  KV cache (395776)", TensorRT-LLM #1188; checked in tests/test_calibration.py).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from math import prod
+
+from kvplan import layers as L
+from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, split_exact
+from kvplan.errors import UsageError
+from kvplan.units import DTYPE_BYTES, cdiv
+
+DEFAULT_TOKENS_PER_BLOCK = 32
+FREE_GPU_MEMORY_FRACTION = 0.9  # KvCacheConfig.free_gpu_memory_fraction default
+
+
+class TensorRtLlmEngine:
+    name = "tensorrt-llm"
+    follows = "TensorRT-LLM KvCacheConfig (tokens_per_block 32, no max_attention_window)"
+
+    def check(self, caches: list[L.Layer], req: Request) -> None:
+        if req.kv_dtype not in ("float32", "float16", "bfloat16", "fp8_e4m3", "int8", "nvfp4"):
+            raise UsageError(f"TensorRT-LLM has no {req.kv_dtype} KV cache", hint="use --kv-dtype auto, fp8, int8 or nvfp4")
+
+    def block_size(self, caches: list[L.Layer], req: Request) -> int:
+        return req.block_size or DEFAULT_TOKENS_PER_BLOCK
+
+    def token_bytes(self, cache: L.Attention | L.LatentAttention, req: Request) -> int:
+        if isinstance(cache, L.LatentAttention):
+            return int((cache.kv_lora_rank + cache.rope_head_dim) * DTYPE_BYTES[req.kv_dtype])
+        heads = kv_heads_per_rank(cache.num_kv_heads, req.tp)
+        if req.kv_dtype == "nvfp4":
+            return heads * sum(d // 2 + d // 16 for d in (cache.head_dim_k, cache.head_dim_v))
+        return int(cache.elements_per_token(heads) * DTYPE_BYTES[req.kv_dtype])
+
+    def stage_costs(self, caches: list[L.Layer], req: Request) -> list[KindCost]:
+        self.check(caches, req)
+        block = self.block_size(caches, req)
+        tokens = cdiv(req.seq_len, block) * block
+        items = []
+        for cache in caches:
+            if isinstance(cache, (L.Attention, L.LatentAttention)):
+                per_token = self.token_bytes(cache, req)
+                items.append((cache.kind, per_token * tokens * req.batch, Fraction(per_token), tokens))
+            elif isinstance(cache, L.RecurrentState):
+                conv = split_exact(cache.conv_channels, req.tp, "convolution channels") * (cache.conv_kernel - 1)
+                ssm = prod(cache.ssm_shape[1:]) * split_exact(cache.ssm_shape[0], req.tp, "state heads") if cache.ssm_shape else 0
+                items.append((cache.kind, int((conv + ssm) * DTYPE_BYTES[req.model_dtype]) * req.batch, Fraction(0), None))
+            else:
+                items.append((cache.kind, 0, Fraction(0), None))
+        return group_costs(items)
