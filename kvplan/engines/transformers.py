@@ -12,6 +12,10 @@ Rules, read from transformers 5.23 `cache_utils.py` and checked against real cac
   of up to 128 tokens before being quantized; quantized caches exist only for all-full-attention models.
 A prefill longer than the window briefly pins all of its tokens until the next decode step (the kept part is
 a view); kvplan reports the steady state, which is what the tensors hold.
+
+`transformers-static` is `StaticCache(config, max_cache_len=seq_len)`: every full-attention layer allocates
+`max_cache_len` tokens up front and a sliding layer (`StaticSlidingWindowLayer`) `min(window, max_cache_len)`
+tokens, one more than the dynamic layer keeps; latent and recurrent layers are as above (checked in tests).
 """
 
 from __future__ import annotations
@@ -32,11 +36,16 @@ _FP8_SCALE_BYTES_PER_LAYER = 2 * 4
 class TransformersEngine:
     name = "transformers"
     follows = "transformers 5.23 DynamicCache / QuantizedCache"
+    window_extra = -1  # a DynamicSlidingWindowLayer keeps window - 1 tokens
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if req.kv_dtype in ("fp8_e5m2", "nvfp4"):
             raise UsageError(f"transformers has no {req.kv_dtype} KV cache", hint="use fp8 (e4m3), int8 or int4")
-        if req.kv_dtype in _QUANTIZED and any(c.kind != L.FULL for c in caches):
+        # QuantizedCache refuses any layer type but "full_attention"; MLA layers are full attention there and
+        # the fp8 backend quantizes the latent like keys (checked in tests); quanto / hqq group along a head
+        # dimension, which kvplan has not checked for latents.
+        allowed = (L.FULL, L.MLA) if req.kv_dtype == "fp8_e4m3" else (L.FULL,)
+        if req.kv_dtype in _QUANTIZED and any(c.kind not in allowed for c in caches):
             raise UsageError("transformers' quantized KV cache supports only models whose layers are all full attention",
                              hint="use --kv-dtype auto for this model, or another --engine")
 
@@ -51,13 +60,14 @@ class TransformersEngine:
         if isinstance(cache, L.Attention):
             heads = kv_heads_per_rank(cache.hf_cached_heads or cache.num_kv_heads, req.tp)
             per_token = cache.elements_per_token(heads) * self._element_bytes(req)
-            tokens = window_tokens(cache, req.seq_len, (cache.window or 1) - 1)
+            tokens = window_tokens(cache, req.seq_len, (cache.window or 1) + self.window_extra)
             extra = _FP8_SCALE_BYTES_PER_LAYER if req.kv_dtype == "fp8_e4m3" else 0
             grows = tokens == req.seq_len
             return cache.kind, _whole(per_token * tokens * req.batch) + extra, per_token if grows else Fraction(0), tokens
         if isinstance(cache, L.LatentAttention):
             per_token = cache.elements_per_token() * self._element_bytes(req)
-            return cache.kind, _whole(per_token * req.seq_len * req.batch), per_token, req.seq_len
+            extra = _FP8_SCALE_BYTES_PER_LAYER if req.kv_dtype == "fp8_e4m3" else 0
+            return cache.kind, _whole(per_token * req.seq_len * req.batch) + extra, per_token, req.seq_len
         if isinstance(cache, L.RecurrentState):
             return cache.kind, req.batch * self._state_bytes(cache, req), Fraction(0), None
         return cache.kind, 0, Fraction(0), None
@@ -71,6 +81,17 @@ class TransformersEngine:
         ssm = prod(cache.ssm_shape) // cache.ssm_shape[0] * split_exact(cache.ssm_shape[0], req.tp, "state heads") if cache.ssm_shape else 0
         conv = channels * cache.conv_kernel * DTYPE_BYTES[req.model_dtype]
         return int(conv) + ssm * 4
+
+
+class TransformersStaticEngine(TransformersEngine):
+    name = "transformers-static"
+    follows = "transformers 5.23 StaticCache (max_cache_len = seq_len)"
+    window_extra = 0  # a StaticSlidingWindowLayer allocates the whole window
+
+    def check(self, caches: list[L.Layer], req: Request) -> None:
+        if req.kv_dtype != req.model_dtype:
+            raise UsageError("transformers' StaticCache stores the KV cache in the model dtype",
+                             hint="use --kv-dtype auto with --engine transformers-static")
 
 
 def _whole(value: Fraction) -> int:

@@ -1,0 +1,176 @@
+"""How much memory a profiled run really uses: host heap via glibc `mallinfo2`, GPU via torch.cuda and NVML's view.
+
+Host (CPU runs): plain RSS over-reads by 1.7-2.5x because glibc keeps freed activation memory mapped
+(shared/notes/transformers-cache.md §5.3). glibc's `mallinfo2()` counts the bytes malloc has handed out and
+not yet got back (`uordblks + hblkhd`); sampled every millisecond on a thread, its peak matched the torch
+profiler's peak allocation exactly there, at no measurable cost. On a libc without `mallinfo2` (musl, macOS)
+the meter falls back to RSS from /proc and says so in `method`.
+
+GPU runs: `torch.cuda.max_memory_allocated` / `max_memory_reserved` per device (reset per phase) and the
+device-level use `total - free` from `torch.cuda.mem_get_info` (what NVML / nvidia-smi see, including the
+CUDA context and other processes).
+
+Also here: `address_space_limit`, the CPU memory cap used by `kvplan profile --memory-limit`, which makes a
+too-large allocation fail inside torch (a real `DefaultCPUAllocator: can't allocate memory`) instead of
+waking the kernel's OOM killer.
+
+torch is imported lazily (only the GPU functions need it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import threading
+import time
+from collections.abc import Iterator
+
+__all__ = ["HeapMeter", "address_space_limit", "malloc_trim", "process_rss_bytes"]
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:  # pragma: no cover - no C library to load
+        return None
+    return libc
+
+
+_LIBC = _libc()
+_MALLINFO2 = getattr(_LIBC, "mallinfo2", None) if _LIBC is not None else None
+if _MALLINFO2 is not None:
+    _MALLINFO2.restype = _Mallinfo2
+    _MALLINFO2.argtypes = []
+
+
+def heap_in_use_bytes() -> int:
+    """Bytes malloc has handed out and not had back (glibc), else the process RSS."""
+    if _MALLINFO2 is not None:
+        info = _MALLINFO2()
+        return int(info.uordblks + info.hblkhd)
+    return process_rss_bytes()
+
+
+def process_rss_bytes() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _vm_size_bytes() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmSize in /proc/self/status")
+
+
+def malloc_trim() -> None:
+    """Give freed heap memory back to the system (glibc only; a no-op elsewhere)."""
+    trim = getattr(_LIBC, "malloc_trim", None) if _LIBC is not None else None
+    if trim is not None:
+        trim(0)
+
+
+class HeapMeter:
+    """Samples the host heap every `interval_s` on one daemon thread for the meter's whole life.
+
+    `reset()` starts a new phase (peak = now), `peak()` reads the highest value since; `paused()` stops the
+    sampling (so timed passes do not share the interpreter with it). Started once, before any memory cap,
+    so a cap never prevents its thread from starting.
+    """
+
+    method = ("glibc mallinfo2 (uordblks + hblkhd) sampled every 1 ms" if _MALLINFO2 is not None else
+              "process RSS sampled every 1 ms (no mallinfo2 here: over-reads freed memory)")
+
+    def __init__(self, interval_s: float = 0.001) -> None:
+        self.interval_s = interval_s
+        self._lock = threading.Lock()
+        self._peak = heap_in_use_bytes()
+        self._running = threading.Event()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> HeapMeter:
+        self._running.set()
+        self._thread = threading.Thread(target=self._run, name="kvplan-heap-meter", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closed.set()
+        self._running.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            self._running.wait()
+            self._sample()
+            time.sleep(self.interval_s)
+
+    def _sample(self) -> int:
+        value = heap_in_use_bytes()
+        with self._lock:
+            if value > self._peak:
+                self._peak = value
+        return value
+
+    def reset(self) -> int:
+        """Start a phase: the peak becomes the current heap, which is returned."""
+        value = heap_in_use_bytes()
+        with self._lock:
+            self._peak = value
+        return value
+
+    def peak(self) -> int:
+        """Highest heap seen since `reset()` (a last sample included)."""
+        self._sample()
+        with self._lock:
+            return self._peak
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        self._running.clear()
+        try:
+            yield
+        finally:
+            self._running.set()
+
+
+@contextlib.contextmanager
+def address_space_limit(extra_bytes: int | None) -> Iterator[None]:
+    """Cap the process so that at most `extra_bytes` more heap can be allocated (None: no cap).
+
+    Sets RLIMIT_AS to the current address-space size + the bytes still allowed, so that a larger
+    allocation fails with ENOMEM, which torch reports as an out-of-memory RuntimeError; the previous soft
+    limit is restored on exit. Linux only.
+    """
+    if extra_bytes is None:
+        yield
+        return
+    import resource
+
+    old = resource.getrlimit(resource.RLIMIT_AS)
+    cap = _vm_size_bytes() + max(0, extra_bytes)
+    if old[1] != resource.RLIM_INFINITY:
+        cap = min(cap, old[1])
+    resource.setrlimit(resource.RLIMIT_AS, (cap, old[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, old)

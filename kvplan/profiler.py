@@ -1,0 +1,600 @@
+"""`kvplan profile`: real prefill / decode passes that measure memory and tokens/s beside kvplan's estimate.
+
+torch, transformers and accelerate are imported here and in the modules it uses (kvplan.profile_device: the
+device, memory and clocks; kvplan.profile_model: loading or building the model; kvplan.decode_passes: the
+prefill / decode loops; kvplan.torch_cache: reading cache tensors), never by the planning commands: the CLI
+imports this module inside the `profile` command only.
+
+For each point of the grid (batch x prompt length x cache implementation) the profiler runs:
+1. a memory pass, which is also the warm-up with the real shapes: prefill (`logits_to_keep=1`), then
+   `decode_tokens` one-token steps, with the peak memory of each phase (GPU: torch.cuda peak allocated and
+   reserved, and the device-level use `total - free` as NVML sees it; CPU: glibc `mallinfo2` sampled every
+   millisecond, see kvplan.memory_meter) and the KV bytes read from the cache tensors afterwards;
+2. `repeats` timed passes with a fresh cache each (CUDA events on one GPU, else the clock after
+   synchronising): time to first token (prefill + argmax), decode tokens/s and the median inter-token latency;
+3. with `no_cache_baseline`, greedy decoding with `use_cache=False` (the whole sequence every step) over
+   `min(decode_tokens, no_cache_steps)` steps, and the speed-up the cache buys.
+The estimate for the same point comes from kvplan's transformers engine model (`transformers` for dynamic
+and quantized caches, `transformers-static` for StaticCache) at `seq_len + decode_tokens` tokens.
+
+Out of memory is a result: the point is recorded with `oom: true`, its memory freed, and the grid goes on.
+On the CPU `memory_limit` caps the process (kvplan.memory_meter.address_space_limit) so that a too-large
+allocation fails inside torch instead of waking the kernel's OOM killer; on a GPU it becomes
+`torch.cuda.set_per_process_memory_fraction`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import platform
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+
+from kvplan import __version__, api
+from kvplan.architectures import model_shape
+from kvplan.decode_passes import CACHE_CHOICES, Runner, Unsupported, first_line
+from kvplan.errors import KvplanError, UsageError
+from kvplan.estimate import estimate_shape, resolve_dtypes
+from kvplan.memory_meter import HeapMeter
+from kvplan.profile_device import Clock, Device, default_gpus, describe, is_oom, mem_available
+from kvplan.profile_model import import_model_code, load_model, shrink_layers, weights_bytes
+from kvplan.torch_cache import cache_layer_bytes, total_nbytes
+from kvplan.units import short_dtype
+
+SCHEMA = "kvplan.profile/1"
+# Which kvplan engine model and KV dtype describe each cache implementation.
+_CACHE_MODEL = {
+    "dynamic": ("transformers", "auto"),
+    "static": ("transformers-static", "auto"),
+    "quantized": ("transformers", "fp8_e4m3"),  # QuantizedCache(backend="fp8"): 1 byte + 2 fp32 scales per layer
+    "offloaded": ("transformers", "auto"),
+    "offloaded-static": ("transformers-static", "auto"),
+}
+MAX_SEARCH_BATCH = 1 << 16
+MAX_SEARCH_LEN = 1 << 21
+
+
+# --------------------------------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class ProfileRequest:
+    """What to run. `gpus` empty = CPU. Lengths are prompt tokens; the cache ends at seq_len + decode_tokens."""
+
+    model: str
+    gpus: tuple[int, ...] = ()
+    seq_lens: tuple[int, ...] = (512,)
+    batches: tuple[int, ...] = (1,)
+    decode_tokens: int = 32
+    dtype: str = "auto"
+    caches: tuple[str, ...] = ("dynamic",)
+    no_cache_baseline: bool = False
+    no_cache_steps: int = 8
+    find_max_batch: bool = False
+    find_max_len: bool = False
+    repeats: int = 3
+    layers: int | None = None
+    memory_limit: int | None = None
+    random_weights: bool = False
+    trust_remote_code: bool = False
+    revision: str | None = None
+    offline: bool | None = None
+    seed: int = 0
+
+
+@dataclass
+class Run:
+    """One grid point. Byte counts are whole-model (all devices); `None` where a phase did not run."""
+
+    batch: int
+    seq_len: int
+    cache: str
+    decode_tokens: int
+    oom: bool = False
+    oom_phase: str | None = None
+    error: str | None = None
+    kv_cache_bytes_measured: int | None = None
+    kv_cache_bytes_estimated: int | None = None
+    kv_cache_ratio: float | None = None
+    weights_bytes_measured: int | None = None
+    peak_memory_bytes: int | None = None
+    peak_prefill_bytes: int | None = None
+    peak_decode_bytes: int | None = None
+    estimated_floor_bytes: int | None = None
+    peak_to_floor_ratio: float | None = None
+    peak_reserved_bytes: int | None = None
+    device_used_bytes: int | None = None
+    peak_memory_bytes_per_device: dict[str, int] | None = None
+    ttft_s: float | None = None
+    prefill_tokens_per_s: float | None = None
+    decode_tokens_per_s: float | None = None
+    inter_token_latency_s: float | None = None
+    decode_tokens_per_s_no_cache: float | None = None
+    no_cache_steps: int | None = None
+    cache_speedup: float | None = None
+    repeats: int = 0
+    kv_cache_bytes_full_model_scaled: int | None = None
+    decode_tokens_per_s_upper_bound: float | None = None
+    prefill_tokens_per_s_upper_bound: float | None = None
+
+
+@dataclass
+class Search:
+    """A --find-max-batch / --find-max-len result beside kvplan's prediction for the same memory limit."""
+
+    kind: str  # "batch" or "seq_len"
+    cache: str
+    fixed: dict[str, int]
+    measured_max: int
+    predicted_max: int | None
+    predicted_by: str
+    probes: int
+    limit_bytes: int | None
+
+    @property
+    def ratio(self) -> float | None:
+        return round(self.measured_max / self.predicted_max, 3) if self.predicted_max else None
+
+
+@dataclass
+class ProfileReport:
+    model: str
+    weights: str
+    layers_full: int
+    layers_used: int
+    dtype: str
+    env: dict[str, Any]
+    runs: list[Run] = field(default_factory=list)
+    searches: list[Search] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # cache implementation -> why it cannot run here
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA, "model": self.model, "weights": self.weights, "layers_full": self.layers_full,
+            "layers_used": self.layers_used, "dtype": self.dtype, "env": self.env,
+            "runs": [asdict(r) for r in self.runs],
+            "searches": [{**asdict(s), "ratio": s.ratio} for s in self.searches],
+            "skipped_caches": dict(self.skipped), "notes": list(self.notes),
+        }
+
+
+# ------------------------------------------------------------------------------------------------ devices
+
+
+class Profiler:
+    """Prepares the model once and runs grid points and searches on it."""
+
+    def __init__(self, req: ProfileRequest) -> None:
+        _validate(req)
+        self.req = req
+        self.loaded = api.load(req.model, revision=req.revision, offline=req.offline)
+        full_config = self.loaded.config
+        self.full_shape = model_shape(full_config)
+        self.config = shrink_layers(full_config, req.layers) if req.layers else dict(full_config)
+        self.shape = model_shape(self.config)
+        self.model_dtype, _ = resolve_dtypes(self.shape, req.dtype, "auto")
+        self.notes: list[str] = list(self.shape.assumptions)
+        if req.gpus and not torch.cuda.is_available():
+            raise UsageError("--gpu was given but torch sees no CUDA device",
+                             hint="use --device cpu, or install a CUDA build of torch")
+        if req.gpus:
+            count = torch.cuda.device_count()
+            for g in req.gpus:
+                if g >= count:
+                    raise UsageError(f"--gpu {g}: torch sees {count} CUDA device(s)", hint=f"use --gpu 0..{count - 1}")
+        self._meter = None if req.gpus else HeapMeter()
+        self.limit = req.memory_limit
+        if self.limit is None and not req.gpus and (req.find_max_batch or req.find_max_len):
+            available = mem_available()
+            if available:
+                self.limit = int(available * 0.8)
+                self.notes.append(f"CPU search capped at 80% of available memory ({self.limit} bytes); "
+                                  "set --memory-limit to choose")
+
+    def __enter__(self) -> Profiler:
+        if self._meter is not None:
+            self._meter.__enter__()
+        self.device = Device(self.req.gpus, self._meter)
+        import_model_code(self.config)  # so that module imports do not count as weights memory
+        self.device.free()
+        before = self.device.in_use()
+        self.process_base = self.device.base = before
+        self.model, self.hf_config, self.weights_how = load_model(
+            self.req, self.loaded, self.config, self.model_dtype, self.device)
+        self.device.sync()
+        self.weights_in_memory = max(0, self.device.in_use() - before)
+        self.weights_bytes = weights_bytes(self.model)
+        vocab = int(getattr(self.hf_config, "vocab_size", None) or self.shape_vocab())
+        self.runner = Runner(self.model, self.hf_config, self.device, self.req, vocab)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.model = None
+        self.runner = None
+        if self._meter is not None:
+            self._meter.__exit__(*exc)
+        gc.collect()
+
+    def shape_vocab(self) -> int:
+        from kvplan.config_fields import first, text_config
+
+        return int(first(text_config(self.config), "vocab_size", "padded_vocab_size", default=32000))
+
+    # estimates ------------------------------------------------------------------------------------------
+    def estimated_kv(self, batch: int, tokens: int, impl: str, *, full_model: bool = False) -> int:
+        engine, kv_dtype = _CACHE_MODEL[impl]
+        shape = self.full_shape if full_model else self.shape
+        return estimate_shape(shape, engine=engine, seq_len=tokens, batch=batch, dtype=self.model_dtype,
+                              kv_dtype=kv_dtype).kv_cache_bytes
+
+    def hardware_profile(self) -> Any:
+        """The kvplan hardware profile of the (first) GPU, matched by the name CUDA reports; None on the CPU."""
+        if not self.req.gpus:
+            return None
+        from kvplan.hardware import load_profile
+
+        try:
+            return load_profile(torch.cuda.get_device_name(self.req.gpus[0]))
+        except KvplanError:
+            return None
+
+    def add_bounds(self, run: Run, hw: Any) -> None:
+        """Roofline upper bounds (kvplan.throughput) for this point on the matched GPU profile: decode at the
+        prompt length (the fastest step), prefill for the prompt."""
+        from kvplan.throughput import bounds, param_split
+
+        if hw is None or run.kv_cache_bytes_measured is None:
+            return
+        gpus = len(self.req.gpus)
+        try:
+            rows, prefill, _ = bounds(
+                shape=self.shape, split=param_split(self.config), weights_per_gpu=self.weights_bytes // gpus,
+                kv_bytes_per_gpu=lambda b: self.estimated_kv(b, run.seq_len, run.cache) // gpus, batches=[run.batch],
+                context=run.seq_len, bandwidth=hw.memory_bandwidth_bytes_per_s, tflops=hw.dense_tflops,
+                model_dtype=self.model_dtype, gpus=gpus)
+        except KvplanError:
+            return
+        run.decode_tokens_per_s_upper_bound = rows[0]["decode_tokens_per_s_upper_bound"]
+        run.prefill_tokens_per_s_upper_bound = prefill
+
+    # one grid point -------------------------------------------------------------------------------------
+    def run_point(self, batch: int, seq_len: int, impl: str, *, timed: bool = True) -> Run:
+        req = self.req
+        steps = req.decode_tokens
+        run = Run(batch=batch, seq_len=seq_len, cache=impl, decode_tokens=steps,
+                  weights_bytes_measured=self.weights_bytes)
+        try:
+            run.kv_cache_bytes_estimated = self.estimated_kv(batch, seq_len + steps, impl)
+            run.estimated_floor_bytes = self.weights_bytes + run.kv_cache_bytes_estimated
+        except KvplanError as exc:
+            run.error = f"no estimate: {exc.message}"
+        limit = self.shape.max_position_embeddings
+        if limit and seq_len + steps > limit:
+            run.error = (f"prompt + decode = {seq_len + steps} tokens exceeds the model's max_position_embeddings "
+                         f"{limit}")
+            return run
+        phase = {"name": "prefill"}
+        device = self.device
+        try:
+            with device.capped(self.limit), torch.inference_mode():
+                device.free()
+                base = device.reset_peak()
+                peaks: dict[str, int] = {}
+
+                def on_phase(name: str) -> None:
+                    if phase["name"] != name:
+                        peaks[phase["name"]] = device.peak()
+                        device.reset_peak()
+                    phase["name"] = name
+
+                cache = self.runner.generate(batch, seq_len, impl, steps, on_phase=on_phase)
+                peaks[phase["name"]] = device.peak()
+                layers = cache_layer_bytes(cache)
+                run.kv_cache_bytes_measured = total_nbytes(layers)
+                run.peak_prefill_bytes = max(0, peaks.get("prefill", base) - base)
+                run.peak_decode_bytes = max(0, peaks.get("decode", base) - base) if steps else None
+                run.peak_memory_bytes = max(peaks.values()) - self.process_base
+                run.peak_memory_bytes_per_device = device.peak_per_device()
+                run.peak_reserved_bytes = device.peak_reserved()
+                run.device_used_bytes = device.device_used()
+                del cache, layers
+                device.free()
+                if timed:
+                    phase["name"] = "timing"
+                    self._time(run, batch, seq_len, impl)
+                    if req.no_cache_baseline and steps:
+                        phase["name"] = "no-cache baseline"
+                        n = min(steps, req.no_cache_steps)
+                        with device.untimed():
+                            run.decode_tokens_per_s_no_cache = self.runner.no_cache_decode(batch, seq_len, n)
+                        run.no_cache_steps = n
+                        if run.decode_tokens_per_s:
+                            run.cache_speedup = run.decode_tokens_per_s / run.decode_tokens_per_s_no_cache
+        except Unsupported as exc:
+            run.error = str(exc)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - OOM is a result; anything else is reported per point
+            if not is_oom(exc):
+                if isinstance(exc, (SystemExit, GeneratorExit)):
+                    raise
+                run.error = f"{type(exc).__name__}: {first_line(exc)}"
+            else:
+                run.oom = True
+                run.oom_phase = phase["name"]
+        finally:
+            device.free()
+        if run.kv_cache_bytes_measured is not None and run.kv_cache_bytes_estimated:
+            run.kv_cache_ratio = run.kv_cache_bytes_measured / run.kv_cache_bytes_estimated
+        if run.peak_memory_bytes is not None and run.estimated_floor_bytes:
+            run.peak_to_floor_ratio = run.peak_memory_bytes / run.estimated_floor_bytes
+        return run
+
+    def _time(self, run: Run, batch: int, seq_len: int, impl: str) -> None:
+        ttfts: list[float] = []
+        rates: list[float] = []
+        gaps: list[float] = []
+        steps = run.decode_tokens
+        with self.device.untimed():
+            for _ in range(self.req.repeats):
+                clock = Clock(self.device)
+                cache = self.runner.generate(batch, seq_len, impl, steps, clock=clock)
+                del cache
+                times = clock.seconds()
+                ttfts.append(times[1] - times[0])
+                step_times = [b - a for a, b in zip(times[1:], times[2:])]
+                gaps.extend(step_times)
+                if step_times:
+                    rates.append(batch * len(step_times) / sum(step_times))
+        run.repeats = self.req.repeats
+        run.ttft_s = statistics.median(ttfts)
+        run.prefill_tokens_per_s = batch * seq_len / run.ttft_s if run.ttft_s > 0 else None
+        if rates:
+            run.decode_tokens_per_s = statistics.median(rates)
+            run.inter_token_latency_s = statistics.median(gaps)
+
+    # searches -------------------------------------------------------------------------------------------
+    def fits(self, batch: int, seq_len: int, impl: str) -> bool | None:
+        run = self.run_point(batch, seq_len, impl, timed=False)
+        if run.error and not run.oom:
+            return None
+        return not run.oom
+
+    def predicted_max_batch(self, seq_len: int, impl: str) -> int | None:
+        limit = self._limit_bytes()
+        if limit is None:
+            return None
+        room = limit - self.weights_bytes
+        tokens = seq_len + self.req.decode_tokens
+        try:
+            return _largest(lambda b: self.estimated_kv(b, tokens, impl) <= room, MAX_SEARCH_BATCH)
+        except KvplanError:
+            return None
+
+    def predicted_max_len(self, batch: int, impl: str) -> int | None:
+        limit = self._limit_bytes()
+        if limit is None:
+            return None
+        room = limit - self.weights_bytes
+        steps = self.req.decode_tokens
+        try:
+            longest = min(MAX_SEARCH_LEN, (self.shape.max_position_embeddings or MAX_SEARCH_LEN) - steps)
+            return _largest(lambda n: self.estimated_kv(batch, n + steps, impl) <= room, longest)
+        except KvplanError:
+            return None
+
+    def _limit_bytes(self) -> int | None:
+        return self.limit if self.limit is not None else self.device.total_memory()
+
+    def search_batch(self, seq_len: int, impl: str, progress: Callable[[str], None] | None = None) -> Search:
+        probes = 0
+
+        def ok(b: int) -> bool:
+            nonlocal probes
+            probes += 1
+            if progress:
+                progress(f"find max batch: seq {seq_len}, batch {b}")
+            return bool(self.fits(b, seq_len, impl))
+
+        best = _search(ok, 1, MAX_SEARCH_BATCH, resolution=lambda lo: 1)
+        return Search("batch", impl, {"seq_len": seq_len, "decode_tokens": self.req.decode_tokens}, best,
+                      self.predicted_max_batch(seq_len, impl), _PREDICTED_BY, probes, self._limit_bytes())
+
+    def search_len(self, batch: int, impl: str, start: int,
+                   progress: Callable[[str], None] | None = None) -> Search:
+        probes = 0
+
+        def ok(n: int) -> bool:
+            nonlocal probes
+            probes += 1
+            if progress:
+                progress(f"find max length: batch {batch}, seq {n}")
+            return bool(self.fits(batch, n, impl))
+
+        longest = min(MAX_SEARCH_LEN, (self.shape.max_position_embeddings or MAX_SEARCH_LEN) - self.req.decode_tokens)
+        best = _search(ok, min(start, longest), longest, resolution=lambda lo: max(16, lo // 64))
+        return Search("seq_len", impl, {"batch": batch, "decode_tokens": self.req.decode_tokens}, best,
+                      self.predicted_max_len(batch, impl), _PREDICTED_BY, probes, self._limit_bytes())
+
+
+_PREDICTED_BY = ("kvplan: weights + KV cache (transformers engine model) within the memory limit; "
+                 "activations not counted, so the measured maximum is lower")
+
+
+def _largest(fits: Callable[[int], bool], limit: int) -> int:
+    """Largest n in [1, limit] with fits(n) for a monotone predicate; 0 when none."""
+    if not fits(1):
+        return 0
+    lo, hi = 1, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _search(ok: Callable[[int], bool], start: int, limit: int, resolution: Callable[[int], int]) -> int:
+    """Largest n (>= 1) with ok(n): double from `start` until a failure, then bisect to `resolution(lo)`."""
+    lo = 0
+    n = max(1, start)
+    if not ok(n):
+        if n == 1:
+            return 0
+        hi = n
+        n = 1
+        if not ok(1):
+            return 0
+        lo = 1
+    else:
+        lo = n
+        hi = None
+        while hi is None:
+            nxt = min(lo * 2, limit)
+            if nxt == lo:
+                return lo
+            if ok(nxt):
+                lo = nxt
+            else:
+                hi = nxt
+    while hi - lo > resolution(lo):
+        mid = (lo + hi) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _validate(req: ProfileRequest) -> None:
+    for impl in req.caches:
+        if impl not in CACHE_CHOICES:
+            raise UsageError(f"unknown --cache {impl!r}", hint="use one of: " + ", ".join(CACHE_CHOICES))
+    if req.decode_tokens < 0:
+        raise UsageError("--decode-tokens must be 0 or more")
+    if req.repeats < 1:
+        raise UsageError("--repeats must be at least 1")
+    if req.memory_limit is not None and req.memory_limit <= 0:
+        raise UsageError("--memory-limit must be positive", hint="pass e.g. --memory-limit 8GiB")
+    if req.gpus and len(set(req.gpus)) != len(req.gpus):
+        raise UsageError("--gpu lists a device twice", hint="pass e.g. --gpu 0,1")
+
+
+def environment(req: ProfileRequest, device_desc: str, memory_method: str) -> dict[str, Any]:
+    import accelerate
+
+    env = {
+        "kvplan": __version__, "python": platform.python_version(), "torch": torch.__version__,
+        "transformers": transformers.__version__, "accelerate": accelerate.__version__,
+        "platform": platform.platform(), "device": device_desc, "memory_method": memory_method,
+        "torch_threads": torch.get_num_threads(), "cuda": torch.version.cuda if req.gpus else None,
+    }
+    if req.gpus:
+        env["gpus"] = [{"index": g, "name": torch.cuda.get_device_name(g),
+                        "total_memory_bytes": torch.cuda.get_device_properties(g).total_memory} for g in req.gpus]
+    return env
+
+
+def profile(req: ProfileRequest, progress: Callable[[str, int], None] | None = None) -> ProfileReport:
+    """Run the grid (and the searches) of `req`. `progress(description, total)` is called before each unit of
+    work (total = the number of units, known up front for the grid; searches add one unit each)."""
+    points = [(b, n, c) for c in req.caches for n in req.seq_lens for b in req.batches]
+    searches = (len(req.seq_lens) * len(req.caches) if req.find_max_batch else 0) + \
+        (len(req.batches) * len(req.caches) if req.find_max_len else 0)
+    total = len(points) + searches
+    transformers.logging.set_verbosity_error()  # kernel-fallback warnings would drown the progress bar
+    with Profiler(req) as prof:
+        memory_method = "torch.cuda max_memory_allocated (+ mem_get_info for the device view)" if req.gpus \
+            else HeapMeter.method
+        report = ProfileReport(
+            model=prof.loaded.name, weights=prof.weights_how, layers_full=prof.full_shape.num_layers,
+            layers_used=prof.shape.num_layers, dtype=short_dtype(prof.model_dtype),
+            env=environment(req, describe(req.gpus), memory_method), notes=prof.notes,
+        )
+        report.env["weights_bytes"] = prof.weights_bytes
+        report.env["weights_in_memory_bytes"] = prof.weights_in_memory
+        if req.layers and req.layers != prof.full_shape.num_layers:
+            report.notes.append(
+                f"--layers {req.layers}: measured with {req.layers} of {prof.full_shape.num_layers} layers; "
+                "kv_cache_bytes_full_model_scaled = measured x (full-model estimate / shrunk estimate); "
+                "memory and tokens/s are for the shrunk model")
+        if prof.limit is not None:
+            report.env["memory_limit_bytes"] = prof.limit
+        hw = prof.hardware_profile()
+        if hw is not None:
+            report.env["hardware_profile"] = hw.id
+            report.notes.append(f"upper bounds from the {hw.id} profile (kvplan.throughput roofline): decode at the "
+                                "prompt length, weights + KV read per step over memory bandwidth")
+        skipped = {}
+        for impl in req.caches:
+            try:
+                prof.runner.new_cache(impl, 16)
+            except Unsupported as exc:
+                skipped[impl] = str(exc)
+        for impl, reason in skipped.items():
+            report.notes.append(f"--cache {impl} skipped: {reason}")
+        report.skipped = skipped
+        points = [p for p in points if p[2] not in skipped]
+        for b, n, c in points:
+            if progress:
+                progress(f"batch {b}, seq {n}, {c}", total)
+            run = prof.run_point(b, n, c)
+            report.runs.append(run)
+            if run.error:
+                report.notes.append(f"batch {b}, seq {n}, {c}: {run.error}")
+            prof.add_bounds(run, hw)
+        caches = [c for c in req.caches if c not in skipped]
+        for c in caches if req.find_max_batch else ():
+            for n in req.seq_lens:
+                if progress:
+                    progress(f"find max batch: seq {n}, {c}", total)
+                report.searches.append(prof.search_batch(n, c))
+        for c in caches if req.find_max_len else ():
+            for b in req.batches:
+                if progress:
+                    progress(f"find max length: batch {b}, {c}", total)
+                report.searches.append(prof.search_len(b, c, start=max(req.seq_lens)))
+        if req.layers and req.layers != prof.full_shape.num_layers:
+            for run in report.runs:
+                if run.kv_cache_bytes_measured is not None and run.kv_cache_bytes_estimated:
+                    full = prof.estimated_kv(run.batch, run.seq_len + run.decode_tokens, run.cache, full_model=True)
+                    run.kv_cache_bytes_full_model_scaled = round(
+                        run.kv_cache_bytes_measured * full / run.kv_cache_bytes_estimated)
+    return report
+
+
+def write_json_atomically(path: str | Path, data: dict[str, Any]) -> None:
+    """Write JSON to `path` through a temporary file in the same folder and os.replace: never half-written."""
+    import json
+    import tempfile
+
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"--output: folder {folder} does not exist", hint="create it or choose another path")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+__all__ = ["CACHE_CHOICES", "ProfileReport", "ProfileRequest", "Profiler", "Run", "Search", "default_gpus",
+           "profile", "shrink_layers", "write_json_atomically"]
+
+

@@ -1,0 +1,280 @@
+"""`kvplan profile` on the CPU: real prefill/decode passes over tiny random-weight models of several families.
+
+What is checked with real numbers: the KV bytes read from the cache tensors equal kvplan's estimate exactly
+(dynamic, static and fp8-quantized caches; llama, gemma2 sliding window, deepseek_v3 MLA, jamba Mamba hybrid,
+qwen3_next linear attention, pure mamba); decoding with the cache is faster than without; out of memory under
+a memory cap is recorded and the grid goes on; the memory meter sees tensor bytes; JSON output is written
+atomically; bad input gets one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from conftest import config_path, load_config  # noqa: E402
+from kvplan import profiler  # noqa: E402
+from kvplan.cli import app  # noqa: E402
+from kvplan.errors import UsageError  # noqa: E402
+from kvplan.memory_meter import HeapMeter, heap_in_use_bytes, malloc_trim  # noqa: E402
+from kvplan.profiler import ProfileRequest, profile, shrink_layers, write_json_atomically  # noqa: E402
+
+pytestmark = pytest.mark.torch
+runner = CliRunner()
+
+# family -> cache implementations transformers supports for it
+FAMILIES = {
+    "llama_tiny": ("dynamic", "static", "quantized"),
+    "gemma2_sw": ("dynamic", "static"),  # window 16: prompt 40 + 4 decode steps crosses it
+    "deepseek_v3_tiny": ("dynamic", "static", "quantized"),  # MLA latent, fp8 latent too
+    "jamba": ("dynamic", "static"),  # Mamba layers + attention
+    "qwen3_next": ("dynamic", "static"),  # gated DeltaNet + attention
+    "mamba": ("dynamic",),  # cache_params, its own state cache
+    "llama4_text_chunked": ("dynamic", "static"),  # chunked local attention
+}
+
+
+def _request(name: str, **kw) -> ProfileRequest:
+    base = dict(model=str(config_path(name)), seq_lens=(40,), batches=(2,), decode_tokens=4, repeats=1)
+    base.update(kw)
+    return ProfileRequest(**base)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_measured_kv_equals_estimate(name):
+    report = profile(_request(name, caches=FAMILIES[name]))
+    assert [r.cache for r in report.runs] == list(FAMILIES[name])
+    for run in report.runs:
+        assert run.error is None and not run.oom
+        assert run.kv_cache_bytes_measured > 0
+        assert run.kv_cache_bytes_measured == run.kv_cache_bytes_estimated, run.cache
+        assert run.kv_cache_ratio == 1.0
+        assert run.decode_tokens_per_s > 0 and run.prefill_tokens_per_s > 0 and run.ttft_s > 0
+        assert run.peak_memory_bytes >= run.weights_bytes_measured
+
+
+def test_llama_figures_follow_the_formula():
+    # 4 layers x 2 (K, V) x 4 KV heads x 32 head_dim x fp32 = 4,096 B per token; 2 x (40 + 4) tokens
+    report = profile(_request("llama_tiny", caches=("dynamic", "quantized")))
+    dynamic, quantized = report.runs
+    assert dynamic.kv_cache_bytes_measured == 4096 * 2 * 44 == 360_448
+    # fp8: one byte per element plus two fp32 scales per layer
+    assert quantized.kv_cache_bytes_measured == 1024 * 2 * 44 + 4 * 8 == 90_144
+    # weights: embeddings + lm_head 2 x 1024 x 256, 4 layers of q/k/v/o + MLP + norms, final norm; fp32;
+    # plus the rotary buffers inv_freq and original_inv_freq (head_dim / 2 = 16 floats each)
+    params = 2 * 1024 * 256 + 4 * (256 * 256 * 2 + 256 * 128 * 2 + 3 * 256 * 512 + 2 * 256) + 256
+    assert report.env["weights_bytes"] == params * 4 + 2 * 16 * 4
+
+
+def test_sliding_window_keeps_window_minus_one_dynamic_and_window_static():
+    report = profile(_request("gemma2_sw", caches=("dynamic", "static")))
+    dynamic, static = report.runs
+    # gemma2_sw: 4 layers alternating sliding (window 16) and full; 2 KV heads x 16 head_dim x 2 (K, V) x bf16
+    # (no dtype in the config: bf16)
+    per_token_layer = 2 * 2 * 16 * 2 * 2  # batch 2
+    assert dynamic.kv_cache_bytes_measured == per_token_layer * (15 + 44) * 2
+    assert static.kv_cache_bytes_measured == per_token_layer * (16 + 44) * 2
+
+
+def test_cache_makes_decoding_faster():
+    report = profile(_request("llama_tiny", seq_lens=(512,), batches=(1,), decode_tokens=8, no_cache_baseline=True,
+                              no_cache_steps=8, repeats=2))
+    (run,) = report.runs
+    assert run.no_cache_steps == 8
+    assert run.decode_tokens_per_s > run.decode_tokens_per_s_no_cache
+    assert run.cache_speedup == pytest.approx(run.decode_tokens_per_s / run.decode_tokens_per_s_no_cache)
+    assert run.cache_speedup > 1.5
+
+
+def test_out_of_memory_is_a_result_and_the_grid_goes_on():
+    # weights 11.3 MB; batch 2048 x 256 tokens of KV alone is 2.1 GB, far over a 64 MiB cap
+    report = profile(_request("llama_tiny", seq_lens=(256,), batches=(2048, 1), decode_tokens=2,
+                              memory_limit=64 * 2**20))
+    big, small = report.runs
+    assert big.oom and big.oom_phase == "prefill" and big.kv_cache_bytes_measured is None
+    assert big.error is None
+    assert not small.oom and small.kv_cache_bytes_measured == small.kv_cache_bytes_estimated == 4096 * 258
+    assert report.env["memory_limit_bytes"] == 64 * 2**20
+
+
+def test_find_max_batch_under_a_memory_cap():
+    limit = 96 * 2**20
+    report = profile(_request("llama_tiny", seq_lens=(128,), batches=(1,), decode_tokens=2, memory_limit=limit,
+                              find_max_batch=True))
+    (search,) = report.searches
+    assert search.kind == "batch" and search.limit_bytes == limit
+    assert search.measured_max >= 1
+    # kvplan's prediction counts weights + KV only, so it bounds the measurement from above
+    weights = report.env["weights_bytes"]
+    assert search.predicted_max == (limit - weights) // (4096 * 130)
+    assert search.measured_max <= search.predicted_max
+
+
+def test_find_max_len_searches_lengths():
+    report = profile(_request("llama_tiny", seq_lens=(64,), batches=(4,), decode_tokens=2, memory_limit=64 * 2**20,
+                              find_max_len=True))
+    (search,) = report.searches
+    assert search.kind == "seq_len" and search.fixed == {"batch": 4, "decode_tokens": 2}
+    assert 64 <= search.measured_max <= search.predicted_max
+
+
+def test_unsupported_caches_are_skipped_with_a_reason():
+    report = profile(_request("gemma2_sw", caches=("dynamic", "quantized", "offloaded")))
+    assert [r.cache for r in report.runs] == ["dynamic"]
+    assert "only supported for models with only full attention" in report.skipped["quantized"]
+    assert "needs --gpu" in report.skipped["offloaded"]
+
+
+def test_layers_shrinks_and_scales_back():
+    report = profile(_request("llama_tiny", layers=2))
+    (run,) = report.runs
+    assert report.layers_used == 2 and report.layers_full == 4
+    assert run.kv_cache_bytes_measured == run.kv_cache_bytes_estimated == 2048 * 2 * 44
+    assert run.kv_cache_bytes_full_model_scaled == 4096 * 2 * 44
+
+
+def test_shrink_layers_cuts_per_layer_lists():
+    cfg = load_config("gemma3_text_layer_types")
+    small = shrink_layers(cfg, 2)
+    assert small["num_hidden_layers"] == 2 and small["layer_types"] == cfg["layer_types"][:2]
+    with pytest.raises(UsageError):
+        shrink_layers(cfg, cfg["num_hidden_layers"] + 1)
+
+
+def test_real_weights_are_loaded_from_a_model_folder(tmp_path):
+    from kvplan.torch_cache import build_model, hf_config_from_dict
+
+    model = build_model(hf_config_from_dict(load_config("llama_tiny")), dtype="float32", device="cpu")
+    model.save_pretrained(tmp_path)
+    report = profile(ProfileRequest(model=str(tmp_path), seq_lens=(16,), batches=(1,), decode_tokens=2, repeats=1))
+    assert report.weights == f"loaded from {tmp_path}"
+    assert report.runs[0].kv_cache_bytes_measured == report.runs[0].kv_cache_bytes_estimated == 4096 * 18
+    forced = profile(ProfileRequest(model=str(tmp_path), seq_lens=(16,), batches=(1,), decode_tokens=2, repeats=1,
+                                    random_weights=True))
+    assert forced.weights.startswith("random")
+
+
+def test_real_weights_are_loaded_from_the_hf_cache(tmp_path, monkeypatch):
+    from kvplan.torch_cache import build_model, hf_config_from_dict
+
+    for var in ("HF_HOME", "HUGGINGFACE_HUB_CACHE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    sha = "c" * 40
+    snapshot = tmp_path / "models--acme--tiny" / "snapshots" / sha
+    model = build_model(hf_config_from_dict(load_config("llama_tiny")), dtype="float32", device="cpu")
+    model.save_pretrained(snapshot)
+    (tmp_path / "models--acme--tiny" / "refs").mkdir()
+    (tmp_path / "models--acme--tiny" / "refs" / "main").write_text(sha)
+    report = profile(ProfileRequest(model="acme/tiny", seq_lens=(16,), batches=(1,), decode_tokens=1, repeats=1))
+    assert report.weights == f"loaded from {snapshot}"
+    assert report.env["weights_bytes"] == sum(p.numel() * 4 for p in model.parameters()) + 2 * 16 * 4
+
+
+def test_heap_meter_sees_tensor_bytes():
+    malloc_trim()
+    with HeapMeter() as meter:
+        base = meter.reset()
+        block = torch.ones(32 * 2**20, dtype=torch.uint8)  # 32 MiB, touched
+        held = heap_in_use_bytes() - base
+        del block
+        peak = meter.peak() - base
+    assert 32 * 2**20 <= held < 33 * 2**20
+    assert 32 * 2**20 <= peak < 33 * 2**20
+
+
+def test_json_is_written_atomically(tmp_path):
+    target = tmp_path / "report.json"
+    target.write_text("previous")
+    with pytest.raises(TypeError):
+        write_json_atomically(target, {"runs": [object()]})  # fails half-way through serialising
+    assert target.read_text() == "previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+    write_json_atomically(target, {"runs": []})
+    assert json.loads(target.read_text()) == {"runs": []}
+
+
+# ------------------------------------------------------------------------------------------------- the CLI
+
+
+def test_cli_json_and_output_file(tmp_path):
+    out = tmp_path / "profile.json"
+    result = runner.invoke(app, ["profile", str(config_path("llama_tiny")), "--device", "cpu", "--seq-len", "32",
+                                 "--batch", "1,2", "--decode-tokens", "3", "--repeats", "1", "--json", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["schema"] == "kvplan.profile/1"
+    assert data == json.loads(out.read_text())
+    assert data["env"]["torch"] == torch.__version__ and data["env"]["device"].startswith("cpu")
+    runs = data["runs"]
+    assert [(r["batch"], r["seq_len"], r["cache"]) for r in runs] == [(1, 32, "dynamic"), (2, 32, "dynamic")]
+    for r in runs:
+        for key in ("kv_cache_bytes_measured", "kv_cache_bytes_estimated", "peak_memory_bytes",
+                    "prefill_tokens_per_s", "decode_tokens_per_s", "decode_tokens_per_s_no_cache", "oom"):
+            assert key in r
+        assert r["kv_cache_bytes_measured"] == r["kv_cache_bytes_estimated"] == 4096 * 35 * r["batch"]
+        assert r["decode_tokens_per_s_no_cache"] is None and r["oom"] is False
+
+
+def test_cli_table():
+    result = runner.invoke(app, ["profile", str(config_path("llama_tiny")), "--device", "cpu", "--seq-len", "32",
+                                 "--decode-tokens", "2", "--repeats", "1", "--no-cache-baseline"])
+    assert result.exit_code == 0, result.output
+    assert "KV measured" in result.stdout and "1.000×" in result.stdout and "speed-up" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--gpu", "0"], "no CUDA device"),
+    (["--cache", "paged-ish"], "unknown --cache 'paged-ish'"),
+    (["--memory-limit", "lots"], "--memory-limit"),
+    (["--batch", "0"], "--batch must be a positive integer"),
+    (["--decode-tokens", "-1"], "--decode-tokens"),
+    (["--gpu", "0", "--device", "cpu"], "contradict"),
+    (["--layers", "9"], "--layers 9 is more than the model's 4 layers"),
+    (["-o", "/nonexistent-dir/x.json"], "does not exist"),
+])
+def test_cli_bad_input(args, message):
+    if torch.cuda.is_available() and args == ["--gpu", "0"]:
+        pytest.skip("a CUDA device exists")
+    result = runner.invoke(app, ["profile", str(config_path("llama_tiny")), "--seq-len", "16", "--decode-tokens",
+                                 "1", "--repeats", "1", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert result.stderr.startswith("error:")
+
+
+def test_cli_remote_code_model_is_refused_without_the_flag():
+    result = runner.invoke(app, ["profile", str(config_path("baichuan-inc__Baichuan2-7B")), "--seq-len", "16"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error:") and "--trust-remote-code" in result.stderr
+
+
+def test_search_finds_the_boundary():
+    from kvplan.profiler import _search
+
+    calls = []
+
+    def ok(n):
+        calls.append(n)
+        return n <= 37
+
+    assert _search(ok, 8, 1 << 16, resolution=lambda lo: 1) == 37
+    assert calls[:3] == [8, 16, 32]  # doubles, then bisects
+    assert _search(lambda n: n <= 5, 8, 1 << 16, resolution=lambda lo: 1) == 5  # start above the boundary
+    assert _search(lambda n: False, 8, 1 << 16, resolution=lambda lo: 1) == 0
+    assert _search(lambda n: True, 8, 100, resolution=lambda lo: 1) == 100  # capped
+
+
+def test_lengths_beyond_the_position_limit_are_refused_per_point():
+    report = profile(_request("llama_tiny", seq_lens=(4094, 16), batches=(1,), decode_tokens=4))
+    too_long, fine = report.runs
+    assert too_long.error == "prompt + decode = 4098 tokens exceeds the model's max_position_embeddings 4096"
+    assert fine.error is None and fine.kv_cache_bytes_measured == 4096 * 20
