@@ -97,8 +97,9 @@ ModelArg = Annotated[str, typer.Argument(
 SeqLenOpt = Annotated[str, typer.Option("--seq-len", "-s", help="Tokens per sequence: 32768, 32k, 128K; several "
                                         "(1k,4k,32k) or a doubling range (1k..128k) for a sweep.")]
 BatchOpt = Annotated[str, typer.Option("--batch", "-b", help="Sequences held at once.")]
-EngineOpt = Annotated[str, typer.Option("--engine", "-e", help="vllm (paged), sglang, transformers, or naive "
-                                        "(the textbook formula).")]
+EngineOpt = Annotated[str, typer.Option("--engine", "-e", help="vllm (paged), sglang, transformers, llamacpp "
+                                        "(alias llama.cpp; --batch = -np slots, --seq-len = tokens per slot), "
+                                        "tensorrt-llm, or naive (the textbook formula).")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="Model dtype: auto (from the config), fp32, bf16, fp16.")]
 KvDtypeOpt = Annotated[str, typer.Option("--kv-dtype", help="KV-cache dtype: " + ", ".join(KV_DTYPE_CHOICES) +
                                          " (auto = the model dtype).")]
@@ -237,6 +238,124 @@ def profiles_show(profile: Annotated[str, typer.Argument(help="A profile id, ali
     render.profile_card(found)
 
 
+def int_list(label: str, text: str) -> list[int]:
+    """Parse "1,4,8" into positive integers (kvplan's one-line error otherwise)."""
+    values = [positive(label, part) for part in str(text).split(",") if part.strip()]
+    if not values:
+        raise UsageError(f"{label} needs at least one value", hint=f"pass e.g. {label} 1,4")
+    return [v for v in values if v is not None]
+
+
+@app.command()
+@handle_errors
+def profile(
+    model: ModelArg,
+    gpu: Annotated[Optional[str], typer.Option("--gpu", help="CUDA device index, or several (0,1) to shard the model "
+                                               "with accelerate. Default: GPU 0 when CUDA is available, else the "
+                                               "CPU.", show_default=False)] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu to run on the CPU even when a GPU exists.",
+                                                  show_default=False)] = None,
+    seq_len: Annotated[str, typer.Option("--seq-len", "-s", help="Prompt lengths: 512, 2k, several (512,2048) or a "
+                                         "doubling range (512..4k).")] = "512",
+    batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes, e.g. 1,4.")] = "1",
+    decode_tokens: Annotated[str, typer.Option("--decode-tokens", help="Decode steps after the prefill (0 = prefill "
+                                               "only).")] = "128",
+    dtype: DtypeOpt = "auto",
+    cache: Annotated[str, typer.Option("--cache", help="Cache implementations: dynamic, static, quantized (fp8), "
+                                       "offloaded, offloaded-static (the last two need --gpu).")] = "dynamic",
+    no_cache_baseline: Annotated[bool, typer.Option("--no-cache-baseline", help="Also decode with use_cache=False "
+                                                    "and report the speed-up the cache buys.")] = False,
+    no_cache_steps: Annotated[str, typer.Option("--no-cache-steps", help="Steps of the no-cache baseline (each "
+                                                "re-reads the whole sequence).")] = "8",
+    find_max_batch: Annotated[bool, typer.Option("--find-max-batch", help="Binary-search the largest batch that "
+                                                 "fits at each --seq-len.")] = False,
+    find_max_len: Annotated[bool, typer.Option("--find-max-len", help="Binary-search the longest prompt that fits "
+                                               "at each --batch.")] = False,
+    repeats: Annotated[str, typer.Option("--repeats", help="Timed passes per point (the median is reported).")] = "3",
+    layers: Annotated[Optional[str], typer.Option("--layers", help="Keep only the first N decoder layers (for a "
+                                                  "model too big for the device); KV is also scaled back.",
+                                                  show_default=False)] = None,
+    memory_limit: Annotated[Optional[str], typer.Option("--memory-limit", help="Cap the memory the run may use "
+                                                        "(8GiB, 500MB): beyond it is out of memory. CPU searches "
+                                                        "default to 80% of available RAM.", show_default=False)] = None,
+    random_weights: Annotated[bool, typer.Option("--random-weights", help="Build from the config even when weight "
+                                                 "files are available.")] = False,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow the model folder's own "
+                                                    "Python code (never run without this flag).")] = False,
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Also write the JSON report to FILE "
+                                                  "(atomically).", show_default=False)] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run real prefill/decode passes (torch + transformers) and compare memory and tokens/s with the estimate.
+
+    Uses the model's weights when they are on disk (a model folder or the Hugging Face cache), otherwise
+    random weights built from the config (memory and speed do not depend on weight values).
+
+    Examples:
+
+      kvplan profile meta-llama/Llama-3.1-8B --gpu 0 --seq-len 2k,8k --batch 1,8 --cache dynamic,static
+
+      kvplan profile ./tiny/config.json --device cpu --no-cache-baseline --json
+
+      kvplan profile Qwen/Qwen2.5-7B --gpu 0 --find-max-batch --seq-len 32k
+    """
+    from kvplan.units import parse_size
+
+    if device is not None and device.strip().lower() not in ("cpu", "cuda"):
+        raise UsageError(f"unknown --device {device!r}", hint="use --device cpu, or --gpu N for a CUDA device")
+    if gpu is not None and device is not None and device.strip().lower() == "cpu":
+        raise UsageError("--gpu and --device cpu contradict each other", hint="pass one of them")
+    decode = labelled("--decode-tokens", lambda t: int(t) if str(t).strip().isdigit() else _bad_int(t), decode_tokens)
+    request_kwargs = dict(
+        seq_lens=tuple(labelled("--seq-len", parse_lengths, seq_len)), batches=tuple(int_list("--batch", batch)),
+        decode_tokens=decode, dtype=choice("--dtype", dtype, MODEL_DTYPE_CHOICES),
+        caches=tuple(c.strip().lower() for c in cache.split(",") if c.strip()), no_cache_baseline=no_cache_baseline,
+        no_cache_steps=positive("--no-cache-steps", no_cache_steps), find_max_batch=find_max_batch,
+        find_max_len=find_max_len, repeats=positive("--repeats", repeats), layers=positive("--layers", layers),
+        memory_limit=None if memory_limit is None else labelled("--memory-limit", parse_size, memory_limit),
+        random_weights=random_weights, trust_remote_code=trust_remote_code, revision=revision,
+        offline=True if offline else None,
+    )
+    if output is not None:
+        folder = os.path.dirname(os.path.abspath(output))
+        if not os.path.isdir(folder):
+            raise UsageError(f"--output: folder {folder} does not exist", hint="create it or choose another path")
+    from kvplan import profiler  # torch, transformers and accelerate are imported only here
+
+    gpus: tuple[int, ...] = ()
+    if gpu is not None:
+        gpus = tuple(int_list_zero("--gpu", gpu))
+    elif device is None or device.strip().lower() == "cuda":
+        gpus = profiler.default_gpus(device)
+    req = profiler.ProfileRequest(model=model, gpus=gpus, **request_kwargs)
+    with render.ProgressBar(enabled=not json_out or output is not None) as bar:
+        report = profiler.profile(req, progress=bar.step)
+    if output is not None:
+        profiler.write_json_atomically(output, report.to_dict())
+    if json_out:
+        render.print_json(report.to_dict())
+    else:
+        render.profile_report(report)
+    render.notes(report.notes)
+
+
+def _bad_int(text: str) -> int:
+    raise UsageError(f"expected a whole number, got {text!r}", hint="pass e.g. 128")
+
+
+def int_list_zero(label: str, text: str) -> list[int]:
+    """Parse "0,1" into device indices (0 allowed)."""
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part.isdigit():
+            raise UsageError(f"{label} takes device indices such as 0 or 0,1, got {text!r}", hint=f"pass e.g. {label} 0")
+        out.append(int(part))
+    return out
+
+
 @app.command()
 @handle_errors
 def recommend(
@@ -244,7 +363,11 @@ def recommend(
     gpu_profile: Annotated[str, typer.Option("--gpu-profile", "-g", help="Hardware profile id, alias or YAML path "
                                              "(see `kvplan profiles list`).", show_default=False)],
     gpus: Annotated[str, typer.Option("--gpus", help="GPUs available (TP defaults to GPUs / PP).")] = "1",
-    engine: Annotated[str, typer.Option("--engine", "-e", help="vllm or sglang.")] = "vllm",
+    engine: Annotated[str, typer.Option("--engine", "-e", help="vllm, sglang, llamacpp (alias llama.cpp: memory - "
+                                        "GGUF weights - compute buffer - 1 GiB --fit margin -> -c and -np), "
+                                        "tensorrt-llm (free_gpu_memory_fraction 0.9 of the memory left after "
+                                        "loading) or lightllm (--max_total_token_num from mem_fraction 0.9). TGI and "
+                                        "Xinference: ready-to-paste flags only, no budget model.")] = "vllm",
     gpu_memory_utilization: Annotated[Optional[float], typer.Option(
         "--gpu-memory-utilization", help="vLLM fraction of total memory (default 0.9); SGLang mem_fraction_static "
         "(default: its heuristic).", show_default=False)] = None,
@@ -260,6 +383,13 @@ def recommend(
     block_size: BlockOpt = None,
     kv_memory: Annotated[Optional[str], typer.Option("--kv-memory", help="KV memory per GPU (58.11GiB, 40GB), "
                                                       "replacing the modelled budget.", show_default=False)] = None,
+    weights_bytes: Annotated[Optional[str], typer.Option("--weights-bytes", help="Weights of the whole model "
+                                                          "(e.g. a GGUF's file size: 4.6GiB), replacing kvplan's count.",
+                                                          show_default=False)] = None,
+    ubatch: Annotated[str, typer.Option("--ubatch", help="llama.cpp micro-batch (-ub).")] = "512",
+    vllm_version: Annotated[Optional[str], typer.Option("--vllm-version", help="vLLM version whose profiling to "
+                                                         "model (0.11 and older profile a heavier sampler).",
+                                                         show_default=False)] = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
     json_out: JsonOpt = False,
@@ -271,6 +401,8 @@ def recommend(
       kvplan recommend meta-llama/Llama-3.1-8B --gpu-profile h100-sxm-80gb
 
       kvplan recommend google/gemma-2-9b-it -g h100 --kv-memory 54.12GiB --max-model-len 8k --json
+
+      kvplan recommend meta-llama/Llama-3.1-8B -g rtx-4090 --engine llama.cpp --weights-bytes 4.6GiB --kv-dtype q8_0
     """
     from kvplan.recommend import recommend as plan
     from kvplan.units import parse_size
@@ -284,12 +416,79 @@ def recommend(
         block_size=positive("--block-size", block_size),
         kv_memory=None if kv_memory is None else labelled("--kv-memory", parse_size, kv_memory),
         profiles_dir=profiles_dir, offline=True if offline else None,
+        weights_bytes=None if weights_bytes is None else labelled("--weights-bytes", parse_size, weights_bytes),
+        n_ubatch=positive("--ubatch", ubatch), vllm_version=vllm_version,
     )
     if json_out:
         render.print_json(rec.to_dict())
         render.notes(rec.notes)
     else:
         render.recommendation_table(rec)
+
+
+@app.command()
+@handle_errors
+def check(
+    files: Annotated[Optional[list[str]], typer.Argument(help="Plan files (YAML with `deployments:`).",
+                                                         show_default=False)] = None,
+    engine_config: Annotated[Optional[list[str]], typer.Option(
+        "--engine-config", help="An engine config to check instead: a vLLM --config YAML, SGLang server arguments "
+        "or Xinference launch options (YAML/JSON). Repeatable.", show_default=False)] = None,
+    engine: Annotated[Optional[str], typer.Option("--engine", "-e", help="What --engine-config files hold: vllm, "
+                                                  "sglang or xinference (default: guessed from the keys).",
+                                                  show_default=False)] = None,
+    gpu: Annotated[Optional[str], typer.Option("--gpu", help="Hardware profile for --engine-config files.",
+                                               show_default=False)] = None,
+    gpus: Annotated[Optional[str], typer.Option("--gpus", help="GPUs for --engine-config files (default: TP x PP).",
+                                                show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Model for --engine-config files, replacing "
+                                                 "the file's.", show_default=False)] = None,
+    min_headroom: Annotated[str, typer.Option("--min-headroom", help="Spare KV memory each deployment must keep: "
+                                              "5% or 0.05.")] = "0",
+    strict: Annotated[bool, typer.Option("--strict", help="Treat model-config lint warnings as errors.")] = False,
+    junit: Annotated[Optional[str], typer.Option("--junit", help="Also write a JUnit XML report to this file.",
+                                                 show_default=False)] = None,
+    profiles_dir: ProfilesDirOpt = None,
+    offline: OfflineOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check deployment plans (or engine configs) in CI: fits or not, headroom, binding constraint, fixes.
+
+    Sizes each deployment with `kvplan recommend`: engines vllm, sglang and the others recommend sizes
+    (llamacpp, lightllm, trtllm); tgi and transformers are reported as unsupported (exit 2). Exit code 0
+    when all pass, 1 when any does not fit (or lacks --min-headroom, or has lint under --strict), 2 for bad
+    input.
+
+    Examples:
+
+      kvplan check kvplan.yaml --min-headroom 5% --junit kvplan-report.xml
+
+      kvplan check --engine-config vllm-serve.yaml --engine vllm --gpu h100-sxm-80gb --json
+    """
+    from kvplan.check import check_deployments, junit_xml, parse_headroom, write_atomic
+    from kvplan.engine_config import load_engine_config
+    from kvplan.plan_file import load_plan
+
+    if not files and not engine_config:
+        raise UsageError("nothing to check", hint="pass plan files (kvplan check kvplan.yaml) or --engine-config FILE")
+    if not engine_config and (engine or gpu or gpus or model):
+        raise UsageError("--engine, --gpu, --gpus and --model apply to --engine-config files only",
+                         hint="set them per deployment in the plan file")
+    headroom = parse_headroom(min_headroom)
+    deployments = [d for path in files or [] for d in load_plan(path)]
+    for path in engine_config or []:
+        deployments.append(load_engine_config(path, kind=engine, gpu=gpu, gpus=positive("--gpus", gpus), model=model,
+                                              profiles_dir=profiles_dir))
+    report = check_deployments(deployments, min_headroom=headroom, strict=strict,
+                               offline=True if offline else None, profiles_dir=profiles_dir)
+    if junit:
+        write_atomic(junit, junit_xml(report))
+    if json_out:
+        render.print_json(report.to_dict())
+        render.check_messages(report)
+    else:
+        render.check_table(report)
+    raise typer.Exit(report.exit_code)
 
 
 def main() -> None:

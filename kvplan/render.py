@@ -164,5 +164,168 @@ def recommendation_table(rec) -> None:
     for label, value in rows:
         table.add_row(label, value)
     out.print(table)
-    out.print(rec.flags.get(rec.engine, rec.flags["vllm"]), highlight=False, markup=False, soft_wrap=True)
-    notes(rec.notes)
+    bounds = getattr(rec, "throughput_bounds", ())
+    if bounds:
+        tput = Table(title=f"throughput UPPER BOUNDS (roofline, not predictions) at context {bounds[0]['context_tokens']:,}",
+                     title_justify="left")
+        for name in ("batch", "decode tok/s ≤ (memory)", "decode tok/s ≤ (compute)", "decode tok/s ≤"):
+            tput.add_column(name, justify="right")
+        for row in bounds:
+            tput.add_row(str(row["batch"]), *("-" if row[k] is None else f"{row[k]:,.0f}" for k in (
+                "memory_bound_tokens_per_s", "compute_bound_tokens_per_s", "decode_tokens_per_s_upper_bound")))
+        out.print(tput)
+        if rec.prefill_tokens_per_s_upper_bound:
+            out.print(f"prefill tok/s ≤ {rec.prefill_tokens_per_s_upper_bound:,.0f} (compute bound)")
+    key = {"llamacpp": "llama.cpp"}.get(rec.engine, rec.engine)
+    out.print(rec.flags.get(key, rec.flags["vllm"]), highlight=False, markup=False, soft_wrap=True)
+    notes(tuple(rec.notes) + tuple(getattr(rec, "throughput_assumptions", ())))
+
+
+# ------------------------------------------------------------------------------------------ kvplan profile
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}×"
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.1f}"
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value * 1000:,.2f}"
+
+
+class ProgressBar:
+    """A Rich progress bar on stderr over the units of a long job; `step(description, total)` per unit."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = stderr()
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeElapsedColumn(), console=console, transient=True,
+                                  disable=not (enabled and console.is_terminal))
+        self._task: Any = None
+        self._started = False
+
+    def __enter__(self) -> "ProgressBar":
+        return self  # the display starts with the first step, so early errors print alone
+
+    def __exit__(self, *exc: object) -> None:
+        if self._started:
+            self._progress.__exit__(*exc)
+
+    def step(self, description: str, total: int) -> None:
+        if not self._started:
+            self._progress.__enter__()
+            self._started = True
+        if self._task is None:
+            self._task = self._progress.add_task(description, total=total)
+        else:
+            self._progress.advance(self._task)
+            self._progress.update(self._task, description=description, total=total)
+
+
+def profile_report(report: Any) -> None:
+    """The measured-vs-estimated tables of `kvplan profile` (a kvplan.profiler.ProfileReport): memory, then speed."""
+    out = stdout()
+    env = report.env
+    layers = f" · {report.layers_used}/{report.layers_full} layers" if report.layers_used != report.layers_full else ""
+    memory = Table(title=f"{report.model} · {report.dtype} · {env.get('device')}{layers} · memory",
+                   title_justify="left", caption=f"weights: {report.weights}\nmemory read with "
+                   f"{env.get('memory_method')}; peak = above what was in use before the model was loaded",
+                   caption_justify="left")
+    speed = Table(title="speed (median of the timed passes)", title_justify="left")
+    for col in ("batch", "seq", "cache", "KV measured", "KV estimate", "ratio", "peak", "weights+KV", "peak/floor"):
+        memory.add_column(col, justify="left" if col == "cache" else "right")
+    bounded = any(getattr(r, "decode_tokens_per_s_upper_bound", None) for r in report.runs)
+    for col in ("batch", "seq", "cache", "TTFT ms", "prefill tok/s", "decode tok/s", "ITL ms", "no-cache tok/s",
+                "speed-up") + (("decode bound", "of bound") if bounded else ()):
+        speed.add_column(col, justify="left" if col == "cache" else "right")
+    for r in report.runs:
+        key = (str(r.batch), format_tokens(r.seq_len), r.cache)
+        estimate = "—" if r.kv_cache_bytes_estimated is None else format_bytes(r.kv_cache_bytes_estimated)
+        if r.oom or r.kv_cache_bytes_measured is None:
+            status = f"[red]out of memory ({r.oom_phase})[/]" if r.oom else "[yellow]error (see notes)[/]"
+            memory.add_row(*key, status, estimate, *["—"] * 4)
+            speed.add_row(*key, *["—"] * (8 if bounded else 6))
+            continue
+        memory.add_row(*key, format_bytes(r.kv_cache_bytes_measured), estimate, _ratio(r.kv_cache_ratio),
+                       format_bytes(r.peak_memory_bytes),
+                       "—" if r.estimated_floor_bytes is None else format_bytes(r.estimated_floor_bytes),
+                       _ratio(r.peak_to_floor_ratio))
+        speed.add_row(*key, _ms(r.ttft_s), _rate(r.prefill_tokens_per_s), _rate(r.decode_tokens_per_s),
+                      _ms(r.inter_token_latency_s), _rate(r.decode_tokens_per_s_no_cache),
+                      "—" if r.cache_speedup is None else f"{r.cache_speedup:.1f}×",
+                      *((_rate(r.decode_tokens_per_s_upper_bound),
+                         "—" if not (r.decode_tokens_per_s and r.decode_tokens_per_s_upper_bound) else
+                         f"{r.decode_tokens_per_s / r.decode_tokens_per_s_upper_bound:.0%}") if bounded else ()))
+    out.print(memory)
+    if any(r.ttft_s is not None for r in report.runs):
+        out.print(speed)
+    if report.searches:
+        search = Table(title="largest batch / length that fits", title_justify="left")
+        for col in ("search", "cache", "fixed", "measured max", "kvplan predicts", "measured/predicted", "probes"):
+            search.add_column(col)
+        for s in report.searches:
+            fixed = ", ".join(f"{k} {v}" for k, v in s.fixed.items())
+            search.add_row(s.kind, s.cache, fixed, str(s.measured_max), "—" if s.predicted_max is None else
+                           str(s.predicted_max), _ratio(s.ratio), str(s.probes))
+        out.print(search)
+        out.print("[dim]kvplan predicts: weights + KV cache within the memory limit (activations not counted).[/]")
+
+
+# ------------------------------------------------------------------------------------------- kvplan check
+
+def check_messages(report: Any) -> None:
+    """Config lint and notes of a `kvplan check` report, on stderr (lint as errors under --strict)."""
+    from rich.markup import escape
+
+    err = stderr()
+    label = "[bold red]lint error:[/]" if report.strict else "[yellow]warning:[/]"
+    for r in report.results:
+        name = escape(r.deployment.name)
+        for w in r.lint:
+            err.print(f"{label} {name}: {escape(w.message)} [dim]({w.code})[/]")
+        for line in r.notes:
+            err.print(f"[yellow]note:[/] {name}: {escape(line)}")
+
+
+def check_table(report: Any) -> None:
+    """A `kvplan check` report (kvplan.check.CheckReport): one row per deployment, then why each failure fails
+    and what would fix it."""
+    from rich.markup import escape
+
+    out = stdout()
+    results = report.results
+    title = f"kvplan check · {len(results)} deployment{'s' if len(results) != 1 else ''}"
+    if report.min_headroom:
+        title += f" · min headroom {report.min_headroom:.1%}"
+    table = Table(title=title, title_justify="left")
+    for name, justify in (("deployment", "left"), ("model · GPUs · engine", "left"), ("len × seqs", "right"),
+                          ("KV available", "right"), ("headroom", "right"), ("result", "left")):
+        table.add_column(name, justify=justify)
+    for r in results:
+        dep, rec = r.deployment, r.recommendation
+        headroom = "-" if r.headroom_bytes is None else format_bytes(r.headroom_bytes)
+        if r.headroom_fraction is not None and r.headroom_fraction >= -1:
+            headroom += f" ({r.headroom_fraction:.1%})"
+        result = "[green]pass[/]" if r.ok else f"[bold red]FAIL[/] {r.binding_constraint}"
+        table.add_row(escape(dep.name),
+                      f"{escape(rec.model)} · {rec.gpus} × {rec.gpu_profile} · {dep.engine} TP {rec.tp}"
+                      + (f" PP {rec.pp}" if rec.pp > 1 else "") + f" · KV {rec.kv_dtype}",
+                      f"{format_tokens(rec.max_model_len)} × {r.required_concurrency}",
+                      format_bytes(rec.available_kv_memory_bytes), headroom, result)
+    out.print(table)
+    for r in results:
+        if r.ok:
+            continue
+        out.print(f"[bold red]✗[/] [bold]{escape(r.deployment.name)}[/] ({escape(r.deployment.at())}): "
+                  f"{r.binding_constraint}: {escape(r.binding_detail or '')}", highlight=False)
+        for fix in r.fixes:
+            out.print(f"    fix: {escape(fix.text)}", highlight=False)
+        if not r.fixes and r.binding_constraint != "lint":
+            out.print("    no single change found (a larger GPU, more GPUs or a smaller model)", highlight=False)
+    passed = sum(r.ok for r in results)
+    out.print(f"{passed} of {len(results)} deployment{'s' if len(results) != 1 else ''} pass", highlight=False)
+    check_messages(report)

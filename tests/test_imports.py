@@ -28,7 +28,30 @@ def test_estimate_command_imports_no_torch():
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
+def test_check_command_imports_no_torch(tmp_path):
+    plan = tmp_path / "kvplan.yaml"
+    plan.write_text("deployments:\n  - {name: a, model: meta-llama/Llama-3.1-8B, gpu: h100-sxm-80gb, "
+                    "max_model_len: 32k, max_num_seqs: 16}\n")
+    code = (
+        "from typer.testing import CliRunner\nfrom kvplan.cli import app\n"
+        f"r = CliRunner().invoke(app, ['check', {str(plan)!r}, '--json'])\n"
+        "assert r.exit_code == 1, r.output"
+    )
+    loaded = _modules_after(code)
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
 def test_library_import_is_light():
     loaded = _modules_after("import kvplan, kvplan.cli")
     assert not loaded & set(HEAVY)
     assert "huggingface_hub" not in loaded  # imported only on the Hub path
+
+
+def test_profile_help_imports_no_torch():
+    code = (
+        "from typer.testing import CliRunner\nfrom kvplan.cli import app\n"
+        "r = CliRunner().invoke(app, ['profile', '--help'])\n"
+        "assert r.exit_code == 0 and '--find-max-batch' in r.output, r.output"
+    )
+    loaded = _modules_after(code)
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)

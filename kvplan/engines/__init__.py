@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from kvplan.architectures import ModelShape
 from kvplan.engines.base import Engine, KindCost, Request, pipeline_stages
+from kvplan.engines.llamacpp import LlamaCppEngine
 from kvplan.engines.naive import NaiveEngine
 from kvplan.engines.sglang import SglangEngine
-from kvplan.engines.transformers import TransformersEngine
+from kvplan.engines.tensorrt_llm import TensorRtLlmEngine
+from kvplan.engines.transformers import TransformersEngine, TransformersStaticEngine
 from kvplan.engines.vllm import VllmEngine
 from kvplan.errors import UsageError
 
-ENGINES = ("vllm", "sglang", "transformers", "naive")
+ENGINES = ("vllm", "sglang", "transformers", "transformers-static", "llamacpp", "tensorrt-llm", "naive")
 
 
 def get_engine(name: str, shape: ModelShape) -> Engine:
@@ -22,6 +24,12 @@ def get_engine(name: str, shape: ModelShape) -> Engine:
         return SglangEngine()
     if key in ("transformers", "hf"):
         return TransformersEngine()
+    if key in ("transformers-static", "hf-static"):
+        return TransformersStaticEngine()
+    if key in ("llamacpp", "llama.cpp", "llama-cpp"):
+        return LlamaCppEngine(shape.model_type)
+    if key in ("tensorrt-llm", "trtllm", "trt-llm", "tensorrt_llm"):
+        return TensorRtLlmEngine()
     if key == "naive":
         return NaiveEngine(shape.hidden_size)
     raise UsageError(f"unknown engine {name!r}", hint="use one of: " + ", ".join(ENGINES))
