@@ -19,31 +19,23 @@ Pure arithmetic: never imports torch.
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from xml.etree import ElementTree as ET
 
+from kvplan.bisection import largest
+from kvplan.engines import canonical_engine
 from kvplan.errors import KvplanError, UsageError
 from kvplan.lint import LintWarning, lint_model_config
 from kvplan.plan_file import Deployment
+from kvplan.recommend import SUPPORTED_ENGINES, TP_CHOICES, estimate_engine
 from kvplan.units import canonical_dtype, format_bytes
 
 SCHEMA = "kvplan.check/1"
 CONSTRAINTS = ("weights", "max_model_len", "concurrency", "headroom", "lint")
-TP_CANDIDATES = (2, 4, 8)
-# engines whose KV pool recommend() sizes per token with an estimate engine model (LightLLM's cell is SGLang's)
-_PER_TOKEN_ENGINES = {"sglang": "sglang", "lightllm": "sglang"}
 MAX_SUGGESTED_UTILIZATION = 0.95
-# plan engine -> the names kvplan.recommend may know it by (the first one it supports is used)
-_ENGINE_NAMES = {
-    "vllm": ("vllm",), "sglang": ("sglang",), "tgi": ("tgi",), "lightllm": ("lightllm",),
-    "llamacpp": ("llamacpp", "llama.cpp", "llama-cpp"), "trtllm": ("trtllm", "tensorrt-llm", "tensorrt_llm"),
-    "transformers": ("transformers", "hf"),
-}
 # recommend() speaks in CLI flags; a plan in keys
 _FLAG_TO_KEY = (("--kv-memory SIZE", "kv_cache_memory"), ("--kv-memory", "kv_cache_memory"),
                 ("--tp", "tensor_parallel_size"), ("--pp", "pipeline_parallel_size"), ("--gpus", "gpus"),
@@ -55,21 +47,17 @@ _FLAG_TO_KEY = (("--kv-memory SIZE", "kv_cache_memory"), ("--kv-memory", "kv_cac
 
 
 def supported_engines() -> tuple[str, ...]:
-    """The engines kvplan.recommend sizes today."""
-    from kvplan import recommend as module
-
-    return tuple(getattr(module, "SUPPORTED_ENGINES", ("vllm", "sglang")))
+    """The engines kvplan.recommend sizes."""
+    return SUPPORTED_ENGINES
 
 
 def recommend_engine(plan_engine: str) -> str:
-    """Map a plan's engine name onto kvplan.recommend's, or a UsageError when recommend cannot size it."""
-    supported = supported_engines()
-    for name in _ENGINE_NAMES.get(plan_engine, (plan_engine,)):
-        if name in supported:
-            return name
-    sizable = sorted({plan for plan, names in _ENGINE_NAMES.items() if any(n in supported for n in names)})
-    raise UsageError(f"kvplan check cannot size engine '{plan_engine}' yet (it sizes {', '.join(sizable)})",
-                     hint="set engine to one of: " + ", ".join(sizable))
+    """A plan's engine as kvplan.recommend names it, or a UsageError when recommend cannot size it."""
+    engine = canonical_engine(plan_engine)
+    if engine in supported_engines():
+        return engine
+    raise UsageError(f"kvplan check cannot size engine '{plan_engine}' yet (it sizes {', '.join(supported_engines())})",
+                     hint="set engine to one of: " + ", ".join(supported_engines()))
 
 
 @dataclass(frozen=True)
@@ -195,8 +183,7 @@ class _Evaluator:
                  profiles_dir: str | None, min_headroom: float) -> None:
         self.dep, self.engine, self.loaded, self.shape = dep, engine, loaded, shape
         self.offline, self.profiles_dir, self.min_headroom = offline, profiles_dir, min_headroom
-        # recommend() takes no revision: a pinned revision is planned from the config loaded at that revision
-        self.model_arg: Any = dep.model if dep.revision is None else {**loaded.config, "_name_or_path": loaded.name}
+        self.model_arg: Any = dep.model
         self._per_token_ok: bool | None = None
 
     def recommend(self, **over: Any) -> Any:
@@ -208,10 +195,12 @@ class _Evaluator:
             max_model_len=self.max_model_len, concurrency=d.required_concurrency, dtype=d.dtype,
             kv_dtype=d.kv_cache_dtype, tp=d.tensor_parallel_size, pp=d.pipeline_parallel_size,
             block_size=d.block_size, kv_memory=d.kv_cache_memory, max_num_batched_tokens=d.max_num_batched_tokens,
-            profiles_dir=self.profiles_dir, offline=self.offline,
+            profiles_dir=self.profiles_dir, offline=self.offline, revision=d.revision,
         )
         if d.weights_bytes is not None:  # e.g. a quantized GGUF's file size
             args["weights_bytes"] = d.weights_bytes
+        if d.max_num_seqs is not None:  # the engine runs with this cap (vLLM's sampler warm-up uses it)
+            args["max_num_seqs"] = over.get("concurrency", d.max_num_seqs)
         args.update(over)
         return recommend(self.model_arg, **args)
 
@@ -239,9 +228,9 @@ class _Evaluator:
                 if cap.num_blocks != rec.num_blocks:
                     return None
                 return cap.blocks_per_request * cap.page_bytes * cap.group_size
-            if self.engine in _PER_TOKEN_ENGINES:
+            if self.engine in ("sglang", "lightllm"):  # a per-token pool, exactly as recommend() sizes it
                 def one(n: int) -> int:
-                    return estimate_shape(self.shape, engine=_PER_TOKEN_ENGINES[self.engine], seq_len=n, dtype=model,
+                    return estimate_shape(self.shape, engine=estimate_engine(self.engine), seq_len=n, dtype=model,
                                           kv_dtype=kv, tp=rec.tp, pp=rec.pp).kv_cache_bytes_per_gpu
 
                 if self._per_token_ok is None:  # recommend()'s concurrency is available / this figure
@@ -318,8 +307,6 @@ def _check_one(dep: Deployment, *, min_headroom: float, strict: bool, offline: b
         notes.append(f"max_model_len not set: planned at the model's limit ({rec.max_model_len:,} tokens)")
     if dep.gpus and dep.gpus > rec.tp * rec.pp:
         notes.append(f"{dep.gpus} GPUs given, tensor x pipeline parallel uses {rec.tp * rec.pp}")
-    if dep.revision is not None:
-        notes.append(f"revision {dep.revision}: weights counted from the config (no safetensors metadata)")
     notes.extend(_as_keys(n) for n in rec.notes if _as_keys(n) not in notes)
 
     conc = dep.required_concurrency
@@ -363,20 +350,6 @@ def _check_one(dep: Deployment, *, min_headroom: float, strict: bool, offline: b
 
 # ------------------------------------------------------------------------------------------------- fixes
 
-def _largest(ok: Callable[[int], bool], hi: int) -> int:
-    """Largest n in [1, hi] with ok(n) (ok monotone decreasing), 0 when none."""
-    if hi < 1 or not ok(1):
-        return 0
-    lo = 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if ok(mid):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
 def _fixes(ev: _Evaluator, rec: Any, binding: str) -> list[Fix]:
     dep = ev.dep
     conc = dep.required_concurrency
@@ -392,11 +365,11 @@ def _fixes(ev: _Evaluator, rec: Any, binding: str) -> list[Fix]:
             need = ev.needed(rec, seq_len=n)
             return need is not None and need <= budget
 
-        cap = rec.max_model_len - 1
+        cap = min(rec.max_model_len - 1, ev.shape.max_position_embeddings or rec.max_model_len - 1)
         if ev.per_request(rec, cap) is not None:
-            best = _largest(fits_len, cap)
+            best = largest(fits_len, cap)
         else:  # no storage model here: search with recommend() itself
-            best = _largest(lambda n: bool((r := ev.try_recommend(max_model_len=n)) and ev.accepts(r)), cap)
+            best = largest(lambda n: bool((r := ev.try_recommend(max_model_len=n)) and ev.accepts(r)), cap)
         checked = ev.try_recommend(max_model_len=best) if best else None
         if checked is not None and ev.accepts(checked):
             out.append(Fix("max_model_len", best, f"lower {dep.key_name('max_model_len')} to {best:,} (the largest "
@@ -412,7 +385,7 @@ def _fixes(ev: _Evaluator, rec: Any, binding: str) -> list[Fix]:
 
     # 3. more tensor parallelism
     if dep.kv_cache_memory is None:
-        for tp in (t for t in TP_CANDIDATES if t > rec.tp):
+        for tp in (t for t in TP_CHOICES if t > rec.tp):
             gpus = max(dep.gpu_count, tp * rec.pp)
             checked = ev.try_recommend(tp=tp, gpus=gpus)
             if checked is not None and ev.accepts(checked):
@@ -478,34 +451,5 @@ def junit_xml(report: CheckReport) -> str:
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write `text` to `path` all at once: a temporary file in the same folder, then os.replace."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}",
-                         hint="pass a path in an existing, writable folder") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}", hint="pass a writable file path") from None
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 __all__ = ["CONSTRAINTS", "SCHEMA", "CheckReport", "DeploymentResult", "Fix", "check_deployments", "junit_xml",
-           "parse_headroom", "recommend_engine", "write_atomic"]
+           "parse_headroom", "recommend_engine"]

@@ -62,17 +62,30 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def positive(label: str, text: str | None) -> int | None:
-    """Parse a positive integer option given as text (so bad values get kvplan's one-line error)."""
+def whole(label: str, text: str | None, minimum: int = 1) -> int | None:
+    """Parse an integer option >= `minimum` given as text (so bad values get kvplan's one-line error)."""
     if text is None:
         return None
+    what = "a positive integer" if minimum == 1 else f"a whole number >= {minimum}"
     try:
         value = int(str(text).strip())
     except ValueError:
-        raise UsageError(f"{label} must be a positive integer, got {text!r}", hint=f"pass e.g. {label} 2") from None
-    if value <= 0:
-        raise UsageError(f"{label} must be a positive integer, got {text!r}", hint=f"pass e.g. {label} 2")
+        raise UsageError(f"{label} must be {what}, got {text!r}", hint=f"pass e.g. {label} 2") from None
+    if value < minimum:
+        raise UsageError(f"{label} must be {what}, got {text!r}", hint=f"pass e.g. {label} 2")
     return value
+
+
+def positive(label: str, text: str | None) -> int | None:
+    return whole(label, text, 1)
+
+
+def int_list(label: str, text: str, minimum: int = 1) -> list[int]:
+    """Parse "1,4,8" into integers >= `minimum` (kvplan's one-line error otherwise)."""
+    values = [whole(label, part, minimum) for part in str(text).split(",") if part.strip()]
+    if not values:
+        raise UsageError(f"{label} needs at least one value", hint=f"pass e.g. {label} 1,4")
+    return [v for v in values if v is not None]
 
 
 def labelled(label: str, parse: Callable[[str], Any], text: str) -> Any:
@@ -238,14 +251,6 @@ def profiles_show(profile: Annotated[str, typer.Argument(help="A profile id, ali
     render.profile_card(found)
 
 
-def int_list(label: str, text: str) -> list[int]:
-    """Parse "1,4,8" into positive integers (kvplan's one-line error otherwise)."""
-    values = [positive(label, part) for part in str(text).split(",") if part.strip()]
-    if not values:
-        raise UsageError(f"{label} needs at least one value", hint=f"pass e.g. {label} 1,4")
-    return [v for v in values if v is not None]
-
-
 @app.command()
 @handle_errors
 def profile(
@@ -307,7 +312,7 @@ def profile(
         raise UsageError(f"unknown --device {device!r}", hint="use --device cpu, or --gpu N for a CUDA device")
     if gpu is not None and device is not None and device.strip().lower() == "cpu":
         raise UsageError("--gpu and --device cpu contradict each other", hint="pass one of them")
-    decode = labelled("--decode-tokens", lambda t: int(t) if str(t).strip().isdigit() else _bad_int(t), decode_tokens)
+    decode = whole("--decode-tokens", decode_tokens, minimum=0)
     request_kwargs = dict(
         seq_lens=tuple(labelled("--seq-len", parse_lengths, seq_len)), batches=tuple(int_list("--batch", batch)),
         decode_tokens=decode, dtype=choice("--dtype", dtype, MODEL_DTYPE_CHOICES),
@@ -318,15 +323,19 @@ def profile(
         random_weights=random_weights, trust_remote_code=trust_remote_code, revision=revision,
         offline=True if offline else None,
     )
-    if output is not None:
+    if output is not None:  # checked before a run that may take minutes
         folder = os.path.dirname(os.path.abspath(output))
+        if os.path.isdir(output):
+            raise UsageError(f"--output {output} is a folder", hint="pass a file path, e.g. --output profile.json")
         if not os.path.isdir(folder):
             raise UsageError(f"--output: folder {folder} does not exist", hint="create it or choose another path")
+        if not os.access(folder, os.W_OK):
+            raise UsageError(f"--output: folder {folder} is not writable", hint="choose another path")
     from kvplan import profiler  # torch, transformers and accelerate are imported only here
 
     gpus: tuple[int, ...] = ()
     if gpu is not None:
-        gpus = tuple(int_list_zero("--gpu", gpu))
+        gpus = tuple(int_list("--gpu", gpu, minimum=0))
     elif device is None or device.strip().lower() == "cuda":
         gpus = profiler.default_gpus(device)
     req = profiler.ProfileRequest(model=model, gpus=gpus, **request_kwargs)
@@ -339,21 +348,6 @@ def profile(
     else:
         render.profile_report(report)
     render.notes(report.notes)
-
-
-def _bad_int(text: str) -> int:
-    raise UsageError(f"expected a whole number, got {text!r}", hint="pass e.g. 128")
-
-
-def int_list_zero(label: str, text: str) -> list[int]:
-    """Parse "0,1" into device indices (0 allowed)."""
-    out = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part.isdigit():
-            raise UsageError(f"{label} takes device indices such as 0 or 0,1, got {text!r}", hint=f"pass e.g. {label} 0")
-        out.append(int(part))
-    return out
 
 
 @app.command()
@@ -370,11 +364,16 @@ def recommend(
                                         "Xinference: ready-to-paste flags only, no budget model.")] = "vllm",
     gpu_memory_utilization: Annotated[Optional[float], typer.Option(
         "--gpu-memory-utilization", help="vLLM fraction of total memory (default 0.9); SGLang mem_fraction_static "
-        "(default: its heuristic).", show_default=False)] = None,
+        "(default: its heuristic); TensorRT-LLM free_gpu_memory_fraction and LightLLM mem_fraction (0.9); "
+        "unused by llama.cpp.", show_default=False)] = None,
     max_model_len: Annotated[Optional[str], typer.Option("--max-model-len", help="Tokens per request (default: the "
                                                           "model's limit, capped at 128k).", show_default=False)] = None,
     concurrency: Annotated[Optional[str], typer.Option("--concurrency", help="Requests of max_model_len that must fit "
                                                         "at once.", show_default=False)] = None,
+    max_num_seqs: Annotated[Optional[str], typer.Option("--max-num-seqs", help="The engine's sequence cap, if you "
+                                                        "set one (vLLM's sampler warm-up, and so its activation "
+                                                        "peak, scales with it). Default: the engine's.",
+                                                        show_default=False)] = None,
     dtype: DtypeOpt = "auto",
     kv_dtype: KvDtypeOpt = "auto",
     tp: Annotated[Optional[str], typer.Option("--tp", help="Tensor-parallel size (default: GPUs / PP).",
@@ -388,7 +387,8 @@ def recommend(
                                                           show_default=False)] = None,
     ubatch: Annotated[str, typer.Option("--ubatch", help="llama.cpp micro-batch (-ub).")] = "512",
     vllm_version: Annotated[Optional[str], typer.Option("--vllm-version", help="vLLM version whose profiling to "
-                                                         "model (0.11 and older profile a heavier sampler).",
+                                                         "model: 0.11 and older profile a heavier sampler; before 0.21 the "
+                                                         "CUDA-graph pool is not subtracted. Default: current vLLM.",
                                                          show_default=False)] = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
@@ -412,6 +412,7 @@ def recommend(
         gpu_memory_utilization=gpu_memory_utilization,
         max_model_len=None if max_model_len is None else labelled("--max-model-len", parse_length, max_model_len),
         concurrency=positive("--concurrency", concurrency), dtype=choice("--dtype", dtype, MODEL_DTYPE_CHOICES),
+        max_num_seqs=positive("--max-num-seqs", max_num_seqs),
         kv_dtype=kv_dtype, tp=positive("--tp", tp), pp=positive("--pp", pp),
         block_size=positive("--block-size", block_size),
         kv_memory=None if kv_memory is None else labelled("--kv-memory", parse_size, kv_memory),
@@ -455,7 +456,7 @@ def check(
     """Check deployment plans (or engine configs) in CI: fits or not, headroom, binding constraint, fixes.
 
     Sizes each deployment with `kvplan recommend`: engines vllm, sglang and the others recommend sizes
-    (llamacpp, lightllm, trtllm); tgi and transformers are reported as unsupported (exit 2). Exit code 0
+    (llamacpp, lightllm, tensorrt-llm alias trtllm); tgi and transformers are reported as unsupported (exit 2). Exit code 0
     when all pass, 1 when any does not fit (or lacks --min-headroom, or has lint under --strict), 2 for bad
     input.
 
@@ -465,7 +466,8 @@ def check(
 
       kvplan check --engine-config vllm-serve.yaml --engine vllm --gpu h100-sxm-80gb --json
     """
-    from kvplan.check import check_deployments, junit_xml, parse_headroom, write_atomic
+    from kvplan.atomic_file import write_text_atomically
+    from kvplan.check import check_deployments, junit_xml, parse_headroom
     from kvplan.engine_config import load_engine_config
     from kvplan.plan_file import load_plan
 
@@ -482,7 +484,7 @@ def check(
     report = check_deployments(deployments, min_headroom=headroom, strict=strict,
                                offline=True if offline else None, profiles_dir=profiles_dir)
     if junit:
-        write_atomic(junit, junit_xml(report))
+        write_text_atomically(junit, junit_xml(report))
     if json_out:
         render.print_json(report.to_dict())
         render.check_messages(report)

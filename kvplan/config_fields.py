@@ -69,3 +69,8 @@ def _found_key(cfg: dict[str, Any], keys: tuple[str, ...]) -> str:
         if cfg.get(key) is not None:
             return key
     return keys[0]
+
+
+def vocab_size(config: dict[str, Any]) -> int:
+    """The language model's vocabulary size (ChatGLM's `padded_vocab_size`); 32000 when a config names none."""
+    return int(first(text_config(config), "vocab_size", "padded_vocab_size", default=32000))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kvplan.engines import canonical_engine
 from kvplan.errors import ConfigError, UsageError
 from kvplan.plan_file import Deployment, Entry, build_deployment, load_yaml, node_line, read_text
 
@@ -57,8 +58,6 @@ _MEMORY_KEYS: dict[str, tuple[str, ...]] = {
     "xinference": ("quantization", "model_format", "cpu_offload_gb", "enforce_eager", "swap_space",
                    "speculative_config", "enable_chunked_prefill", "n_worker", "model_size_in_billions"),
 }
-_XINFERENCE_ENGINES = {"vllm": "vllm", "sglang": "sglang", "transformers": "transformers", "llama.cpp": "llamacpp",
-                       "llama_cpp": "llamacpp", "llamacpp": "llamacpp", "lmdeploy": "lmdeploy", "mlx": "mlx"}
 
 
 def normalise(key: Any) -> str:
@@ -119,7 +118,7 @@ def load_engine_config(path: str | Path, *, kind: str | None = None, gpu: str | 
             raise ConfigError(f"{path}:{line}: key '{raw_key}' repeats '{spelling[plan_key]}'",
                               hint="give each setting once")
         if kind == "xinference" and plan_key == "engine" and value is not None:
-            value = _XINFERENCE_ENGINES.get(str(value).strip().lower(), str(value))
+            value = canonical_engine(value)  # Xinference's model_engine: vLLM, SGLang, llama.cpp, Transformers, ...
         if kind == "xinference" and plan_key == "gpus" and str(value).strip().lower() == "auto":
             notes.append(f"{raw_key}: auto: planned on {gpus or 1} GPU(s) (pass --gpus)")
             continue

@@ -17,7 +17,7 @@ DERIVED_HEAD_DIM = ("gpt2", "gpt_neox", "gptj", "bloom", "opt", "falcon", "Refin
                     "gpt_bigcode", "mpt", "phi")
 # RoPE scaling types under which vLLM keeps max_position_embeddings as the limit (no factor applied).
 _UNSCALED_ROPE = ("default", "llama3", "mrope", "none")
-TP_ENGINES = ("vllm", "sglang", "tgi", "lightllm", "trtllm")
+TP_ENGINES = ("vllm", "sglang", "tgi", "lightllm", "tensorrt-llm")
 
 
 @dataclass(frozen=True)

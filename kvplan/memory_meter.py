@@ -26,7 +26,8 @@ import threading
 import time
 from collections.abc import Iterator
 
-__all__ = ["HeapMeter", "address_space_limit", "malloc_trim", "process_rss_bytes"]
+__all__ = ["HeapMeter", "address_space_limit", "available_memory_bytes", "heap_in_use_bytes", "malloc_trim",
+           "process_rss_bytes"]
 
 
 class _Mallinfo2(ctypes.Structure):
@@ -57,25 +58,37 @@ def heap_in_use_bytes() -> int:
     return process_rss_bytes()
 
 
-def process_rss_bytes() -> int:
+def _proc_bytes(path: str, key: str) -> int | None:
+    """A `Key:   N kB` line of a /proc file, in bytes; None when absent (or not Linux)."""
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
+        with open(path, encoding="ascii") as proc:
+            for line in proc:
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:  # pragma: no cover - not Linux
-        pass
-    import resource
+        return None
+    return None
 
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+def process_rss_bytes() -> int:
+    rss = _proc_bytes("/proc/self/status", "VmRSS")
+    if rss is not None:
+        return rss
+    import resource  # pragma: no cover - not Linux
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # pragma: no cover
+
+
+def available_memory_bytes() -> int | None:
+    """What the kernel reckons can still be allocated without swapping (MemAvailable)."""
+    return _proc_bytes("/proc/meminfo", "MemAvailable")
 
 
 def _vm_size_bytes() -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    raise OSError("no VmSize in /proc/self/status")
+    size = _proc_bytes("/proc/self/status", "VmSize")
+    if size is None:
+        raise OSError("no VmSize in /proc/self/status")
+    return size
 
 
 def malloc_trim() -> None:

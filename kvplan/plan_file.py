@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import yaml
 
+from kvplan.engines import canonical_engine
 from kvplan.errors import ConfigError, KvplanError
 from kvplan.units import canonical_dtype, parse_length, parse_size
 
@@ -27,9 +28,7 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_INT = 2**31 - 1  # counts beyond this are typos, not deployments
 
 # Engines a plan may name. kvplan.check maps them onto the engines kvplan.recommend sizes.
-PLAN_ENGINES = ("vllm", "sglang", "tgi", "llamacpp", "lightllm", "trtllm", "transformers")
-_ENGINE_ALIASES = {"llama.cpp": "llamacpp", "llama-cpp": "llamacpp", "llama_cpp": "llamacpp",
-                   "tensorrt-llm": "trtllm", "tensorrt_llm": "trtllm", "hf": "transformers"}
+PLAN_ENGINES = ("vllm", "sglang", "tgi", "llamacpp", "lightllm", "tensorrt-llm", "transformers")
 
 KEYS = (
     "name", "model", "revision", "gpu", "gpus", "engine", "tensor_parallel_size", "pipeline_parallel_size",
@@ -376,8 +375,7 @@ def build_deployment(entries: dict[str, Entry], *, source: str, line: int, where
             raise fail(entry, "a memory size", "write e.g. 40GiB, 54.5GB or a number of bytes") from None
 
     def engine(entry: Entry) -> str:
-        value = text(entry).lower()
-        value = _ENGINE_ALIASES.get(value, value)
+        value = canonical_engine(text(entry))
         if value not in PLAN_ENGINES:
             raise ConfigError(f"{source}:{entry.line}: {entry.label}: unknown engine {_show(entry.value)}"
                               f"{did_you_mean(value, PLAN_ENGINES)}", hint="use one of: " + ", ".join(PLAN_ENGINES))

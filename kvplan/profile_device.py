@@ -16,7 +16,7 @@ import torch
 from kvplan.errors import UsageError
 from kvplan.memory_meter import HeapMeter, address_space_limit, malloc_trim
 
-__all__ = ["Clock", "Device", "default_gpus", "describe", "is_oom", "mem_available"]
+__all__ = ["Clock", "Device", "default_gpus", "describe", "is_oom"]
 
 
 class Device:
@@ -152,17 +152,6 @@ class Clock:
             self.device.sync()
             return [self.marks[0].elapsed_time(e) / 1000 for e in self.marks]
         return [t - self.marks[0] for t in self.marks]
-
-
-def mem_available() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:  # pragma: no cover - not Linux
-        return None
-    return None
 
 
 

@@ -25,9 +25,7 @@ allocation fails inside torch instead of waking the kernel's OOM killer; on a GP
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import os
 import platform
 import statistics
 from collections.abc import Callable
@@ -40,11 +38,14 @@ import transformers
 
 from kvplan import __version__, api
 from kvplan.architectures import model_shape
+from kvplan.atomic_file import write_text_atomically
+from kvplan.bisection import largest
+from kvplan.config_fields import vocab_size
 from kvplan.decode_passes import CACHE_CHOICES, Runner, Unsupported, first_line
 from kvplan.errors import KvplanError, UsageError
 from kvplan.estimate import estimate_shape, resolve_dtypes
-from kvplan.memory_meter import HeapMeter
-from kvplan.profile_device import Clock, Device, default_gpus, describe, is_oom, mem_available
+from kvplan.memory_meter import HeapMeter, available_memory_bytes
+from kvplan.profile_device import Clock, Device, default_gpus, describe, is_oom
 from kvplan.profile_model import import_model_code, load_model, shrink_layers, weights_bytes
 from kvplan.torch_cache import cache_layer_bytes, total_nbytes
 from kvplan.units import short_dtype
@@ -73,7 +74,7 @@ class ProfileRequest:
     gpus: tuple[int, ...] = ()
     seq_lens: tuple[int, ...] = (512,)
     batches: tuple[int, ...] = (1,)
-    decode_tokens: int = 32
+    decode_tokens: int = 128
     dtype: str = "auto"
     caches: tuple[str, ...] = ("dynamic",)
     no_cache_baseline: bool = False
@@ -194,7 +195,7 @@ class Profiler:
         self._meter = None if req.gpus else HeapMeter()
         self.limit = req.memory_limit
         if self.limit is None and not req.gpus and (req.find_max_batch or req.find_max_len):
-            available = mem_available()
+            available = available_memory_bytes()
             if available:
                 self.limit = int(available * 0.8)
                 self.notes.append(f"CPU search capped at 80% of available memory ({self.limit} bytes); "
@@ -213,7 +214,7 @@ class Profiler:
         self.device.sync()
         self.weights_in_memory = max(0, self.device.in_use() - before)
         self.weights_bytes = weights_bytes(self.model)
-        vocab = int(getattr(self.hf_config, "vocab_size", None) or self.shape_vocab())
+        vocab = int(getattr(self.hf_config, "vocab_size", None) or vocab_size(self.config))
         self.runner = Runner(self.model, self.hf_config, self.device, self.req, vocab)
         return self
 
@@ -223,11 +224,6 @@ class Profiler:
         if self._meter is not None:
             self._meter.__exit__(*exc)
         gc.collect()
-
-    def shape_vocab(self) -> int:
-        from kvplan.config_fields import first, text_config
-
-        return int(first(text_config(self.config), "vocab_size", "padded_vocab_size", default=32000))
 
     # estimates ------------------------------------------------------------------------------------------
     def estimated_kv(self, batch: int, tokens: int, impl: str, *, full_model: bool = False) -> int:
@@ -376,7 +372,7 @@ class Profiler:
         room = limit - self.weights_bytes
         tokens = seq_len + self.req.decode_tokens
         try:
-            return _largest(lambda b: self.estimated_kv(b, tokens, impl) <= room, MAX_SEARCH_BATCH)
+            return largest(lambda b: self.estimated_kv(b, tokens, impl) <= room, MAX_SEARCH_BATCH)
         except KvplanError:
             return None
 
@@ -388,60 +384,43 @@ class Profiler:
         steps = self.req.decode_tokens
         try:
             longest = min(MAX_SEARCH_LEN, (self.shape.max_position_embeddings or MAX_SEARCH_LEN) - steps)
-            return _largest(lambda n: self.estimated_kv(batch, n + steps, impl) <= room, longest)
+            return largest(lambda n: self.estimated_kv(batch, n + steps, impl) <= room, longest)
         except KvplanError:
             return None
 
     def _limit_bytes(self) -> int | None:
         return self.limit if self.limit is not None else self.device.total_memory()
 
-    def search_batch(self, seq_len: int, impl: str, progress: Callable[[str], None] | None = None) -> Search:
-        probes = 0
-
-        def ok(b: int) -> bool:
-            nonlocal probes
-            probes += 1
-            if progress:
-                progress(f"find max batch: seq {seq_len}, batch {b}")
-            return bool(self.fits(b, seq_len, impl))
-
-        best = _search(ok, 1, MAX_SEARCH_BATCH, resolution=lambda lo: 1)
+    def search_batch(self, seq_len: int, impl: str) -> Search:
+        """The largest batch of `seq_len`-token prompts that runs (prefill + decode) without running out."""
+        best, probes = self._probe(lambda b: self.fits(b, seq_len, impl), 1, MAX_SEARCH_BATCH, lambda lo: 1)
         return Search("batch", impl, {"seq_len": seq_len, "decode_tokens": self.req.decode_tokens}, best,
                       self.predicted_max_batch(seq_len, impl), _PREDICTED_BY, probes, self._limit_bytes())
 
-    def search_len(self, batch: int, impl: str, start: int,
-                   progress: Callable[[str], None] | None = None) -> Search:
+    def search_len(self, batch: int, impl: str, start: int) -> Search:
+        """The longest prompt that runs at `batch` (to within 1/64 or 16 tokens), from `start` up or down."""
+        longest = min(MAX_SEARCH_LEN, (self.shape.max_position_embeddings or MAX_SEARCH_LEN) - self.req.decode_tokens)
+        best, probes = self._probe(lambda n: self.fits(batch, n, impl), min(start, longest), longest,
+                                   lambda lo: max(16, lo // 64))
+        return Search("seq_len", impl, {"batch": batch, "decode_tokens": self.req.decode_tokens}, best,
+                      self.predicted_max_len(batch, impl), _PREDICTED_BY, probes, self._limit_bytes())
+
+    @staticmethod
+    def _probe(fits: Callable[[int], bool | None], start: int, limit: int,
+               resolution: Callable[[int], int]) -> tuple[int, int]:
+        """(largest n that fits, how many runs it took)."""
         probes = 0
 
         def ok(n: int) -> bool:
             nonlocal probes
             probes += 1
-            if progress:
-                progress(f"find max length: batch {batch}, seq {n}")
-            return bool(self.fits(batch, n, impl))
+            return bool(fits(n))
 
-        longest = min(MAX_SEARCH_LEN, (self.shape.max_position_embeddings or MAX_SEARCH_LEN) - self.req.decode_tokens)
-        best = _search(ok, min(start, longest), longest, resolution=lambda lo: max(16, lo // 64))
-        return Search("seq_len", impl, {"batch": batch, "decode_tokens": self.req.decode_tokens}, best,
-                      self.predicted_max_len(batch, impl), _PREDICTED_BY, probes, self._limit_bytes())
+        return _search(ok, start, limit, resolution), probes
 
 
 _PREDICTED_BY = ("kvplan: weights + KV cache (transformers engine model) within the memory limit; "
                  "activations not counted, so the measured maximum is lower")
-
-
-def _largest(fits: Callable[[int], bool], limit: int) -> int:
-    """Largest n in [1, limit] with fits(n) for a monotone predicate; 0 when none."""
-    if not fits(1):
-        return 0
-    lo, hi = 1, limit
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if fits(mid):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 def _search(ok: Callable[[int], bool], start: int, limit: int, resolution: Callable[[int], int]) -> int:
@@ -477,6 +456,8 @@ def _search(ok: Callable[[int], bool], start: int, limit: int, resolution: Calla
 
 
 def _validate(req: ProfileRequest) -> None:
+    if not req.caches:
+        raise UsageError("--cache names no cache implementation", hint="use one or more of: " + ", ".join(CACHE_CHOICES))
     for impl in req.caches:
         if impl not in CACHE_CHOICES:
             raise UsageError(f"unknown --cache {impl!r}", hint="use one of: " + ", ".join(CACHE_CHOICES))
@@ -574,24 +555,10 @@ def profile(req: ProfileRequest, progress: Callable[[str, int], None] | None = N
 
 
 def write_json_atomically(path: str | Path, data: dict[str, Any]) -> None:
-    """Write JSON to `path` through a temporary file in the same folder and os.replace: never half-written."""
+    """The report as JSON, written atomically (kvplan.atomic_file)."""
     import json
-    import tempfile
 
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise UsageError(f"--output: folder {folder} does not exist", hint="create it or choose another path")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_text_atomically(path, json.dumps(data, indent=2) + "\n")
 
 
 __all__ = ["CACHE_CHOICES", "ProfileReport", "ProfileRequest", "Profiler", "Run", "Search", "default_gpus",

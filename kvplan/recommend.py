@@ -13,8 +13,9 @@ Budget model for vLLM (per GPU), each term reported with its source:
 - non-torch memory (CUDA context, cuBLAS workspace, NCCL buffers): 0.25 GiB at TP 1, 2.1 GiB at TP > 1
   (same logs: 0.24-0.26 and 2.06-2.21 GiB).
 - CUDA-graph pool: 0.45 GiB + 15 MiB per layer on the GPU (logs: 0.67-1.66 GiB). vLLM subtracts its
-  estimate only from v0.21 (`VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`); pass `cudagraph_profiling=False`
-  to follow older versions, whose logged "Available KV cache memory" does not include it.
+  estimate only from v0.21 (`VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS`): with `vllm_version` older than 0.21
+  (or `cudagraph_profiling=False`) the term is left out, as older versions' logged "Available KV cache
+  memory" leaves it out.
 `kv_memory` replaces the whole budget (vLLM's `--kv-cache-memory-bytes`).
 
 vLLM <= 0.11 profiled a heavier sampler: its logged activation peaks (Llama-3.1-8B 4.76, Qwen3-0.6B 5.56,
@@ -32,23 +33,25 @@ Other engines (kvplan notes section 2, each term's source printed):
   the runtime buffers (execution context, runtime buffers, decoder) depend on the engine build and are scaled
   from the one logged build (TensorRT-LLM #1188: 9.18 GiB for Qwen2.5-Coder-0.5B, vocab 151936) by vocab:
   an approximation, printed as such; the CUDA context is not modelled.
-- LightLLM: total x mem_fraction (0.9, `--mem_fraction`) - weights / tp, divided by its per-token cell
+- LightLLM: total x mem_fraction (0.9, `--mem_fraction`) - weights / (tp x pp), divided by its per-token cell
   (2 x kv heads per rank x head_dim x layers x dtype, `mem_manager.py`) = `--max_total_token_num`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, replace
 from math import floor
 from typing import Any
 
 from kvplan.architectures import ModelShape, model_shape
-from kvplan.config_fields import first, text_config
-from kvplan.engines import Request, pipeline_stages
-from kvplan.engines.vllm import Capacity, capacity, scheduler_defaults
-from kvplan.errors import KvplanError, UsageError
+from kvplan.bisection import largest
+from kvplan.config_fields import vocab_size
+from kvplan.engines import Request, canonical_engine, pipeline_stages
 from kvplan.engines.llamacpp import DEFAULT_UBATCH, cache_type_flags
 from kvplan.engines.tensorrt_llm import FREE_GPU_MEMORY_FRACTION
+from kvplan.engines.vllm import Capacity, capacity, scheduler_defaults
+from kvplan.errors import KvplanError, UsageError
 from kvplan.estimate import check_positive, engine_kv_dtype, estimate_shape, resolve_dtypes
 from kvplan.units import GGML_BLOCK_TYPES, parse_size, short_dtype
 
@@ -58,8 +61,6 @@ MIB = 2**20
 DEFAULT_MAX_MODEL_LEN_CAP = 131072
 TP_CHOICES = (1, 2, 4, 8)
 SUPPORTED_ENGINES = ("vllm", "sglang", "llamacpp", "tensorrt-llm", "lightllm")
-ENGINE_ALIASES = {"llama.cpp": "llamacpp", "llama-cpp": "llamacpp", "trtllm": "tensorrt-llm",
-                  "trt-llm": "tensorrt-llm", "tensorrt_llm": "tensorrt-llm"}
 # the key of each engine's command in Recommendation.flags
 FLAG_KEYS = {"vllm": "vllm", "sglang": "sglang", "llamacpp": "llama.cpp", "tensorrt-llm": "tensorrt-llm",
              "lightllm": "lightllm"}
@@ -135,17 +136,22 @@ class Recommendation:
 
 # ------------------------------------------------------------------------------------------- budget terms
 
-def vocab_size(config: dict) -> int:
-    return int(first(text_config(config), "vocab_size", "padded_vocab_size", default=32000))
+_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)(?:\.\d+)?(?:[.+-]?[0-9A-Za-z.+-]*)?$")
+
+
+def parse_vllm_version(text: str) -> tuple[int, int]:
+    """(major, minor) of a vLLM version such as 0.11, 0.19.1 or v0.21.0rc1; a UsageError for anything else."""
+    match = _VERSION_RE.match(str(text).strip())
+    if not match:
+        raise UsageError(f"--vllm-version: expected a version such as 0.11 or 0.19.1, got {text!r}",
+                         hint="pass the version `vllm --version` prints")
+    return int(match.group(1)), int(match.group(2))
 
 
 def sampler_bytes_per_entry(vllm_version: str | None) -> float:
     """Bytes per (sequence x vocab entry) of vLLM's dummy sampler run: 39 up to 0.11, 15 from 0.19 (unknown: 15)."""
-    if vllm_version:
-        parts = [int(p) if p.isdigit() else 0 for p in str(vllm_version).lstrip("v").split(".")[:2]]
-        major, minor = (parts + [0, 0])[:2]
-        if (major, minor) <= (0, 11):
-            return SAMPLER_BYTES_PER_SEQ_VOCAB_V011
+    if vllm_version and parse_vllm_version(vllm_version) <= (0, 11):
+        return SAMPLER_BYTES_PER_SEQ_VOCAB_V011
     return SAMPLER_BYTES_PER_SEQ_VOCAB
 
 
@@ -213,25 +219,11 @@ def _vllm_fit(shape, caches, req: Request, available: int, limit: int) -> _Fit:
         return capacity(caches, _with_len(req, n), avail).blocks_per_request <= cap.num_blocks
 
     return _Fit(avail, cap.kv_cache_tokens, cap.num_blocks, cap.block_size, cap.max_concurrency,
-                _largest(fits, limit), cap.blocks_per_request <= cap.num_blocks)
+                largest(fits, limit), cap.blocks_per_request <= cap.num_blocks)
 
 
 def _with_len(req: Request, n: int) -> Request:
     return replace(req, seq_len=n)
-
-
-def _largest(fits, limit: int) -> int:
-    """Largest n in [1, limit] with fits(n) (monotone), 0 when none."""
-    if limit < 1 or not fits(1):
-        return 0
-    lo, hi = 1, limit
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if fits(mid):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 def llamacpp_compute_buffer_bytes(config: dict, shape: ModelShape, n_ubatch: int) -> int:
@@ -272,7 +264,7 @@ def _budget(engine, config, shape, profile, *, tp, pp, util, weights, layers_on_
     if engine == "lightllm":
         usable = int(profile.memory_bytes * util)
         terms = [BudgetTerm("total_x_mem_fraction", usable, f"{profile.id} memory x mem_fraction {util}"),
-                 BudgetTerm("weights", -weights_gpu, f"weights / tp = / {tp * pp}")]
+                 BudgetTerm("weights", -weights_gpu, f"weights / (tp x pp) = / {tp * pp}")]
         return terms, usable - weights_gpu
     if engine == "sglang":
         usable = int(profile.memory_bytes * util)
@@ -311,11 +303,13 @@ def recommend(
     kv_memory: int | str | None = None,
     max_num_batched_tokens: int | None = None,
     profiles_dir: str | None = None,
-    cudagraph_profiling: bool = True,
+    cudagraph_profiling: bool | None = None,
     offline: bool | None = None,
     weights_bytes: int | str | None = None,
     n_ubatch: int = DEFAULT_UBATCH,
     vllm_version: str | None = None,
+    max_num_seqs: int | None = None,
+    revision: str | None = None,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -330,8 +324,7 @@ def recommend(
     from kvplan import api
     from kvplan.hardware import load_profile
 
-    engine = engine.strip().lower()
-    engine = ENGINE_ALIASES.get(engine, engine)
+    engine = canonical_engine(engine)
     if engine not in SUPPORTED_ENGINES:
         raise UsageError(f"recommend supports {', '.join(SUPPORTED_ENGINES)}; not {engine!r}",
                          hint="use --engine vllm, sglang, llamacpp, tensorrt-llm or lightllm (TGI and Xinference: "
@@ -351,6 +344,7 @@ def recommend(
     if tp * pp > gpus:
         raise UsageError(f"--tp {tp} x --pp {pp} needs {tp * pp} GPUs, --gpus is {gpus}", hint="raise --gpus")
     for label, value in (("--max-model-len", max_model_len), ("--concurrency", concurrency),
+                         ("--max-num-seqs", max_num_seqs),
                          ("--block-size", block_size), ("--max-num-batched-tokens", max_num_batched_tokens)):
         if value is not None:
             check_positive(label, value)
@@ -358,8 +352,10 @@ def recommend(
         raise UsageError(f"--gpu-memory-utilization must be in (0, 1], got {gpu_memory_utilization}",
                          hint="pass e.g. 0.9")
     kv_bytes = None if kv_memory is None else parse_size(kv_memory)
+    if cudagraph_profiling is None:  # vLLM subtracts its CUDA-graph estimate from 0.21 on (module docstring)
+        cudagraph_profiling = vllm_version is None or parse_vllm_version(vllm_version) >= (0, 21)
 
-    loaded = api.load(model, offline=offline)
+    loaded = api.load(model, revision=revision, offline=offline)
     config = loaded.config
     shape = model_shape(config)
     model_dtype, kv = resolve_dtypes(shape, dtype, kv_dtype)
@@ -372,12 +368,18 @@ def recommend(
         raise UsageError("cannot count this model's weights", hint="pass --kv-memory SIZE or --weights-bytes SIZE")
 
     default_mnbt, default_seqs = scheduler_defaults(profile.memory_bytes, profile.name)
+    if max_num_seqs is not None:  # the engine is run with this cap: its sampler warm-up uses it too
+        default_seqs = max_num_seqs
     mnbt = max_num_batched_tokens or default_mnbt
     limit = shape.max_position_embeddings or DEFAULT_MAX_MODEL_LEN_CAP
     seq_len = max_model_len or min(limit, DEFAULT_MAX_MODEL_LEN_CAP)
-    search_limit = max(seq_len, limit)
+    # the largest max_model_len is searched up to the model's own limit: vLLM refuses more unless told to
+    search_limit = limit if shape.max_position_embeddings else max(seq_len, limit)
     util = _utilization(engine, gpu_memory_utilization, profile.memory_bytes, tp, pp)
     notes: list[str] = list(shape.assumptions)
+    if shape.max_position_embeddings and seq_len > shape.max_position_embeddings:
+        notes.append(f"max_model_len {seq_len} is above the model's limit ({shape.max_position_embeddings}); vLLM "
+                     "refuses it unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1")
     if engine == "llamacpp" and weights_source != "--weights-bytes":
         notes.append(f"weights counted at {short_dtype(model_dtype)}; a quantized GGUF is smaller: pass --weights-bytes "
                      "with its file size")
@@ -391,7 +393,7 @@ def recommend(
         req = Request(seq_len, 1, kv_dtype_, model_dtype, tp_, pp, block_size, mnbt, n_ubatch)
         if engine == "vllm":
             return terms, _vllm_fit(shape, caches, req, available, search_limit)
-        return terms, _per_token_fit(shape, _estimate_engine(engine), req, available, search_limit)
+        return terms, _per_token_fit(shape, estimate_engine(engine), req, available, search_limit)
 
     def ok(fit: _Fit) -> bool:
         return fit.fits_one and (concurrency is None or fit.concurrency >= concurrency)
@@ -466,7 +468,7 @@ def _utilization(engine: str, given: float | None, memory_bytes: int, tp: int, p
     return 0.9
 
 
-def _estimate_engine(engine: str) -> str:
+def estimate_engine(engine: str) -> str:
     """The kvplan engine model that sizes a plan's KV cache (LightLLM's cell is SGLang's per-token cell)."""
     return "sglang" if engine == "lightllm" else engine
 
@@ -491,7 +493,7 @@ def _per_token_fit(shape, engine: str, req: Request, available: int, limit: int)
     need = est.kv_cache_bytes_per_gpu
     concurrency = avail / need if need else float("inf")
     return _Fit(avail, tokens, tokens // block, block, concurrency,
-                _largest(lambda n: per_request(n) <= avail, limit), need <= avail)
+                largest(lambda n: per_request(n) <= avail, limit), need <= avail)
 
 
 def _lightllm_tokens(shape, profile, weights, model_dtype, kv, tp, pp, kv_bytes) -> int:
@@ -512,7 +514,7 @@ def _throughput(config, shape, profile, engine, weights, model_dtype, kv, tp, pp
     if weights is None:
         return [], None, ["no throughput bounds: the weights are unknown"]
     batches = sorted({b for b in (1, 8, 32, max_num_seqs) if b <= max_num_seqs} | {1})
-    est_engine = _estimate_engine(engine)
+    est_engine = estimate_engine(engine)
 
     def kv_read(batch: int) -> int:
         try:

@@ -247,3 +247,32 @@ def test_moe_decode_bound_counts_touched_experts():
     # batch 1 touches 2 of 8 experts per layer; batch 8 may touch all 8
     assert rows[1]["weight_bytes_read_per_gpu"] < 0.4 * rec.weights_bytes
     assert rows[8]["weight_bytes_read_per_gpu"] > 0.95 * rec.weights_bytes
+
+
+def test_vllm_version_is_parsed_strictly_and_sets_the_cudagraph_term():
+    with pytest.raises(UsageError, match="--vllm-version"):
+        recommend("meta-llama/Llama-3.1-8B", gpu_profile="h100-sxm-80gb", vllm_version="abc")
+    names = {}
+    for version in ("0.11", "0.19.1", "v0.21.0rc1", None):
+        rec = recommend("meta-llama/Llama-3.1-8B", gpu_profile="h100-sxm-80gb", max_model_len=16384,
+                        vllm_version=version)
+        names[version] = [t.name for t in rec.budget]
+    # vLLM subtracts its CUDA-graph estimate from 0.21 on; older logs' "Available KV cache memory" leaves it out
+    assert "cudagraph" not in names["0.11"] and "cudagraph" not in names["0.19.1"]
+    assert "cudagraph" in names["v0.21.0rc1"] and "cudagraph" in names[None]
+
+
+def test_max_num_seqs_sets_the_sampler_term():
+    # vLLM's dummy sampler run covers max_num_seqs rows of vocab logits: 15 B x seqs x 128256 for Llama 3
+    full = recommend("meta-llama/Llama-3.1-8B", gpu_profile="h100-sxm-80gb", max_model_len=32768)
+    eight = recommend("meta-llama/Llama-3.1-8B", gpu_profile="h100-sxm-80gb", max_model_len=32768, max_num_seqs=8)
+    act_full, act_eight = (next(t.bytes for t in r.budget if t.name == "activation_peak") for r in (full, eight))
+    assert act_full == -int(15 * 1024 * 128256 + 1.1 * 8192 * 4096 + 32 * 2**20)  # H100 default: 1024 seqs
+    assert act_eight == -int(15 * 8 * 128256 + 1.1 * 8192 * 4096 + 32 * 2**20)
+    assert eight.available_kv_memory_bytes - full.available_kv_memory_bytes == act_eight - act_full
+
+
+def test_max_model_len_fit_stops_at_the_model_limit():
+    rec = recommend("meta-llama/Llama-3.1-8B", gpu_profile="h200", max_model_len=1_000_000)
+    assert rec.max_model_len_fit <= 131072
+    assert any("above the model's limit (131072)" in n for n in rec.notes)

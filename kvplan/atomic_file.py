@@ -1,0 +1,39 @@
+"""Writing output files all at once: an interrupted or failed write never leaves a half-written file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from kvplan.errors import UsageError
+
+__all__ = ["write_text_atomically"]
+
+
+def write_text_atomically(path: str | Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same folder, then `os.replace`.
+
+    An unwritable path is a UsageError (one line, exit 2); on any failure, Ctrl-C included, the temporary file
+    is removed and an existing `path` is left as it was.
+    """
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}",
+                         hint="pass a path in an existing, writable folder") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}", hint="pass a writable file path") from None
+        raise
