@@ -46,6 +46,7 @@ sources: {{memory_bytes: "the case's logged total_gpu_memory"}}
 def main() -> None:
     cases = yaml.safe_load((ROOT / "tests/fixtures/calibration/engine_cases.yaml").read_text())
     rows = []
+    overhead_rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
             r = case["reported"]
@@ -68,6 +69,13 @@ def main() -> None:
                 print(f"skip {case['id']}: {exc.message}")
                 continue
             quantized = bool(case.get("quantization")) or "fp8" in (case["model_id"] or "").lower()
+            if r.get("weights_gib"):  # the same plan with the logged weights: the overhead model alone
+                given = recommend(config, gpu_profile=str(path), gpus=tp * pp, tp=tp, pp=pp,
+                                  gpu_memory_utilization=case["gpu_memory_utilization"],
+                                  max_model_len=case["max_model_len"], cudagraph_profiling=False,
+                                  vllm_version=case.get("engine_version"),
+                                  weights_bytes=int(r["weights_gib"] * GIB) * tp * pp)
+                overhead_rows.append((case["id"], given.available_kv_memory_bytes / GIB, r["available_kv_cache_gib"]))
             weights_ok = bool(r.get("weights_gib")) and abs(rec.weights_bytes / GIB / r["weights_gib"] - 1) < 0.05
             rows.append((case["id"], rec.available_kv_memory_bytes / GIB, r["available_kv_cache_gib"], quantized,
                          rec.weights_bytes / GIB, r.get("weights_gib"), weights_ok))
@@ -86,6 +94,13 @@ def main() -> None:
             worst = max(subset, key=lambda x: abs(x[1] - x[2]))
             print(f"{label}: {len(errors)} cases, median |error| {statistics.median(errors):.2f} GiB "
                   f"({100 * statistics.median(relative):.1f} %), worst {max(errors):.2f} GiB ({worst[0]})")
+    errors = [abs(ours - logged) for _, ours, logged in overhead_rows]
+    if errors:
+        worst = max(overhead_rows, key=lambda x: abs(x[1] - x[2]))
+        relative = [abs(ours - logged) / logged for _, ours, logged in overhead_rows]
+        print(f"overhead model alone (logged weights given, quantized checkpoints included): {len(errors)} cases, "
+              f"median |error| {statistics.median(errors):.2f} GiB ({100 * statistics.median(relative):.1f} %), "
+              f"worst {max(errors):.2f} GiB ({worst[0]})")
 
 
 if __name__ == "__main__":

@@ -32,10 +32,12 @@ DEBUG_ENV = "KVPLAN_DEBUG"
 
 def fail(message: str, hint: str | None, code: int) -> None:
     """Print one `error:` line (and a `hint:` line) to stderr and exit with `code`."""
+    from rich.markup import escape
+
     err = render.stderr()
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     if hint:
-        err.print(f"[dim]hint:[/] {hint}", markup=True, highlight=False)
+        err.print(f"[dim]hint:[/] {escape(hint)}", markup=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -331,7 +333,12 @@ def profile(
             raise UsageError(f"--output: folder {folder} does not exist", hint="create it or choose another path")
         if not os.access(folder, os.W_OK):
             raise UsageError(f"--output: folder {folder} is not writable", hint="choose another path")
-    from kvplan import profiler  # torch, transformers and accelerate are imported only here
+    try:
+        from kvplan import profiler  # torch, transformers and accelerate are imported only here
+    except ImportError as exc:
+        raise UsageError(f"kvplan profile needs torch, transformers and accelerate ({exc.name or exc} is missing)",
+                         hint="install the profile extra: pip install 'kvplan[profile]' (with the torch build for "
+                              "your platform)") from None
 
     gpus: tuple[int, ...] = ()
     if gpu is not None:

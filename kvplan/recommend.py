@@ -377,6 +377,13 @@ def recommend(
     search_limit = limit if shape.max_position_embeddings else max(seq_len, limit)
     util = _utilization(engine, gpu_memory_utilization, profile.memory_bytes, tp, pp)
     notes: list[str] = list(shape.assumptions)
+    ignored = [flag for flag, given, used_by in (
+        ("--gpu-memory-utilization", gpu_memory_utilization is not None, engine != "llamacpp"),
+        ("--ubatch", n_ubatch != DEFAULT_UBATCH, engine == "llamacpp"),
+        ("--vllm-version", vllm_version is not None, engine == "vllm"),
+        ("--block-size", block_size is not None, engine in ("vllm", "tensorrt-llm"))) if given and not used_by]
+    if ignored:
+        notes.append(f"{', '.join(ignored)} does not apply to {engine} and was ignored")
     if shape.max_position_embeddings and seq_len > shape.max_position_embeddings:
         notes.append(f"max_model_len {seq_len} is above the model's limit ({shape.max_position_embeddings}); vLLM "
                      "refuses it unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1")

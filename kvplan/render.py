@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kvplan.estimate import Estimate
@@ -43,7 +44,7 @@ def print_json(data: Any) -> None:
 def notes(lines: tuple[str, ...] | list[str]) -> None:
     err = stderr()
     for line in lines:
-        err.print(f"[yellow]note:[/] {line}")
+        err.print(f"[yellow]note:[/] {escape(line)}")
 
 
 def _fmt_per_token(value: float) -> str:

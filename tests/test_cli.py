@@ -154,3 +154,15 @@ def test_debug_env_shows_the_traceback():
     result = run("estimate", "/no/such/config.json", env={"KVPLAN_DEBUG": "1"})
     assert result.exit_code != 0
     assert result.exception is not None
+
+
+def test_error_text_with_brackets_is_printed_as_is(capsys):
+    # messages and hints are plain text: "[profile]" must not be eaten as Rich markup
+    import typer
+
+    from kvplan.cli import fail
+
+    with pytest.raises(typer.Exit):
+        fail("needs [profile]", "pip install 'kvplan[profile]'", 2)
+    err = capsys.readouterr().err
+    assert "error: needs [profile]" in err and "hint: pip install 'kvplan[profile]'" in err

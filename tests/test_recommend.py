@@ -276,3 +276,13 @@ def test_max_model_len_fit_stops_at_the_model_limit():
     rec = recommend("meta-llama/Llama-3.1-8B", gpu_profile="h200", max_model_len=1_000_000)
     assert rec.max_model_len_fit <= 131072
     assert any("above the model's limit (131072)" in n for n in rec.notes)
+
+
+def test_options_an_engine_does_not_use_are_named_in_a_note():
+    rec = recommend("meta-llama/Llama-3.1-8B", gpu_profile="rtx-4090", engine="llamacpp", max_model_len=8192,
+                    gpu_memory_utilization=0.5)
+    plain = recommend("meta-llama/Llama-3.1-8B", gpu_profile="rtx-4090", engine="llamacpp", max_model_len=8192)
+    assert "--gpu-memory-utilization does not apply to llamacpp and was ignored" in rec.notes
+    assert rec.available_kv_memory_bytes == plain.available_kv_memory_bytes
+    sglang = recommend("meta-llama/Llama-3.1-8B", gpu_profile="h100-sxm-80gb", engine="sglang", vllm_version="0.11")
+    assert "--vllm-version does not apply to sglang and was ignored" in sglang.notes
