@@ -337,8 +337,8 @@ def profile(
         from kvplan import profiler  # torch, transformers and accelerate are imported only here
     except ImportError as exc:
         raise UsageError(f"kvplan profile needs torch, transformers and accelerate ({exc.name or exc} is missing)",
-                         hint="install the profile extra: pip install 'kvplan[profile]' (with the torch build for "
-                              "your platform)") from None
+                         hint="install the profile extra with the torch build for your platform, e.g. from a "
+                              "checkout: pip install torch==2.13.0 && pip install -e '.[profile]'") from None
 
     gpus: tuple[int, ...] = ()
     if gpu is not None:

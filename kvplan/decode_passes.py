@@ -82,7 +82,7 @@ class Runner:
             clock.mark()
         else:
             self.device.sync()
-        if on_phase:
+        if on_phase and steps:
             on_phase("decode")
         for _ in range(steps):
             nxt, cache = self._forward(nxt, cache)

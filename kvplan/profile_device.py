@@ -28,6 +28,8 @@ class Device:
         self.cuda = bool(gpus)
         self.main = torch.device(f"cuda:{gpus[0]}") if gpus else torch.device("cpu")
         self.base = 0  # memory in use before the model was loaded (set by the Profiler)
+        if self.cuda:
+            torch.cuda.set_device(self.main)  # contexts, streams (offloaded caches) and events on the chosen GPU
 
     # memory ---------------------------------------------------------------------------------------------
     def sync(self) -> None:
@@ -62,13 +64,13 @@ class Device:
         assert self.meter is not None
         return self.meter.peak()
 
-    def peak_per_device(self) -> dict[str, int] | None:
-        if not self.cuda:
-            return None
-        return {f"cuda:{g}": int(torch.cuda.max_memory_allocated(g)) for g in self.gpus}
-
-    def peak_reserved(self) -> int | None:
-        return sum(torch.cuda.max_memory_reserved(g) for g in self.gpus) if self.cuda else None
+    def phase_peaks(self) -> dict[str, tuple[int, int | None]]:
+        """Per device, (peak allocated, peak reserved) since the last reset_peak; the CPU: (heap peak, None)."""
+        if self.cuda:
+            return {f"cuda:{g}": (int(torch.cuda.max_memory_allocated(g)), int(torch.cuda.max_memory_reserved(g)))
+                    for g in self.gpus}
+        assert self.meter is not None
+        return {"cpu": (self.meter.peak(), None)}
 
     def device_used(self) -> int | None:
         """Device-level use as NVML sees it (CUDA context and other processes included)."""

@@ -96,8 +96,11 @@ def _load_model_inner(req: Any, loaded, config: dict, torch_dtype: str, device: 
         if device.cuda:
             kwargs["device_map"] = _device_map(device)
             if len(device.gpus) > 1:
-                kwargs["max_memory"] = {g: torch.cuda.get_device_properties(g).total_memory for g in device.gpus}
+                kwargs["max_memory"] = _gpu_budget(device)
         model, info = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
+        _check_placement(model)
+        if not device.cuda:
+            _onto_heap(model)
         missing = len(info.get("missing_keys") or [])
         how = f"loaded from {folder}"
         if missing:
@@ -117,15 +120,47 @@ def _load_model_inner(req: Any, loaded, config: dict, torch_dtype: str, device: 
     torch.manual_seed(req.seed)
     if device.cuda and len(device.gpus) > 1:
         from accelerate import dispatch_model, infer_auto_device_map
+        from accelerate.utils import get_balanced_memory
 
         model = build_model(hf_config, dtype=torch_dtype, device="cpu")
-        max_memory = {g: torch.cuda.get_device_properties(g).total_memory for g in device.gpus}
-        no_split = getattr(model, "_no_split_modules", None) or []
-        dmap = infer_auto_device_map(model, max_memory=max_memory, no_split_module_classes=list(no_split))
+        no_split = list(getattr(model, "_no_split_modules", None) or [])
+        # spread the layers evenly (as from_pretrained's "auto" does), leaving each GPU room for the cache
+        budget = get_balanced_memory(model, max_memory=_gpu_budget(device), no_split_module_classes=no_split,
+                                     dtype=getattr(torch, torch_dtype))
+        dmap = infer_auto_device_map(model, max_memory=budget, no_split_module_classes=no_split)
+        _check_placement_map(dmap)
         model = dispatch_model(model, device_map=dmap)
     else:
         model = build_model(hf_config, dtype=torch_dtype, device=device.main)
     return model, hf_config, "random (built from the config; memory and speed do not depend on weight values)"
+
+
+GPU_WEIGHTS_SHARE = 0.9  # of each GPU's memory, when sharding: the rest is left for the cache and activations
+
+
+def _gpu_budget(device: Device) -> dict[int, int]:
+    return {g: int(torch.cuda.get_device_properties(g).total_memory * GPU_WEIGHTS_SHARE) for g in device.gpus}
+
+
+def _check_placement_map(dmap: dict) -> None:
+    spilled = sorted({str(v) for v in dmap.values() if str(v) in ("cpu", "disk")})
+    if spilled:
+        raise UsageError(f"the weights do not fit on the given GPUs (accelerate would put layers on {', '.join(spilled)})",
+                         hint="add GPUs (--gpu 0,1,2,3), use --layers N, or a smaller --dtype")
+
+
+def _check_placement(model: torch.nn.Module) -> None:
+    dmap = getattr(model, "hf_device_map", None)
+    if isinstance(dmap, dict):
+        _check_placement_map(dmap)
+
+
+def _onto_heap(model: torch.nn.Module) -> None:
+    """Copy memory-mapped checkpoint tensors into ordinary memory, so that the heap meter sees the weights
+    (safetensors files are mapped, not read, when the dtype matches) and a --memory-limit counts them."""
+    with torch.no_grad():
+        for tensor in list(model.parameters()) + list(model.buffers()):
+            tensor.data = tensor.data.clone()
 
 
 def import_model_code(config: dict) -> None:

@@ -6,8 +6,8 @@ prefill / decode loops; kvplan.torch_cache: reading cache tensors), never by the
 imports this module inside the `profile` command only.
 
 For each point of the grid (batch x prompt length x cache implementation) the profiler runs:
-1. a memory pass, which is also the warm-up with the real shapes: prefill (`logits_to_keep=1`), then
-   `decode_tokens` one-token steps, with the peak memory of each phase (GPU: torch.cuda peak allocated and
+1. a warm-up with the real shapes (prefill + one step), then a memory pass: prefill (`logits_to_keep=1`),
+   then `decode_tokens` one-token steps, with the peak memory of each phase (GPU: torch.cuda peak allocated and
    reserved, and the device-level use `total - free` as NVML sees it; CPU: glibc `mallinfo2` sampled every
    millisecond, see kvplan.memory_meter) and the KV bytes read from the cache tensors afterwards;
 2. `repeats` timed passes with a fresh cache each (CUDA events on one GPU, else the clock after
@@ -42,7 +42,7 @@ from kvplan.atomic_file import write_text_atomically
 from kvplan.bisection import largest
 from kvplan.config_fields import vocab_size
 from kvplan.decode_passes import CACHE_CHOICES, Runner, Unsupported, first_line
-from kvplan.errors import KvplanError, UsageError
+from kvplan.errors import KvplanError, ProfilingError, UsageError
 from kvplan.estimate import estimate_shape, resolve_dtypes
 from kvplan.memory_meter import HeapMeter, available_memory_bytes
 from kvplan.profile_device import Clock, Device, default_gpus, describe, is_oom
@@ -93,7 +93,15 @@ class ProfileRequest:
 
 @dataclass
 class Run:
-    """One grid point. Byte counts are whole-model (all devices); `None` where a phase did not run."""
+    """One grid point. Byte counts are whole-model (all devices); `None` where a phase did not run.
+
+    peak_memory_bytes: the highest memory in use during the point above what was in use before the model was
+    loaded (weights + cache + activations + library workspaces); with several GPUs, the sum of each device's
+    peak (they may peak at different moments). peak_prefill_bytes / peak_decode_bytes: each phase's peak above
+    what was in use when the point started (weights excluded). peak_memory_bytes_per_device /
+    peak_reserved_bytes: torch.cuda's peak allocated per device and the summed peak reserved (GPU only);
+    device_used_bytes: the device-level use (total - free, as NVML sees it) read after the point's passes.
+    """
 
     batch: int
     seq_len: int
@@ -139,6 +147,7 @@ class Search:
     predicted_by: str
     probes: int
     limit_bytes: int | None
+    error: str | None = None  # a failure other than out of memory that stopped the search
 
     @property
     def ratio(self) -> float | None:
@@ -209,13 +218,28 @@ class Profiler:
         self.device.free()
         before = self.device.in_use()
         self.process_base = self.device.base = before
-        self.model, self.hf_config, self.weights_how = load_model(
-            self.req, self.loaded, self.config, self.model_dtype, self.device)
+        try:
+            self.model, self.hf_config, self.weights_how = load_model(
+                self.req, self.loaded, self.config, self.model_dtype, self.device)
+        except Exception as exc:  # noqa: BLE001 - only out of memory is turned into a user error
+            if not is_oom(exc):
+                raise
+            raise ProfilingError(f"out of memory while loading the model ({first_line(exc)})",
+                                 hint="use --layers N to keep fewer layers, a smaller --dtype, or more GPUs "
+                                      "(--gpu 0,1)") from None
         self.device.sync()
         self.weights_in_memory = max(0, self.device.in_use() - before)
         self.weights_bytes = weights_bytes(self.model)
         vocab = int(getattr(self.hf_config, "vocab_size", None) or vocab_size(self.config))
         self.runner = Runner(self.model, self.hf_config, self.device, self.req, vocab)
+        # one tiny forward first: one-time library set-up (kernels, workspaces) is not charged to the first point
+        with torch.inference_mode():
+            try:
+                self.runner.generate(1, 8, "dynamic", 1)
+            except Exception:  # noqa: BLE001 - the grid reports its own errors
+                pass
+        self.device.free()
+        self.runtime_bytes = max(0, self.device.in_use() - before - self.weights_in_memory)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -282,25 +306,37 @@ class Profiler:
         device = self.device
         try:
             with device.capped(self.limit), torch.inference_mode():
+                if timed:  # the real shapes once first: per-shape library caches (oneDNN packed weights,
+                    # cuBLAS workspaces) then sit in the point's baseline; an OOM here names prefill or decode
+                    self.runner.generate(batch, seq_len, impl, min(1, steps),
+                                         on_phase=lambda name: phase.update(name=name))
+                    phase["name"] = "prefill"
                 device.free()
                 base = device.reset_peak()
-                peaks: dict[str, int] = {}
+                phases: dict[str, dict[str, tuple[int, int | None]]] = {}
+
+                def close_phase() -> None:
+                    phases[phase["name"]] = device.phase_peaks()
+                    device.reset_peak()
 
                 def on_phase(name: str) -> None:
                     if phase["name"] != name:
-                        peaks[phase["name"]] = device.peak()
-                        device.reset_peak()
+                        close_phase()
                     phase["name"] = name
 
                 cache = self.runner.generate(batch, seq_len, impl, steps, on_phase=on_phase)
-                peaks[phase["name"]] = device.peak()
+                close_phase()
                 layers = cache_layer_bytes(cache)
                 run.kv_cache_bytes_measured = total_nbytes(layers)
-                run.peak_prefill_bytes = max(0, peaks.get("prefill", base) - base)
-                run.peak_decode_bytes = max(0, peaks.get("decode", base) - base) if steps else None
-                run.peak_memory_bytes = max(peaks.values()) - self.process_base
-                run.peak_memory_bytes_per_device = device.peak_per_device()
-                run.peak_reserved_bytes = device.peak_reserved()
+                # per phase: the sum over devices of each device's peak (devices may peak at different moments)
+                totals = {name: sum(p[0] for p in peaks.values()) for name, peaks in phases.items()}
+                run.peak_prefill_bytes = max(0, totals["prefill"] - base)
+                run.peak_decode_bytes = max(0, totals["decode"] - base) if "decode" in totals else None
+                run.peak_memory_bytes = max(totals.values()) - self.process_base
+                if device.cuda:
+                    names = list(phases["prefill"])
+                    run.peak_memory_bytes_per_device = {d: max(p[d][0] for p in phases.values()) for d in names}
+                    run.peak_reserved_bytes = sum(max(p[d][1] or 0 for p in phases.values()) for d in names)
                 run.device_used_bytes = device.device_used()
                 del cache, layers
                 device.free()
@@ -308,13 +344,7 @@ class Profiler:
                     phase["name"] = "timing"
                     self._time(run, batch, seq_len, impl)
                     if req.no_cache_baseline and steps:
-                        phase["name"] = "no-cache baseline"
-                        n = min(steps, req.no_cache_steps)
-                        with device.untimed():
-                            run.decode_tokens_per_s_no_cache = self.runner.no_cache_decode(batch, seq_len, n)
-                        run.no_cache_steps = n
-                        if run.decode_tokens_per_s:
-                            run.cache_speedup = run.decode_tokens_per_s / run.decode_tokens_per_s_no_cache
+                        self._no_cache_baseline(run, batch, seq_len)
         except Unsupported as exc:
             run.error = str(exc)
         except KeyboardInterrupt:
@@ -334,6 +364,23 @@ class Profiler:
         if run.peak_memory_bytes is not None and run.estimated_floor_bytes:
             run.peak_to_floor_ratio = run.peak_memory_bytes / run.estimated_floor_bytes
         return run
+
+    def _no_cache_baseline(self, run: Run, batch: int, seq_len: int) -> None:
+        """use_cache=False decoding; running out of memory here (it re-reads the whole sequence) keeps the rest."""
+        n = min(run.decode_tokens, self.req.no_cache_steps)
+        try:
+            with self.device.untimed():
+                run.decode_tokens_per_s_no_cache = self.runner.no_cache_decode(batch, seq_len, n)
+        except Exception as exc:  # noqa: BLE001 - only out of memory is expected here
+            if not is_oom(exc):
+                raise
+            run.error = "the no-cache baseline ran out of memory (the cached runs above are complete)"
+            return
+        finally:
+            self.device.free()
+        run.no_cache_steps = n
+        if run.decode_tokens_per_s:
+            run.cache_speedup = run.decode_tokens_per_s / run.decode_tokens_per_s_no_cache
 
     def _time(self, run: Run, batch: int, seq_len: int, impl: str) -> None:
         ttfts: list[float] = []
@@ -359,10 +406,11 @@ class Profiler:
             run.inter_token_latency_s = statistics.median(gaps)
 
     # searches -------------------------------------------------------------------------------------------
-    def fits(self, batch: int, seq_len: int, impl: str) -> bool | None:
+    def fits(self, batch: int, seq_len: int, impl: str) -> bool:
+        """Whether one prefill + decode pass runs without running out of memory; another error stops a search."""
         run = self.run_point(batch, seq_len, impl, timed=False)
         if run.error and not run.oom:
-            return None
+            raise _ProbeFailed(f"batch {batch}, seq {seq_len}: {run.error}")
         return not run.oom
 
     def predicted_max_batch(self, seq_len: int, impl: str) -> int | None:
@@ -393,30 +441,41 @@ class Profiler:
 
     def search_batch(self, seq_len: int, impl: str) -> Search:
         """The largest batch of `seq_len`-token prompts that runs (prefill + decode) without running out."""
-        best, probes = self._probe(lambda b: self.fits(b, seq_len, impl), 1, MAX_SEARCH_BATCH, lambda lo: 1)
+        best, probes, error = self._probe(lambda b: self.fits(b, seq_len, impl), 1, MAX_SEARCH_BATCH, lambda lo: 1)
         return Search("batch", impl, {"seq_len": seq_len, "decode_tokens": self.req.decode_tokens}, best,
-                      self.predicted_max_batch(seq_len, impl), _PREDICTED_BY, probes, self._limit_bytes())
+                      self.predicted_max_batch(seq_len, impl), _PREDICTED_BY, probes, self._limit_bytes(), error)
 
     def search_len(self, batch: int, impl: str, start: int) -> Search:
         """The longest prompt that runs at `batch` (to within 1/64 or 16 tokens), from `start` up or down."""
         longest = min(MAX_SEARCH_LEN, (self.shape.max_position_embeddings or MAX_SEARCH_LEN) - self.req.decode_tokens)
-        best, probes = self._probe(lambda n: self.fits(batch, n, impl), min(start, longest), longest,
-                                   lambda lo: max(16, lo // 64))
+        best, probes, error = self._probe(lambda n: self.fits(batch, n, impl), min(start, longest), longest,
+                                          lambda lo: max(16, lo // 64))
         return Search("seq_len", impl, {"batch": batch, "decode_tokens": self.req.decode_tokens}, best,
-                      self.predicted_max_len(batch, impl), _PREDICTED_BY, probes, self._limit_bytes())
+                      self.predicted_max_len(batch, impl), _PREDICTED_BY, probes, self._limit_bytes(), error)
 
     @staticmethod
-    def _probe(fits: Callable[[int], bool | None], start: int, limit: int,
-               resolution: Callable[[int], int]) -> tuple[int, int]:
-        """(largest n that fits, how many runs it took)."""
+    def _probe(fits: Callable[[int], bool], start: int, limit: int,
+               resolution: Callable[[int], int]) -> tuple[int, int, str | None]:
+        """(largest n that fits, how many runs it took, the error that stopped the search or None)."""
         probes = 0
+        best = 0
 
         def ok(n: int) -> bool:
-            nonlocal probes
+            nonlocal probes, best
             probes += 1
-            return bool(fits(n))
+            good = fits(n)
+            if good:
+                best = max(best, n)
+            return good
 
-        return _search(ok, start, limit, resolution), probes
+        try:
+            return _search(ok, start, limit, resolution), probes, None
+        except _ProbeFailed as exc:
+            return best, probes, str(exc)
+
+
+class _ProbeFailed(Exception):
+    """A search probe failed for a reason other than memory: the search stops there."""
 
 
 _PREDICTED_BY = ("kvplan: weights + KV cache (transformers engine model) within the memory limit; "
@@ -504,6 +563,7 @@ def profile(req: ProfileRequest, progress: Callable[[str, int], None] | None = N
         )
         report.env["weights_bytes"] = prof.weights_bytes
         report.env["weights_in_memory_bytes"] = prof.weights_in_memory
+        report.env["runtime_bytes_after_warmup"] = prof.runtime_bytes
         if req.layers and req.layers != prof.full_shape.num_layers:
             report.notes.append(
                 f"--layers {req.layers}: measured with {req.layers} of {prof.full_shape.num_layers} layers; "
@@ -540,11 +600,15 @@ def profile(req: ProfileRequest, progress: Callable[[str, int], None] | None = N
                 if progress:
                     progress(f"find max batch: seq {n}, {c}", total)
                 report.searches.append(prof.search_batch(n, c))
+                if report.searches[-1].error:
+                    report.notes.append(f"find max batch stopped: {report.searches[-1].error}")
         for c in caches if req.find_max_len else ():
             for b in req.batches:
                 if progress:
                     progress(f"find max length: batch {b}, {c}", total)
                 report.searches.append(prof.search_len(b, c, start=max(req.seq_lens)))
+                if report.searches[-1].error:
+                    report.notes.append(f"find max length stopped: {report.searches[-1].error}")
         if req.layers and req.layers != prof.full_shape.num_layers:
             for run in report.runs:
                 if run.kv_cache_bytes_measured is not None and run.kv_cache_bytes_estimated:

@@ -246,15 +246,19 @@ def profile_report(report: Any) -> None:
     for r in report.runs:
         key = (str(r.batch), format_tokens(r.seq_len), r.cache)
         estimate = "—" if r.kv_cache_bytes_estimated is None else format_bytes(r.kv_cache_bytes_estimated)
-        if r.oom or r.kv_cache_bytes_measured is None:
-            status = f"[red]out of memory ({r.oom_phase})[/]" if r.oom else "[yellow]error (see notes)[/]"
+        status = f"[red]out of memory ({r.oom_phase})[/]" if r.oom else "[yellow]error (see notes)[/]"
+        if r.kv_cache_bytes_measured is None:
             memory.add_row(*key, status, estimate, *["—"] * 4)
             speed.add_row(*key, *["—"] * (8 if bounded else 6))
             continue
+        if r.oom:  # memory was measured; a timed pass ran out
+            speed.add_row(*key, status, *["—"] * (7 if bounded else 5))
         memory.add_row(*key, format_bytes(r.kv_cache_bytes_measured), estimate, _ratio(r.kv_cache_ratio),
                        format_bytes(r.peak_memory_bytes),
                        "—" if r.estimated_floor_bytes is None else format_bytes(r.estimated_floor_bytes),
                        _ratio(r.peak_to_floor_ratio))
+        if r.oom:
+            continue
         speed.add_row(*key, _ms(r.ttft_s), _rate(r.prefill_tokens_per_s), _rate(r.decode_tokens_per_s),
                       _ms(r.inter_token_latency_s), _rate(r.decode_tokens_per_s_no_cache),
                       "—" if r.cache_speedup is None else f"{r.cache_speedup:.1f}×",

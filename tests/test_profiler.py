@@ -156,6 +156,10 @@ def test_real_weights_are_loaded_from_a_model_folder(tmp_path):
     report = profile(ProfileRequest(model=str(tmp_path), seq_lens=(16,), batches=(1,), decode_tokens=2, repeats=1))
     assert report.weights == f"loaded from {tmp_path}"
     assert report.runs[0].kv_cache_bytes_measured == report.runs[0].kv_cache_bytes_estimated == 4096 * 18
+    # the checkpoint is memory-mapped by transformers; the profiler copies it to the heap so memory counts it
+    weights = report.env["weights_bytes"]
+    assert weights <= report.env["weights_in_memory_bytes"] < weights * 1.05
+    assert report.runs[0].peak_memory_bytes > weights
     forced = profile(ProfileRequest(model=str(tmp_path), seq_lens=(16,), batches=(1,), decode_tokens=2, repeats=1,
                                     random_weights=True))
     assert forced.weights.startswith("random")
@@ -289,3 +293,11 @@ def test_cli_output_that_is_a_folder_is_refused_before_the_run(tmp_path):
 def test_cli_empty_cache_list_is_refused():
     result = runner.invoke(app, ["profile", str(config_path("llama_tiny")), "--cache", ","])
     assert result.exit_code == 2 and "--cache names no cache implementation" in result.stderr
+
+
+def test_prefill_only_has_no_decode_phase():
+    report = profile(_request("llama_tiny", decode_tokens=0, batches=(1,)))
+    (run,) = report.runs
+    assert run.kv_cache_bytes_measured == run.kv_cache_bytes_estimated == 4096 * 40
+    assert run.peak_prefill_bytes > 0 and run.peak_decode_bytes is None and run.decode_tokens_per_s is None
+    assert run.ttft_s > 0
