@@ -26,11 +26,11 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from kvplan.bisection import largest
-from kvplan.engines import canonical_engine
+from kvplan.engines import Request, canonical_engine
 from kvplan.errors import KvplanError, UsageError
 from kvplan.lint import LintWarning, lint_model_config
 from kvplan.plan_file import Deployment
-from kvplan.recommend import SUPPORTED_ENGINES, TP_CHOICES, estimate_engine
+from kvplan.recommend import SUPPORTED_ENGINES, TP_CHOICES, request_kv_bytes
 from kvplan.units import canonical_dtype, format_bytes
 
 SCHEMA = "kvplan.check/1"
@@ -184,7 +184,6 @@ class _Evaluator:
         self.dep, self.engine, self.loaded, self.shape = dep, engine, loaded, shape
         self.offline, self.profiles_dir, self.min_headroom = offline, profiles_dir, min_headroom
         self.model_arg: Any = dep.model
-        self._per_token_ok: bool | None = None
 
     def recommend(self, **over: Any) -> Any:
         from kvplan.recommend import recommend
@@ -210,37 +209,13 @@ class _Evaluator:
 
     def per_request(self, rec: Any, seq_len: int) -> int | None:
         """KV bytes one request of seq_len takes on the fullest GPU under rec's settings, in the engine's storage
-        model; None where kvplan does not repeat the engine's accounting here, or where the result would
-        disagree with recommend()'s own figures (so the two can never disagree silently)."""
+        model (kvplan.recommend.request_kv_bytes: what recommend's max_concurrency divides by)."""
         try:
-            from kvplan.engines import Request, pipeline_stages
-            from kvplan.estimate import estimate_shape
-
             kv, model = canonical_dtype(rec.kv_dtype, what="kv dtype"), canonical_dtype(rec.dtype)
-            if self.engine == "vllm":
-                from kvplan.engines.vllm import capacity
-
-                stages = pipeline_stages(self.shape.num_layers, rec.pp)
-                fullest = max(stages, key=len)
-                caches = [c for i in fullest for c in self.shape.layers[i]]
-                req = Request(seq_len, 1, kv, model, rec.tp, rec.pp, self.dep.block_size, rec.max_num_batched_tokens)
-                cap = capacity(caches, req, rec.available_kv_memory_bytes)
-                if cap.num_blocks != rec.num_blocks:
-                    return None
-                return cap.blocks_per_request * cap.page_bytes * cap.group_size
-            if self.engine in ("sglang", "lightllm"):  # a per-token pool, exactly as recommend() sizes it
-                def one(n: int) -> int:
-                    return estimate_shape(self.shape, engine=estimate_engine(self.engine), seq_len=n, dtype=model,
-                                          kv_dtype=kv, tp=rec.tp, pp=rec.pp).kv_cache_bytes_per_gpu
-
-                if self._per_token_ok is None:  # recommend()'s concurrency is available / this figure
-                    at_len = one(rec.max_model_len)
-                    avail = rec.available_kv_memory_bytes
-                    self._per_token_ok = at_len > 0 and abs(avail / at_len - rec.max_concurrency) <= 0.006
-                return one(seq_len) if self._per_token_ok else None
-        except (KvplanError, ZeroDivisionError, ValueError, TypeError):
+            req = Request(seq_len, 1, kv, model, rec.tp, rec.pp, self.dep.block_size, rec.max_num_batched_tokens)
+            return request_kv_bytes(self.shape, self.engine, req)
+        except KvplanError:
             return None
-        return None
 
     def needed(self, rec: Any, seq_len: int | None = None, concurrency: int | None = None) -> int | None:
         """KV bytes `concurrency` requests of `seq_len` need under rec's settings."""

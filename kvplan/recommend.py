@@ -124,6 +124,7 @@ class Recommendation:
     throughput_bounds: tuple[dict[str, Any], ...] = field(default=())
     prefill_tokens_per_s_upper_bound: float | None = None
     throughput_assumptions: tuple[str, ...] = field(default=())
+    kv_bytes_per_request: int | None = None  # one request of max_model_len on the fullest GPU (engine storage)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -209,6 +210,19 @@ class _Fit:
     concurrency: float
     fit_len: int
     fits_one: bool
+
+
+def request_kv_bytes(shape: ModelShape, engine: str, req: Request) -> int:
+    """KV bytes one request of `req.seq_len` tokens holds on the fullest GPU, as `engine` stores it: for vLLM whole
+    pages in every KV-cache group; for the per-token engines their estimate. What `max_concurrency` divides by."""
+    if engine == "vllm":
+        caches, _ = _stage_caches(shape, req.pp)
+        cap = capacity(caches, req, 0)
+        return cap.blocks_per_request * cap.page_bytes * cap.group_size
+    return estimate_shape(shape, engine=estimate_engine(engine), seq_len=req.seq_len, dtype=req.model_dtype,
+                          kv_dtype=req.kv_dtype, tp=req.tp, pp=req.pp, block_size=req.block_size,
+                          n_ubatch=req.n_ubatch, max_num_batched_tokens=req.max_num_batched_tokens
+                          ).kv_cache_bytes_per_gpu
 
 
 def _vllm_fit(shape, caches, req: Request, available: int, limit: int) -> _Fit:
@@ -460,6 +474,8 @@ def recommend(
         max_num_batched_tokens=n_ubatch if engine == "llamacpp" else mnbt, budget=tuple(terms), flags=flags,
         fp8_kv=fp8, min_tp_to_fit=min_tp, notes=tuple(notes), throughput_bounds=tuple(bounds_rows),
         prefill_tokens_per_s_upper_bound=prefill, throughput_assumptions=tuple(bound_notes),
+        kv_bytes_per_request=request_kv_bytes(shape, engine, Request(seq_len, 1, kv, model_dtype, tp, pp, block_size,
+                                                                     mnbt, n_ubatch)),
     )
 
 
@@ -486,9 +502,7 @@ def _per_token_fit(shape, engine: str, req: Request, available: int, limit: int)
     avail = max(0, available)
 
     def per_request(n: int) -> int:
-        return estimate_shape(shape, engine=engine, seq_len=n, dtype=req.model_dtype, kv_dtype=req.kv_dtype,
-                              tp=req.tp, pp=req.pp, block_size=req.block_size, n_ubatch=req.n_ubatch,
-                              max_num_batched_tokens=req.max_num_batched_tokens).kv_cache_bytes_per_gpu
+        return request_kv_bytes(shape, engine, _with_len(req, n))
 
     est = estimate_shape(shape, engine=engine, seq_len=req.seq_len, dtype=req.model_dtype, kv_dtype=req.kv_dtype,
                          tp=req.tp, pp=req.pp, block_size=req.block_size, n_ubatch=req.n_ubatch,

@@ -286,3 +286,16 @@ def test_options_an_engine_does_not_use_are_named_in_a_note():
     assert rec.available_kv_memory_bytes == plain.available_kv_memory_bytes
     sglang = recommend("meta-llama/Llama-3.1-8B", gpu_profile="h100-sxm-80gb", engine="sglang", vllm_version="0.11")
     assert "--vllm-version does not apply to sglang and was ignored" in sglang.notes
+
+
+@pytest.mark.parametrize("engine, gpu", [("vllm", "h100-sxm-80gb"), ("sglang", "h100-sxm-80gb"),
+                                         ("llamacpp", "rtx-4090"), ("tensorrt-llm", "h100-sxm-80gb"),
+                                         ("lightllm", "h100-sxm-80gb")])
+def test_max_concurrency_is_available_memory_over_one_request(engine, gpu):
+    # kv_bytes_per_request is what max_concurrency divides by, for every engine (kvplan check relies on it)
+    for model in ("meta-llama/Llama-3.1-8B", "google/gemma-2-9b-it"):
+        rec = recommend(model, gpu_profile=gpu, engine=engine, max_model_len=8192)
+        assert rec.kv_bytes_per_request > 0
+        # max_concurrency is printed to 2 decimals; vLLM's counts whole blocks (less than one block below)
+        assert rec.available_kv_memory_bytes / rec.kv_bytes_per_request == pytest.approx(rec.max_concurrency,
+                                                                                         abs=0.01)
