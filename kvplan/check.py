@@ -183,7 +183,7 @@ class _Evaluator:
                  profiles_dir: str | None, min_headroom: float) -> None:
         self.dep, self.engine, self.loaded, self.shape = dep, engine, loaded, shape
         self.offline, self.profiles_dir, self.min_headroom = offline, profiles_dir, min_headroom
-        self.model_arg: Any = dep.model
+        self.model_arg: Any = loaded  # read once: every recommend() of this deployment reuses it
 
     def recommend(self, **over: Any) -> Any:
         from kvplan.recommend import recommend

@@ -53,6 +53,7 @@ from kvplan.engines.tensorrt_llm import FREE_GPU_MEMORY_FRACTION
 from kvplan.engines.vllm import Capacity, capacity, scheduler_defaults
 from kvplan.errors import KvplanError, UsageError
 from kvplan.estimate import check_positive, engine_kv_dtype, estimate_shape, resolve_dtypes
+from kvplan.model_config import LoadedConfig
 from kvplan.units import GGML_BLOCK_TYPES, parse_size, short_dtype
 
 SCHEMA = "kvplan.recommend/1"
@@ -301,7 +302,7 @@ def _budget(engine, config, shape, profile, *, tp, pp, util, weights, layers_on_
 
 
 def recommend(
-    model: str | dict,
+    model: str | dict | LoadedConfig,
     *,
     gpu_profile: str,
     gpus: int = 1,
@@ -326,6 +327,8 @@ def recommend(
     revision: str | None = None,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
+
+    model: a name as `kvplan.api.load` takes it, a config dict, or an already loaded `LoadedConfig` (reused as is).
 
     engine: vllm, sglang, llamacpp (alias llama.cpp), tensorrt-llm, lightllm. gpu_memory_utilization: vLLM's
     fraction of total memory (default 0.9); SGLang's mem_fraction_static (default: SGLang's heuristic);
@@ -369,7 +372,7 @@ def recommend(
     if cudagraph_profiling is None:  # vLLM subtracts its CUDA-graph estimate from 0.21 on (module docstring)
         cudagraph_profiling = vllm_version is None or parse_vllm_version(vllm_version) >= (0, 21)
 
-    loaded = api.load(model, revision=revision, offline=offline)
+    loaded = model if isinstance(model, LoadedConfig) else api.load(model, revision=revision, offline=offline)
     config = loaded.config
     shape = model_shape(config)
     model_dtype, kv = resolve_dtypes(shape, dtype, kv_dtype)
