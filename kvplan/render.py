@@ -237,8 +237,10 @@ def profile_report(report: Any) -> None:
                    f"{env.get('memory_method')}; peak = above what was in use before the model was loaded",
                    caption_justify="left")
     speed = Table(title="speed (median of the timed passes)", title_justify="left")
-    for col in ("batch", "seq", "cache", "KV measured", "KV estimate", "ratio", "peak", "weights+KV", "peak/floor"):
-        memory.add_column(col, justify="left" if col == "cache" else "right")
+    sharded = any(len(getattr(r, "peak_memory_bytes_per_device", None) or {}) > 1 for r in report.runs)
+    for col in ("batch", "seq", "cache", "KV measured", "KV estimate", "ratio", "peak", "weights+KV", "peak/floor") + \
+            (("peak per device",) if sharded else ()):
+        memory.add_column(col, justify="left" if col in ("cache", "peak per device") else "right")
     bounded = any(getattr(r, "decode_tokens_per_s_upper_bound", None) for r in report.runs)
     for col in ("batch", "seq", "cache", "TTFT ms", "prefill tok/s", "decode tok/s", "ITL ms", "no-cache tok/s",
                 "speed-up") + (("decode bound", "of bound") if bounded else ()):
@@ -248,7 +250,7 @@ def profile_report(report: Any) -> None:
         estimate = "—" if r.kv_cache_bytes_estimated is None else format_bytes(r.kv_cache_bytes_estimated)
         status = f"[red]out of memory ({r.oom_phase})[/]" if r.oom else "[yellow]error (see notes)[/]"
         if r.kv_cache_bytes_measured is None:
-            memory.add_row(*key, status, estimate, *["—"] * 4)
+            memory.add_row(*key, status, estimate, *["—"] * (5 if sharded else 4))
             speed.add_row(*key, *["—"] * (8 if bounded else 6))
             continue
         if r.oom:  # memory was measured; a timed pass ran out
@@ -256,7 +258,9 @@ def profile_report(report: Any) -> None:
         memory.add_row(*key, format_bytes(r.kv_cache_bytes_measured), estimate, _ratio(r.kv_cache_ratio),
                        format_bytes(r.peak_memory_bytes),
                        "—" if r.estimated_floor_bytes is None else format_bytes(r.estimated_floor_bytes),
-                       _ratio(r.peak_to_floor_ratio))
+                       _ratio(r.peak_to_floor_ratio),
+                       *((", ".join(f"{d} {format_bytes(b)}" for d, b in (r.peak_memory_bytes_per_device or {}).items()),)
+                         if sharded else ()))
         if r.oom:
             continue
         speed.add_row(*key, _ms(r.ttft_s), _rate(r.prefill_tokens_per_s), _rate(r.decode_tokens_per_s),

@@ -301,3 +301,17 @@ def test_prefill_only_has_no_decode_phase():
     assert run.kv_cache_bytes_measured == run.kv_cache_bytes_estimated == 4096 * 40
     assert run.peak_prefill_bytes > 0 and run.peak_decode_bytes is None and run.decode_tokens_per_s is None
     assert run.ttft_s > 0
+
+
+def test_table_shows_memory_per_device_when_sharded(capsys):
+    from kvplan import render
+    from kvplan.profiler import ProfileReport, Run
+
+    run = Run(batch=1, seq_len=1024, cache="dynamic", decode_tokens=8, kv_cache_bytes_measured=2**20,
+              kv_cache_bytes_estimated=2**20, kv_cache_ratio=1.0, peak_memory_bytes=3 * 2**30,
+              peak_memory_bytes_per_device={"cuda:0": 2 * 2**30, "cuda:1": 2**30})
+    report = ProfileReport(model="m", weights="random", layers_full=2, layers_used=2, dtype="bf16",
+                           env={"device": "cuda:0 H100, cuda:1 H100", "memory_method": "torch.cuda"}, runs=[run])
+    render.profile_report(report)
+    out = capsys.readouterr().out
+    assert "peak per device" in out and "cuda:0 2.00 GiB, cuda:1 1.00 GiB" in out
