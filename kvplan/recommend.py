@@ -460,8 +460,8 @@ def recommend(
     if engine == "llamacpp" and concurrency is not None:
         max_num_seqs = concurrency
     serve_len = seq_len if fit.fits_one or fit.fit_len == 0 else fit.fit_len
-    lightllm_tokens = fit.tokens if engine == "lightllm" else _lightllm_tokens(shape, profile, weights, model_dtype, kv,
-                                                                              tp, pp, kv_bytes)
+    lightllm_tokens = fit.tokens if engine == "lightllm" else _lightllm_tokens(config, shape, profile, weights,
+                                                                              model_dtype, kv, tp, pp, kv_bytes)
     flags = _flags(loaded.name, serve_len, max_num_seqs, util, tp, pp, kv, lightllm_tokens, mnbt, engine, n_ubatch)
 
     bounds_rows, prefill, bound_notes = _throughput(config, shape, profile, engine, weights, model_dtype, kv, tp, pp,
@@ -520,14 +520,17 @@ def _per_token_fit(shape, engine: str, req: Request, available: int, limit: int)
                 largest(lambda n: per_request(n) <= avail, limit), need <= avail)
 
 
-def _lightllm_tokens(shape, profile, weights, model_dtype, kv, tp, pp, kv_bytes) -> int:
-    """LightLLM's profiled max_total_token_num: (total x mem_fraction - weights / tp) / its per-token cell."""
+def _lightllm_tokens(config, shape, profile, weights, model_dtype, kv, tp, pp, kv_bytes) -> int:
+    """LightLLM's profiled max_total_token_num for any plan's LightLLM flag: its budget (`_budget`) over its
+    per-token cell (SGLang's)."""
     try:
-        est = estimate_shape(shape, engine="sglang", seq_len=1, dtype=model_dtype, kv_dtype=kv, tp=tp, pp=pp)
+        est = estimate_shape(shape, engine=estimate_engine("lightllm"), seq_len=1, dtype=model_dtype, kv_dtype=kv,
+                             tp=tp, pp=pp)
     except KvplanError:
         return 0
+    _, avail = _budget("lightllm", config, shape, profile, tp=tp, pp=pp, util=LIGHTLLM_MEM_FRACTION, weights=weights or 0,
+                       layers_on_gpu=0, mnbt=0, max_num_seqs=0, kv_memory=kv_bytes, cudagraph_profiling=False)
     per_token = est.bytes_per_token_per_gpu
-    avail = kv_bytes if kv_bytes is not None else int(profile.memory_bytes * LIGHTLLM_MEM_FRACTION) - (weights or 0) // (tp * pp)
     return int(max(0, avail) // per_token) if per_token else 0
 
 
