@@ -22,7 +22,7 @@ import yaml
 
 from kvplan.engines import canonical_engine
 from kvplan.errors import ConfigError, KvplanError
-from kvplan.units import canonical_dtype, parse_length, parse_size
+from kvplan.units import SHORT_NAMES, canonical_dtype, parse_length, parse_size
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_INT = 2**31 - 1  # counts beyond this are typos, not deployments
@@ -37,8 +37,6 @@ KEYS = (
 )
 REQUIRED = ("name", "model", "gpu", "max_model_len")
 TOP_LEVEL_KEYS = ("deployments", "defaults", "profiles_dir")
-_DTYPES = {"auto": "auto", "fp32": "fp32", "float32": "fp32", "float": "fp32", "bf16": "bf16",
-           "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16", "half": "fp16"}
 
 
 @dataclass(frozen=True)
@@ -392,10 +390,16 @@ def build_deployment(entries: dict[str, Entry], *, source: str, line: int, where
         return value
 
     def model_dtype(entry: Entry) -> str:
-        value = text(entry).lower().removeprefix("torch.")
-        if value not in _DTYPES:
+        value = text(entry).lower()
+        if value == "auto":
+            return value
+        try:
+            name = canonical_dtype(value)  # the one table of dtype spellings (kvplan.units)
+        except KvplanError:
+            name = None
+        if name not in SHORT_NAMES:  # compute dtypes only
             raise fail(entry, "a model dtype (auto, bfloat16, float16, float32)")
-        return _DTYPES[value]
+        return SHORT_NAMES[name]
 
     def model(entry: Entry) -> str:
         value = text(entry)
