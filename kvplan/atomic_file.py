@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def write_text_atomically(path: str | Path, text: str) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}",
                          hint="pass a path in an existing, writable folder") from None
     try:
+        os.fchmod(fd, _mode_for(target))  # mkstemp creates 0600: give the file the mode a plain open() would
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -37,3 +39,13 @@ def write_text_atomically(path: str | Path, text: str) -> None:
         if isinstance(exc, OSError):
             raise UsageError(f"cannot write {path}: {exc.strerror or exc}", hint="pass a writable file path") from None
         raise
+
+
+def _mode_for(target: Path) -> int:
+    """An existing file keeps its permission bits; a new one gets 0666 less the umask, as open() gives."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
