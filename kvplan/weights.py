@@ -588,8 +588,8 @@ def _squash(name: str) -> str:
 
 def _family_from_architectures(cfg: dict[str, Any]) -> str | None:
     known = {_squash(k): k for k in FAMILIES} | {_squash(k): v for k, v in ALIASES.items()}
-    for arch in cfg.get("architectures") or []:
-        stem = re.sub(r"(ForCausalLM|LMHeadModel|ForConditionalGeneration|Model)$", "", str(arch))
+    for name in cfg.get("architectures") or []:
+        stem = re.sub(r"(ForCausalLM|LMHeadModel|ForConditionalGeneration|Model)$", "", str(name))
         if _squash(stem) in known:
             return known[_squash(stem)]
     return None
