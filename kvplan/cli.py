@@ -275,9 +275,11 @@ def profile(
     no_cache_steps: Annotated[str, typer.Option("--no-cache-steps", help="Steps of the no-cache baseline (each "
                                                 "re-reads the whole sequence).")] = "8",
     find_max_batch: Annotated[bool, typer.Option("--find-max-batch", help="Binary-search the largest batch that "
-                                                 "fits at each --seq-len.")] = False,
+                                                 "fits at each --seq-len, beside kvplan's prediction: KV estimate + "
+                                                 "activations fitted on the grid's points.")] = False,
     find_max_len: Annotated[bool, typer.Option("--find-max-len", help="Binary-search the longest prompt that fits "
-                                               "at each --batch.")] = False,
+                                               "at each --batch, beside kvplan's prediction (give two or more "
+                                               "--seq-len values so the fit sees how activations grow).")] = False,
     repeats: Annotated[str, typer.Option("--repeats", help="Timed passes per point (the median is reported).")] = "3",
     layers: Annotated[Optional[str], typer.Option("--layers", help="Keep only the first N decoder layers (for a "
                                                   "model too big for the device); KV is also scaled back.",

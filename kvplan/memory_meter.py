@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 
 __all__ = ["HeapMeter", "address_space_limit", "available_memory_bytes", "heap_in_use_bytes", "malloc_trim",
-           "process_rss_bytes"]
+           "map_large_allocations", "process_rss_bytes"]
 
 
 class _Mallinfo2(ctypes.Structure):
@@ -96,6 +96,25 @@ def malloc_trim() -> None:
     trim = getattr(_LIBC, "malloc_trim", None) if _LIBC is not None else None
     if trim is not None:
         trim(0)
+
+
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+MAP_THRESHOLD_BYTES = 64 * 1024
+
+
+def map_large_allocations() -> bool:
+    """Make glibc map every allocation of 64 KiB or more on its own and unmap it when freed (a fixed
+    M_MMAP_THRESHOLD, which also ends glibc's dynamic threshold for the life of the process).
+
+    With the dynamic threshold, freed tensors up to 32 MiB go back to the heap, which then holds address space
+    that no tensor uses; under `address_space_limit` that slack counts against the cap, so a run fails
+    well before its heap reaches the limit. Mapped one by one, address space follows the heap in use. Each
+    large allocation then costs page faults (10-25 % slower passes here), so it is meant for untimed work such
+    as `kvplan profile`'s search probes. False where there is no glibc mallopt."""
+    mallopt = getattr(_LIBC, "mallopt", None) if _LIBC is not None else None
+    if mallopt is None or _MALLINFO2 is None:
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MAP_THRESHOLD_BYTES))
 
 
 class HeapMeter:

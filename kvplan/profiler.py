@@ -17,6 +17,11 @@ For each point of the grid (batch x prompt length x cache implementation) the pr
 The estimate for the same point comes from kvplan's transformers engine model (`transformers` for dynamic
 and quantized caches, `transformers-static` for StaticCache) at `seq_len + decode_tokens` tokens.
 
+The searches (`find_max_batch`, `find_max_len`) probe untimed passes under the memory limit and set beside
+the measured maximum kvplan's prediction for the same limit: the memory in use before the search, the KV
+estimate and the activations fitted on this cache's grid points (kvplan.activation_fit), and the weights + KV
+bound, which ignores activations.
+
 Out of memory is a result: the point is recorded with `oom: true`, its memory freed, and the grid goes on.
 On the CPU `memory_limit` caps the process (kvplan.memory_meter.address_space_limit) so that a too-large
 allocation fails inside torch instead of waking the kernel's OOM killer; on a GPU it becomes
@@ -37,6 +42,7 @@ import torch
 import transformers
 
 from kvplan import __version__, api
+from kvplan.activation_fit import ActivationFit, Sample, fit_activations
 from kvplan.architectures import model_shape
 from kvplan.atomic_file import write_text_atomically
 from kvplan.bisection import largest
@@ -44,7 +50,7 @@ from kvplan.config_fields import vocab_size
 from kvplan.decode_passes import CACHE_CHOICES, Runner, Unsupported, first_line
 from kvplan.errors import KvplanError, ProfilingError, UsageError
 from kvplan.estimate import estimate_shape, resolve_dtypes
-from kvplan.memory_meter import HeapMeter, available_memory_bytes
+from kvplan.memory_meter import HeapMeter, available_memory_bytes, map_large_allocations
 from kvplan.profile_device import Clock, Device, default_gpus, describe, is_oom
 from kvplan.profile_model import import_model_code, load_model, shrink_layers, weights_bytes
 from kvplan.torch_cache import cache_layer_bytes, total_nbytes
@@ -137,7 +143,12 @@ class Run:
 
 @dataclass
 class Search:
-    """A --find-max-batch / --find-max-len result beside kvplan's prediction for the same memory limit."""
+    """A --find-max-batch / --find-max-len result beside kvplan's predictions for the same memory limit.
+
+    predicted_max: what fits when the memory in use before the point (weights, runtime), the estimated KV cache
+    and the activations fitted on this cache's measured grid points (kvplan.activation_fit) stay within the
+    limit; None without grid points to fit. predicted_max_kv_only: weights + estimated KV only, an upper bound.
+    """
 
     kind: str  # "batch" or "seq_len"
     cache: str
@@ -148,6 +159,9 @@ class Search:
     probes: int
     limit_bytes: int | None
     error: str | None = None  # a failure other than out of memory that stopped the search
+    predicted_max_kv_only: int | None = None
+    activations: dict[str, float | int] | None = None  # the fit behind predicted_max
+    resident_bytes: int | None = None  # in use before the search (weights, runtime, library state)
 
     @property
     def ratio(self) -> float | None:
@@ -240,6 +254,8 @@ class Profiler:
                 pass
         self.device.free()
         self.runtime_bytes = max(0, self.device.in_use() - before - self.weights_in_memory)
+        self.samples: dict[str, list[Sample]] = {}  # per cache implementation, from the grid's memory passes
+        self._mapped = False
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -255,6 +271,14 @@ class Profiler:
         shape = self.full_shape if full_model else self.shape
         return estimate_shape(shape, engine=engine, seq_len=tokens, batch=batch, dtype=self.model_dtype,
                               kv_dtype=kv_dtype).kv_cache_bytes
+
+    def prefill_kv(self, batch: int, seq_len: int, impl: str) -> int:
+        """The KV bytes held at the end of the prefill: a static cache is allocated whole up front."""
+        static = _CACHE_MODEL[impl][0] == "transformers-static"
+        return self.estimated_kv(batch, seq_len + (self.req.decode_tokens if static else 0), impl)
+
+    def activation_fit(self, impl: str) -> ActivationFit | None:
+        return fit_activations(self.samples.get(impl, ()))
 
     def hardware_profile(self) -> Any:
         """The kvplan hardware profile of the (first) GPU, matched by the name CUDA reports; None on the CPU."""
@@ -338,6 +362,11 @@ class Profiler:
                     run.peak_memory_bytes_per_device = {d: max(p[d][0] for p in phases.values()) for d in names}
                     run.peak_reserved_bytes = sum(max(p[d][1] or 0 for p in phases.values()) for d in names)
                 run.device_used_bytes = device.device_used()
+                if timed and run.kv_cache_bytes_estimated is not None:  # grid points feed the searches' fit
+                    self.samples.setdefault(impl, []).append(Sample(
+                        batch, seq_len, steps, run.peak_prefill_bytes - self.prefill_kv(batch, seq_len, impl),
+                        None if run.peak_decode_bytes is None else
+                        run.peak_decode_bytes - run.kv_cache_bytes_estimated))
                 del cache, layers
                 device.free()
                 if timed:
@@ -408,50 +437,90 @@ class Profiler:
     # searches -------------------------------------------------------------------------------------------
     def fits(self, batch: int, seq_len: int, impl: str) -> bool:
         """Whether one prefill + decode pass runs without running out of memory; another error stops a search."""
+        if not self.device.cuda and not self._mapped:  # CPU caps count address space: make it follow the heap
+            self._mapped = True
+            if map_large_allocations():
+                self.notes.append("CPU searches map each allocation of 64 KiB or more on its own (glibc "
+                                  "M_MMAP_THRESHOLD) so that the memory limit counts the heap in use, not freed "
+                                  "heap the allocator keeps; the grid's timed passes ran before, without it")
         run = self.run_point(batch, seq_len, impl, timed=False)
         if run.error and not run.oom:
             raise _ProbeFailed(f"batch {batch}, seq {seq_len}: {run.error}")
         return not run.oom
 
-    def predicted_max_batch(self, seq_len: int, impl: str) -> int | None:
-        limit = self._limit_bytes()
-        if limit is None:
-            return None
-        room = limit - self.weights_bytes
-        tokens = seq_len + self.req.decode_tokens
-        try:
-            return largest(lambda b: self.estimated_kv(b, tokens, impl) <= room, MAX_SEARCH_BATCH)
-        except KvplanError:
-            return None
+    def predicted_max_batch(self, seq_len: int, impl: str, resident: int) -> tuple[int | None, int | None]:
+        """(with the fitted activations, weights + KV only) largest batch of `seq_len`-token prompts, with
+        `resident` bytes in use before it."""
+        return self._predicted(lambda b: (b, seq_len), impl, MAX_SEARCH_BATCH, resident)
 
-    def predicted_max_len(self, batch: int, impl: str) -> int | None:
+    def predicted_max_len(self, batch: int, impl: str, resident: int) -> tuple[int | None, int | None]:
+        """(with the fitted activations, weights + KV only) longest prompt at `batch`."""
+        longest = min(MAX_SEARCH_LEN, (self.shape.max_position_embeddings or MAX_SEARCH_LEN) - self.req.decode_tokens)
+        return self._predicted(lambda n: (batch, n), impl, longest, resident)
+
+    def _predicted(self, point: Callable[[int], tuple[int, int]], impl: str, longest: int,
+                   resident: int) -> tuple[int | None, int | None]:
         limit = self._limit_bytes()
-        if limit is None:
-            return None
-        room = limit - self.weights_bytes
+        if limit is None or impl in _OFFLOADED:
+            return None, None
         steps = self.req.decode_tokens
+        fit = self.activation_fit(impl)
+
+        def need(n: int) -> int:
+            b, s = point(n)
+            assert fit is not None
+            return resident + max(self.prefill_kv(b, s, impl) + fit.prefill_bytes(b, s),
+                                  self.estimated_kv(b, s + steps, impl) + fit.decode_bytes(b, s + steps))
+
+        def kv_only(n: int) -> int:
+            b, s = point(n)
+            return self.weights_bytes + self.estimated_kv(b, s + steps, impl)
+
         try:
-            longest = min(MAX_SEARCH_LEN, (self.shape.max_position_embeddings or MAX_SEARCH_LEN) - steps)
-            return largest(lambda n: self.estimated_kv(batch, n + steps, impl) <= room, longest)
+            with_activations = largest(lambda n: need(n) <= limit, longest) if fit is not None else None
+            return with_activations, largest(lambda n: kv_only(n) <= limit, longest)
         except KvplanError:
-            return None
+            return None, None
+
+    def resident_bytes(self) -> int:
+        """Memory in use now above what was in use before the model was loaded: weights, runtime and what
+        libraries keep between passes (the CPU's oneDNN / MKL state grows over the first passes)."""
+        self.device.free()
+        return max(0, self.device.in_use() - self.process_base)
 
     def _limit_bytes(self) -> int | None:
         return self.limit if self.limit is not None else self.device.total_memory()
 
+    def _search_result(self, kind: str, impl: str, fixed: dict[str, int], found: tuple[int, int, str | None],
+                       resident: int, predicted: tuple[int | None, int | None]) -> Search:
+        best, probes, error = found
+        fit = self.activation_fit(impl)
+        if impl in _OFFLOADED:
+            by = "no prediction: an offloaded cache keeps most layers in CPU memory"
+        elif fit is None:
+            by = "no grid point of this cache ran to fit activations on; weights + KV only (an upper bound)"
+        else:
+            by = ("kvplan: memory in use before the search (weights, runtime, library state) + KV estimate + "
+                  f"activations fitted on the grid ({fit.describe()}) within the memory limit")
+        return Search(kind, impl, fixed, best, predicted[0], by, probes, self._limit_bytes(), error,
+                      predicted_max_kv_only=predicted[1], activations=fit.to_dict() if fit else None,
+                      resident_bytes=resident)
+
     def search_batch(self, seq_len: int, impl: str) -> Search:
         """The largest batch of `seq_len`-token prompts that runs (prefill + decode) without running out."""
-        best, probes, error = self._probe(lambda b: self.fits(b, seq_len, impl), 1, MAX_SEARCH_BATCH, lambda lo: 1)
-        return Search("batch", impl, {"seq_len": seq_len, "decode_tokens": self.req.decode_tokens}, best,
-                      self.predicted_max_batch(seq_len, impl), _PREDICTED_BY, probes, self._limit_bytes(), error)
+        resident = self.resident_bytes()
+        found = self._probe(lambda b: self.fits(b, seq_len, impl), 1, MAX_SEARCH_BATCH, lambda lo: 1)
+        return self._search_result("batch", impl, {"seq_len": seq_len, "decode_tokens": self.req.decode_tokens},
+                                   found, resident, self.predicted_max_batch(seq_len, impl, resident))
 
     def search_len(self, batch: int, impl: str, start: int) -> Search:
         """The longest prompt that runs at `batch` (to within 1/64 or 16 tokens), from `start` up or down."""
         longest = min(MAX_SEARCH_LEN, (self.shape.max_position_embeddings or MAX_SEARCH_LEN) - self.req.decode_tokens)
-        best, probes, error = self._probe(lambda n: self.fits(batch, n, impl), min(start, longest), longest,
-                                          lambda lo: max(16, lo // 64))
-        return Search("seq_len", impl, {"batch": batch, "decode_tokens": self.req.decode_tokens}, best,
-                      self.predicted_max_len(batch, impl), _PREDICTED_BY, probes, self._limit_bytes(), error)
+        resident = self.resident_bytes()
+        found = self._probe(lambda n: self.fits(batch, n, impl), min(start, longest), longest,
+                            lambda lo: max(16, lo // 64))
+        return self._search_result("seq_len", impl, {"batch": batch, "decode_tokens": self.req.decode_tokens},
+                                   found, resident, self.predicted_max_len(batch, impl, resident))
 
     @staticmethod
     def _probe(fits: Callable[[int], bool], start: int, limit: int,
@@ -478,8 +547,7 @@ class _ProbeFailed(Exception):
     """A search probe failed for a reason other than memory: the search stops there."""
 
 
-_PREDICTED_BY = ("kvplan: weights + KV cache (transformers engine model) within the memory limit; "
-                 "activations not counted, so the measured maximum is lower")
+_OFFLOADED = ("offloaded", "offloaded-static")
 
 
 def _search(ok: Callable[[int], bool], start: int, limit: int, resolution: Callable[[int], int]) -> int:

@@ -184,6 +184,10 @@ def recommendation_table(rec) -> None:
 
 # ------------------------------------------------------------------------------------------ kvplan profile
 
+def _count(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
 def _ratio(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}×"
 
@@ -274,14 +278,20 @@ def profile_report(report: Any) -> None:
         out.print(speed)
     if report.searches:
         search = Table(title="largest batch / length that fits", title_justify="left")
-        for col in ("search", "cache", "fixed", "measured max", "kvplan predicts", "measured/predicted", "probes"):
+        for col in ("search", "cache", "fixed", "measured max", "kvplan predicts", "measured/predicted",
+                    "weights+KV bound", "probes"):
             search.add_column(col)
         for s in report.searches:
             fixed = ", ".join(f"{k} {v}" for k, v in s.fixed.items())
-            search.add_row(s.kind, s.cache, fixed, str(s.measured_max), "—" if s.predicted_max is None else
-                           str(s.predicted_max), _ratio(s.ratio), str(s.probes))
+            search.add_row(s.kind, s.cache, fixed, str(s.measured_max), _count(s.predicted_max), _ratio(s.ratio),
+                           _count(s.predicted_max_kv_only), str(s.probes))
         out.print(search)
-        out.print("[dim]kvplan predicts: weights + KV cache within the memory limit (activations not counted).[/]")
+        basis: dict[str, list[str]] = {}
+        for s in report.searches:
+            basis.setdefault(s.predicted_by, []).append(f"{s.kind} / {s.cache}")
+        for text, which in basis.items():
+            out.print(f"[dim]{', '.join(which)}: {escape(text)}[/]")
+        out.print("[dim]weights+KV bound: weights + estimated KV cache only, no activations (an upper bound).[/]")
 
 
 # ------------------------------------------------------------------------------------------- kvplan check
