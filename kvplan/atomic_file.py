@@ -27,8 +27,10 @@ def write_text_atomically(path: str | Path, text: str) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}",
                          hint="pass a path in an existing, writable folder") from None
     try:
-        os.fchmod(fd, _mode_for(target))  # mkstemp creates 0600: give the file the mode a plain open() would
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            # mkstemp creates 0600: give the file the mode a plain open() would, where the file system allows
+            with contextlib.suppress(OSError, AttributeError):  # no fchmod: Windows before Python 3.13
+                os.fchmod(handle.fileno(), _mode_for(target))
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -46,6 +48,19 @@ def _mode_for(target: Path) -> int:
     try:
         return stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
-        mask = os.umask(0)
-        os.umask(mask)
-        return 0o666 & ~mask
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask: read from /proc where it is shown (setting it, the only portable way to read it,
+    changes it for every thread for a moment)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

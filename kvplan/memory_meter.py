@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 
 __all__ = ["HeapMeter", "address_space_limit", "available_memory_bytes", "heap_in_use_bytes", "malloc_trim",
-           "map_large_allocations", "process_rss_bytes"]
+           "large_allocations_mapped", "map_large_allocations", "process_rss_bytes"]
 
 
 class _Mallinfo2(ctypes.Structure):
@@ -111,10 +111,21 @@ def map_large_allocations() -> bool:
     well before its heap reaches the limit. Mapped one by one, address space follows the heap in use. Each
     large allocation then costs page faults (10-25 % slower passes here), so it is meant for untimed work such
     as `kvplan profile`'s search probes. False where there is no glibc mallopt."""
+    global _MAPPED
     mallopt = getattr(_LIBC, "mallopt", None) if _LIBC is not None else None
     if mallopt is None or _MALLINFO2 is None:
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, MAP_THRESHOLD_BYTES))
+    if not _MAPPED:
+        _MAPPED = bool(mallopt(_M_MMAP_THRESHOLD, MAP_THRESHOLD_BYTES))
+    return _MAPPED
+
+
+def large_allocations_mapped() -> bool:
+    """Whether map_large_allocations() has taken effect in this process (it lasts for the process's life)."""
+    return _MAPPED
+
+
+_MAPPED = False
 
 
 class HeapMeter:

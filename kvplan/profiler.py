@@ -50,7 +50,7 @@ from kvplan.config_fields import vocab_size
 from kvplan.decode_passes import CACHE_CHOICES, Runner, Unsupported, first_line
 from kvplan.errors import KvplanError, ProfilingError, UsageError
 from kvplan.estimate import estimate_shape, resolve_dtypes
-from kvplan.memory_meter import HeapMeter, available_memory_bytes, map_large_allocations
+from kvplan.memory_meter import HeapMeter, available_memory_bytes, large_allocations_mapped, map_large_allocations
 from kvplan.profile_device import Clock, Device, default_gpus, describe, is_oom
 from kvplan.profile_model import import_model_code, load_model, shrink_layers, weights_bytes
 from kvplan.torch_cache import cache_layer_bytes, total_nbytes
@@ -145,9 +145,11 @@ class Run:
 class Search:
     """A --find-max-batch / --find-max-len result beside kvplan's predictions for the same memory limit.
 
-    predicted_max: what fits when the memory in use before the point (weights, runtime), the estimated KV cache
-    and the activations fitted on this cache's measured grid points (kvplan.activation_fit) stay within the
-    limit; None without grid points to fit. predicted_max_kv_only: weights + estimated KV only, an upper bound.
+    predicted_max: what fits when the memory in use before the search (weights, runtime, library state), the
+    estimated KV cache and the activations fitted on this cache's measured grid points (kvplan.activation_fit)
+    stay within the limit. predicted_max_kv_only: weights + estimated KV only, an upper bound. Both are None
+    without a memory limit and for offloaded caches (their KV lives in CPU memory); predicted_max also without
+    grid points of this cache to fit on.
     """
 
     kind: str  # "batch" or "seq_len"
@@ -254,8 +256,7 @@ class Profiler:
                 pass
         self.device.free()
         self.runtime_bytes = max(0, self.device.in_use() - before - self.weights_in_memory)
-        self.samples: dict[str, list[Sample]] = {}  # per cache implementation, from the grid's memory passes
-        self._mapped = False
+        self.activation_samples: dict[str, list[Sample]] = {}  # per cache, from the grid's memory passes
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -278,7 +279,7 @@ class Profiler:
         return self.estimated_kv(batch, seq_len + (self.req.decode_tokens if static else 0), impl)
 
     def activation_fit(self, impl: str) -> ActivationFit | None:
-        return fit_activations(self.samples.get(impl, ()))
+        return fit_activations(self.activation_samples.get(impl, ()))
 
     def hardware_profile(self) -> Any:
         """The kvplan hardware profile of the (first) GPU, matched by the name CUDA reports; None on the CPU."""
@@ -363,7 +364,7 @@ class Profiler:
                     run.peak_reserved_bytes = sum(max(p[d][1] or 0 for p in phases.values()) for d in names)
                 run.device_used_bytes = device.device_used()
                 if timed and run.kv_cache_bytes_estimated is not None:  # grid points feed the searches' fit
-                    self.samples.setdefault(impl, []).append(Sample(
+                    self.activation_samples.setdefault(impl, []).append(Sample(
                         batch, seq_len, steps, run.peak_prefill_bytes - self.prefill_kv(batch, seq_len, impl),
                         None if run.peak_decode_bytes is None else
                         run.peak_decode_bytes - run.kv_cache_bytes_estimated))
@@ -437,12 +438,6 @@ class Profiler:
     # searches -------------------------------------------------------------------------------------------
     def fits(self, batch: int, seq_len: int, impl: str) -> bool:
         """Whether one prefill + decode pass runs without running out of memory; another error stops a search."""
-        if not self.device.cuda and not self._mapped:  # CPU caps count address space: make it follow the heap
-            self._mapped = True
-            if map_large_allocations():
-                self.notes.append("CPU searches map each allocation of 64 KiB or more on its own (glibc "
-                                  "M_MMAP_THRESHOLD) so that the memory limit counts the heap in use, not freed "
-                                  "heap the allocator keeps; the grid's timed passes ran before, without it")
         run = self.run_point(batch, seq_len, impl, timed=False)
         if run.error and not run.oom:
             raise _ProbeFailed(f"batch {batch}, seq {seq_len}: {run.error}")
@@ -503,7 +498,8 @@ class Profiler:
             by = ("kvplan: memory in use before the search (weights, runtime, library state) + KV estimate + "
                   f"activations fitted on the grid ({fit.describe()}) within the memory limit")
         return Search(kind, impl, fixed, best, predicted[0], by, probes, self._limit_bytes(), error,
-                      predicted_max_kv_only=predicted[1], activations=fit.to_dict() if fit else None,
+                      predicted_max_kv_only=predicted[1],
+                      activations=fit.to_dict() if fit and impl not in _OFFLOADED else None,
                       resident_bytes=resident)
 
     def search_batch(self, seq_len: int, impl: str) -> Search:
@@ -621,6 +617,7 @@ def profile(req: ProfileRequest, progress: Callable[[str, int], None] | None = N
         (len(req.batches) * len(req.caches) if req.find_max_len else 0)
     total = len(points) + searches
     transformers.logging.set_verbosity_error()  # kernel-fallback warnings would drown the progress bar
+    mapped_before = large_allocations_mapped()
     with Profiler(req) as prof:
         memory_method = "torch.cuda max_memory_allocated (+ mem_get_info for the device view)" if req.gpus \
             else HeapMeter.method
@@ -663,6 +660,8 @@ def profile(req: ProfileRequest, progress: Callable[[str, int], None] | None = N
                 report.notes.append(f"batch {b}, seq {n}, {c}: {run.error}")
             prof.add_bounds(run, hw)
         caches = [c for c in req.caches if c not in skipped]
+        if (req.find_max_batch or req.find_max_len) and caches and not req.gpus:
+            _map_large_allocations(report.notes, already=mapped_before)
         for c in caches if req.find_max_batch else ():
             for n in req.seq_lens:
                 if progress:
@@ -684,6 +683,20 @@ def profile(req: ProfileRequest, progress: Callable[[str, int], None] | None = N
                     run.kv_cache_bytes_full_model_scaled = round(
                         run.kv_cache_bytes_measured * full / run.kv_cache_bytes_estimated)
     return report
+
+
+def _map_large_allocations(notes: list[str], *, already: bool) -> None:
+    """CPU memory caps count address space: from here on make it follow the heap (kvplan.memory_meter)."""
+    if not map_large_allocations():
+        notes.append("no glibc mallopt here: CPU searches count address space, which includes freed heap the "
+                     "allocator keeps, so they stop short of the memory limit")
+    elif already:
+        notes.append("allocations of 64 KiB or more were already mapped one by one in this process (glibc "
+                     "M_MMAP_THRESHOLD, set by an earlier search): the timed passes above ran with it, slower")
+    else:
+        notes.append("CPU searches map each allocation of 64 KiB or more on its own (glibc M_MMAP_THRESHOLD) so "
+                     "that the memory limit counts the heap in use, not freed heap the allocator keeps; the "
+                     "grid's timed passes ran before, without it")
 
 
 def write_json_atomically(path: str | Path, data: dict[str, Any]) -> None:

@@ -290,7 +290,7 @@ def profile_report(report: Any) -> None:
         for s in report.searches:
             basis.setdefault(s.predicted_by, []).append(f"{s.kind} / {s.cache}")
         for text, which in basis.items():
-            out.print(f"[dim]{', '.join(which)}: {escape(text)}[/]")
+            out.print(f"[dim]{', '.join(dict.fromkeys(which))}: {escape(text)}[/]")
         out.print("[dim]weights+KV bound: weights + estimated KV cache only, no activations (an upper bound).[/]")
 
 

@@ -37,3 +37,12 @@ def test_an_existing_file_keeps_its_mode(tmp_path):
 def test_a_missing_folder_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="cannot write"):
         write_text_atomically(tmp_path / "no" / "such" / "file.json", "{}")
+
+
+def test_a_file_system_that_refuses_chmod_still_gets_the_file(tmp_path, monkeypatch):
+    def refuse(fd, mode):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "fchmod", refuse)
+    write_text_atomically(tmp_path / "out.json", "{}")
+    assert (tmp_path / "out.json").read_text() == "{}"

@@ -21,7 +21,7 @@ from typer.testing import CliRunner  # noqa: E402
 from conftest import config_path, load_config  # noqa: E402
 from kvplan.cli import app  # noqa: E402
 from kvplan.errors import UsageError  # noqa: E402
-from kvplan.memory_meter import HeapMeter, heap_in_use_bytes, malloc_trim  # noqa: E402
+from kvplan.memory_meter import HeapMeter, heap_in_use_bytes, large_allocations_mapped, malloc_trim  # noqa: E402
 from kvplan.profiler import ProfileRequest, profile, shrink_layers, write_json_atomically  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -114,12 +114,12 @@ def test_find_max_batch_under_a_memory_cap():
     assert search.predicted_max_kv_only == (limit - weights) // (4096 * 130)
     assert 1 <= search.measured_max <= search.predicted_max_kv_only
     # with the activations fitted on the two grid points (~10 kB per prompt token: 3 x intermediate +
-    # 4 x hidden in fp32, one prompt length so no quadratic term) the prediction comes within 25 %
+    # 4 x hidden in fp32, one prompt length so no quadratic term) the prediction comes within 30 %
     # (0.84-1.0 measured here: library state that grows during the first probes is not foreseen);
     # weights + KV alone predict 3.5-6x the measured maximum
     assert search.activations["samples"] == 2 and search.activations["prefill_bytes_per_token_squared"] == 0
-    assert 7_000 < search.activations["prefill_bytes_per_token"] < 12_000
-    assert 0.75 <= search.ratio <= 1.25, search
+    assert 6_000 < search.activations["prefill_bytes_per_token"] < 13_000
+    assert 0.7 <= search.ratio <= 1.3, search
     assert search.measured_max * 3 < search.predicted_max_kv_only
     assert "activations fitted on the grid" in search.predicted_by
 
@@ -134,7 +134,7 @@ def test_find_max_len_follows_eager_attention_quadratic_growth():
     assert 512 <= search.measured_max <= search.predicted_max_kv_only
     assert search.activations["prefill_bytes_per_token_squared"] > 20  # 4 heads x (bf16 + fp32 + casts)
     # measured/predicted 0.88-1.08 here
-    assert 0.75 <= search.ratio <= 1.25, search
+    assert 0.7 <= search.ratio <= 1.3, search
     assert search.measured_max * 10 < search.predicted_max_kv_only
 
 
@@ -256,7 +256,11 @@ def test_cli_search_table_and_json(tmp_path):
     assert result.exit_code == 0, result.output
     assert "largest batch / length that fits" in result.stdout and "weights+KV bound" in result.stdout
     assert "activations fitted on the grid (prefill" in result.stdout
-    (search,) = json.loads(out.read_text())["searches"]
+    data = json.loads(out.read_text())
+    (search,) = data["searches"]
+    # the probes ran with large allocations mapped one by one, and the report says so
+    assert large_allocations_mapped()
+    assert any("M_MMAP_THRESHOLD" in note for note in data["notes"])
     assert search["ratio"] == round(search["measured_max"] / search["predicted_max"], 3)
     assert search["predicted_max"] < search["predicted_max_kv_only"]
     assert search["activations"]["samples"] == 2 and search["resident_bytes"] > 0
