@@ -283,7 +283,7 @@ def profile_report(report: Any) -> None:
             search.add_column(col)
         for s in report.searches:
             fixed = ", ".join(f"{k} {v}" for k, v in s.fixed.items())
-            search.add_row(s.kind, s.cache, fixed, str(s.measured_max), _count(s.predicted_max), _ratio(s.ratio),
+            search.add_row(s.kind, s.cache, fixed, _count(s.measured_max), _count(s.predicted_max), _ratio(s.ratio),
                            _count(s.predicted_max_kv_only), str(s.probes))
         out.print(search)
         basis: dict[str, list[str]] = {}
