@@ -450,8 +450,7 @@ class Profiler:
 
     def predicted_max_len(self, batch: int, impl: str, resident: int) -> tuple[int | None, int | None]:
         """(with the fitted activations, weights + KV only) longest prompt at `batch`."""
-        longest = min(MAX_SEARCH_LEN, (self.shape.max_position_embeddings or MAX_SEARCH_LEN) - self.req.decode_tokens)
-        return self._predicted(lambda n: (batch, n), impl, longest, resident)
+        return self._predicted(lambda n: (batch, n), impl, self._longest_prompt(), resident)
 
     def _predicted(self, point: Callable[[int], tuple[int, int]], impl: str, longest: int,
                    resident: int) -> tuple[int | None, int | None]:
@@ -476,6 +475,10 @@ class Profiler:
             return with_activations, largest(lambda n: kv_only(n) <= limit, longest)
         except KvplanError:
             return None, None
+
+    def _longest_prompt(self) -> int:
+        """The longest prompt a length search may try: the model's position limit less the decode steps."""
+        return min(MAX_SEARCH_LEN, (self.shape.max_position_embeddings or MAX_SEARCH_LEN) - self.req.decode_tokens)
 
     def resident_bytes(self) -> int:
         """Memory in use now above what was in use before the model was loaded: weights, runtime and what
@@ -511,7 +514,7 @@ class Profiler:
 
     def search_len(self, batch: int, impl: str, start: int) -> Search:
         """The longest prompt that runs at `batch` (to within 1/64 or 16 tokens), from `start` up or down."""
-        longest = min(MAX_SEARCH_LEN, (self.shape.max_position_embeddings or MAX_SEARCH_LEN) - self.req.decode_tokens)
+        longest = self._longest_prompt()
         resident = self.resident_bytes()
         found = self._probe(lambda n: self.fits(batch, n, impl), min(start, longest), longest,
                             lambda lo: max(16, lo // 64))
