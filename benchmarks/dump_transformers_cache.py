@@ -1,7 +1,7 @@
 """Dump what transformers' KV cache actually holds, for every test config, as a JSON oracle.
 
 Dev script (needs torch + transformers). Every config is built on the `meta` device in bf16 (no memory, exact
-shapes) with `kvplan.torch_cache`, then measured at batch 1 and 2, decode_steps 0 and 2, for
+shapes) with `kvplan.profiling.ground_truth`, then measured at batch 1 and 2, decode_steps 0 and 2, for
 seq_len in [1, 7, 1000, 5000, 9000] plus (W-1, W, W+1, 2W+3) for each distinct sliding window /
 attention_chunk_size W of the config.
 
@@ -41,10 +41,10 @@ import torch
 import transformers
 
 from kvplan.errors import KvplanError
-from kvplan.torch_cache import build_model, hf_config_from_dict, measure_cache_steps
+from kvplan.profiling.ground_truth import build_model, hf_config_from_dict, measure_cache_steps
 
-CONFIG_DIR = ROOT / "tests" / "fixtures" / "configs"
-SYNTHETIC_DIR = CONFIG_DIR / "synthetic"
+CONFIG_DIR = ROOT / "kvplan" / "sources" / "catalog"
+SYNTHETIC_DIR = ROOT / "tests" / "fixtures" / "synthetic_configs"
 BASE_SEQS = [1, 7, 1000, 5000, 9000]
 BATCHES = [1, 2]
 DECODE_STEPS = [0, 2]
@@ -119,8 +119,12 @@ def dump_config(name: str, raw: dict, timeout: float) -> tuple[list[dict], dict]
         return [], info
     windows = windows_of(hf_config)
     seqs = seq_lens_for(windows)
-    info.update(hf_model_type=hf_config.model_type, windows=windows, seq_lens=seqs,
-                max_position_embeddings=getattr(hf_config, "max_position_embeddings", None))
+    info.update(
+        hf_model_type=hf_config.model_type,
+        windows=windows,
+        seq_lens=seqs,
+        max_position_embeddings=getattr(hf_config, "max_position_embeddings", None),
+    )
     entries: list[dict] = []
     try:
         with time_limit(timeout):
@@ -150,7 +154,7 @@ def dump_config(name: str, raw: dict, timeout: float) -> tuple[list[dict], dict]
     except ConfigTimeout as exc:
         info.update(skipped=f"timeout: {exc} ({len(entries)} runs done, dropped)")
         entries = []
-    except Exception as exc:  # noqa: BLE001 - record and go on: the oracle is best effort per config
+    except Exception as exc:
         first_line = (str(exc).strip().splitlines() or [""])[0][:300]
         info.update(skipped=f"{type(exc).__name__}: {first_line} ({len(entries)} runs done, dropped)")
         entries = []
@@ -212,10 +216,14 @@ def main() -> int:
         for seq in info["seq_lens"]:
             a = by_key[(info["config"], seq, 1, 0)]
             b = by_key[(info["config"], seq, 2, 2)]
-            print(f"{info['config']:52s} {seq:6d} {a['total']:14,d} {a['storage_total']:14,d} {b['total']:14,d}  "
-                  f"{class_summary(a['layers'])}")
-    print(f"\n{len(oracle)} runs, {sum('skipped' in i for i in infos)} configs skipped, "
-          f"{meta['seconds']} s -> {out} (+ {meta_path})")
+            print(
+                f"{info['config']:52s} {seq:6d} {a['total']:14,d} {a['storage_total']:14,d} {b['total']:14,d}  "
+                f"{class_summary(a['layers'])}"
+            )
+    print(
+        f"\n{len(oracle)} runs, {sum('skipped' in i for i in infos)} configs skipped, "
+        f"{meta['seconds']} s -> {out} (+ {meta_path})"
+    )
     return 0
 
 

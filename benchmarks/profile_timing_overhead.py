@@ -18,13 +18,22 @@ from pathlib import Path
 
 import torch
 
-from kvplan.profiler import ProfileRequest, Profiler
+from kvplan.profiling.profiler import Profiler, ProfileRequest
 
 # Llama-shaped, ~100M parameters (the model of shared/notes/transformers-cache.md §5)
 CONFIG = {
-    "model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 32000, "hidden_size": 768,
-    "intermediate_size": 2048, "num_hidden_layers": 12, "num_attention_heads": 12, "num_key_value_heads": 4,
-    "head_dim": 64, "max_position_embeddings": 4096, "tie_word_embeddings": True, "torch_dtype": "float32",
+    "model_type": "llama",
+    "architectures": ["LlamaForCausalLM"],
+    "vocab_size": 32000,
+    "hidden_size": 768,
+    "intermediate_size": 2048,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "num_key_value_heads": 4,
+    "head_dim": 64,
+    "max_position_embeddings": 4096,
+    "tie_word_embeddings": True,
+    "torch_dtype": "float32",
 }
 
 
@@ -58,8 +67,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.json"
         path.write_text(json.dumps(CONFIG))
-        req = ProfileRequest(model=str(path), gpus=() if args.gpu is None else (args.gpu,), seq_lens=(args.seq,),
-                             batches=(args.batch,), decode_tokens=args.steps, repeats=1)
+        req = ProfileRequest(
+            model=str(path),
+            gpus=() if args.gpu is None else (args.gpu,),
+            seq_lens=(args.seq,),
+            batches=(args.batch,),
+            decode_tokens=args.steps,
+            repeats=1,
+        )
         with Profiler(req) as prof:
             prof.run_point(args.batch, args.seq, "dynamic", timed=False)  # warm-up with the real shapes
             ids = prof.runner.ids(args.batch, args.seq)
@@ -70,8 +85,10 @@ def main() -> None:
                 with prof.device.untimed():  # no heap-meter thread, as in a script without kvplan
                     bare.append(bare_loop(prof.model, ids, args.steps, prof.device.sync))
     p, b = statistics.median(profiled), statistics.median(bare)
-    print(f"model: llama 100M fp32, batch {args.batch}, prompt {args.seq}, {args.steps} decode steps, "
-          f"{args.rounds} alternating rounds, device {'cuda:%d' % args.gpu if args.gpu is not None else 'cpu'}")
+    print(
+        f"model: llama 100M fp32, batch {args.batch}, prompt {args.seq}, {args.steps} decode steps, "
+        f"{args.rounds} alternating rounds, device {f'cuda:{args.gpu}' if args.gpu is not None else 'cpu'}"
+    )
     print(f"kvplan profile decode tok/s (median): {p:,.2f}   runs: {', '.join(f'{x:.1f}' for x in profiled)}")
     print(f"bare model() loop decode tok/s (median): {b:,.2f}   runs: {', '.join(f'{x:.1f}' for x in bare)}")
     print(f"ratio profile / bare: {p / b:.4f} ({(p / b - 1) * 100:+.2f} %)")

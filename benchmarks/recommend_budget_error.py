@@ -23,10 +23,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_calibration import _config_for  # noqa: E402  (the same model-id -> config mapping)
+from test_calibration import _config_for
 
-from kvplan.errors import KvplanError  # noqa: E402
-from kvplan.recommend import recommend  # noqa: E402
+from kvplan.errors import KvplanError
+from kvplan.planning.recommend import recommend
 
 GIB = 2**30
 PROFILE = """id: {id}
@@ -50,35 +50,63 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
             r = case["reported"]
-            if case["engine"] != "vllm" or not (case.get("gpu_memory_utilization") and r.get("available_kv_cache_gib")
-                                                 and r.get("total_gpu_memory_gib")):
+            if case["engine"] != "vllm" or not (
+                case.get("gpu_memory_utilization") and r.get("available_kv_cache_gib") and r.get("total_gpu_memory_gib")
+            ):
                 continue
             config = _config_for(case)
             if config is None:
                 print(f"skip {case['id']}: no fixture config for {case['model_id']}")
                 continue
             path = Path(tmp) / f"{case['id']}.yaml"
-            path.write_text(PROFILE.format(id=case["id"], name=case["gpu_model"] or "gpu", memory=int(r["total_gpu_memory_gib"] * GIB)))
+            path.write_text(
+                PROFILE.format(
+                    id=case["id"], name=case["gpu_model"] or "gpu", memory=int(r["total_gpu_memory_gib"] * GIB)
+                )
+            )
             tp, pp = case["tensor_parallel_size"] or 1, case["pipeline_parallel_size"] or 1
             try:
-                rec = recommend(config, gpu_profile=str(path), gpus=tp * pp, tp=tp, pp=pp,
-                                gpu_memory_utilization=case["gpu_memory_utilization"],
-                                max_model_len=case["max_model_len"], cudagraph_profiling=False,
-                                vllm_version=case.get("engine_version"))
+                rec = recommend(
+                    config,
+                    gpu_profile=str(path),
+                    gpus=tp * pp,
+                    tp=tp,
+                    pp=pp,
+                    gpu_memory_utilization=case["gpu_memory_utilization"],
+                    max_model_len=case["max_model_len"],
+                    cudagraph_profiling=False,
+                    vllm_version=case.get("engine_version"),
+                )
             except KvplanError as exc:
                 print(f"skip {case['id']}: {exc.message}")
                 continue
             quantized = bool(case.get("quantization")) or "fp8" in (case["model_id"] or "").lower()
             if r.get("weights_gib"):  # the same plan with the logged weights: the overhead model alone
-                given = recommend(config, gpu_profile=str(path), gpus=tp * pp, tp=tp, pp=pp,
-                                  gpu_memory_utilization=case["gpu_memory_utilization"],
-                                  max_model_len=case["max_model_len"], cudagraph_profiling=False,
-                                  vllm_version=case.get("engine_version"),
-                                  weights_bytes=int(r["weights_gib"] * GIB) * tp * pp)
+                given = recommend(
+                    config,
+                    gpu_profile=str(path),
+                    gpus=tp * pp,
+                    tp=tp,
+                    pp=pp,
+                    gpu_memory_utilization=case["gpu_memory_utilization"],
+                    max_model_len=case["max_model_len"],
+                    cudagraph_profiling=False,
+                    vllm_version=case.get("engine_version"),
+                    weights_bytes=int(r["weights_gib"] * GIB) * tp * pp,
+                )
                 overhead_rows.append((case["id"], given.available_kv_memory_bytes / GIB, r["available_kv_cache_gib"]))
             weights_ok = bool(r.get("weights_gib")) and abs(rec.weights_bytes / GIB / r["weights_gib"] - 1) < 0.05
-            rows.append((case["id"], rec.available_kv_memory_bytes / GIB, r["available_kv_cache_gib"], quantized,
-                         rec.weights_bytes / GIB, r.get("weights_gib"), weights_ok))
+            rows.append(
+                (
+                    case["id"],
+                    rec.available_kv_memory_bytes / GIB,
+                    r["available_kv_cache_gib"],
+                    quantized,
+                    rec.weights_bytes / GIB,
+                    r.get("weights_gib"),
+                    weights_ok,
+                )
+            )
     print(f"{'case':<66} {'kvplan':>8} {'logged':>8} {'error':>7}   weights kvplan/logged (GiB per GPU)")
     for name, ours, logged, quantized, w_ours, w_logged, _ in rows:
         mark = "  quantized checkpoint" if quantized else ""
@@ -86,21 +114,28 @@ def main() -> None:
         print(f"{name:<66} {ours:8.2f} {logged:8.2f} {ours - logged:+7.2f}   {w_text}{mark}")
     # errors in the weights (quantized checkpoints, models whose analytic count misses experts) dominate where
     # present; the last line isolates the overhead model (activation peak, non-torch memory)
-    for label, subset in (("all", rows), ("unquantized", [x for x in rows if not x[3]]),
-                          ("weights within 5% of the log", [x for x in rows if x[6]])):
+    for label, subset in (
+        ("all", rows),
+        ("unquantized", [x for x in rows if not x[3]]),
+        ("weights within 5% of the log", [x for x in rows if x[6]]),
+    ):
         errors = [abs(ours - logged) for _, ours, logged, *_ in subset]
         relative = [abs(ours - logged) / logged for _, ours, logged, *_ in subset]
         if errors:
             worst = max(subset, key=lambda x: abs(x[1] - x[2]))
-            print(f"{label}: {len(errors)} cases, median |error| {statistics.median(errors):.2f} GiB "
-                  f"({100 * statistics.median(relative):.1f} %), worst {max(errors):.2f} GiB ({worst[0]})")
+            print(
+                f"{label}: {len(errors)} cases, median |error| {statistics.median(errors):.2f} GiB "
+                f"({100 * statistics.median(relative):.1f} %), worst {max(errors):.2f} GiB ({worst[0]})"
+            )
     errors = [abs(ours - logged) for _, ours, logged in overhead_rows]
     if errors:
         worst = max(overhead_rows, key=lambda x: abs(x[1] - x[2]))
         relative = [abs(ours - logged) / logged for _, ours, logged in overhead_rows]
-        print(f"overhead model alone (logged weights given, quantized checkpoints included): {len(errors)} cases, "
-              f"median |error| {statistics.median(errors):.2f} GiB ({100 * statistics.median(relative):.1f} %), "
-              f"worst {max(errors):.2f} GiB ({worst[0]})")
+        print(
+            f"overhead model alone (logged weights given, quantized checkpoints included): {len(errors)} cases, "
+            f"median |error| {statistics.median(errors):.2f} GiB ({100 * statistics.median(relative):.1f} %), "
+            f"worst {max(errors):.2f} GiB ({worst[0]})"
+        )
 
 
 if __name__ == "__main__":

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from kvplan.api import estimate, estimate_loaded, load
-from kvplan.architectures import ModelShape, model_shape
+from kvplan.core.shapes import ModelShape, model_shape
 from kvplan.errors import ConfigError, HubError, KvplanError, UnsupportedArchitecture, UsageError
-from kvplan.estimate import Estimate, estimate_config
+from kvplan.planning.estimate import Estimate, estimate_config
+from kvplan.planning.resolved import estimate, estimate_loaded, load
 
 __all__ = [
     "ConfigError",

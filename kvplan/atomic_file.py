@@ -24,8 +24,9 @@ def write_text_atomically(path: str | Path, text: str) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}",
-                         hint="pass a path in an existing, writable folder") from None
+        raise UsageError(
+            f"cannot write {path}: {exc.strerror or exc}", hint="pass a path in an existing, writable folder"
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             # mkstemp creates 0600: give the file the mode a plain open() would, where the file system allows

@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Annotated, Any, Callable, Optional
+from collections.abc import Callable
+from typing import Annotated, Any, Optional
 
 import typer
 
 from kvplan import __version__, render
+from kvplan.core.units import KV_DTYPE_CHOICES, MODEL_DTYPE_CHOICES, parse_length, parse_lengths
 from kvplan.errors import KvplanError, UsageError
-from kvplan.units import KV_DTYPE_CHOICES, MODEL_DTYPE_CHOICES, parse_length, parse_lengths
 
 app = typer.Typer(
     name="kvplan",
@@ -56,10 +57,12 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except KeyboardInterrupt:
             fail("interrupted", None, 130)
-        except Exception as exc:  # noqa: BLE001 - the boundary: never show a traceback unless asked
+        except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
-            fail(f"internal error: {type(exc).__name__}: {exc}", f"set {DEBUG_ENV}=1 for the traceback and report it", 2)
+            fail(
+                f"internal error: {type(exc).__name__}: {exc}", f"set {DEBUG_ENV}=1 for the traceback and report it", 2
+            )
 
     return wrapper
 
@@ -106,28 +109,60 @@ def choice(label: str, value: str, allowed: tuple[str, ...]) -> str:
 
 # ---------------------------------------------------------------- shared option types
 
-ModelArg = Annotated[str, typer.Argument(
-    help="A config.json, a model folder, a built-in catalog name (see `kvplan models`) or a Hugging Face repo id.",
-    show_default=False)]
-SeqLenOpt = Annotated[str, typer.Option("--seq-len", "-s", help="Tokens per sequence: 32768, 32k, 128K; several "
-                                        "(1k,4k,32k) or a doubling range (1k..128k) for a sweep.")]
+ModelArg = Annotated[
+    str,
+    typer.Argument(
+        help="A config.json, a model folder, a built-in catalog name (see `kvplan models`) or a Hugging Face repo id.",
+        show_default=False,
+    ),
+]
+SeqLenOpt = Annotated[
+    str,
+    typer.Option(
+        "--seq-len",
+        "-s",
+        help="Tokens per sequence: 32768, 32k, 128K; several (1k,4k,32k) or a doubling range (1k..128k) for a sweep.",
+    ),
+]
 BatchOpt = Annotated[str, typer.Option("--batch", "-b", help="Sequences held at once.")]
-EngineOpt = Annotated[str, typer.Option("--engine", "-e", help="vllm (paged), sglang, transformers, llamacpp "
-                                        "(alias llama.cpp; --batch = -np slots, --seq-len = tokens per slot), "
-                                        "tensorrt-llm, or naive (the textbook formula).")]
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        "-e",
+        help="vllm (paged), sglang, transformers, llamacpp "
+        "(alias llama.cpp; --batch = -np slots, --seq-len = tokens per slot), "
+        "tensorrt-llm, or naive (the textbook formula).",
+    ),
+]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="Model dtype: auto (from the config), fp32, bf16, fp16.")]
-KvDtypeOpt = Annotated[str, typer.Option("--kv-dtype", help="KV-cache dtype: " + ", ".join(KV_DTYPE_CHOICES) +
-                                         " (auto = the model dtype).")]
-TpOpt = Annotated[str, typer.Option("--tp", help="Tensor-parallel GPUs (KV heads split; replicated when fewer "
-                                    "than TP; MLA replicated on every rank).")]
+KvDtypeOpt = Annotated[
+    str,
+    typer.Option("--kv-dtype", help="KV-cache dtype: " + ", ".join(KV_DTYPE_CHOICES) + " (auto = the model dtype)."),
+]
+TpOpt = Annotated[
+    str,
+    typer.Option(
+        "--tp",
+        help="Tensor-parallel GPUs (KV heads split; replicated when fewer than TP; MLA replicated on every rank).",
+    ),
+]
 PpOpt = Annotated[str, typer.Option("--pp", help="Pipeline-parallel stages (layers split as vLLM splits them).")]
-BlockOpt = Annotated[Optional[str], typer.Option("--block-size", help="vLLM page size in tokens (default 16).",
-                                                 show_default=False)]
-MnbtOpt = Annotated[str, typer.Option("--max-num-batched-tokens", help="vLLM prefill token budget; its "
-                                      "sliding-window reservation includes it.")]
-RevisionOpt = Annotated[Optional[str], typer.Option("--revision", help="Hub branch, tag or commit.", show_default=False)]
-OfflineOpt = Annotated[bool, typer.Option("--offline", help="Use only local files and the Hugging Face cache "
-                                          "(also HF_HUB_OFFLINE=1).")]
+BlockOpt = Annotated[
+    Optional[str], typer.Option("--block-size", help="vLLM page size in tokens (default 16).", show_default=False)
+]
+MnbtOpt = Annotated[
+    str,
+    typer.Option(
+        "--max-num-batched-tokens", help="vLLM prefill token budget; its sliding-window reservation includes it."
+    ),
+]
+RevisionOpt = Annotated[
+    Optional[str], typer.Option("--revision", help="Hub branch, tag or commit.", show_default=False)
+]
+OfflineOpt = Annotated[
+    bool, typer.Option("--offline", help="Use only local files and the Hugging Face cache (also HF_HUB_OFFLINE=1).")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
@@ -139,8 +174,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     """KV-cache memory planning and profiling for LLM serving."""
 
@@ -172,12 +208,16 @@ def estimate(
 
       kvplan estimate ./config.json --seq-len 1k..128k --engine transformers
     """
-    from kvplan import api
+    from kvplan.planning import resolved as api
 
     lengths = labelled("--seq-len", parse_lengths, seq_len)
     options = dict(
-        batch=positive("--batch", batch), engine=engine, dtype=choice("--dtype", dtype, MODEL_DTYPE_CHOICES),
-        kv_dtype=kv_dtype, tp=positive("--tp", tp), pp=positive("--pp", pp),
+        batch=positive("--batch", batch),
+        engine=engine,
+        dtype=choice("--dtype", dtype, MODEL_DTYPE_CHOICES),
+        kv_dtype=kv_dtype,
+        tp=positive("--tp", tp),
+        pp=positive("--pp", pp),
         block_size=positive("--block-size", block_size),
         max_num_batched_tokens=positive("--max-num-batched-tokens", max_num_batched_tokens),
         offline=True if offline else None,
@@ -197,9 +237,9 @@ def estimate(
 @handle_errors
 def models(json_out: JsonOpt = False) -> None:
     """List the built-in offline catalog of model configs (usable as MODEL anywhere, no network needed)."""
-    from kvplan.architectures import model_shape
-    from kvplan.catalog import catalog_entries
-    from kvplan.model_config import read_config_file
+    from kvplan.core.shapes import model_shape
+    from kvplan.sources.catalog import catalog_entries
+    from kvplan.sources.configs import read_config_file
 
     rows = []
     for entry in catalog_entries():
@@ -215,22 +255,31 @@ def models(json_out: JsonOpt = False) -> None:
     for col in ("name", "model_type", "layers", "cache kinds"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["model_type"], str(r["layers"]), ", ".join(render.KIND_LABELS.get(k, k) for k in r["kinds"]))
+        table.add_row(
+            r["name"], r["model_type"], str(r["layers"]), ", ".join(render.KIND_LABELS.get(k, k) for k in r["kinds"])
+        )
     render.stdout().print(table)
 
 
-profiles_app = typer.Typer(help="Hardware profiles (GPU memory, bandwidth, throughput) used for planning.",
-                            no_args_is_help=True, rich_markup_mode=None)
+profiles_app = typer.Typer(
+    help="Hardware profiles (GPU memory, bandwidth, throughput) used for planning.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(profiles_app, name="profiles")
-ProfilesDirOpt = Annotated[Optional[str], typer.Option("--profiles-dir", help="A folder of extra profile YAML files "
-                                                       "(also $KVPLAN_PROFILES_DIR).", show_default=False)]
+ProfilesDirOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--profiles-dir", help="A folder of extra profile YAML files (also $KVPLAN_PROFILES_DIR).", show_default=False
+    ),
+]
 
 
 @profiles_app.command("list")
 @handle_errors
 def profiles_list(profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> None:
     """List the known hardware profiles: built-in, user and --profiles-dir ones."""
-    from kvplan.hardware import list_profiles
+    from kvplan.sources.hardware import list_profiles
 
     found = list_profiles(profiles_dir)
     if json_out:
@@ -241,10 +290,13 @@ def profiles_list(profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False
 
 @profiles_app.command("show")
 @handle_errors
-def profiles_show(profile: Annotated[str, typer.Argument(help="A profile id, alias or YAML path.")],
-                  profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> None:
+def profiles_show(
+    profile: Annotated[str, typer.Argument(help="A profile id, alias or YAML path.")],
+    profiles_dir: ProfilesDirOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Show one hardware profile with the source of each figure."""
-    from kvplan.hardware import load_profile
+    from kvplan.sources.hardware import load_profile
 
     found = load_profile(profile, profiles_dir=profiles_dir)
     if json_out:
@@ -257,44 +309,100 @@ def profiles_show(profile: Annotated[str, typer.Argument(help="A profile id, ali
 @handle_errors
 def profile(
     model: ModelArg,
-    gpu: Annotated[Optional[str], typer.Option("--gpu", help="CUDA device index, or several (0,1) to shard the model "
-                                               "with accelerate. Default: GPU 0 when CUDA is available, else the "
-                                               "CPU.", show_default=False)] = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu to run on the CPU even when a GPU exists.",
-                                                  show_default=False)] = None,
-    seq_len: Annotated[str, typer.Option("--seq-len", "-s", help="Prompt lengths: 512, 2k, several (512,2048) or a "
-                                         "doubling range (512..4k).")] = "512",
+    gpu: Annotated[
+        Optional[str],
+        typer.Option(
+            "--gpu",
+            help="CUDA device index, or several (0,1) to shard the model "
+            "with accelerate. Default: GPU 0 when CUDA is available, else the "
+            "CPU.",
+            show_default=False,
+        ),
+    ] = None,
+    device: Annotated[
+        Optional[str],
+        typer.Option("--device", help="cpu to run on the CPU even when a GPU exists.", show_default=False),
+    ] = None,
+    seq_len: Annotated[
+        str,
+        typer.Option(
+            "--seq-len", "-s", help="Prompt lengths: 512, 2k, several (512,2048) or a doubling range (512..4k)."
+        ),
+    ] = "512",
     batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes, e.g. 1,4.")] = "1",
-    decode_tokens: Annotated[str, typer.Option("--decode-tokens", help="Decode steps after the prefill (0 = prefill "
-                                               "only).")] = "128",
+    decode_tokens: Annotated[
+        str, typer.Option("--decode-tokens", help="Decode steps after the prefill (0 = prefill only).")
+    ] = "128",
     dtype: DtypeOpt = "auto",
-    cache: Annotated[str, typer.Option("--cache", help="Cache implementations: dynamic, static, quantized (fp8), "
-                                       "offloaded, offloaded-static (the last two need --gpu).")] = "dynamic",
-    no_cache_baseline: Annotated[bool, typer.Option("--no-cache-baseline", help="Also decode with use_cache=False "
-                                                    "and report the speed-up the cache buys.")] = False,
-    no_cache_steps: Annotated[str, typer.Option("--no-cache-steps", help="Steps of the no-cache baseline (each "
-                                                "re-reads the whole sequence).")] = "8",
-    find_max_batch: Annotated[bool, typer.Option("--find-max-batch", help="Binary-search the largest batch that "
-                                                 "fits at each --seq-len, beside kvplan's prediction: KV estimate + "
-                                                 "activations fitted on the grid's points.")] = False,
-    find_max_len: Annotated[bool, typer.Option("--find-max-len", help="Binary-search the longest prompt that fits "
-                                               "at each --batch, beside kvplan's prediction (give two or more "
-                                               "--seq-len values so the fit sees how activations grow).")] = False,
+    cache: Annotated[
+        str,
+        typer.Option(
+            "--cache",
+            help="Cache implementations: dynamic, static, quantized (fp8), "
+            "offloaded, offloaded-static (the last two need --gpu).",
+        ),
+    ] = "dynamic",
+    no_cache_baseline: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache-baseline", help="Also decode with use_cache=False and report the speed-up the cache buys."
+        ),
+    ] = False,
+    no_cache_steps: Annotated[
+        str, typer.Option("--no-cache-steps", help="Steps of the no-cache baseline (each re-reads the whole sequence).")
+    ] = "8",
+    find_max_batch: Annotated[
+        bool,
+        typer.Option(
+            "--find-max-batch",
+            help="Binary-search the largest batch that "
+            "fits at each --seq-len, beside kvplan's prediction: KV estimate + "
+            "activations fitted on the grid's points.",
+        ),
+    ] = False,
+    find_max_len: Annotated[
+        bool,
+        typer.Option(
+            "--find-max-len",
+            help="Binary-search the longest prompt that fits "
+            "at each --batch, beside kvplan's prediction (give two or more "
+            "--seq-len values so the fit sees how activations grow).",
+        ),
+    ] = False,
     repeats: Annotated[str, typer.Option("--repeats", help="Timed passes per point (the median is reported).")] = "3",
-    layers: Annotated[Optional[str], typer.Option("--layers", help="Keep only the first N decoder layers (for a "
-                                                  "model too big for the device); KV is also scaled back.",
-                                                  show_default=False)] = None,
-    memory_limit: Annotated[Optional[str], typer.Option("--memory-limit", help="Cap the memory the run may use "
-                                                        "(8GiB, 500MB): beyond it is out of memory. CPU searches "
-                                                        "default to 80% of available RAM.", show_default=False)] = None,
-    random_weights: Annotated[bool, typer.Option("--random-weights", help="Build from the config even when weight "
-                                                 "files are available.")] = False,
-    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow the model folder's own "
-                                                    "Python code (never run without this flag).")] = False,
+    layers: Annotated[
+        Optional[str],
+        typer.Option(
+            "--layers",
+            help="Keep only the first N decoder layers (for a model too big for the device); KV is also scaled back.",
+            show_default=False,
+        ),
+    ] = None,
+    memory_limit: Annotated[
+        Optional[str],
+        typer.Option(
+            "--memory-limit",
+            help="Cap the memory the run may use "
+            "(8GiB, 500MB): beyond it is out of memory. CPU searches "
+            "default to 80% of available RAM.",
+            show_default=False,
+        ),
+    ] = None,
+    random_weights: Annotated[
+        bool, typer.Option("--random-weights", help="Build from the config even when weight files are available.")
+    ] = False,
+    trust_remote_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-remote-code", help="Allow the model folder's own Python code (never run without this flag)."
+        ),
+    ] = False,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Also write the JSON report to FILE "
-                                                  "(atomically).", show_default=False)] = None,
+    output: Annotated[
+        Optional[str],
+        typer.Option("--output", "-o", help="Also write the JSON report to FILE (atomically).", show_default=False),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run real prefill/decode passes (torch + transformers) and compare memory and tokens/s with the estimate.
@@ -310,7 +418,7 @@ def profile(
 
       kvplan profile Qwen/Qwen2.5-7B --gpu 0 --find-max-batch --seq-len 32k
     """
-    from kvplan.units import parse_size
+    from kvplan.core.units import parse_size
 
     if device is not None and device.strip().lower() not in ("cpu", "cuda"):
         raise UsageError(f"unknown --device {device!r}", hint="use --device cpu, or --gpu N for a CUDA device")
@@ -318,13 +426,21 @@ def profile(
         raise UsageError("--gpu and --device cpu contradict each other", hint="pass one of them")
     decode = whole("--decode-tokens", decode_tokens, minimum=0)
     request_kwargs = dict(
-        seq_lens=tuple(labelled("--seq-len", parse_lengths, seq_len)), batches=tuple(int_list("--batch", batch)),
-        decode_tokens=decode, dtype=choice("--dtype", dtype, MODEL_DTYPE_CHOICES),
-        caches=tuple(c.strip().lower() for c in cache.split(",") if c.strip()), no_cache_baseline=no_cache_baseline,
-        no_cache_steps=positive("--no-cache-steps", no_cache_steps), find_max_batch=find_max_batch,
-        find_max_len=find_max_len, repeats=positive("--repeats", repeats), layers=positive("--layers", layers),
+        seq_lens=tuple(labelled("--seq-len", parse_lengths, seq_len)),
+        batches=tuple(int_list("--batch", batch)),
+        decode_tokens=decode,
+        dtype=choice("--dtype", dtype, MODEL_DTYPE_CHOICES),
+        caches=tuple(c.strip().lower() for c in cache.split(",") if c.strip()),
+        no_cache_baseline=no_cache_baseline,
+        no_cache_steps=positive("--no-cache-steps", no_cache_steps),
+        find_max_batch=find_max_batch,
+        find_max_len=find_max_len,
+        repeats=positive("--repeats", repeats),
+        layers=positive("--layers", layers),
         memory_limit=None if memory_limit is None else labelled("--memory-limit", parse_size, memory_limit),
-        random_weights=random_weights, trust_remote_code=trust_remote_code, revision=revision,
+        random_weights=random_weights,
+        trust_remote_code=trust_remote_code,
+        revision=revision,
         offline=True if offline else None,
     )
     if output is not None:  # checked before a run that may take minutes
@@ -338,9 +454,11 @@ def profile(
     try:
         from kvplan import profiler  # torch, transformers and accelerate are imported only here
     except ImportError as exc:
-        raise UsageError(f"kvplan profile needs torch, transformers and accelerate ({exc.name or exc} is missing)",
-                         hint="install the profile extra with the torch build for your platform, e.g. from a "
-                              "checkout: pip install torch==2.13.0 && pip install -e '.[profile]'") from None
+        raise UsageError(
+            f"kvplan profile needs torch, transformers and accelerate ({exc.name or exc} is missing)",
+            hint="install the profile extra with the torch build for your platform, e.g. from a "
+            "checkout: pip install torch==2.13.0 && pip install -e '.[profile]'",
+        ) from None
 
     gpus: tuple[int, ...] = ()
     if gpu is not None:
@@ -363,42 +481,92 @@ def profile(
 @handle_errors
 def recommend(
     model: ModelArg,
-    gpu_profile: Annotated[str, typer.Option("--gpu-profile", "-g", help="Hardware profile id, alias or YAML path "
-                                             "(see `kvplan profiles list`).", show_default=False)],
+    gpu_profile: Annotated[
+        str,
+        typer.Option(
+            "--gpu-profile",
+            "-g",
+            help="Hardware profile id, alias or YAML path (see `kvplan profiles list`).",
+            show_default=False,
+        ),
+    ],
     gpus: Annotated[str, typer.Option("--gpus", help="GPUs available (TP defaults to GPUs / PP).")] = "1",
-    engine: Annotated[str, typer.Option("--engine", "-e", help="vllm, sglang, llamacpp (alias llama.cpp: memory - "
-                                        "GGUF weights - compute buffer - 1 GiB --fit margin -> -c and -np), "
-                                        "tensorrt-llm (free_gpu_memory_fraction 0.9 of the memory left after "
-                                        "loading) or lightllm (--max_total_token_num from mem_fraction 0.9). TGI and "
-                                        "Xinference: ready-to-paste flags only, no budget model.")] = "vllm",
-    gpu_memory_utilization: Annotated[Optional[float], typer.Option(
-        "--gpu-memory-utilization", help="vLLM fraction of total memory (default 0.9); SGLang mem_fraction_static "
-        "(default: its heuristic); TensorRT-LLM free_gpu_memory_fraction and LightLLM mem_fraction (0.9); "
-        "unused by llama.cpp.", show_default=False)] = None,
-    max_model_len: Annotated[Optional[str], typer.Option("--max-model-len", help="Tokens per request (default: the "
-                                                          "model's limit, capped at 128k).", show_default=False)] = None,
-    concurrency: Annotated[Optional[str], typer.Option("--concurrency", help="Requests of max_model_len that must fit "
-                                                        "at once.", show_default=False)] = None,
-    max_num_seqs: Annotated[Optional[str], typer.Option("--max-num-seqs", help="The engine's sequence cap, if you "
-                                                        "set one (vLLM's sampler warm-up, and so its activation "
-                                                        "peak, scales with it). Default: the engine's.",
-                                                        show_default=False)] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            "-e",
+            help="vllm, sglang, llamacpp (alias llama.cpp: memory - "
+            "GGUF weights - compute buffer - 1 GiB --fit margin -> -c and -np), "
+            "tensorrt-llm (free_gpu_memory_fraction 0.9 of the memory left after "
+            "loading) or lightllm (--max_total_token_num from mem_fraction 0.9). TGI and "
+            "Xinference: ready-to-paste flags only, no budget model.",
+        ),
+    ] = "vllm",
+    gpu_memory_utilization: Annotated[
+        Optional[float],
+        typer.Option(
+            "--gpu-memory-utilization",
+            help="vLLM fraction of total memory (default 0.9); SGLang mem_fraction_static "
+            "(default: its heuristic); TensorRT-LLM free_gpu_memory_fraction and LightLLM mem_fraction (0.9); "
+            "unused by llama.cpp.",
+            show_default=False,
+        ),
+    ] = None,
+    max_model_len: Annotated[
+        Optional[str],
+        typer.Option(
+            "--max-model-len",
+            help="Tokens per request (default: the model's limit, capped at 128k).",
+            show_default=False,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        Optional[str],
+        typer.Option("--concurrency", help="Requests of max_model_len that must fit at once.", show_default=False),
+    ] = None,
+    max_num_seqs: Annotated[
+        Optional[str],
+        typer.Option(
+            "--max-num-seqs",
+            help="The engine's sequence cap, if you "
+            "set one (vLLM's sampler warm-up, and so its activation "
+            "peak, scales with it). Default: the engine's.",
+            show_default=False,
+        ),
+    ] = None,
     dtype: DtypeOpt = "auto",
     kv_dtype: KvDtypeOpt = "auto",
-    tp: Annotated[Optional[str], typer.Option("--tp", help="Tensor-parallel size (default: GPUs / PP).",
-                                              show_default=False)] = None,
+    tp: Annotated[
+        Optional[str], typer.Option("--tp", help="Tensor-parallel size (default: GPUs / PP).", show_default=False)
+    ] = None,
     pp: PpOpt = "1",
     block_size: BlockOpt = None,
-    kv_memory: Annotated[Optional[str], typer.Option("--kv-memory", help="KV memory per GPU (58.11GiB, 40GB), "
-                                                      "replacing the modelled budget.", show_default=False)] = None,
-    weights_bytes: Annotated[Optional[str], typer.Option("--weights-bytes", help="Weights of the whole model "
-                                                          "(e.g. a GGUF's file size: 4.6GiB), replacing kvplan's count.",
-                                                          show_default=False)] = None,
+    kv_memory: Annotated[
+        Optional[str],
+        typer.Option(
+            "--kv-memory", help="KV memory per GPU (58.11GiB, 40GB), replacing the modelled budget.", show_default=False
+        ),
+    ] = None,
+    weights_bytes: Annotated[
+        Optional[str],
+        typer.Option(
+            "--weights-bytes",
+            help="Weights of the whole model (e.g. a GGUF's file size: 4.6GiB), replacing kvplan's count.",
+            show_default=False,
+        ),
+    ] = None,
     ubatch: Annotated[str, typer.Option("--ubatch", help="llama.cpp micro-batch (-ub).")] = "512",
-    vllm_version: Annotated[Optional[str], typer.Option("--vllm-version", help="vLLM version whose profiling to "
-                                                         "model: 0.11 and older profile a heavier sampler; before 0.21 the "
-                                                         "CUDA-graph pool is not subtracted. Default: current vLLM.",
-                                                         show_default=False)] = None,
+    vllm_version: Annotated[
+        Optional[str],
+        typer.Option(
+            "--vllm-version",
+            help="vLLM version whose profiling to "
+            "model: 0.11 and older profile a heavier sampler; before 0.21 the "
+            "CUDA-graph pool is not subtracted. Default: current vLLM.",
+            show_default=False,
+        ),
+    ] = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
     json_out: JsonOpt = False,
@@ -413,21 +581,29 @@ def recommend(
 
       kvplan recommend meta-llama/Llama-3.1-8B -g rtx-4090 --engine llama.cpp --weights-bytes 4.6GiB --kv-dtype q8_0
     """
-    from kvplan.recommend import recommend as plan
-    from kvplan.units import parse_size
+    from kvplan.core.units import parse_size
+    from kvplan.planning.recommend import recommend as plan
 
     rec = plan(
-        model, gpu_profile=gpu_profile, gpus=positive("--gpus", gpus), engine=engine,
+        model,
+        gpu_profile=gpu_profile,
+        gpus=positive("--gpus", gpus),
+        engine=engine,
         gpu_memory_utilization=gpu_memory_utilization,
         max_model_len=None if max_model_len is None else labelled("--max-model-len", parse_length, max_model_len),
-        concurrency=positive("--concurrency", concurrency), dtype=choice("--dtype", dtype, MODEL_DTYPE_CHOICES),
+        concurrency=positive("--concurrency", concurrency),
+        dtype=choice("--dtype", dtype, MODEL_DTYPE_CHOICES),
         max_num_seqs=positive("--max-num-seqs", max_num_seqs),
-        kv_dtype=kv_dtype, tp=positive("--tp", tp), pp=positive("--pp", pp),
+        kv_dtype=kv_dtype,
+        tp=positive("--tp", tp),
+        pp=positive("--pp", pp),
         block_size=positive("--block-size", block_size),
         kv_memory=None if kv_memory is None else labelled("--kv-memory", parse_size, kv_memory),
-        profiles_dir=profiles_dir, offline=True if offline else None,
+        profiles_dir=profiles_dir,
+        offline=True if offline else None,
         weights_bytes=None if weights_bytes is None else labelled("--weights-bytes", parse_size, weights_bytes),
-        n_ubatch=positive("--ubatch", ubatch), vllm_version=vllm_version,
+        n_ubatch=positive("--ubatch", ubatch),
+        vllm_version=vllm_version,
     )
     if json_out:
         render.print_json(rec.to_dict())
@@ -439,25 +615,45 @@ def recommend(
 @app.command()
 @handle_errors
 def check(
-    files: Annotated[Optional[list[str]], typer.Argument(help="Plan files (YAML with `deployments:`).",
-                                                         show_default=False)] = None,
-    engine_config: Annotated[Optional[list[str]], typer.Option(
-        "--engine-config", help="An engine config to check instead: a vLLM --config YAML, SGLang server arguments "
-        "or Xinference launch options (YAML/JSON). Repeatable.", show_default=False)] = None,
-    engine: Annotated[Optional[str], typer.Option("--engine", "-e", help="What --engine-config files hold: vllm, "
-                                                  "sglang or xinference (default: guessed from the keys).",
-                                                  show_default=False)] = None,
-    gpu: Annotated[Optional[str], typer.Option("--gpu", help="Hardware profile for --engine-config files.",
-                                               show_default=False)] = None,
-    gpus: Annotated[Optional[str], typer.Option("--gpus", help="GPUs for --engine-config files (default: TP x PP).",
-                                                show_default=False)] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Model for --engine-config files, replacing "
-                                                 "the file's.", show_default=False)] = None,
-    min_headroom: Annotated[str, typer.Option("--min-headroom", help="Spare KV memory each deployment must keep: "
-                                              "5% or 0.05.")] = "0",
+    files: Annotated[
+        Optional[list[str]], typer.Argument(help="Plan files (YAML with `deployments:`).", show_default=False)
+    ] = None,
+    engine_config: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--engine-config",
+            help="An engine config to check instead: a vLLM --config YAML, SGLang server arguments "
+            "or Xinference launch options (YAML/JSON). Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    engine: Annotated[
+        Optional[str],
+        typer.Option(
+            "--engine",
+            "-e",
+            help="What --engine-config files hold: vllm, sglang or xinference (default: guessed from the keys).",
+            show_default=False,
+        ),
+    ] = None,
+    gpu: Annotated[
+        Optional[str], typer.Option("--gpu", help="Hardware profile for --engine-config files.", show_default=False)
+    ] = None,
+    gpus: Annotated[
+        Optional[str],
+        typer.Option("--gpus", help="GPUs for --engine-config files (default: TP x PP).", show_default=False),
+    ] = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option("--model", help="Model for --engine-config files, replacing the file's.", show_default=False),
+    ] = None,
+    min_headroom: Annotated[
+        str, typer.Option("--min-headroom", help="Spare KV memory each deployment must keep: 5% or 0.05.")
+    ] = "0",
     strict: Annotated[bool, typer.Option("--strict", help="Treat model-config lint warnings as errors.")] = False,
-    junit: Annotated[Optional[str], typer.Option("--junit", help="Also write a JUnit XML report to this file.",
-                                                 show_default=False)] = None,
+    junit: Annotated[
+        Optional[str], typer.Option("--junit", help="Also write a JUnit XML report to this file.", show_default=False)
+    ] = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
     json_out: JsonOpt = False,
@@ -476,22 +672,28 @@ def check(
       kvplan check --engine-config vllm-serve.yaml --engine vllm --gpu h100-sxm-80gb --json
     """
     from kvplan.atomic_file import write_text_atomically
-    from kvplan.check import check_deployments, junit_xml, parse_headroom
-    from kvplan.engine_config import load_engine_config
-    from kvplan.plan_file import load_plan
+    from kvplan.checking.check import check_deployments, junit_xml, parse_headroom
+    from kvplan.checking.engine_configs import load_engine_config
+    from kvplan.checking.plans import load_plan
 
     if not files and not engine_config:
         raise UsageError("nothing to check", hint="pass plan files (kvplan check kvplan.yaml) or --engine-config FILE")
     if not engine_config and (engine or gpu or gpus or model):
-        raise UsageError("--engine, --gpu, --gpus and --model apply to --engine-config files only",
-                         hint="set them per deployment in the plan file")
+        raise UsageError(
+            "--engine, --gpu, --gpus and --model apply to --engine-config files only",
+            hint="set them per deployment in the plan file",
+        )
     headroom = parse_headroom(min_headroom)
     deployments = [d for path in files or [] for d in load_plan(path)]
     for path in engine_config or []:
-        deployments.append(load_engine_config(path, kind=engine, gpu=gpu, gpus=positive("--gpus", gpus), model=model,
-                                              profiles_dir=profiles_dir))
-    report = check_deployments(deployments, min_headroom=headroom, strict=strict,
-                               offline=True if offline else None, profiles_dir=profiles_dir)
+        deployments.append(
+            load_engine_config(
+                path, kind=engine, gpu=gpu, gpus=positive("--gpus", gpus), model=model, profiles_dir=profiles_dir
+            )
+        )
+    report = check_deployments(
+        deployments, min_headroom=headroom, strict=strict, offline=True if offline else None, profiles_dir=profiles_dir
+    )
     if junit:
         write_text_atomically(junit, junit_xml(report))
     if json_out:

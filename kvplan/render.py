@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kvplan.estimate import Estimate
-from kvplan.units import format_bytes, format_tokens
+from kvplan.core.units import format_bytes, format_tokens
+from kvplan.planning.estimate import Estimate
 
 KIND_LABELS = {
     "full_attention": "full attention",
@@ -54,9 +54,12 @@ def _fmt_per_token(value: float) -> str:
 def estimate_table(est: Estimate) -> None:
     """The per-kind table and totals of one estimate."""
     out = stdout()
-    title = (f"{est.model} · {est.engine} · {est.kv_dtype} KV · batch {est.batch} × {format_tokens(est.seq_len)} tokens"
-             + (f" · TP {est.tp}" if est.tp > 1 else "") + (f" · PP {est.pp}" if est.pp > 1 else "")
-             + (f" · block {est.block_size}" if est.block_size else ""))
+    title = (
+        f"{est.model} · {est.engine} · {est.kv_dtype} KV · batch {est.batch} × {format_tokens(est.seq_len)} tokens"
+        + (f" · TP {est.tp}" if est.tp > 1 else "")
+        + (f" · PP {est.pp}" if est.pp > 1 else "")
+        + (f" · block {est.block_size}" if est.block_size else "")
+    )
     table = Table(title=title, title_justify="left")
     table.add_column("layer kind")
     table.add_column("layers", justify="right")
@@ -64,23 +67,40 @@ def estimate_table(est: Estimate) -> None:
     table.add_column("bytes / token", justify="right")
     table.add_column(f"bytes @ {format_tokens(est.seq_len)} × {est.batch}", justify="right")
     for k in est.layers:
-        tokens = "constant" if k.tokens_per_sequence is None and k.kind == "recurrent_state" else (
-            "-" if k.tokens_per_sequence is None else f"{k.tokens_per_sequence:,}")
-        table.add_row(KIND_LABELS.get(k.kind, k.kind), str(k.count), tokens, _fmt_per_token(k.bytes_per_token),
-                      format_bytes(k.bytes))
+        tokens = (
+            "constant"
+            if k.tokens_per_sequence is None and k.kind == "recurrent_state"
+            else ("-" if k.tokens_per_sequence is None else f"{k.tokens_per_sequence:,}")
+        )
+        table.add_row(
+            KIND_LABELS.get(k.kind, k.kind),
+            str(k.count),
+            tokens,
+            _fmt_per_token(k.bytes_per_token),
+            format_bytes(k.bytes),
+        )
     out.print(table)
-    out.print(f"KV cache: [bold]{format_bytes(est.bytes_per_sequence)}[/] per sequence, "
-              f"[bold]{format_bytes(est.kv_cache_bytes)}[/] for the batch"
-              + (f", [bold]{format_bytes(est.kv_cache_bytes_per_gpu)}[/] on the fullest of {est.tp * est.pp} GPUs"
-                 if est.tp * est.pp > 1 else ""))
-    out.print(f"Marginal cost: {_fmt_per_token(est.bytes_per_token)} per token per sequence"
-              + (f" ({_fmt_per_token(est.bytes_per_token_per_gpu)} on the fullest GPU)" if est.tp * est.pp > 1 else ""))
+    out.print(
+        f"KV cache: [bold]{format_bytes(est.bytes_per_sequence)}[/] per sequence, "
+        f"[bold]{format_bytes(est.kv_cache_bytes)}[/] for the batch"
+        + (
+            f", [bold]{format_bytes(est.kv_cache_bytes_per_gpu)}[/] on the fullest of {est.tp * est.pp} GPUs"
+            if est.tp * est.pp > 1
+            else ""
+        )
+    )
+    out.print(
+        f"Marginal cost: {_fmt_per_token(est.bytes_per_token)} per token per sequence"
+        + (f" ({_fmt_per_token(est.bytes_per_token_per_gpu)} on the fullest GPU)" if est.tp * est.pp > 1 else "")
+    )
     if est.weights_bytes is not None:
         out.print(f"Weights: {format_bytes(est.weights_bytes)} ({est.weights_source})")
     else:
         out.print("Weights: unknown (no safetensors metadata, and no exact parameter count for this architecture)")
-    out.print(f"Naive formula 2×layers×seq×hidden×batch×bytes: {format_bytes(est.naive_bytes)} "
-              f"= [bold]{est.naive_ratio:.2f}×[/] this estimate")
+    out.print(
+        f"Naive formula 2×layers×seq×hidden×batch×bytes: {format_bytes(est.naive_bytes)} "
+        f"= [bold]{est.naive_ratio:.2f}×[/] this estimate"
+    )
     notes(est.notes)
 
 
@@ -89,29 +109,56 @@ def sweep_table(ests: list[Estimate]) -> None:
     out = stdout()
     first = ests[0]
     peak = max(e.kv_cache_bytes for e in ests) or 1
-    table = Table(title=f"{first.model} · {first.engine} · {first.kv_dtype} KV · batch {first.batch}"
-                  + (f" · TP {first.tp} · PP {first.pp}" if first.tp * first.pp > 1 else ""), title_justify="left")
-    for name, justify in (("seq len", "right"), ("KV / sequence", "right"), ("KV / batch", "right"),
-                          ("KV / GPU", "right"), ("bytes / token", "right"), ("", "left")):
+    table = Table(
+        title=f"{first.model} · {first.engine} · {first.kv_dtype} KV · batch {first.batch}"
+        + (f" · TP {first.tp} · PP {first.pp}" if first.tp * first.pp > 1 else ""),
+        title_justify="left",
+    )
+    for name, justify in (
+        ("seq len", "right"),
+        ("KV / sequence", "right"),
+        ("KV / batch", "right"),
+        ("KV / GPU", "right"),
+        ("bytes / token", "right"),
+        ("", "left"),
+    ):
         table.add_column(name, justify=justify)
     for e in ests:
         bar = "█" * max(1, round(30 * e.kv_cache_bytes / peak)) if e.kv_cache_bytes else ""
-        table.add_row(format_tokens(e.seq_len), format_bytes(e.bytes_per_sequence), format_bytes(e.kv_cache_bytes),
-                      format_bytes(e.kv_cache_bytes_per_gpu), _fmt_per_token(e.bytes_per_token), f"[cyan]{bar}[/]")
+        table.add_row(
+            format_tokens(e.seq_len),
+            format_bytes(e.bytes_per_sequence),
+            format_bytes(e.kv_cache_bytes),
+            format_bytes(e.kv_cache_bytes_per_gpu),
+            _fmt_per_token(e.bytes_per_token),
+            f"[cyan]{bar}[/]",
+        )
     out.print(table)
     notes(tuple(dict.fromkeys(n for e in ests for n in e.notes)))
 
 
 def profiles_table(profiles: list) -> None:
     table = Table(title=f"{len(profiles)} hardware profiles", title_justify="left")
-    for name, justify in (("id", "left"), ("name", "left"), ("memory", "right"), ("bandwidth", "right"),
-                          ("bf16 TFLOP/s", "right"), ("KV dtypes", "left")):
+    for name, justify in (
+        ("id", "left"),
+        ("name", "left"),
+        ("memory", "right"),
+        ("bandwidth", "right"),
+        ("bf16 TFLOP/s", "right"),
+        ("KV dtypes", "left"),
+    ):
         table.add_column(name, justify=justify)
     for p in profiles:
         bw = f"{p.memory_bandwidth_bytes_per_s / 1e12:.2f} TB/s" if p.memory_bandwidth_bytes_per_s else "-"
         bf16 = (p.dense_tflops or {}).get("bf16")
-        table.add_row(p.id, p.name, f"{p.memory_gib:.2f} GiB", bw, "-" if bf16 is None else f"{bf16:g}",
-                      ", ".join(p.kv_cache_dtypes or ()))
+        table.add_row(
+            p.id,
+            p.name,
+            f"{p.memory_gib:.2f} GiB",
+            bw,
+            "-" if bf16 is None else f"{bf16:g}",
+            ", ".join(p.kv_cache_dtypes or ()),
+        )
     stdout().print(table)
 
 
@@ -134,8 +181,9 @@ def profile_card(p) -> None:
 def recommendation_table(rec) -> None:
     """A `kvplan recommend` result: the per-GPU budget, what it holds, and the serve command."""
     out = stdout()
-    title = (f"{rec.model} on {rec.gpus} x {rec.gpu_profile} · {rec.engine} · TP {rec.tp} PP {rec.pp} · "
-             f"KV {rec.kv_dtype}")
+    title = (
+        f"{rec.model} on {rec.gpus} x {rec.gpu_profile} · {rec.engine} · TP {rec.tp} PP {rec.pp} · KV {rec.kv_dtype}"
+    )
     budget = Table(title=title, title_justify="left")
     budget.add_column("per GPU")
     budget.add_column("bytes", justify="right")
@@ -160,20 +208,35 @@ def recommendation_table(rec) -> None:
         rows.append(("smallest TP that fits", str(rec.min_tp_to_fit)))
     if rec.fp8_kv:
         f8 = rec.fp8_kv
-        rows.append(("with fp8 KV", f"{f8['kv_cache_tokens']:,} tokens, {f8['max_concurrency']:g}x, "
-                                    f"fits: {'yes' if f8['fits'] else 'no'}"))
+        rows.append(
+            (
+                "with fp8 KV",
+                f"{f8['kv_cache_tokens']:,} tokens, {f8['max_concurrency']:g}x, fits: {'yes' if f8['fits'] else 'no'}",
+            )
+        )
     for label, value in rows:
         table.add_row(label, value)
     out.print(table)
     bounds = getattr(rec, "throughput_bounds", ())
     if bounds:
-        tput = Table(title=f"throughput UPPER BOUNDS (roofline, not predictions) at context {bounds[0]['context_tokens']:,}",
-                     title_justify="left")
+        tput = Table(
+            title=f"throughput UPPER BOUNDS (roofline, not predictions) at context {bounds[0]['context_tokens']:,}",
+            title_justify="left",
+        )
         for name in ("batch", "decode tok/s ≤ (memory)", "decode tok/s ≤ (compute)", "decode tok/s ≤"):
             tput.add_column(name, justify="right")
         for row in bounds:
-            tput.add_row(str(row["batch"]), *("-" if row[k] is None else f"{row[k]:,.0f}" for k in (
-                "memory_bound_tokens_per_s", "compute_bound_tokens_per_s", "decode_tokens_per_s_upper_bound")))
+            tput.add_row(
+                str(row["batch"]),
+                *(
+                    "-" if row[k] is None else f"{row[k]:,.0f}"
+                    for k in (
+                        "memory_bound_tokens_per_s",
+                        "compute_bound_tokens_per_s",
+                        "decode_tokens_per_s_upper_bound",
+                    )
+                ),
+            )
         out.print(tput)
         if rec.prefill_tokens_per_s_upper_bound:
             out.print(f"prefill tok/s ≤ {rec.prefill_tokens_per_s_upper_bound:,.0f} (compute bound)")
@@ -183,6 +246,7 @@ def recommendation_table(rec) -> None:
 
 
 # ------------------------------------------------------------------------------------------ kvplan profile
+
 
 def _count(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"
@@ -207,13 +271,19 @@ class ProgressBar:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         console = stderr()
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TimeElapsedColumn(), console=console, transient=True,
-                                  disable=not (enabled and console.is_terminal))
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not (enabled and console.is_terminal),
+        )
         self._task: Any = None
         self._started = False
 
-    def __enter__(self) -> "ProgressBar":
+    def __enter__(self) -> ProgressBar:
         return self  # the display starts with the first step, so early errors print alone
 
     def __exit__(self, *exc: object) -> None:
@@ -232,22 +302,35 @@ class ProgressBar:
 
 
 def profile_report(report: Any) -> None:
-    """The measured-vs-estimated tables of `kvplan profile` (a kvplan.profiler.ProfileReport): memory, then speed."""
+    """The measured-vs-estimated tables of `kvplan profile` (a kvplan.profiling.profiler.ProfileReport): memory, then speed."""
     out = stdout()
     env = report.env
     layers = f" · {report.layers_used}/{report.layers_full} layers" if report.layers_used != report.layers_full else ""
-    memory = Table(title=f"{report.model} · {report.dtype} · {env.get('device')}{layers} · memory",
-                   title_justify="left", caption=f"weights: {report.weights}\nmemory read with "
-                   f"{env.get('memory_method')}; peak = above what was in use before the model was loaded",
-                   caption_justify="left")
+    memory = Table(
+        title=f"{report.model} · {report.dtype} · {env.get('device')}{layers} · memory",
+        title_justify="left",
+        caption=f"weights: {report.weights}\nmemory read with "
+        f"{env.get('memory_method')}; peak = above what was in use before the model was loaded",
+        caption_justify="left",
+    )
     speed = Table(title="speed (median of the timed passes)", title_justify="left")
     sharded = any(len(getattr(r, "peak_memory_bytes_per_device", None) or {}) > 1 for r in report.runs)
-    for col in ("batch", "seq", "cache", "KV measured", "KV estimate", "ratio", "peak", "weights+KV", "peak/floor") + \
-            (("peak per device",) if sharded else ()):
+    for col in ("batch", "seq", "cache", "KV measured", "KV estimate", "ratio", "peak", "weights+KV", "peak/floor") + (
+        ("peak per device",) if sharded else ()
+    ):
         memory.add_column(col, justify="left" if col in ("cache", "peak per device") else "right")
     bounded = any(getattr(r, "decode_tokens_per_s_upper_bound", None) for r in report.runs)
-    for col in ("batch", "seq", "cache", "TTFT ms", "prefill tok/s", "decode tok/s", "ITL ms", "no-cache tok/s",
-                "speed-up") + (("decode bound", "of bound") if bounded else ()):
+    for col in (
+        "batch",
+        "seq",
+        "cache",
+        "TTFT ms",
+        "prefill tok/s",
+        "decode tok/s",
+        "ITL ms",
+        "no-cache tok/s",
+        "speed-up",
+    ) + (("decode bound", "of bound") if bounded else ()):
         speed.add_column(col, justify="left" if col == "cache" else "right")
     for r in report.runs:
         key = (str(r.batch), format_tokens(r.seq_len), r.cache)
@@ -259,32 +342,69 @@ def profile_report(report: Any) -> None:
             continue
         if r.oom:  # memory was measured; a timed pass ran out
             speed.add_row(*key, status, *["—"] * (7 if bounded else 5))
-        memory.add_row(*key, format_bytes(r.kv_cache_bytes_measured), estimate, _ratio(r.kv_cache_ratio),
-                       format_bytes(r.peak_memory_bytes),
-                       "—" if r.estimated_floor_bytes is None else format_bytes(r.estimated_floor_bytes),
-                       _ratio(r.peak_to_floor_ratio),
-                       *((", ".join(f"{d} {format_bytes(b)}" for d, b in (r.peak_memory_bytes_per_device or {}).items()),)
-                         if sharded else ()))
+        memory.add_row(
+            *key,
+            format_bytes(r.kv_cache_bytes_measured),
+            estimate,
+            _ratio(r.kv_cache_ratio),
+            format_bytes(r.peak_memory_bytes),
+            "—" if r.estimated_floor_bytes is None else format_bytes(r.estimated_floor_bytes),
+            _ratio(r.peak_to_floor_ratio),
+            *(
+                (", ".join(f"{d} {format_bytes(b)}" for d, b in (r.peak_memory_bytes_per_device or {}).items()),)
+                if sharded
+                else ()
+            ),
+        )
         if r.oom:
             continue
-        speed.add_row(*key, _ms(r.ttft_s), _rate(r.prefill_tokens_per_s), _rate(r.decode_tokens_per_s),
-                      _ms(r.inter_token_latency_s), _rate(r.decode_tokens_per_s_no_cache),
-                      "—" if r.cache_speedup is None else f"{r.cache_speedup:.1f}×",
-                      *((_rate(r.decode_tokens_per_s_upper_bound),
-                         "—" if not (r.decode_tokens_per_s and r.decode_tokens_per_s_upper_bound) else
-                         f"{r.decode_tokens_per_s / r.decode_tokens_per_s_upper_bound:.0%}") if bounded else ()))
+        speed.add_row(
+            *key,
+            _ms(r.ttft_s),
+            _rate(r.prefill_tokens_per_s),
+            _rate(r.decode_tokens_per_s),
+            _ms(r.inter_token_latency_s),
+            _rate(r.decode_tokens_per_s_no_cache),
+            "—" if r.cache_speedup is None else f"{r.cache_speedup:.1f}×",
+            *(
+                (
+                    _rate(r.decode_tokens_per_s_upper_bound),
+                    "—"
+                    if not (r.decode_tokens_per_s and r.decode_tokens_per_s_upper_bound)
+                    else f"{r.decode_tokens_per_s / r.decode_tokens_per_s_upper_bound:.0%}",
+                )
+                if bounded
+                else ()
+            ),
+        )
     out.print(memory)
     if any(r.ttft_s is not None for r in report.runs):
         out.print(speed)
     if report.searches:
         search = Table(title="largest batch / length that fits", title_justify="left")
-        for col in ("search", "cache", "fixed", "measured max", "kvplan predicts", "measured/predicted",
-                    "weights+KV bound", "probes"):
+        for col in (
+            "search",
+            "cache",
+            "fixed",
+            "measured max",
+            "kvplan predicts",
+            "measured/predicted",
+            "weights+KV bound",
+            "probes",
+        ):
             search.add_column(col)
         for s in report.searches:
             fixed = ", ".join(f"{k} {v}" for k, v in s.fixed.items())
-            search.add_row(s.kind, s.cache, fixed, _count(s.measured_max), _count(s.predicted_max), _ratio(s.ratio),
-                           _count(s.predicted_max_kv_only), str(s.probes))
+            search.add_row(
+                s.kind,
+                s.cache,
+                fixed,
+                _count(s.measured_max),
+                _count(s.predicted_max),
+                _ratio(s.ratio),
+                _count(s.predicted_max_kv_only),
+                str(s.probes),
+            )
         out.print(search)
         basis: dict[str, list[str]] = {}
         for s in report.searches:
@@ -295,6 +415,7 @@ def profile_report(report: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------- kvplan check
+
 
 def check_messages(report: Any) -> None:
     """Config lint and notes of a `kvplan check` report, on stderr (lint as errors under --strict)."""
@@ -311,7 +432,7 @@ def check_messages(report: Any) -> None:
 
 
 def check_table(report: Any) -> None:
-    """A `kvplan check` report (kvplan.check.CheckReport): one row per deployment, then why each failure fails
+    """A `kvplan check` report (kvplan.checking.check.CheckReport): one row per deployment, then why each failure fails
     and what would fix it."""
     from rich.markup import escape
 
@@ -321,8 +442,14 @@ def check_table(report: Any) -> None:
     if report.min_headroom:
         title += f" · min headroom {report.min_headroom:.1%}"
     table = Table(title=title, title_justify="left")
-    for name, justify in (("deployment", "left"), ("model · GPUs · engine", "left"), ("len × seqs", "right"),
-                          ("KV available", "right"), ("headroom", "right"), ("result", "left")):
+    for name, justify in (
+        ("deployment", "left"),
+        ("model · GPUs · engine", "left"),
+        ("len × seqs", "right"),
+        ("KV available", "right"),
+        ("headroom", "right"),
+        ("result", "left"),
+    ):
         table.add_column(name, justify=justify)
     for r in results:
         dep, rec = r.deployment, r.recommendation
@@ -330,17 +457,25 @@ def check_table(report: Any) -> None:
         if r.headroom_fraction is not None and r.headroom_fraction >= -1:
             headroom += f" ({r.headroom_fraction:.1%})"
         result = "[green]pass[/]" if r.ok else f"[bold red]FAIL[/] {r.binding_constraint}"
-        table.add_row(escape(dep.name),
-                      f"{escape(rec.model)} · {rec.gpus} × {rec.gpu_profile} · {dep.engine} TP {rec.tp}"
-                      + (f" PP {rec.pp}" if rec.pp > 1 else "") + f" · KV {rec.kv_dtype}",
-                      f"{format_tokens(rec.max_model_len)} × {r.required_concurrency}",
-                      format_bytes(rec.available_kv_memory_bytes), headroom, result)
+        table.add_row(
+            escape(dep.name),
+            f"{escape(rec.model)} · {rec.gpus} × {rec.gpu_profile} · {dep.engine} TP {rec.tp}"
+            + (f" PP {rec.pp}" if rec.pp > 1 else "")
+            + f" · KV {rec.kv_dtype}",
+            f"{format_tokens(rec.max_model_len)} × {r.required_concurrency}",
+            format_bytes(rec.available_kv_memory_bytes),
+            headroom,
+            result,
+        )
     out.print(table)
     for r in results:
         if r.ok:
             continue
-        out.print(f"[bold red]✗[/] [bold]{escape(r.deployment.name)}[/] ({escape(r.deployment.at())}): "
-                  f"{r.binding_constraint}: {escape(r.binding_detail or '')}", highlight=False)
+        out.print(
+            f"[bold red]✗[/] [bold]{escape(r.deployment.name)}[/] ({escape(r.deployment.at())}): "
+            f"{r.binding_constraint}: {escape(r.binding_detail or '')}",
+            highlight=False,
+        )
         for fix in r.fixes:
             out.print(f"    fix: {escape(fix.text)}", highlight=False)
         if not r.fixes and r.binding_constraint != "lint":

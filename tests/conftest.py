@@ -1,4 +1,6 @@
-"""Shared fixtures: model configs copied from the project's collection (tests/fixtures/configs)."""
+"""Shared fixtures. Real model configs are read through the built-in catalog (kvplan/sources/catalog), the
+same files users get; configs kept only for tests lie in fixtures/extra_configs (real, with SOURCES.md) and
+fixtures/synthetic_configs (small hand-made ones for families the catalog lacks)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,24 @@ from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures"
-CONFIGS = FIXTURES / "configs"
+from kvplan.sources.catalog import catalog_dir
+
+TESTS = Path(__file__).parent
+ROOT = TESTS.parent
+FIXTURES = TESTS / "fixtures"
+EXTRA = FIXTURES / "extra_configs"
+SYNTHETIC = FIXTURES / "synthetic_configs"
 
 
 def config_path(name: str) -> Path:
-    """A fixture config by file stem, looked up in configs/, configs/extra/ and configs/synthetic/."""
-    for folder in (CONFIGS, CONFIGS / "extra", CONFIGS / "synthetic"):
+    """A config by file stem (`meta-llama__Llama-3.1-8B`): the catalog, then the extra and synthetic fixtures
+    (`synthetic/NAME` names a synthetic one only)."""
+    if name.startswith("synthetic/"):
+        name = name.removeprefix("synthetic/")
+        folders: tuple[Path, ...] = (SYNTHETIC,)
+    else:
+        folders = (catalog_dir(), EXTRA, SYNTHETIC)
+    for folder in folders:
         path = folder / f"{name}.json"
         if path.exists():
             return path
@@ -25,7 +38,8 @@ def load_config(name: str) -> dict:
 
 
 def all_config_names() -> list[str]:
-    return sorted(p.stem for p in CONFIGS.glob("*.json"))
+    """Every catalog config's file stem."""
+    return sorted(p.stem for p in catalog_dir().glob("*.json"))
 
 
 @pytest.fixture(autouse=True)

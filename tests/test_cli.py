@@ -7,8 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from conftest import config_path
 from kvplan.cli import app
+
+from conftest import config_path
 
 runner = CliRunner()
 LLAMA = str(config_path("meta-llama__Llama-3.1-8B"))
@@ -28,15 +29,36 @@ def test_estimate_json_has_the_documented_keys_and_exact_numbers():
     result = run("estimate", LLAMA, "--seq-len", "32k", "--batch", "4", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    for key in ("model", "engine", "dtype", "kv_dtype", "batch", "seq_len", "tp", "pp", "kv_cache_bytes",
-                "kv_cache_bytes_per_gpu", "bytes_per_token", "bytes_per_token_per_gpu", "layers", "weights_bytes"):
+    for key in (
+        "model",
+        "engine",
+        "dtype",
+        "kv_dtype",
+        "batch",
+        "seq_len",
+        "tp",
+        "pp",
+        "kv_cache_bytes",
+        "kv_cache_bytes_per_gpu",
+        "bytes_per_token",
+        "bytes_per_token_per_gpu",
+        "layers",
+        "weights_bytes",
+    ):
         assert key in data
     # Llama-3.1-8B bf16: 32 layers x 2 x 8 KV heads x 128 x 2 B = 131072 B/token; 4 x 32768 tokens.
     assert data["bytes_per_token"] == 131072
     assert data["kv_cache_bytes"] == 131072 * 32768 * 4
-    assert data["layers"] == [{"kind": "full_attention", "count": 32, "bytes": 131072 * 32768 * 4,
-                               "bytes_per_gpu": 131072 * 32768 * 4, "bytes_per_token": 131072,
-                               "tokens_per_sequence": 32768}]
+    assert data["layers"] == [
+        {
+            "kind": "full_attention",
+            "count": 32,
+            "bytes": 131072 * 32768 * 4,
+            "bytes_per_gpu": 131072 * 32768 * 4,
+            "bytes_per_token": 131072,
+            "tokens_per_sequence": 32768,
+        }
+    ]
     assert data["weights_bytes"] == 8_030_261_248 * 2  # analytic count, bf16
 
 
@@ -113,19 +135,28 @@ def _write(tmp_path, name, content):
     return str(path)
 
 
-@pytest.mark.parametrize("content,needle", [
-    ('{"model_type": "llama", "num_hidden', "not valid JSON"),
-    ("[1, 2]", "not a JSON object"),
-    ("", "empty"),
-    (b"\x00\xff\xfe binary", "binary"),
-    ('{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4}', "num_hidden_layers"),
-    ('{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": "many"}',
-     "num_hidden_layers"),
-    ('{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 0, "num_hidden_layers": 2}',
-     "num_attention_heads"),
-    ('{"model_type": "llama", "hidden_size": 64, "num_attention_heads": -4, "num_hidden_layers": 2}',
-     "num_attention_heads"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ('{"model_type": "llama", "num_hidden', "not valid JSON"),
+        ("[1, 2]", "not a JSON object"),
+        ("", "empty"),
+        (b"\x00\xff\xfe binary", "binary"),
+        ('{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4}', "num_hidden_layers"),
+        (
+            '{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": "many"}',
+            "num_hidden_layers",
+        ),
+        (
+            '{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 0, "num_hidden_layers": 2}',
+            "num_attention_heads",
+        ),
+        (
+            '{"model_type": "llama", "hidden_size": 64, "num_attention_heads": -4, "num_hidden_layers": 2}',
+            "num_attention_heads",
+        ),
+    ],
+)
 def test_bad_config_files_give_one_line_and_exit_2(tmp_path, content, needle):
     result = run("estimate", _write(tmp_path, "config.json", content))
     assert result.exit_code == 2, result.output
@@ -142,8 +173,10 @@ def test_hub_id_without_network_is_one_line(monkeypatch):
 
 
 def test_unknown_model_type_is_estimated_with_a_note(tmp_path):
-    cfg = ('{"model_type": "brandnew", "hidden_size": 256, "num_attention_heads": 8, "num_key_value_heads": 2,'
-           ' "num_hidden_layers": 3, "torch_dtype": "float16"}')
+    cfg = (
+        '{"model_type": "brandnew", "hidden_size": 256, "num_attention_heads": 8, "num_key_value_heads": 2,'
+        ' "num_hidden_layers": 3, "torch_dtype": "float16"}'
+    )
     result = run("estimate", _write(tmp_path, "config.json", cfg), "--json")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["bytes_per_token"] == 3 * 2 * 2 * 32 * 2

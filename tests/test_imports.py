@@ -11,8 +11,12 @@ HEAVY = ("torch", "transformers", "accelerate")
 
 
 def _modules_after(code: str) -> set[str]:
-    out = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sorted(sys.modules)))"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return set(out.stdout.split())
 
 
@@ -30,8 +34,10 @@ def test_estimate_command_imports_no_torch():
 
 def test_check_command_imports_no_torch(tmp_path):
     plan = tmp_path / "kvplan.yaml"
-    plan.write_text("deployments:\n  - {name: a, model: meta-llama/Llama-3.1-8B, gpu: h100-sxm-80gb, "
-                    "max_model_len: 32k, max_num_seqs: 16}\n")
+    plan.write_text(
+        "deployments:\n  - {name: a, model: meta-llama/Llama-3.1-8B, gpu: h100-sxm-80gb, "
+        "max_model_len: 32k, max_num_seqs: 16}\n"
+    )
     code = (
         "from typer.testing import CliRunner\nfrom kvplan.cli import app\n"
         f"r = CliRunner().invoke(app, ['check', {str(plan)!r}, '--json'])\n"

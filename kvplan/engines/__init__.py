@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kvplan.architectures import ModelShape
+from kvplan.core.shapes import ModelShape
 from kvplan.engines.base import Engine, KindCost, Request, pipeline_stages
 from kvplan.engines.llamacpp import LlamaCppEngine
 from kvplan.engines.naive import NaiveEngine
@@ -16,9 +16,14 @@ ENGINES = ("vllm", "sglang", "transformers", "transformers-static", "llamacpp", 
 # Every spelling of an engine kvplan accepts (estimate, recommend, check plans, engine configs) -> its name.
 # lightllm and tgi are serving engines recommend / check know by name (LightLLM's cell is SGLang's).
 ENGINE_ALIASES = {
-    "hf": "transformers", "hf-static": "transformers-static",
-    "llama.cpp": "llamacpp", "llama-cpp": "llamacpp", "llama_cpp": "llamacpp",
-    "trtllm": "tensorrt-llm", "trt-llm": "tensorrt-llm", "tensorrt_llm": "tensorrt-llm",
+    "hf": "transformers",
+    "hf-static": "transformers-static",
+    "llama.cpp": "llamacpp",
+    "llama-cpp": "llamacpp",
+    "llama_cpp": "llamacpp",
+    "trtllm": "tensorrt-llm",
+    "trt-llm": "tensorrt-llm",
+    "tensorrt_llm": "tensorrt-llm",
 }
 
 
@@ -48,5 +53,13 @@ def get_engine(name: str, shape: ModelShape) -> Engine:
     raise UsageError(f"unknown engine {name!r}", hint="use one of: " + ", ".join(ENGINES))
 
 
-__all__ = ["ENGINES", "ENGINE_ALIASES", "Engine", "KindCost", "Request", "canonical_engine", "get_engine",
-           "pipeline_stages"]
+__all__ = [
+    "ENGINES",
+    "ENGINE_ALIASES",
+    "Engine",
+    "KindCost",
+    "Request",
+    "canonical_engine",
+    "get_engine",
+    "pipeline_stages",
+]

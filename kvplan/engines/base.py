@@ -1,7 +1,7 @@
 """What every engine model shares: the request being sized, the per-kind cost it returns, TP/PP arithmetic.
 
 Pure Python. An engine model turns the caches of one pipeline stage into per-GPU byte counts; everything
-about a layer's shape comes from kvplan.layers, everything about storage policy stays in the engine module.
+about a layer's shape comes from kvplan.core.specs, everything about storage policy stays in the engine module.
 """
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Protocol
 
-from kvplan import layers as L
+from kvplan.core import specs as L
+from kvplan.core.units import cdiv
 from kvplan.errors import UsageError
-from kvplan.units import cdiv
 
 
 @dataclass(frozen=True)
 class Request:
     """One sizing question: `batch` sequences of `seq_len` tokens, split over `tp` x `pp` GPUs.
 
-    `kv_dtype` and `model_dtype` are canonical dtype names (kvplan.units); `kv_dtype` is already resolved
+    `kv_dtype` and `model_dtype` are canonical dtype names (kvplan.core.units); `kv_dtype` is already resolved
     from "auto". `block_size` is None for the engine's default; `max_num_batched_tokens` is the prefill
     token budget vLLM adds to sliding-window reservations; `n_ubatch` is llama.cpp's micro-batch (`-ub`),
     which its sliding-window cache adds to the window.
@@ -67,12 +67,16 @@ def kv_heads_per_rank(num_kv_heads: int, tp: int) -> int:
     (vLLM's and SGLang's `max(1, heads // tp)`)."""
     if num_kv_heads >= tp:
         if num_kv_heads % tp:
-            raise UsageError(f"--tp {tp} does not divide the model's {num_kv_heads} KV heads",
-                             hint="engines need TP to divide the KV heads (or be a multiple of them)")
+            raise UsageError(
+                f"--tp {tp} does not divide the model's {num_kv_heads} KV heads",
+                hint="engines need TP to divide the KV heads (or be a multiple of them)",
+            )
         return num_kv_heads // tp
     if tp % num_kv_heads:
-        raise UsageError(f"--tp {tp} is not a multiple of the model's {num_kv_heads} KV heads",
-                         hint="choose a TP size that divides, or is a multiple of, the KV heads")
+        raise UsageError(
+            f"--tp {tp} is not a multiple of the model's {num_kv_heads} KV heads",
+            hint="choose a TP size that divides, or is a multiple of, the KV heads",
+        )
     return 1
 
 
@@ -87,7 +91,9 @@ def pipeline_stages(num_layers: int, pp: int) -> list[range]:
     """Layer ranges per pipeline stage, as vLLM's `get_pp_indices` splits them: equal shares, the remainder
     going one each to the stages before the last (the last also holds the LM head)."""
     if pp > num_layers:
-        raise UsageError(f"--pp {pp} is larger than the model's {num_layers} layers", hint="use at most one stage per layer")
+        raise UsageError(
+            f"--pp {pp} is larger than the model's {num_layers} layers", hint="use at most one stage per layer"
+        )
     sizes = [num_layers // pp] * pp
     for i in range(2, num_layers % pp + 2):
         sizes[-i] += 1
@@ -107,8 +113,13 @@ def merge_kinds(costs: list[KindCost]) -> list[KindCost]:
             out[cost.kind] = cost
             continue
         tokens = None if cost.tokens is None and prev.tokens is None else max(prev.tokens or 0, cost.tokens or 0)
-        out[cost.kind] = KindCost(cost.kind, prev.layers + cost.layers, prev.bytes + cost.bytes,
-                                  prev.bytes_per_token + cost.bytes_per_token, tokens)
+        out[cost.kind] = KindCost(
+            cost.kind,
+            prev.layers + cost.layers,
+            prev.bytes + cost.bytes,
+            prev.bytes_per_token + cost.bytes_per_token,
+            tokens,
+        )
     return list(out.values())
 
 

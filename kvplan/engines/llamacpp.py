@@ -9,7 +9,7 @@ Rules, read from llama.cpp master (2025-2026) and checked against real start-up 
 - `llama-kv-cache.cpp`: per layer with KV, `K = [n_embd_k_gqa, kv_size, n_stream]` of `type_k` and V likewise
   (`n_embd_k_gqa = head_dim_k x n_head_kv`; no TP split: llama.cpp splits whole layers across GPUs). Bytes are
   ggml row sizes: f32 4, f16/bf16 2, q8_0 34/32, q5_1 24/32, q5_0 22/32, q4_1 20/32, q4_0 and iq4_nl 18/32
-  (kvplan.units); block types need rows that are a multiple of 32 values.
+  (kvplan.core.units); block types need rows that are a multiple of 32 values.
 - MLA models (DeepSeek V2/V3, Kimi K2): `has_v = !is_mla`: K holds the latent (kv_lora_rank + rope dims) and V
   is a view of it, so one row of `kv_lora_rank + qk_rope_head_dim` per cell.
 - Interleaved sliding-window models (`llama-kv-cache-iswa.cpp`): a second cache for the SWA layers of
@@ -27,10 +27,10 @@ from __future__ import annotations
 from fractions import Fraction
 from math import prod
 
-from kvplan import layers as L
+from kvplan.core import specs as L
+from kvplan.core.units import DTYPE_BYTES, GGML_BLOCK_SIZE, GGML_BLOCK_TYPES, GGML_NAMES, cdiv
 from kvplan.engines.base import KindCost, Request, group_costs
 from kvplan.errors import UsageError
-from kvplan.units import DTYPE_BYTES, GGML_BLOCK_SIZE, GGML_BLOCK_TYPES, GGML_NAMES, cdiv
 
 CTX_PAD = 256  # llama-context.cpp: cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256); SWA cache padded to 256 too
 DEFAULT_UBATCH = 512  # common.h n_ubatch
@@ -52,8 +52,10 @@ def cells_per_stream(seq_len: int, n_seq: int) -> int:
 def row_bytes(kv_dtype: str, n: int) -> int:
     """ggml_row_size(type, n): bytes of one row of n values."""
     if kv_dtype in GGML_BLOCK_TYPES and n % GGML_BLOCK_SIZE:
-        raise UsageError(f"llama.cpp cannot store rows of {n} values as {kv_dtype} (blocks of 32)",
-                         hint="use --kv-dtype f16 for this model")
+        raise UsageError(
+            f"llama.cpp cannot store rows of {n} values as {kv_dtype} (blocks of 32)",
+            hint="use --kv-dtype f16 for this model",
+        )
     value = DTYPE_BYTES[kv_dtype] * n
     return int(value)
 
@@ -67,11 +69,15 @@ class LlamaCppEngine:
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if req.tp > 1:
-            raise UsageError("llama.cpp has no tensor parallelism: it splits whole layers across GPUs",
-                             hint="use --tp 1 (and --pp N for a layer split over N GPUs)")
+            raise UsageError(
+                "llama.cpp has no tensor parallelism: it splits whole layers across GPUs",
+                hint="use --tp 1 (and --pp N for a layer split over N GPUs)",
+            )
         if req.kv_dtype not in LLAMACPP_KV_TYPES:
-            raise UsageError(f"llama.cpp has no {req.kv_dtype} KV cache",
-                             hint="use --kv-dtype f16, bf16, f32, q8_0, q5_1, q5_0, q4_1, q4_0 or iq4_nl")
+            raise UsageError(
+                f"llama.cpp has no {req.kv_dtype} KV cache",
+                hint="use --kv-dtype f16, bf16, f32, q8_0, q5_1, q5_0, q4_1, q4_0 or iq4_nl",
+            )
 
     def block_size(self, caches: list[L.Layer], req: Request) -> int | None:
         return None
@@ -91,7 +97,9 @@ class LlamaCppEngine:
             windowed = self.swa and cache.kind in (L.SLIDING, L.CHUNKED)
             size = self.swa_cells(cache, req, cells) if windowed else cells
             dtype = "float16" if windowed and req.kv_dtype in GGML_BLOCK_TYPES else req.kv_dtype  # PR #21277
-            row = row_bytes(dtype, cache.num_kv_heads * cache.head_dim_k) + row_bytes(dtype, cache.num_kv_heads * cache.head_dim_v)
+            row = row_bytes(dtype, cache.num_kv_heads * cache.head_dim_k) + row_bytes(
+                dtype, cache.num_kv_heads * cache.head_dim_v
+            )
             grows = size == cells
             return cache.kind, row * size * streams, Fraction(row) if grows else Fraction(0), size
         if isinstance(cache, L.LatentAttention):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from kvplan import layers as L
+from kvplan.core import specs as L
+from kvplan.core.units import DTYPE_BYTES, cdiv
 from kvplan.engines.base import KindCost, Request
-from kvplan.units import DTYPE_BYTES, cdiv
 
 NAIVE = "naive_mha"
 
@@ -31,4 +31,6 @@ class NaiveEngine:
     def stage_costs(self, caches: list[L.Layer], req: Request) -> list[KindCost]:
         per_token = 2 * self.hidden_size * DTYPE_BYTES[req.kv_dtype] / req.tp * len(caches)
         total = per_token * req.seq_len * req.batch
-        return [KindCost(NAIVE, len(caches), cdiv(total.numerator, total.denominator), Fraction(per_token), req.seq_len)]
+        return [
+            KindCost(NAIVE, len(caches), cdiv(total.numerator, total.denominator), Fraction(per_token), req.seq_len)
+        ]

@@ -17,10 +17,10 @@ from __future__ import annotations
 from fractions import Fraction
 from math import prod
 
-from kvplan import layers as L
+from kvplan.core import specs as L
+from kvplan.core.units import DTYPE_BYTES, cdiv
 from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, split_exact
 from kvplan.errors import UsageError
-from kvplan.units import DTYPE_BYTES, cdiv
 
 DEFAULT_TOKENS_PER_BLOCK = 32
 FREE_GPU_MEMORY_FRACTION = 0.9  # KvCacheConfig.free_gpu_memory_fraction default
@@ -32,7 +32,9 @@ class TensorRtLlmEngine:
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if req.kv_dtype not in ("float32", "float16", "bfloat16", "fp8_e4m3", "int8", "nvfp4"):
-            raise UsageError(f"TensorRT-LLM has no {req.kv_dtype} KV cache", hint="use --kv-dtype auto, fp8, int8 or nvfp4")
+            raise UsageError(
+                f"TensorRT-LLM has no {req.kv_dtype} KV cache", hint="use --kv-dtype auto, fp8, int8 or nvfp4"
+            )
 
     def block_size(self, caches: list[L.Layer], req: Request) -> int:
         return req.block_size or DEFAULT_TOKENS_PER_BLOCK
@@ -56,8 +58,14 @@ class TensorRtLlmEngine:
                 items.append((cache.kind, per_token * tokens * req.batch, Fraction(per_token), tokens))
             elif isinstance(cache, L.RecurrentState):
                 conv = split_exact(cache.conv_channels, req.tp, "convolution channels") * (cache.conv_kernel - 1)
-                ssm = prod(cache.ssm_shape[1:]) * split_exact(cache.ssm_shape[0], req.tp, "state heads") if cache.ssm_shape else 0
-                items.append((cache.kind, int((conv + ssm) * DTYPE_BYTES[req.model_dtype]) * req.batch, Fraction(0), None))
+                ssm = (
+                    prod(cache.ssm_shape[1:]) * split_exact(cache.ssm_shape[0], req.tp, "state heads")
+                    if cache.ssm_shape
+                    else 0
+                )
+                items.append(
+                    (cache.kind, int((conv + ssm) * DTYPE_BYTES[req.model_dtype]) * req.batch, Fraction(0), None)
+                )
             else:
                 items.append((cache.kind, 0, Fraction(0), None))
         return group_costs(items)

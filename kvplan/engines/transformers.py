@@ -23,10 +23,10 @@ from __future__ import annotations
 from fractions import Fraction
 from math import prod
 
-from kvplan import layers as L
+from kvplan.core import specs as L
+from kvplan.core.units import DTYPE_BYTES
 from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, split_exact, window_tokens
 from kvplan.errors import UsageError
-from kvplan.units import DTYPE_BYTES
 
 # Bytes per element of the quantized cache backends, scales and zero points included.
 _QUANTIZED = {"fp8_e4m3": Fraction(1), "int4": Fraction(5, 8), "int8": Fraction(9, 8)}
@@ -46,8 +46,10 @@ class TransformersEngine:
         # dimension, which kvplan has not checked for latents.
         allowed = (L.FULL, L.MLA) if req.kv_dtype == "fp8_e4m3" else (L.FULL,)
         if req.kv_dtype in _QUANTIZED and any(c.kind not in allowed for c in caches):
-            raise UsageError("transformers' quantized KV cache supports only models whose layers are all full attention",
-                             hint="use --kv-dtype auto for this model, or another --engine")
+            raise UsageError(
+                "transformers' quantized KV cache supports only models whose layers are all full attention",
+                hint="use --kv-dtype auto for this model, or another --engine",
+            )
 
     def block_size(self, caches: list[L.Layer], req: Request) -> int | None:
         return None
@@ -63,7 +65,12 @@ class TransformersEngine:
             tokens = window_tokens(cache, req.seq_len, (cache.window or 1) + self.window_extra)
             extra = _FP8_SCALE_BYTES_PER_LAYER if req.kv_dtype == "fp8_e4m3" else 0
             grows = tokens == req.seq_len
-            return cache.kind, _whole(per_token * tokens * req.batch) + extra, per_token if grows else Fraction(0), tokens
+            return (
+                cache.kind,
+                _whole(per_token * tokens * req.batch) + extra,
+                per_token if grows else Fraction(0),
+                tokens,
+            )
         if isinstance(cache, L.LatentAttention):
             per_token = cache.elements_per_token() * self._element_bytes(req)
             extra = _FP8_SCALE_BYTES_PER_LAYER if req.kv_dtype == "fp8_e4m3" else 0
@@ -78,7 +85,11 @@ class TransformersEngine:
     @staticmethod
     def _state_bytes(cache: L.RecurrentState, req: Request) -> int:
         channels = split_exact(cache.conv_channels, req.tp, "convolution channels")
-        ssm = prod(cache.ssm_shape) // cache.ssm_shape[0] * split_exact(cache.ssm_shape[0], req.tp, "state heads") if cache.ssm_shape else 0
+        ssm = (
+            prod(cache.ssm_shape) // cache.ssm_shape[0] * split_exact(cache.ssm_shape[0], req.tp, "state heads")
+            if cache.ssm_shape
+            else 0
+        )
         conv = channels * cache.conv_kernel * DTYPE_BYTES[req.model_dtype]
         return int(conv) + ssm * 4
 
@@ -90,8 +101,10 @@ class TransformersStaticEngine(TransformersEngine):
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if req.kv_dtype != req.model_dtype:
-            raise UsageError("transformers' StaticCache stores the KV cache in the model dtype",
-                             hint="use --kv-dtype auto with --engine transformers-static")
+            raise UsageError(
+                "transformers' StaticCache stores the KV cache in the model dtype",
+                hint="use --kv-dtype auto with --engine transformers-static",
+            )
 
 
 def _whole(value: Fraction) -> int:

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from math import prod
 
-from kvplan import layers as L
+from kvplan.core import specs as L
+from kvplan.core.units import DTYPE_BYTES, cdiv
 from kvplan.engines.base import KindCost, Request, kv_heads_per_rank, merge_kinds, split_exact
 from kvplan.errors import UsageError
-from kvplan.units import DTYPE_BYTES, cdiv
 
 DEFAULT_BLOCK_SIZE = 16
 _ALIGN = 16  # kernel block alignment used when vLLM raises the attention block size for Mamba hybrids
@@ -164,16 +164,24 @@ def _unify_pages(counts: dict[Spec, int]) -> dict[Spec, int]:
     `unify_kv_cache_spec_page_size`); Mamba state pages are padded up to the attention page."""
     if len({s.page for s in counts}) <= 1:
         return counts
-    target = max(s.page for s in counts if s.kind != L.STATE) if any(s.kind != L.STATE for s in counts) else max(s.page for s in counts)
+    target = (
+        max(s.page for s in counts if s.kind != L.STATE)
+        if any(s.kind != L.STATE for s in counts)
+        else max(s.page for s in counts)
+    )
     out: dict[Spec, int] = {}
     for spec, n in counts.items():
         if spec.kind == L.STATE:
             if spec.page > target:
-                raise UsageError("a Mamba state page is larger than the attention page", hint="pass a larger --block-size")
+                raise UsageError(
+                    "a Mamba state page is larger than the attention page", hint="pass a larger --block-size"
+                )
             new = Spec(spec.kind, target, spec.block_size, spec.window)
         else:
             if target % spec.page:
-                raise UsageError("vLLM cannot unify this model's page sizes (they do not divide)", hint="try --engine sglang")
+                raise UsageError(
+                    "vLLM cannot unify this model's page sizes (they do not divide)", hint="try --engine sglang"
+                )
             new = Spec(spec.kind, target, spec.block_size * (target // spec.page), spec.window)
         out[new] = out.get(new, 0) + n
     return out
@@ -207,9 +215,14 @@ def capacity(caches: list[L.Layer], req: Request, available_bytes: int) -> Capac
     per_request = sum(plan.groups(spec) * engine.blocks_per_request(spec, req) for spec in plan.specs)
     block = min(spec.block_size for spec in plan.specs)
     return Capacity(
-        num_blocks=num_blocks, block_size=block, kv_cache_tokens=num_blocks // plan.num_groups * block,
-        blocks_per_request=per_request, max_concurrency=num_blocks / per_request, num_groups=plan.num_groups,
-        group_size=plan.group_size, page_bytes=plan.page,
+        num_blocks=num_blocks,
+        block_size=block,
+        kv_cache_tokens=num_blocks // plan.num_groups * block,
+        blocks_per_request=per_request,
+        max_concurrency=num_blocks / per_request,
+        num_groups=plan.num_groups,
+        group_size=plan.group_size,
+        page_bytes=plan.page,
     )
 
 

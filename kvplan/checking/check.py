@@ -1,0 +1,565 @@
+"""`kvplan check`: run `recommend()` for each deployment and judge it: fits or not, headroom, the binding
+constraint, the smallest changes that make it fit (each re-checked with `recommend()`), model-config lint,
+and a JUnit XML report for CI.
+
+Definitions (per GPU, the fullest pipeline stage):
+- required concurrency: the deployment's `max_num_seqs` requests of `max_model_len` tokens, else 1 (what an
+  engine needs to start);
+- needed KV bytes: what those requests take in the engine's own storage model (vLLM: blocks per request x
+  page bytes x requests, exactly as `recommend()` counts them; SGLang: its per-token pool); for engines
+  whose internals kvplan does not repeat here, available x requested / max concurrency;
+- headroom: available KV memory - needed KV bytes; headroom fraction: headroom / available
+  (for vLLM equal to 1 - requested / max concurrency);
+- binding constraint of a plan that does not fit: `weights` (weights and overheads leave no KV memory),
+  `max_model_len` (one request of max_model_len does not fit), `concurrency` (the requested concurrency
+  does not), `headroom` (it fits with less than --min-headroom spare), `lint` (--strict and config lint).
+Pure arithmetic: never imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from kvplan.checking.lint import LintWarning, lint_model_config
+from kvplan.checking.plans import Deployment
+from kvplan.core.bisection import largest
+from kvplan.core.units import canonical_dtype, format_bytes
+from kvplan.engines import Request, canonical_engine
+from kvplan.errors import KvplanError, UsageError
+from kvplan.planning.recommend import SUPPORTED_ENGINES, TP_CHOICES, request_kv_bytes
+
+SCHEMA = "kvplan.check/1"
+CONSTRAINTS = ("weights", "max_model_len", "concurrency", "headroom", "lint")
+MAX_SUGGESTED_UTILIZATION = 0.95
+# recommend() speaks in CLI flags; a plan in keys
+_FLAG_TO_KEY = (
+    ("--kv-memory SIZE", "kv_cache_memory"),
+    ("--kv-memory", "kv_cache_memory"),
+    ("--tp", "tensor_parallel_size"),
+    ("--pp", "pipeline_parallel_size"),
+    ("--gpus", "gpus"),
+    ("--max-model-len", "max_model_len"),
+    ("--concurrency", "max_num_seqs"),
+    ("--gpu-memory-utilization", "gpu_memory_utilization"),
+    ("--block-size", "block_size"),
+    ("--max-num-batched-tokens", "max_num_batched_tokens"),
+    ("--kv-dtype", "kv_cache_dtype"),
+    ("--engine", "engine"),
+    ("--weights-bytes SIZE", "weights_bytes"),
+    ("--weights-bytes", "weights_bytes"),
+)
+
+
+def supported_engines() -> tuple[str, ...]:
+    """The engines kvplan.planning.recommend sizes."""
+    return SUPPORTED_ENGINES
+
+
+def recommend_engine(plan_engine: str) -> str:
+    """A plan's engine as kvplan.planning.recommend names it, or a UsageError when recommend cannot size it."""
+    engine = canonical_engine(plan_engine)
+    if engine in supported_engines():
+        return engine
+    raise UsageError(
+        f"kvplan check cannot size engine '{plan_engine}' yet (it sizes {', '.join(supported_engines())})",
+        hint="set engine to one of: " + ", ".join(supported_engines()),
+    )
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One change that makes the deployment pass, re-checked with recommend()."""
+
+    key: str
+    value: Any
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "value": self.value, "text": self.text}
+
+
+@dataclass(frozen=True)
+class DeploymentResult:
+    deployment: Deployment
+    recommendation: Any  # kvplan.planning.recommend.Recommendation
+    required_concurrency: int
+    needed_kv_bytes: int | None
+    headroom_bytes: int | None
+    headroom_fraction: float | None
+    fits: bool
+    ok: bool
+    binding_constraint: str | None
+    binding_detail: str | None
+    fixes: tuple[Fix, ...]
+    lint: tuple[LintWarning, ...]
+    notes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        dep, rec = self.deployment, self.recommendation
+        return {
+            "name": dep.name,
+            "source": dep.source,
+            "line": dep.line,
+            "engine": dep.engine,
+            "model": rec.model,
+            "gpu_profile": rec.gpu_profile,
+            "gpus": dep.gpu_count,
+            "tensor_parallel_size": rec.tp,
+            "pipeline_parallel_size": rec.pp,
+            "max_model_len": rec.max_model_len,
+            "max_num_seqs": dep.max_num_seqs,
+            "required_concurrency": self.required_concurrency,
+            "kv_cache_dtype": rec.kv_dtype,
+            "fits": self.fits,
+            "ok": self.ok,
+            "headroom_bytes": self.headroom_bytes,
+            "headroom_fraction": None if self.headroom_fraction is None else round(self.headroom_fraction, 6),
+            "needed_kv_bytes": self.needed_kv_bytes,
+            "binding_constraint": self.binding_constraint,
+            "binding_detail": self.binding_detail,
+            "fix": [f.to_dict() for f in self.fixes],
+            "lint": [w.to_dict() for w in self.lint],
+            "notes": list(self.notes),
+            "available_kv_memory_bytes": rec.available_kv_memory_bytes,
+            "kv_cache_tokens": rec.kv_cache_tokens,
+            "num_blocks": rec.num_blocks,
+            "block_size": rec.block_size,
+            "max_concurrency": rec.max_concurrency,
+            "max_model_len_fit": rec.max_model_len_fit,
+            "weights_bytes": rec.weights_bytes,
+            "weights_source": rec.weights_source,
+            "gpu_memory_utilization": rec.gpu_memory_utilization,
+            "fp8_kv": rec.fp8_kv,
+            "min_tp_to_fit": rec.min_tp_to_fit,
+            "recommend": rec.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    results: tuple[DeploymentResult, ...]
+    min_headroom: float = 0.0
+    strict: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        passed = sum(r.ok for r in self.results)
+        return {
+            "schema": SCHEMA,
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "min_headroom": self.min_headroom,
+            "strict": self.strict,
+            "summary": {"deployments": len(self.results), "passed": passed, "failed": len(self.results) - passed},
+            "deployments": [r.to_dict() for r in self.results],
+        }
+
+
+# ------------------------------------------------------------------------------------------------ checking
+
+
+def parse_headroom(text: str | float | None) -> float:
+    """--min-headroom: "5%" or 0.05 -> 0.05, in [0, 1)."""
+    if text is None:
+        return 0.0
+    raw = str(text).strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise UsageError(f"--min-headroom: cannot read {raw!r}", hint="write e.g. 5% or 0.05") from None
+    if not raw.endswith("%") and value >= 1:
+        raise UsageError(f"--min-headroom: {raw} is not a fraction", hint=f"write {raw}% or {value / 100:g}")
+    if not 0 <= value < 1 or math.isnan(value):
+        raise UsageError(f"--min-headroom must be in [0%, 100%), got {raw!r}", hint="write e.g. 5% or 0.05")
+    return value
+
+
+def check_deployments(
+    deployments: list[Deployment],
+    *,
+    min_headroom: float = 0.0,
+    strict: bool = False,
+    offline: bool | None = None,
+    profiles_dir: str | None = None,
+) -> CheckReport:
+    """Evaluate every deployment. Bad input (unknown GPU or model, an engine kvplan cannot size, values the
+    engine would refuse) raises a KvplanError naming the file, line and key; a plan that does not fit is a
+    result with ok=False."""
+    results = [
+        _check_one(d, min_headroom=min_headroom, strict=strict, offline=offline, profiles_dir=profiles_dir)
+        for d in deployments
+    ]
+    return CheckReport(tuple(results), min_headroom, strict)
+
+
+def _as_keys(text: str) -> str:
+    """recommend()'s CLI flags spelled as plan keys ("--tp 2" -> "tensor_parallel_size 2")."""
+    for flag, key in _FLAG_TO_KEY:
+        text = re.sub(re.escape(flag) + r"(?![\w-])", key, text)
+    return text
+
+
+def _located(exc: KvplanError, prefix: str) -> KvplanError:
+    """The same error, its message prefixed with file:line: key and CLI flags spelled as plan keys."""
+    return type(exc)(f"{prefix}: {_as_keys(exc.message)}", _as_keys(exc.hint) if exc.hint else exc.hint)
+
+
+class _Evaluator:
+    """One deployment: recommend() with overrides, and the KV bytes its requests need."""
+
+    def __init__(
+        self,
+        dep: Deployment,
+        engine: str,
+        loaded: Any,
+        shape: Any,
+        *,
+        offline: bool | None,
+        profiles_dir: str | None,
+        min_headroom: float,
+    ) -> None:
+        self.dep, self.engine, self.loaded, self.shape = dep, engine, loaded, shape
+        self.offline, self.profiles_dir, self.min_headroom = offline, profiles_dir, min_headroom
+        self.model_arg: Any = loaded  # read once: every recommend() of this deployment reuses it
+
+    def recommend(self, **over: Any) -> Any:
+        from kvplan.planning.recommend import recommend
+
+        d = self.dep
+        args = dict(
+            gpu_profile=d.gpu,
+            gpus=d.gpu_count,
+            engine=self.engine,
+            gpu_memory_utilization=d.gpu_memory_utilization,
+            max_model_len=self.max_model_len,
+            concurrency=d.required_concurrency,
+            dtype=d.dtype,
+            kv_dtype=d.kv_cache_dtype,
+            tp=d.tensor_parallel_size,
+            pp=d.pipeline_parallel_size,
+            block_size=d.block_size,
+            kv_memory=d.kv_cache_memory,
+            max_num_batched_tokens=d.max_num_batched_tokens,
+            profiles_dir=self.profiles_dir,
+            offline=self.offline,
+            revision=d.revision,
+        )
+        if d.weights_bytes is not None:  # e.g. a quantized GGUF's file size
+            args["weights_bytes"] = d.weights_bytes
+        if d.max_num_seqs is not None:  # the engine runs with this cap (vLLM's sampler warm-up uses it)
+            args["max_num_seqs"] = over.get("concurrency", d.max_num_seqs)
+        args.update(over)
+        return recommend(self.model_arg, **args)
+
+    @property
+    def max_model_len(self) -> int | None:
+        return self.dep.max_model_len or self.shape.max_position_embeddings
+
+    def per_request(self, rec: Any, seq_len: int) -> int | None:
+        """KV bytes one request of seq_len takes on the fullest GPU under rec's settings, in the engine's storage
+        model (kvplan.planning.recommend.request_kv_bytes: what recommend's max_concurrency divides by)."""
+        try:
+            kv, model = canonical_dtype(rec.kv_dtype, what="kv dtype"), canonical_dtype(rec.dtype)
+            req = Request(seq_len, 1, kv, model, rec.tp, rec.pp, self.dep.block_size, rec.max_num_batched_tokens)
+            return request_kv_bytes(self.shape, self.engine, req)
+        except KvplanError:
+            return None
+
+    def needed(self, rec: Any, seq_len: int | None = None, concurrency: int | None = None) -> int | None:
+        """KV bytes `concurrency` requests of `seq_len` need under rec's settings."""
+        n = concurrency or getattr(rec, "concurrency", None) or self.dep.required_concurrency
+        one = self.per_request(rec, seq_len or rec.max_model_len)
+        if one is not None and one > 0:
+            return n * one
+        if seq_len not in (None, rec.max_model_len) or not rec.max_concurrency:
+            return None
+        return int(rec.available_kv_memory_bytes * n / rec.max_concurrency)
+
+    def accepts(self, rec: Any) -> bool:
+        """rec fits, with at least min_headroom of its KV memory spare."""
+        if not rec.fits:
+            return False
+        if self.min_headroom <= 0:
+            return True
+        need = self.needed(rec)
+        avail = rec.available_kv_memory_bytes
+        return need is not None and avail > 0 and (avail - need) / avail >= self.min_headroom
+
+    def try_recommend(self, **over: Any) -> Any | None:
+        try:
+            return self.recommend(**over)
+        except KvplanError:
+            return None
+
+
+def _check_one(
+    dep: Deployment, *, min_headroom: float, strict: bool, offline: bool | None, profiles_dir: str | None
+) -> DeploymentResult:
+    from kvplan.core.shapes import model_shape
+    from kvplan.planning import resolved as api
+    from kvplan.sources.hardware import load_profile
+
+    try:
+        engine = recommend_engine(dep.engine)
+    except KvplanError as exc:
+        raise _located(exc, dep.at("engine")) from None
+    pdir = profiles_dir or dep.profiles_dir
+    try:
+        load_profile(dep.gpu, profiles_dir=pdir)  # an unknown GPU is named here, with the plan's file and line
+    except KvplanError as exc:
+        raise _located(exc, dep.at("gpu")) from None
+    try:
+        loaded = api.load(dep.model, revision=dep.revision, offline=offline)
+        shape = model_shape(loaded.config)
+    except KvplanError as exc:
+        error = _located(exc, dep.at("model"))
+        if dep.key_name("model") == "model_name":  # Xinference's registry name, not a Hub id
+            more = "pass --model with the Hugging Face repo id"
+            error.hint = f"{error.hint}; or {more}" if error.hint else more
+        raise error from None
+
+    ev = _Evaluator(dep, engine, loaded, shape, offline=offline, profiles_dir=pdir, min_headroom=min_headroom)
+    lint = tuple(
+        lint_model_config(
+            loaded.config,
+            engine=dep.engine,
+            tp=dep.tensor_parallel_size,
+            pp=dep.pipeline_parallel_size,
+            max_model_len=ev.max_model_len,
+        )
+    )
+    try:
+        rec = ev.recommend()
+    except KvplanError as exc:
+        raise _located(exc, dep.at()) from None
+
+    notes = list(dep.notes)
+    if dep.max_model_len is None:
+        notes.append(f"max_model_len not set: planned at the model's limit ({rec.max_model_len:,} tokens)")
+    if dep.gpus and dep.gpus > rec.tp * rec.pp:
+        notes.append(f"{dep.gpus} GPUs given, tensor x pipeline parallel uses {rec.tp * rec.pp}")
+    notes.extend(_as_keys(n) for n in rec.notes if _as_keys(n) not in notes)
+
+    conc = dep.required_concurrency
+    avail = rec.available_kv_memory_bytes
+    need = ev.needed(rec)
+    headroom = None if need is None else avail - need
+    if headroom is not None and (headroom >= 0) != rec.fits:  # never contradict recommend(): it decides fits
+        headroom = 0 if rec.fits else min(headroom, -1)
+    fraction = None if headroom is None or avail <= 0 else headroom / avail
+
+    binding, detail = None, None
+    if not rec.fits:
+        if avail <= 0:
+            binding = "weights"
+            weights = format_bytes(rec.weights_bytes) if rec.weights_bytes is not None else "the weights"
+            detail = (
+                f"weights {weights} and the engine's overheads leave no KV memory in "
+                f"{format_bytes(rec.gpu_memory_bytes)} x {rec.gpu_memory_utilization}"
+            )
+        elif rec.max_model_len_fit < rec.max_model_len:
+            binding = "max_model_len"
+            detail = (
+                f"one request of {rec.max_model_len:,} tokens does not fit in {format_bytes(avail)} of KV "
+                f"memory; the largest that fits is {rec.max_model_len_fit:,}"
+            )
+        else:
+            binding = "concurrency"
+            detail = (
+                f"{conc} requests x {rec.max_model_len:,} tokens need "
+                f"{format_bytes(need) if need is not None else 'more than'} of KV memory, "
+                f"{format_bytes(avail)} available (max concurrency {rec.max_concurrency:g}x)"
+            )
+    elif min_headroom > 0 and (fraction is None or fraction < min_headroom):
+        binding = "headroom"
+        detail = f"headroom {format_bytes(headroom)} ({(fraction or 0):.1%}) is below the required {min_headroom:.1%}"
+    elif strict and lint:
+        binding = "lint"
+        detail = f"{len(lint)} config lint error(s) under --strict"
+    fixes = _fixes(ev, rec, binding) if binding in ("weights", "max_model_len", "concurrency", "headroom") else ()
+    return DeploymentResult(
+        deployment=dep,
+        recommendation=rec,
+        required_concurrency=conc,
+        needed_kv_bytes=need,
+        headroom_bytes=headroom,
+        headroom_fraction=fraction,
+        fits=rec.fits,
+        ok=binding is None,
+        binding_constraint=binding,
+        binding_detail=detail,
+        fixes=tuple(fixes),
+        lint=lint,
+        notes=tuple(notes),
+    )
+
+
+# ------------------------------------------------------------------------------------------------- fixes
+
+
+def _fixes(ev: _Evaluator, rec: Any, binding: str) -> list[Fix]:
+    dep = ev.dep
+    conc = dep.required_concurrency
+    avail = rec.available_kv_memory_bytes
+    budget = avail * (1 - ev.min_headroom)
+    out: list[Fix] = []
+    spare = f" with {ev.min_headroom:.0%} headroom" if ev.min_headroom > 0 else ""
+    what = f"{conc} request{'s' if conc > 1 else ''}"
+
+    # 1. the largest max_model_len that fits (as is, then re-checked by recommend())
+    if binding != "weights" and avail > 0:
+
+        def fits_len(n: int) -> bool:
+            need = ev.needed(rec, seq_len=n)
+            return need is not None and need <= budget
+
+        cap = min(rec.max_model_len - 1, ev.shape.max_position_embeddings or rec.max_model_len - 1)
+        if ev.per_request(rec, cap) is not None:
+            best = largest(fits_len, cap)
+        else:  # no storage model here: search with recommend() itself
+            best = largest(lambda n: bool((r := ev.try_recommend(max_model_len=n)) and ev.accepts(r)), cap)
+        checked = ev.try_recommend(max_model_len=best) if best else None
+        if checked is not None and ev.accepts(checked):
+            out.append(
+                Fix(
+                    "max_model_len",
+                    best,
+                    f"lower {dep.key_name('max_model_len')} to {best:,} (the largest that fits {what}{spare})",
+                )
+            )
+
+    # 2. an fp8 KV cache, where the GPU has one
+    if rec.fp8_kv is not None and binding != "weights":
+        value = {"sglang": "fp8_e4m3"}.get(ev.engine) or str(rec.fp8_kv.get("kv_dtype") or "fp8")
+        checked = ev.try_recommend(kv_dtype=value)
+        if checked is not None and ev.accepts(checked):
+            out.append(
+                Fix(
+                    "kv_cache_dtype",
+                    value,
+                    f"set {dep.key_name('kv_cache_dtype')} to {value} (max concurrency {checked.max_concurrency:g}x)",
+                )
+            )
+
+    # 3. more tensor parallelism
+    if dep.kv_cache_memory is None:
+        for tp in (t for t in TP_CHOICES if t > rec.tp):
+            gpus = max(dep.gpu_count, tp * rec.pp)
+            checked = ev.try_recommend(tp=tp, gpus=gpus)
+            if checked is not None and ev.accepts(checked):
+                extra = (
+                    f" (needs {tp * rec.pp} GPUs, the plan has {dep.gpu_count})" if tp * rec.pp > dep.gpu_count else ""
+                )
+                out.append(
+                    Fix("tensor_parallel_size", tp, f"raise {dep.key_name('tensor_parallel_size')} to {tp}{extra}")
+                )
+                break
+
+    # 4. fewer concurrent requests
+    if binding in ("concurrency", "headroom") and dep.max_num_seqs and dep.max_num_seqs > 1:
+        one = ev.needed(rec, concurrency=1)
+        best = min(int(budget // one), dep.max_num_seqs - 1) if one else 0
+        checked = ev.try_recommend(concurrency=best) if best >= 1 else None
+        if checked is not None and ev.accepts(checked):
+            out.append(
+                Fix(
+                    "max_num_seqs",
+                    best,
+                    f"lower {dep.key_name('max_num_seqs')} to {best} (the most "
+                    f"{rec.max_model_len:,}-token requests that fit{spare})",
+                )
+            )
+
+    # 5. a larger share of GPU memory
+    if ev.engine in ("vllm", "sglang") and dep.kv_cache_memory is None and rec.gpu_memory_utilization:
+        need = ev.needed(rec)
+        raw = sum(t.bytes for t in rec.budget)  # the budget before clamping at 0
+        if need is not None and rec.gpu_memory_bytes:
+            target = need / (1 - ev.min_headroom)
+            util = math.ceil((rec.gpu_memory_utilization + (target - raw) / rec.gpu_memory_bytes) * 100) / 100
+            if rec.gpu_memory_utilization < util <= MAX_SUGGESTED_UTILIZATION:
+                checked = ev.try_recommend(gpu_memory_utilization=util)
+                if checked is not None and ev.accepts(checked):
+                    out.append(
+                        Fix(
+                            "gpu_memory_utilization",
+                            util,
+                            f"raise {dep.key_name('gpu_memory_utilization')} to {util:g}",
+                        )
+                    )
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- reports
+
+
+def junit_xml(report: CheckReport) -> str:
+    """A JUnit XML report: one test case per deployment, a failure for each that does not pass."""
+    failures = sum(not r.ok for r in report.results)
+    suites = ET.Element(
+        "testsuites", name="kvplan check", tests=str(len(report.results)), failures=str(failures), errors="0"
+    )
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name="kvplan check",
+        tests=str(len(report.results)),
+        failures=str(failures),
+        errors="0",
+        skipped="0",
+    )
+    for r in report.results:
+        dep, rec = r.deployment, r.recommendation
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            name=dep.name,
+            classname=f"kvplan.checking.check.{Path(dep.source).stem}",
+            file=dep.source,
+            line=str(dep.line),
+        )
+        lines = [
+            f"model {rec.model} on {rec.gpus} x {rec.gpu_profile}, {dep.engine}, TP {rec.tp} PP {rec.pp}, "
+            f"KV {rec.kv_dtype}",
+            f"max_model_len {rec.max_model_len}, required concurrency {r.required_concurrency}",
+            f"available KV memory {rec.available_kv_memory_bytes} B, needed {r.needed_kv_bytes} B, "
+            f"headroom {r.headroom_bytes} B" + ("" if r.headroom_fraction is None else f" ({r.headroom_fraction:.2%})"),
+            f"max concurrency {rec.max_concurrency:g}x, largest max_model_len {rec.max_model_len_fit}",
+        ]
+        lines += [f"lint [{w.code}]: {w.message}" for w in r.lint]
+        if not r.ok:
+            failure = ET.SubElement(
+                case,
+                "failure",
+                type=r.binding_constraint or "failure",
+                message=f"{r.binding_constraint}: {r.binding_detail}",
+            )
+            failure.text = "\n".join([r.binding_detail or ""] + [f"fix: {f.text}" for f in r.fixes])
+        ET.SubElement(case, "system-out").text = "\n".join(lines)
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+__all__ = [
+    "CONSTRAINTS",
+    "SCHEMA",
+    "CheckReport",
+    "DeploymentResult",
+    "Fix",
+    "check_deployments",
+    "junit_xml",
+    "parse_headroom",
+    "recommend_engine",
+]

@@ -1,0 +1,169 @@
+"""Lint a model's config.json against a deployment: the inconsistencies engines refuse or silently work around.
+
+Each check returns a `LintWarning` (a code and one line). `kvplan check` prints them as warnings, and as
+errors with `--strict`. The config is read as data (kvplan.core.config); fields kvplan cannot read are
+skipped here (the shape reader reports them). Pure Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from kvplan.core.config import text_config
+
+# Families whose modelling code derives head_dim = hidden_size / num_attention_heads and ignores a `head_dim`.
+DERIVED_HEAD_DIM = (
+    "gpt2",
+    "gpt_neox",
+    "gptj",
+    "bloom",
+    "opt",
+    "falcon",
+    "RefinedWeb",
+    "RefinedWebModel",
+    "gpt_bigcode",
+    "mpt",
+    "phi",
+)
+# RoPE scaling types under which vLLM keeps max_position_embeddings as the limit (no factor applied).
+_UNSCALED_ROPE = ("default", "llama3", "mrope", "none")
+TP_ENGINES = ("vllm", "sglang", "tgi", "lightllm", "tensorrt-llm")
+
+
+@dataclass(frozen=True)
+class LintWarning:
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _int(cfg: dict, *keys: str) -> int | None:
+    for key in keys:
+        value = cfg.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value <= 0:
+            return None
+        return int(value)
+    return None
+
+
+def _rope_scaling(cfg: dict) -> dict | None:
+    """The config's RoPE scaling (`rope_scaling`, or transformers v5 `rope_parameters`), None when unscaled."""
+    for key in ("rope_scaling", "rope_parameters"):
+        value = cfg.get(key)
+        if isinstance(value, dict):
+            kind = str(value.get("rope_type") or value.get("type") or "default").lower()
+            if kind != "default":
+                return value
+    return None
+
+
+def lint_model_config(
+    config: dict[str, Any], *, engine: str = "vllm", tp: int = 1, pp: int = 1, max_model_len: int | None = None
+) -> list[LintWarning]:
+    """Config-level problems for serving `config` with `engine` at `tp` x `pp` and `max_model_len`."""
+    if not isinstance(config, dict):
+        return []
+    cfg = text_config(config)
+    out: list[LintWarning] = []
+    model_type = str(cfg.get("model_type") or "")
+    heads = _int(cfg, "num_attention_heads", "n_head", "n_heads", "num_heads")
+    kv = _int(cfg, "num_key_value_heads", "num_kv_heads", "n_head_kv", "multi_query_group_num")
+    hidden = _int(cfg, "hidden_size", "n_embd", "n_embed", "d_model", "dim")
+    head_dim = _int(cfg, "head_dim")
+    layers = _int(cfg, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
+    latent = cfg.get("kv_lora_rank") is not None
+
+    if heads and kv and not latent:
+        if kv > heads:
+            out.append(LintWarning("kv-heads", f"num_key_value_heads {kv} is more than num_attention_heads {heads}"))
+        elif heads % kv:
+            out.append(
+                LintWarning(
+                    "kv-heads",
+                    f"num_attention_heads {heads} is not divisible by num_key_value_heads {kv}: GQA needs equal groups",
+                )
+            )
+    if heads and hidden and model_type in DERIVED_HEAD_DIM:
+        if hidden % heads:
+            out.append(
+                LintWarning(
+                    "head-dim",
+                    f"hidden_size {hidden} is not divisible by num_attention_heads {heads}, "
+                    f"which {model_type} requires",
+                )
+            )
+        elif head_dim is not None and head_dim != hidden // heads:
+            out.append(
+                LintWarning(
+                    "head-dim",
+                    f"head_dim {head_dim} differs from hidden_size / num_attention_heads = "
+                    f"{hidden // heads}; {model_type} uses the latter and ignores head_dim",
+                )
+            )
+
+    limit = _int(cfg, "max_position_embeddings", "n_positions", "seq_length", "max_sequence_length")
+    if max_model_len and limit and max_model_len > limit:
+        scaling = _rope_scaling(cfg)
+        kind = str((scaling or {}).get("rope_type") or (scaling or {}).get("type") or "").lower()
+        factor = (scaling or {}).get("factor")
+        scaled = limit
+        if (
+            scaling is not None
+            and kind not in _UNSCALED_ROPE
+            and isinstance(factor, (int, float))
+            and not isinstance(factor, bool)
+            and factor > 1
+        ):
+            scaled = int(limit * factor)
+        if scaling is None:
+            out.append(
+                LintWarning(
+                    "max-model-len",
+                    f"max_model_len {max_model_len:,} is above the model's "
+                    f"max_position_embeddings {limit:,} and the config has no RoPE "
+                    "scaling (vLLM refuses it unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1)",
+                )
+            )
+        elif max_model_len > scaled:
+            out.append(
+                LintWarning(
+                    "max-model-len",
+                    f"max_model_len {max_model_len:,} is above the {scaled:,} tokens "
+                    f"the config's RoPE scaling ({kind or 'unknown'}) allows",
+                )
+            )
+
+    if engine in TP_ENGINES and tp > 1:
+        if heads and heads % tp:
+            out.append(
+                LintWarning(
+                    "tp-heads",
+                    f"tensor_parallel_size {tp} does not divide num_attention_heads {heads} "
+                    f"({engine} requires num_attention_heads % tp == 0)",
+                )
+            )
+        if kv and not latent and ((kv >= tp and kv % tp) or (kv < tp and tp % kv)):
+            out.append(
+                LintWarning(
+                    "tp-kv-heads",
+                    f"tensor_parallel_size {tp} neither divides nor is a multiple of num_key_value_heads {kv}",
+                )
+            )
+    if layers and pp > layers:
+        out.append(LintWarning("pp-layers", f"pipeline_parallel_size {pp} is more than the model's {layers} layers"))
+
+    dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "").lower().removeprefix("torch.")
+    if engine in ("vllm", "sglang") and dtype in ("float32", "fp32", "float"):
+        out.append(
+            LintWarning(
+                "dtype",
+                f"the config's dtype is float32; {engine} serves it in 16 bits with dtype "
+                "auto, kvplan plans float32 unless the deployment sets dtype",
+            )
+        )
+    return out

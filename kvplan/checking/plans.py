@@ -1,0 +1,543 @@
+"""Deployment plans: the `Deployment` that `kvplan check` evaluates, and the loading of plan files.
+
+A plan file is YAML (read with `yaml.SafeLoader` only: no tags, nothing executed) holding a list of
+deployments, each a mapping of the keys in `KEYS`; a top-level `defaults:` mapping is merged into each
+deployment, `profiles_dir:` names a folder of extra hardware profiles (relative to the plan file) and
+top-level `x-...` keys are ignored (a place for YAML anchors, as in docker-compose). Every
+problem is one `ConfigError` naming the file, the line and the key, e.g.
+`plan.yaml:7: deployments[0]: unknown key 'max_model_length' (did you mean 'max_model_len'?)`.
+
+Engine configs (vLLM, SGLang, Xinference) are mapped onto the same keys by kvplan.checking.engine_configs and built
+with `build_deployment`, so both are validated by the same code. Pure Python + PyYAML; no torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kvplan.core.units import SHORT_NAMES, canonical_dtype, parse_length, parse_size
+from kvplan.engines import canonical_engine
+from kvplan.errors import ConfigError, KvplanError
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_INT = 2**31 - 1  # counts beyond this are typos, not deployments
+
+# Engines a plan may name. kvplan.checking.check maps them onto the engines kvplan.planning.recommend sizes.
+PLAN_ENGINES = ("vllm", "sglang", "tgi", "llamacpp", "lightllm", "tensorrt-llm", "transformers")
+
+KEYS = (
+    "name",
+    "model",
+    "revision",
+    "gpu",
+    "gpus",
+    "engine",
+    "tensor_parallel_size",
+    "pipeline_parallel_size",
+    "max_model_len",
+    "max_num_seqs",
+    "kv_cache_dtype",
+    "dtype",
+    "gpu_memory_utilization",
+    "block_size",
+    "max_num_batched_tokens",
+    "kv_cache_memory",
+    "weights_bytes",
+)
+REQUIRED = ("name", "model", "gpu", "max_model_len")
+TOP_LEVEL_KEYS = ("deployments", "defaults", "profiles_dir")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One deployment to check. `None` means "the engine's default". `lines` maps each key given to the line
+    it was given on; `spelling` maps a key to the name the source file uses for it (engine configs)."""
+
+    name: str
+    model: str
+    gpu: str
+    max_model_len: int | None
+    source: str = "<plan>"
+    line: int = 1
+    where: str = ""
+    engine: str = "vllm"
+    revision: str | None = None
+    gpus: int | None = None
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    max_num_seqs: int | None = None
+    kv_cache_dtype: str = "auto"
+    dtype: str = "auto"
+    gpu_memory_utilization: float | None = None
+    block_size: int | None = None
+    max_num_batched_tokens: int | None = None
+    kv_cache_memory: int | None = None
+    weights_bytes: int | None = None
+    profiles_dir: str | None = None
+    notes: tuple[str, ...] = ()
+    lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
+    spelling: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def gpu_count(self) -> int:
+        """GPUs the deployment has: `gpus`, else tensor x pipeline parallel size."""
+        return self.gpus or self.tensor_parallel_size * self.pipeline_parallel_size
+
+    @property
+    def required_concurrency(self) -> int:
+        """Requests of max_model_len that must fit at once: max_num_seqs, else 1 (what an engine needs to start)."""
+        return self.max_num_seqs or 1
+
+    def key_name(self, key: str) -> str:
+        """The key as the source file spells it (`max-model-len` in a vLLM config)."""
+        return self.spelling.get(key, key)
+
+    def at(self, key: str | None = None) -> str:
+        """`file:line: where.key` for messages about this deployment (or one of its keys)."""
+        line = self.lines.get(key, self.line) if key else self.line
+        label = self.where
+        if key:
+            name = self.key_name(key)
+            if name.startswith("--"):  # given on the command line, not in the file
+                label = name
+            else:
+                label = f"{label}.{name}" if label else f"key '{name}'"
+        return f"{self.source}:{line}: {label}" if label else f"{self.source}:{line}"
+
+
+# ------------------------------------------------------------------------------------------- YAML with lines
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One key's value, where it was written and how to name it in a message."""
+
+    value: Any
+    line: int
+    label: str  # e.g. "deployments[0].gpus", "defaults.gpus" or "key 'max-model-len'"
+
+
+def read_text(path: str | Path, what: str = "plan file") -> str:
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise ConfigError(f"{path}: is a folder, not a {what}", hint=f"pass the {what} itself")
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"{path}: too big for a {what} ({p.stat().st_size:,} bytes)", hint=f"pass the {what}")
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file", hint="check the path") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot read file: {exc.strerror or exc}", hint="check the path's permissions"
+        ) from None
+    if b"\x00" in raw:
+        raise ConfigError(f"{path}: binary file, not a YAML {what}", hint=f"pass the {what} (YAML text)")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (bad byte at offset {exc.start})", hint="save the file as UTF-8"
+        ) from None
+
+
+def load_yaml(path: str | Path, text: str) -> tuple[Any, yaml.Node | None]:
+    """Parse one YAML document with the safe loader; return the data and its node tree (for line numbers).
+
+    Tags outside plain YAML (`!!python/object/apply:...`) are refused, never constructed.
+    """
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        raise ConfigError(_reader_message(path, text, exc), hint="remove control characters from the file") from None
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            _refuse_duplicates(path, node)
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.reader.ReaderError as exc:
+        raise ConfigError(_reader_message(path, text, exc), hint="remove control characters from the file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            _yaml_message(path, exc), hint="write plain YAML: no !!tags; check quoting and indentation"
+        ) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply", hint="a plan is a shallow mapping") from None
+    finally:
+        loader.dispose()
+    return data, node
+
+
+def _reader_message(path: str | Path, text: str, exc: yaml.reader.ReaderError) -> str:
+    line = text[: max(0, exc.position)].count("\n") + 1
+    char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+    return f"{path}:{line}: invalid YAML: character #x{char:04x} is not allowed in YAML text"
+
+
+def _yaml_message(path: str | Path, exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    context = " ".join(str(getattr(exc, "context", None) or "").split())
+    if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in problem:
+        tag = problem.split("tag", 1)[1].strip(" '\"")
+        tag = tag.replace("tag:yaml.org,2002:", "!!")
+        problem = f"unsupported YAML tag '{tag}' (only plain YAML values are allowed; nothing was run)"
+    elif context and context not in problem:
+        problem = f"{problem} ({context})"
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    return f"{where}: invalid YAML: {problem}" if "unsupported YAML tag" not in problem else f"{where}: {problem}"
+
+
+def _refuse_duplicates(path: str | Path, node: yaml.Node, depth: int = 0) -> None:
+    """A key given twice in one mapping is an error (PyYAML would silently keep the last)."""
+    if depth > 4:
+        return
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                line = key_node.start_mark.line + 1
+                if key_node.value in seen:
+                    raise ConfigError(
+                        f"{path}:{line}: duplicate key '{key_node.value}' (first given on line {seen[key_node.value]})",
+                        hint="give each key once",
+                    )
+                seen[key_node.value] = line
+            _refuse_duplicates(path, value_node, depth + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_duplicates(path, item, depth + 1)
+
+
+def mapping_entries(
+    data: dict, node: yaml.Node | None, label: Callable[[str], str], default_line: int
+) -> dict[str, Entry]:
+    """The keys of a constructed mapping with the line each was written on (merge keys included)."""
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                lines.setdefault(key_node.value, key_node.start_mark.line + 1)
+    return {str(k): Entry(v, lines.get(str(k), default_line), label(str(k))) for k, v in data.items()}
+
+
+def node_line(node: yaml.Node | None, default: int = 1) -> int:
+    return node.start_mark.line + 1 if node is not None else default
+
+
+def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+                return value_node
+    return None
+
+
+def did_you_mean(key: str, allowed: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# ------------------------------------------------------------------------------------------- plan files
+
+
+def load_plan(path: str | Path) -> list[Deployment]:
+    """Read and validate a plan file; every deployment fully typed, or one ConfigError naming file:line: key."""
+    text = read_text(path)
+    data, node = load_yaml(path, text)
+    if data is None:
+        raise ConfigError(f"{path}: file is empty", hint="a plan holds `deployments:`, a list of deployments")
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}:{node_line(node)}: expected a mapping with `deployments:` at the top level, got {_kind(data)}",
+            hint="start the file with `deployments:`",
+        )
+    for key in data:
+        if isinstance(key, str) and key.startswith("x-"):  # extension keys, e.g. to hold YAML anchors
+            continue
+        if not isinstance(key, str) or key not in TOP_LEVEL_KEYS:
+            line = _key_line(node, key)
+            raise ConfigError(
+                f"{path}:{line}: unknown top-level key '{key}'{did_you_mean(str(key), TOP_LEVEL_KEYS)}",
+                hint="a plan file has: " + ", ".join(TOP_LEVEL_KEYS),
+            )
+    if "deployments" not in data:
+        raise ConfigError(
+            f"{path}:1: missing required key 'deployments'", hint="list the deployments under `deployments:`"
+        )
+    profiles_dir = data.get("profiles_dir")
+    if profiles_dir is not None:
+        if not isinstance(profiles_dir, str) or not profiles_dir.strip() or "\0" in profiles_dir:
+            raise ConfigError(
+                f"{path}:{_key_line(node, 'profiles_dir')}: profiles_dir: expected a folder path, "
+                f"got {_show(profiles_dir)}",
+                hint="write e.g. profiles_dir: ./profiles",
+            )
+        profiles_dir = (
+            str((Path(path).parent / Path(profiles_dir).expanduser()).resolve())
+            if not Path(profiles_dir).expanduser().is_absolute()
+            else str(Path(profiles_dir).expanduser())
+        )
+
+    defaults: dict[str, Entry] = {}
+    if data.get("defaults") is not None:
+        dnode = _child(node, "defaults")
+        if not isinstance(data["defaults"], dict):
+            raise ConfigError(
+                f"{path}:{node_line(dnode)}: defaults: expected a mapping of deployment keys, got "
+                f"{_kind(data['defaults'])}",
+                hint="e.g. defaults: {gpu: h100-sxm-80gb, engine: vllm}",
+            )
+        defaults = mapping_entries(data["defaults"], dnode, lambda k: f"defaults.{k}", node_line(dnode))
+        allowed = tuple(k for k in KEYS if k != "name")
+        for key, entry in defaults.items():
+            if key not in allowed:
+                raise ConfigError(
+                    f"{path}:{entry.line}: defaults: unknown key '{key}'{did_you_mean(key, allowed)}",
+                    hint="allowed keys: " + ", ".join(allowed),
+                )
+
+    deployments = data["deployments"]
+    dnode = _child(node, "deployments")
+    if not isinstance(deployments, list) or not deployments:
+        raise ConfigError(
+            f"{path}:{node_line(dnode)}: deployments: expected a non-empty list of deployments, got "
+            f"{_kind(deployments)}",
+            hint="write `deployments:` then `- name: ...` items",
+        )
+    items = dnode.value if isinstance(dnode, yaml.SequenceNode) else [None] * len(deployments)
+    out: list[Deployment] = []
+    names: dict[str, int] = {}
+    for index, (item, item_node) in enumerate(zip(deployments, items, strict=True)):
+        where = f"deployments[{index}]"
+        line = node_line(item_node, node_line(dnode))
+        if not isinstance(item, dict):
+            raise ConfigError(
+                f"{path}:{line}: {where}: expected a mapping of keys, got {_kind(item)}",
+                hint="each deployment is a mapping: name, model, gpu, max_model_len, ...",
+            )
+        entries = mapping_entries(item, item_node, lambda k, w=where: f"{w}.{k}", line)
+        for key, entry in entries.items():
+            if key not in KEYS:
+                raise ConfigError(
+                    f"{path}:{entry.line}: {where}: unknown key '{key}'{did_you_mean(key, KEYS)}",
+                    hint="allowed keys: " + ", ".join(KEYS),
+                )
+        merged = {**defaults, **entries}
+        for key in REQUIRED:
+            if key not in merged or merged[key].value is None:
+                raise ConfigError(
+                    f"{path}:{line}: {where}: missing required key '{key}'",
+                    hint="each deployment needs " + ", ".join(REQUIRED),
+                )
+        dep = build_deployment(
+            merged, source=str(path), line=line, where=where, profiles_dir=profiles_dir, base=Path(path).parent
+        )
+        if dep.name in names:
+            raise ConfigError(
+                f"{path}:{merged['name'].line}: {where}.name: duplicate deployment name '{dep.name}' "
+                f"(also deployments[{names[dep.name]}])",
+                hint="give each deployment its own name",
+            )
+        names[dep.name] = index
+        out.append(dep)
+    return out
+
+
+def _key_line(node: yaml.Node | None, key: Any) -> int:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(key):
+                return key_node.start_mark.line + 1
+    return node_line(node)
+
+
+# ------------------------------------------------------------------------------------------- typed values
+
+
+def build_deployment(
+    entries: dict[str, Entry],
+    *,
+    source: str,
+    line: int,
+    where: str,
+    profiles_dir: str | None = None,
+    base: Path | None = None,
+    lenient: bool = False,
+    notes: tuple[str, ...] = (),
+    spelling: dict[str, str] | None = None,
+) -> Deployment:
+    """A Deployment from plan-key entries (values as written). `lenient` also takes numbers written as strings
+    (engine configs are command-line arguments); plan files are typed strictly."""
+
+    def get(key: str, parse: Callable[[Entry], Any], default: Any = None) -> Any:
+        entry = entries.get(key)
+        if entry is None or entry.value is None:
+            return default
+        return parse(entry)
+
+    def fail(entry: Entry, expected: str, hint: str | None = None) -> ConfigError:
+        return ConfigError(
+            f"{source}:{entry.line}: {entry.label}: expected {expected}, got {_show(entry.value)}",
+            hint=hint or "fix the value in the file",
+        )
+
+    def text(entry: Entry) -> str:
+        value = entry.value
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
+            raise fail(entry, "a non-empty string")
+        if not isinstance(entry.value, str) and not lenient:
+            raise fail(entry, "a string (quote it)")
+        return str(entry.value).strip()
+
+    def integer(entry: Entry) -> int:
+        value = entry.value
+        if lenient and isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INT:
+            raise fail(entry, "a positive integer", "write e.g. 2")
+        return value
+
+    def length(entry: Entry) -> int:
+        value = entry.value
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise fail(entry, "a positive token count", "write e.g. 32768 or 32k")
+        try:
+            tokens = parse_length(value)
+        except KvplanError:
+            raise fail(entry, "a positive token count", "write e.g. 32768 or 32k") from None
+        if tokens > MAX_INT:
+            raise fail(entry, f"at most {MAX_INT:,} tokens", "write e.g. 32768 or 32k")
+        return tokens
+
+    def fraction(entry: Entry) -> float:
+        value = entry.value
+        if lenient and isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise fail(entry, "a fraction in (0, 1]", "write e.g. 0.9")
+        return float(value)
+
+    def size(entry: Entry) -> int:
+        value = entry.value
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise fail(entry, "a memory size", "write e.g. 40GiB, 54.5GB or a number of bytes")
+        try:
+            return parse_size(value)
+        except KvplanError:
+            raise fail(entry, "a memory size", "write e.g. 40GiB, 54.5GB or a number of bytes") from None
+
+    def engine(entry: Entry) -> str:
+        value = canonical_engine(text(entry))
+        if value not in PLAN_ENGINES:
+            raise ConfigError(
+                f"{source}:{entry.line}: {entry.label}: unknown engine {_show(entry.value)}"
+                f"{did_you_mean(value, PLAN_ENGINES)}",
+                hint="use one of: " + ", ".join(PLAN_ENGINES),
+            )
+        return value
+
+    def kv_dtype(entry: Entry) -> str:
+        value = text(entry).lower()
+        if value == "auto":
+            return value
+        try:
+            canonical_dtype(value, what="kv dtype")
+        except KvplanError:
+            raise fail(entry, "a KV-cache dtype (auto, fp8, fp8_e4m3, fp8_e5m2, bf16, fp16, ...)") from None
+        return value
+
+    def model_dtype(entry: Entry) -> str:
+        value = text(entry).lower()
+        if value == "auto":
+            return value
+        try:
+            name = canonical_dtype(value)  # the one table of dtype spellings (kvplan.core.units)
+        except KvplanError:
+            name = None
+        if name not in SHORT_NAMES:  # compute dtypes only
+            raise fail(entry, "a model dtype (auto, bfloat16, float16, float32)")
+        return SHORT_NAMES[name]
+
+    def model(entry: Entry) -> str:
+        value = text(entry)
+        if base is not None and value.startswith(("./", "../")):
+            value = str((base / value).resolve())
+        return value
+
+    def name(entry: Entry) -> str:
+        value = text(entry)
+        if len(value) > 200 or any(ch in value for ch in "\n\r\t"):
+            raise fail(entry, "a short one-line name")
+        return value
+
+    dep = Deployment(
+        name=get("name", name, ""),
+        model=get("model", model, ""),
+        gpu=get("gpu", text, ""),
+        max_model_len=get("max_model_len", length),
+        source=source,
+        line=line,
+        where=where,
+        engine=get("engine", engine, "vllm"),
+        revision=get("revision", text),
+        gpus=get("gpus", integer),
+        tensor_parallel_size=get("tensor_parallel_size", integer, 1),
+        pipeline_parallel_size=get("pipeline_parallel_size", integer, 1),
+        max_num_seqs=get("max_num_seqs", integer),
+        kv_cache_dtype=get("kv_cache_dtype", kv_dtype, "auto"),
+        dtype=get("dtype", model_dtype, "auto"),
+        gpu_memory_utilization=get("gpu_memory_utilization", fraction),
+        block_size=get("block_size", integer),
+        max_num_batched_tokens=get("max_num_batched_tokens", integer),
+        kv_cache_memory=get("kv_cache_memory", size),
+        weights_bytes=get("weights_bytes", size),
+        profiles_dir=profiles_dir,
+        notes=notes,
+        lines={k: e.line for k, e in entries.items()},
+        spelling=dict(spelling or {}),
+    )
+    need = dep.tensor_parallel_size * dep.pipeline_parallel_size
+    if dep.gpus is not None and dep.gpus < need:
+        entry = entries["gpus"]
+        raise ConfigError(
+            f"{source}:{entry.line}: {entry.label}: {dep.gpus} GPUs cannot hold tensor_parallel_size "
+            f"{dep.tensor_parallel_size} x pipeline_parallel_size {dep.pipeline_parallel_size} = {need}",
+            hint=f"set gpus to at least {need}",
+        )
+    return dep
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return _kind(value)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,454 @@
+"""From a Hugging Face config dict to a `ModelShape`: the caches each decoder layer holds.
+
+One small function per family, looked up by `model_type`. The config is read as data (an `auto_map` is
+ignored; nothing is executed). An unknown `model_type` with the usual fields is read as a llama-like
+decoder and the assumption is recorded in `ModelShape.assumptions`. Pure Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kvplan.core import specs as L
+from kvplan.core.config import first, positive_int, text_config
+from kvplan.core.units import canonical_dtype
+from kvplan.errors import ConfigError, UnsupportedArchitecture
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The cache-relevant shape of a language model.
+
+    `layers[i]` is the tuple of caches decoder layer i holds (one for most models; two for layers that keep
+    both attention K/V and a recurrent state). `dtype` is the model's dtype from the config (canonical name).
+    """
+
+    model_type: str
+    layers: tuple[tuple[L.Layer, ...], ...]
+    dtype: str
+    hidden_size: int
+    num_attention_heads: int
+    max_position_embeddings: int | None = None
+    assumptions: tuple[str, ...] = field(default=())
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def caches(self) -> list[L.Layer]:
+        """Every cache of every layer, in layer order."""
+        return [cache for layer in self.layers for cache in layer]
+
+
+# ---------------------------------------------------------------- field readers shared by the families
+
+
+def num_layers(cfg: dict) -> int:
+    return positive_int(cfg, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
+
+
+def num_heads(cfg: dict) -> int:
+    return positive_int(cfg, "num_attention_heads", "n_head", "n_heads", "num_heads")
+
+
+def hidden_size(cfg: dict) -> int:
+    return positive_int(cfg, "hidden_size", "n_embd", "n_embed", "d_model", "dim")
+
+
+def num_kv_heads(cfg: dict) -> int:
+    """KV heads: the first of the keys engines read (vLLM's order), else the attention heads (MHA)."""
+    heads = num_heads(cfg)
+    kv = positive_int(cfg, "num_key_value_heads", "num_kv_heads", "n_head_kv", "multi_query_group_num", default=heads)
+    if kv > heads:
+        raise ConfigError(
+            f"config has more KV heads ({kv}) than attention heads ({heads})",
+            hint="check num_key_value_heads in config.json",
+        )
+    return kv
+
+
+def head_dim(cfg: dict) -> int:
+    """Explicit `head_dim` (or `kv_channels`) when given, else hidden_size / num_attention_heads."""
+    explicit = positive_int(cfg, "head_dim", "kv_channels", "attention_head_dim", default=None)
+    if explicit is not None:
+        return explicit
+    hidden, heads = hidden_size(cfg), num_heads(cfg)
+    if hidden % heads:
+        raise ConfigError(
+            f"hidden_size {hidden} is not divisible by num_attention_heads {heads} and no head_dim is given",
+            hint="add head_dim to config.json",
+        )
+    return hidden // heads
+
+
+def model_dtype(cfg: dict) -> tuple[str, str | None]:
+    """The config's dtype (`torch_dtype` or `dtype`), or bf16 with a note saying it was assumed."""
+    value = first(cfg, "torch_dtype", "dtype", default=None)
+    if value is None:
+        return "bfloat16", "config names no torch_dtype; assumed bf16"
+    try:
+        name = canonical_dtype(str(value))
+    except Exception:
+        return "bfloat16", f"config dtype {value!r} not understood; assumed bf16"
+    if name not in ("float32", "bfloat16", "float16"):
+        return "bfloat16", f"config dtype {value!r} is not a compute dtype; assumed bf16"
+    return name, None
+
+
+def attention(cfg: dict, kind: str = L.FULL, window: int | None = None, kv: int | None = None) -> L.Attention:
+    hd = head_dim(cfg)
+    return L.Attention(kind, num_kv_heads(cfg) if kv is None else kv, hd, hd, window)
+
+
+# ---------------------------------------------------------------- layer-type patterns
+
+_TYPE_NAMES = {
+    "full_attention": L.FULL,
+    "attention": L.FULL,
+    "global": L.FULL,
+    "full": L.FULL,
+    "sliding_attention": L.SLIDING,
+    "sliding_window": L.SLIDING,
+    "local": L.SLIDING,
+    "sliding": L.SLIDING,
+    "chunked_attention": L.CHUNKED,
+    "linear_attention": L.STATE,
+    "mamba": L.STATE,
+    "mamba2": L.STATE,
+    "conv": L.STATE,
+    "moe": L.NONE,
+    "mlp": L.NONE,
+}
+
+
+def _explicit_layer_types(cfg: dict, n: int) -> list[str] | None:
+    types = cfg.get("layer_types")
+    if types is None:
+        return None
+    if not isinstance(types, list) or len(types) != n:
+        raise ConfigError(
+            f"config `layer_types` must list {n} entries (one per layer)", hint="fix layer_types in config.json"
+        )
+    try:
+        return [_TYPE_NAMES[str(t)] for t in types]
+    except KeyError as exc:
+        raise UnsupportedArchitecture(
+            f"unknown layer type {exc.args[0]!r} in config `layer_types`",
+            hint="kvplan knows: " + ", ".join(sorted(_TYPE_NAMES)),
+        ) from None
+
+
+def _sliding_window(cfg: dict) -> int | None:
+    return positive_int(cfg, "sliding_window", "sliding_window_size", default=None)
+
+
+def _window_or_error(cfg: dict, family: str) -> int:
+    window = _sliding_window(cfg)
+    if window is None:
+        raise ConfigError(
+            f"{family} config has sliding layers but no `sliding_window`", hint="add sliding_window to config.json"
+        )
+    return window
+
+
+def _attention_stack(cfg: dict, types: list[str]) -> tuple[tuple[L.Layer, ...], ...]:
+    """Attention layers of the given kinds (full / sliding / chunked), sharing the config's head shape."""
+    out = []
+    for kind in types:
+        if kind == L.SLIDING:
+            out.append((attention(cfg, L.SLIDING, _window_or_error(cfg, "this")),))
+        elif kind == L.CHUNKED:
+            out.append((attention(cfg, L.CHUNKED, positive_int(cfg, "attention_chunk_size")),))
+        elif kind == L.FULL:
+            out.append((attention(cfg),))
+        elif kind == L.NONE:
+            out.append((L.NoCache(),))
+        else:
+            raise UnsupportedArchitecture(
+                f"layer type {kind} needs a family-specific reader", hint="report the model at kvplan's issue tracker"
+            )
+    return tuple(out)
+
+
+# ---------------------------------------------------------------- families
+
+
+def dense(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Llama-like decoders: explicit `layer_types`, else all sliding when `sliding_window` is set
+    (mistral, mixtral, starcoder2, phi3), else all full attention."""
+    n = num_layers(cfg)
+    types = _explicit_layer_types(cfg, n)
+    if types is None:
+        types = [L.SLIDING if _sliding_window(cfg) else L.FULL] * n
+    return _attention_stack(cfg, types)
+
+
+def qwen2(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Qwen2/Qwen3 (+MoE): `sliding_window` is used only when `use_sliding_window`, on layers >= max_window_layers."""
+    n = num_layers(cfg)
+    types = _explicit_layer_types(cfg, n)
+    if types is None:
+        if cfg.get("use_sliding_window") and _sliding_window(cfg):
+            start = int(cfg.get("max_window_layers") or 0)
+            types = [L.SLIDING if i >= start else L.FULL for i in range(n)]
+        else:
+            types = [L.FULL] * n
+    return _attention_stack(cfg, types)
+
+
+def _every_nth_full(cfg: dict, period: int) -> list[str]:
+    """Pattern "period-1 sliding layers, then one full layer" (Gemma 3, Cohere 2)."""
+    return [L.FULL if (i + 1) % period == 0 else L.SLIDING for i in range(num_layers(cfg))]
+
+
+def gemma2(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Gemma 2: even layers sliding, odd layers full (unless `layer_types` says otherwise)."""
+    n = num_layers(cfg)
+    types = _explicit_layer_types(cfg, n) or [L.SLIDING if i % 2 == 0 else L.FULL for i in range(n)]
+    return _attention_stack(cfg, types)
+
+
+def gemma3(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Gemma 3: `sliding_window_pattern` (default 6): five sliding layers then one full."""
+    n = num_layers(cfg)
+    period = int(cfg.get("sliding_window_pattern") or cfg.get("_sliding_window_pattern") or 6)
+    types = _explicit_layer_types(cfg, n) or _every_nth_full(cfg, period)
+    return _attention_stack(cfg, types)
+
+
+def cohere2(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Cohere 2: `sliding_window_pattern` (default 4): three sliding layers then one full."""
+    n = num_layers(cfg)
+    types = _explicit_layer_types(cfg, n) or _every_nth_full(cfg, int(cfg.get("sliding_window_pattern") or 4))
+    return _attention_stack(cfg, types)
+
+
+def llama4(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Llama 4: chunked local attention on RoPE layers, full attention on the NoPE layers (every 4th by default)."""
+    n = num_layers(cfg)
+    types = _explicit_layer_types(cfg, n)
+    if types is None:
+        nope = cfg.get("no_rope_layers")
+        if not nope:
+            interval = int(cfg.get("no_rope_layer_interval") or 4)
+            nope = [int((i + 1) % interval != 0) for i in range(n)]
+        chunked = cfg.get("attention_chunk_size") is not None
+        types = [L.CHUNKED if (use_rope and chunked) else L.FULL for use_rope in nope]
+    return _attention_stack(cfg, types)
+
+
+def gpt_oss(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """gpt-oss: alternating sliding (128) and full layers, listed in `layer_types`."""
+    n = num_layers(cfg)
+    types = _explicit_layer_types(cfg, n) or [L.SLIDING if i % 2 == 0 else L.FULL for i in range(n)]
+    return _attention_stack(cfg, types)
+
+
+def falcon(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Falcon: `new_decoder_architecture` (Falcon-40B/180B, and every "RefinedWeb" config) has `num_kv_heads`
+    KV heads, which transformers broadcasts to all query heads before caching; `multi_query` (Falcon-7B)
+    caches one KV head; otherwise MHA."""
+    heads = num_heads(cfg)
+    if cfg.get("new_decoder_architecture", cfg.get("model_type") == "RefinedWeb"):
+        kv = positive_int(cfg, "num_kv_heads", "n_head_kv", default=heads)
+        layer = replace(attention(cfg, kv=kv), hf_cached_heads=heads)
+    else:
+        layer = attention(cfg, kv=1 if cfg.get("multi_query", True) else heads)
+    return tuple((layer,) for _ in range(num_layers(cfg)))
+
+
+def gpt_bigcode(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    kv = 1 if cfg.get("multi_query", True) else num_heads(cfg)
+    return tuple((attention(cfg, kv=kv),) for _ in range(num_layers(cfg)))
+
+
+def chatglm(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """ChatGLM/GLM-4 (remote code): `multi_query_group_num` KV heads of `kv_channels` when multi-query."""
+    kv = positive_int(cfg, "multi_query_group_num") if cfg.get("multi_query_attention") else num_heads(cfg)
+    return tuple((attention(cfg, kv=kv),) for _ in range(num_layers(cfg)))
+
+
+def mla(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """DeepSeek V2/V3, Kimi K2: latent of kv_lora_rank + qk_rope_head_dim per token and layer."""
+    latent = L.LatentAttention(
+        positive_int(cfg, "kv_lora_rank"),
+        positive_int(cfg, "qk_rope_head_dim"),
+        positive_int(cfg, "index_head_dim", default=0) if cfg.get("index_topk") else 0,
+    )
+    return tuple((latent,) for _ in range(num_layers(cfg)))
+
+
+def _mamba1_state(cfg: dict) -> L.RecurrentState:
+    inner = positive_int(cfg, "mamba_expand", "expand", default=2) * hidden_size(cfg)
+    inner = positive_int(cfg, "intermediate_size", default=inner) if cfg.get("model_type") == "mamba" else inner
+    state = positive_int(cfg, "mamba_d_state", "state_size", default=16)
+    return L.RecurrentState("mamba", inner, positive_int(cfg, "mamba_d_conv", "conv_kernel", default=4), (inner, state))
+
+
+def mamba(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    return tuple((_mamba1_state(cfg),) for _ in range(num_layers(cfg)))
+
+
+def jamba(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Jamba: attention on layers where i % attn_layer_period == attn_layer_offset, Mamba elsewhere."""
+    period = positive_int(cfg, "attn_layer_period", default=8)
+    offset = int(cfg.get("attn_layer_offset", 4))
+    state = _mamba1_state(cfg)
+    return tuple((attention(cfg),) if i % period == offset else (state,) for i in range(num_layers(cfg)))
+
+
+def _mamba2_state(cfg: dict) -> L.RecurrentState:
+    heads = positive_int(cfg, "mamba_n_heads")
+    d_head = positive_int(cfg, "mamba_d_head", "mamba_head_dim")
+    inner = positive_int(cfg, "mamba_d_ssm", default=heads * d_head)
+    groups = positive_int(cfg, "mamba_n_groups", default=1)
+    state = positive_int(cfg, "mamba_d_state", default=128)
+    conv_channels = inner + 2 * groups * state
+    return L.RecurrentState(
+        "mamba2",
+        conv_channels,
+        positive_int(cfg, "mamba_d_conv", default=4),
+        (heads, d_head, state),
+        n_groups=groups,
+        group_state=state,
+    )
+
+
+def mamba2(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Pure Mamba2 (`model_type` mamba2): num_heads x head_dim state heads, expand x hidden inner width."""
+    heads, d_head = positive_int(cfg, "num_heads"), positive_int(cfg, "head_dim")
+    inner = positive_int(cfg, "expand", default=2) * hidden_size(cfg)
+    groups, state = positive_int(cfg, "n_groups", default=1), positive_int(cfg, "state_size", default=128)
+    layer = L.RecurrentState(
+        "mamba2",
+        inner + 2 * groups * state,
+        positive_int(cfg, "conv_kernel", default=4),
+        (heads, d_head, state),
+        n_groups=groups,
+        group_state=state,
+    )
+    return tuple((layer,) for _ in range(num_layers(cfg)))
+
+
+def bamba(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Bamba-style Mamba2 hybrids: attention on `attn_layer_indices`, Mamba2 elsewhere."""
+    attn = set(cfg.get("attn_layer_indices") or [])
+    state = _mamba2_state(cfg)
+    return tuple((attention(cfg),) if i in attn else (state,) for i in range(num_layers(cfg)))
+
+
+def falcon_h1(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Falcon-H1: every layer runs attention and Mamba2 side by side and caches both."""
+    return tuple((attention(cfg), _mamba2_state(cfg)) for _ in range(num_layers(cfg)))
+
+
+def qwen3_next(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Qwen3-Next / Qwen3.5: gated DeltaNet layers with one full-attention layer every `full_attention_interval`."""
+    n = num_layers(cfg)
+    types = _explicit_layer_types(cfg, n)
+    if types is None:
+        interval = positive_int(cfg, "full_attention_interval", default=4)
+        types = [L.FULL if (i + 1) % interval == 0 else L.STATE for i in range(n)]
+    nk, dk = positive_int(cfg, "linear_num_key_heads"), positive_int(cfg, "linear_key_head_dim")
+    nv, dv = positive_int(cfg, "linear_num_value_heads"), positive_int(cfg, "linear_value_head_dim")
+    delta = L.RecurrentState(
+        "gated_deltanet", 2 * nk * dk + nv * dv, positive_int(cfg, "linear_conv_kernel_dim", default=4), (nv, dk, dv)
+    )
+    return tuple((attention(cfg),) if t == L.FULL else (delta,) for t in types)
+
+
+FAMILIES: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
+    **dict.fromkeys(
+        (
+            "llama",
+            "mistral",
+            "mixtral",
+            "gemma",
+            "phi",
+            "phi3",
+            "gpt2",
+            "gpt_neox",
+            "gptj",
+            "starcoder2",
+            "cohere",
+            "glm",
+            "glm4",
+            "glm4_moe",
+            "granite",
+            "granitemoe",
+            "olmo",
+            "olmo2",
+            "olmoe",
+            "internlm2",
+            "internlm",
+            "baichuan",
+            "minicpm",
+            "yi",
+            "deepseek",
+            "stablelm",
+            "exaone",
+            "smollm3",
+            "hunyuan_v1_dense",
+            "ernie4_5",
+            "seed_oss",
+            "arcee",
+            "apertus",
+            "helium",
+            "bloom",
+            "opt",
+            "mpt",
+        ),
+        dense,
+    ),
+    **dict.fromkeys(("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"), qwen2),
+    "gemma2": gemma2,
+    **dict.fromkeys(("gemma3", "gemma3_text"), gemma3),
+    "cohere2": cohere2,
+    **dict.fromkeys(("llama4", "llama4_text"), llama4),
+    "gpt_oss": gpt_oss,
+    **dict.fromkeys(("falcon", "RefinedWeb", "RefinedWebModel"), falcon),
+    "gpt_bigcode": gpt_bigcode,
+    "chatglm": chatglm,
+    **dict.fromkeys(("deepseek_v2", "deepseek_v3", "kimi_k2", "deepseek_v32"), mla),
+    "mamba": mamba,
+    "mamba2": mamba2,
+    "jamba": jamba,
+    "bamba": bamba,
+    "falcon_h1": falcon_h1,
+    **dict.fromkeys(("qwen3_next", "qwen3_5", "qwen3_5_text", "qwen3_5_moe"), qwen3_next),
+}
+
+
+def model_shape(config: dict[str, Any]) -> ModelShape:
+    """Read a raw config.json dict (nested multimodal configs resolve to the language model)."""
+    if not isinstance(config, dict):
+        raise ConfigError("config must be a JSON object", hint="pass the model's config.json")
+    cfg = text_config(config)
+    model_type = str(cfg.get("model_type") or "")
+    assumptions: list[str] = []
+    reader = FAMILIES.get(model_type)
+    if reader is None:
+        if not model_type:
+            raise ConfigError("config has no `model_type`", hint="add the model_type from the model's config.json")
+        reader = dense
+        assumptions.append(
+            f"unknown model_type {model_type!r}: read as a llama-like decoder "
+            f"({num_layers(cfg)} layers, {num_kv_heads(cfg)} KV heads of {head_dim(cfg)})"
+        )
+    dtype, note = model_dtype(cfg)
+    if note:
+        assumptions.append(note)
+    layer_caches = reader(cfg)
+    return ModelShape(
+        model_type=model_type,
+        layers=layer_caches,
+        dtype=dtype,
+        hidden_size=hidden_size(cfg),
+        num_attention_heads=positive_int(cfg, "num_attention_heads", "n_head", "n_heads", "num_heads", default=0),
+        max_position_embeddings=positive_int(
+            cfg, "max_position_embeddings", "n_positions", "seq_length", "max_sequence_length", default=None
+        ),
+        assumptions=tuple(assumptions),
+    )

@@ -1,0 +1,191 @@
+"""Units: data types and their sizes, parsing of lengths ("32k") and sizes ("58.11GiB"), byte formatting.
+
+Pure Python, imports only kvplan.errors. All byte counts in kvplan are `int`.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from kvplan.errors import UsageError
+
+# Canonical dtype name -> bytes per element. Packed formats (int4, nvfp4) are Fractions; engines add their own
+# scale/metadata bytes on top (see kvplan.engines).
+DTYPE_BYTES: dict[str, Fraction] = {
+    "float32": Fraction(4),
+    "bfloat16": Fraction(2),
+    "float16": Fraction(2),
+    "fp8_e4m3": Fraction(1),
+    "fp8_e5m2": Fraction(1),
+    "int8": Fraction(1),
+    "int4": Fraction(1, 2),
+    "nvfp4": Fraction(1, 2),
+    # llama.cpp (ggml) block types: bytes per block / 32 values, scales included (ggml/src/ggml-common.h:
+    # block_q8_0 = fp16 d + 32 int8 = 34 B; block_q4_0 = d + 16 B = 18; block_q4_1 = d, m + 16 = 20;
+    # block_q5_0 = d + qh[4] + 16 = 22; block_q5_1 = d, m + qh[4] + 16 = 24; block_iq4_nl = d + 16 = 18, QK = 32).
+    "q8_0": Fraction(34, 32),
+    "q4_0": Fraction(18, 32),
+    "q4_1": Fraction(20, 32),
+    "q5_0": Fraction(22, 32),
+    "q5_1": Fraction(24, 32),
+    "iq4_nl": Fraction(18, 32),
+}
+
+# ggml block-quantized KV types: only the llama.cpp engine stores them (other engines raise a UsageError).
+GGML_BLOCK_TYPES = ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
+GGML_BLOCK_SIZE = 32
+
+_ALIASES = {
+    "fp32": "float32",
+    "float": "float32",
+    "f32": "float32",
+    "bf16": "bfloat16",
+    "fp16": "float16",
+    "half": "float16",
+    "f16": "float16",
+    "fp8": "fp8_e4m3",
+    "fp8_e4m3fn": "fp8_e4m3",
+    "float8_e4m3fn": "fp8_e4m3",
+    "e4m3": "fp8_e4m3",
+    "float8_e5m2": "fp8_e5m2",
+    "e5m2": "fp8_e5m2",
+    "fp4": "nvfp4",
+}
+
+KV_DTYPE_CHOICES = (
+    "auto",
+    "fp32",
+    "bf16",
+    "fp16",
+    "fp8",
+    "fp8_e4m3",
+    "fp8_e5m2",
+    "int8",
+    "int4",
+    "nvfp4",
+    *GGML_BLOCK_TYPES,
+)
+MODEL_DTYPE_CHOICES = ("auto", "fp32", "bf16", "fp16")
+
+SHORT_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+# llama.cpp's names for the float types (`--cache-type-k f16`)
+GGML_NAMES = {"float32": "f32", "bfloat16": "bf16", "float16": "f16", **{t: t for t in GGML_BLOCK_TYPES}}
+
+
+def canonical_dtype(name: str, *, what: str = "dtype") -> str:
+    """Map a user or config dtype spelling ("bf16", "torch.bfloat16", "fp8") to its canonical name."""
+    key = str(name).strip().lower().removeprefix("torch.")
+    key = _ALIASES.get(key, key)
+    if key not in DTYPE_BYTES:
+        raise UsageError(
+            f"unknown {what} {name!r}",
+            hint="use one of: " + ", ".join(KV_DTYPE_CHOICES if what == "kv dtype" else MODEL_DTYPE_CHOICES[1:]),
+        )
+    return key
+
+
+def dtype_bytes(name: str) -> Fraction:
+    """Bytes per element of a canonical dtype (a Fraction for packed types)."""
+    return DTYPE_BYTES[canonical_dtype(name)]
+
+
+def short_dtype(name: str) -> str:
+    """The short display name of a canonical dtype ("bfloat16" -> "bf16")."""
+    return SHORT_NAMES.get(name, name)
+
+
+def cdiv(a: int, b: int) -> int:
+    """Ceiling division of non-negative integers."""
+    return -(-a // b)
+
+
+_LEN_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
+
+
+def parse_length(text: str | int) -> int:
+    """Parse a token count: 32768, "32k" (= 32768), "128K", "1M" (= 1048576). Binary multiples, as engines use."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        match = _LEN_RE.match(str(text))
+        if not match:
+            raise UsageError(f"cannot read {text!r} as a token count", hint="write e.g. 4096, 32k or 128K")
+        number, suffix = Fraction(match.group(1)), match.group(2).lower()
+        number *= {"": 1, "k": 1024, "m": 1024 * 1024}[suffix]
+        if number.denominator != 1:
+            raise UsageError(f"{text!r} is not a whole number of tokens", hint="write e.g. 4096, 32k or 128K")
+        value = int(number)
+    if value <= 0:
+        raise UsageError(f"token count must be positive, got {text!r}", hint="write e.g. 4096, 32k or 128K")
+    return value
+
+
+def parse_lengths(text: str) -> list[int]:
+    """Parse one length, a comma list ("1k,4k,32k") or a doubling range ("1k..128k" = 1k, 2k, 4k, ... 128k)."""
+    values: list[int] = []
+    for part in str(text).split(","):
+        if ".." in part:
+            lo_text, hi_text = part.split("..", 1)
+            lo, hi = parse_length(lo_text), parse_length(hi_text)
+            if hi < lo:
+                raise UsageError(f"range {part!r} runs backwards", hint="write the smaller length first, e.g. 1k..128k")
+            value = lo
+            while value < hi:
+                values.append(value)
+                value *= 2
+            values.append(hi)
+        else:
+            values.append(parse_length(part))
+    return sorted(set(values))
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?[bB]?|[bB])?\s*$")
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "m": 10**6,
+    "g": 10**9,
+    "t": 10**12,
+    "ki": 2**10,
+    "mi": 2**20,
+    "gi": 2**30,
+    "ti": 2**40,
+}
+
+
+def parse_size(text: str | int) -> int:
+    """Parse a memory size: plain bytes, "40GB" (10^9), "58.11GiB" (2^30), "512MiB", "1.5TB". Returns int bytes."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = Fraction(text)
+    else:
+        match = _SIZE_RE.match(str(text))
+        if not match:
+            raise UsageError(
+                f"cannot read {text!r} as a memory size", hint="write e.g. 58.11GiB, 40GB, 512MiB or bytes"
+            )
+        unit = (match.group(2) or "").lower().removesuffix("b")
+        value = Fraction(match.group(1)) * _SIZE_UNITS[unit]
+    if value <= 0:
+        raise UsageError(f"memory size must be positive, got {text!r}", hint="write e.g. 58.11GiB")
+    return int(value)
+
+
+def format_bytes(n: int | float | None) -> str:
+    """Human-readable binary size: 134217728 -> "128.0 MiB"."""
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_tokens(n: int) -> str:
+    """Token counts as people write them: 32768 -> "32k", 131072 -> "128k", 1000 -> "1000"."""
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n // 1024}k"
+    return str(n)

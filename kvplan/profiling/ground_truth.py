@@ -1,0 +1,438 @@
+"""Ground truth from transformers: build a model from a raw `config.json` dict and read what its KV cache holds.
+
+This is the only kvplan module (with the profiler) that imports torch and transformers, and it does so at
+module top: nothing else in kvplan may import it at import time (`kvplan estimate` must stay torch-free).
+
+On the `meta` device a full-size model builds and runs a forward in about a second with no memory, and the
+cache it returns holds meta tensors with the exact shapes and dtypes transformers would allocate. Sizes are
+read with `numel() * element_size()`, which works on meta tensors.
+
+No remote code is ever run: configs are built with `AutoConfig.for_model(model_type, **fields)` after
+dropping `auto_map`, so a type transformers does not know natively raises `UnsupportedArchitecture`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import transformers
+from transformers import AutoConfig, AutoModelForCausalLM
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+from kvplan.core.config import NESTED_TEXT_KEYS, text_config
+from kvplan.errors import ConfigError, UnsupportedArchitecture
+
+__all__ = [
+    "build_model",
+    "cache_layer_bytes",
+    "hf_config_from_dict",
+    "measure_cache_steps",
+    "measure_forward_cache",
+    "total_nbytes",
+]
+
+# model_type values used by remote-code checkpoints whose architecture transformers implements natively.
+MODEL_TYPE_ALIASES = {
+    "kimi_k2": "deepseek_v3",
+    "RefinedWebModel": "falcon",  # falcon-7b style (multi_query)
+    "RefinedWeb": "falcon",  # falcon-40b style (new decoder architecture, n_head_kv)
+}
+
+# Keys of the original RW (falcon remote code) configs and their FalconConfig names. FalconConfig has no
+# attribute_map for them, so without this falcon-7b's `n_head: 71` would be silently ignored (it only
+# "works" because 71 heads / 32 layers happen to be FalconConfig's defaults).
+_RW_KEYS = {"n_head": "num_attention_heads", "n_layer": "num_hidden_layers", "n_head_kv": "num_kv_heads"}
+
+# Keys never forwarded to AutoConfig.for_model.
+_DROP_KEYS = ("auto_map", "model_type", "_name_or_path", "_outer_model_type")
+
+_DTYPES = {
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float": torch.float32,
+}
+
+# Per-layer cache attributes that hold state, in report order.
+_LAYER_ATTRS = (
+    "keys",
+    "values",
+    "indexer_keys",
+    "conv_states",
+    "recurrent_states",
+    "_quantized_keys",
+    "_quantized_values",
+)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# configs
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _unsupported(model_type: Any) -> UnsupportedArchitecture:
+    return UnsupportedArchitecture(
+        f"transformers {transformers.__version__} has no native implementation of model_type {model_type!r}",
+        hint="this architecture exists only as remote code; kvplan never runs remote code for exact checks",
+    )
+
+
+def _model_type_from_architectures(cfg: dict[str, Any]) -> str | None:
+    archs = cfg.get("architectures") or []
+    by_class = {cls: mt for mt, cls in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.items() if isinstance(cls, str)}
+    for arch in archs:
+        if arch in by_class:
+            return by_class[arch]
+    return None
+
+
+def _for_model(model_type: str, fields: dict[str, Any]) -> transformers.PretrainedConfig:
+    try:
+        return AutoConfig.for_model(model_type, **fields)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"transformers cannot build a {model_type!r} config from this config.json: {first_line}",
+            hint="check the config file's fields against the model's published config.json",
+        ) from exc
+
+
+def hf_config_from_dict(config: dict, *, trust_remote_code: bool = False) -> transformers.PretrainedConfig:
+    """Build a transformers config from a raw `config.json` dict, without remote code.
+
+    * `auto_map` is dropped and the config is built with `AutoConfig.for_model(model_type, **rest)`, so
+      nothing prompts on stdin and nothing is imported from the Hub.
+    * Aliases: `kimi_k2` -> `deepseek_v3`, `RefinedWebModel` / `RefinedWeb` -> `falcon` (with the RW key
+      names mapped; `RefinedWeb` implies `new_decoder_architecture`).
+    * A multimodal wrapper (e.g. `gemma3` with `text_config`) returns the language model's config
+      (e.g. `gemma3_text`); if transformers does not know the wrapper but knows the inner type, the inner
+      dict is built directly.
+    * Raises `UnsupportedArchitecture` when transformers does not know the type (chatglm, baichuan,
+      internlm2, minicpm, ...), `ConfigError` when the dict is not a config or transformers rejects it.
+
+    `trust_remote_code` is accepted for API symmetry; remote code cannot be fetched here and is never run,
+    so it changes nothing.
+    """
+    del trust_remote_code  # never used: no remote code is fetched or executed from a dict
+    if not isinstance(config, dict):
+        raise ConfigError(f"expected a config.json object, got {type(config).__name__}")
+    fields = copy.deepcopy(config)
+    model_type = fields.get("model_type") or _model_type_from_architectures(fields)
+    if not model_type:
+        raise ConfigError(
+            "config has no `model_type`",
+            hint="pass the model's real config.json; kvplan needs `model_type` to build the transformers config",
+        )
+    model_type = MODEL_TYPE_ALIASES.get(model_type, model_type)
+    if config.get("model_type") in ("RefinedWebModel", "RefinedWeb"):
+        for old, new in _RW_KEYS.items():
+            if old in fields and new not in fields:
+                fields[new] = fields.pop(old)
+        if config.get("model_type") == "RefinedWeb":
+            fields.setdefault("new_decoder_architecture", True)
+    for key in _DROP_KEYS:
+        fields.pop(key, None)
+
+    if model_type not in CONFIG_MAPPING:
+        inner = text_config(config)
+        if inner is not config and inner.get("model_type"):
+            # Unknown wrapper around a known language model: build the inner config on its own.
+            inner = {k: v for k, v in inner.items() if k not in NESTED_TEXT_KEYS and not k.endswith("_config")}
+            inner.pop("architectures", None)
+            if MODEL_TYPE_ALIASES.get(inner["model_type"], inner["model_type"]) in CONFIG_MAPPING:
+                return hf_config_from_dict(inner)
+        raise _unsupported(model_type)
+
+    hf_config = _for_model(model_type, fields)
+    try:
+        text = hf_config.get_text_config(decoder=True)
+    except ValueError:
+        text = hf_config
+    return text if text is not None else hf_config
+
+
+# ----------------------------------------------------------------------------------------------------------
+# models
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _torch_dtype(dtype: Any) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str):
+        key = dtype.lower().removeprefix("torch.")
+        if key in _DTYPES:
+            return _DTYPES[key]
+    raise ConfigError(f"unsupported dtype {dtype!r}", hint="use bfloat16, float16 or float32")
+
+
+def build_model(
+    hf_config: transformers.PretrainedConfig,
+    *,
+    dtype: Any,
+    device: str | torch.device = "meta",
+    shrink: dict | None = None,
+) -> torch.nn.Module:
+    """`AutoModelForCausalLM.from_config` under `with torch.device(device)`, in eval mode.
+
+    `shrink` maps config attributes to smaller values that do not change the cache (vocab_size,
+    intermediate_size, moe_intermediate_size, ...): it is applied to a copy of the config, for speed when
+    building real tensors on CPU. On `meta` nothing is allocated, so it is rarely needed there.
+    """
+    cfg = copy.deepcopy(hf_config)
+    for key, value in (shrink or {}).items():
+        setattr(cfg, key, value)
+    torch_dtype = _torch_dtype(dtype)
+    if getattr(cfg, "model_type", None) not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise _unsupported(getattr(cfg, "model_type", None))
+    kwargs: dict[str, Any] = {}
+    if torch.device(device).type == "meta" and torch_dtype != torch.bfloat16:
+        # The default MoE path (`grouped_mm`) has a bf16-only meta kernel and the "eager" one calls
+        # `nonzero` (data-dependent, impossible on meta); `batched_mm` works on meta for every dtype.
+        kwargs["experts_implementation"] = "batched_mm"
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype, **kwargs)
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# cache inspection
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _leaf_tensors(obj: Any, name: str) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield (name, plain tensor) for every tensor inside `obj` (tensor, list/tuple, dict, tensor subclass)."""
+    if obj is None:
+        return
+    if isinstance(obj, torch.Tensor):
+        flatten = getattr(type(obj), "__tensor_flatten__", None)
+        if flatten is not None and type(obj) is not torch.Tensor and not isinstance(obj, torch.nn.Parameter):
+            inner_names, _ = obj.__tensor_flatten__()  # quanto QTensor & friends: sum their inner tensors
+            for inner in inner_names:
+                yield from _leaf_tensors(getattr(obj, inner), f"{name}.{inner}")
+            return
+        if obj.numel() == 0:  # DynamicLayer placeholders (`torch.tensor([])`) hold nothing
+            return
+        yield name, obj
+    elif isinstance(obj, (dict, list, tuple)):
+        items = list(obj.items()) if isinstance(obj, dict) else list(enumerate(obj))
+        items = [(key, value) for key, value in items if value is not None]
+        if len(items) == 1:  # one state (conv_states={0: t}): report it under the bare name
+            yield from _leaf_tensors(items[0][1], name)
+            return
+        for key, value in items:
+            yield from _leaf_tensors(value, f"{name}[{key}]")
+
+
+def _tensor_entry(t: torch.Tensor) -> tuple[tuple[int, ...], str, int]:
+    return tuple(t.shape), str(t.dtype).removeprefix("torch."), t.numel() * t.element_size()
+
+
+def _storage_key(t: torch.Tensor) -> Any:
+    try:
+        return t.untyped_storage()._cdata
+    except (RuntimeError, NotImplementedError, AttributeError):  # pragma: no cover - exotic tensor types
+        return id(t)
+
+
+def _storage_nbytes(tensors: list[torch.Tensor]) -> int:
+    seen: dict[Any, int] = {}
+    for t in tensors:
+        try:
+            seen[_storage_key(t)] = t.untyped_storage().nbytes()
+        except (RuntimeError, NotImplementedError, AttributeError):  # pragma: no cover
+            seen[id(t)] = t.numel() * t.element_size()
+    return sum(seen.values())
+
+
+def _layer_record(index: int, cls: str, named: list[tuple[str, torch.Tensor]]) -> dict:
+    tensors = {name: _tensor_entry(t) for name, t in named}
+    return {
+        "index": index,
+        "class": cls,
+        "tensors": tensors,
+        "nbytes": sum(entry[2] for entry in tensors.values()),
+        # bytes of the distinct storages behind the tensors: larger than `nbytes` when a tensor is a view
+        # that pins more (sliding layers right after a prefill longer than the window).
+        "storage_nbytes": _storage_nbytes([t for _, t in named]),
+    }
+
+
+def cache_layer_bytes(cache: Any) -> list[dict]:
+    """One dict per cache layer: `{"index", "class", "tensors": {name: (shape, dtype, nbytes)}, "nbytes",
+    "storage_nbytes"}`.
+
+    Walks `cache.layers` and sums `numel * element_size` of keys, values, indexer_keys, conv_states,
+    recurrent_states (tensors, lists, tuples or dicts of them) and quantized keys/values (tuples, quanto
+    tensor subclasses). MiniMax's `cache.linear_cache[i]` is reported for layer i. Works on meta tensors.
+    Legacy tuple caches (`((k, v), ...)`) are accepted too.
+    """
+    if cache is None:
+        return []
+    if isinstance(cache, (list, tuple)):  # legacy format
+        return [
+            _layer_record(i, "tuple", list(_leaf_tensors(dict(enumerate(layer)), "state")))
+            for i, layer in enumerate(cache)
+        ]
+    layers = list(getattr(cache, "layers", None) or [])
+    linear = list(getattr(cache, "linear_cache", None) or [])
+    records = []
+    for i in range(max(len(layers), len(linear))):
+        named: list[tuple[str, torch.Tensor]] = []
+        cls = "missing"
+        if i < len(layers):
+            layer = layers[i]
+            cls = type(layer).__name__
+            for attr in _LAYER_ATTRS:
+                named.extend(_leaf_tensors(getattr(layer, attr, None), attr))
+        if i < len(linear) and isinstance(linear[i], torch.Tensor):
+            named.extend(_leaf_tensors(linear[i], "linear_cache"))
+            cls = f"{type(cache).__name__}.linear_cache"
+        records.append(_layer_record(i, cls, named))
+    return records
+
+
+def total_nbytes(layers: list[dict]) -> int:
+    """Sum of `nbytes` over `cache_layer_bytes` records."""
+    return sum(layer["nbytes"] for layer in layers)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# forward
+# ----------------------------------------------------------------------------------------------------------
+
+# Modules whose full-sequence mamba1 scan loops over tokens in Python. On meta every op is cheap but the
+# loop is not (AI21-Jamba-1.5-Mini: ~70 s for S=9216). The recurrent state's shape does not depend on the
+# sequence length, so on meta the scan is run on the first token only and its output expanded to S tokens:
+# same shapes and dtypes, the same final-state tensor as the real loop would return.
+_SEQUENTIAL_SCAN_MODULES = (
+    "transformers.models.jamba.modeling_jamba",
+    "transformers.models.mamba.modeling_mamba",
+    "transformers.models.falcon_mamba.modeling_falcon_mamba",
+)
+
+
+def _one_token_scan(original):
+    def scan(hidden_states, dt, A, B, C, D=None, z=None, *args, **kwargs):
+        seq_len = hidden_states.shape[-1]
+        if seq_len <= 1:
+            return original(hidden_states, dt, A, B, C, D, z, *args, **kwargs)
+
+        def first(t):  # (batch, channels, seq) layouts: keep the first token
+            return None if t is None else t[..., :1]
+
+        result = original(first(hidden_states), first(dt), A, first(B), first(C), D, first(z), *args, **kwargs)
+        if isinstance(result, tuple):
+            out, state = result
+            return out.expand(*out.shape[:-1], seq_len), state
+        return result.expand(*result.shape[:-1], seq_len)
+
+    return scan
+
+
+@contextlib.contextmanager
+def _fast_meta_scans(device: str | torch.device) -> Iterator[None]:
+    if torch.device(device).type != "meta":
+        yield
+        return
+    patched = []
+    for name in _SEQUENTIAL_SCAN_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # pragma: no cover - older transformers
+            continue
+        original = getattr(module, "mamba_selective_scan", None)
+        if original is not None:
+            patched.append((module, original))
+            module.mamba_selective_scan = _one_token_scan(original)
+    try:
+        yield
+    finally:
+        for module, original in patched:
+            module.mamba_selective_scan = original
+
+
+def _model_device(model: torch.nn.Module, default: str | torch.device) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device(default)
+
+
+def measure_forward_cache(
+    config: dict,
+    *,
+    seq_len: int,
+    batch: int = 1,
+    dtype: Any = "bfloat16",
+    decode_steps: int = 0,
+    device: str | torch.device = "meta",
+    shrink: dict | None = None,
+    model: torch.nn.Module | None = None,
+) -> list[dict]:
+    """Build the model, prefill `seq_len` tokens (batch `batch`), run `decode_steps` one-token steps, and
+    return `cache_layer_bytes` of the resulting cache.
+
+    `config` is a raw config.json dict (or an already built `PretrainedConfig`). Pass `model` to reuse a
+    model built with `build_model` across several measurements (`config` is then ignored).
+    """
+    return measure_cache_steps(
+        config,
+        seq_len=seq_len,
+        batch=batch,
+        dtype=dtype,
+        record_steps=(decode_steps,),
+        device=device,
+        shrink=shrink,
+        model=model,
+    )[decode_steps]
+
+
+def measure_cache_steps(
+    config: dict,
+    *,
+    seq_len: int,
+    batch: int = 1,
+    dtype: Any = "bfloat16",
+    record_steps: tuple[int, ...] | list[int] = (0,),
+    device: str | torch.device = "meta",
+    shrink: dict | None = None,
+    model: torch.nn.Module | None = None,
+) -> dict[int, list[dict]]:
+    """One prefill then `max(record_steps)` decode steps; `cache_layer_bytes` taken after each step count in
+    `record_steps` (0 = right after the prefill). Same result as separate `measure_forward_cache` calls,
+    with one prefill instead of one per step count (a meta forward costs ~0.3-1 s whatever its length).
+    """
+    steps_wanted = sorted(set(record_steps))
+    if seq_len < 1 or batch < 1 or not steps_wanted or steps_wanted[0] < 0:
+        raise ValueError("seq_len and batch must be >= 1 and decode steps >= 0")
+    if model is None:
+        hf_config = config if isinstance(config, transformers.PretrainedConfig) else hf_config_from_dict(config)
+        model = build_model(hf_config, dtype=dtype, device=device, shrink=shrink)
+    dev = _model_device(model, device)
+    results: dict[int, list[dict]] = {}
+    with torch.inference_mode(), _fast_meta_scans(dev):
+        ids = torch.zeros((batch, seq_len), dtype=torch.long, device=dev)
+        out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        # mamba / mamba2 / falcon_mamba return and take the cache as `cache_params`
+        cache_arg = "past_key_values" if getattr(out, "past_key_values", None) is not None else "cache_params"
+        cache = getattr(out, cache_arg, None)
+        if cache is None:
+            raise RuntimeError(f"{type(model).__name__} returned no cache (use_cache=True)")
+        step = torch.zeros((batch, 1), dtype=torch.long, device=dev)
+        for done in range(steps_wanted[-1] + 1):
+            if done:
+                out = model(input_ids=step, use_cache=True, logits_to_keep=1, **{cache_arg: cache})
+                cache = getattr(out, cache_arg)
+            if done in steps_wanted:
+                results[done] = cache_layer_bytes(cache)  # shapes read now: later steps replace the tensors
+    return results

@@ -1,0 +1,3 @@
+"""Weights: exact analytic parameter counts from a config (`tensors`), the bytes they are stored in, and
+measured sizes from safetensors headers (`safetensors`). Never imports torch.
+"""

@@ -1,0 +1,988 @@
+"""Exact analytic parameter counts and weight bytes of a language model, computed from its `config.json`.
+
+This module must NOT import torch (or transformers): it is plain integer arithmetic over the config, so the
+planner works without the heavy extras installed. The formulas mirror, tensor by tensor, what
+`transformers.AutoModelForCausalLM.from_config(...)` builds (transformers 5.x) for natively supported model
+types, and what the published remote-code `modeling_*.py` builds for the others (chatglm, baichuan, internlm2,
+minicpm). The test-suite checks every natively buildable fixture config against a meta-device build.
+
+Public API
+----------
+- `count_parameters(config)`: number of parameters of the language model (the raw config dict is accepted;
+  nested multimodal configs are resolved with `text_config()`, and only the text model + LM head is counted).
+  Tied input/output embeddings are counted once, buffers are not counted, and multi-token-prediction layers
+  that transformers drops (DeepSeek-V3's `num_nextn_predict_layers`) are not counted.
+- `weight_bytes(config, dtype_bytes=None)`: bytes of the weights as stored, honouring `quantization_config`.
+- `weight_tensors(config)`: the tensor list both functions are computed from (name, shape, role).
+- `assumed_family(config)`: `None` when the config's `model_type` is known; otherwise the family whose formula
+  was used instead (inferred from `architectures`, else the generic llama formula, reported as "llama").
+  Unknown model types never raise by themselves; they are sized with the assumed family's formula, so callers
+  that want to warn should call `assumed_family`.
+
+Which numbers are exact
+-----------------------
+Parameter counts of the families in `FAMILIES` follow the modeling code tensor by tensor. They are tested
+equal to transformers' meta-device count for every native fixture config plus synthetic configs covering each
+switch, equal to published counts for GLM-4-9B (chatglm), InternLM2-7B and MiniCPM-2B, and to a count derived
+from `modeling_baichuan.py` for Baichuan2-7B. Unquantized weight bytes are parameters x dtype bytes, plus
+DeepSeek-V3's `e_score_correction_bias` router buffer (charged at the model dtype, as transformers loads it; the
+checkpoint keeps it in fp32, a 30 KB difference). Quantized weight bytes follow the storage layouts listed in
+`weight_bytes`, whose docstring names the approximations (packing variants, activation scales, bitsandbytes
+metadata). Unknown model types are approximate by construction (see `assumed_family`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
+
+from kvplan.core import shapes as arch
+from kvplan.core.config import first, positive_int, text_config
+from kvplan.errors import ConfigError, UnsupportedArchitecture, UsageError
+
+__all__ = [
+    "FAMILIES",
+    "Tensor",
+    "assumed_family",
+    "count_parameters",
+    "dtype_bytes_of",
+    "weight_bytes",
+    "weight_tensors",
+]
+
+
+class Tensor(NamedTuple):
+    """One stored tensor. Matrices are (out_features, in_features); stacked experts are (experts, out, in).
+
+    `role` is one of: linear, expert (quantizable matmul weights), router, embedding, lm_head, norm, bias,
+    other (conv kernels, SSM parameters, attention sinks) and buffer (stored but not a parameter).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    role: str
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def module(self) -> str:
+        return self.name.rsplit(".", 1)[0]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Family description for the generic decoder
+# --------------------------------------------------------------------------------------------------------------
+
+_NAMES = {
+    "embed": "model.embed_tokens",
+    "layers": "model.layers",
+    "attn": "self_attn",
+    "q": "q_proj",
+    "k": "k_proj",
+    "v": "v_proj",
+    "o": "o_proj",
+    "q_norm": "q_norm",
+    "k_norm": "k_norm",
+    "mlp": "mlp",
+    "gate": "gate_proj",
+    "up": "up_proj",
+    "down": "down_proj",
+    "gate_up": "gate_up_proj",
+    "norm": "model.norm",
+    "lm_head": "lm_head",
+}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Switches of the generic decoder (llama and relatives). Flags are bools or (config key, default)."""
+
+    qkv_bias: Any = False
+    o_bias: Any = False
+    mlp_bias: Any = False
+    qk_norm: str = ""  # "" | "head" (width head_dim) | "proj" (full projection width, olmo2/cohere)
+    qk_norm_flag: Any = True
+    norm_params: int = 1  # parameters per element of every norm: 0 (olmo), 1 (RMSNorm), 2 (LayerNorm + bias)
+    layer_norms: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm")
+    mixer: str = "attention"
+    ffn: str = "gated"  # key of _FFN
+    fused_qkv: str = ""  # module name when q/k/v are one matrix
+    q_mult: int = 1  # qwen3_next's gated attention doubles q_proj
+    sinks: bool = False
+    tie: bool = False  # transformers' default of tie_word_embeddings for the family
+    honour_head_dim: bool = True
+    final_norm: bool = True
+    lm_head_bias: bool = False
+    shared_expert: bool = False
+    router_bias_buffer: bool = False  # deepseek_v3's e_score_correction_bias
+    defaults: dict[str, Any] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Opts:
+    """A Spec resolved against one config: concrete dimensions and switches."""
+
+    spec: Spec
+    cfg: dict[str, Any]
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    tie: bool
+
+    def name(self, key: str) -> str:
+        return self.spec.names.get(key, _NAMES[key])
+
+    def flag(self, value: Any) -> bool:
+        if isinstance(value, tuple):
+            return bool(first(self.cfg, value[0], default=value[1]))
+        return bool(value)
+
+
+def _resolve(spec: Spec, raw: dict[str, Any]) -> Opts:
+    cfg = {**spec.defaults, **{k: v for k, v in raw.items() if v is not None}}
+    hidden, heads = arch.hidden_size(cfg), arch.num_heads(cfg)
+    head_dim = hidden // heads
+    if spec.honour_head_dim:
+        head_dim = positive_int(cfg, "head_dim", default=head_dim)
+    return Opts(
+        spec=spec,
+        cfg=cfg,
+        hidden=hidden,
+        heads=heads,
+        head_dim=head_dim,
+        layers=arch.num_layers(cfg),
+        kv_heads=arch.num_kv_heads(cfg),
+        vocab=positive_int(cfg, "vocab_size", "padded_vocab_size"),
+        tie=bool(first(cfg, "tie_word_embeddings", default=spec.tie)),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Building blocks
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _linear(module: str, out: int, inp: int, bias: bool = False, role: str = "linear") -> list[Tensor]:
+    tensors = [Tensor(f"{module}.weight", (out, inp), role)]
+    if bias:
+        tensors.append(Tensor(f"{module}.bias", (out,), "bias"))
+    return tensors
+
+
+def _norm(module: str, width: int, params: int) -> list[Tensor]:
+    """A norm with `params` parameters per element: 0 = none, 1 = weight, 2 = weight + bias."""
+    names = ("weight", "bias")[:params]
+    return [Tensor(f"{module}.{n}", (width,), "norm" if n == "weight" else "bias") for n in names]
+
+
+def _experts(module: str, experts: int, hidden: int, inter: int) -> list[Tensor]:
+    """Routed experts as checkpoints store them: separate gate/up/down matrices, stacked over experts."""
+    return [
+        Tensor(f"{module}.gate_proj.weight", (experts, inter, hidden), "expert"),
+        Tensor(f"{module}.up_proj.weight", (experts, inter, hidden), "expert"),
+        Tensor(f"{module}.down_proj.weight", (experts, hidden, inter), "expert"),
+    ]
+
+
+def _gated(module: str, hidden: int, inter: int, bias: bool = False) -> list[Tensor]:
+    return (
+        _linear(f"{module}.gate_proj", inter, hidden, bias)
+        + _linear(f"{module}.up_proj", inter, hidden, bias)
+        + _linear(f"{module}.down_proj", hidden, inter, bias)
+    )
+
+
+def _num_experts(cfg: dict[str, Any]) -> int:
+    return positive_int(cfg, "num_local_experts", "num_experts", "n_routed_experts")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Token mixers: (opts, layer index, layer prefix) -> tensors
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _attention(o: Opts, i: int, p: str) -> list[Tensor]:
+    a = f"{p}.{o.name('attn')}"
+    q, kv, qkv_bias = o.heads * o.head_dim, o.kv_heads * o.head_dim, o.flag(o.spec.qkv_bias)
+    if o.spec.fused_qkv:
+        t = _linear(f"{a}.{o.spec.fused_qkv}", q + 2 * kv, o.hidden, qkv_bias)
+    else:
+        t = _linear(f"{a}.{o.name('q')}", q * o.spec.q_mult, o.hidden, qkv_bias)
+        t += _linear(f"{a}.{o.name('k')}", kv, o.hidden, qkv_bias)
+        t += _linear(f"{a}.{o.name('v')}", kv, o.hidden, qkv_bias)
+    t += _linear(f"{a}.{o.name('o')}", o.hidden, q, o.flag(o.spec.o_bias))
+    if o.spec.sinks:
+        t.append(Tensor(f"{a}.sinks", (o.heads,), "other"))
+    return t + _qk_norms(o, a, q, kv)
+
+
+def _qk_norms(o: Opts, a: str, q: int, kv: int) -> list[Tensor]:
+    if not o.spec.qk_norm or not o.flag(o.spec.qk_norm_flag):
+        return []
+    q_width, k_width = (o.head_dim, o.head_dim) if o.spec.qk_norm == "head" else (q, kv)
+    params = o.spec.norm_params
+    return _norm(f"{a}.{o.name('q_norm')}", q_width, params) + _norm(f"{a}.{o.name('k_norm')}", k_width, params)
+
+
+def _mla(o: Opts, i: int, p: str) -> list[Tensor]:
+    """DeepSeek-V2/V3 multi-head latent attention."""
+    c, a = o.cfg, f"{p}.self_attn"
+    kv_rank, rope = positive_int(c, "kv_lora_rank"), positive_int(c, "qk_rope_head_dim")
+    nope, v_dim = positive_int(c, "qk_nope_head_dim"), positive_int(c, "v_head_dim")
+    q_rank, bias = c.get("q_lora_rank"), o.flag(("attention_bias", False))
+    q_out = o.heads * (nope + rope)
+    if q_rank:
+        t = _linear(f"{a}.q_a_proj", q_rank, o.hidden, bias) + _norm(f"{a}.q_a_layernorm", q_rank, 1)
+        t += _linear(f"{a}.q_b_proj", q_out, q_rank)
+    else:
+        t = _linear(f"{a}.q_proj", q_out, o.hidden)
+    t += _linear(f"{a}.kv_a_proj_with_mqa", kv_rank + rope, o.hidden, bias) + _norm(f"{a}.kv_a_layernorm", kv_rank, 1)
+    t += _linear(f"{a}.kv_b_proj", o.heads * (nope + v_dim), kv_rank)
+    return t + _linear(f"{a}.o_proj", o.hidden, o.heads * v_dim, bias)
+
+
+def _gated_delta_net(o: Opts, i: int, p: str) -> list[Tensor]:
+    """Qwen3-Next linear-attention layer (gated DeltaNet)."""
+    c, a = o.cfg, f"{p}.linear_attn"
+    v_heads, k_heads = positive_int(c, "linear_num_value_heads"), positive_int(c, "linear_num_key_heads")
+    v_dim, k_dim = v_heads * positive_int(c, "linear_value_head_dim"), k_heads * positive_int(c, "linear_key_head_dim")
+    kernel = positive_int(c, "linear_conv_kernel_dim")
+    return [
+        Tensor(f"{a}.dt_bias", (v_heads,), "other"),
+        Tensor(f"{a}.A_log", (v_heads,), "other"),
+        Tensor(f"{a}.conv1d.weight", (2 * k_dim + v_dim, 1, kernel), "other"),
+        *_linear(f"{a}.in_proj_qkvz", 2 * k_dim + 2 * v_dim, o.hidden),
+        *_linear(f"{a}.in_proj_ba", 2 * v_heads, o.hidden),
+        *_norm(f"{a}.norm", positive_int(c, "linear_value_head_dim"), 1),
+        *_linear(f"{a}.out_proj", o.hidden, v_dim),
+    ]
+
+
+def _qwen3_next_mixer(o: Opts, i: int, p: str) -> list[Tensor]:
+    types = o.cfg.get("layer_types")
+    if not types:
+        interval = positive_int(o.cfg, "full_attention_interval", default=4)
+        types = ["linear_attention" if (j + 1) % interval else "full_attention" for j in range(o.layers)]
+    return _gated_delta_net(o, i, p) if types[i] == "linear_attention" else _attention(o, i, p)
+
+
+def _dt_rank(value: Any, hidden: int) -> int:
+    return math.ceil(hidden / 16) if value in (None, "auto") else int(value)
+
+
+def _mamba_mixer(module: str, hidden: int, c: dict[str, Any], keys: dict[str, str]) -> list[Tensor]:
+    """A Mamba-1 mixer; `keys` maps the generic field names to the family's config keys."""
+    inner = positive_int(c, keys["expand"], default=2) * hidden
+    state, kernel = positive_int(c, keys["state"], default=16), positive_int(c, keys["conv"], default=4)
+    rank = _dt_rank(c.get(keys["rank"]), hidden)
+    proj_bias, conv_bias = bool(c.get(keys["proj_bias"], False)), bool(c.get(keys["conv_bias"], True))
+    conv = [Tensor(f"{module}.conv1d.weight", (inner, 1, kernel), "other")]
+    conv += [Tensor(f"{module}.conv1d.bias", (inner,), "bias")] if conv_bias else []
+    return conv + [
+        *_linear(f"{module}.in_proj", 2 * inner, hidden, proj_bias),
+        *_linear(f"{module}.x_proj", rank + 2 * state, inner),
+        *_linear(f"{module}.dt_proj", inner, rank, True),
+        Tensor(f"{module}.A_log", (inner, state), "other"),
+        Tensor(f"{module}.D", (inner,), "other"),
+        *_linear(f"{module}.out_proj", hidden, inner, proj_bias),
+    ]
+
+
+_JAMBA_KEYS = {
+    "expand": "mamba_expand",
+    "state": "mamba_d_state",
+    "conv": "mamba_d_conv",
+    "rank": "mamba_dt_rank",
+    "proj_bias": "mamba_proj_bias",
+    "conv_bias": "mamba_conv_bias",
+}
+
+
+def _jamba_mixer(o: Opts, i: int, p: str) -> list[Tensor]:
+    c = o.cfg
+    period, offset = positive_int(c, "attn_layer_period", default=8), int(c.get("attn_layer_offset", 4))
+    if i % period == offset:
+        return _attention(o, i, p)
+    m = f"{p}.mamba"
+    state, rank = positive_int(c, "mamba_d_state", default=16), _dt_rank(c.get("mamba_dt_rank"), o.hidden)
+    norms = _norm(f"{m}.dt_layernorm", rank, 1) + _norm(f"{m}.b_layernorm", state, 1)
+    norms += _norm(f"{m}.c_layernorm", state, 1)
+    return _mamba_mixer(m, o.hidden, c, _JAMBA_KEYS) + norms
+
+
+_MIXERS: dict[str, Callable[[Opts, int, str], list[Tensor]]] = {
+    "attention": _attention,
+    "mla": _mla,
+    "qwen3_next": _qwen3_next_mixer,
+    "jamba": _jamba_mixer,
+}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Feed-forward blocks: (opts, layer index, layer prefix) -> tensors
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _ffn_gated(o: Opts, i: int, p: str) -> list[Tensor]:
+    m, inter, bias = f"{p}.{o.name('mlp')}", positive_int(o.cfg, "intermediate_size"), o.flag(o.spec.mlp_bias)
+    return (
+        _linear(f"{m}.{o.name('gate')}", inter, o.hidden, bias)
+        + _linear(f"{m}.{o.name('up')}", inter, o.hidden, bias)
+        + _linear(f"{m}.{o.name('down')}", o.hidden, inter, bias)
+    )
+
+
+def _ffn_fused(o: Opts, i: int, p: str) -> list[Tensor]:
+    m, inter, bias = f"{p}.{o.name('mlp')}", positive_int(o.cfg, "intermediate_size"), o.flag(o.spec.mlp_bias)
+    gate_up = _linear(f"{m}.{o.name('gate_up')}", 2 * inter, o.hidden, bias)
+    return gate_up + _linear(f"{m}.{o.name('down')}", o.hidden, inter, bias)
+
+
+def _ffn_plain(o: Opts, i: int, p: str) -> list[Tensor]:
+    m, inter, bias = f"{p}.{o.name('mlp')}", positive_int(o.cfg, "intermediate_size"), o.flag(o.spec.mlp_bias)
+    up = _linear(f"{m}.{o.name('up')}", inter, o.hidden, bias)
+    return up + _linear(f"{m}.{o.name('down')}", o.hidden, inter, bias)
+
+
+def _ffn_mixtral(o: Opts, i: int, p: str) -> list[Tensor]:
+    experts, inter = _num_experts(o.cfg), positive_int(o.cfg, "intermediate_size")
+    router = _linear(f"{p}.mlp.gate", experts, o.hidden, role="router")
+    return router + _experts(f"{p}.mlp.experts", experts, o.hidden, inter)
+
+
+def _qwen_is_sparse(c: dict[str, Any], i: int) -> bool:
+    experts = int(first(c, "num_experts", "num_local_experts", default=0))
+    step = positive_int(c, "decoder_sparse_step", default=1)
+    return i not in (c.get("mlp_only_layers") or []) and experts > 0 and (i + 1) % step == 0
+
+
+def _ffn_qwen_moe(o: Opts, i: int, p: str) -> list[Tensor]:
+    """qwen2_moe / qwen3_moe / qwen3_next: sparse layers by decoder_sparse_step, optional gated shared expert."""
+    c = o.cfg
+    if not _qwen_is_sparse(c, i):
+        return _gated(f"{p}.mlp", o.hidden, positive_int(c, "intermediate_size"))
+    experts = _num_experts(c)
+    t = _linear(f"{p}.mlp.gate", experts, o.hidden, role="router")
+    t += _experts(f"{p}.mlp.experts", experts, o.hidden, positive_int(c, "moe_intermediate_size"))
+    if o.spec.shared_expert:
+        t += _gated(f"{p}.mlp.shared_expert", o.hidden, positive_int(c, "shared_expert_intermediate_size"))
+        t += _linear(f"{p}.mlp.shared_expert_gate", 1, o.hidden, role="router")
+    return t
+
+
+def _ffn_gpt_oss(o: Opts, i: int, p: str) -> list[Tensor]:
+    experts, inter, m = _num_experts(o.cfg), positive_int(o.cfg, "intermediate_size"), f"{p}.mlp"
+    return [
+        *_linear(f"{m}.router", experts, o.hidden, True, role="router"),
+        Tensor(f"{m}.experts.gate_up_proj", (experts, 2 * inter, o.hidden), "expert"),
+        Tensor(f"{m}.experts.gate_up_proj_bias", (experts, 2 * inter), "bias"),
+        Tensor(f"{m}.experts.down_proj", (experts, o.hidden, inter), "expert"),
+        Tensor(f"{m}.experts.down_proj_bias", (experts, o.hidden), "bias"),
+    ]
+
+
+def _ffn_deepseek(o: Opts, i: int, p: str) -> list[Tensor]:
+    """DeepSeek-V2/V3: dense MLP for the first `first_k_dense_replace` layers, then routed + shared experts."""
+    c, m = o.cfg, f"{p}.mlp"
+    if i < int(c.get("first_k_dense_replace") or 0):
+        return _gated(m, o.hidden, positive_int(c, "intermediate_size"))
+    experts, inter = _num_experts(c), positive_int(c, "moe_intermediate_size")
+    t = _linear(f"{m}.gate", experts, o.hidden, role="router") + _experts(f"{m}.experts", experts, o.hidden, inter)
+    if o.spec.router_bias_buffer:  # stored and loaded, but a buffer, not a parameter
+        t.append(Tensor(f"{m}.gate.e_score_correction_bias", (experts,), "buffer"))
+    shared = int(c.get("n_shared_experts") or 0)
+    return t + (_gated(f"{m}.shared_experts", o.hidden, inter * shared) if shared else [])
+
+
+def _ffn_jamba(o: Opts, i: int, p: str) -> list[Tensor]:
+    c, m = o.cfg, f"{p}.feed_forward"
+    period, offset = positive_int(c, "expert_layer_period", default=2), int(c.get("expert_layer_offset", 1))
+    experts, inter = positive_int(c, "num_experts", default=16), positive_int(c, "intermediate_size")
+    if experts > 1 and i % period == offset:
+        router = _linear(f"{m}.router", experts, o.hidden, role="router")
+        return router + _experts(f"{m}.experts", experts, o.hidden, inter)
+    return _gated(m, o.hidden, inter)
+
+
+_FFN: dict[str, Callable[[Opts, int, str], list[Tensor]]] = {
+    "gated": _ffn_gated,
+    "fused": _ffn_fused,
+    "plain": _ffn_plain,
+    "mixtral": _ffn_mixtral,
+    "qwen_moe": _ffn_qwen_moe,
+    "gpt_oss": _ffn_gpt_oss,
+    "deepseek": _ffn_deepseek,
+    "jamba": _ffn_jamba,
+}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The generic decoder and the families that use it
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _decoder(o: Opts) -> list[Tensor]:
+    s = o.spec
+    tensors = [Tensor(f"{o.name('embed')}.weight", (o.vocab, o.hidden), "embedding")]
+    for i in range(o.layers):
+        p = f"{o.name('layers')}.{i}"
+        tensors += _MIXERS[s.mixer](o, i, p) + _FFN[s.ffn](o, i, p)
+        tensors += [t for n in s.layer_norms for t in _norm(f"{p}.{n}", o.hidden, s.norm_params)]
+    if s.final_norm:
+        tensors += _norm(o.name("norm"), o.hidden, s.norm_params)
+    return tensors + _lm_head(o.name("lm_head"), o.vocab, o.hidden, o.tie, s.lm_head_bias)
+
+
+def _lm_head(module: str, vocab: int, hidden: int, tied: bool, bias: bool = False) -> list[Tensor]:
+    head = [] if tied else [Tensor(f"{module}.weight", (vocab, hidden), "lm_head")]
+    return head + ([Tensor(f"{module}.bias", (vocab,), "bias")] if bias else [])
+
+
+_GEMMA2_NORMS = (
+    "input_layernorm",
+    "post_attention_layernorm",
+    "pre_feedforward_layernorm",
+    "post_feedforward_layernorm",
+)
+_GLM4_NORMS = ("input_layernorm", "post_self_attn_layernorm", "post_attention_layernorm", "post_mlp_layernorm")
+_OLMO2_NORMS = ("post_attention_layernorm", "post_feedforward_layernorm")
+_LLAMA = Spec(qkv_bias=("attention_bias", False), o_bias=("attention_bias", False), mlp_bias=("mlp_bias", False))
+_QWEN3 = Spec(
+    qkv_bias=("attention_bias", False), o_bias=("attention_bias", False), qk_norm="head", defaults={"head_dim": 128}
+)
+
+SPECS: dict[str, Spec] = {
+    "llama": _LLAMA,
+    "granite": _LLAMA,
+    "minicpm": _LLAMA,
+    "mistral": Spec(),
+    "qwen2": Spec(qkv_bias=True),
+    "qwen3": _QWEN3,
+    "gemma": Spec(tie=True, defaults={"head_dim": 256, "vocab_size": 256000}),
+    "gemma2": Spec(tie=True, layer_norms=_GEMMA2_NORMS, defaults={"head_dim": 256, "vocab_size": 256000}),
+    "gemma3_text": Spec(
+        tie=True, layer_norms=_GEMMA2_NORMS, qk_norm="head", defaults={"head_dim": 256, "vocab_size": 262208}
+    ),
+    "olmo": replace(_LLAMA, norm_params=0),
+    "olmo2": replace(_LLAMA, qk_norm="proj", layer_norms=_OLMO2_NORMS),
+    "olmo3": replace(_LLAMA, qk_norm="proj", layer_norms=_OLMO2_NORMS),
+    "cohere": replace(
+        _LLAMA,
+        mlp_bias=False,
+        tie=True,
+        layer_norms=("input_layernorm",),
+        qk_norm="proj",
+        qk_norm_flag=("use_qk_norm", False),
+    ),
+    "cohere2": replace(_LLAMA, mlp_bias=False, tie=True, layer_norms=("input_layernorm",), defaults={"head_dim": 128}),
+    "starcoder2": Spec(
+        qkv_bias=("use_bias", True),
+        o_bias=("use_bias", True),
+        mlp_bias=("use_bias", True),
+        ffn="plain",
+        norm_params=2,
+        tie=True,
+        names={"up": "c_fc", "down": "c_proj"},
+    ),
+    "phi": Spec(
+        qkv_bias=True,
+        o_bias=True,
+        mlp_bias=True,
+        ffn="plain",
+        norm_params=2,
+        layer_norms=("input_layernorm",),
+        qk_norm="head",
+        qk_norm_flag=("qk_layernorm", False),
+        lm_head_bias=True,
+        names={
+            "o": "dense",
+            "up": "fc1",
+            "down": "fc2",
+            "norm": "model.final_layernorm",
+            "q_norm": "q_layernorm",
+            "k_norm": "k_layernorm",
+        },
+    ),
+    "phi3": Spec(fused_qkv="qkv_proj", ffn="fused"),
+    "glm": Spec(qkv_bias=("attention_bias", True), ffn="fused", defaults={"head_dim": 128}),
+    "glm4": Spec(qkv_bias=("attention_bias", True), ffn="fused", defaults={"head_dim": 128}, layer_norms=_GLM4_NORMS),
+    "mixtral": Spec(ffn="mixtral"),
+    "qwen2_moe": Spec(qkv_bias=("qkv_bias", True), ffn="qwen_moe", shared_expert=True),
+    "qwen3_moe": replace(_QWEN3, ffn="qwen_moe", defaults={}),
+    "qwen3_next": replace(
+        _QWEN3,
+        ffn="qwen_moe",
+        shared_expert=True,
+        mixer="qwen3_next",
+        q_mult=2,
+        defaults={
+            "head_dim": 256,
+            "linear_conv_kernel_dim": 4,
+            "linear_key_head_dim": 128,
+            "linear_value_head_dim": 128,
+            "linear_num_key_heads": 16,
+            "linear_num_value_heads": 32,
+        },
+    ),
+    "gpt_oss": Spec(
+        qkv_bias=("attention_bias", True),
+        o_bias=("attention_bias", True),
+        sinks=True,
+        ffn="gpt_oss",
+        defaults={"head_dim": 64},
+    ),
+    "deepseek_v2": Spec(mixer="mla", ffn="deepseek"),
+    "deepseek_v3": Spec(mixer="mla", ffn="deepseek", router_bias_buffer=True),
+    "jamba": Spec(
+        mixer="jamba",
+        ffn="jamba",
+        honour_head_dim=False,
+        layer_norms=("input_layernorm", "pre_ff_layernorm"),
+        names={"mlp": "feed_forward", "norm": "model.final_layernorm"},
+    ),
+    "baichuan": Spec(fused_qkv="W_pack", honour_head_dim=False),
+    "internlm2": Spec(
+        fused_qkv="wqkv",
+        qkv_bias=("bias", True),
+        o_bias=("bias", True),
+        honour_head_dim=False,
+        layer_norms=("attention_norm", "ffn_norm"),
+        names={
+            "embed": "model.tok_embeddings",
+            "attn": "attention",
+            "o": "wo",
+            "mlp": "feed_forward",
+            "gate": "w1",
+            "up": "w3",
+            "down": "w2",
+            "lm_head": "output",
+        },
+    ),
+    "chatglm": Spec(
+        fused_qkv="query_key_value",
+        qkv_bias=("_qkv_bias", False),
+        o_bias=("add_bias_linear", False),
+        mlp_bias=("add_bias_linear", False),
+        ffn="fused",
+        names={
+            "embed": "transformer.embedding.word_embeddings",
+            "layers": "transformer.encoder.layers",
+            "attn": "self_attention",
+            "o": "dense",
+            "gate_up": "dense_h_to_4h",
+            "down": "dense_4h_to_h",
+            "norm": "transformer.encoder.final_layernorm",
+            "lm_head": "transformer.output_layer",
+        },
+    ),
+}
+
+
+def _generic(model_type: str) -> Callable[[dict[str, Any]], list[Tensor]]:
+    return lambda cfg: _decoder(_resolve(SPECS[model_type], cfg))
+
+
+def _chatglm(cfg: dict[str, Any]) -> list[Tensor]:
+    """ChatGLM2/3 and GLM-4 remote code (modeling_chatglm.py): fused QKV with multi-query groups, SwiGLU."""
+    heads = positive_int(cfg, "num_attention_heads")
+    groups = positive_int(cfg, "multi_query_group_num") if cfg.get("multi_query_attention") else heads
+    norm = {
+        "num_hidden_layers": first(cfg, "num_layers", "num_hidden_layers"),
+        "num_key_value_heads": groups,
+        "head_dim": first(cfg, "kv_channels", default=positive_int(cfg, "hidden_size") // heads),
+        "intermediate_size": first(cfg, "ffn_hidden_size", "intermediate_size"),
+        "_qkv_bias": bool(cfg.get("add_qkv_bias") or cfg.get("add_bias_linear")),
+    }
+    spec = replace(
+        SPECS["chatglm"],
+        norm_params=1 if cfg.get("rmsnorm", True) else 2,
+        final_norm=bool(cfg.get("post_layer_norm", True)),
+    )
+    return _decoder(_resolve(spec, {**cfg, **norm}))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Families with their own layout
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _gpt2(cfg: dict[str, Any]) -> list[Tensor]:
+    """GPT-2: learned positions, Conv1D projections with biases, LayerNorms with bias; tied head by default."""
+    h, layers = positive_int(cfg, "n_embd", "hidden_size"), positive_int(cfg, "n_layer", "num_hidden_layers")
+    inner = positive_int(cfg, "n_inner", default=4 * h)
+    positions = positive_int(cfg, "n_positions", "max_position_embeddings", default=1024)
+    t = [
+        Tensor("transformer.wte.weight", (positive_int(cfg, "vocab_size"), h), "embedding"),
+        Tensor("transformer.wpe.weight", (positions, h), "embedding"),
+    ]
+    for i in range(layers):
+        p = f"transformer.h.{i}"
+        t += _norm(f"{p}.ln_1", h, 2) + _linear(f"{p}.attn.c_attn", 3 * h, h, True)
+        t += _linear(f"{p}.attn.c_proj", h, h, True) + _norm(f"{p}.ln_2", h, 2)
+        t += _linear(f"{p}.mlp.c_fc", inner, h, True) + _linear(f"{p}.mlp.c_proj", h, inner, True)
+    tied = bool(first(cfg, "tie_word_embeddings", default=True))
+    return t + _norm("transformer.ln_f", h, 2) + _lm_head("lm_head", t[0].shape[0], h, tied)
+
+
+def _gpt_neox(cfg: dict[str, Any]) -> list[Tensor]:
+    """GPT-NeoX / Pythia: fused QKV (3 x hidden), plain GELU MLP with biases, LayerNorms with bias, untied head."""
+    h, layers = positive_int(cfg, "hidden_size"), positive_int(cfg, "num_hidden_layers")
+    inter, bias = positive_int(cfg, "intermediate_size"), bool(first(cfg, "attention_bias", default=True))
+    t = [Tensor("gpt_neox.embed_in.weight", (positive_int(cfg, "vocab_size"), h), "embedding")]
+    for i in range(layers):
+        p = f"gpt_neox.layers.{i}"
+        t += _norm(f"{p}.input_layernorm", h, 2) + _norm(f"{p}.post_attention_layernorm", h, 2)
+        t += _linear(f"{p}.attention.query_key_value", 3 * h, h, bias) + _linear(f"{p}.attention.dense", h, h, bias)
+        t += _linear(f"{p}.mlp.dense_h_to_4h", inter, h, True) + _linear(f"{p}.mlp.dense_4h_to_h", h, inter, True)
+    tied = bool(first(cfg, "tie_word_embeddings", default=False))
+    return t + _norm("gpt_neox.final_layer_norm", h, 2) + _lm_head("embed_out", t[0].shape[0], h, tied)
+
+
+def _falcon_qkv(cfg: dict[str, Any], h: int, heads: int) -> int:
+    head_dim = h // heads
+    if cfg.get("new_decoder_architecture"):
+        return (heads + 2 * positive_int(cfg, "num_kv_heads", "n_head_kv", default=heads)) * head_dim
+    return h + 2 * head_dim if cfg.get("multi_query", True) else 3 * h
+
+
+def _falcon_norms(cfg: dict[str, Any]) -> tuple[str, ...]:
+    if not cfg.get("parallel_attn", True):
+        return ("input_layernorm", "post_attention_layernorm")
+    lns = cfg.get("num_ln_in_parallel_attn") or (2 if cfg.get("new_decoder_architecture") else 1)
+    return ("ln_attn", "ln_mlp") if lns == 2 else ("input_layernorm",)
+
+
+def _falcon(cfg: dict[str, Any]) -> list[Tensor]:
+    """Falcon (incl. RefinedWeb/RefinedWebModel configs): multi-query or grouped fused QKV, LayerNorm + bias."""
+    h, heads = positive_int(cfg, "hidden_size", "n_embed"), positive_int(cfg, "num_attention_heads", "n_head")
+    layers, bias = positive_int(cfg, "num_hidden_layers", "n_layer"), bool(cfg.get("bias", False))
+    ffn = positive_int(cfg, "ffn_hidden_size", default=4 * h)
+    t = [Tensor("transformer.word_embeddings.weight", (positive_int(cfg, "vocab_size"), h), "embedding")]
+    for i in range(layers):
+        p = f"transformer.h.{i}"
+        t += _linear(f"{p}.self_attention.query_key_value", _falcon_qkv(cfg, h, heads), h, bias)
+        t += _linear(f"{p}.self_attention.dense", h, h, bias)
+        t += _linear(f"{p}.mlp.dense_h_to_4h", ffn, h, bias) + _linear(f"{p}.mlp.dense_4h_to_h", h, ffn, bias)
+        t += [x for n in _falcon_norms(cfg) for x in _norm(f"{p}.{n}", h, 2)]
+    tied = bool(first(cfg, "tie_word_embeddings", default=True))
+    return t + _norm("transformer.ln_f", h, 2) + _lm_head("lm_head", t[0].shape[0], h, tied)
+
+
+_MAMBA_KEYS = {
+    "expand": "expand",
+    "state": "state_size",
+    "conv": "conv_kernel",
+    "rank": "time_step_rank",
+    "proj_bias": "use_bias",
+    "conv_bias": "use_conv_bias",
+}
+
+
+def _mamba(cfg: dict[str, Any]) -> list[Tensor]:
+    """Mamba-1 (state-space model, no attention): RMSNorm per block, tied head by default."""
+    h, layers = positive_int(cfg, "hidden_size", "d_model"), positive_int(cfg, "num_hidden_layers", "n_layer")
+    t = [Tensor("backbone.embeddings.weight", (positive_int(cfg, "vocab_size"), h), "embedding")]
+    for i in range(layers):
+        p = f"backbone.layers.{i}"
+        t += _norm(f"{p}.norm", h, 1) + _mamba_mixer(f"{p}.mixer", h, cfg, _MAMBA_KEYS)
+    tied = bool(first(cfg, "tie_word_embeddings", default=True))
+    return t + _norm("backbone.norm_f", h, 1) + _lm_head("lm_head", t[0].shape[0], h, tied)
+
+
+FAMILIES: dict[str, Callable[[dict[str, Any]], list[Tensor]]] = {
+    **{name: _generic(name) for name in SPECS if name != "chatglm"},
+    "chatglm": _chatglm,
+    "gpt2": _gpt2,
+    "gpt_neox": _gpt_neox,
+    "falcon": _falcon,
+    "mamba": _mamba,
+}
+
+# model_type spellings that are another family's layout.
+ALIASES = {
+    "kimi_k2": "deepseek_v3",
+    "RefinedWebModel": "falcon",
+    "RefinedWeb": "falcon",
+    "rw": "falcon",
+    "gemma3": "gemma3_text",
+}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Family resolution
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _squash(name: str) -> str:
+    return name.replace("_", "").replace("-", "").lower()
+
+
+def _family_from_architectures(cfg: dict[str, Any]) -> str | None:
+    known = {_squash(k): k for k in FAMILIES} | {_squash(k): v for k, v in ALIASES.items()}
+    for name in cfg.get("architectures") or []:
+        stem = re.sub(r"(ForCausalLM|LMHeadModel|ForConditionalGeneration|Model)$", "", str(name))
+        if _squash(stem) in known:
+            return known[_squash(stem)]
+    return None
+
+
+def _family(cfg: dict[str, Any]) -> tuple[str, bool]:
+    """(family, assumed): the layout used for `cfg`, and whether it was guessed rather than named."""
+    model_type = str(cfg.get("model_type") or "")
+    if model_type in FAMILIES:
+        return model_type, False
+    if model_type in ALIASES:
+        return ALIASES[model_type], False
+    return _family_from_architectures(cfg) or "llama", True
+
+
+def _text(config: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(config, dict):
+        raise ConfigError("config is not a JSON object", hint="pass the model's config.json")
+    return text_config(config)
+
+
+def assumed_family(config: dict[str, Any]) -> str | None:
+    """None when the config's model_type is a known family; else the family whose formula is used instead."""
+    family, assumed = _family(_text(config))
+    return family if assumed else None
+
+
+def weight_tensors(config: dict[str, Any]) -> list[Tensor]:
+    """Every stored tensor of the language model (with buffers, role "buffer"); see `Tensor`."""
+    cfg = _text(config)
+    return FAMILIES[_family(cfg)[0]](cfg)
+
+
+def count_parameters(config: dict[str, Any]) -> int:
+    """Exact number of parameters of the language model as transformers' AutoModelForCausalLM builds it.
+
+    Unknown model types are counted with an assumed family's formula (see `assumed_family`).
+    """
+    return sum(t.numel for t in weight_tensors(config) if t.role != "buffer")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Weight bytes and quantization
+# --------------------------------------------------------------------------------------------------------------
+
+_DTYPE_BYTES = {
+    "float64": 8,
+    "double": 8,
+    "float32": 4,
+    "float": 4,
+    "fp32": 4,
+    "tf32": 4,
+    "float16": 2,
+    "half": 2,
+    "fp16": 2,
+    "bfloat16": 2,
+    "bf16": 2,
+    "float8_e4m3fn": 1,
+    "float8_e5m2": 1,
+    "fp8": 1,
+    "int8": 1,
+    "uint8": 1,
+}
+_QUANTIZABLE = ("linear", "expert")
+
+
+def dtype_bytes_of(cfg: dict[str, Any]) -> int:
+    """Bytes per element of the unquantized weights: `torch_dtype` / `dtype` of the config, bf16 when absent."""
+    value = first(cfg, "torch_dtype", "dtype", default="bfloat16")
+    key = str(value).removeprefix("torch.").lower()
+    if key == "auto":
+        return 2
+    if key not in _DTYPE_BYTES:
+        raise ConfigError(
+            f"config field `torch_dtype` has an unknown dtype {value!r}",
+            hint="use a torch dtype name such as bfloat16, float16 or float32",
+        )
+    return _DTYPE_BYTES[key]
+
+
+def _matches(module: str, pattern: str) -> bool:
+    """transformers' `should_convert_module` rule, plus compressed-tensors' `re:` prefix."""
+    if pattern.startswith("re:"):
+        return _safe_match(pattern[3:], module)
+    return _safe_match(rf"(?:{pattern})(?:(?<=\.)|(?=\.|$))", module) or module.endswith(pattern)
+
+
+def _safe_match(regex: str, text: str) -> bool:
+    try:
+        return re.match(regex, text) is not None
+    except re.error:
+        return False
+
+
+def _skipped(t: Tensor, qc: dict[str, Any]) -> bool:
+    keys = ("modules_to_not_convert", "ignore", "ignored_layers", "llm_int8_skip_modules")
+    patterns = [p for k in keys for p in (qc.get(k) or []) if isinstance(p, str)]
+    return t.role not in _QUANTIZABLE or any(_matches(t.module, p) for p in patterns)
+
+
+def _split(t: Tensor) -> tuple[int, int, int]:
+    """(copies, out, in) of a matrix or a stack of expert matrices."""
+    return math.prod(t.shape[:-2]), t.shape[-2], t.shape[-1]
+
+
+def _group(size: Any, inp: int) -> int:
+    return inp if size in (None, -1, 0) else int(size)
+
+
+def _fp8(t: Tensor, qc: dict[str, Any], base: int) -> int:
+    """quant_method "fp8": 1-byte weights + fp32 `weight_scale_inv` per block (or one per tensor)."""
+    n, out, inp = _split(t)
+    block = qc.get("weight_block_size")
+    scales = math.ceil(out / block[0]) * math.ceil(inp / block[1]) if block else 1
+    return n * (out * inp + 4 * scales)
+
+
+def _fbgemm_fp8(t: Tensor, qc: dict[str, Any], base: int) -> int:
+    n, out, inp = _split(t)
+    return n * (out * inp + 4 * out)
+
+
+def _awq(t: Tensor, qc: dict[str, Any], base: int) -> int:
+    """AWQ (GEMM layout): int32-packed qweight and qzeros, fp16 scales, one row of each per input group."""
+    n, out, inp = _split(t)
+    bits = int(first(qc, "bits", "w_bit", default=4))
+    groups = math.ceil(inp / _group(first(qc, "group_size", "q_group_size", default=128), inp))
+    packed = math.ceil(out * bits / 32) * 4
+    return n * (inp * packed + groups * packed + groups * out * 2)
+
+
+def _gptq(t: Tensor, qc: dict[str, Any], base: int) -> int:
+    """GPTQ: qweight int32 [in*bits/32, out], qzeros int32 [groups, out*bits/32], fp16 scales, int32 g_idx."""
+    n, out, inp = _split(t)
+    bits = int(qc.get("bits", 4))
+    groups = math.ceil(inp / _group(qc.get("group_size", 128), inp))
+    qweight = math.ceil(inp * bits / 32) * out * 4
+    return n * (qweight + groups * math.ceil(out * bits / 32) * 4 + groups * out * 2 + inp * 4)
+
+
+def _mxfp4(t: Tensor, qc: dict[str, Any], base: int) -> int | None:
+    """MXFP4 (gpt-oss): only expert weights; 4-bit values + one e8m0 scale byte per 32 input values."""
+    if t.role != "expert":
+        return None
+    n, out, inp = _split(t)
+    blocks = math.ceil(inp / 32)
+    return n * out * blocks * (16 + 1)
+
+
+def _bitsandbytes(t: Tensor, qc: dict[str, Any], base: int) -> int:
+    """bitsandbytes: 4-bit (nf4/fp4, 64-value blocks) or LLM.int8 (int8 + fp32 per-row scale). Approximate."""
+    n, out, inp = _split(t)
+    if qc.get("load_in_8bit") or str(qc.get("_load_in_8bit")).lower() == "true":
+        return n * (out * inp + 4 * out)
+    blocks = math.ceil(out * inp / 64)
+    absmax = blocks + 4 * math.ceil(blocks / 256) if qc.get("bnb_4bit_use_double_quant") else 4 * blocks
+    return n * (math.ceil(out * inp / 2) + absmax)
+
+
+def _ct_scheme(t: Tensor, qc: dict[str, Any]) -> dict[str, Any] | None:
+    """The `weights` args of the first compressed-tensors config group whose targets match the tensor."""
+    for group in (qc.get("config_groups") or {}).values():
+        targets = group.get("targets") or ["Linear"]
+        if any(x == "Linear" or _matches(t.module, x) for x in targets) and group.get("weights"):
+            return group["weights"]
+    return None
+
+
+def _ct_scales(out: int, inp: int, w: dict[str, Any]) -> int:
+    strategy = w.get("strategy") or "tensor"
+    if strategy == "channel":
+        return out
+    if strategy in ("group", "tensor_group"):
+        return out * math.ceil(inp / _group(w.get("group_size"), inp))
+    if strategy == "block":
+        block = w.get("block_structure") or [128, 128]
+        return math.ceil(out / block[0]) * math.ceil(inp / block[1])
+    return 1
+
+
+def _compressed_tensors(t: Tensor, qc: dict[str, Any], base: int) -> int | None:
+    """compressed-tensors: packed int4 (`pack-quantized`) or 1-byte int8/fp8 weights, per-strategy scales.
+
+    Scales are stored in the model dtype (fp8 e4m3 for NVFP4 `tensor_group`, plus one fp32 global scale);
+    asymmetric zero points are counted at `num_bits` each; activation scales are ignored.
+    """
+    w = _ct_scheme(t, qc)
+    if w is None:
+        return None
+    n, out, inp = _split(t)
+    bits, scales = int(w.get("num_bits", 8)), _ct_scales(out, inp, w)
+    if qc.get("format") == "pack-quantized":  # int32-packed values + an int32 `weight_shape` pair
+        values = out * math.ceil(inp * bits / 32) * 4 + 8
+    else:
+        values = math.ceil(out * inp * bits / 8)
+    scale_bytes = scales + 4 if w.get("strategy") == "tensor_group" else scales * base
+    zeros = 0 if w.get("symmetric", True) else math.ceil(scales * bits / 8)
+    return n * (values + scale_bytes + zeros)
+
+
+_QUANT_METHODS: dict[str, Callable[[Tensor, dict[str, Any], int], int | None]] = {
+    "fp8": _fp8,
+    "fbgemm_fp8": _fbgemm_fp8,
+    "awq": _awq,
+    "gptq": _gptq,
+    "mxfp4": _mxfp4,
+    "bitsandbytes": _bitsandbytes,
+    "compressed-tensors": _compressed_tensors,
+    "compressed_tensors": _compressed_tensors,
+}
+
+
+def _tensor_bytes(t: Tensor, qc: dict[str, Any] | None, base: int) -> int:
+    if qc and not _skipped(t, qc):
+        quantized = _QUANT_METHODS[qc["quant_method"]](t, qc, base)
+        if quantized is not None:
+            return quantized
+    return t.numel * base
+
+
+def _quant_config(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    qc = cfg.get("quantization_config")
+    if not qc:
+        return None
+    method = str(qc.get("quant_method", "")).lower()
+    if method not in _QUANT_METHODS:
+        raise UnsupportedArchitecture(
+            f"quantization method {method or '(none)'!r} is not supported for sizing weights",
+            hint="supported: " + ", ".join(sorted(_QUANT_METHODS)) + "; or size the weights from an unquantized config",
+        )
+    return {**qc, "quant_method": method}
+
+
+def weight_bytes(config: dict[str, Any], dtype_bytes: int | None = None) -> int:
+    """Bytes of the language model's weights as stored, honouring `quantization_config`.
+
+    Unquantized tensors (and all tensors of an unquantized model) take `dtype_bytes` each, default the
+    config's `torch_dtype`/`dtype` (bf16 = 2 when absent). Embeddings, norms, biases, routers, the LM head and
+    modules matched by `modules_to_not_convert` / `ignore` are never quantized. Quantized matrices:
+
+    - fp8: 1 byte per weight + fp32 `weight_scale_inv` per `weight_block_size` block (DeepSeek-V3: 128x128),
+      one per tensor without blocks; fbgemm_fp8: fp32 per output channel.
+    - awq (GEMM layout) / gptq: int32-packed `bits`-bit qweight and qzeros, fp16 scales per `group_size`
+      input group, and for gptq an int32 `g_idx` per input feature. Marlin/GEMV repackings are not modelled.
+    - compressed-tensors: see `_compressed_tensors`.
+    - mxfp4 (gpt-oss): expert matrices only, 4 bits + 1 e8m0 scale byte per 32 values.
+    - bitsandbytes: approximate (quant-state metadata ignored).
+
+    Raises UnsupportedArchitecture for another `quant_method`, UsageError for a non-positive `dtype_bytes`.
+    """
+    if dtype_bytes is not None and (type(dtype_bytes) is not int or dtype_bytes <= 0):
+        raise UsageError(f"dtype_bytes must be a positive integer, got {dtype_bytes!r}", hint="use 1, 2 or 4")
+    cfg = _text(config)
+    base = dtype_bytes or dtype_bytes_of(cfg)
+    qc = _quant_config(cfg)
+    return sum(_tensor_bytes(t, qc, base) for t in weight_tensors(config))

@@ -1,0 +1,329 @@
+"""Tests for kvplan.sources.hardware and the shipped profiles/*.yaml: schema, lookups, overrides, and strict errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kvplan.errors import ProfileError
+from kvplan.sources.hardware import (
+    HardwareProfile,
+    builtin_profiles_dir,
+    list_profiles,
+    load_profile,
+    search_dirs,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = sorted((REPO / "profiles").glob("*.yaml"))
+REQUIRED_IDS = {
+    "t4",
+    "l4",
+    "a10",
+    "a10g",
+    "l40s",
+    "a100-pcie-40gb",
+    "a100-sxm-40gb",
+    "a100-pcie-80gb",
+    "a100-sxm-80gb",
+    "h100-pcie-80gb",
+    "h100-sxm-80gb",
+    "h100-nvl-94gb",
+    "h200",
+    "h20",
+    "b200",
+    "mi250x",
+    "mi300x",
+    "mi325x",
+    "rtx-3090",
+    "rtx-4090",
+    "rtx-5090",
+    "rtx-a6000",
+    "rtx-a4000",
+    "8gb",
+    "16gb",
+    "24gb",
+}
+
+GOOD = """\
+id: {id}
+name: "Test GPU"
+vendor: nvidia
+aliases: ["Test GPU Alias"]
+memory_bytes: {memory}
+memory_bandwidth_bytes_per_s: 1000000000000
+dense_tflops: {{fp32: 10, bf16: 100, fp16: 100, fp8: null, int8: 200}}
+kv_cache_dtypes: [auto, fp16, bf16]
+interconnect: {{type: pcie4, bandwidth_bytes_per_s: 64000000000}}
+sources:
+  memory_bytes: "test"
+  memory_bandwidth_bytes_per_s: "test"
+  dense_tflops: "test"
+"""
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dir(monkeypatch, tmp_path):
+    """Keep the developer's ~/.config/kvplan/profiles out of the tests."""
+    monkeypatch.delenv("KVPLAN_PROFILES_DIR", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+
+def write(directory: Path, stem: str, text: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stem}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_for(path: Path, **kwargs) -> str:
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(path), **kwargs)
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert path.name in message, message
+    return message
+
+
+# ------------------------------------------------------------------------------------------- shipped profiles
+
+
+def test_required_profiles_are_shipped():
+    assert {p.stem for p in SHIPPED} >= REQUIRED_IDS
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_shipped_profile_loads_and_validates(path):
+    profile = load_profile(path)
+    assert isinstance(profile, HardwareProfile)
+    assert profile.id == path.stem
+    assert profile.memory_bytes > 0
+    assert "memory_bytes" in profile.sources
+    if profile.generic:
+        assert profile.vendor == "generic"
+        assert profile.memory_bandwidth_bytes_per_s is None and profile.dense_tflops is None
+        assert profile.kv_cache_dtypes is None and profile.interconnect is None
+    else:
+        assert profile.vendor in ("nvidia", "amd")
+        assert {"memory_bandwidth_bytes_per_s", "dense_tflops"} <= set(profile.sources)
+        assert profile.memory_bandwidth_bytes_per_s > 10**11
+        assert profile.dense_tflops["bf16"] or profile.dense_tflops["fp16"]
+        assert "auto" in profile.kv_cache_dtypes
+        # A runtime total is always below the marketing size and well above half of it.
+        assert 10 * 2**30 < profile.memory_bytes < 300 * 2**30
+
+
+def test_list_profiles_returns_all_shipped_sorted():
+    profiles = list_profiles()
+    assert [p.id for p in profiles] == sorted(p.stem for p in SHIPPED)
+
+
+def test_ids_and_aliases_are_unique():
+    profiles = list_profiles()
+    ids = [p.id.lower() for p in profiles]
+    assert len(ids) == len(set(ids))
+    seen: dict[str, str] = {}
+    for profile in profiles:
+        for alias in profile.aliases:
+            key = " ".join(alias.split()).lower()
+            assert key not in seen, f"alias {alias!r} of {profile.id} also belongs to {seen[key]}"
+            assert key not in ids or key == profile.id, f"alias {alias!r} of {profile.id} is another profile's id"
+            seen[key] = profile.id
+
+
+def test_runtime_device_name_resolves_to_profile():
+    assert load_profile("NVIDIA H100 80GB HBM3").id == "h100-sxm-80gb"
+    assert load_profile("nvidia   h100 80gb hbm3").id == "h100-sxm-80gb"
+    assert load_profile("H100-SXM-80GB").id == "h100-sxm-80gb"
+    assert load_profile("NVIDIA GeForce RTX 3090").id == "rtx-3090"
+    assert load_profile("AMD Instinct MI300X").id == "mi300x"
+    assert load_profile("Tesla T4").id == "t4"
+
+
+def test_h100_sxm_memory_is_the_vllm_reported_total():
+    profile = load_profile("h100-sxm-80gb")
+    assert abs(profile.memory_bytes / 2**30 - 79.19) <= 0.005
+
+
+def test_rtx_3090_memory_is_the_vllm_reported_total():
+    profile = load_profile("rtx-3090")
+    assert abs(profile.memory_bytes / 2**30 - 23.58) <= 0.005
+
+
+def test_builtin_dir_is_the_repo_profiles_dir_in_a_checkout():
+    builtin = builtin_profiles_dir()
+    assert (builtin / "h100-sxm-80gb.yaml").is_file()
+    assert search_dirs()[-1] == builtin
+
+
+def test_unknown_name_lists_close_matches():
+    with pytest.raises(ProfileError) as info:
+        load_profile("h100-sxm")
+    assert "unknown hardware profile 'h100-sxm'" in str(info.value)
+    assert "h100-sxm-80gb" in str(info.value)
+    assert info.value.hint
+
+
+def test_module_imports_no_torch_and_uses_safe_load_only():
+    code = "import sys, kvplan.sources.hardware; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    source = (REPO / "kvplan" / "sources" / "hardware.py").read_text()
+    assert "yaml.safe_load(" in source
+    for unsafe in ("yaml.load(", "unsafe_load", "FullLoader", "UnsafeLoader", "yaml.Loader"):
+        assert unsafe not in source
+
+
+# ------------------------------------------------------------------------------------- search order, overrides
+
+
+def test_profiles_dir_overrides_builtin_of_same_id(tmp_path):
+    custom = tmp_path / "mine"
+    text = GOOD.format(id="h100-sxm-80gb", memory=12345 * 2**20).replace("Test GPU Alias", "NVIDIA H100 80GB HBM3")
+    write(custom, "h100-sxm-80gb", text)
+    assert load_profile("h100-sxm-80gb", profiles_dir=custom).memory_bytes == 12345 * 2**20
+    assert load_profile("NVIDIA H100 80GB HBM3", profiles_dir=custom).memory_bytes == 12345 * 2**20
+    listed = [p for p in list_profiles(profiles_dir=custom) if p.id == "h100-sxm-80gb"]
+    assert len(listed) == 1 and listed[0].memory_bytes == 12345 * 2**20
+    # Without the override the built-in is back.
+    assert load_profile("h100-sxm-80gb").memory_bytes != 12345 * 2**20
+
+
+def test_profiles_dir_adds_new_profiles(tmp_path):
+    write(tmp_path, "my-gpu", GOOD.format(id="my-gpu", memory=2**34))
+    assert load_profile("my-gpu", profiles_dir=tmp_path).memory_bytes == 2**34
+    assert load_profile("test gpu alias", profiles_dir=tmp_path).id == "my-gpu"
+    assert "my-gpu" in {p.id for p in list_profiles(tmp_path)}
+
+
+def test_user_config_dir_from_env_and_xdg(tmp_path, monkeypatch):
+    env_dir = tmp_path / "env"
+    write(env_dir, "env-gpu", GOOD.format(id="env-gpu", memory=2**33))
+    monkeypatch.setenv("KVPLAN_PROFILES_DIR", str(env_dir))
+    assert load_profile("env-gpu").memory_bytes == 2**33
+    monkeypatch.delenv("KVPLAN_PROFILES_DIR")
+    xdg_dir = tmp_path / "xdg" / "kvplan" / "profiles"
+    write(xdg_dir, "xdg-gpu", GOOD.format(id="xdg-gpu", memory=2**32))
+    assert load_profile("xdg-gpu").memory_bytes == 2**32
+
+
+def test_profiles_dir_beats_user_dir(tmp_path, monkeypatch):
+    write(tmp_path / "user", "same", GOOD.format(id="same", memory=1 * 2**30))
+    write(tmp_path / "cli", "same", GOOD.format(id="same", memory=2 * 2**30))
+    monkeypatch.setenv("KVPLAN_PROFILES_DIR", str(tmp_path / "user"))
+    assert load_profile("same").memory_bytes == 1 * 2**30
+    assert load_profile("same", profiles_dir=tmp_path / "cli").memory_bytes == 2 * 2**30
+
+
+def test_missing_profiles_dir_is_an_error(tmp_path):
+    with pytest.raises(ProfileError, match="profiles directory not found"):
+        load_profile("h100", profiles_dir=tmp_path / "nope")
+
+
+def test_missing_profile_file_is_an_error(tmp_path):
+    with pytest.raises(ProfileError, match="profile file not found"):
+        load_profile(str(tmp_path / "nope.yaml"))
+
+
+# --------------------------------------------------------------------------------------------- broken profiles
+
+
+def test_wrong_type_message_names_file_key_and_value(tmp_path):
+    path = write(tmp_path, "foo", GOOD.format(id="foo", memory='"80GB"'))
+    message = error_for(path)
+    assert message == f"{path}: key 'memory_bytes': expected a positive integer (bytes), got '80GB'"
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "true", "8.5e10", "85899345920.0", "null"])
+def test_memory_bytes_must_be_a_positive_int(tmp_path, value):
+    path = write(tmp_path, "foo", GOOD.format(id="foo", memory=value))
+    assert "key 'memory_bytes'" in error_for(path)
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path):
+    text = GOOD.format(id="foo", memory=2**30).replace("memory_bytes: ", "memory_byte: ", 1)
+    path = write(tmp_path, "foo", text)
+    message = error_for(path)
+    assert "unknown key 'memory_byte'" in message
+    assert "did you mean 'memory_bytes'" in message
+
+
+def test_unknown_nested_key_suggests_the_right_one(tmp_path):
+    path = write(tmp_path, "foo", GOOD.format(id="foo", memory=2**30).replace("bf16: 100", "bf61: 100"))
+    message = error_for(path)
+    assert "'dense_tflops.bf61'" in message and "did you mean 'bf16'" in message
+
+
+def test_bad_yaml_names_file_line_and_key(tmp_path):
+    path = write(tmp_path, "foo", GOOD.format(id="foo", memory=2**30).replace('"Test GPU"', "[unclosed"))
+    message = error_for(path)
+    assert "invalid YAML" in message and "line" in message and "'name'" in message
+
+
+def test_python_object_tag_is_rejected_and_not_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    payload = f'!!python/object/apply:os.system ["touch {marker}"]'
+    path = write(tmp_path, "foo", GOOD.format(id="foo", memory=payload))
+    message = error_for(path)
+    assert "'memory_bytes'" in message and "tag" in message
+    assert not marker.exists()
+    # The same when the bad file is found by name through a profiles directory.
+    with pytest.raises(ProfileError):
+        load_profile("foo", profiles_dir=tmp_path)
+    assert not marker.exists()
+
+
+def test_id_must_match_file_stem(tmp_path):
+    path = write(tmp_path, "foo", GOOD.format(id="bar", memory=2**30))
+    message = error_for(path)
+    assert "key 'id'" in message and "'foo'" in message and "'bar'" in message
+
+
+def test_missing_required_key(tmp_path):
+    text = "\n".join(line for line in GOOD.format(id="foo", memory=2**30).splitlines() if not line.startswith("vendor"))
+    assert "key 'vendor': missing" in error_for(write(tmp_path, "foo", text))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("vendor: nvidia", "vendor: intel", "vendor"),
+        ('aliases: ["Test GPU Alias"]', 'aliases: "Test GPU Alias"', "aliases"),
+        ("fp32: 10", 'fp32: "10"', "dense_tflops.fp32"),
+        ("fp32: 10, ", "", "dense_tflops.fp32"),
+        ("[auto, fp16, bf16]", "[auto, fp17]", "kv_cache_dtypes"),
+        ("type: pcie4", "type: pcie9", "interconnect.type"),
+        (
+            "memory_bandwidth_bytes_per_s: 1000000000000",
+            "memory_bandwidth_bytes_per_s: 1.0e+12",
+            "memory_bandwidth_bytes_per_s",
+        ),
+        ('  dense_tflops: "test"\n', "", "sources.dense_tflops"),
+        ('  dense_tflops: "test"\n', '  dense_flops: "test"\n', "sources.dense_flops"),
+    ],
+)
+def test_wrong_values_name_the_key(tmp_path, old, new, key):
+    text = GOOD.format(id="foo", memory=2**30)
+    assert old in text
+    message = error_for(write(tmp_path, "foo", text.replace(old, new)))
+    assert f"'{key}'" in message
+
+
+def test_generic_profiles_must_not_carry_figures(tmp_path):
+    text = GOOD.format(id="foo", memory=2**30).replace("vendor: nvidia", "vendor: generic\ngeneric: true")
+    assert "null for a generic profile" in error_for(write(tmp_path, "foo", text))
+
+
+def test_empty_and_non_mapping_files(tmp_path):
+    assert "file is empty" in error_for(write(tmp_path, "foo", ""))
+    assert "mapping" in error_for(write(tmp_path, "bar", "- a\n- b\n"))
+
+
+def test_broken_user_file_fails_loudly_on_alias_lookup(tmp_path):
+    write(tmp_path, "zzz", "id: zzz\nmemory_byte: 1\n")
+    with pytest.raises(ProfileError, match="zzz.yaml"):
+        load_profile("NVIDIA H100 80GB HBM3", profiles_dir=tmp_path)
+    # A lookup by id does not read unrelated files.
+    assert load_profile("h100-sxm-80gb", profiles_dir=tmp_path).id == "h100-sxm-80gb"
