@@ -15,8 +15,8 @@ __version__ = "0.1.0"
 
 from kvplan.core.shapes import ModelShape, model_shape
 from kvplan.errors import ConfigError, HubError, KvplanError, UnsupportedArchitecture, UsageError
-from kvplan.planning.estimate import Estimate, estimate_config
-from kvplan.planning.resolved import estimate, estimate_loaded, load
+from kvplan.planning.estimate import Estimate, estimate, estimate_config
+from kvplan.planning.resolved import ResolvedModel, load, resolve
 
 __all__ = [
     "ConfigError",
@@ -24,12 +24,13 @@ __all__ = [
     "HubError",
     "KvplanError",
     "ModelShape",
+    "ResolvedModel",
     "UnsupportedArchitecture",
     "UsageError",
     "__version__",
     "estimate",
     "estimate_config",
-    "estimate_loaded",
     "load",
     "model_shape",
+    "resolve",
 ]

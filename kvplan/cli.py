@@ -208,7 +208,8 @@ def estimate(
 
       kvplan estimate ./config.json --seq-len 1k..128k --engine transformers
     """
-    from kvplan.planning import resolved as api
+    from kvplan.planning.estimate import estimate as estimate_model
+    from kvplan.planning.resolved import resolve
 
     lengths = labelled("--seq-len", parse_lengths, seq_len)
     options = dict(
@@ -220,10 +221,9 @@ def estimate(
         pp=positive("--pp", pp),
         block_size=positive("--block-size", block_size),
         max_num_batched_tokens=positive("--max-num-batched-tokens", max_num_batched_tokens),
-        offline=True if offline else None,
     )
-    loaded = api.load(model, revision=revision, offline=options["offline"])
-    results = [api.estimate_loaded(loaded, seq_len=n, **options) for n in lengths]
+    resolved = resolve(model, revision=revision, offline=True if offline else None)  # read once for every length
+    results = [estimate_model(resolved, seq_len=n, **options) for n in lengths]
     if json_out:
         render.print_json(results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results])
         render.notes(results[0].notes)

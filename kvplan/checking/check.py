@@ -32,6 +32,7 @@ from kvplan.core.units import canonical_dtype, format_bytes
 from kvplan.engines import Request, canonical_engine
 from kvplan.errors import KvplanError, UsageError
 from kvplan.planning.recommend import SUPPORTED_ENGINES, TP_CHOICES, request_kv_bytes
+from kvplan.planning.resolved import ResolvedModel, resolve
 
 SCHEMA = "kvplan.check/1"
 CONSTRAINTS = ("weights", "max_model_len", "concurrency", "headroom", "lint")
@@ -197,8 +198,9 @@ def check_deployments(
     """Evaluate every deployment. Bad input (unknown GPU or model, an engine kvplan cannot size, values the
     engine would refuse) raises a KvplanError naming the file, line and key; a plan that does not fit is a
     result with ok=False."""
+    models: dict[tuple[str, str | None], ResolvedModel] = {}  # each model is read once, however many use it
     results = [
-        _check_one(d, min_headroom=min_headroom, strict=strict, offline=offline, profiles_dir=profiles_dir)
+        _check_one(d, models, min_headroom=min_headroom, strict=strict, offline=offline, profiles_dir=profiles_dir)
         for d in deployments
     ]
     return CheckReport(tuple(results), min_headroom, strict)
@@ -223,16 +225,14 @@ class _Evaluator:
         self,
         dep: Deployment,
         engine: str,
-        loaded: Any,
-        shape: Any,
+        resolved: ResolvedModel,
         *,
         offline: bool | None,
         profiles_dir: str | None,
         min_headroom: float,
     ) -> None:
-        self.dep, self.engine, self.loaded, self.shape = dep, engine, loaded, shape
+        self.dep, self.engine, self.resolved, self.shape = dep, engine, resolved, resolved.shape
         self.offline, self.profiles_dir, self.min_headroom = offline, profiles_dir, min_headroom
-        self.model_arg: Any = loaded  # read once: every recommend() of this deployment reuses it
 
     def recommend(self, **over: Any) -> Any:
         from kvplan.planning.recommend import recommend
@@ -261,7 +261,7 @@ class _Evaluator:
         if d.max_num_seqs is not None:  # the engine runs with this cap (vLLM's sampler warm-up uses it)
             args["max_num_seqs"] = over.get("concurrency", d.max_num_seqs)
         args.update(over)
-        return recommend(self.model_arg, **args)
+        return recommend(self.resolved, **args)  # read once: every recommend() of this deployment reuses it
 
     @property
     def max_model_len(self) -> int | None:
@@ -305,10 +305,14 @@ class _Evaluator:
 
 
 def _check_one(
-    dep: Deployment, *, min_headroom: float, strict: bool, offline: bool | None, profiles_dir: str | None
+    dep: Deployment,
+    models: dict[tuple[str, str | None], ResolvedModel],
+    *,
+    min_headroom: float,
+    strict: bool,
+    offline: bool | None,
+    profiles_dir: str | None,
 ) -> DeploymentResult:
-    from kvplan.core.shapes import model_shape
-    from kvplan.planning import resolved as api
     from kvplan.sources.hardware import load_profile
 
     try:
@@ -321,8 +325,10 @@ def _check_one(
     except KvplanError as exc:
         raise _located(exc, dep.at("gpu")) from None
     try:
-        loaded = api.load(dep.model, revision=dep.revision, offline=offline)
-        shape = model_shape(loaded.config)
+        resolved = models.get((dep.model, dep.revision))
+        if resolved is None:
+            resolved = models[(dep.model, dep.revision)] = resolve(dep.model, revision=dep.revision, offline=offline)
+        loaded = resolved.loaded
     except KvplanError as exc:
         error = _located(exc, dep.at("model"))
         if dep.key_name("model") == "model_name":  # Xinference's registry name, not a Hub id
@@ -330,7 +336,7 @@ def _check_one(
             error.hint = f"{error.hint}; or {more}" if error.hint else more
         raise error from None
 
-    ev = _Evaluator(dep, engine, loaded, shape, offline=offline, profiles_dir=pdir, min_headroom=min_headroom)
+    ev = _Evaluator(dep, engine, resolved, offline=offline, profiles_dir=pdir, min_headroom=min_headroom)
     lint = tuple(
         lint_model_config(
             loaded.config,

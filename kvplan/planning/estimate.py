@@ -6,7 +6,7 @@ model by name lives in kvplan.sources.configs; weights in kvplan.weights.tensors
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -15,6 +15,7 @@ from kvplan.core.units import GGML_BLOCK_TYPES, canonical_dtype, short_dtype
 from kvplan.engines import Request, get_engine, pipeline_stages
 from kvplan.engines.naive import NaiveEngine
 from kvplan.errors import UsageError
+from kvplan.planning.resolved import ModelRef, resolve
 
 SCHEMA = "kvplan.estimate/1"
 
@@ -222,3 +223,60 @@ def _length_notes(shape: ModelShape, seq_len: int) -> tuple[str, ...]:
 def estimate_config(config: dict, *, name: str = "model", **kwargs: Any) -> Estimate:
     """Size the KV cache for a raw config.json dict. Keyword arguments as for `estimate`."""
     return estimate_shape(model_shape(config), name=name, **kwargs)
+
+
+def estimate(
+    model: ModelRef,
+    *,
+    seq_len: int = 4096,
+    batch: int = 1,
+    engine: str = "vllm",
+    dtype: str = "auto",
+    kv_dtype: str = "auto",
+    tp: int = 1,
+    pp: int = 1,
+    block_size: int | None = None,
+    max_num_batched_tokens: int = 8192,
+    n_ubatch: int = 512,
+    include_weights: bool = True,
+    revision: str | None = None,
+    offline: bool | None = None,
+) -> Estimate:
+    """KV-cache memory of MODEL for `batch` sequences of `seq_len` tokens on `engine`, split over tp x pp GPUs.
+
+    Args:
+        model: a config.json path, a model folder, a catalog name (`kvplan models`), a Hub repo id, a config
+            dict, or a model already resolved with `kvplan.resolve` (a sweep resolves once and sizes many).
+        seq_len, batch: the sequences to hold.
+        engine: "vllm" (paged, default), "sglang", "transformers", "transformers-static", "llamacpp",
+            "tensorrt-llm" or "naive" (the textbook formula).
+        dtype / kv_dtype: "auto" takes the config's dtype / the model dtype; see kvplan.core.units for the names.
+        tp / pp: tensor- and pipeline-parallel sizes.
+        block_size: vLLM page size in tokens (default 16, raised for Mamba hybrids).
+        max_num_batched_tokens: vLLM's prefill token budget, which its sliding-window reservation includes.
+        n_ubatch: llama.cpp's micro-batch (`-ub`), which its sliding-window cache adds to the window.
+        include_weights: also report the weights' bytes (safetensors metadata, else an analytic count).
+        revision / offline: for Hub repo ids (offline=None follows HF_HUB_OFFLINE).
+    Returns:
+        An Estimate; every byte count is an int, `*_per_gpu` figures are for the fullest GPU.
+    """
+    resolved = resolve(model, revision=revision, offline=offline)
+    result = estimate_shape(
+        resolved.shape,
+        name=resolved.name,
+        seq_len=seq_len,
+        batch=batch,
+        engine=engine,
+        dtype=dtype,
+        kv_dtype=kv_dtype,
+        tp=tp,
+        pp=pp,
+        block_size=block_size,
+        max_num_batched_tokens=max_num_batched_tokens,
+        n_ubatch=n_ubatch,
+    )
+    if not include_weights:
+        return result
+    model_dtype, _ = resolve_dtypes(resolved.shape, dtype, kv_dtype)
+    nbytes, source = resolved.weights(model_dtype)
+    return replace(result, weights_bytes=nbytes, weights_source=source)

@@ -46,7 +46,7 @@ from typing import Any
 
 from kvplan.core.bisection import largest
 from kvplan.core.config import vocab_size
-from kvplan.core.shapes import ModelShape, model_shape
+from kvplan.core.shapes import ModelShape
 from kvplan.core.units import GGML_BLOCK_TYPES, parse_size, short_dtype
 from kvplan.engines import Request, canonical_engine, pipeline_stages
 from kvplan.engines.llamacpp import DEFAULT_UBATCH, cache_type_flags
@@ -54,7 +54,7 @@ from kvplan.engines.tensorrt_llm import FREE_GPU_MEMORY_FRACTION
 from kvplan.engines.vllm import Capacity, capacity, scheduler_defaults
 from kvplan.errors import KvplanError, UsageError
 from kvplan.planning.estimate import check_positive, engine_kv_dtype, estimate_shape, resolve_dtypes
-from kvplan.sources.configs import LoadedConfig
+from kvplan.planning.resolved import ModelRef, resolve
 
 SCHEMA = "kvplan.recommend/1"
 GIB = 2**30
@@ -370,7 +370,7 @@ def _budget(
 
 
 def recommend(
-    model: str | dict | LoadedConfig,
+    model: ModelRef,
     *,
     gpu_profile: str,
     gpus: int = 1,
@@ -396,7 +396,8 @@ def recommend(
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
-    model: a name as `kvplan.planning.resolved.load` takes it, a config dict, or an already loaded `LoadedConfig` (reused as is).
+    model: a name, path or Hub id, a config dict, a LoadedConfig, or a model resolved once with
+    `kvplan.resolve` (reused as is: check re-plans a deployment for each fix without reading anything again).
 
     engine: vllm, sglang, llamacpp (alias llama.cpp), tensorrt-llm, lightllm. gpu_memory_utilization: vLLM's
     fraction of total memory (default 0.9); SGLang's mem_fraction_static (default: SGLang's heuristic);
@@ -406,7 +407,6 @@ def recommend(
     model). max_model_len defaults to the model's max_position_embeddings capped at 131072. n_ubatch is
     llama.cpp's `-ub`; vllm_version selects version-dependent profiling terms (module docstring).
     """
-    from kvplan.planning import resolved as api
     from kvplan.sources.hardware import load_profile
 
     engine = canonical_engine(engine)
@@ -449,15 +449,16 @@ def recommend(
     if cudagraph_profiling is None:  # vLLM subtracts its CUDA-graph estimate from 0.21 on (module docstring)
         cudagraph_profiling = vllm_version is None or parse_vllm_version(vllm_version) >= (0, 21)
 
-    loaded = model if isinstance(model, LoadedConfig) else api.load(model, revision=revision, offline=offline)
+    resolved = resolve(model, revision=revision, offline=offline)
+    loaded = resolved.loaded
     config = loaded.config
-    shape = model_shape(config)
+    shape = resolved.shape
     model_dtype, kv = resolve_dtypes(shape, dtype, kv_dtype)
     kv = engine_kv_dtype(engine, kv_dtype, kv)
     if weights_bytes is not None:
         weights, weights_source = parse_size(weights_bytes), "--weights-bytes"
     else:
-        weights, weights_source = api.weights(loaded, model_dtype, offline=offline)
+        weights, weights_source = resolved.weights(model_dtype)
     if weights is None and kv_bytes is None:
         raise UsageError("cannot count this model's weights", hint="pass --kv-memory SIZE or --weights-bytes SIZE")
 

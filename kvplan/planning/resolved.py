@@ -1,22 +1,60 @@
-"""The Python API behind the CLI: name a model, get numbers. `import kvplan; kvplan.estimate(...)`.
+"""A model resolved once: its config and where it came from, its cache shape, and its weights.
 
-Glue only: load the config (kvplan.sources.configs), read its shape (kvplan.core.shapes), size it
-(kvplan.planning.estimate) and add the weights (kvplan.weights.tensors / kvplan.weights.safetensors). Never imports torch.
+`resolve(MODEL)` reads the config (kvplan.sources.configs) and its shape (kvplan.core.shapes) once; the
+weights (safetensors metadata when the files are at hand, else the analytic count of kvplan.weights) are
+looked up once and kept, per model dtype. Every planning call (estimate, recommend, check, sweeps and grids)
+takes a `ResolvedModel`, so a sweep of N lengths or a check that re-plans a deployment for each suggested fix
+reads nothing again. Never imports torch.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from kvplan.core.shapes import model_shape
+from kvplan.core.shapes import ModelShape, model_shape
 from kvplan.core.units import DTYPE_BYTES
 from kvplan.errors import KvplanError
-from kvplan.planning.estimate import Estimate, estimate_shape, resolve_dtypes
 from kvplan.sources.configs import LoadedConfig, load_model_config
 
+_UNSET: Any = object()
 
-def load(model: str | dict, *, revision: str | None = None, offline: bool | None = None) -> LoadedConfig:
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model read once. `loaded` is the raw config and its provenance, `shape` what each layer caches.
+
+    `offline` is kept for the one weights lookup that may ask the Hub for safetensors metadata."""
+
+    loaded: LoadedConfig
+    shape: ModelShape
+    offline: bool | None = None
+    _cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.loaded.name
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.loaded.config
+
+    def weights(self, dtype: str) -> tuple[int | None, str | None]:
+        """Bytes of the weights at model dtype `dtype` and where the figure comes from: "safetensors" metadata
+        (the files' own sizes, whatever the dtype), else "analytic"; (None, None) when unknown."""
+        measured = self._cache.get("safetensors", _UNSET)
+        if measured is _UNSET:
+            measured = self._cache["safetensors"] = _measured_weights(self.loaded, self.offline)
+        if measured:
+            return measured, "safetensors"
+        key = ("analytic", dtype)
+        if key not in self._cache:
+            self._cache[key] = _analytic_weights(self.loaded, dtype)
+        result: tuple[int | None, str | None] = self._cache[key]
+        return result
+
+
+def load(model: str | dict[str, Any], *, revision: str | None = None, offline: bool | None = None) -> LoadedConfig:
     """A LoadedConfig for MODEL (path, folder, catalog name or Hub id); a dict is taken as the config itself."""
     if isinstance(model, dict):
         return LoadedConfig(
@@ -30,15 +68,28 @@ def load(model: str | dict, *, revision: str | None = None, offline: bool | None
     return load_model_config(model, revision=revision, offline=offline)
 
 
-def weights(loaded: LoadedConfig, dtype: str, *, offline: bool | None = None) -> tuple[int | None, str | None]:
-    """Bytes of the weights and where the figure comes from: "safetensors" metadata, else "analytic"."""
+ModelRef = str | dict[str, Any] | LoadedConfig | ResolvedModel
+
+
+def resolve(model: ModelRef, *, revision: str | None = None, offline: bool | None = None) -> ResolvedModel:
+    """MODEL read once: a name, path or Hub id, a config dict, a LoadedConfig, or a ResolvedModel (returned as is)."""
+    if isinstance(model, ResolvedModel):
+        return model
+    loaded = model if isinstance(model, LoadedConfig) else load(model, revision=revision, offline=offline)
+    return ResolvedModel(loaded, model_shape(loaded.config), offline)
+
+
+def _measured_weights(loaded: LoadedConfig, offline: bool | None) -> int | None:
     from kvplan.weights import safetensors as safetensors_meta
+
+    if loaded.source == "dict":
+        return None
+    return safetensors_meta.safetensors_weight_bytes(loaded, offline=offline) or None
+
+
+def _analytic_weights(loaded: LoadedConfig, dtype: str) -> tuple[int | None, str | None]:
     from kvplan.weights.tensors import assumed_family, weight_bytes
 
-    if loaded.source != "dict":
-        measured = safetensors_meta.safetensors_weight_bytes(loaded, offline=offline)
-        if measured:
-            return measured, "safetensors"
     if assumed_family(loaded.config) is not None:
         return None, None  # an unknown layout (e.g. Llama 4 MoE) would be counted wrongly: report unknown
     try:
@@ -47,39 +98,6 @@ def weights(loaded: LoadedConfig, dtype: str, *, offline: bool | None = None) ->
         return None, None
 
 
-def estimate(
-    model: str | dict,
-    *,
-    revision: str | None = None,
-    offline: bool | None = None,
-    **kwargs: Any,
-) -> Estimate:
-    """KV-cache memory of MODEL for `batch` sequences of `seq_len` tokens on `engine`, split over tp x pp GPUs.
-
-    Args:
-        model: a config.json path, a model folder, a catalog name (`kvplan models`), a Hub repo id, or a dict.
-        revision / offline: for Hub repo ids (offline=None follows HF_HUB_OFFLINE).
-        seq_len (4096), batch (1): the sequences to hold.
-        engine: "vllm" (paged, default), "sglang", "transformers" or "naive" (the textbook formula).
-        dtype / kv_dtype: "auto" takes the config's dtype / the model dtype; see kvplan.core.units for the names.
-        tp / pp: tensor- and pipeline-parallel sizes.
-        block_size: vLLM page size in tokens (default 16, raised for Mamba hybrids).
-        max_num_batched_tokens: vLLM's prefill token budget (8192), which its sliding-window reservation includes.
-        include_weights: also report the weights' bytes (safetensors metadata, else an analytic count).
-    Returns:
-        An Estimate; every byte count is an int, `*_per_gpu` figures are for the fullest GPU.
-    """
-    return estimate_loaded(load(model, revision=revision, offline=offline), offline=offline, **kwargs)
-
-
-def estimate_loaded(
-    loaded: LoadedConfig, *, offline: bool | None = None, include_weights: bool = True, **kwargs: Any
-) -> Estimate:
-    """`estimate` for an already loaded config (a sweep loads once and calls this per length)."""
-    shape = model_shape(loaded.config)
-    result = estimate_shape(shape, name=loaded.name, **kwargs)
-    if not include_weights:
-        return result
-    model_dtype, _ = resolve_dtypes(shape, kwargs.get("dtype", "auto"), kwargs.get("kv_dtype", "auto"))
-    nbytes, source = weights(loaded, model_dtype, offline=offline)
-    return replace(result, weights_bytes=nbytes, weights_source=source)
+def weights(loaded: LoadedConfig, dtype: str, *, offline: bool | None = None) -> tuple[int | None, str | None]:
+    """Bytes of the weights and where the figure comes from (see `ResolvedModel.weights`)."""
+    return resolve(loaded, offline=offline).weights(dtype)
