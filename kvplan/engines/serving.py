@@ -31,7 +31,6 @@ UBATCH = "ubatch"
 VLLM_VERSION = "vllm_version"
 BLOCK_SIZE = "block_size"
 DEFAULT_UTILIZATION = 0.9
-DEFAULT_UBATCH = 512  # llama.cpp's -ub default (common.h n_ubatch), the default of recommend's n_ubatch
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,8 @@ class BudgetInputs:
 
     `weights` are the whole model's (a budget divides them over its GPUs); `utilization` is the memory fraction
     in force (given, else the engine's default); `max_num_seqs` / `max_num_batched_tokens` the scheduler limits;
-    `vllm_version` and `cudagraph_profiling` are passed only to engines that read them (`--vllm-version`)."""
+    `n_ubatch` is llama.cpp's micro-batch (`-ub`); `vllm_version` and `cudagraph_profiling` (None: as the
+    version does) are read by vLLM's serving model only."""
 
     config: dict[str, Any]
     shape: ModelShape
@@ -61,7 +61,7 @@ class BudgetInputs:
     layers_on_gpu: int
     max_num_batched_tokens: int
     max_num_seqs: int
-    n_ubatch: int = DEFAULT_UBATCH
+    n_ubatch: int
     vllm_version: str | None = None
     cudagraph_profiling: bool | None = None
 
