@@ -139,6 +139,28 @@ def config_kind_help() -> str:
     )
 
 
+def engine_config_help() -> str:
+    """`kvplan check --engine-config`: the config files kvplan reads."""
+    files = [e.config.describes or e.name for e in registry.entries(lambda e: e.config is not None)]  # type: ignore[union-attr]
+    return f"An engine config to check instead: {registry.listed(files)} (YAML/JSON). Repeatable."
+
+
+def check_help() -> str:
+    """`kvplan check --help`: which plan engines it sizes and which it refuses."""
+    sized = registry.sized_engines()
+    unsized = [name for name in registry.plan_engines() if name not in sized]
+    refused = f"; {registry.listed(unsized, 'and')} are reported as unsupported (exit 2)" if unsized else ""
+    return (
+        "Check deployment plans (or engine configs) in CI: fits or not, headroom, binding constraint, fixes.\n\n"
+        f"Sizes each deployment with `kvplan recommend`: engines {registry.listed(sized)}{refused}. Exit code 0 "
+        "when all pass, 1 when any does not fit (or lacks --min-headroom, or has lint under --strict), 2 for bad "
+        "input.\n\n"
+        "Examples:\n\n"
+        "  kvplan check kvplan.yaml --min-headroom 5% --junit kvplan-report.xml\n\n"
+        "  kvplan check --engine-config vllm-serve.yaml --engine vllm --gpu h100-sxm-80gb --json"
+    )
+
+
 # ---------------------------------------------------------------- shared option types
 
 ModelArg = Annotated[
@@ -624,7 +646,7 @@ def recommend(
         render.recommendation_table(rec)
 
 
-@app.command()
+@app.command(help=check_help())
 @handle_errors
 def check(
     files: Annotated[
@@ -634,8 +656,7 @@ def check(
         Optional[list[str]],
         typer.Option(
             "--engine-config",
-            help="An engine config to check instead: a vLLM --config YAML, SGLang server arguments "
-            "or Xinference launch options (YAML/JSON). Repeatable.",
+            help=engine_config_help(),
             show_default=False,
         ),
     ] = None,
@@ -665,19 +686,7 @@ def check(
     offline: OfflineOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Check deployment plans (or engine configs) in CI: fits or not, headroom, binding constraint, fixes.
-
-    Sizes each deployment with `kvplan recommend`: engines vllm, sglang and the others recommend sizes
-    (llamacpp, lightllm, tensorrt-llm alias trtllm); tgi and transformers are reported as unsupported (exit 2). Exit code 0
-    when all pass, 1 when any does not fit (or lacks --min-headroom, or has lint under --strict), 2 for bad
-    input.
-
-    Examples:
-
-      kvplan check kvplan.yaml --min-headroom 5% --junit kvplan-report.xml
-
-      kvplan check --engine-config vllm-serve.yaml --engine vllm --gpu h100-sxm-80gb --json
-    """
+    """Check deployment plans (or engine configs) in CI; the help text is `check_help()`."""
     from kvplan.atomic_file import write_text_atomically
     from kvplan.checking.check import check_deployments, junit_xml, parse_headroom
     from kvplan.checking.engine_configs import load_engine_config

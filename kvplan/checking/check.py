@@ -450,7 +450,7 @@ def _fixes(ev: _Evaluator, rec: Any, binding: str) -> list[Fix]:
 
     # 2. an fp8 KV cache, where the GPU has one
     if rec.fp8_kv is not None and binding != "weights":
-        value = ev.serving.fp8_plan_value or str(rec.fp8_kv.get("kv_dtype") or "fp8")
+        value = (ev.serving and ev.serving.fp8_plan_value) or str(rec.fp8_kv.get("kv_dtype") or "fp8")
         checked = ev.try_recommend(kv_dtype=value)
         if checked is not None and ev.accepts(checked):
             out.append(
@@ -491,7 +491,8 @@ def _fixes(ev: _Evaluator, rec: Any, binding: str) -> list[Fix]:
             )
 
     # 5. a larger share of GPU memory
-    if ev.serving.suggests_utilization and dep.kv_cache_memory is None and rec.gpu_memory_utilization:
+    utilization_fix = ev.serving is not None and ev.serving.suggests_utilization
+    if utilization_fix and dep.kv_cache_memory is None and rec.gpu_memory_utilization:
         need = ev.needed(rec)
         raw = sum(t.bytes for t in rec.budget)  # the budget before clamping at 0
         if need is not None and rec.gpu_memory_bytes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kvplan.core.units import GGML_BLOCK_TYPES
 from kvplan.errors import UsageError
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 StorageFactory = Callable[["ModelShape"], "Engine"]
 # (storage model, model shape, request, layer kinds the estimate holds) -> notes of `kvplan estimate`
-EstimateNotes = Callable[["Engine", "ModelShape", "Request", frozenset], tuple]
+EstimateNotes = Callable[[Any, "ModelShape", "Request", frozenset], tuple]
 
 
 # Plan keys every engine's config files spell the same way (normalised).
@@ -43,7 +43,8 @@ class ConfigVocabulary:
     read as this kind when `detect(normalised keys)` is true; kinds with a higher `priority` are tried first and
     the one `fallback` kind is used when none matches. A file whose keys map onto `engine` names the engine that
     runs it (Xinference's `model_engine`); otherwise the file's kind is the engine. `tp_from_gpus`: the engine
-    runs with tensor parallelism over all its GPUs unless told otherwise (Xinference's `n_gpu`)."""
+    runs with tensor parallelism over all its GPUs unless told otherwise (Xinference's `n_gpu`). `describes`
+    names the file in help texts ("a vLLM --config YAML")."""
 
     keys: Mapping[str, str]
     memory_keys: tuple[str, ...] = ()
@@ -51,6 +52,7 @@ class ConfigVocabulary:
     priority: int = 0
     fallback: bool = False
     tp_from_gpus: bool = False
+    describes: str = ""
 
     @property
     def names_engine(self) -> bool:

@@ -173,6 +173,14 @@ def storage_for(name: str, shape: ModelShape) -> Engine | None:
     return None if entry is None else entry.storage(shape)  # type: ignore[misc]
 
 
+def sizing_storage(name: str, shape: ModelShape) -> Engine:
+    """The storage model behind an engine with a serving model (register() makes sure there is one)."""
+    storage = storage_for(name, shape)
+    if storage is None:
+        raise UsageError(f"engine {name!r} has no storage model to size its caches", hint="register one with it")
+    return storage
+
+
 def serving_model(name: str) -> ServingModel | None:
     """The serving model of `name` when kvplan models its budget, else None."""
     entry = lookup(name)
@@ -214,6 +222,7 @@ __all__ = [
     "register",
     "serving_model",
     "sized_engines",
+    "sizing_storage",
     "storage_entry",
     "storage_for",
     "unregister",

@@ -173,6 +173,7 @@ CONFIG = ConfigVocabulary(
     detect=lambda keys: bool(
         keys & {"model_path", "context_length", "mem_fraction_static", "tp_size", "max_running_requests"}
     ),
+    describes="SGLang server arguments",
 )
 
 ENTRY = EngineEntry(

@@ -514,6 +514,7 @@ CONFIG = ConfigVocabulary(
         "kv_sharing_fast_prefill",
     ),
     fallback=True,  # a config with no other engine's keys is read as vLLM's
+    describes="a vLLM --config YAML",
 )
 
 ENTRY = EngineEntry(

@@ -53,6 +53,7 @@ CONFIG = ConfigVocabulary(
     detect=_detect,
     priority=1,  # its launch options may also hold SGLang's keys (context_length, model_path)
     tp_from_gpus=True,
+    describes="Xinference launch options",
 )
 
 ENTRY = EngineEntry(name="xinference", display="Xinference", serving=XinferenceCommand(), config=CONFIG)

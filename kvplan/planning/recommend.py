@@ -29,8 +29,8 @@ from kvplan.engines.registry import (
     entries,
     listed,
     lookup,
-    serving_model,
     sized_engines,
+    sizing_storage,
     storage_entry,
     storage_for,
 )
@@ -231,20 +231,20 @@ def _validate(o: _Options) -> _Inputs:
     profile = load_profile(o.gpu_profile, profiles_dir=o.profiles_dir)
     for label, value in (("--gpus", o.gpus), ("--pp", o.pp), ("--ubatch", o.n_ubatch)):
         check_positive(label, value)
-    tp, pp = serving.parallel(o.tp, o.pp, o.gpus)
-    tp = tp if tp is not None else max(1, o.gpus // pp)
+    given_tp, pp = serving.parallel(o.tp, o.pp, o.gpus)
+    tp = given_tp if given_tp is not None else max(1, o.gpus // pp)
     check_positive("--tp", tp)
     if tp * pp > o.gpus:
         raise UsageError(f"--tp {tp} x --pp {pp} needs {tp * pp} GPUs, --gpus is {o.gpus}", hint="raise --gpus")
-    for label, value in (
+    for label, optional in (
         ("--max-model-len", o.max_model_len),
         ("--concurrency", o.concurrency),
         ("--max-num-seqs", o.max_num_seqs),
         ("--block-size", o.block_size),
         ("--max-num-batched-tokens", o.max_num_batched_tokens),
     ):
-        if value is not None:
-            check_positive(label, value)
+        if optional is not None:
+            check_positive(label, optional)
     util = o.gpu_memory_utilization
     if util is not None and not 0 < util <= 1:
         raise UsageError(f"--gpu-memory-utilization must be in (0, 1], got {util}", hint="pass e.g. 0.9")
@@ -259,6 +259,8 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
     resolved = resolve(model, revision=o.revision, offline=o.offline)
     model_dtype, kv = resolve_dtypes(resolved.shape, o.dtype, o.kv_dtype)
     kv = i.entry.kv_dtype(o.kv_dtype, kv)
+    weights: int | None
+    source: str | None
     if o.weights_bytes is not None:
         weights, source = parse_size(o.weights_bytes), "--weights-bytes"
     else:
@@ -323,7 +325,7 @@ def _plan_at(c: _Context, tp: int, kv_dtype: str) -> tuple[list[BudgetTerm], Fit
     """Budget (engine) -> fit (engine) at `tp` and `kv_dtype`."""
     caches, _ = fullest_stage(c.shape, c.inputs.pp)
     terms, available = _budget(c, tp)
-    storage = storage_for(c.inputs.entry.name, c.shape)
+    storage = sizing_storage(c.inputs.entry.name, c.shape)
     fit_inputs = FitInputs(c.shape, storage, tuple(caches), _request(c, tp, kv_dtype), available, c.search_limit)
     return terms, c.serving.fit(fit_inputs)
 
@@ -488,7 +490,7 @@ def _throughput(c: _Context, max_num_seqs: int) -> tuple[list[dict], float | Non
 def _assemble(c: _Context, out: _Outcome) -> Recommendation:
     i, m, fit, serving = c.inputs, c.model, out.fit, c.serving
     rows, prefill, bound_notes = _throughput(c, out.max_num_seqs)
-    storage = storage_for(i.entry.name, c.shape)
+    storage = sizing_storage(i.entry.name, c.shape)
     return Recommendation(
         model=m.resolved.name,
         gpu_profile=i.profile.id,
@@ -521,7 +523,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         throughput_bounds=tuple(rows),
         prefill_tokens_per_s_upper_bound=prefill,
         throughput_assumptions=tuple(bound_notes),
-        kv_bytes_per_request=serving.request_kv_bytes(storage, c.shape, _request(c, i.tp, m.kv_dtype)),  # type: ignore[arg-type]
+        kv_bytes_per_request=serving.request_kv_bytes(storage, c.shape, _request(c, i.tp, m.kv_dtype)),
     )
 
 
@@ -532,10 +534,8 @@ def request_kv_bytes(shape: Any, engine: str, req: Request) -> int:
     """KV bytes one request of `req.seq_len` tokens holds on the fullest GPU, as `engine` stores it (its serving
     model: vLLM whole pages in every KV-cache group, the per-token engines their estimate). What
     `max_concurrency` divides by."""
-    serving = serving_model(engine)
-    if serving is None:
-        _serving(engine)  # the error recommend gives for an engine it cannot size
-    return serving.request_kv_bytes(storage_for(engine, shape), shape, req)  # type: ignore[union-attr,arg-type]
+    _, serving = _serving(engine)
+    return serving.request_kv_bytes(sizing_storage(engine, shape), shape, req)
 
 
 def recommend(

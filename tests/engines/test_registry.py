@@ -128,7 +128,7 @@ def test_the_cli_offers_a_registered_engine(toy):
         f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "import toy_engine\nfrom kvplan.engines import registry\nregistry.register(toy_engine.ENTRY)\n"
         "from typer.testing import CliRunner\nfrom kvplan.cli import app\n"
-        "for cmd in ('estimate', 'recommend'):\n"
+        "for cmd in ('estimate', 'recommend', 'check'):\n"
         "    print(CliRunner().invoke(app, [cmd, '--help'], terminal_width=400).output)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(kvplan.__file__).parent.parent)}  # this checkout's kvplan
@@ -136,6 +136,7 @@ def test_the_cli_offers_a_registered_engine(toy):
     assert "toy (one byte per element)" in helps  # estimate --engine
     assert "lightllm (--max_total_token_num from mem_fraction 0.9) or toy (half the memory)" in helps
     assert "toy share of memory (default 0.5)" in helps  # recommend --gpu-memory-utilization
+    assert "engines vllm, sglang, llamacpp, tensorrt-llm, lightllm or toy;" in helps  # check
 
 
 def test_an_unregistered_engine_is_unknown_again():
