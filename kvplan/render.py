@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kvplan.core.units import format_bytes, format_tokens
+from kvplan.engines.registry import DEFAULT_ENGINE, flag_key
 from kvplan.planning.estimate import Estimate
 
 KIND_LABELS = {
@@ -240,8 +241,8 @@ def recommendation_table(rec) -> None:
         out.print(tput)
         if rec.prefill_tokens_per_s_upper_bound:
             out.print(f"prefill tok/s ≤ {rec.prefill_tokens_per_s_upper_bound:,.0f} (compute bound)")
-    key = {"llamacpp": "llama.cpp"}.get(rec.engine, rec.engine)
-    out.print(rec.flags.get(key, rec.flags["vllm"]), highlight=False, markup=False, soft_wrap=True)
+    command = rec.flags.get(flag_key(rec.engine), rec.flags.get(flag_key(DEFAULT_ENGINE), ""))
+    out.print(command, highlight=False, markup=False, soft_wrap=True)
     notes(tuple(rec.notes) + tuple(getattr(rec, "throughput_assumptions", ())))
 
 

@@ -11,9 +11,10 @@ from fractions import Fraction
 from typing import Any
 
 from kvplan.core.shapes import ModelShape, model_shape
-from kvplan.core.units import GGML_BLOCK_TYPES, canonical_dtype, short_dtype
-from kvplan.engines import Request, get_engine, pipeline_stages
+from kvplan.core.units import canonical_dtype, short_dtype
+from kvplan.engines import DEFAULT_ENGINE, Request, engine_entry, get_engine
 from kvplan.engines.naive import NaiveEngine
+from kvplan.engines.sizing import number, pipeline_costs
 from kvplan.errors import UsageError
 from kvplan.planning.resolved import ModelRef, resolve
 
@@ -74,10 +75,6 @@ class Estimate:
         return {"schema": SCHEMA, **data}
 
 
-def _number(value: Fraction) -> float | int:
-    return int(value) if value.denominator == 1 else float(value)
-
-
 def check_positive(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise UsageError(f"{name} must be a positive integer, got {value!r}", hint=f"pass e.g. {name} 1")
@@ -99,7 +96,7 @@ def estimate_shape(
     name: str = "model",
     seq_len: int = 4096,
     batch: int = 1,
-    engine: str = "vllm",
+    engine: str = DEFAULT_ENGINE,
     dtype: str = "auto",
     kv_dtype: str = "auto",
     tp: int = 1,
@@ -125,11 +122,10 @@ def estimate_shape(
         check_positive("--block-size", block_size)
     model_dtype, kv = resolve_dtypes(shape, dtype, kv_dtype)
     eng = get_engine(engine, shape)
-    kv = engine_kv_dtype(eng.name, kv_dtype, kv)
+    entry = engine_entry(eng.name)
+    kv = entry.kv_dtype(kv_dtype, kv)
     req = Request(seq_len, batch, kv, model_dtype, tp, pp, block_size, max_num_batched_tokens, n_ubatch)
-    stages = [
-        eng.stage_costs([c for i in rng for c in shape.layers[i]], req) for rng in pipeline_stages(shape.num_layers, pp)
-    ]
+    stages = pipeline_costs(eng, shape, req)
     stage_totals = [sum(c.bytes for c in costs) for costs in stages]
     fullest = stage_totals.index(max(stage_totals))
     kinds = _kinds(stages, fullest, tp)
@@ -151,51 +147,14 @@ def estimate_shape(
         block_size=eng.block_size(shape.caches(), req),
         kv_cache_bytes=tp * sum(stage_totals),
         kv_cache_bytes_per_gpu=stage_totals[fullest],
-        bytes_per_token=_number(sum((Fraction(k.bytes_per_token) for k in kinds), Fraction(0))),
-        bytes_per_token_per_gpu=_number(per_token_gpu),
+        bytes_per_token=number(sum((Fraction(k.bytes_per_token) for k in kinds), Fraction(0))),
+        bytes_per_token_per_gpu=number(per_token_gpu),
         layers=tuple(kinds),
         naive_bytes=naive,
         notes=shape.assumptions
         + _length_notes(shape, seq_len)
-        + _engine_notes(eng.name, kinds, max_num_batched_tokens)
-        + _llamacpp_notes(eng, shape, seq_len, batch),
+        + (entry.estimate_notes(eng, shape, req, frozenset(k.kind for k in kinds)) if entry.estimate_notes else ()),
     )
-
-
-def engine_kv_dtype(engine: str, requested: str | None, resolved: str) -> str:
-    """The KV dtype an engine really uses: llama.cpp's `auto` is f16 (`--cache-type-k` default), whatever the
-    model dtype; ggml block types (q8_0, q4_0, ...) exist only in llama.cpp (and the naive formula)."""
-    if engine == "llamacpp" and requested in (None, "auto"):
-        return "float16"
-    if resolved in GGML_BLOCK_TYPES and engine not in ("llamacpp", "naive"):
-        raise UsageError(
-            f"--kv-dtype {resolved} is a llama.cpp (ggml) cache type; {engine} does not store it",
-            hint="use --engine llamacpp, or fp8 / int8 for this engine",
-        )
-    return resolved
-
-
-def _engine_notes(engine: str, kinds: list[KindEstimate], budget: int) -> tuple[str, ...]:
-    if engine == "vllm" and any(k.kind in ("sliding_window", "chunked_local") for k in kinds):
-        return (
-            f"vLLM reserves window-1+max_num_batched_tokens ({budget}) tokens (+1 block) per sliding layer "
-            "and chunk+max_num_batched_tokens per chunked layer; set --max-num-batched-tokens to your engine's",
-        )
-    return ()
-
-
-def _llamacpp_notes(eng, shape: ModelShape, seq_len: int, batch: int) -> tuple[str, ...]:
-    if eng.name != "llamacpp":
-        return ()
-    from kvplan.engines.llamacpp import cells_per_stream
-
-    notes = [
-        f"llama.cpp: -c {seq_len * batch} -np {batch} gives {cells_per_stream(seq_len, batch)} cells per slot "
-        "(n_ctx padded to 256)"
-    ]
-    if not eng.swa and any(c.kind in ("sliding_window", "chunked_local") for c in shape.caches()):
-        notes.append(f"llama.cpp has no sliding-window cache for {shape.model_type}: every token is cached")
-    return tuple(notes)
 
 
 def _kinds(stages: list, fullest: int, tp: int) -> list[KindEstimate]:
@@ -208,7 +167,7 @@ def _kinds(stages: list, fullest: int, tp: int) -> list[KindEstimate]:
             k["per_token"] += tp * c.bytes_per_token
             k["gpu"] += c.bytes if index == fullest else 0
     return [
-        KindEstimate(kind, k["count"], k["bytes"], k["gpu"], _number(k["per_token"]), k["tokens"])
+        KindEstimate(kind, k["count"], k["bytes"], k["gpu"], number(k["per_token"]), k["tokens"])
         for kind, k in out.items()
     ]
 
@@ -230,7 +189,7 @@ def estimate(
     *,
     seq_len: int = 4096,
     batch: int = 1,
-    engine: str = "vllm",
+    engine: str = DEFAULT_ENGINE,
     dtype: str = "auto",
     kv_dtype: str = "auto",
     tp: int = 1,
