@@ -18,7 +18,7 @@ ALLOWED = {
     "core": set(),
     "sources": {"core"},
     "weights": {"core", "sources"},
-    "engines": {"core"},
+    "engines": {"core", "sources"},  # hardware profiles feed the budgets
     "planning": {"core", "sources", "weights", "engines"},
     "checking": {"core", "sources", "weights", "engines", "planning", "atomic_file"},
     "profiling": {"core", "sources", "weights", "engines", "planning", "atomic_file", "__version__"},
