@@ -1429,17 +1429,20 @@ class _Parser:
             self._yaml_args(lineno, line)
         message = _message(line)
         needles = _RULES_BY_NEEDLE if present is None else present
+        engine_line = False
         for needle in needles:
             if present is not None or needle in line:
                 for rule in _RULES_BY_NEEDLE.get(needle, ()):
-                    self._apply(rule, lineno, line)
+                    engine_line |= self._apply(rule, lineno, line)
         self._versions(lineno, line, message)
         self._models(lineno, line, message)
         self._dumps(lineno, line)
-        self._commands(lineno, line)
+        self._commands(lineno, line, engine_line)
         self._errors(lineno, line, message)
 
-    def _apply(self, rule: _Rule, lineno: int, line: str) -> None:
+    def _apply(self, rule: _Rule, lineno: int, line: str) -> bool:
+        """Apply one rule to a line; whether it matched."""
+        any_match = False
         for match in rule.pattern.finditer(line):
             groups = match.groupdict()
             matched = False
@@ -1463,6 +1466,8 @@ class _Parser:
                     matched = True
             if matched:
                 self.vote(rule.engine, lineno)
+                any_match = True
+        return any_match
 
     def _versions(self, lineno: int, line: str, message: str) -> None:
         for engine, rank, needle, pattern in _VERSION_RULES:
@@ -1477,7 +1482,7 @@ class _Parser:
         if message.startswith(("build: ", "version: ")):
             match = _LLAMACPP_BUILD.match(message)
             if match:
-                self.versions.append(("llamacpp", 0, lineno, match.group("v")))
+                self.versions.append(("llamacpp", 0, lineno, _clean_version(match.group("v"))))
         if message.startswith("sglang:"):
             match = _SGLANG_ENV.match(message)
             if match:
@@ -1538,9 +1543,10 @@ class _Parser:
         if found:
             self.vote(engine, lineno)
 
-    def _commands(self, lineno: int, line: str) -> None:
+    def _commands(self, lineno: int, line: str, engine_line: bool) -> None:
         """Command lines (`vllm serve ...`, `python -m sglang.launch_server ...`, `llama-server ...`) and
-        back-quoted argument lists (`--max-model-len 32768 --tensor-parallel-size 2`)."""
+        back-quoted argument lists (`--max-model-len 32768 --tensor-parallel-size 2`). On an engine's own figure line
+        a back-quoted flag is a suggestion (vLLM: "Replace ... with `--kv-cache-memory=N`"), not a setting."""
         for engine, needle, pattern in _COMMANDS:
             if needle not in line:
                 continue
@@ -1557,7 +1563,7 @@ class _Parser:
                 self.models.append((1, lineno, 0, tokens[0].rstrip("]")))
             self._flags(engine, lineno, tokens)
             return
-        if "`--" in line:
+        if "`--" in line and not engine_line:
             for match in _BACKTICK_ARGS.finditer(line):
                 self._flags(None, lineno, _split_args(match.group(1)))
 
@@ -1746,7 +1752,11 @@ def _quoted_span(message: str, needle: str) -> str | None:
 
 
 def _clean_version(version: str) -> str:
-    return version.rstrip(".,;:)`*")
+    """A version less the punctuation of the sentence around it ("0.26.0." -> "0.26.0")."""
+    version = version.rstrip(".,;:`*")
+    while version.endswith(")") and version.count(")") > version.count("("):
+        version = version[:-1].rstrip(".,;:`*")
+    return version
 
 
 # ----------------------------------------------------------------------------------------------- entry points
@@ -1782,7 +1792,7 @@ def parse_log(text: str | bytes) -> EngineLog:
             if not parser.pending or end >= len(text):
                 break
             start, lineno, counted_to = end + 1, lineno + 1, end + 1
-    lines_read = text.count("\n") + 1 if text else 0
+    lines_read = text.count("\n") + (0 if not text or text.endswith("\n") else 1)
     return parser.result(lines_read, truncated)
 
 
