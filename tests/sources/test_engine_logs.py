@@ -743,6 +743,296 @@ def test_full_tensorrt_llm_log():
     ]
 
 
+# ----------------------------------------------------------------------------------------------- one line each
+
+# (a line as the engine prints it, the figures read from it, the settings read from it)
+LINES = [
+    (
+        "(EngineCore pid=1) DEBUG 05-01 10:00:00 [gpu_worker.py:290] Memory profiling takes 9.17 seconds. Total non "
+        "KV cache memory: 17.87GiB; torch peak memory increase: 2.41GiB; non-torch forward increase memory: 0.06GiB; "
+        "weights memory: 14.99GiB.",
+        [
+            ("non_kv_cache_memory", 17.87),
+            ("peak_activation", 2.41),
+            ("non_torch_memory", 0.06),
+            ("weights_memory", 14.99),
+        ],
+        {},
+    ),
+    (
+        "INFO 12-01 10:00:00 worker.py:262] the current vLLM instance can use total_gpu_memory (79.19GiB) x "
+        "gpu_memory_utilization (0.90) = 71.27GiB",
+        [("total_gpu_memory", 79.19), ("memory_budget", 71.27)],
+        {"gpu_memory_utilization": 0.9},
+    ),
+    (
+        "INFO 12-01 10:00:00 worker.py:262] model weights take 14.99GiB; non_torch_memory takes 0.12GiB; PyTorch "
+        "activation peak memory takes 1.23GiB; the rest of the memory reserved for KV Cache is 54.93GiB.",
+        [
+            ("weights_memory", 14.99),
+            ("non_torch_memory", 0.12),
+            ("peak_activation", 1.23),
+            ("available_kv_cache_memory", 54.93),
+        ],
+        {},
+    ),
+    (
+        "(Worker pid=1) INFO [gpu_worker.py:621] CUDA graph pool memory: 0.50 GiB (actual), 0.80 GiB (estimated), "
+        "difference: 0.30 GiB (37.5%).",
+        [("cudagraph_memory", 0.5), ("cudagraph_memory", 0.8)],
+        {},
+    ),
+    (
+        "(EngineCore pid=1) INFO [gpu_worker.py:495] The current --gpu-memory-utilization=0.7200 is equivalent to "
+        "--gpu-memory-utilization=0.6026 without CUDA graph memory profiling. To maintain the same effective KV cache "
+        "size as before, increase --gpu-memory-utilization to 0.8374.",
+        [
+            ("cudagraph_equivalent_gpu_memory_utilization", 0.6026),
+            ("cudagraph_suggested_gpu_memory_utilization", 0.8374),
+        ],
+        {"gpu_memory_utilization": 0.72},
+    ),
+    (
+        "(EngineCore pid=1) INFO [gpu_worker.py:804] Free memory on device (15.28/15.51 GiB) on startup. Desired GPU "
+        "memory utilization is (0.92, 14.27 GiB). Actual usage is 10.47 GiB for consumed memory (weights + non-torch), "
+        "0.79 GiB for peak activation, and 0.04 GiB for CUDAGraph memory.",
+        [
+            ("free_memory_on_startup", 15.28),
+            ("total_gpu_memory", 15.51),
+            ("memory_budget", 14.27),
+            ("weights_and_non_torch_memory", 10.47),
+            ("peak_activation", 0.79),
+            ("cudagraph_memory", 0.04),
+        ],
+        {"gpu_memory_utilization": 0.92},
+    ),
+    (
+        "(EngineCore pid=1) INFO [kv_cache_utils.py:2393] GPU KV cache size: 651,081 tokens, Maximum concurrency for "
+        "262,144 tokens per request: 2.48x",
+        [("kv_cache_tokens", 651081), ("max_concurrency_tokens", 262144), ("max_concurrency", 2.48)],
+        {},
+    ),
+    (
+        '(EngineCore pid=86) level=INFO name=vllm.v1.worker.gpu_worker msg="Available KV cache memory: 5.38 GiB"',
+        [("available_kv_cache_memory", 5.38)],
+        {},
+    ),
+    (
+        "(EngineCore pid=1) INFO [gpu_worker.py:300] Reserved 4.0 GiB memory for KV Cache as specified by "
+        "kv_cache_memory_bytes config and skipped memory profiling.",
+        [("available_kv_cache_memory", 4.0)],
+        {},
+    ),
+    (
+        "(EngineCore pid=1) INFO [interface.py:986] Setting attention block size to 3072 tokens to ensure that "
+        "attention page size is >= mamba page size.",
+        [("block_size", 3072)],
+        {},
+    ),
+    (
+        "(Worker_TP0 pid=129) WARNING 07-05 17:28:26 [kv_cache_utils.py:1208] Add 3 padding layers, may waste at most "
+        "6.25% KV cache memory",
+        [("padding_layers", 3), ("padding_waste_percent", 6.25)],
+        {},
+    ),
+    (
+        "05:21:11 (EngineCore pid=75) INFO Overriding num_gpu_blocks=0 with num_gpu_blocks_override=512",
+        [],
+        {"num_gpu_blocks_override": 512},
+    ),
+    (
+        "INFO 07-01 00:00:00 [cuda.py:1] Using fp8_e4m3 data type to store kv cache. It reduces the GPU memory "
+        "footprint and boosts the performance.",
+        [],
+        {"kv_cache_dtype": "fp8_e4m3"},
+    ),
+    (
+        "INFO 07-24 14:07:31 gpu_executor.py:122] # cuda blocks: 2170, # CPU blocks: 2048",
+        [("num_gpu_blocks", 2170), ("num_cpu_blocks", 2048)],
+        {},
+    ),
+    (
+        "[2026-01-31 13:50:39 TP0] KV Cache is allocated. #tokens: 1905728, KV size: 31.11 GB",
+        [("kv_cache_tokens", 1905728), ("sglang_kv_size", 31.11)],
+        {},
+    ),
+    (
+        "[2025-12-19 07:42:57 TP2] SWAKVPool mem usage: 77.63 GB, swa size: 1496958, full size: 1496958",
+        [("sglang_swa_pool_memory", 77.63), ("sglang_swa_size", 1496958), ("sglang_full_size", 1496958)],
+        {},
+    ),
+    (
+        "[2026-01-31 13:50:39 TP2] Use sliding window memory pool. full_layer_tokens=375360, swa_layer_tokens=300288",
+        [("sglang_full_layer_tokens", 375360), ("sglang_swa_layer_tokens", 300288)],
+        {},
+    ),
+    (
+        "[2026-02-27 17:10:28 TP0] Using KV cache dtype: torch.float8_e5m2",
+        [],
+        {"kv_cache_dtype": "torch.float8_e5m2"},
+    ),
+    (
+        "llama_memory_recurrent: size =   25.50 MiB (     4 cells,  48 layers,  4 seqs), R (f32):    1.50 MiB, "
+        "S (f32):   24.00 MiB",
+        [],  # a recurrent state, not a KV cache: not read as one
+        {},
+    ),
+    (
+        "llama_kv_cache_unified: size =  256.00 MiB (  4096 cells,  32 layers,  1 seqs), K (q8_0):  136.00 MiB, "
+        "V (q8_0):  120.00 MiB",
+        [
+            ("llamacpp_kv_size", 256.0),
+            ("llamacpp_kv_cells", 4096),
+            ("llamacpp_kv_layers", 32),
+            ("llamacpp_kv_seqs", 1),
+            ("llamacpp_k_size", 136.0),
+            ("llamacpp_v_size", 120.0),
+        ],
+        {"cache_type_k": "q8_0", "cache_type_v": "q8_0", "max_num_seqs": 1, "kv_cache_dtype": "q8_0"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "expected", "settings"), LINES, ids=lambda v: v[:60] if isinstance(v, str) else "")
+def test_one_line_of_each_format(line, expected, settings):
+    log = parse_log(line)
+    assert [(n.name, n.value) for n in log.numbers] == expected
+    assert log.settings == settings
+    for number in log.numbers:
+        assert number.unit == NUMBER_NAMES[number.name][0] or number.form == "trtllm.engine_size"
+
+
+def test_every_rule_is_exercised():
+    """Each recognised line format appears in a test above (full logs, one-line table, calibration quotes)."""
+    texts = [VLLM_019, VLLM_026_FAILED, VLLM_V0, SGLANG, LLAMACPP, TRTLLM, *(line for line, _n, _s in LINES)]
+    texts += [case_text(case) for name in FILES for case in cases(name)]
+    texts += [
+        "llama_new_context_with_model: KV self size  = 1024.00 MiB, K (q8_0):  544.00 MiB, V (f16):  480.00 MiB",
+        "Capture cuda graph end. Time elapsed: 7.23 s. avail mem=0.53 GB. mem usage=0.93 GB.",
+    ]
+    seen = {n.form for text in texts for n in parse_log(text).numbers}
+    seen |= {rule.form for rule in engine_logs._RULES if rule.numbers == ()}  # settings-only rules: LINES above
+    assert {rule.form for rule in engine_logs._RULES} <= seen, {rule.form for rule in engine_logs._RULES} - seen
+
+
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [
+        (
+            "ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization`.",
+            ["no_kv_cache_memory"],
+        ),
+        (
+            "ValueError: Free memory on device (10.5/79.19 GiB) on startup is less than desired GPU memory utilization "
+            "(0.9, 71.27 GiB). Decrease GPU memory utilization or reduce GPU memory used by other processes.",
+            ["insufficient_free_memory"],
+        ),
+        (
+            "[rank0]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total "
+            "capacity of 79.19 GiB of which 1.20 GiB is free.",
+            ["cuda_out_of_memory"],
+        ),
+        ("RuntimeError: Engine core initialization failed. See root cause above.", ["exception"]),
+        ('    raise ValueError(\n  File "x.py", line 3, in f', []),
+        ("ValueError: x\n[rank1]: ValueError: x\n", ["exception"]),  # one error printed by every rank
+    ],
+)
+def test_error_kinds(text, kinds):
+    assert [e.kind for e in parse_log(text).errors] == kinds
+
+
+def test_insufficient_free_memory_figures():
+    log = parse_log(
+        "ValueError: Free memory on device (10.5/79.19 GiB) on startup is less than desired GPU memory utilization "
+        "(0.9, 71.27 GiB)."
+    )
+    assert [(n.name, n.value) for n in log.numbers] == [
+        ("free_memory_on_startup", 10.5),
+        ("total_gpu_memory", 79.19),
+        ("memory_budget", 71.27),
+    ]
+    assert log.settings == {"gpu_memory_utilization": 0.9}
+
+
+@pytest.mark.parametrize(
+    ("text", "engine", "version"),
+    [
+        ("vLLM Version: 0.10.1.1", "vllm", "0.10.1.1"),
+        ("Initializing a V0 LLM engine (v0.8.5) with config: model='x', max_seq_len=4096", "vllm", "0.8.5"),
+        (
+            "INFO 01-01 00:00:00 api_server.py:1] vLLM API server version 0.11.0rc2.dev13+g1a2b3c4d5",
+            "vllm",
+            "0.11.0rc2.dev13+g1a2b3c4d5",
+        ),
+        ("SGLang version: 0.5.4.post1", "sglang", "0.5.4.post1"),
+        ("sglang: 0.4.3.post4", "sglang", "0.4.3.post4"),
+        ("pip freeze: sglang==0.5.2", "sglang", "0.5.2"),
+        ("[TensorRT-LLM] TensorRT-LLM version: 1.0.0rc4", "tensorrt-llm", "1.0.0rc4"),
+        ("version: 6527 (7f766929)", "llamacpp", "6527 (7f766929)"),
+        ("we moved to vLLM 0.26 last week, see v0.27.1", None, None),
+    ],
+)
+def test_version_lines(text, engine, version):
+    log = parse_log(text)
+    assert (log.engine, log.engine_version) == (engine, version)
+
+
+@pytest.mark.parametrize(
+    ("text", "engine", "model", "settings"),
+    [
+        (
+            "python3 -m sglang.launch_server --model-path XiaomiMiMo/MiMo-V2-Flash --tp-size 4 --mem-fraction-static 0.7 "
+            "--context-length 65536 --max-running-requests 64 --page-size 64",
+            "sglang",
+            "XiaomiMiMo/MiMo-V2-Flash",
+            {
+                "tensor_parallel_size": 4,
+                "mem_fraction_static": 0.7,
+                "max_model_len": 65536,
+                "max_num_seqs": 64,
+                "page_size": 64,
+            },
+        ),
+        (
+            "python -m vllm.entrypoints.openai.api_server --model Qwen/Qwen3-8B -tp 2 --kv-cache-dtype fp8 --block-size 32",
+            "vllm",
+            "Qwen/Qwen3-8B",
+            {"tensor_parallel_size": 2, "kv_cache_dtype": "fp8", "block_size": 32},
+        ),
+        (
+            "./llama-server -hf unsloth/gemma-3-270m-it-GGUF -c 8192 --parallel 2 -ctk q8_0 -ctv q8_0 -ngl 99",
+            "llamacpp",
+            "unsloth/gemma-3-270m-it-GGUF",
+            {
+                "n_ctx": 8192,
+                "max_num_seqs": 2,
+                "cache_type_k": "q8_0",
+                "cache_type_v": "q8_0",
+                "n_gpu_layers": "99",
+                "kv_cache_dtype": "q8_0",
+            },
+        ),
+        (
+            "trtllm-serve Qwen/Qwen3-8B --tp_size 2 --max_batch_size 64 --max_seq_len 8192 "
+            "--kv_cache_free_gpu_memory_fraction 0.85",
+            "tensorrt-llm",
+            "Qwen/Qwen3-8B",
+            {
+                "tensor_parallel_size": 2,
+                "max_num_seqs": 64,
+                "max_model_len": 8192,
+                "kv_cache_free_gpu_mem_fraction": 0.85,
+            },
+        ),
+        ("echo -c 5 -m foo", None, None, {}),  # short flags count only on an engine's command line
+    ],
+)
+def test_command_lines(text, engine, model, settings):
+    log = parse_log(text)
+    assert (log.engine, log.model, log.settings) == (engine, model, settings)
+    assert log.numbers == ()
+
+
 # ----------------------------------------------------------------------------------------------- settings
 
 
