@@ -987,7 +987,7 @@ class _Parser:
         if "\x1b" in line:
             line = _ANSI.sub("", line)
         if self._open_error is not None:
-            self._continue_error(_message(line))
+            self._continue_error(line)
         if self._pending_yaml_flag is not None or "--" in line:
             self._yaml_args(lineno, line)
         message = _message(line)
@@ -1192,13 +1192,14 @@ class _Parser:
         if kind == "max_model_len_exceeds_kv_cache" and not any(end in text for end in _ERROR_ENDS):
             self._open_error = error
 
-    def _continue_error(self, message: str) -> None:
-        """Join the lines a wrapped 'To serve at least one request ...' message continues on."""
+    def _continue_error(self, line: str) -> None:
+        """Join the lines a wrapped 'To serve at least one request ...' message continues on (a person's quote of
+        it, each line marked with '>' or '▎'); a new log record, an exception or a blank line ends it."""
         error = self._open_error
         if error is None:
             return
-        text = message.strip()
-        if not text or _PREFIX_LOG_RECORD.match(text) or _EXCEPTION.search(text):
+        text = _message(line).strip()
+        if not text or _PREFIX_LOG_RECORD.match(line.lstrip(" \t>▎|")) or _EXCEPTION.search(text):
             self._open_error = None
             return
         joined = f"{error.text} {text}"[:2000]
@@ -1286,9 +1287,10 @@ for _needle in _NEEDLES:
     _COARSE[_coarse] = (*_COARSE.get(_coarse, ()), _needle)
 del _needle, _coarse
 
+# A line that starts a new log record (so it does not continue a wrapped message).
 _PREFIX_LOG_RECORD = re.compile(
-    r"^(?:\([\w.-]{1,60} pid=\d{1,10}\)|\[\d{4}-\d{2}-\d{2}|(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) \d{2}-\d{2}|"
-    r"\[TensorRT-LLM\]|Traceback \()"
+    r"^(?:\([\w.-]{1,60} pid=\d{1,10}\)|\[\d{4}-\d{2}-\d{2}|\d{4}-\d{2}-\d{2}[ T]\d{2}:|\d{2}:\d{2}:\d{2} |"
+    r"(?:DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\b|\[rank\d{1,6}\]|\[TensorRT-LLM\]|\[TRT-LLM\]|Traceback \()"
 )
 
 

@@ -394,6 +394,21 @@ def test_wrapped_error_in_a_quote_is_joined():
     assert error.line == 3
 
 
+def test_a_wrapped_error_stops_at_the_next_log_record():
+    log = parse_log(
+        "ValueError: To serve at least one request with the model's max seq len (8192),\n"
+        "2.00 GiB KV cache is needed, which is larger than the available KV cache memory (1.50 GiB).\n"
+        "[rank0]: something else entirely\n"
+    )
+    (error,) = log.errors
+    assert error.text.endswith("(1.50 GiB).")
+    assert [(n.name, n.value) for n in log.numbers] == [
+        ("requested_max_model_len", 8192),
+        ("kv_cache_needed", 2.0),
+        ("available_kv_cache_memory", 1.5),
+    ]
+
+
 def test_old_vllm_errors_without_an_exception_name():
     log = parse_log(cases("engine_cases.yaml")[0]["source"]["quote"])
     assert [e.kind for e in log.errors] == ["max_model_len_exceeds_kv_cache"]
