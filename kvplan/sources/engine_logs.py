@@ -329,6 +329,8 @@ _RULES: tuple[_Rule, ...] = (
     _rule("vllm.chunked_prefill", "vllm", "Chunked prefill is enabled with max_num_batched_tokens",
           rf"Chunked prefill is enabled with max_num_batched_tokens=(?P<v>{_I})",
           settings={"v": "max_num_batched_tokens"}),
+    _rule("vllm.max_model_len", "vllm", "Using max model len",
+          rf"Using max model len (?P<v>{_I})", settings={"v": "max_model_len"}),
     _rule("vllm.num_gpu_blocks_override", "vllm", "num_gpu_blocks_override=",
           rf"num_gpu_blocks_override=(?P<v>{_I})", settings={"v": "num_gpu_blocks_override"}),
     # vLLM 0.11+ memory summary ("Free memory on device (...) on startup. Desired ... Actual usage is ...")
@@ -356,6 +358,9 @@ _RULES: tuple[_Rule, ...] = (
     _rule("vllm.memory_summary", "vllm", "kv cache memory in use is",
           rf"Current kv cache memory in use is (?P<v>{_SF})\s?GiB", {"v": "available_kv_cache_memory"}),
     # vLLM 0.8 - 0.11 memory profiling (DEBUG on later versions)
+    _rule("vllm.memory_profiling", "vllm", "Initial free memory:",
+          rf"Initial free memory: (?P<f>{_F})\s?GiB; Requested memory: (?P<u>{_F}) \(util\), (?P<b>{_F})\s?GiB",
+          {"f": "free_memory_on_startup", "b": "memory_budget"}, {"u": "gpu_memory_utilization"}),
     _rule("vllm.memory_profiling", "vllm", "Total non KV cache memory",
           rf"Total non KV cache memory:\s{{0,4}}(?P<v>{_SF})\s?GiB", {"v": "non_kv_cache_memory"}),
     _rule("vllm.memory_profiling", "vllm", "torch peak memory increase",
@@ -370,19 +375,19 @@ _RULES: tuple[_Rule, ...] = (
     _rule("vllm.v0_blocks", "vllm", " blocks: ",
           rf"# (?:GPU|CUDA|cuda|NPU|npu|XPU|xpu|HPU|hpu|TPU|tpu) blocks: (?P<g>{_I}), # CPU blocks: (?P<c>{_I})",
           {"g": "num_gpu_blocks", "c": "num_cpu_blocks"}),
-    _rule("vllm.v0_memory_profiling_results", "vllm", "total_gpu_memory=",
+    _rule("vllm.v0_memory_profiling_results", "vllm", "Memory profiling results:",
           rf"total_gpu_memory=(?P<v>{_F})\s?GiB", {"v": "total_gpu_memory"}),
-    _rule("vllm.v0_memory_profiling_results", "vllm", "initial_memory_usage=",
+    _rule("vllm.v0_memory_profiling_results", "vllm", "Memory profiling results:",
           rf"initial_memory_usage=(?P<v>{_F})\s?GiB", {"v": "initial_memory_usage"}),
-    _rule("vllm.v0_memory_profiling_results", "vllm", "peak_torch_memory=",
+    _rule("vllm.v0_memory_profiling_results", "vllm", "Memory profiling results:",
           rf"peak_torch_memory=(?P<v>{_F})\s?GiB", {"v": "peak_torch_memory"}),
-    _rule("vllm.v0_memory_profiling_results", "vllm", "memory_usage_post_profile=",
+    _rule("vllm.v0_memory_profiling_results", "vllm", "Memory profiling results:",
           rf"memory_usage_post_profile=(?P<v>{_F})\s?GiB", {"v": "memory_usage_post_profile"}),
-    _rule("vllm.v0_memory_profiling_results", "vllm", "non_torch_memory=",
+    _rule("vllm.v0_memory_profiling_results", "vllm", "Memory profiling results:",
           rf"non_torch_memory=(?P<v>{_SF})\s?GiB", {"v": "non_torch_memory"}),
-    _rule("vllm.v0_memory_profiling_results", "vllm", "kv_cache_size=",
+    _rule("vllm.v0_memory_profiling_results", "vllm", "Memory profiling results:",
           rf"kv_cache_size=(?P<v>{_SF})\s?GiB", {"v": "available_kv_cache_memory"}),
-    _rule("vllm.v0_memory_profiling_results", "vllm", "GiB gpu_memory_utilization=",
+    _rule("vllm.v0_memory_profiling_results", "vllm", "Memory profiling results:",
           rf"GiB gpu_memory_utilization=(?P<u>{_F})", settings={"u": "gpu_memory_utilization"}),
     _rule("vllm.v0_memory_profiling", "vllm", "the current vLLM instance can use total_gpu_memory",
           rf"can use total_gpu_memory \((?P<t>{_F})\s?GiB\) x gpu_memory_utilization \((?P<u>{_F})\) = (?P<b>{_F})\s?GiB",
@@ -645,6 +650,8 @@ _SETTING_KEYS = {
     "free_gpu_memory_fraction": "kv_cache_free_gpu_mem_fraction",
 }
 _MODEL_KEYS = ("model", "model_tag", "model_path")  # in this order of preference
+# (marker, kind) of the engines' settings dumps: a Python dict, vLLM's `key=value, ...` config, SGLang's ServerArgs(...)
+_DUMPS = (("non-default args:", "dict"), (" LLM engine (v", "config"), ("server_args=ServerArgs", "server_args"))
 
 # Command-line flags: flag -> (setting name, kind). kind: int, float, str, bool, len (int or "auto"/"32k"), json,
 # model (the model id), bool- (a --no- flag).
@@ -818,9 +825,15 @@ def _unelide(item: str) -> str:
     return item
 
 
-def _dict_items(body: str) -> Iterator[tuple[str, Any]]:
+def _items(body: str, complete: bool) -> list[str]:
+    """The top-level items of a dump's body; the last one is dropped when the dump was cut off (it may be cut too)."""
+    items = list(_split_top(body))
+    return items if complete else items[:-1]
+
+
+def _dict_items(body: str, complete: bool = True) -> Iterator[tuple[str, Any]]:
     """(key, value) of a Python dict literal's body, item by item, skipping `...` elisions and non-literals."""
-    for item in _split_top(body):
+    for item in _items(body, complete):
         pair = _split_at(_unelide(item), ":")
         if pair is None:
             continue
@@ -832,9 +845,9 @@ def _dict_items(body: str) -> Iterator[tuple[str, Any]]:
             yield key, value
 
 
-def _keyword_items(body: str) -> Iterator[tuple[str, Any]]:
+def _keyword_items(body: str, complete: bool = True) -> Iterator[tuple[str, Any]]:
     """(key, value) of a `key=value, key='value', ...` dump (vLLM's engine config, SGLang's ServerArgs(...))."""
-    for item in _split_top(body):
+    for item in _items(body, complete):
         pair = _split_at(_unelide(item), "=")
         if pair is None:
             continue
@@ -853,8 +866,8 @@ def _keyword_items(body: str) -> Iterator[tuple[str, Any]]:
         yield key, value
 
 
-def _balanced(text: str, start: int) -> str:
-    """text[start:] up to the bracket that closes text[start] (or the end of the line when it never closes)."""
+def _balanced(text: str, start: int) -> tuple[str, bool]:
+    """text[start:] up to the bracket that closes text[start], and whether it closes (else the whole rest)."""
     opener = text[start]
     closer = {"{": "}", "(": ")", "[": "]"}[opener]
     depth = 0
@@ -875,9 +888,9 @@ def _balanced(text: str, start: int) -> str:
         elif ch in ")]}":
             depth -= 1
             if depth == 0 and ch == closer:
-                return text[start : i + 1]
+                return text[start : i + 1], True
         i += 1
-    return text[start:]
+    return text[start:], False
 
 
 def _split_args(text: str) -> list[str]:
@@ -960,6 +973,7 @@ class _Parser:
         self.cli: list[tuple[str | None, int, str, str | None]] = []  # (engine, line, flag, value)
         self._pending_yaml_flag: tuple[int, str] | None = None
         self._open_error: LoggedError | None = None
+        self._open_dump: tuple[str, int, str, int] | None = None  # (kind, line, text so far, lines)
 
     # ---- helpers
     def vote(self, engine: str | None, line: int, weight: int = 1) -> None:
@@ -978,14 +992,25 @@ class _Parser:
     @property
     def pending(self) -> bool:
         """Whether the next line continues this one (a wrapped error message, a YAML flag's value)."""
-        return self._open_error is not None or self._pending_yaml_flag is not None
+        return self._open_error is not None or self._pending_yaml_flag is not None or self._open_dump is not None
 
     # ---- one line
     def feed(self, lineno: int, raw: str, present: Iterable[str] | None = None) -> None:
-        """Read one line; `present` (the needles the line holds, when the caller knows them) narrows the rules."""
+        """Read one line; `present` (the needles the line holds, when the caller knows them) narrows the rules. A
+        line a progress bar redrew with \r is read as the pieces a terminal would have shown, under one number."""
         line = raw[:MAX_LINE_CHARS]
         if "\x1b" in line:
             line = _ANSI.sub("", line)
+        if "\r" in line:
+            for piece in line.split("\r"):
+                if piece.strip():
+                    self._feed(lineno, piece, present)
+            return
+        self._feed(lineno, line, present)
+
+    def _feed(self, lineno: int, line: str, present: Iterable[str] | None) -> None:
+        if self._open_dump is not None:
+            self._continue_dump(line)
         if self._open_error is not None:
             self._continue_error(line)
         if self._pending_yaml_flag is not None or "--" in line:
@@ -1069,30 +1094,62 @@ class _Parser:
                 self.vote("llamacpp", lineno)
 
     def _dumps(self, lineno: int, line: str) -> None:
-        """vLLM's `non-default args: {...}` and engine config, SGLang's `server_args=ServerArgs(...)`."""
-        at = line.find("non-default args:")
-        if at >= 0:
-            rest = line[at + len("non-default args:") :].lstrip()
-            if rest.startswith("{"):
-                body = _balanced(rest, 0)
-                ok, whole = _literal(body)
-                items: Iterable[tuple[str, Any]]
-                if ok and isinstance(whole, dict):
-                    items = ((str(k), v) for k, v in whole.items())
-                else:
-                    inner = body[1:-1] if body.endswith("}") else body[1:]
-                    items = _dict_items(inner)
-                self._take(items, lineno, "vllm")
-        at = line.find(" LLM engine (v")
-        if at >= 0:
-            config = line.find("with config:", at)
-            if config >= 0:
-                self._take(_keyword_items(line[config + len("with config:") :]), lineno, "vllm")
-        at = line.find("server_args=ServerArgs(")
-        if at >= 0:
-            body = _balanced(line, at + len("server_args=ServerArgs"))
-            inner = body[1:-1] if body.endswith(")") else body[1:]
-            self._take(_keyword_items(inner), lineno, "sglang")
+        """vLLM's `non-default args: {...}` and engine config, SGLang's `server_args=ServerArgs(...)`. A dump that
+        does not close on its line (a terminal hard-wrapped it) continues on the next lines: see _continue_dump."""
+        for marker, kind in _DUMPS:
+            at = line.find(marker)
+            if at < 0:
+                continue
+            body = line[at + len(marker) :]
+            if kind == "config":
+                config = body.find("with config:")
+                if config < 0:
+                    continue
+                body = body[config + len("with config:") :]
+                self._open_dump = (kind, lineno, body, 1)  # no bracket closes it: the next log record ends it
+            elif kind == "dict" and not body.lstrip().startswith("{"):
+                continue
+            elif _balanced(body.lstrip(), 0)[1]:
+                self._finish_dump(kind, lineno, body)
+            else:
+                self._open_dump = (kind, lineno, body, 1)
+
+    def _continue_dump(self, line: str) -> None:
+        assert self._open_dump is not None
+        kind, lineno, body, count = self._open_dump
+        if not line.strip() or _PREFIX_LOG_RECORD.match(line):
+            self._open_dump = None
+            self._finish_dump(kind, lineno, body, ended=True)
+            return
+        if count >= 50 or len(body) > MAX_LINE_CHARS:
+            self._open_dump = None
+            self._finish_dump(kind, lineno, body, ended=False)
+            return
+        body += line  # a hard wrap cuts anywhere, even inside a word: join without a space
+        if kind != "config" and _balanced(body.lstrip(), 0)[1]:
+            self._open_dump = None
+            self._finish_dump(kind, lineno, body)
+        else:
+            self._open_dump = (kind, lineno, body, count + 1)
+
+    def _finish_dump(self, kind: str, lineno: int, body: str, ended: bool = True) -> None:
+        """Read a dump. `ended`: a config dump (no closing bracket) was followed by a new record, not cut off."""
+        body = body.strip()
+        items: Iterable[tuple[str, Any]]
+        if kind == "config":
+            self._take(_keyword_items(body, ended), lineno, "vllm")
+            return
+        text, closed = _balanced(body, 0)
+        inner = text[1:-1] if closed else text[1:]
+        if kind == "dict":
+            ok, whole = _literal(text) if closed else (False, None)
+            if ok and isinstance(whole, dict):
+                items = ((str(k), v) for k, v in whole.items())
+            else:
+                items = _dict_items(inner, closed)
+            self._take(items, lineno, "vllm")
+        else:
+            self._take(_keyword_items(inner, closed), lineno, "sglang")
 
     def _take(self, items: Iterable[tuple[str, Any]], lineno: int, engine: str) -> None:
         found = False
@@ -1211,6 +1268,10 @@ class _Parser:
 
     # ---- the result
     def result(self, lines_read: int, truncated: bool) -> EngineLog:
+        if self._open_dump is not None:  # the log ended inside a dump
+            kind, lineno, body, _count = self._open_dump
+            self._open_dump = None
+            self._finish_dump(kind, lineno, body, ended=False)
         for voter, _rank, lineno, _version in self.versions:
             self.vote(voter, lineno, 2)
         engine: str | None = None
@@ -1337,8 +1398,8 @@ def parse_log(text: str | bytes) -> EngineLog:
     truncated = len(text) > MAX_LOG_CHARS
     if truncated:
         text = text[:MAX_LOG_CHARS]
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")  # progress bars rewrite a line with \r
+    if "\r\n" in text:
+        text = text.replace("\r\n", "\n")  # a lone \r (a progress bar redrawing itself) stays inside its line
     if "\x1b" in text:
         text = _ANSI.sub("", text)
     parser = _Parser()

@@ -850,6 +850,7 @@ LINES = [
         [("padding_layers", 3), ("padding_waste_percent", 6.25)],
         {},
     ),
+    ("INFO 03-03 19:26:05 [model.py:1510] Using max model len 4096", [], {"max_model_len": 4096}),
     (
         "05:21:11 (EngineCore pid=75) INFO Overriding num_gpu_blocks=0 with num_gpu_blocks_override=512",
         [],
@@ -1081,6 +1082,42 @@ def test_yaml_argument_lists():
     assert log.settings == {"gpu_memory_utilization": 0.36, "enforce_eager": True, "kv_cache_dtype": "fp8"}
 
 
+def test_dumps_hard_wrapped_by_a_terminal():
+    """A terminal that wraps at a fixed width cuts a dump anywhere, even inside a string; it is joined back."""
+    args = (
+        "(APIServer pid=1671) INFO 09-04 01:02:21 [utils.py:326] non-default args: {'model_tag': 'Qwen2-7B-Instruct', "
+        "'port': 8081, 'model': 'Qwen2-7B-Instruct', 'max_model_len': 16384, 'tensor_parallel_size': 2, "
+        "'gpu_memory_utilization': 0.25}"
+    )
+    config = (
+        "(EngineCore_0 pid=1) INFO 09-04 01:02:40 [core.py:74] Initializing a V1 LLM engine (v0.10.1.1) with config: "
+        "model='Qwen2-7B-Instruct', dtype=torch.bfloat16, max_seq_len=16384, tensor_parallel_size=2, "
+        "kv_cache_dtype=auto, enforce_eager=False"
+    )
+    server_args = (
+        "[2025-03-08 12:29:04] server_args=ServerArgs(model_path='Qwen/QwQ-32B', mem_fraction_static=0.85, tp_size=4, "
+        "context_length=32768)"
+    )
+    width = 128
+    wrapped = "\n".join(
+        "\n".join(text[i : i + width] for i in range(0, len(text), width)) for text in (args, config, server_args)
+    )
+    for text in (wrapped, f"{args}\n{config}\n{server_args}"):
+        log = parse_log(text)
+        assert log.model == "Qwen2-7B-Instruct"
+        assert log.settings == {
+            "max_model_len": 16384,
+            "tensor_parallel_size": 2,
+            "gpu_memory_utilization": 0.25,
+            "dtype": "torch.bfloat16",
+            "kv_cache_dtype": "auto",
+            "enforce_eager": False,
+            "mem_fraction_static": 0.85,
+        }
+    assert parse_log(config[:150]).settings == {}  # the log ends inside the dump: what it holds is read
+    assert parse_log(config).engine_version == "0.10.1.1"
+
+
 def test_dicts_are_read_as_literals_only():
     hostile = (
         "non-default args: {'model': __import__('os').system('echo pwned'), 'max_model_len': 4096, "
@@ -1196,10 +1233,31 @@ def test_read_log(tmp_path):
 
 def test_progress_bars_and_colours():
     log = parse_log(
-        "Loading: 10%\rLoading: 100%\r\n\x1b[32mINFO\x1b[0m 01-01 00:00:00 [gpu_worker.py:1] "
-        "Available KV cache memory: \x1b[1m3.50\x1b[0m GiB\r\n"
+        "Loading: 10%\rLoading: 100%\r(Worker pid=1) INFO [gpu_worker.py:1] Model loading took 7.51 GiB memory\r\n"
+        "\x1b[32mINFO\x1b[0m 01-01 00:00:00 [gpu_worker.py:1] Available KV cache memory: \x1b[1m3.50\x1b[0m GiB\r\n"
     )
-    assert [(n.name, n.value, n.line) for n in log.numbers] == [("available_kv_cache_memory", 3.5, 3)]
+    assert [(n.name, n.value, n.line) for n in log.numbers] == [
+        ("weights_memory", 7.51, 1),  # line numbers count \n only, as editors and grep -n do
+        ("available_kv_cache_memory", 3.5, 2),
+    ]
+    assert log.numbers[0].text == "(Worker pid=1) INFO [gpu_worker.py:1] Model loading took 7.51 GiB memory"
+    assert log.lines_read == 2
+
+
+def test_v0_profiling_keys_only_on_their_line():
+    """vLLM 0.19's DEBUG init snapshot also prints non_torch_memory=...GiB; only V0's results line is read."""
+    log = parse_log(
+        "(Worker pid=441) DEBUG 04-22 01:38:59 [v1/worker/gpu_worker.py:284] worker init memory snapshot: "
+        "torch_peak=0.01GiB, free_memory=77.66GiB, total_memory=79.19GiB, cuda_memory=1.53GiB, torch_memory=0.02GiB, "
+        "non_torch_memory=1.51GiB, timestamp=1776822339.2\n"
+        "(Worker_TP0 pid=441) DEBUG 04-22 01:39:31 [v1/worker/gpu_worker.py:424] Initial free memory: 77.66 GiB; "
+        "Requested memory: 0.950000 (util), 75.23 GiB\n"
+    )
+    assert [(n.name, n.value, n.decimals) for n in log.numbers] == [
+        ("free_memory_on_startup", 77.66, 2),
+        ("memory_budget", 75.23, 2),
+    ]
+    assert log.settings == {"gpu_memory_utilization": 0.95}
 
 
 # ----------------------------------------------------------------------------------------------- the API
