@@ -121,6 +121,7 @@ NUMBER_NAMES: dict[str, tuple[str, str]] = {
     "llamacpp_n_ctx_train": ("tokens", "llama.cpp: the model's training context"),
     # TensorRT-LLM
     "trtllm_free_memory": ("GiB", "TensorRT-LLM: available memory when sizing the KV cache"),
+    "trtllm_peak_memory": ("GiB", "TensorRT-LLM: peak memory of the profiling pass (torch + non-torch)"),
     "trtllm_execution_context_memory": ("MiB", "TensorRT-LLM: execution context"),
     "trtllm_runtime_buffers_memory": ("", "TensorRT-LLM: runtime buffers (unit as printed)"),
     "trtllm_decoder_memory": ("", "TensorRT-LLM: decoder (unit as printed)"),
@@ -251,10 +252,11 @@ def _jsonable(value: Any) -> Any:
 # Every quantifier on digits is bounded and every pattern is anchored on a literal, so no input makes a search
 # slower than linear in the line length.
 
-_F = r"(?<![\d.])\d{1,9}(?:\.\d{1,6})?"  # 0.90, 14.9888, 875
-_SF = r"(?<![\d.])-?\d{1,9}(?:\.\d{1,6})?"  # signed: vLLM prints negative CUDA-graph deltas
-_I = r"(?<![\d,])\d{1,15}"  # 23648
-_IC = r"(?<![\d,])(?:\d{1,3}(?:,\d{3}){1,5}|\d{1,15})"  # 1,505,552 or 1505552
+# A number is matched whole or not at all (the lookarounds), so a long printed value is never cut short.
+_F = r"(?<![\d.])\d{1,12}(?:\.\d{1,17})?(?!\d)(?!\.\d)"  # 0.90, 14.9888, 875, 0.8999999761581421
+_SF = r"(?<![\d.])-?\d{1,12}(?:\.\d{1,17})?(?!\d)(?!\.\d)"  # signed: vLLM prints negative CUDA-graph deltas
+_I = r"(?<![\d,.])\d{1,15}(?!\d)(?!\.\d)"  # 23648
+_IC = r"(?<![\d,.])(?:\d{1,3}(?:,\d{3}){1,6}|\d{1,15})(?!,?\d)(?!\.\d)"  # 1,505,552 or 1505552
 _VER = r"\d{1,3}\.\d{1,4}(?:\.\d{1,4})?[\w.+-]{0,80}"
 
 
@@ -267,6 +269,9 @@ class _Rule:
     numbers: tuple[tuple[str, str], ...] = ()  # (group, number name)
     settings: tuple[tuple[str, str], ...] = ()  # (group, setting name)
     unit_group: str | None = None  # a group holding the printed unit, for "unit as printed" names
+    last: bool = (
+        False  # the last such line states the setting (TRT-LLM sizes twice: a profiling pass, then the real one)
+    )
 
 
 def _rule(
@@ -277,6 +282,7 @@ def _rule(
     numbers: Mapping[str, str] | None = None,
     settings: Mapping[str, str] | None = None,
     unit_group: str | None = None,
+    last: bool = False,
 ) -> _Rule:
     return _Rule(
         form,
@@ -286,6 +292,7 @@ def _rule(
         tuple((numbers or {}).items()),
         tuple((settings or {}).items()),
         unit_group=unit_group,
+        last=last,
     )
 
 
@@ -537,14 +544,43 @@ _RULES: tuple[_Rule, ...] = (
     _rule("trtllm.decoder", "tensorrt-llm", "GPU memory for decoder",
           rf"Allocated (?P<v>{_F})\s?(?P<u>[KMG]i?B) GPU memory for decoder", {"v": "trtllm_decoder_memory"},
           unit_group="u"),
+    # TensorRT-LLM's PyTorch backend (1.x): a memory-profiling pass, then the real KV cache
+    _rule("trtllm.weights", "tensorrt-llm", "for model weights",
+          rf"Use (?P<v>{_F})\s?(?P<u>[KMG]i?B) for model weights", {"v": "weights_memory"}, unit_group="u"),
+    _rule("trtllm.memory_profiling", "tensorrt-llm", "after loading model weights (inside torch)",
+          rf"after loading model weights \(inside torch\) in memory usage profiling: (?P<v>{_F})\s?GiB",
+          {"v": "weights_memory"}),
+    _rule("trtllm.non_torch_after_weights", "tensorrt-llm", "after loading model weights (outside torch)",
+          rf"after loading model weights \(outside torch\) in memory usage profiling: (?P<v>{_F})\s?GiB",
+          {"v": "non_torch_memory"}),
+    _rule("trtllm.memory_profiling", "tensorrt-llm", "dynamically allocated during inference",
+          rf"dynamically allocated during inference \(inside torch\) in memory usage profiling: (?P<v>{_F})\s?GiB",
+          {"v": "peak_activation"}),
+    _rule("trtllm.non_torch_after_profiling", "tensorrt-llm", "Memory used outside torch",
+          rf"Memory used outside torch \(e\.g\., NCCL and CUDA graphs\) in memory usage profiling: (?P<v>{_F})\s?GiB",
+          {"v": "non_torch_memory"}),
+    _rule("trtllm.memory_profiling", "tensorrt-llm", "Peak memory during memory usage profiling",
+          rf"Peak memory during memory usage profiling \(torch \+ non-torch\): (?P<v>{_F})\s?GiB",
+          {"v": "trtllm_peak_memory"}),
+    _rule("trtllm.memory_profiling", "tensorrt-llm", "available KV cache memory when calculating max tokens",
+          rf"available KV cache memory when calculating max tokens: (?P<v>{_F})\s?GiB",
+          {"v": "available_kv_cache_memory"}),
+    _rule("trtllm.memory_profiling", "tensorrt-llm", "available KV cache memory when calculating max tokens",
+          rf"fraction is set (?P<f>{_F})", settings={"f": "kv_cache_free_gpu_mem_fraction"}),
+    _rule("trtllm.memory_profiling", "tensorrt-llm", "available KV cache memory when calculating max tokens",
+          rf"device total memory (?P<v>{_F})\s?GiB", {"v": "total_gpu_memory"}),
+    _rule("trtllm.estimated_kv_cache", "tensorrt-llm", "Estimated max memory in KV cache",
+          rf"Estimated max memory in KV cache\s{{0,4}}:\s{{0,4}}(?P<v>{_F})\s?GiB", {"v": "kv_cache_memory"}),
+    _rule("trtllm.blocks_per_sequence", "tensorrt-llm", "primary blocks=",
+          rf"tokens per block=(?P<b>{_I}), primary blocks=(?P<n>{_I})", {"b": "block_size", "n": "num_gpu_blocks"}),
     _rule("trtllm.limits", "tensorrt-llm", "max_num_requests=",
           rf"max_seq_len=(?P<l>{_I}), max_num_requests=(?P<r>{_I}), max_num_tokens=(?P<t>{_I})",
-          settings={"l": "max_model_len", "r": "max_num_seqs", "t": "max_num_batched_tokens"}),
+          settings={"l": "max_model_len", "r": "max_num_seqs", "t": "max_num_batched_tokens"}, last=True),
 )
 # fmt: on
 
 # Units that differ from a name's default unit, by form.
-_UNIT_OVERRIDES = {("trtllm.engine_size", "weights_memory"): "MiB"}
+_UNIT_OVERRIDES = {("trtllm.engine_size", "weights_memory"): "MiB"}  # else the name's unit, or the printed one
 
 # (engine, rank, needle, pattern) -> a version. Rank 0: the engine's own line; rank 1: a label ("vLLM version: X").
 _VERSION_RULES: tuple[tuple[str, int, str, re.Pattern[str]], ...] = (
@@ -746,7 +782,7 @@ _BACKTICK_ARGS = re.compile(r"`(--[^`]{1,2000})`")
 _YAML_FLAG = re.compile(r'^[\s+]{0,40}-\s{1,8}"?(?P<f>--?[a-zA-Z][\w-]{0,60})"?\s{0,4}$')
 _YAML_VALUE = re.compile(r'^[\s+]{0,40}-\s{1,8}"?(?P<v>[^"\s-][^"\s]{0,500})"?\s{0,4}$')
 _INT_TEXT = re.compile(r"^-?\d{1,15}$")
-_FLOAT_TEXT = re.compile(r"^-?\d{1,15}\.\d{1,15}$|^-?\d{1,15}(?:\.\d{1,15})?[eE][+-]?\d{1,4}$")
+_FLOAT_TEXT = re.compile(r"^-?\d{1,15}\.\d{1,20}$|^-?\d{1,15}(?:\.\d{1,20})?[eE][+-]?\d{1,4}$")
 _LEN_TEXT = re.compile(r"^\d{1,12}(?:\.\d{1,6})?[kKmM]?$")
 
 
@@ -982,11 +1018,12 @@ class _Parser:
         self.votes[engine] = self.votes.get(engine, 0) + weight
         self._first_vote.setdefault(engine, line)
 
-    def setting(self, key: str, value: Any, rank: int) -> None:
+    def setting(self, key: str, value: Any, rank: int, replace: bool = False) -> None:
+        """Record a setting: a lower rank wins, then the first line (the last with `replace`)."""
         if value is None:
             return
         old = self.settings.get(key)
-        if old is None or rank < old[0]:
+        if old is None or rank < old[0] or (replace and rank == old[0]):
             self.settings[key] = (rank, value)
 
     @property
@@ -1050,7 +1087,7 @@ class _Parser:
             for group, key in rule.settings:
                 text = groups.get(group)
                 if text is not None:
-                    self.setting(key, _scalar(text), 0)
+                    self.setting(key, _scalar(text), 0, replace=rule.last)
                     matched = True
             if matched:
                 self.vote(rule.engine, lineno)
@@ -1171,7 +1208,7 @@ class _Parser:
             if needle not in line:
                 continue
             match = pattern.search(line)
-            if not match:
+            if not match or not _starts_a_command(line[: match.start()]):
                 continue
             self.vote(engine, lineno)
             segment = line[match.end() :]
@@ -1353,6 +1390,19 @@ _PREFIX_LOG_RECORD = re.compile(
     r"^(?:\([\w.-]{1,60} pid=\d{1,10}\)|\[\d{4}-\d{2}-\d{2}|\d{4}-\d{2}-\d{2}[ T]\d{2}:|\d{2}:\d{2}:\d{2} |"
     r"(?:DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\b|\[rank\d{1,6}\]|\[TensorRT-LLM\]|\[TRT-LLM\]|Traceback \()"
 )
+
+
+def _starts_a_command(before: str) -> bool:
+    """Whether a command can start after `before`: the line's start, a prompt, a quote or bracket, `python -m`, a
+    path, a list marker ("Starting trtllm-serve for model ..." is a sentence, not a command)."""
+    before = before.rstrip()
+    if not before or before[-1] in "$#>`[(:'\"|;&/-*+":
+        return True
+    last = before.split()[-1].lstrip("`'\"([")
+    return (
+        last in ("-m", "sudo", "exec", "env", "nohup", "time")
+        or re.fullmatch(r"(?:\S*/)?python[\d.]*", last) is not None
+    )
 
 
 def _is_traceback_noise(line: str) -> bool:

@@ -851,6 +851,8 @@ LINES = [
         {},
     ),
     ("INFO 03-03 19:26:05 [model.py:1510] Using max model len 4096", [], {"max_model_len": 4096}),
+    ("Available KV cache memory: 1.1234567890123456789 GiB", [], {}),  # a number is read whole or not at all
+    ("GPU KV cache size: 12,3456 tokens", [], {}),
     (
         "05:21:11 (EngineCore pid=75) INFO Overriding num_gpu_blocks=0 with num_gpu_blocks_override=512",
         [],
@@ -920,7 +922,8 @@ def test_one_line_of_each_format(line, expected, settings):
 
 def test_every_rule_is_exercised():
     """Each recognised line format appears in a test above (full logs, one-line table, calibration quotes)."""
-    texts = [VLLM_019, VLLM_026_FAILED, VLLM_V0, SGLANG, LLAMACPP, TRTLLM, *(line for line, _n, _s in LINES)]
+    texts = [VLLM_019, VLLM_026_FAILED, VLLM_V0, SGLANG, LLAMACPP, TRTLLM, TRTLLM_PYTORCH]
+    texts += [line for line, _n, _s in LINES]
     texts += [case_text(case) for name in FILES for case in cases(name)]
     texts += [
         "llama_new_context_with_model: KV self size  = 1024.00 MiB, K (q8_0):  544.00 MiB, V (f16):  480.00 MiB",
@@ -1047,6 +1050,61 @@ def test_command_lines(text, engine, model, settings):
     log = parse_log(text)
     assert (log.engine, log.model, log.settings) == (engine, model, settings)
     assert log.numbers == ()
+
+
+TRTLLM_PYTORCH = """\
+Starting trtllm-serve for model openai/gpt-oss-120b on port 8355...
+[TensorRT-LLM] TensorRT-LLM version: 1.1.0rc3
+[12/20/2025-04:20:19] [TRT-LLM] [I] Validating KV Cache config against kv_cache_dtype="auto"
+[12/20/2025-04:20:21] [TRT-LLM] [I] Use 63.32 GB for model weights.
+[TensorRT-LLM][INFO] Number of tokens per block: 32.
+[TensorRT-LLM][INFO] [MemUsageChange] Allocated 0.56 GiB for max tokens in paged KV cache (8224).
+[12/20/2025-04:21:10] [TRT-LLM] [I] max_seq_len=8224, max_num_requests=64, max_num_tokens=8192, max_batch_size=64
+[12/20/2025-04:21:50] [TRT-LLM] [I] Memory used after loading model weights (inside torch) in memory usage profiling: 63.52 GiB
+[12/20/2025-04:21:50] [TRT-LLM] [I] Memory used after loading model weights (outside torch) in memory usage profiling: 49.78 GiB
+[12/20/2025-04:21:51] [TRT-LLM] [I] Memory dynamically allocated during inference (inside torch) in memory usage profiling: 0.85 GiB
+[12/20/2025-04:21:51] [TRT-LLM] [I] Memory used outside torch (e.g., NCCL and CUDA graphs) in memory usage profiling: 49.28 GiB
+[12/20/2025-04:21:51] [TRT-LLM] [I] Peak memory during memory usage profiling (torch + non-torch): 113.65 GiB, available KV cache memory when calculating max tokens: 5.95 GiB, fraction is set 0.8999999761581421, kv size is 73728. device total memory 119.70 GiB, , tmp kv_mem 0.56 GiB
+[12/20/2025-04:21:51] [TRT-LLM] [I] Estimated max memory in KV cache : 5.95 GiB
+[TensorRT-LLM][INFO] Max KV cache blocks per sequence: 2711 [window size=86720], tokens per block=32, primary blocks=2710, max sequence length=86720
+[TensorRT-LLM][INFO] [MemUsageChange] Allocated 5.95 GiB for max tokens in paged KV cache (86720).
+[12/20/2025-04:21:52] [TRT-LLM] [I] max_seq_len=86720, max_num_requests=64, max_num_tokens=8192, max_batch_size=64
+"""
+
+
+def test_full_tensorrt_llm_pytorch_backend_log():
+    """The PyTorch backend sizes the KV cache twice (a profiling pass, then the real one): the settings are the
+    last pass's, the figures are all kept in order; a sentence naming trtllm-serve is not a command."""
+    log = parse_log(TRTLLM_PYTORCH)
+    assert (log.engine, log.engine_version, log.model) == ("tensorrt-llm", "1.1.0rc3", None)
+    assert log.settings == {
+        "max_model_len": 86720,
+        "max_num_seqs": 64,
+        "max_num_batched_tokens": 8192,
+        "kv_cache_free_gpu_mem_fraction": 0.8999999761581421,
+    }
+    assert figures(log) == [
+        ("weights_memory", 63.32, "GB", 2),
+        ("block_size", 32, "tokens", 0),
+        ("kv_cache_memory", 0.56, "GiB", 2),
+        ("kv_cache_tokens", 8224, "tokens", 0),
+        ("weights_memory", 63.52, "GiB", 2),
+        ("non_torch_memory", 49.78, "GiB", 2),
+        ("peak_activation", 0.85, "GiB", 2),
+        ("non_torch_memory", 49.28, "GiB", 2),
+        ("trtllm_peak_memory", 113.65, "GiB", 2),
+        ("available_kv_cache_memory", 5.95, "GiB", 2),
+        ("total_gpu_memory", 119.7, "GiB", 2),
+        ("kv_cache_memory", 5.95, "GiB", 2),
+        ("block_size", 32, "tokens", 0),
+        ("num_gpu_blocks", 2710, "blocks", 0),
+        ("kv_cache_memory", 5.95, "GiB", 2),
+        ("kv_cache_tokens", 86720, "tokens", 0),
+    ]
+    assert [n.form for n in log.get("non_torch_memory")] == [
+        "trtllm.non_torch_after_weights",
+        "trtllm.non_torch_after_profiling",
+    ]
 
 
 # ----------------------------------------------------------------------------------------------- settings
@@ -1285,7 +1343,7 @@ def test_engine_log_helpers_and_json():
 
 
 def test_names_units_and_kinds_are_declared():
-    for text in (VLLM_019, VLLM_026_FAILED, VLLM_V0, SGLANG, LLAMACPP, TRTLLM):
+    for text in (VLLM_019, VLLM_026_FAILED, VLLM_V0, SGLANG, LLAMACPP, TRTLLM, TRTLLM_PYTORCH):
         log = parse_log(text)
         assert log.engine in ENGINES
         for number in log.numbers:
