@@ -597,6 +597,7 @@ _VERSION_RULES: tuple[tuple[str, int, str, re.Pattern[str]], ...] = (
 _BANNER_VERSION = re.compile(rf"^[\s█▀▄]{{0,80}}version\s{{1,4}}v?(?P<v>{_VER})\s{{0,4}}$")
 _BANNER_MODEL = re.compile(r"^[\s█▀▄]{0,80}model\s{2,12}(?P<m>\S{1,500})\s{0,4}$")
 _LLAMACPP_BUILD = re.compile(r"^(?:build|version): (?P<v>\d{1,7} \([0-9a-f]{6,40}\))")
+_LLAMA_BENCH_BUILD = re.compile(r"^build: (?P<h>[0-9a-f]{6,40}) \((?P<n>\d{1,7})\)\s{0,4}$")  # llama-bench: hash first
 _SGLANG_ENV = re.compile(rf"^sglang:\s{{0,4}}(?P<v>{_VER})\s{{0,4}}$")
 
 _LLAMACPP_MODEL_PATH = re.compile(
@@ -1028,13 +1029,14 @@ class _Parser:
 
     @property
     def pending(self) -> bool:
-        """Whether the next line continues this one (a wrapped error message, a YAML flag's value)."""
+        """Whether the next line continues this one (a wrapped error message or dump, a YAML flag's value)."""
         return self._open_error is not None or self._pending_yaml_flag is not None or self._open_dump is not None
 
     # ---- one line
     def feed(self, lineno: int, raw: str, present: Iterable[str] | None = None) -> None:
         """Read one line; `present` (the needles the line holds, when the caller knows them) narrows the rules. A
-        line a progress bar redrew with \r is read as the pieces a terminal would have shown, under one number."""
+        line a progress bar redrew with a carriage return is read as the pieces a terminal would have shown, all
+        under one line number."""
         line = raw[:MAX_LINE_CHARS]
         if "\x1b" in line:
             line = _ANSI.sub("", line)
@@ -1108,6 +1110,9 @@ class _Parser:
             match = _LLAMACPP_BUILD.match(message)
             if match:
                 self.versions.append(("llamacpp", 0, lineno, _clean_version(match.group("v"))))
+            bench = _LLAMA_BENCH_BUILD.match(message)
+            if bench:  # written the way the other tools print it: "6733 (6a8cf8914)"
+                self.versions.append(("llamacpp", 0, lineno, f"{bench.group('n')} ({bench.group('h')})"))
         if message.startswith("sglang:"):
             match = _SGLANG_ENV.match(message)
             if match:
@@ -1461,7 +1466,7 @@ def parse_log(text: str | bytes) -> EngineLog:
             continue
         lineno += text.count("\n", counted_to, start)
         counted_to = start
-        while True:  # a wrapped error or a YAML flag continues on the next lines, needle or not
+        while True:  # a wrapped error or dump, or a YAML flag, continues on the next lines, needle or not
             end = text.find("\n", start)
             end = len(text) if end < 0 else end
             parser.feed(lineno, text[start:end], hits.get(start, ()))

@@ -988,6 +988,7 @@ def test_insufficient_free_memory_figures():
         ("pip freeze: sglang==0.5.2", "sglang", "0.5.2"),
         ("[TensorRT-LLM] TensorRT-LLM version: 1.0.0rc4", "tensorrt-llm", "1.0.0rc4"),
         ("version: 6527 (7f766929)", "llamacpp", "6527 (7f766929)"),
+        ("build: 6a8cf8914 (6733)", "llamacpp", "6733 (6a8cf8914)"),  # llama-bench prints the hash first
         ("we moved to vLLM 0.26 last week, see v0.27.1", None, None),
     ],
 )
