@@ -12,6 +12,7 @@ from typing import Protocol
 
 from kvplan.core import specs as L
 from kvplan.core.units import cdiv
+from kvplan.core.units import split_exact as split_exact  # re-exported: engines import it from here
 from kvplan.errors import UsageError
 
 
@@ -78,13 +79,6 @@ def kv_heads_per_rank(num_kv_heads: int, tp: int) -> int:
             hint="choose a TP size that divides, or is a multiple of, the KV heads",
         )
     return 1
-
-
-def split_exact(n: int, tp: int, what: str) -> int:
-    """n / tp for dimensions that tensor parallelism must divide exactly (Mamba channels, heads)."""
-    if n % tp:
-        raise UsageError(f"--tp {tp} does not divide the model's {n} {what}", hint="choose a TP size that divides it")
-    return n // tp
 
 
 def pipeline_stages(num_layers: int, pp: int) -> list[range]:
