@@ -41,9 +41,9 @@ def get_engine(name: str, shape: ModelShape) -> Engine:
     if key == "sglang":
         return SglangEngine()
     if key == "transformers":
-        return TransformersEngine()
+        return TransformersEngine.for_shape(shape)
     if key == "transformers-static":
-        return TransformersStaticEngine()
+        return TransformersStaticEngine.for_shape(shape)
     if key == "llamacpp":
         return LlamaCppEngine(shape.model_type)
     if key == "tensorrt-llm":

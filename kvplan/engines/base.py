@@ -122,7 +122,7 @@ def group_costs(items: list[tuple[str, int, Fraction, int | None]]) -> list[Kind
     return merge_kinds([KindCost(kind, 1, nbytes, per_token, tokens) for kind, nbytes, per_token, tokens in items])
 
 
-def window_tokens(cache: L.Attention, seq_len: int, keep: int) -> int:
+def window_tokens(cache: L.KVAttention, seq_len: int, keep: int) -> int:
     """Tokens a windowed layer keeps for one sequence, given how many the engine keeps at most."""
     return min(seq_len, keep) if cache.kind in (L.SLIDING, L.CHUNKED) else seq_len
 

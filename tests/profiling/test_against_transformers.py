@@ -37,7 +37,7 @@ NOT_MODELLED = {
 
 
 def _lengths(shape) -> list[int]:
-    windows = sorted({c.window for c in shape.caches() if isinstance(c, L.Attention) and c.window})
+    windows = sorted({c.window for c in shape.caches() if isinstance(c, L.KVAttention) and c.window})
     lengths = {1, 37}
     for w in windows[:2]:
         lengths |= {w - 1, w, w + 1, 2 * w + 3}
@@ -45,7 +45,7 @@ def _lengths(shape) -> list[int]:
 
 
 def _expected_per_layer(shape, tokens: int, batch: int) -> list[int]:
-    engine = TransformersEngine()
+    engine = TransformersEngine.for_shape(shape)  # Falcon's new decoder architecture caches every query head
     req = Request(tokens, batch, "bfloat16", "bfloat16")
     return [sum(engine.stage_costs([cache], req)[0].bytes for cache in layer) for layer in shape.layers]
 
