@@ -27,8 +27,7 @@ from fractions import Fraction
 from kvplan.core import specs as L
 from kvplan.core.config import EXPERT_KEYS, EXPERTS_PER_TOKEN_KEYS, first, text_config
 from kvplan.core.shapes import ModelShape
-
-_TFLOPS_KEY = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
+from kvplan.core.units import SHORT_NAMES
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,7 @@ def bounds(
         "decode = min(bandwidth x batch / bytes read per step, peak FLOP/s / FLOPs per token)"
     ]
     peak = None
-    key = _TFLOPS_KEY.get(model_dtype, "bf16")
+    key = SHORT_NAMES.get(model_dtype, "bf16")  # the profile's dense_tflops keys: bf16, fp16, fp32
     if tflops and tflops.get(key):
         peak = float(tflops[key]) * 1e12
     if split is None:

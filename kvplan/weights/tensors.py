@@ -14,10 +14,14 @@ Public API
   that transformers drops (DeepSeek-V3's `num_nextn_predict_layers`) are not counted.
 - `weight_bytes(config, dtype_bytes=None)`: bytes of the weights as stored, honouring `quantization_config`.
 - `weight_tensors(config)`: the tensor list both functions are computed from (name, shape, role).
-- `assumed_family(config)`: `None` when the config's `model_type` is known; otherwise the family whose formula
-  was used instead (inferred from `architectures`, else the generic llama formula, reported as "llama").
-  Unknown model types never raise by themselves; they are sized with the assumed family's formula, so callers
-  that want to warn should call `assumed_family`.
+- `assumed_family(config)`: `None` when the config's family has a weights layout; otherwise the layout used
+  instead (inferred from `architectures`, else the generic llama formula, reported as "llama").
+  Unknown model types, and families the table (kvplan.core.families) lists with `weights=None`, never raise
+  by themselves; they are sized with the assumed family's formula, so callers that want to warn should call
+  `assumed_family`.
+- `LAYOUTS`: the layouts by name. Which model_types use which layout, their head_dim policy and the defaults
+  transformers assumes for omitted fields are kvplan.core.families' business; every dimension is read through
+  kvplan.core.config and every dtype through kvplan.core.units' table.
 
 Which numbers are exact
 -----------------------
