@@ -11,7 +11,7 @@ from fractions import Fraction
 from typing import Any
 
 from kvplan.core.shapes import ModelShape, model_shape
-from kvplan.core.units import canonical_dtype, short_dtype
+from kvplan.core.units import COMPUTE_DTYPES, canonical_dtype, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, Request, engine_entry, get_engine
 from kvplan.engines.naive import NaiveEngine
 from kvplan.engines.sizing import number, pipeline_costs
@@ -84,7 +84,7 @@ def check_positive(name: str, value: int) -> int:
 def resolve_dtypes(shape: ModelShape, dtype: str, kv_dtype: str) -> tuple[str, str]:
     """`auto` model dtype -> the config's; `auto` KV dtype -> the model dtype."""
     model = shape.dtype if dtype in (None, "auto") else canonical_dtype(dtype, what="dtype")
-    if model not in ("float32", "bfloat16", "float16"):
+    if model not in COMPUTE_DTYPES:
         raise UsageError(f"--dtype {dtype} is not a compute dtype", hint="use auto, fp32, bf16 or fp16")
     kv = model if kv_dtype in (None, "auto") else canonical_dtype(kv_dtype, what="kv dtype")
     return model, kv
