@@ -24,6 +24,7 @@ from kvplan.core.config import (
     language_config,
     max_positions,
     model_dtype,
+    num_experts,
     num_heads,
     num_kv_heads,
     num_layers,
@@ -31,10 +32,13 @@ from kvplan.core.config import (
     sliding_window,
 )
 from kvplan.core.families import family_of
+from kvplan.core.units import dtype_name
 from kvplan.errors import ConfigError, UnsupportedArchitecture
 
 # `ModelShape.features` entries: config facts that some engine stores differently (see the engine modules).
 FALCON_NEW_DECODER = "falcon_new_decoder_architecture"  # Falcon-40B/180B grouped KV (transformers broadcasts it)
+MOE = "moe"  # routed experts (vLLM picks its model runner by it)
+QUANTIZED = "quantized"  # the config carries a `quantization_config` (quantized checkpoint)
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class ModelShape:
     `layers[i]` is the tuple of caches decoder layer i holds (one for most models; two for layers that keep
     both attention K/V and a recurrent state). `dtype` is the model's dtype from the config (canonical name).
     `model_type` is the config's own spelling. `features` names config facts that an engine may store
-    specially (e.g. FALCON_NEW_DECODER); the layer specs themselves stay engine-neutral.
+    specially (e.g. FALCON_NEW_DECODER, MOE); the layer specs themselves stay engine-neutral.
     """
 
     model_type: str
@@ -55,6 +59,7 @@ class ModelShape:
     max_position_embeddings: int | None = None
     assumptions: tuple[str, ...] = field(default=())
     features: frozenset[str] = field(default=frozenset())
+    architectures: tuple[str, ...] = field(default=())  # the config's `architectures` (engines choose kernels by it)
 
     @property
     def num_layers(self) -> int:
@@ -248,7 +253,13 @@ def _mamba1_state(cfg: dict) -> L.RecurrentState:
     inner = positive_int(cfg, "mamba_expand", "expand", default=2) * hidden_size(cfg)
     inner = positive_int(cfg, "intermediate_size", default=inner) if cfg.get("model_type") == "mamba" else inner
     state = positive_int(cfg, "mamba_d_state", "state_size", default=16)
-    return L.RecurrentState("mamba", inner, positive_int(cfg, "mamba_d_conv", "conv_kernel", default=4), (inner, state))
+    conv = positive_int(cfg, "mamba_d_conv", "conv_kernel", default=4)
+    return L.RecurrentState("mamba", inner, conv, (inner, state), chunk_size=_chunk_size(cfg))
+
+
+def _chunk_size(cfg: dict) -> int:
+    """The Mamba SSD kernel's chunk (`mamba_chunk_size`, else `chunk_size`; 0 when the config has none)."""
+    return positive_int(cfg, "mamba_chunk_size", "chunk_size", default=0)
 
 
 def mamba(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
@@ -277,6 +288,7 @@ def _mamba2_state(cfg: dict) -> L.RecurrentState:
         (heads, d_head, state),
         n_groups=groups,
         group_state=state,
+        chunk_size=_chunk_size(cfg),
     )
 
 
@@ -292,6 +304,7 @@ def mamba2(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
         (heads, d_head, state),
         n_groups=groups,
         group_state=state,
+        chunk_size=_chunk_size(cfg),
     )
     return tuple((layer,) for _ in range(num_layers(cfg)))
 
@@ -317,8 +330,13 @@ def qwen3_next(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
         types = [L.FULL if (i + 1) % interval == 0 else L.STATE for i in range(n)]
     nk, dk = positive_int(cfg, "linear_num_key_heads"), positive_int(cfg, "linear_key_head_dim")
     nv, dv = positive_int(cfg, "linear_num_value_heads"), positive_int(cfg, "linear_value_head_dim")
+    ssm_dtype = dtype_name(cfg["mamba_ssm_dtype"]) if cfg.get("mamba_ssm_dtype") else None
     delta = L.RecurrentState(
-        "gated_deltanet", 2 * nk * dk + nv * dv, positive_int(cfg, "linear_conv_kernel_dim", default=4), (nv, dk, dv)
+        "gated_deltanet",
+        2 * nk * dk + nv * dv,
+        positive_int(cfg, "linear_conv_kernel_dim", default=4),
+        (nv, dk, dv),
+        ssm_dtype=ssm_dtype,
     )
     return tuple((attention(cfg),) if t == L.FULL else (delta,) for t in types)
 
@@ -370,6 +388,11 @@ def model_shape(config: dict[str, Any]) -> ModelShape:
     features = set()
     if family is not None and family.shape == "falcon" and falcon_new_decoder(cfg):
         features.add(FALCON_NEW_DECODER)
+    if num_experts(cfg, default=0):
+        features.add(MOE)
+    if config.get("quantization_config") or cfg.get("quantization_config"):
+        features.add(QUANTIZED)
+    architectures = config.get("architectures") or cfg.get("architectures") or ()
     return ModelShape(
         model_type=model_type,
         layers=layer_caches,
@@ -379,4 +402,5 @@ def model_shape(config: dict[str, Any]) -> ModelShape:
         max_position_embeddings=max_positions(cfg),
         assumptions=tuple(assumptions),
         features=frozenset(features),
+        architectures=tuple(str(a) for a in architectures) if isinstance(architectures, list) else (),
     )

@@ -12,7 +12,7 @@ ChunkedLocal also share the `KVAttention` base, so `isinstance(cache, KVAttentio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from math import prod
 from typing import ClassVar
@@ -120,6 +120,11 @@ class RecurrentState:
     for one sequence; its first dimension (channels or heads) and `conv_channels` are the ones tensor parallelism
     splits. `family` is "mamba", "mamba2", "gated_deltanet" or "short_conv". Mamba2's convolution also covers
     `n_groups` groups of `2 * group_state` channels (B and C); `conv_channels` already includes them.
+
+    Two config facts some engines read (not part of the shape, so not compared): `chunk_size`, the Mamba SSD
+    kernel's chunk from the config (`mamba_chunk_size` / `chunk_size`; 0 when the config has none), and
+    `ssm_dtype`, the recurrent state's own dtype where the config sets one (Qwen3.5's `mamba_ssm_dtype`; None:
+    the model dtype).
     """
 
     family: str
@@ -128,6 +133,8 @@ class RecurrentState:
     ssm_shape: tuple[int, ...] = ()
     n_groups: int = 0
     group_state: int = 0
+    chunk_size: int = field(default=0, compare=False)
+    ssm_dtype: str | None = field(default=None, compare=False)
     kind: ClassVar[str] = STATE
 
     def conv_elements(self, columns: int, tp: int = 1, *, replicate_groups: bool = False) -> int:
