@@ -50,12 +50,14 @@ _KEYS = (
     "dense_tflops",
     "kv_cache_dtypes",
     "interconnect",
+    "compute_capability",
     "sources",
     "notes",
 )
-_REQUIRED = tuple(k for k in _KEYS if k not in ("generic", "notes"))
+_REQUIRED = tuple(k for k in _KEYS if k not in ("generic", "notes", "compute_capability"))
 _FIGURES = ("memory_bandwidth_bytes_per_s", "dense_tflops", "kv_cache_dtypes", "interconnect")
-_SOURCE_KEYS = ("memory_bytes", *_FIGURES)
+_SOURCE_KEYS = ("memory_bytes", *_FIGURES, "compute_capability")
+_CAPABILITY_RE = re.compile(r"^\d+\.\d+$")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 
 
@@ -69,7 +71,10 @@ class Interconnect:
 
 @dataclass(frozen=True)
 class HardwareProfile:
-    """One accelerator (or a generic memory class). Generic profiles carry memory only; other figures are None."""
+    """One accelerator (or a generic memory class). Generic profiles carry memory only; other figures are None.
+
+    `compute_capability` is an NVIDIA GPU's CUDA compute capability ("9.0" for Hopper), which engines choose
+    kernels by (vLLM's attention backends and block sizes); None where unknown or not NVIDIA."""
 
     id: str
     name: str
@@ -84,6 +89,7 @@ class HardwareProfile:
     generic: bool = False
     notes: str | None = None
     path: str | None = field(default=None, compare=False)
+    compute_capability: str | None = None
 
     @property
     def memory_gib(self) -> float:
@@ -107,6 +113,7 @@ class HardwareProfile:
                 "type": self.interconnect.type,
                 "bandwidth_bytes_per_s": self.interconnect.bandwidth_bytes_per_s,
             },
+            "compute_capability": self.compute_capability,
             "sources": dict(self.sources),
             "notes": self.notes,
         }
@@ -379,6 +386,16 @@ def _validate(where: str, stem: str, data: Any) -> HardwareProfile:
     notes = data.get("notes")
     if notes is not None and not isinstance(notes, str):
         raise _err(where, "notes", "a string", notes)
+    capability = data.get("compute_capability")
+    if capability is not None:
+        if generic or not isinstance(capability, str) or not _CAPABILITY_RE.match(capability):
+            expected = "null for a generic profile" if generic else 'a CUDA compute capability string such as "9.0"'
+            raise _err(where, "compute_capability", expected, capability)
+        if "compute_capability" not in sources:
+            raise ProfileError(
+                f"{where}: key 'sources.compute_capability': missing (every figure needs a source)",
+                hint="add a URL or a quoted log line under sources",
+            )
 
     return HardwareProfile(
         id=pid,
@@ -394,6 +411,7 @@ def _validate(where: str, stem: str, data: Any) -> HardwareProfile:
         generic=generic,
         notes=notes,
         path=where,
+        compute_capability=capability,
     )
 
 
