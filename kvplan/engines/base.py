@@ -24,6 +24,12 @@ class Request:
     from "auto". `block_size` is None for the engine's default; `max_num_batched_tokens` is the prefill
     token budget vLLM adds to sliding-window reservations; `n_ubatch` is llama.cpp's micro-batch (`-ub`),
     which its sliding-window cache adds to the window.
+
+    Settings of the engine release being modelled (read by the engines whose rules change with them, vLLM
+    today): `engine_version` (None: the newest release the engine models), `prefix_caching` and
+    `async_scheduling` (None: the release's default) and `compute_capability`, the GPU's CUDA compute
+    capability ("9.0", from its hardware profile; None: no GPU given, GPU-specific kernel choices are left
+    out).
     """
 
     seq_len: int
@@ -35,6 +41,10 @@ class Request:
     block_size: int | None = None
     max_num_batched_tokens: int = 8192
     n_ubatch: int = 512
+    engine_version: str | None = None
+    prefix_caching: bool | None = None
+    async_scheduling: bool | None = None
+    compute_capability: str | None = None
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,9 @@ class EngineEntry:
     - `kv_auto`: the KV dtype `auto` means (None: the model dtype); `kv_ggml`: it stores llama.cpp's ggml block
       types (q8_0, q4_0, ...).
     - `estimate_help`: how `kvplan estimate --engine` describes it; `estimate_notes`: notes it adds to an estimate.
+    - `release`: for an engine whose rules change by release (vLLM), (the release modelled, why: "given",
+      "installed" or "newest") for the version asked (None: its default); `release_notes`: what a plan says
+      about that release (release, why) -> notes.
     """
 
     name: str
@@ -95,6 +98,8 @@ class EngineEntry:
     kv_ggml: bool = False
     estimate_help: str = ""
     estimate_notes: EstimateNotes | None = None
+    release: Callable[[str | None], tuple[str, str]] | None = None
+    release_notes: Callable[[str, str], list[str]] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "display", self.display or self.name)

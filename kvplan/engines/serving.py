@@ -30,6 +30,8 @@ GPU_MEMORY_UTILIZATION = "gpu_memory_utilization"
 UBATCH = "ubatch"
 VLLM_VERSION = "vllm_version"
 BLOCK_SIZE = "block_size"
+PREFIX_CACHING = "prefix_caching"
+ASYNC_SCHEDULING = "async_scheduling"
 DEFAULT_UTILIZATION = 0.9
 
 
@@ -107,7 +109,8 @@ class FitInputs:
 class FlagInputs:
     """What a serve command is written from. `planned` is true for the command of the engine being planned (its
     own memory settings apply); `fit`, `budget` and `kv_memory` are the plan's; `storage` is the storage model of
-    the command's engine (None when it has none)."""
+    the command's engine (None when it has none); `prefix_caching` and `async_scheduling` are the settings given
+    (None: the engine's defaults, left off the command)."""
 
     model: str
     max_model_len: int
@@ -124,6 +127,8 @@ class FlagInputs:
     budget: BudgetInputs
     kv_memory: int | None
     storage: Engine | None
+    prefix_caching: bool | None = None
+    async_scheduling: bool | None = None
 
     @property
     def fp8(self) -> bool:
@@ -158,19 +163,21 @@ class ServingModel(ServeCommand):
         return GPU_MEMORY_UTILIZATION in self.options
 
     def default_utilization(self, memory_bytes: int, tp: int, pp: int) -> float:
-        """The memory fraction the engine uses when none is given."""
+        """The memory fraction the engine uses when none is given (the serving model of an engine with releases,
+        `EngineEntry.release`, also takes the release modelled as `version`)."""
         return DEFAULT_UTILIZATION
 
     def parallel(self, tp: int | None, pp: int, gpus: int) -> tuple[int | None, int]:
         """(tp, pp) as the engine runs them on `gpus` GPUs (tp None: the default, gpus // pp)."""
         return tp, pp
 
-    def scheduler_defaults(self, profile: HardwareProfile) -> tuple[int, int]:
+    def scheduler_defaults(self, profile: HardwareProfile, version: str | None = None) -> tuple[int, int]:
         """Default (max_num_batched_tokens, max_num_seqs): vLLM's for the GPU, which kvplan uses for every engine
-        that does not model its own."""
+        that does not model its own, in the tiers of vLLM 0.19 (`version`: the engine release modelled, read by
+        engines with releases)."""
         from kvplan.engines.vllm import scheduler_defaults
 
-        return scheduler_defaults(profile.memory_bytes, profile.name)
+        return scheduler_defaults(profile.memory_bytes, profile.name, vllm_version="0.19")
 
     @abstractmethod
     def budget(self, inputs: BudgetInputs) -> tuple[list[BudgetTerm], int]:
@@ -222,8 +229,10 @@ class ServingModel(ServeCommand):
 
 
 __all__ = [
+    "ASYNC_SCHEDULING",
     "BLOCK_SIZE",
     "GPU_MEMORY_UTILIZATION",
+    "PREFIX_CACHING",
     "UBATCH",
     "VLLM_VERSION",
     "BudgetInputs",

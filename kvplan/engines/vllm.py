@@ -1,41 +1,51 @@
-"""How vLLM (v1 engine, 0.10-0.19) stores the KV cache: pages of `block_size` tokens, per layer kind.
+"""How vLLM (v1 engine, 0.10-0.33) stores the KV cache: pages of `block_size` tokens, per layer kind.
 
-Rules (vllm/v1/kv_cache_interface.py, vllm/v1/core/kv_cache_utils.py; checked against real start-up logs in
-tests/test_calibration.py):
+Rules (vllm/v1/kv_cache_interface.py, vllm/v1/core/kv_cache_utils.py, kv_cache_planning.py from 0.29; checked
+against real start-up logs in tests/engines/test_calibration.py). What changed between releases is a row of
+VLLM_VERSIONS; the rules below read the row of `Request.engine_version`:
 - page (one layer, one block) = block_size x kv_heads_per_rank x (head_size_k + head_size_v) x dtype bytes;
   MLA: block_size x (kv_lora_rank + qk_rope_head_dim) x dtype bytes, one latent (no factor 2), replicated on
-  every TP rank; `int8` (int8_per_token_head) adds an fp32 scale per token and head for K and V; `nvfp4`
-  stores head_size/2 bytes plus one fp8 scale per 16 values.
+  every TP rank; `int8` (int8_per_token_head) and `int4` (int4_per_token_head, head_size/2 bytes) add an fp32
+  scale per token and head for K and V; `nvfp4` stores head_size/2 bytes plus one fp8 scale per 16 values.
+- block size: the attention backend's (16; MLA on Hopper 64 with an fp8 cache (FLASHMLA), MLA on Blackwell
+  32 (FLASHINFER_MLA)), unless --block-size is given.
 - pages one request needs at `seq_len` = max_model_len: full/MLA cdiv(seq_len, block); sliding window
-  cdiv(min(window - 1 + max_num_batched_tokens, seq_len), block) + 1; chunked local attention
-  cdiv(min(chunk + max_num_batched_tokens, seq_len), block); Mamba-style state: one page.
+  cdiv(min(window - 1 + in_flight, seq_len), block) + 1; chunked local attention
+  cdiv(min(chunk + in_flight, seq_len), block), where in_flight is max_num_batched_tokens (before 0.26) or
+  max_concurrent_batches x max_num_batched_tokens (2 x with async scheduling at PP 1); Mamba-style state: one
+  page with prefix caching off, 2 (+1 prefill checkpoint) in `align` mode, cdiv(seq_len, block) in `all` mode.
 - hybrid models: layers are grouped by spec into groups of `group_size` layers (the smallest type count, or
   the largest when it is < 1.5x the smallest); a block of any group costs a page in each of `group_size`
   tensors, so a type whose layer count is not a multiple of group_size pays for padding layers.
-- attention + Mamba hybrids: the attention block size grows (in steps of 16) until its page holds one Mamba
-  state, and the state page is padded to the attention page. Mamba states use the model dtype.
+- attention + Mamba hybrids: the attention block size grows (in steps of the kernel alignment) until its page
+  holds one Mamba state, and the state page is padded to the attention page. Mamba states use the model dtype
+  (the recurrent state the config's `mamba_ssm_dtype` where it sets one).
 
-Below the storage model: vLLM's version table (VLLM_VERSIONS, `vllm_behaviour(version)`), its serving model
-(VllmServing: the start-up profiling budget, block-based fit, `vllm serve` flags), the vocabulary of its
-`--config` files (CONFIG) and its registry entry (ENTRY).
+Below the storage model: vLLM's version table (VLLM_VERSIONS, `vllm_behaviour(version)`, the default version
+`resolve_vllm_version`), its serving model (VllmServing: the start-up profiling budget, block-based fit, `vllm
+serve` flags), the vocabulary of its `--config` files (CONFIG) and its registry entry (ENTRY).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from math import lcm
+from typing import TYPE_CHECKING
 
 from kvplan.core import specs as L
 from kvplan.core.bisection import largest
 from kvplan.core.config import vocab_size
-from kvplan.core.shapes import ModelShape
-from kvplan.core.units import DTYPE_BYTES, cdiv
+from kvplan.core.shapes import MOE, QUANTIZED, ModelShape
+from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
 from kvplan.engines.base import Engine, KindCost, Request, kv_heads_per_rank, merge_kinds
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
 from kvplan.engines.serving import (
+    ASYNC_SCHEDULING,
     BLOCK_SIZE,
     GPU_MEMORY_UTILIZATION,
+    PREFIX_CACHING,
     VLLM_VERSION,
     BudgetInputs,
     BudgetTerm,
@@ -47,210 +57,13 @@ from kvplan.engines.serving import (
 from kvplan.engines.sizing import fullest_stage
 from kvplan.errors import UsageError
 
+if TYPE_CHECKING:
+    from kvplan.sources.hardware import HardwareProfile
+
 DEFAULT_BLOCK_SIZE = 16
 _ALIGN = 16  # kernel block alignment used when vLLM raises the attention block size for Mamba hybrids
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One vLLM KV-cache spec: layers with equal specs share groups. `page` is per block of `block_size` tokens."""
-
-    kind: str
-    page: int
-    block_size: int
-    window: int | None = None
-
-
-@dataclass(frozen=True)
-class GroupPlan:
-    """vLLM's KV-cache groups for one stage: per spec, the layer count and how many groups it fills."""
-
-    specs: dict[Spec, int]
-    group_size: int
-
-    def groups(self, spec: Spec) -> int:
-        return cdiv(self.specs[spec], self.group_size)
-
-    @property
-    def num_groups(self) -> int:
-        return sum(self.groups(spec) for spec in self.specs)
-
-    @property
-    def page(self) -> int:
-        return max(spec.page for spec in self.specs)
-
-
-class VllmEngine:
-    name = "vllm"
-    follows = "vLLM 0.19 (v1 KV-cache manager, hybrid allocator on)"
-
-    def check(self, caches: list[L.Layer], req: Request) -> None:
-        if req.kv_dtype == "int4":
-            raise UsageError("vLLM has no int4 KV cache", hint="use --kv-dtype fp8 (or nvfp4 on Blackwell)")
-        if req.kv_dtype in ("int8", "nvfp4") and any(isinstance(c, L.MlaLatent) for c in caches):
-            raise UsageError(f"vLLM has no {req.kv_dtype} cache for MLA models", hint="use --kv-dtype fp8 or auto")
-
-    def block_size(self, caches: list[L.Layer], req: Request) -> int:
-        base = req.block_size or DEFAULT_BLOCK_SIZE
-        states = [c for c in caches if isinstance(c, L.RecurrentState)]
-        attn = [c for c in caches if isinstance(c, (L.KVAttention, L.MlaLatent))]
-        if not states or not attn:
-            return base
-        state_page = max(self._state_bytes(c, req) for c in states)
-        per_token = max(self._token_bytes(c, req) for c in attn)
-        return max(base, _ALIGN * cdiv(state_page, _ALIGN * per_token))
-
-    def plan(self, caches: list[L.Layer], req: Request) -> GroupPlan:
-        """Group the stage's layers the way vLLM's hybrid allocator does."""
-        self.check(caches, req)
-        block = self.block_size(caches, req)
-        counts: dict[Spec, int] = {}
-        for cache in caches:
-            spec = self.spec(cache, req, block)
-            if spec is not None:
-                counts[spec] = counts.get(spec, 0) + 1
-        counts = _unify_pages(counts)
-        if not counts:
-            return GroupPlan({}, 1)
-        low, high = min(counts.values()), max(counts.values())
-        return GroupPlan(counts, high if high < 1.5 * low else low)
-
-    def spec(self, cache: L.Layer, req: Request, block: int) -> Spec | None:
-        if isinstance(cache, L.KVAttention):
-            return Spec(cache.kind, block * self._token_bytes(cache, req), block, cache.window)
-        if isinstance(cache, L.MlaLatent):
-            return Spec(cache.kind, block * self._token_bytes(cache, req), block)
-        if isinstance(cache, L.RecurrentState):
-            return Spec(cache.kind, self._state_bytes(cache, req), block)
-        return None
-
-    def token_limit(self, spec: Spec, req: Request) -> int | None:
-        """Tokens past which a windowed spec's reservation stops growing (None: it always grows)."""
-        if spec.kind == L.SLIDING:
-            return spec.window - 1 + req.max_num_batched_tokens
-        if spec.kind == L.CHUNKED:
-            return spec.window + req.max_num_batched_tokens
-        return None
-
-    def blocks_per_request(self, spec: Spec, req: Request) -> int:
-        """Pages one request of `req.seq_len` tokens may hold in one layer of this spec (max_memory_usage / page)."""
-        if spec.kind == L.STATE:
-            return 1
-        limit = self.token_limit(spec, req)
-        tokens = req.seq_len if limit is None else min(limit, req.seq_len)
-        return cdiv(tokens, spec.block_size) + (1 if spec.kind == L.SLIDING else 0)
-
-    def stage_costs(self, caches: list[L.Layer], req: Request) -> list[KindCost]:
-        plan = self.plan(caches, req)
-        items = []
-        for spec, count in plan.specs.items():
-            layers_paid = plan.groups(spec) * plan.group_size
-            blocks = self.blocks_per_request(spec, req)
-            limit = self.token_limit(spec, req)
-            grows = spec.kind != L.STATE and (limit is None or req.seq_len < limit)
-            per_token = Fraction(spec.page * layers_paid, spec.block_size) if grows else Fraction(0)
-            tokens = None if spec.kind == L.STATE else min(blocks * spec.block_size, req.seq_len)
-            items.append(KindCost(spec.kind, count, blocks * spec.page * layers_paid * req.batch, per_token, tokens))
-        no_cache = sum(isinstance(c, L.NoCache) for c in caches)
-        if no_cache:
-            items.append(KindCost(L.NONE, no_cache, 0, Fraction(0), None))
-        return merge_kinds(items)
-
-    # -- bytes of one token (attention) or one state (Mamba) on one TP rank
-
-    def _token_bytes(self, cache: L.KVAttention | L.MlaLatent, req: Request) -> int:
-        kv_bytes = DTYPE_BYTES[req.kv_dtype]
-        if isinstance(cache, L.MlaLatent):
-            return int(cache.bytes_per_token(kv_bytes))
-        heads = kv_heads_per_rank(cache.num_kv_heads, req.tp)
-        if req.kv_dtype == "nvfp4":
-            return heads * sum(d // 2 + d // 16 for d in (cache.head_dim_k, cache.head_dim_v))
-        scales = 2 * heads * 4 if req.kv_dtype == "int8" else 0
-        return int(cache.bytes_per_token(kv_bytes, heads)) + scales
-
-    @staticmethod
-    def _state_bytes(cache: L.RecurrentState, req: Request) -> int:
-        # conv_kernel - 1 columns, all in the model dtype; vLLM replicates Mamba2 groups so each shard has its own
-        bytes_ = DTYPE_BYTES[req.model_dtype]
-        return int(cache.state_bytes(bytes_, bytes_, columns=cache.conv_kernel - 1, tp=req.tp, replicate_groups=True))
-
-
-def _unify_pages(counts: dict[Spec, int]) -> dict[Spec, int]:
-    """Give every attention spec the largest page by enlarging smaller pages' block size (vLLM
-    `unify_kv_cache_spec_page_size`); Mamba state pages are padded up to the attention page."""
-    if len({s.page for s in counts}) <= 1:
-        return counts
-    target = (
-        max(s.page for s in counts if s.kind != L.STATE)
-        if any(s.kind != L.STATE for s in counts)
-        else max(s.page for s in counts)
-    )
-    out: dict[Spec, int] = {}
-    for spec, n in counts.items():
-        if spec.kind == L.STATE:
-            if spec.page > target:
-                raise UsageError(
-                    "a Mamba state page is larger than the attention page", hint="pass a larger --block-size"
-                )
-            new = Spec(spec.kind, target, spec.block_size, spec.window)
-        else:
-            if target % spec.page:
-                raise UsageError(
-                    "vLLM cannot unify this model's page sizes (they do not divide)", hint="try --engine sglang"
-                )
-            new = Spec(spec.kind, target, spec.block_size * (target // spec.page), spec.window)
-        out[new] = out.get(new, 0) + n
-    return out
-
-
-@dataclass(frozen=True)
-class Capacity:
-    """What vLLM makes of `available_bytes` of KV memory on each GPU, at `max_model_len` = req.seq_len.
-
-    `kv_cache_tokens` is the figure vLLM 0.19 logs as "GPU KV cache size" (num_blocks // groups x block size);
-    `max_concurrency` is its "Maximum concurrency for L tokens per request".
-    """
-
-    num_blocks: int
-    block_size: int
-    kv_cache_tokens: int
-    blocks_per_request: int
-    max_concurrency: float
-    num_groups: int
-    group_size: int
-    page_bytes: int
-
-
-def capacity(caches: list[L.Layer], req: Request, available_bytes: int) -> Capacity:
-    """vLLM's block count and concurrency for the layers one GPU holds, given its available KV memory."""
-    engine = VllmEngine()
-    plan = engine.plan(caches, req)
-    if not plan.specs:
-        raise UsageError("this model has no KV cache to size", hint="nothing to plan")
-    num_blocks = available_bytes // plan.page // plan.group_size
-    per_request = sum(plan.groups(spec) * engine.blocks_per_request(spec, req) for spec in plan.specs)
-    block = min(spec.block_size for spec in plan.specs)
-    return Capacity(
-        num_blocks=num_blocks,
-        block_size=block,
-        kv_cache_tokens=num_blocks // plan.num_groups * block,
-        blocks_per_request=per_request,
-        max_concurrency=num_blocks / per_request,
-        num_groups=plan.num_groups,
-        group_size=plan.group_size,
-        page_bytes=plan.page,
-    )
-
-
-def scheduler_defaults(memory_bytes: int, device_name: str = "", *, api_server: bool = True) -> tuple[int, int]:
-    """vLLM's default (max_num_batched_tokens, max_num_seqs) for a GPU (`vllm/engine/arg_utils.py`):
-    GPUs with >= 70 GiB that are not A100s get 8192 tokens (16384 for the offline LLM class) and 1024
-    sequences; others 2048 (8192) tokens and 256 sequences."""
-    large = memory_bytes >= 70 * 2**30 and "a100" not in device_name.lower()
-    if large:
-        return (8192 if api_server else 16384), 1024
-    return (2048 if api_server else 8192), 256
-
+_MAMBA1_CHUNK = 2048  # vLLM's chunk for Mamba1, which has none (config/model.py get_mamba_chunk_size)
+_GDN_FLASHINFER_ALIGNMENT = 64  # FLASHINFER_GDN_CHECKPOINT_ALIGNMENT (v1/attention/backends/gdn_attn.py:34)
 
 # ------------------------------------------------------------------------------------ versions (vLLM's own)
 
@@ -274,51 +87,291 @@ def parse_vllm_version(text: str) -> tuple[int, int]:
 
 
 def version_key(text: str) -> tuple[int, int, int]:
-    """(major, minor, patch) of a vLLM version (patch 0 when not given; pre-release tags such as rc1 ignored)."""
+    """(major, minor, patch) of a vLLM version (patch 0 when not given; pre-release and dev tags such as rc1 or
+    .dev16+g1234 are ignored: a release candidate, or a nightly named after a release, is taken as that release)."""
     match = _version_match(text)
     return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
 
 
 @dataclass(frozen=True)
-class VllmBehaviour:
-    """What kvplan models of the vLLM versions from `since` up to the next row's `since` (exclusive).
+class RunnerV2:
+    """Which models vLLM runs on Model Runner V2 by default (`VllmConfig.use_v2_model_runner`).
 
-    `sampler_bytes_per_seq_vocab`: bytes per (sequence x vocab entry) of the dummy sampler run of vLLM's start-up
-    profiling (its activation peak); `subtracts_cudagraphs`: the CUDA-graph pool estimate is subtracted from the
-    KV budget; `follows`: the evidence for the row."""
+    A model runs on V2 when its architecture is in `architectures`, or (`dense`) when it has no routed experts;
+    `unquantized`: only checkpoints without a quantization_config. Attention+Mamba hybrids never do (V2 does not
+    support them) unless `hybrids`; `every_model`: the model gate is gone (every supported model)."""
+
+    architectures: frozenset[str] = frozenset()
+    dense: bool = False
+    dense_only: bool = False
+    unquantized: bool = False
+    every_model: bool = False
+
+    def runs(self, architectures: tuple[str, ...], moe: bool, quantized: bool, hybrid: bool) -> bool:
+        if self.every_model:
+            return True
+        if hybrid or (self.unquantized and quantized) or (self.dense_only and moe):
+            return False
+        return any(a in self.architectures for a in architectures) or (self.dense and not moe)
+
+
+@dataclass(frozen=True)
+class VllmBehaviour:
+    """What kvplan models of the vLLM releases from `since` up to the next row's `since` (exclusive).
+
+    Budget (VllmServing.budget): `sampler_bytes_per_seq_vocab`, bytes per (sequence x vocab entry) of the dummy
+    sampler run of vLLM's start-up profiling (its activation peak); `default_gpu_memory_utilization`;
+    `subtracts_cudagraphs`, the CUDA-graph pool estimate is subtracted from the KV budget; `runner_v2`, the
+    models that run on Model Runner V2 by default (None: none); `v2_estimates_cudagraphs`, V2's
+    `profile_cudagraph_memory` is implemented (False: it returns 0, so models on V2 subtract nothing).
+
+    Storage (VllmEngine): `in_flight_window`, sliding-window and chunked-local layers reserve for
+    `max_concurrent_batches x max_num_batched_tokens` in-flight tokens (False: for max_num_batched_tokens);
+    `hybrid_prefix_caching`, prefix caching is on by default for attention+Mamba hybrids, which puts Mamba
+    layers in `align` mode; `mamba_all_mode`, prefix caching picks Mamba `all` mode (a state page per block of
+    the sequence) for models that support it (Mamba1/Mamba2), `align` for the others; `mamba2_checkpoint`,
+    `align` mode holds one prefill-checkpoint page more for Mamba2 layers; `gdn_flashinfer_checkpoint`, GDN
+    layers on FlashInfer's prefill (SM90, and SM100/SM120 with 128-wide keys) align blocks to 64 tokens and
+    hold one prefill-checkpoint page more in `align` mode; `hybrid_block_unit_from_block_size`, the hybrid
+    block alignment unit is max(16, --block-size) (False: 16); `pads_attention_pages`, an attention page that does not divide the largest
+    page is padded to it ("backend": on backends that read pages by block stride, FLASH_ATTN among them;
+    "all": every non-MLA backend; "": never, an error); `kv_cache_dtypes`, the `--kv-cache-dtype` spellings
+    accepted.
+
+    Capacity and fit (capacity, VllmServing.fit): `tokens_from_concurrency`, the logged "GPU KV cache size" is
+    int(max_concurrency x max_model_len) (False: num_blocks // num_groups x block_size); `null_block`, the fit
+    checks hold back the block pool's null block. Scheduler defaults (scheduler_defaults): `tier_160gib`, GPUs
+    with >= 160 GiB get 16384 batched tokens for the API server too; `gb10_small_tier`, GB10 (compute capability
+    12.1) stays on the small tier. Documented, not applied (kvplan has no input for connectors or KV events):
+    `hybrid_allocator_off_with`, what turns the hybrid KV-cache allocator off (sliding-window layers are then
+    charged their full length). `follows`: the evidence for the row."""
 
     since: tuple[int, ...]
     sampler_bytes_per_seq_vocab: float
+    default_gpu_memory_utilization: float
     subtracts_cudagraphs: bool
-    follows: str
+    runner_v2: RunnerV2 | None
+    v2_estimates_cudagraphs: bool
+    in_flight_window: bool
+    hybrid_prefix_caching: bool
+    mamba_all_mode: bool
+    mamba2_checkpoint: bool
+    gdn_flashinfer_checkpoint: bool
+    hybrid_block_unit_from_block_size: bool
+    pads_attention_pages: str
+    kv_cache_dtypes: frozenset[str]
+    tokens_from_concurrency: bool
+    null_block: bool
+    tier_160gib: bool
+    gb10_small_tier: bool
+    hybrid_allocator_off_with: tuple[str, ...]
+    follows: str = field(default="")
+
+    @property
+    def release(self) -> str:
+        """The row's first release, as vLLM spells it ("0.20.0"; the first row: 0.10.0, the oldest kvplan models)."""
+        return "0.10.0" if self.since == (0, 0) else ".".join(str(n) for n in (*self.since, 0, 0)[:3])
 
 
-# One row per vLLM version where something kvplan models changed, oldest first; a version belongs to the last row
-# whose `since` it has reached, and an unknown version (None) to the newest row. To add a row, copy the last one,
-# set `since` to the first version that behaves differently and change what changed.
-VLLM_VERSIONS: tuple[VllmBehaviour, ...] = (
-    VllmBehaviour(
-        since=(0, 0),
-        sampler_bytes_per_seq_vocab=39.0,
-        subtracts_cudagraphs=False,
-        follows="vLLM <= 0.11 logged activation peaks of 38.4-38.9 B per (sequence x vocab entry) for 0.6B-32B "
-        "models at max_num_seqs 1024 (llm-d empirical logs, tests/fixtures/calibration)",
-    ),
-    VllmBehaviour(
-        since=(0, 12),
-        sampler_bytes_per_seq_vocab=15.0,
-        subtracts_cudagraphs=False,
-        follows="the sampler term fitted on the llm-d vLLM 0.19 H100 logs (tests/fixtures/calibration); "
-        "0.12-0.18 are taken to behave like 0.19",
-    ),
-    VllmBehaviour(
-        since=(0, 21),
-        sampler_bytes_per_seq_vocab=15.0,
-        subtracts_cudagraphs=True,
-        follows="vLLM 0.21 subtracts its CUDA-graph estimate from the KV budget "
-        "(VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS)",
+_KV_DTYPES_0_19 = frozenset({"auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc", "fp8_ds_mla"})
+_KV_DTYPES_0_20 = _KV_DTYPES_0_19 | {
+    "turboquant_k8v4",
+    "turboquant_4bit_nc",
+    "turboquant_k3v4_nc",
+    "turboquant_3bit_nc",
+    "int8_per_token_head",
+    "fp8_per_token_head",
+    "nvfp4",
+}
+_V2_0_24 = frozenset(
+    {
+        "Qwen3ForCausalLM",
+        "DeepseekV2ForCausalLM",
+        "Qwen2MoeForCausalLM",
+        "GraniteMoeForCausalLM",
+        "LlamaForCausalLM",
+        "MistralForCausalLM",
+    }
+)
+_V2_MOE_0_25 = frozenset({"DeepseekV2ForCausalLM", "Qwen2MoeForCausalLM", "GraniteMoeForCausalLM"})
+
+_FIRST = VllmBehaviour(
+    since=(0, 0),
+    sampler_bytes_per_seq_vocab=39.0,
+    default_gpu_memory_utilization=0.9,
+    subtracts_cudagraphs=False,
+    runner_v2=None,
+    v2_estimates_cudagraphs=False,
+    in_flight_window=False,
+    hybrid_prefix_caching=False,
+    mamba_all_mode=True,
+    mamba2_checkpoint=False,
+    gdn_flashinfer_checkpoint=False,
+    hybrid_block_unit_from_block_size=False,
+    pads_attention_pages="",
+    kv_cache_dtypes=_KV_DTYPES_0_19,
+    tokens_from_concurrency=False,
+    null_block=False,
+    tier_160gib=False,
+    gb10_small_tier=False,
+    hybrid_allocator_off_with=("--kv-events-config", "any KV connector (--kv-transfer-config, --kv-offloading-size)"),
+    follows="vLLM <= 0.11 logged activation peaks of 38.4-38.9 B per (sequence x vocab entry) for 0.6B-32B "
+    "models at max_num_seqs 1024 (llm-d empirical logs, tests/fixtures/calibration); the storage rules are those "
+    "read in vllm-0.19.1 (config/cache.py:41 gpu_memory_utilization 0.9, envs.py:1655 CUDA-graph estimate off, "
+    "v1/kv_cache_interface.py:263 and :293-300 window and Mamba pages, model_executor/models/config.py:218 and "
+    ":436-438 hybrid block alignment and Mamba `all` mode, v1/core/kv_cache_utils.py:1302-1305 logged tokens, "
+    "config/vllm.py:1202 and :1230 hybrid allocator off with KV events and connectors)",
+)
+
+
+def _row(since: tuple[int, ...], follows: str, base: VllmBehaviour, **changes: object) -> VllmBehaviour:
+    return replace(base, since=since, follows=follows, **changes)  # type: ignore[arg-type]
+
+
+_R0_12 = _row(
+    (0, 12),
+    "the sampler term fitted on the llm-d vLLM 0.19 H100 logs (tests/fixtures/calibration); 0.12-0.18 are taken "
+    "to behave like 0.19",
+    _FIRST,
+    sampler_bytes_per_seq_vocab=15.0,
+)
+_R0_20 = _row(
+    (0, 20, 0),
+    "vllm-0.20.0: config/cache.py:66 gpu_memory_utilization default 0.92; envs.py:1725 "
+    "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS default 1, subtracted at v1/worker/gpu_worker.py:424 (the log "
+    "line says 'default since v0.21.0', but 0.20.0 ships it); config/cache.py CacheDType adds "
+    "int8_per_token_head, fp8_per_token_head, nvfp4, turboquant_*; platforms/interface.py:576-583 hybrid "
+    "alignment unit max(kernel block, block_size); KV events no longer turn the hybrid allocator off "
+    "(config/vllm.py, only connectors at :1290)",
+    _R0_12,
+    default_gpu_memory_utilization=0.92,
+    subtracts_cudagraphs=True,
+    kv_cache_dtypes=_KV_DTYPES_0_20,
+    hybrid_block_unit_from_block_size=True,
+    hybrid_allocator_off_with=("any KV connector (--kv-transfer-config, --kv-offloading-size)",),
+)
+_R0_20_1 = _row(
+    (0, 20, 1),
+    "vllm-0.20.1: v1/core/kv_cache_utils.py:1706 logs 'GPU KV cache size' as int(max_concurrency x "
+    "max_model_len) (0.20.0: num_blocks // num_groups x block size, :1694)",
+    _R0_20,
+    tokens_from_concurrency=True,
+)
+_R0_22 = _row(
+    (0, 22, 0),
+    "vllm-0.22.0: config/vllm.py:69 and :518 run Qwen3ForCausalLM (dense, unquantized) on Model Runner V2 by "
+    "default, whose profile_cudagraph_memory returns 0 (v1/worker/gpu/model_runner.py:620-622); connectors "
+    "with SupportsHMA keep the hybrid allocator (config/vllm.py:1448-1462; OffloadingConnector has it)",
+    _R0_20_1,
+    runner_v2=RunnerV2(frozenset({"Qwen3ForCausalLM"}), dense_only=True, unquantized=True),
+    hybrid_allocator_off_with=("a KV connector without SupportsHMA (OffloadingConnector has it)",),
+)
+_R0_23 = _row(
+    (0, 23, 0),
+    "vllm-0.23.0: config/vllm.py:69-75 and :544-558 add LlamaForCausalLM and MistralForCausalLM (dense, "
+    "unquantized) to Model Runner V2 (profile_cudagraph_memory still 0, gpu/model_runner.py:660-662)",
+    _R0_22,
+    runner_v2=RunnerV2(
+        frozenset({"LlamaForCausalLM", "MistralForCausalLM", "Qwen3ForCausalLM"}), dense_only=True, unquantized=True
     ),
 )
+_R0_24 = _row(
+    (0, 24, 0),
+    "vllm-0.24.0: config/vllm.py:68 and :550-560 run six architectures on Model Runner V2 whatever their "
+    "quantization; v1/core/kv_cache_utils.py:1085-1088 pads attention pages that do not divide the largest page "
+    "on backends that read pages by block stride (v1/attention/backend.py:205-234; FLASH_ATTN's layered stride "
+    "order, flash_attn.py:158-160, qualifies)",
+    _R0_23,
+    runner_v2=RunnerV2(_V2_0_24),
+    pads_attention_pages="backend",
+)
+_R0_25 = _row(
+    (0, 25, 0),
+    "vllm-0.25.0: config/vllm.py:557-575 run every dense (non-MoE), non-hybrid model on Model Runner V2, whose "
+    "profile_cudagraph_memory returns 0 (v1/worker/gpu/model_runner.py:680-682), so dense models subtract no "
+    "CUDA-graph estimate (vLLM issue #49224); config/cache.py adds int4_per_token_head",
+    _R0_24,
+    runner_v2=RunnerV2(_V2_MOE_0_25, dense=True),
+    kv_cache_dtypes=_KV_DTYPES_0_20 | {"int4_per_token_head"},
+)
+_R0_26 = _row(
+    (0, 26, 0),
+    "vllm-0.26.0: v1/kv_cache_interface.py:584 and :517 reserve window-1 (chunk) + max_in_flight_tokens, "
+    "config/vllm.py:512-533 max_concurrent_batches x max_num_batched_tokens (2 with async scheduling at PP 1, "
+    "PP+1 on Model Runner V2), async scheduling on by default (:1059-1107); vllm-0.25.1 still reserved "
+    "max_num_batched_tokens (kv_cache_interface.py:561)",
+    _R0_25,
+    in_flight_window=True,
+)
+_R0_28 = _row(
+    (0, 28, 0),
+    "vllm-0.28.0: engine/arg_utils.py:2650 and config/model.py:2072-2074 turn prefix caching on for hybrids "
+    "(0.27.1 kept it off: arg_utils.py:2605), models/config.py:604 then picks Mamba `align` mode (0.27.1 picked "
+    "`all` for models that support it, :615-617); engine/arg_utils.py:2582 gives GPUs with >= 160 GiB 16384 "
+    "batched tokens; config/cache.py adds nvfp4_4over6",
+    _R0_26,
+    hybrid_prefix_caching=True,
+    mamba_all_mode=False,
+    tier_160gib=True,
+    kv_cache_dtypes=_R0_26.kv_cache_dtypes | {"nvfp4_4over6"},
+)
+_R0_29 = _row(
+    (0, 29, 0),
+    "vllm-0.29.0: Model Runner V2 estimates its CUDA graphs (v1/worker/gpu/model_runner.py:896-898) and runs "
+    "every model (config/vllm.py:645-677, no model gate); v1/core/kv_cache_utils.py:2316 and :975 hold back "
+    "the null block in the fit and auto-fit checks; :1186 pads every non-MLA attention page",
+    _R0_28,
+    runner_v2=RunnerV2(every_model=True),
+    v2_estimates_cudagraphs=True,
+    null_block=True,
+    pads_attention_pages="all",
+)
+_R0_30 = _row(
+    (0, 30, 0),
+    "vllm-0.30.0: config/cache.py adds nvfp4_ds_mla (sparse MLA only)",
+    _R0_29,
+    kv_cache_dtypes=_R0_29.kv_cache_dtypes | {"nvfp4_ds_mla"},
+)
+_R0_32 = _row(
+    (0, 32, 0),
+    "vllm-0.32.0: model_executor/layers/mamba/mamba_mixer2.py:1107 gives Mamba2 layers one prefill-checkpoint "
+    "page, counted in `align` mode (v1/kv_cache_interface.py:1079); config/cache.py:63 drops Mamba `all` "
+    "mode; adds ultraquant_4bit",
+    _R0_30,
+    mamba2_checkpoint=True,
+    kv_cache_dtypes=_R0_30.kv_cache_dtypes | {"ultraquant_4bit"},
+)
+VLLM_VERSIONS: tuple[VllmBehaviour, ...] = (
+    _FIRST,
+    _R0_12,
+    _R0_20,
+    _R0_20_1,
+    _R0_22,
+    _R0_23,
+    _R0_24,
+    _R0_25,
+    _R0_26,
+    _R0_28,
+    _R0_29,
+    _R0_30,
+    _R0_32,
+    _row(
+        (0, 33, 0),
+        "vllm-0.33.0: GDN layers on FlashInfer's prefill (model_executor/layers/mamba/gdn/"
+        "qwen_gdn_linear_attn.py:249-264 SM90, SM100/SM120 with 128-wide keys) align checkpoints to 64 tokens "
+        "(:692-696, v1/attention/backends/gdn_attn.py:34, platforms/interface.py:1090-1094) and hold one "
+        "prefill-checkpoint page (:748, v1/kv_cache_interface.py:1137-1140); engine/arg_utils.py:2963 and :2986 "
+        "keep GB10 (compute capability 12.1) on the small scheduler tier; adds octave_* dtypes",
+        _R0_32,
+        gdn_flashinfer_checkpoint=True,
+        gb10_small_tier=True,
+        kv_cache_dtypes=_R0_32.kv_cache_dtypes | {"octave_k3v4", "octave_k3v3", "octave_k3v3_compact"},
+    ),
+)
+# One row per vLLM release where something kvplan models changed, oldest first; a version belongs to the last row
+# whose `since` it has reached, and an unknown version (None) to the newest row. To add a row, copy the last one
+# with `_row`, set `since` to the first release that behaves differently and change what changed.
+NEWEST_VLLM = "0.33.0"  # the newest release read (the last row's rules)
 
 
 def vllm_behaviour(version: str | None) -> VllmBehaviour:
@@ -329,18 +382,449 @@ def vllm_behaviour(version: str | None) -> VllmBehaviour:
     return [row for row in VLLM_VERSIONS if row.since <= key][-1]
 
 
+def installed_vllm_version() -> str | None:
+    """The version of the vllm package installed beside kvplan (its metadata; vllm is never imported), or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("vllm")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def resolve_vllm_version(version: str | None) -> tuple[str, str]:
+    """(the vLLM release to model, why): the one given ("given"), else the installed vllm's ("installed"), else
+    the newest release kvplan models ("newest"). A bad version is a UsageError."""
+    if version:
+        vllm_behaviour(version)
+        return str(version).strip(), "given"
+    installed = installed_vllm_version()
+    if installed:
+        try:
+            vllm_behaviour(installed)
+            return installed, "installed"
+        except UsageError:  # a version kvplan cannot read: model the newest
+            pass
+    return NEWEST_VLLM, "newest"
+
+
+def version_notes(version: str, source: str) -> list[str]:
+    """What a plan says about the vLLM release it models, where that is not plain."""
+    key = version_key(version)
+    notes = []
+    if source == "installed":
+        notes.append(f"models vLLM {version}, the installed vllm (pass --vllm-version to plan for another)")
+    if key > version_key(NEWEST_VLLM) and key[:2] != version_key(NEWEST_VLLM)[:2]:
+        notes.append(f"vLLM {version} is newer than the newest release kvplan models ({NEWEST_VLLM}): modelled as it")
+    if key < (0, 10, 0):
+        notes.append(f"vLLM {version} is older than the oldest release kvplan models (0.10): modelled as 0.10")
+    return notes
+
+
+# --------------------------------------------------------------------------------------- KV dtypes and flags
+
+# kvplan's --kv-dtype (canonical names) -> vLLM's --kv-cache-dtype spelling
+KV_CACHE_DTYPE_FLAGS = {
+    "fp8_e4m3": "fp8",
+    "fp8_e5m2": "fp8_e5m2",
+    "int8": "int8_per_token_head",
+    "int4": "int4_per_token_head",
+    "nvfp4": "nvfp4",
+}
+
+
+def first_release_with(kv_cache_dtype: str) -> str | None:
+    """The first release (a VLLM_VERSIONS row) that accepts `--kv-cache-dtype kv_cache_dtype`."""
+    return next((row.release for row in VLLM_VERSIONS if kv_cache_dtype in row.kv_cache_dtypes), None)
+
+
+def _major(compute_capability: str | None) -> int | None:
+    if not compute_capability:
+        return None
+    return int(str(compute_capability).split(".")[0])
+
+
+def _capability(compute_capability: str | None) -> tuple[int, int] | None:
+    if not compute_capability:
+        return None
+    major, _, minor = str(compute_capability).partition(".")
+    return int(major), int(minor or 0)
+
+
+# ------------------------------------------------------------------------------------ the storage model
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One vLLM KV-cache spec: layers with equal specs share groups. `page` is per block of `block_size` tokens.
+
+    `state_pages`: for a Mamba-style state, the pages one request holds (None: one per block of the sequence,
+    Mamba `all` mode)."""
+
+    kind: str
+    page: int
+    block_size: int
+    window: int | None = None
+    state_pages: int | None = 1
+    mla: bool = False
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """vLLM's KV-cache groups for one stage: per spec, the layer count and how many groups it fills."""
+
+    specs: dict[Spec, int]
+    group_size: int
+
+    def groups(self, spec: Spec) -> int:
+        return cdiv(self.specs[spec], self.group_size)
+
+    @property
+    def num_groups(self) -> int:
+        return sum(self.groups(spec) for spec in self.specs)
+
+    @property
+    def page(self) -> int:
+        return max(spec.page for spec in self.specs)
+
+
+class VllmEngine:
+    """vLLM's storage model. `shape` (optional) supplies the model facts some releases choose by: routed experts,
+    a quantized checkpoint and the architectures (Model Runner V2, whose in-flight batches at PP > 1 are PP+1)."""
+
+    name = "vllm"
+    follows = "vLLM v1 KV-cache manager, hybrid allocator on (release rules: kvplan.engines.vllm.VLLM_VERSIONS)"
+
+    def __init__(self, shape: ModelShape | None = None) -> None:
+        self.shape = shape
+
+    # -- the release's settings
+
+    def mamba_cache_mode(self, caches: list[L.Layer], req: Request) -> str:
+        """ "none", "align" or "all": how the release keeps Mamba-style states (prefix caching on puts hybrids in
+        `align` mode, or `all` mode for Mamba1/Mamba2 models in the releases that had it). Attention-free models
+        never run prefix caching."""
+        states = [c for c in caches if isinstance(c, L.RecurrentState)]
+        if not states or not any(isinstance(c, (L.KVAttention, L.MlaLatent)) for c in caches):
+            return "none"
+        row = vllm_behaviour(req.engine_version)
+        on = row.hybrid_prefix_caching if req.prefix_caching is None else req.prefix_caching
+        if not on:
+            return "none"
+        if row.mamba_all_mode and all(s.family in ("mamba", "mamba2") for s in states):
+            return "all"
+        return "align"
+
+    def runs_v2(self, req: Request) -> bool:
+        """The model runs on Model Runner V2 in this release (its default)."""
+        row = vllm_behaviour(req.engine_version)
+        if row.runner_v2 is None:
+            return False
+        shape = self.shape
+        if shape is None:
+            return row.runner_v2.every_model
+        hybrid = any(isinstance(c, L.RecurrentState) for c in shape.caches())
+        return row.runner_v2.runs(shape.architectures, MOE in shape.features, QUANTIZED in shape.features, hybrid)
+
+    def in_flight_tokens(self, req: Request) -> int:
+        """Tokens a windowed layer reserves beyond its window: max_num_batched_tokens, or from 0.26
+        max_concurrent_batches x max_num_batched_tokens (`VllmConfig.max_in_flight_tokens`)."""
+        if not vllm_behaviour(req.engine_version).in_flight_window:
+            return req.max_num_batched_tokens
+        batches = req.pp
+        if req.async_scheduling is not False:
+            if self.runs_v2(req):
+                batches = req.pp + 1
+            elif req.pp <= 1:
+                batches = 2
+        return batches * req.max_num_batched_tokens
+
+    def _gdn_flashinfer(self, states: list[L.RecurrentState], req: Request) -> bool:
+        """GDN layers run FlashInfer's prefill (qwen_gdn_linear_attn.py `_resolve_gdn_prefill_backend`): SM90, or
+        SM100 / SM120 with 128-wide keys (CUDA 13 assumed)."""
+        major = _major(req.compute_capability)
+        gdn = [s for s in states if s.family == "gated_deltanet"]
+        if not gdn or major is None or len(gdn) != len(states):
+            return False
+        if _capability(req.compute_capability) == (9, 0):
+            return True
+        return major in (10, 12) and all(len(s.ssm_shape) > 1 and s.ssm_shape[1] == 128 for s in gdn)
+
+    def state_pages(self, state: L.RecurrentState, states: list[L.RecurrentState], req: Request, mode: str) -> int:
+        """Pages one request's state holds in one layer (MambaSpec.max_memory_usage_bytes / page)."""
+        if mode != "align":
+            return 1
+        row = vllm_behaviour(req.engine_version)
+        checkpoint = (row.mamba2_checkpoint and state.family == "mamba2") or (
+            row.gdn_flashinfer_checkpoint and state.family == "gated_deltanet" and self._gdn_flashinfer(states, req)
+        )
+        return 2 + int(checkpoint)
+
+    # -- block sizes
+
+    @staticmethod
+    def backend_block_size(caches: list[L.Layer], req: Request) -> int:
+        """The block size the attention backend prefers (platforms/cuda.py `_get_backend_priorities`, the backend's
+        `get_preferred_block_size`): 16, except MLA on Hopper with an fp8 cache (FLASHMLA: 64; FLASH_ATTN_MLA has
+        no fp8) and MLA on Blackwell SM10x (FLASHINFER_MLA: 32). --block-size wins."""
+        if req.block_size:
+            return req.block_size
+        major = _major(req.compute_capability)
+        if major is not None and any(isinstance(c, L.MlaLatent) for c in caches):
+            if major == 9 and req.kv_dtype.startswith("fp8"):
+                return 64
+            if major == 10:
+                return 32
+        return DEFAULT_BLOCK_SIZE
+
+    def block_size(self, caches: list[L.Layer], req: Request) -> int:
+        base = self.backend_block_size(caches, req)
+        states = [c for c in caches if isinstance(c, L.RecurrentState)]
+        attn = [c for c in caches if isinstance(c, (L.KVAttention, L.MlaLatent))]
+        if not states or not attn:
+            return base
+        row = vllm_behaviour(req.engine_version)
+        mode = self.mamba_cache_mode(caches, req)
+        state_page = max(self._state_bytes(c, req) for c in states)
+        per_token = max(self._token_bytes(c, req) for c in attn)
+        unit = max(_ALIGN, base) if row.hybrid_block_unit_from_block_size else _ALIGN
+        if mode == "all":
+            chunk = lcm(max(s.chunk_size for s in states) or _MAMBA1_CHUNK, unit)
+            return max(base, chunk * cdiv(cdiv(state_page, per_token), chunk))
+        if mode == "align" and row.gdn_flashinfer_checkpoint and self._gdn_flashinfer(states, req):
+            unit = lcm(unit, _GDN_FLASHINFER_ALIGNMENT)
+        return max(base, unit * cdiv(state_page, unit * per_token))
+
+    # -- grouping
+
+    def plan(self, caches: list[L.Layer], req: Request) -> GroupPlan:
+        """Group the stage's layers the way vLLM's hybrid allocator does."""
+        self.check(caches, req)
+        block = self.block_size(caches, req)
+        mode = self.mamba_cache_mode(caches, req)
+        states = [c for c in caches if isinstance(c, L.RecurrentState)]
+        counts: dict[Spec, int] = {}
+        for cache in caches:
+            spec = self.spec(cache, req, block, mode, states)
+            if spec is not None:
+                counts[spec] = counts.get(spec, 0) + 1
+        counts = _unify_pages(counts, vllm_behaviour(req.engine_version))
+        if not counts:
+            return GroupPlan({}, 1)
+        low, high = min(counts.values()), max(counts.values())
+        return GroupPlan(counts, high if high < 1.5 * low else low)
+
+    def spec(
+        self,
+        cache: L.Layer,
+        req: Request,
+        block: int,
+        mode: str = "none",
+        states: list[L.RecurrentState] | None = None,
+    ) -> Spec | None:
+        if isinstance(cache, L.KVAttention):
+            return Spec(cache.kind, block * self._token_bytes(cache, req), block, cache.window)
+        if isinstance(cache, L.MlaLatent):
+            return Spec(cache.kind, block * self._token_bytes(cache, req), block, mla=True)
+        if isinstance(cache, L.RecurrentState):
+            pages = None if mode == "all" else self.state_pages(cache, states or [cache], req, mode)
+            return Spec(cache.kind, self._state_bytes(cache, req), block, state_pages=pages)
+        return None
+
+    def token_limit(self, spec: Spec, req: Request) -> int | None:
+        """Tokens past which a windowed spec's reservation stops growing (None: it always grows)."""
+        if spec.kind == L.SLIDING:
+            return spec.window - 1 + self.in_flight_tokens(req)
+        if spec.kind == L.CHUNKED:
+            return spec.window + self.in_flight_tokens(req)
+        return None
+
+    def blocks_per_request(self, spec: Spec, req: Request) -> int:
+        """Pages one request of `req.seq_len` tokens may hold in one layer of this spec (max_memory_usage / page)."""
+        if spec.kind == L.STATE:
+            return cdiv(req.seq_len, spec.block_size) if spec.state_pages is None else spec.state_pages
+        limit = self.token_limit(spec, req)
+        tokens = req.seq_len if limit is None else min(limit, req.seq_len)
+        return cdiv(tokens, spec.block_size) + (1 if spec.kind == L.SLIDING else 0)
+
+    def stage_costs(self, caches: list[L.Layer], req: Request) -> list[KindCost]:
+        plan = self.plan(caches, req)
+        items = []
+        for spec, count in plan.specs.items():
+            layers_paid = plan.groups(spec) * plan.group_size
+            blocks = self.blocks_per_request(spec, req)
+            limit = self.token_limit(spec, req)
+            if spec.kind == L.STATE:
+                grows = spec.state_pages is None
+            else:
+                grows = limit is None or req.seq_len < limit
+            per_token = Fraction(spec.page * layers_paid, spec.block_size) if grows else Fraction(0)
+            tokens = None if spec.kind == L.STATE else min(blocks * spec.block_size, req.seq_len)
+            items.append(KindCost(spec.kind, count, blocks * spec.page * layers_paid * req.batch, per_token, tokens))
+        no_cache = sum(isinstance(c, L.NoCache) for c in caches)
+        if no_cache:
+            items.append(KindCost(L.NONE, no_cache, 0, Fraction(0), None))
+        return merge_kinds(items)
+
+    def check(self, caches: list[L.Layer], req: Request) -> None:
+        """The KV dtype exists in this release (vLLM's spelling, config/cache.py CacheDType), and for this model."""
+        mla = any(isinstance(c, L.MlaLatent) for c in caches)
+        if req.kv_dtype in ("int8", "int4", "nvfp4") and mla:
+            hint = "use --kv-dtype fp8 or auto"
+            if req.kv_dtype == "nvfp4":
+                hint += " (vLLM's nvfp4_ds_mla, from 0.30.0, is for sparse MLA only)"
+            raise UsageError(f"vLLM has no {req.kv_dtype} cache for MLA models", hint=hint)
+        spelling = KV_CACHE_DTYPE_FLAGS.get(req.kv_dtype)
+        row = vllm_behaviour(req.engine_version)
+        if spelling is not None and spelling not in row.kv_cache_dtypes:
+            first = first_release_with(spelling)
+            version = req.engine_version or NEWEST_VLLM
+            raise UsageError(
+                f"vLLM {version} has no {short_dtype(req.kv_dtype)} KV cache (--kv-cache-dtype {spelling} is first "
+                f"in vLLM {first})",
+                hint=f"pass --vllm-version {first} or later, or use --kv-dtype fp8",
+            )
+
+    # -- bytes of one token (attention) or one state (Mamba) on one TP rank
+
+    def _token_bytes(self, cache: L.KVAttention | L.MlaLatent, req: Request) -> int:
+        kv_bytes = DTYPE_BYTES[req.kv_dtype]
+        if isinstance(cache, L.MlaLatent):
+            return int(cache.bytes_per_token(kv_bytes))
+        heads = kv_heads_per_rank(cache.num_kv_heads, req.tp)
+        if req.kv_dtype == "nvfp4":
+            return heads * sum(d // 2 + d // 16 for d in (cache.head_dim_k, cache.head_dim_v))
+        if req.kv_dtype == "int4":  # int4_per_token_head: packed 2 x int4 per byte + an fp32 scale per side
+            return heads * (cache.head_dim_k // 2 + cache.head_dim_v // 2 + 2 * 4)
+        scales = 2 * heads * 4 if req.kv_dtype == "int8" else 0
+        return int(cache.bytes_per_token(kv_bytes, heads)) + scales
+
+    @staticmethod
+    def _state_bytes(cache: L.RecurrentState, req: Request) -> int:
+        # conv_kernel - 1 columns in the model dtype, the SSM state in the config's own state dtype where it sets
+        # one (Qwen3.5's mamba_ssm_dtype, models/config.py Qwen3_5ForConditionalGenerationConfig); vLLM replicates
+        # Mamba2 groups so each shard has its own
+        conv = DTYPE_BYTES[req.model_dtype]
+        ssm = DTYPE_BYTES.get(cache.ssm_dtype or "", conv)
+        return int(cache.state_bytes(conv, ssm, columns=cache.conv_kernel - 1, tp=req.tp, replicate_groups=True))
+
+
+def _unify_pages(counts: dict[Spec, int], row: VllmBehaviour) -> dict[Spec, int]:
+    """Give every attention spec the largest page by enlarging smaller pages' block size (vLLM
+    `unify_kv_cache_spec_page_size`); Mamba state pages are padded up to the attention page. An attention page
+    that does not divide the largest is padded to it in the releases that do (`pads_attention_pages`), else vLLM
+    cannot start."""
+    if len({s.page for s in counts}) <= 1:
+        return counts
+    target = (
+        max(s.page for s in counts if s.kind != L.STATE)
+        if any(s.kind != L.STATE for s in counts)
+        else max(s.page for s in counts)
+    )
+    out: dict[Spec, int] = {}
+    for spec, n in counts.items():
+        if spec.kind == L.STATE:
+            if spec.page > target:
+                raise UsageError(
+                    "a Mamba state page is larger than the attention page", hint="pass a larger --block-size"
+                )
+            new = replace(spec, page=target)
+        elif target % spec.page == 0:
+            new = replace(spec, page=target, block_size=spec.block_size * (target // spec.page))
+        elif row.pads_attention_pages and not spec.mla:
+            new = replace(spec, page=target)  # the page is padded; its block size stays
+        else:
+            raise UsageError(
+                "vLLM cannot unify this model's page sizes (they do not divide)",
+                hint="try --engine sglang, or --vllm-version 0.24 or later (they pad the smaller pages)",
+            )
+        out[new] = out.get(new, 0) + n
+    return out
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What vLLM makes of `available_bytes` of KV memory on each GPU, at `max_model_len` = req.seq_len.
+
+    `kv_cache_tokens` is the figure vLLM logs as "GPU KV cache size" (0.20.1 on: int(max_concurrency x
+    max_model_len); before: num_blocks // groups x block size); `max_concurrency` is its "Maximum concurrency for
+    L tokens per request"; `usable_blocks` the blocks its fit checks plan with (one fewer from 0.29: the null
+    block).
+    """
+
+    num_blocks: int
+    block_size: int
+    kv_cache_tokens: int
+    blocks_per_request: int
+    max_concurrency: float
+    num_groups: int
+    group_size: int
+    page_bytes: int
+    usable_blocks: int = 0
+
+
+def capacity(caches: list[L.Layer], req: Request, available_bytes: int, engine: VllmEngine | None = None) -> Capacity:
+    """vLLM's block count and concurrency for the layers one GPU holds, given its available KV memory, in the
+    release `req.engine_version` (`engine`: the storage model, for the model facts it holds)."""
+    engine = engine or VllmEngine()
+    plan = engine.plan(caches, req)
+    if not plan.specs:
+        raise UsageError("this model has no KV cache to size", hint="nothing to plan")
+    row = vllm_behaviour(req.engine_version)
+    num_blocks = available_bytes // plan.page // plan.group_size
+    per_request = sum(plan.groups(spec) * engine.blocks_per_request(spec, req) for spec in plan.specs)
+    block = min(spec.block_size for spec in plan.specs)
+    concurrency = num_blocks / per_request
+    tokens = int(concurrency * req.seq_len) if row.tokens_from_concurrency else num_blocks // plan.num_groups * block
+    return Capacity(
+        num_blocks=num_blocks,
+        block_size=block,
+        kv_cache_tokens=tokens,
+        blocks_per_request=per_request,
+        max_concurrency=concurrency,
+        num_groups=plan.num_groups,
+        group_size=plan.group_size,
+        page_bytes=plan.page,
+        usable_blocks=max(0, num_blocks - 1) if row.null_block else num_blocks,
+    )
+
+
+def scheduler_defaults(
+    memory_bytes: int,
+    device_name: str = "",
+    *,
+    api_server: bool = True,
+    vllm_version: str | None = None,
+    compute_capability: str | None = None,
+) -> tuple[int, int]:
+    """vLLM's default (max_num_batched_tokens, max_num_seqs) for a GPU (`vllm/engine/arg_utils.py`):
+    GPUs with >= 70 GiB that are not A100s get 8192 tokens (16384 for the offline LLM class) and 1024
+    sequences; others 2048 (8192) tokens and 256 sequences. From 0.28, GPUs with >= 160 GiB get 16384 tokens
+    for the API server too; from 0.33, GB10 (compute capability 12.1) stays on the small tier."""
+    row = vllm_behaviour(vllm_version)
+    if row.tier_160gib and memory_bytes >= 160 * 2**30:
+        return 16384, 1024
+    gb10 = row.gb10_small_tier and _capability(compute_capability) == (12, 1)
+    large = memory_bytes >= 70 * 2**30 and "a100" not in device_name.lower() and not gb10
+    if large:
+        return (8192 if api_server else 16384), 1024
+    return (2048 if api_server else 8192), 256
+
+
 # ------------------------------------------------------------------------------------ serving (the KV budget)
 #
 # Per GPU, each term reported with its source, the way vLLM's start-up profiling subtracts it:
 #   total_memory x gpu_memory_utilization - weights/(tp x pp) - activation peak - non-torch - CUDA graphs
+# - gpu_memory_utilization: given, else the release's default (VLLM_VERSIONS: 0.9, 0.92 from 0.20.0).
 # - activation peak (vLLM's profile run): the dummy sampler run over `max_num_seqs` rows of logits dominates
 #   (bytes per sequence x vocab entry: VLLM_VERSIONS; fp32 logits plus the sampler's copies), plus about 1.1 bytes
 #   per (batched token x hidden unit) of the forward pass and a 32 MiB floor. Fitted on the llm-d vLLM 0.19 H100
 #   logs in tests/fixtures/calibration (peak_activation_gib 0.85-3.94 GiB, fit within ~0.25 GiB).
 # - non-torch memory (CUDA context, cuBLAS workspace, NCCL buffers): 0.25 GiB at TP 1, 2.1 GiB at TP > 1 (same
 #   logs: 0.24-0.26 and 2.06-2.21 GiB).
-# - CUDA-graph pool: 0.45 GiB + 15 MiB per layer on the GPU (logs: 0.67-1.66 GiB), subtracted by the versions
-#   that do (VLLM_VERSIONS; `cudagraph_profiling` decides instead when given).
+# - CUDA-graph pool: 0.45 GiB + 15 MiB per layer on the GPU (logs: 0.67-1.66 GiB), subtracted by the releases
+#   that do (VLLM_VERSIONS; `cudagraph_profiling` decides instead when given), except for models on Model Runner
+#   V2 in the releases whose V2 estimates none (0.22-0.28: a zero term).
 # kvplan.engines.vllm.capacity turns the KV memory into blocks, tokens and concurrency.
 
 _GIB = 2**30
@@ -376,14 +860,35 @@ def cudagraph_bytes(layers_on_gpu: int) -> int:
     return CUDAGRAPH_BASE + CUDAGRAPH_PER_LAYER * layers_on_gpu
 
 
+def _storage(storage: object, shape: ModelShape) -> VllmEngine:
+    return storage if isinstance(storage, VllmEngine) else VllmEngine(shape)
+
+
 class VllmServing(ServingModel):
-    options = frozenset({GPU_MEMORY_UTILIZATION, VLLM_VERSION, BLOCK_SIZE})
+    options = frozenset({GPU_MEMORY_UTILIZATION, VLLM_VERSION, BLOCK_SIZE, PREFIX_CACHING, ASYNC_SCHEDULING})
     suggests_utilization = True
-    utilization_help = "vLLM fraction of total memory (default 0.9)"
+    utilization_help = "vLLM fraction of total memory (default 0.92 from vLLM 0.20, 0.9 before)"
+
+    def default_utilization(self, memory_bytes: int, tp: int, pp: int, version: str | None = None) -> float:
+        """vLLM's default gpu_memory_utilization in release `version` (config/cache.py)."""
+        return vllm_behaviour(version).default_gpu_memory_utilization
+
+    def scheduler_defaults(self, profile: HardwareProfile, version: str | None = None) -> tuple[int, int]:
+        """vLLM's defaults for the GPU in release `version` (None: the newest)."""
+        return scheduler_defaults(
+            profile.memory_bytes,
+            profile.name,
+            vllm_version=version,
+            compute_capability=profile.compute_capability,
+        )
 
     def budget(self, b: BudgetInputs) -> tuple[list[BudgetTerm], int]:
         behaviour = vllm_behaviour(b.vllm_version)
-        cudagraphs = behaviour.subtracts_cudagraphs if b.cudagraph_profiling is None else b.cudagraph_profiling
+        profiled = behaviour.subtracts_cudagraphs if b.cudagraph_profiling is None else b.cudagraph_profiling
+        runner_v2 = VllmEngine(b.shape).runs_v2(
+            Request(1, 1, b.shape.dtype, b.shape.dtype, engine_version=b.vllm_version)
+        )
+        v2_none = runner_v2 and not behaviour.v2_estimates_cudagraphs
         mnbt, seqs, version = b.max_num_batched_tokens, b.max_num_seqs, b.vllm_version
         terms = [
             BudgetTerm(
@@ -400,12 +905,22 @@ class VllmServing(ServingModel):
             ),
             BudgetTerm("non_torch", -non_torch_bytes(b.tp), f"0.25 GiB at TP 1, 2.1 GiB at TP > 1; {_LOGS}"),
         ]
-        if cudagraphs:
+        if profiled and v2_none:
+            terms.append(
+                BudgetTerm(
+                    "cudagraph",
+                    0,
+                    f"none: vLLM {version} runs this model on Model Runner V2, whose CUDA-graph estimate is 0 "
+                    "(0.22-0.28; v1/worker/gpu/model_runner.py profile_cudagraph_memory)",
+                )
+            )
+        elif profiled:
             terms.append(
                 BudgetTerm(
                     "cudagraph",
                     -cudagraph_bytes(b.layers_on_gpu),
-                    f"0.45 GiB + 15 MiB x {b.layers_on_gpu} layers; subtracted by vLLM >= 0.21",
+                    f"0.45 GiB + 15 MiB x {b.layers_on_gpu} layers; subtracted by vLLM >= 0.20 "
+                    "(VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS)",
                 )
             )
         return terms, sum(t.bytes for t in terms)
@@ -413,16 +928,19 @@ class VllmServing(ServingModel):
     def request_kv_bytes(self, storage: Engine, shape: ModelShape, req: Request) -> int:
         """Whole pages in every KV-cache group (what vLLM's max concurrency divides by)."""
         caches, _ = fullest_stage(shape, req.pp)
-        cap = capacity(caches, req, 0)
+        cap = capacity(caches, req, 0, _storage(storage, shape))
         return cap.blocks_per_request * cap.page_bytes * cap.group_size
 
     def fit(self, inputs: FitInputs) -> Fit:
-        """Block accounting: KV blocks of the available memory, blocks one request needs (capacity)."""
+        """Block accounting: KV blocks of the available memory, blocks one request needs (capacity); from 0.29 one
+        request must fit beside the null block."""
         caches, req, avail = list(inputs.caches), inputs.request, max(0, inputs.available)
-        cap = capacity(caches, req, avail)
+        engine = _storage(inputs.storage, inputs.shape)
+        cap = capacity(caches, req, avail, engine)
 
         def fits(n: int) -> bool:
-            return capacity(caches, replace(req, seq_len=n), avail).blocks_per_request <= cap.num_blocks
+            at = capacity(caches, replace(req, seq_len=n), avail, engine)
+            return at.blocks_per_request <= at.usable_blocks
 
         return Fit(
             avail,
@@ -431,7 +949,7 @@ class VllmServing(ServingModel):
             cap.block_size,
             cap.max_concurrency,
             largest(fits, inputs.limit),
-            cap.blocks_per_request <= cap.num_blocks,
+            cap.blocks_per_request <= cap.usable_blocks,
         )
 
     def command(self, f: FlagInputs) -> str:
@@ -441,19 +959,38 @@ class VllmServing(ServingModel):
         )
         if f.pp > 1:
             line += f" --pipeline-parallel-size {f.pp}"
-        if f.fp8:
-            line += " --kv-cache-dtype fp8"
+        spelling = KV_CACHE_DTYPE_FLAGS.get(f.kv_dtype)
+        if spelling:
+            line += f" --kv-cache-dtype {spelling}"
+        if f.prefix_caching is not None:
+            line += " --enable-prefix-caching" if f.prefix_caching else " --no-enable-prefix-caching"
+        if f.async_scheduling is not None:
+            line += " --async-scheduling" if f.async_scheduling else " --no-async-scheduling"
         return line
 
 
 def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: frozenset) -> tuple[str, ...]:
+    engine = _storage(storage, shape)
+    notes: list[str] = []
     if kinds & {L.SLIDING, L.CHUNKED}:
-        return (
-            f"vLLM reserves window-1+max_num_batched_tokens ({req.max_num_batched_tokens}) tokens (+1 block) per "
-            "sliding layer and chunk+max_num_batched_tokens per chunked layer; set --max-num-batched-tokens to your "
-            "engine's",
+        in_flight = engine.in_flight_tokens(req)
+        if vllm_behaviour(req.engine_version).in_flight_window:
+            batches = in_flight // req.max_num_batched_tokens
+            what = f"max_concurrent_batches x max_num_batched_tokens ({batches} x {req.max_num_batched_tokens})"
+        else:
+            what = f"max_num_batched_tokens ({req.max_num_batched_tokens})"
+        notes.append(
+            f"vLLM reserves window-1+{what} tokens (+1 block) per sliding layer and chunk+the same per chunked "
+            "layer; set --max-num-batched-tokens to your engine's"
         )
-    return ()
+    if L.STATE in kinds:
+        mode = engine.mamba_cache_mode(shape.caches(), req)
+        if mode != "none":
+            notes.append(
+                f"prefix caching is on (vLLM {req.engine_version or NEWEST_VLLM}'s default for hybrids, or "
+                f"--prefix-caching on): Mamba states in `{mode}` mode"
+            )
+    return tuple(notes)
 
 
 # ------------------------------------------------------------------------------------ config files (vllm --config)
@@ -515,7 +1052,7 @@ CONFIG = ConfigVocabulary(
 ENTRY = EngineEntry(
     name="vllm",
     display="vLLM",
-    storage=lambda shape: VllmEngine(),
+    storage=lambda shape: VllmEngine(shape),
     serving=VllmServing(),
     config=CONFIG,
     plannable=True,
@@ -523,4 +1060,6 @@ ENTRY = EngineEntry(
     serves_fp32_in_16bit=True,
     estimate_help="vllm (paged)",
     estimate_notes=estimate_notes,
+    release=resolve_vllm_version,
+    release_notes=version_notes,
 )
