@@ -102,6 +102,13 @@ def labelled(label: str, parse: Callable[[str], Any], text: str) -> Any:
         raise UsageError(f"{label}: {exc.message}", exc.hint) from None
 
 
+def on_off(label: str, value: str | None) -> bool | None:
+    """`on` / `off` as True / False (None when not given)."""
+    if value is None:
+        return None
+    return choice(label, value, ("on", "off")) == "on"
+
+
 def choice(label: str, value: str, allowed: tuple[str, ...]) -> str:
     if value.lower() not in allowed:
         raise UsageError(f"unknown {label} {value!r}", hint="use one of: " + ", ".join(allowed))
@@ -212,6 +219,33 @@ OfflineOpt = Annotated[
     bool, typer.Option("--offline", help="Use only local files and the Hugging Face cache (also HF_HUB_OFFLINE=1).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+VllmVersionOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--vllm-version",
+        help="vLLM release whose rules to model (0.10-0.33: 0.19.0, 0.26.1rc1, v0.21): its default memory "
+        "fraction, CUDA-graph term, window reservation, Mamba pages and block sizes. Default: the installed "
+        "vllm's version, else the newest kvplan models.",
+        show_default=False,
+    ),
+]
+PrefixCachingOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--prefix-caching",
+        help="vLLM prefix caching on|off (default: the release's; on for hybrids from 0.28, which keeps "
+        "extra Mamba state pages).",
+        show_default=False,
+    ),
+]
+AsyncSchedulingOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--async-scheduling",
+        help="vLLM async scheduling on|off (default on; from 0.26 it doubles the sliding-window reservation).",
+        show_default=False,
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -242,6 +276,9 @@ def estimate(
     pp: PpOpt = "1",
     block_size: BlockOpt = None,
     max_num_batched_tokens: MnbtOpt = "8192",
+    vllm_version: VllmVersionOpt = None,
+    prefix_caching: PrefixCachingOpt = None,
+    async_scheduling: AsyncSchedulingOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
     json_out: JsonOpt = False,
@@ -269,6 +306,9 @@ def estimate(
         pp=positive("--pp", pp),
         block_size=positive("--block-size", block_size),
         max_num_batched_tokens=positive("--max-num-batched-tokens", max_num_batched_tokens),
+        vllm_version=vllm_version,
+        prefix_caching=on_off("--prefix-caching", prefix_caching),
+        async_scheduling=on_off("--async-scheduling", async_scheduling),
     )
     resolved = resolve(model, revision=revision, offline=True if offline else None)  # read once for every length
     results = [estimate_model(resolved, seq_len=n, **options) for n in lengths]
@@ -591,16 +631,9 @@ def recommend(
         ),
     ] = None,
     ubatch: Annotated[str, typer.Option("--ubatch", help="llama.cpp micro-batch (-ub).")] = "512",
-    vllm_version: Annotated[
-        Optional[str],
-        typer.Option(
-            "--vllm-version",
-            help="vLLM version whose profiling to "
-            "model: 0.11 and older profile a heavier sampler; before 0.21 the "
-            "CUDA-graph pool is not subtracted. Default: current vLLM.",
-            show_default=False,
-        ),
-    ] = None,
+    vllm_version: VllmVersionOpt = None,
+    prefix_caching: PrefixCachingOpt = None,
+    async_scheduling: AsyncSchedulingOpt = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
     json_out: JsonOpt = False,
@@ -638,6 +671,8 @@ def recommend(
         weights_bytes=None if weights_bytes is None else labelled("--weights-bytes", parse_size, weights_bytes),
         n_ubatch=positive("--ubatch", ubatch),
         vllm_version=vllm_version,
+        prefix_caching=on_off("--prefix-caching", prefix_caching),
+        async_scheduling=on_off("--async-scheduling", async_scheduling),
     )
     if json_out:
         render.print_json(rec.to_dict())

@@ -60,6 +60,7 @@ def estimate_table(est: Estimate) -> None:
         + (f" · TP {est.tp}" if est.tp > 1 else "")
         + (f" · PP {est.pp}" if est.pp > 1 else "")
         + (f" · block {est.block_size}" if est.block_size else "")
+        + (f" · vLLM {est.vllm_version}" if getattr(est, "vllm_version", None) else "")
     )
     table = Table(title=title, title_justify="left")
     table.add_column("layer kind")
@@ -184,6 +185,7 @@ def recommendation_table(rec) -> None:
     out = stdout()
     title = (
         f"{rec.model} on {rec.gpus} x {rec.gpu_profile} · {rec.engine} · TP {rec.tp} PP {rec.pp} · KV {rec.kv_dtype}"
+        + (f" · vLLM {rec.vllm_version}" if getattr(rec, "vllm_version", None) else "")
     )
     budget = Table(title=title, title_justify="left")
     budget.add_column("per GPU")

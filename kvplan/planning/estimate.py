@@ -58,6 +58,7 @@ class Estimate:
     weights_bytes: int | None = None
     weights_source: str | None = None
     notes: tuple[str, ...] = field(default=())
+    vllm_version: str | None = None  # the engine release whose storage rules apply (engines with releases)
 
     @property
     def bytes_per_sequence(self) -> int:
@@ -104,6 +105,10 @@ def estimate_shape(
     block_size: int | None = None,
     max_num_batched_tokens: int = 8192,
     n_ubatch: int = 512,
+    vllm_version: str | None = None,
+    prefix_caching: bool | None = None,
+    async_scheduling: bool | None = None,
+    compute_capability: str | None = None,
 ) -> Estimate:
     """Size the KV cache of an already-read ModelShape. See `estimate` for the arguments.
 
@@ -124,7 +129,22 @@ def estimate_shape(
     eng = get_engine(engine, shape)
     entry = engine_entry(eng.name)
     kv = entry.kv_dtype(kv_dtype, kv)
-    req = Request(seq_len, batch, kv, model_dtype, tp, pp, block_size, max_num_batched_tokens, n_ubatch)
+    release, source = entry.release(vllm_version) if entry.release is not None else (None, None)
+    req = Request(
+        seq_len,
+        batch,
+        kv,
+        model_dtype,
+        tp,
+        pp,
+        block_size,
+        max_num_batched_tokens,
+        n_ubatch,
+        engine_version=release,
+        prefix_caching=prefix_caching,
+        async_scheduling=async_scheduling,
+        compute_capability=compute_capability,
+    )
     stages = pipeline_costs(eng, shape, req)
     stage_totals = [sum(c.bytes for c in costs) for costs in stages]
     fullest = stage_totals.index(max(stage_totals))
@@ -153,8 +173,35 @@ def estimate_shape(
         naive_bytes=naive,
         notes=shape.assumptions
         + _length_notes(shape, seq_len)
-        + (entry.estimate_notes(eng, shape, req, frozenset(k.kind for k in kinds)) if entry.estimate_notes else ()),
+        + (entry.estimate_notes(eng, shape, req, frozenset(k.kind for k in kinds)) if entry.estimate_notes else ())
+        + _release_notes(entry, release, source, vllm_version, prefix_caching, async_scheduling),
+        vllm_version=release,
     )
+
+
+def _release_notes(
+    entry: Any,
+    release: str | None,
+    source: str | None,
+    asked: str | None,
+    prefix_caching: bool | None,
+    async_scheduling: bool | None,
+) -> tuple[str, ...]:
+    """What the estimate says about the engine release it models, or about release options it cannot use."""
+    if release is not None and entry.release_notes is not None:
+        return tuple(entry.release_notes(release, source or "given"))
+    given = [
+        flag
+        for flag, value in (
+            ("--vllm-version", asked),
+            ("--prefix-caching", prefix_caching),
+            ("--async-scheduling", async_scheduling),
+        )
+        if value is not None
+    ]
+    if release is None and given:
+        return (f"{', '.join(given)} does not apply to {entry.name} and was ignored",)
+    return ()
 
 
 def _kinds(stages: list, fullest: int, tp: int) -> list[KindEstimate]:
@@ -200,6 +247,9 @@ def estimate(
     include_weights: bool = True,
     revision: str | None = None,
     offline: bool | None = None,
+    vllm_version: str | None = None,
+    prefix_caching: bool | None = None,
+    async_scheduling: bool | None = None,
 ) -> Estimate:
     """KV-cache memory of MODEL for `batch` sequences of `seq_len` tokens on `engine`, split over tp x pp GPUs.
 
@@ -214,6 +264,9 @@ def estimate(
         block_size: vLLM page size in tokens (default 16, raised for Mamba hybrids).
         max_num_batched_tokens: vLLM's prefill token budget, which its sliding-window reservation includes.
         n_ubatch: llama.cpp's micro-batch (`-ub`), which its sliding-window cache adds to the window.
+        vllm_version: the vLLM release whose storage rules apply (kvplan.engines.vllm.VLLM_VERSIONS; default:
+            the installed vllm's version, else the newest release kvplan models); prefix_caching and
+            async_scheduling override that release's defaults (Mamba `align` pages, in-flight window tokens).
         include_weights: also report the weights' bytes (safetensors metadata, else an analytic count).
         revision / offline: for Hub repo ids (offline=None follows HF_HUB_OFFLINE).
     Returns:
@@ -233,6 +286,9 @@ def estimate(
         block_size=block_size,
         max_num_batched_tokens=max_num_batched_tokens,
         n_ubatch=n_ubatch,
+        vllm_version=vllm_version,
+        prefix_caching=prefix_caching,
+        async_scheduling=async_scheduling,
     )
     if not include_weights:
         return result

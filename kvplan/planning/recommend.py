@@ -35,8 +35,10 @@ from kvplan.engines.registry import (
     storage_for,
 )
 from kvplan.engines.serving import (
+    ASYNC_SCHEDULING,
     BLOCK_SIZE,
     GPU_MEMORY_UTILIZATION,
+    PREFIX_CACHING,
     UBATCH,
     VLLM_VERSION,
     BudgetInputs,
@@ -47,7 +49,6 @@ from kvplan.engines.serving import (
     ServingModel,
 )
 from kvplan.engines.sizing import fullest_stage
-from kvplan.engines.vllm import vllm_behaviour
 from kvplan.errors import KvplanError, UsageError
 from kvplan.planning.estimate import check_positive, estimate_shape, resolve_dtypes
 from kvplan.planning.resolved import ModelRef, ResolvedModel, resolve
@@ -66,6 +67,8 @@ _OPTION_FLAGS = (
     (UBATCH, "--ubatch"),
     (VLLM_VERSION, "--vllm-version"),
     (BLOCK_SIZE, "--block-size"),
+    (PREFIX_CACHING, "--prefix-caching"),
+    (ASYNC_SCHEDULING, "--async-scheduling"),
 )
 
 
@@ -105,6 +108,7 @@ class Recommendation:
     prefill_tokens_per_s_upper_bound: float | None = None
     throughput_assumptions: tuple[str, ...] = field(default=())
     kv_bytes_per_request: int | None = None  # one request of max_model_len on the fullest GPU (engine storage)
+    vllm_version: str | None = None  # the vLLM release modelled (engines with releases; None for the others)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -143,6 +147,8 @@ class _Options:
     vllm_version: str | None
     max_num_seqs: int | None
     revision: str | None
+    prefix_caching: bool | None
+    async_scheduling: bool | None
 
 
 @dataclass(frozen=True)
@@ -180,6 +186,8 @@ class _Context:
     seq_len: int  # max_model_len
     search_limit: int  # the longest max_model_len searched
     utilization: float
+    release: str | None = None  # the engine release modelled (EngineEntry.release), None for engines without
+    release_source: str | None = None  # why that release: "given", "installed" or "newest"
 
     @property
     def serving(self) -> ServingModel:
@@ -249,8 +257,8 @@ def _validate(o: _Options) -> _Inputs:
     if util is not None and not 0 < util <= 1:
         raise UsageError(f"--gpu-memory-utilization must be in (0, 1], got {util}", hint="pass e.g. 0.9")
     kv_memory = None if o.kv_memory is None else parse_size(o.kv_memory)
-    if o.cudagraph_profiling is None and o.vllm_version is not None:
-        vllm_behaviour(o.vllm_version)  # a bad --vllm-version is refused before the model is read
+    if entry.release is not None and o.vllm_version is not None:
+        entry.release(o.vllm_version)  # a bad --vllm-version is refused before the model is read
     return _Inputs(o, entry, serving, profile, tp, pp, kv_memory)
 
 
@@ -272,7 +280,8 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
 
 def _context(i: _Inputs, m: _Model) -> _Context:
     o, shape = i.options, m.resolved.shape
-    default_mnbt, seqs = i.serving.scheduler_defaults(i.profile)
+    release, source = i.entry.release(o.vllm_version) if i.entry.release is not None else (None, None)
+    default_mnbt, seqs = i.serving.scheduler_defaults(i.profile, release)
     if o.max_num_seqs is not None:  # the engine is run with this cap: its sampler warm-up uses it too
         seqs = o.max_num_seqs
     limit = shape.max_position_embeddings or DEFAULT_MAX_MODEL_LEN_CAP
@@ -281,8 +290,10 @@ def _context(i: _Inputs, m: _Model) -> _Context:
     search_limit = limit if shape.max_position_embeddings else max(seq_len, limit)
     util = o.gpu_memory_utilization
     if util is None:
-        util = i.serving.default_utilization(i.profile.memory_bytes, i.tp, i.pp)
-    return _Context(i, m, o.max_num_batched_tokens or default_mnbt, seqs, seq_len, search_limit, util)
+        per_release = {"version": release} if release is not None else {}
+        util = i.serving.default_utilization(i.profile.memory_bytes, i.tp, i.pp, **per_release)
+    mnbt = o.max_num_batched_tokens or default_mnbt
+    return _Context(i, m, mnbt, seqs, seq_len, search_limit, util, release, source)
 
 
 def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
@@ -300,7 +311,7 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
         max_num_batched_tokens=c.max_num_batched_tokens,
         max_num_seqs=c.max_num_seqs,
         n_ubatch=o.n_ubatch,
-        vllm_version=o.vllm_version,
+        vllm_version=c.release,
         cudagraph_profiling=o.cudagraph_profiling,
     )
 
@@ -317,7 +328,19 @@ def _request(c: _Context, tp: int, kv_dtype: str) -> Request:
     """One request of max_model_len at `tp` and `kv_dtype`."""
     o = c.options
     return Request(
-        c.seq_len, 1, kv_dtype, c.model.model_dtype, tp, c.inputs.pp, o.block_size, c.max_num_batched_tokens, o.n_ubatch
+        c.seq_len,
+        1,
+        kv_dtype,
+        c.model.model_dtype,
+        tp,
+        c.inputs.pp,
+        o.block_size,
+        c.max_num_batched_tokens,
+        o.n_ubatch,
+        engine_version=c.release,
+        prefix_caching=o.prefix_caching,
+        async_scheduling=o.async_scheduling,
+        compute_capability=c.inputs.profile.compute_capability,
     )
 
 
@@ -396,6 +419,8 @@ def _notes(c: _Context) -> list[str]:
         UBATCH: o.n_ubatch != DEFAULT_UBATCH,
         VLLM_VERSION: o.vllm_version is not None,
         BLOCK_SIZE: o.block_size is not None,
+        PREFIX_CACHING: o.prefix_caching is not None,
+        ASYNC_SCHEDULING: o.async_scheduling is not None,
     }
     ignored = [flag for option, flag in _OPTION_FLAGS if given[option] and option not in c.serving.options]
     if ignored:
@@ -405,6 +430,8 @@ def _notes(c: _Context) -> list[str]:
             f"max_model_len {c.seq_len} is above the model's limit ({shape.max_position_embeddings}); vLLM "
             "refuses it unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1"
         )
+    if c.release is not None and c.inputs.entry.release_notes is not None:
+        notes += c.inputs.entry.release_notes(c.release, c.release_source or "given")
     return notes + c.serving.notes(c.model.model_dtype, c.model.weights_source)
 
 
@@ -441,6 +468,8 @@ def _flags(c: _Context, out: _Outcome) -> dict[str, str]:
             budget=budget,
             kv_memory=c.inputs.kv_memory,
             storage=storage_for(entry.name, c.shape),
+            prefix_caching=c.options.prefix_caching,
+            async_scheduling=c.options.async_scheduling,
         )
         flags[entry.flag_key] = entry.serving.command(inputs)  # type: ignore[union-attr]
     return flags
@@ -469,6 +498,10 @@ def _throughput(c: _Context, max_num_seqs: int) -> tuple[list[dict], float | Non
                 block_size=o.block_size,
                 max_num_batched_tokens=c.max_num_batched_tokens,
                 n_ubatch=o.n_ubatch,
+                vllm_version=c.release,
+                prefix_caching=o.prefix_caching,
+                async_scheduling=o.async_scheduling,
+                compute_capability=c.inputs.profile.compute_capability,
             ).kv_cache_bytes_per_gpu
         except KvplanError:
             return 0
@@ -524,6 +557,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         prefill_tokens_per_s_upper_bound=prefill,
         throughput_assumptions=tuple(bound_notes),
         kv_bytes_per_request=serving.request_kv_bytes(storage, c.shape, _request(c, i.tp, m.kv_dtype)),
+        vllm_version=c.release,
     )
 
 
@@ -562,6 +596,8 @@ def recommend(
     vllm_version: str | None = None,
     max_num_seqs: int | None = None,
     revision: str | None = None,
+    prefix_caching: bool | None = None,
+    async_scheduling: bool | None = None,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -574,8 +610,10 @@ def recommend(
     mem_fraction (0.9); unused by llama.cpp. tp defaults to gpus // pp (llama.cpp: 1, with layers split over pp
     GPUs). kv_memory (bytes or "58.11GiB") replaces the modelled budget; weights_bytes (e.g. a GGUF's file size)
     replaces the counted weights (whole model). max_model_len defaults to the model's max_position_embeddings
-    capped at 131072. n_ubatch is llama.cpp's `-ub`; vllm_version selects vLLM's version-dependent profiling terms
-    (kvplan.engines.vllm.VLLM_VERSIONS); cudagraph_profiling, when given, decides the CUDA-graph term instead.
+    capped at 131072. n_ubatch is llama.cpp's `-ub`; vllm_version selects the vLLM release whose rules apply
+    (kvplan.engines.vllm.VLLM_VERSIONS; default: the installed vllm's version, else the newest release kvplan
+    models; the plan's `vllm_version` says which); cudagraph_profiling, when given, decides the CUDA-graph term
+    instead; prefix_caching and async_scheduling (vLLM) override the release's defaults.
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)
