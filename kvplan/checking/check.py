@@ -235,6 +235,16 @@ class _Evaluator:
         self.dep, self.engine, self.resolved, self.shape = dep, engine, resolved, resolved.shape
         self.serving = serving_model(engine)
         self.offline, self.profiles_dir, self.min_headroom = offline, profiles_dir, min_headroom
+        self._capability: tuple[str | None] | None = None
+
+    @property
+    def compute_capability(self) -> str | None:
+        """The GPU's compute capability (its profile), which some engines' block sizes depend on."""
+        if self._capability is None:
+            from kvplan.sources.hardware import load_profile
+
+            self._capability = (load_profile(self.dep.gpu, profiles_dir=self.profiles_dir).compute_capability,)
+        return self._capability[0]
 
     def recommend(self, **over: Any) -> Any:
         from kvplan.planning.recommend import recommend
@@ -257,6 +267,7 @@ class _Evaluator:
             profiles_dir=self.profiles_dir,
             offline=self.offline,
             revision=d.revision,
+            vllm_version=d.vllm_version,
         )
         if d.weights_bytes is not None:  # e.g. a quantized GGUF's file size
             args["weights_bytes"] = d.weights_bytes
@@ -274,7 +285,18 @@ class _Evaluator:
         model (kvplan.planning.recommend.request_kv_bytes: what recommend's max_concurrency divides by)."""
         try:
             kv, model = canonical_dtype(rec.kv_dtype, what="kv dtype"), canonical_dtype(rec.dtype)
-            req = Request(seq_len, 1, kv, model, rec.tp, rec.pp, self.dep.block_size, rec.max_num_batched_tokens)
+            req = Request(
+                seq_len,
+                1,
+                kv,
+                model,
+                rec.tp,
+                rec.pp,
+                self.dep.block_size,
+                rec.max_num_batched_tokens,
+                engine_version=rec.vllm_version,
+                compute_capability=self.compute_capability,
+            )
             return request_kv_bytes(self.shape, self.engine, req)
         except KvplanError:
             return None

@@ -24,6 +24,7 @@ import yaml
 from kvplan.core.units import SHORT_NAMES, canonical_dtype, parse_length, parse_size
 from kvplan.engines import DEFAULT_ENGINE, canonical_engine
 from kvplan.engines.registry import plan_engines
+from kvplan.engines.vllm import parse_vllm_version
 from kvplan.errors import ConfigError, KvplanError
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -49,6 +50,7 @@ KEYS = (
     "max_num_batched_tokens",
     "kv_cache_memory",
     "weights_bytes",
+    "vllm_version",
 )
 REQUIRED = ("name", "model", "gpu", "max_model_len")
 TOP_LEVEL_KEYS = ("deployments", "defaults", "profiles_dir")
@@ -79,6 +81,7 @@ class Deployment:
     max_num_batched_tokens: int | None = None
     kv_cache_memory: int | None = None
     weights_bytes: int | None = None
+    vllm_version: str | None = None  # the vLLM release the deployment runs (None: kvplan's default)
     profiles_dir: str | None = None
     notes: tuple[str, ...] = ()
     lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
@@ -469,6 +472,14 @@ def build_deployment(
             raise fail(entry, "a model dtype (auto, bfloat16, float16, float32)")
         return SHORT_NAMES[name]
 
+    def release(entry: Entry) -> str:
+        value = text(entry)
+        try:
+            parse_vllm_version(value)
+        except KvplanError:
+            raise fail(entry, 'a vLLM version such as "0.19.1" (quoted)', 'write e.g. vllm_version: "0.33.0"') from None
+        return value
+
     def model(entry: Entry) -> str:
         value = text(entry)
         if base is not None and value.startswith(("./", "../")):
@@ -502,6 +513,7 @@ def build_deployment(
         max_num_batched_tokens=get("max_num_batched_tokens", integer),
         kv_cache_memory=get("kv_cache_memory", size),
         weights_bytes=get("weights_bytes", size),
+        vllm_version=get("vllm_version", release),
         profiles_dir=profiles_dir,
         notes=notes,
         lines={k: e.line for k, e in entries.items()},
