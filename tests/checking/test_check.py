@@ -114,9 +114,17 @@ def test_human_output_lists_every_deployment():
 
 # --------------------------------------------------------------------------------------- plans that do not
 
+# The figures below are those of kvplan's old default (vLLM 0.21 with a 0.9 memory fraction): pinned, so that they
+# stay what they check, whatever release kvplan models by default.
+OLD_DEFAULT = "defaults:\n  vllm_version: '0.21'\n  gpu_memory_utilization: 0.9\n"
+
+
+def pinned(tmp_path: Path, body: str, name: str = "kvplan.yaml") -> str:
+    return plan(tmp_path, OLD_DEFAULT + body, name)
+
 
 def test_32k_x16_bf16_on_one_h100_is_bound_by_concurrency_and_each_fix_fits(tmp_path):
-    path = plan(tmp_path, "deployments:\n" + one(max_num_seqs=16))
+    path = pinned(tmp_path, "deployments:\n" + one(max_num_seqs=16))
     code, data = check_json(path)
     assert code == 1 and not data["ok"]
     row = data["deployments"][0]
@@ -128,14 +136,18 @@ def test_32k_x16_bf16_on_one_h100_is_bound_by_concurrency_and_each_fix_fits(tmp_
     assert fixes["kv_cache_dtype"] == "fp8" and fixes["tensor_parallel_size"] == 2 and fixes["max_num_seqs"] == 13
     # every suggestion passes when applied, and max_model_len is the largest that does
     best = fixes["max_model_len"]
-    assert run(plan(tmp_path, "deployments:\n" + one(max_num_seqs=16, max_model_len=best), "a.yaml")).exit_code == 0
-    assert run(plan(tmp_path, "deployments:\n" + one(max_num_seqs=16, max_model_len=best + 1), "b.yaml")).exit_code == 1
-    assert run(plan(tmp_path, "deployments:\n" + one(max_num_seqs=16, kv_cache_dtype="fp8"), "c.yaml")).exit_code == 0
+    assert run(pinned(tmp_path, "deployments:\n" + one(max_num_seqs=16, max_model_len=best), "a.yaml")).exit_code == 0
     assert (
-        run(plan(tmp_path, "deployments:\n" + one(max_num_seqs=16, gpus=2, tensor_parallel_size=2), "d.yaml")).exit_code
+        run(pinned(tmp_path, "deployments:\n" + one(max_num_seqs=16, max_model_len=best + 1), "b.yaml")).exit_code == 1
+    )
+    assert run(pinned(tmp_path, "deployments:\n" + one(max_num_seqs=16, kv_cache_dtype="fp8"), "c.yaml")).exit_code == 0
+    assert (
+        run(
+            pinned(tmp_path, "deployments:\n" + one(max_num_seqs=16, gpus=2, tensor_parallel_size=2), "d.yaml")
+        ).exit_code
         == 0
     )
-    assert run(plan(tmp_path, "deployments:\n" + one(max_num_seqs=13), "e.yaml")).exit_code == 0
+    assert run(pinned(tmp_path, "deployments:\n" + one(max_num_seqs=13), "e.yaml")).exit_code == 0
     text = run(path)
     assert text.exit_code == 1
     assert "concurrency" in text.stdout and f"lower max_model_len to {best:,}" in text.stdout
@@ -187,7 +199,7 @@ def test_one_failing_deployment_fails_the_run_and_the_others_are_reported(tmp_pa
 
 
 def test_min_headroom_fails_a_tight_plan_with_constraint_headroom(tmp_path):
-    path = plan(tmp_path, "deployments:\n" + one(max_num_seqs=13))  # 13 of 13.76: ~5.5% spare
+    path = pinned(tmp_path, "deployments:\n" + one(max_num_seqs=13))  # 13 of 13.76: ~5.5% spare
     code, data = check_json(path)
     fraction = data["deployments"][0]["headroom_fraction"]
     assert code == 0 and 0.055 < fraction < 0.056

@@ -24,6 +24,13 @@ from conftest import FIXTURES, config_path, load_config
 CASES = yaml.safe_load((FIXTURES / "calibration" / "engine_cases.yaml").read_text())
 GIB = 2**30
 HALF_CENT = 0.005 * GIB  # values are printed with two decimals
+OLD_LOGS = "0.19"  # engine_cases.yaml holds vLLM 0.10-0.19 logs: a case without a version is modelled as 0.19
+
+
+def _version(case: dict) -> str | None:
+    """The vLLM release a case's log came from (its rules apply); None for other engines."""
+    return (case.get("engine_version") or OLD_LOGS) if case["engine"] == "vllm" else None
+
 
 # Hugging Face id in the log -> the fixture config with the same architecture. Fine-tunes and quantized
 # checkpoints share their base model's attention shapes; each mapping says why.
@@ -106,6 +113,7 @@ def test_bytes_per_token_reproduces_logged_capacity(case, config):
         kv_dtype=_kv_dtype(case),
         tp=case["tensor_parallel_size"] or 1,
         seq_len=case["max_model_len"] or 4096,
+        vllm_version=_version(case),
     )
     per_token = est.bytes_per_token_per_gpu
     memory_gib, half = _reported_memory(case)
@@ -129,7 +137,7 @@ def _capacity_case(case: dict) -> bool:
 
 def _request(case: dict, shape) -> Request:
     gpu_memory = (case["reported"].get("total_gpu_memory_gib") or 80) * GIB
-    budget, _ = scheduler_defaults(int(gpu_memory), case["gpu_model"] or "")
+    budget, _ = scheduler_defaults(int(gpu_memory), case["gpu_model"] or "", vllm_version=_version(case))
     return Request(
         case["max_model_len"],
         1,
@@ -137,6 +145,7 @@ def _request(case: dict, shape) -> Request:
         shape.dtype,
         tp=case["tensor_parallel_size"] or 1,
         max_num_batched_tokens=budget,
+        engine_version=_version(case),
     )
 
 

@@ -44,6 +44,7 @@ def test_kv_memory_reproduces_vllm_blocks_and_concurrency(case_id, model, blocks
         max_model_len=case["max_model_len"],
         kv_memory=f"{r['available_kv_cache_gib']}GiB",
         gpu_memory_utilization=case["gpu_memory_utilization"],
+        vllm_version=case["engine_version"],
     )
     assert rec.available_kv_memory_bytes == int(r["available_kv_cache_gib"] * GIB)
     assert abs(rec.num_blocks - blocks) <= 3
@@ -108,7 +109,7 @@ def test_smallest_tp_and_fp8_alternative():
 
 
 def test_max_model_len_fit_is_the_largest_one_request_length():
-    rec = _rec("meta-llama/Llama-3.1-8B", kv_memory="1GiB", max_model_len=131072)
+    rec = _rec("meta-llama/Llama-3.1-8B", kv_memory="1GiB", max_model_len=131072, vllm_version="0.19")  # < 0.29
     # 1 GiB / 128 KiB per token (32 layers x 8 heads x 128 x 2 x 2 bytes) = 8192 tokens = 512 blocks
     assert rec.num_blocks == 512 and rec.max_model_len_fit == 8192 and not rec.fits
     assert "--max-model-len 8192" in rec.flags["vllm"]
