@@ -29,8 +29,10 @@ serve` flags), the vocabulary of its `--config` files (CONFIG) and its registry 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from functools import lru_cache
 from math import lcm
 from typing import TYPE_CHECKING
 
@@ -374,6 +376,7 @@ VLLM_VERSIONS: tuple[VllmBehaviour, ...] = (
 NEWEST_VLLM = "0.33.0"  # the newest release read (the last row's rules)
 
 
+@lru_cache(maxsize=256)
 def vllm_behaviour(version: str | None) -> VllmBehaviour:
     """The VLLM_VERSIONS row of `version` (e.g. 0.11, 0.19.1, v0.21.0rc1); unknown (None or "") is the newest."""
     if not version:
@@ -600,14 +603,16 @@ class VllmEngine:
     def plan(self, caches: list[L.Layer], req: Request) -> GroupPlan:
         """Group the stage's layers the way vLLM's hybrid allocator does."""
         self.check(caches, req)
-        block = self.block_size(caches, req)
-        mode = self.mamba_cache_mode(caches, req)
-        states = [c for c in caches if isinstance(c, L.RecurrentState)]
+        distinct = Counter(caches)  # layers repeat: each distinct cache is sized once
+        layers = list(distinct)
+        block = self.block_size(layers, req)
+        mode = self.mamba_cache_mode(layers, req)
+        states = [c for c in layers if isinstance(c, L.RecurrentState)]
         counts: dict[Spec, int] = {}
-        for cache in caches:
+        for cache, n in distinct.items():
             spec = self.spec(cache, req, block, mode, states)
             if spec is not None:
-                counts[spec] = counts.get(spec, 0) + 1
+                counts[spec] = counts.get(spec, 0) + n
         counts = _unify_pages(counts, vllm_behaviour(req.engine_version))
         if not counts:
             return GroupPlan({}, 1)
