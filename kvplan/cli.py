@@ -730,3 +730,93 @@ def main() -> None:
 
 
 __all__ = ["app", "main"]
+
+
+@app.command()
+@handle_errors
+def explain(
+    log: Annotated[str, typer.Argument(help="An engine start-up log file, or - to read it from stdin.")],
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model",
+            help="The model, when the log names none or kvplan cannot read the one it names: a config.json, a "
+            "model folder, a catalog name or a Hub id (a same-architecture config will do).",
+            show_default=False,
+        ),
+    ] = None,
+    vllm_version: Annotated[
+        Optional[str],
+        typer.Option("--vllm-version", help="The vLLM version, when the log does not print it.", show_default=False),
+    ] = None,
+    gpu_profile: Annotated[
+        Optional[str],
+        typer.Option(
+            "--gpu-profile",
+            "-g",
+            help="Hardware profile id, alias or YAML path, when the log does not name the GPU.",
+            show_default=False,
+        ),
+    ] = None,
+    tp: Annotated[Optional[str], typer.Option("--tp", help="Tensor-parallel size.", show_default=False)] = None,
+    pp: Annotated[Optional[str], typer.Option("--pp", help="Pipeline-parallel size.", show_default=False)] = None,
+    max_model_len: Annotated[
+        Optional[str], typer.Option("--max-model-len", help="The engine's max_model_len.", show_default=False)
+    ] = None,
+    gpu_memory_utilization: Annotated[
+        Optional[float],
+        typer.Option("--gpu-memory-utilization", help="vLLM's memory fraction.", show_default=False),
+    ] = None,
+    kv_dtype: Annotated[
+        Optional[str],
+        typer.Option("--kv-dtype", help="KV-cache dtype: " + ", ".join(KV_DTYPE_CHOICES) + ".", show_default=False),
+    ] = None,
+    max_num_seqs: Annotated[
+        Optional[str], typer.Option("--max-num-seqs", help="The engine's sequence cap.", show_default=False)
+    ] = None,
+    max_num_batched_tokens: Annotated[
+        Optional[str],
+        typer.Option("--max-num-batched-tokens", help="vLLM's prefill token budget.", show_default=False),
+    ] = None,
+    block_size: BlockOpt = None,
+    profiles_dir: ProfilesDirOpt = None,
+    offline: OfflineOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Recompute every KV-cache figure an engine start-up log prints, and name the term behind each difference.
+
+    Capacity figures (blocks, tokens, concurrency, Mamba blocks, the longest max_model_len) are recomputed from
+    the memory the log prints and must match within print rounding; budget figures (available memory, weights,
+    activation, non-torch, CUDA graphs) are kvplan's model against the log. Flags fill in (and win over) what the
+    log says. Exit code 0 when every figure reproduces, 1 when one does not, 2 for bad input.
+
+    Examples:
+
+      kvplan explain vllm-startup.log
+
+      docker logs vllm 2>&1 | kvplan explain - --model ./config.json -g h100 --json
+    """
+    from kvplan.checking.explain import ExplainOptions, explain_source
+
+    options = ExplainOptions(
+        model=model,
+        vllm_version=vllm_version,
+        gpu_profile=gpu_profile,
+        tp=positive("--tp", tp),
+        pp=positive("--pp", pp),
+        max_model_len=None if max_model_len is None else labelled("--max-model-len", parse_length, max_model_len),
+        gpu_memory_utilization=gpu_memory_utilization,
+        kv_dtype=kv_dtype,
+        max_num_seqs=positive("--max-num-seqs", max_num_seqs),
+        max_num_batched_tokens=positive("--max-num-batched-tokens", max_num_batched_tokens),
+        block_size=positive("--block-size", block_size),
+        profiles_dir=profiles_dir,
+        offline=True if offline else None,
+    )
+    result = explain_source(log, options)
+    if json_out:
+        render.print_json(result.to_dict())
+        render.notes(result.notes)
+    else:
+        render.explain_table(result)
+    raise typer.Exit(result.exit_code)

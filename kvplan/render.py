@@ -484,3 +484,81 @@ def check_table(report: Any) -> None:
     passed = sum(r.ok for r in results)
     out.print(f"{passed} of {len(results)} deployment{'s' if len(results) != 1 else ''} pass", highlight=False)
     check_messages(report)
+
+
+# ------------------------------------------------------------------------------------------ kvplan explain
+
+_EXPLAIN_UNITS = {"GiB": " GiB", "MiB": " MiB", "x": "x", "%": "%"}
+
+
+def _logged(value: int | float | None, decimals: int, unit: str, extra: int = 0) -> str:
+    """A figure as the log prints it (`decimals` places, thousands separated), with its unit."""
+    if value is None:
+        return "—"
+    places = decimals + extra if isinstance(value, float) or decimals else 0
+    text = f"{value:,.{places}f}" if places else f"{round(value):,}"
+    return text + _EXPLAIN_UNITS.get(unit, "")
+
+
+def _kvplan_cell(n: Any) -> str:
+    if n.kvplan is None:
+        return "—"
+    extra = 2 if n.decimals else 0
+    text = _logged(n.kvplan, n.decimals, n.unit, extra)
+    if n.kvplan_range is not None and n.kvplan_range[0] != n.kvplan_range[1]:
+        low, high = (_logged(v, n.decimals, "", extra) for v in n.kvplan_range)
+        text += f" ({low} – {high})"
+    return text
+
+
+def _difference(n: Any) -> str:
+    if n.difference is None:
+        return "—"
+    extra = 2 if n.decimals else 0
+    if n.difference == 0:
+        return "0"
+    sign = "+" if n.difference > 0 else "-"
+    return sign + _logged(abs(n.difference), n.decimals, n.unit, extra)
+
+
+def explain_table(result: Any) -> None:
+    """A `kvplan explain` result (kvplan.checking.explain.Explanation): each logged figure against kvplan's,
+    then the inputs and where each came from."""
+    out = stdout()
+    version = f" {result.engine_version}" if result.engine_version else ""
+    title = f"{result.engine}{version} log · {result.model}" + (
+        f" · {result.gpu_profile}" if result.gpu_profile else ""
+    )
+    table = Table(title=escape(title), title_justify="left")
+    for name, justify in (
+        ("number", "left"),
+        ("logged", "right"),
+        ("kvplan", "right"),
+        ("difference", "right"),
+        ("within rounding", "left"),
+        ("term", "left"),
+    ):
+        table.add_column(name, justify=justify)
+    for n in result.numbers:
+        within = "[green]yes[/]" if n.within_rounding else "[bold red]no[/]"
+        table.add_row(
+            escape(n.name),
+            _logged(n.logged, n.decimals, n.unit),
+            _kvplan_cell(n),
+            _difference(n),
+            within,
+            escape(n.term),
+        )
+    out.print(table)
+    inputs = Table(title="inputs", title_justify="left")
+    for name in ("setting", "value", "from"):
+        inputs.add_column(name)
+    for s in result.settings:
+        inputs.add_row(escape(s.name), "—" if s.value is None else escape(str(s.value)), escape(s.source))
+    out.print(inputs)
+    good = sum(n.within_rounding for n in result.numbers)
+    verdict = "[green]all reproduce[/]" if result.all_within_rounding else "[bold red]not all reproduce[/]"
+    out.print(f"{good} of {len(result.numbers)} figures within print rounding: {verdict}", highlight=False)
+    if result.not_explained:
+        out.print("not recomputed: " + escape(", ".join(result.not_explained)), highlight=False)
+    notes(result.notes)
