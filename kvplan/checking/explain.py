@@ -854,6 +854,8 @@ class _Vllm(_Explainer):
 def _missing(name: str) -> str:
     if name == "mamba_cache_blocks":
         return "model: kvplan sees no Mamba-style state layers in this config"
+    if name.startswith("padding_"):
+        return "group padding: kvplan's grouping of this config needs none (an extra layer, e.g. a draft's?)"
     return "not modelled for this model"
 
 
