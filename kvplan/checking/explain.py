@@ -481,8 +481,8 @@ class _Explainer:
         self.log, self.text, self.o, self.rules = log, text, options, rules
         self.settings, self.resolved, self.notes = settings, resolved, notes
         self.rows: list[ExplainedNumber] = []
-        self.explained: set[str] = set()
         self.gpu: str | None = None
+        self.weights_from_log = False
 
     def parallel(self) -> tuple[int, int]:
         tp = self.settings.pick("tensor_parallel_size", self.o.tp, "tensor_parallel_size", _whole)
@@ -676,19 +676,19 @@ class _Vllm(_Explainer):
 
     def _budget(self, plan: dict[str, Any], figures: list[LoggedNumber]) -> Any:
         """kvplan's modelled budget; with the log's weights where kvplan cannot count them; None when neither."""
-        try:
+        from kvplan.planning.estimate import resolve_dtypes
+
+        model_dtype, _ = resolve_dtypes(self.resolved.shape, plan["dtype"], "auto")
+        if self.resolved.weights(model_dtype)[0] is not None:
             return self._plan(plan)
-        except UsageError as exc:
-            if "weights" not in exc.message:
-                raise
         weights = self.log.first("weights_memory")
-        if weights is None:
+        if weights is None or weights.unit != "GiB":
             self.notes.append("kvplan cannot count this model's weights and the log prints none: no budget figures")
             return None
-        tp, pp = plan["tp"], plan["pp"]
-        whole = int(_exact(weights) * GIB) * tp * pp
+        self.weights_from_log = True
+        whole = int(_exact(weights) * GIB) * plan["tp"] * plan["pp"]
         self.notes.append(
-            f"kvplan cannot count this model's weights: the budget uses the log's {weights.value} GiB per GPU"
+            f"kvplan cannot count this model's weights: its budget uses the log's {weights.value} GiB per GPU"
         )
         return self._plan(plan, weights_bytes=whole)
 
@@ -803,17 +803,29 @@ class _Vllm(_Explainer):
                 value = rec.available_kv_memory_bytes
                 included = [t for t in names if t in terms]
                 responsible = max((t for t in included if t in errors), key=lambda t: abs(errors[t]), default=None)
-                term = (
-                    labels.get(responsible, responsible)
-                    if responsible
-                    else "budget: " + ", ".join(labels.get(t, t) for t in included)
-                )
+                term = labels.get(responsible, responsible) if responsible else "budget (no term of it is printed)"
                 detail = " ".join(f"{t.name} {t.bytes / GIB:+.2f} GiB;" for t in rec.budget).rstrip(";")
                 if errors:
                     detail += " | kvplan - log: " + ", ".join(
                         f"{labels.get(t, t)} {float(e):+.2f}" for t, e in errors.items()
                     )
                 self._budget_row(number, value, term, detail)
+                continue
+            if self.weights_from_log and "weights" in names:
+                self.rows.append(
+                    ExplainedNumber(
+                        number.name,
+                        number.value,
+                        None,
+                        "GiB",
+                        False,
+                        "weights: kvplan cannot count them (its budget uses the log's)",
+                        "budget",
+                        number.decimals,
+                        number.line,
+                        derived_from="the log",
+                    )
+                )
                 continue
             value = sum(modelled.get(t, 0) for t in names)
             if len(names) == 1:

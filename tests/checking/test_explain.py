@@ -472,3 +472,61 @@ def test_sglang_pool_sizes_from_the_token_count():
     assert {n.name for n in result.numbers} == {"sglang_k_size", "sglang_v_size"}
     assert result.all_within_rounding and result.exit_code == 0
     assert result.number("sglang_k_size").kvplan == pytest.approx(367405 * 94 * 1 * 128 * 2 / 2**30, abs=1e-6)
+
+
+def test_the_one_request_check_and_the_estimated_length():
+    """vllm-25350: a failed start ("10.12 GiB KV cache is needed ... available KV cache memory (5.59 GiB) ... the
+    estimated maximum model length is 122080") and the run before it (10.55 GiB, 230,528 tokens, 2.31x at 100k).
+    The case names no model; the identification is ours: 10.12 GiB / 221000 tokens = 49,168 B per token is
+    Qwen3-30B-A3B's 48 layers x 4 KV heads x 128 x 2 at fp8 (49,152 B), and "Model loading took 29.09" fits its fp8
+    weights. Its layers are all full attention, so the GPU does not change these figures."""
+    quotes = {case["id"]: case["source"]["quote"] for _, case in CASES if case["id"].startswith("vllm-25350")}
+    options = ExplainOptions(
+        model="Qwen/Qwen3-30B-A3B", gpu_profile="h100", kv_dtype="fp8", vllm_version="0.10", offline=True
+    )
+    failed = explain(parse_log(quotes["vllm-25350-fp8kv-221k-fail"]), options)
+    assert failed.setting("max_model_len").value == 221000 and failed.setting("max_model_len").source == "log"
+    for name in ("kv_cache_needed", "estimated_max_model_len"):
+        assert failed.number(name).within_rounding and failed.number(name).kind == "capacity", failed.number(name)
+    assert failed.number("estimated_max_model_len").kvplan_range == (122000, 122224)
+    ran = explain(parse_log(quotes["vllm-25350-fp8kv-100k"]), options)
+    assert ran.setting("max_model_len").source == "log: the maximum concurrency line"
+    assert ran.number("kv_cache_tokens").within_rounding and ran.number("max_concurrency").within_rounding
+
+
+# llama.cpp's `llama_kv_cache_unified: size = ...` line (its format as in tests/engines/test_logs.py), written here
+# with the figures llama.cpp's arithmetic gives for Llama-3.1-8B at 4096 cells: a check of kvplan's sizes per cell,
+# not a real run's log.
+LLAMACPP_LINE = (
+    "llama_kv_cache_unified: size =  272.00 MiB (  4096 cells,  32 layers,  1 seqs), K (q8_0):  136.00 MiB, "
+    "V (q8_0):  136.00 MiB"
+)
+
+
+def test_llamacpp_kv_sizes_from_the_cells():
+    result = explain(parse_log(LLAMACPP_LINE), ExplainOptions(model=LLAMA, offline=True))
+    assert result.engine == "llamacpp" and result.gpu_profile is None  # the sizes do not depend on the GPU
+    assert {n.name: n.kvplan for n in result.numbers} == {
+        "llamacpp_kv_size": 272.0,  # 4096 cells x 32 layers x (1024 / 32 x 34 B) x 2, in MiB
+        "llamacpp_k_size": 136.0,
+        "llamacpp_v_size": 136.0,
+    }
+    assert result.all_within_rounding
+
+
+def test_llamacpp_refuses_what_it_cannot_size():
+    text = LLAMACPP_LINE.replace("32 layers", "16 layers")  # half the model's layers: some other cache
+    with pytest.raises(UsageError, match="16 layers"):
+        explain(parse_log(text), ExplainOptions(model=LLAMA, offline=True))
+
+
+def test_weights_kvplan_cannot_count_are_taken_from_the_log_and_said_so(tmp_path):
+    """Llama 4 Scout (llm-d, vLLM 0.19, TP 4): kvplan has no weights layout for it, so its budget takes the logged
+    weights, and the weights row is not counted as reproduced."""
+    case = next(case for _, case in CASES if case["id"].startswith("llmd-v0190-meta-llama-llama-4-scout"))
+    data = _run_case(case, _config(case), tmp_path)
+    rows = {n["name"]: n for n in data["numbers"]}
+    assert rows["weights_memory"]["kvplan"] is None and not rows["weights_memory"]["within_rounding"]
+    assert "cannot count" in rows["weights_memory"]["term"]
+    assert any("uses the log's" in note for note in data["notes"])
+    assert all(n["within_rounding"] for n in data["numbers"] if n["kind"] == "capacity")
