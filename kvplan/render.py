@@ -524,9 +524,12 @@ def _difference(n: Any) -> str:
 def explain_table(result: Any) -> None:
     """A `kvplan explain` result (kvplan.checking.explain.Explanation): each logged figure against kvplan's,
     then the inputs and where each came from."""
+    from kvplan.engines.registry import lookup
+
     out = stdout()
+    entry = lookup(result.engine)
     version = f" {result.engine_version}" if result.engine_version else ""
-    title = f"{result.engine}{version} log · {result.model}" + (
+    title = f"{entry.display if entry else result.engine}{version} log · {result.model}" + (
         f" · {result.gpu_profile}" if result.gpu_profile else ""
     )
     table = Table(title=escape(title), title_justify="left")

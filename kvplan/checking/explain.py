@@ -440,9 +440,9 @@ def explain(log: EngineLog, options: ExplainOptions | None = None, *, text: str 
             f"kvplan explain does not recompute {display} logs yet",
             hint="it reads vLLM logs, and SGLang and llama.cpp KV-cache lines",
         )
-    wanted = set(rules.capacity) | set(rules.budget) | {"total_gpu_memory"}
-    figures = [n for n in _unique(log.numbers) if n.name in wanted]
-    if not figures:
+    wanted = set(rules.capacity) | set(rules.budget)
+    figures = [n for n in _unique(log.numbers) if n.name in wanted | {"total_gpu_memory"}]
+    if not any(n.name in wanted for n in figures):
         raise UsageError(f"the log prints no {display} KV-cache figure kvplan recomputes", hint=_HINT_LOG)
     notes: list[str] = []
     settings = _Settings(log, notes)
@@ -483,6 +483,7 @@ class _Explainer:
         self.rows: list[ExplainedNumber] = []
         self.gpu: str | None = None
         self.weights_from_log = False
+        self.gpu_from_memory = False
 
     def parallel(self) -> tuple[int, int]:
         tp = self.settings.pick("tensor_parallel_size", self.o.tp, "tensor_parallel_size", _whole)
@@ -543,6 +544,8 @@ class _Explainer:
 
     def finish(self, engine_version: str | None, model: str) -> Explanation:
         used = {"max_concurrency_tokens", "requested_max_model_len", self.rules.source}
+        if self.gpu_from_memory:
+            used.add("total_gpu_memory")
         shown = {r.name for r in self.rows}
         not_explained = sorted(self.log.names - shown - used)
         return Explanation(
@@ -573,6 +576,7 @@ class _Vllm(_Explainer):
                 raise UsageError(f"no GPU profile: {why}", hint=_HINT_GPU)
             s.items["gpu_profile"] = Setting("gpu_profile", found, why)
             gpu_text = found
+            self.gpu_from_memory = "total GPU memory" in why
         else:
             s.items["gpu_profile"] = Setting("gpu_profile", gpu_text, "flag")
         profile = load_profile(gpu_text, profiles_dir=o.profiles_dir)
@@ -794,7 +798,8 @@ class _Vllm(_Explainer):
                 errors[unknown[0]] = total - sum(errors[t] for t in names if t != unknown[0])
         for number in figures:
             if number.name == "total_gpu_memory":
-                self._budget_row(number, profile.memory_bytes, "GPU profile", f"{profile.id}: {profile.name}")
+                if not self.gpu_from_memory:  # else the profile was chosen by this very figure
+                    self._budget_row(number, profile.memory_bytes, "GPU profile", f"{profile.id}: {profile.name}")
                 continue
             names = self.rules.budget.get(number.name)
             if names is None or number.unit != "GiB":
