@@ -531,3 +531,19 @@ def test_weights_kvplan_cannot_count_are_taken_from_the_log_and_said_so(tmp_path
     assert "cannot count" in rows["weights_memory"]["term"]
     assert any("uses the log's" in note for note in data["notes"])
     assert all(n["within_rounding"] for n in data["numbers"] if n["kind"] == "capacity")
+
+
+def test_mamba_cache_blocks_are_vllms_kv_blocks():
+    """vLLM's start-up check raises "max_num_seqs (N) exceeds available Mamba cache blocks (M)" with M =
+    kv_cache_config.num_blocks: one block of every group per sequence (gpu_model_runner, vllm#34094)."""
+    from kvplan.engines import Request
+    from kvplan.engines.log_figures import vllm_capacity_figures
+    from kvplan.engines.sizing import fullest_stage
+    from kvplan.planning.resolved import resolve
+
+    caches, _ = fullest_stage(resolve("Qwen/Qwen3-Next-80B-A3B").shape, 1)
+    request = Request(32768, 1, "bfloat16", "bfloat16", tp=4, max_num_batched_tokens=8192)
+    figures = vllm_capacity_figures(caches, request, 20 * 2**30, GROUPS, 32768)
+    assert figures["mamba_cache_blocks"].value == figures["num_gpu_blocks"].value > 0
+    dense = vllm_capacity_figures(fullest_stage(resolve(LLAMA).shape, 1)[0], request, 20 * 2**30, GROUPS, 32768)
+    assert "mamba_cache_blocks" not in dense
