@@ -801,12 +801,12 @@ class _Vllm(_Explainer):
                 if not self.gpu_from_memory:  # else the profile was chosen by this very figure
                     self._budget_row(number, profile.memory_bytes, "GPU profile", f"{profile.id}: {profile.name}")
                 continue
-            names = self.rules.budget.get(number.name)
-            if names is None or number.unit != "GiB":
+            term_names = self.rules.budget.get(number.name)
+            if term_names is None or number.unit != "GiB":
                 continue
             if number.name == self.rules.source:
                 value = rec.available_kv_memory_bytes
-                included = [t for t in names if t in terms]
+                included = [t for t in term_names if t in terms]
                 responsible = max((t for t in included if t in errors), key=lambda t: abs(errors[t]), default=None)
                 term = labels.get(responsible, responsible) if responsible else "budget (no term of it is printed)"
                 detail = " ".join(f"{t.name} {t.bytes / GIB:+.2f} GiB;" for t in rec.budget).rstrip(";")
@@ -816,7 +816,7 @@ class _Vllm(_Explainer):
                     )
                 self._budget_row(number, value, term, detail)
                 continue
-            if self.weights_from_log and "weights" in names:
+            if self.weights_from_log and "weights" in term_names:
                 self.rows.append(
                     ExplainedNumber(
                         number.name,
@@ -832,18 +832,22 @@ class _Vllm(_Explainer):
                     )
                 )
                 continue
-            value = sum(modelled.get(t, 0) for t in names)
-            if len(names) == 1:
-                term = labels.get(names[0], names[0])
+            value = sum(modelled.get(t, 0) for t in term_names)
+            if len(term_names) == 1:
+                term = labels.get(term_names[0], term_names[0])
                 source = (
-                    terms[names[0]].source if names[0] in terms else "kvplan's model (not subtracted in this version)"
+                    terms[term_names[0]].source
+                    if term_names[0] in terms
+                    else "kvplan's model (not subtracted in this version)"
                 )
             else:
-                responsible = max((t for t in names if t in errors), key=lambda t: abs(errors[t]), default=None)
+                responsible = max((t for t in term_names if t in errors), key=lambda t: abs(errors[t]), default=None)
                 term = (
-                    labels.get(responsible, responsible) if responsible else " + ".join(labels.get(t, t) for t in names)
+                    labels.get(responsible, responsible)
+                    if responsible
+                    else " + ".join(labels.get(t, t) for t in term_names)
                 )
-                source = " + ".join(labels.get(t, t) for t in names)
+                source = " + ".join(labels.get(t, t) for t in term_names)
             self._budget_row(number, value, term, source)
 
     def _budget_row(self, number: LoggedNumber, value: int, term: str, detail: str) -> None:

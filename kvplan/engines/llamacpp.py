@@ -93,7 +93,7 @@ class LlamaCppEngine:
         cells = cells_per_stream(req.seq_len, req.batch)
         return group_costs([self._layer(c, req, cells) for c in caches])
 
-    def swa_cells(self, cache: L.SlidingWindow | L.ChunkedLocal, req: Request, cells: int) -> int:
+    def swa_cells(self, cache: L.FullAttention | L.SlidingWindow | L.ChunkedLocal, req: Request, cells: int) -> int:
         """llama-kv-cache-iswa.cpp: GGML_PAD(min(size_base, n_swa * (unified ? n_seq_max : 1) + n_ubatch), 256)."""
         return pad(min(cells, (cache.window or 0) + req.n_ubatch))
 

@@ -279,9 +279,9 @@ def vllm_cudagraph_bytes(layers_on_gpu: int) -> int:
 
 
 def _attention_kinds(caches: list[L.Layer]) -> tuple[list[L.KVAttention], list[L.MlaLatent], list[L.Layer]]:
-    kv = [c for c in caches if isinstance(c, L.KVAttention)]
+    kv: list[L.KVAttention] = [c for c in caches if isinstance(c, L.KVAttention)]
     mla = [c for c in caches if isinstance(c, L.MlaLatent)]
-    other = [c for c in caches if not isinstance(c, (L.KVAttention, L.MlaLatent, L.NoCache))]
+    other: list[L.Layer] = [c for c in caches if not isinstance(c, (L.KVAttention, L.MlaLatent, L.NoCache))]
     return kv, mla, other
 
 

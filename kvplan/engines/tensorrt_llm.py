@@ -63,7 +63,7 @@ class TensorRtLlmEngine:
         self.check(caches, req)
         block = self.block_size(caches, req)
         tokens = cdiv(req.seq_len, block) * block
-        items = []
+        items: list[tuple[str, int, Fraction, int | None]] = []
         for cache in caches:
             if isinstance(cache, (L.KVAttention, L.MlaLatent)):
                 per_token = self.token_bytes(cache, req)

@@ -43,7 +43,7 @@ class ParamSplit:
 
     def decode_fraction(self, batch: int) -> Fraction:
         """Lower bound on the fraction of the weights one decode step of `batch` tokens reads."""
-        read = self.total - self.embedding + (self.embedding if self.lm_head == 0 else 0)
+        read = Fraction(self.total - self.embedding + (self.embedding if self.lm_head == 0 else 0))
         if self.expert and self.experts:
             touched = Fraction(min(self.experts, batch * self.experts_per_token), self.experts)
             read -= self.expert - self.expert * touched
@@ -148,7 +148,7 @@ def bounds(
         row["decode_tokens_per_s_upper_bound"] = round(min(both), 2) if both else None
         rows.append(row)
     prefill = None
-    if peak and split:
+    if peak and split and tflops is not None:
         per_token = 2 * split.matmul_params_per_token() + attention_flops_per_token(shape, context, prefill=True)
         prefill = round(peak * gpus / float(per_token), 2) if per_token else None
         notes.append(f"prefill: {key} dense peak {tflops[key]:g} TFLOP/s x {gpus} GPU(s), prompt of {context} tokens")

@@ -276,7 +276,7 @@ class Profiler:
 
     def __exit__(self, *exc: object) -> None:
         self.model = None
-        self.runner = None
+        self.runner = None  # type: ignore[assignment]  # released on exit; the profiler is not used after it
         if self._meter is not None:
             self._meter.__exit__(*exc)
         gc.collect()
@@ -641,6 +641,7 @@ def _search(ok: Callable[[int], bool], start: int, limit: int, resolution: Calla
                 lo = nxt
             else:
                 hi = nxt
+    assert hi is not None  # both branches above set it
     while hi - lo > resolution(lo):
         mid = (lo + hi) // 2
         if ok(mid):

@@ -612,7 +612,7 @@ def _gpt2(cfg: dict[str, Any], family: Family) -> list[Tensor]:
     """GPT-2: learned positions, Conv1D projections with biases, LayerNorms with bias; tied head by default."""
     h, layers = fields.hidden_size(cfg), fields.num_layers(cfg)
     inner = fields.intermediate_size(cfg, default=4 * h)  # n_inner
-    positions = fields.max_positions(cfg, default=1024)  # n_positions
+    positions = fields.max_positions(cfg, default=1024) or 1024  # n_positions
     t = [
         Tensor("transformer.wte.weight", (_vocab(cfg), h), "embedding"),
         Tensor("transformer.wpe.weight", (positions, h), "embedding"),
@@ -739,7 +739,8 @@ def weight_tensors(config: dict[str, Any]) -> list[Tensor]:
     """Every stored tensor of the language model (with buffers, role "buffer"); see `Tensor`."""
     cfg = _text(config)
     family, _ = _family(cfg)
-    return LAYOUTS[family.weights](with_defaults(cfg, family), family)
+    layout = family.weights or "llama"  # _family only returns families with a layout
+    return LAYOUTS[layout](with_defaults(cfg, family), family)
 
 
 def count_parameters(config: dict[str, Any]) -> int:
