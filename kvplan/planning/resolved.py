@@ -88,7 +88,8 @@ def _measured_weights(loaded: LoadedConfig, offline: bool | None) -> int | None:
 
 
 def _analytic_weights(loaded: LoadedConfig, dtype: str) -> tuple[int | None, str | None]:
-    from kvplan.weights.tensors import assumed_family, weight_bytes
+    from kvplan.weights.stored import weight_bytes
+    from kvplan.weights.tensors import assumed_family
 
     if assumed_family(loaded.config) is not None:
         return None, None  # an unknown layout (e.g. Llama 4 MoE) would be counted wrongly: report unknown
