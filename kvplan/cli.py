@@ -18,6 +18,7 @@ import typer
 from kvplan import __version__, render
 from kvplan.core.units import KV_DTYPE_CHOICES, MODEL_DTYPE_CHOICES, parse_length, parse_lengths
 from kvplan.errors import KvplanError, UsageError
+from kvplan.fields import FLAGS
 
 app = typer.Typer(
     name="kvplan",
@@ -52,7 +53,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except KvplanError as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
-            fail(exc.message, exc.hint, exc.exit_code)
+            message, hint = exc.spelled(FLAGS)  # the library's fields named as this command's flags
+            fail(message, hint, exc.exit_code)
         except typer.Exit:
             raise
         except KeyboardInterrupt:

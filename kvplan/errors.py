@@ -1,11 +1,16 @@
 """Typed errors raised by kvplan's library code.
 
 Only the CLI layer turns these into a one-line message and an exit code; library code never exits the
-process. Every error carries a `hint` that tells the user what to do about it. This module imports nothing
-from kvplan.
+process. Every error carries a `hint` that tells the user what to do about it, and the `field` it is about
+when it is about one (the library's parameter name: `tp`, `seq_len`, `kv_dtype`, ... see kvplan.fields).
+Messages and hints that name fields are `kvplan.fields.Text`: a str in the CLI's spelling, which each boundary
+renders in its own with `spelled` (the CLI: flags; `kvplan check`: plan keys). This module imports only
+kvplan.fields.
 """
 
 from __future__ import annotations
+
+from kvplan.fields import Spelling, spell
 
 
 class KvplanError(Exception):
@@ -13,13 +18,18 @@ class KvplanError(Exception):
 
     exit_code = 2
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.field = field
 
     def __str__(self) -> str:
         return self.message
+
+    def spelled(self, spelling: Spelling) -> tuple[str, str | None]:
+        """The message and the hint with every field named as `spelling` names it."""
+        return spell(self.message, spelling) or "", spell(self.hint, spelling)
 
 
 class ConfigError(KvplanError):

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from kvplan.core.config import text_config
+from kvplan.planning.requests import above_model_limit
 
 # Families whose modelling code derives head_dim = hidden_size / num_attention_heads and ignores a `head_dim`.
 DERIVED_HEAD_DIM = (
@@ -107,7 +108,7 @@ def lint_model_config(
             )
 
     limit = _int(cfg, "max_position_embeddings", "n_positions", "seq_length", "max_sequence_length")
-    if max_model_len and limit and max_model_len > limit:
+    if max_model_len and above_model_limit(max_model_len, limit):
         scaling = _rope_scaling(cfg)
         kind = str((scaling or {}).get("rope_type") or (scaling or {}).get("type") or "").lower()
         factor = (scaling or {}).get("factor")

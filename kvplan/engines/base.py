@@ -13,6 +13,7 @@ from typing import Protocol
 from kvplan.core import specs as L
 from kvplan.core.units import cdiv
 from kvplan.errors import UsageError
+from kvplan.fields import Text
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,16 @@ def kv_heads_per_rank(num_kv_heads: int, tp: int) -> int:
     if num_kv_heads >= tp:
         if num_kv_heads % tp:
             raise UsageError(
-                f"--tp {tp} does not divide the model's {num_kv_heads} KV heads",
+                Text("{tp} {t} does not divide the model's {n} KV heads", t=tp, n=num_kv_heads),
                 hint="engines need TP to divide the KV heads (or be a multiple of them)",
+                field="tp",
             )
         return num_kv_heads // tp
     if tp % num_kv_heads:
         raise UsageError(
-            f"--tp {tp} is not a multiple of the model's {num_kv_heads} KV heads",
+            Text("{tp} {t} is not a multiple of the model's {n} KV heads", t=tp, n=num_kv_heads),
             hint="choose a TP size that divides, or is a multiple of, the KV heads",
+            field="tp",
         )
     return 1
 
@@ -83,7 +86,11 @@ def kv_heads_per_rank(num_kv_heads: int, tp: int) -> int:
 def split_exact(n: int, tp: int, what: str) -> int:
     """n / tp for dimensions that tensor parallelism must divide exactly (Mamba channels, heads)."""
     if n % tp:
-        raise UsageError(f"--tp {tp} does not divide the model's {n} {what}", hint="choose a TP size that divides it")
+        raise UsageError(
+            Text("{tp} {t} does not divide the model's {n} {what}", t=tp, n=n, what=what),
+            hint="choose a TP size that divides it",
+            field="tp",
+        )
     return n // tp
 
 
@@ -92,7 +99,9 @@ def pipeline_stages(num_layers: int, pp: int) -> list[range]:
     going one each to the stages before the last (the last also holds the LM head)."""
     if pp > num_layers:
         raise UsageError(
-            f"--pp {pp} is larger than the model's {num_layers} layers", hint="use at most one stage per layer"
+            Text("{pp} {p} is larger than the model's {n} layers", p=pp, n=num_layers),
+            hint="use at most one stage per layer",
+            field="pp",
         )
     sizes = [num_layers // pp] * pp
     for i in range(2, num_layers % pp + 2):

@@ -27,6 +27,7 @@ from kvplan.core import specs as L
 from kvplan.core.units import DTYPE_BYTES
 from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, split_exact, window_tokens
 from kvplan.errors import UsageError
+from kvplan.fields import Text
 
 # Bytes per element of the quantized cache backends, scales and zero points included.
 _QUANTIZED = {"fp8_e4m3": Fraction(1), "int4": Fraction(5, 8), "int8": Fraction(9, 8)}
@@ -40,7 +41,9 @@ class TransformersEngine:
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if req.kv_dtype in ("fp8_e5m2", "nvfp4"):
-            raise UsageError(f"transformers has no {req.kv_dtype} KV cache", hint="use fp8 (e4m3), int8 or int4")
+            raise UsageError(
+                f"transformers has no {req.kv_dtype} KV cache", hint="use fp8 (e4m3), int8 or int4", field="kv_dtype"
+            )
         # QuantizedCache refuses any layer type but "full_attention"; MLA layers are full attention there and
         # the fp8 backend quantizes the latent like keys (checked in tests); quanto / hqq group along a head
         # dimension, which kvplan has not checked for latents.
@@ -48,7 +51,8 @@ class TransformersEngine:
         if req.kv_dtype in _QUANTIZED and any(c.kind not in allowed for c in caches):
             raise UsageError(
                 "transformers' quantized KV cache supports only models whose layers are all full attention",
-                hint="use --kv-dtype auto for this model, or another --engine",
+                hint=Text("use {kv_dtype} auto for this model, or another {engine}"),
+                field="kv_dtype",
             )
 
     def block_size(self, caches: list[L.Layer], req: Request) -> int | None:
@@ -103,7 +107,8 @@ class TransformersStaticEngine(TransformersEngine):
         if req.kv_dtype != req.model_dtype:
             raise UsageError(
                 "transformers' StaticCache stores the KV cache in the model dtype",
-                hint="use --kv-dtype auto with --engine transformers-static",
+                hint=Text("use {kv_dtype} auto with {engine} transformers-static"),
+                field="kv_dtype",
             )
 
 

@@ -26,6 +26,7 @@ from kvplan.core import specs as L
 from kvplan.core.units import DTYPE_BYTES, cdiv
 from kvplan.engines.base import KindCost, Request, kv_heads_per_rank, merge_kinds, split_exact
 from kvplan.errors import UsageError
+from kvplan.fields import Text
 
 DEFAULT_BLOCK_SIZE = 16
 _ALIGN = 16  # kernel block alignment used when vLLM raises the attention block size for Mamba hybrids
@@ -66,9 +67,15 @@ class VllmEngine:
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if req.kv_dtype == "int4":
-            raise UsageError("vLLM has no int4 KV cache", hint="use --kv-dtype fp8 (or nvfp4 on Blackwell)")
+            raise UsageError(
+                "vLLM has no int4 KV cache", hint=Text("use {kv_dtype} fp8 (or nvfp4 on Blackwell)"), field="kv_dtype"
+            )
         if req.kv_dtype in ("int8", "nvfp4") and any(isinstance(c, L.LatentAttention) for c in caches):
-            raise UsageError(f"vLLM has no {req.kv_dtype} cache for MLA models", hint="use --kv-dtype fp8 or auto")
+            raise UsageError(
+                f"vLLM has no {req.kv_dtype} cache for MLA models",
+                hint=Text("use {kv_dtype} fp8 or auto"),
+                field="kv_dtype",
+            )
 
     def block_size(self, caches: list[L.Layer], req: Request) -> int:
         base = req.block_size or DEFAULT_BLOCK_SIZE
@@ -174,13 +181,17 @@ def _unify_pages(counts: dict[Spec, int]) -> dict[Spec, int]:
         if spec.kind == L.STATE:
             if spec.page > target:
                 raise UsageError(
-                    "a Mamba state page is larger than the attention page", hint="pass a larger --block-size"
+                    "a Mamba state page is larger than the attention page",
+                    hint=Text("pass a larger {block_size}"),
+                    field="block_size",
                 )
             new = Spec(spec.kind, target, spec.block_size, spec.window)
         else:
             if target % spec.page:
                 raise UsageError(
-                    "vLLM cannot unify this model's page sizes (they do not divide)", hint="try --engine sglang"
+                    "vLLM cannot unify this model's page sizes (they do not divide)",
+                    hint=Text("try {engine} sglang"),
+                    field="engine",
                 )
             new = Spec(spec.kind, target, spec.block_size * (target // spec.page), spec.window)
         out[new] = out.get(new, 0) + n

@@ -48,12 +48,14 @@ from kvplan.core.bisection import largest
 from kvplan.core.config import vocab_size
 from kvplan.core.shapes import ModelShape
 from kvplan.core.units import GGML_BLOCK_TYPES, parse_size, short_dtype
-from kvplan.engines import Request, canonical_engine, pipeline_stages
+from kvplan.engines import Request, canonical_engine, get_engine, pipeline_stages
 from kvplan.engines.llamacpp import DEFAULT_UBATCH, cache_type_flags
 from kvplan.engines.tensorrt_llm import FREE_GPU_MEMORY_FRACTION
-from kvplan.engines.vllm import Capacity, capacity, scheduler_defaults
+from kvplan.engines.vllm import Capacity, VllmEngine, capacity, scheduler_defaults
 from kvplan.errors import KvplanError, UsageError
-from kvplan.planning.estimate import check_positive, engine_kv_dtype, estimate_shape, resolve_dtypes
+from kvplan.fields import Text, placeholder
+from kvplan.planning.estimate import estimate_request, kv_bytes_per_gpu
+from kvplan.planning.requests import above_model_limit, make_request, optional_positive, positive_int
 from kvplan.planning.resolved import ModelRef, resolve
 
 SCHEMA = "kvplan.recommend/1"
@@ -106,8 +108,8 @@ class Recommendation:
     engine: str
     tp: int
     pp: int
-    dtype: str
-    kv_dtype: str
+    model_dtype: str  # canonical (kvplan.core.units); `dtype` is its display name, the JSON key
+    cache_dtype: str  # canonical; `kv_dtype` is its display name, the JSON key
     gpu_memory_utilization: float | None
     weights_bytes: int | None
     weights_source: str | None
@@ -132,8 +134,17 @@ class Recommendation:
     throughput_assumptions: tuple[str, ...] = field(default=())
     kv_bytes_per_request: int | None = None  # one request of max_model_len on the fullest GPU (engine storage)
 
+    @property
+    def dtype(self) -> str:
+        return short_dtype(self.model_dtype)
+
+    @property
+    def kv_dtype(self) -> str:
+        return short_dtype(self.cache_dtype)
+
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        names = {"model_dtype": "dtype", "cache_dtype": "kv_dtype"}
+        data = {names.get(k, k): short_dtype(v) if k in names else v for k, v in asdict(self).items()}
         data["budget"] = [asdict(t) for t in self.budget]
         data["notes"] = list(self.notes)
         data["throughput_bounds"] = [dict(row) for row in self.throughput_bounds]
@@ -151,8 +162,9 @@ def parse_vllm_version(text: str) -> tuple[int, int]:
     match = _VERSION_RE.match(str(text).strip())
     if not match:
         raise UsageError(
-            f"--vllm-version: expected a version such as 0.11 or 0.19.1, got {text!r}",
+            Text("{vllm_version}: expected a version such as 0.11 or 0.19.1, got {v!r}", v=text),
             hint="pass the version `vllm --version` prints",
+            field="vllm_version",
         )
     return int(match.group(1)), int(match.group(2))
 
@@ -229,26 +241,21 @@ def request_kv_bytes(shape: ModelShape, engine: str, req: Request) -> int:
         caches, _ = _stage_caches(shape, req.pp)
         cap = capacity(caches, req, 0)
         return cap.blocks_per_request * cap.page_bytes * cap.group_size
-    return estimate_shape(
-        shape,
-        engine=estimate_engine(engine),
-        seq_len=req.seq_len,
-        dtype=req.model_dtype,
-        kv_dtype=req.kv_dtype,
-        tp=req.tp,
-        pp=req.pp,
-        block_size=req.block_size,
-        n_ubatch=req.n_ubatch,
-        max_num_batched_tokens=req.max_num_batched_tokens,
-    ).kv_cache_bytes_per_gpu
+    positive_int("seq_len", req.seq_len)  # the one field a caller varies (check's fixes try lengths)
+    return kv_bytes_per_gpu(shape, get_engine(estimate_engine(engine), shape), req)
 
 
 def _vllm_fit(shape, caches, req: Request, available: int, limit: int) -> _Fit:
     avail = max(0, available)
     cap: Capacity = capacity(caches, req, avail)
+    # vLLM's groups and pages do not depend on the length: grouped once, only the blocks a request needs vary
+    engine = VllmEngine()
+    groups = engine.plan(caches, req)
 
     def fits(n: int) -> bool:
-        return capacity(caches, _with_len(req, n), avail).blocks_per_request <= cap.num_blocks
+        longer = _with_len(req, n)
+        blocks = sum(groups.groups(spec) * engine.blocks_per_request(spec, longer) for spec in groups.specs)
+        return blocks <= cap.num_blocks
 
     return _Fit(
         avail,
@@ -413,37 +420,47 @@ def recommend(
     if engine not in SUPPORTED_ENGINES:
         raise UsageError(
             f"recommend supports {', '.join(SUPPORTED_ENGINES)}; not {engine!r}",
-            hint="use --engine vllm, sglang, llamacpp, tensorrt-llm or lightllm (TGI and Xinference: "
-            "their flags are printed with every plan, without a budget model)",
+            hint=Text(
+                "use {engine} vllm, sglang, llamacpp, tensorrt-llm or lightllm (TGI and Xinference: "
+                "their flags are printed with every plan, without a budget model)"
+            ),
+            field="engine",
         )
     profile = load_profile(gpu_profile, profiles_dir=profiles_dir)
-    check_positive("--gpus", gpus)
-    check_positive("--pp", pp)
-    check_positive("--ubatch", n_ubatch)
+    # the plan's own settings, checked before the model is read; the request's in make_request below (gpus, pp
+    # and tp first: the GPU count and the default TP follow from them)
+    gpus = positive_int("gpus", gpus)
+    pp = positive_int("pp", pp)
+    positive_int("n_ubatch", n_ubatch)
     if engine == "llamacpp":
         if tp not in (None, 1):
             raise UsageError(
                 "llama.cpp has no tensor parallelism: it splits whole layers across GPUs",
-                hint="use --pp N for a layer split over N GPUs",
+                hint=Text("use {pp} N for a layer split over N GPUs"),
+                field="tp",
             )
         tp = 1
         pp = pp if pp > 1 else gpus
-    tp = tp if tp is not None else max(1, gpus // pp)
-    check_positive("--tp", tp)
+    tp = positive_int("tp", tp if tp is not None else max(1, gpus // pp))
     if tp * pp > gpus:
-        raise UsageError(f"--tp {tp} x --pp {pp} needs {tp * pp} GPUs, --gpus is {gpus}", hint="raise --gpus")
-    for label, value in (
-        ("--max-model-len", max_model_len),
-        ("--concurrency", concurrency),
-        ("--max-num-seqs", max_num_seqs),
-        ("--block-size", block_size),
-        ("--max-num-batched-tokens", max_num_batched_tokens),
+        raise UsageError(
+            Text("{tp} {t} x {pp} {p} needs {n} GPUs, {gpus} is {g}", t=tp, p=pp, n=tp * pp, g=gpus),
+            hint=Text("raise {gpus}"),
+            field="gpus",
+        )
+    for name, value in (
+        ("max_model_len", max_model_len),
+        ("concurrency", concurrency),
+        ("max_num_seqs", max_num_seqs),
+        ("block_size", block_size),
+        ("max_num_batched_tokens", max_num_batched_tokens),
     ):
-        if value is not None:
-            check_positive(label, value)
+        optional_positive(name, value)
     if gpu_memory_utilization is not None and not 0 < gpu_memory_utilization <= 1:
         raise UsageError(
-            f"--gpu-memory-utilization must be in (0, 1], got {gpu_memory_utilization}", hint="pass e.g. 0.9"
+            Text("{gpu_memory_utilization} must be in (0, 1], got {u}", u=gpu_memory_utilization),
+            hint="pass e.g. 0.9",
+            field="gpu_memory_utilization",
         )
     kv_bytes = None if kv_memory is None else parse_size(kv_memory)
     if cudagraph_profiling is None:  # vLLM subtracts its CUDA-graph estimate from 0.21 on (module docstring)
@@ -453,46 +470,62 @@ def recommend(
     loaded = resolved.loaded
     config = loaded.config
     shape = resolved.shape
-    model_dtype, kv = resolve_dtypes(shape, dtype, kv_dtype)
-    kv = engine_kv_dtype(engine, kv_dtype, kv)
+    default_mnbt, default_seqs = scheduler_defaults(profile.memory_bytes, profile.name)
+    if max_num_seqs is not None:  # the engine is run with this cap: its sampler warm-up uses it too
+        default_seqs = max_num_seqs
+    limit = shape.max_position_embeddings or DEFAULT_MAX_MODEL_LEN_CAP
+    # the request planned: one sequence of max_model_len, every field checked once (kvplan.planning.requests)
+    base = make_request(
+        shape,
+        engine=engine,
+        seq_len=max_model_len or min(limit, DEFAULT_MAX_MODEL_LEN_CAP),
+        dtype=dtype,
+        kv_dtype=kv_dtype,
+        tp=tp,
+        pp=pp,
+        block_size=block_size,
+        max_num_batched_tokens=max_num_batched_tokens or default_mnbt,
+        n_ubatch=n_ubatch,
+    )
+    model_dtype, kv, seq_len, mnbt = base.model_dtype, base.kv_dtype, base.seq_len, base.max_num_batched_tokens
     if weights_bytes is not None:
         weights, weights_source = parse_size(weights_bytes), "--weights-bytes"
     else:
         weights, weights_source = resolved.weights(model_dtype)
     if weights is None and kv_bytes is None:
-        raise UsageError("cannot count this model's weights", hint="pass --kv-memory SIZE or --weights-bytes SIZE")
+        raise UsageError(
+            "cannot count this model's weights",
+            hint=Text("pass {kv_memory:SIZE} or {weights_bytes:SIZE}"),
+            field="weights_bytes",
+        )
 
-    default_mnbt, default_seqs = scheduler_defaults(profile.memory_bytes, profile.name)
-    if max_num_seqs is not None:  # the engine is run with this cap: its sampler warm-up uses it too
-        default_seqs = max_num_seqs
-    mnbt = max_num_batched_tokens or default_mnbt
-    limit = shape.max_position_embeddings or DEFAULT_MAX_MODEL_LEN_CAP
-    seq_len = max_model_len or min(limit, DEFAULT_MAX_MODEL_LEN_CAP)
     # the largest max_model_len is searched up to the model's own limit: vLLM refuses more unless told to
     search_limit = limit if shape.max_position_embeddings else max(seq_len, limit)
     util = _utilization(engine, gpu_memory_utilization, profile.memory_bytes, tp, pp)
     notes: list[str] = list(shape.assumptions)
     ignored = [
-        flag
-        for flag, given, used_by in (
-            ("--gpu-memory-utilization", gpu_memory_utilization is not None, engine != "llamacpp"),
-            ("--ubatch", n_ubatch != DEFAULT_UBATCH, engine == "llamacpp"),
-            ("--vllm-version", vllm_version is not None, engine == "vllm"),
-            ("--block-size", block_size is not None, engine in ("vllm", "tensorrt-llm")),
+        placeholder(name)
+        for name, given, used_by in (
+            ("gpu_memory_utilization", gpu_memory_utilization is not None, engine != "llamacpp"),
+            ("n_ubatch", n_ubatch != DEFAULT_UBATCH, engine == "llamacpp"),
+            ("vllm_version", vllm_version is not None, engine == "vllm"),
+            ("block_size", block_size is not None, engine in ("vllm", "tensorrt-llm")),
         )
         if given and not used_by
     ]
     if ignored:
-        notes.append(f"{', '.join(ignored)} does not apply to {engine} and was ignored")
-    if shape.max_position_embeddings and seq_len > shape.max_position_embeddings:
+        notes.append(Text(", ".join(ignored) + " does not apply to {which} and was ignored", which=engine))
+    if above_model_limit(seq_len, shape.max_position_embeddings):
         notes.append(
             f"max_model_len {seq_len} is above the model's limit ({shape.max_position_embeddings}); vLLM "
             "refuses it unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1"
         )
     if engine == "llamacpp" and weights_source != "--weights-bytes":
         notes.append(
-            f"weights counted at {short_dtype(model_dtype)}; a quantized GGUF is smaller: pass --weights-bytes "
-            "with its file size"
+            Text(
+                "weights counted at {d}; a quantized GGUF is smaller: pass {weights_bytes} with its file size",
+                d=short_dtype(model_dtype),
+            )
         )
 
     def plan(tp_: int, kv_dtype_: str) -> tuple[list[BudgetTerm], _Fit]:
@@ -514,7 +547,7 @@ def recommend(
             n_ubatch=n_ubatch,
             vllm_version=vllm_version,
         )
-        req = Request(seq_len, 1, kv_dtype_, model_dtype, tp_, pp, block_size, mnbt, n_ubatch)
+        req = replace(base, tp=tp_, kv_dtype=kv_dtype_)
         if engine == "vllm":
             return terms, _vllm_fit(shape, caches, req, available, search_limit)
         return terms, _per_token_fit(shape, estimate_engine(engine), req, available, search_limit)
@@ -559,7 +592,7 @@ def recommend(
         if fit.available == 0:
             notes.append("the weights and overheads leave no memory for the KV cache on this GPU")
         if kv_bytes is None and min_tp and min_tp * pp > gpus:
-            notes.append(f"--tp {min_tp} would fit (needs {min_tp * pp} GPUs)")
+            notes.append(Text("{tp} {t} would fit (needs {n} GPUs)", t=min_tp, n=min_tp * pp))
 
     cap = default_seqs
     max_num_seqs = max(1, min(floor(fit.concurrency), cap)) if fit.concurrency != float("inf") else cap
@@ -573,22 +606,7 @@ def recommend(
     )
     flags = _flags(loaded.name, serve_len, max_num_seqs, util, tp, pp, kv, lightllm_tokens, mnbt, engine, n_ubatch)
 
-    bounds_rows, prefill, bound_notes = _throughput(
-        config,
-        shape,
-        profile,
-        engine,
-        weights,
-        model_dtype,
-        kv,
-        tp,
-        pp,
-        block_size,
-        mnbt,
-        n_ubatch,
-        seq_len,
-        max_num_seqs,
-    )
+    bounds_rows, prefill, bound_notes = _throughput(config, shape, profile, engine, weights, base, max_num_seqs)
     return Recommendation(
         model=loaded.name,
         gpu_profile=profile.id,
@@ -597,8 +615,8 @@ def recommend(
         engine=engine,
         tp=tp,
         pp=pp,
-        dtype=short_dtype(model_dtype),
-        kv_dtype=short_dtype(kv),
+        model_dtype=model_dtype,
+        cache_dtype=kv,
         gpu_memory_utilization=None if engine == "llamacpp" else util,
         weights_bytes=None if weights is None else weights // (tp * pp),
         weights_source=weights_source,
@@ -621,9 +639,7 @@ def recommend(
         throughput_bounds=tuple(bounds_rows),
         prefill_tokens_per_s_upper_bound=prefill,
         throughput_assumptions=tuple(bound_notes),
-        kv_bytes_per_request=request_kv_bytes(
-            shape, engine, Request(seq_len, 1, kv, model_dtype, tp, pp, block_size, mnbt, n_ubatch)
-        ),
+        kv_bytes_per_request=request_kv_bytes(shape, engine, base),
     )
 
 
@@ -648,22 +664,12 @@ def _per_token_fit(shape, engine: str, req: Request, available: int, limit: int)
     """Engines without vLLM's block accounting (SGLang, LightLLM, llama.cpp, TensorRT-LLM): tokens = memory / the
     marginal bytes of a token; concurrency = memory / the bytes one request of max_model_len holds."""
     avail = max(0, available)
+    eng = get_engine(engine, shape)
 
     def per_request(n: int) -> int:
-        return request_kv_bytes(shape, engine, _with_len(req, n))
+        return kv_bytes_per_gpu(shape, eng, _with_len(req, n))
 
-    est = estimate_shape(
-        shape,
-        engine=engine,
-        seq_len=req.seq_len,
-        dtype=req.model_dtype,
-        kv_dtype=req.kv_dtype,
-        tp=req.tp,
-        pp=req.pp,
-        block_size=req.block_size,
-        n_ubatch=req.n_ubatch,
-        max_num_batched_tokens=req.max_num_batched_tokens,
-    )
+    est = estimate_request(shape, eng, req)
     per_token = est.bytes_per_token_per_gpu or (est.kv_cache_bytes_per_gpu / req.seq_len)
     tokens = int(avail // per_token) if per_token else 0
     block = {"llamacpp": 256, "tensorrt-llm": est.block_size or 1}.get(engine, 1)
@@ -685,9 +691,10 @@ def _lightllm_tokens(config, shape, profile, weights, model_dtype, kv, tp, pp, k
     """LightLLM's profiled max_total_token_num for any plan's LightLLM flag: its budget (`_budget`) over its
     per-token cell (SGLang's)."""
     try:
-        est = estimate_shape(
+        one = make_request(
             shape, engine=estimate_engine("lightllm"), seq_len=1, dtype=model_dtype, kv_dtype=kv, tp=tp, pp=pp
         )
+        est = estimate_request(shape, get_engine(estimate_engine("lightllm"), shape), one)
     except KvplanError:
         return 0
     _, avail = _budget(
@@ -710,30 +717,24 @@ def _lightllm_tokens(config, shape, profile, weights, model_dtype, kv, tp, pp, k
 
 
 def _throughput(
-    config, shape, profile, engine, weights, model_dtype, kv, tp, pp, block_size, mnbt, n_ubatch, context, max_num_seqs
+    config, shape, profile, engine, weights, req: Request, max_num_seqs
 ) -> tuple[list[dict], float | None, list[str]]:
     from kvplan.planning import throughput
 
     if weights is None:
         return [], None, ["no throughput bounds: the weights are unknown"]
     batches = sorted({b for b in (1, 8, 32, max_num_seqs) if b <= max_num_seqs} | {1})
-    est_engine = estimate_engine(engine)
+    tp, pp, model_dtype, context = req.tp, req.pp, req.model_dtype, req.seq_len
+    try:
+        eng = get_engine(estimate_engine(engine), shape)
+    except KvplanError:
+        eng = None
 
     def kv_read(batch: int) -> int:
+        if eng is None:
+            return 0
         try:
-            return estimate_shape(
-                shape,
-                engine=est_engine,
-                seq_len=context,
-                batch=batch,
-                dtype=model_dtype,
-                kv_dtype=kv,
-                tp=tp,
-                pp=pp,
-                block_size=block_size,
-                max_num_batched_tokens=mnbt,
-                n_ubatch=n_ubatch,
-            ).kv_cache_bytes_per_gpu
+            return kv_bytes_per_gpu(shape, eng, replace(req, batch=batch))
         except KvplanError:
             return 0
 
