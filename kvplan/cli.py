@@ -454,7 +454,7 @@ def profile(
         if not os.access(folder, os.W_OK):
             raise UsageError(f"--output: folder {folder} is not writable", hint="choose another path")
     try:
-        from kvplan import profiler  # torch, transformers and accelerate are imported only here
+        from kvplan.profiling import profiler  # torch, transformers and accelerate are imported only here
     except ImportError as exc:
         raise UsageError(
             f"kvplan profile needs torch, transformers and accelerate ({exc.name or exc} is missing)",
