@@ -61,3 +61,11 @@ def test_profile_help_imports_no_torch():
     )
     loaded = _modules_after(code)
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+def test_library_api_is_lazy_about_the_profiler_and_yaml():
+    loaded = _modules_after("import kvplan\nkvplan.estimate('meta-llama/Llama-3.1-8B', offline=True)")
+    assert not loaded & set(HEAVY)
+    assert "kvplan.profiling.profiler" not in loaded and "yaml" not in loaded  # kvplan.check reads YAML: lazy
+    loaded = _modules_after("import kvplan\nkvplan.check")
+    assert "kvplan.checking.check" in loaded and not loaded & set(HEAVY)

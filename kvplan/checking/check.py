@@ -19,13 +19,14 @@ Pure arithmetic: never imports torch.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
 from kvplan.checking.lint import LintWarning, lint_model_config
-from kvplan.checking.plans import Deployment
+from kvplan.checking.plans import Deployment, load_plan
 from kvplan.core.bisection import largest
 from kvplan.core.units import format_bytes
 from kvplan.engines import Request, canonical_engine
@@ -204,6 +205,41 @@ def check_deployments(
         for d in deployments
     ]
     return CheckReport(tuple(results), min_headroom, strict)
+
+
+def check(
+    plans: str | Path | Deployment | Iterable[str | Path | Deployment],
+    *,
+    min_headroom: float | str = 0.0,
+    strict: bool = False,
+    offline: bool | None = None,
+    profiles_dir: str | None = None,
+) -> CheckReport:
+    """`kvplan.check`: check plan files and/or deployments, as `kvplan check` does, and return the CheckReport.
+
+    plans: a plan file path, a `Deployment` (kvplan.checking.plans; an engine config read with
+    kvplan.checking.engine_configs.load_engine_config is one), or a list of them. min_headroom: the spare KV
+    memory each deployment must keep, 0.05 or "5%". strict: config lint fails a deployment. Bad input raises a
+    KvplanError naming the file, line and key; a deployment that does not fit is a result with ok=False
+    (`report.ok`, `report.exit_code`, `report.to_dict()`)."""
+    items = [plans] if isinstance(plans, (str, Path, Deployment)) else list(plans)
+    deployments: list[Deployment] = []
+    for item in items:
+        if isinstance(item, Deployment):
+            deployments.append(item)
+        elif isinstance(item, (str, Path)):
+            deployments.extend(load_plan(item))
+        else:
+            raise UsageError(
+                f"cannot check {type(item).__name__} {item!r}", hint="pass plan file paths or Deployment objects"
+            )
+    return check_deployments(
+        deployments,
+        min_headroom=parse_headroom(min_headroom),
+        strict=strict,
+        offline=offline,
+        profiles_dir=profiles_dir,
+    )
 
 
 def spelling(dep: Deployment) -> Spelling:
@@ -575,6 +611,7 @@ __all__ = [
     "CheckReport",
     "DeploymentResult",
     "Fix",
+    "check",
     "check_deployments",
     "junit_xml",
     "parse_headroom",
