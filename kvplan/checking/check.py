@@ -316,7 +316,7 @@ class _Evaluator:
                 self.dep.block_size,
                 rec.max_num_batched_tokens,
             )
-            return request_kv_bytes(self.shape, self.engine, req)
+            return request_kv_bytes(self.resolved, self.engine, req)
         except KvplanError:
             return None
 

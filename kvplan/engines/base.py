@@ -115,26 +115,39 @@ def pipeline_stages(num_layers: int, pp: int) -> list[range]:
 
 def merge_kinds(costs: list[KindCost]) -> list[KindCost]:
     """Merge costs of the same kind (summing layers, bytes and per-token bytes), in first-seen order."""
-    out: dict[str, KindCost] = {}
-    for cost in costs:
-        prev = out.get(cost.kind)
-        if prev is None:
-            out[cost.kind] = cost
-            continue
-        tokens = None if cost.tokens is None and prev.tokens is None else max(prev.tokens or 0, cost.tokens or 0)
-        out[cost.kind] = KindCost(
-            cost.kind,
-            prev.layers + cost.layers,
-            prev.bytes + cost.bytes,
-            prev.bytes_per_token + cost.bytes_per_token,
-            tokens,
-        )
-    return list(out.values())
+    return _merged([(c.kind, c.layers, c.bytes, c.bytes_per_token, c.tokens) for c in costs], costs)
 
 
 def group_costs(items: list[tuple[str, int, Fraction, int | None]]) -> list[KindCost]:
     """One KindCost per kind from per-layer (kind, bytes, bytes_per_token, tokens) tuples."""
-    return merge_kinds([KindCost(kind, 1, nbytes, per_token, tokens) for kind, nbytes, per_token, tokens in items])
+    return _merged([(kind, 1, nbytes, per_token, tokens) for kind, nbytes, per_token, tokens in items])
+
+
+def _merged(rows: list[tuple], costs: list[KindCost] | None = None) -> list[KindCost]:
+    """(kind, layers, bytes, per-token bytes, tokens) rows summed per kind, in first-seen order. Per-token bytes
+    are summed exactly, numerators per denominator (most layers of a model share one), not one Fraction
+    addition per layer; a kind's tokens are the most any of its layers keeps (None when none keeps any)."""
+    acc: dict[str, list] = {}
+    for index, (kind, layers, nbytes, per_token, tokens) in enumerate(rows):
+        entry = acc.get(kind)
+        if entry is None:
+            acc[kind] = [index, layers, nbytes, {per_token.denominator: per_token.numerator}, tokens, 1]
+            continue
+        entry[1] += layers
+        entry[2] += nbytes
+        fractions = entry[3]
+        fractions[per_token.denominator] = fractions.get(per_token.denominator, 0) + per_token.numerator
+        if tokens is not None or entry[4] is not None:
+            entry[4] = max(entry[4] or 0, tokens or 0)
+        entry[5] += 1
+    out = []
+    for kind, (index, layers, nbytes, fractions, tokens, count) in acc.items():
+        if count == 1:  # a kind seen once is that cost itself
+            out.append(costs[index] if costs is not None else KindCost(kind, layers, nbytes, rows[index][3], tokens))
+            continue
+        per_token = sum((Fraction(n, d) for d, n in fractions.items()), Fraction(0))
+        out.append(KindCost(kind, layers, nbytes, per_token, tokens))
+    return out
 
 
 def window_tokens(cache: L.Attention, seq_len: int, keep: int) -> int:

@@ -216,10 +216,11 @@ class Capacity:
     page_bytes: int
 
 
-def capacity(caches: list[L.Layer], req: Request, available_bytes: int) -> Capacity:
-    """vLLM's block count and concurrency for the layers one GPU holds, given its available KV memory."""
+def capacity(caches: list[L.Layer], req: Request, available_bytes: int, plan: GroupPlan | None = None) -> Capacity:
+    """vLLM's block count and concurrency for the layers one GPU holds, given its available KV memory (`plan`:
+    their grouping, when the caller has it already: `VllmEngine().plan(caches, req)`)."""
     engine = VllmEngine()
-    plan = engine.plan(caches, req)
+    plan = plan or engine.plan(caches, req)
     if not plan.specs:
         raise UsageError("this model has no KV cache to size", hint="nothing to plan")
     num_blocks = available_bytes // plan.page // plan.group_size

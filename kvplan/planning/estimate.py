@@ -114,6 +114,12 @@ def kv_bytes_per_gpu(shape: ModelShape, eng: Engine, req: Request) -> int:
     return max(sum(c.bytes for c in costs) for costs in _stage_costs(shape, eng, req))
 
 
+def kv_per_token_per_gpu(shape: ModelShape, eng: Engine, req: Request) -> float | int:
+    """What one more token of one sequence costs on the fullest GPU, for an already-checked request:
+    `Estimate.bytes_per_token_per_gpu` without the rest of the estimate."""
+    return _number(max(sum((c.bytes_per_token for c in costs), Fraction(0)) for costs in _stage_costs(shape, eng, req)))
+
+
 def estimate_request(shape: ModelShape, eng: Engine, req: Request, *, name: str = "model") -> Estimate:
     """The estimate of an already-checked request (`kvplan.planning.requests.make_request`) on engine model `eng`."""
     stages = _stage_costs(shape, eng, req)
@@ -305,5 +311,6 @@ __all__ = [
     "estimate_request",
     "estimate_shape",
     "kv_bytes_per_gpu",
+    "kv_per_token_per_gpu",
     "resolve_dtypes",
 ]

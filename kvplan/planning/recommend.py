@@ -51,12 +51,12 @@ from kvplan.core.units import GGML_BLOCK_TYPES, parse_size, short_dtype
 from kvplan.engines import Request, canonical_engine, get_engine, pipeline_stages
 from kvplan.engines.llamacpp import DEFAULT_UBATCH, cache_type_flags
 from kvplan.engines.tensorrt_llm import FREE_GPU_MEMORY_FRACTION
-from kvplan.engines.vllm import Capacity, VllmEngine, capacity, scheduler_defaults
+from kvplan.engines.vllm import Capacity, GroupPlan, VllmEngine, capacity, scheduler_defaults
 from kvplan.errors import KvplanError, UsageError
 from kvplan.fields import Text, placeholder
-from kvplan.planning.estimate import estimate_request, kv_bytes_per_gpu
+from kvplan.planning.estimate import estimate_request, kv_bytes_per_gpu, kv_per_token_per_gpu
 from kvplan.planning.requests import above_model_limit, make_request, optional_positive, positive_int
-from kvplan.planning.resolved import ModelRef, resolve
+from kvplan.planning.resolved import ModelRef, ResolvedModel, resolve
 
 SCHEMA = "kvplan.recommend/1"
 GIB = 2**30
@@ -234,23 +234,33 @@ class _Fit:
     fits_one: bool
 
 
-def request_kv_bytes(shape: ModelShape, engine: str, req: Request) -> int:
+def _vllm_groups(model: ModelShape | ResolvedModel, caches: list, req: Request) -> GroupPlan:
+    """vLLM's KV-cache groups for the fullest stage's `caches`. They do not depend on the length (only the blocks
+    a request needs do: kvplan.engines.vllm), so a resolved model derives them once per setting of the request."""
+    if isinstance(model, ResolvedModel):
+        return model.memo(("vllm_groups", replace(req, seq_len=1)), lambda: VllmEngine().plan(caches, req))
+    return VllmEngine().plan(caches, req)
+
+
+def request_kv_bytes(model: ModelShape | ResolvedModel, engine: str, req: Request) -> int:
     """KV bytes one request of `req.seq_len` tokens holds on the fullest GPU, as `engine` stores it: for vLLM whole
-    pages in every KV-cache group; for the per-token engines their estimate. What `max_concurrency` divides by."""
+    pages in every KV-cache group; for the per-token engines their estimate. What `max_concurrency` divides by.
+    `model`: its shape, or the resolved model (which keeps vLLM's grouping between calls)."""
+    shape = model.shape if isinstance(model, ResolvedModel) else model
     if engine == "vllm":
         caches, _ = _stage_caches(shape, req.pp)
-        cap = capacity(caches, req, 0)
+        cap = capacity(caches, req, 0, _vllm_groups(model, caches, req))
         return cap.blocks_per_request * cap.page_bytes * cap.group_size
     positive_int("seq_len", req.seq_len)  # the one field a caller varies (check's fixes try lengths)
     return kv_bytes_per_gpu(shape, get_engine(estimate_engine(engine), shape), req)
 
 
-def _vllm_fit(shape, caches, req: Request, available: int, limit: int) -> _Fit:
+def _vllm_fit(model: ResolvedModel, caches, req: Request, available: int, limit: int) -> _Fit:
     avail = max(0, available)
-    cap: Capacity = capacity(caches, req, avail)
     # vLLM's groups and pages do not depend on the length: grouped once, only the blocks a request needs vary
     engine = VllmEngine()
-    groups = engine.plan(caches, req)
+    groups = _vllm_groups(model, caches, req)
+    cap: Capacity = capacity(caches, req, avail, groups)
 
     def fits(n: int) -> bool:
         longer = _with_len(req, n)
@@ -549,7 +559,7 @@ def recommend(
         )
         req = replace(base, tp=tp_, kv_dtype=kv_dtype_)
         if engine == "vllm":
-            return terms, _vllm_fit(shape, caches, req, available, search_limit)
+            return terms, _vllm_fit(resolved, caches, req, available, search_limit)
         return terms, _per_token_fit(shape, estimate_engine(engine), req, available, search_limit)
 
     def ok(fit: _Fit) -> bool:
@@ -602,11 +612,13 @@ def recommend(
     lightllm_tokens = (
         fit.tokens
         if engine == "lightllm"
-        else _lightllm_tokens(config, shape, profile, weights, model_dtype, kv, tp, pp, kv_bytes)
+        else _lightllm_tokens(
+            config, shape, profile, weights, _lightllm_cell(resolved, model_dtype, kv, tp, pp), tp, pp, kv_bytes
+        )
     )
     flags = _flags(loaded.name, serve_len, max_num_seqs, util, tp, pp, kv, lightllm_tokens, mnbt, engine, n_ubatch)
 
-    bounds_rows, prefill, bound_notes = _throughput(config, shape, profile, engine, weights, base, max_num_seqs)
+    bounds_rows, prefill, bound_notes = _throughput(resolved, profile, engine, weights, base, max_num_seqs)
     return Recommendation(
         model=loaded.name,
         gpu_profile=profile.id,
@@ -639,7 +651,7 @@ def recommend(
         throughput_bounds=tuple(bounds_rows),
         prefill_tokens_per_s_upper_bound=prefill,
         throughput_assumptions=tuple(bound_notes),
-        kv_bytes_per_request=request_kv_bytes(shape, engine, base),
+        kv_bytes_per_request=request_kv_bytes(resolved, engine, base),
     )
 
 
@@ -687,15 +699,27 @@ def _per_token_fit(shape, engine: str, req: Request, available: int, limit: int)
     )
 
 
-def _lightllm_tokens(config, shape, profile, weights, model_dtype, kv, tp, pp, kv_bytes) -> int:
+def _lightllm_cell(resolved, model_dtype: str, kv: str, tp: int, pp: int) -> float | None:
+    """LightLLM's per-token cell on the fullest GPU (SGLang's), None where it cannot store this cache; derived once
+    per model and settings (every plan's LightLLM flag needs it)."""
+
+    def cell() -> float | None:
+        shape = resolved.shape
+        try:
+            one = make_request(
+                shape, engine=estimate_engine("lightllm"), seq_len=1, dtype=model_dtype, kv_dtype=kv, tp=tp, pp=pp
+            )
+            return kv_per_token_per_gpu(shape, get_engine(estimate_engine("lightllm"), shape), one)
+        except KvplanError:
+            return None
+
+    return resolved.memo(("lightllm_cell", model_dtype, kv, tp, pp), cell)
+
+
+def _lightllm_tokens(config, shape, profile, weights, per_token: float | None, tp, pp, kv_bytes) -> int:
     """LightLLM's profiled max_total_token_num for any plan's LightLLM flag: its budget (`_budget`) over its
-    per-token cell (SGLang's)."""
-    try:
-        one = make_request(
-            shape, engine=estimate_engine("lightllm"), seq_len=1, dtype=model_dtype, kv_dtype=kv, tp=tp, pp=pp
-        )
-        est = estimate_request(shape, get_engine(estimate_engine("lightllm"), shape), one)
-    except KvplanError:
+    per-token cell (SGLang's, `_lightllm_cell`)."""
+    if per_token is None:
         return 0
     _, avail = _budget(
         "lightllm",
@@ -712,15 +736,15 @@ def _lightllm_tokens(config, shape, profile, weights, model_dtype, kv, tp, pp, k
         kv_memory=kv_bytes,
         cudagraph_profiling=False,
     )
-    per_token = est.bytes_per_token_per_gpu
     return int(max(0, avail) // per_token) if per_token else 0
 
 
 def _throughput(
-    config, shape, profile, engine, weights, req: Request, max_num_seqs
+    resolved, profile, engine, weights, req: Request, max_num_seqs
 ) -> tuple[list[dict], float | None, list[str]]:
     from kvplan.planning import throughput
 
+    shape = resolved.shape
     if weights is None:
         return [], None, ["no throughput bounds: the weights are unknown"]
     batches = sorted({b for b in (1, 8, 32, max_num_seqs) if b <= max_num_seqs} | {1})
@@ -740,7 +764,7 @@ def _throughput(
 
     return throughput.bounds(
         shape=shape,
-        split=throughput.param_split(config),
+        split=resolved.memo("param_split", lambda: throughput.param_split(resolved.config)),
         weights_per_gpu=weights // (tp * pp),
         kv_bytes_per_gpu=kv_read,
         batches=batches,
