@@ -9,8 +9,8 @@ The Python API (typed keyword arguments; no torch needed except for `profile`):
     report = kvplan.check("kvplan.yaml", min_headroom="5%")
     run = kvplan.profile("./tiny/config.json", seq_lens=(512,), batches=(1,))  # imports torch
 
-This module must never import torch or transformers: `profile` (and `check`, which reads YAML) are loaded
-on first use (PEP 562 `__getattr__`).
+This module must never import torch or transformers: `profile`, `recommend` and `check` (which reads YAML)
+are loaded on first use (PEP 562 `__getattr__`), so `kvplan estimate --json` imports only what it uses.
 """
 
 from __future__ import annotations
@@ -22,18 +22,20 @@ from typing import TYPE_CHECKING, Any
 from kvplan.core.shapes import ModelShape, model_shape
 from kvplan.errors import ConfigError, HubError, KvplanError, UnsupportedArchitecture, UsageError
 from kvplan.planning.estimate import Estimate, estimate, estimate_config
-from kvplan.planning.recommend import Recommendation, recommend
 from kvplan.planning.resolved import ResolvedModel, load, resolve
 
 if TYPE_CHECKING:
     from kvplan.checking.check import CheckReport, check
     from kvplan.checking.plans import Deployment
+    from kvplan.planning.recommend import Recommendation, recommend
     from kvplan.profiling.profiler import ProfileReport as ProfileReport
     from kvplan.profiling.profiler import ProfileRequest as ProfileRequest
     from kvplan.profiling.profiler import profile_model as profile  # noqa: F401
 
 # name -> (module, attribute): loaded on first access, so `import kvplan` stays light
 _LAZY = {
+    "recommend": ("kvplan.planning.recommend", "recommend"),
+    "Recommendation": ("kvplan.planning.recommend", "Recommendation"),
     "check": ("kvplan.checking.check", "check"),
     "CheckReport": ("kvplan.checking.check", "CheckReport"),
     "Deployment": ("kvplan.checking.plans", "Deployment"),
