@@ -17,8 +17,7 @@ import typer
 
 from kvplan import __version__, render
 from kvplan.core.units import KV_DTYPE_CHOICES, MODEL_DTYPE_CHOICES, parse_length, parse_lengths
-from kvplan.errors import KvplanError, UsageError
-from kvplan.fields import FLAGS
+from kvplan.errors import FLAGS, KvplanError, UsageError
 
 
 class _Plain:

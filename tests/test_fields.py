@@ -7,8 +7,7 @@ import pickle
 
 import pytest
 
-from kvplan.errors import UsageError
-from kvplan.fields import FLAGS, Text, spell
+from kvplan.errors import FLAGS, Text, UsageError, spell
 
 PLAN = {"tp": "tensor_parallel_size", "kv_memory": "kv_cache_memory", "weights_bytes": "weights_bytes"}
 

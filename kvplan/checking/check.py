@@ -30,15 +30,14 @@ from kvplan.checking.plans import Deployment, load_plan
 from kvplan.core.bisection import largest
 from kvplan.core.units import format_bytes
 from kvplan.engines import Request, canonical_engine
-from kvplan.errors import KvplanError, UsageError
-from kvplan.fields import Spelling, spell
+from kvplan.errors import KvplanError, Spelling, UsageError, spell
 from kvplan.planning.recommend import SUPPORTED_ENGINES, TP_CHOICES, request_kv_bytes
 from kvplan.planning.resolved import ResolvedModel, resolve
 
 SCHEMA = "kvplan.check/1"
 CONSTRAINTS = ("weights", "max_model_len", "concurrency", "headroom", "lint")
 MAX_SUGGESTED_UTILIZATION = 0.95
-# recommend()'s fields (kvplan.fields) -> the plan keys that set them; messages name fields, and a plan's
+# recommend()'s fields (kvplan.errors) -> the plan keys that set them; messages name fields, and a plan's
 # messages name them as the plan does (an engine config: as the file spells the key). Fields without a key
 # here keep their CLI flag.
 PLAN_KEYS = {

@@ -12,8 +12,7 @@ from typing import Protocol
 
 from kvplan.core import specs as L
 from kvplan.core.units import cdiv
-from kvplan.errors import UsageError
-from kvplan.fields import Text
+from kvplan.errors import Text, UsageError
 
 
 @dataclass(frozen=True)

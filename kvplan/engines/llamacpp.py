@@ -30,8 +30,7 @@ from math import prod
 from kvplan.core import specs as L
 from kvplan.core.units import DTYPE_BYTES, GGML_BLOCK_SIZE, GGML_BLOCK_TYPES, GGML_NAMES, cdiv
 from kvplan.engines.base import KindCost, Request, group_costs
-from kvplan.errors import UsageError
-from kvplan.fields import Text
+from kvplan.errors import Text, UsageError
 
 CTX_PAD = 256  # llama-context.cpp: cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256); SWA cache padded to 256 too
 DEFAULT_UBATCH = 512  # common.h n_ubatch

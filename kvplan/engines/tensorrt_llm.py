@@ -20,8 +20,7 @@ from math import prod
 from kvplan.core import specs as L
 from kvplan.core.units import DTYPE_BYTES, cdiv
 from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, split_exact
-from kvplan.errors import UsageError
-from kvplan.fields import Text
+from kvplan.errors import Text, UsageError
 
 DEFAULT_TOKENS_PER_BLOCK = 32
 FREE_GPU_MEMORY_FRACTION = 0.9  # KvCacheConfig.free_gpu_memory_fraction default

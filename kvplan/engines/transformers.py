@@ -26,8 +26,7 @@ from math import prod
 from kvplan.core import specs as L
 from kvplan.core.units import DTYPE_BYTES
 from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, split_exact, window_tokens
-from kvplan.errors import UsageError
-from kvplan.fields import Text
+from kvplan.errors import Text, UsageError
 
 # Bytes per element of the quantized cache backends, scales and zero points included.
 _QUANTIZED = {"fp8_e4m3": Fraction(1), "int4": Fraction(5, 8), "int8": Fraction(9, 8)}

@@ -25,8 +25,7 @@ from math import prod
 from kvplan.core import specs as L
 from kvplan.core.units import DTYPE_BYTES, cdiv
 from kvplan.engines.base import KindCost, Request, kv_heads_per_rank, merge_kinds, split_exact
-from kvplan.errors import UsageError
-from kvplan.fields import Text
+from kvplan.errors import Text, UsageError
 
 DEFAULT_BLOCK_SIZE = 16
 _ALIGN = 16  # kernel block alignment used when vLLM raises the attention block size for Mamba hybrids

@@ -15,7 +15,7 @@ from kvplan.core.shapes import ModelShape, model_shape
 from kvplan.core.units import short_dtype
 from kvplan.engines import Engine, KindCost, Request, get_engine, pipeline_stages
 from kvplan.engines.naive import NaiveEngine
-from kvplan.fields import Text
+from kvplan.errors import Text
 from kvplan.planning.requests import above_model_limit, engine_kv_dtype, make_request, resolve_dtypes
 from kvplan.planning.resolved import ModelRef, resolve
 

@@ -52,8 +52,7 @@ from kvplan.engines import Request, canonical_engine, get_engine, pipeline_stage
 from kvplan.engines.llamacpp import DEFAULT_UBATCH, cache_type_flags
 from kvplan.engines.tensorrt_llm import FREE_GPU_MEMORY_FRACTION
 from kvplan.engines.vllm import Capacity, GroupPlan, VllmEngine, capacity, scheduler_defaults
-from kvplan.errors import KvplanError, UsageError
-from kvplan.fields import Text, placeholder
+from kvplan.errors import KvplanError, Text, UsageError, placeholder
 from kvplan.planning.estimate import estimate_request, kv_bytes_per_gpu, kv_per_token_per_gpu
 from kvplan.planning.requests import above_model_limit, make_request, optional_positive, positive_int
 from kvplan.planning.resolved import ModelRef, ResolvedModel, resolve

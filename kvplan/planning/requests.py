@@ -4,7 +4,7 @@
 request (positive integers, bools refused, dtypes canonicalised and resolved from "auto", the KV dtypes an
 engine stores): `estimate` and `recommend` call it once, and everything after it (sweeps, bisections, the
 fits of a plan) works on the `Request` it returns without checking again. Errors carry the field they are
-about and name it with a placeholder (kvplan.fields), so the CLI says `--seq-len` and `kvplan check` says
+about and name it with a placeholder (kvplan.errors), so the CLI says `--seq-len` and `kvplan check` says
 `max_model_len`. Pure Python; never imports torch.
 """
 
@@ -13,8 +13,7 @@ from __future__ import annotations
 from kvplan.core.shapes import ModelShape
 from kvplan.core.units import GGML_BLOCK_TYPES, canonical_dtype
 from kvplan.engines import Request, canonical_engine
-from kvplan.errors import UsageError
-from kvplan.fields import Text, placeholder
+from kvplan.errors import Text, UsageError, placeholder
 
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 

@@ -7,8 +7,7 @@ import pytest
 import kvplan
 from kvplan.checking.lint import lint_model_config
 from kvplan.core.shapes import model_shape
-from kvplan.errors import UsageError
-from kvplan.fields import spell
+from kvplan.errors import UsageError, spell
 from kvplan.planning.recommend import recommend
 from kvplan.planning.requests import above_model_limit, make_request
 
