@@ -17,6 +17,7 @@ import typer
 
 from kvplan import __version__, render
 from kvplan.core.units import KV_DTYPE_CHOICES, MODEL_DTYPE_CHOICES, parse_length, parse_lengths
+from kvplan.engines import registry
 from kvplan.errors import FLAGS, KvplanError, UsageError
 
 
@@ -177,6 +178,59 @@ def choice(label: str, value: str, allowed: tuple[str, ...]) -> str:
     return value.lower()
 
 
+# ---------------------------------------------------------------- engine choices (kvplan.engines.registry)
+
+
+def estimate_engine_help() -> str:
+    """`kvplan estimate --engine`: every engine with a storage model."""
+    return registry.listed([e.estimate_help or e.name for e in registry.entries(lambda e: e.storage is not None)]) + "."
+
+
+def recommend_engine_help() -> str:
+    """`kvplan recommend --engine`: the engines with a serving model, then those with a command only."""
+    sized = [e for e in registry.entries() if e.name in registry.sized_engines()]
+    flags_only = [e.display for e in registry.entries(lambda e: e.serving is not None and e not in sized)]
+    tail = f" {registry.listed(flags_only, 'and')}: ready-to-paste flags only, no budget model." if flags_only else ""
+    return registry.listed([e.serving.summary or e.name for e in sized]) + "." + tail  # type: ignore[union-attr]
+
+
+def utilization_help() -> str:
+    """`kvplan recommend --gpu-memory-utilization`: what each engine with a serving model takes it for."""
+    models = [(e, registry.serving_model(e.name)) for e in registry.entries()]
+    used = [s.utilization_help or e.display for e, s in models if s is not None and s.uses_utilization]
+    unused = [e.display for e, s in models if s is not None and not s.uses_utilization]
+    return "; ".join(used) + (f"; unused by {registry.listed(unused)}." if unused else ".")
+
+
+def config_kind_help() -> str:
+    """`kvplan check --engine`: the engines whose config files kvplan reads."""
+    return (
+        f"What --engine-config files hold: {registry.listed(registry.config_kinds())} (default: guessed from the keys)."
+    )
+
+
+def engine_config_help() -> str:
+    """`kvplan check --engine-config`: the config files kvplan reads."""
+    files = [e.config.describes or e.name for e in registry.entries(lambda e: e.config is not None)]  # type: ignore[union-attr]
+    return f"An engine config to check instead: {registry.listed(files)} (YAML/JSON). Repeatable."
+
+
+def check_help() -> str:
+    """`kvplan check --help`: which plan engines it sizes and which it refuses."""
+    sized = registry.sized_engines()
+    unsized = [name for name in registry.plan_engines() if name not in sized]
+    refused = f"; {registry.listed(unsized, 'and')} are reported as unsupported (exit 2)" if unsized else ""
+    return (
+        "Check deployment plans (or engine configs) in CI: fits or not, headroom, binding constraint, fixes.\n\n"
+        f"Sizes each deployment with `kvplan recommend`: engines {registry.listed(sized)}{refused}. Exit code 0 "
+        "when all pass, 1 when any does not fit (or lacks --min-headroom, or has lint under --strict), 2 for bad "
+        "input.\n\n"
+        "Examples:\n\n"
+        "  kvplan check kvplan.yaml --min-headroom 5% --junit kvplan-report.xml\n\n"
+        "  kvplan check --engine-config vllm-serve.yaml --engine vllm --gpu h100-sxm-80gb --json"
+    )
+
+
 # ---------------------------------------------------------------- shared option types
 
 ModelArg = Annotated[
@@ -197,13 +251,7 @@ SeqLenOpt = Annotated[
 BatchOpt = Annotated[str, typer.Option("--batch", "-b", help="Sequences held at once.")]
 EngineOpt = Annotated[
     str,
-    typer.Option(
-        "--engine",
-        "-e",
-        help="vllm (paged), sglang, transformers, llamacpp "
-        "(alias llama.cpp; --batch = -np slots, --seq-len = tokens per slot), "
-        "tensorrt-llm, or naive (the textbook formula).",
-    ),
+    typer.Option("--engine", "-e", help=estimate_engine_help()),
 ]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="Model dtype: auto (from the config), fp32, bf16, fp16.")]
 KvDtypeOpt = Annotated[
@@ -257,7 +305,7 @@ def estimate(
     model: ModelArg,
     seq_len: SeqLenOpt = "4096",
     batch: BatchOpt = "1",
-    engine: EngineOpt = "vllm",
+    engine: EngineOpt = registry.DEFAULT_ENGINE,
     dtype: DtypeOpt = "auto",
     kv_dtype: KvDtypeOpt = "auto",
     tp: TpOpt = "1",
@@ -564,25 +612,11 @@ def recommend(
     gpus: Annotated[str, typer.Option("--gpus", help="GPUs available (TP defaults to GPUs / PP).")] = "1",
     engine: Annotated[
         str,
-        typer.Option(
-            "--engine",
-            "-e",
-            help="vllm, sglang, llamacpp (alias llama.cpp: memory - "
-            "GGUF weights - compute buffer - 1 GiB --fit margin -> -c and -np), "
-            "tensorrt-llm (free_gpu_memory_fraction 0.9 of the memory left after "
-            "loading) or lightllm (--max_total_token_num from mem_fraction 0.9). TGI and "
-            "Xinference: ready-to-paste flags only, no budget model.",
-        ),
-    ] = "vllm",
+        typer.Option("--engine", "-e", help=recommend_engine_help()),
+    ] = registry.DEFAULT_ENGINE,
     gpu_memory_utilization: Annotated[
         Optional[float],
-        typer.Option(
-            "--gpu-memory-utilization",
-            help="vLLM fraction of total memory (default 0.9); SGLang mem_fraction_static "
-            "(default: its heuristic); TensorRT-LLM free_gpu_memory_fraction and LightLLM mem_fraction (0.9); "
-            "unused by llama.cpp.",
-            show_default=False,
-        ),
+        typer.Option("--gpu-memory-utilization", help=utilization_help(), show_default=False),
     ] = None,
     max_model_len: Annotated[
         Optional[str],
@@ -683,7 +717,7 @@ def recommend(
         render.recommendation_table(rec)
 
 
-@app.command(cls=Command)
+@app.command(cls=Command, help=check_help())
 @handle_errors
 def check(
     files: Annotated[
@@ -693,19 +727,13 @@ def check(
         Optional[list[str]],
         typer.Option(
             "--engine-config",
-            help="An engine config to check instead: a vLLM --config YAML, SGLang server arguments "
-            "or Xinference launch options (YAML/JSON). Repeatable.",
+            help=engine_config_help(),
             show_default=False,
         ),
     ] = None,
     engine: Annotated[
         Optional[str],
-        typer.Option(
-            "--engine",
-            "-e",
-            help="What --engine-config files hold: vllm, sglang or xinference (default: guessed from the keys).",
-            show_default=False,
-        ),
+        typer.Option("--engine", "-e", help=config_kind_help(), show_default=False),
     ] = None,
     gpu: Annotated[
         Optional[str], typer.Option("--gpu", help="Hardware profile for --engine-config files.", show_default=False)
@@ -729,19 +757,7 @@ def check(
     offline: OfflineOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Check deployment plans (or engine configs) in CI: fits or not, headroom, binding constraint, fixes.
-
-    Sizes each deployment with `kvplan recommend`: engines vllm, sglang and the others recommend sizes
-    (llamacpp, lightllm, tensorrt-llm alias trtllm); tgi and transformers are reported as unsupported (exit 2). Exit code 0
-    when all pass, 1 when any does not fit (or lacks --min-headroom, or has lint under --strict), 2 for bad
-    input.
-
-    Examples:
-
-      kvplan check kvplan.yaml --min-headroom 5% --junit kvplan-report.xml
-
-      kvplan check --engine-config vllm-serve.yaml --engine vllm --gpu h100-sxm-80gb --json
-    """
+    """Check deployment plans (or engine configs) in CI; the help text is `check_help()`."""
     from kvplan.atomic_file import write_text_atomically
     from kvplan.checking.check import check_deployments, junit_xml, parse_headroom
     from kvplan.checking.engine_configs import load_engine_config

@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from kvplan.core.units import format_bytes, format_tokens
+from kvplan.engines.registry import DEFAULT_ENGINE, flag_key
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -262,8 +263,8 @@ def recommendation_table(rec) -> None:
         out.print(tput)
         if rec.prefill_tokens_per_s_upper_bound:
             out.print(f"prefill tok/s ≤ {rec.prefill_tokens_per_s_upper_bound:,.0f} (compute bound)")
-    key = {"llamacpp": "llama.cpp"}.get(rec.engine, rec.engine)
-    out.print(rec.flags.get(key, rec.flags["vllm"]), highlight=False, markup=False, soft_wrap=True)
+    command = rec.flags.get(flag_key(rec.engine), rec.flags.get(flag_key(DEFAULT_ENGINE), ""))
+    out.print(command, highlight=False, markup=False, soft_wrap=True)
     notes(tuple(rec.notes) + tuple(getattr(rec, "throughput_assumptions", ())))
 
 

@@ -30,8 +30,9 @@ from kvplan.checking.plans import Deployment, load_plan
 from kvplan.core.bisection import largest
 from kvplan.core.units import format_bytes
 from kvplan.engines import Request, canonical_engine
+from kvplan.engines.registry import serving_model, sized_engines
 from kvplan.errors import KvplanError, Spelling, UsageError, spell
-from kvplan.planning.recommend import SUPPORTED_ENGINES, TP_CHOICES, request_kv_bytes
+from kvplan.planning.recommend import TP_CHOICES, request_kv_bytes
 from kvplan.planning.resolved import ResolvedModel, resolve
 
 SCHEMA = "kvplan.check/1"
@@ -57,8 +58,8 @@ PLAN_KEYS = {
 
 
 def supported_engines() -> tuple[str, ...]:
-    """The engines kvplan.planning.recommend sizes."""
-    return SUPPORTED_ENGINES
+    """The engines kvplan.planning.recommend sizes (those with a serving model in kvplan.engines.registry)."""
+    return sized_engines()
 
 
 def recommend_engine(plan_engine: str) -> str:
@@ -266,6 +267,7 @@ class _Evaluator:
         min_headroom: float,
     ) -> None:
         self.dep, self.engine, self.resolved, self.shape = dep, engine, resolved, resolved.shape
+        self.serving = serving_model(engine)
         self.offline, self.profiles_dir, self.min_headroom = offline, profiles_dir, min_headroom
 
     def recommend(self, **over: Any) -> Any:
@@ -494,7 +496,7 @@ def _fixes(ev: _Evaluator, rec: Any, binding: str) -> list[Fix]:
 
     # 2. an fp8 KV cache, where the GPU has one
     if rec.fp8_kv is not None and binding != "weights":
-        value = {"sglang": "fp8_e4m3"}.get(ev.engine) or str(rec.fp8_kv.get("kv_dtype") or "fp8")
+        value = (ev.serving and ev.serving.fp8_plan_value) or str(rec.fp8_kv.get("kv_dtype") or "fp8")
         checked = ev.try_recommend(kv_dtype=value)
         if checked is not None and ev.accepts(checked):
             out.append(
@@ -535,7 +537,8 @@ def _fixes(ev: _Evaluator, rec: Any, binding: str) -> list[Fix]:
             )
 
     # 5. a larger share of GPU memory
-    if ev.engine in ("vllm", "sglang") and dep.kv_cache_memory is None and rec.gpu_memory_utilization:
+    utilization_fix = ev.serving is not None and ev.serving.suggests_utilization
+    if utilization_fix and dep.kv_cache_memory is None and rec.gpu_memory_utilization:
         need = ev.needed(rec)
         raw = sum(t.bytes for t in rec.budget)  # the budget before clamping at 0
         if need is not None and rec.gpu_memory_bytes:

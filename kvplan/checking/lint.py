@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from kvplan.core.config import text_config
+from kvplan.engines import DEFAULT_ENGINE
+from kvplan.engines.registry import lookup
 from kvplan.planning.requests import above_model_limit
 
 # Families whose modelling code derives head_dim = hidden_size / num_attention_heads and ignores a `head_dim`.
@@ -29,7 +31,6 @@ DERIVED_HEAD_DIM = (
 )
 # RoPE scaling types under which vLLM keeps max_position_embeddings as the limit (no factor applied).
 _UNSCALED_ROPE = ("default", "llama3", "mrope", "none")
-TP_ENGINES = ("vllm", "sglang", "tgi", "lightllm", "tensorrt-llm")
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,13 @@ def _rope_scaling(cfg: dict) -> dict | None:
 
 
 def lint_model_config(
-    config: dict[str, Any], *, engine: str = "vllm", tp: int = 1, pp: int = 1, max_model_len: int | None = None
+    config: dict[str, Any], *, engine: str = DEFAULT_ENGINE, tp: int = 1, pp: int = 1, max_model_len: int | None = None
 ) -> list[LintWarning]:
-    """Config-level problems for serving `config` with `engine` at `tp` x `pp` and `max_model_len`."""
+    """Config-level problems for serving `config` with `engine` at `tp` x `pp` and `max_model_len` (the engine's
+    registry entry says which rules apply: `splits_heads`, `serves_fp32_in_16bit`)."""
     if not isinstance(config, dict):
         return []
+    entry = lookup(engine)
     cfg = text_config(config)
     out: list[LintWarning] = []
     model_type = str(cfg.get("model_type") or "")
@@ -139,7 +142,7 @@ def lint_model_config(
                 )
             )
 
-    if engine in TP_ENGINES and tp > 1:
+    if entry is not None and entry.splits_heads and tp > 1:
         if heads and heads % tp:
             out.append(
                 LintWarning(
@@ -159,7 +162,7 @@ def lint_model_config(
         out.append(LintWarning("pp-layers", f"pipeline_parallel_size {pp} is more than the model's {layers} layers"))
 
     dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "").lower().removeprefix("torch.")
-    if engine in ("vllm", "sglang") and dtype in ("float32", "fp32", "float"):
+    if entry is not None and entry.serves_fp32_in_16bit and dtype in ("float32", "fp32", "float"):
         out.append(
             LintWarning(
                 "dtype",

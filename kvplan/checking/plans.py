@@ -22,14 +22,14 @@ from typing import Any
 import yaml
 
 from kvplan.core.units import SHORT_NAMES, canonical_dtype, parse_length, parse_size
-from kvplan.engines import canonical_engine
+from kvplan.engines import DEFAULT_ENGINE, canonical_engine
+from kvplan.engines.registry import plan_engines
 from kvplan.errors import ConfigError, KvplanError
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_INT = 2**31 - 1  # counts beyond this are typos, not deployments
-
-# Engines a plan may name. kvplan.checking.check maps them onto the engines kvplan.planning.recommend sizes.
-PLAN_ENGINES = ("vllm", "sglang", "tgi", "llamacpp", "lightllm", "tensorrt-llm", "transformers")
+# The engines a plan may name come from kvplan.engines.registry (`plan_engines()`); kvplan.checking.check sizes
+# those with a serving model.
 
 KEYS = (
     "name",
@@ -66,7 +66,7 @@ class Deployment:
     source: str = "<plan>"
     line: int = 1
     where: str = ""
-    engine: str = "vllm"
+    engine: str = DEFAULT_ENGINE
     revision: str | None = None
     gpus: int | None = None
     tensor_parallel_size: int = 1
@@ -438,11 +438,12 @@ def build_deployment(
 
     def engine(entry: Entry) -> str:
         value = canonical_engine(text(entry))
-        if value not in PLAN_ENGINES:
+        allowed = plan_engines()
+        if value not in allowed:
             raise ConfigError(
                 f"{source}:{entry.line}: {entry.label}: unknown engine {_show(entry.value)}"
-                f"{did_you_mean(value, PLAN_ENGINES)}",
-                hint="use one of: " + ", ".join(PLAN_ENGINES),
+                f"{did_you_mean(value, allowed)}",
+                hint="use one of: " + ", ".join(allowed),
             )
         return value
 
@@ -488,7 +489,7 @@ def build_deployment(
         source=source,
         line=line,
         where=where,
-        engine=get("engine", engine, "vllm"),
+        engine=get("engine", engine, DEFAULT_ENGINE),
         revision=get("revision", text),
         gpus=get("gpus", integer),
         tensor_parallel_size=get("tensor_parallel_size", integer, 1),

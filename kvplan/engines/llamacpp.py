@@ -20,6 +20,9 @@ Rules, read from llama.cpp master (2025-2026) and checked against real start-up 
 - Recurrent layers (`llama-memory-recurrent.cpp`, created with `GGML_TYPE_F32` for r and s): one cell per
   sequence slot holding the conv state `(d_conv - 1) x channels` and the SSM state, both float32.
 - Quantized V needs Flash Attention (`-fa on`).
+
+Below the storage model: its serving model (LlamaCppServing: memory - weights - compute buffer - --fit margin,
+`-c`/`-np` flags) and its registry entry (ENTRY).
 """
 
 from __future__ import annotations
@@ -28,8 +31,12 @@ from fractions import Fraction
 from math import prod
 
 from kvplan.core import specs as L
-from kvplan.core.units import DTYPE_BYTES, GGML_BLOCK_SIZE, GGML_BLOCK_TYPES, GGML_NAMES, cdiv
+from kvplan.core.config import vocab_size
+from kvplan.core.shapes import ModelShape
+from kvplan.core.units import DTYPE_BYTES, GGML_BLOCK_SIZE, GGML_BLOCK_TYPES, GGML_NAMES, cdiv, short_dtype
 from kvplan.engines.base import KindCost, Request, group_costs
+from kvplan.engines.entry import EngineEntry
+from kvplan.engines.serving import UBATCH, BudgetInputs, BudgetTerm, FlagInputs, ServingModel
 from kvplan.errors import Text, UsageError
 
 CTX_PAD = 256  # llama-context.cpp: cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256); SWA cache padded to 256 too
@@ -122,3 +129,112 @@ def cache_type_flags(kv_dtype: str) -> str:
         return ""
     flags = f" --cache-type-k {name} --cache-type-v {name}"
     return flags + (" -fa on" if kv_dtype in GGML_BLOCK_TYPES else "")
+
+
+# ------------------------------------------------------------------------------------ serving (the KV budget)
+#
+# Per device: memory - weights (the GGUF: pass `weights_bytes` for a quantized file) - compute buffer
+# (n_ubatch x (n_vocab + n_embd) x 4 B: the f32 logits and hidden state of the worst-case micro-batch; this
+# reproduces logged CUDA compute buffers exactly: Qwen2.5-Coder-7B 304.00 MiB, gpt-oss-20b 398.38 MiB, at
+# n_ubatch 512) - the 1024 MiB `--fit` keeps free per device (llama.cpp PR #16653). The KV fit gives n_ctx and
+# `-np`: `-c` is the total context of all slots. No tensor parallelism: `--pp N` splits layers over N GPUs.
+
+FIT_MARGIN = 1024 * 2**20  # --fit target margin per device (PR #16653)
+
+
+def compute_buffer_bytes(config: dict, shape: ModelShape, n_ubatch: int) -> int:
+    """The compute buffer llama.cpp reserves on the GPU holding the output layer: f32 logits and hidden state of
+    one worst-case micro-batch, n_ubatch x (n_vocab + n_embd) x 4 bytes."""
+    return n_ubatch * (vocab_size(config) + shape.hidden_size) * 4
+
+
+class LlamaCppServing(ServingModel):
+    options = frozenset({UBATCH})
+    searches_tp = False
+    summary = "llamacpp (alias llama.cpp: memory - GGUF weights - compute buffer - 1 GiB --fit margin -> -c and -np)"
+
+    def parallel(self, tp: int | None, pp: int, gpus: int) -> tuple[int | None, int]:
+        if tp not in (None, 1):
+            raise UsageError(
+                "llama.cpp has no tensor parallelism: it splits whole layers across GPUs",
+                hint=Text("use {pp} N for a layer split over N GPUs"),
+                field="tp",
+            )
+        return 1, (pp if pp > 1 else gpus)
+
+    def budget(self, b: BudgetInputs) -> tuple[list[BudgetTerm], int]:
+        terms = [
+            BudgetTerm("total", b.profile.memory_bytes, f"{b.profile.id} memory"),
+            BudgetTerm("weights", -b.weights_per_gpu, f"GGUF weights / {b.pp} GPU(s) (layer split)"),
+            BudgetTerm(
+                "compute_buffer",
+                -compute_buffer_bytes(b.config, b.shape, b.n_ubatch),
+                f"n_ubatch {b.n_ubatch} x (n_vocab + n_embd) x 4 B (f32 logits + hidden; matches logged "
+                "CUDA compute buffers exactly)",
+            ),
+            BudgetTerm(
+                "fit_margin",
+                -FIT_MARGIN,
+                "llama.cpp --fit keeps 1024 MiB free per device (PR #16653); the CUDA context is not modelled",
+            ),
+        ]
+        return terms, sum(t.bytes for t in terms)
+
+    def token_block(self, block_size: int | None) -> int:
+        return CTX_PAD  # n_ctx is padded to 256 cells
+
+    def fp8_alternative(self, kv_dtype: str, profile: object) -> tuple[str, str] | None:
+        """llama.cpp has no fp8 cache: q8_0 is its 8-bit type."""
+        return None if kv_dtype in GGML_BLOCK_TYPES else ("q8_0", "q8_0")
+
+    def max_num_seqs(self, fitted: int, concurrency: int | None) -> int:
+        return fitted if concurrency is None else concurrency  # -np: the slots asked for
+
+    def reported_batched_tokens(self, max_num_batched_tokens: int, n_ubatch: int) -> int:
+        return n_ubatch
+
+    def notes(self, model_dtype: str, weights_source: str | None) -> list[str]:
+        if weights_source == "--weights-bytes":
+            return []
+        return [
+            Text(
+                "weights counted at {d}; a quantized GGUF is smaller: pass {weights_bytes} with its file size",
+                d=short_dtype(model_dtype),
+            )
+        ]
+
+    def command(self, f: FlagInputs) -> str:
+        # -c is the total context of the -np slots; it has no fp8 cache (q8_0 is its 8-bit type)
+        line = f"llama-server -m {f.model.split('/')[-1]}.gguf -c {f.max_model_len * f.max_num_seqs} -np {f.max_num_seqs} -ngl 99"
+        line += cache_type_flags(f.kv_dtype) if f.planned or f.kv_dtype in GGML_BLOCK_TYPES else ""
+        if f.n_ubatch != DEFAULT_UBATCH:
+            line += f" -ub {f.n_ubatch} -b {max(f.n_ubatch, 2048)}"
+        if f.pp > 1 and f.planned:
+            line += " --split-mode layer"
+        return line
+
+
+def estimate_notes(storage: LlamaCppEngine, shape: ModelShape, req: Request, kinds: frozenset) -> tuple[str, ...]:
+    seq_len, batch = req.seq_len, req.batch
+    notes = [
+        f"llama.cpp: -c {seq_len * batch} -np {batch} gives {cells_per_stream(seq_len, batch)} cells per slot "
+        "(n_ctx padded to 256)"
+    ]
+    if not storage.swa and any(c.kind in (L.SLIDING, L.CHUNKED) for c in shape.caches()):
+        notes.append(f"llama.cpp has no sliding-window cache for {shape.model_type}: every token is cached")
+    return tuple(notes)
+
+
+ENTRY = EngineEntry(
+    name="llamacpp",
+    aliases=("llama.cpp", "llama-cpp", "llama_cpp"),
+    display="llama.cpp",
+    flag_key="llama.cpp",
+    storage=lambda shape: LlamaCppEngine(shape.model_type),
+    serving=LlamaCppServing(),
+    plannable=True,
+    kv_auto="float16",  # --cache-type-k default, whatever the model dtype
+    kv_ggml=True,
+    estimate_help="llamacpp (alias llama.cpp; --batch = -np slots, --seq-len = tokens per slot)",
+    estimate_notes=estimate_notes,
+)

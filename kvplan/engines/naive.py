@@ -11,6 +11,7 @@ from fractions import Fraction
 from kvplan.core import specs as L
 from kvplan.core.units import DTYPE_BYTES, cdiv
 from kvplan.engines.base import KindCost, Request
+from kvplan.engines.entry import EngineEntry
 
 NAIVE = "naive_mha"
 
@@ -34,3 +35,11 @@ class NaiveEngine:
         return [
             KindCost(NAIVE, len(caches), cdiv(total.numerator, total.denominator), Fraction(per_token), req.seq_len)
         ]
+
+
+ENTRY = EngineEntry(
+    name="naive",
+    storage=lambda shape: NaiveEngine(shape.hidden_size),
+    kv_ggml=True,  # the formula takes any dtype's bytes
+    estimate_help="naive (the textbook formula)",
+)

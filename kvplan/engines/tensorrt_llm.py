@@ -10,6 +10,9 @@
   follows the default, which caches every token. Mamba states: one per sequence, in the model dtype.
 - TRT-LLM logs the token count before rounding up to whole blocks ("Allocated 4.53 GiB for max tokens in paged
   KV cache (395776)", TensorRT-LLM #1188; checked in tests/test_calibration.py).
+
+Below the storage model: its serving model (TensorRtLlmServing: free_gpu_memory_fraction of the memory left
+after loading, `trtllm-serve` flags) and its registry entry (ENTRY).
 """
 
 from __future__ import annotations
@@ -18,8 +21,18 @@ from fractions import Fraction
 from math import prod
 
 from kvplan.core import specs as L
+from kvplan.core.config import vocab_size
 from kvplan.core.units import DTYPE_BYTES, cdiv
 from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, split_exact
+from kvplan.engines.entry import EngineEntry
+from kvplan.engines.serving import (
+    BLOCK_SIZE,
+    GPU_MEMORY_UTILIZATION,
+    BudgetInputs,
+    BudgetTerm,
+    FlagInputs,
+    ServingModel,
+)
 from kvplan.errors import Text, UsageError
 
 DEFAULT_TOKENS_PER_BLOCK = 32
@@ -71,3 +84,68 @@ class TensorRtLlmEngine:
             else:
                 items.append((cache.kind, 0, Fraction(0), None))
         return group_costs(items)
+
+
+# ------------------------------------------------------------------------------------ serving (the KV budget)
+#
+# free_gpu_memory_fraction (0.9) x (memory - weights - runtime buffers), its KvCacheConfig rule. The runtime
+# buffers (execution context, runtime buffers, decoder) depend on the engine build and are scaled from the one
+# logged build (TensorRT-LLM #1188: 9.18 GiB for Qwen2.5-Coder-0.5B, vocab 151936) by vocab: an approximation,
+# printed as such; the CUDA context is not modelled.
+
+# execution context 773.51 MiB + runtime buffers 2.66 GiB + decoder 5.76 GiB for vocab 151936
+RUNTIME_BYTES_PER_VOCAB = (773.51 * 2**20 + (2.66 + 5.76) * 2**30) / 151936
+
+
+def runtime_bytes(config: dict) -> int:
+    return int(RUNTIME_BYTES_PER_VOCAB * vocab_size(config))
+
+
+class TensorRtLlmServing(ServingModel):
+    options = frozenset({GPU_MEMORY_UTILIZATION, BLOCK_SIZE})
+    summary = "tensorrt-llm (free_gpu_memory_fraction 0.9 of the memory left after loading)"
+    utilization_help = "TensorRT-LLM free_gpu_memory_fraction (default 0.9)"
+
+    def default_utilization(self, memory_bytes: int, tp: int, pp: int) -> float:
+        return FREE_GPU_MEMORY_FRACTION
+
+    def budget(self, b: BudgetInputs) -> tuple[list[BudgetTerm], int]:
+        runtime = runtime_bytes(b.config)
+        free = b.profile.memory_bytes - b.weights_per_gpu - runtime
+        kept = int(max(0, free) * b.utilization)
+        terms = [
+            BudgetTerm("total", b.profile.memory_bytes, f"{b.profile.id} memory"),
+            BudgetTerm("weights", -b.weights_per_gpu, f"engine weights / (tp x pp) = / {b.tp * b.pp}"),
+            BudgetTerm(
+                "runtime_buffers",
+                -runtime,
+                "execution context + runtime + decoder buffers: 9.18 GiB "
+                "logged for a vocab-151936 build (TensorRT-LLM #1188), scaled by vocab; approximation",
+            ),
+            BudgetTerm(
+                "free_fraction",
+                kept - max(0, free),
+                f"keeps (1 - free_gpu_memory_fraction {b.utilization}) of the memory free after loading",
+            ),
+        ]
+        return terms, kept
+
+    def token_block(self, block_size: int | None) -> int:
+        return block_size or 1  # tokens_per_block
+
+    def command(self, f: FlagInputs) -> str:
+        line = f"trtllm-serve {f.model} --tp_size {f.tp} --pp_size {f.pp} --max_seq_len {f.max_model_len} --max_batch_size {f.max_num_seqs}"
+        if f.planned:
+            line += f" --kv_cache_free_gpu_memory_fraction {f.utilization}"
+        return line
+
+
+ENTRY = EngineEntry(
+    name="tensorrt-llm",
+    aliases=("trtllm", "trt-llm", "tensorrt_llm"),
+    display="TensorRT-LLM",
+    storage=lambda shape: TensorRtLlmEngine(),
+    serving=TensorRtLlmServing(),
+    plannable=True,
+    splits_heads=True,
+)

@@ -26,6 +26,7 @@ from math import prod
 from kvplan.core import specs as L
 from kvplan.core.units import DTYPE_BYTES
 from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, split_exact, window_tokens
+from kvplan.engines.entry import EngineEntry
 from kvplan.errors import Text, UsageError
 
 # Bytes per element of the quantized cache backends, scales and zero points included.
@@ -114,3 +115,9 @@ class TransformersStaticEngine(TransformersEngine):
 def _whole(value: Fraction) -> int:
     """Bytes are whole: packed formats round up to a byte."""
     return -(-value.numerator // value.denominator)
+
+
+ENTRY = EngineEntry(name="transformers", aliases=("hf",), storage=lambda shape: TransformersEngine(), plannable=True)
+STATIC_ENTRY = EngineEntry(
+    name="transformers-static", aliases=("hf-static",), storage=lambda shape: TransformersStaticEngine()
+)

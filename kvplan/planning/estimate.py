@@ -13,9 +13,9 @@ from typing import Any
 
 from kvplan.core.shapes import ModelShape, model_shape
 from kvplan.core.units import short_dtype
-from kvplan.engines import Engine, KindCost, Request, get_engine, pipeline_stages
+from kvplan.engines import DEFAULT_ENGINE, Engine, Request, engine_entry, get_engine
 from kvplan.engines.naive import NaiveEngine
-from kvplan.errors import Text
+from kvplan.engines.sizing import number, pipeline_costs
 from kvplan.planning.requests import above_model_limit, engine_kv_dtype, make_request, resolve_dtypes
 from kvplan.planning.resolved import ModelRef, resolve
 
@@ -94,35 +94,10 @@ def _display_dtypes(data: dict[str, Any]) -> dict[str, Any]:
     return {names.get(k, k): short_dtype(v) if k in names else v for k, v in data.items()}
 
 
-def _number(value: Fraction) -> float | int:
-    return int(value) if value.denominator == 1 else float(value)
-
-
-def _stage_costs(shape: ModelShape, eng: Engine, req: Request) -> list[list[KindCost]]:
-    """The engine's per-kind costs on one GPU of each pipeline stage."""
-    if req.pp == 1:
-        return [eng.stage_costs(shape.caches(), req)]
-    return [
-        eng.stage_costs([c for i in rng for c in shape.layers[i]], req)
-        for rng in pipeline_stages(shape.num_layers, req.pp)
-    ]
-
-
-def kv_bytes_per_gpu(shape: ModelShape, eng: Engine, req: Request) -> int:
-    """KV bytes on the fullest GPU for an already-checked request: `Estimate.kv_cache_bytes_per_gpu` without the
-    rest of the estimate (what a bisection over lengths needs)."""
-    return max(sum(c.bytes for c in costs) for costs in _stage_costs(shape, eng, req))
-
-
-def kv_per_token_per_gpu(shape: ModelShape, eng: Engine, req: Request) -> float | int:
-    """What one more token of one sequence costs on the fullest GPU, for an already-checked request:
-    `Estimate.bytes_per_token_per_gpu` without the rest of the estimate."""
-    return _number(max(sum((c.bytes_per_token for c in costs), Fraction(0)) for costs in _stage_costs(shape, eng, req)))
-
-
 def estimate_request(shape: ModelShape, eng: Engine, req: Request, *, name: str = "model") -> Estimate:
-    """The estimate of an already-checked request (`kvplan.planning.requests.make_request`) on engine model `eng`."""
-    stages = _stage_costs(shape, eng, req)
+    """The estimate of an already-checked request (`kvplan.planning.requests.make_request`) on storage model `eng`
+    (the fullest GPU alone, without the rest of an estimate: kvplan.engines.sizing.gpu_kv)."""
+    stages = pipeline_costs(eng, shape, req)
     stage_totals = [sum(c.bytes for c in costs) for costs in stages]
     fullest = stage_totals.index(max(stage_totals))
     tp = req.tp
@@ -146,14 +121,11 @@ def estimate_request(shape: ModelShape, eng: Engine, req: Request, *, name: str 
         block_size=eng.block_size(caches, req),
         kv_cache_bytes=tp * sum(stage_totals),
         kv_cache_bytes_per_gpu=stage_totals[fullest],
-        bytes_per_token=_number(sum((Fraction(k.bytes_per_token) for k in kinds), Fraction(0))),
-        bytes_per_token_per_gpu=_number(per_token_gpu),
+        bytes_per_token=number(sum((Fraction(k.bytes_per_token) for k in kinds), Fraction(0))),
+        bytes_per_token_per_gpu=number(per_token_gpu),
         layers=tuple(kinds),
         naive_bytes=naive[0].bytes,
-        notes=shape.assumptions
-        + _length_notes(shape, req.seq_len)
-        + _engine_notes(eng.name, kinds, req.max_num_batched_tokens)
-        + _llamacpp_notes(eng, shape, req.seq_len, req.batch),
+        notes=shape.assumptions + _length_notes(shape, req.seq_len) + _engine_notes(eng, shape, req, kinds),
     )
 
 
@@ -163,7 +135,7 @@ def estimate_shape(
     name: str = "model",
     seq_len: int = 4096,
     batch: int = 1,
-    engine: str = "vllm",
+    engine: str = DEFAULT_ENGINE,
     dtype: str = "auto",
     kv_dtype: str = "auto",
     tp: int = 1,
@@ -188,34 +160,15 @@ def estimate_shape(
         block_size=block_size,
         max_num_batched_tokens=max_num_batched_tokens,
         n_ubatch=n_ubatch,
+        storage=True,
     )
     return estimate_request(shape, get_engine(engine, shape), req, name=name)
 
 
-def _engine_notes(engine: str, kinds: list[KindEstimate], budget: int) -> tuple[str, ...]:
-    if engine == "vllm" and any(k.kind in ("sliding_window", "chunked_local") for k in kinds):
-        return (
-            Text(
-                "vLLM reserves window-1+max_num_batched_tokens ({budget}) tokens (+1 block) per sliding layer "
-                "and chunk+max_num_batched_tokens per chunked layer; set {max_num_batched_tokens} to your engine's",
-                budget=budget,
-            ),
-        )
-    return ()
-
-
-def _llamacpp_notes(eng, shape: ModelShape, seq_len: int, batch: int) -> tuple[str, ...]:
-    if eng.name != "llamacpp":
-        return ()
-    from kvplan.engines.llamacpp import cells_per_stream
-
-    notes = [
-        f"llama.cpp: -c {seq_len * batch} -np {batch} gives {cells_per_stream(seq_len, batch)} cells per slot "
-        "(n_ctx padded to 256)"
-    ]
-    if not eng.swa and any(c.kind in ("sliding_window", "chunked_local") for c in shape.caches()):
-        notes.append(f"llama.cpp has no sliding-window cache for {shape.model_type}: every token is cached")
-    return tuple(notes)
+def _engine_notes(eng: Engine, shape: ModelShape, req: Request, kinds: list[KindEstimate]) -> tuple[str, ...]:
+    """The notes the engine adds to an estimate (its registry entry's `estimate_notes`)."""
+    entry = engine_entry(eng.name)
+    return entry.estimate_notes(eng, shape, req, frozenset(k.kind for k in kinds)) if entry.estimate_notes else ()
 
 
 def _kinds(stages: list, fullest: int, tp: int) -> list[KindEstimate]:
@@ -228,7 +181,7 @@ def _kinds(stages: list, fullest: int, tp: int) -> list[KindEstimate]:
             k["per_token"] += tp * c.bytes_per_token
             k["gpu"] += c.bytes if index == fullest else 0
     return [
-        KindEstimate(kind, k["count"], k["bytes"], k["gpu"], _number(k["per_token"]), k["tokens"])
+        KindEstimate(kind, k["count"], k["bytes"], k["gpu"], number(k["per_token"]), k["tokens"])
         for kind, k in out.items()
     ]
 
@@ -250,7 +203,7 @@ def estimate(
     *,
     seq_len: int = 4096,
     batch: int = 1,
-    engine: str = "vllm",
+    engine: str = DEFAULT_ENGINE,
     dtype: str = "auto",
     kv_dtype: str = "auto",
     tp: int = 1,
@@ -310,7 +263,5 @@ __all__ = [
     "estimate_config",
     "estimate_request",
     "estimate_shape",
-    "kv_bytes_per_gpu",
-    "kv_per_token_per_gpu",
     "resolve_dtypes",
 ]

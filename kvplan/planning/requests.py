@@ -3,16 +3,17 @@
 `make_request(shape, engine=..., seq_len=..., ...)` is the only place that checks the fields of a sizing
 request (positive integers, bools refused, dtypes canonicalised and resolved from "auto", the KV dtypes an
 engine stores): `estimate` and `recommend` call it once, and everything after it (sweeps, bisections, the
-fits of a plan) works on the `Request` it returns without checking again. Errors carry the field they are
-about and name it with a placeholder (kvplan.errors), so the CLI says `--seq-len` and `kvplan check` says
-`max_model_len`. Pure Python; never imports torch.
+fits of a plan) works on the `Request` it returns without checking again. The engine-specific KV dtype rules
+are the engine's (kvplan.engines.registry). Errors carry the field they are about and name it with a
+placeholder (kvplan.errors), so the CLI says `--tp` and `kvplan check` says `tensor_parallel_size`. Pure
+Python; never imports torch.
 """
 
 from __future__ import annotations
 
 from kvplan.core.shapes import ModelShape
-from kvplan.core.units import GGML_BLOCK_TYPES, canonical_dtype
-from kvplan.engines import Request, canonical_engine
+from kvplan.core.units import canonical_dtype
+from kvplan.engines import Request, get_engine, lookup
 from kvplan.errors import Text, UsageError, placeholder
 
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
@@ -57,21 +58,11 @@ def resolve_dtypes(shape: ModelShape, dtype: str, kv_dtype: str) -> tuple[str, s
 
 
 def engine_kv_dtype(engine: str, requested: str | None, resolved: str) -> str:
-    """The KV dtype an engine really uses: llama.cpp's `auto` is f16 (`--cache-type-k` default), whatever the
-    model dtype; ggml block types (q8_0, q4_0, ...) exist only in llama.cpp (and the naive formula)."""
-    if engine == "llamacpp" and requested in (None, "auto"):
-        return "float16"
-    if resolved in GGML_BLOCK_TYPES and engine not in ("llamacpp", "naive"):
-        raise UsageError(
-            Text(
-                "{kv_dtype} {value} is a llama.cpp (ggml) cache type; {which} does not store it",
-                value=resolved,
-                which=engine,
-            ),
-            hint=Text("use {engine} llamacpp, or fp8 / int8 for this engine"),
-            field="kv_dtype",
-        )
-    return resolved
+    """The KV dtype `engine` really uses for `kv_dtype=requested` (resolved to `resolved`): its registry entry's
+    rule (kvplan.engines.entry.EngineEntry.kv_dtype: llama.cpp's `auto` is f16, ggml block types only where an
+    engine stores them). An engine kvplan does not know keeps `resolved`: refusing it is the caller's."""
+    entry = lookup(engine)
+    return resolved if entry is None else entry.kv_dtype(requested, resolved)
 
 
 def make_request(
@@ -87,12 +78,15 @@ def make_request(
     block_size: int | None = None,
     max_num_batched_tokens: int = 8192,
     n_ubatch: int = 512,
+    storage: bool = False,
 ) -> Request:
     """The request for `batch` sequences of `seq_len` tokens of `shape` on `engine`, every field checked once.
 
-    `engine` is the serving engine's name (an alias is fine); whether kvplan models it is the caller's to say
-    (`get_engine`, or recommend's list). Dtypes come back canonical, `auto` resolved: the model dtype from the
-    config, the KV dtype from the model dtype (llama.cpp: f16)."""
+    `engine` is the engine's name (an alias is fine). With `storage` the request is sized by the engine's own
+    storage model (`kvplan estimate`): an engine without one is refused here (get_engine's error), after the
+    counts and dtypes and before its KV dtype rule; otherwise whether kvplan plans it is the caller's to say
+    (recommend's serving models). Dtypes come back canonical, `auto` resolved: the model dtype from the config,
+    the KV dtype from the model dtype (or the engine's own default, llama.cpp's f16)."""
     seq_len = positive_int("seq_len", seq_len)
     batch = positive_int("batch", batch)
     tp = positive_int("tp", tp)
@@ -101,7 +95,9 @@ def make_request(
     n_ubatch = positive_int("n_ubatch", n_ubatch)
     block_size = optional_positive("block_size", block_size)
     model_dtype, kv = resolve_dtypes(shape, dtype, kv_dtype)
-    kv = engine_kv_dtype(canonical_engine(engine), kv_dtype, kv)
+    if storage:
+        get_engine(engine, shape)
+    kv = engine_kv_dtype(engine, kv_dtype, kv)
     return Request(seq_len, batch, kv, model_dtype, tp, pp, block_size, max_num_batched_tokens, n_ubatch)
 
 

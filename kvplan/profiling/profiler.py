@@ -48,6 +48,7 @@ from kvplan.core.bisection import largest
 from kvplan.core.config import vocab_size
 from kvplan.core.shapes import model_shape
 from kvplan.core.units import short_dtype
+from kvplan.engines.transformers import TransformersEngine, TransformersStaticEngine
 from kvplan.errors import KvplanError, ProfilingError, UsageError
 from kvplan.planning import resolved as api
 from kvplan.planning.estimate import estimate_shape, resolve_dtypes
@@ -60,12 +61,13 @@ from kvplan.profiling.passes import CACHE_CHOICES, Runner, Unsupported, first_li
 
 SCHEMA = "kvplan.profile/1"
 # Which kvplan engine model and KV dtype describe each cache implementation.
+_DYNAMIC, _STATIC = TransformersEngine.name, TransformersStaticEngine.name
 _CACHE_MODEL = {
-    "dynamic": ("transformers", "auto"),
-    "static": ("transformers-static", "auto"),
-    "quantized": ("transformers", "fp8_e4m3"),  # QuantizedCache(backend="fp8"): 1 byte + 2 fp32 scales per layer
-    "offloaded": ("transformers", "auto"),
-    "offloaded-static": ("transformers-static", "auto"),
+    "dynamic": (_DYNAMIC, "auto"),
+    "static": (_STATIC, "auto"),
+    "quantized": (_DYNAMIC, "fp8_e4m3"),  # QuantizedCache(backend="fp8"): 1 byte + 2 fp32 scales per layer
+    "offloaded": (_DYNAMIC, "auto"),
+    "offloaded-static": (_STATIC, "auto"),
 }
 MAX_SEARCH_BATCH = 1 << 16
 MAX_SEARCH_LEN = 1 << 21
@@ -289,7 +291,7 @@ class Profiler:
 
     def prefill_kv(self, batch: int, seq_len: int, impl: str) -> int:
         """The KV bytes held at the end of the prefill: a static cache is allocated whole up front."""
-        static = _CACHE_MODEL[impl][0] == "transformers-static"
+        static = _CACHE_MODEL[impl][0] == _STATIC
         return self.estimated_kv(batch, seq_len + (self.req.decode_tokens if static else 0), impl)
 
     def activation_fit(self, impl: str) -> ActivationFit | None:

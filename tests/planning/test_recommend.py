@@ -10,8 +10,9 @@ import yaml
 from typer.testing import CliRunner
 
 from kvplan.cli import app
+from kvplan.engines.sglang import sglang_mem_fraction_static
 from kvplan.errors import UsageError
-from kvplan.planning.recommend import recommend, sglang_mem_fraction_static
+from kvplan.planning.recommend import recommend
 
 from conftest import FIXTURES
 from conftest import load_config as _config

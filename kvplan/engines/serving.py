@@ -1,0 +1,236 @@
+"""How an engine serves: its per-GPU KV budget, what it makes of that budget, and the command that starts it.
+
+A `ServeCommand` knows an engine's ready-to-paste serve command (TGI and Xinference have nothing more); a
+`ServingModel` also models its memory: the default memory fraction, the budget terms (each with its source), the
+fit rule (per-token here, vLLM's block accounting in kvplan.engines.vllm), which options apply, its 8-bit KV
+alternative and its notes. kvplan.planning.recommend runs the same stages for every engine and asks the planned
+engine's serving model at each; every engine with a serving model prints its command with every plan.
+
+Inputs are frozen dataclasses (`BudgetInputs`, `FitInputs`, `FlagInputs`). Pure arithmetic.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from kvplan.core import specs as L
+from kvplan.core.bisection import largest
+from kvplan.core.config import vocab_size
+from kvplan.core.shapes import ModelShape
+from kvplan.engines.base import Engine, Request
+from kvplan.engines.sizing import gpu_kv
+
+if TYPE_CHECKING:
+    from kvplan.sources.hardware import HardwareProfile
+
+# The options of `kvplan recommend` that only some engines read (ServingModel.options).
+GPU_MEMORY_UTILIZATION = "gpu_memory_utilization"
+UBATCH = "ubatch"
+VLLM_VERSION = "vllm_version"
+BLOCK_SIZE = "block_size"
+DEFAULT_UTILIZATION = 0.9
+
+
+@dataclass(frozen=True)
+class BudgetTerm:
+    """One term of a per-GPU KV budget: bytes (negative for what is subtracted) and where the figure comes from."""
+
+    name: str
+    bytes: int
+    source: str
+
+
+@dataclass(frozen=True)
+class BudgetInputs:
+    """What a serving model's budget may depend on, for one GPU of the fullest pipeline stage.
+
+    `weights` are the whole model's (a budget divides them over its GPUs); `utilization` is the memory fraction
+    in force (given, else the engine's default); `max_num_seqs` / `max_num_batched_tokens` the scheduler limits;
+    `n_ubatch` is llama.cpp's micro-batch (`-ub`); `vllm_version` and `cudagraph_profiling` (None: as the
+    version does) are read by vLLM's serving model only."""
+
+    config: dict[str, Any]
+    shape: ModelShape
+    profile: HardwareProfile
+    tp: int
+    pp: int
+    utilization: float
+    weights: int
+    layers_on_gpu: int
+    max_num_batched_tokens: int
+    max_num_seqs: int
+    n_ubatch: int
+    vllm_version: str | None = None
+    cudagraph_profiling: bool | None = None
+
+    @property
+    def weights_per_gpu(self) -> int:
+        return self.weights // (self.tp * self.pp)
+
+    @property
+    def vocab(self) -> int:
+        return vocab_size(self.config)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """What an engine makes of `available` KV bytes per GPU at max_model_len: token capacity (whole `block_size`
+    blocks), requests of max_model_len at once, the largest max_model_len one request may have, and whether one
+    request fits."""
+
+    available: int
+    tokens: int
+    blocks: int
+    block_size: int
+    concurrency: float
+    fit_len: int
+    fits_one: bool
+
+
+@dataclass(frozen=True)
+class FitInputs:
+    """One fit question: `request` (one request of max_model_len at the plan's TP, PP and KV dtype) against
+    `available` KV bytes per GPU (negative when the budget is overdrawn), lengths searched up to `limit`.
+    `storage` is the engine's storage model; `caches` the fullest pipeline stage's layers."""
+
+    shape: ModelShape
+    storage: Engine
+    caches: tuple[L.Layer, ...]
+    request: Request
+    available: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class FlagInputs:
+    """What a serve command is written from. `planned` is true for the command of the engine being planned (its
+    own memory settings apply); `fit`, `budget` and `kv_memory` are the plan's; `storage` is the storage model of
+    the command's engine (None when it has none)."""
+
+    model: str
+    max_model_len: int
+    max_num_seqs: int
+    utilization: float
+    tp: int
+    pp: int
+    kv_dtype: str
+    model_dtype: str
+    max_num_batched_tokens: int
+    n_ubatch: int
+    planned: bool
+    fit: Fit
+    budget: BudgetInputs
+    kv_memory: int | None
+    storage: Engine | None
+
+    @property
+    def fp8(self) -> bool:
+        return self.kv_dtype.startswith("fp8")
+
+
+class ServeCommand(ABC):
+    """An engine's serve command, printed with every plan (`Recommendation.flags`)."""
+
+    @abstractmethod
+    def command(self, inputs: FlagInputs) -> str: ...
+
+
+class ServingModel(ServeCommand):
+    """An engine whose KV budget kvplan models (`kvplan recommend --engine`, `kvplan check`).
+
+    Class attributes: `options` (the engine-specific options it reads; the others are named in a note as
+    ignored), `searches_tp` (a plan that does not fit looks for the smallest TP that does), `suggests_utilization`
+    (check may suggest a larger memory fraction: the fraction scales total memory), `fp8_plan_value` (how a plan
+    file spells the 8-bit KV dtype it suggests; None: as the fp8 alternative's label), `summary` (how `recommend
+    --engine` describes it) and `utilization_help` (what `--gpu-memory-utilization` means for it)."""
+
+    options: frozenset[str] = frozenset({GPU_MEMORY_UTILIZATION})
+    searches_tp = True
+    suggests_utilization = False
+    fp8_plan_value: str | None = None
+    summary = ""
+    utilization_help = ""
+
+    @property
+    def uses_utilization(self) -> bool:
+        return GPU_MEMORY_UTILIZATION in self.options
+
+    def default_utilization(self, memory_bytes: int, tp: int, pp: int) -> float:
+        """The memory fraction the engine uses when none is given."""
+        return DEFAULT_UTILIZATION
+
+    def parallel(self, tp: int | None, pp: int, gpus: int) -> tuple[int | None, int]:
+        """(tp, pp) as the engine runs them on `gpus` GPUs (tp None: the default, gpus // pp)."""
+        return tp, pp
+
+    def scheduler_defaults(self, profile: HardwareProfile) -> tuple[int, int]:
+        """Default (max_num_batched_tokens, max_num_seqs): vLLM's for the GPU, which kvplan uses for every engine
+        that does not model its own."""
+        from kvplan.engines.vllm import scheduler_defaults
+
+        return scheduler_defaults(profile.memory_bytes, profile.name)
+
+    @abstractmethod
+    def budget(self, inputs: BudgetInputs) -> tuple[list[BudgetTerm], int]:
+        """The budget terms and the KV bytes they leave per GPU (their sum, unless the engine keeps a fraction)."""
+
+    def token_block(self, block_size: int | None) -> int:
+        """Tokens of the blocks the engine's capacity comes in, given its storage model's block size."""
+        return 1
+
+    def request_kv_bytes(self, storage: Engine, shape: ModelShape, req: Request) -> int:
+        """KV bytes one request of `req.seq_len` tokens holds on the fullest GPU: what max_concurrency divides by."""
+        return gpu_kv(storage, shape, req).bytes
+
+    def fit(self, inputs: FitInputs) -> Fit:
+        """Engines without vLLM's block accounting: tokens = memory / the marginal bytes of a token; concurrency =
+        memory / the bytes one request of max_model_len holds."""
+        req, avail = inputs.request, max(0, inputs.available)
+        est = gpu_kv(inputs.storage, inputs.shape, req)
+        per_token = est.bytes_per_token or (est.bytes / req.seq_len)
+        tokens = int(avail // per_token) if per_token else 0
+        block = self.token_block(est.block_size)
+        tokens -= tokens % block
+        need = est.bytes
+
+        def fits(n: int) -> bool:
+            return self.request_kv_bytes(inputs.storage, inputs.shape, replace(req, seq_len=n)) <= avail
+
+        concurrency = avail / need if need else float("inf")
+        return Fit(avail, tokens, tokens // block, block, concurrency, largest(fits, inputs.limit), need <= avail)
+
+    def fp8_alternative(self, kv_dtype: str, profile: HardwareProfile) -> tuple[str, str] | None:
+        """(KV dtype, label) of the 8-bit KV cache to compare with, or None: fp8 (e4m3) where the GPU has one."""
+        dtypes = profile.kv_cache_dtypes
+        if dtypes and "fp8" in dtypes and not kv_dtype.startswith("fp8"):
+            return "fp8_e4m3", "fp8"
+        return None
+
+    def max_num_seqs(self, fitted: int, concurrency: int | None) -> int:
+        """The sequence cap to serve with, given the one the fit allows."""
+        return fitted
+
+    def reported_batched_tokens(self, max_num_batched_tokens: int, n_ubatch: int) -> int:
+        """The batched-token figure a plan reports (Recommendation.max_num_batched_tokens)."""
+        return max_num_batched_tokens
+
+    def notes(self, model_dtype: str, weights_source: str | None) -> list[str]:
+        """Notes about the plan's inputs that only this engine needs."""
+        return []
+
+
+__all__ = [
+    "BLOCK_SIZE",
+    "GPU_MEMORY_UTILIZATION",
+    "UBATCH",
+    "VLLM_VERSION",
+    "BudgetInputs",
+    "BudgetTerm",
+    "Fit",
+    "FitInputs",
+    "FlagInputs",
+    "ServeCommand",
+    "ServingModel",
+]
