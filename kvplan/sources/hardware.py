@@ -168,6 +168,13 @@ def _is(path: Path, kind: str) -> bool:
 
 
 def _yaml_files(directory: Any) -> Iterator[Any]:
+    if isinstance(directory, Path):  # one scandir (file types come with the names) instead of a stat per file
+        with os.scandir(directory) as found:
+            listing = sorted((entry.name, entry.is_file()) for entry in found)
+        for name, is_file in listing:
+            if name.endswith((".yaml", ".yml")) and not name.startswith(".") and is_file:
+                yield directory / name
+        return
     for entry in sorted(directory.iterdir(), key=lambda e: e.name):
         if entry.name.endswith((".yaml", ".yml")) and not entry.name.startswith(".") and entry.is_file():
             yield entry
