@@ -1,8 +1,9 @@
 """Lint a model's config.json against a deployment: the inconsistencies engines refuse or silently work around.
 
 Each check returns a `LintWarning` (a code and one line). `kvplan check` prints them as warnings, and as
-errors with `--strict`. The config is read as data (kvplan.core.config); fields kvplan cannot read are
-skipped here (the shape reader reports them). Pure Python.
+errors with `--strict`. The config is read as data, through kvplan.core.config's key aliases and the family
+policy table (kvplan.core.families: which families ignore `head_dim`); fields kvplan cannot read are skipped
+here (the shape reader reports them). Pure Python.
 """
 
 from __future__ import annotations
@@ -10,25 +11,23 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from kvplan.core.config import text_config
+from kvplan.core.config import (
+    HEAD_DIM_KEYS,
+    HEAD_KEYS,
+    HIDDEN_KEYS,
+    KV_HEAD_KEYS,
+    LAYER_KEYS,
+    MAX_POSITION_KEYS,
+    language_config,
+    optional_int,
+    raw_dtype,
+)
+from kvplan.core.families import family_of
+from kvplan.core.units import dtype_name
 from kvplan.engines import DEFAULT_ENGINE
 from kvplan.engines.registry import lookup
 from kvplan.planning.requests import above_model_limit
 
-# Families whose modelling code derives head_dim = hidden_size / num_attention_heads and ignores a `head_dim`.
-DERIVED_HEAD_DIM = (
-    "gpt2",
-    "gpt_neox",
-    "gptj",
-    "bloom",
-    "opt",
-    "falcon",
-    "RefinedWeb",
-    "RefinedWebModel",
-    "gpt_bigcode",
-    "mpt",
-    "phi",
-)
 # RoPE scaling types under which vLLM keeps max_position_embeddings as the limit (no factor applied).
 _UNSCALED_ROPE = ("default", "llama3", "mrope", "none")
 
@@ -40,17 +39,6 @@ class LintWarning:
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
-
-
-def _int(cfg: dict, *keys: str) -> int | None:
-    for key in keys:
-        value = cfg.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value <= 0:
-            return None
-        return int(value)
-    return None
 
 
 def _rope_scaling(cfg: dict) -> dict | None:
@@ -72,14 +60,15 @@ def lint_model_config(
     if not isinstance(config, dict):
         return []
     entry = lookup(engine)
-    cfg = text_config(config)
+    cfg = language_config(config)
     out: list[LintWarning] = []
     model_type = str(cfg.get("model_type") or "")
-    heads = _int(cfg, "num_attention_heads", "n_head", "n_heads", "num_heads")
-    kv = _int(cfg, "num_key_value_heads", "num_kv_heads", "n_head_kv", "multi_query_group_num")
-    hidden = _int(cfg, "hidden_size", "n_embd", "n_embed", "d_model", "dim")
-    head_dim = _int(cfg, "head_dim")
-    layers = _int(cfg, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
+    family = family_of(model_type)
+    heads = optional_int(cfg, *HEAD_KEYS)
+    kv = optional_int(cfg, *KV_HEAD_KEYS)
+    hidden = optional_int(cfg, *HIDDEN_KEYS)
+    head_dim = optional_int(cfg, *HEAD_DIM_KEYS)
+    layers = optional_int(cfg, *LAYER_KEYS)
     latent = cfg.get("kv_lora_rank") is not None
 
     if heads and kv and not latent:
@@ -92,7 +81,7 @@ def lint_model_config(
                     f"num_attention_heads {heads} is not divisible by num_key_value_heads {kv}: GQA needs equal groups",
                 )
             )
-    if heads and hidden and model_type in DERIVED_HEAD_DIM:
+    if heads and hidden and family is not None and not family.honours_head_dim:
         if hidden % heads:
             out.append(
                 LintWarning(
@@ -110,7 +99,7 @@ def lint_model_config(
                 )
             )
 
-    limit = _int(cfg, "max_position_embeddings", "n_positions", "seq_length", "max_sequence_length")
+    limit = optional_int(cfg, *MAX_POSITION_KEYS)
     if max_model_len and above_model_limit(max_model_len, limit):
         scaling = _rope_scaling(cfg)
         kind = str((scaling or {}).get("rope_type") or (scaling or {}).get("type") or "").lower()
@@ -161,8 +150,7 @@ def lint_model_config(
     if layers and pp > layers:
         out.append(LintWarning("pp-layers", f"pipeline_parallel_size {pp} is more than the model's {layers} layers"))
 
-    dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "").lower().removeprefix("torch.")
-    if entry is not None and entry.serves_fp32_in_16bit and dtype in ("float32", "fp32", "float"):
+    if entry is not None and entry.serves_fp32_in_16bit and dtype_name(raw_dtype(cfg)) == "float32":
         out.append(
             LintWarning(
                 "dtype",

@@ -1,19 +1,49 @@
-"""Reading fields out of a Hugging Face `config.json` dict: nested language-model configs and key aliases.
+"""The one config-reading layer: fields out of a Hugging Face `config.json` dict.
 
-Pure Python, no kvplan imports beyond errors. Every module that reads a raw config goes through here, so the
-rules for "which key holds the number of KV heads" live in one place.
+It holds the nesting rule (multimodal wrappers keep the language model under `text_config`, `llm_config`, ...),
+every key alias (which keys hold the number of layers, heads, KV heads, hidden size, head_dim, vocabulary,
+intermediate size, positions, experts, dtype), the family defaults transformers assumes for omitted fields
+(from the policy table, kvplan.core.families) and the readers built on them. The shape reader
+(kvplan.core.shapes), the weights count (kvplan.weights.tensors), the lint (kvplan.checking.lint), the budget
+(kvplan.planning) and the profiler read configs through here, so "which key holds the number of KV heads" is
+answered in one place.
+
+Pure Python: imports only kvplan.core.families, kvplan.core.units and kvplan.errors; never torch, the engines,
+planning or the CLI.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kvplan.errors import ConfigError
+from kvplan.core.families import Family, family_of
+from kvplan.core.units import COMPUTE_DTYPES, canonical_dtype
+from kvplan.errors import ConfigError, UsageError
 
 # Multimodal wrappers keep the language model's config under one of these keys.
 NESTED_TEXT_KEYS = ("text_config", "llm_config", "language_config", "thinker_config")
 
+# Key aliases, in the order engines read them (the first present, non-null key wins).
+LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+HEAD_KEYS = ("num_attention_heads", "n_head", "n_heads", "num_heads")
+KV_HEAD_KEYS = ("num_key_value_heads", "num_kv_heads", "n_head_kv", "multi_query_group_num")
+HIDDEN_KEYS = ("hidden_size", "n_embd", "n_embed", "d_model", "dim")
+HEAD_DIM_KEYS = ("head_dim", "kv_channels", "attention_head_dim")
+VOCAB_KEYS = ("vocab_size", "padded_vocab_size")  # ChatGLM: padded_vocab_size
+INTERMEDIATE_KEYS = ("intermediate_size", "ffn_hidden_size", "n_inner")  # ChatGLM/Falcon, GPT-2
+MAX_POSITION_KEYS = ("max_position_embeddings", "n_positions", "seq_length", "max_sequence_length")
+EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts")
+EXPERTS_PER_TOKEN_KEYS = ("num_experts_per_tok", "num_experts_per_token", "moe_topk")
+DTYPE_KEYS = ("torch_dtype", "dtype")
+SLIDING_WINDOW_KEYS = ("sliding_window", "sliding_window_size")
+
+# transformers' LlamaConfig default, used by the budget when neither the config nor its family names a vocabulary.
+DEFAULT_VOCAB_SIZE = 32000
+
 _MISSING = object()
+
+
+# ---------------------------------------------------------------------------------------------------- nesting
 
 
 def text_config(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -32,6 +62,28 @@ def text_config(cfg: dict[str, Any]) -> dict[str, Any]:
             merged["_outer_model_type"] = cfg.get("model_type")
             return merged
     return cfg
+
+
+def with_defaults(cfg: dict[str, Any], family: Family | None) -> dict[str, Any]:
+    """`cfg` with the family's defaults filled in where a field is missing or null (a copy; `cfg` is kept)."""
+    if family is None or not family.defaults:
+        return cfg
+    out = dict(cfg)
+    for key, value in family.defaults.items():
+        if out.get(key) is None:
+            out[key] = value
+    return out
+
+
+def language_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The language model's config (`text_config`) with its family's defaults filled in (`with_defaults`)."""
+    if not isinstance(config, dict):
+        raise ConfigError("config must be a JSON object", hint="pass the model's config.json")
+    cfg = text_config(config)
+    return with_defaults(cfg, family_of(cfg))
+
+
+# ---------------------------------------------------------------------------------------------------- values
 
 
 def first(cfg: dict[str, Any], *keys: str, default: Any = _MISSING) -> Any:
@@ -56,12 +108,24 @@ def positive_int(cfg: dict[str, Any], *keys: str, default: Any = _MISSING) -> in
     value = first(cfg, *keys, default=default)
     if value is default and default is not _MISSING:
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value <= 0:
+    if not _is_positive_int(value):
         raise ConfigError(
             f"config field `{_found_key(cfg, keys)}` must be a positive integer, got {value!r}",
             hint="fix the value in config.json",
         )
     return int(value)
+
+
+def optional_int(cfg: dict[str, Any], *keys: str) -> int | None:
+    """The first present key's value as a positive integer; None when absent or not a positive integer.
+
+    For readers that must not raise (the lint skips what it cannot read; the shape reader reports it)."""
+    value = first(cfg, *keys, default=None)
+    return int(value) if value is not None and _is_positive_int(value) else None
+
+
+def _is_positive_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value == int(value) and value > 0
 
 
 def _found_key(cfg: dict[str, Any], keys: tuple[str, ...]) -> str:
@@ -71,6 +135,119 @@ def _found_key(cfg: dict[str, Any], keys: tuple[str, ...]) -> str:
     return keys[0]
 
 
+# ---------------------------------------------------------------------------------------------------- readers
+# Each takes the language model's config (`text_config` / `language_config`) and raises ConfigError naming the
+# field when it is missing or malformed.
+
+
+def num_layers(cfg: dict[str, Any]) -> int:
+    return positive_int(cfg, *LAYER_KEYS)
+
+
+def num_heads(cfg: dict[str, Any]) -> int:
+    return positive_int(cfg, *HEAD_KEYS)
+
+
+def hidden_size(cfg: dict[str, Any]) -> int:
+    return positive_int(cfg, *HIDDEN_KEYS)
+
+
+def num_kv_heads(cfg: dict[str, Any]) -> int:
+    """KV heads: the first of the keys engines read (vLLM's order), else the attention heads (MHA)."""
+    heads = num_heads(cfg)
+    kv = positive_int(cfg, *KV_HEAD_KEYS, default=heads)
+    if kv > heads:
+        raise ConfigError(
+            f"config has more KV heads ({kv}) than attention heads ({heads})",
+            hint="check num_key_value_heads in config.json",
+        )
+    return kv
+
+
+_OF_CONFIG: Any = object()
+
+
+def head_dim(cfg: dict[str, Any], family: Family | None = _OF_CONFIG) -> int:
+    """Explicit `head_dim` (or `kv_channels`, `attention_head_dim`) when the family honours it, else
+    hidden_size / num_attention_heads. `family` defaults to the config's own (None: an unknown family,
+    which honours an explicit head_dim)."""
+    fam = family_of(cfg) if family is _OF_CONFIG else family
+    honours = fam is None or fam.honours_head_dim
+    if honours:
+        explicit = positive_int(cfg, *HEAD_DIM_KEYS, default=None)
+        if explicit is not None:
+            return explicit
+    hidden, heads = hidden_size(cfg), num_heads(cfg)
+    if hidden % heads:
+        raise ConfigError(
+            f"hidden_size {hidden} is not divisible by num_attention_heads {heads}"
+            + (" and no head_dim is given" if honours else f", which {fam.name} requires (it ignores head_dim)"),
+            hint="add head_dim to config.json" if honours else "fix hidden_size or num_attention_heads",
+        )
+    return hidden // heads
+
+
 def vocab_size(config: dict[str, Any]) -> int:
-    """The language model's vocabulary size (ChatGLM's `padded_vocab_size`); 32000 when a config names none."""
-    return int(first(text_config(config), "vocab_size", "padded_vocab_size", default=32000))
+    """The language model's vocabulary size (nested configs resolved): `vocab_size` (ChatGLM's
+    `padded_vocab_size`), else the default transformers assumes for the family (Gemma 3: 262208, Gemma and
+    Gemma 2: 256000), else 32000 (transformers' LlamaConfig default)."""
+    return int(first(language_config(config), *VOCAB_KEYS, default=DEFAULT_VOCAB_SIZE))
+
+
+def intermediate_size(cfg: dict[str, Any], default: Any = _MISSING) -> int:
+    return positive_int(cfg, *INTERMEDIATE_KEYS, default=default)
+
+
+def max_positions(cfg: dict[str, Any], default: Any = None) -> int | None:
+    """The longest context the config declares (`max_position_embeddings` and aliases), `default` when none."""
+    return positive_int(cfg, *MAX_POSITION_KEYS, default=default)
+
+
+def num_experts(cfg: dict[str, Any], default: Any = _MISSING) -> int:
+    """Routed experts per MoE layer."""
+    return positive_int(cfg, *EXPERT_KEYS, default=default)
+
+
+def sliding_window(cfg: dict[str, Any]) -> int | None:
+    return positive_int(cfg, *SLIDING_WINDOW_KEYS, default=None)
+
+
+# ---- family-specific fields that more than one module reads (the shape reader and the weights)
+
+
+def falcon_new_decoder(cfg: dict[str, Any]) -> bool:
+    """Falcon's `new_decoder_architecture` (grouped KV heads, two layer norms), implied by every "RefinedWeb"
+    config (Falcon-40B remote code)."""
+    return bool(cfg.get("new_decoder_architecture", cfg.get("model_type") == "RefinedWeb"))
+
+
+def falcon_kv_heads(cfg: dict[str, Any]) -> int:
+    """Falcon's KV heads: `num_kv_heads` with the new decoder architecture, one with `multi_query` (the
+    default, Falcon-7B), else one per attention head."""
+    if falcon_new_decoder(cfg):
+        return num_kv_heads(cfg)
+    return 1 if cfg.get("multi_query", True) else num_heads(cfg)
+
+
+def chatglm_kv_heads(cfg: dict[str, Any]) -> int:
+    """ChatGLM/GLM-4 (remote code): `multi_query_group_num` KV heads when `multi_query_attention`, else MHA."""
+    return positive_int(cfg, "multi_query_group_num") if cfg.get("multi_query_attention") else num_heads(cfg)
+
+
+def raw_dtype(cfg: dict[str, Any], default: Any = None) -> Any:
+    """The config's dtype field as written (`torch_dtype`, transformers v5 `dtype`), `default` when absent."""
+    return first(cfg, *DTYPE_KEYS, default=default)
+
+
+def model_dtype(cfg: dict[str, Any]) -> tuple[str, str | None]:
+    """The config's compute dtype (canonical name), or bf16 with a note saying it was assumed."""
+    value = raw_dtype(cfg)
+    if value is None:
+        return "bfloat16", "config names no torch_dtype; assumed bf16"
+    try:
+        name = canonical_dtype(str(value))
+    except UsageError:
+        return "bfloat16", f"config dtype {value!r} not understood; assumed bf16"
+    if name not in COMPUTE_DTYPES:
+        return "bfloat16", f"config dtype {value!r} is not a compute dtype; assumed bf16"
+    return name, None

@@ -1,20 +1,40 @@
 """From a Hugging Face config dict to a `ModelShape`: the caches each decoder layer holds.
 
-One small function per family, looked up by `model_type`. The config is read as data (an `auto_map` is
-ignored; nothing is executed). An unknown `model_type` with the usual fields is read as a llama-like
-decoder and the assumption is recorded in `ModelShape.assumptions`. Pure Python.
+One small reader per family, named by the family policy table (kvplan.core.families) and looked up by
+`model_type`; fields are read through kvplan.core.config. The config is read as data (an `auto_map` is
+ignored; nothing is executed). An unknown `model_type` with the usual fields is read as a llama-like decoder
+and the assumption is recorded in `ModelShape.assumptions`. Pure Python: imports only kvplan.core and
+kvplan.errors.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from kvplan.core import specs as L
-from kvplan.core.config import first, positive_int, text_config
-from kvplan.core.units import canonical_dtype
+from kvplan.core.config import (
+    HEAD_KEYS,
+    chatglm_kv_heads,
+    falcon_kv_heads,
+    falcon_new_decoder,
+    head_dim,
+    hidden_size,
+    language_config,
+    max_positions,
+    model_dtype,
+    num_heads,
+    num_kv_heads,
+    num_layers,
+    positive_int,
+    sliding_window,
+)
+from kvplan.core.families import family_of
 from kvplan.errors import ConfigError, UnsupportedArchitecture
+
+# `ModelShape.features` entries: config facts that some engine stores differently (see the engine modules).
+FALCON_NEW_DECODER = "falcon_new_decoder_architecture"  # Falcon-40B/180B grouped KV (transformers broadcasts it)
 
 
 @dataclass(frozen=True)
@@ -23,6 +43,8 @@ class ModelShape:
 
     `layers[i]` is the tuple of caches decoder layer i holds (one for most models; two for layers that keep
     both attention K/V and a recurrent state). `dtype` is the model's dtype from the config (canonical name).
+    `model_type` is the config's own spelling. `features` names config facts that an engine may store
+    specially (e.g. FALCON_NEW_DECODER); the layer specs themselves stay engine-neutral.
     """
 
     model_type: str
@@ -32,6 +54,7 @@ class ModelShape:
     num_attention_heads: int
     max_position_embeddings: int | None = None
     assumptions: tuple[str, ...] = field(default=())
+    features: frozenset[str] = field(default=frozenset())
 
     @property
     def num_layers(self) -> int:
@@ -42,64 +65,14 @@ class ModelShape:
         return [cache for layer in self.layers for cache in layer]
 
 
-# ---------------------------------------------------------------- field readers shared by the families
-
-
-def num_layers(cfg: dict) -> int:
-    return positive_int(cfg, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
-
-
-def num_heads(cfg: dict) -> int:
-    return positive_int(cfg, "num_attention_heads", "n_head", "n_heads", "num_heads")
-
-
-def hidden_size(cfg: dict) -> int:
-    return positive_int(cfg, "hidden_size", "n_embd", "n_embed", "d_model", "dim")
-
-
-def num_kv_heads(cfg: dict) -> int:
-    """KV heads: the first of the keys engines read (vLLM's order), else the attention heads (MHA)."""
-    heads = num_heads(cfg)
-    kv = positive_int(cfg, "num_key_value_heads", "num_kv_heads", "n_head_kv", "multi_query_group_num", default=heads)
-    if kv > heads:
-        raise ConfigError(
-            f"config has more KV heads ({kv}) than attention heads ({heads})",
-            hint="check num_key_value_heads in config.json",
-        )
-    return kv
-
-
-def head_dim(cfg: dict) -> int:
-    """Explicit `head_dim` (or `kv_channels`) when given, else hidden_size / num_attention_heads."""
-    explicit = positive_int(cfg, "head_dim", "kv_channels", "attention_head_dim", default=None)
-    if explicit is not None:
-        return explicit
-    hidden, heads = hidden_size(cfg), num_heads(cfg)
-    if hidden % heads:
-        raise ConfigError(
-            f"hidden_size {hidden} is not divisible by num_attention_heads {heads} and no head_dim is given",
-            hint="add head_dim to config.json",
-        )
-    return hidden // heads
-
-
-def model_dtype(cfg: dict) -> tuple[str, str | None]:
-    """The config's dtype (`torch_dtype` or `dtype`), or bf16 with a note saying it was assumed."""
-    value = first(cfg, "torch_dtype", "dtype", default=None)
-    if value is None:
-        return "bfloat16", "config names no torch_dtype; assumed bf16"
-    try:
-        name = canonical_dtype(str(value))
-    except Exception:
-        return "bfloat16", f"config dtype {value!r} not understood; assumed bf16"
-    if name not in ("float32", "bfloat16", "float16"):
-        return "bfloat16", f"config dtype {value!r} is not a compute dtype; assumed bf16"
-    return name, None
-
-
-def attention(cfg: dict, kind: str = L.FULL, window: int | None = None, kv: int | None = None) -> L.Attention:
-    hd = head_dim(cfg)
-    return L.Attention(kind, num_kv_heads(cfg) if kv is None else kv, hd, hd, window)
+def attention(cfg: dict, kind: str = L.FULL, window: int | None = None, kv: int | None = None) -> L.KVAttention:
+    """The attention spec of kind `kind` with the config's head shape (`kv` KV heads, default the config's)."""
+    hd, heads = head_dim(cfg), num_kv_heads(cfg) if kv is None else kv
+    if kind == L.SLIDING:
+        return L.SlidingWindow(heads, hd, hd, window)
+    if kind == L.CHUNKED:
+        return L.ChunkedLocal(heads, hd, hd, window)
+    return L.FullAttention(heads, hd, hd)
 
 
 # ---------------------------------------------------------------- layer-type patterns
@@ -140,12 +113,8 @@ def _explicit_layer_types(cfg: dict, n: int) -> list[str] | None:
         ) from None
 
 
-def _sliding_window(cfg: dict) -> int | None:
-    return positive_int(cfg, "sliding_window", "sliding_window_size", default=None)
-
-
 def _window_or_error(cfg: dict, family: str) -> int:
-    window = _sliding_window(cfg)
+    window = sliding_window(cfg)
     if window is None:
         raise ConfigError(
             f"{family} config has sliding layers but no `sliding_window`", hint="add sliding_window to config.json"
@@ -181,7 +150,7 @@ def dense(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     n = num_layers(cfg)
     types = _explicit_layer_types(cfg, n)
     if types is None:
-        types = [L.SLIDING if _sliding_window(cfg) else L.FULL] * n
+        types = [L.SLIDING if sliding_window(cfg) else L.FULL] * n
     return _attention_stack(cfg, types)
 
 
@@ -190,7 +159,7 @@ def qwen2(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     n = num_layers(cfg)
     types = _explicit_layer_types(cfg, n)
     if types is None:
-        if cfg.get("use_sliding_window") and _sliding_window(cfg):
+        if cfg.get("use_sliding_window") and sliding_window(cfg):
             start = int(cfg.get("max_window_layers") or 0)
             types = [L.SLIDING if i >= start else L.FULL for i in range(n)]
         else:
@@ -248,14 +217,10 @@ def gpt_oss(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
 
 def falcon(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     """Falcon: `new_decoder_architecture` (Falcon-40B/180B, and every "RefinedWeb" config) has `num_kv_heads`
-    KV heads, which transformers broadcasts to all query heads before caching; `multi_query` (Falcon-7B)
-    caches one KV head; otherwise MHA."""
-    heads = num_heads(cfg)
-    if cfg.get("new_decoder_architecture", cfg.get("model_type") == "RefinedWeb"):
-        kv = positive_int(cfg, "num_kv_heads", "n_head_kv", default=heads)
-        layer = replace(attention(cfg, kv=kv), hf_cached_heads=heads)
-    else:
-        layer = attention(cfg, kv=1 if cfg.get("multi_query", True) else heads)
+    KV heads (transformers broadcasts them to all query heads before caching: ModelShape.features records
+    FALCON_NEW_DECODER for kvplan.engines.transformers); `multi_query` (Falcon-7B) caches one KV head;
+    otherwise MHA."""
+    layer = attention(cfg, kv=falcon_kv_heads(cfg))
     return tuple((layer,) for _ in range(num_layers(cfg)))
 
 
@@ -266,13 +231,12 @@ def gpt_bigcode(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
 
 def chatglm(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     """ChatGLM/GLM-4 (remote code): `multi_query_group_num` KV heads of `kv_channels` when multi-query."""
-    kv = positive_int(cfg, "multi_query_group_num") if cfg.get("multi_query_attention") else num_heads(cfg)
-    return tuple((attention(cfg, kv=kv),) for _ in range(num_layers(cfg)))
+    return tuple((attention(cfg, kv=chatglm_kv_heads(cfg)),) for _ in range(num_layers(cfg)))
 
 
 def mla(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     """DeepSeek V2/V3, Kimi K2: latent of kv_lora_rank + qk_rope_head_dim per token and layer."""
-    latent = L.LatentAttention(
+    latent = L.MlaLatent(
         positive_int(cfg, "kv_lora_rank"),
         positive_int(cfg, "qk_rope_head_dim"),
         positive_int(cfg, "index_head_dim", default=0) if cfg.get("index_topk") else 0,
@@ -359,65 +323,25 @@ def qwen3_next(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     return tuple((attention(cfg),) if t == L.FULL else (delta,) for t in types)
 
 
-FAMILIES: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
-    **dict.fromkeys(
-        (
-            "llama",
-            "mistral",
-            "mixtral",
-            "gemma",
-            "phi",
-            "phi3",
-            "gpt2",
-            "gpt_neox",
-            "gptj",
-            "starcoder2",
-            "cohere",
-            "glm",
-            "glm4",
-            "glm4_moe",
-            "granite",
-            "granitemoe",
-            "olmo",
-            "olmo2",
-            "olmoe",
-            "internlm2",
-            "internlm",
-            "baichuan",
-            "minicpm",
-            "yi",
-            "deepseek",
-            "stablelm",
-            "exaone",
-            "smollm3",
-            "hunyuan_v1_dense",
-            "ernie4_5",
-            "seed_oss",
-            "arcee",
-            "apertus",
-            "helium",
-            "bloom",
-            "opt",
-            "mpt",
-        ),
-        dense,
-    ),
-    **dict.fromkeys(("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"), qwen2),
+# Shape readers by the names the family table uses (kvplan.core.families.Family.shape).
+READERS: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
+    "dense": dense,
+    "qwen2": qwen2,
     "gemma2": gemma2,
-    **dict.fromkeys(("gemma3", "gemma3_text"), gemma3),
+    "gemma3": gemma3,
     "cohere2": cohere2,
-    **dict.fromkeys(("llama4", "llama4_text"), llama4),
+    "llama4": llama4,
     "gpt_oss": gpt_oss,
-    **dict.fromkeys(("falcon", "RefinedWeb", "RefinedWebModel"), falcon),
+    "falcon": falcon,
     "gpt_bigcode": gpt_bigcode,
     "chatglm": chatglm,
-    **dict.fromkeys(("deepseek_v2", "deepseek_v3", "kimi_k2", "deepseek_v32"), mla),
+    "mla": mla,
     "mamba": mamba,
     "mamba2": mamba2,
     "jamba": jamba,
     "bamba": bamba,
     "falcon_h1": falcon_h1,
-    **dict.fromkeys(("qwen3_next", "qwen3_5", "qwen3_5_text", "qwen3_5_moe"), qwen3_next),
+    "qwen3_next": qwen3_next,
 }
 
 
@@ -425,11 +349,11 @@ def model_shape(config: dict[str, Any]) -> ModelShape:
     """Read a raw config.json dict (nested multimodal configs resolve to the language model)."""
     if not isinstance(config, dict):
         raise ConfigError("config must be a JSON object", hint="pass the model's config.json")
-    cfg = text_config(config)
+    cfg = language_config(config)
     model_type = str(cfg.get("model_type") or "")
     assumptions: list[str] = []
-    reader = FAMILIES.get(model_type)
-    if reader is None:
+    family = family_of(model_type)
+    if family is None:
         if not model_type:
             raise ConfigError("config has no `model_type`", hint="add the model_type from the model's config.json")
         reader = dense
@@ -437,18 +361,22 @@ def model_shape(config: dict[str, Any]) -> ModelShape:
             f"unknown model_type {model_type!r}: read as a llama-like decoder "
             f"({num_layers(cfg)} layers, {num_kv_heads(cfg)} KV heads of {head_dim(cfg)})"
         )
+    else:
+        reader = READERS[family.shape]
     dtype, note = model_dtype(cfg)
     if note:
         assumptions.append(note)
     layer_caches = reader(cfg)
+    features = set()
+    if family is not None and family.shape == "falcon" and falcon_new_decoder(cfg):
+        features.add(FALCON_NEW_DECODER)
     return ModelShape(
         model_type=model_type,
         layers=layer_caches,
         dtype=dtype,
         hidden_size=hidden_size(cfg),
-        num_attention_heads=positive_int(cfg, "num_attention_heads", "n_head", "n_heads", "num_heads", default=0),
-        max_position_embeddings=positive_int(
-            cfg, "max_position_embeddings", "n_positions", "seq_length", "max_sequence_length", default=None
-        ),
+        num_attention_heads=positive_int(cfg, *HEAD_KEYS, default=0),
+        max_position_embeddings=max_positions(cfg),
         assumptions=tuple(assumptions),
+        features=frozenset(features),
     )

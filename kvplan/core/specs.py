@@ -1,13 +1,23 @@
 """What one decoder layer caches, independent of any engine: one frozen dataclass per layer kind.
 
-A model is a tuple of these (see kvplan.core.shapes). Engines (kvplan.engines) decide how each kind is
-stored: how many tokens are kept, in pages or not, in which dtype, split across which GPUs. Fields are plain
-integers; nothing here knows about dtypes or engines. Pure Python.
+A model is a tuple of these (see kvplan.core.shapes). Each class knows its own arithmetic: the elements one token
+(or, for recurrent states, one sequence) adds for a given number of KV heads or a TP degree, and the bytes at a
+given dtype size. Engines (kvplan.engines) decide the storage policy: how many tokens are kept, in pages or not,
+in which dtype, split across which GPUs, and their own quirks (transformers' Falcon broadcast lives in
+kvplan.engines.transformers). Pure Python: imports only kvplan.core.units (and through it kvplan.errors).
+
+Every class has a `kind` (the name shown to users and in --json output); FullAttention, SlidingWindow and
+ChunkedLocal also share the `KVAttention` base, so `isinstance(cache, KVAttention)` asks "K and V per head?".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
+from math import prod
+from typing import ClassVar
+
+from kvplan.core.units import split_exact
 
 # Layer-kind names as shown to users and in --json output.
 FULL = "full_attention"
@@ -18,29 +28,66 @@ STATE = "recurrent_state"
 NONE = "no_cache"
 
 
-@dataclass(frozen=True)
-class Attention:
-    """Softmax attention caching K and V per token: full (MHA/GQA/MQA), sliding window or chunked local.
+class KVAttention:
+    """Softmax attention caching K and V per KV head and token (MHA/GQA/MQA): the base of the three attention
+    kinds, never a layer kind itself. K and V head sizes may differ (`head_dim_k`, `head_dim_v`)."""
 
-    `window` is the sliding window W (transformers keeps the last W-1 tokens) or the chunk size of chunked
-    local attention (Llama 4). K and V head sizes may differ.
-    """
-
-    kind: str
+    __slots__ = ()
+    kind: ClassVar[str]
     num_kv_heads: int
     head_dim_k: int
     head_dim_v: int
-    window: int | None = None
-    hf_cached_heads: int | None = None  # transformers' Falcon broadcasts K/V to every query head before caching
 
     def elements_per_token(self, kv_heads: int | None = None) -> int:
         """K plus V elements one token adds to this layer (with `kv_heads` heads, default all)."""
         heads = self.num_kv_heads if kv_heads is None else kv_heads
         return heads * (self.head_dim_k + self.head_dim_v)
 
+    def bytes_per_token(self, dtype_bytes: Fraction | int, kv_heads: int | None = None) -> Fraction:
+        """Bytes of `elements_per_token` at `dtype_bytes` per element (a Fraction for packed dtypes)."""
+        return self.elements_per_token(kv_heads) * Fraction(dtype_bytes)
+
 
 @dataclass(frozen=True)
-class LatentAttention:
+class FullAttention(KVAttention):
+    """Full (global) attention: every token of the sequence is kept."""
+
+    num_kv_heads: int
+    head_dim_k: int
+    head_dim_v: int
+    kind: ClassVar[str] = FULL
+    window: ClassVar[None] = None  # no window: engines read `cache.window` on every attention kind
+
+
+@dataclass(frozen=True)
+class SlidingWindow(KVAttention):
+    """Sliding-window attention over the last `window` tokens (transformers keeps the last W-1)."""
+
+    num_kv_heads: int
+    head_dim_k: int
+    head_dim_v: int
+    window: int
+    kind: ClassVar[str] = SLIDING
+
+
+@dataclass(frozen=True)
+class ChunkedLocal(KVAttention):
+    """Chunked local attention (Llama 4): tokens attend within chunks of `chunk_size` tokens."""
+
+    num_kv_heads: int
+    head_dim_k: int
+    head_dim_v: int
+    chunk_size: int
+    kind: ClassVar[str] = CHUNKED
+
+    @property
+    def window(self) -> int:
+        """The chunk size, under the name the windowed kinds share (the span engines bound the cache by)."""
+        return self.chunk_size
+
+
+@dataclass(frozen=True)
+class MlaLatent:
     """Multi-head latent attention (DeepSeek V2/V3, Kimi K2): one compressed latent per token, shared by heads.
 
     The cache holds `kv_lora_rank + rope_head_dim` elements per token (no factor 2 for K and V), plus the
@@ -50,11 +97,18 @@ class LatentAttention:
     kv_lora_rank: int
     rope_head_dim: int
     index_head_dim: int = 0
-    kind: str = MLA
+    kind: ClassVar[str] = MLA
+
+    def latent_elements(self) -> int:
+        """The latent alone: `kv_lora_rank + rope_head_dim` per token (no indexer keys)."""
+        return self.kv_lora_rank + self.rope_head_dim
 
     def elements_per_token(self) -> int:
         """Latent (and indexer) elements one token adds to this layer."""
-        return self.kv_lora_rank + self.rope_head_dim + self.index_head_dim
+        return self.latent_elements() + self.index_head_dim
+
+    def bytes_per_token(self, dtype_bytes: Fraction | int) -> Fraction:
+        return self.elements_per_token() * Fraction(dtype_bytes)
 
 
 @dataclass(frozen=True)
@@ -62,11 +116,10 @@ class RecurrentState:
     """A constant-size state per sequence: Mamba/Mamba2 SSM, gated DeltaNet, short convolutions.
 
     `conv_channels` x `conv_kernel` is the convolution window; engines keep `conv_kernel` (transformers) or
-    `conv_kernel - 1` (vLLM) columns. `ssm_shape` is the recurrent state's shape for one sequence; its first
-    dimension (channels or heads) and `conv_channels` are the ones tensor parallelism splits.
-    `family` is "mamba", "mamba2", "gated_deltanet" or "short_conv". Mamba2's convolution also covers
-    `n_groups` groups of `2 * group_state` channels (B and C), which vLLM replicates when TP does not divide
-    the groups; `conv_channels` already includes them.
+    `conv_kernel - 1` (vLLM, SGLang, llama.cpp, TensorRT-LLM) columns. `ssm_shape` is the recurrent state's shape
+    for one sequence; its first dimension (channels or heads) and `conv_channels` are the ones tensor parallelism
+    splits. `family` is "mamba", "mamba2", "gated_deltanet" or "short_conv". Mamba2's convolution also covers
+    `n_groups` groups of `2 * group_state` channels (B and C); `conv_channels` already includes them.
     """
 
     family: str
@@ -75,14 +128,50 @@ class RecurrentState:
     ssm_shape: tuple[int, ...] = ()
     n_groups: int = 0
     group_state: int = 0
-    kind: str = STATE
+    kind: ClassVar[str] = STATE
+
+    def conv_elements(self, columns: int, tp: int = 1, *, replicate_groups: bool = False) -> int:
+        """Convolution-state elements of one sequence on one of `tp` ranks, keeping `columns` columns.
+
+        `replicate_groups`: when TP does not divide the Mamba2 groups, each rank gets its own copy of the
+        groups it needs (vLLM), which adds `2 * (tp - n_groups) * group_state` channels before the split.
+        Raises UsageError when `tp` does not divide the channels."""
+        channels = self.conv_channels
+        if replicate_groups and self.n_groups and self.n_groups % tp:
+            channels += 2 * (tp - self.n_groups) * self.group_state
+        return split_exact(channels, tp, "convolution channels") * columns
+
+    def ssm_elements(self, tp: int = 1) -> int:
+        """SSM / DeltaNet state elements of one sequence on one of `tp` ranks (its first dimension is split)."""
+        if not self.ssm_shape:
+            return 0
+        return prod(self.ssm_shape[1:]) * split_exact(self.ssm_shape[0], tp, "state heads")
+
+    def state_bytes(
+        self,
+        conv_bytes: Fraction | int,
+        ssm_bytes: Fraction | int,
+        *,
+        columns: int,
+        tp: int = 1,
+        replicate_groups: bool = False,
+    ) -> Fraction:
+        """Bytes of one sequence's state on one rank: conv elements at `conv_bytes`, SSM elements at `ssm_bytes`."""
+        conv = self.conv_elements(columns, tp, replicate_groups=replicate_groups)
+        return conv * Fraction(conv_bytes) + self.ssm_elements(tp) * Fraction(ssm_bytes)
 
 
 @dataclass(frozen=True)
 class NoCache:
     """A layer that caches nothing (MLP-only layers, KV-sharing consumers)."""
 
-    kind: str = NONE
+    kind: ClassVar[str] = NONE
+
+    def elements_per_token(self) -> int:
+        return 0
+
+    def bytes_per_token(self, dtype_bytes: Fraction | int) -> Fraction:
+        return Fraction(0)
 
 
-Layer = Attention | LatentAttention | RecurrentState | NoCache
+Layer = FullAttention | SlidingWindow | ChunkedLocal | MlaLatent | RecurrentState | NoCache

@@ -1,4 +1,5 @@
-"""Units: data types and their sizes, parsing of lengths ("32k") and sizes ("58.11GiB"), byte formatting.
+"""Units: the one dtype table (spellings and bytes), parsing of lengths ("32k") and sizes ("58.11GiB"), byte
+formatting, and the integer helpers (ceiling division, exact TP splits) the specs and engines share.
 
 Pure Python, imports only kvplan.errors. All byte counts in kvplan are `int`.
 """
@@ -8,17 +9,21 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-from kvplan.errors import UsageError
+from kvplan.errors import Text, UsageError
 
-# Canonical dtype name -> bytes per element. Packed formats (int4, nvfp4) are Fractions; engines add their own
-# scale/metadata bytes on top (see kvplan.engines).
-DTYPE_BYTES: dict[str, Fraction] = {
+# The one table of dtypes: canonical name -> bytes per element. Packed formats (int4, nvfp4) are Fractions;
+# engines add their own scale/metadata bytes on top (see kvplan.engines). Every spelling kvplan reads (user
+# flags, config `torch_dtype`, plan files, torch names) resolves to one of these names through `_ALIASES`.
+DTYPES: dict[str, Fraction] = {
+    "float64": Fraction(8),
     "float32": Fraction(4),
+    "tf32": Fraction(4),  # stored as float32
     "bfloat16": Fraction(2),
     "float16": Fraction(2),
     "fp8_e4m3": Fraction(1),
     "fp8_e5m2": Fraction(1),
     "int8": Fraction(1),
+    "uint8": Fraction(1),
     "int4": Fraction(1, 2),
     "nvfp4": Fraction(1, 2),
     # llama.cpp (ggml) block types: bytes per block / 32 values, scales included (ggml/src/ggml-common.h:
@@ -32,11 +37,19 @@ DTYPE_BYTES: dict[str, Fraction] = {
     "iq4_nl": Fraction(18, 32),
 }
 
+# Dtypes a checkpoint may store weights in but that no KV cache or compute dtype kvplan plans uses.
+STORAGE_ONLY_DTYPES = ("float64", "tf32", "uint8")
+# The dtypes a KV cache or a model's compute may use (what `--dtype` / `--kv-dtype` resolve to), with their bytes.
+DTYPE_BYTES: dict[str, Fraction] = {k: v for k, v in DTYPES.items() if k not in STORAGE_ONLY_DTYPES}
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+
 # ggml block-quantized KV types: only the llama.cpp engine stores them (other engines raise a UsageError).
 GGML_BLOCK_TYPES = ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
 GGML_BLOCK_SIZE = 32
 
 _ALIASES = {
+    "fp64": "float64",
+    "double": "float64",
     "fp32": "float32",
     "float": "float32",
     "f32": "float32",
@@ -73,10 +86,19 @@ SHORT_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 GGML_NAMES = {"float32": "f32", "bfloat16": "bf16", "float16": "f16", **{t: t for t in GGML_BLOCK_TYPES}}
 
 
-def canonical_dtype(name: str, *, what: str = "dtype") -> str:
-    """Map a user or config dtype spelling ("bf16", "torch.bfloat16", "fp8") to its canonical name."""
+def dtype_name(name: object) -> str | None:
+    """The canonical name of any dtype spelling in the table ("bf16", "torch.bfloat16", "double"), else None."""
     key = str(name).strip().lower().removeprefix("torch.")
     key = _ALIASES.get(key, key)
+    return key if key in DTYPES else None
+
+
+def canonical_dtype(name: str, *, what: str = "dtype") -> str:
+    """Map a user or config dtype spelling ("bf16", "torch.bfloat16", "fp8") to its canonical name.
+
+    Only KV-cache and compute dtypes (`DTYPE_BYTES`) are accepted; storage-only ones (float64, uint8) are refused.
+    """
+    key = dtype_name(name)
     if key not in DTYPE_BYTES:
         raise UsageError(
             f"unknown {what} {name!r}",
@@ -98,6 +120,17 @@ def short_dtype(name: str) -> str:
 def cdiv(a: int, b: int) -> int:
     """Ceiling division of non-negative integers."""
     return -(-a // b)
+
+
+def split_exact(n: int, tp: int, what: str) -> int:
+    """n / tp for dimensions that tensor parallelism must divide exactly (Mamba channels, heads)."""
+    if n % tp:
+        raise UsageError(
+            Text("{tp} {t} does not divide the model's {n} {what}", t=tp, n=n, what=what),
+            hint="choose a TP size that divides it",
+            field="tp",
+        )
+    return n // tp
 
 
 _LEN_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from kvplan.core import specs as L
 from kvplan.core.units import cdiv
+from kvplan.core.units import split_exact as split_exact  # re-exported: engines import it from here
 from kvplan.errors import Text, UsageError
 
 
@@ -82,17 +83,6 @@ def kv_heads_per_rank(num_kv_heads: int, tp: int) -> int:
     return 1
 
 
-def split_exact(n: int, tp: int, what: str) -> int:
-    """n / tp for dimensions that tensor parallelism must divide exactly (Mamba channels, heads)."""
-    if n % tp:
-        raise UsageError(
-            Text("{tp} {t} does not divide the model's {n} {what}", t=tp, n=n, what=what),
-            hint="choose a TP size that divides it",
-            field="tp",
-        )
-    return n // tp
-
-
 def pipeline_stages(num_layers: int, pp: int) -> list[range]:
     """Layer ranges per pipeline stage, as vLLM's `get_pp_indices` splits them: equal shares, the remainder
     going one each to the stages before the last (the last also holds the LM head)."""
@@ -149,7 +139,7 @@ def _merged(rows: list[tuple], costs: list[KindCost] | None = None) -> list[Kind
     return out
 
 
-def window_tokens(cache: L.Attention, seq_len: int, keep: int) -> int:
+def window_tokens(cache: L.KVAttention, seq_len: int, keep: int) -> int:
     """Tokens a windowed layer keeps for one sequence, given how many the engine keeps at most."""
     return min(seq_len, keep) if cache.kind in (L.SLIDING, L.CHUNKED) else seq_len
 

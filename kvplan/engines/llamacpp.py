@@ -28,7 +28,6 @@ Below the storage model: its serving model (LlamaCppServing: memory - weights - 
 from __future__ import annotations
 
 from fractions import Fraction
-from math import prod
 
 from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
@@ -97,13 +96,13 @@ class LlamaCppEngine:
         cells = cells_per_stream(req.seq_len, req.batch)
         return group_costs([self._layer(c, req, cells) for c in caches])
 
-    def swa_cells(self, cache: L.Attention, req: Request, cells: int) -> int:
+    def swa_cells(self, cache: L.SlidingWindow | L.ChunkedLocal, req: Request, cells: int) -> int:
         """llama-kv-cache-iswa.cpp: GGML_PAD(min(size_base, n_swa * (unified ? n_seq_max : 1) + n_ubatch), 256)."""
         return pad(min(cells, (cache.window or 0) + req.n_ubatch))
 
     def _layer(self, cache: L.Layer, req: Request, cells: int) -> tuple[str, int, Fraction, int | None]:
         streams = req.batch
-        if isinstance(cache, L.Attention):
+        if isinstance(cache, L.KVAttention):
             windowed = self.swa and cache.kind in (L.SLIDING, L.CHUNKED)
             size = self.swa_cells(cache, req, cells) if windowed else cells
             dtype = "float16" if windowed and req.kv_dtype in GGML_BLOCK_TYPES else req.kv_dtype  # PR #21277
@@ -112,13 +111,12 @@ class LlamaCppEngine:
             )
             grows = size == cells
             return cache.kind, row * size * streams, Fraction(row) if grows else Fraction(0), size
-        if isinstance(cache, L.LatentAttention):
-            row = row_bytes(req.kv_dtype, cache.kv_lora_rank + cache.rope_head_dim)
+        if isinstance(cache, L.MlaLatent):
+            row = row_bytes(req.kv_dtype, cache.latent_elements())
             return cache.kind, row * cells * streams, Fraction(row), cells
         if isinstance(cache, L.RecurrentState):
-            r = (cache.conv_kernel - 1) * cache.conv_channels
-            s = prod(cache.ssm_shape) if cache.ssm_shape else 0
-            return cache.kind, (r + s) * 4 * max(1, streams), Fraction(0), None
+            state = int(cache.state_bytes(4, 4, columns=cache.conv_kernel - 1))  # r and s in float32, no TP
+            return cache.kind, state * max(1, streams), Fraction(0), None
         return cache.kind, 0, Fraction(0), None
 
 

@@ -15,11 +15,10 @@ flags), the vocabulary of its server-argument files (CONFIG) and its registry en
 from __future__ import annotations
 
 from fractions import Fraction
-from math import prod
 
 from kvplan.core import specs as L
 from kvplan.core.units import DTYPE_BYTES
-from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, split_exact, window_tokens
+from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, window_tokens
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
 from kvplan.engines.serving import BudgetInputs, BudgetTerm, FlagInputs, ServingModel
 from kvplan.errors import Text, UsageError
@@ -46,8 +45,8 @@ class SglangEngine:
 
     def _layer(self, cache: L.Layer, req: Request) -> tuple[str, int, Fraction, int | None]:
         kv_bytes = DTYPE_BYTES[req.kv_dtype]
-        if isinstance(cache, L.Attention):
-            per_token = cache.elements_per_token(kv_heads_per_rank(cache.num_kv_heads, req.tp)) * kv_bytes
+        if isinstance(cache, L.KVAttention):
+            per_token = cache.bytes_per_token(kv_bytes, kv_heads_per_rank(cache.num_kv_heads, req.tp))
             tokens = window_tokens(cache, req.seq_len, cache.window or 0)
             return (
                 cache.kind,
@@ -55,17 +54,12 @@ class SglangEngine:
                 per_token if tokens == req.seq_len else Fraction(0),
                 tokens,
             )
-        if isinstance(cache, L.LatentAttention):
-            per_token = cache.elements_per_token() * kv_bytes
+        if isinstance(cache, L.MlaLatent):
+            per_token = cache.bytes_per_token(kv_bytes)
             return cache.kind, int(per_token * req.seq_len * req.batch), per_token, req.seq_len
         if isinstance(cache, L.RecurrentState):
-            conv = split_exact(cache.conv_channels, req.tp, "convolution channels") * (cache.conv_kernel - 1)
-            ssm = (
-                prod(cache.ssm_shape[1:]) * split_exact(cache.ssm_shape[0], req.tp, "state heads")
-                if cache.ssm_shape
-                else 0
-            )
-            state = int(conv * DTYPE_BYTES[req.model_dtype]) + ssm * 4
+            # conv_kernel - 1 columns in the model dtype, the SSM state in float32 (--mamba-ssm-dtype default)
+            state = int(cache.state_bytes(DTYPE_BYTES[req.model_dtype], 4, columns=cache.conv_kernel - 1, tp=req.tp))
             return cache.kind, state * req.batch, Fraction(0), None
         return cache.kind, 0, Fraction(0), None
 

@@ -18,12 +18,11 @@ after loading, `trtllm-serve` flags) and its registry entry (ENTRY).
 from __future__ import annotations
 
 from fractions import Fraction
-from math import prod
 
 from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
 from kvplan.core.units import DTYPE_BYTES, cdiv
-from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, split_exact
+from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank
 from kvplan.engines.entry import EngineEntry
 from kvplan.engines.serving import (
     BLOCK_SIZE,
@@ -54,13 +53,13 @@ class TensorRtLlmEngine:
     def block_size(self, caches: list[L.Layer], req: Request) -> int:
         return req.block_size or DEFAULT_TOKENS_PER_BLOCK
 
-    def token_bytes(self, cache: L.Attention | L.LatentAttention, req: Request) -> int:
-        if isinstance(cache, L.LatentAttention):
-            return int((cache.kv_lora_rank + cache.rope_head_dim) * DTYPE_BYTES[req.kv_dtype])
+    def token_bytes(self, cache: L.KVAttention | L.MlaLatent, req: Request) -> int:
+        if isinstance(cache, L.MlaLatent):
+            return int(cache.latent_elements() * DTYPE_BYTES[req.kv_dtype])
         heads = kv_heads_per_rank(cache.num_kv_heads, req.tp)
         if req.kv_dtype == "nvfp4":
             return heads * sum(d // 2 + d // 16 for d in (cache.head_dim_k, cache.head_dim_v))
-        return int(cache.elements_per_token(heads) * DTYPE_BYTES[req.kv_dtype])
+        return int(cache.bytes_per_token(DTYPE_BYTES[req.kv_dtype], heads))
 
     def stage_costs(self, caches: list[L.Layer], req: Request) -> list[KindCost]:
         self.check(caches, req)
@@ -68,19 +67,13 @@ class TensorRtLlmEngine:
         tokens = cdiv(req.seq_len, block) * block
         items = []
         for cache in caches:
-            if isinstance(cache, (L.Attention, L.LatentAttention)):
+            if isinstance(cache, (L.KVAttention, L.MlaLatent)):
                 per_token = self.token_bytes(cache, req)
                 items.append((cache.kind, per_token * tokens * req.batch, Fraction(per_token), tokens))
             elif isinstance(cache, L.RecurrentState):
-                conv = split_exact(cache.conv_channels, req.tp, "convolution channels") * (cache.conv_kernel - 1)
-                ssm = (
-                    prod(cache.ssm_shape[1:]) * split_exact(cache.ssm_shape[0], req.tp, "state heads")
-                    if cache.ssm_shape
-                    else 0
-                )
-                items.append(
-                    (cache.kind, int((conv + ssm) * DTYPE_BYTES[req.model_dtype]) * req.batch, Fraction(0), None)
-                )
+                model = DTYPE_BYTES[req.model_dtype]  # conv_kernel - 1 columns and the SSM state, model dtype
+                state = int(cache.state_bytes(model, model, columns=cache.conv_kernel - 1, tp=req.tp))
+                items.append((cache.kind, state * req.batch, Fraction(0), None))
             else:
                 items.append((cache.kind, 0, Fraction(0), None))
         return group_costs(items)

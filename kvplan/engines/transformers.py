@@ -16,16 +16,21 @@ a view); kvplan reports the steady state, which is what the tensors hold.
 `transformers-static` is `StaticCache(config, max_cache_len=seq_len)`: every full-attention layer allocates
 `max_cache_len` tokens up front and a sliding layer (`StaticSlidingWindowLayer`) `min(window, max_cache_len)`
 tokens, one more than the dynamic layer keeps; latent and recurrent layers are as above (checked in tests).
+
+Falcon with `new_decoder_architecture` (Falcon-40B/180B, RefinedWeb configs): transformers' FalconAttention
+broadcasts the `num_kv_heads` K/V heads to every query head before caching, so the cache holds
+`num_attention_heads` heads. The shape records it (`ModelShape.features`, FALCON_NEW_DECODER);
+`TransformersEngine.for_shape` turns it into `cached_kv_heads`.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
-from math import prod
 
 from kvplan.core import specs as L
+from kvplan.core.shapes import FALCON_NEW_DECODER, ModelShape
 from kvplan.core.units import DTYPE_BYTES
-from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, split_exact, window_tokens
+from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, window_tokens
 from kvplan.engines.entry import EngineEntry
 from kvplan.errors import Text, UsageError
 
@@ -38,6 +43,16 @@ class TransformersEngine:
     name = "transformers"
     follows = "transformers 5.23 DynamicCache / QuantizedCache"
     window_extra = -1  # a DynamicSlidingWindowLayer keeps window - 1 tokens
+
+    def __init__(self, cached_kv_heads: int | None = None) -> None:
+        # K/V heads every attention layer caches when transformers broadcasts them (Falcon); None: the layer's own
+        self.cached_kv_heads = cached_kv_heads
+
+    @classmethod
+    def for_shape(cls, shape: ModelShape) -> TransformersEngine:
+        """The engine for one model: Falcon's new decoder architecture caches all `num_attention_heads` heads."""
+        broadcast = FALCON_NEW_DECODER in shape.features and shape.num_attention_heads
+        return cls(cached_kv_heads=shape.num_attention_heads if broadcast else None)
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if req.kv_dtype in ("fp8_e5m2", "nvfp4"):
@@ -63,8 +78,8 @@ class TransformersEngine:
         return group_costs([self._layer(c, req) for c in caches])
 
     def _layer(self, cache: L.Layer, req: Request) -> tuple[str, int, Fraction, int | None]:
-        if isinstance(cache, L.Attention):
-            heads = kv_heads_per_rank(cache.hf_cached_heads or cache.num_kv_heads, req.tp)
+        if isinstance(cache, L.KVAttention):
+            heads = kv_heads_per_rank(self.cached_kv_heads or cache.num_kv_heads, req.tp)
             per_token = cache.elements_per_token(heads) * self._element_bytes(req)
             tokens = window_tokens(cache, req.seq_len, (cache.window or 1) + self.window_extra)
             extra = _FP8_SCALE_BYTES_PER_LAYER if req.kv_dtype == "fp8_e4m3" else 0
@@ -75,8 +90,8 @@ class TransformersEngine:
                 per_token if grows else Fraction(0),
                 tokens,
             )
-        if isinstance(cache, L.LatentAttention):
-            per_token = cache.elements_per_token() * self._element_bytes(req)
+        if isinstance(cache, L.MlaLatent):
+            per_token = cache.bytes_per_token(self._element_bytes(req))
             extra = _FP8_SCALE_BYTES_PER_LAYER if req.kv_dtype == "fp8_e4m3" else 0
             return cache.kind, _whole(per_token * req.seq_len * req.batch) + extra, per_token, req.seq_len
         if isinstance(cache, L.RecurrentState):
@@ -88,14 +103,8 @@ class TransformersEngine:
 
     @staticmethod
     def _state_bytes(cache: L.RecurrentState, req: Request) -> int:
-        channels = split_exact(cache.conv_channels, req.tp, "convolution channels")
-        ssm = (
-            prod(cache.ssm_shape) // cache.ssm_shape[0] * split_exact(cache.ssm_shape[0], req.tp, "state heads")
-            if cache.ssm_shape
-            else 0
-        )
-        conv = channels * cache.conv_kernel * DTYPE_BYTES[req.model_dtype]
-        return int(conv) + ssm * 4
+        # all conv_kernel columns in the model dtype; the SSM / DeltaNet state in float32
+        return int(cache.state_bytes(DTYPE_BYTES[req.model_dtype], 4, columns=cache.conv_kernel, tp=req.tp))
 
 
 class TransformersStaticEngine(TransformersEngine):
@@ -117,7 +126,7 @@ def _whole(value: Fraction) -> int:
     return -(-value.numerator // value.denominator)
 
 
-ENTRY = EngineEntry(name="transformers", aliases=("hf",), storage=lambda shape: TransformersEngine(), plannable=True)
+ENTRY = EngineEntry(name="transformers", aliases=("hf",), storage=TransformersEngine.for_shape, plannable=True)
 STATIC_ENTRY = EngineEntry(
-    name="transformers-static", aliases=("hf-static",), storage=lambda shape: TransformersStaticEngine()
+    name="transformers-static", aliases=("hf-static",), storage=TransformersStaticEngine.for_shape
 )

@@ -25,14 +25,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from math import prod
 
 from kvplan.core import specs as L
 from kvplan.core.bisection import largest
 from kvplan.core.config import vocab_size
 from kvplan.core.shapes import ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv
-from kvplan.engines.base import Engine, KindCost, Request, kv_heads_per_rank, merge_kinds, split_exact
+from kvplan.engines.base import Engine, KindCost, Request, kv_heads_per_rank, merge_kinds
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
 from kvplan.engines.serving import (
     BLOCK_SIZE,
@@ -90,7 +89,7 @@ class VllmEngine:
             raise UsageError(
                 "vLLM has no int4 KV cache", hint=Text("use {kv_dtype} fp8 (or nvfp4 on Blackwell)"), field="kv_dtype"
             )
-        if req.kv_dtype in ("int8", "nvfp4") and any(isinstance(c, L.LatentAttention) for c in caches):
+        if req.kv_dtype in ("int8", "nvfp4") and any(isinstance(c, L.MlaLatent) for c in caches):
             raise UsageError(
                 f"vLLM has no {req.kv_dtype} cache for MLA models",
                 hint=Text("use {kv_dtype} fp8 or auto"),
@@ -100,7 +99,7 @@ class VllmEngine:
     def block_size(self, caches: list[L.Layer], req: Request) -> int:
         base = req.block_size or DEFAULT_BLOCK_SIZE
         states = [c for c in caches if isinstance(c, L.RecurrentState)]
-        attn = [c for c in caches if isinstance(c, (L.Attention, L.LatentAttention))]
+        attn = [c for c in caches if isinstance(c, (L.KVAttention, L.MlaLatent))]
         if not states or not attn:
             return base
         state_page = max(self._state_bytes(c, req) for c in states)
@@ -123,9 +122,9 @@ class VllmEngine:
         return GroupPlan(counts, high if high < 1.5 * low else low)
 
     def spec(self, cache: L.Layer, req: Request, block: int) -> Spec | None:
-        if isinstance(cache, L.Attention):
+        if isinstance(cache, L.KVAttention):
             return Spec(cache.kind, block * self._token_bytes(cache, req), block, cache.window)
-        if isinstance(cache, L.LatentAttention):
+        if isinstance(cache, L.MlaLatent):
             return Spec(cache.kind, block * self._token_bytes(cache, req), block)
         if isinstance(cache, L.RecurrentState):
             return Spec(cache.kind, self._state_bytes(cache, req), block)
@@ -165,25 +164,21 @@ class VllmEngine:
 
     # -- bytes of one token (attention) or one state (Mamba) on one TP rank
 
-    def _token_bytes(self, cache: L.Attention | L.LatentAttention, req: Request) -> int:
+    def _token_bytes(self, cache: L.KVAttention | L.MlaLatent, req: Request) -> int:
         kv_bytes = DTYPE_BYTES[req.kv_dtype]
-        if isinstance(cache, L.LatentAttention):
-            return int(cache.elements_per_token() * kv_bytes)
+        if isinstance(cache, L.MlaLatent):
+            return int(cache.bytes_per_token(kv_bytes))
         heads = kv_heads_per_rank(cache.num_kv_heads, req.tp)
         if req.kv_dtype == "nvfp4":
             return heads * sum(d // 2 + d // 16 for d in (cache.head_dim_k, cache.head_dim_v))
         scales = 2 * heads * 4 if req.kv_dtype == "int8" else 0
-        return int(cache.elements_per_token(heads) * kv_bytes) + scales
+        return int(cache.bytes_per_token(kv_bytes, heads)) + scales
 
     @staticmethod
     def _state_bytes(cache: L.RecurrentState, req: Request) -> int:
-        tp = req.tp
-        channels = cache.conv_channels
-        if cache.n_groups and cache.n_groups % tp:  # vLLM replicates Mamba2 groups so each shard has its own
-            channels += 2 * (tp - cache.n_groups) * cache.group_state
-        conv = split_exact(channels, tp, "convolution channels") * (cache.conv_kernel - 1)
-        ssm = prod(cache.ssm_shape[1:]) * split_exact(cache.ssm_shape[0], tp, "state heads") if cache.ssm_shape else 0
-        return int((conv + ssm) * DTYPE_BYTES[req.model_dtype])
+        # conv_kernel - 1 columns, all in the model dtype; vLLM replicates Mamba2 groups so each shard has its own
+        bytes_ = DTYPE_BYTES[req.model_dtype]
+        return int(cache.state_bytes(bytes_, bytes_, columns=cache.conv_kernel - 1, tp=req.tp, replicate_groups=True))
 
 
 def _unify_pages(counts: dict[Spec, int]) -> dict[Spec, int]:

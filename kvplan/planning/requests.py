@@ -12,11 +12,9 @@ Python; never imports torch.
 from __future__ import annotations
 
 from kvplan.core.shapes import ModelShape
-from kvplan.core.units import canonical_dtype
+from kvplan.core.units import COMPUTE_DTYPES, canonical_dtype
 from kvplan.engines import Request, get_engine, lookup
 from kvplan.errors import Text, UsageError, placeholder
-
-COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 
 
 def positive_int(field: str, value: object) -> int:

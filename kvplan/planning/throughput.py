@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from kvplan.core import specs as L
-from kvplan.core.config import first, text_config
+from kvplan.core.config import EXPERT_KEYS, EXPERTS_PER_TOKEN_KEYS, first, text_config
 from kvplan.core.shapes import ModelShape
-
-_TFLOPS_KEY = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
+from kvplan.core.units import SHORT_NAMES
 
 
 @dataclass(frozen=True)
@@ -72,8 +71,8 @@ def param_split(config: dict) -> ParamSplit | None:
         by_role[t.role] = by_role.get(t.role, 0) + t.numel
     total = sum(v for k, v in by_role.items() if k != "buffer")
     cfg = text_config(config)
-    experts = int(first(cfg, "num_local_experts", "num_experts", "n_routed_experts", default=0) or 0)
-    k = int(first(cfg, "num_experts_per_tok", "num_experts_per_token", "moe_topk", default=0) or 0)
+    experts = int(first(cfg, *EXPERT_KEYS, default=0) or 0)
+    k = int(first(cfg, *EXPERTS_PER_TOKEN_KEYS, default=0) or 0)
     return ParamSplit(
         total, by_role.get("embedding", 0), by_role.get("lm_head", 0), by_role.get("expert", 0), experts, k
     )
@@ -87,7 +86,7 @@ def attention_flops_per_token(shape: ModelShape, context: int, *, prefill: bool)
         return Fraction(0)
     layers: dict[tuple[int, int | None], int] = {}  # (d_k + d_v, window) -> attention layers alike
     for cache in shape.caches():
-        if isinstance(cache, L.Attention):
+        if isinstance(cache, L.KVAttention):
             window = cache.window if cache.kind in (L.SLIDING, L.CHUNKED) and cache.window else None
             key = (cache.head_dim_k + cache.head_dim_v, window)
             layers[key] = layers.get(key, 0) + 1
@@ -127,7 +126,7 @@ def bounds(
         "decode = min(bandwidth x batch / bytes read per step, peak FLOP/s / FLOPs per token)"
     ]
     peak = None
-    key = _TFLOPS_KEY.get(model_dtype, "bf16")
+    key = SHORT_NAMES.get(model_dtype, "bf16")  # the profile's dense_tflops keys: bf16, fp16, fp32
     if tflops and tflops.get(key):
         peak = float(tflops[key]) * 1e12
     if split is None:

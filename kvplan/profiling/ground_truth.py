@@ -8,7 +8,9 @@ cache it returns holds meta tensors with the exact shapes and dtypes transformer
 read with `numel() * element_size()`, which works on meta tensors.
 
 No remote code is ever run: configs are built with `AutoConfig.for_model(model_type, **fields)` after
-dropping `auto_map`, so a type transformers does not know natively raises `UnsupportedArchitecture`.
+dropping `auto_map`, so a type transformers does not know natively raises `UnsupportedArchitecture`. A
+model_type transformers does not know is built as its canonical spelling from kvplan's family table
+(kvplan.core.families: `kimi_k2` -> `deepseek_v3`, `RefinedWeb` -> `falcon`) when transformers knows that one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from kvplan.core.config import NESTED_TEXT_KEYS, text_config
+from kvplan.core.families import canonical_model_type, family_of
+from kvplan.core.units import dtype_name
 from kvplan.errors import ConfigError, UnsupportedArchitecture
 
 __all__ = [
@@ -37,13 +41,6 @@ __all__ = [
     "total_nbytes",
 ]
 
-# model_type values used by remote-code checkpoints whose architecture transformers implements natively.
-MODEL_TYPE_ALIASES = {
-    "kimi_k2": "deepseek_v3",
-    "RefinedWebModel": "falcon",  # falcon-7b style (multi_query)
-    "RefinedWeb": "falcon",  # falcon-40b style (new decoder architecture, n_head_kv)
-}
-
 # Keys of the original RW (falcon remote code) configs and their FalconConfig names. FalconConfig has no
 # attribute_map for them, so without this falcon-7b's `n_head: 71` would be silently ignored (it only
 # "works" because 71 heads / 32 layers happen to be FalconConfig's defaults).
@@ -52,16 +49,8 @@ _RW_KEYS = {"n_head": "num_attention_heads", "n_layer": "num_hidden_layers", "n_
 # Keys never forwarded to AutoConfig.for_model.
 _DROP_KEYS = ("auto_map", "model_type", "_name_or_path", "_outer_model_type")
 
-_DTYPES = {
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float": torch.float32,
-}
+# Compute dtypes by canonical name (every spelling of kvplan.core.units' table resolves to one of these).
+_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 # Per-layer cache attributes that hold state, in report order.
 _LAYER_ATTRS = (
@@ -85,6 +74,20 @@ def _unsupported(model_type: Any) -> UnsupportedArchitecture:
         f"transformers {transformers.__version__} has no native implementation of model_type {model_type!r}",
         hint="this architecture exists only as remote code; kvplan never runs remote code for exact checks",
     )
+
+
+def native_model_type(model_type: str) -> str:
+    """The model_type transformers builds a config of this spelling as: itself when transformers knows it,
+    else its canonical spelling from the family table (remote-code names of native architectures)."""
+    if model_type in CONFIG_MAPPING:
+        return model_type
+    return canonical_model_type(model_type)
+
+
+def _legacy_falcon(model_type: Any) -> bool:
+    """RefinedWeb / RefinedWebModel / rw: Falcon configs written for the remote code, with its key names."""
+    family = family_of(model_type)
+    return family is not None and family.name == "falcon" and model_type != "falcon"
 
 
 def _model_type_from_architectures(cfg: dict[str, Any]) -> str | None:
@@ -133,8 +136,8 @@ def hf_config_from_dict(config: dict, *, trust_remote_code: bool = False) -> tra
             "config has no `model_type`",
             hint="pass the model's real config.json; kvplan needs `model_type` to build the transformers config",
         )
-    model_type = MODEL_TYPE_ALIASES.get(model_type, model_type)
-    if config.get("model_type") in ("RefinedWebModel", "RefinedWeb"):
+    model_type = native_model_type(model_type)
+    if _legacy_falcon(config.get("model_type")):
         for old, new in _RW_KEYS.items():
             if old in fields and new not in fields:
                 fields[new] = fields.pop(old)
@@ -149,7 +152,7 @@ def hf_config_from_dict(config: dict, *, trust_remote_code: bool = False) -> tra
             # Unknown wrapper around a known language model: build the inner config on its own.
             inner = {k: v for k, v in inner.items() if k not in NESTED_TEXT_KEYS and not k.endswith("_config")}
             inner.pop("architectures", None)
-            if MODEL_TYPE_ALIASES.get(inner["model_type"], inner["model_type"]) in CONFIG_MAPPING:
+            if native_model_type(inner["model_type"]) in CONFIG_MAPPING:
                 return hf_config_from_dict(inner)
         raise _unsupported(model_type)
 
@@ -169,10 +172,8 @@ def hf_config_from_dict(config: dict, *, trust_remote_code: bool = False) -> tra
 def _torch_dtype(dtype: Any) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
-    if isinstance(dtype, str):
-        key = dtype.lower().removeprefix("torch.")
-        if key in _DTYPES:
-            return _DTYPES[key]
+    if isinstance(dtype, str) and dtype_name(dtype) in _DTYPES:
+        return _DTYPES[dtype_name(dtype)]
     raise ConfigError(f"unsupported dtype {dtype!r}", hint="use bfloat16, float16 or float32")
 
 

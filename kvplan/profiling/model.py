@@ -19,22 +19,24 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
 def shrink_layers(config: dict, layers: int) -> dict:
-    """A copy of a config.json dict with `layers` decoder layers; per-layer lists are cut to match."""
-    from kvplan.core.config import NESTED_TEXT_KEYS
+    """A copy of a config.json dict with `layers` decoder layers; per-layer lists are cut to match.
+
+    The nesting rule and the layer-count keys are kvplan.core.config's; every layer-count key present is set."""
+    from kvplan.core.config import LAYER_KEYS, NESTED_TEXT_KEYS, first
 
     out = dict(config)
     for key in NESTED_TEXT_KEYS:
         if isinstance(out.get(key), dict):
             out[key] = shrink_layers(out[key], layers)
             return out
-    full = out.get("num_hidden_layers") or out.get("n_layer") or out.get("num_layers")
+    full = first(out, *LAYER_KEYS, default=None)
     if not isinstance(full, int) or full < 1:
         raise UsageError("--layers: this config has no num_hidden_layers to shrink")
     if layers > full:
         raise UsageError(
             f"--layers {layers} is more than the model's {full} layers", hint=f"pass --layers {full} or fewer"
         )
-    for key in ("num_hidden_layers", "n_layer", "num_layers"):
+    for key in LAYER_KEYS:
         if key in out:
             out[key] = layers
     for key, value in list(out.items()):

@@ -14,14 +14,18 @@ Public API
   that transformers drops (DeepSeek-V3's `num_nextn_predict_layers`) are not counted.
 - `weight_bytes(config, dtype_bytes=None)`: bytes of the weights as stored, honouring `quantization_config`.
 - `weight_tensors(config)`: the tensor list both functions are computed from (name, shape, role).
-- `assumed_family(config)`: `None` when the config's `model_type` is known; otherwise the family whose formula
-  was used instead (inferred from `architectures`, else the generic llama formula, reported as "llama").
-  Unknown model types never raise by themselves; they are sized with the assumed family's formula, so callers
-  that want to warn should call `assumed_family`.
+- `assumed_family(config)`: `None` when the config's family has a weights layout; otherwise the layout used
+  instead (inferred from `architectures`, else the generic llama formula, reported as "llama").
+  Unknown model types, and families the table (kvplan.core.families) lists with `weights=None`, never raise
+  by themselves; they are sized with the assumed family's formula, so callers that want to warn should call
+  `assumed_family`.
+- `LAYOUTS`: the layouts by name. Which model_types use which layout, their head_dim policy and the defaults
+  transformers assumes for omitted fields are kvplan.core.families' business; every dimension is read through
+  kvplan.core.config and every dtype through kvplan.core.units' table.
 
 Which numbers are exact
 -----------------------
-Parameter counts of the families in `FAMILIES` follow the modeling code tensor by tensor. They are tested
+Parameter counts of the families in `LAYOUTS` follow the modeling code tensor by tensor. They are tested
 equal to transformers' meta-device count for every native fixture config plus synthetic configs covering each
 switch, equal to published counts for GLM-4-9B (chatglm), InternLM2-7B and MiniCPM-2B, and to a count derived
 from `modeling_baichuan.py` for Baichuan2-7B. Unquantized weight bytes are parameters x dtype bytes, plus
@@ -39,12 +43,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
-from kvplan.core import shapes as arch
-from kvplan.core.config import first, positive_int, text_config
+from kvplan.core import config as fields
+from kvplan.core.config import first, positive_int, raw_dtype, text_config, with_defaults
+from kvplan.core.families import FAMILIES as POLICY
+from kvplan.core.families import Family, family_of
+from kvplan.core.units import DTYPES, dtype_name
 from kvplan.errors import ConfigError, UnsupportedArchitecture, UsageError
 
 __all__ = [
-    "FAMILIES",
+    "LAYOUTS",
     "Tensor",
     "assumed_family",
     "count_parameters",
@@ -114,13 +121,10 @@ class Spec:
     fused_qkv: str = ""  # module name when q/k/v are one matrix
     q_mult: int = 1  # qwen3_next's gated attention doubles q_proj
     sinks: bool = False
-    tie: bool = False  # transformers' default of tie_word_embeddings for the family
-    honour_head_dim: bool = True
     final_norm: bool = True
     lm_head_bias: bool = False
     shared_expert: bool = False
     router_bias_buffer: bool = False  # deepseek_v3's e_score_correction_bias
-    defaults: dict[str, Any] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
 
 
@@ -147,22 +151,21 @@ class Opts:
         return bool(value)
 
 
-def _resolve(spec: Spec, raw: dict[str, Any]) -> Opts:
-    cfg = {**spec.defaults, **{k: v for k, v in raw.items() if v is not None}}
-    hidden, heads = arch.hidden_size(cfg), arch.num_heads(cfg)
-    head_dim = hidden // heads
-    if spec.honour_head_dim:
-        head_dim = positive_int(cfg, "head_dim", default=head_dim)
+def _resolve(spec: Spec, raw: dict[str, Any], family: Family) -> Opts:
+    """Read the dimensions through kvplan.core.config; `raw` already holds the family's defaults, and the
+    family's head_dim policy decides whether an explicit `head_dim` counts."""
+    cfg = {k: v for k, v in raw.items() if v is not None}
+    hidden, heads = fields.hidden_size(cfg), fields.num_heads(cfg)
     return Opts(
         spec=spec,
         cfg=cfg,
         hidden=hidden,
         heads=heads,
-        head_dim=head_dim,
-        layers=arch.num_layers(cfg),
-        kv_heads=arch.num_kv_heads(cfg),
-        vocab=positive_int(cfg, "vocab_size", "padded_vocab_size"),
-        tie=bool(first(cfg, "tie_word_embeddings", default=spec.tie)),
+        head_dim=fields.head_dim(cfg, family),
+        layers=fields.num_layers(cfg),
+        kv_heads=fields.num_kv_heads(cfg),
+        vocab=positive_int(cfg, *fields.VOCAB_KEYS),
+        tie=bool(first(cfg, "tie_word_embeddings", default=False)),
     )
 
 
@@ -202,7 +205,7 @@ def _gated(module: str, hidden: int, inter: int, bias: bool = False) -> list[Ten
 
 
 def _num_experts(cfg: dict[str, Any]) -> int:
-    return positive_int(cfg, "num_local_experts", "num_experts", "n_routed_experts")
+    return fields.num_experts(cfg)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -333,7 +336,7 @@ _MIXERS: dict[str, Callable[[Opts, int, str], list[Tensor]]] = {
 
 
 def _ffn_gated(o: Opts, i: int, p: str) -> list[Tensor]:
-    m, inter, bias = f"{p}.{o.name('mlp')}", positive_int(o.cfg, "intermediate_size"), o.flag(o.spec.mlp_bias)
+    m, inter, bias = f"{p}.{o.name('mlp')}", fields.intermediate_size(o.cfg), o.flag(o.spec.mlp_bias)
     return (
         _linear(f"{m}.{o.name('gate')}", inter, o.hidden, bias)
         + _linear(f"{m}.{o.name('up')}", inter, o.hidden, bias)
@@ -342,25 +345,25 @@ def _ffn_gated(o: Opts, i: int, p: str) -> list[Tensor]:
 
 
 def _ffn_fused(o: Opts, i: int, p: str) -> list[Tensor]:
-    m, inter, bias = f"{p}.{o.name('mlp')}", positive_int(o.cfg, "intermediate_size"), o.flag(o.spec.mlp_bias)
+    m, inter, bias = f"{p}.{o.name('mlp')}", fields.intermediate_size(o.cfg), o.flag(o.spec.mlp_bias)
     gate_up = _linear(f"{m}.{o.name('gate_up')}", 2 * inter, o.hidden, bias)
     return gate_up + _linear(f"{m}.{o.name('down')}", o.hidden, inter, bias)
 
 
 def _ffn_plain(o: Opts, i: int, p: str) -> list[Tensor]:
-    m, inter, bias = f"{p}.{o.name('mlp')}", positive_int(o.cfg, "intermediate_size"), o.flag(o.spec.mlp_bias)
+    m, inter, bias = f"{p}.{o.name('mlp')}", fields.intermediate_size(o.cfg), o.flag(o.spec.mlp_bias)
     up = _linear(f"{m}.{o.name('up')}", inter, o.hidden, bias)
     return up + _linear(f"{m}.{o.name('down')}", o.hidden, inter, bias)
 
 
 def _ffn_mixtral(o: Opts, i: int, p: str) -> list[Tensor]:
-    experts, inter = _num_experts(o.cfg), positive_int(o.cfg, "intermediate_size")
+    experts, inter = _num_experts(o.cfg), fields.intermediate_size(o.cfg)
     router = _linear(f"{p}.mlp.gate", experts, o.hidden, role="router")
     return router + _experts(f"{p}.mlp.experts", experts, o.hidden, inter)
 
 
 def _qwen_is_sparse(c: dict[str, Any], i: int) -> bool:
-    experts = int(first(c, "num_experts", "num_local_experts", default=0))
+    experts = int(first(c, *fields.EXPERT_KEYS, default=0))
     step = positive_int(c, "decoder_sparse_step", default=1)
     return i not in (c.get("mlp_only_layers") or []) and experts > 0 and (i + 1) % step == 0
 
@@ -369,7 +372,7 @@ def _ffn_qwen_moe(o: Opts, i: int, p: str) -> list[Tensor]:
     """qwen2_moe / qwen3_moe / qwen3_next: sparse layers by decoder_sparse_step, optional gated shared expert."""
     c = o.cfg
     if not _qwen_is_sparse(c, i):
-        return _gated(f"{p}.mlp", o.hidden, positive_int(c, "intermediate_size"))
+        return _gated(f"{p}.mlp", o.hidden, fields.intermediate_size(c))
     experts = _num_experts(c)
     t = _linear(f"{p}.mlp.gate", experts, o.hidden, role="router")
     t += _experts(f"{p}.mlp.experts", experts, o.hidden, positive_int(c, "moe_intermediate_size"))
@@ -380,7 +383,7 @@ def _ffn_qwen_moe(o: Opts, i: int, p: str) -> list[Tensor]:
 
 
 def _ffn_gpt_oss(o: Opts, i: int, p: str) -> list[Tensor]:
-    experts, inter, m = _num_experts(o.cfg), positive_int(o.cfg, "intermediate_size"), f"{p}.mlp"
+    experts, inter, m = _num_experts(o.cfg), fields.intermediate_size(o.cfg), f"{p}.mlp"
     return [
         *_linear(f"{m}.router", experts, o.hidden, True, role="router"),
         Tensor(f"{m}.experts.gate_up_proj", (experts, 2 * inter, o.hidden), "expert"),
@@ -394,7 +397,7 @@ def _ffn_deepseek(o: Opts, i: int, p: str) -> list[Tensor]:
     """DeepSeek-V2/V3: dense MLP for the first `first_k_dense_replace` layers, then routed + shared experts."""
     c, m = o.cfg, f"{p}.mlp"
     if i < int(c.get("first_k_dense_replace") or 0):
-        return _gated(m, o.hidden, positive_int(c, "intermediate_size"))
+        return _gated(m, o.hidden, fields.intermediate_size(c))
     experts, inter = _num_experts(c), positive_int(c, "moe_intermediate_size")
     t = _linear(f"{m}.gate", experts, o.hidden, role="router") + _experts(f"{m}.experts", experts, o.hidden, inter)
     if o.spec.router_bias_buffer:  # stored and loaded, but a buffer, not a parameter
@@ -406,7 +409,7 @@ def _ffn_deepseek(o: Opts, i: int, p: str) -> list[Tensor]:
 def _ffn_jamba(o: Opts, i: int, p: str) -> list[Tensor]:
     c, m = o.cfg, f"{p}.feed_forward"
     period, offset = positive_int(c, "expert_layer_period", default=2), int(c.get("expert_layer_offset", 1))
-    experts, inter = positive_int(c, "num_experts", default=16), positive_int(c, "intermediate_size")
+    experts, inter = positive_int(c, "num_experts", default=16), fields.intermediate_size(c)
     if experts > 1 and i % period == offset:
         router = _linear(f"{m}.router", experts, o.hidden, role="router")
         return router + _experts(f"{m}.experts", experts, o.hidden, inter)
@@ -456,9 +459,7 @@ _GEMMA2_NORMS = (
 _GLM4_NORMS = ("input_layernorm", "post_self_attn_layernorm", "post_attention_layernorm", "post_mlp_layernorm")
 _OLMO2_NORMS = ("post_attention_layernorm", "post_feedforward_layernorm")
 _LLAMA = Spec(qkv_bias=("attention_bias", False), o_bias=("attention_bias", False), mlp_bias=("mlp_bias", False))
-_QWEN3 = Spec(
-    qkv_bias=("attention_bias", False), o_bias=("attention_bias", False), qk_norm="head", defaults={"head_dim": 128}
-)
+_QWEN3 = Spec(qkv_bias=("attention_bias", False), o_bias=("attention_bias", False), qk_norm="head")
 
 SPECS: dict[str, Spec] = {
     "llama": _LLAMA,
@@ -467,30 +468,26 @@ SPECS: dict[str, Spec] = {
     "mistral": Spec(),
     "qwen2": Spec(qkv_bias=True),
     "qwen3": _QWEN3,
-    "gemma": Spec(tie=True, defaults={"head_dim": 256, "vocab_size": 256000}),
-    "gemma2": Spec(tie=True, layer_norms=_GEMMA2_NORMS, defaults={"head_dim": 256, "vocab_size": 256000}),
-    "gemma3_text": Spec(
-        tie=True, layer_norms=_GEMMA2_NORMS, qk_norm="head", defaults={"head_dim": 256, "vocab_size": 262208}
-    ),
+    "gemma": Spec(),
+    "gemma2": Spec(layer_norms=_GEMMA2_NORMS),
+    "gemma3_text": Spec(layer_norms=_GEMMA2_NORMS, qk_norm="head"),
     "olmo": replace(_LLAMA, norm_params=0),
     "olmo2": replace(_LLAMA, qk_norm="proj", layer_norms=_OLMO2_NORMS),
     "olmo3": replace(_LLAMA, qk_norm="proj", layer_norms=_OLMO2_NORMS),
     "cohere": replace(
         _LLAMA,
         mlp_bias=False,
-        tie=True,
         layer_norms=("input_layernorm",),
         qk_norm="proj",
         qk_norm_flag=("use_qk_norm", False),
     ),
-    "cohere2": replace(_LLAMA, mlp_bias=False, tie=True, layer_norms=("input_layernorm",), defaults={"head_dim": 128}),
+    "cohere2": replace(_LLAMA, mlp_bias=False, layer_norms=("input_layernorm",)),
     "starcoder2": Spec(
         qkv_bias=("use_bias", True),
         o_bias=("use_bias", True),
         mlp_bias=("use_bias", True),
         ffn="plain",
         norm_params=2,
-        tie=True,
         names={"up": "c_fc", "down": "c_proj"},
     ),
     "phi": Spec(
@@ -513,48 +510,37 @@ SPECS: dict[str, Spec] = {
         },
     ),
     "phi3": Spec(fused_qkv="qkv_proj", ffn="fused"),
-    "glm": Spec(qkv_bias=("attention_bias", True), ffn="fused", defaults={"head_dim": 128}),
-    "glm4": Spec(qkv_bias=("attention_bias", True), ffn="fused", defaults={"head_dim": 128}, layer_norms=_GLM4_NORMS),
+    "glm": Spec(qkv_bias=("attention_bias", True), ffn="fused"),
+    "glm4": Spec(qkv_bias=("attention_bias", True), ffn="fused", layer_norms=_GLM4_NORMS),
     "mixtral": Spec(ffn="mixtral"),
     "qwen2_moe": Spec(qkv_bias=("qkv_bias", True), ffn="qwen_moe", shared_expert=True),
-    "qwen3_moe": replace(_QWEN3, ffn="qwen_moe", defaults={}),
+    "qwen3_moe": replace(_QWEN3, ffn="qwen_moe"),
     "qwen3_next": replace(
         _QWEN3,
         ffn="qwen_moe",
         shared_expert=True,
         mixer="qwen3_next",
         q_mult=2,
-        defaults={
-            "head_dim": 256,
-            "linear_conv_kernel_dim": 4,
-            "linear_key_head_dim": 128,
-            "linear_value_head_dim": 128,
-            "linear_num_key_heads": 16,
-            "linear_num_value_heads": 32,
-        },
     ),
     "gpt_oss": Spec(
         qkv_bias=("attention_bias", True),
         o_bias=("attention_bias", True),
         sinks=True,
         ffn="gpt_oss",
-        defaults={"head_dim": 64},
     ),
     "deepseek_v2": Spec(mixer="mla", ffn="deepseek"),
     "deepseek_v3": Spec(mixer="mla", ffn="deepseek", router_bias_buffer=True),
     "jamba": Spec(
         mixer="jamba",
         ffn="jamba",
-        honour_head_dim=False,
         layer_norms=("input_layernorm", "pre_ff_layernorm"),
         names={"mlp": "feed_forward", "norm": "model.final_layernorm"},
     ),
-    "baichuan": Spec(fused_qkv="W_pack", honour_head_dim=False),
+    "baichuan": Spec(fused_qkv="W_pack"),
     "internlm2": Spec(
         fused_qkv="wqkv",
         qkv_bias=("bias", True),
         o_bias=("bias", True),
-        honour_head_dim=False,
         layer_norms=("attention_norm", "ffn_norm"),
         names={
             "embed": "model.tok_embeddings",
@@ -587,19 +573,17 @@ SPECS: dict[str, Spec] = {
 }
 
 
-def _generic(model_type: str) -> Callable[[dict[str, Any]], list[Tensor]]:
-    return lambda cfg: _decoder(_resolve(SPECS[model_type], cfg))
+def _generic(model_type: str) -> Callable[[dict[str, Any], Family], list[Tensor]]:
+    return lambda cfg, family: _decoder(_resolve(SPECS[model_type], cfg, family))
 
 
-def _chatglm(cfg: dict[str, Any]) -> list[Tensor]:
+def _chatglm(cfg: dict[str, Any], family: Family) -> list[Tensor]:
     """ChatGLM2/3 and GLM-4 remote code (modeling_chatglm.py): fused QKV with multi-query groups, SwiGLU."""
-    heads = positive_int(cfg, "num_attention_heads")
-    groups = positive_int(cfg, "multi_query_group_num") if cfg.get("multi_query_attention") else heads
     norm = {
-        "num_hidden_layers": first(cfg, "num_layers", "num_hidden_layers"),
-        "num_key_value_heads": groups,
-        "head_dim": first(cfg, "kv_channels", default=positive_int(cfg, "hidden_size") // heads),
-        "intermediate_size": first(cfg, "ffn_hidden_size", "intermediate_size"),
+        "num_hidden_layers": fields.num_layers(cfg),
+        "num_key_value_heads": fields.chatglm_kv_heads(cfg),
+        "head_dim": fields.head_dim(cfg, family),  # kv_channels
+        "intermediate_size": fields.intermediate_size(cfg),  # ffn_hidden_size
         "_qkv_bias": bool(cfg.get("add_qkv_bias") or cfg.get("add_bias_linear")),
     }
     spec = replace(
@@ -607,7 +591,7 @@ def _chatglm(cfg: dict[str, Any]) -> list[Tensor]:
         norm_params=1 if cfg.get("rmsnorm", True) else 2,
         final_norm=bool(cfg.get("post_layer_norm", True)),
     )
-    return _decoder(_resolve(spec, {**cfg, **norm}))
+    return _decoder(_resolve(spec, {**cfg, **norm}, family))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -615,13 +599,22 @@ def _chatglm(cfg: dict[str, Any]) -> list[Tensor]:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _gpt2(cfg: dict[str, Any]) -> list[Tensor]:
+def _vocab(cfg: dict[str, Any]) -> int:
+    return positive_int(cfg, *fields.VOCAB_KEYS)
+
+
+def _tied(cfg: dict[str, Any]) -> bool:
+    """`tie_word_embeddings`; the family's default is already filled in (kvplan.core.families)."""
+    return bool(first(cfg, "tie_word_embeddings", default=False))
+
+
+def _gpt2(cfg: dict[str, Any], family: Family) -> list[Tensor]:
     """GPT-2: learned positions, Conv1D projections with biases, LayerNorms with bias; tied head by default."""
-    h, layers = positive_int(cfg, "n_embd", "hidden_size"), positive_int(cfg, "n_layer", "num_hidden_layers")
-    inner = positive_int(cfg, "n_inner", default=4 * h)
-    positions = positive_int(cfg, "n_positions", "max_position_embeddings", default=1024)
+    h, layers = fields.hidden_size(cfg), fields.num_layers(cfg)
+    inner = fields.intermediate_size(cfg, default=4 * h)  # n_inner
+    positions = fields.max_positions(cfg, default=1024)  # n_positions
     t = [
-        Tensor("transformer.wte.weight", (positive_int(cfg, "vocab_size"), h), "embedding"),
+        Tensor("transformer.wte.weight", (_vocab(cfg), h), "embedding"),
         Tensor("transformer.wpe.weight", (positions, h), "embedding"),
     ]
     for i in range(layers):
@@ -629,52 +622,43 @@ def _gpt2(cfg: dict[str, Any]) -> list[Tensor]:
         t += _norm(f"{p}.ln_1", h, 2) + _linear(f"{p}.attn.c_attn", 3 * h, h, True)
         t += _linear(f"{p}.attn.c_proj", h, h, True) + _norm(f"{p}.ln_2", h, 2)
         t += _linear(f"{p}.mlp.c_fc", inner, h, True) + _linear(f"{p}.mlp.c_proj", h, inner, True)
-    tied = bool(first(cfg, "tie_word_embeddings", default=True))
-    return t + _norm("transformer.ln_f", h, 2) + _lm_head("lm_head", t[0].shape[0], h, tied)
+    return t + _norm("transformer.ln_f", h, 2) + _lm_head("lm_head", t[0].shape[0], h, _tied(cfg))
 
 
-def _gpt_neox(cfg: dict[str, Any]) -> list[Tensor]:
+def _gpt_neox(cfg: dict[str, Any], family: Family) -> list[Tensor]:
     """GPT-NeoX / Pythia: fused QKV (3 x hidden), plain GELU MLP with biases, LayerNorms with bias, untied head."""
-    h, layers = positive_int(cfg, "hidden_size"), positive_int(cfg, "num_hidden_layers")
-    inter, bias = positive_int(cfg, "intermediate_size"), bool(first(cfg, "attention_bias", default=True))
-    t = [Tensor("gpt_neox.embed_in.weight", (positive_int(cfg, "vocab_size"), h), "embedding")]
+    h, layers = fields.hidden_size(cfg), fields.num_layers(cfg)
+    inter, bias = fields.intermediate_size(cfg), bool(first(cfg, "attention_bias", default=True))
+    t = [Tensor("gpt_neox.embed_in.weight", (_vocab(cfg), h), "embedding")]
     for i in range(layers):
         p = f"gpt_neox.layers.{i}"
         t += _norm(f"{p}.input_layernorm", h, 2) + _norm(f"{p}.post_attention_layernorm", h, 2)
         t += _linear(f"{p}.attention.query_key_value", 3 * h, h, bias) + _linear(f"{p}.attention.dense", h, h, bias)
         t += _linear(f"{p}.mlp.dense_h_to_4h", inter, h, True) + _linear(f"{p}.mlp.dense_4h_to_h", h, inter, True)
-    tied = bool(first(cfg, "tie_word_embeddings", default=False))
-    return t + _norm("gpt_neox.final_layer_norm", h, 2) + _lm_head("embed_out", t[0].shape[0], h, tied)
-
-
-def _falcon_qkv(cfg: dict[str, Any], h: int, heads: int) -> int:
-    head_dim = h // heads
-    if cfg.get("new_decoder_architecture"):
-        return (heads + 2 * positive_int(cfg, "num_kv_heads", "n_head_kv", default=heads)) * head_dim
-    return h + 2 * head_dim if cfg.get("multi_query", True) else 3 * h
+    return t + _norm("gpt_neox.final_layer_norm", h, 2) + _lm_head("embed_out", t[0].shape[0], h, _tied(cfg))
 
 
 def _falcon_norms(cfg: dict[str, Any]) -> tuple[str, ...]:
     if not cfg.get("parallel_attn", True):
         return ("input_layernorm", "post_attention_layernorm")
-    lns = cfg.get("num_ln_in_parallel_attn") or (2 if cfg.get("new_decoder_architecture") else 1)
+    lns = cfg.get("num_ln_in_parallel_attn") or (2 if fields.falcon_new_decoder(cfg) else 1)
     return ("ln_attn", "ln_mlp") if lns == 2 else ("input_layernorm",)
 
 
-def _falcon(cfg: dict[str, Any]) -> list[Tensor]:
+def _falcon(cfg: dict[str, Any], family: Family) -> list[Tensor]:
     """Falcon (incl. RefinedWeb/RefinedWebModel configs): multi-query or grouped fused QKV, LayerNorm + bias."""
-    h, heads = positive_int(cfg, "hidden_size", "n_embed"), positive_int(cfg, "num_attention_heads", "n_head")
-    layers, bias = positive_int(cfg, "num_hidden_layers", "n_layer"), bool(cfg.get("bias", False))
-    ffn = positive_int(cfg, "ffn_hidden_size", default=4 * h)
-    t = [Tensor("transformer.word_embeddings.weight", (positive_int(cfg, "vocab_size"), h), "embedding")]
+    h, heads = fields.hidden_size(cfg), fields.num_heads(cfg)
+    layers, bias = fields.num_layers(cfg), bool(cfg.get("bias", False))
+    qkv = (heads + 2 * fields.falcon_kv_heads(cfg)) * fields.head_dim(cfg, family)
+    ffn = fields.intermediate_size(cfg, default=4 * h)  # ffn_hidden_size
+    t = [Tensor("transformer.word_embeddings.weight", (_vocab(cfg), h), "embedding")]
     for i in range(layers):
         p = f"transformer.h.{i}"
-        t += _linear(f"{p}.self_attention.query_key_value", _falcon_qkv(cfg, h, heads), h, bias)
+        t += _linear(f"{p}.self_attention.query_key_value", qkv, h, bias)
         t += _linear(f"{p}.self_attention.dense", h, h, bias)
         t += _linear(f"{p}.mlp.dense_h_to_4h", ffn, h, bias) + _linear(f"{p}.mlp.dense_4h_to_h", h, ffn, bias)
         t += [x for n in _falcon_norms(cfg) for x in _norm(f"{p}.{n}", h, 2)]
-    tied = bool(first(cfg, "tie_word_embeddings", default=True))
-    return t + _norm("transformer.ln_f", h, 2) + _lm_head("lm_head", t[0].shape[0], h, tied)
+    return t + _norm("transformer.ln_f", h, 2) + _lm_head("lm_head", t[0].shape[0], h, _tied(cfg))
 
 
 _MAMBA_KEYS = {
@@ -687,33 +671,25 @@ _MAMBA_KEYS = {
 }
 
 
-def _mamba(cfg: dict[str, Any]) -> list[Tensor]:
+def _mamba(cfg: dict[str, Any], family: Family) -> list[Tensor]:
     """Mamba-1 (state-space model, no attention): RMSNorm per block, tied head by default."""
-    h, layers = positive_int(cfg, "hidden_size", "d_model"), positive_int(cfg, "num_hidden_layers", "n_layer")
-    t = [Tensor("backbone.embeddings.weight", (positive_int(cfg, "vocab_size"), h), "embedding")]
+    h, layers = fields.hidden_size(cfg), fields.num_layers(cfg)
+    t = [Tensor("backbone.embeddings.weight", (_vocab(cfg), h), "embedding")]
     for i in range(layers):
         p = f"backbone.layers.{i}"
         t += _norm(f"{p}.norm", h, 1) + _mamba_mixer(f"{p}.mixer", h, cfg, _MAMBA_KEYS)
-    tied = bool(first(cfg, "tie_word_embeddings", default=True))
-    return t + _norm("backbone.norm_f", h, 1) + _lm_head("lm_head", t[0].shape[0], h, tied)
+    return t + _norm("backbone.norm_f", h, 1) + _lm_head("lm_head", t[0].shape[0], h, _tied(cfg))
 
 
-FAMILIES: dict[str, Callable[[dict[str, Any]], list[Tensor]]] = {
+# Weights layouts by the names the family table uses (kvplan.core.families.Family.weights): (config with the
+# family's defaults, family) -> tensors. Which model_types use which layout is the table's business, not this one's.
+LAYOUTS: dict[str, Callable[[dict[str, Any], Family], list[Tensor]]] = {
     **{name: _generic(name) for name in SPECS if name != "chatglm"},
     "chatglm": _chatglm,
     "gpt2": _gpt2,
     "gpt_neox": _gpt_neox,
     "falcon": _falcon,
     "mamba": _mamba,
-}
-
-# model_type spellings that are another family's layout.
-ALIASES = {
-    "kimi_k2": "deepseek_v3",
-    "RefinedWebModel": "falcon",
-    "RefinedWeb": "falcon",
-    "rw": "falcon",
-    "gemma3": "gemma3_text",
 }
 
 
@@ -726,8 +702,9 @@ def _squash(name: str) -> str:
     return name.replace("_", "").replace("-", "").lower()
 
 
-def _family_from_architectures(cfg: dict[str, Any]) -> str | None:
-    known = {_squash(k): k for k in FAMILIES} | {_squash(k): v for k, v in ALIASES.items()}
+def _family_from_architectures(cfg: dict[str, Any]) -> Family | None:
+    """The family with a weights layout whose model_type (or an alias) is the stem of an `architectures` class."""
+    known = {_squash(t): f for f in POLICY.values() if f.weights is not None for t in f.model_types}
     for name in cfg.get("architectures") or []:
         stem = re.sub(r"(ForCausalLM|LMHeadModel|ForConditionalGeneration|Model)$", "", str(name))
         if _squash(stem) in known:
@@ -735,14 +712,15 @@ def _family_from_architectures(cfg: dict[str, Any]) -> str | None:
     return None
 
 
-def _family(cfg: dict[str, Any]) -> tuple[str, bool]:
-    """(family, assumed): the layout used for `cfg`, and whether it was guessed rather than named."""
-    model_type = str(cfg.get("model_type") or "")
-    if model_type in FAMILIES:
-        return model_type, False
-    if model_type in ALIASES:
-        return ALIASES[model_type], False
-    return _family_from_architectures(cfg) or "llama", True
+def _family(cfg: dict[str, Any]) -> tuple[Family, bool]:
+    """(family, assumed): the family whose layout sizes `cfg`, and whether it was guessed rather than named.
+
+    A model_type of a family without a weights layout (kvplan.core.families says so with `weights=None`) is
+    sized like an unknown one: from `architectures`, else the llama layout, and reported as assumed."""
+    family = family_of(cfg)
+    if family is not None and family.weights is not None:
+        return family, False
+    return _family_from_architectures(cfg) or POLICY["llama"], True
 
 
 def _text(config: dict[str, Any]) -> dict[str, Any]:
@@ -752,15 +730,16 @@ def _text(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def assumed_family(config: dict[str, Any]) -> str | None:
-    """None when the config's model_type is a known family; else the family whose formula is used instead."""
+    """None when the config's model_type has a weights layout; else the layout used instead (its family's name)."""
     family, assumed = _family(_text(config))
-    return family if assumed else None
+    return family.weights if assumed else None
 
 
 def weight_tensors(config: dict[str, Any]) -> list[Tensor]:
     """Every stored tensor of the language model (with buffers, role "buffer"); see `Tensor`."""
     cfg = _text(config)
-    return FAMILIES[_family(cfg)[0]](cfg)
+    family, _ = _family(cfg)
+    return LAYOUTS[family.weights](with_defaults(cfg, family), family)
 
 
 def count_parameters(config: dict[str, Any]) -> int:
@@ -775,39 +754,25 @@ def count_parameters(config: dict[str, Any]) -> int:
 # Weight bytes and quantization
 # --------------------------------------------------------------------------------------------------------------
 
-_DTYPE_BYTES = {
-    "float64": 8,
-    "double": 8,
-    "float32": 4,
-    "float": 4,
-    "fp32": 4,
-    "tf32": 4,
-    "float16": 2,
-    "half": 2,
-    "fp16": 2,
-    "bfloat16": 2,
-    "bf16": 2,
-    "float8_e4m3fn": 1,
-    "float8_e5m2": 1,
-    "fp8": 1,
-    "int8": 1,
-    "uint8": 1,
-}
 _QUANTIZABLE = ("linear", "expert")
 
 
 def dtype_bytes_of(cfg: dict[str, Any]) -> int:
-    """Bytes per element of the unquantized weights: `torch_dtype` / `dtype` of the config, bf16 when absent."""
-    value = first(cfg, "torch_dtype", "dtype", default="bfloat16")
-    key = str(value).removeprefix("torch.").lower()
-    if key == "auto":
+    """Bytes per element of the unquantized weights: `torch_dtype` / `dtype` of the config, bf16 when absent.
+
+    Any whole-byte dtype of kvplan.core.units' table is accepted (float64, uint8 and tf32 too); packed and
+    block types (int4, q4_0, ...) are not weight storage dtypes and are refused like unknown names.
+    """
+    value = raw_dtype(cfg, default="bfloat16")
+    if str(value).removeprefix("torch.").lower() == "auto":
         return 2
-    if key not in _DTYPE_BYTES:
+    name = dtype_name(value)
+    if name is None or DTYPES[name].denominator != 1:
         raise ConfigError(
             f"config field `torch_dtype` has an unknown dtype {value!r}",
             hint="use a torch dtype name such as bfloat16, float16 or float32",
         )
-    return _DTYPE_BYTES[key]
+    return int(DTYPES[name])
 
 
 def _matches(module: str, pattern: str) -> bool:

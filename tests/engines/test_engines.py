@@ -175,3 +175,17 @@ def test_ggml_types_refused_elsewhere():
         estimate_config(TINY, engine="sglang", kv_dtype="q4_0")
     with pytest.raises(UsageError, match="no fp8_e4m3 KV cache"):
         estimate_config(TINY, engine="llamacpp", kv_dtype="fp8")
+
+
+def test_transformers_caches_falcon_new_decoder_kv_broadcast_to_every_query_head():
+    # falcon40b_style: 8 heads, 2 KV heads of 16, 4 layers. transformers' FalconAttention broadcasts K/V to the
+    # 8 query heads before caching (ModelShape.features); vLLM caches the 2 KV heads. Specs hold 2 either way.
+    config = load_config("falcon40b_style")
+    shape = model_shape(config)
+    assert "falcon_new_decoder_architecture" in shape.features
+    assert {c.num_kv_heads for c in shape.caches()} == {2}
+    assert estimate_config(config, engine="transformers").bytes_per_token == 4 * 8 * 2 * 16 * 2
+    assert estimate_config(config, engine="vllm").bytes_per_token == 4 * 2 * 2 * 16 * 2
+    mqa = load_config("falcon7b_mqa_style")  # multi_query: one KV head cached by both
+    assert "falcon_new_decoder_architecture" not in model_shape(mqa).features
+    assert estimate_config(mqa, engine="transformers").bytes_per_token == estimate_config(mqa).bytes_per_token

@@ -30,7 +30,7 @@ class ToyStorage:
         self.check(caches, req)
         items = []
         for cache in caches:
-            if isinstance(cache, L.Attention):
+            if isinstance(cache, L.KVAttention):
                 per_token = Fraction(cache.elements_per_token(kv_heads_per_rank(cache.num_kv_heads, req.tp)))
                 items.append((cache.kind, int(per_token * req.seq_len * req.batch), per_token, req.seq_len))
             else:

@@ -37,7 +37,7 @@ NOT_MODELLED = {
 
 
 def _lengths(shape) -> list[int]:
-    windows = sorted({c.window for c in shape.caches() if isinstance(c, L.Attention) and c.window})
+    windows = sorted({c.window for c in shape.caches() if isinstance(c, L.KVAttention) and c.window})
     lengths = {1, 37}
     for w in windows[:2]:
         lengths |= {w - 1, w, w + 1, 2 * w + 3}
@@ -45,7 +45,7 @@ def _lengths(shape) -> list[int]:
 
 
 def _expected_per_layer(shape, tokens: int, batch: int) -> list[int]:
-    engine = TransformersEngine()
+    engine = TransformersEngine.for_shape(shape)  # Falcon's new decoder architecture caches every query head
     req = Request(tokens, batch, "bfloat16", "bfloat16")
     return [sum(engine.stage_costs([cache], req)[0].bytes for cache in layer) for layer in shape.layers]
 
@@ -83,3 +83,26 @@ def test_unmodelled_families_are_not_silently_wrong(name):
         assert "kvplan" in type(exc).__module__
         return
     assert shape.assumptions, f"{name} was read without saying what was assumed"
+
+
+# Configs that omit head_dim: the shape reader uses the default transformers' config class assumes for the
+# family (kvplan.core.families: Gemma 256, GLM 128, Qwen3 128, gpt-oss 64, Qwen3-Next 256), else (Cohere 2)
+# hidden_size / num_attention_heads.
+WITHOUT_HEAD_DIM = [
+    "synthetic/gemma2_sw",
+    "synthetic/gemma3_text_layer_types",
+    "synthetic/cohere2_sw",
+    "synthetic/glm",
+    "synthetic/glm4",
+    "synthetic/qwen3_next",
+    "Qwen__Qwen3-8B",
+    "openai__gpt-oss-20b",
+]
+
+
+@pytest.mark.parametrize("name", WITHOUT_HEAD_DIM)
+def test_family_head_dim_defaults_match_real_cache_bytes(name):
+    config = {k: v for k, v in _load(name).items() if k != "head_dim"}
+    shape = model_shape(config)
+    measured = torch_cache.measure_forward_cache(config, seq_len=37, device="meta")
+    assert [m["nbytes"] for m in measured] == _expected_per_layer(shape, 37, 1)

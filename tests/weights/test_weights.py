@@ -77,6 +77,8 @@ SYNTHETIC = {
     "glm4": _small("glm4", pad_token_id=0),
     "cohere-qk-norm": _small("cohere", use_qk_norm=True, attention_bias=True),
     "cohere2": _small("cohere2", head_dim=64),
+    "cohere2-head-dim-80": _small("cohere2", head_dim=80),
+    "cohere2-no-head-dim": _small("cohere2"),  # Cohere2Config derives 256 / 4 = 64 (no default of 128)
     "phi": _small("phi"),
     "phi-qk-layernorm": _small("phi", qk_layernorm=True, num_key_value_heads=4),
     "olmo-no-norm-params": _small("olmo"),
@@ -190,6 +192,20 @@ SYNTHETIC = {
 @pytest.mark.parametrize("name", sorted(SYNTHETIC))
 def test_synthetic_matches_transformers_meta_count(name):
     assert count_parameters(SYNTHETIC[name]) == meta_count(SYNTHETIC[name])
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", ["falcon40b_rw_style", "falcon40b_style", "falcon7b_mqa_style"])
+def test_falcon_remote_code_configs_match_transformers(name):
+    """RefinedWeb configs (Falcon-40B remote code) imply the new decoder architecture, as transformers builds them."""
+    ground_truth = pytest.importorskip("kvplan.profiling.ground_truth")
+    torch = pytest.importorskip("torch")
+    config = load_config(name)
+    with torch.device("meta"):
+        import transformers
+
+        model = transformers.AutoModelForCausalLM.from_config(ground_truth.hf_config_from_dict(config))
+    assert count_parameters(config) == sum(p.numel() for p in model.parameters())
 
 
 # ---- torch-free: hand-computed and published counts -----------------------------------------------------------

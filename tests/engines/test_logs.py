@@ -1,4 +1,4 @@
-"""Tests for kvplan.sources.engine_logs: real start-up log lines from the calibration cases, hand-assembled full
+"""Tests for kvplan.engines.logs: real start-up log lines from the calibration cases, hand-assembled full
 logs, and hostile input (junk, binary, huge, adversarial).
 
 The calibration check is data-driven and independent of the parser's own patterns: for every `reported` figure of
@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kvplan.sources import engine_logs
-from kvplan.sources.engine_logs import (
+from kvplan.engines import logs as engine_logs
+from kvplan.engines.logs import (
     ENGINES,
     ERROR_KINDS,
     MAX_LINE_CHARS,

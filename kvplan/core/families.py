@@ -1,0 +1,212 @@
+"""The family policy table: every model family kvplan knows, in ONE place.
+
+A `Family` names, for one architecture: the `model_type` spellings its configs use (the canonical one first,
+then aliases such as `kimi_k2` for DeepSeek V3 or `RefinedWeb` for Falcon), whether its modelling code honours
+an explicit `head_dim` or always derives `hidden_size / num_attention_heads`, the values transformers assumes
+when a config omits a field (vocabulary size, head_dim, tied embeddings, ...), the shape reader that turns its
+config into per-layer caches (a name in `kvplan.core.shapes.READERS`) and its weights layout (a name in
+`kvplan.weights.tensors.LAYOUTS`, or None when kvplan has no exact layout: weights are then sized with an
+assumed family, and `kvplan.weights.tensors.assumed_family` says so).
+
+Adding a family is adding one entry here (or calling `register`): the shape reader, the weights count, the lint
+and the budget's vocabulary read it from this table. Readers and layouts are named, not imported, so this module
+is pure data: it imports nothing from kvplan and never imports torch, the engines, planning or the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import KW_ONLY, dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+__all__ = [
+    "FAMILIES",
+    "Family",
+    "canonical_model_type",
+    "family_of",
+    "register",
+    "registered",
+    "unregister",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Family:
+    """One architecture's policy. `name` is the canonical model_type; `weights` must be given, None included.
+
+    - `shape`: the reader in `kvplan.core.shapes.READERS` ("dense" for llama-like decoders).
+    - `weights`: the layout in `kvplan.weights.tensors.LAYOUTS`, or None: kvplan has no exact weights layout
+      for the family (weights are then sized with an assumed one, and reported as assumed).
+    - `aliases`: other model_type spellings of the same architecture (remote-code names, multimodal wrappers
+      whose text model this is).
+    - `honours_head_dim`: False when the modelling code always uses hidden_size / num_attention_heads and
+      ignores a `head_dim` in the config (the shape reader and the weights then ignore it too; lint warns).
+    - `defaults`: what transformers' config class assumes for fields a config.json omits.
+    """
+
+    name: str
+    _: KW_ONLY
+    shape: str
+    weights: str | None
+    aliases: tuple[str, ...] = ()
+    honours_head_dim: bool = True
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "aliases", tuple(self.aliases))
+        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
+
+    @property
+    def model_types(self) -> tuple[str, ...]:
+        """Every model_type spelling of this family, the canonical one first."""
+        return (self.name, *self.aliases)
+
+
+_GEMMA = {"head_dim": 256, "vocab_size": 256000, "tie_word_embeddings": True}
+
+_TABLE = (
+    # ---- families with an exact weights layout
+    Family("llama", shape="dense", weights="llama"),
+    Family("granite", shape="dense", weights="granite"),
+    Family("minicpm", shape="dense", weights="minicpm"),
+    Family("mistral", shape="dense", weights="mistral"),
+    Family("mixtral", shape="dense", weights="mixtral"),
+    Family("qwen2", shape="qwen2", weights="qwen2"),
+    Family("qwen2_moe", shape="qwen2", weights="qwen2_moe"),
+    Family("qwen3", shape="qwen2", weights="qwen3", defaults={"head_dim": 128}),
+    Family("qwen3_moe", shape="qwen2", weights="qwen3_moe"),
+    Family(
+        "qwen3_next",
+        shape="qwen3_next",
+        weights="qwen3_next",
+        defaults={
+            "head_dim": 256,
+            "linear_conv_kernel_dim": 4,
+            "linear_key_head_dim": 128,
+            "linear_value_head_dim": 128,
+            "linear_num_key_heads": 16,
+            "linear_num_value_heads": 32,
+        },
+    ),
+    Family("gemma", shape="dense", weights="gemma", defaults=_GEMMA),
+    Family("gemma2", shape="gemma2", weights="gemma2", defaults=_GEMMA),
+    Family(
+        "gemma3_text",
+        shape="gemma3",
+        weights="gemma3_text",
+        aliases=("gemma3",),
+        defaults={**_GEMMA, "vocab_size": 262208},
+    ),
+    Family("olmo", shape="dense", weights="olmo"),
+    Family("olmo2", shape="dense", weights="olmo2"),
+    Family("olmo3", shape="dense", weights="olmo3"),
+    Family("cohere", shape="dense", weights="cohere", defaults={"tie_word_embeddings": True}),
+    # no head_dim default: Cohere2Config derives hidden_size / num_attention_heads when a config names none
+    Family("cohere2", shape="cohere2", weights="cohere2", defaults={"tie_word_embeddings": True}),
+    Family("starcoder2", shape="dense", weights="starcoder2", defaults={"tie_word_embeddings": True}),
+    Family("phi", shape="dense", weights="phi", honours_head_dim=False),
+    Family("phi3", shape="dense", weights="phi3"),
+    Family("glm", shape="dense", weights="glm", defaults={"head_dim": 128}),
+    Family("glm4", shape="dense", weights="glm4", defaults={"head_dim": 128}),
+    Family("chatglm", shape="chatglm", weights="chatglm"),
+    Family("gpt_oss", shape="gpt_oss", weights="gpt_oss", defaults={"head_dim": 64}),
+    Family("deepseek_v2", shape="mla", weights="deepseek_v2"),
+    Family("deepseek_v3", shape="mla", weights="deepseek_v3", aliases=("kimi_k2",)),
+    Family("jamba", shape="jamba", weights="jamba", honours_head_dim=False),
+    Family("baichuan", shape="dense", weights="baichuan", honours_head_dim=False),
+    Family("internlm2", shape="dense", weights="internlm2", honours_head_dim=False),
+    Family("gpt2", shape="dense", weights="gpt2", honours_head_dim=False, defaults={"tie_word_embeddings": True}),
+    Family("gpt_neox", shape="dense", weights="gpt_neox", honours_head_dim=False),
+    Family(
+        "falcon",
+        shape="falcon",
+        weights="falcon",
+        aliases=("RefinedWeb", "RefinedWebModel", "rw"),
+        honours_head_dim=False,
+        defaults={"tie_word_embeddings": True},
+    ),
+    Family("mamba", shape="mamba", weights="mamba", defaults={"tie_word_embeddings": True}),
+    # ---- families kvplan reads the caches of but has no exact weights layout for (weights assumed, and said so)
+    Family("gptj", shape="dense", weights=None, honours_head_dim=False),
+    Family("bloom", shape="dense", weights=None, honours_head_dim=False),
+    Family("opt", shape="dense", weights=None, honours_head_dim=False),
+    Family("mpt", shape="dense", weights=None, honours_head_dim=False),
+    Family("stablelm", shape="dense", weights=None, honours_head_dim=False),
+    Family("gpt_bigcode", shape="gpt_bigcode", weights=None, honours_head_dim=False),
+    Family("glm4_moe", shape="dense", weights=None),
+    Family("granitemoe", shape="dense", weights=None),
+    Family("olmoe", shape="dense", weights=None),
+    Family("internlm", shape="dense", weights=None),
+    Family("yi", shape="dense", weights=None),
+    Family("deepseek", shape="dense", weights=None),
+    Family("exaone", shape="dense", weights=None),
+    Family("smollm3", shape="dense", weights=None),
+    Family("hunyuan_v1_dense", shape="dense", weights=None),
+    Family("ernie4_5", shape="dense", weights=None),
+    Family("seed_oss", shape="dense", weights=None),
+    Family("arcee", shape="dense", weights=None),
+    Family("apertus", shape="dense", weights=None),
+    Family("helium", shape="dense", weights=None),
+    Family("llama4_text", shape="llama4", weights=None, aliases=("llama4",)),
+    Family("deepseek_v32", shape="mla", weights=None),
+    Family("mamba2", shape="mamba2", weights=None),
+    Family("bamba", shape="bamba", weights=None),
+    Family("falcon_h1", shape="falcon_h1", weights=None),
+    Family("qwen3_5_text", shape="qwen3_next", weights=None, aliases=("qwen3_5",)),
+    Family("qwen3_5_moe", shape="qwen3_next", weights=None),
+)
+
+# canonical name -> Family, and every model_type spelling -> Family (kept in step by register / unregister)
+FAMILIES: dict[str, Family] = {}
+_BY_MODEL_TYPE: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    """Add a family to the table; a model_type another family already claims is refused (ValueError)."""
+    taken = [t for t in family.model_types if t in _BY_MODEL_TYPE]
+    if taken:
+        raise ValueError(f"model_type {taken[0]!r} already belongs to family {_BY_MODEL_TYPE[taken[0]].name!r}")
+    FAMILIES[family.name] = family
+    for model_type in family.model_types:
+        _BY_MODEL_TYPE[model_type] = family
+    return family
+
+
+def unregister(name: str) -> Family:
+    """Remove the family called `name` (its canonical model_type) from the table and return it."""
+    family = FAMILIES.pop(name)
+    for model_type in family.model_types:
+        _BY_MODEL_TYPE.pop(model_type, None)
+    return family
+
+
+@contextlib.contextmanager
+def registered(family: Family) -> Iterator[Family]:
+    """The table with `family` added for the duration of a `with` block (tests, experiments)."""
+    register(family)
+    try:
+        yield family
+    finally:
+        unregister(family.name)
+
+
+for _family in _TABLE:
+    register(_family)
+del _family
+
+
+def family_of(model_type: str | Mapping[str, Any] | None) -> Family | None:
+    """The family of a model_type (or of a config dict's `model_type`); None when kvplan does not know it."""
+    if isinstance(model_type, Mapping):
+        model_type = model_type.get("model_type")
+    if not model_type:
+        return None
+    return _BY_MODEL_TYPE.get(str(model_type))
+
+
+def canonical_model_type(model_type: str) -> str:
+    """The canonical spelling of a model_type (`kimi_k2` -> `deepseek_v3`); unknown types come back unchanged."""
+    family = family_of(model_type)
+    return family.name if family is not None else model_type
