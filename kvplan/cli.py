@@ -18,10 +18,79 @@ import typer
 from kvplan import __version__, render
 from kvplan.core.units import KV_DTYPE_CHOICES, MODEL_DTYPE_CHOICES, parse_length, parse_lengths
 from kvplan.engines import registry
-from kvplan.errors import KvplanError, UsageError
+from kvplan.errors import FLAGS, KvplanError, UsageError
+
+
+class _Plain:
+    """Typer's coercion of a text, text-list or flag parameter, without building a pydantic TypeAdapter for it.
+
+    Typer 0.29 coerces every parameter's value through pydantic (`typer._adapters`), whose import costs
+    0.1-0.3 s at every start. kvplan's options are text that kvplan parses itself (kvplan.core.units) and
+    flags, whose values arrive as str, a tuple of str, a bool or None: for these the result is the one
+    Typer's adapter gives (the text, a list of the texts, the bool, None or ()). Any other value goes to
+    Typer's own coercion, built then. Duck-types Typer's `RuntimeParam.coerce`."""
+
+    def __init__(self, annotation: Any) -> None:
+        self.annotation = annotation
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        many = param.multiple or param.nargs == -1
+        if value is None:
+            return () if many else None
+        if self.annotation is bool and isinstance(value, bool) and not many:
+            return value
+        if self.annotation is str and isinstance(value, str) and not many:
+            return value
+        if (
+            self.annotation == list[str]
+            and many
+            and isinstance(value, (tuple, list))
+            and all(isinstance(item, str) for item in value)
+        ):
+            return list(value)
+        param._runtime_param = None  # anything else: Typer's own coercion
+        return param.get_runtime_param().coerce(value, param=param, ctx=ctx)
+
+
+class Command(typer.core.TyperCommand):
+    """A Typer command whose text and flag parameters skip Typer's pydantic coercion (`_Plain`). With a Typer
+    that has no per-parameter coercion (before 0.29) it is a plain TyperCommand."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_coercion(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # made on first use: `--help` is a flag too
+        _plain_coercion([option] if option is not None else [])
+        return option
+
+
+class Group(typer.core.TyperGroup):
+    """The command group, its own options (`--version`) coerced as `Command`'s are."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_coercion(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # made on first use: `--help` is a flag too
+        _plain_coercion([option] if option is not None else [])
+        return option
+
+
+def _plain_coercion(params: list[Any]) -> None:
+    for param in params:
+        descriptor = getattr(param, "type_descriptor", None)
+        if descriptor is None or getattr(param, "_runtime_param", False) is not None:
+            continue  # not Typer's lazily built coercion: leave the parameter alone
+        if descriptor.annotation in (str, bool, list[str]):
+            param._runtime_param = _Plain(descriptor.annotation)
+
 
 app = typer.Typer(
     name="kvplan",
+    cls=Group,
     help="KV-cache memory planning and profiling for LLM serving.",
     no_args_is_help=True,
     add_completion=False,
@@ -53,7 +122,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except KvplanError as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
-            fail(exc.message, exc.hint, exc.exit_code)
+            message, hint = exc.spelled(FLAGS)  # the library's fields named as this command's flags
+            fail(message, hint, exc.exit_code)
         except typer.Exit:
             raise
         except KeyboardInterrupt:
@@ -229,7 +299,7 @@ def _root(
     """KV-cache memory planning and profiling for LLM serving."""
 
 
-@app.command()
+@app.command(cls=Command)
 @handle_errors
 def estimate(
     model: ModelArg,
@@ -281,7 +351,7 @@ def estimate(
         render.sweep_table(results)
 
 
-@app.command()
+@app.command(cls=Command)
 @handle_errors
 def models(json_out: JsonOpt = False) -> None:
     """List the built-in offline catalog of model configs (usable as MODEL anywhere, no network needed)."""
@@ -310,6 +380,7 @@ def models(json_out: JsonOpt = False) -> None:
 
 
 profiles_app = typer.Typer(
+    cls=Group,
     help="Hardware profiles (GPU memory, bandwidth, throughput) used for planning.",
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -323,7 +394,7 @@ ProfilesDirOpt = Annotated[
 ]
 
 
-@profiles_app.command("list")
+@profiles_app.command("list", cls=Command)
 @handle_errors
 def profiles_list(profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> None:
     """List the known hardware profiles: built-in, user and --profiles-dir ones."""
@@ -336,7 +407,7 @@ def profiles_list(profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False
     render.profiles_table(found)
 
 
-@profiles_app.command("show")
+@profiles_app.command("show", cls=Command)
 @handle_errors
 def profiles_show(
     profile: Annotated[str, typer.Argument(help="A profile id, alias or YAML path.")],
@@ -353,7 +424,7 @@ def profiles_show(
     render.profile_card(found)
 
 
-@app.command()
+@app.command(cls=Command)
 @handle_errors
 def profile(
     model: ModelArg,
@@ -525,7 +596,7 @@ def profile(
     render.notes(report.notes)
 
 
-@app.command()
+@app.command(cls=Command)
 @handle_errors
 def recommend(
     model: ModelArg,
@@ -646,7 +717,7 @@ def recommend(
         render.recommendation_table(rec)
 
 
-@app.command(help=check_help())
+@app.command(cls=Command, help=check_help())
 @handle_errors
 def check(
     files: Annotated[

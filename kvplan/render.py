@@ -1,22 +1,23 @@
 """The only place that prints: Rich tables for people, JSON documents for programs.
 
 stdout carries the data (a table, or exactly one JSON document with `--json`); notes, warnings and errors
-go to stderr. Depends on result dataclasses only.
+go to stderr. Depends on result dataclasses only. Rich is imported by the functions that draw with it, so a
+`--json` answer (the stdlib's json) without notes never imports it.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from kvplan.core.units import format_bytes, format_tokens
 from kvplan.engines.registry import DEFAULT_ENGINE, flag_key
-from kvplan.planning.estimate import Estimate
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kvplan.planning.estimate import Estimate
 
 KIND_LABELS = {
     "full_attention": "full attention",
@@ -30,11 +31,22 @@ KIND_LABELS = {
 
 
 def stdout() -> Console:
+    from rich.console import Console
+
     return Console(soft_wrap=False)
 
 
 def stderr() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def escape(text: str) -> str:
+    """Text as Rich markup that prints as written."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def print_json(data: Any) -> None:
@@ -43,6 +55,8 @@ def print_json(data: Any) -> None:
 
 
 def notes(lines: tuple[str, ...] | list[str]) -> None:
+    if not lines:
+        return
     err = stderr()
     for line in lines:
         err.print(f"[yellow]note:[/] {escape(line)}")
@@ -54,6 +68,8 @@ def _fmt_per_token(value: float) -> str:
 
 def estimate_table(est: Estimate) -> None:
     """The per-kind table and totals of one estimate."""
+    from rich.table import Table
+
     out = stdout()
     title = (
         f"{est.model} · {est.engine} · {est.kv_dtype} KV · batch {est.batch} × {format_tokens(est.seq_len)} tokens"
@@ -107,6 +123,8 @@ def estimate_table(est: Estimate) -> None:
 
 def sweep_table(ests: list[Estimate]) -> None:
     """Memory against length: a table with a bar per row."""
+    from rich.table import Table
+
     out = stdout()
     first = ests[0]
     peak = max(e.kv_cache_bytes for e in ests) or 1
@@ -139,6 +157,8 @@ def sweep_table(ests: list[Estimate]) -> None:
 
 
 def profiles_table(profiles: list) -> None:
+    from rich.table import Table
+
     table = Table(title=f"{len(profiles)} hardware profiles", title_justify="left")
     for name, justify in (
         ("id", "left"),
@@ -181,6 +201,8 @@ def profile_card(p) -> None:
 
 def recommendation_table(rec) -> None:
     """A `kvplan recommend` result: the per-GPU budget, what it holds, and the serve command."""
+    from rich.table import Table
+
     out = stdout()
     title = (
         f"{rec.model} on {rec.gpus} x {rec.gpu_profile} · {rec.engine} · TP {rec.tp} PP {rec.pp} · KV {rec.kv_dtype}"
@@ -304,6 +326,8 @@ class ProgressBar:
 
 def profile_report(report: Any) -> None:
     """The measured-vs-estimated tables of `kvplan profile` (a kvplan.profiling.profiler.ProfileReport): memory, then speed."""
+    from rich.table import Table
+
     out = stdout()
     env = report.env
     layers = f" · {report.layers_used}/{report.layers_full} layers" if report.layers_used != report.layers_full else ""
@@ -420,8 +444,6 @@ def profile_report(report: Any) -> None:
 
 def check_messages(report: Any) -> None:
     """Config lint and notes of a `kvplan check` report, on stderr (lint as errors under --strict)."""
-    from rich.markup import escape
-
     err = stderr()
     label = "[bold red]lint error:[/]" if report.strict else "[yellow]warning:[/]"
     for r in report.results:
@@ -435,7 +457,7 @@ def check_messages(report: Any) -> None:
 def check_table(report: Any) -> None:
     """A `kvplan check` report (kvplan.checking.check.CheckReport): one row per deployment, then why each failure fails
     and what would fix it."""
-    from rich.markup import escape
+    from rich.table import Table
 
     out = stdout()
     results = report.results

@@ -45,7 +45,7 @@ from kvplan.engines.serving import (
     ServingModel,
 )
 from kvplan.engines.sizing import fullest_stage
-from kvplan.errors import UsageError
+from kvplan.errors import Text, UsageError
 
 DEFAULT_BLOCK_SIZE = 16
 _ALIGN = 16  # kernel block alignment used when vLLM raises the attention block size for Mamba hybrids
@@ -86,9 +86,15 @@ class VllmEngine:
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if req.kv_dtype == "int4":
-            raise UsageError("vLLM has no int4 KV cache", hint="use --kv-dtype fp8 (or nvfp4 on Blackwell)")
+            raise UsageError(
+                "vLLM has no int4 KV cache", hint=Text("use {kv_dtype} fp8 (or nvfp4 on Blackwell)"), field="kv_dtype"
+            )
         if req.kv_dtype in ("int8", "nvfp4") and any(isinstance(c, L.MlaLatent) for c in caches):
-            raise UsageError(f"vLLM has no {req.kv_dtype} cache for MLA models", hint="use --kv-dtype fp8 or auto")
+            raise UsageError(
+                f"vLLM has no {req.kv_dtype} cache for MLA models",
+                hint=Text("use {kv_dtype} fp8 or auto"),
+                field="kv_dtype",
+            )
 
     def block_size(self, caches: list[L.Layer], req: Request) -> int:
         base = req.block_size or DEFAULT_BLOCK_SIZE
@@ -190,13 +196,17 @@ def _unify_pages(counts: dict[Spec, int]) -> dict[Spec, int]:
         if spec.kind == L.STATE:
             if spec.page > target:
                 raise UsageError(
-                    "a Mamba state page is larger than the attention page", hint="pass a larger --block-size"
+                    "a Mamba state page is larger than the attention page",
+                    hint=Text("pass a larger {block_size}"),
+                    field="block_size",
                 )
             new = Spec(spec.kind, target, spec.block_size, spec.window)
         else:
             if target % spec.page:
                 raise UsageError(
-                    "vLLM cannot unify this model's page sizes (they do not divide)", hint="try --engine sglang"
+                    "vLLM cannot unify this model's page sizes (they do not divide)",
+                    hint=Text("try {engine} sglang"),
+                    field="engine",
                 )
             new = Spec(spec.kind, target, spec.block_size * (target // spec.page), spec.window)
         out[new] = out.get(new, 0) + n
@@ -221,10 +231,11 @@ class Capacity:
     page_bytes: int
 
 
-def capacity(caches: list[L.Layer], req: Request, available_bytes: int) -> Capacity:
-    """vLLM's block count and concurrency for the layers one GPU holds, given its available KV memory."""
+def capacity(caches: list[L.Layer], req: Request, available_bytes: int, plan: GroupPlan | None = None) -> Capacity:
+    """vLLM's block count and concurrency for the layers one GPU holds, given its available KV memory (`plan`:
+    their grouping, when the caller has it already: `VllmEngine().plan(caches, req)`)."""
     engine = VllmEngine()
-    plan = engine.plan(caches, req)
+    plan = plan or engine.plan(caches, req)
     if not plan.specs:
         raise UsageError("this model has no KV cache to size", hint="nothing to plan")
     num_blocks = available_bytes // plan.page // plan.group_size
@@ -261,8 +272,9 @@ def _version_match(text: str) -> re.Match[str]:
     match = _VERSION_RE.match(str(text).strip())
     if not match:
         raise UsageError(
-            f"--vllm-version: expected a version such as 0.11 or 0.19.1, got {text!r}",
+            Text("{vllm_version}: expected a version such as 0.11 or 0.19.1, got {v!r}", v=text),
             hint="pass the version `vllm --version` prints",
+            field="vllm_version",
         )
     return match
 
@@ -419,10 +431,15 @@ class VllmServing(ServingModel):
     def fit(self, inputs: FitInputs) -> Fit:
         """Block accounting: KV blocks of the available memory, blocks one request needs (capacity)."""
         caches, req, avail = list(inputs.caches), inputs.request, max(0, inputs.available)
-        cap = capacity(caches, req, avail)
+        # the groups and pages do not depend on the length: grouped once, only the blocks a request needs vary
+        engine = VllmEngine()
+        groups = engine.plan(caches, req)
+        cap = capacity(caches, req, avail, groups)
 
         def fits(n: int) -> bool:
-            return capacity(caches, replace(req, seq_len=n), avail).blocks_per_request <= cap.num_blocks
+            longer = replace(req, seq_len=n)
+            blocks = sum(groups.groups(spec) * engine.blocks_per_request(spec, longer) for spec in groups.specs)
+            return blocks <= cap.num_blocks
 
         return Fit(
             avail,
@@ -449,9 +466,11 @@ class VllmServing(ServingModel):
 def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: frozenset) -> tuple[str, ...]:
     if kinds & {L.SLIDING, L.CHUNKED}:
         return (
-            f"vLLM reserves window-1+max_num_batched_tokens ({req.max_num_batched_tokens}) tokens (+1 block) per "
-            "sliding layer and chunk+max_num_batched_tokens per chunked layer; set --max-num-batched-tokens to your "
-            "engine's",
+            Text(
+                "vLLM reserves window-1+max_num_batched_tokens ({budget}) tokens (+1 block) per sliding layer and "
+                "chunk+max_num_batched_tokens per chunked layer; set {max_num_batched_tokens} to your engine's",
+                budget=req.max_num_batched_tokens,
+            ),
         )
     return ()
 
