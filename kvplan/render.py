@@ -546,6 +546,8 @@ def _difference(n: Any) -> str:
 def explain_table(result: Any) -> None:
     """A `kvplan explain` result (kvplan.checking.explain.Explanation): each logged figure against kvplan's,
     then the inputs and where each came from."""
+    from rich.table import Table
+
     from kvplan.engines.registry import lookup
 
     out = stdout()
