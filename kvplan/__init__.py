@@ -1,36 +1,84 @@
 """kvplan: KV-cache memory planning and profiling for LLM serving.
 
-The Python API (no torch needed):
+The Python API (typed keyword arguments; no torch needed except for `profile`):
 
     import kvplan
-    est = kvplan.estimate("meta-llama/Llama-3.1-8B", seq_len=32768, batch=8, kv_dtype="fp8", tp=2)
-    est.kv_cache_bytes, est.kv_cache_bytes_per_gpu, est.layers
+    model = kvplan.resolve("meta-llama/Llama-3.1-8B")  # read once: config, shape, weights
+    est = kvplan.estimate(model, seq_len=32768, batch=8, kv_dtype="fp8", tp=2)
+    rec = kvplan.recommend(model, gpu_profile="h100-sxm-80gb", max_model_len=32768)
+    report = kvplan.check("kvplan.yaml", min_headroom="5%")
+    run = kvplan.profile("./tiny/config.json", seq_lens=(512,), batches=(1,))  # imports torch
 
-This module must never import torch or transformers; the profiler is imported lazily.
+This module must never import torch or transformers: `profile`, `recommend` and `check` (which reads YAML)
+are loaded on first use (PEP 562 `__getattr__`), so `kvplan estimate --json` imports only what it uses.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING, Any
+
 from kvplan.core.shapes import ModelShape, model_shape
 from kvplan.errors import ConfigError, HubError, KvplanError, UnsupportedArchitecture, UsageError
 from kvplan.planning.estimate import Estimate, estimate, estimate_config
 from kvplan.planning.resolved import ResolvedModel, load, resolve
 
+if TYPE_CHECKING:
+    from kvplan.checking.check import CheckReport, check
+    from kvplan.checking.plans import Deployment
+    from kvplan.planning.recommend import Recommendation, recommend
+    from kvplan.profiling.profiler import ProfileReport as ProfileReport
+    from kvplan.profiling.profiler import ProfileRequest as ProfileRequest
+    from kvplan.profiling.profiler import profile_model as profile  # noqa: F401
+
+# name -> (module, attribute): loaded on first access, so `import kvplan` stays light
+_LAZY = {
+    "recommend": ("kvplan.planning.recommend", "recommend"),
+    "Recommendation": ("kvplan.planning.recommend", "Recommendation"),
+    "check": ("kvplan.checking.check", "check"),
+    "CheckReport": ("kvplan.checking.check", "CheckReport"),
+    "Deployment": ("kvplan.checking.plans", "Deployment"),
+    "profile": ("kvplan.profiling.profiler", "profile_model"),
+    "ProfileReport": ("kvplan.profiling.profiler", "ProfileReport"),
+    "ProfileRequest": ("kvplan.profiling.profiler", "ProfileRequest"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        value = getattr(importlib.import_module(module), attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kvplan' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+# `profile`, `ProfileReport` and `ProfileRequest` are left out so that `from kvplan import *` never imports torch
 __all__ = [
+    "CheckReport",
     "ConfigError",
+    "Deployment",
     "Estimate",
     "HubError",
     "KvplanError",
     "ModelShape",
+    "Recommendation",
     "ResolvedModel",
     "UnsupportedArchitecture",
     "UsageError",
     "__version__",
+    "check",
     "estimate",
     "estimate_config",
     "load",
     "model_shape",
+    "recommend",
     "resolve",
 ]

@@ -18,10 +18,79 @@ import typer
 from kvplan import __version__, render
 from kvplan.core.units import KV_DTYPE_CHOICES, MODEL_DTYPE_CHOICES, parse_length, parse_lengths
 from kvplan.engines import registry
-from kvplan.errors import KvplanError, UsageError
+from kvplan.errors import FLAGS, KvplanError, UsageError
+
+
+class _Plain:
+    """Typer's coercion of a text, text-list or flag parameter, without building a pydantic TypeAdapter for it.
+
+    Typer 0.29 coerces every parameter's value through pydantic (`typer._adapters`), whose import costs
+    0.1-0.3 s at every start. kvplan's options are text that kvplan parses itself (kvplan.core.units) and
+    flags, whose values arrive as str, a tuple of str, a bool or None: for these the result is the one
+    Typer's adapter gives (the text, a list of the texts, the bool, None or ()). Any other value goes to
+    Typer's own coercion, built then. Duck-types Typer's `RuntimeParam.coerce`."""
+
+    def __init__(self, annotation: Any) -> None:
+        self.annotation = annotation
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        many = param.multiple or param.nargs == -1
+        if value is None:
+            return () if many else None
+        if self.annotation is bool and isinstance(value, bool) and not many:
+            return value
+        if self.annotation is str and isinstance(value, str) and not many:
+            return value
+        if (
+            self.annotation == list[str]
+            and many
+            and isinstance(value, (tuple, list))
+            and all(isinstance(item, str) for item in value)
+        ):
+            return list(value)
+        param._runtime_param = None  # anything else: Typer's own coercion
+        return param.get_runtime_param().coerce(value, param=param, ctx=ctx)
+
+
+class Command(typer.core.TyperCommand):
+    """A Typer command whose text and flag parameters skip Typer's pydantic coercion (`_Plain`). With a Typer
+    that has no per-parameter coercion (before 0.29) it is a plain TyperCommand."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_coercion(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # made on first use: `--help` is a flag too
+        _plain_coercion([option] if option is not None else [])
+        return option
+
+
+class Group(typer.core.TyperGroup):
+    """The command group, its own options (`--version`) coerced as `Command`'s are."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_coercion(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # made on first use: `--help` is a flag too
+        _plain_coercion([option] if option is not None else [])
+        return option
+
+
+def _plain_coercion(params: list[Any]) -> None:
+    for param in params:
+        descriptor = getattr(param, "type_descriptor", None)
+        if descriptor is None or getattr(param, "_runtime_param", False) is not None:
+            continue  # not Typer's lazily built coercion: leave the parameter alone
+        if descriptor.annotation in (str, bool, list[str]):
+            param._runtime_param = _Plain(descriptor.annotation)
+
 
 app = typer.Typer(
     name="kvplan",
+    cls=Group,
     help="KV-cache memory planning and profiling for LLM serving.",
     no_args_is_help=True,
     add_completion=False,
@@ -53,7 +122,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except KvplanError as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
-            fail(exc.message, exc.hint, exc.exit_code)
+            message, hint = exc.spelled(FLAGS)  # the library's fields named as this command's flags
+            fail(message, hint, exc.exit_code)
         except typer.Exit:
             raise
         except KeyboardInterrupt:
@@ -263,7 +333,7 @@ def _root(
     """KV-cache memory planning and profiling for LLM serving."""
 
 
-@app.command()
+@app.command(cls=Command)
 @handle_errors
 def estimate(
     model: ModelArg,
@@ -321,7 +391,7 @@ def estimate(
         render.sweep_table(results)
 
 
-@app.command()
+@app.command(cls=Command)
 @handle_errors
 def models(json_out: JsonOpt = False) -> None:
     """List the built-in offline catalog of model configs (usable as MODEL anywhere, no network needed)."""
@@ -350,6 +420,7 @@ def models(json_out: JsonOpt = False) -> None:
 
 
 profiles_app = typer.Typer(
+    cls=Group,
     help="Hardware profiles (GPU memory, bandwidth, throughput) used for planning.",
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -363,7 +434,7 @@ ProfilesDirOpt = Annotated[
 ]
 
 
-@profiles_app.command("list")
+@profiles_app.command("list", cls=Command)
 @handle_errors
 def profiles_list(profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False) -> None:
     """List the known hardware profiles: built-in, user and --profiles-dir ones."""
@@ -376,7 +447,7 @@ def profiles_list(profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False
     render.profiles_table(found)
 
 
-@profiles_app.command("show")
+@profiles_app.command("show", cls=Command)
 @handle_errors
 def profiles_show(
     profile: Annotated[str, typer.Argument(help="A profile id, alias or YAML path.")],
@@ -393,7 +464,7 @@ def profiles_show(
     render.profile_card(found)
 
 
-@app.command()
+@app.command(cls=Command)
 @handle_errors
 def profile(
     model: ModelArg,
@@ -565,7 +636,7 @@ def profile(
     render.notes(report.notes)
 
 
-@app.command()
+@app.command(cls=Command)
 @handle_errors
 def recommend(
     model: ModelArg,
@@ -681,7 +752,7 @@ def recommend(
         render.recommendation_table(rec)
 
 
-@app.command(help=check_help())
+@app.command(cls=Command, help=check_help())
 @handle_errors
 def check(
     files: Annotated[
@@ -765,3 +836,93 @@ def main() -> None:
 
 
 __all__ = ["app", "main"]
+
+
+@app.command()
+@handle_errors
+def explain(
+    log: Annotated[str, typer.Argument(help="An engine start-up log file, or - to read it from stdin.")],
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model",
+            help="The model, when the log names none or kvplan cannot read the one it names: a config.json, a "
+            "model folder, a catalog name or a Hub id (a same-architecture config will do).",
+            show_default=False,
+        ),
+    ] = None,
+    vllm_version: Annotated[
+        Optional[str],
+        typer.Option("--vllm-version", help="The vLLM version, when the log does not print it.", show_default=False),
+    ] = None,
+    gpu_profile: Annotated[
+        Optional[str],
+        typer.Option(
+            "--gpu-profile",
+            "-g",
+            help="Hardware profile id, alias or YAML path, when the log does not name the GPU.",
+            show_default=False,
+        ),
+    ] = None,
+    tp: Annotated[Optional[str], typer.Option("--tp", help="Tensor-parallel size.", show_default=False)] = None,
+    pp: Annotated[Optional[str], typer.Option("--pp", help="Pipeline-parallel size.", show_default=False)] = None,
+    max_model_len: Annotated[
+        Optional[str], typer.Option("--max-model-len", help="The engine's max_model_len.", show_default=False)
+    ] = None,
+    gpu_memory_utilization: Annotated[
+        Optional[float],
+        typer.Option("--gpu-memory-utilization", help="vLLM's memory fraction.", show_default=False),
+    ] = None,
+    kv_dtype: Annotated[
+        Optional[str],
+        typer.Option("--kv-dtype", help="KV-cache dtype: " + ", ".join(KV_DTYPE_CHOICES) + ".", show_default=False),
+    ] = None,
+    max_num_seqs: Annotated[
+        Optional[str], typer.Option("--max-num-seqs", help="The engine's sequence cap.", show_default=False)
+    ] = None,
+    max_num_batched_tokens: Annotated[
+        Optional[str],
+        typer.Option("--max-num-batched-tokens", help="vLLM's prefill token budget.", show_default=False),
+    ] = None,
+    block_size: BlockOpt = None,
+    profiles_dir: ProfilesDirOpt = None,
+    offline: OfflineOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Recompute every KV-cache figure an engine start-up log prints, and name the term behind each difference.
+
+    Capacity figures (blocks, tokens, concurrency, Mamba blocks, the longest max_model_len) are recomputed from
+    the memory the log prints and must match within print rounding; budget figures (available memory, weights,
+    activation, non-torch, CUDA graphs) are kvplan's model against the log. Flags fill in (and win over) what the
+    log says. Exit code 0 when every figure reproduces, 1 when one does not, 2 for bad input.
+
+    Examples:
+
+      kvplan explain vllm-startup.log
+
+      docker logs vllm 2>&1 | kvplan explain - --model ./config.json -g h100 --json
+    """
+    from kvplan.checking.explain import ExplainOptions, explain_source
+
+    options = ExplainOptions(
+        model=model,
+        vllm_version=vllm_version,
+        gpu_profile=gpu_profile,
+        tp=positive("--tp", tp),
+        pp=positive("--pp", pp),
+        max_model_len=None if max_model_len is None else labelled("--max-model-len", parse_length, max_model_len),
+        gpu_memory_utilization=gpu_memory_utilization,
+        kv_dtype=kv_dtype,
+        max_num_seqs=positive("--max-num-seqs", max_num_seqs),
+        max_num_batched_tokens=positive("--max-num-batched-tokens", max_num_batched_tokens),
+        block_size=positive("--block-size", block_size),
+        profiles_dir=profiles_dir,
+        offline=True if offline else None,
+    )
+    result = explain_source(log, options)
+    if json_out:
+        render.print_json(result.to_dict())
+        render.notes(result.notes)
+    else:
+        render.explain_table(result)
+    raise typer.Exit(result.exit_code)

@@ -1,22 +1,23 @@
 """The only place that prints: Rich tables for people, JSON documents for programs.
 
 stdout carries the data (a table, or exactly one JSON document with `--json`); notes, warnings and errors
-go to stderr. Depends on result dataclasses only.
+go to stderr. Depends on result dataclasses only. Rich is imported by the functions that draw with it, so a
+`--json` answer (the stdlib's json) without notes never imports it.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from kvplan.core.units import format_bytes, format_tokens
 from kvplan.engines.registry import DEFAULT_ENGINE, flag_key
-from kvplan.planning.estimate import Estimate
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kvplan.planning.estimate import Estimate
 
 KIND_LABELS = {
     "full_attention": "full attention",
@@ -30,11 +31,22 @@ KIND_LABELS = {
 
 
 def stdout() -> Console:
+    from rich.console import Console
+
     return Console(soft_wrap=False)
 
 
 def stderr() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def escape(text: str) -> str:
+    """Text as Rich markup that prints as written."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def print_json(data: Any) -> None:
@@ -43,6 +55,8 @@ def print_json(data: Any) -> None:
 
 
 def notes(lines: tuple[str, ...] | list[str]) -> None:
+    if not lines:
+        return
     err = stderr()
     for line in lines:
         err.print(f"[yellow]note:[/] {escape(line)}")
@@ -54,6 +68,8 @@ def _fmt_per_token(value: float) -> str:
 
 def estimate_table(est: Estimate) -> None:
     """The per-kind table and totals of one estimate."""
+    from rich.table import Table
+
     out = stdout()
     title = (
         f"{est.model} · {est.engine} · {est.kv_dtype} KV · batch {est.batch} × {format_tokens(est.seq_len)} tokens"
@@ -108,6 +124,8 @@ def estimate_table(est: Estimate) -> None:
 
 def sweep_table(ests: list[Estimate]) -> None:
     """Memory against length: a table with a bar per row."""
+    from rich.table import Table
+
     out = stdout()
     first = ests[0]
     peak = max(e.kv_cache_bytes for e in ests) or 1
@@ -140,6 +158,8 @@ def sweep_table(ests: list[Estimate]) -> None:
 
 
 def profiles_table(profiles: list) -> None:
+    from rich.table import Table
+
     table = Table(title=f"{len(profiles)} hardware profiles", title_justify="left")
     for name, justify in (
         ("id", "left"),
@@ -182,6 +202,8 @@ def profile_card(p) -> None:
 
 def recommendation_table(rec) -> None:
     """A `kvplan recommend` result: the per-GPU budget, what it holds, and the serve command."""
+    from rich.table import Table
+
     out = stdout()
     title = (
         f"{rec.model} on {rec.gpus} x {rec.gpu_profile} · {rec.engine} · TP {rec.tp} PP {rec.pp} · KV {rec.kv_dtype}"
@@ -306,6 +328,8 @@ class ProgressBar:
 
 def profile_report(report: Any) -> None:
     """The measured-vs-estimated tables of `kvplan profile` (a kvplan.profiling.profiler.ProfileReport): memory, then speed."""
+    from rich.table import Table
+
     out = stdout()
     env = report.env
     layers = f" · {report.layers_used}/{report.layers_full} layers" if report.layers_used != report.layers_full else ""
@@ -422,8 +446,6 @@ def profile_report(report: Any) -> None:
 
 def check_messages(report: Any) -> None:
     """Config lint and notes of a `kvplan check` report, on stderr (lint as errors under --strict)."""
-    from rich.markup import escape
-
     err = stderr()
     label = "[bold red]lint error:[/]" if report.strict else "[yellow]warning:[/]"
     for r in report.results:
@@ -437,7 +459,7 @@ def check_messages(report: Any) -> None:
 def check_table(report: Any) -> None:
     """A `kvplan check` report (kvplan.checking.check.CheckReport): one row per deployment, then why each failure fails
     and what would fix it."""
-    from rich.markup import escape
+    from rich.table import Table
 
     out = stdout()
     results = report.results
@@ -486,3 +508,86 @@ def check_table(report: Any) -> None:
     passed = sum(r.ok for r in results)
     out.print(f"{passed} of {len(results)} deployment{'s' if len(results) != 1 else ''} pass", highlight=False)
     check_messages(report)
+
+
+# ------------------------------------------------------------------------------------------ kvplan explain
+
+_EXPLAIN_UNITS = {"GiB": " GiB", "MiB": " MiB", "x": "x", "%": "%"}
+
+
+def _logged(value: int | float | None, decimals: int, unit: str, extra: int = 0) -> str:
+    """A figure as the log prints it (`decimals` places, thousands separated), with its unit."""
+    if value is None:
+        return "—"
+    places = decimals + extra if isinstance(value, float) or decimals else 0
+    text = f"{value:,.{places}f}" if places else f"{round(value):,}"
+    return text + _EXPLAIN_UNITS.get(unit, "")
+
+
+def _kvplan_cell(n: Any) -> str:
+    if n.kvplan is None:
+        return "—"
+    extra = 2 if n.decimals else 0
+    text = _logged(n.kvplan, n.decimals, n.unit, extra)
+    if n.kvplan_range is not None and n.kvplan_range[0] != n.kvplan_range[1]:
+        low, high = (_logged(v, n.decimals, "", extra) for v in n.kvplan_range)
+        text += f" ({low} – {high})"
+    return text
+
+
+def _difference(n: Any) -> str:
+    if n.difference is None:
+        return "—"
+    extra = 2 if n.decimals else 0
+    if n.difference == 0:
+        return "0"
+    sign = "+" if n.difference > 0 else "-"
+    return sign + _logged(abs(n.difference), n.decimals, n.unit, extra)
+
+
+def explain_table(result: Any) -> None:
+    """A `kvplan explain` result (kvplan.checking.explain.Explanation): each logged figure against kvplan's,
+    then the inputs and where each came from."""
+    from rich.table import Table
+
+    from kvplan.engines.registry import lookup
+
+    out = stdout()
+    entry = lookup(result.engine)
+    version = f" {result.engine_version}" if result.engine_version else ""
+    title = f"{entry.display if entry else result.engine}{version} log · {result.model}" + (
+        f" · {result.gpu_profile}" if result.gpu_profile else ""
+    )
+    table = Table(title=escape(title), title_justify="left")
+    for name, justify in (
+        ("number", "left"),
+        ("logged", "right"),
+        ("kvplan", "right"),
+        ("difference", "right"),
+        ("within rounding", "left"),
+        ("term", "left"),
+    ):
+        table.add_column(name, justify=justify)
+    for n in result.numbers:
+        within = "[green]yes[/]" if n.within_rounding else "[bold red]no[/]"
+        table.add_row(
+            escape(n.name),
+            _logged(n.logged, n.decimals, n.unit),
+            _kvplan_cell(n),
+            _difference(n),
+            within,
+            escape(n.term),
+        )
+    out.print(table)
+    inputs = Table(title="inputs", title_justify="left")
+    for name in ("setting", "value", "from"):
+        inputs.add_column(name)
+    for s in result.settings:
+        inputs.add_row(escape(s.name), "—" if s.value is None else escape(str(s.value)), escape(s.source))
+    out.print(inputs)
+    good = sum(n.within_rounding for n in result.numbers)
+    verdict = "[green]all reproduce[/]" if result.all_within_rounding else "[bold red]not all reproduce[/]"
+    out.print(f"{good} of {len(result.numbers)} figures within print rounding: {verdict}", highlight=False)
+    if result.not_explained:
+        out.print("not recomputed: " + escape(", ".join(result.not_explained)), highlight=False)
+    notes(result.notes)

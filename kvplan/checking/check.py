@@ -19,42 +19,42 @@ Pure arithmetic: never imports torch.
 from __future__ import annotations
 
 import math
-import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
 from kvplan.checking.lint import LintWarning, lint_model_config
-from kvplan.checking.plans import Deployment
+from kvplan.checking.plans import Deployment, load_plan
 from kvplan.core.bisection import largest
-from kvplan.core.units import canonical_dtype, format_bytes
+from kvplan.core.units import format_bytes
 from kvplan.engines import Request, canonical_engine
 from kvplan.engines.registry import serving_model, sized_engines
-from kvplan.errors import KvplanError, UsageError
+from kvplan.errors import KvplanError, Spelling, UsageError, spell
 from kvplan.planning.recommend import TP_CHOICES, request_kv_bytes
 from kvplan.planning.resolved import ResolvedModel, resolve
 
 SCHEMA = "kvplan.check/1"
 CONSTRAINTS = ("weights", "max_model_len", "concurrency", "headroom", "lint")
 MAX_SUGGESTED_UTILIZATION = 0.95
-# recommend() speaks in CLI flags; a plan in keys
-_FLAG_TO_KEY = (
-    ("--kv-memory SIZE", "kv_cache_memory"),
-    ("--kv-memory", "kv_cache_memory"),
-    ("--tp", "tensor_parallel_size"),
-    ("--pp", "pipeline_parallel_size"),
-    ("--gpus", "gpus"),
-    ("--max-model-len", "max_model_len"),
-    ("--concurrency", "max_num_seqs"),
-    ("--gpu-memory-utilization", "gpu_memory_utilization"),
-    ("--block-size", "block_size"),
-    ("--max-num-batched-tokens", "max_num_batched_tokens"),
-    ("--kv-dtype", "kv_cache_dtype"),
-    ("--engine", "engine"),
-    ("--weights-bytes SIZE", "weights_bytes"),
-    ("--weights-bytes", "weights_bytes"),
-)
+# recommend()'s fields (kvplan.errors) -> the plan keys that set them; messages name fields, and a plan's
+# messages name them as the plan does (an engine config: as the file spells the key). Fields without a key
+# here keep their CLI flag.
+PLAN_KEYS = {
+    "kv_memory": "kv_cache_memory",
+    "tp": "tensor_parallel_size",
+    "pp": "pipeline_parallel_size",
+    "gpus": "gpus",
+    "max_model_len": "max_model_len",
+    "concurrency": "max_num_seqs",
+    "gpu_memory_utilization": "gpu_memory_utilization",
+    "block_size": "block_size",
+    "max_num_batched_tokens": "max_num_batched_tokens",
+    "kv_dtype": "kv_cache_dtype",
+    "engine": "engine",
+    "weights_bytes": "weights_bytes",
+}
 
 
 def supported_engines() -> tuple[str, ...]:
@@ -207,16 +207,50 @@ def check_deployments(
     return CheckReport(tuple(results), min_headroom, strict)
 
 
-def _as_keys(text: str) -> str:
-    """recommend()'s CLI flags spelled as plan keys ("--tp 2" -> "tensor_parallel_size 2")."""
-    for flag, key in _FLAG_TO_KEY:
-        text = re.sub(re.escape(flag) + r"(?![\w-])", key, text)
-    return text
+def check(
+    plans: str | Path | Deployment | Iterable[str | Path | Deployment],
+    *,
+    min_headroom: float | str = 0.0,
+    strict: bool = False,
+    offline: bool | None = None,
+    profiles_dir: str | None = None,
+) -> CheckReport:
+    """`kvplan.check`: check plan files and/or deployments, as `kvplan check` does, and return the CheckReport.
+
+    plans: a plan file path, a `Deployment` (kvplan.checking.plans; an engine config read with
+    kvplan.checking.engine_configs.load_engine_config is one), or a list of them. min_headroom: the spare KV
+    memory each deployment must keep, 0.05 or "5%". strict: config lint fails a deployment. Bad input raises a
+    KvplanError naming the file, line and key; a deployment that does not fit is a result with ok=False
+    (`report.ok`, `report.exit_code`, `report.to_dict()`)."""
+    items = [plans] if isinstance(plans, (str, Path, Deployment)) else list(plans)
+    deployments: list[Deployment] = []
+    for item in items:
+        if isinstance(item, Deployment):
+            deployments.append(item)
+        elif isinstance(item, (str, Path)):
+            deployments.extend(load_plan(item))
+        else:
+            raise UsageError(
+                f"cannot check {type(item).__name__} {item!r}", hint="pass plan file paths or Deployment objects"
+            )
+    return check_deployments(
+        deployments,
+        min_headroom=parse_headroom(min_headroom),
+        strict=strict,
+        offline=offline,
+        profiles_dir=profiles_dir,
+    )
 
 
-def _located(exc: KvplanError, prefix: str) -> KvplanError:
-    """The same error, its message prefixed with file:line: key and CLI flags spelled as plan keys."""
-    return type(exc)(f"{prefix}: {_as_keys(exc.message)}", _as_keys(exc.hint) if exc.hint else exc.hint)
+def spelling(dep: Deployment) -> Spelling:
+    """How `dep`'s messages name recommend()'s fields: its source's keys (`max-model-len` in a vLLM config)."""
+    return {name: dep.key_name(key) for name, key in PLAN_KEYS.items()}
+
+
+def _located(exc: KvplanError, prefix: str, names: Spelling) -> KvplanError:
+    """The same error, its message prefixed with file:line: key and its fields named as the plan names them."""
+    message, hint = exc.spelled(names)
+    return type(exc)(f"{prefix}: {message}", hint, field=exc.field)
 
 
 class _Evaluator:
@@ -284,12 +318,11 @@ class _Evaluator:
         """KV bytes one request of seq_len takes on the fullest GPU under rec's settings, in the engine's storage
         model (kvplan.planning.recommend.request_kv_bytes: what recommend's max_concurrency divides by)."""
         try:
-            kv, model = canonical_dtype(rec.kv_dtype, what="kv dtype"), canonical_dtype(rec.dtype)
             req = Request(
                 seq_len,
                 1,
-                kv,
-                model,
+                rec.cache_dtype,
+                rec.model_dtype,
                 rec.tp,
                 rec.pp,
                 self.dep.block_size,
@@ -297,7 +330,7 @@ class _Evaluator:
                 engine_version=rec.vllm_version,
                 compute_capability=self.compute_capability,
             )
-            return request_kv_bytes(self.shape, self.engine, req)
+            return request_kv_bytes(self.resolved, self.engine, req)
         except KvplanError:
             return None
 
@@ -339,22 +372,23 @@ def _check_one(
 ) -> DeploymentResult:
     from kvplan.sources.hardware import load_profile
 
+    names = spelling(dep)
     try:
         engine = recommend_engine(dep.engine)
     except KvplanError as exc:
-        raise _located(exc, dep.at("engine")) from None
+        raise _located(exc, dep.at("engine"), names) from None
     pdir = profiles_dir or dep.profiles_dir
     try:
         load_profile(dep.gpu, profiles_dir=pdir)  # an unknown GPU is named here, with the plan's file and line
     except KvplanError as exc:
-        raise _located(exc, dep.at("gpu")) from None
+        raise _located(exc, dep.at("gpu"), names) from None
     try:
         resolved = models.get((dep.model, dep.revision))
         if resolved is None:
             resolved = models[(dep.model, dep.revision)] = resolve(dep.model, revision=dep.revision, offline=offline)
         loaded = resolved.loaded
     except KvplanError as exc:
-        error = _located(exc, dep.at("model"))
+        error = _located(exc, dep.at("model"), names)
         if dep.key_name("model") == "model_name":  # Xinference's registry name, not a Hub id
             more = "pass --model with the Hugging Face repo id"
             error.hint = f"{error.hint}; or {more}" if error.hint else more
@@ -373,14 +407,17 @@ def _check_one(
     try:
         rec = ev.recommend()
     except KvplanError as exc:
-        raise _located(exc, dep.at()) from None
+        raise _located(exc, dep.at(), names) from None
 
     notes = list(dep.notes)
     if dep.max_model_len is None:
         notes.append(f"max_model_len not set: planned at the model's limit ({rec.max_model_len:,} tokens)")
     if dep.gpus and dep.gpus > rec.tp * rec.pp:
         notes.append(f"{dep.gpus} GPUs given, tensor x pipeline parallel uses {rec.tp * rec.pp}")
-    notes.extend(_as_keys(n) for n in rec.notes if _as_keys(n) not in notes)
+    for note in rec.notes:
+        spelled = spell(note, names)
+        if spelled not in notes:
+            notes.append(spelled)
 
     conc = dep.required_concurrency
     avail = rec.available_kv_memory_bytes
@@ -589,6 +626,7 @@ __all__ = [
     "CheckReport",
     "DeploymentResult",
     "Fix",
+    "check",
     "check_deployments",
     "junit_xml",
     "parse_headroom",

@@ -73,7 +73,8 @@ def load_engine_config(
     mapping, memory = vocabulary.keys, vocabulary.memory_keys
     entries: dict[str, Entry] = {}
     spelling: dict[str, str] = {}
-    unmodelled, ignored = [], []
+    unmodelled: list[str] = []
+    ignored: list[str] = []
     for raw_key, value in data.items():
         key = normalise(raw_key)
         line = lines.get(str(raw_key), 1)

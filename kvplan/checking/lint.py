@@ -26,6 +26,7 @@ from kvplan.core.families import family_of
 from kvplan.core.units import dtype_name
 from kvplan.engines import DEFAULT_ENGINE
 from kvplan.engines.registry import lookup
+from kvplan.planning.requests import above_model_limit
 
 # RoPE scaling types under which vLLM keeps max_position_embeddings as the limit (no factor applied).
 _UNSCALED_ROPE = ("default", "llama3", "mrope", "none")
@@ -99,7 +100,7 @@ def lint_model_config(
             )
 
     limit = optional_int(cfg, *MAX_POSITION_KEYS)
-    if max_model_len and limit and max_model_len > limit:
+    if max_model_len and above_model_limit(max_model_len, limit):
         scaling = _rope_scaling(cfg)
         kind = str((scaling or {}).get("rope_type") or (scaling or {}).get("type") or "").lower()
         factor = (scaling or {}).get("factor")

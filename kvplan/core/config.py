@@ -181,7 +181,11 @@ def head_dim(cfg: dict[str, Any], family: Family | None = _OF_CONFIG) -> int:
     if hidden % heads:
         raise ConfigError(
             f"hidden_size {hidden} is not divisible by num_attention_heads {heads}"
-            + (" and no head_dim is given" if honours else f", which {fam.name} requires (it ignores head_dim)"),
+            + (
+                " and no head_dim is given"
+                if honours
+                else f", which {fam.name if fam else 'the family'} requires (it ignores head_dim)"
+            ),
             hint="add head_dim to config.json" if honours else "fix hidden_size or num_attention_heads",
         )
     return hidden // heads

@@ -70,12 +70,16 @@ class ModelShape:
         return [cache for layer in self.layers for cache in layer]
 
 
-def attention(cfg: dict, kind: str = L.FULL, window: int | None = None, kv: int | None = None) -> L.KVAttention:
+def attention(
+    cfg: dict, kind: str = L.FULL, window: int | None = None, kv: int | None = None
+) -> L.FullAttention | L.SlidingWindow | L.ChunkedLocal:
     """The attention spec of kind `kind` with the config's head shape (`kv` KV heads, default the config's)."""
     hd, heads = head_dim(cfg), num_kv_heads(cfg) if kv is None else kv
-    if kind == L.SLIDING:
+    if kind in (L.SLIDING, L.CHUNKED) and window is None:
+        raise ConfigError(f"a {kind} layer needs a window size", hint="add sliding_window to config.json")
+    if kind == L.SLIDING and window is not None:
         return L.SlidingWindow(heads, hd, hd, window)
-    if kind == L.CHUNKED:
+    if kind == L.CHUNKED and window is not None:
         return L.ChunkedLocal(heads, hd, hd, window)
     return L.FullAttention(heads, hd, hd)
 
@@ -129,7 +133,7 @@ def _window_or_error(cfg: dict, family: str) -> int:
 
 def _attention_stack(cfg: dict, types: list[str]) -> tuple[tuple[L.Layer, ...], ...]:
     """Attention layers of the given kinds (full / sliding / chunked), sharing the config's head shape."""
-    out = []
+    out: list[tuple[L.Layer, ...]] = []
     for kind in types:
         if kind == L.SLIDING:
             out.append((attention(cfg, L.SLIDING, _window_or_error(cfg, "this")),))
@@ -374,7 +378,7 @@ def model_shape(config: dict[str, Any]) -> ModelShape:
     if family is None:
         if not model_type:
             raise ConfigError("config has no `model_type`", hint="add the model_type from the model's config.json")
-        reader = dense
+        reader: Callable[[dict], tuple[tuple[L.Layer, ...], ...]] = dense
         assumptions.append(
             f"unknown model_type {model_type!r}: read as a llama-like decoder "
             f"({num_layers(cfg)} layers, {num_kv_heads(cfg)} KV heads of {head_dim(cfg)})"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-from kvplan.errors import UsageError
+from kvplan.errors import Text, UsageError
 
 # The one table of dtypes: canonical name -> bytes per element. Packed formats (int4, nvfp4) are Fractions;
 # engines add their own scale/metadata bytes on top (see kvplan.engines). Every spelling kvplan reads (user
@@ -125,7 +125,11 @@ def cdiv(a: int, b: int) -> int:
 def split_exact(n: int, tp: int, what: str) -> int:
     """n / tp for dimensions that tensor parallelism must divide exactly (Mamba channels, heads)."""
     if n % tp:
-        raise UsageError(f"--tp {tp} does not divide the model's {n} {what}", hint="choose a TP size that divides it")
+        raise UsageError(
+            Text("{tp} {t} does not divide the model's {n} {what}", t=tp, n=n, what=what),
+            hint="choose a TP size that divides it",
+            field="tp",
+        )
     return n // tp
 
 

@@ -13,7 +13,7 @@ from typing import Protocol
 from kvplan.core import specs as L
 from kvplan.core.units import cdiv
 from kvplan.core.units import split_exact as split_exact  # re-exported: engines import it from here
-from kvplan.errors import UsageError
+from kvplan.errors import Text, UsageError
 
 
 @dataclass(frozen=True)
@@ -79,14 +79,16 @@ def kv_heads_per_rank(num_kv_heads: int, tp: int) -> int:
     if num_kv_heads >= tp:
         if num_kv_heads % tp:
             raise UsageError(
-                f"--tp {tp} does not divide the model's {num_kv_heads} KV heads",
+                Text("{tp} {t} does not divide the model's {n} KV heads", t=tp, n=num_kv_heads),
                 hint="engines need TP to divide the KV heads (or be a multiple of them)",
+                field="tp",
             )
         return num_kv_heads // tp
     if tp % num_kv_heads:
         raise UsageError(
-            f"--tp {tp} is not a multiple of the model's {num_kv_heads} KV heads",
+            Text("{tp} {t} is not a multiple of the model's {n} KV heads", t=tp, n=num_kv_heads),
             hint="choose a TP size that divides, or is a multiple of, the KV heads",
+            field="tp",
         )
     return 1
 
@@ -96,7 +98,9 @@ def pipeline_stages(num_layers: int, pp: int) -> list[range]:
     going one each to the stages before the last (the last also holds the LM head)."""
     if pp > num_layers:
         raise UsageError(
-            f"--pp {pp} is larger than the model's {num_layers} layers", hint="use at most one stage per layer"
+            Text("{pp} {p} is larger than the model's {n} layers", p=pp, n=num_layers),
+            hint="use at most one stage per layer",
+            field="pp",
         )
     sizes = [num_layers // pp] * pp
     for i in range(2, num_layers % pp + 2):
@@ -110,26 +114,39 @@ def pipeline_stages(num_layers: int, pp: int) -> list[range]:
 
 def merge_kinds(costs: list[KindCost]) -> list[KindCost]:
     """Merge costs of the same kind (summing layers, bytes and per-token bytes), in first-seen order."""
-    out: dict[str, KindCost] = {}
-    for cost in costs:
-        prev = out.get(cost.kind)
-        if prev is None:
-            out[cost.kind] = cost
-            continue
-        tokens = None if cost.tokens is None and prev.tokens is None else max(prev.tokens or 0, cost.tokens or 0)
-        out[cost.kind] = KindCost(
-            cost.kind,
-            prev.layers + cost.layers,
-            prev.bytes + cost.bytes,
-            prev.bytes_per_token + cost.bytes_per_token,
-            tokens,
-        )
-    return list(out.values())
+    return _merged([(c.kind, c.layers, c.bytes, c.bytes_per_token, c.tokens) for c in costs], costs)
 
 
 def group_costs(items: list[tuple[str, int, Fraction, int | None]]) -> list[KindCost]:
     """One KindCost per kind from per-layer (kind, bytes, bytes_per_token, tokens) tuples."""
-    return merge_kinds([KindCost(kind, 1, nbytes, per_token, tokens) for kind, nbytes, per_token, tokens in items])
+    return _merged([(kind, 1, nbytes, per_token, tokens) for kind, nbytes, per_token, tokens in items])
+
+
+def _merged(rows: list[tuple], costs: list[KindCost] | None = None) -> list[KindCost]:
+    """(kind, layers, bytes, per-token bytes, tokens) rows summed per kind, in first-seen order. Per-token bytes
+    are summed exactly, numerators per denominator (most layers of a model share one), not one Fraction
+    addition per layer; a kind's tokens are the most any of its layers keeps (None when none keeps any)."""
+    acc: dict[str, list] = {}
+    for index, (kind, layers, nbytes, per_token, tokens) in enumerate(rows):
+        entry = acc.get(kind)
+        if entry is None:
+            acc[kind] = [index, layers, nbytes, {per_token.denominator: per_token.numerator}, tokens, 1]
+            continue
+        entry[1] += layers
+        entry[2] += nbytes
+        fractions = entry[3]
+        fractions[per_token.denominator] = fractions.get(per_token.denominator, 0) + per_token.numerator
+        if tokens is not None or entry[4] is not None:
+            entry[4] = max(entry[4] or 0, tokens or 0)
+        entry[5] += 1
+    out = []
+    for kind, (index, layers, nbytes, fractions, tokens, count) in acc.items():
+        if count == 1:  # a kind seen once is that cost itself
+            out.append(costs[index] if costs is not None else KindCost(kind, layers, nbytes, rows[index][3], tokens))
+            continue
+        per_token = sum((Fraction(n, d) for d, n in fractions.items()), Fraction(0))
+        out.append(KindCost(kind, layers, nbytes, per_token, tokens))
+    return out
 
 
 def window_tokens(cache: L.KVAttention, seq_len: int, keep: int) -> int:

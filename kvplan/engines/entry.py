@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kvplan.core.units import GGML_BLOCK_TYPES
-from kvplan.errors import UsageError
+from kvplan.errors import Text, UsageError
 
 if TYPE_CHECKING:
     from kvplan.core.shapes import ModelShape
@@ -113,7 +113,12 @@ class EngineEntry:
             return self.kv_auto
         if resolved in GGML_BLOCK_TYPES and not self.kv_ggml:
             raise UsageError(
-                f"--kv-dtype {resolved} is a llama.cpp (ggml) cache type; {self.name} does not store it",
-                hint="use --engine llamacpp, or fp8 / int8 for this engine",
+                Text(
+                    "{kv_dtype} {value} is a llama.cpp (ggml) cache type; {which} does not store it",
+                    value=resolved,
+                    which=self.name,
+                ),
+                hint=Text("use {engine} llamacpp, or fp8 / int8 for this engine"),
+                field="kv_dtype",
             )
         return resolved

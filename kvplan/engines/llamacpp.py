@@ -36,7 +36,7 @@ from kvplan.core.units import DTYPE_BYTES, GGML_BLOCK_SIZE, GGML_BLOCK_TYPES, GG
 from kvplan.engines.base import KindCost, Request, group_costs
 from kvplan.engines.entry import EngineEntry
 from kvplan.engines.serving import UBATCH, BudgetInputs, BudgetTerm, FlagInputs, ServingModel
-from kvplan.errors import UsageError
+from kvplan.errors import Text, UsageError
 
 CTX_PAD = 256  # llama-context.cpp: cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256); SWA cache padded to 256 too
 DEFAULT_UBATCH = 512  # common.h n_ubatch
@@ -60,7 +60,8 @@ def row_bytes(kv_dtype: str, n: int) -> int:
     if kv_dtype in GGML_BLOCK_TYPES and n % GGML_BLOCK_SIZE:
         raise UsageError(
             f"llama.cpp cannot store rows of {n} values as {kv_dtype} (blocks of 32)",
-            hint="use --kv-dtype f16 for this model",
+            hint=Text("use {kv_dtype} f16 for this model"),
+            field="kv_dtype",
         )
     value = DTYPE_BYTES[kv_dtype] * n
     return int(value)
@@ -77,12 +78,14 @@ class LlamaCppEngine:
         if req.tp > 1:
             raise UsageError(
                 "llama.cpp has no tensor parallelism: it splits whole layers across GPUs",
-                hint="use --tp 1 (and --pp N for a layer split over N GPUs)",
+                hint=Text("use {tp} 1 (and {pp} N for a layer split over N GPUs)"),
+                field="tp",
             )
         if req.kv_dtype not in LLAMACPP_KV_TYPES:
             raise UsageError(
                 f"llama.cpp has no {req.kv_dtype} KV cache",
-                hint="use --kv-dtype f16, bf16, f32, q8_0, q5_1, q5_0, q4_1, q4_0 or iq4_nl",
+                hint=Text("use {kv_dtype} f16, bf16, f32, q8_0, q5_1, q5_0, q4_1, q4_0 or iq4_nl"),
+                field="kv_dtype",
             )
 
     def block_size(self, caches: list[L.Layer], req: Request) -> int | None:
@@ -93,7 +96,7 @@ class LlamaCppEngine:
         cells = cells_per_stream(req.seq_len, req.batch)
         return group_costs([self._layer(c, req, cells) for c in caches])
 
-    def swa_cells(self, cache: L.SlidingWindow | L.ChunkedLocal, req: Request, cells: int) -> int:
+    def swa_cells(self, cache: L.FullAttention | L.SlidingWindow | L.ChunkedLocal, req: Request, cells: int) -> int:
         """llama-kv-cache-iswa.cpp: GGML_PAD(min(size_base, n_swa * (unified ? n_seq_max : 1) + n_ubatch), 256)."""
         return pad(min(cells, (cache.window or 0) + req.n_ubatch))
 
@@ -152,7 +155,8 @@ class LlamaCppServing(ServingModel):
         if tp not in (None, 1):
             raise UsageError(
                 "llama.cpp has no tensor parallelism: it splits whole layers across GPUs",
-                hint="use --pp N for a layer split over N GPUs",
+                hint=Text("use {pp} N for a layer split over N GPUs"),
+                field="tp",
             )
         return 1, (pp if pp > 1 else gpus)
 
@@ -191,8 +195,10 @@ class LlamaCppServing(ServingModel):
         if weights_source == "--weights-bytes":
             return []
         return [
-            f"weights counted at {short_dtype(model_dtype)}; a quantized GGUF is smaller: pass --weights-bytes "
-            "with its file size"
+            Text(
+                "weights counted at {d}; a quantized GGUF is smaller: pass {weights_bytes} with its file size",
+                d=short_dtype(model_dtype),
+            )
         ]
 
     def command(self, f: FlagInputs) -> str:

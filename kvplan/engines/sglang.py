@@ -21,7 +21,7 @@ from kvplan.core.units import DTYPE_BYTES
 from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, window_tokens
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
 from kvplan.engines.serving import BudgetInputs, BudgetTerm, FlagInputs, ServingModel
-from kvplan.errors import UsageError
+from kvplan.errors import Text, UsageError
 
 
 class SglangEngine:
@@ -30,7 +30,11 @@ class SglangEngine:
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if req.kv_dtype in ("int8", "int4", "nvfp4"):
-            raise UsageError(f"SGLang has no {req.kv_dtype} KV cache", hint="use --kv-dtype fp8_e4m3, fp8_e5m2 or auto")
+            raise UsageError(
+                f"SGLang has no {req.kv_dtype} KV cache",
+                hint=Text("use {kv_dtype} fp8_e4m3, fp8_e5m2 or auto"),
+                field="kv_dtype",
+            )
 
     def block_size(self, caches: list[L.Layer], req: Request) -> int | None:
         return None

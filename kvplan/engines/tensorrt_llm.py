@@ -32,7 +32,7 @@ from kvplan.engines.serving import (
     FlagInputs,
     ServingModel,
 )
-from kvplan.errors import UsageError
+from kvplan.errors import Text, UsageError
 
 DEFAULT_TOKENS_PER_BLOCK = 32
 FREE_GPU_MEMORY_FRACTION = 0.9  # KvCacheConfig.free_gpu_memory_fraction default
@@ -45,7 +45,9 @@ class TensorRtLlmEngine:
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if req.kv_dtype not in ("float32", "float16", "bfloat16", "fp8_e4m3", "int8", "nvfp4"):
             raise UsageError(
-                f"TensorRT-LLM has no {req.kv_dtype} KV cache", hint="use --kv-dtype auto, fp8, int8 or nvfp4"
+                f"TensorRT-LLM has no {req.kv_dtype} KV cache",
+                hint=Text("use {kv_dtype} auto, fp8, int8 or nvfp4"),
+                field="kv_dtype",
             )
 
     def block_size(self, caches: list[L.Layer], req: Request) -> int:
@@ -63,7 +65,7 @@ class TensorRtLlmEngine:
         self.check(caches, req)
         block = self.block_size(caches, req)
         tokens = cdiv(req.seq_len, block) * block
-        items = []
+        items: list[tuple[str, int, Fraction, int | None]] = []
         for cache in caches:
             if isinstance(cache, (L.KVAttention, L.MlaLatent)):
                 per_token = self.token_bytes(cache, req)

@@ -32,7 +32,7 @@ from kvplan.core.shapes import FALCON_NEW_DECODER, ModelShape
 from kvplan.core.units import DTYPE_BYTES
 from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, window_tokens
 from kvplan.engines.entry import EngineEntry
-from kvplan.errors import UsageError
+from kvplan.errors import Text, UsageError
 
 # Bytes per element of the quantized cache backends, scales and zero points included.
 _QUANTIZED = {"fp8_e4m3": Fraction(1), "int4": Fraction(5, 8), "int8": Fraction(9, 8)}
@@ -56,7 +56,9 @@ class TransformersEngine:
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if req.kv_dtype in ("fp8_e5m2", "nvfp4"):
-            raise UsageError(f"transformers has no {req.kv_dtype} KV cache", hint="use fp8 (e4m3), int8 or int4")
+            raise UsageError(
+                f"transformers has no {req.kv_dtype} KV cache", hint="use fp8 (e4m3), int8 or int4", field="kv_dtype"
+            )
         # QuantizedCache refuses any layer type but "full_attention"; MLA layers are full attention there and
         # the fp8 backend quantizes the latent like keys (checked in tests); quanto / hqq group along a head
         # dimension, which kvplan has not checked for latents.
@@ -64,7 +66,8 @@ class TransformersEngine:
         if req.kv_dtype in _QUANTIZED and any(c.kind not in allowed for c in caches):
             raise UsageError(
                 "transformers' quantized KV cache supports only models whose layers are all full attention",
-                hint="use --kv-dtype auto for this model, or another --engine",
+                hint=Text("use {kv_dtype} auto for this model, or another {engine}"),
+                field="kv_dtype",
             )
 
     def block_size(self, caches: list[L.Layer], req: Request) -> int | None:
@@ -113,7 +116,8 @@ class TransformersStaticEngine(TransformersEngine):
         if req.kv_dtype != req.model_dtype:
             raise UsageError(
                 "transformers' StaticCache stores the KV cache in the model dtype",
-                hint="use --kv-dtype auto with --engine transformers-static",
+                hint=Text("use {kv_dtype} auto with {engine} transformers-static"),
+                field="kv_dtype",
             )
 
 

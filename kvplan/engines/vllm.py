@@ -57,7 +57,7 @@ from kvplan.engines.serving import (
     ServingModel,
 )
 from kvplan.engines.sizing import fullest_stage
-from kvplan.errors import UsageError
+from kvplan.errors import Text, UsageError
 
 if TYPE_CHECKING:
     from kvplan.sources.hardware import HardwareProfile
@@ -76,8 +76,9 @@ def _version_match(text: str) -> re.Match[str]:
     match = _VERSION_RE.match(str(text).strip())
     if not match:
         raise UsageError(
-            f"--vllm-version: expected a version such as 0.11 or 0.19.1, got {text!r}",
+            Text("{vllm_version}: expected a version such as 0.11 or 0.19.1, got {v!r}", v=text),
             hint="pass the version `vllm --version` prints",
+            field="vllm_version",
         )
     return match
 
@@ -89,10 +90,17 @@ def parse_vllm_version(text: str) -> tuple[int, int]:
 
 
 def version_key(text: str) -> tuple[int, int, int]:
-    """(major, minor, patch) of a vLLM version (patch 0 when not given; pre-release and dev tags such as rc1 or
-    .dev16+g1234 are ignored: a release candidate, or a nightly named after a release, is taken as that release)."""
+    """(major, minor, patch) of a vLLM version (patch 0 when not given; tags such as rc1, .dev16+g1234 or +cu128
+    are left out: see `is_dev_build`)."""
     match = _version_match(text)
     return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
+
+
+def is_dev_build(text: str) -> bool:
+    """A nightly (`0.20.2rc1.dev9+g01d4d1ad3`): a main-branch build made before the release it is named after, so
+    it behaves like the release before (a release candidate, `0.26.1rc1`, is taken as its release)."""
+    match = _version_match(text)
+    return "dev" in str(text).strip()[match.end(3) if match.group(3) else match.end(2) :].lower()
 
 
 @dataclass(frozen=True)
@@ -378,10 +386,13 @@ NEWEST_VLLM = "0.33.0"  # the newest release read (the last row's rules)
 
 @lru_cache(maxsize=256)
 def vllm_behaviour(version: str | None) -> VllmBehaviour:
-    """The VLLM_VERSIONS row of `version` (e.g. 0.11, 0.19.1, v0.21.0rc1); unknown (None or "") is the newest."""
+    """The VLLM_VERSIONS row of `version` (e.g. 0.11, 0.19.1, v0.21.0rc1); unknown (None or "") is the newest. A
+    nightly belongs to the row before the release it is named after (`is_dev_build`): 0.20.1rc1.dev16 is 0.20.0."""
     if not version:
         return VLLM_VERSIONS[-1]
     key = version_key(version)
+    if is_dev_build(version):
+        return [row for row in VLLM_VERSIONS if row.since < key][-1]
     return [row for row in VLLM_VERSIONS if row.since <= key][-1]
 
 
@@ -638,6 +649,8 @@ class VllmEngine:
 
     def token_limit(self, spec: Spec, req: Request) -> int | None:
         """Tokens past which a windowed spec's reservation stops growing (None: it always grows)."""
+        if spec.window is None:
+            return None
         if spec.kind == L.SLIDING:
             return spec.window - 1 + self.in_flight_tokens(req)
         if spec.kind == L.CHUNKED:
@@ -675,10 +688,10 @@ class VllmEngine:
         """The KV dtype exists in this release (vLLM's spelling, config/cache.py CacheDType), and for this model."""
         mla = any(isinstance(c, L.MlaLatent) for c in caches)
         if req.kv_dtype in ("int8", "int4", "nvfp4") and mla:
-            hint = "use --kv-dtype fp8 or auto"
+            hint = "use {kv_dtype} fp8 or auto"
             if req.kv_dtype == "nvfp4":
                 hint += " (vLLM's nvfp4_ds_mla, from 0.30.0, is for sparse MLA only)"
-            raise UsageError(f"vLLM has no {req.kv_dtype} cache for MLA models", hint=hint)
+            raise UsageError(f"vLLM has no {req.kv_dtype} cache for MLA models", hint=Text(hint), field="kv_dtype")
         spelling = KV_CACHE_DTYPE_FLAGS.get(req.kv_dtype)
         row = vllm_behaviour(req.engine_version)
         if spelling is not None and spelling not in row.kv_cache_dtypes:
@@ -687,7 +700,8 @@ class VllmEngine:
             raise UsageError(
                 f"vLLM {version} has no {short_dtype(req.kv_dtype)} KV cache (--kv-cache-dtype {spelling} is first "
                 f"in vLLM {first})",
-                hint=f"pass --vllm-version {first} or later, or use --kv-dtype fp8",
+                hint=Text("pass {vllm_version} {first} or later, or use {kv_dtype} fp8", first=first),
+                field="kv_dtype",
             )
 
     # -- bytes of one token (attention) or one state (Mamba) on one TP rank
@@ -731,7 +745,9 @@ def _unify_pages(counts: dict[Spec, int], row: VllmBehaviour) -> dict[Spec, int]
         if spec.kind == L.STATE:
             if spec.page > target:
                 raise UsageError(
-                    "a Mamba state page is larger than the attention page", hint="pass a larger --block-size"
+                    "a Mamba state page is larger than the attention page",
+                    hint=Text("pass a larger {block_size}"),
+                    field="block_size",
                 )
             new = replace(spec, page=target)
         elif target % spec.page == 0:
@@ -741,7 +757,8 @@ def _unify_pages(counts: dict[Spec, int], row: VllmBehaviour) -> dict[Spec, int]
         else:
             raise UsageError(
                 "vLLM cannot unify this model's page sizes (they do not divide)",
-                hint="try --engine sglang, or --vllm-version 0.24 or later (they pad the smaller pages)",
+                hint=Text("try {engine} sglang, or {vllm_version} 0.24 or later (they pad the smaller pages)"),
+                field="engine",
             )
         out[new] = out.get(new, 0) + n
     return out
@@ -768,11 +785,18 @@ class Capacity:
     usable_blocks: int = 0
 
 
-def capacity(caches: list[L.Layer], req: Request, available_bytes: int, engine: VllmEngine | None = None) -> Capacity:
+def capacity(
+    caches: list[L.Layer],
+    req: Request,
+    available_bytes: int,
+    engine: VllmEngine | None = None,
+    plan: GroupPlan | None = None,
+) -> Capacity:
     """vLLM's block count and concurrency for the layers one GPU holds, given its available KV memory, in the
-    release `req.engine_version` (`engine`: the storage model, for the model facts it holds)."""
+    release `req.engine_version` (`engine`: the storage model, for the model facts it holds; `plan`: their
+    grouping, when the caller has it already: `engine.plan(caches, req)`)."""
     engine = engine or VllmEngine()
-    plan = engine.plan(caches, req)
+    plan = plan or engine.plan(caches, req)
     if not plan.specs:
         raise UsageError("this model has no KV cache to size", hint="nothing to plan")
     row = vllm_behaviour(req.engine_version)
@@ -941,11 +965,14 @@ class VllmServing(ServingModel):
         request must fit beside the null block."""
         caches, req, avail = list(inputs.caches), inputs.request, max(0, inputs.available)
         engine = _storage(inputs.storage, inputs.shape)
-        cap = capacity(caches, req, avail, engine)
+        # the groups and pages do not depend on the length: grouped once, only the blocks a request needs vary
+        groups = engine.plan(caches, req)
+        cap = capacity(caches, req, avail, engine, groups)
 
         def fits(n: int) -> bool:
-            at = capacity(caches, replace(req, seq_len=n), avail, engine)
-            return at.blocks_per_request <= at.usable_blocks
+            longer = replace(req, seq_len=n)
+            blocks = sum(groups.groups(spec) * engine.blocks_per_request(spec, longer) for spec in groups.specs)
+            return blocks <= cap.usable_blocks
 
         return Fit(
             avail,
@@ -985,8 +1012,11 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
         else:
             what = f"max_num_batched_tokens ({req.max_num_batched_tokens})"
         notes.append(
-            f"vLLM reserves window-1+{what} tokens (+1 block) per sliding layer and chunk+the same per chunked "
-            "layer; set --max-num-batched-tokens to your engine's"
+            Text(
+                "vLLM reserves window-1+{what} tokens (+1 block) per sliding layer and chunk+the same per chunked "
+                "layer; set {max_num_batched_tokens} to your engine's",
+                what=what,
+            )
         )
     if L.STATE in kinds:
         mode = engine.mamba_cache_mode(shape.caches(), req)

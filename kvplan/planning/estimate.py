@@ -1,7 +1,8 @@
 """`estimate()`: KV-cache bytes per layer kind, per sequence, per batch and per GPU, for one engine.
 
-Pure arithmetic on a ModelShape (kvplan.core.shapes) and an engine model (kvplan.engines). Loading a
-model by name lives in kvplan.sources.configs; weights in kvplan.weights.tensors. Never imports torch.
+Pure arithmetic on a ModelShape (kvplan.core.shapes) and an engine model (kvplan.engines), for a request
+checked once by kvplan.planning.requests.make_request. Loading a model by name lives in
+kvplan.sources.configs; weights in kvplan.weights.tensors. Never imports torch.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from fractions import Fraction
 from typing import Any
 
 from kvplan.core.shapes import ModelShape, model_shape
-from kvplan.core.units import COMPUTE_DTYPES, canonical_dtype, short_dtype
-from kvplan.engines import DEFAULT_ENGINE, Request, engine_entry, get_engine
+from kvplan.core.units import short_dtype
+from kvplan.engines import DEFAULT_ENGINE, Engine, Request, engine_entry, get_engine
 from kvplan.engines.naive import NaiveEngine
 from kvplan.engines.sizing import number, pipeline_costs
-from kvplan.errors import UsageError
+from kvplan.planning.requests import above_model_limit, engine_kv_dtype, make_request, resolve_dtypes
 from kvplan.planning.resolved import ModelRef, resolve
 
 SCHEMA = "kvplan.estimate/1"
@@ -36,14 +37,17 @@ class KindEstimate:
 
 @dataclass(frozen=True)
 class Estimate:
-    """The answer to "how much KV cache": all byte counts are integers; `*_per_gpu` is the fullest GPU."""
+    """The answer to "how much KV cache": all byte counts are integers; `*_per_gpu` is the fullest GPU.
+
+    `model_dtype` and `cache_dtype` are canonical dtype names (kvplan.core.units); `dtype` and `kv_dtype` are
+    their display names ("bf16"), which the JSON document carries under those keys."""
 
     model: str
     model_type: str
     engine: str
     engine_follows: str
-    dtype: str
-    kv_dtype: str
+    model_dtype: str
+    cache_dtype: str
     batch: int
     seq_len: int
     tp: int
@@ -61,6 +65,14 @@ class Estimate:
     vllm_version: str | None = None  # the engine release whose storage rules apply (engines with releases)
 
     @property
+    def dtype(self) -> str:
+        return short_dtype(self.model_dtype)
+
+    @property
+    def kv_dtype(self) -> str:
+        return short_dtype(self.cache_dtype)
+
+    @property
     def bytes_per_sequence(self) -> int:
         return self.kv_cache_bytes // self.batch
 
@@ -69,26 +81,54 @@ class Estimate:
         return self.naive_bytes / self.kv_cache_bytes if self.kv_cache_bytes else float("inf")
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = _display_dtypes(asdict(self))
         data["layers"] = [asdict(k) for k in self.layers]
         data["notes"] = list(self.notes)
         data["bytes_per_sequence"] = self.bytes_per_sequence
         return {"schema": SCHEMA, **data}
 
 
-def check_positive(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise UsageError(f"{name} must be a positive integer, got {value!r}", hint=f"pass e.g. {name} 1")
-    return value
+def _display_dtypes(data: dict[str, Any]) -> dict[str, Any]:
+    """A result's fields with its canonical dtypes as the display names the JSON document has always carried,
+    under the keys `dtype` and `kv_dtype`, in place."""
+    names = {"model_dtype": "dtype", "cache_dtype": "kv_dtype"}
+    return {names.get(k, k): short_dtype(v) if k in names else v for k, v in data.items()}
 
 
-def resolve_dtypes(shape: ModelShape, dtype: str, kv_dtype: str) -> tuple[str, str]:
-    """`auto` model dtype -> the config's; `auto` KV dtype -> the model dtype."""
-    model = shape.dtype if dtype in (None, "auto") else canonical_dtype(dtype, what="dtype")
-    if model not in COMPUTE_DTYPES:
-        raise UsageError(f"--dtype {dtype} is not a compute dtype", hint="use auto, fp32, bf16 or fp16")
-    kv = model if kv_dtype in (None, "auto") else canonical_dtype(kv_dtype, what="kv dtype")
-    return model, kv
+def estimate_request(shape: ModelShape, eng: Engine, req: Request, *, name: str = "model") -> Estimate:
+    """The estimate of an already-checked request (`kvplan.planning.requests.make_request`) on storage model `eng`
+    (the fullest GPU alone, without the rest of an estimate: kvplan.engines.sizing.gpu_kv)."""
+    stages = pipeline_costs(eng, shape, req)
+    stage_totals = [sum(c.bytes for c in costs) for costs in stages]
+    fullest = stage_totals.index(max(stage_totals))
+    tp = req.tp
+    kinds = _kinds(stages, fullest, tp)
+    per_token_gpu = max(sum((c.bytes_per_token for c in costs), Fraction(0)) for costs in stages)
+    caches = shape.caches()
+    naive = NaiveEngine(shape.hidden_size).stage_costs(
+        caches, Request(req.seq_len, req.batch, req.kv_dtype, req.model_dtype)
+    )
+    return Estimate(
+        model=name,
+        model_type=shape.model_type,
+        engine=eng.name,
+        engine_follows=eng.follows,
+        model_dtype=req.model_dtype,
+        cache_dtype=req.kv_dtype,
+        batch=req.batch,
+        seq_len=req.seq_len,
+        tp=tp,
+        pp=req.pp,
+        block_size=eng.block_size(caches, req),
+        kv_cache_bytes=tp * sum(stage_totals),
+        kv_cache_bytes_per_gpu=stage_totals[fullest],
+        bytes_per_token=number(sum((Fraction(k.bytes_per_token) for k in kinds), Fraction(0))),
+        bytes_per_token_per_gpu=number(per_token_gpu),
+        layers=tuple(kinds),
+        naive_bytes=naive[0].bytes,
+        notes=shape.assumptions + _length_notes(shape, req.seq_len) + _engine_notes(eng, shape, req, kinds),
+        vllm_version=req.engine_version if engine_entry(eng.name).release is not None else None,
+    )
 
 
 def estimate_shape(
@@ -114,69 +154,32 @@ def estimate_shape(
 
     For llama.cpp (`engine="llamacpp"`), `batch` is the `-np` slots, `seq_len` the tokens of one slot (so
     `-c = seq_len x batch`), `kv_dtype="auto"` is its f16 default and `n_ubatch` its `-ub`."""
-    for label, value in (
-        ("--seq-len", seq_len),
-        ("--batch", batch),
-        ("--tp", tp),
-        ("--pp", pp),
-        ("--max-num-batched-tokens", max_num_batched_tokens),
-        ("--ubatch", n_ubatch),
-    ):
-        check_positive(label, value)
-    if block_size is not None:
-        check_positive("--block-size", block_size)
-    model_dtype, kv = resolve_dtypes(shape, dtype, kv_dtype)
-    eng = get_engine(engine, shape)
-    entry = engine_entry(eng.name)
-    kv = entry.kv_dtype(kv_dtype, kv)
+    req = make_request(
+        shape,
+        engine=engine,
+        seq_len=seq_len,
+        batch=batch,
+        dtype=dtype,
+        kv_dtype=kv_dtype,
+        tp=tp,
+        pp=pp,
+        block_size=block_size,
+        max_num_batched_tokens=max_num_batched_tokens,
+        n_ubatch=n_ubatch,
+        storage=True,
+    )
+    entry = engine_entry(get_engine(engine, shape).name)
     release, source = entry.release(vllm_version) if entry.release is not None else (None, None)
-    req = Request(
-        seq_len,
-        batch,
-        kv,
-        model_dtype,
-        tp,
-        pp,
-        block_size,
-        max_num_batched_tokens,
-        n_ubatch,
+    req = replace(
+        req,
         engine_version=release,
         prefix_caching=prefix_caching,
         async_scheduling=async_scheduling,
         compute_capability=compute_capability,
     )
-    stages = pipeline_costs(eng, shape, req)
-    stage_totals = [sum(c.bytes for c in costs) for costs in stages]
-    fullest = stage_totals.index(max(stage_totals))
-    kinds = _kinds(stages, fullest, tp)
-    per_token_gpu = max(sum((c.bytes_per_token for c in costs), Fraction(0)) for costs in stages)
-    naive = (
-        NaiveEngine(shape.hidden_size).stage_costs(shape.caches(), Request(seq_len, batch, kv, model_dtype))[0].bytes
-    )
-    return Estimate(
-        model=name,
-        model_type=shape.model_type,
-        engine=eng.name,
-        engine_follows=eng.follows,
-        dtype=short_dtype(model_dtype),
-        kv_dtype=short_dtype(kv),
-        batch=batch,
-        seq_len=seq_len,
-        tp=tp,
-        pp=pp,
-        block_size=eng.block_size(shape.caches(), req),
-        kv_cache_bytes=tp * sum(stage_totals),
-        kv_cache_bytes_per_gpu=stage_totals[fullest],
-        bytes_per_token=number(sum((Fraction(k.bytes_per_token) for k in kinds), Fraction(0))),
-        bytes_per_token_per_gpu=number(per_token_gpu),
-        layers=tuple(kinds),
-        naive_bytes=naive,
-        notes=shape.assumptions
-        + _length_notes(shape, seq_len)
-        + (entry.estimate_notes(eng, shape, req, frozenset(k.kind for k in kinds)) if entry.estimate_notes else ())
-        + _release_notes(entry, release, source, vllm_version, prefix_caching, async_scheduling),
-        vllm_version=release,
-    )
+    result = estimate_request(shape, get_engine(engine, shape), req, name=name)
+    notes = _release_notes(entry, release, source, vllm_version, prefix_caching, async_scheduling)
+    return replace(result, notes=result.notes + notes) if notes else result
 
 
 def _release_notes(
@@ -204,6 +207,12 @@ def _release_notes(
     return ()
 
 
+def _engine_notes(eng: Engine, shape: ModelShape, req: Request, kinds: list[KindEstimate]) -> tuple[str, ...]:
+    """The notes the engine adds to an estimate (its registry entry's `estimate_notes`)."""
+    entry = engine_entry(eng.name)
+    return entry.estimate_notes(eng, shape, req, frozenset(k.kind for k in kinds)) if entry.estimate_notes else ()
+
+
 def _kinds(stages: list, fullest: int, tp: int) -> list[KindEstimate]:
     out: dict[str, dict] = {}
     for index, costs in enumerate(stages):
@@ -221,7 +230,7 @@ def _kinds(stages: list, fullest: int, tp: int) -> list[KindEstimate]:
 
 def _length_notes(shape: ModelShape, seq_len: int) -> tuple[str, ...]:
     limit = shape.max_position_embeddings
-    if limit and seq_len > limit:
+    if above_model_limit(seq_len, limit):
         return (f"seq_len {seq_len} exceeds the model's max_position_embeddings ({limit})",)
     return ()
 
@@ -292,6 +301,18 @@ def estimate(
     )
     if not include_weights:
         return result
-    model_dtype, _ = resolve_dtypes(resolved.shape, dtype, kv_dtype)
-    nbytes, source = resolved.weights(model_dtype)
+    nbytes, source = resolved.weights(result.model_dtype)
     return replace(result, weights_bytes=nbytes, weights_source=source)
+
+
+__all__ = [
+    "SCHEMA",
+    "Estimate",
+    "KindEstimate",
+    "engine_kv_dtype",
+    "estimate",
+    "estimate_config",
+    "estimate_request",
+    "estimate_shape",
+    "resolve_dtypes",
+]

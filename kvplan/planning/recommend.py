@@ -17,7 +17,7 @@ what is engine-specific. Each engine module documents its budget terms and their
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from math import floor
 from typing import TYPE_CHECKING, Any
 
@@ -48,9 +48,9 @@ from kvplan.engines.serving import (
     FlagInputs,
     ServingModel,
 )
-from kvplan.engines.sizing import fullest_stage
-from kvplan.errors import KvplanError, UsageError
-from kvplan.planning.estimate import check_positive, estimate_shape, resolve_dtypes
+from kvplan.engines.sizing import fullest_stage, gpu_kv
+from kvplan.errors import KvplanError, Text, UsageError, placeholder
+from kvplan.planning.requests import above_model_limit, make_request, optional_positive, positive_int
 from kvplan.planning.resolved import ModelRef, ResolvedModel, resolve
 
 if TYPE_CHECKING:
@@ -61,14 +61,14 @@ GIB = 2**30
 MIB = 2**20
 DEFAULT_MAX_MODEL_LEN_CAP = 131072
 TP_CHOICES = (1, 2, 4, 8)
-# the options only some engines read (ServingModel.options), as the CLI spells them
-_OPTION_FLAGS = (
-    (GPU_MEMORY_UTILIZATION, "--gpu-memory-utilization"),
-    (UBATCH, "--ubatch"),
-    (VLLM_VERSION, "--vllm-version"),
-    (BLOCK_SIZE, "--block-size"),
-    (PREFIX_CACHING, "--prefix-caching"),
-    (ASYNC_SCHEDULING, "--async-scheduling"),
+# the options only some engines read (ServingModel.options), and the fields (kvplan.errors) that set them
+_OPTION_FIELDS = (
+    (GPU_MEMORY_UTILIZATION, "gpu_memory_utilization"),
+    (UBATCH, "n_ubatch"),
+    (VLLM_VERSION, "vllm_version"),
+    (BLOCK_SIZE, "block_size"),
+    (PREFIX_CACHING, "prefix_caching"),
+    (ASYNC_SCHEDULING, "async_scheduling"),
 )
 
 
@@ -83,8 +83,8 @@ class Recommendation:
     engine: str
     tp: int
     pp: int
-    dtype: str
-    kv_dtype: str
+    model_dtype: str  # canonical (kvplan.core.units); `dtype` is its display name, the JSON key
+    cache_dtype: str  # canonical; `kv_dtype` is its display name, the JSON key
     gpu_memory_utilization: float | None
     weights_bytes: int | None
     weights_source: str | None
@@ -110,8 +110,17 @@ class Recommendation:
     kv_bytes_per_request: int | None = None  # one request of max_model_len on the fullest GPU (engine storage)
     vllm_version: str | None = None  # the vLLM release modelled (engines with releases; None for the others)
 
+    @property
+    def dtype(self) -> str:
+        return short_dtype(self.model_dtype)
+
+    @property
+    def kv_dtype(self) -> str:
+        return short_dtype(self.cache_dtype)
+
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        names = {"model_dtype": "dtype", "cache_dtype": "kv_dtype"}
+        data = {names.get(k, k): short_dtype(v) if k in names else v for k, v in asdict(self).items()}
         data["budget"] = [asdict(t) for t in self.budget]
         data["notes"] = list(self.notes)
         data["throughput_bounds"] = [dict(row) for row in self.throughput_bounds]
@@ -153,7 +162,9 @@ class _Options:
 
 @dataclass(frozen=True)
 class _Inputs:
-    """The arguments validated: the engine and its serving model, the GPU profile, TP x PP, the KV memory given."""
+    """The arguments validated: the engine and its serving model, the GPU profile, TP x PP, the KV memory given,
+    and the engine release modelled (`EngineEntry.release`: the one given, installed or newest; None for engines
+    without releases) with why."""
 
     options: _Options
     entry: EngineEntry
@@ -162,6 +173,8 @@ class _Inputs:
     tp: int
     pp: int
     kv_memory: int | None
+    release: str | None = None
+    release_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -169,10 +182,17 @@ class _Model:
     """The model read once, its model and (engine) KV dtypes, and its weights with their source."""
 
     resolved: ResolvedModel
-    model_dtype: str
-    kv_dtype: str
+    request: Request  # one request of max_model_len at the plan's settings, checked (make_request)
     weights: int | None
     weights_source: str | None
+
+    @property
+    def model_dtype(self) -> str:
+        return self.request.model_dtype
+
+    @property
+    def kv_dtype(self) -> str:
+        return self.request.kv_dtype
 
 
 @dataclass(frozen=True)
@@ -186,8 +206,6 @@ class _Context:
     seq_len: int  # max_model_len
     search_limit: int  # the longest max_model_len searched
     utilization: float
-    release: str | None = None  # the engine release modelled (EngineEntry.release), None for engines without
-    release_source: str | None = None  # why that release: "given", "installed" or "newest"
 
     @property
     def serving(self) -> ServingModel:
@@ -200,6 +218,10 @@ class _Context:
     @property
     def shape(self) -> Any:
         return self.model.resolved.shape
+
+    @property
+    def release(self) -> str | None:
+        return self.inputs.release
 
 
 @dataclass(frozen=True)
@@ -227,7 +249,8 @@ def _serving(engine: str) -> tuple[EngineEntry, ServingModel]:
         also = f" ({listed(flags_only, 'and')}: their flags are printed with every plan, without a budget model)"
         raise UsageError(
             f"recommend supports {', '.join(sized)}; not {canonical_engine(engine)!r}",
-            hint=f"use --engine {listed(sized)}" + (also if flags_only else ""),
+            hint=Text("use {engine} {names}{also}", names=listed(sized), also=also if flags_only else ""),
+            field="engine",
         )
     return entry, entry.serving
 
@@ -237,63 +260,93 @@ def _validate(o: _Options) -> _Inputs:
 
     entry, serving = _serving(o.engine)
     profile = load_profile(o.gpu_profile, profiles_dir=o.profiles_dir)
-    for label, value in (("--gpus", o.gpus), ("--pp", o.pp), ("--ubatch", o.n_ubatch)):
-        check_positive(label, value)
+    # the plan's own settings, checked before the model is read; the request's in make_request (`_model`): gpus,
+    # pp and tp first (the GPU count and the default TP follow from them), and the optional counts whose
+    # defaults come later
+    for name, value in (("gpus", o.gpus), ("pp", o.pp), ("n_ubatch", o.n_ubatch)):
+        positive_int(name, value)
     given_tp, pp = serving.parallel(o.tp, o.pp, o.gpus)
-    tp = given_tp if given_tp is not None else max(1, o.gpus // pp)
-    check_positive("--tp", tp)
+    tp = positive_int("tp", given_tp if given_tp is not None else max(1, o.gpus // pp))
     if tp * pp > o.gpus:
-        raise UsageError(f"--tp {tp} x --pp {pp} needs {tp * pp} GPUs, --gpus is {o.gpus}", hint="raise --gpus")
-    for label, optional in (
-        ("--max-model-len", o.max_model_len),
-        ("--concurrency", o.concurrency),
-        ("--max-num-seqs", o.max_num_seqs),
-        ("--block-size", o.block_size),
-        ("--max-num-batched-tokens", o.max_num_batched_tokens),
+        raise UsageError(
+            Text("{tp} {t} x {pp} {p} needs {n} GPUs, {gpus} is {g}", t=tp, p=pp, n=tp * pp, g=o.gpus),
+            hint=Text("raise {gpus}"),
+            field="gpus",
+        )
+    for name, optional in (
+        ("max_model_len", o.max_model_len),
+        ("concurrency", o.concurrency),
+        ("max_num_seqs", o.max_num_seqs),
+        ("block_size", o.block_size),
+        ("max_num_batched_tokens", o.max_num_batched_tokens),
     ):
-        if optional is not None:
-            check_positive(label, optional)
+        optional_positive(name, optional)
     util = o.gpu_memory_utilization
     if util is not None and not 0 < util <= 1:
-        raise UsageError(f"--gpu-memory-utilization must be in (0, 1], got {util}", hint="pass e.g. 0.9")
+        raise UsageError(
+            Text("{gpu_memory_utilization} must be in (0, 1], got {u}", u=util),
+            hint="pass e.g. 0.9",
+            field="gpu_memory_utilization",
+        )
     kv_memory = None if o.kv_memory is None else parse_size(o.kv_memory)
-    if entry.release is not None and o.vllm_version is not None:
-        entry.release(o.vllm_version)  # a bad --vllm-version is refused before the model is read
-    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory)
+    # the release modelled: a bad --vllm-version is refused before the model is read
+    release, source = entry.release(o.vllm_version) if entry.release is not None else (None, None)
+    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source)
 
 
 def _model(model: ModelRef, i: _Inputs) -> _Model:
     o = i.options
     resolved = resolve(model, revision=o.revision, offline=o.offline)
-    model_dtype, kv = resolve_dtypes(resolved.shape, o.dtype, o.kv_dtype)
-    kv = i.entry.kv_dtype(o.kv_dtype, kv)
+    shape = resolved.shape
+    default_mnbt, _ = i.serving.scheduler_defaults(i.profile, i.release)
+    limit = shape.max_position_embeddings or DEFAULT_MAX_MODEL_LEN_CAP
+    request = make_request(  # one request of max_model_len (default: the model's limit, capped), checked once
+        shape,
+        engine=i.entry.name,
+        seq_len=o.max_model_len or min(limit, DEFAULT_MAX_MODEL_LEN_CAP),
+        dtype=o.dtype,
+        kv_dtype=o.kv_dtype,
+        tp=i.tp,
+        pp=i.pp,
+        block_size=o.block_size,
+        max_num_batched_tokens=o.max_num_batched_tokens or default_mnbt,
+        n_ubatch=o.n_ubatch,
+    )
+    request = replace(  # the release and its settings, which some engines' storage rules read
+        request,
+        engine_version=i.release,
+        prefix_caching=o.prefix_caching,
+        async_scheduling=o.async_scheduling,
+        compute_capability=i.profile.compute_capability,
+    )
     weights: int | None
     source: str | None
     if o.weights_bytes is not None:
         weights, source = parse_size(o.weights_bytes), "--weights-bytes"
     else:
-        weights, source = resolved.weights(model_dtype)
+        weights, source = resolved.weights(request.model_dtype)
     if weights is None and i.kv_memory is None:
-        raise UsageError("cannot count this model's weights", hint="pass --kv-memory SIZE or --weights-bytes SIZE")
-    return _Model(resolved, model_dtype, kv, weights, source)
+        raise UsageError(
+            "cannot count this model's weights",
+            hint=Text("pass {kv_memory:SIZE} or {weights_bytes:SIZE}"),
+            field="weights_bytes",
+        )
+    return _Model(resolved, request, weights, source)
 
 
 def _context(i: _Inputs, m: _Model) -> _Context:
-    o, shape = i.options, m.resolved.shape
-    release, source = i.entry.release(o.vllm_version) if i.entry.release is not None else (None, None)
-    default_mnbt, seqs = i.serving.scheduler_defaults(i.profile, release)
+    o, shape, req = i.options, m.resolved.shape, m.request
+    _, seqs = i.serving.scheduler_defaults(i.profile, i.release)
     if o.max_num_seqs is not None:  # the engine is run with this cap: its sampler warm-up uses it too
         seqs = o.max_num_seqs
     limit = shape.max_position_embeddings or DEFAULT_MAX_MODEL_LEN_CAP
-    seq_len = o.max_model_len or min(limit, DEFAULT_MAX_MODEL_LEN_CAP)
     # the largest max_model_len is searched up to the model's own limit: vLLM refuses more unless told to
-    search_limit = limit if shape.max_position_embeddings else max(seq_len, limit)
+    search_limit = limit if shape.max_position_embeddings else max(req.seq_len, limit)
     util = o.gpu_memory_utilization
     if util is None:
-        per_release = {"version": release} if release is not None else {}
+        per_release = {"version": i.release} if i.release is not None else {}
         util = i.serving.default_utilization(i.profile.memory_bytes, i.tp, i.pp, **per_release)
-    mnbt = o.max_num_batched_tokens or default_mnbt
-    return _Context(i, m, mnbt, seqs, seq_len, search_limit, util, release, source)
+    return _Context(i, m, req.max_num_batched_tokens, seqs, req.seq_len, search_limit, util)
 
 
 def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
@@ -325,23 +378,8 @@ def _budget(c: _Context, tp: int) -> tuple[list[BudgetTerm], int]:
 
 
 def _request(c: _Context, tp: int, kv_dtype: str) -> Request:
-    """One request of max_model_len at `tp` and `kv_dtype`."""
-    o = c.options
-    return Request(
-        c.seq_len,
-        1,
-        kv_dtype,
-        c.model.model_dtype,
-        tp,
-        c.inputs.pp,
-        o.block_size,
-        c.max_num_batched_tokens,
-        o.n_ubatch,
-        engine_version=c.release,
-        prefix_caching=o.prefix_caching,
-        async_scheduling=o.async_scheduling,
-        compute_capability=c.inputs.profile.compute_capability,
-    )
+    """One request of max_model_len at `tp` and `kv_dtype` (the checked request, at another TP or KV dtype)."""
+    return replace(c.model.request, tp=tp, kv_dtype=kv_dtype)
 
 
 def _plan_at(c: _Context, tp: int, kv_dtype: str) -> tuple[list[BudgetTerm], Fit]:
@@ -422,16 +460,18 @@ def _notes(c: _Context) -> list[str]:
         PREFIX_CACHING: o.prefix_caching is not None,
         ASYNC_SCHEDULING: o.async_scheduling is not None,
     }
-    ignored = [flag for option, flag in _OPTION_FLAGS if given[option] and option not in c.serving.options]
+    ignored = [
+        placeholder(name) for option, name in _OPTION_FIELDS if given[option] and option not in c.serving.options
+    ]
     if ignored:
-        notes.append(f"{', '.join(ignored)} does not apply to {c.inputs.entry.name} and was ignored")
-    if shape.max_position_embeddings and c.seq_len > shape.max_position_embeddings:
+        notes.append(Text(", ".join(ignored) + " does not apply to {which} and was ignored", which=c.inputs.entry.name))
+    if above_model_limit(c.seq_len, shape.max_position_embeddings):
         notes.append(
             f"max_model_len {c.seq_len} is above the model's limit ({shape.max_position_embeddings}); vLLM "
             "refuses it unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1"
         )
     if c.release is not None and c.inputs.entry.release_notes is not None:
-        notes += c.inputs.entry.release_notes(c.release, c.release_source or "given")
+        notes += c.inputs.entry.release_notes(c.release, c.inputs.release_source or "given")
     return notes + c.serving.notes(c.model.model_dtype, c.model.weights_source)
 
 
@@ -443,7 +483,7 @@ def _fit_notes(c: _Context, out: _Outcome) -> list[str]:
         notes.append("the weights and overheads leave no memory for the KV cache on this GPU")
     pp, min_tp = c.inputs.pp, out.min_tp
     if c.inputs.kv_memory is None and min_tp and min_tp * pp > c.options.gpus:
-        notes.append(f"--tp {min_tp} would fit (needs {min_tp * pp} GPUs)")
+        notes.append(Text("{tp} {t} would fit (needs {n} GPUs)", t=min_tp, n=min_tp * pp))
     return notes
 
 
@@ -478,37 +518,21 @@ def _flags(c: _Context, out: _Outcome) -> dict[str, str]:
 def _throughput(c: _Context, max_num_seqs: int) -> tuple[list[dict], float | None, list[str]]:
     from kvplan.planning import throughput
 
-    m, o, tp, pp = c.model, c.options, c.inputs.tp, c.inputs.pp
+    m, tp, pp = c.model, c.inputs.tp, c.inputs.pp
     if m.weights is None:
         return [], None, ["no throughput bounds: the weights are unknown"]
     batches = sorted({b for b in (1, 8, 32, max_num_seqs) if b <= max_num_seqs} | {1})
-    storage = storage_entry(c.inputs.entry.name).name  # type: ignore[union-attr]
+    storage = storage_for(storage_entry(c.inputs.entry.name).name, c.shape)  # type: ignore[union-attr]
 
     def kv_read(batch: int) -> int:
-        try:
-            return estimate_shape(
-                c.shape,
-                engine=storage,
-                seq_len=c.seq_len,
-                batch=batch,
-                dtype=m.model_dtype,
-                kv_dtype=m.kv_dtype,
-                tp=tp,
-                pp=pp,
-                block_size=o.block_size,
-                max_num_batched_tokens=c.max_num_batched_tokens,
-                n_ubatch=o.n_ubatch,
-                vllm_version=c.release,
-                prefix_caching=o.prefix_caching,
-                async_scheduling=o.async_scheduling,
-                compute_capability=c.inputs.profile.compute_capability,
-            ).kv_cache_bytes_per_gpu
+        try:  # the checked request, `batch` of them (the storage model's own checks apply)
+            return gpu_kv(storage, c.shape, replace(m.request, batch=batch)).bytes  # type: ignore[arg-type]
         except KvplanError:
             return 0
 
     return throughput.bounds(
         shape=c.shape,
-        split=throughput.param_split(m.resolved.config),
+        split=m.resolved.memo("param_split", lambda: throughput.param_split(m.resolved.config)),
         weights_per_gpu=m.weights // (tp * pp),
         kv_bytes_per_gpu=kv_read,
         batches=batches,
@@ -532,8 +556,8 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         engine=i.entry.name,
         tp=i.tp,
         pp=i.pp,
-        dtype=short_dtype(m.model_dtype),
-        kv_dtype=short_dtype(m.kv_dtype),
+        model_dtype=m.model_dtype,
+        cache_dtype=m.kv_dtype,
         gpu_memory_utilization=c.utilization if serving.uses_utilization else None,
         weights_bytes=None if m.weights is None else m.weights // (i.tp * i.pp),
         weights_source=m.weights_source,
@@ -564,10 +588,11 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
 # ------------------------------------------------------------------------------------------------ the plan
 
 
-def request_kv_bytes(shape: Any, engine: str, req: Request) -> int:
+def request_kv_bytes(model: Any, engine: str, req: Request) -> int:
     """KV bytes one request of `req.seq_len` tokens holds on the fullest GPU, as `engine` stores it (its serving
     model: vLLM whole pages in every KV-cache group, the per-token engines their estimate). What
-    `max_concurrency` divides by."""
+    `max_concurrency` divides by. `model`: a ModelShape or a ResolvedModel."""
+    shape = model.shape if isinstance(model, ResolvedModel) else model
     _, serving = _serving(engine)
     return serving.request_kv_bytes(sizing_storage(engine, shape), shape, req)
 

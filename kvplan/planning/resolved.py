@@ -9,8 +9,9 @@ reads nothing again. Never imports torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from kvplan.core.shapes import ModelShape, model_shape
 from kvplan.core.units import DTYPE_BYTES
@@ -18,6 +19,7 @@ from kvplan.errors import KvplanError
 from kvplan.sources.configs import LoadedConfig, load_model_config
 
 _UNSET: Any = object()
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,15 @@ class ResolvedModel:
     @property
     def config(self) -> dict[str, Any]:
         return self.loaded.config
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """`compute()` once per model and `key`: what planning derives from the model alone (and its arguments
+        in `key`) is derived once however many plans ask (a check's fixes, a grid of GPUs)."""
+        key = ("memo", key)
+        if key not in self._cache:
+            self._cache[key] = compute()
+        value: T = self._cache[key]
+        return value
 
     def weights(self, dtype: str) -> tuple[int | None, str | None]:
         """Bytes of the weights at model dtype `dtype` and where the figure comes from: "safetensors" metadata
@@ -88,7 +99,8 @@ def _measured_weights(loaded: LoadedConfig, offline: bool | None) -> int | None:
 
 
 def _analytic_weights(loaded: LoadedConfig, dtype: str) -> tuple[int | None, str | None]:
-    from kvplan.weights.tensors import assumed_family, weight_bytes
+    from kvplan.weights.stored import weight_bytes
+    from kvplan.weights.tensors import assumed_family
 
     if assumed_family(loaded.config) is not None:
         return None, None  # an unknown layout (e.g. Llama 4 MoE) would be counted wrongly: report unknown

@@ -43,7 +43,7 @@ class ParamSplit:
 
     def decode_fraction(self, batch: int) -> Fraction:
         """Lower bound on the fraction of the weights one decode step of `batch` tokens reads."""
-        read = self.total - self.embedding + (self.embedding if self.lm_head == 0 else 0)
+        read = Fraction(self.total - self.embedding + (self.embedding if self.lm_head == 0 else 0))
         if self.expert and self.experts:
             touched = Fraction(min(self.experts, batch * self.experts_per_token), self.experts)
             read -= self.expert - self.expert * touched
@@ -82,11 +82,16 @@ def attention_flops_per_token(shape: ModelShape, context: int, *, prefill: bool)
     """QK^T and AV FLOPs of one token: 2 x heads x (d_k + d_v) x attended tokens, summed over attention layers.
     Prefill averages the causal context over a prompt of `context` tokens; decode attends to `context`."""
     heads = shape.num_attention_heads
-    total = Fraction(0)
+    if not heads:
+        return Fraction(0)
+    layers: dict[tuple[int, int | None], int] = {}  # (d_k + d_v, window) -> attention layers alike
     for cache in shape.caches():
-        if not isinstance(cache, L.KVAttention) or not heads:
-            continue
-        window = cache.window if cache.kind in (L.SLIDING, L.CHUNKED) and cache.window else None
+        if isinstance(cache, L.KVAttention):
+            window = cache.window if cache.kind in (L.SLIDING, L.CHUNKED) and cache.window else None
+            key = (cache.head_dim_k + cache.head_dim_v, window)
+            layers[key] = layers.get(key, 0) + 1
+    total = Fraction(0)
+    for (head_dims, window), count in layers.items():
         if prefill:
             # mean over t = 1..context of min(t, window) (lower bound: t starting at 0 gives the same order)
             attended = (
@@ -96,7 +101,7 @@ def attention_flops_per_token(shape: ModelShape, context: int, *, prefill: bool)
             )
         else:
             attended = Fraction(context if window is None else min(window, context))
-        total += 2 * heads * (cache.head_dim_k + cache.head_dim_v) * attended
+        total += count * 2 * heads * head_dims * attended
     return total
 
 
@@ -132,6 +137,11 @@ def bounds(
             f"(k={split.experts_per_token})"
         )
     rows = []
+    decode_flops = (
+        2 * split.matmul_params_per_token() + attention_flops_per_token(shape, context, prefill=False)
+        if peak and split
+        else None
+    )  # FLOPs of one decoded token: the same at every batch
     for b in batches:
         frac = split.decode_fraction(b) if split else Fraction(1)
         w = int(weights_per_gpu * frac)
@@ -139,16 +149,15 @@ def bounds(
         row: dict = {"batch": b, "context_tokens": context, "weight_bytes_read_per_gpu": w, "kv_bytes_read_per_gpu": kv}
         mem = float(Fraction(b * bandwidth, w + kv)) if bandwidth and (w + kv) else None
         comp = None
-        if peak and split:
-            per_token = 2 * split.matmul_params_per_token() + attention_flops_per_token(shape, context, prefill=False)
-            comp = peak * gpus / float(per_token) if per_token else None
+        if decode_flops is not None:
+            comp = peak * gpus / float(decode_flops) if decode_flops else None
         row["memory_bound_tokens_per_s"] = None if mem is None else round(mem, 2)
         row["compute_bound_tokens_per_s"] = None if comp is None else round(comp, 2)
         both = [x for x in (mem, comp) if x is not None]
         row["decode_tokens_per_s_upper_bound"] = round(min(both), 2) if both else None
         rows.append(row)
     prefill = None
-    if peak and split:
+    if peak and split and tflops is not None:
         per_token = 2 * split.matmul_params_per_token() + attention_flops_per_token(shape, context, prefill=True)
         prefill = round(peak * gpus / float(per_token), 2) if per_token else None
         notes.append(f"prefill: {key} dense peak {tflops[key]:g} TFLOP/s x {gpus} GPU(s), prompt of {context} tokens")

@@ -172,8 +172,9 @@ def hf_config_from_dict(config: dict, *, trust_remote_code: bool = False) -> tra
 def _torch_dtype(dtype: Any) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
-    if isinstance(dtype, str) and dtype_name(dtype) in _DTYPES:
-        return _DTYPES[dtype_name(dtype)]
+    name = dtype_name(dtype) if isinstance(dtype, str) else None
+    if name is not None and name in _DTYPES:
+        return _DTYPES[name]
     raise ConfigError(f"unsupported dtype {dtype!r}", hint="use bfloat16, float16 or float32")
 
 
@@ -355,12 +356,12 @@ def _fast_meta_scans(device: str | torch.device) -> Iterator[None]:
         original = getattr(module, "mamba_selective_scan", None)
         if original is not None:
             patched.append((module, original))
-            module.mamba_selective_scan = _one_token_scan(original)
+            module.mamba_selective_scan = _one_token_scan(original)  # type: ignore[attr-defined]
     try:
         yield
     finally:
         for module, original in patched:
-            module.mamba_selective_scan = original
+            module.mamba_selective_scan = original  # type: ignore[attr-defined]
 
 
 def _model_device(model: torch.nn.Module, default: str | torch.device) -> torch.device:

@@ -276,7 +276,7 @@ class Profiler:
 
     def __exit__(self, *exc: object) -> None:
         self.model = None
-        self.runner = None
+        self.runner = None  # type: ignore[assignment]  # released on exit; the profiler is not used after it
         if self._meter is not None:
             self._meter.__exit__(*exc)
         gc.collect()
@@ -641,6 +641,7 @@ def _search(ok: Callable[[int], bool], start: int, limit: int, resolution: Calla
                 lo = nxt
             else:
                 hi = nxt
+    assert hi is not None  # both branches above set it
     while hi - lo > resolution(lo):
         mid = (lo + hi) // 2
         if ok(mid):
@@ -801,6 +802,55 @@ def _map_large_allocations(notes: list[str], *, already: bool) -> None:
         )
 
 
+def profile_model(
+    model: str,
+    *,
+    gpus: tuple[int, ...] = (),
+    seq_lens: tuple[int, ...] = (512,),
+    batches: tuple[int, ...] = (1,),
+    decode_tokens: int = 128,
+    dtype: str = "auto",
+    caches: tuple[str, ...] = ("dynamic",),
+    no_cache_baseline: bool = False,
+    no_cache_steps: int = 8,
+    find_max_batch: bool = False,
+    find_max_len: bool = False,
+    repeats: int = 3,
+    layers: int | None = None,
+    memory_limit: int | None = None,
+    random_weights: bool = False,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    offline: bool | None = None,
+    seed: int = 0,
+    progress: Callable[[str, int], None] | None = None,
+) -> ProfileReport:
+    """`kvplan.profile`: run the grid of a `ProfileRequest` built from these arguments (see its fields; `gpus`
+    empty runs on the CPU) and return the ProfileReport. `progress(description, total)` as for `profile`."""
+    req = ProfileRequest(
+        model=model,
+        gpus=tuple(gpus),
+        seq_lens=tuple(seq_lens),
+        batches=tuple(batches),
+        decode_tokens=decode_tokens,
+        dtype=dtype,
+        caches=tuple(caches),
+        no_cache_baseline=no_cache_baseline,
+        no_cache_steps=no_cache_steps,
+        find_max_batch=find_max_batch,
+        find_max_len=find_max_len,
+        repeats=repeats,
+        layers=layers,
+        memory_limit=memory_limit,
+        random_weights=random_weights,
+        trust_remote_code=trust_remote_code,
+        revision=revision,
+        offline=offline,
+        seed=seed,
+    )
+    return profile(req, progress=progress)
+
+
 def write_json_atomically(path: str | Path, data: dict[str, Any]) -> None:
     """The report as JSON, written atomically (kvplan.atomic_file)."""
     import json
@@ -817,6 +867,7 @@ __all__ = [
     "Search",
     "default_gpus",
     "profile",
+    "profile_model",
     "shrink_layers",
     "write_json_atomically",
 ]

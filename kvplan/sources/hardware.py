@@ -13,6 +13,7 @@ built-ins. A profile in an earlier directory shadows a built-in of the same id. 
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 from collections.abc import Iterator
@@ -174,6 +175,13 @@ def _is(path: Path, kind: str) -> bool:
 
 
 def _yaml_files(directory: Any) -> Iterator[Any]:
+    if isinstance(directory, Path):  # one scandir (file types come with the names) instead of a stat per file
+        with os.scandir(directory) as found:
+            listing = sorted((entry.name, entry.is_file()) for entry in found)
+        for name, is_file in listing:
+            if name.endswith((".yaml", ".yml")) and not name.startswith(".") and is_file:
+                yield directory / name
+        return
     for entry in sorted(directory.iterdir(), key=lambda e: e.name):
         if entry.name.endswith((".yaml", ".yml")) and not entry.name.startswith(".") and entry.is_file():
             yield entry
@@ -242,6 +250,13 @@ def _load_file(entry: Any) -> HardwareProfile:
         text = entry.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{where}: cannot read file: {exc}") from None
+    return _parse(where, _stem(entry), text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(where: str, stem: str, text: str) -> HardwareProfile:
+    """A profile file's text, parsed and validated once per process (a plan re-read for each GPU of a check or a
+    sweep of recommendations would parse the same YAML again and again); an edited file is parsed anew."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -249,7 +264,7 @@ def _load_file(entry: Any) -> HardwareProfile:
             _yaml_message(where, text, exc),
             hint="profiles are plain YAML without !!tags; check quoting and indentation there",
         ) from None
-    return _validate(where, _stem(entry), data)
+    return _validate(where, stem, data)
 
 
 def _yaml_message(where: str, text: str, exc: yaml.YAMLError) -> str:

@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from kvplan.sources import hub
 from kvplan.sources.configs import LoadedConfig
@@ -94,6 +94,12 @@ def hub_weight_bytes(repo_id: str, *, revision: str | None, token: str | None) -
     from huggingface_hub.errors import NotASafetensorsRepoError, SafetensorsParsingError
 
     api = HfApi(token=token)
+    expected: tuple[type[BaseException], ...] = (
+        *hub.hub_errors(),
+        NotASafetensorsRepoError,
+        SafetensorsParsingError,
+        ValueError,
+    )
     try:
         if not api.file_exists(repo_id, INDEX_NAME, revision=revision):  # one HEAD, no retries
             meta = api.parse_safetensors_file_metadata(repo_id, SINGLE_NAME, revision=revision)
@@ -105,11 +111,11 @@ def hub_weight_bytes(repo_id: str, *, revision: str | None, token: str | None) -
         repo_meta = api.get_safetensors_metadata(repo_id, revision=revision)
         infos = (info for file_meta in repo_meta.files_metadata.values() for info in file_meta.tensors.values())
         return tensor_bytes(info.data_offsets for info in infos)
-    except (*hub.hub_errors(), NotASafetensorsRepoError, SafetensorsParsingError, ValueError):
+    except expected:
         return None
 
 
-def _valid_range(pair: Sequence[int] | None) -> bool:
+def _valid_range(pair: Sequence[int] | None) -> TypeGuard[Sequence[int]]:
     if not isinstance(pair, (list, tuple)) or len(pair) != 2:
         return False
     start, end = pair

@@ -588,3 +588,33 @@ def test_yaml_anchors_merge_keys_and_extension_keys(tmp_path):
     code, data = check_json(path)
     assert code == 0
     assert [d["gpu_profile"] for d in data["deployments"]] == ["h100-sxm-80gb", "l40s"]
+
+
+# ------------------------------------------------------------------------------------------ field spellings
+
+
+def test_library_messages_name_plan_keys_in_a_plan(tmp_path):
+    path = plan(tmp_path, "deployments:\n" + one(kv_cache_dtype="q8_0"))
+    line = assert_one_error_line(run(path))
+    assert line.endswith("deployments[0]: kv_cache_dtype q8_0 is a llama.cpp (ggml) cache type; vllm does not store it")
+    assert "hint: use engine llamacpp, or fp8 / int8 for this engine" in run(path).stderr
+    path = plan(tmp_path, "deployments:\n" + one(gpu="rtx-4090", engine="llamacpp", gpu_memory_utilization=0.5))
+    _, data = check_json(path)
+    assert data["deployments"][0]["notes"][:2] == [
+        "gpu_memory_utilization does not apply to llamacpp and was ignored",
+        "weights counted at bf16; a quantized GGUF is smaller: pass weights_bytes with its file size",
+    ]
+    # the same recommend() notes name flags for the command line
+    rec = recommend(LLAMA, gpu_profile="rtx-4090", engine="llamacpp", max_model_len=32768, gpu_memory_utilization=0.5)
+    assert "--gpu-memory-utilization does not apply to llamacpp and was ignored" in rec.notes
+
+
+def test_library_messages_name_an_engine_configs_own_keys(tmp_path):
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text(f"model: {LLAMA}\nmax-model-len: 8192\ntensor-parallel-size: 3\n")
+    line = assert_one_error_line(run("--engine-config", cfg, "--gpu", "h100"))
+    assert line.endswith(":1: tensor-parallel-size 3 does not divide the model's 8 KV heads"), line
+    sg = tmp_path / "sglang.json"
+    sg.write_text(json.dumps({"model-path": LLAMA, "context-length": 8192, "tp-size": 3}))
+    line = assert_one_error_line(run("--engine-config", sg, "--gpu", "h100"))
+    assert line.endswith(":1: tp-size 3 does not divide the model's 8 KV heads"), line

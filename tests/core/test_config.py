@@ -9,7 +9,7 @@ from kvplan.core import config as C
 from kvplan.core.families import canonical_model_type, family_of
 from kvplan.core.units import DTYPE_BYTES, DTYPES, canonical_dtype, dtype_name
 from kvplan.errors import ConfigError, UsageError
-from kvplan.weights.tensors import dtype_bytes_of
+from kvplan.weights.stored import dtype_bytes_of
 
 from conftest import load_config
 

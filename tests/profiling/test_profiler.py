@@ -446,3 +446,20 @@ def test_table_shows_memory_per_device_when_sharded(capsys):
     render.profile_report(report)
     out = capsys.readouterr().out
     assert "peak per device" in out and "cuda:0 2.00 GiB, cuda:1 1.00 GiB" in out
+
+
+def test_kvplan_profile_takes_the_request_fields_as_typed_keywords():
+    import dataclasses
+    import inspect
+
+    import kvplan
+    from kvplan.profiling.profiler import profile_model
+
+    assert kvplan.profile is profile_model
+    params = inspect.signature(profile_model).parameters
+    fields = {f.name: f.default for f in dataclasses.fields(ProfileRequest)}
+    assert list(params)[: len(fields)] == list(fields) and list(params)[len(fields) :] == ["progress"]
+    assert all(params[name].default == default for name, default in fields.items() if name != "model")
+    assert all(p.kind == p.KEYWORD_ONLY for name, p in params.items() if name != "model")
+    report = kvplan.profile(str(config_path("llama_tiny")), seq_lens=(32,), decode_tokens=2, repeats=1)
+    assert report.runs[0].kv_cache_ratio == 1.0

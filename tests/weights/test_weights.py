@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from kvplan.errors import ConfigError, UnsupportedArchitecture, UsageError
-from kvplan.weights.tensors import assumed_family, count_parameters, weight_bytes, weight_tensors
+from kvplan.weights.stored import weight_bytes
+from kvplan.weights.tensors import assumed_family, count_parameters, weight_tensors
 
 from conftest import all_config_names, load_config
 
