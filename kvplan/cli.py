@@ -156,6 +156,14 @@ def positive(label: str, text: str | None) -> int | None:
     return whole(label, text, 1)
 
 
+def count(label: str, text: str) -> int:
+    """A positive integer option that has a default (never None)."""
+    value = whole(label, text, 1)
+    if value is None:  # pragma: no cover - Typer passes the default
+        raise UsageError(f"{label} needs a value", hint=f"pass e.g. {label} 1")
+    return value
+
+
 def int_list(label: str, text: str, minimum: int = 1) -> list[int]:
     """Parse "1,4,8" into integers >= `minimum` (kvplan's one-line error otherwise)."""
     values = [whole(label, part, minimum) for part in str(text).split(",") if part.strip()]
@@ -367,7 +375,7 @@ def estimate(
     from kvplan.planning.resolved import resolve
 
     lengths = labelled("--seq-len", parse_lengths, seq_len)
-    options = dict(
+    options: dict[str, Any] = dict(
         batch=positive("--batch", batch),
         engine=engine,
         dtype=choice("--dtype", dtype, MODEL_DTYPE_CHOICES),
@@ -399,7 +407,7 @@ def models(json_out: JsonOpt = False) -> None:
     from kvplan.sources.catalog import catalog_entries
     from kvplan.sources.configs import read_config_file
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entry in catalog_entries():
         shape = model_shape(read_config_file(entry.path))
         kinds = sorted({c.kind for c in shape.caches()})
@@ -584,7 +592,7 @@ def profile(
     if gpu is not None and device is not None and device.strip().lower() == "cpu":
         raise UsageError("--gpu and --device cpu contradict each other", hint="pass one of them")
     decode = whole("--decode-tokens", decode_tokens, minimum=0)
-    request_kwargs = dict(
+    request_kwargs: dict[str, Any] = dict(
         seq_lens=tuple(labelled("--seq-len", parse_lengths, seq_len)),
         batches=tuple(int_list("--batch", batch)),
         decode_tokens=decode,
@@ -725,7 +733,7 @@ def recommend(
     rec = plan(
         model,
         gpu_profile=gpu_profile,
-        gpus=positive("--gpus", gpus),
+        gpus=count("--gpus", gpus),
         engine=engine,
         gpu_memory_utilization=gpu_memory_utilization,
         max_model_len=None if max_model_len is None else labelled("--max-model-len", parse_length, max_model_len),
@@ -734,13 +742,13 @@ def recommend(
         max_num_seqs=positive("--max-num-seqs", max_num_seqs),
         kv_dtype=kv_dtype,
         tp=positive("--tp", tp),
-        pp=positive("--pp", pp),
+        pp=count("--pp", pp),
         block_size=positive("--block-size", block_size),
         kv_memory=None if kv_memory is None else labelled("--kv-memory", parse_size, kv_memory),
         profiles_dir=profiles_dir,
         offline=True if offline else None,
         weights_bytes=None if weights_bytes is None else labelled("--weights-bytes", parse_size, weights_bytes),
-        n_ubatch=positive("--ubatch", ubatch),
+        n_ubatch=count("--ubatch", ubatch),
         vllm_version=vllm_version,
         prefix_caching=on_off("--prefix-caching", prefix_caching),
         async_scheduling=on_off("--async-scheduling", async_scheduling),

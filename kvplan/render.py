@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from kvplan.core.units import format_bytes, format_tokens
 from kvplan.engines.registry import DEFAULT_ENGINE, flag_key
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, JustifyMethod
 
     from kvplan.planning.estimate import Estimate
 
@@ -142,7 +142,7 @@ def sweep_table(ests: list[Estimate]) -> None:
         ("bytes / token", "right"),
         ("", "left"),
     ):
-        table.add_column(name, justify=justify)
+        table.add_column(name, justify=cast("JustifyMethod", justify))
     for e in ests:
         bar = "█" * max(1, round(30 * e.kv_cache_bytes / peak)) if e.kv_cache_bytes else ""
         table.add_row(
@@ -169,7 +169,7 @@ def profiles_table(profiles: list) -> None:
         ("bf16 TFLOP/s", "right"),
         ("KV dtypes", "left"),
     ):
-        table.add_column(name, justify=justify)
+        table.add_column(name, justify=cast("JustifyMethod", justify))
     for p in profiles:
         bw = f"{p.memory_bandwidth_bytes_per_s / 1e12:.2f} TB/s" if p.memory_bandwidth_bytes_per_s else "-"
         bf16 = (p.dense_tflops or {}).get("bf16")
@@ -311,7 +311,7 @@ class ProgressBar:
     def __enter__(self) -> ProgressBar:
         return self  # the display starts with the first step, so early errors print alone
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         if self._started:
             self._progress.__exit__(*exc)
 
@@ -475,7 +475,7 @@ def check_table(report: Any) -> None:
         ("headroom", "right"),
         ("result", "left"),
     ):
-        table.add_column(name, justify=justify)
+        table.add_column(name, justify=cast("JustifyMethod", justify))
     for r in results:
         dep, rec = r.deployment, r.recommendation
         headroom = "-" if r.headroom_bytes is None else format_bytes(r.headroom_bytes)
@@ -567,7 +567,7 @@ def explain_table(result: Any) -> None:
         ("within rounding", "left"),
         ("term", "left"),
     ):
-        table.add_column(name, justify=justify)
+        table.add_column(name, justify=cast("JustifyMethod", justify))
     for n in result.numbers:
         within = "[green]yes[/]" if n.within_rounding else "[bold red]no[/]"
         table.add_row(

@@ -100,7 +100,7 @@ def lint_model_config(
             )
 
     limit = optional_int(cfg, *MAX_POSITION_KEYS)
-    if max_model_len and above_model_limit(max_model_len, limit):
+    if max_model_len and limit is not None and above_model_limit(max_model_len, limit):
         scaling = _rope_scaling(cfg)
         kind = str((scaling or {}).get("rope_type") or (scaling or {}).get("type") or "").lower()
         factor = (scaling or {}).get("factor")

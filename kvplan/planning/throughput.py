@@ -150,7 +150,7 @@ def bounds(
         mem = float(Fraction(b * bandwidth, w + kv)) if bandwidth and (w + kv) else None
         comp = None
         if decode_flops is not None:
-            comp = peak * gpus / float(decode_flops) if decode_flops else None
+            comp = peak * gpus / float(decode_flops) if decode_flops and peak else None
         row["memory_bound_tokens_per_s"] = None if mem is None else round(mem, 2)
         row["compute_bound_tokens_per_s"] = None if comp is None else round(comp, 2)
         both = [x for x in (mem, comp) if x is not None]
