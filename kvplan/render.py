@@ -131,7 +131,8 @@ def sweep_table(ests: list[Estimate]) -> None:
     peak = max(e.kv_cache_bytes for e in ests) or 1
     table = Table(
         title=f"{first.model} · {first.engine} · {first.kv_dtype} KV · batch {first.batch}"
-        + (f" · TP {first.tp} · PP {first.pp}" if first.tp * first.pp > 1 else ""),
+        + (f" · TP {first.tp} · PP {first.pp}" if first.tp * first.pp > 1 else "")
+        + (f" · vLLM {first.vllm_version}" if getattr(first, "vllm_version", None) else ""),
         title_justify="left",
     )
     for name, justify in (
