@@ -284,7 +284,7 @@ class _Evaluator:
         from kvplan.planning.recommend import recommend
 
         d = self.dep
-        args = dict(
+        args: dict[str, Any] = dict(
             gpu_profile=d.gpu,
             gpus=d.gpu_count,
             engine=self.engine,
@@ -415,7 +415,7 @@ def _check_one(
     if dep.gpus and dep.gpus > rec.tp * rec.pp:
         notes.append(f"{dep.gpus} GPUs given, tensor x pipeline parallel uses {rec.tp * rec.pp}")
     for note in rec.notes:
-        spelled = spell(note, names)
+        spelled = spell(note, names) or note
         if spelled not in notes:
             notes.append(spelled)
 

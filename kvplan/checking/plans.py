@@ -14,6 +14,7 @@ with `build_deployment`, so both are validated by the same code. Pure Python + P
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,6 +243,11 @@ def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
     return None
 
 
+def _dotted(where: str, key: str) -> str:
+    """The label of key `key` of the mapping at `where` (e.g. "deployments[0].gpus")."""
+    return f"{where}.{key}"
+
+
 def did_you_mean(key: str, allowed: tuple[str, ...] | list[str]) -> str:
     close = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
@@ -325,7 +331,7 @@ def load_plan(path: str | Path) -> list[Deployment]:
                 f"{path}:{line}: {where}: expected a mapping of keys, got {_kind(item)}",
                 hint="each deployment is a mapping: name, model, gpu, max_model_len, ...",
             )
-        entries = mapping_entries(item, item_node, lambda k, w=where: f"{w}.{k}", line)
+        entries = mapping_entries(item, item_node, functools.partial(_dotted, where), line)
         for key, entry in entries.items():
             if key not in KEYS:
                 raise ConfigError(
