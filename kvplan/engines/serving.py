@@ -106,6 +106,36 @@ class FitInputs:
 
 
 @dataclass(frozen=True)
+class StartupInputs:
+    """What an engine's start-up depends on: the fit question (`fit`), the scheduler's sequence cap, the memory
+    fraction in force, the GPU's total memory, the CUDA-graph bytes the budget subtracted (0: none) and, for an
+    auto-fitted max_model_len, the length it was fitted down from (None: the length was given)."""
+
+    fit: FitInputs
+    max_num_seqs: int
+    utilization: float
+    total_memory: int
+    cudagraph_bytes: int = 0
+    auto_from: int | None = None
+
+
+@dataclass(frozen=True)
+class Startup:
+    """What an engine release does when it starts with a plan: the error it raises (`error`, its own words; None:
+    it starts), which check raised it (`rule`), the setting that would let it start (`fix`: plan key -> value),
+    and the lines it logs (up to the error). `kv_bytes_per_request` and `max_model_len_fit` are the figures of its
+    checks; `mamba_cache_blocks` the blocks its Mamba check counts (None: no Mamba/GDN layers)."""
+
+    error: str | None
+    rule: str
+    fix: dict[str, int]
+    log_lines: tuple[str, ...]
+    kv_bytes_per_request: int
+    max_model_len_fit: int
+    mamba_cache_blocks: int | None
+
+
+@dataclass(frozen=True)
 class FlagInputs:
     """What a serve command is written from. `planned` is true for the command of the engine being planned (its
     own memory settings apply); `fit`, `budget` and `kv_memory` are the plan's; `storage` is the storage model of
@@ -208,6 +238,10 @@ class ServingModel(ServeCommand):
         concurrency = avail / need if need else float("inf")
         return Fit(avail, tokens, tokens // block, block, concurrency, largest(fits, inputs.limit), need <= avail)
 
+    def startup(self, inputs: StartupInputs) -> Startup | None:
+        """What the engine does when it starts with this plan (None: kvplan does not model its start-up)."""
+        return None
+
     def fp8_alternative(self, kv_dtype: str, profile: HardwareProfile) -> tuple[str, str] | None:
         """(KV dtype, label) of the 8-bit KV cache to compare with, or None: fp8 (e4m3) where the GPU has one."""
         dtypes = profile.kv_cache_dtypes
@@ -242,4 +276,6 @@ __all__ = [
     "FlagInputs",
     "ServeCommand",
     "ServingModel",
+    "Startup",
+    "StartupInputs",
 ]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
@@ -55,6 +56,8 @@ from kvplan.engines.serving import (
     FitInputs,
     FlagInputs,
     ServingModel,
+    Startup,
+    StartupInputs,
 )
 from kvplan.engines.sizing import fullest_stage
 from kvplan.errors import Text, UsageError
@@ -154,7 +157,10 @@ class VllmBehaviour:
     with >= 160 GiB get 16384 batched tokens for the API server too; `gb10_small_tier`, GB10 (compute capability
     12.1) stays on the small tier. Documented, not applied (kvplan has no input for connectors or KV events):
     `hybrid_allocator_off_with`, what turns the hybrid KV-cache allocator off (sliding-window layers are then
-    charged their full length). `follows`: the evidence for the row."""
+    charged their full length). Start-up (startup): `mamba_seqs_check`, start-up fails when max_num_seqs exceeds
+    the KV blocks of a model with Mamba layers (False: vLLM caps its CUDA-graph sizes instead);
+    `cpu_backend_wording`, the KV-memory errors name the CPU backend; `one_capacity_line`, "GPU KV cache size"
+    and "Maximum concurrency" are one log line. `follows`: the evidence for the row."""
 
     since: tuple[int, ...]
     sampler_bytes_per_seq_vocab: float
@@ -175,6 +181,9 @@ class VllmBehaviour:
     tier_160gib: bool
     gb10_small_tier: bool
     hybrid_allocator_off_with: tuple[str, ...]
+    mamba_seqs_check: bool = False
+    cpu_backend_wording: bool = False
+    one_capacity_line: bool = False
     follows: str = field(default="")
 
     @property
@@ -249,7 +258,8 @@ _R0_20 = _row(
     (0, 20, 0),
     "vllm-0.20.0: config/cache.py:66 gpu_memory_utilization default 0.92; envs.py:1725 "
     "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS default 1, subtracted at v1/worker/gpu_worker.py:424 (the log "
-    "line says 'default since v0.21.0', but 0.20.0 ships it); config/cache.py CacheDType adds "
+    "line says 'default since v0.21.0', but 0.20.0 ships it); config/compilation.py:1427-1442 refuses "
+    "max_num_seqs above the KV blocks of a model with Mamba layers; config/cache.py CacheDType adds "
     "int8_per_token_head, fp8_per_token_head, nvfp4, turboquant_*; platforms/interface.py:576-583 hybrid "
     "alignment unit max(kernel block, block_size); KV events no longer turn the hybrid allocator off "
     "(config/vllm.py, only connectors at :1290)",
@@ -259,6 +269,7 @@ _R0_20 = _row(
     kv_cache_dtypes=_KV_DTYPES_0_20,
     hybrid_block_unit_from_block_size=True,
     hybrid_allocator_off_with=("any KV connector (--kv-transfer-config, --kv-offloading-size)",),
+    mamba_seqs_check=True,
 )
 _R0_20_1 = _row(
     (0, 20, 1),
@@ -271,8 +282,10 @@ _R0_22 = _row(
     (0, 22, 0),
     "vllm-0.22.0: config/vllm.py:69 and :518 run Qwen3ForCausalLM (dense, unquantized) on Model Runner V2 by "
     "default, whose profile_cudagraph_memory returns 0 (v1/worker/gpu/model_runner.py:620-622); connectors "
-    "with SupportsHMA keep the hybrid allocator (config/vllm.py:1448-1462; OffloadingConnector has it)",
+    "with SupportsHMA keep the hybrid allocator (config/vllm.py:1448-1462; OffloadingConnector has it); "
+    "v1/core/kv_cache_utils.py `_check_enough_kv_cache_memory` names the CPU backend in its errors",
     _R0_20_1,
+    cpu_backend_wording=True,
     runner_v2=RunnerV2(frozenset({"Qwen3ForCausalLM"}), dense_only=True, unquantized=True),
     hybrid_allocator_off_with=("a KV connector without SupportsHMA (OffloadingConnector has it)",),
 )
@@ -318,12 +331,14 @@ _R0_28 = _row(
     "vllm-0.28.0: engine/arg_utils.py:2650 and config/model.py:2072-2074 turn prefix caching on for hybrids "
     "(0.27.1 kept it off: arg_utils.py:2605), models/config.py:604 then picks Mamba `align` mode (0.27.1 picked "
     "`all` for models that support it, :615-617); engine/arg_utils.py:2582 gives GPUs with >= 160 GiB 16384 "
-    "batched tokens; config/cache.py adds nvfp4_4over6",
+    "batched tokens; config/cache.py adds nvfp4_4over6; v1/core/kv_cache_utils.py `update_kv_cache_capacity` logs "
+    "'GPU KV cache size' and 'Maximum concurrency' on one line",
     _R0_26,
     hybrid_prefix_caching=True,
     mamba_all_mode=False,
     tier_160gib=True,
     kv_cache_dtypes=_R0_26.kv_cache_dtypes | {"nvfp4_4over6"},
+    one_capacity_line=True,
 )
 _R0_29 = _row(
     (0, 29, 0),
@@ -984,6 +999,10 @@ class VllmServing(ServingModel):
             cap.blocks_per_request <= cap.usable_blocks,
         )
 
+    def startup(self, inputs: StartupInputs) -> Startup:
+        """What the release does when it starts (kvplan.engines.vllm.startup)."""
+        return startup(inputs)
+
     def command(self, f: FlagInputs) -> str:
         line = (
             f"vllm serve {f.model} --max-model-len {f.max_model_len} --max-num-seqs {f.max_num_seqs} "
@@ -999,6 +1018,163 @@ class VllmServing(ServingModel):
         if f.async_scheduling is not None:
             line += " --async-scheduling" if f.async_scheduling else " --no-async-scheduling"
         return line
+
+
+# ------------------------------------------------------------------------------------ start-up (what vLLM does)
+#
+# The checks a release runs when it starts, in its order, and the lines it logs (sources per rule below):
+# TP dividing the attention heads (config/model.py `verify_with_parallel_config`), no KV memory and one request of
+# max_model_len (v1/core/kv_cache_utils.py `_check_enough_kv_cache_memory`, kv_cache_planning.py from 0.33), the
+# Mamba blocks (config/compilation.py, from 0.20.0), each error in vLLM's own words.
+
+_DOCS = "See https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details."
+
+
+def format_gib(b: int) -> str:
+    """vLLM's `format_gib` (vllm/utils/mem_utils.py:30): str(round(b / GiB, 2))."""
+    return f"{round(b / _GIB, 2)}"
+
+
+def max_memory_usage_bytes(engine: VllmEngine, caches: list[L.Layer], req: Request, seq_len: int) -> int:
+    """vLLM's `max_memory_usage_bytes` over every layer's spec (kv_cache_utils.py): the pages one request of
+    `seq_len` tokens may hold, layer by layer (no group padding), what the one-request check needs."""
+    at = replace(req, seq_len=seq_len)
+    plan = engine.plan(caches, at)
+    return sum(count * engine.blocks_per_request(spec, at) * spec.page for spec, count in plan.specs.items())
+
+
+def estimate_max_model_len(needed: Callable[[int], int], available: int, max_model_len: int) -> int:
+    """vLLM's `estimate_max_model_len` (vllm-0.19.1/vllm/v1/core/kv_cache_utils.py:665-716): a binary search over
+    1..max_model_len for the longest length whose bytes fit; 0 when one token does not."""
+    left, right = 1, max_model_len
+    if needed(left) > available:
+        return 0
+    result = 1
+    while left <= right:
+        mid = (left + right) // 2
+        if needed(mid) <= available:
+            result, left = mid, mid + 1
+        else:
+            right = mid - 1
+    return result
+
+
+def no_memory_error(version: str | None) -> str:
+    """vllm-0.19.1 kv_cache_utils.py:626-631 (0.22.0 on: the CPU backend named, kv_cache_utils.py, 0.33.0
+    kv_cache_planning.py:57-64)."""
+    if vllm_behaviour(version).cpu_backend_wording:
+        how = (
+            "Try increasing `gpu_memory_utilization` when initializing the engine (this flag also controls CPU "
+            "memory reservation on the CPU backend, despite its name). "
+        )
+    else:
+        how = "Try increasing `gpu_memory_utilization` when initializing the engine. "
+    return "No available memory for the cache blocks. " + how + _DOCS
+
+
+def max_model_len_error(version: str | None, max_model_len: int, needed: int, available: int, estimated: int) -> str:
+    """vllm-0.19.1 kv_cache_utils.py:635-652 ("models's"; 0.22.0 on: "model's" and the CPU backend named,
+    0.33.0 kv_cache_planning.py:66-88)."""
+    cpu = vllm_behaviour(version).cpu_backend_wording
+    estimate = (
+        f"Based on the available memory, the estimated maximum model length is {estimated}. " if estimated > 0 else ""
+    )
+    increase = (
+        "Try increasing `gpu_memory_utilization` (which also controls CPU memory on the CPU backend) or decreasing "
+        "`max_model_len` when initializing the engine. "
+        if cpu
+        else "Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine. "
+    )
+    return (
+        f"To serve at least one request with the {'model' if cpu else 'models'}'s max seq len ({max_model_len}), "
+        f"({format_gib(needed)} GiB KV cache is needed, which is larger than the available KV cache memory "
+        f"({format_gib(available)} GiB). {estimate}{increase}{_DOCS}"
+    )
+
+
+def mamba_blocks_error(max_num_seqs: int, blocks: int) -> str:
+    """vllm-0.20.0/vllm/config/compilation.py:1435-1442 (the same text to 0.33.0)."""
+    return (
+        f"max_num_seqs ({max_num_seqs}) exceeds available Mamba cache blocks ({blocks}). Each decode sequence "
+        "requires one Mamba cache block, so CUDA graph capture cannot proceed. Please lower max_num_seqs to at most "
+        f"{blocks} or increase gpu_memory_utilization."
+    )
+
+
+def tp_heads_error(heads: int, tp: int) -> str:
+    """vllm-0.19.1/vllm/config/model.py:1111-1116 (0.33.0: :1559-1564)."""
+    return f"Total number of attention heads ({heads}) must be divisible by tensor parallel size ({tp})."
+
+
+def capacity_lines(version: str | None, cap: Capacity, max_model_len: int) -> list[str]:
+    """vllm-0.19.1 kv_cache_utils.py:1319-1329 (two lines; 0.20.1: tokens int(concurrency x max_model_len),
+    :1708-1713); 0.28.0 on one line (`update_kv_cache_capacity`; 0.33.0 kv_cache_utils.py:1148-1155, "GPU" the
+    CUDA device's pool)."""
+    tokens = f"GPU KV cache size: {cap.kv_cache_tokens:,} tokens"
+    concurrency = f"Maximum concurrency for {max_model_len:,} tokens per request: {cap.max_concurrency:.2f}x"
+    if vllm_behaviour(version).one_capacity_line:
+        return [f"{tokens}, {concurrency}"]
+    return [tokens, concurrency]
+
+
+def cudagraph_line(utilization: float, estimate: int, total_memory: int) -> str:
+    """vllm-0.20.0/vllm/v1/worker/gpu_worker.py:445-462 (the same text to 0.33.0), for an estimate > 0."""
+    delta = estimate / total_memory
+    equivalent = round(utilization - delta, 4)
+    suggested = min(round(utilization + delta, 4), 1.0)
+    return (
+        "CUDA graph memory profiling is enabled (default since v0.21.0). The current "
+        f"--gpu-memory-utilization={utilization:.4f} is equivalent to --gpu-memory-utilization={equivalent:.4f} "
+        "without CUDA graph memory profiling. To maintain the same effective KV cache size as before, increase "
+        f"--gpu-memory-utilization to {suggested:.4f}. To disable, set VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0."
+    )
+
+
+def startup(s: StartupInputs) -> Startup:
+    """What vLLM release `request.engine_version` does when it starts with this plan: the checks in vLLM's order,
+    each error in its words with the fix that passes it, and the lines logged up to it."""
+    f = s.fit
+    req, caches, version = f.request, list(f.caches), f.request.engine_version
+    row = vllm_behaviour(version)
+    engine = _storage(f.storage, f.shape)
+    heads = f.shape.num_attention_heads
+    if heads and heads % req.tp:
+        tp = max(t for t in range(1, req.tp) if heads % t == 0)
+        return Startup(tp_heads_error(heads, req.tp), "tp_heads", {"tp": tp}, (), 0, 0, None)
+    available = f.available
+    plan = engine.plan(caches, req)
+    cap = capacity(caches, req, max(0, available), engine, plan)
+    mamba = cap.num_blocks if any(isinstance(c, L.RecurrentState) for c in caches) else None
+    lines = [f"Available KV cache memory: {format_gib(available)} GiB"]
+    if s.cudagraph_bytes > 0 and s.total_memory > 0:
+        lines.append(cudagraph_line(s.utilization, s.cudagraph_bytes, s.total_memory))
+    # from 0.29 the checks plan without the null block (kv_cache_utils.py:975-987, :2316-2321)
+    check = available - plan.page * plan.group_size if row.null_block else available
+    per_request = max_memory_usage_bytes(engine, caches, req, req.seq_len)
+
+    def needed(n: int) -> int:
+        return max_memory_usage_bytes(engine, caches, req, n)
+
+    estimated = estimate_max_model_len(needed, max(0, check), req.seq_len)
+    if s.auto_from is not None and req.seq_len < s.auto_from:
+        # vllm-0.19.1 kv_cache_utils.py:1459-1468
+        lines.append(
+            f"Auto-fit max_model_len: reduced from {s.auto_from} to {req.seq_len} to fit in available GPU memory "
+            f"({format_gib(check)} GiB available for KV cache)"
+        )
+    if check <= 0:
+        return Startup(no_memory_error(version), "no_memory", {}, tuple(lines), per_request, 0, mamba)
+    if per_request > check:
+        error = max_model_len_error(version, req.seq_len, per_request, check, estimated)
+        fix = {"max_model_len": estimated} if estimated > 0 else {}
+        return Startup(error, "max_model_len", fix, tuple(lines), per_request, estimated, mamba)
+    lines += capacity_lines(version, cap, req.seq_len)
+    if mamba is not None and row.mamba_seqs_check and s.max_num_seqs > mamba:
+        error = mamba_blocks_error(s.max_num_seqs, mamba)
+        return Startup(
+            error, "mamba_cache_blocks", {"max_num_seqs": mamba}, tuple(lines), per_request, req.seq_len, mamba
+        )
+    return Startup(None, "", {}, tuple(lines), per_request, req.seq_len, mamba)
 
 
 def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: frozenset) -> tuple[str, ...]:
