@@ -644,6 +644,15 @@ def profile(
     render.notes(report.notes)
 
 
+def _length_or_auto(text: str | None) -> int | str | None:
+    """--max-model-len: a length (8192, 32k), or auto (vLLM's auto-fit)."""
+    if text is None:
+        return None
+    if text.strip().lower() == "auto":
+        return "auto"
+    return labelled("--max-model-len", parse_length, text)
+
+
 @app.command(cls=Command)
 @handle_errors
 def recommend(
@@ -670,7 +679,8 @@ def recommend(
         Optional[str],
         typer.Option(
             "--max-model-len",
-            help="Tokens per request (default: the model's limit, capped at 128k).",
+            help="Tokens per request (default: the model's limit, capped at 128k); auto: vLLM's auto-fit, the "
+            "longest that fits, up to the model's limit.",
             show_default=False,
         ),
     ] = None,
@@ -736,7 +746,7 @@ def recommend(
         gpus=count("--gpus", gpus),
         engine=engine,
         gpu_memory_utilization=gpu_memory_utilization,
-        max_model_len=None if max_model_len is None else labelled("--max-model-len", parse_length, max_model_len),
+        max_model_len=_length_or_auto(max_model_len),
         concurrency=positive("--concurrency", concurrency),
         dtype=choice("--dtype", dtype, MODEL_DTYPE_CHOICES),
         max_num_seqs=positive("--max-num-seqs", max_num_seqs),

@@ -12,7 +12,10 @@ Definitions (per GPU, the fullest pipeline stage):
   (for vLLM equal to 1 - requested / max concurrency);
 - binding constraint of a plan that does not fit: `weights` (weights and overheads leave no KV memory),
   `max_model_len` (one request of max_model_len does not fit), `concurrency` (the requested concurrency
-  does not), `headroom` (it fits with less than --min-headroom spare), `lint` (--strict and config lint).
+  does not), `startup` (it fits, but the engine release would refuse to start: vLLM's start-up checks,
+  kvplan.engines.vllm.startup, e.g. max_num_seqs above the Mamba cache blocks), `headroom` (it fits with less
+  than --min-headroom spare), `lint` (--strict and config lint). The engine's max_num_seqs cap for the start-up
+  checks is the plan's max_num_seqs, else the release's scheduler default.
 Pure arithmetic: never imports torch.
 """
 
@@ -36,7 +39,7 @@ from kvplan.planning.recommend import TP_CHOICES, request_kv_bytes
 from kvplan.planning.resolved import ResolvedModel, resolve
 
 SCHEMA = "kvplan.check/1"
-CONSTRAINTS = ("weights", "max_model_len", "concurrency", "headroom", "lint")
+CONSTRAINTS = ("weights", "max_model_len", "concurrency", "startup", "headroom", "lint")
 MAX_SUGGESTED_UTILIZATION = 0.95
 # recommend()'s fields (kvplan.errors) -> the plan keys that set them; messages name fields, and a plan's
 # messages name them as the plan does (an engine config: as the file spells the key). Fields without a key
@@ -311,7 +314,8 @@ class _Evaluator:
         return recommend(self.resolved, **args)  # read once: every recommend() of this deployment reuses it
 
     @property
-    def max_model_len(self) -> int | None:
+    def max_model_len(self) -> int | str | None:
+        """The plan's max_model_len ("auto": vLLM's auto-fit), else the model's limit."""
         return self.dep.max_model_len or self.shape.max_position_embeddings
 
     def per_request(self, rec: Any, seq_len: int) -> int | None:
@@ -345,8 +349,8 @@ class _Evaluator:
         return int(rec.available_kv_memory_bytes * n / rec.max_concurrency)
 
     def accepts(self, rec: Any) -> bool:
-        """rec fits, with at least min_headroom of its KV memory spare."""
-        if not rec.fits:
+        """rec fits and the engine starts with it, with at least min_headroom of its KV memory spare."""
+        if not rec.fits or rec.startup_error:
             return False
         if self.min_headroom <= 0:
             return True
@@ -401,7 +405,7 @@ def _check_one(
             engine=dep.engine,
             tp=dep.tensor_parallel_size,
             pp=dep.pipeline_parallel_size,
-            max_model_len=ev.max_model_len,
+            max_model_len=ev.max_model_len if not isinstance(ev.max_model_len, str) else None,
         )
     )
     try:
@@ -449,13 +453,21 @@ def _check_one(
                 f"{format_bytes(need) if need is not None else 'more than'} of KV memory, "
                 f"{format_bytes(avail)} available (max concurrency {rec.max_concurrency:g}x)"
             )
+    elif rec.startup_error:
+        binding = "startup"
+        detail = f"vLLM {rec.vllm_version} would not start: {rec.startup_error}"
     elif min_headroom > 0 and (fraction is None or fraction < min_headroom):
         binding = "headroom"
         detail = f"headroom {format_bytes(headroom)} ({(fraction or 0):.1%}) is below the required {min_headroom:.1%}"
     elif strict and lint:
         binding = "lint"
         detail = f"{len(lint)} config lint error(s) under --strict"
-    fixes = _fixes(ev, rec, binding) if binding in ("weights", "max_model_len", "concurrency", "headroom") else ()
+    if binding == "startup":
+        fixes: Iterable[Fix] = _startup_fixes(ev, rec)
+    elif binding in ("weights", "max_model_len", "concurrency", "headroom"):
+        fixes = _fixes(ev, rec, binding)
+    else:
+        fixes = ()
     return DeploymentResult(
         deployment=dep,
         recommendation=rec,
@@ -463,7 +475,7 @@ def _check_one(
         needed_kv_bytes=need,
         headroom_bytes=headroom,
         headroom_fraction=fraction,
-        fits=rec.fits,
+        fits=rec.fits and binding != "startup",
         ok=binding is None,
         binding_constraint=binding,
         binding_detail=detail,
@@ -474,6 +486,37 @@ def _check_one(
 
 
 # ------------------------------------------------------------------------------------------------- fixes
+
+
+def _startup_fixes(ev: _Evaluator, rec: Any) -> list[Fix]:
+    """The setting the engine's start-up check asks for (Recommendation.startup_fix), re-checked with recommend().
+
+    max_num_seqs (vLLM's Mamba check): the plan key also means "requests of max_model_len that must fit at once",
+    so the value is the Mamba block count or the requests that fit, whichever is smaller, re-checked as both the
+    engine's cap and the concurrency required."""
+    dep, out = ev.dep, []
+    for field, value in rec.startup_fix.items():
+        if field == "max_num_seqs":
+            value = max(1, min(value, math.floor(rec.max_concurrency)))
+            checked = ev.try_recommend(max_num_seqs=value, concurrency=value)
+            why = f"vLLM's Mamba check allows at most {rec.mamba_cache_blocks}"
+            if value < rec.mamba_cache_blocks:
+                why += f"; {value} requests of {rec.max_model_len:,} tokens fit at once"
+            text = f"lower {dep.key_name('max_num_seqs')} to {value} ({why})"
+            key = "max_num_seqs"
+        elif field == "max_model_len":
+            checked = ev.try_recommend(max_model_len=value)
+            text = f"lower {dep.key_name('max_model_len')} to {value:,} (vLLM's estimated maximum model length)"
+            key = "max_model_len"
+        elif field == "tp":
+            checked = ev.try_recommend(tp=value, gpus=max(dep.gpu_count, value * rec.pp))
+            text = f"set {dep.key_name('tensor_parallel_size')} to {value} (it divides the attention heads)"
+            key = "tensor_parallel_size"
+        else:
+            continue
+        if checked is not None and ev.accepts(checked):
+            out.append(Fix(key, value, text))
+    return out
 
 
 def _fixes(ev: _Evaluator, rec: Any, binding: str) -> list[Fix]:

@@ -65,7 +65,7 @@ class Deployment:
     name: str
     model: str
     gpu: str
-    max_model_len: int | None
+    max_model_len: int | str | None  # "auto": vLLM's auto-fit
     source: str = "<plan>"
     line: int = 1
     where: str = ""
@@ -413,6 +413,11 @@ def build_deployment(
             raise fail(entry, "a positive integer", "write e.g. 2")
         return value
 
+    def length_or_auto(entry: Entry) -> int | str:
+        if isinstance(entry.value, str) and entry.value.strip().lower() == "auto":
+            return "auto"  # vLLM's auto-fit (kvplan.planning.recommend)
+        return length(entry)
+
     def length(entry: Entry) -> int:
         value = entry.value
         if isinstance(value, bool) or not isinstance(value, (int, str)):
@@ -502,7 +507,7 @@ def build_deployment(
         name=get("name", name, ""),
         model=get("model", model, ""),
         gpu=get("gpu", text, ""),
-        max_model_len=get("max_model_len", length),
+        max_model_len=get("max_model_len", length_or_auto),
         source=source,
         line=line,
         where=where,

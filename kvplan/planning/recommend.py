@@ -47,6 +47,8 @@ from kvplan.engines.serving import (
     FitInputs,
     FlagInputs,
     ServingModel,
+    Startup,
+    StartupInputs,
 )
 from kvplan.engines.sizing import fullest_stage, gpu_kv
 from kvplan.errors import KvplanError, Text, UsageError, placeholder
@@ -60,6 +62,7 @@ SCHEMA = "kvplan.recommend/1"
 GIB = 2**30
 MIB = 2**20
 DEFAULT_MAX_MODEL_LEN_CAP = 131072
+AUTO = "auto"  # max_model_len "auto": vLLM's auto-fit (`--max-model-len auto`, -1)
 TP_CHOICES = (1, 2, 4, 8)
 # the options only some engines read (ServingModel.options), and the fields (kvplan.errors) that set them
 _OPTION_FIELDS = (
@@ -109,6 +112,11 @@ class Recommendation:
     throughput_assumptions: tuple[str, ...] = field(default=())
     kv_bytes_per_request: int | None = None  # one request of max_model_len on the fullest GPU (engine storage)
     vllm_version: str | None = None  # the vLLM release modelled (engines with releases; None for the others)
+    mamba_cache_blocks: int | None = None  # the blocks vLLM's Mamba check counts (None: no Mamba/GDN layers)
+    startup_error: str | None = None  # the error the engine would raise at start-up, in its words (None: starts)
+    startup_rule: str = ""  # which start-up check raised it ("" when none)
+    startup_fix: dict[str, int] = field(default_factory=dict)  # the setting that lets it start (plan key -> value)
+    log_lines: tuple[str, ...] = field(default=())  # the start-up lines the engine would log ([] where not modelled)
 
     @property
     def dtype(self) -> str:
@@ -125,6 +133,7 @@ class Recommendation:
         data["notes"] = list(self.notes)
         data["throughput_bounds"] = [dict(row) for row in self.throughput_bounds]
         data["throughput_assumptions"] = list(self.throughput_assumptions)
+        data["log_lines"] = list(self.log_lines)
         return {"schema": SCHEMA, **data}
 
 
@@ -139,7 +148,7 @@ class _Options:
     gpus: int
     engine: str
     gpu_memory_utilization: float | None
-    max_model_len: int | None
+    max_model_len: int | str | None  # "auto": vLLM's auto-fit
     concurrency: int | None
     dtype: str
     kv_dtype: str
@@ -206,6 +215,7 @@ class _Context:
     seq_len: int  # max_model_len
     search_limit: int  # the longest max_model_len searched
     utilization: float
+    auto_from: int | None = None  # max_model_len "auto": the model's limit the length was fitted from
 
     @property
     def serving(self) -> ServingModel:
@@ -273,8 +283,14 @@ def _validate(o: _Options) -> _Inputs:
             hint=Text("raise {gpus}"),
             field="gpus",
         )
+    if isinstance(o.max_model_len, str) and o.max_model_len.strip().lower() != AUTO:
+        raise UsageError(
+            Text("{max_model_len} must be a length or 'auto', got {v!r}", v=o.max_model_len),
+            hint="pass e.g. 8192, 32k or auto",
+            field="max_model_len",
+        )
     for name, optional in (
-        ("max_model_len", o.max_model_len),
+        ("max_model_len", None if isinstance(o.max_model_len, str) else o.max_model_len),
         ("concurrency", o.concurrency),
         ("max_num_seqs", o.max_num_seqs),
         ("block_size", o.block_size),
@@ -300,10 +316,14 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
     shape = resolved.shape
     default_mnbt, _ = i.serving.scheduler_defaults(i.profile, i.release)
     limit = shape.max_position_embeddings or DEFAULT_MAX_MODEL_LEN_CAP
+    if isinstance(o.max_model_len, str):  # "auto": vLLM starts from the model's own limit, then fits it down
+        seq_len = limit
+    else:
+        seq_len = o.max_model_len or min(limit, DEFAULT_MAX_MODEL_LEN_CAP)
     request = make_request(  # one request of max_model_len (default: the model's limit, capped), checked once
         shape,
         engine=i.entry.name,
-        seq_len=o.max_model_len or min(limit, DEFAULT_MAX_MODEL_LEN_CAP),
+        seq_len=seq_len,
         dtype=o.dtype,
         kv_dtype=o.kv_dtype,
         tp=i.tp,
@@ -346,7 +366,21 @@ def _context(i: _Inputs, m: _Model) -> _Context:
     if util is None:
         per_release = {"version": i.release} if i.release is not None else {}
         util = i.serving.default_utilization(i.profile.memory_bytes, i.tp, i.pp, **per_release)
-    return _Context(i, m, req.max_num_batched_tokens, seqs, req.seq_len, search_limit, util)
+    context = _Context(i, m, req.max_num_batched_tokens, seqs, req.seq_len, search_limit, util)
+    return _auto_fit(context) if isinstance(o.max_model_len, str) else context
+
+
+def _auto_fit(c: _Context) -> _Context:
+    """max_model_len "auto": vLLM's auto-fit, the longest length whose blocks fit (null block held back where the
+    release has one), capped at the model's limit (vllm-0.19.1/vllm/v1/core/kv_cache_utils.py:1370-1468
+    `_estimate_max_model_len_from_groups` and `_auto_fit_max_model_len`; 0.29.0 :2316-2325; 0.33.0
+    kv_cache_planning.py:1337). No length fits: the limit is kept (the start-up check then fails)."""
+    _, fit = _plan_at(c, c.inputs.tp, c.model.kv_dtype)
+    length = min(fit.fit_len, c.seq_len)
+    if length <= 0 or length == c.seq_len:
+        return replace(c, auto_from=c.seq_len)
+    model = replace(c.model, request=replace(c.model.request, seq_len=length))
+    return replace(c, model=model, seq_len=length, auto_from=c.seq_len)
 
 
 def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
@@ -544,10 +578,25 @@ def _throughput(c: _Context, max_num_seqs: int) -> tuple[list[dict], float | Non
     )
 
 
+def _startup(c: _Context, out: _Outcome) -> Startup | None:
+    """What the engine does when it starts with the plan's settings (its scheduler cap c.max_num_seqs: the one
+    given, else the release's default), where its serving model says (vLLM)."""
+    caches, _ = fullest_stage(c.shape, c.inputs.pp)
+    storage = sizing_storage(c.inputs.entry.name, c.shape)
+    request = _request(c, c.inputs.tp, c.model.kv_dtype)
+    available = sum(t.bytes for t in out.terms)
+    fit_inputs = FitInputs(c.shape, storage, tuple(caches), request, available, c.search_limit)
+    graphs = -sum(t.bytes for t in out.terms if t.name == "cudagraph")
+    return c.serving.startup(
+        StartupInputs(fit_inputs, c.max_num_seqs, c.utilization, c.inputs.profile.memory_bytes, graphs, c.auto_from)
+    )
+
+
 def _assemble(c: _Context, out: _Outcome) -> Recommendation:
     i, m, fit, serving = c.inputs, c.model, out.fit, c.serving
     rows, prefill, bound_notes = _throughput(c, out.max_num_seqs)
     storage = sizing_storage(i.entry.name, c.shape)
+    started = _startup(c, out)
     return Recommendation(
         model=m.resolved.name,
         gpu_profile=i.profile.id,
@@ -582,6 +631,11 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         throughput_assumptions=tuple(bound_notes),
         kv_bytes_per_request=serving.request_kv_bytes(storage, c.shape, _request(c, i.tp, m.kv_dtype)),
         vllm_version=c.release,
+        mamba_cache_blocks=None if started is None else started.mamba_cache_blocks,
+        startup_error=None if started is None else started.error,
+        startup_rule="" if started is None else started.rule,
+        startup_fix={} if started is None else dict(started.fix),
+        log_lines=() if started is None else started.log_lines,
     )
 
 
@@ -604,7 +658,7 @@ def recommend(
     gpus: int = 1,
     engine: str = DEFAULT_ENGINE,
     gpu_memory_utilization: float | None = None,
-    max_model_len: int | None = None,
+    max_model_len: int | str | None = None,
     concurrency: int | None = None,
     dtype: str = "auto",
     kv_dtype: str = "auto",
@@ -635,7 +689,7 @@ def recommend(
     mem_fraction (0.9); unused by llama.cpp. tp defaults to gpus // pp (llama.cpp: 1, with layers split over pp
     GPUs). kv_memory (bytes or "58.11GiB") replaces the modelled budget; weights_bytes (e.g. a GGUF's file size)
     replaces the counted weights (whole model). max_model_len defaults to the model's max_position_embeddings
-    capped at 131072. n_ubatch is llama.cpp's `-ub`; vllm_version selects the vLLM release whose rules apply
+    capped at 131072; "auto" is vLLM's auto-fit (the longest length that fits, up to the model's limit). n_ubatch is llama.cpp's `-ub`; vllm_version selects the vLLM release whose rules apply
     (kvplan.engines.vllm.VLLM_VERSIONS; default: the installed vllm's version, else the newest release kvplan
     models; the plan's `vllm_version` says which); cudagraph_profiling, when given, decides the CUDA-graph term
     instead; prefix_caching and async_scheduling (vLLM) override the release's defaults.
