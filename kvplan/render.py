@@ -240,9 +240,15 @@ def recommendation_table(rec) -> None:
                 f"{f8['kv_cache_tokens']:,} tokens, {f8['max_concurrency']:g}x, fits: {'yes' if f8['fits'] else 'no'}",
             )
         )
+    if getattr(rec, "mamba_cache_blocks", None) is not None:
+        rows.append(("Mamba cache blocks", f"{rec.mamba_cache_blocks:,}"))
     for label, value in rows:
         table.add_row(label, value)
     out.print(table)
+    error = getattr(rec, "startup_error", None)
+    if error:
+        who = f"vLLM {rec.vllm_version}" if getattr(rec, "vllm_version", None) else "the engine"
+        out.print(f"[bold red]{who} would not start:[/] {escape(error)}", soft_wrap=True)
     bounds = getattr(rec, "throughput_bounds", ())
     if bounds:
         tput = Table(
