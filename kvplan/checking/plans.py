@@ -243,6 +243,132 @@ def _key_line(node: yaml.Node | None, key: Any) -> int:
 # ------------------------------------------------------------------------------------------- typed values
 
 
+@dataclass(frozen=True)
+class _Reader:
+    """Typed readers of a deployment's plan-key entries (values as written), each error naming file:line: key.
+    `lenient` also takes numbers written as strings (engine configs are command-line arguments)."""
+
+    entries: dict[str, Entry]
+    source: str
+    lenient: bool
+    base: Path | None
+
+    def get(self, key: str, parse: Callable[[Entry], Any], default: Any = None) -> Any:
+        entry = self.entries.get(key)
+        if entry is None or entry.value is None:
+            return default
+        return parse(entry)
+
+    def fail(self, entry: Entry, expected: str, hint: str | None = None) -> ConfigError:
+        return ConfigError(
+            f"{self.source}:{entry.line}: {entry.label}: expected {expected}, got {_show(entry.value)}",
+            hint=hint or "fix the value in the file",
+        )
+
+    def text(self, entry: Entry) -> str:
+        value = entry.value
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
+            raise self.fail(entry, "a non-empty string")
+        if not isinstance(entry.value, str) and not self.lenient:
+            raise self.fail(entry, "a string (quote it)")
+        return str(entry.value).strip()
+
+    def integer(self, entry: Entry) -> int:
+        value = entry.value
+        if self.lenient and isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INT:
+            raise self.fail(entry, "a positive integer", "write e.g. 2")
+        return value
+
+    def length(self, entry: Entry) -> int:
+        value = entry.value
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self.fail(entry, "a positive token count", "write e.g. 32768 or 32k")
+        try:
+            tokens = parse_length(value)
+        except KvplanError:
+            raise self.fail(entry, "a positive token count", "write e.g. 32768 or 32k") from None
+        if tokens > MAX_INT:
+            raise self.fail(entry, f"at most {MAX_INT:,} tokens", "write e.g. 32768 or 32k")
+        return tokens
+
+    def fraction(self, entry: Entry) -> float:
+        value = entry.value
+        if self.lenient and isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise self.fail(entry, "a fraction in (0, 1]", "write e.g. 0.9")
+        return float(value)
+
+    def size(self, entry: Entry) -> int:
+        value = entry.value
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self.fail(entry, "a memory size", "write e.g. 40GiB, 54.5GB or a number of bytes")
+        try:
+            return parse_size(value)
+        except KvplanError:
+            raise self.fail(entry, "a memory size", "write e.g. 40GiB, 54.5GB or a number of bytes") from None
+
+    def engine(self, entry: Entry) -> str:
+        value = canonical_engine(self.text(entry))
+        allowed = plan_engines()
+        if value not in allowed:
+            raise ConfigError(
+                f"{self.source}:{entry.line}: {entry.label}: unknown engine {_show(entry.value)}"
+                f"{did_you_mean(value, allowed)}",
+                hint="use one of: " + ", ".join(allowed),
+            )
+        return value
+
+    def kv_dtype(self, entry: Entry) -> str:
+        value = self.text(entry).lower()
+        if value == "auto":
+            return value
+        try:
+            canonical_dtype(value, what="kv dtype")
+        except KvplanError:
+            raise self.fail(entry, "a KV-cache dtype (auto, fp8, fp8_e4m3, fp8_e5m2, bf16, fp16, ...)") from None
+        return value
+
+    def model_dtype(self, entry: Entry) -> str:
+        value = self.text(entry).lower()
+        if value == "auto":
+            return value
+        try:
+            name = canonical_dtype(value)  # the one table of dtype spellings (kvplan.core.units)
+        except KvplanError:
+            name = None
+        if name not in SHORT_NAMES:  # compute dtypes only
+            raise self.fail(entry, "a model dtype (auto, bfloat16, float16, float32)")
+        return SHORT_NAMES[name]
+
+    def release(self, entry: Entry) -> str:
+        value = self.text(entry)
+        try:
+            parse_vllm_version(value)
+        except KvplanError:
+            raise self.fail(
+                entry, 'a vLLM version such as "0.19.1" (quoted)', 'write e.g. vllm_version: "0.33.0"'
+            ) from None
+        return value
+
+    def model(self, entry: Entry) -> str:
+        value = self.text(entry)
+        if self.base is not None and value.startswith(("./", "../")):
+            value = str((self.base / value).resolve())
+        return value
+
+    def name(self, entry: Entry) -> str:
+        value = self.text(entry)
+        if len(value) > 200 or any(ch in value for ch in "\n\r\t"):
+            raise self.fail(entry, "a short one-line name")
+        return value
+
+
 def build_deployment(
     entries: dict[str, Entry],
     *,
@@ -257,142 +383,30 @@ def build_deployment(
 ) -> Deployment:
     """A Deployment from plan-key entries (values as written). `lenient` also takes numbers written as strings
     (engine configs are command-line arguments); plan files are typed strictly."""
-
-    def get(key: str, parse: Callable[[Entry], Any], default: Any = None) -> Any:
-        entry = entries.get(key)
-        if entry is None or entry.value is None:
-            return default
-        return parse(entry)
-
-    def fail(entry: Entry, expected: str, hint: str | None = None) -> ConfigError:
-        return ConfigError(
-            f"{source}:{entry.line}: {entry.label}: expected {expected}, got {_show(entry.value)}",
-            hint=hint or "fix the value in the file",
-        )
-
-    def text(entry: Entry) -> str:
-        value = entry.value
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
-            raise fail(entry, "a non-empty string")
-        if not isinstance(entry.value, str) and not lenient:
-            raise fail(entry, "a string (quote it)")
-        return str(entry.value).strip()
-
-    def integer(entry: Entry) -> int:
-        value = entry.value
-        if lenient and isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INT:
-            raise fail(entry, "a positive integer", "write e.g. 2")
-        return value
-
-    def length(entry: Entry) -> int:
-        value = entry.value
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise fail(entry, "a positive token count", "write e.g. 32768 or 32k")
-        try:
-            tokens = parse_length(value)
-        except KvplanError:
-            raise fail(entry, "a positive token count", "write e.g. 32768 or 32k") from None
-        if tokens > MAX_INT:
-            raise fail(entry, f"at most {MAX_INT:,} tokens", "write e.g. 32768 or 32k")
-        return tokens
-
-    def fraction(entry: Entry) -> float:
-        value = entry.value
-        if lenient and isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-            raise fail(entry, "a fraction in (0, 1]", "write e.g. 0.9")
-        return float(value)
-
-    def size(entry: Entry) -> int:
-        value = entry.value
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise fail(entry, "a memory size", "write e.g. 40GiB, 54.5GB or a number of bytes")
-        try:
-            return parse_size(value)
-        except KvplanError:
-            raise fail(entry, "a memory size", "write e.g. 40GiB, 54.5GB or a number of bytes") from None
-
-    def engine(entry: Entry) -> str:
-        value = canonical_engine(text(entry))
-        allowed = plan_engines()
-        if value not in allowed:
-            raise ConfigError(
-                f"{source}:{entry.line}: {entry.label}: unknown engine {_show(entry.value)}"
-                f"{did_you_mean(value, allowed)}",
-                hint="use one of: " + ", ".join(allowed),
-            )
-        return value
-
-    def kv_dtype(entry: Entry) -> str:
-        value = text(entry).lower()
-        if value == "auto":
-            return value
-        try:
-            canonical_dtype(value, what="kv dtype")
-        except KvplanError:
-            raise fail(entry, "a KV-cache dtype (auto, fp8, fp8_e4m3, fp8_e5m2, bf16, fp16, ...)") from None
-        return value
-
-    def model_dtype(entry: Entry) -> str:
-        value = text(entry).lower()
-        if value == "auto":
-            return value
-        try:
-            name = canonical_dtype(value)  # the one table of dtype spellings (kvplan.core.units)
-        except KvplanError:
-            name = None
-        if name not in SHORT_NAMES:  # compute dtypes only
-            raise fail(entry, "a model dtype (auto, bfloat16, float16, float32)")
-        return SHORT_NAMES[name]
-
-    def release(entry: Entry) -> str:
-        value = text(entry)
-        try:
-            parse_vllm_version(value)
-        except KvplanError:
-            raise fail(entry, 'a vLLM version such as "0.19.1" (quoted)', 'write e.g. vllm_version: "0.33.0"') from None
-        return value
-
-    def model(entry: Entry) -> str:
-        value = text(entry)
-        if base is not None and value.startswith(("./", "../")):
-            value = str((base / value).resolve())
-        return value
-
-    def name(entry: Entry) -> str:
-        value = text(entry)
-        if len(value) > 200 or any(ch in value for ch in "\n\r\t"):
-            raise fail(entry, "a short one-line name")
-        return value
-
+    r = _Reader(entries, source, lenient, base)
+    get = r.get
     dep = Deployment(
-        name=get("name", name, ""),
-        model=get("model", model, ""),
-        gpu=get("gpu", text, ""),
-        max_model_len=get("max_model_len", length),
+        name=get("name", r.name, ""),
+        model=get("model", r.model, ""),
+        gpu=get("gpu", r.text, ""),
+        max_model_len=get("max_model_len", r.length),
         source=source,
         line=line,
         where=where,
-        engine=get("engine", engine, DEFAULT_ENGINE),
-        revision=get("revision", text),
-        gpus=get("gpus", integer),
-        tensor_parallel_size=get("tensor_parallel_size", integer, 1),
-        pipeline_parallel_size=get("pipeline_parallel_size", integer, 1),
-        max_num_seqs=get("max_num_seqs", integer),
-        kv_cache_dtype=get("kv_cache_dtype", kv_dtype, "auto"),
-        dtype=get("dtype", model_dtype, "auto"),
-        gpu_memory_utilization=get("gpu_memory_utilization", fraction),
-        block_size=get("block_size", integer),
-        max_num_batched_tokens=get("max_num_batched_tokens", integer),
-        kv_cache_memory=get("kv_cache_memory", size),
-        weights_bytes=get("weights_bytes", size),
-        vllm_version=get("vllm_version", release),
+        engine=get("engine", r.engine, DEFAULT_ENGINE),
+        revision=get("revision", r.text),
+        gpus=get("gpus", r.integer),
+        tensor_parallel_size=get("tensor_parallel_size", r.integer, 1),
+        pipeline_parallel_size=get("pipeline_parallel_size", r.integer, 1),
+        max_num_seqs=get("max_num_seqs", r.integer),
+        kv_cache_dtype=get("kv_cache_dtype", r.kv_dtype, "auto"),
+        dtype=get("dtype", r.model_dtype, "auto"),
+        gpu_memory_utilization=get("gpu_memory_utilization", r.fraction),
+        block_size=get("block_size", r.integer),
+        max_num_batched_tokens=get("max_num_batched_tokens", r.integer),
+        kv_cache_memory=get("kv_cache_memory", r.size),
+        weights_bytes=get("weights_bytes", r.size),
+        vllm_version=get("vllm_version", r.release),
         profiles_dir=profiles_dir,
         notes=notes,
         lines={k: e.line for k, e in entries.items()},
