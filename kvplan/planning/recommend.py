@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from math import floor
 from typing import TYPE_CHECKING, Any
 
-from kvplan.core.units import parse_size, short_dtype
+from kvplan.core.units import DtypeDisplay, parse_size, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, EngineEntry, Request
 from kvplan.engines.llamacpp import DEFAULT_UBATCH
 from kvplan.engines.registry import (
@@ -73,7 +73,7 @@ _OPTION_FIELDS = (
 
 
 @dataclass(frozen=True)
-class Recommendation:
+class Recommendation(DtypeDisplay):
     """Per-GPU KV budget and what vLLM / SGLang make of it. Byte counts are per GPU (the fullest stage)."""
 
     model: str
@@ -109,14 +109,6 @@ class Recommendation:
     throughput_assumptions: tuple[str, ...] = field(default=())
     kv_bytes_per_request: int | None = None  # one request of max_model_len on the fullest GPU (engine storage)
     vllm_version: str | None = None  # the vLLM release modelled (engines with releases; None for the others)
-
-    @property
-    def dtype(self) -> str:
-        return short_dtype(self.model_dtype)
-
-    @property
-    def kv_dtype(self) -> str:
-        return short_dtype(self.cache_dtype)
 
     def to_dict(self) -> dict[str, Any]:
         names = {"model_dtype": "dtype", "cache_dtype": "kv_dtype"}
