@@ -812,8 +812,9 @@ def check(
 ) -> None:
     """Check deployment plans (or engine configs) in CI; the help text is `check_help()`."""
     from kvplan.atomic_file import write_text_atomically
-    from kvplan.checking.check import check_deployments, junit_xml, parse_headroom
+    from kvplan.checking.check import check_deployments, parse_headroom
     from kvplan.checking.engine_configs import load_engine_config
+    from kvplan.checking.junit import junit_xml
     from kvplan.checking.plans import load_plan
 
     if not files and not engine_config:

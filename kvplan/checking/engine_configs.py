@@ -14,10 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kvplan.checking.plans import Deployment, Entry, build_deployment, load_yaml, node_line, read_text
+from kvplan.checking.plans import Deployment, build_deployment
 from kvplan.engines import canonical_engine
 from kvplan.engines.registry import config_kinds, config_vocabulary, detect_config_kind
 from kvplan.errors import ConfigError, UsageError
+from kvplan.sources.yaml_files import Entry, load_yaml, node_line, read_text
 
 
 def normalise(key: Any) -> str:

@@ -13,7 +13,6 @@ with `build_deployment`, so both are validated by the same code. Pure Python + P
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,8 +26,17 @@ from kvplan.engines import DEFAULT_ENGINE, canonical_engine
 from kvplan.engines.registry import plan_engines
 from kvplan.engines.vllm import parse_vllm_version
 from kvplan.errors import ConfigError, KvplanError
+from kvplan.sources.yaml_files import (
+    Entry,
+    child,
+    did_you_mean,
+    dotted,
+    load_yaml,
+    mapping_entries,
+    node_line,
+    read_text,
+)
 
-MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_INT = 2**31 - 1  # counts beyond this are typos, not deployments
 # The engines a plan may name come from kvplan.engines.registry (`plan_engines()`); kvplan.checking.check sizes
 # those with a serving model.
@@ -118,141 +126,6 @@ class Deployment:
 # ------------------------------------------------------------------------------------------- YAML with lines
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One key's value, where it was written and how to name it in a message."""
-
-    value: Any
-    line: int
-    label: str  # e.g. "deployments[0].gpus", "defaults.gpus" or "key 'max-model-len'"
-
-
-def read_text(path: str | Path, what: str = "plan file") -> str:
-    p = Path(path)
-    try:
-        if p.is_dir():
-            raise ConfigError(f"{path}: is a folder, not a {what}", hint=f"pass the {what} itself")
-        if p.stat().st_size > MAX_FILE_BYTES:
-            raise ConfigError(f"{path}: too big for a {what} ({p.stat().st_size:,} bytes)", hint=f"pass the {what}")
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file", hint="check the path") from None
-    except OSError as exc:
-        raise ConfigError(
-            f"{path}: cannot read file: {exc.strerror or exc}", hint="check the path's permissions"
-        ) from None
-    if b"\x00" in raw:
-        raise ConfigError(f"{path}: binary file, not a YAML {what}", hint=f"pass the {what} (YAML text)")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not UTF-8 text (bad byte at offset {exc.start})", hint="save the file as UTF-8"
-        ) from None
-
-
-def load_yaml(path: str | Path, text: str) -> tuple[Any, yaml.Node | None]:
-    """Parse one YAML document with the safe loader; return the data and its node tree (for line numbers).
-
-    Tags outside plain YAML (`!!python/object/apply:...`) are refused, never constructed.
-    """
-    try:
-        loader = yaml.SafeLoader(text)
-    except yaml.reader.ReaderError as exc:
-        raise ConfigError(_reader_message(path, text, exc), hint="remove control characters from the file") from None
-    try:
-        node = loader.get_single_node()
-        if node is not None:
-            _refuse_duplicates(path, node)
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.reader.ReaderError as exc:
-        raise ConfigError(_reader_message(path, text, exc), hint="remove control characters from the file") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(
-            _yaml_message(path, exc), hint="write plain YAML: no !!tags; check quoting and indentation"
-        ) from None
-    except RecursionError:
-        raise ConfigError(f"{path}: YAML nested too deeply", hint="a plan is a shallow mapping") from None
-    finally:
-        loader.dispose()
-    return data, node
-
-
-def _reader_message(path: str | Path, text: str, exc: yaml.reader.ReaderError) -> str:
-    line = text[: max(0, exc.position)].count("\n") + 1
-    char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
-    return f"{path}:{line}: invalid YAML: character #x{char:04x} is not allowed in YAML text"
-
-
-def _yaml_message(path: str | Path, exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
-    context = " ".join(str(getattr(exc, "context", None) or "").split())
-    if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in problem:
-        tag = problem.split("tag", 1)[1].strip(" '\"")
-        tag = tag.replace("tag:yaml.org,2002:", "!!")
-        problem = f"unsupported YAML tag '{tag}' (only plain YAML values are allowed; nothing was run)"
-    elif context and context not in problem:
-        problem = f"{problem} ({context})"
-    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-    return f"{where}: invalid YAML: {problem}" if "unsupported YAML tag" not in problem else f"{where}: {problem}"
-
-
-def _refuse_duplicates(path: str | Path, node: yaml.Node, depth: int = 0) -> None:
-    """A key given twice in one mapping is an error (PyYAML would silently keep the last)."""
-    if depth > 4:
-        return
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                line = key_node.start_mark.line + 1
-                if key_node.value in seen:
-                    raise ConfigError(
-                        f"{path}:{line}: duplicate key '{key_node.value}' (first given on line {seen[key_node.value]})",
-                        hint="give each key once",
-                    )
-                seen[key_node.value] = line
-            _refuse_duplicates(path, value_node, depth + 1)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _refuse_duplicates(path, item, depth + 1)
-
-
-def mapping_entries(
-    data: dict, node: yaml.Node | None, label: Callable[[str], str], default_line: int
-) -> dict[str, Entry]:
-    """The keys of a constructed mapping with the line each was written on (merge keys included)."""
-    lines: dict[str, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                lines.setdefault(key_node.value, key_node.start_mark.line + 1)
-    return {str(k): Entry(v, lines.get(str(k), default_line), label(str(k))) for k, v in data.items()}
-
-
-def node_line(node: yaml.Node | None, default: int = 1) -> int:
-    return node.start_mark.line + 1 if node is not None else default
-
-
-def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
-                return value_node
-    return None
-
-
-def _dotted(where: str, key: str) -> str:
-    """The label of key `key` of the mapping at `where` (e.g. "deployments[0].gpus")."""
-    return f"{where}.{key}"
-
-
-def did_you_mean(key: str, allowed: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 # ------------------------------------------------------------------------------------------- plan files
 
 
@@ -296,7 +169,7 @@ def load_plan(path: str | Path) -> list[Deployment]:
 
     defaults: dict[str, Entry] = {}
     if data.get("defaults") is not None:
-        dnode = _child(node, "defaults")
+        dnode = child(node, "defaults")
         if not isinstance(data["defaults"], dict):
             raise ConfigError(
                 f"{path}:{node_line(dnode)}: defaults: expected a mapping of deployment keys, got "
@@ -313,7 +186,7 @@ def load_plan(path: str | Path) -> list[Deployment]:
                 )
 
     deployments = data["deployments"]
-    dnode = _child(node, "deployments")
+    dnode = child(node, "deployments")
     if not isinstance(deployments, list) or not deployments:
         raise ConfigError(
             f"{path}:{node_line(dnode)}: deployments: expected a non-empty list of deployments, got "
@@ -331,7 +204,7 @@ def load_plan(path: str | Path) -> list[Deployment]:
                 f"{path}:{line}: {where}: expected a mapping of keys, got {_kind(item)}",
                 hint="each deployment is a mapping: name, model, gpu, max_model_len, ...",
             )
-        entries = mapping_entries(item, item_node, functools.partial(_dotted, where), line)
+        entries = mapping_entries(item, item_node, functools.partial(dotted, where), line)
         for key, entry in entries.items():
             if key not in KEYS:
                 raise ConfigError(
@@ -370,6 +243,137 @@ def _key_line(node: yaml.Node | None, key: Any) -> int:
 # ------------------------------------------------------------------------------------------- typed values
 
 
+@dataclass(frozen=True)
+class _Reader:
+    """Typed readers of a deployment's plan-key entries (values as written), each error naming file:line: key.
+    `lenient` also takes numbers written as strings (engine configs are command-line arguments)."""
+
+    entries: dict[str, Entry]
+    source: str
+    lenient: bool
+    base: Path | None
+
+    def get(self, key: str, parse: Callable[[Entry], Any], default: Any = None) -> Any:
+        entry = self.entries.get(key)
+        if entry is None or entry.value is None:
+            return default
+        return parse(entry)
+
+    def fail(self, entry: Entry, expected: str, hint: str | None = None) -> ConfigError:
+        return ConfigError(
+            f"{self.source}:{entry.line}: {entry.label}: expected {expected}, got {_show(entry.value)}",
+            hint=hint or "fix the value in the file",
+        )
+
+    def text(self, entry: Entry) -> str:
+        value = entry.value
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
+            raise self.fail(entry, "a non-empty string")
+        if not isinstance(entry.value, str) and not self.lenient:
+            raise self.fail(entry, "a string (quote it)")
+        return str(entry.value).strip()
+
+    def integer(self, entry: Entry) -> int:
+        value = entry.value
+        if self.lenient and isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INT:
+            raise self.fail(entry, "a positive integer", "write e.g. 2")
+        return value
+
+    def length_or_auto(self, entry: Entry) -> int | str:
+        if isinstance(entry.value, str) and entry.value.strip().lower() == "auto":
+            return "auto"  # vLLM's auto-fit (kvplan.planning.recommend)
+        return self.length(entry)
+
+    def length(self, entry: Entry) -> int:
+        value = entry.value
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self.fail(entry, "a positive token count", "write e.g. 32768 or 32k")
+        try:
+            tokens = parse_length(value)
+        except KvplanError:
+            raise self.fail(entry, "a positive token count", "write e.g. 32768 or 32k") from None
+        if tokens > MAX_INT:
+            raise self.fail(entry, f"at most {MAX_INT:,} tokens", "write e.g. 32768 or 32k")
+        return tokens
+
+    def fraction(self, entry: Entry) -> float:
+        value = entry.value
+        if self.lenient and isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise self.fail(entry, "a fraction in (0, 1]", "write e.g. 0.9")
+        return float(value)
+
+    def size(self, entry: Entry) -> int:
+        value = entry.value
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self.fail(entry, "a memory size", "write e.g. 40GiB, 54.5GB or a number of bytes")
+        try:
+            return parse_size(value)
+        except KvplanError:
+            raise self.fail(entry, "a memory size", "write e.g. 40GiB, 54.5GB or a number of bytes") from None
+
+    def engine(self, entry: Entry) -> str:
+        value = canonical_engine(self.text(entry))
+        allowed = plan_engines()
+        if value not in allowed:
+            raise ConfigError(
+                f"{self.source}:{entry.line}: {entry.label}: unknown engine {_show(entry.value)}"
+                f"{did_you_mean(value, allowed)}",
+                hint="use one of: " + ", ".join(allowed),
+            )
+        return value
+
+    def kv_dtype(self, entry: Entry) -> str:
+        value = self.text(entry).lower()
+        if value == "auto":
+            return value
+        try:
+            canonical_dtype(value, what="kv dtype")
+        except KvplanError:
+            raise self.fail(entry, "a KV-cache dtype (auto, fp8, fp8_e4m3, fp8_e5m2, bf16, fp16, ...)") from None
+        return value
+
+    def model_dtype(self, entry: Entry) -> str:
+        value = self.text(entry).lower()
+        if value == "auto":
+            return value
+        try:
+            name = canonical_dtype(value)  # the one table of dtype spellings (kvplan.core.units)
+        except KvplanError:
+            name = None
+        if name not in SHORT_NAMES:  # compute dtypes only
+            raise self.fail(entry, "a model dtype (auto, bfloat16, float16, float32)")
+        return SHORT_NAMES[name]
+
+    def release(self, entry: Entry) -> str:
+        value = self.text(entry)
+        try:
+            parse_vllm_version(value)
+        except KvplanError:
+            raise self.fail(
+                entry, 'a vLLM version such as "0.19.1" (quoted)', 'write e.g. vllm_version: "0.33.0"'
+            ) from None
+        return value
+
+    def model(self, entry: Entry) -> str:
+        value = self.text(entry)
+        if self.base is not None and value.startswith(("./", "../")):
+            value = str((self.base / value).resolve())
+        return value
+
+    def name(self, entry: Entry) -> str:
+        value = self.text(entry)
+        if len(value) > 200 or any(ch in value for ch in "\n\r\t"):
+            raise self.fail(entry, "a short one-line name")
+        return value
+
+
 def build_deployment(
     entries: dict[str, Entry],
     *,
@@ -384,147 +388,30 @@ def build_deployment(
 ) -> Deployment:
     """A Deployment from plan-key entries (values as written). `lenient` also takes numbers written as strings
     (engine configs are command-line arguments); plan files are typed strictly."""
-
-    def get(key: str, parse: Callable[[Entry], Any], default: Any = None) -> Any:
-        entry = entries.get(key)
-        if entry is None or entry.value is None:
-            return default
-        return parse(entry)
-
-    def fail(entry: Entry, expected: str, hint: str | None = None) -> ConfigError:
-        return ConfigError(
-            f"{source}:{entry.line}: {entry.label}: expected {expected}, got {_show(entry.value)}",
-            hint=hint or "fix the value in the file",
-        )
-
-    def text(entry: Entry) -> str:
-        value = entry.value
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
-            raise fail(entry, "a non-empty string")
-        if not isinstance(entry.value, str) and not lenient:
-            raise fail(entry, "a string (quote it)")
-        return str(entry.value).strip()
-
-    def integer(entry: Entry) -> int:
-        value = entry.value
-        if lenient and isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INT:
-            raise fail(entry, "a positive integer", "write e.g. 2")
-        return value
-
-    def length_or_auto(entry: Entry) -> int | str:
-        if isinstance(entry.value, str) and entry.value.strip().lower() == "auto":
-            return "auto"  # vLLM's auto-fit (kvplan.planning.recommend)
-        return length(entry)
-
-    def length(entry: Entry) -> int:
-        value = entry.value
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise fail(entry, "a positive token count", "write e.g. 32768 or 32k")
-        try:
-            tokens = parse_length(value)
-        except KvplanError:
-            raise fail(entry, "a positive token count", "write e.g. 32768 or 32k") from None
-        if tokens > MAX_INT:
-            raise fail(entry, f"at most {MAX_INT:,} tokens", "write e.g. 32768 or 32k")
-        return tokens
-
-    def fraction(entry: Entry) -> float:
-        value = entry.value
-        if lenient and isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-            raise fail(entry, "a fraction in (0, 1]", "write e.g. 0.9")
-        return float(value)
-
-    def size(entry: Entry) -> int:
-        value = entry.value
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise fail(entry, "a memory size", "write e.g. 40GiB, 54.5GB or a number of bytes")
-        try:
-            return parse_size(value)
-        except KvplanError:
-            raise fail(entry, "a memory size", "write e.g. 40GiB, 54.5GB or a number of bytes") from None
-
-    def engine(entry: Entry) -> str:
-        value = canonical_engine(text(entry))
-        allowed = plan_engines()
-        if value not in allowed:
-            raise ConfigError(
-                f"{source}:{entry.line}: {entry.label}: unknown engine {_show(entry.value)}"
-                f"{did_you_mean(value, allowed)}",
-                hint="use one of: " + ", ".join(allowed),
-            )
-        return value
-
-    def kv_dtype(entry: Entry) -> str:
-        value = text(entry).lower()
-        if value == "auto":
-            return value
-        try:
-            canonical_dtype(value, what="kv dtype")
-        except KvplanError:
-            raise fail(entry, "a KV-cache dtype (auto, fp8, fp8_e4m3, fp8_e5m2, bf16, fp16, ...)") from None
-        return value
-
-    def model_dtype(entry: Entry) -> str:
-        value = text(entry).lower()
-        if value == "auto":
-            return value
-        try:
-            name = canonical_dtype(value)  # the one table of dtype spellings (kvplan.core.units)
-        except KvplanError:
-            name = None
-        if name not in SHORT_NAMES:  # compute dtypes only
-            raise fail(entry, "a model dtype (auto, bfloat16, float16, float32)")
-        return SHORT_NAMES[name]
-
-    def release(entry: Entry) -> str:
-        value = text(entry)
-        try:
-            parse_vllm_version(value)
-        except KvplanError:
-            raise fail(entry, 'a vLLM version such as "0.19.1" (quoted)', 'write e.g. vllm_version: "0.33.0"') from None
-        return value
-
-    def model(entry: Entry) -> str:
-        value = text(entry)
-        if base is not None and value.startswith(("./", "../")):
-            value = str((base / value).resolve())
-        return value
-
-    def name(entry: Entry) -> str:
-        value = text(entry)
-        if len(value) > 200 or any(ch in value for ch in "\n\r\t"):
-            raise fail(entry, "a short one-line name")
-        return value
-
+    r = _Reader(entries, source, lenient, base)
+    get = r.get
     dep = Deployment(
-        name=get("name", name, ""),
-        model=get("model", model, ""),
-        gpu=get("gpu", text, ""),
-        max_model_len=get("max_model_len", length_or_auto),
+        name=get("name", r.name, ""),
+        model=get("model", r.model, ""),
+        gpu=get("gpu", r.text, ""),
+        max_model_len=get("max_model_len", r.length_or_auto),
         source=source,
         line=line,
         where=where,
-        engine=get("engine", engine, DEFAULT_ENGINE),
-        revision=get("revision", text),
-        gpus=get("gpus", integer),
-        tensor_parallel_size=get("tensor_parallel_size", integer, 1),
-        pipeline_parallel_size=get("pipeline_parallel_size", integer, 1),
-        max_num_seqs=get("max_num_seqs", integer),
-        kv_cache_dtype=get("kv_cache_dtype", kv_dtype, "auto"),
-        dtype=get("dtype", model_dtype, "auto"),
-        gpu_memory_utilization=get("gpu_memory_utilization", fraction),
-        block_size=get("block_size", integer),
-        max_num_batched_tokens=get("max_num_batched_tokens", integer),
-        kv_cache_memory=get("kv_cache_memory", size),
-        weights_bytes=get("weights_bytes", size),
-        vllm_version=get("vllm_version", release),
+        engine=get("engine", r.engine, DEFAULT_ENGINE),
+        revision=get("revision", r.text),
+        gpus=get("gpus", r.integer),
+        tensor_parallel_size=get("tensor_parallel_size", r.integer, 1),
+        pipeline_parallel_size=get("pipeline_parallel_size", r.integer, 1),
+        max_num_seqs=get("max_num_seqs", r.integer),
+        kv_cache_dtype=get("kv_cache_dtype", r.kv_dtype, "auto"),
+        dtype=get("dtype", r.model_dtype, "auto"),
+        gpu_memory_utilization=get("gpu_memory_utilization", r.fraction),
+        block_size=get("block_size", r.integer),
+        max_num_batched_tokens=get("max_num_batched_tokens", r.integer),
+        kv_cache_memory=get("kv_cache_memory", r.size),
+        weights_bytes=get("weights_bytes", r.size),
+        vllm_version=get("vllm_version", r.release),
         profiles_dir=profiles_dir,
         notes=notes,
         lines={k: e.line for k, e in entries.items()},

@@ -222,3 +222,18 @@ def format_tokens(n: int) -> str:
     if n >= 1024 and n % 1024 == 0:
         return f"{n // 1024}k"
     return str(n)
+
+
+class DtypeDisplay:
+    """Display names of a result's canonical `model_dtype` and `cache_dtype` ("bfloat16" -> `dtype` "bf16")."""
+
+    model_dtype: str
+    cache_dtype: str
+
+    @property
+    def dtype(self) -> str:
+        return short_dtype(self.model_dtype)
+
+    @property
+    def kv_dtype(self) -> str:
+        return short_dtype(self.cache_dtype)

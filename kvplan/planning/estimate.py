@@ -12,7 +12,7 @@ from fractions import Fraction
 from typing import Any
 
 from kvplan.core.shapes import ModelShape, model_shape
-from kvplan.core.units import short_dtype
+from kvplan.core.units import DtypeDisplay, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, Engine, Request, engine_entry, get_engine
 from kvplan.engines.naive import NaiveEngine
 from kvplan.engines.sizing import number, pipeline_costs
@@ -36,7 +36,7 @@ class KindEstimate:
 
 
 @dataclass(frozen=True)
-class Estimate:
+class Estimate(DtypeDisplay):
     """The answer to "how much KV cache": all byte counts are integers; `*_per_gpu` is the fullest GPU.
 
     `model_dtype` and `cache_dtype` are canonical dtype names (kvplan.core.units); `dtype` and `kv_dtype` are
@@ -63,14 +63,6 @@ class Estimate:
     weights_source: str | None = None
     notes: tuple[str, ...] = field(default=())
     vllm_version: str | None = None  # the engine release whose storage rules apply (engines with releases)
-
-    @property
-    def dtype(self) -> str:
-        return short_dtype(self.model_dtype)
-
-    @property
-    def kv_dtype(self) -> str:
-        return short_dtype(self.cache_dtype)
 
     @property
     def bytes_per_sequence(self) -> int:

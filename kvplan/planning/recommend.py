@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from math import floor
 from typing import TYPE_CHECKING, Any
 
-from kvplan.core.units import parse_size, short_dtype
+from kvplan.core.units import DtypeDisplay, parse_size, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, EngineEntry, Request
 from kvplan.engines.llamacpp import DEFAULT_UBATCH
 from kvplan.engines.registry import (
@@ -76,7 +76,7 @@ _OPTION_FIELDS = (
 
 
 @dataclass(frozen=True)
-class Recommendation:
+class Recommendation(DtypeDisplay):
     """Per-GPU KV budget and what vLLM / SGLang make of it. Byte counts are per GPU (the fullest stage)."""
 
     model: str
@@ -117,14 +117,6 @@ class Recommendation:
     startup_rule: str = ""  # which start-up check raised it ("" when none)
     startup_fix: dict[str, int] = field(default_factory=dict)  # the setting that lets it start (plan key -> value)
     log_lines: tuple[str, ...] = field(default=())  # the start-up lines the engine would log ([] where not modelled)
-
-    @property
-    def dtype(self) -> str:
-        return short_dtype(self.model_dtype)
-
-    @property
-    def kv_dtype(self) -> str:
-        return short_dtype(self.cache_dtype)
 
     def to_dict(self) -> dict[str, Any]:
         names = {"model_dtype": "dtype", "cache_dtype": "kv_dtype"}

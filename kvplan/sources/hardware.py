@@ -2,7 +2,7 @@
 
 A profile is one `<id>.yaml` file (the shipped ones live in the top-level `profiles/` directory, installed as
 `kvplan/profiles`). `memory_bytes` is the total memory *as the runtime reports it* (torch / vLLM), not the
-marketing figure; every figure names its source. Files are read on demand with `yaml.safe_load` only and are
+marketing figure; every figure names its source. Files are read on demand with the safe YAML loader (kvplan.sources.yaml_files) only and are
 validated strictly; every problem is a one-line `ProfileError` naming the file and the key.
 
 Search order for a name: the `profiles_dir` argument (`--profiles-dir`), then the user's directory
@@ -26,6 +26,7 @@ import yaml
 
 from kvplan.core.units import KV_DTYPE_CHOICES
 from kvplan.errors import ProfileError
+from kvplan.sources.yaml_files import load_yaml
 
 VENDORS = ("nvidia", "amd", "generic")
 TFLOPS_DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4")
@@ -257,13 +258,13 @@ def _load_file(entry: Any) -> HardwareProfile:
 def _parse(where: str, stem: str, text: str) -> HardwareProfile:
     """A profile file's text, parsed and validated once per process (a plan re-read for each GPU of a check or a
     sweep of recommendations would parse the same YAML again and again); an edited file is parsed anew."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ProfileError(
-            _yaml_message(where, text, exc),
-            hint="profiles are plain YAML without !!tags; check quoting and indentation there",
-        ) from None
+    data, _ = load_yaml(
+        where,
+        text,
+        error=ProfileError,
+        describe=functools.partial(_yaml_message, where, text),
+        hint="profiles are plain YAML without !!tags; check quoting and indentation there",
+    )
     return _validate(where, stem, data)
 
 

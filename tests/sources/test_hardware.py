@@ -171,9 +171,10 @@ def test_module_imports_no_torch_and_uses_safe_load_only():
     code = "import sys, kvplan.sources.hardware; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
     source = (REPO / "kvplan" / "sources" / "hardware.py").read_text()
-    assert "yaml.safe_load(" in source
+    loader = (REPO / "kvplan" / "sources" / "yaml_files.py").read_text()  # the shared loader profiles go through
+    assert "load_yaml(" in source and "yaml.SafeLoader(" in loader
     for unsafe in ("yaml.load(", "unsafe_load", "FullLoader", "UnsafeLoader", "yaml.Loader"):
-        assert unsafe not in source
+        assert unsafe not in source and unsafe not in loader
 
 
 # ------------------------------------------------------------------------------------- search order, overrides
@@ -327,3 +328,10 @@ def test_broken_user_file_fails_loudly_on_alias_lookup(tmp_path):
         load_profile("NVIDIA H100 80GB HBM3", profiles_dir=tmp_path)
     # A lookup by id does not read unrelated files.
     assert load_profile("h100-sxm-80gb", profiles_dir=tmp_path).id == "h100-sxm-80gb"
+
+
+def test_a_key_given_twice_in_a_profile_is_refused(tmp_path):
+    """Profiles share the plan files' loader, which refuses duplicate keys (PyYAML alone keeps the last)."""
+    path = write(tmp_path, "foo", GOOD.format(id="foo", memory=2**30) + "memory_bytes: 1\n")
+    message = error_for(path)
+    assert "duplicate key 'memory_bytes'" in message
