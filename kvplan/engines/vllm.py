@@ -23,7 +23,8 @@ VLLM_VERSIONS; the rules below read the row of `Request.engine_version`:
 
 Below the storage model: vLLM's version table (VLLM_VERSIONS, `vllm_behaviour(version)`, the default version
 `resolve_vllm_version`), its serving model (VllmServing: the start-up profiling budget, block-based fit, `vllm
-serve` flags), the vocabulary of its `--config` files (CONFIG) and its registry entry (ENTRY).
+serve` flags), its start-up oracle (`startup`: the error a release raises at start-up in its own words, and the
+lines it logs), the vocabulary of its `--config` files (CONFIG) and its registry entry (ENTRY).
 """
 
 from __future__ import annotations
