@@ -2,10 +2,10 @@
 
 For every vLLM case in tests/fixtures/calibration/engine_cases.yaml with gpu_memory_utilization, the logged
 total and available memory, and a fixture config for the model: run `recommend` with the case's GPU memory
-(a one-off profile with the logged total), utilization, TP/PP and max_model_len, and print kvplan's
-available KV memory next to the logged one. The logs are vLLM <= 0.19, which does not subtract a CUDA-graph
-estimate, so `cudagraph_profiling=False`; the case's `engine_version` (when recorded) selects version-dependent
-terms (vLLM <= 0.11's heavier dummy sampler run). The weights are kvplan's analytic count for the config's dtype,
+(a one-off profile with the logged total), utilization, TP/PP and max_model_len, pinned to the case's vLLM
+release (`engine_version`; cases that record none are taken as 0.19.0), and print kvplan's available KV memory
+next to the logged one, with a summary per release (kvplan.engines.vllm.VLLM_VERSIONS decides the terms: no
+CUDA-graph estimate before 0.20, vLLM <= 0.11's heavier dummy sampler run). The weights are kvplan's analytic count for the config's dtype,
 so quantized checkpoints (fp8 / w4a16 / w8a8) are listed but marked: their weights are overcounted.
 
     .venv/bin/python benchmarks/recommend_budget_error.py
@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "engines")]  # conftest, test_calibration
 
 from test_calibration import _config_for
 
@@ -29,6 +29,7 @@ from kvplan.errors import KvplanError
 from kvplan.planning.recommend import recommend
 
 GIB = 2**30
+DEFAULT_RELEASE = "0.19.0"  # cases that record no version: the newest release in engine_cases.yaml
 PROFILE = """id: {id}
 name: "{name}"
 vendor: generic
@@ -74,8 +75,7 @@ def main() -> None:
                     pp=pp,
                     gpu_memory_utilization=case["gpu_memory_utilization"],
                     max_model_len=case["max_model_len"],
-                    cudagraph_profiling=False,
-                    vllm_version=case.get("engine_version"),
+                    vllm_version=case.get("engine_version") or DEFAULT_RELEASE,
                 )
             except KvplanError as exc:
                 print(f"skip {case['id']}: {exc.message}")
@@ -90,8 +90,7 @@ def main() -> None:
                     pp=pp,
                     gpu_memory_utilization=case["gpu_memory_utilization"],
                     max_model_len=case["max_model_len"],
-                    cudagraph_profiling=False,
-                    vllm_version=case.get("engine_version"),
+                    vllm_version=case.get("engine_version") or DEFAULT_RELEASE,
                     weights_bytes=int(r["weights_gib"] * GIB) * tp * pp,
                 )
                 overhead_rows.append((case["id"], given.available_kv_memory_bytes / GIB, r["available_kv_cache_gib"]))
@@ -105,19 +104,24 @@ def main() -> None:
                     rec.weights_bytes / GIB,
                     r.get("weights_gib"),
                     weights_ok,
+                    case.get("engine_version") or DEFAULT_RELEASE,
                 )
             )
-    print(f"{'case':<66} {'kvplan':>8} {'logged':>8} {'error':>7}   weights kvplan/logged (GiB per GPU)")
-    for name, ours, logged, quantized, w_ours, w_logged, _ in rows:
+    print(f"{'case':<66} {'vLLM':>8} {'kvplan':>8} {'logged':>8} {'error':>7}   weights kvplan/logged (GiB per GPU)")
+    for name, ours, logged, quantized, w_ours, w_logged, _, release in rows:
         mark = "  quantized checkpoint" if quantized else ""
         w_text = f"{w_ours:7.2f} / {w_logged:.2f}" if w_logged else f"{w_ours:7.2f} / -"
-        print(f"{name:<66} {ours:8.2f} {logged:8.2f} {ours - logged:+7.2f}   {w_text}{mark}")
+        print(f"{name:<66} {release:>8} {ours:8.2f} {logged:8.2f} {ours - logged:+7.2f}   {w_text}{mark}")
     # errors in the weights (quantized checkpoints, models whose analytic count misses experts) dominate where
     # present; the last line isolates the overhead model (activation peak, non-torch memory)
     for label, subset in (
         ("all", rows),
         ("unquantized", [x for x in rows if not x[3]]),
         ("weights within 5% of the log", [x for x in rows if x[6]]),
+        *(
+            (f"unquantized, vLLM {v}", [x for x in rows if not x[3] and x[7] == v])
+            for v in sorted({x[7] for x in rows})
+        ),
     ):
         errors = [abs(ours - logged) for _, ours, logged, *_ in subset]
         relative = [abs(ours - logged) / logged for _, ours, logged, *_ in subset]
