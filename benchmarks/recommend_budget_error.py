@@ -13,6 +13,7 @@ so quantized checkpoints (fp8 / w4a16 / w8a8) are listed but marked: their weigh
 
 from __future__ import annotations
 
+import functools
 import statistics
 import sys
 import tempfile
@@ -66,33 +67,25 @@ def main() -> None:
                 )
             )
             tp, pp = case["tensor_parallel_size"] or 1, case["pipeline_parallel_size"] or 1
+            plan = functools.partial(  # the case as logged: its GPU memory, utilization, TP/PP, length, release
+                recommend,
+                config,
+                gpu_profile=str(path),
+                gpus=tp * pp,
+                tp=tp,
+                pp=pp,
+                gpu_memory_utilization=case["gpu_memory_utilization"],
+                max_model_len=case["max_model_len"],
+                vllm_version=case.get("engine_version") or DEFAULT_RELEASE,
+            )
             try:
-                rec = recommend(
-                    config,
-                    gpu_profile=str(path),
-                    gpus=tp * pp,
-                    tp=tp,
-                    pp=pp,
-                    gpu_memory_utilization=case["gpu_memory_utilization"],
-                    max_model_len=case["max_model_len"],
-                    vllm_version=case.get("engine_version") or DEFAULT_RELEASE,
-                )
+                rec = plan()
             except KvplanError as exc:
                 print(f"skip {case['id']}: {exc.message}")
                 continue
             quantized = bool(case.get("quantization")) or "fp8" in (case["model_id"] or "").lower()
             if r.get("weights_gib"):  # the same plan with the logged weights: the overhead model alone
-                given = recommend(
-                    config,
-                    gpu_profile=str(path),
-                    gpus=tp * pp,
-                    tp=tp,
-                    pp=pp,
-                    gpu_memory_utilization=case["gpu_memory_utilization"],
-                    max_model_len=case["max_model_len"],
-                    vllm_version=case.get("engine_version") or DEFAULT_RELEASE,
-                    weights_bytes=int(r["weights_gib"] * GIB) * tp * pp,
-                )
+                given = plan(weights_bytes=int(r["weights_gib"] * GIB) * tp * pp)
                 overhead_rows.append((case["id"], given.available_kv_memory_bytes / GIB, r["available_kv_cache_gib"]))
             weights_ok = bool(r.get("weights_gib")) and abs(rec.weights_bytes / GIB / r["weights_gib"] - 1) < 0.05
             rows.append(
