@@ -409,9 +409,14 @@ def models(json_out: JsonOpt = False) -> None:
 
     rows: list[dict[str, Any]] = []
     for entry in catalog_entries():
-        shape = model_shape(read_config_file(entry.path))
-        kinds = sorted({c.kind for c in shape.caches()})
-        rows.append({"name": entry.name, "model_type": entry.model_type, "layers": shape.num_layers, "kinds": kinds})
+        row: dict[str, Any] = {"name": entry.name, "model_type": entry.model_type}
+        try:
+            shape = model_shape(read_config_file(entry.path))
+        except KvplanError as exc:  # one model kvplan cannot read yet must not hide the others
+            row.update(layers=None, kinds=[], error=str(exc))
+        else:
+            row.update(layers=shape.num_layers, kinds=sorted({c.kind for c in shape.caches()}))
+        rows.append(row)
     if json_out:
         render.print_json(rows)
         return
@@ -421,9 +426,8 @@ def models(json_out: JsonOpt = False) -> None:
     for col in ("name", "model_type", "layers", "cache kinds"):
         table.add_column(col)
     for r in rows:
-        table.add_row(
-            r["name"], r["model_type"], str(r["layers"]), ", ".join(render.KIND_LABELS.get(k, k) for k in r["kinds"])
-        )
+        kinds = ", ".join(render.KIND_LABELS.get(k, k) for k in r["kinds"]) if "error" not in r else "not read: " + r["error"]
+        table.add_row(r["name"], r["model_type"], "?" if r["layers"] is None else str(r["layers"]), kinds)
     render.stdout().print(table)
 
 

@@ -23,9 +23,10 @@ from kvplan.checking.explain import ExplainOptions, detect_gpu, explain, explain
 from kvplan.cli import app
 from kvplan.engines.log_figures import CONCURRENCY, GROUPS, V0, vllm_reporting
 from kvplan.engines.logs import parse_log
-from kvplan.errors import UsageError
+from kvplan.core.shapes import model_shape
+from kvplan.errors import KvplanError, UsageError
 
-from conftest import FIXTURES, config_path
+from conftest import FIXTURES, PENDING_FAMILIES, config_path
 
 runner = CliRunner()
 CALIBRATION = FIXTURES / "calibration"
@@ -93,6 +94,15 @@ def _config(case: dict) -> str | None:
     return None
 
 
+def _shape_unread(config: str) -> bool:
+    """kvplan cannot read the config's caches yet: refused, or read only by a guess."""
+    try:
+        shape = model_shape(json.loads(Path(config).read_text()))
+        return any(a.startswith("unknown model_type") for a in shape.assumptions)
+    except KvplanError:
+        return True
+
+
 def _gpu(case: dict) -> str | None:
     text = case.get("gpu_model") or ""
     return next((pid for needle, pid in GPU_OF_CASE if needle in text), None)
@@ -123,7 +133,15 @@ def _args(case: dict, log, config: str) -> list[str]:
     return args
 
 
+# Cases the catalog's 2026 configs newly reach that explain cannot recompute yet (issue 12 removes them).
+PENDING_CASES = {
+    "vllm-40691-qwen35-27b-h20": "a hybrid's capacity from the logged token count alone (no KV memory) is not derived yet",
+}
+
+
 def _skip_reason(case: dict, log, config: str | None) -> str | None:
+    if case["id"] in PENDING_CASES:
+        return PENDING_CASES[case["id"]]
     if log.engine is None:
         return "the quote holds no engine log line kvplan reads (prose or a table)"
     if log.engine not in EXPLAINED:
@@ -137,6 +155,8 @@ def _skip_reason(case: dict, log, config: str | None) -> str | None:
         return "the case names no model"
     if config is None:
         return f"no config for {case['model_id']!r} in the catalog, extra_configs or SAME_ARCHITECTURE"
+    if Path(config).stem in PENDING_FAMILIES and _shape_unread(config):
+        return f"the {PENDING_FAMILIES[Path(config).stem]} family reader has not landed yet (issue 12)"
     if log.engine == "vllm" and detect_gpu(case["source"]["quote"], log)[0] is None and _gpu(case) is None:
         return f"the GPU is neither in the quote nor in the case ({case.get('gpu_model')!r})"
     return None
