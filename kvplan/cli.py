@@ -426,7 +426,11 @@ def models(json_out: JsonOpt = False) -> None:
     for col in ("name", "model_type", "layers", "cache kinds"):
         table.add_column(col)
     for r in rows:
-        kinds = ", ".join(render.KIND_LABELS.get(k, k) for k in r["kinds"]) if "error" not in r else "not read: " + r["error"]
+        kinds = (
+            ", ".join(render.KIND_LABELS.get(k, k) for k in r["kinds"])
+            if "error" not in r
+            else "not read: " + r["error"]
+        )
         table.add_row(r["name"], r["model_type"], "?" if r["layers"] is None else str(r["layers"]), kinds)
     render.stdout().print(table)
 

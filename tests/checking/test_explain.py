@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 
 from kvplan.checking.explain import ExplainOptions, detect_gpu, explain, explain_source, read_source
 from kvplan.cli import app
+from kvplan.core.shapes import model_shape
 from kvplan.engines.log_figures import CONCURRENCY, GROUPS, V0, vllm_reporting
 from kvplan.engines.logs import parse_log
-from kvplan.core.shapes import model_shape
 from kvplan.errors import KvplanError, UsageError
 
 from conftest import FIXTURES, PENDING_FAMILIES, config_path
