@@ -477,7 +477,7 @@ def check_table(report: Any) -> None:
     for name, justify in (
         ("deployment", "left"),
         ("model · GPUs · engine", "left"),
-        ("len × seqs", "right"),
+        ("len × requests", "right"),  # the required concurrency, not the max_num_seqs cap
         ("KV available", "right"),
         ("headroom", "right"),
         ("result", "left"),

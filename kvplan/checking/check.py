@@ -3,8 +3,14 @@ constraint, the smallest changes that make it fit (each re-checked with `recomme
 and a JUnit XML report for CI.
 
 Definitions (per GPU, the fullest pipeline stage):
-- required concurrency: the deployment's `max_num_seqs` requests of `max_model_len` tokens, else 1 (what an
-  engine needs to start);
+- required concurrency: the deployment's `concurrency` requests of `max_model_len` tokens, else 1 (what an
+  engine needs to start: vLLM checks that one request of max_model_len fits,
+  vllm-0.33.0/vllm/v1/core/kv_cache_planning.py:151-195 `check_enough_kv_cache_memory`). `max_num_seqs`
+  (vLLM's `max-num-seqs`, SGLang's `max-running-requests`) is the engine's cap on running sequences, not a
+  requirement: vLLM's scheduler runs at most that many (v1/core/sched/scheduler.py:131) and starts with any
+  cap whose one request fits, so a cap above the KV-limited concurrency passes. Only an engine whose sequence
+  setting reserves each sequence's context at start (`ServingModel.reserves_seqs`: llama.cpp's `-np`) takes
+  `max_num_seqs` as the requirement when `concurrency` is not given;
 - needed KV bytes: what those requests take in the engine's own storage model (vLLM: blocks per request x
   page bytes x requests, exactly as `recommend()` counts them; SGLang: its per-token pool); for engines
   whose internals kvplan does not repeat here, available x requested / max concurrency;
@@ -15,7 +21,8 @@ Definitions (per GPU, the fullest pipeline stage):
   does not), `startup` (it fits, but the engine release would refuse to start: vLLM's start-up checks,
   kvplan.engines.vllm.startup, e.g. max_num_seqs above the Mamba cache blocks), `headroom` (it fits with less
   than --min-headroom spare), `lint` (--strict and config lint). The engine's max_num_seqs cap for the start-up
-  checks is the plan's max_num_seqs, else the release's scheduler default.
+  checks (e.g. vLLM's Mamba check, vllm-0.33.0/vllm/config/compilation.py:1517-1532) is the plan's
+  max_num_seqs, else the release's scheduler default.
 Pure arithmetic: never imports torch.
 """
 
@@ -49,7 +56,8 @@ PLAN_KEYS = {
     "pp": "pipeline_parallel_size",
     "gpus": "gpus",
     "max_model_len": "max_model_len",
-    "concurrency": "max_num_seqs",
+    "concurrency": "concurrency",
+    "max_num_seqs": "max_num_seqs",
     "gpu_memory_utilization": "gpu_memory_utilization",
     "block_size": "block_size",
     "max_num_batched_tokens": "max_num_batched_tokens",
@@ -117,6 +125,7 @@ class DeploymentResult:
             "pipeline_parallel_size": rec.pp,
             "max_model_len": rec.max_model_len,
             "max_num_seqs": dep.max_num_seqs,
+            "concurrency": dep.concurrency,
             "required_concurrency": self.required_concurrency,
             "kv_cache_dtype": rec.kv_dtype,
             "fits": self.fits,
@@ -245,8 +254,12 @@ def check(
 
 
 def spelling(dep: Deployment) -> Spelling:
-    """How `dep`'s messages name recommend()'s fields: its source's keys (`max-model-len` in a vLLM config)."""
-    return {name: dep.key_name(key) for name, key in PLAN_KEYS.items()}
+    """How `dep`'s messages name recommend()'s fields: its source's keys (`max-model-len` in a vLLM config); the
+    required concurrency as the key that sets it (Deployment.concurrency_key)."""
+    names = {name: dep.key_name(key) for name, key in PLAN_KEYS.items()}
+    if dep.concurrency_key is not None:
+        names["concurrency"] = dep.key_name(dep.concurrency_key)
+    return names
 
 
 def _located(exc: KvplanError, prefix: str, names: Spelling) -> KvplanError:
@@ -308,7 +321,7 @@ class _Evaluator:
         if d.weights_bytes is not None:  # e.g. a quantized GGUF's file size
             args["weights_bytes"] = d.weights_bytes
         if d.max_num_seqs is not None:  # the engine runs with this cap (vLLM's sampler warm-up uses it)
-            args["max_num_seqs"] = over.get("concurrency", d.max_num_seqs)
+            args["max_num_seqs"] = d.max_num_seqs
         args.update(over)
         return recommend(self.resolved, **args)  # read once: every recommend() of this deployment reuses it
 
@@ -418,6 +431,12 @@ def _check_one(
         notes.append(f"max_model_len not set: planned at the model's limit ({rec.max_model_len:,} tokens)")
     if dep.gpus and dep.gpus > rec.tp * rec.pp:
         notes.append(f"{dep.gpus} GPUs given, tensor x pipeline parallel uses {rec.tp * rec.pp}")
+    if dep.concurrency is not None and dep.concurrency > rec.max_num_seqs:
+        seqs = "" if dep.max_num_seqs is not None else " (the default)"
+        notes.append(
+            f"{dep.key_name('concurrency')} {dep.concurrency} is above {dep.key_name('max_num_seqs')} "
+            f"{rec.max_num_seqs}{seqs}: the engine runs at most {rec.max_num_seqs} sequences at once"
+        )
     for note in rec.notes:
         spelled = spell(note, names) or note
         if spelled not in notes:
@@ -491,17 +510,14 @@ def _check_one(
 def _startup_fixes(ev: _Evaluator, rec: Any) -> list[Fix]:
     """The setting the engine's start-up check asks for (Recommendation.startup_fix), re-checked with recommend().
 
-    max_num_seqs (vLLM's Mamba check): the plan key also means "requests of max_model_len that must fit at once",
-    so the value is the Mamba block count or the requests that fit, whichever is smaller, re-checked as both the
-    engine's cap and the concurrency required."""
+    max_num_seqs (vLLM's Mamba check, vllm-0.33.0/vllm/config/compilation.py:1517-1532: "Please lower
+    max_num_seqs to at most" the Mamba cache blocks): the cap is lowered to the block count, re-checked as the
+    engine's cap; the concurrency required stays the plan's own."""
     dep, out = ev.dep, []
     for field, value in rec.startup_fix.items():
         if field == "max_num_seqs":
-            value = max(1, min(value, math.floor(rec.max_concurrency)))
-            checked = ev.try_recommend(max_num_seqs=value, concurrency=value)
+            checked = ev.try_recommend(max_num_seqs=value)
             why = f"vLLM's Mamba check allows at most {rec.mamba_cache_blocks}"
-            if value < rec.mamba_cache_blocks:
-                why += f"; {value} requests of {rec.max_model_len:,} tokens fit at once"
             text = f"lower {dep.key_name('max_num_seqs')} to {value} ({why})"
             key = "max_num_seqs"
         elif field == "max_model_len":
@@ -536,10 +552,17 @@ def _fixes(ev: _Evaluator, rec: Any, binding: str) -> list[Fix]:
             return need is not None and need <= budget
 
         cap = min(rec.max_model_len - 1, ev.shape.max_position_embeddings or rec.max_model_len - 1)
+        def accepted(n: int) -> bool:
+            return bool((r := ev.try_recommend(max_model_len=n)) and ev.accepts(r))
+
         if ev.per_request(rec, cap) is not None:
             best = largest(fits_len, cap)
+            if rec.max_model_len_fit > 0:  # the engine's own one-request length (vLLM: the null block held back)
+                best = min(best, rec.max_model_len_fit)
+            if best and not accepted(best):  # the engine's checks are stricter at the edge: ask recommend()
+                best = largest(accepted, best - 1)
         else:  # no storage model here: search with recommend() itself
-            best = largest(lambda n: bool((r := ev.try_recommend(max_model_len=n)) and ev.accepts(r)), cap)
+            best = largest(accepted, cap)
         checked = ev.try_recommend(max_model_len=best) if best else None
         if checked is not None and ev.accepts(checked):
             out.append(
@@ -577,17 +600,19 @@ def _fixes(ev: _Evaluator, rec: Any, binding: str) -> list[Fix]:
                 )
                 break
 
-    # 4. fewer concurrent requests
-    if binding in ("concurrency", "headroom") and dep.max_num_seqs and dep.max_num_seqs > 1:
+    # 4. fewer concurrent requests: the key that set the requirement (concurrency; llama.cpp: max_num_seqs)
+    key = dep.concurrency_key
+    if binding in ("concurrency", "headroom") and key is not None and conc > 1:
         one = ev.needed(rec, concurrency=1)
-        best = min(int(budget // one), dep.max_num_seqs - 1) if one else 0
-        checked = ev.try_recommend(concurrency=best) if best >= 1 else None
+        best = min(int(budget // one), conc - 1) if one else 0
+        over: dict[str, int] = {"max_num_seqs": best} if key == "max_num_seqs" else {}
+        checked = ev.try_recommend(concurrency=best, **over) if best >= 1 else None
         if checked is not None and ev.accepts(checked):
             out.append(
                 Fix(
-                    "max_num_seqs",
+                    key,
                     best,
-                    f"lower {dep.key_name('max_num_seqs')} to {best} (the most "
+                    f"lower {dep.key_name(key)} to {best} (the most "
                     f"{rec.max_model_len:,}-token requests that fit{spare})",
                 )
             )

@@ -23,7 +23,7 @@ import yaml
 
 from kvplan.core.units import SHORT_NAMES, canonical_dtype, parse_length, parse_size
 from kvplan.engines import DEFAULT_ENGINE, canonical_engine
-from kvplan.engines.registry import plan_engines
+from kvplan.engines.registry import plan_engines, serving_model
 from kvplan.engines.vllm import parse_vllm_version
 from kvplan.errors import ConfigError, KvplanError
 from kvplan.sources.yaml_files import (
@@ -52,6 +52,7 @@ KEYS = (
     "pipeline_parallel_size",
     "max_model_len",
     "max_num_seqs",
+    "concurrency",
     "kv_cache_dtype",
     "dtype",
     "gpu_memory_utilization",
@@ -68,7 +69,12 @@ TOP_LEVEL_KEYS = ("deployments", "defaults", "profiles_dir")
 @dataclass(frozen=True)
 class Deployment:
     """One deployment to check. `None` means "the engine's default". `lines` maps each key given to the line
-    it was given on; `spelling` maps a key to the name the source file uses for it (engine configs)."""
+    it was given on; `spelling` maps a key to the name the source file uses for it (engine configs).
+
+    `max_num_seqs` is the engine's cap on running sequences (vLLM's `--max-num-seqs`, SGLang's
+    `--max-running-requests`): what it starts with, never a count of max_model_len requests that must fit
+    (vLLM starts when one does: vllm-0.33.0/vllm/v1/core/kv_cache_planning.py:151-195). `concurrency` is that
+    requirement, given explicitly: requests of max_model_len that must fit at once."""
 
     name: str
     model: str
@@ -83,6 +89,7 @@ class Deployment:
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
     max_num_seqs: int | None = None
+    concurrency: int | None = None
     kv_cache_dtype: str = "auto"
     dtype: str = "auto"
     gpu_memory_utilization: float | None = None
@@ -102,9 +109,23 @@ class Deployment:
         return self.gpus or self.tensor_parallel_size * self.pipeline_parallel_size
 
     @property
+    def concurrency_key(self) -> str | None:
+        """The key that sets the required concurrency: `concurrency`; else `max_num_seqs` for an engine whose
+        sequence setting reserves each sequence's whole context at start (ServingModel.reserves_seqs: llama.cpp's
+        `-np` slots); else None (one request)."""
+        if self.concurrency is not None:
+            return "concurrency"
+        serving = serving_model(canonical_engine(self.engine))
+        if self.max_num_seqs is not None and serving is not None and serving.reserves_seqs:
+            return "max_num_seqs"
+        return None
+
+    @property
     def required_concurrency(self) -> int:
-        """Requests of max_model_len that must fit at once: max_num_seqs, else 1 (what an engine needs to start)."""
-        return self.max_num_seqs or 1
+        """Requests of max_model_len that must fit at once (`concurrency_key`'s value), else 1: what an engine needs
+        to start."""
+        key = self.concurrency_key
+        return 1 if key is None else int(getattr(self, key))
 
     def key_name(self, key: str) -> str:
         """The key as the source file spells it (`max-model-len` in a vLLM config)."""
@@ -404,6 +425,7 @@ def build_deployment(
         tensor_parallel_size=get("tensor_parallel_size", r.integer, 1),
         pipeline_parallel_size=get("pipeline_parallel_size", r.integer, 1),
         max_num_seqs=get("max_num_seqs", r.integer),
+        concurrency=get("concurrency", r.integer),
         kv_cache_dtype=get("kv_cache_dtype", r.kv_dtype, "auto"),
         dtype=get("dtype", r.model_dtype, "auto"),
         gpu_memory_utilization=get("gpu_memory_utilization", r.fraction),

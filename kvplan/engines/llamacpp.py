@@ -148,6 +148,7 @@ def compute_buffer_bytes(config: dict, shape: ModelShape, n_ubatch: int) -> int:
 
 class LlamaCppServing(ServingModel):
     options = frozenset({UBATCH})
+    reserves_seqs = True  # `-c` is the total context of the `-np` slots, allocated at start (module docstring)
     searches_tp = False
     summary = "llamacpp (alias llama.cpp: memory - GGUF weights - compute buffer - 1 GiB --fit margin -> -c and -np)"
 
@@ -185,9 +186,6 @@ class LlamaCppServing(ServingModel):
         """llama.cpp has no fp8 cache: q8_0 is its 8-bit type."""
         return None if kv_dtype in GGML_BLOCK_TYPES else ("q8_0", "q8_0")
 
-    def max_num_seqs(self, fitted: int, concurrency: int | None) -> int:
-        return fitted if concurrency is None else concurrency  # -np: the slots asked for
-
     def reported_batched_tokens(self, max_num_batched_tokens: int, n_ubatch: int) -> int:
         return n_ubatch
 
@@ -203,7 +201,7 @@ class LlamaCppServing(ServingModel):
 
     def command(self, f: FlagInputs) -> str:
         # -c is the total context of the -np slots; it has no fp8 cache (q8_0 is its 8-bit type)
-        line = f"llama-server -m {f.model.split('/')[-1]}.gguf -c {f.max_model_len * f.max_num_seqs} -np {f.max_num_seqs} -ngl 99"
+        line = f"llama-server -m {f.model.split('/')[-1]}.gguf -c {f.max_model_len * f.full_length_seqs} -np {f.full_length_seqs} -ngl 99"
         line += cache_type_flags(f.kv_dtype) if f.planned or f.kv_dtype in GGML_BLOCK_TYPES else ""
         if f.n_ubatch != DEFAULT_UBATCH:
             line += f" -ub {f.n_ubatch} -b {max(f.n_ubatch, 2048)}"

@@ -140,7 +140,11 @@ class FlagInputs:
     """What a serve command is written from. `planned` is true for the command of the engine being planned (its
     own memory settings apply); `fit`, `budget` and `kv_memory` are the plan's; `storage` is the storage model of
     the command's engine (None when it has none); `prefix_caching` and `async_scheduling` are the settings given
-    (None: the engine's defaults, left off the command)."""
+    (None: the engine's defaults, left off the command). `max_num_seqs` is the scheduler's cap on running
+    sequences (the one given, else the default), never lowered to what the KV cache holds; `max_num_seqs_given`
+    says whether it was given (an engine that derives its own default leaves it off); `full_length_seqs` is the
+    number of max_model_len requests the plan holds at once (the concurrency asked for, else the KV-limited
+    count, at most the cap): what an engine that reserves every sequence's whole context at start is given."""
 
     model: str
     max_model_len: int
@@ -159,6 +163,8 @@ class FlagInputs:
     storage: Engine | None
     prefix_caching: bool | None = None
     async_scheduling: bool | None = None
+    max_num_seqs_given: bool = False
+    full_length_seqs: int = 1
 
     @property
     def fp8(self) -> bool:
@@ -179,9 +185,14 @@ class ServingModel(ServeCommand):
     ignored), `searches_tp` (a plan that does not fit looks for the smallest TP that does), `suggests_utilization`
     (check may suggest a larger memory fraction: the fraction scales total memory), `fp8_plan_value` (how a plan
     file spells the 8-bit KV dtype it suggests; None: as the fp8 alternative's label), `summary` (how `recommend
-    --engine` describes it) and `utilization_help` (what `--gpu-memory-utilization` means for it)."""
+    --engine` describes it), `utilization_help` (what `--gpu-memory-utilization` means for it) and
+    `reserves_seqs`: whether the engine's sequence setting reserves every sequence's whole context at start
+    (llama.cpp's `-np` slots share `-c`), so that N sequences are N requests of max_model_len that must fit.
+    False (vLLM, SGLang, ...): the setting is a cap on running sequences, and the plan's `max_num_seqs` is the
+    cap given or the default, never lowered to the KV-limited concurrency (reported as `max_concurrency`)."""
 
     options: frozenset[str] = frozenset({GPU_MEMORY_UTILIZATION})
+    reserves_seqs = False
     searches_tp = True
     suggests_utilization = False
     fp8_plan_value: str | None = None
@@ -248,10 +259,6 @@ class ServingModel(ServeCommand):
         if dtypes and "fp8" in dtypes and not kv_dtype.startswith("fp8"):
             return "fp8_e4m3", "fp8"
         return None
-
-    def max_num_seqs(self, fitted: int, concurrency: int | None) -> int:
-        """The sequence cap to serve with, given the one the fit allows."""
-        return fitted
 
     def reported_batched_tokens(self, max_num_batched_tokens: int, n_ubatch: int) -> int:
         """The batched-token figure a plan reports (Recommendation.max_num_batched_tokens)."""

@@ -93,6 +93,11 @@ def sglang_mem_fraction_static(memory_bytes: int, tp: int, pp: int) -> float:
 
 
 class SglangServing(ServingModel):
+    """SGLang's `--max-running-requests` is a cap, never a requirement: SGLang serves min(the value given,
+    token capacity // 2) and, without one, min(max(min(capacity / context_len x 512, 4096), 2048), capacity // 2)
+    (sglang-0.5.23/sglang/srt/mem_cache/kv_cache_configurator.py:3119-3132 `resolve_max_num_reqs`); so the
+    command carries it only when one was given."""
+
     suggests_utilization = True
     fp8_plan_value = "fp8_e4m3"  # SGLang's --kv-cache-dtype spelling
     utilization_help = "SGLang mem_fraction_static (default: its heuristic)"
@@ -115,7 +120,9 @@ class SglangServing(ServingModel):
         if f.pp > 1:
             line += f" --pp-size {f.pp}"
         if f.planned:
-            line += f" --mem-fraction-static {f.utilization} --max-running-requests {f.max_num_seqs}"
+            line += f" --mem-fraction-static {f.utilization}"
+        if f.max_num_seqs_given:  # a cap; without one SGLang derives its own from the token pool
+            line += f" --max-running-requests {f.max_num_seqs}"
         if f.fp8:
             line += " --kv-cache-dtype fp8_e4m3"
         return line

@@ -235,8 +235,9 @@ class _Outcome:
     fits: bool
     fp8_kv: dict[str, Any] | None
     min_tp: int | None
-    max_num_seqs: int
+    max_num_seqs: int  # what the engine is started with: the cap (a reserving engine: full_length)
     serve_len: int
+    full_length: int  # requests of max_model_len held at once: the concurrency asked, else the KV-limited count
 
 
 # ------------------------------------------------------------------------------------------------- stages
@@ -460,8 +461,15 @@ def _min_tp(c: _Context, fits: bool) -> int | None:
 def _outcome(c: _Context) -> _Outcome:
     terms, fit = _plan_at(c, c.inputs.tp, c.model.kv_dtype)
     fits = _accepts(c, fit)
+    # The scheduler's cap (given, else the release's default) is what the engine runs with: vLLM admits at most
+    # max_num_seqs running requests (vllm-0.33.0/vllm/v1/core/sched/scheduler.py:131 max_num_running_reqs) and
+    # its KV check asks only that one request of max_model_len fit (v1/core/kv_cache_planning.py:151-195
+    # check_enough_kv_cache_memory), so the cap is never lowered to the KV-limited concurrency, which is its own
+    # figure (max_concurrency). An engine that reserves each sequence's context (reserves_seqs: llama.cpp's -np
+    # slots) is started with the requests of max_model_len asked for, else those that fit.
     cap = c.max_num_seqs
     fitted = max(1, min(floor(fit.concurrency), cap)) if fit.concurrency != float("inf") else cap
+    full_length = c.options.concurrency or fitted
     serve_len = c.seq_len if fit.fits_one or fit.fit_len == 0 else fit.fit_len
     return _Outcome(
         terms,
@@ -469,8 +477,9 @@ def _outcome(c: _Context) -> _Outcome:
         fits,
         _fp8_kv(c, fits),
         _min_tp(c, fits),
-        c.serving.max_num_seqs(fitted, c.options.concurrency),
+        full_length if c.serving.reserves_seqs else cap,
         serve_len,
+        full_length if c.serving.reserves_seqs else fitted,
     )
 
 
@@ -513,6 +522,24 @@ def _fit_notes(c: _Context, out: _Outcome) -> list[str]:
     return notes
 
 
+def _cap_notes(c: _Context, out: _Outcome) -> list[str]:
+    """The sequence cap against the KV-limited concurrency, where the cap is more than the cache holds at
+    max_model_len (a cap: the engine starts, and runs more of them when they are shorter)."""
+    fit, cap = out.fit, c.max_num_seqs
+    if c.serving.reserves_seqs or not fit.fits_one or not fit.concurrency < cap:
+        return []
+    return [
+        Text(
+            "{max_num_seqs} {n}{d} caps the running sequences: {k:g} requests of {l:,} tokens fit in the KV "
+            "cache at once (max_concurrency); more run when they are shorter",
+            n=cap,
+            d="" if c.options.max_num_seqs is not None else " (the default)",
+            k=round(fit.concurrency, 2),
+            l=c.seq_len,
+        )
+    ]
+
+
 def _flags(c: _Context, out: _Outcome) -> dict[str, str]:
     """Every engine's serve command for this plan, keyed by Recommendation.flags keys (registry order)."""
     budget = _budget_inputs(c, c.inputs.tp)
@@ -521,7 +548,7 @@ def _flags(c: _Context, out: _Outcome) -> dict[str, str]:
         inputs = FlagInputs(
             model=c.model.resolved.name,
             max_model_len=out.serve_len,
-            max_num_seqs=out.max_num_seqs,
+            max_num_seqs=c.max_num_seqs,
             utilization=c.utilization,
             tp=c.inputs.tp,
             pp=c.inputs.pp,
@@ -536,18 +563,22 @@ def _flags(c: _Context, out: _Outcome) -> dict[str, str]:
             storage=storage_for(entry.name, c.shape),
             prefix_caching=c.options.prefix_caching,
             async_scheduling=c.options.async_scheduling,
+            max_num_seqs_given=c.options.max_num_seqs is not None,
+            full_length_seqs=out.full_length,
         )
         flags[entry.flag_key] = entry.serving.command(inputs)  # type: ignore[union-attr]
     return flags
 
 
-def _throughput(c: _Context, max_num_seqs: int) -> tuple[list[dict], float | None, list[str]]:
+def _throughput(c: _Context, full_length: int) -> tuple[list[dict], float | None, list[str]]:
+    """Bounds at batches 1, 8, 32 and `full_length` (the requests of max_model_len held at once), up to it:
+    every sequence is at context max_model_len, so a larger batch would not fit in the KV cache."""
     from kvplan.planning import throughput
 
     m, tp, pp = c.model, c.inputs.tp, c.inputs.pp
     if m.weights is None:
         return [], None, ["no throughput bounds: the weights are unknown"]
-    batches = sorted({b for b in (1, 8, 32, max_num_seqs) if b <= max_num_seqs} | {1})
+    batches = sorted({b for b in (1, 8, 32, full_length) if b <= full_length} | {1})
     storage = storage_for(storage_entry(c.inputs.entry.name).name, c.shape)  # type: ignore[union-attr]
 
     def kv_read(batch: int) -> int:
@@ -586,7 +617,7 @@ def _startup(c: _Context, out: _Outcome) -> Startup | None:
 
 def _assemble(c: _Context, out: _Outcome) -> Recommendation:
     i, m, fit, serving = c.inputs, c.model, out.fit, c.serving
-    rows, prefill, bound_notes = _throughput(c, out.max_num_seqs)
+    rows, prefill, bound_notes = _throughput(c, out.full_length)
     storage = sizing_storage(i.entry.name, c.shape)
     started = _startup(c, out)
     return Recommendation(
@@ -617,7 +648,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         flags=_flags(c, out),
         fp8_kv=out.fp8_kv,
         min_tp_to_fit=out.min_tp,
-        notes=tuple(_notes(c) + _fit_notes(c, out)),
+        notes=tuple(_notes(c) + _fit_notes(c, out) + _cap_notes(c, out)),
         throughput_bounds=tuple(rows),
         prefill_tokens_per_s_upper_bound=prefill,
         throughput_assumptions=tuple(bound_notes),

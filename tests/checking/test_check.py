@@ -76,7 +76,7 @@ def test_shipped_example_plan_fits_and_figures_equal_recommend():
         gpu_profile="h100-sxm-80gb",
         max_model_len=32768,
         concurrency=8,
-        max_num_seqs=8,
+        max_num_seqs=256,
         gpu_memory_utilization=0.9,
         tp=1,
     )
@@ -124,7 +124,8 @@ def pinned(tmp_path: Path, body: str, name: str = "kvplan.yaml") -> str:
 
 
 def test_32k_x16_bf16_on_one_h100_is_bound_by_concurrency_and_each_fix_fits(tmp_path):
-    path = pinned(tmp_path, "deployments:\n" + one(max_num_seqs=16))
+    need = {"concurrency": 16, "max_num_seqs": 16}  # 16 requests of 32k must fit; vLLM runs with a cap of 16
+    path = pinned(tmp_path, "deployments:\n" + one(**need))
     code, data = check_json(path)
     assert code == 1 and not data["ok"]
     row = data["deployments"][0]
@@ -132,36 +133,34 @@ def test_32k_x16_bf16_on_one_h100_is_bound_by_concurrency_and_each_fix_fits(tmp_
     assert row["max_concurrency"] == pytest.approx(13.76)  # vLLM run with max_num_seqs 16
     assert row["needed_kv_bytes"] == 64 * 2**30 and row["headroom_bytes"] < 0
     fixes = {f["key"]: f["value"] for f in row["fix"]}
-    assert set(fixes) >= {"max_model_len", "kv_cache_dtype", "tensor_parallel_size", "max_num_seqs"}
-    assert fixes["kv_cache_dtype"] == "fp8" and fixes["tensor_parallel_size"] == 2 and fixes["max_num_seqs"] == 13
+    assert set(fixes) >= {"max_model_len", "kv_cache_dtype", "tensor_parallel_size", "concurrency"}
+    assert fixes["kv_cache_dtype"] == "fp8" and fixes["tensor_parallel_size"] == 2 and fixes["concurrency"] == 13
     # every suggestion passes when applied, and max_model_len is the largest that does
     best = fixes["max_model_len"]
-    assert run(pinned(tmp_path, "deployments:\n" + one(max_num_seqs=16, max_model_len=best), "a.yaml")).exit_code == 0
+    assert run(pinned(tmp_path, "deployments:\n" + one(**need, max_model_len=best), "a.yaml")).exit_code == 0
+    assert run(pinned(tmp_path, "deployments:\n" + one(**need, max_model_len=best + 1), "b.yaml")).exit_code == 1
+    assert run(pinned(tmp_path, "deployments:\n" + one(**need, kv_cache_dtype="fp8"), "c.yaml")).exit_code == 0
     assert (
-        run(pinned(tmp_path, "deployments:\n" + one(max_num_seqs=16, max_model_len=best + 1), "b.yaml")).exit_code == 1
-    )
-    assert run(pinned(tmp_path, "deployments:\n" + one(max_num_seqs=16, kv_cache_dtype="fp8"), "c.yaml")).exit_code == 0
-    assert (
-        run(
-            pinned(tmp_path, "deployments:\n" + one(max_num_seqs=16, gpus=2, tensor_parallel_size=2), "d.yaml")
-        ).exit_code
+        run(pinned(tmp_path, "deployments:\n" + one(**need, gpus=2, tensor_parallel_size=2), "d.yaml")).exit_code
         == 0
     )
-    assert run(pinned(tmp_path, "deployments:\n" + one(max_num_seqs=13), "e.yaml")).exit_code == 0
+    assert run(pinned(tmp_path, "deployments:\n" + one(concurrency=13, max_num_seqs=16), "e.yaml")).exit_code == 0
+    # the same cap without the requirement is a deployment vLLM starts (one 32k request fits): it passes
+    assert run(pinned(tmp_path, "deployments:\n" + one(max_num_seqs=16), "f.yaml")).exit_code == 0
     text = run(path)
     assert text.exit_code == 1
     assert "concurrency" in text.stdout and f"lower max_model_len to {best:,}" in text.stdout
 
 
 def test_128k_x64_on_rtx_4090_names_max_model_len_and_its_fix_fits(tmp_path):
-    path = plan(tmp_path, "deployments:\n" + one(gpu="rtx-4090", max_model_len="128k", max_num_seqs=64))
+    path = plan(tmp_path, "deployments:\n" + one(gpu="rtx-4090", max_model_len="128k", concurrency=64))
     code, data = check_json(path)
     row = data["deployments"][0]
     assert code == 1 and row["binding_constraint"] == "max_model_len"
     assert row["max_model_len"] == 131072 and row["max_model_len_fit"] < 131072
     assert str(f"{row['max_model_len_fit']:,}") in row["binding_detail"]
     best = next(f["value"] for f in row["fix"] if f["key"] == "max_model_len")
-    recheck = plan(tmp_path, "deployments:\n" + one(gpu="rtx-4090", max_model_len=best, max_num_seqs=64), "fixed.yaml")
+    recheck = plan(tmp_path, "deployments:\n" + one(gpu="rtx-4090", max_model_len=best, concurrency=64), "fixed.yaml")
     assert run(recheck).exit_code == 0
 
 
@@ -180,7 +179,7 @@ def test_weights_that_do_not_fit_name_the_weights_and_suggest_tp(tmp_path):
 
 
 def test_one_failing_deployment_fails_the_run_and_the_others_are_reported(tmp_path):
-    path = plan(tmp_path, "deployments:\n" + one("a", max_num_seqs=4) + one("b", max_num_seqs=16) + one("c"))
+    path = plan(tmp_path, "deployments:\n" + one("a", concurrency=4) + one("b", concurrency=16) + one("c"))
     junit = tmp_path / "report.xml"
     result = run(path, "--junit", junit)
     assert result.exit_code == 1
@@ -199,7 +198,7 @@ def test_one_failing_deployment_fails_the_run_and_the_others_are_reported(tmp_pa
 
 
 def test_min_headroom_fails_a_tight_plan_with_constraint_headroom(tmp_path):
-    path = pinned(tmp_path, "deployments:\n" + one(max_num_seqs=13))  # 13 of 13.76: ~5.5% spare
+    path = pinned(tmp_path, "deployments:\n" + one(concurrency=13, max_num_seqs=13))  # 13 of 13.76: ~5.5% spare
     code, data = check_json(path)
     fraction = data["deployments"][0]["headroom_fraction"]
     assert code == 0 and 0.055 < fraction < 0.056
@@ -208,7 +207,7 @@ def test_min_headroom_fails_a_tight_plan_with_constraint_headroom(tmp_path):
         row = data["deployments"][0]
         assert code == 1 and row["fits"] and not row["ok"] and row["binding_constraint"] == "headroom"
         assert data["min_headroom"] == pytest.approx(0.1)
-        seqs = next(f["value"] for f in row["fix"] if f["key"] == "max_num_seqs")
+        seqs = next(f["value"] for f in row["fix"] if f["key"] == "concurrency")
         assert seqs == 12
     assert check_json(path, "--min-headroom", "5%")[0] == 0
 
@@ -340,7 +339,7 @@ def test_defaults_are_merged_and_deployment_keys_win(tmp_path):
         defaults:
           gpu: h100-sxm-80gb
           max_model_len: 8k
-          max_num_seqs: 4
+          concurrency: 4
         deployments:
           - name: a
             model: meta-llama/Llama-3.1-8B
@@ -364,7 +363,7 @@ def test_profiles_dir_is_relative_to_the_plan(tmp_path):
         'aliases: ["NVIDIA H100 80GB HBM3", "H100 SXM", "H100 SXM5", "H100 80GB HBM3", "h100"]', "aliases: []"
     )
     (profiles / "lab-gpu.yaml").write_text(text)
-    path = plan(tmp_path, "profiles_dir: hw\ndeployments:\n" + one(gpu="lab-gpu", max_num_seqs=8))
+    path = plan(tmp_path, "profiles_dir: hw\ndeployments:\n" + one(gpu="lab-gpu", concurrency=8))
     code, data = check_json(path)
     assert code == 0 and data["deployments"][0]["gpu_profile"] == "lab-gpu"
 
@@ -447,10 +446,14 @@ def test_vllm_engine_config_matches_the_same_plan(tmp_path):
     result = run("--engine-config", cfg, "--engine", "vllm", "--gpu", "h100-sxm-80gb", "--json")
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)["deployments"][0]
-    _, data = check_json(EXAMPLE_PLAN)
+    same = plan(tmp_path, "deployments:\n" + one(max_num_seqs=8, gpu_memory_utilization=0.9))
+    _, data = check_json(same)
     chat = data["deployments"][0]
     for key in ("available_kv_memory_bytes", "needed_kv_bytes", "headroom_bytes", "max_concurrency"):
         assert row[key] == chat[key], key
+    # max_num_seqs is vLLM's cap: the requirement is one request of max_model_len (what vLLM checks at start-up)
+    assert row["max_num_seqs"] == 8 and row["concurrency"] is None and row["required_concurrency"] == 1
+    assert row["needed_kv_bytes"] == (32768 // 16) * 2 * 2**20  # one request: 2048 blocks of 2 MiB
     assert any(n == "not modelled, affect memory: enforce-eager" for n in row["notes"])
     assert any(n == "ignored (no effect on KV memory): port, host" for n in row["notes"])
     assert "enforce-eager" in result.stderr
@@ -498,7 +501,11 @@ def test_sglang_and_xinference_configs(tmp_path):
     code, data = check_json("--engine-config", sg, "--engine", "sglang", "--gpu", "l40s", "--gpus", "2")
     row = data["deployments"][0]
     assert code == 0 and row["engine"] == "sglang" and row["tensor_parallel_size"] == 2
-    assert row["gpu_memory_utilization"] == 0.85 and row["required_concurrency"] == 4
+    assert row["gpu_memory_utilization"] == 0.85 and row["max_num_seqs"] == 4
+    # SGLang's max-running-requests is a cap (min(it, tokens // 2): kv_cache_configurator.py:3119-3132), not a
+    # requirement: one request of context-length must fit
+    assert row["required_concurrency"] == 1
+    assert row["recommend"]["flags"]["sglang"].endswith("--mem-fraction-static 0.85 --max-running-requests 4")
     assert "not modelled, affect memory: chunked-prefill-size" in row["notes"]
     xi = tmp_path / "xinference.json"
     xi.write_text(
@@ -553,7 +560,7 @@ def test_pre_commit_hook_and_workflow():
 def test_other_engines_recommend_sizes_are_checked(tmp_path):
     engines = ["llamacpp", "lightllm", "tensorrt-llm"]
     assert set(engines) <= set(supported_engines())
-    body = "deployments:\n" + "".join(one(e, engine=e, gpu="rtx-4090", max_num_seqs=2) for e in engines)
+    body = "deployments:\n" + "".join(one(e, engine=e, gpu="rtx-4090", concurrency=2) for e in engines)
     code, data = check_json(plan(tmp_path, body))
     for row in data["deployments"]:
         assert row["engine"] in engines and row["headroom_bytes"] is not None

@@ -100,7 +100,7 @@ def test_a_registered_engine_is_checked(toy, tmp_path):
     plan = tmp_path / "plan.yaml"
     plan.write_text(
         f"deployments:\n  - {{name: t, model: {LLAMA}, gpu: h100-sxm-80gb, engine: toy, max_model_len: 32k, "
-        "max_num_seqs: 4}\n  - {name: alias, model: " + LLAMA + ", gpu: h100-sxm-80gb, engine: toy-engine, "
+        "concurrency: 4}\n  - {name: alias, model: " + LLAMA + ", gpu: h100-sxm-80gb, engine: toy-engine, "
         "max_model_len: 8k}\n"
     )
     result = runner.invoke(_app(), ["check", str(plan), "--json"])

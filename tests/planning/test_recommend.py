@@ -53,7 +53,9 @@ def test_kv_memory_reproduces_vllm_blocks_and_concurrency(case_id, model, blocks
     if "llama" in model.lower():  # full attention: tokens = blocks x 16, logged value within the rounding
         assert abs(rec.kv_cache_tokens - r["kv_cache_tokens"]) <= 3 * 16
     assert rec.fits
-    assert rec.max_num_seqs == min(int(concurrency), 1024)
+    # the scheduler cap the release runs with on an H100 (vLLM's default, 1024), not the KV-limited concurrency:
+    # max_num_seqs is a cap (vllm-0.33.0/vllm/v1/core/sched/scheduler.py:131)
+    assert rec.max_num_seqs == 1024
     assert rec.max_num_batched_tokens == 8192
     assert rec.budget[0].name == "kv_memory"
 
@@ -118,10 +120,14 @@ def test_max_model_len_fit_is_the_largest_one_request_length():
 def test_flags_for_every_engine():
     rec = _rec("meta-llama/Llama-3.1-8B", max_model_len=32768, kv_dtype="fp8")
     assert set(rec.flags) == {"vllm", "sglang", "llama.cpp", "lightllm", "tgi", "xinference", "tensorrt-llm"}
-    assert rec.flags["vllm"].startswith("vllm serve meta-llama/Llama-3.1-8B --max-model-len 32768 --max-num-seqs ")
+    # --max-num-seqs: vLLM's default cap on an H100 (1024), not the KV-limited concurrency
+    assert rec.flags["vllm"].startswith("vllm serve meta-llama/Llama-3.1-8B --max-model-len 32768 --max-num-seqs 1024 ")
     assert rec.flags["vllm"].endswith("--kv-cache-dtype fp8")
     assert "--context-length 32768" in rec.flags["sglang"]
-    assert f"-c {32768 * rec.max_num_seqs} -np {rec.max_num_seqs}" in rec.flags["llama.cpp"]  # -c: all slots
+    assert "--max-running-requests" not in rec.flags["sglang"]  # none given: SGLang derives its own cap
+    slots = int(rec.max_concurrency)  # llama.cpp's -np slots each reserve max_model_len: those that fit
+    assert slots < rec.max_num_seqs
+    assert f"-c {32768 * slots} -np {slots}" in rec.flags["llama.cpp"]  # -c: all slots
     assert "--cache-type" not in rec.flags["llama.cpp"]  # llama.cpp has no fp8 cache: its f16 default
     # LightLLM's own budget: (85028896768 x 0.9 - 16060522496 B of bf16 weights) / 65536 B per fp8 token
     assert f"--max_total_token_num {(int(85028896768 * 0.9) - 16060522496) // 65536}" in rec.flags["lightllm"]
@@ -283,7 +289,10 @@ def test_vllm_011_sampler_term_reproduces_logged_activation():
 def test_throughput_bounds_arithmetic():
     rec = _rec("meta-llama/Llama-3.1-8B", max_model_len=8192, kv_memory="58.11GiB")
     rows = {r["batch"]: r for r in rec.throughput_bounds}
-    assert sorted(rows) == [1, 8, 32, rec.max_num_seqs]
+    # up to the requests of max_model_len that fit at once (58.11x), not the 1024 cap: a batch at context
+    # max_model_len beyond them would not fit in the KV cache
+    assert rec.max_num_seqs == 1024
+    assert sorted(rows) == [1, 8, 32, 58]
     one = rows[1]
     # weights read per step: 8,030,261,248 params minus the 128256 x 4096 input embedding, bf16
     assert one["weight_bytes_read_per_gpu"] == (8030261248 - 525336576) * 2
