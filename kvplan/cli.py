@@ -700,9 +700,9 @@ def recommend(
         Optional[str],
         typer.Option(
             "--max-num-seqs",
-            help="The engine's sequence cap, if you "
-            "set one (vLLM's sampler warm-up, and so its activation "
-            "peak, scales with it). Default: the engine's.",
+            help="The engine's cap on running sequences, printed as given and never lowered to the KV-limited "
+            "concurrency (max_concurrency); vLLM's sampler warm-up, and so its activation peak, scales with it. "
+            "Default: the engine's.",
             show_default=False,
         ),
     ] = None,

@@ -39,7 +39,7 @@ def test_check_command_imports_no_torch(tmp_path):
     plan = tmp_path / "kvplan.yaml"
     plan.write_text(
         "deployments:\n  - {name: a, model: meta-llama/Llama-3.1-8B, gpu: h100-sxm-80gb, "
-        "max_model_len: 32k, max_num_seqs: 16}\n"
+        "max_model_len: 32k, concurrency: 16}\n"
     )
     code = (
         "from typer.testing import CliRunner\nfrom kvplan.cli import app\n"

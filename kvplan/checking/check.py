@@ -552,6 +552,7 @@ def _fixes(ev: _Evaluator, rec: Any, binding: str) -> list[Fix]:
             return need is not None and need <= budget
 
         cap = min(rec.max_model_len - 1, ev.shape.max_position_embeddings or rec.max_model_len - 1)
+
         def accepted(n: int) -> bool:
             return bool((r := ev.try_recommend(max_model_len=n)) and ev.accepts(r))
 

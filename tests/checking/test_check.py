@@ -141,8 +141,7 @@ def test_32k_x16_bf16_on_one_h100_is_bound_by_concurrency_and_each_fix_fits(tmp_
     assert run(pinned(tmp_path, "deployments:\n" + one(**need, max_model_len=best + 1), "b.yaml")).exit_code == 1
     assert run(pinned(tmp_path, "deployments:\n" + one(**need, kv_cache_dtype="fp8"), "c.yaml")).exit_code == 0
     assert (
-        run(pinned(tmp_path, "deployments:\n" + one(**need, gpus=2, tensor_parallel_size=2), "d.yaml")).exit_code
-        == 0
+        run(pinned(tmp_path, "deployments:\n" + one(**need, gpus=2, tensor_parallel_size=2), "d.yaml")).exit_code == 0
     )
     assert run(pinned(tmp_path, "deployments:\n" + one(concurrency=13, max_num_seqs=16), "e.yaml")).exit_code == 0
     # the same cap without the requirement is a deployment vLLM starts (one 32k request fits): it passes
@@ -625,3 +624,85 @@ def test_library_messages_name_an_engine_configs_own_keys(tmp_path):
     sg.write_text(json.dumps({"model-path": LLAMA, "context-length": 8192, "tp-size": 3}))
     line = assert_one_error_line(run("--engine-config", sg, "--gpu", "h100"))
     assert line.endswith(":1: tp-size 3 does not divide the model's 8 KV heads"), line
+
+
+# ------------------------------------------------------------------ max_num_seqs (a cap) and concurrency (a need)
+
+V033 = "defaults:\n  vllm_version: '0.33.0'\n"
+
+
+def test_a_max_num_seqs_above_what_fits_at_full_length_passes_as_vllm_starts(tmp_path):
+    """vLLM starts with max_num_seqs 256 at 128k on an H100 although its KV cache holds 3.51 such requests: it
+    checks that one fits (vllm-0.33.0/vllm/v1/core/kv_cache_planning.py:151-195) and caps the running ones at 256
+    (v1/core/sched/scheduler.py:131). kvplan used to fail it (256 requests of 128k "needed")."""
+    path = plan(tmp_path, V033 + "deployments:\n" + one(max_model_len=131072, max_num_seqs=256))
+    code, data = check_json(path)
+    row = data["deployments"][0]
+    assert code == 0 and row["ok"] and row["binding_constraint"] is None
+    assert row["max_num_seqs"] == 256 and row["concurrency"] is None and row["required_concurrency"] == 1
+    assert row["max_concurrency"] == 3.51 and row["recommend"]["max_num_seqs"] == 256
+    assert row["needed_kv_bytes"] == (131072 // 16) * 2 * 2**20  # one request: 8192 blocks of 2 MiB
+    assert " --max-num-seqs 256 " in row["recommend"]["flags"]["vllm"]
+
+
+def test_a_concurrency_that_does_not_fit_fails_and_names_the_concurrency_fix(tmp_path):
+    """concurrency: 8 requests of 72k where the KV cache holds 6.24: exit 1, bound by concurrency, and the fix is to
+    lower concurrency to 6 (re-checked clean); max_num_seqs stays the cap it is."""
+    body = V033 + "deployments:\n" + one(max_model_len=73728, max_num_seqs=256, concurrency=8)
+    code, data = check_json(plan(tmp_path, body))
+    row = data["deployments"][0]
+    assert code == 1 and row["binding_constraint"] == "concurrency" and row["max_concurrency"] == 6.24
+    assert row["required_concurrency"] == 8 and row["needed_kv_bytes"] == 8 * (73728 // 16) * 2 * 2**20
+    fixes = {f["key"]: f for f in row["fix"]}
+    assert fixes["concurrency"]["value"] == 6
+    assert fixes["concurrency"]["text"] == "lower concurrency to 6 (the most 73,728-token requests that fit)"
+    assert "max_num_seqs" not in fixes
+    fixed = V033 + "deployments:\n" + one(max_model_len=73728, max_num_seqs=256, concurrency=6)
+    assert run(plan(tmp_path, fixed, "fixed.yaml")).exit_code == 0
+    text = run(plan(tmp_path, body, "text.yaml"))
+    assert text.exit_code == 1 and "fix: lower concurrency to 6" in text.stdout
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "lots", "2.5", "true"])
+def test_a_bad_concurrency_is_one_error_naming_the_key(tmp_path, bad):
+    path = plan(tmp_path, "deployments:\n" + one(concurrency=bad))
+    line = assert_one_error_line(run(path))
+    assert f"{path}:5: deployments[0].concurrency: expected a positive integer" in line, line
+
+
+def test_a_concurrency_above_the_cap_is_noted(tmp_path):
+    _, data = check_json(plan(tmp_path, "deployments:\n" + one(max_model_len=8192, max_num_seqs=4, concurrency=8)))
+    row = data["deployments"][0]
+    assert row["ok"] and row["required_concurrency"] == 8
+    assert "concurrency 8 is above max_num_seqs 4: the engine runs at most 4 sequences at once" in row["notes"]
+
+
+def test_vllm_and_sglang_configs_read_their_sequence_settings_as_caps(tmp_path):
+    """A vLLM `--config` with max-num-seqs 256 and an SGLang one with max-running-requests 256 at 128k on an H100
+    both start (SGLang serves min(256, tokens // 2): sglang-0.5.23 mem_cache/kv_cache_configurator.py:3119-3132):
+    check passes them, each planned with one request of max_model_len."""
+    vllm = tmp_path / "serve.yaml"
+    vllm.write_text(f"model: {LLAMA}\nmax-model-len: 131072\nmax-num-seqs: 256\n")
+    sglang = tmp_path / "sglang.yaml"
+    sglang.write_text(f"model-path: {LLAMA}\ncontext-length: 131072\nmax-running-requests: 256\n")
+    for cfg, engine, flag in ((vllm, "vllm", " --max-num-seqs 256 "), (sglang, "sglang", "--max-running-requests 256")):
+        code, data = check_json("--engine-config", cfg, "--engine", engine, "--gpu", "h100-sxm-80gb")
+        row = data["deployments"][0]
+        assert code == 0 and row["ok"], row
+        assert row["max_num_seqs"] == 256 and row["required_concurrency"] == 1 and row["max_concurrency"] < 8
+        assert flag in row["recommend"]["flags"][engine]
+
+
+def test_llamacpp_slots_are_the_requirement(tmp_path):
+    """llama.cpp's -np slots share -c, allocated at start (kvplan.engines.llamacpp, ServingModel.reserves_seqs):
+    for it max_num_seqs N is still N requests of max_model_len that must fit, and the fix lowers it."""
+    body = "deployments:\n" + one(engine="llamacpp", gpu="rtx-4090", max_model_len=32768, max_num_seqs=8)
+    code, data = check_json(plan(tmp_path, body))
+    row = data["deployments"][0]
+    assert code == 1 and row["binding_constraint"] == "concurrency" and row["required_concurrency"] == 8
+    fix = next(f for f in row["fix"] if f["key"] == "max_num_seqs")
+    assert fix["value"] == int(row["max_concurrency"]) and fix["text"].startswith(
+        f"lower max_num_seqs to {fix['value']}"
+    )
+    fixed = "deployments:\n" + one(engine="llamacpp", gpu="rtx-4090", max_model_len=32768, max_num_seqs=fix["value"])
+    assert run(plan(tmp_path, fixed, "fixed.yaml")).exit_code == 0

@@ -53,6 +53,7 @@ VALID = {
     "pipeline_parallel_size": st.sampled_from([1, 1, 2]),
     "max_model_len": lengths,
     "max_num_seqs": st.integers(1, 512),
+    "concurrency": st.integers(1, 64),
     "kv_cache_dtype": st.sampled_from(["auto", "fp8", "fp8_e4m3", "fp8_e5m2", "bf16", "int4"]),
     "dtype": st.sampled_from(["auto", "bfloat16", "float16", "float32", "half"]),
     "gpu_memory_utilization": st.floats(0.05, 1.0),

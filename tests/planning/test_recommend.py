@@ -379,3 +379,70 @@ def test_max_concurrency_is_available_memory_over_one_request(engine, gpu):
         assert rec.kv_bytes_per_request > 0
         # max_concurrency is printed to 2 decimals; vLLM's counts whole blocks (less than one block below)
         assert rec.available_kv_memory_bytes / rec.kv_bytes_per_request == pytest.approx(rec.max_concurrency, abs=0.01)
+
+
+# ------------------------------------------------------------------------ max_num_seqs: a cap, not a requirement
+
+
+def test_max_num_seqs_given_is_printed_as_given_and_the_kv_limited_concurrency_is_its_own_figure():
+    """vLLM's --max-num-seqs is a cap on running sequences (vllm-0.33.0/vllm/v1/core/sched/scheduler.py:131
+    `max_num_running_reqs = scheduler_config.max_num_seqs`); at start-up vLLM checks only that one request of
+    max_model_len fits (v1/core/kv_cache_planning.py:151-195 `check_enough_kv_cache_memory`). So asked for 256
+    at 128k on an H100, where the KV cache holds 3.51 such requests, the command carries 256 (kvplan printed 3)."""
+    rec = _rec("meta-llama/Llama-3.1-8B", max_model_len=131072, max_num_seqs=256, vllm_version="0.33.0")
+    assert rec.fits and rec.startup_error is None
+    assert rec.max_num_seqs == 256 and rec.max_concurrency == 3.51
+    assert " --max-num-seqs 256 " in rec.flags["vllm"]
+    assert rec.flags["sglang"].endswith("--max-running-requests 256")  # given: SGLang's cap too
+    assert "--max_batch_size 256" in rec.flags["tensorrt-llm"]
+    assert "-c 393216 -np 3 " in rec.flags["llama.cpp"]  # llama.cpp's slots reserve 128k each: the 3 that fit
+    data = rec.to_dict()
+    assert (data["max_num_seqs"], data["max_concurrency"]) == (256, 3.51)
+    assert any("--max-num-seqs 256 caps the running sequences: 3.51 requests of 131,072" in n for n in rec.notes)
+    assert sorted(r["batch"] for r in rec.throughput_bounds) == [1, 3]  # bounds: at most the requests that fit
+
+
+@pytest.mark.parametrize("gpu,default", [("h100-sxm-80gb", 1024), ("l40s", 256)])
+def test_without_max_num_seqs_the_command_carries_the_releases_default(gpu, default):
+    """vLLM's default max_num_seqs for the GPU (kvplan.engines.vllm.scheduler_defaults, vllm/engine/arg_utils.py):
+    1024 on >= 70 GiB GPUs that are not A100s, 256 below. Before, kvplan lowered it to the requests that fit
+    (54 and 24 at 8k)."""
+    from kvplan.engines.vllm import scheduler_defaults
+    from kvplan.sources.hardware import load_profile
+
+    profile = load_profile(gpu)
+    assert scheduler_defaults(profile.memory_bytes, profile.name, vllm_version="0.33.0")[1] == default
+    rec = _rec("meta-llama/Llama-3.1-8B", gpu_profile=gpu, max_model_len=8192, vllm_version="0.33.0")
+    assert rec.max_num_seqs == default and rec.max_concurrency < default
+    assert f" --max-num-seqs {default} " in rec.flags["vllm"]
+    assert "--max-running-requests" not in rec.flags["sglang"]  # none given: SGLang derives its own
+    assert any(f"--max-num-seqs {default} (the default) caps the running sequences" in n for n in rec.notes)
+
+
+def test_cli_recommend_prints_the_cap_given():
+    args = ["recommend", "meta-llama/Llama-3.1-8B", "-g", "h100", "--max-model-len", "131072"]
+    args += ["--max-num-seqs", "256", "--vllm-version", "0.33.0", "--offline"]
+    table = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "256 / 8192" in table.stdout and "3.51x" in table.stdout
+    assert "--max-num-seqs 256 --gpu-memory-utilization 0.92" in table.stdout
+    data = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert data["max_num_seqs"] == 256 and data["max_concurrency"] == 3.51 and data["fits"]
+
+
+def test_a_mamba_cap_above_the_blocks_still_fails_to_start():
+    """The cap is what vLLM's Mamba check compares (vllm-0.33.0/vllm/config/compilation.py:1517-1532): kept as
+    given, it still raises "max_num_seqs (N) exceeds available Mamba cache blocks (M)" with the fix M."""
+    rec = _rec(
+        "Qwen/Qwen3-Next-80B-A3B",
+        gpu_profile="rtx-a6000",
+        gpus=4,
+        tp=4,
+        max_model_len=32768,
+        gpu_memory_utilization=0.87,
+        max_num_seqs=200,
+        vllm_version="0.33.0",
+    )
+    assert rec.fits and rec.max_num_seqs == 200 and rec.startup_rule == "mamba_cache_blocks"
+    assert rec.startup_error.startswith("max_num_seqs (200) exceeds available Mamba cache blocks (173)")
+    assert rec.startup_fix == {"max_num_seqs": 173}
