@@ -19,7 +19,7 @@ Definitions (per GPU, the fullest pipeline stage):
 - binding constraint of a plan that does not fit: `weights` (weights and overheads leave no KV memory),
   `max_model_len` (one request of max_model_len does not fit), `concurrency` (the requested concurrency
   does not), `startup` (it fits, but the engine release would refuse to start: vLLM's start-up checks,
-  kvplan.engines.vllm.startup, e.g. max_num_seqs above the Mamba cache blocks), `headroom` (it fits with less
+  kvplan.engines.vllm.startup, e.g. max_num_seqs above the Mamba cache blocks or max_num_batched_tokens), `headroom` (it fits with less
   than --min-headroom spare), `lint` (--strict and config lint). The engine's max_num_seqs cap for the start-up
   checks (e.g. vLLM's Mamba check, vllm-0.33.0/vllm/config/compilation.py:1517-1532) is the plan's
   max_num_seqs, else the release's scheduler default.
@@ -511,15 +511,23 @@ def _startup_fixes(ev: _Evaluator, rec: Any) -> list[Fix]:
     """The setting the engine's start-up check asks for (Recommendation.startup_fix), re-checked with recommend().
 
     max_num_seqs (vLLM's Mamba check, vllm-0.33.0/vllm/config/compilation.py:1517-1532: "Please lower
-    max_num_seqs to at most" the Mamba cache blocks): the cap is lowered to the block count, re-checked as the
-    engine's cap; the concurrency required stays the plan's own."""
+    max_num_seqs to at most" the Mamba cache blocks; its scheduler's, config/scheduler.py:331-336: at most
+    max_num_batched_tokens): the cap is lowered, re-checked as the engine's cap; the concurrency required stays
+    the plan's own. max_num_batched_tokens (the scheduler's check): raised to the cap."""
     dep, out = ev.dep, []
     for field, value in rec.startup_fix.items():
         if field == "max_num_seqs":
             checked = ev.try_recommend(max_num_seqs=value)
-            why = f"vLLM's Mamba check allows at most {rec.mamba_cache_blocks}"
+            if rec.startup_rule == "scheduler":
+                why = f"vLLM's scheduler needs max_num_batched_tokens {value} >= max_num_seqs"
+            else:
+                why = f"vLLM's Mamba check allows at most {rec.mamba_cache_blocks}"
             text = f"lower {dep.key_name('max_num_seqs')} to {value} ({why})"
             key = "max_num_seqs"
+        elif field == "max_num_batched_tokens":
+            checked = ev.try_recommend(max_num_batched_tokens=value)
+            text = f"raise {dep.key_name('max_num_batched_tokens')} to {value} (at least max_num_seqs)"
+            key = "max_num_batched_tokens"
         elif field == "max_model_len":
             checked = ev.try_recommend(max_model_len=value)
             text = f"lower {dep.key_name('max_model_len')} to {value:,} (vLLM's estimated maximum model length)"

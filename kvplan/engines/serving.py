@@ -220,6 +220,11 @@ class ServingModel(ServeCommand):
 
         return scheduler_defaults(profile.memory_bytes, profile.name, vllm_version="0.19")
 
+    def sequence_cap(self, given: int | None, default: int, max_num_batched_tokens: int) -> int:
+        """The cap on running sequences the engine runs with: the one given (never lowered to what the KV cache
+        holds at max_model_len), else its default for the GPU (`scheduler_defaults`)."""
+        return default if given is None else given
+
     @abstractmethod
     def budget(self, inputs: BudgetInputs) -> tuple[list[BudgetTerm], int]:
         """The budget terms and the KV bytes they leave per GPU (their sum, unless the engine keeps a fraction)."""

@@ -918,6 +918,11 @@ class VllmServing(ServingModel):
         """vLLM's default gpu_memory_utilization in release `version` (config/cache.py)."""
         return vllm_behaviour(version).default_gpu_memory_utilization
 
+    def sequence_cap(self, given: int | None, default: int, max_num_batched_tokens: int) -> int:
+        """vLLM lowers its default (never one given) to max_num_batched_tokens
+        (vllm-0.10.1.1/vllm/engine/arg_utils.py:1709-1712, 0.19.1 :2238-2240, 0.33.0 :3232-3234)."""
+        return given if given is not None else min(default, max_num_batched_tokens)
+
     def scheduler_defaults(self, profile: HardwareProfile, version: str | None = None) -> tuple[int, int]:
         """vLLM's defaults for the GPU in release `version` (None: the newest)."""
         return scheduler_defaults(
@@ -1024,6 +1029,7 @@ class VllmServing(ServingModel):
 # ------------------------------------------------------------------------------------ start-up (what vLLM does)
 #
 # The checks a release runs when it starts, in its order, and the lines it logs (sources per rule below):
+# max_num_batched_tokens >= max_num_seqs (config/scheduler.py, the SchedulerConfig built before the VllmConfig),
 # TP dividing the attention heads (config/model.py `verify_with_parallel_config`), no KV memory and one request of
 # max_model_len (v1/core/kv_cache_utils.py `_check_enough_kv_cache_memory`, kv_cache_planning.py from 0.33), the
 # Mamba blocks (config/compilation.py, from 0.20.0), each error in vLLM's own words.
@@ -1058,6 +1064,16 @@ def estimate_max_model_len(needed: Callable[[int], int], available: int, max_mod
         else:
             right = mid - 1
     return result
+
+
+def scheduler_error(max_num_batched_tokens: int, max_num_seqs: int) -> str:
+    """SchedulerConfig's check, raised before the model is loaded (vllm-0.10.1.1/vllm/config/scheduler.py:262-266,
+    0.19.1 :273-277, 0.33.0 :331-336; the SchedulerConfig is built at 0.33.0 engine/arg_utils.py:2658, before the
+    VllmConfig whose __post_init__ checks TP against the heads, config/vllm.py:1549)."""
+    return (
+        f"max_num_batched_tokens ({max_num_batched_tokens}) must be greater than or equal to max_num_seqs "
+        f"({max_num_seqs})."
+    )
 
 
 def no_memory_error(version: str | None) -> str:
@@ -1138,6 +1154,10 @@ def startup(s: StartupInputs) -> Startup:
     req, caches, version = f.request, list(f.caches), f.request.engine_version
     row = vllm_behaviour(version)
     engine = _storage(f.storage, f.shape)
+    if req.max_num_batched_tokens < s.max_num_seqs:
+        error = scheduler_error(req.max_num_batched_tokens, s.max_num_seqs)
+        fix = {"max_num_seqs": req.max_num_batched_tokens, "max_num_batched_tokens": s.max_num_seqs}
+        return Startup(error, "scheduler", fix, (), 0, 0, None)
     heads = f.shape.num_attention_heads
     if heads and heads % req.tp:
         tp = max(t for t in range(1, req.tp) if heads % t == 0)

@@ -349,9 +349,9 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
 
 def _context(i: _Inputs, m: _Model) -> _Context:
     o, shape, req = i.options, m.resolved.shape, m.request
-    _, seqs = i.serving.scheduler_defaults(i.profile, i.release)
-    if o.max_num_seqs is not None:  # the engine is run with this cap: its sampler warm-up uses it too
-        seqs = o.max_num_seqs
+    _, default_seqs = i.serving.scheduler_defaults(i.profile, i.release)
+    # the cap the engine runs with (its sampler warm-up uses it too): the one given, else the engine's default
+    seqs = i.serving.sequence_cap(o.max_num_seqs, default_seqs, req.max_num_batched_tokens)
     limit = shape.max_position_embeddings or DEFAULT_MAX_MODEL_LEN_CAP
     # the largest max_model_len is searched up to the model's own limit: vLLM refuses more unless told to
     search_limit = limit if shape.max_position_embeddings else max(req.seq_len, limit)

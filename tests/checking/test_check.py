@@ -706,3 +706,17 @@ def test_llamacpp_slots_are_the_requirement(tmp_path):
     )
     fixed = "deployments:\n" + one(engine="llamacpp", gpu="rtx-4090", max_model_len=32768, max_num_seqs=fix["value"])
     assert run(plan(tmp_path, fixed, "fixed.yaml")).exit_code == 0
+
+
+def test_a_cap_above_max_num_batched_tokens_fails_to_start_with_both_fixes(tmp_path):
+    """Kept as given, a cap of 4096 with an L40S's default 2048 batched tokens is a vLLM start-up error
+    (vllm-0.33.0/vllm/config/scheduler.py:331-336): check fails it as `startup` and each fix re-checks clean."""
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text(f"model: {LLAMA}\nmax-model-len: 8192\nmax-num-seqs: 4096\n")
+    code, data = check_json("--engine-config", cfg, "--engine", "vllm", "--gpu", "l40s")
+    row = data["deployments"][0]
+    assert code == 1 and row["binding_constraint"] == "startup"
+    assert "max_num_batched_tokens (2048) must be greater than or equal to max_num_seqs (4096)" in row["binding_detail"]
+    texts = [f["text"] for f in row["fix"]]
+    assert texts[0].startswith("lower max-num-seqs to 2048")
+    assert "raise max_num_batched_tokens to 4096 (at least max_num_seqs)" in texts  # a key the file lacks

@@ -112,6 +112,32 @@ def test_no_memory_error():
     assert out.log_lines == ("Available KV cache memory: -1.0 GiB",)
 
 
+def test_max_num_batched_tokens_must_cover_max_num_seqs():
+    """vllm-0.10.1.1/vllm/config/scheduler.py:262-266, 0.19.1 :273-277, 0.33.0 :331-336: SchedulerConfig raises
+    when max_num_batched_tokens < max_num_seqs, before the model loads (0.33.0 engine/arg_utils.py:2658): no log
+    lines. The cap given is kept as given (max_num_seqs is a cap), so 4096 with an L40S's 2048 tokens fails."""
+    ok = startup(_inputs("meta-llama__Llama-3.1-8B", "0.33.0", 8192, 1, 20 * GIB, max_num_seqs=2048))
+    assert ok.error is None
+    out = startup(_inputs("meta-llama__Llama-3.1-8B", "0.33.0", 8192, 1, 20 * GIB, max_num_seqs=2049))
+    assert out.rule == "scheduler" and out.log_lines == ()
+    assert out.error == "max_num_batched_tokens (2048) must be greater than or equal to max_num_seqs (2049)."
+    assert out.fix == {"max_num_seqs": 2048, "max_num_batched_tokens": 2049}
+    rec = recommend(LLAMA, gpu_profile="l40s", max_model_len=8192, max_num_seqs=4096, offline=True)
+    assert rec.max_num_seqs == 4096 and rec.max_num_batched_tokens == 2048 and rec.startup_rule == "scheduler"
+
+
+def test_the_default_max_num_seqs_is_at_most_max_num_batched_tokens():
+    """vllm-0.10.1.1/vllm/engine/arg_utils.py:1709-1712, 0.19.1 :2238-2240, 0.33.0 :3232-3234: a default
+    max_num_seqs (never one given) is lowered to max_num_batched_tokens: 512 tokens on an H100 run 512 sequences,
+    not 1024, and start."""
+    rec = recommend(LLAMA, gpu_profile="h100", max_model_len=8192, max_num_batched_tokens=512, offline=True)
+    assert rec.max_num_seqs == 512 and rec.startup_error is None
+    given = recommend(
+        LLAMA, gpu_profile="h100", max_model_len=8192, max_num_batched_tokens=512, max_num_seqs=1024, offline=True
+    )
+    assert given.max_num_seqs == 1024 and given.startup_rule == "scheduler"
+
+
 def test_tp_must_divide_attention_heads():
     """vllm-0.19.1/vllm/config/model.py:1111-1116 (0.33.0: :1559-1564): total attention heads % TP != 0 raises
     at config time (no log lines); Falcon-7B's 71 heads (one KV head, replicated) on TP 2."""
