@@ -720,3 +720,32 @@ def test_a_cap_above_max_num_batched_tokens_fails_to_start_with_both_fixes(tmp_p
     texts = [f["text"] for f in row["fix"]]
     assert texts[0].startswith("lower max-num-seqs to 2048")
     assert "raise max_num_batched_tokens to 4096 (at least max_num_seqs)" in texts  # a key the file lacks
+
+
+def test_logged_vllm_starts_at_max_num_seqs_1024_pass_check(tmp_path):
+    """Three llm-d vLLM 0.19.0 start-ups on one H100 (tests/fixtures/calibration/engine_cases.yaml) ran at
+    vLLM's default max_num_seqs 1024 and started, with 58.11, 20.6 and 14.53 requests of max_model_len fitting at
+    once. As plans (the logged pool as kv_cache_memory, max_num_seqs 1024) they pass check; kvplan used to fail
+    each of them (1024 requests of max_model_len "needed")."""
+    cases = {c["id"]: c for c in yaml.safe_load((ROOT / "tests/fixtures/calibration/engine_cases.yaml").read_text())}
+    logged = {
+        "llmd-v0190-meta-llama-llama-h100-80gb-tp1pp1dp1-8192-dtbf16": LLAMA,
+        "llmd-v0190-google-gemma-2-9b-it-h100-80gb-tp1pp1dp1-8192": "google/gemma-2-9b-it",
+        "llmd-v0190-meta-llama-llama-3-1-8b-h100-80gb-tp1pp1dp1-32768": LLAMA,
+    }
+    body = "deployments:\n"
+    for n, (case_id, model) in enumerate(logged.items()):
+        case = cases[case_id]
+        body += one(
+            f"d{n}",
+            model=model,
+            max_model_len=case["max_model_len"],
+            max_num_seqs=1024,
+            kv_cache_memory=f"{case['reported']['available_kv_cache_gib']}GiB",
+            gpu_memory_utilization=case["gpu_memory_utilization"],
+            vllm_version=f"'{case['engine_version']}'",
+        )
+    code, data = check_json(plan(tmp_path, body))
+    assert code == 0, [(d["name"], d["binding_detail"]) for d in data["deployments"]]
+    figures = [(d["max_num_seqs"], d["required_concurrency"], d["max_concurrency"]) for d in data["deployments"]]
+    assert figures == [(1024, 1, 58.11), (1024, 1, 20.6), (1024, 1, 14.53)]
