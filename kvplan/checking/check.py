@@ -431,12 +431,6 @@ def _check_one(
         notes.append(f"max_model_len not set: planned at the model's limit ({rec.max_model_len:,} tokens)")
     if dep.gpus and dep.gpus > rec.tp * rec.pp:
         notes.append(f"{dep.gpus} GPUs given, tensor x pipeline parallel uses {rec.tp * rec.pp}")
-    if dep.concurrency is not None and dep.concurrency > rec.max_num_seqs:
-        seqs = "" if dep.max_num_seqs is not None else " (the default)"
-        notes.append(
-            f"{dep.key_name('concurrency')} {dep.concurrency} is above {dep.key_name('max_num_seqs')} "
-            f"{rec.max_num_seqs}{seqs}: the engine runs at most {rec.max_num_seqs} sequences at once"
-        )
     for note in rec.notes:
         spelled = spell(note, names) or note
         if spelled not in notes:

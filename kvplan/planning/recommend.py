@@ -525,19 +525,32 @@ def _fit_notes(c: _Context, out: _Outcome) -> list[str]:
 def _cap_notes(c: _Context, out: _Outcome) -> list[str]:
     """The sequence cap against the KV-limited concurrency, where the cap is more than the cache holds at
     max_model_len (a cap: the engine starts, and runs more of them when they are shorter)."""
-    fit, cap = out.fit, c.max_num_seqs
-    if c.serving.reserves_seqs or not fit.fits_one or not fit.concurrency < cap:
+    fit, cap, wanted = out.fit, c.max_num_seqs, c.options.concurrency
+    if c.serving.reserves_seqs:
         return []
-    return [
-        Text(
-            "{max_num_seqs} {n}{d} caps the running sequences: {k:g} requests of {l:,} tokens fit in the KV "
-            "cache at once (max_concurrency); more run when they are shorter",
-            n=cap,
-            d="" if c.options.max_num_seqs is not None else " (the default)",
-            k=round(fit.concurrency, 2),
-            l=c.seq_len,
+    default = "" if c.options.max_num_seqs is not None else " (the default)"
+    notes: list[str] = []
+    if wanted is not None and wanted > cap:
+        notes.append(
+            Text(
+                "{concurrency} {w} is above {max_num_seqs} {n}{d}: the engine runs at most {n} sequences at once",
+                w=wanted,
+                n=cap,
+                d=default,
+            )
         )
-    ]
+    if fit.fits_one and fit.concurrency < cap:
+        notes.append(
+            Text(
+                "{max_num_seqs} {n}{d} caps the running sequences: {k:g} requests of {l:,} tokens fit in the KV "
+                "cache at once (max_concurrency); more run when they are shorter",
+                n=cap,
+                d=default,
+                k=round(fit.concurrency, 2),
+                l=c.seq_len,
+            )
+        )
+    return notes
 
 
 def _flags(c: _Context, out: _Outcome) -> dict[str, str]:
