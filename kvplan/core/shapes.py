@@ -345,6 +345,134 @@ def qwen3_next(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     return tuple((attention(cfg),) if t == L.FULL else (delta,) for t in types)
 
 
+# ---------------------------------------------------------------- Gemma 3n, Gemma 4, MiMo-V2-Flash (issue 12)
+# Layers with their own head shapes per layer type, K/V head sizes that differ, and KV-sharing consumers.
+
+
+def _kv_consumers(types: list[str], shared: int, family: str) -> list[bool]:
+    """Which layers reuse another layer's K/V and cache nothing: the last `shared` layers (transformers 5.24
+    `Gemma3nTextConfig.kv_sharing_modes`, configuration_gemma3n.py:206-231, and `Gemma4TextConfig.kv_sharing_modes`,
+    configuration_gemma4.py:226-251: "reuse", a DummyLayer in the cache; vLLM 0.33 gives them a
+    `kv_sharing_target_layer_name` and no KV-cache spec, v1/worker/gpu_model_runner.py:7096-7107). Each consumer
+    reads the last earlier layer of its type, which must exist (transformers raises otherwise)."""
+    n = len(types)
+    if shared < 0 or shared >= n:
+        raise ConfigError(
+            f"{family} config has num_kv_shared_layers={shared} of {n} layers: no layer would produce the K/V",
+            hint="num_kv_shared_layers must be smaller than num_hidden_layers",
+        )
+    first_shared = n - shared
+    if shared and set(types[first_shared:]) - set(types[:first_shared]):
+        raise ConfigError(
+            f"{family} config shares K/V of a layer type no earlier layer produces",
+            hint="check layer_types and num_kv_shared_layers in config.json",
+        )
+    return [i >= first_shared for i in range(n)]
+
+
+def _gemma_types(cfg: dict, default_period: int) -> list[str]:
+    """`layer_types`, else `default_period - 1` sliding layers then one full (Gemma 4: 6, Gemma 3n: 5)."""
+    n = num_layers(cfg)
+    return _explicit_layer_types(cfg, n) or [L.FULL if (i + 1) % default_period == 0 else L.SLIDING for i in range(n)]
+
+
+def gemma3n(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Gemma 3n: Gemma 3's sliding/full layers (default four sliding then one full) whose last
+    `num_kv_shared_layers` (default 15) reuse the K/V of the last earlier layer of their type and cache nothing
+    (transformers 5.24 configuration_gemma3n.py:140-143 and :206-231; vLLM 0.33 gemma3n.py:311-399)."""
+    types = _gemma_types(cfg, 5)
+    consumers = _kv_consumers(types, int(cfg.get("num_kv_shared_layers") or 0), "gemma3n")
+    stack = _attention_stack(cfg, types)
+    return tuple((L.NoCache(),) if reuse else layer for layer, reuse in zip(stack, consumers, strict=True))
+
+
+def gemma4_layer_heads(cfg: dict, kind: str) -> tuple[int, int]:
+    """(KV heads, head size) of a Gemma 4 layer of `kind`. Full layers use `global_head_dim` (default 512) and,
+    when `attention_k_eq_v` is set, `num_global_key_value_heads` (when given); sliding layers the config's own
+    (transformers 5.24 configuration_gemma4.py:208-222, `per_layer_config`, which vLLM 0.33 gemma4.py:578-580
+    reads too)."""
+    if kind != L.FULL:
+        return num_kv_heads(cfg), head_dim(cfg)
+    heads = num_kv_heads(cfg)
+    if cfg.get("attention_k_eq_v", False) and cfg.get("num_global_key_value_heads") is not None:
+        heads = positive_int(cfg, "num_global_key_value_heads")
+    return heads, positive_int(cfg, "global_head_dim", default=512)
+
+
+def gemma4(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Gemma 4: sliding and full layers with their own KV heads and head sizes (`gemma4_layer_heads`), the last
+    layer always full; `use_bidirectional_attention: "all"` halves the window (w // 2 + 1, configuration_gemma4.py:184-186); the last
+    `num_kv_shared_layers` layers cache nothing. Full layers with `attention_k_eq_v` have no v_proj, but K and V
+    are still two tensors in every engine kvplan checked: transformers caches `v_norm(k_proj(x))` beside the
+    normed, rotated K (modeling_gemma4.py:1218-1228); vLLM loads k_proj into both the K and V slots of qkv_proj
+    and writes both halves of the page (gemma4.py:89-118, :536-551)."""
+    types = _gemma_types(cfg, 6)
+    types[-1] = L.FULL  # transformers forces it (configuration_gemma4.py:195-199)
+    window = _window_or_error(cfg, "gemma4") if L.SLIDING in types else 0
+    if cfg.get("use_bidirectional_attention") == "all":
+        window = window // 2 + 1
+    consumers = _kv_consumers(types, int(cfg.get("num_kv_shared_layers") or 0), "gemma4")
+    out: list[tuple[L.Layer, ...]] = []
+    for kind, reuse in zip(types, consumers, strict=True):
+        heads, size = gemma4_layer_heads(cfg, kind)
+        if reuse:
+            out.append((L.NoCache(),))
+        elif kind == L.SLIDING:
+            out.append((L.SlidingWindow(heads, size, size, window),))
+        elif kind == L.FULL:
+            out.append((L.FullAttention(heads, size, size),))
+        else:
+            raise UnsupportedArchitecture(f"gemma4 layer type {kind} is not one kvplan knows")
+    return tuple(out)
+
+
+def mimo_v2_flash_window(cfg: dict) -> int:
+    """The sliding window as transformers 5.24 reads it: `sliding_window_size + 1` when the config names one (the
+    reference SGLang code attends to that many earlier tokens plus the query; configuration_mimo_v2_flash.py:
+    131-132), else `sliding_window` (default 129). vLLM 0.33 gives its attention `sliding_window_size` itself
+    (mimo_v2.py:416, :318) and SGLang 0.5.23 likewise (models/mimo_v2.py:891)."""
+    if cfg.get("sliding_window_size") is not None:
+        return positive_int(cfg, "sliding_window_size") + 1
+    return positive_int(cfg, "sliding_window", default=129)
+
+
+def mimo_v2_flash(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """MiMo-V2-Flash: full and sliding layers with K heads of `head_dim` and V heads of `v_head_dim`.
+
+    Layer kinds: `layer_types`, else `hybrid_layer_pattern` (1 = sliding; vLLM 0.33 mimo_v2.py:499-500, SGLang
+    0.5.23 models/mimo_v2.py:1015-1016), else transformers' default (full on layer 0 and every 6th,
+    configuration_mimo_v2_flash.py:113-117). Sliding layers: `swa_num_key_value_heads`, `swa_head_dim`,
+    `swa_v_head_dim` (vLLM mimo_v2.py:409-416), else what transformers builds: twice the KV heads, the same head
+    sizes (modeling_mimo_v2_flash.py:341-357)."""
+    n = num_layers(cfg)
+    types = _explicit_layer_types(cfg, n)
+    if types is None:
+        pattern = cfg.get("hybrid_layer_pattern")
+        if pattern is not None:
+            if not isinstance(pattern, list) or len(pattern) != n:
+                raise ConfigError(
+                    f"config `hybrid_layer_pattern` must list {n} entries (one per layer)",
+                    hint="fix hybrid_layer_pattern in config.json",
+                )
+            types = [L.SLIDING if int(p) == 1 else L.FULL for p in pattern]
+        else:
+            types = [L.FULL if i == 0 or (i + 1) % 6 == 0 else L.SLIDING for i in range(n)]
+    kv, k_dim = num_kv_heads(cfg), head_dim(cfg)
+    v_dim = positive_int(cfg, "v_head_dim", default=k_dim)
+    swa_kv = positive_int(cfg, "swa_num_key_value_heads", default=2 * kv)
+    swa_k = positive_int(cfg, "swa_head_dim", default=k_dim)
+    swa_v = positive_int(cfg, "swa_v_head_dim", default=v_dim if cfg.get("swa_head_dim") is None else swa_k)
+    window = mimo_v2_flash_window(cfg)
+    full = L.FullAttention(kv, k_dim, v_dim)
+    sliding = L.SlidingWindow(swa_kv, swa_k, swa_v, window)
+    out: list[tuple[L.Layer, ...]] = []
+    for kind in types:
+        if kind not in (L.FULL, L.SLIDING):
+            raise UnsupportedArchitecture(f"mimo_v2_flash layer type {kind} is not one kvplan knows")
+        out.append((sliding if kind == L.SLIDING else full,))
+    return tuple(out)
+
+
 # Shape readers by the names the family table uses (kvplan.core.families.Family.shape).
 READERS: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
     "dense": dense,
@@ -364,6 +492,9 @@ READERS: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
     "bamba": bamba,
     "falcon_h1": falcon_h1,
     "qwen3_next": qwen3_next,
+    "gemma3n": gemma3n,
+    "gemma4": gemma4,
+    "mimo_v2_flash": mimo_v2_flash,
 }
 
 
