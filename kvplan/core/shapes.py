@@ -399,6 +399,16 @@ def gemma4_layer_heads(cfg: dict, kind: str) -> tuple[int, int]:
     return heads, positive_int(cfg, "global_head_dim", default=512)
 
 
+def gemma4_layers(cfg: dict) -> list[tuple[str, bool]]:
+    """(kind, reuses another layer's K/V) of each Gemma 4 layer: `layer_types` (default five sliding then one
+    full), the last layer always full (transformers forces it, configuration_gemma4.py:195-199), the last
+    `num_kv_shared_layers` consumers. The weights layout (kvplan.weights.tensors) reads the same list."""
+    types = _gemma_types(cfg, 6)
+    types[-1] = L.FULL
+    consumers = _kv_consumers(types, int(cfg.get("num_kv_shared_layers") or 0), "gemma4")
+    return list(zip(types, consumers, strict=True))
+
+
 def gemma4(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     """Gemma 4: sliding and full layers with their own KV heads and head sizes (`gemma4_layer_heads`), the last
     layer always full; `use_bidirectional_attention: "all"` halves the window (w // 2 + 1, configuration_gemma4.py:184-186); the last
@@ -406,14 +416,12 @@ def gemma4(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     are still two tensors in every engine kvplan checked: transformers caches `v_norm(k_proj(x))` beside the
     normed, rotated K (modeling_gemma4.py:1218-1228); vLLM loads k_proj into both the K and V slots of qkv_proj
     and writes both halves of the page (gemma4.py:89-118, :536-551)."""
-    types = _gemma_types(cfg, 6)
-    types[-1] = L.FULL  # transformers forces it (configuration_gemma4.py:195-199)
-    window = _window_or_error(cfg, "gemma4") if L.SLIDING in types else 0
+    layers = gemma4_layers(cfg)
+    window = _window_or_error(cfg, "gemma4") if any(kind == L.SLIDING for kind, _ in layers) else 0
     if cfg.get("use_bidirectional_attention") == "all":
         window = window // 2 + 1
-    consumers = _kv_consumers(types, int(cfg.get("num_kv_shared_layers") or 0), "gemma4")
     out: list[tuple[L.Layer, ...]] = []
-    for kind, reuse in zip(types, consumers, strict=True):
+    for kind, reuse in layers:
         heads, size = gemma4_layer_heads(cfg, kind)
         if reuse:
             out.append((L.NoCache(),))
@@ -444,6 +452,28 @@ def mimo_v2_flash(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     configuration_mimo_v2_flash.py:113-117). Sliding layers: `swa_num_key_value_heads`, `swa_head_dim`,
     `swa_v_head_dim` (vLLM mimo_v2.py:409-416), else what transformers builds: twice the KV heads, the same head
     sizes (modeling_mimo_v2_flash.py:341-357)."""
+    types = mimo_v2_flash_kinds(cfg)
+    kv, k_dim = num_kv_heads(cfg), head_dim(cfg)
+    v_dim = positive_int(cfg, "v_head_dim", default=k_dim)
+    swa_kv, swa_k, swa_v = mimo_v2_flash_swa_heads(cfg)
+    window = mimo_v2_flash_window(cfg)
+    full = L.FullAttention(kv, k_dim, v_dim)
+    sliding = L.SlidingWindow(swa_kv, swa_k, swa_v, window)
+    return tuple((sliding if kind == L.SLIDING else full,) for kind in types)
+
+
+def mimo_v2_flash_swa_heads(cfg: dict) -> tuple[int, int, int]:
+    """(KV heads, K head size, V head size) of MiMo-V2-Flash's sliding layers (see `mimo_v2_flash`)."""
+    kv, k_dim = num_kv_heads(cfg), head_dim(cfg)
+    v_dim = positive_int(cfg, "v_head_dim", default=k_dim)
+    swa_kv = positive_int(cfg, "swa_num_key_value_heads", default=2 * kv)
+    swa_k = positive_int(cfg, "swa_head_dim", default=k_dim)
+    swa_v = positive_int(cfg, "swa_v_head_dim", default=v_dim if cfg.get("swa_head_dim") is None else swa_k)
+    return swa_kv, swa_k, swa_v
+
+
+def mimo_v2_flash_kinds(cfg: dict) -> list[str]:
+    """Full or sliding, per MiMo-V2-Flash layer (see `mimo_v2_flash`); the weights layout reads it too."""
     n = num_layers(cfg)
     types = _explicit_layer_types(cfg, n)
     if types is None:
@@ -457,20 +487,10 @@ def mimo_v2_flash(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
             types = [L.SLIDING if int(p) == 1 else L.FULL for p in pattern]
         else:
             types = [L.FULL if i == 0 or (i + 1) % 6 == 0 else L.SLIDING for i in range(n)]
-    kv, k_dim = num_kv_heads(cfg), head_dim(cfg)
-    v_dim = positive_int(cfg, "v_head_dim", default=k_dim)
-    swa_kv = positive_int(cfg, "swa_num_key_value_heads", default=2 * kv)
-    swa_k = positive_int(cfg, "swa_head_dim", default=k_dim)
-    swa_v = positive_int(cfg, "swa_v_head_dim", default=v_dim if cfg.get("swa_head_dim") is None else swa_k)
-    window = mimo_v2_flash_window(cfg)
-    full = L.FullAttention(kv, k_dim, v_dim)
-    sliding = L.SlidingWindow(swa_kv, swa_k, swa_v, window)
-    out: list[tuple[L.Layer, ...]] = []
     for kind in types:
         if kind not in (L.FULL, L.SLIDING):
             raise UnsupportedArchitecture(f"mimo_v2_flash layer type {kind} is not one kvplan knows")
-        out.append((sliding if kind == L.SLIDING else full,))
-    return tuple(out)
+    return types
 
 
 # Shape readers by the names the family table uses (kvplan.core.families.Family.shape).
