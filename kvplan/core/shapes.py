@@ -39,6 +39,9 @@ from kvplan.errors import ConfigError, UnsupportedArchitecture
 FALCON_NEW_DECODER = "falcon_new_decoder_architecture"  # Falcon-40B/180B grouped KV (transformers broadcasts it)
 MOE = "moe"  # routed experts (vLLM picks its model runner by it)
 QUANTIZED = "quantized"  # the config carries a `quantization_config` (quantized checkpoint)
+# MiMo-V2-Flash's `sliding_window_size`: the shape's window is transformers' (`sliding_window_size + 1`); vLLM's
+# attention takes `sliding_window_size` itself as its window (kvplan.core.shapes.mimo_v2_flash_window)
+WINDOW_IS_SIZE_PLUS_ONE = "window_is_sliding_window_size_plus_one"
 
 
 @dataclass(frozen=True)
@@ -411,8 +414,8 @@ def gemma4_layers(cfg: dict) -> list[tuple[str, bool]]:
 
 def gemma4(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     """Gemma 4: sliding and full layers with their own KV heads and head sizes (`gemma4_layer_heads`), the last
-    layer always full; `use_bidirectional_attention: "all"` halves the window (w // 2 + 1, configuration_gemma4.py:184-186); the last
-    `num_kv_shared_layers` layers cache nothing. Full layers with `attention_k_eq_v` have no v_proj, but K and V
+    layer always full; `use_bidirectional_attention: "all"` makes the window w // 2 + 1 (configuration_gemma4.py:
+    184-186); the last `num_kv_shared_layers` layers cache nothing. Full layers with `attention_k_eq_v` have no v_proj, but K and V
     are still two tensors in every engine kvplan checked: transformers caches `v_norm(k_proj(x))` beside the
     normed, rotated K (modeling_gemma4.py:1218-1228); vLLM loads k_proj into both the K and V slots of qkv_proj
     and writes both halves of the page (gemma4.py:89-118, :536-551)."""
@@ -545,6 +548,8 @@ def model_shape(config: dict[str, Any]) -> ModelShape:
         features.add(FALCON_NEW_DECODER)
     if num_experts(cfg, default=0):
         features.add(MOE)
+    if family is not None and family.shape == "mimo_v2_flash" and cfg.get("sliding_window_size") is not None:
+        features.add(WINDOW_IS_SIZE_PLUS_ONE)
     if config.get("quantization_config") or cfg.get("quantization_config"):
         features.add(QUANTIZED)
     architectures = config.get("architectures") or cfg.get("architectures") or ()

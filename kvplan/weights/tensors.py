@@ -723,7 +723,10 @@ def _gemma4_text(cfg: dict[str, Any], family: Family) -> list[Tensor]:
         if moe:
             experts, moe_inter = _num_experts(cfg), positive_int(cfg, "moe_intermediate_size")
             t += _linear(f"{p}.router.proj", experts, h, role="router")
-            t += [Tensor(f"{p}.router.scale", (h,), "router"), Tensor(f"{p}.router.per_expert_scale", (experts,), "router")]
+            t += [
+                Tensor(f"{p}.router.scale", (h,), "router"),
+                Tensor(f"{p}.router.per_expert_scale", (experts,), "router"),
+            ]
             t += _experts(f"{p}.experts", experts, h, moe_inter)
             t += [x for n in _GEMMA4_MOE_NORMS for x in _norm(f"{p}.{n}", h, 1)]
     return t + _norm("model.norm", h, 1) + _lm_head("lm_head", vocab, h, _tied(cfg))
