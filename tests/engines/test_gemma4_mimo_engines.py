@@ -1,17 +1,22 @@
-"""vLLM 0.33's KV-cache specs for Gemma 4, Gemma 3n and MiMo-V2-Flash (issue 12), each rule with the vLLM file and
-line it follows. The figures are written out from vLLM's arithmetic, not read back from kvplan."""
+"""Engines' caches for Gemma 4, Gemma 3n and MiMo-V2-Flash (issue 12): vLLM 0.33's KV-cache specs, each rule with
+the vLLM file and line it follows, and SGLang's logged MiMo pools. The figures are written out from the engines'
+arithmetic, not read back from kvplan."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import yaml
+
 from kvplan.core import specs as L
 from kvplan.core.shapes import model_shape
 from kvplan.core.units import cdiv
 from kvplan.engines import Request
+from kvplan.engines.base import kv_heads_per_rank
+from kvplan.engines.sglang import SglangEngine
 from kvplan.engines.vllm import VllmEngine
 
-from conftest import load_config
+from conftest import FIXTURES, load_config
 
 # in-flight tokens = max_num_batched_tokens without async scheduling at PP 1 (VllmConfig.max_in_flight_tokens);
 # 2049 makes window - 1 + in_flight land on a block boundary for MiMo's 128-token window, not for 129
@@ -68,3 +73,44 @@ def test_mimo_v2_flash_k_and_v_sizes_and_vllm_window():
     costs = _costs(shape)
     assert costs[L.SLIDING].bytes == 45 * 137 * 81920
     assert costs[L.FULL].bytes == 9 * cdiv(32768, 32) * 81920
+
+
+# ---- SGLang: MiMo-V2-Flash's logged pools (tests/fixtures/calibration/engine_cases_2026.yaml)
+
+_GIB = 2**30
+
+
+def _case(case_id: str) -> dict:
+    cases = yaml.safe_load((FIXTURES / "calibration" / "engine_cases_2026.yaml").read_text())
+    return next(c for c in cases if c["id"] == case_id)
+
+
+def _pool_bytes(shape, kind: str, tp: int, side: str) -> int:
+    """K (or V) bytes per token of every layer of `kind` on one of `tp` ranks, bf16: SGLang's pool per-token
+    size, `get_swa_num_kv_heads(tp) x (swa_head_dim + swa_v_head_dim)` for SWA layers and the full layers' own
+    (model_executor/pool_configurator.py:714-726), K and V in separate buffers."""
+    caches = [c for c in shape.caches() if c.kind == kind]
+    return (
+        sum(kv_heads_per_rank(c.num_kv_heads, tp) * (c.head_dim_k if side == "k" else c.head_dim_v) for c in caches) * 2
+    )
+
+
+def test_sglang_mimo_pools_hold_the_logged_k_and_v_sizes():
+    """SGLang logs K and V sizes per TP rank (GiB, two decimals) for MiMo-V2-Flash at TP 4: the SWA pool of 39
+    layers of 2 (8 / 4) heads of K 192 / V 128 and the full pool of 9 layers of 1 (4 / 4) head. Each buffer holds
+    `#tokens + page_size` rows (mem_cache/memory_pool.py:2574-2578; --page-size 64 in #18039, 1 by default):
+    without the 64 rows V would print 5.58, not 5.59."""
+    shape = model_shape(load_config("XiaomiMiMo__MiMo-V2-Flash"))
+    before_fix = _case("sglang-18039-mimo-v2-flash-tp4-mem07-main-2026-01")["reported"]
+    tokens = before_fix["sglang_swa_layer_tokens"] + 64
+    assert round(tokens * _pool_bytes(shape, L.SLIDING, 4, "k") / _GIB, 2) == before_fix["sglang_k_size_gb"]
+    assert round(tokens * _pool_bytes(shape, L.SLIDING, 4, "v") / _GIB, 2) == before_fix["sglang_v_size_gb"]
+    pool = _case("sglang-15464-mimo-v2-flash-swakvpool-2025-12")["reported"]
+    for kind, prefix in ((L.SLIDING, "sglang_swa_pool"), (L.FULL, "sglang_full_pool")):
+        for side in ("k", "v"):
+            logged = pool[f"{prefix}_{side}_size_gb"]
+            assert round((pool["kv_cache_tokens"] + 1) * _pool_bytes(shape, kind, 4, side) / _GIB, 2) == logged
+    sglang = {
+        c.kind: c for c in SglangEngine().stage_costs(shape.caches(), Request(1, 1, "bfloat16", "bfloat16", tp=4))
+    }
+    assert sglang[L.FULL].bytes_per_token == _pool_bytes(shape, L.FULL, 4, "k") + _pool_bytes(shape, L.FULL, 4, "v")
