@@ -42,6 +42,9 @@ QUANTIZED = "quantized"  # the config carries a `quantization_config` (quantized
 # MiMo-V2-Flash's `sliding_window_size`: the shape's window is transformers' (`sliding_window_size + 1`); vLLM's
 # attention takes `sliding_window_size` itself as its window (kvplan.core.shapes.mimo_v2_flash_window)
 WINDOW_IS_SIZE_PLUS_ONE = "window_is_sliding_window_size_plus_one"
+# Gemma 4's `num_kv_shared_layers`: its NoCache layers read an earlier layer's K/V (SGLang still keeps pool rows
+# for them, kvplan.engines.sglang says so)
+KV_SHARED_LAYERS = "kv_shared_layers"
 
 
 @dataclass(frozen=True)
@@ -550,6 +553,8 @@ def model_shape(config: dict[str, Any]) -> ModelShape:
         features.add(MOE)
     if family is not None and family.shape == "mimo_v2_flash" and cfg.get("sliding_window_size") is not None:
         features.add(WINDOW_IS_SIZE_PLUS_ONE)
+    if family is not None and family.shape == "gemma4" and int(cfg.get("num_kv_shared_layers") or 0):
+        features.add(KV_SHARED_LAYERS)
     if config.get("quantization_config") or cfg.get("quantization_config"):
         features.add(QUANTIZED)
     architectures = config.get("architectures") or cfg.get("architectures") or ()

@@ -15,6 +15,7 @@ from kvplan.engines import Request
 from kvplan.engines.base import kv_heads_per_rank
 from kvplan.engines.sglang import SglangEngine
 from kvplan.engines.vllm import VllmEngine
+from kvplan.planning.estimate import estimate_config
 
 from conftest import FIXTURES, load_config
 
@@ -114,3 +115,14 @@ def test_sglang_mimo_pools_hold_the_logged_k_and_v_sizes():
         c.kind: c for c in SglangEngine().stage_costs(shape.caches(), Request(1, 1, "bfloat16", "bfloat16", tp=4))
     }
     assert sglang[L.FULL].bytes_per_token == _pool_bytes(shape, L.FULL, 4, "k") + _pool_bytes(shape, L.FULL, 4, "v")
+
+
+def test_sglang_says_it_sizes_its_pool_for_gemma4_kv_sharing_layers():
+    """SGLang 0.5.23 sizes its SWA / full pools by every layer id of layer_types (configs/model_config.py:
+    2753-2770, mem_cache/swa_memory_pool.py:54-56), KV-sharing consumers included: the estimate says kvplan's
+    0 B for them is below SGLang's pool."""
+    cfg = dict(load_config("nvidia__Gemma-4-31B-IT-NVFP4")["text_config"])
+    shared = estimate_config({**cfg, "num_kv_shared_layers": 20}, engine="sglang", seq_len=4096)
+    assert any("20 KV-sharing layers" in note for note in shared.notes)
+    plain = estimate_config(cfg, engine="sglang", seq_len=4096)
+    assert not any("KV-sharing" in note for note in plain.notes)
