@@ -128,6 +128,32 @@ _TABLE = (
         defaults={"tie_word_embeddings": True},
     ),
     Family("mamba", shape="mamba", weights="mamba", defaults={"tie_word_embeddings": True}),
+    # Gemma 4, Gemma 3n, MiMo-V2-Flash (issue 12): defaults from transformers 5.24's config classes
+    # (configuration_gemma4.py Gemma4TextConfig, configuration_gemma3n.py Gemma3nTextConfig,
+    # configuration_mimo_v2_flash.py MiMoV2FlashConfig)
+    Family(
+        "gemma4_text",
+        shape="gemma4",
+        weights="gemma4_text",
+        aliases=("gemma4",),
+        defaults={
+            "vocab_size": 262144,
+            "head_dim": 256,
+            "global_head_dim": 512,
+            "tie_word_embeddings": True,
+            "sliding_window": 512,
+            "num_kv_shared_layers": 0,
+            "attention_k_eq_v": False,
+            "hidden_size_per_layer_input": 256,
+            "vocab_size_per_layer_input": 262144,
+        },
+    ),
+    Family(
+        "mimo_v2_flash",
+        shape="mimo_v2_flash",
+        weights="mimo_v2_flash",
+        defaults={"vocab_size": 152576, "head_dim": 192, "v_head_dim": 128, "tie_word_embeddings": False},
+    ),
     # ---- families kvplan reads the caches of but has no exact weights layout for (weights assumed, and said so)
     Family("gptj", shape="dense", weights=None, honours_head_dim=False),
     Family("bloom", shape="dense", weights=None, honours_head_dim=False),
@@ -156,6 +182,19 @@ _TABLE = (
     Family("falcon_h1", shape="falcon_h1", weights=None),
     Family("qwen3_5_text", shape="qwen3_next", weights=None, aliases=("qwen3_5",)),
     Family("qwen3_5_moe", shape="qwen3_next", weights=None),
+    Family(
+        "gemma3n_text",
+        shape="gemma3n",
+        weights=None,
+        aliases=("gemma3n",),
+        defaults={
+            "vocab_size": 262400,
+            "head_dim": 256,
+            "tie_word_embeddings": True,
+            "sliding_window": 512,
+            "num_kv_shared_layers": 15,
+        },
+    ),
 )
 
 # canonical name -> Family, and every model_type spelling -> Family (kept in step by register / unregister)

@@ -39,6 +39,12 @@ from kvplan.errors import ConfigError, UnsupportedArchitecture
 FALCON_NEW_DECODER = "falcon_new_decoder_architecture"  # Falcon-40B/180B grouped KV (transformers broadcasts it)
 MOE = "moe"  # routed experts (vLLM picks its model runner by it)
 QUANTIZED = "quantized"  # the config carries a `quantization_config` (quantized checkpoint)
+# MiMo-V2-Flash's `sliding_window_size`: the shape's window is transformers' (`sliding_window_size + 1`); vLLM's
+# attention takes `sliding_window_size` itself as its window (kvplan.core.shapes.mimo_v2_flash_window)
+WINDOW_IS_SIZE_PLUS_ONE = "window_is_sliding_window_size_plus_one"
+# Gemma 4's `num_kv_shared_layers`: its NoCache layers read an earlier layer's K/V (SGLang still keeps pool rows
+# for them, kvplan.engines.sglang says so)
+KV_SHARED_LAYERS = "kv_shared_layers"
 
 
 @dataclass(frozen=True)
@@ -345,6 +351,154 @@ def qwen3_next(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     return tuple((attention(cfg),) if t == L.FULL else (delta,) for t in types)
 
 
+# ---------------------------------------------------------------- Gemma 3n, Gemma 4, MiMo-V2-Flash (issue 12)
+# Layers with their own head shapes per layer type, K/V head sizes that differ, and KV-sharing consumers.
+
+
+def _kv_consumers(types: list[str], shared: int, family: str) -> list[bool]:
+    """Which layers reuse another layer's K/V and cache nothing: the last `shared` layers (transformers 5.24
+    `Gemma3nTextConfig.kv_sharing_modes`, configuration_gemma3n.py:206-231, and `Gemma4TextConfig.kv_sharing_modes`,
+    configuration_gemma4.py:226-251: "reuse", a DummyLayer in the cache; vLLM 0.33 gives them a
+    `kv_sharing_target_layer_name` and no KV-cache spec, v1/worker/gpu_model_runner.py:7096-7107). Each consumer
+    reads the last earlier layer of its type, which must exist (transformers raises otherwise)."""
+    n = len(types)
+    if shared < 0 or shared >= n:
+        raise ConfigError(
+            f"{family} config has num_kv_shared_layers={shared} of {n} layers: no layer would produce the K/V",
+            hint="num_kv_shared_layers must be smaller than num_hidden_layers",
+        )
+    first_shared = n - shared
+    if shared and set(types[first_shared:]) - set(types[:first_shared]):
+        raise ConfigError(
+            f"{family} config shares K/V of a layer type no earlier layer produces",
+            hint="check layer_types and num_kv_shared_layers in config.json",
+        )
+    return [i >= first_shared for i in range(n)]
+
+
+def _gemma_types(cfg: dict, default_period: int) -> list[str]:
+    """`layer_types`, else `default_period - 1` sliding layers then one full (Gemma 4: 6, Gemma 3n: 5)."""
+    n = num_layers(cfg)
+    return _explicit_layer_types(cfg, n) or [L.FULL if (i + 1) % default_period == 0 else L.SLIDING for i in range(n)]
+
+
+def gemma3n(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Gemma 3n: Gemma 3's sliding/full layers (default four sliding then one full) whose last
+    `num_kv_shared_layers` (default 15) reuse the K/V of the last earlier layer of their type and cache nothing
+    (transformers 5.24 configuration_gemma3n.py:140-143 and :206-231; vLLM 0.33 gemma3n.py:311-399)."""
+    types = _gemma_types(cfg, 5)
+    consumers = _kv_consumers(types, int(cfg.get("num_kv_shared_layers") or 0), "gemma3n")
+    stack = _attention_stack(cfg, types)
+    return tuple((L.NoCache(),) if reuse else layer for layer, reuse in zip(stack, consumers, strict=True))
+
+
+def gemma4_layer_heads(cfg: dict, kind: str) -> tuple[int, int]:
+    """(KV heads, head size) of a Gemma 4 layer of `kind`. Full layers use `global_head_dim` (default 512) and,
+    when `attention_k_eq_v` is set, `num_global_key_value_heads` (when given); sliding layers the config's own
+    (transformers 5.24 configuration_gemma4.py:208-222, `per_layer_config`, which vLLM 0.33 gemma4.py:578-580
+    reads too)."""
+    if kind != L.FULL:
+        return num_kv_heads(cfg), head_dim(cfg)
+    heads = num_kv_heads(cfg)
+    if cfg.get("attention_k_eq_v", False) and cfg.get("num_global_key_value_heads") is not None:
+        heads = positive_int(cfg, "num_global_key_value_heads")
+    return heads, positive_int(cfg, "global_head_dim", default=512)
+
+
+def gemma4_layers(cfg: dict) -> list[tuple[str, bool]]:
+    """(kind, reuses another layer's K/V) of each Gemma 4 layer: `layer_types` (default five sliding then one
+    full), the last layer always full (transformers forces it, configuration_gemma4.py:195-199), the last
+    `num_kv_shared_layers` consumers. The weights layout (kvplan.weights.tensors) reads the same list."""
+    types = _gemma_types(cfg, 6)
+    types[-1] = L.FULL
+    consumers = _kv_consumers(types, int(cfg.get("num_kv_shared_layers") or 0), "gemma4")
+    return list(zip(types, consumers, strict=True))
+
+
+def gemma4(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Gemma 4: sliding and full layers with their own KV heads and head sizes (`gemma4_layer_heads`), the last
+    layer always full; `use_bidirectional_attention: "all"` makes the window w // 2 + 1 (configuration_gemma4.py:
+    184-186); the last `num_kv_shared_layers` layers cache nothing. Full layers with `attention_k_eq_v` have no v_proj, but K and V
+    are still two tensors in every engine kvplan checked: transformers caches `v_norm(k_proj(x))` beside the
+    normed, rotated K (modeling_gemma4.py:1218-1228); vLLM loads k_proj into both the K and V slots of qkv_proj
+    and writes both halves of the page (gemma4.py:89-118, :536-551)."""
+    layers = gemma4_layers(cfg)
+    window = _window_or_error(cfg, "gemma4") if any(kind == L.SLIDING for kind, _ in layers) else 0
+    if cfg.get("use_bidirectional_attention") == "all":
+        window = window // 2 + 1
+    out: list[tuple[L.Layer, ...]] = []
+    for kind, reuse in layers:
+        heads, size = gemma4_layer_heads(cfg, kind)
+        if reuse:
+            out.append((L.NoCache(),))
+        elif kind == L.SLIDING:
+            out.append((L.SlidingWindow(heads, size, size, window),))
+        elif kind == L.FULL:
+            out.append((L.FullAttention(heads, size, size),))
+        else:
+            raise UnsupportedArchitecture(f"gemma4 layer type {kind} is not one kvplan knows")
+    return tuple(out)
+
+
+def mimo_v2_flash_window(cfg: dict) -> int:
+    """The sliding window as transformers 5.24 reads it: `sliding_window_size + 1` when the config names one (the
+    reference SGLang code attends to that many earlier tokens plus the query; configuration_mimo_v2_flash.py:
+    131-132), else `sliding_window` (default 129). vLLM 0.33 gives its attention `sliding_window_size` itself
+    (mimo_v2.py:416, :318) and SGLang 0.5.23 likewise (models/mimo_v2.py:891)."""
+    if cfg.get("sliding_window_size") is not None:
+        return positive_int(cfg, "sliding_window_size") + 1
+    return positive_int(cfg, "sliding_window", default=129)
+
+
+def mimo_v2_flash(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """MiMo-V2-Flash: full and sliding layers with K heads of `head_dim` and V heads of `v_head_dim`.
+
+    Layer kinds: `layer_types`, else `hybrid_layer_pattern` (1 = sliding; vLLM 0.33 mimo_v2.py:499-500, SGLang
+    0.5.23 models/mimo_v2.py:1015-1016), else transformers' default (full on layer 0 and every 6th,
+    configuration_mimo_v2_flash.py:113-117). Sliding layers: `swa_num_key_value_heads`, `swa_head_dim`,
+    `swa_v_head_dim` (vLLM mimo_v2.py:409-416), else what transformers builds: twice the KV heads, the same head
+    sizes (modeling_mimo_v2_flash.py:341-357)."""
+    types = mimo_v2_flash_kinds(cfg)
+    kv, k_dim = num_kv_heads(cfg), head_dim(cfg)
+    v_dim = positive_int(cfg, "v_head_dim", default=k_dim)
+    swa_kv, swa_k, swa_v = mimo_v2_flash_swa_heads(cfg)
+    window = mimo_v2_flash_window(cfg)
+    full = L.FullAttention(kv, k_dim, v_dim)
+    sliding = L.SlidingWindow(swa_kv, swa_k, swa_v, window)
+    return tuple((sliding if kind == L.SLIDING else full,) for kind in types)
+
+
+def mimo_v2_flash_swa_heads(cfg: dict) -> tuple[int, int, int]:
+    """(KV heads, K head size, V head size) of MiMo-V2-Flash's sliding layers (see `mimo_v2_flash`)."""
+    kv, k_dim = num_kv_heads(cfg), head_dim(cfg)
+    v_dim = positive_int(cfg, "v_head_dim", default=k_dim)
+    swa_kv = positive_int(cfg, "swa_num_key_value_heads", default=2 * kv)
+    swa_k = positive_int(cfg, "swa_head_dim", default=k_dim)
+    swa_v = positive_int(cfg, "swa_v_head_dim", default=v_dim if cfg.get("swa_head_dim") is None else swa_k)
+    return swa_kv, swa_k, swa_v
+
+
+def mimo_v2_flash_kinds(cfg: dict) -> list[str]:
+    """Full or sliding, per MiMo-V2-Flash layer (see `mimo_v2_flash`); the weights layout reads it too."""
+    n = num_layers(cfg)
+    types = _explicit_layer_types(cfg, n)
+    if types is None:
+        pattern = cfg.get("hybrid_layer_pattern")
+        if pattern is not None:
+            if not isinstance(pattern, list) or len(pattern) != n:
+                raise ConfigError(
+                    f"config `hybrid_layer_pattern` must list {n} entries (one per layer)",
+                    hint="fix hybrid_layer_pattern in config.json",
+                )
+            types = [L.SLIDING if int(p) == 1 else L.FULL for p in pattern]
+        else:
+            types = [L.FULL if i == 0 or (i + 1) % 6 == 0 else L.SLIDING for i in range(n)]
+    for kind in types:
+        if kind not in (L.FULL, L.SLIDING):
+            raise UnsupportedArchitecture(f"mimo_v2_flash layer type {kind} is not one kvplan knows")
+    return types
+
+
 # Shape readers by the names the family table uses (kvplan.core.families.Family.shape).
 READERS: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
     "dense": dense,
@@ -364,6 +518,9 @@ READERS: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
     "bamba": bamba,
     "falcon_h1": falcon_h1,
     "qwen3_next": qwen3_next,
+    "gemma3n": gemma3n,
+    "gemma4": gemma4,
+    "mimo_v2_flash": mimo_v2_flash,
 }
 
 
@@ -394,6 +551,10 @@ def model_shape(config: dict[str, Any]) -> ModelShape:
         features.add(FALCON_NEW_DECODER)
     if num_experts(cfg, default=0):
         features.add(MOE)
+    if family is not None and family.shape == "mimo_v2_flash" and cfg.get("sliding_window_size") is not None:
+        features.add(WINDOW_IS_SIZE_PLUS_ONE)
+    if family is not None and family.shape == "gemma4" and int(cfg.get("num_kv_shared_layers") or 0):
+        features.add(KV_SHARED_LAYERS)
     if config.get("quantization_config") or cfg.get("quantization_config"):
         features.add(QUANTIZED)
     architectures = config.get("architectures") or cfg.get("architectures") or ()

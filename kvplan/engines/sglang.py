@@ -17,6 +17,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from kvplan.core import specs as L
+from kvplan.core.shapes import KV_SHARED_LAYERS, ModelShape
 from kvplan.core.units import DTYPE_BYTES
 from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, window_tokens
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
@@ -181,6 +182,20 @@ CONFIG = ConfigVocabulary(
     describes="SGLang server arguments",
 )
 
+
+def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: frozenset) -> tuple[str, ...]:
+    """SGLang 0.5.23 keeps pool rows for Gemma 4's KV-sharing layers: their ids stay in the SWA / full layer lists
+    the pool is sized by (configs/model_config.py:2753-2770, model_executor/pool_configurator.py:666-667,
+    mem_cache/swa_memory_pool.py:54-56), though they never write them (models/gemma4_causal.py:427-436, :540)."""
+    if KV_SHARED_LAYERS not in shape.features:
+        return ()
+    shared = sum(isinstance(c, L.NoCache) for c in shape.caches())
+    return (
+        f"SGLang also sizes its pool for the {shared} KV-sharing layers (they write nothing there); kvplan counts "
+        "them as 0 B, so SGLang's pool per token is larger than this estimate",
+    )
+
+
 ENTRY = EngineEntry(
     name="sglang",
     display="SGLang",
@@ -190,4 +205,5 @@ ENTRY = EngineEntry(
     plannable=True,
     splits_heads=True,
     serves_fp32_in_16bit=True,
+    estimate_notes=estimate_notes,
 )

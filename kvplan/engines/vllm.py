@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 from kvplan.core import specs as L
 from kvplan.core.bisection import largest
 from kvplan.core.config import vocab_size
-from kvplan.core.shapes import MOE, QUANTIZED, ModelShape
+from kvplan.core.shapes import MOE, QUANTIZED, WINDOW_IS_SIZE_PLUS_ONE, ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
 from kvplan.engines.base import Engine, KindCost, Request, kv_heads_per_rank, merge_kinds
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
@@ -655,13 +655,22 @@ class VllmEngine:
         states: list[L.RecurrentState] | None = None,
     ) -> Spec | None:
         if isinstance(cache, L.KVAttention):
-            return Spec(cache.kind, block * self._token_bytes(cache, req), block, cache.window)
+            return Spec(cache.kind, block * self._token_bytes(cache, req), block, self._window(cache))
         if isinstance(cache, L.MlaLatent):
             return Spec(cache.kind, block * self._token_bytes(cache, req), block, mla=True)
         if isinstance(cache, L.RecurrentState):
             pages = None if mode == "all" else self.state_pages(cache, states or [cache], req, mode)
             return Spec(cache.kind, self._state_bytes(cache, req), block, state_pages=pages)
         return None
+
+    def _window(self, cache: L.FullAttention | L.SlidingWindow | L.ChunkedLocal) -> int | None:
+        """The layer's window as vLLM's spec holds it: MiMo-V2-Flash's attention gets the config's
+        `sliding_window_size` (models/mimo_v2.py:416 -> :318 -> Attention per_layer_sliding_window,
+        model_executor/layers/attention/attention.py:266-268), one less than the shape's transformers window."""
+        shape = self.shape
+        if cache.kind == L.SLIDING and cache.window and shape is not None and WINDOW_IS_SIZE_PLUS_ONE in shape.features:
+            return cache.window - 1
+        return cache.window
 
     def token_limit(self, spec: Spec, req: Request) -> int | None:
         """Tokens past which a windowed spec's reservation stops growing (None: it always grows)."""

@@ -47,6 +47,8 @@ from kvplan.core import config as fields
 from kvplan.core.config import first, positive_int, text_config, with_defaults
 from kvplan.core.families import FAMILIES as POLICY
 from kvplan.core.families import Family, family_of
+from kvplan.core.shapes import gemma4_layer_heads, gemma4_layers, mimo_v2_flash_kinds, mimo_v2_flash_swa_heads
+from kvplan.core.specs import FULL, SLIDING
 from kvplan.errors import ConfigError
 
 __all__ = [
@@ -678,6 +680,98 @@ def _mamba(cfg: dict[str, Any], family: Family) -> list[Tensor]:
     return t + _norm("backbone.norm_f", h, 1) + _lm_head("lm_head", t[0].shape[0], h, _tied(cfg))
 
 
+# ---- Gemma 4 (text model) and MiMo-V2-Flash (issue 12)
+
+
+def _gemma4_text(cfg: dict[str, Any], family: Family) -> list[Tensor]:
+    """Gemma4ForCausalLM (transformers 5.24 modeling_gemma4.py): the text model only, as the wrappers'
+    `text_config` describes it; a Gemma4ForConditionalGeneration checkpoint also holds a vision (and audio)
+    tower and its embedders, which are not counted. Per layer: attention with the layer type's own KV heads and
+    head size (`kvplan.core.shapes.gemma4_layer_heads`), no v_proj on full layers with `attention_k_eq_v`, no
+    k/v projections or norms on KV-sharing consumers, q/k norms per head (the v norm has no weight); a gated MLP
+    (twice as wide on consumers with `use_double_wide_mlp`); four norms; with `enable_moe_block` a router (norm
+    without weight, proj, scale, per-expert scale), stacked experts and three more norms; with
+    `hidden_size_per_layer_input` the per-layer-input gate, projection and norm. The `layer_scalar` buffer
+    (one value per layer) is not counted."""
+    h, heads, vocab = fields.hidden_size(cfg), fields.num_heads(cfg), _vocab(cfg)
+    inter, bias = fields.intermediate_size(cfg), bool(cfg.get("attention_bias", False))
+    layers = gemma4_layers(cfg)
+    per_layer = int(cfg.get("hidden_size_per_layer_input") or 0)
+    moe = bool(cfg.get("enable_moe_block", False))
+    t = [Tensor("model.embed_tokens.weight", (vocab, h), "embedding")]
+    if per_layer:
+        n = len(layers)
+        per_vocab = positive_int(cfg, "vocab_size_per_layer_input")
+        t += [Tensor("model.embed_tokens_per_layer.weight", (per_vocab, n * per_layer), "embedding")]
+        t += _linear("model.per_layer_model_projection", n * per_layer, h)
+        t += _norm("model.per_layer_projection_norm", per_layer, 1)
+    for i, (kind, reuse) in enumerate(layers):
+        p, a = f"model.layers.{i}", f"model.layers.{i}.self_attn"
+        kv, dim = gemma4_layer_heads(cfg, kind)
+        t += _linear(f"{a}.q_proj", heads * dim, h, bias) + _norm(f"{a}.q_norm", dim, 1)
+        if not reuse:
+            t += _norm(f"{a}.k_norm", dim, 1) + _linear(f"{a}.k_proj", kv * dim, h, bias)
+            if not (cfg.get("attention_k_eq_v") and kind == FULL):
+                t += _linear(f"{a}.v_proj", kv * dim, h, bias)
+        t += _linear(f"{a}.o_proj", h, heads * dim, bias)
+        wide = 2 if cfg.get("use_double_wide_mlp") and reuse else 1
+        t += _gated(f"{p}.mlp", h, inter * wide)
+        t += [x for n in _GEMMA2_NORMS for x in _norm(f"{p}.{n}", h, 1)]
+        if per_layer:
+            t += _linear(f"{p}.per_layer_input_gate", per_layer, h) + _linear(f"{p}.per_layer_projection", h, per_layer)
+            t += _norm(f"{p}.post_per_layer_input_norm", h, 1)
+        if moe:
+            experts, moe_inter = _num_experts(cfg), positive_int(cfg, "moe_intermediate_size")
+            t += _linear(f"{p}.router.proj", experts, h, role="router")
+            t += [
+                Tensor(f"{p}.router.scale", (h,), "router"),
+                Tensor(f"{p}.router.per_expert_scale", (experts,), "router"),
+            ]
+            t += _experts(f"{p}.experts", experts, h, moe_inter)
+            t += [x for n in _GEMMA4_MOE_NORMS for x in _norm(f"{p}.{n}", h, 1)]
+    return t + _norm("model.norm", h, 1) + _lm_head("lm_head", vocab, h, _tied(cfg))
+
+
+_GEMMA4_MOE_NORMS = ("post_feedforward_layernorm_1", "post_feedforward_layernorm_2", "pre_feedforward_layernorm_2")
+
+
+def _mimo_v2_flash(cfg: dict[str, Any], family: Family) -> list[Tensor]:
+    """MiMoV2FlashForCausalLM (transformers 5.24 modeling_mimo_v2_flash.py): per layer q/k/v (V of `v_head_dim`)
+    and an o_proj without bias, attention sinks on sliding layers, the sliding layers' own KV heads and head
+    sizes (`kvplan.core.shapes.mimo_v2_flash_swa_heads`); a dense gated MLP where `mlp_layer_types` says "dense"
+    (else where `moe_layer_freq` is 0, else the first layer), elsewhere a sigmoid router (fp32 parameter, counted
+    at the model dtype) with its `e_score_correction_bias` buffer and routed experts, no shared expert."""
+    h, heads, vocab, bias = fields.hidden_size(cfg), fields.num_heads(cfg), _vocab(cfg), bool(cfg.get("attention_bias"))
+    kinds = mimo_v2_flash_kinds(cfg)
+    kv, k_dim = fields.num_kv_heads(cfg), fields.head_dim(cfg, family)
+    v_dim = positive_int(cfg, "v_head_dim", default=k_dim)
+    swa = mimo_v2_flash_swa_heads(cfg)
+    mlp_types = cfg.get("mlp_layer_types")
+    freq = cfg.get("moe_layer_freq")
+    if not mlp_types:
+        if isinstance(freq, list) and len(freq) == len(kinds):
+            mlp_types = ["sparse" if f else "dense" for f in freq]
+        else:
+            mlp_types = ["dense"] + ["sparse"] * (len(kinds) - 1)
+    t = [Tensor("model.embed_tokens.weight", (vocab, h), "embedding")]
+    for i, kind in enumerate(kinds):
+        p, a = f"model.layers.{i}", f"model.layers.{i}.self_attn"
+        n_kv, d_k, d_v = swa if kind == SLIDING else (kv, k_dim, v_dim)
+        t += _linear(f"{a}.q_proj", heads * d_k, h, bias) + _linear(f"{a}.k_proj", n_kv * d_k, h, bias)
+        t += _linear(f"{a}.v_proj", n_kv * d_v, h, bias) + _linear(f"{a}.o_proj", h, heads * d_v)
+        if kind == SLIDING:
+            t.append(Tensor(f"{a}.sinks", (heads,), "other"))
+        if mlp_types[i] == "sparse":
+            experts, moe_inter = _num_experts(cfg), positive_int(cfg, "moe_intermediate_size")
+            t += _linear(f"{p}.mlp.gate", experts, h, role="router")
+            t.append(Tensor(f"{p}.mlp.gate.e_score_correction_bias", (experts,), "buffer"))
+            t += _experts(f"{p}.mlp.experts", experts, h, moe_inter)
+        else:
+            t += _gated(f"{p}.mlp", h, fields.intermediate_size(cfg))
+        t += _norm(f"{p}.input_layernorm", h, 1) + _norm(f"{p}.post_attention_layernorm", h, 1)
+    return t + _norm("model.norm", h, 1) + _lm_head("lm_head", vocab, h, _tied(cfg))
+
+
 # Weights layouts by the names the family table uses (kvplan.core.families.Family.weights): (config with the
 # family's defaults, family) -> tensors. Which model_types use which layout is the table's business, not this one's.
 LAYOUTS: dict[str, Callable[[dict[str, Any], Family], list[Tensor]]] = {
@@ -687,6 +781,8 @@ LAYOUTS: dict[str, Callable[[dict[str, Any], Family], list[Tensor]]] = {
     "gpt_neox": _gpt_neox,
     "falcon": _falcon,
     "mamba": _mamba,
+    "gemma4_text": _gemma4_text,
+    "mimo_v2_flash": _mimo_v2_flash,
 }
 
 

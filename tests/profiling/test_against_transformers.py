@@ -28,7 +28,6 @@ REAL = all_config_names()
 SYNTHETIC = sorted(f"synthetic/{p.stem}" for p in SYNTHETIC_DIR.glob("*.json"))
 # Synthetic families kvplan does not model yet; each must fail loudly rather than be estimated wrong.
 NOT_MODELLED = {
-    "synthetic/gemma3n_text",
     "synthetic/lfm2",
     "synthetic/minimax",
     "synthetic/nemotron_h",
@@ -86,7 +85,7 @@ def test_unmodelled_families_are_not_silently_wrong(name):
 
 
 # Configs that omit head_dim: the shape reader uses the default transformers' config class assumes for the
-# family (kvplan.core.families: Gemma 256, GLM 128, Qwen3 128, gpt-oss 64, Qwen3-Next 256), else (Cohere 2)
+# family (kvplan.core.families: Gemma 256, GLM 128, Qwen3 128, gpt-oss 64, Qwen3-Next 256, MiMo 192), else (Cohere 2)
 # hidden_size / num_attention_heads.
 WITHOUT_HEAD_DIM = [
     "synthetic/gemma2_sw",
@@ -97,6 +96,10 @@ WITHOUT_HEAD_DIM = [
     "synthetic/qwen3_next",
     "Qwen__Qwen3-8B",
     "openai__gpt-oss-20b",
+    # Gemma 4 and Gemma 3n: 256 (Gemma 4's full layers keep global_head_dim); MiMo-V2-Flash: 192 (V keeps v_head_dim)
+    "synthetic/gemma4_text_kv_shared",
+    "synthetic/gemma3n_text",
+    "synthetic/mimo_v2_flash_defaults",
 ]
 
 

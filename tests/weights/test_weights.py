@@ -27,6 +27,8 @@ def meta_count(d: dict) -> int:
     model_type = {"kimi_k2": "deepseek_v3", "RefinedWebModel": "falcon"}.get(d["model_type"], d["model_type"])
     if model_type == "gemma3":  # multimodal: count what Gemma3ForCausalLM builds from the text config
         d, model_type = d["text_config"], "gemma3_text"
+    if model_type == "gemma4":  # likewise Gemma4ForCausalLM: the vision tower is not counted
+        d, model_type = d["text_config"], d["text_config"]["model_type"]
     kwargs = {k: v for k, v in d.items() if k not in ("auto_map", "model_type")}
     cfg = transformers.AutoConfig.for_model(model_type, **kwargs)
     with torch.device("meta"):
@@ -186,6 +188,23 @@ SYNTHETIC = {
         "tie_word_embeddings": False,
     },
     "gpt_neox-no-bias-tied": _small("gpt_neox", attention_bias=False, tie_word_embeddings=True),
+    # Gemma 4: KV-sharing consumers (no k/v projections, double-wide MLP), per-layer inputs, k_eq_v full layers
+    "gemma4_text-kv-shared-ple-double-wide": load_config("synthetic/gemma4_text_kv_shared"),
+    "gemma4_text-moe-v-proj-bias-untied": {
+        **load_config("synthetic/gemma4_text_kv_shared"),
+        "attention_k_eq_v": False,
+        "num_kv_shared_layers": 0,
+        "hidden_size_per_layer_input": 0,
+        "enable_moe_block": True,
+        "num_experts": 4,
+        "top_k_experts": 2,
+        "moe_intermediate_size": 32,
+        "attention_bias": True,
+        "tie_word_embeddings": False,
+    },
+    # MiMo-V2-Flash with transformers' defaults (no swa_* keys, no hybrid_layer_pattern) and with biases
+    "mimo_v2_flash-defaults": load_config("synthetic/mimo_v2_flash_defaults"),
+    "mimo_v2_flash-bias": {**load_config("synthetic/mimo_v2_flash_defaults"), "attention_bias": True},
 }
 
 
