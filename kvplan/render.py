@@ -7,7 +7,6 @@ go to stderr. Depends on result dataclasses only. Rich is imported by the functi
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Any, cast
 
@@ -50,8 +49,14 @@ def escape(text: str) -> str:
 
 
 def print_json(data: Any) -> None:
-    """Exactly one JSON document on stdout."""
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    """Exactly one strict JSON document on stdout (kvplan.jsonout: a figure that is not finite is null, and a
+    note on stderr names where)."""
+    from kvplan.jsonout import dumps
+
+    text, where = dumps(data)
+    sys.stdout.write(text + "\n")
+    if where:
+        notes([f"{path} is not a finite number; written as null" for path in where])
 
 
 def notes(lines: tuple[str, ...] | list[str]) -> None:

@@ -852,10 +852,10 @@ def profile_model(
 
 
 def write_json_atomically(path: str | Path, data: dict[str, Any]) -> None:
-    """The report as JSON, written atomically (kvplan.atomic_file)."""
-    import json
+    """The report as strict JSON (kvplan.jsonout: a figure that is not finite is null), written atomically."""
+    from kvplan.jsonout import dumps
 
-    write_text_atomically(path, json.dumps(data, indent=2) + "\n")
+    write_text_atomically(path, dumps(data)[0] + "\n")
 
 
 __all__ = [
