@@ -102,12 +102,25 @@ def _analytic_weights(loaded: LoadedConfig, dtype: str) -> tuple[int | None, str
     from kvplan.weights.stored import weight_bytes
     from kvplan.weights.tensors import assumed_family
 
-    if assumed_family(loaded.config) is not None:
-        return None, None  # an unknown layout (e.g. Llama 4 MoE) would be counted wrongly: report unknown
     try:
+        if assumed_family(loaded.config) is not None:
+            return None, None  # an unknown layout (e.g. Llama 4 MoE) would be counted wrongly: report unknown
         return weight_bytes(loaded.config, int(DTYPE_BYTES[dtype])), "analytic"
-    except KvplanError:  # a config the analytic count cannot read: weights are optional in an estimate
-        return None, None
+    except (KvplanError, *_FIELD_ERRORS):  # a config the count cannot read (`quantization_config: "4bit"`,
+        return None, None  # `bits: "four"`): weights are optional in an estimate, reported as unknown
+
+
+# A field of the wrong type or value the weights count trips over (kvplan.core.shapes reports the same ones)
+_FIELD_ERRORS = (
+    TypeError,
+    AttributeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    ZeroDivisionError,
+    OverflowError,
+    RecursionError,
+)
 
 
 def weights(loaded: LoadedConfig, dtype: str, *, offline: bool | None = None) -> tuple[int | None, str | None]:

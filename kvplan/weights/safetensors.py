@@ -63,7 +63,7 @@ def header_bytes(path: Path) -> int | None:
             if length > MAX_HEADER_BYTES:
                 return None
             header = json.loads(stream.read(length))
-    except (OSError, ValueError):  # ValueError covers JSONDecodeError and UnicodeDecodeError
+    except (OSError, ValueError, RecursionError):  # ValueError: JSONDecodeError, UnicodeDecodeError
         return None
     if not isinstance(header, dict):
         return None
@@ -152,6 +152,6 @@ def _weight_map(index: dict[str, Any]) -> dict[str, str]:
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None

@@ -172,7 +172,13 @@ def test_module_imports_no_torch_and_uses_safe_load_only():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
     source = (REPO / "kvplan" / "sources" / "hardware.py").read_text()
     loader = (REPO / "kvplan" / "sources" / "yaml_files.py").read_text()  # the shared loader profiles go through
-    assert "load_yaml(" in source and "yaml.SafeLoader(" in loader
+    assert "load_yaml(" in source and 'getattr(yaml, "CSafeLoader", yaml.SafeLoader)' in loader
+    import yaml
+
+    from kvplan.sources.yaml_files import _LOADER
+
+    assert _LOADER in (yaml.SafeLoader, getattr(yaml, "CSafeLoader", None))  # libyaml's parser, the safe constructor
+    assert issubclass(_LOADER, yaml.constructor.SafeConstructor)
     for unsafe in ("yaml.load(", "unsafe_load", "FullLoader", "UnsafeLoader", "yaml.Loader"):
         assert unsafe not in source and unsafe not in loader
 
