@@ -892,6 +892,8 @@ def main(argv: list[str] | None = None) -> None:
         except typer.Exit as exc:
             code = exc.exit_code
         except SystemExit as exc:
+            if type(sys.stdout).__name__ == "PacifyFlushWrapper":  # Click's answer to a broken pipe: exit(1)
+                raise BrokenPipeError from None  # ... which would read as "does not fit"
             code = exc.code
         except typer.Abort:
             raise KeyboardInterrupt from None

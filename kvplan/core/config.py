@@ -217,7 +217,7 @@ def vocab_size(config: dict[str, Any]) -> int:
     """The language model's vocabulary size (nested configs resolved): `vocab_size` (ChatGLM's
     `padded_vocab_size`), else the default transformers assumes for the family (Gemma 3: 262208, Gemma and
     Gemma 2: 256000), else 32000 (transformers' LlamaConfig default)."""
-    return int(first(language_config(config), *VOCAB_KEYS, default=DEFAULT_VOCAB_SIZE))
+    return positive_int(language_config(config), *VOCAB_KEYS, default=DEFAULT_VOCAB_SIZE)
 
 
 def intermediate_size(cfg: dict[str, Any], default: Any = _MISSING) -> int:

@@ -33,7 +33,7 @@ from kvplan.core.config import (
 )
 from kvplan.core.families import family_of
 from kvplan.core.units import dtype_name
-from kvplan.errors import ConfigError, UnsupportedArchitecture
+from kvplan.errors import FIELD_ERRORS, ConfigError, UnsupportedArchitecture
 
 # `ModelShape.features` entries: config facts that some engine stores differently (see the engine modules).
 FALCON_NEW_DECODER = "falcon_new_decoder_architecture"  # Falcon-40B/180B grouped KV (transformers broadcasts it)
@@ -367,25 +367,20 @@ READERS: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
 }
 
 
-# What a reader raises on a field of the wrong type or value (`max_window_layers: "half"`, `no_rope_layers: 4`):
-# turned into one ConfigError naming the model_type, never an internal error.
-_FIELD_ERRORS = (TypeError, AttributeError, ValueError, KeyError, IndexError, ZeroDivisionError, OverflowError)
-
-
 def model_shape(config: dict[str, Any]) -> ModelShape:
     """Read a raw config.json dict (nested multimodal configs resolve to the language model).
 
     A field of the wrong type or value that a reader trips over is a ConfigError (one line), as a missing one is."""
     try:
         return _read_shape(config)
-    except _FIELD_ERRORS as exc:
+    except RecursionError:
+        raise ConfigError("config is nested too deeply", hint="pass the model's config.json") from None
+    except FIELD_ERRORS as exc:  # a field of the wrong type or value a reader tripped over
         model_type = config.get("model_type") if isinstance(config, dict) else None
         raise ConfigError(
             f"config of model_type {model_type!r} has a field kvplan cannot read ({type(exc).__name__}: {exc})",
             hint="compare the config with the model's published config.json; fix the field's type or value",
         ) from None
-    except RecursionError:
-        raise ConfigError("config is nested too deeply", hint="pass the model's config.json") from None
 
 
 def _read_shape(config: dict[str, Any]) -> ModelShape:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from kvplan.core.shapes import ModelShape, model_shape
 from kvplan.core.units import DTYPE_BYTES
-from kvplan.errors import KvplanError
+from kvplan.errors import READ_ERRORS
 from kvplan.sources.configs import LoadedConfig, load_model_config
 
 _UNSET: Any = object()
@@ -106,21 +106,8 @@ def _analytic_weights(loaded: LoadedConfig, dtype: str) -> tuple[int | None, str
         if assumed_family(loaded.config) is not None:
             return None, None  # an unknown layout (e.g. Llama 4 MoE) would be counted wrongly: report unknown
         return weight_bytes(loaded.config, int(DTYPE_BYTES[dtype])), "analytic"
-    except (KvplanError, *_FIELD_ERRORS):  # a config the count cannot read (`quantization_config: "4bit"`,
+    except READ_ERRORS:  # a config the count cannot read (`quantization_config: "4bit"`,
         return None, None  # `bits: "four"`): weights are optional in an estimate, reported as unknown
-
-
-# A field of the wrong type or value the weights count trips over (kvplan.core.shapes reports the same ones)
-_FIELD_ERRORS = (
-    TypeError,
-    AttributeError,
-    ValueError,
-    KeyError,
-    IndexError,
-    ZeroDivisionError,
-    OverflowError,
-    RecursionError,
-)
 
 
 def weights(loaded: LoadedConfig, dtype: str, *, offline: bool | None = None) -> tuple[int | None, str | None]:
