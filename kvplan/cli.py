@@ -469,11 +469,13 @@ def profiles_list(profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False
     """List the known hardware profiles: built-in, user and --profiles-dir ones."""
     from kvplan.sources.hardware import list_profiles
 
-    found = list_profiles(profiles_dir)
+    problems: list[str] = []
+    found = list_profiles(profiles_dir, problems=problems)
     if json_out:
         render.print_json([p.to_dict() for p in found])
-        return
-    render.profiles_table(found)
+    else:
+        render.profiles_table(found)
+    render.notes([f"skipped a profile file: {problem}" for problem in problems])
 
 
 @profiles_app.command("show", cls=Command)
@@ -642,6 +644,13 @@ def profile(
             raise UsageError(f"--output: folder {folder} does not exist", hint="create it or choose another path")
         if not os.access(folder, os.W_OK):
             raise UsageError(f"--output: folder {folder} is not writable", hint="choose another path")
+    if not random_weights:  # an LFS pointer or a truncated file is named now, not after torch's import and a load
+        from kvplan.sources.configs import load_model_config
+        from kvplan.weights.safetensors import refuse_unusable_weights
+
+        weights_folder = load_model_config(model, revision=revision, offline=True if offline else None).folder
+        if weights_folder is not None:
+            refuse_unusable_weights(weights_folder)
     try:
         from kvplan.profiling import profiler  # torch, transformers and accelerate are imported only here
     except ImportError as exc:

@@ -498,3 +498,68 @@ def test_fuzz_argument_vectors_exit_0_1_or_2_with_strict_json(capsys, monkeypatc
         one_error_line(err)
     if "--json" in args and code in (0, 1) and out.strip().startswith(("{", "[")):
         json.loads(out, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c} for {args}"))
+
+
+# ---------------------------------------------------------------------------------------------- profile inputs
+
+
+def _model_folder(tmp_path: Path, weights: bytes) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(load_config("meta-llama__Llama-3.2-1B-Instruct")))
+    (folder / "model.safetensors").write_bytes(weights)
+    return folder
+
+
+LFS = b"version https://git-lfs.github.com/spec/v1\noid sha256:4c2b...\nsize 2471645608\n"
+
+
+@pytest.mark.parametrize(
+    "weights,needle",
+    [
+        (LFS, "Git LFS pointer"),
+        (b"\x10\x00", "truncated"),
+        (
+            (64).to_bytes(8, "little") + b'{"a": {"dtype": "BF16", "shape": [4], "data_offsets": [0, 8]}}' + b" ",
+            "truncated",
+        ),
+    ],
+)
+def test_profile_names_an_lfs_pointer_or_a_truncated_file_before_torch_is_imported(tmp_path, weights, needle):
+    folder = _model_folder(tmp_path, weights)
+    code = (
+        "import sys\nfrom kvplan.cli import main\n"
+        f"try:\n    main(['profile', {str(folder)!r}, '--device', 'cpu'])\n"
+        "finally:\n    assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
+    assert result.returncode == 2, result.stderr
+    assert "git lfs pull" in result.stderr and "--random-weights" in result.stderr
+    one_error_line(result.stderr, needle)
+
+
+def test_whole_safetensors_files_are_not_refused(tmp_path):
+    from kvplan.weights.safetensors import unusable_weight_file
+
+    header = b'{"a": {"dtype": "BF16", "shape": [4], "data_offsets": [0, 8]}}'
+    folder = _model_folder(tmp_path, len(header).to_bytes(8, "little") + header + bytes(8))
+    assert unusable_weight_file(folder) is None
+
+
+def test_one_broken_profile_file_is_skipped_with_a_note_not_fatal(tmp_path):
+    (tmp_path / "broken.yaml").write_text("id: broken\nmemory: [\n")
+    result = kvplan("profiles", "list", env={"KVPLAN_PROFILES_DIR": str(tmp_path)})
+    assert result.returncode == 0 and "h100" in result.stdout
+    assert "note: skipped a profile file:" in result.stderr and "broken.yaml" in result.stderr
+    alias = kvplan(
+        "recommend",
+        LLAMA,
+        "-g",
+        "NVIDIA H100 80GB HBM3",
+        "--max-model-len",
+        "8k",
+        env={"KVPLAN_PROFILES_DIR": str(tmp_path)},
+    )
+    assert alias.returncode in (0, 1), alias.stderr
