@@ -101,6 +101,7 @@ app = typer.Typer(
 )
 
 DEBUG_ENV = "KVPLAN_DEBUG"
+PROGRESS_FROM = 50  # `check` shows progress from this many deployments on
 # errno values of a write to stdout that cannot succeed (handled by `main`, not reported as internal errors)
 _OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF, errno.EPIPE})
 
@@ -867,9 +868,15 @@ def check(
                 path, kind=engine, gpu=gpu, gpus=positive("--gpus", gpus), model=model, profiles_dir=profiles_dir
             )
         )
-    report = check_deployments(
-        deployments, min_headroom=headroom, strict=strict, offline=True if offline else None, profiles_dir=profiles_dir
-    )
+    with render.ProgressBar(enabled=len(deployments) >= PROGRESS_FROM) as bar:  # a long plan is never silent
+        report = check_deployments(
+            deployments,
+            min_headroom=headroom,
+            strict=strict,
+            offline=True if offline else None,
+            profiles_dir=profiles_dir,
+            progress=lambda name, total: bar.step(f"checking {name}", total),
+        )
     if junit is not None:
         write_text_atomically(junit, junit_xml(report))
     if json_out:

@@ -385,6 +385,8 @@ def test_import_kvplan_imports_nothing_of_kvplan():
 # ------------------------------------------------------------------------------------------------- fuzzing
 
 
+# Examples per fuzz test: bounded in CI; `benchmarks/fuzz.py` runs the same tests with many more.
+FUZZ_EXAMPLES = int(os.environ.get("KVPLAN_FUZZ_EXAMPLES", "300"))
 FIELD_VALUES = st.one_of(
     st.none(),
     st.booleans(),
@@ -406,7 +408,7 @@ FUZZED = [
 ]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(FUZZED), data=st.data(), value=FIELD_VALUES)
 def test_fuzz_config_fields_estimate_and_recommend_never_fail_internally(name, data, value):
     """A real config with one field replaced by a value of another type, huge, negative, NaN, or deleted:
@@ -484,7 +486,9 @@ ARGS = st.lists(
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+    max_examples=FUZZ_EXAMPLES // 2,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(args=ARGS)
 def test_fuzz_argument_vectors_exit_0_1_or_2_with_strict_json(capsys, monkeypatch, args):
