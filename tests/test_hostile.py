@@ -567,3 +567,10 @@ def test_one_broken_profile_file_is_skipped_with_a_note_not_fatal(tmp_path):
         env={"KVPLAN_PROFILES_DIR": str(tmp_path)},
     )
     assert alias.returncode in (0, 1), alias.stderr
+
+
+def test_profile_refuses_weights_bigger_than_the_memory_limit_before_loading(capsys):
+    pytest.importorskip("torch")
+    code, _, err = run_main(capsys, "profile", LLAMA, "--device", "cpu", "--memory-limit", "1GiB", "--random-weights")
+    assert code == 2
+    one_error_line(err, "exceed --memory-limit")
