@@ -9,8 +9,9 @@ The Python API (typed keyword arguments; no torch needed except for `profile`):
     report = kvplan.check("kvplan.yaml", min_headroom="5%")
     run = kvplan.profile("./tiny/config.json", seq_lens=(512,), batches=(1,))  # imports torch
 
-This module must never import torch or transformers: `profile`, `recommend` and `check` (which reads YAML)
-are loaded on first use (PEP 562 `__getattr__`), so `kvplan estimate --json` imports only what it uses.
+This module imports nothing at all: every name is loaded on first use (PEP 562 `__getattr__`), so
+`kvplan estimate --json` imports only what it uses, torch never but for `profile`, and the console script's
+Ctrl-C guard (kvplan.__main__.run) holds before any of kvplan is imported.
 """
 
 from __future__ import annotations
@@ -19,21 +20,34 @@ __version__ = "0.1.0"
 
 from typing import TYPE_CHECKING, Any
 
-from kvplan.core.shapes import ModelShape, model_shape
-from kvplan.errors import ConfigError, HubError, KvplanError, UnsupportedArchitecture, UsageError
-from kvplan.planning.estimate import Estimate, estimate, estimate_config
-from kvplan.planning.resolved import ResolvedModel, load, resolve
-
 if TYPE_CHECKING:
     from kvplan.checking.check import CheckReport, check
     from kvplan.checking.plans import Deployment
+    from kvplan.core.shapes import ModelShape, model_shape
+    from kvplan.errors import ConfigError, HubError, KvplanError, UnsupportedArchitecture, UsageError
+    from kvplan.planning.estimate import Estimate, estimate, estimate_config
     from kvplan.planning.recommend import Recommendation, recommend
+    from kvplan.planning.resolved import ResolvedModel, load, resolve
     from kvplan.profiling.profiler import ProfileReport as ProfileReport
     from kvplan.profiling.profiler import ProfileRequest as ProfileRequest
     from kvplan.profiling.profiler import profile_model as profile  # noqa: F401
 
-# name -> (module, attribute): loaded on first access, so `import kvplan` stays light
+# name -> (module, attribute): loaded on first access, so `import kvplan` imports nothing (the console script's
+# guard, kvplan.__main__.run, is in place before any of kvplan's code is imported)
 _LAZY = {
+    "ModelShape": ("kvplan.core.shapes", "ModelShape"),
+    "model_shape": ("kvplan.core.shapes", "model_shape"),
+    "ConfigError": ("kvplan.errors", "ConfigError"),
+    "HubError": ("kvplan.errors", "HubError"),
+    "KvplanError": ("kvplan.errors", "KvplanError"),
+    "UnsupportedArchitecture": ("kvplan.errors", "UnsupportedArchitecture"),
+    "UsageError": ("kvplan.errors", "UsageError"),
+    "Estimate": ("kvplan.planning.estimate", "Estimate"),
+    "estimate": ("kvplan.planning.estimate", "estimate"),
+    "estimate_config": ("kvplan.planning.estimate", "estimate_config"),
+    "ResolvedModel": ("kvplan.planning.resolved", "ResolvedModel"),
+    "load": ("kvplan.planning.resolved", "load"),
+    "resolve": ("kvplan.planning.resolved", "resolve"),
     "recommend": ("kvplan.planning.recommend", "recommend"),
     "Recommendation": ("kvplan.planning.recommend", "Recommendation"),
     "check": ("kvplan.checking.check", "check"),

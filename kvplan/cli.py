@@ -7,6 +7,8 @@ not fit"); KVPLAN_DEBUG=1 shows the traceback instead. Must not import torch, tr
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import os
 import sys
@@ -99,6 +101,9 @@ app = typer.Typer(
 )
 
 DEBUG_ENV = "KVPLAN_DEBUG"
+PROGRESS_FROM = 50  # `check` shows progress from this many deployments on
+# errno values of a write to stdout that cannot succeed (handled by `main`, not reported as internal errors)
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF, errno.EPIPE})
 
 
 def fail(message: str, hint: str | None, code: int) -> None:
@@ -126,8 +131,17 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             fail(message, hint, exc.exit_code)
         except typer.Exit:
             raise
-        except KeyboardInterrupt:
-            fail("interrupted", None, 130)
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError) or exc.errno in _OUTPUT_ERRNOS:
+                raise  # stdout itself failed (a reader gone, a full disk): `main` says so, in one line
+            if os.environ.get(DEBUG_ENV):
+                raise
+            fail(
+                f"internal error: {type(exc).__name__}: {exc}", f"set {DEBUG_ENV}=1 for the traceback and report it", 2
+            )
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (kvplan.signals.Terminated)
+            signum = getattr(exc, "signum", 2)
+            fail("interrupted" if signum == 2 else f"stopped by {getattr(exc, 'name', signum)}", None, 128 + signum)
         except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
@@ -456,11 +470,13 @@ def profiles_list(profiles_dir: ProfilesDirOpt = None, json_out: JsonOpt = False
     """List the known hardware profiles: built-in, user and --profiles-dir ones."""
     from kvplan.sources.hardware import list_profiles
 
-    found = list_profiles(profiles_dir)
+    problems: list[str] = []
+    found = list_profiles(profiles_dir, problems=problems)
     if json_out:
         render.print_json([p.to_dict() for p in found])
-        return
-    render.profiles_table(found)
+    else:
+        render.profiles_table(found)
+    render.notes([f"skipped a profile file: {problem}" for problem in problems])
 
 
 @profiles_app.command("show", cls=Command)
@@ -619,6 +635,9 @@ def profile(
         offline=True if offline else None,
     )
     if output is not None:  # checked before a run that may take minutes
+        from kvplan.atomic_file import check_output_path
+
+        check_output_path(output, "--output")
         folder = os.path.dirname(os.path.abspath(output))
         if os.path.isdir(output):
             raise UsageError(f"--output {output} is a folder", hint="pass a file path, e.g. --output profile.json")
@@ -626,6 +645,13 @@ def profile(
             raise UsageError(f"--output: folder {folder} does not exist", hint="create it or choose another path")
         if not os.access(folder, os.W_OK):
             raise UsageError(f"--output: folder {folder} is not writable", hint="choose another path")
+    if not random_weights:  # an LFS pointer or a truncated file is named now, not after torch's import and a load
+        from kvplan.sources.configs import load_model_config
+        from kvplan.weights.safetensors import refuse_unusable_weights
+
+        weights_folder = load_model_config(model, revision=revision, offline=True if offline else None).folder
+        if weights_folder is not None:
+            refuse_unusable_weights(weights_folder)
     try:
         from kvplan.profiling import profiler  # torch, transformers and accelerate are imported only here
     except ImportError as exc:
@@ -819,7 +845,7 @@ def check(
     json_out: JsonOpt = False,
 ) -> None:
     """Check deployment plans (or engine configs) in CI; the help text is `check_help()`."""
-    from kvplan.atomic_file import write_text_atomically
+    from kvplan.atomic_file import check_output_path, write_text_atomically
     from kvplan.checking.check import check_deployments, parse_headroom
     from kvplan.checking.engine_configs import load_engine_config
     from kvplan.checking.junit import junit_xml
@@ -832,6 +858,8 @@ def check(
             "--engine, --gpu, --gpus and --model apply to --engine-config files only",
             hint="set them per deployment in the plan file",
         )
+    if junit is not None:  # an unset CI variable (`--junit $REPORT`) is refused before anything is checked
+        check_output_path(junit, "--junit")
     headroom = parse_headroom(min_headroom)
     deployments = [d for path in files or [] for d in load_plan(path)]
     for path in engine_config or []:
@@ -840,10 +868,16 @@ def check(
                 path, kind=engine, gpu=gpu, gpus=positive("--gpus", gpus), model=model, profiles_dir=profiles_dir
             )
         )
-    report = check_deployments(
-        deployments, min_headroom=headroom, strict=strict, offline=True if offline else None, profiles_dir=profiles_dir
-    )
-    if junit:
+    with render.ProgressBar(enabled=len(deployments) >= PROGRESS_FROM) as bar:  # a long plan is never silent
+        report = check_deployments(
+            deployments,
+            min_headroom=headroom,
+            strict=strict,
+            offline=True if offline else None,
+            profiles_dir=profiles_dir,
+            progress=lambda name, total: bar.step(f"checking {name}", total),
+        )
+    if junit is not None:
         write_text_atomically(junit, junit_xml(report))
     if json_out:
         render.print_json(report.to_dict())
@@ -853,13 +887,99 @@ def check(
     raise typer.Exit(report.exit_code)
 
 
-def main() -> None:
-    """Console-script entry point."""
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI on `argv` (default: sys.argv[1:]) and exit; the process-level boundary around every command.
+
+    What a command's own boundary (`handle_errors`) cannot see is handled here, each as one `error:` line and an
+    exit code: Click's usage errors (unknown option or command, missing argument: exit 2, with a hint naming
+    `--help`), a stdout that is closed or cannot be written (a full disk: exit 2), a reader that went away
+    (broken pipe: exit 2, quietly), an encoding that cannot show the output (characters replaced), Ctrl-C or
+    SIGTERM (exit 128 + the signal). `COLUMNS=0` or junk is ignored (Rich's own width detection).
+    """
+    _sane_environment()
+    if sys.stdout is None or _closed(sys.stdout):
+        _fail_early("stdout is closed, so kvplan has nowhere to print", "run it with stdout open (e.g. > out.txt)", 2)
+    args = sys.argv[1:] if argv is None else list(argv)
+    code: int | str | None = 0
     try:
-        app()
-    except KeyboardInterrupt:
-        render.stderr().print("[bold red]error:[/] interrupted")
-        sys.exit(130)
+        try:
+            result = app(args=args, prog_name="kvplan", standalone_mode=False)
+            code = result if isinstance(result, int) else 0  # Click returns a command's `raise typer.Exit(n)`
+        except typer.Exit as exc:
+            code = exc.exit_code
+        except SystemExit as exc:
+            if type(sys.stdout).__name__ == "PacifyFlushWrapper":  # Click's answer to a broken pipe: exit(1)
+                raise BrokenPipeError from None  # ... which would read as "does not fit"
+            code = exc.code
+        except typer.Abort:
+            raise KeyboardInterrupt from None
+        except typer.TyperException as exc:  # Click's own errors (Typer vendors Click): usage, no such option
+            ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+                sys.stdout.write(ctx.get_help() + "\n")  # `kvplan` alone: the help, as before
+                code = 2
+            else:
+                _usage_error(exc)
+        sys.stdout.flush()
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", 2)
+        _fail_early("interrupted" if signum == 2 else f"stopped by {getattr(exc, 'name', signum)}", None, 128 + signum)
+    except BrokenPipeError:
+        _quiet_exit(2)  # the reader went away (`| head`): nothing left to say to it
+    except OSError as exc:  # stdout cannot be written: a full disk (/dev/full), a closed descriptor
+        _quiet_stdout()
+        _fail_early(f"cannot write to stdout: {exc.strerror or exc}", "free disk space, or redirect the output", 2)
+    sys.exit(code)
+
+
+def _sane_environment() -> None:
+    """Outputs that an encoding cannot show get replacement characters instead of failing; a COLUMNS that is not
+    a positive width is dropped (Rich would print nothing at width 0)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(Exception):
+                reconfigure(errors="replace")
+    for name in ("COLUMNS", "LINES"):
+        value = os.environ.get(name)
+        if value is not None and not (value.strip().isdigit() and 0 < int(value) <= 10_000):
+            del os.environ[name]
+
+
+def _closed(stream: Any) -> bool:
+    try:
+        os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return not hasattr(stream, "getvalue")  # an in-memory stream (tests) has no descriptor and is open
+    return False
+
+
+def _usage_error(exc: Any) -> None:
+    """Click's usage error as kvplan's one line: the message, and a hint naming the command's --help."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "kvplan"
+    _fail_early(exc.format_message().replace("\n", " "), f"see `{command} --help`", getattr(exc, "exit_code", 2))
+
+
+def _fail_early(message: str, hint: str | None, code: int) -> None:
+    """One `error:` line (and `hint:`) on stderr, written plainly (this may run before Rich is usable)."""
+    with contextlib.suppress(Exception):
+        sys.stderr.write(f"error: {message}\n" + (f"hint: {hint}\n" if hint else ""))
+        sys.stderr.flush()
+    _quiet_exit(code)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush at exit cannot fail again."""
+    with contextlib.suppress(Exception):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _quiet_exit(code: int) -> None:
+    _quiet_stdout()
+    sys.exit(code)
 
 
 __all__ = ["app", "main"]

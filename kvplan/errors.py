@@ -163,3 +163,20 @@ class DoesNotFit(KvplanError):
     """The plan was evaluated and does not fit (exit code 1)."""
 
     exit_code = 1
+
+
+# What a reader of a config raises on a field of the wrong type or value (`max_window_layers: "half"`,
+# `bits: "four"`, `first_k_dense_replace: [0]`): each boundary that reads configs turns these into one
+# ConfigError (the shape) or an unknown figure (the optional weights and throughput), never an internal error.
+FIELD_ERRORS: tuple[type[Exception], ...] = (
+    TypeError,
+    AttributeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    ZeroDivisionError,
+    OverflowError,
+    RecursionError,
+)
+# ... and with kvplan's own: what an optional figure (weights, throughput) computed from a config may raise.
+READ_ERRORS: tuple[type[Exception], ...] = (KvplanError, *FIELD_ERRORS)

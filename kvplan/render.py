@@ -7,7 +7,6 @@ go to stderr. Depends on result dataclasses only. Rich is imported by the functi
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Any, cast
 
@@ -50,8 +49,14 @@ def escape(text: str) -> str:
 
 
 def print_json(data: Any) -> None:
-    """Exactly one JSON document on stdout."""
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    """Exactly one strict JSON document on stdout (kvplan.jsonout: a figure that is not finite is null, and a
+    note on stderr names where)."""
+    from kvplan.jsonout import dumps
+
+    text, where = dumps(data)
+    sys.stdout.write(text + "\n")
+    if where:
+        notes([f"{path} is not a finite number; written as null" for path in where])
 
 
 def notes(lines: tuple[str, ...] | list[str]) -> None:
@@ -297,7 +302,12 @@ def _ms(value: float | None) -> str:
 
 
 class ProgressBar:
-    """A Rich progress bar on stderr over the units of a long job; `step(description, total)` per unit."""
+    """A Rich progress bar on stderr over the units of a long job; `step(description, total)` per unit.
+
+    Where stderr is not a terminal (a pipe, a CI log) a bar cannot draw: one plain `progress:` line is written
+    instead, at the first unit and then at most every `PLAIN_EVERY_S` seconds, so a long run is never silent."""
+
+    PLAIN_EVERY_S = 10.0
 
     def __init__(self, enabled: bool = True) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -314,6 +324,9 @@ class ProgressBar:
         )
         self._task: Any = None
         self._started = False
+        self._plain = enabled and not console.is_terminal
+        self._steps = 0
+        self._last: float | None = None
 
     def __enter__(self) -> ProgressBar:
         return self  # the display starts with the first step, so early errors print alone
@@ -323,6 +336,16 @@ class ProgressBar:
             self._progress.__exit__(*exc)
 
     def step(self, description: str, total: int) -> None:
+        if self._plain:
+            import time
+
+            self._steps += 1
+            now = time.monotonic()
+            if self._last is None or now - self._last >= self.PLAIN_EVERY_S:
+                sys.stderr.write(f"progress: {self._steps}/{total} {description}\n")
+                sys.stderr.flush()
+                self._last = now
+            return
         if not self._started:
             self._progress.__enter__()
             self._started = True

@@ -21,7 +21,7 @@ ALLOWED = {
     "engines": {"core", "sources"},  # hardware profiles feed the budgets
     "planning": {"core", "sources", "weights", "engines"},
     "checking": {"core", "sources", "weights", "engines", "planning", "atomic_file"},
-    "profiling": {"core", "sources", "weights", "engines", "planning", "atomic_file", "__version__"},
+    "profiling": {"core", "sources", "weights", "engines", "planning", "atomic_file", "jsonout", "__version__"},
 }
 
 

@@ -29,7 +29,7 @@ Pure arithmetic: never imports torch.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,15 +206,19 @@ def check_deployments(
     strict: bool = False,
     offline: bool | None = None,
     profiles_dir: str | None = None,
+    progress: Callable[[str, int], None] | None = None,
 ) -> CheckReport:
     """Evaluate every deployment. Bad input (unknown GPU or model, an engine kvplan cannot size, values the
     engine would refuse) raises a KvplanError naming the file, line and key; a plan that does not fit is a
-    result with ok=False."""
+    result with ok=False. `progress(name, total)` is called before each deployment (the CLI's progress bar)."""
     models: dict[tuple[str, str | None], ResolvedModel] = {}  # each model is read once, however many use it
-    results = [
-        _check_one(d, models, min_headroom=min_headroom, strict=strict, offline=offline, profiles_dir=profiles_dir)
-        for d in deployments
-    ]
+    results = []
+    for d in deployments:
+        if progress is not None:
+            progress(d.name, len(deployments))
+        results.append(
+            _check_one(d, models, min_headroom=min_headroom, strict=strict, offline=offline, profiles_dir=profiles_dir)
+        )
     return CheckReport(tuple(results), min_headroom, strict)
 
 

@@ -5,6 +5,7 @@ CI systems (GitHub Actions, GitLab, Jenkins) show these as test results. Pure Py
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -54,5 +55,20 @@ def junit_xml(report: CheckReport) -> str:
             )
             failure.text = "\n".join([r.binding_detail or ""] + [f"fix: {f.text}" for f in r.fixes])
         ET.SubElement(case, "system-out").text = "\n".join(lines)
+    for element in suites.iter():  # names and messages come from the user's files: keep the XML well-formed
+        element.attrib.update({k: _xml_safe(v) for k, v in element.attrib.items()})
+        if element.text:
+            element.text = _xml_safe(element.text)
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+# Characters XML 1.0 cannot hold at all, escaped or not (C0 controls but tab, newline and return; surrogates;
+# U+FFFE and U+FFFF): shown as a visible `\xNN` / `\uNNNN` instead.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(text: str) -> str:
+    return _NOT_XML.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )

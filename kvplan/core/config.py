@@ -14,6 +14,7 @@ planning or the CLI.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from kvplan.core.families import Family, family_of
@@ -109,8 +110,12 @@ def positive_int(cfg: dict[str, Any], *keys: str, default: Any = _MISSING) -> in
     if value is default and default is not _MISSING:
         return value
     if not _is_positive_int(value):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        bound = (
+            f" (at most {MAX_CONFIG_INT:,})" if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+        )
         raise ConfigError(
-            f"config field `{_found_key(cfg, keys)}` must be a positive integer, got {value!r}",
+            f"config field `{_found_key(cfg, keys)}` must be a positive integer{bound}, got {shown}",
             hint="fix the value in config.json",
         )
     return int(value)
@@ -124,8 +129,19 @@ def optional_int(cfg: dict[str, Any], *keys: str) -> int | None:
     return int(value) if value is not None and _is_positive_int(value) else None
 
 
+# No real config has a dimension or count this large (hidden sizes are < 2**17, vocabularies < 2**22): a bigger
+# value is a typo or a hostile file, refused before any arithmetic runs on it.
+MAX_CONFIG_INT = 2**40
+# The most decoder layers kvplan reads (real models have <= ~200); beyond it, reading would take minutes.
+MAX_LAYERS = 4096
+
+
 def _is_positive_int(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and value == int(value) and value > 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False  # NaN, Infinity (Python's json reads both)
+    return value == int(value) and 0 < value <= MAX_CONFIG_INT
 
 
 def _found_key(cfg: dict[str, Any], keys: tuple[str, ...]) -> str:
@@ -141,7 +157,13 @@ def _found_key(cfg: dict[str, Any], keys: tuple[str, ...]) -> str:
 
 
 def num_layers(cfg: dict[str, Any]) -> int:
-    return positive_int(cfg, *LAYER_KEYS)
+    layers = positive_int(cfg, *LAYER_KEYS)
+    if layers > MAX_LAYERS:
+        raise ConfigError(
+            f"config field `{_found_key(cfg, LAYER_KEYS)}` gives {layers:,} layers; kvplan reads at most {MAX_LAYERS:,}",
+            hint="fix the value in config.json (real models have a few hundred layers at most)",
+        )
+    return layers
 
 
 def num_heads(cfg: dict[str, Any]) -> int:
@@ -195,7 +217,7 @@ def vocab_size(config: dict[str, Any]) -> int:
     """The language model's vocabulary size (nested configs resolved): `vocab_size` (ChatGLM's
     `padded_vocab_size`), else the default transformers assumes for the family (Gemma 3: 262208, Gemma and
     Gemma 2: 256000), else 32000 (transformers' LlamaConfig default)."""
-    return int(first(language_config(config), *VOCAB_KEYS, default=DEFAULT_VOCAB_SIZE))
+    return positive_int(language_config(config), *VOCAB_KEYS, default=DEFAULT_VOCAB_SIZE)
 
 
 def intermediate_size(cfg: dict[str, Any], default: Any = _MISSING) -> int:

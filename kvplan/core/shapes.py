@@ -33,7 +33,7 @@ from kvplan.core.config import (
 )
 from kvplan.core.families import family_of
 from kvplan.core.units import dtype_name
-from kvplan.errors import ConfigError, UnsupportedArchitecture
+from kvplan.errors import FIELD_ERRORS, ConfigError, UnsupportedArchitecture
 
 # `ModelShape.features` entries: config facts that some engine stores differently (see the engine modules).
 FALCON_NEW_DECODER = "falcon_new_decoder_architecture"  # Falcon-40B/180B grouped KV (transformers broadcasts it)
@@ -525,7 +525,22 @@ READERS: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
 
 
 def model_shape(config: dict[str, Any]) -> ModelShape:
-    """Read a raw config.json dict (nested multimodal configs resolve to the language model)."""
+    """Read a raw config.json dict (nested multimodal configs resolve to the language model).
+
+    A field of the wrong type or value that a reader trips over is a ConfigError (one line), as a missing one is."""
+    try:
+        return _read_shape(config)
+    except RecursionError:
+        raise ConfigError("config is nested too deeply", hint="pass the model's config.json") from None
+    except FIELD_ERRORS as exc:  # a field of the wrong type or value a reader tripped over
+        model_type = config.get("model_type") if isinstance(config, dict) else None
+        raise ConfigError(
+            f"config of model_type {model_type!r} has a field kvplan cannot read ({type(exc).__name__}: {exc})",
+            hint="compare the config with the model's published config.json; fix the field's type or value",
+        ) from None
+
+
+def _read_shape(config: dict[str, Any]) -> ModelShape:
     if not isinstance(config, dict):
         raise ConfigError("config must be a JSON object", hint="pass the model's config.json")
     cfg = language_config(config)

@@ -136,11 +136,19 @@ def split_exact(n: int, tp: int, what: str) -> int:
 _LEN_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
 
 
+# The largest token count kvplan plans for (2**40, ~1.1 trillion) and the largest memory size (1 EiB): anything
+# larger is a typo or a hostile input, refused in one line before arithmetic runs on it.
+MAX_TOKENS = 2**40
+MAX_BYTES = 2**60
+
+
 def parse_length(text: str | int) -> int:
     """Parse a token count: 32768, "32k" (= 32768), "128K", "1M" (= 1048576). Binary multiples, as engines use."""
     if isinstance(text, int) and not isinstance(text, bool):
         value = text
     else:
+        if len(str(text)) > 32:  # no token count needs more characters; a 5,000-digit number is refused fast
+            raise UsageError(f"cannot read {str(text)[:20]}... as a token count", hint="write e.g. 4096, 32k or 128K")
         match = _LEN_RE.match(str(text))
         if not match:
             raise UsageError(f"cannot read {text!r} as a token count", hint="write e.g. 4096, 32k or 128K")
@@ -151,6 +159,8 @@ def parse_length(text: str | int) -> int:
         value = int(number)
     if value <= 0:
         raise UsageError(f"token count must be positive, got {text!r}", hint="write e.g. 4096, 32k or 128K")
+    if value > MAX_TOKENS:
+        raise UsageError(f"token count {value:,} is beyond any model (at most {MAX_TOKENS:,})", hint="write e.g. 128k")
     return value
 
 
@@ -193,6 +203,8 @@ def parse_size(text: str | int) -> int:
     if isinstance(text, int) and not isinstance(text, bool):
         value = Fraction(text)
     else:
+        if len(str(text)) > 32:  # no memory size needs more characters (a 5,000-digit number is refused fast)
+            raise UsageError(f"cannot read {str(text)[:20]}... as a memory size", hint="write e.g. 58.11GiB or 40GB")
         match = _SIZE_RE.match(str(text))
         if not match:
             raise UsageError(
@@ -202,6 +214,8 @@ def parse_size(text: str | int) -> int:
         value = Fraction(match.group(1)) * _SIZE_UNITS[unit]
     if value <= 0:
         raise UsageError(f"memory size must be positive, got {text!r}", hint="write e.g. 58.11GiB")
+    if value > MAX_BYTES:
+        raise UsageError(f"memory size {text!r} is beyond any machine (at most 1 EiB)", hint="write e.g. 80GB")
     return int(value)
 
 

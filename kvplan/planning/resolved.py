@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from kvplan.core.shapes import ModelShape, model_shape
 from kvplan.core.units import DTYPE_BYTES
-from kvplan.errors import KvplanError
+from kvplan.errors import READ_ERRORS
 from kvplan.sources.configs import LoadedConfig, load_model_config
 
 _UNSET: Any = object()
@@ -102,12 +102,12 @@ def _analytic_weights(loaded: LoadedConfig, dtype: str) -> tuple[int | None, str
     from kvplan.weights.stored import weight_bytes
     from kvplan.weights.tensors import assumed_family
 
-    if assumed_family(loaded.config) is not None:
-        return None, None  # an unknown layout (e.g. Llama 4 MoE) would be counted wrongly: report unknown
     try:
+        if assumed_family(loaded.config) is not None:
+            return None, None  # an unknown layout (e.g. Llama 4 MoE) would be counted wrongly: report unknown
         return weight_bytes(loaded.config, int(DTYPE_BYTES[dtype])), "analytic"
-    except KvplanError:  # a config the analytic count cannot read: weights are optional in an estimate
-        return None, None
+    except READ_ERRORS:  # a config the count cannot read (`quantization_config: "4bit"`,
+        return None, None  # `bits: "four"`): weights are optional in an estimate, reported as unknown
 
 
 def weights(loaded: LoadedConfig, dtype: str, *, offline: bool | None = None) -> tuple[int | None, str | None]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from kvplan.core import specs as L
-from kvplan.core.config import EXPERT_KEYS, EXPERTS_PER_TOKEN_KEYS, first, text_config
+from kvplan.core.config import EXPERT_KEYS, EXPERTS_PER_TOKEN_KEYS, optional_int, text_config
 from kvplan.core.shapes import ModelShape
 from kvplan.core.units import SHORT_NAMES
 
@@ -59,20 +59,19 @@ class ParamSplit:
 
 def param_split(config: dict) -> ParamSplit | None:
     """Split kvplan's analytic parameter count by role; None when the architecture cannot be counted."""
-    from kvplan.errors import KvplanError
+    from kvplan.errors import READ_ERRORS
     from kvplan.weights.tensors import weight_tensors
 
-    try:
-        tensors = weight_tensors(config)
-    except KvplanError:
+    try:  # a config the count cannot read (a field of the wrong type included): no bound rather than a wrong one
+        by_role: dict[str, int] = {}
+        for t in weight_tensors(config):
+            by_role[t.role] = by_role.get(t.role, 0) + int(t.numel)
+        total = sum(v for k, v in by_role.items() if k != "buffer")
+    except READ_ERRORS:
         return None
-    by_role: dict[str, int] = {}
-    for t in tensors:
-        by_role[t.role] = by_role.get(t.role, 0) + t.numel
-    total = sum(v for k, v in by_role.items() if k != "buffer")
     cfg = text_config(config)
-    experts = int(first(cfg, *EXPERT_KEYS, default=0) or 0)
-    k = int(first(cfg, *EXPERTS_PER_TOKEN_KEYS, default=0) or 0)
+    experts = optional_int(cfg, *EXPERT_KEYS) or 0
+    k = optional_int(cfg, *EXPERTS_PER_TOKEN_KEYS) or 0
     return ParamSplit(
         total, by_role.get("embedding", 0), by_role.get("lm_head", 0), by_role.get("expert", 0), experts, k
     )

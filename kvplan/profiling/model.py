@@ -60,6 +60,10 @@ def _weight_folder(loaded, revision: str | None, offline: bool | None) -> Path |
     if folder is None or not folder.is_dir():
         return None
     has_weights = any(p.suffix in WEIGHT_SUFFIXES and p.is_file() for p in folder.iterdir())
+    if has_weights:
+        from kvplan.weights.safetensors import refuse_unusable_weights
+
+        refuse_unusable_weights(folder)
     return folder if has_weights else None
 
 

@@ -240,6 +240,7 @@ class Profiler:
                 )
 
     def __enter__(self) -> Profiler:
+        self._refuse_weights_over_the_limit()
         if self._meter is not None:
             self._meter.__enter__()
         self.device = Device(self.req.gpus, self._meter)
@@ -273,6 +274,25 @@ class Profiler:
         self.runtime_bytes = max(0, self.device.in_use() - before - self.weights_in_memory)
         self.activation_samples: dict[str, list[Sample]] = {}  # per cache, from the grid's memory passes
         return self
+
+    def _refuse_weights_over_the_limit(self) -> None:
+        """--memory-limit covers loading too: weights that alone exceed it are refused before they load (a model
+        bigger than the cap would load, then fail every point; one bigger than RAM would meet the OOM killer)."""
+        if self.req.memory_limit is None:
+            return
+        from kvplan.core.units import DTYPE_BYTES, format_bytes
+        from kvplan.errors import READ_ERRORS
+        from kvplan.weights.stored import weight_bytes as stored_weight_bytes
+
+        try:
+            needed = stored_weight_bytes(self.config, int(DTYPE_BYTES[self.model_dtype]))
+        except READ_ERRORS:
+            return  # weights kvplan cannot count: the limit applies to the passes only
+        if needed > self.req.memory_limit:
+            raise UsageError(
+                f"the weights alone ({format_bytes(needed)}) exceed --memory-limit ({format_bytes(self.req.memory_limit)})",
+                hint="raise --memory-limit, keep fewer layers (--layers N) or use a smaller --dtype",
+            )
 
     def __exit__(self, *exc: object) -> None:
         self.model = None
@@ -852,10 +872,10 @@ def profile_model(
 
 
 def write_json_atomically(path: str | Path, data: dict[str, Any]) -> None:
-    """The report as JSON, written atomically (kvplan.atomic_file)."""
-    import json
+    """The report as strict JSON (kvplan.jsonout: a figure that is not finite is null), written atomically."""
+    from kvplan.jsonout import dumps
 
-    write_text_atomically(path, json.dumps(data, indent=2) + "\n")
+    write_text_atomically(path, dumps(data)[0] + "\n")
 
 
 __all__ = [

@@ -146,12 +146,19 @@ def _load_hub(repo_id: str, *, revision: str | None, offline: bool | None, token
 def _read_bytes(path: Path) -> bytes:
     try:
         size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
+        if size > MAX_CONFIG_BYTES:  # a regular file says its size: refused without reading
             raise ConfigError(
                 f"{path} is {size:,} bytes, too big for a config.json",
                 hint="pass the model's config.json (a few kB), not a weights file",
             )
-        return path.read_bytes()
+        with path.open("rb") as stream:  # bounded: /dev/zero or an endless pipe is refused, not read to exhaustion
+            raw = stream.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path} is over {MAX_CONFIG_BYTES:,} bytes, too big for a config.json",
+                hint="pass the model's config.json (a few kB), not a weights file",
+            )
+        return raw
     except FileNotFoundError:
         raise ConfigError(f"no such file: {path}", hint="check the path") from None
     except OSError as exc:
@@ -162,6 +169,8 @@ def _decode(raw: bytes, path: Path) -> str:
     hint = "pass the model's config.json (a JSON object of hyperparameters)"
     if not raw.strip():
         raise ConfigError(f"{path} is empty", hint=hint)
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise ConfigError(f"{path} is UTF-16 text (PowerShell's default)", hint="save it as UTF-8")
     if b"\x00" in raw:
         raise ConfigError(f"{path} is a binary file, not a JSON config", hint=hint)
     try:
@@ -173,12 +182,20 @@ def _decode(raw: bytes, path: Path) -> str:
 def _parse(text: str, path: Path) -> dict[str, Any]:
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise ConfigError(
+            f"{path} is nested too deeply for a config.json", hint="pass the model's config.json"
+        ) from None
     except json.JSONDecodeError as exc:
         ends_early = exc.pos >= len(text.rstrip())
         what = "ends before the JSON is complete (truncated?)" if ends_early else f"is not valid JSON: {exc.msg}"
         raise ConfigError(
             f"{path} {what} at line {exc.lineno}, column {exc.colno}",
             hint="re-download the config.json, or fix it by hand",
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise ConfigError(
+            f"{path} holds a value kvplan cannot read: {exc}", hint="fix the value in config.json"
         ) from None
     if not isinstance(value, dict):
         kind = "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)

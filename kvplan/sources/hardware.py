@@ -16,7 +16,7 @@ import difflib
 import functools
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -219,7 +219,8 @@ def load_profile(name_or_path: str | Path, *, profiles_dir: str | Path | None = 
     index = _index(profiles_dir)
     if wanted in index:
         return _load_file(index[wanted])
-    profiles = [_load_file(entry) for entry in index.values()]
+    problems: list[str] = []
+    profiles = _readable(index.values(), problems)  # one half-edited file does not hide every other alias
     for profile in profiles:
         if wanted in (_norm(a) for a in profile.aliases):
             return profile
@@ -227,15 +228,34 @@ def load_profile(name_or_path: str | Path, *, profiles_dir: str | Path | None = 
     names.update({_norm(a): p.id for p in profiles for a in p.aliases})
     close = difflib.get_close_matches(wanted, list(names), n=8, cutoff=0.5)
     suggestions = list(dict.fromkeys(names[c] for c in close))[:4]
+    unread = f" ({len(problems)} profile file(s) could not be read: {problems[0]})" if problems else ""
     raise ProfileError(
-        f"unknown hardware profile '{text}'" + (f"; close matches: {', '.join(suggestions)}" if suggestions else ""),
+        f"unknown hardware profile '{text}'"
+        + (f"; close matches: {', '.join(suggestions)}" if suggestions else "")
+        + unread,
         hint="run `kvplan profiles list` to see the known ids, or pass a path to a .yaml profile",
     )
 
 
-def list_profiles(profiles_dir: str | Path | None = None) -> list[HardwareProfile]:
-    """Every profile in search order (a profile shadows later ones of the same id), sorted by id."""
-    return sorted((_load_file(entry) for entry in _index(profiles_dir).values()), key=lambda p: p.id)
+def list_profiles(
+    profiles_dir: str | Path | None = None, *, problems: list[str] | None = None
+) -> list[HardwareProfile]:
+    """Every profile in search order (a profile shadows later ones of the same id), sorted by id.
+
+    A file that cannot be read or parsed is left out and its error appended to `problems` (when given): one
+    half-edited YAML in a profiles directory does not break the list."""
+    return sorted(_readable(_index(profiles_dir).values(), problems), key=lambda p: p.id)
+
+
+def _readable(entries: Iterable[Any], problems: list[str] | None) -> list[HardwareProfile]:
+    found = []
+    for entry in entries:
+        try:
+            found.append(_load_file(entry))
+        except ProfileError as exc:
+            if problems is not None:
+                problems.append(exc.message)
+    return found
 
 
 def _norm(name: str) -> str:

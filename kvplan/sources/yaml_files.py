@@ -30,20 +30,30 @@ class Entry:
     label: str  # e.g. "deployments[0].gpus", "defaults.gpus" or "key 'max-model-len'"
 
 
+# libyaml's safe loader (the same SafeConstructor: no tags constructed) where PyYAML has it: ~30x faster on
+# large plans; the pure-Python one otherwise. Both give the node tree with line marks.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_text(path: str | Path, what: str = "plan file") -> str:
     p = Path(path)
     try:
         if p.is_dir():
             raise ConfigError(f"{path}: is a folder, not a {what}", hint=f"pass the {what} itself")
-        if p.stat().st_size > MAX_FILE_BYTES:
+        if p.stat().st_size > MAX_FILE_BYTES:  # a regular file says its size: refused without reading
             raise ConfigError(f"{path}: too big for a {what} ({p.stat().st_size:,} bytes)", hint=f"pass the {what}")
-        raw = p.read_bytes()
+        with p.open("rb") as stream:  # bounded: /dev/zero or an endless pipe is refused, not read until memory ends
+            raw = stream.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise ConfigError(f"{path}: too big for a {what} (over {MAX_FILE_BYTES:,} bytes)", hint=f"pass the {what}")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file", hint="check the path") from None
     except OSError as exc:
         raise ConfigError(
             f"{path}: cannot read file: {exc.strerror or exc}", hint="check the path's permissions"
         ) from None
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise ConfigError(f"{path}: UTF-16 text (PowerShell's default)", hint="save the file as UTF-8")
     if b"\x00" in raw:
         raise ConfigError(f"{path}: binary file, not a YAML {what}", hint=f"pass the {what} (YAML text)")
     try:
@@ -69,7 +79,7 @@ def load_yaml(
     caller's way (hardware profiles name the key being written), else `path:line: invalid YAML: ...`.
     """
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _LOADER(text)
     except yaml.reader.ReaderError as exc:
         raise error(_reader_message(path, text, exc), hint="remove control characters from the file") from None
     try:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from kvplan.errors import UsageError
 from kvplan.sources import hub
 from kvplan.sources.configs import LoadedConfig
 
@@ -63,7 +64,7 @@ def header_bytes(path: Path) -> int | None:
             if length > MAX_HEADER_BYTES:
                 return None
             header = json.loads(stream.read(length))
-    except (OSError, ValueError):  # ValueError covers JSONDecodeError and UnicodeDecodeError
+    except (OSError, ValueError, RecursionError):  # ValueError: JSONDecodeError, UnicodeDecodeError
         return None
     if not isinstance(header, dict):
         return None
@@ -152,6 +153,59 @@ def _weight_map(index: dict[str, Any]) -> dict[str, str]:
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
+
+
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
+def unusable_weight_file(folder: Path) -> tuple[Path, str] | None:
+    """The first `*.safetensors` file in `folder` that cannot be the weights, and why: a Git LFS pointer (the
+    text file a clone without `git lfs` leaves) or a truncated file (shorter than its header says). None when
+    every file looks whole. Reads 8 bytes and the header of each file, never a tensor."""
+    try:
+        files = sorted(p for p in Path(folder).iterdir() if p.suffix == ".safetensors" and p.is_file())
+    except OSError:
+        return None
+    for path in files:
+        try:
+            size = path.stat().st_size
+            with path.open("rb") as stream:
+                prefix = stream.read(len(LFS_POINTER))
+                if prefix.startswith(LFS_POINTER):
+                    return path, "a Git LFS pointer, not the weights (the clone ran without git lfs)"
+                stream.seek(0)
+                head = stream.read(8)
+                if len(head) < 8:
+                    return path, f"truncated ({size} bytes)"
+                length = int.from_bytes(head, "little")
+                if length > MAX_HEADER_BYTES or 8 + length > size:
+                    return (
+                        path,
+                        f"truncated or not safetensors (its header claims {length:,} bytes, the file has {size:,})",
+                    )
+                header = json.loads(stream.read(length))
+        except (OSError, ValueError, RecursionError):
+            return path, "not a readable safetensors file"
+        if isinstance(header, dict):
+            ends = [
+                info["data_offsets"][1]
+                for name, info in header.items()
+                if name != "__metadata__" and isinstance(info, dict) and _valid_range(info.get("data_offsets"))
+            ]
+            if ends and 8 + length + max(ends) > size:
+                return path, f"truncated ({size:,} bytes; its tensors end at byte {8 + length + max(ends):,})"
+    return None
+
+
+def refuse_unusable_weights(folder: Path) -> None:
+    """A UsageError naming the first weight file of `folder` that is an LFS pointer or truncated."""
+    found = unusable_weight_file(folder)
+    if found is not None:
+        path, why = found
+        raise UsageError(
+            f"{path} is {why}",
+            hint=f"run `git lfs pull` in {folder} (or download the model again), or pass --random-weights",
+        )

@@ -317,7 +317,9 @@ def test_missing_and_binary_files_are_exit_2(tmp_path):
 def test_usage_errors(tmp_path):
     assert_one_error_line(run(), "nothing to check")
     assert_one_error_line(run(EXAMPLE_PLAN, "--gpu", "h100"), "--engine-config files only")
-    assert_one_error_line(run(EXAMPLE_PLAN, "--junit", tmp_path / "no" / "such" / "dir" / "r.xml"), "cannot write")
+    assert_one_error_line(
+        run(EXAMPLE_PLAN, "--junit", tmp_path / "no" / "such" / "dir" / "r.xml"), "does not exist"
+    )  # refused before anything is checked
 
 
 def test_an_engine_recommend_cannot_size_is_exit_2(tmp_path):

@@ -172,7 +172,13 @@ def test_module_imports_no_torch_and_uses_safe_load_only():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
     source = (REPO / "kvplan" / "sources" / "hardware.py").read_text()
     loader = (REPO / "kvplan" / "sources" / "yaml_files.py").read_text()  # the shared loader profiles go through
-    assert "load_yaml(" in source and "yaml.SafeLoader(" in loader
+    assert "load_yaml(" in source and 'getattr(yaml, "CSafeLoader", yaml.SafeLoader)' in loader
+    import yaml
+
+    from kvplan.sources.yaml_files import _LOADER
+
+    assert _LOADER in (yaml.SafeLoader, getattr(yaml, "CSafeLoader", None))  # libyaml's parser, the safe constructor
+    assert issubclass(_LOADER, yaml.constructor.SafeConstructor)
     for unsafe in ("yaml.load(", "unsafe_load", "FullLoader", "UnsafeLoader", "yaml.Loader"):
         assert unsafe not in source and unsafe not in loader
 
@@ -322,10 +328,15 @@ def test_empty_and_non_mapping_files(tmp_path):
     assert "mapping" in error_for(write(tmp_path, "bar", "- a\n- b\n"))
 
 
-def test_broken_user_file_fails_loudly_on_alias_lookup(tmp_path):
+def test_a_broken_user_file_does_not_break_alias_lookup_and_is_named_when_nothing_matches(tmp_path):
+    """One half-edited file must not hide every other profile (issue 14): the alias still resolves; a name that
+    matches nothing says which file could not be read, and looking the broken file up by its id fails loudly."""
     write(tmp_path, "zzz", "id: zzz\nmemory_byte: 1\n")
+    assert load_profile("NVIDIA H100 80GB HBM3", profiles_dir=tmp_path).id == "h100-sxm-80gb"
+    with pytest.raises(ProfileError, match=r"could not be read: .*zzz.yaml"):
+        load_profile("no such gpu", profiles_dir=tmp_path)
     with pytest.raises(ProfileError, match="zzz.yaml"):
-        load_profile("NVIDIA H100 80GB HBM3", profiles_dir=tmp_path)
+        load_profile("zzz", profiles_dir=tmp_path)
     # A lookup by id does not read unrelated files.
     assert load_profile("h100-sxm-80gb", profiles_dir=tmp_path).id == "h100-sxm-80gb"
 
