@@ -29,10 +29,7 @@ SYNTHETIC = sorted(f"synthetic/{p.stem}" for p in SYNTHETIC_DIR.glob("*.json"))
 # Synthetic families kvplan does not model yet; each must fail loudly rather than be estimated wrong.
 NOT_MODELLED = {
     "synthetic/gemma3n_text",
-    "synthetic/lfm2",
     "synthetic/minimax",
-    "synthetic/nemotron_h",
-    "synthetic/zamba2",
 }
 
 
