@@ -390,13 +390,20 @@ def nemotron_h_layer_kinds(cfg: dict) -> list[str]:
 
 
 def _hybrid_mamba2(
-    cfg: dict, heads_key: str, head_dim_key: str, groups_key: str, state_key: str, conv_key: str, inner: int
+    cfg: dict,
+    heads_key: str,
+    head_dim_key: str,
+    groups_key: str,
+    state_key: str,
+    conv_key: str,
+    inner: int,
+    ssm_dtype: str | None = None,
 ) -> L.RecurrentState:
-    """A Mamba2 mixer's state: conv over `inner + 2 x groups x state` channels, SSM (heads, head_dim, state)."""
+    """A Mamba2 mixer's state: conv over `inner + 2 x groups x state` channels, SSM (heads, head_dim, state);
+    `ssm_dtype`, the SSM state's own dtype where the family's config sets one that an engine reads."""
     heads = positive_int(cfg, heads_key)
     d_head = inner // heads if cfg.get(head_dim_key) in (None, "auto") else positive_int(cfg, head_dim_key)
     groups, state = positive_int(cfg, groups_key), positive_int(cfg, state_key)
-    ssm_dtype = cfg.get("mamba_ssm_cache_dtype")
     return L.RecurrentState(
         "mamba2",
         inner + 2 * groups * state,
@@ -405,7 +412,7 @@ def _hybrid_mamba2(
         n_groups=groups,
         group_state=state,
         chunk_size=_chunk_size(cfg),
-        ssm_dtype=dtype_name(ssm_dtype) if ssm_dtype else None,
+        ssm_dtype=ssm_dtype,
     )
 
 
@@ -415,7 +422,17 @@ def nemotron_h(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     attention layers (num_key_value_heads x head_dim) and MLP / MoE layers that cache nothing."""
     kinds = nemotron_h_layer_kinds(cfg)
     inner = positive_int(cfg, "mamba_num_heads") * positive_int(cfg, "mamba_head_dim")
-    state = _hybrid_mamba2(cfg, "mamba_num_heads", "mamba_head_dim", "n_groups", "ssm_state_size", "conv_kernel", inner)
+    ssm_dtype = cfg.get("mamba_ssm_cache_dtype")
+    state = _hybrid_mamba2(
+        cfg,
+        "mamba_num_heads",
+        "mamba_head_dim",
+        "n_groups",
+        "ssm_state_size",
+        "conv_kernel",
+        inner,
+        dtype_name(ssm_dtype) if ssm_dtype else None,
+    )
     out: list[tuple[L.Layer, ...]] = []
     for kind in kinds:
         out.append((state,) if kind == L.STATE else (attention(cfg),) if kind == L.FULL else (L.NoCache(),))
