@@ -201,3 +201,23 @@ def test_nemotron_3_super_attention_block_holds_one_mamba_page_in_vllm_0_33():
     memory = 524 * 8 * plan.page
     assert capacity(caches, req, memory, engine).num_blocks == 524
     assert round(memory / 2**30, 2) == 8.32
+
+
+def test_tensorrt_llm_keeps_nemotron_h_ssm_state_in_mamba_ssm_cache_dtype():
+    """TensorRT-LLM tensorrt_llm/_torch/pyexecutor/config_utils.py (NVIDIA/TensorRT-LLM 00679c66)
+    `resolve_ssm_cache_dtype` takes the config's `mamba_ssm_cache_dtype` (only that field: Qwen3.5's
+    `mamba_ssm_dtype` is left out on purpose), and `MambaKVCacheParams.get_states_bytes_per_layer` sizes
+    conv (d_inner + 2 x n_groups x state) / tp x (conv_kernel - 1) in the model dtype, without replicating
+    groups, plus (heads / tp) x head_dim x state in the SSM dtype."""
+    from kvplan.engines.tensorrt_llm import TensorRtLlmEngine
+
+    cfg = load_config(NANO)
+    inner = cfg["mamba_num_heads"] * cfg["mamba_head_dim"]
+    for tp in (1, 2):
+        conv = (inner + 2 * cfg["n_groups"] * cfg["ssm_state_size"]) // tp * (cfg["conv_kernel"] - 1)
+        ssm = cfg["mamba_num_heads"] // tp * cfg["mamba_head_dim"] * cfg["ssm_state_size"]
+        req = Request(4096, 1, "bfloat16", "bfloat16", tp=tp)
+        assert TensorRtLlmEngine().stage_costs([_state(NANO)], req)[0].bytes == conv * 2 + ssm * 4
+    granite = _state("synthetic/granitemoehybrid")  # no mamba_ssm_cache_dtype: the model dtype
+    req = Request(4096, 1, "bfloat16", "bfloat16")
+    assert TensorRtLlmEngine().stage_costs([granite], req)[0].bytes == granite.state_bytes(2, 2, columns=3)
