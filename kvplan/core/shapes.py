@@ -458,7 +458,9 @@ def zamba2(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     """Zamba2: Mamba2 in every layer; "hybrid" layers also run the shared attention block, whose weights are
     shared but whose K/V are cached per hybrid layer (transformers' LinearAttentionAndFullAttentionLayer, vLLM
     models/zamba2.py:181-204). transformers' Zamba2Config derives the attention head size (2 x hidden /
-    heads) and the Mamba head size (mamba_expand x hidden / n_mamba_heads) and ignores the config's own."""
+    heads) and the Mamba head size (mamba_expand x hidden / n_mamba_heads) and ignores the config's own. KV heads
+    are `num_key_value_heads` (default: the attention heads), as transformers caches them; vLLM's Zamba2Attention
+    caches `num_attention_heads` (zamba2.py:195-200): the two agree unless a config sets fewer KV heads."""
     hidden, heads = hidden_size(cfg), num_heads(cfg)
     inner = positive_int(cfg, "mamba_expand") * hidden
     state = _hybrid_mamba2(cfg, "n_mamba_heads", "_derived", "mamba_ngroups", "mamba_d_state", "mamba_d_conv", inner)
