@@ -221,3 +221,13 @@ def test_tensorrt_llm_keeps_nemotron_h_ssm_state_in_mamba_ssm_cache_dtype():
     granite = _state("synthetic/granitemoehybrid")  # no mamba_ssm_cache_dtype: the model dtype
     req = Request(4096, 1, "bfloat16", "bfloat16")
     assert TensorRtLlmEngine().stage_costs([granite], req)[0].bytes == granite.state_bytes(2, 2, columns=3)
+
+
+def test_sglang_conv_state_is_bf16_whatever_the_model_dtype():
+    """SGLang 0.5.23 environ.py:1628 SGLANG_MAMBA_CONV_DTYPE defaults to "bfloat16", which configs/mamba_utils.py
+    `mamba2_state_dtype` gives the conv state of every Mamba-style pool (Nemotron-H, LFM2, Granite 4, ...); the SSM
+    state stays float32."""
+    state = _state(NANO)
+    fp32 = SglangEngine().stage_costs([state], Request(1024, 1, "float32", "float32"))[0].bytes
+    bf16 = SglangEngine().stage_costs([state], Request(1024, 1, "bfloat16", "bfloat16"))[0].bytes
+    assert fp32 == bf16 == state.state_bytes(2, 4, columns=state.conv_kernel - 1)
