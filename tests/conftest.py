@@ -41,7 +41,6 @@ def load_config(name: str) -> dict:
 # that walk the catalog leave these out (`all_config_names`); each family's change deletes its names here, and
 # `tests/core/test_every_config.py` checks that none of them is read silently as something else meanwhile.
 PENDING_FAMILIES: dict[str, str] = {
-    "LiquidAI__LFM2.5-VL-1.6B": "lfm2",
     "MiniMaxAI__MiniMax-M2.5": "minimax_m2",
     "MiniMaxAI__MiniMax-M2.7": "minimax_m2",
     "MiniMaxAI__MiniMax-M3": "minimax_m3",
@@ -67,10 +66,6 @@ PENDING_FAMILIES: dict[str, str] = {
     "moonshotai__Kimi-K2.5": "kimi_k25 (weights of the wrapper)",
     "moonshotai__Kimi-K2.6": "kimi_k25 (weights of the wrapper)",
     "moonshotai__Kimi-K3": "kimi_k3",
-    "nvidia__NVIDIA-Nemotron-3-Nano-30B-A3B-BF16": "nemotron_h",
-    "nvidia__NVIDIA-Nemotron-3-Super-120B-A12B-FP8": "nemotron_h",
-    "nvidia__NVIDIA-Nemotron-3-Ultra-550B-A55B-BF16": "nemotron_h",
-    "nvidia__Nemotron-H-56B-Base-8K": "nemotron_h",
     "tencent__Hunyuan-A13B": "hunyuan",
     "zai-org__GLM-4.5": "glm4_moe (weights layout)",
     "zai-org__GLM-5": "glm_moe_dsa",

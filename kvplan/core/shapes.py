@@ -499,6 +499,172 @@ def mimo_v2_flash_kinds(cfg: dict) -> list[str]:
     return types
 
 
+# ---------------------------------------------------------------- Mamba2 / short-conv hybrids (issue 12)
+# Nemotron-H, Zamba2, LFM2 and Granite-4 (granitemoehybrid): each reads its own layer list; the Mamba2 state
+# follows transformers 5.24 (`NemotronHMamba2Mixer`, `Zamba2MambaMixer`, `GraniteMoeHybridMambaLayer`), vLLM
+# 0.33 (`MambaStateShapeCalculator.mamba2_state_shape` / `short_conv_state_shape`, mamba_utils.py:186-257)
+# and SGLang 0.5.23 (`Mamba2StateShape.create`, configs/mamba_utils.py).
+
+# Nemotron-H layer kinds, as `hybrid_override_pattern` characters and as `layers_block_type` names (both the
+# names transformers 5.24 writes and the legacy ones it remaps: configuration_nemotron_h.py `_pattern_to_list`).
+_NEMOTRON_H_KINDS = {
+    "M": L.STATE,
+    "*": L.FULL,
+    "-": L.NONE,
+    "E": L.NONE,
+    "mamba": L.STATE,
+    "linear_attention": L.STATE,
+    "attention": L.FULL,
+    "full_attention": L.FULL,
+    "mlp": L.NONE,
+    "moe": L.NONE,
+}
+
+
+def nemotron_h_layer_kinds(cfg: dict) -> list[str]:
+    """Nemotron-H's layer kinds: `layers_block_type` (a list, which wins, as in transformers' NemotronHConfig),
+    else `hybrid_override_pattern` (M Mamba2, * attention, - MLP, E MoE: only M and * cache). The number of
+    layers is the list's length (`num_hidden_layers`, where a config has it, is ignored as transformers does)."""
+    listed = cfg.get("layers_block_type")
+    pattern = listed if listed is not None else cfg.get("hybrid_override_pattern")
+    if listed is not None and not isinstance(listed, list):
+        raise ConfigError("config `layers_block_type` must be a list", hint="fix layers_block_type in config.json")
+    if not pattern or not isinstance(pattern, (list, str)):
+        raise ConfigError(
+            "nemotron_h config has no `layers_block_type` or `hybrid_override_pattern`",
+            hint="pass the model's real config.json",
+        )
+    unknown = sorted({str(t) for t in pattern if str(t) not in _NEMOTRON_H_KINDS})
+    if unknown:
+        raise UnsupportedArchitecture(
+            f"unknown nemotron_h layer type(s) {', '.join(map(repr, unknown))}",
+            hint="kvplan knows: " + ", ".join(_NEMOTRON_H_KINDS),
+        )
+    return [_NEMOTRON_H_KINDS[str(t)] for t in pattern]
+
+
+def _hybrid_mamba2(
+    cfg: dict,
+    heads_key: str,
+    head_dim_key: str,
+    groups_key: str,
+    state_key: str,
+    conv_key: str,
+    inner: int,
+    ssm_dtype: str | None = None,
+) -> L.RecurrentState:
+    """A Mamba2 mixer's state: conv over `inner + 2 x groups x state` channels, SSM (heads, head_dim, state);
+    `ssm_dtype`, the SSM state's own dtype where the family's config sets one that an engine reads."""
+    heads = positive_int(cfg, heads_key)
+    d_head = inner // heads if cfg.get(head_dim_key) in (None, "auto") else positive_int(cfg, head_dim_key)
+    groups, state = positive_int(cfg, groups_key), positive_int(cfg, state_key)
+    return L.RecurrentState(
+        "mamba2",
+        inner + 2 * groups * state,
+        positive_int(cfg, conv_key),
+        (heads, d_head, state),
+        n_groups=groups,
+        group_state=state,
+        chunk_size=_chunk_size(cfg),
+        ssm_dtype=ssm_dtype,
+    )
+
+
+def nemotron_h(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Nemotron-H / Nemotron 3: Mamba2 layers (mamba_num_heads x mamba_head_dim, n_groups, ssm_state_size,
+    conv_kernel; the SSM state in `mamba_ssm_cache_dtype`, which vLLM reads: models/config.py:812-838),
+    attention layers (num_key_value_heads x head_dim) and MLP / MoE layers that cache nothing."""
+    kinds = nemotron_h_layer_kinds(cfg)
+    inner = positive_int(cfg, "mamba_num_heads") * positive_int(cfg, "mamba_head_dim")
+    ssm_dtype = cfg.get("mamba_ssm_cache_dtype")
+    state = _hybrid_mamba2(
+        cfg,
+        "mamba_num_heads",
+        "mamba_head_dim",
+        "n_groups",
+        "ssm_state_size",
+        "conv_kernel",
+        inner,
+        dtype_name(ssm_dtype) if ssm_dtype else None,
+    )
+    out: list[tuple[L.Layer, ...]] = []
+    for kind in kinds:
+        out.append((state,) if kind == L.STATE else (attention(cfg),) if kind == L.FULL else (L.NoCache(),))
+    return tuple(out)
+
+
+def zamba2_layer_types(cfg: dict) -> list[str]:
+    """Zamba2's `layers_block_type`: "mamba" / "linear_attention" (Mamba2) or "hybrid" (the shared attention
+    block, then Mamba2)."""
+    types = cfg.get("layers_block_type")
+    if not isinstance(types, list) or not types:
+        raise ConfigError("zamba2 config has no `layers_block_type` list", hint="pass the model's real config.json")
+    names = {"mamba": "mamba", "linear_attention": "mamba", "hybrid": "hybrid"}
+    unknown = sorted({str(t) for t in types if str(t) not in names})
+    if unknown:
+        raise UnsupportedArchitecture(
+            f"unknown zamba2 layer type(s) {', '.join(map(repr, unknown))}", hint="kvplan knows: mamba, hybrid"
+        )
+    return [names[str(t)] for t in types]
+
+
+def zamba2(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Zamba2: Mamba2 in every layer; "hybrid" layers also run the shared attention block, whose weights are
+    shared but whose K/V are cached per hybrid layer (transformers' LinearAttentionAndFullAttentionLayer, vLLM
+    models/zamba2.py:181-204). transformers' Zamba2Config derives the attention head size (2 x hidden /
+    heads) and the Mamba head size (mamba_expand x hidden / n_mamba_heads) and ignores the config's own. KV heads
+    are `num_key_value_heads` (default: the attention heads), as transformers caches them; vLLM's Zamba2Attention
+    caches `num_attention_heads` (zamba2.py:195-200): the two agree unless a config sets fewer KV heads."""
+    hidden, heads = hidden_size(cfg), num_heads(cfg)
+    inner = positive_int(cfg, "mamba_expand") * hidden
+    state = _hybrid_mamba2(cfg, "n_mamba_heads", "_derived", "mamba_ngroups", "mamba_d_state", "mamba_d_conv", inner)
+    hd = 2 * hidden // heads
+    attn = L.FullAttention(num_kv_heads(cfg), hd, hd)
+    return tuple((attn, state) if t == "hybrid" else (state,) for t in zamba2_layer_types(cfg))
+
+
+def lfm2(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """LFM2: short-convolution layers ("conv": a depthwise conv over hidden_size channels of `conv_L_cache`
+    taps, no SSM state: transformers Lfm2ShortConv, vLLM short_conv_state_shape, SGLang configs/lfm2.py) and
+    full-attention layers, by `layer_types` (else `full_attn_idxs`, else all attention, as Lfm2Config)."""
+    n = num_layers(cfg)
+    types = cfg.get("layer_types")
+    if types is None:
+        full = cfg.get("full_attn_idxs")
+        full = set(range(n)) if full is None else set(full)
+        types = ["full_attention" if i in full else "conv" for i in range(n)]
+    conv = L.RecurrentState("short_conv", hidden_size(cfg), positive_int(cfg, "conv_L_cache"))
+    out: list[tuple[L.Layer, ...]] = []
+    for t in types:
+        if t in ("conv", "short_conv"):
+            out.append((conv,))
+        elif t == "full_attention":
+            out.append((attention(cfg),))
+        else:
+            raise UnsupportedArchitecture(f"unknown lfm2 layer type {t!r}", hint="kvplan knows: conv, full_attention")
+    return tuple(out)
+
+
+def granitemoehybrid(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Granite 4 (granitemoehybrid): Mamba2 or attention per `layer_types` ("mamba" / "linear_attention",
+    "attention" / "full_attention"; all Mamba2 when absent, as GraniteMoeHybridConfig). The Mamba head size
+    `mamba_d_head` "auto" is mamba_expand x hidden / mamba_n_heads."""
+    n = num_layers(cfg)
+    types = cfg.get("layer_types") or ["mamba"] * n
+    inner = positive_int(cfg, "mamba_expand") * hidden_size(cfg)
+    state = _hybrid_mamba2(
+        cfg, "mamba_n_heads", "mamba_d_head", "mamba_n_groups", "mamba_d_state", "mamba_d_conv", inner
+    )
+    names = {"mamba": L.STATE, "linear_attention": L.STATE, "attention": L.FULL, "full_attention": L.FULL}
+    unknown = sorted({str(t) for t in types if str(t) not in names})
+    if unknown:
+        raise UnsupportedArchitecture(
+            f"unknown granitemoehybrid layer type(s) {', '.join(map(repr, unknown))}",
+            hint="kvplan knows: " + ", ".join(names),
+        )
+    return tuple((state,) if names[str(t)] == L.STATE else (attention(cfg),) for t in types)
+
+
 # Shape readers by the names the family table uses (kvplan.core.families.Family.shape).
 READERS: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
     "dense": dense,
@@ -521,6 +687,10 @@ READERS: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
     "gemma3n": gemma3n,
     "gemma4": gemma4,
     "mimo_v2_flash": mimo_v2_flash,
+    "nemotron_h": nemotron_h,
+    "zamba2": zamba2,
+    "lfm2": lfm2,
+    "granitemoehybrid": granitemoehybrid,
 }
 
 

@@ -4,8 +4,9 @@
 - MLA: one latent of `kv_lora_rank + qk_rope_head_dim` per layer, replicated on every TP rank;
 - sliding-window layers live in a separate SWA pool that frees tokens outside the window: a sequence keeps at
   most `window` tokens there;
-- Mamba-style states: a per-request pool; conv state `(conv_kernel - 1) x channels` in the model dtype,
-  SSM state in float32 (SGLang's `--mamba-ssm-dtype` default);
+- Mamba-style states: a per-request pool; conv state `(conv_kernel - 1) x channels` in bf16 (its
+  SGLANG_MAMBA_CONV_DTYPE default, whatever the model dtype), SSM state in float32 (SGLang's
+  `--mamba-ssm-dtype` default); Mamba2 groups TP does not divide are replicated;
 - KV dtypes: auto, bf16, fp16, fp32, fp8_e4m3, fp8_e5m2 (no scales stored).
 
 Below the storage model: its serving model (SglangServing: mem_fraction_static budget, per-token fit, server
@@ -59,8 +60,15 @@ class SglangEngine:
             per_token = cache.bytes_per_token(kv_bytes)
             return cache.kind, int(per_token * req.seq_len * req.batch), per_token, req.seq_len
         if isinstance(cache, L.RecurrentState):
-            # conv_kernel - 1 columns in the model dtype, the SSM state in float32 (--mamba-ssm-dtype default)
-            state = int(cache.state_bytes(DTYPE_BYTES[req.model_dtype], 4, columns=cache.conv_kernel - 1, tp=req.tp))
+            # conv_kernel - 1 columns in bf16 whatever the model dtype (SGLANG_MAMBA_CONV_DTYPE, environ.py:1628,
+            # read by configs/mamba_utils.py `mamba2_state_dtype`, which every Mamba-style pool uses), the SSM state
+            # in float32 (--mamba-ssm-dtype default); Mamba2 groups that TP does not divide are replicated so each
+            # shard has its own (configs/mamba_utils.py:218-225 `Mamba2StateShape.create`)
+            state = int(
+                cache.state_bytes(
+                    DTYPE_BYTES["bfloat16"], 4, columns=cache.conv_kernel - 1, tp=req.tp, replicate_groups=True
+                )
+            )
             return cache.kind, state * req.batch, Fraction(0), None
         return cache.kind, 0, Fraction(0), None
 

@@ -7,7 +7,8 @@
   fp8/int8 1 byte, nvfp4 half a byte plus one fp8 scale per 16 values. MLA models store the latent
   (kv_lora_rank + qk_rope_head_dim), replicated on each rank.
 - Sliding windows only shrink the cache when `max_attention_window` is configured (VSWA pools); kvplan
-  follows the default, which caches every token. Mamba states: one per sequence, in the model dtype.
+  follows the default, which caches every token. Mamba states: one per sequence, in the model dtype (a Mamba2
+  SSM state in the config's `mamba_ssm_cache_dtype` where it names one: Nemotron-H's float32).
 - TRT-LLM logs the token count before rounding up to whole blocks ("Allocated 4.53 GiB for max tokens in paged
   KV cache (395776)", TensorRT-LLM #1188; checked in tests/test_calibration.py).
 
@@ -71,8 +72,13 @@ class TensorRtLlmEngine:
                 per_token = self.token_bytes(cache, req)
                 items.append((cache.kind, per_token * tokens * req.batch, Fraction(per_token), tokens))
             elif isinstance(cache, L.RecurrentState):
-                model = DTYPE_BYTES[req.model_dtype]  # conv_kernel - 1 columns and the SSM state, model dtype
-                state = int(cache.state_bytes(model, model, columns=cache.conv_kernel - 1, tp=req.tp))
+                # conv_kernel - 1 columns in the model dtype; the SSM state in the model dtype, or in a Mamba2
+                # model's `mamba_ssm_cache_dtype` (Nemotron-H: tensorrt_llm/_torch/pyexecutor/config_utils.py
+                # `resolve_ssm_cache_dtype` reads that field only, not Qwen3.5's `mamba_ssm_dtype`, and
+                # `MambaKVCacheParams.get_states_bytes_per_layer` splits conv_dim with no group replication)
+                model = DTYPE_BYTES[req.model_dtype]
+                ssm = DTYPE_BYTES[cache.ssm_dtype] if cache.family == "mamba2" and cache.ssm_dtype else model
+                state = int(cache.state_bytes(model, ssm, columns=cache.conv_kernel - 1, tp=req.tp))
                 items.append((cache.kind, state * req.batch, Fraction(0), None))
             else:
                 items.append((cache.kind, 0, Fraction(0), None))

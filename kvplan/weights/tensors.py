@@ -44,10 +44,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from kvplan.core import config as fields
+from kvplan.core import specs as L
 from kvplan.core.config import first, positive_int, text_config, with_defaults
 from kvplan.core.families import FAMILIES as POLICY
 from kvplan.core.families import Family, family_of
-from kvplan.core.shapes import gemma4_layer_heads, gemma4_layers, mimo_v2_flash_kinds, mimo_v2_flash_swa_heads
+from kvplan.core.shapes import (
+    gemma4_layer_heads,
+    gemma4_layers,
+    granitemoehybrid,
+    lfm2,
+    mimo_v2_flash_kinds,
+    mimo_v2_flash_swa_heads,
+    nemotron_h_layer_kinds,
+    zamba2_layer_types,
+)
 from kvplan.core.specs import FULL, SLIDING
 from kvplan.errors import ConfigError
 
@@ -772,6 +782,228 @@ def _mimo_v2_flash(cfg: dict[str, Any], family: Family) -> list[Tensor]:
     return t + _norm("model.norm", h, 1) + _lm_head("lm_head", vocab, h, _tied(cfg))
 
 
+# ---- Mamba2 / short-conv hybrids (issue 12): transformers 5.24 modeling_nemotron_h.py, modeling_zamba2.py,
+# modeling_lfm2.py, modeling_granitemoehybrid.py, tensor by tensor
+
+
+def _mamba2_mixer(
+    module: str,
+    hidden: int,
+    heads: int,
+    inner: int,
+    groups: int,
+    state: int,
+    kernel: int,
+    proj_bias: bool,
+    conv_bias: bool,
+) -> list[Tensor]:
+    """A Mamba2 mixer (NemotronHMamba2Mixer, Zamba2MambaMixer, GraniteMoeHybridMambaLayer): in_proj to
+    z, xBC and dt; a depthwise conv over xBC; per-head dt_bias, A_log, D; a gated RMSNorm over the inner width."""
+    conv_dim = inner + 2 * groups * state
+    conv = [Tensor(f"{module}.conv1d.weight", (conv_dim, 1, kernel), "other")]
+    conv += [Tensor(f"{module}.conv1d.bias", (conv_dim,), "bias")] if conv_bias else []
+    return [
+        *_linear(f"{module}.in_proj", inner + conv_dim + heads, hidden, proj_bias),
+        *conv,
+        Tensor(f"{module}.dt_bias", (heads,), "other"),
+        Tensor(f"{module}.A_log", (heads,), "other"),
+        Tensor(f"{module}.D", (heads,), "other"),
+        *_norm(f"{module}.norm", inner, 1),
+        *_linear(f"{module}.out_proj", hidden, inner, proj_bias),
+    ]
+
+
+def _plain_mlp(module: str, hidden: int, inter: int, bias: bool) -> list[Tensor]:
+    return _linear(f"{module}.up_proj", inter, hidden, bias) + _linear(f"{module}.down_proj", hidden, inter, bias)
+
+
+def _nemotron_h(cfg: dict[str, Any], family: Family) -> list[Tensor]:
+    """Nemotron-H / Nemotron 3 (NemotronHForCausalLM): one norm + one mixer per layer, by kind: Mamba2, attention
+    (no biases), a relu2 MLP (up/down) or a MoE of up/down experts over `moe_latent_size` (projected from and
+    back to hidden_size when set), an fp32 sigmoid router with an `e_score_correction_bias` buffer and one shared
+    up/down expert. The MTP layers (`num_nextn_predict_layers`) are not built (`_keys_to_ignore_on_load_unexpected
+    = ["mtp.*"]`), and the head is never tied (`_tied_weights_keys = {}`)."""
+    h, heads, kv = fields.hidden_size(cfg), fields.num_heads(cfg), fields.num_kv_heads(cfg)
+    hd = fields.head_dim(cfg, family)
+    m_heads, m_dim = positive_int(cfg, "mamba_num_heads"), positive_int(cfg, "mamba_head_dim")
+    groups, state, kernel = (positive_int(cfg, k) for k in ("n_groups", "ssm_state_size", "conv_kernel"))
+    mlp_bias = bool(cfg.get("mlp_bias", False))
+    t = [Tensor("model.embeddings.weight", (_vocab(cfg), h), "embedding")]
+    for i, kind in enumerate(nemotron_h_layer_kinds(cfg)):
+        p = f"model.layers.{i}"
+        m = f"{p}.mixer"
+        t += _norm(f"{p}.norm", h, 1)
+        if kind == L.STATE:
+            t += _mamba2_mixer(
+                m,
+                h,
+                m_heads,
+                m_heads * m_dim,
+                groups,
+                state,
+                kernel,
+                bool(cfg.get("use_bias", False)),
+                bool(cfg.get("use_conv_bias", True)),
+            )
+        elif kind == L.FULL:
+            t += _linear(f"{m}.q_proj", heads * hd, h) + _linear(f"{m}.k_proj", kv * hd, h)
+            t += _linear(f"{m}.v_proj", kv * hd, h) + _linear(f"{m}.o_proj", h, heads * hd)
+        elif _nemotron_h_is_moe(cfg, i):
+            experts, inter = _num_experts(cfg), positive_int(cfg, "moe_intermediate_size")
+            latent = positive_int(cfg, "moe_latent_size", default=None)
+            width = latent or h
+            t += [
+                Tensor(f"{m}.experts.up_proj", (experts, inter, width), "expert"),
+                Tensor(f"{m}.experts.down_proj", (experts, width, inter), "expert"),
+                Tensor(f"{m}.gate.weight", (experts, h), "router"),
+                Tensor(f"{m}.gate.e_score_correction_bias", (experts,), "buffer"),
+            ]
+            t += _plain_mlp(
+                f"{m}.shared_experts", h, positive_int(cfg, "moe_shared_expert_intermediate_size"), mlp_bias
+            )
+            if latent:
+                t += _linear(f"{m}.fc1_latent_proj", latent, h, mlp_bias) + _linear(
+                    f"{m}.fc2_latent_proj", h, latent, mlp_bias
+                )
+        else:
+            t += _plain_mlp(m, h, fields.intermediate_size(cfg), mlp_bias)
+    return t + _norm("model.norm_f", h, 1) + _lm_head("lm_head", _vocab(cfg), h, False)
+
+
+def _nemotron_h_is_moe(cfg: dict[str, Any], i: int) -> bool:
+    listed = cfg.get("layers_block_type")
+    kind = listed[i] if listed is not None else cfg["hybrid_override_pattern"][i]
+    return kind in ("E", "moe")
+
+
+def _zamba2(cfg: dict[str, Any], family: Family) -> list[Tensor]:
+    """Zamba2 (Zamba2ForCausalLM): a Mamba2 decoder layer (mixer + input norm) in every layer; "hybrid" layers
+    add a hidden x hidden `linear` and run one of `num_mem_blocks` shared transformer blocks (attention over
+    2 x hidden, a gated MLP) with a LoRA adapter per hybrid layer that the block serves (`i % num_mem_blocks ==
+    block`); with tied embeddings the blocks are counted once each (transformers ties the later hybrid layers'
+    blocks to the first ones), else once per hybrid layer."""
+    h, heads, kv = fields.hidden_size(cfg), fields.num_heads(cfg), fields.num_kv_heads(cfg)
+    hd, attn_in = 2 * h // heads, 2 * h
+    inter = fields.intermediate_size(cfg, default=4 * h)
+    m_heads, inner = positive_int(cfg, "n_mamba_heads"), positive_int(cfg, "mamba_expand") * h
+    groups, state, kernel = (positive_int(cfg, k) for k in ("mamba_ngroups", "mamba_d_state", "mamba_d_conv"))
+    bias, rank, blocks = (
+        bool(cfg.get("add_bias_linear", False)),
+        positive_int(cfg, "adapter_rank"),
+        positive_int(cfg, "num_mem_blocks"),
+    )
+    types = zamba2_layer_types(cfg)
+    hybrid = [i for i, kind in enumerate(types) if kind == "hybrid"]
+    t = [Tensor("model.embed_tokens.weight", (_vocab(cfg), h), "embedding")]
+    for i, kind in enumerate(types):
+        p = f"model.layers.{i}"
+        d = f"{p}.mamba_decoder" if kind == "hybrid" else p
+        t += _mamba2_mixer(f"{d}.mamba", h, m_heads, inner, groups, state, kernel, bias, True)
+        t += _norm(f"{d}.input_layernorm", h, 1)
+        if kind == "hybrid":
+            t += _linear(f"{p}.linear", h, h)
+    # the hybrid layers that own a block: with tied embeddings transformers ties every later hybrid layer's block
+    # to the first `num_mem_blocks` ones (get_expanded_tied_weights_keys ties nothing when tie_word_embeddings
+    # is false, so each hybrid layer keeps its own)
+    owners = range(min(blocks, len(hybrid))) if _tied(cfg) else range(len(hybrid))
+    for j_owner in owners:
+        b = j_owner % blocks
+        s = f"model.layers.{hybrid[j_owner]}.shared_transformer"
+        a = f"{s}.self_attn"
+        t += _linear(f"{a}.q_proj", heads * hd, attn_in) + _linear(f"{a}.k_proj", kv * hd, attn_in)
+        t += _linear(f"{a}.v_proj", kv * hd, attn_in) + _linear(f"{a}.o_proj", h, heads * hd)
+        served = [j for j in range(len(hybrid)) if j % blocks == b]
+        if cfg.get("use_shared_attention_adapter"):
+            for j in served:
+                for x in "qkv":
+                    ad = f"{a}.linear_{x}_adapter_list.{j}"
+                    t += _linear(f"{ad}.0", rank, attn_in) + _linear(f"{ad}.1", attn_in, rank)
+        f = f"{s}.feed_forward"
+        t += _linear(f"{f}.gate_up_proj", 2 * inter, h, bias) + _linear(f"{f}.down_proj", h, inter, bias)
+        for j in served:
+            ad = f"{f}.gate_up_proj_adapter_list.{j}"
+            t += _linear(f"{ad}.0", rank, h) + _linear(f"{ad}.1", 2 * inter, rank)
+        t += _norm(f"{s}.input_layernorm", attn_in, 1) + _norm(f"{s}.pre_ff_layernorm", h, 1)
+    return t + _norm("model.final_layernorm", h, 1) + _lm_head("lm_head", _vocab(cfg), h, _tied(cfg))
+
+
+def _lfm2_ff_dim(cfg: dict[str, Any]) -> int:
+    """Lfm2MLP's width: `intermediate_size` (`block_ff_dim`), or with `block_auto_adjust_ff_dim` 2/3 of it, times
+    `block_ffn_dim_multiplier`, rounded up to `block_multiple_of`."""
+    inter = int(first(cfg, "block_ff_dim", "intermediate_size"))
+    if not cfg.get("block_auto_adjust_ff_dim", True):
+        return inter
+    inter = int(2 * inter / 3)
+    multiplier = cfg.get("block_ffn_dim_multiplier", 1.0)
+    if multiplier is not None:
+        inter = int(multiplier * inter)
+        step = int(cfg.get("block_multiple_of", 256))
+        inter = step * ((inter + step - 1) // step)
+    return inter
+
+
+def _lfm2(cfg: dict[str, Any], family: Family) -> list[Tensor]:
+    """LFM2 (Lfm2ForCausalLM): short-conv layers (in_proj to 3 x hidden, a depthwise conv of `conv_L_cache` taps,
+    out_proj; biases with `conv_bias`) or attention layers (q/k/v/out_proj without biases, per-head q/k RMSNorms),
+    each with a SwiGLU MLP (w1, w3, w2) and two norms; the final norm is `embedding_norm`."""
+    h, heads, kv = fields.hidden_size(cfg), fields.num_heads(cfg), fields.num_kv_heads(cfg)
+    hd, inter = h // heads, _lfm2_ff_dim(cfg)
+    kernel, bias = positive_int(cfg, "conv_L_cache"), bool(cfg.get("conv_bias", False))
+    types = ["conv" if isinstance(layer[0], L.RecurrentState) else "full_attention" for layer in lfm2(cfg)]
+    t = [Tensor("model.embed_tokens.weight", (_vocab(cfg), h), "embedding")]
+    for i, kind in enumerate(types):
+        p = f"model.layers.{i}"
+        if kind == "conv":
+            c = f"{p}.conv"
+            t += [Tensor(f"{c}.conv.weight", (h, 1, kernel), "other")]
+            t += [Tensor(f"{c}.conv.bias", (h,), "bias")] if bias else []
+            t += _linear(f"{c}.in_proj", 3 * h, h, bias) + _linear(f"{c}.out_proj", h, h, bias)
+        else:
+            a = f"{p}.self_attn"
+            t += _linear(f"{a}.q_proj", heads * hd, h) + _linear(f"{a}.k_proj", kv * hd, h)
+            t += _linear(f"{a}.v_proj", kv * hd, h) + _linear(f"{a}.out_proj", h, heads * hd)
+            t += _norm(f"{a}.q_layernorm", hd, 1) + _norm(f"{a}.k_layernorm", hd, 1)
+        f = f"{p}.feed_forward"
+        t += _linear(f"{f}.w1", inter, h) + _linear(f"{f}.w3", inter, h) + _linear(f"{f}.w2", h, inter)
+        t += _norm(f"{p}.operator_norm", h, 1) + _norm(f"{p}.ffn_norm", h, 1)
+    return t + _norm("model.embedding_norm", h, 1) + _lm_head("lm_head", _vocab(cfg), h, _tied(cfg))
+
+
+def _granitemoehybrid(cfg: dict[str, Any], family: Family) -> list[Tensor]:
+    """Granite 4 (GraniteMoeHybridForCausalLM): per layer a Mamba2 mixer or attention, two norms, routed experts
+    (a router and fused gate_up / down stacks, when `num_local_experts` > 0) and a shared SwiGLU MLP
+    (`shared_mlp.input_linear` to 2 x shared_intermediate_size, `output_linear`)."""
+    h, heads, kv = fields.hidden_size(cfg), fields.num_heads(cfg), fields.num_kv_heads(cfg)
+    hd, bias = fields.head_dim(cfg, family), bool(cfg.get("attention_bias", False))
+    experts, inter = int(cfg.get("num_local_experts") or 0), fields.intermediate_size(cfg)
+    shared = int(cfg.get("shared_intermediate_size") or 0)
+    m_heads, inner = positive_int(cfg, "mamba_n_heads"), positive_int(cfg, "mamba_expand") * h
+    groups, state, kernel = (positive_int(cfg, k) for k in ("mamba_n_groups", "mamba_d_state", "mamba_d_conv"))
+    proj_bias, conv_bias = bool(cfg.get("mamba_proj_bias", False)), bool(cfg.get("mamba_conv_bias", True))
+    t = [Tensor("model.embed_tokens.weight", (_vocab(cfg), h), "embedding")]
+    for i, layer in enumerate(granitemoehybrid(cfg)):
+        p = f"model.layers.{i}"
+        t += _norm(f"{p}.input_layernorm", h, 1) + _norm(f"{p}.post_attention_layernorm", h, 1)
+        if experts:
+            moe = f"{p}.block_sparse_moe"
+            t += _linear(f"{moe}.router", experts, h, role="router")
+            t += [
+                Tensor(f"{moe}.experts.gate_up_proj", (experts, 2 * inter, h), "expert"),
+                Tensor(f"{moe}.experts.down_proj", (experts, h, inter), "expert"),
+            ]
+        if shared:
+            t += _linear(f"{p}.shared_mlp.input_linear", 2 * shared, h) + _linear(
+                f"{p}.shared_mlp.output_linear", h, shared
+            )
+        if isinstance(layer[0], L.RecurrentState):
+            t += _mamba2_mixer(f"{p}.mamba", h, m_heads, inner, groups, state, kernel, proj_bias, conv_bias)
+        else:
+            a = f"{p}.self_attn"
+            t += _linear(f"{a}.q_proj", heads * hd, h, bias) + _linear(f"{a}.k_proj", kv * hd, h, bias)
+            t += _linear(f"{a}.v_proj", kv * hd, h, bias) + _linear(f"{a}.o_proj", h, heads * hd, bias)
+    return t + _norm("model.norm", h, 1) + _lm_head("lm_head", _vocab(cfg), h, _tied(cfg))
+
+
 # Weights layouts by the names the family table uses (kvplan.core.families.Family.weights): (config with the
 # family's defaults, family) -> tensors. Which model_types use which layout is the table's business, not this one's.
 LAYOUTS: dict[str, Callable[[dict[str, Any], Family], list[Tensor]]] = {
@@ -783,6 +1015,10 @@ LAYOUTS: dict[str, Callable[[dict[str, Any], Family], list[Tensor]]] = {
     "mamba": _mamba,
     "gemma4_text": _gemma4_text,
     "mimo_v2_flash": _mimo_v2_flash,
+    "nemotron_h": _nemotron_h,
+    "zamba2": _zamba2,
+    "lfm2": _lfm2,
+    "granitemoehybrid": _granitemoehybrid,
 }
 
 

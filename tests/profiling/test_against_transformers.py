@@ -28,10 +28,7 @@ REAL = all_config_names()
 SYNTHETIC = sorted(f"synthetic/{p.stem}" for p in SYNTHETIC_DIR.glob("*.json"))
 # Synthetic families kvplan does not model yet; each must fail loudly rather than be estimated wrong.
 NOT_MODELLED = {
-    "synthetic/lfm2",
     "synthetic/minimax",
-    "synthetic/nemotron_h",
-    "synthetic/zamba2",
 }
 
 

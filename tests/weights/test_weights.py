@@ -27,7 +27,9 @@ def meta_count(d: dict) -> int:
     model_type = {"kimi_k2": "deepseek_v3", "RefinedWebModel": "falcon"}.get(d["model_type"], d["model_type"])
     if model_type == "gemma3":  # multimodal: count what Gemma3ForCausalLM builds from the text config
         d, model_type = d["text_config"], "gemma3_text"
-    if model_type == "gemma4":  # likewise Gemma4ForCausalLM: the vision tower is not counted
+    elif (
+        model_type == "gemma4" or model_type == "lfm2_vl"
+    ):  # likewise Gemma4ForCausalLM: the vision tower is not counted
         d, model_type = d["text_config"], d["text_config"]["model_type"]
     kwargs = {k: v for k, v in d.items() if k not in ("auto_map", "model_type")}
     cfg = transformers.AutoConfig.for_model(model_type, **kwargs)
@@ -205,6 +207,98 @@ SYNTHETIC = {
     # MiMo-V2-Flash with transformers' defaults (no swa_* keys, no hybrid_layer_pattern) and with biases
     "mimo_v2_flash-defaults": load_config("synthetic/mimo_v2_flash_defaults"),
     "mimo_v2_flash-bias": {**load_config("synthetic/mimo_v2_flash_defaults"), "attention_bias": True},
+    # ---- Mamba2 / short-conv hybrids (issue 12)
+    # NemotronHForCausalLM never ties its head (`_tied_weights_keys = {}`), whatever tie_word_embeddings says
+    "nemotron_h-pattern-latent-biases-tied": _small(
+        "nemotron_h",
+        hybrid_override_pattern="M*E-ME",
+        num_hidden_layers=6,
+        mamba_num_heads=8,
+        mamba_head_dim=32,
+        n_groups=2,
+        ssm_state_size=16,
+        conv_kernel=3,
+        n_routed_experts=4,
+        num_experts_per_tok=2,
+        moe_intermediate_size=64,
+        moe_shared_expert_intermediate_size=96,
+        moe_latent_size=64,
+        mlp_bias=True,
+        use_bias=True,
+        use_conv_bias=False,
+        tie_word_embeddings=True,
+        head_dim=48,
+    ),
+    "nemotron_h-layers-block-type-legacy-names": {
+        k: v
+        for k, v in _small(
+            "nemotron_h",
+            layers_block_type=["mamba", "attention", "moe", "mlp"],
+            mamba_num_heads=8,
+            mamba_head_dim=32,
+            n_groups=1,
+            ssm_state_size=16,
+            n_routed_experts=4,
+            num_experts_per_tok=2,
+            moe_intermediate_size=64,
+            moe_shared_expert_intermediate_size=64,
+        ).items()
+        if k != "num_hidden_layers"  # as Nemotron-3-Ultra: the list alone says how many layers
+    },
+    # tied embeddings tie the later hybrid layers' shared blocks to the first num_mem_blocks ones; untied, each
+    # hybrid layer keeps its own
+    "zamba2-two-blocks-adapters-tied": {
+        "model_type": "zamba2",
+        "hidden_size": 64,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 6,
+        "vocab_size": 1000,
+        "layers_block_type": ["mamba", "hybrid", "hybrid", "mamba", "hybrid", "hybrid"],
+        "num_mem_blocks": 2,
+        "use_shared_attention_adapter": True,
+        "adapter_rank": 8,
+        "n_mamba_heads": 4,
+        "mamba_d_state": 16,
+        "mamba_ngroups": 2,
+        "intermediate_size": 96,
+        "tie_word_embeddings": True,
+    },
+    "zamba2-untied-bias": {
+        "model_type": "zamba2",
+        "hidden_size": 64,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "num_hidden_layers": 4,
+        "vocab_size": 1000,
+        "layers_block_type": ["hybrid", "mamba", "hybrid", "hybrid"],
+        "num_mem_blocks": 2,
+        "adapter_rank": 8,
+        "n_mamba_heads": 4,
+        "mamba_d_state": 16,
+        "add_bias_linear": True,
+        "tie_word_embeddings": False,
+    },
+    "lfm2-full-attn-idxs-conv-bias": _small(
+        "lfm2", full_attn_idxs=[1], conv_bias=True, block_auto_adjust_ff_dim=False, conv_L_cache=4
+    ),
+    "lfm2-auto-ff-dim-tied": _small(
+        "lfm2", layer_types=["conv", "full_attention", "conv"], block_multiple_of=128, block_ffn_dim_multiplier=1.5
+    ),
+    "granitemoehybrid-dense-attention-bias": _small(
+        "granitemoehybrid",
+        layer_types=["mamba", "attention", "mamba"],
+        num_local_experts=0,
+        shared_intermediate_size=128,
+        attention_bias=True,
+        mamba_n_heads=8,
+        mamba_d_state=16,
+        mamba_n_groups=2,
+        mamba_proj_bias=True,
+        mamba_conv_bias=False,
+    ),
+    "granitemoehybrid-all-mamba-default": _small(
+        "granitemoehybrid", mamba_n_heads=8, mamba_d_state=16, num_local_experts=4
+    ),
 }
 
 
@@ -356,8 +450,10 @@ def test_module_imports_no_torch():
 def test_unquantized_bytes_are_params_times_dtype(name):
     config = load_config(name)
     dtype = {"float32": 4, "float16": 2, "bfloat16": 2}[config.get("torch_dtype", "bfloat16")]
-    assert weight_bytes(config) == count_parameters(config) * dtype
-    assert weight_bytes(config, dtype_bytes=1) == count_parameters(config)
+    # stored buffers (the e_score_correction_bias of DeepSeek-V3 and Nemotron-H routers) are charged like weights
+    buffers = sum(t.numel for t in weight_tensors(config) if t.role == "buffer")
+    assert weight_bytes(config) == (count_parameters(config) + buffers) * dtype
+    assert weight_bytes(config, dtype_bytes=1) == count_parameters(config) + buffers
 
 
 def test_olmo2_is_stored_in_float32():
