@@ -27,9 +27,7 @@ def meta_count(d: dict) -> int:
     model_type = {"kimi_k2": "deepseek_v3", "RefinedWebModel": "falcon"}.get(d["model_type"], d["model_type"])
     if model_type == "gemma3":  # multimodal: count what Gemma3ForCausalLM builds from the text config
         d, model_type = d["text_config"], "gemma3_text"
-    elif (
-        model_type == "gemma4" or model_type == "lfm2_vl"
-    ):  # likewise Gemma4ForCausalLM: the vision tower is not counted
+    elif model_type in ("gemma4", "lfm2_vl"):  # likewise Gemma4ForCausalLM / Lfm2ForCausalLM: no vision tower
         d, model_type = d["text_config"], d["text_config"]["model_type"]
     kwargs = {k: v for k, v in d.items() if k not in ("auto_map", "model_type")}
     cfg = transformers.AutoConfig.for_model(model_type, **kwargs)
