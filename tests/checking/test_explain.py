@@ -134,9 +134,7 @@ def _args(case: dict, log, config: str) -> list[str]:
 
 
 # Cases the catalog's 2026 configs newly reach that explain cannot recompute yet (issue 12 removes them).
-PENDING_CASES = {
-    "vllm-40691-qwen35-27b-h20": "a hybrid's capacity from the logged token count alone (no KV memory) is not derived yet",
-}
+PENDING_CASES: dict[str, str] = {}
 
 
 def _skip_reason(case: dict, log, config: str | None) -> str | None:
