@@ -5,7 +5,7 @@
 - sliding-window layers live in a separate SWA pool that frees tokens outside the window: a sequence keeps at
   most `window` tokens there;
 - Mamba-style states: a per-request pool; conv state `(conv_kernel - 1) x channels` in the model dtype,
-  SSM state in float32 (SGLang's `--mamba-ssm-dtype` default);
+  SSM state in the config's `mamba_ssm_dtype` (Qwen3.5), else float32 (SGLang's `--mamba-ssm-dtype` default);
 - KV dtypes: auto, bf16, fp16, fp32, fp8_e4m3, fp8_e5m2 (no scales stored).
 
 Below the storage model: its serving model (SglangServing: mem_fraction_static budget, per-token fit, server
@@ -22,6 +22,9 @@ from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_ran
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
 from kvplan.engines.serving import BudgetInputs, BudgetTerm, FlagInputs, ServingModel
 from kvplan.errors import Text, UsageError
+
+# the SSM-state dtypes sglang-0.5.23 accepts from a config (srt/configs/mamba_utils.py:63-67)
+_SGLANG_SSM_DTYPES = ("float32", "bfloat16", "float16")
 
 
 class SglangEngine:
@@ -58,8 +61,11 @@ class SglangEngine:
             per_token = cache.bytes_per_token(kv_bytes)
             return cache.kind, int(per_token * req.seq_len * req.batch), per_token, req.seq_len
         if isinstance(cache, L.RecurrentState):
-            # conv_kernel - 1 columns in the model dtype, the SSM state in float32 (--mamba-ssm-dtype default)
-            state = int(cache.state_bytes(DTYPE_BYTES[req.model_dtype], 4, columns=cache.conv_kernel - 1, tp=req.tp))
+            # conv_kernel - 1 columns in the model dtype; the SSM state in the config's `mamba_ssm_dtype` where it
+            # names float32, bfloat16 or float16, else float32 (sglang-0.5.23 srt/configs/mamba_utils.py:47-107
+            # `mamba2_state_dtype`, which Qwen3-Next / Qwen3.5's `mamba2_cache_params` use: qwen3_next.py:311-313)
+            ssm = DTYPE_BYTES[cache.ssm_dtype] if cache.ssm_dtype in _SGLANG_SSM_DTYPES else 4
+            state = int(cache.state_bytes(DTYPE_BYTES[req.model_dtype], ssm, columns=cache.conv_kernel - 1, tp=req.tp))
             return cache.kind, state * req.batch, Fraction(0), None
         return cache.kind, 0, Fraction(0), None
 
