@@ -7,9 +7,10 @@ records where it came from). Then, per figure:
 - *capacity* figures (vLLM: blocks, tokens in the running version's meaning, max concurrency, Mamba blocks, the
   memory one request needs and the longest max_model_len; SGLang: K/V pool sizes from its token count;
   llama.cpp: K/V sizes from its cells) are recomputed from the LOGGED quantity they derive from — vLLM's
-  available KV memory is planned with `recommend(kv_memory=...)` at both ends of its print-rounding interval —
-  so block rounding and grouping are tested apart from the budget; a logged value anywhere between the two ends
-  is "within print rounding";
+  available KV memory is planned with `recommend(kv_memory=...)` at both ends of its print-rounding interval (a
+  log that prints neither the memory nor the blocks but "GPU KV cache size: N tokens": the block counts that
+  print N tokens in that release's meaning) — so block rounding and grouping are tested apart from the budget; a
+  logged value anywhere between the two ends is "within print rounding";
 - *budget* figures (available memory, weights, activation peak, non-torch, CUDA graphs, GPU memory x
   utilization) are kvplan's modelled values (`recommend` without `kv_memory`) against the log, with the error and
   the budget term responsible for a miss.
