@@ -7,9 +7,10 @@ records where it came from). Then, per figure:
 - *capacity* figures (vLLM: blocks, tokens in the running version's meaning, max concurrency, Mamba blocks, the
   memory one request needs and the longest max_model_len; SGLang: K/V pool sizes from its token count;
   llama.cpp: K/V sizes from its cells) are recomputed from the LOGGED quantity they derive from — vLLM's
-  available KV memory is planned with `recommend(kv_memory=...)` at both ends of its print-rounding interval —
-  so block rounding and grouping are tested apart from the budget; a logged value anywhere between the two ends
-  is "within print rounding";
+  available KV memory is planned with `recommend(kv_memory=...)` at both ends of its print-rounding interval (a
+  log that prints neither the memory nor the blocks but "GPU KV cache size: N tokens": the block counts that
+  print N tokens in that release's meaning) — so block rounding and grouping are tested apart from the budget; a
+  logged value anywhere between the two ends is "within print rounding";
 - *budget* figures (available memory, weights, activation peak, non-torch, CUDA graphs, GPU memory x
   utilization) are kvplan's modelled values (`recommend` without `kv_memory`) against the log, with the error and
   the budget term responsible for a miss.
@@ -38,6 +39,7 @@ from kvplan.engines.log_figures import (
     rules_for,
     sglang_pool_figures,
     span,
+    vllm_blocks_from_tokens,
     vllm_capacity_figures,
     vllm_cudagraph_bytes,
     vllm_reporting,
@@ -728,6 +730,9 @@ class _Vllm(_Explainer):
                 lo_bytes = hi_bytes = mid_bytes = int(blocks.value) * page.page_bytes * page.group_size
                 derived = f"log: num_gpu_blocks {blocks.value:,} (line {blocks.line})"
                 names = [n for n in names if n.name != "num_gpu_blocks"]
+            elif (found := self._memory_from_tokens(caches, request, reporting, why)) is not None:
+                lo_bytes, hi_bytes, mid_bytes, derived = found
+                names = [n for n in names if n.name != "kv_cache_tokens"]
             elif budget is not None:
                 lo_bytes = hi_bytes = mid_bytes = max(0, budget.available_kv_memory_bytes)
                 derived = "kvplan's modelled budget (the log prints no KV memory)"
@@ -758,10 +763,37 @@ class _Vllm(_Explainer):
             if number.name == "kv_cache_tokens":
                 figure = replace(figure, detail=f"{figure.detail} ({why})")
             self.capacity_row(number, figure, pair[0], pair[1], derived)
-        if memory is None and budget is not None:
+        if derived.startswith("kvplan's modelled budget"):
             self._blame("budget")
         elif request.pp > 1 and memory is not None:
             self._blame("pipeline stage")
+
+    def _memory_from_tokens(
+        self, caches: list[Any], request: Request, reporting: str, why: str
+    ) -> tuple[int, int, int, str] | None:
+        """(lowest, highest, middle KV bytes, where from) for a log that prints "GPU KV cache size: N tokens" but
+        neither the KV memory nor the blocks (vLLM 40691's Qwen3.5-27B): the block counts that print N tokens in
+        the version's meaning (`vllm_blocks_from_tokens`), as the memory that makes them. None when the log prints
+        no tokens, or no block count prints them (a note says so)."""
+        from kvplan.engines.vllm import capacity
+
+        tokens = self.log.first("kv_cache_tokens")
+        if tokens is None or not isinstance(tokens.value, int):
+            return None
+        page = capacity(caches, request, 0)
+        blocks = vllm_blocks_from_tokens(
+            tokens.value, reporting, page.block_size, page.num_groups, page.blocks_per_request, request.seq_len
+        )
+        if blocks is None:
+            self.notes.append(f"no block count prints {tokens.value:,} tokens ({why}): the tokens are not a source")
+            return None
+        unit = page.page_bytes * page.group_size
+        low, high = blocks[0] * unit, (blocks[1] + 1) * unit - 1
+        derived = (
+            f"log: GPU KV cache size {tokens.value:,} tokens (line {tokens.line}): {blocks[0]:,}-{blocks[1]:,} "
+            f"blocks ({why})"
+        )
+        return low, high, (low + high) // 2, derived
 
     def _blame(self, term: str) -> None:
         """Name `term` as responsible for every capacity figure that does not reproduce."""

@@ -65,6 +65,16 @@ class Family:
 
 
 _GEMMA = {"head_dim": 256, "vocab_size": 256000, "tie_word_embeddings": True}
+_QWEN3_5 = {
+    "head_dim": 256,
+    "vocab_size": 248320,
+    "linear_conv_kernel_dim": 4,
+    "linear_key_head_dim": 128,
+    "linear_value_head_dim": 128,
+    "linear_num_key_heads": 16,
+    "linear_num_value_heads": 32,
+}
+_QWEN3_VL = {"head_dim": 128, "vocab_size": 151936}
 
 _TABLE = (
     # ---- families with an exact weights layout
@@ -89,6 +99,27 @@ _TABLE = (
             "linear_num_key_heads": 16,
             "linear_num_value_heads": 32,
         },
+    ),
+    # ---- Qwen3.5 / 3.6 / 3.8 (gated DeltaNet + gated full attention) and the Qwen3-VL text towers: the text
+    # configs' model_types, the multimodal wrappers as aliases (their `text_config` is what is read); defaults
+    # are transformers 5.24's Qwen3_5TextConfig, Qwen3_5MoeTextConfig, Qwen3VLTextConfig, Qwen3VLMoeTextConfig
+    Family("qwen3_5_text", shape="qwen3_next", weights="qwen3_5_text", aliases=("qwen3_5",), defaults=_QWEN3_5),
+    Family(
+        "qwen3_5_moe_text",
+        shape="qwen3_next",
+        weights="qwen3_5_moe_text",
+        aliases=("qwen3_5_moe",),
+        defaults={**_QWEN3_5, "moe_intermediate_size": 512, "shared_expert_intermediate_size": 512},
+    ),
+    Family("qwen3_vl_text", shape="qwen3_vl", weights="qwen3_vl_text", aliases=("qwen3_vl",), defaults=_QWEN3_VL),
+    Family(
+        "qwen3_vl_moe_text",
+        shape="qwen3_vl",
+        weights="qwen3_vl_moe_text",
+        aliases=("qwen3_vl_moe",),
+        # no tie_word_embeddings default: Qwen3VLMoeTextConfig's True is never used, the model is only built as
+        # the wrapper, whose Qwen3VLMoeConfig says False
+        defaults={"vocab_size": 151936},
     ),
     Family("gemma", shape="dense", weights="gemma", defaults=_GEMMA),
     Family("gemma2", shape="gemma2", weights="gemma2", defaults=_GEMMA),
@@ -180,8 +211,6 @@ _TABLE = (
     Family("mamba2", shape="mamba2", weights=None),
     Family("bamba", shape="bamba", weights=None),
     Family("falcon_h1", shape="falcon_h1", weights=None),
-    Family("qwen3_5_text", shape="qwen3_next", weights=None, aliases=("qwen3_5",)),
-    Family("qwen3_5_moe", shape="qwen3_next", weights=None),
     Family(
         "gemma3n_text",
         shape="gemma3n",

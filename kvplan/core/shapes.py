@@ -665,6 +665,13 @@ def granitemoehybrid(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     return tuple((state,) if names[str(t)] == L.STATE else (attention(cfg),) for t in types)
 
 
+def qwen3_vl(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Qwen3-VL text towers (dense and MoE): full attention on every layer. transformers 5.24's
+    modeling_qwen3_vl.py / modeling_qwen3_vl_moe.py have no sliding-window path (Qwen3VLMoeTextConfig sets
+    `sliding_window = None`), so a `sliding_window` or `use_sliding_window` in the config changes nothing."""
+    return tuple((attention(cfg),) for _ in range(num_layers(cfg)))
+
+
 # Shape readers by the names the family table uses (kvplan.core.families.Family.shape).
 READERS: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
     "dense": dense,
@@ -691,6 +698,7 @@ READERS: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
     "zamba2": zamba2,
     "lfm2": lfm2,
     "granitemoehybrid": granitemoehybrid,
+    "qwen3_vl": qwen3_vl,
 }
 
 

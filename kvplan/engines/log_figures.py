@@ -40,6 +40,7 @@ __all__ = [
     "llamacpp_cache_figures",
     "rules_for",
     "sglang_pool_figures",
+    "vllm_blocks_from_tokens",
     "vllm_capacity_figures",
     "vllm_reporting",
 ]
@@ -269,6 +270,30 @@ def vllm_capacity_figures(
         f"the longest max_model_len (up to {limit:,}) whose pages fit in {avail:,} B",
     )
     return figures
+
+
+def vllm_blocks_from_tokens(
+    tokens: int, reporting: str, block_size: int, groups: int, per_request: int, max_model_len: int
+) -> tuple[int, int] | None:
+    """The block counts (lowest, highest) for which vLLM prints "GPU KV cache size: `tokens` tokens" under
+    `reporting` (`vllm_reporting`), or None when no block count prints it: the inverse of the token figure of
+    `vllm_capacity_figures`, for logs that print the tokens but neither the KV memory nor the blocks.
+
+    - V0: tokens = blocks x block_size, one block count.
+    - GROUPS (0.8 - 0.20.0): tokens = blocks // groups x block_size: `groups` block counts (a hybrid's groups).
+    - CONCURRENCY (0.20.1 on): tokens = int(blocks / per_request x max_model_len): the blocks b with
+      tokens x per_request <= b x max_model_len < (tokens + 1) x per_request.
+    """
+    if tokens < 0 or block_size < 1 or groups < 1 or per_request < 1 or max_model_len < 1:
+        return None
+    if reporting in (V0, GROUPS):
+        if tokens % block_size:
+            return None
+        per_group = tokens // block_size
+        return (per_group, per_group) if reporting == V0 else (per_group * groups, per_group * groups + groups - 1)
+    low = -(-tokens * per_request // max_model_len)
+    high = -(-(tokens + 1) * per_request // max_model_len) - 1
+    return (low, high) if low <= high else None
 
 
 def vllm_cudagraph_bytes(layers_on_gpu: int) -> int:

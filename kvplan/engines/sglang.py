@@ -5,8 +5,8 @@
 - sliding-window layers live in a separate SWA pool that frees tokens outside the window: a sequence keeps at
   most `window` tokens there;
 - Mamba-style states: a per-request pool; conv state `(conv_kernel - 1) x channels` in bf16 (its
-  SGLANG_MAMBA_CONV_DTYPE default, whatever the model dtype), SSM state in float32 (SGLang's
-  `--mamba-ssm-dtype` default); Mamba2 groups TP does not divide are replicated;
+  SGLANG_MAMBA_CONV_DTYPE default, whatever the model dtype), SSM state in the config's `mamba_ssm_dtype`
+  (Qwen3.5), else float32 (SGLang's default); Mamba2 groups TP does not divide are replicated;
 - KV dtypes: auto, bf16, fp16, fp32, fp8_e4m3, fp8_e5m2 (no scales stored).
 
 Below the storage model: its serving model (SglangServing: mem_fraction_static budget, per-token fit, server
@@ -24,6 +24,9 @@ from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_ran
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
 from kvplan.engines.serving import BudgetInputs, BudgetTerm, FlagInputs, ServingModel
 from kvplan.errors import Text, UsageError
+
+# the SSM-state dtypes sglang-0.5.23 accepts from a config (srt/configs/mamba_utils.py:63-67)
+_SGLANG_SSM_DTYPES = ("float32", "bfloat16", "float16")
 
 
 class SglangEngine:
@@ -60,13 +63,16 @@ class SglangEngine:
             per_token = cache.bytes_per_token(kv_bytes)
             return cache.kind, int(per_token * req.seq_len * req.batch), per_token, req.seq_len
         if isinstance(cache, L.RecurrentState):
-            # conv_kernel - 1 columns in bf16 whatever the model dtype (SGLANG_MAMBA_CONV_DTYPE, environ.py:1628,
-            # read by configs/mamba_utils.py `mamba2_state_dtype`, which every Mamba-style pool uses), the SSM state
-            # in float32 (--mamba-ssm-dtype default); Mamba2 groups that TP does not divide are replicated so each
-            # shard has its own (configs/mamba_utils.py:218-225 `Mamba2StateShape.create`)
+            # conv_kernel - 1 columns in bf16 whatever the model dtype (SGLANG_MAMBA_CONV_DTYPE, environ.py:1628);
+            # the SSM state in the config's `mamba_ssm_dtype` where it names float32, bfloat16 or float16, else
+            # float32 (sglang-0.5.23 srt/configs/mamba_utils.py:47-107 `mamba2_state_dtype`, which every
+            # Mamba-style pool uses; it reads `mamba_ssm_dtype` only: Nemotron-H's `mamba_ssm_cache_dtype` is
+            # float32 in every released config, as SGLang's default); Mamba2 groups that TP does not divide are
+            # replicated so each shard has its own (configs/mamba_utils.py:218-225 `Mamba2StateShape.create`)
+            ssm = DTYPE_BYTES[cache.ssm_dtype] if cache.ssm_dtype in _SGLANG_SSM_DTYPES else 4
             state = int(
                 cache.state_bytes(
-                    DTYPE_BYTES["bfloat16"], 4, columns=cache.conv_kernel - 1, tp=req.tp, replicate_groups=True
+                    DTYPE_BYTES["bfloat16"], ssm, columns=cache.conv_kernel - 1, tp=req.tp, replicate_groups=True
                 )
             )
             return cache.kind, state * req.batch, Fraction(0), None

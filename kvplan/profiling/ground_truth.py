@@ -25,7 +25,7 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoModelForCausalLM
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_MAPPING_NAMES
 
 from kvplan.core.config import NESTED_TEXT_KEYS, text_config
 from kvplan.core.families import canonical_model_type, family_of
@@ -195,16 +195,27 @@ def build_model(
     for key, value in (shrink or {}).items():
         setattr(cfg, key, value)
     torch_dtype = _torch_dtype(dtype)
+    auto: Any = AutoModelForCausalLM
     if getattr(cfg, "model_type", None) not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        raise _unsupported(getattr(cfg, "model_type", None))
+        if not _text_tower_only(cfg):
+            raise _unsupported(getattr(cfg, "model_type", None))
+        auto = transformers.AutoModel
     kwargs: dict[str, Any] = {}
     if torch.device(device).type == "meta" and torch_dtype != torch.bfloat16:
         # The default MoE path (`grouped_mm`) has a bf16-only meta kernel and the "eager" one calls
         # `nonzero` (data-dependent, impossible on meta); `batched_mm` works on meta for every dtype.
         kwargs["experts_implementation"] = "batched_mm"
     with torch.device(device):
-        model = AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype, **kwargs)
+        model = auto.from_config(cfg, dtype=torch_dtype, **kwargs)
     return model.eval()
+
+
+def _text_tower_only(cfg: transformers.PretrainedConfig) -> bool:
+    """A multimodal wrapper's text config with no causal-LM class of its own (Qwen3-VL's `qwen3_vl_text` and
+    `qwen3_vl_moe_text` in transformers 5.24): the text model (`AutoModel`) is built instead. Its forward returns
+    the cache the wrapper's would (Qwen3VLModel.forward hands its cache to `self.language_model`); it has no LM
+    head, which holds no cache."""
+    return getattr(cfg, "base_config_key", None) == "text_config" and cfg.model_type in MODEL_MAPPING_NAMES
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1004,6 +1004,81 @@ def _granitemoehybrid(cfg: dict[str, Any], family: Family) -> list[Tensor]:
     return t + _norm("model.norm", h, 1) + _lm_head("lm_head", _vocab(cfg), h, _tied(cfg))
 
 
+# ---- Qwen3.5 / 3.6 / 3.8 and the Qwen3-VL text towers (transformers 5.24 modeling_qwen3_5.py,
+# modeling_qwen3_5_moe.py, modeling_qwen3_vl.py, modeling_qwen3_vl_moe.py)
+
+# Qwen3_5ForConditionalGeneration / Qwen3_5MoeForConditionalGeneration checkpoints keep the text model under
+# `model.language_model` (the names modelopt's `quantized_layers` list); text-only ones (Qwen3_5MoeForCausalLM)
+# under `model`.
+_LANGUAGE_MODEL_NAMES = {
+    "embed": "model.language_model.embed_tokens",
+    "layers": "model.language_model.layers",
+    "norm": "model.language_model.norm",
+}
+
+
+def _qwen3_5_gated_delta_net(o: Opts, i: int, p: str) -> list[Tensor]:
+    """Qwen3_5GatedDeltaNet: Qwen3-Next's DeltaNet with the projections unfused (in_proj_qkv, in_proj_z,
+    in_proj_b, in_proj_a instead of in_proj_qkvz and in_proj_ba: the same parameters, other module names)."""
+    c, a = o.cfg, f"{p}.linear_attn"
+    v_heads, k_heads = positive_int(c, "linear_num_value_heads"), positive_int(c, "linear_num_key_heads")
+    v_head = positive_int(c, "linear_value_head_dim")
+    v_dim, k_dim = v_heads * v_head, k_heads * positive_int(c, "linear_key_head_dim")
+    return [
+        Tensor(f"{a}.dt_bias", (v_heads,), "other"),
+        Tensor(f"{a}.A_log", (v_heads,), "other"),
+        Tensor(f"{a}.conv1d.weight", (2 * k_dim + v_dim, 1, positive_int(c, "linear_conv_kernel_dim")), "other"),
+        *_linear(f"{a}.in_proj_qkv", 2 * k_dim + v_dim, o.hidden),
+        *_linear(f"{a}.in_proj_z", v_dim, o.hidden),
+        *_linear(f"{a}.in_proj_b", v_heads, o.hidden),
+        *_linear(f"{a}.in_proj_a", v_heads, o.hidden),
+        *_norm(f"{a}.norm", v_head, 1),
+        *_linear(f"{a}.out_proj", o.hidden, v_dim),
+    ]
+
+
+def _qwen3_5_mixer(o: Opts, i: int, p: str) -> list[Tensor]:
+    """`layer_types` (Qwen3_5TextConfig fills it from `full_attention_interval`, default 4)."""
+    types = o.cfg.get("layer_types")
+    if not types:
+        interval = positive_int(o.cfg, "full_attention_interval", default=4)
+        types = ["linear_attention" if (j + 1) % interval else "full_attention" for j in range(o.layers)]
+    return _qwen3_5_gated_delta_net(o, i, p) if types[i] == "linear_attention" else _attention(o, i, p)
+
+
+def _ffn_qwen3_5_moe(o: Opts, i: int, p: str) -> list[Tensor]:
+    """Qwen3_5MoeSparseMoeBlock on every layer (Qwen3_5MoeDecoderLayer reads neither `mlp_only_layers` nor
+    `decoder_sparse_step`): router, routed experts, a shared expert and its one-output gate."""
+    c, m = o.cfg, f"{p}.mlp"
+    experts = _num_experts(c)
+    t = _linear(f"{m}.gate", experts, o.hidden, role="router")
+    t += _experts(f"{m}.experts", experts, o.hidden, positive_int(c, "moe_intermediate_size"))
+    t += _gated(f"{m}.shared_expert", o.hidden, positive_int(c, "shared_expert_intermediate_size"))
+    return t + _linear(f"{m}.shared_expert_gate", 1, o.hidden, role="router")
+
+
+_MIXERS["qwen3_5"] = _qwen3_5_mixer
+_FFN["qwen3_5_moe"] = _ffn_qwen3_5_moe
+# gated attention (q_proj doubled), q/k RMSNorms over head_dim; dense MLP (3.5) or the sparse block (3.5 MoE)
+_QWEN3_5_SPEC = replace(SPECS["qwen3"], mixer="qwen3_5", q_mult=2)
+_QWEN3_5_SPECS = {"qwen3_5_text": _QWEN3_5_SPEC, "qwen3_5_moe_text": replace(_QWEN3_5_SPEC, ffn="qwen3_5_moe")}
+
+
+def _qwen3_5(cfg: dict[str, Any], family: Family) -> list[Tensor]:
+    spec = _QWEN3_5_SPECS[family.name]
+    if cfg.get("_outer_model_type") in family.aliases:  # a multimodal wrapper's text_config
+        spec = replace(spec, names=_LANGUAGE_MODEL_NAMES)
+    return _decoder(_resolve(spec, cfg, family))
+
+
+def _qwen3_vl(cfg: dict[str, Any], family: Family) -> list[Tensor]:
+    """Qwen3-VL text towers: Qwen3's decoder (q/k norms over head_dim), Qwen3-MoE's sparse blocks for the MoE
+    one (`mlp_only_layers` and `decoder_sparse_step` honoured, no shared expert); the checkpoints keep the text
+    model under `model.language_model`."""
+    spec = SPECS["qwen3_moe" if family.name == "qwen3_vl_moe_text" else "qwen3"]
+    return _decoder(_resolve(replace(spec, names=_LANGUAGE_MODEL_NAMES), cfg, family))
+
+
 # Weights layouts by the names the family table uses (kvplan.core.families.Family.weights): (config with the
 # family's defaults, family) -> tensors. Which model_types use which layout is the table's business, not this one's.
 LAYOUTS: dict[str, Callable[[dict[str, Any], Family], list[Tensor]]] = {
@@ -1019,6 +1094,10 @@ LAYOUTS: dict[str, Callable[[dict[str, Any], Family], list[Tensor]]] = {
     "zamba2": _zamba2,
     "lfm2": _lfm2,
     "granitemoehybrid": _granitemoehybrid,
+    "qwen3_5_text": _qwen3_5,
+    "qwen3_5_moe_text": _qwen3_5,
+    "qwen3_vl_text": _qwen3_vl,
+    "qwen3_vl_moe_text": _qwen3_vl,
 }
 
 

@@ -135,7 +135,6 @@ def _args(case: dict, log, config: str) -> list[str]:
 
 # Cases the catalog's 2026 configs newly reach that explain cannot recompute yet (issue 12 removes them).
 PENDING_CASES = {
-    "vllm-40691-qwen35-27b-h20": "a hybrid's capacity from the logged token count alone (no KV memory) is not derived yet",
     # MiMo-V2-Flash's SGLang pools: explain does not recompute SGLang's SWA + full pools; their logged K and V
     # sizes are checked against the shape in tests/engines/test_gemma4_mimo_engines.py
     "sglang-18039-mimo-v2-flash-tp4-mem07-main-2026-01": "kvplan explain does not recompute SGLang's SWA + full pools",

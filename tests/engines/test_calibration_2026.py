@@ -37,6 +37,7 @@ class Pin:
     tp: int | None = None
     max_model_len: int | None = None
     kv_dtype: str | None = None
+    prefix_caching: bool | None = None
 
 
 REPRODUCED = {
@@ -58,6 +59,16 @@ REPRODUCED = {
         "0.29.1rc1.dev17+gd2d649e67.d20260913",
         "as logged; MiniMax-M2 is read as a llama-like decoder (62 full-attention layers, 8 KV heads of 128: "
         "attn_type_list is all 1s), bf16 KV (AWQ weights)",
+    ),
+    "club3090-windows-native-qwen36-35b-a3b-autoround-2x3090-tp2-v0.26.0": Pin(
+        "Qwen__Qwen3.6-35B-A3B",
+        "0.26.0",
+        "as logged (fp8_e4m3 KV, TP 2, 262,144 tokens). The quote elides the non-default args ('{..., ...}') and "
+        "vllm-0.26.0/vllm/engine/arg_utils.py:2520-2521 leaves prefix caching off for hybrids, yet only with it on "
+        "(Mamba `align` mode, models/config.py:559-561: two state pages per GDN layer) do the figures follow: 455 "
+        "blocks / (126 + 3 x 2) per request x 262,144 = 903,602 tokens, 3.45x; off, 129 per request would print "
+        "924,616 tokens, 3.53x. So the run passed --enable-prefix-caching",
+        prefix_caching=True,
     ),
 }
 
@@ -84,18 +95,16 @@ GAPS = {
 }
 
 _NO_FAMILY = "kvplan has no {} family yet (a colleague adds the 2026 families)"
-_MOE_TEXT = (
-    "model_type qwen3_5_moe_text (the text config of Qwen3.5/3.6 MoE) is not read: kvplan's qwen3_5_moe family lacks "
-    "that spelling"
-)
 SKIPPED = {
     "retail-shopping-assistant-95-nemotron3-super-120b-2xh100": "failed start: only the Mamba block bound (524) "
     "is printed, no KV memory, version, TP or max_model_len (kvplan reads the model: at TP 2 under vLLM 0.28-0.33 "
     "one block is 8 x 2,129,920 B, so 524 blocks would be 8.32 GiB of KV memory, which the log cannot confirm)",
     "vllm-recipes-551-qwen36-27b-fp8-1xh100-util095": "failed start: only the Mamba block bound (856) is printed, "
     "no KV memory; version not stated",
-    "home-ops-13226-qwen36-35b-a3b-fp8-gb10-131072": _MOE_TEXT + "; no KV memory printed",
-    "home-ops-13319-qwen36-35b-a3b-fp8-gb10-65536": _MOE_TEXT + "; no KV memory printed",
+    "home-ops-13226-qwen36-35b-a3b-fp8-gb10-131072": "no KV memory printed (a failed start: the Mamba block bound "
+    "95 and 1.44x only); community GB10 build",
+    "home-ops-13319-qwen36-35b-a3b-fp8-gb10-65536": "no KV memory printed (tokens and concurrency only, and they "
+    "agree with each other by construction in 0.25: tokens = int(concurrency x max_model_len))",
     "vllm-recipes-906-glm53-flash-4xh200-tp4-default-seqs": "no config for zai-org/GLM-5.3-Flash",
     "vllm-recipes-906-glm53-flash-4xh200-tp4-seqs512": "no config for zai-org/GLM-5.3-Flash",
     "nemo-rl-2620-nemotron-nano-v2-12b-nightly": "no config for nvidia/NVIDIA-Nemotron-Nano-12B-v2 (a nemotron_h "
@@ -104,8 +113,8 @@ SKIPPED = {
     "vllm-51041-dsv4-flash-0731-2xh20-tp2-0.26.0": _NO_FAMILY.format("deepseek_v4") + "; MTP draft",
     "vllm-45178-minimax-m25-nvfp4-b200-dep2-cg-estimate-on": "no KV memory, TP, version or max_model_len printed",
     "vllm-45178-minimax-m25-nvfp4-b200-dep2-cg-estimate-off": "no KV memory, TP, version or max_model_len printed",
-    "vllm-50780-qwen35-122b-a10b-int4-sm120-0.23.x": _MOE_TEXT + "; no KV memory printed",
-    "vllm-50780-qwen35-122b-a10b-int4-sm120-0.26.1-nightly": _MOE_TEXT + "; no KV memory printed",
+    "vllm-50780-qwen35-122b-a10b-int4-sm120-0.23.x": "no KV memory, GPU, TP or max_model_len printed",
+    "vllm-50780-qwen35-122b-a10b-int4-sm120-0.26.1-nightly": "no KV memory, GPU, TP or max_model_len printed",
     "vllm-46329-qwen38-27b-5090-kvnvfp4-util0975-262144": "no config for Qwen/Qwen3.8-27B; MTP draft; patched build",
     "vllm-46329-qwen38-27b-5090-kvfp8-util093-109568": "no config for Qwen/Qwen3.8-27B; no KV memory printed",
     "vllm-recipes-810-qwen38-27b-fp8-2x5090-tp2-262144": "no config for Qwen/Qwen3.8-27B; MTP draft",
@@ -122,7 +131,6 @@ SKIPPED = {
     "club3090-294-qwen36-27b-autoround-2x3090-x4-v0.22.0": "MTP n=3 draft; no KV memory printed",
     "club3090-changelog-multi4-qwen36-27b-4x3090-tp4-fp8e5m2": "MTP draft; no KV memory printed",
     "club3090-changelog-multi4-dflash-qwen36-27b-4x3090-tp4-bf16kv": "DFlash draft model; no KV memory printed",
-    "club3090-windows-native-qwen36-35b-a3b-autoround-2x3090-tp2-v0.26.0": _MOE_TEXT,
     "club3090-calibration-gemma-4-12b-2x3090-tp2-bf16kv-131072": "no config for google/gemma-4-12b (checkpoint "
     "not named); MTP assistant drafter resident in the pool",
     "club3090-benchmarks-gemma-4-31b-int8pth-2x3090-tp2-262144": "MTP n=4 draft shares the pool (kvplan has no "
@@ -154,6 +162,7 @@ def _model(case: dict, pin: Pin):
         tp=pin.tp or case["tensor_parallel_size"] or 1,
         max_num_batched_tokens=mnbt,
         engine_version=pin.version,
+        prefix_caching=pin.prefix_caching,
     )
     caches = [c for i in pipeline_stages(shape.num_layers, 1)[0] for c in shape.layers[i]]
     return VllmEngine(shape), caches, req, shape

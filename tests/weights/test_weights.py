@@ -31,9 +31,18 @@ def meta_count(d: dict) -> int:
         d, model_type = d["text_config"], d["text_config"]["model_type"]
     kwargs = {k: v for k, v in d.items() if k not in ("auto_map", "model_type")}
     cfg = transformers.AutoConfig.for_model(model_type, **kwargs)
+    if model_type in IMAGE_TEXT_ONLY:  # no causal-LM class: the wrapper's parameters outside its vision tower
+        with torch.device("meta"):
+            model = transformers.AutoModelForImageTextToText.from_config(cfg)
+        return sum(p.numel() for name, p in model.named_parameters() if not name.startswith("model.visual."))
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(cfg)
     return sum(p.numel() for p in model.parameters())
+
+
+# Multimodal wrappers transformers 5.24 builds only as image-text-to-text models (Qwen3VLForConditionalGeneration
+# and its MoE twin: `model.visual`, `model.language_model`, `lm_head`).
+IMAGE_TEXT_ONLY = {"qwen3_vl", "qwen3_vl_moe"}
 
 
 @pytest.mark.torch
