@@ -42,8 +42,6 @@ def load_config(name: str) -> dict:
 # `tests/core/test_every_config.py` checks that none of them is read silently as something else meanwhile.
 PENDING_FAMILIES: dict[str, str] = {
     "LiquidAI__LFM2.5-VL-1.6B": "lfm2",
-    "MiniMaxAI__MiniMax-M2.5": "minimax_m2",
-    "MiniMaxAI__MiniMax-M2.7": "minimax_m2",
     "MiniMaxAI__MiniMax-M3": "minimax_m3",
     "Qwen__Qwen3-VL-30B-A3B-Instruct": "qwen3_vl_moe",
     "Qwen__Qwen3-VL-32B-Instruct": "qwen3_vl",

@@ -156,6 +156,23 @@ _TABLE = (
     Family("falcon_h1", shape="falcon_h1", weights=None),
     Family("qwen3_5_text", shape="qwen3_next", weights=None, aliases=("qwen3_5",)),
     Family("qwen3_5_moe", shape="qwen3_next", weights=None),
+    # ---- Kimi Linear / K3 and MiniMax (issue 12); defaults: transformers 5.24 KimiLinearConfig, MiniMaxConfig
+    Family(
+        "kimi_linear",
+        shape="kimi_linear",
+        weights=None,
+        defaults={
+            "linear_head_dim": 128,
+            "linear_num_heads": 32,
+            "linear_conv_kernel_dim": 4,
+            "kv_lora_rank": 512,
+            "qk_rope_head_dim": 64,
+            "vocab_size": 163840,
+        },
+    ),
+    Family("minimax_m2", shape="minimax_m2", weights="minimax_m2", defaults={"head_dim": 128, "vocab_size": 200064}),
+    Family("minimax", shape="minimax", weights=None),
+    Family("minimax_m3", shape="minimax_m3", weights=None),
 )
 
 # canonical name -> Family, and every model_type spelling -> Family (kept in step by register / unregister)

@@ -56,7 +56,7 @@ REPRODUCED = {
     "spark-vllm-docker-396-minimax-m27-awq-2xgb10-tp2-util080-fail": Pin(
         "MiniMaxAI__MiniMax-M2.7",
         "0.29.1rc1.dev17+gd2d649e67.d20260913",
-        "as logged; MiniMax-M2 is read as a llama-like decoder (62 full-attention layers, 8 KV heads of 128: "
+        "as logged; MiniMax-M2 read by its family reader (62 full-attention layers, 8 KV heads of 128: "
         "attn_type_list is all 1s), bf16 KV (AWQ weights)",
     ),
 }

@@ -30,7 +30,6 @@ SYNTHETIC = sorted(f"synthetic/{p.stem}" for p in SYNTHETIC_DIR.glob("*.json"))
 NOT_MODELLED = {
     "synthetic/gemma3n_text",
     "synthetic/lfm2",
-    "synthetic/minimax",
     "synthetic/nemotron_h",
     "synthetic/zamba2",
 }
