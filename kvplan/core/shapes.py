@@ -438,10 +438,10 @@ def minimax_m3(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     """MiniMax-M3: MSA sparse attention. Refused until its index-key cache is read (see the message)."""
     raise UnsupportedArchitecture(
         "minimax_m3 (MSA sparse attention) is not modelled yet: besides each layer's GQA K/V, its sparse layers "
-        "keep an index-key side cache (`sparse_attention_config` sparse_num_index_heads x sparse_index_dim per "
-        "token) in its own KV-cache group whose dtype and page rules kvplan has not read (vLLM "
-        "models/minimax_m3/common/indexer.py:145-152, nvidia/sparse_attention_msa.py:82-90); transformers 5.24 "
-        "has no minimax_m3",
+        "keep an index-key side cache (one `sparse_index_dim` key per token: transformers 5.24 "
+        "minimax_m3_vl_text `idx_keys`), which vLLM 0.33 keeps as a KV-cache group of its own whose dtype and page "
+        "rules kvplan has not read (models/minimax_m3/common/indexer.py:145-152, nvidia/sparse_attention_msa.py:"
+        "82-90); vLLM 0.33 registers MiniMaxM3Sparse* architectures, not this config's MiniMaxM3ForCausalLM",
         hint="report the model at kvplan's issue tracker",
     )
 

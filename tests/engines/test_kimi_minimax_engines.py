@@ -137,3 +137,16 @@ def test_serving_engines_refuse_lightning_attention(engine):
     shape = model_shape(load_config("synthetic/minimax"))
     with pytest.raises(UsageError, match="lightning"):
         engine.stage_costs(shape.caches(), Request(100, 1, "bfloat16", "bfloat16"))
+
+
+@pytest.mark.parametrize("name", ["moonshotai__Kimi-K3", "synthetic/minimax"])
+def test_engines_kvplan_has_not_read_refuse_kda_and_lightning(name):
+    """No llama.cpp or TensorRT-LLM source for KDA or lightning attention was read: those engines refuse rather
+    than size the state with another family's rule."""
+    from kvplan.engines.llamacpp import LlamaCppEngine
+    from kvplan.engines.tensorrt_llm import TensorRtLlmEngine
+
+    shape = model_shape(load_config(name))
+    for engine in (LlamaCppEngine(), TensorRtLlmEngine()):
+        with pytest.raises(UsageError, match="kvplan has not read"):
+            engine.stage_costs(shape.caches(), Request(100, 1, "bfloat16", "bfloat16"))
