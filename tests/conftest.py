@@ -67,7 +67,7 @@ PENDING_FAMILIES: dict[str, str] = {
     "mistralai__Devstral-Small-2-24B-Instruct": "ministral3",
     "moonshotai__Kimi-K2.5": "kimi_k25 (weights of the wrapper)",
     "moonshotai__Kimi-K2.6": "kimi_k25 (weights of the wrapper)",
-    "moonshotai__Kimi-K3": "kimi_k3",
+    "moonshotai__Kimi-K3": "kimi_k3 (weights layout)",
     "nvidia__NVIDIA-Nemotron-3-Nano-30B-A3B-BF16": "nemotron_h",
     "nvidia__NVIDIA-Nemotron-3-Super-120B-A12B-FP8": "nemotron_h",
     "nvidia__NVIDIA-Nemotron-3-Ultra-550B-A55B-BF16": "nemotron_h",
