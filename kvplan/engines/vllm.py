@@ -595,13 +595,10 @@ class VllmEngine:
         if mode != "align":
             return 1
         row = vllm_behaviour(req.engine_version)
-        checkpoint = (
-            (row.mamba2_checkpoint and state.family == "mamba2")
-            or (
-                row.gdn_flashinfer_checkpoint and state.family == "gated_deltanet" and self._gdn_flashinfer(states, req)
-            )
-            or (row.kda_flashkda_checkpoint and self._flashkda(state, req))
+        checkpoint = (row.mamba2_checkpoint and state.family == "mamba2") or (
+            row.gdn_flashinfer_checkpoint and state.family == "gated_deltanet" and self._gdn_flashinfer(states, req)
         )
+        checkpoint = checkpoint or (row.kda_flashkda_checkpoint and self._flashkda(state, req))
         return 2 + int(checkpoint)
 
     @staticmethod
