@@ -373,7 +373,7 @@ def _kimi_linear_types(cfg: dict) -> list[str]:
 def _kda_state(cfg: dict) -> L.RecurrentState:
     """A KDA layer's state: a short convolution over q, k and v (3 x heads x head_dim channels) and a
     heads x head_dim x head_dim recurrent state (vLLM mamba_utils.py:296-319 `kda_state_shape`, SGLang
-    configs/mamba_utils.py:331-356, transformers modeling_kimi_linear.py:592 conv_dim and :709 the fp32 state)."""
+    configs/mamba_utils.py:323-367, transformers modeling_kimi_linear.py:592 conv_dim and :709 the fp32 state)."""
     raw = cfg.get("linear_attn_config")
     linear: dict[str, Any] = raw if isinstance(raw, dict) else {}
     heads = positive_int(linear, "num_heads", default=positive_int(cfg, "linear_num_heads"))

@@ -393,7 +393,7 @@ VLLM_VERSIONS: tuple[VllmBehaviour, ...] = (
         "(:692-696, v1/attention/backends/gdn_attn.py:34, platforms/interface.py:1090-1094) and hold one "
         "prefill-checkpoint page (:748, v1/kv_cache_interface.py:1137-1140); engine/arg_utils.py:2963 and :2986 "
         "keep GB10 (compute capability 12.1) on the small scheduler tier; adds octave_* dtypes; KDA layers on "
-        "FlashKDA (models/kimi_k3/nvidia/kda.py:363-379 and :506-511 the backend, :901-909 and "
+        "FlashKDA (models/kimi_k3/nvidia/kda.py:363-379 and :486-525 the backend, :901-909 and "
         "model_executor/layers/mamba/kda_checkpoint.py:9-10 one prefill-checkpoint page); MLA + Mamba hybrids align "
         "blocks to 128 tokens (platforms/interface.py:1083-1088)",
         _R0_32,
@@ -604,7 +604,7 @@ class VllmEngine:
     @staticmethod
     def _flashkda(state: L.RecurrentState, req: Request) -> bool:
         """A KDA layer runs FlashKDA's prefill (models/kimi_k3/nvidia/kda.py:363-379 `is_flashkda_supported`, chosen
-        by `resolve_kda_prefill_backend` at :486-511 for the default "auto"): CUDA SM9x/10x/12x, 128-wide heads, a
+        by `resolve_kda_prefill_backend` at :486-525 for the default "auto"): CUDA SM9x/10x/12x, 128-wide heads, a
         bf16 model, a float32 or bf16 recurrent state (float32 by default) and a bounded gate in the config."""
         major = _major(req.compute_capability)
         return (
@@ -777,7 +777,9 @@ class VllmEngine:
         # Mamba2 groups so each shard has its own
         conv = DTYPE_BYTES[req.model_dtype]
         ssm = DTYPE_BYTES.get(cache.ssm_dtype or "", conv)
-        if cache.family == "kda":  # mamba_utils.py:133-149 `kda_state_dtype`: float32 unless --mamba-ssm-cache-dtype
+        # KDA: vllm-0.33.0 model_executor/layers/mamba/mamba_utils.py:133-149 `kda_state_dtype`, the recurrent state
+        # in float32 unless --mamba-ssm-cache-dtype says otherwise (read in 0.33.0 only; older releases taken alike)
+        if cache.family == "kda":
             ssm = Fraction(4)
         return int(cache.state_bytes(conv, ssm, columns=cache.conv_kernel - 1, tp=req.tp, replicate_groups=True))
 

@@ -42,7 +42,7 @@ def test_vllm_kda_state_is_conv_in_bf16_and_a_float32_recurrent_state(tp):
 
 def test_vllm_0_33_aligns_mla_kda_hybrid_blocks_to_128_tokens():
     """vllm-0.33.0/vllm/platforms/interface.py:1083-1088: for MLA hybrids the kernel block alignment is at least
-    128; the attention block is alignment x cdiv(mamba page, alignment x MLA page of one token) (:1096-1099). The
+    128; the attention block is alignment x cdiv(mamba page, alignment x MLA page of one token) (:1098-1101). The
     0.32 row keeps kvplan's 16-token unit (no MLA + Mamba hybrid was read before 0.33)."""
     shape = _k3()
     state_page = _kda_state_bytes(1, _K - 1)
@@ -66,7 +66,7 @@ def test_vllm_0_33_aligns_mla_kda_hybrid_blocks_to_128_tokens():
 def test_vllm_0_33_kda_on_flashkda_holds_a_prefill_checkpoint_page(capability, model_dtype, bounded, pages):
     """vllm-0.33.0/vllm/models/kimi_k3/nvidia/kda.py:363-379 `is_flashkda_supported` (CUDA SM9x/10x/12x,
     head_dim 128, bf16 input, fp32/bf16 state, a gate_lower_bound), chosen for the default "auto" backend
-    (:486-511); then :901-909 sets num_prefill_checkpoint_blocks = 1 (model_executor/layers/mamba/
+    (:486-525); then :901-909 sets num_prefill_checkpoint_blocks = 1 (model_executor/layers/mamba/
     kda_checkpoint.py:9-10), which `align` mode counts (v1/kv_cache_interface.py:1135-1139: 2 + spec +
     checkpoint pages)."""
     config = load_config("moonshotai__Kimi-K3")
@@ -101,7 +101,7 @@ def test_vllm_k3_groups_69_kda_layers_in_groups_of_the_24_mla_layers():
 
 @pytest.mark.parametrize("tp", [1, 4])
 def test_sglang_kda_state_and_mla_latent(tp):
-    """SGLang configs/mamba_utils.py:331-356 `KimiLinearStateShape.create`: conv (K-1, proj/tp + 2 proj_k/tp),
+    """SGLang configs/mamba_utils.py:323-367 `KimiLinearStateShape.create`: conv (K-1, proj/tp + 2 proj_k/tp),
     temporal (heads/tp, head_dim, head_dim); :47-107 conv bf16, temporal float32 by default; MLA one latent per
     token, replicated on every rank."""
     shape = _k3()
