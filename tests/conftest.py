@@ -41,8 +41,6 @@ def load_config(name: str) -> dict:
 # that walk the catalog leave these out (`all_config_names`); each family's change deletes its names here, and
 # `tests/core/test_every_config.py` checks that none of them is read silently as something else meanwhile.
 PENDING_FAMILIES: dict[str, str] = {
-    "MiniMaxAI__MiniMax-M2.5": "minimax_m2",
-    "MiniMaxAI__MiniMax-M2.7": "minimax_m2",
     "MiniMaxAI__MiniMax-M3": "minimax_m3",
     "meta-llama__Llama-4-Maverick-17B-128E-Instruct": "llama4_text (weights layout)",
     "meta-llama__Llama-4-Scout-17B-16E-Instruct": "llama4_text (weights layout)",
@@ -55,7 +53,7 @@ PENDING_FAMILIES: dict[str, str] = {
     "mistralai__Devstral-Small-2-24B-Instruct": "ministral3",
     "moonshotai__Kimi-K2.5": "kimi_k25 (weights of the wrapper)",
     "moonshotai__Kimi-K2.6": "kimi_k25 (weights of the wrapper)",
-    "moonshotai__Kimi-K3": "kimi_k3",
+    "moonshotai__Kimi-K3": "kimi_k3 (weights layout)",
     "tencent__Hunyuan-A13B": "hunyuan",
     "zai-org__GLM-4.5": "glm4_moe (weights layout)",
     "zai-org__GLM-5": "glm_moe_dsa",

@@ -289,6 +289,23 @@ _TABLE = (
             "tie_word_embeddings": False,
         },
     ),
+    # ---- Kimi Linear / K3 and MiniMax (issue 12); defaults: transformers 5.24 KimiLinearConfig, MiniMaxConfig
+    Family(
+        "kimi_linear",
+        shape="kimi_linear",
+        weights=None,
+        defaults={
+            "linear_head_dim": 128,
+            "linear_num_heads": 32,
+            "linear_conv_kernel_dim": 4,
+            "kv_lora_rank": 512,
+            "qk_rope_head_dim": 64,
+            "vocab_size": 163840,
+        },
+    ),
+    Family("minimax_m2", shape="minimax_m2", weights="minimax_m2", defaults={"head_dim": 128, "vocab_size": 200064}),
+    Family("minimax", shape="minimax", weights=None),
+    Family("minimax_m3", shape="minimax_m3", weights=None),
 )
 
 # canonical name -> Family, and every model_type spelling -> Family (kept in step by register / unregister)

@@ -672,6 +672,107 @@ def qwen3_vl(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     return tuple((attention(cfg),) for _ in range(num_layers(cfg)))
 
 
+# ---------------------------------------------------------------- Kimi Linear / Kimi K3, MiniMax (issue 12)
+
+
+def _kimi_linear_types(cfg: dict) -> list[str]:
+    """Kimi Linear's layer kinds: `linear_attn_config`'s 1-indexed `kda_layers` / `full_attn_layers` (the released
+    checkpoints, read so by transformers' KimiLinearConfig, vLLM's kimi_k3 `is_kda_layer` and SGLang's
+    configs/kimi_linear.py:158-162), else `layer_types`, else transformers' default (full on layers 4, 8, ...)."""
+    n = num_layers(cfg)
+    linear = cfg.get("linear_attn_config")
+    if isinstance(linear, dict) and linear.get("kda_layers") is not None:
+        kda = {int(i) - 1 for i in linear["kda_layers"]}
+        full = {int(i) - 1 for i in linear.get("full_attn_layers") or ()}
+        if kda & full or not all(0 <= i < n for i in kda | full):
+            raise ConfigError(
+                f"`linear_attn_config` kda_layers / full_attn_layers must be distinct layer numbers from 1 to {n}",
+                hint="fix linear_attn_config in config.json",
+            )
+        # vLLM and SGLang run every layer that is not a KDA layer as MLA (full attention)
+        return [L.STATE if i in kda else L.FULL for i in range(n)]
+    types = _explicit_layer_types(cfg, n)
+    if types is not None:
+        return types
+    return [L.FULL if i and i % 4 == 0 else L.STATE for i in range(n)]
+
+
+def _kda_state(cfg: dict) -> L.RecurrentState:
+    """A KDA layer's state: a short convolution over q, k and v (3 x heads x head_dim channels) and a
+    heads x head_dim x head_dim recurrent state (vLLM mamba_utils.py:296-319 `kda_state_shape`, SGLang
+    configs/mamba_utils.py:323-367, transformers modeling_kimi_linear.py:592 conv_dim and :709 the fp32 state)."""
+    raw = cfg.get("linear_attn_config")
+    linear: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    heads = positive_int(linear, "num_heads", default=positive_int(cfg, "linear_num_heads"))
+    dim = positive_int(linear, "head_dim", default=positive_int(cfg, "linear_head_dim"))
+    kernel = positive_int(linear, "short_conv_kernel_size", default=positive_int(cfg, "linear_conv_kernel_dim"))
+    bound = linear.get("gate_lower_bound")
+    return L.RecurrentState(
+        "kda",
+        3 * heads * dim,
+        kernel,
+        (heads, dim, dim),
+        gate_lower_bound=float(bound) if isinstance(bound, (int, float)) else None,
+    )
+
+
+def kimi_linear(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """Kimi Linear / Kimi K3 (`kimi_linear` text config): KDA layers and MLA layers (latent kv_lora_rank +
+    qk_rope_head_dim per token: transformers caches kv_nope and k_rot, modeling_kimi_linear.py:288-294; vLLM
+    kimi_k3/nvidia/mla.py:160 and :421-437 head_size kv_lora_rank + qk_rope_head_dim)."""
+    latent = L.MlaLatent(positive_int(cfg, "kv_lora_rank"), positive_int(cfg, "qk_rope_head_dim"))
+    state = _kda_state(cfg)
+    return tuple((latent,) if t == L.FULL else (state,) for t in _kimi_linear_types(cfg))
+
+
+def minimax_m2(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """MiniMax-M2 / M2.5 / M2.7: GQA full attention on every layer (transformers MiniMaxM2Attention
+    modeling_minimax_m2.py:288-291, vLLM minimax_m2.py:204-208, SGLang minimax_m2.py:730 build one standard
+    attention per layer and read no `attn_type_list`). A list with a 0 (MiniMax-01's lightning layers) would be
+    another model: refused."""
+    types = cfg.get("attn_type_list")
+    if types is not None and any(int(t) != 1 for t in types):
+        raise UnsupportedArchitecture(
+            "minimax_m2 config has `attn_type_list` entries other than 1 (softmax attention); MiniMax-M2's "
+            "modelling code (transformers, vLLM, SGLang) has no other layer kind",
+            hint="report the model at kvplan's issue tracker",
+        )
+    return tuple((attention(cfg),) for _ in range(num_layers(cfg)))
+
+
+def minimax(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """MiniMax-Text-01 / M1 (`minimax`): lightning (linear) attention layers, whose state is one
+    heads x head_dim x head_dim matrix per sequence and no convolution (transformers modeling_minimax.py:203-210,
+    kept in `MiniMaxCache.linear_cache`, outside `cache.layers`), and full GQA attention layers, by `layer_types`
+    (else `attn_type_list`: 0 lightning, 1 softmax)."""
+    n = num_layers(cfg)
+    types = _explicit_layer_types(cfg, n)
+    if types is None:
+        listed = cfg.get("attn_type_list")
+        if not isinstance(listed, list) or len(listed) != n:
+            raise ConfigError(
+                f"minimax config needs `layer_types` or `attn_type_list` with {n} entries",
+                hint="add layer_types to config.json",
+            )
+        types = [L.FULL if int(t) == 1 else L.STATE for t in listed]
+    heads = positive_int(cfg, *HEAD_KEYS)
+    dim = head_dim(cfg)
+    state = L.RecurrentState("lightning", 0, 1, (heads, dim, dim))
+    return tuple((attention(cfg),) if t == L.FULL else (state,) for t in types)
+
+
+def minimax_m3(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """MiniMax-M3: MSA sparse attention. Refused until its index-key cache is read (see the message)."""
+    raise UnsupportedArchitecture(
+        "minimax_m3 (MSA sparse attention) is not modelled yet: besides each layer's GQA K/V, its sparse layers "
+        "keep an index-key side cache (one `sparse_index_dim` key per token: transformers 5.24 "
+        "minimax_m3_vl_text `idx_keys`), which vLLM 0.33 keeps as a KV-cache group of its own whose dtype and page "
+        "rules kvplan has not read (models/minimax_m3/common/indexer.py:145-152, nvidia/sparse_attention_msa.py:"
+        "82-90); vLLM 0.33 registers MiniMaxM3Sparse* architectures, not this config's MiniMaxM3ForCausalLM",
+        hint="report the model at kvplan's issue tracker",
+    )
+
+
 # Shape readers by the names the family table uses (kvplan.core.families.Family.shape).
 READERS: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
     "dense": dense,
@@ -699,6 +800,10 @@ READERS: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
     "lfm2": lfm2,
     "granitemoehybrid": granitemoehybrid,
     "qwen3_vl": qwen3_vl,
+    "kimi_linear": kimi_linear,
+    "minimax_m2": minimax_m2,
+    "minimax": minimax,
+    "minimax_m3": minimax_m3,
 }
 
 

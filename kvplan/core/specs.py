@@ -118,13 +118,16 @@ class RecurrentState:
     `conv_channels` x `conv_kernel` is the convolution window; engines keep `conv_kernel` (transformers) or
     `conv_kernel - 1` (vLLM, SGLang, llama.cpp, TensorRT-LLM) columns. `ssm_shape` is the recurrent state's shape
     for one sequence; its first dimension (channels or heads) and `conv_channels` are the ones tensor parallelism
-    splits. `family` is "mamba", "mamba2", "gated_deltanet" or "short_conv". Mamba2's convolution also covers
+    splits. `family` is "mamba", "mamba2", "gated_deltanet", "short_conv", "kda" (Kimi Delta Attention: conv over
+    q, k and v, a heads x head_dim x head_dim state) or "lightning" (MiniMax-01: the heads x head_dim x head_dim
+    state alone, no convolution: `conv_channels` 0). Mamba2's convolution also covers
     `n_groups` groups of `2 * group_state` channels (B and C); `conv_channels` already includes them.
 
     Two config facts some engines read (not part of the shape, so not compared): `chunk_size`, the Mamba SSD
     kernel's chunk from the config (`mamba_chunk_size` / `chunk_size`; 0 when the config has none), and
     `ssm_dtype`, the recurrent state's own dtype where the config sets one (Qwen3.5's `mamba_ssm_dtype`; None:
-    the model dtype).
+    the model dtype); `gate_lower_bound`, a KDA layer's bounded forget gate (`linear_attn_config`
+    gate_lower_bound; vLLM runs FlashKDA only with one).
     """
 
     family: str
@@ -135,6 +138,7 @@ class RecurrentState:
     group_state: int = 0
     chunk_size: int = field(default=0, compare=False)
     ssm_dtype: str | None = field(default=None, compare=False)
+    gate_lower_bound: float | None = field(default=None, compare=False)
     kind: ClassVar[str] = STATE
 
     def conv_elements(self, columns: int, tp: int = 1, *, replicate_groups: bool = False) -> int:

@@ -67,6 +67,10 @@ def row_bytes(kv_dtype: str, n: int) -> int:
     return int(value)
 
 
+# Recurrent-state families whose llama.cpp storage kvplan has not read (no llama.cpp source for them checked)
+_UNREAD_STATES = {"kda": "Kimi's KDA state", "lightning": "MiniMax-01's lightning-attention state"}
+
+
 class LlamaCppEngine:
     name = "llamacpp"
     follows = "llama.cpp master 2026 (llama-kv-cache.cpp, -iswa.cpp, llama-memory-recurrent.cpp)"
@@ -75,6 +79,13 @@ class LlamaCppEngine:
         self.swa = model_type in SWA_FAMILIES
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
+        unread = sorted({c.family for c in caches if isinstance(c, L.RecurrentState) and c.family in _UNREAD_STATES})
+        if unread:
+            raise UsageError(
+                f"kvplan has not read how llama.cpp stores {' and '.join(_UNREAD_STATES[f] for f in unread)}",
+                hint=Text("use {engine} vllm, sglang or transformers for this model"),
+                field="engine",
+            )
         if req.tp > 1:
             raise UsageError(
                 "llama.cpp has no tensor parallelism: it splits whole layers across GPUs",

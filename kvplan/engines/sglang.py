@@ -34,6 +34,13 @@ class SglangEngine:
     follows = "SGLang 0.5 (model_runner cell_size, SWA and Mamba pools)"
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
+        if any(isinstance(c, L.RecurrentState) and c.family == "lightning" for c in caches):
+            raise UsageError(
+                "SGLang 0.5 does not serve MiniMax-01's lightning attention (srt/models has no MiniMaxText01 or "
+                "MiniMaxM1 model)",
+                hint=Text("use {engine} transformers for this model"),
+                field="engine",
+            )
         if req.kv_dtype in ("int8", "int4", "nvfp4"):
             raise UsageError(
                 f"SGLang has no {req.kv_dtype} KV cache",

@@ -44,6 +44,12 @@ class TensorRtLlmEngine:
     follows = "TensorRT-LLM KvCacheConfig (tokens_per_block 32, no max_attention_window)"
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
+        if any(isinstance(c, L.RecurrentState) and c.family in ("kda", "lightning") for c in caches):
+            raise UsageError(
+                "kvplan has not read how TensorRT-LLM stores Kimi's KDA or MiniMax-01's lightning-attention state",
+                hint=Text("use {engine} vllm, sglang or transformers for this model"),
+                field="engine",
+            )
         if req.kv_dtype not in ("float32", "float16", "bfloat16", "fp8_e4m3", "int8", "nvfp4"):
             raise UsageError(
                 f"TensorRT-LLM has no {req.kv_dtype} KV cache",

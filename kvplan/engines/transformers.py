@@ -5,7 +5,8 @@ Rules, read from transformers 5.23 `cache_utils.py` and checked against real cac
 - sliding / chunked layers (`DynamicSlidingWindowLayer`): the last `window - 1` tokens;
 - MLA (DeepSeek V2/V3, Kimi K2): the latent (`kv_lora_rank`) as "keys" and the RoPE part as "values";
 - recurrent layers: the conv state `[batch, channels, conv_kernel]` in the model dtype and the SSM /
-  DeltaNet state in float32 whatever the model dtype;
+  DeltaNet / KDA state in float32 whatever the model dtype; MiniMax-01's lightning state `[batch, heads,
+  head_dim, head_dim]` (no conv) in the model dtype, in `MiniMaxCache.linear_cache` outside `cache.layers`;
 - `--kv-dtype fp8` is `QuantizedCache(backend="fp8")`: one byte per element plus two fp32 scales per layer;
   `int4` (quanto, 4 bits with an fp32 scale and zero point per 64 values: 5/8 byte per element) and `int8`
   (hqq, 8 bits + the same: 9/8 byte), as after a prefill: later decode tokens wait in a full-precision residual
@@ -103,8 +104,10 @@ class TransformersEngine:
 
     @staticmethod
     def _state_bytes(cache: L.RecurrentState, req: Request) -> int:
-        # all conv_kernel columns in the model dtype; the SSM / DeltaNet state in float32
-        return int(cache.state_bytes(DTYPE_BYTES[req.model_dtype], 4, columns=cache.conv_kernel, tp=req.tp))
+        # all conv_kernel columns in the model dtype; the SSM / DeltaNet / KDA state in float32, except MiniMax's
+        # lightning state, kept in the activations' dtype (modeling_minimax.py:203-210 `attn_weights_inter`)
+        ssm = DTYPE_BYTES[req.model_dtype] if cache.family == "lightning" else 4
+        return int(cache.state_bytes(DTYPE_BYTES[req.model_dtype], ssm, columns=cache.conv_kernel, tp=req.tp))
 
 
 class TransformersStaticEngine(TransformersEngine):

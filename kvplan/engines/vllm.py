@@ -147,7 +147,10 @@ class VllmBehaviour:
     `align` mode holds one prefill-checkpoint page more for Mamba2 layers; `gdn_flashinfer_checkpoint`, GDN
     layers on FlashInfer's prefill (SM90, and SM100/SM120 with 128-wide keys) align blocks to 64 tokens and
     hold one prefill-checkpoint page more in `align` mode; `hybrid_block_unit_from_block_size`, the hybrid
-    block alignment unit is max(16, --block-size) (False: 16); `pads_attention_pages`, an attention page that does not divide the largest
+    block alignment unit is max(16, --block-size) (False: 16); `kda_flashkda_checkpoint`, KDA layers on FlashKDA's
+    prefill (SM90/SM10x/SM12x, bf16 model, 128-wide heads, a bounded gate) hold one prefill-checkpoint page more in
+    `align` mode; `mla_hybrid_block_unit`, the hybrid block alignment unit of MLA + Mamba-style models is at least
+    this (0: no such floor); `pads_attention_pages`, an attention page that does not divide the largest
     page is padded to it ("backend": on backends that read pages by block stride, FLASH_ATTN among them;
     "all": every non-MLA backend; "": never, an error); `kv_cache_dtypes`, the `--kv-cache-dtype` spellings
     accepted.
@@ -183,6 +186,8 @@ class VllmBehaviour:
     gb10_small_tier: bool
     hybrid_allocator_off_with: tuple[str, ...]
     mamba_seqs_check: bool = False
+    kda_flashkda_checkpoint: bool = False
+    mla_hybrid_block_unit: int = 0
     cpu_backend_wording: bool = False
     one_capacity_line: bool = False
     follows: str = field(default="")
@@ -387,9 +392,14 @@ VLLM_VERSIONS: tuple[VllmBehaviour, ...] = (
         "qwen_gdn_linear_attn.py:249-264 SM90, SM100/SM120 with 128-wide keys) align checkpoints to 64 tokens "
         "(:692-696, v1/attention/backends/gdn_attn.py:34, platforms/interface.py:1090-1094) and hold one "
         "prefill-checkpoint page (:748, v1/kv_cache_interface.py:1137-1140); engine/arg_utils.py:2963 and :2986 "
-        "keep GB10 (compute capability 12.1) on the small scheduler tier; adds octave_* dtypes",
+        "keep GB10 (compute capability 12.1) on the small scheduler tier; adds octave_* dtypes; KDA layers on "
+        "FlashKDA (models/kimi_k3/nvidia/kda.py:363-379 and :486-525 the backend, :901-909 and "
+        "model_executor/layers/mamba/kda_checkpoint.py:9-10 one prefill-checkpoint page); MLA + Mamba hybrids align "
+        "blocks to 128 tokens (platforms/interface.py:1083-1088)",
         _R0_32,
         gdn_flashinfer_checkpoint=True,
+        kda_flashkda_checkpoint=True,
+        mla_hybrid_block_unit=128,
         gb10_small_tier=True,
         kv_cache_dtypes=_R0_32.kv_cache_dtypes | {"octave_k3v4", "octave_k3v3", "octave_k3v3_compact"},
     ),
@@ -588,7 +598,23 @@ class VllmEngine:
         checkpoint = (row.mamba2_checkpoint and state.family == "mamba2") or (
             row.gdn_flashinfer_checkpoint and state.family == "gated_deltanet" and self._gdn_flashinfer(states, req)
         )
+        checkpoint = checkpoint or (row.kda_flashkda_checkpoint and self._flashkda(state, req))
         return 2 + int(checkpoint)
+
+    @staticmethod
+    def _flashkda(state: L.RecurrentState, req: Request) -> bool:
+        """A KDA layer runs FlashKDA's prefill (models/kimi_k3/nvidia/kda.py:363-379 `is_flashkda_supported`, chosen
+        by `resolve_kda_prefill_backend` at :486-525 for the default "auto"): CUDA SM9x/10x/12x, 128-wide heads, a
+        bf16 model, a float32 or bf16 recurrent state (float32 by default) and a bounded gate in the config."""
+        major = _major(req.compute_capability)
+        return (
+            state.family == "kda"
+            and major in (9, 10, 12)
+            and len(state.ssm_shape) > 1
+            and state.ssm_shape[1] == 128
+            and req.model_dtype == "bfloat16"
+            and state.gate_lower_bound is not None
+        )
 
     # -- block sizes
 
@@ -618,6 +644,8 @@ class VllmEngine:
         state_page = max(self._state_bytes(c, req) for c in states)
         per_token = max(self._token_bytes(c, req) for c in attn)
         unit = max(_ALIGN, base) if row.hybrid_block_unit_from_block_size else _ALIGN
+        if row.mla_hybrid_block_unit and any(isinstance(c, L.MlaLatent) for c in attn):
+            unit = max(unit, row.mla_hybrid_block_unit)  # TRTLLM/FlashInfer MLA decode kernels' 128-token rule
         if mode == "all":
             chunk = lcm(max(s.chunk_size for s in states) or _MAMBA1_CHUNK, unit)
             return max(base, chunk * cdiv(cdiv(state_page, per_token), chunk))
@@ -711,6 +739,14 @@ class VllmEngine:
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         """The KV dtype exists in this release (vLLM's spelling, config/cache.py CacheDType), and for this model."""
+        if any(isinstance(c, L.RecurrentState) and c.family == "lightning" for c in caches):
+            raise UsageError(
+                "vLLM does not serve MiniMax-01's lightning attention: 0.23.0 removed MiniMaxText01ForCausalLM "
+                "and MiniMaxM1ForCausalLM (model_executor/models/registry.py:861-864), and kvplan has not read "
+                "the releases before",
+                hint=Text("use {engine} transformers for this model"),
+                field="engine",
+            )
         mla = any(isinstance(c, L.MlaLatent) for c in caches)
         if req.kv_dtype in ("int8", "int4", "nvfp4") and mla:
             hint = "use {kv_dtype} fp8 or auto"
@@ -750,6 +786,10 @@ class VllmEngine:
         # Mamba2 groups so each shard has its own
         conv = DTYPE_BYTES[req.model_dtype]
         ssm = DTYPE_BYTES.get(cache.ssm_dtype or "", conv)
+        # KDA: vllm-0.33.0 model_executor/layers/mamba/mamba_utils.py:133-149 `kda_state_dtype`, the recurrent state
+        # in float32 unless --mamba-ssm-cache-dtype says otherwise (read in 0.33.0 only; older releases taken alike)
+        if cache.family == "kda":
+            ssm = Fraction(4)
         return int(cache.state_bytes(conv, ssm, columns=cache.conv_kernel - 1, tp=req.tp, replicate_groups=True))
 
 

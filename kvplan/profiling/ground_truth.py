@@ -150,7 +150,11 @@ def hf_config_from_dict(config: dict, *, trust_remote_code: bool = False) -> tra
         inner = text_config(config)
         if inner is not config and inner.get("model_type"):
             # Unknown wrapper around a known language model: build the inner config on its own.
-            inner = {k: v for k, v in inner.items() if k not in NESTED_TEXT_KEYS and not k.endswith("_config")}
+            inner = {
+                k: v
+                for k, v in inner.items()
+                if k not in NESTED_TEXT_KEYS and (not k.endswith("_config") or k in _INNER_CONFIG_KEYS)
+            }
             inner.pop("architectures", None)
             if native_model_type(inner["model_type"]) in CONFIG_MAPPING:
                 return hf_config_from_dict(inner)
@@ -161,7 +165,26 @@ def hf_config_from_dict(config: dict, *, trust_remote_code: bool = False) -> tra
         text = hf_config.get_text_config(decoder=True)
     except ValueError:
         text = hf_config
-    return text if text is not None else hf_config
+    text = text if text is not None else hf_config
+    _check_activation(text)
+    return text
+
+
+# Sub-dicts of a language model's own config that its config class reads (Kimi Linear's KDA layout); the other
+# `*_config` keys of a wrapper's text config (quantization, vision) are left out when it is built on its own.
+_INNER_CONFIG_KEYS = ("linear_attn_config",)
+
+
+def _check_activation(hf_config: transformers.PretrainedConfig) -> None:
+    """An activation transformers does not have (Kimi K3's `situ`) exists only in the model's remote code."""
+    from transformers.activations import ACT2FN
+
+    act = getattr(hf_config, "hidden_act", None)
+    if isinstance(act, str) and act not in ACT2FN:
+        raise UnsupportedArchitecture(
+            f"transformers has no activation {act!r} (config `hidden_act`): the model needs its remote code",
+            hint="this architecture exists only as remote code; kvplan never runs remote code for exact checks",
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -425,6 +425,13 @@ def _ffn_jamba(o: Opts, i: int, p: str) -> list[Tensor]:
     return _gated(m, o.hidden, inter)
 
 
+def _ffn_minimax_m2(o: Opts, i: int, p: str) -> list[Tensor]:
+    """MiniMax-M2: routed experts on every layer (no shared expert) and the router's `e_score_correction_bias`
+    buffer (transformers modeling_minimax_m2.py:52, :76-77 and :114)."""
+    experts = _num_experts(o.cfg)
+    return _ffn_mixtral(o, i, p) + [Tensor(f"{p}.mlp.e_score_correction_bias", (experts,), "buffer")]
+
+
 _FFN: dict[str, Callable[[Opts, int, str], list[Tensor]]] = {
     "gated": _ffn_gated,
     "fused": _ffn_fused,
@@ -434,6 +441,7 @@ _FFN: dict[str, Callable[[Opts, int, str], list[Tensor]]] = {
     "gpt_oss": _ffn_gpt_oss,
     "deepseek": _ffn_deepseek,
     "jamba": _ffn_jamba,
+    "minimax_m2": _ffn_minimax_m2,
 }
 
 
@@ -545,6 +553,8 @@ SPECS: dict[str, Spec] = {
         layer_norms=("input_layernorm", "pre_ff_layernorm"),
         names={"mlp": "feed_forward", "norm": "model.final_layernorm"},
     ),
+    # q_norm / k_norm over the whole projection (modeling_minimax_m2.py:292-293)
+    "minimax_m2": Spec(qk_norm="proj", ffn="minimax_m2"),
     "baichuan": Spec(fused_qkv="W_pack"),
     "internlm2": Spec(
         fused_qkv="wqkv",

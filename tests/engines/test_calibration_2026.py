@@ -57,7 +57,7 @@ REPRODUCED = {
     "spark-vllm-docker-396-minimax-m27-awq-2xgb10-tp2-util080-fail": Pin(
         "MiniMaxAI__MiniMax-M2.7",
         "0.29.1rc1.dev17+gd2d649e67.d20260913",
-        "as logged; MiniMax-M2 is read as a llama-like decoder (62 full-attention layers, 8 KV heads of 128: "
+        "as logged; MiniMax-M2 read by its family reader (62 full-attention layers, 8 KV heads of 128: "
         "attn_type_list is all 1s), bf16 KV (AWQ weights)",
     ),
     "club3090-windows-native-qwen36-35b-a3b-autoround-2x3090-tp2-v0.26.0": Pin(

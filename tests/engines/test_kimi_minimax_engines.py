@@ -1,0 +1,152 @@
+"""How vLLM 0.33, SGLang 0.5 and transformers store Kimi K3's KDA + MLA layers and MiniMax's lightning state
+(issue 12). Every expectation is written from the engine's source (cited), not from kvplan's output."""
+
+from __future__ import annotations
+
+import pytest
+
+from kvplan.core import specs as L
+from kvplan.core.shapes import model_shape
+from kvplan.core.units import cdiv
+from kvplan.engines.base import Request
+from kvplan.engines.sglang import SglangEngine
+from kvplan.engines.transformers import TransformersEngine
+from kvplan.engines.vllm import VllmEngine
+from kvplan.errors import UsageError
+
+from conftest import load_config
+
+K3 = load_config("moonshotai__Kimi-K3")
+_LINEAR = K3["text_config"]["linear_attn_config"]
+_H, _D, _K = _LINEAR["num_heads"], _LINEAR["head_dim"], _LINEAR["short_conv_kernel_size"]
+_MLA_TOKEN = (K3["text_config"]["kv_lora_rank"] + K3["text_config"]["qk_rope_head_dim"]) * 2  # bf16
+
+
+def _k3():
+    return model_shape(K3)
+
+
+def _kda_state_bytes(tp: int, columns: int, conv_bytes: int = 2, state_bytes: int = 4) -> int:
+    """vLLM model_executor/layers/mamba/mamba_utils.py:296-319 `kda_state_shape`: conv (proj + 2 x proj_k) / tp
+    channels x columns, recurrent (heads / tp, head_dim, head_dim); :133-149 `kda_state_dtype`: conv in the model
+    dtype, the recurrent state float32 under the default `--mamba-ssm-cache-dtype auto`."""
+    return 3 * _H * _D // tp * columns * conv_bytes + _H // tp * _D * _D * state_bytes
+
+
+@pytest.mark.parametrize("tp", [1, 2, 8])
+def test_vllm_kda_state_is_conv_in_bf16_and_a_float32_recurrent_state(tp):
+    state = next(c for c in _k3().caches() if isinstance(c, L.RecurrentState))
+    req = Request(4096, 1, "bfloat16", "bfloat16", tp=tp)
+    assert VllmEngine._state_bytes(state, req) == _kda_state_bytes(tp, _K - 1)
+
+
+def test_vllm_0_33_aligns_mla_kda_hybrid_blocks_to_128_tokens():
+    """vllm-0.33.0/vllm/platforms/interface.py:1083-1088: for MLA hybrids the kernel block alignment is at least
+    128; the attention block is alignment x cdiv(mamba page, alignment x MLA page of one token) (:1098-1101). The
+    0.32 row keeps kvplan's 16-token unit (no MLA + Mamba hybrid was read before 0.33)."""
+    shape = _k3()
+    state_page = _kda_state_bytes(1, _K - 1)
+    for version, unit in (("0.33.0", 128), ("0.32.0", 16)):
+        req = Request(32768, 1, "bfloat16", "bfloat16", engine_version=version)
+        assert VllmEngine(shape).block_size(shape.caches(), req) == unit * cdiv(state_page, unit * _MLA_TOKEN)
+
+
+@pytest.mark.parametrize(
+    "capability,model_dtype,bounded,pages",
+    [
+        ("9.0", "bfloat16", True, 3),  # FlashKDA: one prefill-checkpoint page more
+        ("10.0", "bfloat16", True, 3),
+        ("12.0", "bfloat16", True, 3),
+        ("8.0", "bfloat16", True, 2),  # Ampere: Triton prefill
+        (None, "bfloat16", True, 2),  # no GPU given
+        ("9.0", "float16", True, 2),  # FlashKDA needs bf16 activations
+        ("9.0", "bfloat16", False, 2),  # and a bounded gate
+    ],
+)
+def test_vllm_0_33_kda_on_flashkda_holds_a_prefill_checkpoint_page(capability, model_dtype, bounded, pages):
+    """vllm-0.33.0/vllm/models/kimi_k3/nvidia/kda.py:363-379 `is_flashkda_supported` (CUDA SM9x/10x/12x,
+    head_dim 128, bf16 input, fp32/bf16 state, a gate_lower_bound), chosen for the default "auto" backend
+    (:486-525); then :901-909 sets num_prefill_checkpoint_blocks = 1 (model_executor/layers/mamba/
+    kda_checkpoint.py:9-10), which `align` mode counts (v1/kv_cache_interface.py:1135-1139: 2 + spec +
+    checkpoint pages)."""
+    config = load_config("moonshotai__Kimi-K3")
+    if not bounded:
+        del config["text_config"]["linear_attn_config"]["gate_lower_bound"]
+    shape = model_shape(config)
+    engine = VllmEngine(shape)
+    req = Request(32768, 1, model_dtype, model_dtype, engine_version="0.33.0", compute_capability=capability)
+    specs = engine.plan(shape.caches(), req).specs
+    (state,) = (s for s in specs if s.kind == L.STATE)
+    assert engine.blocks_per_request(state, req) == pages
+    old = Request(32768, 1, model_dtype, model_dtype, engine_version="0.32.0", compute_capability=capability)
+    (state,) = (s for s in engine.plan(shape.caches(), old).specs if s.kind == L.STATE)
+    assert engine.blocks_per_request(state, old) == 2
+
+
+def test_vllm_k3_groups_69_kda_layers_in_groups_of_the_24_mla_layers():
+    """v1/core/kv_cache_utils.py hybrid grouping: group size is the smallest layer count (24 MLA layers; 69 is not
+    < 1.5 x 24), so the 69 KDA layers fill cdiv(69, 24) = 3 groups and pay for 72 layers."""
+    shape = _k3()
+    req = Request(131072, 1, "bfloat16", "bfloat16", engine_version="0.33.0")
+    engine = VllmEngine(shape)
+    plan = engine.plan(shape.caches(), req)
+    assert plan.group_size == 24
+    (state,) = (s for s in plan.specs if s.kind == L.STATE)
+    assert plan.groups(state) == 3
+    costs = {c.kind: c for c in engine.stage_costs(shape.caches(), req)}
+    block = plan.page // _MLA_TOKEN
+    assert costs[L.STATE].bytes == 2 * plan.page * 72  # align mode, no GPU given: 2 pages
+    assert costs[L.MLA].bytes == cdiv(131072, block) * plan.page * 24
+
+
+@pytest.mark.parametrize("tp", [1, 4])
+def test_sglang_kda_state_and_mla_latent(tp):
+    """SGLang configs/mamba_utils.py:323-367 `KimiLinearStateShape.create`: conv (K-1, proj/tp + 2 proj_k/tp),
+    temporal (heads/tp, head_dim, head_dim); :47-107 conv bf16, temporal float32 by default; MLA one latent per
+    token, replicated on every rank."""
+    shape = _k3()
+    req = Request(1000, 2, "bfloat16", "bfloat16", tp=tp)
+    costs = {c.kind: c for c in SglangEngine().stage_costs(shape.caches(), req)}
+    assert costs[L.STATE].bytes == 69 * 2 * _kda_state_bytes(tp, _K - 1)
+    assert costs[L.MLA].bytes == 24 * 2 * 1000 * _MLA_TOKEN
+
+
+def test_transformers_keeps_the_whole_conv_window_and_a_float32_kda_state():
+    """transformers modeling_kimi_linear.py:655 `update_conv_state(conv_kernel_size=...)` keeps conv_kernel columns,
+    :709 stores the recurrent state in float32 (checked on real meta tensors in tests/profiling)."""
+    shape = _k3()
+    req = Request(10, 1, "bfloat16", "bfloat16")
+    costs = {c.kind: c for c in TransformersEngine().stage_costs(shape.caches(), req)}
+    assert costs[L.STATE].bytes == 69 * _kda_state_bytes(1, _K)
+
+
+def test_lightning_state_is_in_the_model_dtype_in_transformers():
+    """modeling_minimax.py:203-210: `attn_weights_inter` is created in value_states' dtype and stored as is."""
+    config = load_config("synthetic/minimax")
+    shape = model_shape(config)
+    heads, hd = config["num_attention_heads"], config["head_dim"]
+    req = Request(100, 3, "bfloat16", "bfloat16")
+    costs = {c.kind: c for c in TransformersEngine().stage_costs(shape.caches(), req)}
+    assert costs[L.STATE].bytes == 2 * 3 * heads * hd * hd * 2
+
+
+@pytest.mark.parametrize("engine", [VllmEngine(), SglangEngine()])
+def test_serving_engines_refuse_lightning_attention(engine):
+    """vllm-0.33.0/vllm/model_executor/models/registry.py:861-864 lists MiniMaxText01/M1 as removed in 0.23.0;
+    SGLang 0.5.23's srt/models has no MiniMax-01 model."""
+    shape = model_shape(load_config("synthetic/minimax"))
+    with pytest.raises(UsageError, match="lightning"):
+        engine.stage_costs(shape.caches(), Request(100, 1, "bfloat16", "bfloat16"))
+
+
+@pytest.mark.parametrize("name", ["moonshotai__Kimi-K3", "synthetic/minimax"])
+def test_engines_kvplan_has_not_read_refuse_kda_and_lightning(name):
+    """No llama.cpp or TensorRT-LLM source for KDA or lightning attention was read: those engines refuse rather
+    than size the state with another family's rule."""
+    from kvplan.engines.llamacpp import LlamaCppEngine
+    from kvplan.engines.tensorrt_llm import TensorRtLlmEngine
+
+    shape = model_shape(load_config(name))
+    for engine in (LlamaCppEngine(), TensorRtLlmEngine()):
+        with pytest.raises(UsageError, match="kvplan has not read"):
+            engine.stage_costs(shape.caches(), Request(100, 1, "bfloat16", "bfloat16"))
