@@ -294,7 +294,15 @@ def estimate(
     if not include_weights:
         return result
     nbytes, source = resolved.weights(result.model_dtype)
-    return replace(result, weights_bytes=nbytes, weights_source=source)
+    notes = result.notes + (_uncounted_weights(resolved.config) if source == "analytic" else ())
+    return replace(result, weights_bytes=nbytes, weights_source=source, notes=notes)
+
+
+def _uncounted_weights(config: dict[str, Any]) -> tuple[str, ...]:
+    """What an analytic weights figure leaves out (a multimodal wrapper's vision tower)."""
+    from kvplan.weights.tensors import uncounted_parts
+
+    return uncounted_parts(config)
 
 
 __all__ = [

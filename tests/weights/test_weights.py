@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from kvplan.core.config import text_config
 from kvplan.errors import ConfigError, UnsupportedArchitecture, UsageError
 from kvplan.weights.stored import weight_bytes
 from kvplan.weights.tensors import assumed_family, count_parameters, weight_tensors
@@ -15,7 +16,8 @@ from kvplan.weights.tensors import assumed_family, count_parameters, weight_tens
 from conftest import all_config_names, load_config
 
 # model_types that only exist as remote code (trust_remote_code), so transformers cannot build them natively.
-REMOTE_CODE = {"chatglm", "baichuan", "internlm2", "minicpm"}
+# (hunyuan: Hunyuan-A13B's own code; transformers' hunyuan_v1_moe port reads other config fields, see below.)
+REMOTE_CODE = {"chatglm", "baichuan", "internlm2", "minicpm", "hunyuan"}
 NATIVE = [n for n in all_config_names() if load_config(n)["model_type"] not in REMOTE_CODE]
 
 
@@ -27,6 +29,9 @@ def meta_count(d: dict) -> int:
     model_type = {"kimi_k2": "deepseek_v3", "RefinedWebModel": "falcon"}.get(d["model_type"], d["model_type"])
     if model_type == "gemma3":  # multimodal: count what Gemma3ForCausalLM builds from the text config
         d, model_type = d["text_config"], "gemma3_text"
+    elif isinstance(d.get("text_config"), dict):  # other wrappers (llama4, mistral3, kimi_k25): the text model
+        d = {**{k: v for k, v in d.items() if k not in ("text_config", "vision_config")}, **d["text_config"]}
+        model_type = {"kimi_k2": "deepseek_v3"}.get(d["model_type"], d["model_type"])
     kwargs = {k: v for k, v in d.items() if k not in ("auto_map", "model_type")}
     cfg = transformers.AutoConfig.for_model(model_type, **kwargs)
     with torch.device("meta"):
@@ -333,12 +338,17 @@ def test_module_imports_no_torch():
 # ---- weight bytes ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", [n for n in all_config_names() if "quantization_config" not in load_config(n)])
+# quantization_config may sit in the text config only (Kimi-K2.5/K2.6): look through the wrapper
+@pytest.mark.parametrize(
+    "name", [n for n in all_config_names() if "quantization_config" not in text_config(load_config(n))]
+)
 def test_unquantized_bytes_are_params_times_dtype(name):
+    """Parameters x dtype, plus the stored router buffers (e_score_correction_bias of glm4_moe), at the same dtype."""
     config = load_config(name)
-    dtype = {"float32": 4, "float16": 2, "bfloat16": 2}[config.get("torch_dtype", "bfloat16")]
-    assert weight_bytes(config) == count_parameters(config) * dtype
-    assert weight_bytes(config, dtype_bytes=1) == count_parameters(config)
+    dtype = {"float32": 4, "float16": 2, "bfloat16": 2}[config.get("torch_dtype", config.get("dtype", "bfloat16"))]
+    buffers = sum(t.numel for t in weight_tensors(config) if t.role == "buffer")
+    assert weight_bytes(config) == (count_parameters(config) + buffers) * dtype
+    assert weight_bytes(config, dtype_bytes=1) == count_parameters(config) + buffers
 
 
 def test_olmo2_is_stored_in_float32():
