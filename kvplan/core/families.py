@@ -159,8 +159,10 @@ _TABLE = (
     # Ministral3Config: mistral's layout (no biases), head_dim 128 unless given; `mistral3` is the wrapper of
     # both Mistral and Ministral 3 text models, so it stays the text_config's business and is no alias here
     Family("ministral3", shape="dense", weights="mistral", defaults={"head_dim": 128, "vocab_size": 131072}),
-    # Hunyuan-A13B remote code (configuration_hunyuan.py, modeling_hunyuan.py): head_dim is always
-    # hidden_size / num_attention_heads (attention_head_dim is not read by the attention); every layer caches K/V
+    # Hunyuan-A13B remote code (Tencent-Hunyuan/Hunyuan-A13B models/configuration_hunyuan.py, modeling_hunyuan.py):
+    # head_dim is always hidden_size / num_attention_heads (the attention never reads attention_head_dim); every
+    # layer caches K/V, CLA "cross" layers included (modeling_hunyuan.py:684; SGLang's hunyuan.py:380 likewise);
+    # vLLM 0.33 serves HunYuanMoEV1ForCausalLM through its Transformers backend (registry.py:756)
     Family(
         "hunyuan",
         shape="dense",

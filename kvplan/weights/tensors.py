@@ -724,7 +724,8 @@ def _ffn_hunyuan(o: Opts, i: int, p: str) -> list[Tensor]:
     """Hunyuan (modeling_hunyuan.py HunYuanDecoderLayer / HunYuanMoE / HunYuanMLP): with `num_experts` > 1 every
     layer is MoE: `num_experts` experts of `intermediate_size` (the remote code ignores moe_intermediate_size),
     an fp32 gate `wg`, and with `use_mixed_mlp_moe` a shared MLP of intermediate_size x num_shared_expert[0];
-    otherwise one dense MLP of `intermediate_size`."""
+    otherwise one dense MLP of `intermediate_size`. (SGLang 0.5.23's hunyuan.py sizes experts by
+    moe_intermediate_size[layer] and the shared MLP by num_shared_expert[layer]: the same for Hunyuan-A13B.)"""
     c, m, inter = o.cfg, f"{p}.mlp", fields.intermediate_size(o.cfg)
     experts = int(c.get("num_experts") or 1)
     if experts <= 1:

@@ -148,7 +148,7 @@ def _tiny_hunyuan(**overrides) -> dict:
 
 def test_hunyuan_cross_layer_attention_layers_have_no_kv_projections():
     """With use_cla, layer i is a "cross" layer when i % cla_share_factor != 0 and builds no k_proj / v_proj
-    (modeling_hunyuan.py HunYuanAttention.__init__: `if self.attention_type == 'self':` around k_proj, v_proj)."""
+    (modeling_hunyuan.py:559, HunYuanAttention.__init__: `if self.attention_type == 'self':` around k_proj, v_proj)."""
     h, hd, kv, inter, experts, vocab = 256, 64, 2, 512, 4, 1000
     attention = 2 * h * h + 2 * hd  # q, o, query/key layernorm
     kv_proj = 2 * h * kv * hd
@@ -166,8 +166,10 @@ def test_hunyuan_cross_layer_attention_layers_have_no_kv_projections():
 def test_hunyuan_cross_layers_still_cache_kv():
     """The cross layers reuse the K/V projections of the last self layer but still rotate them and call
     `past_key_value.update(key_states, value_states, self.layer_idx, ...)` at their own index
-    (modeling_hunyuan.py HunYuanAttention.forward, and likewise the sdpa / flash-attention classes): every layer
-    holds a full K/V cache of num_key_value_heads x head_dim."""
+    (modeling_hunyuan.py:684, and the flash-attention / sdpa classes at :795 and :996); SGLang 0.5.23 likewise
+    runs every cross layer's `self.attn(q, k, v, forward_batch)` through its own RadixAttention layer
+    (sglang/srt/models/hunyuan.py:333, :380): every layer holds a full K/V cache of num_key_value_heads x
+    head_dim."""
     shape = model_shape(_tiny_hunyuan(use_cla=True, cla_share_factor=2))
     assert list(shape.layers) == [(L.FullAttention(2, 64, 64),)] * 4
 
