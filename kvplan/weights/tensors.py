@@ -748,7 +748,9 @@ SPECS.update(
         "smollm3": _LLAMA,
         # Glm4MoeAttention: q/k/v bias = attention_bias, o_proj without; per-head q_norm/k_norm with use_qk_norm;
         # Glm4MoeDecoderLayer: dense MLP below first_k_dense_replace, then router (+ e_score_correction_bias
-        # buffer), routed experts and n_shared_experts x moe_intermediate_size shared experts (DeepSeek's block)
+        # buffer), routed experts and n_shared_experts x moe_intermediate_size shared experts (DeepSeek's block);
+        # the num_nextn_predict_layers MTP layer is not built by transformers (Glm4MoePreTrainedModel ignores
+        # model.layers.92.*), nor counted here
         "glm4_moe": Spec(
             qkv_bias=("attention_bias", False),
             qk_norm="head",

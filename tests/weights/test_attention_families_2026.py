@@ -251,6 +251,22 @@ def test_kimi_k25_is_the_deepseek_v3_family():
         assert count_parameters(config) == count_parameters({**config["text_config"], "model_type": "deepseek_v3"})
 
 
+def test_kimi_k25_int4_experts_built_by_hand():
+    """Kimi-K2.5's text_config quantization_config (compressed-tensors pack-quantized, int4 groups of 32, bf16
+    scales) ignores self_attn, shared_experts, the dense MLP (`re:.*mlp\\.(gate|up|gate_up|down)_proj.*`) and
+    lm_head: only the 60 x 384 routed experts are packed; the rest is bf16 (plus the router's bias buffer)."""
+    h, inter, moe_layers, experts = 7168, 2048, 60, 384
+
+    def packed(out: int, inp: int) -> int:  # int32-packed int4 values + weight_shape pair + bf16 group scales
+        return out * inp // 2 + 8 + out * (inp // 32) * 2
+
+    routed = moe_layers * experts * (2 * packed(inter, h) + packed(h, inter))
+    routed_params = moe_layers * experts * 3 * inter * h
+    rest = 2 * (1_026_408_209_408 - routed_params) + 2 * moe_layers * experts  # bf16, e_score_correction_bias
+    for name in ("moonshotai__Kimi-K2.5", "moonshotai__Kimi-K2.6"):  # K2.6 ignores lm_head by regex instead
+        assert weight_bytes(load_config(name)) == routed + rest == 594_205_858_816
+
+
 TOWER = "this wrapper's `vision_config` tower and its projector are"
 WRAPPER_NOTES = {
     "moonshotai__Kimi-K2.5": TOWER,
