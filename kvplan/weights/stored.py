@@ -181,7 +181,7 @@ def _tensor_bytes(t: Tensor, qc: dict[str, Any] | None, base: int) -> int:
         quantized = _QUANT_METHODS[qc["quant_method"]](t, qc, base)
         if quantized is not None:
             return quantized
-    return t.numel * base
+    return t.numel * (t.dtype_bytes or base)
 
 
 def _quant_config(cfg: dict[str, Any]) -> dict[str, Any] | None:
@@ -201,8 +201,9 @@ def weight_bytes(config: dict[str, Any], dtype_bytes: int | None = None) -> int:
     """Bytes of the language model's weights as stored, honouring `quantization_config`.
 
     Unquantized tensors (and all tensors of an unquantized model) take `dtype_bytes` each, default the
-    config's `torch_dtype`/`dtype` (bf16 = 2 when absent). Embeddings, norms, biases, routers, the LM head and
-    modules matched by `modules_to_not_convert` / `ignore` are never quantized. Quantized matrices:
+    config's `torch_dtype`/`dtype` (bf16 = 2 when absent), except those whose modelling code fixes their dtype
+    (`Tensor.dtype_bytes`: the fp32 routers of glm4_moe and hunyuan). Embeddings, norms, biases, routers, the
+    LM head and modules matched by `modules_to_not_convert` / `ignore` are never quantized. Quantized matrices:
 
     - fp8: 1 byte per weight + fp32 `weight_scale_inv` per `weight_block_size` block (DeepSeek-V3: 128x128),
       one per tensor without blocks, plus an fp32 activation scale per matrix when `activation_scheme` is

@@ -64,11 +64,13 @@ class Tensor(NamedTuple):
 
     `role` is one of: linear, expert (quantizable matmul weights), router, embedding, lm_head, norm, bias,
     other (conv kernels, SSM parameters, attention sinks) and buffer (stored but not a parameter).
+    `dtype_bytes` is set where the modelling code fixes a tensor's dtype whatever the model's (fp32 routers).
     """
 
     name: str
     shape: tuple[int, ...]
     role: str
+    dtype_bytes: int | None = None
 
     @property
     def numel(self) -> int:
@@ -784,6 +786,18 @@ LAYOUTS: dict[str, Callable[[dict[str, Any], Family], list[Tensor]]] = {
 }
 
 
+def _fp32_router(layout: Callable[[dict[str, Any], Family], list[Tensor]]) -> Callable[..., list[Tensor]]:
+    """`layout` with its router weights and router buffers held in fp32 whatever the model dtype: glm4_moe
+    (transformers Glm4MoeTopkRouter: weight and e_score_correction_bias created float32; vLLM 0.33 glm4_moe.py:141-150
+    GateLinear params_dtype=torch.float32 and a float32 bias) and hunyuan (modeling_hunyuan.py HunYuanTopKGate:
+    `nn.Linear(..., dtype=torch.float32)`)."""
+
+    def fp32(cfg: dict[str, Any], family: Family) -> list[Tensor]:
+        return [t._replace(dtype_bytes=4) if t.role in ("router", "buffer") else t for t in layout(cfg, family)]
+
+    return fp32
+
+
 def _hunyuan(cfg: dict[str, Any], family: Family) -> list[Tensor]:
     """Hunyuan-A13B remote code (hunyuan.py HunYuanModel / HunYuanMoEV1ForCausalLM): the generic decoder above;
     with `add_classification_head` the model has no final norm and adds pool_head (h x h) and pool_head2."""
@@ -794,7 +808,8 @@ def _hunyuan(cfg: dict[str, Any], family: Family) -> list[Tensor]:
     return t + _linear("pool_head", h, h) + _linear("pool_head2", positive_int(cfg, "class_num"), h)
 
 
-LAYOUTS["hunyuan"] = _hunyuan
+LAYOUTS["hunyuan"] = _fp32_router(_hunyuan)
+LAYOUTS["glm4_moe"] = _fp32_router(LAYOUTS["glm4_moe"])
 
 
 # --------------------------------------------------------------------------------------------------------------

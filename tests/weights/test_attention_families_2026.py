@@ -93,6 +93,28 @@ def test_switches_match_transformers_meta_count(name):
     assert count_parameters(config) == _meta_params(model_type, fields)
 
 
+def _meta_state_bytes(config: dict) -> int:
+    """Bytes of transformers' model for a raw config, built on the meta device in bf16: its parameters (tied ones
+    once) and persistent buffers, each at its own dtype."""
+    ground_truth = pytest.importorskip("kvplan.profiling.ground_truth")
+    model = ground_truth.build_model(ground_truth.hf_config_from_dict(config), dtype="bfloat16", device="meta")
+    persistent = set(model.state_dict())
+    tensors = list(model.parameters()) + [b for n, b in model.named_buffers() if n in persistent]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    "name", ["zai-org__GLM-4.5", "glm4_moe-switches", "glm4_moe-defaults", "HuggingFaceTB__SmolLM3-3B"]
+)
+def test_bytes_equal_transformers_state_dict(name):
+    """GLM-4.5's router weight and e_score_correction_bias are float32 in transformers (Glm4MoeTopkRouter) and in
+    vLLM 0.33 (glm4_moe.py:141-150, GateLinear params_dtype=torch.float32): kvplan's bf16 figure keeps them at
+    4 bytes; every other tensor at the model's 2."""
+    config = {"model_type": SWITCHES[name][0], **SWITCHES[name][1]} if name in SWITCHES else load_config(name)
+    assert weight_bytes(config, dtype_bytes=2) == _meta_state_bytes(config)
+
+
 def test_llama4_interleave_alternates_moe_and_dense_layers():
     config = load_config("meta-llama__Llama-4-Maverick-17B-128E-Instruct")  # interleave_moe_layer_step 2
     names = {t.name for t in weight_tensors(config)}
@@ -123,7 +145,8 @@ def test_hunyuan_a13b_matches_its_modelling_code():
     assert assumed_family(config) is None
     assert _hunyuan_a13b_by_hand() == 80_393_183_232  # "80B total parameters" (the model card)
     assert count_parameters(config) == 80_393_183_232
-    assert weight_bytes(config) == 2 * 80_393_183_232  # bfloat16, no quantization_config
+    gates = 32 * 64 * 4096  # HunYuanTopKGate: nn.Linear(hidden_size, num_experts, dtype=torch.float32)
+    assert weight_bytes(config) == 2 * (80_393_183_232 - gates) + 4 * gates  # bfloat16 but the fp32 gates
 
 
 def test_hunyuan_head_dim_is_hidden_over_heads():

@@ -343,12 +343,15 @@ def test_module_imports_no_torch():
     "name", [n for n in all_config_names() if "quantization_config" not in text_config(load_config(n))]
 )
 def test_unquantized_bytes_are_params_times_dtype(name):
-    """Parameters x dtype, plus the stored router buffers (e_score_correction_bias of glm4_moe), at the same dtype."""
+    """Parameters x dtype, except the tensors whose modelling code fixes their dtype (the fp32 routers and router
+    buffers of glm4_moe and hunyuan: tests/weights/test_attention_families_2026.py holds them to transformers')."""
     config = load_config(name)
     dtype = {"float32": 4, "float16": 2, "bfloat16": 2}[config.get("torch_dtype", config.get("dtype", "bfloat16"))]
-    buffers = sum(t.numel for t in weight_tensors(config) if t.role == "buffer")
-    assert weight_bytes(config) == (count_parameters(config) + buffers) * dtype
-    assert weight_bytes(config, dtype_bytes=1) == count_parameters(config) + buffers
+    tensors = weight_tensors(config)
+    assert {t.role for t in tensors if t.dtype_bytes or t.role == "buffer"} <= {"router", "buffer"}
+    assert count_parameters(config) == sum(t.numel for t in tensors if t.role != "buffer")
+    assert weight_bytes(config) == sum(t.numel * (t.dtype_bytes or dtype) for t in tensors)
+    assert weight_bytes(config, dtype_bytes=1) == sum(t.numel * (t.dtype_bytes or 1) for t in tensors)
 
 
 def test_olmo2_is_stored_in_float32():
