@@ -168,7 +168,7 @@ _TABLE = (
         shape="dense",
         weights="hunyuan",
         honours_head_dim=False,
-        defaults={"vocab_size": 290943, "num_experts": 1, "tie_word_embeddings": False},
+        defaults={"vocab_size": 290943, "tie_word_embeddings": False},  # num_experts 1 (dense) when absent
     ),
     # ---- families kvplan reads the caches of but has no exact weights layout for (weights assumed, and said so)
     Family("gptj", shape="dense", weights=None, honours_head_dim=False),

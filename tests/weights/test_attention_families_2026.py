@@ -105,7 +105,16 @@ def _meta_state_bytes(config: dict) -> int:
 
 @pytest.mark.torch
 @pytest.mark.parametrize(
-    "name", ["zai-org__GLM-4.5", "glm4_moe-switches", "glm4_moe-defaults", "HuggingFaceTB__SmolLM3-3B"]
+    "name",
+    [
+        "zai-org__GLM-4.5",
+        "glm4_moe-switches",
+        "glm4_moe-defaults",
+        "HuggingFaceTB__SmolLM3-3B",
+        "meta-llama__Llama-4-Scout-17B-16E-Instruct",
+        "meta-llama__Llama-4-Maverick-17B-128E-Instruct",
+        "allenai__Olmo-3.1-32B-Instruct",
+    ],
 )
 def test_bytes_equal_transformers_state_dict(name):
     """GLM-4.5's router weight and e_score_correction_bias are float32 in transformers (Glm4MoeTopkRouter) and in
@@ -198,11 +207,13 @@ def test_hunyuan_cross_layers_still_cache_kv():
 
 
 def test_hunyuan_dense_and_classification_head():
-    """num_experts 1: one HunYuanMLP per layer; add_classification_head: no final norm, pool_head + pool_head2."""
+    """num_experts 1 (the default): one HunYuanMLP per layer, and no MoE for the engines; add_classification_head:
+    no final norm, pool_head + pool_head2."""
     h, hd, kv, inter, vocab = 256, 64, 2, 512, 1000
     per_layer = 2 * h * h + 2 * h * kv * hd + 3 * h * inter + 2 * h
     dense = {"model_type": "hunyuan", **SMALL}
     assert count_parameters(dense) == 4 * per_layer + h + 2 * vocab * h  # untied by default
+    assert "moe" not in model_shape(dense).features and "moe" in model_shape(_tiny_hunyuan()).features
     head = {**dense, "add_classification_head": True, "class_num": 3}
     assert count_parameters(head) == 4 * per_layer + 2 * vocab * h + h * h + 3 * h
 
