@@ -144,7 +144,8 @@ _TABLE = (
     Family("chatglm", shape="chatglm", weights="chatglm"),
     Family("gpt_oss", shape="gpt_oss", weights="gpt_oss", defaults={"head_dim": 64}),
     Family("deepseek_v2", shape="mla", weights="deepseek_v2"),
-    Family("deepseek_v3", shape="mla", weights="deepseek_v3", aliases=("kimi_k2",)),
+    # kimi_k25: the Kimi-K2.5/K2.6 wrapper, whose text_config is kimi_k2 (Kimi_K25Config builds it as deepseek_v3)
+    Family("deepseek_v3", shape="mla", weights="deepseek_v3", aliases=("kimi_k2", "kimi_k25")),
     Family("jamba", shape="jamba", weights="jamba", honours_head_dim=False),
     Family("baichuan", shape="dense", weights="baichuan", honours_head_dim=False),
     Family("internlm2", shape="dense", weights="internlm2", honours_head_dim=False),
@@ -185,6 +186,47 @@ _TABLE = (
         weights="mimo_v2_flash",
         defaults={"vocab_size": 152576, "head_dim": 192, "v_head_dim": 128, "tie_word_embeddings": False},
     ),
+    # ---- attention-only families of 2025-26 (issue 12); defaults are the config classes' field defaults
+    Family(
+        "llama4_text",
+        shape="llama4",
+        weights="llama4_text",
+        aliases=("llama4",),
+        defaults={
+            "head_dim": 128,  # Llama4TextConfig: head_dim = 128 unless given (not hidden_size / heads)
+            "vocab_size": 202048,
+            "intermediate_size": 8192,
+            "intermediate_size_mlp": 16384,
+            "num_local_experts": 16,
+        },
+    ),
+    Family("smollm3", shape="smollm3", weights="smollm3", defaults={"tie_word_embeddings": True, "vocab_size": 128256}),
+    Family(
+        "glm4_moe",
+        shape="dense",
+        weights="glm4_moe",
+        defaults={
+            "vocab_size": 151552,
+            "first_k_dense_replace": 1,
+            "n_shared_experts": 1,
+            "n_routed_experts": 128,
+            "moe_intermediate_size": 1408,
+        },
+    ),
+    # Ministral3Config: mistral's layout (no biases), head_dim 128 unless given; `mistral3` is the wrapper of
+    # both Mistral and Ministral 3 text models, so it stays the text_config's business and is no alias here
+    Family("ministral3", shape="dense", weights="mistral", defaults={"head_dim": 128, "vocab_size": 131072}),
+    # Hunyuan-A13B remote code (Tencent-Hunyuan/Hunyuan-A13B models/configuration_hunyuan.py, modeling_hunyuan.py):
+    # head_dim is always hidden_size / num_attention_heads (the attention never reads attention_head_dim); every
+    # layer caches K/V, CLA "cross" layers included (modeling_hunyuan.py:684; SGLang's hunyuan.py:380 likewise);
+    # vLLM 0.33 serves HunYuanMoEV1ForCausalLM through its Transformers backend (registry.py:756)
+    Family(
+        "hunyuan",
+        shape="dense",
+        weights="hunyuan",
+        honours_head_dim=False,
+        defaults={"vocab_size": 290943, "tie_word_embeddings": False},  # num_experts 1 (dense) when absent
+    ),
     # ---- families kvplan reads the caches of but has no exact weights layout for (weights assumed, and said so)
     Family("gptj", shape="dense", weights=None, honours_head_dim=False),
     Family("bloom", shape="dense", weights=None, honours_head_dim=False),
@@ -192,21 +234,18 @@ _TABLE = (
     Family("mpt", shape="dense", weights=None, honours_head_dim=False),
     Family("stablelm", shape="dense", weights=None, honours_head_dim=False),
     Family("gpt_bigcode", shape="gpt_bigcode", weights=None, honours_head_dim=False),
-    Family("glm4_moe", shape="dense", weights=None),
     Family("granitemoe", shape="dense", weights=None),
     Family("olmoe", shape="dense", weights=None),
     Family("internlm", shape="dense", weights=None),
     Family("yi", shape="dense", weights=None),
     Family("deepseek", shape="dense", weights=None),
     Family("exaone", shape="dense", weights=None),
-    Family("smollm3", shape="dense", weights=None),
     Family("hunyuan_v1_dense", shape="dense", weights=None),
     Family("ernie4_5", shape="dense", weights=None),
     Family("seed_oss", shape="dense", weights=None),
     Family("arcee", shape="dense", weights=None),
     Family("apertus", shape="dense", weights=None),
     Family("helium", shape="dense", weights=None),
-    Family("llama4_text", shape="llama4", weights=None, aliases=("llama4",)),
     Family("deepseek_v32", shape="mla", weights=None),
     Family("mamba2", shape="mamba2", weights=None),
     Family("bamba", shape="bamba", weights=None),

@@ -807,6 +807,27 @@ READERS: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
 }
 
 
+# ---------------------------------------------------------------- attention-only families of 2025-26 (issue 12)
+
+
+def smollm3(cfg: dict[str, Any]) -> tuple[tuple[L.Layer, ...], ...]:
+    """SmolLM3: every layer caches K/V, NoPE layers included. Without `layer_types`, SmolLM3Config derives them:
+    a layer is sliding when `use_sliding_window`, `sliding_window` is set and the layer is a NoPE one
+    (`no_rope_layers[i]` == 0, default every `no_rope_layer_interval`-th layer); transformers' cache follows
+    `layer_types` (configuration_smollm3.py __post_init__)."""
+    n = num_layers(cfg)
+    types = _explicit_layer_types(cfg, n)
+    if types is None:
+        interval = positive_int(cfg, "no_rope_layer_interval", default=4)
+        rope = cfg.get("no_rope_layers") or [int((i + 1) % interval != 0) for i in range(n)]
+        sliding = bool(cfg.get("use_sliding_window")) and sliding_window(cfg) is not None
+        types = [L.SLIDING if sliding and not has_rope else L.FULL for has_rope in rope]
+    return _attention_stack(cfg, types)
+
+
+READERS["smollm3"] = smollm3
+
+
 def model_shape(config: dict[str, Any]) -> ModelShape:
     """Read a raw config.json dict (nested multimodal configs resolve to the language model).
 

@@ -294,7 +294,20 @@ def estimate(
     if not include_weights:
         return result
     nbytes, source = resolved.weights(result.model_dtype)
-    return replace(result, weights_bytes=nbytes, weights_source=source)
+    notes = result.notes + (_uncounted_weights(resolved.config) if source == "analytic" else ())
+    return replace(result, weights_bytes=nbytes, weights_source=source, notes=notes)
+
+
+def _uncounted_weights(config: dict[str, Any]) -> tuple[str, ...]:
+    """What an analytic weights figure leaves out (a multimodal wrapper's vision tower); nothing when the config's
+    fields cannot say (a note is optional, the estimate is not)."""
+    from kvplan.errors import READ_ERRORS
+    from kvplan.weights.tensors import uncounted_parts
+
+    try:
+        return uncounted_parts(config)
+    except READ_ERRORS:
+        return ()
 
 
 __all__ = [

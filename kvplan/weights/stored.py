@@ -71,11 +71,14 @@ def _group(size: Any, inp: int) -> int:
 
 
 def _fp8(t: Tensor, qc: dict[str, Any], base: int) -> int:
-    """quant_method "fp8": 1-byte weights + fp32 `weight_scale_inv` per block (or one per tensor)."""
+    """quant_method "fp8": 1-byte weights + fp32 `weight_scale_inv` per block (or one per tensor), and with
+    `activation_scheme` "static" one fp32 `activation_scale` per matrix (transformers'
+    integrations/finegrained_fp8.py FP8Linear: `activation_scale = nn.Parameter(torch.tensor(1.0, float32))`)."""
     n, out, inp = _split(t)
     block = qc.get("weight_block_size")
     scales = math.ceil(out / block[0]) * math.ceil(inp / block[1]) if block else 1
-    return n * (out * inp + 4 * scales)
+    static = 4 if str(qc.get("activation_scheme", "dynamic")).lower() == "static" else 0
+    return n * (out * inp + 4 * scales + static)
 
 
 def _fbgemm_fp8(t: Tensor, qc: dict[str, Any], base: int) -> int:
@@ -178,7 +181,7 @@ def _tensor_bytes(t: Tensor, qc: dict[str, Any] | None, base: int) -> int:
         quantized = _QUANT_METHODS[qc["quant_method"]](t, qc, base)
         if quantized is not None:
             return quantized
-    return t.numel * base
+    return t.numel * (t.dtype_bytes or base)
 
 
 def _quant_config(cfg: dict[str, Any]) -> dict[str, Any] | None:
@@ -198,11 +201,13 @@ def weight_bytes(config: dict[str, Any], dtype_bytes: int | None = None) -> int:
     """Bytes of the language model's weights as stored, honouring `quantization_config`.
 
     Unquantized tensors (and all tensors of an unquantized model) take `dtype_bytes` each, default the
-    config's `torch_dtype`/`dtype` (bf16 = 2 when absent). Embeddings, norms, biases, routers, the LM head and
-    modules matched by `modules_to_not_convert` / `ignore` are never quantized. Quantized matrices:
+    config's `torch_dtype`/`dtype` (bf16 = 2 when absent), except those whose modelling code fixes their dtype
+    (`Tensor.dtype_bytes`: the fp32 routers of glm4_moe and hunyuan). Embeddings, norms, biases, routers, the
+    LM head and modules matched by `modules_to_not_convert` / `ignore` are never quantized. Quantized matrices:
 
     - fp8: 1 byte per weight + fp32 `weight_scale_inv` per `weight_block_size` block (DeepSeek-V3: 128x128),
-      one per tensor without blocks; fbgemm_fp8: fp32 per output channel.
+      one per tensor without blocks, plus an fp32 activation scale per matrix when `activation_scheme` is
+      "static" (Devstral 2); fbgemm_fp8: fp32 per output channel.
     - awq (GEMM layout) / gptq: int32-packed `bits`-bit qweight and qzeros, fp16 scales per `group_size`
       input group, and for gptq an int32 `g_idx` per input feature. Marlin/GEMV repackings are not modelled.
     - compressed-tensors: see `_compressed_tensors`.

@@ -66,6 +66,7 @@ __all__ = [
     "Tensor",
     "assumed_family",
     "count_parameters",
+    "uncounted_parts",
     "weight_tensors",
 ]
 
@@ -75,11 +76,13 @@ class Tensor(NamedTuple):
 
     `role` is one of: linear, expert (quantizable matmul weights), router, embedding, lm_head, norm, bias,
     other (conv kernels, SSM parameters, attention sinks) and buffer (stored but not a parameter).
+    `dtype_bytes` is set where the modelling code fixes a tensor's dtype whatever the model's (fp32 routers).
     """
 
     name: str
     shape: tuple[int, ...]
     role: str
+    dtype_bytes: int | None = None
 
     @property
     def numel(self) -> int:
@@ -1089,6 +1092,99 @@ def _qwen3_vl(cfg: dict[str, Any], family: Family) -> list[Tensor]:
     return _decoder(_resolve(replace(spec, names=_LANGUAGE_MODEL_NAMES), cfg, family))
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Attention-only families of 2025-26 (issue 12): Llama 4, SmolLM3, GLM-4.5 (glm4_moe), Hunyuan-A13B
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _llama4_moe_layers(c: dict[str, Any], layers: int) -> list[int]:
+    """Llama4TextConfig.__post_init__: `moe_layers`, else every `interleave_moe_layer_step`-th layer from step-1."""
+    listed = c.get("moe_layers")
+    if listed is not None:
+        return [int(i) for i in listed]
+    step = positive_int(c, "interleave_moe_layer_step", default=1)
+    return list(range(step - 1, layers, step))
+
+
+def _ffn_llama4(o: Opts, i: int, p: str) -> list[Tensor]:
+    """Llama 4 (modeling_llama4.py Llama4TextDecoderLayer): MoE layers hold a router, fused experts of
+    `intermediate_size` (gate_up_proj stored as (experts, hidden, 2 x inter)) and one shared expert of the same
+    width; the other layers a dense MLP of `intermediate_size_mlp`. Tensors here are (experts, out, in)."""
+    c, m = o.cfg, f"{p}.feed_forward"
+    inter = fields.intermediate_size(c)
+    if i not in _llama4_moe_layers(c, o.layers):
+        return _gated(m, o.hidden, positive_int(c, "intermediate_size_mlp"))
+    experts = _num_experts(c)
+    return [
+        *_linear(f"{m}.router", experts, o.hidden, role="router"),
+        Tensor(f"{m}.experts.gate_up_proj", (experts, 2 * inter, o.hidden), "expert"),
+        Tensor(f"{m}.experts.down_proj", (experts, o.hidden, inter), "expert"),
+        *_gated(f"{m}.shared_expert", o.hidden, inter),
+    ]
+
+
+def _hunyuan_attention(o: Opts, i: int, p: str) -> list[Tensor]:
+    """Hunyuan (remote code, modeling_hunyuan.py HunYuanAttention): with `use_cla`, the layers whose index is not
+    a multiple of `cla_share_factor` are "cross" layers with no k_proj / v_proj (they take the K/V projections of
+    the last "self" layer)."""
+    t = _attention(o, i, p)
+    if o.cfg.get("use_cla") and i % positive_int(o.cfg, "cla_share_factor", default=1) != 0:
+        t = [x for x in t if x.module.rsplit(".", 1)[-1] not in (o.name("k"), o.name("v"))]
+    return t
+
+
+def _ffn_hunyuan(o: Opts, i: int, p: str) -> list[Tensor]:
+    """Hunyuan (modeling_hunyuan.py HunYuanDecoderLayer / HunYuanMoE / HunYuanMLP): with `num_experts` > 1 every
+    layer is MoE: `num_experts` experts of `intermediate_size` (the remote code ignores moe_intermediate_size),
+    an fp32 gate `wg`, and with `use_mixed_mlp_moe` a shared MLP of intermediate_size x num_shared_expert[0];
+    otherwise one dense MLP of `intermediate_size`. (SGLang 0.5.23's hunyuan.py sizes experts by
+    moe_intermediate_size[layer] and the shared MLP by num_shared_expert[layer]: the same for Hunyuan-A13B.)"""
+    c, m, inter = o.cfg, f"{p}.mlp", fields.intermediate_size(o.cfg)
+    experts = int(c.get("num_experts") or 1)
+    if experts <= 1:
+        return _gated(m, o.hidden, inter)
+    t = []
+    if c.get("use_mixed_mlp_moe"):
+        shared = c.get("num_shared_expert", 1)
+        t += _gated(f"{m}.shared_mlp", o.hidden, inter * int(shared[0] if isinstance(shared, list) else shared))
+    t += _linear(f"{m}.gate.wg", experts, o.hidden, role="router")
+    return t + _experts(f"{m}.experts", experts, o.hidden, inter)
+
+
+_FFN.update({"llama4": _ffn_llama4, "hunyuan": _ffn_hunyuan})
+_MIXERS["hunyuan"] = _hunyuan_attention
+SPECS.update(
+    {
+        # Llama4TextAttention: q/k/v/o bias = attention_bias; its qk_norm is an L2 norm without parameters
+        "llama4_text": replace(_LLAMA, mlp_bias=False, ffn="llama4", names={"mlp": "feed_forward"}),
+        # SmolLM3Attention / SmolLM3MLP: llama's projections (NoPE layers have the same weights as RoPE layers)
+        "smollm3": _LLAMA,
+        # Glm4MoeAttention: q/k/v bias = attention_bias, o_proj without; per-head q_norm/k_norm with use_qk_norm;
+        # Glm4MoeDecoderLayer: dense MLP below first_k_dense_replace, then router (+ e_score_correction_bias
+        # buffer), routed experts and n_shared_experts x moe_intermediate_size shared experts (DeepSeek's block);
+        # the num_nextn_predict_layers MTP layer is not built by transformers (Glm4MoePreTrainedModel ignores
+        # model.layers.92.*), nor counted here
+        "glm4_moe": Spec(
+            qkv_bias=("attention_bias", False),
+            qk_norm="head",
+            qk_norm_flag=("use_qk_norm", False),
+            ffn="deepseek",
+            router_bias_buffer=True,
+        ),
+        # HunYuanAttention: every projection biased by attention_bias; query_layernorm / key_layernorm per head
+        "hunyuan": replace(
+            _LLAMA,
+            mlp_bias=False,
+            qk_norm="head",
+            qk_norm_flag=("use_qk_norm", False),
+            mixer="hunyuan",
+            ffn="hunyuan",
+            names={"q_norm": "query_layernorm", "k_norm": "key_layernorm"},
+        ),
+    }
+)
+
+
 # Weights layouts by the names the family table uses (kvplan.core.families.Family.weights): (config with the
 # family's defaults, family) -> tensors. Which model_types use which layout is the table's business, not this one's.
 LAYOUTS: dict[str, Callable[[dict[str, Any], Family], list[Tensor]]] = {
@@ -1109,6 +1205,32 @@ LAYOUTS: dict[str, Callable[[dict[str, Any], Family], list[Tensor]]] = {
     "qwen3_vl_text": _qwen3_vl,
     "qwen3_vl_moe_text": _qwen3_vl,
 }
+
+
+def _fp32_router(layout: Callable[[dict[str, Any], Family], list[Tensor]]) -> Callable[..., list[Tensor]]:
+    """`layout` with its router weights and router buffers held in fp32 whatever the model dtype: glm4_moe
+    (transformers Glm4MoeTopkRouter: weight and e_score_correction_bias created float32; vLLM 0.33 glm4_moe.py:141-150
+    GateLinear params_dtype=torch.float32 and a float32 bias) and hunyuan (modeling_hunyuan.py HunYuanTopKGate:
+    `nn.Linear(..., dtype=torch.float32)`)."""
+
+    def fp32(cfg: dict[str, Any], family: Family) -> list[Tensor]:
+        return [t._replace(dtype_bytes=4) if t.role in ("router", "buffer") else t for t in layout(cfg, family)]
+
+    return fp32
+
+
+def _hunyuan(cfg: dict[str, Any], family: Family) -> list[Tensor]:
+    """Hunyuan-A13B remote code (hunyuan.py HunYuanModel / HunYuanMoEV1ForCausalLM): the generic decoder above;
+    with `add_classification_head` the model has no final norm and adds pool_head (h x h) and pool_head2."""
+    if not cfg.get("add_classification_head"):
+        return _decoder(_resolve(SPECS["hunyuan"], cfg, family))
+    t = _decoder(_resolve(replace(SPECS["hunyuan"], final_norm=False), cfg, family))
+    h = fields.hidden_size(cfg)
+    return t + _linear("pool_head", h, h) + _linear("pool_head2", positive_int(cfg, "class_num"), h)
+
+
+LAYOUTS["hunyuan"] = _fp32_router(_hunyuan)
+LAYOUTS["glm4_moe"] = _fp32_router(LAYOUTS["glm4_moe"])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1146,6 +1268,24 @@ def language_model_config(config: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ConfigError("config is not a JSON object", hint="pass the model's config.json")
     return text_config(config)
+
+
+def uncounted_parts(config: dict[str, Any]) -> tuple[str, ...]:
+    """Notes naming what the analytic count leaves out of a multimodal wrapper: the language model (its
+    `text_config`) is counted exactly; the wrapper's other towers (`vision_config`, `audio_config`, ...) and their
+    projectors are not. Empty for a plain language-model config."""
+    if not isinstance(config, dict) or text_config(config) is config:
+        return ()
+    skip = (*fields.NESTED_TEXT_KEYS, "quantization_config")
+    towers = sorted(k for k, v in config.items() if k.endswith("_config") and isinstance(v, dict) and k not in skip)
+    wrapper = next((str(a) for a in config.get("architectures") or [] if "ConditionalGeneration" in str(a)), None)
+    if towers:
+        parts = "this wrapper's " + ", ".join(f"`{k}`" for k in towers) + " tower and its projector are"
+    elif wrapper:
+        parts = f"the other towers of {wrapper} (vision encoder, projector) are"
+    else:
+        return ()
+    return (f"weights: the language model only (text_config); {parts} not counted",)
 
 
 def assumed_family(config: dict[str, Any]) -> str | None:

@@ -81,9 +81,11 @@ def test_unmodelled_families_are_not_silently_wrong(name):
 
 
 # Configs that omit head_dim: the shape reader uses the default transformers' config class assumes for the
-# family (kvplan.core.families: Gemma 256, GLM 128, Qwen3 128, gpt-oss 64, Qwen3-Next 256, MiMo 192), else (Cohere 2)
-# hidden_size / num_attention_heads.
+# family (kvplan.core.families: Gemma 256, GLM 128, Qwen3 128, gpt-oss 64, Qwen3-Next 256, MiMo 192, Llama 4 128,
+# Ministral 3 128), else (Cohere 2) hidden_size / num_attention_heads.
 WITHOUT_HEAD_DIM = [
+    "synthetic/llama4_text_chunked",
+    "synthetic/ministral3_sw",
     "synthetic/gemma2_sw",
     "synthetic/gemma3_text_layer_types",
     "synthetic/cohere2_sw",

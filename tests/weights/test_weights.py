@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from kvplan.core.config import text_config
 from kvplan.errors import ConfigError, UnsupportedArchitecture, UsageError
 from kvplan.weights.stored import weight_bytes
 from kvplan.weights.tensors import assumed_family, count_parameters, weight_tensors
@@ -15,7 +16,8 @@ from kvplan.weights.tensors import assumed_family, count_parameters, weight_tens
 from conftest import all_config_names, load_config
 
 # model_types that only exist as remote code (trust_remote_code), so transformers cannot build them natively.
-REMOTE_CODE = {"chatglm", "baichuan", "internlm2", "minicpm"}
+# (hunyuan: Hunyuan-A13B's own code; transformers' hunyuan_v1_moe port reads other config fields, see below.)
+REMOTE_CODE = {"chatglm", "baichuan", "internlm2", "minicpm", "hunyuan"}
 NATIVE = [n for n in all_config_names() if load_config(n)["model_type"] not in REMOTE_CODE]
 
 
@@ -29,6 +31,9 @@ def meta_count(d: dict) -> int:
         d, model_type = d["text_config"], "gemma3_text"
     elif model_type in ("gemma4", "lfm2_vl"):  # likewise Gemma4ForCausalLM / Lfm2ForCausalLM: no vision tower
         d, model_type = d["text_config"], d["text_config"]["model_type"]
+    elif isinstance(d.get("text_config"), dict):  # other wrappers (llama4, mistral3, kimi_k25): the text model
+        d = {**{k: v for k, v in d.items() if k not in ("text_config", "vision_config")}, **d["text_config"]}
+        model_type = {"kimi_k2": "deepseek_v3"}.get(d["model_type"], d["model_type"])
     kwargs = {k: v for k, v in d.items() if k not in ("auto_map", "model_type")}
     cfg = transformers.AutoConfig.for_model(model_type, **kwargs)
     if model_type in IMAGE_TEXT_ONLY:  # no causal-LM class: the wrapper's parameters outside its vision tower
@@ -453,14 +458,20 @@ def test_module_imports_no_torch():
 # ---- weight bytes ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", [n for n in all_config_names() if "quantization_config" not in load_config(n)])
+# quantization_config may sit in the text config only (Kimi-K2.5/K2.6): look through the wrapper
+@pytest.mark.parametrize(
+    "name", [n for n in all_config_names() if "quantization_config" not in text_config(load_config(n))]
+)
 def test_unquantized_bytes_are_params_times_dtype(name):
+    """Parameters x dtype, except the tensors whose modelling code fixes their dtype (the fp32 routers and router
+    buffers of glm4_moe and hunyuan: tests/weights/test_attention_families_2026.py holds them to transformers')."""
     config = load_config(name)
-    dtype = {"float32": 4, "float16": 2, "bfloat16": 2}[config.get("torch_dtype", "bfloat16")]
-    # stored buffers (the e_score_correction_bias of DeepSeek-V3 and Nemotron-H routers) are charged like weights
-    buffers = sum(t.numel for t in weight_tensors(config) if t.role == "buffer")
-    assert weight_bytes(config) == (count_parameters(config) + buffers) * dtype
-    assert weight_bytes(config, dtype_bytes=1) == count_parameters(config) + buffers
+    dtype = {"float32": 4, "float16": 2, "bfloat16": 2}[config.get("torch_dtype", config.get("dtype", "bfloat16"))]
+    tensors = weight_tensors(config)
+    assert {t.role for t in tensors if t.dtype_bytes or t.role == "buffer"} <= {"router", "buffer"}
+    assert count_parameters(config) == sum(t.numel for t in tensors if t.role != "buffer")
+    assert weight_bytes(config) == sum(t.numel * (t.dtype_bytes or dtype) for t in tensors)
+    assert weight_bytes(config, dtype_bytes=1) == sum(t.numel * (t.dtype_bytes or 1) for t in tensors)
 
 
 def test_olmo2_is_stored_in_float32():
