@@ -58,8 +58,6 @@ PENDING_FAMILIES: dict[str, str] = {
     "meta-llama__Llama-4-Maverick-17B-128E-Instruct": "llama4_text (weights layout)",
     "meta-llama__Llama-4-Scout-17B-16E-Instruct": "llama4_text (weights layout)",
     "HuggingFaceTB__SmolLM3-3B": "smollm3 (weights layout)",
-    "deepseek-ai__DeepSeek-V3.2": "deepseek_v32",
-    "deepseek-ai__DeepSeek-V3.2-Exp": "deepseek_v32",
     "deepseek-ai__DeepSeek-V4-Flash": "deepseek_v4",
     "deepseek-ai__DeepSeek-V4-Pro": "deepseek_v4",
     "mistralai__Devstral-2-123B-Instruct": "ministral3",
@@ -73,9 +71,6 @@ PENDING_FAMILIES: dict[str, str] = {
     "nvidia__Nemotron-H-56B-Base-8K": "nemotron_h",
     "tencent__Hunyuan-A13B": "hunyuan",
     "zai-org__GLM-4.5": "glm4_moe (weights layout)",
-    "zai-org__GLM-5": "glm_moe_dsa",
-    "zai-org__GLM-5.1": "glm_moe_dsa",
-    "zai-org__GLM-5.2": "glm_moe_dsa",
 }
 
 

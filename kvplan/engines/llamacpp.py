@@ -75,6 +75,12 @@ class LlamaCppEngine:
         self.swa = model_type in SWA_FAMILIES
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
+        if any(isinstance(c, L.MlaLatent) and c.sparse for c in caches):  # DeepSeek V3.2, GLM-5 (DSA indexer)
+            raise UsageError(
+                "kvplan has not read how llama.cpp stores sparse-attention (DSA) models' latent and indexer keys",
+                hint=Text("use {engine} vllm, sglang or transformers for this model"),
+                field="engine",
+            )
         if req.tp > 1:
             raise UsageError(
                 "llama.cpp has no tensor parallelism: it splits whole layers across GPUs",

@@ -43,6 +43,12 @@ class TensorRtLlmEngine:
     follows = "TensorRT-LLM KvCacheConfig (tokens_per_block 32, no max_attention_window)"
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
+        if any(isinstance(c, L.MlaLatent) and c.sparse for c in caches):  # DeepSeek V3.2, GLM-5 (DSA indexer)
+            raise UsageError(
+                "kvplan has not read how TensorRT-LLM stores sparse-attention (DSA) models' latent and indexer keys",
+                hint=Text("use {engine} vllm, sglang or transformers for this model"),
+                field="engine",
+            )
         if req.kv_dtype not in ("float32", "float16", "bfloat16", "fp8_e4m3", "int8", "nvfp4"):
             raise UsageError(
                 f"TensorRT-LLM has no {req.kv_dtype} KV cache",

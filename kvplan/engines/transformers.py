@@ -63,7 +63,8 @@ class TransformersEngine:
         # the fp8 backend quantizes the latent like keys (checked in tests); quanto / hqq group along a head
         # dimension, which kvplan has not checked for latents.
         allowed = (L.FULL, L.MLA) if req.kv_dtype == "fp8_e4m3" else (L.FULL,)
-        if req.kv_dtype in _QUANTIZED and any(c.kind not in allowed for c in caches):
+        sparse = any(isinstance(c, L.MlaLatent) and c.sparse for c in caches)  # DSA: "indexed_attention" layers
+        if req.kv_dtype in _QUANTIZED and (sparse or any(c.kind not in allowed for c in caches)):
             raise UsageError(
                 "transformers' quantized KV cache supports only models whose layers are all full attention",
                 hint=Text("use {kv_dtype} auto for this model, or another {engine}"),

@@ -354,10 +354,13 @@ def test_module_imports_no_torch():
 
 @pytest.mark.parametrize("name", [n for n in all_config_names() if "quantization_config" not in load_config(n)])
 def test_unquantized_bytes_are_params_times_dtype(name):
+    """Every stored tensor at the config's dtype: the parameters plus the buffers checkpoints store (DeepSeek's
+    and GLM-5's router `e_score_correction_bias`)."""
     config = load_config(name)
     dtype = {"float32": 4, "float16": 2, "bfloat16": 2}[config.get("torch_dtype", "bfloat16")]
-    assert weight_bytes(config) == count_parameters(config) * dtype
-    assert weight_bytes(config, dtype_bytes=1) == count_parameters(config)
+    buffers = sum(t.numel for t in weight_tensors(config) if t.role == "buffer")
+    assert weight_bytes(config) == (count_parameters(config) + buffers) * dtype
+    assert weight_bytes(config, dtype_bytes=1) == count_parameters(config) + buffers
 
 
 def test_olmo2_is_stored_in_float32():
