@@ -821,7 +821,7 @@ class VllmEngine:
         MLAAttentionSpec with one block size, so vLLM keeps them in one KV-cache group (`_uniform_type`); kvplan
         sizes a layer's two pages as one."""
         fmt = self.sparse_mla_format(req)
-        if fmt == "fp8_ds_mla":  # 512 fp8 + 4 fp32 scales (one per 128) + 64 bf16 RoPE (flashmla_sparse.py:85-97)
+        if fmt == "fp8_ds_mla":  # 512 fp8 + 4 fp32 scales (one per 128) + 64 bf16 RoPE (flashmla_sparse.py:79-87)
             latent = cache.kv_lora_rank + cache.kv_lora_rank // 128 * 4 + 2 * cache.rope_head_dim
         elif fmt == "nvfp4_ds_mla":  # 512 e2m1 + 64 fp8 RoPE + one fp8 scale per 16 (flashmla_sparse.py:111-121)
             latent = cache.kv_lora_rank // 2 + cache.rope_head_dim + cache.kv_lora_rank // 16
