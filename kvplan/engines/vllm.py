@@ -1333,6 +1333,29 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
                 what=what,
             )
         )
+    sparse = [c for c in shape.caches() if isinstance(c, L.MlaLatent) and c.sparse]
+    if sparse:
+        fmt = engine.sparse_mla_format(req)
+        layout = {
+            "plain": f"in {short_dtype(req.kv_dtype)}",
+            "fp8": "in plain fp8",
+            "fp8_ds_mla": "as fp8_ds_mla (fp8, fp32 scales, bf16 RoPE)",
+            "nvfp4_ds_mla": "as nvfp4_ds_mla",
+        }[fmt]
+        gpu = "" if req.compute_capability else " (no GPU given: Hopper's sparse backends assumed)"
+        indexers = sum(1 for c in sparse if c.index_head_dim)
+        notes.append(
+            f"sparse (DSA) MLA: the latent stored {layout}{gpu}, plus 132 B of uint8 indexer keys per token on the "
+            f"{indexers} of {len(sparse)} layers that run an indexer; blocks of {req.block_size or DSA_BLOCK_SIZE} tokens"
+        )
+        blackwell = _major(req.compute_capability) in (None, 10)
+        if "GlmMoeDsaForCausalLM" in shape.architectures and req.kv_dtype in ("bfloat16", "float16") and blackwell:
+            notes.append(
+                Text(
+                    "vLLM turns `--kv-cache-dtype auto` into fp8 for GLM-5 on Blackwell SM100 (model_executor/models/"
+                    "config.py:89-101): plan with {kv_dtype} fp8 for an auto KV cache there"
+                )
+            )
     if L.STATE in kinds:
         mode = engine.mamba_cache_mode(shape.caches(), req)
         if mode != "none":

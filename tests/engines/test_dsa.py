@@ -273,3 +273,17 @@ def test_cited_engine_source_lines(path, line, text):
     if not source.exists():
         pytest.skip(f"{source} is not on this machine")
     assert text in source.read_text().splitlines()[line - 1]
+
+
+def test_vllm_estimate_says_which_layout_and_the_glm_blackwell_default():
+    """The notes name the latent layout, the indexer layers and, for GLM-5 with a 16-bit cache where the GPU may
+    be SM100, vLLM's own auto -> fp8 switch (model_executor/models/config.py:89-101), which kvplan cannot see
+    behind a resolved `auto`."""
+    from kvplan.engines.vllm import estimate_notes
+
+    shape = model_shape(load_config(GLM52))
+    notes = estimate_notes(VllmEngine(shape), shape, _req("fp8_e4m3", None), frozenset({L.MLA}))
+    assert "fp8_ds_mla" in notes[0] and "21 of 78 layers" in notes[0] and "Hopper" in notes[0]
+    assert len(notes) == 1
+    for cc, expected in (("10.0", 2), (None, 2), ("9.0", 1)):
+        assert len(estimate_notes(VllmEngine(shape), shape, _req("bfloat16", cc), frozenset({L.MLA}))) == expected
