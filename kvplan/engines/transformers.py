@@ -4,6 +4,8 @@ Rules, read from transformers 5.23 `cache_utils.py` and checked against real cac
 - full attention: K `[batch, kv_heads, seq, head_dim_k]` and V likewise, in the model dtype;
 - sliding / chunked layers (`DynamicSlidingWindowLayer`): the last `window - 1` tokens;
 - MLA (DeepSeek V2/V3, Kimi K2): the latent (`kv_lora_rank`) as "keys" and the RoPE part as "values";
+  DSA (DeepSeek V3.2, GLM-5, `DynamicIndexedLayer`): plus `indexer_keys` of `index_head_dim` per token in the
+  model dtype on the layers that run their own indexer (none on GLM-5.2's "shared" layers);
 - recurrent layers: the conv state `[batch, channels, conv_kernel]` in the model dtype and the SSM /
   DeltaNet state in float32 whatever the model dtype;
 - `--kv-dtype fp8` is `QuantizedCache(backend="fp8")`: one byte per element plus two fp32 scales per layer;

@@ -7,8 +7,14 @@ VLLM_VERSIONS; the rules below read the row of `Request.engine_version`:
   MLA: block_size x (kv_lora_rank + qk_rope_head_dim) x dtype bytes, one latent (no factor 2), replicated on
   every TP rank; `int8` (int8_per_token_head) and `int4` (int4_per_token_head, head_size/2 bytes) add an fp32
   scale per token and head for K and V; `nvfp4` stores head_size/2 bytes plus one fp8 scale per 16 values.
+- sparse (DSA) MLA, DeepSeek V3.2 / GLM-5 (read in vLLM 0.33.0, applied to every release): the latent in the
+  sparse backend's layout (bf16, plain fp8, fp8_ds_mla 656 B or nvfp4_ds_mla 352 B: `sparse_mla_format`) plus
+  132 B of uint8 indexer keys on the layers that run an indexer, whatever the KV dtype; block size 64; latent
+  and indexer pages in one KV-cache group (`_uniform_type`).
 - block size: the attention backend's (16; MLA on Hopper 64 with an fp8 cache (FLASHMLA), MLA on Blackwell
-  32 (FLASHINFER_MLA)), unless --block-size is given.
+  32 (FLASHINFER_MLA), sparse MLA 64), unless --block-size is given.
+- layers whose specs are all full attention (or all MLA) with one block size but different pages share one
+  group whose block costs every layer's page (UniformTypeKVCacheSpecs).
 - pages one request needs at `seq_len` = max_model_len: full/MLA cdiv(seq_len, block); sliding window
   cdiv(min(window - 1 + in_flight, seq_len), block) + 1; chunked local attention
   cdiv(min(chunk + in_flight, seq_len), block), where in_flight is max_num_batched_tokens (before 0.26) or
