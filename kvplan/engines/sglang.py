@@ -43,6 +43,13 @@ class SglangEngine:
                 field="kv_dtype",
             )
 
+        if req.kv_dtype == "fp8_e5m2" and any(isinstance(c, L.MlaLatent) and c.sparse for c in caches):
+            raise UsageError(
+                "kvplan has not checked SGLang's DSA backends with an fp8_e5m2 cache (they pick by fp8_e4m3)",
+                hint=Text("use {kv_dtype} fp8_e4m3 or auto for this model"),
+                field="kv_dtype",
+            )
+
     def block_size(self, caches: list[L.Layer], req: Request) -> int | None:
         return None
 

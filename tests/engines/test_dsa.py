@@ -225,6 +225,13 @@ def test_sglang_dsa_pool_cell(kv, cc, arch_glm, latent):
     assert _per_token(engine, GLM52, _req(kv, cc)) == 21 * (latent + INDEXER) + 57 * latent
 
 
+def test_sglang_refuses_fp8_e5m2_for_dsa():
+    """arg_groups/overrides.py:714-720 choose DSA backends for fp8_e4m3 only; kvplan has not read e5m2's."""
+    with pytest.raises(UsageError, match="fp8_e5m2"):
+        SglangEngine().stage_costs(model_shape(load_config(V32)).caches(), _req("fp8_e5m2"))
+    SglangEngine().stage_costs(model_shape(load_config("deepseek-ai__DeepSeek-V3")).caches(), _req("fp8_e5m2"))
+
+
 # ------------------------------------------------------------------------------------ the other engines
 
 
