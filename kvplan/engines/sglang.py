@@ -42,7 +42,6 @@ class SglangEngine:
                 hint=Text("use {kv_dtype} fp8_e4m3, fp8_e5m2 or auto"),
                 field="kv_dtype",
             )
-
         if req.kv_dtype == "fp8_e5m2" and any(isinstance(c, L.MlaLatent) and c.sparse for c in caches):
             raise UsageError(
                 "kvplan has not checked SGLang's DSA backends with an fp8_e5m2 cache (they pick by fp8_e4m3)",
