@@ -754,7 +754,9 @@ class VllmEngine:
         FLASHINFER_MLA_SPARSE*: `supported_kv_cache_dtypes` in v1/attention/backends/mla/flashattn_mla_sparse.py:43,
         flashmla_sparse.py:149-155, flashinfer_mla_sparse.py:84-90 and :168-173): bf16/fp16, fp8 (e4m3) and, on
         Blackwell SM100 from 0.30, nvfp4 as `nvfp4_ds_mla` (flashmla_sparse.py:250-254); block sizes that are a
-        multiple of 64 (the indexer's, indexer.py:285-286 with attention/backend.py:122-138)."""
+        multiple of 64 (the indexer's, indexer.py:285-286 with attention/backend.py:122-138); a GPU one of them runs
+        on (`supports_compute_capability`: flashattn_mla_sparse.py:82-83, flashmla_sparse.py:203-204,
+        flashinfer_mla_sparse.py:105-106 and :192-193, flashinfer_mla_sparse_sm90.py:189-190)."""
         if req.kv_dtype not in ("bfloat16", "float16", "fp8_e4m3", "nvfp4"):
             raise UsageError(
                 f"vLLM has no {short_dtype(req.kv_dtype)} cache for sparse-attention (DSA) MLA models",
@@ -762,6 +764,14 @@ class VllmEngine:
                 field="kv_dtype",
             )
         major = _major(req.compute_capability)
+        if major is not None and major not in (9, 10, 12):
+            raise UsageError(
+                f"vLLM has no sparse MLA (DSA) backend for compute capability {req.compute_capability}: "
+                "FLASH_ATTN_MLA_SPARSE and FLASHINFER_MLA_SPARSE_SM90 run on SM90, FLASHMLA_SPARSE on SM90/SM100, "
+                "FLASHINFER_MLA_SPARSE on SM100, FLASHINFER_MLA_SPARSE_SM120 on SM120",
+                hint="plan this model on Hopper or Blackwell GPUs",
+                field="gpu_profile",
+            )
         if req.kv_dtype == "nvfp4":
             row = vllm_behaviour(req.engine_version)
             if "nvfp4_ds_mla" not in row.kv_cache_dtypes:

@@ -128,7 +128,7 @@ def test_vllm_v3_2_figures_against_the_dense_mla_reading():
     assert (1408 * 61) / _per_token(engine, V32, _req("bfloat16")) == pytest.approx(1.097, abs=1e-3)
 
 
-@pytest.mark.parametrize("cc", [None, "8.0", "9.0", "10.0", "12.0"])
+@pytest.mark.parametrize("cc", [None, "9.0", "10.0", "10.3", "12.0", "12.1"])
 def test_vllm_block_size_is_the_indexers_64(cc):
     """The DSA indexer's backend takes only 64-token kernel blocks on CUDA (v1/attention/backends/mla/indexer.py:
     285-286) and every sparse MLA backend a multiple of 64 or 32, so the block size all backends accept is 64
@@ -156,6 +156,8 @@ def test_vllm_block_size_must_be_a_multiple_of_64():
         ("int8", "9.0", None, "no int8 cache"),
         ("nvfp4", "9.0", None, "SM100"),  # flashmla_sparse.py:250-254
         ("nvfp4", "10.0", "0.29", "nvfp4_ds_mla"),  # config/cache.py adds it in 0.30.0
+        ("bfloat16", "8.0", None, "no sparse MLA"),  # no sparse backend supports SM80 (A100)
+        ("fp8_e4m3", "8.9", None, "no sparse MLA"),
     ],
 )
 def test_vllm_refuses_what_no_sparse_backend_serves(kv, cc, version, match):
