@@ -205,6 +205,9 @@ SYNTHETIC = {
     # MiMo-V2-Flash with transformers' defaults (no swa_* keys, no hybrid_layer_pattern) and with biases
     "mimo_v2_flash-defaults": load_config("synthetic/mimo_v2_flash_defaults"),
     "mimo_v2_flash-bias": {**load_config("synthetic/mimo_v2_flash_defaults"), "attention_bias": True},
+    # DSA: the indexer on every layer (V3.2) / on the "full" layers, mlp_layer_types naming a late dense layer (GLM)
+    "deepseek_v32-dsa": load_config("synthetic/deepseek_v32_dsa"),
+    "glm_moe_dsa-shared-indexers": load_config("synthetic/glm_moe_dsa_shared"),
 }
 
 
