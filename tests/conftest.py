@@ -42,14 +42,9 @@ def load_config(name: str) -> dict:
 # `tests/core/test_every_config.py` checks that none of them is read silently as something else meanwhile.
 PENDING_FAMILIES: dict[str, str] = {
     "MiniMaxAI__MiniMax-M3": "minimax_m3",
-    "deepseek-ai__DeepSeek-V3.2": "deepseek_v32",
-    "deepseek-ai__DeepSeek-V3.2-Exp": "deepseek_v32",
     "deepseek-ai__DeepSeek-V4-Flash": "deepseek_v4",
     "deepseek-ai__DeepSeek-V4-Pro": "deepseek_v4",
     "moonshotai__Kimi-K3": "kimi_k3 (weights layout)",
-    "zai-org__GLM-5": "glm_moe_dsa",
-    "zai-org__GLM-5.1": "glm_moe_dsa",
-    "zai-org__GLM-5.2": "glm_moe_dsa",
 }
 
 

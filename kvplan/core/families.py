@@ -146,6 +146,8 @@ _TABLE = (
     Family("deepseek_v2", shape="mla", weights="deepseek_v2"),
     # kimi_k25: the Kimi-K2.5/K2.6 wrapper, whose text_config is kimi_k2 (Kimi_K25Config builds it as deepseek_v3)
     Family("deepseek_v3", shape="mla", weights="deepseek_v3", aliases=("kimi_k2", "kimi_k25")),
+    Family("deepseek_v32", shape="dsa", weights="deepseek_v32"),
+    Family("glm_moe_dsa", shape="dsa", weights="glm_moe_dsa"),
     Family("jamba", shape="jamba", weights="jamba", honours_head_dim=False),
     Family("baichuan", shape="dense", weights="baichuan", honours_head_dim=False),
     Family("internlm2", shape="dense", weights="internlm2", honours_head_dim=False),
@@ -246,7 +248,6 @@ _TABLE = (
     Family("arcee", shape="dense", weights=None),
     Family("apertus", shape="dense", weights=None),
     Family("helium", shape="dense", weights=None),
-    Family("deepseek_v32", shape="mla", weights=None),
     Family("mamba2", shape="mamba2", weights=None),
     Family("bamba", shape="bamba", weights=None),
     Family("falcon_h1", shape="falcon_h1", weights=None),

@@ -259,6 +259,50 @@ def mla(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     return tuple((latent,) for _ in range(num_layers(cfg)))
 
 
+def indexer_layers(cfg: dict) -> list[bool]:
+    """DSA models (DeepSeek V3.2, GLM-5): which layers run their own indexer (and cache its keys); the others
+    reuse the previous indexer layer's top-k and cache no indexer keys.
+
+    `indexer_types` ("full" / "shared") where the config lists it (transformers' GlmMoeDsaConfig and SGLang's
+    `dsa_layer_skips_topk` read it first); else `index_topk_pattern` ("F" / "S" per layer); else layer i is a
+    full one when max(i - index_skip_topk_offset + 1, 0) % index_topk_freq == 0 (defaults 2 and 1: every
+    layer), the rule vLLM applies whatever `indexer_types` says (models/deepseek_v32/attention.py:166-177), so a
+    config whose `indexer_types` disagrees with its freq/offset is refused."""
+    n = num_layers(cfg)
+    freq = positive_int(cfg, "index_topk_freq", default=1) if cfg.get("index_topk_freq") is not None else 1
+    offset = 2 if cfg.get("index_skip_topk_offset") is None else int(cfg["index_skip_topk_offset"])
+    scheduled = [max(i - offset + 1, 0) % freq == 0 for i in range(n)]
+    pattern = cfg.get("index_topk_pattern")
+    if pattern is not None:
+        if not all(str(c) in ("F", "S") for c in pattern):
+            raise ConfigError("config `index_topk_pattern` must be a string of F and S", hint="fix config.json")
+        scheduled = [i >= len(pattern) or str(pattern[i]) != "S" for i in range(n)]
+    types = cfg.get("indexer_types")
+    if types is None:
+        return scheduled
+    if not isinstance(types, list) or len(types) != n or not set(map(str, types)) <= {"full", "shared"}:
+        raise ConfigError(
+            f"config `indexer_types` must list {n} entries of 'full' or 'shared'",
+            hint="fix indexer_types in config.json",
+        )
+    listed = [t == "full" for t in types]
+    if listed != scheduled:
+        raise ConfigError(
+            "config `indexer_types` disagrees with index_topk_freq / index_skip_topk_offset / index_topk_pattern "
+            "(transformers and SGLang read the first, vLLM the others)",
+            hint="fix config.json so that they agree",
+        )
+    return listed
+
+
+def dsa(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """DeepSeek Sparse Attention (DeepSeek V3.2, GLM-5.x): the MLA latent on every layer, plus the indexer's
+    `index_head_dim` keys on the layers that run an indexer (`indexer_layers`)."""
+    rank, rope = positive_int(cfg, "kv_lora_rank"), positive_int(cfg, "qk_rope_head_dim")
+    keys = positive_int(cfg, "index_head_dim")
+    return tuple((L.MlaLatent(rank, rope, keys if own else 0, sparse=True),) for own in indexer_layers(cfg))
+
+
 def _mamba1_state(cfg: dict) -> L.RecurrentState:
     inner = positive_int(cfg, "mamba_expand", "expand", default=2) * hidden_size(cfg)
     inner = positive_int(cfg, "intermediate_size", default=inner) if cfg.get("model_type") == "mamba" else inner
@@ -786,6 +830,7 @@ READERS: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
     "gpt_bigcode": gpt_bigcode,
     "chatglm": chatglm,
     "mla": mla,
+    "dsa": dsa,
     "mamba": mamba,
     "mamba2": mamba2,
     "jamba": jamba,

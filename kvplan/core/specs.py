@@ -91,12 +91,15 @@ class MlaLatent:
     """Multi-head latent attention (DeepSeek V2/V3, Kimi K2): one compressed latent per token, shared by heads.
 
     The cache holds `kv_lora_rank + rope_head_dim` elements per token (no factor 2 for K and V), plus the
-    `index_head_dim` keys of a sparse-attention indexer where the model has one (DeepSeek V3.2).
+    `index_head_dim` keys of a sparse-attention indexer where the layer runs one (DeepSeek V3.2, GLM-5).
+    `sparse`: the layer attends to the top-k tokens a DSA indexer picks, its own or (index_head_dim 0, GLM-5.2's
+    "shared" layers) a previous layer's; engines store a sparse latent in their own layouts (kvplan.engines).
     """
 
     kv_lora_rank: int
     rope_head_dim: int
     index_head_dim: int = 0
+    sparse: bool = False
     kind: ClassVar[str] = MLA
 
     def latent_elements(self) -> int:

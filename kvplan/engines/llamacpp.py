@@ -79,6 +79,12 @@ class LlamaCppEngine:
         self.swa = model_type in SWA_FAMILIES
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
+        if any(isinstance(c, L.MlaLatent) and c.sparse for c in caches):  # DeepSeek V3.2, GLM-5 (DSA indexer)
+            raise UsageError(
+                "kvplan has not read how llama.cpp stores sparse-attention (DSA) models' latent and indexer keys",
+                hint=Text("use {engine} vllm, sglang or transformers for this model"),
+                field="engine",
+            )
         unread = sorted({c.family for c in caches if isinstance(c, L.RecurrentState) and c.family in _UNREAD_STATES})
         if unread:
             raise UsageError(

@@ -317,6 +317,8 @@ def sglang_pool_figures(caches: list[L.Layer], req: Request, tokens: int) -> tup
     kv, mla, other = _attention_kinds(caches)
     if other or any(c.kind != L.FULL for c in kv) or (kv and mla):
         return {}, "SGLang keeps sliding-window and state layers in separate pools; only one-pool models are recomputed"
+    if any(c.sparse for c in mla):
+        return {}, "SGLang's DSA pool (latent plus indexer keys, in pages) is not recomputed from its log"
     slots = tokens + 1
     kv_bytes = DTYPE_BYTES[req.kv_dtype]
     if mla:

@@ -2,6 +2,9 @@
 
 - full attention: K and V of `max(1, kv_heads // tp)` heads per layer on each TP rank;
 - MLA: one latent of `kv_lora_rank + qk_rope_head_dim` per layer, replicated on every TP rank;
+- sparse (DSA) MLA, DeepSeek V3.2 / GLM-5 (DSATokenToKVPool): the latent, as 656 B (512 fp8 + 4 fp32 scales + 64
+  bf16 RoPE) with an fp8_e4m3 cache on the scaled-layout DSA backends, plus 132 B (128 fp8 index keys + one fp32
+  scale) of indexer keys on every layer that runs an indexer, whatever the KV dtype;
 - sliding-window layers live in a separate SWA pool that frees tokens outside the window: a sequence keeps at
   most `window` tokens there;
 - Mamba-style states: a per-request pool; conv state `(conv_kernel - 1) x channels` in bf16 (its
@@ -31,7 +34,10 @@ _SGLANG_SSM_DTYPES = ("float32", "bfloat16", "float16")
 
 class SglangEngine:
     name = "sglang"
-    follows = "SGLang 0.5 (model_runner cell_size, SWA and Mamba pools)"
+    follows = "SGLang 0.5 (model_runner cell_size, SWA and Mamba pools; DSA pool as in 0.5.23)"
+
+    def __init__(self, architectures: tuple[str, ...] = ()) -> None:
+        self.architectures = architectures  # the config's: SGLang picks GLM's DSA backends on SM120 by it
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if any(isinstance(c, L.RecurrentState) and c.family == "lightning" for c in caches):
@@ -45,6 +51,12 @@ class SglangEngine:
             raise UsageError(
                 f"SGLang has no {req.kv_dtype} KV cache",
                 hint=Text("use {kv_dtype} fp8_e4m3, fp8_e5m2 or auto"),
+                field="kv_dtype",
+            )
+        if req.kv_dtype == "fp8_e5m2" and any(isinstance(c, L.MlaLatent) and c.sparse for c in caches):
+            raise UsageError(
+                "kvplan has not checked SGLang's DSA backends with an fp8_e5m2 cache (they pick by fp8_e4m3)",
+                hint=Text("use {kv_dtype} fp8_e4m3 or auto for this model"),
                 field="kv_dtype",
             )
 
@@ -66,6 +78,9 @@ class SglangEngine:
                 per_token if tokens == req.seq_len else Fraction(0),
                 tokens,
             )
+        if isinstance(cache, L.MlaLatent) and cache.sparse:
+            per_token = Fraction(self._sparse_mla_bytes(cache, req))
+            return cache.kind, int(per_token * req.seq_len * req.batch), per_token, req.seq_len
         if isinstance(cache, L.MlaLatent):
             per_token = cache.bytes_per_token(kv_bytes)
             return cache.kind, int(per_token * req.seq_len * req.batch), per_token, req.seq_len
@@ -84,6 +99,25 @@ class SglangEngine:
             )
             return cache.kind, state * req.batch, Fraction(0), None
         return cache.kind, 0, Fraction(0), None
+
+    def _sparse_mla_bytes(self, cache: L.MlaLatent, req: Request) -> int:
+        """One token of a DSA layer in SGLang 0.5.23's pool (model_executor/pool_configurator.py:379-409 cell size):
+        the latent, `calculate_mla_kv_cache_dim` (mem_cache/kv_cache_configurator.py:3412-3475) x the KV dtype's
+        bytes: kv_lora_rank + kv_lora_rank / 128 x 4 + qk_rope_head_dim x 2 bytes (fp8 latent, fp32 scales, bf16
+        RoPE) for fp8_e4m3 on the scaled-layout backends, the raw kv_lora_rank + qk_rope_head_dim elements for other
+        dtypes and for fp8 on the trtllm backend, which Blackwell (SM100 and up) picks for fp8 by default
+        (arg_groups/overrides.py:714-719), except GLM on SM120/121 (flashinfer_sparse_mla, :636-671); plus the
+        indexer keys, index_head_dim + index_head_dim / 128 x 4 uint8 bytes on the layers that run an indexer
+        (`_compute_dsa_indexer_cell_size`, pool_configurator.py:560-634: layers that skip top-k hold none,
+        mem_cache/index_key_cache.py:55-58). Without a GPU, fp8 is taken on Hopper's backend (flashmla_kv)."""
+        major = int(str(req.compute_capability).split(".")[0]) if req.compute_capability else None
+        glm_sm12 = major == 12 and "GlmMoeDsaForCausalLM" in self.architectures
+        scaled = req.kv_dtype == "fp8_e4m3" and (major is None or major < 10 or glm_sm12)
+        if scaled:
+            latent = cache.kv_lora_rank + cache.kv_lora_rank // 128 * 4 + 2 * cache.rope_head_dim
+        else:
+            latent = int(cache.latent_elements() * DTYPE_BYTES[req.kv_dtype])
+        return latent + (cache.index_head_dim + cache.index_head_dim // 128 * 4 if cache.index_head_dim else 0)
 
 
 # ------------------------------------------------------------------------------------ serving (the KV budget)
@@ -220,7 +254,7 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
 ENTRY = EngineEntry(
     name="sglang",
     display="SGLang",
-    storage=lambda shape: SglangEngine(),
+    storage=lambda shape: SglangEngine(shape.architectures),
     serving=SglangServing(),
     config=CONFIG,
     plannable=True,

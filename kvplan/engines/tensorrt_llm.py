@@ -44,6 +44,12 @@ class TensorRtLlmEngine:
     follows = "TensorRT-LLM KvCacheConfig (tokens_per_block 32, no max_attention_window)"
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
+        if any(isinstance(c, L.MlaLatent) and c.sparse for c in caches):  # DeepSeek V3.2, GLM-5 (DSA indexer)
+            raise UsageError(
+                "kvplan has not read how TensorRT-LLM stores sparse-attention (DSA) models' latent and indexer keys",
+                hint=Text("use {engine} vllm, sglang or transformers for this model"),
+                field="engine",
+            )
         if any(isinstance(c, L.RecurrentState) and c.family in ("kda", "lightning") for c in caches):
             raise UsageError(
                 "kvplan has not read how TensorRT-LLM stores Kimi's KDA or MiniMax-01's lightning-attention state",

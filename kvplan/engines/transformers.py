@@ -4,6 +4,8 @@ Rules, read from transformers 5.23 `cache_utils.py` and checked against real cac
 - full attention: K `[batch, kv_heads, seq, head_dim_k]` and V likewise, in the model dtype;
 - sliding / chunked layers (`DynamicSlidingWindowLayer`): the last `window - 1` tokens;
 - MLA (DeepSeek V2/V3, Kimi K2): the latent (`kv_lora_rank`) as "keys" and the RoPE part as "values";
+  DSA (DeepSeek V3.2, GLM-5, `DynamicIndexedLayer`): plus `indexer_keys` of `index_head_dim` per token in the
+  model dtype on the layers that run their own indexer (none on GLM-5.2's "shared" layers);
 - recurrent layers: the conv state `[batch, channels, conv_kernel]` in the model dtype and the SSM /
   DeltaNet / KDA state in float32 whatever the model dtype; MiniMax-01's lightning state `[batch, heads,
   head_dim, head_dim]` (no conv) in the model dtype, in `MiniMaxCache.linear_cache` outside `cache.layers`;
@@ -64,7 +66,8 @@ class TransformersEngine:
         # the fp8 backend quantizes the latent like keys (checked in tests); quanto / hqq group along a head
         # dimension, which kvplan has not checked for latents.
         allowed = (L.FULL, L.MLA) if req.kv_dtype == "fp8_e4m3" else (L.FULL,)
-        if req.kv_dtype in _QUANTIZED and any(c.kind not in allowed for c in caches):
+        sparse = any(isinstance(c, L.MlaLatent) and c.sparse for c in caches)  # DSA: "indexed_attention" layers
+        if req.kv_dtype in _QUANTIZED and (sparse or any(c.kind not in allowed for c in caches)):
             raise UsageError(
                 "transformers' quantized KV cache supports only models whose layers are all full attention",
                 hint=Text("use {kv_dtype} auto for this model, or another {engine}"),

@@ -7,8 +7,14 @@ VLLM_VERSIONS; the rules below read the row of `Request.engine_version`:
   MLA: block_size x (kv_lora_rank + qk_rope_head_dim) x dtype bytes, one latent (no factor 2), replicated on
   every TP rank; `int8` (int8_per_token_head) and `int4` (int4_per_token_head, head_size/2 bytes) add an fp32
   scale per token and head for K and V; `nvfp4` stores head_size/2 bytes plus one fp8 scale per 16 values.
+- sparse (DSA) MLA, DeepSeek V3.2 / GLM-5 (read in vLLM 0.33.0, applied to every release): the latent in the
+  sparse backend's layout (bf16, plain fp8, fp8_ds_mla 656 B or nvfp4_ds_mla 352 B: `sparse_mla_format`) plus
+  132 B of uint8 indexer keys on the layers that run an indexer, whatever the KV dtype; block size 64; latent
+  and indexer pages in one KV-cache group (`_uniform_type`).
 - block size: the attention backend's (16; MLA on Hopper 64 with an fp8 cache (FLASHMLA), MLA on Blackwell
-  32 (FLASHINFER_MLA)), unless --block-size is given.
+  32 (FLASHINFER_MLA), sparse MLA 64), unless --block-size is given.
+- layers whose specs are all full attention (or all MLA) with one block size but different pages share one
+  group whose block costs every layer's page (UniformTypeKVCacheSpecs).
 - pages one request needs at `seq_len` = max_model_len: full/MLA cdiv(seq_len, block); sliding window
   cdiv(min(window - 1 + in_flight, seq_len), block) + 1; chunked local attention
   cdiv(min(chunk + in_flight, seq_len), block), where in_flight is max_num_batched_tokens (before 0.26) or
@@ -67,6 +73,7 @@ if TYPE_CHECKING:
     from kvplan.sources.hardware import HardwareProfile
 
 DEFAULT_BLOCK_SIZE = 16
+DSA_BLOCK_SIZE = 64  # DeepseekV32IndexerBackend's kernel block size on CUDA (v1/attention/backends/mla/indexer.py:286)
 _ALIGN = 16  # kernel block alignment used when vLLM raises the attention block size for Mamba hybrids
 _MAMBA1_CHUNK = 2048  # vLLM's chunk for Mamba1, which has none (config/model.py get_mamba_chunk_size)
 _GDN_FLASHINFER_ALIGNMENT = 64  # FLASHINFER_GDN_CHECKPOINT_ALIGNMENT (v1/attention/backends/gdn_attn.py:34)
@@ -499,7 +506,9 @@ class Spec:
     """One vLLM KV-cache spec: layers with equal specs share groups. `page` is per block of `block_size` tokens.
 
     `state_pages`: for a Mamba-style state, the pages one request holds (None: one per block of the sequence,
-    Mamba `all` mode)."""
+    Mamba `all` mode). `layers`: the layers one spec of the plan stands for: 1, except for vLLM's
+    UniformTypeKVCacheSpecs (`_uniform_type`), one spec for all the layers of one group, its page the sum of
+    theirs."""
 
     kind: str
     page: int
@@ -507,6 +516,7 @@ class Spec:
     window: int | None = None
     state_pages: int | None = 1
     mla: bool = False
+    layers: int = 1
 
 
 @dataclass(frozen=True)
@@ -622,9 +632,14 @@ class VllmEngine:
     def backend_block_size(caches: list[L.Layer], req: Request) -> int:
         """The block size the attention backend prefers (platforms/cuda.py `_get_backend_priorities`, the backend's
         `get_preferred_block_size`): 16, except MLA on Hopper with an fp8 cache (FLASHMLA: 64; FLASH_ATTN_MLA has
-        no fp8) and MLA on Blackwell SM10x (FLASHINFER_MLA: 32). --block-size wins."""
+        no fp8), MLA on Blackwell SM10x (FLASHINFER_MLA: 32) and sparse (DSA) MLA on every CUDA GPU: 64, the only
+        size the DSA indexer's backend takes (v1/attention/backends/mla/indexer.py:285-286; every sparse MLA
+        backend takes multiples of 64 or 32, platforms/interface.py:700-747 picks the smallest size all accept).
+        --block-size wins."""
         if req.block_size:
             return req.block_size
+        if any(isinstance(c, L.MlaLatent) and c.sparse for c in caches):
+            return DSA_BLOCK_SIZE
         major = _major(req.compute_capability)
         if major is not None and any(isinstance(c, L.MlaLatent) for c in caches):
             if major == 9 and req.kv_dtype.startswith("fp8"):
@@ -668,7 +683,7 @@ class VllmEngine:
             spec = self.spec(cache, req, block, mode, states)
             if spec is not None:
                 counts[spec] = counts.get(spec, 0) + n
-        counts = _unify_pages(counts, vllm_behaviour(req.engine_version))
+        counts = _uniform_type(counts) or _unify_pages(counts, vllm_behaviour(req.engine_version))
         if not counts:
             return GroupPlan({}, 1)
         low, high = min(counts.values()), max(counts.values())
@@ -731,7 +746,8 @@ class VllmEngine:
                 grows = limit is None or req.seq_len < limit
             per_token = Fraction(spec.page * layers_paid, spec.block_size) if grows else Fraction(0)
             tokens = None if spec.kind == L.STATE else min(blocks * spec.block_size, req.seq_len)
-            items.append(KindCost(spec.kind, count, blocks * spec.page * layers_paid * req.batch, per_token, tokens))
+            bytes_ = blocks * spec.page * layers_paid * req.batch
+            items.append(KindCost(spec.kind, count * spec.layers, bytes_, per_token, tokens))
         no_cache = sum(isinstance(c, L.NoCache) for c in caches)
         if no_cache:
             items.append(KindCost(L.NONE, no_cache, 0, Fraction(0), None))
@@ -748,6 +764,9 @@ class VllmEngine:
                 field="engine",
             )
         mla = any(isinstance(c, L.MlaLatent) for c in caches)
+        if any(isinstance(c, L.MlaLatent) and c.sparse for c in caches):
+            self._check_sparse_mla(req)
+            return
         if req.kv_dtype in ("int8", "int4", "nvfp4") and mla:
             hint = "use {kv_dtype} fp8 or auto"
             if req.kv_dtype == "nvfp4":
@@ -765,10 +784,76 @@ class VllmEngine:
                 field="kv_dtype",
             )
 
+    @staticmethod
+    def _check_sparse_mla(req: Request) -> None:
+        """Sparse (DSA) MLA: the KV dtypes a sparse MLA backend takes (FLASH_ATTN_MLA_SPARSE, FLASHMLA_SPARSE,
+        FLASHINFER_MLA_SPARSE*: `supported_kv_cache_dtypes` in v1/attention/backends/mla/flashattn_mla_sparse.py:43,
+        flashmla_sparse.py:149-155, flashinfer_mla_sparse.py:84-90 and :168-173): bf16/fp16, fp8 (e4m3) and, on
+        Blackwell SM100 from 0.30, nvfp4 as `nvfp4_ds_mla` (flashmla_sparse.py:250-254); block sizes that are a
+        multiple of 64 (the indexer's, indexer.py:285-286 with attention/backend.py:122-138); a GPU one of them runs
+        on (`supports_compute_capability`: flashattn_mla_sparse.py:82-83, flashmla_sparse.py:203-204,
+        flashinfer_mla_sparse.py:105-106 and :192-193, flashinfer_mla_sparse_sm90.py:189-190)."""
+        if req.kv_dtype not in ("bfloat16", "float16", "fp8_e4m3", "nvfp4"):
+            raise UsageError(
+                f"vLLM has no {short_dtype(req.kv_dtype)} cache for sparse-attention (DSA) MLA models",
+                hint=Text("use {kv_dtype} fp8 or auto (or nvfp4 on Blackwell B200/B300)"),
+                field="kv_dtype",
+            )
+        major = _major(req.compute_capability)
+        if major is not None and major not in (9, 10, 12):
+            raise UsageError(
+                f"vLLM has no sparse MLA (DSA) backend for compute capability {req.compute_capability}: "
+                "FLASH_ATTN_MLA_SPARSE and FLASHINFER_MLA_SPARSE_SM90 run on SM90, FLASHMLA_SPARSE on SM90/SM100, "
+                "FLASHINFER_MLA_SPARSE on SM100, FLASHINFER_MLA_SPARSE_SM120 on SM120",
+                hint="plan this model on Hopper or Blackwell GPUs",
+                field="gpu_profile",
+            )
+        if req.kv_dtype == "nvfp4":
+            row = vllm_behaviour(req.engine_version)
+            if "nvfp4_ds_mla" not in row.kv_cache_dtypes:
+                raise UsageError(
+                    f"vLLM {req.engine_version or NEWEST_VLLM} has no nvfp4_ds_mla KV cache (first in vLLM 0.30.0)",
+                    hint=Text("pass {vllm_version} 0.30 or later, or use {kv_dtype} fp8"),
+                    field="kv_dtype",
+                )
+            if major is not None and major != 10:
+                raise UsageError(
+                    "vLLM's nvfp4_ds_mla cache runs on Blackwell SM100 (B200/B300) only",
+                    hint=Text("use {kv_dtype} fp8 on this GPU"),
+                    field="kv_dtype",
+                )
+        if req.block_size and req.block_size % DSA_BLOCK_SIZE:
+            raise UsageError(
+                f"vLLM's DSA indexer needs a block size that is a multiple of {DSA_BLOCK_SIZE}",
+                hint=Text("pass {block_size} 64 (the default) or a multiple of it"),
+                field="block_size",
+            )
+
+    @staticmethod
+    def sparse_mla_format(req: Request) -> str:
+        """The layout vLLM stores a sparse (DSA) MLA latent in, by the backend it picks (platforms/cuda.py:83-155
+        in priority order, each backend's `supported_kv_cache_dtypes` and `supports_combination`), canonicalised by
+        `_canonicalize_sparse_mla_kv_cache_dtype` (model_executor/layers/attention/mla_attention.py:359-375):
+        - bf16 / fp16: the plain latent (FLASH_ATTN_MLA_SPARSE on Hopper, FLASHMLA_SPARSE / FA4 on SM100), except on
+          SM120, whose one sparse backend (FLASHINFER_MLA_SPARSE_SM120) serves `auto` as fp8_ds_mla (and
+          DeepseekV32ForCausalLM maps bfloat16 to auto, model_executor/models/config.py:84-86);
+        - fp8: `fp8_ds_mla` on Hopper (FLASHMLA_SPARSE: FLASH_ATTN_MLA_SPARSE has no fp8) and SM120, the plain fp8
+          latent on SM100 (FLASHINFER_MLA_SPARSE, first for a quantized cache, stores "standard fp8",
+          mla_attention.py:535-544); without a GPU, Hopper's;
+        - nvfp4: `nvfp4_ds_mla` (FLASHMLA_SPARSE, SM100)."""
+        major = _major(req.compute_capability)
+        if req.kv_dtype == "nvfp4":
+            return "nvfp4_ds_mla"
+        if req.kv_dtype == "fp8_e4m3":
+            return "fp8" if major == 10 else "fp8_ds_mla"
+        return "fp8_ds_mla" if major == 12 else "plain"
+
     # -- bytes of one token (attention) or one state (Mamba) on one TP rank
 
     def _token_bytes(self, cache: L.KVAttention | L.MlaLatent, req: Request) -> int:
         kv_bytes = DTYPE_BYTES[req.kv_dtype]
+        if isinstance(cache, L.MlaLatent) and cache.sparse:
+            return self._sparse_mla_bytes(cache, req)
         if isinstance(cache, L.MlaLatent):
             return int(cache.bytes_per_token(kv_bytes))
         heads = kv_heads_per_rank(cache.num_kv_heads, req.tp)
@@ -778,6 +863,24 @@ class VllmEngine:
             return heads * (cache.head_dim_k // 2 + cache.head_dim_v // 2 + 2 * 4)
         scales = 2 * heads * 4 if req.kv_dtype == "int8" else 0
         return int(cache.bytes_per_token(kv_bytes, heads)) + scales
+
+    def _sparse_mla_bytes(self, cache: L.MlaLatent, req: Request) -> int:
+        """One token of a sparse MLA layer: the latent in its layout (`sparse_mla_format`: `state_content_bytes`
+        656 for fp8_ds_mla, 352 for nvfp4_ds_mla, mla_attention.py:1386-1388; else (kv_lora_rank +
+        qk_rope_head_dim) x dtype bytes, MLAAttentionSpec head_size_v 0, kv_cache_interface.py:743) plus, on a
+        layer that runs an indexer, its key cache: index_head_dim fp8 bytes and one fp32 scale per 128 (uint8,
+        models/deepseek_v32/attention.py:90-99: 132 B for 128-wide keys) whatever the KV dtype. Both specs are
+        MLAAttentionSpec with one block size, so vLLM keeps them in one KV-cache group (`_uniform_type`); kvplan
+        sizes a layer's two pages as one."""
+        fmt = self.sparse_mla_format(req)
+        if fmt == "fp8_ds_mla":  # 512 fp8 + 4 fp32 scales (one per 128) + 64 bf16 RoPE (flashmla_sparse.py:79-87)
+            latent = cache.kv_lora_rank + cache.kv_lora_rank // 128 * 4 + 2 * cache.rope_head_dim
+        elif fmt == "nvfp4_ds_mla":  # 512 e2m1 + 64 fp8 RoPE + one fp8 scale per 16 (flashmla_sparse.py:111-121)
+            latent = cache.kv_lora_rank // 2 + cache.rope_head_dim + cache.kv_lora_rank // 16
+        else:
+            latent = int(cache.latent_elements() * DTYPE_BYTES[req.kv_dtype])
+        indexer = cache.index_head_dim + cache.index_head_dim // 128 * 4 if cache.index_head_dim else 0
+        return latent + indexer
 
     @staticmethod
     def _state_bytes(cache: L.RecurrentState, req: Request) -> int:
@@ -791,6 +894,25 @@ class VllmEngine:
         if cache.family == "kda":
             ssm = Fraction(4)
         return int(cache.state_bytes(conv, ssm, columns=cache.conv_kernel - 1, tp=req.tp, replicate_groups=True))
+
+
+def _uniform_type(counts: dict[Spec, int]) -> dict[Spec, int] | None:
+    """vLLM's UniformTypeKVCacheSpecs (v1/core/kv_cache_planning.py:1141-1146, v1/kv_cache_interface.py:1291-1372):
+    layers whose specs differ but are all full attention (MLA included: MLAAttentionSpec is a FullAttentionSpec,
+    v1/kv_cache_spec_registry.py via single_type_kv_cache_manager.py:2661-2665) with one block size share one
+    KV-cache group, a block of which costs every layer's page (`page_size_bytes` = their sum, :1318-1320); no page
+    is padded or resized. None when that is not the case (or when every layer has one spec already)."""
+    if len(counts) <= 1:
+        return None
+    specs = list(counts)
+    kinds = {s.kind for s in specs}
+    if len(kinds) != 1 or kinds.isdisjoint({L.FULL, L.MLA}) or len({s.block_size for s in specs}) != 1:
+        return None
+    if any(s.window is not None for s in specs):
+        return None
+    page = sum(s.page * s.layers * n for s, n in counts.items())
+    layers = sum(s.layers * n for s, n in counts.items())
+    return {Spec(specs[0].kind, page, specs[0].block_size, mla=all(s.mla for s in specs), layers=layers): 1}
 
 
 def _unify_pages(counts: dict[Spec, int], row: VllmBehaviour) -> dict[Spec, int]:
@@ -1066,6 +1188,9 @@ class VllmServing(ServingModel):
         if f.pp > 1:
             line += f" --pipeline-parallel-size {f.pp}"
         spelling = KV_CACHE_DTYPE_FLAGS.get(f.kv_dtype)
+        shape = getattr(f.storage, "shape", None)
+        if spelling == "nvfp4" and shape is not None and any(getattr(c, "sparse", False) for c in shape.caches()):
+            spelling = "nvfp4_ds_mla"  # sparse MLA's NVFP4 layout (config/cache.py:53; "nvfp4" has no sparse backend)
         if spelling:
             line += f" --kv-cache-dtype {spelling}"
         if f.prefix_caching is not None:
@@ -1264,6 +1389,29 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
                 what=what,
             )
         )
+    sparse = [c for c in shape.caches() if isinstance(c, L.MlaLatent) and c.sparse]
+    if sparse:
+        fmt = engine.sparse_mla_format(req)
+        layout = {
+            "plain": f"in {short_dtype(req.kv_dtype)}",
+            "fp8": "in plain fp8",
+            "fp8_ds_mla": "as fp8_ds_mla (fp8, fp32 scales, bf16 RoPE)",
+            "nvfp4_ds_mla": "as nvfp4_ds_mla",
+        }[fmt]
+        gpu = "" if req.compute_capability else " (no GPU given: Hopper's sparse backends assumed)"
+        indexers = sum(1 for c in sparse if c.index_head_dim)
+        notes.append(
+            f"sparse (DSA) MLA: the latent stored {layout}{gpu}, plus 132 B of uint8 indexer keys per token on the "
+            f"{indexers} of {len(sparse)} layers that run an indexer; blocks of {req.block_size or DSA_BLOCK_SIZE} tokens"
+        )
+        blackwell = _major(req.compute_capability) in (None, 10)
+        if "GlmMoeDsaForCausalLM" in shape.architectures and req.kv_dtype in ("bfloat16", "float16") and blackwell:
+            notes.append(
+                Text(
+                    "vLLM turns `--kv-cache-dtype auto` into fp8 for GLM-5 on Blackwell SM100 (model_executor/models/"
+                    "config.py:89-101): plan with {kv_dtype} fp8 for an auto KV cache there"
+                )
+            )
     if L.STATE in kinds:
         mode = engine.mamba_cache_mode(shape.caches(), req)
         if mode != "none":

@@ -52,6 +52,7 @@ from kvplan.core.shapes import (
     gemma4_layer_heads,
     gemma4_layers,
     granitemoehybrid,
+    indexer_layers,
     lfm2,
     mimo_v2_flash_kinds,
     mimo_v2_flash_swa_heads,
@@ -75,7 +76,8 @@ class Tensor(NamedTuple):
     """One stored tensor. Matrices are (out_features, in_features); stacked experts are (experts, out, in).
 
     `role` is one of: linear, expert (quantizable matmul weights), router, embedding, lm_head, norm, bias,
-    other (conv kernels, SSM parameters, attention sinks) and buffer (stored but not a parameter).
+    other (conv kernels, SSM parameters, attention sinks, matmuls checkpoints keep unquantized such as the DSA
+    indexer's weights_proj) and buffer (stored but not a parameter).
     `dtype_bytes` is set where the modelling code fixes a tensor's dtype whatever the model's (fp32 routers).
     """
 
@@ -265,6 +267,21 @@ def _mla(o: Opts, i: int, p: str) -> list[Tensor]:
     return t + _linear(f"{a}.o_proj", o.hidden, o.heads * v_dim, bias)
 
 
+def _dsa(o: Opts, i: int, p: str) -> list[Tensor]:
+    """DeepSeek Sparse Attention (DeepSeek V3.2, GLM-5): MLA plus, on the layers that run their own indexer
+    (kvplan.core.shapes.indexer_layers), the indexer's wq_b, wk, k_norm (LayerNorm with bias) and weights_proj.
+    weights_proj stays unquantized in fp8 checkpoints (transformers `_keep_in_fp32_modules`, vLLM
+    deepseek_v2.py `_try_load_fp8_indexer_wk`: "weights_proj is stored in BF16"): role "other"."""
+    t = _mla(o, i, p)
+    if not indexer_layers(o.cfg)[i]:
+        return t
+    c, x = o.cfg, f"{p}.self_attn.indexer"
+    heads, dim = positive_int(c, "index_n_heads"), positive_int(c, "index_head_dim")
+    t += _linear(f"{x}.wq_b", heads * dim, positive_int(c, "q_lora_rank")) + _linear(f"{x}.wk", dim, o.hidden)
+    t += _norm(f"{x}.k_norm", dim, 2)
+    return t + [Tensor(f"{x}.weights_proj.weight", (heads, o.hidden), "other")]
+
+
 def _gated_delta_net(o: Opts, i: int, p: str) -> list[Tensor]:
     """Qwen3-Next linear-attention layer (gated DeltaNet)."""
     c, a = o.cfg, f"{p}.linear_attn"
@@ -337,6 +354,7 @@ def _jamba_mixer(o: Opts, i: int, p: str) -> list[Tensor]:
 _MIXERS: dict[str, Callable[[Opts, int, str], list[Tensor]]] = {
     "attention": _attention,
     "mla": _mla,
+    "dsa": _dsa,
     "qwen3_next": _qwen3_next_mixer,
     "jamba": _jamba_mixer,
 }
@@ -418,6 +436,21 @@ def _ffn_deepseek(o: Opts, i: int, p: str) -> list[Tensor]:
     return t + (_gated(f"{m}.shared_experts", o.hidden, inter * shared) if shared else [])
 
 
+def _ffn_dsa(o: Opts, i: int, p: str) -> list[Tensor]:
+    """GLM-5 / DeepSeek V3.2: DeepSeek's MLP and MoE, the dense layers named by `mlp_layer_types` where the
+    config lists them (transformers GlmMoeDsaDecoderLayer), else the first `first_k_dense_replace`."""
+    types = o.cfg.get("mlp_layer_types")
+    if types is None:
+        return _ffn_deepseek(o, i, p)
+    if not isinstance(types, list) or len(types) != o.layers or not set(map(str, types)) <= {"dense", "sparse"}:
+        raise ConfigError(
+            f"config `mlp_layer_types` must list {o.layers} entries of 'dense' or 'sparse'", hint="fix config.json"
+        )
+    if types[i] == "dense":
+        return _gated(f"{p}.mlp", o.hidden, fields.intermediate_size(o.cfg))
+    return _ffn_deepseek(replace(o, cfg={**o.cfg, "first_k_dense_replace": 0}), i, p)
+
+
 def _ffn_jamba(o: Opts, i: int, p: str) -> list[Tensor]:
     c, m = o.cfg, f"{p}.feed_forward"
     period, offset = positive_int(c, "expert_layer_period", default=2), int(c.get("expert_layer_offset", 1))
@@ -443,6 +476,7 @@ _FFN: dict[str, Callable[[Opts, int, str], list[Tensor]]] = {
     "qwen_moe": _ffn_qwen_moe,
     "gpt_oss": _ffn_gpt_oss,
     "deepseek": _ffn_deepseek,
+    "dsa": _ffn_dsa,
     "jamba": _ffn_jamba,
     "minimax_m2": _ffn_minimax_m2,
 }
@@ -550,6 +584,8 @@ SPECS: dict[str, Spec] = {
     ),
     "deepseek_v2": Spec(mixer="mla", ffn="deepseek"),
     "deepseek_v3": Spec(mixer="mla", ffn="deepseek", router_bias_buffer=True),
+    "deepseek_v32": Spec(mixer="dsa", ffn="dsa", router_bias_buffer=True),
+    "glm_moe_dsa": Spec(mixer="dsa", ffn="dsa", router_bias_buffer=True),
     "jamba": Spec(
         mixer="jamba",
         ffn="jamba",

@@ -37,6 +37,8 @@ FAMILIES = {
     "qwen3_next": ("dynamic", "static"),  # gated DeltaNet + attention
     "mamba": ("dynamic",),  # cache_params, its own state cache
     "llama4_text_chunked": ("dynamic", "static"),  # chunked local attention
+    "deepseek_v32_dsa": ("dynamic", "static"),  # MLA latent + DSA indexer keys (DynamicIndexedLayer)
+    "glm_moe_dsa_shared": ("dynamic", "static"),  # indexer keys on the "full" layers only
 }
 
 

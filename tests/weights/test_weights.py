@@ -311,6 +311,9 @@ SYNTHETIC = {
     "granitemoehybrid-all-mamba-default": _small(
         "granitemoehybrid", mamba_n_heads=8, mamba_d_state=16, num_local_experts=4
     ),
+    # DSA: the indexer on every layer (V3.2) / on the "full" layers, mlp_layer_types naming a late dense layer (GLM)
+    "deepseek_v32-dsa": load_config("synthetic/deepseek_v32_dsa"),
+    "glm_moe_dsa-shared-indexers": load_config("synthetic/glm_moe_dsa_shared"),
 }
 
 
@@ -381,6 +384,48 @@ def test_deepseek_v3_meta_count():
     assert total == 671_026_404_352
     assert count_parameters(load_config("deepseek-ai__DeepSeek-V3")) == 671_026_404_352
     assert count_parameters(load_config("moonshotai__Kimi-K2-Instruct")) == 1_026_408_209_408
+
+
+def _dsa_count(c: dict, indexer_layers: int) -> int:
+    """DeepSeek V3.2 / GLM-5 by hand: MLA (q_a, q_a_layernorm, q_b, kv_a_with_mqa, kv_a_layernorm, kv_b, o), the
+    indexer (wq_b, wk, k_norm weight + bias, weights_proj) on `indexer_layers` layers, DeepSeek's MoE."""
+    h, heads, q, kv = c["hidden_size"], c["num_attention_heads"], c["q_lora_rank"], c["kv_lora_rank"]
+    nope, rope, v = c["qk_nope_head_dim"], c["qk_rope_head_dim"], c["v_head_dim"]
+    attn = h * q + q + q * heads * (nope + rope) + h * (kv + rope) + kv + kv * heads * (nope + v) + heads * v * h
+    ih, idim = c["index_n_heads"], c["index_head_dim"]
+    indexer = q * ih * idim + h * idim + 2 * idim + h * ih
+    layers, dense, experts = c["num_hidden_layers"], c["first_k_dense_replace"], c["n_routed_experts"]
+    moe = experts * 3 * h * c["moe_intermediate_size"] + experts * h + 3 * h * c["moe_intermediate_size"]
+    total = layers * (attn + 2 * h) + indexer_layers * indexer
+    total += dense * 3 * h * c["intermediate_size"] + (layers - dense) * moe
+    return total + h + 2 * c["vocab_size"] * h
+
+
+@pytest.mark.parametrize(
+    ("name", "indexers", "meta"),
+    [
+        # transformers 5.24 on the meta device (kvplan/sources/catalog/SOURCES-2026.md; re-run for this change)
+        ("deepseek-ai__DeepSeek-V3.2", 61, 671_877_929_216),
+        ("deepseek-ai__DeepSeek-V3.2-Exp", 61, 671_877_929_216),
+        ("zai-org__GLM-5", 78, 743_911_199_232),
+        ("zai-org__GLM-5.1", 78, 743_911_199_232),
+        ("zai-org__GLM-5.2", 21, 743_377_000_704),  # 57 "shared" layers build no indexer
+    ],
+)
+def test_dsa_meta_counts(name, indexers, meta):
+    config = load_config(name)
+    assert _dsa_count(config, indexers) == meta
+    assert count_parameters(config) == meta
+
+
+def test_deepseek_v32_fp8_built_by_hand():
+    """DeepSeek-V3's fp8 layout plus the indexer: wq_b and wk fp8 with 128x128 block scales; k_norm and
+    weights_proj unquantized (transformers `_keep_in_fp32_modules = ["indexer.weights_proj"]`; vLLM
+    deepseek_v2.py:860-862: "weights_proj is stored in BF16")."""
+    h, layers = 7168, 61
+    indexer = _fp8_block(64 * 128, 1536) + _fp8_block(128, h) + 2 * (2 * 128 + 64 * h)
+    expected = weight_bytes(load_config("deepseek-ai__DeepSeek-V3")) + layers * indexer
+    assert weight_bytes(load_config("deepseek-ai__DeepSeek-V3.2")) == expected
 
 
 def test_glm_4_9b_matches_published_count():
@@ -463,8 +508,10 @@ def test_module_imports_no_torch():
     "name", [n for n in all_config_names() if "quantization_config" not in text_config(load_config(n))]
 )
 def test_unquantized_bytes_are_params_times_dtype(name):
-    """Parameters x dtype, except the tensors whose modelling code fixes their dtype (the fp32 routers and router
-    buffers of glm4_moe and hunyuan: tests/weights/test_attention_families_2026.py holds them to transformers')."""
+    """Every stored tensor at the config's dtype: the parameters plus the buffers checkpoints store (DeepSeek's,
+    GLM-5's and Nemotron-H's router `e_score_correction_bias`), except the tensors whose modelling code fixes their
+    dtype (the fp32 routers and router buffers of glm4_moe and hunyuan: tests/weights/test_attention_families_2026.py
+    holds them to transformers')."""
     config = load_config(name)
     dtype = {"float32": 4, "float16": 2, "bfloat16": 2}[config.get("torch_dtype", config.get("dtype", "bfloat16"))]
     tensors = weight_tensors(config)
