@@ -56,6 +56,7 @@ PLAN_KEYS = {
     "kv_dtype": "kv_cache_dtype",
     "engine": "engine",
     "weights_bytes": "weights_bytes",
+    "assume_llama": "assume_llama",
 }
 
 
@@ -201,7 +202,7 @@ def check_deployments(
     """Evaluate every deployment. Bad input (unknown GPU or model, an engine kvplan cannot size, values the
     engine would refuse) raises a KvplanError naming the file, line and key; a plan that does not fit is a
     result with ok=False."""
-    models: dict[tuple[str, str | None], ResolvedModel] = {}  # each model is read once, however many use it
+    models: dict[tuple[str, str | None, bool], ResolvedModel] = {}  # each model is read once, however many use it
     results = [
         _check_one(d, models, min_headroom=min_headroom, strict=strict, offline=offline, profiles_dir=profiles_dir)
         for d in deployments
@@ -367,7 +368,7 @@ class _Evaluator:
 
 def _check_one(
     dep: Deployment,
-    models: dict[tuple[str, str | None], ResolvedModel],
+    models: dict[tuple[str, str | None, bool], ResolvedModel],
     *,
     min_headroom: float,
     strict: bool,
@@ -387,9 +388,11 @@ def _check_one(
     except KvplanError as exc:
         raise _located(exc, dep.at("gpu"), names) from None
     try:
-        resolved = models.get((dep.model, dep.revision))
+        resolved = models.get((dep.model, dep.revision, dep.assume_llama))
         if resolved is None:
-            resolved = models[(dep.model, dep.revision)] = resolve(dep.model, revision=dep.revision, offline=offline)
+            resolved = models[(dep.model, dep.revision, dep.assume_llama)] = resolve(
+                dep.model, revision=dep.revision, offline=offline, assume_llama=dep.assume_llama
+            )
         loaded = resolved.loaded
     except KvplanError as exc:
         error = _located(exc, dep.at("model"), names)
