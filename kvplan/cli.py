@@ -8,6 +8,7 @@ not fit"); KVPLAN_DEBUG=1 shows the traceback instead. Must not import torch, tr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import functools
 import os
@@ -311,6 +312,14 @@ OfflineOpt = Annotated[
     bool, typer.Option("--offline", help="Use only local files and the Hugging Face cache (also HF_HUB_OFFLINE=1).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+AssumeLlamaOpt = Annotated[
+    bool,
+    typer.Option(
+        "--assume-llama",
+        help="Read an unknown model_type as a llama-like decoder even when its config signals another cache "
+        "(refused otherwise); every output says so.",
+    ),
+]
 VllmVersionOpt = Annotated[
     Optional[str],
     typer.Option(
@@ -373,6 +382,7 @@ def estimate(
     async_scheduling: AsyncSchedulingOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
+    assume_llama: AssumeLlamaOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """KV-cache memory per layer kind, per sequence, per batch and per GPU.
@@ -402,7 +412,8 @@ def estimate(
         prefix_caching=on_off("--prefix-caching", prefix_caching),
         async_scheduling=on_off("--async-scheduling", async_scheduling),
     )
-    resolved = resolve(model, revision=revision, offline=True if offline else None)  # read once for every length
+    # read once for every length
+    resolved = resolve(model, revision=revision, offline=True if offline else None, assume_llama=assume_llama)
     results = [estimate_model(resolved, seq_len=n, **options) for n in lengths]
     if json_out:
         render.print_json(results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results])
@@ -415,17 +426,53 @@ def estimate(
 
 @app.command(cls=Command)
 @handle_errors
-def models(json_out: JsonOpt = False) -> None:
-    """List the built-in offline catalog of model configs (usable as MODEL anywhere, no network needed)."""
+def models(
+    family: Annotated[
+        Optional[str],
+        typer.Option(
+            "--family",
+            help="Only the models of this family (its canonical name or any model_type spelling, e.g. qwen3_5_moe).",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List the built-in offline catalog of model configs (usable as MODEL anywhere, no network needed).
+
+    Aliases (other names for a catalog layout, e.g. Qwen/Qwen3.6-27B) are listed under the model they read.
+    """
+    from kvplan.core.config import text_config
+    from kvplan.core.families import FAMILIES, family_of
     from kvplan.core.shapes import model_shape
-    from kvplan.sources.catalog import catalog_entries
+    from kvplan.sources.catalog import aliases, catalog_entries
     from kvplan.sources.configs import read_config_file
 
+    wanted = None
+    if family is not None:
+        found = family_of(family.strip())
+        if found is None:
+            raise UsageError(
+                f"unknown --family {family!r}",
+                hint="kvplan knows: " + ", ".join(sorted(FAMILIES)),
+            )
+        wanted = found.name
+    by_config: dict[str, list[str]] = {}
+    for alias in aliases():
+        by_config.setdefault(alias.config.lower(), []).append(alias.name)
     rows: list[dict[str, Any]] = []
     for entry in catalog_entries():
-        row: dict[str, Any] = {"name": entry.name, "model_type": entry.model_type}
+        config = read_config_file(entry.path)
+        known = family_of(text_config(config))
+        if wanted is not None and (known is None or known.name != wanted):
+            continue
+        row: dict[str, Any] = {
+            "name": entry.name,
+            "model_type": entry.model_type,
+            "family": known.name if known is not None else None,
+            "aliases": by_config.get(entry.name.lower(), []),
+        }
         try:
-            shape = model_shape(read_config_file(entry.path))
+            shape = model_shape(config)
         except KvplanError as exc:  # one model kvplan cannot read yet must not hide the others
             row.update(layers=None, kinds=[], error=str(exc))
         else:
@@ -438,14 +485,15 @@ def models(json_out: JsonOpt = False) -> None:
 
     table = Table(title=f"{len(rows)} built-in models", title_justify="left")
     for col in ("name", "model_type", "layers", "cache kinds"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in rows:
         kinds = (
             ", ".join(render.KIND_LABELS.get(k, k) for k in r["kinds"])
             if "error" not in r
             else "not read: " + r["error"]
         )
-        table.add_row(r["name"], r["model_type"], "?" if r["layers"] is None else str(r["layers"]), kinds)
+        name = "\n".join([r["name"], *(f"  = {a}" for a in r["aliases"])])
+        table.add_row(name, r["model_type"], "?" if r["layers"] is None else str(r["layers"]), kinds)
     render.stdout().print(table)
 
 
@@ -590,6 +638,7 @@ def profile(
     ] = False,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
+    assume_llama: AssumeLlamaOpt = False,
     output: Annotated[
         Optional[str],
         typer.Option("--output", "-o", help="Also write the JSON report to FILE (atomically).", show_default=False),
@@ -633,6 +682,7 @@ def profile(
         trust_remote_code=trust_remote_code,
         revision=revision,
         offline=True if offline else None,
+        assume_llama=assume_llama,
     )
     if output is not None:  # checked before a run that may take minutes
         from kvplan.atomic_file import check_output_path
@@ -759,6 +809,7 @@ def recommend(
     async_scheduling: AsyncSchedulingOpt = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
+    assume_llama: AssumeLlamaOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Plan serving: the KV budget a GPU leaves, its capacity, whether the model fits, and engine flags.
@@ -796,6 +847,7 @@ def recommend(
         vllm_version=vllm_version,
         prefix_caching=on_off("--prefix-caching", prefix_caching),
         async_scheduling=on_off("--async-scheduling", async_scheduling),
+        assume_llama=assume_llama,
     )
     if json_out:
         render.print_json(rec.to_dict())
@@ -842,6 +894,7 @@ def check(
     ] = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
+    assume_llama: AssumeLlamaOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Check deployment plans (or engine configs) in CI; the help text is `check_help()`."""
@@ -868,6 +921,8 @@ def check(
                 path, kind=engine, gpu=gpu, gpus=positive("--gpus", gpus), model=model, profiles_dir=profiles_dir
             )
         )
+    if assume_llama:  # for every deployment (a plan sets `assume_llama: true` per deployment)
+        deployments = [dataclasses.replace(d, assume_llama=True) for d in deployments]
     with render.ProgressBar(enabled=len(deployments) >= PROGRESS_FROM) as bar:  # a long plan is never silent
         report = check_deployments(
             deployments,
@@ -1034,6 +1089,7 @@ def explain(
     block_size: BlockOpt = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
+    assume_llama: AssumeLlamaOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Recompute every KV-cache figure an engine start-up log prints, and name the term behind each difference.
@@ -1065,6 +1121,7 @@ def explain(
         block_size=positive("--block-size", block_size),
         profiles_dir=profiles_dir,
         offline=True if offline else None,
+        assume_llama=assume_llama,
     )
     result = explain_source(log, options)
     if json_out:

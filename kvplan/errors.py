@@ -48,6 +48,7 @@ FLAGS: dict[str, str] = {
     "vllm_version": "--vllm-version",
     "prefix_caching": "--prefix-caching",
     "async_scheduling": "--async-scheduling",
+    "assume_llama": "--assume-llama",
 }
 FIELDS = frozenset(FLAGS)
 

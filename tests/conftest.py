@@ -50,7 +50,7 @@ PENDING_FAMILIES: dict[str, str] = {
 
 def all_config_names(*, pending: bool = False) -> list[str]:
     """Every catalog config's file stem (with `pending`, also those in PENDING_FAMILIES)."""
-    names = sorted(p.stem for p in catalog_dir().glob("*.json"))
+    names = sorted(p.stem for p in catalog_dir().glob("*__*.json"))
     return names if pending else [n for n in names if n not in PENDING_FAMILIES]
 
 

@@ -64,6 +64,7 @@ PLAN_KEYS = {
     "kv_dtype": "kv_cache_dtype",
     "engine": "engine",
     "weights_bytes": "weights_bytes",
+    "assume_llama": "assume_llama",
 }
 
 
@@ -211,7 +212,7 @@ def check_deployments(
     """Evaluate every deployment. Bad input (unknown GPU or model, an engine kvplan cannot size, values the
     engine would refuse) raises a KvplanError naming the file, line and key; a plan that does not fit is a
     result with ok=False. `progress(name, total)` is called before each deployment (the CLI's progress bar)."""
-    models: dict[tuple[str, str | None], ResolvedModel] = {}  # each model is read once, however many use it
+    models: dict[tuple[str, str | None, bool], ResolvedModel] = {}  # each model is read once, however many use it
     results = []
     for d in deployments:
         if progress is not None:
@@ -384,7 +385,7 @@ class _Evaluator:
 
 def _check_one(
     dep: Deployment,
-    models: dict[tuple[str, str | None], ResolvedModel],
+    models: dict[tuple[str, str | None, bool], ResolvedModel],
     *,
     min_headroom: float,
     strict: bool,
@@ -404,9 +405,11 @@ def _check_one(
     except KvplanError as exc:
         raise _located(exc, dep.at("gpu"), names) from None
     try:
-        resolved = models.get((dep.model, dep.revision))
+        resolved = models.get((dep.model, dep.revision, dep.assume_llama))
         if resolved is None:
-            resolved = models[(dep.model, dep.revision)] = resolve(dep.model, revision=dep.revision, offline=offline)
+            resolved = models[(dep.model, dep.revision, dep.assume_llama)] = resolve(
+                dep.model, revision=dep.revision, offline=offline, assume_llama=dep.assume_llama
+            )
         loaded = resolved.loaded
     except KvplanError as exc:
         error = _located(exc, dep.at("model"), names)

@@ -47,7 +47,7 @@ from kvplan.engines.log_figures import (
 from kvplan.engines.logs import MAX_LOG_CHARS, NUMBER_NAMES, EngineLog, LoggedNumber, parse_log
 from kvplan.engines.registry import serving_model
 from kvplan.engines.sizing import fullest_stage
-from kvplan.errors import KvplanError, UsageError
+from kvplan.errors import KvplanError, UnsupportedArchitecture, UsageError
 
 __all__ = [
     "SCHEMA",
@@ -194,6 +194,7 @@ class ExplainOptions:
     block_size: int | None = None
     profiles_dir: str | None = None
     offline: bool | None = None
+    assume_llama: bool = False
 
 
 # ----------------------------------------------------------------------------------------------------- input
@@ -451,18 +452,18 @@ def explain(log: EngineLog, options: ExplainOptions | None = None, *, text: str 
     model_name = settings.pick("model", o.model, fallback=((log.model, "log"),))
     if model_name is None:
         raise UsageError("the log names no model", hint=_HINT_MODEL)
-    resolved = _resolve(model_name, from_log=o.model is None, offline=o.offline)
+    resolved = _resolve(model_name, from_log=o.model is None, offline=o.offline, assume_llama=o.assume_llama)
     explainer = _Vllm if rules.plans_budget else _PoolSizes
     return explainer(log, text, o, rules, settings, resolved, notes).run(figures)
 
 
-def _resolve(name: str, *, from_log: bool, offline: bool | None) -> Any:
+def _resolve(name: str, *, from_log: bool, offline: bool | None, assume_llama: bool) -> Any:
     from kvplan.planning.resolved import resolve
 
     try:
-        return resolve(name, offline=offline)
+        return resolve(name, offline=offline, assume_llama=assume_llama)
     except KvplanError as exc:
-        if not from_log:
+        if not from_log or isinstance(exc, UnsupportedArchitecture):  # read, but refused: its own hint says why
             raise
         raise UsageError(f"cannot read the log's model {name!r}: {exc.message}", hint=_HINT_MODEL) from None
 

@@ -61,6 +61,7 @@ KEYS = (
     "kv_cache_memory",
     "weights_bytes",
     "vllm_version",
+    "assume_llama",
 )
 REQUIRED = ("name", "model", "gpu", "max_model_len")
 TOP_LEVEL_KEYS = ("deployments", "defaults", "profiles_dir")
@@ -98,6 +99,7 @@ class Deployment:
     kv_cache_memory: int | None = None
     weights_bytes: int | None = None
     vllm_version: str | None = None  # the vLLM release the deployment runs (None: kvplan's default)
+    assume_llama: bool = False  # read an unknown model_type llama-like despite signals of another cache
     profiles_dir: str | None = None
     notes: tuple[str, ...] = ()
     lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
@@ -302,6 +304,14 @@ class _Reader:
             raise self.fail(entry, "a positive integer", "write e.g. 2")
         return value
 
+    def boolean(self, entry: Entry) -> bool:
+        value = entry.value
+        if self.lenient and isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            value = value.strip().lower() == "true"
+        if not isinstance(value, bool):
+            raise self.fail(entry, "true or false", "write true or false")
+        return value
+
     def length_or_auto(self, entry: Entry) -> int | str:
         if isinstance(entry.value, str) and entry.value.strip().lower() == "auto":
             return "auto"  # vLLM's auto-fit (kvplan.planning.recommend)
@@ -434,6 +444,7 @@ def build_deployment(
         kv_cache_memory=get("kv_cache_memory", r.size),
         weights_bytes=get("weights_bytes", r.size),
         vllm_version=get("vllm_version", r.release),
+        assume_llama=get("assume_llama", r.boolean, False),
         profiles_dir=profiles_dir,
         notes=notes,
         lines={k: e.line for k, e in entries.items()},

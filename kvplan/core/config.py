@@ -38,6 +38,60 @@ EXPERTS_PER_TOKEN_KEYS = ("num_experts_per_tok", "num_experts_per_token", "moe_t
 DTYPE_KEYS = ("torch_dtype", "dtype")
 SLIDING_WINDOW_KEYS = ("sliding_window", "sliding_window_size")
 
+# Config fields that signal a cache a llama-like reading would get wrong (issue 12, "no silent guesses"): a config
+# of an unknown model_type is read as a llama-like decoder only when none of these holds a value. Each entry is a
+# field name or a `prefix*` / `*infix*` pattern, with what it signals (shown in the refusal).
+CACHE_SIGNALS: tuple[tuple[str, str], ...] = (
+    ("kv_lora_rank", "a multi-head latent (MLA) cache"),
+    ("compress_ratios", "compressed attention entries"),
+    ("compress_*", "compressed attention entries"),
+    ("index_*", "a sparse-attention indexer cache"),
+    ("indexer_*", "a sparse-attention indexer cache"),
+    ("linear_*", "a linear-attention state"),
+    ("mamba_*", "a Mamba state"),
+    ("ssm_*", "a state-space state"),
+    ("conv_L_cache", "a short-convolution state"),
+    ("num_kv_shared_layers", "layers that share another layer's KV"),
+    ("*k_eq_v*", "keys reused as values"),
+    ("num_global_key_value_heads", "global layers with their own KV heads"),
+    ("global_head_dim", "global layers with their own head size"),
+    ("v_head_dim", "values with their own head size"),
+    ("swa_*", "sliding layers with their own head shape"),
+    ("sliding_window_pattern", "a sliding / global layer pattern"),
+    ("attention_chunk_size", "chunked local attention"),
+    ("layers_block_type", "per-layer block types"),
+    ("hybrid_override_pattern", "a hybrid layer pattern"),
+    ("attn_layer_*", "attention on some layers only"),
+    ("attn_type_list", "per-layer attention types"),
+    ("full_attention_interval", "attention on some layers only"),
+    ("sparse_attention_config", "sparse attention"),
+    ("use_cla", "cross-layer KV sharing"),  # its `cla_share_factor` means nothing while use_cla is false
+)
+
+
+def _signal_matches(pattern: str, key: str) -> bool:
+    if pattern.startswith("*") and pattern.endswith("*"):
+        return pattern[1:-1] in key
+    if pattern.endswith("*"):
+        return key.startswith(pattern[:-1])
+    return key == pattern
+
+
+def cache_signals(cfg: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (field, meaning) pairs of CACHE_SIGNALS that `cfg` (the language config) sets to a value.
+
+    A null, false, zero or empty value is no signal (`num_kv_shared_layers: 0`, `kv_lora_rank: null`)."""
+    found = []
+    for key in sorted(cfg):
+        value = cfg[key]
+        if key.startswith("_") or value is None or value is False or value == 0 or value in ("", [], {}):
+            continue
+        meaning = next((m for pattern, m in CACHE_SIGNALS if _signal_matches(pattern, key)), None)
+        if meaning is not None:
+            found.append((key, meaning))
+    return found
+
+
 # transformers' LlamaConfig default, used by the budget when neither the config nor its family names a vocabulary.
 DEFAULT_VOCAB_SIZE = 32000
 

@@ -16,6 +16,7 @@ from typing import Any
 from kvplan.core import specs as L
 from kvplan.core.config import (
     HEAD_KEYS,
+    cache_signals,
     chatglm_kv_heads,
     falcon_kv_heads,
     falcon_new_decoder,
@@ -33,7 +34,7 @@ from kvplan.core.config import (
 )
 from kvplan.core.families import family_of
 from kvplan.core.units import dtype_name
-from kvplan.errors import FIELD_ERRORS, ConfigError, UnsupportedArchitecture
+from kvplan.errors import FIELD_ERRORS, ConfigError, Text, UnsupportedArchitecture
 
 # `ModelShape.features` entries: config facts that some engine stores differently (see the engine modules).
 FALCON_NEW_DECODER = "falcon_new_decoder_architecture"  # Falcon-40B/180B grouped KV (transformers broadcasts it)
@@ -873,12 +874,20 @@ def smollm3(cfg: dict[str, Any]) -> tuple[tuple[L.Layer, ...], ...]:
 READERS["smollm3"] = smollm3
 
 
-def model_shape(config: dict[str, Any]) -> ModelShape:
+# The start of the note an unknown model_type read as a llama-like decoder carries (tests and outputs find it by it).
+GUESSED = "unknown model_type"
+
+
+def model_shape(config: dict[str, Any], *, assume_llama: bool = False) -> ModelShape:
     """Read a raw config.json dict (nested multimodal configs resolve to the language model).
 
-    A field of the wrong type or value that a reader trips over is a ConfigError (one line), as a missing one is."""
+    An unknown `model_type` is read as a llama-like decoder only when no field of the config signals another cache
+    (kvplan.core.config.CACHE_SIGNALS); otherwise UnsupportedArchitecture names the fields, unless `assume_llama`
+    forces the llama-like reading, which the shape's assumptions then say (with the fields it ignores). A field of
+    the wrong type or value that a reader trips over is a ConfigError (one line), as a missing one is.
+    """
     try:
-        return _read_shape(config)
+        return _read_shape(config, assume_llama)
     except RecursionError:
         raise ConfigError("config is nested too deeply", hint="pass the model's config.json") from None
     except FIELD_ERRORS as exc:  # a field of the wrong type or value a reader tripped over
@@ -889,7 +898,7 @@ def model_shape(config: dict[str, Any]) -> ModelShape:
         ) from None
 
 
-def _read_shape(config: dict[str, Any]) -> ModelShape:
+def _read_shape(config: dict[str, Any], assume_llama: bool) -> ModelShape:
     if not isinstance(config, dict):
         raise ConfigError("config must be a JSON object", hint="pass the model's config.json")
     cfg = language_config(config)
@@ -899,10 +908,29 @@ def _read_shape(config: dict[str, Any]) -> ModelShape:
     if family is None:
         if not model_type:
             raise ConfigError("config has no `model_type`", hint="add the model_type from the model's config.json")
+        signals = cache_signals(cfg)
+        by_meaning: dict[str, list[str]] = {}
+        for key, meaning in signals:
+            by_meaning.setdefault(meaning, []).append(f"`{key}`")
+        fields = "; ".join(f"{meaning} ({', '.join(keys)})" for meaning, keys in by_meaning.items())
+        if signals and not assume_llama:
+            raise UnsupportedArchitecture(
+                Text(
+                    "unknown model_type {mt!r}: its config signals caches a llama-like reading would miss: {fields}",
+                    mt=model_type,
+                    fields=fields,
+                ),
+                hint=Text(
+                    "a llama-like reading would size its cache wrongly; {assume_llama} forces it anyway (every "
+                    "output then says so), or report the model at kvplan's issue tracker"
+                ),
+                field="assume_llama",
+            )
         reader: Callable[[dict], tuple[tuple[L.Layer, ...], ...]] = dense
         assumptions.append(
-            f"unknown model_type {model_type!r}: read as a llama-like decoder "
+            f"{GUESSED} {model_type!r}: read as a llama-like decoder "
             f"({num_layers(cfg)} layers, {num_kv_heads(cfg)} KV heads of {head_dim(cfg)})"
+            + (f", forced (assume-llama), ignoring {', '.join(f'`{k}`' for k, _ in signals)}" if signals else "")
         )
     else:
         reader = READERS[family.shape]

@@ -248,6 +248,7 @@ def estimate(
     include_weights: bool = True,
     revision: str | None = None,
     offline: bool | None = None,
+    assume_llama: bool = False,
     vllm_version: str | None = None,
     prefix_caching: bool | None = None,
     async_scheduling: bool | None = None,
@@ -270,10 +271,12 @@ def estimate(
             async_scheduling override that release's defaults (Mamba `align` pages, in-flight window tokens).
         include_weights: also report the weights' bytes (safetensors metadata, else an analytic count).
         revision / offline: for Hub repo ids (offline=None follows HF_HUB_OFFLINE).
+        assume_llama: read an unknown model_type llama-like even where its config signals another cache
+            (refused otherwise); the notes say so.
     Returns:
         An Estimate; every byte count is an int, `*_per_gpu` figures are for the fullest GPU.
     """
-    resolved = resolve(model, revision=revision, offline=offline)
+    resolved = resolve(model, revision=revision, offline=offline, assume_llama=assume_llama)
     result = estimate_shape(
         resolved.shape,
         name=resolved.name,

@@ -159,6 +159,7 @@ class _Options:
     revision: str | None
     prefix_caching: bool | None
     async_scheduling: bool | None
+    assume_llama: bool
 
 
 @dataclass(frozen=True)
@@ -305,7 +306,7 @@ def _validate(o: _Options) -> _Inputs:
 
 def _model(model: ModelRef, i: _Inputs) -> _Model:
     o = i.options
-    resolved = resolve(model, revision=o.revision, offline=o.offline)
+    resolved = resolve(model, revision=o.revision, offline=o.offline, assume_llama=o.assume_llama)
     shape = resolved.shape
     default_mnbt, _ = i.serving.scheduler_defaults(i.profile, i.release)
     limit = shape.max_position_embeddings or DEFAULT_MAX_MODEL_LEN_CAP
@@ -713,6 +714,7 @@ def recommend(
     revision: str | None = None,
     prefix_caching: bool | None = None,
     async_scheduling: bool | None = None,
+    assume_llama: bool = False,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -728,7 +730,8 @@ def recommend(
     capped at 131072; "auto" is vLLM's auto-fit (the longest length that fits, up to the model's limit). n_ubatch is llama.cpp's `-ub`; vllm_version selects the vLLM release whose rules apply
     (kvplan.engines.vllm.VLLM_VERSIONS; default: the installed vllm's version, else the newest release kvplan
     models; the plan's `vllm_version` says which); cudagraph_profiling, when given, decides the CUDA-graph term
-    instead; prefix_caching and async_scheduling (vLLM) override the release's defaults.
+    instead; prefix_caching and async_scheduling (vLLM) override the release's defaults. assume_llama reads an
+    unknown model_type llama-like even where its config signals another cache (refused otherwise; notes say so).
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)

@@ -9,6 +9,7 @@ reads nothing again. Never imports torch.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -82,12 +83,20 @@ def load(model: str | dict[str, Any], *, revision: str | None = None, offline: b
 ModelRef = str | dict[str, Any] | LoadedConfig | ResolvedModel
 
 
-def resolve(model: ModelRef, *, revision: str | None = None, offline: bool | None = None) -> ResolvedModel:
-    """MODEL read once: a name, path or Hub id, a config dict, a LoadedConfig, or a ResolvedModel (returned as is)."""
+def resolve(
+    model: ModelRef, *, revision: str | None = None, offline: bool | None = None, assume_llama: bool = False
+) -> ResolvedModel:
+    """MODEL read once: a name, path or Hub id, a config dict, a LoadedConfig, or a ResolvedModel (returned as is).
+
+    `assume_llama` reads an unknown model_type as a llama-like decoder even when its config signals another
+    cache (kvplan.core.shapes.model_shape refuses it otherwise); the shape's assumptions say so."""
     if isinstance(model, ResolvedModel):
         return model
     loaded = model if isinstance(model, LoadedConfig) else load(model, revision=revision, offline=offline)
-    return ResolvedModel(loaded, model_shape(loaded.config), offline)
+    shape = model_shape(loaded.config, assume_llama=assume_llama)
+    if loaded.notes:  # which config stood in for the name given: every output that lists the notes says it
+        shape = dataclasses.replace(shape, assumptions=loaded.notes + shape.assumptions)
+    return ResolvedModel(loaded, shape, offline)
 
 
 def _measured_weights(loaded: LoadedConfig, offline: bool | None) -> int | None:
@@ -102,6 +111,8 @@ def _analytic_weights(loaded: LoadedConfig, dtype: str) -> tuple[int | None, str
     from kvplan.weights.stored import weight_bytes
     from kvplan.weights.tensors import assumed_family
 
+    if loaded.weights_unknown:  # a quantized build whose quantization is not known: its weights are not counted
+        return None, None
     try:
         if assumed_family(loaded.config) is not None:
             return None, None  # an unknown layout (e.g. Llama 4 MoE) would be counted wrongly: report unknown

@@ -96,6 +96,7 @@ class ProfileRequest:
     memory_limit: int | None = None
     random_weights: bool = False
     trust_remote_code: bool = False
+    assume_llama: bool = False  # the estimate beside: an unknown model_type read llama-like despite signals
     revision: str | None = None
     offline: bool | None = None
     seed: int = 0
@@ -214,9 +215,9 @@ class Profiler:
         self.req = req
         self.loaded = api.load(req.model, revision=req.revision, offline=req.offline)
         full_config = self.loaded.config
-        self.full_shape = model_shape(full_config)
+        self.full_shape = model_shape(full_config, assume_llama=req.assume_llama)
         self.config = shrink_layers(full_config, req.layers) if req.layers else dict(full_config)
-        self.shape = model_shape(self.config)
+        self.shape = model_shape(self.config, assume_llama=req.assume_llama)
         self.model_dtype, _ = resolve_dtypes(self.shape, req.dtype, "auto")
         self.notes: list[str] = list(self.shape.assumptions)
         if req.gpus and not torch.cuda.is_available():

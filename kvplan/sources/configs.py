@@ -1,7 +1,9 @@
 """Load a model's `config.json` from a MODEL string: a file, a folder, a catalog name, or a Hub repo id.
 
-Resolution order: an existing path, then the built-in catalog (`kvplan.sources.catalog`), then the Hugging Face
-Hub (`kvplan.sources.hub`: local cache first, then the network unless offline). The config is returned raw (nested
+Resolution order: an existing path, then the built-in catalog (`kvplan.sources.catalog`) and its aliases, then
+the Hugging Face Hub (`kvplan.sources.hub`: local cache first, then the network unless offline); when the Hub
+cannot give a quantized build's config (`...-FP8`, `-AWQ`, `-NVFP4`), the catalog model it was built from is read
+for the layout, its weights left uncounted. Every substitution is said in `LoadedConfig.notes`. The config is returned raw (nested
 text configs are resolved later, by `kvplan.core.config.text_config`). A config is data: `auto_map` is
 never followed, and neither transformers nor remote code is imported or run here. `huggingface_hub` is
 imported only on the Hub path, so a local file does not pay for it.
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kvplan.errors import ConfigError, UsageError
+from kvplan.errors import ConfigError, HubError, UsageError
 from kvplan.sources import catalog, hub
 
 CONFIG_NAME = "config.json"
@@ -29,7 +31,9 @@ class LoadedConfig:
 
     `source` is "file", "folder", "catalog", "hub-cache" (the local HF cache) or "hub" (downloaded now).
     `folder` is where weight files may lie: the model folder, the folder of a file named config.json, or the
-    HF cache snapshot; None for the catalog. `revision` is the commit of a Hub snapshot, else None.
+    HF cache snapshot; None for the catalog. `revision` is the commit of a Hub snapshot, else None. `notes` say
+    which config stood in for the name given (a catalog alias or a quantized build's base model);
+    `weights_unknown`: that config's weights are not this model's (a quantized build's quantization is unknown).
     """
 
     config: dict[str, Any]
@@ -38,6 +42,8 @@ class LoadedConfig:
     path: Path | None
     folder: Path | None
     revision: str | None
+    notes: tuple[str, ...] = ()
+    weights_unknown: bool = False
 
 
 def load_model_config(
@@ -61,10 +67,17 @@ def load_model_config(
     if path.exists():
         return _load_path(model, path, revision)
     if revision is None:
-        found = _catalog_match(model)
+        found = _catalog_match(model) or _alias_match(model)
         if found is not None:
             return found
-    return _load_hub(_repo_id(model), revision=revision, offline=offline, token=token)
+    repo_id = _repo_id(model)
+    try:
+        return _load_hub(repo_id, revision=revision, offline=offline, token=token)
+    except HubError as exc:
+        build = catalog.quantized_build(model) if revision is None else None
+        if build is None:
+            raise
+        return _quantized_build(model, *build, why=exc.message)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -108,6 +121,49 @@ def _catalog_match(model: str) -> LoadedConfig | None:
         return None
     name, path = found[0]
     return LoadedConfig(read_config_file(path), name, "catalog", path, None, None)
+
+
+def _alias_match(model: str) -> LoadedConfig | None:
+    found = catalog.alias_matches(model)
+    if len(found) > 1:
+        names = ", ".join(a.name for a in found)
+        raise ConfigError(f"`{model}` matches several catalog aliases: {names}", hint="give the full name, org/name")
+    if not found:
+        return None
+    alias = found[0]
+    path = catalog.catalog_path(alias.config)
+    if path is None:  # aliases.json names a config the catalog lacks: a packaging bug, said plainly
+        raise ConfigError(f"catalog alias {alias.name} names {alias.config}, which the catalog lacks")
+    config = read_config_file(path)
+    dropped = alias.drop_quantization and _drop_quantization(config)
+    note = f"{alias.name} is read from the catalog's {alias.config} config ({alias.source})"
+    if dropped:
+        note += "; its quantization_config is dropped (the alias names the unquantized release)"
+    if alias.weights_unknown:
+        note += "; this build's quantization is not in the catalog, so its weights are not counted"
+    return LoadedConfig(config, alias.name, "catalog", path, None, None, (note,), alias.weights_unknown)
+
+
+def _quantized_build(model: str, base: str, suffix: str, *, why: str) -> LoadedConfig:
+    path = catalog.catalog_path(base)
+    assert path is not None  # quantized_build only returns catalog names
+    config = read_config_file(path)
+    _drop_quantization(config)
+    note = (
+        f"the Hub gave no config for {model} ({why}); its layout is read from the catalog's {base} config, "
+        f"its name makes it the {suffix.lstrip('-')} build of; its quantization is unknown, so its weights are not "
+        "counted (pass the weights' size, or the build's own config.json)"
+    )
+    return LoadedConfig(config, model, "catalog", path, None, None, (note,), True)
+
+
+def _drop_quantization(config: dict[str, Any]) -> bool:
+    """Remove the quantization_config of a config and of its text_config; True when there was one."""
+    found = config.pop("quantization_config", None) is not None
+    inner = config.get("text_config")
+    if isinstance(inner, dict):
+        found = inner.pop("quantization_config", None) is not None or found
+    return found
 
 
 def _repo_id(model: str) -> str:

@@ -62,6 +62,7 @@ VALID = {
     "kv_cache_memory": st.sampled_from(["10GiB", "40GB", 2**30, "512MiB"]),
     "weights_bytes": st.sampled_from(["4.92GB", "16GiB", 10**9]),
     "vllm_version": st.sampled_from(["0.19.1", "0.26.0", "v0.33.0", "0.21.0rc1"]),
+    "assume_llama": st.booleans(),
 }
 
 
