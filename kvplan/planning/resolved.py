@@ -94,9 +94,30 @@ def resolve(
         return model
     loaded = model if isinstance(model, LoadedConfig) else load(model, revision=revision, offline=offline)
     shape = model_shape(loaded.config, assume_llama=assume_llama)
-    if loaded.notes:  # which config stood in for the name given: every output that lists the notes says it
-        shape = dataclasses.replace(shape, assumptions=loaded.notes + shape.assumptions)
+    notes = loaded.notes + _quantized_name_without_config(loaded)
+    if notes:  # which config stood in for the name given, what it lacks: every output that lists notes says it
+        shape = dataclasses.replace(shape, assumptions=notes + shape.assumptions)
     return ResolvedModel(loaded, shape, offline)
+
+
+def _quantized_name_without_config(loaded: LoadedConfig) -> tuple[str, ...]:
+    """A note when the model's name says it is a quantized build (`...-FP8`, `-NVFP4`, `-AWQ`) but its config.json
+    holds no `quantization_config` (ModelOpt keeps it in a separate `hf_quant_config.json`): the weights are then
+    counted at the config's dtype, which overstates them; kvplan says so rather than guess the format."""
+    from kvplan.core.config import text_config
+    from kvplan.sources.catalog import QUANTIZED_SUFFIXES
+
+    if loaded.weights_unknown or not isinstance(loaded.config, dict):
+        return ()
+    name = loaded.name.rsplit("/", 1)[-1].lower()
+    suffix = next((s for s in QUANTIZED_SUFFIXES if name.endswith(s)), None)
+    if suffix is None or "quantization_config" in loaded.config or "quantization_config" in text_config(loaded.config):
+        return ()
+    return (
+        f"the name {loaded.name} says {suffix.lstrip('-').upper()} but its config.json has no quantization_config "
+        "(ModelOpt checkpoints keep it in hf_quant_config.json): weights are counted at the config's dtype, which "
+        "overstates them; pass the weights' size (--weights-bytes) for the budget",
+    )
 
 
 def _measured_weights(loaded: LoadedConfig, offline: bool | None) -> int | None:

@@ -98,3 +98,12 @@ def test_models_table_keeps_whole_names_at_80_columns(monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     out = runner.invoke(app, ["models"]).stdout
     assert "…" not in out
+
+
+def test_a_quantized_name_whose_config_lacks_a_quantization_config_is_said():
+    """nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-FP8's config.json has no quantization_config (ModelOpt keeps it in
+    hf_quant_config.json): kvplan counts bf16 weights and says the name disagrees."""
+    resolved = resolve("nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-FP8", offline=True)
+    assert any("says FP8 but its config.json has no quantization_config" in a for a in resolved.shape.assumptions)
+    plain = resolve("meta-llama/Llama-3.1-8B", offline=True)
+    assert not any("quantization_config" in a for a in plain.shape.assumptions)
