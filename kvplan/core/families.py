@@ -156,6 +156,13 @@ _TABLE = (
     Family("falcon_h1", shape="falcon_h1", weights=None),
     Family("qwen3_5_text", shape="qwen3_next", weights=None, aliases=("qwen3_5",)),
     Family("qwen3_5_moe", shape="qwen3_next", weights=None),
+    # DeepseekV4Config's defaults (transformers 5.24 configuration_deepseek_v4.py)
+    Family(
+        "deepseek_v4",
+        shape="deepseek_v4",
+        weights=None,
+        defaults={"head_dim": 512, "sliding_window": 128, "index_head_dim": 128, "num_nextn_predict_layers": 1},
+    ),
 )
 
 # canonical name -> Family, and every model_type spelling -> Family (kept in step by register / unregister)
