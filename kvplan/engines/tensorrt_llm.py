@@ -22,7 +22,7 @@ from fractions import Fraction
 from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
 from kvplan.core.units import DTYPE_BYTES, cdiv
-from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank
+from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, refuse_compressed_attention
 from kvplan.engines.entry import EngineEntry
 from kvplan.engines.serving import (
     BLOCK_SIZE,
@@ -43,6 +43,7 @@ class TensorRtLlmEngine:
     follows = "TensorRT-LLM KvCacheConfig (tokens_per_block 32, no max_attention_window)"
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
+        refuse_compressed_attention("TensorRT-LLM", caches)
         if req.kv_dtype not in ("float32", "float16", "bfloat16", "fp8_e4m3", "int8", "nvfp4"):
             raise UsageError(
                 f"TensorRT-LLM has no {req.kv_dtype} KV cache",
