@@ -160,7 +160,7 @@ _TABLE = (
     Family(
         "deepseek_v4",
         shape="deepseek_v4",
-        weights=None,
+        weights="deepseek_v4",
         defaults={"head_dim": 512, "sliding_window": 128, "index_head_dim": 128, "num_nextn_predict_layers": 1},
     ),
 )

@@ -353,7 +353,7 @@ def qwen3_next(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
 _V4_TYPES = {"sliding_attention": 0, "compressed_sparse_attention": 4, "heavily_compressed_attention": 128}
 
 
-def _v4_ratios(cfg: dict, n: int) -> list[int]:
+def deepseek_v4_ratios(cfg: dict, n: int) -> list[int]:
     """Per-layer compress ratios of the `n` decoder layers. `compress_ratios` (the released configs) also lists
     the MTP layers after the decoder layers (vLLM 0.33.0 transformers_utils/deepseek_v4_utils.py:7 "MTP layers
     included"; transformers keeps the first num_hidden_layers); else `layer_types` with `compress_rates`; else
@@ -396,7 +396,7 @@ def deepseek_v4(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     index_dim = positive_int(cfg, "index_head_dim")
     return tuple(
         (L.CompressedAttention(hd, window, r, overlap=r == 4, index_head_dim=index_dim if r == 4 else 0),)
-        for r in _v4_ratios(cfg, n)
+        for r in deepseek_v4_ratios(cfg, n)
     )
 
 
