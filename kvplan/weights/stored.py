@@ -71,8 +71,16 @@ def _group(size: Any, inp: int) -> int:
 
 
 def _fp8(t: Tensor, qc: dict[str, Any], base: int) -> int:
-    """quant_method "fp8": 1-byte weights + fp32 `weight_scale_inv` per block (or one per tensor)."""
+    """quant_method "fp8": 1-byte weights + fp32 `weight_scale_inv` per block (or one per tensor).
+
+    `expert_dtype` "fp4" (DeepSeek-V4): expert matrices hold two e2m1 values per byte and one scale per row and
+    32 input values, in UE8M0 (one byte) with `scale_fmt` "ue8m0" (transformers 5.24 integrations/
+    finegrained_fp8.py:749-763, `_alloc_expert_proj` :151-176). Block scales stay fp32 (the V3 checkpoints):
+    whether a `scale_fmt` "ue8m0" checkpoint stores its block scales in one byte is not settled here."""
     n, out, inp = _split(t)
+    if t.role == "expert" and qc.get("expert_dtype") == "fp4":
+        scale = 1 if qc.get("scale_fmt") == "ue8m0" else 4
+        return n * out * (inp // 2 + math.ceil(inp / 32) * scale)
     block = qc.get("weight_block_size")
     scales = math.ceil(out / block[0]) * math.ceil(inp / block[1]) if block else 1
     return n * (out * inp + 4 * scales)
@@ -174,6 +182,8 @@ _QUANT_METHODS: dict[str, Callable[[Tensor, dict[str, Any], int], int | None]] =
 
 
 def _tensor_bytes(t: Tensor, qc: dict[str, Any] | None, base: int) -> int:
+    if t.dtype is not None:  # a tensor with its own dtype (kept in float32, integer buffers) is never quantized
+        return t.numel * int(DTYPES[t.dtype])
     if qc and not _skipped(t, qc):
         quantized = _QUANT_METHODS[qc["quant_method"]](t, qc, base)
         if quantized is not None:
@@ -185,6 +195,10 @@ def _quant_config(cfg: dict[str, Any]) -> dict[str, Any] | None:
     qc = cfg.get("quantization_config")
     if not qc:
         return None
+    if cfg.get("expert_dtype") and "expert_dtype" not in qc:
+        # DeepSeek-V4 configs name the experts' dtype at the top level; transformers folds it into the
+        # quantization config (configuration_deepseek_v4.py DeepseekV4Config.__post_init__)
+        qc = {**qc, "expert_dtype": cfg["expert_dtype"]}
     method = str(qc.get("quant_method", "")).lower()
     if method not in _QUANT_METHODS:
         raise UnsupportedArchitecture(

@@ -63,12 +63,15 @@ class Tensor(NamedTuple):
     """One stored tensor. Matrices are (out_features, in_features); stacked experts are (experts, out, in).
 
     `role` is one of: linear, expert (quantizable matmul weights), router, embedding, lm_head, norm, bias,
-    other (conv kernels, SSM parameters, attention sinks) and buffer (stored but not a parameter).
+    other (conv kernels, SSM parameters, attention sinks, matmul weights a checkpoint ships unquantized) and
+    buffer (stored but not a parameter). `dtype`: the tensor's own dtype whatever the model dtype and
+    quantization (transformers' `_keep_in_fp32_modules_strict`, integer buffers); None: the model dtype.
     """
 
     name: str
     shape: tuple[int, ...]
     role: str
+    dtype: str | None = None
 
     @property
     def numel(self) -> int:
@@ -698,29 +701,38 @@ def _deepseek_v4(cfg: dict[str, Any], family: Family) -> list[Tensor]:
         mlp_types = ["hash_moe"] * min(layers, hashed) + ["moe"] * max(0, layers - hashed)
     vocab = _vocab(cfg)
 
+    # DeepseekV4PreTrainedModel (modeling_deepseek_v4.py:1241-1264): `_keep_in_fp32_modules_strict` (norms,
+    # hyper-connections, sinks, position biases, the router bias) are float32 whatever the model dtype; the
+    # compressor / indexer projections and the indexer's weights_proj "ship in BF16 with no companion scale_inv"
+    # (never FP8-quantized: role "other").
+    f32 = "float32"
+
+    def norm(module: str, width: int) -> list[Tensor]:
+        return [Tensor(f"{module}.weight", (width,), "norm", f32)]
+
     def hyper(module: str, outputs: int, scales: int, names: tuple[str, str, str]) -> list[Tensor]:
         return [
-            Tensor(f"{module}.{names[0]}", (outputs, hc * h), "other"),
-            Tensor(f"{module}.{names[1]}", (outputs,), "other"),
-            Tensor(f"{module}.{names[2]}", (scales,), "other"),
+            Tensor(f"{module}.{names[0]}", (outputs, hc * h), "other", f32),
+            Tensor(f"{module}.{names[1]}", (outputs,), "other", f32),
+            Tensor(f"{module}.{names[2]}", (scales,), "other", f32),
         ]
 
     def compressor(module: str, ratio: int, width: int, overlap: bool) -> list[Tensor]:
         proj = (1 + overlap) * width
         return [
-            Tensor(f"{module}.position_bias", (ratio, proj), "other"),
-            *_linear(f"{module}.kv_proj", proj, h),
-            *_linear(f"{module}.gate_proj", proj, h),
-            *_norm(f"{module}.kv_norm", width, 1),
+            Tensor(f"{module}.position_bias", (ratio, proj), "other", f32),
+            *_linear(f"{module}.kv_proj", proj, h, role="other"),
+            *_linear(f"{module}.gate_proj", proj, h, role="other"),
+            *norm(f"{module}.kv_norm", width),
         ]
 
     t = [Tensor("model.embed_tokens.weight", (vocab, h), "embedding")]
     for i, ratio in enumerate(deepseek_v4_ratios(cfg, layers)):
         p, a = f"model.layers.{i}", f"model.layers.{i}.self_attn"
-        t += [Tensor(f"{a}.sinks", (heads,), "other")]
-        t += _linear(f"{a}.q_a_proj", q_rank, h) + _norm(f"{a}.q_a_norm", q_rank, 1)
+        t += [Tensor(f"{a}.sinks", (heads,), "other", f32)]
+        t += _linear(f"{a}.q_a_proj", q_rank, h) + norm(f"{a}.q_a_norm", q_rank)
         t += _linear(f"{a}.q_b_proj", heads * hd, q_rank)
-        t += _linear(f"{a}.kv_proj", hd, h) + _norm(f"{a}.kv_norm", hd, 1)
+        t += _linear(f"{a}.kv_proj", hd, h) + norm(f"{a}.kv_norm", hd)
         t += _linear(f"{a}.o_a_proj", groups * o_rank, heads * hd // groups)
         t += _linear(f"{a}.o_b_proj", h, groups * o_rank)
         if ratio:
@@ -729,18 +741,18 @@ def _deepseek_v4(cfg: dict[str, Any], family: Family) -> list[Tensor]:
             if ratio == 4:  # CSA: the lightning indexer
                 t += compressor(f"{c}.indexer", ratio, ihd, overlap=True)
                 t += _linear(f"{c}.indexer.q_b_proj", iheads * ihd, q_rank)
-                t += _linear(f"{c}.indexer.scorer.weights_proj", iheads, h)
+                t += _linear(f"{c}.indexer.scorer.weights_proj", iheads, h, role="other")
         m = f"{p}.mlp"
         t += _linear(f"{m}.gate", experts, h, role="router") + _experts(f"{m}.experts", experts, h, inter)
         if mlp_types[i] == "hash_moe":
-            t.append(Tensor(f"{m}.gate.tid2eid", (vocab, topk), "buffer"))
+            t.append(Tensor(f"{m}.gate.tid2eid", (vocab, topk), "buffer", "int64"))
         else:
-            t.append(Tensor(f"{m}.gate.e_score_correction_bias", (experts,), "buffer"))
+            t.append(Tensor(f"{m}.gate.e_score_correction_bias", (experts,), "buffer", f32))
         t += _gated(f"{m}.shared_experts", h, inter)  # DeepseekV4MLP: config.intermediate_size is moe's
-        t += _norm(f"{p}.input_layernorm", h, 1) + _norm(f"{p}.post_attention_layernorm", h, 1)
+        t += norm(f"{p}.input_layernorm", h) + norm(f"{p}.post_attention_layernorm", h)
         t += hyper(f"{p}.attn_hc", (2 + hc) * hc, 3, ("fn", "base", "scale"))
         t += hyper(f"{p}.ffn_hc", (2 + hc) * hc, 3, ("fn", "base", "scale"))
-    t += _norm("model.norm", h, 1) + hyper("model.hc_head", hc, 1, ("hc_fn", "hc_base", "hc_scale"))
+    t += norm("model.norm", h) + hyper("model.hc_head", hc, 1, ("hc_fn", "hc_base", "hc_scale"))
     return t + _lm_head("lm_head", vocab, h, _tied(cfg))
 
 
