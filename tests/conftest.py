@@ -61,8 +61,6 @@ PENDING_FAMILIES: dict[str, str] = {
     "HuggingFaceTB__SmolLM3-3B": "smollm3 (weights layout)",
     "deepseek-ai__DeepSeek-V3.2": "deepseek_v32",
     "deepseek-ai__DeepSeek-V3.2-Exp": "deepseek_v32",
-    "deepseek-ai__DeepSeek-V4-Flash": "deepseek_v4",
-    "deepseek-ai__DeepSeek-V4-Pro": "deepseek_v4",
     "google__gemma-4-26B-A4B": "gemma4",
     "nvidia__Gemma-4-31B-IT-NVFP4": "gemma4",
     "mistralai__Devstral-2-123B-Instruct": "ministral3",

@@ -84,6 +84,7 @@ GAPS = {
 }
 
 _NO_FAMILY = "kvplan has no {} family yet (a colleague adds the 2026 families)"
+_NO_V4_STORAGE = "kvplan reads deepseek_v4 but does not model vLLM's DeepSeek-V4 KV-cache groups yet (it refuses them)"
 _MOE_TEXT = (
     "model_type qwen3_5_moe_text (the text config of Qwen3.5/3.6 MoE) is not read: kvplan's qwen3_5_moe family lacks "
     "that spelling"
@@ -99,8 +100,8 @@ SKIPPED = {
     "vllm-recipes-906-glm53-flash-4xh200-tp4-seqs512": "no config for zai-org/GLM-5.3-Flash",
     "nemo-rl-2620-nemotron-nano-v2-12b-nightly": "no config for nvidia/NVIDIA-Nemotron-Nano-12B-v2, "
     + _NO_FAMILY.format("nemotron_h"),
-    "vllm-51041-dsv4-flash-preview-2xh20-tp2-0.26.0": _NO_FAMILY.format("deepseek_v4") + "; MTP draft",
-    "vllm-51041-dsv4-flash-0731-2xh20-tp2-0.26.0": _NO_FAMILY.format("deepseek_v4") + "; MTP draft",
+    "vllm-51041-dsv4-flash-preview-2xh20-tp2-0.26.0": _NO_V4_STORAGE + "; MTP draft",
+    "vllm-51041-dsv4-flash-0731-2xh20-tp2-0.26.0": _NO_V4_STORAGE + "; MTP draft",
     "vllm-45178-minimax-m25-nvfp4-b200-dep2-cg-estimate-on": "no KV memory, TP, version or max_model_len printed",
     "vllm-45178-minimax-m25-nvfp4-b200-dep2-cg-estimate-off": "no KV memory, TP, version or max_model_len printed",
     "vllm-50780-qwen35-122b-a10b-int4-sm120-0.23.x": _MOE_TEXT + "; no KV memory printed",
