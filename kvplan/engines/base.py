@@ -163,7 +163,7 @@ def refuse_compressed_attention(engine: str, caches: list[L.Layer]) -> None:
     CSA/HCA layers as something else (or as nothing)."""
     if any(isinstance(c, L.CompressedAttention) for c in caches):
         raise UsageError(
-            f"kvplan does not model how {engine} stores deepseek_v4 (CSA/HCA compressed attention) yet",
-            hint=Text("use {engine} transformers (sized from its real cache tensors)"),
+            f"kvplan's {engine} storage model does not size deepseek_v4 (CSA/HCA compressed attention) yet",
+            hint=Text("`kvplan estimate {engine} transformers` sizes it from transformers' real cache tensors"),
             field="engine",
         )
