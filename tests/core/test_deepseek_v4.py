@@ -110,3 +110,25 @@ def test_transformers_cost_grows_with_the_compressed_entries():
     assert costs[L.V4_SLIDING].bytes_per_token == 0 and costs[L.V4_SLIDING].tokens == 127
     assert costs[L.CSA].bytes_per_token == layers[L.CSA] * (512 + 128) * 2 / 4
     assert costs[L.HCA].bytes_per_token == layers[L.HCA] * 512 * 2 / 128
+
+
+def test_estimate_shows_the_v4_kinds_and_refuses_vllm():
+    import json
+
+    from typer.testing import CliRunner
+
+    from kvplan.cli import app
+
+    runner = CliRunner()
+    args = ["estimate", "deepseek-ai/DeepSeek-V4-Flash", "--seq-len", "131072", "--offline"]
+    out = runner.invoke(app, [*args, "--engine", "transformers", "--json"])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    shape = model_shape(load_config(V4[0]))
+    assert {k["kind"]: k["count"] for k in report["layers"]} == Counter(c.kind for c in shape.caches())
+    assert report["kv_cache_bytes"] == sum(k["bytes"] for k in report["layers"]) > 0
+    table = runner.invoke(app, [*args, "--engine", "transformers"])
+    assert "CSA compressed" in table.output and "HCA compressed" in table.output
+    refused = runner.invoke(app, args)  # vLLM, the default engine
+    assert refused.exit_code == 2
+    assert refused.output.splitlines()[0].startswith("error: kvplan's vLLM storage model does not size deepseek_v4")
