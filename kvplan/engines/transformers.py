@@ -6,6 +6,9 @@ Rules, read from transformers 5.23 `cache_utils.py` and checked against real cac
 - MLA (DeepSeek V2/V3, Kimi K2): the latent (`kv_lora_rank`) as "keys" and the RoPE part as "values";
 - recurrent layers: the conv state `[batch, channels, conv_kernel]` in the model dtype and the SSM /
   DeltaNet state in float32 whatever the model dtype;
+- DeepSeek-V4 (transformers 5.24): the shared-KV ring of window - 1 tokens (two copies on sliding-only layers,
+  one on CSA / HCA layers), the compressed entries, the open window's source tokens and the CSA overlap state
+  (`TransformersEngine._compressed`); no StaticCache;
 - `--kv-dtype fp8` is `QuantizedCache(backend="fp8")`: one byte per element plus two fp32 scales per layer;
   `int4` (quanto, 4 bits with an fp32 scale and zero point per 64 values: 5/8 byte per element) and `int8`
   (hqq, 8 bits + the same: 9/8 byte), as after a prefill: later decode tokens wait in a full-precision residual
