@@ -41,7 +41,7 @@ def test_compress_ratios_list_the_mtp_layers_after_the_decoder_layers(name):
 @pytest.mark.parametrize("name", V4)
 def test_layer_kinds_follow_the_ratios(name):
     """Ratio 4 is CSA (overlapping windows, the lightning indexer), 128 HCA, 0 sliding only (vLLM 0.33.0
-    models/deepseek_v4/attention.py:302 "Only C4A uses sparse attention and hence has indexer"; compressor.py:160
+    models/deepseek_v4/attention.py:302 "Only C4A uses sparse attention and hence has indexer"; compressor.py:159
     `coff = 1 + (compress_ratio == 4)`)."""
     config = load_config(name)
     ratios = Counter(config["compress_ratios"][: config["num_hidden_layers"]])
