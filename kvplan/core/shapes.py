@@ -356,9 +356,9 @@ _V4_TYPES = {"sliding_attention": 0, "compressed_sparse_attention": 4, "heavily_
 def deepseek_v4_ratios(cfg: dict, n: int) -> list[int]:
     """Per-layer compress ratios of the `n` decoder layers. `compress_ratios` (the released configs) also lists
     the MTP layers after the decoder layers (vLLM 0.33.0 transformers_utils/deepseek_v4_utils.py:7 "MTP layers
-    included"; transformers keeps the first num_hidden_layers, configuration_deepseek_v4.py:274); else `layer_types`
-    with `compress_rates`; else
-    transformers' default schedule (two HCA layers, then CSA / HCA alternating)."""
+    included"; transformers keeps the first num_hidden_layers, configuration_deepseek_v4.py:274); else
+    `layer_types` with `compress_rates`; else transformers' default schedule (two HCA layers, then CSA / HCA
+    alternating)."""
     ratios = cfg.get("compress_ratios")
     if ratios is not None:
         mtp = int(cfg.get("num_nextn_predict_layers") or 0)
