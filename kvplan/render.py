@@ -26,6 +26,9 @@ KIND_LABELS = {
     "recurrent_state": "recurrent state",
     "no_cache": "no cache",
     "naive_mha": "naive MHA",
+    "shared_kv_sliding": "sliding K=V",
+    "compressed_sparse": "CSA compressed",
+    "heavily_compressed": "HCA compressed",
 }
 
 

@@ -42,8 +42,6 @@ def load_config(name: str) -> dict:
 # `tests/core/test_every_config.py` checks that none of them is read silently as something else meanwhile.
 PENDING_FAMILIES: dict[str, str] = {
     "MiniMaxAI__MiniMax-M3": "minimax_m3",
-    "deepseek-ai__DeepSeek-V4-Flash": "deepseek_v4",
-    "deepseek-ai__DeepSeek-V4-Pro": "deepseek_v4",
     "moonshotai__Kimi-K3": "kimi_k3 (weights layout)",
 }
 

@@ -346,6 +346,13 @@ _TABLE = (
     Family("minimax_m2", shape="minimax_m2", weights="minimax_m2", defaults={"head_dim": 128, "vocab_size": 200064}),
     Family("minimax", shape="minimax", weights=None),
     Family("minimax_m3", shape="minimax_m3", weights=None),
+    # DeepseekV4Config's defaults (transformers 5.24 configuration_deepseek_v4.py)
+    Family(
+        "deepseek_v4",
+        shape="deepseek_v4",
+        weights="deepseek_v4",
+        defaults={"head_dim": 512, "sliding_window": 128, "index_head_dim": 128, "num_nextn_predict_layers": 1},
+    ),
 )
 
 # canonical name -> Family, and every model_type spelling -> Family (kept in step by register / unregister)

@@ -818,6 +818,62 @@ def minimax_m3(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     )
 
 
+# ---------------------------------------------------------------- DeepSeek-V4
+
+# transformers 5.24 configuration_deepseek_v4.py: `compress_ratios` entries map 0 / 4 / 128 to
+# sliding_attention / compressed_sparse_attention / heavily_compressed_attention (_COMPRESS_RATIO_TO_LAYER_TYPE);
+# vLLM 0.33.0 asserts the same two ratios (models/deepseek_v4/compressor.py:158).
+_V4_TYPES = {"sliding_attention": 0, "compressed_sparse_attention": 4, "heavily_compressed_attention": 128}
+
+
+def deepseek_v4_ratios(cfg: dict, n: int) -> list[int]:
+    """Per-layer compress ratios of the `n` decoder layers. `compress_ratios` (the released configs) also lists
+    the MTP layers after the decoder layers (vLLM 0.33.0 transformers_utils/deepseek_v4_utils.py:7 "MTP layers
+    included"; transformers keeps the first num_hidden_layers, configuration_deepseek_v4.py:274); else
+    `layer_types` with `compress_rates`; else transformers' default schedule (two HCA layers, then CSA / HCA
+    alternating)."""
+    ratios = cfg.get("compress_ratios")
+    if ratios is not None:
+        mtp = int(cfg.get("num_nextn_predict_layers") or 0)
+        if not isinstance(ratios, list) or len(ratios) not in (n, n + mtp):
+            raise ConfigError(
+                f"config `compress_ratios` must list {n} entries (one per layer), or {n + mtp} with the MTP layers",
+                hint="fix compress_ratios in config.json",
+            )
+        ratios = ratios[:n]
+    else:
+        types = cfg.get("layer_types")
+        if types is None:
+            hca, csa = "heavily_compressed_attention", "compressed_sparse_attention"
+            types = [hca] * min(n, 2) + [csa if i % 2 else hca for i in range(max(n - 2, 0))]
+        if not isinstance(types, list) or len(types) != n:
+            raise ConfigError(f"config `layer_types` must list {n} entries", hint="fix layer_types in config.json")
+        rates = {**_V4_TYPES, **(cfg.get("compress_rates") or {})}
+        ratios = [rates.get(str(t), -1) for t in types]
+    bad = sorted({r for r in ratios if r not in _V4_TYPES.values()}, key=str)
+    if bad:
+        raise UnsupportedArchitecture(
+            f"DeepSeek-V4 compress ratio(s) {bad} are not ones transformers or vLLM implement (0, 4, 128)",
+            hint="report the model at kvplan's issue tracker",
+        )
+    return [int(r) for r in ratios]
+
+
+def deepseek_v4(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """DeepSeek-V4: a shared-KV sliding ring on every layer; CSA layers (ratio 4) add compressed entries over
+    overlapping windows and a lightning indexer's keys, HCA layers (ratio 128) compressed entries only
+    (transformers 5.24 modeling_deepseek_v4.py DeepseekV4CSACache / DeepseekV4HCACache; vLLM 0.33.0
+    models/deepseek_v4/attention.py:302 "Only C4A uses sparse attention and hence has indexer")."""
+    n = num_layers(cfg)
+    hd = positive_int(cfg, "head_dim")
+    window = _window_or_error(cfg, "DeepSeek-V4")
+    index_dim = positive_int(cfg, "index_head_dim")
+    return tuple(
+        (L.CompressedAttention(hd, window, r, overlap=r == 4, index_head_dim=index_dim if r == 4 else 0),)
+        for r in deepseek_v4_ratios(cfg, n)
+    )
+
+
 # Shape readers by the names the family table uses (kvplan.core.families.Family.shape).
 READERS: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
     "dense": dense,
@@ -850,6 +906,7 @@ READERS: dict[str, Callable[[dict], tuple[tuple[L.Layer, ...], ...]]] = {
     "minimax_m2": minimax_m2,
     "minimax": minimax,
     "minimax_m3": minimax_m3,
+    "deepseek_v4": deepseek_v4,
 }
 
 

@@ -188,4 +188,58 @@ class NoCache:
         return Fraction(0)
 
 
-Layer = FullAttention | SlidingWindow | ChunkedLocal | MlaLatent | RecurrentState | NoCache
+# ---------------------------------------------------------------- DeepSeek-V4 compressed attention
+
+# The three DeepSeek-V4 layer kinds (transformers' `layer_types` names them sliding_attention /
+# compressed_sparse_attention / heavily_compressed_attention; vLLM calls the last two C4A and C128A).
+V4_SLIDING = "shared_kv_sliding"
+CSA = "compressed_sparse"
+HCA = "heavily_compressed"
+
+
+@dataclass(frozen=True)
+class CompressedAttention:
+    """A DeepSeek-V4 attention layer: shared-KV MQA (one vector of `head_dim` per token is read as both K and V)
+    over a sliding ring of the last `window` tokens, plus, when `compress_ratio` > 0, one compressed entry of
+    `head_dim` per `compress_ratio` source tokens kept for the whole sequence.
+
+    CSA layers (`overlap`): each source token feeds two series (Ca, Cb) of `head_dim` each, so windows overlap
+    by one and the compressor carries the previous window's Ca; they also run a lightning indexer whose own
+    compressor keeps one key of `index_head_dim` per entry (same ratio, same overlap). HCA layers have neither.
+    `compress_ratio` 0 is a sliding-only layer. The compressor's transient state (source tokens of the window
+    being filled, the carried overlap) is engine-specific: see each engine module.
+    """
+
+    head_dim: int
+    window: int
+    compress_ratio: int = 0
+    overlap: bool = False
+    index_head_dim: int = 0
+
+    @property
+    def kind(self) -> str:
+        if not self.compress_ratio:
+            return V4_SLIDING
+        return CSA if self.index_head_dim else HCA
+
+    def ring_elements_per_token(self) -> int:
+        """Elements one token of the sliding ring holds (K == V: one vector)."""
+        return self.head_dim
+
+    def entries(self, tokens: int) -> int:
+        """Compressed entries emitted after `tokens` source tokens (only closed windows emit)."""
+        return tokens // self.compress_ratio if self.compress_ratio else 0
+
+    def entry_elements(self) -> int:
+        """Elements of one compressed entry: the attention's latent plus the indexer's key."""
+        return self.head_dim + self.index_head_dim if self.compress_ratio else 0
+
+    def compressor_width(self) -> int:
+        """Features per source token the compressors project (KV and gate each): 2x with overlap, plus the
+        indexer's."""
+        if not self.compress_ratio:
+            return 0
+        return (1 + self.overlap) * (self.head_dim + self.index_head_dim)
+
+
+Layer = FullAttention | SlidingWindow | ChunkedLocal | MlaLatent | RecurrentState | NoCache | CompressedAttention

@@ -24,6 +24,7 @@ DTYPES: dict[str, Fraction] = {
     "fp8_e5m2": Fraction(1),
     "int8": Fraction(1),
     "uint8": Fraction(1),
+    "int64": Fraction(8),  # integer buffers stored with the weights (DeepSeek-V4's hash-routing table)
     "int4": Fraction(1, 2),
     "nvfp4": Fraction(1, 2),
     # llama.cpp (ggml) block types: bytes per block / 32 values, scales included (ggml/src/ggml-common.h:
@@ -38,7 +39,7 @@ DTYPES: dict[str, Fraction] = {
 }
 
 # Dtypes a checkpoint may store weights in but that no KV cache or compute dtype kvplan plans uses.
-STORAGE_ONLY_DTYPES = ("float64", "tf32", "uint8")
+STORAGE_ONLY_DTYPES = ("float64", "tf32", "uint8", "int64")
 # The dtypes a KV cache or a model's compute may use (what `--dtype` / `--kv-dtype` resolve to), with their bytes.
 DTYPE_BYTES: dict[str, Fraction] = {k: v for k, v in DTYPES.items() if k not in STORAGE_ONLY_DTYPES}
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")

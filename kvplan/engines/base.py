@@ -156,3 +156,14 @@ def window_tokens(cache: L.KVAttention, seq_len: int, keep: int) -> int:
 
 def pages(tokens: int, block_size: int) -> int:
     return cdiv(tokens, block_size)
+
+
+def refuse_compressed_attention(engine: str, caches: list[L.Layer]) -> None:
+    """Engines whose DeepSeek-V4 storage kvplan has not read refuse the model in one line instead of sizing its
+    CSA/HCA layers as something else (or as nothing)."""
+    if any(isinstance(c, L.CompressedAttention) for c in caches):
+        raise UsageError(
+            f"kvplan's {engine} storage model does not size deepseek_v4 (CSA/HCA compressed attention) yet",
+            hint=Text("`kvplan estimate {engine} transformers` sizes it from transformers' real cache tensors"),
+            field="engine",
+        )

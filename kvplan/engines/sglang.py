@@ -23,7 +23,14 @@ from fractions import Fraction
 from kvplan.core import specs as L
 from kvplan.core.shapes import KV_SHARED_LAYERS, ModelShape
 from kvplan.core.units import DTYPE_BYTES
-from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, window_tokens
+from kvplan.engines.base import (
+    KindCost,
+    Request,
+    group_costs,
+    kv_heads_per_rank,
+    refuse_compressed_attention,
+    window_tokens,
+)
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
 from kvplan.engines.serving import BudgetInputs, BudgetTerm, FlagInputs, ServingModel
 from kvplan.errors import Text, UsageError
@@ -47,6 +54,8 @@ class SglangEngine:
                 hint=Text("use {engine} transformers for this model"),
                 field="engine",
             )
+        # SGLang 0.5.23 serves DeepSeek-V4 with its own pools (srt/layers/attention/deepseek_v4_backend.py)
+        refuse_compressed_attention("SGLang", caches)
         if req.kv_dtype in ("int8", "int4", "nvfp4"):
             raise UsageError(
                 f"SGLang has no {req.kv_dtype} KV cache",

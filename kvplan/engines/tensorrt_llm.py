@@ -23,7 +23,7 @@ from fractions import Fraction
 from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
 from kvplan.core.units import DTYPE_BYTES, cdiv
-from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank
+from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, refuse_compressed_attention
 from kvplan.engines.entry import EngineEntry
 from kvplan.engines.serving import (
     BLOCK_SIZE,
@@ -56,6 +56,7 @@ class TensorRtLlmEngine:
                 hint=Text("use {engine} vllm, sglang or transformers for this model"),
                 field="engine",
             )
+        refuse_compressed_attention("TensorRT-LLM", caches)
         if req.kv_dtype not in ("float32", "float16", "bfloat16", "fp8_e4m3", "int8", "nvfp4"):
             raise UsageError(
                 f"TensorRT-LLM has no {req.kv_dtype} KV cache",

@@ -9,6 +9,9 @@ Rules, read from transformers 5.23 `cache_utils.py` and checked against real cac
 - recurrent layers: the conv state `[batch, channels, conv_kernel]` in the model dtype and the SSM /
   DeltaNet / KDA state in float32 whatever the model dtype; MiniMax-01's lightning state `[batch, heads,
   head_dim, head_dim]` (no conv) in the model dtype, in `MiniMaxCache.linear_cache` outside `cache.layers`;
+- DeepSeek-V4 (transformers 5.24): the shared-KV ring of window - 1 tokens (two copies on sliding-only layers,
+  one on CSA / HCA layers), the compressed entries, the open window's source tokens and the CSA overlap state
+  (`TransformersEngine._compressed`); no StaticCache;
 - `--kv-dtype fp8` is `QuantizedCache(backend="fp8")`: one byte per element plus two fp32 scales per layer;
   `int4` (quanto, 4 bits with an fp32 scale and zero point per 64 values: 5/8 byte per element) and `int8`
   (hqq, 8 bits + the same: 9/8 byte), as after a prefill: later decode tokens wait in a full-precision residual
@@ -100,7 +103,33 @@ class TransformersEngine:
             return cache.kind, _whole(per_token * req.seq_len * req.batch) + extra, per_token, req.seq_len
         if isinstance(cache, L.RecurrentState):
             return cache.kind, req.batch * self._state_bytes(cache, req), Fraction(0), None
+        if isinstance(cache, L.CompressedAttention):
+            return self._compressed(cache, req)
         return cache.kind, 0, Fraction(0), None
+
+    def _compressed(self, cache: L.CompressedAttention, req: Request) -> tuple[str, int, Fraction, int | None]:
+        """DeepSeek-V4 (transformers 5.24 modeling_deepseek_v4.py), in the model dtype:
+        - the ring: the last window - 1 tokens. Sliding-only layers are plain DynamicSlidingWindowLayers, which
+          concatenate K and V into two tensors (two copies of the shared vector); CSA / HCA layers
+          (DeepseekV4HCACache.update) keep one tensor, `values = keys`;
+        - `compressed_kv`: one entry per closed window, of head_dim (and the indexer's index_head_dim);
+        - `buffer_kv` / `buffer_gate`: the seq_len % ratio source tokens of the open window, each with the
+          compressor's projected width (2 x head_dim with overlap, plus the indexer's);
+        - CSA: `overlap_kv` (model dtype) and `overlap_gate` (float32, gate + the fp32 position_bias) of the
+          last closed window's Ca half, ratio x head_dim each, once a window has closed."""
+        d, n, b = DTYPE_BYTES[req.model_dtype], req.seq_len, req.batch
+        ring = min(n, cache.window + self.window_extra)
+        copies = 1 if cache.compress_ratio else 2
+        elements = copies * ring * cache.ring_elements_per_token()
+        r = cache.compress_ratio
+        per_token = Fraction(copies * cache.ring_elements_per_token()) * d if ring == n else Fraction(0)
+        state = Fraction(0)
+        if r:
+            elements += cache.entries(n) * cache.entry_elements() + 2 * (n % r) * cache.compressor_width()
+            if cache.overlap and n >= r:
+                state = r * cache.entry_elements() * (d + 4)
+            per_token += Fraction(cache.entry_elements(), r) * d
+        return cache.kind, _whole((elements * d + state) * b), per_token, n if r else ring
 
     def _element_bytes(self, req: Request) -> Fraction:
         return _QUANTIZED.get(req.kv_dtype, DTYPE_BYTES[req.kv_dtype])
@@ -119,6 +148,13 @@ class TransformersStaticEngine(TransformersEngine):
     window_extra = 0  # a StaticSlidingWindowLayer allocates the whole window
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
+        if any(isinstance(c, L.CompressedAttention) for c in caches):
+            # modeling_deepseek_v4.py:1229: the compressor state "isn't compatible with :class:`StaticCache`"
+            raise UsageError(
+                "transformers-static cannot hold deepseek_v4 (its compressor state needs the dynamic cache)",
+                hint=Text("use {engine} transformers"),
+                field="engine",
+            )
         if req.kv_dtype != req.model_dtype:
             raise UsageError(
                 "transformers' StaticCache stores the KV cache in the model dtype",

@@ -49,7 +49,7 @@ from kvplan.core.bisection import largest
 from kvplan.core.config import vocab_size
 from kvplan.core.shapes import MOE, QUANTIZED, WINDOW_IS_SIZE_PLUS_ONE, ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
-from kvplan.engines.base import Engine, KindCost, Request, kv_heads_per_rank, merge_kinds
+from kvplan.engines.base import Engine, KindCost, Request, kv_heads_per_rank, merge_kinds, refuse_compressed_attention
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
 from kvplan.engines.serving import (
     ASYNC_SCHEDULING,
@@ -763,6 +763,10 @@ class VllmEngine:
                 hint=Text("use {engine} transformers for this model"),
                 field="engine",
             )
+        # vLLM 0.33.0 stores DeepSeek-V4 in its own specs (models/deepseek_v4/attention.py:860-925: an SWA ring,
+        # compressed MLA pages with tokens_per_state, fp32 compressor-state rings, indexer pages) packed side by
+        # side in mixed-size pages (v1/core/kv_cache_planning.py:616-639): not modelled by kvplan yet
+        refuse_compressed_attention("vLLM", caches)
         mla = any(isinstance(c, L.MlaLatent) for c in caches)
         if any(isinstance(c, L.MlaLatent) and c.sparse for c in caches):
             self._check_sparse_mla(req)

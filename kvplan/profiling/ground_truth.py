@@ -61,6 +61,13 @@ _LAYER_ATTRS = (
     "recurrent_states",
     "_quantized_keys",
     "_quantized_values",
+    # DeepSeek-V4's compressor state (DeepseekV4HCACache / DeepseekV4CSACache, dicts keyed "compressor" and
+    # "indexer"): the compressed entries, the source tokens of the window being filled, the carried overlap
+    "compressed_kv",
+    "buffer_kv",
+    "buffer_gate",
+    "overlap_kv",
+    "overlap_gate",
 )
 
 
@@ -309,8 +316,9 @@ def cache_layer_bytes(cache: Any) -> list[dict]:
     "storage_nbytes"}`.
 
     Walks `cache.layers` and sums `numel * element_size` of keys, values, indexer_keys, conv_states,
-    recurrent_states (tensors, lists, tuples or dicts of them) and quantized keys/values (tuples, quanto
-    tensor subclasses). MiniMax's `cache.linear_cache[i]` is reported for layer i. Works on meta tensors.
+    recurrent_states (tensors, lists, tuples or dicts of them), quantized keys/values (tuples, quanto
+    tensor subclasses) and DeepSeek-V4's compressor states; a tensor object reachable under two names (V4's
+    `values is keys`) is counted once. MiniMax's `cache.linear_cache[i]` is reported for layer i. Works on meta tensors.
     Legacy tuple caches (`((k, v), ...)`) are accepted too.
     """
     if cache is None:
@@ -329,8 +337,12 @@ def cache_layer_bytes(cache: Any) -> list[dict]:
         if i < len(layers):
             layer = layers[i]
             cls = type(layer).__name__
+            seen: set[int] = set()
             for attr in _LAYER_ATTRS:
-                named.extend(_leaf_tensors(getattr(layer, attr, None), attr))
+                # one tensor object under two names (DeepSeek-V4's `values = keys`, K == V) is held once
+                fresh = [(n, t) for n, t in _leaf_tensors(getattr(layer, attr, None), attr) if id(t) not in seen]
+                seen.update(id(t) for _, t in fresh)
+                named.extend(fresh)
         if i < len(linear) and isinstance(linear[i], torch.Tensor):
             named.extend(_leaf_tensors(linear[i], "linear_cache"))
             cls = f"{type(cache).__name__}.linear_cache"

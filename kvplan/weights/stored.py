@@ -73,8 +73,16 @@ def _group(size: Any, inp: int) -> int:
 def _fp8(t: Tensor, qc: dict[str, Any], base: int) -> int:
     """quant_method "fp8": 1-byte weights + fp32 `weight_scale_inv` per block (or one per tensor), and with
     `activation_scheme` "static" one fp32 `activation_scale` per matrix (transformers'
-    integrations/finegrained_fp8.py FP8Linear: `activation_scale = nn.Parameter(torch.tensor(1.0, float32))`)."""
+    integrations/finegrained_fp8.py FP8Linear: `activation_scale = nn.Parameter(torch.tensor(1.0, float32))`).
+
+    `expert_dtype` "fp4" (DeepSeek-V4): expert matrices hold two e2m1 values per byte and one scale per row and
+    32 input values, in UE8M0 (one byte) with `scale_fmt` "ue8m0" (transformers 5.24 integrations/
+    finegrained_fp8.py:749-763, `_alloc_expert_proj` :151-176). Block scales stay fp32 (the V3 checkpoints):
+    whether a `scale_fmt` "ue8m0" checkpoint stores its block scales in one byte is not settled here."""
     n, out, inp = _split(t)
+    if t.role == "expert" and qc.get("expert_dtype") == "fp4":
+        scale = 1 if qc.get("scale_fmt") == "ue8m0" else 4
+        return n * out * (inp // 2 + math.ceil(inp / 32) * scale)
     block = qc.get("weight_block_size")
     scales = math.ceil(out / block[0]) * math.ceil(inp / block[1]) if block else 1
     static = 4 if str(qc.get("activation_scheme", "dynamic")).lower() == "static" else 0
@@ -177,17 +185,23 @@ _QUANT_METHODS: dict[str, Callable[[Tensor, dict[str, Any], int], int | None]] =
 
 
 def _tensor_bytes(t: Tensor, qc: dict[str, Any] | None, base: int) -> int:
+    if t.dtype is not None:  # a tensor with its own dtype (kept in float32, integer buffers) is never quantized
+        return t.numel * int(DTYPES[t.dtype])
     if qc and not _skipped(t, qc):
         quantized = _QUANT_METHODS[qc["quant_method"]](t, qc, base)
         if quantized is not None:
             return quantized
-    return t.numel * (t.dtype_bytes or base)
+    return t.numel * base
 
 
 def _quant_config(cfg: dict[str, Any]) -> dict[str, Any] | None:
     qc = cfg.get("quantization_config")
     if not qc:
         return None
+    if cfg.get("expert_dtype") and "expert_dtype" not in qc:
+        # DeepSeek-V4 configs name the experts' dtype at the top level; transformers folds it into the
+        # quantization config (configuration_deepseek_v4.py DeepseekV4Config.__post_init__)
+        qc = {**qc, "expert_dtype": cfg["expert_dtype"]}
     method = str(qc.get("quant_method", "")).lower()
     if method not in _QUANT_METHODS:
         raise UnsupportedArchitecture(
@@ -202,7 +216,7 @@ def weight_bytes(config: dict[str, Any], dtype_bytes: int | None = None) -> int:
 
     Unquantized tensors (and all tensors of an unquantized model) take `dtype_bytes` each, default the
     config's `torch_dtype`/`dtype` (bf16 = 2 when absent), except those whose modelling code fixes their dtype
-    (`Tensor.dtype_bytes`: the fp32 routers of glm4_moe and hunyuan). Embeddings, norms, biases, routers, the
+    (`Tensor.dtype`: the fp32 routers of glm4_moe and hunyuan, DeepSeek-V4's float32 keep-modules). Embeddings, norms, biases, routers, the
     LM head and modules matched by `modules_to_not_convert` / `ignore` are never quantized. Quantized matrices:
 
     - fp8: 1 byte per weight + fp32 `weight_scale_inv` per `weight_block_size` block (DeepSeek-V3: 128x128),

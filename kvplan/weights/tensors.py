@@ -49,6 +49,7 @@ from kvplan.core.config import first, positive_int, text_config, with_defaults
 from kvplan.core.families import FAMILIES as POLICY
 from kvplan.core.families import Family, family_of
 from kvplan.core.shapes import (
+    deepseek_v4_ratios,
     gemma4_layer_heads,
     gemma4_layers,
     granitemoehybrid,
@@ -76,15 +77,16 @@ class Tensor(NamedTuple):
     """One stored tensor. Matrices are (out_features, in_features); stacked experts are (experts, out, in).
 
     `role` is one of: linear, expert (quantizable matmul weights), router, embedding, lm_head, norm, bias,
-    other (conv kernels, SSM parameters, attention sinks, matmuls checkpoints keep unquantized such as the DSA
-    indexer's weights_proj) and buffer (stored but not a parameter).
-    `dtype_bytes` is set where the modelling code fixes a tensor's dtype whatever the model's (fp32 routers).
+    other (conv kernels, SSM parameters, attention sinks, matmul weights a checkpoint ships unquantized such as
+    the DSA indexer's weights_proj) and buffer (stored but not a parameter). `dtype`: the tensor's own dtype
+    whatever the model dtype and quantization (the fp32 routers of glm4_moe and hunyuan, transformers'
+    `_keep_in_fp32_modules_strict`, integer buffers); None: the model dtype.
     """
 
     name: str
     shape: tuple[int, ...]
     role: str
-    dtype_bytes: int | None = None
+    dtype: str | None = None
 
     @property
     def numel(self) -> int:
@@ -1221,6 +1223,80 @@ SPECS.update(
 )
 
 
+def _deepseek_v4(cfg: dict[str, Any], family: Family) -> list[Tensor]:
+    """DeepSeek-V4 (transformers 5.24 modeling_deepseek_v4.py): low-rank Q, one shared K=V projection, grouped
+    low-rank output, per-head sinks; CSA / HCA compressors (CSA with the lightning indexer); hash-routed MoE on
+    the first `num_hash_layers` layers (a frozen `tid2eid` table), top-k routing after; manifold hyper-connections
+    (`hc_mult` streams) around attention and MLP, and a final `hc_head`. The MTP layers of the checkpoint are not
+    built. Norms are float32 parameters in transformers; counted here as parameters like any other."""
+    h, layers, heads = fields.hidden_size(cfg), fields.num_layers(cfg), fields.num_heads(cfg)
+    hd, q_rank = positive_int(cfg, "head_dim"), positive_int(cfg, "q_lora_rank")
+    groups, o_rank = positive_int(cfg, "o_groups"), positive_int(cfg, "o_lora_rank")
+    ihd, iheads = positive_int(cfg, "index_head_dim"), positive_int(cfg, "index_n_heads")
+    experts, inter = _num_experts(cfg), positive_int(cfg, "moe_intermediate_size")
+    topk = positive_int(cfg, "num_experts_per_tok")
+    hc = positive_int(cfg, "hc_mult", default=4)
+    mlp_types = cfg.get("mlp_layer_types")
+    if mlp_types is None:
+        hashed = int(cfg.get("num_hash_layers", 3))
+        mlp_types = ["hash_moe"] * min(layers, hashed) + ["moe"] * max(0, layers - hashed)
+    vocab = _vocab(cfg)
+
+    # DeepseekV4PreTrainedModel (modeling_deepseek_v4.py:1241-1264): `_keep_in_fp32_modules_strict` (norms,
+    # hyper-connections, sinks, position biases, the router bias) are float32 whatever the model dtype; the
+    # compressor / indexer projections and the indexer's weights_proj "ship in BF16 with no companion scale_inv"
+    # (never FP8-quantized: role "other").
+    f32 = "float32"
+
+    def norm(module: str, width: int) -> list[Tensor]:
+        return [Tensor(f"{module}.weight", (width,), "norm", f32)]
+
+    def hyper(module: str, outputs: int, scales: int, names: tuple[str, str, str]) -> list[Tensor]:
+        return [
+            Tensor(f"{module}.{names[0]}", (outputs, hc * h), "other", f32),
+            Tensor(f"{module}.{names[1]}", (outputs,), "other", f32),
+            Tensor(f"{module}.{names[2]}", (scales,), "other", f32),
+        ]
+
+    def compressor(module: str, ratio: int, width: int, overlap: bool) -> list[Tensor]:
+        proj = (1 + overlap) * width
+        return [
+            Tensor(f"{module}.position_bias", (ratio, proj), "other", f32),
+            *_linear(f"{module}.kv_proj", proj, h, role="other"),
+            *_linear(f"{module}.gate_proj", proj, h, role="other"),
+            *norm(f"{module}.kv_norm", width),
+        ]
+
+    t = [Tensor("model.embed_tokens.weight", (vocab, h), "embedding")]
+    for i, ratio in enumerate(deepseek_v4_ratios(cfg, layers)):
+        p, a = f"model.layers.{i}", f"model.layers.{i}.self_attn"
+        t += [Tensor(f"{a}.sinks", (heads,), "other", f32)]
+        t += _linear(f"{a}.q_a_proj", q_rank, h) + norm(f"{a}.q_a_norm", q_rank)
+        t += _linear(f"{a}.q_b_proj", heads * hd, q_rank)
+        t += _linear(f"{a}.kv_proj", hd, h) + norm(f"{a}.kv_norm", hd)
+        t += _linear(f"{a}.o_a_proj", groups * o_rank, heads * hd // groups)
+        t += _linear(f"{a}.o_b_proj", h, groups * o_rank)
+        if ratio:
+            c = f"{a}.compressor"
+            t += compressor(c, ratio, hd, overlap=ratio == 4)
+            if ratio == 4:  # CSA: the lightning indexer
+                t += compressor(f"{c}.indexer", ratio, ihd, overlap=True)
+                t += _linear(f"{c}.indexer.q_b_proj", iheads * ihd, q_rank)
+                t += _linear(f"{c}.indexer.scorer.weights_proj", iheads, h, role="other")
+        m = f"{p}.mlp"
+        t += _linear(f"{m}.gate", experts, h, role="router") + _experts(f"{m}.experts", experts, h, inter)
+        if mlp_types[i] == "hash_moe":
+            t.append(Tensor(f"{m}.gate.tid2eid", (vocab, topk), "buffer", "int64"))
+        else:
+            t.append(Tensor(f"{m}.gate.e_score_correction_bias", (experts,), "buffer", f32))
+        t += _gated(f"{m}.shared_experts", h, inter)  # DeepseekV4MLP: config.intermediate_size is moe's
+        t += norm(f"{p}.input_layernorm", h) + norm(f"{p}.post_attention_layernorm", h)
+        t += hyper(f"{p}.attn_hc", (2 + hc) * hc, 3, ("fn", "base", "scale"))
+        t += hyper(f"{p}.ffn_hc", (2 + hc) * hc, 3, ("fn", "base", "scale"))
+    t += norm("model.norm", h) + hyper("model.hc_head", hc, 1, ("hc_fn", "hc_base", "hc_scale"))
+    return t + _lm_head("lm_head", vocab, h, _tied(cfg))
+
+
 # Weights layouts by the names the family table uses (kvplan.core.families.Family.weights): (config with the
 # family's defaults, family) -> tensors. Which model_types use which layout is the table's business, not this one's.
 LAYOUTS: dict[str, Callable[[dict[str, Any], Family], list[Tensor]]] = {
@@ -1240,6 +1316,7 @@ LAYOUTS: dict[str, Callable[[dict[str, Any], Family], list[Tensor]]] = {
     "qwen3_5_moe_text": _qwen3_5,
     "qwen3_vl_text": _qwen3_vl,
     "qwen3_vl_moe_text": _qwen3_vl,
+    "deepseek_v4": _deepseek_v4,
 }
 
 
@@ -1250,7 +1327,7 @@ def _fp32_router(layout: Callable[[dict[str, Any], Family], list[Tensor]]) -> Ca
     `nn.Linear(..., dtype=torch.float32)`)."""
 
     def fp32(cfg: dict[str, Any], family: Family) -> list[Tensor]:
-        return [t._replace(dtype_bytes=4) if t.role in ("router", "buffer") else t for t in layout(cfg, family)]
+        return [t._replace(dtype="float32") if t.role in ("router", "buffer") else t for t in layout(cfg, family)]
 
     return fp32
 

@@ -176,12 +176,12 @@ def test_one_dtype_table_of_spellings_and_bytes():
     assert dtype_name("float8_e4m3fn") == "fp8_e4m3"
     assert dtype_name("complex32") is None
     assert set(DTYPE_BYTES) <= set(DTYPES)
-    assert set(DTYPES) - set(DTYPE_BYTES) == {"float64", "tf32", "uint8"}  # storage only
+    assert set(DTYPES) - set(DTYPE_BYTES) == {"float64", "tf32", "uint8", "int64"}  # storage only
 
 
 def test_cache_dtypes_refuse_storage_only_ones():
     assert canonical_dtype("fp8", what="kv dtype") == "fp8_e4m3"
-    for name in ("float64", "double", "uint8", "tf32", "complex32"):
+    for name in ("float64", "double", "uint8", "tf32", "int64", "complex32"):
         with pytest.raises(UsageError):
             canonical_dtype(name)
 

@@ -36,6 +36,10 @@ def _lengths(shape) -> list[int]:
     lengths = {1, 37}
     for w in windows[:2]:
         lengths |= {w - 1, w, w + 1, 2 * w + 3}
+    # DeepSeek-V4: around its ring and every compression ratio (a window closes, the open window's buffer)
+    v4 = [c for c in shape.caches() if isinstance(c, L.CompressedAttention)]
+    for span in sorted({c.window for c in v4} | {c.compress_ratio for c in v4 if c.compress_ratio}):
+        lengths |= {span - 1, span, span + 1, 2 * span + 3}
     return sorted(lengths)
 
 

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from kvplan.core.config import text_config
+from kvplan.core.units import DTYPES
 from kvplan.errors import ConfigError, UnsupportedArchitecture, UsageError
 from kvplan.weights.stored import weight_bytes
 from kvplan.weights.tensors import assumed_family, count_parameters, weight_tensors
@@ -515,10 +516,11 @@ def test_unquantized_bytes_are_params_times_dtype(name):
     config = load_config(name)
     dtype = {"float32": 4, "float16": 2, "bfloat16": 2}[config.get("torch_dtype", config.get("dtype", "bfloat16"))]
     tensors = weight_tensors(config)
-    assert {t.role for t in tensors if t.dtype_bytes or t.role == "buffer"} <= {"router", "buffer"}
+    own = {t.name: int(DTYPES[t.dtype]) for t in tensors if t.dtype is not None}  # the tensors' own dtypes
+    assert {t.role for t in tensors if t.name in own or t.role == "buffer"} <= {"router", "buffer"}
     assert count_parameters(config) == sum(t.numel for t in tensors if t.role != "buffer")
-    assert weight_bytes(config) == sum(t.numel * (t.dtype_bytes or dtype) for t in tensors)
-    assert weight_bytes(config, dtype_bytes=1) == sum(t.numel * (t.dtype_bytes or 1) for t in tensors)
+    assert weight_bytes(config) == sum(t.numel * own.get(t.name, dtype) for t in tensors)
+    assert weight_bytes(config, dtype_bytes=1) == sum(t.numel * own.get(t.name, 1) for t in tensors)
 
 
 def test_olmo2_is_stored_in_float32():
@@ -626,3 +628,41 @@ def test_bad_dtype_and_dtype_bytes():
         weight_bytes({**TINY, "torch_dtype": "complex32"})
     with pytest.raises(UsageError):
         weight_bytes(TINY, dtype_bytes=0)
+
+
+def _v4_meta_bytes(config: dict, quantized: bool) -> tuple[int, int]:
+    """(bytes of every parameter and persistent buffer, fp8 block scales) of DeepseekV4ForCausalLM on meta, the
+    FP8 / FP4 storage put in by transformers' own quantizer (as `from_pretrained` does before loading)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from transformers import AutoModelForCausalLM
+    from transformers.quantizers.auto import AutoHfQuantizer
+
+    from kvplan.profiling.ground_truth import hf_config_from_dict
+
+    hf = hf_config_from_dict(config)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(hf, dtype=torch.bfloat16)
+    if quantized:
+        AutoHfQuantizer.from_config(hf.quantization_config, pre_quantized=True).preprocess_model(model)
+    persistent = dict(model.named_buffers())
+    persistent = {n: b for n, b in persistent.items() if "inv_freq" not in n}  # rotary tables are not stored
+    held = sum(p.numel() * p.element_size() for p in model.parameters())
+    held += sum(b.numel() * b.element_size() for b in persistent.values())
+    scales = sum(p.numel() for n, p in model.named_parameters() if n.endswith(".weight_scale_inv"))
+    return held, scales
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_deepseek_v4_bytes_match_transformers_tensors():
+    """DeepSeek-V4-Flash: float32 norms / hyper-connections / sinks / position biases, the int64 hash-routing
+    table and the bf16 compressor projections, with (FP8 linears, FP4 experts with UE8M0 row scales) and without
+    quantization, equal transformers' tensors byte for byte, except the FP8 block scales: kvplan keeps them
+    fp32 (the V3 checkpoints) where transformers allocates UE8M0, 3 bytes less each (a 1 MB difference)."""
+    config = load_config("deepseek-ai__DeepSeek-V4-Flash")
+    held, scales = _v4_meta_bytes(config, quantized=True)
+    assert weight_bytes(config) == held + 3 * scales
+    unquantized = {k: v for k, v in config.items() if k != "quantization_config"}
+    held, scales = _v4_meta_bytes(unquantized, quantized=False)
+    assert scales == 0 and weight_bytes(unquantized) == held
