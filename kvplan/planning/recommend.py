@@ -137,7 +137,7 @@ class _Options:
     """recommend()'s keyword arguments, as given."""
 
     gpu_profile: str
-    gpus: int
+    gpus: int | None  # None: tp x pp (resolved in `_validate`)
     engine: str
     gpu_memory_utilization: float | None
     max_model_len: int | str | None  # "auto": vLLM's auto-fit
@@ -176,6 +176,7 @@ class _Inputs:
     kv_memory: int | None
     release: str | None = None
     release_source: str | None = None
+    gpus: int = 1  # --gpus, else tp x pp
 
 
 @dataclass(frozen=True)
@@ -266,13 +267,15 @@ def _validate(o: _Options) -> _Inputs:
     # the plan's own settings, checked before the model is read; the request's in make_request (`_model`): gpus,
     # pp and tp first (the GPU count and the default TP follow from them), and the optional counts whose
     # defaults come later
-    for name, value in (("gpus", o.gpus), ("pp", o.pp), ("n_ubatch", o.n_ubatch)):
+    for name, value in (("pp", o.pp), ("n_ubatch", o.n_ubatch)):
         positive_int(name, value)
-    given_tp, pp = serving.parallel(o.tp, o.pp, o.gpus)
-    tp = positive_int("tp", given_tp if given_tp is not None else max(1, o.gpus // pp))
-    if tp * pp > o.gpus:
+    # not given: the GPUs the parallel layout needs, tp x pp (kvplan models no data parallelism)
+    gpus = positive_int("gpus", o.gpus if o.gpus is not None else positive_int("tp", o.tp if o.tp is not None else 1) * o.pp)
+    given_tp, pp = serving.parallel(o.tp, o.pp, gpus)
+    tp = positive_int("tp", given_tp if given_tp is not None else max(1, gpus // pp))
+    if tp * pp > gpus:
         raise UsageError(
-            Text("{tp} {t} x {pp} {p} needs {n} GPUs, {gpus} is {g}", t=tp, p=pp, n=tp * pp, g=o.gpus),
+            Text("{tp} {t} x {pp} {p} needs {n} GPUs, {gpus} is {g}", t=tp, p=pp, n=tp * pp, g=gpus),
             hint=Text("raise {gpus}"),
             field="gpus",
         )
@@ -300,7 +303,7 @@ def _validate(o: _Options) -> _Inputs:
     kv_memory = None if o.kv_memory is None else parse_size(o.kv_memory)
     # the release modelled: a bad --vllm-version is refused before the model is read
     release, source = entry.release(o.vllm_version) if entry.release is not None else (None, None)
-    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source)
+    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source, gpus)
 
 
 def _model(model: ModelRef, i: _Inputs) -> _Model:
@@ -517,7 +520,7 @@ def _fit_notes(c: _Context, out: _Outcome) -> list[str]:
     if out.fit.available == 0:
         notes.append("the weights and overheads leave no memory for the KV cache on this GPU")
     pp, min_tp = c.inputs.pp, out.min_tp
-    if c.inputs.kv_memory is None and min_tp and min_tp * pp > c.options.gpus:
+    if c.inputs.kv_memory is None and min_tp and min_tp * pp > c.inputs.gpus:
         notes.append(Text("{tp} {t} would fit (needs {n} GPUs)", t=min_tp, n=min_tp * pp))
     return notes
 
@@ -637,7 +640,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         model=m.resolved.name,
         gpu_profile=i.profile.id,
         gpu_memory_bytes=i.profile.memory_bytes,
-        gpus=c.options.gpus,
+        gpus=c.inputs.gpus,
         engine=i.entry.name,
         tp=i.tp,
         pp=i.pp,
@@ -691,7 +694,7 @@ def recommend(
     model: ModelRef,
     *,
     gpu_profile: str,
-    gpus: int = 1,
+    gpus: int | None = None,
     engine: str = DEFAULT_ENGINE,
     gpu_memory_utilization: float | None = None,
     max_model_len: int | str | None = None,
@@ -722,8 +725,8 @@ def recommend(
     engine: vllm, sglang, llamacpp (alias llama.cpp), tensorrt-llm, lightllm (kvplan.engines.registry: every
     engine with a serving model). gpu_memory_utilization: vLLM's fraction of total memory (default 0.9); SGLang's
     mem_fraction_static (default: SGLang's heuristic); TensorRT-LLM's free_gpu_memory_fraction (0.9); LightLLM's
-    mem_fraction (0.9); unused by llama.cpp. tp defaults to gpus // pp (llama.cpp: 1, with layers split over pp
-    GPUs). kv_memory (bytes or "58.11GiB") replaces the modelled budget; weights_bytes (e.g. a GGUF's file size)
+    mem_fraction (0.9); unused by llama.cpp. gpus defaults to tp x pp (1 x pp without tp); tp defaults to
+    gpus // pp (llama.cpp: 1, with layers split over pp GPUs). kv_memory (bytes or "58.11GiB") replaces the modelled budget; weights_bytes (e.g. a GGUF's file size)
     replaces the counted weights (whole model). max_model_len defaults to the model's max_position_embeddings
     capped at 131072; "auto" is vLLM's auto-fit (the longest length that fits, up to the model's limit). n_ubatch is llama.cpp's `-ub`; vllm_version selects the vLLM release whose rules apply
     (kvplan.engines.vllm.VLLM_VERSIONS; default: the installed vllm's version, else the newest release kvplan
