@@ -76,6 +76,7 @@ def main() -> None:
                 pp=pp,
                 gpu_memory_utilization=case["gpu_memory_utilization"],
                 max_model_len=case["max_model_len"],
+                dtype=case.get("dtype") or "auto",
                 vllm_version=case.get("engine_version") or DEFAULT_RELEASE,
             )
             try:

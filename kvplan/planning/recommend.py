@@ -270,7 +270,9 @@ def _validate(o: _Options) -> _Inputs:
     for name, value in (("pp", o.pp), ("n_ubatch", o.n_ubatch)):
         positive_int(name, value)
     # not given: the GPUs the parallel layout needs, tp x pp (kvplan models no data parallelism)
-    gpus = positive_int("gpus", o.gpus if o.gpus is not None else positive_int("tp", o.tp if o.tp is not None else 1) * o.pp)
+    gpus = positive_int(
+        "gpus", o.gpus if o.gpus is not None else positive_int("tp", o.tp if o.tp is not None else 1) * o.pp
+    )
     given_tp, pp = serving.parallel(o.tp, o.pp, gpus)
     tp = positive_int("tp", given_tp if given_tp is not None else max(1, gpus // pp))
     if tp * pp > gpus:
@@ -396,6 +398,7 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
         n_ubatch=o.n_ubatch,
         vllm_version=c.release,
         cudagraph_profiling=o.cudagraph_profiling,
+        model_dtype=c.model.model_dtype,
     )
 
 
