@@ -1063,6 +1063,18 @@ class VllmServing(ServingModel):
                 f"{b.profile.id} memory x {b.utilization}",
             ),
             BudgetTerm("weights", -b.weights_per_gpu, f"weights / (tp x pp) = / {b.tp * b.pp}"),
+        ]
+        if b.encoder_weights:
+            terms.append(
+                BudgetTerm(
+                    "multimodal_weights",
+                    -(b.encoder_weights // b.tp),
+                    f"vision tower + projector from the config (kvplan.weights.encoders) / tp {b.tp}, on every "
+                    "stage; vLLM builds them unless --limit-mm-per-prompt sets each of their modalities to 0 "
+                    "(model_executor/models/interfaces.py:347-398 _mark_tower_model)",
+                )
+            )
+        terms += [
             BudgetTerm(
                 "activation_peak",
                 -activation_peak_bytes(b.config, b.shape, mnbt, seqs, version, tp=b.tp, dtype=b.dtype),

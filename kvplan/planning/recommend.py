@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from math import floor
 from typing import TYPE_CHECKING, Any
 
-from kvplan.core.units import DtypeDisplay, parse_size, short_dtype
+from kvplan.core.units import DtypeDisplay, format_bytes, parse_size, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, EngineEntry, Request
 from kvplan.engines.llamacpp import DEFAULT_UBATCH
 from kvplan.engines.registry import (
@@ -117,6 +117,9 @@ class Recommendation(DtypeDisplay):
     startup_rule: str = ""  # which start-up check raised it ("" when none)
     startup_fix: dict[str, int] = field(default_factory=dict)  # the setting that lets it start (plan key -> value)
     log_lines: tuple[str, ...] = field(default=())  # the start-up lines the engine would log ([] where not modelled)
+    # the multimodal encoders and projectors per GPU, beside weights_bytes (0: none; None: a wrapper kvplan does not
+    # count, or figures that hold them already: safetensors sizes, --weights-bytes)
+    multimodal_weights_bytes: int | None = 0
 
     def to_dict(self) -> dict[str, Any]:
         names = {"model_dtype": "dtype", "cache_dtype": "kv_dtype"}
@@ -187,6 +190,7 @@ class _Model:
     request: Request  # one request of max_model_len at the plan's settings, checked (make_request)
     weights: int | None
     weights_source: str | None
+    encoder_weights: int | None = 0  # the multimodal encoders and projectors beside `weights` (None: not counted)
 
     @property
     def model_dtype(self) -> str:
@@ -349,7 +353,10 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
             hint=Text("pass {kv_memory:SIZE} or {weights_bytes:SIZE}"),
             field="weights_bytes",
         )
-    return _Model(resolved, request, weights, source)
+    # the towers of a multimodal checkpoint, beside the language model's weights (the analytic count); the
+    # safetensors' sizes and a --weights-bytes hold them already
+    encoders = resolved.encoder_weights(request.model_dtype) if source == "analytic" else 0
+    return _Model(resolved, request, weights, source, encoders)
 
 
 def _context(i: _Inputs, m: _Model) -> _Context:
@@ -399,6 +406,7 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
         vllm_version=c.release,
         cudagraph_profiling=o.cudagraph_profiling,
         model_dtype=c.model.model_dtype,
+        encoder_weights=c.model.encoder_weights or 0,
     )
 
 
@@ -514,6 +522,25 @@ def _notes(c: _Context) -> list[str]:
     if c.release is not None and c.inputs.entry.release_notes is not None:
         notes += c.inputs.entry.release_notes(c.release, c.inputs.release_source or "given")
     return notes + c.serving.notes(c.model.model_dtype, c.model.weights_source)
+
+
+def _encoder_notes(c: _Context, out: _Outcome) -> list[str]:
+    """What the weights say of a multimodal checkpoint's encoders: not counted, or counted but not in the budget."""
+    from kvplan.weights.encoders import has_encoders
+
+    m = c.model
+    if c.inputs.kv_memory is not None or not has_encoders(m.resolved.config):
+        return []
+    if m.encoder_weights is None:
+        kind = m.resolved.config.get("model_type")
+        return [
+            f"the multimodal encoders of this {kind} checkpoint (vision_config / audio_config) are not counted: "
+            "the weights are the language model's alone"
+        ]
+    if m.encoder_weights and not any(t.name == "multimodal_weights" for t in out.terms):
+        size = format_bytes(m.encoder_weights // c.inputs.tp)
+        return [f"the multimodal encoders ({size} per GPU) are not in {c.inputs.entry.name}'s budget"]
+    return []
 
 
 def _fit_notes(c: _Context, out: _Outcome) -> list[str]:
@@ -652,6 +679,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         gpu_memory_utilization=c.utilization if serving.uses_utilization else None,
         weights_bytes=None if m.weights is None else m.weights // (i.tp * i.pp),
         weights_source=m.weights_source,
+        multimodal_weights_bytes=None if m.encoder_weights is None else m.encoder_weights // i.tp,
         available_kv_memory_bytes=fit.available,
         kv_cache_tokens=fit.tokens,
         num_blocks=fit.blocks,
@@ -667,7 +695,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         flags=_flags(c, out),
         fp8_kv=out.fp8_kv,
         min_tp_to_fit=out.min_tp,
-        notes=tuple(_notes(c) + _fit_notes(c, out) + _cap_notes(c, out)),
+        notes=tuple(_notes(c) + _encoder_notes(c, out) + _fit_notes(c, out) + _cap_notes(c, out)),
         throughput_bounds=tuple(rows),
         prefill_tokens_per_s_upper_bound=prefill,
         throughput_assumptions=tuple(bound_notes),
