@@ -70,3 +70,11 @@ def test_tp_shards_the_towers_and_given_weights_hold_them():
     assert tp2.multimodal_weights_bytes == 423_060_336 * 2 // 2 and tp2.gpus == 2
     given = recommend(GEMMA3, gpu_profile="h100-sxm-80gb", weights_bytes="51.45GiB", offline=True)
     assert given.multimodal_weights_bytes == 0 and all(t.name != "multimodal_weights" for t in given.budget)
+
+
+def test_sglang_budgets_the_towers_too():
+    """sglang-0.5.23 srt/models/gemma3_mm.py:185-191 builds the SigLIP tower and projector with the language model."""
+    rec = recommend(GEMMA3, gpu_profile="h100-sxm-80gb", engine="sglang", max_model_len=8192, offline=True)
+    terms = {t.name: t.bytes for t in rec.budget}
+    assert terms["multimodal_weights"] == -423_060_336 * 2
+    assert not any("not in sglang's budget" in n for n in rec.notes)
