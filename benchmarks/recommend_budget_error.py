@@ -6,7 +6,8 @@ total and available memory, and a fixture config for the model: run `recommend` 
 release (`engine_version`; cases that record none are taken as 0.19.0), and print kvplan's available KV memory
 next to the logged one, with a summary per release (kvplan.engines.vllm.VLLM_VERSIONS decides the terms: no
 CUDA-graph estimate before 0.20, vLLM <= 0.11's heavier dummy sampler run). The weights are kvplan's analytic count for the config's dtype,
-so quantized checkpoints (fp8 / w4a16 / w8a8) are listed but marked: their weights are overcounted.
+so quantized checkpoints (fp8 / w4a16 / w8a8) are listed but marked: their weights are overcounted; the weights
+column adds a multimodal checkpoint's encoders and projectors (kvplan.weights.encoders) to the language model.
 
     .venv/bin/python benchmarks/recommend_budget_error.py
 """
@@ -76,6 +77,7 @@ def main() -> None:
                 pp=pp,
                 gpu_memory_utilization=case["gpu_memory_utilization"],
                 max_model_len=case["max_model_len"],
+                dtype=case.get("dtype") or "auto",
                 vllm_version=case.get("engine_version") or DEFAULT_RELEASE,
             )
             try:
@@ -87,14 +89,16 @@ def main() -> None:
             if r.get("weights_gib"):  # the same plan with the logged weights: the overhead model alone
                 given = plan(weights_bytes=int(r["weights_gib"] * GIB) * tp * pp)
                 overhead_rows.append((case["id"], given.available_kv_memory_bytes / GIB, r["available_kv_cache_gib"]))
-            weights_ok = bool(r.get("weights_gib")) and abs(rec.weights_bytes / GIB / r["weights_gib"] - 1) < 0.05
+            # what vLLM loads: the language model and, for a multimodal checkpoint, its encoders and projectors
+            loaded = rec.weights_bytes + (rec.multimodal_weights_bytes or 0)
+            weights_ok = bool(r.get("weights_gib")) and abs(loaded / GIB / r["weights_gib"] - 1) < 0.05
             rows.append(
                 (
                     case["id"],
                     rec.available_kv_memory_bytes / GIB,
                     r["available_kv_cache_gib"],
                     quantized,
-                    rec.weights_bytes / GIB,
+                    loaded / GIB,
                     r.get("weights_gib"),
                     weights_ok,
                     case.get("engine_version") or DEFAULT_RELEASE,

@@ -750,7 +750,10 @@ def recommend(
             show_default=False,
         ),
     ],
-    gpus: Annotated[str, typer.Option("--gpus", help="GPUs available (TP defaults to GPUs / PP).")] = "1",
+    gpus: Annotated[
+        Optional[str],
+        typer.Option("--gpus", help="GPUs available (default: TP x PP; TP defaults to GPUs / PP).", show_default=False),
+    ] = None,
     engine: Annotated[
         str,
         typer.Option("--engine", "-e", help=recommend_engine_help()),
@@ -828,7 +831,7 @@ def recommend(
     rec = plan(
         model,
         gpu_profile=gpu_profile,
-        gpus=count("--gpus", gpus),
+        gpus=positive("--gpus", gpus),
         engine=engine,
         gpu_memory_utilization=gpu_memory_utilization,
         max_model_len=_length_or_auto(max_model_len),

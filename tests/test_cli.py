@@ -199,3 +199,9 @@ def test_error_text_with_brackets_is_printed_as_is(capsys):
         fail("needs [profile]", "pip install 'kvplan[profile]'", 2)
     err = capsys.readouterr().err
     assert "error: needs [profile]" in err and "hint: pip install 'kvplan[profile]'" in err
+
+
+def test_recommend_tp_without_gpus_runs_on_tp_gpus():
+    result = run("recommend", LLAMA, "-g", "h100", "--tp", "2", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["gpus"] == 2

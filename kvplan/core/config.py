@@ -35,6 +35,9 @@ INTERMEDIATE_KEYS = ("intermediate_size", "ffn_hidden_size", "n_inner")  # ChatG
 MAX_POSITION_KEYS = ("max_position_embeddings", "n_positions", "seq_length", "max_sequence_length")
 EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts")
 EXPERTS_PER_TOKEN_KEYS = ("num_experts_per_tok", "num_experts_per_token", "moe_topk")
+# an expert's width where it differs from the dense MLP's (Qwen MoE, DeepSeek, GLM); Mixtral, gpt-oss and PhiMoE
+# give it as `intermediate_size`
+MOE_INTERMEDIATE_KEYS = ("moe_intermediate_size",)
 DTYPE_KEYS = ("torch_dtype", "dtype")
 SLIDING_WINDOW_KEYS = ("sliding_window", "sliding_window_size")
 
@@ -286,6 +289,18 @@ def max_positions(cfg: dict[str, Any], default: Any = None) -> int | None:
 def num_experts(cfg: dict[str, Any], default: Any = _MISSING) -> int:
     """Routed experts per MoE layer."""
     return positive_int(cfg, *EXPERT_KEYS, default=default)
+
+
+def routed_experts(config: dict[str, Any]) -> tuple[int, int] | None:
+    """(experts per token, one expert's intermediate size) of a language model with routed experts (nested
+    configs resolved): `num_experts_per_tok` and aliases, `moe_intermediate_size` else `intermediate_size`; None
+    for a dense model or a config that names neither."""
+    cfg = language_config(config)
+    if not num_experts(cfg, default=0):
+        return None
+    top_k = positive_int(cfg, *EXPERTS_PER_TOKEN_KEYS, default=None)
+    inter = positive_int(cfg, *MOE_INTERMEDIATE_KEYS, *INTERMEDIATE_KEYS, default=None)
+    return (top_k, inter) if top_k and inter else None
 
 
 def sliding_window(cfg: dict[str, Any]) -> int | None:

@@ -51,7 +51,8 @@ class BudgetInputs:
     `weights` are the whole model's (a budget divides them over its GPUs); `utilization` is the memory fraction
     in force (given, else the engine's default); `max_num_seqs` / `max_num_batched_tokens` the scheduler limits;
     `n_ubatch` is llama.cpp's micro-batch (`-ub`); `vllm_version` and `cudagraph_profiling` (None: as the
-    version does) are read by vLLM's serving model only."""
+    version does) are read by vLLM's serving model only; `model_dtype` the dtype activations are held in;
+    `encoder_weights` the vision/audio towers and projectors of a multimodal checkpoint (0: none or not counted)."""
 
     config: dict[str, Any]
     shape: ModelShape
@@ -66,6 +67,12 @@ class BudgetInputs:
     n_ubatch: int
     vllm_version: str | None = None
     cudagraph_profiling: bool | None = None
+    model_dtype: str | None = None  # the dtype the model runs in (`--dtype`); None: the config's (shape.dtype)
+    encoder_weights: int = 0  # the multimodal encoders and projectors (whole model), beside `weights`
+
+    @property
+    def dtype(self) -> str:
+        return self.model_dtype or self.shape.dtype
 
     @property
     def weights_per_gpu(self) -> int:

@@ -178,7 +178,17 @@ class SglangServing(ServingModel):
             ),
             BudgetTerm("weights", -b.weights_per_gpu, f"weights / (tp x pp) = / {b.tp * b.pp}"),
         ]
-        return terms, usable - b.weights_per_gpu
+        if b.encoder_weights:  # SGLang builds the towers with the language model (srt/models/gemma3_mm.py:185-191)
+            terms.append(
+                BudgetTerm(
+                    "multimodal_weights",
+                    -(b.encoder_weights // b.tp),
+                    f"vision tower + projector from the config (kvplan.weights.encoders) / tp {b.tp}; SGLang builds "
+                    "them beside the language model (sglang-0.5.23 srt/models/gemma3_mm.py:185-191) unless it "
+                    "serves the language model alone (srt/configs/model_config.py:909 language_only)",
+                )
+            )
+        return terms, sum(t.bytes for t in terms)
 
     def command(self, f: FlagInputs) -> str:
         line = f"python -m sglang.launch_server --model-path {f.model} --context-length {f.max_model_len} --tp {f.tp}"

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 
 from kvplan.core import specs as L
 from kvplan.core.bisection import largest
-from kvplan.core.config import vocab_size
+from kvplan.core.config import routed_experts, text_config, vocab_size
 from kvplan.core.shapes import MOE, QUANTIZED, WINDOW_IS_SIZE_PLUS_ONE, ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
 from kvplan.engines.base import Engine, KindCost, Request, kv_heads_per_rank, merge_kinds, refuse_compressed_attention
@@ -141,7 +141,9 @@ class VllmBehaviour:
     """What kvplan models of the vLLM releases from `since` up to the next row's `since` (exclusive).
 
     Budget (VllmServing.budget): `sampler_bytes_per_seq_vocab`, bytes per (sequence x vocab entry) of the dummy
-    sampler run of vLLM's start-up profiling (its activation peak); `default_gpu_memory_utilization`;
+    sampler run of vLLM's start-up profiling (its activation peak); `fused_moe_chunk`, the tokens the fused-MoE
+    workspace is sized for at most (VLLM_FUSED_MOE_CHUNK_SIZE; 0: no chunking, the whole batch);
+    `default_gpu_memory_utilization`;
     `subtracts_cudagraphs`, the CUDA-graph pool estimate is subtracted from the KV budget; `runner_v2`, the
     models that run on Model Runner V2 by default (None: none); `v2_estimates_cudagraphs`, V2's
     `profile_cudagraph_memory` is implemented (False: it returns 0, so models on V2 subtract nothing).
@@ -193,6 +195,7 @@ class VllmBehaviour:
     gb10_small_tier: bool
     hybrid_allocator_off_with: tuple[str, ...]
     mamba_seqs_check: bool = False
+    fused_moe_chunk: int = 0
     kda_flashkda_checkpoint: bool = False
     mla_hybrid_block_unit: int = 0
     cpu_backend_wording: bool = False
@@ -247,12 +250,15 @@ _FIRST = VllmBehaviour(
     tier_160gib=False,
     gb10_small_tier=False,
     hybrid_allocator_off_with=("--kv-events-config", "any KV connector (--kv-transfer-config, --kv-offloading-size)"),
+    fused_moe_chunk=32768,
     follows="vLLM <= 0.11 logged activation peaks of 38.4-38.9 B per (sequence x vocab entry) for 0.6B-32B "
     "models at max_num_seqs 1024 (llm-d empirical logs, tests/fixtures/calibration); the storage rules are those "
     "read in vllm-0.19.1 (config/cache.py:41 gpu_memory_utilization 0.9, envs.py:1655 CUDA-graph estimate off, "
     "v1/kv_cache_interface.py:263 and :293-300 window and Mamba pages, model_executor/models/config.py:218 and "
     ":436-438 hybrid block alignment and Mamba `all` mode, v1/core/kv_cache_utils.py:1302-1305 logged tokens, "
-    "config/vllm.py:1202 and :1230 hybrid allocator off with KV events and connectors)",
+    "config/vllm.py:1202 and :1230 hybrid allocator off with KV events and connectors); the fused-MoE workspace "
+    "is sized for at most VLLM_FUSED_MOE_CHUNK_SIZE = 32768 tokens (vllm-0.10.1.1 envs.py:616-617, "
+    "model_executor/layers/fused_moe/fused_moe.py:1509-1510)",
 )
 
 
@@ -263,9 +269,11 @@ def _row(since: tuple[int, ...], follows: str, base: VllmBehaviour, **changes: o
 _R0_12 = _row(
     (0, 12),
     "the sampler term fitted on the llm-d vLLM 0.19 H100 logs (tests/fixtures/calibration); 0.12-0.18 are taken "
-    "to behave like 0.19",
+    "to behave like 0.19; vllm-0.19.1 sizes the fused-MoE workspace for the whole batch (model_executor/layers/"
+    "fused_moe/modular_kernel.py:1035-1064, no VLLM_FUSED_MOE_CHUNK_SIZE)",
     _FIRST,
     sampler_bytes_per_seq_vocab=15.0,
+    fused_moe_chunk=0,
 )
 _R0_20 = _row(
     (0, 20, 0),
@@ -1038,8 +1046,10 @@ def scheduler_defaults(
 # - gpu_memory_utilization: given, else the release's default (VLLM_VERSIONS: 0.9, 0.92 from 0.20.0).
 # - activation peak (vLLM's profile run): the dummy sampler run over `max_num_seqs` rows of logits dominates
 #   (bytes per sequence x vocab entry: VLLM_VERSIONS; fp32 logits plus the sampler's copies), plus about 1.1 bytes
-#   per (batched token x hidden unit) of the forward pass and a 32 MiB floor. Fitted on the llm-d vLLM 0.19 H100
-#   logs in tests/fixtures/calibration (peak_activation_gib 0.85-3.94 GiB, fit within ~0.25 GiB).
+#   per (batched token x hidden unit) of the forward pass at a 2-byte dtype (scaled by the model dtype's bytes)
+#   and a 32 MiB floor. Fitted on the llm-d vLLM 0.19 H100 logs in tests/fixtures/calibration (peak_activation_gib
+#   0.85-3.94 GiB, fit within ~0.25 GiB). Models with routed experts add the fused-MoE workspace
+#   (`moe_workspace_bytes`: TritonExperts' two buffers for the batched tokens x top-k).
 # - non-torch memory (CUDA context, cuBLAS workspace, NCCL buffers): 0.25 GiB at TP 1, 2.1 GiB at TP > 1 (same
 #   logs: 0.24-0.26 and 2.06-2.21 GiB).
 # - CUDA-graph pool: 0.45 GiB + 15 MiB per layer on the GPU (logs: 0.67-1.66 GiB), subtracted by the releases
@@ -1050,6 +1060,7 @@ def scheduler_defaults(
 _GIB = 2**30
 _MIB = 2**20
 FORWARD_BYTES_PER_TOKEN_HIDDEN = 1.1
+FORWARD_FIT_DTYPE_BYTES = 2  # the forward term was fitted on bf16 logs
 ACTIVATION_FLOOR = 32 * _MIB
 NON_TORCH_TP1 = int(0.25 * _GIB)
 NON_TORCH_TP_MULTI = int(2.1 * _GIB)
@@ -1063,13 +1074,69 @@ def sampler_bytes_per_entry(vllm_version: str | None) -> float:
     return vllm_behaviour(vllm_version).sampler_bytes_per_seq_vocab
 
 
-def activation_peak_bytes(
-    config: dict, shape: ModelShape, max_num_batched_tokens: int, max_num_seqs: int, vllm_version: str | None = None
+def forward_bytes(shape: ModelShape, max_num_batched_tokens: int, dtype: str | None = None) -> int:
+    """The forward pass's share of the activation peak: FORWARD_BYTES_PER_TOKEN_HIDDEN (fitted on bf16 logs) x
+    batched tokens x hidden, scaled by the bytes of the dtype the activations are held in (`dtype`, default the
+    model's): vLLM's profile run holds the dummy forward's activations in the model dtype (vllm-0.19.1
+    v1/worker/gpu_model_runner.py:5782-5789, `_dummy_run(max_num_tokens)` then the sampler on its last hidden
+    states). On the llm-d Llama-3.1-8B logs (1.89 GiB in bf16, 2.21 GiB in fp32) this is +0.03 of the 0.32 GiB
+    rise: the rest (fp32 runs on TRITON_ATTN, not FLASH_ATTN, per the log) is not modelled."""
+    scale = DTYPE_BYTES[dtype or shape.dtype] / FORWARD_FIT_DTYPE_BYTES
+    return int(FORWARD_BYTES_PER_TOKEN_HIDDEN * scale * max_num_batched_tokens * shape.hidden_size)
+
+
+def moe_workspace_bytes(
+    config: dict,
+    shape: ModelShape,
+    max_num_batched_tokens: int,
+    tp: int = 1,
+    dtype: str | None = None,
+    vllm_version: str | None = None,
 ) -> int:
-    """vLLM's profiled torch activation peak: sampler logits over max_num_seqs rows + forward activations."""
+    """The fused-MoE workspace vLLM's profile run allocates for a model with routed experts (0 for a dense one).
+
+    The modular kernel asks the experts kernel for its workspace shapes at M = the batched tokens (at most
+    `fused_moe_chunk` where the release chunks, VLLM_VERSIONS) and holds two buffers at once, in the activation
+    dtype: workspace13 (shared with the fused output) and workspace2 (vllm-0.19.1 model_executor/layers/fused_moe/
+    modular_kernel.py:1035-1064, 0.33.0 :1150-1211). TritonExperts, the unquantized kernel on Hopper
+    (0.33.0 fused_moe/oracle/unquantized.py:76-80), sizes them (M, top_k, max(N', K)) and (M, top_k, max(N, K)),
+    where N = 2 x the expert intermediate size / TP (w13: gate and up), N' = N / 2 after the gated activation (N for
+    `relu2`, which has no gate: modular_kernel.py adjust_N_for_activation) and K the hidden size (vllm-0.19.1
+    fused_moe/fused_moe.py:1976-1991, 0.33.0 fused_moe/experts/triton_moe.py:240-255); the fused output is
+    (M, K). Other expert kernels (FlashInfer on Blackwell, MXFP4/FP8 kernels) size their own scratch; the
+    Triton shapes are used for them too."""
+    experts = routed_experts(config)
+    if experts is None:
+        return 0
+    top_k, inter = experts
+    cfg = text_config(config)
+    gated = str(cfg.get("mlp_hidden_act") or cfg.get("hidden_act") or "silu") != "relu2"
+    chunk = vllm_behaviour(vllm_version).fused_moe_chunk
+    m = min(max_num_batched_tokens, chunk) if chunk else max_num_batched_tokens
+    k = shape.hidden_size
+    n = (2 if gated else 1) * max(1, inter // tp)
+    after = n // 2 if gated else n
+    workspace13 = max(m * top_k * max(after, k), m * k)  # holds the fused output (M, K) too
+    workspace2 = m * top_k * max(n, k)
+    return int((workspace13 + workspace2) * DTYPE_BYTES[dtype or shape.dtype])
+
+
+def activation_peak_bytes(
+    config: dict,
+    shape: ModelShape,
+    max_num_batched_tokens: int,
+    max_num_seqs: int,
+    vllm_version: str | None = None,
+    *,
+    tp: int = 1,
+    dtype: str | None = None,
+) -> int:
+    """vLLM's profiled torch activation peak: sampler logits over max_num_seqs rows + forward activations (in the
+    model dtype, `dtype` when given) + the fused-MoE workspace of a model with routed experts."""
     sampler = sampler_bytes_per_entry(vllm_version) * max_num_seqs * vocab_size(config)
-    forward = FORWARD_BYTES_PER_TOKEN_HIDDEN * max_num_batched_tokens * shape.hidden_size
-    return int(sampler + forward + ACTIVATION_FLOOR)
+    forward = forward_bytes(shape, max_num_batched_tokens, dtype)
+    moe = moe_workspace_bytes(config, shape, max_num_batched_tokens, tp, dtype, vllm_version)
+    return int(sampler + forward + moe + ACTIVATION_FLOOR)
 
 
 def non_torch_bytes(tp: int) -> int:
@@ -1115,6 +1182,8 @@ class VllmServing(ServingModel):
         )
         v2_none = runner_v2 and not behaviour.v2_estimates_cudagraphs
         mnbt, seqs, version = b.max_num_batched_tokens, b.max_num_seqs, b.vllm_version
+        forward_per = FORWARD_BYTES_PER_TOKEN_HIDDEN * DTYPE_BYTES[b.dtype] / FORWARD_FIT_DTYPE_BYTES
+        moe = moe_workspace_bytes(b.config, b.shape, mnbt, b.tp, b.dtype, version)
         terms = [
             BudgetTerm(
                 "total_x_utilization",
@@ -1122,11 +1191,30 @@ class VllmServing(ServingModel):
                 f"{b.profile.id} memory x {b.utilization}",
             ),
             BudgetTerm("weights", -b.weights_per_gpu, f"weights / (tp x pp) = / {b.tp * b.pp}"),
+        ]
+        if b.encoder_weights:
+            terms.append(
+                BudgetTerm(
+                    "multimodal_weights",
+                    -(b.encoder_weights // b.tp),
+                    f"vision tower + projector from the config (kvplan.weights.encoders) / tp {b.tp}, on every "
+                    "stage; vLLM builds them unless --limit-mm-per-prompt sets each of their modalities to 0 "
+                    "(model_executor/models/interfaces.py:347-398 _mark_tower_model)",
+                )
+            )
+        terms += [
             BudgetTerm(
                 "activation_peak",
-                -activation_peak_bytes(b.config, b.shape, mnbt, seqs, version),
-                f"{behaviour.sampler_bytes_per_seq_vocab:g} B x max_num_seqs {seqs} x vocab + 1.1 B x {mnbt} "
-                f"tokens x hidden + 32 MiB; {_LOGS}" + (f"; sampler of vLLM {version}" if version else ""),
+                -activation_peak_bytes(b.config, b.shape, mnbt, seqs, version, tp=b.tp, dtype=b.dtype),
+                f"{behaviour.sampler_bytes_per_seq_vocab:g} B x max_num_seqs {seqs} x vocab + {forward_per:g} B x "
+                f"{mnbt} tokens x hidden ({short_dtype(b.dtype)}) + 32 MiB; {_LOGS}"
+                + (f"; sampler of vLLM {version}" if version else "")
+                + (
+                    f"; fused-MoE workspace {moe / _GIB:.2f} GiB ({mnbt} tokens x top-k x expert width / TP; "
+                    "model_executor/layers/fused_moe/modular_kernel.py, TritonExperts.workspace_shapes)"
+                    if moe
+                    else ""
+                ),
             ),
             BudgetTerm("non_torch", -non_torch_bytes(b.tp), f"0.25 GiB at TP 1, 2.1 GiB at TP > 1; {_LOGS}"),
         ]

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from math import floor
 from typing import TYPE_CHECKING, Any
 
-from kvplan.core.units import DtypeDisplay, parse_size, short_dtype
+from kvplan.core.units import DtypeDisplay, format_bytes, parse_size, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, EngineEntry, Request
 from kvplan.engines.llamacpp import DEFAULT_UBATCH
 from kvplan.engines.registry import (
@@ -117,6 +117,9 @@ class Recommendation(DtypeDisplay):
     startup_rule: str = ""  # which start-up check raised it ("" when none)
     startup_fix: dict[str, int] = field(default_factory=dict)  # the setting that lets it start (plan key -> value)
     log_lines: tuple[str, ...] = field(default=())  # the start-up lines the engine would log ([] where not modelled)
+    # the multimodal encoders and projectors per GPU, beside weights_bytes (0: none; None: a wrapper kvplan does not
+    # count, or figures that hold them already: safetensors sizes, --weights-bytes)
+    multimodal_weights_bytes: int | None = 0
 
     def to_dict(self) -> dict[str, Any]:
         names = {"model_dtype": "dtype", "cache_dtype": "kv_dtype"}
@@ -137,7 +140,7 @@ class _Options:
     """recommend()'s keyword arguments, as given."""
 
     gpu_profile: str
-    gpus: int
+    gpus: int | None  # None: tp x pp (resolved in `_validate`)
     engine: str
     gpu_memory_utilization: float | None
     max_model_len: int | str | None  # "auto": vLLM's auto-fit
@@ -177,6 +180,7 @@ class _Inputs:
     kv_memory: int | None
     release: str | None = None
     release_source: str | None = None
+    gpus: int = 1  # --gpus, else tp x pp
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,7 @@ class _Model:
     request: Request  # one request of max_model_len at the plan's settings, checked (make_request)
     weights: int | None
     weights_source: str | None
+    encoder_weights: int | None = 0  # the multimodal encoders and projectors beside `weights` (None: not counted)
 
     @property
     def model_dtype(self) -> str:
@@ -267,13 +272,17 @@ def _validate(o: _Options) -> _Inputs:
     # the plan's own settings, checked before the model is read; the request's in make_request (`_model`): gpus,
     # pp and tp first (the GPU count and the default TP follow from them), and the optional counts whose
     # defaults come later
-    for name, value in (("gpus", o.gpus), ("pp", o.pp), ("n_ubatch", o.n_ubatch)):
+    for name, value in (("pp", o.pp), ("n_ubatch", o.n_ubatch)):
         positive_int(name, value)
-    given_tp, pp = serving.parallel(o.tp, o.pp, o.gpus)
-    tp = positive_int("tp", given_tp if given_tp is not None else max(1, o.gpus // pp))
-    if tp * pp > o.gpus:
+    # not given: the GPUs the parallel layout needs, tp x pp (kvplan models no data parallelism)
+    gpus = positive_int(
+        "gpus", o.gpus if o.gpus is not None else positive_int("tp", o.tp if o.tp is not None else 1) * o.pp
+    )
+    given_tp, pp = serving.parallel(o.tp, o.pp, gpus)
+    tp = positive_int("tp", given_tp if given_tp is not None else max(1, gpus // pp))
+    if tp * pp > gpus:
         raise UsageError(
-            Text("{tp} {t} x {pp} {p} needs {n} GPUs, {gpus} is {g}", t=tp, p=pp, n=tp * pp, g=o.gpus),
+            Text("{tp} {t} x {pp} {p} needs {n} GPUs, {gpus} is {g}", t=tp, p=pp, n=tp * pp, g=gpus),
             hint=Text("raise {gpus}"),
             field="gpus",
         )
@@ -301,7 +310,7 @@ def _validate(o: _Options) -> _Inputs:
     kv_memory = None if o.kv_memory is None else parse_size(o.kv_memory)
     # the release modelled: a bad --vllm-version is refused before the model is read
     release, source = entry.release(o.vllm_version) if entry.release is not None else (None, None)
-    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source)
+    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source, gpus)
 
 
 def _model(model: ModelRef, i: _Inputs) -> _Model:
@@ -345,7 +354,10 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
             hint=Text("pass {kv_memory:SIZE} or {weights_bytes:SIZE}"),
             field="weights_bytes",
         )
-    return _Model(resolved, request, weights, source)
+    # the towers of a multimodal checkpoint, beside the language model's weights (the analytic count); the
+    # safetensors' sizes and a --weights-bytes hold them already
+    encoders = resolved.encoder_weights(request.model_dtype) if source == "analytic" else 0
+    return _Model(resolved, request, weights, source, encoders)
 
 
 def _context(i: _Inputs, m: _Model) -> _Context:
@@ -394,6 +406,8 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
         n_ubatch=o.n_ubatch,
         vllm_version=c.release,
         cudagraph_profiling=o.cudagraph_profiling,
+        model_dtype=c.model.model_dtype,
+        encoder_weights=c.model.encoder_weights or 0,
     )
 
 
@@ -511,6 +525,25 @@ def _notes(c: _Context) -> list[str]:
     return notes + c.serving.notes(c.model.model_dtype, c.model.weights_source)
 
 
+def _encoder_notes(c: _Context, out: _Outcome) -> list[str]:
+    """What the weights say of a multimodal checkpoint's encoders: not counted, or counted but not in the budget."""
+    from kvplan.weights.encoders import has_encoders
+
+    m = c.model
+    if c.inputs.kv_memory is not None or not has_encoders(m.resolved.config):
+        return []
+    if m.encoder_weights is None:
+        kind = m.resolved.config.get("model_type")
+        return [
+            f"the multimodal encoders of this {kind} checkpoint (vision_config / audio_config) are not counted: "
+            "the weights are the language model's alone"
+        ]
+    if m.encoder_weights and not any(t.name == "multimodal_weights" for t in out.terms):
+        size = format_bytes(m.encoder_weights // c.inputs.tp)
+        return [f"the multimodal encoders ({size} per GPU) are not in {c.inputs.entry.name}'s budget"]
+    return []
+
+
 def _fit_notes(c: _Context, out: _Outcome) -> list[str]:
     if out.fits:
         return []
@@ -518,7 +551,7 @@ def _fit_notes(c: _Context, out: _Outcome) -> list[str]:
     if out.fit.available == 0:
         notes.append("the weights and overheads leave no memory for the KV cache on this GPU")
     pp, min_tp = c.inputs.pp, out.min_tp
-    if c.inputs.kv_memory is None and min_tp and min_tp * pp > c.options.gpus:
+    if c.inputs.kv_memory is None and min_tp and min_tp * pp > c.inputs.gpus:
         notes.append(Text("{tp} {t} would fit (needs {n} GPUs)", t=min_tp, n=min_tp * pp))
     return notes
 
@@ -638,7 +671,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         model=m.resolved.name,
         gpu_profile=i.profile.id,
         gpu_memory_bytes=i.profile.memory_bytes,
-        gpus=c.options.gpus,
+        gpus=c.inputs.gpus,
         engine=i.entry.name,
         tp=i.tp,
         pp=i.pp,
@@ -647,6 +680,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         gpu_memory_utilization=c.utilization if serving.uses_utilization else None,
         weights_bytes=None if m.weights is None else m.weights // (i.tp * i.pp),
         weights_source=m.weights_source,
+        multimodal_weights_bytes=None if m.encoder_weights is None else m.encoder_weights // i.tp,
         available_kv_memory_bytes=fit.available,
         kv_cache_tokens=fit.tokens,
         num_blocks=fit.blocks,
@@ -662,7 +696,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         flags=_flags(c, out),
         fp8_kv=out.fp8_kv,
         min_tp_to_fit=out.min_tp,
-        notes=tuple(_notes(c) + _fit_notes(c, out) + _cap_notes(c, out)),
+        notes=tuple(_notes(c) + _encoder_notes(c, out) + _fit_notes(c, out) + _cap_notes(c, out)),
         throughput_bounds=tuple(rows),
         prefill_tokens_per_s_upper_bound=prefill,
         throughput_assumptions=tuple(bound_notes),
@@ -692,7 +726,7 @@ def recommend(
     model: ModelRef,
     *,
     gpu_profile: str,
-    gpus: int = 1,
+    gpus: int | None = None,
     engine: str = DEFAULT_ENGINE,
     gpu_memory_utilization: float | None = None,
     max_model_len: int | str | None = None,
@@ -724,8 +758,8 @@ def recommend(
     engine: vllm, sglang, llamacpp (alias llama.cpp), tensorrt-llm, lightllm (kvplan.engines.registry: every
     engine with a serving model). gpu_memory_utilization: vLLM's fraction of total memory (default 0.9); SGLang's
     mem_fraction_static (default: SGLang's heuristic); TensorRT-LLM's free_gpu_memory_fraction (0.9); LightLLM's
-    mem_fraction (0.9); unused by llama.cpp. tp defaults to gpus // pp (llama.cpp: 1, with layers split over pp
-    GPUs). kv_memory (bytes or "58.11GiB") replaces the modelled budget; weights_bytes (e.g. a GGUF's file size)
+    mem_fraction (0.9); unused by llama.cpp. gpus defaults to tp x pp (1 x pp without tp); tp defaults to
+    gpus // pp (llama.cpp: 1, with layers split over pp GPUs). kv_memory (bytes or "58.11GiB") replaces the modelled budget; weights_bytes (e.g. a GGUF's file size)
     replaces the counted weights (whole model). max_model_len defaults to the model's max_position_embeddings
     capped at 131072; "auto" is vLLM's auto-fit (the longest length that fits, up to the model's limit). n_ubatch is llama.cpp's `-ub`; vllm_version selects the vLLM release whose rules apply
     (kvplan.engines.vllm.VLLM_VERSIONS; default: the installed vllm's version, else the newest release kvplan

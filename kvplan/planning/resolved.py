@@ -65,6 +65,22 @@ class ResolvedModel:
         result: tuple[int | None, str | None] = self._cache[key]
         return result
 
+    def encoder_weights(self, dtype: str) -> int | None:
+        """Bytes of the multimodal encoders and projectors (vision tower, projector) at model dtype `dtype`,
+        counted from the config (kvplan.weights.encoders): 0 for a model without any, None for a wrapper whose
+        encoders kvplan does not count."""
+        key = ("encoders", dtype)
+        if key not in self._cache:
+            from kvplan.weights.encoders import encoder_parameters
+
+            try:
+                params = encoder_parameters(self.config)
+            except READ_ERRORS:  # a vision_config the count cannot read: not counted
+                params = None
+            self._cache[key] = None if params is None else int(params * DTYPE_BYTES[dtype])
+        result: int | None = self._cache[key]
+        return result
+
 
 def load(model: str | dict[str, Any], *, revision: str | None = None, offline: bool | None = None) -> LoadedConfig:
     """A LoadedConfig for MODEL (path, folder, catalog name or Hub id); a dict is taken as the config itself."""

@@ -245,7 +245,7 @@ def test_calibration_coverage_floor_and_skips(tmp_path, capsys):
         for case_id, reason in SKIPPED:
             print(f"  skipped {case_id}: {reason}")
     assert cases >= 30 and figures >= 90, (cases, figures)
-    assert len(CHECKED) + len(SKIPPED) == len(CASES) == 91
+    assert len(CHECKED) + len(SKIPPED) == len(CASES) == 95
 
 
 # ------------------------------------------------------------------------------------------ a whole log

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from kvplan.core.shapes import model_shape
+from kvplan.core.units import canonical_dtype
 from kvplan.engines import Request, pipeline_stages
 from kvplan.engines.vllm import capacity, scheduler_defaults
 from kvplan.planning.estimate import estimate_config
@@ -59,6 +60,9 @@ SAME_ARCHITECTURE = {
     "Qwen/Qwen2.5-Coder-0.5B-Instruct": "Qwen__Qwen2.5-0.5B-Instruct",
     "meta-llama/Llama-4-Scout-17B-16E-Instruct": "meta-llama__Llama-4-Scout-17B-16E-Instruct",
     "Qwen/Qwen3-0.6B": "Qwen__Qwen3-0.6B",
+    "google/gemma-3-27b-it": "google__gemma-3-27b-it",
+    "mistralai/Mixtral-8x7B-Instruct-v0.1": "mistralai__Mixtral-8x7B-v0.1",  # the Instruct fine-tune: same shapes
+    "Qwen/Qwen3-30B-A3B": "Qwen__Qwen3-30B-A3B",
 }
 
 
@@ -72,6 +76,11 @@ def _config_for(case: dict) -> dict:
 
 def _kv_dtype(case: dict) -> str:
     return case.get("kv_cache_dtype") or "auto"
+
+
+def _dtype(case: dict, shape) -> str:
+    """The dtype the engine ran the model in (`--dtype`, e.g. float32), else the config's."""
+    return canonical_dtype(case["dtype"]) if case.get("dtype") else shape.dtype
 
 
 def _engine(case: dict) -> str:
@@ -110,6 +119,7 @@ def test_bytes_per_token_reproduces_logged_capacity(case, config):
     est = estimate_config(
         config,
         engine=_engine(case),
+        dtype=case.get("dtype") or "auto",
         kv_dtype=_kv_dtype(case),
         tp=case["tensor_parallel_size"] or 1,
         seq_len=case["max_model_len"] or 4096,
@@ -141,8 +151,8 @@ def _request(case: dict, shape) -> Request:
     return Request(
         case["max_model_len"],
         1,
-        shape.dtype if _kv_dtype(case) == "auto" else "fp8_e4m3",
-        shape.dtype,
+        _dtype(case, shape) if _kv_dtype(case) == "auto" else "fp8_e4m3",
+        _dtype(case, shape),
         tp=case["tensor_parallel_size"] or 1,
         max_num_batched_tokens=budget,
         engine_version=_version(case),

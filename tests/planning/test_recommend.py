@@ -439,10 +439,10 @@ def test_a_mamba_cap_above_the_blocks_still_fails_to_start():
         gpus=4,
         tp=4,
         max_model_len=32768,
-        gpu_memory_utilization=0.87,
-        max_num_seqs=200,
+        gpu_memory_utilization=0.88,
+        max_num_seqs=256,
         vllm_version="0.33.0",
     )
-    assert rec.fits and rec.max_num_seqs == 200 and rec.startup_rule == "mamba_cache_blocks"
-    assert rec.startup_error.startswith("max_num_seqs (200) exceeds available Mamba cache blocks (173)")
-    assert rec.startup_fix == {"max_num_seqs": 173}
+    assert rec.fits and rec.max_num_seqs == 256 and rec.startup_rule == "mamba_cache_blocks"
+    assert rec.startup_error.startswith("max_num_seqs (256) exceeds available Mamba cache blocks (238)")
+    assert rec.startup_fix == {"max_num_seqs": 238}

@@ -104,3 +104,15 @@ def test_results_keep_canonical_dtypes_and_show_display_names():
     rec = recommend(LLAMA, gpu_profile="rtx-4090", engine="llamacpp", max_model_len=8192, offline=True)
     assert (rec.model_dtype, rec.cache_dtype, rec.kv_dtype) == ("bfloat16", "float16", "fp16")
     assert rec.to_dict()["kv_dtype"] == "fp16" and "cache_dtype" not in rec.to_dict()
+
+
+def test_gpus_default_to_tp_times_pp():
+    """`--gpus` not given: the GPUs the layout needs, tp x pp (issue 13: `recommend --tp 2` alone exited 2)."""
+    rec = recommend(LLAMA, gpu_profile="h100-sxm-80gb", tp=2, pp=2, offline=True)
+    assert (rec.gpus, rec.tp, rec.pp) == (4, 2, 2)
+    assert recommend(LLAMA, gpu_profile="h100-sxm-80gb", offline=True).gpus == 1
+    given = recommend(LLAMA, gpu_profile="h100-sxm-80gb", gpus=4, offline=True)  # given GPUs: tp = gpus // pp
+    assert (given.gpus, given.tp) == (4, 4)
+    with pytest.raises(UsageError) as info:
+        recommend(LLAMA, gpu_profile="h100-sxm-80gb", tp=0, offline=True)
+    assert info.value.field == "tp"

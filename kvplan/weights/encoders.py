@@ -1,0 +1,242 @@
+"""The multimodal encoders and projectors of a wrapper checkpoint (vision tower, projector), counted from its
+config (`vision_config` and the wrapper's projector keys), tensor by tensor.
+
+kvplan.weights.tensors counts the language model only; a `...ForConditionalGeneration` checkpoint also holds
+the towers that turn images into embeddings, and serving engines load them with it (vLLM builds each tower
+under `_mark_tower_model` and skips it only when `--limit-mm-per-prompt` sets every modality of the tower to
+0, or on pipeline stages after the first under Model Runner V2: vllm-0.33.0
+vllm/model_executor/models/interfaces.py:347-398, gemma3_mm.py:552-557).
+
+Public API
+----------
+- `encoder_tensors(config)`: the tensors of the towers and projectors, `[]` for a config without any
+  (no `vision_config` / `audio_config`), None for a wrapper whose encoders kvplan does not count (the caller
+  says "not counted"). No torch: plain arithmetic like kvplan.weights.tensors.
+- `encoder_parameters(config)`: their parameter count (None: not counted).
+- `ENCODERS`: the layouts, by the wrapper's model_type.
+
+Each layout follows what transformers 5.24 builds (`AutoModelForImageTextToText.from_config`) for that wrapper;
+tests/weights/test_encoders.py checks every catalog config with a layout against a meta-device build of
+the wrapper (everything outside `model.language_model` and `lm_head`). Buffers (position ids, rotary tables)
+are not parameters and are not counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kvplan.core.config import positive_int
+from kvplan.weights.tensors import Tensor, language_model_config
+
+# ----------------------------------------------------------------------------------------------- building blocks
+
+
+def _linear(name: str, out: int, inp: int, bias: bool) -> list[Tensor]:
+    t = [Tensor(f"{name}.weight", (out, inp), "linear")]
+    return t + ([Tensor(f"{name}.bias", (out,), "bias")] if bias else [])
+
+
+def _layernorm(name: str, width: int) -> list[Tensor]:
+    return [Tensor(f"{name}.weight", (width,), "norm"), Tensor(f"{name}.bias", (width,), "bias")]
+
+
+def _rmsnorm(name: str, width: int) -> list[Tensor]:
+    return [Tensor(f"{name}.weight", (width,), "norm")]
+
+
+def _vit_block(p: str, h: int, inter: int, fused_qkv: bool, names: tuple[str, ...]) -> list[Tensor]:
+    """A pre-norm ViT block with biased projections and LayerNorms (SigLIP, Qwen3-VL's vision blocks): q/k/v
+    (fused `qkv` or separate) and the output projection, a two-layer MLP. `names`: the two norms, the
+    attention, its output projection, the two MLP layers."""
+    n1, n2, attn, out, fc1, fc2 = names
+    qkv = _linear(f"{p}.{attn}.qkv", 3 * h, h, True) if fused_qkv else []
+    if not fused_qkv:
+        for x in ("q_proj", "k_proj", "v_proj"):
+            qkv += _linear(f"{p}.{attn}.{x}", h, h, True)
+    return (
+        _layernorm(f"{p}.{n1}", h)
+        + qkv
+        + _linear(f"{p}.{attn}.{out}", h, h, True)
+        + _layernorm(f"{p}.{n2}", h)
+        + _linear(f"{p}.mlp.{fc1}", inter, h, True)
+        + _linear(f"{p}.mlp.{fc2}", h, inter, True)
+    )
+
+
+_SIGLIP_NAMES = ("layer_norm1", "layer_norm2", "self_attn", "out_proj", "fc1", "fc2")
+
+
+def _siglip(v: dict[str, Any], prefix: str) -> list[Tensor]:
+    """SiglipVisionModel / Siglip2VisionModel (transformers modeling_siglip.py, modeling_siglip2.py): patch
+    embedding (SigLIP: a Conv2d with bias over `image_size / patch_size` squared positions; SigLIP 2 NaFlex: a
+    Linear over 3 x patch x patch pixels, `num_patches` positions), the encoder layers, the post LayerNorm, and
+    the attention-pooling head only with `vision_use_head` (transformers' default True)."""
+    h, inter = positive_int(v, "hidden_size"), positive_int(v, "intermediate_size")
+    layers, patch = positive_int(v, "num_hidden_layers"), positive_int(v, "patch_size")
+    channels = positive_int(v, "num_channels", default=3)
+    e = f"{prefix}.vision_model.embeddings"
+    if v.get("model_type") == "siglip2_vision_model":
+        t = _linear(f"{e}.patch_embedding", h, channels * patch * patch, True)
+        positions = positive_int(v, "num_patches", default=256)
+    else:
+        t = [Tensor(f"{e}.patch_embedding.weight", (h, channels, patch, patch), "other")]
+        t += [Tensor(f"{e}.patch_embedding.bias", (h,), "bias")]
+        positions = (positive_int(v, "image_size") // patch) ** 2
+    t += [Tensor(f"{e}.position_embedding.weight", (positions, h), "embedding")]
+    for i in range(layers):
+        t += _vit_block(f"{prefix}.vision_model.encoder.layers.{i}", h, inter, False, _SIGLIP_NAMES)
+    t += _layernorm(f"{prefix}.vision_model.post_layernorm", h)
+    if v.get("vision_use_head", True):
+        heads = f"{prefix}.vision_model.head"
+        t += [Tensor(f"{heads}.probe", (1, 1, h), "other")]
+        t += [Tensor(f"{heads}.attention.in_proj_weight", (3 * h, h), "linear")]
+        t += [Tensor(f"{heads}.attention.in_proj_bias", (3 * h,), "bias")]
+        t += _linear(f"{heads}.attention.out_proj", h, h, True)
+        t += _layernorm(f"{heads}.layernorm", h)
+        t += _linear(f"{heads}.mlp.fc1", inter, h, True) + _linear(f"{heads}.mlp.fc2", h, inter, True)
+    return t
+
+
+def _pixtral(v: dict[str, Any], prefix: str) -> list[Tensor]:
+    """PixtralVisionModel (transformers modeling_pixtral.py): a bias-free Conv2d patch embedding, an RMSNorm
+    before the transformer, layers of RMSNorms, bias-free q/k/v/o projections and a gated MLP (rotary position
+    embeddings are a buffer)."""
+    h, inter = positive_int(v, "hidden_size"), positive_int(v, "intermediate_size")
+    patch, channels = positive_int(v, "patch_size"), positive_int(v, "num_channels", default=3)
+    t = [Tensor(f"{prefix}.patch_conv.weight", (h, channels, patch, patch), "other")]
+    t += _rmsnorm(f"{prefix}.ln_pre", h)
+    for i in range(positive_int(v, "num_hidden_layers")):
+        p = f"{prefix}.transformer.layers.{i}"
+        t += _rmsnorm(f"{p}.attention_norm", h) + _rmsnorm(f"{p}.ffn_norm", h)
+        for x in ("gate_proj", "up_proj"):
+            t += _linear(f"{p}.feed_forward.{x}", inter, h, False)
+        t += _linear(f"{p}.feed_forward.down_proj", h, inter, False)
+        for x in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            t += _linear(f"{p}.attention.{x}", h, h, False)
+    return t
+
+
+_QWEN_VL_NAMES = ("norm1", "norm2", "attn", "proj", "linear_fc1", "linear_fc2")
+
+
+def _qwen3_vl_merger(p: str, h: int, merge: int, out: int, postshuffle: bool) -> list[Tensor]:
+    """Qwen3VLVisionPatchMerger: a LayerNorm (over the merged width after the shuffle for the deepstack
+    mergers, over the hidden size before it for the final one) and two biased Linears."""
+    merged = h * merge * merge
+    return (
+        _layernorm(f"{p}.norm", merged if postshuffle else h)
+        + _linear(f"{p}.linear_fc1", merged, merged, True)
+        + _linear(f"{p}.linear_fc2", out, merged, True)
+    )
+
+
+def _qwen3_vl_vision(v: dict[str, Any], prefix: str) -> list[Tensor]:
+    """Qwen3VLVisionModel (transformers modeling_qwen3_vl.py; Qwen3.5 reuses it, modeling_qwen3_5.py): a Conv3d
+    patch embedding with bias (temporal x spatial patch), learned position embeddings, `depth` ViT blocks with
+    fused qkv, the final merger, and one post-shuffle merger per `deepstack_visual_indexes` entry."""
+    h, inter = positive_int(v, "hidden_size"), positive_int(v, "intermediate_size")
+    patch, temporal = positive_int(v, "patch_size"), positive_int(v, "temporal_patch_size")
+    channels, merge = positive_int(v, "in_channels", default=3), positive_int(v, "spatial_merge_size")
+    out = positive_int(v, "out_hidden_size")
+    t = [Tensor(f"{prefix}.patch_embed.proj.weight", (h, channels, temporal, patch, patch), "other")]
+    t += [Tensor(f"{prefix}.patch_embed.proj.bias", (h,), "bias")]
+    t += [Tensor(f"{prefix}.pos_embed.weight", (positive_int(v, "num_position_embeddings"), h), "embedding")]
+    for i in range(positive_int(v, "depth")):
+        t += _vit_block(f"{prefix}.blocks.{i}", h, inter, True, _QWEN_VL_NAMES)
+    t += _qwen3_vl_merger(f"{prefix}.merger", h, merge, out, False)
+    for i, _ in enumerate(v.get("deepstack_visual_indexes") or ()):
+        t += _qwen3_vl_merger(f"{prefix}.deepstack_merger_list.{i}", h, merge, out, True)
+    return t
+
+
+# ----------------------------------------------------------------------------------------------- wrappers
+
+
+def _gemma3(cfg: dict[str, Any], text: dict[str, Any]) -> list[Tensor]:
+    """Gemma3ForConditionalGeneration (transformers modeling_gemma3.py): a SigLIP vision tower and
+    Gemma3MultiModalProjector, one (vision hidden x text hidden) matrix and an RMSNorm over the vision width."""
+    v = cfg["vision_config"]
+    vh = positive_int(v, "hidden_size")
+    p = "model.multi_modal_projector"
+    return (
+        _siglip(v, "model.vision_tower")
+        + [Tensor(f"{p}.mm_input_projection_weight", (vh, positive_int(text, "hidden_size")), "linear")]
+        + _rmsnorm(f"{p}.mm_soft_emb_norm", vh)
+    )
+
+
+def _mistral3(cfg: dict[str, Any], text: dict[str, Any]) -> list[Tensor]:
+    """Mistral3ForConditionalGeneration (transformers modeling_mistral3.py): a Pixtral vision tower and
+    Mistral3MultiModalProjector: an RMSNorm, the patch merger (spatial_merge_size squared patches -> one, no
+    bias), then vision width (x the feature layers taken) -> text hidden -> text hidden, biased with
+    `multimodal_projector_bias`."""
+    v = cfg["vision_config"]
+    vh, th = positive_int(v, "hidden_size"), positive_int(text, "hidden_size")
+    merge = positive_int(cfg, "spatial_merge_size", default=2)
+    layer = cfg.get("vision_feature_layer", -1)
+    feature_layers = len(layer) if isinstance(layer, list) else 1
+    bias = bool(cfg.get("multimodal_projector_bias", True))
+    p = "model.multi_modal_projector"
+    return (
+        _pixtral(v, "model.vision_tower")
+        + _rmsnorm(f"{p}.norm", vh)
+        + _linear(f"{p}.patch_merger.merging_layer", vh, vh * merge * merge, False)
+        + _linear(f"{p}.linear_1", th, vh * feature_layers, bias)
+        + _linear(f"{p}.linear_2", th, th, bias)
+    )
+
+
+def _qwen3_vl(cfg: dict[str, Any], text: dict[str, Any]) -> list[Tensor]:
+    """Qwen3-VL / Qwen3.5 wrappers: the vision model alone (its mergers project to the text width)."""
+    return _qwen3_vl_vision(cfg["vision_config"], "model.visual")
+
+
+def _lfm2_vl(cfg: dict[str, Any], text: dict[str, Any]) -> list[Tensor]:
+    """Lfm2VlForConditionalGeneration (transformers modeling_lfm2_vl.py): a SigLIP 2 vision tower and
+    Lfm2VlMultiModalProjector: an optional LayerNorm (`projector_use_layernorm`) over the pixel-unshuffled width
+    (vision hidden x downsample_factor squared), then two Linears (biased with `projector_bias`) through
+    `projector_hidden_size` to the text hidden size."""
+    v = cfg["vision_config"]
+    merged = positive_int(v, "hidden_size") * positive_int(cfg, "downsample_factor", default=2) ** 2
+    mid, th = positive_int(cfg, "projector_hidden_size", default=2560), positive_int(text, "hidden_size")
+    bias = bool(cfg.get("projector_bias", True))
+    p = "model.multi_modal_projector"
+    t = _siglip(v, "model.vision_tower")
+    if cfg.get("projector_use_layernorm", True):
+        t += _layernorm(f"{p}.layer_norm", merged)
+    return t + _linear(f"{p}.linear_1", mid, merged, bias) + _linear(f"{p}.linear_2", th, mid, bias)
+
+
+# The layouts by the wrapper's model_type: (raw config, language model config) -> tensors.
+ENCODERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Tensor]]] = {
+    "gemma3": _gemma3,
+    "mistral3": _mistral3,
+    "qwen3_vl": _qwen3_vl,
+    "qwen3_vl_moe": _qwen3_vl,
+    "qwen3_5": _qwen3_vl,
+    "qwen3_5_moe": _qwen3_vl,
+    "lfm2_vl": _lfm2_vl,
+}
+_ENCODER_KEYS = ("vision_config", "audio_config")
+
+
+def has_encoders(config: dict[str, Any]) -> bool:
+    """The config describes a multimodal wrapper: it holds a `vision_config` or an `audio_config`."""
+    return isinstance(config, dict) and any(isinstance(config.get(k), dict) for k in _ENCODER_KEYS)
+
+
+def encoder_tensors(config: dict[str, Any]) -> list[Tensor] | None:
+    """The encoders' and projectors' tensors ([] without encoders; None: a wrapper kvplan does not count)."""
+    if not has_encoders(config):
+        return []
+    layout = ENCODERS.get(str(config.get("model_type") or ""))
+    if layout is None or not isinstance(config.get("vision_config"), dict):
+        return None
+    return layout(config, language_model_config(config))
+
+
+def encoder_parameters(config: dict[str, Any]) -> int | None:
+    """Parameters of the multimodal encoders and projectors (0 without any; None: not counted)."""
+    tensors = encoder_tensors(config)
+    return None if tensors is None else sum(t.numel for t in tensors if t.role != "buffer")

@@ -1,0 +1,80 @@
+"""A multimodal checkpoint's encoders in recommend: their own weights line (budget table and JSON), against the
+llm-d vLLM 0.19.0 log of Gemma-3-27B-it on an H100 (tests/fixtures/calibration/engine_cases.yaml, issue 13)."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from typer.testing import CliRunner
+
+from kvplan.cli import app
+from kvplan.planning.recommend import recommend
+
+from conftest import FIXTURES, config_path
+
+GIB = 2**30
+CASE = next(
+    c
+    for c in yaml.safe_load((FIXTURES / "calibration" / "engine_cases.yaml").read_text())
+    if c["id"] == "llmd-v0190-google-gemma-3-27b-it-h100-80gb-tp1pp1dp1-8192"
+)
+GEMMA3 = str(config_path("google__gemma-3-27b-it"))
+
+
+def _logged_case():
+    r = CASE["reported"]
+    return recommend(
+        GEMMA3,
+        gpu_profile="h100-sxm-80gb",
+        gpu_memory_utilization=CASE["gpu_memory_utilization"],
+        max_model_len=CASE["max_model_len"],
+        vllm_version=CASE["engine_version"],
+        offline=True,
+    ), r
+
+
+def test_gemma3_vision_tower_is_its_own_budget_line():
+    """SigLIP tower + projector, 423,060,336 parameters in bf16 (kvplan.weights.encoders, equal to transformers'
+    meta build): vLLM loads them with the language model (gemma3_mm.py:552-557), so the log's 51.45 GiB of
+    weights are both; kvplan's weights line stays the language model's."""
+    rec, logged = _logged_case()
+    terms = {t.name: t.bytes for t in rec.budget}
+    assert terms["multimodal_weights"] == -423_060_336 * 2 == -rec.multimodal_weights_bytes
+    loaded = (rec.weights_bytes + rec.multimodal_weights_bytes) / GIB
+    assert abs(loaded - logged["weights_gib"]) < 0.4  # 51.10 vs 51.45 GiB: 0.35 GiB vLLM holds beyond the count
+    assert abs(rec.available_kv_memory_bytes / GIB - logged["available_kv_cache_gib"]) < 1.0  # was +1.31
+
+
+def test_the_line_is_in_the_table_and_the_json():
+    args = ["recommend", GEMMA3, "-g", "h100", "--max-model-len", "8192", "--vllm-version", "0.19.0", "--offline"]
+    runner = CliRunner()
+    table = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "multimodal_weights" in table.stdout
+    data = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert data["multimodal_weights_bytes"] == 423_060_336 * 2
+    assert any(t["name"] == "multimodal_weights" for t in data["budget"])
+
+
+def test_text_models_and_uncounted_wrappers():
+    llama = recommend(str(config_path("meta-llama__Llama-3.1-8B")), gpu_profile="h100-sxm-80gb", offline=True)
+    assert llama.multimodal_weights_bytes == 0 and all(t.name != "multimodal_weights" for t in llama.budget)
+    gemma4 = recommend(str(config_path("google__gemma-4-26B-A4B")), gpu_profile="h100-sxm-80gb", offline=True)
+    assert gemma4.multimodal_weights_bytes is None
+    assert any("multimodal encoders of this gemma4 checkpoint" in n and "not counted" in n for n in gemma4.notes)
+
+
+def test_tp_shards_the_towers_and_given_weights_hold_them():
+    tp2 = recommend(GEMMA3, gpu_profile="h100-sxm-80gb", tp=2, max_model_len=8192, offline=True)
+    assert tp2.multimodal_weights_bytes == 423_060_336 * 2 // 2 and tp2.gpus == 2
+    given = recommend(GEMMA3, gpu_profile="h100-sxm-80gb", weights_bytes="51.45GiB", offline=True)
+    assert given.multimodal_weights_bytes == 0 and all(t.name != "multimodal_weights" for t in given.budget)
+
+
+def test_sglang_budgets_the_towers_too():
+    """sglang-0.5.23 srt/models/gemma3_mm.py:185-191 builds the SigLIP tower and projector with the language model."""
+    rec = recommend(GEMMA3, gpu_profile="h100-sxm-80gb", engine="sglang", max_model_len=8192, offline=True)
+    terms = {t.name: t.bytes for t in rec.budget}
+    assert terms["multimodal_weights"] == -423_060_336 * 2
+    assert not any("not in sglang's budget" in n for n in rec.notes)
