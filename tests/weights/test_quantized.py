@@ -1,0 +1,135 @@
+"""Quantized weights as stored, per checkpoint format, built by hand from the configs and the loaders' sources.
+
+Each rule is the parameter list vLLM 0.33.0 creates for the format (file:line in each test); the expected
+figures are computed here from the config's dimensions, not copied from kvplan's output.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from kvplan.errors import UnsupportedArchitecture
+from kvplan.planning.resolved import resolve
+from kvplan.weights.stored import weight_bytes
+from kvplan.weights.tensors import count_parameters
+
+from conftest import load_config
+
+TINY = {
+    "model_type": "llama",
+    "hidden_size": 256,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "num_hidden_layers": 2,
+    "intermediate_size": 512,
+    "vocab_size": 1000,
+    "torch_dtype": "bfloat16",
+}
+ATTN = [(256, 256), (128, 256), (128, 256), (256, 256)]  # q, k, v, o (out, in)
+MLP = [(512, 256), (512, 256), (256, 512)]  # gate, up, down
+EMBED, LM_HEAD, NORMS = 1000 * 256, 1000 * 256, 2 * 2 * 256 + 256
+
+
+def nvfp4(out: int, inp: int, input_scale: bool) -> int:
+    """vllm-0.33.0/vllm/model_executor/layers/quantization/modelopt.py:2023-2066 (KNvfp4Static): uint8 weight
+    [out, in/2], fp8 weight_scale [out, in/16], fp32 weight_scale_2; :2104-2112 (KNvfp4Dynamic): fp32
+    input_scale for W4A4."""
+    return out * inp // 2 + out * (inp // 16) + 4 + (4 if input_scale else 0)
+
+
+def fp8_tensor(out: int, inp: int) -> int:
+    """modelopt.py:2142-2180 (KFp8StaticTensor): fp8 weight, fp32 weight_scale and input_scale."""
+    return out * inp + 4 + 4
+
+
+def test_modelopt_nvfp4_gemma4_31b_attention_ignored():
+    """nvidia/Gemma-4-31B-IT-NVFP4: quant_algo NVFP4 with input activations (W4A4); `ignore` names every
+    layer's `model.language_model.layers.N.self_attn*` (modelopt.py:191-224 wildcards, :359 the key), so only
+    the MLP matrices are NVFP4; embeddings (tied, no LM head tensor) and norms stay bf16."""
+    config = load_config("nvidia__Gemma-4-31B-IT-NVFP4")
+    t = config["text_config"]
+    h, inter, layers = t["hidden_size"], t["intermediate_size"], t["num_hidden_layers"]
+    mlp_params = layers * 3 * h * inter
+    mlp = layers * (2 * nvfp4(inter, h, True) + nvfp4(h, inter, True))
+    expected = 2 * (count_parameters(config) - mlp_params) + mlp
+    assert weight_bytes(config) == expected
+    assert resolve(config).weights("bfloat16") == (expected, "analytic")
+
+
+def test_modelopt_mixed_precision_qwen36_27b():
+    """nvidia/Qwen3.6-27B-NVFP4: MIXED_PRECISION, each layer's algo from `quantized_layers`
+    (modelopt.py:1748-1800; a layer not listed stays unquantized, :1883-1885): FP8 for the attention and
+    Gated-DeltaNet projections (in_proj_qkv, in_proj_z, out_proj; in_proj_a/b not listed: bf16), W4A16_NVFP4
+    (no input scale, :2756) for the MLP and the LM head (ParallelLMHead is quantized, :237-254)."""
+    config = load_config("nvidia__Qwen3.6-27B-NVFP4")
+    t = config["text_config"]
+    h, inter, layers, vocab = t["hidden_size"], t["intermediate_size"], t["num_hidden_layers"], t["vocab_size"]
+    heads, kv, hd = t["num_attention_heads"], t["num_key_value_heads"], t["head_dim"]
+    nk, nv, dk, dv = (
+        t[k] for k in ("linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim")
+    )
+    full = layers // t["full_attention_interval"]
+    linear = layers - full
+    attn = [(2 * heads * hd, h), (kv * hd, h), (kv * hd, h), (h, heads * hd)]  # q carries the output gate
+    gdn = [(2 * nk * dk + nv * dv, h), (nv * dv, h), (h, nv * dv)]
+    fp8_shapes = full * attn + linear * gdn
+    nvfp4_shapes = layers * [(inter, h), (inter, h), (h, inter)] + [(vocab, h)]
+    quantized_params = sum(o * i for o, i in fp8_shapes + nvfp4_shapes)
+    expected = (
+        2 * (count_parameters(config) - quantized_params)
+        + sum(fp8_tensor(o, i) for o, i in fp8_shapes)
+        + sum(nvfp4(o, i, False) for o, i in nvfp4_shapes)
+    )
+    assert weight_bytes(config) == expected
+
+
+def test_modelopt_weight_only_nvfp4_and_exclude_modules():
+    """quant_algo NVFP4 with `input_activations: null` in every config group is read as W4A16_NVFP4
+    (modelopt.py:800-811); `exclude_modules` is the older key of the ignore list (:359), matched as a
+    substring or wildcard (:191-224); without `ignore`, the LM head is quantized too (:254)."""
+    group = {"weights": {"num_bits": 4, "type": "float", "group_size": 16}, "input_activations": None}
+    qc = {
+        "quant_method": "modelopt",
+        "quant_algo": "NVFP4",
+        "config_groups": {"group_0": group},
+        "exclude_modules": ["model.layers.1*"],
+    }
+    layer0 = sum(nvfp4(o, i, False) for o, i in ATTN + MLP)
+    layer1 = 2 * sum(o * i for o, i in ATTN + MLP)
+    expected = layer0 + layer1 + nvfp4(1000, 256, False) + 2 * (EMBED + NORMS)
+    assert weight_bytes({**TINY, "quantization_config": qc}) == expected
+    w4a4 = {**qc, "config_groups": {"group_0": {**group, "input_activations": {"num_bits": 4}}}}
+    assert weight_bytes({**TINY, "quantization_config": w4a4}) == expected + 4 * (7 + 1)
+
+
+def test_modelopt_unsupported_algo_is_refused_with_its_name():
+    qc = {"quant_method": "modelopt", "quant_algo": "W4A8_AWQ"}
+    with pytest.raises(UnsupportedArchitecture, match="W4A8_AWQ"):
+        weight_bytes({**TINY, "quantization_config": qc})
+    reason = resolve({**TINY, "quantization_config": qc}).weights_unknown("bfloat16")
+    assert reason is not None and "W4A8_AWQ" in reason and "no exact parameter count" not in reason
+
+
+def test_fp8_static_activation_adds_input_scales():
+    """vllm-0.33.0/vllm/model_executor/layers/quantization/fp8.py:317-325 one fp32 weight_scale per tensor
+    without blocks; :341-345 an fp32 input_scale per tensor with `activation_scheme: static` (Devstral 2)."""
+    qc = {"quant_method": "fp8", "activation_scheme": "static", "weight_block_size": None}
+    shapes = 2 * (ATTN + MLP)
+    expected = sum(o * i + 4 + 4 for o, i in shapes) + 2 * (EMBED + LM_HEAD + NORMS)
+    assert weight_bytes({**TINY, "quantization_config": qc}) == expected
+
+
+def test_compressed_tensors_mxfp4_scales_are_one_byte():
+    """Kimi-K3's `mxfp4-pack-quantized` scheme (float, 4 bits, groups of 32, symmetric) is vLLM's MXFP4
+    (compressed_tensors/compressed_tensors.py:440-457, :811): uint8 weight_packed [out, in/2] and uint8 (e8m0)
+    weight_scale [out, in/32] (compressed_tensors/schemes/compressed_tensors_w4a4_mxfp4.py:64-88)."""
+    w = {"num_bits": 4, "type": "float", "strategy": "group", "group_size": 32, "symmetric": True}
+    qc = {
+        "quant_method": "compressed-tensors",
+        "format": "mxfp4-pack-quantized",
+        "ignore": ["re:.*self_attn.*", "re:.*lm_head.*"],
+        "config_groups": {"group_0": {"targets": ["Linear"], "weights": w}},
+    }
+    mlp = 2 * sum(o * i // 2 + o * (i // 32) for o, i in MLP)
+    expected = mlp + 2 * (2 * sum(o * i for o, i in ATTN) + EMBED + LM_HEAD + NORMS)
+    assert weight_bytes({**TINY, "quantization_config": qc}) == expected
