@@ -61,9 +61,17 @@ class ResolvedModel:
             return measured, "safetensors"
         key = ("analytic", dtype)
         if key not in self._cache:
-            self._cache[key] = _analytic_weights(self.loaded, dtype)
+            self._cache[key], self._cache[("unknown", dtype)] = _analytic_weights(self.loaded, dtype)
         result: tuple[int | None, str | None] = self._cache[key]
         return result
+
+    def weights_unknown(self, dtype: str) -> str | None:
+        """Why `weights(dtype)` is unknown (None when it is known): no layout for the family, or a config the
+        count cannot price (an unsupported `quant_method`, a malformed field), in the error's own words."""
+        if self.weights(dtype)[0] is not None:
+            return None
+        reason: str | None = self._cache.get(("unknown", dtype))
+        return reason or "no safetensors metadata, and no exact parameter count for this architecture"
 
 
 def load(model: str | dict[str, Any], *, revision: str | None = None, offline: bool | None = None) -> LoadedConfig:
@@ -128,18 +136,20 @@ def _measured_weights(loaded: LoadedConfig, offline: bool | None) -> int | None:
     return safetensors_meta.safetensors_weight_bytes(loaded, offline=offline) or None
 
 
-def _analytic_weights(loaded: LoadedConfig, dtype: str) -> tuple[int | None, str | None]:
+def _analytic_weights(loaded: LoadedConfig, dtype: str) -> tuple[tuple[int | None, str | None], str | None]:
+    """((bytes, "analytic") or (None, None), why unknown)."""
     from kvplan.weights.stored import weight_bytes
     from kvplan.weights.tensors import assumed_family
 
     if loaded.weights_unknown:  # a quantized build whose quantization is not known: its weights are not counted
         return None, None
     try:
-        if assumed_family(loaded.config) is not None:
-            return None, None  # an unknown layout (e.g. Llama 4 MoE) would be counted wrongly: report unknown
-        return weight_bytes(loaded.config, int(DTYPE_BYTES[dtype])), "analytic"
-    except READ_ERRORS:  # a config the count cannot read (`quantization_config: "4bit"`,
-        return None, None  # `bits: "four"`): weights are optional in an estimate, reported as unknown
+        if assumed_family(loaded.config) is not None:  # an unknown layout (e.g. Llama 4 MoE) would be counted
+            return (None, None), "no safetensors metadata, and no exact parameter count for this architecture"
+        return (weight_bytes(loaded.config, int(DTYPE_BYTES[dtype])), "analytic"), None
+    except READ_ERRORS as e:  # a config the count cannot read (`quantization_config: "4bit"`, `bits: "four"`,
+        # a quant_method kvplan cannot price): weights are optional in an estimate, reported as unknown
+        return (None, None), f"no safetensors metadata, and the parameter count cannot be priced: {e}"
 
 
 def weights(loaded: LoadedConfig, dtype: str, *, offline: bool | None = None) -> tuple[int | None, str | None]:
