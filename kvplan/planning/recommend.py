@@ -629,6 +629,15 @@ def _startup(c: _Context, out: _Outcome) -> Startup | None:
     )
 
 
+def _held_weights(m: _Model, out: _Outcome, gpus: int) -> int | None:
+    """Weights per GPU as the engine holds them: its budget's `weights` term (an engine's storage layout, e.g.
+    vLLM's MXFP4 padding), else the counted weights / (tp x pp)."""
+    held = [-t.bytes for t in out.terms if t.name == "weights"]
+    if held:
+        return held[0]
+    return None if m.weights is None else m.weights // gpus
+
+
 def _assemble(c: _Context, out: _Outcome) -> Recommendation:
     i, m, fit, serving = c.inputs, c.model, out.fit, c.serving
     rows, prefill, bound_notes = _throughput(c, out.full_length)
@@ -645,7 +654,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         model_dtype=m.model_dtype,
         cache_dtype=m.kv_dtype,
         gpu_memory_utilization=c.utilization if serving.uses_utilization else None,
-        weights_bytes=None if m.weights is None else m.weights // (i.tp * i.pp),
+        weights_bytes=_held_weights(m, out, i.tp * i.pp),
         weights_source=m.weights_source,
         available_kv_memory_bytes=fit.available,
         kv_cache_tokens=fit.tokens,
