@@ -1116,7 +1116,7 @@ def mxfp4_moe_padding(config: dict[str, Any], tp: int, compute_capability: str |
     else:
         return 0, f"; MXFP4 expert padding not modelled on SM{cap[0]}{cap[1]}"
     hidden, layers = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"])
-    experts = int(cfg.get("num_local_experts") or cfg.get("num_experts"))
+    experts = int(cfg.get("num_local_experts") or cfg.get("num_experts") or 0)
     inter = int(cfg["intermediate_size"]) // tp
     hp, ip = _round_up(hidden, hidden_tile), _round_up(inter, inter_tile)
 
