@@ -1140,6 +1140,7 @@ class VllmServing(ServingModel):
     options = frozenset({GPU_MEMORY_UTILIZATION, VLLM_VERSION, BLOCK_SIZE, PREFIX_CACHING, ASYNC_SCHEDULING})
     suggests_utilization = True
     utilization_help = "vLLM fraction of total memory (default 0.92 from vLLM 0.20, 0.9 before)"
+    online_quantization = True  # --quantization fp8_per_tensor|... (kvplan.weights.stored.ONLINE_QUANTIZATIONS)
 
     def default_utilization(self, memory_bytes: int, tp: int, pp: int, version: str | None = None) -> float:
         """vLLM's default gpu_memory_utilization in release `version` (config/cache.py)."""
@@ -1256,6 +1257,8 @@ class VllmServing(ServingModel):
             line += " --enable-prefix-caching" if f.prefix_caching else " --no-enable-prefix-caching"
         if f.async_scheduling is not None:
             line += " --async-scheduling" if f.async_scheduling else " --no-async-scheduling"
+        if f.quantization is not None:
+            line += f" --quantization {f.quantization}"
         return line
 
 

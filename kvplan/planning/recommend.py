@@ -160,6 +160,7 @@ class _Options:
     prefix_caching: bool | None
     async_scheduling: bool | None
     assume_llama: bool
+    quantization: str | None = None
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,12 @@ def _validate(o: _Options) -> _Inputs:
             hint=Text("raise {gpus}"),
             field="gpus",
         )
+    if o.quantization is not None and not serving.online_quantization:
+        raise UsageError(
+            Text("{quantization} is modelled for vLLM's online quantization only, not {name}", name=entry.name),
+            hint=Text("drop {quantization}, or plan with --engine vllm"),
+            field="quantization",
+        )
     if isinstance(o.max_model_len, str) and o.max_model_len.strip().lower() != AUTO:
         raise UsageError(
             Text("{max_model_len} must be a length or 'auto', got {v!r}", v=o.max_model_len),
@@ -338,7 +345,7 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
     if o.weights_bytes is not None:
         weights, source = parse_size(o.weights_bytes), "--weights-bytes"
     else:
-        weights, source = resolved.weights(request.model_dtype)
+        weights, source = resolved.weights(request.model_dtype, o.quantization)
     if weights is None and i.kv_memory is None:
         raise UsageError(
             "cannot count this model's weights",
@@ -579,6 +586,7 @@ def _flags(c: _Context, out: _Outcome) -> dict[str, str]:
             async_scheduling=c.options.async_scheduling,
             max_num_seqs_given=c.options.max_num_seqs is not None,
             full_length_seqs=out.full_length,
+            quantization=c.options.quantization,
         )
         flags[entry.flag_key] = entry.serving.command(inputs)  # type: ignore[union-attr]
     return flags
@@ -724,6 +732,7 @@ def recommend(
     prefix_caching: bool | None = None,
     async_scheduling: bool | None = None,
     assume_llama: bool = False,
+    quantization: str | None = None,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -741,6 +750,9 @@ def recommend(
     models; the plan's `vllm_version` says which); cudagraph_profiling, when given, decides the CUDA-graph term
     instead; prefix_caching and async_scheduling (vLLM) override the release's defaults. assume_llama reads an
     unknown model_type llama-like even where its config signals another cache (refused otherwise; notes say so).
+    quantization is the
+    engine's online quantization of an unquantized checkpoint (vLLM `--quantization fp8_per_tensor`, `fp8`, ...:
+    kvplan.weights.stored.ONLINE_QUANTIZATIONS): the weights are counted as quantized at load.
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)

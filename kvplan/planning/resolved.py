@@ -51,9 +51,15 @@ class ResolvedModel:
         value: T = self._cache[key]
         return value
 
-    def weights(self, dtype: str) -> tuple[int | None, str | None]:
+    def weights(self, dtype: str, quantization: str | None = None) -> tuple[int | None, str | None]:
         """Bytes of the weights at model dtype `dtype` and where the figure comes from: "safetensors" metadata
-        (the files' own sizes, whatever the dtype), else "analytic"; (None, None) when unknown."""
+        (the files' own sizes, whatever the dtype), else "analytic"; (None, None) when unknown. `quantization`
+        (vLLM's online `--quantization`, kvplan.weights.stored.ONLINE_QUANTIZATIONS) prices the analytic tensor
+        list as quantized at load: the checkpoint's files no longer say what the GPU holds."""
+        if quantization is not None:
+            from kvplan.weights.stored import weight_bytes
+
+            return weight_bytes(self.config, int(DTYPE_BYTES[dtype]), quantization), f"analytic, {quantization} online"
         measured = self._cache.get("safetensors", _UNSET)
         if measured is _UNSET:
             measured = self._cache["safetensors"] = _measured_weights(self.loaded, self.offline)

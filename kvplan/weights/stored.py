@@ -19,7 +19,7 @@ from kvplan.core.units import DTYPES, dtype_name
 from kvplan.errors import ConfigError, UnsupportedArchitecture, UsageError
 from kvplan.weights.tensors import Tensor, language_model_config, weight_tensors
 
-__all__ = ["dtype_bytes_of", "weight_bytes"]
+__all__ = ["ONLINE_QUANTIZATIONS", "dtype_bytes_of", "weight_bytes"]
 
 
 _QUANTIZABLE = ("linear", "expert")
@@ -289,6 +289,33 @@ _QUANT_METHODS: dict[str, Callable[[Tensor, dict[str, Any], int], int | None]] =
 }
 
 
+_ONLINE = "vllm-0.33.0/vllm/model_executor/layers/quantization/online"
+
+# vLLM's `--quantization` online FP8 schemes for an unquantized checkpoint (vllm-0.33.0/vllm/config/
+# quantization.py:193-209 `_ONLINE_QUANT_SHORTHANDS`): fp32 scales per tensor, per 128x128 block, per channel.
+# `fp8` is the older spelling of per-tensor online FP8; vLLM 0.33.0 refuses it for an unquantized checkpoint
+# and names `fp8_per_tensor` (quantization/fp8.py:106-112).
+ONLINE_QUANTIZATIONS: dict[str, str] = {
+    "fp8": "tensor",
+    "fp8_per_tensor": "tensor",
+    "fp8_per_block": "block",
+    "fp8_per_channel": "channel",
+}
+
+
+def _online_fp8(t: Tensor, scheme: str, base: int) -> int:
+    """A tensor as vLLM holds it after online FP8 quantization at load. OnlineQuantizationConfig quantizes
+    LinearBase layers and routed experts and leaves the rest (embeddings, the LM head, a ParallelLMHead; norms)
+    unquantized (online/base.py:388-415); routers are built with `quant_config=None` by the MoE models. The fp8
+    weight replaces the bf16 one (online/fp8.py:236-250 per tensor, fp32 `weight_scale` scalar; :292-376 per
+    128x128 block; :377-420 per output channel); one scale per kvplan tensor (vLLM keeps one per fused layer)."""
+    if t.role not in _QUANTIZABLE:
+        return t.numel * base
+    n, out, inp = _split(t)
+    scales = {"tensor": 1, "block": math.ceil(out / 128) * math.ceil(inp / 128), "channel": out}[scheme]
+    return n * (out * inp + 4 * scales)
+
+
 def _tensor_bytes(t: Tensor, qc: dict[str, Any] | None, base: int) -> int:
     if qc and qc["quant_method"] == "modelopt":  # its own exclusion rules and quantized LM head
         quantized = _modelopt(t, qc, base)
@@ -313,7 +340,7 @@ def _quant_config(cfg: dict[str, Any]) -> dict[str, Any] | None:
     return {**qc, "quant_method": method}
 
 
-def weight_bytes(config: dict[str, Any], dtype_bytes: int | None = None) -> int:
+def weight_bytes(config: dict[str, Any], dtype_bytes: int | None = None, quantization: str | None = None) -> int:
     """Bytes of the language model's weights as stored, honouring `quantization_config`.
 
     Unquantized tensors (and all tensors of an unquantized model) take `dtype_bytes` each, default the
@@ -332,11 +359,29 @@ def weight_bytes(config: dict[str, Any], dtype_bytes: int | None = None) -> int:
     - modelopt: NVFP4 / W4A16_NVFP4 (4 bits + an fp8 scale per 16 values + fp32 scalars), FP8 (per tensor,
       channel or 128x128 block), per layer under MIXED_PRECISION; the LM head too unless ignored (`_modelopt`).
 
-    Raises UnsupportedArchitecture for another `quant_method`, UsageError for a non-positive `dtype_bytes`.
+    `quantization` is vLLM's `--quantization` for online quantization of an unquantized checkpoint (a key of
+    ONLINE_QUANTIZATIONS): linear layers and experts become fp8 with fp32 scales (`_online_fp8`).
+
+    Raises UnsupportedArchitecture for another `quant_method`, UsageError for a non-positive `dtype_bytes`, an
+    unknown `quantization` or one asked of a checkpoint that is already quantized.
     """
     if dtype_bytes is not None and (type(dtype_bytes) is not int or dtype_bytes <= 0):
         raise UsageError(f"dtype_bytes must be a positive integer, got {dtype_bytes!r}", hint="use 1, 2 or 4")
     cfg = language_model_config(config)
     base = dtype_bytes or dtype_bytes_of(cfg)
     qc = _quant_config(cfg)
+    if quantization is not None:
+        scheme = ONLINE_QUANTIZATIONS.get(quantization)
+        if scheme is None:
+            raise UsageError(
+                f"--quantization {quantization!r} is not an online quantization kvplan models",
+                hint="use one of " + ", ".join(ONLINE_QUANTIZATIONS),
+            )
+        if qc is not None:
+            raise UsageError(
+                f"--quantization {quantization} quantizes an unquantized checkpoint online, and this one is "
+                f"already quantized (quant_method {qc['quant_method']!r})",
+                hint="drop --quantization: the checkpoint's own quantization_config is counted",
+            )
+        return sum(_online_fp8(t, scheme, base) for t in weight_tensors(config))
     return sum(_tensor_bytes(t, qc, base) for t in weight_tensors(config))

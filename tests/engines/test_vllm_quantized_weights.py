@@ -75,3 +75,18 @@ def test_padding_only_for_gpt_oss_mxfp4():
     assert mxfp4_moe_padding(unquantized, 1, "8.0") == (0, "")
     extra, note = mxfp4_moe_padding(config, 1, None)
     assert extra == 0 and "not modelled" in note
+
+
+def test_recommend_quantization_fp8_counts_online_weights_and_prints_the_flag():
+    """`recommend --quantization fp8_per_tensor`: the weights term is the online-quantized count
+    (kvplan.weights.stored.ONLINE_QUANTIZATIONS) and the serve command carries the flag; other engines refuse."""
+    from kvplan.errors import UsageError
+    from kvplan.weights.stored import weight_bytes
+
+    config = load_config("meta-llama__Llama-3.1-8B")
+    rec = recommend(config, gpu_profile="h100-sxm-80gb", quantization="fp8_per_tensor")
+    assert rec.weights_bytes == weight_bytes(config, quantization="fp8_per_tensor") < weight_bytes(config) * 0.6
+    assert rec.weights_source == "analytic, fp8_per_tensor online"
+    assert "--quantization fp8_per_tensor" in rec.flags["vllm"]
+    with pytest.raises(UsageError, match="vLLM"):
+        recommend(config, gpu_profile="h100-sxm-80gb", engine="sglang", quantization="fp8")

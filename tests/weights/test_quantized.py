@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from kvplan.errors import UnsupportedArchitecture
+from kvplan.errors import UnsupportedArchitecture, UsageError
 from kvplan.planning.resolved import resolve
 from kvplan.weights.stored import weight_bytes
 from kvplan.weights.tensors import count_parameters
@@ -133,3 +133,40 @@ def test_compressed_tensors_mxfp4_scales_are_one_byte():
     mlp = 2 * sum(o * i // 2 + o * (i // 32) for o, i in MLP)
     expected = mlp + 2 * (2 * sum(o * i for o, i in ATTN) + EMBED + LM_HEAD + NORMS)
     assert weight_bytes({**TINY, "quantization_config": qc}) == expected
+
+
+@pytest.mark.parametrize(
+    ("quantization", "scales"),
+    [
+        ("fp8_per_tensor", lambda o, i: 1),  # online/fp8.py:236-250: one fp32 weight_scale
+        ("fp8", lambda o, i: 1),  # the older spelling of per-tensor (refused by 0.33.0: fp8.py:106-112)
+        ("fp8_per_block", lambda o, i: -(-o // 128) * -(-i // 128)),  # :336-352 per_block_cast_to_fp8, 128x128
+        ("fp8_per_channel", lambda o, i: o),  # :420-440 one fp32 scale per output channel
+    ],
+)
+def test_online_fp8_quantizes_linear_layers_only(quantization, scales):
+    """vLLM's online quantization of a bf16 checkpoint (`--quantization`, vllm-0.33.0/vllm/config/
+    quantization.py:193-209): LinearBase layers become fp8 with fp32 scales; embeddings, the LM head
+    (ParallelLMHead is no LinearBase) and norms stay bf16 (quantization/online/base.py:388-415)."""
+    linear = 2 * sum(o * i + 4 * scales(o, i) for o, i in ATTN + MLP)
+    expected = linear + 2 * (EMBED + LM_HEAD + NORMS)
+    assert weight_bytes(TINY, quantization=quantization) == expected
+
+
+def test_online_fp8_llama_8b_is_about_half():
+    """Llama-3.1-8B: 14.96 GiB in bf16; online per-tensor FP8 keeps the 2 x 128256 x 4096 embedding and LM head
+    in bf16 and stores every other matrix in one byte (issue 13 quotes 8.49 GiB logged for a plan of 14.96)."""
+    config = load_config("meta-llama__Llama-3.1-8B")
+    h, vocab, layers = config["hidden_size"], config["vocab_size"], config["num_hidden_layers"]
+    params = count_parameters(config)
+    matrices = params - 2 * vocab * h - (2 * layers + 1) * h  # all but embeddings, LM head, norms
+    expected = matrices + 4 * 7 * layers + 2 * (params - matrices)
+    assert weight_bytes(config, quantization="fp8_per_tensor") == expected
+    assert resolve(config).weights("bfloat16", "fp8_per_tensor") == (expected, "analytic, fp8_per_tensor online")
+
+
+def test_online_quantization_refuses_quantized_checkpoints_and_unknown_schemes():
+    with pytest.raises(UsageError, match="already quantized"):
+        weight_bytes(load_config("openai__gpt-oss-20b"), quantization="fp8")
+    with pytest.raises(UsageError, match="int3"):
+        weight_bytes(TINY, quantization="int3")
