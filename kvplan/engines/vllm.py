@@ -1499,9 +1499,9 @@ CONFIG = ConfigVocabulary(
         "kv_cache_memory_bytes": "kv_cache_memory",
         "kv_cache_memory": "kv_cache_memory",
         "max_num_batched_tokens": "max_num_batched_tokens",
+        "quantization": "quantization",
     },
     memory_keys=(
-        "quantization",
         "cpu_offload_gb",
         "swap_space",
         "enforce_eager",

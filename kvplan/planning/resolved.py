@@ -56,7 +56,7 @@ class ResolvedModel:
         (the files' own sizes, whatever the dtype), else "analytic"; (None, None) when unknown. `quantization`
         (vLLM's online `--quantization`, kvplan.weights.stored.ONLINE_QUANTIZATIONS) prices the analytic tensor
         list as quantized at load: the checkpoint's files no longer say what the GPU holds."""
-        if quantization is not None:
+        if quantization is not None and not _quantized(self.config):
             from kvplan.weights.stored import weight_bytes
 
             return weight_bytes(self.config, int(DTYPE_BYTES[dtype]), quantization), f"analytic, {quantization} online"
@@ -132,6 +132,12 @@ def _quantized_name_without_config(loaded: LoadedConfig) -> tuple[str, ...]:
         "(ModelOpt checkpoints keep it in hf_quant_config.json): weights are counted at the config's dtype, which "
         "overstates them; pass the weights' size (--weights-bytes) for the budget",
     )
+
+
+def _quantized(config: dict[str, Any]) -> bool:
+    from kvplan.weights.tensors import language_model_config
+
+    return bool(language_model_config(config).get("quantization_config") or config.get("quantization_config"))
 
 
 def _measured_weights(loaded: LoadedConfig, offline: bool | None) -> int | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from kvplan.core.config import first, raw_dtype
 from kvplan.core.units import DTYPES, dtype_name
-from kvplan.errors import ConfigError, UnsupportedArchitecture, UsageError
+from kvplan.errors import ConfigError, Text, UnsupportedArchitecture, UsageError
 from kvplan.weights.tensors import Tensor, language_model_config, weight_tensors
 
 __all__ = ["ONLINE_QUANTIZATIONS", "dtype_bytes_of", "weight_bytes"]
@@ -362,8 +362,10 @@ def weight_bytes(config: dict[str, Any], dtype_bytes: int | None = None, quantiz
     `quantization` is vLLM's `--quantization` for online quantization of an unquantized checkpoint (a key of
     ONLINE_QUANTIZATIONS): linear layers and experts become fp8 with fp32 scales (`_online_fp8`).
 
-    Raises UnsupportedArchitecture for another `quant_method`, UsageError for a non-positive `dtype_bytes`, an
-    unknown `quantization` or one asked of a checkpoint that is already quantized.
+    A checkpoint with a `quantization_config` is counted as stored whatever `quantization` says.
+
+    Raises UnsupportedArchitecture for another `quant_method`, UsageError for a non-positive `dtype_bytes` or an
+    unknown `quantization`.
     """
     if dtype_bytes is not None and (type(dtype_bytes) is not int or dtype_bytes <= 0):
         raise UsageError(f"dtype_bytes must be a positive integer, got {dtype_bytes!r}", hint="use 1, 2 or 4")
@@ -374,14 +376,12 @@ def weight_bytes(config: dict[str, Any], dtype_bytes: int | None = None, quantiz
         scheme = ONLINE_QUANTIZATIONS.get(quantization)
         if scheme is None:
             raise UsageError(
-                f"--quantization {quantization!r} is not an online quantization kvplan models",
+                Text("{quantization} {v!r} is not an online quantization kvplan models", v=quantization),
                 hint="use one of " + ", ".join(ONLINE_QUANTIZATIONS),
+                field="quantization",
             )
-        if qc is not None:
-            raise UsageError(
-                f"--quantization {quantization} quantizes an unquantized checkpoint online, and this one is "
-                f"already quantized (quant_method {qc['quant_method']!r})",
-                hint="drop --quantization: the checkpoint's own quantization_config is counted",
-            )
-        return sum(_online_fp8(t, scheme, base) for t in weight_tensors(config))
+        if qc is None:
+            return sum(_online_fp8(t, scheme, base) for t in weight_tensors(config))
+        # a quantized checkpoint is held as stored: vLLM serves it with its own method (or a kernel override of
+        # it) and refuses a --quantization naming another (vllm-0.33.0/vllm/config/model.py:1428-1461)
     return sum(_tensor_bytes(t, qc, base) for t in weight_tensors(config))

@@ -165,8 +165,13 @@ def test_online_fp8_llama_8b_is_about_half():
     assert resolve(config).weights("bfloat16", "fp8_per_tensor") == (expected, "analytic, fp8_per_tensor online")
 
 
-def test_online_quantization_refuses_quantized_checkpoints_and_unknown_schemes():
-    with pytest.raises(UsageError, match="already quantized"):
-        weight_bytes(load_config("openai__gpt-oss-20b"), quantization="fp8")
+def test_online_quantization_leaves_quantized_checkpoints_as_stored_and_refuses_unknown_schemes():
+    """A quantized checkpoint is served with its own method (vllm-0.33.0/vllm/config/model.py:1428-1461: a
+    kernel override of it, or an error for another name): `--quantization fp8` on an FP8 checkpoint (the usual
+    `vllm serve ...-FP8 --quantization fp8`) changes nothing."""
+    for name in ("deepseek-ai__DeepSeek-V3", "openai__gpt-oss-20b"):
+        config = load_config(name)
+        assert weight_bytes(config, quantization="fp8") == weight_bytes(config)
+        assert resolve(config).weights("bfloat16", "fp8") == resolve(config).weights("bfloat16")
     with pytest.raises(UsageError, match="int3"):
         weight_bytes(TINY, quantization="int3")
