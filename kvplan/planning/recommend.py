@@ -750,9 +750,9 @@ def recommend(
     models; the plan's `vllm_version` says which); cudagraph_profiling, when given, decides the CUDA-graph term
     instead; prefix_caching and async_scheduling (vLLM) override the release's defaults. assume_llama reads an
     unknown model_type llama-like even where its config signals another cache (refused otherwise; notes say so).
-    quantization is the
-    engine's online quantization of an unquantized checkpoint (vLLM `--quantization fp8_per_tensor`, `fp8`, ...:
-    kvplan.weights.stored.ONLINE_QUANTIZATIONS): the weights are counted as quantized at load.
+    quantization is the engine's online quantization of an unquantized checkpoint (vLLM `--quantization
+    fp8_per_tensor`, `fp8`, ...: kvplan.weights.stored.ONLINE_QUANTIZATIONS): the weights are counted as quantized
+    at load.
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)

@@ -56,7 +56,7 @@ class ResolvedModel:
         (the files' own sizes, whatever the dtype), else "analytic"; (None, None) when unknown. `quantization`
         (vLLM's online `--quantization`, kvplan.weights.stored.ONLINE_QUANTIZATIONS) prices the analytic tensor
         list as quantized at load: the checkpoint's files no longer say what the GPU holds."""
-        if quantization is not None and not _quantized(self.config):
+        if quantization is not None and not _quantized(self.config) and not self.loaded.weights_unknown:
             from kvplan.weights.stored import weight_bytes
 
             return weight_bytes(self.config, int(DTYPE_BYTES[dtype]), quantization), f"analytic, {quantization} online"
@@ -154,7 +154,7 @@ def _analytic_weights(loaded: LoadedConfig, dtype: str) -> tuple[tuple[int | Non
     from kvplan.weights.tensors import assumed_family
 
     if loaded.weights_unknown:  # a quantized build whose quantization is not known: its weights are not counted
-        return None, None
+        return (None, None), "the config is the base model's, and this quantized build's storage is not known"
     try:
         if assumed_family(loaded.config) is not None:  # an unknown layout (e.g. Llama 4 MoE) would be counted
             return (None, None), "no safetensors metadata, and no exact parameter count for this architecture"
