@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from kvplan.core import specs as L
 from kvplan.core.bisection import largest
-from kvplan.core.config import text_config, vocab_size
+from kvplan.core.config import hidden_size, intermediate_size, num_experts, num_layers, text_config, vocab_size
 from kvplan.core.shapes import MOE, QUANTIZED, WINDOW_IS_SIZE_PLUS_ONE, ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
 from kvplan.engines.base import Engine, KindCost, Request, kv_heads_per_rank, merge_kinds
@@ -67,7 +67,7 @@ from kvplan.engines.serving import (
     StartupInputs,
 )
 from kvplan.engines.sizing import fullest_stage
-from kvplan.errors import Text, UsageError
+from kvplan.errors import READ_ERRORS, Text, UsageError
 
 if TYPE_CHECKING:
     from kvplan.sources.hardware import HardwareProfile
@@ -1115,20 +1115,19 @@ def mxfp4_moe_padding(config: dict[str, Any], tp: int, compute_capability: str |
         backend, inter_tile, hidden_tile, where = "Marlin", 128, 256, ":865-870"
     else:
         return 0, f"; MXFP4 expert padding not modelled on SM{cap[0]}{cap[1]}"
-    hidden, layers = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"])
-    experts = int(cfg.get("num_local_experts") or cfg.get("num_experts") or 0)
-    inter = int(cfg["intermediate_size"]) // tp
+    try:
+        hidden, layers, experts = hidden_size(cfg), num_layers(cfg), num_experts(cfg)
+        full_inter = intermediate_size(cfg)
+    except READ_ERRORS:  # the weights count reports such a config; the padding is then not modelled
+        return 0, "; MXFP4 expert padding not modelled (the config's MoE fields cannot be read)"
+    inter = full_inter // tp
     hp, ip = _round_up(hidden, hidden_tile), _round_up(inter, inter_tile)
 
     def held(h: float, i: float) -> float:  # w13 + w2 values and scales, w13 + w2 biases (bf16)
         return 3 * i * h * (1 / 2 + 1 / 32) + 2 * (2 * i + h)
 
     padded = layers * experts * held(hp, ip)
-    share = (
-        layers
-        * experts
-        * (3 * int(cfg["intermediate_size"]) * hidden * (1 / 2 + 1 / 32) / tp + 2 * (2 * inter + hidden / tp))
-    )
+    share = layers * experts * (3 * full_inter * hidden * (1 / 2 + 1 / 32) / tp + 2 * (2 * inter + hidden / tp))
     extra = int(padded - share)
     return extra, (
         f" + {extra / 2**30:.2f} GiB MXFP4 expert padding ({backend}: hidden {hidden}->{hp}, intermediate/rank "
