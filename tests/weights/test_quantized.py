@@ -175,3 +175,17 @@ def test_online_quantization_leaves_quantized_checkpoints_as_stored_and_refuses_
         assert resolve(config).weights("bfloat16", "fp8") == resolve(config).weights("bfloat16")
     with pytest.raises(UsageError, match="int3"):
         weight_bytes(TINY, quantization="int3")
+
+
+def test_devstral_small_2_fp8_per_tensor_static_by_hand():
+    """mistralai/Devstral-Small-2-24B-Instruct: quant_method fp8, `weight_block_size: null`,
+    `activation_scheme: static`: every decoder matrix is 1 byte per weight + an fp32 weight_scale and an fp32
+    input_scale (vllm-0.33.0/vllm/model_executor/layers/quantization/fp8.py:317-325, :341-345); the LM head is in
+    `modules_to_not_convert`, embeddings and norms are never quantized: bf16."""
+    t = load_config("mistralai__Devstral-Small-2-24B-Instruct")["text_config"]
+    h, hd, heads, kv = t["hidden_size"], t["head_dim"], t["num_attention_heads"], t["num_key_value_heads"]
+    inter, layers, vocab = t["intermediate_size"], t["num_hidden_layers"], t["vocab_size"]
+    shapes = [(heads * hd, h), (kv * hd, h), (kv * hd, h), (h, heads * hd), (inter, h), (inter, h), (h, inter)]
+    fp8 = layers * sum(o * i + 4 + 4 for o, i in shapes)
+    bf16 = 2 * (2 * vocab * h + layers * 2 * h + h)  # embeddings, LM head, two norms a layer, the final norm
+    assert weight_bytes(load_config("mistralai__Devstral-Small-2-24B-Instruct")) == fp8 + bf16
