@@ -5,9 +5,10 @@ total and available memory, and a fixture config for the model: run `recommend` 
 (a one-off profile with the logged total), utilization, TP/PP and max_model_len, pinned to the case's vLLM
 release (`engine_version`; cases that record none are taken as 0.19.0), and print kvplan's available KV memory
 next to the logged one, with a summary per release (kvplan.engines.vllm.VLLM_VERSIONS decides the terms: no
-CUDA-graph estimate before 0.20, vLLM <= 0.11's heavier dummy sampler run). The weights are kvplan's analytic count for the config's dtype,
-so quantized checkpoints (fp8 / w4a16 / w8a8) are listed but marked: their weights are overcounted; the weights
-column adds a multimodal checkpoint's encoders and projectors (kvplan.weights.encoders) to the language model.
+CUDA-graph estimate before 0.20, vLLM <= 0.11's heavier dummy sampler run). The one-off profile is the shipped profile of the case's GPU where one
+matches (its compute capability decides engine rules such as vLLM's MXFP4 padding), with the logged total. The
+weights are kvplan's count for the config's dtype and `quantization_config` (quantized checkpoints are marked),
+plus a multimodal checkpoint's encoders and projectors (kvplan.weights.encoders).
 
     .venv/bin/python benchmarks/recommend_budget_error.py
 """
@@ -46,6 +47,27 @@ sources: {{memory_bytes: "the case's logged total_gpu_memory"}}
 """
 
 
+def _shipped(gpu_model: str | None, case_id: str, memory: int) -> str | None:
+    """The shipped profile the case's GPU names (by name, else by one of its words: "NVIDIA A100 80GB" -> a100),
+    with the case's logged total memory: its compute capability decides engine rules (vLLM's MXFP4 padding)."""
+    import re
+
+    from kvplan.sources.hardware import load_profile
+
+    for name in [gpu_model or ""] + (gpu_model or "").lower().replace("-", " ").split():
+        try:
+            profile = load_profile(name)
+        except KvplanError:
+            continue
+        if not profile.compute_capability:
+            return None
+        text = (ROOT / "profiles" / f"{profile.id}.yaml").read_text()
+        text = re.sub(r"(?m)^id: .*$", f"id: {case_id}", text)
+        text = re.sub(r"(?m)^aliases: .*$", "aliases: []", text)
+        return re.sub(r"(?m)^memory_bytes: .*$", f"memory_bytes: {memory}", text)
+    return None
+
+
 def main() -> None:
     cases = yaml.safe_load((ROOT / "tests/fixtures/calibration/engine_cases.yaml").read_text())
     rows = []
@@ -62,10 +84,10 @@ def main() -> None:
                 print(f"skip {case['id']}: no fixture config for {case['model_id']}")
                 continue
             path = Path(tmp) / f"{case['id']}.yaml"
+            memory = int(r["total_gpu_memory_gib"] * GIB)
             path.write_text(
-                PROFILE.format(
-                    id=case["id"], name=case["gpu_model"] or "gpu", memory=int(r["total_gpu_memory_gib"] * GIB)
-                )
+                _shipped(case["gpu_model"], case["id"], memory)
+                or PROFILE.format(id=case["id"], name=case["gpu_model"] or "gpu", memory=memory)
             )
             tp, pp = case["tensor_parallel_size"] or 1, case["pipeline_parallel_size"] or 1
             plan = functools.partial(  # the case as logged: its GPU memory, utilization, TP/PP, length, release

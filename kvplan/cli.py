@@ -810,6 +810,15 @@ def recommend(
     vllm_version: VllmVersionOpt = None,
     prefix_caching: PrefixCachingOpt = None,
     async_scheduling: AsyncSchedulingOpt = None,
+    quantization: Annotated[
+        Optional[str],
+        typer.Option(
+            "--quantization",
+            help="vLLM online quantization of an unquantized checkpoint: fp8_per_tensor, fp8_per_block, "
+            "fp8_per_channel, or fp8 (older releases' per-tensor spelling).",
+            show_default=False,
+        ),
+    ] = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
     assume_llama: AssumeLlamaOpt = False,
@@ -851,6 +860,7 @@ def recommend(
         prefix_caching=on_off("--prefix-caching", prefix_caching),
         async_scheduling=on_off("--async-scheduling", async_scheduling),
         assume_llama=assume_llama,
+        quantization=quantization,
     )
     if json_out:
         render.print_json(rec.to_dict())

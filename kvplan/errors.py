@@ -49,6 +49,7 @@ FLAGS: dict[str, str] = {
     "prefix_caching": "--prefix-caching",
     "async_scheduling": "--async-scheduling",
     "assume_llama": "--assume-llama",
+    "quantization": "--quantization",
 }
 FIELDS = frozenset(FLAGS)
 

@@ -122,7 +122,7 @@ def estimate_table(est: Estimate) -> None:
     if est.weights_bytes is not None:
         out.print(f"Weights: {format_bytes(est.weights_bytes)} ({est.weights_source})")
     else:
-        out.print("Weights: unknown (no safetensors metadata, and no exact parameter count for this architecture)")
+        out.print("Weights: unknown (see the notes)")
     out.print(
         f"Naive formula 2×layers×seq×hidden×batch×bytes: {format_bytes(est.naive_bytes)} "
         f"= [bold]{est.naive_ratio:.2f}×[/] this estimate"

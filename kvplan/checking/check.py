@@ -65,6 +65,7 @@ PLAN_KEYS = {
     "engine": "engine",
     "weights_bytes": "weights_bytes",
     "assume_llama": "assume_llama",
+    "quantization": "quantization",
 }
 
 
@@ -325,6 +326,8 @@ class _Evaluator:
         )
         if d.weights_bytes is not None:  # e.g. a quantized GGUF's file size
             args["weights_bytes"] = d.weights_bytes
+        if d.quantization is not None:  # the engine's online quantization (vLLM --quantization fp8_per_tensor)
+            args["quantization"] = d.quantization
         if d.max_num_seqs is not None:  # the engine runs with this cap (vLLM's sampler warm-up uses it)
             args["max_num_seqs"] = d.max_num_seqs
         args.update(over)

@@ -62,6 +62,7 @@ KEYS = (
     "weights_bytes",
     "vllm_version",
     "assume_llama",
+    "quantization",
 )
 REQUIRED = ("name", "model", "gpu", "max_model_len")
 TOP_LEVEL_KEYS = ("deployments", "defaults", "profiles_dir")
@@ -98,6 +99,7 @@ class Deployment:
     max_num_batched_tokens: int | None = None
     kv_cache_memory: int | None = None
     weights_bytes: int | None = None
+    quantization: str | None = None  # the engine's online quantization (vLLM's --quantization fp8_per_tensor)
     vllm_version: str | None = None  # the vLLM release the deployment runs (None: kvplan's default)
     assume_llama: bool = False  # read an unknown model_type llama-like despite signals of another cache
     profiles_dir: str | None = None
@@ -443,6 +445,7 @@ def build_deployment(
         max_num_batched_tokens=get("max_num_batched_tokens", r.integer),
         kv_cache_memory=get("kv_cache_memory", r.size),
         weights_bytes=get("weights_bytes", r.size),
+        quantization=get("quantization", r.text),
         vllm_version=get("vllm_version", r.release),
         assume_llama=get("assume_llama", r.boolean, False),
         profiles_dir=profiles_dir,

@@ -172,6 +172,7 @@ class FlagInputs:
     async_scheduling: bool | None = None
     max_num_seqs_given: bool = False
     full_length_seqs: int = 1
+    quantization: str | None = None  # the online quantization given (vLLM's --quantization)
 
     @property
     def fp8(self) -> bool:
@@ -203,6 +204,7 @@ class ServingModel(ServeCommand):
     searches_tp = True
     suggests_utilization = False
     fp8_plan_value: str | None = None
+    online_quantization = False  # the engine's online quantization is modelled (recommend's `quantization`)
     summary = ""
     utilization_help = ""
 

@@ -42,11 +42,19 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
 from math import lcm
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kvplan.core import specs as L
 from kvplan.core.bisection import largest
-from kvplan.core.config import routed_experts, text_config, vocab_size
+from kvplan.core.config import (
+    hidden_size,
+    intermediate_size,
+    num_experts,
+    num_layers,
+    routed_experts,
+    text_config,
+    vocab_size,
+)
 from kvplan.core.shapes import MOE, QUANTIZED, WINDOW_IS_SIZE_PLUS_ONE, ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
 from kvplan.engines.base import Engine, KindCost, Request, kv_heads_per_rank, merge_kinds, refuse_compressed_attention
@@ -67,7 +75,7 @@ from kvplan.engines.serving import (
     StartupInputs,
 )
 from kvplan.engines.sizing import fullest_stage
-from kvplan.errors import Text, UsageError
+from kvplan.errors import READ_ERRORS, Text, UsageError
 
 if TYPE_CHECKING:
     from kvplan.sources.hardware import HardwareProfile
@@ -1151,10 +1159,66 @@ def _storage(storage: object, shape: ModelShape) -> VllmEngine:
     return storage if isinstance(storage, VllmEngine) else VllmEngine(shape)
 
 
+_MXFP4_ORACLE = "vllm-0.33.0/vllm/model_executor/layers/fused_moe/oracle/mxfp4.py"
+
+
+def _round_up(x: int, multiple: int) -> int:
+    return cdiv(x, multiple) * multiple
+
+
+def mxfp4_moe_padding(config: dict[str, Any], tp: int, compute_capability: str | None) -> tuple[int, str]:
+    """(bytes, source): what vLLM's gpt-oss MXFP4 experts hold per GPU beyond the checkpoint's share.
+
+    A gpt_oss checkpoint with `quant_method: mxfp4` loads through GptOssMxfp4MoEMethod
+    (vllm-0.33.0/vllm/model_executor/layers/quantization/mxfp4.py:116-149), whose `maybe_roundup_sizes` pads the
+    hidden size and the per-rank intermediate size to the backend's tile (:184-198; fused_moe/routed_experts.py
+    :171-183) before `create_weights` allocates uint8 weights (2 values a byte), uint8 scales (one per 32) and
+    bf16 biases of the padded sizes for every expert on every rank (mxfp4.py:200-295; w2_bias unsharded). The
+    backend follows the GPU (`_get_priority_backends_for_gpt_oss`, oracle/mxfp4.py:402-435): FlashInfer TRTLLM
+    on SM100/103 (experts/trtllm_mxfp4_moe.py:121-123), the OAI Triton kernels on SM90
+    (experts/gpt_oss_triton_kernels_moe.py:47-53), Marlin below (SM75+, experts/marlin_moe.py:592-594); the tiles
+    are oracle/mxfp4.py:837-917 (TRTLLM 128/256, Marlin 128/256, Triton 64 on the intermediate size only).
+    Other GPUs (SM12x, ROCm) and an unknown compute capability are not modelled: 0."""
+    cfg = text_config(config)
+    qc = cfg.get("quantization_config") or config.get("quantization_config") or {}
+    if cfg.get("model_type") != "gpt_oss" or not isinstance(qc, dict) or qc.get("quant_method") != "mxfp4":
+        return 0, ""
+    cap = _capability(compute_capability)
+    if cap is None:
+        return 0, "; MXFP4 expert padding not modelled (no compute capability)"
+    if cap[0] == 10:
+        backend, inter_tile, hidden_tile, where = "FlashInfer TRTLLM", 128, 256, ":871-873"
+    elif cap == (9, 0):
+        backend, inter_tile, hidden_tile, where = "Triton", 64, 1, ":915-916"
+    elif (7, 5) <= cap < (9, 0):
+        backend, inter_tile, hidden_tile, where = "Marlin", 128, 256, ":865-870"
+    else:
+        return 0, f"; MXFP4 expert padding not modelled on SM{cap[0]}{cap[1]}"
+    try:
+        hidden, layers, experts = hidden_size(cfg), num_layers(cfg), num_experts(cfg)
+        full_inter = intermediate_size(cfg)
+    except READ_ERRORS:  # the weights count reports such a config; the padding is then not modelled
+        return 0, "; MXFP4 expert padding not modelled (the config's MoE fields cannot be read)"
+    inter = full_inter // tp
+    hp, ip = _round_up(hidden, hidden_tile), _round_up(inter, inter_tile)
+
+    def held(h: float, i: float) -> float:  # w13 + w2 values and scales, w13 + w2 biases (bf16)
+        return 3 * i * h * (1 / 2 + 1 / 32) + 2 * (2 * i + h)
+
+    padded = layers * experts * held(hp, ip)
+    share = layers * experts * (3 * full_inter * hidden * (1 / 2 + 1 / 32) / tp + 2 * (2 * inter + hidden / tp))
+    extra = int(padded - share)
+    return extra, (
+        f" + {extra / 2**30:.2f} GiB MXFP4 expert padding ({backend}: hidden {hidden}->{hp}, intermediate/rank "
+        f"{inter}->{ip}; {_MXFP4_ORACLE}{where})"
+    )
+
+
 class VllmServing(ServingModel):
     options = frozenset({GPU_MEMORY_UTILIZATION, VLLM_VERSION, BLOCK_SIZE, PREFIX_CACHING, ASYNC_SCHEDULING})
     suggests_utilization = True
     utilization_help = "vLLM fraction of total memory (default 0.92 from vLLM 0.20, 0.9 before)"
+    online_quantization = True  # --quantization fp8_per_tensor|... (kvplan.weights.stored.ONLINE_QUANTIZATIONS)
 
     def default_utilization(self, memory_bytes: int, tp: int, pp: int, version: str | None = None) -> float:
         """vLLM's default gpu_memory_utilization in release `version` (config/cache.py)."""
@@ -1184,13 +1248,16 @@ class VllmServing(ServingModel):
         mnbt, seqs, version = b.max_num_batched_tokens, b.max_num_seqs, b.vllm_version
         forward_per = FORWARD_BYTES_PER_TOKEN_HIDDEN * DTYPE_BYTES[b.dtype] / FORWARD_FIT_DTYPE_BYTES
         moe = moe_workspace_bytes(b.config, b.shape, mnbt, b.tp, b.dtype, version)
+        pad, pad_note = mxfp4_moe_padding(b.config, b.tp, b.profile.compute_capability)
         terms = [
             BudgetTerm(
                 "total_x_utilization",
                 int(b.profile.memory_bytes * b.utilization),
                 f"{b.profile.id} memory x {b.utilization}",
             ),
-            BudgetTerm("weights", -b.weights_per_gpu, f"weights / (tp x pp) = / {b.tp * b.pp}"),
+            BudgetTerm(
+                "weights", -(b.weights_per_gpu + pad // b.pp), f"weights / (tp x pp) = / {b.tp * b.pp}{pad_note}"
+            ),
         ]
         if b.encoder_weights:
             terms.append(
@@ -1289,6 +1356,8 @@ class VllmServing(ServingModel):
             line += " --enable-prefix-caching" if f.prefix_caching else " --no-enable-prefix-caching"
         if f.async_scheduling is not None:
             line += " --async-scheduling" if f.async_scheduling else " --no-async-scheduling"
+        if f.quantization is not None:
+            line += f" --quantization {f.quantization}"
         return line
 
 
@@ -1529,9 +1598,9 @@ CONFIG = ConfigVocabulary(
         "kv_cache_memory_bytes": "kv_cache_memory",
         "kv_cache_memory": "kv_cache_memory",
         "max_num_batched_tokens": "max_num_batched_tokens",
+        "quantization": "quantization",
     },
     memory_keys=(
-        "quantization",
         "cpu_offload_gb",
         "swap_space",
         "enforce_eager",

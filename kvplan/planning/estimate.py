@@ -297,7 +297,9 @@ def estimate(
     if not include_weights:
         return result
     nbytes, source = resolved.weights(result.model_dtype)
+    unknown = resolved.weights_unknown(result.model_dtype)
     notes = result.notes + (_uncounted_weights(resolved.config) if source == "analytic" else ())
+    notes += (f"weights unknown: {unknown}",) if unknown else ()
     return replace(result, weights_bytes=nbytes, weights_source=source, notes=notes)
 
 

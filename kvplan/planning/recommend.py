@@ -163,6 +163,7 @@ class _Options:
     prefix_caching: bool | None
     async_scheduling: bool | None
     assume_llama: bool
+    quantization: str | None = None
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,12 @@ def _validate(o: _Options) -> _Inputs:
             hint=Text("raise {gpus}"),
             field="gpus",
         )
+    if o.quantization is not None and not serving.online_quantization:
+        raise UsageError(
+            Text("{quantization} is modelled for vLLM's online quantization only, not {name}", name=entry.name),
+            hint=Text("drop {quantization}, or plan with --engine vllm"),
+            field="quantization",
+        )
     if isinstance(o.max_model_len, str) and o.max_model_len.strip().lower() != AUTO:
         raise UsageError(
             Text("{max_model_len} must be a length or 'auto', got {v!r}", v=o.max_model_len),
@@ -347,7 +354,7 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
     if o.weights_bytes is not None:
         weights, source = parse_size(o.weights_bytes), "--weights-bytes"
     else:
-        weights, source = resolved.weights(request.model_dtype)
+        weights, source = resolved.weights(request.model_dtype, o.quantization)
     if weights is None and i.kv_memory is None:
         raise UsageError(
             "cannot count this model's weights",
@@ -612,6 +619,7 @@ def _flags(c: _Context, out: _Outcome) -> dict[str, str]:
             async_scheduling=c.options.async_scheduling,
             max_num_seqs_given=c.options.max_num_seqs is not None,
             full_length_seqs=out.full_length,
+            quantization=c.options.quantization,
         )
         flags[entry.flag_key] = entry.serving.command(inputs)  # type: ignore[union-attr]
     return flags
@@ -662,6 +670,15 @@ def _startup(c: _Context, out: _Outcome) -> Startup | None:
     )
 
 
+def _held_weights(m: _Model, out: _Outcome, gpus: int) -> int | None:
+    """Weights per GPU as the engine holds them: its budget's `weights` term (an engine's storage layout, e.g.
+    vLLM's MXFP4 padding), else the counted weights / (tp x pp)."""
+    held = [-t.bytes for t in out.terms if t.name == "weights"]
+    if held:
+        return held[0]
+    return None if m.weights is None else m.weights // gpus
+
+
 def _assemble(c: _Context, out: _Outcome) -> Recommendation:
     i, m, fit, serving = c.inputs, c.model, out.fit, c.serving
     rows, prefill, bound_notes = _throughput(c, out.full_length)
@@ -678,7 +695,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         model_dtype=m.model_dtype,
         cache_dtype=m.kv_dtype,
         gpu_memory_utilization=c.utilization if serving.uses_utilization else None,
-        weights_bytes=None if m.weights is None else m.weights // (i.tp * i.pp),
+        weights_bytes=_held_weights(m, out, i.tp * i.pp),
         weights_source=m.weights_source,
         multimodal_weights_bytes=None if m.encoder_weights is None else m.encoder_weights // i.tp,
         available_kv_memory_bytes=fit.available,
@@ -749,6 +766,7 @@ def recommend(
     prefix_caching: bool | None = None,
     async_scheduling: bool | None = None,
     assume_llama: bool = False,
+    quantization: str | None = None,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -766,6 +784,9 @@ def recommend(
     models; the plan's `vllm_version` says which); cudagraph_profiling, when given, decides the CUDA-graph term
     instead; prefix_caching and async_scheduling (vLLM) override the release's defaults. assume_llama reads an
     unknown model_type llama-like even where its config signals another cache (refused otherwise; notes say so).
+    quantization is the engine's online quantization of an unquantized checkpoint (vLLM `--quantization
+    fp8_per_tensor`, `fp8`, ...: kvplan.weights.stored.ONLINE_QUANTIZATIONS): the weights are counted as quantized
+    at load.
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)

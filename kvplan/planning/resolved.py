@@ -51,9 +51,15 @@ class ResolvedModel:
         value: T = self._cache[key]
         return value
 
-    def weights(self, dtype: str) -> tuple[int | None, str | None]:
+    def weights(self, dtype: str, quantization: str | None = None) -> tuple[int | None, str | None]:
         """Bytes of the weights at model dtype `dtype` and where the figure comes from: "safetensors" metadata
-        (the files' own sizes, whatever the dtype), else "analytic"; (None, None) when unknown."""
+        (the files' own sizes, whatever the dtype), else "analytic"; (None, None) when unknown. `quantization`
+        (vLLM's online `--quantization`, kvplan.weights.stored.ONLINE_QUANTIZATIONS) prices the analytic tensor
+        list as quantized at load: the checkpoint's files no longer say what the GPU holds."""
+        if quantization is not None and not _quantized(self.config) and not self.loaded.weights_unknown:
+            from kvplan.weights.stored import weight_bytes
+
+            return weight_bytes(self.config, int(DTYPE_BYTES[dtype]), quantization), f"analytic, {quantization} online"
         measured = self._cache.get("safetensors", _UNSET)
         if measured is _UNSET:
             measured = self._cache["safetensors"] = _measured_weights(self.loaded, self.offline)
@@ -61,7 +67,7 @@ class ResolvedModel:
             return measured, "safetensors"
         key = ("analytic", dtype)
         if key not in self._cache:
-            self._cache[key] = _analytic_weights(self.loaded, dtype)
+            self._cache[key], self._cache[("unknown", dtype)] = _analytic_weights(self.loaded, dtype)
         result: tuple[int | None, str | None] = self._cache[key]
         return result
 
@@ -80,6 +86,14 @@ class ResolvedModel:
             self._cache[key] = None if params is None else int(params * DTYPE_BYTES[dtype])
         result: int | None = self._cache[key]
         return result
+
+    def weights_unknown(self, dtype: str) -> str | None:
+        """Why `weights(dtype)` is unknown (None when it is known): no layout for the family, or a config the
+        count cannot price (an unsupported `quant_method`, a malformed field), in the error's own words."""
+        if self.weights(dtype)[0] is not None:
+            return None
+        reason: str | None = self._cache.get(("unknown", dtype))
+        return reason or "no safetensors metadata, and no exact parameter count for this architecture"
 
 
 def load(model: str | dict[str, Any], *, revision: str | None = None, offline: bool | None = None) -> LoadedConfig:
@@ -136,6 +150,12 @@ def _quantized_name_without_config(loaded: LoadedConfig) -> tuple[str, ...]:
     )
 
 
+def _quantized(config: dict[str, Any]) -> bool:
+    from kvplan.weights.tensors import language_model_config
+
+    return bool(language_model_config(config).get("quantization_config") or config.get("quantization_config"))
+
+
 def _measured_weights(loaded: LoadedConfig, offline: bool | None) -> int | None:
     from kvplan.weights import safetensors as safetensors_meta
 
@@ -144,18 +164,20 @@ def _measured_weights(loaded: LoadedConfig, offline: bool | None) -> int | None:
     return safetensors_meta.safetensors_weight_bytes(loaded, offline=offline) or None
 
 
-def _analytic_weights(loaded: LoadedConfig, dtype: str) -> tuple[int | None, str | None]:
+def _analytic_weights(loaded: LoadedConfig, dtype: str) -> tuple[tuple[int | None, str | None], str | None]:
+    """((bytes, "analytic") or (None, None), why unknown)."""
     from kvplan.weights.stored import weight_bytes
     from kvplan.weights.tensors import assumed_family
 
     if loaded.weights_unknown:  # a quantized build whose quantization is not known: its weights are not counted
-        return None, None
+        return (None, None), "the config is the base model's, and this quantized build's storage is not known"
     try:
-        if assumed_family(loaded.config) is not None:
-            return None, None  # an unknown layout (e.g. Llama 4 MoE) would be counted wrongly: report unknown
-        return weight_bytes(loaded.config, int(DTYPE_BYTES[dtype])), "analytic"
-    except READ_ERRORS:  # a config the count cannot read (`quantization_config: "4bit"`,
-        return None, None  # `bits: "four"`): weights are optional in an estimate, reported as unknown
+        if assumed_family(loaded.config) is not None:  # an unknown layout (e.g. Llama 4 MoE) would be counted
+            return (None, None), "no safetensors metadata, and no exact parameter count for this architecture"
+        return (weight_bytes(loaded.config, int(DTYPE_BYTES[dtype])), "analytic"), None
+    except READ_ERRORS as e:  # a config the count cannot read (`quantization_config: "4bit"`, `bits: "four"`,
+        # a quant_method kvplan cannot price): weights are optional in an estimate, reported as unknown
+        return (None, None), f"no safetensors metadata, and the parameter count cannot be priced: {e}"
 
 
 def weights(loaded: LoadedConfig, dtype: str, *, offline: bool | None = None) -> tuple[int | None, str | None]:

@@ -1,7 +1,8 @@
 """Weight bytes as stored: the analytic tensor list (kvplan.weights.tensors) priced by `quantization_config`.
 
 `weight_bytes(config, dtype_bytes=None)` honours FP8 (block and per-channel scales), fbgemm FP8, AWQ, GPTQ,
-MXFP4, bitsandbytes and compressed-tensors schemes; `dtype_bytes_of(config)` is the unquantized element size.
+MXFP4, bitsandbytes, compressed-tensors schemes and NVIDIA ModelOpt (NVFP4, W4A16_NVFP4, FP8 and their
+MIXED_PRECISION per-layer mix); `dtype_bytes_of(config)` is the unquantized element size.
 Pure arithmetic; never imports torch.
 """
 
@@ -10,14 +11,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from fnmatch import fnmatchcase
 from typing import Any
 
 from kvplan.core.config import first, raw_dtype
 from kvplan.core.units import DTYPES, dtype_name
-from kvplan.errors import ConfigError, UnsupportedArchitecture, UsageError
+from kvplan.errors import ConfigError, Text, UnsupportedArchitecture, UsageError
 from kvplan.weights.tensors import Tensor, language_model_config, weight_tensors
 
-__all__ = ["dtype_bytes_of", "weight_bytes"]
+__all__ = ["ONLINE_QUANTIZATIONS", "dtype_bytes_of", "weight_bytes"]
 
 
 _QUANTIZABLE = ("linear", "expert")
@@ -55,10 +57,21 @@ def _safe_match(regex: str, text: str) -> bool:
         return False
 
 
+def _names(module: str) -> tuple[str, ...]:
+    """`module` and its name in a multimodal wrapper's checkpoint: kvplan names a wrapped text model's tensors
+    `model.layers.*` or `model.language_model.layers.*` by layout, the checkpoint (and its ignore lists, e.g.
+    nvidia/Gemma-4-31B-IT-NVFP4's `model.language_model.layers.0.self_attn*`) by the wrapper's own tree."""
+    if module.startswith("model.language_model."):
+        return module, "model." + module.removeprefix("model.language_model.")
+    if module.startswith("model."):
+        return module, "model.language_model." + module.removeprefix("model.")
+    return (module,)
+
+
 def _skipped(t: Tensor, qc: dict[str, Any]) -> bool:
     keys = ("modules_to_not_convert", "ignore", "ignored_layers", "llm_int8_skip_modules")
     patterns = [p for k in keys for p in (qc.get(k) or []) if isinstance(p, str)]
-    return t.role not in _QUANTIZABLE or any(_matches(t.module, p) for p in patterns)
+    return t.role not in _QUANTIZABLE or any(_matches(m, p) for m in _names(t.module) for p in patterns)
 
 
 def _split(t: Tensor) -> tuple[int, int, int]:
@@ -71,14 +84,16 @@ def _group(size: Any, inp: int) -> int:
 
 
 def _fp8(t: Tensor, qc: dict[str, Any], base: int) -> int:
-    """quant_method "fp8": 1-byte weights + fp32 `weight_scale_inv` per block (or one per tensor), and with
-    `activation_scheme` "static" one fp32 `activation_scale` per matrix (transformers'
-    integrations/finegrained_fp8.py FP8Linear: `activation_scale = nn.Parameter(torch.tensor(1.0, float32))`).
+    """quant_method "fp8" as vLLM's Fp8LinearMethod.create_weights loads it (vllm-0.33.0/vllm/model_executor/
+    layers/quantization/fp8.py:312-345): 1-byte `weight`; fp32 `weight_scale_inv` per `weight_block_size` block
+    (:328-339; fp32 also under `scale_fmt: ue8m0`: the e8m0 dtype of :336 needs `is_scale_e8m0`, which no config
+    key sets, :243), else one fp32 `weight_scale` per tensor (:317-325); with `activation_scheme: static` one
+    fp32 `input_scale` per tensor too (:341-345, utils/fp8_utils.py:1440-1447; transformers'
+    integrations/finegrained_fp8.py FP8Linear's `activation_scale`, the same 4 bytes).
 
     `expert_dtype` "fp4" (DeepSeek-V4): expert matrices hold two e2m1 values per byte and one scale per row and
     32 input values, in UE8M0 (one byte) with `scale_fmt` "ue8m0" (transformers 5.24 integrations/
-    finegrained_fp8.py:749-763, `_alloc_expert_proj` :151-176). Block scales stay fp32 (the V3 checkpoints):
-    whether a `scale_fmt` "ue8m0" checkpoint stores its block scales in one byte is not settled here."""
+    finegrained_fp8.py:749-763, `_alloc_expert_proj` :151-176)."""
     n, out, inp = _split(t)
     if t.role == "expert" and qc.get("expert_dtype") == "fp4":
         scale = 1 if qc.get("scale_fmt") == "ue8m0" else 4
@@ -152,10 +167,22 @@ def _ct_scales(out: int, inp: int, w: dict[str, Any]) -> int:
     return 1
 
 
+def _ct_mxfp4(w: dict[str, Any]) -> bool:
+    """vLLM's `_is_mxfp4` (compressed_tensors/compressed_tensors.py:440-457): symmetric 4-bit float groups of 32."""
+    return (
+        w.get("strategy") == "group"
+        and w.get("type") == "float"
+        and int(w.get("num_bits", 8)) == 4
+        and w.get("group_size") == 32
+        and w.get("symmetric", True)
+    )
+
+
 def _compressed_tensors(t: Tensor, qc: dict[str, Any], base: int) -> int | None:
     """compressed-tensors: packed int4 (`pack-quantized`) or 1-byte int8/fp8 weights, per-strategy scales.
 
-    Scales are stored in the model dtype (fp8 e4m3 for NVFP4 `tensor_group`, plus one fp32 global scale);
+    Scales are stored in the model dtype (fp8 e4m3 for NVFP4 `tensor_group`, plus one fp32 global scale; uint8
+    e8m0 for MXFP4, `mxfp4-pack-quantized` as Kimi-K3 ships it);
     asymmetric zero points are counted at `num_bits` each; activation scales are ignored.
     """
     w = _ct_scheme(t, qc)
@@ -167,9 +194,93 @@ def _compressed_tensors(t: Tensor, qc: dict[str, Any], base: int) -> int | None:
         values = out * math.ceil(inp * bits / 32) * 4 + 8
     else:
         values = math.ceil(out * inp * bits / 8)
-    scale_bytes = scales + 4 if w.get("strategy") == "tensor_group" else scales * base
+    if w.get("strategy") == "tensor_group":
+        scale_bytes = scales + 4
+    elif _ct_mxfp4(w):  # uint8 `weight_packed` [out, in/2] + uint8 (e8m0) `weight_scale` [out, in/32]
+        # (vllm-0.33.0/vllm/model_executor/layers/quantization/compressed_tensors/schemes/
+        # compressed_tensors_w4a4_mxfp4.py:64-88; chosen by compressed_tensors.py:440-457 and :811)
+        values, scale_bytes = math.ceil(out * inp / 2), scales
+    else:
+        scale_bytes = scales * base
     zeros = 0 if w.get("symmetric", True) else math.ceil(scales * bits / 8)
     return n * (values + scale_bytes + zeros)
+
+
+_MODELOPT = "vllm-0.33.0/vllm/model_executor/layers/quantization/modelopt.py"
+
+
+def _modelopt_nvfp4(out: int, inp: int, group: int, input_scale: bool) -> int:
+    """NVFP4 as vLLM's KNvfp4Static registers it (modelopt.py:2023-2066): uint8 `weight` [out, in/2], fp8
+    `weight_scale` [out, in/group], an fp32 `weight_scale_2`; W4A4 adds an fp32 `input_scale` (KNvfp4Dynamic,
+    :2104-2112). One scalar per checkpoint tensor (vLLM's per-partition scalars are the fused shards')."""
+    return out * inp // 2 + out * (inp // group) + 4 + (4 if input_scale else 0)
+
+
+_MODELOPT_ALGOS: dict[str, Callable[[int, int, int], int]] = {
+    # FP8 (W8A8 static): fp8 `weight` + fp32 `weight_scale` + fp32 `input_scale` (KFp8StaticTensor, :2142-2180)
+    "FP8": lambda out, inp, group: out * inp + 4 + 4,
+    # fp8 `weight` + fp32 `weight_scale` per output channel (KFp8StaticChannel, :2217-2233)
+    "FP8_PER_CHANNEL_PER_TOKEN": lambda out, inp, group: out * inp + 4 * out,
+    # fp8 `weight` + fp32 `weight_scale` [cdiv(out, 128), 1, in/128, 1] (KFp8Block128, :2260-2290)
+    "FP8_PB_WO": lambda out, inp, group: out * inp + 4 * math.ceil(out / 128) * (inp // 128),
+    "NVFP4": lambda out, inp, group: _modelopt_nvfp4(out, inp, group, True),
+    "W4A16_NVFP4": lambda out, inp, group: _modelopt_nvfp4(out, inp, group, False),
+}
+
+
+def _modelopt_excluded(module: str, patterns: list[str]) -> bool:
+    """ModelOptQuantConfigBase.is_layer_excluded (modelopt.py:191-224): an exact name, a substring, or an
+    fnmatch wildcard of `ignore` / `exclude_modules` (:359)."""
+    return any(p == m or p in m or fnmatchcase(m, p) for m in _names(module) for p in patterns)
+
+
+def _modelopt_algo(t: Tensor, qc: dict[str, Any]) -> str | None:
+    """The ModelOpt algorithm a tensor is stored with, None when it is left unquantized.
+
+    Linear layers and the LM head are quantized (`isinstance(layer, (LinearBase, ParallelLMHead))`,
+    modelopt.py:237-254), routed experts too (:255-261); embeddings, norms, routers are not. MIXED_PRECISION
+    takes each layer's `quant_algo` from `quantized_layers` and leaves the others unquantized (:1748-1800,
+    :1883-1885); a stack of experts matches its per-expert entries by prefix (:1778-1790)."""
+    if t.role not in (*_QUANTIZABLE, "lm_head"):
+        return None
+    patterns = [p for p in (qc.get("ignore", qc.get("exclude_modules")) or []) if isinstance(p, str)]
+    if _modelopt_excluded(t.module, patterns):
+        return None
+    algo = str(qc.get("quant_algo", "")).upper()
+    if algo == "MIXED_PRECISION":
+        layers = qc.get("quantized_layers") or {}
+        for name in _names(t.module):
+            info = layers.get(name) or next((v for k, v in layers.items() if k.startswith(name + ".")), None)
+            if isinstance(info, dict):
+                return str(info.get("quant_algo", "")).upper()
+        return None
+    groups = [g for g in (qc.get("config_groups") or {}).values() if isinstance(g, dict)]
+    if algo == "NVFP4" and groups and all(g.get("input_activations") is None for g in groups):
+        return "W4A16_NVFP4"  # weight-only NVFP4 export read as W4A16 (modelopt.py:800-811)
+    return algo
+
+
+def _modelopt_group(t: Tensor, qc: dict[str, Any]) -> int:
+    """NVFP4 group size: `group_size`, else the layer's (MIXED_PRECISION) or a config group's, else 16
+    (modelopt.py:813-814, :1692-1703)."""
+    info = (qc.get("quantized_layers") or {}).get(t.module) or {}
+    weights = [g.get("weights") or {} for g in (qc.get("config_groups") or {}).values() if isinstance(g, dict)]
+    sizes = [qc.get("group_size"), info.get("group_size"), *(w.get("group_size") for w in weights)]
+    return int(next((s for s in sizes if s), 16))
+
+
+def _modelopt(t: Tensor, qc: dict[str, Any], base: int) -> int | None:
+    """NVIDIA ModelOpt checkpoints (`quant_method: modelopt`) as vLLM's ModelOpt configs read them."""
+    algo = _modelopt_algo(t, qc)
+    if algo is None:
+        return None
+    if algo not in _MODELOPT_ALGOS:
+        raise UnsupportedArchitecture(
+            f"ModelOpt quant_algo {algo!r} (tensor {t.name}) is not supported for sizing weights",
+            hint="supported: " + ", ".join(sorted(_MODELOPT_ALGOS)) + ", MIXED_PRECISION of these",
+        )
+    n, out, inp = _split(t)
+    return n * _MODELOPT_ALGOS[algo](out, inp, _modelopt_group(t, qc))
 
 
 _QUANT_METHODS: dict[str, Callable[[Tensor, dict[str, Any], int], int | None]] = {
@@ -181,12 +292,43 @@ _QUANT_METHODS: dict[str, Callable[[Tensor, dict[str, Any], int], int | None]] =
     "bitsandbytes": _bitsandbytes,
     "compressed-tensors": _compressed_tensors,
     "compressed_tensors": _compressed_tensors,
+    "modelopt": _modelopt,
 }
+
+
+_ONLINE = "vllm-0.33.0/vllm/model_executor/layers/quantization/online"
+
+# vLLM's `--quantization` online FP8 schemes for an unquantized checkpoint (vllm-0.33.0/vllm/config/
+# quantization.py:193-209 `_ONLINE_QUANT_SHORTHANDS`): fp32 scales per tensor, per 128x128 block, per channel.
+# `fp8` is the older spelling of per-tensor online FP8; vLLM 0.33.0 refuses it for an unquantized checkpoint
+# and names `fp8_per_tensor` (quantization/fp8.py:106-112).
+ONLINE_QUANTIZATIONS: dict[str, str] = {
+    "fp8": "tensor",
+    "fp8_per_tensor": "tensor",
+    "fp8_per_block": "block",
+    "fp8_per_channel": "channel",
+}
+
+
+def _online_fp8(t: Tensor, scheme: str, base: int) -> int:
+    """A tensor as vLLM holds it after online FP8 quantization at load. OnlineQuantizationConfig quantizes
+    LinearBase layers and routed experts and leaves the rest (embeddings, the LM head, a ParallelLMHead; norms)
+    unquantized (online/base.py:388-415); routers are built with `quant_config=None` by the MoE models. The fp8
+    weight replaces the bf16 one (online/fp8.py:236-250 per tensor, fp32 `weight_scale` scalar; :292-376 per
+    128x128 block; :377-420 per output channel); one scale per kvplan tensor (vLLM keeps one per fused layer)."""
+    if t.role not in _QUANTIZABLE:
+        return t.numel * base
+    n, out, inp = _split(t)
+    scales = {"tensor": 1, "block": math.ceil(out / 128) * math.ceil(inp / 128), "channel": out}[scheme]
+    return n * (out * inp + 4 * scales)
 
 
 def _tensor_bytes(t: Tensor, qc: dict[str, Any] | None, base: int) -> int:
     if t.dtype is not None:  # a tensor with its own dtype (kept in float32, integer buffers) is never quantized
         return t.numel * int(DTYPES[t.dtype])
+    if qc and qc["quant_method"] == "modelopt":  # its own exclusion rules and quantized LM head
+        quantized = _modelopt(t, qc, base)
+        return t.numel * base if quantized is None else quantized
     if qc and not _skipped(t, qc):
         quantized = _QUANT_METHODS[qc["quant_method"]](t, qc, base)
         if quantized is not None:
@@ -211,7 +353,7 @@ def _quant_config(cfg: dict[str, Any]) -> dict[str, Any] | None:
     return {**qc, "quant_method": method}
 
 
-def weight_bytes(config: dict[str, Any], dtype_bytes: int | None = None) -> int:
+def weight_bytes(config: dict[str, Any], dtype_bytes: int | None = None, quantization: str | None = None) -> int:
     """Bytes of the language model's weights as stored, honouring `quantization_config`.
 
     Unquantized tensors (and all tensors of an unquantized model) take `dtype_bytes` each, default the
@@ -227,12 +369,32 @@ def weight_bytes(config: dict[str, Any], dtype_bytes: int | None = None) -> int:
     - compressed-tensors: see `_compressed_tensors`.
     - mxfp4 (gpt-oss): expert matrices only, 4 bits + 1 e8m0 scale byte per 32 values.
     - bitsandbytes: approximate (quant-state metadata ignored).
+    - modelopt: NVFP4 / W4A16_NVFP4 (4 bits + an fp8 scale per 16 values + fp32 scalars), FP8 (per tensor,
+      channel or 128x128 block), per layer under MIXED_PRECISION; the LM head too unless ignored (`_modelopt`).
 
-    Raises UnsupportedArchitecture for another `quant_method`, UsageError for a non-positive `dtype_bytes`.
+    `quantization` is vLLM's `--quantization` for online quantization of an unquantized checkpoint (a key of
+    ONLINE_QUANTIZATIONS): linear layers and experts become fp8 with fp32 scales (`_online_fp8`).
+
+    A checkpoint with a `quantization_config` is counted as stored whatever `quantization` says.
+
+    Raises UnsupportedArchitecture for another `quant_method`, UsageError for a non-positive `dtype_bytes` or an
+    unknown `quantization`.
     """
     if dtype_bytes is not None and (type(dtype_bytes) is not int or dtype_bytes <= 0):
         raise UsageError(f"dtype_bytes must be a positive integer, got {dtype_bytes!r}", hint="use 1, 2 or 4")
     cfg = language_model_config(config)
     base = dtype_bytes or dtype_bytes_of(cfg)
     qc = _quant_config(cfg)
+    if quantization is not None:
+        scheme = ONLINE_QUANTIZATIONS.get(quantization)
+        if scheme is None:
+            raise UsageError(
+                Text("{quantization} {v!r} is not an online quantization kvplan models", v=quantization),
+                hint="use one of " + ", ".join(ONLINE_QUANTIZATIONS),
+                field="quantization",
+            )
+        if qc is None:
+            return sum(_online_fp8(t, scheme, base) for t in weight_tensors(config))
+        # a quantized checkpoint is held as stored: vLLM serves it with its own method (or a kernel override of
+        # it) and refuses a --quantization naming another (vllm-0.33.0/vllm/config/model.py:1428-1461)
     return sum(_tensor_bytes(t, qc, base) for t in weight_tensors(config))

@@ -15,8 +15,6 @@ from kvplan.engines import Request
 from kvplan.engines.log_figures import vllm_blocks_from_tokens, vllm_reporting
 from kvplan.engines.sglang import SglangEngine
 from kvplan.engines.vllm import VllmEngine, capacity
-from kvplan.errors import UnsupportedArchitecture
-from kvplan.weights.stored import weight_bytes
 from kvplan.weights.tensors import assumed_family, weight_tensors
 
 from conftest import load_config
@@ -166,13 +164,6 @@ def test_checkpoint_module_names_are_the_layouts():
     assert named <= modules
     text_only = weight_tensors(load_config("Qwen__Qwen3.8-2.4T-A95B"))  # Qwen3_5MoeForCausalLM: under `model`
     assert not any("language_model" in t.name for t in text_only)
-
-
-def test_modelopt_nvfp4_storage_is_refused_not_priced_as_bf16():
-    """kvplan.weights.stored has no `modelopt` method (NVFP4 + FP8 mixed precision): the bytes are refused, so an
-    estimate reports the weights as unknown instead of a bf16 figure 3x too large."""
-    with pytest.raises(UnsupportedArchitecture, match="modelopt"):
-        weight_bytes(load_config("nvidia__Qwen3.6-27B-NVFP4"))
 
 
 @pytest.mark.torch
