@@ -436,17 +436,29 @@ def models(json_out: JsonOpt = False) -> None:
         return
     from rich.table import Table
 
+    out = render.stdout()
     table = Table(title=f"{len(rows)} built-in models", title_justify="left")
-    for col in ("name", "model_type", "layers", "cache kinds"):
-        table.add_column(col)
+    render.whole_column(table, "name", [r["name"] for r in rows])
+    # model_type gets its own column where the line has room for it, else it heads the cache kinds
+    longest_type = max(len(str(r["model_type"])) for r in rows)
+    apart = out.width >= max(len(r["name"]) for r in rows) + longest_type + 6 + 13 + 24
+    if apart:
+        render.whole_column(table, "model_type", [str(r["model_type"]) for r in rows])
+    render.whole_column(table, "layers", [str(r["layers"]) for r in rows])
+    kinds_words = [w for r in rows for w in (*r["kinds"], r["model_type"] + ":")]
+    render.wrap_column(table, "cache kinds" if apart else "model_type: cache kinds", kinds_words)
     for r in rows:
         kinds = (
             ", ".join(render.KIND_LABELS.get(k, k) for k in r["kinds"])
             if "error" not in r
             else "not read: " + r["error"]
         )
-        table.add_row(r["name"], r["model_type"], "?" if r["layers"] is None else str(r["layers"]), kinds)
-    render.stdout().print(table)
+        layers = "?" if r["layers"] is None else str(r["layers"])
+        if apart:
+            table.add_row(r["name"], r["model_type"], layers, kinds)
+        else:
+            table.add_row(r["name"], layers, f"{r['model_type']}: {kinds}")
+    render.print_whole(table, out)
 
 
 profiles_app = typer.Typer(
