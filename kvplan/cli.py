@@ -256,6 +256,7 @@ def check_help() -> str:
         "input.\n\n"
         "Examples:\n\n"
         "  kvplan check kvplan.yaml --min-headroom 5% --junit kvplan-report.xml\n\n"
+        '  kvplan check kvplan.yaml --summary-md "$GITHUB_STEP_SUMMARY"\n\n'
         "  kvplan check --engine-config vllm-serve.yaml --engine vllm --gpu h100-sxm-80gb --json"
     )
 
@@ -852,6 +853,15 @@ def check(
     junit: Annotated[
         Optional[str], typer.Option("--junit", help="Also write a JUnit XML report to this file.", show_default=False)
     ] = None,
+    summary_md: Annotated[
+        Optional[str],
+        typer.Option(
+            "--summary-md",
+            help='Also append a Markdown summary to this file (GitHub Actions: --summary-md "$GITHUB_STEP_SUMMARY"); '
+            "- prints it on stdout instead of the table.",
+            show_default=False,
+        ),
+    ] = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
     json_out: JsonOpt = False,
@@ -872,6 +882,10 @@ def check(
         )
     if junit is not None:  # an unset CI variable (`--junit $REPORT`) is refused before anything is checked
         check_output_path(junit, "--junit")
+    if summary_md is not None and summary_md != "-":
+        check_output_path(summary_md, "--summary-md")
+    if summary_md == "-" and json_out:
+        raise UsageError("--summary-md - and --json both print on stdout", hint="write the summary to a file")
     headroom = parse_headroom(min_headroom)
     deployments = [d for path in files or [] for d in load_plan(path)]
     for path in engine_config or []:
@@ -891,12 +905,28 @@ def check(
         )
     if junit is not None:
         write_text_atomically(junit, junit_xml(report))
+    if summary_md is not None and summary_md != "-":
+        _append_summary(summary_md, render.check_markdown(report))
     if json_out:
         render.print_json(report.to_dict())
+        render.check_messages(report)
+    elif summary_md == "-":
+        sys.stdout.write(render.check_markdown(report))
         render.check_messages(report)
     else:
         render.check_table(report)
     raise typer.Exit(report.exit_code)
+
+
+def _append_summary(path: str, text: str) -> None:
+    """Append to a step-summary file (GitHub Actions collects what every step appends), as one write."""
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise UsageError(
+            f"--summary-md: cannot write {path}: {exc.strerror or exc}", hint="choose a writable file"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -577,6 +577,52 @@ def check_table(report: Any) -> None:
     check_messages(report)
 
 
+def _md(text: Any) -> str:
+    """A Markdown table cell: pipes escaped, lines joined."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def check_markdown(report: Any) -> str:
+    """A `kvplan check` report as GitHub-flavoured Markdown, for `$GITHUB_STEP_SUMMARY` (`check --summary-md`):
+    a heading with the verdict, one table row per deployment, then each failure with its fixes."""
+    results = report.results
+    passed = sum(r.ok for r in results)
+    plural = "s" if len(results) != 1 else ""
+    mark = "✅" if passed == len(results) else "❌"
+    lines = [f"### {mark} kvplan check: {passed} of {len(results)} deployment{plural} pass", ""]
+    if report.min_headroom:
+        lines += [f"Minimum headroom: {report.min_headroom:.1%}", ""]
+    lines += [
+        "| deployment | model | GPUs | engine | max_model_len × requests | KV available | headroom | result |",
+        "|---|---|---|---|--:|--:|--:|---|",
+    ]
+    for r in results:
+        dep, rec = r.deployment, r.recommendation
+        headroom = "-" if r.headroom_bytes is None else format_bytes(r.headroom_bytes)
+        if r.headroom_fraction is not None and r.headroom_fraction >= -1:
+            headroom += f" ({r.headroom_fraction:.1%})"
+        engine = f"{dep.engine} TP {rec.tp}" + (f" PP {rec.pp}" if rec.pp > 1 else "") + f", KV {rec.kv_dtype}"
+        cells = [
+            dep.name,
+            f"`{rec.model}`",
+            f"{rec.gpus} × `{rec.gpu_profile}`",
+            engine,
+            f"{format_tokens(rec.max_model_len)} × {r.required_concurrency}",
+            format_bytes(rec.available_kv_memory_bytes),
+            headroom,
+            "pass" if r.ok else f"**FAIL** {r.binding_constraint}",
+        ]
+        lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+    failures = [r for r in results if not r.ok]
+    if failures:
+        lines += ["", "#### Failures", ""]
+        for r in failures:
+            lines.append(f"- **{_md(r.deployment.name)}** ({_md(r.deployment.at())}): {r.binding_constraint}: ")
+            lines[-1] += _md(r.binding_detail or "")
+            lines += [f"  - fix: {_md(fix.text)}" for fix in r.fixes]
+    return "\n".join(lines) + "\n"
+
+
 # ------------------------------------------------------------------------------------------ kvplan explain
 
 _EXPLAIN_UNITS = {"GiB": " GiB", "MiB": " MiB", "x": "x", "%": "%"}
