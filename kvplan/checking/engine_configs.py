@@ -62,8 +62,8 @@ def load_engine_config(
         )
     if not gpu:
         raise UsageError(
-            "--gpu is required with --engine-config (an engine config does not name the GPU)",
-            hint="pass e.g. --gpu h100-sxm-80gb (see `kvplan profiles list`)",
+            "--gpu-profile (--gpu) is required with --engine-config (an engine config does not name the GPU)",
+            hint="pass e.g. --gpu-profile h100-sxm-80gb, or auto for the local GPU (see `kvplan profiles list`)",
         )
 
     lines: dict[str, int] = {}
