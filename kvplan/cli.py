@@ -70,11 +70,17 @@ class Command(typer.core.TyperCommand):
 
 
 class Group(typer.core.TyperGroup):
-    """The command group, its own options (`--version`) coerced as `Command`'s are."""
+    """The command group, its own options (`--version`, and the completion options Typer adds after building the
+    group) coerced as `Command`'s are."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _plain_coercion(self.params)
+
+    def get_params(self, ctx: Any) -> Any:
+        params = super().get_params(ctx)
+        _plain_coercion(params)
+        return params
 
     def get_help_option(self, ctx: Any) -> Any:
         option = super().get_help_option(ctx)  # made on first use: `--help` is a flag too
@@ -96,9 +102,10 @@ app = typer.Typer(
     cls=Group,
     help="KV-cache memory planning and profiling for LLM serving.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 DEBUG_ENV = "KVPLAN_DEBUG"
@@ -202,6 +209,16 @@ def on_off(label: str, value: str | None) -> bool | None:
     return choice(label, value, ("on", "off")) == "on"
 
 
+def model_dtype(label: str, value: str) -> str:
+    """--dtype: auto, or a model dtype in any spelling of core/units (bf16, bfloat16, torch.float16, half), as
+    the short name kvplan's library takes."""
+    from kvplan.core.units import dtype_name, short_dtype
+
+    canonical = dtype_name(value)
+    short = short_dtype(canonical) if canonical is not None else value.lower()
+    return choice(label, short if short in MODEL_DTYPE_CHOICES else value, MODEL_DTYPE_CHOICES)
+
+
 def choice(label: str, value: str, allowed: tuple[str, ...]) -> str:
     if value.lower() not in allowed:
         raise UsageError(f"unknown {label} {value!r}", hint="use one of: " + ", ".join(allowed))
@@ -257,6 +274,7 @@ def check_help() -> str:
         "input.\n\n"
         "Examples:\n\n"
         "  kvplan check kvplan.yaml --min-headroom 5% --junit kvplan-report.xml\n\n"
+        '  kvplan check kvplan.yaml --summary-md "$GITHUB_STEP_SUMMARY"\n\n'
         "  kvplan check --engine-config vllm-serve.yaml --engine vllm --gpu h100-sxm-80gb --json"
     )
 
@@ -275,7 +293,9 @@ SeqLenOpt = Annotated[
     typer.Option(
         "--seq-len",
         "-s",
-        help="Tokens per sequence: 32768, 32k, 128K; several (1k,4k,32k) or a doubling range (1k..128k) for a sweep.",
+        "--max-model-len",
+        help="Tokens per sequence: 32768, 32k, 128K; several (1k,4k,32k) or a doubling range (1k..128k) for a sweep "
+        "(alias --max-model-len, vLLM's spelling).",
     ),
 ]
 BatchOpt = Annotated[str, typer.Option("--batch", "-b", help="Sequences held at once.")]
@@ -283,19 +303,37 @@ EngineOpt = Annotated[
     str,
     typer.Option("--engine", "-e", help=estimate_engine_help()),
 ]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="Model dtype: auto (from the config), fp32, bf16, fp16.")]
+DtypeOpt = Annotated[
+    str,
+    typer.Option(
+        "--dtype", help="Model dtype: auto (from the config), fp32, bf16, fp16 (or float32, bfloat16, float16, half)."
+    ),
+]
 KvDtypeOpt = Annotated[
     str,
-    typer.Option("--kv-dtype", help="KV-cache dtype: " + ", ".join(KV_DTYPE_CHOICES) + " (auto = the model dtype)."),
+    typer.Option(
+        "--kv-dtype",
+        "--kv-cache-dtype",
+        help="KV-cache dtype: " + ", ".join(KV_DTYPE_CHOICES) + " (auto = the model dtype; long names such as "
+        "bfloat16 and fp8_e4m3fn too; alias --kv-cache-dtype).",
+    ),
 ]
 TpOpt = Annotated[
     str,
     typer.Option(
         "--tp",
+        "--tensor-parallel-size",
         help="Tensor-parallel GPUs (KV heads split; replicated when fewer than TP; MLA replicated on every rank).",
     ),
 ]
-PpOpt = Annotated[str, typer.Option("--pp", help="Pipeline-parallel stages (layers split as vLLM splits them).")]
+PpOpt = Annotated[
+    str,
+    typer.Option(
+        "--pp",
+        "--pipeline-parallel-size",
+        help="Pipeline-parallel stages (layers split as vLLM splits them).",
+    ),
+]
 BlockOpt = Annotated[
     Optional[str], typer.Option("--block-size", help="vLLM page size in tokens (default 16).", show_default=False)
 ]
@@ -402,7 +440,7 @@ def estimate(
     options: dict[str, Any] = dict(
         batch=positive("--batch", batch),
         engine=engine,
-        dtype=choice("--dtype", dtype, MODEL_DTYPE_CHOICES),
+        dtype=model_dtype("--dtype", dtype),
         kv_dtype=kv_dtype,
         tp=positive("--tp", tp),
         pp=positive("--pp", pp),
@@ -483,18 +521,31 @@ def models(
         return
     from rich.table import Table
 
+    out = render.stdout()
     table = Table(title=f"{len(rows)} built-in models", title_justify="left")
-    for col in ("name", "model_type", "layers", "cache kinds"):
-        table.add_column(col, overflow="fold")
+    names = [n for r in rows for n in (r["name"], *(f"  = {a}" for a in r["aliases"]))]
+    render.whole_column(table, "name", names)
+    # model_type gets its own column where the line has room for it, else it heads the cache kinds
+    longest_type = max((len(str(r["model_type"])) for r in rows), default=0)
+    apart = out.width >= max((len(n) for n in names), default=0) + longest_type + 6 + 13 + 24
+    if apart:
+        render.whole_column(table, "model_type", [str(r["model_type"]) for r in rows])
+    render.whole_column(table, "layers", [str(r["layers"]) for r in rows])
+    kinds_words = [w for r in rows for w in (*r["kinds"], str(r["model_type"]) + ":")]
+    render.wrap_column(table, "cache kinds" if apart else "model_type: cache kinds", kinds_words)
     for r in rows:
         kinds = (
             ", ".join(render.KIND_LABELS.get(k, k) for k in r["kinds"])
             if "error" not in r
             else "not read: " + r["error"]
         )
-        name = "\n".join([r["name"], *(f"  = {a}" for a in r["aliases"])])
-        table.add_row(name, r["model_type"], "?" if r["layers"] is None else str(r["layers"]), kinds)
-    render.stdout().print(table)
+        layers = "?" if r["layers"] is None else str(r["layers"])
+        name = "\n".join([r["name"], *(f"  = {a}" for a in r["aliases"])])  # its aliases under the name
+        if apart:
+            table.add_row(name, r["model_type"], layers, kinds)
+        else:
+            table.add_row(name, layers, f"{r['model_type']}: {kinds}")
+    render.print_whole(table, out)
 
 
 profiles_app = typer.Typer(
@@ -502,6 +553,7 @@ profiles_app = typer.Typer(
     help="Hardware profiles (GPU memory, bandwidth, throughput) used for planning.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(profiles_app, name="profiles")
 ProfilesDirOpt = Annotated[
@@ -669,7 +721,7 @@ def profile(
         seq_lens=tuple(labelled("--seq-len", parse_lengths, seq_len)),
         batches=tuple(int_list("--batch", batch)),
         decode_tokens=decode,
-        dtype=choice("--dtype", dtype, MODEL_DTYPE_CHOICES),
+        dtype=model_dtype("--dtype", dtype),
         caches=tuple(c.strip().lower() for c in cache.split(",") if c.strip()),
         no_cache_baseline=no_cache_baseline,
         no_cache_steps=positive("--no-cache-steps", no_cache_steps),
@@ -746,7 +798,8 @@ def recommend(
         typer.Option(
             "--gpu-profile",
             "-g",
-            help="Hardware profile id, alias or YAML path (see `kvplan profiles list`).",
+            help="Hardware profile id, alias or YAML path (see `kvplan profiles list`), or auto: the local GPU "
+            "(nvidia-smi, rocm-smi or torch).",
             show_default=False,
         ),
     ],
@@ -788,7 +841,10 @@ def recommend(
     dtype: DtypeOpt = "auto",
     kv_dtype: KvDtypeOpt = "auto",
     tp: Annotated[
-        Optional[str], typer.Option("--tp", help="Tensor-parallel size (default: GPUs / PP).", show_default=False)
+        Optional[str],
+        typer.Option(
+            "--tp", "--tensor-parallel-size", help="Tensor-parallel size (default: GPUs / PP).", show_default=False
+        ),
     ] = None,
     pp: PpOpt = "1",
     block_size: BlockOpt = None,
@@ -845,7 +901,7 @@ def recommend(
         gpu_memory_utilization=gpu_memory_utilization,
         max_model_len=_length_or_auto(max_model_len),
         concurrency=positive("--concurrency", concurrency),
-        dtype=choice("--dtype", dtype, MODEL_DTYPE_CHOICES),
+        dtype=model_dtype("--dtype", dtype),
         max_num_seqs=positive("--max-num-seqs", max_num_seqs),
         kv_dtype=kv_dtype,
         tp=positive("--tp", tp),
@@ -888,7 +944,14 @@ def check(
         typer.Option("--engine", "-e", help=config_kind_help(), show_default=False),
     ] = None,
     gpu: Annotated[
-        Optional[str], typer.Option("--gpu", help="Hardware profile for --engine-config files.", show_default=False)
+        Optional[str],
+        typer.Option(
+            "--gpu-profile",
+            "-g",
+            "--gpu",
+            help="Hardware profile for --engine-config files: an id, alias, YAML path or auto (the local GPU).",
+            show_default=False,
+        ),
     ] = None,
     gpus: Annotated[
         Optional[str],
@@ -904,6 +967,15 @@ def check(
     strict: Annotated[bool, typer.Option("--strict", help="Treat model-config lint warnings as errors.")] = False,
     junit: Annotated[
         Optional[str], typer.Option("--junit", help="Also write a JUnit XML report to this file.", show_default=False)
+    ] = None,
+    summary_md: Annotated[
+        Optional[str],
+        typer.Option(
+            "--summary-md",
+            help='Also append a Markdown summary to this file (GitHub Actions: --summary-md "$GITHUB_STEP_SUMMARY"); '
+            "- prints it on stdout instead of the table.",
+            show_default=False,
+        ),
     ] = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
@@ -921,11 +993,15 @@ def check(
         raise UsageError("nothing to check", hint="pass plan files (kvplan check kvplan.yaml) or --engine-config FILE")
     if not engine_config and (engine or gpu or gpus or model):
         raise UsageError(
-            "--engine, --gpu, --gpus and --model apply to --engine-config files only",
+            "--engine, --gpu-profile, --gpus and --model apply to --engine-config files only",
             hint="set them per deployment in the plan file",
         )
     if junit is not None:  # an unset CI variable (`--junit $REPORT`) is refused before anything is checked
         check_output_path(junit, "--junit")
+    if summary_md is not None and summary_md != "-":
+        check_output_path(summary_md, "--summary-md")
+    if summary_md == "-" and json_out:
+        raise UsageError("--summary-md - and --json both print on stdout", hint="write the summary to a file")
     headroom = parse_headroom(min_headroom)
     deployments = [d for path in files or [] for d in load_plan(path)]
     for path in engine_config or []:
@@ -947,12 +1023,28 @@ def check(
         )
     if junit is not None:
         write_text_atomically(junit, junit_xml(report))
+    if summary_md is not None and summary_md != "-":
+        _append_summary(summary_md, render.check_markdown(report))
     if json_out:
         render.print_json(report.to_dict())
+        render.check_messages(report)
+    elif summary_md == "-":
+        sys.stdout.write(render.check_markdown(report))
         render.check_messages(report)
     else:
         render.check_table(report)
     raise typer.Exit(report.exit_code)
+
+
+def _append_summary(path: str, text: str) -> None:
+    """Append to a step-summary file (GitHub Actions collects what every step appends), as one write."""
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise UsageError(
+            f"--summary-md: cannot write {path}: {exc.strerror or exc}", hint="choose a writable file"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1075,12 +1167,17 @@ def explain(
         typer.Option(
             "--gpu-profile",
             "-g",
-            help="Hardware profile id, alias or YAML path, when the log does not name the GPU.",
+            help="Hardware profile id, alias, YAML path or auto (the local GPU), when the log does not name the GPU.",
             show_default=False,
         ),
     ] = None,
-    tp: Annotated[Optional[str], typer.Option("--tp", help="Tensor-parallel size.", show_default=False)] = None,
-    pp: Annotated[Optional[str], typer.Option("--pp", help="Pipeline-parallel size.", show_default=False)] = None,
+    tp: Annotated[
+        Optional[str], typer.Option("--tp", "--tensor-parallel-size", help="Tensor-parallel size.", show_default=False)
+    ] = None,
+    pp: Annotated[
+        Optional[str],
+        typer.Option("--pp", "--pipeline-parallel-size", help="Pipeline-parallel size.", show_default=False),
+    ] = None,
     max_model_len: Annotated[
         Optional[str], typer.Option("--max-model-len", help="The engine's max_model_len.", show_default=False)
     ] = None,
@@ -1090,7 +1187,12 @@ def explain(
     ] = None,
     kv_dtype: Annotated[
         Optional[str],
-        typer.Option("--kv-dtype", help="KV-cache dtype: " + ", ".join(KV_DTYPE_CHOICES) + ".", show_default=False),
+        typer.Option(
+            "--kv-dtype",
+            "--kv-cache-dtype",
+            help="KV-cache dtype: " + ", ".join(KV_DTYPE_CHOICES) + ".",
+            show_default=False,
+        ),
     ] = None,
     max_num_seqs: Annotated[
         Optional[str], typer.Option("--max-num-seqs", help="The engine's sequence cap.", show_default=False)

@@ -44,6 +44,38 @@ def stderr() -> Console:
     return Console(stderr=True, soft_wrap=True, highlight=False)
 
 
+def whole_column(table: Any, name: str, values: list[str], **kwargs: Any) -> None:
+    """A column of ids or names a user copies: never wrapped or cut with "…" (as wide as its longest line; the
+    other columns wrap first, and `print_whole` widens the table when even that cannot fit)."""
+    width = max(len(line) for text in [name, *values] for line in text.splitlines())
+    table.add_column(name, no_wrap=True, min_width=width, overflow="fold", **kwargs)
+
+
+def wrap_column(table: Any, name: str, values: list[str], **kwargs: Any) -> None:
+    """A column that wraps at spaces, kept as wide as its longest word (up to 20 characters: a longer one folds)."""
+    words = [len(w) for text in [name, *values] for w in text.split()]
+    table.add_column(name, min_width=min(20, max(words or [1])), overflow="fold", **kwargs)
+
+
+def minimum_width(table: Any) -> int:
+    """The narrowest a table of `whole_column`s and `wrap_column`s prints at: their minimum widths, padding and
+    borders."""
+    padding = table.padding[1] + table.padding[3]
+    edges = 0 if table.pad_edge else padding
+    return sum(max(c.min_width or 0, 1) + padding for c in table.columns) - edges + table._extra_width
+
+
+def print_whole(table: Any, out: Console | None = None) -> None:
+    """Print a table at the console's width (80 columns in a pipe or a CI log), its other columns wrapped so that
+    the `whole_column`s fit; wider when even their minimum widths do not fit: a long line in a log keeps every
+    id whole, where Rich would crop the table at the width or cut an id with "…"."""
+    out = out or stdout()
+    minimum = minimum_width(table)
+    if minimum > out.width:
+        out.width = minimum
+    out.print(table)
+
+
 def escape(text: str) -> str:
     """Text as Rich markup that prints as written."""
     from rich.markup import escape as rich_escape
@@ -170,15 +202,12 @@ def profiles_table(profiles: list) -> None:
     from rich.table import Table
 
     table = Table(title=f"{len(profiles)} hardware profiles", title_justify="left")
-    for name, justify in (
-        ("id", "left"),
-        ("name", "left"),
-        ("memory", "right"),
-        ("bandwidth", "right"),
-        ("bf16 TFLOP/s", "right"),
-        ("KV dtypes", "left"),
-    ):
-        table.add_column(name, justify=cast("JustifyMethod", justify))
+    whole_column(table, "id", [p.id for p in profiles])
+    wrap_column(table, "name", [p.name for p in profiles])
+    for name in ("memory", "bandwidth"):
+        table.add_column(name, justify="right", no_wrap=True, min_width=10 if name == "memory" else 9)
+    table.add_column("bf16\nTFLOP/s", justify="right", no_wrap=True)
+    wrap_column(table, "KV dtypes", [", ".join(p.kv_cache_dtypes or ()) for p in profiles])
     for p in profiles:
         bw = f"{p.memory_bandwidth_bytes_per_s / 1e12:.2f} TB/s" if p.memory_bandwidth_bytes_per_s else "-"
         bf16 = (p.dense_tflops or {}).get("bf16")
@@ -190,7 +219,7 @@ def profiles_table(profiles: list) -> None:
             "-" if bf16 is None else f"{bf16:g}",
             ", ".join(p.kv_cache_dtypes or ()),
         )
-    stdout().print(table)
+    print_whole(table)
 
 
 def profile_card(p) -> None:
@@ -499,33 +528,41 @@ def check_table(report: Any) -> None:
     title = f"kvplan check · {len(results)} deployment{'s' if len(results) != 1 else ''}"
     if report.min_headroom:
         title += f" · min headroom {report.min_headroom:.1%}"
-    table = Table(title=title, title_justify="left")
-    for name, justify in (
-        ("deployment", "left"),
-        ("model · GPUs · engine", "left"),
-        ("len × requests", "right"),  # the required concurrency, not the max_num_seqs cap
-        ("KV available", "right"),
-        ("headroom", "right"),
-        ("result", "left"),
-    ):
-        table.add_column(name, justify=cast("JustifyMethod", justify))
+    # the strings a reader copies each kept whole on its own line: the deployment's name over its model id, the
+    # GPU profile id over the engine; where that does not fit the width, the GPU and engine go under the model
+    rows = []
     for r in results:
         dep, rec = r.deployment, r.recommendation
         headroom = "-" if r.headroom_bytes is None else format_bytes(r.headroom_bytes)
         if r.headroom_fraction is not None and r.headroom_fraction >= -1:
-            headroom += f" ({r.headroom_fraction:.1%})"
-        result = "[green]pass[/]" if r.ok else f"[bold red]FAIL[/] {r.binding_constraint}"
-        table.add_row(
-            escape(dep.name),
-            f"{escape(rec.model)} · {rec.gpus} × {rec.gpu_profile} · {dep.engine} TP {rec.tp}"
-            + (f" PP {rec.pp}" if rec.pp > 1 else "")
-            + f" · KV {rec.kv_dtype}",
-            f"{format_tokens(rec.max_model_len)} × {r.required_concurrency}",
-            format_bytes(rec.available_kv_memory_bytes),
-            headroom,
-            result,
+            headroom += f"\n({r.headroom_fraction:.1%})"
+        engine = f"{dep.engine} TP {rec.tp}" + (f" PP {rec.pp}" if rec.pp > 1 else "")
+        rows.append(
+            (
+                (dep.name, rec.model),
+                f"{rec.gpus} × {rec.gpu_profile}\n{engine}\nKV {rec.kv_dtype}",
+                f"{format_tokens(rec.max_model_len)} × {r.required_concurrency}",
+                f"{format_bytes(rec.available_kv_memory_bytes)}\n{headroom}",
+                "pass" if r.ok else f"FAIL {r.binding_constraint}",
+            )
         )
-    out.print(table)
+    for merged in (False, True):
+        table = Table(title=title, title_justify="left", show_edge=False, pad_edge=not merged)
+        first = [f"{name}\n{model}" + (f"\n{gpus}" if merged else "") for (name, model), gpus, *_ in rows]
+        whole_column(table, "deployment\nmodel" + ("\nGPUs · engine" if merged else ""), first)
+        if not merged:
+            whole_column(table, "GPUs\nengine", [row[1] for row in rows])
+        whole_column(table, "len ×\nrequests", [row[2] for row in rows], justify="right")  # required, not the cap
+        whole_column(table, "KV available\nheadroom", [row[3] for row in rows], justify="right")
+        wrap_column(table, "result", [row[4] for row in rows])
+        if minimum_width(table) <= out.width:
+            break
+    for r, ((name, model), gpus, length, memory, _) in zip(results, rows, strict=True):
+        result = "[green]pass[/]" if r.ok else f"[bold red]FAIL[/] {r.binding_constraint}"
+        cells = [f"{escape(name)}\n[dim]{escape(model)}[/]" + (f"\n{escape(gpus)}" if merged else "")]
+        cells += [] if merged else [escape(gpus)]
+        table.add_row(*cells, length, memory, result)
+    print_whole(table, out)
     for r in results:
         if r.ok:
             continue
@@ -541,6 +578,52 @@ def check_table(report: Any) -> None:
     passed = sum(r.ok for r in results)
     out.print(f"{passed} of {len(results)} deployment{'s' if len(results) != 1 else ''} pass", highlight=False)
     check_messages(report)
+
+
+def _md(text: Any) -> str:
+    """A Markdown table cell: pipes escaped, lines joined."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def check_markdown(report: Any) -> str:
+    """A `kvplan check` report as GitHub-flavoured Markdown, for `$GITHUB_STEP_SUMMARY` (`check --summary-md`):
+    a heading with the verdict, one table row per deployment, then each failure with its fixes."""
+    results = report.results
+    passed = sum(r.ok for r in results)
+    plural = "s" if len(results) != 1 else ""
+    mark = "✅" if passed == len(results) else "❌"
+    lines = [f"### {mark} kvplan check: {passed} of {len(results)} deployment{plural} pass", ""]
+    if report.min_headroom:
+        lines += [f"Minimum headroom: {report.min_headroom:.1%}", ""]
+    lines += [
+        "| deployment | model | GPUs | engine | max_model_len × requests | KV available | headroom | result |",
+        "|---|---|---|---|--:|--:|--:|---|",
+    ]
+    for r in results:
+        dep, rec = r.deployment, r.recommendation
+        headroom = "-" if r.headroom_bytes is None else format_bytes(r.headroom_bytes)
+        if r.headroom_fraction is not None and r.headroom_fraction >= -1:
+            headroom += f" ({r.headroom_fraction:.1%})"
+        engine = f"{dep.engine} TP {rec.tp}" + (f" PP {rec.pp}" if rec.pp > 1 else "") + f", KV {rec.kv_dtype}"
+        cells = [
+            dep.name,
+            f"`{rec.model}`",
+            f"{rec.gpus} × `{rec.gpu_profile}`",
+            engine,
+            f"{format_tokens(rec.max_model_len)} × {r.required_concurrency}",
+            format_bytes(rec.available_kv_memory_bytes),
+            headroom,
+            "pass" if r.ok else f"**FAIL** {r.binding_constraint}",
+        ]
+        lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+    failures = [r for r in results if not r.ok]
+    if failures:
+        lines += ["", "#### Failures", ""]
+        for r in failures:
+            lines.append(f"- **{_md(r.deployment.name)}** ({_md(r.deployment.at())}): {r.binding_constraint}: ")
+            lines[-1] += _md(r.binding_detail or "")
+            lines += [f"  - fix: {_md(fix.text)}" for fix in r.fixes]
+    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------------------ kvplan explain

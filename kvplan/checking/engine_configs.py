@@ -62,8 +62,8 @@ def load_engine_config(
         )
     if not gpu:
         raise UsageError(
-            "--gpu is required with --engine-config (an engine config does not name the GPU)",
-            hint="pass e.g. --gpu h100-sxm-80gb (see `kvplan profiles list`)",
+            "--gpu-profile (--gpu) is required with --engine-config (an engine config does not name the GPU)",
+            hint="pass e.g. --gpu-profile h100-sxm-80gb, or auto for the local GPU (see `kvplan profiles list`)",
         )
 
     lines: dict[str, int] = {}
@@ -106,6 +106,14 @@ def load_engine_config(
                 notes.append(f"--model {value} replaces the file's {spelling[key]} {entries[key].value}")
             entries[key] = Entry(value, 1, f"--{key}")
             spelling[key] = f"--{key}"
+    if model is None and vocabulary.model_ids is not None and "model" in entries:
+        candidates = vocabulary.model_ids({normalise(k): v for k, v in data.items()})
+        if candidates:
+            from kvplan.sources.catalog import catalog_path
+
+            hub_id = next((c for c in candidates if catalog_path(c) is not None), candidates[0])
+            notes.append(f"{spelling['model']} {entries['model'].value} is the registry name of {hub_id}")
+            entries["model"] = Entry(hub_id, entries["model"].line, entries["model"].label)
     if "model" not in entries or entries["model"].value is None:
         raise ConfigError(
             f"{path}: the engine config names no model", hint="pass --model (a Hub id, catalog name or path)"

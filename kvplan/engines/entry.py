@@ -44,7 +44,9 @@ class ConfigVocabulary:
     the one `fallback` kind is used when none matches. A file whose keys map onto `engine` names the engine that
     runs it (Xinference's `model_engine`); otherwise the file's kind is the engine. `tp_from_gpus`: the engine
     runs with tensor parallelism over all its GPUs unless told otherwise (Xinference's `n_gpu`). `describes`
-    names the file in help texts ("a vLLM --config YAML")."""
+    names the file in help texts ("a vLLM --config YAML"). `model_ids(normalised file)`: the Hugging Face ids
+    the file's model may be, best first, where the engine names models its own way (Xinference's registry names),
+    else ()."""
 
     keys: Mapping[str, str]
     memory_keys: tuple[str, ...] = ()
@@ -53,6 +55,7 @@ class ConfigVocabulary:
     fallback: bool = False
     tp_from_gpus: bool = False
     describes: str = ""
+    model_ids: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
 
     @property
     def names_engine(self) -> bool:

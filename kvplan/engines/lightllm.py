@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kvplan.core.units import GGML_BLOCK_TYPES
+from kvplan.core.units import GGML_BLOCK_TYPES, short_dtype
 from kvplan.engines.base import Request
 from kvplan.engines.entry import EngineEntry
 from kvplan.engines.serving import BudgetInputs, BudgetTerm, FlagInputs, ServingModel
@@ -21,6 +21,11 @@ from kvplan.engines.sizing import gpu_kv
 from kvplan.errors import KvplanError
 
 MEM_FRACTION = 0.9  # lightllm/server/api_cli.py --mem_fraction default
+
+
+# KV dtypes LightLLM stores for every model: the model's 16-bit dtype, and int8 (`--mode triton_int8kv`;
+# its triton_fp8kv is DeepSeek-V2's only: lightllm/server/api_cli.py --mode)
+LIGHTLLM_KV_DTYPES = ("float16", "bfloat16", "int8")
 
 
 class LightLlmServing(ServingModel):
@@ -43,8 +48,9 @@ class LightLlmServing(ServingModel):
         mem_fraction (or the plan's --kv-memory) over its per-token cell; 0 where the cell cannot hold the KV dtype."""
         if f.storage is None or f.kv_dtype in GGML_BLOCK_TYPES:
             return 0
+        kv_dtype = f.kv_dtype if f.kv_dtype in LIGHTLLM_KV_DTYPES else f.model_dtype  # what it would store
         try:
-            one = Request(1, 1, f.kv_dtype, f.model_dtype, f.tp, f.pp)
+            one = Request(1, 1, kv_dtype, f.model_dtype, f.tp, f.pp)
             per_token = gpu_kv(f.storage, f.budget.shape, one).bytes_per_token
         except KvplanError:
             return 0
@@ -53,12 +59,15 @@ class LightLlmServing(ServingModel):
 
     def command(self, f: FlagInputs) -> str:
         tokens = f.fit.tokens if f.planned else self.max_total_token_num(f)
-        line = (
-            f"python -m lightllm.server.api_server --model_dir {f.model} --tp {f.tp} "
-            f"--max_req_total_len {f.max_model_len} --max_total_token_num {tokens}"
-        )
+        line = f"python -m lightllm.server.api_server --model_dir {f.model} --tp {f.tp} --max_req_total_len {f.max_model_len}"
+        if tokens:  # 0: kvplan cannot size its cell for this KV dtype, so LightLLM profiles its own
+            line += f" --max_total_token_num {tokens}"
         if f.planned:
             line += f" --mem_fraction {f.utilization}"
+        if f.kv_dtype == "int8":
+            line += " --mode triton_int8kv"
+        elif f.kv_dtype not in ("float16", "bfloat16"):  # api_cli.py --mode: triton_fp8kv is DeepSeek-V2's only
+            line += f"  # LightLLM has no {short_dtype(f.kv_dtype)} KV cache for this model (--mode: triton_int8kv)"
         return line
 
 

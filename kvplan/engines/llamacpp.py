@@ -220,7 +220,12 @@ class LlamaCppServing(ServingModel):
     def command(self, f: FlagInputs) -> str:
         # -c is the total context of the -np slots; it has no fp8 cache (q8_0 is its 8-bit type)
         line = f"llama-server -m {f.model.split('/')[-1]}.gguf -c {f.max_model_len * f.full_length_seqs} -np {f.full_length_seqs} -ngl 99"
-        line += cache_type_flags(f.kv_dtype) if f.planned or f.kv_dtype in GGML_BLOCK_TYPES else ""
+        if f.planned or f.kv_dtype in GGML_BLOCK_TYPES:
+            line += cache_type_flags(f.kv_dtype)
+        elif DTYPE_BYTES.get(f.kv_dtype) == 1:  # another engine's 8-bit plan: llama.cpp's 8-bit type is q8_0
+            line += cache_type_flags("q8_0") + "  # no fp8/int8 KV cache in llama.cpp: q8_0 (8.5 bits a value)"
+        elif f.kv_dtype not in ("float16", "bfloat16", "float32"):
+            line += f"  # llama.cpp has no {short_dtype(f.kv_dtype)} KV cache (--cache-type-k: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1)"
         if f.n_ubatch != DEFAULT_UBATCH:
             line += f" -ub {f.n_ubatch} -b {max(f.n_ubatch, 2048)}"
         if f.pp > 1 and f.planned:

@@ -180,7 +180,10 @@ class FlagInputs:
 
 
 class ServeCommand(ABC):
-    """An engine's serve command, printed with every plan (`Recommendation.flags`)."""
+    """An engine's serve command, printed with every plan (`Recommendation.flags`): only options the engine's
+    release accepts (tests/engines/test_serve_commands.py checks them against tests/fixtures/engine_args), the
+    plan's KV dtype in the engine's spelling, and what the engine cannot be told (a KV dtype it has no option or
+    storage for) in a trailing shell comment; a command that is only a comment says why there is none."""
 
     @abstractmethod
     def command(self, inputs: FlagInputs) -> str: ...

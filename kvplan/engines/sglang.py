@@ -22,7 +22,7 @@ from fractions import Fraction
 
 from kvplan.core import specs as L
 from kvplan.core.shapes import KV_SHARED_LAYERS, ModelShape
-from kvplan.core.units import DTYPE_BYTES
+from kvplan.core.units import DTYPE_BYTES, short_dtype
 from kvplan.engines.base import (
     KindCost,
     Request,
@@ -157,6 +157,11 @@ def sglang_mem_fraction_static(memory_bytes: int, tp: int, pp: int) -> float:
     return round((gpu_mb - reserved) / gpu_mb, 3)
 
 
+# kvplan's KV dtype -> SGLang's --kv-cache-dtype (ServerArgs.kv_cache_dtype's choices, sglang 0.5.23
+# sglang/srt/arg_groups/fields/model.py; tests/fixtures/engine_args/sglang.json)
+KV_CACHE_DTYPES = {"fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2", "nvfp4": "nvfp4"}
+
+
 class SglangServing(ServingModel):
     """SGLang's `--max-running-requests` is a cap, never a requirement: SGLang serves min(the value given,
     token capacity // 2) and, without one, min(max(min(capacity / context_len x 512, 4096), 2048), capacity // 2)
@@ -191,15 +196,20 @@ class SglangServing(ServingModel):
         return terms, sum(t.bytes for t in terms)
 
     def command(self, f: FlagInputs) -> str:
-        line = f"python -m sglang.launch_server --model-path {f.model} --context-length {f.max_model_len} --tp {f.tp}"
+        line = (
+            f"python -m sglang.launch_server --model-path {f.model} --context-length {f.max_model_len} --tp-size {f.tp}"
+        )
         if f.pp > 1:
             line += f" --pp-size {f.pp}"
         if f.planned:
             line += f" --mem-fraction-static {f.utilization}"
         if f.max_num_seqs_given:  # a cap; without one SGLang derives its own from the token pool
             line += f" --max-running-requests {f.max_num_seqs}"
-        if f.fp8:
-            line += " --kv-cache-dtype fp8_e4m3"
+        spelling = KV_CACHE_DTYPES.get(f.kv_dtype)
+        if spelling:
+            line += f" --kv-cache-dtype {spelling}"
+        elif f.kv_dtype not in ("float16", "bfloat16"):
+            line += f"  # SGLang has no {short_dtype(f.kv_dtype)} KV cache (--kv-cache-dtype: {', '.join(KV_CACHE_DTYPES.values())})"
         return line
 
 

@@ -22,7 +22,7 @@ from fractions import Fraction
 
 from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
-from kvplan.core.units import DTYPE_BYTES, cdiv
+from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
 from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, refuse_compressed_attention
 from kvplan.engines.entry import EngineEntry
 from kvplan.engines.serving import (
@@ -149,6 +149,11 @@ class TensorRtLlmServing(ServingModel):
         line = f"trtllm-serve {f.model} --tp_size {f.tp} --pp_size {f.pp} --max_seq_len {f.max_model_len} --max_batch_size {f.max_num_seqs}"
         if f.planned:
             line += f" --kv_cache_free_gpu_memory_fraction {f.utilization}"
+        if f.kv_dtype not in ("float16", "bfloat16"):  # not an option of trtllm-serve (commands/serve.py)
+            line += (
+                f"  # KV dtype {short_dtype(f.kv_dtype)}: trtllm-serve has no option for it; set kv_cache_config's "
+                "dtype in the YAML file given to --config"
+            )
         return line
 
 

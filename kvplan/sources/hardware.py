@@ -205,8 +205,11 @@ def _index(profiles_dir: str | Path | None) -> dict[str, Any]:
 
 
 def load_profile(name_or_path: str | Path, *, profiles_dir: str | Path | None = None) -> HardwareProfile:
-    """Load a profile by id, then by alias (both case-insensitive), or from a path to a `.yaml` file."""
+    """Load a profile by id, then by alias (both case-insensitive), or from a path to a `.yaml` file; `auto`: the
+    local GPU's (kvplan.sources.local_gpu)."""
     text = str(name_or_path).strip()
+    if not isinstance(name_or_path, Path) and text.lower() == "auto":
+        return _local_profile(profiles_dir)
     if isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml")) or os.sep in text or "/" in text:
         path = Path(text).expanduser()
         if not _is(path, "file"):
@@ -235,6 +238,25 @@ def load_profile(name_or_path: str | Path, *, profiles_dir: str | Path | None = 
         + unread,
         hint="run `kvplan profiles list` to see the known ids, or pass a path to a .yaml profile",
     )
+
+
+def _local_profile(profiles_dir: str | Path | None) -> HardwareProfile:
+    from kvplan.sources import local_gpu
+
+    gpu = local_gpu.detect()
+    if len(set(gpu.names)) > 1:
+        raise ProfileError(
+            f"--gpu-profile auto: {gpu.tool} lists different GPUs ({', '.join(dict.fromkeys(gpu.names))})",
+            hint="pass the profile of the GPUs the engine runs on, e.g. --gpu-profile h100-sxm-80gb",
+        )
+    try:
+        return load_profile(gpu.name, profiles_dir=profiles_dir)
+    except ProfileError as exc:
+        raise ProfileError(
+            f"--gpu-profile auto: {gpu.tool} names the GPU '{gpu.name}', which no profile has as id or alias"
+            + (f" ({str(exc.message).split('; ', 1)[1]})" if "; close matches" in str(exc.message) else ""),
+            hint=f"pass a profile id (see `kvplan profiles list`), or add '{gpu.name}' to a profile's aliases",
+        ) from None
 
 
 def list_profiles(

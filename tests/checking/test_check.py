@@ -467,7 +467,7 @@ def test_engine_config_errors_use_the_engines_spelling(tmp_path):
     assert line.startswith(f"error: {cfg}:3: key 'max-model-len': expected a positive token count")
     cfg.write_text("max-model-len: 4096\n")
     assert_one_error_line(run("--engine-config", cfg, "--gpu", "h100"), "names no model")
-    assert_one_error_line(run("--engine-config", cfg, "--model", LLAMA), "--gpu is required")
+    assert_one_error_line(run("--engine-config", cfg, "--model", LLAMA), "--gpu-profile (--gpu) is required")
     assert_one_error_line(
         run("--engine-config", cfg, "--model", LLAMA, "--gpu", "h100", "--engine", "tgi"), "unknown engine config kind"
     )

@@ -128,11 +128,16 @@ def test_flags_for_every_engine():
     slots = int(rec.max_concurrency)  # llama.cpp's -np slots each reserve max_model_len: those that fit
     assert slots < rec.max_num_seqs
     assert f"-c {32768 * slots} -np {slots}" in rec.flags["llama.cpp"]  # -c: all slots
-    assert "--cache-type" not in rec.flags["llama.cpp"]  # llama.cpp has no fp8 cache: its f16 default
-    # LightLLM's own budget: (85028896768 x 0.9 - 16060522496 B of bf16 weights) / 65536 B per fp8 token
-    assert f"--max_total_token_num {(int(85028896768 * 0.9) - 16060522496) // 65536}" in rec.flags["lightllm"]
-    assert "--max-total-tokens 32768" in rec.flags["tgi"]
-    assert "max_model_len 32768" in rec.flags["xinference"]
+    # llama.cpp has no fp8 cache: its 8-bit type q8_0, not the f16 default (twice the memory planned)
+    assert "--cache-type-k q8_0 --cache-type-v q8_0 -fa on" in rec.flags["llama.cpp"]
+    # LightLLM has no fp8 cache for Llama: its own budget at bf16, (85028896768 x 0.9 - 16060522496 B of bf16
+    # weights) / 131072 B per bf16 token, and a comment saying why
+    assert f"--max_total_token_num {(int(85028896768 * 0.9) - 16060522496) // 131072}" in rec.flags["lightllm"]
+    assert "# LightLLM has no fp8_e4m3 KV cache" in rec.flags["lightllm"]
+    assert "--max-total-tokens 32768" in rec.flags["tgi"] and "--kv-cache-dtype fp8_e4m3fn" in rec.flags["tgi"]
+    assert "--max-batch-prefill-tokens 32767" in rec.flags["tgi"]  # >= max input: TGI's router checks it
+    assert "--model-name llama-3.1 --size-in-billions 8" in rec.flags["xinference"]  # its registry's name
+    assert "max_model_len 32768" in rec.flags["xinference"] and "--kv_cache_dtype fp8" in rec.flags["xinference"]
 
 
 def test_sglang_heuristic_budget():
