@@ -36,7 +36,7 @@ def test_naive_formula_ratios():
 
 
 def test_counts_and_pins():
-    assert f"`kvplan models`, {len(catalog_names())} popular" in README
+    assert f"`kvplan models`, {len(catalog_names())} real configs" in README
     assert f"{len(list_profiles(None))} accelerators" in README
     for text in (README, (ROOT / "examples" / "github-actions" / "kvplan-check.yml").read_text()):
         assert "OWNER" not in text and "@TAG" not in text and "rev: TAG" not in text
