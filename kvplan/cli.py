@@ -808,7 +808,11 @@ def recommend(
 @handle_errors
 def check(
     files: Annotated[
-        Optional[list[str]], typer.Argument(help="Plan files (YAML with `deployments:`).", show_default=False)
+        Optional[list[str]],
+        typer.Argument(
+            help="Plan files (YAML with `deployments:`) or deployment manifests: KServe, llm-d, Dynamo, Ray Serve LLM, vLLM production-stack.",
+            show_default=False,
+        ),
     ] = None,
     engine_config: Annotated[
         Optional[list[str]],
@@ -823,7 +827,13 @@ def check(
         typer.Option("--engine", "-e", help=config_kind_help(), show_default=False),
     ] = None,
     gpu: Annotated[
-        Optional[str], typer.Option("--gpu", help="Hardware profile for --engine-config files.", show_default=False)
+        Optional[str],
+        typer.Option(
+            "--gpu",
+            "--gpu-profile",
+            help="Hardware profile for --engine-config files and for manifests that name no GPU type.",
+            show_default=False,
+        ),
     ] = None,
     gpus: Annotated[
         Optional[str],
@@ -831,7 +841,9 @@ def check(
     ] = None,
     model: Annotated[
         Optional[str],
-        typer.Option("--model", help="Model for --engine-config files, replacing the file's.", show_default=False),
+        typer.Option(
+            "--model", help="Model for --engine-config files and manifests, replacing the file's.", show_default=False
+        ),
     ] = None,
     min_headroom: Annotated[
         str, typer.Option("--min-headroom", help="Spare KV memory each deployment must keep: 5% or 0.05.")
@@ -849,19 +861,30 @@ def check(
     from kvplan.checking.check import check_deployments, parse_headroom
     from kvplan.checking.engine_configs import load_engine_config
     from kvplan.checking.junit import junit_xml
-    from kvplan.checking.plans import load_plan
+    from kvplan.checking.manifests import load_check_file
+    from kvplan.checking.plans import Deployment
 
     if not files and not engine_config:
         raise UsageError("nothing to check", hint="pass plan files (kvplan check kvplan.yaml) or --engine-config FILE")
-    if not engine_config and (engine or gpu or gpus or model):
+    if not engine_config and (engine or gpus):
         raise UsageError(
-            "--engine, --gpu, --gpus and --model apply to --engine-config files only",
+            "--engine and --gpus apply to --engine-config files only",
             hint="set them per deployment in the plan file",
         )
     if junit is not None:  # an unset CI variable (`--junit $REPORT`) is refused before anything is checked
         check_output_path(junit, "--junit")
     headroom = parse_headroom(min_headroom)
-    deployments = [d for path in files or [] for d in load_plan(path)]
+    deployments: list[Deployment] = []
+    manifests = 0
+    for path in files or []:  # plan files and deployment manifests (kvplan.checking.manifests), by content
+        found, is_manifest = load_check_file(path, gpu=gpu, model=model, profiles_dir=profiles_dir)
+        deployments.extend(found)
+        manifests += is_manifest
+    if not engine_config and not manifests and (gpu or model):
+        raise UsageError(
+            "--gpu and --model apply to --engine-config files and manifests only",
+            hint="set them per deployment in the plan file",
+        )
     for path in engine_config or []:
         deployments.append(
             load_engine_config(
