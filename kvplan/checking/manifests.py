@@ -563,7 +563,7 @@ def _kserve_llmisvc(doc: Node, source: str, others: list[Node]) -> list[Role]:
                 f"{source}:{pool.line}: {pool.label}.template: no container", hint="give template.containers[main]"
             )
         _container_args(role, container, source, additional_args=True)
-        _gpu_label(role, pool.get("template"), spec.get("template"))
+        _gpu_label(role, pool.get("template"))  # a pool is scheduled by its own template only
         _replicas(role, pool.get("replicas"))
         role.fields = fields
         roles.append(role)
