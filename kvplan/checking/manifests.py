@@ -190,6 +190,13 @@ def _flags(
     return out, positional
 
 
+def command_flags(words: list[str]) -> tuple[list[tuple[str, Any]], list[str]]:
+    """The (flag, value) pairs and the positional words of an engine's command line (`--key value`,
+    `--key=value`, bare `--flag` -> True)."""
+    flags, positional = _flags(words, _at_line(1), "")
+    return [(k, v) for k, v, _, _ in flags], positional
+
+
 def _at_line(line: int) -> Callable[[str], int]:
     """Every token of an argument list written on one line."""
     return lambda token: line
@@ -1042,6 +1049,7 @@ def load_check_file(
 
 __all__ = [
     "FORMATS",
+    "command_flags",
     "detect_format",
     "is_manifest",
     "load_check_file",
