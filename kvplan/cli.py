@@ -757,6 +757,18 @@ def recommend(
     vllm_version: VllmVersionOpt = None,
     prefix_caching: PrefixCachingOpt = None,
     async_scheduling: AsyncSchedulingOpt = None,
+    emit: Annotated[
+        Optional[str],
+        typer.Option(
+            "--emit",
+            help="Also write a deployment file for the plan: vllm-config, kserve, llm-d, dynamo or ray (vLLM plans).",
+            show_default=False,
+        ),
+    ] = None,
+    emit_file: Annotated[
+        Optional[str],
+        typer.Option("--emit-file", help="Where --emit writes (default: kvplan-FORMAT.yaml).", show_default=False),
+    ] = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
     json_out: JsonOpt = False,
@@ -774,6 +786,13 @@ def recommend(
     from kvplan.core.units import parse_size
     from kvplan.planning.recommend import recommend as plan
 
+    if emit is not None:  # a bad format or output path is refused before planning (kvplan.checking.emit)
+        from kvplan.atomic_file import check_output_path
+        from kvplan.checking.emit import EMIT_FORMATS
+
+        emit = choice("--emit", emit, EMIT_FORMATS)
+        emit_file = emit_file or f"kvplan-{emit}.yaml"
+        check_output_path(emit_file, "--emit-file")
     rec = plan(
         model,
         gpu_profile=gpu_profile,
@@ -802,6 +821,13 @@ def recommend(
         render.notes(rec.notes)
     else:
         render.recommendation_table(rec)
+    if emit is not None and emit_file is not None:
+        from kvplan.atomic_file import write_text_atomically
+        from kvplan.checking.emit import emit_manifest
+
+        text, emit_notes = emit_manifest(rec, emit, profiles_dir=profiles_dir)
+        write_text_atomically(emit_file, text)
+        render.notes([f"wrote {emit_file} ({emit})", *emit_notes])
 
 
 @app.command(cls=Command, help=check_help())
