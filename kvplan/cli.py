@@ -908,7 +908,7 @@ def check(
         manifests += is_manifest
     if not engine_config and not manifests and (gpu or model):
         raise UsageError(
-            "--gpu and --model apply to --engine-config files and manifests only",
+            "--gpu and --model apply to manifests and --engine-config files only",
             hint="set them per deployment in the plan file",
         )
     for path in engine_config or []:

@@ -375,5 +375,5 @@ def test_plan_files_still_read_as_plans(tmp_path):
     )
     assert run(path).exit_code == 0
     assert_one_error_line(
-        run(path, "--model", "x"), "--gpu and --model apply to --engine-config files and manifests only"
+        run(path, "--model", "x"), "--gpu and --model apply to manifests and --engine-config files only"
     )
