@@ -875,6 +875,18 @@ def recommend(
             show_default=False,
         ),
     ] = None,
+    emit: Annotated[
+        Optional[str],
+        typer.Option(
+            "--emit",
+            help="Also write a deployment file for the plan: vllm-config, kserve, llm-d, dynamo or ray (vLLM plans).",
+            show_default=False,
+        ),
+    ] = None,
+    emit_file: Annotated[
+        Optional[str],
+        typer.Option("--emit-file", help="Where --emit writes (default: kvplan-FORMAT.yaml).", show_default=False),
+    ] = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
     assume_llama: AssumeLlamaOpt = False,
@@ -893,6 +905,13 @@ def recommend(
     from kvplan.core.units import parse_size
     from kvplan.planning.recommend import recommend as plan
 
+    if emit is not None:  # a bad format or output path is refused before planning (kvplan.checking.emit)
+        from kvplan.atomic_file import check_output_path
+        from kvplan.checking.emit import EMIT_FORMATS
+
+        emit = choice("--emit", emit, EMIT_FORMATS)
+        emit_file = emit_file or f"kvplan-{emit}.yaml"
+        check_output_path(emit_file, "--emit-file")
     rec = plan(
         model,
         gpu_profile=gpu_profile,
@@ -923,13 +942,24 @@ def recommend(
         render.notes(rec.notes)
     else:
         render.recommendation_table(rec)
+    if emit is not None and emit_file is not None:
+        from kvplan.atomic_file import write_text_atomically
+        from kvplan.checking.emit import emit_manifest
+
+        text, emit_notes = emit_manifest(rec, emit, profiles_dir=profiles_dir)
+        write_text_atomically(emit_file, text)
+        render.notes([f"wrote {emit_file} ({emit})", *emit_notes])
 
 
 @app.command(cls=Command, help=check_help())
 @handle_errors
 def check(
     files: Annotated[
-        Optional[list[str]], typer.Argument(help="Plan files (YAML with `deployments:`).", show_default=False)
+        Optional[list[str]],
+        typer.Argument(
+            help="Plan files (YAML with `deployments:`) or deployment manifests: KServe, llm-d, Dynamo, Ray Serve LLM, vLLM production-stack.",
+            show_default=False,
+        ),
     ] = None,
     engine_config: Annotated[
         Optional[list[str]],
@@ -949,7 +979,8 @@ def check(
             "--gpu-profile",
             "-g",
             "--gpu",
-            help="Hardware profile for --engine-config files: an id, alias, YAML path or auto (the local GPU).",
+            help="Hardware profile for --engine-config files and for manifests that name no GPU type: an id, "
+            "alias, YAML path or auto (the local GPU).",
             show_default=False,
         ),
     ] = None,
@@ -959,7 +990,9 @@ def check(
     ] = None,
     model: Annotated[
         Optional[str],
-        typer.Option("--model", help="Model for --engine-config files, replacing the file's.", show_default=False),
+        typer.Option(
+            "--model", help="Model for --engine-config files and manifests, replacing the file's.", show_default=False
+        ),
     ] = None,
     min_headroom: Annotated[
         str, typer.Option("--min-headroom", help="Spare KV memory each deployment must keep: 5% or 0.05.")
@@ -987,13 +1020,14 @@ def check(
     from kvplan.checking.check import check_deployments, parse_headroom
     from kvplan.checking.engine_configs import load_engine_config
     from kvplan.checking.junit import junit_xml
-    from kvplan.checking.plans import load_plan
+    from kvplan.checking.manifests import load_check_file
+    from kvplan.checking.plans import Deployment
 
     if not files and not engine_config:
         raise UsageError("nothing to check", hint="pass plan files (kvplan check kvplan.yaml) or --engine-config FILE")
-    if not engine_config and (engine or gpu or gpus or model):
+    if not engine_config and (engine or gpus):
         raise UsageError(
-            "--engine, --gpu-profile, --gpus and --model apply to --engine-config files only",
+            "--engine and --gpus apply to --engine-config files only",
             hint="set them per deployment in the plan file",
         )
     if junit is not None:  # an unset CI variable (`--junit $REPORT`) is refused before anything is checked
@@ -1003,7 +1037,17 @@ def check(
     if summary_md == "-" and json_out:
         raise UsageError("--summary-md - and --json both print on stdout", hint="write the summary to a file")
     headroom = parse_headroom(min_headroom)
-    deployments = [d for path in files or [] for d in load_plan(path)]
+    deployments: list[Deployment] = []
+    manifests = 0
+    for path in files or []:  # plan files and deployment manifests (kvplan.checking.manifests), by content
+        found, is_manifest = load_check_file(path, gpu=gpu, model=model, profiles_dir=profiles_dir)
+        deployments.extend(found)
+        manifests += is_manifest
+    if not engine_config and not manifests and (gpu or model):
+        raise UsageError(
+            "--gpu and --model apply to manifests and --engine-config files only",
+            hint="set them per deployment in the plan file",
+        )
     for path in engine_config or []:
         deployments.append(
             load_engine_config(

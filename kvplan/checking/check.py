@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from kvplan.checking.lint import LintWarning, lint_model_config
-from kvplan.checking.plans import Deployment, load_plan
+from kvplan.checking.manifests import load_check_file
+from kvplan.checking.plans import Deployment
 from kvplan.core.bisection import largest
 from kvplan.core.units import format_bytes
 from kvplan.engines import Request, canonical_engine
@@ -234,7 +235,7 @@ def check(
 ) -> CheckReport:
     """`kvplan.check`: check plan files and/or deployments, as `kvplan check` does, and return the CheckReport.
 
-    plans: a plan file path, a `Deployment` (kvplan.checking.plans; an engine config read with
+    plans: a plan file path (or a deployment manifest: kvplan.checking.manifests), a `Deployment` (kvplan.checking.plans; an engine config read with
     kvplan.checking.engine_configs.load_engine_config is one), or a list of them. min_headroom: the spare KV
     memory each deployment must keep, 0.05 or "5%". strict: config lint fails a deployment. Bad input raises a
     KvplanError naming the file, line and key; a deployment that does not fit is a result with ok=False
@@ -245,7 +246,7 @@ def check(
         if isinstance(item, Deployment):
             deployments.append(item)
         elif isinstance(item, (str, Path)):
-            deployments.extend(load_plan(item))
+            deployments.extend(load_check_file(item, profiles_dir=profiles_dir)[0])  # a plan or a manifest
         else:
             raise UsageError(
                 f"cannot check {type(item).__name__} {item!r}", hint="pass plan file paths or Deployment objects"

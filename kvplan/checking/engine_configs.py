@@ -11,11 +11,13 @@ YAML loader only. Pure Python; nothing here is specific to one engine.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kvplan.checking.plans import Deployment, build_deployment
 from kvplan.engines import canonical_engine
+from kvplan.engines.entry import ConfigVocabulary
 from kvplan.engines.registry import config_kinds, config_vocabulary, detect_config_kind
 from kvplan.errors import ConfigError, UsageError
 from kvplan.sources.yaml_files import Entry, load_yaml, node_line, read_text
@@ -23,6 +25,56 @@ from kvplan.sources.yaml_files import Entry, load_yaml, node_line, read_text
 
 def normalise(key: Any) -> str:
     return str(key).strip().lower().lstrip("-").replace("-", "_")
+
+
+@dataclass
+class MappedArguments:
+    """Engine arguments mapped onto plan keys: the entries, how the source spells each key, and what was left."""
+
+    entries: dict[str, Entry] = field(default_factory=dict)
+    spelling: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    unmodelled: list[str] = field(default_factory=list)  # known to change memory use, not modelled
+    ignored: list[str] = field(default_factory=list)  # no effect on KV memory
+    repeated: list[str] = field(default_factory=list)  # given again later (`last_wins`)
+
+
+def map_arguments(
+    vocabulary: ConfigVocabulary,
+    items: list[tuple[str, Any, int, str]],
+    *,
+    source: str,
+    gpus: int | None = None,
+    last_wins: bool = False,
+) -> MappedArguments:
+    """Map engine arguments `(key as written, value, line, label)` onto plan keys through the engine's
+    vocabulary (kvplan.engines.entry.ConfigVocabulary): an engine config file's keys, or the flags of a command
+    line in a deployment manifest. A key given twice is an error, unless `last_wins` (a command line: the
+    engine's argument parser keeps the later value, and a note says so)."""
+    out = MappedArguments()
+    mapping, memory = vocabulary.keys, vocabulary.memory_keys
+    for raw_key, value, line, label in items:
+        key = normalise(raw_key)
+        plan_key = mapping.get(key)
+        if plan_key is None:
+            (out.unmodelled if key in memory else out.ignored).append(raw_key)
+            continue
+        if plan_key in out.entries and out.entries[plan_key].value is not None:
+            if not last_wins:
+                raise ConfigError(
+                    f"{source}:{line}: key '{raw_key}' repeats '{out.spelling[plan_key]}'",
+                    hint="give each setting once",
+                )
+            out.repeated.append(raw_key)
+            out.notes.append(f"{raw_key} given twice: the later value {value!r} is used (as the engine's parser does)")
+        if plan_key == "engine" and value is not None:
+            value = canonical_engine(value)  # e.g. Xinference's model_engine: vLLM, SGLang, llama.cpp, ...
+        if plan_key == "gpus" and str(value).strip().lower() == "auto":
+            out.notes.append(f"{raw_key}: auto: planned on {gpus or 1} GPU(s) (pass --gpus)")
+            continue
+        out.entries[plan_key] = Entry(value, line, label)
+        out.spelling[plan_key] = raw_key
+    return out
 
 
 def detect_kind(keys: list[str]) -> str:
@@ -71,29 +123,11 @@ def load_engine_config(
         for key_node, _ in node.value:
             lines.setdefault(str(getattr(key_node, "value", "")), key_node.start_mark.line + 1)
 
-    mapping, memory = vocabulary.keys, vocabulary.memory_keys
-    entries: dict[str, Entry] = {}
-    spelling: dict[str, str] = {}
-    unmodelled: list[str] = []
-    ignored: list[str] = []
-    for raw_key, value in data.items():
-        key = normalise(raw_key)
-        line = lines.get(str(raw_key), 1)
-        plan_key = mapping.get(key)
-        if plan_key is None:
-            (unmodelled if key in memory else ignored).append(str(raw_key))
-            continue
-        if plan_key in entries and entries[plan_key].value is not None:
-            raise ConfigError(
-                f"{path}:{line}: key '{raw_key}' repeats '{spelling[plan_key]}'", hint="give each setting once"
-            )
-        if plan_key == "engine" and value is not None:
-            value = canonical_engine(value)  # e.g. Xinference's model_engine: vLLM, SGLang, llama.cpp, ...
-        if plan_key == "gpus" and str(value).strip().lower() == "auto":
-            notes.append(f"{raw_key}: auto: planned on {gpus or 1} GPU(s) (pass --gpus)")
-            continue
-        entries[plan_key] = Entry(value, line, f"key '{raw_key}'")
-        spelling[plan_key] = str(raw_key)
+    items = [(str(raw_key), value, lines.get(str(raw_key), 1), f"key '{raw_key}'") for raw_key, value in data.items()]
+    mapped = map_arguments(vocabulary, items, source=str(path), gpus=gpus)
+    entries, spelling = mapped.entries, mapped.spelling
+    notes.extend(mapped.notes)
+    unmodelled, ignored = mapped.unmodelled, mapped.ignored
     if not vocabulary.names_engine:  # the file's kind is the engine that runs it
         entries["engine"] = Entry(kind, 1, "--engine")
         spelling["engine"] = "--engine"

@@ -171,3 +171,36 @@ def dotted(where: str, key: str) -> str:
 def did_you_mean(key: str, allowed: tuple[str, ...] | list[str]) -> str:
     close = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def load_yaml_documents(
+    path: str | Path,
+    text: str,
+    *,
+    error: type[KvplanError] = ConfigError,
+    hint: str = "write plain YAML: no !!tags; check quoting and indentation",
+) -> list[tuple[Any, yaml.Node]]:
+    """Parse every document of a `---`-separated YAML stream (a Kubernetes manifest with a ConfigMap beside the
+    workload) with the same safe loader and checks as `load_yaml`; return each document's data and node tree.
+    Empty documents are left out."""
+    try:
+        loader = _LOADER(text)
+    except yaml.reader.ReaderError as exc:
+        raise error(_reader_message(path, text, exc), hint="remove control characters from the file") from None
+    out: list[tuple[Any, yaml.Node]] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            _refuse_duplicates(path, node, error)
+            out.append((loader.construct_document(node), node))
+    except yaml.reader.ReaderError as exc:
+        raise error(_reader_message(path, text, exc), hint="remove control characters from the file") from None
+    except yaml.YAMLError as exc:
+        raise error(_yaml_message(path, exc), hint=hint) from None
+    except RecursionError:
+        raise error(f"{path}: YAML nested too deeply", hint="these files are shallow mappings") from None
+    finally:
+        loader.dispose()
+    return out

@@ -1,0 +1,379 @@
+"""`kvplan check MANIFEST`: real deployment manifests (tests/fixtures/manifests/SOURCES.md) read per role with the
+values the files hold, checked end to end with today's exit codes, and one-line errors for what kvplan cannot
+read (an unknown kind, no GPU type, malformed values)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kvplan.checking.manifests import detect_format, load_manifest
+from kvplan.cli import app
+from kvplan.errors import ConfigError, UsageError
+
+runner = CliRunner()
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "manifests"
+DSV4 = FIXTURES / "dynamo" / "dsv4-deployment.yaml"
+KIMI = FIXTURES / "dynamo" / "kimi-deployment.yaml"
+KSERVE_PD_V1ALPHA1 = FIXTURES / "kserve" / "v1alpha1-llm-inference-service-pd-qwen2-7b-gpu.yaml"
+KSERVE_PD = FIXTURES / "kserve" / "llm-inference-service-pd-qwen2-7b-gpu.yaml"
+KSERVE_DP_EP = FIXTURES / "kserve" / "llm-inference-service-dp-ep-deepseek-r1-gpu-naive.yaml"
+KSERVE_ISVC = FIXTURES / "kserve" / "kserve-isvc.yaml"
+LLM_D_PD = FIXTURES / "llm-d" / "values-pd.yaml"
+LLM_D_HETERO = FIXTURES / "llm-d" / "values-heterogeneous-pd.yaml"
+RAY_ONE = FIXTURES / "ray" / "mock_vllm_model.yaml"
+RAY_PD = FIXTURES / "ray" / "nixl_example.yaml"
+STACK_BASIC = FIXTURES / "production-stack" / "values-02-basic-config.yaml"
+STACK_PD = FIXTURES / "production-stack" / "values-16-disagg-prefill.yaml"
+STACK_TP2 = FIXTURES / "production-stack" / "values-25-v100-multi-gpu-tp2.yaml"
+H100 = "h100-sxm-80gb"
+
+
+def run(*args: str):
+    return runner.invoke(app, ["check", *map(str, args), "--offline"], env={"HF_HUB_OFFLINE": "1"})
+
+
+def check_json(*args: str) -> tuple[int, dict]:
+    result = run(*args, "--json")
+    assert result.exit_code in (0, 1), result.output
+    return result.exit_code, json.loads(result.stdout)
+
+
+def roles(path: Path, **kw) -> dict[str, object]:
+    return {d.name: d for d in load_manifest(path, **kw)}
+
+
+def assert_one_error_line(result, needle: str) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert lines and lines[0].startswith("error:"), result.stderr
+    assert all(line.startswith("hint:") for line in lines[1:]), result.stderr
+    assert needle in lines[0], lines[0]
+    return result.stderr
+
+
+def write(tmp_path: Path, body: str, name: str = "manifest.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body).lstrip("\n"))
+    return path
+
+
+# ------------------------------------------------------------------------------------------- reading each file
+
+
+def test_fixtures_say_where_they_come_from():
+    sources = (FIXTURES / "SOURCES.md").read_text()
+    files = sorted(p.relative_to(FIXTURES).as_posix() for p in FIXTURES.rglob("*.yaml"))
+    assert len(files) == 13
+    for name in files:
+        assert f"`{name}`" in sources, name
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt"),
+    [
+        (DSV4, "dynamo"),
+        (KSERVE_PD_V1ALPHA1, "kserve-llminferenceservice"),
+        (KSERVE_PD, "kserve-llminferenceservice"),
+        (KSERVE_ISVC, "kserve-inferenceservice"),
+        (LLM_D_PD, "llm-d"),
+        (RAY_ONE, "ray"),
+        (RAY_PD, "ray"),
+        (STACK_BASIC, "production-stack"),
+    ],
+)
+def test_detected_by_content(path, fmt):
+    import yaml
+
+    first = next(d for d in yaml.safe_load_all(path.read_text()) if d)
+    assert detect_format(first) == fmt
+    assert detect_format({"deployments": []}) is None  # a kvplan plan
+
+
+def test_dynamo_dsv4_prefill_and_decode_from_the_shell_script():
+    found = roles(DSV4, gpu="h200")
+    prefill, decode = found["dsv4/prefill"], found["dsv4/decode"]
+    for dep in (prefill, decode):
+        assert dep.model == "deepseek-ai/DeepSeek-V4-Pro"  # ${MODEL_PATH} from the container's env
+        assert dep.engine == "vllm"  # backendFramework: vllm
+        assert (dep.tensor_parallel_size, dep.pipeline_parallel_size) == (1, 1)
+        assert dep.max_model_len == 9280
+        assert dep.gpus == 8  # resources.limits.gpu "4" x multinode.nodeCount 2
+        assert dep.gpu == "h200"
+        notes = " | ".join(dep.notes)
+        assert "data_parallel_size 8, enable_expert_parallel" in notes
+        assert "checked per TP x PP group" in notes
+        assert "disaggregation_mode" in notes
+        assert "replicas 1" in notes
+    assert (prefill.max_num_seqs, prefill.gpu_memory_utilization) == (16, 0.8)
+    assert (decode.max_num_seqs, decode.gpu_memory_utilization) == (128, 0.9)
+    assert prefill.lines["max_model_len"] == 33  # the script's own line for --max-model-len 9280
+    assert decode.lines["max_num_seqs"] == 58
+
+
+def test_dynamo_kimi_trtllm_arguments_from_the_configmap():
+    (dep,) = load_manifest(KIMI, gpu="b200")
+    assert dep.name == "kimi-k25-agg-kv-eagle/aggregated"
+    assert dep.engine == "tensorrt-llm"  # backendFramework: trtllm
+    assert dep.model == "nvidia/Kimi-K2.5-NVFP4"  # --model-path
+    assert dep.tensor_parallel_size == 8  # agg.yaml in the ConfigMap
+    assert dep.max_num_seqs == 128  # max_batch_size
+    assert dep.kv_cache_dtype == "fp8"  # kv_cache_config.dtype
+    assert dep.gpu_memory_utilization == 0.75  # kv_cache_config.free_gpu_memory_fraction
+    assert dep.gpus == 8  # gpu "4" x nodeCount 2
+    assert dep.lines["tensor_parallel_size"] == 38  # inside the ConfigMap's block scalar
+    notes = " | ".join(dep.notes)
+    assert "ConfigMap kimi-k25-agg-kv-eagle-config agg.yaml" in notes
+    assert "replicas 3" in notes
+    assert "speculative_config.decoding_type" in notes  # Eagle3: not modelled, said
+
+
+@pytest.mark.parametrize("path", [KSERVE_PD_V1ALPHA1, KSERVE_PD])
+def test_kserve_llminferenceservice_prefill_and_decode(path):
+    found = roles(path, gpu=H100)
+    assert set(found) == {"qwen2-7b-instruct-pd/prefill", "qwen2-7b-instruct-pd/decode"}
+    for name, replicas in (("prefill", 2), ("decode", 1)):
+        dep = found[f"qwen2-7b-instruct-pd/{name}"]
+        assert dep.model == "Qwen/Qwen2.5-7B-Instruct"
+        assert dep.gpus == 1  # nvidia.com/gpu: "1"
+        assert dep.tensor_parallel_size == 1
+        notes = " | ".join(dep.notes)
+        assert f"replicas {replicas}" in notes
+        assert "kv_transfer_config" in notes  # from VLLM_ADDITIONAL_ARGS: a note, never dropped
+
+
+def test_kserve_dp_ep_is_a_note_and_the_worker_adds_a_node():
+    (dep,) = load_manifest(KSERVE_DP_EP, gpu=H100)
+    assert dep.name == "deepseek-coder-v2/aggregated"
+    assert dep.model == "deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct"
+    assert dep.tensor_parallel_size == 1  # spec.parallelism.tensor
+    assert dep.gpus == 16  # 8 per pod x (data 16 / dataLocal 8) pods
+    assert (dep.max_model_len, dep.gpu_memory_utilization) == (8192, 0.95)  # VLLM_ADDITIONAL_ARGS
+    notes = " | ".join(dep.notes)
+    assert "data 16, dataLocal 8, expert True not modelled" in notes
+    assert "--enforce-eager" in notes
+
+
+def test_kserve_inferenceservice_args_and_model_override():
+    (dep,) = load_manifest(KSERVE_ISVC, gpu="a10g", model="meta-llama/Llama-3.1-8B")
+    assert dep.name == "llama-31-8b-instruct/aggregated"
+    assert (dep.max_model_len, dep.gpu_memory_utilization, dep.tensor_parallel_size, dep.gpus) == (1024, 0.95, 1, 1)
+    assert "minReplicas 0" in " | ".join(dep.notes)
+    with pytest.raises(ConfigError, match="names no model"):  # storageUri s3://...: no model id in the file
+        load_manifest(KSERVE_ISVC, gpu="a10g")
+
+
+def test_llm_d_roles_parallelism_and_default_gpu():
+    hetero = roles(LLM_D_HETERO, gpu="l4")
+    decode, prefill = hetero["values-heterogeneous-pd/decode"], hetero["values-heterogeneous-pd/prefill"]
+    assert decode.model == prefill.model == "facebook/opt-125m"
+    assert (decode.tensor_parallel_size, decode.gpus) == (2, 2)  # parallelism.tensor 2 x dataLocal 1
+    assert (prefill.tensor_parallel_size, prefill.gpus) == (1, 1)
+    plain = roles(LLM_D_PD, gpu="l4")
+    assert {d.gpus for d in plain.values()} == {1}  # the chart's default: dataLocal 1 x tensor 1
+    assert all("--enforce-eager" in " | ".join(d.notes) for d in plain.values())
+
+
+def test_ray_llmconfig_reads_accelerator_type_and_engine_kwargs():
+    (dep,) = load_manifest(RAY_ONE, model="Qwen/Qwen3-8B")
+    assert dep.name == "VLLMFakeModel/aggregated"
+    assert dep.gpu == "a10g"  # accelerator_type: A10G
+    assert dep.max_model_len == 4096  # engine_kwargs
+    assert "replicas 4-10" in " | ".join(dep.notes)
+
+
+def test_ray_pd_configs():
+    found = roles(RAY_PD, gpu=H100)
+    assert set(found) == {"pd-disaggregation-nixl/prefill", "pd-disaggregation-nixl/decode"}
+    assert "replicas 6-10" in " | ".join(found["pd-disaggregation-nixl/decode"].notes)
+    assert all(d.model == "meta-llama/Llama-3.1-8B-Instruct" for d in found.values())
+
+
+def test_production_stack_vllmconfig_as_the_chart_renders_it():
+    (dep,) = load_manifest(STACK_BASIC, gpu=H100)
+    assert dep.name == "values-02-basic-config/llama3"
+    assert dep.model == "meta-llama/Llama-3.1-8B-Instruct"
+    assert (dep.max_model_len, dep.dtype, dep.gpu_memory_utilization, dep.gpus) == (4096, "bf16", 0.8, 1)
+    (tp2,) = load_manifest(STACK_TP2, gpu="16gb")
+    assert (tp2.tensor_parallel_size, tp2.gpus, tp2.max_model_len, tp2.dtype) == (2, 2, 8192, "fp16")
+    pd = roles(STACK_PD, gpu="l4")
+    assert [d.notes[0] for d in pd.values()] == ["role: prefill", "role: decode"]  # lmcacheConfig.kvRole
+
+
+# ------------------------------------------------------------------------------------------- end to end
+
+
+def test_kserve_pd_checks_clean():
+    code, report = check_json(KSERVE_PD_V1ALPHA1, "--gpu-profile", H100, "--model", "Qwen/Qwen2.5-7B")
+    assert code == 0
+    assert [d["name"] for d in report["deployments"]] == ["qwen2-7b-instruct-pd/prefill", "qwen2-7b-instruct-pd/decode"]
+    assert all(d["ok"] and d["gpu_profile"] == H100 for d in report["deployments"])
+
+
+@pytest.mark.parametrize(
+    ("path", "args", "rows", "code"),
+    [
+        (STACK_BASIC, ("--gpu-profile", H100, "--model", "meta-llama/Llama-3.1-8B"), 1, 0),
+        (STACK_TP2, ("--gpu-profile", "16gb", "--model", "Qwen/Qwen2.5-7B"), 1, 0),
+        (STACK_PD, ("--gpu-profile", "l4", "--model", "meta-llama/Llama-3.1-8B"), 2, 1),  # 32000 tokens on one L4
+        (LLM_D_HETERO, ("--gpu-profile", "l4", "--model", "openai-community/gpt2"), 2, 0),
+        (RAY_ONE, ("--model", "Qwen/Qwen3-8B"), 1, 0),
+        (RAY_PD, ("--gpu-profile", H100, "--model", "meta-llama/Llama-3.1-8B"), 2, 0),
+        (KSERVE_DP_EP, ("--gpu-profile", H100, "--model", "deepseek-ai/DeepSeek-V2-Lite"), 1, 0),
+        (KSERVE_ISVC, ("--gpu-profile", "a10g", "--model", "meta-llama/Llama-3.1-8B"), 1, 0),
+        (KIMI, ("--gpu-profile", "b200", "--model", "moonshotai/Kimi-K2.5"), 1, 0),
+    ],
+)
+def test_end_to_end_exit_codes(path, args, rows, code):
+    got, report = check_json(path, *args)
+    assert got == code, report
+    assert len(report["deployments"]) == rows
+
+
+def test_dsv4_does_not_fit_one_gpu_per_dp_rank():
+    # DeepSeek-V3's weights (the V4 file's weights are not countable offline) on one H200 per TP x PP group
+    code, report = check_json(DSV4, "--gpu-profile", "h200", "--model", "deepseek-ai/DeepSeek-V3")
+    assert code == 1
+    assert [d["binding_constraint"] for d in report["deployments"]] == ["weights", "weights"]
+    assert all("checked per TP x PP group" in " ".join(d["notes"]) for d in report["deployments"])
+
+
+# ------------------------------------------------------------------------------------------- errors: exit 2
+
+
+def test_no_gpu_type_is_exit_2_naming_gpu_profile():
+    stderr = assert_one_error_line(run(DSV4), "dsv4/prefill: the manifest names no GPU type")
+    assert "--gpu-profile" in stderr
+    with pytest.raises(UsageError):
+        load_manifest(DSV4)
+
+
+def test_gpu_type_from_a_node_selector(tmp_path):
+    """The real KServe P/D sample with `nvidia.com/gpu.product` node selectors added to its pools' templates."""
+    text = KSERVE_PD.read_text()
+    decode_only = text.replace(
+        "  template:\n    # This affinity",
+        "  template:\n    nodeSelector:\n      nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3\n    # This affinity",
+        1,
+    )
+    both = decode_only.replace(
+        "    template:\n      # This affinity",
+        "    template:\n      nodeSelector:\n        nvidia.com/gpu.product: NVIDIA-A100-SXM4-80GB\n      # This affinity",
+        1,
+    )
+    found = roles(write(tmp_path, both), model="Qwen/Qwen2.5-7B")
+    assert found["qwen2-7b-instruct-pd/decode"].gpu == H100
+    assert found["qwen2-7b-instruct-pd/prefill"].gpu == "a100-sxm-80gb"
+    assert run(write(tmp_path, both, "both.yaml"), "--model", "Qwen/Qwen2.5-7B").exit_code == 0
+    # a pool is scheduled by its own template: the prefill pool without a selector names no GPU type
+    assert_one_error_line(
+        run(write(tmp_path, decode_only, "decode.yaml"), "--model", "Qwen/Qwen2.5-7B"),
+        "prefill: the manifest names no GPU type",
+    )
+
+
+def test_unknown_gpu_label_is_exit_2(tmp_path):
+    text = KSERVE_ISVC.read_text().replace(
+        "node.kubernetes.io/instance-type: g5.8xlarge", "nvidia.com/gpu.product: NVIDIA-Z9000"
+    )
+    assert_one_error_line(
+        run(write(tmp_path, text), "--model", "meta-llama/Llama-3.1-8B"),
+        "no hardware profile matches GPU 'NVIDIA-Z9000'",
+    )
+
+
+def test_unknown_kind_is_exit_2_naming_it(tmp_path):
+    path = write(tmp_path, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: vllm}\n")
+    assert_one_error_line(run(path), "unknown manifest kind 'Deployment'")
+    alone = write(tmp_path, "apiVersion: v1\nkind: ConfigMap\ndata: {}\n", "cm.yaml")
+    assert_one_error_line(run(alone), "unknown manifest kind 'ConfigMap'")
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (
+            """
+            apiVersion: nvidia.com/v1alpha1
+            kind: DynamoGraphDeployment
+            metadata: {name: x}
+            spec:
+              services:
+                w: {componentType: worker, resources: {limits: {gpu: "1"}}, extraPodSpec: {mainContainer: {args: {a: 1}}}}
+            """,
+            "expected a list of strings",
+        ),
+        (
+            """
+            apiVersion: nvidia.com/v1alpha1
+            kind: DynamoGraphDeployment
+            metadata: {name: x}
+            spec:
+              services:
+                w:
+                  componentType: worker
+                  extraPodSpec: {mainContainer: {command: [sh, -c], args: ["exec python3 -m dynamo.vllm --model 'oops"]}}
+            """,
+            "cannot split the shell script",
+        ),
+        (
+            """
+            apiVersion: serving.kserve.io/v1alpha1
+            kind: LLMInferenceService
+            metadata: {name: x}
+            spec:
+              model: {name: meta-llama/Llama-3.1-8B}
+              template:
+                containers:
+                  - name: main
+                    args: ["--max-model-len", "lots"]
+                    resources: {limits: {nvidia.com/gpu: "1"}}
+            """,
+            "expected a positive token count",
+        ),
+        (
+            """
+            apiVersion: serving.kserve.io/v1alpha1
+            kind: LLMInferenceService
+            metadata: {name: x}
+            spec:
+              model: {name: meta-llama/Llama-3.1-8B}
+              template:
+                containers:
+                  - name: main
+                    args: ["--tensor-parallel-size", "2"]
+                    resources: {limits: {nvidia.com/gpu: "1"}}
+            """,
+            "1 GPUs cannot hold tensor_parallel_size 2",
+        ),
+        (
+            """
+            applications:
+              - name: app
+                args:
+                  llm_configs: [./model_config/llm_config.yaml]
+            """,
+            "expected an LLMConfig mapping",
+        ),
+        ("servingEngineSpec:\n  modelSpec: []\n", "expected a non-empty list"),
+        ("apiVersion: serving.kserve.io/v1alpha1\nkind: LLMInferenceService\nspec: [\n", "invalid YAML"),
+    ],
+)
+def test_malformed_manifests_are_one_error_line(tmp_path, body, needle):
+    assert_one_error_line(run(write(tmp_path, body), "--gpu-profile", H100), needle)
+
+
+def test_plan_files_still_read_as_plans(tmp_path):
+    path = write(
+        tmp_path,
+        "deployments:\n  - {name: a, model: meta-llama/Llama-3.1-8B, gpu: h100-sxm-80gb, max_model_len: 8192}\n",
+    )
+    assert run(path).exit_code == 0
+    assert_one_error_line(
+        run(path, "--model", "x"), "--gpu and --model apply to manifests and --engine-config files only"
+    )
