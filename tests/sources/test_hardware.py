@@ -48,6 +48,18 @@ REQUIRED_IDS = {
     "8gb",
     "16gb",
     "24gb",
+    # the GPUs of the 2026 logs (issue 13 point 4)
+    "gb10",
+    "gh200",
+    "gb200",
+    "b300",
+    "gb300",
+    "mi355x",
+    "r9700",
+    "rtx-pro-6000",
+    "rtx-5090-laptop",
+    "l20",
+    "h800",
 }
 
 GOOD = """\
@@ -153,6 +165,37 @@ def test_h100_sxm_memory_is_the_vllm_reported_total():
 def test_rtx_3090_memory_is_the_vllm_reported_total():
     profile = load_profile("rtx-3090")
     assert abs(profile.memory_bytes / 2**30 - 23.58) <= 0.005
+
+
+def test_the_2026_gpus_resolve_by_the_names_their_logs_print():
+    for name, expected in (
+        ("NVIDIA GB10", "gb10"),
+        ("DGX Spark", "gb10"),
+        ("NVIDIA H800", "h800"),
+        ("NVIDIA H800 80GB HBM3", "h800"),
+        ("NVIDIA L20", "l20"),
+        ("NVIDIA GH200 480GB", "gh200"),
+        ("NVIDIA GB200", "gb200"),
+        ("NVIDIA B300 SXM6 AC", "b300"),
+        ("NVIDIA GB300", "gb300"),
+        ("AMD Instinct MI355X", "mi355x"),
+        ("AMD Radeon AI PRO R9700", "r9700"),
+        ("NVIDIA RTX PRO 6000 Blackwell Server Edition", "rtx-pro-6000"),
+        ("NVIDIA GeForce RTX 5090 Laptop GPU", "rtx-5090-laptop"),
+    ):
+        assert load_profile(name).id == expected, name
+
+
+def test_gb10_memory_is_what_vllm_sees_of_the_unified_pool():
+    """Calibration case home-ops-13226-qwen36-35b-a3b-fp8-gb10-131072: "vLLM sees 121.63 GiB total" on a DGX Spark
+    (tests/fixtures/calibration/engine_cases_2026.yaml), not the 128 GB of LPDDR5X the machine has."""
+    import yaml
+
+    cases = yaml.safe_load((REPO / "tests/fixtures/calibration/engine_cases_2026.yaml").read_text())
+    case = next(c for c in cases if c["id"] == "home-ops-13226-qwen36-35b-a3b-fp8-gb10-131072")
+    profile = load_profile("gb10")
+    assert round(profile.memory_gib, 2) == case["reported"]["total_gpu_memory_gib"] == 121.63
+    assert profile.compute_capability == "12.1" and "unified" in (profile.notes or "").lower()
 
 
 def test_builtin_dir_is_the_repo_profiles_dir_in_a_checkout():
