@@ -596,6 +596,17 @@ def profiles_show(
     render.profile_card(found)
 
 
+@profiles_app.command("new", cls=Command)
+@handle_errors
+def profiles_new(
+    profile: Annotated[str, typer.Argument(help="The new profile's id (its file name stem).")] = "my-gpu",
+) -> None:
+    """Print a commented profile template to fill in (save it as ID.yaml in a profiles directory)."""
+    from kvplan.sources.hardware import profile_template
+
+    sys.stdout.write(profile_template(profile))
+
+
 @app.command(cls=Command)
 @handle_errors
 def profile(

@@ -251,7 +251,9 @@ def detect_gpu(text: str, log: EngineLog, profiles_dir: str | None = None) -> tu
 
     First a device name the log prints ("NVIDIA H100 80GB HBM3") that is a profile's name or alias (the longest
     one found wins); else the device's total memory the log prints (vLLM's "Free memory on device (x/79.19 GiB)")
-    when exactly one non-generic profile has that memory at the printed rounding."""
+    when exactly one non-generic profile has that memory at the printed rounding, or when every profile that has it
+    has the same memory and compute capability too (variants of one card, such as the H100 SXM and the H800: every
+    figure explain recomputes is the same with either; the first id is taken and the others are named)."""
     from kvplan.sources.hardware import list_profiles
 
     profiles = list_profiles(profiles_dir)
@@ -272,11 +274,17 @@ def detect_gpu(text: str, log: EngineLog, profiles_dir: str | None = None) -> tu
     total = log.first("total_gpu_memory")
     if total is not None and total.unit == "GiB":
         low, high = _interval(total)
-        matches = sorted(
-            p.id for p in profiles if not p.generic and low <= Fraction(p.memory_bytes, GIB) <= high + _EPS
+        found = sorted(
+            (p for p in profiles if not p.generic and low <= Fraction(p.memory_bytes, GIB) <= high + _EPS),
+            key=lambda p: p.id,
         )
+        matches = [p.id for p in found]
+        where = f"log: total GPU memory {total.value} GiB (line {total.line})"
         if len(matches) == 1:
-            return matches[0], f"log: total GPU memory {total.value} GiB (line {total.line})"
+            return matches[0], where
+        if found and len({(p.memory_bytes, p.compute_capability) for p in found}) == 1:
+            # variants of one card (H100 SXM and H800): the same memory and kernels give the same figures
+            return matches[0], f"{where}; {', '.join(matches[1:])} has the same memory and compute capability"
         if matches:
             return None, f"the log's total GPU memory {total.value} GiB fits several profiles: {', '.join(matches)}"
     return None, "the log names no GPU kvplan has a profile for"

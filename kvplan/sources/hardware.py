@@ -2,8 +2,11 @@
 
 A profile is one `<id>.yaml` file (the shipped ones live in the top-level `profiles/` directory, installed as
 `kvplan/profiles`). `memory_bytes` is the total memory *as the runtime reports it* (torch / vLLM), not the
-marketing figure; every figure names its source. Files are read on demand with the safe YAML loader (kvplan.sources.yaml_files) only and are
-validated strictly; every problem is a one-line `ProfileError` naming the file and the key.
+marketing figure; every figure names its source. Sizes are bytes or a size with its unit (`memory: 48GiB`,
+`bandwidth: 3.35TB/s`); optional keys have the defaults `_validate` lists; `kvplan profiles new` prints a
+commented template (`profile_template`). Files are read on demand with the safe YAML loader
+(kvplan.sources.yaml_files) only and are validated strictly: every problem of a file, each with its line, is
+reported together in one one-line `ProfileError` naming the file.
 
 Search order for a name: the `profiles_dir` argument (`--profiles-dir`), then the user's directory
 (`$KVPLAN_PROFILES_DIR`, else `$XDG_CONFIG_HOME/kvplan/profiles` or `~/.config/kvplan/profiles`), then the
@@ -24,8 +27,8 @@ from typing import Any
 
 import yaml
 
-from kvplan.core.units import KV_DTYPE_CHOICES
-from kvplan.errors import ProfileError
+from kvplan.core.units import KV_DTYPE_CHOICES, parse_size
+from kvplan.errors import ProfileError, UsageError
 from kvplan.sources.yaml_files import load_yaml
 
 VENDORS = ("nvidia", "amd", "generic")
@@ -56,11 +59,13 @@ _KEYS = (
     "sources",
     "notes",
 )
-_REQUIRED = tuple(k for k in _KEYS if k not in ("generic", "notes", "compute_capability"))
+_REQUIRED = ("vendor", "memory_bytes", "sources")  # every other key has a default (see _validate)
 _FIGURES = ("memory_bandwidth_bytes_per_s", "dense_tflops", "kv_cache_dtypes", "interconnect")
 _SOURCE_KEYS = ("memory_bytes", *_FIGURES, "compute_capability")
 _CAPABILITY_RE = re.compile(r"^\d+\.\d+$")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+_PLACEHOLDER = re.compile(r"^\s*<.*>\s*$", re.S)  # `kvplan profiles new`'s "<...>", not yet filled in
+_FILL = "your figure in place of the template's placeholder"
 
 
 @dataclass(frozen=True)
@@ -284,6 +289,47 @@ def _norm(name: str) -> str:
     return " ".join(name.split()).lower()
 
 
+def profile_template(profile_id: str = "my-gpu") -> str:
+    """A commented profile for `profile_id` to fill in: every `<...>` is a placeholder (a file that still holds
+    one is refused, each placeholder named with its line); the commented-out keys show their defaults."""
+    if not _ID_RE.match(profile_id):
+        raise ProfileError(
+            f"cannot use {profile_id!r} as a profile id",
+            hint="an id is lower-case letters, digits, '-' and '.', e.g. rtx-pro-6000 (it is the file name stem)",
+        )
+    links = ", ".join(INTERCONNECT_TYPES)
+    kv = ", ".join(KV_DTYPE_CHOICES)
+    id_line = f"id: {profile_id}"
+    return f"""\
+# kvplan hardware profile. Fill in every <...>, save as {profile_id}.yaml in a profiles directory
+# (--profiles-dir, $KVPLAN_PROFILES_DIR or ~/.config/kvplan/profiles), then `kvplan profiles show {profile_id}`.
+# Every figure needs a source under `sources:` (a datasheet URL, or a log line quoted); say which figure
+# it is where a datasheet gives several (dense or sparse FLOP/s, marketing or runtime memory).
+# Sizes take units: 48GiB (2^30), 80GB (10^9), 3.35TB/s; or plain integers of bytes.
+# Commented-out keys are optional and show their default.
+{id_line:<42}# default: the file name stem (it must equal it)
+name: "<the card's full name, e.g. NVIDIA H100 SXM5 80GB>"   # default: the id
+vendor: <nvidia or amd or generic>
+# the device names torch / nvidia-smi / engine logs print, so logs and --gpu-profile find this profile
+aliases: ["<e.g. NVIDIA H100 80GB HBM3>"]   # default: []
+# memory as the runtime reports it (what vLLM budgets from): torch.cuda.mem_get_info()[1], vLLM's
+# "Free memory on device (x/TOTAL GiB)" or a CUDA OOM's "total capacity of TOTAL GiB"; not the marketing size
+memory: <e.g. 79.19GiB>
+bandwidth: <e.g. 3.35TB/s>                # default: null (unknown: no roofline bounds)
+# dense (no sparsity) tensor TFLOP/s per dtype; null where unsupported; a dtype left out is null
+dense_tflops: {{fp32: <e.g. 67>, bf16: <e.g. 989>, fp16: <e.g. 989>, fp8: <number or null>, int8: <number or null>}}
+# kv_cache_dtypes: [auto]                 # default: [auto]; from {kv}
+# interconnect: {{type: pcie5, bandwidth: 128GB/s}}   # default: null (unknown); types: {links}
+# compute_capability: "9.0"               # default: null; NVIDIA only (https://developer.nvidia.com/cuda-gpus)
+# generic: false                          # default: true exactly when vendor is generic (memory only)
+# notes: "..."                            # default: none
+sources:
+  memory: "<where the memory figure comes from: a quoted log line and its URL>"
+  bandwidth: "<datasheet title and URL>"
+  dense_tflops: "<datasheet title and URL; dense or halved from sparse>"
+"""
+
+
 # ------------------------------------------------------------------------------------------ loading & checks
 
 
@@ -300,14 +346,14 @@ def _load_file(entry: Any) -> HardwareProfile:
 def _parse(where: str, stem: str, text: str) -> HardwareProfile:
     """A profile file's text, parsed and validated once per process (a plan re-read for each GPU of a check or a
     sweep of recommendations would parse the same YAML again and again); an edited file is parsed anew."""
-    data, _ = load_yaml(
+    data, node = load_yaml(
         where,
         text,
         error=ProfileError,
         describe=functools.partial(_yaml_message, where, text),
         hint="profiles are plain YAML without !!tags; check quoting and indentation there",
     )
-    return _validate(where, stem, data)
+    return _validate(where, stem, data, node)
 
 
 def _yaml_message(where: str, text: str, exc: yaml.YAMLError) -> str:
@@ -329,12 +375,56 @@ def _yaml_message(where: str, text: str, exc: yaml.YAMLError) -> str:
     return f"{where}: invalid YAML at {at}: {problem}"
 
 
-def _err(where: str, key: str, expected: str, got: Any = None, *, show_got: bool = True) -> ProfileError:
-    got_text = f", got {_show(got)}" if show_got else ""
-    return ProfileError(
-        f"{where}: key '{key}': expected {expected}{got_text}",
-        hint="fix the profile file; see profiles/h100-sxm-80gb.yaml for the schema",
-    )
+# The profile schema, written once: every key, what it holds, and the default of an optional one. The loader's
+# checks, `kvplan profiles new` and README's "Hardware profiles" section follow this table.
+SYNONYMS = {"memory": "memory_bytes", "bandwidth": "memory_bandwidth_bytes_per_s"}  # short spelling -> key
+_LINK_SYNONYMS = {"bandwidth": "bandwidth_bytes_per_s"}
+_LINK_KEYS = ("type", "bandwidth_bytes_per_s")
+_HINT = "fix the profile file; `kvplan profiles new` prints a commented template with every key"
+
+
+@dataclass(frozen=True)
+class _Problem:
+    line: int | None
+    text: str
+    hint: str | None = None
+
+
+class _Problems:
+    """Every problem of one file, each with the line it is on; raised together as one ProfileError."""
+
+    def __init__(self, where: str, node: yaml.Node | None) -> None:
+        self.where = where
+        self.node = node
+        self.items: list[_Problem] = []
+
+    def line(self, *path: str) -> int | None:
+        """The line key `path` (top-level key, then nested keys) was written on; its parent's line when missing."""
+        node, line = self.node, None
+        for key in path:
+            if not isinstance(node, yaml.MappingNode):
+                break
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+                    node, line = value_node, key_node.start_mark.line + 1
+                    break
+            else:
+                break
+        return line
+
+    def add(self, path: tuple[str, ...], text: str, hint: str | None = None) -> None:
+        self.items.append(_Problem(self.line(*path), text, hint))
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        ordered = sorted(self.items, key=lambda p: (p.line is None, p.line or 0))
+        if len(ordered) == 1:
+            only = ordered[0]
+            at = f"{self.where}:{only.line}" if only.line else self.where
+            raise ProfileError(f"{at}: {only.text}", hint=only.hint or _HINT)
+        listed = "; ".join((f"line {p.line}: " if p.line else "") + p.text for p in ordered)
+        raise ProfileError(f"{self.where}: {len(ordered)} problems: {listed}", hint=_HINT)
 
 
 def _show(value: Any) -> str:
@@ -349,10 +439,15 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-def _unknown(where: str, key: str, allowed: tuple[str, ...], prefix: str = "") -> ProfileError:
+def _expected(label: str, expected: str, got: Any = None, *, show_got: bool = True) -> str:
+    return f"key '{label}': expected {expected}" + (f", got {_show(got)}" if show_got else "")
+
+
+def _unknown(label: str, allowed: tuple[str, ...]) -> tuple[str, str]:
+    key = label.rsplit(".", 1)[-1]
     close = difflib.get_close_matches(key, allowed, n=1)
     dym = f" (did you mean '{close[0]}'?)" if close else ""
-    return ProfileError(f"{where}: unknown key '{prefix}{key}'{dym}", hint="allowed keys: " + ", ".join(allowed))
+    return f"unknown key '{label}'{dym}", "allowed keys: " + ", ".join(allowed)
 
 
 def _is_int(v: Any) -> bool:
@@ -363,143 +458,249 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _str_list(where: str, key: str, value: Any, *, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise _err(where, key, "a list of strings", value)
-    for item in value:
-        if not isinstance(item, str) or not item.strip():
-            raise _err(where, key, "a list of non-empty strings", item)
-        if allowed is not None and item not in allowed:
-            raise _err(where, key, "dtypes from " + ", ".join(allowed), item)
-    if len({_norm(i) for i in value}) != len(value):
-        raise _err(where, key, "no duplicate entries", None, show_got=False)
-    return tuple(value)
+def _size(value: Any, *, rate: bool = False) -> int | None:
+    """Bytes (or bytes/s) from a positive integer or a size with its unit ("48GiB", "80GB"; "3.35TB/s" for a
+    rate, kvplan.core.units.parse_size: GB = 10^9, GiB = 2^30); None when it is neither."""
+    if _is_int(value):
+        return value if value > 0 else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if rate and text.lower().endswith("/s"):
+        text = text[:-2]
+    elif not text or not text[-1:].isalpha():
+        return None  # a bare number in quotes ("85899345920") is a typo for an integer more often than not
+    try:
+        return parse_size(text)
+    except UsageError:
+        return None
 
 
-def _validate(where: str, stem: str, data: Any) -> HardwareProfile:
+class _Reader:
+    """The checks of one profile's mapping: each check records its problem and returns a usable value."""
+
+    def __init__(self, where: str, data: dict, problems: _Problems) -> None:
+        self.where, self.data, self.problems = where, data, problems
+        self.written: dict[str, str] = {}  # canonical key -> the spelling the file used
+
+    def label(self, key: str) -> str:
+        return self.written.get(key, key)
+
+    def bad(self, key: str, expected: str, got: Any = None, *, show_got: bool = True, sub: str = "") -> None:
+        label = self.label(key) + (f".{sub}" if sub else "")
+        path = (self.label(key), *([sub] if sub else []))
+        self.problems.add(path, _expected(label, expected, got, show_got=show_got))
+
+    def str_list(self, key: str, *, allowed: tuple[str, ...] | None = None) -> tuple[str, ...] | None:
+        value = self.data[key]
+        if not isinstance(value, list):
+            self.bad(key, "a list of strings", value)
+            return None
+        ok = True
+        for item in value:
+            if not isinstance(item, str) or not item.strip():
+                self.bad(key, "a list of non-empty strings", item)
+                ok = False
+            elif _PLACEHOLDER.match(item):
+                self.bad(key, _FILL, item)
+                ok = False
+            elif allowed is not None and item not in allowed:
+                self.bad(key, "dtypes from " + ", ".join(allowed), item)
+                ok = False
+        if ok and len({_norm(i) for i in value}) != len(value):
+            self.bad(key, "no duplicate entries", show_got=False)
+            ok = False
+        return tuple(value) if ok else None
+
+
+def _validate(where: str, stem: str, data: Any, node: yaml.Node | None = None) -> HardwareProfile:
+    """Check a profile's mapping and build it; every problem of the file is reported in one ProfileError.
+
+    Required: `vendor` (nvidia, amd, generic), `memory_bytes` (or `memory`: the total as the runtime reports it,
+    an integer of bytes or a size with its unit, "79.19GiB" / "80GB") and `sources` (a source text for memory
+    and for each of bandwidth, dense_tflops and compute_capability that is given). Optional, with defaults:
+
+    - `id`: the file name stem (if given, it must equal the stem); `name`: the id; `aliases`: none;
+      `generic`: true exactly when vendor is generic; `notes`: none.
+    - `memory_bandwidth_bytes_per_s` (or `bandwidth`: bytes/s, "3.35TB/s"): null, unknown (no roofline bounds).
+    - `dense_tflops`: null, unknown; a dtype of fp32, tf32, bf16, fp16, fp8, int8, fp4 left out: null.
+    - `kv_cache_dtypes`: [auto] (the engine's default only). `interconnect`: null, unknown; its
+      `bandwidth_bytes_per_s` (or `bandwidth`, "900GB/s"): null. `compute_capability`: null.
+    A generic profile (a memory class) carries memory only: every other figure null or left out.
+    """
     if data is None:
-        raise ProfileError(f"{where}: file is empty", hint="a profile needs at least id, name and memory_bytes")
+        raise ProfileError(f"{where}: file is empty", hint="a profile needs at least vendor, memory and its source")
     if not isinstance(data, dict):
         raise ProfileError(f"{where}: expected a mapping of keys at the top level, got {_show(data)}")
-    for key in data:
-        if not isinstance(key, str) or key not in _KEYS:
-            raise _unknown(where, str(key), _KEYS)
+    problems = _Problems(where, node)
+    reader = _Reader(where, {}, problems)
+    for key, value in data.items():
+        name = SYNONYMS.get(key, key) if isinstance(key, str) else key
+        if not isinstance(name, str) or name not in _KEYS:
+            text, hint = _unknown(str(key), _KEYS + tuple(SYNONYMS))
+            problems.add((str(key),), text, hint)
+            continue
+        if name in reader.data:
+            problems.add((str(key),), f"key '{key}': give either '{reader.label(name)}' or '{key}', not both")
+            continue
+        reader.data[name] = value
+        reader.written[name] = str(key)
+    data = reader.data
     for key in _REQUIRED:
         if key not in data:
-            raise ProfileError(
-                f"{where}: key '{key}': missing (required)", hint="see profiles/h100-sxm-80gb.yaml for the schema"
-            )
+            problems.add((), f"key '{key}': missing (required)")
 
-    pid = data["id"]
+    pid = data.get("id", stem)
     if not isinstance(pid, str) or not _ID_RE.match(pid):
-        raise _err(where, "id", "a lower-case id of letters, digits, '-' and '.'", pid)
-    if pid != stem:
-        raise _err(where, "id", f"the file name stem '{stem}'", pid)
-    name = data["name"]
+        reader.bad("id", "a lower-case id of letters, digits, '-' and '.'", pid)
+    elif pid != stem:
+        reader.bad("id", f"the file name stem '{stem}'", pid)
+    name = data.get("name", pid)
     if not isinstance(name, str) or not name.strip():
-        raise _err(where, "name", "a non-empty string", name)
-    vendor = data["vendor"]
-    if vendor not in VENDORS:
-        raise _err(where, "vendor", "one of " + ", ".join(VENDORS), vendor)
-    generic = data.get("generic", False)
+        reader.bad("name", "a non-empty string", name)
+    elif _PLACEHOLDER.match(name):
+        reader.bad("name", _FILL, name)
+    vendor = data.get("vendor")
+    if "vendor" in data and vendor not in VENDORS:
+        reader.bad("vendor", "one of " + ", ".join(VENDORS), vendor)
+    generic = data.get("generic", vendor == "generic")
     if not isinstance(generic, bool):
-        raise _err(where, "generic", "true or false", generic)
-    if generic != (vendor == "generic"):
-        raise _err(where, "generic", "true exactly when vendor is 'generic'", generic)
-    aliases = _str_list(where, "aliases", data["aliases"])
-    memory = data["memory_bytes"]
-    if not _is_int(memory) or memory <= 0:
-        raise _err(where, "memory_bytes", "a positive integer (bytes)", memory)
+        reader.bad("generic", "true or false", generic)
+    elif "vendor" in data and generic != (vendor == "generic"):
+        reader.bad("generic", "true exactly when vendor is 'generic'", generic)
+    aliases = reader.str_list("aliases") if "aliases" in data else ()
+    memory = None
+    if "memory_bytes" in data:
+        memory = _size(data["memory_bytes"])
+        if memory is None:
+            reader.bad("memory_bytes", "a positive integer (bytes) or a size such as 79.19GiB", data["memory_bytes"])
 
-    if generic:
+    bandwidth: int | None = None
+    tflops: dict[str, float | None] | None = None
+    kv_dtypes: tuple[str, ...] | None = None
+    link: Interconnect | None = None
+    if generic is True:
         for key in _FIGURES:
-            if data[key] is not None:
-                raise _err(where, key, "null for a generic profile (memory only)", data[key])
-        bandwidth, tflops, kv_dtypes, link = None, None, None, None
+            if data.get(key) is not None:
+                reader.bad(key, "null for a generic profile (memory only)", data[key])
     else:
-        bandwidth = data["memory_bandwidth_bytes_per_s"]
-        if not _is_int(bandwidth) or bandwidth <= 0:
-            raise _err(where, "memory_bandwidth_bytes_per_s", "a positive integer (bytes/s)", bandwidth)
-        tflops = _tflops(where, data["dense_tflops"])
-        kv_dtypes = _str_list(where, "kv_cache_dtypes", data["kv_cache_dtypes"], allowed=KV_DTYPE_CHOICES)
-        if not kv_dtypes:
-            raise _err(where, "kv_cache_dtypes", "at least one dtype", None, show_got=False)
-        link = _interconnect(where, data["interconnect"])
+        raw = data.get("memory_bandwidth_bytes_per_s")
+        if raw is not None:
+            bandwidth = _size(raw, rate=True)
+            if bandwidth is None:
+                reader.bad(
+                    "memory_bandwidth_bytes_per_s", "a positive integer (bytes/s) or a rate such as 3.35TB/s", raw
+                )
+        if data.get("dense_tflops") is not None:
+            tflops = _tflops(reader, data["dense_tflops"])
+        kv_dtypes = ("auto",)
+        if "kv_cache_dtypes" in data:
+            kv_dtypes = reader.str_list("kv_cache_dtypes", allowed=KV_DTYPE_CHOICES)
+            if kv_dtypes is not None and not kv_dtypes:
+                reader.bad("kv_cache_dtypes", "at least one dtype", show_got=False)
+        if data.get("interconnect") is not None:
+            link = _interconnect(reader, data["interconnect"])
 
-    sources = data["sources"]
-    if not isinstance(sources, dict):
-        raise _err(where, "sources", "a mapping of figure -> source text", sources)
-    for key, text in sources.items():
-        if not isinstance(key, str) or key not in _SOURCE_KEYS:
-            raise _unknown(where, str(key), _SOURCE_KEYS, prefix="sources.")
-        if not isinstance(text, str) or not text.strip():
-            raise _err(where, f"sources.{key}", "a non-empty string (URL or quoted log line)", text)
-    needed = ("memory_bytes",) if generic else ("memory_bytes", "memory_bandwidth_bytes_per_s", "dense_tflops")
-    for key in needed:
-        if key not in sources:
-            raise ProfileError(
-                f"{where}: key 'sources.{key}': missing (every figure needs a source)",
-                hint="add a URL or a quoted log line under sources",
+    sources: dict[str, str] = {}
+    raw_sources = data.get("sources", {})
+    if not isinstance(raw_sources, dict):
+        reader.bad("sources", "a mapping of figure -> source text", raw_sources)
+        raw_sources = {}
+    for key, text in raw_sources.items():
+        canonical = SYNONYMS.get(key, key) if isinstance(key, str) else key
+        label = f"{reader.label('sources')}.{key}"
+        if not isinstance(canonical, str) or canonical not in _SOURCE_KEYS:
+            message, hint = _unknown(label, _SOURCE_KEYS + tuple(SYNONYMS))
+            problems.add((reader.label("sources"), str(key)), message, hint)
+        elif not isinstance(text, str) or not text.strip():
+            problems.add(
+                (reader.label("sources"), str(key)),
+                _expected(label, "a non-empty string (URL or quoted log line)", text),
+            )
+        elif _PLACEHOLDER.match(text):
+            problems.add((reader.label("sources"), str(key)), _expected(label, _FILL, text))
+        else:
+            sources[canonical] = text
+    # the figures kvplan computes with need a source; the dtype list and the link are better with one
+    needed = ("memory_bytes", "memory_bandwidth_bytes_per_s", "dense_tflops", "compute_capability")
+    given = [k for k in needed if data.get(k) is not None]
+    written = {SYNONYMS.get(k, k) for k in raw_sources if isinstance(k, str)}
+    for key in given if "sources" in data else ():
+        if key not in written and (key == "memory_bytes" or not generic):
+            problems.add(
+                ("sources",),
+                f"key 'sources.{reader.label(key)}': missing (every figure needs a source: a URL or a quoted log line)",
             )
     notes = data.get("notes")
     if notes is not None and not isinstance(notes, str):
-        raise _err(where, "notes", "a string", notes)
+        reader.bad("notes", "a string", notes)
     capability = data.get("compute_capability")
-    if capability is not None:
-        if generic or not isinstance(capability, str) or not _CAPABILITY_RE.match(capability):
-            expected = "null for a generic profile" if generic else 'a CUDA compute capability string such as "9.0"'
-            raise _err(where, "compute_capability", expected, capability)
-        if "compute_capability" not in sources:
-            raise ProfileError(
-                f"{where}: key 'sources.compute_capability': missing (every figure needs a source)",
-                hint="add a URL or a quoted log line under sources",
-            )
+    if capability is not None and (generic or not isinstance(capability, str) or not _CAPABILITY_RE.match(capability)):
+        expected = "null for a generic profile" if generic else 'a CUDA compute capability string such as "9.0"'
+        reader.bad("compute_capability", expected, capability)
 
+    problems.raise_if_any()
+    assert isinstance(pid, str) and isinstance(name, str) and isinstance(vendor, str) and memory is not None
     return HardwareProfile(
         id=pid,
         name=name,
         vendor=vendor,
-        aliases=aliases,
+        aliases=aliases or (),
         memory_bytes=memory,
         memory_bandwidth_bytes_per_s=bandwidth,
         dense_tflops=tflops,
         kv_cache_dtypes=kv_dtypes,
         interconnect=link,
-        sources=dict(sources),
-        generic=generic,
+        sources=sources,
+        generic=bool(generic),
         notes=notes,
         path=where,
         compute_capability=capability,
     )
 
 
-def _tflops(where: str, value: Any) -> dict[str, float | None]:
+def _tflops(reader: _Reader, value: Any) -> dict[str, float | None] | None:
     if not isinstance(value, dict):
-        raise _err(where, "dense_tflops", "a mapping of dtype -> dense TFLOPS", value)
+        reader.bad("dense_tflops", "a mapping of dtype -> dense TFLOPS", value)
+        return None
+    found: dict[str, float | None] = dict.fromkeys(REQUIRED_TFLOPS_DTYPES)  # a dtype left out: unknown
     for key, number in value.items():
         if not isinstance(key, str) or key not in TFLOPS_DTYPES:
-            raise _unknown(where, str(key), TFLOPS_DTYPES, prefix="dense_tflops.")
-        if number is not None and (not _is_number(number) or number <= 0):
-            raise _err(where, f"dense_tflops.{key}", "a positive number (TFLOPS) or null", number)
-    for key in REQUIRED_TFLOPS_DTYPES:
-        if key not in value:
-            raise ProfileError(f"{where}: key 'dense_tflops.{key}': missing (use null where unsupported)")
-    return {k: (None if v is None else float(v)) for k, v in value.items()}
+            label = f"{reader.label('dense_tflops')}.{key}"
+            text, hint = _unknown(label, TFLOPS_DTYPES)
+            reader.problems.add((reader.label("dense_tflops"), str(key)), text, hint)
+        elif number is not None and (not _is_number(number) or number <= 0):
+            reader.bad("dense_tflops", "a positive number (TFLOPS) or null", number, sub=key)
+        else:
+            found[key] = None if number is None else float(number)
+    return found
 
 
-def _interconnect(where: str, value: Any) -> Interconnect:
+def _interconnect(reader: _Reader, value: Any) -> Interconnect | None:
     if not isinstance(value, dict):
-        raise _err(where, "interconnect", "a mapping with type and bandwidth_bytes_per_s", value)
-    allowed = ("type", "bandwidth_bytes_per_s")
-    for key in value:
-        if key not in allowed:
-            raise _unknown(where, str(key), allowed, prefix="interconnect.")
-    kind = value.get("type")
+        reader.bad("interconnect", "a mapping with type and bandwidth_bytes_per_s", value)
+        return None
+    fields: dict[str, Any] = {}
+    for key, item in value.items():
+        name = _LINK_SYNONYMS.get(key, key) if isinstance(key, str) else key
+        if name not in _LINK_KEYS or name in fields:
+            label = f"{reader.label('interconnect')}.{key}"
+            text, hint = _unknown(label, _LINK_KEYS + tuple(_LINK_SYNONYMS))
+            if name in fields:
+                text, hint = f"key '{label}': given twice (as bandwidth and bandwidth_bytes_per_s)", _HINT
+            reader.problems.add((reader.label("interconnect"), str(key)), text, hint)
+            continue
+        fields[name] = (str(key), item)
+    written, kind = fields.get("type", ("type", None))
     if kind not in INTERCONNECT_TYPES:
-        raise _err(where, "interconnect.type", "one of " + ", ".join(INTERCONNECT_TYPES), kind)
-    if "bandwidth_bytes_per_s" not in value:
-        raise ProfileError(f"{where}: key 'interconnect.bandwidth_bytes_per_s': missing (use null if unknown)")
-    bandwidth = value["bandwidth_bytes_per_s"]
-    if bandwidth is not None and (not _is_int(bandwidth) or bandwidth <= 0):
-        raise _err(where, "interconnect.bandwidth_bytes_per_s", "a positive integer (bytes/s) or null", bandwidth)
-    return Interconnect(type=kind, bandwidth_bytes_per_s=bandwidth)
+        reader.bad("interconnect", "one of " + ", ".join(INTERCONNECT_TYPES), kind, sub=written)
+        kind = None
+    written, raw = fields.get("bandwidth_bytes_per_s", ("bandwidth_bytes_per_s", None))
+    bandwidth = None
+    if raw is not None:
+        bandwidth = _size(raw, rate=True)
+        if bandwidth is None:
+            reader.bad(
+                "interconnect", "a positive integer (bytes/s), a rate such as 900GB/s, or null", raw, sub=written
+            )
+    return Interconnect(type=kind, bandwidth_bytes_per_s=bandwidth) if kind else None

@@ -45,11 +45,17 @@ def _calibration_module():
     return module
 
 
-SAME_ARCHITECTURE = _calibration_module().SAME_ARCHITECTURE
+# ... and the 2026 cases whose checkpoint is a quantized build of a catalog layout (weights quantized, the KV cache
+# the base model's), pinned to the same configs in tests/engines/test_calibration_2026.py
+SAME_ARCHITECTURE = {
+    **_calibration_module().SAME_ARCHITECTURE,
+    "MiniMaxAI/MiniMax-M2.7 (AWQ)": "MiniMaxAI__MiniMax-M2.7",  # eugr/spark-vllm-docker #396, 2 x GB10 (DGX Spark)
+}
 
 # The curated `gpu_model` of a case -> a profile id, for quotes that do not name the device (first match wins).
 # "NVIDIA A100 80GB": the SXM4 and PCIe cards have the same memory (84987084800 B) and vLLM treats both as A100s,
-# so either profile gives the same figures. "24 GB GPU": the lmcache case only says its card has 24 GB.
+# so either profile gives the same figures. "24 GB GPU": the lmcache case only says its card has 24 GB. "GB10": the
+# DGX Spark cases (121.63 GiB of unified memory as vLLM sees it, profiles/gb10.yaml); "L20": the SGLang L20 cases.
 GPU_OF_CASE = (
     ("H100 80GB HBM3", "h100-sxm-80gb"),
     ("A100 80GB", "a100-sxm-80gb"),
@@ -60,6 +66,8 @@ GPU_OF_CASE = (
     ("H20", "h20"),
     ("B200", "b200"),
     ("RTX A4000", "rtx-a4000"),
+    ("GB10", "gb10"),
+    ("L20", "l20"),
     ("24 GB GPU", "24gb"),
 )
 EXPLAINED = {"vllm", "sglang", "llamacpp"}
@@ -305,7 +313,10 @@ def test_a_whole_vllm_log_every_number_checked(tmp_path):
     assert rows["available_kv_cache_memory"]["term"] == "weights"
     assert rows["cudagraph_memory"]["term"] == "CUDA graphs"
     settings = data["settings"]
-    assert settings["gpu_profile"] == {"value": "h100-sxm-80gb", "source": "log: total GPU memory 79.19 GiB (line 3)"}
+    assert settings["gpu_profile"] == {
+        "value": "h100-sxm-80gb",  # the H800 has the same 79.19 GiB and compute capability: the same figures
+        "source": "log: total GPU memory 79.19 GiB (line 3); h800 has the same memory and compute capability",
+    }
     assert settings["engine_version"] == {"value": "0.19.0", "source": "flag"}
     assert settings["max_model_len"] == {"value": 8192, "source": "log"}
     assert settings["model"] == {"value": "google/gemma-3-4b-it", "source": "log"}
@@ -482,10 +493,36 @@ def test_gpu_from_a_device_name_or_the_total_memory():
     text = "INFO Using device NVIDIA H100 80GB HBM3 for the engine"
     assert detect_gpu(text, parse_log(text))[0] == "h100-sxm-80gb"
     text = "Free memory on device (78.68/79.19 GiB) on startup."
-    assert detect_gpu(text, parse_log(text)) == ("h100-sxm-80gb", "log: total GPU memory 79.19 GiB (line 1)")
+    assert detect_gpu(text, parse_log(text)) == (  # H100 SXM and H800: one card's memory and kernels
+        "h100-sxm-80gb",
+        "log: total GPU memory 79.19 GiB (line 1); h800 has the same memory and compute capability",
+    )
     text = "Memory profiling results: total_gpu_memory=79.15GiB initial_memory_usage=15.34GiB"
-    found, why = detect_gpu(text, parse_log(text))  # the A100 80GB SXM4 and PCIe have the same memory
-    assert found is None and "a100-pcie-80gb, a100-sxm-80gb" in why
+    found, why = detect_gpu(text, parse_log(text))  # the A100 80GB SXM4 and PCIe have the same memory and kernels
+    assert found == "a100-pcie-80gb" and "a100-sxm-80gb has the same memory and compute capability" in why
+    text = "Free memory on device (40.1/44.53 GiB) on startup."  # L20 (44.53) and L40S (44.52) differ in the log
+    assert detect_gpu(text, parse_log(text))[0] == "l20"
+
+
+def test_gpu_from_the_2026_device_names():
+    """The names nvidia-smi / torch / ROCm print for the GPUs of the 2026 logs reach their profiles (the longest name
+    wins: a 5090 Laptop log also contains the desktop card's "NVIDIA GeForce RTX 5090")."""
+    for text, expected in (
+        ("CUDA backend initialized on NVIDIA GB10 (sm_121)", "gb10"),
+        ("On 2x DGX Spark (TP=2, container vllm-node)", "gb10"),
+        ("GPU 0: NVIDIA GeForce RTX 5090 Laptop GPU", "rtx-5090-laptop"),
+        ("GPU 0: NVIDIA GeForce RTX 5090", "rtx-5090"),
+        ("NVIDIA H800, 81559 MiB, 570.158.01", "h800"),
+        ("GPU: NVIDIA GB200, capability (10, 0)", "gb200"),
+        ("0, NVIDIA B300 SXM6 AC, 275040", "b300"),
+        ("0, NVIDIA GB300, 595.71.05", "gb300"),
+        ("0, NVIDIA GH200 480GB, 97871 MiB", "gh200"),
+        ("ROCm0: AMD Radeon AI PRO R9700 (32624 MiB, 32550 MiB free)", "r9700"),
+        ("GPU: AMD Instinct MI355X", "mi355x"),
+        ("CUDA0: NVIDIA RTX PRO 6000 Blackwell Workstation Edition", "rtx-pro-6000"),
+        ("8 x NVIDIA L20 on one node", "l20"),
+    ):
+        assert detect_gpu(text, parse_log(text))[0] == expected, text
 
 
 def test_sglang_pool_sizes_from_the_token_count():

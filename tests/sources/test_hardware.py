@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from kvplan.sources.hardware import (
     builtin_profiles_dir,
     list_profiles,
     load_profile,
+    profile_template,
     search_dirs,
 )
 
@@ -46,6 +48,18 @@ REQUIRED_IDS = {
     "8gb",
     "16gb",
     "24gb",
+    # the GPUs of the 2026 logs (issue 13 point 4)
+    "gb10",
+    "gh200",
+    "gb200",
+    "b300",
+    "gb300",
+    "mi355x",
+    "r9700",
+    "rtx-pro-6000",
+    "rtx-5090-laptop",
+    "l20",
+    "h800",
 }
 
 GOOD = """\
@@ -153,6 +167,37 @@ def test_rtx_3090_memory_is_the_vllm_reported_total():
     assert abs(profile.memory_bytes / 2**30 - 23.58) <= 0.005
 
 
+def test_the_2026_gpus_resolve_by_the_names_their_logs_print():
+    for name, expected in (
+        ("NVIDIA GB10", "gb10"),
+        ("DGX Spark", "gb10"),
+        ("NVIDIA H800", "h800"),
+        ("NVIDIA H800 80GB HBM3", "h800"),
+        ("NVIDIA L20", "l20"),
+        ("NVIDIA GH200 480GB", "gh200"),
+        ("NVIDIA GB200", "gb200"),
+        ("NVIDIA B300 SXM6 AC", "b300"),
+        ("NVIDIA GB300", "gb300"),
+        ("AMD Instinct MI355X", "mi355x"),
+        ("AMD Radeon AI PRO R9700", "r9700"),
+        ("NVIDIA RTX PRO 6000 Blackwell Server Edition", "rtx-pro-6000"),
+        ("NVIDIA GeForce RTX 5090 Laptop GPU", "rtx-5090-laptop"),
+    ):
+        assert load_profile(name).id == expected, name
+
+
+def test_gb10_memory_is_what_vllm_sees_of_the_unified_pool():
+    """Calibration case home-ops-13226-qwen36-35b-a3b-fp8-gb10-131072: "vLLM sees 121.63 GiB total" on a DGX Spark
+    (tests/fixtures/calibration/engine_cases_2026.yaml), not the 128 GB of LPDDR5X the machine has."""
+    import yaml
+
+    cases = yaml.safe_load((REPO / "tests/fixtures/calibration/engine_cases_2026.yaml").read_text())
+    case = next(c for c in cases if c["id"] == "home-ops-13226-qwen36-35b-a3b-fp8-gb10-131072")
+    profile = load_profile("gb10")
+    assert round(profile.memory_gib, 2) == case["reported"]["total_gpu_memory_gib"] == 121.63
+    assert profile.compute_capability == "12.1" and "unified" in (profile.notes or "").lower()
+
+
 def test_builtin_dir_is_the_repo_profiles_dir_in_a_checkout():
     builtin = builtin_profiles_dir()
     assert (builtin / "h100-sxm-80gb.yaml").is_file()
@@ -237,10 +282,12 @@ def test_missing_profile_file_is_an_error(tmp_path):
 # --------------------------------------------------------------------------------------------- broken profiles
 
 
-def test_wrong_type_message_names_file_key_and_value(tmp_path):
-    path = write(tmp_path, "foo", GOOD.format(id="foo", memory='"80GB"'))
+def test_wrong_type_message_names_file_line_key_and_value(tmp_path):
+    path = write(tmp_path, "foo", GOOD.format(id="foo", memory='"eighty GB"'))
     message = error_for(path)
-    assert message == f"{path}: key 'memory_bytes': expected a positive integer (bytes), got '80GB'"
+    assert message == (
+        f"{path}:5: key 'memory_bytes': expected a positive integer (bytes) or a size such as 79.19GiB, got 'eighty GB'"
+    )
 
 
 @pytest.mark.parametrize("value", ["-5", "0", "true", "8.5e10", "85899345920.0", "null"])
@@ -299,7 +346,6 @@ def test_missing_required_key(tmp_path):
         ("vendor: nvidia", "vendor: intel", "vendor"),
         ('aliases: ["Test GPU Alias"]', 'aliases: "Test GPU Alias"', "aliases"),
         ("fp32: 10", 'fp32: "10"', "dense_tflops.fp32"),
-        ("fp32: 10, ", "", "dense_tflops.fp32"),
         ("[auto, fp16, bf16]", "[auto, fp17]", "kv_cache_dtypes"),
         ("type: pcie4", "type: pcie9", "interconnect.type"),
         (
@@ -346,3 +392,121 @@ def test_a_key_given_twice_in_a_profile_is_refused(tmp_path):
     path = write(tmp_path, "foo", GOOD.format(id="foo", memory=2**30) + "memory_bytes: 1\n")
     message = error_for(path)
     assert "duplicate key 'memory_bytes'" in message
+
+
+# ------------------------------------------------------------------------- easier to write (issue 13 point 4)
+
+MINIMAL = """\
+vendor: nvidia
+memory: 47.37GiB
+sources:
+  memory: "a quoted log line"
+"""
+
+
+def test_sizes_with_units_and_the_short_spellings(tmp_path):
+    text = (
+        "vendor: nvidia\nmemory: 79.19GiB\nbandwidth: 3.35TB/s\n"
+        "dense_tflops: {bf16: 989}\ninterconnect: {type: nvlink4, bandwidth: 900GB/s}\n"
+        'sources: {memory: "log", bandwidth: "datasheet", dense_tflops: "datasheet"}\n'
+    )
+    profile = load_profile(write(tmp_path, "units", text))
+    assert profile.memory_bytes == int(79.19 * 2**30)
+    assert profile.memory_bandwidth_bytes_per_s == 3_350_000_000_000
+    assert profile.interconnect.bandwidth_bytes_per_s == 900 * 10**9
+    assert set(profile.sources) == {"memory_bytes", "memory_bandwidth_bytes_per_s", "dense_tflops"}  # one naming
+    # the long keys take units too, and plain integers as before
+    long = GOOD.format(id="long", memory="48GiB").replace("1000000000000", "1TB/s")
+    assert load_profile(write(tmp_path, "long", long)).memory_bytes == 48 * 2**30
+    assert load_profile(write(tmp_path, "long", long)).memory_bandwidth_bytes_per_s == 10**12
+
+
+def test_optional_keys_take_their_stated_defaults(tmp_path):
+    profile = load_profile(write(tmp_path, "minimal-gpu", MINIMAL))
+    assert (profile.id, profile.name, profile.aliases, profile.generic) == ("minimal-gpu", "minimal-gpu", (), False)
+    assert profile.memory_bandwidth_bytes_per_s is None and profile.dense_tflops is None
+    assert profile.kv_cache_dtypes == ("auto",) and profile.interconnect is None
+    assert profile.compute_capability is None and profile.notes is None
+    # a dtype left out of dense_tflops is unknown; an interconnect without a bandwidth has none
+    text = MINIMAL + "dense_tflops: {bf16: 100}\ninterconnect: {type: pcie4}\n"
+    text = text.replace('  memory: "a quoted log line"\n', '  memory: "log"\n  dense_tflops: "sheet"\n')
+    profile = load_profile(write(tmp_path, "partial", text))
+    assert profile.dense_tflops == {"fp32": None, "bf16": 100.0, "fp16": None, "fp8": None, "int8": None}
+    assert profile.interconnect.type == "pcie4" and profile.interconnect.bandwidth_bytes_per_s is None
+
+
+def test_every_error_of_a_file_in_one_run_each_with_its_line(tmp_path):
+    text = (
+        "id: broken\n"  # 1
+        "vendor: intel\n"  # 2
+        "memory: lots\n"  # 3
+        "bandwidth: 3.35TB/s\n"  # 4
+        "dense_tflops: {bf16: -1, fp9: 3}\n"  # 5
+        "kv_cache_dtypes: [auto, fp17]\n"  # 6
+        "colour: green\n"  # 7
+        "sources:\n"  # 8
+        '  memory: "log"\n'  # 9
+        '  bandwith: "typo"\n'  # 10
+    )
+    message = error_for(write(tmp_path, "broken", text))
+    assert message.startswith(f"{tmp_path / 'broken.yaml'}: 9 problems: line 2: key 'vendor'"), message
+    for part in (
+        "line 2: key 'vendor': expected one of nvidia, amd, generic, got 'intel'",
+        "line 3: key 'memory': expected a positive integer (bytes) or a size such as 79.19GiB, got 'lots'",
+        "line 5: key 'dense_tflops.bf16': expected a positive number (TFLOPS) or null, got -1",
+        "line 5: unknown key 'dense_tflops.fp9'",
+        "line 6: key 'kv_cache_dtypes': expected dtypes from",
+        "line 7: unknown key 'colour'",
+        "line 10: unknown key 'sources.bandwith' (did you mean 'bandwidth'?)",
+        "line 8: key 'sources.bandwidth': missing",
+        "line 8: key 'sources.dense_tflops': missing",
+    ):
+        assert part in message, (part, message)
+
+
+def test_a_key_and_its_short_spelling_together_are_refused(tmp_path):
+    text = MINIMAL + "memory_bytes: 1000\n"
+    assert "give either 'memory' or 'memory_bytes', not both" in error_for(write(tmp_path, "both", text))
+
+
+def _filled(template: str) -> str:
+    values = {
+        "<the card's full name, e.g. NVIDIA H100 SXM5 80GB>": "NVIDIA Test GPU 48GB",
+        "<nvidia or amd or generic>": "nvidia",
+        "<e.g. NVIDIA H100 80GB HBM3>": "NVIDIA Test GPU",
+        "<e.g. 79.19GiB>": "44.52GiB",
+        "<e.g. 3.35TB/s>": "864GB/s",
+        "<e.g. 67>": "91.6",
+        "<e.g. 989>": "362",
+        "<number or null>": "null",
+    }
+    for placeholder, value in values.items():
+        template = template.replace(placeholder, value)
+    return re.sub(r"<[^>\n]*>", "a datasheet, https://example.com", template)  # the sources
+
+
+def test_the_template_loads_once_filled_and_names_every_placeholder_until_then(tmp_path):
+    template = profile_template("test-gpu-48gb")
+    assert "<" in template and "# default:" in template
+    unfilled = error_for(write(tmp_path, "test-gpu-48gb", template))
+    assert "13 problems" in unfilled and "placeholder" in unfilled, unfilled
+    profile = load_profile(write(tmp_path, "test-gpu-48gb", _filled(template)))
+    assert profile.id == "test-gpu-48gb" and profile.vendor == "nvidia"
+    assert profile.memory_bytes == int(44.52 * 2**30) and profile.memory_bandwidth_bytes_per_s == 864 * 10**9
+    assert profile.dense_tflops["bf16"] == 362 and profile.dense_tflops["fp8"] is None
+    assert load_profile("NVIDIA Test GPU", profiles_dir=tmp_path).id == "test-gpu-48gb"  # found by its alias
+    with pytest.raises(ProfileError, match="profile id"):
+        profile_template("Not An Id")
+
+
+def test_profiles_new_prints_the_template():
+    from typer.testing import CliRunner
+
+    from kvplan.cli import app
+
+    result = CliRunner().invoke(app, ["profiles", "new", "rtx-pro-4500"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == profile_template("rtx-pro-4500")
+    assert CliRunner().invoke(app, ["profiles", "new"]).stdout == profile_template()
+    bad = CliRunner().invoke(app, ["profiles", "new", "Bad Id"])
+    assert bad.exit_code == 2 and "profile id" in bad.output
