@@ -195,6 +195,7 @@ def evaluate(p: Point, efficiency: dict[str, Any] | None = None) -> dict[str, An
         osl=p.osl,
         precision=p.precision,
         efficiency=efficiency,
+        aggregated=p.mode == "agg",
         **common,
     )
     prefill = E.envelope(
@@ -243,27 +244,46 @@ def base(p: Point) -> dict[str, Any]:
     return _BASE[p.row_id]
 
 
-def fit(points: list[Point]) -> dict[str, dict[str, float]]:
+TAUS = (0.0, 10e-6, 20e-6, 30e-6, 40e-6, 60e-6, 80e-6, 120e-6)  # per-layer step latencies tried (s)
+
+
+def model_seconds(p: Point, tau: float) -> float:
+    """kvplan's roofline TPOT of the point (expected traffic, prefill share) plus `tau` per layer."""
+    ev = base(p)
+    return ev["model_tpot_ms"] / 1e3 + tau * model(p.model)[0].num_layers
+
+
+def fit(points: list[Point], tau: float | None = None) -> dict[str, Any]:
     """Efficiencies (model time / measured time, geometric median) per GPU x engine x precision, with the
-    GPU x engine and GPU levels as fallbacks."""
+    GPU x engine and GPU levels as fallbacks, and the per-layer step latency (`tau`; None: the one of TAUS
+    whose fit has the smallest median TPOT error on these points)."""
+    if tau is None:
+        scores = []
+        for candidate in TAUS:
+            factors = fit(points, candidate)
+            errors = [E.log_error(estimate(p, factors)[0] or math.inf, p.tpot_ms) for p in points]
+            scores.append((statistics.median(errors), candidate))
+        tau = min(scores)[1]
     ratios: dict[str, dict[str, list[float]]] = {"decode": defaultdict(list), "prefill": defaultdict(list)}
     for p in points:
         ev = base(p)
         for key in (key_of(p), f"{p.gpu}|{p.engine}|*", f"{p.gpu}|*|*"):
-            ratios["decode"][key].append(math.log(ev["model_tpot_ms"] / p.tpot_ms))
+            ratios["decode"][key].append(math.log(model_seconds(p, tau) * 1e3 / p.tpot_ms))
             ratios["prefill"][key].append(math.log(ev["ttft_ms_lower_bound"] / p.ttft_ms))
-    return {
+    factors: dict[str, Any] = {
         phase: {k: round(math.exp(statistics.median(v)), 4) for k, v in sorted(by_key.items())}
         for phase, by_key in ratios.items()
     }
+    factors["layer_step_seconds"] = tau
+    return factors
 
 
-def estimate(p: Point, factors: dict[str, dict[str, float]]) -> tuple[float | None, float | None, str]:
+def estimate(p: Point, factors: dict[str, Any]) -> tuple[float | None, float | None, str]:
     """(TPOT, TTFT estimates in ms, the decode factor's key) of a point with these factors."""
     ev = base(p)
     decode, key = E.factor_for(factors.get("decode", {}), p.gpu, p.engine, p.precision)
     prefill, _ = E.factor_for(factors.get("prefill", {}), p.gpu, p.engine, p.precision)
-    tpot = ev["model_tpot_ms"] / decode if decode else None
+    tpot = model_seconds(p, factors.get("layer_step_seconds", 0.0)) * 1e3 / decode if decode else None
     ttft = ev["ttft_ms_lower_bound"] / prefill if prefill else None
     return tpot, ttft, key
 
@@ -278,9 +298,10 @@ def held_out(points: list[Point]) -> dict[str, Any]:
     by_model: dict[str, list[Point]] = defaultdict(list)
     for p in points:
         by_model[p.model].append(p)
-    tpot, ttft, per_model, levels = [], [], {}, Counter()
+    tpot, ttft, per_model, levels, taus = [], [], {}, Counter(), Counter()
     for name, mine in sorted(by_model.items()):
         factors = fit([p for p in points if p.model != name])
+        taus[factors["layer_step_seconds"]] += 1
         errs = []
         for p in mine:
             tpot_est, ttft_est, key = estimate(p, factors)
@@ -294,7 +315,7 @@ def held_out(points: list[Point]) -> dict[str, Any]:
         tpot += errs
         if errs:
             per_model[name] = (len(errs), statistics.median(errs))
-    return {"tpot": tpot, "ttft": ttft, "per_model": per_model, "levels": levels}
+    return {"tpot": tpot, "ttft": ttft, "per_model": per_model, "levels": levels, "taus": taus}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         f"held-out TTFT (leave one model out): {len(ttft)} rows, median |error| {statistics.median(ttft):.1%}, "
         f"p90 {quantile(ttft, 0.9):.1%}"
     )
+    print(
+        "  per-layer step latency chosen per fold: "
+        + ", ".join(f"{t * 1e6:g} us x {n}" for t, n in sorted(result["taus"].items()))
+    )
     print("  factor level used: " + ", ".join(f"{k}: {v}" for k, v in sorted(result["levels"].items(), key=str)))
     for name, (n, med) in sorted(result["per_model"].items()):
         print(f"  {name}: {n} rows, median TPOT |error| {med:.1%}")
@@ -338,7 +363,9 @@ def main(argv: list[str] | None = None) -> int:
         data = {
             "about": (
                 "Efficiency (kvplan's roofline time / measured time, geometric median) per 'GPU profile|engine|"
-                "precision', with 'GPU|engine|*' and 'GPU|*|*' fallbacks; decode from TPOT, prefill from TTFT. "
+                "precision', with 'GPU|engine|*' and 'GPU|*|*' fallbacks; decode from TPOT (the roofline at the "
+                "mean context with expected experts, the prefill share of aggregated serving and "
+                "layer_step_seconds per layer, over the efficiency), prefill from TTFT (its lower bound over it). "
                 "Written by benchmarks/throughput_envelope.py --write; read by kvplan.planning.envelope."
             ),
             "source": "tests/fixtures/measurements/serving_latency_measured.csv.gz (aiconfigurator silicon_sample.csv"
@@ -354,8 +381,10 @@ def main(argv: list[str] | None = None) -> int:
                 "ttft_median_relative_error": round(statistics.median(ttft), 4),
                 "ttft_p90_relative_error": round(quantile(ttft, 0.9), 4),
             },
-            "factors": fit(points),
         }
+        fitted = fit(points)
+        data["layer_step_seconds"] = fitted.pop("layer_step_seconds")
+        data["factors"] = fitted
         OUT.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {OUT.relative_to(ROOT)}")
     return 1 if violations else 0

@@ -1171,6 +1171,10 @@ def throughput(
     attention_dp: Annotated[
         str, typer.Option("--attention-dp", help="Attention data-parallel groups of --tp GPUs each.")
     ] = "1",
+    disaggregated: Annotated[
+        bool,
+        typer.Option("--disaggregated", help="A decode worker of disaggregated serving: no prefill on these GPUs."),
+    ] = False,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
     assume_llama: AssumeLlamaOpt = False,
@@ -1205,6 +1209,7 @@ def throughput(
         profiles_dir=profiles_dir,
         offline=True if offline else None,
         assume_llama=assume_llama,
+        aggregated=not disaggregated,
     )
     if json_out:
         render.print_json(result)

@@ -26,10 +26,13 @@ and at least FLOPs per step / (GPUs x peak FLOP/s). Every term is counted low:
 
 **Estimate** (`tpot_ms_estimate`, `ttft_ms_estimate`). The same roofline with expected rather than least traffic
 (experts touched under uniform routing, `E x (1 - (1 - k/E)^tokens)`; the mean decode context
-`isl + osl / 2`), divided by an efficiency fitted on measurements per GPU x engine x precision
-(`throughput_efficiency.json`, written by `benchmarks/throughput_envelope.py` with its provenance and its
-held-out error). TTFT: the prompt's matmul FLOPs (and one read of the weights) over the GPUs, divided by the
-fitted prefill efficiency. Where no factor was fitted, the estimates are None and the notes say so.
+`isl + osl / 2`), plus, when the same GPUs also prefill (aggregated serving), each step's share of the prompts
+(`isl / osl` tokens per sequence at the dense peak), plus a fixed step time per layer (kernel launches and
+collectives: `layer_step_seconds`), all divided by an efficiency fitted on measurements per GPU x engine x
+precision (`throughput_efficiency.json`, written by `benchmarks/throughput_envelope.py` with its provenance and
+its error on models left out of the fit). TTFT: the TTFT lower bound over the fitted prefill efficiency
+(measured TTFT holds queueing, so this estimate is poor). Where no factor was fitted, the estimates are None
+and the notes say so.
 """
 
 from __future__ import annotations
@@ -259,8 +262,10 @@ def envelope(
     engine: str | None = None,
     precision: str | None = None,
     efficiency: dict[str, Any] | None = None,
+    aggregated: bool = True,
 ) -> dict[str, Any]:
-    """Bound and estimate of one point (see the module docstring). `batch`: sequences per attention-DP group."""
+    """Bound and estimate of one point (see the module docstring). `batch`: sequences per attention-DP group;
+    `aggregated`: the same GPUs also prefill the requests (the estimate adds their share of prefill)."""
     for name, value in (("batch", batch), ("isl", isl), ("osl", osl)):
         if not isinstance(value, int) or value < 1:
             raise UsageError(f"{name} must be a positive integer, got {value!r}", field=name)
@@ -283,6 +288,10 @@ def envelope(
     )
     tpot_model = _step_seconds(typical, layout, bandwidth, peak_decode)
     prefill_flops = float(2 * w.matmul_per_token) * isl
+    if aggregated and peak_decode:  # each step also prefills isl / osl tokens per sequence, on average
+        tpot_model += prefill_flops * least.tokens / osl / (layout.gpus * peak_decode)
+    step_latency = float((efficiency or {}).get("layer_step_seconds", 0.0))
+    tpot_model += step_latency * shape.num_layers
     ttft_lb = max(
         prefill_flops / (layout.gpus * peak_decode) if peak_decode else 0.0,
         least.weight_bytes / (layout.gpus * bandwidth),
@@ -297,6 +306,7 @@ def envelope(
         "batch": batch,
         "isl": isl,
         "osl": osl,
+        "aggregated": aggregated,
         "weights_format": gemm,
         "experts_format": moe if w.expert else None,
         "kv_dtype": kv_dtype,
@@ -349,11 +359,13 @@ def throughput(
     profiles_dir: str | None = None,
     offline: bool | None = None,
     assume_llama: bool = False,
+    aggregated: bool = True,
 ) -> dict[str, Any]:
     """The envelope of MODEL decoding `batch` sequences (per attention-DP group) of `isl` prompt and `osl` output
     tokens on `tp x attention_dp` GPUs of `gpu_profile`: the bound, and the estimate where an efficiency was
     fitted for the GPU x engine x weight format. `weights` / `experts`: the matmul and routed-expert formats
-    (WEIGHT_BITS); `kv_dtype` auto: the model dtype."""
+    (WEIGHT_BITS); `kv_dtype` auto: the model dtype; `aggregated` False: a disaggregated decode worker (no
+    prefill on these GPUs)."""
     from kvplan.engines.registry import lookup
     from kvplan.errors import READ_ERRORS, ConfigError
     from kvplan.planning.resolved import resolve
@@ -393,6 +405,7 @@ def throughput(
         kv_dtype=kv,
         engine=engine_name,
         efficiency=load_efficiency(),
+        aggregated=aggregated,
     )
     notes = [
         "bound: each GPU reads at most its memory bandwidth, a step reads at least the weights it multiplies "
