@@ -27,19 +27,3 @@ def test_recommend_budget_error_runs_and_stays_accurate():
     cases, median = int(match.group(1)), float(match.group(2))
     assert cases >= 20 and median <= 0.10, (cases, median)
     assert re.search(r"^unquantized, vLLM 0\.19\.0: \d+ cases", out, re.M), out[-2000:]
-
-
-def test_throughput_envelope_runs_and_reports_coverage_and_held_out_error():
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "throughput_envelope.py")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
-    out = proc.stdout
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    checked = re.search(r"^invariant: (\d+) rows checked, (\d+) above the decode bound", out, re.M)
-    assert checked and int(checked.group(1)) >= 2400 and int(checked.group(2)) == 2, out[-2000:]
-    held = re.search(r"^held-out TPOT \(leave one model out\): \d+ rows, median \|error\| ([\d.]+)%", out, re.M)
-    assert held and float(held.group(1)) < 30, out[-2000:]

@@ -192,3 +192,22 @@ def test_bound_grows_with_batch_and_shrinks_with_context():
     )
     longer = E.envelope(shape, weights, h100, E.Layout(), batch=8, **{**point, "isl": 32768})
     assert longer["tpot_ms_lower_bound"] > rates[1]["tpot_ms_lower_bound"]
+
+
+def test_benchmark_script_reports_coverage_and_held_out_error():
+    import re
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "throughput_envelope.py")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    checked = re.search(r"^invariant: (\d+) rows checked, (\d+) above the decode bound", out, re.M)
+    assert checked and int(checked.group(1)) >= COVERAGE_FLOOR and int(checked.group(2)) == 2, out[-2000:]
+    held = re.search(r"^held-out TPOT \(leave one model out\): \d+ rows, median \|error\| ([\d.]+)%", out, re.M)
+    assert held and float(held.group(1)) < 30, out[-2000:]
