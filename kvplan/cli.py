@@ -1300,3 +1300,88 @@ def explain(
     else:
         render.explain_table(result)
     raise typer.Exit(result.exit_code)
+
+
+# ---------------------------------------------------------------- throughput (the envelope of one serving point)
+
+
+@app.command(cls=Command)
+@handle_errors
+def throughput(
+    model: ModelArg,
+    gpu_profile: Annotated[
+        str,
+        typer.Option(
+            "--gpu-profile",
+            "-g",
+            help="Hardware profile id, alias or YAML path (see `kvplan profiles list`).",
+            show_default=False,
+        ),
+    ],
+    tp: Annotated[str, typer.Option("--tp", help="Tensor-parallel GPUs of one attention group.")] = "1",
+    batch: Annotated[
+        str, typer.Option("--batch", "-b", help="Sequences decoded at once (per attention-DP group).")
+    ] = "1",
+    isl: Annotated[str, typer.Option("--isl", help="Prompt tokens per request (1024, 8k).")] = "1024",
+    osl: Annotated[str, typer.Option("--osl", help="Output tokens per request.")] = "1024",
+    engine: Annotated[
+        Optional[str],
+        typer.Option(
+            "--engine", "-e", help="Engine whose fitted efficiency the estimate uses (vllm, sglang, tensorrt-llm)."
+        ),
+    ] = None,
+    weights: Annotated[
+        str, typer.Option("--weights", help="Matmul weight format: bf16, fp8, fp8_block, nvfp4, mxfp4, int4_wo, ...")
+    ] = "bf16",
+    experts: Annotated[
+        Optional[str],
+        typer.Option("--experts", help="Routed-expert weight format (default: as --weights).", show_default=False),
+    ] = None,
+    kv_dtype: KvDtypeOpt = "auto",
+    attention_dp: Annotated[
+        str, typer.Option("--attention-dp", help="Attention data-parallel groups of --tp GPUs each.")
+    ] = "1",
+    disaggregated: Annotated[
+        bool,
+        typer.Option("--disaggregated", help="A decode worker of disaggregated serving: no prefill on these GPUs."),
+    ] = False,
+    profiles_dir: ProfilesDirOpt = None,
+    offline: OfflineOpt = False,
+    assume_llama: AssumeLlamaOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Decode throughput envelope of one point: the upper bound measurements must respect, and an estimate.
+
+    The bound (decode tokens/s, TPOT lower bound) holds against every measured row kvplan can map
+    (benchmarks/throughput_envelope.py); the estimates divide a roofline by an efficiency fitted per GPU x engine
+    x precision on measured rows, reported with its held-out error.
+
+    Examples:
+
+      kvplan throughput meta-llama/Llama-3.1-70B -g h100-sxm-80gb --tp 4 --batch 64 --isl 1024 --osl 1024 --weights fp8 -e vllm
+
+      kvplan throughput deepseek-ai/DeepSeek-R1 -g b200 --tp 8 --batch 32 --isl 8k --osl 1k --weights nvfp4 --json
+    """
+    from kvplan.planning.envelope import throughput as envelope
+
+    result = envelope(
+        model,
+        gpu_profile=gpu_profile,
+        tp=count("--tp", tp),
+        batch=count("--batch", batch),
+        isl=labelled("--isl", parse_length, isl),
+        osl=labelled("--osl", parse_length, osl),
+        engine=engine,
+        weights=weights.lower(),
+        experts=None if experts is None else experts.lower(),
+        kv_dtype=kv_dtype,
+        attention_dp=count("--attention-dp", attention_dp),
+        profiles_dir=profiles_dir,
+        offline=True if offline else None,
+        assume_llama=assume_llama,
+        aggregated=not disaggregated,
+    )
+    if json_out:
+        render.print_json(result)
+    else:
+        render.throughput_table(result)

@@ -707,3 +707,30 @@ def explain_table(result: Any) -> None:
     if result.not_explained:
         out.print("not recomputed: " + escape(", ".join(result.not_explained)), highlight=False)
     notes(result.notes)
+
+
+def throughput_table(result: dict[str, Any]) -> None:
+    """`kvplan throughput`: the bound and the estimate of one point, then the notes."""
+    from rich.table import Table
+
+    console = stdout()
+    title = (
+        f"{result['model']} on {result['gpus']} x {result['gpu_profile']} (tp {result['tp']}, attention dp "
+        f"{result['attention_dp']}), batch {result['batch']}, isl {result['isl']}, osl {result['osl']}"
+    )
+    table = Table(title=escape(title), show_header=True)
+    table.add_column("figure")
+    table.add_column("bound", justify="right")
+    table.add_column("estimate", justify="right")
+    tpot_est, ttft_est = result["tpot_ms_estimate"], result["ttft_ms_estimate"]
+    per_s = None if tpot_est is None else round(result["batch"] * result["attention_dp"] * 1000 / tpot_est, 1)
+    table.add_row("decode tokens/s", f"<= {result['decode_tokens_per_s_upper_bound']:,.1f}", _rate(per_s))
+    table.add_row("TPOT", f">= {result['tpot_ms_lower_bound']:.3f} ms", _milliseconds(tpot_est))
+    table.add_row("TTFT", f">= {result['ttft_ms_lower_bound']:.3f} ms", _milliseconds(ttft_est))
+    console.print(table)
+    for line in result["notes"]:
+        console.print(f"note: {escape(line)}", highlight=False)
+
+
+def _milliseconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.3f} ms"

@@ -317,9 +317,10 @@ def test_throughput_bounds_arithmetic():
 def test_moe_decode_bound_counts_touched_experts():
     rec = _rec("mistralai/Mixtral-8x7B-v0.1", gpus=2, max_model_len=4096, kv_memory="10GiB")
     rows = {r["batch"]: r for r in rec.throughput_bounds}
-    # batch 1 touches 2 of 8 experts per layer; batch 8 may touch all 8
+    # a step reads at least 2 of 8 experts per layer at any batch: batch 8's tokens may all pick the same 2
+    # (min(8, 8 x 2) of 8 is the most it reads, not the least: tests/planning/test_envelope.py)
     assert rows[1]["weight_bytes_read_per_gpu"] < 0.4 * rec.weights_bytes
-    assert rows[8]["weight_bytes_read_per_gpu"] > 0.95 * rec.weights_bytes
+    assert rows[8]["weight_bytes_read_per_gpu"] == rows[1]["weight_bytes_read_per_gpu"]
 
 
 def test_vllm_version_is_parsed_strictly_and_sets_the_cudagraph_term():
