@@ -114,14 +114,22 @@ PROGRESS_FROM = 50  # `check` shows progress from this many deployments on
 _OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EBADF, errno.EPIPE})
 
 
+def one_line(text: str) -> str:
+    """`text` on one line: line breaks and other control characters (a user's value may hold any: `\\x85`,
+    U+2028) shown as visible escapes, so an error stays one `error:` line."""
+    return "".join(
+        ch if ch == "\t" or (ch.isprintable() and ch not in "\x85\u2028\u2029") else ascii(ch)[1:-1] for ch in text
+    )
+
+
 def fail(message: str, hint: str | None, code: int) -> None:
     """Print one `error:` line (and a `hint:` line) to stderr and exit with `code`."""
     from rich.markup import escape
 
     err = render.stderr()
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(one_line(message))}", markup=True, highlight=False)
     if hint:
-        err.print(f"[dim]hint:[/] {escape(hint)}", markup=True, highlight=False)
+        err.print(f"[dim]hint:[/] {escape(one_line(hint))}", markup=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -1179,7 +1187,7 @@ def _usage_error(exc: Any) -> None:
 def _fail_early(message: str, hint: str | None, code: int) -> None:
     """One `error:` line (and `hint:`) on stderr, written plainly (this may run before Rich is usable)."""
     with contextlib.suppress(Exception):
-        sys.stderr.write(f"error: {message}\n" + (f"hint: {hint}\n" if hint else ""))
+        sys.stderr.write(f"error: {one_line(message)}\n" + (f"hint: {one_line(hint)}\n" if hint else ""))
         sys.stderr.flush()
     _quiet_exit(code)
 
