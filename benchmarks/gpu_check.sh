@@ -3,21 +3,21 @@
 # random weights (reduced where big), the dynamic and static caches, --find-max-batch against kvplan's prediction, and
 # decode tokens/s against the roofline bound of the GPU's hardware profile.
 #
-#   OUT=/some/folder bash benchmarks/gpu_check.sh          # on the GPU (GPU 0): at most ~8 minutes
+#   OUT=/some/folder bash benchmarks/gpu_check.sh          # on the GPU (GPU 0): within 8 minutes
 #   OUT=/tmp/x bash benchmarks/gpu_check.sh --cpu          # tiny models and lengths on the CPU: a smoke test (< 1 min)
 #   KVPLAN_GPU_CHECK_CPU=1 OUT=/tmp/x bash benchmarks/gpu_check.sh
 #
 # Installs nothing and reaches no network: it runs the checkout as it is (`PYTHONPATH=.`, `python3 -m kvplan`) with the
 # machine's torch, transformers and accelerate, and model configs from kvplan's catalog (random weights). Writes to
 # $OUT (default ./gpu-check-out):
-#   gpu_check.json      every model's `kvplan profile` JSON report (or why it has none), with the settings used
+#   gpu_check.json      every run's `kvplan profile` JSON report (or why it has none), with its command line
 #   gpu_check.md        one Markdown table of the runs (KV measured vs estimated, peak, decode tok/s vs roofline)
 #                       and one of the searches (largest batch measured vs predicted)
-#   <name>.json / <name>.txt / <name>.err   each model's report, its table, its stderr (progress lines)
-# Each model has a wall-clock budget (`timeout`), so the whole run stays within ~8 minutes however a model behaves;
-# a model that runs out of time or fails is a row saying so, and the others go on (KVPLAN_GPU_CHECK_BUDGET_S sets
-# the budget; PYTHON the interpreter, default python3). Exit code 0 when at least one
-# model produced a report, 1 otherwise.
+#   <name>.json / <name>.txt / <name>.err   each run's report, its table, its stderr (progress lines)
+# Each run has a wall-clock budget (`timeout`), so the whole stays within 8 minutes however a model behaves; a run
+# that runs out of time or fails is a row saying so, and the others go on (KVPLAN_GPU_CHECK_BUDGET_S sets the CPU
+# mode's budget per model; PYTHON the interpreter, default python3). Exit code 0 when at least one run produced a
+# report, 1 otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,43 +35,44 @@ PY=${PYTHON:-python3}
 export PYTHONPATH=. PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 COLUMNS=${COLUMNS:-160}
 SYN=tests/fixtures/synthetic_configs
 
-# name | model | --layers (- for all) | --seq-len | --batch | --cache | --find-max-batch (yes/no)
+# name | model | --layers (- for all) | --seq-len | --batch | --cache | --find-max-batch (yes/no) | budget in s
+# (the budgets add up to 400 s on the GPU: with 10 s each to stop and the summary, the run ends within 8 minutes)
 if [ "$CPU" = 1 ]; then
   DEVICE=(--device cpu)
   COMMON=(--decode-tokens 2 --repeats 1)
   SEARCH=(--find-max-batch --memory-limit 32MiB)
-  BUDGET_S=${KVPLAN_GPU_CHECK_BUDGET_S:-90}  # each takes a few seconds on an idle machine
+  B=${KVPLAN_GPU_CHECK_BUDGET_S:-90}  # each takes a few seconds on an idle machine
   MODELS=(
-    "llama|$SYN/llama_tiny.json|-|16|1|dynamic|yes"
-    "sliding-window|$SYN/mistral_sw.json|-|24|1|dynamic,static|no"
-    "mla|$SYN/deepseek_v3_tiny.json|-|16|1|dynamic,static|no"
-    "hybrid|$SYN/qwen3_next.json|-|16|1|dynamic,static|no"
+    "llama|$SYN/llama_tiny.json|-|16|1|dynamic|yes|$B"
+    "sliding-window|$SYN/mistral_sw.json|-|24|1|dynamic,static|no|$B"
+    "mla|$SYN/deepseek_v3_tiny.json|-|16|1|dynamic,static|no|$B"
+    "hybrid|$SYN/qwen3_next.json|-|16|1|dynamic,static|no|$B"
   )
 else
   DEVICE=(--gpu 0)
   COMMON=(--decode-tokens 32 --repeats 2)
-  SEARCH=(--find-max-batch --memory-limit 24GiB)  # bounded probes: a search ends within the budget
-  BUDGET_S=${KVPLAN_GPU_CHECK_BUDGET_S:-105}  # 4 x 105 s + start-up and summary: within 8 minutes
+  SEARCH=(--find-max-batch --memory-limit 24GiB)  # bounded probes
   MODELS=(
-    "llama-3.1-8b-L8|meta-llama/Llama-3.1-8B|8|1k,4k|1,16|dynamic,static|yes"
-    "gemma-3-1b-sliding|google/gemma-3-1b-it|-|1k,4k|1,16|dynamic,static|no"
-    "deepseek-v2-lite-mla-L4|deepseek-ai/DeepSeek-V2-Lite|4|1k,4k|1,8|dynamic,static|yes"
-    "qwen3-next-hybrid-L4|Qwen/Qwen3-Next-80B-A3B|4|1k,2k|1,8|dynamic,static|no"
+    "llama-3.1-8b-L8|meta-llama/Llama-3.1-8B|8|1k,4k|1,16|dynamic,static|no|80"
+    "llama-3.1-8b-L8-search|meta-llama/Llama-3.1-8B|8|4k|1|dynamic,static|yes|80"
+    "gemma-3-1b-sliding|google/gemma-3-1b-it|-|1k,4k|1,16|dynamic,static|no|70"
+    "deepseek-v2-lite-mla-L4|deepseek-ai/DeepSeek-V2-Lite|4|2k|1,8|dynamic,static|yes|90"
+    "qwen3-next-hybrid-L4|Qwen/Qwen3-Next-80B-A3B|4|1k,2k|1,8|dynamic,static|no|80"
   )
 fi
 
-echo "gpu_check: $([ "$CPU" = 1 ] && echo cpu || echo gpu) mode, ${#MODELS[@]} models, ${BUDGET_S}s each, writing to $OUT"
+echo "gpu_check: $([ "$CPU" = 1 ] && echo cpu || echo gpu) mode, ${#MODELS[@]} runs, writing to $OUT"
 "$PY" -m kvplan --version > "$OUT/kvplan-version.txt" 2>&1
 SETTINGS="$OUT/settings.tsv"
 : > "$SETTINGS"
 for row in "${MODELS[@]}"; do
-  IFS='|' read -r name model layers seqs batches caches search <<< "$row"
+  IFS='|' read -r name model layers seqs batches caches search budget <<< "$row"
   args=(profile "$model" "${DEVICE[@]}" --random-weights --offline --seq-len "$seqs" --batch "$batches" --cache "$caches")
   args+=("${COMMON[@]}")
   [ "$layers" != "-" ] && args+=(--layers "$layers")
   [ "$search" = yes ] && args+=("${SEARCH[@]}")
   start=$SECONDS
-  timeout -k 10 "$BUDGET_S" "$PY" -m kvplan "${args[@]}" -o "$OUT/$name.json" > "$OUT/$name.txt" 2> "$OUT/$name.err"
+  timeout -k 10 "$budget" "$PY" -m kvplan "${args[@]}" -o "$OUT/$name.json" > "$OUT/$name.txt" 2> "$OUT/$name.err"
   code=$?
   took=$((SECONDS - start))
   echo "gpu_check: $name exit $code in ${took}s"
