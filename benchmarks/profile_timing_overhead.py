@@ -41,17 +41,20 @@ def bare_loop(model, ids: torch.Tensor, steps: int, sync) -> float:
     """Decode tokens/s of a plain loop: prefill, then `steps` one-token forwards, timed as a whole."""
     from transformers import DynamicCache
 
+    from kvplan.profiling.ground_truth import cache_keyword
+
+    name = cache_keyword(model)  # `cache` from transformers 5.24, `past_key_values` before
     with torch.inference_mode():
         cache = DynamicCache(config=model.config)
-        out = model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = model(input_ids=ids, use_cache=True, logits_to_keep=1, **{name: cache})
         nxt = out.logits[:, -1:].argmax(-1)
-        cache = out.past_key_values
+        cache = getattr(out, name)
         sync()
         start = time.perf_counter()
         for _ in range(steps):
-            out = model(input_ids=nxt, past_key_values=cache, use_cache=True)
+            out = model(input_ids=nxt, use_cache=True, **{name: cache})
             nxt = out.logits[:, -1:].argmax(-1)
-            cache = out.past_key_values
+            cache = getattr(out, name)
         sync()
         return ids.shape[0] * steps / (time.perf_counter() - start)
 

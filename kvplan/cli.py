@@ -1393,3 +1393,36 @@ def throughput(
         render.print_json(result)
     else:
         render.throughput_table(result)
+
+
+# ---------------------------------------------------------------- kvplan schema (the JSON Schemas of --json)
+
+
+@app.command(cls=Command)
+@handle_errors
+def schema(
+    command: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            help="The command whose --json document to describe: estimate, recommend, check, explain, models, "
+            "profiles list, profiles show, profile. Without it: the list of these.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print the JSON Schema (draft 2020-12) of a command's --json document.
+
+    `estimate`'s covers both shapes: one object for one --seq-len, a list of them for a sweep.
+
+    Examples:
+
+      kvplan schema estimate > estimate.schema.json
+
+      kvplan schema profiles list
+    """
+    from kvplan import schemas
+
+    if not command:
+        sys.stdout.write("".join(f"{name}\n" for name in schemas.COMMANDS))
+        return
+    render.print_json(schemas.schema(schemas.command_name(command)))

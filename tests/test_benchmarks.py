@@ -36,3 +36,47 @@ def test_recommend_budget_error_runs_and_stays_accurate():
     assert abs(errors["llmd-v0190-mistralai-mixtral-8x7b-i-h100-80gb-tp2pp1dp1-8192"]) <= 0.1, errors
     assert abs(errors["llmd-v0190-qwen-qwen3-30b-a3b-h100-80gb-tp1pp1dp1-8192"]) <= 0.1, errors
     assert abs(errors["llmd-v0190-meta-llama-llama-3-1-8b-h100-80gb-tp1pp1dp1-8192-dtf32"]) <= 0.37, errors
+
+
+def test_gpu_check_cpu_mode_writes_a_json_report_and_a_table(tmp_path):
+    """benchmarks/gpu_check.sh --cpu: the script the lent GPU machine runs, on tiny models on the CPU (a smoke test:
+    a few seconds per model on an idle machine). Every model either reports or ran out of its time budget (a loaded
+    machine), never fails; the JSON summary and the Markdown table are written to $OUT and parse."""
+    import json
+    import os
+
+    import pytest
+
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}
+    result = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--cpu"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert summary["schema"] == "kvplan.gpu_check/1" and summary["mode"] == "cpu"
+    models = summary["models"]
+    assert [m["name"] for m in models] == ["llama", "sliding-window", "mla", "hybrid"]
+    for m in models:
+        assert "report" in m or m["exit_code"] in (124, 137), m.get("why")
+        assert "--device cpu" in m["command"] and "--random-weights" in m["command"]
+    reported = [m for m in models if "report" in m]
+    assert reported
+    for m in reported:
+        assert m["report"]["schema"] == "kvplan.profile/1"
+        for run in m["report"]["runs"]:
+            assert run["error"] is None and run["kv_cache_ratio"] == 1.0, (m["name"], run)
+    table = (tmp_path / "gpu_check.md").read_text()
+    assert table.startswith("## kvplan gpu_check (cpu smoke test)")
+    assert "| model | cache | batch | prompt | KV measured |" in table and "### --find-max-batch" in table
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| model")]
+    assert len(rows) >= len(models)
+    if models[0].get("report"):
+        assert models[0]["report"]["searches"], "the llama model runs --find-max-batch"
+        assert any(line.startswith("| llama | dynamic | 1 | 16 |") for line in rows)

@@ -126,6 +126,10 @@ class Weights:
         return self.attention + self.dense + routed
 
 
+# The `schema` of `kvplan throughput --json` (kvplan/schemas/throughput.json describes it)
+SCHEMA = "kvplan.throughput/1"
+
+
 def weights_of(config: dict[str, Any]) -> Weights:
     """kvplan's analytic tensor list (kvplan.weights.tensors) split by how a decode step reads it."""
     from kvplan.weights.tensors import weight_tensors
@@ -420,6 +424,7 @@ def throughput(
     else:
         notes.append(f"efficiency fitted for {result['efficiency_key']} ({EFFICIENCY_FILE})")
     result = {
+        "schema": SCHEMA,
         "model": resolved.name,
         "engine": engine_name,
         **result,

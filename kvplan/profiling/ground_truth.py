@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -445,6 +446,23 @@ def measure_forward_cache(
     )[decode_steps]
 
 
+# The names a causal LM's forward takes its cache under (and its output returns it under), newest first. transformers
+# 5.24 renamed both to `cache`: `past_key_values` and `cache_params` still work there, with a FutureWarning
+# ("`past_key_values` is deprecated and will be removed in version 5.40.0 ... Use `cache` instead.":
+# `@deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")` on every model's forward, and
+# transformers/utils/generic.py `_rename_kwargs_for_bc` / `ModelOutput.past_key_values`). Before 5.24: `past_key_values`,
+# and `cache_params` for mamba / mamba2 / falcon_mamba, which then build their own state cache.
+CACHE_KEYWORDS = ("cache", "past_key_values", "cache_params")
+
+
+def cache_keyword(model: torch.nn.Module) -> str:
+    """The keyword under which `model`'s forward takes its cache, read from its signature (the installed
+    transformers' name: `cache` from 5.24, `past_key_values` or `cache_params` before); the output carries the cache
+    under the same name."""
+    params = inspect.signature(model.forward).parameters
+    return next((name for name in CACHE_KEYWORDS if name in params), "past_key_values")
+
+
 def measure_cache_steps(
     config: dict,
     *,
@@ -471,8 +489,7 @@ def measure_cache_steps(
     with torch.inference_mode(), _fast_meta_scans(dev):
         ids = torch.zeros((batch, seq_len), dtype=torch.long, device=dev)
         out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
-        # mamba / mamba2 / falcon_mamba return and take the cache as `cache_params`
-        cache_arg = "past_key_values" if getattr(out, "past_key_values", None) is not None else "cache_params"
+        cache_arg = cache_keyword(model)  # the output returns the cache under the name the forward takes it
         cache = getattr(out, cache_arg, None)
         if cache is None:
             raise RuntimeError(f"{type(model).__name__} returned no cache (use_cache=True)")

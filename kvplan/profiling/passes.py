@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +12,7 @@ from transformers import DynamicCache, QuantizedCache, StaticCache
 
 from kvplan.errors import UsageError
 from kvplan.profiling.device import Clock, Device
+from kvplan.profiling.ground_truth import cache_keyword
 
 __all__ = ["CACHE_CHOICES", "CUDA_ONLY", "Runner", "Unsupported", "first_line"]
 
@@ -29,7 +29,8 @@ class Runner:
         self.device = device
         self.req = req
         self.vocab = vocab
-        self.cache_arg = "cache_params" if _uses_cache_params(model) else "past_key_values"
+        self.cache_arg = cache_keyword(model)  # `cache` from transformers 5.24, `past_key_values` before
+        self.own_state = self.cache_arg == "cache_params"  # Mamba before 5.24: it builds its own state cache
         self.input_device = _input_device(model, device.main)
 
     def ids(self, batch: int, seq_len: int) -> torch.Tensor:
@@ -37,7 +38,7 @@ class Runner:
         return torch.randint(0, self.vocab, (batch, seq_len), generator=gen).to(self.input_device)
 
     def new_cache(self, impl: str, max_len: int) -> Any:
-        if self.cache_arg == "cache_params":
+        if self.own_state:
             if impl != "dynamic":
                 raise Unsupported(f"{type(self.model).__name__} keeps its own state cache; only `dynamic` applies")
             return None
@@ -116,11 +117,6 @@ class Unsupported(Exception):
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _uses_cache_params(model: torch.nn.Module) -> bool:
-    params = inspect.signature(model.forward).parameters
-    return "cache_params" in params and "past_key_values" not in params
 
 
 def _input_device(model: torch.nn.Module, default: torch.device) -> torch.device:

@@ -465,3 +465,81 @@ def test_kvplan_profile_takes_the_request_fields_as_typed_keywords():
     assert all(p.kind == p.KEYWORD_ONLY for name, p in params.items() if name != "model")
     report = kvplan.profile(str(config_path("llama_tiny")), seq_lens=(32,), decode_tokens=2, repeats=1)
     assert report.runs[0].kv_cache_ratio == 1.0
+
+
+# ------------------------------------------------------------------ transformers' cache argument, progress, schema
+
+
+@pytest.mark.parametrize("name", ["llama_tiny", "mamba", "jamba"])
+def test_the_cache_goes_by_the_installed_transformers_name(name, monkeypatch):
+    """transformers 5.24 renamed `past_key_values` / `cache_params` to `cache` (the old names go in 5.40): the profiler
+    passes the name the model's forward takes, so no deprecation is triggered, on 5.24 as on the lowest supported."""
+    import logging
+    import warnings
+
+    import transformers
+    from packaging.version import Version
+
+    from kvplan.profiling.ground_truth import build_model, cache_keyword, hf_config_from_dict
+
+    model = build_model(hf_config_from_dict(load_config(name)), dtype="float32", device="meta")
+    expected = "cache" if Version(transformers.__version__) >= Version("5.24") else None
+    assert cache_keyword(model) == (expected or ("cache_params" if name == "mamba" else "past_key_values"))
+    said: list[str] = []
+    monkeypatch.setattr(logging.Logger, "warning_once", lambda self, msg, *a, **k: said.append(str(msg)), raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = profile(_request(name, caches=("dynamic",)))
+    assert report.runs[0].kv_cache_ratio == 1.0
+    deprecated = [
+        str(w.message) for w in caught if "past_key_values" in str(w.message) or "cache_params" in str(w.message)
+    ]
+    deprecated += [msg for msg in said if "past_key_values" in msg or "cache_params" in msg]
+    assert deprecated == []
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal():
+    """Piped or in a CI log (CliRunner's stderr is no terminal) the bar cannot draw: plain `progress:` lines instead."""
+    result = runner.invoke(
+        app,
+        ["profile", str(config_path("llama_tiny")), "--device", "cpu", "--seq-len", "16,32", "--decode-tokens", "1"]
+        + ["--repeats", "1"],
+    )
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("progress: ")]
+    assert lines and lines[0].startswith("progress: 1/2 "), result.stderr
+
+
+def test_profile_json_is_valid_against_its_schema(tmp_path):
+    """`kvplan profile --json` (grid, two caches, no-cache baseline, --layers, a search) against `kvplan schema
+    profile`, and a renamed run or search key is caught."""
+    import copy
+    import os
+
+    if os.environ.get("CI"):
+        import jsonschema
+    else:
+        jsonschema = pytest.importorskip("jsonschema")
+    from kvplan.schemas import schema
+
+    result = runner.invoke(
+        app,
+        ["profile", str(config_path("llama_tiny")), "--device", "cpu", "--seq-len", "32,64", "--batch", "2"]
+        + ["--decode-tokens", "2", "--repeats", "1", "--cache", "dynamic,static,offloaded", "--no-cache-baseline"]
+        + ["--no-cache-steps", "2", "--layers", "2", "--find-max-batch", "--memory-limit", "96MiB", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["searches"] and document["skipped_caches"] and len(document["runs"]) == 4
+    check = jsonschema.Draft202012Validator(schema("profile"))
+    assert [e.message for e in check.iter_errors(document)] == []
+    for where, old, new in (
+        ("runs", "kv_cache_bytes_measured", "kv_measured"),
+        ("searches", "measured_max", "max_measured"),
+    ):
+        bad = copy.deepcopy(document)
+        bad[where][0][new] = bad[where][0].pop(old)
+        assert list(check.iter_errors(bad)), (where, old)
+    bad = copy.deepcopy(document)
+    bad["env"]["gpu_name"] = "x"
+    assert list(check.iter_errors(bad))
