@@ -574,3 +574,37 @@ def test_profile_refuses_weights_bigger_than_the_memory_limit_before_loading(cap
     code, _, err = run_main(capsys, "profile", LLAMA, "--device", "cpu", "--memory-limit", "1GiB", "--random-weights")
     assert code == 2
     one_error_line(err, "exceed --memory-limit")
+
+
+# Profiles: random YAML text in a profiles directory never breaks `profiles list` or a lookup; it is skipped
+# with a note (or, looked up by its own id, refused in one line).
+PROFILE_TEXT = st.one_of(
+    st.text(max_size=200),
+    st.builds(
+        lambda key, value: f"vendor: nvidia\nmemory: {value}\n{key}: {value}\nsources: {{memory: x}}\n",
+        st.sampled_from(["bandwidth", "fp8", "aliases", "compute_capability", "interconnect", "memory"]),
+        st.one_of(st.text(max_size=10), st.integers(-(2**70), 2**70), st.floats(allow_nan=True)).map(json.dumps),
+    ),
+)
+
+
+@settings(max_examples=FUZZ_EXAMPLES // 3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=PROFILE_TEXT)
+def test_fuzz_profile_files_never_fail_internally(capsys, tmp_path_factory, text):
+    folder = tmp_path_factory.mktemp("profiles")
+    (folder / "fuzzed.yaml").write_text(text, encoding="utf-8")
+    code, out, err = run_main(capsys, "profiles", "list", "--profiles-dir", str(folder), "--json")
+    assert code == 0, err
+    json.loads(out)
+    code, _, err = run_main(capsys, "profiles", "show", "fuzzed", "--profiles-dir", str(folder))
+    assert code in (0, 2) and "Traceback" not in err and "internal error" not in err, err
+    if code == 2:
+        one_error_line(err)
+
+
+def test_a_profile_file_of_dev_zero_size_is_refused(tmp_path):
+    big = tmp_path / "huge.yaml"
+    with big.open("wb") as stream:
+        stream.truncate(2 * 1024 * 1024)
+    result = kvplan("profiles", "show", "huge", "--profiles-dir", str(tmp_path))
+    one_error_line(result.stderr, "too big for a hardware profile")

@@ -333,12 +333,27 @@ sources:
 # ------------------------------------------------------------------------------------------ loading & checks
 
 
+# A profile is a page of YAML; a bigger file (or /dev/zero, an endless pipe) is refused before it is read whole.
+MAX_PROFILE_BYTES = 1024 * 1024
+
+
 def _load_file(entry: Any) -> HardwareProfile:
     where = str(entry)
     try:
-        text = entry.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{where}: cannot read file: {exc}") from None
+        with entry.open("rb") as stream:
+            raw = stream.read(MAX_PROFILE_BYTES + 1)
+    except OSError as exc:
+        raise ProfileError(f"{where}: cannot read file: {exc.strerror or exc}") from None
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise ProfileError(f"{where}: over {MAX_PROFILE_BYTES:,} bytes, too big for a hardware profile")
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise ProfileError(f"{where}: UTF-16 text (PowerShell's default)", hint="save the file as UTF-8")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(
+            f"{where}: not UTF-8 text (bad byte at offset {exc.start})", hint="save it as UTF-8"
+        ) from None
     return _parse(where, _stem(entry), text)
 
 
