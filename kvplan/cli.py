@@ -1405,7 +1405,7 @@ def schema(
         Optional[list[str]],
         typer.Argument(
             help="The command whose --json document to describe: estimate, recommend, check, explain, models, "
-            "profiles list, profiles show, profile. Without it: the list of these.",
+            "profiles list, profiles show, profile, throughput. Without it: the list of these.",
             show_default=False,
         ),
     ] = None,

@@ -608,3 +608,17 @@ def test_a_profile_file_of_dev_zero_size_is_refused(tmp_path):
         stream.truncate(2 * 1024 * 1024)
     result = kvplan("profiles", "show", "huge", "--profiles-dir", str(tmp_path))
     one_error_line(result.stderr, "too big for a hardware profile")
+
+
+def test_a_plan_or_manifest_on_a_pipe_is_read_once():
+    """`kvplan check /dev/stdin`: the file is read once to tell a manifest from a plan and to load it."""
+    plan = (ROOT / "examples" / "plans" / "kvplan.yaml").read_text()
+    result = subprocess.run(
+        [sys.executable, "-m", "kvplan", "check", "/dev/stdin", "--offline", "--json"],
+        input=plan,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode in (0, 1), result.stderr
+    assert len(json.loads(result.stdout)["deployments"]) == plan.count("- name:")

@@ -952,12 +952,13 @@ def load_manifest(
     gpu: str | None = None,
     model: str | None = None,
     profiles_dir: str | None = None,
+    text: str | None = None,
 ) -> list[Deployment]:
     """Every role of a deployment manifest as a Deployment (named `<manifest name>/<role>`); a ConfigError or
     UsageError naming file:line for anything kvplan cannot read. `gpu` (--gpu-profile) and `model` (--model)
-    replace the manifest's."""
+    replace the manifest's; `text`: the file's text when it was read already."""
     source = str(path)
-    docs = _documents(path)
+    docs = _documents(path, text)
     found = _manifests(source, docs)
     if not found:
         raise ConfigError(f"{source}: not a deployment manifest kvplan reads", hint=_formats_hint())
@@ -989,8 +990,9 @@ def _formats_hint() -> str:
     return "kvplan check reads plan files and " + ", ".join(FORMATS.values())
 
 
-def _documents(path: str | Path) -> list[Node]:
-    text = read_text(path, "manifest")
+def _documents(path: str | Path, text: str | None = None) -> list[Node]:
+    if text is None:
+        text = read_text(path, "manifest")
     return [
         Node(data, node, "", node.start_mark.line + 1)
         for data, node in load_yaml_documents(path, text)
@@ -1022,10 +1024,10 @@ def _manifests(source: str, docs: list[Node]) -> list[tuple[str, Node]]:
     return found
 
 
-def is_manifest(path: str | Path) -> bool:
-    """Whether `kvplan check` reads the file as a manifest (else as a plan file)."""
+def is_manifest(path: str | Path, text: str | None = None) -> bool:
+    """Whether `kvplan check` reads the file (or its `text`, read once) as a manifest (else as a plan file)."""
     try:
-        docs = _documents(path)
+        docs = _documents(path, text)
     except KvplanError:
         return False  # load_plan reports the problem as it does today
     if len(docs) != 1:
@@ -1041,10 +1043,11 @@ def load_check_file(
     profiles_dir: str | None = None,
 ) -> tuple[list[Deployment], bool]:
     """What `kvplan check FILE` checks: a manifest's roles, else the plan file's deployments; and whether it was
-    a manifest."""
-    if is_manifest(path):
-        return load_manifest(path, gpu=gpu, model=model, profiles_dir=profiles_dir), True
-    return load_plan(path), False
+    a manifest. The file is read once (a pipe or `/dev/stdin` can be read only once)."""
+    text = read_text(path, "plan file or manifest")
+    if is_manifest(path, text):
+        return load_manifest(path, gpu=gpu, model=model, profiles_dir=profiles_dir, text=text), True
+    return load_plan(path, text=text), False
 
 
 __all__ = [

@@ -154,9 +154,11 @@ class Deployment:
 # ------------------------------------------------------------------------------------------- plan files
 
 
-def load_plan(path: str | Path) -> list[Deployment]:
-    """Read and validate a plan file; every deployment fully typed, or one ConfigError naming file:line: key."""
-    text = read_text(path)
+def load_plan(path: str | Path, *, text: str | None = None) -> list[Deployment]:
+    """Read and validate a plan file; every deployment fully typed, or one ConfigError naming file:line: key.
+    `text`: the file's text when the caller read it already (a pipe can be read once)."""
+    if text is None:
+        text = read_text(path)
     data, node = load_yaml(path, text)
     if data is None:
         raise ConfigError(f"{path}: file is empty", hint="a plan holds `deployments:`, a list of deployments")

@@ -164,6 +164,8 @@ def refuse_compressed_attention(engine: str, caches: list[L.Layer]) -> None:
     if any(isinstance(c, L.CompressedAttention) for c in caches):
         raise UsageError(
             f"kvplan's {engine} storage model does not size deepseek_v4 (CSA/HCA compressed attention) yet",
-            hint=Text("`kvplan estimate {engine} transformers` sizes it from transformers' real cache tensors"),
+            hint=Text(
+                "use {engine} transformers for this model: it sizes deepseek_v4 from transformers' real cache tensors"
+            ),
             field="engine",
         )

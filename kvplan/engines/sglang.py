@@ -97,10 +97,12 @@ class SglangEngine:
             # conv_kernel - 1 columns in bf16 whatever the model dtype (SGLANG_MAMBA_CONV_DTYPE, environ.py:1628);
             # the SSM state in the config's `mamba_ssm_dtype` where it names float32, bfloat16 or float16, else
             # float32 (sglang-0.5.23 srt/configs/mamba_utils.py:47-107 `mamba2_state_dtype`, which every
-            # Mamba-style pool uses; it reads `mamba_ssm_dtype` only: Nemotron-H's `mamba_ssm_cache_dtype` is
-            # float32 in every released config, as SGLang's default); Mamba2 groups that TP does not divide are
-            # replicated so each shard has its own (configs/mamba_utils.py:218-225 `Mamba2StateShape.create`)
-            ssm = DTYPE_BYTES[cache.ssm_dtype] if cache.ssm_dtype in _SGLANG_SSM_DTYPES else 4
+            # Mamba-style pool uses; it reads `mamba_ssm_dtype` only, which the gated-DeltaNet readers record:
+            # another family's `ssm_dtype`, such as Nemotron-H's `mamba_ssm_cache_dtype`, is not SGLang's); Mamba2
+            # groups that TP does not divide are replicated so each shard has its own (configs/mamba_utils.py:218-225
+            # `Mamba2StateShape.create`)
+            own = cache.ssm_dtype if cache.family == "gated_deltanet" else None
+            ssm = DTYPE_BYTES[own] if own in _SGLANG_SSM_DTYPES else 4
             state = int(
                 cache.state_bytes(
                     DTYPE_BYTES["bfloat16"], ssm, columns=cache.conv_kernel - 1, tp=req.tp, replicate_groups=True

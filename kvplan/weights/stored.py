@@ -315,7 +315,10 @@ def _online_fp8(t: Tensor, scheme: str, base: int) -> int:
     LinearBase layers and routed experts and leaves the rest (embeddings, the LM head, a ParallelLMHead; norms)
     unquantized (online/base.py:388-415); routers are built with `quant_config=None` by the MoE models. The fp8
     weight replaces the bf16 one (online/fp8.py:236-250 per tensor, fp32 `weight_scale` scalar; :292-376 per
-    128x128 block; :377-420 per output channel); one scale per kvplan tensor (vLLM keeps one per fused layer)."""
+    128x128 block; :377-420 per output channel); one scale per kvplan tensor (vLLM keeps one per fused layer).
+    A tensor with its own dtype (fp32 routers, float32 keep-modules, integer buffers) keeps it."""
+    if t.dtype is not None:
+        return t.numel * int(DTYPES[t.dtype])
     if t.role not in _QUANTIZABLE:
         return t.numel * base
     n, out, inp = _split(t)

@@ -231,3 +231,14 @@ def test_sglang_conv_state_is_bf16_whatever_the_model_dtype():
     fp32 = SglangEngine().stage_costs([state], Request(1024, 1, "float32", "float32"))[0].bytes
     bf16 = SglangEngine().stage_costs([state], Request(1024, 1, "bfloat16", "bfloat16"))[0].bytes
     assert fp32 == bf16 == state.state_bytes(2, 4, columns=state.conv_kernel - 1)
+
+
+def test_sglang_reads_mamba_ssm_dtype_only_not_nemotron_h_cache_dtype():
+    """SGLang's mamba2_state_dtype reads `mamba_ssm_dtype` (configs/mamba_utils.py:47-107), not Nemotron-H's
+    `mamba_ssm_cache_dtype` (which vLLM reads): a bf16 cache dtype there leaves SGLang's SSM state in float32."""
+    from kvplan.planning.estimate import estimate
+
+    config = load_config("nvidia__NVIDIA-Nemotron-3-Nano-30B-A3B-BF16")
+    as_published = estimate(config, seq_len=1024, engine="sglang").kv_cache_bytes
+    bf16_cache = estimate({**config, "mamba_ssm_cache_dtype": "bfloat16"}, seq_len=1024, engine="sglang")
+    assert bf16_cache.kv_cache_bytes == as_published

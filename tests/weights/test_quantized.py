@@ -189,3 +189,16 @@ def test_devstral_small_2_fp8_per_tensor_static_by_hand():
     fp8 = layers * sum(o * i + 4 + 4 for o, i in shapes)
     bf16 = 2 * (2 * vocab * h + layers * 2 * h + h)  # embeddings, LM head, two norms a layer, the final norm
     assert weight_bytes(load_config("mistralai__Devstral-Small-2-24B-Instruct")) == fp8 + bf16
+
+
+def test_online_fp8_keeps_the_tensors_with_their_own_dtype():
+    """GLM-4.5's fp32 router weights and biases stay fp32 under --quantization fp8_per_tensor (vLLM builds routers
+    with quant_config=None and float32 params, glm4_moe.py:141-150), as they are without it."""
+    from kvplan.weights.stored import _online_fp8, _tensor_bytes
+    from kvplan.weights.tensors import weight_tensors
+
+    config = load_config("zai-org__GLM-4.5")
+    own = [t for t in weight_tensors(config) if t.dtype is not None]
+    assert own and {t.dtype for t in own} == {"float32"}
+    for t in own:
+        assert _online_fp8(t, "tensor", 2) == _tensor_bytes(t, None, 2) == t.numel * 4, t.name
