@@ -32,7 +32,8 @@ def meta_count(d: dict) -> int:
         d, model_type = d["text_config"], "gemma3_text"
     elif model_type in ("gemma4", "lfm2_vl"):  # likewise Gemma4ForCausalLM / Lfm2ForCausalLM: no vision tower
         d, model_type = d["text_config"], d["text_config"]["model_type"]
-    elif isinstance(d.get("text_config"), dict):  # other wrappers (llama4, mistral3, kimi_k25): the text model
+    elif model_type not in IMAGE_TEXT_ONLY and isinstance(d.get("text_config"), dict):
+        # other wrappers (llama4, mistral3, kimi_k25): the text model
         d = {**{k: v for k, v in d.items() if k not in ("text_config", "vision_config")}, **d["text_config"]}
         model_type = {"kimi_k2": "deepseek_v3"}.get(d["model_type"], d["model_type"])
     kwargs = {k: v for k, v in d.items() if k not in ("auto_map", "model_type")}
