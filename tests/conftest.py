@@ -4,6 +4,7 @@ fixtures/synthetic_configs (small hand-made ones for families the catalog lacks)
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -60,23 +61,46 @@ def _wide_terminal(monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
 
 
-# Slow tests of the largest configs (more than HEAVY_PARAMETERS parameters: DeepSeek V3/V4, Kimi, GLM-5, Qwen3.5-397B,
-# Qwen3.8, Llama-3.1-405B, ...) build hundreds of thousands of modules on the meta device: minutes each. They are
-# marked `heavy` and left out of the default run, which must fit CI's 20 minutes on 2 cores; `pytest -m heavy`
-# (or `-m slow`, which includes them) runs them. The same families' smaller configs and synthetic ones stay in.
+# The meta-device comparisons (`slow`) of every catalog config take longer than CI's 20 minutes on 2 cores. The
+# default run keeps, per family, its smallest catalog config (and every synthetic one), which exercises each
+# family's reader and weights layout against transformers; the other catalog configs, and every config above
+# HEAVY_PARAMETERS (minutes each: hundreds of thousands of modules on the meta device), are marked `heavy`.
+# `pytest -m heavy` runs those; `pytest -m slow` runs all of them.
 HEAVY_PARAMETERS = 150_000_000_000
 # Slow tests that do not take a catalog config by `name` but build a heavy one themselves.
 HEAVY_TESTS = {"test_deepseek_v4_bytes_match_transformers_tensors", "test_kimi_k3_text_layout_equals_real_cache_bytes"}
 
 
-def _heavy(name: str) -> bool:
+@functools.cache
+def _kept_per_family() -> frozenset[str]:
+    """The smallest catalog config of each family (by kvplan's parameter count), when below HEAVY_PARAMETERS."""
+    from kvplan.core.config import text_config
+    from kvplan.core.families import canonical_model_type
     from kvplan.errors import READ_ERRORS
     from kvplan.weights.tensors import count_parameters
 
-    try:
-        return count_parameters(load_config(name.split("/")[-1].removeprefix("text-only "))) > HEAVY_PARAMETERS
-    except (FileNotFoundError, *READ_ERRORS):
+    smallest: dict[str, tuple[int, str]] = {}
+    for name in all_config_names(pending=True):
+        config = load_config(name)
+        try:
+            params = count_parameters(config)
+        except READ_ERRORS:
+            params = HEAVY_PARAMETERS  # not countable: treat as big (it is still read by the fast tests)
+        family = canonical_model_type(str(text_config(config).get("model_type")))
+        if family not in smallest or params < smallest[family][0]:
+            smallest[family] = (params, name)
+    return frozenset(name for params, name in smallest.values() if params < HEAVY_PARAMETERS)
+
+
+def _heavy(name: str) -> bool:
+    stem = name.removeprefix("text-only ")
+    if stem.startswith("synthetic/"):
         return False
+    try:
+        load_config(stem)
+    except FileNotFoundError:
+        return False
+    return stem not in _kept_per_family()
 
 
 def pytest_collection_modifyitems(config, items):
