@@ -19,6 +19,19 @@ EXTRA = FIXTURES / "extra_configs"
 SYNTHETIC = FIXTURES / "synthetic_configs"
 
 
+# A two-layer llama config for weight arithmetic by hand (tests/weights).
+TINY_LLAMA = {
+    "model_type": "llama",
+    "hidden_size": 256,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "num_hidden_layers": 2,
+    "intermediate_size": 512,
+    "vocab_size": 1000,
+    "torch_dtype": "bfloat16",
+}
+
+
 def config_path(name: str) -> Path:
     """A config by file stem (`meta-llama__Llama-3.1-8B`): the catalog, then the extra and synthetic fixtures
     (`synthetic/NAME` names a synthetic one only)."""

@@ -13,18 +13,9 @@ from kvplan.planning.resolved import resolve
 from kvplan.weights.stored import weight_bytes
 from kvplan.weights.tensors import count_parameters
 
+from conftest import TINY_LLAMA as TINY
 from conftest import load_config
 
-TINY = {
-    "model_type": "llama",
-    "hidden_size": 256,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "num_hidden_layers": 2,
-    "intermediate_size": 512,
-    "vocab_size": 1000,
-    "torch_dtype": "bfloat16",
-}
 ATTN = [(256, 256), (128, 256), (128, 256), (256, 256)]  # q, k, v, o (out, in)
 MLP = [(512, 256), (512, 256), (256, 512)]  # gate, up, down
 EMBED, LM_HEAD, NORMS = 1000 * 256, 1000 * 256, 2 * 2 * 256 + 256

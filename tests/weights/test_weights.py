@@ -14,6 +14,7 @@ from kvplan.errors import ConfigError, UnsupportedArchitecture, UsageError
 from kvplan.weights.stored import weight_bytes
 from kvplan.weights.tensors import assumed_family, count_parameters, weight_tensors
 
+from conftest import TINY_LLAMA as TINY
 from conftest import all_config_names, load_config
 
 # model_types that only exist as remote code (trust_remote_code), so transformers cannot build them natively.
@@ -566,16 +567,6 @@ def test_gpt_oss_mxfp4_matches_published_checkpoints():
     assert weight_bytes(load_config("openai__gpt-oss-20b")) == 13_761_264_768
 
 
-TINY = {
-    "model_type": "llama",
-    "hidden_size": 256,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "num_hidden_layers": 2,
-    "intermediate_size": 512,
-    "vocab_size": 1000,
-    "torch_dtype": "bfloat16",
-}
 TINY_SHAPES = [(256, 256), (128, 256), (128, 256), (256, 256), (512, 256), (512, 256), (256, 512)]
 TINY_REST = 2 * (2 * 1000 * 256 + 2 * 2 * 256 + 256)  # embeddings, lm_head, norms in bf16
 
