@@ -281,7 +281,7 @@ def check_help() -> str:
         "when all pass, 1 when any does not fit (or lacks --min-headroom, or has lint under --strict), 2 for bad "
         "input.\n\n"
         "Examples:\n\n"
-        "  kvplan check kvplan.yaml --min-headroom 5% --junit kvplan-report.xml\n\n"
+        "  kvplan check kvplan.yaml --min-headroom 5% --junit kvplan-report.xml --html kvplan-report.html\n\n"
         '  kvplan check kvplan.yaml --summary-md "$GITHUB_STEP_SUMMARY"\n\n'
         "  kvplan check --engine-config vllm-serve.yaml --engine vllm --gpu h100-sxm-80gb --json"
     )
@@ -358,6 +358,8 @@ OfflineOpt = Annotated[
     bool, typer.Option("--offline", help="Use only local files and the Hugging Face cache (also HF_HUB_OFFLINE=1).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+PLOT_FORMATS_HELP = ".png, .svg or .html (the SVG inline with the figures as a table); needs the plot extra: "
+PLOT_FORMATS_HELP += "pip install 'kvplan[plot]'"
 AssumeLlamaOpt = Annotated[
     bool,
     typer.Option(
@@ -430,6 +432,31 @@ def estimate(
     offline: OfflineOpt = False,
     assume_llama: AssumeLlamaOpt = False,
     json_out: JsonOpt = False,
+    plot: Annotated[
+        Optional[str],
+        typer.Option(
+            "--plot",
+            help="Also write a plot of KV memory against context length (a doubling grid up to the model's limit, "
+            "or the --seq-len sweep), one line per engine x KV dtype, the weights as a level: " + PLOT_FORMATS_HELP,
+            show_default=False,
+        ),
+    ] = None,
+    plot_engines: Annotated[
+        Optional[str],
+        typer.Option(
+            "--plot-engines",
+            help="Engines to compare in --plot, e.g. vllm,sglang,naive (default: --engine).",
+            show_default=False,
+        ),
+    ] = None,
+    plot_kv_dtypes: Annotated[
+        Optional[str],
+        typer.Option(
+            "--plot-kv-dtypes",
+            help="KV dtypes to compare in --plot, e.g. auto,fp8 (default: --kv-dtype and the engine's 8-bit one).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """KV-cache memory per layer kind, per sequence, per batch and per GPU.
 
@@ -440,10 +467,18 @@ def estimate(
       kvplan estimate deepseek-ai/DeepSeek-V3 --tp 8 --kv-dtype fp8 --json
 
       kvplan estimate ./config.json --seq-len 1k..128k --engine transformers
+
+      kvplan estimate meta-llama/Llama-3.1-8B --plot kv.svg --plot-engines vllm,sglang,naive
     """
     from kvplan.planning.estimate import estimate as estimate_model
     from kvplan.planning.resolved import resolve
 
+    if plot is None and (plot_engines is not None or plot_kv_dtypes is not None):
+        raise UsageError("--plot-engines and --plot-kv-dtypes apply to --plot only", hint="add --plot FILE.svg")
+    if plot is not None:  # a bad path, extension or a missing matplotlib is refused before any work
+        from kvplan.plotting import prepare
+
+        prepare(plot)
     lengths = labelled("--seq-len", parse_lengths, seq_len)
     options: dict[str, Any] = dict(
         batch=positive("--batch", batch),
@@ -468,6 +503,27 @@ def estimate(
         render.estimate_table(results[0])
     else:
         render.sweep_table(results)
+    if plot is not None:
+        from kvplan.plotting import write_chart
+        from kvplan.plotting.charts import estimate_chart
+
+        chart = estimate_chart(
+            resolved,
+            lengths=lengths,
+            engines=_names("--plot-engines", plot_engines) if plot_engines is not None else [engine],
+            kv_dtypes=None if plot_kv_dtypes is None else _names("--plot-kv-dtypes", plot_kv_dtypes),
+            **options,
+        )
+        write_chart(plot, chart)
+        render.notes([f"wrote {plot}"])
+
+
+def _names(label: str, text: str) -> list[str]:
+    """A comma-separated list option ("vllm,sglang"), at least one name."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise UsageError(f"{label} needs at least one name", hint=f"pass e.g. {label} a,b")
+    return names
 
 
 @app.command(cls=Command)
@@ -906,6 +962,15 @@ def recommend(
         Optional[str],
         typer.Option("--emit-file", help="Where --emit writes (default: kvplan-FORMAT.yaml).", show_default=False),
     ] = None,
+    plot: Annotated[
+        Optional[str],
+        typer.Option(
+            "--plot",
+            help="Also write a plot of max concurrency against max_model_len (each point planned as this plan, "
+            "the 8-bit KV alternative beside it, the plan's max_model_len marked): " + PLOT_FORMATS_HELP,
+            show_default=False,
+        ),
+    ] = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
     assume_llama: AssumeLlamaOpt = False,
@@ -920,6 +985,8 @@ def recommend(
       kvplan recommend google/gemma-2-9b-it -g h100 --kv-memory 54.12GiB --max-model-len 8k --json
 
       kvplan recommend meta-llama/Llama-3.1-8B -g rtx-4090 --engine llama.cpp --weights-bytes 4.6GiB --kv-dtype q8_0
+
+      kvplan recommend Qwen/Qwen3-8B -g h100 --max-model-len 32k --plot concurrency.html
     """
     from kvplan.core.units import parse_size
     from kvplan.planning.recommend import recommend as plan
@@ -931,8 +998,14 @@ def recommend(
         emit = choice("--emit", emit, EMIT_FORMATS)
         emit_file = emit_file or f"kvplan-{emit}.yaml"
         check_output_path(emit_file, "--emit-file")
-    rec = plan(
-        model,
+    target: Any = model
+    if plot is not None:  # refused before planning; the model is then read once for the plan and its plot
+        from kvplan.plotting import prepare
+        from kvplan.plotting.charts import resolve_for_plan
+
+        prepare(plot)
+        target = resolve_for_plan(model, offline=True if offline else None, assume_llama=assume_llama)
+    options: dict[str, Any] = dict(
         gpu_profile=gpu_profile,
         gpus=positive("--gpus", gpus),
         engine=engine,
@@ -956,11 +1029,18 @@ def recommend(
         assume_llama=assume_llama,
         quantization=quantization,
     )
+    rec = plan(target, **options)
     if json_out:
         render.print_json(rec.to_dict())
         render.notes(rec.notes)
     else:
         render.recommendation_table(rec)
+    if plot is not None:
+        from kvplan.plotting import write_chart
+        from kvplan.plotting.charts import recommend_chart
+
+        write_chart(plot, recommend_chart(target, rec, **options))
+        render.notes([f"wrote {plot}"])
     if emit is not None and emit_file is not None:
         from kvplan.atomic_file import write_text_atomically
         from kvplan.checking.emit import emit_manifest
@@ -1029,6 +1109,15 @@ def check(
             show_default=False,
         ),
     ] = None,
+    html_out: Annotated[
+        Optional[str],
+        typer.Option(
+            "--html",
+            help="Also write the report as one self-contained HTML page (.html): verdicts, headroom, budget "
+            "terms, fixes.",
+            show_default=False,
+        ),
+    ] = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
     assume_llama: AssumeLlamaOpt = False,
@@ -1053,6 +1142,10 @@ def check(
         check_output_path(junit, "--junit")
     if summary_md is not None and summary_md != "-":
         check_output_path(summary_md, "--summary-md")
+    if html_out is not None:
+        check_output_path(html_out, "--html")
+        if not html_out.lower().endswith((".html", ".htm")):
+            raise UsageError(f"--html {html_out}: the report is HTML", hint="name the file with .html or .htm")
     if summary_md == "-" and json_out:
         raise UsageError("--summary-md - and --json both print on stdout", hint="write the summary to a file")
     headroom = parse_headroom(min_headroom)
@@ -1086,6 +1179,10 @@ def check(
         )
     if junit is not None:
         write_text_atomically(junit, junit_xml(report))
+    if html_out is not None:
+        from kvplan.plotting import write_check_page
+
+        write_check_page(html_out, report)
     if summary_md is not None and summary_md != "-":
         _append_summary(summary_md, render.check_markdown(report))
     if json_out:
