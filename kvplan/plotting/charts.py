@@ -218,7 +218,6 @@ def recommend_chart(model: ResolvedModel, plan: Recommendation, **options: Any) 
     ]
     if plan.concurrency is not None:
         levels.append(Level(f"concurrency asked: {plan.concurrency:,}", plan.concurrency, f"{plan.concurrency:,}"))
-    notes = list(dict.fromkeys(n for p in plans for n in p.notes))
     return Chart(
         kind="recommend",
         title=f"Concurrency of {plan.model} on {plan.gpus} x {plan.gpu_profile}",
@@ -230,7 +229,7 @@ def recommend_chart(model: ResolvedModel, plan: Recommendation, **options: Any) 
         series=tuple(series),
         levels=tuple(levels),
         markers=(Marker(plan.max_model_len, f"plan: max_model_len {format_tokens(plan.max_model_len)}"),),
-        notes=tuple(notes),
+        notes=plan.notes,  # the plan's (each point's say the same of its own length)
         y_log=True,
     )
 

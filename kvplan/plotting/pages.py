@@ -23,7 +23,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2r
 h1 { font-size: 1.4rem; } h2 { font-size: 1.15rem; margin-top: 2rem; } h3 { font-size: 1rem; }
 table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }
 th, td { border: 1px solid #d0d7de; padding: 0.25rem 0.6rem; text-align: left; vertical-align: top; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .pass { color: #116329; font-weight: 600; } .fail { color: #b3261e; font-weight: 600; }
 .bar { background: #eaeef2; width: 16rem; height: 0.8rem; display: inline-block; vertical-align: middle; }
 .bar span { background: #0969da; height: 100%; display: block; } .bar span.over { background: #b3261e; }
