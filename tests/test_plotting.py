@@ -211,6 +211,12 @@ def test_recommend_html_plots_concurrency_against_max_model_len(tmp_path):
     assert f"{rec['max_concurrency']:g}x" in page.cells  # the plan's own figure is in the table
 
 
+def test_a_plan_where_nothing_fits_says_so_on_the_plot(tmp_path):
+    out = tmp_path / "none.svg"
+    _run(["recommend", "meta-llama/Llama-3.1-70B", "-g", "l4", "--offline", "--plot", str(out)])
+    assert "nothing to draw: no request fits at any of these lengths" in _texts(ET.parse(out).getroot())
+
+
 def test_recommend_chart_points_are_recommends_own(tmp_path):
     options = dict(gpu_profile="l4", kv_dtype="auto", concurrency=4, offline=True)
     model = resolve_for_plan("Qwen/Qwen3-8B", offline=True, assume_llama=False)

@@ -18,6 +18,7 @@ from kvplan.plotting.charts import Chart
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 5.0, 100  # PNG: 800 x 500 pixels
 INSTALL_HINT = "pip install 'kvplan[plot]' (from a checkout: pip install -e '.[plot]')"
+EMPTY = "nothing to draw: no request fits at any of these lengths"
 _LEVEL_STYLES = (("--", "0.35"), ("-.", "tab:purple"), ((0, (5, 1, 1, 1)), "tab:brown"))
 _RC = {
     "svg.fonttype": "none",  # text as <text>, not outlines
@@ -84,6 +85,9 @@ def _figure(chart: Chart) -> Any:
         line = axes.axvline(marker.x, linestyle=":", linewidth=1.2, color="tab:red", label=visible(marker.label))
         line.set_gid(f"kvplan-marker-{index}")
     axes.set_xscale("log", base=2)
+    if not any(y is not None for series in chart.series for _, y in series.points) and chart.xs:
+        axes.set_xlim(chart.xs[0], chart.xs[-1])  # nothing drawn: the lengths tried, and why the lines are empty
+        axes.text(0.5, 0.5, EMPTY, transform=axes.transAxes, ha="center", va="center", color="tab:red")
     axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: format_tokens(int(x)) if x >= 1 else f"{x:g}"))
     axes.xaxis.set_minor_formatter(NullFormatter())
     if chart.y_log:
