@@ -496,15 +496,8 @@ def estimate(
     # read once for every length
     resolved = resolve(model, revision=revision, offline=True if offline else None, assume_llama=assume_llama)
     results = [estimate_model(resolved, seq_len=n, **options) for n in lengths]
-    if json_out:
-        render.print_json(results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results])
-        render.notes(results[0].notes)
-    elif len(results) == 1:
-        render.estimate_table(results[0])
-    else:
-        render.sweep_table(results)
-    if plot is not None:
-        from kvplan.plotting import write_chart
+    chart = None
+    if plot is not None:  # computed before anything is printed: a bad --plot-engines is one error, no table
         from kvplan.plotting.charts import estimate_chart
 
         chart = estimate_chart(
@@ -514,6 +507,16 @@ def estimate(
             kv_dtypes=None if plot_kv_dtypes is None else _names("--plot-kv-dtypes", plot_kv_dtypes),
             **options,
         )
+    if json_out:
+        render.print_json(results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results])
+        render.notes(results[0].notes)
+    elif len(results) == 1:
+        render.estimate_table(results[0])
+    else:
+        render.sweep_table(results)
+    if plot is not None and chart is not None:
+        from kvplan.plotting import write_chart
+
         write_chart(plot, chart)
         render.notes([f"wrote {plot}"])
 
@@ -1030,16 +1033,20 @@ def recommend(
         quantization=quantization,
     )
     rec = plan(target, **options)
+    chart = None
+    if plot is not None:  # every point planned before anything is printed
+        from kvplan.plotting.charts import recommend_chart
+
+        chart = recommend_chart(target, rec, **options)
     if json_out:
         render.print_json(rec.to_dict())
         render.notes(rec.notes)
     else:
         render.recommendation_table(rec)
-    if plot is not None:
+    if plot is not None and chart is not None:
         from kvplan.plotting import write_chart
-        from kvplan.plotting.charts import recommend_chart
 
-        write_chart(plot, recommend_chart(target, rec, **options))
+        write_chart(plot, chart)
         render.notes([f"wrote {plot}"])
     if emit is not None and emit_file is not None:
         from kvplan.atomic_file import write_text_atomically
