@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from kvplan.core.units import dtype_bytes, format_tokens
+from kvplan.core.units import dtype_bytes, format_bytes, format_tokens
 from kvplan.engines.registry import serving_model
 from kvplan.errors import UsageError
 from kvplan.planning.estimate import Estimate, estimate
@@ -144,7 +144,7 @@ def estimate_chart(
     levels: tuple[Level, ...] = ()
     if weighed.weights_bytes is not None:
         size = weighed.weights_bytes
-        levels = (Level(f"weights {_bytes(size)} ({weighed.weights_source})", size, _bytes(size)),)
+        levels = (Level(f"weights {format_bytes(size)} ({weighed.weights_source})", size, format_bytes(size)),)
     notes += [n for n in weighed.notes if n not in notes]
     gpus = first.tp * first.pp
     where = f"all {gpus} GPUs" if gpus > 1 else "one GPU"
@@ -175,16 +175,10 @@ def _add_estimate_line(
         Series(
             f"{est.engine} · {est.kv_dtype} KV",
             tuple((e.seq_len, float(e.kv_cache_bytes)) for e in line),
-            tuple(_bytes(e.kv_cache_bytes) for e in line),
+            tuple(format_bytes(e.kv_cache_bytes) for e in line),
         )
     )
     notes += [n for e in line for n in e.notes if n not in notes]
-
-
-def _bytes(n: float) -> str:
-    from kvplan.core.units import format_bytes
-
-    return format_bytes(n)
 
 
 # ------------------------------------------------------------------------------------------ recommend --plot
