@@ -734,3 +734,57 @@ def throughput_table(result: dict[str, Any]) -> None:
 
 def _milliseconds(value: float | None) -> str:
     return "—" if value is None else f"{value:,.3f} ms"
+
+
+def fleet_table(plan: dict[str, Any]) -> None:
+    """`kvplan fleet`: one row per pool (workers, GPUs, concurrency, TPOT/TTFT), then thresholds, cost and notes."""
+    from rich.table import Table
+
+    console = stdout()
+    w = plan["workload"]
+    title = (
+        f"{plan['model']} on {plan['gpu_profile']} (tp {plan['tp']}), {plan['rate_requests_per_s']:g} req/s of "
+        f"{w['name']} ({w['mean_input_tokens']:g} in / {w['mean_output_tokens']:g} out), TTFT <= "
+        f"{plan['ttft_slo_ms']:g} ms, TPOT <= {plan['tpot_slo_ms']:g} ms"
+    )
+    table = Table(title=escape(title), show_header=True)
+    for column in ("pool", "workers", "GPUs", "batch", "KV reqs", "KV tok", "TPOT ms", "TTFT ms", "limit"):
+        table.add_column(column, justify="left" if column in ("pool", "limit") else "right", no_wrap=True)
+    for p in plan["pools"]:
+        table.add_row(
+            p["role"],
+            str(p["workers"]),
+            str(p["gpus"]),
+            str(p["concurrency_per_worker"]),
+            f"{p['kv_capacity_requests']:,.1f}",
+            f"{p['kv_tokens_per_request']:,}",
+            "—" if p["tpot_ms_estimate"] is None else f"{p['tpot_ms_estimate']:,.2f}",
+            "—" if p["ttft_ms_estimate"] is None else f"{p['ttft_ms_estimate']:,.1f}",
+            p["limited_by"],
+        )
+    console.print(table)
+    if not plan["fits"]:
+        console.print(f"does not fit: {escape(plan['reason'] or '')}", highlight=False)
+    else:
+        line = f"replicas: {plan['replicas']} ({plan['gpus']} GPUs)"
+        if plan["prefill_to_decode_ratio"] is not None:
+            line += f", prefill : decode = {plan['prefill_to_decode_ratio']:g}"
+        line += f"; Little's law: {plan['concurrency_needed']:g} requests in flight ({plan['request_latency_s']:g} s each)"
+        console.print(line, highlight=False)
+        t = plan["autoscaling"]
+        console.print(
+            f"autoscaling ({t['role']}, per replica): vllm:num_requests_running {t['num_requests_running_per_replica']}, "
+            f"vllm:kv_cache_usage_perc {t['kv_cache_usage_perc_per_replica']:g}, vllm:num_requests_waiting "
+            f"{t['num_requests_waiting_per_replica']}; replicas {t['min_replicas']}..{t['max_replicas']}",
+            highlight=False,
+        )
+        cost, price = plan["cost"], plan["price"]
+        if cost is not None and price is not None:
+            console.print(
+                f"cost: ${cost['usd_per_hour']:,.2f}/h, ${cost['usd_per_million_tokens']:,.4f} per 1M tokens, "
+                f"${cost['usd_per_million_output_tokens']:,.4f} per 1M output tokens (${price['usd_per_gpu_hour']:g}/GPU-h, "
+                f"{escape(price['provider'] or price['gpu_profile'])}, {price['date']})",
+                highlight=False,
+            )
+    for line in plan["notes"]:
+        console.print(f"note: {escape(line)}", highlight=False)
