@@ -1434,9 +1434,7 @@ def fleet(
             show_default=False,
         ),
     ],
-    rate: Annotated[
-        str, typer.Option("--rate", help="Arrival rate at peak, requests per second.", show_default=False)
-    ],
+    rate: Annotated[str, typer.Option("--rate", help="Arrival rate at peak, requests per second.", show_default=False)],
     ttft_slo: Annotated[
         str, typer.Option("--ttft-slo", help="Time-to-first-token SLO, milliseconds.", show_default=False)
     ],
@@ -1454,13 +1452,16 @@ def fleet(
     max_model_len: Annotated[
         Optional[str],
         typer.Option(
-            "--max-model-len", help="Tokens per request served (default: the model's limit, capped at 128k).",
+            "--max-model-len",
+            help="Tokens per request served (default: the model's limit, capped at 128k).",
             show_default=False,
         ),
     ] = None,
     max_num_seqs: Annotated[
         Optional[str],
-        typer.Option("--max-num-seqs", help="The engine's running-sequence cap (default: the engine's).", show_default=False),
+        typer.Option(
+            "--max-num-seqs", help="The engine's running-sequence cap (default: the engine's).", show_default=False
+        ),
     ] = None,
     gpu_memory_utilization: Annotated[
         Optional[float],
@@ -1470,9 +1471,7 @@ def fleet(
         bool,
         typer.Option("--disaggregated", help="Size prefill and decode workers separately (their ratio too)."),
     ] = False,
-    min_replicas: Annotated[
-        str, typer.Option("--min-replicas", help="Fewest replicas the autoscaler keeps.")
-    ] = "1",
+    min_replicas: Annotated[str, typer.Option("--min-replicas", help="Fewest replicas the autoscaler keeps.")] = "1",
     max_replicas: Annotated[
         Optional[str],
         typer.Option(
@@ -1497,11 +1496,15 @@ def fleet(
     ] = None,
     emit_file: Annotated[
         Optional[str],
-        typer.Option("--emit-file", help="Where --emit writes (default: kvplan-keda.yaml; - for stdout).", show_default=False),
+        typer.Option(
+            "--emit-file", help="Where --emit writes (default: kvplan-keda.yaml; - for stdout).", show_default=False
+        ),
     ] = None,
     deployment: Annotated[
         Optional[str],
-        typer.Option("--deployment", help="The Deployment KEDA scales (default: from the model name).", show_default=False),
+        typer.Option(
+            "--deployment", help="The Deployment KEDA scales (default: from the model name).", show_default=False
+        ),
     ] = None,
     prometheus: Annotated[
         str, typer.Option("--prometheus", help="Prometheus address of the KEDA triggers.")

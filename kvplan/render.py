@@ -736,6 +736,9 @@ def _milliseconds(value: float | None) -> str:
     return "—" if value is None else f"{value:,.3f} ms"
 
 
+_LIMITS = {"tpot_slo": "TPOT", "kv_cache": "KV", "max_num_seqs": "seqs", "prefill_rate": "rate"}
+
+
 def fleet_table(plan: dict[str, Any]) -> None:
     """`kvplan fleet`: one row per pool (workers, GPUs, concurrency, TPOT/TTFT), then thresholds, cost and notes."""
     from rich.table import Table
@@ -748,7 +751,7 @@ def fleet_table(plan: dict[str, Any]) -> None:
         f"{plan['ttft_slo_ms']:g} ms, TPOT <= {plan['tpot_slo_ms']:g} ms"
     )
     table = Table(title=escape(title), show_header=True)
-    for column in ("pool", "workers", "GPUs", "batch", "KV reqs", "KV tok", "TPOT ms", "TTFT ms", "limit"):
+    for column in ("pool", "workers", "GPUs", "batch", "KV reqs", "TPOT ms", "TTFT ms", "limit"):
         table.add_column(column, justify="left" if column in ("pool", "limit") else "right", no_wrap=True)
     for p in plan["pools"]:
         table.add_row(
@@ -757,19 +760,22 @@ def fleet_table(plan: dict[str, Any]) -> None:
             str(p["gpus"]),
             str(p["concurrency_per_worker"]),
             f"{p['kv_capacity_requests']:,.1f}",
-            f"{p['kv_tokens_per_request']:,}",
             "—" if p["tpot_ms_estimate"] is None else f"{p['tpot_ms_estimate']:,.2f}",
             "—" if p["ttft_ms_estimate"] is None else f"{p['ttft_ms_estimate']:,.1f}",
-            p["limited_by"],
+            _LIMITS.get(p["limited_by"], p["limited_by"]),
         )
     console.print(table)
+    kv = ", ".join(f"{p['role']} {p['kv_tokens_per_request']:,}" for p in plan["pools"])
+    console.print(f"KV tokens per request: {kv} (KV reqs: requests of that length one worker holds)", highlight=False)
     if not plan["fits"]:
         console.print(f"does not fit: {escape(plan['reason'] or '')}", highlight=False)
     else:
         line = f"replicas: {plan['replicas']} ({plan['gpus']} GPUs)"
         if plan["prefill_to_decode_ratio"] is not None:
             line += f", prefill : decode = {plan['prefill_to_decode_ratio']:g}"
-        line += f"; Little's law: {plan['concurrency_needed']:g} requests in flight ({plan['request_latency_s']:g} s each)"
+        line += (
+            f"; Little's law: {plan['concurrency_needed']:g} requests in flight ({plan['request_latency_s']:g} s each)"
+        )
         console.print(line, highlight=False)
         t = plan["autoscaling"]
         console.print(

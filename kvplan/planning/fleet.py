@@ -233,7 +233,7 @@ def fleet(
     prices = load_prices(price_file)  # a bad price file is refused before any planning
     profile = load_profile(gpu_profile, profiles_dir=profiles_dir)
     resolved = resolve(model, offline=offline, assume_llama=assume_llama)
-    common = dict(
+    common: dict[str, Any] = dict(
         gpu_profile=gpu_profile,
         engine=engine,
         tp=tp,
@@ -329,7 +329,9 @@ def fleet(
         )
 
     if not serve.fits:
-        return refused(f"one request of max_model_len {served_len:,} does not fit on {per_gpu} x {profile.id} (tp {tp})")
+        return refused(
+            f"one request of max_model_len {served_len:,} does not fit on {per_gpu} x {profile.id} (tp {tp})"
+        )
     if workload.max_total > served_len:
         return refused(
             f"the workload's longest request ({workload.max_total:,} tokens) is above max_model_len {served_len:,}"
@@ -355,7 +357,9 @@ def fleet(
             return refused(f"no request of {total_len:,} tokens (mean input + output) fits the KV cache")
         return refused(f"the TPOT estimate at batch 1 ({tpot_at(1):.2f} ms) is above the TPOT SLO")
     tpot = tpot_at(c)
-    limited = "tpot_slo" if c < limit else ("kv_cache" if limit == math.floor(decode_kv) and limit < cap else "max_num_seqs")
+    limited = (
+        "tpot_slo" if c < limit else ("kv_cache" if limit == math.floor(decode_kv) and limit < cap else "max_num_seqs")
+    )
     if disaggregated:
         decode_latency = osl * tpot / 1e3
         latency = ttft / 1e3 + decode_latency
@@ -365,8 +369,15 @@ def fleet(
         needed = little_concurrency(rate, latency)
     workers = replicas_for(needed, c)
     main = Pool(
-        "decode" if disaggregated else "aggregated", max(workers, min_replicas), per_gpu, c, decode_kv, total_len,
-        round(tpot, 3), None if disaggregated else round(ttft, 3), limited,
+        "decode" if disaggregated else "aggregated",
+        max(workers, min_replicas),
+        per_gpu,
+        c,
+        decode_kv,
+        total_len,
+        round(tpot, 3),
+        None if disaggregated else round(ttft, 3),
+        limited,
     )
     pools: tuple[Pool, ...] = (main,)
     if disaggregated:
@@ -380,7 +391,9 @@ def fleet(
             prefill_workers += 1
         limited_p = "prefill_rate" if in_flight <= math.floor(prompt_kv) else "kv_cache"
         pools = (
-            Pool("prefill", prefill_workers, per_gpu, max(1, in_flight), prompt_kv, isl, None, round(ttft, 3), limited_p),
+            Pool(
+                "prefill", prefill_workers, per_gpu, max(1, in_flight), prompt_kv, isl, None, round(ttft, 3), limited_p
+            ),
             main,
         )
         notes.append(
@@ -434,4 +447,3 @@ def fleet(
         cost=cost,
         notes=tuple(notes + list(serve.notes)),
     )
-

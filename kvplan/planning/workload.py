@@ -82,8 +82,7 @@ def named(name: str) -> Workload:
     if key not in NAMED:
         raise UsageError(
             f"unknown workload {name!r}: not a file, nor one of the named workloads",
-            hint="pass a JSONL file of {\"input_tokens\": N, \"output_tokens\": M} lines, or one of: "
-            + ", ".join(NAMED),
+            hint='pass a JSONL file of {"input_tokens": N, "output_tokens": M} lines, or one of: ' + ", ".join(NAMED),
             field="workload",
         )
     isl, osl, why = NAMED[key]
@@ -121,7 +120,10 @@ def parse_jsonl(text: str, path: str) -> Workload:
             if key not in row:
                 raise ConfigError(f"{where}: {key} is missing", hint=_HINT)
         pairs.append(
-            (_count(row["input_tokens"], where, "input_tokens", 1), _count(row["output_tokens"], where, "output_tokens", 1))
+            (
+                _count(row["input_tokens"], where, "input_tokens", 1),
+                _count(row["output_tokens"], where, "output_tokens", 1),
+            )
         )
         if len(pairs) > MAX_REQUESTS:
             raise ConfigError(f"{where}: more than {MAX_REQUESTS:,} requests", hint="pass a sample of the requests")

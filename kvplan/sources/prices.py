@@ -62,7 +62,9 @@ def load_prices(path: str | Path | None = None) -> dict[str, Price]:
     problems: list[str] = []
     extra = sorted(set(map(str, data)) - {"currency", "prices"})
     if extra:
-        problems.append(f"line {node_line(root)}: unknown key {extra[0]!r}{did_you_mean(extra[0], ['currency', 'prices'])}")
+        problems.append(
+            f"line {node_line(root)}: unknown key {extra[0]!r}{did_you_mean(extra[0], ['currency', 'prices'])}"
+        )
     if data.get("currency", "USD") != "USD":
         problems.append(f"line {node_line(child(root, 'currency'))}: currency must be USD, got {data['currency']!r}")
     entries = child(root, "prices")
