@@ -1496,9 +1496,7 @@ def fleet(
     ] = None,
     emit_file: Annotated[
         Optional[str],
-        typer.Option(
-            "--emit-file", help="Where --emit writes (default: kvplan-keda.yaml; - for stdout).", show_default=False
-        ),
+        typer.Option("--emit-file", help="Where --emit writes (default: kvplan-keda.yaml).", show_default=False),
     ] = None,
     deployment: Annotated[
         Optional[str],
@@ -1534,10 +1532,17 @@ def fleet(
     if emit is not None:
         from kvplan.atomic_file import check_output_path
 
+        from kvplan.planning.fleet import ENGINE_METRICS
+
         emit = choice("--emit", emit, ("keda",))
+        entry = registry.lookup(engine)
+        if entry is not None and entry.name not in ENGINE_METRICS:
+            raise UsageError(
+                f"--emit keda writes triggers on vllm and sglang metrics, not {entry.name}'s",
+                hint="drop --emit, or plan with --engine vllm",
+            )
         emit_file = emit_file or "kvplan-keda.yaml"
-        if emit_file != "-":
-            check_output_path(emit_file, "--emit-file")
+        check_output_path(emit_file, "--emit-file")
     result = plan_fleet(
         model,
         gpu_profile=gpu_profile,
@@ -1568,14 +1573,11 @@ def fleet(
     if emit is not None and emit_file is not None and result.fits:
         from kvplan.checking.autoscale import keda_scaled_object
 
-        text, _ = keda_scaled_object(result, deployment=deployment, prometheus=prometheus)
-        if emit_file == "-":
-            sys.stdout.write(text)
-        else:
-            from kvplan.atomic_file import write_text_atomically
+        from kvplan.atomic_file import write_text_atomically
 
-            write_text_atomically(emit_file, text)
-            render.notes([f"wrote {emit_file} (keda)"])
+        text, _ = keda_scaled_object(result, deployment=deployment, prometheus=prometheus)
+        write_text_atomically(emit_file, text)
+        render.notes([f"wrote {emit_file} (keda)"])
     if not result.fits:
         raise typer.Exit(1)
 

@@ -778,10 +778,11 @@ def fleet_table(plan: dict[str, Any]) -> None:
         )
         console.print(line, highlight=False)
         t = plan["autoscaling"]
+        m = t["metrics"] or {"running": "running", "kv_cache_usage": "KV-cache usage", "waiting": "waiting"}
         console.print(
-            f"autoscaling ({t['role']}, per replica): vllm:num_requests_running {t['num_requests_running_per_replica']}, "
-            f"vllm:kv_cache_usage_perc {t['kv_cache_usage_perc_per_replica']:g}, vllm:num_requests_waiting "
-            f"{t['num_requests_waiting_per_replica']}; replicas {t['min_replicas']}..{t['max_replicas']}",
+            f"autoscaling ({t['role']}, per replica): {m['running']} {t['running_requests_per_replica']}, "
+            f"{m['kv_cache_usage']} {t['kv_cache_usage_per_replica']:g}, {m['waiting']} "
+            f"{t['waiting_requests_per_replica']}; replicas {t['min_replicas']}..{t['max_replicas']}",
             highlight=False,
         )
         cost, price = plan["cost"], plan["price"]

@@ -1,8 +1,9 @@
-"""A KEDA ScaledObject for a fleet plan: Prometheus triggers on vLLM's own metrics, thresholds from the plan.
+"""A KEDA ScaledObject for a fleet plan: Prometheus triggers on the engine's own metrics, thresholds from the plan.
 
-The metric names are vLLM's Gauges (vllm-0.33.0/vllm/v1/metrics/loggers.py: `vllm:num_requests_running` :528,
-`vllm:num_requests_waiting` :538, `vllm:kv_cache_usage_perc` :620, "1 means 100 percent usage"), labelled
-`model_name` (the served model name) and `engine` (:499). Each trigger's query sums the metric over the
+The metric names are the engine's Gauges (kvplan.planning.fleet.ENGINE_METRICS cites the file and line of each:
+vLLM's `vllm:num_requests_running`, `vllm:kv_cache_usage_perc`, `vllm:num_requests_waiting`; SGLang's
+`sglang:num_running_reqs`, `sglang:token_usage`, `sglang:num_queue_reqs`), labelled `model_name` (the served
+model name). Each trigger's query sums the metric over the
 deployment's pods and uses KEDA's default `metricType: AverageValue`, so the HPA KEDA creates asks for
 ceil(sum / threshold) replicas: the threshold is the per-replica figure of the plan
 (kvplan.planning.fleet: the SLO-meeting concurrency, the KV usage at it, the queue a replica admits within the
@@ -15,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from kvplan.errors import UsageError
 from kvplan.planning.fleet import FleetPlan
 
 DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
@@ -33,6 +35,13 @@ def keda_scaled_object(
     t = plan.thresholds
     if t is None:
         raise ValueError("a plan that does not fit has no autoscaling thresholds")
+    metrics = t["metrics"]
+    if metrics is None:
+        raise UsageError(
+            f"no metric names for {plan.engine}: kvplan writes KEDA triggers for vllm and sglang plans",
+            hint="drop --emit, or plan with --engine vllm",
+            field="engine",
+        )
     target = deployment or _name(plan.model) + ("-decode" if plan.disaggregated else "")
     selector = f'{{model_name="{plan.model}"}}'
 
@@ -56,9 +65,9 @@ def keda_scaled_object(
             "minReplicaCount": t["min_replicas"],
             "maxReplicaCount": t["max_replicas"],
             "triggers": [
-                trigger("vllm:num_requests_running", t["num_requests_running_per_replica"], "running"),
-                trigger("vllm:kv_cache_usage_perc", t["kv_cache_usage_perc_per_replica"], "kv-cache-usage"),
-                trigger("vllm:num_requests_waiting", t["num_requests_waiting_per_replica"], "waiting"),
+                trigger(metrics["running"], t["running_requests_per_replica"], "running"),
+                trigger(metrics["kv_cache_usage"], t["kv_cache_usage_per_replica"], "kv-cache-usage"),
+                trigger(metrics["waiting"], t["waiting_requests_per_replica"], "waiting"),
             ],
         },
     }
@@ -66,7 +75,7 @@ def keda_scaled_object(
         f"# KEDA ScaledObject written by kvplan fleet for {plan.model} on {plan.gpu_profile} (tp {plan.tp}), "
         f"{plan.rate:g} requests/s,\n# TTFT SLO {plan.ttft_slo_ms:g} ms, TPOT SLO {plan.tpot_slo_ms:g} ms: "
         f"{t['role']} replicas. Thresholds are per replica (KEDA AverageValue: replicas = ceil(sum / threshold)).\n"
-        "# Metric names: vLLM v1/metrics/loggers.py. Set serverAddress to your Prometheus and the selector to your "
+        f"# Metric names: {t['metrics_source']}.\n# Set serverAddress to your Prometheus and the selector to your "
         "served model name.\n"
     )
     return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False), document

@@ -27,10 +27,11 @@ that). A prefill worker holds each prompt's KV until it is transferred: at least
 is not modelled), so its prompts in flight = its arrival rate x TTFT (Little's law) must fit its KV capacity in
 prompts of the mean input; more prefill workers are added until they do.
 
-**Autoscaling thresholds** (what KEDA or an HPA scales on, from the same figures, vLLM's metric names):
-`vllm:num_requests_running` per replica = c; `vllm:kv_cache_usage_perc` (a fraction, 1 = full) per replica = c /
-KV capacity in requests (the usage at the SLO-meeting concurrency); `vllm:num_requests_waiting` per replica = the
-queue a replica admits within the TTFT slack: floor((TTFT SLO - TTFT estimate) x c / latency), at least 1.
+**Autoscaling thresholds** (what KEDA or an HPA scales on, from the same figures; the engine's metric names in
+ENGINE_METRICS): running requests per replica = c (`vllm:num_requests_running`); KV-cache usage (a fraction, 1 =
+full) per replica = c / KV capacity in requests, the usage at the SLO-meeting concurrency
+(`vllm:kv_cache_usage_perc`); waiting requests per replica = the queue a replica admits within the TTFT slack,
+floor((TTFT SLO - TTFT estimate) x c / latency), at least 1 (`vllm:num_requests_waiting`).
 
 **Cost**: GPUs x USD per GPU-hour / tokens per hour (rate x (mean input + mean output) x 3600), per million.
 """
@@ -46,7 +47,24 @@ from kvplan.planning.requests import positive_int
 from kvplan.planning.workload import Workload
 
 SCHEMA = "kvplan.fleet/1"
-METRICS = ("vllm:num_requests_running", "vllm:kv_cache_usage_perc", "vllm:num_requests_waiting")
+# the Prometheus Gauges each threshold is for, per engine, with where the engine registers them (labelled
+# model_name: the served model name); engines without an entry get thresholds without metric names
+ENGINE_METRICS: dict[str, dict[str, str]] = {
+    "vllm": {
+        "running": "vllm:num_requests_running",
+        "kv_cache_usage": "vllm:kv_cache_usage_perc",
+        "waiting": "vllm:num_requests_waiting",
+        "source": "vllm-0.33.0/vllm/v1/metrics/loggers.py:528 (running), :620 (kv_cache_usage_perc: '1 means 100 "
+        "percent usage'), :538 (waiting); labels model_name, engine (:499)",
+    },
+    "sglang": {
+        "running": "sglang:num_running_reqs",
+        "kv_cache_usage": "sglang:token_usage",
+        "waiting": "sglang:num_queue_reqs",
+        "source": "sglang-0.5.23/sglang/srt/observability/metrics_collector.py:365 (running), :405 (token_usage: "
+        "the fullest KV pool's used / total, :89-97), :371 (queue); label model_name (:1383)",
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -292,6 +310,8 @@ def fleet(
         f"{held['ttft_median_relative_error']:.0%} ({held['ttft_p90_relative_error']:.0%} p90: measured TTFT holds "
         "queueing); keep headroom on both SLOs"
     )
+    if serve.engine not in ENGINE_METRICS:
+        notes.append(f"no metric names for {serve.engine}: the autoscaling thresholds are given without them")
     if workload.requests == 1:
         notes.append(f"workload {workload.name!r} is one fixed shape ({workload.source}), not a distribution")
 
@@ -410,14 +430,16 @@ def fleet(
             needed=round(needed, 3),
         )
     usage = round(min(1.0, c / decode_kv), 4)
+    names = ENGINE_METRICS.get(serve.engine)
     thresholds = {
-        "metrics_source": "vllm-0.33.0/vllm/v1/metrics/loggers.py (Gauge names)",
+        "metrics": None if names is None else {k: names[k] for k in ("running", "kv_cache_usage", "waiting")},
+        "metrics_source": None if names is None else names["source"],
         "role": main.role,
         "min_replicas": min_replicas,
         "max_replicas": max_replicas if max_replicas is not None else main.workers,
-        "num_requests_running_per_replica": c,
-        "kv_cache_usage_perc_per_replica": usage,
-        "num_requests_waiting_per_replica": waiting_threshold(
+        "running_requests_per_replica": c,
+        "kv_cache_usage_per_replica": usage,
+        "waiting_requests_per_replica": waiting_threshold(
             ttft_slo_ms, ttft, c, osl * tpot / 1e3 if disaggregated else latency
         ),
     }

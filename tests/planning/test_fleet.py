@@ -75,7 +75,7 @@ def test_figures_come_from_recommend_and_the_envelope():
     above = throughput(MODEL, gpu_profile=GPU, batch=pool.concurrency_per_worker + 1, isl=1024, osl=1024, engine="vllm")
     assert above["tpot_ms_estimate"] > 30
     # the KEDA KV target is the usage at that concurrency
-    assert p.thresholds["kv_cache_usage_perc_per_replica"] == pytest.approx(
+    assert p.thresholds["kv_cache_usage_per_replica"] == pytest.approx(
         pool.concurrency_per_worker / rec.max_concurrency, abs=1e-4
     )
 
@@ -182,9 +182,14 @@ def test_keda_scaled_object_parses_and_uses_vllm_metric_names(tmp_path):
     assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (1, 8)
     known = json.loads((FIXTURES / "engine_metrics" / "vllm.json").read_text())["metrics"]
     wanted = {
-        "vllm:num_requests_running": thresholds["num_requests_running_per_replica"],
-        "vllm:kv_cache_usage_perc": thresholds["kv_cache_usage_perc_per_replica"],
-        "vllm:num_requests_waiting": thresholds["num_requests_waiting_per_replica"],
+        "vllm:num_requests_running": thresholds["running_requests_per_replica"],
+        "vllm:kv_cache_usage_perc": thresholds["kv_cache_usage_per_replica"],
+        "vllm:num_requests_waiting": thresholds["waiting_requests_per_replica"],
+    }
+    assert thresholds["metrics"] == {
+        "running": "vllm:num_requests_running",
+        "kv_cache_usage": "vllm:kv_cache_usage_perc",
+        "waiting": "vllm:num_requests_waiting",
     }
     seen = {}
     for trigger in spec["triggers"]:
@@ -317,3 +322,25 @@ def test_a_price_file_replaces_the_table(tmp_path):
     other.write_text('prices:\n  - {gpu_profile: b200, usd_per_gpu_hour: 2, source: "x", date: "2026-11-01"}\n')
     missing = plan(price_file=str(other))
     assert missing.cost is None and any("no price for h100-sxm-80gb" in n for n in missing.notes)
+
+
+def test_engine_metric_names_are_the_engines_own():
+    """Every name in ENGINE_METRICS is registered by its engine, on the line its source cites."""
+    from kvplan.planning.fleet import ENGINE_METRICS
+
+    for engine, names in ENGINE_METRICS.items():
+        known = json.loads((FIXTURES / "engine_metrics" / f"{engine}.json").read_text())["metrics"]
+        for role in ("running", "kv_cache_usage", "waiting"):
+            line = known[names[role]]["line"]
+            assert f":{line} " in names["source"], (engine, role, line)
+
+
+def test_sglang_plan_gets_sglang_metrics_and_keda(tmp_path):
+    out = tmp_path / "keda.yaml"
+    args = [*BASE, "-e", "sglang", "-w", "chat", "--rate", "5", "--ttft-slo", "2000", "--tpot-slo", "30"]
+    result = runner.invoke(app, [*args, "--json", "--emit", "keda", "--emit-file", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["autoscaling"]["metrics"]["kv_cache_usage"] == "sglang:token_usage"
+    known = json.loads((FIXTURES / "engine_metrics" / "sglang.json").read_text())["metrics"]
+    queries = [t["metadata"]["query"] for t in yaml.safe_load(out.read_text())["spec"]["triggers"]]
+    assert all(q.removeprefix("sum(").split("{", 1)[0] in known for q in queries), queries
