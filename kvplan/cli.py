@@ -1531,7 +1531,6 @@ def fleet(
 
     if emit is not None:
         from kvplan.atomic_file import check_output_path
-
         from kvplan.planning.fleet import ENGINE_METRICS
 
         emit = choice("--emit", emit, ("keda",))
@@ -1571,9 +1570,8 @@ def fleet(
     else:
         render.fleet_table(document)
     if emit is not None and emit_file is not None and result.fits:
-        from kvplan.checking.autoscale import keda_scaled_object
-
         from kvplan.atomic_file import write_text_atomically
+        from kvplan.checking.autoscale import keda_scaled_object
 
         text, _ = keda_scaled_object(result, deployment=deployment, prometheus=prometheus)
         write_text_atomically(emit_file, text)
