@@ -310,6 +310,11 @@ def fleet(
         f"{held['ttft_median_relative_error']:.0%} ({held['ttft_p90_relative_error']:.0%} p90: measured TTFT holds "
         "queueing); keep headroom on both SLOs"
     )
+    if weights != "bf16":
+        notes.append(
+            f"--weights {weights} sets the weight bytes of the TPOT estimate; the KV capacity counts the checkpoint's "
+            f"weights as stored ({serve.weights_source}): plan a quantized checkpoint to size its KV cache"
+        )
     if serve.engine not in ENGINE_METRICS:
         notes.append(f"no metric names for {serve.engine}: the autoscaling thresholds are given without them")
     if workload.requests == 1:
@@ -404,12 +409,15 @@ def fleet(
         prefill_tps = isl / (ttft / 1e3)  # one worker's prefill tokens/s (compute bound: batching adds no FLOP/s)
         prefill_workers = max(1, math.ceil(rate * isl / prefill_tps - 1e-9))
         prompt_kv = kv_requests(isl)
-        while True:  # prompts in flight per worker (Little) must fit its KV until they are transferred
-            in_flight = math.ceil(rate / prefill_workers * ttft / 1e3)
-            if in_flight <= math.floor(prompt_kv) or prefill_workers > 10_000:
-                break
-            prefill_workers += 1
-        limited_p = "prefill_rate" if in_flight <= math.floor(prompt_kv) else "kv_cache"
+        held = math.floor(prompt_kv)  # prompts of the mean input one prefill worker's KV cache holds
+        if held < 1:
+            return refused(f"no prompt of {isl:,} tokens fits a prefill worker's KV cache")
+        # prompts in flight per worker (Little's law), ceil(rate / workers x TTFT), must fit its KV until they are
+        # transferred: ceil(x) <= held exactly when x <= held
+        by_kv = math.ceil(rate * ttft / 1e3 / held - 1e-9)
+        limited_p = "kv_cache" if by_kv > prefill_workers else "prefill_rate"
+        prefill_workers = max(prefill_workers, by_kv)
+        in_flight = math.ceil(rate / prefill_workers * ttft / 1e3 - 1e-9)
         pools = (
             Pool(
                 "prefill", prefill_workers, per_gpu, max(1, in_flight), prompt_kv, isl, None, round(ttft, 3), limited_p

@@ -144,6 +144,14 @@ def test_more_than_max_replicas_exits_1():
     assert runner.invoke(app, [*args[:-2], "--max-replicas", "1000"]).exit_code == 0
 
 
+def test_an_enormous_rate_is_a_plan_not_an_error():
+    args = [*BASE, "-w", "chat", "--rate", "1e30", "--ttft-slo", "2000", "--tpot-slo", "30", "--disaggregated"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["replicas"] > 10**27 and document["pools"][0]["concurrency_per_worker"] >= 1
+
+
 def test_a_gpu_without_a_fitted_efficiency_is_one_error_line():
     result = runner.invoke(
         app,
@@ -159,6 +167,8 @@ def test_a_gpu_without_a_fitted_efficiency_is_one_error_line():
     [
         (["--rate", "0"], "--rate must be a positive number"),
         (["--rate", "fast"], "--rate must be a positive number"),
+        (["--rate", "nan"], "--rate must be a positive number"),
+        (["--ttft-slo", "1e400"], "--ttft-slo must be a positive number"),
         (["--tpot-slo", "-3"], "--tpot-slo must be a positive number"),
         (["-w", "chatty"], "unknown workload 'chatty'"),
     ],
