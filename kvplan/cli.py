@@ -1522,7 +1522,7 @@ def fleet(
 
       kvplan fleet meta-llama/Llama-3.1-8B -g h100-sxm-80gb --workload chat --rate 10 --ttft-slo 2000 --tpot-slo 30
 
-      kvplan fleet meta-llama/Llama-3.1-70B -g b200 --tp 4 -w requests.jsonl --rate 5 --ttft-slo 1500 --tpot-slo 25 --disaggregated --json
+      kvplan fleet meta-llama/Llama-3.1-70B -g b200 --tp 4 -w requests.jsonl --rate 5 --ttft-slo 3000 --tpot-slo 25 --disaggregated --json
 
       kvplan fleet Qwen/Qwen3-8B -g h100 -w rag --rate 4 --ttft-slo 3000 --tpot-slo 40 --emit keda --emit-file keda.yaml
     """

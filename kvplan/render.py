@@ -764,15 +764,23 @@ def fleet_table(plan: dict[str, Any]) -> None:
             "—" if p["ttft_ms_estimate"] is None else f"{p['ttft_ms_estimate']:,.1f}",
             _LIMITS.get(p["limited_by"], p["limited_by"]),
         )
-    console.print(table)
-    kv = ", ".join(f"{p['role']} {p['kv_tokens_per_request']:,}" for p in plan["pools"])
-    console.print(f"KV tokens per request: {kv} (KV reqs: requests of that length one worker holds)", highlight=False)
+    if plan["pools"]:  # a plan refused before any pool was sized has none
+        console.print(table)
+        kv = ", ".join(f"{p['role']} {p['kv_tokens_per_request']:,}" for p in plan["pools"])
+        console.print(
+            f"KV tokens per request: {kv} (KV reqs: requests of that length one worker holds)", highlight=False
+        )
+    else:
+        console.print(escape(title), highlight=False)
     if not plan["fits"]:
         console.print(f"does not fit: {escape(plan['reason'] or '')}", highlight=False)
     else:
         line = f"replicas: {plan['replicas']} ({plan['gpus']} GPUs)"
         if plan["prefill_to_decode_ratio"] is not None:
-            line += f", prefill : decode = {plan['prefill_to_decode_ratio']:g}"
+            line += (
+                f", prefill : decode = {plan['prefill_to_decode_ratio']:g} (at least "
+                f"{plan['prefill_to_decode_ratio_lower_bound']:g}: {plan['prefill_workers_lower_bound']} prefill workers)"
+            )
         line += (
             f"; Little's law: {plan['concurrency_needed']:g} requests in flight ({plan['request_latency_s']:g} s each)"
         )

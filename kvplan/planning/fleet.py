@@ -124,6 +124,7 @@ class FleetPlan:
     cost: dict[str, Any] | None
     efficiency: dict[str, Any]
     notes: tuple[str, ...] = field(default=())
+    prefill_workers_lower_bound: int | None = None  # prefill at the dense-peak TTFT bound (disaggregated only)
 
     @property
     def replicas(self) -> int:
@@ -139,6 +140,8 @@ class FleetPlan:
     def to_dict(self) -> dict[str, Any]:
         prefill, decode = self.pool("prefill"), self.pool("decode")
         ratio = round(prefill.workers / decode.workers, 4) if prefill and decode and decode.workers else None
+        least = self.prefill_workers_lower_bound
+        ratio_lb = round(least / decode.workers, 4) if least is not None and decode and decode.workers else None
         return {
             "schema": SCHEMA,
             "model": self.model,
@@ -161,6 +164,8 @@ class FleetPlan:
             "min_replicas": self.min_replicas,
             "max_replicas": self.max_replicas,
             "prefill_to_decode_ratio": ratio,
+            "prefill_workers_lower_bound": self.prefill_workers_lower_bound,
+            "prefill_to_decode_ratio_lower_bound": ratio_lb,
             "autoscaling": self.thresholds,
             "price": self.price,
             "cost": self.cost,
@@ -295,19 +300,19 @@ def fleet(
             hint="plan on a GPU with a fitted efficiency: " + ", ".join(fitted),
             field="gpu_profile",
         )
-    held = efficiency["held_out"]
+    held_out = efficiency["held_out"]
     eff = {
         "key": first["efficiency_key"],
         "source": E.EFFICIENCY_FILE,
-        "tpot_median_relative_error": held["tpot_median_relative_error"],
-        "tpot_p90_relative_error": held["tpot_p90_relative_error"],
-        "ttft_median_relative_error": held["ttft_median_relative_error"],
-        "ttft_p90_relative_error": held["ttft_p90_relative_error"],
+        "tpot_median_relative_error": held_out["tpot_median_relative_error"],
+        "tpot_p90_relative_error": held_out["tpot_p90_relative_error"],
+        "ttft_median_relative_error": held_out["ttft_median_relative_error"],
+        "ttft_p90_relative_error": held_out["ttft_p90_relative_error"],
     }
     notes.append(
         f"TPOT and TTFT are the envelope's estimates (efficiency {first['efficiency_key']}); held out, TPOT is off by "
-        f"{held['tpot_median_relative_error']:.0%} at the median ({held['tpot_p90_relative_error']:.0%} p90), TTFT by "
-        f"{held['ttft_median_relative_error']:.0%} ({held['ttft_p90_relative_error']:.0%} p90: measured TTFT holds "
+        f"{held_out['tpot_median_relative_error']:.0%} at the median ({held_out['tpot_p90_relative_error']:.0%} p90), "
+        f"TTFT by {held_out['ttft_median_relative_error']:.0%} ({held_out['ttft_p90_relative_error']:.0%} p90: measured TTFT holds "
         "queueing); keep headroom on both SLOs"
     )
     if weights != "bf16":
@@ -405,6 +410,7 @@ def fleet(
         limited,
     )
     pools: tuple[Pool, ...] = (main,)
+    least_prefill = None
     if disaggregated:
         prefill_tps = isl / (ttft / 1e3)  # one worker's prefill tokens/s (compute bound: batching adds no FLOP/s)
         prefill_workers = max(1, math.ceil(rate * isl / prefill_tps - 1e-9))
@@ -424,9 +430,16 @@ def fleet(
             ),
             main,
         )
+        # at the TTFT lower bound (the dense peak, or reading the weights once): no prefill worker can do better
+        least_prefill = max(1, math.ceil(rate * float(first["ttft_ms_lower_bound"]) / 1e3 - 1e-9))
         notes.append(
             "disaggregated: KV transfer time between prefill and decode workers is not modelled (prefill workers "
             "hold each prompt at least for its prefill); TTFT excludes the transfer"
+        )
+        notes.append(
+            f"prefill workers are sized on the TTFT estimate, whose fit holds queueing (held-out median error "
+            f"{held_out['ttft_median_relative_error']:.0%}), so they are likely too many; at the TTFT lower bound "
+            f"(dense peak) {least_prefill} would do (prefill_workers_lower_bound): the need lies between"
         )
     plan_pools = pools
     if max_replicas is not None and any(p.workers > max_replicas for p in plan_pools):
@@ -476,4 +489,5 @@ def fleet(
         price=None if price is None else price.to_dict(),
         cost=cost,
         notes=tuple(notes + list(serve.notes)),
+        prefill_workers_lower_bound=least_prefill,
     )

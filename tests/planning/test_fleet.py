@@ -111,6 +111,13 @@ def test_disaggregated_pools_and_ratio():
     document = p.to_dict()
     assert document["prefill_to_decode_ratio"] == pytest.approx(prefill.workers / decode.workers, abs=1e-4)
     assert p.gpus == prefill.gpus + decode.gpus
+    # the bound: prefill at the TTFT lower bound; never more workers than the estimate's
+    bound = throughput(MODEL, gpu_profile=GPU, isl=1024, osl=1024, engine="vllm", aggregated=False)
+    assert p.prefill_workers_lower_bound == math.ceil(20 * bound["ttft_ms_lower_bound"] / 1e3)
+    assert 1 <= p.prefill_workers_lower_bound <= prefill.workers
+    assert document["prefill_to_decode_ratio_lower_bound"] == pytest.approx(
+        p.prefill_workers_lower_bound / decode.workers, abs=1e-4
+    )
     # decode workers do no prefill: their TPOT at the same batch is below the aggregated replica's
     aggregated = plan(rate=20, tpot_slo_ms=1000, workload=named("chat"))
     alone = plan(rate=20, tpot_slo_ms=1000, workload=named("chat"), disaggregated=True)
