@@ -359,8 +359,14 @@ def fleet(
         )
 
     if not serve.fits:
+        hint = ""
+        shorter = max_model_len is None and workload.max_total < served_len
+        if shorter and recommend(resolved, max_model_len=workload.max_total, **common).fits:
+            hint = f"; the workload's longest request fits: pass --max-model-len {workload.max_total}"
+        if not hint and serve.min_tp_to_fit is not None and serve.min_tp_to_fit > tp:
+            hint = f"; --tp {serve.min_tp_to_fit} fits"
         return refused(
-            f"one request of max_model_len {served_len:,} does not fit on {per_gpu} x {profile.id} (tp {tp})"
+            f"one request of max_model_len {served_len:,} does not fit on {per_gpu} x {profile.id} (tp {tp}){hint}"
         )
     if workload.max_total > served_len:
         return refused(

@@ -361,3 +361,17 @@ def test_sglang_plan_gets_sglang_metrics_and_keda(tmp_path):
     known = json.loads((FIXTURES / "engine_metrics" / "sglang.json").read_text())["metrics"]
     queries = [t["metadata"]["query"] for t in yaml.safe_load(out.read_text())["spec"]["triggers"]]
     assert all(q.removeprefix("sum(").split("{", 1)[0] in known for q in queries), queries
+
+
+def test_a_replica_that_cannot_hold_max_model_len_does_not_fit_and_says_what_would():
+    def reason(model, *extra):
+        args = ["fleet", model, "-g", GPU, "--offline", "-w", "chat", "--rate", "1", "--ttft-slo", "5000"]
+        result = runner.invoke(app, [*args, "--tpot-slo", "100", *extra, "--json"])
+        assert result.exit_code == 1, result.output
+        return json.loads(result.stdout)["reason"]
+
+    # 70B in bf16 is more than one H100 holds at any length: recommend's smallest TP that fits is the answer
+    least = recommend("meta-llama/Llama-3.1-70B", gpu_profile=GPU, offline=True).min_tp_to_fit
+    assert least > 1 and reason("meta-llama/Llama-3.1-70B").endswith(f"--tp {least} fits")
+    # with a quarter of the GPU the 128k default leaves no room for one request, the workload's 2,048 tokens do
+    assert reason(MODEL, "--gpu-memory-utilization", "0.25").endswith("pass --max-model-len 2048")
