@@ -1499,6 +1499,191 @@ def throughput(
         render.throughput_table(result)
 
 
+# ---------------------------------------------------------------- fleet (replicas for a workload and SLOs)
+
+
+def _number(label: str, text: str) -> float:
+    """A positive number option given as text (kvplan's one-line error otherwise)."""
+    import math
+
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise UsageError(f"{label} must be a positive number, got {text!r}", hint=f"pass e.g. {label} 2") from None
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{label} must be a positive number, got {text!r}", hint=f"pass e.g. {label} 2")
+    return value
+
+
+@app.command(cls=Command)
+@handle_errors
+def fleet(
+    model: ModelArg,
+    gpu_profile: Annotated[
+        str,
+        typer.Option(
+            "--gpu-profile",
+            "-g",
+            help="Hardware profile id, alias or YAML path (an efficiency must be fitted for it: h100-sxm-80gb, b200).",
+            show_default=False,
+        ),
+    ],
+    workload: Annotated[
+        str,
+        typer.Option(
+            "--workload",
+            "-w",
+            help='A JSONL file, one request a line ({"input_tokens": 812, "output_tokens": 240}), or a named shape: '
+            "chat (1k in / 1k out), rag (8k / 1k), reasoning (1k / 8k).",
+            show_default=False,
+        ),
+    ],
+    rate: Annotated[str, typer.Option("--rate", help="Arrival rate at peak, requests per second.", show_default=False)],
+    ttft_slo: Annotated[
+        str, typer.Option("--ttft-slo", help="Time-to-first-token SLO, milliseconds.", show_default=False)
+    ],
+    tpot_slo: Annotated[
+        str, typer.Option("--tpot-slo", help="Time-per-output-token SLO, milliseconds.", show_default=False)
+    ],
+    engine: Annotated[
+        str, typer.Option("--engine", "-e", help="Engine planned (its KV accounting and fitted efficiency).")
+    ] = registry.DEFAULT_ENGINE,
+    tp: Annotated[str, typer.Option("--tp", "--tensor-parallel-size", help="Tensor-parallel GPUs per worker.")] = "1",
+    weights: Annotated[
+        str, typer.Option("--weights", help="Matmul weight format for the TPOT estimate: bf16, fp8, nvfp4, ...")
+    ] = "bf16",
+    kv_dtype: KvDtypeOpt = "auto",
+    max_model_len: Annotated[
+        Optional[str],
+        typer.Option(
+            "--max-model-len",
+            help="Tokens per request served (default: the model's limit, capped at 128k).",
+            show_default=False,
+        ),
+    ] = None,
+    max_num_seqs: Annotated[
+        Optional[str],
+        typer.Option(
+            "--max-num-seqs", help="The engine's running-sequence cap (default: the engine's).", show_default=False
+        ),
+    ] = None,
+    gpu_memory_utilization: Annotated[
+        Optional[float],
+        typer.Option("--gpu-memory-utilization", help=utilization_help(), show_default=False),
+    ] = None,
+    disaggregated: Annotated[
+        bool,
+        typer.Option("--disaggregated", help="Size prefill and decode workers separately (their ratio too)."),
+    ] = False,
+    min_replicas: Annotated[str, typer.Option("--min-replicas", help="Fewest replicas the autoscaler keeps.")] = "1",
+    max_replicas: Annotated[
+        Optional[str],
+        typer.Option(
+            "--max-replicas",
+            help="Most replicas (workers per pool) allowed; needing more does not fit (exit 1). Default: no cap; "
+            "the autoscaler's maximum is then the count needed at --rate.",
+            show_default=False,
+        ),
+    ] = None,
+    price_file: Annotated[
+        Optional[str],
+        typer.Option(
+            "--price-file",
+            help="GPU price table (YAML: prices: [{gpu_profile, usd_per_gpu_hour, source, date}]) replacing the "
+            "shipped one (kvplan/profiles/prices/gpu_prices.yaml).",
+            show_default=False,
+        ),
+    ] = None,
+    emit: Annotated[
+        Optional[str],
+        typer.Option("--emit", help="Also write autoscaling for the plan: keda (a ScaledObject).", show_default=False),
+    ] = None,
+    emit_file: Annotated[
+        Optional[str],
+        typer.Option("--emit-file", help="Where --emit writes (default: kvplan-keda.yaml).", show_default=False),
+    ] = None,
+    deployment: Annotated[
+        Optional[str],
+        typer.Option(
+            "--deployment", help="The Deployment KEDA scales (default: from the model name).", show_default=False
+        ),
+    ] = None,
+    prometheus: Annotated[
+        str, typer.Option("--prometheus", help="Prometheus address of the KEDA triggers.")
+    ] = "http://prometheus-operated.monitoring.svc:9090",
+    profiles_dir: ProfilesDirOpt = None,
+    offline: OfflineOpt = False,
+    assume_llama: AssumeLlamaOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Size a fleet: replicas, concurrency per replica, autoscaling thresholds and cost for a workload and SLOs.
+
+    Concurrency per replica is the largest batch the KV cache holds (requests of the workload's mean input +
+    output) whose TPOT estimate meets the SLO; replicas follow from Little's law. Exit 0 when the SLOs are met,
+    1 when no replica count can meet them (or more than --max-replicas are needed), 2 for bad input.
+
+    Examples:
+
+      kvplan fleet meta-llama/Llama-3.1-8B -g h100-sxm-80gb --workload chat --rate 10 --ttft-slo 2000 --tpot-slo 30
+
+      kvplan fleet meta-llama/Llama-3.1-70B -g b200 --tp 4 -w requests.jsonl --rate 5 --ttft-slo 3000 --tpot-slo 25 --disaggregated --json
+
+      kvplan fleet Qwen/Qwen3-8B -g h100 -w rag --rate 4 --ttft-slo 3000 --tpot-slo 40 --emit keda --emit-file keda.yaml
+    """
+    from kvplan.planning.fleet import fleet as plan_fleet
+    from kvplan.planning.workload import load_workload
+
+    if emit is not None:
+        from kvplan.atomic_file import check_output_path
+        from kvplan.planning.fleet import ENGINE_METRICS
+
+        emit = choice("--emit", emit, ("keda",))
+        entry = registry.lookup(engine)
+        if entry is not None and entry.name not in ENGINE_METRICS:
+            raise UsageError(
+                f"--emit keda writes triggers on vllm and sglang metrics, not {entry.name}'s",
+                hint="drop --emit, or plan with --engine vllm",
+            )
+        emit_file = emit_file or "kvplan-keda.yaml"
+        check_output_path(emit_file, "--emit-file")
+    result = plan_fleet(
+        model,
+        gpu_profile=gpu_profile,
+        workload=load_workload(workload),
+        rate=_number("--rate", rate),
+        ttft_slo_ms=_number("--ttft-slo", ttft_slo),
+        tpot_slo_ms=_number("--tpot-slo", tpot_slo),
+        engine=engine,
+        tp=count("--tp", tp),
+        weights=weights.lower(),
+        kv_dtype=kv_dtype,
+        max_model_len=None if max_model_len is None else labelled("--max-model-len", parse_length, max_model_len),
+        max_num_seqs=positive("--max-num-seqs", max_num_seqs),
+        gpu_memory_utilization=gpu_memory_utilization,
+        disaggregated=disaggregated,
+        min_replicas=count("--min-replicas", min_replicas),
+        max_replicas=positive("--max-replicas", max_replicas),
+        price_file=price_file,
+        profiles_dir=profiles_dir,
+        offline=True if offline else None,
+        assume_llama=assume_llama,
+    )
+    document = result.to_dict()
+    if json_out:
+        render.print_json(document)
+    else:
+        render.fleet_table(document)
+    if emit is not None and emit_file is not None and result.fits:
+        from kvplan.atomic_file import write_text_atomically
+        from kvplan.checking.autoscale import keda_scaled_object
+
+        text, _ = keda_scaled_object(result, deployment=deployment, prometheus=prometheus)
+        write_text_atomically(emit_file, text)
+        render.notes([f"wrote {emit_file} (keda)"])
+    if not result.fits:
+        raise typer.Exit(1)
+
+
 # ---------------------------------------------------------------- kvplan schema (the JSON Schemas of --json)
 
 
@@ -1509,7 +1694,7 @@ def schema(
         Optional[list[str]],
         typer.Argument(
             help="The command whose --json document to describe: estimate, recommend, check, explain, models, "
-            "profiles list, profiles show, profile, throughput. Without it: the list of these.",
+            "profiles list, profiles show, profile, throughput, fleet. Without it: the list of these.",
             show_default=False,
         ),
     ] = None,
