@@ -950,7 +950,7 @@ class VllmEngine:
         if req.kv_dtype not in ("bfloat16", "fp8_e4m3"):
             raise UsageError(
                 f"vLLM has no {short_dtype(req.kv_dtype)} cache for DeepSeek-V4: its CUDA backends store the "
-                "fp8_ds_mla layout (`--kv-cache-dtype auto` or fp8, models/deepseek_v4/attention.py:103-123 and "
+                "fp8_ds_mla layout (`--kv-cache-dtype auto` or fp8, models/deepseek_v4/attention.py:94-129 and "
                 "sparse_mla.py:53-57) in a bfloat16 model",
                 hint=Text("use {kv_dtype} fp8 or auto"),
                 field="kv_dtype",
@@ -1024,7 +1024,7 @@ class VllmEngine:
 
 V4_BLOCK_SIZE = 256  # cache_config.block_size: the only size the V4 sparse-MLA and indexer backends take
 V4_SWA_BLOCK_SIZE = 64  # DeepseekV4SWACache(block_size=64) (v1/attention/backends/mla/sparse_swa.py:85 and :111)
-V4_DS_MLA_TOKEN = 584  # fp8_ds_mla: 448 B fp8 NoPE + 128 B bf16 RoPE + 8 B scales (models/deepseek_v4/attention.py:920)
+V4_DS_MLA_TOKEN = 584  # fp8_ds_mla: 448 B fp8 NoPE + 128 B bf16 RoPE + 8 B scales (models/deepseek_v4/attention.py:880)
 V4_DS_MLA_ALIGN = 576  # fp8_ds_mla pages are padded to a multiple of 576 B (kv_cache_interface.py:719-726)
 # The kinds shown for DeepSeek-V4's groups, by the role of the specs in them.
 V4_LABELS = {
@@ -1057,17 +1057,17 @@ def _ds_mla_page(content: int) -> int:
 
 def v4_layer_specs(cache: L.CompressedAttention, layer: int = 0) -> list[V4LayerSpec]:
     """The specs one DeepSeek-V4 layer registers with vLLM 0.33.0 in the fp8_ds_mla layout (`--kv-cache-dtype
-    auto` or fp8 on the CUDA backends, models/deepseek_v4/attention.py:103-123), one latent head each:
+    auto` or fp8 on the CUDA backends, models/deepseek_v4/attention.py:94-129), one latent head each:
     - "swa", every layer: the sliding ring, SlidingWindowMLASpec of 64-token blocks x 584 B (v1/attention/backends/
-      mla/sparse_swa.py:120-147; attention.py:350-356 passes no block size);
+      mla/sparse_swa.py:120-147; attention.py:349-356 passes no block size);
     - "compressed", CSA (ratio 4) and HCA (ratio 128) layers: MLAAttentionSpec with tokens_per_state = ratio, so a
-      256-token block holds 256 / ratio entries of 584 B (attention.py:889-913, kv_cache_interface.py:271-275 and
+      256-token block holds 256 / ratio entries of 584 B (attention.py:860-882, kv_cache_interface.py:271-275 and
       :584-596);
     - "state": the compressor's fp32 state ring (kv and score, 2 x coff x head_dim, coff 2 with overlap),
       SlidingWindowMLASpec of 4-token blocks (ratio 4) or 8-token blocks (ratio 128), sliding_window coff x ratio
       (models/deepseek_v4/compressor.py:139-191, :283);
     - CSA layers also run the lightning indexer: "indexer", its key cache, an MLAAttentionSpec of index_head_dim
-      fp8 bytes + one fp32 scale per 128 (132 B) per entry (attention.py:1020-1034 and :940-953; the default
+      fp8 bytes + one fp32 scale per 128 (132 B) per entry (attention.py:1020-1035 and :911-925; the default
       indexer_kv_dtype fp8, v1/attention/backends/mla/indexer.py:60-68), and "indexer_state", its compressor's
       state ring (compressor.py:283 with head_dim = index_head_dim).
     Every page is padded to 576 B."""
@@ -1078,7 +1078,7 @@ def v4_layer_specs(cache: L.CompressedAttention, layer: int = 0) -> list[V4Layer
     if not ratio:
         return specs
     coff = 1 + cache.overlap
-    state_block = 4 if ratio == 4 else 8  # compressor.py:169-172
+    state_block = 4 if ratio == 4 else 8  # compressor.py:168-173
     entries = V4_BLOCK_SIZE // ratio
     specs.append(V4LayerSpec("compressed", _ds_mla_page(entries * V4_DS_MLA_TOKEN), V4_BLOCK_SIZE, None, layer))
     state_page = _ds_mla_page(state_block * 2 * coff * cache.head_dim * 4)
@@ -1105,7 +1105,7 @@ def approximate_gcd(values: list[int], lower_bound: int) -> int:
 def v4_packed_groups(specs: list[V4LayerSpec]) -> list[list[V4LayerSpec]]:
     """vLLM's `_get_packed_kv_cache_groups` (v1/core/kv_cache_planning.py:914-1041, 0.29.0 alike) for DeepSeek-V4:
     the specs go into buckets of one type (`UniformTypeKVCacheSpecs.is_uniform_type`, kv_cache_interface.py:
-    1339-1352: one block size, and full attention or sliding windows of one size); a bucket is balanced when each
+    1347-1360: one block size, and full attention or sliding windows of one size); a bucket is balanced when each
     of its page sizes has as many layers; the balanced buckets with several page sizes stay whole, so the most
     layers of one page size among them is the floor of the pattern repeats per group, chosen by `approximate_gcd`
     over every balanced bucket; a balanced bucket is split into cdiv(layers per page size, repeats) groups taking
