@@ -182,9 +182,10 @@ class VllmBehaviour:
     the KV blocks of a model with Mamba layers (False: vLLM caps its CUDA-graph sizes instead);
     `cpu_backend_wording`, the KV-memory errors name the CPU backend; `one_capacity_line`, "GPU KV cache size"
     and "Maximum concurrency" are one log line. DeepSeek-V4 (VllmEngine.v4_plan): `v4_kv_groups`, how the release
-    groups DeepSeek-V4's KV-cache specs ("": it does not serve the model; "tuples": `group_and_unify_kv_cache_specs`,
-    layer tuples with the sliding pages padded to the compressed ones, 0.20-0.26 read, not modelled; "packed":
-    `_get_packed_kv_cache_groups`, block-outermost groups of mixed pages, 0.29 and 0.33 read). `follows`: the
+    groups DeepSeek-V4's KV-cache specs ("": it does not serve the model; "tuples": 0.26's
+    `group_and_unify_kv_cache_specs`, layer tuples with the sliding pages padded to the compressed ones, `v4_tuple_groups`;
+    "packed": `_get_packed_kv_cache_groups`, block-outermost groups of mixed pages, 0.29 and 0.33 read, `v4_packed_groups`;
+    "unread": a grouping kvplan has not modelled, 0.20-0.25 and 0.27-0.28). `follows`: the
     evidence for the row."""
 
     since: tuple[int, ...]
@@ -306,7 +307,7 @@ _R0_20 = _row(
     hybrid_block_unit_from_block_size=True,
     hybrid_allocator_off_with=("any KV connector (--kv-transfer-config, --kv-offloading-size)",),
     mamba_seqs_check=True,
-    v4_kv_groups="tuples",
+    v4_kv_groups="unread",
 )
 _R0_20_1 = _row(
     (0, 20, 1),
@@ -359,9 +360,20 @@ _R0_26 = _row(
     "vllm-0.26.0: v1/kv_cache_interface.py:584 and :517 reserve window-1 (chunk) + max_in_flight_tokens, "
     "config/vllm.py:512-533 max_concurrent_batches x max_num_batched_tokens (2 with async scheduling at PP 1, "
     "PP+1 on Model Runner V2), async scheduling on by default (:1059-1107); vllm-0.25.1 still reserved "
-    "max_num_batched_tokens (kv_cache_interface.py:561)",
+    "max_num_batched_tokens (kv_cache_interface.py:561); DeepSeek-V4's specs are grouped in layer tuples "
+    "(v1/core/kv_cache_utils.py:1525-1566 and :1603-1701), packed by page size (:1259-1341) and their concurrency "
+    "divided by the first group's page (:937-955)",
     _R0_25,
     in_flight_window=True,
+    v4_kv_groups="tuples",
+)
+_R0_27 = _row(
+    (0, 27, 0),
+    "vllm-0.27.0: v1/core/kv_cache_utils.py `_get_kv_cache_groups_uniform_groups` no longer pads DeepSeek-V4's "
+    "sliding pages and `_get_kv_cache_config_packed` overlays the groups (`_get_packed_kv_cache_layout`); the "
+    "concurrency sums each group's blocks (`get_max_concurrency_for_kv_cache_config`); not modelled for V4",
+    _R0_26,
+    v4_kv_groups="unread",
 )
 _R0_28 = _row(
     (0, 28, 0),
@@ -370,7 +382,7 @@ _R0_28 = _row(
     "`all` for models that support it, :615-617); engine/arg_utils.py:2582 gives GPUs with >= 160 GiB 16384 "
     "batched tokens; config/cache.py adds nvfp4_4over6; v1/core/kv_cache_utils.py `update_kv_cache_capacity` logs "
     "'GPU KV cache size' and 'Maximum concurrency' on one line",
-    _R0_26,
+    _R0_27,
     hybrid_prefix_caching=True,
     mamba_all_mode=False,
     tier_160gib=True,
@@ -416,6 +428,7 @@ VLLM_VERSIONS: tuple[VllmBehaviour, ...] = (
     _R0_24,
     _R0_25,
     _R0_26,
+    _R0_27,
     _R0_28,
     _R0_29,
     _R0_30,
@@ -549,10 +562,17 @@ class Spec:
 
 @dataclass(frozen=True)
 class GroupPlan:
-    """vLLM's KV-cache groups for one stage: per spec, the layer count and how many groups it fills."""
+    """vLLM's KV-cache groups for one stage: per spec, the layer count and how many groups it fills.
+
+    `block_bytes`: what one block of the pool costs where that is not the largest page (vLLM 0.26's packed
+    DeepSeek-V4 layout, `v4_tuple_groups`); `request_unit`: where set, a request's blocks are its bytes in every
+    group divided by this page, rounded up (vLLM 0.26's `get_max_concurrency_for_kv_cache_config` for
+    DeepSeek-V4), instead of the sum of its blocks in each group."""
 
     specs: dict[Spec, int]
     group_size: int
+    block_bytes: int = 0
+    request_unit: int = 0
 
     def groups(self, spec: Spec) -> int:
         return cdiv(self.specs[spec], self.group_size)
@@ -563,7 +583,13 @@ class GroupPlan:
 
     @property
     def page(self) -> int:
-        return max(spec.page for spec in self.specs)
+        return self.block_bytes or max(spec.page for spec in self.specs)
+
+    def request_blocks(self, blocks: Callable[[Spec], int]) -> int:
+        """The blocks one request holds, given the blocks it holds in one group of each spec."""
+        if self.request_unit:
+            return cdiv(sum(self.groups(s) * blocks(s) * s.page for s in self.specs), self.request_unit)
+        return sum(self.groups(spec) * blocks(spec) for spec in self.specs)
 
 
 class VllmEngine:
@@ -934,17 +960,17 @@ class VllmEngine:
             raise UsageError(
                 f"vLLM {version} does not serve DeepSeek-V4: DeepseekV4ForCausalLM is first registered in vLLM "
                 "0.20.0 (model_executor/models/registry.py:99)",
-                hint=Text("pass {vllm_version} 0.29 or later (the releases whose DeepSeek-V4 groups kvplan models)"),
+                hint=Text(
+                    "pass {vllm_version} 0.26 or 0.29 or later (the releases whose DeepSeek-V4 groups kvplan models)"
+                ),
                 field="vllm_version",
             )
-        if row.v4_kv_groups != "packed":
+        if row.v4_kv_groups == "unread":
             raise UsageError(
-                f"kvplan does not model vLLM {version}'s DeepSeek-V4 KV-cache groups: 0.20-0.28 group its layers "
-                "in tuples whose sliding pages are padded to the compressed ones (v1/core/kv_cache_utils.py "
-                "`group_and_unify_kv_cache_specs`, `_get_kv_cache_groups_uniform_groups`) and size the concurrency "
-                "from the first group's page (`get_max_concurrency_for_kv_cache_config`); kvplan models the packed "
-                "groups of 0.29 and later",
-                hint=Text("pass {vllm_version} 0.29 or later"),
+                f"kvplan does not model vLLM {version}'s DeepSeek-V4 KV-cache groups: 0.20-0.25 and 0.27-0.28 group "
+                "its layers in tuples (v1/core/kv_cache_utils.py `group_and_unify_kv_cache_specs`) with packing "
+                "and concurrency rules kvplan has read only in 0.26.0; it models 0.26 and 0.29 and later",
+                hint=Text("pass {vllm_version} 0.26 or 0.29 or later"),
                 field="vllm_version",
             )
         if req.kv_dtype not in ("bfloat16", "fp8_e4m3"):
@@ -983,27 +1009,32 @@ class VllmEngine:
         (`_get_kv_cache_bytes_per_block`, v1/core/kv_cache_planning.py:574-606: no spec sets a block-stride
         alignment), so every group's spec is given that page, and a request holds whole blocks in every group
         (`get_max_concurrency_for_kv_cache_config`, v1/core/kv_cache_utils.py:1061-1093). Every spec is one latent
-        head with `max_tp_shards=1`: each TP rank holds the whole cache."""
+        head with `max_tp_shards=1`: each TP rank holds the whole cache. vLLM 0.26 (`v4_kv_groups` "tuples"):
+        `v4_tuple_groups`, each group's spec its own (padded) pages, a pool block the packed layout's stride
+        (`v4_tuple_stride`) and a request's blocks its bytes over the first (compressed) group's page."""
         specs = [
             spec for i, c in enumerate(caches) if isinstance(c, L.CompressedAttention) for spec in v4_layer_specs(c, i)
         ]
-        groups = v4_packed_groups(specs)
-        page = max(sum(s.page for s in group) for group in groups)
+        tuples = vllm_behaviour(req.engine_version).v4_kv_groups == "tuples"
+        groups = v4_tuple_groups(specs) if tuples else v4_packed_groups(specs)
+        widest = max(sum(s.page for s in group) for group in groups)
         counts: dict[Spec, int] = {}
         for group in groups:
             first = group[0]
-            kind = L.MLA if first.window is None else L.SLIDING
-            layers = len({s.layer for s in group})
             spec = Spec(
-                kind,
-                page,
+                L.MLA if first.window is None else L.SLIDING,
+                sum(s.page for s in group) if tuples else widest,
                 first.block_size,
                 first.window,
                 mla=first.window is None,
-                layers=layers,
+                layers=len({s.layer for s in group}),
                 label=V4_LABELS[first.role],
             )
             counts[spec] = counts.get(spec, 0) + 1
+        if tuples:
+            return GroupPlan(
+                counts, 1, block_bytes=v4_tuple_stride(groups), request_unit=sum(s.page for s in groups[0])
+            )
         return GroupPlan(counts, 1)
 
     @staticmethod
@@ -1140,6 +1171,51 @@ def v4_packed_groups(specs: list[V4LayerSpec]) -> list[list[V4LayerSpec]]:
     return groups
 
 
+def v4_tuple_groups(specs: list[V4LayerSpec]) -> list[list[V4LayerSpec]]:
+    """vLLM 0.26.0's DeepSeek-V4 groups (v1/core/kv_cache_utils.py `group_and_unify_kv_cache_specs` :1525-1566,
+    `_get_kv_cache_groups_uniform_groups` :1603-1701): every full (MLA) spec in one group, first; the sliding specs
+    in one bucket per (block size, window); a bucket's "layer tuples" are its most layers of one page size, and
+    `approximate_gcd` over every group's tuples, from the MLA group's, sets the tuples per group; each sliding page
+    is padded to the smallest MLA page that holds it, and a sliding bucket is split into cdiv(layers per page
+    size, tuples) groups taking every n-th tuple. Raises where vLLM's asserts would."""
+    full = [s for s in specs if s.window is None]
+    sliding: dict[tuple[int, int | None], list[V4LayerSpec]] = {}
+    for spec in specs:
+        if spec.window is not None:
+            sliding.setdefault((spec.block_size, spec.window), []).append(spec)
+
+    def tuples(group: list[V4LayerSpec]) -> int:
+        return Counter(s.page for s in group).most_common(1)[0][1]
+
+    counts = [tuples(full), *(tuples(b) for b in sliding.values())]
+    n = approximate_gcd(counts, counts[0])
+    full_pages = sorted({s.page for s in full})
+    groups = [full]
+    for bucket in sliding.values():
+        by_size: dict[int, list[V4LayerSpec]] = {}
+        for spec in bucket:
+            padded = min((p for p in full_pages if p >= spec.page), default=0)
+            by_size.setdefault(padded, []).append(replace(spec, page=padded))
+        if 0 in by_size or len({len(v) for v in by_size.values()}) != 1:
+            raise UsageError(
+                "vLLM 0.26 cannot group this DeepSeek-V4 model's pages (kv_cache_utils.py:1659 and :1676 assert)",
+                hint=Text("pass {vllm_version} 0.29 or later"),
+                field="vllm_version",
+            )
+        k = cdiv(len(next(iter(by_size.values()))), n)
+        pattern = list(zip(*by_size.values(), strict=True))
+        groups.extend([s for repeat in pattern[i::k] for s in repeat] for i in range(k))
+    return groups
+
+
+def v4_tuple_stride(groups: list[list[V4LayerSpec]]) -> int:
+    """Bytes of one block of vLLM 0.26's packed DeepSeek-V4 pool (`_get_kv_cache_config_packed` :1306-1341 with
+    `_bucket_layers_by_page_size` :1259-1281): per page size, as many slots as the group with the most layers of
+    that page; the block is every slot's page side by side."""
+    sizes = {s.page for group in groups for s in group}
+    return sum(page * max(sum(s.page == page for s in group) for group in groups) for page in sizes)
+
+
 def _uniform_type(counts: dict[Spec, int]) -> dict[Spec, int] | None:
     """vLLM's UniformTypeKVCacheSpecs (v1/core/kv_cache_planning.py:1141-1146, v1/kv_cache_interface.py:1291-1372):
     layers whose specs differ but are all full attention (MLA included: MLAAttentionSpec is a FullAttentionSpec,
@@ -1232,7 +1308,7 @@ def capacity(
         raise UsageError("this model has no KV cache to size", hint="nothing to plan")
     row = vllm_behaviour(req.engine_version)
     num_blocks = available_bytes // plan.page // plan.group_size
-    per_request = sum(plan.groups(spec) * engine.blocks_per_request(spec, req) for spec in plan.specs)
+    per_request = plan.request_blocks(lambda spec: engine.blocks_per_request(spec, req))
     block = min(spec.block_size for spec in plan.specs)
     concurrency = num_blocks / per_request
     tokens = int(concurrency * req.seq_len) if row.tokens_from_concurrency else num_blocks // plan.num_groups * block
@@ -1546,7 +1622,7 @@ class VllmServing(ServingModel):
 
         def fits(n: int) -> bool:
             longer = replace(req, seq_len=n)
-            blocks = sum(groups.groups(spec) * engine.blocks_per_request(spec, longer) for spec in groups.specs)
+            blocks = groups.request_blocks(lambda spec: engine.blocks_per_request(spec, longer))
             return blocks <= cap.usable_blocks
 
         return Fit(

@@ -133,8 +133,10 @@ def test_auto_and_fp8_store_the_same_layout():
     ("changes", "field", "words"),
     [
         ({"engine_version": "0.19.1"}, "vllm_version", "first registered in vLLM 0.20.0"),
-        ({"engine_version": "0.26.0"}, "vllm_version", "group_and_unify_kv_cache_specs"),
-        ({"engine_version": "0.28.0"}, "vllm_version", "0.20-0.28"),
+        ({"engine_version": "0.20.0"}, "vllm_version", "read only in 0.26.0"),
+        ({"engine_version": "0.25.1"}, "vllm_version", "read only in 0.26.0"),
+        ({"engine_version": "0.27.0"}, "vllm_version", "group_and_unify_kv_cache_specs"),
+        ({"engine_version": "0.28.0"}, "vllm_version", "0.27-0.28"),
         ({"kv_dtype": "int8"}, "kv_dtype", "fp8_ds_mla"),
         ({"kv_dtype": "nvfp4"}, "kv_dtype", "fp8_ds_mla"),
         ({"kv_dtype": "fp8_e5m2"}, "kv_dtype", "fp8_ds_mla"),
@@ -150,10 +152,55 @@ def test_what_vllm_cannot_serve_or_kvplan_has_not_read_is_refused(changes, field
     assert err.value.field == field and words in err.value.message and "\n" not in err.value.message
 
 
-def test_0_29_is_the_first_release_modelled():
+def test_0_29_is_the_first_packed_release():
     shape, caches = _flash()
     req = Request(8192, 1, "bfloat16", "bfloat16", engine_version="0.29.0")
-    assert VllmEngine(shape).plan(caches, req).num_groups == 5
+    plan = VllmEngine(shape).plan(caches, req)
+    assert (plan.num_groups, plan.page, plan.block_bytes, plan.request_unit) == (5, 1002240, 0, 0)
+
+
+def test_0_26_groups_layer_tuples_with_padded_sliding_pages():
+    """vllm-0.26.0 v1/core/kv_cache_utils.py: one group of every MLA spec (21 x 37,440 + 21 x 8,640 + 20 x 1,728 =
+    1,002,240 B; `group_and_unify_kv_cache_specs` :1525-1566); tuples 21 (MLA), 43 (rings), 21 (CSA compressor
+    pairs), 20 (HCA compressors) -> `_approximate_gcd` from 21 = 22; the compressor pages padded to the smallest MLA
+    page above them (32,832 -> 37,440; 8,640 stays; :1659-1676); rings split 22 + 21. The packed pool's block holds,
+    per page size, the most slots any group has (:1259-1341): 22 x 37,440 + 21 x 8,640 + 20 x 1,728 = 1,039,680 B.
+    A request's blocks are its bytes over the first group's page (:937-955): at 912,128 tokens and 16,384 in-flight
+    tokens, 3,563 x 1,002,240 + 259 x 43 x 37,440 + 4,099 x 967,680 + 2,065 x 748,800 = 9,500,742,720 B over
+    1,002,240 -> 9,480 blocks."""
+    shape, caches = _flash()
+    engine = VllmEngine(shape)
+    req = Request(912128, 1, "fp8_e4m3", "bfloat16", tp=2, max_num_batched_tokens=8192, engine_version="0.26.0")
+    plan = engine.plan(caches, req)
+    assert (plan.block_bytes, plan.request_unit, plan.page) == (1039680, 1002240, 1039680)
+    pages = sorted((s.label, s.block_size, s.page, n) for s, n in plan.specs.items())
+    assert pages == [
+        ("compressed_kv", 256, 1002240, 1),
+        ("compressor_state", 4, 21 * 37440 + 21 * 8640, 1),
+        ("compressor_state", 8, 20 * 37440, 1),
+        (L.V4_SLIDING, 64, 21 * 37440, 1),
+        (L.V4_SLIDING, 64, 22 * 37440, 1),
+    ]
+    cap = capacity(caches, req, 7234 * 1039680, engine, plan)
+    assert (cap.num_blocks, cap.blocks_per_request) == (7234, 9480)
+    assert cap.kv_cache_tokens == int(7234 / 9480 * 912128)
+
+
+def test_0_26_arithmetic_follows_the_51041_log_with_the_mtp_ring():
+    """vllm-project/vllm#51041 (vLLM 0.26.0, 2 x H20, TP 2, fp8, block 256, MTP draft): 7.01 GiB, 1,009,661
+    tokens, 1.11x at max_model_len 912,128. The same 0.26 rules with the MTP layer's sliding ring (vLLM gives the
+    layer past num_hidden_layers compress ratio 1: models/deepseek_v4/attention.py:187-190 in 0.26.0) and 8,192
+    in-flight tokens give 6,537 blocks per request and the logged figures at the pool's rounding ends; at the
+    default 8,192 batched tokens with async scheduling (16,384 in flight) they do not (the calibration gap in
+    tests/engines/test_calibration_2026.py). kvplan has no speculative-decoding input: the ring is added here."""
+    shape, caches = _flash()
+    engine = VllmEngine(shape)
+    req = Request(912128, 1, "fp8_e4m3", "bfloat16", tp=2, max_num_batched_tokens=4096, engine_version="0.26.0")
+    with_mtp = [*caches, L.CompressedAttention(512, 128)]
+    low, high = (capacity(with_mtp, req, int(g * 2**30), engine) for g in (7.005, 7.015))
+    assert low.blocks_per_request == 6537
+    assert low.kv_cache_tokens <= 1009661 <= high.kv_cache_tokens
+    assert round(low.max_concurrency, 2) == round(high.max_concurrency, 2) == 1.11
 
 
 def test_estimate_and_recommend_size_v4_under_vllm():
