@@ -183,10 +183,10 @@ class VllmBehaviour:
     `cpu_backend_wording`, the KV-memory errors name the CPU backend; `one_capacity_line`, "GPU KV cache size"
     and "Maximum concurrency" are one log line. DeepSeek-V4 (VllmEngine.v4_plan): `v4_kv_groups`, how the release
     groups DeepSeek-V4's KV-cache specs ("": it does not serve the model; "tuples": 0.26's
-    `group_and_unify_kv_cache_specs`, layer tuples with the sliding pages padded to the compressed ones, `v4_tuple_groups`;
-    "packed": `_get_packed_kv_cache_groups`, block-outermost groups of mixed pages, 0.29 and 0.33 read, `v4_packed_groups`;
-    "unread": a grouping kvplan has not modelled, 0.20-0.25 and 0.27-0.28). `follows`: the
-    evidence for the row."""
+    `group_and_unify_kv_cache_specs`, layer tuples with the sliding pages padded to the compressed ones,
+    `v4_tuple_groups`; "packed": `_get_packed_kv_cache_groups`, block-outermost groups of mixed pages, read in 0.29
+    and 0.33, `v4_packed_groups`; "unread": a grouping kvplan has not modelled, 0.20-0.25 and 0.27-0.28).
+    `follows`: the evidence for the row."""
 
     since: tuple[int, ...]
     sampler_bytes_per_seq_vocab: float
@@ -1855,10 +1855,11 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
         notes.append(
             "DeepSeek-V4: vLLM stores the sliding ring, the CSA/HCA entries and the indexer keys as fp8_ds_mla "
             "(584 B per entry, pages padded to 576 B) with `--kv-cache-dtype auto` or fp8 alike, and the "
-            "compressors' state in fp32 rings that reserve their window + the in-flight tokens; the groups share "
-            "one pool whose block costs the widest group's pages; every TP rank holds the whole cache (one latent "
-            "head); the indexer keys in fp8 (vLLM's default indexer_kv_dtype; mxfp4 is not modelled); the MTP layer "
-            "(the last `compress_ratios` entry) adds a sliding ring only with an MTP draft, not modelled"
+            "compressors' state in fp32 rings that reserve their window + the in-flight tokens; the groups draw "
+            "their blocks from one pool, each block packing pages of every group; every TP rank holds the whole "
+            "cache (one latent head); the indexer keys in fp8 (vLLM's default indexer_kv_dtype; mxfp4 is not "
+            "modelled); the MTP layer (the last `compress_ratios` entry) adds a sliding ring only with an MTP "
+            "draft, not modelled"
         )
     sparse = [c for c in shape.caches() if isinstance(c, L.MlaLatent) and c.sparse]
     if sparse:
