@@ -952,7 +952,8 @@ class VllmEngine:
         DeepseekV4SparseMLABackend: auto, fp8 and fp8_ds_mla, models/deepseek_v4/sparse_mla.py:53-57, and a
         bfloat16 model, :52; FlashInfer's SM120 layer keeps the same fp8_ds_mla layout,
         models/deepseek_v4/nvidia/flashinfer_sparse.py:624); the block size is the one the sparse-MLA and indexer
-        backends take (256: sparse_mla.py:60-61, v1/attention/backends/mla/indexer.py:355-357); one pipeline
+        backends take (256: sparse_mla.py:60-61, v1/attention/backends/mla/indexer.py:355-357); a GPU one of its
+        backends runs on (SM9x/SM10x/SM12x, `supports_compute_capability`); one pipeline
         stage (kvplan has not read how the release projects the groups onto each stage's worker)."""
         row = vllm_behaviour(req.engine_version)
         version = req.engine_version or NEWEST_VLLM
@@ -980,6 +981,15 @@ class VllmEngine:
                 "sparse_mla.py:53-57) in a bfloat16 model",
                 hint=Text("use {kv_dtype} fp8 or auto"),
                 field="kv_dtype",
+            )
+        major = _major(req.compute_capability)
+        if major is not None and major not in (9, 10, 12):
+            raise UsageError(
+                f"vLLM has no DeepSeek-V4 attention backend for compute capability {req.compute_capability}: "
+                "FlashMLA's runs on SM9x/SM10x (models/deepseek_v4/sparse_mla.py:95-96), FlashInfer's on SM10x/SM12x "
+                "(models/deepseek_v4/nvidia/flashinfer_sparse.py:140-141)",
+                hint="plan this model on Hopper or Blackwell GPUs",
+                field="gpu_profile",
             )
         if req.block_size and req.block_size != V4_BLOCK_SIZE:
             raise UsageError(

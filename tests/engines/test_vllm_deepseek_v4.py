@@ -142,6 +142,7 @@ def test_auto_and_fp8_store_the_same_layout():
         ({"kv_dtype": "fp8_e5m2"}, "kv_dtype", "fp8_ds_mla"),
         ({"block_size": 64}, "block_size", "block size 256 only"),
         ({"pp": 2}, "pp", "pipeline stages"),
+        ({"compute_capability": "8.0"}, "gpu_profile", "compute capability 8.0"),
     ],
 )
 def test_what_vllm_cannot_serve_or_kvplan_has_not_read_is_refused(changes, field, words):
