@@ -29,6 +29,8 @@ KIND_LABELS = {
     "shared_kv_sliding": "sliding K=V",
     "compressed_sparse": "CSA compressed",
     "heavily_compressed": "HCA compressed",
+    "compressed_kv": "CSA/HCA + index",  # vLLM's DeepSeek-V4 groups (kvplan.engines.vllm.V4_LABELS)
+    "compressor_state": "compressor ring",
 }
 
 
