@@ -358,6 +358,15 @@ OfflineOpt = Annotated[
     bool, typer.Option("--offline", help="Use only local files and the Hugging Face cache (also HF_HUB_OFFLINE=1).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+HubWeightsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--hub-weights",
+        help="Ask the Hugging Face Hub for the safetensors sizes of a model whose config is in the HF cache (by "
+        "default kvplan asks only for a config it downloads now, or when nothing local sizes the weights); said "
+        "on stderr, waiting at most KVPLAN_HUB_TIMEOUT seconds (default 10).",
+    ),
+]
 AssumeLlamaOpt = Annotated[
     bool,
     typer.Option(
@@ -428,6 +437,7 @@ def estimate(
     async_scheduling: AsyncSchedulingOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
+    hub_weights: HubWeightsOpt = False,
     assume_llama: AssumeLlamaOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -459,7 +469,13 @@ def estimate(
         async_scheduling=on_off("--async-scheduling", async_scheduling),
     )
     # read once for every length
-    resolved = resolve(model, revision=revision, offline=True if offline else None, assume_llama=assume_llama)
+    resolved = resolve(
+        model,
+        revision=revision,
+        offline=True if offline else None,
+        assume_llama=assume_llama,
+        hub_weights=True if hub_weights else None,
+    )
     results = [estimate_model(resolved, seq_len=n, **options) for n in lengths]
     if json_out:
         render.print_json(results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results])
@@ -908,6 +924,7 @@ def recommend(
     ] = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
+    hub_weights: HubWeightsOpt = False,
     assume_llama: AssumeLlamaOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -955,6 +972,7 @@ def recommend(
         async_scheduling=on_off("--async-scheduling", async_scheduling),
         assume_llama=assume_llama,
         quantization=quantization,
+        hub_weights=True if hub_weights else None,
     )
     if json_out:
         render.print_json(rec.to_dict())

@@ -29,11 +29,12 @@ _JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a num
 class LoadedConfig:
     """A raw config.json and where it came from.
 
-    `source` is "file", "folder", "catalog", "hub-cache" (the local HF cache) or "hub" (downloaded now).
+    `source` is "file", "folder", "catalog", "hf-cache" (the local HF cache), "gguf" (a llama.cpp GGUF file) or "hub" (downloaded now).
     `folder` is where weight files may lie: the model folder, the folder of a file named config.json, or the
     HF cache snapshot; None for the catalog. `revision` is the commit of a Hub snapshot, else None. `notes` say
     which config stood in for the name given (a catalog alias or a quantized build's base model);
     `weights_unknown`: that config's weights are not this model's (a quantized build's quantization is unknown).
+    `weights_bytes`: the weights' bytes as stored, where the source itself says them (a GGUF file's tensors).
     """
 
     config: dict[str, Any]
@@ -44,6 +45,7 @@ class LoadedConfig:
     revision: str | None
     notes: tuple[str, ...] = ()
     weights_unknown: bool = False
+    weights_bytes: int | None = None
 
 
 def load_model_config(
@@ -189,7 +191,7 @@ def _suggestion(model: str) -> str:
 
 def _load_hub(repo_id: str, *, revision: str | None, offline: bool | None, token: str | None) -> LoadedConfig:
     path = hub.cached_file(repo_id, CONFIG_NAME, revision)
-    source = "hub-cache"
+    source = "hf-cache"
     if path is None:
         if hub.is_offline(offline):
             raise hub.offline_miss(f"{repo_id}@{revision}" if revision else repo_id)
