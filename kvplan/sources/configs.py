@@ -1,4 +1,6 @@
-"""Load a model's `config.json` from a MODEL string: a file, a folder, a catalog name, or a Hub repo id.
+"""Load a model's `config.json` from a MODEL string: a file, a folder, a catalog name, or a Hub repo id; or the
+config a llama.cpp `.gguf` file's header describes (kvplan.sources.gguf: a `.gguf` path, a file that starts with
+the GGUF magic, or a folder without config.json that holds one model GGUF).
 
 Resolution order: an existing path, then the built-in catalog (`kvplan.sources.catalog`) and its aliases, then
 the Hugging Face Hub (`kvplan.sources.hub`: local cache first, then the network unless offline); when the Hub
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kvplan.errors import ConfigError, HubError, UsageError
-from kvplan.sources import catalog, hub
+from kvplan.sources import catalog, gguf, hub
 
 CONFIG_NAME = "config.json"
 MAX_CONFIG_BYTES = 32 * 1024 * 1024  # real configs are < 1 MB; anything this big is a weights file or worse
@@ -98,10 +100,23 @@ def _load_path(model: str, path: Path, revision: str | None) -> LoadedConfig:
             hint="drop --revision, or pass the Hub repo id",
         )
     if path.is_dir():
+        if not (path / CONFIG_NAME).is_file():
+            found = gguf.gguf_in_folder(path)
+            if found is not None:
+                return _load_gguf(model, found)
         config_path = _folder_config(model, path)
         return LoadedConfig(read_config_file(config_path), model, "folder", config_path, path, None)
+    if path.suffix.lower() == ".gguf" or gguf.is_gguf(path):
+        return _load_gguf(model, path)
     folder = path.parent if path.name == CONFIG_NAME else None
     return LoadedConfig(read_config_file(path), model, "file", path, folder, None)
+
+
+def _load_gguf(model: str, path: Path) -> LoadedConfig:
+    """A GGUF file read from its header (kvplan.sources.gguf): its config, and its tensors' bytes as the weights.
+    `folder` is None: there are no safetensors beside it to size the weights again."""
+    found = gguf.read_gguf(path)
+    return LoadedConfig(found.config, model, "gguf", path, None, None, found.notes, weights_bytes=found.weights_bytes)
 
 
 def _folder_config(model: str, folder: Path) -> Path:
@@ -109,7 +124,7 @@ def _folder_config(model: str, folder: Path) -> Path:
     if not config_path.is_file():
         raise ConfigError(
             f"folder {model} has no {CONFIG_NAME}",
-            hint="pass the model folder that holds config.json, or the config file itself",
+            hint="pass the model folder that holds config.json (or one .gguf), or the config file itself",
         )
     return config_path
 
@@ -170,7 +185,7 @@ def _drop_quantization(config: dict[str, Any]) -> bool:
 
 def _repo_id(model: str) -> str:
     """`model` as a Hub repo id, or a ConfigError saying it names nothing kvplan can read."""
-    if model.lower().endswith(".json"):
+    if model.lower().endswith((".json", ".gguf")):
         raise ConfigError(f"no such file: {model}", hint="check the path")
     if "/" not in model:
         raise ConfigError(
