@@ -7,9 +7,10 @@ kvplan.weights) are looked up once and kept, per model dtype.
 When kvplan asks the Hub for weight sizes: when the config was downloaded from it in this run; for a config
 found in the HF cache, only when asked (`hub_weights=True`, the CLI's `--hub-weights`) or when neither the
 cached files nor the analytic count can size the weights; never offline, and never with `hub_weights=False`.
-Each request is said on stderr with its timeout (kvplan.sources.hub.bounded). Every planning call (estimate, recommend, check, sweeps and grids)
-takes a `ResolvedModel`, so a sweep of N lengths or a check that re-plans a deployment for each suggested fix
-reads nothing again. Never imports torch.
+Each request is said on stderr with its timeout (kvplan.sources.hub.bounded).
+
+Every planning call (estimate, recommend, check, sweeps and grids) takes a `ResolvedModel`, so a sweep of N
+lengths or a check that re-plans a deployment for each suggested fix reads nothing again. Never imports torch.
 """
 
 from __future__ import annotations
@@ -156,8 +157,9 @@ def resolve(
     """MODEL read once: a name, path or Hub id, a config dict, a LoadedConfig, or a ResolvedModel (returned as is).
 
     `hub_weights`: whether a config from the HF cache may ask the Hub for its safetensors sizes (True: always,
-    False: never, None: only when nothing local sizes the weights). `assume_llama` reads an unknown model_type as a llama-like decoder even when its config signals another
-    cache (kvplan.core.shapes.model_shape refuses it otherwise); the shape's assumptions say so."""
+    False: never, None: only when nothing local sizes the weights). `assume_llama` reads an unknown model_type
+    as a llama-like decoder even when its config signals another cache (kvplan.core.shapes.model_shape refuses
+    it otherwise); the shape's assumptions say so."""
     if isinstance(model, ResolvedModel):
         return model
     loaded = model if isinstance(model, LoadedConfig) else load(model, revision=revision, offline=offline)

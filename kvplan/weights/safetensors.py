@@ -2,12 +2,12 @@
 
 Sources, in order: the model folder's `model.safetensors.index.json` (`metadata.total_size`); the headers of
 its `*.safetensors` files (an 8-byte little-endian header length, then a JSON header whose `data_offsets` give
-each tensor's byte range); and, where the Hub may be asked (`hub`), the same two files read over the network
-(one HEAD request first, no retries; the whole lookup said on stderr and bounded by `kvplan.sources.hub.bounded`).
-By default the Hub is asked only when the config itself was just downloaded from it: a config found in the HF
-cache opens no socket for its weights unless the caller asks (`hub=True`: `--hub-weights`, or the analytic count
-cannot count the model, kvplan.planning.resolved). The answer is optional information: None means unknown, never
-an error. `huggingface_hub` is imported only on the network path.
+each tensor's byte range); and, where the Hub may be asked (`hub_lookup`), the same two files read over the
+network (one HEAD request first, no retries; the whole lookup said on stderr and bounded by
+`kvplan.sources.hub.bounded`). By default the Hub is asked only when the config itself was just downloaded from
+it: a config found in the HF cache opens no socket for its weights unless the caller asks (`hub_lookup=True`:
+`--hub-weights`, or nothing local sizes the weights, kvplan.planning.resolved). The answer is optional
+information: None means unknown, never an error. `huggingface_hub` is imported only on the network path.
 """
 
 from __future__ import annotations

@@ -210,3 +210,20 @@ def test_policy_downloaded_config_asks(cache: Path, monkeypatch: pytest.MonkeyPa
     loaded = load_model_config(REPO)
     assert (loaded.source, loaded.revision) == ("hub", SHA)
     assert resolve(loaded).weights("bfloat16") == (999, "safetensors") and asked == [f"{REPO}@{SHA}"]
+
+
+def test_every_planning_document_names_its_config_source(tmp_path: Path) -> None:
+    from kvplan.planning.envelope import throughput
+    from kvplan.planning.estimate import estimate
+    from kvplan.planning.recommend import recommend
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(TINY_LLAMA))
+    for model, source in (("meta-llama/Llama-3.1-8B", "catalog"), (str(config), "file"), (str(tmp_path), "folder")):
+        docs = [
+            estimate(model).to_dict(),
+            recommend(model, gpu_profile="h100-sxm-80gb", max_model_len=4096).to_dict(),
+            throughput(model, gpu_profile="h100-sxm-80gb"),
+        ]
+        assert [(d["config_source"], d["revision"]) for d in docs] == [(source, None)] * 3, model
+    assert estimate(TINY_LLAMA).to_dict()["config_source"] == "dict"
