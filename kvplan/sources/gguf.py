@@ -10,12 +10,13 @@ and the tensor infos; no tensor data is touched). The metadata keys are the ones
   `<arch>.feed_forward_length`, `<arch>.rope.freq_base`, `<arch>.expert_count` / `expert_used_count` /
   `expert_feed_forward_length`, the vocabulary from `token_embd.weight` (n_embd x n_vocab), tied embeddings when
   the file has no `output.weight`.
-- Sliding windows as llama.cpp builds them: Gemma 2 (`swa_period` 2, `n_swa` default 4096,
-  `<arch>.attention.sliding_window` and `sliding_window_pattern` honoured), Gemma 3 (period 6 unless
-  `sliding_window_pattern` says otherwise, `sliding_window` required). `llama_hparams::set_swa_pattern(n)`: layer
-  `il` slides when `n == 0 || il % n < n - 1`; a pattern array marks each layer. llama.cpp's llama, mistral3,
-  qwen2 and qwen3 builds never slide, so their configs say full attention (a `sliding_window` key there is noted,
-  not used).
+- Sliding windows as llama.cpp builds them: Gemma 2 (`src/models/gemma2.cpp`: `swa_period` 2 read with
+  `get_key_or_arr(sliding_window_pattern)`, `n_swa` default 4096 unless `<arch>.attention.sliding_window`), Gemma 3
+  (`llama-model.cpp` LLM_ARCH_GEMMA3: `set_swa_pattern(6)`, `sliding_window` required; a `sliding_window_pattern`
+  in the file is honoured as Gemma 2's loader honours it). `src/llama-hparams.cpp`
+  `llama_hparams::set_swa_pattern(n)`: layer `il` slides when `n == 0 || il % n < n - 1`; a pattern array marks
+  each layer. llama.cpp's llama, mistral3, qwen2, qwen3 and gemma builds never slide, so their configs say full
+  attention (a `sliding_window` key there is noted, not used).
 
 Architectures mapped: llama (with experts: Mixtral), mistral3, qwen2, qwen3, qwen3moe, gemma, gemma2, gemma3. Any
 other is refused with its name, and so is a key that changes the cache in a way these mappings do not read
