@@ -227,3 +227,16 @@ def test_every_planning_document_names_its_config_source(tmp_path: Path) -> None
         ]
         assert [(d["config_source"], d["revision"]) for d in docs] == [(source, None)] * 3, model
     assert estimate(TINY_LLAMA).to_dict()["config_source"] == "dict"
+
+
+def test_the_estimate_table_says_where_the_config_came_from(cache: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kvplan.cli import app
+
+    cache_snapshot(cache, REPO, TINY_LLAMA)
+    result = CliRunner().invoke(app, ["estimate", REPO, "--offline"])
+    assert result.exit_code == 0, result.output
+    assert f"Config: the Hugging Face cache, snapshot {SHA[:12]}\n" in result.stdout
+    result = CliRunner().invoke(app, ["estimate", "meta-llama/Llama-3.1-8B"])
+    assert "Config: kvplan's built-in catalog\n" in result.stdout
