@@ -360,6 +360,15 @@ OfflineOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 PLOT_FORMATS_HELP = ".png, .svg or .html (the SVG inline with the figures as a table); needs the plot extra: "
 PLOT_FORMATS_HELP += "pip install 'kvplan[plot]'"
+HubWeightsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--hub-weights",
+        help="Ask the Hugging Face Hub for the safetensors sizes of a model whose config is in the HF cache (by "
+        "default kvplan asks only for a config it downloads now, or when nothing local sizes the weights); said "
+        "on stderr, waiting at most KVPLAN_HUB_TIMEOUT seconds (default 10).",
+    ),
+]
 AssumeLlamaOpt = Annotated[
     bool,
     typer.Option(
@@ -430,6 +439,7 @@ def estimate(
     async_scheduling: AsyncSchedulingOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
+    hub_weights: HubWeightsOpt = False,
     assume_llama: AssumeLlamaOpt = False,
     json_out: JsonOpt = False,
     plot: Annotated[
@@ -494,7 +504,13 @@ def estimate(
         async_scheduling=on_off("--async-scheduling", async_scheduling),
     )
     # read once for every length
-    resolved = resolve(model, revision=revision, offline=True if offline else None, assume_llama=assume_llama)
+    resolved = resolve(
+        model,
+        revision=revision,
+        offline=True if offline else None,
+        assume_llama=assume_llama,
+        hub_weights=True if hub_weights else None,
+    )
     results = [estimate_model(resolved, seq_len=n, **options) for n in lengths]
     chart = None
     if plot is not None:  # computed before anything is printed: a bad --plot-engines is one error, no table
@@ -976,6 +992,7 @@ def recommend(
     ] = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
+    hub_weights: HubWeightsOpt = False,
     assume_llama: AssumeLlamaOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -1031,6 +1048,7 @@ def recommend(
         async_scheduling=on_off("--async-scheduling", async_scheduling),
         assume_llama=assume_llama,
         quantization=quantization,
+        hub_weights=True if hub_weights else None,
     )
     rec = plan(target, **options)
     chart = None

@@ -108,6 +108,22 @@ def _fmt_per_token(value: float) -> str:
     return f"{value:,.0f} B" if float(value).is_integer() else f"{value:,.1f} B"
 
 
+CONFIG_SOURCES = {
+    "catalog": "kvplan's built-in catalog",
+    "file": "a config.json file",
+    "folder": "a model folder",
+    "hf-cache": "the Hugging Face cache",
+    "hub": "the Hugging Face Hub (downloaded now)",
+    "gguf": "a GGUF file's header",
+}
+
+
+def config_origin(source: str, revision: str | None) -> str:
+    """Where a model's config was read, in words, with its Hub snapshot when known."""
+    words = CONFIG_SOURCES.get(source, source)
+    return f"{words}, snapshot {revision[:12]}" if revision else words
+
+
 def estimate_table(est: Estimate) -> None:
     """The per-kind table and totals of one estimate."""
     from rich.table import Table
@@ -157,6 +173,8 @@ def estimate_table(est: Estimate) -> None:
         out.print(f"Weights: {format_bytes(est.weights_bytes)} ({est.weights_source})")
     else:
         out.print("Weights: unknown (see the notes)")
+    if est.config_source != "dict":
+        out.print(f"Config: {escape(config_origin(est.config_source, est.revision))}")
     out.print(
         f"Naive formula 2×layers×seq×hidden×batch×bytes: {format_bytes(est.naive_bytes)} "
         f"= [bold]{est.naive_ratio:.2f}×[/] this estimate"

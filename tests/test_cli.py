@@ -168,7 +168,9 @@ def test_hub_id_without_network_is_one_line(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     result = run("estimate", "acme-nonexistent/model-xyz")
     assert result.exit_code == 2
-    assert result.stderr.startswith("error:")
+    said, error, *rest = result.stderr.splitlines()  # the Hub request is said first, with how long it may wait
+    assert said.startswith("kvplan: asking the Hugging Face Hub (") and "waiting at most 10 s" in said
+    assert error.startswith("error:") and [line[:5] for line in rest] == ["hint:"]
     assert "Traceback" not in result.output
 
 

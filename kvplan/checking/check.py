@@ -122,6 +122,8 @@ class DeploymentResult:
             "line": dep.line,
             "engine": dep.engine,
             "model": rec.model,
+            "config_source": rec.config_source,
+            "revision": rec.revision,
             "gpu_profile": rec.gpu_profile,
             "gpus": dep.gpu_count,
             "tensor_parallel_size": rec.tp,

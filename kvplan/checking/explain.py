@@ -144,6 +144,8 @@ class Explanation:
     not_explained: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
     lines_read: int = 0
+    config_source: str = "dict"  # where the model's config was read (ResolvedModel.config_source)
+    revision: str | None = None  # the Hub snapshot's commit hash, when the config came from the Hub or its cache
 
     @property
     def all_within_rounding(self) -> bool:
@@ -166,6 +168,8 @@ class Explanation:
             "engine": self.engine,
             "engine_version": self.engine_version,
             "model": self.model,
+            "config_source": self.config_source,
+            "revision": self.revision,
             "log_model": self.log_model,
             "gpu_profile": self.gpu_profile,
             "settings": {s.name: s.as_dict() for s in self.settings},
@@ -570,6 +574,8 @@ class _Explainer:
             not_explained=tuple(not_explained),
             notes=tuple(dict.fromkeys(self.notes)),
             lines_read=self.log.lines_read,
+            config_source=self.resolved.config_source,
+            revision=self.resolved.revision,
         )
 
 

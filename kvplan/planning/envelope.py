@@ -426,6 +426,8 @@ def throughput(
     result = {
         "schema": SCHEMA,
         "model": resolved.name,
+        "config_source": resolved.config_source,
+        "revision": resolved.revision,
         "engine": engine_name,
         **result,
         "notes": notes + list(resolved.shape.assumptions),

@@ -63,6 +63,8 @@ class Estimate(DtypeDisplay):
     weights_source: str | None = None
     notes: tuple[str, ...] = field(default=())
     vllm_version: str | None = None  # the engine release whose storage rules apply (engines with releases)
+    config_source: str = "dict"  # where the config was read (kvplan.planning.resolved.ResolvedModel.config_source)
+    revision: str | None = None  # the Hub snapshot's commit hash, when the config came from the Hub or its cache
 
     @property
     def bytes_per_sequence(self) -> int:
@@ -252,6 +254,7 @@ def estimate(
     vllm_version: str | None = None,
     prefix_caching: bool | None = None,
     async_scheduling: bool | None = None,
+    hub_weights: bool | None = None,
 ) -> Estimate:
     """KV-cache memory of MODEL for `batch` sequences of `seq_len` tokens on `engine`, split over tp x pp GPUs.
 
@@ -271,12 +274,14 @@ def estimate(
             async_scheduling override that release's defaults (Mamba `align` pages, in-flight window tokens).
         include_weights: also report the weights' bytes (safetensors metadata, else an analytic count).
         revision / offline: for Hub repo ids (offline=None follows HF_HUB_OFFLINE).
+        hub_weights: whether a config from the HF cache may ask the Hub for its safetensors sizes (None: only
+            when nothing local sizes the weights; kvplan.planning.resolved).
         assume_llama: read an unknown model_type llama-like even where its config signals another cache
             (refused otherwise); the notes say so.
     Returns:
         An Estimate; every byte count is an int, `*_per_gpu` figures are for the fullest GPU.
     """
-    resolved = resolve(model, revision=revision, offline=offline, assume_llama=assume_llama)
+    resolved = resolve(model, revision=revision, offline=offline, assume_llama=assume_llama, hub_weights=hub_weights)
     result = estimate_shape(
         resolved.shape,
         name=resolved.name,
@@ -294,6 +299,7 @@ def estimate(
         prefix_caching=prefix_caching,
         async_scheduling=async_scheduling,
     )
+    result = replace(result, config_source=resolved.config_source, revision=resolved.revision)
     if not include_weights:
         return result
     nbytes, source = resolved.weights(result.model_dtype)

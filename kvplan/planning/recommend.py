@@ -120,6 +120,8 @@ class Recommendation(DtypeDisplay):
     # the multimodal encoders and projectors per GPU, beside weights_bytes (0: none; None: a wrapper kvplan does not
     # count, or figures that hold them already: safetensors sizes, --weights-bytes)
     multimodal_weights_bytes: int | None = 0
+    config_source: str = "dict"  # where the config was read (kvplan.planning.resolved.ResolvedModel.config_source)
+    revision: str | None = None  # the Hub snapshot's commit hash, when the config came from the Hub or its cache
 
     def to_dict(self) -> dict[str, Any]:
         names = {"model_dtype": "dtype", "cache_dtype": "kv_dtype"}
@@ -163,6 +165,7 @@ class _Options:
     prefix_caching: bool | None
     async_scheduling: bool | None
     assume_llama: bool
+    hub_weights: bool | None
     quantization: str | None = None
 
 
@@ -322,7 +325,9 @@ def _validate(o: _Options) -> _Inputs:
 
 def _model(model: ModelRef, i: _Inputs) -> _Model:
     o = i.options
-    resolved = resolve(model, revision=o.revision, offline=o.offline, assume_llama=o.assume_llama)
+    resolved = resolve(
+        model, revision=o.revision, offline=o.offline, assume_llama=o.assume_llama, hub_weights=o.hub_weights
+    )
     shape = resolved.shape
     default_mnbt, _ = i.serving.scheduler_defaults(i.profile, i.release)
     limit = shape.max_position_embeddings or DEFAULT_MAX_MODEL_LEN_CAP
@@ -686,6 +691,8 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
     started = _startup(c, out)
     return Recommendation(
         model=m.resolved.name,
+        config_source=m.resolved.config_source,
+        revision=m.resolved.revision,
         gpu_profile=i.profile.id,
         gpu_memory_bytes=i.profile.memory_bytes,
         gpus=c.inputs.gpus,
@@ -767,6 +774,7 @@ def recommend(
     async_scheduling: bool | None = None,
     assume_llama: bool = False,
     quantization: str | None = None,
+    hub_weights: bool | None = None,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -786,7 +794,8 @@ def recommend(
     unknown model_type llama-like even where its config signals another cache (refused otherwise; notes say so).
     quantization is the engine's online quantization of an unquantized checkpoint (vLLM `--quantization
     fp8_per_tensor`, `fp8`, ...: kvplan.weights.stored.ONLINE_QUANTIZATIONS): the weights are counted as quantized
-    at load.
+    at load. hub_weights: whether a config from the HF cache may ask the Hub for its safetensors sizes (None: only
+    when nothing local sizes the weights; kvplan.planning.resolved).
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)

@@ -1,15 +1,22 @@
 """A model resolved once: its config and where it came from, its cache shape, and its weights.
 
 `resolve(MODEL)` reads the config (kvplan.sources.configs) and its shape (kvplan.core.shapes) once; the
-weights (safetensors metadata when the files are at hand, else the analytic count of kvplan.weights) are
-looked up once and kept, per model dtype. Every planning call (estimate, recommend, check, sweeps and grids)
-takes a `ResolvedModel`, so a sweep of N lengths or a check that re-plans a deployment for each suggested fix
-reads nothing again. Never imports torch.
+weights (a GGUF file's tensor bytes; safetensors metadata when the files are at hand, else the analytic count of
+kvplan.weights) are looked up once and kept, per model dtype.
+
+When kvplan asks the Hub for weight sizes: when the config was downloaded from it in this run; for a config
+found in the HF cache, only when asked (`hub_weights=True`, the CLI's `--hub-weights`) or when neither the
+cached files nor the analytic count can size the weights; never offline, and never with `hub_weights=False`.
+Each request is said on stderr with its timeout (kvplan.sources.hub.bounded).
+
+Every planning call (estimate, recommend, check, sweeps and grids) takes a `ResolvedModel`, so a sweep of N
+lengths or a check that re-plans a deployment for each suggested fix reads nothing again. Never imports torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -20,6 +27,7 @@ from kvplan.errors import READ_ERRORS
 from kvplan.sources.configs import LoadedConfig, load_model_config
 
 _UNSET: Any = object()
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 T = TypeVar("T")
 
 
@@ -27,11 +35,14 @@ T = TypeVar("T")
 class ResolvedModel:
     """A model read once. `loaded` is the raw config and its provenance, `shape` what each layer caches.
 
-    `offline` is kept for the one weights lookup that may ask the Hub for safetensors metadata."""
+    `offline` is kept for the one weights lookup that may ask the Hub for safetensors metadata; `hub_weights`
+    says whether that lookup may go to the Hub for a config from the HF cache (None: only when nothing local
+    can size the weights; see the module docstring)."""
 
     loaded: LoadedConfig
     shape: ModelShape
     offline: bool | None = None
+    hub_weights: bool | None = None
     _cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -41,6 +52,18 @@ class ResolvedModel:
     @property
     def config(self) -> dict[str, Any]:
         return self.loaded.config
+
+    @property
+    def config_source(self) -> str:
+        """Where the config was read: "catalog", "file", "folder", "hf-cache", "hub", "gguf" or "dict"."""
+        return self.loaded.source
+
+    @property
+    def revision(self) -> str | None:
+        """The Hub snapshot's commit hash when the config came from the Hub or its cache, else None (a branch or
+        tag name is not a snapshot: None)."""
+        found = self.loaded.revision
+        return found if found is not None and _COMMIT.fullmatch(found) else None
 
     def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
         """`compute()` once per model and `key`: what planning derives from the model alone (and its arguments
@@ -55,20 +78,30 @@ class ResolvedModel:
         """Bytes of the weights at model dtype `dtype` and where the figure comes from: "safetensors" metadata
         (the files' own sizes, whatever the dtype), else "analytic"; (None, None) when unknown. `quantization`
         (vLLM's online `--quantization`, kvplan.weights.stored.ONLINE_QUANTIZATIONS) prices the analytic tensor
-        list as quantized at load: the checkpoint's files no longer say what the GPU holds."""
+        list as quantized at load: the checkpoint's files no longer say what the GPU holds. A GGUF file's weights
+        are its tensors' bytes as stored ("gguf"), whatever the dtype."""
+        if self.loaded.weights_bytes is not None:
+            return self.loaded.weights_bytes, "gguf"
         if quantization is not None and not _quantized(self.config) and not self.loaded.weights_unknown:
             from kvplan.weights.stored import weight_bytes
 
             return weight_bytes(self.config, int(DTYPE_BYTES[dtype]), quantization), f"analytic, {quantization} online"
         measured = self._cache.get("safetensors", _UNSET)
         if measured is _UNSET:
-            measured = self._cache["safetensors"] = _measured_weights(self.loaded, self.offline)
+            measured = self._cache["safetensors"] = _measured_weights(self.loaded, self.offline, self.hub_weights)
         if measured:
             return measured, "safetensors"
         key = ("analytic", dtype)
         if key not in self._cache:
             self._cache[key], self._cache[("unknown", dtype)] = _analytic_weights(self.loaded, dtype)
         result: tuple[int | None, str | None] = self._cache[key]
+        if result[0] is None and self.hub_weights is None and self.loaded.source == "hf-cache":
+            # nothing local sizes the weights: the Hub is asked after all (said on stderr, bounded)
+            fetched = self._cache.get("safetensors-hub", _UNSET)
+            if fetched is _UNSET:
+                fetched = self._cache["safetensors-hub"] = _measured_weights(self.loaded, self.offline, True)
+            if fetched:
+                return fetched, "safetensors"
         return result
 
     def encoder_weights(self, dtype: str) -> int | None:
@@ -114,12 +147,19 @@ ModelRef = str | dict[str, Any] | LoadedConfig | ResolvedModel
 
 
 def resolve(
-    model: ModelRef, *, revision: str | None = None, offline: bool | None = None, assume_llama: bool = False
+    model: ModelRef,
+    *,
+    revision: str | None = None,
+    offline: bool | None = None,
+    assume_llama: bool = False,
+    hub_weights: bool | None = None,
 ) -> ResolvedModel:
     """MODEL read once: a name, path or Hub id, a config dict, a LoadedConfig, or a ResolvedModel (returned as is).
 
-    `assume_llama` reads an unknown model_type as a llama-like decoder even when its config signals another
-    cache (kvplan.core.shapes.model_shape refuses it otherwise); the shape's assumptions say so."""
+    `hub_weights`: whether a config from the HF cache may ask the Hub for its safetensors sizes (True: always,
+    False: never, None: only when nothing local sizes the weights). `assume_llama` reads an unknown model_type
+    as a llama-like decoder even when its config signals another cache (kvplan.core.shapes.model_shape refuses
+    it otherwise); the shape's assumptions say so."""
     if isinstance(model, ResolvedModel):
         return model
     loaded = model if isinstance(model, LoadedConfig) else load(model, revision=revision, offline=offline)
@@ -127,7 +167,7 @@ def resolve(
     notes = loaded.notes + _quantized_name_without_config(loaded)
     if notes:  # which config stood in for the name given, what it lacks: every output that lists notes says it
         shape = dataclasses.replace(shape, assumptions=notes + shape.assumptions)
-    return ResolvedModel(loaded, shape, offline)
+    return ResolvedModel(loaded, shape, offline, hub_weights)
 
 
 def _quantized_name_without_config(loaded: LoadedConfig) -> tuple[str, ...]:
@@ -156,12 +196,12 @@ def _quantized(config: dict[str, Any]) -> bool:
     return bool(language_model_config(config).get("quantization_config") or config.get("quantization_config"))
 
 
-def _measured_weights(loaded: LoadedConfig, offline: bool | None) -> int | None:
+def _measured_weights(loaded: LoadedConfig, offline: bool | None, hub_lookup: bool | None) -> int | None:
     from kvplan.weights import safetensors as safetensors_meta
 
     if loaded.source == "dict":
         return None
-    return safetensors_meta.safetensors_weight_bytes(loaded, offline=offline) or None
+    return safetensors_meta.safetensors_weight_bytes(loaded, offline=offline, hub_lookup=hub_lookup) or None
 
 
 def _analytic_weights(loaded: LoadedConfig, dtype: str) -> tuple[tuple[int | None, str | None], str | None]:

@@ -187,11 +187,15 @@ class ProfileReport:
     searches: list[Search] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # cache implementation -> why it cannot run here
+    config_source: str = "dict"  # where the config was read (kvplan.sources.configs.LoadedConfig.source)
+    revision: str | None = None  # the Hub snapshot's commit hash, when the config came from the Hub or its cache
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
             "model": self.model,
+            "config_source": self.config_source,
+            "revision": self.revision,
             "weights": self.weights,
             "layers_full": self.layers_full,
             "layers_used": self.layers_used,
@@ -733,6 +737,8 @@ def profile(req: ProfileRequest, progress: Callable[[str, int], None] | None = N
         )
         report = ProfileReport(
             model=prof.loaded.name,
+            config_source=prof.loaded.source,
+            revision=prof.loaded.revision,
             weights=prof.weights_how,
             layers_full=prof.full_shape.num_layers,
             layers_used=prof.shape.num_layers,

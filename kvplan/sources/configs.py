@@ -1,4 +1,6 @@
-"""Load a model's `config.json` from a MODEL string: a file, a folder, a catalog name, or a Hub repo id.
+"""Load a model's `config.json` from a MODEL string: a file, a folder, a catalog name, or a Hub repo id; or the
+config a llama.cpp `.gguf` file's header describes (kvplan.sources.gguf: a `.gguf` path, a file that starts with
+the GGUF magic, or a folder without config.json that holds one model GGUF).
 
 Resolution order: an existing path, then the built-in catalog (`kvplan.sources.catalog`) and its aliases, then
 the Hugging Face Hub (`kvplan.sources.hub`: local cache first, then the network unless offline); when the Hub
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kvplan.errors import ConfigError, HubError, UsageError
-from kvplan.sources import catalog, hub
+from kvplan.sources import catalog, gguf, hub
 
 CONFIG_NAME = "config.json"
 MAX_CONFIG_BYTES = 32 * 1024 * 1024  # real configs are < 1 MB; anything this big is a weights file or worse
@@ -29,11 +31,12 @@ _JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a num
 class LoadedConfig:
     """A raw config.json and where it came from.
 
-    `source` is "file", "folder", "catalog", "hub-cache" (the local HF cache) or "hub" (downloaded now).
+    `source` is "file", "folder", "catalog", "hf-cache" (the local HF cache), "gguf" (a llama.cpp GGUF file) or "hub" (downloaded now).
     `folder` is where weight files may lie: the model folder, the folder of a file named config.json, or the
     HF cache snapshot; None for the catalog. `revision` is the commit of a Hub snapshot, else None. `notes` say
     which config stood in for the name given (a catalog alias or a quantized build's base model);
     `weights_unknown`: that config's weights are not this model's (a quantized build's quantization is unknown).
+    `weights_bytes`: the weights' bytes as stored, where the source itself says them (a GGUF file's tensors).
     """
 
     config: dict[str, Any]
@@ -44,6 +47,7 @@ class LoadedConfig:
     revision: str | None
     notes: tuple[str, ...] = ()
     weights_unknown: bool = False
+    weights_bytes: int | None = None
 
 
 def load_model_config(
@@ -96,10 +100,23 @@ def _load_path(model: str, path: Path, revision: str | None) -> LoadedConfig:
             hint="drop --revision, or pass the Hub repo id",
         )
     if path.is_dir():
+        if not (path / CONFIG_NAME).is_file():
+            found = gguf.gguf_in_folder(path)
+            if found is not None:
+                return _load_gguf(model, found)
         config_path = _folder_config(model, path)
         return LoadedConfig(read_config_file(config_path), model, "folder", config_path, path, None)
+    if path.suffix.lower() == ".gguf" or gguf.is_gguf(path):
+        return _load_gguf(model, path)
     folder = path.parent if path.name == CONFIG_NAME else None
     return LoadedConfig(read_config_file(path), model, "file", path, folder, None)
+
+
+def _load_gguf(model: str, path: Path) -> LoadedConfig:
+    """A GGUF file read from its header (kvplan.sources.gguf): its config, and its tensors' bytes as the weights.
+    `folder` is None: there are no safetensors beside it to size the weights again."""
+    found = gguf.read_gguf(path)
+    return LoadedConfig(found.config, model, "gguf", path, None, None, found.notes, weights_bytes=found.weights_bytes)
 
 
 def _folder_config(model: str, folder: Path) -> Path:
@@ -107,7 +124,7 @@ def _folder_config(model: str, folder: Path) -> Path:
     if not config_path.is_file():
         raise ConfigError(
             f"folder {model} has no {CONFIG_NAME}",
-            hint="pass the model folder that holds config.json, or the config file itself",
+            hint="pass the model folder that holds config.json (or one .gguf), or the config file itself",
         )
     return config_path
 
@@ -168,7 +185,7 @@ def _drop_quantization(config: dict[str, Any]) -> bool:
 
 def _repo_id(model: str) -> str:
     """`model` as a Hub repo id, or a ConfigError saying it names nothing kvplan can read."""
-    if model.lower().endswith(".json"):
+    if model.lower().endswith((".json", ".gguf")):
         raise ConfigError(f"no such file: {model}", hint="check the path")
     if "/" not in model:
         raise ConfigError(
@@ -189,7 +206,7 @@ def _suggestion(model: str) -> str:
 
 def _load_hub(repo_id: str, *, revision: str | None, offline: bool | None, token: str | None) -> LoadedConfig:
     path = hub.cached_file(repo_id, CONFIG_NAME, revision)
-    source = "hub-cache"
+    source = "hf-cache"
     if path is None:
         if hub.is_offline(offline):
             raise hub.offline_miss(f"{repo_id}@{revision}" if revision else repo_id)

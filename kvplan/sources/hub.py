@@ -3,14 +3,26 @@
 This is the only kvplan module that talks to `huggingface_hub`, and it imports the library inside its
 functions so that reading a local config never pays for the import. Hub exceptions become a one-line
 `HubError` with a hint here and nowhere else. Nothing here downloads or runs code: only named files.
+
+Every network call goes through `bounded`: one `kvplan:` line on stderr says what is asked of which endpoint
+and how long kvplan waits (`KVPLAN_HUB_TIMEOUT` seconds, default 10), and the call is abandoned after that
+however the Hub behaves (a server that accepts and never answers, a blocked port, huggingface_hub's retries).
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
-from kvplan.errors import ConfigError, HubError
+from kvplan.errors import ConfigError, HubError, UsageError
+
+T = TypeVar("T")
+TIMEOUT_ENV = "KVPLAN_HUB_TIMEOUT"
+DEFAULT_TIMEOUT_S = 10.0
 
 NETWORK_HINT = (
     "check your network, or pass a local config.json / model folder, or a catalog name (`kvplan models`); "
@@ -67,17 +79,91 @@ def fetch_file(repo_id: str, filename: str, *, revision: str | None, token: str 
     """Download one file of a Hub repo into the HF cache and return its path there; HubError on failure.
 
     `hf_hub_download` alone retries a failed connection with backoff for about 23 s, so a single HEAD
-    request without retries goes first: no network, a missing repo or a gated one then fails at once.
-    `token=None` lets huggingface_hub find HF_TOKEN or the stored login.
+    request without retries goes first: no network, a missing repo or a gated one then fails at once. The
+    whole exchange is `bounded` (said on stderr, abandoned after `timeout_s()`). `token=None` lets
+    huggingface_hub find HF_TOKEN or the stored login.
     """
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 
-    try:
+    where = f"{repo_id}@{revision}" if revision else repo_id
+
+    def fetch() -> str:
         get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=revision), token=token)
-        found = hf_hub_download(repo_id, filename, revision=revision, token=token, cache_dir=hub_cache_dir())
+        found: str = hf_hub_download(repo_id, filename, revision=revision, token=token, cache_dir=hub_cache_dir())
+        return found
+
+    try:
+        found = bounded(f"{filename} of {where}", fetch)
     except hub_errors() as exc:
         raise translate(exc, repo_id, filename, revision) from exc
     return Path(found)
+
+
+def timeout_s() -> float:
+    """How long kvplan waits for the Hub, in seconds: KVPLAN_HUB_TIMEOUT (read now), default 10."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:  # also refuses nan and inf
+        raise UsageError(
+            f"{TIMEOUT_ENV}={text!r} is not a number of seconds between 0 and 3600",
+            hint=f"set {TIMEOUT_ENV} to e.g. 10, or unset it",
+        )
+    return value
+
+
+def endpoint() -> str:
+    """The Hub endpoint huggingface_hub talks to (HF_ENDPOINT, read when it was imported)."""
+    from huggingface_hub import constants
+
+    return str(constants.ENDPOINT)
+
+
+def announce(text: str) -> None:
+    """One `kvplan:` line on stderr (what kvplan asks the network for): never on stdout, which --json owns."""
+    try:
+        sys.stderr.write(f"kvplan: {text}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed or broken stderr does not stop the plan
+        pass
+
+
+def bounded(what: str, call: Callable[[], T]) -> T:
+    """`call()` (a Hub request for `what`), said on stderr first and abandoned after `timeout_s()` seconds.
+
+    The call runs in a daemon thread: a server that accepts and never answers, or huggingface_hub's own
+    retries, cannot keep kvplan waiting past the timeout (a HubError then); its exceptions are re-raised here.
+    """
+    seconds = timeout_s()
+    announce(
+        f"asking the Hugging Face Hub ({endpoint()}) for {what}, waiting at most {seconds:g} s "
+        f"({TIMEOUT_ENV} sets it; --offline or HF_HUB_OFFLINE=1 never asks)"
+    )
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name="kvplan-hub", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise HubError(
+            f"the Hugging Face Hub ({endpoint()}) did not answer within {seconds:g} s for {what}",
+            hint=f"check your network, or raise {TIMEOUT_ENV}; --offline (HF_HUB_OFFLINE=1) uses only local files "
+            "and the cache",
+        )
+    if "error" in outcome:
+        raise outcome["error"]
+    value: T = outcome["value"]
+    return value
 
 
 def snapshot_commit(path: Path) -> str | None:

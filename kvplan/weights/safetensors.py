@@ -2,9 +2,12 @@
 
 Sources, in order: the model folder's `model.safetensors.index.json` (`metadata.total_size`); the headers of
 its `*.safetensors` files (an 8-byte little-endian header length, then a JSON header whose `data_offsets` give
-each tensor's byte range); and, for a Hub repo that is not cached, the same two files read over the network
-(one HEAD request first, no retries). The answer is optional information: None means unknown, never an error.
-`huggingface_hub` is imported only on the network path.
+each tensor's byte range); and, where the Hub may be asked (`hub_lookup`), the same two files read over the
+network (one HEAD request first, no retries; the whole lookup said on stderr and bounded by
+`kvplan.sources.hub.bounded`). By default the Hub is asked only when the config itself was just downloaded from
+it: a config found in the HF cache opens no socket for its weights unless the caller asks (`hub_lookup=True`:
+`--hub-weights`, or nothing local sizes the weights, kvplan.planning.resolved). The answer is optional
+information: None means unknown, never an error. `huggingface_hub` is imported only on the network path.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from kvplan.errors import UsageError
+from kvplan.errors import HubError, UsageError
 from kvplan.sources import hub
 from kvplan.sources.configs import LoadedConfig
 
@@ -26,14 +29,20 @@ _SHARD = re.compile(r"-(\d+)-of-(\d+)\.safetensors$")  # model-00001-of-00004.sa
 
 
 def safetensors_weight_bytes(
-    loaded: LoadedConfig, *, offline: bool | None = None, token: str | None = None
+    loaded: LoadedConfig, *, offline: bool | None = None, token: str | None = None, hub_lookup: bool | None = None
 ) -> int | None:
-    """Total tensor bytes of the model's safetensors weights, or None when unknown (or the Hub unreachable)."""
+    """Total tensor bytes of the model's safetensors weights, or None when unknown (or the Hub unreachable).
+
+    The local files come first (the model folder, the HF cache snapshot). `hub_lookup` says whether a Hub repo's
+    metadata may then be read over the network: None (default) only when the config came from the Hub in this
+    run (`source == "hub"`), True also for a config from the HF cache, False never; offline mode never."""
     if loaded.folder is not None:
         local = local_weight_bytes(loaded.folder)
         if local is not None:
             return local
-    if loaded.source in ("hub", "hub-cache") and not hub.is_offline(offline):
+    if loaded.source not in ("hub", "hf-cache") or hub.is_offline(offline):
+        return None
+    if hub_lookup if hub_lookup is not None else loaded.source == "hub":
         return hub_weight_bytes(loaded.name, revision=loaded.revision, token=token)
     return None
 
@@ -90,30 +99,40 @@ def index_total_size(index: dict[str, Any]) -> int | None:
 
 
 def hub_weight_bytes(repo_id: str, *, revision: str | None, token: str | None) -> int | None:
-    """Weight bytes of a Hub repo from its index or its single file's header; None on any Hub/network error."""
-    from huggingface_hub import HfApi
+    """Weight bytes of a Hub repo from its index or its single file's header; None on any Hub/network error or
+    when the Hub does not answer within `kvplan.sources.hub.timeout_s()` (the lookup is said on stderr)."""
     from huggingface_hub.errors import NotASafetensorsRepoError, SafetensorsParsingError
 
-    api = HfApi(token=token)
     expected: tuple[type[BaseException], ...] = (
+        HubError,
         *hub.hub_errors(),
         NotASafetensorsRepoError,
         SafetensorsParsingError,
         ValueError,
     )
+    where = f"{repo_id}@{revision}" if revision else repo_id
     try:
-        if not api.file_exists(repo_id, INDEX_NAME, revision=revision):  # one HEAD, no retries
-            meta = api.parse_safetensors_file_metadata(repo_id, SINGLE_NAME, revision=revision)
-            return tensor_bytes(info.data_offsets for info in meta.tensors.values())
-        index_path = api.hf_hub_download(repo_id, INDEX_NAME, revision=revision, cache_dir=hub.hub_cache_dir())
-        total = index_total_size(_read_json(Path(index_path)) or {})
-        if total is not None:
-            return total
-        repo_meta = api.get_safetensors_metadata(repo_id, revision=revision)
-        infos = (info for file_meta in repo_meta.files_metadata.values() for info in file_meta.tensors.values())
-        return tensor_bytes(info.data_offsets for info in infos)
+        return hub.bounded(
+            f"the safetensors sizes of {where}", lambda: _hub_weight_bytes(repo_id, revision=revision, token=token)
+        )
     except expected:
         return None
+
+
+def _hub_weight_bytes(repo_id: str, *, revision: str | None, token: str | None) -> int | None:
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    if not api.file_exists(repo_id, INDEX_NAME, revision=revision):  # one HEAD, no retries
+        meta = api.parse_safetensors_file_metadata(repo_id, SINGLE_NAME, revision=revision)
+        return tensor_bytes(info.data_offsets for info in meta.tensors.values())
+    index_path = api.hf_hub_download(repo_id, INDEX_NAME, revision=revision, cache_dir=hub.hub_cache_dir())
+    total = index_total_size(_read_json(Path(index_path)) or {})
+    if total is not None:
+        return total
+    repo_meta = api.get_safetensors_metadata(repo_id, revision=revision)
+    infos = (info for file_meta in repo_meta.files_metadata.values() for info in file_meta.tensors.values())
+    return tensor_bytes(info.data_offsets for info in infos)
 
 
 def _valid_range(pair: Sequence[int] | None) -> TypeGuard[Sequence[int]]:

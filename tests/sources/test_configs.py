@@ -261,17 +261,17 @@ def test_hub_cache(hf_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     patch_hub(monkeypatch, head_error=AssertionError("a cached config needs no network"))
     for offline in (None, True):
         loaded = load_model_config("acme/tiny", offline=offline)
-        assert (loaded.config, loaded.source, loaded.revision) == (TINY, "hub-cache", SHA_A)
+        assert (loaded.config, loaded.source, loaded.revision) == (TINY, "hf-cache", SHA_A)
         assert loaded.folder == hf_env / "models--acme--tiny" / "snapshots" / SHA_A
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert load_model_config("acme/tiny").source == "hub-cache"
+    assert load_model_config("acme/tiny").source == "hf-cache"
 
 
 def test_hf_home_locates_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HF_HUB_CACHE")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
     cache_repo(tmp_path / "home" / "hub", "acme/tiny", {SHA_A: TINY}, {"main": SHA_A})
-    assert load_model_config("acme/tiny", offline=True).source == "hub-cache"
+    assert load_model_config("acme/tiny", offline=True).source == "hf-cache"
 
 
 def test_revision_selects_snapshot(hf_env: Path) -> None:
@@ -437,7 +437,8 @@ def test_hub_weights_offline_or_unreachable(hf_env: Path, monkeypatch: pytest.Mo
             raise httpx.ConnectError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(huggingface_hub, "HfApi", Unreachable)
-    assert safetensors_weight_bytes(loaded, offline=False) is None
+    assert safetensors_weight_bytes(loaded, offline=False) is None  # a cached config: the Hub is not asked
+    assert safetensors_weight_bytes(loaded, offline=False, hub_lookup=True) is None
 
 
 def test_hub_weights_from_single_file_header(hf_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -459,4 +460,4 @@ def test_hub_weights_from_single_file_header(hf_env: Path, monkeypatch: pytest.M
             return SafetensorsFileMetadata(metadata={}, tensors=tensors)
 
     monkeypatch.setattr(huggingface_hub, "HfApi", Api)
-    assert safetensors_weight_bytes(load_model_config("acme/tiny", offline=True), offline=False) == 58
+    assert safetensors_weight_bytes(load_model_config("acme/tiny", offline=True), offline=False, hub_lookup=True) == 58

@@ -1,0 +1,382 @@
+"""A llama.cpp GGUF file read from its header: the config kvplan's families read, and the weights' bytes as stored.
+
+Only the header is parsed (the `gguf` package's `GGUFReader`, which maps the file and reads the key/value metadata
+and the tensor infos; no tensor data is touched). The metadata keys are the ones llama.cpp reads
+(`llama-model.cpp` `load_hparams`, `llama-arch.cpp` LLM_KV names; the `gguf` package's `Keys`):
+
+- `general.architecture`; `<arch>.block_count` (n_layer), `<arch>.embedding_length` (n_embd),
+  `<arch>.attention.head_count` (n_head), `<arch>.attention.head_count_kv` (default n_head),
+  `<arch>.attention.key_length` / `value_length` (default n_embd / n_head), `<arch>.context_length` (n_ctx_train),
+  `<arch>.feed_forward_length`, `<arch>.rope.freq_base`, `<arch>.expert_count` / `expert_used_count` /
+  `expert_feed_forward_length`, the vocabulary from `token_embd.weight` (n_embd x n_vocab), tied embeddings when
+  the file has no `output.weight`.
+- Sliding windows as llama.cpp builds them: Gemma 2 (`src/models/gemma2.cpp`: `swa_period` 2 read with
+  `get_key_or_arr(sliding_window_pattern)`, `n_swa` default 4096 unless `<arch>.attention.sliding_window`), Gemma 3
+  (`llama-model.cpp` LLM_ARCH_GEMMA3: `set_swa_pattern(6)`, `sliding_window` required; a `sliding_window_pattern`
+  in the file is honoured as Gemma 2's loader honours it). `src/llama-hparams.cpp`
+  `llama_hparams::set_swa_pattern(n)`: layer `il` slides when `n == 0 || il % n < n - 1`; a pattern array marks
+  each layer. llama.cpp's llama, mistral3, qwen2, qwen3 and gemma builds never slide, so their configs say full
+  attention (a `sliding_window` key there is noted, not used).
+
+Architectures mapped: llama (with experts: Mixtral), mistral3, qwen2, qwen3, qwen3moe, gemma, gemma2, gemma3. Any
+other is refused with its name, and so is a key that changes the cache in a way these mappings do not read
+(per-layer head counts that differ, K and V head sizes that differ, MLA, shared KV layers, SWA head sizes).
+The weights are the sum of the tensors' bytes as stored (`ReaderTensor.n_bytes`: ggml's block sizes), the
+quantized size llama.cpp loads; a split model (`split.count`) is summed over all its files.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kvplan.errors import ConfigError, UnsupportedArchitecture, UsageError
+
+MAGIC = b"GGUF"
+INSTALL_HINT = "pip install 'kvplan[gguf]'"
+_SPLIT = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
+# llama.cpp's LlamaFileType (gguf.constants): the model dtype a file of that type stands for
+_FILE_DTYPES = {0: "float32", 1: "float16", 32: "bfloat16"}
+# keys that change the KV cache in ways the mappings below do not read: refused when present
+_UNREAD_KEYS = {
+    "attention.kv_lora_rank": "multi-head latent attention",
+    "attention.key_length_mla": "multi-head latent attention",
+    "attention.shared_kv_layers": "layers that share another layer's KV cache",
+    "attention.key_length_swa": "sliding-window layers with their own key size",
+    "attention.value_length_swa": "sliding-window layers with their own value size",
+    "ssm.state_size": "recurrent (SSM) state",
+}
+
+
+@dataclass(frozen=True)
+class GgufModel:
+    """What a GGUF header says: the config for kvplan's families, the tensors' bytes, and notes."""
+
+    config: dict[str, Any]
+    weights_bytes: int
+    files: tuple[Path, ...]
+    notes: tuple[str, ...] = ()
+
+
+def is_gguf(path: Path) -> bool:
+    """True for a regular file that starts with the GGUF magic (whatever its name)."""
+    try:
+        if not path.is_file():
+            return False
+        with path.open("rb") as stream:
+            return stream.read(4) == MAGIC
+    except OSError:
+        return False
+
+
+def gguf_in_folder(folder: Path) -> Path | None:
+    """The one model GGUF in `folder` (a split model's first file; `mmproj*` projector files left out), None when
+    the folder holds none; ConfigError when it holds several models."""
+    try:
+        found = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".gguf" and p.is_file())
+    except OSError:
+        return None
+    models = [p for p in found if not p.name.lower().startswith("mmproj")]
+    firsts = [p for p in models if (m := _SPLIT.match(p.name)) is None or int(m["no"]) == 1]
+    if not firsts:
+        return None
+    if len(firsts) > 1:
+        names = ", ".join(p.name for p in firsts)
+        raise ConfigError(f"folder {folder} holds several GGUF models: {names}", hint="pass the .gguf file to plan")
+    return firsts[0]
+
+
+def read_gguf(path: Path) -> GgufModel:
+    """The config and weights of the GGUF file at `path` (a split model: any of its files)."""
+    path = Path(path)
+    if not path.is_file():
+        if path.exists():
+            raise ConfigError(f"{path} is not a regular file", hint="pass the .gguf model file")
+        raise ConfigError(f"no such file: {path}", hint="check the path")
+    reader_class = _reader_class()
+    files = _split_files(path)
+    metadata, tensors, shapes = _read(reader_class, files[0])
+    split_count = _int(metadata.get("split.count", 1), "split.count")
+    if len(files) == 1 and split_count > 1:
+        raise ConfigError(
+            f"{path} is part 1 of a split GGUF of {split_count} files, but its name does not say which "
+            "(llama.cpp names them NAME-00001-of-0000N.gguf)",
+            hint="keep the split files' names as gguf-split wrote them",
+        )
+    total = sum(tensors.values())
+    for other in files[1:]:
+        total += sum(_read(reader_class, other)[1].values())  # the other parts' tensors; metadata is part 1's
+    config, notes = config_from_metadata(metadata, tensors, shapes)
+    return GgufModel(config, total, tuple(files), tuple(notes))
+
+
+def config_from_metadata(
+    metadata: dict[str, Any], tensors: dict[str, int], shapes: dict[str, list[int]]
+) -> tuple[dict[str, Any], list[str]]:
+    """The HF-style config kvplan's families read for GGUF metadata (llama.cpp's keys), and notes on what llama.cpp
+    does not use. `tensors`: tensor name -> bytes (names say whether `output.weight` exists); `shapes`: tensor
+    name -> ggml dims (`token_embd.weight` gives the vocabulary); both from the header."""
+    arch = metadata.get("general.architecture")
+    if not isinstance(arch, str) or not arch:
+        raise ConfigError("the GGUF file has no general.architecture", hint="pass a llama.cpp model GGUF")
+    mapper = _ARCHS.get(arch)
+    if mapper is None:
+        raise UnsupportedArchitecture(
+            f"kvplan cannot read GGUF architecture {arch!r}",
+            hint="kvplan maps " + ", ".join(sorted(_ARCHS)) + "; pass the model's Hugging Face config.json instead",
+        )
+    for key, what in _UNREAD_KEYS.items():
+        if f"{arch}.{key}" in metadata:
+            raise UnsupportedArchitecture(
+                f"the GGUF file's {arch}.{key} ({what}) is not read by kvplan's {arch} mapping",
+                hint="pass the model's Hugging Face config.json instead",
+            )
+    m = _Meta(arch, metadata)
+    n_embd, n_layer = m.integer("embedding_length"), m.integer("block_count")
+    n_head = m.uniform("attention.head_count", n_layer)
+    n_head_kv = m.uniform("attention.head_count_kv", n_layer, default=n_head)
+    if n_head < 1 or n_layer < 1 or n_embd < 1 or n_head_kv < 1:
+        raise ConfigError(
+            f"the GGUF file's {arch} sizes are not positive (block_count {n_layer}, embedding_length {n_embd}, "
+            f"head_count {n_head}, head_count_kv {n_head_kv})",
+            hint="the file is damaged or not a model",
+        )
+    key_length = m.integer("attention.key_length", default=n_embd // n_head)
+    value_length = m.integer("attention.value_length", default=n_embd // n_head)
+    if key_length != value_length:
+        raise UnsupportedArchitecture(
+            f"the GGUF file's {arch} keys ({key_length}) and values ({value_length}) have different head sizes, "
+            "which kvplan's mapping does not read",
+            hint="pass the model's Hugging Face config.json instead",
+        )
+    config: dict[str, Any] = {
+        "hidden_size": n_embd,
+        "num_hidden_layers": n_layer,
+        "num_attention_heads": n_head,
+        "num_key_value_heads": n_head_kv,
+        "head_dim": key_length,
+        "max_position_embeddings": m.integer("context_length"),
+        "torch_dtype": _FILE_DTYPES.get(_int(metadata.get("general.file_type", 1), "general.file_type"), "float16"),
+        "tie_word_embeddings": "output.weight" not in tensors,
+    }
+    vocab = shapes.get("token_embd.weight")
+    if vocab is not None and len(vocab) >= 2:
+        config["vocab_size"] = int(vocab[1])
+    elif f"{arch}.vocab_size" in metadata:
+        config["vocab_size"] = m.integer("vocab_size")
+    if f"{arch}.feed_forward_length" in metadata:
+        config["intermediate_size"] = m.uniform("feed_forward_length", n_layer)
+    if f"{arch}.rope.freq_base" in metadata:
+        config["rope_theta"] = float(metadata[f"{arch}.rope.freq_base"])
+    notes = mapper(m, config)
+    return config, notes
+
+
+class _Meta:
+    """The metadata of one architecture, read with llama.cpp's key names and its one-line errors."""
+
+    def __init__(self, arch: str, metadata: dict[str, Any]) -> None:
+        self.arch, self.metadata = arch, metadata
+
+    def has(self, key: str) -> bool:
+        return f"{self.arch}.{key}" in self.metadata
+
+    def raw(self, key: str) -> Any:
+        return self.metadata.get(f"{self.arch}.{key}")
+
+    def integer(self, key: str, default: int | None = None) -> int:
+        name = f"{self.arch}.{key}"
+        if name not in self.metadata:
+            if default is not None:
+                return default
+            raise ConfigError(f"the GGUF file has no {name}", hint="the file is damaged or not a llama.cpp model")
+        return _int(self.metadata[name], name)
+
+    def uniform(self, key: str, n_layer: int, default: int | None = None) -> int:
+        """A scalar, or a per-layer array whose entries are all equal (llama.cpp's get_key_or_arr)."""
+        name = f"{self.arch}.{key}"
+        value = self.metadata.get(name)
+        if not isinstance(value, list):
+            return self.integer(key, default)
+        values = {_int(v, name) for v in value}
+        if len(value) != n_layer or len(values) != 1:
+            raise UnsupportedArchitecture(
+                f"the GGUF file's {name} differs between layers, which kvplan's {self.arch} mapping does not read",
+                hint="pass the model's Hugging Face config.json instead",
+            )
+        return values.pop()
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"the GGUF file's {name} is not an integer: {value!r}", hint="the file is damaged")
+    return value
+
+
+def _swa_layers(m: _Meta, n_layer: int, period: int) -> list[bool]:
+    """Which layers slide: the file's `sliding_window_pattern` (a period or one flag per layer), else `period`;
+    llama_hparams::set_swa_pattern(n): layer il slides when n == 0 or il % n < n - 1."""
+    pattern = m.raw("attention.sliding_window_pattern")
+    if isinstance(pattern, list):
+        if len(pattern) != n_layer or not all(isinstance(v, (bool, int)) for v in pattern):
+            raise ConfigError(
+                f"the GGUF file's {m.arch}.attention.sliding_window_pattern does not list {n_layer} layers",
+                hint="the file is damaged",
+            )
+        return [bool(v) for v in pattern]
+    if pattern is not None:
+        period = _int(pattern, f"{m.arch}.attention.sliding_window_pattern")
+    return [period == 0 or il % period < period - 1 for il in range(n_layer)]
+
+
+def _layer_types(flags: list[bool]) -> list[str]:
+    return ["sliding_attention" if slides else "full_attention" for slides in flags]
+
+
+def _never_slides(model_type: str) -> Callable[[_Meta, dict[str, Any]], list[str]]:
+    def mapper(m: _Meta, config: dict[str, Any]) -> list[str]:
+        config["model_type"] = model_type
+        notes = []
+        if m.has("attention.sliding_window"):
+            notes.append(
+                f"the GGUF file's {m.arch}.attention.sliding_window ({m.raw('attention.sliding_window')}) is not "
+                f"used by llama.cpp's {m.arch} build: every token is cached"
+            )
+        if model_type == "qwen2":
+            config["use_sliding_window"] = False
+        return notes
+
+    return mapper
+
+
+def _llama(m: _Meta, config: dict[str, Any]) -> list[str]:
+    notes = _never_slides("llama")(m, config)
+    experts = m.integer("expert_count", default=0)
+    if experts > 0:  # a Mixtral-style llama: experts in every layer
+        config.update(
+            model_type="mixtral",
+            num_local_experts=experts,
+            num_experts_per_tok=m.integer("expert_used_count"),
+            sliding_window=None,
+        )
+    return notes
+
+
+def _qwen3moe(m: _Meta, config: dict[str, Any]) -> list[str]:
+    notes = _never_slides("qwen3_moe")(m, config)
+    config.update(
+        num_experts=m.integer("expert_count"),
+        num_experts_per_tok=m.integer("expert_used_count"),
+        moe_intermediate_size=m.integer("expert_feed_forward_length"),
+        decoder_sparse_step=1,
+        mlp_only_layers=[],
+        use_sliding_window=False,
+    )
+    return notes
+
+
+def _gemma2(m: _Meta, config: dict[str, Any]) -> list[str]:
+    n_layer = config["num_hidden_layers"]
+    config.update(
+        model_type="gemma2",
+        sliding_window=m.integer("attention.sliding_window", default=4096),  # llama.cpp: "default value of gemma 2"
+        layer_types=_layer_types(_swa_layers(m, n_layer, 2)),
+    )
+    return []
+
+
+def _gemma3(m: _Meta, config: dict[str, Any]) -> list[str]:
+    n_layer = config["num_hidden_layers"]
+    config.update(
+        model_type="gemma3_text",
+        sliding_window=m.integer("attention.sliding_window"),  # required by llama.cpp's gemma3 loader
+        layer_types=_layer_types(_swa_layers(m, n_layer, 6)),
+    )
+    return []
+
+
+_ARCHS: dict[str, Callable[[_Meta, dict[str, Any]], list[str]]] = {
+    "llama": _llama,
+    "mistral3": _never_slides("mistral"),
+    "qwen2": _never_slides("qwen2"),
+    "qwen3": _never_slides("qwen3"),
+    "qwen3moe": _qwen3moe,
+    "gemma": _never_slides("gemma"),
+    "gemma2": _gemma2,
+    "gemma3": _gemma3,
+}
+
+
+def _reader_class() -> Any:
+    try:
+        from gguf import GGUFReader
+    except ImportError:
+        raise UsageError(
+            "reading a .gguf file needs the `gguf` package, which is not installed", hint=INSTALL_HINT
+        ) from None
+    return GGUFReader
+
+
+def _split_files(path: Path) -> list[Path]:
+    """The files of the model: [path], or every part of a split model `NAME-0000i-of-0000N.gguf` (part 1 first);
+    ConfigError naming a missing part."""
+    match = _SPLIT.match(path.name)
+    if match is None:
+        return [path]
+    count, width = int(match["count"]), len(match["no"])
+    files = [path.with_name(f"{match['prefix']}-{i:0{width}d}-of-{match['count']}.gguf") for i in range(1, count + 1)]
+    missing = [p.name for p in files if not p.is_file()]
+    if missing:
+        raise ConfigError(
+            f"split GGUF {path.name} lacks {len(missing)} of its {count} files: {', '.join(missing[:3])}"
+            + (" ..." if len(missing) > 3 else ""),
+            hint="download every part of the model into the same folder",
+        )
+    return files
+
+
+# what the gguf package raises for a file that is not a whole GGUF (bad magic, truncated header, bad types)
+_READ_ERRORS = (ValueError, IndexError, KeyError, TypeError, OverflowError, UnicodeDecodeError, MemoryError)
+
+
+def _read(reader_class: Any, path: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, list[int]]]:
+    """(metadata, tensor name -> bytes, tensor name -> ggml dims) of one GGUF file."""
+    try:
+        with path.open("rb") as stream:
+            magic = stream.read(4)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}", hint="check the path's permissions") from None
+    if magic != MAGIC:
+        raise ConfigError(f"{path} is not a GGUF file (it does not start with GGUF)", hint="pass a llama.cpp .gguf")
+    try:
+        reader = reader_class(str(path), "r")
+        metadata: dict[str, Any] = {}
+        for name, field in reader.fields.items():
+            if name.startswith("tokenizer.") or name.startswith("GGUF."):
+                continue  # the vocabulary's strings are not needed (token_embd.weight's shape gives its size)
+            metadata[name] = field.contents()
+        tensors = {str(t.name): int(t.n_bytes) for t in reader.tensors}
+        shapes = {str(t.name): [int(d) for d in t.shape] for t in reader.tensors}
+        end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+    except _READ_ERRORS as exc:
+        raise ConfigError(
+            f"{path} is not a readable GGUF file (truncated or damaged): {_first_line(exc)}",
+            hint="download the file again",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}", hint="check the path's permissions") from None
+    size = path.stat().st_size
+    if end > size:
+        raise ConfigError(
+            f"{path} is truncated: its tensors end at byte {end:,}, the file has {size:,}",
+            hint="download the file again",
+        )
+    return metadata, tensors, shapes
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
