@@ -1653,14 +1653,15 @@ def fleet(
 
     if emit is not None:
         from kvplan.atomic_file import check_output_path
-        from kvplan.planning.fleet import ENGINE_METRICS
+        from kvplan.planning.fleet import engine_metrics
 
         emit = choice("--emit", emit, ("keda",))
         entry = registry.lookup(engine)
-        if entry is not None and entry.name not in ENGINE_METRICS:
+        if entry is not None and engine_metrics(entry.name) is None:
             raise UsageError(
-                f"--emit keda writes triggers on vllm and sglang metrics, not {entry.name}'s",
-                hint="drop --emit, or plan with --engine vllm",
+                f"--emit keda writes triggers on the metrics of "
+                f"{registry.listed(registry.names(lambda e: e.metrics is not None), 'and')}, not {entry.name}'s",
+                hint=f"drop --emit, or plan with --engine {registry.DEFAULT_ENGINE}",
             )
         emit_file = emit_file or "kvplan-keda.yaml"
         check_output_path(emit_file, "--emit-file")

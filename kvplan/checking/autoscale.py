@@ -1,6 +1,6 @@
 """A KEDA ScaledObject for a fleet plan: Prometheus triggers on the engine's own metrics, thresholds from the plan.
 
-The metric names are the engine's Gauges (kvplan.planning.fleet.ENGINE_METRICS cites the file and line of each:
+The metric names are the engine's Gauges (each engine's EngineEntry.metrics cites the file and line of each:
 vLLM's `vllm:num_requests_running`, `vllm:kv_cache_usage_perc`, `vllm:num_requests_waiting`; SGLang's
 `sglang:num_running_reqs`, `sglang:token_usage`, `sglang:num_queue_reqs`), labelled `model_name` (the served
 model name). Each trigger's query sums the metric over the
@@ -24,7 +24,7 @@ DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
 
 def _name(model: str) -> str:
     text = "".join(ch if ch.isalnum() else "-" for ch in model.split("/")[-1].lower()).strip("-")
-    return "-".join(part for part in text.split("-") if part)[:50] or "vllm"
+    return "-".join(part for part in text.split("-") if part)[:50] or "model"
 
 
 def keda_scaled_object(

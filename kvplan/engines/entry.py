@@ -84,6 +84,8 @@ class EngineEntry:
     - `release`: for an engine whose rules change by release (vLLM), (the release modelled, why: "given",
       "installed" or "newest") for the version asked (None: its default); `release_notes`: what a plan says
       about that release (release, why) -> notes.
+    - `metrics`: the gauges of running requests, KV-cache usage (a fraction) and waiting requests its server
+      exports, with their source (None: kvplan knows none; `kvplan fleet` then gives thresholds without names).
     """
 
     name: str
@@ -103,6 +105,9 @@ class EngineEntry:
     estimate_notes: EstimateNotes | None = None
     release: Callable[[str | None], tuple[str, str]] | None = None
     release_notes: Callable[[str, str], list[str]] | None = None
+    # the Prometheus gauges its server exports that autoscaling thresholds are set on (`kvplan fleet`):
+    # "running", "kv_cache_usage", "waiting" -> metric name, and "source" (file:line of each); None: none known
+    metrics: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "display", self.display or self.name)

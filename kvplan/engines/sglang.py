@@ -292,6 +292,13 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
 ENTRY = EngineEntry(
     name="sglang",
     display="SGLang",
+    metrics={
+        "running": "sglang:num_running_reqs",
+        "kv_cache_usage": "sglang:token_usage",
+        "waiting": "sglang:num_queue_reqs",
+        "source": "sglang-0.5.23/sglang/srt/observability/metrics_collector.py:365 (running), :405 (token_usage: "
+        "the fullest KV pool's used / total, :89-97), :371 (queue); label model_name (:1383)",
+    },
     storage=lambda shape: SglangEngine(shape.architectures),
     serving=SglangServing(),
     config=CONFIG,

@@ -1963,6 +1963,13 @@ CONFIG = ConfigVocabulary(
 ENTRY = EngineEntry(
     name="vllm",
     display="vLLM",
+    metrics={
+        "running": "vllm:num_requests_running",
+        "kv_cache_usage": "vllm:kv_cache_usage_perc",
+        "waiting": "vllm:num_requests_waiting",
+        "source": "vllm-0.33.0/vllm/v1/metrics/loggers.py:528 (running), :620 (kv_cache_usage_perc: '1 means 100 "
+        "percent usage'), :538 (waiting); labels model_name, engine (:499)",
+    },
     storage=lambda shape: VllmEngine(shape),
     serving=VllmServing(),
     config=CONFIG,

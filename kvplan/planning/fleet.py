@@ -28,7 +28,7 @@ is not modelled), so its prompts in flight = its arrival rate x TTFT (Little's l
 prompts of the mean input; more prefill workers are added until they do.
 
 **Autoscaling thresholds** (what KEDA or an HPA scales on, from the same figures; the engine's metric names in
-ENGINE_METRICS): running requests per replica = c (`vllm:num_requests_running`); KV-cache usage (a fraction, 1 =
+EngineEntry.metrics): running requests per replica = c (`vllm:num_requests_running`); KV-cache usage (a fraction, 1 =
 full) per replica = c / KV capacity in requests, the usage at the SLO-meeting concurrency
 (`vllm:kv_cache_usage_perc`); waiting requests per replica = the queue a replica admits within the TTFT slack,
 floor((TTFT SLO - TTFT estimate) x c / latency), at least 1 (`vllm:num_requests_waiting`).
@@ -42,29 +42,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from kvplan.engines import registry
 from kvplan.errors import UsageError
 from kvplan.planning.requests import positive_int
 from kvplan.planning.workload import Workload
 
 SCHEMA = "kvplan.fleet/1"
-# the Prometheus Gauges each threshold is for, per engine, with where the engine registers them (labelled
-# model_name: the served model name); engines without an entry get thresholds without metric names
-ENGINE_METRICS: dict[str, dict[str, str]] = {
-    "vllm": {
-        "running": "vllm:num_requests_running",
-        "kv_cache_usage": "vllm:kv_cache_usage_perc",
-        "waiting": "vllm:num_requests_waiting",
-        "source": "vllm-0.33.0/vllm/v1/metrics/loggers.py:528 (running), :620 (kv_cache_usage_perc: '1 means 100 "
-        "percent usage'), :538 (waiting); labels model_name, engine (:499)",
-    },
-    "sglang": {
-        "running": "sglang:num_running_reqs",
-        "kv_cache_usage": "sglang:token_usage",
-        "waiting": "sglang:num_queue_reqs",
-        "source": "sglang-0.5.23/sglang/srt/observability/metrics_collector.py:365 (running), :405 (token_usage: "
-        "the fullest KV pool's used / total, :89-97), :371 (queue); label model_name (:1383)",
-    },
-}
+
+
+def engine_metrics(engine: str) -> dict[str, str] | None:
+    """The Prometheus gauges `engine`'s server exports for the thresholds (its EngineEntry.metrics: running,
+    kv_cache_usage, waiting and their source), or None where kvplan knows none."""
+    entry = registry.lookup(engine)
+    return None if entry is None else entry.metrics
 
 
 @dataclass(frozen=True)
@@ -219,7 +209,7 @@ def fleet(
     rate: float,
     ttft_slo_ms: float,
     tpot_slo_ms: float,
-    engine: str = "vllm",
+    engine: str = registry.DEFAULT_ENGINE,
     tp: int = 1,
     weights: str = "bf16",
     kv_dtype: str = "auto",
@@ -320,7 +310,7 @@ def fleet(
             f"--weights {weights} sets the weight bytes of the TPOT estimate; the KV capacity counts the checkpoint's "
             f"weights as stored ({serve.weights_source}): plan a quantized checkpoint to size its KV cache"
         )
-    if serve.engine not in ENGINE_METRICS:
+    if engine_metrics(serve.engine) is None:
         notes.append(f"no metric names for {serve.engine}: the autoscaling thresholds are given without them")
     if workload.requests == 1:
         notes.append(f"workload {workload.name!r} is one fixed shape ({workload.source}), not a distribution")
@@ -457,7 +447,7 @@ def fleet(
             needed=round(needed, 3),
         )
     usage = round(min(1.0, c / decode_kv), 4)
-    names = ENGINE_METRICS.get(serve.engine)
+    names = engine_metrics(serve.engine)
     thresholds = {
         "metrics": None if names is None else {k: names[k] for k in ("running", "kv_cache_usage", "waiting")},
         "metrics_source": None if names is None else names["source"],

@@ -342,10 +342,12 @@ def test_a_price_file_replaces_the_table(tmp_path):
 
 
 def test_engine_metric_names_are_the_engines_own():
-    """Every name in ENGINE_METRICS is registered by its engine, on the line its source cites."""
-    from kvplan.planning.fleet import ENGINE_METRICS
+    """Every engine's EngineEntry.metrics name is registered by that engine, on the line its source cites."""
+    from kvplan.engines import registry
 
-    for engine, names in ENGINE_METRICS.items():
+    with_metrics = {e.name: e.metrics for e in registry.entries() if e.metrics is not None}
+    assert set(with_metrics) == {"vllm", "sglang"}
+    for engine, names in with_metrics.items():
         known = json.loads((FIXTURES / "engine_metrics" / f"{engine}.json").read_text())["metrics"]
         for role in ("running", "kv_cache_usage", "waiting"):
             line = known[names[role]]["line"]
