@@ -894,6 +894,18 @@ def recommend(
             show_default=False,
         ),
     ] = None,
+    speculative_config: Annotated[
+        Optional[str],
+        typer.Option(
+            "--speculative-config",
+            help="Speculative decoding, as vLLM's --speculative-config JSON: "
+            '\'{"method": "mtp", "num_speculative_tokens": 3}\', or eagle / eagle3 / draft_model / dflash with '
+            '"model" (a catalog name or config path) and ngram. The same JSON for every engine (SGLang\'s EAGLE/NEXTN '
+            "options: write them this way); vLLM's rules add the drafter's KV layers, Mamba speculative slots and "
+            "weights; other engines note that the drafter is left out.",
+            show_default=False,
+        ),
+    ] = None,
     emit: Annotated[
         Optional[str],
         typer.Option(
@@ -955,6 +967,7 @@ def recommend(
         async_scheduling=on_off("--async-scheduling", async_scheduling),
         assume_llama=assume_llama,
         quantization=quantization,
+        speculative_config=speculative_config,
     )
     if json_out:
         render.print_json(rec.to_dict())

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from kvplan.core.units import DtypeDisplay, format_bytes, parse_size, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, EngineEntry, Request
+from kvplan.engines.base import Speculative
 from kvplan.engines.llamacpp import DEFAULT_UBATCH
 from kvplan.engines.registry import (
     canonical_engine,
@@ -47,10 +48,12 @@ from kvplan.engines.serving import (
     FitInputs,
     FlagInputs,
     ServingModel,
+    SpeculativeInputs,
     Startup,
     StartupInputs,
 )
 from kvplan.engines.sizing import fullest_stage, gpu_kv
+from kvplan.engines.vllm import parse_speculative_config
 from kvplan.errors import KvplanError, Text, UsageError, placeholder
 from kvplan.planning.requests import above_model_limit, make_request, optional_positive, positive_int
 from kvplan.planning.resolved import ModelRef, ResolvedModel, resolve
@@ -120,6 +123,7 @@ class Recommendation(DtypeDisplay):
     # the multimodal encoders and projectors per GPU, beside weights_bytes (0: none; None: a wrapper kvplan does not
     # count, or figures that hold them already: safetensors sizes, --weights-bytes)
     multimodal_weights_bytes: int | None = 0
+    speculative: Speculative | None = None  # the speculative-decoding setup as the engine runs it (None: none)
 
     def to_dict(self) -> dict[str, Any]:
         names = {"model_dtype": "dtype", "cache_dtype": "kv_dtype"}
@@ -129,7 +133,22 @@ class Recommendation(DtypeDisplay):
         data["throughput_bounds"] = [dict(row) for row in self.throughput_bounds]
         data["throughput_assumptions"] = list(self.throughput_assumptions)
         data["log_lines"] = list(self.log_lines)
+        data["speculative"] = speculative_summary(self.speculative)
         return {"schema": SCHEMA, **data}
+
+
+def speculative_summary(spec: Speculative | None) -> dict[str, Any] | None:
+    """The speculative setup of a plan as its JSON says it: method, tokens, draft model, the drafter's KV layers and
+    weights (whole drafter; null: not counted)."""
+    if spec is None:
+        return None
+    return {
+        "method": spec.method,
+        "num_speculative_tokens": spec.num_speculative_tokens,
+        "model": spec.model,
+        "draft_kv_layers": len(spec.draft_caches),
+        "draft_weights_bytes": spec.draft_weights,
+    }
 
 
 # ------------------------------------------------------------------------------------------- stage inputs
@@ -164,6 +183,7 @@ class _Options:
     async_scheduling: bool | None
     assume_llama: bool
     quantization: str | None = None
+    speculative_config: str | dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +202,7 @@ class _Inputs:
     release: str | None = None
     release_source: str | None = None
     gpus: int = 1  # --gpus, else tp x pp
+    speculative: Speculative | None = None  # the setup given, parsed (its drafter resolved in `_model`)
 
 
 @dataclass(frozen=True)
@@ -317,7 +338,8 @@ def _validate(o: _Options) -> _Inputs:
     kv_memory = None if o.kv_memory is None else parse_size(o.kv_memory)
     # the release modelled: a bad --vllm-version is refused before the model is read
     release, source = entry.release(o.vllm_version) if entry.release is not None else (None, None)
-    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source, gpus)
+    speculative = None if o.speculative_config is None else parse_speculative_config(o.speculative_config)
+    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source, gpus, speculative)
 
 
 def _model(model: ModelRef, i: _Inputs) -> _Model:
@@ -349,6 +371,8 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
         async_scheduling=o.async_scheduling,
         compute_capability=i.profile.compute_capability,
     )
+    if i.speculative is not None:  # the drafter as the engine runs it, which its storage rules read
+        request = replace(request, speculative=_speculative(i, resolved, request.model_dtype))
     weights: int | None
     source: str | None
     if o.weights_bytes is not None:
@@ -365,6 +389,24 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
     # safetensors' sizes and a --weights-bytes hold them already
     encoders = resolved.encoder_weights(request.model_dtype) if source == "analytic" else 0
     return _Model(resolved, request, weights, source, encoders)
+
+
+def _speculative(i: _Inputs, resolved: ResolvedModel, model_dtype: str) -> Speculative:
+    """The speculative setup given, as the planned engine runs it (ServingModel.speculative), with the draft model it
+    names read when kvplan can (a catalog name, a path or a Hub id; unreadable: the engine's notes say the drafter is
+    not counted)."""
+    setup = i.speculative
+    assert setup is not None
+    draft: dict[str, Any] = {}
+    if setup.model is not None:
+        try:
+            d = resolve(setup.model, offline=i.options.offline)
+            weights, source = d.weights(model_dtype)
+            draft = dict(draft_config=d.config, draft_shape=d.shape, draft_weights=weights)
+            draft["draft_weights_source"] = f"{d.name} ({source or 'not counted'})"
+        except KvplanError as exc:
+            draft = dict(draft_error=str(exc))
+    return i.serving.speculative(SpeculativeInputs(setup, resolved.config, resolved.shape, model_dtype, **draft))
 
 
 def _context(i: _Inputs, m: _Model) -> _Context:
@@ -415,6 +457,7 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
         cudagraph_profiling=o.cudagraph_profiling,
         model_dtype=c.model.model_dtype,
         encoder_weights=c.model.encoder_weights or 0,
+        speculative=c.model.request.speculative,
     )
 
 
@@ -529,6 +572,14 @@ def _notes(c: _Context) -> list[str]:
         )
     if c.release is not None and c.inputs.entry.release_notes is not None:
         notes += c.inputs.entry.release_notes(c.release, c.inputs.release_source or "given")
+    spec = c.model.request.speculative
+    if spec is not None:
+        notes += list(spec.notes)
+        if c.inputs.pp > 1 and spec.draft_caches:
+            notes.append(
+                "the drafter's KV layers are planned on the fullest pipeline stage (vLLM builds the drafter at "
+                "pipeline_parallel_size 1)"
+            )
     return notes + c.serving.notes(c.model.model_dtype, c.model.weights_source)
 
 
@@ -620,6 +671,7 @@ def _flags(c: _Context, out: _Outcome) -> dict[str, str]:
             max_num_seqs_given=c.options.max_num_seqs is not None,
             full_length_seqs=out.full_length,
             quantization=c.options.quantization,
+            speculative=c.model.request.speculative,
         )
         flags[entry.flag_key] = entry.serving.command(inputs)  # type: ignore[union-attr]
     return flags
@@ -724,6 +776,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         startup_rule="" if started is None else started.rule,
         startup_fix={} if started is None else dict(started.fix),
         log_lines=() if started is None else started.log_lines,
+        speculative=m.request.speculative,
     )
 
 
@@ -767,6 +820,7 @@ def recommend(
     async_scheduling: bool | None = None,
     assume_llama: bool = False,
     quantization: str | None = None,
+    speculative_config: str | dict[str, Any] | None = None,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -786,7 +840,10 @@ def recommend(
     unknown model_type llama-like even where its config signals another cache (refused otherwise; notes say so).
     quantization is the engine's online quantization of an unquantized checkpoint (vLLM `--quantization
     fp8_per_tensor`, `fp8`, ...: kvplan.weights.stored.ONLINE_QUANTIZATIONS): the weights are counted as quantized
-    at load.
+    at load. speculative_config is vLLM's `--speculative-config` (a JSON string or a mapping: method,
+    num_speculative_tokens, model), taken in the same spelling for every engine; the planned engine's rules add the
+    drafter's KV layers, speculative state slots and weights where kvplan models them (vLLM), and say what is left
+    out (kvplan.engines.vllm.speculative_rules).
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)
