@@ -1344,7 +1344,12 @@ def parse_speculative_config(value: Any) -> Speculative:
     if method is None and model is not None:
         method = "draft_model"  # vLLM infers the method from the draft's name; kvplan takes it as a draft model
     if not isinstance(method, str) or method not in SPECULATIVE_METHODS:
-        raise bad("unknown method {m!r} (vLLM {v} has {ms})", m=method, v=NEWEST_VLLM, ms=", ".join(sorted(SPECULATIVE_METHODS)))
+        raise bad(
+            "unknown method {m!r} (vLLM {v} has {ms})",
+            m=method,
+            v=NEWEST_VLLM,
+            ms=", ".join(sorted(SPECULATIVE_METHODS)),
+        )
     tokens = data.get("num_speculative_tokens")
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens <= 0:
         raise bad("num_speculative_tokens must be a positive integer, got {t!r}", t=tokens)
@@ -1374,7 +1379,11 @@ def _mtp_draft(s: SpeculativeInputs) -> Speculative:
     count = cfg.get(key) or s.config.get(key)
     if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
         raise UsageError(
-            Text("{speculative_config}: method mtp needs MTP layers, and this {t} config has no `{k}`", t=model_type, k=key),
+            Text(
+                "{speculative_config}: method mtp needs MTP layers, and this {t} config has no `{k}`",
+                t=model_type,
+                k=key,
+            ),
             hint="use a checkpoint with MTP layers, or another speculative method",
             field="speculative_config",
         )
@@ -1880,13 +1889,13 @@ CONFIG = ConfigVocabulary(
         "kv_cache_memory": "kv_cache_memory",
         "max_num_batched_tokens": "max_num_batched_tokens",
         "quantization": "quantization",
+        "speculative_config": "speculative_config",
     },
     memory_keys=(
         "cpu_offload_gb",
         "swap_space",
         "enforce_eager",
         "num_gpu_blocks_override",
-        "speculative_config",
         "max_seq_len_to_capture",
         "cuda_graph_sizes",
         "compilation_config",

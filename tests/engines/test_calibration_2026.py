@@ -137,8 +137,8 @@ SKIPPED = {
     "vllm-recipes-906-glm53-flash-4xh200-tp4-seqs512": "no config for zai-org/GLM-5.3-Flash",
     "nemo-rl-2620-nemotron-nano-v2-12b-nightly": "no config for nvidia/NVIDIA-Nemotron-Nano-12B-v2 (a nemotron_h "
     "model); failed start: only the Mamba block bound (658) is printed, no KV memory, GPU, version or TP",
-    "vllm-51041-dsv4-flash-preview-2xh20-tp2-0.26.0": _NO_V4_STORAGE + "; MTP draft (num_speculative_tokens not stated)",
-    "vllm-51041-dsv4-flash-0731-2xh20-tp2-0.26.0": _NO_V4_STORAGE + "; MTP draft (num_speculative_tokens not stated)",
+    "vllm-51041-dsv4-flash-preview-2xh20-tp2-0.26.0": _NO_V4_STORAGE + "; MTP n not stated",
+    "vllm-51041-dsv4-flash-0731-2xh20-tp2-0.26.0": _NO_V4_STORAGE + "; MTP n not stated",
     "vllm-45178-minimax-m25-nvfp4-b200-dep2-cg-estimate-on": "no KV memory, TP, version or max_model_len printed",
     "vllm-45178-minimax-m25-nvfp4-b200-dep2-cg-estimate-off": "no KV memory, TP, version or max_model_len printed",
     "vllm-50780-qwen35-122b-a10b-int4-sm120-0.23.x": "no KV memory, GPU, TP or max_model_len printed",
