@@ -12,7 +12,8 @@ Inputs are frozen dataclasses (`BudgetInputs`, `FitInputs`, `FlagInputs`). Pure 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from kvplan.core import specs as L
@@ -87,7 +88,8 @@ class BudgetInputs:
 @dataclass(frozen=True)
 class SpeculativeInputs:
     """What an engine's speculative-decoding rules read: the setup given (`setup`: method, tokens, draft model
-    named), the target's config and shape, the dtype the model runs in, and the draft model named in the setup
+    named), the target's config and shape, the dtype the model runs in, `layer_params(i)` (the parameters of the
+    target's decoder layer i, kvplan.weights.tensors; None: not countable), and the draft model named in the setup
     when kvplan could read its config (`draft_config`, `draft_shape`, `draft_weights` with `draft_weights_source`;
     None: no draft named, or it could not be read, `draft_error` says why)."""
 
@@ -95,6 +97,7 @@ class SpeculativeInputs:
     config: dict[str, Any]
     shape: ModelShape
     model_dtype: str
+    layer_params: Callable[[int], int | None] = field(default=lambda index: None, compare=False)
     draft_config: dict[str, Any] | None = None
     draft_shape: ModelShape | None = None
     draft_weights: int | None = None

@@ -1411,16 +1411,11 @@ def _mtp_draft(s: SpeculativeInputs) -> Speculative:
 
 
 def _mtp_weights(s: SpeculativeInputs, index: int, count: int, per_layer: bool) -> tuple[int | None, str]:
-    """Parameters of `count` copies of decoder layer `index` (kvplan.weights.tensors) plus the 2h x h projection
-    of [embedding, hidden] and three h-wide norms (once, or per MTP layer), at the model dtype."""
-    from kvplan.weights.tensors import weight_tensors
-
-    try:
-        tensors = weight_tensors(s.config)
-    except READ_ERRORS:
-        return None, "the MTP layers' weights are not counted (the config's layers cannot be read)"
-    marker = f".layers.{index}."
-    layer = sum(t.numel for t in tensors if marker in t.name)
+    """Parameters of `count` copies of decoder layer `index` (SpeculativeInputs.layer_params) plus the 2h x h
+    projection of [embedding, hidden] and three h-wide norms (once, or per MTP layer), at the model dtype."""
+    layer = s.layer_params(index)
+    if not layer:
+        return None, "the MTP layers' weights are not counted (the config's layers cannot be counted)"
     hidden = s.shape.hidden_size
     glue = 2 * hidden * hidden + 3 * hidden
     params = count * layer + (count if per_layer else 1) * glue

@@ -54,7 +54,7 @@ from kvplan.engines.serving import (
 )
 from kvplan.engines.sizing import fullest_stage, gpu_kv
 from kvplan.engines.vllm import parse_speculative_config
-from kvplan.errors import KvplanError, Text, UsageError, placeholder
+from kvplan.errors import READ_ERRORS, KvplanError, Text, UsageError, placeholder
 from kvplan.planning.requests import above_model_limit, make_request, optional_positive, positive_int
 from kvplan.planning.resolved import ModelRef, ResolvedModel, resolve
 
@@ -406,7 +406,19 @@ def _speculative(i: _Inputs, resolved: ResolvedModel, model_dtype: str) -> Specu
             draft["draft_weights_source"] = f"{d.name} ({source or 'not counted'})"
         except KvplanError as exc:
             draft = dict(draft_error=str(exc))
-    return i.serving.speculative(SpeculativeInputs(setup, resolved.config, resolved.shape, model_dtype, **draft))
+
+    def layer_params(index: int) -> int | None:  # the parameters of decoder layer `index` (MTP layers copy one)
+        from kvplan.weights.tensors import weight_tensors
+
+        try:
+            tensors = resolved.memo("weight_tensors", lambda: weight_tensors(resolved.config))
+        except READ_ERRORS:
+            return None
+        marker = f".layers.{index}."
+        return sum(t.numel for t in tensors if marker in t.name) or None
+
+    inputs = SpeculativeInputs(setup, resolved.config, resolved.shape, model_dtype, layer_params, **draft)
+    return i.serving.speculative(inputs)
 
 
 def _context(i: _Inputs, m: _Model) -> _Context:
