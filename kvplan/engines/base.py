@@ -30,6 +30,7 @@ class Speculative:
     method: str
     num_speculative_tokens: int
     model: str | None = None
+    draft_tp: int | None = None  # vLLM's draft_tensor_parallel_size (None: the target's TP)
     draft_caches: tuple[L.Layer, ...] = ()
     draft_weights: int | None = None
     weights_source: str = ""
@@ -43,6 +44,8 @@ class Speculative:
         if self.model:
             data["model"] = self.model
         data["num_speculative_tokens"] = self.num_speculative_tokens
+        if self.draft_tp is not None:
+            data["draft_tensor_parallel_size"] = self.draft_tp
         return json.dumps(data, separators=(", ", ": "))
 
 

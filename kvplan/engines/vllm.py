@@ -1357,7 +1357,10 @@ def parse_speculative_config(value: Any) -> Speculative:
         raise bad("model must be a name or path, got {m!r}", m=model)
     if method in _DRAFT_METHODS and model is None:
         raise bad("method {m} needs the draft checkpoint (`model`)", m=method)
-    return Speculative(method, tokens, model.strip() if isinstance(model, str) else None)
+    draft_tp = data.get("draft_tensor_parallel_size")
+    if draft_tp is not None and (isinstance(draft_tp, bool) or not isinstance(draft_tp, int) or draft_tp <= 0):
+        raise bad("draft_tensor_parallel_size must be a positive integer, got {t!r}", t=draft_tp)
+    return Speculative(method, tokens, model.strip() if isinstance(model, str) else None, draft_tp)
 
 
 def _mtp_draft(s: SpeculativeInputs) -> Speculative:
@@ -1442,6 +1445,11 @@ def speculative_rules(s: SpeculativeInputs) -> Speculative:
             f"speculative decoding: each Mamba-style layer holds {out.num_speculative_tokens} state page(s) more per "
             "request and its convolution state as many columns more (model_executor/layers/mamba/abstract.py:86-90, "
             "mamba_utils.py)"
+        )
+    if out.draft_tp is not None:
+        notes.append(
+            f"draft_tensor_parallel_size {out.draft_tp} is not modelled: kvplan splits the drafter's weights and KV "
+            "heads at the target's TP (vLLM's default, config/speculative.py:1849-1870)"
         )
     notes.append(
         "speculative decoding: the drafter's share of the activation peak and of the CUDA-graph pool is not modelled"
@@ -1535,7 +1543,7 @@ class VllmServing(ServingModel):
                     "speculative_draft_weights",
                     -(spec.draft_weights // b.tp),
                     f"the {spec.method} drafter's weights: {spec.weights_source} / tp {b.tp} (the drafter runs at the "
-                    "target's TP unless draft_tensor_parallel_size says otherwise: config/speculative.py)",
+                    "target's TP by default: config/speculative.py:1849-1870)",
                 )
             )
         if b.encoder_weights:
