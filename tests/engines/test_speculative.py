@@ -11,6 +11,7 @@ import textwrap
 from dataclasses import replace
 
 import pytest
+from test_serve_commands import check_command
 from typer.testing import CliRunner
 
 from kvplan.checking.engine_configs import load_engine_config
@@ -26,7 +27,6 @@ from kvplan.errors import ConfigError, UsageError
 from kvplan.planning.recommend import recommend
 
 from conftest import load_config
-from test_serve_commands import check_command
 
 QWEN36 = "nvidia__Qwen3.6-27B-NVFP4"  # 48 gated-DeltaNet + 16 full-attention layers, mtp_num_hidden_layers 1
 MTP3 = '{"method": "mtp", "num_speculative_tokens": 3}'
