@@ -1270,6 +1270,10 @@ def mxfp4_moe_padding(config: dict[str, Any], tp: int, compute_capability: str |
 # - the drafter's weights: MTP layers are loaded only with method mtp (kvplan's weight count, like transformers,
 #   leaves them out), the embeddings and LM head shared with the target at PP 1
 #   (v1/spec_decode/llm_base_proposer.py:1466-1470 and :1549-1555); a draft model's whole checkpoint.
+# Read and left out: sliding windows keep num_prefill_lookahead_tokens - 1 tokens more for multi-module MTP
+# (v1/core/kv_cache_planning.py:1634-1641, config/vllm.py:654-675, config/speculative.py:2188-2194), and none of
+# the MTP drafters kvplan models has more than one module (num_nextn_predict_layers 1); the scheduler's
+# num_lookahead_tokens (config/vllm.py:625-652) reserve slots at run time, past the start-up capacity check.
 
 # vLLM 0.33.0 config/speculative.py:38-85 (SpeculativeMethod, MTPModelTypes, EagleModelTypes)
 SPECULATIVE_METHODS = frozenset(
@@ -1899,6 +1903,9 @@ CONFIG = ConfigVocabulary(
         "swap_space",
         "enforce_eager",
         "num_gpu_blocks_override",
+        "spec_method",  # vLLM 0.33's --spec-method / --spec-model / --spec-tokens (engine/arg_utils.py:1869-1872)
+        "spec_model",
+        "spec_tokens",
         "max_seq_len_to_capture",
         "cuda_graph_sizes",
         "compilation_config",

@@ -282,3 +282,14 @@ def test_check_counts_the_drafter_in_the_needed_kv(tmp_path):
     rec = spec.recommendation
     assert spec.needed_kv_bytes == rec.kv_bytes_per_request > plain.needed_kv_bytes
     assert replace(rec.speculative, notes=()).method == "mtp"
+
+
+def test_emitted_vllm_config_reads_back_with_the_same_drafter(tmp_path):
+    """--emit vllm-config writes the command's --speculative-config; check --engine-config reads it back."""
+    out = tmp_path / "serve.yaml"
+    args = ["recommend", "meta-llama/Llama-3.1-8B", "-g", "h100-sxm-80gb", "--offline", "--max-model-len", "8192"]
+    args += ["--speculative-config", '{"method": "ngram", "num_speculative_tokens": 3}', "--emit", "vllm-config"]
+    result = runner.invoke(app, [*args, "--emit-file", str(out)])
+    assert result.exit_code == 0, result.output
+    dep = load_engine_config(out, kind="vllm", gpu="h100-sxm-80gb")
+    assert json.loads(dep.speculative_config) == {"method": "ngram", "num_speculative_tokens": 3}
