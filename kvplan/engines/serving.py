@@ -88,8 +88,10 @@ class BudgetInputs:
 @dataclass(frozen=True)
 class SpeculativeInputs:
     """What an engine's speculative-decoding rules read: the setup given (`setup`: method, tokens, draft model
-    named), the target's config and shape, the dtype the model runs in, `layer_params(i)` (the parameters of the
-    target's decoder layer i, kvplan.weights.tensors; None: not countable), and the draft model named in the setup
+    named), the target's config and shape, the dtype the model runs in, `stored_bytes(copies, extra)` (bytes as the
+    target's checkpoint stores copies of its decoder layers, each `(layer index, module prefix it is stored
+    under)`, plus `extra` tensors `(name, shape, role)`: kvplan.weights; None: not countable), and the draft model
+    named in the setup
     when kvplan could read its config (`draft_config`, `draft_shape`, `draft_weights` with `draft_weights_source`;
     None: no draft named, or it could not be read, `draft_error` says why)."""
 
@@ -97,7 +99,9 @@ class SpeculativeInputs:
     config: dict[str, Any]
     shape: ModelShape
     model_dtype: str
-    layer_params: Callable[[int], int | None] = field(default=lambda index: None, compare=False)
+    stored_bytes: Callable[[list[tuple[int, str]], list[tuple[str, tuple[int, ...], str]]], int | None] = field(
+        default=lambda copies, extra: None, compare=False
+    )
     draft_config: dict[str, Any] | None = None
     draft_shape: ModelShape | None = None
     draft_weights: int | None = None

@@ -1293,34 +1293,42 @@ SPECULATIVE_METHODS = frozenset(
 )
 _NO_DRAFTER = frozenset({"ngram", "ngram_gpu", "suffix"})  # drafts from the prompt: no draft layers or weights
 _DRAFT_METHODS = frozenset({"draft_model", "eagle", "eagle3", "dflash"})  # a draft checkpoint (`model`)
-# target model_type -> (the config key of its MTP layer count, the fc/eh_proj + norms are per MTP layer, source)
-_MTP_DRAFTS: dict[str, tuple[str, bool, str]] = {
+# target model_type -> (the config key of its MTP layer count and vLLM's default when the config has none (None:
+# vLLM reads it unconditionally), how the checkpoint names MTP layer k (`{k}`; `{n_k}`: num_hidden_layers + k), the
+# fc / eh_proj and norms each MTP layer has (None: one set for all, under `shared`), source)
+_QWEN_MTP = ("mtp.layers.{k}", None, "mtp")  # vLLM remaps mtp.* to model.* (qwen3_5_mtp.py:308-313)
+_DEEPSEEK_MTP = ("model.layers.{n_k}", "model.layers.{n_k}", None)  # the layer after the last decoder layer
+_MTP_DRAFTS: dict[str, tuple[str, int | None, tuple[str, str | None, str | None], str]] = {
     **dict.fromkeys(
         ("qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text"),
         (
             "mtp_num_hidden_layers",
-            False,
-            "config/speculative.py:987-1007, model_executor/models/qwen3_5_mtp.py:82 and :119-125 "
-            "(full_attention Qwen3_5DecoderLayer)",
+            1,  # getattr(config, "mtp_num_hidden_layers", 1), qwen3_5_mtp.py:82
+            _QWEN_MTP,
+            "config/speculative.py:987-1007, model_executor/models/qwen3_5_mtp.py:82, :98-105, :119-125 "
+            "(full_attention Qwen3_5DecoderLayer) and :135-141",
         ),
     ),
     "qwen3_next": (
         "num_nextn_predict_layers",
-        False,
-        "config/speculative.py:909-913, model_executor/models/qwen3_next_mtp.py:63 and :90-95",
+        1,  # getattr(config, "num_nextn_predict_layers", 1), qwen3_next_mtp.py:63
+        _QWEN_MTP,
+        "config/speculative.py:909-913, model_executor/models/qwen3_next_mtp.py:63, :79-95 and :108-113",
     ),
     **dict.fromkeys(
         ("deepseek_v3", "deepseek_v32", "glm_moe_dsa"),
         (
             "num_nextn_predict_layers",
-            True,
-            "config/speculative.py:749-763, model_executor/models/deepseek_mtp.py:87, :106 and :152",
+            None,
+            _DEEPSEEK_MTP,
+            "config/speculative.py:749-763, model_executor/models/deepseek_mtp.py:85-87, :106 and :152",
         ),
     ),
     "glm4_moe": (
         "num_nextn_predict_layers",
-        True,
-        "config/speculative.py:852-859, model_executor/models/glm4_moe_mtp.py:92 and :98",
+        None,
+        _DEEPSEEK_MTP,
+        "config/speculative.py:852-859, model_executor/models/glm4_moe_mtp.py:92-98",
     ),
 }
 
@@ -1382,8 +1390,11 @@ def _mtp_draft(s: SpeculativeInputs) -> Speculative:
                 "weights are left out",
             ),
         )
-    key, per_layer, source = rule
-    count = cfg.get(key) or s.config.get(key)
+    key, default, naming, source = rule
+    count = cfg.get(key, s.config.get(key))
+    given = f"{key} = {count}"
+    if count is None and default is not None:
+        count, given = default, f"{key} not in the config: vLLM's default {default}"
     if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
         raise UsageError(
             Text(
@@ -1404,34 +1415,50 @@ def _mtp_draft(s: SpeculativeInputs) -> Speculative:
             field="speculative_config",
         )
     layer = tuple(c for c in s.shape.layers[index] if c.kind in (L.FULL, L.MLA))
-    weights, weights_source = _mtp_weights(s, index, count, per_layer)
+    weights, weights_source = _mtp_weights(s, index, count, naming)
     return replace(
         setup,
         draft_caches=layer * count,
         draft_weights=weights,
         weights_source=weights_source,
         notes=(
-            f"MTP draft: {count} decoder layer(s) shaped like layer {index} join the KV cache ({key} = {count}; "
+            f"MTP draft: {count} decoder layer(s) shaped like layer {index} join the KV cache ({given}; "
             f"vllm-0.33.0 {source})",
         ),
     )
 
 
-def _mtp_weights(s: SpeculativeInputs, index: int, count: int, per_layer: bool) -> tuple[int | None, str]:
-    """Parameters of `count` copies of decoder layer `index` (SpeculativeInputs.layer_params) plus the 2h x h
-    projection of [embedding, hidden] and three h-wide norms (once, or per MTP layer), at the model dtype."""
-    layer = s.layer_params(index)
-    if not layer:
+def _mtp_weights(
+    s: SpeculativeInputs, index: int, count: int, naming: tuple[str, str | None, str | None]
+) -> tuple[int | None, str]:
+    """`count` copies of decoder layer `index` plus, per MTP layer or once, the 2h x h projection of [embedding,
+    hidden] (fc / eh_proj) and three h-wide norms, priced as the checkpoint stores tensors of the MTP layers' names
+    (its quantization_config and ignore lists: nvidia's NVFP4 Qwen3.6 leaves `mtp*` in bf16, DeepSeek-V3's fp8
+    blocks cover them); the embeddings and LM head are the target's (v1/spec_decode/llm_base_proposer.py:1466-1470,
+    :1549-1555)."""
+    layers, per_layer, shared = naming
+    n, h = s.shape.num_layers, s.shape.hidden_size
+    copies = [(index, layers.format(k=k, n_k=n + k)) for k in range(count)]
+    glue = [per_layer.format(n_k=n + k) for k in range(count)] if per_layer else [shared or "mtp"]
+    extra: list[tuple[str, tuple[int, ...], str]] = []
+    for prefix in glue:
+        fc = "eh_proj" if per_layer else "fc"
+        norms = (
+            ("enorm", "hnorm", "shared_head.norm")
+            if per_layer
+            else ("norm", "pre_fc_norm_hidden", "pre_fc_norm_embedding")
+        )
+        extra.append((f"{prefix}.{fc}.weight", (h, 2 * h), "linear"))
+        extra += [(f"{prefix}.{norm}.weight", (h,), "norm") for norm in norms]
+    nbytes = s.stored_bytes(copies, extra)
+    if not nbytes:
         return None, "the MTP layers' weights are not counted (the config's layers cannot be counted)"
-    hidden = s.shape.hidden_size
-    glue = 2 * hidden * hidden + 3 * hidden
-    params = count * layer + (count if per_layer else 1) * glue
-    nbytes = int(params * DTYPE_BYTES[s.model_dtype])
     return nbytes, (
-        f"{count} x decoder layer {index} ({layer:,} params) + the 2h x h projection and 3 norms "
-        f"({'per layer' if per_layer else 'once'}), unquantized at {short_dtype(s.model_dtype)} (MTP layers often ship "
-        "unquantized, e.g. `ignore: mtp*`); embeddings and LM head shared with the target "
-        "(v1/spec_decode/llm_base_proposer.py:1466-1470, :1549-1555)"
+        f"{count} x decoder layer {index} as {copies[0][1]}"
+        + (" ..." if count > 1 else "")
+        + f" + the 2h x h {'eh_proj' if per_layer else 'fc'} and 3 norms, as the checkpoint's quantization_config "
+        "stores them; embeddings and LM head shared with the target (v1/spec_decode/llm_base_proposer.py:1466-1470, "
+        ":1549-1555)"
     )
 
 

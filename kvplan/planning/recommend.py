@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from math import floor
 from typing import TYPE_CHECKING, Any
 
-from kvplan.core.units import DtypeDisplay, format_bytes, parse_size, short_dtype
+from kvplan.core.units import DTYPE_BYTES, DtypeDisplay, format_bytes, parse_size, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, EngineEntry, Request
 from kvplan.engines.base import Speculative
 from kvplan.engines.llamacpp import DEFAULT_UBATCH
@@ -407,17 +407,27 @@ def _speculative(i: _Inputs, resolved: ResolvedModel, model_dtype: str) -> Specu
         except KvplanError as exc:
             draft = dict(draft_error=str(exc))
 
-    def layer_params(index: int) -> int | None:  # the parameters of decoder layer `index` (MTP layers copy one)
-        from kvplan.weights.tensors import weight_tensors
+    def stored_bytes(copies: list[tuple[int, str]], extra: list[tuple[str, tuple[int, ...], str]]) -> int | None:
+        """Copies of decoder layers (index, the module prefix they are stored under) and extra tensors, priced as
+        the checkpoint's quantization_config stores tensors of those names (kvplan.weights.stored)."""
+        from kvplan.weights.stored import tensors_bytes
+        from kvplan.weights.tensors import Tensor, weight_tensors
 
         try:
             tensors = resolved.memo("weight_tensors", lambda: weight_tensors(resolved.config))
+            renamed = []
+            for index, prefix in copies:
+                marker = f".layers.{index}."
+                layer = [t for t in tensors if marker in t.name]
+                if not layer:
+                    return None
+                renamed += [t._replace(name=prefix + "." + t.name.split(marker, 1)[1]) for t in layer]
+            renamed += [Tensor(name, shape, role) for name, shape, role in extra]
+            return tensors_bytes(resolved.config, renamed, int(DTYPE_BYTES[model_dtype]))
         except READ_ERRORS:
             return None
-        marker = f".layers.{index}."
-        return sum(t.numel for t in tensors if marker in t.name) or None
 
-    inputs = SpeculativeInputs(setup, resolved.config, resolved.shape, model_dtype, layer_params, **draft)
+    inputs = SpeculativeInputs(setup, resolved.config, resolved.shape, model_dtype, stored_bytes, **draft)
     return i.serving.speculative(inputs)
 
 
@@ -589,8 +599,8 @@ def _notes(c: _Context) -> list[str]:
         notes += list(spec.notes)
         if c.inputs.pp > 1 and spec.draft_caches:
             notes.append(
-                "the drafter's KV layers are planned on the fullest pipeline stage (vLLM builds the drafter at "
-                "pipeline_parallel_size 1)"
+                "the drafter's KV layers are planned on the fullest pipeline stage (vLLM builds the drafter on the "
+                "last stage, at pipeline_parallel_size 1)"
             )
     return notes + c.serving.notes(c.model.model_dtype, c.model.weights_source)
 

@@ -130,13 +130,16 @@ def test_all_mode_adds_the_speculative_blocks_from_0_24():
 
 def test_mtp_of_a_model_kvplan_has_not_read_is_a_note_and_one_without_mtp_layers_an_error():
     """The MTP drafters read are vLLM's for Qwen3.5/3.6, Qwen3-Next, DeepSeek-V3/V3.2 and GLM-4.5
-    (config/speculative.py hf_config_override); another model's is said to be left out, and a config without
-    MTP layers cannot draft with method mtp."""
+    (config/speculative.py hf_config_override); another model's is said to be left out. Qwen3-Next's config names
+    no MTP layer count: vLLM builds getattr(config, "num_nextn_predict_layers", 1) (qwen3_next_mtp.py:63); a
+    DeepSeek config without num_nextn_predict_layers cannot draft with method mtp (deepseek_mtp.py:152)."""
+    _, spec = _spec("Qwen__Qwen3-Next-80B-A3B", MTP3)
+    assert len(spec.draft_caches) == 1 and "vLLM's default 1" in spec.notes[0]
     _, spec = _spec("google__gemma-3-27b-it", MTP3)
     assert spec.draft_caches == () and "is not modelled" in spec.notes[0]
-    with pytest.raises(UsageError, match="has no `mtp_num_hidden_layers`"):
-        config = load_config(QWEN36)
-        config["text_config"].pop("mtp_num_hidden_layers")
+    with pytest.raises(UsageError, match="has no `num_nextn_predict_layers`"):
+        config = load_config("deepseek-ai__DeepSeek-V3")
+        config.pop("num_nextn_predict_layers")  # deepseek_mtp.py:152 reads it unconditionally
         shape = model_shape(config)
         ENTRY.serving.speculative(  # type: ignore[union-attr]
             SpeculativeInputs(parse_speculative_config(MTP3), config, shape, shape.dtype)
@@ -188,8 +191,25 @@ def test_mtp_weights_are_the_mtp_layer_at_the_model_dtype():
     attention = hidden * 24 * 256 * 2 + 2 * hidden * 4 * 256 + 24 * 256 * hidden + 2 * 256  # q (gated), k, v, o, norms
     mlp = 3 * hidden * 17408
     layer = attention + mlp + 2 * hidden
-    assert -term.bytes == (layer + 2 * hidden * hidden + 3 * hidden) * 2 // 2  # bf16, / TP 2
+    # bf16, / TP 2: the NVFP4 checkpoint leaves `mtp*` unquantized (its quantization_config `ignore`)
+    assert -term.bytes == (layer + 2 * hidden * hidden + 3 * hidden) * 2 // 2
     assert rec.to_dict()["speculative"]["draft_kv_layers"] == 1
+
+
+def test_mtp_weights_follow_the_checkpoints_quantization():
+    """DeepSeek-V3's MTP layer (model.layers.61, deepseek_mtp.py:152 and :527) is stored in the checkpoint's fp8
+    blocks like the others: about one byte per parameter plus fp32 scales, not the model dtype's two."""
+    rec = recommend(
+        "deepseek-ai/DeepSeek-V3",
+        gpu_profile="h100-sxm-80gb",
+        tp=8,
+        max_model_len=8192,
+        speculative_config=MTP3,
+        offline=True,
+    )
+    spec = rec.speculative
+    params = 11_507_286_272 + 2 * 7168 * 7168 + 3 * 7168  # layer 60 (MoE, kvplan.weights.tensors) + eh_proj + norms
+    assert spec is not None and params < spec.draft_weights < 1.02 * params
 
 
 def test_engines_without_rules_say_the_drafter_is_left_out():
