@@ -23,6 +23,9 @@ VLLM_VERSIONS; the rules below read the row of `Request.engine_version`:
 - hybrid models: layers are grouped by spec into groups of `group_size` layers (the smallest type count, or
   the largest when it is < 1.5x the smallest); a block of any group costs a page in each of `group_size`
   tensors, so a type whose layer count is not a multiple of group_size pays for padding layers.
+- speculative decoding (`Request.speculative`, `--speculative-config`): the drafter's attention layers join the
+  stage's (MTP: the target's MTP layers shaped like its last full-attention layer; a draft model: its own layers),
+  Mamba-style layers hold num_speculative_tokens state pages and convolution columns more (`speculative_rules`).
 - attention + Mamba hybrids: the attention block size grows (in steps of the kernel alignment) until its page
   holds one Mamba state, and the state page is padded to the attention page. Mamba states use the model dtype
   (the recurrent state the config's `mamba_ssm_dtype` where it sets one).
