@@ -214,9 +214,31 @@ def test_mtp_weights_follow_the_checkpoints_quantization():
 
 def test_engines_without_rules_say_the_drafter_is_left_out():
     rec = recommend(
-        "meta-llama/Llama-3.1-8B", gpu_profile="h100-sxm-80gb", engine="sglang", speculative_config=MTP3, offline=True
+        "meta-llama/Llama-3.1-8B", gpu_profile="h100-sxm-80gb", engine="lightllm", speculative_config=MTP3, offline=True
     )
     assert any("not modelled for this engine" in n for n in rec.notes)
+
+
+def test_sglang_draft_pool_takes_target_sized_layers():
+    """SGLang's EAGLE/STANDALONE draft pool shares the target's token slots and "assumes the draft shares the
+    target's per-layer KV size": cell += int(cell x eagle_draft_num_layers / num_layers) (sglang-0.5.23
+    srt/model_executor/pool_configurator.py:259-313); a path draft without num_nextn_predict_layers counts its
+    layers (model_runner_components/spec_aux_hidden_state.py:157-176). Llama-3.2-1B's 16 layers beside
+    Llama-3.1-8B's 32 add half the 8B's 128 KiB per token, not the 1B's own 32 KiB."""
+    base = dict(gpu_profile="h100-sxm-80gb", engine="sglang", max_model_len=8192, offline=True)
+    draft = '{"method": "draft_model", "model": "meta-llama/Llama-3.2-1B-Instruct", "num_speculative_tokens": 4}'
+    plain = recommend("meta-llama/Llama-3.1-8B", **base)
+    spec = recommend("meta-llama/Llama-3.1-8B", speculative_config=draft, **base)
+    assert spec.kv_bytes_per_request - plain.kv_bytes_per_request == 8192 * 65536
+    hybrid = recommend(
+        "nvidia/Qwen3.6-27B-NVFP4",
+        gpu_profile="h100-sxm-80gb",
+        engine="sglang",
+        speculative_config=MTP3,
+        max_model_len=8192,
+        offline=True,
+    )
+    assert any("SGLang's mtp drafting is not modelled for this model" in n for n in hybrid.notes)
 
 
 def test_cli_option_and_its_one_line_error():
