@@ -18,8 +18,11 @@ flags), the vocabulary of its server-argument files (CONFIG) and its registry en
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import replace
 from fractions import Fraction
+from typing import Any
 
 from kvplan.core import specs as L
 from kvplan.core.config import text_config
@@ -276,6 +279,34 @@ def text_config_value(config: dict, key: str) -> object:
     return text_config(config).get(key)
 
 
+# SGLang's --speculative-algorithm -> vLLM's method, the one description kvplan plans with (EAGLE without a draft
+# path is the checkpoint's own MTP/NEXTN head: NEXTN is EAGLE's alias, srt/arg_groups/cp_tp_group_sharing_hook.py:59)
+_SGLANG_METHODS = {"EAGLE": "eagle", "EAGLE3": "eagle3", "NEXTN": "mtp", "STANDALONE": "draft_model", "NGRAM": "ngram"}
+
+
+def speculative_from_args(args: Mapping[str, Any]) -> dict[str, tuple[object, str]]:
+    """SGLang's speculative_* server arguments as a `speculative_config` plan entry (vLLM's JSON): the algorithm's
+    method (EAGLE with no --speculative-draft-model-path: mtp), num_speculative_tokens = --speculative-num-steps
+    (a chain: --speculative-num-draft-tokens - 1 without it; 1 when neither is given, which SGLang's pool does not
+    depend on), model = the draft path. {} without an algorithm kvplan maps."""
+    algorithm = str(args.get("speculative_algorithm") or "").strip().upper()
+    method = _SGLANG_METHODS.get(algorithm)
+    if method is None:
+        return {}
+    path = args.get("speculative_draft_model_path")
+    if method == "eagle" and not path:
+        method = "mtp"
+    steps, draft_tokens = args.get("speculative_num_steps"), args.get("speculative_num_draft_tokens")
+    try:
+        tokens = int(steps) if steps is not None else (int(draft_tokens) - 1 if draft_tokens is not None else 1)
+    except (TypeError, ValueError):
+        return {}  # left for the plan reader's notes: an unreadable count is not guessed
+    setup: dict[str, object] = {"method": method, "num_speculative_tokens": tokens}
+    if path:
+        setup["model"] = path
+    return {"speculative_config": (json.dumps(setup), "speculative_algorithm")}
+
+
 # ------------------------------------------------------------------------------------ config files (server args)
 
 CONFIG = ConfigVocabulary(
@@ -327,6 +358,7 @@ CONFIG = ConfigVocabulary(
         keys & {"model_path", "context_length", "mem_fraction_static", "tp_size", "max_running_requests"}
     ),
     describes="SGLang server arguments",
+    combine=lambda args: speculative_from_args(args),
 )
 
 

@@ -335,3 +335,23 @@ def test_emitted_vllm_config_reads_back_with_the_same_drafter(tmp_path):
     assert result.exit_code == 0, result.output
     dep = load_engine_config(out, kind="vllm", gpu="h100-sxm-80gb")
     assert json.loads(dep.speculative_config) == {"method": "ngram", "num_speculative_tokens": 3}
+
+
+def test_sglang_server_arguments_map_onto_the_same_setup(tmp_path):
+    """SGLang's --speculative-algorithm / --speculative-num-steps / --speculative-draft-model-path make one setup
+    (EAGLE without a draft path: the checkpoint's NEXTN/MTP head); the keys are read, not noted as unmodelled."""
+    cfg = tmp_path / "sglang.yaml"
+    cfg.write_text(
+        "model-path: deepseek-ai/DeepSeek-V3\ncontext-length: 8192\ntp-size: 8\nspeculative-algorithm: EAGLE\n"
+        "speculative-num-steps: 3\nspeculative-eagle-topk: 1\nspeculative-num-draft-tokens: 4\n"
+    )
+    dep = load_engine_config(cfg, kind="sglang", gpu="h100-sxm-80gb")
+    assert json.loads(dep.speculative_config) == {"method": "mtp", "num_speculative_tokens": 3}
+    assert dep.key_name("speculative_config") == "speculative-algorithm" and dep.lines["speculative_config"] == 4
+    assert not any("speculative" in n for n in dep.notes if n.startswith("not modelled"))
+    cfg.write_text(
+        "model-path: meta-llama/Llama-3.1-8B\nspeculative-algorithm: EAGLE3\n"
+        "speculative-draft-model-path: /drafts/eagle3\nspeculative-num-draft-tokens: 6\n"
+    )
+    setup = json.loads(load_engine_config(cfg, kind="sglang", gpu="h100").speculative_config)
+    assert setup == {"method": "eagle3", "model": "/drafts/eagle3", "num_speculative_tokens": 5}
