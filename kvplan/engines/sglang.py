@@ -11,6 +11,9 @@
   SGLANG_MAMBA_CONV_DTYPE default, whatever the model dtype), SSM state in the config's `mamba_ssm_dtype`
   (Qwen3.5), else float32 (SGLang's default); Mamba2 groups TP does not divide are replicated;
 - KV dtypes: auto, bf16, fp16, fp32, fp8_e4m3, fp8_e5m2 (no scales stored).
+- speculative decoding (EAGLE / EAGLE3 / NEXTN / STANDALONE): the draft pool shares the target's token slots, each
+  slot `eagle_draft_num_layers` target-sized layers more (pool_configurator.py:259-313), for full-attention and MLA
+  targets; other setups (hybrids, SWA, DSA, DFLASH) and the drafter's weights are noted as left out.
 
 Below the storage model: its serving model (SglangServing: mem_fraction_static budget, per-token fit, server
 flags), the vocabulary of its server-argument files (CONFIG) and its registry entry (ENTRY).
@@ -269,9 +272,16 @@ class SglangServing(ServingModel):
         spelling = KV_CACHE_DTYPES.get(f.kv_dtype)
         if spelling:
             line += f" --kv-cache-dtype {spelling}"
-        elif f.kv_dtype not in ("float16", "bfloat16"):
-            line += f"  # SGLang has no {short_dtype(f.kv_dtype)} KV cache (--kv-cache-dtype: {', '.join(KV_CACHE_DTYPES.values())})"
-        return line
+        comment = ""
+        if f.speculative is not None:
+            flags, comment = speculative_flags(f.speculative)
+            line += flags
+        if not spelling and f.kv_dtype not in ("float16", "bfloat16"):
+            comment = (
+                f"SGLang has no {short_dtype(f.kv_dtype)} KV cache (--kv-cache-dtype: "
+                f"{', '.join(KV_CACHE_DTYPES.values())})" + (f"; {comment}" if comment else "")
+            )
+        return line + (f"  # {comment}" if comment else "")
 
 
 def text_config_value(config: dict, key: str) -> object:
@@ -282,6 +292,24 @@ def text_config_value(config: dict, key: str) -> object:
 # SGLang's --speculative-algorithm -> vLLM's method, the one description kvplan plans with (EAGLE without a draft
 # path is the checkpoint's own MTP/NEXTN head: NEXTN is EAGLE's alias, srt/arg_groups/cp_tp_group_sharing_hook.py:59)
 _SGLANG_METHODS = {"EAGLE": "eagle", "EAGLE3": "eagle3", "NEXTN": "mtp", "STANDALONE": "draft_model", "NGRAM": "ngram"}
+
+
+def speculative_flags(spec: Speculative) -> tuple[str, str]:
+    """(flags, comment): the setup as SGLang's options, the inverse of `speculative_from_args` (a chain of
+    num_speculative_tokens steps: --speculative-eagle-topk 1, num_steps + 1 draft tokens); a comment for a method
+    SGLang has no spelling for here."""
+    algorithm = {value: key for key, value in _SGLANG_METHODS.items() if key != "EAGLE"}.get(spec.method)
+    if spec.method == "eagle":
+        algorithm = "EAGLE"
+    if algorithm is None:
+        return "", f"speculative method {spec.method}: set SGLang's --speculative-* options yourself"
+    n = spec.num_speculative_tokens
+    flags = f" --speculative-algorithm {algorithm}"
+    if algorithm != "NGRAM":
+        flags += f" --speculative-num-steps {n} --speculative-eagle-topk 1 --speculative-num-draft-tokens {n + 1}"
+    if spec.model:
+        flags += f" --speculative-draft-model-path {spec.model}"
+    return flags, ""
 
 
 def speculative_from_args(args: Mapping[str, Any]) -> dict[str, tuple[object, str]]:

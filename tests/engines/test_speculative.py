@@ -355,3 +355,29 @@ def test_sglang_server_arguments_map_onto_the_same_setup(tmp_path):
     )
     setup = json.loads(load_engine_config(cfg, kind="sglang", gpu="h100").speculative_config)
     assert setup == {"method": "eagle3", "model": "/drafts/eagle3", "num_speculative_tokens": 5}
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        MTP3,
+        '{"method": "eagle3", "model": "/nonexistent/eagle3", "num_speculative_tokens": 3}',
+        '{"method": "ngram", "num_speculative_tokens": 3}',
+        '{"method": "suffix", "num_speculative_tokens": 3}',
+    ],
+)
+def test_printed_commands_carry_the_setup_in_each_engines_options(setup):
+    """vLLM: --speculative-config as given; SGLang: its --speculative-* options (the inverse of the server-argument
+    mapping), or a comment for a method it has no spelling for; each command valid for its engine."""
+    rec = recommend("meta-llama/Llama-3.1-8B", gpu_profile="h100-sxm-80gb", speculative_config=setup, offline=True)
+    assert "--speculative-config '" in rec.flags["vllm"]
+    for engine in ("vllm", "sglang"):
+        assert not check_command(engine, rec.flags[engine]), rec.flags[engine]
+    method = json.loads(setup)["method"]
+    if method == "suffix":
+        assert "# speculative method suffix" in rec.flags["sglang"]
+    else:
+        assert (
+            "--speculative-algorithm " + {"mtp": "NEXTN", "eagle3": "EAGLE3", "ngram": "NGRAM"}[method]
+            in rec.flags["sglang"]
+        )
