@@ -969,6 +969,18 @@ def recommend(
             show_default=False,
         ),
     ] = None,
+    speculative_config: Annotated[
+        Optional[str],
+        typer.Option(
+            "--speculative-config",
+            help="Speculative decoding, as vLLM's --speculative-config JSON: "
+            '\'{"method": "mtp", "num_speculative_tokens": 3}\', or eagle / eagle3 / draft_model / dflash with '
+            '"model" (a catalog name or config path) and ngram. The same JSON for every engine (SGLang\'s EAGLE/NEXTN '
+            "options: write them this way); vLLM's rules add the drafter's KV layers, Mamba speculative slots and "
+            "weights; other engines note that the drafter is left out.",
+            show_default=False,
+        ),
+    ] = None,
     emit: Annotated[
         Optional[str],
         typer.Option(
@@ -1049,6 +1061,7 @@ def recommend(
         assume_llama=assume_llama,
         quantization=quantization,
         hub_weights=True if hub_weights else None,
+        speculative_config=speculative_config,
     )
     rec = plan(target, **options)
     chart = None

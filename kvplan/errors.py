@@ -50,6 +50,7 @@ FLAGS: dict[str, str] = {
     "async_scheduling": "--async-scheduling",
     "assume_llama": "--assume-llama",
     "quantization": "--quantization",
+    "speculative_config": "--speculative-config",
 }
 FIELDS = frozenset(FLAGS)
 

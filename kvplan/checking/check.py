@@ -67,6 +67,7 @@ PLAN_KEYS = {
     "weights_bytes": "weights_bytes",
     "assume_llama": "assume_llama",
     "quantization": "quantization",
+    "speculative_config": "speculative_config",
 }
 
 
@@ -331,6 +332,8 @@ class _Evaluator:
             args["weights_bytes"] = d.weights_bytes
         if d.quantization is not None:  # the engine's online quantization (vLLM --quantization fp8_per_tensor)
             args["quantization"] = d.quantization
+        if d.speculative_config is not None:  # vLLM's --speculative-config (the drafter's KV, weights, Mamba slots)
+            args["speculative_config"] = d.speculative_config
         if d.max_num_seqs is not None:  # the engine runs with this cap (vLLM's sampler warm-up uses it)
             args["max_num_seqs"] = d.max_num_seqs
         args.update(over)
@@ -356,6 +359,7 @@ class _Evaluator:
                 rec.max_num_batched_tokens,
                 engine_version=rec.vllm_version,
                 compute_capability=self.compute_capability,
+                speculative=rec.speculative,  # the drafter's KV layers and speculative state slots
             )
             return request_kv_bytes(self.resolved, self.engine, req)
         except KvplanError:

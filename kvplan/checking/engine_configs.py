@@ -74,6 +74,14 @@ def map_arguments(
             continue
         out.entries[plan_key] = Entry(value, line, label)
         out.spelling[plan_key] = raw_key
+    if vocabulary.combine is not None:  # plan keys several engine keys make (SGLang's speculative_* options)
+        where = {normalise(raw_key): (raw_key, line, label) for raw_key, _, line, label in items}
+        for plan_key, (value, key) in vocabulary.combine({normalise(k): v for k, v, _, _ in items}).items():
+            raw_key, line, label = where[key]
+            out.entries[plan_key] = Entry(value, line, label)
+            out.spelling[plan_key] = raw_key
+            used = {k for k in where if k.startswith(key.split("_")[0] + "_")}
+            out.unmodelled = [k for k in out.unmodelled if normalise(k) not in used]
     return out
 
 

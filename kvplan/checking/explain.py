@@ -375,6 +375,19 @@ class _Settings:
         )
 
 
+def _speculative(value: Any) -> str | None:
+    """The log's speculative_config as vLLM's JSON (None: not one kvplan reads)."""
+    import json
+
+    from kvplan.engines.vllm import parse_speculative_config
+
+    try:
+        parse_speculative_config(value)
+    except KvplanError:
+        return None
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
 def _kv_dtype(value: Any) -> str | None:
     text = str(value).strip()
     if text.lower() == "auto":
@@ -637,6 +650,7 @@ class _Vllm(_Explainer):
         seqs = s.pick("max_num_seqs", o.max_num_seqs, "max_num_seqs", _whole)
         mnbt = s.pick("max_num_batched_tokens", o.max_num_batched_tokens, "max_num_batched_tokens", _whole)
         block = s.pick("block_size", o.block_size, "block_size", _whole)
+        speculative = s.pick("speculative_config", None, "speculative_config", _speculative)
         if block is None:
             logged_block = log.first("block_size")
             if logged_block is not None and isinstance(logged_block.value, int):
@@ -658,6 +672,7 @@ class _Vllm(_Explainer):
             vllm_version=budget_version,
             profiles_dir=o.profiles_dir,
             offline=o.offline,
+            speculative_config=speculative,
         )
         budget = self._budget(plan, figures)
         rec = budget if budget is not None else self._plan(plan, kv_memory=1)
@@ -679,6 +694,7 @@ class _Vllm(_Explainer):
             rec.max_num_batched_tokens,
             engine_version=rec.vllm_version,  # the release the plan modelled: its storage rules
             compute_capability=profile.compute_capability,
+            speculative=rec.speculative,  # the drafter's KV layers and speculative state slots
         )
         self._capacity(figures, plan, caches, request, reporting, why, budget)
         if budget is not None:

@@ -24,7 +24,7 @@ import yaml
 from kvplan.core.units import SHORT_NAMES, canonical_dtype, parse_length, parse_size
 from kvplan.engines import DEFAULT_ENGINE, canonical_engine
 from kvplan.engines.registry import plan_engines, serving_model
-from kvplan.engines.vllm import parse_vllm_version
+from kvplan.engines.vllm import parse_speculative_config, parse_vllm_version
 from kvplan.errors import ConfigError, KvplanError
 from kvplan.sources.yaml_files import (
     Entry,
@@ -63,6 +63,7 @@ KEYS = (
     "vllm_version",
     "assume_llama",
     "quantization",
+    "speculative_config",
 )
 REQUIRED = ("name", "model", "gpu", "max_model_len")
 TOP_LEVEL_KEYS = ("deployments", "defaults", "profiles_dir")
@@ -100,6 +101,8 @@ class Deployment:
     kv_cache_memory: int | None = None
     weights_bytes: int | None = None
     quantization: str | None = None  # the engine's online quantization (vLLM's --quantization fp8_per_tensor)
+    # speculative decoding as vLLM's --speculative-config JSON (a mapping in a plan file; None: none)
+    speculative_config: str | None = None
     vllm_version: str | None = None  # the vLLM release the deployment runs (None: kvplan's default)
     assume_llama: bool = False  # read an unknown model_type llama-like despite signals of another cache
     profiles_dir: str | None = None
@@ -396,6 +399,22 @@ class _Reader:
             ) from None
         return value
 
+    def speculative(self, entry: Entry) -> str:
+        """A speculative-decoding setup: a mapping (plan files, vLLM YAML configs) or its JSON string (command lines),
+        in vLLM's keys (method, num_speculative_tokens, model); kept as canonical JSON."""
+        import json
+
+        try:
+            parse_speculative_config(entry.value)
+        except KvplanError as exc:
+            raise self.fail(
+                entry,
+                "a speculative config: a mapping with method and num_speculative_tokens (and model for a draft)",
+                f"write e.g. {{method: mtp, num_speculative_tokens: 3}} ({exc})",
+            ) from None
+        value = json.loads(entry.value) if isinstance(entry.value, str) else entry.value
+        return json.dumps(value, sort_keys=True)
+
     def model(self, entry: Entry) -> str:
         value = self.text(entry)
         if self.base is not None and value.startswith(("./", "../")):
@@ -448,6 +467,7 @@ def build_deployment(
         kv_cache_memory=get("kv_cache_memory", r.size),
         weights_bytes=get("weights_bytes", r.size),
         quantization=get("quantization", r.text),
+        speculative_config=get("speculative_config", r.speculative),
         vllm_version=get("vllm_version", r.release),
         assume_llama=get("assume_llama", r.boolean, False),
         profiles_dir=profiles_dir,

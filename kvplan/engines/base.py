@@ -17,6 +17,39 @@ from kvplan.errors import Text, UsageError
 
 
 @dataclass(frozen=True)
+class Speculative:
+    """A speculative-decoding setup, in vLLM's vocabulary (`--speculative-config`): `method` (mtp, eagle, eagle3,
+    draft_model, dflash, ngram, ...), `num_speculative_tokens` and the draft model named (`model`: a catalog name,
+    path or Hub id; None for MTP, which drafts with the target's own layers, and for ngram).
+
+    Filled in by the planned engine's rules (ServingModel.speculative): `draft_caches`, the drafter's attention
+    layers whose KV shares the target's pool (on the stage sized); `draft_weights`, the bytes the drafter loads
+    beside the target (whole drafter; None: not counted) with `weights_source`; `notes`, what is and is not
+    modelled."""
+
+    method: str
+    num_speculative_tokens: int
+    model: str | None = None
+    draft_tp: int | None = None  # vLLM's draft_tensor_parallel_size (None: the target's TP)
+    draft_caches: tuple[L.Layer, ...] = ()
+    draft_weights: int | None = None
+    weights_source: str = ""
+    notes: tuple[str, ...] = ()
+
+    def config_json(self) -> str:
+        """The setup as vLLM's --speculative-config JSON (method, model, num_speculative_tokens)."""
+        import json
+
+        data: dict[str, object] = {"method": self.method}
+        if self.model:
+            data["model"] = self.model
+        data["num_speculative_tokens"] = self.num_speculative_tokens
+        if self.draft_tp is not None:
+            data["draft_tensor_parallel_size"] = self.draft_tp
+        return json.dumps(data, separators=(", ", ": "))
+
+
+@dataclass(frozen=True)
 class Request:
     """One sizing question: `batch` sequences of `seq_len` tokens, split over `tp` x `pp` GPUs.
 
@@ -29,7 +62,8 @@ class Request:
     today): `engine_version` (None: the newest release the engine models), `prefix_caching` and
     `async_scheduling` (None: the release's default) and `compute_capability`, the GPU's CUDA compute
     capability ("9.0", from its hardware profile; None: no GPU given, GPU-specific kernel choices are left
-    out).
+    out); `speculative`, the speculative-decoding setup (None: none), whose draft layers and speculative state
+    slots the engines that model it add.
     """
 
     seq_len: int
@@ -45,6 +79,11 @@ class Request:
     prefix_caching: bool | None = None
     async_scheduling: bool | None = None
     compute_capability: str | None = None
+    speculative: Speculative | None = None
+
+    @property
+    def num_speculative_tokens(self) -> int:
+        return self.speculative.num_speculative_tokens if self.speculative is not None else 0
 
 
 @dataclass(frozen=True)

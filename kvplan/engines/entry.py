@@ -46,7 +46,9 @@ class ConfigVocabulary:
     runs with tensor parallelism over all its GPUs unless told otherwise (Xinference's `n_gpu`). `describes`
     names the file in help texts ("a vLLM --config YAML"). `model_ids(normalised file)`: the Hugging Face ids
     the file's model may be, best first, where the engine names models its own way (Xinference's registry names),
-    else ()."""
+    else (). `combine(normalised key -> value)`: plan keys whose value several of the engine's keys make together
+    (SGLang's `speculative_*` options -> `speculative_config`), as {plan key: (value, the engine key it is
+    reported under)}; those engine keys are then read, not noted as unmodelled."""
 
     keys: Mapping[str, str]
     memory_keys: tuple[str, ...] = ()
@@ -56,6 +58,7 @@ class ConfigVocabulary:
     tp_from_gpus: bool = False
     describes: str = ""
     model_ids: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
+    combine: Callable[[Mapping[str, Any]], dict[str, tuple[Any, str]]] | None = None
 
     @property
     def names_engine(self) -> bool:

@@ -12,14 +12,15 @@ Inputs are frozen dataclasses (`BudgetInputs`, `FitInputs`, `FlagInputs`). Pure 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from kvplan.core import specs as L
 from kvplan.core.bisection import largest
 from kvplan.core.config import vocab_size
 from kvplan.core.shapes import ModelShape
-from kvplan.engines.base import Engine, Request
+from kvplan.engines.base import Engine, Request, Speculative
 from kvplan.engines.sizing import gpu_kv
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class BudgetInputs:
     cudagraph_profiling: bool | None = None
     model_dtype: str | None = None  # the dtype the model runs in (`--dtype`); None: the config's (shape.dtype)
     encoder_weights: int = 0  # the multimodal encoders and projectors (whole model), beside `weights`
+    speculative: Speculative | None = None  # the speculative-decoding setup, its drafter resolved (None: none)
 
     @property
     def dtype(self) -> str:
@@ -81,6 +83,30 @@ class BudgetInputs:
     @property
     def vocab(self) -> int:
         return vocab_size(self.config)
+
+
+@dataclass(frozen=True)
+class SpeculativeInputs:
+    """What an engine's speculative-decoding rules read: the setup given (`setup`: method, tokens, draft model
+    named), the target's config and shape, the dtype the model runs in, `stored_bytes(copies, extra)` (bytes as the
+    target's checkpoint stores copies of its decoder layers, each `(layer index, module prefix it is stored
+    under)`, plus `extra` tensors `(name, shape, role)`: kvplan.weights; None: not countable), and the draft model
+    named in the setup
+    when kvplan could read its config (`draft_config`, `draft_shape`, `draft_weights` with `draft_weights_source`;
+    None: no draft named, or it could not be read, `draft_error` says why)."""
+
+    setup: Speculative
+    config: dict[str, Any]
+    shape: ModelShape
+    model_dtype: str
+    stored_bytes: Callable[[list[tuple[int, str]], list[tuple[str, tuple[int, ...], str]]], int | None] = field(
+        default=lambda copies, extra: None, compare=False
+    )
+    draft_config: dict[str, Any] | None = None
+    draft_shape: ModelShape | None = None
+    draft_weights: int | None = None
+    draft_weights_source: str = ""
+    draft_error: str = ""
 
 
 @dataclass(frozen=True)
@@ -173,6 +199,7 @@ class FlagInputs:
     max_num_seqs_given: bool = False
     full_length_seqs: int = 1
     quantization: str | None = None  # the online quantization given (vLLM's --quantization)
+    speculative: Speculative | None = None  # the speculative-decoding setup given (None: none)
 
     @property
     def fp8(self) -> bool:
@@ -266,6 +293,18 @@ class ServingModel(ServeCommand):
         concurrency = avail / need if need else float("inf")
         return Fit(avail, tokens, tokens // block, block, concurrency, largest(fits, inputs.limit), need <= avail)
 
+    def speculative(self, inputs: SpeculativeInputs) -> Speculative:
+        """The speculative-decoding setup as this engine runs it: the drafter's KV layers and weights and what is
+        modelled (Speculative.draft_caches, draft_weights, notes). Engines whose rules kvplan has not read keep the
+        setup as given and say that the drafter is left out."""
+        return replace(
+            inputs.setup,
+            notes=(
+                "speculative decoding is not modelled for this engine: the drafter's weights, KV cache and "
+                "speculative state slots are left out of the plan",
+            ),
+        )
+
     def startup(self, inputs: StartupInputs) -> Startup | None:
         """What the engine does when it starts with this plan (None: kvplan does not model its start-up)."""
         return None
@@ -300,6 +339,7 @@ __all__ = [
     "FlagInputs",
     "ServeCommand",
     "ServingModel",
+    "SpeculativeInputs",
     "Startup",
     "StartupInputs",
 ]

@@ -11,6 +11,9 @@
   SGLANG_MAMBA_CONV_DTYPE default, whatever the model dtype), SSM state in the config's `mamba_ssm_dtype`
   (Qwen3.5), else float32 (SGLang's default); Mamba2 groups TP does not divide are replicated;
 - KV dtypes: auto, bf16, fp16, fp32, fp8_e4m3, fp8_e5m2 (no scales stored).
+- speculative decoding (EAGLE / EAGLE3 / NEXTN / STANDALONE): the draft pool shares the target's token slots, each
+  slot `eagle_draft_num_layers` target-sized layers more (pool_configurator.py:259-313), for full-attention and MLA
+  targets; other setups (hybrids, SWA, DSA, DFLASH) and the drafter's weights are noted as left out.
 
 Below the storage model: its serving model (SglangServing: mem_fraction_static budget, per-token fit, server
 flags), the vocabulary of its server-argument files (CONFIG) and its registry entry (ENTRY).
@@ -18,21 +21,27 @@ flags), the vocabulary of its server-argument files (CONFIG) and its registry en
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from dataclasses import replace
 from fractions import Fraction
+from typing import Any
 
 from kvplan.core import specs as L
+from kvplan.core.config import text_config
 from kvplan.core.shapes import KV_SHARED_LAYERS, ModelShape
 from kvplan.core.units import DTYPE_BYTES, short_dtype
 from kvplan.engines.base import (
     KindCost,
     Request,
+    Speculative,
     group_costs,
     kv_heads_per_rank,
     refuse_compressed_attention,
     window_tokens,
 )
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
-from kvplan.engines.serving import BudgetInputs, BudgetTerm, FlagInputs, ServingModel
+from kvplan.engines.serving import BudgetInputs, BudgetTerm, FlagInputs, ServingModel, SpeculativeInputs
 from kvplan.errors import Text, UsageError
 
 # the SSM-state dtypes sglang-0.5.23 accepts from a config (srt/configs/mamba_utils.py:63-67)
@@ -81,7 +90,19 @@ class SglangEngine:
 
     def stage_costs(self, caches: list[L.Layer], req: Request) -> list[KindCost]:
         self.check(caches, req)
-        return group_costs([self._layer(c, req) for c in caches])
+        costs = group_costs([self._layer(c, req) for c in caches])
+        draft = len(req.speculative.draft_caches) if req.speculative is not None else 0
+        attention = [c for c in costs if c.kind in (L.FULL, L.MLA)]
+        if not draft or not attention:
+            return costs
+        # EAGLE / NEXTN / STANDALONE: the draft pool shares the target's token slots, so each token costs the
+        # target's cell plus int(cell x draft layers / attention layers) (sglang-0.5.23 srt/model_executor/
+        # pool_configurator.py:259-313, DefaultPoolConfigurator; max_total_num_tokens = available // cell, :638-647)
+        layers = sum(c.layers for c in attention)
+        cell = sum(c.bytes_per_token for c in attention)
+        per_token = Fraction(int(cell * draft / layers))
+        kind = attention[0].kind
+        return [*costs, KindCost(kind, draft, int(per_token * req.seq_len * req.batch), per_token, req.seq_len)]
 
     def _layer(self, cache: L.Layer, req: Request) -> tuple[str, int, Fraction, int | None]:
         kv_bytes = DTYPE_BYTES[req.kv_dtype]
@@ -184,6 +205,47 @@ class SglangServing(ServingModel):
     def default_utilization(self, memory_bytes: int, tp: int, pp: int) -> float:
         return sglang_mem_fraction_static(memory_bytes, tp, pp)
 
+    def speculative(self, inputs: SpeculativeInputs) -> Speculative:
+        """SGLang's draft KV pool for EAGLE / EAGLE3 / NEXTN (vLLM's mtp) / STANDALONE (draft_model): as many token
+        slots as the target's, each of `eagle_draft_num_layers` target-sized layers (srt/model_executor/
+        model_runner_components/spec_aux_hidden_state.py:150-177: the draft's num_nextn_predict_layers, else its
+        max(num_hidden_layers, num_attention_layers); path-less MTP: the target's num_nextn_predict_layers). Modelled
+        for targets of full attention or MLA only (DefaultPoolConfigurator, pool_configurator.py:259-313); the
+        drafter's weights and SGLang's speculative Mamba states are not counted."""
+        setup, shape = inputs.setup, inputs.shape
+        left_out = "the drafter's weights are not counted (SGLang loads them beside its pool)"
+        kinds = {c.kind for c in shape.caches()}
+        sparse = any(isinstance(c, L.MlaLatent) and c.sparse for c in shape.caches())
+        if setup.method not in ("mtp", "eagle", "eagle3", "draft_model") or sparse or not kinds <= {L.FULL, L.MLA}:
+            return replace(
+                setup,
+                notes=(
+                    f"SGLang's {setup.method} drafting is not modelled for this model (kvplan models SGLang's EAGLE / "
+                    "NEXTN / STANDALONE draft pool of full-attention and MLA targets): the drafter's KV pool and "
+                    "weights are left out",
+                ),
+            )
+        if setup.method == "mtp":
+            count = text_config_value(inputs.config, "num_nextn_predict_layers")
+        elif inputs.draft_config is not None:
+            count = text_config_value(inputs.draft_config, "num_nextn_predict_layers")
+            if count is None and inputs.draft_shape is not None:
+                count = inputs.draft_shape.num_layers
+        else:
+            count = None
+        if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+            why = inputs.draft_error or "no num_nextn_predict_layers / draft layers to size the draft pool by"
+            return replace(setup, notes=(f"SGLang's draft KV pool is not counted ({why}); {left_out}",))
+        layer = next(c for c in shape.caches() if c.kind in (L.FULL, L.MLA))
+        return replace(
+            setup,
+            draft_caches=(layer,) * count,
+            notes=(
+                f"SGLang's draft KV pool: {count} target-sized layer(s) per token slot (srt/model_executor/"
+                f"pool_configurator.py:259-313); {left_out}",
+            ),
+        )
+
     def budget(self, b: BudgetInputs) -> tuple[list[BudgetTerm], int]:
         usable = int(b.profile.memory_bytes * b.utilization)
         terms = [
@@ -217,9 +279,67 @@ class SglangServing(ServingModel):
         spelling = KV_CACHE_DTYPES.get(f.kv_dtype)
         if spelling:
             line += f" --kv-cache-dtype {spelling}"
-        elif f.kv_dtype not in ("float16", "bfloat16"):
-            line += f"  # SGLang has no {short_dtype(f.kv_dtype)} KV cache (--kv-cache-dtype: {', '.join(KV_CACHE_DTYPES.values())})"
-        return line
+        comment = ""
+        if f.speculative is not None:
+            flags, comment = speculative_flags(f.speculative)
+            line += flags
+        if not spelling and f.kv_dtype not in ("float16", "bfloat16"):
+            comment = (
+                f"SGLang has no {short_dtype(f.kv_dtype)} KV cache (--kv-cache-dtype: "
+                f"{', '.join(KV_CACHE_DTYPES.values())})" + (f"; {comment}" if comment else "")
+            )
+        return line + (f"  # {comment}" if comment else "")
+
+
+def text_config_value(config: dict, key: str) -> object:
+    """A key of the config's text model (SGLang's ModelConfig reads hf_text_config, configs/model_config.py:1602)."""
+    return text_config(config).get(key)
+
+
+# SGLang's --speculative-algorithm -> vLLM's method, the one description kvplan plans with (EAGLE without a draft
+# path is the checkpoint's own MTP/NEXTN head: NEXTN is EAGLE's alias, srt/arg_groups/cp_tp_group_sharing_hook.py:59)
+_SGLANG_METHODS = {"EAGLE": "eagle", "EAGLE3": "eagle3", "NEXTN": "mtp", "STANDALONE": "draft_model", "NGRAM": "ngram"}
+
+
+def speculative_flags(spec: Speculative) -> tuple[str, str]:
+    """(flags, comment): the setup as SGLang's options, the inverse of `speculative_from_args` (a chain of
+    num_speculative_tokens steps: --speculative-eagle-topk 1, num_steps + 1 draft tokens); a comment for a method
+    SGLang has no spelling for here."""
+    algorithm = {value: key for key, value in _SGLANG_METHODS.items() if key != "EAGLE"}.get(spec.method)
+    if spec.method == "eagle":
+        algorithm = "EAGLE"
+    if algorithm is None:
+        return "", f"speculative method {spec.method}: set SGLang's --speculative-* options yourself"
+    n = spec.num_speculative_tokens
+    flags = f" --speculative-algorithm {algorithm}"
+    if algorithm != "NGRAM":
+        flags += f" --speculative-num-steps {n} --speculative-eagle-topk 1 --speculative-num-draft-tokens {n + 1}"
+    if spec.model:
+        flags += f" --speculative-draft-model-path {spec.model}"
+    return flags, ""
+
+
+def speculative_from_args(args: Mapping[str, Any]) -> dict[str, tuple[object, str]]:
+    """SGLang's speculative_* server arguments as a `speculative_config` plan entry (vLLM's JSON): the algorithm's
+    method (EAGLE with no --speculative-draft-model-path: mtp), num_speculative_tokens = --speculative-num-steps
+    (a chain: --speculative-num-draft-tokens - 1 without it; 1 when neither is given, which SGLang's pool does not
+    depend on), model = the draft path. {} without an algorithm kvplan maps."""
+    algorithm = str(args.get("speculative_algorithm") or "").strip().upper()
+    method = _SGLANG_METHODS.get(algorithm)
+    if method is None:
+        return {}
+    path = args.get("speculative_draft_model_path")
+    if method == "eagle" and not path:
+        method = "mtp"
+    steps, draft_tokens = args.get("speculative_num_steps"), args.get("speculative_num_draft_tokens")
+    try:
+        tokens = int(steps) if steps is not None else (int(draft_tokens) - 1 if draft_tokens is not None else 1)
+    except (TypeError, ValueError):
+        return {}  # left for the plan reader's notes: an unreadable count is not guessed
+    setup: dict[str, object] = {"method": method, "num_speculative_tokens": tokens}
+    if path:
+        setup["model"] = path
+    return {"speculative_config": (json.dumps(setup), "speculative_algorithm")}
 
 
 # ------------------------------------------------------------------------------------ config files (server args)
@@ -273,6 +393,7 @@ CONFIG = ConfigVocabulary(
         keys & {"model_path", "context_length", "mem_fraction_static", "tp_size", "max_running_requests"}
     ),
     describes="SGLang server arguments",
+    combine=lambda args: speculative_from_args(args),
 )
 
 

@@ -23,6 +23,9 @@ VLLM_VERSIONS; the rules below read the row of `Request.engine_version`:
 - hybrid models: layers are grouped by spec into groups of `group_size` layers (the smallest type count, or
   the largest when it is < 1.5x the smallest); a block of any group costs a page in each of `group_size`
   tensors, so a type whose layer count is not a multiple of group_size pays for padding layers.
+- speculative decoding (`Request.speculative`, `--speculative-config`): the drafter's attention layers join the
+  stage's (MTP: the target's MTP layers shaped like its last full-attention layer; a draft model: its own layers),
+  Mamba-style layers hold num_speculative_tokens state pages and convolution columns more (`speculative_rules`).
 - attention + Mamba hybrids: the attention block size grows (in steps of the kernel alignment) until its page
   holds one Mamba state, and the state page is padded to the attention page. Mamba states use the model dtype
   (the recurrent state the config's `mamba_ssm_dtype` where it sets one).
@@ -57,7 +60,14 @@ from kvplan.core.config import (
 )
 from kvplan.core.shapes import MOE, QUANTIZED, WINDOW_IS_SIZE_PLUS_ONE, ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
-from kvplan.engines.base import Engine, KindCost, Request, kv_heads_per_rank, merge_kinds
+from kvplan.engines.base import (
+    Engine,
+    KindCost,
+    Request,
+    Speculative,
+    kv_heads_per_rank,
+    merge_kinds,
+)
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
 from kvplan.engines.serving import (
     ASYNC_SCHEDULING,
@@ -71,6 +81,7 @@ from kvplan.engines.serving import (
     FitInputs,
     FlagInputs,
     ServingModel,
+    SpeculativeInputs,
     Startup,
     StartupInputs,
 )
@@ -186,7 +197,8 @@ class VllmBehaviour:
     `group_and_unify_kv_cache_specs`, layer tuples with the sliding pages padded to the compressed ones,
     `v4_tuple_groups`; "packed": `_get_packed_kv_cache_groups`, block-outermost groups of mixed pages, read in 0.29
     and 0.33, `v4_packed_groups`; "unread": a grouping kvplan has not modelled, 0.20-0.25 and 0.27-0.28).
-    `follows`: the evidence for the row."""
+    Speculative decoding: `all_mode_speculative_blocks`, Mamba `all` mode holds num_speculative_tokens pages more per
+    request. `follows`: the evidence for the row."""
 
     since: tuple[int, ...]
     sampler_bytes_per_seq_vocab: float
@@ -214,6 +226,7 @@ class VllmBehaviour:
     cpu_backend_wording: bool = False
     one_capacity_line: bool = False
     v4_kv_groups: str = ""
+    all_mode_speculative_blocks: bool = False
     follows: str = field(default="")
 
     @property
@@ -341,10 +354,12 @@ _R0_24 = _row(
     "vllm-0.24.0: config/vllm.py:68 and :550-560 run six architectures on Model Runner V2 whatever their "
     "quantization; v1/core/kv_cache_utils.py:1085-1088 pads attention pages that do not divide the largest page "
     "on backends that read pages by block stride (v1/attention/backend.py:205-234; FLASH_ATTN's layered stride "
-    "order, flash_attn.py:158-160, qualifies)",
+    "order, flash_attn.py:158-160, qualifies); Mamba `all` mode holds num_speculative_tokens pages more "
+    "(v1/kv_cache_interface.py:650-653; 0.20.0 :543 did not, 0.21-0.23 not read)",
     _R0_23,
     runner_v2=RunnerV2(_V2_0_24),
     pads_attention_pages="backend",
+    all_mode_speculative_blocks=True,
 )
 _R0_25 = _row(
     (0, 25, 0),
@@ -655,15 +670,19 @@ class VllmEngine:
         return major in (10, 12) and all(len(s.ssm_shape) > 1 and s.ssm_shape[1] == 128 for s in gdn)
 
     def state_pages(self, state: L.RecurrentState, states: list[L.RecurrentState], req: Request, mode: str) -> int:
-        """Pages one request's state holds in one layer (MambaSpec.max_memory_usage_bytes / page)."""
+        """Pages one request's state holds in one layer (MambaSpec.max_memory_usage_bytes / page): 1, or 2 (+1
+        prefill checkpoint) in `align` mode, plus num_speculative_tokens with speculative decoding
+        (num_speculative_blocks: vllm-0.33.0 model_executor/layers/mamba/abstract.py:86-90,
+        v1/kv_cache_interface.py:1136-1141; 0.19.1 :297-300, 0.24.0 :654-657)."""
+        spec = req.num_speculative_tokens
         if mode != "align":
-            return 1
+            return 1 + spec
         row = vllm_behaviour(req.engine_version)
         checkpoint = (row.mamba2_checkpoint and state.family == "mamba2") or (
             row.gdn_flashinfer_checkpoint and state.family == "gated_deltanet" and self._gdn_flashinfer(states, req)
         )
         checkpoint = checkpoint or (row.kda_flashkda_checkpoint and self._flashkda(state, req))
-        return 2 + int(checkpoint)
+        return 2 + int(checkpoint) + spec
 
     @staticmethod
     def _flashkda(state: L.RecurrentState, req: Request) -> bool:
@@ -703,6 +722,7 @@ class VllmEngine:
         return DEFAULT_BLOCK_SIZE
 
     def block_size(self, caches: list[L.Layer], req: Request) -> int:
+        caches = with_draft(caches, req)
         if any(isinstance(c, L.CompressedAttention) for c in caches):
             return req.block_size or V4_BLOCK_SIZE  # cache_config.block_size: the compressed and indexer pages'
         base = self.backend_block_size(caches, req)
@@ -727,7 +747,9 @@ class VllmEngine:
     # -- grouping
 
     def plan(self, caches: list[L.Layer], req: Request) -> GroupPlan:
-        """Group the stage's layers the way vLLM's hybrid allocator does."""
+        """Group the stage's layers the way vLLM's hybrid allocator does (the drafter's attention layers of a
+        speculative setup, `Request.speculative`, join the stage's: their specs share the pool)."""
+        caches = with_draft(caches, req)
         self.check(caches, req)
         if any(isinstance(c, L.CompressedAttention) for c in caches):
             return self.v4_plan(caches, req)
@@ -786,7 +808,11 @@ class VllmEngine:
     def blocks_per_request(self, spec: Spec, req: Request) -> int:
         """Pages one request of `req.seq_len` tokens may hold in one layer of this spec (max_memory_usage / page)."""
         if spec.kind == L.STATE:
-            return cdiv(req.seq_len, spec.block_size) if spec.state_pages is None else spec.state_pages
+            if spec.state_pages is not None:
+                return spec.state_pages
+            # `all` mode: a page per block; 0.24.0 adds the speculative blocks (kv_cache_interface.py:650-653)
+            extra = req.num_speculative_tokens if vllm_behaviour(req.engine_version).all_mode_speculative_blocks else 0
+            return cdiv(req.seq_len, spec.block_size) + extra
         limit = self.token_limit(spec, req)
         tokens = req.seq_len if limit is None else min(limit, req.seq_len)
         return cdiv(tokens, spec.block_size) + (1 if spec.kind == L.SLIDING else 0)
@@ -1058,7 +1084,24 @@ class VllmEngine:
         # in float32 unless --mamba-ssm-cache-dtype says otherwise (read in 0.33.0 only; older releases taken alike)
         if cache.family == "kda":
             ssm = Fraction(4)
-        return int(cache.state_bytes(conv, ssm, columns=cache.conv_kernel - 1, tp=req.tp, replicate_groups=True))
+        # speculative decoding widens the convolution state by num_speculative_tokens columns for Mamba2, gated
+        # DeltaNet, short convolutions and KDA (vllm-0.33.0 model_executor/layers/mamba/mamba_utils.py:186-204,
+        # :249-257, :272-285, :296-316; Mamba1's :171-179 does not; gated DeltaNet alike in 0.19.1, 0.20.0, 0.24.0)
+        columns = cache.conv_kernel - 1
+        if cache.family in _SPEC_CONV_FAMILIES:
+            columns += req.num_speculative_tokens
+        return int(cache.state_bytes(conv, ssm, columns=columns, tp=req.tp, replicate_groups=True))
+
+
+_SPEC_CONV_FAMILIES = frozenset({"mamba2", "gated_deltanet", "short_conv", "kda"})
+
+
+def with_draft(caches: list[L.Layer], req: Request) -> list[L.Layer]:
+    """The stage's layers and the drafter's attention layers of `req.speculative` (kvplan puts them on the stage it
+    sizes; vLLM builds the drafter with pipeline_parallel_size 1, config/speculative.py:1904)."""
+    if req.speculative is None or not req.speculative.draft_caches:
+        return list(caches)
+    return [*caches, *req.speculative.draft_caches]
 
 
 # ---------------------------------------------------------------- DeepSeek-V4's specs and groups (0.29-0.33)
@@ -1524,6 +1567,273 @@ def mxfp4_moe_padding(config: dict[str, Any], tp: int, compute_capability: str |
     )
 
 
+# ------------------------------------------------------------------------------------ speculative decoding
+#
+# What `--speculative-config` adds (read in vllm-0.33.0; the Mamba rules also in 0.19.1, 0.20.0 and 0.24.0):
+# - the drafter's attention layers register their own KV-cache specs beside the target's, in the same pool
+#   (v1/worker/gpu_model_runner.py get_kv_cache_spec walks every Attention layer of the forward context, the
+#   drafter's included): MTP drafts with mtp_num_hidden_layers / num_nextn_predict_layers decoder layers shaped
+#   like the target's full-attention (MLA) layers; draft_model / eagle / eagle3 / dflash with the draft
+#   checkpoint's own layers;
+# - Mamba-style layers hold num_speculative_tokens state pages more per request
+#   (model_executor/layers/mamba/abstract.py:86-90 num_speculative_blocks; v1/kv_cache_interface.py:1136-1141)
+#   and, for Mamba2 / gated DeltaNet / short-conv / KDA, num_speculative_tokens convolution columns more
+#   (model_executor/layers/mamba/mamba_utils.py:186-204, :249-257, :272-285, :296-316);
+# - the drafter's weights: MTP layers are loaded only with method mtp (kvplan's weight count, like transformers,
+#   leaves them out), the embeddings and LM head shared with the target at PP 1
+#   (v1/spec_decode/llm_base_proposer.py:1466-1470 and :1549-1555); a draft model's whole checkpoint.
+# Read and left out: sliding windows keep num_prefill_lookahead_tokens - 1 tokens more for multi-module MTP
+# (v1/core/kv_cache_planning.py:1634-1641, config/vllm.py:654-675, config/speculative.py:2188-2194), and none of
+# the MTP drafters kvplan models has more than one module (num_nextn_predict_layers 1); the scheduler's
+# num_lookahead_tokens (config/vllm.py:625-652) reserve slots at run time, past the start-up capacity check.
+
+# vLLM 0.33.0 config/speculative.py:38-85 (SpeculativeMethod, MTPModelTypes, EagleModelTypes)
+SPECULATIVE_METHODS = frozenset(
+    {
+        "ngram",
+        "ngram_gpu",
+        "draft_model",
+        "suffix",
+        "custom_class",
+        "eagle",
+        "eagle3",
+        "extract_hidden_states",
+        "mtp",
+        "dflash",
+        "dspark",
+    }
+)
+_NO_DRAFTER = frozenset({"ngram", "ngram_gpu", "suffix"})  # drafts from the prompt: no draft layers or weights
+_DRAFT_METHODS = frozenset({"draft_model", "eagle", "eagle3", "dflash"})  # a draft checkpoint (`model`)
+# target model_type -> (the config key of its MTP layer count and vLLM's default when the config has none (None:
+# vLLM reads it unconditionally), how the checkpoint names MTP layer k (`{k}`; `{n_k}`: num_hidden_layers + k), the
+# fc / eh_proj and norms each MTP layer has (None: one set for all, under `shared`), source)
+_QWEN_MTP = ("mtp.layers.{k}", None, "mtp")  # vLLM remaps mtp.* to model.* (qwen3_5_mtp.py:308-313)
+_DEEPSEEK_MTP = ("model.layers.{n_k}", "model.layers.{n_k}", None)  # the layer after the last decoder layer
+_MTP_DRAFTS: dict[str, tuple[str, int | None, tuple[str, str | None, str | None], str]] = {
+    **dict.fromkeys(
+        ("qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text"),
+        (
+            "mtp_num_hidden_layers",
+            1,  # getattr(config, "mtp_num_hidden_layers", 1), qwen3_5_mtp.py:82
+            _QWEN_MTP,
+            "config/speculative.py:987-1007, model_executor/models/qwen3_5_mtp.py:82, :98-105, :119-125 "
+            "(full_attention Qwen3_5DecoderLayer) and :135-141",
+        ),
+    ),
+    "qwen3_next": (
+        "num_nextn_predict_layers",
+        1,  # getattr(config, "num_nextn_predict_layers", 1), qwen3_next_mtp.py:63
+        _QWEN_MTP,
+        "config/speculative.py:909-913, model_executor/models/qwen3_next_mtp.py:63, :79-95 and :108-113",
+    ),
+    **dict.fromkeys(
+        ("deepseek_v3", "deepseek_v32", "glm_moe_dsa"),
+        (
+            "num_nextn_predict_layers",
+            None,
+            _DEEPSEEK_MTP,
+            "config/speculative.py:749-763, model_executor/models/deepseek_mtp.py:85-87, :106 and :152",
+        ),
+    ),
+    "glm4_moe": (
+        "num_nextn_predict_layers",
+        None,
+        _DEEPSEEK_MTP,
+        "config/speculative.py:852-859, model_executor/models/glm4_moe_mtp.py:92-98",
+    ),
+}
+
+
+def parse_speculative_config(value: Any) -> Speculative:
+    """vLLM's `--speculative-config` (a JSON object, or a mapping from a YAML file) as a Speculative: `method`,
+    `num_speculative_tokens` (required: vLLM's default is the draft's n_predict, which kvplan does not read) and
+    `model` (the draft checkpoint). Other keys are accepted as vLLM takes them and do not change the plan."""
+    import json
+
+    data = value
+    if isinstance(value, str):
+        try:
+            data = json.loads(value)
+        except ValueError:
+            data = None
+    hint = 'pass e.g. \'{"method": "mtp", "num_speculative_tokens": 3}\''
+
+    def bad(what: str, **values: Any) -> UsageError:
+        return UsageError(Text("{speculative_config}: " + what, **values), hint=hint, field="speculative_config")
+
+    if not isinstance(data, dict):
+        raise bad("expected a JSON object, got {v!r}", v=str(value)[:60])
+    method, model = data.get("method"), data.get("model")
+    if method is None and model is not None:
+        method = "draft_model"  # vLLM infers the method from the draft's name; kvplan takes it as a draft model
+    if not isinstance(method, str) or method not in SPECULATIVE_METHODS:
+        raise bad(
+            "unknown method {m!r} (vLLM {v} has {ms})",
+            m=method,
+            v=NEWEST_VLLM,
+            ms=", ".join(sorted(SPECULATIVE_METHODS)),
+        )
+    tokens = data.get("num_speculative_tokens")
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens <= 0:
+        raise bad("num_speculative_tokens must be a positive integer, got {t!r}", t=tokens)
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        raise bad("model must be a name or path, got {m!r}", m=model)
+    if method in _DRAFT_METHODS and model is None:
+        raise bad("method {m} needs the draft checkpoint (`model`)", m=method)
+    draft_tp = data.get("draft_tensor_parallel_size")
+    if draft_tp is not None and (isinstance(draft_tp, bool) or not isinstance(draft_tp, int) or draft_tp <= 0):
+        raise bad("draft_tensor_parallel_size must be a positive integer, got {t!r}", t=draft_tp)
+    return Speculative(method, tokens, model.strip() if isinstance(model, str) else None, draft_tp)
+
+
+def _mtp_draft(s: SpeculativeInputs) -> Speculative:
+    """MTP: the target's own MTP layers, mtp_num_hidden_layers / num_nextn_predict_layers decoder layers shaped like
+    its last full-attention (MLA) layer, loaded only when drafting (_MTP_DRAFTS); their weights at the model dtype."""
+    setup, cfg = s.setup, text_config(s.config)
+    model_type = str(cfg.get("model_type") or s.config.get("model_type") or "")
+    rule = _MTP_DRAFTS.get(model_type) or _MTP_DRAFTS.get(str(s.config.get("model_type") or ""))
+    if rule is None:
+        return replace(
+            setup,
+            notes=(
+                f"MTP drafting of {model_type or 'this model'} is not modelled (kvplan has read vLLM's MTP drafters of "
+                f"{', '.join(sorted({k.split('_text')[0] for k in _MTP_DRAFTS}))}): the MTP layers' KV cache and "
+                "weights are left out",
+            ),
+        )
+    key, default, naming, source = rule
+    count = cfg.get(key, s.config.get(key))
+    given = f"{key} = {count}"
+    if count is None and default is not None:
+        count, given = default, f"{key} not in the config: vLLM's default {default}"
+    if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+        raise UsageError(
+            Text(
+                "{speculative_config}: method mtp needs MTP layers, and this {t} config has no `{k}`",
+                t=model_type,
+                k=key,
+            ),
+            hint="use a checkpoint with MTP layers, or another speculative method",
+            field="speculative_config",
+        )
+    index = max(
+        (i for i, layer in enumerate(s.shape.layers) if any(c.kind in (L.FULL, L.MLA) for c in layer)), default=None
+    )
+    if index is None:
+        raise UsageError(
+            Text("{speculative_config}: this {t} model has no full-attention layer to shape MTP on", t=model_type),
+            hint="use another speculative method",
+            field="speculative_config",
+        )
+    layer = tuple(c for c in s.shape.layers[index] if c.kind in (L.FULL, L.MLA))
+    weights, weights_source = _mtp_weights(s, index, count, naming)
+    return replace(
+        setup,
+        draft_caches=layer * count,
+        draft_weights=weights,
+        weights_source=weights_source,
+        notes=(
+            f"MTP draft: {count} decoder layer(s) shaped like layer {index} join the KV cache ({given}; "
+            f"vllm-0.33.0 {source})",
+        ),
+    )
+
+
+def _mtp_weights(
+    s: SpeculativeInputs, index: int, count: int, naming: tuple[str, str | None, str | None]
+) -> tuple[int | None, str]:
+    """`count` copies of decoder layer `index` plus, per MTP layer or once, the 2h x h projection of [embedding,
+    hidden] (fc / eh_proj) and three h-wide norms, priced as the checkpoint stores tensors of the MTP layers' names
+    (its quantization_config and ignore lists: nvidia's NVFP4 Qwen3.6 leaves `mtp*` in bf16, DeepSeek-V3's fp8
+    blocks cover them); the embeddings and LM head are the target's (v1/spec_decode/llm_base_proposer.py:1466-1470,
+    :1549-1555)."""
+    layers, per_layer, shared = naming
+    n, h = s.shape.num_layers, s.shape.hidden_size
+    copies = [(index, layers.format(k=k, n_k=n + k)) for k in range(count)]
+    glue = [per_layer.format(n_k=n + k) for k in range(count)] if per_layer else [shared or "mtp"]
+    extra: list[tuple[str, tuple[int, ...], str]] = []
+    for prefix in glue:
+        fc = "eh_proj" if per_layer else "fc"
+        norms = (
+            ("enorm", "hnorm", "shared_head.norm")
+            if per_layer
+            else ("norm", "pre_fc_norm_hidden", "pre_fc_norm_embedding")
+        )
+        extra.append((f"{prefix}.{fc}.weight", (h, 2 * h), "linear"))
+        extra += [(f"{prefix}.{norm}.weight", (h,), "norm") for norm in norms]
+    nbytes = s.stored_bytes(copies, extra)
+    if not nbytes:
+        return None, "the MTP layers' weights are not counted (the config's layers cannot be counted)"
+    return nbytes, (
+        f"{count} x decoder layer {index} as {copies[0][1]}"
+        + (" ..." if count > 1 else "")
+        + f" + the 2h x h {'eh_proj' if per_layer else 'fc'} and 3 norms, as the checkpoint's quantization_config "
+        "stores them; embeddings and LM head shared with the target (v1/spec_decode/llm_base_proposer.py:1466-1470, "
+        ":1549-1555)"
+    )
+
+
+def speculative_rules(s: SpeculativeInputs) -> Speculative:
+    """vLLM's speculative decoding for the plan: the drafter's KV layers and weights by method (ngram/suffix: none;
+    mtp: the target's MTP layers; draft_model / eagle / eagle3 / dflash: the draft checkpoint's layers, when kvplan
+    could read its config). The Mamba-side rules read `Request.num_speculative_tokens` (VllmEngine). Not modelled,
+    and said so: the drafter's share of the profiled activation peak and of the CUDA-graph pool (whose capture
+    sizes are rounded to multiples of 1 + num_speculative_tokens, config/compilation.py:1537-1562)."""
+    out = _speculative_rules(s)
+    states = any(isinstance(c, L.RecurrentState) for c in s.shape.caches())
+    notes = list(out.notes)
+    if states:
+        notes.append(
+            f"speculative decoding: each Mamba-style layer holds {out.num_speculative_tokens} state page(s) more per "
+            "request and its convolution state as many columns more (model_executor/layers/mamba/abstract.py:86-90, "
+            "mamba_utils.py)"
+        )
+    if out.draft_tp is not None:
+        notes.append(
+            f"draft_tensor_parallel_size {out.draft_tp} is not modelled: kvplan splits the drafter's weights and KV "
+            "heads at the target's TP (vLLM's default, config/speculative.py:1849-1870)"
+        )
+    notes.append(
+        "speculative decoding: the drafter's share of the activation peak and of the CUDA-graph pool is not modelled"
+    )
+    return replace(out, notes=tuple(notes))
+
+
+def _speculative_rules(s: SpeculativeInputs) -> Speculative:
+    setup = s.setup
+    if setup.method in _NO_DRAFTER:
+        return replace(setup, notes=(f"{setup.method} speculation drafts from the prompt: no draft layers or weights",))
+    if setup.method == "mtp":
+        return _mtp_draft(s)
+    if s.draft_shape is None:
+        why = f" ({s.draft_error})" if s.draft_error else ""
+        return replace(
+            setup,
+            notes=(
+                f"the draft model {setup.model or '(not named)'} could not be read{why}: its weights and KV cache "
+                "are not counted (pass a catalog name or a local config path as the speculative config's `model`)",
+            ),
+        )
+    caches = tuple(c for c in s.draft_shape.caches() if not isinstance(c, L.NoCache))
+    notes = [
+        f"{setup.method} draft {setup.model}: its {len(caches)} cache layer(s) join the KV cache "
+        "(v1/worker/gpu_model_runner.py get_kv_cache_spec)"
+    ]
+    if setup.method in ("eagle", "eagle3"):
+        notes.append(
+            "the EAGLE draft's weights are counted with its embeddings and LM head; vLLM shares the target's when the "
+            "checkpoint has none (v1/spec_decode/llm_base_proposer.py:1438-1445, :1517-1522)"
+        )
+    return replace(
+        setup,
+        draft_caches=caches,
+        draft_weights=s.draft_weights,
+        weights_source=s.draft_weights_source,
+        notes=tuple(notes),
+    )
+
+
 class VllmServing(ServingModel):
     options = frozenset({GPU_MEMORY_UTILIZATION, VLLM_VERSION, BLOCK_SIZE, PREFIX_CACHING, ASYNC_SCHEDULING})
     suggests_utilization = True
@@ -1569,6 +1879,16 @@ class VllmServing(ServingModel):
                 "weights", -(b.weights_per_gpu + pad // b.pp), f"weights / (tp x pp) = / {b.tp * b.pp}{pad_note}"
             ),
         ]
+        spec = b.speculative
+        if spec is not None and spec.draft_weights:
+            terms.append(
+                BudgetTerm(
+                    "speculative_draft_weights",
+                    -(spec.draft_weights // b.tp),
+                    f"the {spec.method} drafter's weights: {spec.weights_source} / tp {b.tp} (the drafter runs at the "
+                    "target's TP by default: config/speculative.py:1849-1870)",
+                )
+            )
         if b.encoder_weights:
             terms.append(
                 BudgetTerm(
@@ -1649,6 +1969,10 @@ class VllmServing(ServingModel):
         """What the release does when it starts (kvplan.engines.vllm.startup)."""
         return startup(inputs)
 
+    def speculative(self, inputs: SpeculativeInputs) -> Speculative:
+        """vLLM's speculative decoding (kvplan.engines.vllm.speculative_rules)."""
+        return speculative_rules(inputs)
+
     def command(self, f: FlagInputs) -> str:
         line = (
             f"vllm serve {f.model} --max-model-len {f.max_model_len} --max-num-seqs {f.max_num_seqs} "
@@ -1668,6 +1992,8 @@ class VllmServing(ServingModel):
             line += " --async-scheduling" if f.async_scheduling else " --no-async-scheduling"
         if f.quantization is not None:
             line += f" --quantization {f.quantization}"
+        if f.speculative is not None:
+            line += f" --speculative-config '{f.speculative.config_json()}'"
         return line
 
 
@@ -1920,13 +2246,16 @@ CONFIG = ConfigVocabulary(
         "kv_cache_memory": "kv_cache_memory",
         "max_num_batched_tokens": "max_num_batched_tokens",
         "quantization": "quantization",
+        "speculative_config": "speculative_config",
     },
     memory_keys=(
         "cpu_offload_gb",
         "swap_space",
         "enforce_eager",
         "num_gpu_blocks_override",
-        "speculative_config",
+        "spec_method",  # vLLM 0.33's --spec-method / --spec-model / --spec-tokens (engine/arg_utils.py:1869-1872)
+        "spec_model",
+        "spec_tokens",
         "max_seq_len_to_capture",
         "cuda_graph_sizes",
         "compilation_config",

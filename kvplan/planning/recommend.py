@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass, field, replace
 from math import floor
 from typing import TYPE_CHECKING, Any
 
-from kvplan.core.units import DtypeDisplay, format_bytes, parse_size, short_dtype
+from kvplan.core.units import DTYPE_BYTES, DtypeDisplay, format_bytes, parse_size, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, EngineEntry, Request
+from kvplan.engines.base import Speculative
 from kvplan.engines.llamacpp import DEFAULT_UBATCH
 from kvplan.engines.registry import (
     canonical_engine,
@@ -47,11 +48,13 @@ from kvplan.engines.serving import (
     FitInputs,
     FlagInputs,
     ServingModel,
+    SpeculativeInputs,
     Startup,
     StartupInputs,
 )
 from kvplan.engines.sizing import fullest_stage, gpu_kv
-from kvplan.errors import KvplanError, Text, UsageError, placeholder
+from kvplan.engines.vllm import parse_speculative_config
+from kvplan.errors import READ_ERRORS, KvplanError, Text, UsageError, placeholder
 from kvplan.planning.requests import above_model_limit, make_request, optional_positive, positive_int
 from kvplan.planning.resolved import ModelRef, ResolvedModel, resolve
 
@@ -122,6 +125,7 @@ class Recommendation(DtypeDisplay):
     multimodal_weights_bytes: int | None = 0
     config_source: str = "dict"  # where the config was read (kvplan.planning.resolved.ResolvedModel.config_source)
     revision: str | None = None  # the Hub snapshot's commit hash, when the config came from the Hub or its cache
+    speculative: Speculative | None = None  # the speculative-decoding setup as the engine runs it (None: none)
 
     def to_dict(self) -> dict[str, Any]:
         names = {"model_dtype": "dtype", "cache_dtype": "kv_dtype"}
@@ -131,7 +135,22 @@ class Recommendation(DtypeDisplay):
         data["throughput_bounds"] = [dict(row) for row in self.throughput_bounds]
         data["throughput_assumptions"] = list(self.throughput_assumptions)
         data["log_lines"] = list(self.log_lines)
+        data["speculative"] = speculative_summary(self.speculative)
         return {"schema": SCHEMA, **data}
+
+
+def speculative_summary(spec: Speculative | None) -> dict[str, Any] | None:
+    """The speculative setup of a plan as its JSON says it: method, tokens, draft model, the drafter's KV layers and
+    weights (whole drafter; null: not counted)."""
+    if spec is None:
+        return None
+    return {
+        "method": spec.method,
+        "num_speculative_tokens": spec.num_speculative_tokens,
+        "model": spec.model,
+        "draft_kv_layers": len(spec.draft_caches),
+        "draft_weights_bytes": spec.draft_weights,
+    }
 
 
 # ------------------------------------------------------------------------------------------- stage inputs
@@ -167,6 +186,7 @@ class _Options:
     assume_llama: bool
     hub_weights: bool | None
     quantization: str | None = None
+    speculative_config: str | dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +205,7 @@ class _Inputs:
     release: str | None = None
     release_source: str | None = None
     gpus: int = 1  # --gpus, else tp x pp
+    speculative: Speculative | None = None  # the setup given, parsed (its drafter resolved in `_model`)
 
 
 @dataclass(frozen=True)
@@ -320,7 +341,8 @@ def _validate(o: _Options) -> _Inputs:
     kv_memory = None if o.kv_memory is None else parse_size(o.kv_memory)
     # the release modelled: a bad --vllm-version is refused before the model is read
     release, source = entry.release(o.vllm_version) if entry.release is not None else (None, None)
-    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source, gpus)
+    speculative = None if o.speculative_config is None else parse_speculative_config(o.speculative_config)
+    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source, gpus, speculative)
 
 
 def _model(model: ModelRef, i: _Inputs) -> _Model:
@@ -354,6 +376,8 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
         async_scheduling=o.async_scheduling,
         compute_capability=i.profile.compute_capability,
     )
+    if i.speculative is not None:  # the drafter as the engine runs it, which its storage rules read
+        request = replace(request, speculative=_speculative(i, resolved, request.model_dtype))
     weights: int | None
     source: str | None
     if o.weights_bytes is not None:
@@ -370,6 +394,46 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
     # safetensors' sizes and a --weights-bytes hold them already
     encoders = resolved.encoder_weights(request.model_dtype) if source == "analytic" else 0
     return _Model(resolved, request, weights, source, encoders)
+
+
+def _speculative(i: _Inputs, resolved: ResolvedModel, model_dtype: str) -> Speculative:
+    """The speculative setup given, as the planned engine runs it (ServingModel.speculative), with the draft model it
+    names read when kvplan can (a catalog name, a path or a Hub id; unreadable: the engine's notes say the drafter is
+    not counted)."""
+    setup = i.speculative
+    assert setup is not None
+    draft: dict[str, Any] = {}
+    if setup.model is not None:
+        try:
+            d = resolve(setup.model, offline=i.options.offline)
+            weights, source = d.weights(model_dtype)
+            draft = dict(draft_config=d.config, draft_shape=d.shape, draft_weights=weights)
+            draft["draft_weights_source"] = f"{d.name} ({source or 'not counted'})"
+        except KvplanError as exc:
+            draft = dict(draft_error=str(exc))
+
+    def stored_bytes(copies: list[tuple[int, str]], extra: list[tuple[str, tuple[int, ...], str]]) -> int | None:
+        """Copies of decoder layers (index, the module prefix they are stored under) and extra tensors, priced as
+        the checkpoint's quantization_config stores tensors of those names (kvplan.weights.stored)."""
+        from kvplan.weights.stored import tensors_bytes
+        from kvplan.weights.tensors import Tensor, weight_tensors
+
+        try:
+            tensors = resolved.memo("weight_tensors", lambda: weight_tensors(resolved.config))
+            renamed = []
+            for index, prefix in copies:
+                marker = f".layers.{index}."
+                layer = [t for t in tensors if marker in t.name]
+                if not layer:
+                    return None
+                renamed += [t._replace(name=prefix + "." + t.name.split(marker, 1)[1]) for t in layer]
+            renamed += [Tensor(name, shape, role) for name, shape, role in extra]
+            return tensors_bytes(resolved.config, renamed, int(DTYPE_BYTES[model_dtype]))
+        except READ_ERRORS:
+            return None
+
+    inputs = SpeculativeInputs(setup, resolved.config, resolved.shape, model_dtype, stored_bytes, **draft)
+    return i.serving.speculative(inputs)
 
 
 def _context(i: _Inputs, m: _Model) -> _Context:
@@ -420,6 +484,7 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
         cudagraph_profiling=o.cudagraph_profiling,
         model_dtype=c.model.model_dtype,
         encoder_weights=c.model.encoder_weights or 0,
+        speculative=c.model.request.speculative,
     )
 
 
@@ -534,6 +599,14 @@ def _notes(c: _Context) -> list[str]:
         )
     if c.release is not None and c.inputs.entry.release_notes is not None:
         notes += c.inputs.entry.release_notes(c.release, c.inputs.release_source or "given")
+    spec = c.model.request.speculative
+    if spec is not None:
+        notes += list(spec.notes)
+        if c.inputs.pp > 1 and spec.draft_caches:
+            notes.append(
+                "the drafter's KV layers are planned on the fullest pipeline stage (vLLM builds the drafter on the "
+                "last stage, at pipeline_parallel_size 1)"
+            )
     return notes + c.serving.notes(c.model.model_dtype, c.model.weights_source)
 
 
@@ -625,6 +698,7 @@ def _flags(c: _Context, out: _Outcome) -> dict[str, str]:
             max_num_seqs_given=c.options.max_num_seqs is not None,
             full_length_seqs=out.full_length,
             quantization=c.options.quantization,
+            speculative=c.model.request.speculative,
         )
         flags[entry.flag_key] = entry.serving.command(inputs)  # type: ignore[union-attr]
     return flags
@@ -731,6 +805,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         startup_rule="" if started is None else started.rule,
         startup_fix={} if started is None else dict(started.fix),
         log_lines=() if started is None else started.log_lines,
+        speculative=m.request.speculative,
     )
 
 
@@ -775,6 +850,7 @@ def recommend(
     assume_llama: bool = False,
     quantization: str | None = None,
     hub_weights: bool | None = None,
+    speculative_config: str | dict[str, Any] | None = None,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -796,6 +872,10 @@ def recommend(
     fp8_per_tensor`, `fp8`, ...: kvplan.weights.stored.ONLINE_QUANTIZATIONS): the weights are counted as quantized
     at load. hub_weights: whether a config from the HF cache may ask the Hub for its safetensors sizes (None: only
     when nothing local sizes the weights; kvplan.planning.resolved).
+    at load. speculative_config is vLLM's `--speculative-config` (a JSON string or a mapping: method,
+    num_speculative_tokens, model), taken in the same spelling for every engine; the planned engine's rules add the
+    drafter's KV layers, speculative state slots and weights where kvplan models them (vLLM), and say what is left
+    out (kvplan.engines.vllm.speculative_rules).
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)

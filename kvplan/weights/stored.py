@@ -356,6 +356,16 @@ def _quant_config(cfg: dict[str, Any]) -> dict[str, Any] | None:
     return {**qc, "quant_method": method}
 
 
+def tensors_bytes(config: dict[str, Any], tensors: list[Tensor], dtype_bytes: int | None = None) -> int:
+    """Bytes of `tensors` as the checkpoint of `config` would store them (its `quantization_config`, ignore lists
+    included: tensors named like ones the checkpoint leaves unquantized stay at `dtype_bytes`, default the config's
+    dtype). What a tensor list beside the counted model costs, e.g. the MTP layers vLLM loads for drafting."""
+    cfg = language_model_config(config)
+    base = dtype_bytes or dtype_bytes_of(cfg)
+    qc = _quant_config(cfg)
+    return sum(_tensor_bytes(t, qc, base) for t in tensors)
+
+
 def weight_bytes(config: dict[str, Any], dtype_bytes: int | None = None, quantization: str | None = None) -> int:
     """Bytes of the language model's weights as stored, honouring `quantization_config`.
 

@@ -64,6 +64,15 @@ VALID = {
     "vllm_version": st.sampled_from(["0.19.1", "0.26.0", "v0.33.0", "0.21.0rc1"]),
     "assume_llama": st.booleans(),
     "quantization": st.sampled_from(["fp8", "fp8_per_tensor", "fp8_per_block", "int3"]),
+    "speculative_config": st.sampled_from(
+        [
+            {"method": "mtp", "num_speculative_tokens": 3},
+            {"method": "ngram", "num_speculative_tokens": 4},
+            {"method": "eagle3", "num_speculative_tokens": 2, "model": "nobody/nothing"},
+            '{"method": "mtp", "num_speculative_tokens": 1}',
+            {"method": "medusa"},
+        ]
+    ),
 }
 
 

@@ -9,15 +9,15 @@ case). The skips are printed with their reasons (`-rs`, and one summary line per
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 import yaml
 
 from kvplan.core.shapes import model_shape
 from kvplan.engines import Request, pipeline_stages
-from kvplan.engines.serving import FitInputs
-from kvplan.engines.vllm import ENTRY, VllmEngine, capacity, scheduler_defaults
+from kvplan.engines.serving import FitInputs, SpeculativeInputs
+from kvplan.engines.vllm import ENTRY, VllmEngine, capacity, parse_speculative_config, scheduler_defaults
 
 from conftest import FIXTURES, load_config
 
@@ -29,7 +29,8 @@ VLLM_CASES = sorted(i for i, c in CASES.items() if str(c["engine"]).startswith("
 @dataclass(frozen=True)
 class Pin:
     """How a case is modelled: the config (catalog or tests/fixtures/extra_configs), the vLLM release whose rules
-    apply and why, and the settings the case leaves out (with the reason in `why`)."""
+    apply and why, and the settings the case leaves out (with the reason in `why`); `speculative`, the run's
+    --speculative-config (JSON), taken from the case."""
 
     config: str
     version: str
@@ -39,8 +40,10 @@ class Pin:
     kv_dtype: str | None = None
     prefix_caching: bool | None = None
     max_num_batched_tokens: int | None = None
+    speculative: str | None = None
 
 
+MTP3 = '{"method": "mtp", "num_speculative_tokens": 3}'
 REPRODUCED = {
     "lmcache-3430-qwen3-8b-24gb-util09764-16384": Pin(
         "Qwen__Qwen3-8B",
@@ -71,6 +74,43 @@ REPRODUCED = {
         "924,616 tokens, 3.53x. So the run passed --enable-prefix-caching",
         prefix_caching=True,
     ),
+    # MTP n=3 (vllm-0.33.0 config/speculative.py:987-1007, models/qwen3_5_mtp.py:119-125: one full-attention
+    # decoder layer joins the 16 of the target; model_executor/layers/mamba/abstract.py:86-90 and mamba_utils.py:
+    # 272-285: 3 GDN state pages and conv columns more). Without it, or with n=2 or n=4, the figures do not follow.
+    "club3090-74-qwen36-27b-autoround-2x3090-nvlink-tp2-0.20.2rc1-262144": Pin(
+        "nvidia__Qwen3.6-27B-NVFP4",
+        "0.20.2rc1.dev9+g01d4d1ad3",
+        "the 'dual-nvlink' compose runs fp8 KV and MTP n=3 (case notes, BENCHMARKS.md); the engine-args line is not in "
+        "the excerpt, and only with prefix caching on (Mamba `align` mode: 2 + 3 GDN pages) do the figures follow: "
+        "418 blocks / (17 + 3 x 5) x 262,144 = 612,157 tokens, 2.34x (off: 622,592, 2.38x)",
+        tp=2,
+        kv_dtype="fp8_e4m3",
+        prefix_caching=True,
+        speculative=MTP3,
+    ),
+    "club3090-142-qwen36-27b-autoround-2x3090-tp2-0.20.2rc1dev129-262144": Pin(
+        "nvidia__Qwen3.6-27B-NVFP4",
+        "0.20.2rc1.dev129+g1acd67a79",
+        "engine args not in the excerpt: the club-3090 dual composes run fp8 KV and MTP n=3 with prefix caching on, "
+        "as the #74 report of the same compose; 426 blocks / 32 per request x 262,144 = 623,873 tokens, 2.38x",
+        tp=2,
+        kv_dtype="fp8_e4m3",
+        prefix_caching=True,
+        speculative=MTP3,
+    ),
+    "club3090-584-qwen36-27b-4x3090-tp4-v0.24.0": Pin(
+        "nvidia__Qwen3.6-27B-NVFP4",
+        "0.24.0",
+        "the multi4 compose's fp8_e5m2 KV and MTP n=3 (the club-3090 changelog multi4 case and PR #44 args), prefix "
+        "caching on, and the compose family's max_model_len 262,144 (not printed; vLLM 0.24 prints int(concurrency x "
+        "max_model_len)): 1,212 blocks / (17 + 3 x 5) x 262,144 = 1,774,963 tokens. The MTP layer makes 17 full-"
+        "attention layers: groups of 17, 3 groups for the 48 GDN layers, 'Add 3 padding layers'",
+        tp=4,
+        max_model_len=262144,
+        kv_dtype="fp8_e5m2",
+        prefix_caching=True,
+        speculative=MTP3,
+    ),
 }
 
 GAPS = {
@@ -83,8 +123,9 @@ GAPS = {
         "doubles to 16,384 in-flight tokens, a request holds 9,480 blocks: 0.76x, about 0.69 of the logged 1.11x. "
         "The log follows from the same rules with the MTP draft's sliding ring (44 rings) and 8,192 in-flight tokens "
         "(4,096 batched tokens, or async scheduling off): 6,537 blocks, 1,009,382-1,010,777 tokens, 1.107-1.108x "
-        "against 1,009,661 and 1.11x; the run's batched tokens are not logged and kvplan has no speculative-decoding "
-        "input",
+        "against 1,009,661 and 1.11x; the run's batched tokens are not logged and kvplan's speculative rules do not "
+        "model DeepSeek-V4's MTP drafter (vllm.speculative_rules reads the Qwen3.5/3.6, Qwen3-Next, DeepSeek-V3 and "
+        "GLM-4.5 MTP layers)",
         max_num_batched_tokens=8192,
     ),
     "spark-vllm-docker-396-minimax-m27-awq-2xgb10-tp2-util085": Pin(
@@ -93,23 +134,10 @@ GAPS = {
         "the reporter's summary of a patched GB10 build: its 240,816 tokens are 15,051 blocks (28.48 GiB), not the "
         "28.74 GiB it quotes; the util 0.80 run of the same thread reproduces",
     ),
-    "club3090-74-qwen36-27b-autoround-2x3090-nvlink-tp2-0.20.2rc1-262144": Pin(
-        "nvidia__Qwen3.6-27B-NVFP4",
-        "0.20.2rc1.dev9+g01d4d1ad3",
-        "KV dtype not in the excerpt: the compose runs fp8 KV and MTP n=3 (case notes), kvplan has no MTP input; "
-        "modelled with the stated (bf16) KV",
-        tp=2,
-    ),
-    "club3090-142-qwen36-27b-autoround-2x3090-tp2-0.20.2rc1dev129-262144": Pin(
-        "nvidia__Qwen3.6-27B-NVFP4",
-        "0.20.2rc1.dev129+g1acd67a79",
-        "engine args not in the excerpt (the club-3090 composes run fp8 KV and MTP); modelled with bf16 KV",
-        tp=2,
-    ),
 }
 
 _NO_FAMILY = "kvplan has no {} family yet (a colleague adds the 2026 families)"
-_V4_0_26 = "an MTP draft (kvplan has no speculative-decoding input)"
+_V4_0_26 = "an MTP draft (DeepSeek-V4's MTP drafter is not among those kvplan's speculative rules model)"
 SKIPPED = {
     "retail-shopping-assistant-95-nemotron3-super-120b-2xh100": "failed start: only the Mamba block bound (524) "
     "is printed, no KV memory, version, TP or max_model_len (kvplan reads the model: at TP 2 under vLLM 0.28-0.33 "
@@ -135,21 +163,25 @@ SKIPPED = {
     "vllm-recipes-810-qwen38-27b-fp8-2x5090-tp2-262144": "no config for Qwen/Qwen3.8-27B; MTP draft",
     "vllm-recipes-810-qwen38-27b-nvfp4-inferact-2x5090-tp2-262144": "checkpoint not named; MTP draft",
     "mitchross-1995-qwen38-27b-fp8-2x3090-tp2-131072": "no config for Qwen/Qwen3.8-27B",
-    "gpustack-runner-251-qwen36-27b-awq-mtp-tp2-0.27.1": "MTP n=3 draft (kvplan has no speculative-decoding input); "
-    "no token count printed",
-    "club3090-46-qwen36-27b-autoround-2x4090-tp2-0.20.1rc1-180000": "DFlash draft model shares the pool "
-    "(kvplan has no speculative-decoding input)",
-    "club3090-127-qwen36-27b-autoround-4x3090-vfio-tp4": "MTP n=3 draft; no token count printed",
-    "club3090-584-qwen36-27b-4x3090-tp4-v0.24.0": "'Add 3 padding layers' (6.25% of 48 GDN layers: groups of 17, "
-    "one full-attention layer more than the model's 16, an MTP draft layer); max_model_len not printed",
+    "gpustack-runner-251-qwen36-27b-awq-mtp-tp2-0.27.1": "MTP n=3 (an input now), but no token count or concurrency "
+    "printed: the pool alone (6.87 GiB) leaves no kvplan figure to check",
+    "club3090-46-qwen36-27b-autoround-2x4090-tp2-0.20.1rc1-180000": "DFlash draft not named in the excerpt (kvplan "
+    "reads a DFlash draft from the speculative config's `model`, a catalog name or config path); and the printed "
+    "tokens and concurrency of this 0.20.1 nightly disagree (pre-#40694 reporting)",
+    "club3090-127-qwen36-27b-autoround-4x3090-vfio-tp4": "MTP n=3 (an input now), but no token count or "
+    "concurrency printed: the pool alone (15.72 GiB) leaves no kvplan figure to check",
     "club3090-1085-qwen38-27b-fp8-2x5090-147456": "no config for Qwen/Qwen3.8-27B",
-    "club3090-294-qwen36-27b-autoround-2x3090-x4-v0.22.0": "MTP n=3 draft; no KV memory printed",
-    "club3090-changelog-multi4-qwen36-27b-4x3090-tp4-fp8e5m2": "MTP draft; no KV memory printed",
-    "club3090-changelog-multi4-dflash-qwen36-27b-4x3090-tp4-bf16kv": "DFlash draft model; no KV memory printed",
+    "club3090-294-qwen36-27b-autoround-2x3090-x4-v0.22.0": "MTP n=3 (an input now), but no KV memory printed: the "
+    "tokens and concurrency agree by construction (int(concurrency x max_model_len)), nothing to check them against",
+    "club3090-changelog-multi4-qwen36-27b-4x3090-tp4-fp8e5m2": "MTP n=3 (an input now), but no KV memory printed; "
+    "the tokens and concurrency of this early-May nightly disagree (pre-#40694 reporting)",
+    "club3090-changelog-multi4-dflash-qwen36-27b-4x3090-tp4-bf16kv": "DFlash draft (num_speculative_tokens 5) not "
+    "named; no KV memory printed",
     "club3090-calibration-gemma-4-12b-2x3090-tp2-bf16kv-131072": "no config for google/gemma-4-12b (checkpoint "
     "not named); MTP assistant drafter resident in the pool",
-    "club3090-benchmarks-gemma-4-31b-int8pth-2x3090-tp2-262144": "MTP n=4 draft shares the pool (kvplan has no "
-    "speculative-decoding input); a nightly's int8_per_token_head path: kvplan's 0.24-0.33 rules give 0.80-1.01x "
+    "club3090-benchmarks-gemma-4-31b-int8pth-2x3090-tp2-262144": "MTP n=4 with Gemma 4's assistant drafter "
+    "(v1/spec_decode/gemma4.py, a separate drafter kvplan does not model: its MTP rules cover the Qwen3.5/3.6, "
+    "Qwen3-Next, DeepSeek and GLM-4.5 MTP layers); a nightly's int8_per_token_head path: kvplan's 0.24-0.33 rules give 0.80-1.01x "
     "at max_num_batched_tokens 2048-8192 against the logged 1.78x (the int8 scales keep the global page from "
     "dividing the sliding one, so kvplan pads it)",
 }
@@ -183,6 +215,11 @@ def _model(case: dict, pin: Pin):
         engine_version=pin.version,
         prefix_caching=pin.prefix_caching,
     )
+    if pin.speculative:  # the drafter as vLLM runs it (kvplan.engines.vllm.speculative_rules)
+        config = load_config(pin.config)
+        setup = parse_speculative_config(pin.speculative)
+        spec = ENTRY.serving.speculative(SpeculativeInputs(setup, config, shape, shape.dtype))  # type: ignore[union-attr]
+        req = replace(req, speculative=spec)
     caches = [c for i in pipeline_stages(shape.num_layers, 1)[0] for c in shape.layers[i]]
     return VllmEngine(shape), caches, req, shape
 
@@ -198,7 +235,10 @@ def _figures(case: dict, pin: Pin) -> dict:
         for m in ends
     ]
     need = caps[0].blocks_per_request * caps[0].page_bytes * caps[0].group_size
+    plan = engine.plan(caches, req)
+    padding = sum(plan.groups(spec) * plan.group_size - n for spec, n in plan.specs.items())
     return {
+        "padding_layers": padding,
         "tokens": [c.kv_cache_tokens for c in caps],
         "blocks": [c.num_blocks for c in caps],
         "concurrency": [c.max_concurrency for c in caps],
@@ -238,6 +278,8 @@ def test_2026_logs_reproduce_under_their_release(case_id):
         assert got["fits"] == [False, False]
     if r.get("estimated_max_model_len"):
         assert _within(r["estimated_max_model_len"], *got["fit_len"]), got
+    if r.get("padding_layers_added"):  # "Add 3 padding layers" (v1/core/kv_cache_utils.py, hybrid grouping)
+        assert got["padding_layers"] == r["padding_layers_added"], got
 
 
 @pytest.mark.parametrize("case_id", sorted(GAPS))
