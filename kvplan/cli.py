@@ -808,6 +808,52 @@ def _length_or_auto(text: str | None) -> int | str | None:
     return labelled("--max-model-len", parse_length, text)
 
 
+def _number(label: str, text: str | None) -> float | None:
+    """A positive number option (--kv-offloading-size 100, --hicache-ratio 2.5)."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{label}: cannot read {text!r} as a number", hint=f"pass e.g. {label} 100") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise UsageError(f"{label} must be a positive number, got {text!r}", hint=f"pass e.g. {label} 100")
+    return value
+
+
+def _offload(
+    size: str | None,
+    backend: str,
+    ratio: str | None,
+    hicache_size: str | None,
+    lmcache_cpu: str | None,
+    lmcache_disk: str | None,
+    lmcache_version: str | None,
+) -> Any:
+    """The offload options as one kvplan.engines.offload.Offload (None: none given)."""
+    from kvplan.engines.offload import BACKENDS, Offload
+
+    offload = Offload(
+        kv_offloading_size=_number("--kv-offloading-size", size),
+        kv_offloading_backend=choice("--kv-offloading-backend", backend, BACKENDS),
+        hicache_ratio=_number("--hicache-ratio", ratio),
+        hicache_size=_number("--hicache-size", hicache_size),
+        lmcache_cpu_size=_number("--lmcache-cpu-size", lmcache_cpu),
+        lmcache_disk_size=_number("--lmcache-disk-size", lmcache_disk),
+        lmcache_version=lmcache_version,
+    )
+    return offload if offload.given or lmcache_version is not None else None
+
+
+def _host_memory(text: str | None) -> int | str | None:
+    """--host-memory: a size (512GiB), or auto."""
+    from kvplan.core.units import parse_size
+
+    if text is None or text.strip().lower() == "auto":
+        return None if text is None else "auto"
+    return labelled("--host-memory", parse_size, text)
+
+
 @app.command(cls=Command)
 @handle_errors
 def recommend(
@@ -894,6 +940,68 @@ def recommend(
             show_default=False,
         ),
     ] = None,
+    kv_offloading_size: Annotated[
+        Optional[str],
+        typer.Option(
+            "--kv-offloading-size",
+            help="vLLM's KV offload to CPU, GiB in total across the TP x PP workers (a /dev/shm region).",
+            show_default=False,
+        ),
+    ] = None,
+    kv_offloading_backend: Annotated[
+        str,
+        typer.Option(
+            "--kv-offloading-backend",
+            help="vLLM's offload backend: native, or lmcache (then the LMCache server sizes its own pool).",
+        ),
+    ] = "native",
+    hicache_ratio: Annotated[
+        Optional[str],
+        typer.Option(
+            "--hicache-ratio", help="SGLang HiCache: host pool / GPU pool, per rank (e.g. 2).", show_default=False
+        ),
+    ] = None,
+    hicache_size: Annotated[
+        Optional[str],
+        typer.Option(
+            "--hicache-size",
+            help="SGLang HiCache: host pool GB (1e9) per rank; overrides --hicache-ratio.",
+            show_default=False,
+        ),
+    ] = None,
+    lmcache_cpu_size: Annotated[
+        Optional[str],
+        typer.Option(
+            "--lmcache-cpu-size",
+            help="LMCache's max_local_cpu_size (LMCACHE_MAX_LOCAL_CPU_SIZE): GiB of pinned RAM per TP rank.",
+            show_default=False,
+        ),
+    ] = None,
+    lmcache_disk_size: Annotated[
+        Optional[str],
+        typer.Option(
+            "--lmcache-disk-size",
+            help="LMCache's max_local_disk_size (LMCACHE_MAX_LOCAL_DISK_SIZE): GiB of local disk per TP rank.",
+            show_default=False,
+        ),
+    ] = None,
+    lmcache_version: Annotated[
+        Optional[str],
+        typer.Option(
+            "--lmcache-version",
+            help="The LMCache release (before 0.3.3 its pinned RAM is rounded up to a power of two; default: exact).",
+            show_default=False,
+        ),
+    ] = None,
+    host_memory: Annotated[
+        Optional[str],
+        typer.Option(
+            "--host-memory",
+            help="Host RAM per node the offload tiers must fit in (512GiB), or auto: MemTotal, lowered to the "
+            "cgroup's memory.max (default: the GPU profile's host_memory_bytes, else unchecked).",
+            show_default=False,
+        ),
+    ] = None,
     emit: Annotated[
         Optional[str],
         typer.Option(
@@ -955,6 +1063,16 @@ def recommend(
         async_scheduling=on_off("--async-scheduling", async_scheduling),
         assume_llama=assume_llama,
         quantization=quantization,
+        offload=_offload(
+            kv_offloading_size,
+            kv_offloading_backend,
+            hicache_ratio,
+            hicache_size,
+            lmcache_cpu_size,
+            lmcache_disk_size,
+            lmcache_version,
+        ),
+        host_memory=_host_memory(host_memory),
     )
     if json_out:
         render.print_json(rec.to_dict())

@@ -18,12 +18,13 @@ what is engine-specific. Each engine module documents its budget terms and their
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from math import floor
+from math import ceil, floor
 from typing import TYPE_CHECKING, Any
 
 from kvplan.core.units import DtypeDisplay, format_bytes, parse_size, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, EngineEntry, Request
 from kvplan.engines.llamacpp import DEFAULT_UBATCH
+from kvplan.engines.offload import HostInputs, HostPlan, Offload, check_settings, host_plan, judge
 from kvplan.engines.registry import (
     canonical_engine,
     entries,
@@ -120,6 +121,16 @@ class Recommendation(DtypeDisplay):
     # the multimodal encoders and projectors per GPU, beside weights_bytes (0: none; None: a wrapper kvplan does not
     # count, or figures that hold them already: safetensors sizes, --weights-bytes)
     multimodal_weights_bytes: int | None = 0
+    # the KV offload tiers (kvplan.engines.offload): each tier's tokens and host bytes; the host RAM per node they
+    # take, the host memory judged against (--host-memory, else the profile's host_memory_bytes; None: unknown),
+    # and the verdict (None: no tiers, or the host memory is unknown), naming the tier that runs out
+    host_tiers: tuple[dict[str, Any], ...] = field(default=())
+    host_ram_bytes: int | None = None
+    host_shm_bytes: int | None = None
+    host_memory_bytes: int | None = None
+    host_memory_source: str | None = None
+    host_fits: bool | None = None
+    host_detail: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         names = {"model_dtype": "dtype", "cache_dtype": "kv_dtype"}
@@ -129,6 +140,7 @@ class Recommendation(DtypeDisplay):
         data["throughput_bounds"] = [dict(row) for row in self.throughput_bounds]
         data["throughput_assumptions"] = list(self.throughput_assumptions)
         data["log_lines"] = list(self.log_lines)
+        data["host_tiers"] = [dict(t) for t in self.host_tiers]
         return {"schema": SCHEMA, **data}
 
 
@@ -164,6 +176,8 @@ class _Options:
     async_scheduling: bool | None
     assume_llama: bool
     quantization: str | None = None
+    offload: Offload | None = None
+    host_memory: int | str | None = None
 
 
 @dataclass(frozen=True)
@@ -315,6 +329,8 @@ def _validate(o: _Options) -> _Inputs:
             field="gpu_memory_utilization",
         )
     kv_memory = None if o.kv_memory is None else parse_size(o.kv_memory)
+    if o.offload is not None:  # a tier the engine does not have is refused before the model is read
+        check_settings(o.offload, entry.name)
     # the release modelled: a bad --vllm-version is refused before the model is read
     release, source = entry.release(o.vllm_version) if entry.release is not None else (None, None)
     return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source, gpus)
@@ -679,11 +695,71 @@ def _held_weights(m: _Model, out: _Outcome, gpus: int) -> int | None:
     return None if m.weights is None else m.weights // gpus
 
 
+def _host_inputs(c: _Context, out: _Outcome) -> HostInputs:
+    """The fullest rank's KV as the offload tiers see it: bytes per token (the engine's storage, its shard of every
+    layer the rank holds), one block of every KV-cache group (a request of one block), the GPU pool's tokens."""
+    from kvplan.core.specs import FullAttention, MlaLatent, NoCache
+
+    i, m = c.inputs, c.model
+    caches, _ = fullest_stage(c.shape, i.pp)
+    request = _request(c, i.tp, m.kv_dtype)
+    storage = storage_for(storage_entry(i.entry.name).name, c.shape)  # type: ignore[union-attr]
+    per_token = gpu_kv(storage, c.shape, request).bytes_per_token  # type: ignore[arg-type]
+    block = out.fit.block_size
+    per_block = c.serving.request_kv_bytes(
+        sizing_storage(i.entry.name, c.shape), c.shape, replace(request, seq_len=block, batch=1)
+    )
+    kinds = sorted({x.kind for x in caches if not isinstance(x, (FullAttention, MlaLatent, NoCache))})
+    cached = [x for x in caches if not isinstance(x, NoCache)]
+    return HostInputs(
+        engine=i.entry.name,
+        tp=i.tp,
+        pp=i.pp,
+        bytes_per_token=ceil(per_token),
+        bytes_per_block=per_block,
+        block_size=block,
+        device_tokens=out.fit.tokens,
+        mla=bool(cached) and all(isinstance(x, MlaLatent) for x in cached),
+        other_caches=tuple(kinds),
+        shm=i.profile.vendor != "amd",
+    )
+
+
+def _host(c: _Context, out: _Outcome) -> tuple[HostPlan, dict[str, Any], list[str]]:
+    """The offload tiers, the host memory and the verdict (Recommendation's host_* fields), and their notes."""
+    from kvplan.sources.host import host_memory
+
+    o = c.options
+    host = host_memory(o.host_memory, c.inputs.profile.host_memory_bytes)
+    if o.offload is None or not o.offload.given:
+        fields = {"host_memory_bytes": host and host.bytes, "host_memory_source": host and host.source}
+        return HostPlan(), fields, []
+    plan = host_plan(o.offload, _host_inputs(c, out))
+    verdict = judge(plan, None if host is None else host.bytes, None if host is None else host.shm_bytes)
+    notes = list(plan.notes)
+    if plan.tiers and host is None:
+        notes.append(
+            f"the offload tiers take {format_bytes(plan.ram_bytes)} of host RAM per node; the host's memory is "
+            "unknown (pass --host-memory SIZE or auto, or set host_memory), so it is not checked"
+        )
+    fields = {
+        "host_tiers": tuple(t.to_dict() for t in plan.tiers),
+        "host_ram_bytes": plan.ram_bytes if plan.tiers else None,
+        "host_shm_bytes": plan.shm_bytes if plan.tiers else None,
+        "host_memory_bytes": host and host.bytes,
+        "host_memory_source": host and host.source,
+        "host_fits": verdict.ok,
+        "host_detail": verdict.detail,
+    }
+    return plan, fields, notes
+
+
 def _assemble(c: _Context, out: _Outcome) -> Recommendation:
     i, m, fit, serving = c.inputs, c.model, out.fit, c.serving
     rows, prefill, bound_notes = _throughput(c, out.full_length)
     storage = sizing_storage(i.entry.name, c.shape)
     started = _startup(c, out)
+    _, host_fields, host_notes = _host(c, out)
     return Recommendation(
         model=m.resolved.name,
         gpu_profile=i.profile.id,
@@ -713,7 +789,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         flags=_flags(c, out),
         fp8_kv=out.fp8_kv,
         min_tp_to_fit=out.min_tp,
-        notes=tuple(_notes(c) + _encoder_notes(c, out) + _fit_notes(c, out) + _cap_notes(c, out)),
+        notes=tuple(_notes(c) + _encoder_notes(c, out) + _fit_notes(c, out) + _cap_notes(c, out) + host_notes),
         throughput_bounds=tuple(rows),
         prefill_tokens_per_s_upper_bound=prefill,
         throughput_assumptions=tuple(bound_notes),
@@ -724,6 +800,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         startup_rule="" if started is None else started.rule,
         startup_fix={} if started is None else dict(started.fix),
         log_lines=() if started is None else started.log_lines,
+        **host_fields,
     )
 
 
@@ -767,6 +844,8 @@ def recommend(
     async_scheduling: bool | None = None,
     assume_llama: bool = False,
     quantization: str | None = None,
+    offload: Offload | None = None,
+    host_memory: int | str | None = None,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -786,7 +865,10 @@ def recommend(
     unknown model_type llama-like even where its config signals another cache (refused otherwise; notes say so).
     quantization is the engine's online quantization of an unquantized checkpoint (vLLM `--quantization
     fp8_per_tensor`, `fp8`, ...: kvplan.weights.stored.ONLINE_QUANTIZATIONS): the weights are counted as quantized
-    at load.
+    at load. offload (kvplan.engines.offload.Offload) sets the KV offload tiers: vLLM's --kv-offloading-size,
+    SGLang's HiCache, LMCache's local CPU and disk sizes; host_memory (a size, or "auto": this machine's MemTotal
+    or cgroup limit) is the host RAM per node they are judged against (default: the GPU profile's
+    host_memory_bytes, else unknown: a note).
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)
