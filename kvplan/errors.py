@@ -50,6 +50,14 @@ FLAGS: dict[str, str] = {
     "async_scheduling": "--async-scheduling",
     "assume_llama": "--assume-llama",
     "quantization": "--quantization",
+    "kv_offloading_size": "--kv-offloading-size",
+    "kv_offloading_backend": "--kv-offloading-backend",
+    "hicache_ratio": "--hicache-ratio",
+    "hicache_size": "--hicache-size",
+    "lmcache_cpu_size": "--lmcache-cpu-size",
+    "lmcache_disk_size": "--lmcache-disk-size",
+    "lmcache_version": "--lmcache-version",
+    "host_memory": "--host-memory",
 }
 FIELDS = frozenset(FLAGS)
 

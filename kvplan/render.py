@@ -282,6 +282,7 @@ def recommendation_table(rec) -> None:
     for label, value in rows:
         table.add_row(label, value)
     out.print(table)
+    host_table(rec, out)
     error = getattr(rec, "startup_error", None)
     if error:
         who = f"vLLM {rec.vllm_version}" if getattr(rec, "vllm_version", None) else "the engine"
@@ -312,6 +313,32 @@ def recommendation_table(rec) -> None:
     command = rec.flags.get(flag_key(rec.engine), rec.flags.get(flag_key(DEFAULT_ENGINE), ""))
     out.print(command, highlight=False, markup=False, soft_wrap=True)
     notes(tuple(rec.notes) + tuple(getattr(rec, "throughput_assumptions", ())))
+
+
+def host_table(rec: Any, out: Any) -> None:
+    """The KV offload tiers of a recommendation (kvplan.engines.offload): tokens each holds, host bytes per node,
+    and the host memory they are judged against. Nothing when the plan has no tiers."""
+    from rich.table import Table
+
+    tiers = getattr(rec, "host_tiers", ())
+    if not tiers:
+        return
+    host = Table(title="KV offload tiers (host, per node)", title_justify="left")
+    for name, justify in (("tier", "left"), ("setting", "left"), ("tokens", "right"), ("host bytes", "right")):
+        host.add_column(name, justify=justify, overflow="fold")
+    for tier in tiers:
+        per = f"{tier['ranks']} x {format_bytes(tier['bytes_per_rank'])}" if tier["ranks"] > 1 else ""
+        size = format_bytes(tier["bytes_per_node"]) + (f" ({per})" if per else "")
+        where = " (disk)" if tier["medium"] == "disk" else (" (/dev/shm)" if tier["shm_bytes"] else "")
+        tokens = "-" if tier["tokens"] is None else f"{tier['tokens']:,}"
+        host.add_row(tier["name"] + where, tier["setting"], tokens, size)
+    known = rec.host_memory_bytes is not None
+    verdict = {True: "fits", False: "[bold red]does not fit[/]", None: "unchecked"}[rec.host_fits]
+    memory = f"{format_bytes(rec.host_memory_bytes)} ({rec.host_memory_source})" if known else "unknown"
+    host.add_row("[bold]host RAM[/]", memory, verdict, f"[bold]{format_bytes(rec.host_ram_bytes or 0)}[/]")
+    out.print(host)
+    if rec.host_detail:
+        out.print(f"[bold red]{escape(rec.host_detail)}[/]", soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------ kvplan profile

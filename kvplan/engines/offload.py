@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kvplan.core.units import format_bytes
-from kvplan.errors import UsageError
+from kvplan.errors import Text, UsageError
 
 GIB = 2**30
 GB = 10**9
@@ -158,7 +158,7 @@ def _version(text: str) -> tuple[int, ...]:
         digits = "".join(ch for ch in piece if ch.isdigit()) if piece else ""
         if not digits or not piece[0].isdigit():
             raise UsageError(
-                f"--lmcache-version must be a release such as 0.3.2, got {text!r}",
+                Text("{lmcache_version} must be a release such as 0.3.2, got {v!r}", v=text),
                 hint="pass the LMCache version the deployment runs, e.g. 0.3.9",
                 field="lmcache_version",
             )
@@ -175,25 +175,23 @@ def check_settings(o: Offload, engine: str) -> None:
         for name, value in settings.items():
             if value is not None and engine != owner.lower():
                 raise UsageError(
-                    f"{name.replace('_', '-')} is {owner}'s setting, not {engine}'s",
-                    hint=f"plan with --engine {owner.lower()}, or drop it",
+                    Text("{" + name + "} is {owner}'s setting, not {engine_name}'s", owner=owner, engine_name=engine),
+                    hint=Text("plan with {engine} {owner_id}, or drop it", owner_id=owner.lower()),
                     field=name,
                 )
     for name, value in lmcache.items():
         if value is not None and engine not in _LMCACHE_ENGINES:
             raise UsageError(
-                f"LMCache ({name.replace('_', '-')}) is modelled with vLLM and SGLang only, not {engine}",
-                hint="plan with --engine vllm or sglang, or drop it",
+                Text("LMCache ({" + name + "}) is modelled with vLLM and SGLang only, not {engine_name}", engine_name=engine),
+                hint=Text("plan with {engine} vllm or sglang, or drop it"),
                 field=name,
             )
     for name, value in {**vllm_only, **sglang_only, **lmcache}.items():
         if value is not None and not value > 0:
-            raise UsageError(
-                f"{name.replace('_', '-')} must be positive, got {value:g}", hint="pass e.g. 100", field=name
-            )
+            raise UsageError(Text("{" + name + "} must be positive, got {v:g}", v=value), hint="pass e.g. 100", field=name)
     if o.kv_offloading_backend not in BACKENDS:
         raise UsageError(
-            f"kv-offloading-backend must be one of {', '.join(BACKENDS)}, got {o.kv_offloading_backend!r}",
+            Text("{kv_offloading_backend} must be one of {names}, got {v!r}", names=", ".join(BACKENDS), v=o.kv_offloading_backend),
             hint="vLLM 0.33's backends: native (its own CPU offloading) or lmcache",
             field="kv_offloading_backend",
         )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kvplan.core.units import parse_size
-from kvplan.errors import UsageError
+from kvplan.errors import Text, UsageError
 
 AUTO = "auto"
 _V1_UNLIMITED = 2**62  # cgroup v1 reports "no limit" as a page-rounded LONG_MAX (9223372036854771712)
@@ -69,7 +69,7 @@ def read_host(
     total = _meminfo_total(Path(meminfo))
     if total is None:
         raise UsageError(
-            f"--host-memory auto: cannot read MemTotal from {meminfo}",
+            Text("{host_memory} auto: cannot read MemTotal from {path}", path=str(meminfo)),
             hint="pass the host's memory, e.g. --host-memory 512GiB",
             field="host_memory",
         )
@@ -82,7 +82,7 @@ def read_host(
 
 def host_memory(value: int | str | None, profile_bytes: int | None = None, given_as: str = "--host-memory") -> (
     HostMemory | None
-):
+):  # fmt: skip
     """The host memory a plan is judged against: `value` (a size, or auto), else the GPU profile's
     `host_memory_bytes`, else None (unknown: a note, never a guess)."""
     if value is None:
@@ -91,5 +91,5 @@ def host_memory(value: int | str | None, profile_bytes: int | None = None, given
         return read_host()
     size = parse_size(value)
     if size <= 0:
-        raise UsageError(f"{given_as} must be positive", hint="pass e.g. 512GiB", field="host_memory")
+        raise UsageError(Text("{host_memory} must be positive"), hint="pass e.g. 512GiB", field="host_memory")
     return HostMemory(size, given_as)
