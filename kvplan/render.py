@@ -324,8 +324,10 @@ def host_table(rec: Any, out: Any) -> None:
     if not tiers:
         return
     host = Table(title="KV offload tiers (host, per node)", title_justify="left")
-    for name, justify in (("tier", "left"), ("setting", "left"), ("tokens", "right"), ("host bytes", "right")):
-        host.add_column(name, justify=justify, overflow="fold")
+    for name in ("tier", "setting"):
+        host.add_column(name, overflow="fold")
+    for name in ("tokens", "host bytes"):
+        host.add_column(name, justify="right", overflow="fold")
     for tier in tiers:
         per = f"{tier['ranks']} x {format_bytes(tier['bytes_per_rank'])}" if tier["ranks"] > 1 else ""
         size = format_bytes(tier["bytes_per_node"]) + (f" ({per})" if per else "")

@@ -581,7 +581,7 @@ _TIER_KEYS = {
 def _host_fixes(ev: _Evaluator, rec: Any) -> list[Fix]:
     """The largest size of each RAM tier that leaves the host enough, the others as they are (whole GiB, or GB for
     SGLang's --hicache-size), each re-checked with recommend()."""
-    dep, out = ev.dep, []
+    dep, out = ev.dep, list[Fix]()
     host = rec.host_memory_bytes
     if host is None:
         return out

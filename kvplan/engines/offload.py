@@ -41,6 +41,11 @@ LMCACHE_CHUNK = 256  # lmcache v1/config.py:90 chunk_size
 LMCACHE_EXACT_PIN = (0, 3, 3)  # the first LMCache release that pins the exact size (cudaHostRegister)
 BACKENDS = ("native", "lmcache")  # vllm-0.33.0/vllm/config/cache.py:389-392 KVOffloadingBackend
 RAM, DISK = "ram", "disk"
+# LMCache's environment (lmcache v1/config.py:96 and :113, read as LMCACHE_<KEY>) -> the plan keys
+LMCACHE_ENV = {
+    "LMCACHE_MAX_LOCAL_CPU_SIZE": "lmcache_max_local_cpu_size",
+    "LMCACHE_MAX_LOCAL_DISK_SIZE": "lmcache_max_local_disk_size",
+}
 
 _VLLM, _SGLANG = "vllm", "sglang"
 _LMCACHE_ENGINES = (_VLLM, _SGLANG)
@@ -182,16 +187,25 @@ def check_settings(o: Offload, engine: str) -> None:
     for name, value in lmcache.items():
         if value is not None and engine not in _LMCACHE_ENGINES:
             raise UsageError(
-                Text("LMCache ({" + name + "}) is modelled with vLLM and SGLang only, not {engine_name}", engine_name=engine),
+                Text(
+                    "LMCache ({" + name + "}) is modelled with vLLM and SGLang only, not {engine_name}",
+                    engine_name=engine,
+                ),
                 hint=Text("plan with {engine} vllm or sglang, or drop it"),
                 field=name,
             )
     for name, value in {**vllm_only, **sglang_only, **lmcache}.items():
         if value is not None and not value > 0:
-            raise UsageError(Text("{" + name + "} must be positive, got {v:g}", v=value), hint="pass e.g. 100", field=name)
+            raise UsageError(
+                Text("{" + name + "} must be positive, got {v:g}", v=value), hint="pass e.g. 100", field=name
+            )
     if o.kv_offloading_backend not in BACKENDS:
         raise UsageError(
-            Text("{kv_offloading_backend} must be one of {names}, got {v!r}", names=", ".join(BACKENDS), v=o.kv_offloading_backend),
+            Text(
+                "{kv_offloading_backend} must be one of {names}, got {v!r}",
+                names=", ".join(BACKENDS),
+                v=o.kv_offloading_backend,
+            ),
             hint="vLLM 0.33's backends: native (its own CPU offloading) or lmcache",
             field="kv_offloading_backend",
         )
@@ -351,7 +365,11 @@ def judge(plan: HostPlan, host_memory: int | None, shm: int | None = None) -> Ho
         used += tier.bytes_per_node
         if used > host_memory:
             per = f" ({tier.ranks} ranks x {format_bytes(tier.bytes_per_rank)})" if tier.ranks > 1 else ""
-            before = f" after {format_bytes(used - tier.bytes_per_node)} of other tiers" if used > tier.bytes_per_node else ""
+            before = (
+                f" after {format_bytes(used - tier.bytes_per_node)} of other tiers"
+                if used > tier.bytes_per_node
+                else ""
+            )
             return HostVerdict(
                 False,
                 f"host RAM: {tier.name} ({tier.setting}) needs {format_bytes(tier.bytes_per_node)} per node{per}"

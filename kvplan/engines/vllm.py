@@ -1599,6 +1599,9 @@ CONFIG = ConfigVocabulary(
         "kv_cache_memory": "kv_cache_memory",
         "max_num_batched_tokens": "max_num_batched_tokens",
         "quantization": "quantization",
+        # the native CPU offload tier (kvplan.engines.offload.vllm_native)
+        "kv_offloading_size": "kv_offloading_size",
+        "kv_offloading_backend": "kv_offloading_backend",
     },
     memory_keys=(
         "cpu_offload_gb",
@@ -1612,8 +1615,6 @@ CONFIG = ConfigVocabulary(
         "hf_overrides",
         "rope_scaling",
         "rope_theta",
-        "kv_offloading_size",
-        "kv_offloading_backend",
         "enable_lora",
         "max_lora_rank",
         "max_loras",

@@ -732,7 +732,10 @@ def _host(c: _Context, out: _Outcome) -> tuple[HostPlan, dict[str, Any], list[st
     o = c.options
     host = host_memory(o.host_memory, c.inputs.profile.host_memory_bytes)
     if o.offload is None or not o.offload.given:
-        fields = {"host_memory_bytes": host and host.bytes, "host_memory_source": host and host.source}
+        fields: dict[str, Any] = {
+            "host_memory_bytes": None if host is None else host.bytes,
+            "host_memory_source": None if host is None else host.source,
+        }
         return HostPlan(), fields, []
     plan = host_plan(o.offload, _host_inputs(c, out))
     verdict = judge(plan, None if host is None else host.bytes, None if host is None else host.shm_bytes)
@@ -746,8 +749,8 @@ def _host(c: _Context, out: _Outcome) -> tuple[HostPlan, dict[str, Any], list[st
         "host_tiers": tuple(t.to_dict() for t in plan.tiers),
         "host_ram_bytes": plan.ram_bytes if plan.tiers else None,
         "host_shm_bytes": plan.shm_bytes if plan.tiers else None,
-        "host_memory_bytes": host and host.bytes,
-        "host_memory_source": host and host.source,
+        "host_memory_bytes": None if host is None else host.bytes,
+        "host_memory_source": None if host is None else host.source,
         "host_fits": verdict.ok,
         "host_detail": verdict.detail,
     }

@@ -603,7 +603,9 @@ def _validate(where: str, stem: str, data: Any, node: yaml.Node | None = None) -
     if data.get("host_memory_bytes") is not None:
         host_memory = _size(data["host_memory_bytes"])
         if host_memory is None:
-            reader.bad("host_memory_bytes", "a positive integer (bytes) or a size such as 480GiB", data["host_memory_bytes"])
+            reader.bad(
+                "host_memory_bytes", "a positive integer (bytes) or a size such as 480GiB", data["host_memory_bytes"]
+            )
 
     bandwidth: int | None = None
     tflops: dict[str, float | None] | None = None
