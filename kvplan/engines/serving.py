@@ -249,6 +249,11 @@ class ServingModel(ServeCommand):
         """KV bytes one request of `req.seq_len` tokens holds on the fullest GPU: what max_concurrency divides by."""
         return gpu_kv(storage, shape, req).bytes
 
+    def block_bytes(self, storage: Engine, shape: ModelShape, req: Request, block_size: int) -> int:
+        """Bytes one block of `block_size` tokens takes on the fullest GPU (what a host tier copies per block):
+        here a request of one block."""
+        return self.request_kv_bytes(storage, shape, replace(req, seq_len=block_size, batch=1))
+
     def fit(self, inputs: FitInputs) -> Fit:
         """Engines without vLLM's block accounting: tokens = memory / the marginal bytes of a token; concurrency =
         memory / the bytes one request of max_model_len holds."""

@@ -706,9 +706,7 @@ def _host_inputs(c: _Context, out: _Outcome) -> HostInputs:
     storage = storage_for(storage_entry(i.entry.name).name, c.shape)  # type: ignore[union-attr]
     per_token = gpu_kv(storage, c.shape, request).bytes_per_token  # type: ignore[arg-type]
     block = out.fit.block_size
-    per_block = c.serving.request_kv_bytes(
-        sizing_storage(i.entry.name, c.shape), c.shape, replace(request, seq_len=block, batch=1)
-    )
+    per_block = c.serving.block_bytes(sizing_storage(i.entry.name, c.shape), c.shape, request, block)
     kinds = sorted({x.kind for x in caches if not isinstance(x, (FullAttention, MlaLatent, NoCache))})
     cached = [x for x in caches if not isinstance(x, NoCache)]
     return HostInputs(

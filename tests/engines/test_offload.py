@@ -128,6 +128,17 @@ def test_vllm_native_rounds_chunks_to_whole_pages():
     assert tier.tokens == (GIB // 8192) * 16 and tier.bytes_per_node == (GIB // 8192) * 8192
 
 
+def test_vllm_native_copies_one_gpu_block_of_each_layer_slot():
+    """The chunk is worker_kv_bytes_per_block (offloading/config.py:176-185: the backing allocation / num_blocks),
+    and the allocation is bytes_per_block x num_blocks with the KV-cache groups aliasing the same bytes
+    (v1/core/kv_cache_planning.py:678-683): Llama-3.1-8B 2 MiB a block (32 layers x 16 tokens x 4 KiB), so 1 GiB
+    holds 8,192 tokens; gemma-2-9b's two groups of 21 layer slots alias, 21 x 131,072 B a block: 390 blocks."""
+    for model, tokens in (("meta-llama/Llama-3.1-8B", 8192), ("google/gemma-2-9b-it", 390 * 16)):
+        rec = recommend(model, gpu_profile="h100", max_model_len=8192, offload=Offload(kv_offloading_size=1))
+        assert rec.host_tiers[0]["tokens"] == tokens, model
+    assert any("sliding_window layers" in n for n in rec.notes)  # the hybrid model: kvplan says what it leaves out
+
+
 def test_vllm_lmcache_backend_is_not_sized():
     """config/vllm.py:1176-1181: with --kv-offloading-backend lmcache, vLLM 0.33 does not pass the size on; the
     LMCache server sizes its own pool: no tier, a note."""
