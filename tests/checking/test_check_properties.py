@@ -64,6 +64,14 @@ VALID = {
     "vllm_version": st.sampled_from(["0.19.1", "0.26.0", "v0.33.0", "0.21.0rc1"]),
     "assume_llama": st.booleans(),
     "quantization": st.sampled_from(["fp8", "fp8_per_tensor", "fp8_per_block", "int3"]),
+    "kv_offloading_size": st.sampled_from([1, 64, 100.5, 4096]),
+    "kv_offloading_backend": st.sampled_from(["native", "lmcache", "disk"]),
+    "hicache_ratio": st.sampled_from([0.5, 2, 4.0]),
+    "hicache_size": st.sampled_from([1, 100, 1000]),
+    "lmcache_max_local_cpu_size": st.sampled_from([0.5, 5, 50, 512]),
+    "lmcache_max_local_disk_size": st.sampled_from([10, 1000]),
+    "lmcache_version": st.sampled_from(["0.3.2", "0.3.3", "0.5.6", "latest"]),
+    "host_memory": st.sampled_from(["256GiB", "2TB", 10**12, "auto"]),
 }
 
 
