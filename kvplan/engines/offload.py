@@ -299,6 +299,21 @@ def hicache_tier(o: Offload, i: HostInputs) -> HostTier:
     )
 
 
+def serve_flags(o: Offload | None, engine: str) -> str:
+    """The offload options on `engine`'s serve command (" --kv-offloading-size 100"), "" where none apply. LMCache
+    is configured by its environment (LMCACHE_MAX_LOCAL_CPU_SIZE) and a connector, not by a flag kvplan prints."""
+    if o is None:
+        return ""
+    if engine == _VLLM and o.kv_offloading_size is not None:
+        backend = "" if o.kv_offloading_backend == "native" else f" --kv-offloading-backend {o.kv_offloading_backend}"
+        return f" --kv-offloading-size {o.kv_offloading_size:g}{backend}"
+    if engine == _SGLANG and (o.hicache_ratio is not None or o.hicache_size is not None):
+        sized = f" --hicache-size {o.hicache_size:g}" if o.hicache_size is not None else ""
+        ratio = f" --hicache-ratio {o.hicache_ratio:g}" if o.hicache_ratio is not None and not sized else ""
+        return " --enable-hierarchical-cache" + (sized or ratio)
+    return ""
+
+
 def host_plan(o: Offload, i: HostInputs) -> HostPlan:
     """Every tier `o` configures for engine `i.engine`, with the notes on what kvplan leaves out."""
     check_settings(o, i.engine)

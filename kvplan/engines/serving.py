@@ -173,6 +173,7 @@ class FlagInputs:
     max_num_seqs_given: bool = False
     full_length_seqs: int = 1
     quantization: str | None = None  # the online quantization given (vLLM's --quantization)
+    offload_flags: str = ""  # the planned engine's offload options (kvplan.engines.offload.serve_flags), " --..."
 
     @property
     def fp8(self) -> bool:

@@ -207,6 +207,7 @@ class SglangServing(ServingModel):
             line += f" --mem-fraction-static {f.utilization}"
         if f.max_num_seqs_given:  # a cap; without one SGLang derives its own from the token pool
             line += f" --max-running-requests {f.max_num_seqs}"
+        line += f.offload_flags
         spelling = KV_CACHE_DTYPES.get(f.kv_dtype)
         if spelling:
             line += f" --kv-cache-dtype {spelling}"

@@ -1366,7 +1366,7 @@ class VllmServing(ServingModel):
             line += " --async-scheduling" if f.async_scheduling else " --no-async-scheduling"
         if f.quantization is not None:
             line += f" --quantization {f.quantization}"
-        return line
+        return line + f.offload_flags
 
 
 # ------------------------------------------------------------------------------------ start-up (what vLLM does)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from kvplan.core.units import DtypeDisplay, format_bytes, parse_size, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, EngineEntry, Request
 from kvplan.engines.llamacpp import DEFAULT_UBATCH
-from kvplan.engines.offload import HostInputs, HostPlan, Offload, check_settings, host_plan, judge
+from kvplan.engines.offload import HostInputs, HostPlan, Offload, check_settings, host_plan, judge, serve_flags
 from kvplan.engines.registry import (
     canonical_engine,
     entries,
@@ -636,6 +636,7 @@ def _flags(c: _Context, out: _Outcome) -> dict[str, str]:
             max_num_seqs_given=c.options.max_num_seqs is not None,
             full_length_seqs=out.full_length,
             quantization=c.options.quantization,
+            offload_flags=serve_flags(c.options.offload, entry.name) if entry.name == c.inputs.entry.name else "",
         )
         flags[entry.flag_key] = entry.serving.command(inputs)  # type: ignore[union-attr]
     return flags

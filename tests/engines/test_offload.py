@@ -302,3 +302,24 @@ def test_plan_and_engine_config_keys_carry_the_settings(tmp_path):
     sglang = tmp_path / "sglang.yaml"
     sglang.write_text("model-path: Qwen/Qwen3-8B\nhicache-ratio: 2\n")
     assert load_engine_config(sglang, kind="sglang", gpu="h100").offload == Offload(hicache_ratio=2)
+
+
+def test_the_planned_engines_command_carries_its_offload_options():
+    """vLLM's --kv-offloading-size (vllm-0.33.0 engine/arg_utils.py:1453-1456) and SGLang's
+    --enable-hierarchical-cache with --hicache-ratio / --hicache-size (srt/arg_groups/fields/memory.py:98-116), each
+    an option of the engine's own argument parser (tests/fixtures/engine_args)."""
+    from conftest import FIXTURES
+
+    vllm = recommend(LLAMA_8B, gpu_profile="h100", max_model_len=8192, offload=Offload(kv_offloading_size=100))
+    assert vllm.flags["vllm"].endswith(" --kv-offloading-size 100")
+    assert "offloading" not in vllm.flags["sglang"]  # only the planned engine's command
+    sglang = recommend(
+        "Qwen/Qwen3-8B", engine="sglang", gpu_profile="h100", max_model_len=8192, offload=Offload(hicache_size=64)
+    )
+    assert sglang.flags["sglang"].endswith(" --enable-hierarchical-cache --hicache-size 64")
+    for engine, options in (
+        ("vllm", ("--kv-offloading-size",)),
+        ("sglang", ("--enable-hierarchical-cache", "--hicache-size")),
+    ):
+        accepted = json.loads((FIXTURES / "engine_args" / f"{engine}.json").read_text())["options"]
+        assert all(o in accepted for o in options), engine
