@@ -1134,6 +1134,15 @@ def check(
     min_headroom: Annotated[
         str, typer.Option("--min-headroom", help="Spare KV memory each deployment must keep: 5% or 0.05.")
     ] = "0",
+    host_memory: Annotated[
+        Optional[str],
+        typer.Option(
+            "--host-memory",
+            help="Host RAM per node for deployments whose plan sets no host_memory (512GiB, or auto: MemTotal, "
+            "lowered to the cgroup's memory.max); their KV offload tiers must fit in it.",
+            show_default=False,
+        ),
+    ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Treat model-config lint warnings as errors.")] = False,
     junit: Annotated[
         Optional[str], typer.Option("--junit", help="Also write a JUnit XML report to this file.", show_default=False)
@@ -1193,6 +1202,14 @@ def check(
         )
     if assume_llama:  # for every deployment (a plan sets `assume_llama: true` per deployment)
         deployments = [dataclasses.replace(d, assume_llama=True) for d in deployments]
+    if host_memory is not None:  # for every deployment whose plan does not set host_memory
+        memory = _host_memory(host_memory)
+        deployments = [
+            d
+            if d.host_memory is not None
+            else dataclasses.replace(d, host_memory=memory, spelling={**d.spelling, "host_memory": "--host-memory"})
+            for d in deployments
+        ]
     with render.ProgressBar(enabled=len(deployments) >= PROGRESS_FROM) as bar:  # a long plan is never silent
         report = check_deployments(
             deployments,

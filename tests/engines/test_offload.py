@@ -323,3 +323,16 @@ def test_the_planned_engines_command_carries_its_offload_options():
     ):
         accepted = json.loads((FIXTURES / "engine_args" / f"{engine}.json").read_text())["options"]
         assert all(o in accepted for o in options), engine
+
+
+def test_check_host_memory_option_fills_plans_without_one(tmp_path):
+    """`kvplan check --host-memory SIZE` judges the deployments whose plan sets no host_memory; a plan's own wins."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN.format(host="512GiB").replace("    host_memory: 512GiB\n", ""))
+    assert runner.invoke(app, ["check", str(plan), "--offline"]).exit_code == 0  # unknown host: a note, not a guess
+    result = runner.invoke(app, ["check", str(plan), "--offline", "--host-memory", "256GiB", "--json"])
+    assert result.exit_code == 1 and "lmcache-cpu" in json.loads(result.stdout)["deployments"][0]["binding_detail"]
+    plan.write_text(PLAN.format(host="512GiB"))
+    assert runner.invoke(app, ["check", str(plan), "--offline", "--host-memory", "256GiB"]).exit_code == 0
+    bad = runner.invoke(app, ["check", str(plan), "--offline", "--host-memory", "lots"])
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: --host-memory")
