@@ -829,6 +829,8 @@ def _offload(
     lmcache_cpu: str | None,
     lmcache_disk: str | None,
     lmcache_version: str | None,
+    kvbm_cpu: str | None = None,
+    kvbm_disk: str | None = None,
 ) -> Any:
     """The offload options as one kvplan.engines.offload.Offload (None: none given)."""
     from kvplan.engines.offload import BACKENDS, Offload
@@ -841,6 +843,8 @@ def _offload(
         lmcache_cpu_size=_number("--lmcache-cpu-size", lmcache_cpu),
         lmcache_disk_size=_number("--lmcache-disk-size", lmcache_disk),
         lmcache_version=lmcache_version,
+        kvbm_cpu_cache_gb=_number("--kvbm-cpu-cache-gb", kvbm_cpu),
+        kvbm_disk_cache_gb=_number("--kvbm-disk-cache-gb", kvbm_disk),
     )
     return offload if offload.given or lmcache_version is not None else None
 
@@ -993,6 +997,22 @@ def recommend(
             show_default=False,
         ),
     ] = None,
+    kvbm_cpu_cache_gb: Annotated[
+        Optional[str],
+        typer.Option(
+            "--kvbm-cpu-cache-gb",
+            help="Dynamo KVBM's DYN_KVBM_CPU_CACHE_GB: GB (1e9) of pinned RAM in total across the workers.",
+            show_default=False,
+        ),
+    ] = None,
+    kvbm_disk_cache_gb: Annotated[
+        Optional[str],
+        typer.Option(
+            "--kvbm-disk-cache-gb",
+            help="Dynamo KVBM's DYN_KVBM_DISK_CACHE_GB: GB of disk in total across the workers.",
+            show_default=False,
+        ),
+    ] = None,
     host_memory: Annotated[
         Optional[str],
         typer.Option(
@@ -1071,6 +1091,8 @@ def recommend(
             lmcache_cpu_size,
             lmcache_disk_size,
             lmcache_version,
+            kvbm_cpu_cache_gb,
+            kvbm_disk_cache_gb,
         ),
         host_memory=_host_memory(host_memory),
     )

@@ -57,6 +57,8 @@ FLAGS: dict[str, str] = {
     "lmcache_cpu_size": "--lmcache-cpu-size",
     "lmcache_disk_size": "--lmcache-disk-size",
     "lmcache_version": "--lmcache-version",
+    "kvbm_cpu_cache_gb": "--kvbm-cpu-cache-gb",
+    "kvbm_disk_cache_gb": "--kvbm-disk-cache-gb",
     "host_memory": "--host-memory",
 }
 FIELDS = frozenset(FLAGS)

@@ -74,6 +74,8 @@ PLAN_KEYS = {
     "lmcache_cpu_size": "lmcache_max_local_cpu_size",
     "lmcache_disk_size": "lmcache_max_local_disk_size",
     "lmcache_version": "lmcache_version",
+    "kvbm_cpu_cache_gb": "kvbm_cpu_cache_gb",
+    "kvbm_disk_cache_gb": "kvbm_disk_cache_gb",
     "host_memory": "host_memory",
 }
 
@@ -575,7 +577,9 @@ _TIER_KEYS = {
     "vllm-cpu": "kv_offloading_size",
     "lmcache-cpu": "lmcache_max_local_cpu_size",
     "hicache-host": "hicache_size",
+    "kvbm-cpu": "kvbm_cpu_cache_gb",
 }
+_GB_KEYS = ("hicache_size", "kvbm_cpu_cache_gb")  # sizes in GB (1e9); the others in GiB
 
 
 def _host_fixes(ev: _Evaluator, rec: Any) -> list[Fix]:
@@ -590,7 +594,7 @@ def _host_fixes(ev: _Evaluator, rec: Any) -> list[Fix]:
         if key is None or tier["medium"] != "ram":
             continue
         others = sum(t["bytes_per_node"] for t in rec.host_tiers if t is not tier and t["medium"] == "ram")
-        unit = 10**9 if key == "hicache_size" else 2**30
+        unit = 10**9 if key in _GB_KEYS else 2**30
         room = (host - others) // tier["ranks"]
         best = int(room // unit)
         # the largest whole size, then one less, then the largest power of two (LMCache's pinned rounding before
@@ -613,6 +617,7 @@ def _with(offload: Any, key: str, value: float, over: dict[str, Any]) -> Any:
         "kv_offloading_size": "kv_offloading_size",
         "lmcache_max_local_cpu_size": "lmcache_cpu_size",
         "hicache_size": "hicache_size",
+        "kvbm_cpu_cache_gb": "kvbm_cpu_cache_gb",
     }[key]
     return replace(offload, **{field: value, **over})
 

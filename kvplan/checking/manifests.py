@@ -54,7 +54,7 @@ from kvplan.engines.launchers import (
     launched_engine,
     takes_positional_model,
 )
-from kvplan.engines.offload import LMCACHE_ENV
+from kvplan.engines.offload import OFFLOAD_ENV
 from kvplan.errors import ConfigError, KvplanError, UsageError
 from kvplan.sources.yaml_files import Entry, load_yaml_documents, read_text
 
@@ -319,7 +319,7 @@ def _container_args(role: Role, container: Node, source: str, *, additional_args
     if engine is not None:
         role.engine = engine
     role.args.extend(flags)
-    for name, plan_key in LMCACHE_ENV.items():  # LMCache's local tiers, per rank (kvplan.engines.offload)
+    for name, plan_key in OFFLOAD_ENV.items():  # LMCache's and Dynamo KVBM's tiers (kvplan.engines.offload)
         if name in env:
             item = _item_of(env_node, name)
             at = item if item is not None else container

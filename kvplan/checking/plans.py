@@ -70,6 +70,8 @@ KEYS = (
     "lmcache_max_local_cpu_size",
     "lmcache_max_local_disk_size",
     "lmcache_version",
+    "kvbm_cpu_cache_gb",
+    "kvbm_disk_cache_gb",
     "host_memory",
 )
 REQUIRED = ("name", "model", "gpu", "max_model_len")
@@ -119,6 +121,8 @@ class Deployment:
     lmcache_max_local_cpu_size: float | None = None  # LMCache: GiB per rank
     lmcache_max_local_disk_size: float | None = None  # LMCache: GiB per rank
     lmcache_version: str | None = None
+    kvbm_cpu_cache_gb: float | None = None  # Dynamo KVBM: GB in total across the workers
+    kvbm_disk_cache_gb: float | None = None
     host_memory: int | str | None = None
     profiles_dir: str | None = None
     notes: tuple[str, ...] = ()
@@ -138,6 +142,8 @@ class Deployment:
             lmcache_cpu_size=self.lmcache_max_local_cpu_size,
             lmcache_disk_size=self.lmcache_max_local_disk_size,
             lmcache_version=self.lmcache_version,
+            kvbm_cpu_cache_gb=self.kvbm_cpu_cache_gb,
+            kvbm_disk_cache_gb=self.kvbm_disk_cache_gb,
         )
         return o if o.given or self.lmcache_version is not None or self.kv_offloading_backend else None
 
@@ -515,6 +521,8 @@ def build_deployment(
         lmcache_max_local_cpu_size=get("lmcache_max_local_cpu_size", r.number),
         lmcache_max_local_disk_size=get("lmcache_max_local_disk_size", r.number),
         lmcache_version=get("lmcache_version", r.text),
+        kvbm_cpu_cache_gb=get("kvbm_cpu_cache_gb", r.number),
+        kvbm_disk_cache_gb=get("kvbm_disk_cache_gb", r.number),
         host_memory=get("host_memory", r.size_or_auto),
         profiles_dir=profiles_dir,
         notes=notes,

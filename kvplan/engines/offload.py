@@ -19,6 +19,10 @@ Each stack counts differently:
   `torch.empty(size, pin_memory=True)` (0.3.2 v1/memory_management.py:1285), which PyTorch's caching host
   allocator rounds up to a power of two (LMCache issue #1147: 4.1 and 5.0 GiB take 8 GiB); 0.3.3 pins the
   exact size with cudaHostRegister (0.3.3 v1/memory_management.py:1373-1375).
+- Dynamo KVBM (DYN_KVBM_CPU_CACHE_GB / DYN_KVBM_DISK_CACHE_GB, a connector of vLLM, SGLang and TensorRT-LLM): in
+  total across the workers, in GB (1e9): the leader divides the size by the sum of every TP worker's bytes per
+  block and each worker allocates that many blocks of its own (ai-dynamo/dynamo@ae2223b
+  lib/llm/src/block_manager/distributed/leader.rs `compute_num_blocks` and "For TP, sum bytes_per_block").
 - SGLang HiCache: per rank, a host pool of `int(hicache_size x 1e9 // size_per_token)` tokens, else the device
   pool's tokens x hicache_ratio, then whole pages plus one (mem_cache/pool_host/base.py:211-229), of
   `size x size_per_token` bytes (:249), each rank its own (ranks_per_host, :67-81).
@@ -42,13 +46,17 @@ LMCACHE_EXACT_PIN = (0, 3, 3)  # the first LMCache release that pins the exact s
 BACKENDS = ("native", "lmcache")  # vllm-0.33.0/vllm/config/cache.py:389-392 KVOffloadingBackend
 RAM, DISK = "ram", "disk"
 # LMCache's environment (lmcache v1/config.py:96 and :113, read as LMCACHE_<KEY>) -> the plan keys
-LMCACHE_ENV = {
+# and Dynamo KVBM's (ai-dynamo/dynamo lib/llm/src/block_manager/distributed/leader.rs: DYN_KVBM_CPU_CACHE_GB, ...)
+OFFLOAD_ENV = {
     "LMCACHE_MAX_LOCAL_CPU_SIZE": "lmcache_max_local_cpu_size",
     "LMCACHE_MAX_LOCAL_DISK_SIZE": "lmcache_max_local_disk_size",
+    "DYN_KVBM_CPU_CACHE_GB": "kvbm_cpu_cache_gb",
+    "DYN_KVBM_DISK_CACHE_GB": "kvbm_disk_cache_gb",
 }
 
 _VLLM, _SGLANG = "vllm", "sglang"
 _LMCACHE_ENGINES = (_VLLM, _SGLANG)
+_KVBM_ENGINES = (_VLLM, _SGLANG, "tensorrt-llm")  # DynamoConnector (vLLM), SGLang's and TensorRT-LLM's connectors
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,8 @@ class Offload:
     lmcache_cpu_size: float | None = None  # LMCache max_local_cpu_size: GiB per rank
     lmcache_disk_size: float | None = None  # LMCache max_local_disk_size: GiB per rank
     lmcache_version: str | None = None  # LMCache's release (None: a current one, exact pinning)
+    kvbm_cpu_cache_gb: float | None = None  # Dynamo KVBM DYN_KVBM_CPU_CACHE_GB: GB in total across the workers
+    kvbm_disk_cache_gb: float | None = None  # Dynamo KVBM DYN_KVBM_DISK_CACHE_GB
 
     @property
     def given(self) -> bool:
@@ -73,6 +83,8 @@ class Offload:
                 self.hicache_size,
                 self.lmcache_cpu_size,
                 self.lmcache_disk_size,
+                self.kvbm_cpu_cache_gb,
+                self.kvbm_disk_cache_gb,
             )
         )
 
@@ -176,6 +188,7 @@ def check_settings(o: Offload, engine: str) -> None:
     vllm_only = {"kv_offloading_size": o.kv_offloading_size}
     sglang_only = {"hicache_ratio": o.hicache_ratio, "hicache_size": o.hicache_size}
     lmcache = {"lmcache_cpu_size": o.lmcache_cpu_size, "lmcache_disk_size": o.lmcache_disk_size}
+    kvbm = {"kvbm_cpu_cache_gb": o.kvbm_cpu_cache_gb, "kvbm_disk_cache_gb": o.kvbm_disk_cache_gb}
     for owner, settings in (("vLLM", vllm_only), ("SGLang", sglang_only)):
         for name, value in settings.items():
             if value is not None and engine != owner.lower():
@@ -194,7 +207,17 @@ def check_settings(o: Offload, engine: str) -> None:
                 hint=Text("plan with {engine} vllm or sglang, or drop it"),
                 field=name,
             )
-    for name, value in {**vllm_only, **sglang_only, **lmcache}.items():
+    for name, value in kvbm.items():
+        if value is not None and engine not in _KVBM_ENGINES:
+            raise UsageError(
+                Text(
+                    "Dynamo KVBM ({" + name + "}) is modelled with vLLM, SGLang and TensorRT-LLM, not {engine_name}",
+                    engine_name=engine,
+                ),
+                hint=Text("plan with {engine} vllm, sglang or tensorrt-llm, or drop it"),
+                field=name,
+            )
+    for name, value in {**vllm_only, **sglang_only, **lmcache, **kvbm}.items():
         if value is not None and not value > 0:
             raise UsageError(
                 Text("{" + name + "} must be positive, got {v:g}", v=value), hint="pass e.g. 100", field=name
@@ -270,6 +293,33 @@ def lmcache_tier(o: Offload, i: HostInputs, medium: str) -> HostTier:
     )
 
 
+def kvbm_tier(o: Offload, i: HostInputs, medium: str) -> HostTier:
+    """Dynamo KVBM's host (G2, pinned) or disk (G3) tier (ai-dynamo/dynamo@ae2223b
+    lib/llm/src/block_manager/distributed/leader.rs): num_blocks = int(cache_size_gb x 1e9 / bytes_per_block), where
+    bytes_per_block is the sum over the TP workers of each worker's block ("For TP, sum bytes_per_block"); every
+    worker then holds num_blocks blocks of its own, so the size is the total across the workers and the tier holds
+    num_blocks x block_size tokens."""
+    size = o.kvbm_cpu_cache_gb if medium == RAM else o.kvbm_disk_cache_gb
+    assert size is not None
+    world = i.tp * i.pp
+    per_block = i.bytes_per_block * world
+    blocks = int(size * GB / per_block) if per_block else 0
+    total = blocks * per_block
+    key = "CPU" if medium == RAM else "DISK"
+    return HostTier(
+        name=f"kvbm-{'cpu' if medium == RAM else 'disk'}",
+        medium=medium,
+        setting=f"DYN_KVBM_{key}_CACHE_GB={size:g}",
+        ranks=world,
+        bytes_per_rank=blocks * i.bytes_per_block,
+        bytes_per_node=total,
+        tokens=blocks * i.block_size,
+        shm_bytes=0,
+        source="ai-dynamo/dynamo@ae2223b lib/llm/src/block_manager/distributed/leader.rs compute_num_blocks "
+        "(GB x 1e9 / the workers' summed bytes per block: the total across TP)",
+    )
+
+
 def hicache_tier(o: Offload, i: HostInputs) -> HostTier:
     """SGLang's HiCache host pool, per rank (sglang-0.5.23 srt/mem_cache/pool_host/base.py:211-229): tokens =
     int(hicache_size x 1e9 // size_per_token) when --hicache-size is given, else int(device tokens x
@@ -340,6 +390,16 @@ def host_plan(o: Offload, i: HostInputs) -> HostPlan:
         tiers.append(lmcache_tier(o, i, RAM))
     if o.lmcache_disk_size is not None:
         tiers.append(lmcache_tier(o, i, DISK))
+    if o.kvbm_cpu_cache_gb is not None:
+        tiers.append(kvbm_tier(o, i, RAM))
+    if o.kvbm_disk_cache_gb is not None:
+        tiers.append(kvbm_tier(o, i, DISK))
+        cpu = o.kvbm_cpu_cache_gb
+        if cpu is not None and o.kvbm_disk_cache_gb < cpu:
+            notes.append(
+                "DYN_KVBM_DISK_CACHE_GB is below DYN_KVBM_CPU_CACHE_GB: blocks offloaded from the CPU tier to disk "
+                "find less room there than they left"
+            )
     if o.hicache_ratio is not None or o.hicache_size is not None:
         tiers.append(hicache_tier(o, i))
         if o.hicache_ratio is not None and o.hicache_size is not None:
@@ -350,6 +410,13 @@ def host_plan(o: Offload, i: HostInputs) -> HostPlan:
             f"the host tiers are sized from the full-attention/MLA KV only: this model's {kinds} layers have host "
             "pools or layouts of their own (SGLang's Mamba and SWA host pools, vLLM's hybrid groups) that kvplan "
             "does not size"
+        )
+    small = [t.name for t in tiers if t.tokens is not None and 0 < t.tokens < i.device_tokens]
+    if small:
+        notes.append(
+            f"{', '.join(small)} {'hold' if len(small) > 1 else 'holds'} fewer tokens than the GPU's KV cache "
+            f"({i.device_tokens:,}): blocks evicted "
+            "from the GPU evict each other there (SGLang warns of the same: mem_cache/pool_host/base.py:233-240)"
         )
     if any(t.tokens is not None and t.tokens == 0 for t in tiers):
         notes.append("a host tier holds no tokens: its size is below one chunk of this model's KV")

@@ -20,6 +20,7 @@ from kvplan.engines.offload import (
     hicache_tier,
     host_plan,
     judge,
+    kvbm_tier,
     lmcache_tier,
     pinned_bytes,
     vllm_native,
@@ -336,3 +337,52 @@ def test_check_host_memory_option_fills_plans_without_one(tmp_path):
     assert runner.invoke(app, ["check", str(plan), "--offline", "--host-memory", "256GiB"]).exit_code == 0
     bad = runner.invoke(app, ["check", str(plan), "--offline", "--host-memory", "lots"])
     assert bad.exit_code == 2 and bad.stderr.startswith("error: --host-memory")
+
+
+# ---------------------------------------------------------------------------------------------- Dynamo KVBM
+
+
+@pytest.mark.parametrize("tp", [1, 2, 4, 8])
+def test_kvbm_cache_gb_is_the_total_across_the_workers(tp):
+    """ai-dynamo/dynamo@ae2223b lib/llm/src/block_manager/distributed/leader.rs: `compute_num_blocks` =
+    (cache_size_in_gb x 1_000_000_000.0) / bytes_per_block, bytes_per_block "For TP, sum bytes_per_block" over the
+    workers, each worker allocating that many blocks of its own: DYN_KVBM_CPU_CACHE_GB=100 holds 47,683 blocks of
+    Llama-3.1-8B (100e9 / 2 MiB) = 762,928 tokens at any TP, in 100 GB of RAM in total (GB, not GiB)."""
+    tier = kvbm_tier(Offload(kvbm_cpu_cache_gb=100), llama(tp), "ram")
+    assert tier.tokens == 47_683 * 16 and tier.ranks == tp
+    assert tier.bytes_per_node == 47_683 * 2**21 <= 100 * 10**9
+    disk = host_plan(Offload(kvbm_cpu_cache_gb=100, kvbm_disk_cache_gb=50), llama(tp))
+    assert [t.medium for t in disk.tiers] == ["ram", "disk"] and disk.ram_bytes == tier.bytes_per_node
+    assert any("below DYN_KVBM_CPU_CACHE_GB" in n for n in disk.notes)
+    with pytest.raises(UsageError, match="Dynamo KVBM"):
+        check_settings(Offload(kvbm_cpu_cache_gb=1), "llamacpp")
+
+
+def test_a_dynamo_manifests_kvbm_and_lmcache_environment_is_read(tmp_path):
+    """A DynamoGraphDeployment worker's env (DYN_KVBM_CPU_CACHE_GB, LMCACHE_MAX_LOCAL_CPU_SIZE) sets the tiers."""
+    from kvplan.checking.manifests import load_manifest
+
+    manifest = tmp_path / "dynamo.yaml"
+    manifest.write_text(
+        """\
+apiVersion: nvidia.com/v1alpha1
+kind: DynamoGraphDeployment
+metadata: {name: llama}
+spec:
+  services:
+    VllmWorker:
+      componentType: worker
+      resources: {limits: {gpu: "4"}}
+      extraPodSpec:
+        mainContainer:
+          image: nvcr.io/nvidia/ai-dynamo/vllm-runtime:0.6.0
+          env:
+            - {name: DYN_KVBM_CPU_CACHE_GB, value: "100"}
+          command: [python3, -m, dynamo.vllm]
+          args: [--model, meta-llama/Llama-3.1-8B, --tensor-parallel-size, "4", --max-model-len, "32768"]
+"""
+    )
+    (dep,) = load_manifest(manifest, gpu="h100")
+    assert dep.offload == Offload(kvbm_cpu_cache_gb=100)
+    result = runner.invoke(app, ["check", str(manifest), "--gpu", "h100", "--host-memory", "64GiB", "--offline"])
+    assert result.exit_code == 1 and "kvbm-cpu" in result.output
