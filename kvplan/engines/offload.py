@@ -1,8 +1,9 @@
 """KV offload tiers: the tokens each host tier holds and the host memory it takes, per stack.
 
 vLLM's native CPU offloading (`--kv-offloading-size`) and SGLang's HiCache (`--hicache-ratio`, `--hicache-size`)
-belong to their engines; LMCache is a connector that several engines load (vLLM's LMCacheConnectorV1, SGLang's
-`--enable-lmcache`), so the rules of every host tier live here, in one module, each citing its stack's source.
+belong to their engines; LMCache and Dynamo KVBM are connectors that several engines load (vLLM's
+LMCacheConnectorV1 and DynamoConnector, SGLang's `--enable-lmcache`, TensorRT-LLM's KVBM connector), so the rules
+of every host tier live here, in one module, each citing its stack's source.
 Each stack counts differently:
 
 - vLLM native: `--kv-offloading-size` GiB in total across the TP x PP workers (config/cache.py:383-387), one
