@@ -315,15 +315,17 @@ def recommendation_table(rec) -> None:
     notes(tuple(rec.notes) + tuple(getattr(rec, "throughput_assumptions", ())))
 
 
-def host_table(rec: Any, out: Any) -> None:
+def host_table(rec: Any, out: Any, name: str | None = None, detail: bool = True) -> None:
     """The KV offload tiers of a recommendation (kvplan.engines.offload): tokens each holds, host bytes per node,
-    and the host memory they are judged against. Nothing when the plan has no tiers."""
+    and the host memory they are judged against (`name`: the deployment's, in `check`). Nothing when the plan has
+    no tiers."""
     from rich.table import Table
 
     tiers = getattr(rec, "host_tiers", ())
     if not tiers:
         return
-    host = Table(title="KV offload tiers (host, per node)", title_justify="left")
+    title = "KV offload tiers (host, per node)" + (f" · {name}" if name else "")
+    host = Table(title=escape(title), title_justify="left")
     for name in ("tier", "setting"):
         host.add_column(name, overflow="fold")
     for name in ("tokens", "host bytes"):
@@ -339,7 +341,7 @@ def host_table(rec: Any, out: Any) -> None:
     memory = f"{format_bytes(rec.host_memory_bytes)} ({rec.host_memory_source})" if known else "unknown"
     host.add_row("[bold]host RAM[/]", memory, verdict, f"[bold]{format_bytes(rec.host_ram_bytes or 0)}[/]")
     out.print(host)
-    if rec.host_detail:
+    if rec.host_detail and detail:
         out.print(f"[bold red]{escape(rec.host_detail)}[/]", soft_wrap=True)
 
 
@@ -592,6 +594,8 @@ def check_table(report: Any) -> None:
         cells += [] if merged else [escape(gpus)]
         table.add_row(*cells, length, memory, result)
     print_whole(table, out)
+    for r in results:  # the KV offload tiers of each deployment that has them, against the host's memory
+        host_table(r.recommendation, out, r.deployment.name, detail=False)
     for r in results:
         if r.ok:
             continue
@@ -602,7 +606,9 @@ def check_table(report: Any) -> None:
         )
         for fix in r.fixes:
             out.print(f"    fix: {escape(fix.text)}", highlight=False)
-        if not r.fixes and r.binding_constraint != "lint":
+        if not r.fixes and r.binding_constraint == "host_memory":
+            out.print("    no single change found (more host RAM, or smaller offload tiers)", highlight=False)
+        elif not r.fixes and r.binding_constraint != "lint":
             out.print("    no single change found (a larger GPU, more GPUs or a smaller model)", highlight=False)
     passed = sum(r.ok for r in results)
     out.print(f"{passed} of {len(results)} deployment{'s' if len(results) != 1 else ''} pass", highlight=False)

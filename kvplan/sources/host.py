@@ -80,9 +80,7 @@ def read_host(
     return HostMemory(total, source, _shm_size(Path(shm)))
 
 
-def host_memory(value: int | str | None, profile_bytes: int | None = None, given_as: str = "--host-memory") -> (
-    HostMemory | None
-):  # fmt: skip
+def host_memory(value: int | str | None, profile_bytes: int | None = None) -> HostMemory | None:
     """The host memory a plan is judged against: `value` (a size, or auto), else the GPU profile's
     `host_memory_bytes`, else None (unknown: a note, never a guess)."""
     if value is None:
@@ -92,4 +90,4 @@ def host_memory(value: int | str | None, profile_bytes: int | None = None, given
     size = parse_size(value)
     if size <= 0:
         raise UsageError(Text("{host_memory} must be positive"), hint="pass e.g. 512GiB", field="host_memory")
-    return HostMemory(size, given_as)
+    return HostMemory(size, "given")
