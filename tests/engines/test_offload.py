@@ -386,3 +386,17 @@ spec:
     assert dep.offload == Offload(kvbm_cpu_cache_gb=100)
     result = runner.invoke(app, ["check", str(manifest), "--gpu", "h100", "--host-memory", "64GiB", "--offline"])
     assert result.exit_code == 1 and "kvbm-cpu" in result.output
+
+
+def test_an_emitted_vllm_config_keeps_the_offload_size_and_checks_back(tmp_path):
+    """`recommend --emit vllm-config` writes the plan's serve command as a config (kvplan.checking.emit), offload
+    option included; `check --engine-config` reads it back through vLLM's vocabulary."""
+    out = tmp_path / "vllm.yaml"
+    args = ["recommend", LLAMA_8B, "-g", "h100", "--max-model-len", "8k", "--kv-offloading-size", "64"]
+    result = runner.invoke(app, [*args, "--emit", "vllm-config", "--emit-file", str(out), "--offline"])
+    assert result.exit_code == 0, result.output
+    assert "kv-offloading-size: 64" in out.read_text()
+    checked = runner.invoke(
+        app, ["check", "--engine-config", str(out), "-g", "h100", "--host-memory", "32GiB", "--offline", "--json"]
+    )
+    assert checked.exit_code == 1 and "vllm-cpu" in json.loads(checked.stdout)["deployments"][0]["binding_detail"]
