@@ -412,6 +412,14 @@ def host_plan(o: Offload, i: HostInputs) -> HostPlan:
             "pools or layouts of their own (SGLang's Mamba and SWA host pools, vLLM's hybrid groups) that kvplan "
             "does not size"
         )
+    connectors = [t for t in tiers if t.name.startswith(("lmcache", "kvbm"))]
+    if i.engine == _VLLM and connectors and i.other_caches:
+        notes.append(
+            "vLLM turns its hybrid KV-cache allocator off for a connector without SupportsHMA (vllm-0.33.0 "
+            "config/vllm.py:2257-2276; LMCacheConnectorV1 has none, kv_connector/v1/lmcache_connector.py:68): "
+            "sliding-window layers then hold their whole length and hybrid SSM models fail at start-up; kvplan's "
+            "GPU figures assume the allocator on"
+        )
     small = [t.name for t in tiers if t.tokens is not None and 0 < t.tokens < i.device_tokens]
     if small:
         notes.append(

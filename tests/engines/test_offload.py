@@ -100,6 +100,17 @@ def test_lmcache_disk_is_per_rank_and_not_host_ram():
     assert plan.ram_bytes == 0 and judge(plan, 1 * GIB).ok is True
 
 
+def test_a_connector_without_hma_is_said_to_turn_vllms_hybrid_allocator_off():
+    """vllm-0.33.0 config/vllm.py:2257-2276 turns the hybrid KV-cache allocator off when the connector does not
+    support it; LMCacheConnectorV1 subclasses KVConnectorBase_V1 only (kv_connector/v1/lmcache_connector.py:68).
+    kvplan's GPU plan assumes the allocator on, and says so for a model with sliding-window layers."""
+    hybrid = host_plan(Offload(lmcache_cpu_size=10), llama(1, other_caches=("sliding_window",)))
+    assert any("SupportsHMA" in n for n in hybrid.notes)
+    assert not any("SupportsHMA" in n for n in host_plan(Offload(lmcache_cpu_size=10), llama(1)).notes)
+    native = host_plan(Offload(kv_offloading_size=10), llama(1, other_caches=("sliding_window",)))
+    assert not any("SupportsHMA" in n for n in native.notes)  # OffloadingConnector has it (vllm.py _R0_22)
+
+
 # ------------------------------------------------------------------------------------------------- vLLM
 
 
