@@ -8,7 +8,7 @@ Each stack counts differently:
 
 - vLLM native: `--kv-offloading-size` GiB in total across the TP x PP workers (config/cache.py:383-387), one
   region of whole chunks (one block of every worker, page-aligned) shared by the workers, in /dev/shm on CUDA
-  (v1/kv_offload/cpu/spec.py:99-128, cpu/shared_offload_region.py:124-128 and :167-170). A pure-MLA model at
+  (v1/kv_offload/cpu/spec.py:99-128, cpu/shared_offload_region.py:125-128 and :167-170). A pure-MLA model at
   TP > 1 (PP 1, one node) stores one copy (distributed/kv_transfer/kv_connector/v1/offloading/config.py:196-208).
   `--kv-offloading-backend lmcache` hands the size to nobody: the standalone LMCache server sizes its own pool
   (config/vllm.py:1176-1181), so kvplan does not size that tier.
@@ -26,7 +26,7 @@ Each stack counts differently:
   lib/llm/src/block_manager/distributed/leader.rs `compute_num_blocks` and "For TP, sum bytes_per_block").
 - SGLang HiCache: per rank, a host pool of `int(hicache_size x 1e9 // size_per_token)` tokens, else the device
   pool's tokens x hicache_ratio, then whole pages plus one (mem_cache/pool_host/base.py:211-229), of
-  `size x size_per_token` bytes (:249), each rank its own (ranks_per_host, :67-81).
+  `size x size_per_token` bytes (:249), each rank its own (ranks_per_host, :68-81).
 
 Pure arithmetic: no torch.
 """
@@ -243,7 +243,7 @@ def vllm_native(o: Offload, i: HostInputs) -> HostTier:
     offloading/config.py:121), each page-aligned (v1/kv_offload/cpu/spec.py:111-123: num_chunks =
     cpu_bytes // round_up(worker_kv_bytes_per_block x copies, PAGESIZE)); one copy for pure MLA at TP > 1 and PP
     1 (offloading/config.py:196-208, single-node mp). The region is num_chunks x chunk bytes
-    (shared_offload_region.py:124), a /dev/shm file on CUDA (:128, checked against its free space :167-170)."""
+    (shared_offload_region.py:125), a /dev/shm file on CUDA (:128, checked against its free space :167-170)."""
     assert o.kv_offloading_size is not None
     cpu_bytes = int(o.kv_offloading_size * GIB)
     world = i.tp * i.pp
@@ -261,7 +261,7 @@ def vllm_native(o: Offload, i: HostInputs) -> HostTier:
         tokens=chunks * i.block_size,
         shm_bytes=total if i.shm else 0,
         source="vllm-0.33.0 config/vllm.py:1167-1175, v1/kv_offload/cpu/spec.py:99-128, "
-        "cpu/shared_offload_region.py:124-128 (one region for all workers, in total across TP x PP)",
+        "cpu/shared_offload_region.py:125-128 (one region for all workers, in total across TP x PP)",
     )
 
 
@@ -325,7 +325,7 @@ def hicache_tier(o: Offload, i: HostInputs) -> HostTier:
     """SGLang's HiCache host pool, per rank (sglang-0.5.23 srt/mem_cache/pool_host/base.py:211-229): tokens =
     int(hicache_size x 1e9 // size_per_token) when --hicache-size is given, else int(device tokens x
     hicache_ratio); then page_num = size // page_size + 1 and size = page_num x page_size; bytes = size x
-    size_per_token (:249). Every TP x PP rank holds its own (ranks_per_host, :67-81)."""
+    size_per_token (:249). Every TP x PP rank holds its own (ranks_per_host, :68-81)."""
     page = max(1, i.block_size)
     if o.hicache_size is not None:
         size = int(o.hicache_size * GB // i.bytes_per_token) if i.bytes_per_token else 0
@@ -425,7 +425,7 @@ def host_plan(o: Offload, i: HostInputs) -> HostPlan:
         notes.append(
             f"{', '.join(small)} {'hold' if len(small) > 1 else 'holds'} fewer tokens than the GPU's KV cache "
             f"({i.device_tokens:,}): blocks evicted "
-            "from the GPU evict each other there (SGLang warns of the same: mem_cache/pool_host/base.py:233-240)"
+            "from the GPU evict each other there (SGLang warns of the same: mem_cache/pool_host/base.py:238-245)"
         )
     if any(t.tokens is not None and t.tokens == 0 for t in tiers):
         notes.append("a host tier holds no tokens: its size is below one chunk of this model's KV")

@@ -118,7 +118,7 @@ def test_vllm_native_offloading_size_is_the_total_across_tp():
     """vllm-0.33.0/vllm/config/cache.py:383-387 ("When TP > 1, this is the total buffer size summed across all TP
     ranks"), config/vllm.py:1174 (cpu_bytes_to_use = size x 2**30), v1/kv_offload/cpu/spec.py:111-123 (num_chunks =
     cpu_bytes // round_up(worker_kv_bytes_per_block x world_size, PAGESIZE)): 100 GiB at TP 8 hold 819,200 tokens of
-    Llama-3.1-8B (100 GiB / 131,072 B), in one /dev/shm region (shared_offload_region.py:124-128)."""
+    Llama-3.1-8B (100 GiB / 131,072 B), in one /dev/shm region (shared_offload_region.py:125-128)."""
     tier = vllm_native(Offload(kv_offloading_size=100), llama(8))
     assert (tier.ranks, tier.bytes_per_node, tier.tokens, tier.shm_bytes) == (1, 100 * GIB, 819_200, 100 * GIB)
     assert vllm_native(Offload(kv_offloading_size=100), llama(1)).tokens == 819_200  # the same at TP 1
