@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 from typer.testing import CliRunner
 
+from kvplan import Offload as PublicOffload
 from kvplan import recommend
 from kvplan.cli import app
 from kvplan.engines.offload import (
@@ -228,6 +229,7 @@ def test_host_memory_auto_reads_memtotal_and_the_cgroup_limit(tmp_path):
 
 
 def test_recommend_reports_the_tiers_and_judges_the_host():
+    assert PublicOffload is Offload  # kvplan.Offload: the library's spelling of the settings
     rec = recommend(
         LLAMA_8B,
         gpu_profile="h100-sxm-80gb",
