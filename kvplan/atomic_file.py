@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kvplan.errors import UsageError
 
-__all__ = ["check_output_path", "write_text_atomically"]
+__all__ = ["check_output_path", "write_bytes_atomically", "write_text_atomically"]
 
 
 def check_output_path(path: str | Path, label: str) -> None:
@@ -31,7 +31,12 @@ def check_output_path(path: str | Path, label: str) -> None:
 
 
 def write_text_atomically(path: str | Path, text: str) -> None:
-    """Write `text` to `path` whole: a regular file through a temporary file in the same folder, then `os.replace`.
+    """Write `text` (UTF-8) to `path` whole, as `write_bytes_atomically` writes bytes."""
+    write_bytes_atomically(path, text.encode("utf-8"))
+
+
+def write_bytes_atomically(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` whole: a regular file through a temporary file in the same folder, then `os.replace`.
 
     A symlink is followed (the file it names is replaced, the link stays); a device, FIFO or other non-regular
     file (`/dev/null`, `/dev/stdout`, a named pipe) is written in place, never replaced by a regular file. An
@@ -47,7 +52,7 @@ def write_text_atomically(path: str | Path, text: str) -> None:
     if mode is not None and not stat.S_ISREG(mode):
         if stat.S_ISDIR(mode):
             raise UsageError(f"cannot write {path}: it is a folder", hint="pass a file path")
-        _write_in_place(path, text, mode)
+        _write_in_place(path, data, mode)
         return
     target = Path(os.path.realpath(path))  # a link's target is replaced, not the link
     folder = target.parent
@@ -58,11 +63,11 @@ def write_text_atomically(path: str | Path, text: str) -> None:
             f"cannot write {path}: {exc.strerror or exc}", hint="pass a path in an existing, writable folder"
         ) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "wb") as handle:
             # mkstemp creates 0600: give the file the mode a plain open() would, where the file system allows
             with contextlib.suppress(OSError, AttributeError):  # no fchmod: Windows before Python 3.13
                 os.fchmod(handle.fileno(), _mode_for(target))
-            handle.write(text)
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -74,7 +79,7 @@ def write_text_atomically(path: str | Path, text: str) -> None:
         raise
 
 
-def _write_in_place(path: str | Path, text: str, mode: int) -> None:
+def _write_in_place(path: str | Path, data: bytes, mode: int) -> None:
     """A device or pipe: open it for writing (no truncation, no replacement) and write everything, errors said.
 
     A FIFO is opened without blocking, so one that no process reads is an error rather than a hang."""
@@ -90,8 +95,8 @@ def _write_in_place(path: str | Path, text: str, mode: int) -> None:
     try:
         if fifo:
             os.set_blocking(fd, True)  # opened: now wait for the reader like any pipe writer
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}", hint="pass a writable file path") from None

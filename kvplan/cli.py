@@ -281,7 +281,7 @@ def check_help() -> str:
         "when all pass, 1 when any does not fit (or lacks --min-headroom, or has lint under --strict), 2 for bad "
         "input.\n\n"
         "Examples:\n\n"
-        "  kvplan check kvplan.yaml --min-headroom 5% --junit kvplan-report.xml\n\n"
+        "  kvplan check kvplan.yaml --min-headroom 5% --junit kvplan-report.xml --html kvplan-report.html\n\n"
         '  kvplan check kvplan.yaml --summary-md "$GITHUB_STEP_SUMMARY"\n\n'
         "  kvplan check --engine-config vllm-serve.yaml --engine vllm --gpu h100-sxm-80gb --json"
     )
@@ -358,6 +358,8 @@ OfflineOpt = Annotated[
     bool, typer.Option("--offline", help="Use only local files and the Hugging Face cache (also HF_HUB_OFFLINE=1).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+PLOT_FORMATS_HELP = ".png, .svg or .html (the SVG inline with the figures as a table); needs the plot extra: "
+PLOT_FORMATS_HELP += "pip install 'kvplan[plot]'"
 AssumeLlamaOpt = Annotated[
     bool,
     typer.Option(
@@ -430,6 +432,31 @@ def estimate(
     offline: OfflineOpt = False,
     assume_llama: AssumeLlamaOpt = False,
     json_out: JsonOpt = False,
+    plot: Annotated[
+        Optional[str],
+        typer.Option(
+            "--plot",
+            help="Also write a plot of KV memory against context length (a doubling grid up to the model's limit, "
+            "or the --seq-len sweep), one line per engine x KV dtype, the weights as a level: " + PLOT_FORMATS_HELP,
+            show_default=False,
+        ),
+    ] = None,
+    plot_engines: Annotated[
+        Optional[str],
+        typer.Option(
+            "--plot-engines",
+            help="Engines to compare in --plot, e.g. vllm,sglang,naive (default: --engine).",
+            show_default=False,
+        ),
+    ] = None,
+    plot_kv_dtypes: Annotated[
+        Optional[str],
+        typer.Option(
+            "--plot-kv-dtypes",
+            help="KV dtypes to compare in --plot, e.g. auto,fp8 (default: --kv-dtype and the engine's 8-bit one).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """KV-cache memory per layer kind, per sequence, per batch and per GPU.
 
@@ -440,10 +467,18 @@ def estimate(
       kvplan estimate deepseek-ai/DeepSeek-V3 --tp 8 --kv-dtype fp8 --json
 
       kvplan estimate ./config.json --seq-len 1k..128k --engine transformers
+
+      kvplan estimate meta-llama/Llama-3.1-8B --plot kv.svg --plot-engines vllm,sglang,naive
     """
     from kvplan.planning.estimate import estimate as estimate_model
     from kvplan.planning.resolved import resolve
 
+    if plot is None and (plot_engines is not None or plot_kv_dtypes is not None):
+        raise UsageError("--plot-engines and --plot-kv-dtypes apply to --plot only", hint="add --plot FILE.svg")
+    if plot is not None:  # a bad path, extension or a missing matplotlib is refused before any work
+        from kvplan.plotting import prepare
+
+        prepare(plot)
     lengths = labelled("--seq-len", parse_lengths, seq_len)
     options: dict[str, Any] = dict(
         batch=positive("--batch", batch),
@@ -461,6 +496,17 @@ def estimate(
     # read once for every length
     resolved = resolve(model, revision=revision, offline=True if offline else None, assume_llama=assume_llama)
     results = [estimate_model(resolved, seq_len=n, **options) for n in lengths]
+    chart = None
+    if plot is not None:  # computed before anything is printed: a bad --plot-engines is one error, no table
+        from kvplan.plotting.charts import estimate_chart
+
+        chart = estimate_chart(
+            resolved,
+            lengths=lengths,
+            engines=_names("--plot-engines", plot_engines) if plot_engines is not None else [engine],
+            kv_dtypes=None if plot_kv_dtypes is None else _names("--plot-kv-dtypes", plot_kv_dtypes),
+            **options,
+        )
     if json_out:
         render.print_json(results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results])
         render.notes(results[0].notes)
@@ -468,6 +514,19 @@ def estimate(
         render.estimate_table(results[0])
     else:
         render.sweep_table(results)
+    if plot is not None and chart is not None:
+        from kvplan.plotting import write_chart
+
+        write_chart(plot, chart)
+        render.notes([f"wrote {plot}"])
+
+
+def _names(label: str, text: str) -> list[str]:
+    """A comma-separated list option ("vllm,sglang"), at least one name."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise UsageError(f"{label} needs at least one name", hint=f"pass e.g. {label} a,b")
+    return names
 
 
 @app.command(cls=Command)
@@ -1034,6 +1093,15 @@ def recommend(
         Optional[str],
         typer.Option("--emit-file", help="Where --emit writes (default: kvplan-FORMAT.yaml).", show_default=False),
     ] = None,
+    plot: Annotated[
+        Optional[str],
+        typer.Option(
+            "--plot",
+            help="Also write a plot of max concurrency against max_model_len (each point planned as this plan, "
+            "the 8-bit KV alternative beside it, the plan's max_model_len marked): " + PLOT_FORMATS_HELP,
+            show_default=False,
+        ),
+    ] = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
     assume_llama: AssumeLlamaOpt = False,
@@ -1048,6 +1116,8 @@ def recommend(
       kvplan recommend google/gemma-2-9b-it -g h100 --kv-memory 54.12GiB --max-model-len 8k --json
 
       kvplan recommend meta-llama/Llama-3.1-8B -g rtx-4090 --engine llama.cpp --weights-bytes 4.6GiB --kv-dtype q8_0
+
+      kvplan recommend Qwen/Qwen3-8B -g h100 --max-model-len 32k --plot concurrency.html
     """
     from kvplan.core.units import parse_size
     from kvplan.planning.recommend import recommend as plan
@@ -1059,8 +1129,14 @@ def recommend(
         emit = choice("--emit", emit, EMIT_FORMATS)
         emit_file = emit_file or f"kvplan-{emit}.yaml"
         check_output_path(emit_file, "--emit-file")
-    rec = plan(
-        model,
+    target: Any = model
+    if plot is not None:  # refused before planning; the model is then read once for the plan and its plot
+        from kvplan.plotting import prepare
+        from kvplan.plotting.charts import resolve_for_plan
+
+        prepare(plot)
+        target = resolve_for_plan(model, offline=True if offline else None, assume_llama=assume_llama)
+    options: dict[str, Any] = dict(
         gpu_profile=gpu_profile,
         gpus=positive("--gpus", gpus),
         engine=engine,
@@ -1096,11 +1172,22 @@ def recommend(
         ),
         host_memory=_host_memory(host_memory),
     )
+    rec = plan(target, **options)
+    chart = None
+    if plot is not None:  # every point planned before anything is printed
+        from kvplan.plotting.charts import recommend_chart
+
+        chart = recommend_chart(target, rec, **options)
     if json_out:
         render.print_json(rec.to_dict())
         render.notes(rec.notes)
     else:
         render.recommendation_table(rec)
+    if plot is not None and chart is not None:
+        from kvplan.plotting import write_chart
+
+        write_chart(plot, chart)
+        render.notes([f"wrote {plot}"])
     if emit is not None and emit_file is not None:
         from kvplan.atomic_file import write_text_atomically
         from kvplan.checking.emit import emit_manifest
@@ -1178,6 +1265,15 @@ def check(
             show_default=False,
         ),
     ] = None,
+    html_out: Annotated[
+        Optional[str],
+        typer.Option(
+            "--html",
+            help="Also write the report as one self-contained HTML page (.html): verdicts, headroom, budget "
+            "terms, fixes.",
+            show_default=False,
+        ),
+    ] = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
     assume_llama: AssumeLlamaOpt = False,
@@ -1202,6 +1298,10 @@ def check(
         check_output_path(junit, "--junit")
     if summary_md is not None and summary_md != "-":
         check_output_path(summary_md, "--summary-md")
+    if html_out is not None:
+        check_output_path(html_out, "--html")
+        if not html_out.lower().endswith((".html", ".htm")):
+            raise UsageError(f"--html {html_out}: the report is HTML", hint="name the file with .html or .htm")
     if summary_md == "-" and json_out:
         raise UsageError("--summary-md - and --json both print on stdout", hint="write the summary to a file")
     headroom = parse_headroom(min_headroom)
@@ -1243,6 +1343,10 @@ def check(
         )
     if junit is not None:
         write_text_atomically(junit, junit_xml(report))
+    if html_out is not None:
+        from kvplan.plotting import write_check_page
+
+        write_check_page(html_out, report)
     if summary_md is not None and summary_md != "-":
         _append_summary(summary_md, render.check_markdown(report))
     if json_out:
@@ -1552,6 +1656,191 @@ def throughput(
         render.throughput_table(result)
 
 
+# ---------------------------------------------------------------- fleet (replicas for a workload and SLOs)
+
+
+def _number(label: str, text: str) -> float:
+    """A positive number option given as text (kvplan's one-line error otherwise)."""
+    import math
+
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise UsageError(f"{label} must be a positive number, got {text!r}", hint=f"pass e.g. {label} 2") from None
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{label} must be a positive number, got {text!r}", hint=f"pass e.g. {label} 2")
+    return value
+
+
+@app.command(cls=Command)
+@handle_errors
+def fleet(
+    model: ModelArg,
+    gpu_profile: Annotated[
+        str,
+        typer.Option(
+            "--gpu-profile",
+            "-g",
+            help="Hardware profile id, alias or YAML path (an efficiency must be fitted for it: h100-sxm-80gb, b200).",
+            show_default=False,
+        ),
+    ],
+    workload: Annotated[
+        str,
+        typer.Option(
+            "--workload",
+            "-w",
+            help='A JSONL file, one request a line ({"input_tokens": 812, "output_tokens": 240}), or a named shape: '
+            "chat (1k in / 1k out), rag (8k / 1k), reasoning (1k / 8k).",
+            show_default=False,
+        ),
+    ],
+    rate: Annotated[str, typer.Option("--rate", help="Arrival rate at peak, requests per second.", show_default=False)],
+    ttft_slo: Annotated[
+        str, typer.Option("--ttft-slo", help="Time-to-first-token SLO, milliseconds.", show_default=False)
+    ],
+    tpot_slo: Annotated[
+        str, typer.Option("--tpot-slo", help="Time-per-output-token SLO, milliseconds.", show_default=False)
+    ],
+    engine: Annotated[
+        str, typer.Option("--engine", "-e", help="Engine planned (its KV accounting and fitted efficiency).")
+    ] = registry.DEFAULT_ENGINE,
+    tp: Annotated[str, typer.Option("--tp", "--tensor-parallel-size", help="Tensor-parallel GPUs per worker.")] = "1",
+    weights: Annotated[
+        str, typer.Option("--weights", help="Matmul weight format for the TPOT estimate: bf16, fp8, nvfp4, ...")
+    ] = "bf16",
+    kv_dtype: KvDtypeOpt = "auto",
+    max_model_len: Annotated[
+        Optional[str],
+        typer.Option(
+            "--max-model-len",
+            help="Tokens per request served (default: the model's limit, capped at 128k).",
+            show_default=False,
+        ),
+    ] = None,
+    max_num_seqs: Annotated[
+        Optional[str],
+        typer.Option(
+            "--max-num-seqs", help="The engine's running-sequence cap (default: the engine's).", show_default=False
+        ),
+    ] = None,
+    gpu_memory_utilization: Annotated[
+        Optional[float],
+        typer.Option("--gpu-memory-utilization", help=utilization_help(), show_default=False),
+    ] = None,
+    disaggregated: Annotated[
+        bool,
+        typer.Option("--disaggregated", help="Size prefill and decode workers separately (their ratio too)."),
+    ] = False,
+    min_replicas: Annotated[str, typer.Option("--min-replicas", help="Fewest replicas the autoscaler keeps.")] = "1",
+    max_replicas: Annotated[
+        Optional[str],
+        typer.Option(
+            "--max-replicas",
+            help="Most replicas (workers per pool) allowed; needing more does not fit (exit 1). Default: no cap; "
+            "the autoscaler's maximum is then the count needed at --rate.",
+            show_default=False,
+        ),
+    ] = None,
+    price_file: Annotated[
+        Optional[str],
+        typer.Option(
+            "--price-file",
+            help="GPU price table (YAML: prices: [{gpu_profile, usd_per_gpu_hour, source, date}]) replacing the "
+            "shipped one (kvplan/profiles/prices/gpu_prices.yaml).",
+            show_default=False,
+        ),
+    ] = None,
+    emit: Annotated[
+        Optional[str],
+        typer.Option("--emit", help="Also write autoscaling for the plan: keda (a ScaledObject).", show_default=False),
+    ] = None,
+    emit_file: Annotated[
+        Optional[str],
+        typer.Option("--emit-file", help="Where --emit writes (default: kvplan-keda.yaml).", show_default=False),
+    ] = None,
+    deployment: Annotated[
+        Optional[str],
+        typer.Option(
+            "--deployment", help="The Deployment KEDA scales (default: from the model name).", show_default=False
+        ),
+    ] = None,
+    prometheus: Annotated[
+        str, typer.Option("--prometheus", help="Prometheus address of the KEDA triggers.")
+    ] = "http://prometheus-operated.monitoring.svc:9090",
+    profiles_dir: ProfilesDirOpt = None,
+    offline: OfflineOpt = False,
+    assume_llama: AssumeLlamaOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Size a fleet: replicas, concurrency per replica, autoscaling thresholds and cost for a workload and SLOs.
+
+    Concurrency per replica is the largest batch the KV cache holds (requests of the workload's mean input +
+    output) whose TPOT estimate meets the SLO; replicas follow from Little's law. Exit 0 when the SLOs are met,
+    1 when no replica count can meet them (or more than --max-replicas are needed), 2 for bad input.
+
+    Examples:
+
+      kvplan fleet meta-llama/Llama-3.1-8B -g h100-sxm-80gb --workload chat --rate 10 --ttft-slo 2000 --tpot-slo 30
+
+      kvplan fleet meta-llama/Llama-3.1-70B -g b200 --tp 4 -w requests.jsonl --rate 5 --ttft-slo 3000 --tpot-slo 25 --disaggregated --json
+
+      kvplan fleet Qwen/Qwen3-8B -g h100 -w rag --rate 4 --ttft-slo 3000 --tpot-slo 40 --emit keda --emit-file keda.yaml
+    """
+    from kvplan.planning.fleet import fleet as plan_fleet
+    from kvplan.planning.workload import load_workload
+
+    if emit is not None:
+        from kvplan.atomic_file import check_output_path
+        from kvplan.planning.fleet import ENGINE_METRICS
+
+        emit = choice("--emit", emit, ("keda",))
+        entry = registry.lookup(engine)
+        if entry is not None and entry.name not in ENGINE_METRICS:
+            raise UsageError(
+                f"--emit keda writes triggers on vllm and sglang metrics, not {entry.name}'s",
+                hint="drop --emit, or plan with --engine vllm",
+            )
+        emit_file = emit_file or "kvplan-keda.yaml"
+        check_output_path(emit_file, "--emit-file")
+    result = plan_fleet(
+        model,
+        gpu_profile=gpu_profile,
+        workload=load_workload(workload),
+        rate=_number("--rate", rate),
+        ttft_slo_ms=_number("--ttft-slo", ttft_slo),
+        tpot_slo_ms=_number("--tpot-slo", tpot_slo),
+        engine=engine,
+        tp=count("--tp", tp),
+        weights=weights.lower(),
+        kv_dtype=kv_dtype,
+        max_model_len=None if max_model_len is None else labelled("--max-model-len", parse_length, max_model_len),
+        max_num_seqs=positive("--max-num-seqs", max_num_seqs),
+        gpu_memory_utilization=gpu_memory_utilization,
+        disaggregated=disaggregated,
+        min_replicas=count("--min-replicas", min_replicas),
+        max_replicas=positive("--max-replicas", max_replicas),
+        price_file=price_file,
+        profiles_dir=profiles_dir,
+        offline=True if offline else None,
+        assume_llama=assume_llama,
+    )
+    document = result.to_dict()
+    if json_out:
+        render.print_json(document)
+    else:
+        render.fleet_table(document)
+    if emit is not None and emit_file is not None and result.fits:
+        from kvplan.atomic_file import write_text_atomically
+        from kvplan.checking.autoscale import keda_scaled_object
+
+        text, _ = keda_scaled_object(result, deployment=deployment, prometheus=prometheus)
+        write_text_atomically(emit_file, text)
+        render.notes([f"wrote {emit_file} (keda)"])
+    if not result.fits:
+        raise typer.Exit(1)
+
+
 # ---------------------------------------------------------------- kvplan schema (the JSON Schemas of --json)
 
 
@@ -1562,7 +1851,7 @@ def schema(
         Optional[list[str]],
         typer.Argument(
             help="The command whose --json document to describe: estimate, recommend, check, explain, models, "
-            "profiles list, profiles show, profile, throughput. Without it: the list of these.",
+            "profiles list, profiles show, profile, throughput, fleet. Without it: the list of these.",
             show_default=False,
         ),
     ] = None,

@@ -29,6 +29,8 @@ KIND_LABELS = {
     "shared_kv_sliding": "sliding K=V",
     "compressed_sparse": "CSA compressed",
     "heavily_compressed": "HCA compressed",
+    "compressed_kv": "CSA/HCA + index",  # vLLM's DeepSeek-V4 groups (kvplan.engines.vllm.V4_LABELS)
+    "compressor_state": "compressor ring",
 }
 
 
@@ -769,3 +771,72 @@ def throughput_table(result: dict[str, Any]) -> None:
 
 def _milliseconds(value: float | None) -> str:
     return "—" if value is None else f"{value:,.3f} ms"
+
+
+_LIMITS = {"tpot_slo": "TPOT", "kv_cache": "KV", "max_num_seqs": "seqs", "prefill_rate": "rate"}
+
+
+def fleet_table(plan: dict[str, Any]) -> None:
+    """`kvplan fleet`: one row per pool (workers, GPUs, concurrency, TPOT/TTFT), then thresholds, cost and notes."""
+    from rich.table import Table
+
+    console = stdout()
+    w = plan["workload"]
+    title = (
+        f"{plan['model']} on {plan['gpu_profile']} (tp {plan['tp']}), {plan['rate_requests_per_s']:g} req/s of "
+        f"{w['name']} ({w['mean_input_tokens']:g} in / {w['mean_output_tokens']:g} out), TTFT <= "
+        f"{plan['ttft_slo_ms']:g} ms, TPOT <= {plan['tpot_slo_ms']:g} ms"
+    )
+    table = Table(title=escape(title), show_header=True)
+    for column in ("pool", "workers", "GPUs", "batch", "KV reqs", "TPOT ms", "TTFT ms", "limit"):
+        table.add_column(column, justify="left" if column in ("pool", "limit") else "right", no_wrap=True)
+    for p in plan["pools"]:
+        table.add_row(
+            p["role"],
+            str(p["workers"]),
+            str(p["gpus"]),
+            str(p["concurrency_per_worker"]),
+            f"{p['kv_capacity_requests']:,.1f}",
+            "—" if p["tpot_ms_estimate"] is None else f"{p['tpot_ms_estimate']:,.2f}",
+            "—" if p["ttft_ms_estimate"] is None else f"{p['ttft_ms_estimate']:,.1f}",
+            _LIMITS.get(p["limited_by"], p["limited_by"]),
+        )
+    if plan["pools"]:  # a plan refused before any pool was sized has none
+        console.print(table)
+        kv = ", ".join(f"{p['role']} {p['kv_tokens_per_request']:,}" for p in plan["pools"])
+        console.print(
+            f"KV tokens per request: {kv} (KV reqs: requests of that length one worker holds)", highlight=False
+        )
+    else:
+        console.print(escape(title), highlight=False)
+    if not plan["fits"]:
+        console.print(f"does not fit: {escape(plan['reason'] or '')}", highlight=False)
+    else:
+        line = f"replicas: {plan['replicas']} ({plan['gpus']} GPUs)"
+        if plan["prefill_to_decode_ratio"] is not None:
+            line += (
+                f", prefill : decode = {plan['prefill_to_decode_ratio']:g} (at least "
+                f"{plan['prefill_to_decode_ratio_lower_bound']:g}: {plan['prefill_workers_lower_bound']} prefill workers)"
+            )
+        line += (
+            f"; Little's law: {plan['concurrency_needed']:g} requests in flight ({plan['request_latency_s']:g} s each)"
+        )
+        console.print(line, highlight=False)
+        t = plan["autoscaling"]
+        m = t["metrics"] or {"running": "running", "kv_cache_usage": "KV-cache usage", "waiting": "waiting"}
+        console.print(
+            f"autoscaling ({t['role']}, per replica): {m['running']} {t['running_requests_per_replica']}, "
+            f"{m['kv_cache_usage']} {t['kv_cache_usage_per_replica']:g}, {m['waiting']} "
+            f"{t['waiting_requests_per_replica']}; replicas {t['min_replicas']}..{t['max_replicas']}",
+            highlight=False,
+        )
+        cost, price = plan["cost"], plan["price"]
+        if cost is not None and price is not None:
+            console.print(
+                f"cost: ${cost['usd_per_hour']:,.2f}/h, ${cost['usd_per_million_tokens']:,.4f} per 1M tokens, "
+                f"${cost['usd_per_million_output_tokens']:,.4f} per 1M output tokens (${price['usd_per_gpu_hour']:g}/GPU-h, "
+                f"{escape(price['provider'] or price['gpu_profile'])}, {price['date']})",
+                highlight=False,
+            )
+    for line in plan["notes"]:
+        console.print(f"note: {escape(line)}", highlight=False)

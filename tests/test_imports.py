@@ -88,8 +88,16 @@ def _modules_of_command(args: list[str]) -> set[str]:
 
 # What the `--json` estimate path does not import (each costs 10-300 ms at every start): Rich's console and
 # tables (the JSON document is written with the stdlib), pydantic (Typer's coercion, skipped for kvplan's text
-# options and flags by kvplan.cli.Command), YAML (plans and profiles only) and the planner.
-JSON_PATH_AVOIDS = ("rich.console", "rich.table", "pydantic", "typer._adapters", "yaml", "kvplan.planning.recommend")
+# options and flags by kvplan.cli.Command), YAML (plans and profiles only), the planner and matplotlib (--plot).
+JSON_PATH_AVOIDS = (
+    "rich.console",
+    "rich.table",
+    "pydantic",
+    "typer._adapters",
+    "yaml",
+    "kvplan.planning.recommend",
+    "matplotlib",
+)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,13 @@ ALLOWED = {
     "checking": {"core", "sources", "weights", "engines", "planning", "atomic_file"},
     "profiling": {"core", "sources", "weights", "engines", "planning", "atomic_file", "jsonout", "__version__"},
     "schemas": set(),  # data files and their loader
+    "plotting": {
+        "core",
+        "engines",
+        "planning",
+        "atomic_file",
+        "__version__",
+    },  # matplotlib: kvplan/plotting/draw.py only
 }
 
 
@@ -123,3 +130,11 @@ def test_every_kvplan_import_names_a_real_module(path):
         elif isinstance(node, ast.Import):
             missing += [a.name for a in node.names if a.name.split(".")[0] == "kvplan" and not _module_exists(a.name)]
     assert not missing, f"{path.relative_to(PACKAGE)} imports modules that do not exist: {missing}"
+
+
+def test_only_the_plotting_draw_module_imports_matplotlib():
+    """matplotlib is the `plot` extra: one module draws, so everything else runs without it."""
+    users = sorted(
+        str(p.relative_to(PACKAGE)) for p in _modules() if any(n.split(".")[0] == "matplotlib" for n in _imports(p))
+    )
+    assert users == ["plotting/draw.py"], users

@@ -520,3 +520,17 @@ def test_throughput_outputs_are_valid(args):
     document = cli_json("throughput", *args, "--offline", "--json")
     assert errors("throughput", document) == []
     assert errors("throughput", {**document, "tpot_ms_lower_bound": "fast"})  # a wrong type is caught
+
+
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["meta-llama/Llama-3.1-8B", "-g", "h100-sxm-80gb", "-w", "chat", "--rate", "10"], 0),
+        (["meta-llama/Llama-3.1-8B", "-g", "h100-sxm-80gb", "-w", "rag", "--rate", "10", "--disaggregated"], 0),
+        (["Qwen/Qwen3-30B-A3B", "-g", "b200", "-w", "reasoning", "--rate", "3", "--max-replicas", "1"], 1),
+    ],
+)
+def test_fleet_outputs_are_valid(args, code):
+    document = cli_json("fleet", *args, "--ttft-slo", "3000", "--tpot-slo", "40", "--offline", "--json", codes=(code,))
+    assert errors("fleet", document) == []
+    assert errors("fleet", {**document, "replicas": "many"})  # a wrong type is caught

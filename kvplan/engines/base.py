@@ -158,12 +158,13 @@ def pages(tokens: int, block_size: int) -> int:
     return cdiv(tokens, block_size)
 
 
-def refuse_compressed_attention(engine: str, caches: list[L.Layer]) -> None:
+def refuse_compressed_attention(engine: str, caches: list[L.Layer], why: str = "") -> None:
     """Engines whose DeepSeek-V4 storage kvplan has not read refuse the model in one line instead of sizing its
-    CSA/HCA layers as something else (or as nothing)."""
+    CSA/HCA layers as something else (or as nothing); `why`: what the engine does that kvplan has not modelled."""
     if any(isinstance(c, L.CompressedAttention) for c in caches):
         raise UsageError(
-            f"kvplan's {engine} storage model does not size deepseek_v4 (CSA/HCA compressed attention) yet",
+            f"kvplan's {engine} storage model does not size deepseek_v4 (CSA/HCA compressed attention) yet"
+            + (f": {why}" if why else ""),
             hint=Text(
                 "use {engine} transformers for this model: it sizes deepseek_v4 from transformers' real cache tensors"
             ),

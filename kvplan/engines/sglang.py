@@ -54,8 +54,15 @@ class SglangEngine:
                 hint=Text("use {engine} transformers for this model"),
                 field="engine",
             )
-        # SGLang 0.5.23 serves DeepSeek-V4 with its own pools (srt/layers/attention/deepseek_v4_backend.py)
-        refuse_compressed_attention("SGLang", caches)
+        refuse_compressed_attention(
+            "SGLang",
+            caches,
+            "SGLang 0.5.23 keeps it in its own pools (srt/mem_cache/deepseek_v4_memory_pool.py: a per-request "
+            "sliding ring of sliding_window (+ drafts) tokens, :150-153; compressed KV per ratio in fp8 or fp4 "
+            "layouts, :174-235; compressor-state rings of 8 (C4) or 128 (C128) rows, 16/256 with drafts, :60-79), "
+            "sized by srt/model_executor/pool_configurator.py DSV4PoolConfigurator (:1067-1725: full, SWA, C4, C128 "
+            "and state pools from one budget), which kvplan has not modelled",
+        )
         if req.kv_dtype in ("int8", "int4", "nvfp4"):
             raise UsageError(
                 f"SGLang has no {req.kv_dtype} KV cache",

@@ -57,7 +57,7 @@ from kvplan.core.config import (
 )
 from kvplan.core.shapes import MOE, QUANTIZED, WINDOW_IS_SIZE_PLUS_ONE, ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
-from kvplan.engines.base import Engine, KindCost, Request, kv_heads_per_rank, merge_kinds, refuse_compressed_attention
+from kvplan.engines.base import Engine, KindCost, Request, kv_heads_per_rank, merge_kinds
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
 from kvplan.engines.serving import (
     ASYNC_SCHEDULING,
@@ -181,7 +181,12 @@ class VllmBehaviour:
     charged their full length). Start-up (startup): `mamba_seqs_check`, start-up fails when max_num_seqs exceeds
     the KV blocks of a model with Mamba layers (False: vLLM caps its CUDA-graph sizes instead);
     `cpu_backend_wording`, the KV-memory errors name the CPU backend; `one_capacity_line`, "GPU KV cache size"
-    and "Maximum concurrency" are one log line. `follows`: the evidence for the row."""
+    and "Maximum concurrency" are one log line. DeepSeek-V4 (VllmEngine.v4_plan): `v4_kv_groups`, how the release
+    groups DeepSeek-V4's KV-cache specs ("": it does not serve the model; "tuples": 0.26's
+    `group_and_unify_kv_cache_specs`, layer tuples with the sliding pages padded to the compressed ones,
+    `v4_tuple_groups`; "packed": `_get_packed_kv_cache_groups`, block-outermost groups of mixed pages, read in 0.29
+    and 0.33, `v4_packed_groups`; "unread": a grouping kvplan has not modelled, 0.20-0.25 and 0.27-0.28).
+    `follows`: the evidence for the row."""
 
     since: tuple[int, ...]
     sampler_bytes_per_seq_vocab: float
@@ -208,6 +213,7 @@ class VllmBehaviour:
     mla_hybrid_block_unit: int = 0
     cpu_backend_wording: bool = False
     one_capacity_line: bool = False
+    v4_kv_groups: str = ""
     follows: str = field(default="")
 
     @property
@@ -291,7 +297,9 @@ _R0_20 = _row(
     "max_num_seqs above the KV blocks of a model with Mamba layers; config/cache.py CacheDType adds "
     "int8_per_token_head, fp8_per_token_head, nvfp4, turboquant_*; platforms/interface.py:576-583 hybrid "
     "alignment unit max(kernel block, block_size); KV events no longer turn the hybrid allocator off "
-    "(config/vllm.py, only connectors at :1290)",
+    "(config/vllm.py, only connectors at :1290); model_executor/models/registry.py:99 registers "
+    "DeepseekV4ForCausalLM (vllm-0.19.1 has none), whose specs v1/core/kv_cache_utils.py "
+    "`group_and_unify_kv_cache_specs` groups by layer tuples",
     _R0_12,
     default_gpu_memory_utilization=0.92,
     subtracts_cudagraphs=True,
@@ -299,6 +307,7 @@ _R0_20 = _row(
     hybrid_block_unit_from_block_size=True,
     hybrid_allocator_off_with=("any KV connector (--kv-transfer-config, --kv-offloading-size)",),
     mamba_seqs_check=True,
+    v4_kv_groups="unread",
 )
 _R0_20_1 = _row(
     (0, 20, 1),
@@ -351,9 +360,20 @@ _R0_26 = _row(
     "vllm-0.26.0: v1/kv_cache_interface.py:584 and :517 reserve window-1 (chunk) + max_in_flight_tokens, "
     "config/vllm.py:512-533 max_concurrent_batches x max_num_batched_tokens (2 with async scheduling at PP 1, "
     "PP+1 on Model Runner V2), async scheduling on by default (:1059-1107); vllm-0.25.1 still reserved "
-    "max_num_batched_tokens (kv_cache_interface.py:561)",
+    "max_num_batched_tokens (kv_cache_interface.py:561); DeepSeek-V4's specs are grouped in layer tuples "
+    "(v1/core/kv_cache_utils.py:1525-1566 and :1603-1701), packed by page size (:1259-1341) and their concurrency "
+    "divided by the first group's page (:937-955)",
     _R0_25,
     in_flight_window=True,
+    v4_kv_groups="tuples",
+)
+_R0_27 = _row(
+    (0, 27, 0),
+    "vllm-0.27.0: v1/core/kv_cache_utils.py `_get_kv_cache_groups_uniform_groups` no longer pads DeepSeek-V4's "
+    "sliding pages and `_get_kv_cache_config_packed` overlays the groups (`_get_packed_kv_cache_layout`); the "
+    "concurrency sums each group's blocks (`get_max_concurrency_for_kv_cache_config`); not modelled for V4",
+    _R0_26,
+    v4_kv_groups="unread",
 )
 _R0_28 = _row(
     (0, 28, 0),
@@ -362,7 +382,7 @@ _R0_28 = _row(
     "`all` for models that support it, :615-617); engine/arg_utils.py:2582 gives GPUs with >= 160 GiB 16384 "
     "batched tokens; config/cache.py adds nvfp4_4over6; v1/core/kv_cache_utils.py `update_kv_cache_capacity` logs "
     "'GPU KV cache size' and 'Maximum concurrency' on one line",
-    _R0_26,
+    _R0_27,
     hybrid_prefix_caching=True,
     mamba_all_mode=False,
     tier_160gib=True,
@@ -373,12 +393,15 @@ _R0_29 = _row(
     (0, 29, 0),
     "vllm-0.29.0: Model Runner V2 estimates its CUDA graphs (v1/worker/gpu/model_runner.py:896-898) and runs "
     "every model (config/vllm.py:645-677, no model gate); v1/core/kv_cache_utils.py:2316 and :975 hold back "
-    "the null block in the fit and auto-fit checks; :1186 pads every non-MLA attention page",
+    "the null block in the fit and auto-fit checks; :1186 pads every non-MLA attention page; DeepSeek-V4's "
+    "mixed pages are packed block-outermost (v1/core/kv_cache_utils.py `_get_packed_kv_cache_groups`, "
+    "`_get_kv_cache_bytes_per_block` :1358-1370; 0.26.0 still had `group_and_unify_kv_cache_specs`)",
     _R0_28,
     runner_v2=RunnerV2(every_model=True),
     v2_estimates_cudagraphs=True,
     null_block=True,
     pads_attention_pages="all",
+    v4_kv_groups="packed",
 )
 _R0_30 = _row(
     (0, 30, 0),
@@ -405,6 +428,7 @@ VLLM_VERSIONS: tuple[VllmBehaviour, ...] = (
     _R0_24,
     _R0_25,
     _R0_26,
+    _R0_27,
     _R0_28,
     _R0_29,
     _R0_30,
@@ -524,7 +548,7 @@ class Spec:
     `state_pages`: for a Mamba-style state, the pages one request holds (None: one per block of the sequence,
     Mamba `all` mode). `layers`: the layers one spec of the plan stands for: 1, except for vLLM's
     UniformTypeKVCacheSpecs (`_uniform_type`), one spec for all the layers of one group, its page the sum of
-    theirs."""
+    theirs. `label`: the kind shown for it where that is not `kind` (DeepSeek-V4's groups, `v4_plan`)."""
 
     kind: str
     page: int
@@ -533,14 +557,22 @@ class Spec:
     state_pages: int | None = 1
     mla: bool = False
     layers: int = 1
+    label: str = ""
 
 
 @dataclass(frozen=True)
 class GroupPlan:
-    """vLLM's KV-cache groups for one stage: per spec, the layer count and how many groups it fills."""
+    """vLLM's KV-cache groups for one stage: per spec, the layer count and how many groups it fills.
+
+    `block_bytes`: what one block of the pool costs where that is not the largest page (vLLM 0.26's packed
+    DeepSeek-V4 layout, `v4_tuple_groups`); `request_unit`: where set, a request's blocks are its bytes in every
+    group divided by this page, rounded up (vLLM 0.26's `get_max_concurrency_for_kv_cache_config` for
+    DeepSeek-V4), instead of the sum of its blocks in each group."""
 
     specs: dict[Spec, int]
     group_size: int
+    block_bytes: int = 0
+    request_unit: int = 0
 
     def groups(self, spec: Spec) -> int:
         return cdiv(self.specs[spec], self.group_size)
@@ -551,7 +583,13 @@ class GroupPlan:
 
     @property
     def page(self) -> int:
-        return max(spec.page for spec in self.specs)
+        return self.block_bytes or max(spec.page for spec in self.specs)
+
+    def request_blocks(self, blocks: Callable[[Spec], int]) -> int:
+        """The blocks one request holds, given the blocks it holds in one group of each spec."""
+        if self.request_unit:
+            return cdiv(sum(self.groups(s) * blocks(s) * s.page for s in self.specs), self.request_unit)
+        return sum(self.groups(spec) * blocks(spec) for spec in self.specs)
 
 
 class VllmEngine:
@@ -665,6 +703,8 @@ class VllmEngine:
         return DEFAULT_BLOCK_SIZE
 
     def block_size(self, caches: list[L.Layer], req: Request) -> int:
+        if any(isinstance(c, L.CompressedAttention) for c in caches):
+            return req.block_size or V4_BLOCK_SIZE  # cache_config.block_size: the compressed and indexer pages'
         base = self.backend_block_size(caches, req)
         states = [c for c in caches if isinstance(c, L.RecurrentState)]
         attn = [c for c in caches if isinstance(c, (L.KVAttention, L.MlaLatent))]
@@ -689,6 +729,8 @@ class VllmEngine:
     def plan(self, caches: list[L.Layer], req: Request) -> GroupPlan:
         """Group the stage's layers the way vLLM's hybrid allocator does."""
         self.check(caches, req)
+        if any(isinstance(c, L.CompressedAttention) for c in caches):
+            return self.v4_plan(caches, req)
         distinct = Counter(caches)  # layers repeat: each distinct cache is sized once
         layers = list(distinct)
         block = self.block_size(layers, req)
@@ -763,7 +805,7 @@ class VllmEngine:
             per_token = Fraction(spec.page * layers_paid, spec.block_size) if grows else Fraction(0)
             tokens = None if spec.kind == L.STATE else min(blocks * spec.block_size, req.seq_len)
             bytes_ = blocks * spec.page * layers_paid * req.batch
-            items.append(KindCost(spec.kind, count * spec.layers, bytes_, per_token, tokens))
+            items.append(KindCost(spec.label or spec.kind, count * spec.layers, bytes_, per_token, tokens))
         no_cache = sum(isinstance(c, L.NoCache) for c in caches)
         if no_cache:
             items.append(KindCost(L.NONE, no_cache, 0, Fraction(0), None))
@@ -779,10 +821,9 @@ class VllmEngine:
                 hint=Text("use {engine} transformers for this model"),
                 field="engine",
             )
-        # vLLM 0.33.0 stores DeepSeek-V4 in its own specs (models/deepseek_v4/attention.py:860-925: an SWA ring,
-        # compressed MLA pages with tokens_per_state, fp32 compressor-state rings, indexer pages) packed side by
-        # side in mixed-size pages (v1/core/kv_cache_planning.py:616-639): not modelled by kvplan yet
-        refuse_compressed_attention("vLLM", caches)
+        if any(isinstance(c, L.CompressedAttention) for c in caches):
+            self._check_v4(caches, req)
+            return
         mla = any(isinstance(c, L.MlaLatent) for c in caches)
         if any(isinstance(c, L.MlaLatent) and c.sparse for c in caches):
             self._check_sparse_mla(req)
@@ -902,6 +943,110 @@ class VllmEngine:
         indexer = cache.index_head_dim + cache.index_head_dim // 128 * 4 if cache.index_head_dim else 0
         return latent + indexer
 
+    # -- DeepSeek-V4 (vllm/models/deepseek_v4, read in 0.33.0 and checked against 0.29.0)
+
+    @staticmethod
+    def _check_v4(caches: list[L.Layer], req: Request) -> None:
+        """What vLLM serves DeepSeek-V4 with: the release registers DeepseekV4ForCausalLM and kvplan has read how it
+        groups the model's specs (`v4_kv_groups`); the KV dtype is one the default CUDA backends take (FlashMLA's
+        DeepseekV4SparseMLABackend: auto, fp8 and fp8_ds_mla, models/deepseek_v4/sparse_mla.py:53-57, and a
+        bfloat16 model, :52; FlashInfer's SM120 layer keeps the same fp8_ds_mla layout,
+        models/deepseek_v4/nvidia/flashinfer_sparse.py:624); the block size is the one the sparse-MLA and indexer
+        backends take (256: sparse_mla.py:60-61, v1/attention/backends/mla/indexer.py:355-357); a GPU one of its
+        backends runs on (SM9x/SM10x/SM12x, `supports_compute_capability`); one pipeline
+        stage (kvplan has not read how the release projects the groups onto each stage's worker)."""
+        row = vllm_behaviour(req.engine_version)
+        version = req.engine_version or NEWEST_VLLM
+        if not row.v4_kv_groups:
+            raise UsageError(
+                f"vLLM {version} does not serve DeepSeek-V4: DeepseekV4ForCausalLM is first registered in vLLM "
+                "0.20.0 (model_executor/models/registry.py:99)",
+                hint=Text(
+                    "pass {vllm_version} 0.26 or 0.29 or later (the releases whose DeepSeek-V4 groups kvplan models)"
+                ),
+                field="vllm_version",
+            )
+        if row.v4_kv_groups == "unread":
+            raise UsageError(
+                f"kvplan does not model vLLM {version}'s DeepSeek-V4 KV-cache groups: 0.20-0.25 and 0.27-0.28 group "
+                "its layers in tuples (v1/core/kv_cache_utils.py `group_and_unify_kv_cache_specs`) with packing "
+                "and concurrency rules kvplan has read only in 0.26.0; it models 0.26 and 0.29 and later",
+                hint=Text("pass {vllm_version} 0.26 or 0.29 or later"),
+                field="vllm_version",
+            )
+        if req.kv_dtype not in ("bfloat16", "fp8_e4m3"):
+            raise UsageError(
+                f"vLLM has no {short_dtype(req.kv_dtype)} cache for DeepSeek-V4: its CUDA backends store the "
+                "fp8_ds_mla layout (`--kv-cache-dtype auto` or fp8, models/deepseek_v4/attention.py:94-129 and "
+                "sparse_mla.py:53-57) in a bfloat16 model",
+                hint=Text("use {kv_dtype} fp8 or auto"),
+                field="kv_dtype",
+            )
+        major = _major(req.compute_capability)
+        if major is not None and major not in (9, 10, 12):
+            raise UsageError(
+                f"vLLM has no DeepSeek-V4 attention backend for compute capability {req.compute_capability}: "
+                "FlashMLA's runs on SM9x/SM10x (models/deepseek_v4/sparse_mla.py:95-96), FlashInfer's on SM10x/SM12x "
+                "(models/deepseek_v4/nvidia/flashinfer_sparse.py:140-141)",
+                hint="plan this model on Hopper or Blackwell GPUs",
+                field="gpu_profile",
+            )
+        if req.block_size and req.block_size != V4_BLOCK_SIZE:
+            raise UsageError(
+                f"vLLM's DeepSeek-V4 sparse-MLA and indexer backends take block size {V4_BLOCK_SIZE} only "
+                "(models/deepseek_v4/sparse_mla.py:60-61, v1/attention/backends/mla/indexer.py:355-357)",
+                hint=Text("pass {block_size} 256 or leave it out"),
+                field="block_size",
+            )
+        if req.pp > 1:
+            raise UsageError(
+                "kvplan does not model vLLM's DeepSeek-V4 KV-cache groups across pipeline stages (the global groups "
+                "are projected onto each worker, v1/core/kv_cache_planning.py:1413-1460)",
+                hint=Text("plan with {pp} 1 (tensor parallelism replicates the cache: one latent head)"),
+                field="pp",
+            )
+        if not any(isinstance(c, L.CompressedAttention) and c.index_head_dim for c in caches):
+            raise UsageError(
+                "kvplan models vLLM's DeepSeek-V4 groups for models with CSA (compress ratio 4) layers: their indexer "
+                "is what makes vLLM pack the pages block-outermost (v1/attention/backends/mla/indexer.py:349-353)",
+                hint="report the model at kvplan's issue tracker",
+                field="engine",
+            )
+
+    def v4_plan(self, caches: list[L.Layer], req: Request) -> GroupPlan:
+        """DeepSeek-V4's KV-cache groups and pool (vLLM 0.29-0.33): the specs of every layer (`v4_layer_specs`),
+        grouped by `v4_packed_groups`; one block of the shared pool costs the widest group's pages
+        (`_get_kv_cache_bytes_per_block`, v1/core/kv_cache_planning.py:574-606: no spec sets a block-stride
+        alignment), so every group's spec is given that page, and a request holds whole blocks in every group
+        (`get_max_concurrency_for_kv_cache_config`, v1/core/kv_cache_utils.py:1061-1093). Every spec is one latent
+        head with `max_tp_shards=1`: each TP rank holds the whole cache. vLLM 0.26 (`v4_kv_groups` "tuples"):
+        `v4_tuple_groups`, each group's spec its own (padded) pages, a pool block the packed layout's stride
+        (`v4_tuple_stride`) and a request's blocks its bytes over the first (compressed) group's page."""
+        specs = [
+            spec for i, c in enumerate(caches) if isinstance(c, L.CompressedAttention) for spec in v4_layer_specs(c, i)
+        ]
+        tuples = vllm_behaviour(req.engine_version).v4_kv_groups == "tuples"
+        groups = v4_tuple_groups(specs) if tuples else v4_packed_groups(specs)
+        widest = max(sum(s.page for s in group) for group in groups)
+        counts: dict[Spec, int] = {}
+        for group in groups:
+            first = group[0]
+            spec = Spec(
+                L.MLA if first.window is None else L.SLIDING,
+                sum(s.page for s in group) if tuples else widest,
+                first.block_size,
+                first.window,
+                mla=first.window is None,
+                layers=len({s.layer for s in group}),
+                label=V4_LABELS[first.role],
+            )
+            counts[spec] = counts.get(spec, 0) + 1
+        if tuples:
+            return GroupPlan(
+                counts, 1, block_bytes=v4_tuple_stride(groups), request_unit=sum(s.page for s in groups[0])
+            )
+        return GroupPlan(counts, 1)
+
     @staticmethod
     def _state_bytes(cache: L.RecurrentState, req: Request) -> int:
         # conv_kernel - 1 columns in the model dtype, the SSM state in the config's own state dtype where it sets
@@ -914,6 +1059,171 @@ class VllmEngine:
         if cache.family == "kda":
             ssm = Fraction(4)
         return int(cache.state_bytes(conv, ssm, columns=cache.conv_kernel - 1, tp=req.tp, replicate_groups=True))
+
+
+# ---------------------------------------------------------------- DeepSeek-V4's specs and groups (0.29-0.33)
+
+V4_BLOCK_SIZE = 256  # cache_config.block_size: the only size the V4 sparse-MLA and indexer backends take
+V4_SWA_BLOCK_SIZE = 64  # DeepseekV4SWACache(block_size=64) (v1/attention/backends/mla/sparse_swa.py:85 and :111)
+V4_DS_MLA_TOKEN = 584  # fp8_ds_mla: 448 B fp8 NoPE + 128 B bf16 RoPE + 8 B scales (models/deepseek_v4/attention.py:880)
+V4_DS_MLA_ALIGN = 576  # fp8_ds_mla pages are padded to a multiple of 576 B (kv_cache_interface.py:719-726)
+# The kinds shown for DeepSeek-V4's groups, by the role of the specs in them.
+V4_LABELS = {
+    "swa": L.V4_SLIDING,
+    "compressed": "compressed_kv",
+    "indexer": "compressed_kv",
+    "state": "compressor_state",
+    "indexer_state": "compressor_state",
+}
+
+
+@dataclass(frozen=True)
+class V4LayerSpec:
+    """One KV-cache spec a DeepSeek-V4 layer registers with vLLM: `role` (see `v4_layer_specs`), `page` (bytes
+    of one block, padded), `block_size` (tokens of one block), `window` (the SlidingWindowMLASpec's
+    sliding_window; None for an MLAAttentionSpec, a full-attention spec) and the decoder `layer` it belongs to."""
+
+    role: str
+    page: int
+    block_size: int
+    window: int | None
+    layer: int = 0
+
+
+def _ds_mla_page(content: int) -> int:
+    """A page padded to fp8_ds_mla's 576 B alignment (`_apply_alignment_padding`, kv_cache_interface.py:719-726,
+    `alignment=576` on every V4 spec when the cache is fp8_ds_mla)."""
+    return _round_up(content, V4_DS_MLA_ALIGN)
+
+
+def v4_layer_specs(cache: L.CompressedAttention, layer: int = 0) -> list[V4LayerSpec]:
+    """The specs one DeepSeek-V4 layer registers with vLLM 0.33.0 in the fp8_ds_mla layout (`--kv-cache-dtype
+    auto` or fp8 on the CUDA backends, models/deepseek_v4/attention.py:94-129), one latent head each:
+    - "swa", every layer: the sliding ring, SlidingWindowMLASpec of 64-token blocks x 584 B (v1/attention/backends/
+      mla/sparse_swa.py:120-147; attention.py:349-356 passes no block size);
+    - "compressed", CSA (ratio 4) and HCA (ratio 128) layers: MLAAttentionSpec with tokens_per_state = ratio, so a
+      256-token block holds 256 / ratio entries of 584 B (attention.py:860-882, kv_cache_interface.py:271-275 and
+      :584-596);
+    - "state": the compressor's fp32 state ring (kv and score, 2 x coff x head_dim, coff 2 with overlap),
+      SlidingWindowMLASpec of 4-token blocks (ratio 4) or 8-token blocks (ratio 128), sliding_window coff x ratio
+      (models/deepseek_v4/compressor.py:139-191, :283);
+    - CSA layers also run the lightning indexer: "indexer", its key cache, an MLAAttentionSpec of index_head_dim
+      fp8 bytes + one fp32 scale per 128 (132 B) per entry (attention.py:1020-1035 and :911-925; the default
+      indexer_kv_dtype fp8, v1/attention/backends/mla/indexer.py:60-68), and "indexer_state", its compressor's
+      state ring (compressor.py:283 with head_dim = index_head_dim).
+    Every page is padded to 576 B."""
+    specs = [
+        V4LayerSpec("swa", _ds_mla_page(V4_SWA_BLOCK_SIZE * V4_DS_MLA_TOKEN), V4_SWA_BLOCK_SIZE, cache.window, layer)
+    ]
+    ratio = cache.compress_ratio
+    if not ratio:
+        return specs
+    coff = 1 + cache.overlap
+    state_block = 4 if ratio == 4 else 8  # compressor.py:168-173
+    entries = V4_BLOCK_SIZE // ratio
+    specs.append(V4LayerSpec("compressed", _ds_mla_page(entries * V4_DS_MLA_TOKEN), V4_BLOCK_SIZE, None, layer))
+    state_page = _ds_mla_page(state_block * 2 * coff * cache.head_dim * 4)
+    specs.append(V4LayerSpec("state", state_page, state_block, coff * ratio, layer))
+    if cache.index_head_dim:
+        key = cache.index_head_dim + cache.index_head_dim // 128 * 4
+        specs.append(V4LayerSpec("indexer", _ds_mla_page(entries * key), V4_BLOCK_SIZE, None, layer))
+        index_state = _ds_mla_page(state_block * 2 * coff * cache.index_head_dim * 4)
+        specs.append(V4LayerSpec("indexer_state", index_state, state_block, coff * ratio, layer))
+    return specs
+
+
+def approximate_gcd(values: list[int], lower_bound: int) -> int:
+    """vLLM's `_approximate_gcd` (v1/core/kv_cache_planning.py:879-911): the chunk d in [lower_bound, max(values)]
+    that rounds the values up to multiples of d with the least padding, the larger d on a tie."""
+    best, best_pad = max(1, lower_bound), None
+    for d in range(max(1, lower_bound), max(values) + 1):
+        pad = sum((d - x % d) % d for x in values)
+        if best_pad is None or pad < best_pad or (pad == best_pad and d > best):
+            best, best_pad = d, pad
+    return best
+
+
+def v4_packed_groups(specs: list[V4LayerSpec]) -> list[list[V4LayerSpec]]:
+    """vLLM's `_get_packed_kv_cache_groups` (v1/core/kv_cache_planning.py:914-1041, 0.29.0 alike) for DeepSeek-V4:
+    the specs go into buckets of one type (`UniformTypeKVCacheSpecs.is_uniform_type`, kv_cache_interface.py:
+    1347-1360: one block size, and full attention or sliding windows of one size); a bucket is balanced when each
+    of its page sizes has as many layers; the balanced buckets with several page sizes stay whole, so the most
+    layers of one page size among them is the floor of the pattern repeats per group, chosen by `approximate_gcd`
+    over every balanced bucket; a balanced bucket is split into cdiv(layers per page size, repeats) groups taking
+    every n-th repeat; the others stay whole. (The Mamba and circular-buffer split is never reached: V4 has
+    neither, and its CSA layers always give a balanced bucket with two page sizes.)"""
+    buckets: dict[tuple[int, int | None], list[V4LayerSpec]] = {}
+    for spec in specs:
+        buckets.setdefault((spec.block_size, spec.window), []).append(spec)
+    shaped = []
+    for bucket in buckets.values():
+        by_page: dict[int, list[V4LayerSpec]] = {}
+        for spec in bucket:
+            by_page.setdefault(spec.page, []).append(spec)
+        balanced = len({len(v) for v in by_page.values()}) == 1
+        shaped.append((bucket, by_page, balanced, max(len(v) for v in by_page.values())))
+    floor = max((most for _, by_page, balanced, most in shaped if balanced and len(by_page) > 1), default=0)
+    if not floor:
+        raise UsageError(
+            "kvplan models vLLM's DeepSeek-V4 groups only where a bucket of CSA layers sets the pattern repeats",
+            hint="report the model at kvplan's issue tracker",
+            field="engine",
+        )
+    repeats = approximate_gcd([most for _, _, balanced, most in shaped if balanced], floor)
+    groups: list[list[V4LayerSpec]] = []
+    for bucket, by_page, balanced, most in shaped:
+        n = cdiv(most, repeats) if balanced else 1
+        if n == 1:
+            groups.append(bucket)
+            continue
+        pattern = list(zip(*by_page.values(), strict=True))  # balanced: one spec per page size
+        groups.extend([spec for repeat in pattern[i::n] for spec in repeat] for i in range(n))
+    return groups
+
+
+def v4_tuple_groups(specs: list[V4LayerSpec]) -> list[list[V4LayerSpec]]:
+    """vLLM 0.26.0's DeepSeek-V4 groups (v1/core/kv_cache_utils.py `group_and_unify_kv_cache_specs` :1525-1566,
+    `_get_kv_cache_groups_uniform_groups` :1603-1701): every full (MLA) spec in one group, first; the sliding specs
+    in one bucket per (block size, window); a bucket's "layer tuples" are its most layers of one page size, and
+    `approximate_gcd` over every group's tuples, from the MLA group's, sets the tuples per group; each sliding page
+    is padded to the smallest MLA page that holds it, and a sliding bucket is split into cdiv(layers per page
+    size, tuples) groups taking every n-th tuple. Raises where vLLM's asserts would."""
+    full = [s for s in specs if s.window is None]
+    sliding: dict[tuple[int, int | None], list[V4LayerSpec]] = {}
+    for spec in specs:
+        if spec.window is not None:
+            sliding.setdefault((spec.block_size, spec.window), []).append(spec)
+
+    def tuples(group: list[V4LayerSpec]) -> int:
+        return Counter(s.page for s in group).most_common(1)[0][1]
+
+    counts = [tuples(full), *(tuples(b) for b in sliding.values())]
+    n = approximate_gcd(counts, counts[0])
+    full_pages = sorted({s.page for s in full})
+    groups = [full]
+    for bucket in sliding.values():
+        by_size: dict[int, list[V4LayerSpec]] = {}
+        for spec in bucket:
+            padded = min((p for p in full_pages if p >= spec.page), default=0)
+            by_size.setdefault(padded, []).append(replace(spec, page=padded))
+        if 0 in by_size or len({len(v) for v in by_size.values()}) != 1:
+            raise UsageError(
+                "vLLM 0.26 cannot group this DeepSeek-V4 model's pages (kv_cache_utils.py:1659 and :1676 assert)",
+                hint=Text("pass {vllm_version} 0.29 or later"),
+                field="vllm_version",
+            )
+        k = cdiv(len(next(iter(by_size.values()))), n)
+        pattern = list(zip(*by_size.values(), strict=True))
+        groups.extend([s for repeat in pattern[i::k] for s in repeat] for i in range(k))
+    return groups
+
+
+def v4_tuple_stride(groups: list[list[V4LayerSpec]]) -> int:
+    """Bytes of one block of vLLM 0.26's packed DeepSeek-V4 pool (`_get_kv_cache_config_packed` :1306-1341 with
+    `_bucket_layers_by_page_size` :1259-1281): per page size, as many slots as the group with the most layers of
+    that page; the block is every slot's page side by side."""
+    sizes = {s.page for group in groups for s in group}
+    return sum(page * max(sum(s.page == page for s in group) for group in groups) for page in sizes)
 
 
 def _uniform_type(counts: dict[Spec, int]) -> dict[Spec, int] | None:
@@ -1008,7 +1318,7 @@ def capacity(
         raise UsageError("this model has no KV cache to size", hint="nothing to plan")
     row = vllm_behaviour(req.engine_version)
     num_blocks = available_bytes // plan.page // plan.group_size
-    per_request = sum(plan.groups(spec) * engine.blocks_per_request(spec, req) for spec in plan.specs)
+    per_request = plan.request_blocks(lambda spec: engine.blocks_per_request(spec, req))
     block = min(spec.block_size for spec in plan.specs)
     concurrency = num_blocks / per_request
     tokens = int(concurrency * req.seq_len) if row.tokens_from_concurrency else num_blocks // plan.num_groups * block
@@ -1330,7 +1640,7 @@ class VllmServing(ServingModel):
 
         def fits(n: int) -> bool:
             longer = replace(req, seq_len=n)
-            blocks = sum(groups.groups(spec) * engine.blocks_per_request(spec, longer) for spec in groups.specs)
+            blocks = groups.request_blocks(lambda spec: engine.blocks_per_request(spec, longer))
             return blocks <= cap.usable_blocks
 
         return Fit(
@@ -1544,7 +1854,8 @@ def startup(s: StartupInputs) -> Startup:
 def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: frozenset) -> tuple[str, ...]:
     engine = _storage(storage, shape)
     notes: list[str] = []
-    if kinds & {L.SLIDING, L.CHUNKED}:
+    v4 = any(isinstance(c, L.CompressedAttention) for c in shape.caches())
+    if kinds & {L.SLIDING, L.CHUNKED} or v4:
         in_flight = engine.in_flight_tokens(req)
         if vllm_behaviour(req.engine_version).in_flight_window:
             batches = in_flight // req.max_num_batched_tokens
@@ -1557,6 +1868,16 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
                 "layer; set {max_num_batched_tokens} to your engine's",
                 what=what,
             )
+        )
+    if v4:
+        notes.append(
+            "DeepSeek-V4: vLLM stores the sliding ring, the CSA/HCA entries and the indexer keys as fp8_ds_mla "
+            "(584 B per entry, pages padded to 576 B) with `--kv-cache-dtype auto` or fp8 alike, and the "
+            "compressors' state in fp32 rings that reserve their window + the in-flight tokens; the groups draw "
+            "their blocks from one pool, each block packing pages of every group; every TP rank holds the whole "
+            "cache (one latent head); the indexer keys in fp8 (vLLM's default indexer_kv_dtype; mxfp4 is not "
+            "modelled); the MTP layer (the last `compress_ratios` entry) adds a sliding ring only with an MTP "
+            "draft, not modelled"
         )
     sparse = [c for c in shape.caches() if isinstance(c, L.MlaLatent) and c.sparse]
     if sparse:

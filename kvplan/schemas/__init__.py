@@ -32,6 +32,7 @@ COMMANDS = {
     "profiles show": "profiles-show",
     "profile": "profile",
     "throughput": "throughput",
+    "fleet": "fleet",
 }
 
 

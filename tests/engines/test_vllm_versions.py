@@ -336,6 +336,32 @@ def test_pages_that_do_not_divide_are_padded_from_0_24_0():
         }
 
 
+@pytest.mark.parametrize(
+    "version,grouping",
+    [
+        ("0.19.1", ""),  # vllm-0.19.1 model_executor/models/registry.py has no DeepseekV4ForCausalLM
+        ("0.20.0", "unread"),  # vllm-0.20.0 registry.py:99 registers it; kv_cache_utils.py has no packed layout
+        ("0.25.1", "unread"),  # vllm-0.24.0 `_get_kv_cache_config_packed` differs from 0.26.0's
+        ("0.26.0", "tuples"),  # vllm-0.26.0 kv_cache_utils.py:1525-1566, :1603-1701, :1259-1341, :937-955
+        ("0.27.1", "unread"),  # vllm-0.27.0 overlays the groups (`_get_packed_kv_cache_layout`), sums their blocks
+        ("0.28.0", "unread"),  # vllm-0.28.0: the same functions as 0.27.0
+        ("0.29.0", "packed"),  # vllm-0.29.0 kv_cache_utils.py `_get_packed_kv_cache_groups`, :1358-1370
+        ("0.33.0", "packed"),  # vllm-0.33.0 v1/core/kv_cache_planning.py:914-1041, :574-606
+    ],
+)
+def test_deepseek_v4_grouping_per_release(version, grouping):
+    """How each release groups DeepSeek-V4's KV-cache specs (VllmBehaviour.v4_kv_groups; the storage is checked in
+    tests/engines/test_vllm_deepseek_v4.py); the releases kvplan has not modelled refuse the model by name."""
+    assert vllm_behaviour(version).v4_kv_groups == grouping
+    shape = model_shape(load_config("deepseek-ai__DeepSeek-V4-Flash"))
+    req = Request(8192, 1, "bfloat16", "bfloat16", engine_version=version)
+    if grouping in ("tuples", "packed"):
+        assert VllmEngine(shape).plan(list(shape.caches()), req).num_groups == 5
+    else:
+        with pytest.raises(UsageError, match="DeepSeek-V4"):
+            VllmEngine(shape).plan(list(shape.caches()), req)
+
+
 def test_fit_checks_hold_back_the_null_block_from_0_29_0():
     """vllm-0.29.0/vllm/v1/core/kv_cache_utils.py:2316 (auto-fit and capacity) and :975 (check_enough_kv_cache_memory)
     plan against available memory minus one block (the null block); vllm-0.28.0 does not."""

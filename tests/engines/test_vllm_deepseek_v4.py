@@ -1,0 +1,236 @@
+"""vLLM's storage of DeepSeek-V4 (kvplan.engines.vllm.v4_layer_specs / v4_packed_groups / VllmEngine.v4_plan),
+each figure worked out by hand from vLLM's source (vllm-0.33.0 unless said; 0.29.0 alike):
+
+- every V4 spec pads its page to 576 B in the fp8_ds_mla layout (v1/kv_cache_interface.py:719-726 with
+  `alignment=576`), and an fp8_ds_mla entry is 584 B (models/deepseek_v4/attention.py:880);
+- the sliding ring: SlidingWindowMLASpec, 64-token blocks (v1/attention/backends/mla/sparse_swa.py:85, :120-147);
+- compressed entries: MLAAttentionSpec with tokens_per_state = ratio in 256-token blocks (attention.py:860-882,
+  kv_cache_interface.py:271-275);
+- the indexer keys: 128 fp8 + 4 B scale = 132 B per entry (attention.py:1020-1035, :911-925);
+- the compressors' fp32 state rings: 2 x coff x head_dim floats per token, 4-token blocks (ratio 4, coff 2) or
+  8-token blocks (ratio 128, coff 1), sliding_window coff x ratio (models/deepseek_v4/compressor.py:139-191, :283);
+- groups: `_get_packed_kv_cache_groups` (v1/core/kv_cache_planning.py:914-1041) with `_approximate_gcd` (:879-911);
+  one pool block costs the widest group (:574-606); a request holds blocks in every group
+  (v1/core/kv_cache_utils.py:1061-1093).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from kvplan.cli import app
+from kvplan.core import specs as L
+from kvplan.core.shapes import model_shape
+from kvplan.engines.base import Request
+from kvplan.engines.vllm import (
+    VllmEngine,
+    approximate_gcd,
+    capacity,
+    v4_layer_specs,
+    v4_packed_groups,
+)
+from kvplan.errors import UsageError
+
+from conftest import load_config
+
+FLASH, PRO = "deepseek-ai__DeepSeek-V4-Flash", "deepseek-ai__DeepSeek-V4-Pro"
+
+
+def _flash():
+    shape = model_shape(load_config(FLASH))
+    return shape, list(shape.caches())
+
+
+def test_per_layer_pages_follow_the_source_arithmetic():
+    """Pages of one block, by hand: ring 64 x 584 = 37,376 -> 37,440 (65 x 576); CSA entries 256/4 = 64 x 584 ->
+    37,440; HCA entries 256/128 = 2 x 584 = 1,168 -> 1,728; indexer keys 64 x 132 = 8,448 -> 8,640; CSA compressor
+    4 x (2 x 2 x 512) x 4 B = 32,768 -> 32,832; HCA compressor 8 x (2 x 1 x 512) x 4 B = 32,768 -> 32,832; the
+    indexer's compressor 4 x (2 x 2 x 128) x 4 B = 8,192 -> 8,640."""
+    csa = L.CompressedAttention(512, 128, 4, overlap=True, index_head_dim=128)
+    hca = L.CompressedAttention(512, 128, 128)
+    ring = L.CompressedAttention(512, 128)
+    got = {c.kind: [(s.role, s.page, s.block_size, s.window) for s in v4_layer_specs(c)] for c in (csa, hca, ring)}
+    assert got[L.V4_SLIDING] == [("swa", 37440, 64, 128)]
+    assert got[L.HCA] == [("swa", 37440, 64, 128), ("compressed", 1728, 256, None), ("state", 32832, 8, 128)]
+    assert got[L.CSA] == [
+        ("swa", 37440, 64, 128),
+        ("compressed", 37440, 256, None),
+        ("state", 32832, 4, 8),
+        ("indexer", 8640, 256, None),
+        ("indexer_state", 8640, 4, 8),
+    ]
+
+
+def test_approximate_gcd_is_vllms():
+    """Flash's balanced buckets hold 43 rings, 21 CSA compressor pairs and 20 HCA compressors; from the floor 21
+    (the CSA pair bucket stays whole) d = 22 pads 1 + 1 + 2 = 4, less than d = 21 (20 + 0 + 1) or 23 (3 + 2 + 3)."""
+    assert approximate_gcd([43, 21, 20], 21) == 22
+    assert approximate_gcd([61, 30, 31], 30) == 31  # Pro: 61 rings, 30 CSA pairs, 31 HCA compressors
+    assert approximate_gcd([4, 4], 1) == 4  # a tie keeps the larger chunk
+
+
+@pytest.mark.parametrize(
+    ("name", "groups", "block_bytes"),
+    [
+        # Flash: 2 sliding-only, 21 CSA, 20 HCA layers. Buckets: 43 rings -> 2 groups (22 + 21); the compressed
+        # bucket (21 x 37,440 + 21 x 8,640 + 20 x 1,728, unbalanced: whole) = 1,002,240 B, the widest; the CSA
+        # compressor pairs (21 x 32,832 + 21 x 8,640); the HCA compressors (20 x 32,832).
+        (
+            FLASH,
+            [("swa", 64, 22), ("swa", 64, 21), ("compressed", 256, 62), ("state", 4, 42), ("state", 8, 20)],
+            1002240,
+        ),
+        # Pro: 30 CSA, 31 HCA: 30 x 37,440 + 30 x 8,640 + 31 x 1,728 = 1,435,968 B.
+        (PRO, [("swa", 64, 31), ("swa", 64, 30), ("compressed", 256, 91), ("state", 8, 31), ("state", 4, 60)], 1435968),
+    ],
+)
+def test_released_configs_group_like_vllm(name, groups, block_bytes):
+    caches = list(model_shape(load_config(name)).caches())
+    specs = [s for i, c in enumerate(caches) for s in v4_layer_specs(c, i)]
+    got = v4_packed_groups(specs)
+    assert sorted((g[0].role, g[0].block_size, len(g)) for g in got) == sorted(groups)
+    assert max(sum(s.page for s in g) for g in got) == block_bytes
+    assert sum(len(g) for g in got) == len(specs)  # every spec in exactly one group
+
+
+def test_whole_model_capacity_on_h200_tp8():
+    """Flash at max_model_len 1,048,576 with 8,192 batched tokens (0.33: two in-flight batches, 16,384 tokens):
+    compressed cdiv(1,048,576, 256) = 4,096 blocks; each ring group cdiv(127 + 16,384, 64) + 1 = 259; the CSA
+    compressor cdiv(7 + 16,384, 4) + 1 = 4,099; the HCA compressor cdiv(127 + 16,384, 8) + 1 = 2,065: 10,778 blocks
+    of 1,002,240 B per request. 100 GiB hold 107,374,182,400 // 1,002,240 = 107,134 blocks: 9.94 requests,
+    int(9.94... x 1,048,576) = 10,422,911 tokens. TP does not change it (one latent head, max_tp_shards=1)."""
+    shape, caches = _flash()
+    engine = VllmEngine(shape)
+    for tp in (1, 8):
+        req = Request(1048576, 1, "fp8_e4m3", "bfloat16", tp=tp, max_num_batched_tokens=8192)
+        cap = capacity(caches, req, 100 * 2**30, engine)
+        assert (cap.page_bytes, cap.group_size, cap.num_groups) == (1002240, 1, 5)
+        assert (cap.blocks_per_request, cap.num_blocks, cap.usable_blocks) == (10778, 107134, 107133)
+        assert cap.kv_cache_tokens == int(107134 / 10778 * 1048576) == 10422911
+        costs = {c.kind: c for c in engine.stage_costs(caches, req)}
+        assert sum(c.bytes for c in costs.values()) == 10778 * 1002240
+        assert costs["compressed_kv"].bytes == 4096 * 1002240 and costs["compressed_kv"].layers == 41
+        assert costs["compressed_kv"].bytes_per_token == 1002240 / 256  # one more token: a 256th of a block
+        assert costs[L.V4_SLIDING].layers == 43 and costs[L.V4_SLIDING].bytes_per_token == 0
+        assert costs["compressor_state"].bytes == (4099 + 2065) * 1002240
+
+
+def test_auto_and_fp8_store_the_same_layout():
+    """`--kv-cache-dtype auto` and fp8 both become fp8_ds_mla on the CUDA backends (attention.py:94-129)."""
+    shape, caches = _flash()
+    engine = VllmEngine(shape)
+    auto, fp8 = (
+        engine.stage_costs(caches, Request(65536, 2, kv, "bfloat16", max_num_batched_tokens=2048))
+        for kv in ("bfloat16", "fp8_e4m3")
+    )
+    assert auto == fp8
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"engine_version": "0.19.1"}, "vllm_version", "first registered in vLLM 0.20.0"),
+        ({"engine_version": "0.20.0"}, "vllm_version", "read only in 0.26.0"),
+        ({"engine_version": "0.25.1"}, "vllm_version", "read only in 0.26.0"),
+        ({"engine_version": "0.27.0"}, "vllm_version", "group_and_unify_kv_cache_specs"),
+        ({"engine_version": "0.28.0"}, "vllm_version", "0.27-0.28"),
+        ({"kv_dtype": "int8"}, "kv_dtype", "fp8_ds_mla"),
+        ({"kv_dtype": "nvfp4"}, "kv_dtype", "fp8_ds_mla"),
+        ({"kv_dtype": "fp8_e5m2"}, "kv_dtype", "fp8_ds_mla"),
+        ({"block_size": 64}, "block_size", "block size 256 only"),
+        ({"pp": 2}, "pp", "pipeline stages"),
+        ({"compute_capability": "8.0"}, "gpu_profile", "compute capability 8.0"),
+    ],
+)
+def test_what_vllm_cannot_serve_or_kvplan_has_not_read_is_refused(changes, field, words):
+    shape, caches = _flash()
+    req = Request(**{**dict(seq_len=8192, batch=1, kv_dtype="bfloat16", model_dtype="bfloat16"), **changes})
+    with pytest.raises(UsageError) as err:
+        VllmEngine(shape).stage_costs(caches, req)
+    assert err.value.field == field and words in err.value.message and "\n" not in err.value.message
+
+
+def test_0_29_is_the_first_packed_release():
+    shape, caches = _flash()
+    req = Request(8192, 1, "bfloat16", "bfloat16", engine_version="0.29.0")
+    plan = VllmEngine(shape).plan(caches, req)
+    assert (plan.num_groups, plan.page, plan.block_bytes, plan.request_unit) == (5, 1002240, 0, 0)
+
+
+def test_0_26_groups_layer_tuples_with_padded_sliding_pages():
+    """vllm-0.26.0 v1/core/kv_cache_utils.py: one group of every MLA spec (21 x 37,440 + 21 x 8,640 + 20 x 1,728 =
+    1,002,240 B; `group_and_unify_kv_cache_specs` :1525-1566); tuples 21 (MLA), 43 (rings), 21 (CSA compressor
+    pairs), 20 (HCA compressors) -> `_approximate_gcd` from 21 = 22; the compressor pages padded to the smallest MLA
+    page above them (32,832 -> 37,440; 8,640 stays; :1659-1676); rings split 22 + 21. The packed pool's block holds,
+    per page size, the most slots any group has (:1259-1341): 22 x 37,440 + 21 x 8,640 + 20 x 1,728 = 1,039,680 B.
+    A request's blocks are its bytes over the first group's page (:937-955): at 912,128 tokens and 16,384 in-flight
+    tokens, 3,563 x 1,002,240 + 259 x 43 x 37,440 + 4,099 x 967,680 + 2,065 x 748,800 = 9,500,742,720 B over
+    1,002,240 -> 9,480 blocks."""
+    shape, caches = _flash()
+    engine = VllmEngine(shape)
+    req = Request(912128, 1, "fp8_e4m3", "bfloat16", tp=2, max_num_batched_tokens=8192, engine_version="0.26.0")
+    plan = engine.plan(caches, req)
+    assert (plan.block_bytes, plan.request_unit, plan.page) == (1039680, 1002240, 1039680)
+    pages = sorted((s.label, s.block_size, s.page, n) for s, n in plan.specs.items())
+    assert pages == [
+        ("compressed_kv", 256, 1002240, 1),
+        ("compressor_state", 4, 21 * 37440 + 21 * 8640, 1),
+        ("compressor_state", 8, 20 * 37440, 1),
+        (L.V4_SLIDING, 64, 21 * 37440, 1),
+        (L.V4_SLIDING, 64, 22 * 37440, 1),
+    ]
+    cap = capacity(caches, req, 7234 * 1039680, engine, plan)
+    assert (cap.num_blocks, cap.blocks_per_request) == (7234, 9480)
+    assert cap.kv_cache_tokens == int(7234 / 9480 * 912128)
+
+
+def test_0_26_arithmetic_follows_the_51041_log_with_the_mtp_ring():
+    """vllm-project/vllm#51041 (vLLM 0.26.0, 2 x H20, TP 2, fp8, block 256, MTP draft): 7.01 GiB, 1,009,661
+    tokens, 1.11x at max_model_len 912,128. The same 0.26 rules with the MTP layer's sliding ring (vLLM gives the
+    layer past num_hidden_layers compress ratio 1: models/deepseek_v4/attention.py:187-190 in 0.26.0) and 8,192
+    in-flight tokens give 6,537 blocks per request and the logged figures at the pool's rounding ends; at the
+    default 8,192 batched tokens with async scheduling (16,384 in flight) they do not (the calibration gap in
+    tests/engines/test_calibration_2026.py). kvplan has no speculative-decoding input: the ring is added here."""
+    shape, caches = _flash()
+    engine = VllmEngine(shape)
+    req = Request(912128, 1, "fp8_e4m3", "bfloat16", tp=2, max_num_batched_tokens=4096, engine_version="0.26.0")
+    with_mtp = [*caches, L.CompressedAttention(512, 128)]
+    low, high = (capacity(with_mtp, req, int(g * 2**30), engine) for g in (7.005, 7.015))
+    assert low.blocks_per_request == 6537
+    assert low.kv_cache_tokens <= 1009661 <= high.kv_cache_tokens
+    assert round(low.max_concurrency, 2) == round(high.max_concurrency, 2) == 1.11
+
+
+def test_estimate_and_recommend_size_v4_under_vllm():
+    runner = CliRunner()
+    est = runner.invoke(
+        app, ["estimate", "deepseek-ai/DeepSeek-V4-Flash", "--seq-len", "1048576", "--tp", "8", "--json", "--offline"]
+    )
+    assert est.exit_code == 0, est.output
+    report = json.loads(est.stdout)
+    assert {k["kind"]: k["count"] for k in report["layers"]} == {
+        L.V4_SLIDING: 43,
+        "compressed_kv": 41,
+        "compressor_state": 41,
+    }
+    # 8,192 batched tokens without a GPU profile: the same 10,778 blocks of 1,002,240 B on each of 8 GPUs
+    assert report["kv_cache_bytes"] == 8 * 10778 * 1002240
+    rec = runner.invoke(
+        app,
+        [
+            "recommend",
+            "deepseek-ai/DeepSeek-V4-Flash",
+            "-g",
+            "h200",
+            "--tp",
+            "8",
+            "--max-model-len",
+            "131072",
+            "--offline",
+        ],
+    )
+    assert rec.exit_code == 0, rec.output
+    assert "KV cache tokens" in rec.output and "fits" in rec.output
