@@ -867,17 +867,9 @@ def _length_or_auto(text: str | None) -> int | str | None:
     return labelled("--max-model-len", parse_length, text)
 
 
-def _number(label: str, text: str | None) -> float | None:
-    """A positive number option (--kv-offloading-size 100, --hicache-ratio 2.5)."""
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"{label}: cannot read {text!r} as a number", hint=f"pass e.g. {label} 100") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise UsageError(f"{label} must be a positive number, got {text!r}", hint=f"pass e.g. {label} 100")
-    return value
+def _optional_number(label: str, text: str | None) -> float | None:
+    """A positive number option (--kv-offloading-size 100, --hicache-ratio 2.5), None when not given."""
+    return None if text is None else _number(label, text)
 
 
 def _offload(
@@ -895,15 +887,15 @@ def _offload(
     from kvplan.engines.offload import BACKENDS, Offload
 
     offload = Offload(
-        kv_offloading_size=_number("--kv-offloading-size", size),
+        kv_offloading_size=_optional_number("--kv-offloading-size", size),
         kv_offloading_backend=choice("--kv-offloading-backend", backend, BACKENDS),
-        hicache_ratio=_number("--hicache-ratio", ratio),
-        hicache_size=_number("--hicache-size", hicache_size),
-        lmcache_cpu_size=_number("--lmcache-cpu-size", lmcache_cpu),
-        lmcache_disk_size=_number("--lmcache-disk-size", lmcache_disk),
+        hicache_ratio=_optional_number("--hicache-ratio", ratio),
+        hicache_size=_optional_number("--hicache-size", hicache_size),
+        lmcache_cpu_size=_optional_number("--lmcache-cpu-size", lmcache_cpu),
+        lmcache_disk_size=_optional_number("--lmcache-disk-size", lmcache_disk),
         lmcache_version=lmcache_version,
-        kvbm_cpu_cache_gb=_number("--kvbm-cpu-cache-gb", kvbm_cpu),
-        kvbm_disk_cache_gb=_number("--kvbm-disk-cache-gb", kvbm_disk),
+        kvbm_cpu_cache_gb=_optional_number("--kvbm-cpu-cache-gb", kvbm_cpu),
+        kvbm_disk_cache_gb=_optional_number("--kvbm-disk-cache-gb", kvbm_disk),
     )
     return offload if offload.given or lmcache_version is not None else None
 
