@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from kvplan.checking.check import CheckReport, check
     from kvplan.checking.plans import Deployment
     from kvplan.core.shapes import ModelShape, model_shape
+    from kvplan.engines.offload import Offload
     from kvplan.errors import ConfigError, HubError, KvplanError, UnsupportedArchitecture, UsageError
     from kvplan.planning.estimate import Estimate, estimate, estimate_config
     from kvplan.planning.recommend import Recommendation, recommend
@@ -53,6 +54,7 @@ _LAZY = {
     "check": ("kvplan.checking.check", "check"),
     "CheckReport": ("kvplan.checking.check", "CheckReport"),
     "Deployment": ("kvplan.checking.plans", "Deployment"),
+    "Offload": ("kvplan.engines.offload", "Offload"),
     "profile": ("kvplan.profiling.profiler", "profile_model"),
     "ProfileReport": ("kvplan.profiling.profiler", "ProfileReport"),
     "ProfileRequest": ("kvplan.profiling.profiler", "ProfileRequest"),
@@ -83,6 +85,7 @@ __all__ = [
     "HubError",
     "KvplanError",
     "ModelShape",
+    "Offload",
     "Recommendation",
     "ResolvedModel",
     "UnsupportedArchitecture",

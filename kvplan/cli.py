@@ -883,6 +883,48 @@ def _length_or_auto(text: str | None) -> int | str | None:
     return labelled("--max-model-len", parse_length, text)
 
 
+def _optional_number(label: str, text: str | None) -> float | None:
+    """A positive number option (--kv-offloading-size 100, --hicache-ratio 2.5), None when not given."""
+    return None if text is None else _number(label, text)
+
+
+def _offload(
+    size: str | None,
+    backend: str,
+    ratio: str | None,
+    hicache_size: str | None,
+    lmcache_cpu: str | None,
+    lmcache_disk: str | None,
+    lmcache_version: str | None,
+    kvbm_cpu: str | None = None,
+    kvbm_disk: str | None = None,
+) -> Any:
+    """The offload options as one kvplan.engines.offload.Offload (None: none given)."""
+    from kvplan.engines.offload import BACKENDS, Offload
+
+    offload = Offload(
+        kv_offloading_size=_optional_number("--kv-offloading-size", size),
+        kv_offloading_backend=choice("--kv-offloading-backend", backend, BACKENDS),
+        hicache_ratio=_optional_number("--hicache-ratio", ratio),
+        hicache_size=_optional_number("--hicache-size", hicache_size),
+        lmcache_cpu_size=_optional_number("--lmcache-cpu-size", lmcache_cpu),
+        lmcache_disk_size=_optional_number("--lmcache-disk-size", lmcache_disk),
+        lmcache_version=lmcache_version,
+        kvbm_cpu_cache_gb=_optional_number("--kvbm-cpu-cache-gb", kvbm_cpu),
+        kvbm_disk_cache_gb=_optional_number("--kvbm-disk-cache-gb", kvbm_disk),
+    )
+    return offload if offload.given or lmcache_version is not None else None
+
+
+def _host_memory(text: str | None) -> int | str | None:
+    """--host-memory: a size (512GiB), or auto."""
+    from kvplan.core.units import parse_size
+
+    if text is None or text.strip().lower() == "auto":
+        return None if text is None else "auto"
+    return labelled("--host-memory", parse_size, text)
+
+
 @app.command(cls=Command)
 @handle_errors
 def recommend(
@@ -981,6 +1023,84 @@ def recommend(
             show_default=False,
         ),
     ] = None,
+    kv_offloading_size: Annotated[
+        Optional[str],
+        typer.Option(
+            "--kv-offloading-size",
+            help="vLLM's KV offload to CPU, GiB in total across the TP x PP workers (a /dev/shm region).",
+            show_default=False,
+        ),
+    ] = None,
+    kv_offloading_backend: Annotated[
+        str,
+        typer.Option(
+            "--kv-offloading-backend",
+            help="vLLM's offload backend: native, or lmcache (then the LMCache server sizes its own pool).",
+        ),
+    ] = "native",
+    hicache_ratio: Annotated[
+        Optional[str],
+        typer.Option(
+            "--hicache-ratio", help="SGLang HiCache: host pool / GPU pool, per rank (e.g. 2).", show_default=False
+        ),
+    ] = None,
+    hicache_size: Annotated[
+        Optional[str],
+        typer.Option(
+            "--hicache-size",
+            help="SGLang HiCache: host pool GB (1e9) per rank; overrides --hicache-ratio.",
+            show_default=False,
+        ),
+    ] = None,
+    lmcache_cpu_size: Annotated[
+        Optional[str],
+        typer.Option(
+            "--lmcache-cpu-size",
+            help="LMCache's max_local_cpu_size (LMCACHE_MAX_LOCAL_CPU_SIZE): GiB of pinned RAM per TP rank.",
+            show_default=False,
+        ),
+    ] = None,
+    lmcache_disk_size: Annotated[
+        Optional[str],
+        typer.Option(
+            "--lmcache-disk-size",
+            help="LMCache's max_local_disk_size (LMCACHE_MAX_LOCAL_DISK_SIZE): GiB of local disk per TP rank.",
+            show_default=False,
+        ),
+    ] = None,
+    lmcache_version: Annotated[
+        Optional[str],
+        typer.Option(
+            "--lmcache-version",
+            help="The LMCache release (before 0.3.3 its pinned RAM is rounded up to a power of two; default: exact).",
+            show_default=False,
+        ),
+    ] = None,
+    kvbm_cpu_cache_gb: Annotated[
+        Optional[str],
+        typer.Option(
+            "--kvbm-cpu-cache-gb",
+            help="Dynamo KVBM's DYN_KVBM_CPU_CACHE_GB: GB (1e9) of pinned RAM in total across the workers.",
+            show_default=False,
+        ),
+    ] = None,
+    kvbm_disk_cache_gb: Annotated[
+        Optional[str],
+        typer.Option(
+            "--kvbm-disk-cache-gb",
+            help="Dynamo KVBM's DYN_KVBM_DISK_CACHE_GB: GB of disk in total across the workers.",
+            show_default=False,
+        ),
+    ] = None,
+    host_memory: Annotated[
+        Optional[str],
+        typer.Option(
+            "--host-memory",
+            help="Host RAM per node the offload tiers must fit in (512GiB), or auto: MemTotal, lowered to the "
+            "cgroup's memory.max (default: the GPU profile's host_memory_bytes, else unchecked).",
+            show_default=False,
+        ),
+    ] = None,
     emit: Annotated[
         Optional[str],
         typer.Option(
@@ -1062,6 +1182,18 @@ def recommend(
         quantization=quantization,
         hub_weights=True if hub_weights else None,
         speculative_config=speculative_config,
+        offload=_offload(
+            kv_offloading_size,
+            kv_offloading_backend,
+            hicache_ratio,
+            hicache_size,
+            lmcache_cpu_size,
+            lmcache_disk_size,
+            lmcache_version,
+            kvbm_cpu_cache_gb,
+            kvbm_disk_cache_gb,
+        ),
+        host_memory=_host_memory(host_memory),
     )
     rec = plan(target, **options)
     chart = None
@@ -1134,6 +1266,15 @@ def check(
     min_headroom: Annotated[
         str, typer.Option("--min-headroom", help="Spare KV memory each deployment must keep: 5% or 0.05.")
     ] = "0",
+    host_memory: Annotated[
+        Optional[str],
+        typer.Option(
+            "--host-memory",
+            help="Host RAM per node for deployments whose plan sets no host_memory (512GiB, or auto: MemTotal, "
+            "lowered to the cgroup's memory.max); their KV offload tiers must fit in it.",
+            show_default=False,
+        ),
+    ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Treat model-config lint warnings as errors.")] = False,
     junit: Annotated[
         Optional[str], typer.Option("--junit", help="Also write a JUnit XML report to this file.", show_default=False)
@@ -1206,6 +1347,14 @@ def check(
         )
     if assume_llama:  # for every deployment (a plan sets `assume_llama: true` per deployment)
         deployments = [dataclasses.replace(d, assume_llama=True) for d in deployments]
+    if host_memory is not None:  # for every deployment whose plan does not set host_memory
+        memory = _host_memory(host_memory)
+        deployments = [
+            d
+            if d.host_memory is not None
+            else dataclasses.replace(d, host_memory=memory, spelling={**d.spelling, "host_memory": "--host-memory"})
+            for d in deployments
+        ]
     with render.ProgressBar(enabled=len(deployments) >= PROGRESS_FROM) as bar:  # a long plan is never silent
         report = check_deployments(
             deployments,

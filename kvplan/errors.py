@@ -51,6 +51,16 @@ FLAGS: dict[str, str] = {
     "assume_llama": "--assume-llama",
     "quantization": "--quantization",
     "speculative_config": "--speculative-config",
+    "kv_offloading_size": "--kv-offloading-size",
+    "kv_offloading_backend": "--kv-offloading-backend",
+    "hicache_ratio": "--hicache-ratio",
+    "hicache_size": "--hicache-size",
+    "lmcache_cpu_size": "--lmcache-cpu-size",
+    "lmcache_disk_size": "--lmcache-disk-size",
+    "lmcache_version": "--lmcache-version",
+    "kvbm_cpu_cache_gb": "--kvbm-cpu-cache-gb",
+    "kvbm_disk_cache_gb": "--kvbm-disk-cache-gb",
+    "host_memory": "--host-memory",
 }
 FIELDS = frozenset(FLAGS)
 

@@ -302,6 +302,7 @@ def recommendation_table(rec) -> None:
     for label, value in rows:
         table.add_row(label, value)
     out.print(table)
+    host_table(rec, out)
     error = getattr(rec, "startup_error", None)
     if error:
         who = f"vLLM {rec.vllm_version}" if getattr(rec, "vllm_version", None) else "the engine"
@@ -332,6 +333,36 @@ def recommendation_table(rec) -> None:
     command = rec.flags.get(flag_key(rec.engine), rec.flags.get(flag_key(DEFAULT_ENGINE), ""))
     out.print(command, highlight=False, markup=False, soft_wrap=True)
     notes(tuple(rec.notes) + tuple(getattr(rec, "throughput_assumptions", ())))
+
+
+def host_table(rec: Any, out: Any, name: str | None = None, detail: bool = True) -> None:
+    """The KV offload tiers of a recommendation (kvplan.engines.offload): tokens each holds, host bytes per node,
+    and the host memory they are judged against (`name`: the deployment's, in `check`). Nothing when the plan has
+    no tiers."""
+    from rich.table import Table
+
+    tiers = getattr(rec, "host_tiers", ())
+    if not tiers:
+        return
+    title = "KV offload tiers (host, per node)" + (f" · {name}" if name else "")
+    host = Table(title=escape(title), title_justify="left")
+    for name in ("tier", "setting"):
+        host.add_column(name, overflow="fold")
+    for name in ("tokens", "host bytes"):
+        host.add_column(name, justify="right", overflow="fold")
+    for tier in tiers:
+        per = f"{tier['ranks']} x {format_bytes(tier['bytes_per_rank'])}" if tier["ranks"] > 1 else ""
+        size = format_bytes(tier["bytes_per_node"]) + (f" ({per})" if per else "")
+        where = " (disk)" if tier["medium"] == "disk" else (" (/dev/shm)" if tier["shm_bytes"] else "")
+        tokens = "-" if tier["tokens"] is None else f"{tier['tokens']:,}"
+        host.add_row(tier["name"] + where, tier["setting"], tokens, size)
+    known = rec.host_memory_bytes is not None
+    verdict = {True: "fits", False: "[bold red]does not fit[/]", None: "unchecked"}[rec.host_fits]
+    memory = f"{format_bytes(rec.host_memory_bytes)} ({rec.host_memory_source})" if known else "unknown"
+    host.add_row("[bold]host RAM[/]", memory, verdict, f"[bold]{format_bytes(rec.host_ram_bytes or 0)}[/]")
+    out.print(host)
+    if rec.host_detail and detail:
+        out.print(f"[bold red]{escape(rec.host_detail)}[/]", soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------ kvplan profile
@@ -583,6 +614,8 @@ def check_table(report: Any) -> None:
         cells += [] if merged else [escape(gpus)]
         table.add_row(*cells, length, memory, result)
     print_whole(table, out)
+    for r in results:  # the KV offload tiers of each deployment that has them, against the host's memory
+        host_table(r.recommendation, out, r.deployment.name, detail=False)
     for r in results:
         if r.ok:
             continue
@@ -593,7 +626,9 @@ def check_table(report: Any) -> None:
         )
         for fix in r.fixes:
             out.print(f"    fix: {escape(fix.text)}", highlight=False)
-        if not r.fixes and r.binding_constraint != "lint":
+        if not r.fixes and r.binding_constraint == "host_memory":
+            out.print("    no single change found (more host RAM, or smaller offload tiers)", highlight=False)
+        elif not r.fixes and r.binding_constraint != "lint":
             out.print("    no single change found (a larger GPU, more GPUs or a smaller model)", highlight=False)
     passed = sum(r.ok for r in results)
     out.print(f"{passed} of {len(results)} deployment{'s' if len(results) != 1 else ''} pass", highlight=False)

@@ -272,6 +272,26 @@ def test_check_outputs_are_valid(tmp_path):
         assert errors("check", document) == [], config
 
 
+def test_recommend_and_check_with_offload_tiers_are_valid(tmp_path):
+    """The host tier section (kvplan.engines.offload) and the host_memory constraint, in their schemas."""
+    document = cli_json(
+        "recommend", "meta-llama/Llama-3.1-8B", "-g", "h100", "--tp", "8", "--max-model-len", "32k",
+        "--kv-offloading-size", "100", "--lmcache-cpu-size", "50", "--lmcache-disk-size", "200",
+        "--host-memory", "256GiB", "--offline", "--json",
+    )  # fmt: skip
+    assert len(document["host_tiers"]) == 3 and document["host_fits"] is False
+    assert errors("recommend", document) == []
+    plan = tmp_path / "kvplan.yaml"
+    plan.write_text(
+        "deployments:\n"
+        "  - {name: hicache, engine: sglang, model: Qwen/Qwen3-8B, gpu: h100, max_model_len: 32k,"
+        " tensor_parallel_size: 2, hicache_size: 200, host_memory: 256GiB}\n"
+    )
+    failing = cli_json("check", str(plan), "--offline", "--json", codes=(1,))
+    assert failing["deployments"][0]["binding_constraint"] == "host_memory"
+    assert errors("check", failing) == []
+
+
 def _same_architecture() -> dict[str, str]:
     """tests/engines/test_calibration.py's SAME_ARCHITECTURE (a model id -> the config of the same architecture),
     loaded under a private name as tests/checking/test_explain.py does."""

@@ -46,7 +46,7 @@ from kvplan.planning.recommend import TP_CHOICES, request_kv_bytes
 from kvplan.planning.resolved import ResolvedModel, resolve
 
 SCHEMA = "kvplan.check/1"
-CONSTRAINTS = ("weights", "max_model_len", "concurrency", "startup", "headroom", "lint")
+CONSTRAINTS = ("weights", "max_model_len", "concurrency", "startup", "host_memory", "headroom", "lint")
 MAX_SUGGESTED_UTILIZATION = 0.95
 # recommend()'s fields (kvplan.errors) -> the plan keys that set them; messages name fields, and a plan's
 # messages name them as the plan does (an engine config: as the file spells the key). Fields without a key
@@ -68,6 +68,16 @@ PLAN_KEYS = {
     "assume_llama": "assume_llama",
     "quantization": "quantization",
     "speculative_config": "speculative_config",
+    "kv_offloading_size": "kv_offloading_size",
+    "kv_offloading_backend": "kv_offloading_backend",
+    "hicache_ratio": "hicache_ratio",
+    "hicache_size": "hicache_size",
+    "lmcache_cpu_size": "lmcache_max_local_cpu_size",
+    "lmcache_disk_size": "lmcache_max_local_disk_size",
+    "lmcache_version": "lmcache_version",
+    "kvbm_cpu_cache_gb": "kvbm_cpu_cache_gb",
+    "kvbm_disk_cache_gb": "kvbm_disk_cache_gb",
+    "host_memory": "host_memory",
 }
 
 
@@ -155,6 +165,9 @@ class DeploymentResult:
             "gpu_memory_utilization": rec.gpu_memory_utilization,
             "fp8_kv": rec.fp8_kv,
             "min_tp_to_fit": rec.min_tp_to_fit,
+            "host_ram_bytes": rec.host_ram_bytes,
+            "host_memory_bytes": rec.host_memory_bytes,
+            "host_fits": rec.host_fits,
             "recommend": rec.to_dict(),
         }
 
@@ -336,6 +349,10 @@ class _Evaluator:
             args["speculative_config"] = d.speculative_config
         if d.max_num_seqs is not None:  # the engine runs with this cap (vLLM's sampler warm-up uses it)
             args["max_num_seqs"] = d.max_num_seqs
+        if d.offload is not None:  # the KV offload tiers (kvplan.engines.offload) and the host RAM they must fit in
+            args["offload"] = d.offload
+        if d.host_memory is not None:
+            args["host_memory"] = d.host_memory
         args.update(over)
         return recommend(self.resolved, **args)  # read once: every recommend() of this deployment reuses it
 
@@ -376,9 +393,9 @@ class _Evaluator:
         return int(rec.available_kv_memory_bytes * n / rec.max_concurrency)
 
     def accepts(self, rec: Any) -> bool:
-        """rec fits and the engine starts with it (TP vs heads aside: lint's), with min_headroom of its KV memory
-        spare."""
-        if not rec.fits or (rec.startup_error and rec.startup_rule != "tp_heads"):
+        """rec fits and the engine starts with it (TP vs heads aside: lint's), its offload tiers fit in the host's
+        memory, with min_headroom of its KV memory spare."""
+        if not rec.fits or (rec.startup_error and rec.startup_rule != "tp_heads") or rec.host_fits is False:
             return False
         if self.min_headroom <= 0:
             return True
@@ -486,14 +503,21 @@ def _check_one(
     elif rec.startup_error and rec.startup_rule != "tp_heads":  # TP vs heads is lint's (tp-heads; --strict fails)
         binding = "startup"
         detail = f"vLLM {rec.vllm_version} would not start: {rec.startup_error}"
+    elif rec.host_fits is False:  # an offload tier runs the host out of RAM or /dev/shm (kvplan.engines.offload)
+        binding = "host_memory"
+        detail = rec.host_detail
     elif min_headroom > 0 and (fraction is None or fraction < min_headroom):
         binding = "headroom"
         detail = f"headroom {format_bytes(headroom)} ({(fraction or 0):.1%}) is below the required {min_headroom:.1%}"
     elif strict and lint:
         binding = "lint"
         detail = f"{len(lint)} config lint error(s) under --strict"
+    if rec.host_fits is False and binding != "host_memory" and rec.host_detail not in notes:
+        notes.append(f"also: {rec.host_detail}")
     if binding == "startup":
         fixes: Iterable[Fix] = _startup_fixes(ev, rec)
+    elif binding == "host_memory":
+        fixes = _host_fixes(ev, rec)
     elif binding in ("weights", "max_model_len", "concurrency", "headroom"):
         fixes = _fixes(ev, rec, binding)
     else:
@@ -505,7 +529,7 @@ def _check_one(
         needed_kv_bytes=need,
         headroom_bytes=headroom,
         headroom_fraction=fraction,
-        fits=rec.fits and binding != "startup",
+        fits=rec.fits and binding not in ("startup", "host_memory"),
         ok=binding is None,
         binding_constraint=binding,
         binding_detail=detail,
@@ -552,6 +576,56 @@ def _startup_fixes(ev: _Evaluator, rec: Any) -> list[Fix]:
         if checked is not None and ev.accepts(checked):
             out.append(Fix(key, value, text))
     return out
+
+
+# the plan key of each per-rank or total size setting of a tier (kvplan.engines.offload tier names), in GiB/GB
+_TIER_KEYS = {
+    "vllm-cpu": "kv_offloading_size",
+    "lmcache-cpu": "lmcache_max_local_cpu_size",
+    "hicache-host": "hicache_size",
+    "kvbm-cpu": "kvbm_cpu_cache_gb",
+}
+_GB_KEYS = ("hicache_size", "kvbm_cpu_cache_gb")  # sizes in GB (1e9); the others in GiB
+
+
+def _host_fixes(ev: _Evaluator, rec: Any) -> list[Fix]:
+    """The largest size of each RAM tier that leaves the host enough, the others as they are (whole GiB, or GB for
+    SGLang's --hicache-size), each re-checked with recommend()."""
+    dep, out = ev.dep, list[Fix]()
+    host = rec.host_memory_bytes
+    if host is None:
+        return out
+    for tier in rec.host_tiers:
+        key = _TIER_KEYS.get(tier["name"])
+        if key is None or tier["medium"] != "ram":
+            continue
+        others = sum(t["bytes_per_node"] for t in rec.host_tiers if t is not tier and t["medium"] == "ram")
+        unit = 10**9 if key in _GB_KEYS else 2**30
+        room = (host - others) // tier["ranks"]
+        best = int(room // unit)
+        # the largest whole size, then one less, then the largest power of two (LMCache's pinned rounding before
+        # 0.3.3 takes the next power of two of the size)
+        for value in dict.fromkeys(v for v in (best, best - 1, 1 << (best.bit_length() - 1) if best else 0) if v >= 1):
+            over = {"hicache_ratio": None} if key == "hicache_size" else {}
+            checked = ev.try_recommend(offload=_with(dep.offload, key, float(value), over))
+            if checked is not None and ev.accepts(checked):
+                text = f"lower {dep.key_name(key)} to {value} (its host RAM then fits beside the other tiers)"
+                out.append(Fix(key, value, text))
+                break
+    return out
+
+
+def _with(offload: Any, key: str, value: float, over: dict[str, Any]) -> Any:
+    """The deployment's Offload with one plan key's setting replaced."""
+    from dataclasses import replace
+
+    field = {
+        "kv_offloading_size": "kv_offloading_size",
+        "lmcache_max_local_cpu_size": "lmcache_cpu_size",
+        "hicache_size": "hicache_size",
+        "kvbm_cpu_cache_gb": "kvbm_cpu_cache_gb",
+    }[key]
+    return replace(offload, **{field: value, **over})
 
 
 def _fixes(ev: _Evaluator, rec: Any, binding: str) -> list[Fix]:

@@ -54,6 +54,7 @@ from kvplan.engines.launchers import (
     launched_engine,
     takes_positional_model,
 )
+from kvplan.engines.offload import OFFLOAD_ENV
 from kvplan.errors import ConfigError, KvplanError, UsageError
 from kvplan.sources.yaml_files import Entry, load_yaml_documents, read_text
 
@@ -318,6 +319,11 @@ def _container_args(role: Role, container: Node, source: str, *, additional_args
     if engine is not None:
         role.engine = engine
     role.args.extend(flags)
+    for name, plan_key in OFFLOAD_ENV.items():  # LMCache's and Dynamo KVBM's tiers (kvplan.engines.offload)
+        if name in env:
+            item = _item_of(env_node, name)
+            at = item if item is not None else container
+            role.fields[plan_key] = Entry(env[name], at.line, f"env {name}")
     others = sorted(n for n in env if n.startswith(("VLLM_", "SGLANG_")) and n != "VLLM_ADDITIONAL_ARGS")
     if others:
         role.notes.append("environment not interpreted: " + ", ".join(others))
@@ -572,7 +578,7 @@ def _kserve_llmisvc(doc: Node, source: str, others: list[Node]) -> list[Role]:
         _container_args(role, container, source, additional_args=True)
         _gpu_label(role, pool.get("template"))  # a pool is scheduled by its own template only
         _replicas(role, pool.get("replicas"))
-        role.fields = fields
+        role.fields = {**role.fields, **fields}
         roles.append(role)
     return roles
 
@@ -658,7 +664,7 @@ def _llm_d(doc: Node, source: str, others: list[Node]) -> list[Role]:
             role.gpus_per_pod = gpus_by_parallelism
         _gpu_label(role, pool, doc.get("accelerator"))
         _replicas(role, pool.get("replicas"))
-        role.fields = fields
+        role.fields = {**role.fields, **fields}
         roles.append(role)
     return roles
 

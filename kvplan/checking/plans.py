@@ -64,6 +64,16 @@ KEYS = (
     "assume_llama",
     "quantization",
     "speculative_config",
+    "kv_offloading_size",
+    "kv_offloading_backend",
+    "hicache_ratio",
+    "hicache_size",
+    "lmcache_max_local_cpu_size",
+    "lmcache_max_local_disk_size",
+    "lmcache_version",
+    "kvbm_cpu_cache_gb",
+    "kvbm_disk_cache_gb",
+    "host_memory",
 )
 REQUIRED = ("name", "model", "gpu", "max_model_len")
 TOP_LEVEL_KEYS = ("deployments", "defaults", "profiles_dir")
@@ -105,10 +115,40 @@ class Deployment:
     speculative_config: str | None = None
     vllm_version: str | None = None  # the vLLM release the deployment runs (None: kvplan's default)
     assume_llama: bool = False  # read an unknown model_type llama-like despite signals of another cache
+    # the KV offload tiers (kvplan.engines.offload), as the stacks spell them, and the host RAM per node they must
+    # fit in (a size or "auto"; None: the GPU profile's host_memory_bytes, else unchecked)
+    kv_offloading_size: float | None = None  # vLLM: GiB in total across the workers
+    kv_offloading_backend: str | None = None  # vLLM: native (default) or lmcache
+    hicache_ratio: float | None = None  # SGLang
+    hicache_size: float | None = None  # SGLang: GB per rank
+    lmcache_max_local_cpu_size: float | None = None  # LMCache: GiB per rank
+    lmcache_max_local_disk_size: float | None = None  # LMCache: GiB per rank
+    lmcache_version: str | None = None
+    kvbm_cpu_cache_gb: float | None = None  # Dynamo KVBM: GB in total across the workers
+    kvbm_disk_cache_gb: float | None = None
+    host_memory: int | str | None = None
     profiles_dir: str | None = None
     notes: tuple[str, ...] = ()
     lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
     spelling: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def offload(self) -> Any:
+        """The offload settings as one kvplan.engines.offload.Offload, or None when the plan sets none."""
+        from kvplan.engines.offload import Offload
+
+        o = Offload(
+            kv_offloading_size=self.kv_offloading_size,
+            kv_offloading_backend=self.kv_offloading_backend or "native",
+            hicache_ratio=self.hicache_ratio,
+            hicache_size=self.hicache_size,
+            lmcache_cpu_size=self.lmcache_max_local_cpu_size,
+            lmcache_disk_size=self.lmcache_max_local_disk_size,
+            lmcache_version=self.lmcache_version,
+            kvbm_cpu_cache_gb=self.kvbm_cpu_cache_gb,
+            kvbm_disk_cache_gb=self.kvbm_disk_cache_gb,
+        )
+        return o if o.given or self.lmcache_version is not None or self.kv_offloading_backend else None
 
     @property
     def gpu_count(self) -> int:
@@ -347,6 +387,30 @@ class _Reader:
             raise self.fail(entry, "a fraction in (0, 1]", "write e.g. 0.9")
         return float(value)
 
+    def number(self, entry: Entry) -> float:
+        value = entry.value
+        if self.lenient and isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise self.fail(entry, "a positive number", "write e.g. 100")
+        return float(value)
+
+    def backend(self, entry: Entry) -> str:
+        from kvplan.engines.offload import BACKENDS
+
+        value = self.text(entry).lower()
+        if value not in BACKENDS:
+            raise self.fail(entry, "one of " + ", ".join(BACKENDS), "write native or lmcache")
+        return value
+
+    def size_or_auto(self, entry: Entry) -> int | str:
+        if isinstance(entry.value, str) and entry.value.strip().lower() == "auto":
+            return "auto"  # this machine's MemTotal or cgroup limit (kvplan.sources.host)
+        return self.size(entry)
+
     def size(self, entry: Entry) -> int:
         value = entry.value
         if isinstance(value, bool) or not isinstance(value, (int, str)):
@@ -470,6 +534,16 @@ def build_deployment(
         speculative_config=get("speculative_config", r.speculative),
         vllm_version=get("vllm_version", r.release),
         assume_llama=get("assume_llama", r.boolean, False),
+        kv_offloading_size=get("kv_offloading_size", r.number),
+        kv_offloading_backend=get("kv_offloading_backend", r.backend),
+        hicache_ratio=get("hicache_ratio", r.number),
+        hicache_size=get("hicache_size", r.number),
+        lmcache_max_local_cpu_size=get("lmcache_max_local_cpu_size", r.number),
+        lmcache_max_local_disk_size=get("lmcache_max_local_disk_size", r.number),
+        lmcache_version=get("lmcache_version", r.text),
+        kvbm_cpu_cache_gb=get("kvbm_cpu_cache_gb", r.number),
+        kvbm_disk_cache_gb=get("kvbm_disk_cache_gb", r.number),
+        host_memory=get("host_memory", r.size_or_auto),
         profiles_dir=profiles_dir,
         notes=notes,
         lines={k: e.line for k, e in entries.items()},

@@ -200,6 +200,7 @@ class FlagInputs:
     full_length_seqs: int = 1
     quantization: str | None = None  # the online quantization given (vLLM's --quantization)
     speculative: Speculative | None = None  # the speculative-decoding setup given (None: none)
+    offload_flags: str = ""  # the planned engine's offload options (kvplan.engines.offload.serve_flags), " --..."
 
     @property
     def fp8(self) -> bool:
@@ -275,6 +276,11 @@ class ServingModel(ServeCommand):
     def request_kv_bytes(self, storage: Engine, shape: ModelShape, req: Request) -> int:
         """KV bytes one request of `req.seq_len` tokens holds on the fullest GPU: what max_concurrency divides by."""
         return gpu_kv(storage, shape, req).bytes
+
+    def block_bytes(self, storage: Engine, shape: ModelShape, req: Request, block_size: int) -> int:
+        """Bytes one block of `block_size` tokens takes on the fullest GPU (what a host tier copies per block):
+        here a request of one block."""
+        return self.request_kv_bytes(storage, shape, replace(req, seq_len=block_size, batch=1))
 
     def fit(self, inputs: FitInputs) -> Fit:
         """Engines without vLLM's block accounting: tokens = memory / the marginal bytes of a token; concurrency =

@@ -276,6 +276,7 @@ class SglangServing(ServingModel):
             line += f" --mem-fraction-static {f.utilization}"
         if f.max_num_seqs_given:  # a cap; without one SGLang derives its own from the token pool
             line += f" --max-running-requests {f.max_num_seqs}"
+        line += f.offload_flags
         spelling = KV_CACHE_DTYPES.get(f.kv_dtype)
         if spelling:
             line += f" --kv-cache-dtype {spelling}"
@@ -355,6 +356,10 @@ CONFIG = ConfigVocabulary(
         "pp_size": "pipeline_parallel_size",
         "mem_fraction_static": "gpu_memory_utilization",
         "max_running_requests": "max_num_seqs",
+        # the HiCache host pool (kvplan.engines.offload.hicache_tier); --enable-hierarchical-cache alone (the
+        # default ratio 2.0, auto-sized to the host: srt/mem_cache/hicache_auto_size.py) stays unmodelled
+        "hicache_ratio": "hicache_ratio",
+        "hicache_size": "hicache_size",
     },
     memory_keys=(
         "max_total_tokens",
@@ -383,8 +388,6 @@ CONFIG = ConfigVocabulary(
         "lora_paths",
         "max_loras_per_batch",
         "enable_hierarchical_cache",
-        "hicache_ratio",
-        "hicache_size",
         "mamba_ssm_dtype",
         "max_mamba_cache_size",
         "cpu_offload_gb",

@@ -1941,6 +1941,14 @@ class VllmServing(ServingModel):
         cap = capacity(caches, req, 0, _storage(storage, shape))
         return cap.blocks_per_request * cap.page_bytes * cap.group_size
 
+    def block_bytes(self, storage: Engine, shape: ModelShape, req: Request, block_size: int) -> int:
+        """One block of the worker: the page of every layer slot of a group, the groups aliasing the same bytes
+        (vllm-0.33.0/vllm/v1/core/kv_cache_planning.py:678-683, bytes_per_block x num_blocks is the allocation);
+        what the CPU offload copies per block (offloading/config.py:176-185 worker_kv_bytes_per_block)."""
+        caches, _ = fullest_stage(shape, req.pp)
+        cap = capacity(caches, req, 0, _storage(storage, shape))
+        return cap.page_bytes * cap.group_size
+
     def fit(self, inputs: FitInputs) -> Fit:
         """Block accounting: KV blocks of the available memory, blocks one request needs (capacity); from 0.29 one
         request must fit beside the null block."""
@@ -1994,7 +2002,7 @@ class VllmServing(ServingModel):
             line += f" --quantization {f.quantization}"
         if f.speculative is not None:
             line += f" --speculative-config '{f.speculative.config_json()}'"
-        return line
+        return line + f.offload_flags
 
 
 # ------------------------------------------------------------------------------------ start-up (what vLLM does)
@@ -2247,6 +2255,9 @@ CONFIG = ConfigVocabulary(
         "max_num_batched_tokens": "max_num_batched_tokens",
         "quantization": "quantization",
         "speculative_config": "speculative_config",
+        # the native CPU offload tier (kvplan.engines.offload.vllm_native)
+        "kv_offloading_size": "kv_offloading_size",
+        "kv_offloading_backend": "kv_offloading_backend",
     },
     memory_keys=(
         "cpu_offload_gb",
@@ -2262,8 +2273,6 @@ CONFIG = ConfigVocabulary(
         "hf_overrides",
         "rope_scaling",
         "rope_theta",
-        "kv_offloading_size",
-        "kv_offloading_backend",
         "enable_lora",
         "max_lora_rank",
         "max_loras",

@@ -18,13 +18,14 @@ what is engine-specific. Each engine module documents its budget terms and their
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from math import floor
+from math import ceil, floor
 from typing import TYPE_CHECKING, Any
 
 from kvplan.core.units import DTYPE_BYTES, DtypeDisplay, format_bytes, parse_size, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, EngineEntry, Request
 from kvplan.engines.base import Speculative
 from kvplan.engines.llamacpp import DEFAULT_UBATCH
+from kvplan.engines.offload import HostInputs, HostPlan, Offload, check_settings, host_plan, judge, serve_flags
 from kvplan.engines.registry import (
     canonical_engine,
     entries,
@@ -126,6 +127,16 @@ class Recommendation(DtypeDisplay):
     config_source: str = "dict"  # where the config was read (kvplan.planning.resolved.ResolvedModel.config_source)
     revision: str | None = None  # the Hub snapshot's commit hash, when the config came from the Hub or its cache
     speculative: Speculative | None = None  # the speculative-decoding setup as the engine runs it (None: none)
+    # the KV offload tiers (kvplan.engines.offload): each tier's tokens and host bytes; the host RAM per node they
+    # take, the host memory judged against (--host-memory, else the profile's host_memory_bytes; None: unknown),
+    # and the verdict (None: no tiers, or the host memory is unknown), naming the tier that runs out
+    host_tiers: tuple[dict[str, Any], ...] = field(default=())
+    host_ram_bytes: int | None = None
+    host_shm_bytes: int | None = None
+    host_memory_bytes: int | None = None
+    host_memory_source: str | None = None
+    host_fits: bool | None = None
+    host_detail: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         names = {"model_dtype": "dtype", "cache_dtype": "kv_dtype"}
@@ -136,6 +147,7 @@ class Recommendation(DtypeDisplay):
         data["throughput_assumptions"] = list(self.throughput_assumptions)
         data["log_lines"] = list(self.log_lines)
         data["speculative"] = speculative_summary(self.speculative)
+        data["host_tiers"] = [dict(t) for t in self.host_tiers]
         return {"schema": SCHEMA, **data}
 
 
@@ -187,6 +199,8 @@ class _Options:
     hub_weights: bool | None
     quantization: str | None = None
     speculative_config: str | dict[str, Any] | None = None
+    offload: Offload | None = None
+    host_memory: int | str | None = None
 
 
 @dataclass(frozen=True)
@@ -339,6 +353,8 @@ def _validate(o: _Options) -> _Inputs:
             field="gpu_memory_utilization",
         )
     kv_memory = None if o.kv_memory is None else parse_size(o.kv_memory)
+    if o.offload is not None:  # a tier the engine does not have is refused before the model is read
+        check_settings(o.offload, entry.name)
     # the release modelled: a bad --vllm-version is refused before the model is read
     release, source = entry.release(o.vllm_version) if entry.release is not None else (None, None)
     speculative = None if o.speculative_config is None else parse_speculative_config(o.speculative_config)
@@ -699,6 +715,7 @@ def _flags(c: _Context, out: _Outcome) -> dict[str, str]:
             full_length_seqs=out.full_length,
             quantization=c.options.quantization,
             speculative=c.model.request.speculative,
+            offload_flags=serve_flags(c.options.offload, entry.name) if entry.name == c.inputs.entry.name else "",
         )
         flags[entry.flag_key] = entry.serving.command(inputs)  # type: ignore[union-attr]
     return flags
@@ -758,11 +775,72 @@ def _held_weights(m: _Model, out: _Outcome, gpus: int) -> int | None:
     return None if m.weights is None else m.weights // gpus
 
 
+def _host_inputs(c: _Context, out: _Outcome) -> HostInputs:
+    """The fullest rank's KV as the offload tiers see it: bytes per token (the engine's storage, its shard of every
+    layer the rank holds), one block of every KV-cache group (a request of one block), the GPU pool's tokens."""
+    from kvplan.core.specs import FullAttention, MlaLatent, NoCache
+
+    i, m = c.inputs, c.model
+    caches, _ = fullest_stage(c.shape, i.pp)
+    request = _request(c, i.tp, m.kv_dtype)
+    storage = storage_for(storage_entry(i.entry.name).name, c.shape)  # type: ignore[union-attr]
+    per_token = gpu_kv(storage, c.shape, request).bytes_per_token  # type: ignore[arg-type]
+    block = out.fit.block_size
+    per_block = c.serving.block_bytes(sizing_storage(i.entry.name, c.shape), c.shape, request, block)
+    kinds = sorted({x.kind for x in caches if not isinstance(x, (FullAttention, MlaLatent, NoCache))})
+    cached = [x for x in caches if not isinstance(x, NoCache)]
+    return HostInputs(
+        engine=i.entry.name,
+        tp=i.tp,
+        pp=i.pp,
+        bytes_per_token=ceil(per_token),
+        bytes_per_block=per_block,
+        block_size=block,
+        device_tokens=out.fit.tokens,
+        mla=bool(cached) and all(isinstance(x, MlaLatent) for x in cached),
+        other_caches=tuple(kinds),
+        shm=i.profile.vendor != "amd",
+    )
+
+
+def _host(c: _Context, out: _Outcome) -> tuple[HostPlan, dict[str, Any], list[str]]:
+    """The offload tiers, the host memory and the verdict (Recommendation's host_* fields), and their notes."""
+    from kvplan.sources.host import host_memory
+
+    o = c.options
+    host = host_memory(o.host_memory, c.inputs.profile.host_memory_bytes)
+    if o.offload is None or not o.offload.given:
+        fields: dict[str, Any] = {
+            "host_memory_bytes": None if host is None else host.bytes,
+            "host_memory_source": None if host is None else host.source,
+        }
+        return HostPlan(), fields, []
+    plan = host_plan(o.offload, _host_inputs(c, out))
+    verdict = judge(plan, None if host is None else host.bytes, None if host is None else host.shm_bytes)
+    notes = list(plan.notes)
+    if plan.tiers and host is None:
+        notes.append(
+            f"the offload tiers take {format_bytes(plan.ram_bytes)} of host RAM per node; the host's memory is "
+            "unknown (pass --host-memory SIZE or auto, or set host_memory), so it is not checked"
+        )
+    fields = {
+        "host_tiers": tuple(t.to_dict() for t in plan.tiers),
+        "host_ram_bytes": plan.ram_bytes if plan.tiers else None,
+        "host_shm_bytes": plan.shm_bytes if plan.tiers else None,
+        "host_memory_bytes": None if host is None else host.bytes,
+        "host_memory_source": None if host is None else host.source,
+        "host_fits": verdict.ok,
+        "host_detail": verdict.detail,
+    }
+    return plan, fields, notes
+
+
 def _assemble(c: _Context, out: _Outcome) -> Recommendation:
     i, m, fit, serving = c.inputs, c.model, out.fit, c.serving
     rows, prefill, bound_notes = _throughput(c, out.full_length)
     storage = sizing_storage(i.entry.name, c.shape)
     started = _startup(c, out)
+    _, host_fields, host_notes = _host(c, out)
     return Recommendation(
         model=m.resolved.name,
         config_source=m.resolved.config_source,
@@ -794,7 +872,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         flags=_flags(c, out),
         fp8_kv=out.fp8_kv,
         min_tp_to_fit=out.min_tp,
-        notes=tuple(_notes(c) + _encoder_notes(c, out) + _fit_notes(c, out) + _cap_notes(c, out)),
+        notes=tuple(_notes(c) + _encoder_notes(c, out) + _fit_notes(c, out) + _cap_notes(c, out) + host_notes),
         throughput_bounds=tuple(rows),
         prefill_tokens_per_s_upper_bound=prefill,
         throughput_assumptions=tuple(bound_notes),
@@ -806,6 +884,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         startup_fix={} if started is None else dict(started.fix),
         log_lines=() if started is None else started.log_lines,
         speculative=m.request.speculative,
+        **host_fields,
     )
 
 
@@ -851,6 +930,8 @@ def recommend(
     quantization: str | None = None,
     hub_weights: bool | None = None,
     speculative_config: str | dict[str, Any] | None = None,
+    offload: Offload | None = None,
+    host_memory: int | str | None = None,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -876,6 +957,10 @@ def recommend(
     num_speculative_tokens, model), taken in the same spelling for every engine; the planned engine's rules add the
     drafter's KV layers, speculative state slots and weights where kvplan models them (vLLM), and say what is left
     out (kvplan.engines.vllm.speculative_rules).
+    at load. offload (kvplan.engines.offload.Offload) sets the KV offload tiers: vLLM's --kv-offloading-size,
+    SGLang's HiCache, LMCache's local CPU and disk sizes; host_memory (a size, or "auto": this machine's MemTotal
+    or cgroup limit) is the host RAM per node they are judged against (default: the GPU profile's
+    host_memory_bytes, else unknown: a note).
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)

@@ -56,12 +56,13 @@ _KEYS = (
     "kv_cache_dtypes",
     "interconnect",
     "compute_capability",
+    "host_memory_bytes",
     "sources",
     "notes",
 )
 _REQUIRED = ("vendor", "memory_bytes", "sources")  # every other key has a default (see _validate)
 _FIGURES = ("memory_bandwidth_bytes_per_s", "dense_tflops", "kv_cache_dtypes", "interconnect")
-_SOURCE_KEYS = ("memory_bytes", *_FIGURES, "compute_capability")
+_SOURCE_KEYS = ("memory_bytes", *_FIGURES, "compute_capability", "host_memory_bytes")
 _CAPABILITY_RE = re.compile(r"^\d+\.\d+$")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 _PLACEHOLDER = re.compile(r"^\s*<.*>\s*$", re.S)  # `kvplan profiles new`'s "<...>", not yet filled in
@@ -97,6 +98,7 @@ class HardwareProfile:
     notes: str | None = None
     path: str | None = field(default=None, compare=False)
     compute_capability: str | None = None
+    host_memory_bytes: int | None = None  # the host RAM of one node (superchips, fixed systems); None: unknown
 
     @property
     def memory_gib(self) -> float:
@@ -121,6 +123,7 @@ class HardwareProfile:
                 "bandwidth_bytes_per_s": self.interconnect.bandwidth_bytes_per_s,
             },
             "compute_capability": self.compute_capability,
+            "host_memory_bytes": self.host_memory_bytes,
             "sources": dict(self.sources),
             "notes": self.notes,
         }
@@ -392,7 +395,11 @@ def _yaml_message(where: str, text: str, exc: yaml.YAMLError) -> str:
 
 # The profile schema, written once: every key, what it holds, and the default of an optional one. The loader's
 # checks, `kvplan profiles new` and README's "Hardware profiles" section follow this table.
-SYNONYMS = {"memory": "memory_bytes", "bandwidth": "memory_bandwidth_bytes_per_s"}  # short spelling -> key
+SYNONYMS = {
+    "memory": "memory_bytes",
+    "bandwidth": "memory_bandwidth_bytes_per_s",
+    "host_memory": "host_memory_bytes",
+}  # short spelling -> key
 _LINK_SYNONYMS = {"bandwidth": "bandwidth_bytes_per_s"}
 _LINK_KEYS = ("type", "bandwidth_bytes_per_s")
 _HINT = "fix the profile file; `kvplan profiles new` prints a commented template with every key"
@@ -541,6 +548,8 @@ def _validate(where: str, stem: str, data: Any, node: yaml.Node | None = None) -
     - `dense_tflops`: null, unknown; a dtype of fp32, tf32, bf16, fp16, fp8, int8, fp4 left out: null.
     - `kv_cache_dtypes`: [auto] (the engine's default only). `interconnect`: null, unknown; its
       `bandwidth_bytes_per_s` (or `bandwidth`, "900GB/s"): null. `compute_capability`: null.
+    - `host_memory_bytes` (or `host_memory`): null, unknown; the host RAM of one node (a superchip's or a fixed
+      system's), which `recommend`/`check` judge the KV offload tiers against when --host-memory is not given.
     A generic profile (a memory class) carries memory only: every other figure null or left out.
     """
     if data is None:
@@ -590,6 +599,14 @@ def _validate(where: str, stem: str, data: Any, node: yaml.Node | None = None) -
         if memory is None:
             reader.bad("memory_bytes", "a positive integer (bytes) or a size such as 79.19GiB", data["memory_bytes"])
 
+    host_memory: int | None = None
+    if data.get("host_memory_bytes") is not None:
+        host_memory = _size(data["host_memory_bytes"])
+        if host_memory is None:
+            reader.bad(
+                "host_memory_bytes", "a positive integer (bytes) or a size such as 480GiB", data["host_memory_bytes"]
+            )
+
     bandwidth: int | None = None
     tflops: dict[str, float | None] | None = None
     kv_dtypes: tuple[str, ...] | None = None
@@ -637,7 +654,7 @@ def _validate(where: str, stem: str, data: Any, node: yaml.Node | None = None) -
         else:
             sources[canonical] = text
     # the figures kvplan computes with need a source; the dtype list and the link are better with one
-    needed = ("memory_bytes", "memory_bandwidth_bytes_per_s", "dense_tflops", "compute_capability")
+    needed = ("memory_bytes", "memory_bandwidth_bytes_per_s", "dense_tflops", "compute_capability", "host_memory_bytes")
     given = [k for k in needed if data.get(k) is not None]
     written = {SYNONYMS.get(k, k) for k in raw_sources if isinstance(k, str)}
     for key in given if "sources" in data else ():
@@ -671,6 +688,7 @@ def _validate(where: str, stem: str, data: Any, node: yaml.Node | None = None) -
         notes=notes,
         path=where,
         compute_capability=capability,
+        host_memory_bytes=host_memory,
     )
 
 

@@ -73,6 +73,16 @@ VALID = {
             {"method": "medusa"},
         ]
     ),
+    "kv_offloading_size": st.sampled_from([1, 64, 100.5, 4096]),
+    "kv_offloading_backend": st.sampled_from(["native", "lmcache", "disk"]),
+    "hicache_ratio": st.sampled_from([0.5, 2, 4.0]),
+    "hicache_size": st.sampled_from([1, 100, 1000]),
+    "lmcache_max_local_cpu_size": st.sampled_from([0.5, 5, 50, 512]),
+    "lmcache_max_local_disk_size": st.sampled_from([10, 1000]),
+    "lmcache_version": st.sampled_from(["0.3.2", "0.3.3", "0.5.6", "latest"]),
+    "kvbm_cpu_cache_gb": st.sampled_from([4, 100.5, 2000]),
+    "kvbm_disk_cache_gb": st.sampled_from([8, 500]),
+    "host_memory": st.sampled_from(["256GiB", "2TB", 10**12, "auto"]),
 }
 
 
