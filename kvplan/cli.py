@@ -824,7 +824,11 @@ def recommend(
     ],
     gpus: Annotated[
         Optional[str],
-        typer.Option("--gpus", help="GPUs available (default: TP x PP; TP defaults to GPUs / PP).", show_default=False),
+        typer.Option(
+            "--gpus",
+            help="GPUs available (default: TP x PP x DP; TP defaults to GPUs / (PP x DP)).",
+            show_default=False,
+        ),
     ] = None,
     engine: Annotated[
         str,
@@ -894,6 +898,53 @@ def recommend(
             show_default=False,
         ),
     ] = None,
+    dp: Annotated[
+        str,
+        typer.Option(
+            "--data-parallel-size",
+            "-dp",
+            help="Data-parallel ranks (vLLM): engine instances of TP x PP GPUs each, every one with its own KV pool; "
+            "requests split over them, so capacity is ranks x per rank. MoE layers split their experts over "
+            "TP x DP GPUs.",
+        ),
+    ] = "1",
+    dcp: Annotated[
+        str,
+        typer.Option(
+            "--decode-context-parallel-size",
+            "-dcp",
+            help="Decode-context-parallel ranks (vLLM, inside the TP group: a divisor of TP): attention and MLA "
+            "caches split their tokens over them instead of replicating what TP cannot split (MLA's single "
+            "latent head).",
+        ),
+    ] = "1",
+    expert_parallel: Annotated[
+        bool,
+        typer.Option(
+            "--enable-expert-parallel",
+            help="Expert parallelism (vLLM): the routed experts placed whole on TP x DP ranks (EP size = TP x DP).",
+        ),
+    ] = False,
+    redundant_experts: Annotated[
+        str,
+        typer.Option(
+            "--num-redundant-experts",
+            help="EPLB's redundant expert replicas (vLLM --enable-eplb --eplb-config num_redundant_experts; needs "
+            "--enable-expert-parallel).",
+        ),
+    ] = "0",
+    nodes: Annotated[
+        Optional[str],
+        typer.Option(
+            "--nodes",
+            help="Nodes available (with --gpus-per-node): GPUs = nodes x GPUs per node, instead of --gpus.",
+            show_default=False,
+        ),
+    ] = None,
+    gpus_per_node: Annotated[
+        Optional[str],
+        typer.Option("--gpus-per-node", help="GPUs in each node (with --nodes).", show_default=False),
+    ] = None,
     emit: Annotated[
         Optional[str],
         typer.Option(
@@ -955,6 +1006,12 @@ def recommend(
         async_scheduling=on_off("--async-scheduling", async_scheduling),
         assume_llama=assume_llama,
         quantization=quantization,
+        dp=count("--data-parallel-size", dp),
+        dcp=count("--decode-context-parallel-size", dcp),
+        expert_parallel=expert_parallel,
+        redundant_experts=whole("--num-redundant-experts", redundant_experts, 0) or 0,
+        nodes=positive("--nodes", nodes),
+        gpus_per_node=positive("--gpus-per-node", gpus_per_node),
     )
     if json_out:
         render.print_json(rec.to_dict())

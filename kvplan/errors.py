@@ -50,6 +50,12 @@ FLAGS: dict[str, str] = {
     "async_scheduling": "--async-scheduling",
     "assume_llama": "--assume-llama",
     "quantization": "--quantization",
+    "dp": "--data-parallel-size",
+    "dcp": "--decode-context-parallel-size",
+    "expert_parallel": "--enable-expert-parallel",
+    "redundant_experts": "--num-redundant-experts",
+    "nodes": "--nodes",
+    "gpus_per_node": "--gpus-per-node",
 }
 FIELDS = frozenset(FLAGS)
 

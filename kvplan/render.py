@@ -238,13 +238,48 @@ def profile_card(p) -> None:
         out.print(f"[dim]source of {key}: {text}[/]")
 
 
+def _parallel_rows(layout: dict | None) -> list[tuple[str, str]]:
+    """The layout beyond TP x PP (Recommendation.parallel) as rows: the layout, the experts on one GPU, the KV
+    pools (one per DP rank) and their total capacity."""
+    if not layout:
+        return []
+    shape = f"TP {layout['tp']} x PP {layout['pp']} x DP {layout['dp']} = {layout['gpus_used']} GPUs"
+    if layout["dcp"] > 1:
+        shape += f", DCP {layout['dcp']} in each TP group"
+    if layout["nodes"] is not None:
+        shape += f" ({layout['nodes']} nodes x {layout['gpus_per_node']})"
+    rows = [("layout", shape)]
+    if layout["ep_size"] is not None:
+        redundant = f" + {layout['redundant_experts']} redundant" if layout["redundant_experts"] else ""
+        how = f"EP {layout['ep_size']}" if layout["ep_size"] > 1 else "split by TP x DP"
+        rows.append(
+            (
+                "routed experts per GPU",
+                f"{layout['experts_per_gpu']} of {layout['num_experts']}{redundant} ({how}), "
+                f"{format_bytes(layout['expert_weights_per_gpu_bytes'])}",
+            )
+        )
+    if layout["weights_per_gpu_bytes"] is not None:
+        rows.append(("weights per GPU", format_bytes(layout["weights_per_gpu_bytes"])))
+    if layout["kv_pools"] > 1:
+        rows.append(
+            (
+                f"KV pools (one per DP rank) x {layout['kv_pools']}",
+                f"{layout['kv_cache_tokens_total']:,} tokens, {layout['max_concurrency_total']:g}x in all",
+            )
+        )
+    return rows
+
+
 def recommendation_table(rec) -> None:
     """A `kvplan recommend` result: the per-GPU budget, what it holds, and the serve command."""
     from rich.table import Table
 
     out = stdout()
     title = (
-        f"{rec.model} on {rec.gpus} x {rec.gpu_profile} · {rec.engine} · TP {rec.tp} PP {rec.pp} · KV {rec.kv_dtype}"
+        f"{rec.model} on {rec.gpus} x {rec.gpu_profile} · {rec.engine} · TP {rec.tp} PP {rec.pp}"
+        + (f" DP {rec.parallel['dp']}" if getattr(rec, "parallel", None) and rec.parallel["dp"] > 1 else "")
+        + f" · KV {rec.kv_dtype}"
         + (f" · vLLM {rec.vllm_version}" if getattr(rec, "vllm_version", None) else "")
     )
     budget = Table(title=title, title_justify="left")
@@ -279,6 +314,7 @@ def recommendation_table(rec) -> None:
         )
     if getattr(rec, "mamba_cache_blocks", None) is not None:
         rows.append(("Mamba cache blocks", f"{rec.mamba_cache_blocks:,}"))
+    rows += _parallel_rows(getattr(rec, "parallel", None))
     for label, value in rows:
         table.add_row(label, value)
     out.print(table)

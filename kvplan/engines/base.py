@@ -30,6 +30,9 @@ class Request:
     `async_scheduling` (None: the release's default) and `compute_capability`, the GPU's CUDA compute
     capability ("9.0", from its hardware profile; None: no GPU given, GPU-specific kernel choices are left
     out).
+
+    `dcp` is the decode-context-parallel size: the ranks of one TP group that split the token positions of the
+    caches the engine shards that way (vLLM's `--decode-context-parallel-size`; 1: none).
     """
 
     seq_len: int
@@ -45,6 +48,7 @@ class Request:
     prefix_caching: bool | None = None
     async_scheduling: bool | None = None
     compute_capability: str | None = None
+    dcp: int = 1
 
 
 @dataclass(frozen=True)
