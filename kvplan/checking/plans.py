@@ -63,6 +63,10 @@ KEYS = (
     "vllm_version",
     "assume_llama",
     "quantization",
+    "data_parallel_size",
+    "decode_context_parallel_size",
+    "enable_expert_parallel",
+    "num_redundant_experts",
 )
 REQUIRED = ("name", "model", "gpu", "max_model_len")
 TOP_LEVEL_KEYS = ("deployments", "defaults", "profiles_dir")
@@ -102,6 +106,11 @@ class Deployment:
     quantization: str | None = None  # the engine's online quantization (vLLM's --quantization fp8_per_tensor)
     vllm_version: str | None = None  # the vLLM release the deployment runs (None: kvplan's default)
     assume_llama: bool = False  # read an unknown model_type llama-like despite signals of another cache
+    # the parallelism beyond TP x PP (kvplan.engines.serving.Layout; vLLM's spellings)
+    data_parallel_size: int = 1
+    decode_context_parallel_size: int = 1
+    enable_expert_parallel: bool = False
+    num_redundant_experts: int = 0
     profiles_dir: str | None = None
     notes: tuple[str, ...] = ()
     lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
@@ -109,8 +118,8 @@ class Deployment:
 
     @property
     def gpu_count(self) -> int:
-        """GPUs the deployment has: `gpus`, else tensor x pipeline parallel size."""
-        return self.gpus or self.tensor_parallel_size * self.pipeline_parallel_size
+        """GPUs the deployment has: `gpus`, else tensor x pipeline x data parallel size."""
+        return self.gpus or self.tensor_parallel_size * self.pipeline_parallel_size * self.data_parallel_size
 
     @property
     def concurrency_key(self) -> str | None:
@@ -308,6 +317,15 @@ class _Reader:
             raise self.fail(entry, "a positive integer", "write e.g. 2")
         return value
 
+    def whole(self, entry: Entry) -> int:
+        """A count that may be 0 (num_redundant_experts)."""
+        value = entry.value
+        if self.lenient and isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
+            raise self.fail(entry, "a whole number (0 or more)", "write e.g. 32")
+        return value
+
     def boolean(self, entry: Entry) -> bool:
         value = entry.value
         if self.lenient and isinstance(value, str) and value.strip().lower() in ("true", "false"):
@@ -450,17 +468,24 @@ def build_deployment(
         quantization=get("quantization", r.text),
         vllm_version=get("vllm_version", r.release),
         assume_llama=get("assume_llama", r.boolean, False),
+        data_parallel_size=get("data_parallel_size", r.integer, 1),
+        decode_context_parallel_size=get("decode_context_parallel_size", r.integer, 1),
+        enable_expert_parallel=get("enable_expert_parallel", r.boolean, False),
+        num_redundant_experts=get("num_redundant_experts", r.whole, 0),
         profiles_dir=profiles_dir,
         notes=notes,
         lines={k: e.line for k, e in entries.items()},
         spelling=dict(spelling or {}),
     )
-    need = dep.tensor_parallel_size * dep.pipeline_parallel_size
+    need = dep.tensor_parallel_size * dep.pipeline_parallel_size * dep.data_parallel_size
     if dep.gpus is not None and dep.gpus < need:
         entry = entries["gpus"]
+        dp = dep.data_parallel_size
         raise ConfigError(
             f"{source}:{entry.line}: {entry.label}: {dep.gpus} GPUs cannot hold tensor_parallel_size "
-            f"{dep.tensor_parallel_size} x pipeline_parallel_size {dep.pipeline_parallel_size} = {need}",
+            f"{dep.tensor_parallel_size} x pipeline_parallel_size {dep.pipeline_parallel_size}"
+            + (f" x data_parallel_size {dp}" if dp > 1 else "")
+            + f" = {need}",
             hint=f"set gpus to at least {need}",
         )
     return dep

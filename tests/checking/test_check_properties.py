@@ -64,6 +64,10 @@ VALID = {
     "vllm_version": st.sampled_from(["0.19.1", "0.26.0", "v0.33.0", "0.21.0rc1"]),
     "assume_llama": st.booleans(),
     "quantization": st.sampled_from(["fp8", "fp8_per_tensor", "fp8_per_block", "int3"]),
+    "data_parallel_size": st.sampled_from([1, 2, 4, 8]),
+    "decode_context_parallel_size": st.sampled_from([1, 2, 3, 8]),
+    "enable_expert_parallel": st.booleans(),
+    "num_redundant_experts": st.sampled_from([0, 4, 7, 32]),
 }
 
 
