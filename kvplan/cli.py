@@ -945,6 +945,15 @@ def recommend(
         Optional[str],
         typer.Option("--gpus-per-node", help="GPUs in each node (with --nodes).", show_default=False),
     ] = None,
+    smallest_layout: Annotated[
+        bool,
+        typer.Option(
+            "--smallest-layout",
+            help="Search the layouts (TP x PP, and the engine's DP, DCP and expert parallelism) for the fewest GPUs "
+            "that fit, up to --gpus (or --nodes x --gpus-per-node; default 64), and plan the one holding the most "
+            "there. Exit 1 when none fits.",
+        ),
+    ] = False,
     emit: Annotated[
         Optional[str],
         typer.Option(
@@ -982,10 +991,8 @@ def recommend(
         emit = choice("--emit", emit, EMIT_FORMATS)
         emit_file = emit_file or f"kvplan-{emit}.yaml"
         check_output_path(emit_file, "--emit-file")
-    rec = plan(
-        model,
+    common: dict = dict(
         gpu_profile=gpu_profile,
-        gpus=positive("--gpus", gpus),
         engine=engine,
         gpu_memory_utilization=gpu_memory_utilization,
         max_model_len=_length_or_auto(max_model_len),
@@ -993,8 +1000,6 @@ def recommend(
         dtype=model_dtype("--dtype", dtype),
         max_num_seqs=positive("--max-num-seqs", max_num_seqs),
         kv_dtype=kv_dtype,
-        tp=positive("--tp", tp),
-        pp=count("--pp", pp),
         block_size=positive("--block-size", block_size),
         kv_memory=None if kv_memory is None else labelled("--kv-memory", parse_size, kv_memory),
         profiles_dir=profiles_dir,
@@ -1006,6 +1011,11 @@ def recommend(
         async_scheduling=on_off("--async-scheduling", async_scheduling),
         assume_llama=assume_llama,
         quantization=quantization,
+    )
+    layout: dict = dict(
+        gpus=positive("--gpus", gpus),
+        tp=positive("--tp", tp),
+        pp=count("--pp", pp),
         dp=count("--data-parallel-size", dp),
         dcp=count("--decode-context-parallel-size", dcp),
         expert_parallel=expert_parallel,
@@ -1013,6 +1023,19 @@ def recommend(
         nodes=positive("--nodes", nodes),
         gpus_per_node=positive("--gpus-per-node", gpus_per_node),
     )
+    if smallest_layout:
+        from kvplan.planning.layouts import DEFAULT_MAX_GPUS
+        from kvplan.planning.layouts import smallest_layout as search
+
+        if layout["nodes"] is not None and layout["gpus_per_node"] is None:
+            raise UsageError("--nodes needs --gpus-per-node N", hint="pass e.g. --gpus-per-node 8")
+        untouched = {"tp": None, "pp": 1, "dp": 1, "dcp": 1, "expert_parallel": False, "redundant_experts": 0}
+        # the search chooses the layout: a layout option given with it is refused (smallest_layout names it)
+        fixed = {k: v for k, v in layout.items() if k in untouched and v != untouched[k]}
+        nodes_gpus = layout["nodes"] * layout["gpus_per_node"] if layout["nodes"] else None
+        rec = search(model, max_gpus=layout["gpus"] or nodes_gpus or DEFAULT_MAX_GPUS, **common, **fixed)
+    else:
+        rec = plan(model, **common, **layout)
     if json_out:
         render.print_json(rec.to_dict())
         render.notes(rec.notes)
@@ -1025,6 +1048,8 @@ def recommend(
         text, emit_notes = emit_manifest(rec, emit, profiles_dir=profiles_dir)
         write_text_atomically(emit_file, text)
         render.notes([f"wrote {emit_file} ({emit})", *emit_notes])
+    if smallest_layout and not rec.fits:  # the search ran, and no layout of up to --gpus fits
+        raise typer.Exit(1)
 
 
 @app.command(cls=Command, help=check_help())

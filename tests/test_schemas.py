@@ -33,7 +33,9 @@ SCHEMA_FILES = Path(__file__).resolve().parents[1] / "kvplan" / "schemas"
 # keys a document may leave out (every other key of every object is required)
 OPTIONAL = {
     "models": {"error"},
-    "recommend": {"parallel"},  # only where DP, DCP, EP or nodes were given (test_recommend_with_a_layout_is_valid)
+    # `parallel` only where DP, DCP, EP or nodes were given, its `search` with --smallest-layout
+    # (test_recommend_with_a_layout_is_valid)
+    "recommend": {"parallel", "search"},
     "profile": {
         "gpus",
         "weights_bytes",
@@ -277,6 +279,10 @@ def test_recommend_with_a_layout_is_valid():
     assert errors("recommend", dense) == [] and dense["parallel"]["ep_size"] is None
     plain = cli_json("recommend", "meta-llama/Llama-3.1-8B", "-g", "h100-sxm-80gb", "--offline", "--json")
     assert "parallel" not in plain  # a plan without a layout prints what it always has
+    searched = cli_json(
+        "recommend", "meta-llama/Llama-3.1-70B", "-g", "h100-sxm-80gb", "--smallest-layout", "--offline", "--json"
+    )
+    assert errors("recommend", searched) == [] and searched["parallel"]["search"]["fits"]
 
 
 def test_check_outputs_are_valid(tmp_path):

@@ -175,6 +175,7 @@ class _Options:
     redundant_experts: int = 0
     nodes: int | None = None
     gpus_per_node: int | None = None
+    report_layout: bool = False  # the `parallel` figures even without DP, DCP, EP or nodes (the layout search)
 
 
 @dataclass(frozen=True)
@@ -805,7 +806,7 @@ def _parallel(c: _Context, out: _Outcome, held: int | None) -> dict[str, Any] | 
     per DP rank, each with the plan's per-GPU figures, so that capacity is ranks x per rank."""
     i, o, fit = c.inputs, c.options, out.fit
     layout = i.layout
-    if not layout.given and o.nodes is None:
+    if not layout.given and o.nodes is None and not o.report_layout:
         return None
     shards = c.serving.moe_shards(_budget_inputs(c, i.tp)) if c.inputs.kv_memory is None else None
     interconnect = i.profile.interconnect
@@ -898,6 +899,7 @@ def recommend(
     redundant_experts: int = 0,
     nodes: int | None = None,
     gpus_per_node: int | None = None,
+    report_layout: bool = False,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -924,7 +926,8 @@ def recommend(
     dcp the decode-context-parallel size (inside the TP group: the attention and MLA caches' tokens split over
     dcp ranks), expert_parallel places the routed experts whole on tp x dp ranks, redundant_experts adds EPLB's
     replicas. nodes x gpus_per_node gives the GPUs instead of gpus. The plan's `parallel` holds the layout and
-    its per-GPU figures; the KV figures elsewhere are one GPU's of one DP rank.
+    its per-GPU figures (also without any of these with report_layout); the KV figures elsewhere are one GPU's of
+    one DP rank. kvplan.planning.layouts.smallest_layout searches the layouts.
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)
