@@ -848,6 +848,8 @@ def _layout_notes(c: _Context) -> list[str]:
             )
         )
     layout = i.layout
+    if layout.dp > 1 and c.model.weights is not None:
+        notes.append(f"the throughput bounds are one data-parallel rank's: the layout's {layout.dp} ranks run apart")
     if (layout.dp > 1 or layout.expert_parallel) and c.model.weights_source == "--weights-bytes":
         notes.append(Text("{weights_bytes} is the whole model's: it is split by TP x PP, the experts not placed apart"))
     return notes
