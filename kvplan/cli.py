@@ -903,9 +903,10 @@ def recommend(
         typer.Option(
             "--data-parallel-size",
             "-dp",
-            help="Data-parallel ranks (vLLM): engine instances of TP x PP GPUs each, every one with its own KV pool; "
-            "requests split over them, so capacity is ranks x per rank. MoE layers split their experts over "
-            "TP x DP GPUs.",
+            "--dp-size",
+            help="Data-parallel ranks (vLLM; SGLang's replicas, without DP attention): engine instances of TP x PP "
+            "GPUs each, every one with its own KV pool; requests split over them, so capacity is ranks x per rank. "
+            "vLLM's MoE layers split their experts over TP x DP GPUs.",
         ),
     ] = "1",
     dcp: Annotated[

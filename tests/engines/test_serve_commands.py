@@ -108,6 +108,7 @@ CASES = [
     ("Qwen/Qwen3-Next-80B-A3B", {"gpus": 4}),
     ("ai21labs/AI21-Jamba-1.5-Mini", {"gpus": 2}),
     ("deepseek-ai/DeepSeek-V2-Lite", {"tp": 2, "dp": 2, "dcp": 2, "expert_parallel": True, "redundant_experts": 4}),
+    ("deepseek-ai/DeepSeek-V2-Lite", {"engine": "sglang", "tp": 2, "dp": 2}),
 ]
 
 

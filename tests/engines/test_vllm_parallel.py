@@ -189,8 +189,8 @@ def test_cli_layout_table_and_refusals():
     )
     assert result.exit_code == 0, result.output
     assert "TP 2 x PP 1 x DP 2 = 4 GPUs" in result.output and "16 of 64 (EP 4)" in result.output
-    sglang = runner.invoke(app, ["recommend", LLAMA, "-g", H100, "--engine", "sglang", "-dp", "2", "--offline"])
-    assert sglang.exit_code == 2 and sglang.output.startswith("error: --data-parallel-size is not modelled")
+    sglang = runner.invoke(app, ["recommend", LLAMA, "-g", H100, "--engine", "sglang", "-dcp", "2", "--offline"])
+    assert sglang.exit_code == 2 and sglang.output.startswith("error: --decode-context-parallel-size is not modelled")
     nodes = runner.invoke(app, ["recommend", LLAMA, "-g", H100, "--nodes", "2", "--offline"])
     assert nodes.exit_code == 2 and "--gpus-per-node" in nodes.output and "Traceback" not in nodes.output
     wide = runner.invoke(
@@ -200,3 +200,17 @@ def test_cli_layout_table_and_refusals():
     assert doc["gpus"] == 8 and doc["tp"] == 8 and doc["parallel"]["nodes"] == 2
     assert any("spans 2 nodes" in n for n in doc["notes"])
     assert ceil(doc["parallel"]["gpus_used"] / 4) == 2
+
+
+def test_sglang_dp_replicas_each_hold_a_pool_and_the_rest_is_refused():
+    """SGLang's --dp-size without DP attention: replicas of TP x PP GPUs (sglang-0.5.23/sglang/srt/server_args.py:
+    581-589 compute_world_size = dp x tp x pp), one scheduler and pool each (srt/runtime_context.py:202-207), the
+    experts split by TP inside a replica (srt/arg_groups/fields/parallel.py:343-347): per-GPU figures unchanged."""
+    one = plan(V2_LITE, engine="sglang", tp=2)
+    two = plan(V2_LITE, engine="sglang", tp=2, dp=2)
+    assert (two.weights_bytes, two.kv_cache_tokens, two.gpus) == (one.weights_bytes, one.kv_cache_tokens, 4)
+    assert two.parallel["kv_pools"] == 2 and two.parallel["kv_cache_tokens_total"] == 2 * one.kv_cache_tokens
+    assert two.parallel["ep_size"] is None  # the experts are not placed apart
+    assert "--dp-size 2" in two.flags["sglang"]
+    with pytest.raises(UsageError, match="--enable-expert-parallel is not modelled for sglang"):
+        plan(V2_LITE, engine="sglang", tp=2, expert_parallel=True)
