@@ -1811,6 +1811,7 @@ CONFIG = ConfigVocabulary(
         "decode_context_parallel_size": "decode_context_parallel_size",
         "dcp": "decode_context_parallel_size",
         "enable_expert_parallel": "enable_expert_parallel",
+        "eplb_config": "num_redundant_experts",  # its num_redundant_experts (engine_configs._redundant_experts)
     },
     memory_keys=(
         "cpu_offload_gb",
@@ -1834,7 +1835,6 @@ CONFIG = ConfigVocabulary(
         "mm_processor_cache_gb",
         "kv_transfer_config",
         "calculate_kv_scales",
-        "eplb_config",
         "prefill_context_parallel_size",
         "enable_chunked_prefill",
         "long_prefill_token_threshold",

@@ -786,5 +786,8 @@ def test_vllm_engine_config_reads_dp_ep_and_dcp(tmp_path):
     layout = row["recommend"]["parallel"]
     assert (layout["dp"], layout["dcp"], layout["ep_size"], row["gpus"]) == (2, 2, 4, 4)
     assert not any("affect memory" in n and "parallel" in n for n in row["notes"])  # no longer unmodelled keys
+    cfg.write_text(cfg.read_text() + "enable-eplb: true\neplb-config: '{\"num_redundant_experts\": 4}'\n")
+    row = json.loads(run("--engine-config", cfg, "--gpu", "h100-sxm-80gb", "--json").stdout)["deployments"][0]
+    assert row["recommend"]["parallel"]["experts_per_gpu"] == 17  # (64 + 4) / EP 4
     cfg.write_text(cfg.read_text().replace("decode-context-parallel-size: 2", "decode-context-parallel-size: 3"))
     assert_one_error_line(run("--engine-config", cfg, "--gpu", "h100-sxm-80gb"), "decode-context-parallel-size 3")
