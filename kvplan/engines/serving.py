@@ -113,6 +113,7 @@ class BudgetInputs:
     encoder_weights: int = 0  # the multimodal encoders and projectors (whole model), beside `weights`
     layout: Layout = Layout()  # DP, DCP and expert parallelism (the default: none)
     expert_weights: int | None = 0  # the routed experts' bytes (whole model), within `weights`; None: not counted
+    expert_layers: int = 0  # the decoder layers with routed experts (0: not counted)
 
     @property
     def dtype(self) -> str:

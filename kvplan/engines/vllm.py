@@ -1408,6 +1408,21 @@ class VllmServing(ServingModel):
             "1106-1115, :1198-1245; fused_moe/expert_map_manager.py:64-67)",
         )
 
+    @staticmethod
+    def _eplb_buffer(b: BudgetInputs, shards: MoeShards) -> BudgetTerm:
+        """EPLB's transfer buffer: one MoE layer's local expert tensors (vllm-0.33.0/vllm/distributed/eplb/
+        eplb_state.py:492 `expert_buffer = [torch.empty_like(w) for w in model.expert_weights[0]]`), allocated when
+        the model loads (v1/worker/gpu_model_runner.py:5069 add_model, in load_model), before the KV budget."""
+        if not b.expert_layers or not b.expert_weights:
+            return BudgetTerm("eplb_buffer", 0, "EPLB's one-layer expert buffer: not counted (MoE layers not found)")
+        one = b.expert_weights * shards.experts_per_gpu // (shards.num_experts * b.expert_layers)
+        return BudgetTerm(
+            "eplb_buffer",
+            -one,
+            f"EPLB's transfer buffer: one of {b.expert_layers} MoE layers' {shards.experts_per_gpu} local experts "
+            "(distributed/eplb/eplb_state.py:492, allocated at load: v1/worker/gpu_model_runner.py:5069)",
+        )
+
     def layout_notes(self, layout: Layout) -> list[str]:
         notes = []
         if layout.dp > 1:
@@ -1457,6 +1472,8 @@ class VllmServing(ServingModel):
                     f"count, kvplan.weights.stored.expert_weight_bytes) / pp {b.pp}: {shards.source}{pad_note}",
                 )
             )
+        if shards is not None and b.layout.redundant_experts and shards.ep_size > 1:
+            terms.append(self._eplb_buffer(b, shards))
         if b.encoder_weights:
             terms.append(
                 BudgetTerm(

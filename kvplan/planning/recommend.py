@@ -473,6 +473,7 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
         encoder_weights=c.model.encoder_weights or 0,
         layout=c.inputs.layout,
         expert_weights=_expert_weights(c),
+        expert_layers=c.model.resolved.expert_layers() if c.inputs.layout.redundant_experts else 0,
     )
 
 

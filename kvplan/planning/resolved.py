@@ -85,6 +85,19 @@ class ResolvedModel:
         result: int | None = self._cache[key]
         return result
 
+    def expert_layers(self) -> int:
+        """Decoder layers with routed experts (kvplan.weights.stored.expert_layers; 0 when not counted)."""
+
+        def count() -> int:
+            from kvplan.weights.stored import expert_layers
+
+            try:
+                return expert_layers(self.config)
+            except READ_ERRORS:
+                return 0
+
+        return self.memo("expert_layers", count)
+
     def encoder_weights(self, dtype: str) -> int | None:
         """Bytes of the multimodal encoders and projectors (vision tower, projector) at model dtype `dtype`,
         counted from the config (kvplan.weights.encoders): 0 for a model without any, None for a wrapper whose

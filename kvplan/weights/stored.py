@@ -403,6 +403,19 @@ def weight_bytes(config: dict[str, Any], dtype_bytes: int | None = None, quantiz
     return sum(_tensor_bytes(t, qc, base) for t in weight_tensors(config))
 
 
+def expert_layers(config: dict[str, Any]) -> int:
+    """Decoder layers holding routed experts: the distinct `layers.N.` of the expert tensors (0: a dense model, or
+    tensors named otherwise)."""
+    import re
+
+    found = {
+        m.group(1)
+        for t in weight_tensors(config)
+        if t.role == "expert" and (m := re.search(r"layers\.(\d+)\.", t.module))
+    }
+    return len(found)
+
+
 def expert_weight_bytes(config: dict[str, Any], dtype_bytes: int | None = None, quantization: str | None = None) -> int:
     """Bytes of the routed-expert matrices alone (tensors of role "expert"), stored as `weight_bytes` stores them:
     the part of the weights an engine shards by expert (expert parallelism) rather than by TP. Shared experts,

@@ -84,6 +84,10 @@ def test_redundant_experts_add_replicas_and_need_eplb_on_ep():
     assert rec.parallel["experts_per_gpu"] == 17  # (64 + 4) / 4
     assert rec.parallel["expert_weights_per_gpu_bytes"] == 26 * 3 * 2048 * 1408 * 2 * 17
     assert """--enable-eplb --eplb-config '{"num_redundant_experts": 4}'""" in rec.flags["vllm"]
+    # EPLB's transfer buffer: one MoE layer's local experts (distributed/eplb/eplb_state.py:492), held from load
+    # (v1/worker/gpu_model_runner.py:5069, in load_model)
+    (buffer,) = [t.bytes for t in rec.budget if t.name == "eplb_buffer"]
+    assert buffer == -(17 * 3 * 2048 * 1408 * 2)
     with pytest.raises(UsageError, match="needs --enable-expert-parallel"):
         plan(V2_LITE, tp=2, redundant_experts=4)
     with pytest.raises(UsageError, match="splits experts evenly"):
