@@ -421,6 +421,15 @@ def estimate(
     kv_dtype: KvDtypeOpt = "auto",
     tp: TpOpt = "1",
     pp: PpOpt = "1",
+    dcp: Annotated[
+        str,
+        typer.Option(
+            "--decode-context-parallel-size",
+            "-dcp",
+            help="Decode-context-parallel ranks inside each TP group (vLLM, a divisor of TP): attention and MLA "
+            "caches split their tokens over them instead of replicating what TP cannot split.",
+        ),
+    ] = "1",
     block_size: BlockOpt = None,
     max_num_batched_tokens: MnbtOpt = "8192",
     vllm_version: VllmVersionOpt = None,
@@ -439,6 +448,8 @@ def estimate(
 
       kvplan estimate deepseek-ai/DeepSeek-V3 --tp 8 --kv-dtype fp8 --json
 
+      kvplan estimate deepseek-ai/DeepSeek-V3 --tp 8 -dcp 8 --seq-len 128k
+
       kvplan estimate ./config.json --seq-len 1k..128k --engine transformers
     """
     from kvplan.planning.estimate import estimate as estimate_model
@@ -452,6 +463,7 @@ def estimate(
         kv_dtype=kv_dtype,
         tp=positive("--tp", tp),
         pp=positive("--pp", pp),
+        dcp=count("--decode-context-parallel-size", dcp),
         block_size=positive("--block-size", block_size),
         max_num_batched_tokens=positive("--max-num-batched-tokens", max_num_batched_tokens),
         vllm_version=vllm_version,

@@ -114,6 +114,7 @@ def estimate_table(est: Estimate) -> None:
     title = (
         f"{est.model} · {est.engine} · {est.kv_dtype} KV · batch {est.batch} × {format_tokens(est.seq_len)} tokens"
         + (f" · TP {est.tp}" if est.tp > 1 else "")
+        + (f" DCP {est.dcp}" if getattr(est, "dcp", 1) > 1 else "")
         + (f" · PP {est.pp}" if est.pp > 1 else "")
         + (f" · block {est.block_size}" if est.block_size else "")
         + (f" · vLLM {est.vllm_version}" if getattr(est, "vllm_version", None) else "")

@@ -33,6 +33,7 @@ SCHEMA_FILES = Path(__file__).resolve().parents[1] / "kvplan" / "schemas"
 # keys a document may leave out (every other key of every object is required)
 OPTIONAL = {
     "models": {"error"},
+    "estimate": {"dcp"},  # only where --decode-context-parallel-size was given above 1
     # `parallel` only where DP, DCP, EP or nodes were given, its `search` with --smallest-layout
     # (test_recommend_with_a_layout_is_valid)
     "recommend": {"parallel", "search"},
@@ -283,6 +284,8 @@ def test_recommend_with_a_layout_is_valid():
         "recommend", "meta-llama/Llama-3.1-70B", "-g", "h100-sxm-80gb", "--smallest-layout", "--offline", "--json"
     )
     assert errors("recommend", searched) == [] and searched["parallel"]["search"]["fits"]
+    dcp = cli_json("estimate", "deepseek-ai/DeepSeek-V2-Lite", "--tp", "8", "-dcp", "8", "--offline", "--json")
+    assert errors("estimate", dcp) == [] and dcp["dcp"] == 8
 
 
 def test_check_outputs_are_valid(tmp_path):

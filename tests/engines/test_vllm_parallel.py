@@ -218,3 +218,18 @@ def test_sglang_dp_replicas_each_hold_a_pool_and_the_rest_is_refused():
     assert "--dp-size 2" in two.flags["sglang"]
     with pytest.raises(UsageError, match="--enable-expert-parallel is not modelled for sglang"):
         plan(V2_LITE, engine="sglang", tp=2, expert_parallel=True)
+
+
+def test_estimate_dcp_removes_tp_s_mla_duplication():
+    """`kvplan estimate --tp 8 -dcp 8`: DeepSeek-V3's MLA latent (576 bf16 values, 61 layers) at 128k tokens is
+    cdiv(131072, 16) = 8192 blocks on every one of 8 TP ranks, or cdiv(131072, 16 x 8) = 1024 with DCP 8
+    (v1/kv_cache_interface.py:610-616)."""
+    from kvplan.planning.estimate import estimate
+
+    page = 16 * 576 * 2 * 61
+    tp8 = estimate("deepseek-ai/DeepSeek-V3", seq_len=131072, tp=8, offline=True, include_weights=False)
+    dcp8 = estimate("deepseek-ai/DeepSeek-V3", seq_len=131072, tp=8, dcp=8, offline=True, include_weights=False)
+    assert (tp8.kv_cache_bytes_per_gpu, dcp8.kv_cache_bytes_per_gpu) == (8192 * page, 1024 * page)
+    assert "dcp" not in tp8.to_dict() and dcp8.to_dict()["dcp"] == 8
+    with pytest.raises(UsageError, match="is not modelled for sglang"):
+        estimate("deepseek-ai/DeepSeek-V3", tp=8, dcp=8, engine="sglang", offline=True)
