@@ -290,6 +290,12 @@ def _validate(o: _Options) -> _Inputs:
         positive_int(name, value)
     layout = _layout(o, entry, serving)
     dp = layout.dp
+    if o.gpus is not None and o.nodes is not None and o.gpus != _node_gpus(o):
+        raise UsageError(
+            Text("{gpus} {g} is not {nodes} x {gpus_per_node} = {n}", g=o.gpus, n=_node_gpus(o)),
+            hint=Text("give {gpus} or {nodes} with {gpus_per_node}, not both"),
+            field="gpus",
+        )
     # not given: the GPUs the parallel layout needs, tp x pp x dp (or the nodes' GPUs)
     gpus = positive_int(
         "gpus",

@@ -204,6 +204,8 @@ def test_cli_layout_table_and_refusals():
     assert doc["gpus"] == 8 and doc["tp"] == 8 and doc["parallel"]["nodes"] == 2
     assert any("spans 2 nodes" in n for n in doc["notes"])
     assert ceil(doc["parallel"]["gpus_used"] / 4) == 2
+    both = runner.invoke(app, ["recommend", LLAMA, "-g", H100, "--gpus", "4", "--nodes", "2", "--gpus-per-node", "4"])
+    assert both.exit_code == 2 and both.output.startswith("error: --gpus 4 is not --nodes x --gpus-per-node = 8")
 
 
 def test_sglang_dp_replicas_each_hold_a_pool_and_the_rest_is_refused():
