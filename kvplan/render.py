@@ -239,6 +239,12 @@ def profile_card(p) -> None:
         out.print(f"[dim]source of {key}: {text}[/]")
 
 
+def _dp(rec) -> str:
+    """ " DP n" for a plan with data-parallel ranks ("" otherwise)."""
+    layout = getattr(rec, "parallel", None)
+    return f" DP {layout['dp']}" if layout and layout["dp"] > 1 else ""
+
+
 def _parallel_rows(layout: dict | None) -> list[tuple[str, str]]:
     """The layout beyond TP x PP (Recommendation.parallel) as rows: the layout, the experts on one GPU, the KV
     pools (one per DP rank) and their total capacity."""
@@ -573,7 +579,7 @@ def check_table(report: Any) -> None:
         headroom = "-" if r.headroom_bytes is None else format_bytes(r.headroom_bytes)
         if r.headroom_fraction is not None and r.headroom_fraction >= -1:
             headroom += f"\n({r.headroom_fraction:.1%})"
-        engine = f"{dep.engine} TP {rec.tp}" + (f" PP {rec.pp}" if rec.pp > 1 else "")
+        engine = f"{dep.engine} TP {rec.tp}" + (f" PP {rec.pp}" if rec.pp > 1 else "") + _dp(rec)
         rows.append(
             (
                 (dep.name, rec.model),
@@ -641,7 +647,9 @@ def check_markdown(report: Any) -> str:
         headroom = "-" if r.headroom_bytes is None else format_bytes(r.headroom_bytes)
         if r.headroom_fraction is not None and r.headroom_fraction >= -1:
             headroom += f" ({r.headroom_fraction:.1%})"
-        engine = f"{dep.engine} TP {rec.tp}" + (f" PP {rec.pp}" if rec.pp > 1 else "") + f", KV {rec.kv_dtype}"
+        engine = (
+            f"{dep.engine} TP {rec.tp}" + (f" PP {rec.pp}" if rec.pp > 1 else "") + _dp(rec) + f", KV {rec.kv_dtype}"
+        )
         cells = [
             dep.name,
             f"`{rec.model}`",
