@@ -240,7 +240,7 @@ def profile_card(p) -> None:
 
 
 def _dp(rec) -> str:
-    """ " DP n" for a plan with data-parallel ranks ("" otherwise)."""
+    """The " DP n" of a plan with data-parallel ranks ("" otherwise)."""
     layout = getattr(rec, "parallel", None)
     return f" DP {layout['dp']}" if layout and layout["dp"] > 1 else ""
 
