@@ -432,6 +432,15 @@ def estimate(
     kv_dtype: KvDtypeOpt = "auto",
     tp: TpOpt = "1",
     pp: PpOpt = "1",
+    dcp: Annotated[
+        str,
+        typer.Option(
+            "--decode-context-parallel-size",
+            "-dcp",
+            help="Decode-context-parallel ranks inside each TP group (vLLM, a divisor of TP): attention and MLA "
+            "caches split their tokens over them instead of replicating what TP cannot split.",
+        ),
+    ] = "1",
     block_size: BlockOpt = None,
     max_num_batched_tokens: MnbtOpt = "8192",
     vllm_version: VllmVersionOpt = None,
@@ -476,6 +485,8 @@ def estimate(
 
       kvplan estimate deepseek-ai/DeepSeek-V3 --tp 8 --kv-dtype fp8 --json
 
+      kvplan estimate deepseek-ai/DeepSeek-V3 --tp 8 -dcp 8 --seq-len 128k
+
       kvplan estimate ./config.json --seq-len 1k..128k --engine transformers
 
       kvplan estimate meta-llama/Llama-3.1-8B --plot kv.svg --plot-engines vllm,sglang,naive
@@ -497,6 +508,7 @@ def estimate(
         kv_dtype=kv_dtype,
         tp=positive("--tp", tp),
         pp=positive("--pp", pp),
+        dcp=count("--decode-context-parallel-size", dcp),
         block_size=positive("--block-size", block_size),
         max_num_batched_tokens=positive("--max-num-batched-tokens", max_num_batched_tokens),
         vllm_version=vllm_version,
@@ -941,7 +953,11 @@ def recommend(
     ],
     gpus: Annotated[
         Optional[str],
-        typer.Option("--gpus", help="GPUs available (default: TP x PP; TP defaults to GPUs / PP).", show_default=False),
+        typer.Option(
+            "--gpus",
+            help="GPUs available (default: TP x PP x DP; TP defaults to GPUs / (PP x DP)).",
+            show_default=False,
+        ),
     ] = None,
     engine: Annotated[
         str,
@@ -1101,6 +1117,63 @@ def recommend(
             show_default=False,
         ),
     ] = None,
+    dp: Annotated[
+        str,
+        typer.Option(
+            "--data-parallel-size",
+            "-dp",
+            "--dp-size",
+            help="Data-parallel ranks (vLLM; SGLang's replicas, without DP attention): engine instances of TP x PP "
+            "GPUs each, every one with its own KV pool; requests split over them, so capacity is ranks x per rank. "
+            "vLLM's MoE layers split their experts over TP x DP GPUs.",
+        ),
+    ] = "1",
+    dcp: Annotated[
+        str,
+        typer.Option(
+            "--decode-context-parallel-size",
+            "-dcp",
+            help="Decode-context-parallel ranks (vLLM, inside the TP group: a divisor of TP): attention and MLA "
+            "caches split their tokens over them instead of replicating what TP cannot split (MLA's single "
+            "latent head).",
+        ),
+    ] = "1",
+    expert_parallel: Annotated[
+        bool,
+        typer.Option(
+            "--enable-expert-parallel",
+            help="Expert parallelism (vLLM): the routed experts placed whole on TP x DP ranks (EP size = TP x DP).",
+        ),
+    ] = False,
+    redundant_experts: Annotated[
+        str,
+        typer.Option(
+            "--num-redundant-experts",
+            help="EPLB's redundant expert replicas (vLLM --enable-eplb --eplb-config num_redundant_experts; needs "
+            "--enable-expert-parallel).",
+        ),
+    ] = "0",
+    nodes: Annotated[
+        Optional[str],
+        typer.Option(
+            "--nodes",
+            help="Nodes available (with --gpus-per-node): GPUs = nodes x GPUs per node, instead of --gpus.",
+            show_default=False,
+        ),
+    ] = None,
+    gpus_per_node: Annotated[
+        Optional[str],
+        typer.Option("--gpus-per-node", help="GPUs in each node (with --nodes).", show_default=False),
+    ] = None,
+    smallest_layout: Annotated[
+        bool,
+        typer.Option(
+            "--smallest-layout",
+            help="Search the layouts (TP x PP, and the engine's DP, DCP and expert parallelism) for the fewest GPUs "
+            "that fit, up to --gpus (or --nodes x --gpus-per-node; default 64), and plan the one holding the most "
+            "there. Exit 1 when none fits.",
+        ),
+    ] = False,
     emit: Annotated[
         Optional[str],
         typer.Option(
@@ -1150,6 +1223,11 @@ def recommend(
         emit = choice("--emit", emit, EMIT_FORMATS)
         emit_file = emit_file or f"kvplan-{emit}.yaml"
         check_output_path(emit_file, "--emit-file")
+    if plot is not None and smallest_layout:
+        raise UsageError(
+            "--plot draws one layout, and --smallest-layout searches for it",
+            hint="run --smallest-layout first, then --plot with the layout it prints (--tp, --pp, ...)",
+        )
     target: Any = model
     if plot is not None:  # refused before planning; the model is then read once for the plan and its plot
         from kvplan.plotting import prepare
@@ -1157,9 +1235,8 @@ def recommend(
 
         prepare(plot)
         target = resolve_for_plan(model, offline=True if offline else None, assume_llama=assume_llama)
-    options: dict[str, Any] = dict(
+    common: dict[str, Any] = dict(
         gpu_profile=gpu_profile,
-        gpus=positive("--gpus", gpus),
         engine=engine,
         gpu_memory_utilization=gpu_memory_utilization,
         max_model_len=_length_or_auto(max_model_len),
@@ -1167,8 +1244,6 @@ def recommend(
         dtype=model_dtype("--dtype", dtype),
         max_num_seqs=positive("--max-num-seqs", max_num_seqs),
         kv_dtype=kv_dtype,
-        tp=positive("--tp", tp),
-        pp=count("--pp", pp),
         block_size=positive("--block-size", block_size),
         kv_memory=None if kv_memory is None else labelled("--kv-memory", parse_size, kv_memory),
         profiles_dir=profiles_dir,
@@ -1195,12 +1270,35 @@ def recommend(
         ),
         host_memory=_host_memory(host_memory),
     )
-    rec = plan(target, **options)
+    layout: dict[str, Any] = dict(
+        gpus=positive("--gpus", gpus),
+        tp=positive("--tp", tp),
+        pp=count("--pp", pp),
+        dp=count("--data-parallel-size", dp),
+        dcp=count("--decode-context-parallel-size", dcp),
+        expert_parallel=expert_parallel,
+        redundant_experts=whole("--num-redundant-experts", redundant_experts, 0) or 0,
+        nodes=positive("--nodes", nodes),
+        gpus_per_node=positive("--gpus-per-node", gpus_per_node),
+    )
+    if smallest_layout:
+        from kvplan.planning.layouts import DEFAULT_MAX_GPUS
+        from kvplan.planning.layouts import smallest_layout as search
+
+        if layout["nodes"] is not None and layout["gpus_per_node"] is None:
+            raise UsageError("--nodes needs --gpus-per-node N", hint="pass e.g. --gpus-per-node 8")
+        untouched = {"tp": None, "pp": 1, "dp": 1, "dcp": 1, "expert_parallel": False, "redundant_experts": 0}
+        # the search chooses the layout: a layout option given with it is refused (smallest_layout names it)
+        fixed = {k: v for k, v in layout.items() if k in untouched and v != untouched[k]}
+        nodes_gpus = layout["nodes"] * layout["gpus_per_node"] if layout["nodes"] else None
+        rec = search(target, max_gpus=layout["gpus"] or nodes_gpus or DEFAULT_MAX_GPUS, **common, **fixed)
+    else:
+        rec = plan(target, **common, **layout)
     chart = None
     if plot is not None:  # every point planned before anything is printed
         from kvplan.plotting.charts import recommend_chart
 
-        chart = recommend_chart(target, rec, **options)
+        chart = recommend_chart(target, rec, **common, **layout)
     if json_out:
         render.print_json(rec.to_dict())
         render.notes(rec.notes)
@@ -1218,6 +1316,8 @@ def recommend(
         text, emit_notes = emit_manifest(rec, emit, profiles_dir=profiles_dir)
         write_text_atomically(emit_file, text)
         render.notes([f"wrote {emit_file} ({emit})", *emit_notes])
+    if smallest_layout and not rec.fits:  # the search ran, and no layout of up to --gpus fits
+        raise typer.Exit(1)
 
 
 @app.command(cls=Command, help=check_help())

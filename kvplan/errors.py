@@ -61,6 +61,12 @@ FLAGS: dict[str, str] = {
     "kvbm_cpu_cache_gb": "--kvbm-cpu-cache-gb",
     "kvbm_disk_cache_gb": "--kvbm-disk-cache-gb",
     "host_memory": "--host-memory",
+    "dp": "--data-parallel-size",
+    "dcp": "--decode-context-parallel-size",
+    "expert_parallel": "--enable-expert-parallel",
+    "redundant_experts": "--num-redundant-experts",
+    "nodes": "--nodes",
+    "gpus_per_node": "--gpus-per-node",
 }
 FIELDS = frozenset(FLAGS)
 

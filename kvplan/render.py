@@ -132,6 +132,7 @@ def estimate_table(est: Estimate) -> None:
     title = (
         f"{est.model} · {est.engine} · {est.kv_dtype} KV · batch {est.batch} × {format_tokens(est.seq_len)} tokens"
         + (f" · TP {est.tp}" if est.tp > 1 else "")
+        + (f" DCP {est.dcp}" if getattr(est, "dcp", 1) > 1 else "")
         + (f" · PP {est.pp}" if est.pp > 1 else "")
         + (f" · block {est.block_size}" if est.block_size else "")
         + (f" · vLLM {est.vllm_version}" if getattr(est, "vllm_version", None) else "")
@@ -258,13 +259,54 @@ def profile_card(p) -> None:
         out.print(f"[dim]source of {key}: {text}[/]")
 
 
+def _dp(rec) -> str:
+    """The " DP n" of a plan with data-parallel ranks ("" otherwise)."""
+    layout = getattr(rec, "parallel", None)
+    return f" DP {layout['dp']}" if layout and layout["dp"] > 1 else ""
+
+
+def _parallel_rows(layout: dict | None) -> list[tuple[str, str]]:
+    """The layout beyond TP x PP (Recommendation.parallel) as rows: the layout, the experts on one GPU, the KV
+    pools (one per DP rank) and their total capacity."""
+    if not layout:
+        return []
+    shape = f"TP {layout['tp']} x PP {layout['pp']} x DP {layout['dp']} = {layout['gpus_used']} GPUs"
+    if layout["dcp"] > 1:
+        shape += f", DCP {layout['dcp']} in each TP group"
+    if layout["nodes"] is not None:
+        shape += f" ({layout['nodes']} nodes x {layout['gpus_per_node']})"
+    rows = [("layout", shape)]
+    if layout["ep_size"] is not None:
+        redundant = f" + {layout['redundant_experts']} redundant" if layout["redundant_experts"] else ""
+        how = f"EP {layout['ep_size']}" if layout["ep_size"] > 1 else "split by TP x DP"
+        rows.append(
+            (
+                "routed experts per GPU",
+                f"{layout['experts_per_gpu']} of {layout['num_experts']}{redundant} ({how}), "
+                f"{format_bytes(layout['expert_weights_per_gpu_bytes'])}",
+            )
+        )
+    if layout["weights_per_gpu_bytes"] is not None:
+        rows.append(("weights per GPU", format_bytes(layout["weights_per_gpu_bytes"])))
+    if layout["kv_pools"] > 1:
+        rows.append(
+            (
+                f"KV pools (one per DP rank) x {layout['kv_pools']}",
+                f"{layout['kv_cache_tokens_total']:,} tokens, {layout['max_concurrency_total']:g}x in all",
+            )
+        )
+    return rows
+
+
 def recommendation_table(rec) -> None:
     """A `kvplan recommend` result: the per-GPU budget, what it holds, and the serve command."""
     from rich.table import Table
 
     out = stdout()
     title = (
-        f"{rec.model} on {rec.gpus} x {rec.gpu_profile} · {rec.engine} · TP {rec.tp} PP {rec.pp} · KV {rec.kv_dtype}"
+        f"{rec.model} on {rec.gpus} x {rec.gpu_profile} · {rec.engine} · TP {rec.tp} PP {rec.pp}"
+        + (f" DP {rec.parallel['dp']}" if getattr(rec, "parallel", None) and rec.parallel["dp"] > 1 else "")
+        + f" · KV {rec.kv_dtype}"
         + (f" · vLLM {rec.vllm_version}" if getattr(rec, "vllm_version", None) else "")
     )
     budget = Table(title=title, title_justify="left")
@@ -299,6 +341,7 @@ def recommendation_table(rec) -> None:
         )
     if getattr(rec, "mamba_cache_blocks", None) is not None:
         rows.append(("Mamba cache blocks", f"{rec.mamba_cache_blocks:,}"))
+    rows += _parallel_rows(getattr(rec, "parallel", None))
     for label, value in rows:
         table.add_row(label, value)
     out.print(table)
@@ -587,7 +630,7 @@ def check_table(report: Any) -> None:
         headroom = "-" if r.headroom_bytes is None else format_bytes(r.headroom_bytes)
         if r.headroom_fraction is not None and r.headroom_fraction >= -1:
             headroom += f"\n({r.headroom_fraction:.1%})"
-        engine = f"{dep.engine} TP {rec.tp}" + (f" PP {rec.pp}" if rec.pp > 1 else "")
+        engine = f"{dep.engine} TP {rec.tp}" + (f" PP {rec.pp}" if rec.pp > 1 else "") + _dp(rec)
         rows.append(
             (
                 (dep.name, rec.model),
@@ -659,7 +702,9 @@ def check_markdown(report: Any) -> str:
         headroom = "-" if r.headroom_bytes is None else format_bytes(r.headroom_bytes)
         if r.headroom_fraction is not None and r.headroom_fraction >= -1:
             headroom += f" ({r.headroom_fraction:.1%})"
-        engine = f"{dep.engine} TP {rec.tp}" + (f" PP {rec.pp}" if rec.pp > 1 else "") + f", KV {rec.kv_dtype}"
+        engine = (
+            f"{dep.engine} TP {rec.tp}" + (f" PP {rec.pp}" if rec.pp > 1 else "") + _dp(rec) + f", KV {rec.kv_dtype}"
+        )
         cells = [
             dep.name,
             f"`{rec.model}`",

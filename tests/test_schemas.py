@@ -33,6 +33,10 @@ SCHEMA_FILES = Path(__file__).resolve().parents[1] / "kvplan" / "schemas"
 # keys a document may leave out (every other key of every object is required)
 OPTIONAL = {
     "models": {"error"},
+    "estimate": {"dcp"},  # only where --decode-context-parallel-size was given above 1
+    # `parallel` only where DP, DCP, EP or nodes were given, its `search` with --smallest-layout
+    # (test_recommend_with_a_layout_is_valid)
+    "recommend": {"parallel", "search"},
     "profile": {
         "gpus",
         "weights_bytes",
@@ -245,6 +249,43 @@ def test_recommend_with_a_start_up_error_is_valid():
         codes=(0, 1),
     )
     assert errors("recommend", document) == []
+
+
+def test_recommend_with_a_layout_is_valid():
+    """DP, EP, EPLB, DCP and nodes: the `parallel` object is present, complete and typed."""
+    document = cli_json(
+        "recommend",
+        "deepseek-ai/DeepSeek-V2-Lite",
+        "-g",
+        "h100-sxm-80gb",
+        "--tp",
+        "2",
+        "-dp",
+        "2",
+        "--enable-expert-parallel",
+        "--num-redundant-experts",
+        "4",
+        "-dcp",
+        "2",
+        "--nodes",
+        "1",
+        "--gpus-per-node",
+        "4",
+        "--offline",
+        "--json",
+    )
+    assert errors("recommend", document) == []
+    assert document["parallel"]["ep_size"] == 4 and document["parallel"]["experts_per_gpu"] == 17  # (64 + 4) / 4
+    dense = cli_json("recommend", "meta-llama/Llama-3.1-8B", "-g", "h100-sxm-80gb", "-dp", "2", "--offline", "--json")
+    assert errors("recommend", dense) == [] and dense["parallel"]["ep_size"] is None
+    plain = cli_json("recommend", "meta-llama/Llama-3.1-8B", "-g", "h100-sxm-80gb", "--offline", "--json")
+    assert "parallel" not in plain  # a plan without a layout prints what it always has
+    searched = cli_json(
+        "recommend", "meta-llama/Llama-3.1-70B", "-g", "h100-sxm-80gb", "--smallest-layout", "--offline", "--json"
+    )
+    assert errors("recommend", searched) == [] and searched["parallel"]["search"]["fits"]
+    dcp = cli_json("estimate", "deepseek-ai/DeepSeek-V2-Lite", "--tp", "8", "-dcp", "8", "--offline", "--json")
+    assert errors("estimate", dcp) == [] and dcp["dcp"] == 8
 
 
 def test_check_outputs_are_valid(tmp_path):

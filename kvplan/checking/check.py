@@ -78,6 +78,10 @@ PLAN_KEYS = {
     "kvbm_cpu_cache_gb": "kvbm_cpu_cache_gb",
     "kvbm_disk_cache_gb": "kvbm_disk_cache_gb",
     "host_memory": "host_memory",
+    "dp": "data_parallel_size",
+    "dcp": "decode_context_parallel_size",
+    "expert_parallel": "enable_expert_parallel",
+    "redundant_experts": "num_redundant_experts",
 }
 
 
@@ -341,6 +345,12 @@ class _Evaluator:
             revision=d.revision,
             vllm_version=d.vllm_version,
         )
+        args.update(  # the parallelism beyond TP x PP (an engine that does not model it refuses it when given)
+            dp=d.data_parallel_size,
+            dcp=d.decode_context_parallel_size,
+            expert_parallel=d.enable_expert_parallel,
+            redundant_experts=d.num_redundant_experts,
+        )
         if d.weights_bytes is not None:  # e.g. a quantized GGUF's file size
             args["weights_bytes"] = d.weights_bytes
         if d.quantization is not None:  # the engine's online quantization (vLLM --quantization fp8_per_tensor)
@@ -377,14 +387,17 @@ class _Evaluator:
                 engine_version=rec.vllm_version,
                 compute_capability=self.compute_capability,
                 speculative=rec.speculative,  # the drafter's KV layers and speculative state slots
+                dcp=self.dep.decode_context_parallel_size,
             )
             return request_kv_bytes(self.resolved, self.engine, req)
         except KvplanError:
             return None
 
     def needed(self, rec: Any, seq_len: int | None = None, concurrency: int | None = None) -> int | None:
-        """KV bytes `concurrency` requests of `seq_len` need under rec's settings."""
+        """KV bytes `concurrency` requests of `seq_len` need under rec's settings, on one GPU of the fullest DP
+        rank: the requests split over the data-parallel ranks, each with its own pool (ceil(n / dp) a rank)."""
         n = concurrency or getattr(rec, "concurrency", None) or self.dep.required_concurrency
+        n = -(-n // self.dep.data_parallel_size)
         one = self.per_request(rec, seq_len or rec.max_model_len)
         if one is not None and one > 0:
             return n * one
@@ -463,8 +476,10 @@ def _check_one(
     notes = list(dep.notes)
     if dep.max_model_len is None:
         notes.append(f"max_model_len not set: planned at the model's limit ({rec.max_model_len:,} tokens)")
-    if dep.gpus and dep.gpus > rec.tp * rec.pp:
-        notes.append(f"{dep.gpus} GPUs given, tensor x pipeline parallel uses {rec.tp * rec.pp}")
+    used = rec.tp * rec.pp * dep.data_parallel_size
+    if dep.gpus and dep.gpus > used:
+        what = "tensor x pipeline" + (" x data" if dep.data_parallel_size > 1 else "")
+        notes.append(f"{dep.gpus} GPUs given, {what} parallel uses {used}")
     for note in rec.notes:
         spelled = spell(note, names) or note
         if spelled not in notes:
@@ -568,7 +583,7 @@ def _startup_fixes(ev: _Evaluator, rec: Any) -> list[Fix]:
             text = f"lower {dep.key_name('max_model_len')} to {value:,} (vLLM's estimated maximum model length)"
             key = "max_model_len"
         elif field == "tp":
-            checked = ev.try_recommend(tp=value, gpus=max(dep.gpu_count, value * rec.pp))
+            checked = ev.try_recommend(tp=value, gpus=max(dep.gpu_count, value * rec.pp * dep.data_parallel_size))
             text = f"set {dep.key_name('tensor_parallel_size')} to {value} (it divides the attention heads)"
             key = "tensor_parallel_size"
         else:
@@ -683,12 +698,11 @@ def _fixes(ev: _Evaluator, rec: Any, binding: str) -> list[Fix]:
     # 3. more tensor parallelism
     if dep.kv_cache_memory is None:
         for tp in (t for t in TP_CHOICES if t > rec.tp):
-            gpus = max(dep.gpu_count, tp * rec.pp)
+            need = tp * rec.pp * dep.data_parallel_size
+            gpus = max(dep.gpu_count, need)
             checked = ev.try_recommend(tp=tp, gpus=gpus)
             if checked is not None and ev.accepts(checked):
-                extra = (
-                    f" (needs {tp * rec.pp} GPUs, the plan has {dep.gpu_count})" if tp * rec.pp > dep.gpu_count else ""
-                )
+                extra = f" (needs {need} GPUs, the plan has {dep.gpu_count})" if need > dep.gpu_count else ""
                 out.append(
                     Fix("tensor_parallel_size", tp, f"raise {dep.key_name('tensor_parallel_size')} to {tp}{extra}")
                 )

@@ -69,6 +69,8 @@ def map_arguments(
             out.notes.append(f"{raw_key} given twice: the later value {value!r} is used (as the engine's parser does)")
         if plan_key == "engine" and value is not None:
             value = canonical_engine(value)  # e.g. Xinference's model_engine: vLLM, SGLang, llama.cpp, ...
+        if plan_key == "num_redundant_experts":  # vLLM's --eplb-config: JSON (or a mapping) holding the count
+            value = _redundant_experts(value, source, line, raw_key)
         if plan_key == "gpus" and str(value).strip().lower() == "auto":
             out.notes.append(f"{raw_key}: auto: planned on {gpus or 1} GPU(s) (pass --gpus)")
             continue
@@ -83,6 +85,29 @@ def map_arguments(
             used = {k for k in where if k.startswith(key.split("_")[0] + "_")}
             out.unmodelled = [k for k in out.unmodelled if normalise(k) not in used]
     return out
+
+
+def _redundant_experts(value: Any, source: str, line: int, key: str) -> Any:
+    """`num_redundant_experts` of vLLM's `eplb_config` (vllm-0.33.0/vllm/config/parallel.py:77, a JSON string on
+    the command line or a mapping in a config file); 0 when it names none."""
+    import json
+
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(
+                f"{source}:{line}: key '{key}': expected JSON such as "
+                + '{"num_redundant_experts": 32}'
+                + f", got {value!r}",
+                hint="write the EPLB config as JSON",
+            ) from None
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{source}:{line}: key '{key}': expected a mapping with num_redundant_experts",
+            hint='write e.g. {"num_redundant_experts": 32}',
+        )
+    return value.get("num_redundant_experts", 0)
 
 
 def detect_kind(keys: list[str]) -> str:

@@ -28,9 +28,10 @@ Formats, recognised by content (`apiVersion`/`kind`, else the characteristic top
 Engine arguments go through the engine's config vocabulary (kvplan.checking.engine_configs.map_arguments), then
 the same validation as a plan file (kvplan.checking.plans.build_deployment). The GPU type comes from a node selector
 or affinity on `nvidia.com/gpu.product` (or GKE's `cloud.google.com/gke-accelerator`), or Ray's
-`accelerator_type`; else `--gpu-profile` must be given. Keys kvplan does not interpret (data and expert
-parallelism, disaggregation connectors, speculative decoding, ...) are notes on the role, never dropped. Each
-role is checked as one TP x PP group of one replica. Pure Python; YAML only through kvplan.sources.yaml_files.
+`accelerator_type`; else `--gpu-profile` must be given. Keys kvplan does not interpret (SGLang's data and expert
+parallelism, KServe's and llm-d's `parallelism.data`/`expert`, disaggregation connectors, speculative decoding, ...)
+are notes on the role, never dropped. Each role is checked as one replica: TP x PP, and vLLM's DP, EP and DCP
+where its arguments give them. Pure Python; YAML only through kvplan.sources.yaml_files.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ KINDS = {
 GPU_LABELS = ("nvidia.com/gpu.product", "cloud.google.com/gke-accelerator")
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "gpu")
 HINT_GPU = "pass --gpu-profile (e.g. --gpu-profile h100-sxm-80gb; see `kvplan profiles list`)"
-# Engine arguments that kvplan does not size: named in a note on the role (issue 16 point 3 models them).
+# Parallelism arguments: named in a note on the role where the engine's vocabulary does not map them onto plan keys
+# (vLLM's data_parallel_size, enable_expert_parallel and decode_context_parallel_size are planned).
 PARALLEL_KEYS = (
     "data_parallel_size",
     "data_parallel_size_local",
@@ -397,16 +399,18 @@ def _profile_for(label: Entry, source: str, profiles_dir: str | None) -> str:
     raise ConfigError(f"{source}:{label.line}: {label.label}: no hardware profile matches GPU {raw!r}", hint=HINT_GPU)
 
 
-def _parallel_notes(role: Role, args: dict[str, Any]) -> None:
+def _parallel_notes(role: Role, args: dict[str, Any], modelled: frozenset[str] = frozenset()) -> None:
+    """Notes on the parallelism arguments the engine's vocabulary does not map (`modelled`: those it maps onto
+    plan keys, vLLM's data_parallel_size, enable_expert_parallel, decode_context_parallel_size)."""
     from kvplan.checking.engine_configs import normalise
 
     given = {normalise(k): v for k, v, _, _ in role.args}
     given.update(args)
-    parallel = [k if given[k] is True else f"{k} {given[k]}" for k in PARALLEL_KEYS if k in given]
+    parallel = [k if given[k] is True else f"{k} {given[k]}" for k in PARALLEL_KEYS if k in given and k not in modelled]
     if parallel:
         role.notes.append(
             "data/expert parallelism not modelled (" + ", ".join(parallel) + "): the role is checked per "
-            "TP x PP group (issue 16 point 3 models DP/EP sharding)"
+            "TP x PP group (kvplan models vLLM's DP, EP and DCP from its arguments)"
         )
     disagg = [k for k in DISAGG_KEYS if k in given]
     if disagg:
@@ -491,7 +495,7 @@ def _deployment(
     entries["engine"] = Entry(engine, role.engine_at.line if role.engine_at else role.at.line, "engine")
     spelling["engine"] = role.engine_at.label if role.engine_at else "engine"
     entries["name"] = Entry(role.name, role.at.line, "name")
-    _parallel_notes(role, {})
+    _parallel_notes(role, {}, frozenset(vocabulary.keys))
     notes.extend(role.notes)
     said = set(PARALLEL_KEYS) | set(DISAGG_KEYS)  # named in the notes above
     unmodelled = [k for k in dict.fromkeys(mapped.unmodelled) if _norm(k) not in said]
@@ -564,7 +568,7 @@ def _kserve_llmisvc(doc: Node, source: str, others: list[Node]) -> list[Role]:
             if extra:
                 role.notes.append(
                     f"{parallel.label}: " + ", ".join(extra) + " not modelled: the role is checked per TP x PP group "
-                    "(issue 16 point 3 models DP/EP sharding)"
+                    "(kvplan reads DP/EP from the engine's arguments, not from parallelism)"
                 )
             worker = pool.get("worker")
             data, local = parallel.value.get("data"), parallel.value.get("dataLocal")
@@ -649,7 +653,7 @@ def _llm_d(doc: Node, source: str, others: list[Node]) -> list[Role]:
             if extra:
                 role.notes.append(
                     f"{parallel.label}: " + ", ".join(extra) + " not modelled: the role is checked per TP x PP group "
-                    "(issue 16 point 3 models DP/EP sharding)"
+                    "(kvplan reads DP/EP from the engine's arguments, not from parallelism)"
                 )
             t = tensor.value if tensor is not None and isinstance(tensor.value, int) else 1
             dl = local.value if local is not None and isinstance(local.value, int) else 1

@@ -74,6 +74,10 @@ KEYS = (
     "kvbm_cpu_cache_gb",
     "kvbm_disk_cache_gb",
     "host_memory",
+    "data_parallel_size",
+    "decode_context_parallel_size",
+    "enable_expert_parallel",
+    "num_redundant_experts",
 )
 REQUIRED = ("name", "model", "gpu", "max_model_len")
 TOP_LEVEL_KEYS = ("deployments", "defaults", "profiles_dir")
@@ -127,6 +131,11 @@ class Deployment:
     kvbm_cpu_cache_gb: float | None = None  # Dynamo KVBM: GB in total across the workers
     kvbm_disk_cache_gb: float | None = None
     host_memory: int | str | None = None
+    # the parallelism beyond TP x PP (kvplan.engines.serving.Layout; vLLM's spellings)
+    data_parallel_size: int = 1
+    decode_context_parallel_size: int = 1
+    enable_expert_parallel: bool = False
+    num_redundant_experts: int = 0
     profiles_dir: str | None = None
     notes: tuple[str, ...] = ()
     lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
@@ -152,8 +161,8 @@ class Deployment:
 
     @property
     def gpu_count(self) -> int:
-        """GPUs the deployment has: `gpus`, else tensor x pipeline parallel size."""
-        return self.gpus or self.tensor_parallel_size * self.pipeline_parallel_size
+        """GPUs the deployment has: `gpus`, else tensor x pipeline x data parallel size."""
+        return self.gpus or self.tensor_parallel_size * self.pipeline_parallel_size * self.data_parallel_size
 
     @property
     def concurrency_key(self) -> str | None:
@@ -351,6 +360,15 @@ class _Reader:
             raise self.fail(entry, "a positive integer", "write e.g. 2")
         return value
 
+    def whole(self, entry: Entry) -> int:
+        """A count that may be 0 (num_redundant_experts)."""
+        value = entry.value
+        if self.lenient and isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
+            raise self.fail(entry, "a whole number (0 or more)", "write e.g. 32")
+        return value
+
     def boolean(self, entry: Entry) -> bool:
         value = entry.value
         if self.lenient and isinstance(value, str) and value.strip().lower() in ("true", "false"):
@@ -544,17 +562,24 @@ def build_deployment(
         kvbm_cpu_cache_gb=get("kvbm_cpu_cache_gb", r.number),
         kvbm_disk_cache_gb=get("kvbm_disk_cache_gb", r.number),
         host_memory=get("host_memory", r.size_or_auto),
+        data_parallel_size=get("data_parallel_size", r.integer, 1),
+        decode_context_parallel_size=get("decode_context_parallel_size", r.integer, 1),
+        enable_expert_parallel=get("enable_expert_parallel", r.boolean, False),
+        num_redundant_experts=get("num_redundant_experts", r.whole, 0),
         profiles_dir=profiles_dir,
         notes=notes,
         lines={k: e.line for k, e in entries.items()},
         spelling=dict(spelling or {}),
     )
-    need = dep.tensor_parallel_size * dep.pipeline_parallel_size
+    need = dep.tensor_parallel_size * dep.pipeline_parallel_size * dep.data_parallel_size
     if dep.gpus is not None and dep.gpus < need:
         entry = entries["gpus"]
+        dp = dep.data_parallel_size
         raise ConfigError(
             f"{source}:{entry.line}: {entry.label}: {dep.gpus} GPUs cannot hold tensor_parallel_size "
-            f"{dep.tensor_parallel_size} x pipeline_parallel_size {dep.pipeline_parallel_size} = {need}",
+            f"{dep.tensor_parallel_size} x pipeline_parallel_size {dep.pipeline_parallel_size}"
+            + (f" x data_parallel_size {dp}" if dp > 1 else "")
+            + f" = {need}",
             hint=f"set gpus to at least {need}",
         )
     return dep

@@ -64,6 +64,9 @@ class Request:
     capability ("9.0", from its hardware profile; None: no GPU given, GPU-specific kernel choices are left
     out); `speculative`, the speculative-decoding setup (None: none), whose draft layers and speculative state
     slots the engines that model it add.
+
+    `dcp` is the decode-context-parallel size: the ranks of one TP group that split the token positions of the
+    caches the engine shards that way (vLLM's `--decode-context-parallel-size`; 1: none).
     """
 
     seq_len: int
@@ -84,6 +87,8 @@ class Request:
     @property
     def num_speculative_tokens(self) -> int:
         return self.speculative.num_speculative_tokens if self.speculative is not None else 0
+
+    dcp: int = 1
 
 
 @dataclass(frozen=True)

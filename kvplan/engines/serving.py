@@ -46,6 +46,48 @@ class BudgetTerm:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """The parallelism beyond TP x PP, as `kvplan recommend` is given it: `dp` data-parallel ranks (each an engine
+    instance with its own KV pool; requests are split over them), `dcp` decode-context-parallel ranks (inside
+    the TP group: no GPUs of their own), `expert_parallel` (MoE experts placed whole on ranks rather than split by
+    TP) and `redundant_experts` (EPLB's extra expert replicas). The default is no such parallelism; which of these
+    an engine models is its serving model's `parallelism`."""
+
+    dp: int = 1
+    dcp: int = 1
+    expert_parallel: bool = False
+    redundant_experts: int = 0
+
+    @property
+    def given(self) -> tuple[str, ...]:
+        """The fields (kvplan.errors.FLAGS) set away from their defaults."""
+        return tuple(
+            name
+            for name, on in (
+                ("dp", self.dp != 1),
+                ("dcp", self.dcp != 1),
+                ("expert_parallel", self.expert_parallel),
+                ("redundant_experts", self.redundant_experts != 0),
+            )
+            if on
+        )
+
+
+@dataclass(frozen=True)
+class MoeShards:
+    """How one GPU holds the routed experts: `ep_size` ranks of expert parallelism (1: none), `experts_per_gpu`
+    experts on the fullest rank (of `num_experts` + redundant replicas), `tp_size` the ways each expert's matrices
+    are split, and `bytes_per_gpu` the expert bytes one GPU of the fullest pipeline stage holds."""
+
+    ep_size: int
+    tp_size: int
+    experts_per_gpu: int
+    num_experts: int
+    bytes_per_gpu: int
+    source: str
+
+
+@dataclass(frozen=True)
 class BudgetInputs:
     """What a serving model's budget may depend on, for one GPU of the fullest pipeline stage.
 
@@ -71,6 +113,9 @@ class BudgetInputs:
     model_dtype: str | None = None  # the dtype the model runs in (`--dtype`); None: the config's (shape.dtype)
     encoder_weights: int = 0  # the multimodal encoders and projectors (whole model), beside `weights`
     speculative: Speculative | None = None  # the speculative-decoding setup, its drafter resolved (None: none)
+    layout: Layout = Layout()  # DP, DCP and expert parallelism (the default: none)
+    expert_weights: int | None = 0  # the routed experts' bytes (whole model), within `weights`; None: not counted
+    expert_layers: int = 0  # the decoder layers with routed experts (0: not counted)
 
     @property
     def dtype(self) -> str:
@@ -201,6 +246,7 @@ class FlagInputs:
     quantization: str | None = None  # the online quantization given (vLLM's --quantization)
     speculative: Speculative | None = None  # the speculative-decoding setup given (None: none)
     offload_flags: str = ""  # the planned engine's offload options (kvplan.engines.offload.serve_flags), " --..."
+    layout: Layout = Layout()  # DP, DCP and expert parallelism (written by the engines that model them)
 
     @property
     def fp8(self) -> bool:
@@ -238,6 +284,18 @@ class ServingModel(ServeCommand):
     online_quantization = False  # the engine's online quantization is modelled (recommend's `quantization`)
     summary = ""
     utilization_help = ""
+
+    # the Layout fields this engine models (kvplan.errors.FLAGS names); recommend refuses the others
+    parallelism: frozenset[str] = frozenset()
+
+    def moe_shards(self, b: BudgetInputs) -> MoeShards | None:
+        """How one GPU holds the routed experts under `b.layout` (None: a dense model, or an engine that splits
+        them with the rest of the weights, by TP x PP)."""
+        return None
+
+    def layout_notes(self, layout: Layout) -> list[str]:
+        """What the engine's model of `layout` leaves out (notes on the plan)."""
+        return []
 
     @property
     def uses_utilization(self) -> bool:
@@ -343,6 +401,8 @@ __all__ = [
     "Fit",
     "FitInputs",
     "FlagInputs",
+    "Layout",
+    "MoeShards",
     "ServeCommand",
     "ServingModel",
     "SpeculativeInputs",

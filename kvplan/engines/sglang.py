@@ -41,7 +41,7 @@ from kvplan.engines.base import (
     window_tokens,
 )
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
-from kvplan.engines.serving import BudgetInputs, BudgetTerm, FlagInputs, ServingModel, SpeculativeInputs
+from kvplan.engines.serving import BudgetInputs, BudgetTerm, FlagInputs, Layout, ServingModel, SpeculativeInputs
 from kvplan.errors import Text, UsageError
 
 # the SSM-state dtypes sglang-0.5.23 accepts from a config (srt/configs/mamba_utils.py:63-67)
@@ -196,9 +196,16 @@ class SglangServing(ServingModel):
     """SGLang's `--max-running-requests` is a cap, never a requirement: SGLang serves min(the value given,
     token capacity // 2) and, without one, min(max(min(capacity / context_len x 512, 4096), 2048), capacity // 2)
     (sglang-0.5.23/sglang/srt/mem_cache/kv_cache_configurator.py:3119-3132 `resolve_max_num_reqs`); so the
-    command carries it only when one was given."""
+    command carries it only when one was given.
+
+    Data parallelism (`--dp-size`, without DP attention): replicas of TP x PP GPUs each (sglang-0.5.23/sglang/srt/
+    server_args.py:581-589 `compute_world_size` = dp x tp x pp), one scheduler and KV pool a replica
+    (srt/runtime_context.py:202-207 `num_dp_ranks_of`: dp_size x attn_dp_size); the experts stay split by TP
+    within a replica (srt/arg_groups/fields/parallel.py:343-347 moe_tp_size: tp after the EP and MoE-DP widths).
+    DP attention (`--attn-dp-size`, the deprecated `--enable-dp-attention`) and `--ep-size` are not modelled."""
 
     suggests_utilization = True
+    parallelism = frozenset({"dp"})
     fp8_plan_value = "fp8_e4m3"  # SGLang's --kv-cache-dtype spelling
     utilization_help = "SGLang mem_fraction_static (default: its heuristic)"
 
@@ -266,6 +273,14 @@ class SglangServing(ServingModel):
             )
         return terms, sum(t.bytes for t in terms)
 
+    def layout_notes(self, layout: Layout) -> list[str]:
+        if layout.dp <= 1:
+            return []
+        return [
+            f"each of the {layout.dp} data-parallel replicas runs its own scheduler and KV pool on TP x PP GPUs; "
+            "requests are split over them (SGLang's DP attention and --ep-size are not modelled)"
+        ]
+
     def command(self, f: FlagInputs) -> str:
         line = (
             f"python -m sglang.launch_server --model-path {f.model} --context-length {f.max_model_len} --tp-size {f.tp}"
@@ -274,6 +289,8 @@ class SglangServing(ServingModel):
             line += f" --pp-size {f.pp}"
         if f.planned:
             line += f" --mem-fraction-static {f.utilization}"
+        if f.planned and f.layout.dp > 1:  # replicas (the other engines' commands are printed without their DP)
+            line += f" --dp-size {f.layout.dp}"
         if f.max_num_seqs_given:  # a cap; without one SGLang derives its own from the token pool
             line += f" --max-running-requests {f.max_num_seqs}"
         line += f.offload_flags

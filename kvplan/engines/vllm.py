@@ -52,6 +52,7 @@ from kvplan.core.bisection import largest
 from kvplan.core.config import (
     hidden_size,
     intermediate_size,
+    language_config,
     num_experts,
     num_layers,
     routed_experts,
@@ -80,6 +81,8 @@ from kvplan.engines.serving import (
     Fit,
     FitInputs,
     FlagInputs,
+    Layout,
+    MoeShards,
     ServingModel,
     SpeculativeInputs,
     Startup,
@@ -198,7 +201,9 @@ class VllmBehaviour:
     `v4_tuple_groups`; "packed": `_get_packed_kv_cache_groups`, block-outermost groups of mixed pages, read in 0.29
     and 0.33, `v4_packed_groups`; "unread": a grouping kvplan has not modelled, 0.20-0.25 and 0.27-0.28).
     Speculative decoding: `all_mode_speculative_blocks`, Mamba `all` mode holds num_speculative_tokens pages more per
-    request. `follows`: the evidence for the row."""
+    request. Parallelism: `models_dcp_dp_ep`, kvplan has read this release's data-parallel, expert-parallel and
+    decode-context-parallel rules (VllmServing.layout, VllmEngine._check_dcp; False: the options are refused).
+    `follows`: the evidence for the row."""
 
     since: tuple[int, ...]
     sampler_bytes_per_seq_vocab: float
@@ -227,6 +232,7 @@ class VllmBehaviour:
     one_capacity_line: bool = False
     v4_kv_groups: str = ""
     all_mode_speculative_blocks: bool = False
+    models_dcp_dp_ep: bool = False
     follows: str = field(default="")
 
     @property
@@ -457,12 +463,14 @@ VLLM_VERSIONS: tuple[VllmBehaviour, ...] = (
         "keep GB10 (compute capability 12.1) on the small scheduler tier; adds octave_* dtypes; KDA layers on "
         "FlashKDA (models/kimi_k3/nvidia/kda.py:363-379 and :486-525 the backend, :901-909 and "
         "model_executor/layers/mamba/kda_checkpoint.py:9-10 one prefill-checkpoint page); MLA + Mamba hybrids align "
-        "blocks to 128 tokens (platforms/interface.py:1083-1088)",
+        "blocks to 128 tokens (platforms/interface.py:1083-1088); DP, EP and DCP read from config/parallel.py, "
+        "model_executor/layers/fused_moe/config.py:1106-1245 and v1/kv_cache_interface.py:553-616",
         _R0_32,
         gdn_flashinfer_checkpoint=True,
         kda_flashkda_checkpoint=True,
         mla_hybrid_block_unit=128,
         gb10_small_tier=True,
+        models_dcp_dp_ep=True,
         kv_cache_dtypes=_R0_32.kv_cache_dtypes | {"octave_k3v4", "octave_k3v3", "octave_k3v3_compact"},
     ),
 )
@@ -806,7 +814,14 @@ class VllmEngine:
         return None
 
     def blocks_per_request(self, spec: Spec, req: Request) -> int:
-        """Pages one request of `req.seq_len` tokens may hold in one layer of this spec (max_memory_usage / page)."""
+        """Pages one request of `req.seq_len` tokens may hold in one layer of this spec (max_memory_usage / page).
+
+        Decode context parallelism (`req.dcp` > 1) splits an attention or MLA cache's token positions over the
+        DCP ranks: a request's blocks span `block_size x dcp` tokens (vllm-0.33.0/vllm/v1/kv_cache_interface.py:
+        610-616 `max_num_blocks_per_req`, :644-649 `max_memory_usage_bytes`; v1/core/single_type_kv_cache_manager.py
+        :107-109), whatever `--cp-kv-cache-interleave-size` (it places tokens inside those blocks, :423-436 of
+        config/parallel.py). Mamba-style states are no AttentionSpec: never sharded (`dcp_sharded` False,
+        v1/kv_cache_interface.py:207)."""
         if spec.kind == L.STATE:
             if spec.state_pages is not None:
                 return spec.state_pages
@@ -815,7 +830,14 @@ class VllmEngine:
             return cdiv(req.seq_len, spec.block_size) + extra
         limit = self.token_limit(spec, req)
         tokens = req.seq_len if limit is None else min(limit, req.seq_len)
-        return cdiv(tokens, spec.block_size) + (1 if spec.kind == L.SLIDING else 0)
+        return cdiv(tokens, spec.block_size * self.dcp_shards(spec, req)) + (1 if spec.kind == L.SLIDING else 0)
+
+    @staticmethod
+    def dcp_shards(spec: Spec, req: Request) -> int:
+        """The DCP ranks a spec's token positions are split over: `req.dcp` for attention and MLA caches (vLLM's
+        AttentionSpec `dcp_sharded = True`, v1/kv_cache_interface.py:553, the DSA indexer's MLAAttentionSpec
+        included: models/deepseek_v2.py:658-666), 1 for recurrent states."""
+        return 1 if spec.kind == L.STATE else req.dcp
 
     def stage_costs(self, caches: list[L.Layer], req: Request) -> list[KindCost]:
         plan = self.plan(caches, req)
@@ -828,8 +850,9 @@ class VllmEngine:
                 grows = spec.state_pages is None
             else:
                 grows = limit is None or req.seq_len < limit
-            per_token = Fraction(spec.page * layers_paid, spec.block_size) if grows else Fraction(0)
-            tokens = None if spec.kind == L.STATE else min(blocks * spec.block_size, req.seq_len)
+            span = spec.block_size * self.dcp_shards(spec, req)  # tokens a block of one request covers
+            per_token = Fraction(spec.page * layers_paid, span) if grows else Fraction(0)
+            tokens = None if spec.kind == L.STATE else min(blocks * span, req.seq_len)
             bytes_ = blocks * spec.page * layers_paid * req.batch
             items.append(KindCost(spec.label or spec.kind, count * spec.layers, bytes_, per_token, tokens))
         no_cache = sum(isinstance(c, L.NoCache) for c in caches)
@@ -851,6 +874,8 @@ class VllmEngine:
             self._check_v4(caches, req)
             return
         mla = any(isinstance(c, L.MlaLatent) for c in caches)
+        if req.dcp > 1:
+            self._check_dcp(caches, req, mla)
         if any(isinstance(c, L.MlaLatent) and c.sparse for c in caches):
             self._check_sparse_mla(req)
             return
@@ -869,6 +894,59 @@ class VllmEngine:
                 f"in vLLM {first})",
                 hint=Text("pass {vllm_version} {first} or later, or use {kv_dtype} fp8", first=first),
                 field="kv_dtype",
+            )
+
+    def _check_dcp(self, caches: list[L.Layer], req: Request, mla: bool) -> None:
+        """vLLM's decode-context-parallel checks: DCP reuses the TP ranks, so TP must be a multiple of it
+        (vllm-0.33.0/vllm/config/parallel.py:594-599); for GQA/MQA, TP must exceed the KV heads, DCP be at most
+        TP / KV heads and divide the query heads per KV head (config/model.py:1578-1606); sliding-window and
+        chunked-local caches cannot be sharded (v1/kv_cache_interface.py:946-950, v1/core/
+        single_type_kv_cache_manager.py:984 and :1336 assert DCP 1)."""
+        tp, dcp = req.tp, req.dcp
+        if not vllm_behaviour(req.engine_version).models_dcp_dp_ep:
+            raise UsageError(
+                Text("kvplan reads vLLM's {dcp} rules from vLLM {v}'s source only", v=NEWEST_VLLM),
+                hint=Text("pass {vllm_version} {v}, or drop {dcp}", v=NEWEST_VLLM),
+                field="dcp",
+            )
+        if tp % dcp:
+            raise UsageError(
+                Text("{dcp} {d} does not divide {tp} {t}: vLLM's DCP reuses the TP ranks", d=dcp, t=tp),
+                hint=Text("choose {dcp} a divisor of {tp}"),
+                field="dcp",
+            )
+        windowed = sorted({c.kind for c in caches if isinstance(c, L.KVAttention) and c.kind != L.FULL})
+        if windowed:
+            raise UsageError(
+                Text("vLLM cannot shard {kinds} caches over {dcp} {d}", kinds=" and ".join(windowed), d=dcp),
+                hint=Text("drop {dcp} for this model"),
+                field="dcp",
+            )
+        if mla or self.shape is None:
+            return
+        heads = max((c.num_kv_heads for c in caches if isinstance(c, L.KVAttention)), default=0)
+        q_heads = self.shape.num_attention_heads
+        if heads and tp <= heads:
+            raise UsageError(
+                Text(
+                    "vLLM's DCP for GQA/MQA needs {tp} above the model's {n} KV heads, got {t}",
+                    n=heads,
+                    t=tp,
+                ),
+                hint=Text("raise {tp}, or drop {dcp}"),
+                field="dcp",
+            )
+        if heads and (dcp > tp // heads or (q_heads and (q_heads // heads) % dcp)):
+            raise UsageError(
+                Text(
+                    "{dcp} {d} is above {tp} {t} / {n} KV heads, or does not divide the {q} query heads per KV head",
+                    d=dcp,
+                    t=tp,
+                    n=heads,
+                    q=q_heads // heads if q_heads else 0,
+                ),
+                hint=Text("choose {dcp} at most {m} that divides the query heads per KV head", m=tp // heads),
+                field="dcp",
             )
 
     @staticmethod
@@ -1834,8 +1912,75 @@ def _speculative_rules(s: SpeculativeInputs) -> Speculative:
     )
 
 
+def moe_shards(
+    expert_bytes: int, num_experts: int, tp: int, pp: int, layout: Layout, pcp: int = 1
+) -> tuple[int, int, int, int]:
+    """(ep_size, expert tp_size, experts on the fullest GPU, expert bytes on one GPU of the fullest stage) as
+    vLLM 0.33.0 places the routed experts.
+
+    The fused-MoE layer flattens TP across DP (and PCP): its experts are split over tp x dp x pcp GPUs, by TP
+    when expert parallelism is off (each expert's matrices / (tp x dp x pcp)), whole when it is on, the EP group
+    being those same tp x dp x pcp GPUs and each expert's TP 1 (vllm-0.33.0/vllm/model_executor/layers/
+    fused_moe/config.py:1106-1115 `flatten_tp_across_dp_and_pcp`, :1198-1245 `make`; config/parallel.py:147-149).
+    EPLB's redundant experts add replicas: global experts = experts + redundant
+    (model_executor/layers/fused_moe/layer.py:76-88 `determine_expert_counts`), spread as evenly as possible,
+    the first `remainder` ranks holding one more (fused_moe/expert_map_manager.py:64-67). Stages hold their
+    layers' experts: the bytes are / pp as the rest of the weights are."""
+    flat = tp * layout.dp * pcp
+    if not layout.expert_parallel or flat == 1:
+        return 1, flat, num_experts, expert_bytes // (flat * pp)
+    total = num_experts + layout.redundant_experts
+    local = cdiv(total, flat)
+    return flat, 1, local, expert_bytes * local // (num_experts * pp)
+
+
+def check_layout(layout: Layout, tp: int, num_experts: int, version: str | None) -> None:
+    """vLLM's own refusals of a DP / EP / EPLB layout: redundant experts need EPLB, which needs expert
+    parallelism (vllm-0.33.0/vllm/config/parallel.py:562-591) and an even split of the global experts over the
+    EP ranks (model_executor/layers/fused_moe/layer.py:260-268); DCP is checked with the caches
+    (VllmEngine._check_dcp)."""
+    given = [name for name in layout.given if name != "dcp"]
+    if given and not vllm_behaviour(version).models_dcp_dp_ep:
+        raise UsageError(
+            Text("kvplan reads vLLM's DP and EP rules from vLLM {v}'s source only", v=NEWEST_VLLM),
+            hint=Text("pass {vllm_version} {v}", v=NEWEST_VLLM),
+            field=given[0],
+        )
+    if layout.redundant_experts and not layout.expert_parallel:
+        raise UsageError(
+            Text("{redundant_experts} needs {expert_parallel}: vLLM's EPLB runs on expert parallelism"),
+            hint=Text("add {expert_parallel}"),
+            field="redundant_experts",
+        )
+    if (layout.expert_parallel or layout.redundant_experts) and not num_experts:
+        raise UsageError(
+            Text("{expert_parallel} needs a model with routed experts; this one has none"),
+            hint=Text("drop {expert_parallel}"),
+            field="expert_parallel",
+        )
+    ep = tp * layout.dp
+    if layout.redundant_experts and ep > 1 and (num_experts + layout.redundant_experts) % ep:
+        raise UsageError(
+            Text(
+                "vLLM's EPLB splits experts evenly: {e} experts + {r} redundant over {n} EP ranks do not divide",
+                e=num_experts,
+                r=layout.redundant_experts,
+                n=ep,
+            ),
+            hint=Text("choose {redundant_experts} so that experts + redundant is a multiple of TP x DP"),
+            field="redundant_experts",
+        )
+    if layout.redundant_experts and ep == 1:
+        raise UsageError(
+            Text("vLLM's EPLB needs TP or DP above 1"),
+            hint=Text("raise {tp} or {dp}"),
+            field="redundant_experts",
+        )
+
+
 class VllmServing(ServingModel):
     options = frozenset({GPU_MEMORY_UTILIZATION, VLLM_VERSION, BLOCK_SIZE, PREFIX_CACHING, ASYNC_SCHEDULING})
+    parallelism = frozenset({"dp", "dcp", "expert_parallel", "redundant_experts"})
     suggests_utilization = True
     utilization_help = "vLLM fraction of total memory (default 0.92 from vLLM 0.20, 0.9 before)"
     online_quantization = True  # --quantization fp8_per_tensor|... (kvplan.weights.stored.ONLINE_QUANTIZATIONS)
@@ -1858,6 +2003,57 @@ class VllmServing(ServingModel):
             compute_capability=profile.compute_capability,
         )
 
+    def moe_shards(self, b: BudgetInputs) -> MoeShards | None:
+        """The routed experts on one GPU (`moe_shards`), where the layout places them otherwise than the rest of
+        the weights: data parallelism or expert parallelism given, and a model with routed experts."""
+        experts = num_experts(language_config(b.config), default=0) or 0
+        layout = b.layout
+        check_layout(layout, b.tp, experts, b.vllm_version)
+        if not experts or not b.expert_weights or not (layout.dp > 1 or layout.expert_parallel):
+            return None
+        ep, etp, local, held = moe_shards(b.expert_weights, experts, b.tp, b.pp, layout)
+        how = (
+            f"{local} of {experts}{f' + {layout.redundant_experts} redundant' if layout.redundant_experts else ''} "
+            f"experts whole on each of EP {ep} = TP x DP ranks"
+            if ep > 1
+            else f"every expert split over TP x DP = {etp} GPUs (no expert parallelism)"
+        )
+        return MoeShards(
+            ep,
+            etp,
+            local,
+            experts,
+            held,
+            f"{how}; vLLM flattens the MoE layers' TP across DP (model_executor/layers/fused_moe/config.py:"
+            "1106-1115, :1198-1245; fused_moe/expert_map_manager.py:64-67)",
+        )
+
+    @staticmethod
+    def _eplb_buffer(b: BudgetInputs, shards: MoeShards) -> BudgetTerm:
+        """EPLB's transfer buffer: one MoE layer's local expert tensors (vllm-0.33.0/vllm/distributed/eplb/
+        eplb_state.py:492 `expert_buffer = [torch.empty_like(w) for w in model.expert_weights[0]]`), allocated when
+        the model loads (v1/worker/gpu_model_runner.py:5069 add_model, in load_model), before the KV budget."""
+        if not b.expert_layers or not b.expert_weights:
+            return BudgetTerm("eplb_buffer", 0, "EPLB's one-layer expert buffer: not counted (MoE layers not found)")
+        one = b.expert_weights * shards.experts_per_gpu // (shards.num_experts * b.expert_layers)
+        return BudgetTerm(
+            "eplb_buffer",
+            -one,
+            f"EPLB's transfer buffer: one of {b.expert_layers} MoE layers' {shards.experts_per_gpu} local experts "
+            "(distributed/eplb/eplb_state.py:492, allocated at load: v1/worker/gpu_model_runner.py:5069)",
+        )
+
+    def layout_notes(self, layout: Layout) -> list[str]:
+        notes = []
+        if layout.dp > 1:
+            notes.append(
+                f"each of the {layout.dp} data-parallel ranks is an engine instance with its own KV pool and scheduler "
+                "(max_num_seqs, the sampler warm-up and the KV figures are per rank); requests are split over the "
+                "ranks. The non-torch term is fitted on TP logs: DP/EP communicator (all-to-all) buffers are not "
+                "modelled"
+            )
+        return notes
+
     def budget(self, b: BudgetInputs) -> tuple[list[BudgetTerm], int]:
         behaviour = vllm_behaviour(b.vllm_version)
         profiled = behaviour.subtracts_cudagraphs if b.cudagraph_profiling is None else b.cudagraph_profiling
@@ -1867,18 +2063,37 @@ class VllmServing(ServingModel):
         v2_none = runner_v2 and not behaviour.v2_estimates_cudagraphs
         mnbt, seqs, version = b.max_num_batched_tokens, b.max_num_seqs, b.vllm_version
         forward_per = FORWARD_BYTES_PER_TOKEN_HIDDEN * DTYPE_BYTES[b.dtype] / FORWARD_FIT_DTYPE_BYTES
-        moe = moe_workspace_bytes(b.config, b.shape, mnbt, b.tp, b.dtype, version)
-        pad, pad_note = mxfp4_moe_padding(b.config, b.tp, b.profile.compute_capability)
+        shards = self.moe_shards(b)
+        moe_tp = b.tp if shards is None else shards.tp_size  # the experts' own TP (flattened across DP; 1 with EP)
+        moe = moe_workspace_bytes(b.config, b.shape, mnbt, moe_tp, b.dtype, version)
+        pad, pad_note = mxfp4_moe_padding(b.config, moe_tp, b.profile.compute_capability)
+        if shards is not None and shards.ep_size > 1:  # the padding of the experts this rank holds, not all of them
+            pad = pad * shards.experts_per_gpu // shards.num_experts
         terms = [
             BudgetTerm(
                 "total_x_utilization",
                 int(b.profile.memory_bytes * b.utilization),
                 f"{b.profile.id} memory x {b.utilization}",
             ),
-            BudgetTerm(
-                "weights", -(b.weights_per_gpu + pad // b.pp), f"weights / (tp x pp) = / {b.tp * b.pp}{pad_note}"
-            ),
         ]
+        if shards is None:
+            terms.append(
+                BudgetTerm(
+                    "weights", -(b.weights_per_gpu + pad // b.pp), f"weights / (tp x pp) = / {b.tp * b.pp}{pad_note}"
+                )
+            )
+        else:
+            dense = (b.weights - (b.expert_weights or 0)) // (b.tp * b.pp)
+            terms.append(
+                BudgetTerm(
+                    "weights",
+                    -(dense + shards.bytes_per_gpu + pad // b.pp),
+                    f"weights but the routed experts / (tp x pp) = / {b.tp * b.pp}, plus the experts (analytic "
+                    f"count, kvplan.weights.stored.expert_weight_bytes) / pp {b.pp}: {shards.source}{pad_note}",
+                )
+            )
+        if shards is not None and b.layout.redundant_experts and shards.ep_size > 1:
+            terms.append(self._eplb_buffer(b, shards))
         spec = b.speculative
         if spec is not None and spec.draft_weights:
             terms.append(
@@ -2002,6 +2217,15 @@ class VllmServing(ServingModel):
             line += f" --quantization {f.quantization}"
         if f.speculative is not None:
             line += f" --speculative-config '{f.speculative.config_json()}'"
+        layout = f.layout
+        if layout.dp > 1:
+            line += f" --data-parallel-size {layout.dp}"
+        if layout.dcp > 1:
+            line += f" --decode-context-parallel-size {layout.dcp}"
+        if layout.expert_parallel:
+            line += " --enable-expert-parallel"
+        if layout.redundant_experts:
+            line += f""" --enable-eplb --eplb-config '{{"num_redundant_experts": {layout.redundant_experts}}}'"""
         return line + f.offload_flags
 
 
@@ -2258,6 +2482,12 @@ CONFIG = ConfigVocabulary(
         # the native CPU offload tier (kvplan.engines.offload.vllm_native)
         "kv_offloading_size": "kv_offloading_size",
         "kv_offloading_backend": "kv_offloading_backend",
+        "data_parallel_size": "data_parallel_size",
+        "dp": "data_parallel_size",
+        "decode_context_parallel_size": "decode_context_parallel_size",
+        "dcp": "decode_context_parallel_size",
+        "enable_expert_parallel": "enable_expert_parallel",
+        "eplb_config": "num_redundant_experts",  # its num_redundant_experts (engine_configs._redundant_experts)
     },
     memory_keys=(
         "cpu_offload_gb",
@@ -2281,8 +2511,7 @@ CONFIG = ConfigVocabulary(
         "mm_processor_cache_gb",
         "kv_transfer_config",
         "calculate_kv_scales",
-        "enable_expert_parallel",
-        "data_parallel_size",
+        "prefill_context_parallel_size",
         "enable_chunked_prefill",
         "long_prefill_token_threshold",
         "max_num_partial_prefills",

@@ -16,7 +16,8 @@ from kvplan.core.units import DtypeDisplay, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, Engine, Request, engine_entry, get_engine
 from kvplan.engines.naive import NaiveEngine
 from kvplan.engines.sizing import number, pipeline_costs
-from kvplan.planning.requests import above_model_limit, engine_kv_dtype, make_request, resolve_dtypes
+from kvplan.errors import Text, UsageError
+from kvplan.planning.requests import above_model_limit, engine_kv_dtype, make_request, positive_int, resolve_dtypes
 from kvplan.planning.resolved import ModelRef, resolve
 
 SCHEMA = "kvplan.estimate/1"
@@ -65,6 +66,7 @@ class Estimate(DtypeDisplay):
     vllm_version: str | None = None  # the engine release whose storage rules apply (engines with releases)
     config_source: str = "dict"  # where the config was read (kvplan.planning.resolved.ResolvedModel.config_source)
     revision: str | None = None  # the Hub snapshot's commit hash, when the config came from the Hub or its cache
+    dcp: int = 1  # decode-context-parallel ranks splitting the tokens inside each TP group (JSON key only when > 1)
 
     @property
     def bytes_per_sequence(self) -> int:
@@ -76,6 +78,8 @@ class Estimate(DtypeDisplay):
 
     def to_dict(self) -> dict[str, Any]:
         data = _display_dtypes(asdict(self))
+        if data["dcp"] == 1:  # estimates without DCP print what they always have
+            del data["dcp"]
         data["layers"] = [asdict(k) for k in self.layers]
         data["notes"] = list(self.notes)
         data["bytes_per_sequence"] = self.bytes_per_sequence
@@ -143,6 +147,7 @@ def estimate_shape(
     prefix_caching: bool | None = None,
     async_scheduling: bool | None = None,
     compute_capability: str | None = None,
+    dcp: int = 1,
 ) -> Estimate:
     """Size the KV cache of an already-read ModelShape. See `estimate` for the arguments.
 
@@ -170,10 +175,25 @@ def estimate_shape(
         prefix_caching=prefix_caching,
         async_scheduling=async_scheduling,
         compute_capability=compute_capability,
+        dcp=_dcp(entry, dcp),
     )
     result = estimate_request(shape, get_engine(engine, shape), req, name=name)
+    result = replace(result, dcp=req.dcp)
     notes = _release_notes(entry, release, source, vllm_version, prefix_caching, async_scheduling)
     return replace(result, notes=result.notes + notes) if notes else result
+
+
+def _dcp(entry: Any, dcp: int) -> int:
+    """The DCP size, refused for an engine whose serving model does not model it (its `parallelism`)."""
+    dcp = positive_int("dcp", dcp)
+    serving = entry.serving
+    if dcp > 1 and "dcp" not in getattr(serving, "parallelism", frozenset()):
+        raise UsageError(
+            Text("{dcp} is not modelled for {name}", name=entry.name),
+            hint=Text("drop {dcp}, or estimate with an engine that models it (--engine vllm)"),
+            field="dcp",
+        )
+    return dcp
 
 
 def _release_notes(
@@ -255,6 +275,7 @@ def estimate(
     prefix_caching: bool | None = None,
     async_scheduling: bool | None = None,
     hub_weights: bool | None = None,
+    dcp: int = 1,
 ) -> Estimate:
     """KV-cache memory of MODEL for `batch` sequences of `seq_len` tokens on `engine`, split over tp x pp GPUs.
 
@@ -265,7 +286,8 @@ def estimate(
         engine: "vllm" (paged, default), "sglang", "transformers", "transformers-static", "llamacpp",
             "tensorrt-llm" or "naive" (the textbook formula).
         dtype / kv_dtype: "auto" takes the config's dtype / the model dtype; see kvplan.core.units for the names.
-        tp / pp: tensor- and pipeline-parallel sizes.
+        tp / pp: tensor- and pipeline-parallel sizes; dcp: decode-context-parallel ranks inside each TP group
+            (vLLM: attention and MLA caches split their tokens over them, kvplan.engines.vllm.VllmEngine.dcp_shards).
         block_size: vLLM page size in tokens (default 16, raised for Mamba hybrids).
         max_num_batched_tokens: vLLM's prefill token budget, which its sliding-window reservation includes.
         n_ubatch: llama.cpp's micro-batch (`-ub`), which its sliding-window cache adds to the window.
@@ -298,6 +320,7 @@ def estimate(
         vllm_version=vllm_version,
         prefix_caching=prefix_caching,
         async_scheduling=async_scheduling,
+        dcp=dcp,
     )
     result = replace(result, config_source=resolved.config_source, revision=resolved.revision)
     if not include_weights:

@@ -48,6 +48,7 @@ from kvplan.engines.serving import (
     Fit,
     FitInputs,
     FlagInputs,
+    Layout,
     ServingModel,
     SpeculativeInputs,
     Startup,
@@ -137,10 +138,14 @@ class Recommendation(DtypeDisplay):
     host_memory_source: str | None = None
     host_fits: bool | None = None
     host_detail: str | None = None
+    # the layout beyond TP x PP and its per-GPU figures (`_parallel`); None (and no JSON key) when none was given
+    parallel: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         names = {"model_dtype": "dtype", "cache_dtype": "kv_dtype"}
         data = {names.get(k, k): short_dtype(v) if k in names else v for k, v in asdict(self).items()}
+        if data["parallel"] is None:  # plans without DP, DCP or EP print what they always have
+            del data["parallel"]
         data["budget"] = [asdict(t) for t in self.budget]
         data["notes"] = list(self.notes)
         data["throughput_bounds"] = [dict(row) for row in self.throughput_bounds]
@@ -201,6 +206,13 @@ class _Options:
     speculative_config: str | dict[str, Any] | None = None
     offload: Offload | None = None
     host_memory: int | str | None = None
+    dp: int = 1
+    dcp: int = 1
+    expert_parallel: bool = False
+    redundant_experts: int = 0
+    nodes: int | None = None
+    gpus_per_node: int | None = None
+    report_layout: bool = False  # the `parallel` figures even without DP, DCP, EP or nodes (the layout search)
 
 
 @dataclass(frozen=True)
@@ -218,8 +230,9 @@ class _Inputs:
     kv_memory: int | None
     release: str | None = None
     release_source: str | None = None
-    gpus: int = 1  # --gpus, else tp x pp
+    gpus: int = 1  # --gpus, else tp x pp x dp
     speculative: Speculative | None = None  # the setup given, parsed (its drafter resolved in `_model`)
+    layout: Layout = field(default_factory=Layout)  # DP, DCP and expert parallelism
 
 
 @dataclass(frozen=True)
@@ -311,17 +324,31 @@ def _validate(o: _Options) -> _Inputs:
     # the plan's own settings, checked before the model is read; the request's in make_request (`_model`): gpus,
     # pp and tp first (the GPU count and the default TP follow from them), and the optional counts whose
     # defaults come later
-    for name, value in (("pp", o.pp), ("n_ubatch", o.n_ubatch)):
+    for name, value in (("pp", o.pp), ("n_ubatch", o.n_ubatch), ("dp", o.dp), ("dcp", o.dcp)):
         positive_int(name, value)
-    # not given: the GPUs the parallel layout needs, tp x pp (kvplan models no data parallelism)
+    layout = _layout(o, entry, serving)
+    dp = layout.dp
+    if o.gpus is not None and o.nodes is not None and o.gpus != _node_gpus(o):
+        raise UsageError(
+            Text("{gpus} {g} is not {nodes} x {gpus_per_node} = {n}", g=o.gpus, n=_node_gpus(o)),
+            hint=Text("give {gpus} or {nodes} with {gpus_per_node}, not both"),
+            field="gpus",
+        )
+    # not given: the GPUs the parallel layout needs, tp x pp x dp (or the nodes' GPUs)
     gpus = positive_int(
-        "gpus", o.gpus if o.gpus is not None else positive_int("tp", o.tp if o.tp is not None else 1) * o.pp
+        "gpus",
+        o.gpus
+        if o.gpus is not None
+        else _node_gpus(o)
+        if o.nodes is not None
+        else positive_int("tp", o.tp if o.tp is not None else 1) * o.pp * dp,
     )
     given_tp, pp = serving.parallel(o.tp, o.pp, gpus)
-    tp = positive_int("tp", given_tp if given_tp is not None else max(1, gpus // pp))
-    if tp * pp > gpus:
+    tp = positive_int("tp", given_tp if given_tp is not None else max(1, gpus // (pp * dp)))
+    if tp * pp * dp > gpus:
+        used = "{tp} {t} x {pp} {p}" + (" x {dp} {d}" if dp > 1 else "")
         raise UsageError(
-            Text("{tp} {t} x {pp} {p} needs {n} GPUs, {gpus} is {g}", t=tp, p=pp, n=tp * pp, g=gpus),
+            Text(used + " needs {n} GPUs, {gpus} is {g}", t=tp, p=pp, d=dp, n=tp * pp * dp, g=gpus),
             hint=Text("raise {gpus}"),
             field="gpus",
         )
@@ -358,7 +385,41 @@ def _validate(o: _Options) -> _Inputs:
     # the release modelled: a bad --vllm-version is refused before the model is read
     release, source = entry.release(o.vllm_version) if entry.release is not None else (None, None)
     speculative = None if o.speculative_config is None else parse_speculative_config(o.speculative_config)
-    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source, gpus, speculative)
+    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source, gpus, speculative, layout)
+
+
+def _layout(o: _Options, entry: EngineEntry, serving: ServingModel) -> Layout:
+    """The DP / DCP / EP settings given, refused for an engine whose serving model does not model them."""
+    if o.redundant_experts < 0:
+        raise UsageError(
+            Text("{redundant_experts} must be 0 or more, got {v}", v=o.redundant_experts),
+            hint="pass e.g. 32",
+            field="redundant_experts",
+        )
+    layout = Layout(o.dp, o.dcp, o.expert_parallel, o.redundant_experts)
+    unmodelled = [name for name in layout.given if name not in serving.parallelism]
+    if unmodelled:
+        raise UsageError(
+            Text(
+                ", ".join(placeholder(name) for name in unmodelled) + " is not modelled for {name}",
+                name=entry.name,
+            ),
+            hint=Text("drop it, or plan with an engine that models it (--engine vllm)"),
+            field=unmodelled[0],
+        )
+    return layout
+
+
+def _node_gpus(o: _Options) -> int:
+    """--nodes x --gpus-per-node: the GPUs of the nodes given."""
+    nodes = positive_int("nodes", o.nodes)
+    if o.gpus_per_node is None:
+        raise UsageError(
+            Text("{nodes} needs {gpus_per_node:N}: GPU profiles describe one GPU, not a node"),
+            hint=Text("pass e.g. {gpus_per_node} 8"),
+            field="gpus_per_node",
+        )
+    return nodes * positive_int("gpus_per_node", o.gpus_per_node)
 
 
 def _model(model: ModelRef, i: _Inputs) -> _Model:
@@ -387,6 +448,7 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
     )
     request = replace(  # the release and its settings, which some engines' storage rules read
         request,
+        dcp=i.layout.dcp,
         engine_version=i.release,
         prefix_caching=o.prefix_caching,
         async_scheduling=o.async_scheduling,
@@ -501,7 +563,19 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
         model_dtype=c.model.model_dtype,
         encoder_weights=c.model.encoder_weights or 0,
         speculative=c.model.request.speculative,
+        layout=c.inputs.layout,
+        expert_weights=_expert_weights(c),
+        expert_layers=c.model.resolved.expert_layers() if c.inputs.layout.redundant_experts else 0,
     )
+
+
+def _expert_weights(c: _Context) -> int | None:
+    """The routed experts' bytes within the weights, where a layout places them apart (DP or EP given): the
+    analytic count at the plan's dtype; None for --weights-bytes (a whole-model figure kvplan cannot split)."""
+    layout = c.inputs.layout
+    if not (layout.dp > 1 or layout.expert_parallel) or c.model.weights_source == "--weights-bytes":
+        return None
+    return c.model.resolved.expert_weights(c.model.model_dtype, c.options.quantization)
 
 
 def _budget(c: _Context, tp: int) -> tuple[list[BudgetTerm], int]:
@@ -529,7 +603,9 @@ def _plan_at(c: _Context, tp: int, kv_dtype: str) -> tuple[list[BudgetTerm], Fit
 def _accepts(c: _Context, fit: Fit) -> bool:
     """One request fits, and the concurrency asked for."""
     wanted = c.options.concurrency
-    return fit.fits_one and (wanted is None or fit.concurrency >= wanted)
+    # data parallelism: every rank holds its own pool, the requests split over the ranks (the fullest holds
+    # ceil(wanted / dp) of them)
+    return fit.fits_one and (wanted is None or fit.concurrency >= -(-wanted // c.inputs.layout.dp))
 
 
 def _fp8_kv(c: _Context, fits: bool) -> dict[str, Any] | None:
@@ -651,9 +727,9 @@ def _fit_notes(c: _Context, out: _Outcome) -> list[str]:
     notes = []
     if out.fit.available == 0:
         notes.append("the weights and overheads leave no memory for the KV cache on this GPU")
-    pp, min_tp = c.inputs.pp, out.min_tp
-    if c.inputs.kv_memory is None and min_tp and min_tp * pp > c.inputs.gpus:
-        notes.append(Text("{tp} {t} would fit (needs {n} GPUs)", t=min_tp, n=min_tp * pp))
+    pp, min_tp, dp = c.inputs.pp, out.min_tp, c.inputs.layout.dp
+    if c.inputs.kv_memory is None and min_tp and min_tp * pp * dp > c.inputs.gpus:
+        notes.append(Text("{tp} {t} would fit (needs {n} GPUs)", t=min_tp, n=min_tp * pp * dp))
     return notes
 
 
@@ -716,14 +792,16 @@ def _flags(c: _Context, out: _Outcome) -> dict[str, str]:
             quantization=c.options.quantization,
             speculative=c.model.request.speculative,
             offload_flags=serve_flags(c.options.offload, entry.name) if entry.name == c.inputs.entry.name else "",
+            layout=c.inputs.layout,
         )
         flags[entry.flag_key] = entry.serving.command(inputs)  # type: ignore[union-attr]
     return flags
 
 
-def _throughput(c: _Context, full_length: int) -> tuple[list[dict], float | None, list[str]]:
+def _throughput(c: _Context, full_length: int, held: int | None) -> tuple[list[dict], float | None, list[str]]:
     """Bounds at batches 1, 8, 32 and `full_length` (the requests of max_model_len held at once), up to it:
-    every sequence is at context max_model_len, so a larger batch would not fit in the KV cache."""
+    every sequence is at context max_model_len, so a larger batch would not fit in the KV cache. `held`: the
+    weights one GPU holds (a DP / EP layout places the experts apart); the bounds are one DP rank's."""
     from kvplan.planning import throughput
 
     m, tp, pp = c.model, c.inputs.tp, c.inputs.pp
@@ -741,7 +819,7 @@ def _throughput(c: _Context, full_length: int) -> tuple[list[dict], float | None
     return throughput.bounds(
         shape=c.shape,
         split=m.resolved.memo("param_split", lambda: throughput.param_split(m.resolved.config)),
-        weights_per_gpu=m.weights // (tp * pp),
+        weights_per_gpu=m.weights // (tp * pp) if held is None or not c.inputs.layout.given else held,
         kv_bytes_per_gpu=kv_read,
         batches=batches,
         context=c.seq_len,
@@ -837,7 +915,8 @@ def _host(c: _Context, out: _Outcome) -> tuple[HostPlan, dict[str, Any], list[st
 
 def _assemble(c: _Context, out: _Outcome) -> Recommendation:
     i, m, fit, serving = c.inputs, c.model, out.fit, c.serving
-    rows, prefill, bound_notes = _throughput(c, out.full_length)
+    held = _held_weights(m, out, i.tp * i.pp)
+    rows, prefill, bound_notes = _throughput(c, out.full_length, held)
     storage = sizing_storage(i.entry.name, c.shape)
     started = _startup(c, out)
     _, host_fields, host_notes = _host(c, out)
@@ -854,7 +933,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         model_dtype=m.model_dtype,
         cache_dtype=m.kv_dtype,
         gpu_memory_utilization=c.utilization if serving.uses_utilization else None,
-        weights_bytes=_held_weights(m, out, i.tp * i.pp),
+        weights_bytes=held,
         weights_source=m.weights_source,
         multimodal_weights_bytes=None if m.encoder_weights is None else m.encoder_weights // i.tp,
         available_kv_memory_bytes=fit.available,
@@ -872,7 +951,9 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         flags=_flags(c, out),
         fp8_kv=out.fp8_kv,
         min_tp_to_fit=out.min_tp,
-        notes=tuple(_notes(c) + _encoder_notes(c, out) + _fit_notes(c, out) + _cap_notes(c, out) + host_notes),
+        notes=tuple(
+            _notes(c) + _encoder_notes(c, out) + _fit_notes(c, out) + _cap_notes(c, out) + host_notes + _layout_notes(c)
+        ),
         throughput_bounds=tuple(rows),
         prefill_tokens_per_s_upper_bound=prefill,
         throughput_assumptions=tuple(bound_notes),
@@ -885,7 +966,63 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         log_lines=() if started is None else started.log_lines,
         speculative=m.request.speculative,
         **host_fields,
+        parallel=_parallel(c, out, held),
     )
+
+
+def _parallel(c: _Context, out: _Outcome, held: int | None) -> dict[str, Any] | None:
+    """The layout and its per-GPU figures, where DP, DCP, EP or nodes were given (None otherwise): the GPUs it
+    uses, how one GPU holds the weights (the routed experts apart: the engine's MoeShards), and the KV pools: one
+    per DP rank, each with the plan's per-GPU figures, so that capacity is ranks x per rank."""
+    i, o, fit = c.inputs, c.options, out.fit
+    layout = i.layout
+    if not layout.given and o.nodes is None and not o.report_layout:
+        return None
+    shards = c.serving.moe_shards(_budget_inputs(c, i.tp)) if c.inputs.kv_memory is None else None
+    interconnect = i.profile.interconnect
+    return {
+        "tp": i.tp,
+        "pp": i.pp,
+        "dp": layout.dp,
+        "dcp": layout.dcp,
+        "expert_parallel": layout.expert_parallel,
+        "gpus_used": i.tp * i.pp * layout.dp,
+        "nodes": o.nodes,
+        "gpus_per_node": o.gpus_per_node,
+        "interconnect": None if interconnect is None else interconnect.type,
+        "ep_size": None if shards is None else shards.ep_size,
+        "num_experts": None if shards is None else shards.num_experts,
+        "redundant_experts": layout.redundant_experts,
+        "experts_per_gpu": None if shards is None else shards.experts_per_gpu,
+        "expert_weights_per_gpu_bytes": None if shards is None else shards.bytes_per_gpu,
+        "weights_per_gpu_bytes": held,
+        "kv_pools": layout.dp,
+        "kv_cache_tokens_per_pool": fit.tokens,
+        "kv_cache_tokens_total": fit.tokens * layout.dp,
+        "max_concurrency_per_pool": round(fit.concurrency, 2),
+        "max_concurrency_total": round(fit.concurrency * layout.dp, 2),
+    }
+
+
+def _layout_notes(c: _Context) -> list[str]:
+    """What the layout's model leaves out (the engine's notes), a TP group wider than a node, and a
+    --weights-bytes whose experts cannot be placed apart."""
+    i, o = c.inputs, c.options
+    notes = c.serving.layout_notes(i.layout)
+    if o.gpus_per_node is not None and i.tp > o.gpus_per_node:
+        notes.append(
+            Text(
+                "{tp} {t} spans {n} nodes: its all-reduces cross the network between nodes, not the GPUs' interconnect",
+                t=i.tp,
+                n=-(-i.tp // o.gpus_per_node),
+            )
+        )
+    layout = i.layout
+    if layout.dp > 1 and c.model.weights is not None:
+        notes.append(f"the throughput bounds are one data-parallel rank's: the layout's {layout.dp} ranks run apart")
+    if (layout.dp > 1 or layout.expert_parallel) and c.model.weights_source == "--weights-bytes":
+        notes.append(Text("{weights_bytes} is the whole model's: it is split by TP x PP, the experts not placed apart"))
+    return notes
 
 
 # ------------------------------------------------------------------------------------------------ the plan
@@ -932,6 +1069,13 @@ def recommend(
     speculative_config: str | dict[str, Any] | None = None,
     offload: Offload | None = None,
     host_memory: int | str | None = None,
+    dp: int = 1,
+    dcp: int = 1,
+    expert_parallel: bool = False,
+    redundant_experts: int = 0,
+    nodes: int | None = None,
+    gpus_per_node: int | None = None,
+    report_layout: bool = False,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -961,6 +1105,15 @@ def recommend(
     SGLang's HiCache, LMCache's local CPU and disk sizes; host_memory (a size, or "auto": this machine's MemTotal
     or cgroup limit) is the host RAM per node they are judged against (default: the GPU profile's
     host_memory_bytes, else unknown: a note).
+    at load.
+
+    Parallelism beyond TP x PP (modelled where the engine's serving model lists it in `parallelism`: vLLM): dp is
+    the data-parallel size (engine instances, each with its own KV pool; gpus then defaults to tp x pp x dp),
+    dcp the decode-context-parallel size (inside the TP group: the attention and MLA caches' tokens split over
+    dcp ranks), expert_parallel places the routed experts whole on tp x dp ranks, redundant_experts adds EPLB's
+    replicas. nodes x gpus_per_node gives the GPUs instead of gpus. The plan's `parallel` holds the layout and
+    its per-GPU figures (also without any of these with report_layout); the KV figures elsewhere are one GPU's of
+    one DP rank. kvplan.planning.layouts.smallest_layout searches the layouts.
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)

@@ -104,6 +104,33 @@ class ResolvedModel:
                 return fetched, "safetensors"
         return result
 
+    def expert_weights(self, dtype: str, quantization: str | None = None) -> int | None:
+        """Bytes of the routed experts at model dtype `dtype` (kvplan.weights.stored.expert_weight_bytes, the
+        analytic count): 0 for a dense model, None when the architecture cannot be counted."""
+        key = ("experts", dtype, quantization)
+        if key not in self._cache:
+            from kvplan.weights.stored import expert_weight_bytes
+
+            try:
+                self._cache[key] = expert_weight_bytes(self.config, int(DTYPE_BYTES[dtype]), quantization)
+            except READ_ERRORS:
+                self._cache[key] = None
+        result: int | None = self._cache[key]
+        return result
+
+    def expert_layers(self) -> int:
+        """Decoder layers with routed experts (kvplan.weights.stored.expert_layers; 0 when not counted)."""
+
+        def count() -> int:
+            from kvplan.weights.stored import expert_layers
+
+            try:
+                return expert_layers(self.config)
+            except READ_ERRORS:
+                return 0
+
+        return self.memo("expert_layers", count)
+
     def encoder_weights(self, dtype: str) -> int | None:
         """Bytes of the multimodal encoders and projectors (vision tower, projector) at model dtype `dtype`,
         counted from the config (kvplan.weights.encoders): 0 for a model without any, None for a wrapper whose

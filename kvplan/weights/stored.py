@@ -411,3 +411,30 @@ def weight_bytes(config: dict[str, Any], dtype_bytes: int | None = None, quantiz
         # a quantized checkpoint is held as stored: vLLM serves it with its own method (or a kernel override of
         # it) and refuses a --quantization naming another (vllm-0.33.0/vllm/config/model.py:1428-1461)
     return sum(_tensor_bytes(t, qc, base) for t in weight_tensors(config))
+
+
+def expert_layers(config: dict[str, Any]) -> int:
+    """Decoder layers holding routed experts: the distinct `layers.N.` of the expert tensors (0: a dense model, or
+    tensors named otherwise)."""
+    import re
+
+    found = {
+        m.group(1)
+        for t in weight_tensors(config)
+        if t.role == "expert" and (m := re.search(r"layers\.(\d+)\.", t.module))
+    }
+    return len(found)
+
+
+def expert_weight_bytes(config: dict[str, Any], dtype_bytes: int | None = None, quantization: str | None = None) -> int:
+    """Bytes of the routed-expert matrices alone (tensors of role "expert"), stored as `weight_bytes` stores them:
+    the part of the weights an engine shards by expert (expert parallelism) rather than by TP. Shared experts,
+    routers and attention are not in it. 0 for a dense model."""
+    cfg = language_model_config(config)
+    base = dtype_bytes or dtype_bytes_of(cfg)
+    qc = _quant_config(cfg)
+    tensors = [t for t in weight_tensors(config) if t.role == "expert"]
+    if quantization is not None and qc is None:
+        scheme = ONLINE_QUANTIZATIONS[quantization]
+        return sum(_online_fp8(t, scheme, base) for t in tensors)
+    return sum(_tensor_bytes(t, qc, base) for t in tensors)

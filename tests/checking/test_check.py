@@ -751,3 +751,43 @@ def test_logged_vllm_starts_at_max_num_seqs_1024_pass_check(tmp_path):
     assert code == 0, [(d["name"], d["binding_detail"]) for d in data["deployments"]]
     figures = [(d["max_num_seqs"], d["required_concurrency"], d["max_concurrency"]) for d in data["deployments"]]
     assert figures == [(1024, 1, 58.11), (1024, 1, 20.6), (1024, 1, 14.53)]
+
+
+def test_a_plan_with_data_parallel_ranks_splits_the_requests_over_their_pools(tmp_path):
+    """data_parallel_size: each rank holds its own pool (vllm-0.33.0/vllm/config/parallel.py:147-149), so N
+    requests of max_model_len need ceil(N / dp) of one rank's GPU: 2 x the one-GPU concurrency fits on 2 ranks."""
+    single = recommend(LLAMA, gpu_profile="h100-sxm-80gb", max_model_len=32768, offline=True)
+    wanted = 2 * int(single.max_concurrency)
+    code, data = check_json(
+        plan(
+            tmp_path, "deployments:\n" + one(concurrency=wanted) + one("dp2", concurrency=wanted, data_parallel_size=2)
+        )
+    )
+    alone, dp2 = data["deployments"]
+    assert code == 1 and alone["binding_constraint"] == "concurrency"
+    assert dp2["ok"] and dp2["gpus"] == 2  # gpus default to tp x pp x dp
+    assert dp2["needed_kv_bytes"] == int(single.max_concurrency) * single.kv_bytes_per_request  # ceil(wanted / 2)
+    assert "--data-parallel-size 2" in dp2["recommend"]["flags"]["vllm"]
+    too_few = plan(tmp_path, "deployments:\n" + one(gpus=1, data_parallel_size=2), name="few.yaml")
+    assert_one_error_line(run(too_few), "x data_parallel_size 2 = 2")
+
+
+def test_vllm_engine_config_reads_dp_ep_and_dcp(tmp_path):
+    """vLLM's own keys (engine/arg_utils.py: data_parallel_size, enable_expert_parallel,
+    decode_context_parallel_size) are planned, not notes; an error names the file's spelling."""
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text(
+        "model: deepseek-ai/DeepSeek-V2-Lite\nmax-model-len: 8192\ntensor-parallel-size: 2\n"
+        "data-parallel-size: 2\nenable-expert-parallel: true\ndecode-context-parallel-size: 2\n"
+    )
+    result = run("--engine-config", cfg, "--gpu", "h100-sxm-80gb", "--json")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["deployments"][0]
+    layout = row["recommend"]["parallel"]
+    assert (layout["dp"], layout["dcp"], layout["ep_size"], row["gpus"]) == (2, 2, 4, 4)
+    assert not any("affect memory" in n and "parallel" in n for n in row["notes"])  # no longer unmodelled keys
+    cfg.write_text(cfg.read_text() + "enable-eplb: true\neplb-config: '{\"num_redundant_experts\": 4}'\n")
+    row = json.loads(run("--engine-config", cfg, "--gpu", "h100-sxm-80gb", "--json").stdout)["deployments"][0]
+    assert row["recommend"]["parallel"]["experts_per_gpu"] == 17  # (64 + 4) / EP 4
+    cfg.write_text(cfg.read_text().replace("decode-context-parallel-size: 2", "decode-context-parallel-size: 3"))
+    assert_one_error_line(run("--engine-config", cfg, "--gpu", "h100-sxm-80gb"), "decode-context-parallel-size 3")

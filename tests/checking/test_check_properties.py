@@ -83,6 +83,10 @@ VALID = {
     "kvbm_cpu_cache_gb": st.sampled_from([4, 100.5, 2000]),
     "kvbm_disk_cache_gb": st.sampled_from([8, 500]),
     "host_memory": st.sampled_from(["256GiB", "2TB", 10**12, "auto"]),
+    "data_parallel_size": st.sampled_from([1, 2, 4, 8]),
+    "decode_context_parallel_size": st.sampled_from([1, 2, 3, 8]),
+    "enable_expert_parallel": st.booleans(),
+    "num_redundant_experts": st.sampled_from([0, 4, 7, 32]),
 }
 
 

@@ -89,3 +89,20 @@ def test_emit_refuses_other_engines_and_formats(tmp_path):
     assert result.exit_code == 2 and "unknown --emit 'helm'" in result.stderr
     result = runner.invoke(app, [*base, "--emit", "ray", "--emit-file", str(tmp_path / "no" / "x.yaml")], env=ENV)
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("fmt", EMIT_FORMATS)
+def test_an_emitted_dp_ep_layout_reads_back_with_its_gpus(tmp_path, fmt):
+    """TP 2 x DP 2 with expert parallelism: the file asks for 4 GPUs and carries vLLM's --data-parallel-size and
+    --enable-expert-parallel, which check plans again (EP 4 = TP x DP)."""
+    out = tmp_path / f"{fmt}.yaml"
+    args = ["recommend", "deepseek-ai/DeepSeek-V2-Lite", "-g", "h100-sxm-80gb", "--tp", "2", "-dp", "2"]
+    args += ["--enable-expert-parallel", "--num-redundant-experts", "4", "--max-model-len", "8192", "--offline"]
+    args += ["--emit", fmt, "--emit-file", str(out)]
+    assert runner.invoke(app, args, env=ENV).exit_code == 0
+    code, report = check(out, "--gpu", "h100-sxm-80gb", "--engine-config") if fmt == "vllm-config" else check(out)
+    (row,) = report["deployments"]
+    assert code == 0 and row["ok"] and row["gpus"] == 4, report
+    layout = row["recommend"]["parallel"]
+    assert (layout["dp"], layout["ep_size"], layout["expert_parallel"]) == (2, 4, True)
+    assert (layout["redundant_experts"], layout["experts_per_gpu"]) == (4, 17)  # --eplb-config read back

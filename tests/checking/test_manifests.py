@@ -14,6 +14,10 @@ from typer.testing import CliRunner
 from kvplan.checking.manifests import detect_format, load_manifest
 from kvplan.cli import app
 from kvplan.errors import ConfigError, UsageError
+from kvplan.planning.recommend import recommend
+from kvplan.weights.stored import expert_weight_bytes
+
+from conftest import config_path
 
 runner = CliRunner()
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "manifests"
@@ -106,8 +110,9 @@ def test_dynamo_dsv4_prefill_and_decode_from_the_shell_script():
         assert dep.gpus == 8  # resources.limits.gpu "4" x multinode.nodeCount 2
         assert dep.gpu == "h200"
         notes = " | ".join(dep.notes)
-        assert "data_parallel_size 8, enable_expert_parallel" in notes
-        assert "checked per TP x PP group" in notes
+        # --data-parallel-size 8 --enable-expert-parallel: vLLM's own arguments, planned (no longer a note)
+        assert (dep.data_parallel_size, dep.enable_expert_parallel) == (8, True)
+        assert "data/expert parallelism not modelled" not in notes
         assert "disaggregation_mode" in notes
         assert "replicas 1" in notes
     assert (prefill.max_num_seqs, prefill.gpu_memory_utilization) == (16, 0.8)
@@ -235,12 +240,24 @@ def test_end_to_end_exit_codes(path, args, rows, code):
     assert len(report["deployments"]) == rows
 
 
-def test_dsv4_does_not_fit_one_gpu_per_dp_rank():
-    # DeepSeek-V3's weights (the V4 file's weights are not countable offline) on one H200 per TP x PP group
+def test_dsv4_fits_with_its_dp8_ep_layout():
+    """DeepSeek-V3's weights (the V4 file's are not countable offline) on the manifest's DP 8 + EP layout: 32 of
+    the 256 experts on each of the 8 H200s (EP 8 = TP 1 x DP 8, vllm-0.33.0/vllm/model_executor/layers/fused_moe/
+    config.py:1227-1245) fit, where the whole model on one GPU per TP x PP group did not."""
+    whole = recommend("deepseek-ai/DeepSeek-V3", gpu_profile="h200", offline=True, max_model_len=9280)
+    assert not whole.fits  # one GPU per TP x PP group holds every expert
+    config = json.loads(config_path("deepseek-ai__DeepSeek-V3").read_text())
+    experts = expert_weight_bytes(config.get("config", config))
     code, report = check_json(DSV4, "--gpu-profile", "h200", "--model", "deepseek-ai/DeepSeek-V3")
-    assert code == 1
-    assert [d["binding_constraint"] for d in report["deployments"]] == ["weights", "weights"]
-    assert all("checked per TP x PP group" in " ".join(d["notes"]) for d in report["deployments"])
+    assert code == 0
+    for row in report["deployments"]:
+        assert row["weights_bytes"] == whole.weights_bytes - experts + experts * 32 // 256
+        layout = row["recommend"]["parallel"]
+        assert (layout["dp"], layout["ep_size"], layout["experts_per_gpu"], layout["kv_pools"]) == (8, 8, 32, 8)
+        assert (
+            "vllm serve" in row["recommend"]["flags"]["vllm"]
+            and "--data-parallel-size 8" in (row["recommend"]["flags"]["vllm"])
+        )
 
 
 # ------------------------------------------------------------------------------------------- errors: exit 2

@@ -35,7 +35,14 @@ PROGRAMS = {
 }
 POSITIONAL = {"vllm": 1, "tensorrt-llm": 1}  # the model comes first: `vllm serve MODEL`, `trtllm-serve MODEL`
 FLAGS_WITHOUT_VALUE = {
-    "vllm": {"--enable-prefix-caching", "--no-enable-prefix-caching", "--async-scheduling", "--no-async-scheduling"}
+    "vllm": {
+        "--enable-prefix-caching",
+        "--no-enable-prefix-caching",
+        "--async-scheduling",
+        "--no-async-scheduling",
+        "--enable-expert-parallel",
+        "--enable-eplb",
+    }
 }
 
 
@@ -100,6 +107,8 @@ CASES = [
     ("openai/gpt-oss-20b", {"kv_dtype": "fp8"}),
     ("Qwen/Qwen3-Next-80B-A3B", {"gpus": 4}),
     ("ai21labs/AI21-Jamba-1.5-Mini", {"gpus": 2}),
+    ("deepseek-ai/DeepSeek-V2-Lite", {"tp": 2, "dp": 2, "dcp": 2, "expert_parallel": True, "redundant_experts": 4}),
+    ("deepseek-ai/DeepSeek-V2-Lite", {"engine": "sglang", "tp": 2, "dp": 2}),
 ]
 
 
