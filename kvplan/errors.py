@@ -50,6 +50,11 @@ FLAGS: dict[str, str] = {
     "async_scheduling": "--async-scheduling",
     "assume_llama": "--assume-llama",
     "quantization": "--quantization",
+    "max_loras": "--max-loras",
+    "max_lora_rank": "--max-lora-rank",
+    "max_cpu_loras": "--max-cpu-loras",
+    "lora_dtype": "--lora-dtype",
+    "lora_target_modules": "--lora-target-modules",
 }
 FIELDS = frozenset(FLAGS)
 

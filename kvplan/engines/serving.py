@@ -45,6 +45,22 @@ class BudgetTerm:
 
 
 @dataclass(frozen=True)
+class LoraSettings:
+    """LoRA serving as planned (`kvplan recommend --max-loras ...`, a plan's `max_loras` keys): adapter slots on
+    the GPU (`max_loras`: vLLM's --max-loras, SGLang's --max-loras-per-batch, TensorRT-LLM's lora_config
+    max_loras), their rank (`max_lora_rank`), adapters kept in host memory (`max_cpu_loras`; None: the engine's
+    default), the adapters' dtype (`lora_dtype`; None: the model's) and the modules targeted (`target_modules`,
+    PEFT names from kvplan.core.lora.LINEAR_TARGETS; None: the engine's default). Each engine's serving model
+    turns them into its `lora` budget term and its host bytes (`ServingModel.lora_host_bytes`)."""
+
+    max_loras: int
+    max_lora_rank: int
+    max_cpu_loras: int | None = None
+    lora_dtype: str | None = None
+    target_modules: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class BudgetInputs:
     """What a serving model's budget may depend on, for one GPU of the fullest pipeline stage.
 
@@ -69,6 +85,7 @@ class BudgetInputs:
     cudagraph_profiling: bool | None = None
     model_dtype: str | None = None  # the dtype the model runs in (`--dtype`); None: the config's (shape.dtype)
     encoder_weights: int = 0  # the multimodal encoders and projectors (whole model), beside `weights`
+    lora: LoraSettings | None = None  # LoRA serving (None: LoRA off)
 
     @property
     def dtype(self) -> str:
@@ -208,6 +225,10 @@ class ServingModel(ServeCommand):
     suggests_utilization = False
     fp8_plan_value: str | None = None
     online_quantization = False  # the engine's online quantization is modelled (recommend's `quantization`)
+    serves_lora = False  # its LoRA memory is modelled (BudgetInputs.lora: a `lora` budget term); else refused
+    # (max_loras, max_lora_rank) the engine starts LoRA serving with when they are not given (rank None: the engine
+    # reads it from the adapters, which kvplan does not: the rank must be given)
+    lora_defaults: tuple[int, int | None] = (1, None)
     summary = ""
     utilization_help = ""
 
@@ -285,6 +306,11 @@ class ServingModel(ServeCommand):
         """Notes about the plan's inputs that only this engine needs."""
         return []
 
+    def lora_host_bytes(self, b: BudgetInputs) -> tuple[int, str] | None:
+        """(bytes, source) of the LoRA adapters the engine keeps in host memory per GPU worker with `b.lora`
+        (None: LoRA off, or the engine keeps none there)."""
+        return None
+
 
 __all__ = [
     "ASYNC_SCHEDULING",
@@ -298,6 +324,7 @@ __all__ = [
     "Fit",
     "FitInputs",
     "FlagInputs",
+    "LoraSettings",
     "ServeCommand",
     "ServingModel",
     "Startup",

@@ -67,6 +67,7 @@ from kvplan.engines.serving import (
     VLLM_VERSION,
     BudgetInputs,
     BudgetTerm,
+    LoraSettings,
     Fit,
     FitInputs,
     FlagInputs,
@@ -76,6 +77,7 @@ from kvplan.engines.serving import (
 )
 from kvplan.engines.sizing import fullest_stage
 from kvplan.errors import READ_ERRORS, Text, UsageError
+from kvplan.core.lora import decoder_modules
 
 if TYPE_CHECKING:
     from kvplan.sources.hardware import HardwareProfile
@@ -1214,9 +1216,155 @@ def mxfp4_moe_padding(config: dict[str, Any], tp: int, compute_capability: str |
     )
 
 
+# ------------------------------------------------------------------------------------ LoRA (--enable-lora)
+#
+# vLLM wraps every supported linear module (and the embedding modules the model class declares) in a
+# BaseLayerWithLoRA when the model loads (v1/worker/gpu_model_runner.py:5005-5008 `load_lora_model`, after the
+# weights and before the profile run, so the buffers are part of the memory the KV cache is sized from:
+# lora/model_manager.py:476-623 `_create_lora_modules`). Each wrapper's `create_lora_weights` allocates, for
+# `max_loras` slots, A (max_lora_rank x input) and B (output x max_lora_rank) per slice in `lora_dtype` (auto:
+# the model dtype, config/lora.py:157-160): column-parallel modules keep the whole input and 1/TP of the output
+# (lora/layers/base_linear.py:104-155, column_parallel_linear.py:200-245 for the fused qkv_proj / gate_up_proj),
+# row-parallel ones 1/TP of the input and the whole output (row_parallel_linear.py:26-28). The embeddings
+# (lora/layers/vocab_parallel_embedding.py:25-48: A vocab x rank, B hidden x rank) and lm_head
+# (lora/layers/logits_processor.py:84-110: A rank x hidden, B vocab x rank) get slots too, unsharded, where
+# the model class lists them in `embedding_modules` (LORA_EMBEDDING_MODULES) and --lora-target-modules is not
+# given. Adapters loaded from disk stay on the CPU (lora/worker_manager.py:140-145 `device="cpu"`), at most
+# `max_cpu_loras` of them (default max_loras; model_manager.py:343-345, config/lora.py:121-126), in every worker.
+
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # MaxLoRARanks (config/lora.py:27)
+DEFAULT_MAX_LORA_RANK = 16  # config/lora.py:34
+DEFAULT_MAX_LORAS = 1  # config/lora.py:36
+LORA_DTYPES = ("float16", "bfloat16")  # LoRADType besides "auto" (config/lora.py:46)
+# the HF architectures (dense decoders kvplan sizes LoRA for) whose vLLM class declares `embedding_modules`,
+# read from vllm-0.33.0/vllm/model_executor/models/registry.py and each class (or the class it inherits from):
+# embed (input embeddings) and/or lm_head get LoRA slots. Others (Qwen2, Mistral, Gemma, ...) declare none.
+_EMBED_AND_HEAD = ("embed", "lm_head")
+LORA_EMBEDDING_MODULES: dict[str, tuple[str, ...]] = {
+    **{
+        arch: _EMBED_AND_HEAD
+        for arch in (
+            "ApertusForCausalLM",  # apertus.py:416
+            "DeciLMForCausalLM",  # nemotron_nas.py:332
+            "Ernie4_5ForCausalLM",  # ernie45.py (LlamaForCausalLM)
+            "Exaone4ForCausalLM",  # exaone4.py:388
+            "ExaoneForCausalLM",  # exaone.py:387 (wte, lm_head)
+            "GraniteForCausalLM",  # granite.py:420
+            "GraniteSWAForCausalLM",  # granite.py:420
+            "HyperCLOVAXForCausalLM",  # hyperclovax.py:389
+            "IQuestCoderForCausalLM",  # llama.py:479
+            "InternLM3ForCausalLM",  # llama.py:479
+            "LLaMAForCausalLM",  # llama.py:479
+            "LlamaForCausalLM",  # llama.py:479
+            "MiniCPMForCausalLM",  # minicpm.py:574
+            "NemotronForCausalLM",  # nemotron.py:409
+            "Phi3ForCausalLM",  # phi3.py (LlamaForCausalLM)
+            "Qwen3ForCausalLM",  # qwen3.py:288
+            "SolarForCausalLM",  # solar.py:365
+            "TeleChat2ForCausalLM",  # telechat2.py (LlamaForCausalLM)
+            "TeleChat3ForCausalLM",  # llama.py:479
+            "TeleFLMForCausalLM",  # teleflm.py (LlamaForCausalLM)
+        )
+    },
+    "CohereForCausalLM": ("embed",),  # commandr.py:424
+    "Cohere2ForCausalLM": ("embed",),  # commandr.py:424
+}
+
+
+def check_lora(lora: LoraSettings) -> None:
+    """vLLM's own checks of the LoRA settings (config/lora.py): the rank one of MaxLoRARanks, max_cpu_loras >=
+    max_loras (:121-126), lora_dtype auto, float16 or bfloat16."""
+    if lora.max_lora_rank not in LORA_RANKS:
+        raise UsageError(
+            Text("vLLM accepts {max_lora_rank} " + ", ".join(map(str, LORA_RANKS)) + ", not {r}", r=lora.max_lora_rank),
+            hint="use the next rank up from your adapters' (vllm/config/lora.py MaxLoRARanks)",
+            field="max_lora_rank",
+        )
+    if lora.max_cpu_loras is not None and lora.max_cpu_loras < lora.max_loras:
+        raise UsageError(
+            Text("max_cpu_loras ({c}) must be >= max_loras ({m}).", c=lora.max_cpu_loras, m=lora.max_loras),
+            hint=Text("raise {max_cpu_loras} to at least {max_loras} (vLLM's own check)"),
+            field="max_cpu_loras",
+        )
+    if lora.lora_dtype is not None and lora.lora_dtype not in LORA_DTYPES:
+        raise UsageError(
+            Text("vLLM's {lora_dtype} is auto, float16 or bfloat16, not {d}", d=lora.lora_dtype),
+            hint="drop it (the model's dtype) or pick float16 / bfloat16",
+            field="lora_dtype",
+        )
+
+
+def lora_gpu_bytes(b: BudgetInputs) -> tuple[int, str]:
+    """(bytes, source) of the LoRA slots vLLM allocates on the fullest GPU (0, "" when LoRA is off)."""
+    lora = b.lora
+    if lora is None:
+        return 0, ""
+    check_lora(lora)
+    modules = decoder_modules(b.config, b.shape)
+    targets = lora.target_modules
+    packed = {m.packed for m in modules if targets is None or m.name in targets}
+    wrapped = [m for m in modules if m.packed in packed]  # a fused module is wrapped whole
+    rank, tp = lora.max_lora_rank, b.tp
+    per_layer = sum(m.elements(rank, tp) for m in wrapped)
+    elements = per_layer * b.layers_on_gpu
+    arch = next(iter(b.shape.architectures), "")
+    embedding = LORA_EMBEDDING_MODULES.get(arch, ()) if targets is None else ()
+    vocab, hidden = b.vocab, b.shape.hidden_size
+    extra = rank * (vocab + hidden) * len(embedding)  # embed: A vocab x r + B hidden x r; lm_head: r x hidden + vocab x r
+    dtype = lora.lora_dtype or b.dtype
+    total = int((elements + extra) * lora.max_loras * DTYPE_BYTES[dtype])
+    names = "+".join(sorted(packed, key=["qkv_proj", "o_proj", "gate_up_proj", "down_proj"].index))
+    source = (
+        f"{lora.max_loras} slots x rank {rank} x ({names} A+B per TP rank x {b.layers_on_gpu} layers"
+        + (f" + {'/'.join(embedding)} (model class embedding_modules, unsharded)" if embedding else "")
+        + f") in {short_dtype(dtype)}; allocated at load, before the profile run "
+        "(lora/layers/base_linear.py:104-155 create_lora_weights, lora/model_manager.py:476-623)"
+        + ("; embed/lm_head slots counted on this stage (pp > 1: an upper bound)" if embedding and b.pp > 1 else "")
+    )
+    return total, source
+
+
+def lora_flags(lora: LoraSettings | None) -> str:
+    """vLLM's LoRA options for the plan's settings ("" when LoRA is off)."""
+    if lora is None:
+        return ""
+    line = " --enable-lora" + (f" --max-loras {lora.max_loras}" if lora.max_loras else "")
+    line += f" --max-lora-rank {lora.max_lora_rank}"
+    if lora.max_cpu_loras is not None:
+        line += f" --max-cpu-loras {lora.max_cpu_loras}"
+    if lora.lora_dtype is not None:
+        line += f" --lora-dtype {lora.lora_dtype}"
+    if lora.target_modules is not None:
+        line += " --lora-target-modules " + " ".join(lora.target_modules)
+    return line
+
+
+def lora_host(b: BudgetInputs) -> tuple[int, str] | None:
+    """(bytes, source) of the adapters one vLLM worker keeps on the CPU: max_cpu_loras (default max_loras) whole
+    adapters at max_lora_rank on every targeted linear module of every layer (an upper bound: an adapter of a
+    lower rank holds less)."""
+    lora = b.lora
+    if lora is None:
+        return None
+    modules = decoder_modules(b.config, b.shape)
+    targets = lora.target_modules
+    chosen = [m for m in modules if targets is None or m.name in targets]
+    layers = b.shape.num_layers
+    count = lora.max_cpu_loras or lora.max_loras
+    dtype = lora.lora_dtype or b.dtype
+    total = int(count * sum(m.elements(lora.max_lora_rank) for m in chosen) * layers * DTYPE_BYTES[dtype])
+    return total, (
+        f"{count} adapters (max_cpu_loras{'' if lora.max_cpu_loras else ', default max_loras'}) x rank "
+        f"{lora.max_lora_rank} x {len(chosen)} modules x {layers} layers in {short_dtype(dtype)}, per worker "
+        "(lora/worker_manager.py:140-145 loads adapters to the CPU; model_manager.py:343-345 keeps max_cpu_loras)"
+    )
+
+
 class VllmServing(ServingModel):
     options = frozenset({GPU_MEMORY_UTILIZATION, VLLM_VERSION, BLOCK_SIZE, PREFIX_CACHING, ASYNC_SCHEDULING})
     suggests_utilization = True
+    serves_lora = True
+    lora_defaults = (DEFAULT_MAX_LORAS, DEFAULT_MAX_LORA_RANK)
     utilization_help = "vLLM fraction of total memory (default 0.92 from vLLM 0.20, 0.9 before)"
     online_quantization = True  # --quantization fp8_per_tensor|... (kvplan.weights.stored.ONLINE_QUANTIZATIONS)
 
@@ -1269,6 +1417,9 @@ class VllmServing(ServingModel):
                     "(model_executor/models/interfaces.py:347-398 _mark_tower_model)",
                 )
             )
+        if b.lora is not None:
+            lora, lora_source = lora_gpu_bytes(b)
+            terms.append(BudgetTerm("lora", -lora, lora_source))
         terms += [
             BudgetTerm(
                 "activation_peak",
@@ -1304,6 +1455,9 @@ class VllmServing(ServingModel):
                 )
             )
         return terms, sum(t.bytes for t in terms)
+
+    def lora_host_bytes(self, b: BudgetInputs) -> tuple[int, str] | None:
+        return lora_host(b)
 
     def request_kv_bytes(self, storage: Engine, shape: ModelShape, req: Request) -> int:
         """Whole pages in every KV-cache group (what vLLM's max concurrency divides by)."""
@@ -1358,7 +1512,7 @@ class VllmServing(ServingModel):
             line += " --async-scheduling" if f.async_scheduling else " --no-async-scheduling"
         if f.quantization is not None:
             line += f" --quantization {f.quantization}"
-        return line
+        return line + lora_flags(f.budget.lora)
 
 
 # ------------------------------------------------------------------------------------ start-up (what vLLM does)

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field, replace
 from math import floor
 from typing import TYPE_CHECKING, Any
 
-from kvplan.core.units import DtypeDisplay, format_bytes, parse_size, short_dtype
+from kvplan.core.lora import parse_targets
+from kvplan.core.units import DtypeDisplay, canonical_dtype, format_bytes, parse_size, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, EngineEntry, Request
 from kvplan.engines.llamacpp import DEFAULT_UBATCH
 from kvplan.engines.registry import (
@@ -44,6 +45,7 @@ from kvplan.engines.serving import (
     BudgetInputs,
     BudgetTerm,
     Fit,
+    LoraSettings,
     FitInputs,
     FlagInputs,
     ServingModel,
@@ -120,6 +122,10 @@ class Recommendation(DtypeDisplay):
     # the multimodal encoders and projectors per GPU, beside weights_bytes (0: none; None: a wrapper kvplan does not
     # count, or figures that hold them already: safetensors sizes, --weights-bytes)
     multimodal_weights_bytes: int | None = 0
+    # the LoRA adapters the engine keeps in host (CPU) memory per GPU worker, and where the figure comes from (None:
+    # LoRA off, or the engine keeps none there); the GPU's LoRA slots are the budget's `lora` term
+    lora_host_bytes: int | None = None
+    lora_host_source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         names = {"model_dtype": "dtype", "cache_dtype": "kv_dtype"}
@@ -164,6 +170,12 @@ class _Options:
     async_scheduling: bool | None
     assume_llama: bool
     quantization: str | None = None
+    enable_lora: bool = False
+    max_loras: int | None = None
+    max_lora_rank: int | None = None
+    max_cpu_loras: int | None = None
+    lora_dtype: str | None = None
+    lora_target_modules: str | list[str] | tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +194,7 @@ class _Inputs:
     release: str | None = None
     release_source: str | None = None
     gpus: int = 1  # --gpus, else tp x pp
+    lora: LoraSettings | None = None  # LoRA serving (None: off)
 
 
 @dataclass(frozen=True)
@@ -317,7 +330,41 @@ def _validate(o: _Options) -> _Inputs:
     kv_memory = None if o.kv_memory is None else parse_size(o.kv_memory)
     # the release modelled: a bad --vllm-version is refused before the model is read
     release, source = entry.release(o.vllm_version) if entry.release is not None else (None, None)
-    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source, gpus)
+    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source, gpus, _lora(o, entry, serving))
+
+
+def _lora(o: _Options, entry: EngineEntry, serving: ServingModel) -> LoraSettings | None:
+    """The LoRA settings (None: LoRA off): on with enable_lora or any LoRA count given; the engine's defaults for
+    the counts not given (ServingModel.lora_defaults)."""
+    given = (o.max_loras, o.max_lora_rank, o.max_cpu_loras, o.lora_dtype, o.lora_target_modules)
+    if not o.enable_lora and all(v is None for v in given):
+        return None
+    if not serving.serves_lora:
+        raise UsageError(
+            Text("kvplan has not read how {name} holds LoRA adapters", name=entry.name),
+            hint=Text("plan LoRA serving with {engine} vllm, sglang or tensorrt-llm, or drop {max_loras}"),
+            field="max_loras",
+        )
+    for name, value in (("max_loras", o.max_loras), ("max_lora_rank", o.max_lora_rank), ("max_cpu_loras", o.max_cpu_loras)):
+        optional_positive(name, value)
+    default_loras, default_rank = serving.lora_defaults
+    rank = o.max_lora_rank if o.max_lora_rank is not None else default_rank
+    if rank is None:
+        raise UsageError(
+            Text("{name} reads the LoRA rank from the adapters it loads, which kvplan does not", name=entry.name),
+            hint=Text("pass {max_lora_rank} (the largest rank of your adapters)"),
+            field="max_lora_rank",
+        )
+    dtype = None
+    if o.lora_dtype is not None and o.lora_dtype.strip().lower() != "auto":
+        dtype = canonical_dtype(o.lora_dtype, what="lora_dtype")
+    return LoraSettings(
+        max_loras=o.max_loras if o.max_loras is not None else default_loras,
+        max_lora_rank=rank,
+        max_cpu_loras=o.max_cpu_loras,
+        lora_dtype=dtype,
+        target_modules=parse_targets(o.lora_target_modules),
+    )
 
 
 def _model(model: ModelRef, i: _Inputs) -> _Model:
@@ -415,6 +462,7 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
         cudagraph_profiling=o.cudagraph_profiling,
         model_dtype=c.model.model_dtype,
         encoder_weights=c.model.encoder_weights or 0,
+        lora=c.inputs.lora,
     )
 
 
@@ -684,6 +732,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
     rows, prefill, bound_notes = _throughput(c, out.full_length)
     storage = sizing_storage(i.entry.name, c.shape)
     started = _startup(c, out)
+    host = serving.lora_host_bytes(_budget_inputs(c, i.tp)) if i.lora is not None else None
     return Recommendation(
         model=m.resolved.name,
         gpu_profile=i.profile.id,
@@ -724,6 +773,8 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         startup_rule="" if started is None else started.rule,
         startup_fix={} if started is None else dict(started.fix),
         log_lines=() if started is None else started.log_lines,
+        lora_host_bytes=None if host is None else host[0],
+        lora_host_source=None if host is None else host[1],
     )
 
 
@@ -767,6 +818,12 @@ def recommend(
     async_scheduling: bool | None = None,
     assume_llama: bool = False,
     quantization: str | None = None,
+    enable_lora: bool = False,
+    max_loras: int | None = None,
+    max_lora_rank: int | None = None,
+    max_cpu_loras: int | None = None,
+    lora_dtype: str | None = None,
+    lora_target_modules: str | list[str] | tuple[str, ...] | None = None,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -786,7 +843,10 @@ def recommend(
     unknown model_type llama-like even where its config signals another cache (refused otherwise; notes say so).
     quantization is the engine's online quantization of an unquantized checkpoint (vLLM `--quantization
     fp8_per_tensor`, `fp8`, ...: kvplan.weights.stored.ONLINE_QUANTIZATIONS): the weights are counted as quantized
-    at load.
+    at load. enable_lora (or any of max_loras, max_lora_rank, max_cpu_loras, lora_dtype, lora_target_modules)
+    plans LoRA serving: the engine's adapter slots on the GPU are the budget's `lora` term and the adapters it
+    keeps in host memory `lora_host_bytes` (vLLM, SGLang, TensorRT-LLM; the counts not given are the engine's
+    defaults; lora_target_modules: PEFT names such as "q_proj,v_proj", or "all").
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)
