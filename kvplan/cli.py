@@ -894,6 +894,53 @@ def recommend(
             show_default=False,
         ),
     ] = None,
+    enable_lora: Annotated[
+        bool,
+        typer.Option(
+            "--enable-lora",
+            help="Plan LoRA serving with the engine's defaults (vLLM: 1 slot of rank 16; SGLang: 8 slots, "
+            "--max-lora-rank needed; TensorRT-LLM: rank 64, a 2% PEFT cache). Any --max-lora* option implies it.",
+        ),
+    ] = False,
+    max_loras: Annotated[
+        Optional[str],
+        typer.Option(
+            "--max-loras",
+            help="LoRA adapter slots on each GPU (vLLM --max-loras, SGLang --max-loras-per-batch, TensorRT-LLM "
+            "lora_config max_loras): a `lora` budget row.",
+            show_default=False,
+        ),
+    ] = None,
+    max_lora_rank: Annotated[
+        Optional[str],
+        typer.Option(
+            "--max-lora-rank", help="The largest LoRA rank served (vLLM: 1, 8, 16, ... 512).", show_default=False
+        ),
+    ] = None,
+    max_cpu_loras: Annotated[
+        Optional[str],
+        typer.Option(
+            "--max-cpu-loras",
+            help="Adapters kept in host memory (vLLM --max-cpu-loras, SGLang --max-loaded-loras, TensorRT-LLM "
+            "max_cpu_loras): the plan's LoRA host bytes.",
+            show_default=False,
+        ),
+    ] = None,
+    lora_dtype: Annotated[
+        Optional[str],
+        typer.Option(
+            "--lora-dtype", help="vLLM's LoRA dtype: auto (the model's), float16 or bfloat16.", show_default=False
+        ),
+    ] = None,
+    lora_target_modules: Annotated[
+        Optional[str],
+        typer.Option(
+            "--lora-target-modules",
+            help="Modules the adapters target, comma-separated PEFT names (q_proj,v_proj) or all (the engine's "
+            "default).",
+            show_default=False,
+        ),
+    ] = None,
     emit: Annotated[
         Optional[str],
         typer.Option(
@@ -955,6 +1002,12 @@ def recommend(
         async_scheduling=on_off("--async-scheduling", async_scheduling),
         assume_llama=assume_llama,
         quantization=quantization,
+        enable_lora=enable_lora,
+        max_loras=positive("--max-loras", max_loras),
+        max_lora_rank=positive("--max-lora-rank", max_lora_rank),
+        max_cpu_loras=positive("--max-cpu-loras", max_cpu_loras),
+        lora_dtype=lora_dtype,
+        lora_target_modules=lora_target_modules,
     )
     if json_out:
         render.print_json(rec.to_dict())

@@ -67,6 +67,11 @@ PLAN_KEYS = {
     "weights_bytes": "weights_bytes",
     "assume_llama": "assume_llama",
     "quantization": "quantization",
+    "max_loras": "max_loras",
+    "max_lora_rank": "max_lora_rank",
+    "max_cpu_loras": "max_cpu_loras",
+    "lora_dtype": "lora_dtype",
+    "lora_target_modules": "lora_target_modules",
 }
 
 
@@ -331,6 +336,15 @@ class _Evaluator:
             args["quantization"] = d.quantization
         if d.max_num_seqs is not None:  # the engine runs with this cap (vLLM's sampler warm-up uses it)
             args["max_num_seqs"] = d.max_num_seqs
+        lora = dict(
+            max_loras=d.max_loras,
+            max_lora_rank=d.max_lora_rank,
+            max_cpu_loras=d.max_cpu_loras,
+            lora_dtype=d.lora_dtype,
+            lora_target_modules=d.lora_target_modules,
+        )
+        if d.enable_lora or any(v is not None for v in lora.values()):  # LoRA serving: the `lora` budget row
+            args.update(enable_lora=True, **{k: v for k, v in lora.items() if v is not None})
         args.update(over)
         return recommend(self.resolved, **args)  # read once: every recommend() of this deployment reuses it
 

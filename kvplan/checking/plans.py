@@ -63,6 +63,12 @@ KEYS = (
     "vllm_version",
     "assume_llama",
     "quantization",
+    "enable_lora",
+    "max_loras",
+    "max_lora_rank",
+    "max_cpu_loras",
+    "lora_dtype",
+    "lora_target_modules",
 )
 REQUIRED = ("name", "model", "gpu", "max_model_len")
 TOP_LEVEL_KEYS = ("deployments", "defaults", "profiles_dir")
@@ -102,6 +108,13 @@ class Deployment:
     quantization: str | None = None  # the engine's online quantization (vLLM's --quantization fp8_per_tensor)
     vllm_version: str | None = None  # the vLLM release the deployment runs (None: kvplan's default)
     assume_llama: bool = False  # read an unknown model_type llama-like despite signals of another cache
+    # LoRA serving (kvplan.planning.recommend: the `lora` budget row); None: the engine's default / not given
+    enable_lora: bool = False
+    max_loras: int | None = None
+    max_lora_rank: int | None = None
+    max_cpu_loras: int | None = None
+    lora_dtype: str | None = None
+    lora_target_modules: str | None = None  # comma-separated PEFT names, or all
     profiles_dir: str | None = None
     notes: tuple[str, ...] = ()
     lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
@@ -316,6 +329,16 @@ class _Reader:
             raise self.fail(entry, "true or false", "write true or false")
         return value
 
+    def names(self, entry: Entry) -> str:
+        """A list of names (`[q_proj, v_proj]`) or one string of them (`q_proj,v_proj`, `q_proj v_proj`), as one
+        comma-separated string."""
+        value = entry.value
+        if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+            return ",".join(v.strip() for v in value)
+        if isinstance(value, str) and value.strip():
+            return ",".join(value.replace(",", " ").split())
+        raise self.fail(entry, "a list of module names", "write e.g. [q_proj, v_proj] or all")
+
     def length_or_auto(self, entry: Entry) -> int | str:
         if isinstance(entry.value, str) and entry.value.strip().lower() == "auto":
             return "auto"  # vLLM's auto-fit (kvplan.planning.recommend)
@@ -450,6 +473,12 @@ def build_deployment(
         quantization=get("quantization", r.text),
         vllm_version=get("vllm_version", r.release),
         assume_llama=get("assume_llama", r.boolean, False),
+        enable_lora=get("enable_lora", r.boolean, False),
+        max_loras=get("max_loras", r.integer),
+        max_lora_rank=get("max_lora_rank", r.integer),
+        max_cpu_loras=get("max_cpu_loras", r.integer),
+        lora_dtype=get("lora_dtype", r.text),
+        lora_target_modules=get("lora_target_modules", r.names),
         profiles_dir=profiles_dir,
         notes=notes,
         lines={k: e.line for k, e in entries.items()},

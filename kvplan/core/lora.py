@@ -96,7 +96,10 @@ def decoder_modules(config: dict[str, Any], shape: ModelShape) -> tuple[LoraModu
     if len(attention) != len(caches) or not attention:
         raise _refuse("models with recurrent or cache-less layers")
     first = attention[0]
-    if any((c.num_kv_heads, c.head_dim_k, c.head_dim_v) != (first.num_kv_heads, first.head_dim_k, first.head_dim_v) for c in attention):
+    if any(
+        (c.num_kv_heads, c.head_dim_k, c.head_dim_v) != (first.num_kv_heads, first.head_dim_k, first.head_dim_v)
+        for c in attention
+    ):
         raise _refuse("models whose layers differ in their attention heads")
     cfg = text_config(config)
     hidden, heads, inter = shape.hidden_size, num_heads(cfg), intermediate_size(cfg)
@@ -125,7 +128,11 @@ def parse_targets(text: str | list[str] | tuple[str, ...] | None) -> tuple[str, 
     unknown = [t for t in items if t not in LINEAR_TARGETS]
     if unknown:
         raise UsageError(
-            Text("{lora_target_modules} has {bad}: kvplan sizes {known} or all", bad=", ".join(unknown), known=", ".join(LINEAR_TARGETS)),
+            Text(
+                "{lora_target_modules} has {bad}: kvplan sizes {known} or all",
+                bad=", ".join(unknown),
+                known=", ".join(LINEAR_TARGETS),
+            ),
             hint="name the decoder's linear modules in PEFT's spelling (q_proj,v_proj), or all",
             field="lora_target_modules",
         )

@@ -21,8 +21,9 @@ from __future__ import annotations
 from fractions import Fraction
 
 from kvplan.core import specs as L
+from kvplan.core.lora import decoder_modules
 from kvplan.core.shapes import KV_SHARED_LAYERS, ModelShape
-from kvplan.core.units import DTYPE_BYTES, short_dtype
+from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
 from kvplan.engines.base import (
     KindCost,
     Request,
@@ -32,8 +33,6 @@ from kvplan.engines.base import (
     window_tokens,
 )
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
-from kvplan.core.lora import decoder_modules
-from kvplan.core.units import cdiv
 from kvplan.engines.serving import BudgetInputs, BudgetTerm, FlagInputs, LoraSettings, ServingModel
 from kvplan.errors import Text, UsageError
 
@@ -207,10 +206,15 @@ def lora_bytes(b: BudgetInputs, lora: LoraSettings) -> tuple[int, str]:
     names = "+".join(sorted(packed, key=["qkv_proj", "o_proj", "gate_up_proj", "down_proj"].index))
     return total, (
         f"{lora.max_loras} slots (--max-loras-per-batch) x rank {rank} x ({names} A+B per TP rank x "
-        f"{b.layers_on_gpu} layers" + (" + embed_tokens + lm_head (--lora-target-modules all)" if targets is None else "")
+        f"{b.layers_on_gpu} layers"
+        + (" + embed_tokens + lm_head (--lora-target-modules all)" if targets is None else "")
         + f") in {short_dtype(dtype)}; srt/lora/mem_pool.py:598-737 init_buffers, allocated before the KV cache is "
         "sized (model_runner.py:733-736)"
-        + ("; lm_head B per rank taken as vocab / TP (SGLang pads it to the vocab shard)" if targets is None and tp > 1 else "")
+        + (
+            "; lm_head B per rank taken as vocab / TP (SGLang pads it to the vocab shard)"
+            if targets is None and tp > 1
+            else ""
+        )
     )
 
 
@@ -317,6 +321,11 @@ CONFIG = ConfigVocabulary(
         "pp_size": "pipeline_parallel_size",
         "mem_fraction_static": "gpu_memory_utilization",
         "max_running_requests": "max_num_seqs",
+        "enable_lora": "enable_lora",
+        "max_loras_per_batch": "max_loras",
+        "max_lora_rank": "max_lora_rank",
+        "max_loaded_loras": "max_cpu_loras",
+        "lora_target_modules": "lora_target_modules",
     },
     memory_keys=(
         "max_total_tokens",
@@ -343,7 +352,6 @@ CONFIG = ConfigVocabulary(
         "ep_size",
         "enable_ep_moe",
         "lora_paths",
-        "max_loras_per_batch",
         "enable_hierarchical_cache",
         "hicache_ratio",
         "hicache_size",

@@ -161,11 +161,11 @@ class PeftPages:
     def pages(self, slots: int) -> int:
         return cdiv(slots, self.slots_per_page)
 
-    def page_bytes(self, dtype_bytes: int | float) -> int:
+    def page_bytes(self, dtype_bytes: Fraction) -> int:
         return int(self.slots_per_page * self.page_width * dtype_bytes)
 
     def adapters(self, slots: int) -> int:
-        """"LoRA ... Cache can hold N max sized LoRAs" for a cache of `slots` slots."""
+        """ "LoRA ... Cache can hold N max sized LoRAs" for a cache of `slots` slots."""
         return self.pages(slots) * self.slots_per_page * self.page_width // self.max_lora_size
 
 

@@ -55,6 +55,7 @@ from kvplan.core.config import (
     text_config,
     vocab_size,
 )
+from kvplan.core.lora import decoder_modules
 from kvplan.core.shapes import MOE, QUANTIZED, WINDOW_IS_SIZE_PLUS_ONE, ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
 from kvplan.engines.base import Engine, KindCost, Request, kv_heads_per_rank, merge_kinds, refuse_compressed_attention
@@ -67,17 +68,16 @@ from kvplan.engines.serving import (
     VLLM_VERSION,
     BudgetInputs,
     BudgetTerm,
-    LoraSettings,
     Fit,
     FitInputs,
     FlagInputs,
+    LoraSettings,
     ServingModel,
     Startup,
     StartupInputs,
 )
 from kvplan.engines.sizing import fullest_stage
 from kvplan.errors import READ_ERRORS, Text, UsageError
-from kvplan.core.lora import decoder_modules
 
 if TYPE_CHECKING:
     from kvplan.sources.hardware import HardwareProfile
@@ -1240,32 +1240,30 @@ LORA_DTYPES = ("float16", "bfloat16")  # LoRADType besides "auto" (config/lora.p
 # read from vllm-0.33.0/vllm/model_executor/models/registry.py and each class (or the class it inherits from):
 # embed (input embeddings) and/or lm_head get LoRA slots. Others (Qwen2, Mistral, Gemma, ...) declare none.
 _EMBED_AND_HEAD = ("embed", "lm_head")
+_WITH_EMBED_AND_HEAD = (
+    "ApertusForCausalLM",  # apertus.py:416
+    "DeciLMForCausalLM",  # nemotron_nas.py:332
+    "Ernie4_5ForCausalLM",  # ernie45.py (LlamaForCausalLM)
+    "Exaone4ForCausalLM",  # exaone4.py:388
+    "ExaoneForCausalLM",  # exaone.py:387 (wte, lm_head)
+    "GraniteForCausalLM",  # granite.py:420
+    "GraniteSWAForCausalLM",  # granite.py:420
+    "HyperCLOVAXForCausalLM",  # hyperclovax.py:389
+    "IQuestCoderForCausalLM",  # llama.py:479
+    "InternLM3ForCausalLM",  # llama.py:479
+    "LLaMAForCausalLM",  # llama.py:479
+    "LlamaForCausalLM",  # llama.py:479
+    "MiniCPMForCausalLM",  # minicpm.py:574
+    "NemotronForCausalLM",  # nemotron.py:409
+    "Phi3ForCausalLM",  # phi3.py (LlamaForCausalLM)
+    "Qwen3ForCausalLM",  # qwen3.py:288
+    "SolarForCausalLM",  # solar.py:365
+    "TeleChat2ForCausalLM",  # telechat2.py (LlamaForCausalLM)
+    "TeleChat3ForCausalLM",  # llama.py:479
+    "TeleFLMForCausalLM",  # teleflm.py (LlamaForCausalLM)
+)
 LORA_EMBEDDING_MODULES: dict[str, tuple[str, ...]] = {
-    **{
-        arch: _EMBED_AND_HEAD
-        for arch in (
-            "ApertusForCausalLM",  # apertus.py:416
-            "DeciLMForCausalLM",  # nemotron_nas.py:332
-            "Ernie4_5ForCausalLM",  # ernie45.py (LlamaForCausalLM)
-            "Exaone4ForCausalLM",  # exaone4.py:388
-            "ExaoneForCausalLM",  # exaone.py:387 (wte, lm_head)
-            "GraniteForCausalLM",  # granite.py:420
-            "GraniteSWAForCausalLM",  # granite.py:420
-            "HyperCLOVAXForCausalLM",  # hyperclovax.py:389
-            "IQuestCoderForCausalLM",  # llama.py:479
-            "InternLM3ForCausalLM",  # llama.py:479
-            "LLaMAForCausalLM",  # llama.py:479
-            "LlamaForCausalLM",  # llama.py:479
-            "MiniCPMForCausalLM",  # minicpm.py:574
-            "NemotronForCausalLM",  # nemotron.py:409
-            "Phi3ForCausalLM",  # phi3.py (LlamaForCausalLM)
-            "Qwen3ForCausalLM",  # qwen3.py:288
-            "SolarForCausalLM",  # solar.py:365
-            "TeleChat2ForCausalLM",  # telechat2.py (LlamaForCausalLM)
-            "TeleChat3ForCausalLM",  # llama.py:479
-            "TeleFLMForCausalLM",  # teleflm.py (LlamaForCausalLM)
-        )
-    },
+    **dict.fromkeys(_WITH_EMBED_AND_HEAD, _EMBED_AND_HEAD),
     "CohereForCausalLM": ("embed",),  # commandr.py:424
     "Cohere2ForCausalLM": ("embed",),  # commandr.py:424
 }
@@ -1310,7 +1308,9 @@ def lora_gpu_bytes(b: BudgetInputs) -> tuple[int, str]:
     arch = next(iter(b.shape.architectures), "")
     embedding = LORA_EMBEDDING_MODULES.get(arch, ()) if targets is None else ()
     vocab, hidden = b.vocab, b.shape.hidden_size
-    extra = rank * (vocab + hidden) * len(embedding)  # embed: A vocab x r + B hidden x r; lm_head: r x hidden + vocab x r
+    extra = (
+        rank * (vocab + hidden) * len(embedding)
+    )  # embed: A vocab x r + B hidden x r; lm_head: r x hidden + vocab x r
     dtype = lora.lora_dtype or b.dtype
     total = int((elements + extra) * lora.max_loras * DTYPE_BYTES[dtype])
     names = "+".join(sorted(packed, key=["qkv_proj", "o_proj", "gate_up_proj", "down_proj"].index))
@@ -1753,6 +1753,12 @@ CONFIG = ConfigVocabulary(
         "kv_cache_memory": "kv_cache_memory",
         "max_num_batched_tokens": "max_num_batched_tokens",
         "quantization": "quantization",
+        "enable_lora": "enable_lora",
+        "max_loras": "max_loras",
+        "max_lora_rank": "max_lora_rank",
+        "max_cpu_loras": "max_cpu_loras",
+        "lora_dtype": "lora_dtype",
+        "lora_target_modules": "lora_target_modules",
     },
     memory_keys=(
         "cpu_offload_gb",
@@ -1768,10 +1774,6 @@ CONFIG = ConfigVocabulary(
         "rope_theta",
         "kv_offloading_size",
         "kv_offloading_backend",
-        "enable_lora",
-        "max_lora_rank",
-        "max_loras",
-        "max_cpu_loras",
         "limit_mm_per_prompt",
         "mm_processor_cache_gb",
         "kv_transfer_config",

@@ -45,9 +45,9 @@ from kvplan.engines.serving import (
     BudgetInputs,
     BudgetTerm,
     Fit,
-    LoraSettings,
     FitInputs,
     FlagInputs,
+    LoraSettings,
     ServingModel,
     Startup,
     StartupInputs,
@@ -345,7 +345,11 @@ def _lora(o: _Options, entry: EngineEntry, serving: ServingModel) -> LoraSetting
             hint=Text("plan LoRA serving with {engine} vllm, sglang or tensorrt-llm, or drop {max_loras}"),
             field="max_loras",
         )
-    for name, value in (("max_loras", o.max_loras), ("max_lora_rank", o.max_lora_rank), ("max_cpu_loras", o.max_cpu_loras)):
+    for name, value in (
+        ("max_loras", o.max_loras),
+        ("max_lora_rank", o.max_lora_rank),
+        ("max_cpu_loras", o.max_cpu_loras),
+    ):
         optional_positive(name, value)
     default_loras, default_rank = serving.lora_defaults
     rank = o.max_lora_rank if o.max_lora_rank is not None else default_rank
