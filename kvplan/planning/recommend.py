@@ -341,7 +341,7 @@ def _lora(o: _Options, entry: EngineEntry, serving: ServingModel) -> LoraSetting
         return None
     if not serving.serves_lora:
         raise UsageError(
-            Text("kvplan has not read how {name} holds LoRA adapters", name=entry.name),
+            Text("kvplan has not read how {name} holds LoRA adapters", name=entry.display),
             hint=Text("plan LoRA serving with {engine} vllm, sglang or tensorrt-llm, or drop {max_loras}"),
             field="max_loras",
         )
@@ -355,7 +355,7 @@ def _lora(o: _Options, entry: EngineEntry, serving: ServingModel) -> LoraSetting
     rank = o.max_lora_rank if o.max_lora_rank is not None else default_rank
     if rank is None:
         raise UsageError(
-            Text("{name} reads the LoRA rank from the adapters it loads, which kvplan does not", name=entry.name),
+            Text("{name} reads the LoRA rank from the adapters it loads, which kvplan does not", name=entry.display),
             hint=Text("pass {max_lora_rank} (the largest rank of your adapters)"),
             field="max_lora_rank",
         )
