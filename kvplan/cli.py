@@ -941,6 +941,15 @@ def recommend(
             show_default=False,
         ),
     ] = None,
+    limit_mm_per_prompt: Annotated[
+        Optional[str],
+        typer.Option(
+            "--limit-mm-per-prompt",
+            help="vLLM items per prompt by modality, its JSON: '{\"image\": 0}' serves a multimodal checkpoint as "
+            "text only (no vision tower, no encoder cache in the budget).",
+            show_default=False,
+        ),
+    ] = None,
     emit: Annotated[
         Optional[str],
         typer.Option(
@@ -1008,6 +1017,7 @@ def recommend(
         max_cpu_loras=positive("--max-cpu-loras", max_cpu_loras),
         lora_dtype=lora_dtype,
         lora_target_modules=lora_target_modules,
+        limit_mm_per_prompt=limit_mm_per_prompt,
     )
     if json_out:
         render.print_json(rec.to_dict())

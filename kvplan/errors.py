@@ -55,6 +55,7 @@ FLAGS: dict[str, str] = {
     "max_cpu_loras": "--max-cpu-loras",
     "lora_dtype": "--lora-dtype",
     "lora_target_modules": "--lora-target-modules",
+    "limit_mm_per_prompt": "--limit-mm-per-prompt",
 }
 FIELDS = frozenset(FLAGS)
 

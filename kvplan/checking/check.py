@@ -72,6 +72,7 @@ PLAN_KEYS = {
     "max_cpu_loras": "max_cpu_loras",
     "lora_dtype": "lora_dtype",
     "lora_target_modules": "lora_target_modules",
+    "limit_mm_per_prompt": "limit_mm_per_prompt",
 }
 
 
@@ -343,6 +344,8 @@ class _Evaluator:
             lora_dtype=d.lora_dtype,
             lora_target_modules=d.lora_target_modules,
         )
+        if d.limit_mm_per_prompt is not None:  # vLLM's items per prompt by modality (0: no tower)
+            args["limit_mm_per_prompt"] = d.limit_mm_per_prompt
         if d.enable_lora or any(v is not None for v in lora.values()):  # LoRA serving: the `lora` budget row
             args.update(enable_lora=True, **{k: v for k, v in lora.items() if v is not None})
         args.update(over)

@@ -69,6 +69,7 @@ KEYS = (
     "max_cpu_loras",
     "lora_dtype",
     "lora_target_modules",
+    "limit_mm_per_prompt",
 )
 REQUIRED = ("name", "model", "gpu", "max_model_len")
 TOP_LEVEL_KEYS = ("deployments", "defaults", "profiles_dir")
@@ -115,6 +116,7 @@ class Deployment:
     max_cpu_loras: int | None = None
     lora_dtype: str | None = None
     lora_target_modules: str | None = None  # comma-separated PEFT names, or all
+    limit_mm_per_prompt: str | None = None  # vLLM's JSON object (a plan's mapping is written as one)
     profiles_dir: str | None = None
     notes: tuple[str, ...] = ()
     lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
@@ -339,6 +341,22 @@ class _Reader:
             return ",".join(value.replace(",", " ").split())
         raise self.fail(entry, "a list of module names", "write e.g. [q_proj, v_proj] or all")
 
+    def mm_limits(self, entry: Entry) -> str:
+        """vLLM's limit_mm_per_prompt: a mapping (`{image: 0}`) or its JSON text, as JSON text."""
+        import json
+
+        value = entry.value
+        if isinstance(value, str) and value.strip().startswith("{"):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        if isinstance(value, dict) and all(
+            (isinstance(v, int) and not isinstance(v, bool) and v >= 0) or isinstance(v, dict) for v in value.values()
+        ):
+            return json.dumps(value)
+        raise self.fail(entry, "a mapping of modality to item count", "write e.g. {image: 0} or '{\"image\": 2}'")
+
     def length_or_auto(self, entry: Entry) -> int | str:
         if isinstance(entry.value, str) and entry.value.strip().lower() == "auto":
             return "auto"  # vLLM's auto-fit (kvplan.planning.recommend)
@@ -479,6 +497,7 @@ def build_deployment(
         max_cpu_loras=get("max_cpu_loras", r.integer),
         lora_dtype=get("lora_dtype", r.text),
         lora_target_modules=get("lora_target_modules", r.names),
+        limit_mm_per_prompt=get("limit_mm_per_prompt", r.mm_limits),
         profiles_dir=profiles_dir,
         notes=notes,
         lines={k: e.line for k, e in entries.items()},

@@ -31,6 +31,7 @@ UBATCH = "ubatch"
 VLLM_VERSION = "vllm_version"
 BLOCK_SIZE = "block_size"
 PREFIX_CACHING = "prefix_caching"
+LIMIT_MM_PER_PROMPT = "limit_mm_per_prompt"
 ASYNC_SCHEDULING = "async_scheduling"
 DEFAULT_UTILIZATION = 0.9
 
@@ -86,6 +87,9 @@ class BudgetInputs:
     model_dtype: str | None = None  # the dtype the model runs in (`--dtype`); None: the config's (shape.dtype)
     encoder_weights: int = 0  # the multimodal encoders and projectors (whole model), beside `weights`
     lora: LoraSettings | None = None  # LoRA serving (None: LoRA off)
+    # items per prompt by modality (vLLM's --limit-mm-per-prompt; None: the engine's default)
+    limit_mm_per_prompt: dict[str, int] | None = None
+    max_model_len: int = 0  # the plan's max_model_len (0: not given to the budget)
 
     @property
     def dtype(self) -> str:
@@ -306,6 +310,10 @@ class ServingModel(ServeCommand):
         """Notes about the plan's inputs that only this engine needs."""
         return []
 
+    def budget_notes(self, b: BudgetInputs) -> list[str]:
+        """Notes on what the budget of `b` leaves out (the engine's own words on what kvplan cannot size)."""
+        return []
+
     def lora_host_bytes(self, b: BudgetInputs) -> tuple[int, str] | None:
         """(bytes, source) of the LoRA adapters the engine keeps in host memory per GPU worker with `b.lora`
         (None: LoRA off, or the engine keeps none there)."""
@@ -316,6 +324,7 @@ __all__ = [
     "ASYNC_SCHEDULING",
     "BLOCK_SIZE",
     "GPU_MEMORY_UTILIZATION",
+    "LIMIT_MM_PER_PROMPT",
     "PREFIX_CACHING",
     "UBATCH",
     "VLLM_VERSION",

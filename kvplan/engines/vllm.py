@@ -36,6 +36,7 @@ lines it logs), the vocabulary of its `--config` files (CONFIG) and its registry
 from __future__ import annotations
 
 import re
+import shlex
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -64,6 +65,7 @@ from kvplan.engines.serving import (
     ASYNC_SCHEDULING,
     BLOCK_SIZE,
     GPU_MEMORY_UTILIZATION,
+    LIMIT_MM_PER_PROMPT,
     PREFIX_CACHING,
     VLLM_VERSION,
     BudgetInputs,
@@ -1216,6 +1218,122 @@ def mxfp4_moe_padding(config: dict[str, Any], tp: int, compute_capability: str |
     )
 
 
+# ------------------------------------------------------------------------------- multimodal (--limit-mm-per-prompt)
+#
+# A multimodal wrapper builds each encoder tower under `_mark_tower_model(vllm_config, modalities)` and skips it
+# when --limit-mm-per-prompt sets every one of its modalities to 0 (model_executor/models/interfaces.py:347-398;
+# gemma3_mm.py:552, mistral3.py:478, lfm2_vl.py:695: image; qwen3_vl.py:2010, qwen3_5.py:513 and :736: image and
+# video). Unspecified modalities allow 999 items (config/multimodal.py:696-707). The profile run then encodes
+# `max_items_per_batch` dummy items of the modality with the most tokens and keeps their outputs in the encoder
+# cache while the language model's dummy forward and sampler run (v1/worker/gpu_model_runner.py:6072-6145), so
+# the outputs (items x tokens per item x hidden, in the model dtype) are part of the measured peak: the
+# encoder_cache row. The encoder budget is max(max_num_batched_tokens, tokens per item) (config/scheduler.py
+# :306-307, v1/core/encoder_cache_manager.py:373-378 compute_mm_encoder_budget); items per batch are
+# max(1, min(budget // tokens per item, max_num_seqs x max(1, min(limit, max_model_len // tokens per item))))
+# (multimodal/encoder_budget.py:145-185 _get_max_items). The encoder's own activations during that dummy
+# encode are transient and inside the same profile; kvplan does not model them (on the llm-d Gemma 3 logs the
+# peak is the language model's: tests/engines/test_multimodal_encoder_cache.py).
+
+TOWER_MODALITIES: dict[str, tuple[str, ...]] = {
+    "gemma3": ("image",),
+    "mistral3": ("image",),
+    "lfm2_vl": ("image",),
+    "qwen3_vl": ("image", "video"),
+    "qwen3_vl_moe": ("image", "video"),
+    "qwen3_5": ("image", "video"),
+    "qwen3_5_moe": ("image", "video"),
+}
+DEFAULT_MM_LIMIT = 999  # config/multimodal.py:705-707
+
+
+def parse_limit_mm_per_prompt(value: object) -> dict[str, int]:
+    """vLLM's --limit-mm-per-prompt: a JSON object (or mapping) of modality -> count, or -> {"count": n, ...}
+    (config/multimodal.py:307-325)."""
+    import json
+
+    data = value
+    if isinstance(value, str):
+        try:
+            data = json.loads(value)
+        except ValueError:
+            data = None
+    out: dict[str, int] = {}
+    if isinstance(data, dict):
+        for modality, item in data.items():
+            count = item.get("count") if isinstance(item, dict) else item
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                break
+            out[str(modality)] = count
+        else:
+            return out
+    raise UsageError(
+        Text("{limit_mm_per_prompt} takes vLLM's JSON object, not {v!r}", v=value),
+        hint='write e.g. \'{"image": 0}\' (text only) or \'{"image": 2, "video": 0}\'',
+        field="limit_mm_per_prompt",
+    )
+
+
+def tower_off(config: dict[str, Any], limits: dict[str, int] | None) -> bool:
+    """--limit-mm-per-prompt sets every modality of the checkpoint's towers to 0: vLLM builds no tower."""
+    modalities = TOWER_MODALITIES.get(str(config.get("model_type")), ())
+    return bool(modalities) and all((limits or {}).get(m, DEFAULT_MM_LIMIT) == 0 for m in modalities)
+
+
+def mm_tokens_per_item(config: dict[str, Any]) -> tuple[int, str] | None:
+    """(tokens, source) of the largest image item vLLM profiles, where the config says (None: the processor's
+    image size decides, which kvplan does not read). Gemma 3 without pan-and-scan (the processor's default): one
+    image is image_seq_length = mm_tokens_per_image tokens (gemma3_mm.py:197-212, :90-118)."""
+    if config.get("model_type") == "gemma3":
+        tokens = config.get("mm_tokens_per_image", 256)
+        if isinstance(tokens, int) and tokens > 0:
+            return tokens, "mm_tokens_per_image (gemma3_mm.py:197-212, no pan-and-scan)"
+    return None
+
+
+def encoder_cache_items(b: BudgetInputs, tokens: int, modality: str) -> int:
+    """Dummy items the profile run encodes and keeps (encoder_budget.py:145-185 _get_max_items)."""
+    budget = max(b.max_num_batched_tokens, tokens)
+    limit = (b.limit_mm_per_prompt or {}).get(modality, DEFAULT_MM_LIMIT)
+    per_prompt = max(1, min(limit, (b.max_model_len or tokens) // tokens))
+    return max(1, min(budget // tokens, b.max_num_seqs * per_prompt))
+
+
+def encoder_cache_term(b: BudgetInputs) -> BudgetTerm | None:
+    """The encoder outputs vLLM's profile run holds (None: no towers, towers off, or tokens per item unknown)."""
+    modalities = TOWER_MODALITIES.get(str(b.config.get("model_type")), ())
+    if not modalities or tower_off(b.config, b.limit_mm_per_prompt):
+        return None
+    found = mm_tokens_per_item(b.config)
+    if found is None:
+        return None
+    tokens, where = found
+    items = encoder_cache_items(b, tokens, modalities[0])
+    held = int(items * tokens * b.shape.hidden_size * DTYPE_BYTES[b.dtype])
+    return BudgetTerm(
+        "encoder_cache",
+        -held,
+        f"profile run: {items} dummy {modalities[0]}s x {tokens} tokens ({where}) x hidden {b.shape.hidden_size} "
+        f"({short_dtype(b.dtype)}) held in the encoder cache during the dummy forward "
+        "(v1/worker/gpu_model_runner.py:6072-6145; items: multimodal/encoder_budget.py:145-185)",
+    )
+
+
+def encoder_cache_notes(b: BudgetInputs) -> list[str]:
+    """What the encoder-cache row leaves out for a multimodal checkpoint."""
+    modalities = TOWER_MODALITIES.get(str(b.config.get("model_type")), ())
+    if not modalities or tower_off(b.config, b.limit_mm_per_prompt) or mm_tokens_per_item(b.config) is not None:
+        return []
+    bound = float(max(b.max_num_batched_tokens, 1) * b.shape.hidden_size * DTYPE_BYTES[b.dtype])
+    return [
+        f"vLLM's profile run also encodes dummy {'/'.join(modalities)} items and keeps their outputs (up to "
+        f"max_num_batched_tokens {b.max_num_batched_tokens} tokens x hidden, {bound / 2**20:.0f} MiB, when one item "
+        "fits that budget); kvplan does not read this model's tokens per item (its processor config), so the "
+        'budget leaves them out; --limit-mm-per-prompt \'{"image": 0'
+        + (', "video": 0' if "video" in modalities else "")
+        + "}' serves text only (no towers, no encoder profile)"
+    ]
+
+
 # ------------------------------------------------------------------------------------ LoRA (--enable-lora)
 #
 # vLLM wraps every supported linear module (and the embedding modules the model class declares) in a
@@ -1361,7 +1479,9 @@ def lora_host(b: BudgetInputs) -> tuple[int, str] | None:
 
 
 class VllmServing(ServingModel):
-    options = frozenset({GPU_MEMORY_UTILIZATION, VLLM_VERSION, BLOCK_SIZE, PREFIX_CACHING, ASYNC_SCHEDULING})
+    options = frozenset(
+        {GPU_MEMORY_UTILIZATION, VLLM_VERSION, BLOCK_SIZE, PREFIX_CACHING, ASYNC_SCHEDULING, LIMIT_MM_PER_PROMPT}
+    )
     suggests_utilization = True
     serves_lora = True
     lora_defaults = (DEFAULT_MAX_LORAS, DEFAULT_MAX_LORA_RANK)
@@ -1407,7 +1527,16 @@ class VllmServing(ServingModel):
                 "weights", -(b.weights_per_gpu + pad // b.pp), f"weights / (tp x pp) = / {b.tp * b.pp}{pad_note}"
             ),
         ]
-        if b.encoder_weights:
+        if b.encoder_weights and tower_off(b.config, b.limit_mm_per_prompt):
+            terms.append(
+                BudgetTerm(
+                    "multimodal_weights",
+                    0,
+                    "none: --limit-mm-per-prompt sets every modality of the towers to 0, so vLLM does not build "
+                    "them (model_executor/models/interfaces.py:347-398 _mark_tower_model)",
+                )
+            )
+        elif b.encoder_weights:
             terms.append(
                 BudgetTerm(
                     "multimodal_weights",
@@ -1420,6 +1549,9 @@ class VllmServing(ServingModel):
         if b.lora is not None:
             lora, lora_source = lora_gpu_bytes(b)
             terms.append(BudgetTerm("lora", -lora, lora_source))
+        encoder_cache = encoder_cache_term(b)
+        if encoder_cache is not None:
+            terms.append(encoder_cache)
         terms += [
             BudgetTerm(
                 "activation_peak",
@@ -1458,6 +1590,9 @@ class VllmServing(ServingModel):
 
     def lora_host_bytes(self, b: BudgetInputs) -> tuple[int, str] | None:
         return lora_host(b)
+
+    def budget_notes(self, b: BudgetInputs) -> list[str]:
+        return encoder_cache_notes(b)
 
     def request_kv_bytes(self, storage: Engine, shape: ModelShape, req: Request) -> int:
         """Whole pages in every KV-cache group (what vLLM's max concurrency divides by)."""
@@ -1512,6 +1647,12 @@ class VllmServing(ServingModel):
             line += " --async-scheduling" if f.async_scheduling else " --no-async-scheduling"
         if f.quantization is not None:
             line += f" --quantization {f.quantization}"
+        if f.budget.limit_mm_per_prompt is not None:
+            import json
+
+            line += " --limit-mm-per-prompt " + shlex.quote(
+                json.dumps(f.budget.limit_mm_per_prompt, separators=(",", ":"))
+            )
         return line + lora_flags(f.budget.lora)
 
 
@@ -1759,6 +1900,7 @@ CONFIG = ConfigVocabulary(
         "max_cpu_loras": "max_cpu_loras",
         "lora_dtype": "lora_dtype",
         "lora_target_modules": "lora_target_modules",
+        "limit_mm_per_prompt": "limit_mm_per_prompt",
     },
     memory_keys=(
         "cpu_offload_gb",
@@ -1774,7 +1916,6 @@ CONFIG = ConfigVocabulary(
         "rope_theta",
         "kv_offloading_size",
         "kv_offloading_backend",
-        "limit_mm_per_prompt",
         "mm_processor_cache_gb",
         "kv_transfer_config",
         "calculate_kv_scales",

@@ -39,6 +39,7 @@ from kvplan.engines.serving import (
     ASYNC_SCHEDULING,
     BLOCK_SIZE,
     GPU_MEMORY_UTILIZATION,
+    LIMIT_MM_PER_PROMPT,
     PREFIX_CACHING,
     UBATCH,
     VLLM_VERSION,
@@ -74,6 +75,7 @@ _OPTION_FIELDS = (
     (BLOCK_SIZE, "block_size"),
     (PREFIX_CACHING, "prefix_caching"),
     (ASYNC_SCHEDULING, "async_scheduling"),
+    (LIMIT_MM_PER_PROMPT, "limit_mm_per_prompt"),
 )
 
 
@@ -176,6 +178,7 @@ class _Options:
     max_cpu_loras: int | None = None
     lora_dtype: str | None = None
     lora_target_modules: str | list[str] | tuple[str, ...] | None = None
+    limit_mm_per_prompt: str | dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,7 @@ class _Inputs:
     release_source: str | None = None
     gpus: int = 1  # --gpus, else tp x pp
     lora: LoraSettings | None = None  # LoRA serving (None: off)
+    limit_mm_per_prompt: dict[str, int] | None = None  # items per prompt by modality (vLLM's spelling, parsed)
 
 
 @dataclass(frozen=True)
@@ -330,7 +334,13 @@ def _validate(o: _Options) -> _Inputs:
     kv_memory = None if o.kv_memory is None else parse_size(o.kv_memory)
     # the release modelled: a bad --vllm-version is refused before the model is read
     release, source = entry.release(o.vllm_version) if entry.release is not None else (None, None)
-    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source, gpus, _lora(o, entry, serving))
+    limits = None
+    if o.limit_mm_per_prompt is not None and LIMIT_MM_PER_PROMPT in serving.options:
+        from kvplan.engines.vllm import parse_limit_mm_per_prompt
+
+        limits = parse_limit_mm_per_prompt(o.limit_mm_per_prompt)
+    lora = _lora(o, entry, serving)
+    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source, gpus, lora, limits)
 
 
 def _lora(o: _Options, entry: EngineEntry, serving: ServingModel) -> LoraSettings | None:
@@ -467,6 +477,8 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
         model_dtype=c.model.model_dtype,
         encoder_weights=c.model.encoder_weights or 0,
         lora=c.inputs.lora,
+        limit_mm_per_prompt=c.inputs.limit_mm_per_prompt,
+        max_model_len=c.seq_len,
     )
 
 
@@ -568,6 +580,7 @@ def _notes(c: _Context) -> list[str]:
         BLOCK_SIZE: o.block_size is not None,
         PREFIX_CACHING: o.prefix_caching is not None,
         ASYNC_SCHEDULING: o.async_scheduling is not None,
+        LIMIT_MM_PER_PROMPT: o.limit_mm_per_prompt is not None,
     }
     ignored = [
         placeholder(name) for option, name in _OPTION_FIELDS if given[option] and option not in c.serving.options
@@ -581,6 +594,8 @@ def _notes(c: _Context) -> list[str]:
         )
     if c.release is not None and c.inputs.entry.release_notes is not None:
         notes += c.inputs.entry.release_notes(c.release, c.inputs.release_source or "given")
+    if c.inputs.kv_memory is None:  # what the modelled budget leaves out (a given --kv-memory replaces it)
+        notes += c.serving.budget_notes(_budget_inputs(c, c.inputs.tp))
     return notes + c.serving.notes(c.model.model_dtype, c.model.weights_source)
 
 
@@ -828,6 +843,7 @@ def recommend(
     max_cpu_loras: int | None = None,
     lora_dtype: str | None = None,
     lora_target_modules: str | list[str] | tuple[str, ...] | None = None,
+    limit_mm_per_prompt: str | dict[str, Any] | None = None,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -850,7 +866,9 @@ def recommend(
     at load. enable_lora (or any of max_loras, max_lora_rank, max_cpu_loras, lora_dtype, lora_target_modules)
     plans LoRA serving: the engine's adapter slots on the GPU are the budget's `lora` term and the adapters it
     keeps in host memory `lora_host_bytes` (vLLM, SGLang, TensorRT-LLM; the counts not given are the engine's
-    defaults; lora_target_modules: PEFT names such as "q_proj,v_proj", or "all").
+    defaults; lora_target_modules: PEFT names such as "q_proj,v_proj", or "all"). limit_mm_per_prompt is vLLM's
+    --limit-mm-per-prompt (a JSON object such as '{"image": 0}', or a dict): every modality of a multimodal
+    checkpoint's towers at 0 drops the towers and the encoder-cache row from the budget.
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)
