@@ -950,6 +950,15 @@ def recommend(
             show_default=False,
         ),
     ] = None,
+    share_gpu_with: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--share-gpu-with",
+            help="A plan file (or manifest) whose deployments already run on the same GPUs: their memory is in "
+            "use when this one starts (vLLM: its free-memory check, start order in the notes). Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
     emit: Annotated[
         Optional[str],
         typer.Option(
@@ -987,6 +996,13 @@ def recommend(
         emit = choice("--emit", emit, EMIT_FORMATS)
         emit_file = emit_file or f"kvplan-{emit}.yaml"
         check_output_path(emit_file, "--emit-file")
+    shared = None
+    if share_gpu_with:  # the deployments already on the GPUs (kvplan.checking.colocation)
+        from kvplan.checking.colocation import shared_footprint
+
+        shared = shared_footprint(
+            share_gpu_with, gpu_profile=gpu_profile, offline=True if offline else None, profiles_dir=profiles_dir
+        )
     rec = plan(
         model,
         gpu_profile=gpu_profile,
@@ -1018,7 +1034,10 @@ def recommend(
         lora_dtype=lora_dtype,
         lora_target_modules=lora_target_modules,
         limit_mm_per_prompt=limit_mm_per_prompt,
+        gpu_used_by_others=shared.bytes if shared is not None else None,
     )
+    if shared is not None:
+        rec = dataclasses.replace(rec, notes=(*shared.lines, *rec.notes))
     if json_out:
         render.print_json(rec.to_dict())
         render.notes(rec.notes)

@@ -136,8 +136,9 @@ class FitInputs:
 @dataclass(frozen=True)
 class StartupInputs:
     """What an engine's start-up depends on: the fit question (`fit`), the scheduler's sequence cap, the memory
-    fraction in force, the GPU's total memory, the CUDA-graph bytes the budget subtracted (0: none) and, for an
-    auto-fitted max_model_len, the length it was fitted down from (None: the length was given)."""
+    fraction in force, the GPU's total memory, the CUDA-graph bytes the budget subtracted (0: none), for an
+    auto-fitted max_model_len the length it was fitted down from (None: the length was given), and the memory
+    other deployments on the same GPU hold when it starts (`used_by_others`, per GPU)."""
 
     fit: FitInputs
     max_num_seqs: int
@@ -145,6 +146,7 @@ class StartupInputs:
     total_memory: int
     cudagraph_bytes: int = 0
     auto_from: int | None = None
+    used_by_others: int = 0  # GPU memory other processes hold when the engine starts (co-location; 0: none)
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,8 @@ class ServingModel(ServeCommand):
     fp8_plan_value: str | None = None
     online_quantization = False  # the engine's online quantization is modelled (recommend's `quantization`)
     serves_lora = False  # its LoRA memory is modelled (BudgetInputs.lora: a `lora` budget term); else refused
+    # its start-up with other deployments on the same GPU is modelled (StartupInputs.used_by_others); else refused
+    models_colocation = False
     # (max_loras, max_lora_rank) the engine starts LoRA serving with when they are not given (rank None: the engine
     # reads it from the adapters, which kvplan does not: the rank must be given)
     lora_defaults: tuple[int, int | None] = (1, None)
@@ -308,6 +312,15 @@ class ServingModel(ServeCommand):
 
     def notes(self, model_dtype: str, weights_source: str | None) -> list[str]:
         """Notes about the plan's inputs that only this engine needs."""
+        return []
+
+    def footprint(self, total_memory: int, utilization: float, held: int) -> tuple[int, str]:
+        """(bytes, how) this engine holds on each GPU once started, for another deployment sharing the GPU:
+        `held` is what its budget terms subtract plus its KV memory (the default)."""
+        return held, "its weights, overheads and KV cache as kvplan plans them"
+
+    def colocation_notes(self, used_by_others: int, total_memory: int, utilization: float) -> list[str]:
+        """What starting beside other deployments that hold `used_by_others` bytes per GPU means for this engine."""
         return []
 
     def budget_notes(self, b: BudgetInputs) -> list[str]:

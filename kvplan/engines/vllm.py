@@ -35,6 +35,7 @@ lines it logs), the vocabulary of its `--config` files (CONFIG) and its registry
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from collections import Counter
@@ -85,6 +86,7 @@ if TYPE_CHECKING:
     from kvplan.sources.hardware import HardwareProfile
 
 DEFAULT_BLOCK_SIZE = 16
+_GIB_EARLY = 2**30
 DSA_BLOCK_SIZE = 64  # DeepseekV32IndexerBackend's kernel block size on CUDA (v1/attention/backends/mla/indexer.py:286)
 _ALIGN = 16  # kernel block alignment used when vLLM raises the attention block size for Mamba hybrids
 _MAMBA1_CHUNK = 2048  # vLLM's chunk for Mamba1, which has none (config/model.py get_mamba_chunk_size)
@@ -185,7 +187,8 @@ class VllmBehaviour:
     charged their full length). Start-up (startup): `mamba_seqs_check`, start-up fails when max_num_seqs exceeds
     the KV blocks of a model with Mamba layers (False: vLLM caps its CUDA-graph sizes instead);
     `cpu_backend_wording`, the KV-memory errors name the CPU backend; `one_capacity_line`, "GPU KV cache size"
-    and "Maximum concurrency" are one log line. `follows`: the evidence for the row."""
+    and "Maximum concurrency" are one log line; `free_memory_names_device`, the start-up free-memory error names
+    the device ("Free memory on device cuda:0 (...)"). `follows`: the evidence for the row."""
 
     since: tuple[int, ...]
     sampler_bytes_per_seq_vocab: float
@@ -212,6 +215,7 @@ class VllmBehaviour:
     mla_hybrid_block_unit: int = 0
     cpu_backend_wording: bool = False
     one_capacity_line: bool = False
+    free_memory_names_device: bool = False
     follows: str = field(default="")
 
     @property
@@ -282,10 +286,13 @@ _R0_12 = _row(
     (0, 12),
     "the sampler term fitted on the llm-d vLLM 0.19 H100 logs (tests/fixtures/calibration); 0.12-0.18 are taken "
     "to behave like 0.19; vllm-0.19.1 sizes the fused-MoE workspace for the whole batch (model_executor/layers/"
-    "fused_moe/modular_kernel.py:1035-1064, no VLLM_FUSED_MOE_CHUNK_SIZE)",
+    "fused_moe/modular_kernel.py:1035-1064, no VLLM_FUSED_MOE_CHUNK_SIZE) and its start-up free-memory error "
+    "names the device (v1/worker/utils.py:411-419 request_memory; vllm-0.10.1.1 v1/worker/gpu_worker.py:175-187 "
+    "does not)",
     _FIRST,
     sampler_bytes_per_seq_vocab=15.0,
     fused_moe_chunk=0,
+    free_memory_names_device=True,
 )
 _R0_20 = _row(
     (0, 20, 0),
@@ -1594,6 +1601,31 @@ class VllmServing(ServingModel):
     def budget_notes(self, b: BudgetInputs) -> list[str]:
         return encoder_cache_notes(b)
 
+    models_colocation = True
+
+    def footprint(self, total_memory: int, utilization: float, held: int) -> tuple[int, str]:
+        """A started vLLM holds its requested memory, ceil(total x gpu_memory_utilization): the KV cache fills
+        what its weights, activations and graphs leave of it (v1/worker/utils.py:716-770 request_memory,
+        v1/worker/gpu_worker.py determine_available_memory)."""
+        requested = math.ceil(total_memory * utilization)
+        return requested, f"vLLM's requested memory, total x gpu_memory_utilization {utilization}"
+
+    def colocation_notes(self, used_by_others: int, total_memory: int, utilization: float) -> list[str]:
+        """vLLM's fraction is of the GPU's total memory, per instance, and needs that much free at start; so the
+        fractions of the deployments on one GPU add up to at most the free share, and each starts after the ones
+        before it have allocated their KV caches (a vLLM starting while another is still profiling sees memory
+        free that the other then takes)."""
+        free = total_memory - used_by_others - SNAPSHOT_IN_USE_TP1
+        room = math.floor(max(0, free) / total_memory * 100) / 100
+        return [
+            f"other deployments hold {format_gib(used_by_others)} GiB of each GPU at start: vLLM's "
+            "gpu_memory_utilization is this instance's share of the GPU's total memory and needs that much free "
+            f"when it starts (v1/worker/utils.py:716-770 request_memory), so at most {room} here (TP 1: 0.51 GiB of "
+            "its own in use at the snapshot, as the llm-d H100 logs print)",
+            'start order: start this deployment after the others have allocated their KV caches ("Available KV cache '
+            'memory" logged); started together, each vLLM sees the memory the others are about to take as free',
+        ]
+
     def request_kv_bytes(self, storage: Engine, shape: ModelShape, req: Request) -> int:
         """Whole pages in every KV-cache group (what vLLM's max concurrency divides by)."""
         caches, _ = fullest_stage(shape, req.pp)
@@ -1777,6 +1809,31 @@ def cudagraph_line(utilization: float, estimate: int, total_memory: int) -> str:
     )
 
 
+# What a worker holds when it takes its start-up memory snapshot, before other deployments count: the llm-d vLLM 0.19
+# H100 logs print "Free memory on device (78.68/79.19 GiB) on startup" at TP 1 (every log) and 77.64-77.66 for dense
+# models at TP 2 and 4 (NCCL initialised first; tests/fixtures/calibration/engine_cases.yaml). MoE models at TP > 1
+# hold 0.5 GiB more there (Mixtral, Llama 4 Scout: 77.18, 77.12), which is not modelled.
+SNAPSHOT_IN_USE_TP1 = int(0.51 * _GIB_EARLY)
+SNAPSHOT_IN_USE_TP_MULTI = int(1.55 * _GIB_EARLY)
+
+
+def snapshot_in_use(tp: int) -> int:
+    return SNAPSHOT_IN_USE_TP1 if tp == 1 else SNAPSHOT_IN_USE_TP_MULTI
+
+
+def free_memory_error(version: str | None, free: int, total: int, utilization: float) -> str:
+    """The worker's start-up check that the GPU has `utilization` x total memory free (vllm-0.33.0
+    v1/worker/utils.py:716-770 request_memory; vllm-0.10.1.1 v1/worker/gpu_worker.py:175-187, without the
+    device)."""
+    device = " cuda:0" if vllm_behaviour(version).free_memory_names_device else ""
+    requested = math.ceil(total * utilization)
+    return (
+        f"Free memory on device{device} ({format_gib(free)}/{format_gib(total)} GiB) on startup is less than "
+        f"desired GPU memory utilization ({utilization}, {format_gib(requested)} GiB). Decrease GPU memory "
+        "utilization or reduce GPU memory used by other processes."
+    )
+
+
 def startup(s: StartupInputs) -> Startup:
     """What vLLM release `request.engine_version` does when it starts with this plan: the checks in vLLM's order,
     each error in its words with the fix that passes it, and the lines logged up to it."""
@@ -1792,6 +1849,12 @@ def startup(s: StartupInputs) -> Startup:
     if heads and heads % req.tp:
         tp = max(t for t in range(1, req.tp) if heads % t == 0)
         return Startup(tp_heads_error(heads, req.tp), "tp_heads", {"tp": tp}, (), 0, 0, None)
+    # the worker's memory snapshot, before the weights load: what other processes hold is not free, nor what the
+    # worker itself holds by then (CUDA context; NCCL at TP > 1): SNAPSHOT_IN_USE, applied to co-located starts
+    free = s.total_memory - s.used_by_others - snapshot_in_use(req.tp)
+    if s.used_by_others and s.total_memory and free < math.ceil(s.total_memory * s.utilization):
+        error = free_memory_error(version, free, s.total_memory, s.utilization)
+        return Startup(error, "free_memory", {}, (), 0, 0, None)
     available = f.available
     plan = engine.plan(caches, req)
     cap = capacity(caches, req, max(0, available), engine, plan)

@@ -128,6 +128,10 @@ class Recommendation(DtypeDisplay):
     # LoRA off, or the engine keeps none there); the GPU's LoRA slots are the budget's `lora` term
     lora_host_bytes: int | None = None
     lora_host_source: str | None = None
+    # what this deployment holds on each GPU once started, for another deployment sharing the GPU, and how
+    gpu_footprint_bytes: int | None = None
+    gpu_footprint_source: str | None = None
+    gpu_used_by_others_bytes: int = 0  # what other deployments held when it starts (co-location; 0: none)
 
     def to_dict(self) -> dict[str, Any]:
         names = {"model_dtype": "dtype", "cache_dtype": "kv_dtype"}
@@ -179,6 +183,7 @@ class _Options:
     lora_dtype: str | None = None
     lora_target_modules: str | list[str] | tuple[str, ...] | None = None
     limit_mm_per_prompt: str | dict[str, Any] | None = None
+    gpu_used_by_others: int | str | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +204,7 @@ class _Inputs:
     gpus: int = 1  # --gpus, else tp x pp
     lora: LoraSettings | None = None  # LoRA serving (None: off)
     limit_mm_per_prompt: dict[str, int] | None = None  # items per prompt by modality (vLLM's spelling, parsed)
+    used_by_others: int = 0  # GPU memory per GPU other deployments hold when this one starts (co-location)
 
 
 @dataclass(frozen=True)
@@ -340,7 +346,23 @@ def _validate(o: _Options) -> _Inputs:
 
         limits = parse_limit_mm_per_prompt(o.limit_mm_per_prompt)
     lora = _lora(o, entry, serving)
-    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source, gpus, lora, limits)
+    others = 0 if o.gpu_used_by_others is None else parse_size(o.gpu_used_by_others)
+    if others and not serving.models_colocation:
+        raise UsageError(
+            Text(
+                "kvplan models co-location (other deployments on the same GPU) for vLLM only, not {name}",
+                name=entry.display,
+            ),
+            hint=Text("plan with {engine} vllm, or on a GPU of its own"),
+            field="engine",
+        )
+    if others >= profile.memory_bytes:
+        raise UsageError(
+            f"the deployments sharing the GPU already hold {format_bytes(others)} of its {format_bytes(profile.memory_bytes)}",
+            hint="put this deployment on another GPU",
+            field="gpu_profile",
+        )
+    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source, gpus, lora, limits, others)
 
 
 def _lora(o: _Options, entry: EngineEntry, serving: ServingModel) -> LoraSettings | None:
@@ -596,6 +618,8 @@ def _notes(c: _Context) -> list[str]:
         notes += c.inputs.entry.release_notes(c.release, c.inputs.release_source or "given")
     if c.inputs.kv_memory is None:  # what the modelled budget leaves out (a given --kv-memory replaces it)
         notes += c.serving.budget_notes(_budget_inputs(c, c.inputs.tp))
+    if c.inputs.used_by_others:
+        notes += c.serving.colocation_notes(c.inputs.used_by_others, c.inputs.profile.memory_bytes, c.utilization)
     return notes + c.serving.notes(c.model.model_dtype, c.model.weights_source)
 
 
@@ -733,7 +757,15 @@ def _startup(c: _Context, out: _Outcome) -> Startup | None:
     fit_inputs = FitInputs(c.shape, storage, tuple(caches), request, available, c.search_limit)
     graphs = -sum(t.bytes for t in out.terms if t.name == "cudagraph")
     return c.serving.startup(
-        StartupInputs(fit_inputs, c.max_num_seqs, c.utilization, c.inputs.profile.memory_bytes, graphs, c.auto_from)
+        StartupInputs(
+            fit_inputs,
+            c.max_num_seqs,
+            c.utilization,
+            c.inputs.profile.memory_bytes,
+            graphs,
+            c.auto_from,
+            c.inputs.used_by_others,
+        )
     )
 
 
@@ -752,6 +784,8 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
     storage = sizing_storage(i.entry.name, c.shape)
     started = _startup(c, out)
     host = serving.lora_host_bytes(_budget_inputs(c, i.tp)) if i.lora is not None else None
+    held = -sum(t.bytes for t in out.terms if t.bytes < 0) + max(0, fit.available)
+    footprint = serving.footprint(i.profile.memory_bytes, c.utilization, held)
     return Recommendation(
         model=m.resolved.name,
         gpu_profile=i.profile.id,
@@ -792,6 +826,9 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         startup_rule="" if started is None else started.rule,
         startup_fix={} if started is None else dict(started.fix),
         log_lines=() if started is None else started.log_lines,
+        gpu_footprint_bytes=footprint[0],
+        gpu_footprint_source=footprint[1],
+        gpu_used_by_others_bytes=i.used_by_others,
         lora_host_bytes=None if host is None else host[0],
         lora_host_source=None if host is None else host[1],
     )
@@ -844,6 +881,7 @@ def recommend(
     lora_dtype: str | None = None,
     lora_target_modules: str | list[str] | tuple[str, ...] | None = None,
     limit_mm_per_prompt: str | dict[str, Any] | None = None,
+    gpu_used_by_others: int | str | None = None,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -868,7 +906,9 @@ def recommend(
     keeps in host memory `lora_host_bytes` (vLLM, SGLang, TensorRT-LLM; the counts not given are the engine's
     defaults; lora_target_modules: PEFT names such as "q_proj,v_proj", or "all"). limit_mm_per_prompt is vLLM's
     --limit-mm-per-prompt (a JSON object such as '{"image": 0}', or a dict): every modality of a multimodal
-    checkpoint's towers at 0 drops the towers and the encoder-cache row from the budget.
+    checkpoint's towers at 0 drops the towers and the encoder-cache row from the budget. gpu_used_by_others
+    (bytes or "40GiB", per GPU) is what other deployments on the same GPUs hold when this one starts
+    (kvplan.checking.colocation.footprint of a plan; vLLM only): its start-up check and notes follow.
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)
