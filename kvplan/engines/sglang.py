@@ -201,7 +201,7 @@ def lora_bytes(b: BudgetInputs, lora: LoraSettings) -> tuple[int, str]:
     per_layer = sum(m.elements(rank, tp) for m in modules if m.packed in packed)
     vocab, hidden = b.vocab, b.shape.hidden_size
     embedding = rank * (vocab + hidden) + rank * (hidden + cdiv(vocab, tp)) if targets is None else 0
-    dtype = lora.lora_dtype or b.dtype
+    dtype = b.dtype  # the model dtype: model_runner.py:1450-1456 LoRAManager(dtype=self.dtype); no --lora-dtype
     total = int((per_layer * b.layers_on_gpu + embedding) * lora.max_loras * DTYPE_BYTES[dtype])
     names = "+".join(sorted(packed, key=["qkv_proj", "o_proj", "gate_up_proj", "down_proj"].index))
     return total, (
@@ -277,7 +277,7 @@ class SglangServing(ServingModel):
             return None
         modules = decoder_modules(b.config, b.shape)
         chosen = [m for m in modules if lora.target_modules is None or m.name in lora.target_modules]
-        dtype = lora.lora_dtype or b.dtype
+        dtype = b.dtype  # the model dtype: model_runner.py:1450-1456 LoRAManager(dtype=self.dtype); no --lora-dtype
         per = sum(m.elements(lora.max_lora_rank) for m in chosen) * b.shape.num_layers
         total = int(lora.max_cpu_loras * per * DTYPE_BYTES[dtype])
         return total, (

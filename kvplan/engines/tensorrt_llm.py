@@ -228,7 +228,10 @@ def lora_comment(lora: LoraSettings | None) -> str:
     if lora.target_modules is not None:
         names = {hf: trt for trt, hf in TRTLLM_LORA_MODULES.items()}
         keys.append("lora_target_modules: [" + ", ".join(names[t] for t in lora.target_modules) + "]")
-    return "  # LoRA: set lora_config {" + ", ".join(keys) + "} in the YAML file given to --config"
+    line = "  # LoRA: set lora_config {" + ", ".join(keys) + "} in the YAML file given to --config"
+    if lora.lora_dtype is not None:  # the PEFT cache pages are in the model's dtype (modelConfig.getDataType())
+        line += f"; the PEFT cache holds adapters in the model dtype, not {short_dtype(lora.lora_dtype)}"
+    return line
 
 
 class TensorRtLlmServing(ServingModel):

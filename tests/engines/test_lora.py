@@ -230,3 +230,16 @@ def test_plan_files_and_engine_configs_carry_the_lora_settings(tmp_path):
         (deployment,) = json.loads(out)["deployments"]
         rows = [t for t in deployment["recommend"]["budget"] if t["name"] == "lora"]
         assert [t["bytes"] for t in rows] == [expected], args
+
+
+def test_manifest_command_lines_take_every_target_module():
+    """vLLM's --lora-target-modules is a list (engine/arg_utils.py:1629) and SGLang's nargs="*"
+    (arg_groups/fields/lora.py:46-53): `--lora-target-modules q_proj v_proj` in a manifest is both modules, not a
+    stray positional word."""
+    from kvplan.checking.manifests import command_flags
+
+    flags, positional = command_flags(
+        ["vllm", "serve", "m", "--lora-target-modules", "q_proj", "v_proj", "--max-loras", "4"]
+    )
+    assert flags == [("--lora-target-modules", "q_proj,v_proj"), ("--max-loras", "4")]
+    assert positional == ["vllm", "serve", "m"]
