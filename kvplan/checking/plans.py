@@ -70,6 +70,7 @@ KEYS = (
     "lora_dtype",
     "lora_target_modules",
     "limit_mm_per_prompt",
+    "share_gpu_with",
 )
 REQUIRED = ("name", "model", "gpu", "max_model_len")
 TOP_LEVEL_KEYS = ("deployments", "defaults", "profiles_dir")
@@ -117,6 +118,10 @@ class Deployment:
     lora_dtype: str | None = None
     lora_target_modules: str | None = None  # comma-separated PEFT names, or all
     limit_mm_per_prompt: str | None = None  # vLLM's JSON object (a plan's mapping is written as one)
+    # the deployments of the same plan already running on this one's GPUs (kvplan.checking.check: their memory is
+    # in use when it starts); `gpu_used_by_others` is what they hold per GPU, filled in by check
+    share_gpu_with: tuple[str, ...] = ()
+    gpu_used_by_others: int = 0
     profiles_dir: str | None = None
     notes: tuple[str, ...] = ()
     lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
@@ -498,6 +503,7 @@ def build_deployment(
         lora_dtype=get("lora_dtype", r.text),
         lora_target_modules=get("lora_target_modules", r.names),
         limit_mm_per_prompt=get("limit_mm_per_prompt", r.mm_limits),
+        share_gpu_with=tuple(get("share_gpu_with", r.names, "").split(",")) if "share_gpu_with" in entries else (),
         profiles_dir=profiles_dir,
         notes=notes,
         lines={k: e.line for k, e in entries.items()},

@@ -158,7 +158,7 @@ class Startup:
 
     error: str | None
     rule: str
-    fix: dict[str, int]
+    fix: dict[str, int | float]
     log_lines: tuple[str, ...]
     kv_bytes_per_request: int
     max_model_len_fit: int

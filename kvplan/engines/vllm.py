@@ -1843,7 +1843,10 @@ def startup(s: StartupInputs) -> Startup:
     engine = _storage(f.storage, f.shape)
     if req.max_num_batched_tokens < s.max_num_seqs:
         error = scheduler_error(req.max_num_batched_tokens, s.max_num_seqs)
-        fix = {"max_num_seqs": req.max_num_batched_tokens, "max_num_batched_tokens": s.max_num_seqs}
+        fix: dict[str, int | float] = {
+            "max_num_seqs": req.max_num_batched_tokens,
+            "max_num_batched_tokens": s.max_num_seqs,
+        }
         return Startup(error, "scheduler", fix, (), 0, 0, None)
     heads = f.shape.num_attention_heads
     if heads and heads % req.tp:
@@ -1854,7 +1857,8 @@ def startup(s: StartupInputs) -> Startup:
     free = s.total_memory - s.used_by_others - snapshot_in_use(req.tp)
     if s.used_by_others and s.total_memory and free < math.ceil(s.total_memory * s.utilization):
         error = free_memory_error(version, free, s.total_memory, s.utilization)
-        return Startup(error, "free_memory", {}, (), 0, 0, None)
+        room = math.floor(max(0, free) / s.total_memory * 100) / 100  # the largest two-decimal share that is free
+        return Startup(error, "free_memory", {"gpu_memory_utilization": room} if room > 0 else {}, (), 0, 0, None)
     available = f.available
     plan = engine.plan(caches, req)
     cap = capacity(caches, req, max(0, available), engine, plan)
@@ -1881,7 +1885,7 @@ def startup(s: StartupInputs) -> Startup:
     if per_request > check:
         error = max_model_len_error(version, req.seq_len, per_request, check, estimated)
         fix = {"max_model_len": estimated} if estimated > 0 else {}
-        return Startup(error, "max_model_len", fix, tuple(lines), per_request, estimated, mamba)
+        return Startup(error, "max_model_len", dict(fix), tuple(lines), per_request, estimated, mamba)
     lines += capacity_lines(version, cap, req.seq_len)
     if mamba is not None and row.mamba_seqs_check and s.max_num_seqs > mamba:
         error = mamba_blocks_error(s.max_num_seqs, mamba)

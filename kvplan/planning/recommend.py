@@ -119,7 +119,9 @@ class Recommendation(DtypeDisplay):
     mamba_cache_blocks: int | None = None  # the blocks vLLM's Mamba check counts (None: no Mamba/GDN layers)
     startup_error: str | None = None  # the error the engine would raise at start-up, in its words (None: starts)
     startup_rule: str = ""  # which start-up check raised it ("" when none)
-    startup_fix: dict[str, int] = field(default_factory=dict)  # the setting that lets it start (plan key -> value)
+    startup_fix: dict[str, int | float] = field(
+        default_factory=dict
+    )  # the setting that lets it start (plan key -> value)
     log_lines: tuple[str, ...] = field(default=())  # the start-up lines the engine would log ([] where not modelled)
     # the multimodal encoders and projectors per GPU, beside weights_bytes (0: none; None: a wrapper kvplan does not
     # count, or figures that hold them already: safetensors sizes, --weights-bytes)

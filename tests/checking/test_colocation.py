@@ -94,3 +94,29 @@ def test_share_gpu_with_reads_a_plan_and_refuses_what_it_cannot_model(tmp_path):
     assert other_gpu.stderr.startswith("error:")
     with pytest.raises(UsageError, match="co-location .* for vLLM only"):
         recommend("Qwen/Qwen2.5-7B", gpu_profile=H100, offline=True, engine="sglang", gpu_used_by_others="40GiB")
+
+
+def test_a_plans_share_gpu_with_checks_the_later_deployment_beside_the_earlier(tmp_path):
+    """`share_gpu_with: [llama]` in a plan: qwen starts after llama on the same H100, so vLLM's free-memory check
+    fails at 0.5 + 0.5 and check offers the share that is free (0.49), re-checked; at 0.45 both pass."""
+    body = (
+        "deployments:\n"
+        "  - {name: llama, model: meta-llama/Llama-3.1-8B, gpu: h100-sxm-80gb, max_model_len: 8192,"
+        " gpu_memory_utilization: 0.5}\n"
+        "  - {name: qwen, model: Qwen/Qwen2.5-7B, gpu: h100-sxm-80gb, max_model_len: 8192,"
+        " gpu_memory_utilization: UTIL, share_gpu_with: [llama]}\n"
+    )
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(body.replace("UTIL", "0.5"))
+    result = run("check", str(plan), "--offline", "--json")
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.stdout)
+    assert errors("check", document) == []
+    llama, qwen = document["deployments"]
+    assert llama["ok"] and not qwen["ok"] and qwen["binding_constraint"] == "startup"
+    assert [(f["key"], f["value"]) for f in qwen["fix"]] == [("gpu_memory_utilization", 0.49)]
+    plan.write_text(body.replace("UTIL", "0.45"))
+    assert run("check", str(plan), "--offline").exit_code == 0
+    plan.write_text(body.replace("UTIL", "0.45").replace("[llama]", "[nobody]"))
+    refused = run("check", str(plan), "--offline")
+    assert refused.exit_code == 2 and "'nobody' is not a deployment listed before 'qwen'" in refused.stderr
