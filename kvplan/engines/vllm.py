@@ -1442,7 +1442,7 @@ def lora_gpu_bytes(b: BudgetInputs) -> tuple[int, str]:
     source = (
         f"{lora.max_loras} slots x rank {rank} x ({names} A+B per TP rank x {b.layers_on_gpu} layers"
         + (f" + {'/'.join(embedding)} (model class embedding_modules, unsharded)" if embedding else "")
-        + f") in {short_dtype(dtype)}; allocated at load, before the profile run "
+        + f") in {short_dtype(dtype)} (not --fully-sharded-loras); allocated at load, before the profile run "
         "(lora/layers/base_linear.py:104-155 create_lora_weights, lora/model_manager.py:476-623)"
         + ("; embed/lm_head slots counted on this stage (pp > 1: an upper bound)" if embedding and b.pp > 1 else "")
     )
@@ -1984,6 +1984,7 @@ CONFIG = ConfigVocabulary(
         "kv_offloading_size",
         "kv_offloading_backend",
         "mm_processor_cache_gb",
+        "fully_sharded_loras",
         "kv_transfer_config",
         "calculate_kv_scales",
         "enable_expert_parallel",
