@@ -1174,6 +1174,71 @@ def recommend(
             "there. Exit 1 when none fits.",
         ),
     ] = False,
+    enable_lora: Annotated[
+        bool,
+        typer.Option(
+            "--enable-lora",
+            help="Plan LoRA serving with the engine's defaults (vLLM: 1 slot of rank 16; SGLang: 8 slots, "
+            "--max-lora-rank needed; TensorRT-LLM: rank 64, a 2% PEFT cache). Any --max-lora* option implies it.",
+        ),
+    ] = False,
+    max_loras: Annotated[
+        Optional[str],
+        typer.Option(
+            "--max-loras",
+            help="LoRA adapter slots on each GPU (vLLM --max-loras, SGLang --max-loras-per-batch, TensorRT-LLM "
+            "lora_config max_loras): a `lora` budget row.",
+            show_default=False,
+        ),
+    ] = None,
+    max_lora_rank: Annotated[
+        Optional[str],
+        typer.Option(
+            "--max-lora-rank", help="The largest LoRA rank served (vLLM: 1, 8, 16, ... 512).", show_default=False
+        ),
+    ] = None,
+    max_cpu_loras: Annotated[
+        Optional[str],
+        typer.Option(
+            "--max-cpu-loras",
+            help="Adapters kept in host memory (vLLM --max-cpu-loras, SGLang --max-loaded-loras, TensorRT-LLM "
+            "max_cpu_loras): the plan's LoRA host bytes.",
+            show_default=False,
+        ),
+    ] = None,
+    lora_dtype: Annotated[
+        Optional[str],
+        typer.Option(
+            "--lora-dtype", help="vLLM's LoRA dtype: auto (the model's), float16 or bfloat16.", show_default=False
+        ),
+    ] = None,
+    lora_target_modules: Annotated[
+        Optional[str],
+        typer.Option(
+            "--lora-target-modules",
+            help="Modules the adapters target, comma-separated PEFT names (q_proj,v_proj) or all (the engine's "
+            "default).",
+            show_default=False,
+        ),
+    ] = None,
+    limit_mm_per_prompt: Annotated[
+        Optional[str],
+        typer.Option(
+            "--limit-mm-per-prompt",
+            help="vLLM items per prompt by modality, its JSON: '{\"image\": 0}' serves a multimodal checkpoint as "
+            "text only (no vision tower, no encoder cache in the budget).",
+            show_default=False,
+        ),
+    ] = None,
+    share_gpu_with: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--share-gpu-with",
+            help="A plan file (or manifest) whose deployments already run on the same GPUs: their memory is in "
+            "use when this one starts (vLLM: its free-memory check, start order in the notes). Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
     emit: Annotated[
         Optional[str],
         typer.Option(
@@ -1228,6 +1293,13 @@ def recommend(
             "--plot draws one layout, and --smallest-layout searches for it",
             hint="run --smallest-layout first, then --plot with the layout it prints (--tp, --pp, ...)",
         )
+    shared = None
+    if share_gpu_with:  # the deployments already on the GPUs (kvplan.checking.colocation)
+        from kvplan.checking.colocation import shared_footprint
+
+        shared = shared_footprint(
+            share_gpu_with, gpu_profile=gpu_profile, offline=True if offline else None, profiles_dir=profiles_dir
+        )
     target: Any = model
     if plot is not None:  # refused before planning; the model is then read once for the plan and its plot
         from kvplan.plotting import prepare
@@ -1269,6 +1341,14 @@ def recommend(
             kvbm_disk_cache_gb,
         ),
         host_memory=_host_memory(host_memory),
+        enable_lora=enable_lora,
+        max_loras=positive("--max-loras", max_loras),
+        max_lora_rank=positive("--max-lora-rank", max_lora_rank),
+        max_cpu_loras=positive("--max-cpu-loras", max_cpu_loras),
+        lora_dtype=lora_dtype,
+        lora_target_modules=lora_target_modules,
+        limit_mm_per_prompt=limit_mm_per_prompt,
+        gpu_used_by_others=shared.bytes if shared is not None else None,
     )
     layout: dict[str, Any] = dict(
         gpus=positive("--gpus", gpus),
@@ -1294,6 +1374,8 @@ def recommend(
         rec = search(target, max_gpus=layout["gpus"] or nodes_gpus or DEFAULT_MAX_GPUS, **common, **fixed)
     else:
         rec = plan(target, **common, **layout)
+    if shared is not None:
+        rec = dataclasses.replace(rec, notes=(*shared.lines, *rec.notes))
     chart = None
     if plot is not None:  # every point planned before anything is printed
         from kvplan.plotting.charts import recommend_chart

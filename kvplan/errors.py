@@ -67,6 +67,12 @@ FLAGS: dict[str, str] = {
     "redundant_experts": "--num-redundant-experts",
     "nodes": "--nodes",
     "gpus_per_node": "--gpus-per-node",
+    "max_loras": "--max-loras",
+    "max_lora_rank": "--max-lora-rank",
+    "max_cpu_loras": "--max-cpu-loras",
+    "lora_dtype": "--lora-dtype",
+    "lora_target_modules": "--lora-target-modules",
+    "limit_mm_per_prompt": "--limit-mm-per-prompt",
 }
 FIELDS = frozenset(FLAGS)
 

@@ -342,6 +342,8 @@ def recommendation_table(rec) -> None:
     if getattr(rec, "mamba_cache_blocks", None) is not None:
         rows.append(("Mamba cache blocks", f"{rec.mamba_cache_blocks:,}"))
     rows += _parallel_rows(getattr(rec, "parallel", None))
+    if getattr(rec, "lora_host_bytes", None) is not None:
+        rows.append(("LoRA adapters in host memory", format_bytes(rec.lora_host_bytes)))
     for label, value in rows:
         table.add_row(label, value)
     out.print(table)

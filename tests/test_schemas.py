@@ -234,6 +234,17 @@ def test_recommend_outputs_are_valid_for_every_sized_engine(engine):
         assert errors("recommend", document) == [], (model, engine)
 
 
+@pytest.mark.parametrize("engine", [e for e in registry.sized_engines() if registry.serving_model(e).serves_lora])
+def test_recommend_outputs_with_lora_are_valid(engine):
+    """A `lora` budget row and lora_host_bytes / lora_host_source (issue 13)."""
+    document = cli_json(
+        "recommend", "meta-llama/Llama-3.1-8B", "-g", "h100-sxm-80gb", "--engine", engine, "--max-model-len", "8k",
+        "--max-lora-rank", "16", "--max-cpu-loras", "8", "--offline", "--json",
+    )  # fmt: skip
+    assert any(t["name"] == "lora" for t in document["budget"]) and document["lora_host_bytes"] > 0
+    assert errors("recommend", document) == [], engine
+
+
 def test_recommend_with_a_start_up_error_is_valid():
     document = cli_json(
         "recommend",

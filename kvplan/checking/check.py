@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,12 @@ PLAN_KEYS = {
     "dcp": "decode_context_parallel_size",
     "expert_parallel": "enable_expert_parallel",
     "redundant_experts": "num_redundant_experts",
+    "max_loras": "max_loras",
+    "max_lora_rank": "max_lora_rank",
+    "max_cpu_loras": "max_cpu_loras",
+    "lora_dtype": "lora_dtype",
+    "lora_target_modules": "lora_target_modules",
+    "limit_mm_per_prompt": "limit_mm_per_prompt",
 }
 
 
@@ -235,14 +241,44 @@ def check_deployments(
     engine would refuse) raises a KvplanError naming the file, line and key; a plan that does not fit is a
     result with ok=False. `progress(name, total)` is called before each deployment (the CLI's progress bar)."""
     models: dict[tuple[str, str | None, bool], ResolvedModel] = {}  # each model is read once, however many use it
-    results = []
+    results: list[DeploymentResult] = []
     for d in deployments:
         if progress is not None:
             progress(d.name, len(deployments))
+        if d.share_gpu_with:
+            d = replace(d, gpu_used_by_others=_shared_memory(d, results))
         results.append(
             _check_one(d, models, min_headroom=min_headroom, strict=strict, offline=offline, profiles_dir=profiles_dir)
         )
     return CheckReport(tuple(results), min_headroom, strict)
+
+
+def _profile_id(dep: Deployment) -> str:
+    from kvplan.sources.hardware import load_profile
+
+    return load_profile(dep.gpu, profiles_dir=dep.profiles_dir).id
+
+
+def _shared_memory(dep: Deployment, before: list[DeploymentResult]) -> int:
+    """What the deployments `dep` names in `share_gpu_with` hold per GPU once started (ServingModel.footprint):
+    each must come before it in the plan (started first) and run on the same GPU model."""
+    done = {r.deployment.name: r for r in before}
+    total = 0
+    for name in dep.share_gpu_with:
+        other = done.get(name)
+        if other is None:
+            raise UsageError(
+                f"{dep.at('share_gpu_with')}: {name!r} is not a deployment listed before {dep.name!r}",
+                hint="name deployments of the same plan that start first (listed above this one)",
+            )
+        if other.recommendation.gpu_profile != _profile_id(dep):
+            raise UsageError(
+                f"{dep.at('share_gpu_with')}: {name!r} runs on {other.recommendation.gpu_profile}, {dep.name!r} on "
+                f"{dep.gpu}",
+                hint="deployments that share a GPU name the same gpu",
+            )
+        total += other.recommendation.gpu_footprint_bytes or 0
+    return total
 
 
 def check(
@@ -363,6 +399,19 @@ class _Evaluator:
             args["offload"] = d.offload
         if d.host_memory is not None:
             args["host_memory"] = d.host_memory
+        lora = dict(
+            max_loras=d.max_loras,
+            max_lora_rank=d.max_lora_rank,
+            max_cpu_loras=d.max_cpu_loras,
+            lora_dtype=d.lora_dtype,
+            lora_target_modules=d.lora_target_modules,
+        )
+        if d.gpu_used_by_others:  # other deployments of the plan on the same GPUs (share_gpu_with)
+            args["gpu_used_by_others"] = d.gpu_used_by_others
+        if d.limit_mm_per_prompt is not None:  # vLLM's items per prompt by modality (0: no tower)
+            args["limit_mm_per_prompt"] = d.limit_mm_per_prompt
+        if d.enable_lora or any(v is not None for v in lora.values()):  # LoRA serving: the `lora` budget row
+            args.update(enable_lora=True, **{k: v for k, v in lora.items() if v is not None})
         args.update(over)
         return recommend(self.resolved, **args)  # read once: every recommend() of this deployment reuses it
 
@@ -586,6 +635,13 @@ def _startup_fixes(ev: _Evaluator, rec: Any) -> list[Fix]:
             checked = ev.try_recommend(tp=value, gpus=max(dep.gpu_count, value * rec.pp * dep.data_parallel_size))
             text = f"set {dep.key_name('tensor_parallel_size')} to {value} (it divides the attention heads)"
             key = "tensor_parallel_size"
+        elif field == "gpu_memory_utilization":  # vLLM's free-memory check beside share_gpu_with deployments
+            checked = ev.try_recommend(gpu_memory_utilization=value)
+            text = (
+                f"lower {dep.key_name('gpu_memory_utilization')} to {value} (the share of the GPU the deployments "
+                "it shares with leave free at its start)"
+            )
+            key = "gpu_memory_utilization"
         else:
             continue
         if checked is not None and ev.accepts(checked):

@@ -169,16 +169,28 @@ class Role:
     gpus_note: bool = True  # say so when no GPU count is found (Ray: TP x PP GPUs per replica is the rule)
 
 
+# options that take several values (argparse nargs="+"/"*"): vLLM's --lora-target-modules (vllm-0.33.0
+# vllm/engine/arg_utils.py:1629, a list field) and SGLang's (srt/arg_groups/fields/lora.py:46-53, nargs="*")
+_MULTI_VALUE = frozenset({"--lora-target-modules", "--lora_target_modules"})
+
+
 def _flags(
     tokens: list[str], line: Callable[[str], int], label: str
 ) -> tuple[list[tuple[str, Any, int, str]], list[str]]:
-    """`--key value`, `--key=value`, `-tp 2` and bare `--flag` (True) from a command line; positional tokens."""
+    """`--key value`, `--key=value`, `-tp 2` and bare `--flag` (True) from a command line; positional tokens. An
+    option of _MULTI_VALUE takes every value up to the next option (`q_proj v_proj` -> "q_proj,v_proj")."""
     out: list[tuple[str, Any, int, str]] = []
     positional: list[str] = []
     i = 0
     while i < len(tokens):
         token = tokens[i]
-        if token.startswith("-") and len(token) > 1 and not _number(token):
+        if token in _MULTI_VALUE and i + 1 < len(tokens) and not tokens[i + 1].startswith("-"):
+            values = []
+            while i + 1 < len(tokens) and not tokens[i + 1].startswith("-"):
+                values.append(tokens[i + 1])
+                i += 1
+            out.append((token, ",".join(values), line(token), label))
+        elif token.startswith("-") and len(token) > 1 and not _number(token):
             if "=" in token:
                 key, value = token.split("=", 1)
                 out.append((key, value, line(token), label))

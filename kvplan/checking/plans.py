@@ -78,6 +78,14 @@ KEYS = (
     "decode_context_parallel_size",
     "enable_expert_parallel",
     "num_redundant_experts",
+    "enable_lora",
+    "max_loras",
+    "max_lora_rank",
+    "max_cpu_loras",
+    "lora_dtype",
+    "lora_target_modules",
+    "limit_mm_per_prompt",
+    "share_gpu_with",
 )
 REQUIRED = ("name", "model", "gpu", "max_model_len")
 TOP_LEVEL_KEYS = ("deployments", "defaults", "profiles_dir")
@@ -136,6 +144,18 @@ class Deployment:
     decode_context_parallel_size: int = 1
     enable_expert_parallel: bool = False
     num_redundant_experts: int = 0
+    # LoRA serving (kvplan.planning.recommend: the `lora` budget row); None: the engine's default / not given
+    enable_lora: bool = False
+    max_loras: int | None = None
+    max_lora_rank: int | None = None
+    max_cpu_loras: int | None = None
+    lora_dtype: str | None = None
+    lora_target_modules: str | None = None  # comma-separated PEFT names, or all
+    limit_mm_per_prompt: str | None = None  # vLLM's JSON object (a plan's mapping is written as one)
+    # the deployments of the same plan already running on this one's GPUs (kvplan.checking.check: their memory is
+    # in use when it starts); `gpu_used_by_others` is what they hold per GPU, filled in by check
+    share_gpu_with: tuple[str, ...] = ()
+    gpu_used_by_others: int = 0
     profiles_dir: str | None = None
     notes: tuple[str, ...] = ()
     lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
@@ -377,6 +397,32 @@ class _Reader:
             raise self.fail(entry, "true or false", "write true or false")
         return value
 
+    def names(self, entry: Entry) -> str:
+        """A list of names (`[q_proj, v_proj]`) or one string of them (`q_proj,v_proj`, `q_proj v_proj`), as one
+        comma-separated string."""
+        value = entry.value
+        if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+            return ",".join(v.strip() for v in value)
+        if isinstance(value, str) and value.strip():
+            return ",".join(value.replace(",", " ").split())
+        raise self.fail(entry, "a list of module names", "write e.g. [q_proj, v_proj] or all")
+
+    def mm_limits(self, entry: Entry) -> str:
+        """vLLM's limit_mm_per_prompt: a mapping (`{image: 0}`) or its JSON text, as JSON text."""
+        import json
+
+        value = entry.value
+        if isinstance(value, str) and value.strip().startswith("{"):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        if isinstance(value, dict) and all(
+            (isinstance(v, int) and not isinstance(v, bool) and v >= 0) or isinstance(v, dict) for v in value.values()
+        ):
+            return json.dumps(value)
+        raise self.fail(entry, "a mapping of modality to item count", "write e.g. {image: 0} or '{\"image\": 2}'")
+
     def length_or_auto(self, entry: Entry) -> int | str:
         if isinstance(entry.value, str) and entry.value.strip().lower() == "auto":
             return "auto"  # vLLM's auto-fit (kvplan.planning.recommend)
@@ -566,6 +612,14 @@ def build_deployment(
         decode_context_parallel_size=get("decode_context_parallel_size", r.integer, 1),
         enable_expert_parallel=get("enable_expert_parallel", r.boolean, False),
         num_redundant_experts=get("num_redundant_experts", r.whole, 0),
+        enable_lora=get("enable_lora", r.boolean, False),
+        max_loras=get("max_loras", r.integer),
+        max_lora_rank=get("max_lora_rank", r.integer),
+        max_cpu_loras=get("max_cpu_loras", r.integer),
+        lora_dtype=get("lora_dtype", r.text),
+        lora_target_modules=get("lora_target_modules", r.names),
+        limit_mm_per_prompt=get("limit_mm_per_prompt", r.mm_limits),
+        share_gpu_with=tuple(get("share_gpu_with", r.names, "").split(",")) if "share_gpu_with" in entries else (),
         profiles_dir=profiles_dir,
         notes=notes,
         lines={k: e.line for k, e in entries.items()},

@@ -32,6 +32,7 @@ UBATCH = "ubatch"
 VLLM_VERSION = "vllm_version"
 BLOCK_SIZE = "block_size"
 PREFIX_CACHING = "prefix_caching"
+LIMIT_MM_PER_PROMPT = "limit_mm_per_prompt"
 ASYNC_SCHEDULING = "async_scheduling"
 DEFAULT_UTILIZATION = 0.9
 
@@ -88,6 +89,22 @@ class MoeShards:
 
 
 @dataclass(frozen=True)
+class LoraSettings:
+    """LoRA serving as planned (`kvplan recommend --max-loras ...`, a plan's `max_loras` keys): adapter slots on
+    the GPU (`max_loras`: vLLM's --max-loras, SGLang's --max-loras-per-batch, TensorRT-LLM's lora_config
+    max_loras), their rank (`max_lora_rank`), adapters kept in host memory (`max_cpu_loras`; None: the engine's
+    default), the adapters' dtype (`lora_dtype`; None: the model's) and the modules targeted (`target_modules`,
+    PEFT names from kvplan.core.lora.LINEAR_TARGETS; None: the engine's default). Each engine's serving model
+    turns them into its `lora` budget term and its host bytes (`ServingModel.lora_host_bytes`)."""
+
+    max_loras: int
+    max_lora_rank: int
+    max_cpu_loras: int | None = None
+    lora_dtype: str | None = None
+    target_modules: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class BudgetInputs:
     """What a serving model's budget may depend on, for one GPU of the fullest pipeline stage.
 
@@ -116,6 +133,10 @@ class BudgetInputs:
     layout: Layout = Layout()  # DP, DCP and expert parallelism (the default: none)
     expert_weights: int | None = 0  # the routed experts' bytes (whole model), within `weights`; None: not counted
     expert_layers: int = 0  # the decoder layers with routed experts (0: not counted)
+    lora: LoraSettings | None = None  # LoRA serving (None: LoRA off)
+    # items per prompt by modality (vLLM's --limit-mm-per-prompt; None: the engine's default)
+    limit_mm_per_prompt: dict[str, int] | None = None
+    max_model_len: int = 0  # the plan's max_model_len (0: not given to the budget)
 
     @property
     def dtype(self) -> str:
@@ -186,8 +207,9 @@ class FitInputs:
 @dataclass(frozen=True)
 class StartupInputs:
     """What an engine's start-up depends on: the fit question (`fit`), the scheduler's sequence cap, the memory
-    fraction in force, the GPU's total memory, the CUDA-graph bytes the budget subtracted (0: none) and, for an
-    auto-fitted max_model_len, the length it was fitted down from (None: the length was given)."""
+    fraction in force, the GPU's total memory, the CUDA-graph bytes the budget subtracted (0: none), for an
+    auto-fitted max_model_len the length it was fitted down from (None: the length was given), and the memory
+    other deployments on the same GPU hold when it starts (`used_by_others`, per GPU)."""
 
     fit: FitInputs
     max_num_seqs: int
@@ -195,6 +217,7 @@ class StartupInputs:
     total_memory: int
     cudagraph_bytes: int = 0
     auto_from: int | None = None
+    used_by_others: int = 0  # GPU memory other processes hold when the engine starts (co-location; 0: none)
 
 
 @dataclass(frozen=True)
@@ -206,7 +229,7 @@ class Startup:
 
     error: str | None
     rule: str
-    fix: dict[str, int]
+    fix: dict[str, int | float]
     log_lines: tuple[str, ...]
     kv_bytes_per_request: int
     max_model_len_fit: int
@@ -282,6 +305,12 @@ class ServingModel(ServeCommand):
     suggests_utilization = False
     fp8_plan_value: str | None = None
     online_quantization = False  # the engine's online quantization is modelled (recommend's `quantization`)
+    serves_lora = False  # its LoRA memory is modelled (BudgetInputs.lora: a `lora` budget term); else refused
+    # its start-up with other deployments on the same GPU is modelled (StartupInputs.used_by_others); else refused
+    models_colocation = False
+    # (max_loras, max_lora_rank) the engine starts LoRA serving with when they are not given (rank None: the engine
+    # reads it from the adapters, which kvplan does not: the rank must be given)
+    lora_defaults: tuple[int, int | None] = (1, None)
     summary = ""
     utilization_help = ""
 
@@ -388,11 +417,30 @@ class ServingModel(ServeCommand):
         """Notes about the plan's inputs that only this engine needs."""
         return []
 
+    def footprint(self, total_memory: int, utilization: float, held: int) -> tuple[int, str]:
+        """(bytes, how) this engine holds on each GPU once started, for another deployment sharing the GPU:
+        `held` is what its budget terms subtract plus its KV memory (the default)."""
+        return held, "its weights, overheads and KV cache as kvplan plans them"
+
+    def colocation_notes(self, used_by_others: int, total_memory: int, utilization: float) -> list[str]:
+        """What starting beside other deployments that hold `used_by_others` bytes per GPU means for this engine."""
+        return []
+
+    def budget_notes(self, b: BudgetInputs) -> list[str]:
+        """Notes on what the budget of `b` leaves out (the engine's own words on what kvplan cannot size)."""
+        return []
+
+    def lora_host_bytes(self, b: BudgetInputs) -> tuple[int, str] | None:
+        """(bytes, source) of the LoRA adapters the engine keeps in host memory per GPU worker with `b.lora`
+        (None: LoRA off, or the engine keeps none there)."""
+        return None
+
 
 __all__ = [
     "ASYNC_SCHEDULING",
     "BLOCK_SIZE",
     "GPU_MEMORY_UTILIZATION",
+    "LIMIT_MM_PER_PROMPT",
     "PREFIX_CACHING",
     "UBATCH",
     "VLLM_VERSION",
@@ -402,6 +450,7 @@ __all__ = [
     "FitInputs",
     "FlagInputs",
     "Layout",
+    "LoraSettings",
     "MoeShards",
     "ServeCommand",
     "ServingModel",

@@ -29,8 +29,9 @@ from typing import Any
 
 from kvplan.core import specs as L
 from kvplan.core.config import text_config
+from kvplan.core.lora import decoder_modules
 from kvplan.core.shapes import KV_SHARED_LAYERS, ModelShape
-from kvplan.core.units import DTYPE_BYTES, short_dtype
+from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
 from kvplan.engines.base import (
     KindCost,
     Request,
@@ -41,7 +42,15 @@ from kvplan.engines.base import (
     window_tokens,
 )
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
-from kvplan.engines.serving import BudgetInputs, BudgetTerm, FlagInputs, Layout, ServingModel, SpeculativeInputs
+from kvplan.engines.serving import (
+    BudgetInputs,
+    BudgetTerm,
+    FlagInputs,
+    Layout,
+    LoraSettings,
+    ServingModel,
+    SpeculativeInputs,
+)
 from kvplan.errors import Text, UsageError
 
 # the SSM-state dtypes sglang-0.5.23 accepts from a config (srt/configs/mamba_utils.py:63-67)
@@ -192,6 +201,72 @@ def sglang_mem_fraction_static(memory_bytes: int, tp: int, pp: int) -> float:
 KV_CACHE_DTYPES = {"fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2", "nvfp4": "nvfp4"}
 
 
+# ------------------------------------------------------------------------------------ LoRA (--enable-lora)
+#
+# SGLang's LoRAMemoryPool preallocates, for --max-loras-per-batch slots (default 8, arg_groups/fields/lora.py:66-69)
+# at --max-lora-rank, one A (slots, rank x stacked, input) and one B (slots, output, rank) buffer per targeted
+# module and layer in the model dtype (sglang-0.5.23 srt/lora/mem_pool.py:598-684 `init_buffers`; shapes :408-573:
+# row-parallel o_proj/down_proj split the input over TP, the column-parallel qkv_proj/gate_up_proj the output,
+# K/V heads replicated when TP exceeds them :492-520). `--lora-target-modules all` is every linear module plus
+# embed_tokens and lm_head (srt/lora/lora_manager.py:807-809): embed_tokens A (rank x vocab) and B (hidden x
+# rank) unsharded, lm_head A (rank x hidden) and B (vocab / TP x rank) (mem_pool.py:474-597, 684-737). The pool is
+# built in the model's post-load steps, before the KV cache is sized from the free memory
+# (srt/model_executor/model_runner.py:733-736 `maybe_init_lora_manager`), so it comes out of the KV budget.
+# Loaded adapters stay on the CPU (srt/lora/lora.py:178-196 `.cpu()`), at most --max-loaded-loras of them.
+
+DEFAULT_MAX_LORAS_PER_BATCH = 8
+
+
+def lora_bytes(b: BudgetInputs, lora: LoraSettings) -> tuple[int, str]:
+    """(bytes, source) of SGLang's LoRA memory pool on the fullest GPU."""
+    if lora.max_cpu_loras is not None and lora.max_cpu_loras < lora.max_loras:
+        raise UsageError(  # arg_groups/lora_hook.py:156-160
+            Text(
+                "max_loaded_loras should be greater than or equal to max_loras_per_batch. max_loaded_loras={c}, "
+                "max_loras_per_batch={m}",
+                c=lora.max_cpu_loras,
+                m=lora.max_loras,
+            ),
+            hint=Text("raise {max_cpu_loras} (SGLang's --max-loaded-loras) to at least {max_loras}"),
+            field="max_cpu_loras",
+        )
+    modules = decoder_modules(b.config, b.shape)
+    targets = lora.target_modules
+    packed = {m.packed for m in modules if targets is None or m.name in targets}
+    rank, tp = lora.max_lora_rank, b.tp
+    per_layer = sum(m.elements(rank, tp) for m in modules if m.packed in packed)
+    vocab, hidden = b.vocab, b.shape.hidden_size
+    embedding = rank * (vocab + hidden) + rank * (hidden + cdiv(vocab, tp)) if targets is None else 0
+    dtype = b.dtype  # the model dtype: model_runner.py:1450-1456 LoRAManager(dtype=self.dtype); no --lora-dtype
+    total = int((per_layer * b.layers_on_gpu + embedding) * lora.max_loras * DTYPE_BYTES[dtype])
+    names = "+".join(sorted(packed, key=["qkv_proj", "o_proj", "gate_up_proj", "down_proj"].index))
+    return total, (
+        f"{lora.max_loras} slots (--max-loras-per-batch) x rank {rank} x ({names} A+B per TP rank x "
+        f"{b.layers_on_gpu} layers"
+        + (" + embed_tokens + lm_head (--lora-target-modules all)" if targets is None else "")
+        + f") in {short_dtype(dtype)}; srt/lora/mem_pool.py:598-737 init_buffers, allocated before the KV cache is "
+        "sized (model_runner.py:733-736)"
+        + (
+            "; lm_head B per rank taken as vocab / TP (SGLang pads it to the vocab shard)"
+            if targets is None and tp > 1
+            else ""
+        )
+    )
+
+
+def lora_flags(lora: LoraSettings | None) -> str:
+    if lora is None:
+        return ""
+    line = " --enable-lora" + (f" --max-loras-per-batch {lora.max_loras}" if lora.max_loras else "")
+    line += f" --max-lora-rank {lora.max_lora_rank}"
+    line += " --lora-target-modules " + (" ".join(lora.target_modules) if lora.target_modules else "all")
+    if lora.max_cpu_loras is not None:
+        line += f" --max-loaded-loras {lora.max_cpu_loras}"
+    if lora.lora_dtype is not None:
+        line += f"  # LoRA dtype {short_dtype(lora.lora_dtype)}: SGLang holds adapters in the model dtype"
+    return line
+
+
 class SglangServing(ServingModel):
     """SGLang's `--max-running-requests` is a cap, never a requirement: SGLang serves min(the value given,
     token capacity // 2) and, without one, min(max(min(capacity / context_len x 512, 4096), 2048), capacity // 2)
@@ -206,6 +281,8 @@ class SglangServing(ServingModel):
 
     suggests_utilization = True
     parallelism = frozenset({"dp"})
+    serves_lora = True
+    lora_defaults = (DEFAULT_MAX_LORAS_PER_BATCH, None)  # --max-lora-rank: read from --lora-paths (lora_hook.py:152)
     fp8_plan_value = "fp8_e4m3"  # SGLang's --kv-cache-dtype spelling
     utilization_help = "SGLang mem_fraction_static (default: its heuristic)"
 
@@ -271,6 +348,9 @@ class SglangServing(ServingModel):
                     "serves the language model alone (srt/configs/model_config.py:909 language_only)",
                 )
             )
+        if b.lora is not None:
+            lora, source = lora_bytes(b, b.lora)
+            terms.append(BudgetTerm("lora", -lora, source))
         return terms, sum(t.bytes for t in terms)
 
     def layout_notes(self, layout: Layout) -> list[str]:
@@ -280,6 +360,23 @@ class SglangServing(ServingModel):
             f"each of the {layout.dp} data-parallel replicas runs its own scheduler and KV pool on TP x PP GPUs; "
             "requests are split over them (SGLang's DP attention and --ep-size are not modelled)"
         ]
+
+    def lora_host_bytes(self, b: BudgetInputs) -> tuple[int, str] | None:
+        """The adapters SGLang keeps loaded on the CPU: --max-loaded-loras of them at max_lora_rank (None when it is
+        not given: SGLang keeps every adapter of --lora-paths and those loaded later, which kvplan does not know)."""
+        lora = b.lora
+        if lora is None or lora.max_cpu_loras is None:
+            return None
+        modules = decoder_modules(b.config, b.shape)
+        chosen = [m for m in modules if lora.target_modules is None or m.name in lora.target_modules]
+        dtype = b.dtype  # the model dtype: model_runner.py:1450-1456 LoRAManager(dtype=self.dtype); no --lora-dtype
+        per = sum(m.elements(lora.max_lora_rank) for m in chosen) * b.shape.num_layers
+        total = int(lora.max_cpu_loras * per * DTYPE_BYTES[dtype])
+        return total, (
+            f"{lora.max_cpu_loras} adapters (--max-loaded-loras) x rank {lora.max_lora_rank} x {len(chosen)} modules x "
+            f"{b.shape.num_layers} layers in {short_dtype(dtype)}, per worker (srt/lora/lora.py:178-196 keeps "
+            "adapter weights on the CPU); an upper bound: adapters of a lower rank hold less"
+        )
 
     def command(self, f: FlagInputs) -> str:
         line = (
@@ -301,6 +398,10 @@ class SglangServing(ServingModel):
         if f.speculative is not None:
             flags, comment = speculative_flags(f.speculative)
             line += flags
+        lora_line, _, lora_comment = lora_flags(f.budget.lora).partition("  # ")
+        line += lora_line
+        if lora_comment:
+            comment = f"{comment}; {lora_comment}" if comment else lora_comment
         if not spelling and f.kv_dtype not in ("float16", "bfloat16"):
             comment = (
                 f"SGLang has no {short_dtype(f.kv_dtype)} KV cache (--kv-cache-dtype: "
@@ -377,6 +478,11 @@ CONFIG = ConfigVocabulary(
         # default ratio 2.0, auto-sized to the host: srt/mem_cache/hicache_auto_size.py) stays unmodelled
         "hicache_ratio": "hicache_ratio",
         "hicache_size": "hicache_size",
+        "enable_lora": "enable_lora",
+        "max_loras_per_batch": "max_loras",
+        "max_lora_rank": "max_lora_rank",
+        "max_loaded_loras": "max_cpu_loras",
+        "lora_target_modules": "lora_target_modules",
     },
     memory_keys=(
         "max_total_tokens",
@@ -403,7 +509,6 @@ CONFIG = ConfigVocabulary(
         "ep_size",
         "enable_ep_moe",
         "lora_paths",
-        "max_loras_per_batch",
         "enable_hierarchical_cache",
         "mamba_ssm_dtype",
         "max_mamba_cache_size",

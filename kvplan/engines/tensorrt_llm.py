@@ -18,10 +18,12 @@ after loading, `trtllm-serve` flags) and its registry entry (ENTRY).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 
 from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
+from kvplan.core.lora import decoder_modules
 from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
 from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, refuse_compressed_attention
 from kvplan.engines.entry import EngineEntry
@@ -31,6 +33,7 @@ from kvplan.engines.serving import (
     BudgetInputs,
     BudgetTerm,
     FlagInputs,
+    LoraSettings,
     ServingModel,
 )
 from kvplan.errors import Text, UsageError
@@ -113,8 +116,128 @@ def runtime_bytes(config: dict) -> int:
     return int(RUNTIME_BYTES_PER_VOCAB * vocab_size(config))
 
 
+# ------------------------------------------------------------------------------------ LoRA (the PEFT cache)
+#
+# TensorRT-LLM keeps LoRA adapters in a paged PEFT cache, one on the GPU and one on the host
+# (cpp/tensorrt_llm/batch_manager/peftCacheManager.cpp `getPageManagerConfig` and `getMaxNumSlots`, NVIDIA/
+# TensorRT-LLM 9df6d722): a page is `slots_per_page` slots of `page_width` values in the model dtype, where
+# page_width is the smallest (local in + local out) of the LoRA modules, a module-layer of rank r takes
+# r x ceil(its width / page_width) slots and slots_per_page holds optimalAdapterSize (8, at most the rank) of every
+# module of every local layer; the max LoRA size is max_adapter_size (64, at most the rank) x the widths of all
+# modules x layers. The PyTorch backend sizes the caches from lora_config (tensorrt_llm/_torch/pyexecutor/_util.py
+# create_py_executor_instance): max_loras -> num_device_module_layer = max_lora_rank x num_hidden_layers x
+# modules x max_loras, max_cpu_loras -> num_host_module_layer likewise, and totalSlots = module-layers x
+# ceil(widest / page_width); without them 2 % of the free GPU memory (device_cache_percent) and 1 GiB of host
+# memory (host_cache_size). The slots are rounded up to whole pages, allocated and zeroed at start
+# (runtime/loraCache.cpp LoraCachePageManager::initialize). The PEFT cache manager is one of the resources of the
+# executor that estimates the KV cache (py_executor_creator.py: create_py_executor_instance, then
+# configure_kv_cache_capacity), so the device cache comes out of the free memory the KV fraction applies to.
+
+TRTLLM_LORA_MODULES = {  # lora_target_modules -> the HF module (LoraConfig.trtllm_modules_to_hf_modules default)
+    "attn_q": "q_proj",
+    "attn_k": "k_proj",
+    "attn_v": "v_proj",
+    "attn_dense": "o_proj",
+    "mlp_h_to_4h": "gate_proj",
+    "mlp_gate": "up_proj",
+    "mlp_4h_to_h": "down_proj",
+}
+DEFAULT_MAX_LORA_RANK = 64  # LoraConfig.max_lora_rank (tensorrt_llm/lora_helper.py)
+OPTIMAL_ADAPTER_SIZE = 8  # PeftCacheConfig.optimal_adapter_size
+MAX_ADAPTER_SIZE = 64  # PeftCacheConfig.max_adapter_size
+DEVICE_CACHE_PERCENT = 0.02  # PeftCacheConfig.device_cache_percent (of the free memory after loading)
+HOST_CACHE_SIZE = 2**30  # PeftCacheConfig.host_cache_size
+
+
+@dataclass(frozen=True)
+class PeftPages:
+    """The page layout of TensorRT-LLM's PEFT cache for one set of LoRA modules (getPageManagerConfig)."""
+
+    page_width: int  # values per slot: the narrowest module's local in + out
+    slots_per_page: int
+    max_lora_size: int  # "Max LoRA size is N": values of one adapter at max_adapter_size
+    slots_per_module_layer: int  # ceil(widest module / page_width): what one num_*_module_layer unit takes
+
+    def pages(self, slots: int) -> int:
+        return cdiv(slots, self.slots_per_page)
+
+    def page_bytes(self, dtype_bytes: Fraction) -> int:
+        return int(self.slots_per_page * self.page_width * dtype_bytes)
+
+    def adapters(self, slots: int) -> int:
+        """ "LoRA ... Cache can hold N max sized LoRAs" for a cache of `slots` slots."""
+        return self.pages(slots) * self.slots_per_page * self.page_width // self.max_lora_size
+
+
+def peft_pages(widths: list[int], local_layers: int, max_lora_rank: int) -> PeftPages:
+    """getPageManagerConfig's arithmetic: `widths` are the modules' local (in + out) on one TP rank."""
+    optimal, largest = min(OPTIMAL_ADAPTER_SIZE, max_lora_rank), min(MAX_ADAPTER_SIZE, max_lora_rank)
+    page_width, widest = min(widths), max(widths)
+    per_layer_slots = optimal * sum(cdiv(w, page_width) for w in widths)
+    slots_per_page = max(per_layer_slots * local_layers, cdiv(largest * widest, page_width))
+    return PeftPages(page_width, slots_per_page, largest * sum(widths) * local_layers, cdiv(widest, page_width))
+
+
+def _lora_modules(b: BudgetInputs, lora: LoraSettings) -> list:
+    modules = decoder_modules(b.config, b.shape)
+    targets = lora.target_modules
+    if targets is not None and {"q_proj", "k_proj", "v_proj"} & set(targets):
+        targets = (*targets, "q_proj", "k_proj", "v_proj")  # LoraConfig.missing_qkv_modules adds the others
+    return [m for m in modules if targets is None or m.name in targets]
+
+
+def peft_cache(b: BudgetInputs, free: int) -> tuple[PeftPages, int, int, str]:
+    """(pages, device slots, host slots, source) of the PEFT caches for `b.lora`; `free` is the GPU memory free
+    after loading (what device_cache_percent takes 2 % of when max_loras is not given)."""
+    lora = b.lora
+    assert lora is not None
+    modules = _lora_modules(b, lora)
+    pages = peft_pages([m.local_in(b.tp) + m.local_out(b.tp) for m in modules], b.layers_on_gpu, lora.max_lora_rank)
+    dtype = DTYPE_BYTES[b.dtype]
+    module_layers = lora.max_lora_rank * b.shape.num_layers * len(modules)
+    slot_bytes = pages.page_width * dtype
+    if lora.max_loras:
+        device = module_layers * lora.max_loras * pages.slots_per_module_layer
+        how = f"max_loras {lora.max_loras}"
+    else:
+        device = int(DEVICE_CACHE_PERCENT * max(0, free) / slot_bytes)
+        how = f"device_cache_percent {DEVICE_CACHE_PERCENT} of the free memory"
+    if lora.max_cpu_loras:
+        host = module_layers * lora.max_cpu_loras * pages.slots_per_module_layer
+    else:
+        host = int(HOST_CACHE_SIZE // slot_bytes)
+    source = (
+        f"PEFT device cache ({how}): {pages.pages(device)} pages x {pages.slots_per_page} slots x "
+        f"{pages.page_width} values in {short_dtype(b.dtype)}, holds {pages.adapters(device)} adapters of max size "
+        f"{pages.max_lora_size:,} ({len(modules)} modules x {b.layers_on_gpu} layers at rank "
+        f"{min(MAX_ADAPTER_SIZE, lora.max_lora_rank)}); batch_manager/peftCacheManager.cpp getPageManagerConfig, "
+        "subtracted before the KV fraction (pyexecutor/py_executor_creator.py)"
+    )
+    return pages, device, host, source
+
+
+def lora_comment(lora: LoraSettings | None) -> str:
+    """trtllm-serve has no LoRA options: the lora_config of the YAML file given to --config."""
+    if lora is None:
+        return ""
+    keys = [f"max_lora_rank: {lora.max_lora_rank}"]
+    if lora.max_loras:
+        keys.append(f"max_loras: {lora.max_loras}")
+    if lora.max_cpu_loras is not None:
+        keys.append(f"max_cpu_loras: {lora.max_cpu_loras}")
+    if lora.target_modules is not None:
+        names = {hf: trt for trt, hf in TRTLLM_LORA_MODULES.items()}
+        keys.append("lora_target_modules: [" + ", ".join(names[t] for t in lora.target_modules) + "]")
+    line = "  # LoRA: set lora_config {" + ", ".join(keys) + "} in the YAML file given to --config"
+    if lora.lora_dtype is not None:  # the PEFT cache pages are in the model's dtype (modelConfig.getDataType())
+        line += f"; the PEFT cache holds adapters in the model dtype, not {short_dtype(lora.lora_dtype)}"
+    return line
+
+
 class TensorRtLlmServing(ServingModel):
     options = frozenset({GPU_MEMORY_UTILIZATION, BLOCK_SIZE})
+    serves_lora = True
+    lora_defaults = (0, DEFAULT_MAX_LORA_RANK)  # max_loras 0: not set, the device cache is device_cache_percent
     summary = "tensorrt-llm (free_gpu_memory_fraction 0.9 of the memory left after loading)"
     utilization_help = "TensorRT-LLM free_gpu_memory_fraction (default 0.9)"
 
@@ -124,6 +247,12 @@ class TensorRtLlmServing(ServingModel):
     def budget(self, b: BudgetInputs) -> tuple[list[BudgetTerm], int]:
         runtime = runtime_bytes(b.config)
         free = b.profile.memory_bytes - b.weights_per_gpu - runtime
+        lora_terms = []
+        if b.lora is not None:
+            pages, device, _, source = peft_cache(b, free)
+            held = pages.pages(device) * pages.page_bytes(DTYPE_BYTES[b.dtype])
+            lora_terms.append(BudgetTerm("lora", -held, source))
+            free -= held
         kept = int(max(0, free) * b.utilization)
         terms = [
             BudgetTerm("total", b.profile.memory_bytes, f"{b.profile.id} memory"),
@@ -134,6 +263,7 @@ class TensorRtLlmServing(ServingModel):
                 "execution context + runtime + decoder buffers: 9.18 GiB "
                 "logged for a vocab-151936 build (TensorRT-LLM #1188), scaled by vocab; approximation",
             ),
+            *lora_terms,
             BudgetTerm(
                 "free_fraction",
                 kept - max(0, free),
@@ -141,6 +271,19 @@ class TensorRtLlmServing(ServingModel):
             ),
         ]
         return terms, kept
+
+    def lora_host_bytes(self, b: BudgetInputs) -> tuple[int, str] | None:
+        """The PEFT host cache: max_cpu_loras adapters' module-layers, else host_cache_size (1 GiB), in pages."""
+        if b.lora is None:
+            return None
+        free = b.profile.memory_bytes - b.weights_per_gpu - runtime_bytes(b.config)
+        pages, _, host, _ = peft_cache(b, free)
+        held = pages.pages(host) * pages.page_bytes(DTYPE_BYTES[b.dtype])
+        how = f"max_cpu_loras {b.lora.max_cpu_loras}" if b.lora.max_cpu_loras else "host_cache_size 1 GiB"
+        return held, (
+            f"PEFT host cache ({how}): {pages.pages(host)} pages x {pages.slots_per_page} slots x {pages.page_width} "
+            f"values, holds {pages.adapters(host)} adapters (batch_manager/peftCacheManager.cpp getMaxNumSlots)"
+        )
 
     def token_block(self, block_size: int | None) -> int:
         return block_size or 1  # tokens_per_block
@@ -154,7 +297,7 @@ class TensorRtLlmServing(ServingModel):
                 f"  # KV dtype {short_dtype(f.kv_dtype)}: trtllm-serve has no option for it; set kv_cache_config's "
                 "dtype in the YAML file given to --config"
             )
-        return line
+        return line + lora_comment(f.budget.lora)
 
 
 ENTRY = EngineEntry(

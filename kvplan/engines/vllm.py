@@ -38,7 +38,9 @@ lines it logs), the vocabulary of its `--config` files (CONFIG) and its registry
 
 from __future__ import annotations
 
+import math
 import re
+import shlex
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -59,6 +61,7 @@ from kvplan.core.config import (
     text_config,
     vocab_size,
 )
+from kvplan.core.lora import decoder_modules
 from kvplan.core.shapes import MOE, QUANTIZED, WINDOW_IS_SIZE_PLUS_ONE, ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
 from kvplan.engines.base import (
@@ -74,6 +77,7 @@ from kvplan.engines.serving import (
     ASYNC_SCHEDULING,
     BLOCK_SIZE,
     GPU_MEMORY_UTILIZATION,
+    LIMIT_MM_PER_PROMPT,
     PREFIX_CACHING,
     VLLM_VERSION,
     BudgetInputs,
@@ -82,6 +86,7 @@ from kvplan.engines.serving import (
     FitInputs,
     FlagInputs,
     Layout,
+    LoraSettings,
     MoeShards,
     ServingModel,
     SpeculativeInputs,
@@ -95,6 +100,7 @@ if TYPE_CHECKING:
     from kvplan.sources.hardware import HardwareProfile
 
 DEFAULT_BLOCK_SIZE = 16
+_GIB_EARLY = 2**30
 DSA_BLOCK_SIZE = 64  # DeepseekV32IndexerBackend's kernel block size on CUDA (v1/attention/backends/mla/indexer.py:286)
 _ALIGN = 16  # kernel block alignment used when vLLM raises the attention block size for Mamba hybrids
 _MAMBA1_CHUNK = 2048  # vLLM's chunk for Mamba1, which has none (config/model.py get_mamba_chunk_size)
@@ -203,7 +209,8 @@ class VllmBehaviour:
     Speculative decoding: `all_mode_speculative_blocks`, Mamba `all` mode holds num_speculative_tokens pages more per
     request. Parallelism: `models_dcp_dp_ep`, kvplan has read this release's data-parallel, expert-parallel and
     decode-context-parallel rules (VllmServing.layout, VllmEngine._check_dcp; False: the options are refused).
-    `follows`: the evidence for the row."""
+    `free_memory_names_device`, the start-up free-memory error names the device ("Free memory on device cuda:0
+    (...)"). `follows`: the evidence for the row."""
 
     since: tuple[int, ...]
     sampler_bytes_per_seq_vocab: float
@@ -233,6 +240,7 @@ class VllmBehaviour:
     v4_kv_groups: str = ""
     all_mode_speculative_blocks: bool = False
     models_dcp_dp_ep: bool = False
+    free_memory_names_device: bool = False
     follows: str = field(default="")
 
     @property
@@ -303,10 +311,13 @@ _R0_12 = _row(
     (0, 12),
     "the sampler term fitted on the llm-d vLLM 0.19 H100 logs (tests/fixtures/calibration); 0.12-0.18 are taken "
     "to behave like 0.19; vllm-0.19.1 sizes the fused-MoE workspace for the whole batch (model_executor/layers/"
-    "fused_moe/modular_kernel.py:1035-1064, no VLLM_FUSED_MOE_CHUNK_SIZE)",
+    "fused_moe/modular_kernel.py:1035-1064, no VLLM_FUSED_MOE_CHUNK_SIZE) and its start-up free-memory error "
+    "names the device (v1/worker/utils.py:411-419 request_memory; vllm-0.10.1.1 v1/worker/gpu_worker.py:175-187 "
+    "does not)",
     _FIRST,
     sampler_bytes_per_seq_vocab=15.0,
     fused_moe_chunk=0,
+    free_memory_names_device=True,
 )
 _R0_20 = _row(
     (0, 20, 0),
@@ -1978,10 +1989,274 @@ def check_layout(layout: Layout, tp: int, num_experts: int, version: str | None)
         )
 
 
+# ------------------------------------------------------------------------------- multimodal (--limit-mm-per-prompt)
+#
+# A multimodal wrapper builds each encoder tower under `_mark_tower_model(vllm_config, modalities)` and skips it
+# when --limit-mm-per-prompt sets every one of its modalities to 0 (model_executor/models/interfaces.py:347-398;
+# gemma3_mm.py:552, mistral3.py:478, lfm2_vl.py:695: image; qwen3_vl.py:2010, qwen3_5.py:513 and :736: image and
+# video). Unspecified modalities allow 999 items (config/multimodal.py:696-707). The profile run then encodes
+# `max_items_per_batch` dummy items of the modality with the most tokens and keeps their outputs in the encoder
+# cache while the language model's dummy forward and sampler run (v1/worker/gpu_model_runner.py:6072-6145), so
+# the outputs (items x tokens per item x hidden, in the model dtype) are part of the measured peak: the
+# encoder_cache row. The encoder budget is max(max_num_batched_tokens, tokens per item) (config/scheduler.py
+# :306-307, v1/core/encoder_cache_manager.py:373-378 compute_mm_encoder_budget); items per batch are
+# max(1, min(budget // tokens per item, max_num_seqs x max(1, min(limit, max_model_len // tokens per item))))
+# (multimodal/encoder_budget.py:145-185 _get_max_items). The encoder's own activations during that dummy
+# encode are transient and inside the same profile; kvplan does not model them (on the llm-d Gemma 3 logs the
+# peak is the language model's: tests/engines/test_multimodal_encoder_cache.py).
+
+TOWER_MODALITIES: dict[str, tuple[str, ...]] = {
+    "gemma3": ("image",),
+    "mistral3": ("image",),
+    "lfm2_vl": ("image",),
+    "qwen3_vl": ("image", "video"),
+    "qwen3_vl_moe": ("image", "video"),
+    "qwen3_5": ("image", "video"),
+    "qwen3_5_moe": ("image", "video"),
+}
+DEFAULT_MM_LIMIT = 999  # config/multimodal.py:705-707
+
+
+def parse_limit_mm_per_prompt(value: object) -> dict[str, int]:
+    """vLLM's --limit-mm-per-prompt: a JSON object (or mapping) of modality -> count, or -> {"count": n, ...}
+    (config/multimodal.py:307-325)."""
+    import json
+
+    data = value
+    if isinstance(value, str):
+        try:
+            data = json.loads(value)
+        except ValueError:
+            data = None
+    out: dict[str, int] = {}
+    if isinstance(data, dict):
+        for modality, item in data.items():
+            count = item.get("count") if isinstance(item, dict) else item
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                break
+            out[str(modality)] = count
+        else:
+            return out
+    raise UsageError(
+        Text("{limit_mm_per_prompt} takes vLLM's JSON object, not {v!r}", v=value),
+        hint='write e.g. \'{"image": 0}\' (text only) or \'{"image": 2, "video": 0}\'',
+        field="limit_mm_per_prompt",
+    )
+
+
+def tower_off(config: dict[str, Any], limits: dict[str, int] | None) -> bool:
+    """--limit-mm-per-prompt sets every modality of the checkpoint's towers to 0: vLLM builds no tower."""
+    modalities = TOWER_MODALITIES.get(str(config.get("model_type")), ())
+    return bool(modalities) and all((limits or {}).get(m, DEFAULT_MM_LIMIT) == 0 for m in modalities)
+
+
+def mm_tokens_per_item(config: dict[str, Any]) -> tuple[int, str] | None:
+    """(tokens, source) of the largest image item vLLM profiles, where the config says (None: the processor's
+    image size decides, which kvplan does not read). Gemma 3 without pan-and-scan (the processor's default): one
+    image is image_seq_length = mm_tokens_per_image tokens (gemma3_mm.py:197-212, :90-118)."""
+    if config.get("model_type") == "gemma3":
+        tokens = config.get("mm_tokens_per_image", 256)
+        if isinstance(tokens, int) and tokens > 0:
+            return tokens, "mm_tokens_per_image (gemma3_mm.py:197-212, no pan-and-scan)"
+    return None
+
+
+def encoder_cache_items(b: BudgetInputs, tokens: int, modality: str) -> int:
+    """Dummy items the profile run encodes and keeps (encoder_budget.py:145-185 _get_max_items)."""
+    budget = max(b.max_num_batched_tokens, tokens)
+    limit = (b.limit_mm_per_prompt or {}).get(modality, DEFAULT_MM_LIMIT)
+    per_prompt = max(1, min(limit, (b.max_model_len or tokens) // tokens))
+    return max(1, min(budget // tokens, b.max_num_seqs * per_prompt))
+
+
+def encoder_cache_term(b: BudgetInputs) -> BudgetTerm | None:
+    """The encoder outputs vLLM's profile run holds (None: no towers, towers off, or tokens per item unknown)."""
+    modalities = TOWER_MODALITIES.get(str(b.config.get("model_type")), ())
+    if not modalities or tower_off(b.config, b.limit_mm_per_prompt):
+        return None
+    found = mm_tokens_per_item(b.config)
+    if found is None:
+        return None
+    tokens, where = found
+    items = encoder_cache_items(b, tokens, modalities[0])
+    held = int(items * tokens * b.shape.hidden_size * DTYPE_BYTES[b.dtype])
+    return BudgetTerm(
+        "encoder_cache",
+        -held,
+        f"profile run: {items} dummy {modalities[0]}s x {tokens} tokens ({where}) x hidden {b.shape.hidden_size} "
+        f"({short_dtype(b.dtype)}) held in the encoder cache during the dummy forward "
+        "(v1/worker/gpu_model_runner.py:6072-6145; items: multimodal/encoder_budget.py:145-185)",
+    )
+
+
+def encoder_cache_notes(b: BudgetInputs) -> list[str]:
+    """What the encoder-cache row leaves out for a multimodal checkpoint."""
+    modalities = TOWER_MODALITIES.get(str(b.config.get("model_type")), ())
+    if not modalities or tower_off(b.config, b.limit_mm_per_prompt) or mm_tokens_per_item(b.config) is not None:
+        return []
+    bound = float(max(b.max_num_batched_tokens, 1) * b.shape.hidden_size * DTYPE_BYTES[b.dtype])
+    return [
+        f"vLLM's profile run also encodes dummy {'/'.join(modalities)} items and keeps their outputs (up to "
+        f"max_num_batched_tokens {b.max_num_batched_tokens} tokens x hidden, {bound / 2**20:.0f} MiB, when one item "
+        "fits that budget); kvplan does not read this model's tokens per item (its processor config), so the "
+        'budget leaves them out; --limit-mm-per-prompt \'{"image": 0'
+        + (', "video": 0' if "video" in modalities else "")
+        + "}' serves text only (no towers, no encoder profile)"
+    ]
+
+
+# ------------------------------------------------------------------------------------ LoRA (--enable-lora)
+#
+# vLLM wraps every supported linear module (and the embedding modules the model class declares) in a
+# BaseLayerWithLoRA when the model loads (v1/worker/gpu_model_runner.py:5005-5008 `load_lora_model`, after the
+# weights and before the profile run, so the buffers are part of the memory the KV cache is sized from:
+# lora/model_manager.py:476-623 `_create_lora_modules`). Each wrapper's `create_lora_weights` allocates, for
+# `max_loras` slots, A (max_lora_rank x input) and B (output x max_lora_rank) per slice in `lora_dtype` (auto:
+# the model dtype, config/lora.py:157-160): column-parallel modules keep the whole input and 1/TP of the output
+# (lora/layers/base_linear.py:104-155, column_parallel_linear.py:200-245 for the fused qkv_proj / gate_up_proj),
+# row-parallel ones 1/TP of the input and the whole output (row_parallel_linear.py:26-28). The embeddings
+# (lora/layers/vocab_parallel_embedding.py:25-48: A vocab x rank, B hidden x rank) and lm_head
+# (lora/layers/logits_processor.py:84-110: A rank x hidden, B vocab x rank) get slots too, unsharded, where
+# the model class lists them in `embedding_modules` (LORA_EMBEDDING_MODULES) and --lora-target-modules is not
+# given. Adapters loaded from disk stay on the CPU (lora/worker_manager.py:140-145 `device="cpu"`), at most
+# `max_cpu_loras` of them (default max_loras; model_manager.py:343-345, config/lora.py:121-126), in every worker.
+
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # MaxLoRARanks (config/lora.py:27)
+DEFAULT_MAX_LORA_RANK = 16  # config/lora.py:34
+DEFAULT_MAX_LORAS = 1  # config/lora.py:36
+LORA_DTYPES = ("float16", "bfloat16")  # LoRADType besides "auto" (config/lora.py:46)
+# the HF architectures (dense decoders kvplan sizes LoRA for) whose vLLM class declares `embedding_modules`,
+# read from vllm-0.33.0/vllm/model_executor/models/registry.py and each class (or the class it inherits from):
+# embed (input embeddings) and/or lm_head get LoRA slots. Others (Qwen2, Mistral, Gemma, ...) declare none.
+_EMBED_AND_HEAD = ("embed", "lm_head")
+_WITH_EMBED_AND_HEAD = (
+    "ApertusForCausalLM",  # apertus.py:416
+    "DeciLMForCausalLM",  # nemotron_nas.py:332
+    "Ernie4_5ForCausalLM",  # ernie45.py (LlamaForCausalLM)
+    "Exaone4ForCausalLM",  # exaone4.py:388
+    "ExaoneForCausalLM",  # exaone.py:387 (wte, lm_head)
+    "GraniteForCausalLM",  # granite.py:420
+    "GraniteSWAForCausalLM",  # granite.py:420
+    "HyperCLOVAXForCausalLM",  # hyperclovax.py:389
+    "IQuestCoderForCausalLM",  # llama.py:479
+    "InternLM3ForCausalLM",  # llama.py:479
+    "LLaMAForCausalLM",  # llama.py:479
+    "LlamaForCausalLM",  # llama.py:479
+    "MiniCPMForCausalLM",  # minicpm.py:574
+    "NemotronForCausalLM",  # nemotron.py:409
+    "Phi3ForCausalLM",  # phi3.py (LlamaForCausalLM)
+    "Qwen3ForCausalLM",  # qwen3.py:288
+    "SolarForCausalLM",  # solar.py:365
+    "TeleChat2ForCausalLM",  # telechat2.py (LlamaForCausalLM)
+    "TeleChat3ForCausalLM",  # llama.py:479
+    "TeleFLMForCausalLM",  # teleflm.py (LlamaForCausalLM)
+)
+LORA_EMBEDDING_MODULES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(_WITH_EMBED_AND_HEAD, _EMBED_AND_HEAD),
+    "CohereForCausalLM": ("embed",),  # commandr.py:424
+    "Cohere2ForCausalLM": ("embed",),  # commandr.py:424
+}
+
+
+def check_lora(lora: LoraSettings) -> None:
+    """vLLM's own checks of the LoRA settings (config/lora.py): the rank one of MaxLoRARanks, max_cpu_loras >=
+    max_loras (:121-126), lora_dtype auto, float16 or bfloat16."""
+    if lora.max_lora_rank not in LORA_RANKS:
+        raise UsageError(
+            Text("vLLM accepts {max_lora_rank} " + ", ".join(map(str, LORA_RANKS)) + ", not {r}", r=lora.max_lora_rank),
+            hint="use the next rank up from your adapters' (vllm/config/lora.py MaxLoRARanks)",
+            field="max_lora_rank",
+        )
+    if lora.max_cpu_loras is not None and lora.max_cpu_loras < lora.max_loras:
+        raise UsageError(
+            Text("max_cpu_loras ({c}) must be >= max_loras ({m}).", c=lora.max_cpu_loras, m=lora.max_loras),
+            hint=Text("raise {max_cpu_loras} to at least {max_loras} (vLLM's own check)"),
+            field="max_cpu_loras",
+        )
+    if lora.lora_dtype is not None and lora.lora_dtype not in LORA_DTYPES:
+        raise UsageError(
+            Text("vLLM's {lora_dtype} is auto, float16 or bfloat16, not {d}", d=lora.lora_dtype),
+            hint="drop it (the model's dtype) or pick float16 / bfloat16",
+            field="lora_dtype",
+        )
+
+
+def lora_gpu_bytes(b: BudgetInputs) -> tuple[int, str]:
+    """(bytes, source) of the LoRA slots vLLM allocates on the fullest GPU (0, "" when LoRA is off)."""
+    lora = b.lora
+    if lora is None:
+        return 0, ""
+    check_lora(lora)
+    modules = decoder_modules(b.config, b.shape)
+    targets = lora.target_modules
+    packed = {m.packed for m in modules if targets is None or m.name in targets}
+    wrapped = [m for m in modules if m.packed in packed]  # a fused module is wrapped whole
+    rank, tp = lora.max_lora_rank, b.tp
+    per_layer = sum(m.elements(rank, tp) for m in wrapped)
+    elements = per_layer * b.layers_on_gpu
+    arch = next(iter(b.shape.architectures), "")
+    embedding = LORA_EMBEDDING_MODULES.get(arch, ()) if targets is None else ()
+    vocab, hidden = b.vocab, b.shape.hidden_size
+    extra = (
+        rank * (vocab + hidden) * len(embedding)
+    )  # embed: A vocab x r + B hidden x r; lm_head: r x hidden + vocab x r
+    dtype = lora.lora_dtype or b.dtype
+    total = int((elements + extra) * lora.max_loras * DTYPE_BYTES[dtype])
+    names = "+".join(sorted(packed, key=["qkv_proj", "o_proj", "gate_up_proj", "down_proj"].index))
+    source = (
+        f"{lora.max_loras} slots x rank {rank} x ({names} A+B per TP rank x {b.layers_on_gpu} layers"
+        + (f" + {'/'.join(embedding)} (model class embedding_modules, unsharded)" if embedding else "")
+        + f") in {short_dtype(dtype)} (not --fully-sharded-loras); allocated at load, before the profile run "
+        "(lora/layers/base_linear.py:104-155 create_lora_weights, lora/model_manager.py:476-623)"
+        + ("; embed/lm_head slots counted on this stage (pp > 1: an upper bound)" if embedding and b.pp > 1 else "")
+    )
+    return total, source
+
+
+def lora_flags(lora: LoraSettings | None) -> str:
+    """vLLM's LoRA options for the plan's settings ("" when LoRA is off)."""
+    if lora is None:
+        return ""
+    line = " --enable-lora" + (f" --max-loras {lora.max_loras}" if lora.max_loras else "")
+    line += f" --max-lora-rank {lora.max_lora_rank}"
+    if lora.max_cpu_loras is not None:
+        line += f" --max-cpu-loras {lora.max_cpu_loras}"
+    if lora.lora_dtype is not None:
+        line += f" --lora-dtype {lora.lora_dtype}"
+    if lora.target_modules is not None:
+        line += " --lora-target-modules " + " ".join(lora.target_modules)
+    return line
+
+
+def lora_host(b: BudgetInputs) -> tuple[int, str] | None:
+    """(bytes, source) of the adapters one vLLM worker keeps on the CPU: max_cpu_loras (default max_loras) whole
+    adapters at max_lora_rank on every targeted linear module of every layer (an upper bound: an adapter of a
+    lower rank holds less)."""
+    lora = b.lora
+    if lora is None:
+        return None
+    modules = decoder_modules(b.config, b.shape)
+    targets = lora.target_modules
+    chosen = [m for m in modules if targets is None or m.name in targets]
+    layers = b.shape.num_layers
+    count = lora.max_cpu_loras or lora.max_loras
+    dtype = lora.lora_dtype or b.dtype
+    total = int(count * sum(m.elements(lora.max_lora_rank) for m in chosen) * layers * DTYPE_BYTES[dtype])
+    return total, (
+        f"{count} adapters (max_cpu_loras{'' if lora.max_cpu_loras else ', default max_loras'}) x rank "
+        f"{lora.max_lora_rank} x {len(chosen)} modules x {layers} layers in {short_dtype(dtype)}, per worker "
+        "(lora/worker_manager.py:140-145 loads adapters to the CPU; model_manager.py:343-345 keeps max_cpu_loras)"
+    )
+
+
 class VllmServing(ServingModel):
-    options = frozenset({GPU_MEMORY_UTILIZATION, VLLM_VERSION, BLOCK_SIZE, PREFIX_CACHING, ASYNC_SCHEDULING})
+    options = frozenset(
+        {GPU_MEMORY_UTILIZATION, VLLM_VERSION, BLOCK_SIZE, PREFIX_CACHING, ASYNC_SCHEDULING, LIMIT_MM_PER_PROMPT}
+    )
     parallelism = frozenset({"dp", "dcp", "expert_parallel", "redundant_experts"})
     suggests_utilization = True
+    serves_lora = True
+    lora_defaults = (DEFAULT_MAX_LORAS, DEFAULT_MAX_LORA_RANK)
     utilization_help = "vLLM fraction of total memory (default 0.92 from vLLM 0.20, 0.9 before)"
     online_quantization = True  # --quantization fp8_per_tensor|... (kvplan.weights.stored.ONLINE_QUANTIZATIONS)
 
@@ -2104,7 +2379,16 @@ class VllmServing(ServingModel):
                     "target's TP by default: config/speculative.py:1849-1870)",
                 )
             )
-        if b.encoder_weights:
+        if b.encoder_weights and tower_off(b.config, b.limit_mm_per_prompt):
+            terms.append(
+                BudgetTerm(
+                    "multimodal_weights",
+                    0,
+                    "none: --limit-mm-per-prompt sets every modality of the towers to 0, so vLLM does not build "
+                    "them (model_executor/models/interfaces.py:347-398 _mark_tower_model)",
+                )
+            )
+        elif b.encoder_weights:
             terms.append(
                 BudgetTerm(
                     "multimodal_weights",
@@ -2114,6 +2398,12 @@ class VllmServing(ServingModel):
                     "(model_executor/models/interfaces.py:347-398 _mark_tower_model)",
                 )
             )
+        if b.lora is not None:
+            lora, lora_source = lora_gpu_bytes(b)
+            terms.append(BudgetTerm("lora", -lora, lora_source))
+        encoder_cache = encoder_cache_term(b)
+        if encoder_cache is not None:
+            terms.append(encoder_cache)
         terms += [
             BudgetTerm(
                 "activation_peak",
@@ -2149,6 +2439,37 @@ class VllmServing(ServingModel):
                 )
             )
         return terms, sum(t.bytes for t in terms)
+
+    def lora_host_bytes(self, b: BudgetInputs) -> tuple[int, str] | None:
+        return lora_host(b)
+
+    def budget_notes(self, b: BudgetInputs) -> list[str]:
+        return encoder_cache_notes(b)
+
+    models_colocation = True
+
+    def footprint(self, total_memory: int, utilization: float, held: int) -> tuple[int, str]:
+        """A started vLLM holds its requested memory, ceil(total x gpu_memory_utilization): the KV cache fills
+        what its weights, activations and graphs leave of it (v1/worker/utils.py:716-770 request_memory,
+        v1/worker/gpu_worker.py determine_available_memory)."""
+        requested = math.ceil(total_memory * utilization)
+        return requested, f"vLLM's requested memory, total x gpu_memory_utilization {utilization}"
+
+    def colocation_notes(self, used_by_others: int, total_memory: int, utilization: float) -> list[str]:
+        """vLLM's fraction is of the GPU's total memory, per instance, and needs that much free at start; so the
+        fractions of the deployments on one GPU add up to at most the free share, and each starts after the ones
+        before it have allocated their KV caches (a vLLM starting while another is still profiling sees memory
+        free that the other then takes)."""
+        free = total_memory - used_by_others - SNAPSHOT_IN_USE_TP1
+        room = math.floor(max(0, free) / total_memory * 100) / 100
+        return [
+            f"other deployments hold {format_gib(used_by_others)} GiB of each GPU at start: vLLM's "
+            "gpu_memory_utilization is this instance's share of the GPU's total memory and needs that much free "
+            f"when it starts (v1/worker/utils.py:716-770 request_memory), so at most {room} here (TP 1: 0.51 GiB of "
+            "its own in use at the snapshot, as the llm-d H100 logs print)",
+            'start order: start this deployment after the others have allocated their KV caches ("Available KV cache '
+            'memory" logged); started together, each vLLM sees the memory the others are about to take as free',
+        ]
 
     def request_kv_bytes(self, storage: Engine, shape: ModelShape, req: Request) -> int:
         """Whole pages in every KV-cache group (what vLLM's max concurrency divides by)."""
@@ -2226,7 +2547,13 @@ class VllmServing(ServingModel):
             line += " --enable-expert-parallel"
         if layout.redundant_experts:
             line += f""" --enable-eplb --eplb-config '{{"num_redundant_experts": {layout.redundant_experts}}}'"""
-        return line + f.offload_flags
+        if f.budget.limit_mm_per_prompt is not None:
+            import json
+
+            line += " --limit-mm-per-prompt " + shlex.quote(
+                json.dumps(f.budget.limit_mm_per_prompt, separators=(",", ":"))
+            )
+        return line + f.offload_flags + lora_flags(f.budget.lora)
 
 
 # ------------------------------------------------------------------------------------ start-up (what vLLM does)
@@ -2350,6 +2677,31 @@ def cudagraph_line(utilization: float, estimate: int, total_memory: int) -> str:
     )
 
 
+# What a worker holds when it takes its start-up memory snapshot, before other deployments count: the llm-d vLLM 0.19
+# H100 logs print "Free memory on device (78.68/79.19 GiB) on startup" at TP 1 (every log) and 77.64-77.66 for dense
+# models at TP 2 and 4 (NCCL initialised first; tests/fixtures/calibration/engine_cases.yaml). MoE models at TP > 1
+# hold 0.5 GiB more there (Mixtral, Llama 4 Scout: 77.18, 77.12), which is not modelled.
+SNAPSHOT_IN_USE_TP1 = int(0.51 * _GIB_EARLY)
+SNAPSHOT_IN_USE_TP_MULTI = int(1.55 * _GIB_EARLY)
+
+
+def snapshot_in_use(tp: int) -> int:
+    return SNAPSHOT_IN_USE_TP1 if tp == 1 else SNAPSHOT_IN_USE_TP_MULTI
+
+
+def free_memory_error(version: str | None, free: int, total: int, utilization: float) -> str:
+    """The worker's start-up check that the GPU has `utilization` x total memory free (vllm-0.33.0
+    v1/worker/utils.py:716-770 request_memory; vllm-0.10.1.1 v1/worker/gpu_worker.py:175-187, without the
+    device)."""
+    device = " cuda:0" if vllm_behaviour(version).free_memory_names_device else ""
+    requested = math.ceil(total * utilization)
+    return (
+        f"Free memory on device{device} ({format_gib(free)}/{format_gib(total)} GiB) on startup is less than "
+        f"desired GPU memory utilization ({utilization}, {format_gib(requested)} GiB). Decrease GPU memory "
+        "utilization or reduce GPU memory used by other processes."
+    )
+
+
 def startup(s: StartupInputs) -> Startup:
     """What vLLM release `request.engine_version` does when it starts with this plan: the checks in vLLM's order,
     each error in its words with the fix that passes it, and the lines logged up to it."""
@@ -2359,12 +2711,22 @@ def startup(s: StartupInputs) -> Startup:
     engine = _storage(f.storage, f.shape)
     if req.max_num_batched_tokens < s.max_num_seqs:
         error = scheduler_error(req.max_num_batched_tokens, s.max_num_seqs)
-        fix = {"max_num_seqs": req.max_num_batched_tokens, "max_num_batched_tokens": s.max_num_seqs}
+        fix: dict[str, int | float] = {
+            "max_num_seqs": req.max_num_batched_tokens,
+            "max_num_batched_tokens": s.max_num_seqs,
+        }
         return Startup(error, "scheduler", fix, (), 0, 0, None)
     heads = f.shape.num_attention_heads
     if heads and heads % req.tp:
         tp = max(t for t in range(1, req.tp) if heads % t == 0)
         return Startup(tp_heads_error(heads, req.tp), "tp_heads", {"tp": tp}, (), 0, 0, None)
+    # the worker's memory snapshot, before the weights load: what other processes hold is not free, nor what the
+    # worker itself holds by then (CUDA context; NCCL at TP > 1): SNAPSHOT_IN_USE, applied to co-located starts
+    free = s.total_memory - s.used_by_others - snapshot_in_use(req.tp)
+    if s.used_by_others and s.total_memory and free < math.ceil(s.total_memory * s.utilization):
+        error = free_memory_error(version, free, s.total_memory, s.utilization)
+        room = math.floor(max(0, free) / s.total_memory * 100) / 100  # the largest two-decimal share that is free
+        return Startup(error, "free_memory", {"gpu_memory_utilization": room} if room > 0 else {}, (), 0, 0, None)
     available = f.available
     plan = engine.plan(caches, req)
     cap = capacity(caches, req, max(0, available), engine, plan)
@@ -2391,7 +2753,7 @@ def startup(s: StartupInputs) -> Startup:
     if per_request > check:
         error = max_model_len_error(version, req.seq_len, per_request, check, estimated)
         fix = {"max_model_len": estimated} if estimated > 0 else {}
-        return Startup(error, "max_model_len", fix, tuple(lines), per_request, estimated, mamba)
+        return Startup(error, "max_model_len", dict(fix), tuple(lines), per_request, estimated, mamba)
     lines += capacity_lines(version, cap, req.seq_len)
     if mamba is not None and row.mamba_seqs_check and s.max_num_seqs > mamba:
         error = mamba_blocks_error(s.max_num_seqs, mamba)
@@ -2488,6 +2850,13 @@ CONFIG = ConfigVocabulary(
         "dcp": "decode_context_parallel_size",
         "enable_expert_parallel": "enable_expert_parallel",
         "eplb_config": "num_redundant_experts",  # its num_redundant_experts (engine_configs._redundant_experts)
+        "enable_lora": "enable_lora",
+        "max_loras": "max_loras",
+        "max_lora_rank": "max_lora_rank",
+        "max_cpu_loras": "max_cpu_loras",
+        "lora_dtype": "lora_dtype",
+        "lora_target_modules": "lora_target_modules",
+        "limit_mm_per_prompt": "limit_mm_per_prompt",
     },
     memory_keys=(
         "cpu_offload_gb",
@@ -2503,12 +2872,8 @@ CONFIG = ConfigVocabulary(
         "hf_overrides",
         "rope_scaling",
         "rope_theta",
-        "enable_lora",
-        "max_lora_rank",
-        "max_loras",
-        "max_cpu_loras",
-        "limit_mm_per_prompt",
         "mm_processor_cache_gb",
+        "fully_sharded_loras",
         "kv_transfer_config",
         "calculate_kv_scales",
         "prefill_context_parallel_size",

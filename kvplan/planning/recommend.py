@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field, replace
 from math import ceil, floor
 from typing import TYPE_CHECKING, Any
 
-from kvplan.core.units import DTYPE_BYTES, DtypeDisplay, format_bytes, parse_size, short_dtype
+from kvplan.core.lora import parse_targets
+from kvplan.core.units import DTYPE_BYTES, DtypeDisplay, canonical_dtype, format_bytes, parse_size, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, EngineEntry, Request
 from kvplan.engines.base import Speculative
 from kvplan.engines.llamacpp import DEFAULT_UBATCH
@@ -40,6 +41,7 @@ from kvplan.engines.serving import (
     ASYNC_SCHEDULING,
     BLOCK_SIZE,
     GPU_MEMORY_UTILIZATION,
+    LIMIT_MM_PER_PROMPT,
     PREFIX_CACHING,
     UBATCH,
     VLLM_VERSION,
@@ -49,6 +51,7 @@ from kvplan.engines.serving import (
     FitInputs,
     FlagInputs,
     Layout,
+    LoraSettings,
     ServingModel,
     SpeculativeInputs,
     Startup,
@@ -77,6 +80,7 @@ _OPTION_FIELDS = (
     (BLOCK_SIZE, "block_size"),
     (PREFIX_CACHING, "prefix_caching"),
     (ASYNC_SCHEDULING, "async_scheduling"),
+    (LIMIT_MM_PER_PROMPT, "limit_mm_per_prompt"),
 )
 
 
@@ -120,7 +124,9 @@ class Recommendation(DtypeDisplay):
     mamba_cache_blocks: int | None = None  # the blocks vLLM's Mamba check counts (None: no Mamba/GDN layers)
     startup_error: str | None = None  # the error the engine would raise at start-up, in its words (None: starts)
     startup_rule: str = ""  # which start-up check raised it ("" when none)
-    startup_fix: dict[str, int] = field(default_factory=dict)  # the setting that lets it start (plan key -> value)
+    startup_fix: dict[str, int | float] = field(
+        default_factory=dict
+    )  # the setting that lets it start (plan key -> value)
     log_lines: tuple[str, ...] = field(default=())  # the start-up lines the engine would log ([] where not modelled)
     # the multimodal encoders and projectors per GPU, beside weights_bytes (0: none; None: a wrapper kvplan does not
     # count, or figures that hold them already: safetensors sizes, --weights-bytes)
@@ -140,6 +146,14 @@ class Recommendation(DtypeDisplay):
     host_detail: str | None = None
     # the layout beyond TP x PP and its per-GPU figures (`_parallel`); None (and no JSON key) when none was given
     parallel: dict[str, Any] | None = None
+    # the LoRA adapters the engine keeps in host (CPU) memory per GPU worker, and where the figure comes from (None:
+    # LoRA off, or the engine keeps none there); the GPU's LoRA slots are the budget's `lora` term
+    lora_host_bytes: int | None = None
+    lora_host_source: str | None = None
+    # what this deployment holds on each GPU once started, for another deployment sharing the GPU, and how
+    gpu_footprint_bytes: int | None = None
+    gpu_footprint_source: str | None = None
+    gpu_used_by_others_bytes: int = 0  # what other deployments held when it starts (co-location; 0: none)
 
     def to_dict(self) -> dict[str, Any]:
         names = {"model_dtype": "dtype", "cache_dtype": "kv_dtype"}
@@ -213,6 +227,14 @@ class _Options:
     nodes: int | None = None
     gpus_per_node: int | None = None
     report_layout: bool = False  # the `parallel` figures even without DP, DCP, EP or nodes (the layout search)
+    enable_lora: bool = False
+    max_loras: int | None = None
+    max_lora_rank: int | None = None
+    max_cpu_loras: int | None = None
+    lora_dtype: str | None = None
+    lora_target_modules: str | list[str] | tuple[str, ...] | None = None
+    limit_mm_per_prompt: str | dict[str, Any] | None = None
+    gpu_used_by_others: int | str | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +255,9 @@ class _Inputs:
     gpus: int = 1  # --gpus, else tp x pp x dp
     speculative: Speculative | None = None  # the setup given, parsed (its drafter resolved in `_model`)
     layout: Layout = field(default_factory=Layout)  # DP, DCP and expert parallelism
+    lora: LoraSettings | None = None  # LoRA serving (None: off)
+    limit_mm_per_prompt: dict[str, int] | None = None  # items per prompt by modality (vLLM's spelling, parsed)
+    used_by_others: int = 0  # GPU memory per GPU other deployments hold when this one starts (co-location)
 
 
 @dataclass(frozen=True)
@@ -385,7 +410,31 @@ def _validate(o: _Options) -> _Inputs:
     # the release modelled: a bad --vllm-version is refused before the model is read
     release, source = entry.release(o.vllm_version) if entry.release is not None else (None, None)
     speculative = None if o.speculative_config is None else parse_speculative_config(o.speculative_config)
-    return _Inputs(o, entry, serving, profile, tp, pp, kv_memory, release, source, gpus, speculative, layout)
+    limits = None
+    if o.limit_mm_per_prompt is not None and LIMIT_MM_PER_PROMPT in serving.options:
+        from kvplan.engines.vllm import parse_limit_mm_per_prompt
+
+        limits = parse_limit_mm_per_prompt(o.limit_mm_per_prompt)
+    lora = _lora(o, entry, serving)
+    others = 0 if o.gpu_used_by_others is None else parse_size(o.gpu_used_by_others)
+    if others and not serving.models_colocation:
+        raise UsageError(
+            Text(
+                "kvplan models co-location (other deployments on the same GPU) for vLLM only, not {name}",
+                name=entry.display,
+            ),
+            hint=Text("plan with {engine} vllm, or on a GPU of its own"),
+            field="engine",
+        )
+    if others >= profile.memory_bytes:
+        raise UsageError(
+            f"the deployments sharing the GPU already hold {format_bytes(others)} of its {format_bytes(profile.memory_bytes)}",
+            hint="put this deployment on another GPU",
+            field="gpu_profile",
+        )
+    return _Inputs(
+        o, entry, serving, profile, tp, pp, kv_memory, release, source, gpus, speculative, layout, lora, limits, others
+    )
 
 
 def _layout(o: _Options, entry: EngineEntry, serving: ServingModel) -> Layout:
@@ -420,6 +469,44 @@ def _node_gpus(o: _Options) -> int:
             field="gpus_per_node",
         )
     return nodes * positive_int("gpus_per_node", o.gpus_per_node)
+
+
+def _lora(o: _Options, entry: EngineEntry, serving: ServingModel) -> LoraSettings | None:
+    """The LoRA settings (None: LoRA off): on with enable_lora or any LoRA count given; the engine's defaults for
+    the counts not given (ServingModel.lora_defaults)."""
+    given = (o.max_loras, o.max_lora_rank, o.max_cpu_loras, o.lora_dtype, o.lora_target_modules)
+    if not o.enable_lora and all(v is None for v in given):
+        return None
+    if not serving.serves_lora:
+        raise UsageError(
+            Text("kvplan has not read how {name} holds LoRA adapters", name=entry.display),
+            hint=Text("plan LoRA serving with {engine} vllm, sglang or tensorrt-llm, or drop {max_loras}"),
+            field="max_loras",
+        )
+    for name, value in (
+        ("max_loras", o.max_loras),
+        ("max_lora_rank", o.max_lora_rank),
+        ("max_cpu_loras", o.max_cpu_loras),
+    ):
+        optional_positive(name, value)
+    default_loras, default_rank = serving.lora_defaults
+    rank = o.max_lora_rank if o.max_lora_rank is not None else default_rank
+    if rank is None:
+        raise UsageError(
+            Text("{name} reads the LoRA rank from the adapters it loads, which kvplan does not", name=entry.display),
+            hint=Text("pass {max_lora_rank} (the largest rank of your adapters)"),
+            field="max_lora_rank",
+        )
+    dtype = None
+    if o.lora_dtype is not None and o.lora_dtype.strip().lower() != "auto":
+        dtype = canonical_dtype(o.lora_dtype, what="lora_dtype")
+    return LoraSettings(
+        max_loras=o.max_loras if o.max_loras is not None else default_loras,
+        max_lora_rank=rank,
+        max_cpu_loras=o.max_cpu_loras,
+        lora_dtype=dtype,
+        target_modules=parse_targets(o.lora_target_modules),
+    )
 
 
 def _model(model: ModelRef, i: _Inputs) -> _Model:
@@ -566,6 +653,9 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
         layout=c.inputs.layout,
         expert_weights=_expert_weights(c),
         expert_layers=c.model.resolved.expert_layers() if c.inputs.layout.redundant_experts else 0,
+        lora=c.inputs.lora,
+        limit_mm_per_prompt=c.inputs.limit_mm_per_prompt,
+        max_model_len=c.seq_len,
     )
 
 
@@ -678,6 +768,7 @@ def _notes(c: _Context) -> list[str]:
         BLOCK_SIZE: o.block_size is not None,
         PREFIX_CACHING: o.prefix_caching is not None,
         ASYNC_SCHEDULING: o.async_scheduling is not None,
+        LIMIT_MM_PER_PROMPT: o.limit_mm_per_prompt is not None,
     }
     ignored = [
         placeholder(name) for option, name in _OPTION_FIELDS if given[option] and option not in c.serving.options
@@ -699,6 +790,10 @@ def _notes(c: _Context) -> list[str]:
                 "the drafter's KV layers are planned on the fullest pipeline stage (vLLM builds the drafter on the "
                 "last stage, at pipeline_parallel_size 1)"
             )
+    if c.inputs.kv_memory is None:  # what the modelled budget leaves out (a given --kv-memory replaces it)
+        notes += c.serving.budget_notes(_budget_inputs(c, c.inputs.tp))
+    if c.inputs.used_by_others:
+        notes += c.serving.colocation_notes(c.inputs.used_by_others, c.inputs.profile.memory_bytes, c.utilization)
     return notes + c.serving.notes(c.model.model_dtype, c.model.weights_source)
 
 
@@ -840,7 +935,15 @@ def _startup(c: _Context, out: _Outcome) -> Startup | None:
     fit_inputs = FitInputs(c.shape, storage, tuple(caches), request, available, c.search_limit)
     graphs = -sum(t.bytes for t in out.terms if t.name == "cudagraph")
     return c.serving.startup(
-        StartupInputs(fit_inputs, c.max_num_seqs, c.utilization, c.inputs.profile.memory_bytes, graphs, c.auto_from)
+        StartupInputs(
+            fit_inputs,
+            c.max_num_seqs,
+            c.utilization,
+            c.inputs.profile.memory_bytes,
+            graphs,
+            c.auto_from,
+            c.inputs.used_by_others,
+        )
     )
 
 
@@ -920,6 +1023,9 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
     storage = sizing_storage(i.entry.name, c.shape)
     started = _startup(c, out)
     _, host_fields, host_notes = _host(c, out)
+    host = serving.lora_host_bytes(_budget_inputs(c, i.tp)) if i.lora is not None else None
+    in_use = -sum(t.bytes for t in out.terms if t.bytes < 0) + max(0, fit.available)
+    footprint = serving.footprint(i.profile.memory_bytes, c.utilization, in_use)
     return Recommendation(
         model=m.resolved.name,
         config_source=m.resolved.config_source,
@@ -967,6 +1073,11 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         speculative=m.request.speculative,
         **host_fields,
         parallel=_parallel(c, out, held),
+        gpu_footprint_bytes=footprint[0],
+        gpu_footprint_source=footprint[1],
+        gpu_used_by_others_bytes=i.used_by_others,
+        lora_host_bytes=None if host is None else host[0],
+        lora_host_source=None if host is None else host[1],
     )
 
 
@@ -1076,6 +1187,14 @@ def recommend(
     nodes: int | None = None,
     gpus_per_node: int | None = None,
     report_layout: bool = False,
+    enable_lora: bool = False,
+    max_loras: int | None = None,
+    max_lora_rank: int | None = None,
+    max_cpu_loras: int | None = None,
+    lora_dtype: str | None = None,
+    lora_target_modules: str | list[str] | tuple[str, ...] | None = None,
+    limit_mm_per_prompt: str | dict[str, Any] | None = None,
+    gpu_used_by_others: int | str | None = None,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -1096,16 +1215,13 @@ def recommend(
     quantization is the engine's online quantization of an unquantized checkpoint (vLLM `--quantization
     fp8_per_tensor`, `fp8`, ...: kvplan.weights.stored.ONLINE_QUANTIZATIONS): the weights are counted as quantized
     at load. hub_weights: whether a config from the HF cache may ask the Hub for its safetensors sizes (None: only
-    when nothing local sizes the weights; kvplan.planning.resolved).
-    at load. speculative_config is vLLM's `--speculative-config` (a JSON string or a mapping: method,
+    when nothing local sizes the weights; kvplan.planning.resolved). speculative_config is vLLM's `--speculative-config` (a JSON string or a mapping: method,
     num_speculative_tokens, model), taken in the same spelling for every engine; the planned engine's rules add the
     drafter's KV layers, speculative state slots and weights where kvplan models them (vLLM), and say what is left
-    out (kvplan.engines.vllm.speculative_rules).
-    at load. offload (kvplan.engines.offload.Offload) sets the KV offload tiers: vLLM's --kv-offloading-size,
+    out (kvplan.engines.vllm.speculative_rules). offload (kvplan.engines.offload.Offload) sets the KV offload tiers: vLLM's --kv-offloading-size,
     SGLang's HiCache, LMCache's local CPU and disk sizes; host_memory (a size, or "auto": this machine's MemTotal
     or cgroup limit) is the host RAM per node they are judged against (default: the GPU profile's
     host_memory_bytes, else unknown: a note).
-    at load.
 
     Parallelism beyond TP x PP (modelled where the engine's serving model lists it in `parallelism`: vLLM): dp is
     the data-parallel size (engine instances, each with its own KV pool; gpus then defaults to tp x pp x dp),
@@ -1114,6 +1230,15 @@ def recommend(
     replicas. nodes x gpus_per_node gives the GPUs instead of gpus. The plan's `parallel` holds the layout and
     its per-GPU figures (also without any of these with report_layout); the KV figures elsewhere are one GPU's of
     one DP rank. kvplan.planning.layouts.smallest_layout searches the layouts.
+
+    enable_lora (or any of max_loras, max_lora_rank, max_cpu_loras, lora_dtype, lora_target_modules)
+    plans LoRA serving: the engine's adapter slots on the GPU are the budget's `lora` term and the adapters it
+    keeps in host memory `lora_host_bytes` (vLLM, SGLang, TensorRT-LLM; the counts not given are the engine's
+    defaults; lora_target_modules: PEFT names such as "q_proj,v_proj", or "all"). limit_mm_per_prompt is vLLM's
+    --limit-mm-per-prompt (a JSON object such as '{"image": 0}', or a dict): every modality of a multimodal
+    checkpoint's towers at 0 drops the towers and the encoder-cache row from the budget. gpu_used_by_others
+    (bytes or "40GiB", per GPU) is what other deployments on the same GPUs hold when this one starts
+    (kvplan.checking.colocation.footprint of a plan; vLLM only): its start-up check and notes follow.
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)

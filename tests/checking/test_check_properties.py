@@ -87,6 +87,14 @@ VALID = {
     "decode_context_parallel_size": st.sampled_from([1, 2, 3, 8]),
     "enable_expert_parallel": st.booleans(),
     "num_redundant_experts": st.sampled_from([0, 4, 7, 32]),
+    "enable_lora": st.booleans(),
+    "max_loras": st.integers(1, 8),
+    "max_lora_rank": st.sampled_from([8, 16, 12, 64]),
+    "max_cpu_loras": st.integers(1, 16),
+    "lora_dtype": st.sampled_from(["auto", "bfloat16", "float16", "fp8", "x"]),
+    "lora_target_modules": st.sampled_from([["q_proj", "v_proj"], "all", "q_proj,o_proj", ["qkv"]]),
+    "limit_mm_per_prompt": st.sampled_from([{"image": 0}, '{"image": 2}', {"image": -1}, "image=2"]),
+    "share_gpu_with": st.sampled_from([["a"], "b", ["nobody"]]),
 }
 
 

@@ -42,8 +42,13 @@ FLAGS_WITHOUT_VALUE = {
         "--no-async-scheduling",
         "--enable-expert-parallel",
         "--enable-eplb",
-    }
+        "--enable-lora",
+    },
+    "sglang": {"--enable-lora"},
 }
+# options that take one or more values (argparse nargs="+" / "*"): vLLM's LoRAConfig.target_modules list
+# (engine/arg_utils.py:1629), SGLang's --lora-target-modules (arg_groups/fields/lora.py:46-53, nargs="*")
+FLAGS_WITH_VALUES = {"vllm": {"--lora-target-modules"}, "sglang": {"--lora-target-modules"}}
 
 
 def _options(name: str) -> dict[str, list[str] | None]:
@@ -76,6 +81,9 @@ def check_command(engine: str, command: str) -> list[str]:
         takes_value = option not in FLAGS_WITHOUT_VALUE.get(engine, set())
         value = rest[i + 1] if takes_value and i + 1 < len(rest) else None
         i += 2 if takes_value else 1
+        if option in FLAGS_WITH_VALUES.get(engine, set()):
+            while i < len(rest) and not rest[i].startswith("-"):
+                i += 1
         if option in known:
             allowed = known[option]
             if allowed is not None and value not in allowed:
@@ -109,6 +117,10 @@ CASES = [
     ("ai21labs/AI21-Jamba-1.5-Mini", {"gpus": 2}),
     ("deepseek-ai/DeepSeek-V2-Lite", {"tp": 2, "dp": 2, "dcp": 2, "expert_parallel": True, "redundant_experts": 4}),
     ("deepseek-ai/DeepSeek-V2-Lite", {"engine": "sglang", "tp": 2, "dp": 2}),
+    # LoRA serving: vLLM, SGLang and TensorRT-LLM carry their LoRA options (or a lora_config comment)
+    ("meta-llama/Llama-3.1-8B", {"max_loras": 4, "max_lora_rank": 16, "max_cpu_loras": 8, "lora_dtype": "bf16"}),
+    ("meta-llama/Llama-3.1-8B", {"engine": "sglang", "max_lora_rank": 16, "lora_target_modules": "q_proj,v_proj"}),
+    ("meta-llama/Llama-3.1-8B", {"engine": "tensorrt-llm", "max_loras": 2, "max_lora_rank": 8}),
 ]
 
 
