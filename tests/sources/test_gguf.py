@@ -380,7 +380,8 @@ def hf_metadata(cfg: dict[str, Any], arch: str, **extra: Any) -> dict[str, Any]:
     return kv | extra
 
 
-# Qwen/Qwen1.5-MoE-A2.7B's config.json (qwen2_moe; not in the catalog): 60 experts of 1408, a shared one of 5632
+# Qwen/Qwen1.5-MoE-A2.7B's config.json fields (qwen2_moe; not in the catalog, the Hub unreachable here: written from
+# the published config and matched against public copies of it): 60 experts of 1408, a shared one of 5632
 QWEN15_MOE = {
     "model_type": "qwen2_moe",
     "hidden_size": 2048,
@@ -401,7 +402,8 @@ QWEN15_MOE = {
     "rope_theta": 1000000.0,
     "torch_dtype": "bfloat16",
 }
-# CohereForAI/c4ai-command-r7b-12-2024's config.json (cohere2; not in the catalog): windows of 4096, every 4th full
+# CohereForAI/c4ai-command-r7b-12-2024's config.json fields (cohere2; not in the catalog and not copied from the Hub,
+# which is unreachable here: the layout's fields as published): windows of 4096, every 4th full
 COMMAND_R7B = {
     "model_type": "cohere2",
     "hidden_size": 4096,
