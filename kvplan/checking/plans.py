@@ -444,24 +444,24 @@ class _Reader:
             raise self.fail(entry, f"at most {MAX_INT:,} tokens", "write e.g. 32768 or 32k")
         return tokens
 
-    def fraction(self, entry: Entry) -> float:
+    def _lenient_float(self, entry: Entry) -> Any:
+        """The entry's value; a string read as a float when the reader is lenient (an engine's own config)."""
         value = entry.value
         if self.lenient and isinstance(value, str):
             try:
                 value = float(value)
             except ValueError:
                 pass
+        return value
+
+    def fraction(self, entry: Entry) -> float:
+        value = self._lenient_float(entry)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
             raise self.fail(entry, "a fraction in (0, 1]", "write e.g. 0.9")
         return float(value)
 
     def number(self, entry: Entry) -> float:
-        value = entry.value
-        if self.lenient and isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
+        value = self._lenient_float(entry)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
             raise self.fail(entry, "a positive number", "write e.g. 100")
         return float(value)
