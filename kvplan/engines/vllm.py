@@ -1731,6 +1731,16 @@ _MTP_DRAFTS: dict[str, tuple[str, int | None, tuple[str, str | None, str | None]
         _DEEPSEEK_MTP,
         "config/speculative.py:852-859, model_executor/models/glm4_moe_mtp.py:92-98",
     ),
+    # DeepSeek-V4 (`_v4_mtp_draft`): the checkpoint's own MTP layers (kvplan.weights.tensors.mtp_tensors), no glue
+    # priced beside them
+    "deepseek_v4": (
+        "num_nextn_predict_layers",
+        None,  # DeepSeekV4MultiTokenPredictor reads config.num_nextn_predict_layers (nvidia/mtp.py:175)
+        ("mtp.{k}", None, None),
+        "config/speculative.py:765-776, models/deepseek_v4/nvidia/mtp.py:213-245 and attention.py:236-242 (the "
+        "layer past num_hidden_layers gets compress ratio 1: its sliding ring only, :349 and :860-864; vllm-0.26.0 "
+        "config/speculative.py:344-349, attention.py:187-190, :294 and :605-608 alike)",
+    ),
 }
 
 
@@ -1806,6 +1816,9 @@ def _mtp_draft(s: SpeculativeInputs) -> Speculative:
             hint="use a checkpoint with MTP layers, or another speculative method",
             field="speculative_config",
         )
+    rings = [c for c in s.shape.caches() if isinstance(c, L.CompressedAttention)]
+    if rings:
+        return _v4_mtp_draft(s, rings[0], count, given, naming[0], source)
     index = max(
         (i for i, layer in enumerate(s.shape.layers) if any(c.kind in (L.FULL, L.MLA) for c in layer)), default=None
     )
@@ -1825,6 +1838,41 @@ def _mtp_draft(s: SpeculativeInputs) -> Speculative:
         notes=(
             f"MTP draft: {count} decoder layer(s) shaped like layer {index} join the KV cache ({given}; "
             f"vllm-0.33.0 {source})",
+        ),
+    )
+
+
+def _v4_mtp_draft(
+    s: SpeculativeInputs, like: L.CompressedAttention, count: int, given: str, naming: str, source: str
+) -> Speculative:
+    """DeepSeek-V4's MTP drafter (DeepSeekV4MTPModel): `count` layers after the last decoder layer, each vLLM's
+    DeepseekV4DecoderLayer with compress ratio 1 (vllm-0.33.0 models/deepseek_v4/attention.py:236-242), which
+    registers no compressed spec (:860-864) and keeps its DeepseekV4SWACache ring (:349): one sliding ring of the target's
+    head_dim and window joins the pool (`v4_layer_specs` gives it the ring's spec). Weights: the checkpoint's
+    `mtp.{k}.*` tensors (kvplan.weights.tensors.mtp_tensors), priced as its quantization_config stores them; the
+    embeddings and LM head are the target's (v1/spec_decode/llm_base_proposer.py:1473-1479 and :1548-1575 in
+    vllm-0.26.0, "Detected MTP model"; 0.33.0 :1469-1475 and :1549-1575)."""
+    ring = L.CompressedAttention(like.head_dim, like.window)
+    n = s.shape.num_layers
+    copies = [(n + k, naming.format(k=k)) for k in range(count)]
+    nbytes = s.stored_bytes(copies, [])
+    if nbytes:
+        weights_source = (
+            f"{count} x MTP layer as {copies[0][1]}.*" + (" ..." if count > 1 else "") + " (a decoder layer without "
+            "compressor, e_proj and h_proj, enorm, hnorm, hc_head and shared_head.norm), as the checkpoint's "
+            "quantization_config stores them; embeddings and LM head shared with the target "
+            "(vllm-0.26.0 v1/spec_decode/llm_base_proposer.py:1473-1479, :1548-1575)"
+        )
+    else:
+        nbytes, weights_source = None, "the MTP layers' weights are not counted (the config's layers cannot be counted)"
+    return replace(
+        s.setup,
+        draft_caches=(ring,) * count,
+        draft_weights=nbytes,
+        weights_source=weights_source,
+        notes=(
+            f"MTP draft: {count} DeepSeek-V4 layer(s) after layer {n - 1}, each with a {like.window}-token sliding "
+            f"ring and no compressor, join the KV cache ({given}; vllm-0.33.0 {source})",
         ),
     )
 
