@@ -17,6 +17,7 @@ each figure worked out by hand from vLLM's source (vllm-0.33.0 unless said; 0.29
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from typer.testing import CliRunner
@@ -25,14 +26,19 @@ from kvplan.cli import app
 from kvplan.core import specs as L
 from kvplan.core.shapes import model_shape
 from kvplan.engines.base import Request
+from kvplan.engines.serving import SpeculativeInputs
 from kvplan.engines.vllm import (
+    ENTRY,
     VllmEngine,
     approximate_gcd,
     capacity,
+    parse_speculative_config,
     v4_layer_specs,
     v4_packed_groups,
 )
 from kvplan.errors import UsageError
+from kvplan.weights.stored import tensors_bytes
+from kvplan.weights.tensors import mtp_tensors, weight_tensors
 
 from conftest import load_config
 
@@ -187,21 +193,103 @@ def test_0_26_groups_layer_tuples_with_padded_sliding_pages():
     assert cap.kv_cache_tokens == int(7234 / 9480 * 912128)
 
 
-def test_0_26_arithmetic_follows_the_51041_log_with_the_mtp_ring():
-    """vllm-project/vllm#51041 (vLLM 0.26.0, 2 x H20, TP 2, fp8, block 256, MTP draft): 7.01 GiB, 1,009,661
-    tokens, 1.11x at max_model_len 912,128. The same 0.26 rules with the MTP layer's sliding ring (vLLM gives the
-    layer past num_hidden_layers compress ratio 1: models/deepseek_v4/attention.py:187-190 in 0.26.0) and 8,192
-    in-flight tokens give 6,537 blocks per request and the logged figures at the pool's rounding ends; at the
-    default 8,192 batched tokens with async scheduling (16,384 in flight) they do not (the calibration gap in
-    tests/engines/test_calibration_2026.py). kvplan has no speculative-decoding input: the ring is added here."""
+def _mtp(config: dict, tokens: int = 1, **draft):
+    shape = model_shape(config)
+    setup = parse_speculative_config({"method": "mtp", "num_speculative_tokens": tokens})
+    return ENTRY.serving.speculative(SpeculativeInputs(setup, config, shape, shape.dtype, **draft))  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("name", "layers"), [(FLASH, 43), (PRO, 61)])
+def test_the_mtp_draft_is_one_sliding_ring_per_mtp_layer(name, layers):
+    """vLLM builds num_nextn_predict_layers DeepSeek-V4 decoder layers after the last one (vllm-0.33.0
+    models/deepseek_v4/nvidia/mtp.py:213-245; 0.26.0 :170-201); a layer past num_hidden_layers gets compress ratio
+    1 (attention.py:236-242; 0.26.0 :187-190), so it registers no compressed spec (:860-864; 0.26.0 :605-608) and
+    keeps only its DeepseekV4SWACache ring (:349; 0.26.0 :294) of the target's head_dim and window. The config's
+    44th / 62nd `compress_ratios` entry (0) is that layer's; the target's layers are unchanged."""
+    config = load_config(name)
+    spec = _mtp(config)
+    assert config["num_nextn_predict_layers"] == 1 and len(config["compress_ratios"]) == layers + 1
+    assert spec.draft_caches == (L.CompressedAttention(512, 128),)
+    assert f"after layer {layers - 1}" in spec.notes[0] and "num_nextn_predict_layers = 1" in spec.notes[0]
+    assert model_shape(config).num_layers == layers
+    two = _mtp({**config, "num_nextn_predict_layers": 2, "compress_ratios": [*config["compress_ratios"], 0]}, tokens=3)
+    assert two.draft_caches == (L.CompressedAttention(512, 128),) * 2  # one ring per MTP layer, whatever the tokens
+
+
+def test_the_mtp_layer_is_priced_as_the_checkpoint_stores_it():
+    """DeepSeekV4MultiTokenPredictorLayer (vllm-0.26.0 models/deepseek_v4/nvidia/mtp.py:84-130): a decoder layer
+    with no compressor and top-k routing (hashed only below num_hash_layers 3, nvidia/model.py:564), plus enorm and
+    hnorm, e_proj and h_proj (h x h ReplicatedLinear, fp8 with 128 x 128 block scales), the fp32 hc_head (4 x
+    16,384 + 4 + 1 floats, :109-120) and shared_head.norm. Flash's layer 1 is such a layer but hash-routed: its
+    3,566,192,600 B less tid2eid (129,280 x 6 int64 = 6,205,440 B), plus the router bias (256 fp32 = 1,024 B), three
+    fp32 norms (3 x 16,384), e_proj + h_proj (2 x (4,096^2 + 32 x 32 x 4) = 33,562,624 B) and hc_head (262,164 B)
+    = 3,593,862,124 B. The embeddings and LM head are shared (llm_base_proposer.py:1473-1479, :1548-1575)."""
+    config = load_config(FLASH)
+    layer_1 = [t for t in weight_tensors(config) if ".layers.1." in t.name]
+    assert tensors_bytes(config, layer_1) == 3566192600
+    mtp = mtp_tensors(config)
+    assert {t.name.split(".")[2] for t in mtp} == {"43"}
+    assert not any("compressor" in t.name or "tid2eid" in t.name or "embed" in t.name for t in mtp)
+    expected = 3566192600 - 129280 * 6 * 8 + 256 * 4 + 3 * 4096 * 4 + 2 * (4096 * 4096 + 32 * 32 * 4) + 262164
+    assert tensors_bytes(config, mtp) == expected == 3593862124
+
+    def stored_bytes(copies, extra):
+        assert extra == [] and copies == [(43, "mtp.0")]
+        return tensors_bytes(config, [t for t in mtp if ".layers.43." in t.name])
+
+    spec = _mtp(config, stored_bytes=stored_bytes)
+    assert spec.draft_weights == 3593862124 and "mtp.0.*" in spec.weights_source
+
+
+def test_recommend_adds_the_mtp_ring_and_weights():
+    """Through recommend at TP 8 on H200 (vLLM 0.33.0): the drafter's weights row is the MTP layer's 3,593,862,124 B
+    over TP 8 (449,232,765 B), and the ring joins the pool: 44 rings split 22 + 22 (`approximate_gcd([44, 21, 20],
+    21)` = 22: pads 0 + 1 + 2) where the target's 43 split 22 + 21. Still 5 groups, and the widest group (the
+    compressed bucket, 1,002,240 B) sets every group's page (kv_cache_planning.py:574-606), so in 0.33 the ring costs
+    no block more: 10,778 blocks per request at 1,048,576 tokens, with or without it."""
+    args = ["recommend", "deepseek-ai/DeepSeek-V4-Flash", "-g", "h200", "--tp", "8", "--max-model-len", "1048576"]
+    mtp = ["--speculative-config", '{"method": "mtp", "num_speculative_tokens": 2}', "--json", "--offline"]
+    out = CliRunner().invoke(app, [*args, *mtp])
+    assert out.exit_code == 0, out.output
+    terms = {t["name"]: t["bytes"] for t in json.loads(out.stdout)["budget"]}
+    assert terms["speculative_draft_weights"] == -(3593862124 // 8) == -449232765
     shape, caches = _flash()
     engine = VllmEngine(shape)
+    req = Request(1048576, 1, "bfloat16", "bfloat16", tp=8, max_num_batched_tokens=8192)
+    drafted = replace(req, speculative=_mtp(load_config(FLASH)))
+
+    def rings(r):
+        specs = engine.plan(caches, r).specs.items()
+        return sorted(s.layers for s, n in specs if s.label == L.V4_SLIDING for _ in range(n))
+
+    assert (rings(req), rings(drafted)) == ([21, 22], [22, 22])
+    for r in (req, drafted):
+        cap = capacity(caches, r, 100 * 2**30, engine)
+        assert (cap.page_bytes, cap.num_groups, cap.blocks_per_request) == (1002240, 5, 10778)
+
+
+def test_0_26_arithmetic_follows_the_51041_log_with_the_mtp_draft():
+    """vllm-project/vllm#51041 (vLLM 0.26.0, 2 x H20, TP 2, fp8, block 256, MTP draft): 7.01 GiB, 1,009,661
+    tokens, 1.11x at max_model_len 912,128. The same 0.26 rules with the MTP layer's sliding ring (the speculative
+    rules' draft, `_v4_mtp_draft`) and 8,192 in-flight tokens give 6,537 blocks per request and the logged figures
+    at the pool's rounding ends; at the H20's default 8,192 batched tokens with async scheduling (on with mtp, an
+    EagleModelTypes method: vllm-0.26.0 config/vllm.py:1059-1107; 2 batches at PP 1 on the V1 runner, :512-521),
+    16,384 in flight, they do not (the calibration gap in tests/engines/test_calibration_2026.py); nor do they
+    without the ring (5 blocks fewer per request: the tokens overshoot the log)."""
+    shape, caches = _flash()
+    engine = VllmEngine(shape)
+    spec = _mtp(load_config(FLASH))
     req = Request(912128, 1, "fp8_e4m3", "bfloat16", tp=2, max_num_batched_tokens=4096, engine_version="0.26.0")
-    with_mtp = [*caches, L.CompressedAttention(512, 128)]
-    low, high = (capacity(with_mtp, req, int(g * 2**30), engine) for g in (7.005, 7.015))
+    req = replace(req, speculative=spec)
+    low, high = (capacity(caches, req, int(g * 2**30), engine) for g in (7.005, 7.015))
     assert low.blocks_per_request == 6537
     assert low.kv_cache_tokens <= 1009661 <= high.kv_cache_tokens
     assert round(low.max_concurrency, 2) == round(high.max_concurrency, 2) == 1.11
+    default = capacity(caches, replace(req, max_num_batched_tokens=8192), int(7.01 * 2**30), engine)
+    assert round(default.max_concurrency, 2) == 0.76
+    # without the ring: 6,532 blocks, 1,010,155-1,011,551 tokens, which miss the logged 1,009,661
+    low, high = (capacity(caches, replace(req, speculative=None), int(g * 2**30), engine) for g in (7.005, 7.015))
+    assert low.blocks_per_request == 6532 and not low.kv_cache_tokens <= 1009661 <= high.kv_cache_tokens
 
 
 def test_estimate_and_recommend_size_v4_under_vllm():
