@@ -24,7 +24,8 @@ VLLM_VERSIONS; the rules below read the row of `Request.engine_version`:
   the largest when it is < 1.5x the smallest); a block of any group costs a page in each of `group_size`
   tensors, so a type whose layer count is not a multiple of group_size pays for padding layers.
 - speculative decoding (`Request.speculative`, `--speculative-config`): the drafter's attention layers join the
-  stage's (MTP: the target's MTP layers shaped like its last full-attention layer; a draft model: its own layers),
+  stage's (MTP: the target's MTP layers shaped like its last full-attention layer, DeepSeek-V4's a sliding ring
+  each, `_v4_mtp_draft`; a draft model: its own layers),
   Mamba-style layers hold num_speculative_tokens state pages and convolution columns more (`speculative_rules`).
 - attention + Mamba hybrids: the attention block size grows (in steps of the kernel alignment) until its page
   holds one Mamba state, and the state page is padded to the attention page. Mamba states use the model dtype
@@ -1670,7 +1671,8 @@ def mxfp4_moe_padding(config: dict[str, Any], tp: int, compute_capability: str |
 #   (model_executor/layers/mamba/mamba_utils.py:186-204, :249-257, :272-285, :296-316);
 # - the drafter's weights: MTP layers are loaded only with method mtp (kvplan's weight count, like transformers,
 #   leaves them out), the embeddings and LM head shared with the target at PP 1
-#   (v1/spec_decode/llm_base_proposer.py:1466-1470 and :1549-1555); a draft model's whole checkpoint.
+#   (v1/spec_decode/llm_base_proposer.py:1466-1470 and :1549-1555); DeepSeek-V4's MTP layers as the checkpoint
+#   stores them (kvplan.weights.tensors.mtp_tensors); a draft model's whole checkpoint.
 # Read and left out: sliding windows keep num_prefill_lookahead_tokens - 1 tokens more for multi-module MTP
 # (v1/core/kv_cache_planning.py:1634-1641, config/vllm.py:654-675, config/speculative.py:2188-2194), and none of
 # the MTP drafters kvplan models has more than one module (num_nextn_predict_layers 1); the scheduler's

@@ -185,7 +185,7 @@ SKIPPED = {
     "not named); MTP assistant drafter resident in the pool",
     "club3090-benchmarks-gemma-4-31b-int8pth-2x3090-tp2-262144": "MTP n=4 with Gemma 4's assistant drafter "
     "(v1/spec_decode/gemma4.py, a separate drafter kvplan does not model: its MTP rules cover the Qwen3.5/3.6, "
-    "Qwen3-Next, DeepSeek and GLM-4.5 MTP layers); a nightly's int8_per_token_head path: kvplan's 0.24-0.33 rules give 0.80-1.01x "
+    "Qwen3-Next, DeepSeek-V3/V4 and GLM-4.5 MTP layers); a nightly's int8_per_token_head path: kvplan's 0.24-0.33 rules give 0.80-1.01x "
     "at max_num_batched_tokens 2048-8192 against the logged 1.78x (the int8 scales keep the global page from "
     "dividing the sliding one, so kvplan pads it)",
 }
