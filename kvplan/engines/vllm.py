@@ -205,8 +205,9 @@ class VllmBehaviour:
     and "Maximum concurrency" are one log line. DeepSeek-V4 (VllmEngine.v4_plan): `v4_kv_groups`, how the release
     groups DeepSeek-V4's KV-cache specs ("": it does not serve the model; "tuples": 0.26's
     `group_and_unify_kv_cache_specs`, layer tuples with the sliding pages padded to the compressed ones,
-    `v4_tuple_groups`; "packed": `_get_packed_kv_cache_groups`, block-outermost groups of mixed pages, read in 0.29
-    and 0.33, `v4_packed_groups`; "unread": a grouping kvplan has not modelled, 0.20-0.25 and 0.27-0.28).
+    `v4_tuple_groups`; "overlaid": 0.27-0.28's, the same tuples unpadded and overlaid in one block as wide as the
+    widest group; "packed": `_get_packed_kv_cache_groups`, block-outermost groups of mixed pages, read in 0.29
+    and 0.33, `v4_packed_groups`; "unread": a grouping kvplan has not modelled, 0.20-0.25).
     Speculative decoding: `all_mode_speculative_blocks`, Mamba `all` mode holds num_speculative_tokens pages more per
     request. Parallelism: `models_dcp_dp_ep`, kvplan has read this release's data-parallel, expert-parallel and
     decode-context-parallel rules (VllmServing.layout, VllmEngine._check_dcp; False: the options are refused).
@@ -402,11 +403,14 @@ _R0_26 = _row(
 )
 _R0_27 = _row(
     (0, 27, 0),
-    "vllm-0.27.0: v1/core/kv_cache_utils.py `_get_kv_cache_groups_uniform_groups` no longer pads DeepSeek-V4's "
-    "sliding pages and `_get_kv_cache_config_packed` overlays the groups (`_get_packed_kv_cache_layout`); the "
-    "concurrency sums each group's blocks (`get_max_concurrency_for_kv_cache_config`); not modelled for V4",
+    "vllm-0.27.0: v1/core/kv_cache_utils.py `_get_kv_cache_groups_uniform_groups` (:1670-1754) no longer pads "
+    "DeepSeek-V4's sliding pages and `_get_kv_cache_config_packed` (:1330-1358) overlays the groups in a block as "
+    "wide as the widest (`_get_packed_kv_cache_layout` :1283-1305); the concurrency sums each group's blocks "
+    "(`get_max_concurrency_for_kv_cache_config` :937-959); the start-up check still prices the layer tuples "
+    "(`_max_memory_usage_bytes_from_groups` :1890-1940); 0.28.0 alike (:1623-1707, :1296-1324, :1249-1271, "
+    ":917-939, :1878-1928)",
     _R0_26,
-    v4_kv_groups="unread",
+    v4_kv_groups="overlaid",
 )
 _R0_28 = _row(
     (0, 28, 0),
@@ -602,12 +606,15 @@ class GroupPlan:
     `block_bytes`: what one block of the pool costs where that is not the largest page (vLLM 0.26's packed
     DeepSeek-V4 layout, `v4_tuple_groups`); `request_unit`: where set, a request's blocks are its bytes in every
     group divided by this page, rounded up (vLLM 0.26's `get_max_concurrency_for_kv_cache_config` for
-    DeepSeek-V4), instead of the sum of its blocks in each group."""
+    DeepSeek-V4), instead of the sum of its blocks in each group; `check_page`: where set, what one block of a
+    request costs in the start-up memory check (vLLM 0.26-0.28's `_max_memory_usage_bytes_from_groups` for
+    DeepSeek-V4, `v4_check_page`), instead of its spec's page."""
 
     specs: dict[Spec, int]
     group_size: int
     block_bytes: int = 0
     request_unit: int = 0
+    check_page: int = 0
 
     def groups(self, spec: Spec) -> int:
         return cdiv(self.specs[spec], self.group_size)
@@ -1077,17 +1084,15 @@ class VllmEngine:
             raise UsageError(
                 f"vLLM {version} does not serve DeepSeek-V4: DeepseekV4ForCausalLM is first registered in vLLM "
                 "0.20.0 (model_executor/models/registry.py:99)",
-                hint=Text(
-                    "pass {vllm_version} 0.26 or 0.29 or later (the releases whose DeepSeek-V4 groups kvplan models)"
-                ),
+                hint=Text("pass {vllm_version} 0.26 or later (the releases whose DeepSeek-V4 groups kvplan models)"),
                 field="vllm_version",
             )
         if row.v4_kv_groups == "unread":
             raise UsageError(
-                f"kvplan does not model vLLM {version}'s DeepSeek-V4 KV-cache groups: 0.20-0.25 and 0.27-0.28 group "
-                "its layers in tuples (v1/core/kv_cache_utils.py `group_and_unify_kv_cache_specs`) with packing "
-                "and concurrency rules kvplan has read only in 0.26.0; it models 0.26 and 0.29 and later",
-                hint=Text("pass {vllm_version} 0.26 or 0.29 or later"),
+                f"kvplan does not model vLLM {version}'s DeepSeek-V4 KV-cache groups: 0.20-0.25 group its layers in "
+                "tuples (v1/core/kv_cache_utils.py `group_and_unify_kv_cache_specs`) with packing and concurrency "
+                "rules kvplan has read only from 0.26.0; it models 0.26 and later",
+                hint=Text("pass {vllm_version} 0.26 or later"),
                 field="vllm_version",
             )
         if req.kv_dtype not in ("bfloat16", "fp8_e4m3"):
@@ -1137,12 +1142,20 @@ class VllmEngine:
         (`get_max_concurrency_for_kv_cache_config`, v1/core/kv_cache_utils.py:1061-1093). Every spec is one latent
         head with `max_tp_shards=1`: each TP rank holds the whole cache. vLLM 0.26 (`v4_kv_groups` "tuples"):
         `v4_tuple_groups`, each group's spec its own (padded) pages, a pool block the packed layout's stride
-        (`v4_tuple_stride`) and a request's blocks its bytes over the first (compressed) group's page."""
+        (`v4_tuple_stride`) and a request's blocks its bytes over the first (compressed) group's page. vLLM
+        0.27-0.28 ("overlaid"): `v4_tuple_groups` without the padding, the groups overlaid in one block as wide as
+        the widest (`_get_packed_kv_cache_layout`, vllm-0.27.0 v1/core/kv_cache_utils.py:1283-1305, 0.28.0
+        :1249-1271) and a request's blocks the sum of its blocks in each group (:937-959, 0.28.0 :917-939), as from
+        0.29. In 0.26-0.28 the start-up check prices a request's blocks at `v4_check_page`."""
         specs = [
             spec for i, c in enumerate(caches) if isinstance(c, L.CompressedAttention) for spec in v4_layer_specs(c, i)
         ]
-        tuples = vllm_behaviour(req.engine_version).v4_kv_groups == "tuples"
-        groups = v4_tuple_groups(specs) if tuples else v4_packed_groups(specs)
+        grouping = vllm_behaviour(req.engine_version).v4_kv_groups
+        tuples = grouping == "tuples"
+        if grouping == "packed":
+            groups = v4_packed_groups(specs)
+        else:
+            groups = v4_tuple_groups(specs, pad=tuples)
         widest = max(sum(s.page for s in group) for group in groups)
         counts: dict[Spec, int] = {}
         for group in groups:
@@ -1159,9 +1172,13 @@ class VllmEngine:
             counts[spec] = counts.get(spec, 0) + 1
         if tuples:
             return GroupPlan(
-                counts, 1, block_bytes=v4_tuple_stride(groups), request_unit=sum(s.page for s in groups[0])
+                counts,
+                1,
+                block_bytes=v4_tuple_stride(groups),
+                request_unit=sum(s.page for s in groups[0]),
+                check_page=v4_check_page(groups),
             )
-        return GroupPlan(counts, 1)
+        return GroupPlan(counts, 1, check_page=v4_check_page(groups) if grouping == "overlaid" else 0)
 
     @staticmethod
     def _state_bytes(cache: L.RecurrentState, req: Request) -> int:
@@ -1314,13 +1331,15 @@ def v4_packed_groups(specs: list[V4LayerSpec]) -> list[list[V4LayerSpec]]:
     return groups
 
 
-def v4_tuple_groups(specs: list[V4LayerSpec]) -> list[list[V4LayerSpec]]:
+def v4_tuple_groups(specs: list[V4LayerSpec], pad: bool = True) -> list[list[V4LayerSpec]]:
     """vLLM 0.26.0's DeepSeek-V4 groups (v1/core/kv_cache_utils.py `group_and_unify_kv_cache_specs` :1525-1566,
     `_get_kv_cache_groups_uniform_groups` :1603-1701): every full (MLA) spec in one group, first; the sliding specs
     in one bucket per (block size, window); a bucket's "layer tuples" are its most layers of one page size, and
     `approximate_gcd` over every group's tuples, from the MLA group's, sets the tuples per group; each sliding page
-    is padded to the smallest MLA page that holds it, and a sliding bucket is split into cdiv(layers per page
-    size, tuples) groups taking every n-th tuple. Raises where vLLM's asserts would."""
+    is padded to the smallest MLA page that holds it (`pad`; 0.27.0 and 0.28.0 keep the sliding pages as they are,
+    "the packed block planner overlays groups, so their page sizes do not need to match": vllm-0.27.0
+    kv_cache_utils.py:1592-1632 and :1670-1754, 0.28.0 :1545-1585 and :1623-1707), and a sliding bucket is split
+    into cdiv(layers per page size, tuples) groups taking every n-th tuple. Raises where vLLM's asserts would."""
     full = [s for s in specs if s.window is None]
     sliding: dict[tuple[int, int | None], list[V4LayerSpec]] = {}
     for spec in specs:
@@ -1337,11 +1356,12 @@ def v4_tuple_groups(specs: list[V4LayerSpec]) -> list[list[V4LayerSpec]]:
     for bucket in sliding.values():
         by_size: dict[int, list[V4LayerSpec]] = {}
         for spec in bucket:
-            padded = min((p for p in full_pages if p >= spec.page), default=0)
+            padded = min((p for p in full_pages if p >= spec.page), default=0) if pad else spec.page
             by_size.setdefault(padded, []).append(replace(spec, page=padded))
         if 0 in by_size or len({len(v) for v in by_size.values()}) != 1:
             raise UsageError(
-                "vLLM 0.26 cannot group this DeepSeek-V4 model's pages (kv_cache_utils.py:1659 and :1676 assert)",
+                "vLLM 0.26-0.28 cannot group this DeepSeek-V4 model's pages (vllm-0.26.0 kv_cache_utils.py:1659 "
+                "and :1676 assert; 0.27.0 :1731)",
                 hint=Text("pass {vllm_version} 0.29 or later"),
                 field="vllm_version",
             )
@@ -1349,6 +1369,16 @@ def v4_tuple_groups(specs: list[V4LayerSpec]) -> list[list[V4LayerSpec]]:
         pattern = list(zip(*by_size.values(), strict=True))
         groups.extend([s for repeat in pattern[i::k] for s in repeat] for i in range(k))
     return groups
+
+
+def v4_check_page(groups: list[list[V4LayerSpec]]) -> int:
+    """What one block of a request costs in vLLM 0.26-0.28's start-up memory check for DeepSeek-V4
+    (`_max_memory_usage_bytes_from_groups`, vllm-0.26.0 v1/core/kv_cache_utils.py:1832-1880, 0.27.0 :1890-1940,
+    0.28.0 :1878-1928, through `_check_enough_kv_cache_memory` and `_estimate_max_model_len_from_groups`): every
+    group's pages times the most layer tuples of any group (`get_num_layer_tuples`, the most specs of one page
+    size) times the distinct page sizes of the first (MLA) group added up (`get_page_sizes`, a set)."""
+    tuples = max(Counter(s.page for s in group).most_common(1)[0][1] for group in groups)
+    return tuples * sum({s.page for s in groups[0]})
 
 
 def v4_tuple_stride(groups: list[list[V4LayerSpec]]) -> int:
@@ -2546,6 +2576,8 @@ class VllmServing(ServingModel):
 
         def fits(n: int) -> bool:
             longer = replace(req, seq_len=n)
+            if groups.check_page:  # DeepSeek-V4 in 0.26-0.28: the start-up check's own pricing (v4_check_page)
+                return max_memory_usage_bytes(engine, caches, req, n) <= avail
             blocks = groups.request_blocks(lambda spec: engine.blocks_per_request(spec, longer))
             return blocks <= cap.usable_blocks
 
@@ -2556,7 +2588,7 @@ class VllmServing(ServingModel):
             cap.block_size,
             cap.max_concurrency,
             largest(fits, inputs.limit),
-            cap.blocks_per_request <= cap.usable_blocks,
+            fits(req.seq_len),
         )
 
     def startup(self, inputs: StartupInputs) -> Startup:
@@ -2627,7 +2659,10 @@ def max_memory_usage_bytes(engine: VllmEngine, caches: list[L.Layer], req: Reque
     `seq_len` tokens may hold, layer by layer (no group padding), what the one-request check needs."""
     at = replace(req, seq_len=seq_len)
     plan = engine.plan(caches, at)
-    return sum(count * engine.blocks_per_request(spec, at) * spec.page for spec, count in plan.specs.items())
+    return sum(
+        count * engine.blocks_per_request(spec, at) * (plan.check_page or spec.page)
+        for spec, count in plan.specs.items()
+    )
 
 
 def estimate_max_model_len(needed: Callable[[int], int], available: int, max_model_len: int) -> int:

@@ -11,7 +11,9 @@ each figure worked out by hand from vLLM's source (vllm-0.33.0 unless said; 0.29
   8-token blocks (ratio 128, coff 1), sliding_window coff x ratio (models/deepseek_v4/compressor.py:139-191, :283);
 - groups: `_get_packed_kv_cache_groups` (v1/core/kv_cache_planning.py:914-1041) with `_approximate_gcd` (:879-911);
   one pool block costs the widest group (:574-606); a request holds blocks in every group
-  (v1/core/kv_cache_utils.py:1061-1093).
+  (v1/core/kv_cache_utils.py:1061-1093);
+- vLLM 0.26 groups layer tuples with padded sliding pages, 0.27-0.28 the same tuples unpadded and overlaid
+  (vllm-0.26.0, 0.27.0, 0.28.0 v1/core/kv_cache_utils.py, lines cited in each test).
 """
 
 from __future__ import annotations
@@ -26,15 +28,18 @@ from kvplan.cli import app
 from kvplan.core import specs as L
 from kvplan.core.shapes import model_shape
 from kvplan.engines.base import Request
-from kvplan.engines.serving import SpeculativeInputs
+from kvplan.engines.serving import FitInputs, SpeculativeInputs
 from kvplan.engines.vllm import (
     ENTRY,
+    V4_LABELS,
     VllmEngine,
     approximate_gcd,
     capacity,
+    max_memory_usage_bytes,
     parse_speculative_config,
     v4_layer_specs,
     v4_packed_groups,
+    v4_tuple_groups,
 )
 from kvplan.errors import UsageError
 from kvplan.weights.stored import tensors_bytes
@@ -139,10 +144,8 @@ def test_auto_and_fp8_store_the_same_layout():
     ("changes", "field", "words"),
     [
         ({"engine_version": "0.19.1"}, "vllm_version", "first registered in vLLM 0.20.0"),
-        ({"engine_version": "0.20.0"}, "vllm_version", "read only in 0.26.0"),
-        ({"engine_version": "0.25.1"}, "vllm_version", "read only in 0.26.0"),
-        ({"engine_version": "0.27.0"}, "vllm_version", "group_and_unify_kv_cache_specs"),
-        ({"engine_version": "0.28.0"}, "vllm_version", "0.27-0.28"),
+        ({"engine_version": "0.20.0"}, "vllm_version", "read only from 0.26.0"),
+        ({"engine_version": "0.25.1"}, "vllm_version", "group_and_unify_kv_cache_specs"),
         ({"kv_dtype": "int8"}, "kv_dtype", "fp8_ds_mla"),
         ({"kv_dtype": "nvfp4"}, "kv_dtype", "fp8_ds_mla"),
         ({"kv_dtype": "fp8_e5m2"}, "kv_dtype", "fp8_ds_mla"),
@@ -180,6 +183,8 @@ def test_0_26_groups_layer_tuples_with_padded_sliding_pages():
     req = Request(912128, 1, "fp8_e4m3", "bfloat16", tp=2, max_num_batched_tokens=8192, engine_version="0.26.0")
     plan = engine.plan(caches, req)
     assert (plan.block_bytes, plan.request_unit, plan.page) == (1039680, 1002240, 1039680)
+    # the start-up check: 22 tuples x (37,440 + 8,640 + 1,728) per block (kv_cache_utils.py:1832-1880)
+    assert plan.check_page == 22 * 47808
     pages = sorted((s.label, s.block_size, s.page, n) for s, n in plan.specs.items())
     assert pages == [
         ("compressed_kv", 256, 1002240, 1),
@@ -191,6 +196,52 @@ def test_0_26_groups_layer_tuples_with_padded_sliding_pages():
     cap = capacity(caches, req, 7234 * 1039680, engine, plan)
     assert (cap.num_blocks, cap.blocks_per_request) == (7234, 9480)
     assert cap.kv_cache_tokens == int(7234 / 9480 * 912128)
+
+
+@pytest.mark.parametrize("version", ["0.27.0", "0.28.0"])
+def test_0_27_and_0_28_overlay_unpadded_layer_tuples(version):
+    """vllm-0.27.0 v1/core/kv_cache_utils.py (0.28.0 alike, shifted lines): the 0.26 layer tuples (22 from
+    `_approximate_gcd([21, 43, 21, 20], 21)`) without the sliding pages' padding (:1670-1754: "the packed block
+    planner overlays groups"): MLA 21 x 37,440 + 21 x 8,640 + 20 x 1,728 = 1,002,240 B; rings 22 and 21 x 37,440;
+    the CSA compressor pairs 21 x (32,832 + 8,640) = 870,912; the HCA compressors 20 x 32,832 = 656,640. The groups
+    overlay one block as wide as the widest, 1,002,240 B (`_get_packed_kv_cache_layout` :1283-1305), and a request
+    holds its blocks in every group (:937-959): at 1,048,576 tokens 4,096 + 2 x 259 + 4,099 + 2,065 = 10,778, as
+    0.29's packed groups. The start-up check prices each of those blocks at 22 tuples x (37,440 + 8,640 + 1,728) =
+    1,051,776 B (`_max_memory_usage_bytes_from_groups` :1890-1940): 11,336,041,728 B for one request, more than the
+    10,802,142,720 B of its blocks, so a pool of 10,790 blocks holds one request (10,778 blocks) yet vLLM refuses to
+    start, and accepts it from 10,778 x 1,051,776 B."""
+    shape, caches = _flash()
+    engine = VllmEngine(shape)
+    req = Request(1048576, 1, "fp8_e4m3", "bfloat16", tp=8, max_num_batched_tokens=8192, engine_version=version)
+    plan = engine.plan(caches, req)
+    assert (plan.page, plan.block_bytes, plan.request_unit, plan.check_page) == (1002240, 0, 0, 1051776)
+    by_hand = {
+        ("compressed_kv", 41): 1002240,
+        ("compressor_state", 21): 21 * (32832 + 8640),
+        ("compressor_state", 20): 20 * 32832,
+        (L.V4_SLIDING, 22): 22 * 37440,
+        (L.V4_SLIDING, 21): 21 * 37440,
+    }
+    specs = [specs for i, c in enumerate(caches) for specs in v4_layer_specs(c, i)]
+    groups = v4_tuple_groups(specs, pad=False)
+    got = {(V4_LABELS[g[0].role], len({s.layer for s in g})): sum(s.page for s in g) for g in groups}
+    assert got == by_hand and max(got.values()) == 1002240
+    cap = capacity(caches, req, 10790 * 1002240, engine)
+    assert (cap.blocks_per_request, cap.num_blocks) == (10778, 10790)
+    assert max_memory_usage_bytes(engine, caches, req, req.seq_len) == 10778 * 1051776 == 11336041728
+    fit = ENTRY.serving.fit(FitInputs(shape, engine, tuple(caches), req, 10790 * 1002240, req.seq_len))  # type: ignore[union-attr]
+    assert not fit.fits_one and fit.fit_len < req.seq_len
+    fit = ENTRY.serving.fit(FitInputs(shape, engine, tuple(caches), req, 11336041728, req.seq_len))  # type: ignore[union-attr]
+    assert fit.fits_one and fit.fit_len == req.seq_len
+
+
+def test_the_pad_is_0_26s_alone():
+    """0.26 pads the compressor pages to the MLA pages (32,832 -> 37,440), 0.27 does not (kv_cache_utils.py
+    :1659-1676 in 0.26.0; gone in 0.27.0, whose :1717-1719 say the overlaid groups need no common page)."""
+    _, caches = _flash()
+    specs = [specs for i, c in enumerate(caches) for specs in v4_layer_specs(c, i)]
+    pages = [{s.page for g in v4_tuple_groups(specs, pad=p) for s in g} for p in (True, False)]
+    assert 32832 not in pages[0] and 32832 in pages[1]
 
 
 def _mtp(config: dict, tokens: int = 1, **draft):
