@@ -1361,7 +1361,7 @@ def v4_tuple_groups(specs: list[V4LayerSpec], pad: bool = True) -> list[list[V4L
         if 0 in by_size or len({len(v) for v in by_size.values()}) != 1:
             raise UsageError(
                 "vLLM 0.26-0.28 cannot group this DeepSeek-V4 model's pages (vllm-0.26.0 kv_cache_utils.py:1659 "
-                "and :1676 assert; 0.27.0 :1731)",
+                "and :1676 assert; 0.27.0 :1729)",
                 hint=Text("pass {vllm_version} 0.29 or later"),
                 field="vllm_version",
             )
