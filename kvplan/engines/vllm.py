@@ -1211,7 +1211,7 @@ def with_draft(caches: list[L.Layer], req: Request) -> list[L.Layer]:
     return [*caches, *req.speculative.draft_caches]
 
 
-# ---------------------------------------------------------------- DeepSeek-V4's specs and groups (0.29-0.33)
+# ---------------------------------------------------------------- DeepSeek-V4's specs and groups (0.26-0.33)
 
 V4_BLOCK_SIZE = 256  # cache_config.block_size: the only size the V4 sparse-MLA and indexer backends take
 V4_SWA_BLOCK_SIZE = 64  # DeepseekV4SWACache(block_size=64) (v1/attention/backends/mla/sparse_swa.py:85 and :111)
