@@ -263,6 +263,8 @@ def test_the_mtp_draft_is_one_sliding_ring_per_mtp_layer(name, layers):
     assert spec.draft_caches == (L.CompressedAttention(512, 128),)
     assert f"after layer {layers - 1}" in spec.notes[0] and "num_nextn_predict_layers = 1" in spec.notes[0]
     assert model_shape(config).num_layers == layers
+    with pytest.raises(UsageError, match="has no `num_nextn_predict_layers`"):  # nvidia/mtp.py:175 reads it
+        _mtp({k: v for k, v in config.items() if k != "num_nextn_predict_layers"})
     two = _mtp({**config, "num_nextn_predict_layers": 2, "compress_ratios": [*config["compress_ratios"], 0]}, tokens=3)
     assert two.draft_caches == (L.CompressedAttention(512, 128),) * 2  # one ring per MTP layer, whatever the tokens
 
