@@ -1,0 +1,89 @@
+"""Issue 13's proof for a draft model: transformers' assisted generation (`generate(..., assistant_model=draft)`)
+on a tiny random llama target and a tiny random llama draft with other layer and head counts, both caches read
+as real CPU tensors (kvplan.profiling.ground_truth.measure_assisted_caches) and held against kvplan's figures:
+
+- the target's: `estimate` on the transformers engine at the length its cache holds;
+- the draft's: the `Speculative` kvplan builds for `{"method": "draft_model", "model": <the draft's config>}`
+  (vLLM's rules, kvplan.engines.vllm.speculative_rules: the draft's cache layers as `draft_caches`), those layers
+  sized by the transformers engine's storage model at the length the draft's cache holds, after every draft
+  forward of every drafting round.
+
+Assisted generation keeps the draft's cache behind the target's: it never holds more tokens than the final
+sequence, so kvplan's draft figure at the final length bounds it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from kvplan.core.shapes import model_shape
+from kvplan.engines.base import Request
+from kvplan.engines.serving import SpeculativeInputs
+from kvplan.engines.transformers import TransformersEngine
+from kvplan.engines.vllm import parse_speculative_config, speculative_rules
+from kvplan.planning.estimate import estimate_config
+from kvplan.profiling.ground_truth import build_model, hf_config_from_dict, measure_assisted_caches, total_nbytes
+
+pytestmark = pytest.mark.torch
+
+_COMMON = dict(model_type="llama", vocab_size=128, hidden_size=64, intermediate_size=128, max_position_embeddings=256)
+TARGET = dict(_COMMON, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=16)
+DRAFT = dict(_COMMON, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=32)
+PROMPT, NEW = 12, 20
+
+
+@pytest.fixture(scope="module")
+def run() -> dict:
+    torch.manual_seed(0)
+    target = build_model(hf_config_from_dict({**TARGET, "torch_dtype": "float32"}), dtype="float32", device="cpu")
+    draft = build_model(hf_config_from_dict({**DRAFT, "torch_dtype": "float32"}), dtype="float32", device="cpu")
+    ids = torch.randint(3, 128, (1, PROMPT))
+    return measure_assisted_caches(target, draft, ids, max_new_tokens=NEW)
+
+
+def _draft_spec(tmp_path):
+    path = tmp_path / "draft" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(DRAFT))
+    setup = parse_speculative_config({"model": str(path), "num_speculative_tokens": 4})
+    target_shape, draft_shape = model_shape(TARGET), model_shape(DRAFT)
+    inputs = SpeculativeInputs(
+        setup, TARGET, target_shape, "float32", draft_config=DRAFT, draft_shape=draft_shape, draft_weights=None
+    )
+    return speculative_rules(inputs), draft_shape
+
+
+def _draft_bytes(spec, draft_shape, tokens: int) -> int:
+    engine = TransformersEngine.for_shape(draft_shape)
+    req = Request(seq_len=tokens, batch=1, kv_dtype="float32", model_dtype="float32", speculative=spec)
+    return sum(c.bytes for c in engine.stage_costs(list(spec.draft_caches), req))
+
+
+def test_the_targets_cache_is_kvplans_estimate(run):
+    tokens, layers = run["target"]
+    assert run["sequence"] == PROMPT + NEW and tokens == PROMPT + NEW - 1  # the last token is never fed
+    assert {layer["class"] for layer in layers} == {"DynamicLayer"} and len(layers) == 4
+    est = estimate_config(TARGET, engine="transformers", seq_len=tokens, dtype="float32")
+    assert est.kv_cache_bytes == total_nbytes(layers) == 2 * 4 * 2 * 16 * tokens * 4
+
+
+def test_the_draft_models_cache_is_kvplans_draft_layers_on_the_transformers_engine(run, tmp_path):
+    spec, draft_shape = _draft_spec(tmp_path)
+    assert spec.method == "draft_model" and len(spec.draft_caches) == 2  # the draft's own layers, not the target's
+    assert {(c.num_kv_heads, c.head_dim_k, c.head_dim_v) for c in spec.draft_caches} == {(1, 32, 32)}  # type: ignore[attr-defined]
+    tokens, layers = run["draft"]
+    assert len(layers) == 2 and {layer["class"] for layer in layers} == {"DynamicLayer"}
+    assert layers[0]["tensors"]["keys"][0] == (1, 1, tokens, 32)
+    assert _draft_bytes(spec, draft_shape, tokens) == total_nbytes(layers) == 2 * 2 * 1 * 32 * tokens * 4
+    # every drafting round: the cache the draft holds after each of its forwards, cropped back between rounds
+    steps = run["draft_steps"]
+    assert len(steps) > 1 and steps[0][0] == PROMPT  # the first round prefills the prompt
+    for _fed, held, nbytes in steps:
+        assert nbytes == _draft_bytes(spec, draft_shape, held)
+    # the draft's cache stays behind the target's: kvplan's figure at the final length bounds it
+    assert max(held for _, held, _ in steps) < run["sequence"]
+    assert max(n for _, _, n in steps) < _draft_bytes(spec, draft_shape, run["sequence"])
