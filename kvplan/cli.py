@@ -457,8 +457,8 @@ def estimate(
             help="Speculative decoding, as vLLM's --speculative-config JSON (as for recommend): "
             '\'{"method": "mtp", "num_speculative_tokens": 3}\', or draft_model / eagle / eagle3 / dflash with '
             '"model" (a catalog name or config path). Adds rows for the drafter\'s KV (the MTP layers or the draft '
-            "model's layers) where kvplan models the engine's drafter (vLLM, SGLang); other engines note that it is "
-            "left out.",
+            "model's layers) where kvplan models the engine's drafter (vLLM, SGLang, transformers' assisted generation); "
+            "other engines note that it is left out.",
             show_default=False,
         ),
     ] = None,

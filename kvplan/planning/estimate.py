@@ -370,7 +370,7 @@ def estimate(
         speculative_config: vLLM's `--speculative-config` (a JSON string or a mapping: method,
             num_speculative_tokens, model), as `recommend` takes it. The engine's rules add the drafter's KV layers
             (the MTP layers, or the draft model's layers read from its config) and speculative state slots where
-            kvplan models them (vLLM, SGLang); `draft_layers` are its rows, the totals include them, the notes say
+            kvplan models them (vLLM, SGLang, transformers' assisted generation: the draft's own cache); `draft_layers` are its rows, the totals include them, the notes say
             what is left out (other engines: the drafter).
     Returns:
         An Estimate; every byte count is an int, `*_per_gpu` figures are for the fullest GPU.

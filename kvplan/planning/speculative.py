@@ -58,9 +58,13 @@ def speculative_inputs(
 
 def engine_speculative(entry: EngineEntry, inputs: SpeculativeInputs) -> Speculative:
     """The setup as engine `entry` runs it: its serving model's rules (ServingModel.speculative); an engine without a
-    serving model keeps the setup as given and says the drafter is left out."""
+    serving model answers with its entry's rules (EngineEntry.speculative: transformers' assisted generation), or keeps
+    the setup as given and says the drafter is left out."""
     if isinstance(entry.serving, ServingModel):
         return entry.serving.speculative(inputs)
+    if entry.speculative is not None:
+        spec: Speculative = entry.speculative(inputs)
+        return spec
     return Speculative(
         inputs.setup.method,
         inputs.setup.num_speculative_tokens,

@@ -427,7 +427,7 @@ def test_estimate_rows_for_mtp_layers_and_the_group_padding_they_cost():
     assert sum(c.bytes for c in VllmEngine(shape).stage_costs(shape.caches(), req)) == est.kv_cache_bytes
 
 
-@pytest.mark.parametrize("engine", ["transformers", "llamacpp"])
+@pytest.mark.parametrize("engine", ["llamacpp", "naive"])
 def test_estimate_on_an_engine_without_rules_says_the_drafter_is_left_out(engine):
     from kvplan.planning.estimate import estimate
 

@@ -9,7 +9,8 @@ as real CPU tensors (kvplan.profiling.ground_truth.measure_assisted_caches) and 
   forward of every drafting round.
 
 Assisted generation keeps the draft's cache behind the target's: it never holds more tokens than the final
-sequence, so kvplan's draft figure at the final length bounds it."""
+sequence, so kvplan's draft figure at the final length bounds it. `kvplan estimate --engine transformers
+--speculative-config` (transformers' `assisted_generation` rule) gives both figures as its rows."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from kvplan.engines.base import Request
 from kvplan.engines.serving import SpeculativeInputs
 from kvplan.engines.transformers import TransformersEngine
 from kvplan.engines.vllm import parse_speculative_config, speculative_rules
-from kvplan.planning.estimate import estimate_config
+from kvplan.planning.estimate import estimate, estimate_config
 from kvplan.profiling.ground_truth import build_model, hf_config_from_dict, measure_assisted_caches, total_nbytes
 
 pytestmark = pytest.mark.torch
@@ -59,7 +60,7 @@ def _draft_spec(tmp_path):
 
 def _draft_bytes(spec, draft_shape, tokens: int) -> int:
     engine = TransformersEngine.for_shape(draft_shape)
-    req = Request(seq_len=tokens, batch=1, kv_dtype="float32", model_dtype="float32", speculative=spec)
+    req = Request(seq_len=tokens, batch=1, kv_dtype="float32", model_dtype="float32")  # the draft's layers alone
     return sum(c.bytes for c in engine.stage_costs(list(spec.draft_caches), req))
 
 
@@ -87,3 +88,26 @@ def test_the_draft_models_cache_is_kvplans_draft_layers_on_the_transformers_engi
     # the draft's cache stays behind the target's: kvplan's figure at the final length bounds it
     assert max(held for _, held, _ in steps) < run["sequence"]
     assert max(n for _, _, n in steps) < _draft_bytes(spec, draft_shape, run["sequence"])
+
+
+def test_kvplan_estimate_on_transformers_sizes_both_caches(run, tmp_path):
+    """`estimate(..., engine="transformers", speculative_config=draft_model)` (transformers' assisted_generation
+    rule): the target's rows are its cache and the draft rows the assistant's, each at the length that cache holds;
+    at the final length the draft rows bound the assistant's cache."""
+    path = tmp_path / "draft.json"
+    path.write_text(json.dumps(DRAFT))
+    setup = {"method": "draft_model", "model": str(path), "num_speculative_tokens": 4}
+
+    def est(tokens: int):
+        return estimate(TARGET, engine="transformers", seq_len=tokens, dtype="float32", speculative_config=setup)
+
+    target_tokens, target_layers = run["target"]
+    draft_tokens, draft_layers = run["draft"]
+    at_target = est(target_tokens)
+    assert sum(k.bytes for k in at_target.layers) == total_nbytes(target_layers)
+    (row,) = est(draft_tokens).draft_layers
+    assert (row.kind, row.count, row.bytes) == ("full_attention", 2, total_nbytes(draft_layers))
+    final = est(run["sequence"])
+    assert final.kv_cache_bytes == sum(k.bytes for k in (*final.layers, *final.draft_layers))
+    assert final.to_dict()["speculative"]["draft_kv_bytes"] > max(n for _, _, n in run["draft_steps"])
+    assert any("assisted generation" in n for n in final.notes)
