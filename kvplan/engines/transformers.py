@@ -212,7 +212,8 @@ def assisted_generation(inputs: SpeculativeInputs) -> Speculative:
     if any(c.kind in (L.SLIDING, L.CHUNKED) for c in caches):
         notes.append(
             "the draft's sliding-window layers are sized as after a one-token step (window - 1 tokens); assisted "
-            "generation feeds the draft 2 tokens or more a round, which it holds beside them until its next crop"
+            "generation opens each drafting round by feeding the draft 2 tokens, after which each such layer holds "
+            "window + 1 (2 tokens more) until its next step"
         )
     return replace(
         setup,

@@ -111,3 +111,28 @@ def test_kvplan_estimate_on_transformers_sizes_both_caches(run, tmp_path):
     assert final.kv_cache_bytes == sum(k.bytes for k in (*final.layers, *final.draft_layers))
     assert final.to_dict()["speculative"]["draft_kv_bytes"] > max(n for _, _, n in run["draft_steps"])
     assert any("assisted generation" in n for n in final.notes)
+
+
+def test_a_sliding_window_draft_holds_two_tokens_more_after_each_round_as_the_note_says(tmp_path):
+    """A mistral draft with sliding_window 8: kvplan sizes its DynamicSlidingWindowLayers at window - 1 tokens (a
+    decode step's steady state). Each drafting round feeds the draft the last 2 tokens (the cache is cropped to the
+    sequence less 2, candidate_generator.py `_update_past_and_masks`), after which each layer holds window + 1:
+    kvplan's figure plus 2 tokens, as its note says."""
+    sliding = dict(DRAFT, model_type="mistral", sliding_window=8)
+    torch.manual_seed(0)
+    target = build_model(hf_config_from_dict({**TARGET, "torch_dtype": "float32"}), dtype="float32", device="cpu")
+    draft = build_model(hf_config_from_dict({**sliding, "torch_dtype": "float32"}), dtype="float32", device="cpu")
+    measured = measure_assisted_caches(target, draft, torch.randint(3, 128, (1, PROMPT)), max_new_tokens=8)
+    path = tmp_path / "draft.json"
+    path.write_text(json.dumps(sliding))
+    setup = {"method": "draft_model", "model": str(path), "num_speculative_tokens": 4}
+    est = estimate(TARGET, engine="transformers", seq_len=PROMPT + 8, dtype="float32", speculative_config=setup)
+    (row,) = est.draft_layers
+    assert (row.kind, row.tokens_per_sequence) == ("sliding_window", 7)
+    per_token = 2 * 2 * 1 * 32 * 4  # 2 layers x K and V x 1 head x 32 x fp32
+    rounds = [(fed, nbytes) for fed, _, nbytes in measured["draft_steps"][1:]]  # after the prompt's prefill
+    assert rounds and {fed for fed, _ in rounds} <= {1, 2}
+    for fed, nbytes in rounds:
+        assert nbytes == row.bytes + fed * per_token  # window - 1 + the tokens of the last forward
+    assert max(n for _, n in rounds) == row.bytes + 2 * per_token
+    assert any("window + 1 (2 tokens more)" in n for n in est.notes)
