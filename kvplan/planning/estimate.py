@@ -88,7 +88,7 @@ class Estimate(DtypeDisplay):
         if data["dcp"] == 1:  # estimates without DCP print what they always have
             del data["dcp"]
         data["layers"] = [asdict(k) for k in self.layers]
-        draft = data.pop("draft_layers")
+        draft = list(data.pop("draft_layers"))
         if self.speculative is None:
             del data["speculative"]
         else:
