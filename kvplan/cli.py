@@ -450,6 +450,18 @@ def estimate(
     offline: OfflineOpt = False,
     hub_weights: HubWeightsOpt = False,
     assume_llama: AssumeLlamaOpt = False,
+    speculative_config: Annotated[
+        Optional[str],
+        typer.Option(
+            "--speculative-config",
+            help="Speculative decoding, as vLLM's --speculative-config JSON (as for recommend): "
+            '\'{"method": "mtp", "num_speculative_tokens": 3}\', or draft_model / eagle / eagle3 / dflash with '
+            '"model" (a catalog name or config path). Adds rows for the drafter\'s KV (the MTP layers or the draft '
+            "model's layers) where kvplan models the engine's drafter (vLLM, SGLang, transformers' assisted generation); "
+            "other engines note that it is left out.",
+            show_default=False,
+        ),
+    ] = None,
     json_out: JsonOpt = False,
     plot: Annotated[
         Optional[str],
@@ -490,12 +502,18 @@ def estimate(
       kvplan estimate ./config.json --seq-len 1k..128k --engine transformers
 
       kvplan estimate meta-llama/Llama-3.1-8B --plot kv.svg --plot-engines vllm,sglang,naive
+
+      kvplan estimate Qwen/Qwen3.6-27B --speculative-config '{"method": "mtp", "num_speculative_tokens": 3}'
     """
     from kvplan.planning.estimate import estimate as estimate_model
     from kvplan.planning.resolved import resolve
 
     if plot is None and (plot_engines is not None or plot_kv_dtypes is not None):
         raise UsageError("--plot-engines and --plot-kv-dtypes apply to --plot only", hint="add --plot FILE.svg")
+    if plot is not None and speculative_config is not None:
+        raise UsageError(
+            "--plot does not draw the drafter's KV yet", hint="drop --plot, or --speculative-config for the plot"
+        )
     if plot is not None:  # a bad path, extension or a missing matplotlib is refused before any work
         from kvplan.plotting import prepare
 
@@ -523,7 +541,7 @@ def estimate(
         assume_llama=assume_llama,
         hub_weights=True if hub_weights else None,
     )
-    results = [estimate_model(resolved, seq_len=n, **options) for n in lengths]
+    results = [estimate_model(resolved, seq_len=n, speculative_config=speculative_config, **options) for n in lengths]
     chart = None
     if plot is not None:  # computed before anything is printed: a bad --plot-engines is one error, no table
         from kvplan.plotting.charts import estimate_chart

@@ -156,7 +156,25 @@ def estimate_table(est: Estimate) -> None:
             _fmt_per_token(k.bytes_per_token),
             format_bytes(k.bytes),
         )
+    for k in getattr(est, "draft_layers", ()):  # the drafter's KV (--speculative-config), in the totals below
+        label = KIND_LABELS.get(k.kind, k.kind) + (" (group padding)" if not k.count else "")
+        table.add_row(
+            f"draft · {label}",
+            str(k.count),
+            "-" if k.tokens_per_sequence is None else f"{k.tokens_per_sequence:,}",
+            _fmt_per_token(k.bytes_per_token),
+            format_bytes(k.bytes),
+        )
     out.print(table)
+    spec = getattr(est, "speculative", None)
+    if spec is not None:
+        out.print(
+            f"Speculative: {escape(spec['method'])}"
+            + (f" {escape(spec['model'])}" if spec["model"] else "")
+            + f", {spec['num_speculative_tokens']} token(s); the drafter's KV: "
+            + (format_bytes(sum(k.bytes for k in est.draft_layers)) if est.draft_layers else "none counted")
+            + " (in the totals)"
+        )
     out.print(
         f"KV cache: [bold]{format_bytes(est.bytes_per_sequence)}[/] per sequence, "
         f"[bold]{format_bytes(est.kv_cache_bytes)}[/] for the batch"

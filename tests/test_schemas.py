@@ -33,7 +33,7 @@ SCHEMA_FILES = Path(__file__).resolve().parents[1] / "kvplan" / "schemas"
 # keys a document may leave out (every other key of every object is required)
 OPTIONAL = {
     "models": {"error"},
-    "estimate": {"dcp"},  # only where --decode-context-parallel-size was given above 1
+    "estimate": {"dcp", "speculative"},  # only where -dcp was given above 1 / where --speculative-config was given
     # `parallel` only where DP, DCP, EP or nodes were given, its `search` with --smallest-layout
     # (test_recommend_with_a_layout_is_valid)
     "recommend": {"parallel", "search"},
@@ -297,6 +297,13 @@ def test_recommend_with_a_layout_is_valid():
     assert errors("recommend", searched) == [] and searched["parallel"]["search"]["fits"]
     dcp = cli_json("estimate", "deepseek-ai/DeepSeek-V2-Lite", "--tp", "8", "-dcp", "8", "--offline", "--json")
     assert errors("estimate", dcp) == [] and dcp["dcp"] == 8
+    mtp = '{"method": "mtp", "num_speculative_tokens": 3}'
+    spec = cli_json("estimate", "nvidia/Qwen3.6-27B-NVFP4", "--speculative-config", mtp, "--offline", "--json")
+    assert errors("estimate", spec) == [] and spec["speculative"]["draft_kv_layers"] == 1
+    sweep = cli_json(
+        "estimate", "nvidia/Qwen3.6-27B-NVFP4", "--seq-len", "1k,4k", "--speculative-config", mtp, "--offline", "--json"
+    )
+    assert errors("estimate", sweep) == [] and all(d["speculative"]["draft_layers"] for d in sweep)
 
 
 def test_check_outputs_are_valid(tmp_path):

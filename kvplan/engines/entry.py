@@ -87,6 +87,8 @@ class EngineEntry:
     - `release`: for an engine whose rules change by release (vLLM), (the release modelled, why: "given",
       "installed" or "newest") for the version asked (None: its default); `release_notes`: what a plan says
       about that release (release, why) -> notes.
+    - `speculative`: for an engine without a ServingModel, its speculative-decoding rules (SpeculativeInputs ->
+      Speculative: the drafter's KV layers its storage model adds); engines with one answer its `speculative`.
     - `metrics`: the gauges of running requests, KV-cache usage (a fraction) and waiting requests its server
       exports, with their source (None: kvplan knows none; `kvplan fleet` then gives thresholds without names).
     """
@@ -111,6 +113,9 @@ class EngineEntry:
     # the Prometheus gauges its server exports that autoscaling thresholds are set on (`kvplan fleet`):
     # "running", "kv_cache_usage", "waiting" -> metric name, and "source" (file:line of each); None: none known
     metrics: dict[str, str] | None = None
+    # the speculative-decoding rules of an engine without a ServingModel (transformers' assisted generation):
+    # SpeculativeInputs -> Speculative (kvplan.planning.speculative.engine_speculative); None: not modelled
+    speculative: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "display", self.display or self.name)

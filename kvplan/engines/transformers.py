@@ -31,13 +31,16 @@ broadcasts the `num_kv_heads` K/V heads to every query head before caching, so t
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import replace
 from fractions import Fraction
 
 from kvplan.core import specs as L
 from kvplan.core.shapes import FALCON_NEW_DECODER, ModelShape
 from kvplan.core.units import DTYPE_BYTES
-from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, window_tokens
+from kvplan.engines.base import KindCost, Request, Speculative, group_costs, kv_heads_per_rank, window_tokens
 from kvplan.engines.entry import EngineEntry
+from kvplan.engines.serving import SpeculativeInputs
 from kvplan.errors import Text, UsageError
 
 # Bytes per element of the quantized cache backends, scales and zero points included.
@@ -82,7 +85,13 @@ class TransformersEngine:
 
     def stage_costs(self, caches: list[L.Layer], req: Request) -> list[KindCost]:
         self.check(caches, req)
-        return group_costs([self._layer(c, req) for c in caches])
+        rows = [self._layer(c, req) for c in caches]
+        if req.speculative is not None and req.speculative.draft_caches:
+            # the assistant's own cache (assisted_generation): a DynamicCache in the model dtype whatever the target's
+            # cache (candidate_generator.py sets the assistant's cache_implementation to None), its layers' own heads
+            draft_req = replace(req, kv_dtype=req.model_dtype, speculative=None)
+            rows += [TransformersEngine()._layer(c, draft_req) for c in req.speculative.draft_caches]
+        return group_costs(rows)
 
     def _layer(self, cache: L.Layer, req: Request) -> tuple[str, int, Fraction, int | None]:
         if isinstance(cache, L.KVAttention):
@@ -163,12 +172,74 @@ class TransformersStaticEngine(TransformersEngine):
             )
 
 
+def assisted_generation(inputs: SpeculativeInputs) -> Speculative:
+    """transformers' assisted generation, `generate(..., assistant_model=draft)` (vLLM's method draft_model): the
+    draft keeps its own DynamicCache of its own layers, threaded through every drafting round and cropped back to the
+    accepted tokens (transformers 5.24 generation/candidate_generator.py AssistedCandidateGenerator, `assistant_kwargs
+    ["cache"]`), never more tokens than the sequence: sized at seq_len, an upper bound by a token or more (checked on
+    real caches in tests/profiling/test_assisted_generation.py). Falcon's new decoder architecture caches every query
+    head, as the target's does."""
+    setup = inputs.setup
+    if setup.method != "draft_model":
+        return replace(
+            setup,
+            notes=(
+                f"transformers' {setup.method} drafting is not modelled (kvplan models assisted generation with a "
+                "draft model, method draft_model): the drafter's KV cache is left out",
+            ),
+        )
+    shape = inputs.draft_shape
+    if shape is None:
+        why = f" ({inputs.draft_error})" if inputs.draft_error else ""
+        return replace(
+            setup,
+            notes=(
+                f"the draft model {setup.model} could not be read{why}: its KV cache is not counted (pass a catalog "
+                "name or a local config path as the speculative config's `model`)",
+            ),
+        )
+    broadcast = shape.num_attention_heads if FALCON_NEW_DECODER in shape.features else None
+    caches = tuple(
+        dataclasses.replace(c, num_kv_heads=broadcast) if broadcast and isinstance(c, L.KVAttention) else c
+        for c in shape.caches()
+        if not isinstance(c, L.NoCache)
+    )
+    notes = [
+        f"assisted generation with {setup.model}: the draft's own DynamicCache, {len(caches)} cache layer(s) in the "
+        "model dtype, sized at seq_len (it never holds more tokens than the sequence; transformers "
+        "generation/candidate_generator.py)"
+    ]
+    if any(c.kind in (L.SLIDING, L.CHUNKED) for c in caches):
+        notes.append(
+            "the draft's sliding-window layers are sized as after a one-token step (window - 1 tokens); assisted "
+            "generation opens each drafting round by feeding the draft 2 tokens, after which each such layer holds "
+            "window + 1 (2 tokens more) until its next step"
+        )
+    return replace(
+        setup,
+        draft_caches=caches,
+        draft_weights=inputs.draft_weights,
+        weights_source=inputs.draft_weights_source,
+        notes=tuple(notes),
+    )
+
+
 def _whole(value: Fraction) -> int:
     """Bytes are whole: packed formats round up to a byte."""
     return -(-value.numerator // value.denominator)
 
 
-ENTRY = EngineEntry(name="transformers", aliases=("hf",), storage=TransformersEngine.for_shape, plannable=True)
+ENTRY = EngineEntry(
+    name="transformers",
+    aliases=("hf",),
+    storage=TransformersEngine.for_shape,
+    plannable=True,
+    speculative=assisted_generation,
+)
+# the assistant's cache is a DynamicCache whatever the target's (assisted_generation)
 STATIC_ENTRY = EngineEntry(
-    name="transformers-static", aliases=("hf-static",), storage=TransformersStaticEngine.for_shape
+    name="transformers-static",
+    aliases=("hf-static",),
+    storage=TransformersStaticEngine.for_shape,
+    speculative=assisted_generation,
 )

@@ -14,11 +14,14 @@ from typing import Any
 from kvplan.core.shapes import ModelShape, model_shape
 from kvplan.core.units import DtypeDisplay, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, Engine, Request, engine_entry, get_engine
+from kvplan.engines.base import Speculative
 from kvplan.engines.naive import NaiveEngine
 from kvplan.engines.sizing import number, pipeline_costs
+from kvplan.engines.vllm import parse_speculative_config
 from kvplan.errors import Text, UsageError
 from kvplan.planning.requests import above_model_limit, engine_kv_dtype, make_request, positive_int, resolve_dtypes
 from kvplan.planning.resolved import ModelRef, resolve
+from kvplan.planning.speculative import engine_speculative, speculative_inputs, speculative_summary
 
 SCHEMA = "kvplan.estimate/1"
 
@@ -67,6 +70,10 @@ class Estimate(DtypeDisplay):
     config_source: str = "dict"  # where the config was read (kvplan.planning.resolved.ResolvedModel.config_source)
     revision: str | None = None  # the Hub snapshot's commit hash, when the config came from the Hub or its cache
     dcp: int = 1  # decode-context-parallel ranks splitting the tokens inside each TP group (JSON key only when > 1)
+    # --speculative-config (JSON key only when given): the setup as the engine runs it (kvplan.planning.speculative.
+    # speculative_summary) and the drafter's KV rows, which the totals above include; `layers` are the target's
+    speculative: dict[str, Any] | None = None
+    draft_layers: tuple[KindEstimate, ...] = ()
 
     @property
     def bytes_per_sequence(self) -> int:
@@ -81,6 +88,16 @@ class Estimate(DtypeDisplay):
         if data["dcp"] == 1:  # estimates without DCP print what they always have
             del data["dcp"]
         data["layers"] = [asdict(k) for k in self.layers]
+        draft = list(data.pop("draft_layers"))
+        if self.speculative is None:
+            del data["speculative"]
+        else:
+            data["speculative"] = {
+                **self.speculative,
+                "draft_kv_bytes": sum(k["bytes"] for k in draft),
+                "draft_kv_bytes_per_gpu": sum(k["bytes_per_gpu"] for k in draft),
+                "draft_layers": draft,
+            }
         data["notes"] = list(self.notes)
         data["bytes_per_sequence"] = self.bytes_per_sequence
         return {"schema": SCHEMA, **data}
@@ -95,7 +112,53 @@ def _display_dtypes(data: dict[str, Any]) -> dict[str, Any]:
 
 def estimate_request(shape: ModelShape, eng: Engine, req: Request, *, name: str = "model") -> Estimate:
     """The estimate of an already-checked request (`kvplan.planning.requests.make_request`) on storage model `eng`
-    (the fullest GPU alone, without the rest of an estimate: kvplan.engines.sizing.gpu_kv)."""
+    (the fullest GPU alone, without the rest of an estimate: kvplan.engines.sizing.gpu_kv).
+
+    With `req.speculative` (its drafter already filled in by the engine's rules, kvplan.planning.speculative), the
+    totals are the engine's with the drafter's layers, `layers` the target's rows sized beside the drafter's
+    speculative slots, and `draft_layers` what the drafter adds, kind by kind (the engine's figure with the draft
+    layers less the one without them: vLLM's padding of a hybrid's groups included)."""
+    spec = req.speculative
+    if spec is None:
+        return _estimate_request(shape, eng, req, name)
+    target = _estimate_request(shape, eng, replace(req, speculative=replace(spec, draft_caches=())), name)
+    both = _estimate_request(shape, eng, req, name) if spec.draft_caches else target
+    return replace(
+        target,
+        block_size=both.block_size,
+        kv_cache_bytes=both.kv_cache_bytes,
+        kv_cache_bytes_per_gpu=both.kv_cache_bytes_per_gpu,
+        bytes_per_token=both.bytes_per_token,
+        bytes_per_token_per_gpu=both.bytes_per_token_per_gpu,
+        notes=target.notes + spec.notes,
+        speculative=speculative_summary(spec),
+        draft_layers=_added(target.layers, both.layers),
+    )
+
+
+def _added(target: tuple[KindEstimate, ...], both: tuple[KindEstimate, ...]) -> tuple[KindEstimate, ...]:
+    """What the drafter adds to each kind: `both` (target and drafter) less `target`."""
+    alone = {k.kind: k for k in target}
+    rows = []
+    for k in both:
+        t = alone.get(k.kind)
+        if t is None:
+            rows.append(k)
+            continue
+        row = KindEstimate(
+            k.kind,
+            k.count - t.count,
+            k.bytes - t.bytes,
+            k.bytes_per_gpu - t.bytes_per_gpu,
+            number(Fraction(k.bytes_per_token) - Fraction(t.bytes_per_token)),
+            k.tokens_per_sequence,
+        )
+        if row.count or row.bytes:
+            rows.append(row)
+    return tuple(rows)
+
+
+def _estimate_request(shape: ModelShape, eng: Engine, req: Request, name: str) -> Estimate:
     stages = pipeline_costs(eng, shape, req)
     stage_totals = [sum(c.bytes for c in costs) for costs in stages]
     fullest = stage_totals.index(max(stage_totals))
@@ -148,8 +211,10 @@ def estimate_shape(
     async_scheduling: bool | None = None,
     compute_capability: str | None = None,
     dcp: int = 1,
+    speculative: Speculative | None = None,
 ) -> Estimate:
-    """Size the KV cache of an already-read ModelShape. See `estimate` for the arguments.
+    """Size the KV cache of an already-read ModelShape. See `estimate` for the arguments; `speculative` is a
+    speculative-decoding setup whose drafter the engine's rules have filled in (kvplan.planning.speculative).
 
     For llama.cpp (`engine="llamacpp"`), `batch` is the `-np` slots, `seq_len` the tokens of one slot (so
     `-c = seq_len x batch`), `kv_dtype="auto"` is its f16 default and `n_ubatch` its `-ub`."""
@@ -176,6 +241,7 @@ def estimate_shape(
         async_scheduling=async_scheduling,
         compute_capability=compute_capability,
         dcp=_dcp(entry, dcp),
+        speculative=speculative,
     )
     result = estimate_request(shape, get_engine(engine, shape), req, name=name)
     result = replace(result, dcp=req.dcp)
@@ -276,6 +342,7 @@ def estimate(
     async_scheduling: bool | None = None,
     hub_weights: bool | None = None,
     dcp: int = 1,
+    speculative_config: str | dict[str, Any] | None = None,
 ) -> Estimate:
     """KV-cache memory of MODEL for `batch` sequences of `seq_len` tokens on `engine`, split over tp x pp GPUs.
 
@@ -300,10 +367,21 @@ def estimate(
             when nothing local sizes the weights; kvplan.planning.resolved).
         assume_llama: read an unknown model_type llama-like even where its config signals another cache
             (refused otherwise); the notes say so.
+        speculative_config: vLLM's `--speculative-config` (a JSON string or a mapping: method,
+            num_speculative_tokens, model), as `recommend` takes it. The engine's rules add the drafter's KV layers
+            (the MTP layers, or the draft model's layers read from its config) and speculative state slots where
+            kvplan models them (vLLM, SGLang, transformers' assisted generation: the draft's own cache); `draft_layers` are its rows, the totals include them, the notes say
+            what is left out (other engines: the drafter).
     Returns:
         An Estimate; every byte count is an int, `*_per_gpu` figures are for the fullest GPU.
     """
     resolved = resolve(model, revision=revision, offline=offline, assume_llama=assume_llama, hub_weights=hub_weights)
+    spec = None
+    if speculative_config is not None:
+        setup = parse_speculative_config(speculative_config)
+        model_dtype, _ = resolve_dtypes(resolved.shape, dtype, "auto")
+        inputs = speculative_inputs(setup, resolved, model_dtype, offline=offline)
+        spec = engine_speculative(engine_entry(get_engine(engine, resolved.shape).name), inputs)
     result = estimate_shape(
         resolved.shape,
         name=resolved.name,
@@ -321,6 +399,7 @@ def estimate(
         prefix_caching=prefix_caching,
         async_scheduling=async_scheduling,
         dcp=dcp,
+        speculative=spec,
     )
     result = replace(result, config_source=resolved.config_source, revision=resolved.revision)
     if not include_weights:

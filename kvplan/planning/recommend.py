@@ -22,7 +22,7 @@ from math import ceil, floor
 from typing import TYPE_CHECKING, Any
 
 from kvplan.core.lora import parse_targets
-from kvplan.core.units import DTYPE_BYTES, DtypeDisplay, canonical_dtype, format_bytes, parse_size, short_dtype
+from kvplan.core.units import DtypeDisplay, canonical_dtype, format_bytes, parse_size, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, EngineEntry, Request
 from kvplan.engines.base import Speculative
 from kvplan.engines.llamacpp import DEFAULT_UBATCH
@@ -53,15 +53,15 @@ from kvplan.engines.serving import (
     Layout,
     LoraSettings,
     ServingModel,
-    SpeculativeInputs,
     Startup,
     StartupInputs,
 )
 from kvplan.engines.sizing import fullest_stage, gpu_kv
 from kvplan.engines.vllm import parse_speculative_config
-from kvplan.errors import READ_ERRORS, KvplanError, Text, UsageError, placeholder
+from kvplan.errors import KvplanError, Text, UsageError, placeholder
 from kvplan.planning.requests import above_model_limit, make_request, optional_positive, positive_int
 from kvplan.planning.resolved import ModelRef, ResolvedModel, resolve
+from kvplan.planning.speculative import speculative_inputs, speculative_summary
 
 if TYPE_CHECKING:
     from kvplan.sources.hardware import HardwareProfile
@@ -168,20 +168,6 @@ class Recommendation(DtypeDisplay):
         data["speculative"] = speculative_summary(self.speculative)
         data["host_tiers"] = [dict(t) for t in self.host_tiers]
         return {"schema": SCHEMA, **data}
-
-
-def speculative_summary(spec: Speculative | None) -> dict[str, Any] | None:
-    """The speculative setup of a plan as its JSON says it: method, tokens, draft model, the drafter's KV layers and
-    weights (whole drafter; null: not counted)."""
-    if spec is None:
-        return None
-    return {
-        "method": spec.method,
-        "num_speculative_tokens": spec.num_speculative_tokens,
-        "model": spec.model,
-        "draft_kv_layers": len(spec.draft_caches),
-        "draft_weights_bytes": spec.draft_weights,
-    }
 
 
 # ------------------------------------------------------------------------------------------- stage inputs
@@ -563,44 +549,9 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
 
 def _speculative(i: _Inputs, resolved: ResolvedModel, model_dtype: str) -> Speculative:
     """The speculative setup given, as the planned engine runs it (ServingModel.speculative), with the draft model it
-    names read when kvplan can (a catalog name, a path or a Hub id; unreadable: the engine's notes say the drafter is
-    not counted)."""
-    setup = i.speculative
-    assert setup is not None
-    draft: dict[str, Any] = {}
-    if setup.model is not None:
-        try:
-            d = resolve(setup.model, offline=i.options.offline)
-            weights, source = d.weights(model_dtype)
-            draft = dict(draft_config=d.config, draft_shape=d.shape, draft_weights=weights)
-            draft["draft_weights_source"] = f"{d.name} ({source or 'not counted'})"
-        except KvplanError as exc:
-            draft = dict(draft_error=str(exc))
-
-    def stored_bytes(copies: list[tuple[int, str]], extra: list[tuple[str, tuple[int, ...], str]]) -> int | None:
-        """Copies of decoder layers (index, the module prefix they are stored under; an index past the model's
-        layers is a checkpoint MTP layer, kvplan.weights.tensors.mtp_tensors) and extra tensors, priced as the
-        checkpoint's quantization_config stores tensors of those names (kvplan.weights.stored)."""
-        from kvplan.weights.stored import tensors_bytes
-        from kvplan.weights.tensors import Tensor, mtp_tensors, weight_tensors
-
-        try:
-            tensors = resolved.memo("weight_tensors", lambda: weight_tensors(resolved.config))
-            tensors = tensors + resolved.memo("mtp_tensors", lambda: mtp_tensors(resolved.config))
-            renamed = []
-            for index, prefix in copies:
-                marker = f".layers.{index}."
-                layer = [t for t in tensors if marker in t.name]
-                if not layer:
-                    return None
-                renamed += [t._replace(name=prefix + "." + t.name.split(marker, 1)[1]) for t in layer]
-            renamed += [Tensor(name, shape, role) for name, shape, role in extra]
-            return tensors_bytes(resolved.config, renamed, int(DTYPE_BYTES[model_dtype]))
-        except READ_ERRORS:
-            return None
-
-    inputs = SpeculativeInputs(setup, resolved.config, resolved.shape, model_dtype, stored_bytes, **draft)
-    return i.serving.speculative(inputs)
+    names read when kvplan can (kvplan.planning.speculative)."""
+    assert i.speculative is not None
+    return i.serving.speculative(speculative_inputs(i.speculative, resolved, model_dtype, offline=i.options.offline))
 
 
 def _context(i: _Inputs, m: _Model) -> _Context:

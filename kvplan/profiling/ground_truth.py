@@ -37,6 +37,7 @@ __all__ = [
     "build_model",
     "cache_layer_bytes",
     "hf_config_from_dict",
+    "measure_assisted_caches",
     "measure_cache_steps",
     "measure_forward_cache",
     "total_nbytes",
@@ -501,3 +502,67 @@ def measure_cache_steps(
             if done in steps_wanted:
                 results[done] = cache_layer_bytes(cache)  # shapes read now: later steps replace the tensors
     return results
+
+
+# ----------------------------------------------------------------------------------------------------------
+# assisted generation (a draft model's cache beside the target's)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def measure_assisted_caches(
+    target: torch.nn.Module,
+    draft: torch.nn.Module,
+    input_ids: torch.Tensor,
+    *,
+    max_new_tokens: int,
+) -> dict[str, Any]:
+    """Run transformers' assisted generation (`target.generate(..., assistant_model=draft)`, greedy) and read both
+    caches: the target's (`generate`'s `cache`) and the draft's, which transformers keeps apart in its
+    AssistedCandidateGenerator (`assistant_kwargs["cache"]`, one DynamicCache threaded through every drafting
+    round, generation/candidate_generator.py) and never returns; it is read by a forward hook on the draft, after
+    each of its forwards.
+
+    Returns `{"sequence": final token count, "target": (tokens held, cache_layer_bytes), "draft": (tokens held,
+    cache_layer_bytes) after its last forward, "draft_steps": [(tokens fed, tokens held, nbytes)] after every
+    draft forward}`.
+    """
+    steps: list[tuple[int, int, int]] = []
+    held: dict[str, Any] = {}
+    keyword = cache_keyword(draft)
+
+    def after_forward(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        cache = kwargs.get(keyword) or getattr(output, keyword, None)
+        if cache is None:  # pragma: no cover - a draft that returns no cache cannot draft
+            raise RuntimeError(f"the draft {type(module).__name__} ran without a cache")
+        fed = kwargs.get("input_ids")
+        held["cache"] = cache
+        steps.append((int(fed.shape[-1]) if fed is not None else 0, cache.get_seq_length(), _cache_nbytes(cache)))
+
+    handle = draft.register_forward_hook(after_forward, with_kwargs=True)
+    try:
+        with torch.inference_mode():
+            out = target.generate(
+                input_ids,
+                assistant_model=draft,
+                max_new_tokens=max_new_tokens,
+                min_new_tokens=max_new_tokens,  # no EOS stop: the final length is the prompt + max_new_tokens
+                do_sample=False,
+                return_dict_in_generate=True,
+                pad_token_id=0,
+            )
+    finally:
+        handle.remove()
+    target_cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+    if target_cache is None or "cache" not in held:  # pragma: no cover - transformers changed its outputs
+        raise RuntimeError("assisted generation returned no target cache or ran no draft forward")
+    draft_cache = held["cache"]
+    return {
+        "sequence": int(out.sequences.shape[-1]),
+        "target": (target_cache.get_seq_length(), cache_layer_bytes(target_cache)),
+        "draft": (draft_cache.get_seq_length(), cache_layer_bytes(draft_cache)),
+        "draft_steps": steps,
+    }
+
+
+def _cache_nbytes(cache: Any) -> int:
+    return total_nbytes(cache_layer_bytes(cache))

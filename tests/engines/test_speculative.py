@@ -381,3 +381,73 @@ def test_printed_commands_carry_the_setup_in_each_engines_options(setup):
             "--speculative-algorithm " + {"mtp": "NEXTN", "eagle3": "EAGLE3", "ngram": "NGRAM"}[method]
             in rec.flags["sglang"]
         )
+
+
+# ------------------------------------------------------------------------------------------- through estimate
+
+DRAFT_1B = '{"method": "draft_model", "model": "meta-llama/Llama-3.2-1B-Instruct", "num_speculative_tokens": 4}'
+
+
+def test_estimate_rows_for_a_draft_models_layers():
+    """`estimate --speculative-config` sizes what recommend sizes: Llama-3.2-1B's 16 layers of 8 KV heads x 64 join
+    Llama-3.1-8B's pool (v1/worker/gpu_model_runner.py get_kv_cache_spec), 16 x 2 x 8 x 64 x 2 B = 32 KiB per token;
+    the target's rows are unchanged and the totals are both."""
+    from kvplan.planning.estimate import estimate
+
+    plain = estimate("meta-llama/Llama-3.1-8B", seq_len=8192, batch=2, offline=True)
+    est = estimate("meta-llama/Llama-3.1-8B", seq_len=8192, batch=2, offline=True, speculative_config=DRAFT_1B)
+    assert est.layers == plain.layers
+    (row,) = est.draft_layers
+    assert (row.kind, row.count, row.bytes_per_token) == (L.FULL, 16, 16 * 2 * 8 * 64 * 2)
+    assert row.bytes == 16 * 2 * 8 * 64 * 2 * 8192 * 2 == est.kv_cache_bytes - plain.kv_cache_bytes
+    doc = est.to_dict()["speculative"]
+    assert doc["draft_kv_layers"] == 16 and doc["draft_kv_bytes"] == row.bytes and doc["model"].endswith("1B-Instruct")
+    base = dict(gpu_profile="h100-sxm-80gb", max_model_len=8192, offline=True)
+    rec = recommend("meta-llama/Llama-3.1-8B", speculative_config=DRAFT_1B, **base)
+    assert doc["draft_weights_bytes"] == rec.to_dict()["speculative"]["draft_weights_bytes"]  # recommend's spelling
+    assert rec.kv_bytes_per_request - recommend("meta-llama/Llama-3.1-8B", **base).kv_bytes_per_request == (
+        row.bytes // 2
+    )
+
+
+def test_estimate_rows_for_mtp_layers_and_the_group_padding_they_cost():
+    """Qwen3.6's MTP layer (qwen3_5_mtp.py:119-125) makes 17 full-attention layers, so the 48 GDN layers fill 3
+    groups of 17 with 3 padding layers (v1/core/kv_cache_utils.py; club-3090 #584): the drafter adds one
+    full-attention layer and 3 padding layers' state, and the estimate's total is the engine's with the drafter."""
+    from kvplan.planning.estimate import estimate
+
+    est = estimate("nvidia/Qwen3.6-27B-NVFP4", seq_len=4096, offline=True, speculative_config=MTP3)
+    rows = {k.kind: k for k in est.draft_layers}
+    state = next(k for k in est.layers if k.kind == L.STATE)
+    assert rows[L.FULL].count == 1 and rows[L.FULL].bytes_per_token == 4 * 256 * 2 * 2
+    assert rows[L.STATE].count == 0 and rows[L.STATE].bytes == 3 * state.bytes // 48
+    assert sum(k.bytes for k in (*est.layers, *est.draft_layers)) == est.kv_cache_bytes
+    shape, spec = _spec(QWEN36, MTP3)
+    req = _req(shape, spec, seq_len=4096, tp=1, kv_dtype="bfloat16", model_dtype="bfloat16")
+    assert sum(c.bytes for c in VllmEngine(shape).stage_costs(shape.caches(), req)) == est.kv_cache_bytes
+
+
+@pytest.mark.parametrize("engine", ["llamacpp", "naive"])
+def test_estimate_on_an_engine_without_rules_says_the_drafter_is_left_out(engine):
+    from kvplan.planning.estimate import estimate
+
+    plain = estimate("meta-llama/Llama-3.1-8B", engine=engine, seq_len=4096, offline=True)
+    est = estimate("meta-llama/Llama-3.1-8B", engine=engine, seq_len=4096, offline=True, speculative_config=DRAFT_1B)
+    assert est.draft_layers == () and est.kv_cache_bytes == plain.kv_cache_bytes
+    assert any("not modelled" in n and "left out" in n for n in est.notes)
+    assert est.to_dict()["speculative"]["draft_kv_bytes"] == 0
+
+
+def test_estimate_cli_rows_json_and_errors():
+    args = ["estimate", "meta-llama/Llama-3.1-8B", "--offline", "--speculative-config", DRAFT_1B]
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0, table.output
+    words = " ".join(table.stdout.split())
+    assert "│ draft · full" in words and "the drafter's KV: 128.00 MiB (in the totals)" in words
+    doc = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert doc["speculative"]["draft_layers"][0]["count"] == 16
+    assert "speculative" not in json.loads(runner.invoke(app, args[:3] + ["--json"]).stdout)
+    bad = runner.invoke(app, [*args[:4], '{"method": "mtp"}'])
+    assert bad.exit_code == 2 and bad.stderr.splitlines()[0].startswith("error: --speculative-config:")
+    plot = runner.invoke(app, [*args, "--plot", "kv.svg"])
+    assert plot.exit_code == 2 and "--plot does not draw the drafter" in plot.stderr
