@@ -89,7 +89,10 @@ PARALLEL_KEYS = (
     "dp_size",
     "dp",
     "ep_size",
+    "expert_parallel_size",
     "enable_dp_attention",
+    "attn_dp_size",
+    "attention_data_parallel_size",
     "decode_context_parallel_size",
     "dcp",
     "moe_expert_parallel_size",
@@ -424,9 +427,10 @@ def _profile_for(label: Entry, source: str, profiles_dir: str | None) -> str:
     raise ConfigError(f"{source}:{label.line}: {label.label}: no hardware profile matches GPU {raw!r}", hint=HINT_GPU)
 
 
-def _parallel_notes(role: Role, args: dict[str, Any], modelled: frozenset[str] = frozenset()) -> None:
+def _parallel_notes(role: Role, args: dict[str, Any], modelled: frozenset[str] = frozenset(), why: str = "") -> None:
     """Notes on the parallelism arguments the engine's vocabulary does not map (`modelled`: those it maps onto
-    plan keys, vLLM's data_parallel_size, enable_expert_parallel, decode_context_parallel_size)."""
+    plan keys, vLLM's data_parallel_size, enable_expert_parallel, decode_context_parallel_size; `why`: the
+    engine's own reason, ConfigVocabulary.parallel_note)."""
     from kvplan.checking.engine_configs import normalise
 
     given = {normalise(k): v for k, v, _, _ in role.args}
@@ -435,7 +439,7 @@ def _parallel_notes(role: Role, args: dict[str, Any], modelled: frozenset[str] =
     if parallel:
         role.notes.append(
             "data/expert parallelism not modelled (" + ", ".join(parallel) + "): the role is checked per "
-            "TP x PP group (kvplan models vLLM's DP, EP and DCP from its arguments)"
+            "TP x PP group (kvplan models vLLM's DP, EP and DCP from its arguments)" + (f"; {why}" if why else "")
         )
     disagg = [k for k in DISAGG_KEYS if k in given]
     if disagg:
@@ -520,7 +524,7 @@ def _deployment(
     entries["engine"] = Entry(engine, role.engine_at.line if role.engine_at else role.at.line, "engine")
     spelling["engine"] = role.engine_at.label if role.engine_at else "engine"
     entries["name"] = Entry(role.name, role.at.line, "name")
-    _parallel_notes(role, {}, frozenset(vocabulary.keys))
+    _parallel_notes(role, {}, frozenset(vocabulary.keys), vocabulary.parallel_note)
     notes.extend(role.notes)
     said = set(PARALLEL_KEYS) | set(DISAGG_KEYS)  # named in the notes above
     unmodelled = [k for k in dict.fromkeys(mapped.unmodelled) if _norm(k) not in said]

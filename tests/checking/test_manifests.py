@@ -508,3 +508,33 @@ def test_llm_d_custom_command_reads_the_charts_env(tmp_path):
     (dep,) = load_manifest(path, gpu=H100)
     assert (dep.tensor_parallel_size, dep.data_parallel_size, dep.enable_expert_parallel, dep.gpus) == (1, 4, True, 4)
     assert "modelCommand custom: the chart passes parallelism only as env" in " | ".join(dep.notes)
+
+
+@pytest.mark.parametrize("flags", [["--attn-dp-size", "8"], ["--dp-size", "8", "--enable-dp-attention"]])
+def test_sglang_dp_attention_is_said_not_modelled(tmp_path, flags):
+    """SGLang 0.5.23's DP attention (--attn-dp-size, or the deprecated --dp-size with --enable-dp-attention:
+    sglang/srt/arg_groups/fields/parallel.py:81-90, :192-194) changes the weights and KV pools per GPU: a note says
+    it is not modelled and why (kvplan.engines.sglang.SGLANG_DP_ATTENTION), never 'no effect on KV memory'."""
+    args = ", ".join(f'"{a}"' for a in ["--model-path", "Qwen/Qwen2.5-7B", "--tp-size", "8", *flags, "--ep-size", "8"])
+    path = write(
+        tmp_path,
+        f"""
+        apiVersion: serving.kserve.io/v1alpha2
+        kind: LLMInferenceService
+        metadata: {{name: sg}}
+        spec:
+          model: {{name: Qwen/Qwen2.5-7B}}
+          template:
+            containers:
+              - name: main
+                command: ["python3", "-m", "sglang.launch_server"]
+                args: [{args}]
+                resources: {{limits: {{nvidia.com/gpu: "8"}}}}
+        """,
+    )
+    (dep,) = load_manifest(path, gpu=H100)
+    notes = " | ".join(dep.notes)
+    assert dep.engine == "sglang" and dep.tensor_parallel_size == 8
+    assert "ep_size 8" in notes and ("attn_dp_size 8" in notes or "enable_dp_attention" in notes)
+    assert "SGLang's DP attention (attn_dp_size N: N KV pools inside the TP group" in notes
+    assert "ignored (no effect on KV memory): --attn-dp-size" not in notes
