@@ -472,11 +472,15 @@ def speculative_from_args(args: Mapping[str, Any]) -> dict[str, tuple[object, st
 # on EP ranks, the MoE's TP what is left of tp (:339-347, runtime_context.py:215-222). kvplan's weight count can
 # tell the attention matmuls apart (kvplan.planning.envelope reads them by name), but its SGLang model has one KV
 # pool split by TP and one weights term / (tp x pp); the per-GPU bytes under DP attention also turn on
-# --moe-dense-tp-size and --enable-dp-lm-head (fields/parallel.py:199-205, :289-296), which it does not model.
+# --moe-dense-tp-size and --enable-dp-lm-head (fields/parallel.py:199-205, :289-296) and on each model file's own
+# choice for the input embedding (srt/models/qwen2_moe.py:1115-1121 splits it over the attention-TP group under DP
+# attention; deepseek_v2.py:2943-2947 takes layers/vocab_parallel_embedding.py:166-178 get_embedding_tp_kwargs,
+# replicated under SGLANG_ENABLE_EMBED_REPLICATION), which kvplan has no per-model table of.
 SGLANG_DP_ATTENTION = (
     "SGLang's DP attention (attn_dp_size N: N KV pools inside the TP group, attention weights and KV heads split "
     "by tp / N) and --ep-size (experts whole on EP ranks) are not modelled: kvplan's SGLang budget divides every "
-    "weight by TP x PP and holds one KV pool split by TP, so with them the figures are not SGLang's"
+    "weight by TP x PP and holds one KV pool split by TP, and SGLang's split of the embedding and dense layers "
+    "under DP attention is each model file's own, so with them the figures are not SGLang's"
 )
 
 CONFIG = ConfigVocabulary(
