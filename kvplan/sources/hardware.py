@@ -331,6 +331,8 @@ dense_tflops: {{fp32: <e.g. 67>, bf16: <e.g. 989>, fp16: <e.g. 989>, fp8: <numbe
 # kv_cache_dtypes: [auto]                 # default: [auto]; from {kv}
 # interconnect: {{type: pcie5, bandwidth: 128GB/s}}   # default: null (unknown); types: {links}
 # compute_capability: "9.0"               # default: null; NVIDIA only (https://developer.nvidia.com/cuda-gpus)
+# gpus_per_node: 8                        # default: null (unknown); the GPUs of one node (recommend --nodes)
+# nvlink_domain_gpus: 72                  # default: null (the node); GPUs one NVLink domain links across nodes
 # generic: false                          # default: true exactly when vendor is generic (memory only)
 # notes: "..."                            # default: none
 sources:
