@@ -1383,8 +1383,15 @@ def recommend(
         from kvplan.planning.layouts import DEFAULT_MAX_GPUS
         from kvplan.planning.layouts import smallest_layout as search
 
-        if layout["nodes"] is not None and layout["gpus_per_node"] is None:
-            raise UsageError("--nodes needs --gpus-per-node N", hint="pass e.g. --gpus-per-node 8")
+        if layout["nodes"] is not None and layout["gpus_per_node"] is None:  # the profile's node, if it gives one
+            from kvplan.sources.hardware import load_profile
+
+            layout["gpus_per_node"] = load_profile(gpu_profile, profiles_dir=profiles_dir).gpus_per_node
+            if layout["gpus_per_node"] is None:
+                raise UsageError(
+                    "--nodes needs --gpus-per-node N: this GPU profile gives no GPUs per node",
+                    hint="pass e.g. --gpus-per-node 8",
+                )
         untouched = {"tp": None, "pp": 1, "dp": 1, "dcp": 1, "expert_parallel": False, "redundant_experts": 0}
         # the search chooses the layout: a layout option given with it is refused (smallest_layout names it)
         fixed = {k: v for k, v in layout.items() if k in untouched and v != untouched[k]}

@@ -271,6 +271,9 @@ def profile_card(p) -> None:
         out.print("dense TFLOP/s: " + ", ".join(f"{k} {v:g}" for k, v in p.dense_tflops.items() if v is not None))
     if p.kv_cache_dtypes:
         out.print("KV-cache dtypes: " + ", ".join(p.kv_cache_dtypes))
+    if p.gpus_per_node is not None:
+        domain = f", {p.nvlink_domain_gpus}-GPU NVLink domain" if p.nvlink_domain_gpus is not None else ""
+        out.print(f"node: {p.gpus_per_node} GPUs{domain}")
     if p.aliases:
         out.print("aliases: " + "; ".join(p.aliases))
     for key, text in (p.sources or {}).items():

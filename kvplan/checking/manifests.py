@@ -4,16 +4,20 @@ kvplan plan.
 Formats, recognised by content (`apiVersion`/`kind`, else the characteristic top-level keys):
 
 - KServe `LLMInferenceService` (serving.kserve.io/v1alpha1, v1alpha2): `spec.model.name`, `spec.replicas`,
-  `spec.parallelism` (tensor, pipeline, data, dataLocal, expert), `spec.template` (the decode pool when
-  `spec.prefill` is given, else the aggregated one), `spec.prefill`, `spec.worker` (multi-node); the container
-  `main`'s env `VLLM_ADDITIONAL_ARGS` and `args`. The engine command follows KServe's template,
-  config/llmisvcconfig/config-llm-decode-template.yaml:166-177 (kserve/kserve aaac4e2): `vllm serve` with
-  `--tensor-parallel-size` from `parallelism.tensor`, then `${VLLM_ADDITIONAL_ARGS}`, then the container's args.
+  `spec.parallelism` (tensor, pipeline, data, dataLocal, expert; each pool its own), `spec.template` (the decode
+  pool when `spec.prefill` is given, else the aggregated one), `spec.prefill`, `spec.worker` (multi-node); the
+  container `main`'s env `VLLM_ADDITIONAL_ARGS` and `args`. The engine command follows KServe's templates
+  (kserve/kserve aaac4e2): `vllm serve` with `--tensor-parallel-size` from `parallelism.tensor`
+  (config/llmisvcconfig/config-llm-decode-template.yaml:166-177), and with `worker` and data parallelism
+  `--enable-expert-parallel`, `--data-parallel-size` and `--data-parallel-size-local` from `expert`, `data` and
+  `dataLocal` (config-llm-worker-data-parallel.yaml:193-196: planned as vLLM's DP and EP), then
+  `${VLLM_ADDITIONAL_ARGS}`, then the container's args.
 - KServe `InferenceService` (serving.kserve.io/v1beta1): `spec.predictor.model` (or its first container) with
   `args`, `resources`, `spec.predictor.nodeSelector`, `minReplicas`/`maxReplicas`.
 - llm-d modelservice Helm values (`modelArtifacts:` with `decode:`/`prefill:`): `modelArtifacts.name`,
   `<role>.replicas`, `<role>.parallelism` (GPUs per pod = dataLocal x tensor, as the chart's
-  `llm-d-modelservice.numGpuPerWorker`), `<role>.containers[].args`.
+  `llm-d-modelservice.numGpuPerWorker`; `tensor` and `data` as vLLM's TP and DP for modelCommand vllmServe and
+  imageDefault, env TP_SIZE/DP_SIZE/DP_SIZE_LOCAL for a custom command), `<role>.containers[].args`.
 - NVIDIA Dynamo `DynamoGraphDeployment` (nvidia.com/v1alpha1): `spec.services.<name>` with `componentType:
   worker` (`subComponentType` prefill/decode), `replicas`, `multinode.nodeCount`, `resources.limits.gpu`,
   `extraPodSpec.mainContainer.command`/`args` (a `sh -c` script included; `${VAR}` from the container's env),
@@ -29,8 +33,8 @@ Engine arguments go through the engine's config vocabulary (kvplan.checking.engi
 the same validation as a plan file (kvplan.checking.plans.build_deployment). The GPU type comes from a node selector
 or affinity on `nvidia.com/gpu.product` (or GKE's `cloud.google.com/gke-accelerator`), or Ray's
 `accelerator_type`; else `--gpu-profile` must be given. Keys kvplan does not interpret (SGLang's data and expert
-parallelism, KServe's and llm-d's `parallelism.data`/`expert`, disaggregation connectors, speculative decoding, ...)
-are notes on the role, never dropped. Each role is checked as one replica: TP x PP, and vLLM's DP, EP and DCP
+parallelism, a KServe `parallelism.data`/`expert` its single-node template does not pass, disaggregation
+connectors, speculative decoding, ...) are notes on the role, never dropped. Each role is checked as one replica: TP x PP, and vLLM's DP, EP and DCP
 where its arguments give them. Pure Python; YAML only through kvplan.sources.yaml_files.
 """
 
@@ -85,7 +89,10 @@ PARALLEL_KEYS = (
     "dp_size",
     "dp",
     "ep_size",
+    "expert_parallel_size",
     "enable_dp_attention",
+    "attn_dp_size",
+    "attention_data_parallel_size",
     "decode_context_parallel_size",
     "dcp",
     "moe_expert_parallel_size",
@@ -313,10 +320,19 @@ def _env(container: Node) -> tuple[dict[str, str], Node | None]:
     return env, node
 
 
-def _container_args(role: Role, container: Node, source: str, *, additional_args: bool = False) -> None:
+def _container_args(
+    role: Role,
+    container: Node,
+    source: str,
+    *,
+    additional_args: bool = False,
+    chart_env: dict[str, str] | None = None,
+) -> None:
     """The container's engine arguments into `role`: env `VLLM_ADDITIONAL_ARGS` (KServe's template puts it before
-    the container's args), then command/args; `VLLM_*` env kvplan does not read are named in a note."""
+    the container's args), then command/args; `VLLM_*` env kvplan does not read are named in a note. `chart_env`:
+    variables the chart adds after the container's env (a later entry of a name wins)."""
     env, env_node = _env(container)
+    env.update(chart_env or {})
     if additional_args and env.get("VLLM_ADDITIONAL_ARGS"):
         extra = _item_of(env_node, "VLLM_ADDITIONAL_ARGS")
         try:
@@ -411,9 +427,10 @@ def _profile_for(label: Entry, source: str, profiles_dir: str | None) -> str:
     raise ConfigError(f"{source}:{label.line}: {label.label}: no hardware profile matches GPU {raw!r}", hint=HINT_GPU)
 
 
-def _parallel_notes(role: Role, args: dict[str, Any], modelled: frozenset[str] = frozenset()) -> None:
+def _parallel_notes(role: Role, args: dict[str, Any], modelled: frozenset[str] = frozenset(), why: str = "") -> None:
     """Notes on the parallelism arguments the engine's vocabulary does not map (`modelled`: those it maps onto
-    plan keys, vLLM's data_parallel_size, enable_expert_parallel, decode_context_parallel_size)."""
+    plan keys, vLLM's data_parallel_size, enable_expert_parallel, decode_context_parallel_size; `why`: the
+    engine's own reason, ConfigVocabulary.parallel_note)."""
     from kvplan.checking.engine_configs import normalise
 
     given = {normalise(k): v for k, v, _, _ in role.args}
@@ -422,7 +439,7 @@ def _parallel_notes(role: Role, args: dict[str, Any], modelled: frozenset[str] =
     if parallel:
         role.notes.append(
             "data/expert parallelism not modelled (" + ", ".join(parallel) + "): the role is checked per "
-            "TP x PP group (kvplan models vLLM's DP, EP and DCP from its arguments)"
+            "TP x PP group (kvplan models vLLM's DP, EP and DCP from its arguments)" + (f"; {why}" if why else "")
         )
     disagg = [k for k in DISAGG_KEYS if k in given]
     if disagg:
@@ -507,7 +524,7 @@ def _deployment(
     entries["engine"] = Entry(engine, role.engine_at.line if role.engine_at else role.at.line, "engine")
     spelling["engine"] = role.engine_at.label if role.engine_at else "engine"
     entries["name"] = Entry(role.name, role.at.line, "name")
-    _parallel_notes(role, {}, frozenset(vocabulary.keys))
+    _parallel_notes(role, {}, frozenset(vocabulary.keys), vocabulary.parallel_note)
     notes.extend(role.notes)
     said = set(PARALLEL_KEYS) | set(DISAGG_KEYS)  # named in the notes above
     unmodelled = [k for k in dict.fromkeys(mapped.unmodelled) if _norm(k) not in said]
@@ -568,35 +585,67 @@ def _kserve_llmisvc(doc: Node, source: str, others: list[Node]) -> list[Role]:
         assert pool is not None
         role = Role(f"{name}/{kind}", kind, pool)
         role.model = model.entry() if model is not None and isinstance(model.value, str) else None
-        parallel = pool.get("parallelism") or spec.get("parallelism")
-        fields: dict[str, Entry] = {}
-        if _mapping(parallel):
-            assert parallel is not None
-            for key, plan_key in (("tensor", "tensor_parallel_size"), ("pipeline", "pipeline_parallel_size")):
-                node = parallel.get(key)
-                if node is not None:
-                    fields[plan_key] = node.entry()
-            extra = [f"{k} {v.value}" for k, v in parallel.items() if k not in ("tensor", "pipeline")]
-            if extra:
-                role.notes.append(
-                    f"{parallel.label}: " + ", ".join(extra) + " not modelled: the role is checked per TP x PP group "
-                    "(kvplan reads DP/EP from the engine's arguments, not from parallelism)"
-                )
-            worker = pool.get("worker")
-            data, local = parallel.value.get("data"), parallel.value.get("dataLocal")
-            if _mapping(worker) and isinstance(data, int) and isinstance(local, int) and local > 0:
-                role.nodes = max(1, data // local)
+        parallel = pool.get("parallelism")  # each pool its own: the prefill templates read .Spec.Prefill.Parallelism
         container = _main_container(pool.get("template"), source)
         if container is None:
             raise ConfigError(
                 f"{source}:{pool.line}: {pool.label}.template: no container", hint="give template.containers[main]"
             )
         _container_args(role, container, source, additional_args=True)
+        fields = _kserve_parallelism(role, parallel, pool.get("worker")) if _mapping(parallel) else {}
         _gpu_label(role, pool.get("template"))  # a pool is scheduled by its own template only
         _replicas(role, pool.get("replicas"))
         role.fields = {**role.fields, **fields}
         roles.append(role)
     return roles
+
+
+def _kserve_parallelism(role: Role, parallel: Node, worker: Node | None) -> dict[str, Entry]:
+    """A pool's `parallelism` as KServe's templates pass it to vLLM (kserve/kserve aaac4e2). The fields are
+    ParallelismSpec's (pkg/apis/serving/v1alpha2/llm_inference_service_types.go:733-759, v1alpha1 the same: tensor, pipeline, data,
+    dataLocal, dataRPCPort, expert). With `worker` and data parallelism (data or dataLocal, types_func.go:84-89)
+    KServe picks the worker-data-parallel template (pkg/controller/v1alpha2/llmisvc/config_merge.go:324-351), which
+    starts `vllm serve` with --enable-expert-parallel when `expert`, --tensor-parallel-size `tensor`,
+    --data-parallel-size `data` (1 unset) and --data-parallel-size-local `dataLocal`
+    (config/llmisvcconfig/config-llm-worker-data-parallel.yaml:193-196, decode-worker: 254-257, prefill-worker:
+    194-197); the LeaderWorkerSet has data / dataLocal pods (types_func.go:98-108). The single-node templates pass
+    --tensor-parallel-size only (config-llm-template.yaml:172, decode: 172, prefill: 173). Read for the templates'
+    engine (vLLM); a container that starts another engine gets a note."""
+    fields: dict[str, Entry] = {}
+    for key, plan_key in (("tensor", "tensor_parallel_size"), ("pipeline", "pipeline_parallel_size")):
+        node = parallel.get(key)
+        if node is not None:
+            fields[plan_key] = node.entry()
+    data, local, expert = parallel.get("data"), parallel.get("dataLocal"), parallel.get("expert")
+    given = [n for n in (data, local) if n is not None and isinstance(n.value, int) and n.value > 0]
+    dp_keys = [f"{n.label.rsplit('.', 1)[-1]} {n.value}" for n in (data, local, expert) if n is not None]
+    templated = canonical_engine(role.engine) == canonical_engine(MANIFEST_DEFAULT_ENGINE)
+    if _mapping(worker) and given and templated:
+        if data is not None:
+            fields["data_parallel_size"] = data.entry()
+        else:
+            fields["data_parallel_size"] = Entry(1, parallel.line, f"{parallel.label}.data (unset: 1)")
+        if expert is not None and expert.value is True:
+            fields["enable_expert_parallel"] = expert.entry()
+        role.nodes = max(1, _count(data) // _count(local))  # the LeaderWorkerSet's pods (GetSize)
+    elif dp_keys and any(n.value not in (None, False) for n in (data, local, expert) if n is not None):
+        why = (
+            f"{role.engine} is started by the container's own command"
+            if not templated
+            else "without `worker` KServe's single-node template passes only --tensor-parallel-size "
+            "(config/llmisvcconfig/config-llm-template.yaml:172)"
+        )
+        role.notes.append(f"{parallel.label}: " + ", ".join(dp_keys) + f" not given to the engine: {why}")
+    pipeline = parallel.get("pipeline")
+    if _mapping(worker) and not given and _count(pipeline) > 1:
+        role.nodes = _count(pipeline)  # pipeline parallelism: `pipeline` pods (types_func.go:109-111)
+    return fields
+
+
+def _count(node: Node | None) -> int:
+    """A positive integer field's value; 1 when unset or not a positive integer."""
+    value = node.value if node is not None else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
 
 
 def _kserve_isvc(doc: Node, source: str, others: list[Node]) -> list[Role]:
@@ -654,35 +703,79 @@ def _llm_d(doc: Node, source: str, others: list[Node]) -> list[Role]:
                 hint="the chart accepts vllmServe, imageDefault and custom",
             )
         parallel = pool.get("parallelism")
-        fields: dict[str, Entry] = {}
-        role.gpus_per_pod = Entry(1, pool.line, f"{pool.label} (the chart's default: 1 GPU)")
-        if _mapping(parallel):
-            assert parallel is not None
-            tensor, local = parallel.get("tensor"), parallel.get("dataLocal")
-            if tensor is not None:
-                fields["tensor_parallel_size"] = tensor.entry()
-            extra = [f"{k} {v.value}" for k, v in parallel.items() if k != "tensor" and v.value not in (None, 1)]
-            if extra:
-                role.notes.append(
-                    f"{parallel.label}: " + ", ".join(extra) + " not modelled: the role is checked per TP x PP group "
-                    "(kvplan reads DP/EP from the engine's arguments, not from parallelism)"
-                )
-            t = tensor.value if tensor is not None and isinstance(tensor.value, int) else 1
-            dl = local.value if local is not None and isinstance(local.value, int) else 1
-            role.gpus_per_pod = Entry(t * dl, parallel.line, f"{parallel.label} (dataLocal x tensor)")
-            workers = parallel.value.get("workers")
-            if isinstance(workers, int) and workers > 1 and doc.value.get("multinode"):
-                role.nodes = workers
-        gpus_by_parallelism = role.gpus_per_pod
         role.gpus_per_pod = None
-        _container_args(role, container, source)
+        chart_env = _llm_d_env(parallel)
+        _container_args(role, container, source, chart_env=chart_env if command == "custom" else None)
         if role.gpus_per_pod is None:  # the chart fills the limit from parallelism unless the values set it
-            role.gpus_per_pod = gpus_by_parallelism
+            role.gpus_per_pod = (
+                Entry(1, pool.line, f"{pool.label} (the chart's default: 1 GPU)")
+                if not _mapping(parallel)
+                else Entry(
+                    int(chart_env["TP_SIZE"]) * int(chart_env["DP_SIZE_LOCAL"]),
+                    parallel.line,
+                    f"{parallel.label} (dataLocal x tensor)",
+                )
+            )
+        fields = _llm_d_parallelism(role, parallel, command, bool(doc.value.get("multinode")))
         _gpu_label(role, pool, doc.get("accelerator"))
         _replicas(role, pool.get("replicas"))
         role.fields = {**role.fields, **fields}
         roles.append(role)
     return roles
+
+
+# llm-d-modelservice's defaults for `<role>.parallelism` (charts/llm-d-modelservice/values.yaml:292-296 decode,
+# :521-525 prefill, 3051935), merged by Helm under what the values file gives
+LLM_D_PARALLELISM = {"tensor": 1, "data": 1, "dataLocal": 1, "workers": 1}
+
+
+def _llm_d_value(parallel: Node | None, key: str) -> tuple[int, Node | None]:
+    node = parallel.get(key) if _mapping(parallel) else None
+    value = node.value if node is not None else None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value, node
+    return LLM_D_PARALLELISM[key], None
+
+
+def _llm_d_env(parallel: Node | None) -> dict[str, str]:
+    """The env the chart gives every container (llm-d-modelservice.parallelismEnv, charts/llm-d-modelservice/
+    templates/_helpers.tpl:695-702, after the values' env :486-489): DP_SIZE = data, TP_SIZE = tensor,
+    DP_SIZE_LOCAL = dataLocal (the helpers :151-204 with the chart's defaults merged: each its value)."""
+    tensor, _ = _llm_d_value(parallel, "tensor")
+    data, _ = _llm_d_value(parallel, "data")
+    local, _ = _llm_d_value(parallel, "dataLocal")
+    return {"DP_SIZE": str(data), "TP_SIZE": str(tensor), "DP_SIZE_LOCAL": str(local)}
+
+
+def _llm_d_parallelism(role: Role, parallel: Node | None, command: str, multinode: bool) -> dict[str, Entry]:
+    """`<role>.parallelism` as llm-d-modelservice passes it (charts/llm-d-modelservice/templates/_helpers.tpl,
+    llm-d-incubation/llm-d-modelservice 3051935): modelCommand vllmServe and imageDefault start vLLM with
+    --tensor-parallel-size `tensor`, --data-parallel-size `data` and --data-parallel-size-local `dataLocal` (each
+    when above 1, :572-586 and :602-616); `custom` gets them only as env TP_SIZE/DP_SIZE/DP_SIZE_LOCAL (read where
+    its command uses them, _llm_d_env). With `multinode`, a LeaderWorkerSet of `workers` pods (numWorkers,
+    :206-225; templates/decode-lws.yaml:31). The chart has no expert field: EP is the container's
+    --enable-expert-parallel."""
+    if not _mapping(parallel):
+        return {}
+    assert parallel is not None
+    workers, _ = _llm_d_value(parallel, "workers")
+    if multinode and workers > 1:
+        role.nodes = workers
+    if command == "custom":
+        role.notes.append(
+            f"{parallel.label}: modelCommand custom: the chart passes parallelism only as env TP_SIZE, DP_SIZE, "
+            "DP_SIZE_LOCAL (read where the command uses them)"
+        )
+        return {}
+    if canonical_engine(role.engine) != canonical_engine(MANIFEST_DEFAULT_ENGINE):
+        role.notes.append(f"{parallel.label}: not read: {role.engine} does not take the chart's vLLM arguments")
+        return {}
+    fields: dict[str, Entry] = {}
+    for key, plan_key in (("tensor", "tensor_parallel_size"), ("data", "data_parallel_size")):
+        _, node = _llm_d_value(parallel, key)
+        if node is not None:
+            fields[plan_key] = node.entry()
+    return fields
 
 
 def _dynamo(doc: Node, source: str, others: list[Node]) -> list[Role]:

@@ -48,7 +48,8 @@ class ConfigVocabulary:
     the file's model may be, best first, where the engine names models its own way (Xinference's registry names),
     else (). `combine(normalised key -> value)`: plan keys whose value several of the engine's keys make together
     (SGLang's `speculative_*` options -> `speculative_config`), as {plan key: (value, the engine key it is
-    reported under)}; those engine keys are then read, not noted as unmodelled."""
+    reported under)}; those engine keys are then read, not noted as unmodelled. `parallel_note`: what the engine's
+    unmodelled parallelism options change and why kvplan leaves them out, added to the note a manifest's role gets."""
 
     keys: Mapping[str, str]
     memory_keys: tuple[str, ...] = ()
@@ -59,6 +60,7 @@ class ConfigVocabulary:
     describes: str = ""
     model_ids: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
     combine: Callable[[Mapping[str, Any]], dict[str, tuple[Any, str]]] | None = None
+    parallel_note: str = ""
 
     @property
     def names_engine(self) -> bool:

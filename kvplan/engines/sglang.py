@@ -277,7 +277,8 @@ class SglangServing(ServingModel):
     server_args.py:581-589 `compute_world_size` = dp x tp x pp), one scheduler and KV pool a replica
     (srt/runtime_context.py:202-207 `num_dp_ranks_of`: dp_size x attn_dp_size); the experts stay split by TP
     within a replica (srt/arg_groups/fields/parallel.py:343-347 moe_tp_size: tp after the EP and MoE-DP widths).
-    DP attention (`--attn-dp-size`, the deprecated `--enable-dp-attention`) and `--ep-size` are not modelled."""
+    DP attention (`--attn-dp-size`, the deprecated `--enable-dp-attention`) and `--ep-size` are not modelled
+    (SGLANG_DP_ATTENTION says why)."""
 
     suggests_utilization = True
     parallelism = frozenset({"dp"})
@@ -463,6 +464,25 @@ def speculative_from_args(args: Mapping[str, Any]) -> dict[str, tuple[object, st
 
 # ------------------------------------------------------------------------------------ config files (server args)
 
+# Why kvplan does not plan SGLang 0.5.23's DP attention and expert parallelism. DP attention (`--attn-dp-size N`,
+# or `--dp-size N --enable-dp-attention`, which resolves to attn_dp_size N and dp_size 1: srt/arg_groups/fields/
+# parallel.py:81-90, :192-194) runs N attention groups inside the TP group, each with its own scheduler and KV pool
+# (runtime_context.py:202-207), the attention weights and KV heads split by attention-TP = tp / N (:186-188,
+# fields/parallel.py:317-320) while the FFN stays tensor parallel (:84-86); `--ep-size` places the routed experts
+# on EP ranks, the MoE's TP what is left of tp (:339-347, runtime_context.py:215-222). kvplan's weight count can
+# tell the attention matmuls apart (kvplan.planning.envelope reads them by name), but its SGLang model has one KV
+# pool split by TP and one weights term / (tp x pp); the per-GPU bytes under DP attention also turn on
+# --moe-dense-tp-size and --enable-dp-lm-head (fields/parallel.py:199-205, :289-296) and on each model file's own
+# choice for the input embedding (srt/models/qwen2_moe.py:1115-1121 splits it over the attention-TP group under DP
+# attention; deepseek_v2.py:2943-2947 takes layers/vocab_parallel_embedding.py:166-178 get_embedding_tp_kwargs,
+# replicated under SGLANG_ENABLE_EMBED_REPLICATION), which kvplan has no per-model table of.
+SGLANG_DP_ATTENTION = (
+    "SGLang's DP attention (attn_dp_size N: N KV pools inside the TP group, attention weights and KV heads split "
+    "by tp / N) and --ep-size (experts whole on EP ranks) are not modelled: kvplan's SGLang budget divides every "
+    "weight by TP x PP and holds one KV pool split by TP, and SGLang's split of the embedding and dense layers "
+    "under DP attention is each model file's own, so with them the figures are not SGLang's"
+)
+
 CONFIG = ConfigVocabulary(
     keys={
         **COMMON_CONFIG_KEYS,
@@ -507,6 +527,11 @@ CONFIG = ConfigVocabulary(
         "json_model_override_args",
         "swa_full_tokens_ratio",
         "ep_size",
+        "expert_parallel_size",
+        "attn_dp_size",  # DP attention (SGLANG_DP_ATTENTION)
+        "attention_data_parallel_size",
+        "moe_dense_tp_size",
+        "enable_dp_lm_head",
         "enable_ep_moe",
         "lora_paths",
         "enable_hierarchical_cache",
@@ -518,6 +543,7 @@ CONFIG = ConfigVocabulary(
         keys & {"model_path", "context_length", "mem_fraction_static", "tp_size", "max_running_requests"}
     ),
     describes="SGLang server arguments",
+    parallel_note=SGLANG_DP_ATTENTION,
     combine=lambda args: speculative_from_args(args),
 )
 

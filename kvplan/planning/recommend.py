@@ -332,6 +332,8 @@ def _validate(o: _Options) -> _Inputs:
 
     entry, serving = _serving(o.engine)
     profile = load_profile(o.gpu_profile, profiles_dir=o.profiles_dir)
+    if o.gpus_per_node is None and profile.gpus_per_node is not None:  # the profile's node (DGX/HGX, a GB200 tray)
+        o = replace(o, gpus_per_node=profile.gpus_per_node)
     # the plan's own settings, checked before the model is read; the request's in make_request (`_model`): gpus,
     # pp and tp first (the GPU count and the default TP follow from them), and the optional counts whose
     # defaults come later
@@ -450,7 +452,7 @@ def _node_gpus(o: _Options) -> int:
     nodes = positive_int("nodes", o.nodes)
     if o.gpus_per_node is None:
         raise UsageError(
-            Text("{nodes} needs {gpus_per_node:N}: GPU profiles describe one GPU, not a node"),
+            Text("{nodes} needs {gpus_per_node:N}: this GPU profile gives no GPUs per node"),
             hint=Text("pass e.g. {gpus_per_node} 8"),
             field="gpus_per_node",
         )
@@ -1074,13 +1076,31 @@ def _layout_notes(c: _Context) -> list[str]:
     i, o = c.inputs, c.options
     notes = c.serving.layout_notes(i.layout)
     if o.gpus_per_node is not None and i.tp > o.gpus_per_node:
-        notes.append(
-            Text(
-                "{tp} {t} spans {n} nodes: its all-reduces cross the network between nodes, not the GPUs' interconnect",
-                t=i.tp,
-                n=-(-i.tp // o.gpus_per_node),
+        nodes = -(-i.tp // o.gpus_per_node)
+        domain = i.profile.nvlink_domain_gpus
+        link = i.profile.interconnect.type if i.profile.interconnect is not None else "the GPUs' interconnect"
+        if domain is not None and i.tp <= domain:
+            notes.append(
+                Text(
+                    "{tp} {t} spans {n} nodes of {g} GPUs within the profile's {d}-GPU NVLink domain: its all-reduces "
+                    "stay on {l} between the nodes",
+                    t=i.tp,
+                    n=nodes,
+                    g=o.gpus_per_node,
+                    d=domain,
+                    l=link,
+                )
             )
-        )
+        else:
+            notes.append(
+                Text(
+                    "{tp} {t} spans {n} nodes of {g} GPUs: its all-reduces cross the network between nodes, not {l}",
+                    t=i.tp,
+                    n=nodes,
+                    g=o.gpus_per_node,
+                    l=link,
+                )
+            )
     layout = i.layout
     if layout.dp > 1 and c.model.weights is not None:
         notes.append(f"the throughput bounds are one data-parallel rank's: the layout's {layout.dp} ranks run apart")

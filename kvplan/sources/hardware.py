@@ -57,12 +57,15 @@ _KEYS = (
     "interconnect",
     "compute_capability",
     "host_memory_bytes",
+    "gpus_per_node",
+    "nvlink_domain_gpus",
     "sources",
     "notes",
 )
 _REQUIRED = ("vendor", "memory_bytes", "sources")  # every other key has a default (see _validate)
 _FIGURES = ("memory_bandwidth_bytes_per_s", "dense_tflops", "kv_cache_dtypes", "interconnect")
-_SOURCE_KEYS = ("memory_bytes", *_FIGURES, "compute_capability", "host_memory_bytes")
+_NODE_KEYS = ("gpus_per_node", "nvlink_domain_gpus")  # the system the GPU is sold in (null: unknown)
+_SOURCE_KEYS = ("memory_bytes", *_FIGURES, "compute_capability", "host_memory_bytes", *_NODE_KEYS)
 _CAPABILITY_RE = re.compile(r"^\d+\.\d+$")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 _PLACEHOLDER = re.compile(r"^\s*<.*>\s*$", re.S)  # `kvplan profiles new`'s "<...>", not yet filled in
@@ -99,6 +102,8 @@ class HardwareProfile:
     path: str | None = field(default=None, compare=False)
     compute_capability: str | None = None
     host_memory_bytes: int | None = None  # the host RAM of one node (superchips, fixed systems); None: unknown
+    gpus_per_node: int | None = None  # the GPUs of one node (an HGX/DGX board: 8; a GB200 compute tray: 4)
+    nvlink_domain_gpus: int | None = None  # GPUs one NVLink domain links across nodes (GB200 NVL72: 72); None: a node
 
     @property
     def memory_gib(self) -> float:
@@ -124,6 +129,8 @@ class HardwareProfile:
             },
             "compute_capability": self.compute_capability,
             "host_memory_bytes": self.host_memory_bytes,
+            "gpus_per_node": self.gpus_per_node,
+            "nvlink_domain_gpus": self.nvlink_domain_gpus,
             "sources": dict(self.sources),
             "notes": self.notes,
         }
@@ -324,6 +331,8 @@ dense_tflops: {{fp32: <e.g. 67>, bf16: <e.g. 989>, fp16: <e.g. 989>, fp8: <numbe
 # kv_cache_dtypes: [auto]                 # default: [auto]; from {kv}
 # interconnect: {{type: pcie5, bandwidth: 128GB/s}}   # default: null (unknown); types: {links}
 # compute_capability: "9.0"               # default: null; NVIDIA only (https://developer.nvidia.com/cuda-gpus)
+# gpus_per_node: 8                        # default: null (unknown); the GPUs of one node (recommend --nodes)
+# nvlink_domain_gpus: 72                  # default: null (the node); GPUs one NVLink domain links across nodes
 # generic: false                          # default: true exactly when vendor is generic (memory only)
 # notes: "..."                            # default: none
 sources:
@@ -550,6 +559,9 @@ def _validate(where: str, stem: str, data: Any, node: yaml.Node | None = None) -
       `bandwidth_bytes_per_s` (or `bandwidth`, "900GB/s"): null. `compute_capability`: null.
     - `host_memory_bytes` (or `host_memory`): null, unknown; the host RAM of one node (a superchip's or a fixed
       system's), which `recommend`/`check` judge the KV offload tiers against when --host-memory is not given.
+    - `gpus_per_node`: null, unknown; the GPUs of one node of the system the GPU is sold in (an HGX board's 8),
+      which `recommend --nodes` takes when --gpus-per-node is not given. `nvlink_domain_gpus`: null (the NVLink
+      domain is the node); the GPUs one NVLink domain links across nodes (GB200 NVL72: 72).
     A generic profile (a memory class) carries memory only: every other figure null or left out.
     """
     if data is None:
@@ -607,6 +619,21 @@ def _validate(where: str, stem: str, data: Any, node: yaml.Node | None = None) -
                 "host_memory_bytes", "a positive integer (bytes) or a size such as 480GiB", data["host_memory_bytes"]
             )
 
+    node_counts: dict[str, int | None] = dict.fromkeys(_NODE_KEYS)
+    for key in _NODE_KEYS:
+        value = data.get(key)
+        if value is None:
+            continue
+        if generic is True:
+            reader.bad(key, "null for a generic profile (memory only)", value)
+        elif type(value) is not int or value < 1:
+            reader.bad(key, "a positive whole number of GPUs", value)
+        else:
+            node_counts[key] = value
+    per_node, domain = node_counts["gpus_per_node"], node_counts["nvlink_domain_gpus"]
+    if domain is not None and (per_node is None or domain < per_node or domain % per_node):
+        reader.bad("nvlink_domain_gpus", "a multiple of gpus_per_node (given with it)", domain)
+
     bandwidth: int | None = None
     tflops: dict[str, float | None] | None = None
     kv_dtypes: tuple[str, ...] | None = None
@@ -654,7 +681,14 @@ def _validate(where: str, stem: str, data: Any, node: yaml.Node | None = None) -
         else:
             sources[canonical] = text
     # the figures kvplan computes with need a source; the dtype list and the link are better with one
-    needed = ("memory_bytes", "memory_bandwidth_bytes_per_s", "dense_tflops", "compute_capability", "host_memory_bytes")
+    needed = (
+        "memory_bytes",
+        "memory_bandwidth_bytes_per_s",
+        "dense_tflops",
+        "compute_capability",
+        "host_memory_bytes",
+        *_NODE_KEYS,
+    )
     given = [k for k in needed if data.get(k) is not None]
     written = {SYNONYMS.get(k, k) for k in raw_sources if isinstance(k, str)}
     for key in given if "sources" in data else ():
@@ -689,6 +723,8 @@ def _validate(where: str, stem: str, data: Any, node: yaml.Node | None = None) -
         path=where,
         compute_capability=capability,
         host_memory_bytes=host_memory,
+        gpus_per_node=per_node,
+        nvlink_domain_gpus=domain,
     )
 
 

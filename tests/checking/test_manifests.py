@@ -26,6 +26,7 @@ KIMI = FIXTURES / "dynamo" / "kimi-deployment.yaml"
 KSERVE_PD_V1ALPHA1 = FIXTURES / "kserve" / "v1alpha1-llm-inference-service-pd-qwen2-7b-gpu.yaml"
 KSERVE_PD = FIXTURES / "kserve" / "llm-inference-service-pd-qwen2-7b-gpu.yaml"
 KSERVE_DP_EP = FIXTURES / "kserve" / "llm-inference-service-dp-ep-deepseek-r1-gpu-naive.yaml"
+KSERVE_PD_DP_EP = FIXTURES / "kserve" / "llm-inference-service-dp-ep-deepseek-r1-pd-gpu-p-deepep-ht-d-pplx.yaml"
 KSERVE_ISVC = FIXTURES / "kserve" / "kserve-isvc.yaml"
 LLM_D_PD = FIXTURES / "llm-d" / "values-pd.yaml"
 LLM_D_HETERO = FIXTURES / "llm-d" / "values-heterogeneous-pd.yaml"
@@ -73,7 +74,7 @@ def write(tmp_path: Path, body: str, name: str = "manifest.yaml") -> Path:
 def test_fixtures_say_where_they_come_from():
     sources = (FIXTURES / "SOURCES.md").read_text()
     files = sorted(p.relative_to(FIXTURES).as_posix() for p in FIXTURES.rglob("*.yaml"))
-    assert len(files) == 13
+    assert len(files) == 14
     for name in files:
         assert f"`{name}`" in sources, name
 
@@ -152,16 +153,70 @@ def test_kserve_llminferenceservice_prefill_and_decode(path):
         assert "kv_transfer_config" in notes  # from VLLM_ADDITIONAL_ARGS: a note, never dropped
 
 
-def test_kserve_dp_ep_is_a_note_and_the_worker_adds_a_node():
+def test_kserve_parallelism_is_the_vllm_layout():
+    """spec.parallelism with `worker`: KServe's worker-data-parallel template starts vLLM with --enable-expert-parallel,
+    --tensor-parallel-size 1 and --data-parallel-size 16 (kserve/kserve aaac4e2 config/llmisvcconfig/
+    config-llm-worker-data-parallel.yaml:193-196), the LeaderWorkerSet data / dataLocal = 2 pods of 8 GPUs
+    (pkg/apis/serving/v1alpha2/llm_inference_service_types_func.go:98-108)."""
     (dep,) = load_manifest(KSERVE_DP_EP, gpu=H100)
     assert dep.name == "deepseek-coder-v2/aggregated"
     assert dep.model == "deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct"
-    assert dep.tensor_parallel_size == 1  # spec.parallelism.tensor
+    assert (dep.tensor_parallel_size, dep.data_parallel_size, dep.enable_expert_parallel) == (1, 16, True)
     assert dep.gpus == 16  # 8 per pod x (data 16 / dataLocal 8) pods
+    assert (dep.lines["data_parallel_size"], dep.lines["enable_expert_parallel"]) == (15, 17)  # data:, expert:
     assert (dep.max_model_len, dep.gpu_memory_utilization) == (8192, 0.95)  # VLLM_ADDITIONAL_ARGS
     notes = " | ".join(dep.notes)
-    assert "data 16, dataLocal 8, expert True not modelled" in notes
+    assert "not modelled: the role is checked per TP x PP group" not in notes
+    assert "not given to the engine" not in notes
     assert "--enforce-eager" in notes
+
+
+def test_kserve_pd_pools_each_read_their_own_parallelism():
+    """The prefill pool's parallelism is its own (config-llm-prefill-worker-data-parallel.yaml:194-197 reads
+    .Spec.Prefill.Parallelism): both pools DP 16 + EP on 16 GPUs; each pool's VLLM_ADDITIONAL_ARGS."""
+    found = roles(KSERVE_PD_DP_EP, gpu="h200")
+    prefill, decode = found["deepseek-r1-0528-pd/prefill"], found["deepseek-r1-0528-pd/decode"]
+    for dep in (prefill, decode):
+        assert (dep.tensor_parallel_size, dep.data_parallel_size, dep.enable_expert_parallel, dep.gpus) == (
+            1,
+            16,
+            True,
+            16,
+        )
+        assert dep.model == "deepseek-ai/DeepSeek-R1-0528"
+    assert (prefill.gpu_memory_utilization, decode.gpu_memory_utilization) == (0.97, 0.99)
+    assert prefill.lines["data_parallel_size"] > decode.lines["data_parallel_size"]  # spec.prefill.parallelism.data
+
+
+def test_kserve_parallelism_without_worker_is_a_note(tmp_path):
+    """Without `worker` KServe's single-node templates pass only --tensor-parallel-size (config-llm-template.yaml:172,
+    config-llm-prefill-template.yaml:173 reads the prefill pool's own): data and expert are said, not planned, and
+    the prefill pool does not take spec.parallelism.tensor."""
+    path = write(
+        tmp_path,
+        """
+        apiVersion: serving.kserve.io/v1alpha2
+        kind: LLMInferenceService
+        metadata: {name: one}
+        spec:
+          model: {name: Qwen/Qwen2.5-7B}
+          parallelism: {tensor: 2, data: 2, dataLocal: 2, expert: true}
+          template:
+            containers:
+              - name: main
+                resources: {limits: {nvidia.com/gpu: "2"}}
+          prefill:
+            template:
+              containers:
+                - name: main
+                  resources: {limits: {nvidia.com/gpu: "1"}}
+        """,
+    )
+    found = roles(path, gpu=H100)
+    decode, prefill = found["one/decode"], found["one/prefill"]
+    assert (decode.tensor_parallel_size, decode.data_parallel_size, decode.enable_expert_parallel) == (2, 1, False)
+    assert "spec.parallelism: data 2, dataLocal 2, expert True not given to the engine" in " | ".join(decode.notes)
+    assert prefill.tensor_parallel_size == 1
 
 
 def test_kserve_inferenceservice_args_and_model_override():
@@ -238,6 +293,21 @@ def test_end_to_end_exit_codes(path, args, rows, code):
     got, report = check_json(path, *args)
     assert got == code, report
     assert len(report["deployments"]) == rows
+
+
+def test_kserve_pd_dp_ep_fits_with_its_layout():
+    """DeepSeek-V3's layout (the file's DeepSeek-R1-0528 has the same architecture; V3 is in the offline catalog)
+    on spec.parallelism's DP 16 + EP: 16 of the 256 experts on each H200 (EP 16 = TP 1 x DP 16,
+    vllm-0.33.0/vllm/model_executor/layers/fused_moe/config.py:1227-1245)."""
+    config = json.loads(config_path("deepseek-ai__DeepSeek-V3").read_text())
+    experts = expert_weight_bytes(config.get("config", config))
+    whole = recommend("deepseek-ai/DeepSeek-V3", gpu_profile="h200", offline=True, max_model_len=4096)
+    code, report = check_json(KSERVE_PD_DP_EP, "--gpu-profile", "h200", "--model", "deepseek-ai/DeepSeek-V3")
+    assert code == 0 and not whole.fits
+    for row in report["deployments"]:
+        assert row["weights_bytes"] == whole.weights_bytes - experts + experts * 16 // 256
+        layout = row["recommend"]["parallel"]
+        assert (layout["dp"], layout["ep_size"], layout["experts_per_gpu"], layout["kv_pools"]) == (16, 16, 16, 16)
 
 
 def test_dsv4_fits_with_its_dp8_ep_layout():
@@ -394,3 +464,77 @@ def test_plan_files_still_read_as_plans(tmp_path):
     assert_one_error_line(
         run(path, "--model", "x"), "--gpu and --model apply to manifests and --engine-config files only"
     )
+
+
+# ------------------------------------------------------------------------------------------- llm-d parallelism
+
+LLM_D_VALUES = """
+multinode: {multinode}
+modelArtifacts: {{name: Qwen/Qwen3-30B-A3B, uri: "hf://Qwen/Qwen3-30B-A3B"}}
+decode:
+  replicas: 1
+  parallelism: {{tensor: 1, data: 4, dataLocal: {local}, workers: {workers}}}
+  containers:
+    - name: vllm
+      modelCommand: {command}
+{body}
+"""
+
+
+def test_llm_d_vllm_serve_takes_data_parallelism(tmp_path):
+    """modelCommand vllmServe: the chart starts vLLM with --data-parallel-size `data` and
+    --data-parallel-size-local `dataLocal` (llm-d-incubation/llm-d-modelservice 3051935 charts/llm-d-modelservice/
+    templates/_helpers.tpl:577-586), GPUs per pod dataLocal x tensor (:230-232), `workers` pods with multinode
+    (:212-225); --enable-expert-parallel from the container's args."""
+    body = '      args: ["--enable-expert-parallel"]'
+    path = write(tmp_path, LLM_D_VALUES.format(multinode="true", local=2, workers=2, command="vllmServe", body=body))
+    (dep,) = load_manifest(path, gpu=H100)
+    assert (dep.tensor_parallel_size, dep.data_parallel_size, dep.enable_expert_parallel, dep.gpus) == (1, 4, True, 4)
+    assert "not modelled: the role is checked per TP x PP group" not in " | ".join(dep.notes)
+
+
+def test_llm_d_custom_command_reads_the_charts_env(tmp_path):
+    """modelCommand custom: nothing is added to the command; the chart's env TP_SIZE/DP_SIZE (_helpers.tpl:695-702,
+    after the values' env) is what `$DP_SIZE` in the script reads."""
+    body = """      command: ["/bin/bash", "-c"]
+      args:
+        - |
+          vllm serve Qwen/Qwen3-30B-A3B --tensor-parallel-size $TP_SIZE \\
+            --data-parallel-size ${DP_SIZE} --enable-expert-parallel
+      env:
+        - {name: DP_SIZE, value: "2"}
+      resources: {limits: {nvidia.com/gpu: "4"}}"""
+    path = write(tmp_path, LLM_D_VALUES.format(multinode="false", local=4, workers=1, command="custom", body=body))
+    (dep,) = load_manifest(path, gpu=H100)
+    assert (dep.tensor_parallel_size, dep.data_parallel_size, dep.enable_expert_parallel, dep.gpus) == (1, 4, True, 4)
+    assert "modelCommand custom: the chart passes parallelism only as env" in " | ".join(dep.notes)
+
+
+@pytest.mark.parametrize("flags", [["--attn-dp-size", "8"], ["--dp-size", "8", "--enable-dp-attention"]])
+def test_sglang_dp_attention_is_said_not_modelled(tmp_path, flags):
+    """SGLang 0.5.23's DP attention (--attn-dp-size, or the deprecated --dp-size with --enable-dp-attention:
+    sglang/srt/arg_groups/fields/parallel.py:81-90, :192-194) changes the weights and KV pools per GPU: a note says
+    it is not modelled and why (kvplan.engines.sglang.SGLANG_DP_ATTENTION), never 'no effect on KV memory'."""
+    args = ", ".join(f'"{a}"' for a in ["--model-path", "Qwen/Qwen2.5-7B", "--tp-size", "8", *flags, "--ep-size", "8"])
+    path = write(
+        tmp_path,
+        f"""
+        apiVersion: serving.kserve.io/v1alpha2
+        kind: LLMInferenceService
+        metadata: {{name: sg}}
+        spec:
+          model: {{name: Qwen/Qwen2.5-7B}}
+          template:
+            containers:
+              - name: main
+                command: ["python3", "-m", "sglang.launch_server"]
+                args: [{args}]
+                resources: {{limits: {{nvidia.com/gpu: "8"}}}}
+        """,
+    )
+    (dep,) = load_manifest(path, gpu=H100)
+    notes = " | ".join(dep.notes)
+    assert dep.engine == "sglang" and dep.tensor_parallel_size == 8
+    assert "ep_size 8" in notes and ("attn_dp_size 8" in notes or "enable_dp_attention" in notes)
+    assert "SGLang's DP attention (attn_dp_size N: N KV pools inside the TP group" in notes
+    assert "ignored (no effect on KV memory): --attn-dp-size" not in notes

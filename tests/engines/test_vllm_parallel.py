@@ -195,7 +195,7 @@ def test_cli_layout_table_and_refusals():
     assert "TP 2 x PP 1 x DP 2 = 4 GPUs" in result.output and "16 of 64 (EP 4)" in result.output
     sglang = runner.invoke(app, ["recommend", LLAMA, "-g", H100, "--engine", "sglang", "-dcp", "2", "--offline"])
     assert sglang.exit_code == 2 and sglang.output.startswith("error: --decode-context-parallel-size is not modelled")
-    nodes = runner.invoke(app, ["recommend", LLAMA, "-g", H100, "--nodes", "2", "--offline"])
+    nodes = runner.invoke(app, ["recommend", LLAMA, "-g", "l40s", "--nodes", "2", "--offline"])  # no gpus_per_node
     assert nodes.exit_code == 2 and "--gpus-per-node" in nodes.output and "Traceback" not in nodes.output
     wide = runner.invoke(
         app, ["recommend", LLAMA, "-g", H100, "--nodes", "2", "--gpus-per-node", "4", "--offline", "--json"]
@@ -206,6 +206,31 @@ def test_cli_layout_table_and_refusals():
     assert ceil(doc["parallel"]["gpus_used"] / 4) == 2
     both = runner.invoke(app, ["recommend", LLAMA, "-g", H100, "--gpus", "4", "--nodes", "2", "--gpus-per-node", "4"])
     assert both.exit_code == 2 and both.output.startswith("error: --gpus 4 is not --nodes x --gpus-per-node = 8")
+
+
+def test_nodes_take_the_profiles_gpus_per_node():
+    """--nodes without --gpus-per-node: the profile's gpus_per_node (h100-sxm-80gb 8, gb200 4 per compute tray, from
+    ai-dynamo/aiconfigurator 095f58a aic-core/src/aiconfigurator_core/systems/h100_sxm.yaml:17, gb200.yaml:20); a TP
+    group wider than a node is said to cross the network, except within GB200's 72-GPU NVLink domain (gb200.yaml:21,
+    :23 'NVLink via NVSwitch within rack')."""
+    wide = runner.invoke(app, ["recommend", LLAMA, "-g", H100, "--nodes", "2", "--tp", "16", "--offline", "--json"])
+    assert wide.exit_code == 0, wide.output
+    doc = json.loads(wide.stdout)
+    assert (doc["gpus"], doc["parallel"]["nodes"], doc["parallel"]["gpus_per_node"]) == (16, 2, 8)
+    assert (
+        "--tp 16 spans 2 nodes of 8 GPUs: its all-reduces cross the network between nodes, not nvlink4" in doc["notes"]
+    )
+    rack = runner.invoke(app, ["recommend", LLAMA, "-g", "gb200", "--nodes", "2", "--offline", "--json"])
+    doc = json.loads(rack.stdout)
+    assert (doc["gpus"], doc["tp"], doc["parallel"]["gpus_per_node"]) == (8, 8, 4)
+    spans = [n for n in doc["notes"] if "spans" in n]
+    assert spans == [
+        "--tp 8 spans 2 nodes of 4 GPUs within the profile's 72-GPU NVLink domain: its all-reduces stay on nvlink5 between the nodes"
+    ]
+    given = runner.invoke(
+        app, ["recommend", LLAMA, "-g", "gb200", "--nodes", "1", "--gpus-per-node", "8", "--offline", "--json"]
+    )
+    assert json.loads(given.stdout)["gpus"] == 8  # --gpus-per-node wins over the profile's
 
 
 def test_sglang_dp_replicas_each_hold_a_pool_and_the_rest_is_refused():

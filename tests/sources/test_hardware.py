@@ -364,6 +364,49 @@ def test_wrong_values_name_the_key(tmp_path, old, new, key):
     assert f"'{key}'" in message
 
 
+def test_gpus_per_node_of_the_shipped_systems():
+    """Where ai-dynamo/aiconfigurator (095f58a, aic-core/src/aiconfigurator_core/systems/) gives a system's node:
+    8 on HGX/DGX boards, 4 per GB200/GB300 compute tray in a 72-GPU NVLink rack; PCIe cards and the rest: unknown."""
+    nodes = {p.id: (p.gpus_per_node, p.nvlink_domain_gpus) for p in list_profiles()}
+    assert {k: v for k, v in nodes.items() if v != (None, None)} == {
+        "a100-sxm-80gb": (8, None),
+        "h100-sxm-80gb": (8, None),
+        "h200": (8, None),
+        "b200": (8, None),
+        "b300": (8, None),
+        "gb200": (4, 72),
+        "gb300": (4, 72),
+    }
+    for pid in ("h200", "gb200"):
+        sources = load_profile(pid).sources
+        assert "aiconfigurator" in sources["gpus_per_node"] and "num_gpus_per_node" in sources["gpus_per_node"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ("gpus_per_node: 0\n", "'gpus_per_node'"),
+        ("gpus_per_node: 8.0\n", "'gpus_per_node'"),
+        ("gpus_per_node: 4\nnvlink_domain_gpus: 6\n", "a multiple of gpus_per_node"),
+        ("nvlink_domain_gpus: 72\n", "a multiple of gpus_per_node"),
+        ("gpus_per_node: 8\n", "sources.gpus_per_node"),  # a figure without its source
+    ],
+)
+def test_gpus_per_node_is_checked(tmp_path, extra, needle):
+    text = GOOD.format(id="foo", memory=2**30).replace("sources:\n", extra + "sources:\n")
+    assert needle in error_for(write(tmp_path, "foo", text))
+
+
+def test_gpus_per_node_loads_with_its_source(tmp_path):
+    text = GOOD.format(id="foo", memory=2**30).replace(
+        "sources:\n",
+        'gpus_per_node: 4\nnvlink_domain_gpus: 8\nsources:\n  gpus_per_node: "x"\n  nvlink_domain_gpus: "y"\n',
+    )
+    profile = load_profile(str(write(tmp_path, "foo", text)))
+    assert (profile.gpus_per_node, profile.nvlink_domain_gpus) == (4, 8)
+    assert profile.to_dict()["gpus_per_node"] == 4
+
+
 def test_generic_profiles_must_not_carry_figures(tmp_path):
     text = GOOD.format(id="foo", memory=2**30).replace("vendor: nvidia", "vendor: generic\ngeneric: true")
     assert "null for a generic profile" in error_for(write(tmp_path, "foo", text))
