@@ -330,16 +330,20 @@ _TABLE = (
         },
     ),
     # ---- Kimi Linear / K3 and MiniMax (issue 12); defaults: transformers 5.24 KimiLinearConfig, MiniMaxConfig
+    # (no defaults for the MoE fields: transformers' and vLLM's KimiLinearConfig differ there, and the weights
+    # layout refuses a config they would build differently)
     Family(
         "kimi_linear",
         shape="kimi_linear",
-        weights=None,
+        weights="kimi_linear",
         defaults={
             "linear_head_dim": 128,
             "linear_num_heads": 32,
             "linear_conv_kernel_dim": 4,
             "kv_lora_rank": 512,
             "qk_rope_head_dim": 64,
+            "qk_nope_head_dim": 128,
+            "v_head_dim": 128,
             "vocab_size": 163840,
         },
     ),

@@ -720,7 +720,7 @@ def qwen3_vl(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
 # ---------------------------------------------------------------- Kimi Linear / Kimi K3, MiniMax (issue 12)
 
 
-def _kimi_linear_types(cfg: dict) -> list[str]:
+def kimi_linear_kinds(cfg: dict) -> list[str]:
     """Kimi Linear's layer kinds: `linear_attn_config`'s 1-indexed `kda_layers` / `full_attn_layers` (the released
     checkpoints, read so by transformers' KimiLinearConfig, vLLM's kimi_k3 `is_kda_layer` and SGLang's
     configs/kimi_linear.py:158-162), else `layer_types`, else transformers' default (full on layers 4, 8, ...)."""
@@ -742,7 +742,7 @@ def _kimi_linear_types(cfg: dict) -> list[str]:
     return [L.FULL if i and i % 4 == 0 else L.STATE for i in range(n)]
 
 
-def _kda_state(cfg: dict) -> L.RecurrentState:
+def kda_state(cfg: dict) -> L.RecurrentState:
     """A KDA layer's state: a short convolution over q, k and v (3 x heads x head_dim channels) and a
     heads x head_dim x head_dim recurrent state (vLLM mamba_utils.py:296-319 `kda_state_shape`, SGLang
     configs/mamba_utils.py:323-367, transformers modeling_kimi_linear.py:592 conv_dim and :709 the fp32 state)."""
@@ -766,8 +766,8 @@ def kimi_linear(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     qk_rope_head_dim per token: transformers caches kv_nope and k_rot, modeling_kimi_linear.py:288-294; vLLM
     kimi_k3/nvidia/mla.py:160 and :421-437 head_size kv_lora_rank + qk_rope_head_dim)."""
     latent = L.MlaLatent(positive_int(cfg, "kv_lora_rank"), positive_int(cfg, "qk_rope_head_dim"))
-    state = _kda_state(cfg)
-    return tuple((latent,) if t == L.FULL else (state,) for t in _kimi_linear_types(cfg))
+    state = kda_state(cfg)
+    return tuple((latent,) if t == L.FULL else (state,) for t in kimi_linear_kinds(cfg))
 
 
 def minimax_m2(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
