@@ -1374,7 +1374,7 @@ def _kimi_linear(cfg: dict[str, Any], family: Family) -> list[Tensor]:
       hidden -> 1 projections (built with quant_config=None: never quantized, role "other"), and one of each before
       the final norm.
 
-    The MTP layers (`num_nextn_predict_layers`) are not counted; vLLM's TP padding of narrow experts (model.py:
+    The head is never tied. The MTP layers (`num_nextn_predict_layers`) are not counted; vLLM's TP padding of narrow experts (model.py:
     419-428) and of the fused KDA input projection (kda.py:643-652) is no checkpoint tensor."""
     h, heads, layers = fields.hidden_size(cfg), fields.num_heads(cfg), fields.num_layers(cfg)
     vocab, f32 = _vocab(cfg), "float32"
@@ -1440,7 +1440,9 @@ def _kimi_linear(cfg: dict[str, Any], family: Family) -> list[Tensor]:
     t += _norm("model.norm", h, 1)
     if res_block is not None:
         t += _norm("model.output_attn_res_norm", h, 1) + _linear("model.output_attn_res_proj", 1, h, role="other")
-    return t + _lm_head("lm_head", vocab, h, _tied(cfg))
+    # never tied: transformers' KimiLinearForCausalLM has `_tied_weights_keys = {}`, vLLM builds its own lm_head
+    # (model.py:1422-1428) whatever `tie_word_embeddings` says
+    return t + _lm_head("lm_head", vocab, h, False)
 
 
 # Weights layouts by the names the family table uses (kvplan.core.families.Family.weights): (config with the
