@@ -1359,7 +1359,8 @@ def _kimi_linear(cfg: dict[str, Any], family: Family) -> list[Tensor]:
       projection), dt_bias (projection), A_log (heads), b_proj (hidden -> heads), the output gate, o_norm
       (head_dim) and o_proj. The output gate is g_a + g_b (low rank, as transformers builds it) or, with
       `linear_attn_config.use_full_rank_gate` (K3), one full-rank g_proj (kda.py:635-663: q, k, v, g of
-      `projection_size` each). vLLM holds conv1d, dt_bias and A_log in float32 (kda.py:671-684, :814-816).
+      `projection_size` each). conv1d, dt_bias and A_log are held in float32 as vLLM holds them (kda.py:671-684,
+      :814-816; transformers keeps dt_bias in float32 too, conv1d and A_log in the model dtype).
     - MLA (transformers KimiLinearAttention; vLLM mla.py:218-303): q_a_proj + q_a_layernorm + q_b_proj with
       `q_lora_rank`, else q_proj; kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj, o_proj (biases on q_a, kv_a and o
       with `attention_bias`, as transformers builds them); with `mla_use_output_gate` (K3) a g_proj of heads x
