@@ -351,7 +351,14 @@ _TABLE = (
     Family("minimax", shape="minimax", weights=None),
     # transformers 5.24 knows MiniMax-M3 only as the minimax_m3_vl wrapper of a minimax_m3_vl_text model: refused
     # by name like the text-only form (kvplan.core.shapes.minimax_m3)
-    Family("minimax_m3", shape="minimax_m3", weights=None, aliases=("minimax_m3_vl_text", "minimax_m3_vl")),
+    Family(
+        "minimax_m3",
+        shape="minimax_m3",
+        weights="minimax_m3",
+        aliases=("minimax_m3_vl_text", "minimax_m3_vl"),
+        # MiniMaxM3VLTextConfig's defaults (transformers 5.24 configuration_minimax_m3_vl.py)
+        defaults={"vocab_size": 200064, "head_dim": 128, "index_n_heads": 4, "index_head_dim": 128},
+    ),
     # DeepseekV4Config's defaults (transformers 5.24 configuration_deepseek_v4.py)
     Family(
         "deepseek_v4",

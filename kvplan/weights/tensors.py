@@ -1446,6 +1446,81 @@ def _kimi_linear(cfg: dict[str, Any], family: Family) -> list[Tensor]:
     return t + _lm_head("lm_head", vocab, h, False)
 
 
+# ---- MiniMax-M3 (issue 12): transformers 5.24 modeling_minimax_m3_vl.py (MiniMaxM3VLForCausalLM, the text model)
+# and vLLM 0.33's models/minimax_m3/nvidia/model.py
+
+
+def _minimax_m3_layer_flags(cfg: dict[str, Any], key: str, layers: int, default: bool) -> list[bool]:
+    """A per-layer 0/1 list of the config (`moe_layer_freq`, `sparse_attention_freq`), `default` when absent."""
+    listed = cfg.get(key)
+    if listed is None:
+        return [default] * layers
+    if not isinstance(listed, list) or len(listed) != layers:
+        raise ConfigError(f"config `{key}` must list {layers} entries of 0 or 1", hint="fix config.json")
+    return [bool(f) for f in listed]
+
+
+def _minimax_m3(cfg: dict[str, Any], family: Family) -> list[Tensor]:
+    """MiniMax-M3's language model. Per layer: q/k/v/o without biases and per-head q_norm / k_norm
+    (MiniMaxM3VLAttention, modeling_minimax_m3_vl.py:408-431); on the layers `sparse_attention_config.
+    sparse_attention_freq` marks, the lightning indexer's q_proj (index heads x index dim), k_proj (one index key),
+    q_norm and k_norm (:543-551; vLLM fuses them into qkv_proj, nvidia/model.py:443-455, and never builds the
+    index value / output projections); where `moe_layer_freq` is 1 (all layers when absent; :649 and vLLM :110-115)
+    a router (vLLM keeps it in float32, :230-239), its float32 `e_score_correction_bias` (a buffer in transformers,
+    :241; vLLM :218-228), routed experts of `intermediate_size` (:194-203; vLLM :251-262) and one shared expert of
+    `shared_intermediate_size` (:261; vLLM intermediate_size x n_shared_experts, :241-249: a config where they
+    differ is refused), elsewhere a dense MLP of `dense_intermediate_size` (:175-182; vLLM :747-752); two norms.
+    The `mtp.*` modules are not built (`_keys_to_ignore_on_load_unexpected`, :700); the head is tied only with
+    `tie_word_embeddings` (:871). vLLM supports `attention_output_gate` false only (nvidia/model.py:3-9)."""
+    h, heads, kv, layers = (
+        fields.hidden_size(cfg),
+        fields.num_heads(cfg),
+        fields.num_kv_heads(cfg),
+        fields.num_layers(cfg),
+    )
+    hd, vocab, f32 = fields.head_dim(cfg, family), _vocab(cfg), "float32"
+    if cfg.get("attention_output_gate"):
+        raise UnsupportedArchitecture(
+            "minimax_m3 config with `attention_output_gate`: neither transformers 5.24 nor vLLM 0.33 builds its gate",
+            hint="report the model at kvplan's issue tracker",
+        )
+    raw_sparse = cfg.get("sparse_attention_config")
+    sparse_cfg: dict[str, Any] = raw_sparse if isinstance(raw_sparse, dict) else {}
+    sparse = _minimax_m3_layer_flags(sparse_cfg, "sparse_attention_freq", layers, False)
+    moe = _minimax_m3_layer_flags(cfg, "moe_layer_freq", layers, True)
+    inter = fields.intermediate_size(cfg)
+    t = [Tensor("model.embed_tokens.weight", (vocab, h), "embedding")]
+    for i in range(layers):
+        p, a = f"model.layers.{i}", f"model.layers.{i}.self_attn"
+        t += _linear(f"{a}.q_proj", heads * hd, h) + _linear(f"{a}.k_proj", kv * hd, h)
+        t += _linear(f"{a}.v_proj", kv * hd, h) + _linear(f"{a}.o_proj", h, heads * hd)
+        t += _norm(f"{a}.q_norm", hd, 1) + _norm(f"{a}.k_norm", hd, 1)
+        if sparse[i]:
+            x = f"{a}.indexer"
+            i_heads = positive_int(sparse_cfg, "sparse_num_index_heads", default=positive_int(cfg, "index_n_heads"))
+            i_dim = positive_int(sparse_cfg, "sparse_index_dim", default=positive_int(cfg, "index_head_dim"))
+            t += _linear(f"{x}.q_proj", i_heads * i_dim, h) + _linear(f"{x}.k_proj", i_dim, h)
+            t += _norm(f"{x}.q_norm", i_dim, 1) + _norm(f"{x}.k_norm", i_dim, 1)
+        m = f"{p}.mlp"
+        if moe[i]:
+            experts = _num_experts(cfg)
+            shared = positive_int(cfg, "shared_intermediate_size")
+            vllm_shared = inter * int(cfg.get("n_shared_experts") or 0)
+            if shared != vllm_shared:
+                raise UnsupportedArchitecture(
+                    f"minimax_m3 config: transformers builds a shared expert of `shared_intermediate_size` {shared}, "
+                    f"vLLM one of intermediate_size x n_shared_experts = {vllm_shared}",
+                    hint="fix shared_intermediate_size or n_shared_experts in config.json",
+                )
+            t += [Tensor(f"{m}.gate.weight", (experts, h), "router", f32)]
+            t.append(Tensor(f"{m}.gate.e_score_correction_bias", (experts,), "buffer", f32))
+            t += _experts(f"{m}.experts", experts, h, inter) + _gated(f"{m}.shared_experts", h, shared)
+        else:
+            t += _gated(m, h, positive_int(cfg, "dense_intermediate_size"))
+        t += _norm(f"{p}.input_layernorm", h, 1) + _norm(f"{p}.post_attention_layernorm", h, 1)
+    return t + _norm("model.norm", h, 1) + _lm_head("lm_head", vocab, h, _tied(cfg))
+
+
 # Weights layouts by the names the family table uses (kvplan.core.families.Family.weights): (config with the
 # family's defaults, family) -> tensors. Which model_types use which layout is the table's business, not this one's.
 LAYOUTS: dict[str, Callable[[dict[str, Any], Family], list[Tensor]]] = {
@@ -1467,6 +1542,7 @@ LAYOUTS: dict[str, Callable[[dict[str, Any], Family], list[Tensor]]] = {
     "qwen3_vl_moe_text": _qwen3_vl,
     "deepseek_v4": _deepseek_v4,
     "kimi_linear": _kimi_linear,
+    "minimax_m3": _minimax_m3,
 }
 
 
