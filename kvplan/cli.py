@@ -1481,6 +1481,14 @@ def check(
     ] = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
+    hub_weights: Annotated[
+        bool,
+        typer.Option(
+            "--hub-weights",
+            help="As on estimate, for every deployment whose plan sets no hub_weights (a plan's hub_weights: true "
+            "always asks the Hub for a cached config's safetensors sizes, false never does).",
+        ),
+    ] = False,
     assume_llama: AssumeLlamaOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -1529,6 +1537,10 @@ def check(
         )
     if assume_llama:  # for every deployment (a plan sets `assume_llama: true` per deployment)
         deployments = [dataclasses.replace(d, assume_llama=True) for d in deployments]
+    if hub_weights:  # for every deployment whose plan does not set hub_weights (true or false)
+        deployments = [
+            d if d.hub_weights is not None else dataclasses.replace(d, hub_weights=True) for d in deployments
+        ]
     if host_memory is not None:  # for every deployment whose plan does not set host_memory
         memory = _host_memory(host_memory)
         deployments = [
@@ -1733,6 +1745,7 @@ def explain(
     block_size: BlockOpt = None,
     profiles_dir: ProfilesDirOpt = None,
     offline: OfflineOpt = False,
+    hub_weights: HubWeightsOpt = False,
     assume_llama: AssumeLlamaOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -1766,6 +1779,7 @@ def explain(
         profiles_dir=profiles_dir,
         offline=True if offline else None,
         assume_llama=assume_llama,
+        hub_weights=True if hub_weights else None,
     )
     result = explain_source(log, options)
     if json_out:

@@ -240,7 +240,9 @@ def check_deployments(
     """Evaluate every deployment. Bad input (unknown GPU or model, an engine kvplan cannot size, values the
     engine would refuse) raises a KvplanError naming the file, line and key; a plan that does not fit is a
     result with ok=False. `progress(name, total)` is called before each deployment (the CLI's progress bar)."""
-    models: dict[tuple[str, str | None, bool], ResolvedModel] = {}  # each model is read once, however many use it
+    models: dict[
+        tuple[str, str | None, bool, bool | None], ResolvedModel
+    ] = {}  # each model is read once, however many use it
     results: list[DeploymentResult] = []
     for d in deployments:
         if progress is not None:
@@ -474,7 +476,7 @@ class _Evaluator:
 
 def _check_one(
     dep: Deployment,
-    models: dict[tuple[str, str | None, bool], ResolvedModel],
+    models: dict[tuple[str, str | None, bool, bool | None], ResolvedModel],
     *,
     min_headroom: float,
     strict: bool,
@@ -494,10 +496,15 @@ def _check_one(
     except KvplanError as exc:
         raise _located(exc, dep.at("gpu"), names) from None
     try:
-        resolved = models.get((dep.model, dep.revision, dep.assume_llama))
+        key = (dep.model, dep.revision, dep.assume_llama, dep.hub_weights)
+        resolved = models.get(key)
         if resolved is None:
-            resolved = models[(dep.model, dep.revision, dep.assume_llama)] = resolve(
-                dep.model, revision=dep.revision, offline=offline, assume_llama=dep.assume_llama
+            resolved = models[key] = resolve(
+                dep.model,
+                revision=dep.revision,
+                offline=offline,
+                assume_llama=dep.assume_llama,
+                hub_weights=dep.hub_weights,
             )
         loaded = resolved.loaded
     except KvplanError as exc:

@@ -199,6 +199,7 @@ class ExplainOptions:
     profiles_dir: str | None = None
     offline: bool | None = None
     assume_llama: bool = False
+    hub_weights: bool | None = None  # kvplan.planning.resolved: None asks the Hub only when nothing local sizes them
 
 
 # ----------------------------------------------------------------------------------------------------- input
@@ -477,16 +478,20 @@ def explain(log: EngineLog, options: ExplainOptions | None = None, *, text: str 
     model_name = settings.pick("model", o.model, fallback=((log.model, "log"),))
     if model_name is None:
         raise UsageError("the log names no model", hint=_HINT_MODEL)
-    resolved = _resolve(model_name, from_log=o.model is None, offline=o.offline, assume_llama=o.assume_llama)
+    resolved = _resolve(
+        model_name, from_log=o.model is None, offline=o.offline, assume_llama=o.assume_llama, hub_weights=o.hub_weights
+    )
     explainer = _Vllm if rules.plans_budget else _PoolSizes
     return explainer(log, text, o, rules, settings, resolved, notes).run(figures)
 
 
-def _resolve(name: str, *, from_log: bool, offline: bool | None, assume_llama: bool) -> Any:
+def _resolve(
+    name: str, *, from_log: bool, offline: bool | None, assume_llama: bool, hub_weights: bool | None = None
+) -> Any:
     from kvplan.planning.resolved import resolve
 
     try:
-        return resolve(name, offline=offline, assume_llama=assume_llama)
+        return resolve(name, offline=offline, assume_llama=assume_llama, hub_weights=hub_weights)
     except KvplanError as exc:
         if not from_log or isinstance(exc, UnsupportedArchitecture):  # read, but refused: its own hint says why
             raise

@@ -62,6 +62,7 @@ KEYS = (
     "weights_bytes",
     "vllm_version",
     "assume_llama",
+    "hub_weights",
     "quantization",
     "speculative_config",
     "kv_offloading_size",
@@ -127,6 +128,9 @@ class Deployment:
     speculative_config: str | None = None
     vllm_version: str | None = None  # the vLLM release the deployment runs (None: kvplan's default)
     assume_llama: bool = False  # read an unknown model_type llama-like despite signals of another cache
+    # whether a config from the HF cache may ask the Hub for its safetensors sizes (kvplan.planning.resolved:
+    # True always, False never, None only when nothing local sizes the weights; the CLI's --hub-weights)
+    hub_weights: bool | None = None
     # the KV offload tiers (kvplan.engines.offload), as the stacks spell them, and the host RAM per node they must
     # fit in (a size or "auto"; None: the GPU profile's host_memory_bytes, else unchecked)
     kv_offloading_size: float | None = None  # vLLM: GiB in total across the workers
@@ -440,24 +444,24 @@ class _Reader:
             raise self.fail(entry, f"at most {MAX_INT:,} tokens", "write e.g. 32768 or 32k")
         return tokens
 
-    def fraction(self, entry: Entry) -> float:
+    def _lenient_float(self, entry: Entry) -> Any:
+        """The entry's value; a string read as a float when the reader is lenient (an engine's own config)."""
         value = entry.value
         if self.lenient and isinstance(value, str):
             try:
                 value = float(value)
             except ValueError:
                 pass
+        return value
+
+    def fraction(self, entry: Entry) -> float:
+        value = self._lenient_float(entry)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
             raise self.fail(entry, "a fraction in (0, 1]", "write e.g. 0.9")
         return float(value)
 
     def number(self, entry: Entry) -> float:
-        value = entry.value
-        if self.lenient and isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
+        value = self._lenient_float(entry)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
             raise self.fail(entry, "a positive number", "write e.g. 100")
         return float(value)
@@ -598,6 +602,7 @@ def build_deployment(
         speculative_config=get("speculative_config", r.speculative),
         vllm_version=get("vllm_version", r.release),
         assume_llama=get("assume_llama", r.boolean, False),
+        hub_weights=get("hub_weights", r.boolean),
         kv_offloading_size=get("kv_offloading_size", r.number),
         kv_offloading_backend=get("kv_offloading_backend", r.backend),
         hicache_ratio=get("hicache_ratio", r.number),

@@ -156,9 +156,9 @@ class SpeculativeInputs:
     """What an engine's speculative-decoding rules read: the setup given (`setup`: method, tokens, draft model
     named), the target's config and shape, the dtype the model runs in, `stored_bytes(copies, extra)` (bytes as the
     target's checkpoint stores copies of its decoder layers, each `(layer index, module prefix it is stored
-    under)`, plus `extra` tensors `(name, shape, role)`: kvplan.weights; None: not countable), and the draft model
-    named in the setup
-    when kvplan could read its config (`draft_config`, `draft_shape`, `draft_weights` with `draft_weights_source`;
+    under)` (an index past the model's layers: one of the checkpoint's own MTP layers, kvplan.weights.tensors.
+    mtp_tensors), plus `extra` tensors `(name, shape, role)`: kvplan.weights; None: not countable), and the draft
+    model named in the setup when kvplan could read its config (`draft_config`, `draft_shape`, `draft_weights` with `draft_weights_source`;
     None: no draft named, or it could not be read, `draft_error` says why)."""
 
     setup: Speculative

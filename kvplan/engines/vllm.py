@@ -24,7 +24,8 @@ VLLM_VERSIONS; the rules below read the row of `Request.engine_version`:
   the largest when it is < 1.5x the smallest); a block of any group costs a page in each of `group_size`
   tensors, so a type whose layer count is not a multiple of group_size pays for padding layers.
 - speculative decoding (`Request.speculative`, `--speculative-config`): the drafter's attention layers join the
-  stage's (MTP: the target's MTP layers shaped like its last full-attention layer; a draft model: its own layers),
+  stage's (MTP: the target's MTP layers shaped like its last full-attention layer, DeepSeek-V4's a sliding ring
+  each, `_v4_mtp_draft`; a draft model: its own layers),
   Mamba-style layers hold num_speculative_tokens state pages and convolution columns more (`speculative_rules`).
 - attention + Mamba hybrids: the attention block size grows (in steps of the kernel alignment) until its page
   holds one Mamba state, and the state page is padded to the attention page. Mamba states use the model dtype
@@ -205,8 +206,9 @@ class VllmBehaviour:
     and "Maximum concurrency" are one log line. DeepSeek-V4 (VllmEngine.v4_plan): `v4_kv_groups`, how the release
     groups DeepSeek-V4's KV-cache specs ("": it does not serve the model; "tuples": 0.26's
     `group_and_unify_kv_cache_specs`, layer tuples with the sliding pages padded to the compressed ones,
-    `v4_tuple_groups`; "packed": `_get_packed_kv_cache_groups`, block-outermost groups of mixed pages, read in 0.29
-    and 0.33, `v4_packed_groups`; "unread": a grouping kvplan has not modelled, 0.20-0.25 and 0.27-0.28).
+    `v4_tuple_groups`; "overlaid": 0.27-0.28's, the same tuples unpadded and overlaid in one block as wide as the
+    widest group; "packed": `_get_packed_kv_cache_groups`, block-outermost groups of mixed pages, read in 0.29
+    and 0.33, `v4_packed_groups`; "unread": a grouping kvplan has not modelled, 0.20-0.25).
     Speculative decoding: `all_mode_speculative_blocks`, Mamba `all` mode holds num_speculative_tokens pages more per
     request. Parallelism: `models_dcp_dp_ep`, kvplan has read this release's data-parallel, expert-parallel and
     decode-context-parallel rules (VllmServing.layout, VllmEngine._check_dcp; False: the options are refused).
@@ -402,11 +404,14 @@ _R0_26 = _row(
 )
 _R0_27 = _row(
     (0, 27, 0),
-    "vllm-0.27.0: v1/core/kv_cache_utils.py `_get_kv_cache_groups_uniform_groups` no longer pads DeepSeek-V4's "
-    "sliding pages and `_get_kv_cache_config_packed` overlays the groups (`_get_packed_kv_cache_layout`); the "
-    "concurrency sums each group's blocks (`get_max_concurrency_for_kv_cache_config`); not modelled for V4",
+    "vllm-0.27.0: v1/core/kv_cache_utils.py `_get_kv_cache_groups_uniform_groups` (:1670-1754) no longer pads "
+    "DeepSeek-V4's sliding pages and `_get_kv_cache_config_packed` (:1330-1358) overlays the groups in a block as "
+    "wide as the widest (`_get_packed_kv_cache_layout` :1283-1305); the concurrency sums each group's blocks "
+    "(`get_max_concurrency_for_kv_cache_config` :937-959); the start-up check still prices the layer tuples "
+    "(`_max_memory_usage_bytes_from_groups` :1890-1940); 0.28.0 alike (:1623-1707, :1296-1324, :1249-1271, "
+    ":917-939, :1878-1928)",
     _R0_26,
-    v4_kv_groups="unread",
+    v4_kv_groups="overlaid",
 )
 _R0_28 = _row(
     (0, 28, 0),
@@ -602,12 +607,15 @@ class GroupPlan:
     `block_bytes`: what one block of the pool costs where that is not the largest page (vLLM 0.26's packed
     DeepSeek-V4 layout, `v4_tuple_groups`); `request_unit`: where set, a request's blocks are its bytes in every
     group divided by this page, rounded up (vLLM 0.26's `get_max_concurrency_for_kv_cache_config` for
-    DeepSeek-V4), instead of the sum of its blocks in each group."""
+    DeepSeek-V4), instead of the sum of its blocks in each group; `check_page`: where set, what one block of a
+    request costs in the start-up memory check (vLLM 0.26-0.28's `_max_memory_usage_bytes_from_groups` for
+    DeepSeek-V4, `v4_check_page`), instead of its spec's page."""
 
     specs: dict[Spec, int]
     group_size: int
     block_bytes: int = 0
     request_unit: int = 0
+    check_page: int = 0
 
     def groups(self, spec: Spec) -> int:
         return cdiv(self.specs[spec], self.group_size)
@@ -1077,17 +1085,15 @@ class VllmEngine:
             raise UsageError(
                 f"vLLM {version} does not serve DeepSeek-V4: DeepseekV4ForCausalLM is first registered in vLLM "
                 "0.20.0 (model_executor/models/registry.py:99)",
-                hint=Text(
-                    "pass {vllm_version} 0.26 or 0.29 or later (the releases whose DeepSeek-V4 groups kvplan models)"
-                ),
+                hint=Text("pass {vllm_version} 0.26 or later (the releases whose DeepSeek-V4 groups kvplan models)"),
                 field="vllm_version",
             )
         if row.v4_kv_groups == "unread":
             raise UsageError(
-                f"kvplan does not model vLLM {version}'s DeepSeek-V4 KV-cache groups: 0.20-0.25 and 0.27-0.28 group "
-                "its layers in tuples (v1/core/kv_cache_utils.py `group_and_unify_kv_cache_specs`) with packing "
-                "and concurrency rules kvplan has read only in 0.26.0; it models 0.26 and 0.29 and later",
-                hint=Text("pass {vllm_version} 0.26 or 0.29 or later"),
+                f"kvplan does not model vLLM {version}'s DeepSeek-V4 KV-cache groups: 0.20-0.25 group its layers in "
+                "tuples (v1/core/kv_cache_utils.py `group_and_unify_kv_cache_specs`) with packing and concurrency "
+                "rules kvplan has read only from 0.26.0; it models 0.26 and later",
+                hint=Text("pass {vllm_version} 0.26 or later"),
                 field="vllm_version",
             )
         if req.kv_dtype not in ("bfloat16", "fp8_e4m3"):
@@ -1137,12 +1143,20 @@ class VllmEngine:
         (`get_max_concurrency_for_kv_cache_config`, v1/core/kv_cache_utils.py:1061-1093). Every spec is one latent
         head with `max_tp_shards=1`: each TP rank holds the whole cache. vLLM 0.26 (`v4_kv_groups` "tuples"):
         `v4_tuple_groups`, each group's spec its own (padded) pages, a pool block the packed layout's stride
-        (`v4_tuple_stride`) and a request's blocks its bytes over the first (compressed) group's page."""
+        (`v4_tuple_stride`) and a request's blocks its bytes over the first (compressed) group's page. vLLM
+        0.27-0.28 ("overlaid"): `v4_tuple_groups` without the padding, the groups overlaid in one block as wide as
+        the widest (`_get_packed_kv_cache_layout`, vllm-0.27.0 v1/core/kv_cache_utils.py:1283-1305, 0.28.0
+        :1249-1271) and a request's blocks the sum of its blocks in each group (:937-959, 0.28.0 :917-939), as from
+        0.29. In 0.26-0.28 the start-up check prices a request's blocks at `v4_check_page`."""
         specs = [
             spec for i, c in enumerate(caches) if isinstance(c, L.CompressedAttention) for spec in v4_layer_specs(c, i)
         ]
-        tuples = vllm_behaviour(req.engine_version).v4_kv_groups == "tuples"
-        groups = v4_tuple_groups(specs) if tuples else v4_packed_groups(specs)
+        grouping = vllm_behaviour(req.engine_version).v4_kv_groups
+        tuples = grouping == "tuples"
+        if grouping == "packed":
+            groups = v4_packed_groups(specs)
+        else:
+            groups = v4_tuple_groups(specs, pad=tuples)
         widest = max(sum(s.page for s in group) for group in groups)
         counts: dict[Spec, int] = {}
         for group in groups:
@@ -1159,9 +1173,13 @@ class VllmEngine:
             counts[spec] = counts.get(spec, 0) + 1
         if tuples:
             return GroupPlan(
-                counts, 1, block_bytes=v4_tuple_stride(groups), request_unit=sum(s.page for s in groups[0])
+                counts,
+                1,
+                block_bytes=v4_tuple_stride(groups),
+                request_unit=sum(s.page for s in groups[0]),
+                check_page=v4_check_page(groups),
             )
-        return GroupPlan(counts, 1)
+        return GroupPlan(counts, 1, check_page=v4_check_page(groups) if grouping == "overlaid" else 0)
 
     @staticmethod
     def _state_bytes(cache: L.RecurrentState, req: Request) -> int:
@@ -1194,7 +1212,7 @@ def with_draft(caches: list[L.Layer], req: Request) -> list[L.Layer]:
     return [*caches, *req.speculative.draft_caches]
 
 
-# ---------------------------------------------------------------- DeepSeek-V4's specs and groups (0.29-0.33)
+# ---------------------------------------------------------------- DeepSeek-V4's specs and groups (0.26-0.33)
 
 V4_BLOCK_SIZE = 256  # cache_config.block_size: the only size the V4 sparse-MLA and indexer backends take
 V4_SWA_BLOCK_SIZE = 64  # DeepseekV4SWACache(block_size=64) (v1/attention/backends/mla/sparse_swa.py:85 and :111)
@@ -1314,13 +1332,15 @@ def v4_packed_groups(specs: list[V4LayerSpec]) -> list[list[V4LayerSpec]]:
     return groups
 
 
-def v4_tuple_groups(specs: list[V4LayerSpec]) -> list[list[V4LayerSpec]]:
+def v4_tuple_groups(specs: list[V4LayerSpec], pad: bool = True) -> list[list[V4LayerSpec]]:
     """vLLM 0.26.0's DeepSeek-V4 groups (v1/core/kv_cache_utils.py `group_and_unify_kv_cache_specs` :1525-1566,
     `_get_kv_cache_groups_uniform_groups` :1603-1701): every full (MLA) spec in one group, first; the sliding specs
     in one bucket per (block size, window); a bucket's "layer tuples" are its most layers of one page size, and
     `approximate_gcd` over every group's tuples, from the MLA group's, sets the tuples per group; each sliding page
-    is padded to the smallest MLA page that holds it, and a sliding bucket is split into cdiv(layers per page
-    size, tuples) groups taking every n-th tuple. Raises where vLLM's asserts would."""
+    is padded to the smallest MLA page that holds it (`pad`; 0.27.0 and 0.28.0 keep the sliding pages as they are,
+    "the packed block planner overlays groups, so their page sizes do not need to match": vllm-0.27.0
+    kv_cache_utils.py:1592-1632 and :1670-1754, 0.28.0 :1545-1585 and :1623-1707), and a sliding bucket is split
+    into cdiv(layers per page size, tuples) groups taking every n-th tuple. Raises where vLLM's asserts would."""
     full = [s for s in specs if s.window is None]
     sliding: dict[tuple[int, int | None], list[V4LayerSpec]] = {}
     for spec in specs:
@@ -1337,11 +1357,12 @@ def v4_tuple_groups(specs: list[V4LayerSpec]) -> list[list[V4LayerSpec]]:
     for bucket in sliding.values():
         by_size: dict[int, list[V4LayerSpec]] = {}
         for spec in bucket:
-            padded = min((p for p in full_pages if p >= spec.page), default=0)
+            padded = min((p for p in full_pages if p >= spec.page), default=0) if pad else spec.page
             by_size.setdefault(padded, []).append(replace(spec, page=padded))
         if 0 in by_size or len({len(v) for v in by_size.values()}) != 1:
             raise UsageError(
-                "vLLM 0.26 cannot group this DeepSeek-V4 model's pages (kv_cache_utils.py:1659 and :1676 assert)",
+                "vLLM 0.26-0.28 cannot group this DeepSeek-V4 model's pages (vllm-0.26.0 kv_cache_utils.py:1659 "
+                "and :1676 assert; 0.27.0 :1729)",
                 hint=Text("pass {vllm_version} 0.29 or later"),
                 field="vllm_version",
             )
@@ -1349,6 +1370,16 @@ def v4_tuple_groups(specs: list[V4LayerSpec]) -> list[list[V4LayerSpec]]:
         pattern = list(zip(*by_size.values(), strict=True))
         groups.extend([s for repeat in pattern[i::k] for s in repeat] for i in range(k))
     return groups
+
+
+def v4_check_page(groups: list[list[V4LayerSpec]]) -> int:
+    """What one block of a request costs in vLLM 0.26-0.28's start-up memory check for DeepSeek-V4
+    (`_max_memory_usage_bytes_from_groups`, vllm-0.26.0 v1/core/kv_cache_utils.py:1832-1880, 0.27.0 :1890-1940,
+    0.28.0 :1878-1928, through `_check_enough_kv_cache_memory` and `_estimate_max_model_len_from_groups`): every
+    group's pages times the most layer tuples of any group (`get_num_layer_tuples`, the most specs of one page
+    size) times the distinct page sizes of the first (MLA) group added up (`get_page_sizes`, a set)."""
+    tuples = max(Counter(s.page for s in group).most_common(1)[0][1] for group in groups)
+    return tuples * sum({s.page for s in groups[0]})
 
 
 def v4_tuple_stride(groups: list[list[V4LayerSpec]]) -> int:
@@ -1700,7 +1731,8 @@ def kimi_moe_padding(
 #   (model_executor/layers/mamba/mamba_utils.py:186-204, :249-257, :272-285, :296-316);
 # - the drafter's weights: MTP layers are loaded only with method mtp (kvplan's weight count, like transformers,
 #   leaves them out), the embeddings and LM head shared with the target at PP 1
-#   (v1/spec_decode/llm_base_proposer.py:1466-1470 and :1549-1555); a draft model's whole checkpoint.
+#   (v1/spec_decode/llm_base_proposer.py:1466-1470 and :1549-1555); DeepSeek-V4's MTP layers as the checkpoint
+#   stores them (kvplan.weights.tensors.mtp_tensors); a draft model's whole checkpoint.
 # Read and left out: sliding windows keep num_prefill_lookahead_tokens - 1 tokens more for multi-module MTP
 # (v1/core/kv_cache_planning.py:1634-1641, config/vllm.py:654-675, config/speculative.py:2188-2194), and none of
 # the MTP drafters kvplan models has more than one module (num_nextn_predict_layers 1); the scheduler's
@@ -1760,6 +1792,16 @@ _MTP_DRAFTS: dict[str, tuple[str, int | None, tuple[str, str | None, str | None]
         None,
         _DEEPSEEK_MTP,
         "config/speculative.py:852-859, model_executor/models/glm4_moe_mtp.py:92-98",
+    ),
+    # DeepSeek-V4 (`_v4_mtp_draft`): the checkpoint's own MTP layers (kvplan.weights.tensors.mtp_tensors), no glue
+    # priced beside them
+    "deepseek_v4": (
+        "num_nextn_predict_layers",
+        None,  # DeepSeekV4MultiTokenPredictor reads config.num_nextn_predict_layers (nvidia/mtp.py:175)
+        ("mtp.{k}", None, None),
+        "config/speculative.py:765-776, models/deepseek_v4/nvidia/mtp.py:213-245 and attention.py:236-242 (the "
+        "layer past num_hidden_layers gets compress ratio 1: its sliding ring only, :349 and :860-864; vllm-0.26.0 "
+        "config/speculative.py:344-349, attention.py:187-190, :294 and :605-608 alike)",
     ),
 }
 
@@ -1836,6 +1878,9 @@ def _mtp_draft(s: SpeculativeInputs) -> Speculative:
             hint="use a checkpoint with MTP layers, or another speculative method",
             field="speculative_config",
         )
+    rings = [c for c in s.shape.caches() if isinstance(c, L.CompressedAttention)]
+    if rings:
+        return _v4_mtp_draft(s, rings[0], count, given, naming[0], source)
     index = max(
         (i for i, layer in enumerate(s.shape.layers) if any(c.kind in (L.FULL, L.MLA) for c in layer)), default=None
     )
@@ -1855,6 +1900,41 @@ def _mtp_draft(s: SpeculativeInputs) -> Speculative:
         notes=(
             f"MTP draft: {count} decoder layer(s) shaped like layer {index} join the KV cache ({given}; "
             f"vllm-0.33.0 {source})",
+        ),
+    )
+
+
+def _v4_mtp_draft(
+    s: SpeculativeInputs, like: L.CompressedAttention, count: int, given: str, naming: str, source: str
+) -> Speculative:
+    """DeepSeek-V4's MTP drafter (DeepSeekV4MTPModel): `count` layers after the last decoder layer, each vLLM's
+    DeepseekV4DecoderLayer with compress ratio 1 (vllm-0.33.0 models/deepseek_v4/attention.py:236-242), which
+    registers no compressed spec (:860-864) and keeps its DeepseekV4SWACache ring (:349): one sliding ring of the target's
+    head_dim and window joins the pool (`v4_layer_specs` gives it the ring's spec). Weights: the checkpoint's
+    `mtp.{k}.*` tensors (kvplan.weights.tensors.mtp_tensors), priced as its quantization_config stores them; the
+    embeddings and LM head are the target's (v1/spec_decode/llm_base_proposer.py:1473-1479 and :1548-1575 in
+    vllm-0.26.0, "Detected MTP model"; 0.33.0 :1469-1475 and :1549-1575)."""
+    ring = L.CompressedAttention(like.head_dim, like.window)
+    n = s.shape.num_layers
+    copies = [(n + k, naming.format(k=k)) for k in range(count)]
+    nbytes = s.stored_bytes(copies, [])
+    if nbytes:
+        weights_source = (
+            f"{count} x MTP layer as {copies[0][1]}.*" + (" ..." if count > 1 else "") + " (a decoder layer without "
+            "compressor, e_proj and h_proj, enorm, hnorm, hc_head and shared_head.norm), as the checkpoint's "
+            "quantization_config stores them; embeddings and LM head shared with the target "
+            "(vllm-0.26.0 v1/spec_decode/llm_base_proposer.py:1473-1479, :1548-1575)"
+        )
+    else:
+        nbytes, weights_source = None, "the MTP layers' weights are not counted (the config's layers cannot be counted)"
+    return replace(
+        s.setup,
+        draft_caches=(ring,) * count,
+        draft_weights=nbytes,
+        weights_source=weights_source,
+        notes=(
+            f"MTP draft: {count} DeepSeek-V4 layer(s) after layer {n - 1}, each with a {like.window}-token sliding "
+            f"ring and no compressor, join the KV cache ({given}; vllm-0.33.0 {source})",
         ),
     )
 
@@ -2528,6 +2608,8 @@ class VllmServing(ServingModel):
 
         def fits(n: int) -> bool:
             longer = replace(req, seq_len=n)
+            if groups.check_page:  # DeepSeek-V4 in 0.26-0.28: the start-up check's own pricing (v4_check_page)
+                return max_memory_usage_bytes(engine, caches, req, n) <= avail
             blocks = groups.request_blocks(lambda spec: engine.blocks_per_request(spec, longer))
             return blocks <= cap.usable_blocks
 
@@ -2538,7 +2620,7 @@ class VllmServing(ServingModel):
             cap.block_size,
             cap.max_concurrency,
             largest(fits, inputs.limit),
-            cap.blocks_per_request <= cap.usable_blocks,
+            fits(req.seq_len),
         )
 
     def startup(self, inputs: StartupInputs) -> Startup:
@@ -2609,7 +2691,10 @@ def max_memory_usage_bytes(engine: VllmEngine, caches: list[L.Layer], req: Reque
     `seq_len` tokens may hold, layer by layer (no group padding), what the one-request check needs."""
     at = replace(req, seq_len=seq_len)
     plan = engine.plan(caches, at)
-    return sum(count * engine.blocks_per_request(spec, at) * spec.page for spec, count in plan.specs.items())
+    return sum(
+        count * engine.blocks_per_request(spec, at) * (plan.check_page or spec.page)
+        for spec, count in plan.specs.items()
+    )
 
 
 def estimate_max_model_len(needed: Callable[[int], int], available: int, max_model_len: int) -> int:

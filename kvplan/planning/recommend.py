@@ -578,13 +578,15 @@ def _speculative(i: _Inputs, resolved: ResolvedModel, model_dtype: str) -> Specu
             draft = dict(draft_error=str(exc))
 
     def stored_bytes(copies: list[tuple[int, str]], extra: list[tuple[str, tuple[int, ...], str]]) -> int | None:
-        """Copies of decoder layers (index, the module prefix they are stored under) and extra tensors, priced as
-        the checkpoint's quantization_config stores tensors of those names (kvplan.weights.stored)."""
+        """Copies of decoder layers (index, the module prefix they are stored under; an index past the model's
+        layers is a checkpoint MTP layer, kvplan.weights.tensors.mtp_tensors) and extra tensors, priced as the
+        checkpoint's quantization_config stores tensors of those names (kvplan.weights.stored)."""
         from kvplan.weights.stored import tensors_bytes
-        from kvplan.weights.tensors import Tensor, weight_tensors
+        from kvplan.weights.tensors import Tensor, mtp_tensors, weight_tensors
 
         try:
             tensors = resolved.memo("weight_tensors", lambda: weight_tensors(resolved.config))
+            tensors = tensors + resolved.memo("mtp_tensors", lambda: mtp_tensors(resolved.config))
             renamed = []
             for index, prefix in copies:
                 marker = f".layers.{index}."

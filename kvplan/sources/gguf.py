@@ -15,12 +15,24 @@ and the tensor infos; no tensor data is touched). The metadata keys are the ones
   (`llama-model.cpp` LLM_ARCH_GEMMA3: `set_swa_pattern(6)`, `sliding_window` required; a `sliding_window_pattern`
   in the file is honoured as Gemma 2's loader honours it). `src/llama-hparams.cpp`
   `llama_hparams::set_swa_pattern(n)`: layer `il` slides when `n == 0 || il % n < n - 1`; a pattern array marks
-  each layer. llama.cpp's llama, mistral3, qwen2, qwen3 and gemma builds never slide, so their configs say full
-  attention (a `sliding_window` key there is noted, not used).
+  each layer. Cohere 2 (`set_swa_pattern(4)`) and gpt-oss (LLM_ARCH_OPENAI_MOE: `set_swa_pattern(2)`) require
+  `sliding_window` likewise. llama.cpp's llama, mistral3, qwen2, qwen2moe, qwen3, qwen3moe, command-r and gemma
+  builds never slide, and its phi3 loader reads a `sliding_window` and switches it off ("Phi SWA is currently
+  disabled"), so their configs say full attention (a `sliding_window` key there is noted, not used).
+- DeepSeek V2/V3 (`deepseek2`): MLA as llama.cpp's converter writes it (head_count_kv 1, key_length
+  kv_lora_rank + rope dims, value_length kv_lora_rank, the per-head sizes under `key_length_mla` /
+  `value_length_mla`); llama.cpp then caches the one latent row per token (llama-kv-cache.cpp `has_v = !is_mla`),
+  which is what the HF config's `kv_lora_rank` + `qk_rope_head_dim` gives. A file without the `_mla` keys (an
+  older conversion, where llama.cpp caches decompressed per-head K and V) is refused.
 
-Architectures mapped: llama (with experts: Mixtral), mistral3, qwen2, qwen3, qwen3moe, gemma, gemma2, gemma3. Any
-other is refused with its name, and so is a key that changes the cache in a way these mappings do not read
-(per-layer head counts that differ, K and V head sizes that differ, MLA, shared KV layers, SWA head sizes).
+Read from llama.cpp `src/llama-model.cpp` at commit 00342301d01add50835550e8a916f12097d94517 (load_hparams, the
+cases LLM_ARCH_QWEN2MOE, DEEPSEEK2, PHI3, COMMAND_R, COHERE2, OPENAI_MOE) and `convert_hf_to_gguf.py`
+(DeepseekV2Model.set_gguf_parameters).
+
+Architectures mapped: llama (with experts: Mixtral), mistral3, qwen2, qwen2moe (with its shared expert), qwen3,
+qwen3moe, deepseek2, phi3, command-r, cohere2, gpt-oss, gemma, gemma2, gemma3. Any other is refused with its name,
+and so is a key that changes the cache in a way these mappings do not read (per-layer head counts that differ, K
+and V head sizes that differ, MLA outside deepseek2, shared KV layers, SWA head sizes).
 The weights are the sum of the tensors' bytes as stored (`ReaderTensor.n_bytes`: ggml's block sizes), the
 quantized size llama.cpp loads; a split model (`split.count`) is summed over all its files.
 """
@@ -49,6 +61,10 @@ _UNREAD_KEYS = {
     "attention.value_length_swa": "sliding-window layers with their own value size",
     "ssm.state_size": "recurrent (SSM) state",
 }
+
+# architectures whose mapper reads some of those keys itself (and checks K and V head sizes itself)
+_READS = {"deepseek2": frozenset({"attention.kv_lora_rank", "attention.key_length_mla"})}
+_MLA_ARCHS = frozenset(_READS)
 
 
 @dataclass(frozen=True)
@@ -129,7 +145,7 @@ def config_from_metadata(
             hint="kvplan maps " + ", ".join(sorted(_ARCHS)) + "; pass the model's Hugging Face config.json instead",
         )
     for key, what in _UNREAD_KEYS.items():
-        if f"{arch}.{key}" in metadata:
+        if f"{arch}.{key}" in metadata and key not in _READS.get(arch, ()):
             raise UnsupportedArchitecture(
                 f"the GGUF file's {arch}.{key} ({what}) is not read by kvplan's {arch} mapping",
                 hint="pass the model's Hugging Face config.json instead",
@@ -146,7 +162,7 @@ def config_from_metadata(
         )
     key_length = m.integer("attention.key_length", default=n_embd // n_head)
     value_length = m.integer("attention.value_length", default=n_embd // n_head)
-    if key_length != value_length:
+    if key_length != value_length and arch not in _MLA_ARCHS:  # an MLA file's K and V are checked by its mapper
         raise UnsupportedArchitecture(
             f"the GGUF file's {arch} keys ({key_length}) and values ({value_length}) have different head sizes, "
             "which kvplan's mapping does not read",
@@ -278,6 +294,115 @@ def _qwen3moe(m: _Meta, config: dict[str, Any]) -> list[str]:
     return notes
 
 
+def _qwen2moe(m: _Meta, config: dict[str, Any]) -> list[str]:
+    """llama-model.cpp LLM_ARCH_QWEN2MOE: n_ff_exp and the optional n_ff_shexp (the shared expert) are read; every
+    layer has experts and full attention (convert_hf_to_gguf.py Qwen2MoeModel writes expert_count,
+    expert_used_count, expert_feed_forward_length, expert_shared_feed_forward_length)."""
+    notes = _never_slides("qwen2_moe")(m, config)
+    config.update(
+        num_experts=m.integer("expert_count"),
+        num_experts_per_tok=m.integer("expert_used_count"),
+        moe_intermediate_size=m.integer("expert_feed_forward_length"),
+        # the qwen2moe tensors: n_ff_shexp = hparams.n_ff_shexp ? hparams.n_ff_shexp : n_ff
+        shared_expert_intermediate_size=m.integer(
+            "expert_shared_feed_forward_length", default=config.get("intermediate_size", 0)
+        ),
+        decoder_sparse_step=1,
+        mlp_only_layers=[],
+        use_sliding_window=False,
+    )
+    return notes
+
+
+def _deepseek2(m: _Meta, config: dict[str, Any]) -> list[str]:
+    """llama-model.cpp LLM_ARCH_DEEPSEEK2 (kv_lora_rank, key_length_mla / value_length_mla, rope.dimension_count as
+    n_rot). convert_hf_to_gguf.py DeepseekV2Model writes MLA as MQA with larger heads: head_count_kv 1,
+    key_length kv_lora_rank + qk_rope_head_dim, value_length kv_lora_rank, and the per-head sizes under the _mla
+    keys; llama_hparams::is_mla() is true when both _mla keys are non-zero, and the KV cache then holds that one
+    latent row per cell (llama-kv-cache.cpp: has_v = !is_mla). A file without the _mla keys (converted before
+    them) makes llama.cpp cache every head's decompressed K and V: refused."""
+    n_head, rope = config["num_attention_heads"], m.integer("rope.dimension_count")
+    rank = m.integer("attention.kv_lora_rank")
+    if not (m.has("attention.key_length_mla") and m.has("attention.value_length_mla")):
+        raise UnsupportedArchitecture(
+            "the GGUF file's deepseek2 attention has no key_length_mla / value_length_mla (an older conversion): "
+            "llama.cpp then caches every head's decompressed K and V, which kvplan's deepseek2 mapping does not read",
+            hint="convert the model again with a current convert_hf_to_gguf.py, or pass its Hugging Face config.json",
+        )
+    k_mla, v_mla = m.integer("attention.key_length_mla"), m.integer("attention.value_length_mla")
+    key_length = m.integer("attention.key_length", default=0)
+    value_length = m.integer("attention.value_length", default=0)
+    if (config["num_key_value_heads"], key_length, value_length) != (1, rank + rope, rank) or not 0 < rope < k_mla:
+        raise UnsupportedArchitecture(
+            f"the GGUF file's deepseek2 latent (head_count_kv {config['num_key_value_heads']}, key_length "
+            f"{key_length}, value_length {value_length}) is not kv_lora_rank {rank} + rope {rope} as llama.cpp's "
+            "converter writes it",
+            hint="pass the model's Hugging Face config.json instead",
+        )
+    experts = m.integer("expert_count", default=0)
+    config.pop("head_dim")
+    config.update(
+        # deepseek_v3 where the router is sigmoid (expert_gating_func 2: V3, R1, Kimi K2), else V2's softmax
+        model_type="deepseek_v3" if m.integer("expert_gating_func", default=1) == 2 else "deepseek_v2",
+        num_key_value_heads=n_head,  # the HF config's spelling: one latent per token, whatever this says
+        kv_lora_rank=rank,
+        q_lora_rank=m.integer("attention.q_lora_rank") if m.has("attention.q_lora_rank") else None,
+        qk_rope_head_dim=rope,
+        qk_nope_head_dim=k_mla - rope,
+        v_head_dim=v_mla,
+        first_k_dense_replace=m.integer("leading_dense_block_count", default=0),
+        moe_layer_freq=1,
+    )
+    if experts > 0:
+        config.update(
+            n_routed_experts=experts,
+            num_experts_per_tok=m.integer("expert_used_count"),
+            n_shared_experts=m.integer("expert_shared_count", default=0),
+            moe_intermediate_size=m.integer("expert_feed_forward_length"),
+        )
+    return []
+
+
+def _phi3(m: _Meta, config: dict[str, Any]) -> list[str]:
+    """llama-model.cpp LLM_ARCH_PHI3: a sliding_window in the file is read and then switched off ("Phi SWA is
+    currently disabled", swa_type NONE, set_swa_pattern(1)): every token is cached."""
+    notes = _never_slides("phi3")(m, config)
+    config["sliding_window"] = None
+    return notes
+
+
+def _command_r(m: _Meta, config: dict[str, Any]) -> list[str]:
+    """llama-model.cpp LLM_ARCH_COMMAND_R: logit scale and layer-norm eps only; no sliding window."""
+    return _never_slides("cohere")(m, config)
+
+
+def _cohere2(m: _Meta, config: dict[str, Any]) -> list[str]:
+    """llama-model.cpp LLM_ARCH_COHERE2: swa_type STANDARD, set_swa_pattern(4) (three sliding layers, then one
+    full), sliding_window required."""
+    n_layer = config["num_hidden_layers"]
+    config.update(
+        model_type="cohere2",
+        sliding_window=m.integer("attention.sliding_window"),
+        layer_types=_layer_types(_swa_layers(m, n_layer, 4)),
+    )
+    return []
+
+
+def _gpt_oss(m: _Meta, config: dict[str, Any]) -> list[str]:
+    """llama-model.cpp LLM_ARCH_OPENAI_MOE ("gpt-oss"): swa_type STANDARD, set_swa_pattern(2) (even layers
+    slide), sliding_window required, n_ff_exp; the attention sinks are weights (attn_sinks), not cache."""
+    n_layer = config["num_hidden_layers"]
+    config.update(
+        model_type="gpt_oss",
+        sliding_window=m.integer("attention.sliding_window"),
+        layer_types=_layer_types(_swa_layers(m, n_layer, 2)),
+        num_local_experts=m.integer("expert_count"),
+        num_experts_per_tok=m.integer("expert_used_count"),
+        intermediate_size=m.integer("expert_feed_forward_length"),
+    )
+    return []
+
+
 def _gemma2(m: _Meta, config: dict[str, Any]) -> list[str]:
     n_layer = config["num_hidden_layers"]
     config.update(
@@ -303,7 +428,13 @@ _ARCHS: dict[str, Callable[[_Meta, dict[str, Any]], list[str]]] = {
     "mistral3": _never_slides("mistral"),
     "qwen2": _never_slides("qwen2"),
     "qwen3": _never_slides("qwen3"),
+    "qwen2moe": _qwen2moe,
     "qwen3moe": _qwen3moe,
+    "deepseek2": _deepseek2,
+    "phi3": _phi3,
+    "command-r": _command_r,
+    "cohere2": _cohere2,
+    "gpt-oss": _gpt_oss,
     "gemma": _never_slides("gemma"),
     "gemma2": _gemma2,
     "gemma3": _gemma3,

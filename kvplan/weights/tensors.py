@@ -1225,57 +1225,35 @@ SPECS.update(
 )
 
 
-def _deepseek_v4(cfg: dict[str, Any], family: Family) -> list[Tensor]:
-    """DeepSeek-V4 (transformers 5.24 modeling_deepseek_v4.py): low-rank Q, one shared K=V projection, grouped
-    low-rank output, per-head sinks; CSA / HCA compressors (CSA with the lightning indexer); hash-routed MoE on
-    the first `num_hash_layers` layers (a frozen `tid2eid` table), top-k routing after; manifold hyper-connections
-    (`hc_mult` streams) around attention and MLP, and a final `hc_head`. The MTP layers of the checkpoint are not
-    built. Norms are float32 parameters in transformers; counted here as parameters like any other."""
-    h, layers, heads = fields.hidden_size(cfg), fields.num_layers(cfg), fields.num_heads(cfg)
+def _deepseek_v4_layer(cfg: dict[str, Any]) -> Callable[[str, int, bool], list[Tensor]]:
+    """DeepSeek-V4's decoder layer (transformers 5.24 modeling_deepseek_v4.py) as a function of its module prefix,
+    compress ratio and hash routing: low-rank Q, one shared K=V projection, grouped low-rank output, per-head
+    sinks; CSA / HCA compressors (CSA with the lightning indexer); hash-routed MoE (a frozen `tid2eid` table) or
+    top-k routing; manifold hyper-connections (`hc_mult` streams) around attention and MLP."""
+    h, heads = fields.hidden_size(cfg), fields.num_heads(cfg)
     hd, q_rank = positive_int(cfg, "head_dim"), positive_int(cfg, "q_lora_rank")
     groups, o_rank = positive_int(cfg, "o_groups"), positive_int(cfg, "o_lora_rank")
     ihd, iheads = positive_int(cfg, "index_head_dim"), positive_int(cfg, "index_n_heads")
     experts, inter = _num_experts(cfg), positive_int(cfg, "moe_intermediate_size")
     topk = positive_int(cfg, "num_experts_per_tok")
     hc = positive_int(cfg, "hc_mult", default=4)
-    mlp_types = cfg.get("mlp_layer_types")
-    if mlp_types is None:
-        hashed = int(cfg.get("num_hash_layers", 3))
-        mlp_types = ["hash_moe"] * min(layers, hashed) + ["moe"] * max(0, layers - hashed)
     vocab = _vocab(cfg)
-
-    # DeepseekV4PreTrainedModel (modeling_deepseek_v4.py:1241-1264): `_keep_in_fp32_modules_strict` (norms,
-    # hyper-connections, sinks, position biases, the router bias) are float32 whatever the model dtype; the
-    # compressor / indexer projections and the indexer's weights_proj "ship in BF16 with no companion scale_inv"
-    # (never FP8-quantized: role "other").
-    f32 = "float32"
-
-    def norm(module: str, width: int) -> list[Tensor]:
-        return [Tensor(f"{module}.weight", (width,), "norm", f32)]
-
-    def hyper(module: str, outputs: int, scales: int, names: tuple[str, str, str]) -> list[Tensor]:
-        return [
-            Tensor(f"{module}.{names[0]}", (outputs, hc * h), "other", f32),
-            Tensor(f"{module}.{names[1]}", (outputs,), "other", f32),
-            Tensor(f"{module}.{names[2]}", (scales,), "other", f32),
-        ]
 
     def compressor(module: str, ratio: int, width: int, overlap: bool) -> list[Tensor]:
         proj = (1 + overlap) * width
         return [
-            Tensor(f"{module}.position_bias", (ratio, proj), "other", f32),
+            Tensor(f"{module}.position_bias", (ratio, proj), "other", _F32),
             *_linear(f"{module}.kv_proj", proj, h, role="other"),
             *_linear(f"{module}.gate_proj", proj, h, role="other"),
-            *norm(f"{module}.kv_norm", width),
+            *_f32_norm(f"{module}.kv_norm", width),
         ]
 
-    t = [Tensor("model.embed_tokens.weight", (vocab, h), "embedding")]
-    for i, ratio in enumerate(deepseek_v4_ratios(cfg, layers)):
-        p, a = f"model.layers.{i}", f"model.layers.{i}.self_attn"
-        t += [Tensor(f"{a}.sinks", (heads,), "other", f32)]
-        t += _linear(f"{a}.q_a_proj", q_rank, h) + norm(f"{a}.q_a_norm", q_rank)
+    def layer(p: str, ratio: int, hashed: bool) -> list[Tensor]:
+        a = f"{p}.self_attn"
+        t = [Tensor(f"{a}.sinks", (heads,), "other", _F32)]
+        t += _linear(f"{a}.q_a_proj", q_rank, h) + _f32_norm(f"{a}.q_a_norm", q_rank)
         t += _linear(f"{a}.q_b_proj", heads * hd, q_rank)
-        t += _linear(f"{a}.kv_proj", hd, h) + norm(f"{a}.kv_norm", hd)
+        t += _linear(f"{a}.kv_proj", hd, h) + _f32_norm(f"{a}.kv_norm", hd)
         t += _linear(f"{a}.o_a_proj", groups * o_rank, heads * hd // groups)
         t += _linear(f"{a}.o_b_proj", h, groups * o_rank)
         if ratio:
@@ -1287,16 +1265,85 @@ def _deepseek_v4(cfg: dict[str, Any], family: Family) -> list[Tensor]:
                 t += _linear(f"{c}.indexer.scorer.weights_proj", iheads, h, role="other")
         m = f"{p}.mlp"
         t += _linear(f"{m}.gate", experts, h, role="router") + _experts(f"{m}.experts", experts, h, inter)
-        if mlp_types[i] == "hash_moe":
+        if hashed:
             t.append(Tensor(f"{m}.gate.tid2eid", (vocab, topk), "buffer", "int64"))
         else:
-            t.append(Tensor(f"{m}.gate.e_score_correction_bias", (experts,), "buffer", f32))
+            t.append(Tensor(f"{m}.gate.e_score_correction_bias", (experts,), "buffer", _F32))
         t += _gated(f"{m}.shared_experts", h, inter)  # DeepseekV4MLP: config.intermediate_size is moe's
-        t += norm(f"{p}.input_layernorm", h) + norm(f"{p}.post_attention_layernorm", h)
-        t += hyper(f"{p}.attn_hc", (2 + hc) * hc, 3, ("fn", "base", "scale"))
-        t += hyper(f"{p}.ffn_hc", (2 + hc) * hc, 3, ("fn", "base", "scale"))
-    t += norm("model.norm", h) + hyper("model.hc_head", hc, 1, ("hc_fn", "hc_base", "hc_scale"))
+        t += _f32_norm(f"{p}.input_layernorm", h) + _f32_norm(f"{p}.post_attention_layernorm", h)
+        t += _v4_hyper(f"{p}.attn_hc", (2 + hc) * hc, 3, ("fn", "base", "scale"), hc * h)
+        t += _v4_hyper(f"{p}.ffn_hc", (2 + hc) * hc, 3, ("fn", "base", "scale"), hc * h)
+        return t
+
+    return layer
+
+
+# DeepseekV4PreTrainedModel (modeling_deepseek_v4.py:1241-1264): `_keep_in_fp32_modules_strict` (norms,
+# hyper-connections, sinks, position biases, the router bias) are float32 whatever the model dtype; the
+# compressor / indexer projections and the indexer's weights_proj "ship in BF16 with no companion scale_inv"
+# (never FP8-quantized: role "other").
+_F32 = "float32"
+
+
+def _f32_norm(module: str, width: int) -> list[Tensor]:
+    return [Tensor(f"{module}.weight", (width,), "norm", _F32)]
+
+
+def _v4_hyper(module: str, outputs: int, scales: int, names: tuple[str, str, str], width: int) -> list[Tensor]:
+    return [
+        Tensor(f"{module}.{names[0]}", (outputs, width), "other", _F32),
+        Tensor(f"{module}.{names[1]}", (outputs,), "other", _F32),
+        Tensor(f"{module}.{names[2]}", (scales,), "other", _F32),
+    ]
+
+
+def _v4_hashed(cfg: dict[str, Any], layers: int) -> list[bool]:
+    mlp_types = cfg.get("mlp_layer_types")
+    if mlp_types is None:
+        hashed = int(cfg.get("num_hash_layers", 3))
+        mlp_types = ["hash_moe"] * min(layers, hashed) + ["moe"] * max(0, layers - hashed)
+    return [t == "hash_moe" for t in mlp_types]
+
+
+def _deepseek_v4(cfg: dict[str, Any], family: Family) -> list[Tensor]:
+    """DeepSeek-V4 (transformers 5.24 modeling_deepseek_v4.py): the embeddings, `_deepseek_v4_layer` for each
+    decoder layer (hash-routed MoE on the first `num_hash_layers`), the final norm, `hc_head` and the LM head. The
+    MTP layers of the checkpoint are not built (`_deepseek_v4_mtp`). Norms are float32 parameters in
+    transformers; counted here as parameters like any other."""
+    h, layers = fields.hidden_size(cfg), fields.num_layers(cfg)
+    hc = positive_int(cfg, "hc_mult", default=4)
+    vocab, layer = _vocab(cfg), _deepseek_v4_layer(cfg)
+    hashed = _v4_hashed(cfg, layers)
+    t = [Tensor("model.embed_tokens.weight", (vocab, h), "embedding")]
+    for i, ratio in enumerate(deepseek_v4_ratios(cfg, layers)):
+        t += layer(f"model.layers.{i}", ratio, hashed[i])
+    t += _f32_norm("model.norm", h) + _v4_hyper("model.hc_head", hc, 1, ("hc_fn", "hc_base", "hc_scale"), hc * h)
     return t + _lm_head("lm_head", vocab, h, _tied(cfg))
+
+
+def _deepseek_v4_mtp(cfg: dict[str, Any], family: Family) -> list[Tensor]:
+    """DeepSeek-V4's `num_nextn_predict_layers` MTP layers as the checkpoint stores them (`mtp.{k}.*`, here named
+    `model.layers.{num_hidden_layers + k}.*` as vLLM remaps them, vllm-0.26.0 models/deepseek_v4/nvidia/mtp.py:
+    363-369), read from vLLM 0.26.0's DeepSeekV4MultiTokenPredictorLayer (nvidia/mtp.py:84-130): enorm and hnorm,
+    the separate h x h `e_proj` and `h_proj` (ReplicatedLinear with the quant config: fp8 like any linear), the
+    float32 `hc_head_fn` / `_base` / `_scale` (:109-120), `shared_head.norm`, and a decoder layer with no
+    compressor (a layer past num_hidden_layers gets compress ratio 1, models/deepseek_v4/attention.py:187-190,
+    whatever the config's extra `compress_ratios` entry: 0 in the released configs) and top-k routing (hashed only
+    below num_hash_layers, nvidia/model.py:564). The embeddings and LM head are the target's (vLLM shares them,
+    v1/spec_decode/llm_base_proposer.py:1473-1479, :1548-1575)."""
+    h, layers = fields.hidden_size(cfg), fields.num_layers(cfg)
+    hc = positive_int(cfg, "hc_mult", default=4)
+    hashed = int(cfg.get("num_hash_layers", 3))
+    layer = _deepseek_v4_layer(cfg)
+    t: list[Tensor] = []
+    for i in range(layers, layers + int(cfg.get("num_nextn_predict_layers") or 0)):
+        p = f"model.layers.{i}"
+        t += _f32_norm(f"{p}.enorm", h) + _f32_norm(f"{p}.hnorm", h)
+        t += _linear(f"{p}.e_proj", h, h) + _linear(f"{p}.h_proj", h, h)
+        t += _v4_hyper(f"{p}.hc_head", hc, 1, ("hc_head_fn", "hc_head_base", "hc_head_scale"), hc * h)
+        t += _f32_norm(f"{p}.shared_head.norm", h)
+        t += layer(p, 0, i < hashed)
+    return t
 
 
 # ---- Kimi Linear / Kimi K3 (issue 12): transformers 5.24 modeling_kimi_linear.py for what it builds, vLLM 0.33's
@@ -1639,6 +1686,20 @@ def weight_tensors(config: dict[str, Any]) -> list[Tensor]:
     family, _ = _family(cfg)
     layout = family.weights or "llama"  # _family only returns families with a layout
     return LAYOUTS[layout](with_defaults(cfg, family), family)
+
+
+# The MTP layers a checkpoint stores beside the model, by weights layout (what a drafter loads, named
+# `model.layers.{num_hidden_layers + k}`); the model's own count leaves them out.
+MTP_LAYOUTS: dict[str, Callable[[dict[str, Any], Family], list[Tensor]]] = {"deepseek_v4": _deepseek_v4_mtp}
+
+
+def mtp_tensors(config: dict[str, Any]) -> list[Tensor]:
+    """The stored tensors of the checkpoint's MTP layers where the family's layout builds them (MTP_LAYOUTS), else
+    none: the drafter's rules then price copies of the model's own decoder layers."""
+    cfg = language_model_config(config)
+    family, _ = _family(cfg)
+    build = MTP_LAYOUTS.get(family.weights or "")
+    return build(with_defaults(cfg, family), family) if build else []
 
 
 def count_parameters(config: dict[str, Any]) -> int:

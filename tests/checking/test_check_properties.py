@@ -63,6 +63,7 @@ VALID = {
     "weights_bytes": st.sampled_from(["4.92GB", "16GiB", 10**9]),
     "vllm_version": st.sampled_from(["0.19.1", "0.26.0", "v0.33.0", "0.21.0rc1"]),
     "assume_llama": st.booleans(),
+    "hub_weights": st.booleans(),
     "quantization": st.sampled_from(["fp8", "fp8_per_tensor", "fp8_per_block", "int3"]),
     "speculative_config": st.sampled_from(
         [

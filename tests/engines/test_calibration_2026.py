@@ -114,19 +114,24 @@ REPRODUCED = {
 }
 
 GAPS = {
+    # The run's MTP draft (the quote's "MTP speculative"; num_speculative_tokens not stated, and no V4 spec of 0.26
+    # reads it: v1/kv_cache_interface.py:258-263 full/MLA, :567-596 sliding) through vllm.speculative_rules: one
+    # more sliding ring (44). From the log: TP 2, fp8 (fp8_ds_mla), block 256, max_model_len 912,128, 7.01 GiB.
+    # Defaults: the H20's (95 GiB >= 70 GiB, not an A100) API-server 8,192 batched tokens (vllm-0.26.0
+    # engine/arg_utils.py:2460-2465), async scheduling on with mtp (config/vllm.py:1059-1107: mtp is an
+    # EagleModelTypes method; the mp executor supports it), 2 in-flight batches on the V1 runner at PP 1 (:512-521).
     "vllm-51041-dsv4-flash-preview-2xh20-tp2-0.26.0": Pin(
         "deepseek-ai__DeepSeek-V4-Flash",
         "0.26.0",
         "under vLLM 0.26.0's DeepSeek-V4 rules (VllmEngine.v4_plan, `v4_tuple_groups`: pool stride 22 x 37,440 + "
-        "21 x 8,640 + 20 x 1,728 = 1,039,680 B, so 7.01 GiB is 7,234-7,244 blocks) at the H20's default 8,192 "
-        "batched tokens, which async scheduling (on with MTP: config/vllm.py:1059-1107, mtp is an EagleModelTypes) "
-        "doubles to 16,384 in-flight tokens, a request holds 9,480 blocks: 0.76x, about 0.69 of the logged 1.11x. "
-        "The log follows from the same rules with the MTP draft's sliding ring (44 rings) and 8,192 in-flight tokens "
-        "(4,096 batched tokens, or async scheduling off): 6,537 blocks, 1,009,382-1,010,777 tokens, 1.107-1.108x "
-        "against 1,009,661 and 1.11x; the run's batched tokens are not logged and kvplan's speculative rules do not "
-        "model DeepSeek-V4's MTP drafter (vllm.speculative_rules reads the Qwen3.5/3.6, Qwen3-Next, DeepSeek-V3 and "
-        "GLM-4.5 MTP layers)",
+        "21 x 8,640 + 20 x 1,728 = 1,039,680 B, so 7.01 GiB is 7,234-7,244 blocks) with the MTP draft's ring "
+        "(44 rings) at the defaults (8,192 batched tokens, async scheduling on with mtp: 16,384 in-flight tokens) a "
+        "request holds 9,490 blocks: 695,293-696,254 tokens, 0.76x. The log follows only with 8,192 in-flight "
+        "tokens (4,096 batched tokens, or async scheduling off, neither a 0.26 default under mtp nor stated): 6,537 "
+        "blocks, 1,009,382-1,010,777 tokens, 1.107-1.108x against 1,009,661 and 1.11x (without the ring, 6,532 "
+        "blocks and 1,010,155-1,011,551 tokens miss it); kvplan does not pin a setting the log does not show",
         max_num_batched_tokens=8192,
+        speculative='{"method": "mtp", "num_speculative_tokens": 1}',
     ),
     "spark-vllm-docker-396-minimax-m27-awq-2xgb10-tp2-util085": Pin(
         "MiniMaxAI__MiniMax-M2.7",
@@ -137,7 +142,6 @@ GAPS = {
 }
 
 _NO_FAMILY = "kvplan has no {} family yet (a colleague adds the 2026 families)"
-_V4_0_26 = "an MTP draft (DeepSeek-V4's MTP drafter is not among those kvplan's speculative rules model)"
 SKIPPED = {
     "retail-shopping-assistant-95-nemotron3-super-120b-2xh100": "failed start: only the Mamba block bound (524) "
     "is printed, no KV memory, version, TP or max_model_len (kvplan reads the model: at TP 2 under vLLM 0.28-0.33 "
@@ -153,7 +157,7 @@ SKIPPED = {
     "nemo-rl-2620-nemotron-nano-v2-12b-nightly": "no config for nvidia/NVIDIA-Nemotron-Nano-12B-v2 (a nemotron_h "
     "model); failed start: only the Mamba block bound (658) is printed, no KV memory, GPU, version or TP",
     "vllm-51041-dsv4-flash-0731-2xh20-tp2-0.26.0": "no config for deepseek-ai/DeepSeek-V4-Flash-0731 (a later "
-    "checkpoint whose per-token KV the same issue measures at 8x the preview's); " + _V4_0_26,
+    "checkpoint whose per-token KV the same issue measures at 8x the preview's)",
     "vllm-45178-minimax-m25-nvfp4-b200-dep2-cg-estimate-on": "no KV memory, TP, version or max_model_len printed",
     "vllm-45178-minimax-m25-nvfp4-b200-dep2-cg-estimate-off": "no KV memory, TP, version or max_model_len printed",
     "vllm-50780-qwen35-122b-a10b-int4-sm120-0.23.x": "no KV memory, GPU, TP or max_model_len printed",
@@ -181,7 +185,7 @@ SKIPPED = {
     "not named); MTP assistant drafter resident in the pool",
     "club3090-benchmarks-gemma-4-31b-int8pth-2x3090-tp2-262144": "MTP n=4 with Gemma 4's assistant drafter "
     "(v1/spec_decode/gemma4.py, a separate drafter kvplan does not model: its MTP rules cover the Qwen3.5/3.6, "
-    "Qwen3-Next, DeepSeek and GLM-4.5 MTP layers); a nightly's int8_per_token_head path: kvplan's 0.24-0.33 rules give 0.80-1.01x "
+    "Qwen3-Next, DeepSeek-V3/V4 and GLM-4.5 MTP layers); a nightly's int8_per_token_head path: kvplan's 0.24-0.33 rules give 0.80-1.01x "
     "at max_num_batched_tokens 2048-8192 against the logged 1.78x (the int8 scales keep the global page from "
     "dividing the sliding one, so kvplan pads it)",
 }

@@ -129,8 +129,8 @@ def test_all_mode_adds_the_speculative_blocks_from_0_24():
 
 
 def test_mtp_of_a_model_kvplan_has_not_read_is_a_note_and_one_without_mtp_layers_an_error():
-    """The MTP drafters read are vLLM's for Qwen3.5/3.6, Qwen3-Next, DeepSeek-V3/V3.2 and GLM-4.5
-    (config/speculative.py hf_config_override); another model's is said to be left out. Qwen3-Next's config names
+    """The MTP drafters read are vLLM's for Qwen3.5/3.6, Qwen3-Next, DeepSeek-V3/V3.2, GLM-4.5 and DeepSeek-V4
+    (config/speculative.py hf_config_override; V4's in tests/engines/test_vllm_deepseek_v4.py); another model's is said to be left out. Qwen3-Next's config names
     no MTP layer count: vLLM builds getattr(config, "num_nextn_predict_layers", 1) (qwen3_next_mtp.py:63); a
     DeepSeek config without num_nextn_predict_layers cannot draft with method mtp (deepseek_mtp.py:152)."""
     _, spec = _spec("Qwen__Qwen3-Next-80B-A3B", MTP3)

@@ -11,12 +11,15 @@ each figure worked out by hand from vLLM's source (vllm-0.33.0 unless said; 0.29
   8-token blocks (ratio 128, coff 1), sliding_window coff x ratio (models/deepseek_v4/compressor.py:139-191, :283);
 - groups: `_get_packed_kv_cache_groups` (v1/core/kv_cache_planning.py:914-1041) with `_approximate_gcd` (:879-911);
   one pool block costs the widest group (:574-606); a request holds blocks in every group
-  (v1/core/kv_cache_utils.py:1061-1093).
+  (v1/core/kv_cache_utils.py:1061-1093);
+- vLLM 0.26 groups layer tuples with padded sliding pages, 0.27-0.28 the same tuples unpadded and overlaid
+  (vllm-0.26.0, 0.27.0, 0.28.0 v1/core/kv_cache_utils.py, lines cited in each test).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from typer.testing import CliRunner
@@ -25,14 +28,22 @@ from kvplan.cli import app
 from kvplan.core import specs as L
 from kvplan.core.shapes import model_shape
 from kvplan.engines.base import Request
+from kvplan.engines.serving import FitInputs, SpeculativeInputs
 from kvplan.engines.vllm import (
+    ENTRY,
+    V4_LABELS,
     VllmEngine,
     approximate_gcd,
     capacity,
+    max_memory_usage_bytes,
+    parse_speculative_config,
     v4_layer_specs,
     v4_packed_groups,
+    v4_tuple_groups,
 )
 from kvplan.errors import UsageError
+from kvplan.weights.stored import tensors_bytes
+from kvplan.weights.tensors import mtp_tensors, weight_tensors
 
 from conftest import load_config
 
@@ -133,10 +144,8 @@ def test_auto_and_fp8_store_the_same_layout():
     ("changes", "field", "words"),
     [
         ({"engine_version": "0.19.1"}, "vllm_version", "first registered in vLLM 0.20.0"),
-        ({"engine_version": "0.20.0"}, "vllm_version", "read only in 0.26.0"),
-        ({"engine_version": "0.25.1"}, "vllm_version", "read only in 0.26.0"),
-        ({"engine_version": "0.27.0"}, "vllm_version", "group_and_unify_kv_cache_specs"),
-        ({"engine_version": "0.28.0"}, "vllm_version", "0.27-0.28"),
+        ({"engine_version": "0.20.0"}, "vllm_version", "read only from 0.26.0"),
+        ({"engine_version": "0.25.1"}, "vllm_version", "group_and_unify_kv_cache_specs"),
         ({"kv_dtype": "int8"}, "kv_dtype", "fp8_ds_mla"),
         ({"kv_dtype": "nvfp4"}, "kv_dtype", "fp8_ds_mla"),
         ({"kv_dtype": "fp8_e5m2"}, "kv_dtype", "fp8_ds_mla"),
@@ -174,6 +183,8 @@ def test_0_26_groups_layer_tuples_with_padded_sliding_pages():
     req = Request(912128, 1, "fp8_e4m3", "bfloat16", tp=2, max_num_batched_tokens=8192, engine_version="0.26.0")
     plan = engine.plan(caches, req)
     assert (plan.block_bytes, plan.request_unit, plan.page) == (1039680, 1002240, 1039680)
+    # the start-up check: 22 tuples x (37,440 + 8,640 + 1,728) per block (kv_cache_utils.py:1832-1880)
+    assert plan.check_page == 22 * 47808
     pages = sorted((s.label, s.block_size, s.page, n) for s, n in plan.specs.items())
     assert pages == [
         ("compressed_kv", 256, 1002240, 1),
@@ -187,21 +198,151 @@ def test_0_26_groups_layer_tuples_with_padded_sliding_pages():
     assert cap.kv_cache_tokens == int(7234 / 9480 * 912128)
 
 
-def test_0_26_arithmetic_follows_the_51041_log_with_the_mtp_ring():
-    """vllm-project/vllm#51041 (vLLM 0.26.0, 2 x H20, TP 2, fp8, block 256, MTP draft): 7.01 GiB, 1,009,661
-    tokens, 1.11x at max_model_len 912,128. The same 0.26 rules with the MTP layer's sliding ring (vLLM gives the
-    layer past num_hidden_layers compress ratio 1: models/deepseek_v4/attention.py:187-190 in 0.26.0) and 8,192
-    in-flight tokens give 6,537 blocks per request and the logged figures at the pool's rounding ends; at the
-    default 8,192 batched tokens with async scheduling (16,384 in flight) they do not (the calibration gap in
-    tests/engines/test_calibration_2026.py). kvplan has no speculative-decoding input: the ring is added here."""
+@pytest.mark.parametrize("version", ["0.27.0", "0.28.0"])
+def test_0_27_and_0_28_overlay_unpadded_layer_tuples(version):
+    """vllm-0.27.0 v1/core/kv_cache_utils.py (0.28.0 alike, shifted lines): the 0.26 layer tuples (22 from
+    `_approximate_gcd([21, 43, 21, 20], 21)`) without the sliding pages' padding (:1670-1754: "the packed block
+    planner overlays groups"): MLA 21 x 37,440 + 21 x 8,640 + 20 x 1,728 = 1,002,240 B; rings 22 and 21 x 37,440;
+    the CSA compressor pairs 21 x (32,832 + 8,640) = 870,912; the HCA compressors 20 x 32,832 = 656,640. The groups
+    overlay one block as wide as the widest, 1,002,240 B (`_get_packed_kv_cache_layout` :1283-1305), and a request
+    holds its blocks in every group (:937-959): at 1,048,576 tokens 4,096 + 2 x 259 + 4,099 + 2,065 = 10,778, as
+    0.29's packed groups. The start-up check prices each of those blocks at 22 tuples x (37,440 + 8,640 + 1,728) =
+    1,051,776 B (`_max_memory_usage_bytes_from_groups` :1890-1940): 11,336,041,728 B for one request, more than the
+    10,802,142,720 B of its blocks, so a pool of 10,790 blocks holds one request (10,778 blocks) yet vLLM refuses to
+    start, and accepts it from 10,778 x 1,051,776 B."""
     shape, caches = _flash()
     engine = VllmEngine(shape)
+    req = Request(1048576, 1, "fp8_e4m3", "bfloat16", tp=8, max_num_batched_tokens=8192, engine_version=version)
+    plan = engine.plan(caches, req)
+    assert (plan.page, plan.block_bytes, plan.request_unit, plan.check_page) == (1002240, 0, 0, 1051776)
+    by_hand = {
+        ("compressed_kv", 41): 1002240,
+        ("compressor_state", 21): 21 * (32832 + 8640),
+        ("compressor_state", 20): 20 * 32832,
+        (L.V4_SLIDING, 22): 22 * 37440,
+        (L.V4_SLIDING, 21): 21 * 37440,
+    }
+    specs = [specs for i, c in enumerate(caches) for specs in v4_layer_specs(c, i)]
+    groups = v4_tuple_groups(specs, pad=False)
+    got = {(V4_LABELS[g[0].role], len({s.layer for s in g})): sum(s.page for s in g) for g in groups}
+    assert got == by_hand and max(got.values()) == 1002240
+    cap = capacity(caches, req, 10790 * 1002240, engine)
+    assert (cap.blocks_per_request, cap.num_blocks) == (10778, 10790)
+    assert max_memory_usage_bytes(engine, caches, req, req.seq_len) == 10778 * 1051776 == 11336041728
+    fit = ENTRY.serving.fit(FitInputs(shape, engine, tuple(caches), req, 10790 * 1002240, req.seq_len))  # type: ignore[union-attr]
+    assert not fit.fits_one and fit.fit_len < req.seq_len
+    fit = ENTRY.serving.fit(FitInputs(shape, engine, tuple(caches), req, 11336041728, req.seq_len))  # type: ignore[union-attr]
+    assert fit.fits_one and fit.fit_len == req.seq_len
+
+
+def test_the_pad_is_0_26s_alone():
+    """0.26 pads the compressor pages to the MLA pages (32,832 -> 37,440), 0.27 does not (kv_cache_utils.py
+    :1659-1676 in 0.26.0; gone in 0.27.0, whose :1717-1719 say the overlaid groups need no common page)."""
+    _, caches = _flash()
+    specs = [specs for i, c in enumerate(caches) for specs in v4_layer_specs(c, i)]
+    pages = [{s.page for g in v4_tuple_groups(specs, pad=p) for s in g} for p in (True, False)]
+    assert 32832 not in pages[0] and 32832 in pages[1]
+
+
+def _mtp(config: dict, tokens: int = 1, **draft):
+    shape = model_shape(config)
+    setup = parse_speculative_config({"method": "mtp", "num_speculative_tokens": tokens})
+    return ENTRY.serving.speculative(SpeculativeInputs(setup, config, shape, shape.dtype, **draft))  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("name", "layers"), [(FLASH, 43), (PRO, 61)])
+def test_the_mtp_draft_is_one_sliding_ring_per_mtp_layer(name, layers):
+    """vLLM builds num_nextn_predict_layers DeepSeek-V4 decoder layers after the last one (vllm-0.33.0
+    models/deepseek_v4/nvidia/mtp.py:213-245; 0.26.0 :170-201); a layer past num_hidden_layers gets compress ratio
+    1 (attention.py:236-242; 0.26.0 :187-190), so it registers no compressed spec (:860-864; 0.26.0 :605-608) and
+    keeps only its DeepseekV4SWACache ring (:349; 0.26.0 :294) of the target's head_dim and window. The config's
+    44th / 62nd `compress_ratios` entry (0) is that layer's; the target's layers are unchanged."""
+    config = load_config(name)
+    spec = _mtp(config)
+    assert config["num_nextn_predict_layers"] == 1 and len(config["compress_ratios"]) == layers + 1
+    assert spec.draft_caches == (L.CompressedAttention(512, 128),)
+    assert f"after layer {layers - 1}" in spec.notes[0] and "num_nextn_predict_layers = 1" in spec.notes[0]
+    assert model_shape(config).num_layers == layers
+    with pytest.raises(UsageError, match="has no `num_nextn_predict_layers`"):  # nvidia/mtp.py:175 reads it
+        _mtp({k: v for k, v in config.items() if k != "num_nextn_predict_layers"})
+    two = _mtp({**config, "num_nextn_predict_layers": 2, "compress_ratios": [*config["compress_ratios"], 0]}, tokens=3)
+    assert two.draft_caches == (L.CompressedAttention(512, 128),) * 2  # one ring per MTP layer, whatever the tokens
+
+
+def test_the_mtp_layer_is_priced_as_the_checkpoint_stores_it():
+    """DeepSeekV4MultiTokenPredictorLayer (vllm-0.26.0 models/deepseek_v4/nvidia/mtp.py:84-130): a decoder layer
+    with no compressor and top-k routing (hashed only below num_hash_layers 3, nvidia/model.py:564), plus enorm and
+    hnorm, e_proj and h_proj (h x h ReplicatedLinear, fp8 with 128 x 128 block scales), the fp32 hc_head (4 x
+    16,384 + 4 + 1 floats, :109-120) and shared_head.norm. Flash's layer 1 is such a layer but hash-routed: its
+    3,566,192,600 B less tid2eid (129,280 x 6 int64 = 6,205,440 B), plus the router bias (256 fp32 = 1,024 B), three
+    fp32 norms (3 x 16,384), e_proj + h_proj (2 x (4,096^2 + 32 x 32 x 4) = 33,562,624 B) and hc_head (262,164 B)
+    = 3,593,862,124 B. The embeddings and LM head are shared (llm_base_proposer.py:1473-1479, :1548-1575)."""
+    config = load_config(FLASH)
+    layer_1 = [t for t in weight_tensors(config) if ".layers.1." in t.name]
+    assert tensors_bytes(config, layer_1) == 3566192600
+    mtp = mtp_tensors(config)
+    assert {t.name.split(".")[2] for t in mtp} == {"43"}
+    assert not any("compressor" in t.name or "tid2eid" in t.name or "embed" in t.name for t in mtp)
+    expected = 3566192600 - 129280 * 6 * 8 + 256 * 4 + 3 * 4096 * 4 + 2 * (4096 * 4096 + 32 * 32 * 4) + 262164
+    assert tensors_bytes(config, mtp) == expected == 3593862124
+
+    def stored_bytes(copies, extra):
+        assert extra == [] and copies == [(43, "mtp.0")]
+        return tensors_bytes(config, [t for t in mtp if ".layers.43." in t.name])
+
+    spec = _mtp(config, stored_bytes=stored_bytes)
+    assert spec.draft_weights == 3593862124 and "mtp.0.*" in spec.weights_source
+
+
+def test_recommend_adds_the_mtp_ring_and_weights():
+    """Through recommend at TP 8 on H200 (vLLM 0.33.0): the drafter's weights row is the MTP layer's 3,593,862,124 B
+    over TP 8 (449,232,765 B), and the ring joins the pool: 44 rings split 22 + 22 (`approximate_gcd([44, 21, 20],
+    21)` = 22: pads 0 + 1 + 2) where the target's 43 split 22 + 21. Still 5 groups, and the widest group (the
+    compressed bucket, 1,002,240 B) sets every group's page (kv_cache_planning.py:574-606), so in 0.33 the ring costs
+    no block more: 10,778 blocks per request at 1,048,576 tokens, with or without it."""
+    args = ["recommend", "deepseek-ai/DeepSeek-V4-Flash", "-g", "h200", "--tp", "8", "--max-model-len", "1048576"]
+    mtp = ["--speculative-config", '{"method": "mtp", "num_speculative_tokens": 2}', "--json", "--offline"]
+    out = CliRunner().invoke(app, [*args, *mtp])
+    assert out.exit_code == 0, out.output
+    terms = {t["name"]: t["bytes"] for t in json.loads(out.stdout)["budget"]}
+    assert terms["speculative_draft_weights"] == -(3593862124 // 8) == -449232765
+    shape, caches = _flash()
+    engine = VllmEngine(shape)
+    req = Request(1048576, 1, "bfloat16", "bfloat16", tp=8, max_num_batched_tokens=8192)
+    drafted = replace(req, speculative=_mtp(load_config(FLASH)))
+
+    def rings(r):
+        specs = engine.plan(caches, r).specs.items()
+        return sorted(s.layers for s, n in specs if s.label == L.V4_SLIDING for _ in range(n))
+
+    assert (rings(req), rings(drafted)) == ([21, 22], [22, 22])
+    for r in (req, drafted):
+        cap = capacity(caches, r, 100 * 2**30, engine)
+        assert (cap.page_bytes, cap.num_groups, cap.blocks_per_request) == (1002240, 5, 10778)
+
+
+def test_0_26_arithmetic_follows_the_51041_log_with_the_mtp_draft():
+    """vllm-project/vllm#51041 (vLLM 0.26.0, 2 x H20, TP 2, fp8, block 256, MTP draft): 7.01 GiB, 1,009,661
+    tokens, 1.11x at max_model_len 912,128. The same 0.26 rules with the MTP layer's sliding ring (the speculative
+    rules' draft, `_v4_mtp_draft`) and 8,192 in-flight tokens give 6,537 blocks per request and the logged figures
+    at the pool's rounding ends; at the H20's default 8,192 batched tokens with async scheduling (on with mtp, an
+    EagleModelTypes method: vllm-0.26.0 config/vllm.py:1059-1107; 2 batches at PP 1 on the V1 runner, :512-521),
+    16,384 in flight, they do not (the calibration gap in tests/engines/test_calibration_2026.py); nor do they
+    without the ring (5 blocks fewer per request: the tokens overshoot the log)."""
+    shape, caches = _flash()
+    engine = VllmEngine(shape)
+    spec = _mtp(load_config(FLASH))
     req = Request(912128, 1, "fp8_e4m3", "bfloat16", tp=2, max_num_batched_tokens=4096, engine_version="0.26.0")
-    with_mtp = [*caches, L.CompressedAttention(512, 128)]
-    low, high = (capacity(with_mtp, req, int(g * 2**30), engine) for g in (7.005, 7.015))
+    req = replace(req, speculative=spec)
+    low, high = (capacity(caches, req, int(g * 2**30), engine) for g in (7.005, 7.015))
     assert low.blocks_per_request == 6537
     assert low.kv_cache_tokens <= 1009661 <= high.kv_cache_tokens
     assert round(low.max_concurrency, 2) == round(high.max_concurrency, 2) == 1.11
+    default = capacity(caches, replace(req, max_num_batched_tokens=8192), int(7.01 * 2**30), engine)
+    assert round(default.max_concurrency, 2) == 0.76
+    # without the ring: 6,532 blocks, 1,010,155-1,011,551 tokens, which miss the logged 1,009,661
+    low, high = (capacity(caches, replace(req, speculative=None), int(g * 2**30), engine) for g in (7.005, 7.015))
+    assert low.blocks_per_request == 6532 and not low.kv_cache_tokens <= 1009661 <= high.kv_cache_tokens
 
 
 def test_estimate_and_recommend_size_v4_under_vllm():

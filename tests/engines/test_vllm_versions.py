@@ -343,8 +343,8 @@ def test_pages_that_do_not_divide_are_padded_from_0_24_0():
         ("0.20.0", "unread"),  # vllm-0.20.0 registry.py:99 registers it; kv_cache_utils.py has no packed layout
         ("0.25.1", "unread"),  # vllm-0.24.0 `_get_kv_cache_config_packed` differs from 0.26.0's
         ("0.26.0", "tuples"),  # vllm-0.26.0 kv_cache_utils.py:1525-1566, :1603-1701, :1259-1341, :937-955
-        ("0.27.1", "unread"),  # vllm-0.27.0 overlays the groups (`_get_packed_kv_cache_layout`), sums their blocks
-        ("0.28.0", "unread"),  # vllm-0.28.0: the same functions as 0.27.0
+        ("0.27.1", "overlaid"),  # vllm-0.27.0 kv_cache_utils.py:1670-1754 unpadded tuples, :1283-1305 overlaid
+        ("0.28.0", "overlaid"),  # vllm-0.28.0: the same functions as 0.27.0 (:1623-1707, :1249-1271)
         ("0.29.0", "packed"),  # vllm-0.29.0 kv_cache_utils.py `_get_packed_kv_cache_groups`, :1358-1370
         ("0.33.0", "packed"),  # vllm-0.33.0 v1/core/kv_cache_planning.py:914-1041, :574-606
     ],
@@ -355,7 +355,7 @@ def test_deepseek_v4_grouping_per_release(version, grouping):
     assert vllm_behaviour(version).v4_kv_groups == grouping
     shape = model_shape(load_config("deepseek-ai__DeepSeek-V4-Flash"))
     req = Request(8192, 1, "bfloat16", "bfloat16", engine_version=version)
-    if grouping in ("tuples", "packed"):
+    if grouping in ("tuples", "overlaid", "packed"):
         assert VllmEngine(shape).plan(list(shape.caches()), req).num_groups == 5
     else:
         with pytest.raises(UsageError, match="DeepSeek-V4"):

@@ -358,3 +358,211 @@ def test_without_the_gguf_package_a_gguf_says_what_to_install(
         "error: reading a .gguf file needs the `gguf` package, which is not installed",
         "hint: pip install 'kvplan[gguf]'",
     ]
+
+
+# --- more architectures: each written as convert_hf_to_gguf.py writes a real config, planned like that config ---
+
+
+def hf_metadata(cfg: dict[str, Any], arch: str, **extra: Any) -> dict[str, Any]:
+    """convert_hf_to_gguf.py TextModel.set_gguf_parameters for `cfg` (key/value length when the config has
+    head_dim), plus the architecture's own keys in `extra`."""
+    kv = {
+        f"{arch}.block_count": cfg["num_hidden_layers"],
+        f"{arch}.context_length": cfg["max_position_embeddings"],
+        f"{arch}.embedding_length": cfg["hidden_size"],
+        f"{arch}.feed_forward_length": cfg["intermediate_size"],
+        f"{arch}.attention.head_count": cfg["num_attention_heads"],
+        f"{arch}.attention.head_count_kv": cfg.get("num_key_value_heads", cfg["num_attention_heads"]),
+        "general.file_type": 7,
+    }
+    if cfg.get("head_dim"):
+        kv |= {f"{arch}.attention.key_length": cfg["head_dim"], f"{arch}.attention.value_length": cfg["head_dim"]}
+    return kv | extra
+
+
+# Qwen/Qwen1.5-MoE-A2.7B's config.json fields (qwen2_moe; not in the catalog, the Hub unreachable here: written from
+# the published config and matched against public copies of it): 60 experts of 1408, a shared one of 5632
+QWEN15_MOE = {
+    "model_type": "qwen2_moe",
+    "hidden_size": 2048,
+    "intermediate_size": 5632,
+    "moe_intermediate_size": 1408,
+    "shared_expert_intermediate_size": 5632,
+    "num_experts": 60,
+    "num_experts_per_tok": 4,
+    "decoder_sparse_step": 1,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 16,
+    "max_position_embeddings": 8192,
+    "sliding_window": 32768,
+    "use_sliding_window": False,
+    "max_window_layers": 21,
+    "vocab_size": 151936,
+    "rope_theta": 1000000.0,
+    "torch_dtype": "bfloat16",
+}
+# CohereForAI/c4ai-command-r7b-12-2024's config.json fields (cohere2; not in the catalog and not copied from the Hub,
+# which is unreachable here: the layout's fields as published): windows of 4096, every 4th full
+COMMAND_R7B = {
+    "model_type": "cohere2",
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "max_position_embeddings": 132096,
+    "sliding_window": 4096,
+    "sliding_window_pattern": 4,
+    "vocab_size": 256000,
+    "rope_theta": 50000.0,
+    "torch_dtype": "bfloat16",
+}
+
+
+def arch_case(name: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(GGUF architecture, the HF config, the metadata its converter writes) for one real config."""
+    if name == "qwen1.5-moe":
+        cfg = QWEN15_MOE
+        return (
+            "qwen2moe",
+            cfg,
+            hf_metadata(
+                cfg,
+                "qwen2moe",
+                **{
+                    "qwen2moe.expert_count": 60,
+                    "qwen2moe.expert_used_count": 4,
+                    "qwen2moe.expert_feed_forward_length": 1408,
+                    "qwen2moe.expert_shared_feed_forward_length": 5632,
+                },
+            ),
+        )
+    if name == "command-r7b":
+        cfg = COMMAND_R7B
+        return "cohere2", cfg, hf_metadata(cfg, "cohere2", **{"cohere2.attention.sliding_window": 4096})
+    cfg = catalog(name)
+    if name == "Qwen__Qwen3-30B-A3B":
+        extra = {"expert_count": 128, "expert_used_count": 8, "expert_feed_forward_length": 768}
+        return "qwen3moe", cfg, hf_metadata(cfg, "qwen3moe", **{f"qwen3moe.{k}": v for k, v in extra.items()})
+    if name.startswith("deepseek-ai__"):  # DeepseekV2Model: MLA as MQA with larger heads
+        rank, rope = cfg["kv_lora_rank"], cfg["qk_rope_head_dim"]
+        extra = {
+            "attention.head_count_kv": 1,
+            "attention.key_length": rank + rope,
+            "attention.value_length": rank,
+            "attention.key_length_mla": cfg["qk_nope_head_dim"] + rope,
+            "attention.value_length_mla": cfg["v_head_dim"],
+            "attention.kv_lora_rank": rank,
+            "rope.dimension_count": rope,
+            "leading_dense_block_count": cfg["first_k_dense_replace"],
+            "expert_count": cfg["n_routed_experts"],
+            "expert_used_count": cfg["num_experts_per_tok"],
+            "expert_shared_count": cfg["n_shared_experts"],
+            "expert_feed_forward_length": cfg["moe_intermediate_size"],
+            "expert_gating_func": 2 if cfg.get("scoring_func") == "sigmoid" else 1,
+        }
+        if cfg.get("q_lora_rank"):
+            extra["attention.q_lora_rank"] = cfg["q_lora_rank"]
+        return "deepseek2", cfg, hf_metadata(cfg, "deepseek2", **{f"deepseek2.{k}": v for k, v in extra.items()})
+    if name.startswith("openai__gpt-oss"):
+        extra = {
+            "attention.sliding_window": cfg["sliding_window"],
+            "expert_count": cfg["num_local_experts"],
+            "expert_used_count": cfg["num_experts_per_tok"],
+            "expert_feed_forward_length": cfg["intermediate_size"],
+        }
+        return "gpt-oss", cfg, hf_metadata(cfg, "gpt-oss", **{f"gpt-oss.{k}": v for k, v in extra.items()})
+    if name.startswith("microsoft__Phi-3"):
+        return "phi3", cfg, hf_metadata(cfg, "phi3", **{"phi3.attention.sliding_window": cfg["sliding_window"]})
+    assert name == "CohereForAI__c4ai-command-r-v01", name
+    return "command-r", cfg, hf_metadata(cfg, "command-r")
+
+
+ARCH_CASES = [
+    ("qwen1.5-moe", ("llamacpp", "vllm")),
+    ("Qwen__Qwen3-30B-A3B", ("llamacpp", "vllm")),
+    ("deepseek-ai__DeepSeek-V2-Lite", ("llamacpp", "vllm")),
+    ("deepseek-ai__DeepSeek-V3", ("llamacpp", "vllm")),
+    ("openai__gpt-oss-20b", ("llamacpp", "vllm")),
+    ("microsoft__Phi-3-mini-4k-instruct", ("llamacpp",)),  # llama.cpp turns Phi-3's window off; vLLM keeps it
+    ("CohereForAI__c4ai-command-r-v01", ("llamacpp", "vllm")),
+    ("command-r7b", ("llamacpp", "vllm")),
+]
+EXPECTED_KINDS = {
+    "deepseek2": {"mla_latent"},
+    "gpt-oss": {"full_attention", "sliding_window"},
+    "cohere2": {"full_attention", "sliding_window"},
+}
+
+
+@pytest.mark.parametrize(("name", "engines"), ARCH_CASES, ids=[c[0] for c in ARCH_CASES])
+def test_more_architectures_match_their_hf_config(tmp_path: Path, name: str, engines: tuple[str, ...]) -> None:
+    arch, cfg, meta = arch_case(name)
+    path = tmp_path / f"{arch}.gguf"
+    write_gguf(path, arch, meta, GEMMA_TENSORS)
+    loaded = load_model_config(str(path))
+    assert loaded.config["model_type"] == cfg["model_type"]
+    for engine in engines:
+        for seq_len in (300, 4096, 32768):
+            seq = min(seq_len, cfg["max_position_embeddings"])
+            by_gguf = estimate(str(path), seq_len=seq, batch=2, engine=engine, kv_dtype="float16")
+            by_config = estimate(cfg, seq_len=seq, batch=2, engine=engine, kv_dtype="float16")
+            if arch == "phi3":  # the HF config's layers are labelled sliding, but llama.cpp caches every token
+                assert [k[1:] for k in kv_layers(by_gguf)] == [k[1:] for k in kv_layers(by_config)], seq
+            else:
+                assert kv_layers(by_gguf) == kv_layers(by_config), (engine, seq)
+            assert by_gguf.kv_cache_bytes == by_config.kv_cache_bytes > 0
+    kinds = {k.kind for k in estimate(str(path), seq_len=8192, engine="llamacpp").layers}
+    assert kinds == EXPECTED_KINDS.get(arch, {"full_attention"}), kinds
+
+
+def test_deepseek2_latent_and_routing_keys(tmp_path: Path) -> None:
+    _, cfg, meta = arch_case("deepseek-ai__DeepSeek-V3")
+    config, notes = config_from_metadata({"general.architecture": "deepseek2", **meta}, {}, {})
+    assert notes == [] and "head_dim" not in config
+    mla = {k: config[k] for k in ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "q_lora_rank")}
+    assert (
+        mla
+        == {k: cfg[k] for k in mla}
+        == {
+            "kv_lora_rank": 512,
+            "qk_rope_head_dim": 64,
+            "qk_nope_head_dim": 128,
+            "v_head_dim": 128,
+            "q_lora_rank": 1536,
+        }
+    )
+    assert (config["n_routed_experts"], config["n_shared_experts"], config["first_k_dense_replace"]) == (256, 1, 3)
+    lite = config_from_metadata(
+        {"general.architecture": "deepseek2", **arch_case("deepseek-ai__DeepSeek-V2-Lite")[2]}, {}, {}
+    )
+    assert (lite[0]["model_type"], lite[0]["q_lora_rank"]) == ("deepseek_v2", None)
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (  # converted before the _mla keys: llama.cpp caches decompressed per-head K and V
+            {"deepseek2.attention.key_length_mla": None, "deepseek2.attention.value_length_mla": None},
+            "has no key_length_mla / value_length_mla",
+        ),
+        ({"deepseek2.attention.head_count_kv": 16}, r"latent \(head_count_kv 16, key_length 576"),
+        ({"deepseek2.attention.value_length": 128}, "is not kv_lora_rank 512 \\+ rope 64"),
+    ],
+)
+def test_deepseek2_files_llama_cpp_would_not_read_as_mla_are_refused(change: dict[str, Any], needle: str) -> None:
+    meta = {"general.architecture": "deepseek2", **arch_case("deepseek-ai__DeepSeek-V2-Lite")[2], **change}
+    meta = {k: v for k, v in meta.items() if v is not None}
+    with pytest.raises(UnsupportedArchitecture, match=needle):
+        config_from_metadata(meta, {}, {})
+
+
+def test_phi3_sliding_window_is_noted_not_used() -> None:
+    meta = arch_case("microsoft__Phi-3-mini-4k-instruct")[2]
+    config, notes = config_from_metadata({"general.architecture": "phi3", **meta}, {}, {})
+    assert (config["model_type"], config["sliding_window"]) == ("phi3", None)
+    assert notes == [
+        "the GGUF file's phi3.attention.sliding_window (2047) is not used by llama.cpp's phi3 build: "
+        "every token is cached"
+    ]

@@ -240,3 +240,99 @@ def test_the_estimate_table_says_where_the_config_came_from(cache: Path) -> None
     assert f"Config: the Hugging Face cache, snapshot {SHA[:12]}\n" in result.stdout
     result = CliRunner().invoke(app, ["estimate", "meta-llama/Llama-3.1-8B"])
     assert "Config: kvplan's built-in catalog\n" in result.stdout
+
+
+# --- hub_weights in plan files (check) and on explain: the same rule as estimate's --hub-weights ----------------
+
+
+def check_rows(plan: Path, *args: str) -> list[dict]:
+    from typer.testing import CliRunner
+
+    from kvplan.cli import app
+
+    result = CliRunner().invoke(app, ["check", str(plan), "--json", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["deployments"]
+
+
+def write_plan(path: Path, *extra: str) -> Path:
+    """One deployment of REPO per line of `extra` (a plan key for it, or "" for none)."""
+    lines = ["deployments:"]
+    for i, key in enumerate(extra):
+        lines += [f"  - name: d{i}", f"    model: {REPO}", "    gpu: h100-sxm-80gb", "    max_model_len: 4096"]
+        lines += [f"    {key}"] if key else []
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_plan_hub_weights_key_follows_the_rule(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache_snapshot(cache, REPO, TINY_LLAMA)  # a cached, countable config: the Hub only when asked
+    asked = record_hub_lookups(monkeypatch, 123)
+    plan = write_plan(tmp_path / "plan.yaml", "", "hub_weights: true", "hub_weights: false")
+    rows = check_rows(plan)
+    assert [(r["weights_source"], r["weights_bytes"] == 123) for r in rows] == [
+        ("analytic", False),
+        ("safetensors", True),
+        ("analytic", False),
+    ]
+    assert asked == [f"{REPO}@{SHA}"]  # the one deployment that asked, once
+    asked.clear()
+    rows = check_rows(plan, "--hub-weights")  # for the deployments that set no hub_weights; false stays false
+    assert [r["weights_source"] for r in rows] == ["safetensors", "safetensors", "analytic"]
+    assert asked == [f"{REPO}@{SHA}"]  # the first two share one read of the model
+
+
+def test_plan_hub_weights_false_never_asks(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache_snapshot(cache, REPO, {**TINY_LLAMA, "model_type": "mystery-decoder"})  # uncountable: asked by default
+    from typer.testing import CliRunner
+
+    from kvplan.cli import app
+
+    asked = record_hub_lookups(monkeypatch, 4567)
+    refused = CliRunner().invoke(app, ["check", str(write_plan(tmp_path / "no.yaml", "hub_weights: false"))])
+    assert refused.exit_code == 2 and "cannot count this model's weights" in refused.stderr, refused.output
+    assert asked == []
+    rows = check_rows(write_plan(tmp_path / "plan.yaml", ""))
+    assert [(r["weights_source"], r["weights_bytes"]) for r in rows] == [("safetensors", 4567)]
+    assert asked == [f"{REPO}@{SHA}"]
+
+
+def test_plan_hub_weights_must_be_a_boolean(cache: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kvplan.cli import app
+
+    cache_snapshot(cache, REPO, TINY_LLAMA)
+    result = CliRunner().invoke(app, ["check", str(write_plan(tmp_path / "plan.yaml", "hub_weights: 1"))])
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 2 and lines[0].startswith("error: ") and "hub_weights" in lines[0], lines
+    assert "true or false" in result.stderr
+
+
+VLLM_LOG = "\n".join(  # a vLLM 0.19 start-up log's budget lines (the figures are not the point here)
+    [
+        "non-default args: {'model': 'acme/tiny', 'max_model_len': 4096}",
+        "Model loading took 0.50 GiB memory and 2.0 seconds",
+        "Available KV cache memory: 60.00 GiB",
+    ]
+)
+
+
+def test_explain_hub_weights(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from kvplan.cli import app
+
+    cache_snapshot(cache, REPO, TINY_LLAMA)
+    asked = record_hub_lookups(monkeypatch, 123)
+    log = tmp_path / "vllm.log"
+    log.write_text(VLLM_LOG + "\n")
+    args = ["explain", str(log), "--model", REPO, "-g", "h100-sxm-80gb", "--vllm-version", "0.19.0", "--json"]
+    plain = CliRunner().invoke(app, args)
+    assert plain.exit_code in (0, 1), plain.output
+    assert asked == []
+    hub = CliRunner().invoke(app, [*args, "--hub-weights"])
+    assert hub.exit_code in (0, 1), hub.output
+    assert asked == [f"{REPO}@{SHA}"]
+    weights = {n["name"]: n for n in json.loads(hub.stdout)["numbers"]}["weights_memory"]
+    assert weights["kvplan"] != {n["name"]: n for n in json.loads(plain.stdout)["numbers"]}["weights_memory"]["kvplan"]
