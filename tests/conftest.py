@@ -51,13 +51,12 @@ def load_config(name: str) -> dict:
     return json.loads(config_path(name).read_text())
 
 
-# Catalog configs some catalog-walking test cannot take yet (issue 12), by what they lack: Kimi-K3 has no weights
-# layout (transformers cannot build it), MiniMax-M3 is refused by name (its index-key cache is not read). Tests that
-# walk the catalog leave these out (`all_config_names`); tests/core/test_every_config.py reads every config,
-# these included, and holds each to "read by its family or refused by name".
+# Catalog configs some catalog-walking test cannot take yet (issue 12), by what they lack: MiniMax-M3 is refused by
+# name (its index-key cache is not read). Tests that walk the catalog leave these out (`all_config_names`);
+# tests/core/test_every_config.py reads every config, these included, and holds each to "read by its family or
+# refused by name".
 PENDING_FAMILIES: dict[str, str] = {
     "MiniMaxAI__MiniMax-M3": "minimax_m3",
-    "moonshotai__Kimi-K3": "kimi_k3 (weights layout)",
 }
 
 

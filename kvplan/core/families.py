@@ -330,22 +330,35 @@ _TABLE = (
         },
     ),
     # ---- Kimi Linear / K3 and MiniMax (issue 12); defaults: transformers 5.24 KimiLinearConfig, MiniMaxConfig
+    # (no defaults for the MoE fields: transformers' and vLLM's KimiLinearConfig differ there, and the weights
+    # layout refuses a config they would build differently)
     Family(
         "kimi_linear",
         shape="kimi_linear",
-        weights=None,
+        weights="kimi_linear",
         defaults={
             "linear_head_dim": 128,
             "linear_num_heads": 32,
             "linear_conv_kernel_dim": 4,
             "kv_lora_rank": 512,
             "qk_rope_head_dim": 64,
+            "qk_nope_head_dim": 128,
+            "v_head_dim": 128,
             "vocab_size": 163840,
         },
     ),
     Family("minimax_m2", shape="minimax_m2", weights="minimax_m2", defaults={"head_dim": 128, "vocab_size": 200064}),
     Family("minimax", shape="minimax", weights=None),
-    Family("minimax_m3", shape="minimax_m3", weights=None),
+    # transformers 5.24 knows MiniMax-M3 only as the minimax_m3_vl wrapper of a minimax_m3_vl_text model: refused
+    # by name like the text-only form (kvplan.core.shapes.minimax_m3)
+    Family(
+        "minimax_m3",
+        shape="minimax_m3",
+        weights="minimax_m3",
+        aliases=("minimax_m3_vl_text", "minimax_m3_vl"),
+        # MiniMaxM3VLTextConfig's defaults (transformers 5.24 configuration_minimax_m3_vl.py)
+        defaults={"vocab_size": 200064, "head_dim": 128, "index_n_heads": 4, "index_head_dim": 128},
+    ),
     # DeepseekV4Config's defaults (transformers 5.24 configuration_deepseek_v4.py)
     Family(
         "deepseek_v4",

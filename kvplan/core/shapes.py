@@ -720,7 +720,7 @@ def qwen3_vl(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
 # ---------------------------------------------------------------- Kimi Linear / Kimi K3, MiniMax (issue 12)
 
 
-def _kimi_linear_types(cfg: dict) -> list[str]:
+def kimi_linear_kinds(cfg: dict) -> list[str]:
     """Kimi Linear's layer kinds: `linear_attn_config`'s 1-indexed `kda_layers` / `full_attn_layers` (the released
     checkpoints, read so by transformers' KimiLinearConfig, vLLM's kimi_k3 `is_kda_layer` and SGLang's
     configs/kimi_linear.py:158-162), else `layer_types`, else transformers' default (full on layers 4, 8, ...)."""
@@ -742,7 +742,7 @@ def _kimi_linear_types(cfg: dict) -> list[str]:
     return [L.FULL if i and i % 4 == 0 else L.STATE for i in range(n)]
 
 
-def _kda_state(cfg: dict) -> L.RecurrentState:
+def kda_state(cfg: dict) -> L.RecurrentState:
     """A KDA layer's state: a short convolution over q, k and v (3 x heads x head_dim channels) and a
     heads x head_dim x head_dim recurrent state (vLLM mamba_utils.py:296-319 `kda_state_shape`, SGLang
     configs/mamba_utils.py:323-367, transformers modeling_kimi_linear.py:592 conv_dim and :709 the fp32 state)."""
@@ -766,8 +766,8 @@ def kimi_linear(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     qk_rope_head_dim per token: transformers caches kv_nope and k_rot, modeling_kimi_linear.py:288-294; vLLM
     kimi_k3/nvidia/mla.py:160 and :421-437 head_size kv_lora_rank + qk_rope_head_dim)."""
     latent = L.MlaLatent(positive_int(cfg, "kv_lora_rank"), positive_int(cfg, "qk_rope_head_dim"))
-    state = _kda_state(cfg)
-    return tuple((latent,) if t == L.FULL else (state,) for t in _kimi_linear_types(cfg))
+    state = kda_state(cfg)
+    return tuple((latent,) if t == L.FULL else (state,) for t in kimi_linear_kinds(cfg))
 
 
 def minimax_m2(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
@@ -807,13 +807,26 @@ def minimax(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
 
 
 def minimax_m3(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
-    """MiniMax-M3: MSA sparse attention. Refused until its index-key cache is read (see the message)."""
+    """MiniMax-M3 (and transformers' minimax_m3_vl wrapper): MSA sparse attention. Refused until its index-key
+    cache is modelled in the engines (see the message).
+
+    What is read so far: every layer runs GQA attention (num_key_value_heads x head_dim K and V; vLLM 0.33
+    models/minimax_m3/nvidia/model.py:292-391 on the dense layers, :562-570 the sparse layers' FullAttentionSpec);
+    the layers `sparse_attention_config.sparse_attention_freq` marks (:99-107) also cache one index key of
+    `sparse_index_dim` per token, shared by the index heads (transformers 5.24 modeling_minimax_m3_vl.py:549 and
+    :564-570 `idx_keys` [batch, 1, tokens, dim]; vLLM common/indexer.py:145-152 an MLAAttentionSpec of one
+    `sparse_index_dim` vector a token, bf16 unless `--attention-config` sets `indexer_kv_dtype` fp8
+    (nvidia/model.py:505-509, common/indexer.py:118-126)). Not read: how vLLM's hybrid allocator pages that
+    group beside the GQA group, and SGLang's index pool."""
     raise UnsupportedArchitecture(
         "minimax_m3 (MSA sparse attention) is not modelled yet: besides each layer's GQA K/V, its sparse layers "
         "keep an index-key side cache (one `sparse_index_dim` key per token: transformers 5.24 "
-        "minimax_m3_vl_text `idx_keys`), which vLLM 0.33 keeps as a KV-cache group of its own whose dtype and page "
-        "rules kvplan has not read (models/minimax_m3/common/indexer.py:145-152, nvidia/sparse_attention_msa.py:"
-        "82-90); vLLM 0.33 registers MiniMaxM3Sparse* architectures, not this config's MiniMaxM3ForCausalLM",
+        "minimax_m3_vl_text `idx_keys`; vLLM 0.33 an MLAAttentionSpec group of its own, bf16 or fp8, "
+        "models/minimax_m3/common/indexer.py:145-152) whose page rules beside the GQA group kvplan has not read; "
+        "and no engine kvplan models loads this config as written: vLLM 0.33 knows model_type minimax_m3_vl "
+        "(transformers_utils/config.py:155) and the MiniMaxM3Sparse* architectures (model_executor/models/"
+        "registry.py:169-171, :523-525), SGLang 0.5.23 only MiniMaxM3SparseForCausalLM (srt/models/minimax_m3.py:"
+        "2274), not this config's MiniMaxM3ForCausalLM",
         hint="report the model at kvplan's issue tracker",
     )
 

@@ -58,6 +58,7 @@ from kvplan.core.config import (
     language_config,
     num_experts,
     num_layers,
+    positive_int,
     routed_experts,
     text_config,
     vocab_size,
@@ -1687,6 +1688,35 @@ def mxfp4_moe_padding(config: dict[str, Any], tp: int, compute_capability: str |
     )
 
 
+def kimi_moe_padding(
+    config: dict[str, Any], tp: int, moe_tp: int, expert_bytes: int | None, expert_parallel: bool
+) -> tuple[int, str]:
+    """(bytes, source): what vLLM's Kimi Linear / K3 experts hold per GPU beyond the checkpoint's share.
+
+    KimiMoE (vllm-0.33.0/vllm/models/kimi_k3/nvidia/model.py:419-428) pads `moe_intermediate_size` to
+    `min_moe_intermediate_per_partition` (default 256) x TP when TP > 1, expert parallelism is off and
+    moe_intermediate_size / TP falls below that minimum; the experts are then allocated at the padded width
+    (:532-560, the padding zero-filled at :561-573). Kimi K3's 3072 pads at TP 16 (192 -> 256 a rank). Expert
+    bytes grow with the intermediate size (w13 rows and w2 columns, their MXFP4 scales one per 32 of them), so the
+    extra is the experts' bytes x (padded - intermediate) / intermediate, split over the experts' own TP."""
+    cfg = text_config(config)
+    if cfg.get("model_type") != "kimi_linear" or tp <= 1 or expert_parallel or not expert_bytes:
+        return 0, ""
+    try:
+        inter = positive_int(cfg, "moe_intermediate_size")
+        minimum = positive_int(cfg, "min_moe_intermediate_per_partition", default=256)
+    except READ_ERRORS:  # the weights count reports such a config
+        return 0, ""
+    if inter // tp >= minimum:
+        return 0, ""
+    padded = minimum * tp
+    extra = expert_bytes * (padded - inter) // (inter * moe_tp)
+    return extra, (
+        f" + {extra / 2**30:.2f} GiB Kimi expert padding (moe_intermediate_size {inter} -> {padded} at TP {tp} "
+        "without expert parallelism: models/kimi_k3/nvidia/model.py:419-428)"
+    )
+
+
 # ------------------------------------------------------------------------------------ speculative decoding
 #
 # What `--speculative-config` adds (read in vllm-0.33.0; the Mamba rules also in 0.19.1, 0.20.0 and 0.24.0):
@@ -2424,6 +2454,8 @@ class VllmServing(ServingModel):
         pad, pad_note = mxfp4_moe_padding(b.config, moe_tp, b.profile.compute_capability)
         if shards is not None and shards.ep_size > 1:  # the padding of the experts this rank holds, not all of them
             pad = pad * shards.experts_per_gpu // shards.num_experts
+        kimi_pad, kimi_note = kimi_moe_padding(b.config, b.tp, moe_tp, b.expert_weights, b.layout.expert_parallel)
+        pad, pad_note = pad + kimi_pad, pad_note + kimi_note
         terms = [
             BudgetTerm(
                 "total_x_utilization",

@@ -606,7 +606,7 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
         encoder_weights=c.model.encoder_weights or 0,
         speculative=c.model.request.speculative,
         layout=c.inputs.layout,
-        expert_weights=_expert_weights(c),
+        expert_weights=_expert_weights(c, tp),
         expert_layers=c.model.resolved.expert_layers() if c.inputs.layout.redundant_experts else 0,
         lora=c.inputs.lora,
         limit_mm_per_prompt=c.inputs.limit_mm_per_prompt,
@@ -614,11 +614,12 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
     )
 
 
-def _expert_weights(c: _Context) -> int | None:
-    """The routed experts' bytes within the weights, where a layout places them apart (DP or EP given): the
-    analytic count at the plan's dtype; None for --weights-bytes (a whole-model figure kvplan cannot split)."""
+def _expert_weights(c: _Context, tp: int) -> int | None:
+    """The routed experts' bytes within the weights, where a layout places them apart (DP or EP given) or an
+    engine pads them per TP rank (vLLM's Kimi experts, kvplan.engines.vllm.kimi_moe_padding): the analytic count
+    at the plan's dtype; None for --weights-bytes (a whole-model figure kvplan cannot split)."""
     layout = c.inputs.layout
-    if not (layout.dp > 1 or layout.expert_parallel) or c.model.weights_source == "--weights-bytes":
+    if not (layout.dp > 1 or layout.expert_parallel or tp > 1) or c.model.weights_source == "--weights-bytes":
         return None
     return c.model.resolved.expert_weights(c.model.model_dtype, c.options.quantization)
 

@@ -54,6 +54,8 @@ from kvplan.core.shapes import (
     gemma4_layers,
     granitemoehybrid,
     indexer_layers,
+    kda_state,
+    kimi_linear_kinds,
     lfm2,
     mimo_v2_flash_kinds,
     mimo_v2_flash_swa_heads,
@@ -61,7 +63,7 @@ from kvplan.core.shapes import (
     zamba2_layer_types,
 )
 from kvplan.core.specs import FULL, SLIDING
-from kvplan.errors import ConfigError
+from kvplan.errors import ConfigError, UnsupportedArchitecture
 
 __all__ = [
     "LAYOUTS",
@@ -1344,6 +1346,228 @@ def _deepseek_v4_mtp(cfg: dict[str, Any], family: Family) -> list[Tensor]:
     return t
 
 
+# ---- Kimi Linear / Kimi K3 (issue 12): transformers 5.24 modeling_kimi_linear.py for what it builds, vLLM 0.33's
+# models/kimi_k3/nvidia (model.py, kda.py, mla.py), which serves both KimiLinearForCausalLM and
+# KimiK3ForConditionalGeneration (model_executor/models/registry.py:148-150, :488-490), for what only K3 has
+
+_K3 = "vllm-0.33.0/vllm/models/kimi_k3/nvidia"
+
+
+def _kimi_linear_moe_layers(cfg: dict[str, Any], layers: int) -> list[bool]:
+    """Which layers hold the MoE block. transformers: `mlp_layer_types` "sparse", else the layers from
+    `first_k_dense_replace` (default 1; configuration_kimi_linear.py __post_init__), with `num_experts` defaulting
+    to 256; vLLM: `num_experts` given, layer >= `first_k_dense_replace` (default 0) and layer % `moe_layer_freq`
+    == 0 (model.py:701-706, transformers_utils/configs/kimi_linear.py defaults). Where the two build different
+    layers the config is refused rather than one of them picked."""
+    listed = cfg.get("mlp_layer_types")
+    if listed is not None:
+        if not isinstance(listed, list) or len(listed) != layers or not set(map(str, listed)) <= {"dense", "sparse"}:
+            raise ConfigError(
+                f"config `mlp_layer_types` must list {layers} entries of 'dense' or 'sparse'", hint="fix config.json"
+            )
+        hf = [str(t) == "sparse" for t in listed]
+    else:
+        hf = [i >= int(first(cfg, "first_k_dense_replace", default=1)) for i in range(layers)]
+    freq = positive_int(cfg, "moe_layer_freq", default=1)
+    moe = first(cfg, *fields.EXPERT_KEYS, default=None) is not None
+    dense = int(first(cfg, "first_k_dense_replace", default=0))
+    vllm = [moe and i >= dense and i % freq == 0 for i in range(layers)]
+    if hf != vllm:
+        raise UnsupportedArchitecture(
+            "kimi_linear config: transformers and vLLM build different MoE layers from it (transformers: "
+            "`mlp_layer_types`, else dense below `first_k_dense_replace` (default 1) and 256 experts by default; "
+            "vLLM: `num_experts` given, dense below `first_k_dense_replace` (default 0), MoE where layer % "
+            "`moe_layer_freq` == 0)",
+            hint="give num_experts and first_k_dense_replace (and moe_layer_freq 1) in config.json",
+        )
+    return hf
+
+
+def _kimi_shared_experts(cfg: dict[str, Any]) -> int:
+    """Shared experts per MoE layer: transformers reads `num_shared_experts` / `n_shared_experts` (default 1),
+    vLLM only `num_shared_experts` (default 0; model.py:449-450). A config they read differently is refused."""
+    hf = int(first(cfg, "num_shared_experts", "n_shared_experts", default=1))
+    vllm = int(cfg.get("num_shared_experts") or 0)
+    if hf != vllm:
+        raise UnsupportedArchitecture(
+            f"kimi_linear config: transformers builds {hf} shared expert(s), vLLM {vllm} (vLLM reads only "
+            "`num_shared_experts`, default 0)",
+            hint="give num_shared_experts in config.json",
+        )
+    return hf
+
+
+def _kimi_linear(cfg: dict[str, Any], family: Family) -> list[Tensor]:
+    """Kimi Linear and Kimi K3's text model (`kimi_linear`): KDA and MLA layers as `kimi_linear_kinds` reads them,
+    a dense MLP or a MoE block, two norms per layer.
+
+    - KDA (transformers KimiLinearDeltaAttention; vLLM kda.py:635-880): q/k/v projections of heads x head_dim,
+      one depthwise conv over the three (no bias), the forget gate's f_a (hidden -> head_dim) and f_b (head_dim ->
+      projection), dt_bias (projection), A_log (heads), b_proj (hidden -> heads), the output gate, o_norm
+      (head_dim) and o_proj. The output gate is g_a + g_b (low rank, as transformers builds it) or, with
+      `linear_attn_config.use_full_rank_gate` (K3), one full-rank g_proj (kda.py:635-663: q, k, v, g of
+      `projection_size` each). conv1d, dt_bias and A_log are held in float32 as vLLM holds them (kda.py:671-684,
+      :814-816; transformers keeps dt_bias in float32 too, conv1d and A_log in the model dtype).
+    - MLA (transformers KimiLinearAttention; vLLM mla.py:218-303): q_a_proj + q_a_layernorm + q_b_proj with
+      `q_lora_rank`, else q_proj; kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj, o_proj (biases on q_a, kv_a and o
+      with `attention_bias`, as transformers builds them); with `mla_use_output_gate` (K3) a g_proj of heads x
+      v_head_dim (mla.py:222-234 fuses it with q_a/kv_a, :279 alone).
+    - MoE (transformers KimiLinearMoE; vLLM model.py:437-560): a router (vLLM's GateLinear keeps the model dtype,
+      :437-443; transformers keeps it in float32), its float32 `e_score_correction_bias` (:445-447; a buffer in
+      transformers), routed experts and `num_shared_experts` x moe_intermediate_size shared experts. With
+      `routed_expert_hidden_size` (K3's latent MoE) the experts work at that width, between
+      routed_expert_down_proj (hidden -> latent), an RMSNorm with `latent_moe_use_norm` and routed_expert_up_proj
+      (:476-500, :532-547); both projections take the checkpoint's quantization.
+    - `attn_res_block_size` (K3's attention residuals, model.py:796-821, :1004-1015): per layer two norms and two
+      hidden -> 1 projections (built with quant_config=None: never quantized, role "other"), and one of each before
+      the final norm.
+
+    The head is never tied. The MTP layers (`num_nextn_predict_layers`) are not counted; vLLM's TP padding of narrow experts (model.py:
+    419-428) and of the fused KDA input projection (kda.py:643-652) is no checkpoint tensor."""
+    h, heads, layers = fields.hidden_size(cfg), fields.num_heads(cfg), fields.num_layers(cfg)
+    vocab, f32 = _vocab(cfg), "float32"
+    kinds = kimi_linear_kinds(cfg)
+    state = kda_state(cfg)
+    k_heads, k_dim, _ = state.ssm_shape
+    proj, kernel = k_heads * k_dim, state.conv_kernel
+    raw_linear = cfg.get("linear_attn_config")
+    full_rank_gate = bool(raw_linear.get("use_full_rank_gate")) if isinstance(raw_linear, dict) else False
+    kv_rank, rope = positive_int(cfg, "kv_lora_rank"), positive_int(cfg, "qk_rope_head_dim")
+    nope, v_dim = positive_int(cfg, "qk_nope_head_dim"), positive_int(cfg, "v_head_dim")
+    q_rank = positive_int(cfg, "q_lora_rank", default=None)
+    bias, gate = bool(cfg.get("attention_bias", False)), bool(cfg.get("mla_use_output_gate"))
+    moe_layers = _kimi_linear_moe_layers(cfg, layers)
+    res_block = cfg.get("attn_res_block_size")
+    latent = positive_int(cfg, "routed_expert_hidden_size", default=None)
+    t = [Tensor("model.embed_tokens.weight", (vocab, h), "embedding")]
+    for i, kind in enumerate(kinds):
+        p, a = f"model.layers.{i}", f"model.layers.{i}.self_attn"
+        if kind == L.STATE:
+            t += _linear(f"{a}.q_proj", proj, h) + _linear(f"{a}.k_proj", proj, h) + _linear(f"{a}.v_proj", proj, h)
+            t.append(Tensor(f"{a}.conv1d.weight", (3 * proj, 1, kernel), "other", f32))
+            t += _linear(f"{a}.f_a_proj", k_dim, h) + _linear(f"{a}.f_b_proj", proj, k_dim)
+            t += [Tensor(f"{a}.dt_bias", (proj,), "other", f32), Tensor(f"{a}.A_log", (k_heads,), "other", f32)]
+            t += _linear(f"{a}.b_proj", k_heads, h)
+            if full_rank_gate:
+                t += _linear(f"{a}.g_proj", proj, h)
+            else:
+                t += _linear(f"{a}.g_a_proj", k_dim, h) + _linear(f"{a}.g_b_proj", proj, k_dim)
+            t += _norm(f"{a}.o_norm", k_dim, 1) + _linear(f"{a}.o_proj", h, proj)
+        else:
+            if q_rank:
+                t += _linear(f"{a}.q_a_proj", q_rank, h, bias) + _norm(f"{a}.q_a_layernorm", q_rank, 1)
+                t += _linear(f"{a}.q_b_proj", heads * (nope + rope), q_rank)
+            else:
+                t += _linear(f"{a}.q_proj", heads * (nope + rope), h)
+            t += _linear(f"{a}.kv_a_proj_with_mqa", kv_rank + rope, h, bias)
+            t += _norm(f"{a}.kv_a_layernorm", kv_rank, 1) + _linear(f"{a}.kv_b_proj", heads * (nope + v_dim), kv_rank)
+            if gate:
+                t += _linear(f"{a}.g_proj", heads * v_dim, h)
+            t += _linear(f"{a}.o_proj", h, heads * v_dim, bias)
+        m = f"{p}.mlp"
+        if moe_layers[i]:
+            experts, inter = _num_experts(cfg), positive_int(cfg, "moe_intermediate_size")
+            t += _linear(f"{m}.gate", experts, h, role="router")
+            t.append(Tensor(f"{m}.gate.e_score_correction_bias", (experts,), "buffer", f32))
+            t += _experts(f"{m}.experts", experts, latent or h, inter)
+            shared = _kimi_shared_experts(cfg)
+            if shared:
+                t += _gated(f"{m}.shared_experts", h, inter * shared)
+            if latent:
+                t += _linear(f"{m}.routed_expert_down_proj", latent, h)
+                if cfg.get("latent_moe_use_norm"):
+                    t += _norm(f"{m}.routed_expert_norm", latent, 1)
+                t += _linear(f"{m}.routed_expert_up_proj", h, latent)
+        else:
+            t += _gated(m, h, fields.intermediate_size(cfg))
+        t += _norm(f"{p}.input_layernorm", h, 1) + _norm(f"{p}.post_attention_layernorm", h, 1)
+        if res_block is not None:
+            t += _norm(f"{p}.self_attention_res_norm", h, 1) + _norm(f"{p}.mlp_res_norm", h, 1)
+            t += _linear(f"{p}.self_attention_res_proj", 1, h, role="other")
+            t += _linear(f"{p}.mlp_res_proj", 1, h, role="other")
+    t += _norm("model.norm", h, 1)
+    if res_block is not None:
+        t += _norm("model.output_attn_res_norm", h, 1) + _linear("model.output_attn_res_proj", 1, h, role="other")
+    # never tied: transformers' KimiLinearForCausalLM has `_tied_weights_keys = {}`, vLLM builds its own lm_head
+    # (model.py:1422-1428) whatever `tie_word_embeddings` says
+    return t + _lm_head("lm_head", vocab, h, False)
+
+
+# ---- MiniMax-M3 (issue 12): transformers 5.24 modeling_minimax_m3_vl.py (MiniMaxM3VLForCausalLM, the text model)
+# and vLLM 0.33's models/minimax_m3/nvidia/model.py
+
+
+def _minimax_m3_layer_flags(cfg: dict[str, Any], key: str, layers: int, default: bool) -> list[bool]:
+    """A per-layer 0/1 list of the config (`moe_layer_freq`, `sparse_attention_freq`), `default` when absent."""
+    listed = cfg.get(key)
+    if listed is None:
+        return [default] * layers
+    if not isinstance(listed, list) or len(listed) != layers:
+        raise ConfigError(f"config `{key}` must list {layers} entries of 0 or 1", hint="fix config.json")
+    return [bool(f) for f in listed]
+
+
+def _minimax_m3(cfg: dict[str, Any], family: Family) -> list[Tensor]:
+    """MiniMax-M3's language model. Per layer: q/k/v/o without biases and per-head q_norm / k_norm
+    (MiniMaxM3VLAttention, modeling_minimax_m3_vl.py:408-431); on the layers `sparse_attention_config.
+    sparse_attention_freq` marks, the lightning indexer's q_proj (index heads x index dim), k_proj (one index key),
+    q_norm and k_norm (:543-551; vLLM fuses them into qkv_proj, nvidia/model.py:443-455, and never builds the
+    index value / output projections); where `moe_layer_freq` is 1 (all layers when absent; :649 and vLLM :110-115)
+    a router (vLLM keeps it in float32, :230-239), its float32 `e_score_correction_bias` (a buffer in transformers,
+    :241; vLLM :218-228), routed experts of `intermediate_size` (:194-203; vLLM :251-262) and one shared expert of
+    `shared_intermediate_size` (:261; vLLM intermediate_size x n_shared_experts, :241-249: a config where they
+    differ is refused), elsewhere a dense MLP of `dense_intermediate_size` (:175-182; vLLM :747-752); two norms.
+    The `mtp.*` modules are not built (`_keys_to_ignore_on_load_unexpected`, :700); the head is tied only with
+    `tie_word_embeddings` (:871). vLLM supports `attention_output_gate` false only (nvidia/model.py:3-9)."""
+    h, heads, kv, layers = (
+        fields.hidden_size(cfg),
+        fields.num_heads(cfg),
+        fields.num_kv_heads(cfg),
+        fields.num_layers(cfg),
+    )
+    hd, vocab, f32 = fields.head_dim(cfg, family), _vocab(cfg), "float32"
+    if cfg.get("attention_output_gate"):
+        raise UnsupportedArchitecture(
+            "minimax_m3 config with `attention_output_gate`: neither transformers 5.24 nor vLLM 0.33 builds its gate",
+            hint="report the model at kvplan's issue tracker",
+        )
+    raw_sparse = cfg.get("sparse_attention_config")
+    sparse_cfg: dict[str, Any] = raw_sparse if isinstance(raw_sparse, dict) else {}
+    sparse = _minimax_m3_layer_flags(sparse_cfg, "sparse_attention_freq", layers, False)
+    moe = _minimax_m3_layer_flags(cfg, "moe_layer_freq", layers, True)
+    inter = fields.intermediate_size(cfg)
+    t = [Tensor("model.embed_tokens.weight", (vocab, h), "embedding")]
+    for i in range(layers):
+        p, a = f"model.layers.{i}", f"model.layers.{i}.self_attn"
+        t += _linear(f"{a}.q_proj", heads * hd, h) + _linear(f"{a}.k_proj", kv * hd, h)
+        t += _linear(f"{a}.v_proj", kv * hd, h) + _linear(f"{a}.o_proj", h, heads * hd)
+        t += _norm(f"{a}.q_norm", hd, 1) + _norm(f"{a}.k_norm", hd, 1)
+        if sparse[i]:
+            x = f"{a}.indexer"
+            i_heads = positive_int(sparse_cfg, "sparse_num_index_heads", default=positive_int(cfg, "index_n_heads"))
+            i_dim = positive_int(sparse_cfg, "sparse_index_dim", default=positive_int(cfg, "index_head_dim"))
+            t += _linear(f"{x}.q_proj", i_heads * i_dim, h) + _linear(f"{x}.k_proj", i_dim, h)
+            t += _norm(f"{x}.q_norm", i_dim, 1) + _norm(f"{x}.k_norm", i_dim, 1)
+        m = f"{p}.mlp"
+        if moe[i]:
+            experts = _num_experts(cfg)
+            shared = positive_int(cfg, "shared_intermediate_size")
+            vllm_shared = inter * int(cfg.get("n_shared_experts") or 0)
+            if shared != vllm_shared:
+                raise UnsupportedArchitecture(
+                    f"minimax_m3 config: transformers builds a shared expert of `shared_intermediate_size` {shared}, "
+                    f"vLLM one of intermediate_size x n_shared_experts = {vllm_shared}",
+                    hint="fix shared_intermediate_size or n_shared_experts in config.json",
+                )
+            t += [Tensor(f"{m}.gate.weight", (experts, h), "router", f32)]
+            t.append(Tensor(f"{m}.gate.e_score_correction_bias", (experts,), "buffer", f32))
+            t += _experts(f"{m}.experts", experts, h, inter) + _gated(f"{m}.shared_experts", h, shared)
+        else:
+            t += _gated(m, h, positive_int(cfg, "dense_intermediate_size"))
+        t += _norm(f"{p}.input_layernorm", h, 1) + _norm(f"{p}.post_attention_layernorm", h, 1)
+    return t + _norm("model.norm", h, 1) + _lm_head("lm_head", vocab, h, _tied(cfg))
+
+
 # Weights layouts by the names the family table uses (kvplan.core.families.Family.weights): (config with the
 # family's defaults, family) -> tensors. Which model_types use which layout is the table's business, not this one's.
 LAYOUTS: dict[str, Callable[[dict[str, Any], Family], list[Tensor]]] = {
@@ -1364,6 +1588,8 @@ LAYOUTS: dict[str, Callable[[dict[str, Any], Family], list[Tensor]]] = {
     "qwen3_vl_text": _qwen3_vl,
     "qwen3_vl_moe_text": _qwen3_vl,
     "deepseek_v4": _deepseek_v4,
+    "kimi_linear": _kimi_linear,
+    "minimax_m3": _minimax_m3,
 }
 
 

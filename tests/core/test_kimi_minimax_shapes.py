@@ -78,8 +78,19 @@ def test_minimax_m2_refuses_lightning_entries_in_attn_type_list():
 
 
 def test_minimax_m3_is_refused_naming_the_index_key_cache():
-    with pytest.raises(UnsupportedArchitecture, match="index-key side cache"):
+    with pytest.raises(UnsupportedArchitecture, match="index-key side cache") as info:
         model_shape(load_config("MiniMaxAI__MiniMax-M3"))
+    assert "MiniMaxM3ForCausalLM" in str(info.value)  # the architecture neither vLLM nor SGLang registers
+
+
+def test_minimax_m3_vl_wrapper_is_refused_by_name_not_read_as_its_text_alone():
+    """transformers 5.24 knows MiniMax-M3 as minimax_m3_vl around a minimax_m3_vl_text model (configuration_
+    minimax_m3_vl.py), vLLM 0.33 as minimax_m3_vl (transformers_utils/config.py:155): both spellings reach the
+    same refusal."""
+    text = {**load_config("MiniMaxAI__MiniMax-M3"), "model_type": "minimax_m3_vl_text"}
+    for config in (text, {"model_type": "minimax_m3_vl", "text_config": text, "vision_config": {}}):
+        with pytest.raises(UnsupportedArchitecture, match="index-key side cache"):
+            model_shape(config)
 
 
 def test_minimax_lightning_layers_hold_a_heads_x_dim_x_dim_state():

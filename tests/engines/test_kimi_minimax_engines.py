@@ -150,3 +150,47 @@ def test_engines_kvplan_has_not_read_refuse_kda_and_lightning(name):
     for engine in (LlamaCppEngine(), TensorRtLlmEngine()):
         with pytest.raises(UsageError, match="kvplan has not read"):
             engine.stage_costs(shape.caches(), Request(100, 1, "bfloat16", "bfloat16"))
+
+
+def _k3_expert_padding(tp: int) -> int:
+    """vllm-0.33.0/vllm/models/kimi_k3/nvidia/model.py:419-428: moe_intermediate_size 3072 / TP 16 = 192 is below
+    the 256 minimum, so every expert is built 256 x 16 = 4096 wide (:532-560), split over the 16 ranks. K3's experts
+    are MXFP4 (uint8 values [out, in/2] and e8m0 scales [out, in/32]): w13 (2 x 4096 rows of the 3584-wide latent)
+    and w2 (3584 rows of 4096), on its 92 MoE layers."""
+    text = K3["text_config"]
+    experts, inter, latent = text["num_experts"], text["moe_intermediate_size"], text["routed_expert_hidden_size"]
+    layers = text["num_hidden_layers"] - text["first_k_dense_replace"]
+    padded = 256 * tp
+
+    def mxfp4(out: int, inp: int) -> int:
+        return out * inp // 2 + out * inp // 32
+
+    def held(width: int) -> int:
+        return layers * experts * (2 * mxfp4(width, latent) + mxfp4(latent, width))
+
+    return (held(padded) - held(inter)) // tp
+
+
+def test_vllm_pads_kimi_experts_below_256_a_rank_without_expert_parallelism():
+    from kvplan.engines.vllm import kimi_moe_padding
+    from kvplan.weights.stored import expert_weight_bytes
+
+    experts = expert_weight_bytes(K3)
+    assert kimi_moe_padding(K3, 16, 16, experts, False)[0] == _k3_expert_padding(16)
+    assert kimi_moe_padding(K3, 8, 8, experts, False)[0] == 0  # 3072 / 8 = 384: no padding
+    assert kimi_moe_padding(K3, 16, 1, experts, True)[0] == 0  # expert parallelism: experts whole, unpadded
+    assert kimi_moe_padding(load_config("deepseek-ai__DeepSeek-V3"), 16, 16, 10**12, False)[0] == 0
+
+
+def test_vllm_recommend_charges_the_kimi_expert_padding_to_the_weights():
+    from kvplan.planning.recommend import recommend
+
+    def weights_term(**kwargs) -> int:
+        plan = recommend("moonshotai/Kimi-K3", gpu_profile="h200", max_model_len=32768, offline=True, **kwargs)
+        (term,) = (t for t in plan.to_dict()["budget"] if t["name"] == "weights")
+        return -term["bytes"]
+
+    from kvplan.weights.stored import weight_bytes
+
+    assert weights_term(tp=16) == weight_bytes(K3) // 16 + _k3_expert_padding(16)
+    assert weights_term(tp=8, pp=2) == weight_bytes(K3) // 16

@@ -18,8 +18,9 @@ from conftest import TINY_LLAMA as TINY
 from conftest import all_config_names, load_config
 
 # model_types that only exist as remote code (trust_remote_code), so transformers cannot build them natively.
-# (hunyuan: Hunyuan-A13B's own code; transformers' hunyuan_v1_moe port reads other config fields, see below.)
-REMOTE_CODE = {"chatglm", "baichuan", "internlm2", "minicpm", "hunyuan"}
+# (hunyuan: Hunyuan-A13B's own code; transformers' hunyuan_v1_moe port reads other config fields, see below;
+# kimi_k3: Kimi K3's wrapper, counted from vLLM's modelling code in tests/weights/test_kimi_linear_weights.py.)
+REMOTE_CODE = {"chatglm", "baichuan", "internlm2", "minicpm", "hunyuan", "kimi_k3"}
 NATIVE = [n for n in all_config_names() if load_config(n)["model_type"] not in REMOTE_CODE]
 
 
