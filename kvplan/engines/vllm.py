@@ -2009,6 +2009,7 @@ TOWER_MODALITIES: dict[str, tuple[str, ...]] = {
     "gemma3": ("image",),
     "mistral3": ("image",),
     "lfm2_vl": ("image",),
+    "llama4": ("image",),  # mllama4.py:765 _mark_tower_model(vllm_config, "image")
     "qwen3_vl": ("image", "video"),
     "qwen3_vl_moe": ("image", "video"),
     "qwen3_5": ("image", "video"),

@@ -9,7 +9,9 @@ from kvplan.weights.encoders import ENCODERS, encoder_parameters, has_encoders
 
 from conftest import all_config_names, load_config
 
-WRAPPERS = [n for n in all_config_names() if load_config(n).get("model_type") in ENCODERS]
+# wrappers with a tower in their config (the trimmed Llama-4-Maverick copy holds no vision_config: kvplan counts
+# nothing there, while transformers would build its default tower)
+WRAPPERS = [n for n in all_config_names() if load_config(n).get("model_type") in ENCODERS and has_encoders(load_config(n))]
 
 
 def meta_encoder_count(d: dict) -> int:
@@ -22,7 +24,10 @@ def meta_encoder_count(d: dict) -> int:
     with torch.device("meta"):
         model = transformers.AutoModelForImageTextToText.from_config(cfg)
     return sum(
-        p.numel() for name, p in model.named_parameters() if not name.startswith(("model.language_model.", "lm_head."))
+        p.numel()
+        for name, p in model.named_parameters()
+        # Llama 4's wrapper names its language model `language_model.` (no `model.` prefix)
+        if not name.startswith(("model.language_model.", "language_model.", "lm_head."))
     )
 
 
@@ -89,3 +94,14 @@ def test_text_models_have_none_and_unknown_wrappers_are_not_counted():
     assert not has_encoders(llama) and encoder_parameters(llama) == 0
     gemma4 = load_config("google__gemma-4-26B-A4B")  # vision + audio towers: no layout
     assert has_encoders(gemma4) and encoder_parameters(gemma4) is None
+
+
+@pytest.mark.torch
+def test_llama4_scout_vision_tower_matches_transformers_meta_count():
+    """Llama-4-Scout's vision model and projector (the catalog config's `vision_config`) against transformers 5.24's
+    meta-device Llama4ForConditionalGeneration, its language model cut to one layer (the count outside it does not
+    depend on the layers; the projector reads the text hidden size): 871,932,416 parameters, 1.62 GiB in bf16, of
+    which vLLM holds 1/TP per GPU (mllama4.py:752-790, split unless mm_encoder_tp_mode is "data")."""
+    config = load_config("meta-llama__Llama-4-Scout-17B-16E-Instruct")
+    small = {**config, "text_config": {**config["text_config"], "num_hidden_layers": 1}}
+    assert encoder_parameters(config) == 871_932_416 == meta_encoder_count(small)
