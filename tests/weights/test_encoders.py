@@ -11,7 +11,9 @@ from conftest import all_config_names, load_config
 
 # wrappers with a tower in their config (the trimmed Llama-4-Maverick copy holds no vision_config: kvplan counts
 # nothing there, while transformers would build its default tower)
-WRAPPERS = [n for n in all_config_names() if load_config(n).get("model_type") in ENCODERS and has_encoders(load_config(n))]
+WRAPPERS = [
+    n for n in all_config_names() if load_config(n).get("model_type") in ENCODERS and has_encoders(load_config(n))
+]
 
 
 def meta_encoder_count(d: dict) -> int:
