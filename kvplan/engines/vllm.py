@@ -2010,12 +2010,23 @@ TOWER_MODALITIES: dict[str, tuple[str, ...]] = {
     "mistral3": ("image",),
     "lfm2_vl": ("image",),
     "llama4": ("image",),  # mllama4.py:765 _mark_tower_model(vllm_config, "image")
+    "gemma4": ("image", "video"),  # gemma4_mm.py:1101 (the audio tower, :1121, is not counted)
     "qwen3_vl": ("image", "video"),
     "qwen3_vl_moe": ("image", "video"),
     "qwen3_5": ("image", "video"),
     "qwen3_5_moe": ("image", "video"),
 }
 DEFAULT_MM_LIMIT = 999  # config/multimodal.py:705-707
+# Wrappers whose towers vLLM keeps whole on every TP rank (the others' towers use its parallel linears, split over
+# TP unless --mm-encoder-tp-mode data): Gemma 4 builds transformers' tower and replaces each nn.Linear with a
+# "replicate" one (model_executor/models/gemma4_mm.py:1101-1112, models/transformers/utils.py:301-325), its
+# embedder a ReplicatedLinear (gemma4_mm.py:1010-1016).
+REPLICATED_TOWERS = frozenset({"gemma4"})
+
+
+def tower_split(config: dict[str, Any], tp: int) -> int:
+    """Over how many GPUs vLLM splits the towers and projectors: 1 for REPLICATED_TOWERS, else TP."""
+    return 1 if str(config.get("model_type")) in REPLICATED_TOWERS else tp
 
 
 def parse_limit_mm_per_prompt(value: object) -> dict[str, int]:
@@ -2261,6 +2272,9 @@ class VllmServing(ServingModel):
     utilization_help = "vLLM fraction of total memory (default 0.92 from vLLM 0.20, 0.9 before)"
     online_quantization = True  # --quantization fp8_per_tensor|... (kvplan.weights.stored.ONLINE_QUANTIZATIONS)
 
+    def encoder_split(self, config: dict[str, Any], tp: int) -> int:
+        return tower_split(config, tp)
+
     def default_utilization(self, memory_bytes: int, tp: int, pp: int, version: str | None = None) -> float:
         """vLLM's default gpu_memory_utilization in release `version` (config/cache.py)."""
         return vllm_behaviour(version).default_gpu_memory_utilization
@@ -2393,10 +2407,15 @@ class VllmServing(ServingModel):
             terms.append(
                 BudgetTerm(
                     "multimodal_weights",
-                    -(b.encoder_weights // b.tp),
-                    f"vision tower + projector from the config (kvplan.weights.encoders) / tp {b.tp}, on every "
-                    "stage; vLLM builds them unless --limit-mm-per-prompt sets each of their modalities to 0 "
-                    "(model_executor/models/interfaces.py:347-398 _mark_tower_model)",
+                    -(b.encoder_weights // tower_split(b.config, b.tp)),
+                    "vision tower + projector from the config (kvplan.weights.encoders) "
+                    + (
+                        f"/ tp {b.tp}"
+                        if tower_split(b.config, b.tp) == b.tp
+                        else "whole on every GPU (vLLM replicates this wrapper's towers: gemma4_mm.py:1101-1112)"
+                    )
+                    + ", on every stage; vLLM builds them unless --limit-mm-per-prompt sets each of their modalities "
+                    "to 0 (model_executor/models/interfaces.py:347-398 _mark_tower_model)",
                 )
             )
         if b.lora is not None:

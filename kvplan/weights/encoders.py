@@ -171,6 +171,44 @@ def _llama4_vision(v: dict[str, Any], prefix: str) -> list[Tensor]:
     return t + _linear(f"{prefix}.vision_adapter.mlp.fc2", out, out, False)
 
 
+def _gemma4_vision(v: dict[str, Any], prefix: str) -> list[Tensor]:
+    """Gemma4VisionModel (transformers modeling_gemma4.py): the patch embedder (a bias-free Linear over 3 x patch x
+    patch pixels and a (2, position_embedding_size, hidden) table of x and y positions), `num_hidden_layers` layers
+    of four RMSNorms, bias-free q/k/v/o (clippable Linears: their clip bounds are buffers), q and k RMSNorms over the
+    head dim (v's has no weight), and a gated MLP. The pooler has no parameters; `standardize`'s bias and scale are
+    buffers."""
+    h, inter = positive_int(v, "hidden_size"), positive_int(v, "intermediate_size")
+    heads = positive_int(v, "num_attention_heads")
+    kv, hd = positive_int(v, "num_key_value_heads", default=heads), positive_int(v, "head_dim", default=h // heads)
+    patch = positive_int(v, "patch_size")
+    t = _linear(f"{prefix}.patch_embedder.input_proj", h, 3 * patch * patch, False)
+    t += [
+        Tensor(
+            f"{prefix}.patch_embedder.position_embedding_table",
+            (2, positive_int(v, "position_embedding_size"), h),
+            "embedding",
+        )
+    ]
+    for i in range(positive_int(v, "num_hidden_layers")):
+        p = f"{prefix}.encoder.layers.{i}"
+        for n in (
+            "input_layernorm",
+            "post_attention_layernorm",
+            "pre_feedforward_layernorm",
+            "post_feedforward_layernorm",
+        ):
+            t += _rmsnorm(f"{p}.{n}", h)
+        t += _linear(f"{p}.self_attn.q_proj.linear", heads * hd, h, False)
+        t += _linear(f"{p}.self_attn.k_proj.linear", kv * hd, h, False)
+        t += _linear(f"{p}.self_attn.v_proj.linear", kv * hd, h, False)
+        t += _linear(f"{p}.self_attn.o_proj.linear", h, heads * hd, False)
+        t += _rmsnorm(f"{p}.self_attn.q_norm", hd) + _rmsnorm(f"{p}.self_attn.k_norm", hd)
+        for x in ("gate_proj", "up_proj"):
+            t += _linear(f"{p}.mlp.{x}.linear", inter, h, False)
+        t += _linear(f"{p}.mlp.down_proj.linear", h, inter, False)
+    return t
+
+
 # ----------------------------------------------------------------------------------------------- wrappers
 
 
@@ -241,8 +279,21 @@ def _llama4(cfg: dict[str, Any], text: dict[str, Any]) -> list[Tensor]:
     )
 
 
-# The layouts by the wrapper's model_type: (raw config, language model config) -> tensors.
-ENCODERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Tensor]]] = {
+def _gemma4(cfg: dict[str, Any], text: dict[str, Any]) -> list[Tensor] | None:
+    """Gemma4ForConditionalGeneration (transformers modeling_gemma4.py): the Gemma 4 vision model and
+    Gemma4MultimodalEmbedder, a bias-free (vision hidden -> text hidden) Linear after a weightless RMSNorm. None
+    (not counted) for a checkpoint with an `audio_config`: kvplan has no layout for Gemma 4's audio tower."""
+    if isinstance(cfg.get("audio_config"), dict):
+        return None
+    v = cfg["vision_config"]
+    width = positive_int(v, "output_proj_dims", default=positive_int(v, "hidden_size"))
+    return _gemma4_vision(v, "model.vision_tower") + _linear(
+        "model.embed_vision.embedding_projection", positive_int(text, "hidden_size"), width, False
+    )
+
+
+# The layouts by the wrapper's model_type: (raw config, language model config) -> tensors (None: not counted).
+ENCODERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Tensor] | None]] = {
     "gemma3": _gemma3,
     "mistral3": _mistral3,
     "qwen3_vl": _qwen3_vl,
@@ -251,6 +302,7 @@ ENCODERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Tensor]]] = 
     "qwen3_5_moe": _qwen3_vl,
     "lfm2_vl": _lfm2_vl,
     "llama4": _llama4,
+    "gemma4": _gemma4,
 }
 _ENCODER_KEYS = ("vision_config", "audio_config")
 
