@@ -99,7 +99,8 @@ def _quantized(case: dict, config: dict) -> bool:
 def _terms(rec) -> dict[str, float]:
     """kvplan's budget terms in GiB per GPU, grouped as vLLM's memory-profiling line prints them."""
     groups = {
-        "weights": ("weights", "multimodal_weights", "speculative_draft_weights", "lora", "eplb_buffer"),
+        # what vLLM's "Model loading took" holds: the parameters and the buffers built with them (rope tables)
+        "weights": ("weights", "multimodal_weights", "speculative_draft_weights", "lora", "eplb_buffer", "rope_cache"),
         "activation": ("activation_peak", "encoder_cache"),
         "non_torch": ("non_torch",),
         "cudagraph": ("cudagraph",),
@@ -202,7 +203,9 @@ def main() -> None:
                     print(f"skip {case['id']} ({origin}): {exc.message}")
                     continue
                 if r.get("weights_gib"):  # the same plan with the logged weights: the overhead model alone
-                    given = plan(weights_bytes=int(r["weights_gib"] * GIB) * tp * pp)
+                    # the logged load holds vLLM's rope tables, which kvplan's budget adds beside the weights
+                    rope = -sum(t.bytes for t in rec.budget if t.name == "rope_cache")
+                    given = plan(weights_bytes=(int(r["weights_gib"] * GIB) - rope) * tp * pp)
                     overhead_rows.append(
                         {
                             "id": case["id"],

@@ -2017,6 +2017,53 @@ TOWER_MODALITIES: dict[str, tuple[str, ...]] = {
     "qwen3_5_moe": ("image", "video"),
 }
 DEFAULT_MM_LIMIT = 999  # config/multimodal.py:705-707
+
+# vLLM's rotary embeddings keep their cos/sin table on the GPU as a non-persistent buffer, outside the checkpoint
+# and inside "Model loading took": [positions, rotary_dim] in the model dtype (torch's default dtype while the
+# model is built), built once per distinct rope setup and shared by the layers (get_rope caches it: vllm-0.33.0
+# model_executor/layers/rotary_embedding/__init__.py:29, :84-85, :351; the table: base.py:58-63, :94-103).
+# Positions: max_position_embeddings for the default and llama3 ropes (__init__.py:112, :148-155; :167-183), times
+# the factor for linear scaling (:188-198, linear_scaling_rope.py:86-91). Gemma 3's sliding layers build a second, default rope
+# (gemma3.py:157-163, config.rope_parameters[layer_type]). Other rope types (YaRN, NTK, longrope, ...): not modelled.
+ROPE_TABLE_SCALES = {"default": False, "llama3": False, "linear": True}
+
+
+def rope_table_bytes(config: dict[str, Any], dtype: str) -> int | None:
+    """Bytes of the rope tables vLLM keeps on every GPU (0: the model has no rope; None: a rope type kvplan does not
+    model)."""
+    text = language_config(config) if isinstance(config, dict) else {}
+    positions = text.get("max_position_embeddings")
+    if not isinstance(positions, int) or positions <= 0:
+        return None
+    params = text.get("rope_parameters") or text.get("rope_scaling") or {}
+    if not isinstance(params, dict):
+        return None
+    if params and all(isinstance(v, dict) for v in params.values()):  # per layer type (transformers 5)
+        setups = list(params.values())
+    else:
+        setups = [params]
+        if text.get("rope_local_base_freq"):  # Gemma 3's sliding layers: a default rope of their own base
+            setups.append({"rope_type": "default", "rope_theta": text["rope_local_base_freq"]})
+    heads = text.get("num_attention_heads")
+    head_dim = text.get("head_dim") or (text.get("hidden_size", 0) // heads if isinstance(heads, int) and heads else 0)
+    if not isinstance(head_dim, int) or head_dim <= 0:
+        return None
+    total, seen = 0, set()
+    for p in setups:
+        kind = str(p.get("rope_type") or p.get("type") or "default")
+        if kind not in ROPE_TABLE_SCALES:
+            return None
+        factor = float(p.get("factor", 1.0)) if ROPE_TABLE_SCALES[kind] else 1.0
+        partial = float(p.get("partial_rotary_factor") or text.get("partial_rotary_factor") or 1.0)
+        rotary = int(head_dim * partial)
+        key = (kind, factor, rotary, repr(sorted(p.items(), key=str)))
+        if key in seen:
+            continue
+        seen.add(key)
+        total += int(int(positions * factor) * rotary * DTYPE_BYTES[dtype])
+    return total
+
+
 # Wrappers whose towers vLLM keeps whole on every TP rank (the others' towers use its parallel linears, split over
 # TP unless --mm-encoder-tp-mode data): Gemma 4 builds transformers' tower and replaces each nn.Linear with a
 # "replicate" one (model_executor/models/gemma4_mm.py:1101-1112, models/transformers/utils.py:301-325), its
@@ -2384,6 +2431,16 @@ class VllmServing(ServingModel):
             )
         if shards is not None and b.layout.redundant_experts and shards.ep_size > 1:
             terms.append(self._eplb_buffer(b, shards))
+        rope = rope_table_bytes(b.config, b.dtype)
+        if rope:
+            terms.append(
+                BudgetTerm(
+                    "rope_cache",
+                    -rope,
+                    "the rotary embeddings' cos/sin tables, max_position_embeddings (x a linear factor) x rotary dim "
+                    "in the model dtype, whole on every GPU (model_executor/layers/rotary_embedding/base.py:58-63)",
+                )
+            )
         spec = b.speculative
         if spec is not None and spec.draft_weights:
             terms.append(
