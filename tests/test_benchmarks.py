@@ -14,11 +14,11 @@ from conftest import ROOT
 
 
 def test_recommend_budget_error_runs_and_stays_accurate():
-    """Issue 13's proof over both calibration files. The figures are pinned at today's values (each a regression
-    guard, not a fitted target): the known-version unquantized median within 1 %, Gemma-3-27B-it within 1 GiB (its
-    vision tower counted), the MoE logs within 0.1 GiB (the fused-MoE workspace), Llama-3.1-8B in fp32 no worse
-    than the 0.37 GiB before, Llama-4-Scout no worse than 2.7 GiB (3.08 before its vision tower was counted; the
-    rest is weights vLLM holds beyond the parameters, not modelled)."""
+    """Issue 13's proof over both calibration files: on unquantized cases with a known version, median within 1 %
+    and none off by more than 1.5 GiB. The case figures are pinned near today's values (regression guards, none a
+    fitted target): Gemma-3-27B-it within 0.25 GiB (its vision tower and rope tables counted), Llama-4-Scout within
+    0.3 GiB (3.08 before its vision tower and its 2.5 GiB rope table were counted), the MoE logs within 0.1 GiB
+    (the fused-MoE workspace), Llama-3.1-8B in fp32 no worse than the 0.37 GiB before."""
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "recommend_budget_error.py")],
         capture_output=True,
@@ -33,7 +33,7 @@ def test_recommend_budget_error_runs_and_stays_accurate():
     )
     assert match, out[-2000:]
     cases, median, median_pct, worst = int(match[1]), float(match[2]), float(match[3]), float(match[4])
-    assert cases >= 28 and median <= 0.08 and median_pct <= 1.0 and worst <= 2.7, (cases, median, median_pct, worst)
+    assert cases >= 28 and median <= 0.08 and median_pct <= 1.0 and worst <= 1.5, (cases, median, median_pct, worst)
     assert re.search(r"^unquantized, vLLM 0\.19\.0: \d+ cases", out, re.M), out[-2000:]
     assert re.search(r"^quantized checkpoints \(planned from the base config\): \d+ cases", out, re.M), out[-2000:]
     # both files are read: every vLLM case of the 2026 file is planned or skipped with its reason
@@ -42,11 +42,11 @@ def test_recommend_budget_error_runs_and_stays_accurate():
         m.group(1): float(m.group(2))
         for m in re.finditer(r"^(\S+)\s+20(?:25|26)\s+\S+\s+[\d.]+\s+[\d.]+\s+([+-][\d.]+)", out, re.M)
     }
-    assert abs(errors["llmd-v0190-google-gemma-3-27b-it-h100-80gb-tp1pp1dp1-8192"]) <= 1.0, errors
+    assert abs(errors["llmd-v0190-google-gemma-3-27b-it-h100-80gb-tp1pp1dp1-8192"]) <= 0.25, errors
     assert abs(errors["llmd-v0190-mistralai-mixtral-8x7b-i-h100-80gb-tp2pp1dp1-8192"]) <= 0.1, errors
     assert abs(errors["llmd-v0190-qwen-qwen3-30b-a3b-h100-80gb-tp1pp1dp1-8192"]) <= 0.1, errors
     assert abs(errors["llmd-v0190-meta-llama-llama-3-1-8b-h100-80gb-tp1pp1dp1-8192-dtf32"]) <= 0.37, errors
-    assert abs(errors["llmd-v0190-meta-llama-llama-4-scout-h100-80gb-tp4pp1dp1-8192"]) <= 2.7, errors
+    assert abs(errors["llmd-v0190-meta-llama-llama-4-scout-h100-80gb-tp4pp1dp1-8192"]) <= 0.3, errors
 
 
 def test_gpu_check_cpu_mode_writes_a_json_report_and_a_table(tmp_path):

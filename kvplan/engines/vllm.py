@@ -2042,8 +2042,10 @@ def rope_table_bytes(config: dict[str, Any], dtype: str) -> int | None:
         setups = list(params.values())
     else:
         setups = [params]
-        if text.get("rope_local_base_freq"):  # Gemma 3's sliding layers: a default rope of their own base
-            setups.append({"rope_type": "default", "rope_theta": text["rope_local_base_freq"]})
+        # Gemma 3's sliding layers: a default rope of their own base, always (transformers configuration_gemma3.py
+        # :137-155 builds rope_parameters["sliding_attention"] from rope_local_base_freq, default 10,000)
+        if text.get("rope_local_base_freq") or str(text.get("model_type")) == "gemma3_text":
+            setups.append({"rope_type": "default", "rope_theta": text.get("rope_local_base_freq") or 10000.0})
     heads = text.get("num_attention_heads")
     head_dim = text.get("head_dim") or (text.get("hidden_size", 0) // heads if isinstance(heads, int) and heads else 0)
     if not isinstance(head_dim, int) or head_dim <= 0:
