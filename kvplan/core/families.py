@@ -128,7 +128,8 @@ _TABLE = (
         shape="gemma3",
         weights="gemma3_text",
         aliases=("gemma3",),
-        defaults={**_GEMMA, "vocab_size": 262208},
+        # max_position_embeddings: Gemma3TextConfig's 131,072 (configuration_gemma3.py:81; vLLM's rope tables read it)
+        defaults={**_GEMMA, "vocab_size": 262208, "max_position_embeddings": 131072},
     ),
     Family("olmo", shape="dense", weights="olmo"),
     Family("olmo2", shape="dense", weights="olmo2"),

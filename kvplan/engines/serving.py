@@ -435,6 +435,10 @@ class ServingModel(ServeCommand):
         (None: LoRA off, or the engine keeps none there)."""
         return None
 
+    def encoder_split(self, config: dict[str, Any], tp: int) -> int:
+        """Over how many GPUs the engine splits a multimodal checkpoint's encoders and projectors (default: TP)."""
+        return tp
+
 
 __all__ = [
     "ASYNC_SCHEDULING",

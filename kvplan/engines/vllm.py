@@ -2119,12 +2119,73 @@ TOWER_MODALITIES: dict[str, tuple[str, ...]] = {
     "gemma3": ("image",),
     "mistral3": ("image",),
     "lfm2_vl": ("image",),
+    "llama4": ("image",),  # mllama4.py:765 _mark_tower_model(vllm_config, "image")
+    "gemma4": ("image", "video"),  # gemma4_mm.py:1101 (the audio tower, :1121, is not counted)
     "qwen3_vl": ("image", "video"),
     "qwen3_vl_moe": ("image", "video"),
     "qwen3_5": ("image", "video"),
     "qwen3_5_moe": ("image", "video"),
 }
 DEFAULT_MM_LIMIT = 999  # config/multimodal.py:705-707
+
+# vLLM's rotary embeddings keep their cos/sin table on the GPU as a non-persistent buffer, outside the checkpoint
+# and inside "Model loading took": [positions, rotary_dim] in the model dtype (torch's default dtype while the
+# model is built), built once per distinct rope setup and shared by the layers (get_rope caches it: vllm-0.33.0
+# model_executor/layers/rotary_embedding/__init__.py:29, :84-85, :351; the table: base.py:58-63, :94-103).
+# Positions: max_position_embeddings for the default and llama3 ropes (__init__.py:112, :148-155; :167-183), times
+# the factor for linear scaling (:188-198, linear_scaling_rope.py:86-91). Gemma 3's sliding layers build a second, default rope
+# (gemma3.py:157-163, config.rope_parameters[layer_type]). Other rope types (YaRN, NTK, longrope, ...): not modelled.
+ROPE_TABLE_SCALES = {"default": False, "llama3": False, "linear": True}
+
+
+def rope_table_bytes(config: dict[str, Any], dtype: str) -> int | None:
+    """Bytes of the rope tables vLLM keeps on every GPU (0: the model has no rope; None: a rope type kvplan does not
+    model)."""
+    text = language_config(config) if isinstance(config, dict) else {}
+    positions = text.get("max_position_embeddings")
+    if not isinstance(positions, int) or positions <= 0:
+        return None
+    params = text.get("rope_parameters") or text.get("rope_scaling") or {}
+    if not isinstance(params, dict):
+        return None
+    if params and all(isinstance(v, dict) for v in params.values()):  # per layer type (transformers 5)
+        setups = list(params.values())
+    else:
+        setups = [params]
+        # Gemma 3's sliding layers: a default rope of their own base, always (transformers configuration_gemma3.py
+        # :137-155 builds rope_parameters["sliding_attention"] from rope_local_base_freq, default 10,000)
+        if text.get("rope_local_base_freq") or str(text.get("model_type")) == "gemma3_text":
+            setups.append({"rope_type": "default", "rope_theta": text.get("rope_local_base_freq") or 10000.0})
+    heads = text.get("num_attention_heads")
+    head_dim = text.get("head_dim") or (text.get("hidden_size", 0) // heads if isinstance(heads, int) and heads else 0)
+    if not isinstance(head_dim, int) or head_dim <= 0:
+        return None
+    total, seen = 0, set()
+    for p in setups:
+        kind = str(p.get("rope_type") or p.get("type") or "default")
+        if kind not in ROPE_TABLE_SCALES:
+            return None
+        factor = float(p.get("factor", 1.0)) if ROPE_TABLE_SCALES[kind] else 1.0
+        partial = float(p.get("partial_rotary_factor") or text.get("partial_rotary_factor") or 1.0)
+        rotary = int(head_dim * partial)
+        key = (kind, factor, rotary, repr(sorted(p.items(), key=str)))
+        if key in seen:
+            continue
+        seen.add(key)
+        total += int(int(positions * factor) * rotary * DTYPE_BYTES[dtype])
+    return total
+
+
+# Wrappers whose towers vLLM keeps whole on every TP rank (the others' towers use its parallel linears, split over
+# TP unless --mm-encoder-tp-mode data): Gemma 4 builds transformers' tower and replaces each nn.Linear with a
+# "replicate" one (model_executor/models/gemma4_mm.py:1101-1112, models/transformers/utils.py:301-325), its
+# embedder a ReplicatedLinear (gemma4_mm.py:1010-1016).
+REPLICATED_TOWERS = frozenset({"gemma4"})
+
+
+def tower_split(config: dict[str, Any], tp: int) -> int:
+    """Over how many GPUs vLLM splits the towers and projectors: 1 for REPLICATED_TOWERS, else TP."""
+    return 1 if str(config.get("model_type")) in REPLICATED_TOWERS else tp
 
 
 def parse_limit_mm_per_prompt(value: object) -> dict[str, int]:
@@ -2370,6 +2431,9 @@ class VllmServing(ServingModel):
     utilization_help = "vLLM fraction of total memory (default 0.92 from vLLM 0.20, 0.9 before)"
     online_quantization = True  # --quantization fp8_per_tensor|... (kvplan.weights.stored.ONLINE_QUANTIZATIONS)
 
+    def encoder_split(self, config: dict[str, Any], tp: int) -> int:
+        return tower_split(config, tp)
+
     def default_utilization(self, memory_bytes: int, tp: int, pp: int, version: str | None = None) -> float:
         """vLLM's default gpu_memory_utilization in release `version` (config/cache.py)."""
         return vllm_behaviour(version).default_gpu_memory_utilization
@@ -2481,6 +2545,16 @@ class VllmServing(ServingModel):
             )
         if shards is not None and b.layout.redundant_experts and shards.ep_size > 1:
             terms.append(self._eplb_buffer(b, shards))
+        rope = rope_table_bytes(b.config, b.dtype)
+        if rope:
+            terms.append(
+                BudgetTerm(
+                    "rope_cache",
+                    -rope,
+                    "the rotary embeddings' cos/sin tables, max_position_embeddings (x a linear factor) x rotary dim "
+                    "in the model dtype, whole on every GPU (model_executor/layers/rotary_embedding/base.py:58-63)",
+                )
+            )
         spec = b.speculative
         if spec is not None and spec.draft_weights:
             terms.append(
@@ -2504,10 +2578,15 @@ class VllmServing(ServingModel):
             terms.append(
                 BudgetTerm(
                     "multimodal_weights",
-                    -(b.encoder_weights // b.tp),
-                    f"vision tower + projector from the config (kvplan.weights.encoders) / tp {b.tp}, on every "
-                    "stage; vLLM builds them unless --limit-mm-per-prompt sets each of their modalities to 0 "
-                    "(model_executor/models/interfaces.py:347-398 _mark_tower_model)",
+                    -(b.encoder_weights // tower_split(b.config, b.tp)),
+                    "vision tower + projector from the config (kvplan.weights.encoders) "
+                    + (
+                        f"/ tp {b.tp}"
+                        if tower_split(b.config, b.tp) == b.tp
+                        else "whole on every GPU (vLLM replicates this wrapper's towers: gemma4_mm.py:1101-1112)"
+                    )
+                    + ", on every stage; vLLM builds them unless --limit-mm-per-prompt sets each of their modalities "
+                    "to 0 (model_executor/models/interfaces.py:347-398 _mark_tower_model)",
                 )
             )
         if b.lora is not None:

@@ -997,7 +997,9 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         gpu_memory_utilization=c.utilization if serving.uses_utilization else None,
         weights_bytes=held,
         weights_source=m.weights_source,
-        multimodal_weights_bytes=None if m.encoder_weights is None else m.encoder_weights // i.tp,
+        multimodal_weights_bytes=None
+        if m.encoder_weights is None
+        else m.encoder_weights // serving.encoder_split(m.resolved.config, i.tp),
         available_kv_memory_bytes=fit.available,
         kv_cache_tokens=fit.tokens,
         num_blocks=fit.blocks,

@@ -150,6 +150,65 @@ def _qwen3_vl_vision(v: dict[str, Any], prefix: str) -> list[Tensor]:
     return t
 
 
+def _llama4_vision(v: dict[str, Any], prefix: str) -> list[Tensor]:
+    """Llama4VisionModel (transformers modeling_llama4.py): an unfold patch embedding (a bias-free Linear over
+    3 x patch x patch pixels), a class embedding and `(image_size / patch_size)^2 + 1` learned positions, LayerNorms
+    before and after the encoder, `num_hidden_layers` pre-norm ViT blocks with biased q/k/v/o and a biased GELU MLP,
+    and the pixel-shuffle adapter: two bias-free Linears, intermediate -> projector_input_dim -> projector_output_dim
+    (rotary tables are buffers)."""
+    h, inter = positive_int(v, "hidden_size"), positive_int(v, "intermediate_size")
+    patch, channels = positive_int(v, "patch_size"), positive_int(v, "num_channels", default=3)
+    positions = (positive_int(v, "image_size") // patch) ** 2 + 1
+    t = _linear(f"{prefix}.patch_embedding.linear", h, channels * patch * patch, False)
+    t += [Tensor(f"{prefix}.class_embedding", (h,), "embedding")]
+    t += [Tensor(f"{prefix}.positional_embedding_vlm", (positions, h), "embedding")]
+    t += _layernorm(f"{prefix}.layernorm_pre", h) + _layernorm(f"{prefix}.layernorm_post", h)
+    names = ("input_layernorm", "post_attention_layernorm", "self_attn", "o_proj", "fc1", "fc2")
+    for i in range(positive_int(v, "num_hidden_layers")):
+        t += _vit_block(f"{prefix}.model.layers.{i}", h, inter, False, names)
+    mid, out = positive_int(v, "projector_input_dim"), positive_int(v, "projector_output_dim")
+    t += _linear(f"{prefix}.vision_adapter.mlp.fc1", mid, inter, False)
+    return t + _linear(f"{prefix}.vision_adapter.mlp.fc2", out, out, False)
+
+
+def _gemma4_vision(v: dict[str, Any], prefix: str) -> list[Tensor]:
+    """Gemma4VisionModel (transformers modeling_gemma4.py): the patch embedder (a bias-free Linear over 3 x patch x
+    patch pixels and a (2, position_embedding_size, hidden) table of x and y positions), `num_hidden_layers` layers
+    of four RMSNorms, bias-free q/k/v/o (clippable Linears: their clip bounds are buffers), q and k RMSNorms over the
+    head dim (v's has no weight), and a gated MLP. The pooler has no parameters; `standardize`'s bias and scale are
+    buffers."""
+    h, inter = positive_int(v, "hidden_size"), positive_int(v, "intermediate_size")
+    heads = positive_int(v, "num_attention_heads")
+    kv, hd = positive_int(v, "num_key_value_heads", default=heads), positive_int(v, "head_dim", default=h // heads)
+    patch = positive_int(v, "patch_size")
+    t = _linear(f"{prefix}.patch_embedder.input_proj", h, 3 * patch * patch, False)
+    t += [
+        Tensor(
+            f"{prefix}.patch_embedder.position_embedding_table",
+            (2, positive_int(v, "position_embedding_size"), h),
+            "embedding",
+        )
+    ]
+    for i in range(positive_int(v, "num_hidden_layers")):
+        p = f"{prefix}.encoder.layers.{i}"
+        for n in (
+            "input_layernorm",
+            "post_attention_layernorm",
+            "pre_feedforward_layernorm",
+            "post_feedforward_layernorm",
+        ):
+            t += _rmsnorm(f"{p}.{n}", h)
+        t += _linear(f"{p}.self_attn.q_proj.linear", heads * hd, h, False)
+        t += _linear(f"{p}.self_attn.k_proj.linear", kv * hd, h, False)
+        t += _linear(f"{p}.self_attn.v_proj.linear", kv * hd, h, False)
+        t += _linear(f"{p}.self_attn.o_proj.linear", h, heads * hd, False)
+        t += _rmsnorm(f"{p}.self_attn.q_norm", hd) + _rmsnorm(f"{p}.self_attn.k_norm", hd)
+        for x in ("gate_proj", "up_proj"):
+            t += _linear(f"{p}.mlp.{x}.linear", inter, h, False)
+        t += _linear(f"{p}.mlp.down_proj.linear", h, inter, False)
+    return t
+
+
 # ----------------------------------------------------------------------------------------------- wrappers
 
 
@@ -208,8 +267,33 @@ def _lfm2_vl(cfg: dict[str, Any], text: dict[str, Any]) -> list[Tensor]:
     return t + _linear(f"{p}.linear_1", mid, merged, bias) + _linear(f"{p}.linear_2", th, mid, bias)
 
 
-# The layouts by the wrapper's model_type: (raw config, language model config) -> tensors.
-ENCODERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Tensor]]] = {
+def _llama4(cfg: dict[str, Any], text: dict[str, Any]) -> list[Tensor]:
+    """Llama4ForConditionalGeneration (transformers modeling_llama4.py): the Llama 4 vision model and
+    Llama4MultiModalProjector, one bias-free (vision_output_dim -> text hidden) Linear. vLLM builds the same tower
+    (vllm-0.33.0 vllm/model_executor/models/mllama4.py:752-790, under `_mark_tower_model` at :765), split over TP
+    unless `mm_encoder_tp_mode` is "data" (:758)."""
+    v = cfg["vision_config"]
+    p = "multi_modal_projector"
+    return _llama4_vision(v, "vision_model") + _linear(
+        f"{p}.linear_1", positive_int(text, "hidden_size"), positive_int(v, "vision_output_dim"), False
+    )
+
+
+def _gemma4(cfg: dict[str, Any], text: dict[str, Any]) -> list[Tensor] | None:
+    """Gemma4ForConditionalGeneration (transformers modeling_gemma4.py): the Gemma 4 vision model and
+    Gemma4MultimodalEmbedder, a bias-free (vision hidden -> text hidden) Linear after a weightless RMSNorm. None
+    (not counted) for a checkpoint with an `audio_config`: kvplan has no layout for Gemma 4's audio tower."""
+    if isinstance(cfg.get("audio_config"), dict):
+        return None
+    v = cfg["vision_config"]
+    width = positive_int(v, "output_proj_dims", default=positive_int(v, "hidden_size"))
+    return _gemma4_vision(v, "model.vision_tower") + _linear(
+        "model.embed_vision.embedding_projection", positive_int(text, "hidden_size"), width, False
+    )
+
+
+# The layouts by the wrapper's model_type: (raw config, language model config) -> tensors (None: not counted).
+ENCODERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Tensor] | None]] = {
     "gemma3": _gemma3,
     "mistral3": _mistral3,
     "qwen3_vl": _qwen3_vl,
@@ -217,6 +301,8 @@ ENCODERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Tensor]]] = 
     "qwen3_5": _qwen3_vl,
     "qwen3_5_moe": _qwen3_vl,
     "lfm2_vl": _lfm2_vl,
+    "llama4": _llama4,
+    "gemma4": _gemma4,
 }
 _ENCODER_KEYS = ("vision_config", "audio_config")
 

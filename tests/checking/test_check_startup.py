@@ -40,18 +40,18 @@ def test_startup_is_a_constraint():
 
 def test_mamba_blocks_failure_is_startup_bound_and_the_max_num_seqs_fix_rechecks_clean(tmp_path):
     """vllm-0.20.0/vllm/config/compilation.py:1427-1442 (0.33.0: :1517-1532). The plan sets no max_num_seqs: vLLM
-    runs with its default (256 on a 48 GB GPU, engine/arg_utils.py), above the 238 Mamba cache blocks. The fix is
-    vLLM's own ("Please lower max_num_seqs to at most 238"): max_num_seqs is a cap, so it is the block count, not
+    runs with its default (256 on a 48 GB GPU, engine/arg_utils.py), above the 228 Mamba cache blocks (238 before vLLM's 32 MiB rope table joined the budget). The fix is
+    vLLM's own ("Please lower max_num_seqs to at most 228"): max_num_seqs is a cap, so it is the block count, not
     the 1.x requests of max_model_len that fit at once (the plan asks for one: vLLM starts with a cap above the
     KV-limited concurrency, kv_cache_planning.py:151-195)."""
     code, data = check_json(tmp_path, HYBRID)
     row = data["deployments"][0]
     assert code == 1 and not row["ok"] and row["fits"] is False
     assert row["binding_constraint"] == "startup"
-    assert "max_num_seqs (256) exceeds available Mamba cache blocks (238)" in row["binding_detail"]
+    assert "max_num_seqs (256) exceeds available Mamba cache blocks (228)" in row["binding_detail"]
     fixes = {f["key"]: f["value"] for f in row["fix"]}
-    assert fixes == {"max_num_seqs": 238}
-    assert int(row["max_concurrency"]) < 238 and row["required_concurrency"] == 1
+    assert fixes == {"max_num_seqs": 228}
+    assert int(row["max_concurrency"]) < 228 and row["required_concurrency"] == 1
     fixed = HYBRID + f"    max_num_seqs: {fixes['max_num_seqs']}\n"
     code, data = check_json(tmp_path, fixed, "fixed.yaml")
     assert code == 0 and data["deployments"][0]["binding_constraint"] is None

@@ -60,9 +60,9 @@ def test_the_line_is_in_the_table_and_the_json():
 def test_text_models_and_uncounted_wrappers():
     llama = recommend(str(config_path("meta-llama__Llama-3.1-8B")), gpu_profile="h100-sxm-80gb", offline=True)
     assert llama.multimodal_weights_bytes == 0 and all(t.name != "multimodal_weights" for t in llama.budget)
-    gemma4 = recommend(str(config_path("google__gemma-4-26B-A4B")), gpu_profile="h100-sxm-80gb", offline=True)
-    assert gemma4.multimodal_weights_bytes is None
-    assert any("multimodal encoders of this gemma4 checkpoint" in n and "not counted" in n for n in gemma4.notes)
+    kimi = recommend(str(config_path("moonshotai__Kimi-K2.5")), gpu_profile="h100-sxm-80gb", gpus=8, offline=True)
+    assert kimi.multimodal_weights_bytes is None  # kimi_k25's MoonViT tower: no layout
+    assert any("multimodal encoders of this kimi_k25 checkpoint" in n and "not counted" in n for n in kimi.notes)
 
 
 def test_tp_shards_the_towers_and_given_weights_hold_them():
@@ -78,3 +78,23 @@ def test_sglang_budgets_the_towers_too():
     terms = {t.name: t.bytes for t in rec.budget}
     assert terms["multimodal_weights"] == -423_060_336 * 2
     assert not any("not in sglang's budget" in n for n in rec.notes)
+
+
+def test_vllm_splits_most_towers_over_tp_but_replicates_gemma4s():
+    """vLLM builds Gemma 4's tower from transformers with every nn.Linear replaced by a replicated one
+    (vllm-0.33.0 model_executor/models/gemma4_mm.py:1101-1112, models/transformers/utils.py:301-325) and its
+    embedder as a ReplicatedLinear (:1010-1016): each TP rank holds the whole tower. Llama 4's tower uses vLLM's
+    parallel linears (mllama4.py:136-150, :443-450): split over TP."""
+    from kvplan.weights.encoders import encoder_parameters
+
+    def mm(name: str, tp: int):
+        rec = recommend(
+            str(config_path(name)), gpu_profile="h100-sxm-80gb", gpus=tp, tp=tp, max_model_len=4096, offline=True
+        )
+        term = next(t for t in rec.budget if t.name == "multimodal_weights")
+        return rec.multimodal_weights_bytes, -term.bytes
+
+    gemma4 = encoder_parameters(json.loads(config_path("google__gemma-4-26B-A4B").read_text())) * 2  # bf16
+    assert mm("google__gemma-4-26B-A4B", 1) == mm("google__gemma-4-26B-A4B", 2) == (gemma4, gemma4)
+    scout = encoder_parameters(json.loads(config_path("meta-llama__Llama-4-Scout-17B-16E-Instruct").read_text())) * 2
+    assert mm("meta-llama__Llama-4-Scout-17B-16E-Instruct", 4) == (scout // 4, scout // 4)

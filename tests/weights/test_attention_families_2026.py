@@ -306,8 +306,10 @@ WRAPPER_NOTES = {
     "moonshotai__Kimi-K2.5": TOWER,
     "moonshotai__Kimi-K2.6": TOWER,
     "mistralai__Devstral-Small-2-24B-Instruct": TOWER,
-    # the catalog's Llama 4 configs keep only text_config; the architecture still names the wrapper
-    "meta-llama__Llama-4-Scout-17B-16E-Instruct": (
+    # Scout's catalog config carries the Hub's vision_config (kvplan.weights.encoders counts it beside the language
+    # model); Maverick's keeps only text_config, and the architecture still names the wrapper
+    "meta-llama__Llama-4-Scout-17B-16E-Instruct": TOWER,
+    "meta-llama__Llama-4-Maverick-17B-128E-Instruct": (
         "the other towers of Llama4ForConditionalGeneration (vision encoder, projector) are"
     ),
 }

@@ -9,7 +9,11 @@ from kvplan.weights.encoders import ENCODERS, encoder_parameters, has_encoders
 
 from conftest import all_config_names, load_config
 
-WRAPPERS = [n for n in all_config_names() if load_config(n).get("model_type") in ENCODERS]
+# wrappers with a tower in their config (the trimmed Llama-4-Maverick copy holds no vision_config: kvplan counts
+# nothing there, while transformers would build its default tower)
+WRAPPERS = [
+    n for n in all_config_names() if load_config(n).get("model_type") in ENCODERS and has_encoders(load_config(n))
+]
 
 
 def meta_encoder_count(d: dict) -> int:
@@ -22,7 +26,10 @@ def meta_encoder_count(d: dict) -> int:
     with torch.device("meta"):
         model = transformers.AutoModelForImageTextToText.from_config(cfg)
     return sum(
-        p.numel() for name, p in model.named_parameters() if not name.startswith(("model.language_model.", "lm_head."))
+        p.numel()
+        for name, p in model.named_parameters()
+        # Llama 4's wrapper names its language model `language_model.` (no `model.` prefix)
+        if not name.startswith(("model.language_model.", "language_model.", "lm_head."))
     )
 
 
@@ -87,5 +94,34 @@ def test_counts_checked_against_the_meta_builds():
 def test_text_models_have_none_and_unknown_wrappers_are_not_counted():
     llama = load_config("meta-llama__Llama-3.1-8B")
     assert not has_encoders(llama) and encoder_parameters(llama) == 0
-    gemma4 = load_config("google__gemma-4-26B-A4B")  # vision + audio towers: no layout
-    assert has_encoders(gemma4) and encoder_parameters(gemma4) is None
+    kimi = load_config("moonshotai__Kimi-K2.5")  # kimi_k25's MoonViT tower: no layout
+    assert has_encoders(kimi) and encoder_parameters(kimi) is None
+    gemma4 = load_config("google__gemma-4-26B-A4B")  # an audio tower beside the vision one: no layout for it
+    with_audio = {**gemma4, "audio_config": {"model_type": "gemma4_audio", "hidden_size": 1024}}
+    assert encoder_parameters(gemma4) and encoder_parameters(with_audio) is None
+
+
+@pytest.mark.torch
+def test_llama4_scout_vision_tower_matches_transformers_meta_count():
+    """Llama-4-Scout's vision model and projector (the catalog config's `vision_config`) against transformers 5.24's
+    meta-device Llama4ForConditionalGeneration, its language model cut to one layer (the count outside it does not
+    depend on the layers; the projector reads the text hidden size): 871,932,416 parameters, 1.62 GiB in bf16, of
+    which vLLM holds 1/TP per GPU (mllama4.py:752-790, split unless mm_encoder_tp_mode is "data")."""
+    config = load_config("meta-llama__Llama-4-Scout-17B-16E-Instruct")
+    small = {**config, "text_config": {**config["text_config"], "num_hidden_layers": 1}}
+    assert encoder_parameters(config) == 871_932_416 == meta_encoder_count(small)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", ["google__gemma-4-26B-A4B", "nvidia__Gemma-4-31B-IT-NVFP4"])
+def test_gemma4_vision_tower_matches_transformers_meta_count(name):
+    """Gemma 4's vision model and embedder (both catalog configs hold `audio_config: null`) against transformers
+    5.24's meta-device Gemma4ForConditionalGeneration, its language model cut to one layer: 26B-A4B 572,792,112
+    parameters (27 layers of 1152 wide, the (2, 10240, 1152) position table, a 1152 -> 2816 projection); 31B
+    575,741,232 (its text hidden size 5376)."""
+    config = load_config(name)
+    text = config["text_config"]
+    small = {**config, "text_config": {**text, "num_hidden_layers": 1, "layer_types": text["layer_types"][:1]}}
+    small.pop("quantization_config", None)  # the tower's parameter count, not its storage
+    expected = {"google__gemma-4-26B-A4B": 572_792_112, "nvidia__Gemma-4-31B-IT-NVFP4": 575_741_232}[name]
+    assert encoder_parameters(config) == expected == meta_encoder_count(small)
