@@ -2718,7 +2718,7 @@ def startup(s: StartupInputs) -> Startup:
         return Startup(error, "scheduler", fix, (), 0, 0, None)
     heads = f.shape.num_attention_heads
     if heads and heads % req.tp:
-        tp = max(t for t in range(1, req.tp) if heads % t == 0)
+        tp = max(t for t in range(1, min(req.tp, heads + 1)) if heads % t == 0)  # a divisor is at most heads
         return Startup(tp_heads_error(heads, req.tp), "tp_heads", {"tp": tp}, (), 0, 0, None)
     # the worker's memory snapshot, before the weights load: what other processes hold is not free, nor what the
     # worker itself holds by then (CUDA context; NCCL at TP > 1): SNAPSHOT_IN_USE, applied to co-located starts
