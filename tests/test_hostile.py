@@ -130,6 +130,20 @@ def test_lengths_and_sizes_beyond_any_model_are_refused(capsys, text):
     assert code == 2 and one_error_line(err)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--kv-offloading-size", "1e29"],
+        ["--kvbm-cpu-cache-gb", str(2**70)],
+        ["--engine", "sglang", "--hicache-size", "1e29"],
+        ["--engine", "sglang", "--hicache-ratio", "1e29"],
+    ],
+)
+def test_offload_sizes_beyond_any_machine_are_refused(capsys, args):
+    code, _, err = run_main(capsys, "recommend", LLAMA, "-g", "h100", *args)
+    assert code == 2 and one_error_line(err, "beyond any machine")
+
+
 # ------------------------------------------------------------------------------------- wrong types in family fields
 
 

@@ -192,6 +192,28 @@ def test_settings_the_engine_does_not_read_are_refused():
         check_settings(Offload(lmcache_cpu_size=2, lmcache_version="latest"), "vllm")
 
 
+@pytest.mark.parametrize(
+    "offload,engine",
+    [
+        (Offload(kv_offloading_size=1e29), "vllm"),
+        (Offload(lmcache_cpu_size=1e29), "vllm"),
+        (Offload(lmcache_disk_size=1e29), "sglang"),
+        (Offload(kvbm_cpu_cache_gb=1e29), "vllm"),
+        (Offload(kvbm_disk_cache_gb=1e29), "vllm"),
+        (Offload(hicache_size=1e29), "sglang"),
+    ],
+)
+def test_offload_sizes_beyond_any_machine_are_refused(offload, engine):
+    """Like every other size kvplan reads (core.units.parse_size: at most 1 EiB), not planned as 10**17 TiB."""
+    with pytest.raises(UsageError, match="beyond any machine"):
+        check_settings(offload, engine)
+
+
+def test_a_hicache_ratio_whose_host_pool_is_beyond_any_machine_is_refused():
+    with pytest.raises(UsageError, match="beyond any machine"):
+        host_plan(Offload(hicache_ratio=1e29), llama(1, engine="sglang"))
+
+
 # ------------------------------------------------------------------------------------------- host memory
 
 
