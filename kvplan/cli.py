@@ -1306,7 +1306,12 @@ def recommend(
         from kvplan.plotting.charts import resolve_for_plan
 
         prepare(plot)
-        target = resolve_for_plan(model, offline=True if offline else None, assume_llama=assume_llama)
+        target = resolve_for_plan(
+            model,
+            offline=True if offline else None,
+            assume_llama=assume_llama,
+            hub_weights=True if hub_weights else None,
+        )
     common: dict[str, Any] = dict(
         gpu_profile=gpu_profile,
         engine=engine,
