@@ -321,6 +321,20 @@ def test_check_fails_when_the_host_would_run_out_naming_the_tier(tmp_path):
     assert result.exit_code == 0, result.output
 
 
+def test_the_host_fix_of_a_total_setting_is_not_divided_by_the_ranks(tmp_path):
+    """DYN_KVBM_CPU_CACHE_GB is the total across the TP workers (unlike LMCache's per-rank size): at TP 4 on a
+    256 GB host the largest size that fits is about 256, not 256 / 4 = 64."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "deployments:\n  - {name: k, model: meta-llama/Llama-3.1-8B, gpu: h100-sxm-80gb, max_model_len: 8k,"
+        " tensor_parallel_size: 4, kvbm_cpu_cache_gb: 500, host_memory: 256GB}\n"
+    )
+    result = runner.invoke(app, ["check", str(plan), "--offline", "--json"])
+    assert result.exit_code == 1, result.output
+    (dep,) = json.loads(result.stdout)["deployments"]
+    assert [(f["key"], f["value"]) for f in dep["fix"]] == [("kvbm_cpu_cache_gb", 256)]
+
+
 def test_plan_and_engine_config_keys_carry_the_settings(tmp_path):
     from kvplan.checking.engine_configs import load_engine_config
     from kvplan.checking.plans import load_plan
