@@ -1304,7 +1304,7 @@ def recommend(
         from kvplan.checking.emit import EMIT_FORMATS
 
         emit = choice("--emit", emit, EMIT_FORMATS)
-        emit_file = emit_file or f"kvplan-{emit}.yaml"
+        emit_file = f"kvplan-{emit}.yaml" if emit_file is None else emit_file  # "" is refused, not the default
         check_output_path(emit_file, "--emit-file")
     if plot is not None and smallest_layout:
         raise UsageError(
@@ -1324,7 +1324,12 @@ def recommend(
         from kvplan.plotting.charts import resolve_for_plan
 
         prepare(plot)
-        target = resolve_for_plan(model, offline=True if offline else None, assume_llama=assume_llama)
+        target = resolve_for_plan(
+            model,
+            offline=True if offline else None,
+            assume_llama=assume_llama,
+            hub_weights=True if hub_weights else None,
+        )
     common: dict[str, Any] = dict(
         gpu_profile=gpu_profile,
         engine=engine,
@@ -2046,7 +2051,7 @@ def fleet(
                 f"{registry.listed(registry.names(lambda e: e.metrics is not None), 'and')}, not {entry.name}'s",
                 hint=f"drop --emit, or plan with --engine {registry.DEFAULT_ENGINE}",
             )
-        emit_file = emit_file or "kvplan-keda.yaml"
+        emit_file = "kvplan-keda.yaml" if emit_file is None else emit_file  # "" is refused, not the default
         check_output_path(emit_file, "--emit-file")
     result = plan_fleet(
         model,

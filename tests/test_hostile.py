@@ -130,6 +130,20 @@ def test_lengths_and_sizes_beyond_any_model_are_refused(capsys, text):
     assert code == 2 and one_error_line(err)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--kv-offloading-size", "1e29"],
+        ["--kvbm-cpu-cache-gb", str(2**70)],
+        ["--engine", "sglang", "--hicache-size", "1e29"],
+        ["--engine", "sglang", "--hicache-ratio", "1e29"],
+    ],
+)
+def test_offload_sizes_beyond_any_machine_are_refused(capsys, args):
+    code, _, err = run_main(capsys, "recommend", LLAMA, "-g", "h100", *args)
+    assert code == 2 and one_error_line(err, "beyond any machine")
+
+
 # ------------------------------------------------------------------------------------- wrong types in family fields
 
 
@@ -244,6 +258,30 @@ def test_an_empty_output_path_is_refused_before_any_work(tmp_path, flag):
     plan = tmp_path / "plan.yaml"
     plan.write_text(PLAN)
     one_error_line(kvplan("check", str(plan), "--offline", flag, "").stderr, "empty path")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["recommend", LLAMA, "-g", "h100", "--emit", "vllm-config", "--emit-file", ""],
+        ["fleet", LLAMA, "-g", "h100", "-w", "chat", "--rate", "1", "--ttft-slo", "2000", "--tpot-slo", "30"]
+        + ["--emit", "keda", "--emit-file", ""],
+    ],
+)
+def test_an_empty_emit_file_is_refused_not_replaced_by_the_default(capsys, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(capsys, *args)
+    assert code == 2 and one_error_line(err, "empty path")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fleet_max_replicas_below_min_replicas_is_one_error_with_a_hint(capsys):
+    code, _, err = run_main(
+        capsys, "fleet", LLAMA, "-g", "h100", "-w", "chat", "--rate", "1", "--ttft-slo", "2000", "--tpot-slo", "30",
+        "--min-replicas", "5", "--max-replicas", "2",
+    )  # fmt: skip
+    assert code == 2 and one_error_line(err, "max_replicas 2 is below min_replicas 5")
+    assert err.splitlines()[1].startswith("hint:")
 
 
 def test_profile_output_empty_is_refused_before_the_grid(capsys):

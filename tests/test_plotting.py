@@ -220,6 +220,22 @@ def test_a_plan_where_nothing_fits_says_so_on_the_plot(tmp_path):
     assert "nothing to draw: no request fits at any of these lengths" in _texts(ET.parse(out).getroot())
 
 
+def test_recommend_plot_keeps_hub_weights_and_the_plan_the_same(tmp_path, monkeypatch):
+    """--plot reads the model once for the plan and its points: --hub-weights must still reach that read (the
+    ResolvedModel carries it; recommend() reuses the model as given), and the plan must be the one without --plot."""
+    import kvplan.plotting.charts as charts
+
+    seen = []
+    real = charts.recommend_chart
+    monkeypatch.setattr(
+        charts, "recommend_chart", lambda model, plan, **o: seen.append(model) or real(model, plan, **o)
+    )
+    args = ["recommend", LLAMA, "-g", "h100-sxm-80gb", "--max-model-len", "32k", "--offline", "--json"]
+    plotted = _run([*args, "--hub-weights", "--plot", str(tmp_path / "p.svg")])
+    assert [m.hub_weights for m in seen] == [True]
+    assert json.loads(plotted.stdout) == json.loads(_run([*args, "--hub-weights"]).stdout)
+
+
 def test_recommend_chart_points_are_recommends_own(tmp_path):
     options = dict(gpu_profile="l4", kv_dtype="auto", concurrency=4, offline=True)
     model = resolve_for_plan("Qwen/Qwen3-8B", offline=True, assume_llama=False)

@@ -664,6 +664,7 @@ _TIER_KEYS = {
     "kvbm-cpu": "kvbm_cpu_cache_gb",
 }
 _GB_KEYS = ("hicache_size", "kvbm_cpu_cache_gb")  # sizes in GB (1e9); the others in GiB
+_PER_RANK_KEYS = ("lmcache_max_local_cpu_size", "hicache_size")  # sizes each rank allocates
 
 
 def _host_fixes(ev: _Evaluator, rec: Any) -> list[Fix]:
@@ -679,7 +680,9 @@ def _host_fixes(ev: _Evaluator, rec: Any) -> list[Fix]:
             continue
         others = sum(t["bytes_per_node"] for t in rec.host_tiers if t is not tier and t["medium"] == "ram")
         unit = 10**9 if key in _GB_KEYS else 2**30
-        room = (host - others) // tier["ranks"]
+        # LMCache and HiCache sizes are per rank; vLLM's and KVBM's the total across one DP rank's workers (each
+        # DP rank on the node holds its own: kvplan.planning.recommend)
+        room = (host - others) // (tier["ranks"] if key in _PER_RANK_KEYS else dep.data_parallel_size)
         best = int(room // unit)
         # the largest whole size, then one less, then the largest power of two (LMCache's pinned rounding before
         # 0.3.3 takes the next power of two of the size)

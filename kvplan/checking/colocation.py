@@ -30,12 +30,17 @@ def shared_footprint(
 ) -> SharedGpu:
     """The memory per GPU the deployments of `plans` (plan files or manifests) hold once started on `gpu_profile`
     GPUs; a UsageError for a deployment on another GPU model or one that would not start."""
+    import os
+
     from kvplan.checking.check import check
     from kvplan.core.units import format_bytes
     from kvplan.sources.hardware import load_profile
 
     target = load_profile(gpu_profile, profiles_dir=profiles_dir)
-    report = check(plans, offline=offline, profiles_dir=profiles_dir)
+    once: dict[str, str] = {}  # a plan given twice (however spelled) is on the GPU once
+    for plan in plans:
+        once.setdefault(os.path.realpath(plan), plan)
+    report = check(list(once.values()), offline=offline, profiles_dir=profiles_dir)
     total, lines = 0, []
     for result in report.results:
         dep, rec = result.deployment, result.recommendation

@@ -411,6 +411,15 @@ class _Reader:
             return ",".join(value.replace(",", " ").split())
         raise self.fail(entry, "a list of module names", "write e.g. [q_proj, v_proj] or all")
 
+    def deployment_names(self, entry: Entry) -> tuple[str, ...]:
+        """share_gpu_with: a list of the plan's deployment names (or one name), each once."""
+        value = entry.value
+        if isinstance(value, str) and value.strip():
+            value = value.replace(",", " ").split()
+        if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+            return tuple(dict.fromkeys(v.strip() for v in value))
+        raise self.fail(entry, "a list of deployment names", "write e.g. [llama] (deployments listed above this one)")
+
     def mm_limits(self, entry: Entry) -> str:
         """vLLM's limit_mm_per_prompt: a mapping (`{image: 0}`) or its JSON text, as JSON text."""
         import json
@@ -624,7 +633,7 @@ def build_deployment(
         lora_dtype=get("lora_dtype", r.text),
         lora_target_modules=get("lora_target_modules", r.names),
         limit_mm_per_prompt=get("limit_mm_per_prompt", r.mm_limits),
-        share_gpu_with=tuple(get("share_gpu_with", r.names, "").split(",")) if "share_gpu_with" in entries else (),
+        share_gpu_with=get("share_gpu_with", r.deployment_names, ()),
         profiles_dir=profiles_dir,
         notes=notes,
         lines={k: e.line for k, e in entries.items()},

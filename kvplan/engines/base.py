@@ -6,7 +6,7 @@ about a layer's shape comes from kvplan.core.specs, everything about storage pol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Protocol
 
@@ -35,9 +35,12 @@ class Speculative:
     draft_weights: int | None = None
     weights_source: str = ""
     notes: tuple[str, ...] = ()
+    # the other keys given (prompt_lookup_max, ...) as a JSON object: kept for the serve command, not planned
+    extra_json: str = field(default="", compare=False)
 
     def config_json(self) -> str:
-        """The setup as vLLM's --speculative-config JSON (method, model, num_speculative_tokens)."""
+        """The setup as vLLM's --speculative-config JSON (method, model, num_speculative_tokens, then the other
+        keys given)."""
         import json
 
         data: dict[str, object] = {"method": self.method}
@@ -46,6 +49,8 @@ class Speculative:
         data["num_speculative_tokens"] = self.num_speculative_tokens
         if self.draft_tp is not None:
             data["draft_tensor_parallel_size"] = self.draft_tp
+        if self.extra_json:
+            data.update({k: v for k, v in json.loads(self.extra_json).items() if k not in data})
         return json.dumps(data, separators=(", ", ": "))
 
 

@@ -208,7 +208,7 @@ class LlamaCppServing(ServingModel):
         return n_ubatch
 
     def notes(self, model_dtype: str, weights_source: str | None) -> list[str]:
-        if weights_source == "--weights-bytes":
+        if weights_source in ("--weights-bytes", "gguf"):  # the file's own size, or its tensors' stored bytes
             return []
         return [
             Text(
@@ -219,7 +219,9 @@ class LlamaCppServing(ServingModel):
 
     def command(self, f: FlagInputs) -> str:
         # -c is the total context of the -np slots; it has no fp8 cache (q8_0 is its 8-bit type)
-        line = f"llama-server -m {f.model.split('/')[-1]}.gguf -c {f.max_model_len * f.full_length_seqs} -np {f.full_length_seqs} -ngl 99"
+        name = f.model.split("/")[-1]
+        name += "" if name.lower().endswith(".gguf") else ".gguf"  # a plan read from a .gguf names the file
+        line = f"llama-server -m {name} -c {f.max_model_len * f.full_length_seqs} -np {f.full_length_seqs} -ngl 99"
         if f.planned or f.kv_dtype in GGML_BLOCK_TYPES:
             line += cache_type_flags(f.kv_dtype)
         elif DTYPE_BYTES.get(f.kv_dtype) == 1:  # another engine's 8-bit plan: llama.cpp's 8-bit type is q8_0

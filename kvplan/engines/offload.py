@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kvplan.core.units import format_bytes
+from kvplan.core.units import MAX_BYTES, format_bytes
 from kvplan.errors import Text, UsageError
 
 GIB = 2**30
@@ -223,6 +223,16 @@ def check_settings(o: Offload, engine: str) -> None:
             raise UsageError(
                 Text("{" + name + "} must be positive, got {v:g}", v=value), hint="pass e.g. 100", field=name
             )
+    # GiB (vLLM, LMCache) or GB (SGLang's --hicache-size, KVBM): beyond any machine like every size kvplan reads
+    units = {"kv_offloading_size": GIB, "hicache_size": GB, **dict.fromkeys(lmcache, GIB), **dict.fromkeys(kvbm, GB)}
+    for name, unit in units.items():
+        value = getattr(o, name)
+        if value is not None and value * unit > MAX_BYTES:
+            raise UsageError(
+                Text("{" + name + "} {v:g} is beyond any machine (at most 1 EiB)", v=value),
+                hint="pass e.g. 100",
+                field=name,
+            )
     if o.kv_offloading_backend not in BACKENDS:
         raise UsageError(
             Text(
@@ -337,6 +347,13 @@ def hicache_tier(o: Offload, i: HostInputs) -> HostTier:
     tokens = (size // page + 1) * page
     per_rank = tokens * i.bytes_per_token
     ranks = i.tp * i.pp
+    if per_rank * ranks > MAX_BYTES:
+        name = "hicache_ratio" if o.hicache_size is None else "hicache_size"
+        raise UsageError(
+            Text("{" + name + "} {v:g} makes host pools beyond any machine (at most 1 EiB)", v=getattr(o, name)),
+            hint="pass e.g. 2",
+            field=name,
+        )
     return HostTier(
         name="hicache-host",
         medium=RAM,

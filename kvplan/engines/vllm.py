@@ -1845,7 +1845,13 @@ def parse_speculative_config(value: Any) -> Speculative:
     draft_tp = data.get("draft_tensor_parallel_size")
     if draft_tp is not None and (isinstance(draft_tp, bool) or not isinstance(draft_tp, int) or draft_tp <= 0):
         raise bad("draft_tensor_parallel_size must be a positive integer, got {t!r}", t=draft_tp)
-    return Speculative(method, tokens, model.strip() if isinstance(model, str) else None, draft_tp)
+    planned = ("method", "num_speculative_tokens", "model", "draft_tensor_parallel_size")
+    others = {str(k): v for k, v in data.items() if k not in planned}
+    try:  # kept as given for the serve command (a YAML value JSON cannot hold is dropped, not an error)
+        extra = json.dumps(others) if others else ""
+    except (TypeError, ValueError):
+        extra = ""
+    return Speculative(method, tokens, model.strip() if isinstance(model, str) else None, draft_tp, extra_json=extra)
 
 
 def _mtp_draft(s: SpeculativeInputs) -> Speculative:
@@ -2730,7 +2736,7 @@ class VllmServing(ServingModel):
         if f.quantization is not None:
             line += f" --quantization {f.quantization}"
         if f.speculative is not None:
-            line += f" --speculative-config '{f.speculative.config_json()}'"
+            line += " --speculative-config " + shlex.quote(f.speculative.config_json())
         layout = f.layout
         if layout.dp > 1:
             line += f" --data-parallel-size {layout.dp}"
@@ -2914,7 +2920,7 @@ def startup(s: StartupInputs) -> Startup:
         return Startup(error, "scheduler", fix, (), 0, 0, None)
     heads = f.shape.num_attention_heads
     if heads and heads % req.tp:
-        tp = max(t for t in range(1, req.tp) if heads % t == 0)
+        tp = max(t for t in range(1, min(req.tp, heads + 1)) if heads % t == 0)  # a divisor is at most heads
         return Startup(tp_heads_error(heads, req.tp), "tp_heads", {"tp": tp}, (), 0, 0, None)
     # the worker's memory snapshot, before the weights load: what other processes hold is not free, nor what the
     # worker itself holds by then (CUDA context; NCCL at TP > 1): SNAPSHOT_IN_USE, applied to co-located starts

@@ -241,7 +241,11 @@ def fleet(
     if max_replicas is not None:
         positive_int("max_replicas", max_replicas)
         if max_replicas < min_replicas:
-            raise UsageError(f"max_replicas {max_replicas} is below min_replicas {min_replicas}", field="max_replicas")
+            raise UsageError(
+                f"max_replicas {max_replicas} is below min_replicas {min_replicas}",
+                hint=f"raise max_replicas to at least {min_replicas}, or lower min_replicas",
+                field="max_replicas",
+            )
     E.weight_bits(weights)
     prices = load_prices(price_file)  # a bad price file is refused before any planning
     profile = load_profile(gpu_profile, profiles_dir=profiles_dir)

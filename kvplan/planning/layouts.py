@@ -105,6 +105,7 @@ def smallest_layout(
             revision=options.get("revision"),
             offline=options.get("offline"),
             assume_llama=bool(options.get("assume_llama")),
+            hub_weights=options.get("hub_weights"),  # carried by the ResolvedModel every layout's plan reuses
         )
     )
     entry = lookup(engine)

@@ -953,6 +953,29 @@ def _host(c: _Context, out: _Outcome) -> tuple[HostPlan, dict[str, Any], list[st
         }
         return HostPlan(), fields, []
     plan = host_plan(o.offload, _host_inputs(c, out))
+    i = c.inputs
+    # every DP rank is an engine instance of TP x PP workers with the offload settings of its own: the node holds
+    # the tiers of each of its ranks (all of them, unless --gpus-per-node places fewer on one node)
+    per_node = i.layout.dp if o.gpus_per_node is None else max(1, min(i.layout.dp, o.gpus_per_node // (i.tp * i.pp)))
+    if per_node > 1 and plan.tiers:
+        tiers = tuple(
+            replace(
+                t,
+                ranks=t.ranks * per_node,
+                bytes_per_node=t.bytes_per_node * per_node,
+                shm_bytes=t.shm_bytes * per_node,
+            )
+            for t in plan.tiers
+        )
+        plan = replace(
+            plan,
+            tiers=tiers,
+            notes=(
+                *plan.notes,
+                f"each of the {per_node} data-parallel ranks on a node runs its own offload tiers: their host memory "
+                "is counted once per rank",
+            ),
+        )
     verdict = judge(plan, None if host is None else host.bytes, None if host is None else host.shm_bytes)
     notes = list(plan.notes)
     if plan.tiers and host is None:

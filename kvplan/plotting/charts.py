@@ -184,9 +184,12 @@ def _add_estimate_line(
 # ------------------------------------------------------------------------------------------ recommend --plot
 
 
-def resolve_for_plan(model: ModelRef, *, offline: bool | None, assume_llama: bool) -> ResolvedModel:
-    """The model read once, for the plan and every point of its plot."""
-    return resolve(model, offline=offline, assume_llama=assume_llama)
+def resolve_for_plan(
+    model: ModelRef, *, offline: bool | None, assume_llama: bool, hub_weights: bool | None = None
+) -> ResolvedModel:
+    """The model read once, for the plan and every point of its plot (`hub_weights`: recommend()'s, which the
+    ResolvedModel carries: recommend() reuses it as given)."""
+    return resolve(model, offline=offline, assume_llama=assume_llama, hub_weights=hub_weights)
 
 
 def recommend_chart(model: ResolvedModel, plan: Recommendation, **options: Any) -> Chart:

@@ -120,3 +120,40 @@ def test_a_plans_share_gpu_with_checks_the_later_deployment_beside_the_earlier(t
     plan.write_text(body.replace("UTIL", "0.45").replace("[llama]", "[nobody]"))
     refused = run("check", str(plan), "--offline")
     assert refused.exit_code == 2 and "'nobody' is not a deployment listed before 'qwen'" in refused.stderr
+
+
+def test_a_deployment_named_twice_is_counted_once(tmp_path):
+    """`share_gpu_with: [llama, llama]` in a plan, or the same plan given twice to --share-gpu-with (one path
+    spelled two ways): llama's memory is on the GPU once, not twice."""
+    body = (
+        "deployments:\n"
+        "  - {name: llama, model: meta-llama/Llama-3.1-8B, gpu: h100-sxm-80gb, max_model_len: 8192,"
+        " gpu_memory_utilization: 0.3}\n"
+        "  - {name: qwen, model: Qwen/Qwen2.5-7B, gpu: h100-sxm-80gb, max_model_len: 8192,"
+        " gpu_memory_utilization: 0.3, share_gpu_with: NAMES}\n"
+    )
+    plan = tmp_path / "plan.yaml"
+    used = []
+    for names in ("[llama]", "[llama, llama]"):
+        plan.write_text(body.replace("NAMES", names))
+        result = run("check", str(plan), "--offline", "--json")
+        assert result.exit_code == 0, result.output
+        used.append(json.loads(result.stdout)["deployments"][1]["recommend"]["gpu_used_by_others_bytes"])
+    gpu_memory = json.loads(result.stdout)["deployments"][0]["recommend"]["gpu_memory_bytes"]
+    assert used[0] == used[1] == math.ceil(gpu_memory * 0.3)
+    first = _plan(tmp_path, 0.3)
+    args = ("recommend", "Qwen/Qwen2.5-7B", "-g", H100, "--max-model-len", "8k", "--offline", "--json")
+    twice = run(*args, "--share-gpu-with", str(first), "--share-gpu-with", str(tmp_path / "." / first.name))
+    assert twice.exit_code == 0, twice.output
+    document = json.loads(twice.stdout)
+    assert document["gpu_used_by_others_bytes"] == math.ceil(document["gpu_memory_bytes"] * 0.3)
+
+
+def test_share_gpu_with_of_the_wrong_type_names_deployments_in_its_error(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "deployments:\n  - {name: llama, model: meta-llama/Llama-3.1-8B, gpu: h100, max_model_len: 8192}\n"
+        "  - {name: qwen, model: Qwen/Qwen2.5-7B, gpu: h100, max_model_len: 8192, share_gpu_with: 5}\n"
+    )
+    result = run("check", str(plan), "--offline")
+    assert result.exit_code == 2 and "deployment names" in result.stderr and "q_proj" not in result.stderr

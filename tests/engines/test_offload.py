@@ -192,6 +192,28 @@ def test_settings_the_engine_does_not_read_are_refused():
         check_settings(Offload(lmcache_cpu_size=2, lmcache_version="latest"), "vllm")
 
 
+@pytest.mark.parametrize(
+    "offload,engine",
+    [
+        (Offload(kv_offloading_size=1e29), "vllm"),
+        (Offload(lmcache_cpu_size=1e29), "vllm"),
+        (Offload(lmcache_disk_size=1e29), "sglang"),
+        (Offload(kvbm_cpu_cache_gb=1e29), "vllm"),
+        (Offload(kvbm_disk_cache_gb=1e29), "vllm"),
+        (Offload(hicache_size=1e29), "sglang"),
+    ],
+)
+def test_offload_sizes_beyond_any_machine_are_refused(offload, engine):
+    """Like every other size kvplan reads (core.units.parse_size: at most 1 EiB), not planned as 10**17 TiB."""
+    with pytest.raises(UsageError, match="beyond any machine"):
+        check_settings(offload, engine)
+
+
+def test_a_hicache_ratio_whose_host_pool_is_beyond_any_machine_is_refused():
+    with pytest.raises(UsageError, match="beyond any machine"):
+        host_plan(Offload(hicache_ratio=1e29), llama(1, engine="sglang"))
+
+
 # ------------------------------------------------------------------------------------------- host memory
 
 
@@ -249,6 +271,30 @@ def test_recommend_reports_the_tiers_and_judges_the_host():
     assert unknown.host_tiers[0]["tokens"] == 81_920  # 10 GiB / 131,072 B
 
 
+@pytest.mark.parametrize(
+    "engine,offload",
+    [
+        ("vllm", Offload(kv_offloading_size=10)),
+        ("vllm", Offload(lmcache_cpu_size=5)),
+        ("vllm", Offload(kvbm_cpu_cache_gb=10)),
+        ("sglang", Offload(hicache_ratio=2)),
+    ],
+)
+def test_every_data_parallel_rank_on_the_node_holds_its_own_tiers(engine, offload):
+    """DP ranks are engine instances of TP x PP workers each (vLLM's --data-parallel-size, SGLang's --dp-size),
+    every one with its own offload settings applied: on one node, DP 2 takes twice one rank's host RAM and
+    /dev/shm (the settings are per instance), and the verdict is judged on that."""
+    base = dict(gpu_profile="h100-sxm-80gb", engine=engine, tp=2, max_model_len=32768, offload=offload, offline=True)
+    one = recommend(LLAMA_8B, **base)
+    two = recommend(LLAMA_8B, dp=2, **base)
+    assert two.host_ram_bytes == 2 * one.host_ram_bytes > 0
+    assert two.host_shm_bytes == 2 * one.host_shm_bytes
+    assert [t["ranks"] for t in two.host_tiers] == [2 * t["ranks"] for t in one.host_tiers]
+    assert any("data-parallel" in n and "offload" in n for n in two.notes)
+    nodes = recommend(LLAMA_8B, dp=2, nodes=2, gpus_per_node=2, **base)  # one DP rank per node
+    assert nodes.host_ram_bytes == one.host_ram_bytes
+
+
 def test_recommend_judges_against_the_profiles_host_memory(tmp_path):
     (tmp_path / "gh-node.yaml").write_text(
         "vendor: nvidia\nmemory: 80GiB\nhost_memory: 480GiB\n"
@@ -297,6 +343,34 @@ def test_check_fails_when_the_host_would_run_out_naming_the_tier(tmp_path):
     plan.write_text(PLAN.format(host="512GiB"))
     result = runner.invoke(app, ["check", str(plan), "--offline"])
     assert result.exit_code == 0, result.output
+
+
+def test_the_host_fix_of_a_total_setting_is_not_divided_by_the_ranks(tmp_path):
+    """DYN_KVBM_CPU_CACHE_GB is the total across the TP workers (unlike LMCache's per-rank size): at TP 4 on a
+    256 GB host the largest size that fits is about 256, not 256 / 4 = 64."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "deployments:\n  - {name: k, model: meta-llama/Llama-3.1-8B, gpu: h100-sxm-80gb, max_model_len: 8k,"
+        " tensor_parallel_size: 4, kvbm_cpu_cache_gb: 500, host_memory: 256GB}\n"
+    )
+    result = runner.invoke(app, ["check", str(plan), "--offline", "--json"])
+    assert result.exit_code == 1, result.output
+    (dep,) = json.loads(result.stdout)["deployments"]
+    assert [(f["key"], f["value"]) for f in dep["fix"]] == [("kvbm_cpu_cache_gb", 256)]
+
+
+def test_the_host_fix_of_a_data_parallel_plan_shares_the_host_between_its_ranks(tmp_path):
+    """data_parallel_size 2 on a 300 GiB host: each rank's vLLM offload region gets half, 150."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "deployments:\n  - {name: v, model: meta-llama/Llama-3.1-8B, gpu: h100-sxm-80gb, max_model_len: 8k,"
+        " data_parallel_size: 2, kv_offloading_size: 200, host_memory: 300GiB}\n"
+    )
+    result = runner.invoke(app, ["check", str(plan), "--offline", "--json"])
+    assert result.exit_code == 1, result.output
+    (dep,) = json.loads(result.stdout)["deployments"]
+    assert dep["binding_constraint"] == "host_memory"
+    assert [(f["key"], f["value"]) for f in dep["fix"]] == [("kv_offloading_size", 150)]
 
 
 def test_plan_and_engine_config_keys_carry_the_settings(tmp_path):

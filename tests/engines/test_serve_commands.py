@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from kvplan.engines.offload import Offload
 from kvplan.engines.xinference import registry_model
 from kvplan.planning.recommend import recommend
 
 ARGS = Path(__file__).parents[1] / "fixtures" / "engine_args"
+NGRAM = '{"method": "ngram", "num_speculative_tokens": 3}'
+EAGLE = '{"method": "eagle", "model": "meta-llama/Llama-3.1-8B", "num_speculative_tokens": 3}'
 FILES = {
     "vllm": "vllm",
     "sglang": "sglang",
@@ -44,7 +47,7 @@ FLAGS_WITHOUT_VALUE = {
         "--enable-eplb",
         "--enable-lora",
     },
-    "sglang": {"--enable-lora"},
+    "sglang": {"--enable-lora", "--enable-hierarchical-cache"},
 }
 # options that take one or more values (argparse nargs="+" / "*"): vLLM's LoRAConfig.target_modules list
 # (engine/arg_utils.py:1629), SGLang's --lora-target-modules (arg_groups/fields/lora.py:46-53, nargs="*")
@@ -71,6 +74,7 @@ def check_command(engine: str, command: str) -> list[str]:
     rest = words[len(program) + POSITIONAL.get(engine, 0) :]
     known = _options(FILES[engine])
     problems = []
+    seen: set[str] = set()
     i = 0
     while i < len(rest):
         option = rest[i]
@@ -78,6 +82,9 @@ def check_command(engine: str, command: str) -> list[str]:
             problems.append(f"stray word {option!r}")
             i += 1
             continue
+        if option in seen:  # every setting carried once (a merge could add one twice)
+            problems.append(f"{option} given twice")
+        seen.add(option)
         takes_value = option not in FLAGS_WITHOUT_VALUE.get(engine, set())
         value = rest[i + 1] if takes_value and i + 1 < len(rest) else None
         i += 2 if takes_value else 1
@@ -121,6 +128,25 @@ CASES = [
     ("meta-llama/Llama-3.1-8B", {"max_loras": 4, "max_lora_rank": 16, "max_cpu_loras": 8, "lora_dtype": "bf16"}),
     ("meta-llama/Llama-3.1-8B", {"engine": "sglang", "max_lora_rank": 16, "lora_target_modules": "q_proj,v_proj"}),
     ("meta-llama/Llama-3.1-8B", {"engine": "tensorrt-llm", "max_loras": 2, "max_lora_rank": 8}),
+    # the merged features together: speculative decoding, offload tiers, DP and LoRA on one command
+    (
+        "meta-llama/Llama-3.1-8B",
+        {"speculative_config": NGRAM, "max_loras": 4, "offload": Offload(kv_offloading_size=100), "dp": 2, "tp": 2},
+    ),
+    (
+        "meta-llama/Llama-3.1-8B",
+        {"engine": "sglang", "speculative_config": EAGLE, "max_lora_rank": 16, "offload": Offload(hicache_ratio=2)}
+        | {"dp": 2, "tp": 2},
+    ),
+    (
+        "meta-llama/Llama-3.1-8B",
+        {"engine": "sglang", "offload": Offload(hicache_size=100), "max_lora_rank": 8, "max_cpu_loras": 8},
+    ),
+    (
+        "meta-llama/Llama-3.1-8B",
+        {"offload": Offload(kv_offloading_size=10, kv_offloading_backend="lmcache", lmcache_cpu_size=5)}
+        | {"limit_mm_per_prompt": '{"image": 0}', "max_loras": 2},
+    ),
 ]
 
 

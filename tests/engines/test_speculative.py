@@ -7,10 +7,12 @@ The end-to-end proof is tests/engines/test_calibration_2026.py: three club-3090 
 from __future__ import annotations
 
 import json
+import shlex
 import textwrap
 from dataclasses import replace
 
 import pytest
+import yaml
 from test_serve_commands import check_command
 from typer.testing import CliRunner
 
@@ -56,6 +58,23 @@ def test_parse_takes_vllms_json_or_a_mapping():
     assert a == b and (a.method, a.num_speculative_tokens, a.model) == ("mtp", 3, None)
     assert parse_speculative_config({"model": "x/draft", "num_speculative_tokens": 4}).method == "draft_model"
     assert json.loads(a.config_json()) == {"method": "mtp", "num_speculative_tokens": 3}
+
+
+def test_the_serve_command_and_emitted_config_keep_the_keys_kvplan_does_not_plan(tmp_path):
+    """prompt_lookup_max, disable_padded_drafter_batch, ...: they do not change the plan, but the printed
+    `vllm serve` and --emit vllm-config are the user's deployment: dropping them would change what runs."""
+    from kvplan.checking.emit import emit_manifest
+    from kvplan.planning.recommend import recommend
+
+    given = {"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_max": 4, "prompt_lookup_min": 2}
+    setup = parse_speculative_config(given)
+    assert setup == parse_speculative_config({"method": "ngram", "num_speculative_tokens": 3})  # the same plan
+    assert json.loads(setup.config_json()) == given
+    rec = recommend("meta-llama/Llama-3.1-8B", gpu_profile="h100", offline=True, speculative_config=json.dumps(given))
+    (quoted,) = [w for w in shlex.split(rec.flags["vllm"]) if w.startswith("{")]
+    assert json.loads(quoted) == given
+    text, _ = emit_manifest(rec, "vllm-config")
+    assert json.loads(yaml.safe_load(text)["speculative-config"]) == given
 
 
 @pytest.mark.parametrize(

@@ -146,6 +146,13 @@ def test_tp_must_divide_attention_heads():
     assert rec.startup_fix == {"tp": 1} and rec.log_lines == ()
 
 
+def test_the_tp_fix_of_a_huge_tp_is_found_among_the_heads_divisors_not_by_counting_to_it():
+    """--nodes 10**27 --gpus-per-node 8 (or --tp 8e9) is a TP that the 8 KV heads divide but the 32 attention
+    heads do not: the fix is the largest divisor of the heads, found without a loop up to the TP (it hung)."""
+    rec = recommend(LLAMA, gpu_profile="h100", tp=8 * 10**27, offline=True)
+    assert rec.startup_rule == "tp_heads" and rec.startup_fix == {"tp": 32}
+
+
 def test_capacity_lines_per_release():
     """vllm-0.21.0/vllm/v1/core/kv_cache_utils.py:1710-1711 log "GPU KV cache size: N tokens" and "Maximum
     concurrency for L tokens per request: C.CCx" as two lines (0.20.0 and before: tokens = blocks // groups x

@@ -91,3 +91,17 @@ def test_cli_search_exit_codes():
     assert none.exit_code == 1 and json.loads(none.stdout)["parallel"]["search"]["fits"] is False
     both = runner.invoke(app, ["recommend", "meta-llama/Llama-3.1-8B", "-g", H100, "--smallest-layout", "--tp", "2"])
     assert both.exit_code == 2 and both.output.startswith("error:") and "Traceback" not in both.output
+
+
+def test_the_search_reads_the_model_once_with_hub_weights(monkeypatch):
+    """The search resolves the model once for every layout it plans: hub_weights (--hub-weights) must be in that
+    read, since recommend() reuses a ResolvedModel as given (it was dropped)."""
+    import kvplan.planning.layouts as layouts
+
+    seen = []
+    real = layouts.recommend
+    monkeypatch.setattr(layouts, "recommend", lambda model, **o: seen.append(model.hub_weights) or real(model, **o))
+    smallest_layout(
+        "meta-llama/Llama-3.1-8B", engine="vllm", gpu_profile=H100, max_gpus=1, offline=True, hub_weights=True
+    )
+    assert seen and set(seen) == {True}

@@ -152,6 +152,15 @@ def test_llama_gguf_weights_are_the_stored_tensor_bytes(tiny_llama: tuple[Path, 
     assert (plan.weights_bytes, plan.weights_source, plan.config_source) == (stored, "gguf", "gguf")
 
 
+def test_a_gguf_plans_llama_server_command_and_notes_name_the_file_as_it_is(tiny_llama: tuple[Path, int]) -> None:
+    """The weights are the file's stored bytes: no note asking for --weights-bytes; and the file is already a
+    .gguf: `-m tiny-llama-Q8_0.gguf`, not `-m tiny-llama-Q8_0.gguf.gguf`."""
+    path, _ = tiny_llama
+    plan = recommend(str(path), gpu_profile="rtx-4090", engine="llamacpp", max_model_len=4096)
+    assert plan.flags["llama.cpp"].startswith(f"llama-server -m {path.name} ")
+    assert not any("a quantized GGUF is smaller" in n for n in plan.notes), plan.notes
+
+
 def test_tied_embeddings_when_the_file_has_no_output_tensor(tmp_path: Path) -> None:
     path = tmp_path / "tied.gguf"
     stored = write_gguf(path, "llama", llama_metadata(TINY_LLAMA), llama_tensors(TINY_LLAMA, output=False))
