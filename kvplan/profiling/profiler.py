@@ -276,6 +276,9 @@ class Profiler:
             except Exception:
                 pass
         self.device.free()
+        # what exists now (the libraries, the model) lives until __exit__: the collector stops walking it, so the
+        # many gc.collect() of the points and searches scan only what the passes create (0.2 s less each)
+        gc.freeze()
         self.runtime_bytes = max(0, self.device.in_use() - before - self.weights_in_memory)
         self.activation_samples: dict[str, list[Sample]] = {}  # per cache, from the grid's memory passes
         return self
@@ -304,6 +307,7 @@ class Profiler:
         self.runner = None  # type: ignore[assignment]  # released on exit; the profiler is not used after it
         if self._meter is not None:
             self._meter.__exit__(*exc)
+        gc.unfreeze()
         gc.collect()
 
     # estimates ------------------------------------------------------------------------------------------
