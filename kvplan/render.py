@@ -25,6 +25,7 @@ KIND_LABELS = {
     "mla_latent": "MLA latent",
     "recurrent_state": "recurrent state",
     "no_cache": "no cache",
+    "index_keys": "indexer keys",
     "naive_mha": "naive MHA",
     "shared_kv_sliding": "sliding K=V",
     "compressed_sparse": "CSA compressed",

@@ -51,13 +51,10 @@ def load_config(name: str) -> dict:
     return json.loads(config_path(name).read_text())
 
 
-# Catalog configs some catalog-walking test cannot take yet (issue 12), by what they lack: MiniMax-M3 is refused by
-# name (its index-key cache is not read). Tests that walk the catalog leave these out (`all_config_names`);
-# tests/core/test_every_config.py reads every config, these included, and holds each to "read by its family or
-# refused by name".
-PENDING_FAMILIES: dict[str, str] = {
-    "MiniMaxAI__MiniMax-M3": "minimax_m3",
-}
+# Catalog configs some catalog-walking test cannot take yet, by family (none today: MiniMax-M3's reader landed,
+# issue 12). Tests that walk the catalog leave these out (`all_config_names`); tests/core/test_every_config.py reads
+# every config, these included, and holds each to "read by its family or refused by name".
+PENDING_FAMILIES: dict[str, str] = {}
 
 
 def all_config_names(*, pending: bool = False) -> list[str]:

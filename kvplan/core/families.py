@@ -350,8 +350,8 @@ _TABLE = (
     ),
     Family("minimax_m2", shape="minimax_m2", weights="minimax_m2", defaults={"head_dim": 128, "vocab_size": 200064}),
     Family("minimax", shape="minimax", weights=None),
-    # transformers 5.24 knows MiniMax-M3 only as the minimax_m3_vl wrapper of a minimax_m3_vl_text model: refused
-    # by name like the text-only form (kvplan.core.shapes.minimax_m3)
+    # transformers 5.24 knows MiniMax-M3 only as the minimax_m3_vl wrapper of a minimax_m3_vl_text model: every
+    # spelling reads the same caches (kvplan.core.shapes.minimax_m3)
     Family(
         "minimax_m3",
         shape="minimax_m3",

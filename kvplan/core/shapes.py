@@ -806,29 +806,63 @@ def minimax(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     return tuple((attention(cfg),) if t == L.FULL else (state,) for t in types)
 
 
-def minimax_m3(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
-    """MiniMax-M3 (and transformers' minimax_m3_vl wrapper): MSA sparse attention. Refused until its index-key
-    cache is modelled in the engines (see the message).
+def minimax_m3_sparse_layers(cfg: dict) -> list[bool]:
+    """Which layers run MSA sparse attention, as transformers 5.24's MiniMaxM3VLTextConfig reads them
+    (configuration_minimax_m3_vl.py __post_init__): `layer_types` ("minimax_m3_sparse" / "full_attention") when
+    given, else `sparse_attention_config.sparse_attention_freq` (1: sparse), else no sparse layer."""
+    n = num_layers(cfg)
+    types = cfg.get("layer_types")
+    if types is not None:
+        names = {"minimax_m3_sparse": True, "full_attention": False}
+        if not isinstance(types, list) or len(types) != n:
+            raise ConfigError(
+                f"config `layer_types` must list {n} entries (one per layer)", hint="fix layer_types in config.json"
+            )
+        unknown = sorted({str(t) for t in types if str(t) not in names})
+        if unknown:
+            raise UnsupportedArchitecture(
+                f"unknown minimax_m3 layer type(s) {', '.join(map(repr, unknown))} in config `layer_types`",
+                hint="transformers' MiniMax-M3 knows: " + ", ".join(names),
+            )
+        return [names[str(t)] for t in types]
+    sparse = cfg.get("sparse_attention_config")
+    freq = sparse.get("sparse_attention_freq") if isinstance(sparse, dict) else None
+    if freq is None:
+        return [False] * n
+    if not isinstance(freq, list) or len(freq) != n:
+        raise ConfigError(
+            f"`sparse_attention_config.sparse_attention_freq` must list {n} entries (one per layer)",
+            hint="fix sparse_attention_config in config.json",
+        )
+    return [bool(f) for f in freq]
 
-    What is read so far: every layer runs GQA attention (num_key_value_heads x head_dim K and V; vLLM 0.33
-    models/minimax_m3/nvidia/model.py:292-391 on the dense layers, :562-570 the sparse layers' FullAttentionSpec);
-    the layers `sparse_attention_config.sparse_attention_freq` marks (:99-107) also cache one index key of
-    `sparse_index_dim` per token, shared by the index heads (transformers 5.24 modeling_minimax_m3_vl.py:549 and
-    :564-570 `idx_keys` [batch, 1, tokens, dim]; vLLM common/indexer.py:145-152 an MLAAttentionSpec of one
-    `sparse_index_dim` vector a token, bf16 unless `--attention-config` sets `indexer_kv_dtype` fp8
-    (nvidia/model.py:505-509, common/indexer.py:118-126)). Not read: how vLLM's hybrid allocator pages that
-    group beside the GQA group, and SGLang's index pool."""
-    raise UnsupportedArchitecture(
-        "minimax_m3 (MSA sparse attention) is not modelled yet: besides each layer's GQA K/V, its sparse layers "
-        "keep an index-key side cache (one `sparse_index_dim` key per token: transformers 5.24 "
-        "minimax_m3_vl_text `idx_keys`; vLLM 0.33 an MLAAttentionSpec group of its own, bf16 or fp8, "
-        "models/minimax_m3/common/indexer.py:145-152) whose page rules beside the GQA group kvplan has not read; "
-        "and no engine kvplan models loads this config as written: vLLM 0.33 knows model_type minimax_m3_vl "
-        "(transformers_utils/config.py:155) and the MiniMaxM3Sparse* architectures (model_executor/models/"
-        "registry.py:169-171, :523-525), SGLang 0.5.23 only MiniMaxM3SparseForCausalLM (srt/models/minimax_m3.py:"
-        "2274), not this config's MiniMaxM3ForCausalLM",
-        hint="report the model at kvplan's issue tracker",
-    )
+
+def minimax_m3(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
+    """MiniMax-M3 (and transformers' minimax_m3_vl wrapper): GQA attention K/V on every layer
+    (num_key_value_heads x head_dim each: transformers 5.24 modeling_minimax_m3_vl.py:422-424 k_proj / v_proj,
+    :452 `cache.update`), and on the MSA sparse layers (`minimax_m3_sparse_layers`) the lightning indexer's own
+    key cache: one `index_head_dim` key per token shared by the index heads (:549 k_proj, :569-570 `update_index`
+    into `MiniMaxM3VLSparseCacheLayer.idx_keys` [batch, 1, tokens, dim], :57-67), in the model dtype. The index
+    dim is `sparse_attention_config.sparse_index_dim` where given, else `index_head_dim` (the config's
+    __post_init__ lets the former override). No layer has a window."""
+    sparse = cfg.get("sparse_attention_config")
+    if isinstance(sparse, dict) and "sparse_index_dim" in sparse:
+        index_dim = positive_int(sparse, "sparse_index_dim")
+    else:
+        index_dim = positive_int(cfg, "index_head_dim")
+    layers = minimax_m3_sparse_layers(cfg)
+    disabled = sparse.get("sparse_disable_index_value") if isinstance(sparse, dict) else None
+    if isinstance(disabled, list) and any(s and not (i < len(disabled) and disabled[i]) for i, s in enumerate(layers)):
+        # transformers' indexer has no value path (modeling_minimax_m3_vl.py:520-522), vLLM never builds one
+        # (models/minimax_m3/nvidia/model.py:402-405): a sparse layer with index values is another model
+        raise UnsupportedArchitecture(
+            "minimax_m3 config enables the index-value path (`sparse_disable_index_value` 0) on a sparse layer; "
+            "transformers 5.24 and vLLM 0.33 build MiniMax-M3's indexer with index keys only",
+            hint="report the model at kvplan's issue tracker",
+        )
+    full = attention(cfg)
+    keys = L.IndexKeys(index_dim)
+    return tuple((full, keys) if s else (full,) for s in layers)
 
 
 # ---------------------------------------------------------------- DeepSeek-V4

@@ -26,6 +26,7 @@ CHUNKED = "chunked_local"
 MLA = "mla_latent"
 STATE = "recurrent_state"
 NONE = "no_cache"
+INDEX = "index_keys"
 
 
 class KVAttention:
@@ -188,6 +189,24 @@ class NoCache:
         return Fraction(0)
 
 
+@dataclass(frozen=True)
+class IndexKeys:
+    """A sparse-attention indexer's own key cache beside a layer's K/V: one key of `head_dim` elements per token,
+    shared by every index head (MiniMax-M3's MSA layers: transformers 5.24 modeling_minimax_m3_vl.py:549 `k_proj`
+    to one `index_head_dim` vector, :569-570 `idx_keys` [batch, 1, tokens, dim]). Never split by TP: one key a token.
+    DSA's indexer keys beside an MLA latent are carried by `MlaLatent.index_head_dim` instead; this kind sits next
+    to a GQA `FullAttention` in the same layer."""
+
+    head_dim: int
+    kind: ClassVar[str] = INDEX
+
+    def elements_per_token(self) -> int:
+        return self.head_dim
+
+    def bytes_per_token(self, dtype_bytes: Fraction | int) -> Fraction:
+        return self.head_dim * Fraction(dtype_bytes)
+
+
 # ---------------------------------------------------------------- DeepSeek-V4 compressed attention
 
 # The three DeepSeek-V4 layer kinds (transformers' `layer_types` names them sliding_attention /
@@ -242,4 +261,13 @@ class CompressedAttention:
         return (1 + self.overlap) * (self.head_dim + self.index_head_dim)
 
 
-Layer = FullAttention | SlidingWindow | ChunkedLocal | MlaLatent | RecurrentState | NoCache | CompressedAttention
+Layer = (
+    FullAttention
+    | SlidingWindow
+    | ChunkedLocal
+    | MlaLatent
+    | RecurrentState
+    | NoCache
+    | CompressedAttention
+    | IndexKeys
+)

@@ -219,3 +219,37 @@ def refuse_compressed_attention(engine: str, caches: list[L.Layer], why: str = "
             ),
             field="engine",
         )
+
+
+# vLLM 0.33 and SGLang 0.5.23 register MiniMax-M3 only under these architectures (vllm-0.33.0/vllm/model_executor/
+# models/registry.py:169-171 and :523-525; sglang-0.5.23/sglang/srt/models/minimax_m3.py:2274 and
+# minimax_m3_vl.py:479 EntryClass), not the MiniMaxM3ForCausalLM of the published config.
+MINIMAX_M3_SERVED = ("MiniMaxM3SparseForCausalLM", "MiniMaxM3SparseForConditionalGeneration")
+
+
+def refuse_index_keys(
+    engine: str, caches: list[L.Layer], architectures: tuple[str, ...] = (), served: tuple[str, ...] = (), why: str = ""
+) -> None:
+    """Engines whose storage of a sparse indexer's own key cache beside GQA K/V (MiniMax-M3, `IndexKeys`) kvplan
+    has not read refuse the model in one line instead of sizing the keys as nothing. `served`: the architectures
+    the engine registers for such a model; when the config names none of them, the engine does not load it as
+    written, and the message says so. `why`: the engine's own storage kvplan has not modelled (said when the engine would load the config)."""
+    if not any(isinstance(c, L.IndexKeys) for c in caches):
+        return
+    if served and not any(a in served for a in architectures):
+        named = ", ".join(architectures) or "no architecture"
+        message = (
+            f"{engine} does not serve this config as written: it registers MiniMax-M3's sparse-attention model "
+            f"only as {' / '.join(served)}, and the config names {named}"
+        )
+    else:
+        message = f"kvplan's {engine} storage model does not size MiniMax-M3's indexer key cache yet" + (
+            f": {why}" if why else ""
+        )
+    raise UsageError(
+        message,
+        hint=Text(
+            "use {engine} transformers for this model: it sizes minimax_m3 from transformers' real cache tensors"
+        ),
+        field="engine",
+    )

@@ -33,7 +33,7 @@ from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
 from kvplan.core.shapes import ModelShape
 from kvplan.core.units import DTYPE_BYTES, GGML_BLOCK_SIZE, GGML_BLOCK_TYPES, GGML_NAMES, cdiv, short_dtype
-from kvplan.engines.base import KindCost, Request, group_costs, refuse_compressed_attention
+from kvplan.engines.base import KindCost, Request, group_costs, refuse_compressed_attention, refuse_index_keys
 from kvplan.engines.entry import EngineEntry
 from kvplan.engines.serving import UBATCH, BudgetInputs, BudgetTerm, FlagInputs, ServingModel
 from kvplan.errors import Text, UsageError
@@ -93,6 +93,7 @@ class LlamaCppEngine:
                 field="engine",
             )
         refuse_compressed_attention("llama.cpp", caches)
+        refuse_index_keys("llama.cpp", caches)
         if req.tp > 1:
             raise UsageError(
                 "llama.cpp has no tensor parallelism: it splits whole layers across GPUs",

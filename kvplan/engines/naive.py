@@ -30,11 +30,11 @@ class NaiveEngine:
         return None
 
     def stage_costs(self, caches: list[L.Layer], req: Request) -> list[KindCost]:
-        per_token = 2 * self.hidden_size * DTYPE_BYTES[req.kv_dtype] / req.tp * len(caches)
+        # an indexer's key cache (MiniMax-M3) sits in a layer beside its K/V: not a layer of its own
+        layers = sum(1 for c in caches if not isinstance(c, L.IndexKeys))
+        per_token = 2 * self.hidden_size * DTYPE_BYTES[req.kv_dtype] / req.tp * layers
         total = per_token * req.seq_len * req.batch
-        return [
-            KindCost(NAIVE, len(caches), cdiv(total.numerator, total.denominator), Fraction(per_token), req.seq_len)
-        ]
+        return [KindCost(NAIVE, layers, cdiv(total.numerator, total.denominator), Fraction(per_token), req.seq_len)]
 
 
 ENTRY = EngineEntry(

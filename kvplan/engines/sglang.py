@@ -33,12 +33,14 @@ from kvplan.core.lora import decoder_modules
 from kvplan.core.shapes import KV_SHARED_LAYERS, ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
 from kvplan.engines.base import (
+    MINIMAX_M3_SERVED,
     KindCost,
     Request,
     Speculative,
     group_costs,
     kv_heads_per_rank,
     refuse_compressed_attention,
+    refuse_index_keys,
     window_tokens,
 )
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
@@ -72,6 +74,14 @@ class SglangEngine:
                 hint=Text("use {engine} transformers for this model"),
                 field="engine",
             )
+        refuse_index_keys(
+            "SGLang 0.5.23",
+            caches,
+            self.architectures,
+            MINIMAX_M3_SERVED,
+            "it keeps them in MiniMaxSparseKVPool beside the K/V pool (srt/mem_cache/kv_cache_configurator.py:2572-2576; "
+            "cell size model_executor/pool_configurator.py:413), whose layout kvplan has not read",
+        )
         refuse_compressed_attention(
             "SGLang",
             caches,

@@ -25,7 +25,14 @@ from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
 from kvplan.core.lora import decoder_modules
 from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
-from kvplan.engines.base import KindCost, Request, group_costs, kv_heads_per_rank, refuse_compressed_attention
+from kvplan.engines.base import (
+    KindCost,
+    Request,
+    group_costs,
+    kv_heads_per_rank,
+    refuse_compressed_attention,
+    refuse_index_keys,
+)
 from kvplan.engines.entry import EngineEntry
 from kvplan.engines.serving import (
     BLOCK_SIZE,
@@ -60,6 +67,7 @@ class TensorRtLlmEngine:
                 field="engine",
             )
         refuse_compressed_attention("TensorRT-LLM", caches)
+        refuse_index_keys("TensorRT-LLM", caches)
         if req.kv_dtype not in ("float32", "float16", "bfloat16", "fp8_e4m3", "int8", "nvfp4"):
             raise UsageError(
                 f"TensorRT-LLM has no {req.kv_dtype} KV cache",

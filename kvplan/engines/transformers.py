@@ -9,6 +9,8 @@ Rules, read from transformers 5.23 `cache_utils.py` and checked against real cac
 - recurrent layers: the conv state `[batch, channels, conv_kernel]` in the model dtype and the SSM /
   DeltaNet / KDA state in float32 whatever the model dtype; MiniMax-01's lightning state `[batch, heads,
   head_dim, head_dim]` (no conv) in the model dtype, in `MiniMaxCache.linear_cache` outside `cache.layers`;
+- MiniMax-M3 (transformers 5.24 minimax_m3_vl_text): GQA K/V on every layer and, on the sparse layers, the
+  indexer's `idx_keys` of `index_head_dim` per token in the model dtype;
 - DeepSeek-V4 (transformers 5.24): the shared-KV ring of window - 1 tokens (two copies on sliding-only layers,
   one on CSA / HCA layers), the compressed entries, the open window's source tokens and the CSA overlap state
   (`TransformersEngine._compressed`); no StaticCache;
@@ -114,6 +116,11 @@ class TransformersEngine:
             return cache.kind, req.batch * self._state_bytes(cache, req), Fraction(0), None
         if isinstance(cache, L.CompressedAttention):
             return self._compressed(cache, req)
+        if isinstance(cache, L.IndexKeys):
+            # MiniMax-M3's `idx_keys` [batch, 1, tokens, index_head_dim] in the model dtype, every token
+            # (MiniMaxM3VLSparseCacheLayer.update_index; the static layer allocates max_cache_len tokens)
+            per_token = cache.bytes_per_token(DTYPE_BYTES[req.model_dtype])
+            return cache.kind, _whole(per_token * req.seq_len * req.batch), per_token, req.seq_len
         return cache.kind, 0, Fraction(0), None
 
     def _compressed(self, cache: L.CompressedAttention, req: Request) -> tuple[str, int, Fraction, int | None]:

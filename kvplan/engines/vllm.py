@@ -67,12 +67,14 @@ from kvplan.core.lora import decoder_modules
 from kvplan.core.shapes import MOE, QUANTIZED, WINDOW_IS_SIZE_PLUS_ONE, ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
 from kvplan.engines.base import (
+    MINIMAX_M3_SERVED,
     Engine,
     KindCost,
     Request,
     Speculative,
     kv_heads_per_rank,
     merge_kinds,
+    refuse_index_keys,
 )
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
 from kvplan.engines.serving import (
@@ -890,6 +892,15 @@ class VllmEngine:
                 hint=Text("use {engine} transformers for this model"),
                 field="engine",
             )
+        refuse_index_keys(
+            "vLLM 0.33",
+            caches,
+            self.shape.architectures if self.shape is not None else (),
+            MINIMAX_M3_SERVED,
+            "its indexer keys are an MLAAttentionSpec group of their own, one sparse_index_dim key per token in bf16 "
+            "or fp8 (models/minimax_m3/common/indexer.py:145-152, nvidia/model.py:505-509), whose pages beside the "
+            "GQA group kvplan has not read",
+        )
         if any(isinstance(c, L.CompressedAttention) for c in caches):
             self._check_v4(caches, req)
             return

@@ -169,6 +169,8 @@ def kv_bytes_per_sequence(shape: ModelShape, context: int, tp: int, kv_bytes: Fr
                 total += cache.index_head_dim * kv_bytes * context * tp
             else:
                 total += cache.bytes_per_token(kv_bytes) * context * tp
+        elif isinstance(cache, L.IndexKeys):  # MiniMax-M3's indexer scores every token's key (one, not split by TP)
+            total += cache.bytes_per_token(kv_bytes) * context * tp
         elif isinstance(cache, L.RecurrentState):
             total += cache.state_bytes(SMALL_BYTES, SMALL_BYTES, columns=max(cache.conv_kernel - 1, 0))
     return total

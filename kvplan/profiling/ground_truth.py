@@ -59,6 +59,7 @@ _LAYER_ATTRS = (
     "keys",
     "values",
     "indexer_keys",
+    "idx_keys",  # MiniMax-M3's sparse layers (MiniMaxM3VLSparseCacheLayer / MiniMaxM3VLSparseStaticCacheLayer)
     "conv_states",
     "recurrent_states",
     "_quantized_keys",
@@ -85,12 +86,22 @@ def _unsupported(model_type: Any) -> UnsupportedArchitecture:
     )
 
 
+# Spellings transformers knows a model's text-only config under (MiniMax-M3's published `minimax_m3` is built by
+# transformers 5.24 as MiniMaxM3VLTextConfig, whose __post_init__ reads its sparse_attention_config and
+# moe_layer_freq; MiniMaxM3VLForCausalLM is its causal LM).
+_TEXT_SPELLINGS = {"minimax_m3": "minimax_m3_vl_text"}
+
+
 def native_model_type(model_type: str) -> str:
     """The model_type transformers builds a config of this spelling as: itself when transformers knows it,
-    else its canonical spelling from the family table (remote-code names of native architectures)."""
+    else its canonical spelling from the family table (remote-code names of native architectures), else the
+    text config transformers knows it as (`_TEXT_SPELLINGS`)."""
     if model_type in CONFIG_MAPPING:
         return model_type
-    return canonical_model_type(model_type)
+    canonical = canonical_model_type(model_type)
+    if canonical not in CONFIG_MAPPING and _TEXT_SPELLINGS.get(canonical) in CONFIG_MAPPING:
+        return _TEXT_SPELLINGS[canonical]
+    return canonical
 
 
 def _legacy_falcon(model_type: Any) -> bool:

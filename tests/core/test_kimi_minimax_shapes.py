@@ -77,20 +77,64 @@ def test_minimax_m2_refuses_lightning_entries_in_attn_type_list():
         model_shape(config)
 
 
-def test_minimax_m3_is_refused_naming_the_index_key_cache():
-    with pytest.raises(UnsupportedArchitecture, match="index-key side cache") as info:
-        model_shape(load_config("MiniMaxAI__MiniMax-M3"))
-    assert "MiniMaxM3ForCausalLM" in str(info.value)  # the architecture neither vLLM nor SGLang registers
+def test_minimax_m3_caches_gqa_kv_everywhere_and_index_keys_on_the_sparse_layers():
+    """transformers 5.24 modeling_minimax_m3_vl.py: K/V of num_key_value_heads x head_dim on every layer (:422-424),
+    and on the `sparse_attention_freq` layers (configuration_minimax_m3_vl.py __post_init__ -> "minimax_m3_sparse")
+    one `sparse_index_dim` key per token for the indexer (:549, :569-570)."""
+    config = load_config("MiniMaxAI__MiniMax-M3")
+    sparse = config["sparse_attention_config"]
+    full = L.FullAttention(config["num_key_value_heads"], config["head_dim"], config["head_dim"])
+    keys = L.IndexKeys(sparse["sparse_index_dim"])
+    shape = model_shape(config)
+    assert shape.layers == tuple((full, keys) if f else (full,) for f in sparse["sparse_attention_freq"])
+    assert sum(len(layer) == 2 for layer in shape.layers) == 57 and shape.num_layers == 60
+    assert keys.bytes_per_token(2) == 256 and keys.kind == L.INDEX
+    assert not shape.assumptions
 
 
-def test_minimax_m3_vl_wrapper_is_refused_by_name_not_read_as_its_text_alone():
+def test_minimax_m3_layer_types_override_the_sparse_frequency_and_sparse_index_dim_overrides_index_head_dim():
+    """MiniMaxM3VLTextConfig.__post_init__: an explicit `layer_types` wins over sparse_attention_freq, and the
+    legacy `sparse_index_dim` is set over `index_head_dim`; without it `index_head_dim` is read."""
+    config = load_config("MiniMaxAI__MiniMax-M3")
+    config["layer_types"] = ["minimax_m3_sparse"] + ["full_attention"] * 59
+    config["sparse_attention_config"]["sparse_disable_index_value"] = [1] + [0] * 59
+    config["index_head_dim"] = 64
+    shape = model_shape(config)
+    assert [len(layer) for layer in shape.layers] == [2] + [1] * 59
+    assert shape.layers[0][1] == L.IndexKeys(128)
+    del config["sparse_attention_config"]["sparse_index_dim"]
+    assert model_shape(config).layers[0][1] == L.IndexKeys(64)
+    config["layer_types"][1] = "sliding_attention"  # no window exists in M3's attention
+    with pytest.raises(UnsupportedArchitecture, match="sliding_attention"):
+        model_shape(config)
+
+
+def test_minimax_m3_with_index_values_on_a_sparse_layer_is_refused():
+    """transformers' indexer has no value path (modeling_minimax_m3_vl.py:520-522) and vLLM never builds one
+    (models/minimax_m3/nvidia/model.py:402-405): M3 sets `sparse_disable_index_value` on every sparse layer."""
+    config = load_config("MiniMaxAI__MiniMax-M3")
+    config["sparse_attention_config"]["sparse_disable_index_value"][3] = 0
+    with pytest.raises(UnsupportedArchitecture, match="sparse_disable_index_value"):
+        model_shape(config)
+    config["sparse_attention_config"]["sparse_disable_index_value"][3] = 1
+    config["sparse_attention_config"]["sparse_disable_index_value"][0] = 0  # a dense layer: no indexer at all
+    assert len(model_shape(config).layers[3]) == 2
+
+
+def test_minimax_m3_without_sparse_config_is_full_attention_only():
+    """No layer_types and no sparse_attention_freq: transformers makes every layer "full_attention"."""
+    config = {k: v for k, v in load_config("MiniMaxAI__MiniMax-M3").items() if k != "sparse_attention_config"}
+    assert {len(layer) for layer in model_shape(config).layers} == {1}
+
+
+def test_minimax_m3_vl_spellings_read_the_same_caches():
     """transformers 5.24 knows MiniMax-M3 as minimax_m3_vl around a minimax_m3_vl_text model (configuration_
-    minimax_m3_vl.py), vLLM 0.33 as minimax_m3_vl (transformers_utils/config.py:155): both spellings reach the
-    same refusal."""
-    text = {**load_config("MiniMaxAI__MiniMax-M3"), "model_type": "minimax_m3_vl_text"}
+    minimax_m3_vl.py), vLLM 0.33 as minimax_m3_vl (transformers_utils/config.py:155): every spelling, the wrapper
+    included, reads the text model's caches."""
+    flat = load_config("MiniMaxAI__MiniMax-M3")
+    text = {**flat, "model_type": "minimax_m3_vl_text"}
     for config in (text, {"model_type": "minimax_m3_vl", "text_config": text, "vision_config": {}}):
-        with pytest.raises(UnsupportedArchitecture, match="index-key side cache"):
-            model_shape(config)
+        assert model_shape(config).layers == model_shape(flat).layers
 
 
 def test_minimax_lightning_layers_hold_a_heads_x_dim_x_dim_state():

@@ -194,3 +194,82 @@ def test_vllm_recommend_charges_the_kimi_expert_padding_to_the_weights():
 
     assert weights_term(tp=16) == weight_bytes(K3) // 16 + _k3_expert_padding(16)
     assert weights_term(tp=8, pp=2) == weight_bytes(K3) // 16
+
+
+# ---- MiniMax-M3 (GQA K/V + the sparse layers' indexer keys) ----------------------------------------------------
+
+M3 = load_config("MiniMaxAI__MiniMax-M3")
+
+
+def _m3(architectures: list[str] | None = None):
+    return model_shape({**M3, "architectures": architectures} if architectures is not None else M3)
+
+
+def test_transformers_m3_holds_kv_on_60_layers_and_one_index_key_a_token_on_57():
+    """transformers 5.24 modeling_minimax_m3_vl.py: K and V [batch, 4, tokens, 128] on every layer, `idx_keys`
+    [batch, 1, tokens, 128] on the 57 sparse layers, all bf16 (checked on real tensors in
+    tests/profiling/test_minimax_m3_cache.py)."""
+    shape = _m3()
+    req = Request(8192, 2, "bfloat16", "bfloat16")
+    costs = {c.kind: c for c in TransformersEngine.for_shape(shape).stage_costs(shape.caches(), req)}
+    assert costs[L.FULL].bytes == 60 * 2 * 4 * 128 * 2 * 8192 * 2
+    assert costs[L.INDEX].bytes == 57 * 128 * 2 * 8192 * 2
+    assert (costs[L.INDEX].layers, costs[L.INDEX].bytes_per_token) == (57, 57 * 128 * 2)
+
+
+def test_m3_quantized_transformers_cache_is_refused():
+    """QuantizedCache takes only all-"full_attention" layer types; M3's sparse layers are "minimax_m3_sparse"."""
+    shape = _m3()
+    with pytest.raises(UsageError, match="only models whose layers are all full attention"):
+        TransformersEngine().stage_costs(shape.caches(), Request(1024, 1, "fp8_e4m3", "bfloat16"))
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_vllm_and_sglang_do_not_serve_the_published_m3_architecture(engine):
+    """vllm-0.33.0 model_executor/models/registry.py:169-171, :523-525 and sglang-0.5.23 srt/models/minimax_m3.py:2274,
+    minimax_m3_vl.py:479 register only MiniMaxM3SparseForCausalLM / MiniMaxM3SparseForConditionalGeneration; the
+    published config's architecture is MiniMaxM3ForCausalLM."""
+    shape = _m3()
+    storage = VllmEngine(shape) if engine == "vllm" else SglangEngine(shape.architectures)
+    with pytest.raises(UsageError, match="does not serve this config as written") as info:
+        storage.stage_costs(shape.caches(), Request(1024, 1, "bfloat16", "bfloat16"))
+    assert "MiniMaxM3ForCausalLM" in str(info.value) and "MiniMaxM3SparseForCausalLM" in str(info.value)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_vllm_and_sglang_m3_under_a_served_architecture_is_refused_as_unread(engine):
+    """Under the architecture the engines load, kvplan still has not read their index-key storage (vLLM: an
+    MLAAttentionSpec group of its own, models/minimax_m3/common/indexer.py:145-152): refused, not sized as K/V only."""
+    shape = _m3(["MiniMaxM3SparseForCausalLM"])
+    storage = VllmEngine(shape) if engine == "vllm" else SglangEngine(shape.architectures)
+    with pytest.raises(UsageError, match="does not size MiniMax-M3's indexer key cache") as info:
+        storage.stage_costs(shape.caches(), Request(1024, 1, "bfloat16", "bfloat16"))
+    if engine == "vllm":
+        assert "indexer.py:145-152" in str(info.value)
+
+
+def test_other_engines_refuse_m3_and_naive_counts_its_layers():
+    from kvplan.engines.llamacpp import LlamaCppEngine
+    from kvplan.engines.naive import NaiveEngine
+    from kvplan.engines.tensorrt_llm import TensorRtLlmEngine
+
+    shape = _m3()
+    req = Request(1024, 1, "bfloat16", "bfloat16")
+    for storage in (LlamaCppEngine(shape.model_type), TensorRtLlmEngine()):
+        with pytest.raises(UsageError, match="indexer key cache"):
+            storage.stage_costs(shape.caches(), req)
+    (naive,) = NaiveEngine(shape.hidden_size).stage_costs(shape.caches(), req)
+    assert (naive.layers, naive.bytes) == (60, 2 * 60 * 6144 * 2 * 1024)  # one term a layer, not a cache
+
+
+def test_decode_bound_reads_every_m3_index_key_once_whatever_the_tp():
+    """The indexer scores every token's key each step; the key is one vector a token, held whole on every rank."""
+    from fractions import Fraction
+
+    from kvplan.planning.envelope import kv_bytes_per_sequence
+
+    shape = _m3()
+    kv = 60 * 2 * 4 * 128 * 2 * 1000  # K and V of 4 heads x 128 on 60 layers, bf16, 1000 tokens: split over TP 4
+    for tp in (1, 4):
+        index = 57 * 128 * 2 * 1000 * tp  # a copy on each rank
+        assert kv_bytes_per_sequence(shape, 1000, tp, Fraction(2)) == kv + index

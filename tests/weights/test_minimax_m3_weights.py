@@ -1,6 +1,6 @@
 """MiniMax-M3's weights (issue 12): the `minimax_m3` layout against transformers 5.24's MiniMaxM3VLForCausalLM
 (the text model of the minimax_m3_vl wrapper) on the meta device, and at full size against a count written from
-its modelling code. (Its caches are still refused: tests/core/test_kimi_minimax_shapes.py.)"""
+its modelling code. (Its caches: tests/core/test_kimi_minimax_shapes.py, tests/profiling/test_minimax_m3_cache.py.)"""
 
 from __future__ import annotations
 

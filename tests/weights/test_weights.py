@@ -29,7 +29,9 @@ def meta_count(d: dict) -> int:
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     transformers.logging.set_verbosity_error()
-    model_type = {"kimi_k2": "deepseek_v3", "RefinedWebModel": "falcon"}.get(d["model_type"], d["model_type"])
+    # minimax_m3: transformers 5.24 builds the published text config as minimax_m3_vl_text (MiniMaxM3VLForCausalLM)
+    spellings = {"kimi_k2": "deepseek_v3", "RefinedWebModel": "falcon", "minimax_m3": "minimax_m3_vl_text"}
+    model_type = spellings.get(d["model_type"], d["model_type"])
     if model_type == "gemma3":  # multimodal: count what Gemma3ForCausalLM builds from the text config
         d, model_type = d["text_config"], "gemma3_text"
     elif model_type in ("gemma4", "lfm2_vl"):  # likewise Gemma4ForCausalLM / Lfm2ForCausalLM: no vision tower
