@@ -19,7 +19,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from kvplan import __version__, render
-from kvplan.core.units import KV_DTYPE_CHOICES, MODEL_DTYPE_CHOICES, parse_length, parse_lengths
+from kvplan.core.units import KV_DTYPE_CHOICES, MAX_INT, MODEL_DTYPE_CHOICES, parse_length, parse_lengths
 from kvplan.engines import registry
 from kvplan.errors import FLAGS, KvplanError, UsageError
 
@@ -179,6 +179,9 @@ def whole(label: str, text: str | None, minimum: int = 1) -> int | None:
         raise UsageError(f"{label} must be {what}, got {text!r}", hint=f"pass e.g. {label} 2") from None
     if value < minimum:
         raise UsageError(f"{label} must be {what}, got {text!r}", hint=f"pass e.g. {label} 2")
+    if value > MAX_INT:  # a count no deployment has: refused before arithmetic runs on it
+        shown = str(value) if len(str(value)) <= 20 else str(value)[:17] + "..."
+        raise UsageError(f"{label} must be at most {MAX_INT:,}, got {shown}", hint=f"pass e.g. {label} 2")
     return value
 
 
@@ -2011,7 +2014,9 @@ def fleet(
     deployment: Annotated[
         Optional[str],
         typer.Option(
-            "--deployment", help="The Deployment KEDA scales (default: from the model name).", show_default=False
+            "--deployment",
+            help="The Deployment KEDA scales, a Kubernetes name (default: from the model name).",
+            show_default=False,
         ),
     ] = None,
     prometheus: Annotated[
@@ -2053,6 +2058,9 @@ def fleet(
             )
         emit_file = "kvplan-keda.yaml" if emit_file is None else emit_file  # "" is refused, not the default
         check_output_path(emit_file, "--emit-file")
+        from kvplan.checking.autoscale import check_deployment
+
+        check_deployment(deployment)  # refused before any planning
     result = plan_fleet(
         model,
         gpu_profile=gpu_profile,

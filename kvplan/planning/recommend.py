@@ -22,7 +22,7 @@ from math import ceil, floor
 from typing import TYPE_CHECKING, Any
 
 from kvplan.core.lora import parse_targets
-from kvplan.core.units import DtypeDisplay, canonical_dtype, format_bytes, parse_size, short_dtype
+from kvplan.core.units import MAX_INT, DtypeDisplay, canonical_dtype, format_bytes, parse_size, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, EngineEntry, Request
 from kvplan.engines.base import Speculative
 from kvplan.engines.llamacpp import DEFAULT_UBATCH
@@ -59,7 +59,7 @@ from kvplan.engines.serving import (
 from kvplan.engines.sizing import fullest_stage, gpu_kv
 from kvplan.engines.vllm import parse_speculative_config
 from kvplan.errors import KvplanError, Text, UsageError, placeholder
-from kvplan.planning.requests import above_model_limit, make_request, optional_positive, positive_int
+from kvplan.planning.requests import above_model_limit, bounded_count, make_request, optional_positive, positive_int
 from kvplan.planning.resolved import ModelRef, ResolvedModel, resolve
 from kvplan.planning.speculative import speculative_inputs, speculative_summary
 
@@ -338,7 +338,10 @@ def _validate(o: _Options) -> _Inputs:
     # pp and tp first (the GPU count and the default TP follow from them), and the optional counts whose
     # defaults come later
     for name, value in (("pp", o.pp), ("n_ubatch", o.n_ubatch), ("dp", o.dp), ("dcp", o.dcp)):
-        positive_int(name, value)
+        bounded_count(name, value)
+    for name, optional in (("tp", o.tp), ("gpus", o.gpus), ("nodes", o.nodes), ("gpus_per_node", o.gpus_per_node)):
+        if optional is not None:
+            bounded_count(name, optional)
     layout = _layout(o, entry, serving)
     dp = layout.dp
     if o.gpus is not None and o.nodes is not None and o.gpus != _node_gpus(o):
@@ -348,7 +351,27 @@ def _validate(o: _Options) -> _Inputs:
             field="gpus",
         )
     # not given: the GPUs the parallel layout needs, tp x pp x dp (or the nodes' GPUs)
-    gpus = positive_int(
+    if o.gpus is None and o.nodes is None and (o.tp or 1) * o.pp * dp > MAX_INT:
+        raise UsageError(
+            Text(
+                "{tp} x {pp} x {dp} needs {n} GPUs, more than {bound}",
+                n=f"{(o.tp or 1) * o.pp * dp:.3g}",
+                bound=f"{MAX_INT:,}",
+            ),
+            hint=Text("lower {tp}, {pp} or {dp}"),
+            field="dp",
+        )
+    if o.gpus is None and o.nodes is not None and o.gpus_per_node is not None and o.nodes * o.gpus_per_node > MAX_INT:
+        raise UsageError(
+            Text(
+                "{nodes} x {gpus_per_node} is {n} GPUs, more than {bound}",
+                n=f"{o.nodes * o.gpus_per_node:.3g}",
+                bound=f"{MAX_INT:,}",
+            ),
+            hint=Text("lower {nodes} or {gpus_per_node}"),
+            field="nodes",
+        )
+    gpus = bounded_count(
         "gpus",
         o.gpus
         if o.gpus is not None
@@ -449,14 +472,14 @@ def _layout(o: _Options, entry: EngineEntry, serving: ServingModel) -> Layout:
 
 def _node_gpus(o: _Options) -> int:
     """--nodes x --gpus-per-node: the GPUs of the nodes given."""
-    nodes = positive_int("nodes", o.nodes)
+    nodes = bounded_count("nodes", o.nodes)
     if o.gpus_per_node is None:
         raise UsageError(
             Text("{nodes} needs {gpus_per_node:N}: this GPU profile gives no GPUs per node"),
             hint=Text("pass e.g. {gpus_per_node} 8"),
             field="gpus_per_node",
         )
-    return nodes * positive_int("gpus_per_node", o.gpus_per_node)
+    return nodes * bounded_count("gpus_per_node", o.gpus_per_node)
 
 
 def _lora(o: _Options, entry: EngineEntry, serving: ServingModel) -> LoraSettings | None:
