@@ -1184,7 +1184,13 @@ def recommend(
     ] = None,
     gpus_per_node: Annotated[
         Optional[str],
-        typer.Option("--gpus-per-node", help="GPUs in each node (with --nodes).", show_default=False),
+        typer.Option(
+            "--gpus-per-node",
+            help="GPUs in each node (default: the GPU profile's node). With --nodes: GPUs = nodes x this. Alone: "
+            "the node the plan is placed on: a note when the TP group spans nodes, and the DP ranks on one node "
+            "whose offload tiers share its host memory.",
+            show_default=False,
+        ),
     ] = None,
     smallest_layout: Annotated[
         bool,
@@ -1391,6 +1397,12 @@ def recommend(
         from kvplan.planning.layouts import DEFAULT_MAX_GPUS
         from kvplan.planning.layouts import smallest_layout as search
 
+        if layout["nodes"] is None and layout["gpus_per_node"] is not None:  # the search would drop it silently
+            raise UsageError(
+                "--smallest-layout takes --gpus-per-node only with --nodes (the most GPUs to search: nodes x GPUs "
+                "per node)",
+                hint="add --nodes N, or drop --gpus-per-node (each layout is placed on the GPU profile's node)",
+            )
         if layout["nodes"] is not None and layout["gpus_per_node"] is None:  # the profile's node, if it gives one
             from kvplan.sources.hardware import load_profile
 
