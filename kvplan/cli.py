@@ -946,7 +946,8 @@ def _offload(
         kvbm_cpu_cache_gb=_optional_number("--kvbm-cpu-cache-gb", kvbm_cpu),
         kvbm_disk_cache_gb=_optional_number("--kvbm-disk-cache-gb", kvbm_disk),
     )
-    return offload if offload.given or lmcache_version is not None else None
+    given = offload.given or lmcache_version is not None or offload.kv_offloading_backend != "native"
+    return offload if given else None
 
 
 def _host_memory(text: str | None) -> int | str | None:
@@ -1072,7 +1073,8 @@ def recommend(
         str,
         typer.Option(
             "--kv-offloading-backend",
-            help="vLLM's offload backend: native, or lmcache (then the LMCache server sizes its own pool).",
+            help="vLLM's offload backend: native, or lmcache (then the LMCache server sizes its own pool). vLLM "
+            "offloads only with --kv-offloading-size, whichever the backend.",
         ),
     ] = "native",
     hicache_ratio: Annotated[

@@ -26,7 +26,16 @@ from kvplan.core.units import MAX_INT, DtypeDisplay, canonical_dtype, format_byt
 from kvplan.engines import DEFAULT_ENGINE, EngineEntry, Request
 from kvplan.engines.base import Speculative
 from kvplan.engines.llamacpp import DEFAULT_UBATCH
-from kvplan.engines.offload import HostInputs, HostPlan, Offload, check_settings, host_plan, judge, serve_flags
+from kvplan.engines.offload import (
+    HostInputs,
+    HostPlan,
+    Offload,
+    backend_notes,
+    check_settings,
+    host_plan,
+    judge,
+    serve_flags,
+)
 from kvplan.engines.registry import (
     canonical_engine,
     entries,
@@ -974,7 +983,7 @@ def _host(c: _Context, out: _Outcome) -> tuple[HostPlan, dict[str, Any], list[st
             "host_memory_bytes": None if host is None else host.bytes,
             "host_memory_source": None if host is None else host.source,
         }
-        return HostPlan(), fields, []
+        return HostPlan(), fields, backend_notes(o.offload)
     plan = host_plan(o.offload, _host_inputs(c, out))
     i = c.inputs
     # every DP rank is an engine instance of TP x PP workers with the offload settings of its own: the node holds
