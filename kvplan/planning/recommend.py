@@ -819,27 +819,26 @@ def _fit_notes(c: _Context, out: _Outcome) -> list[str]:
 def _cap_notes(c: _Context, out: _Outcome) -> list[str]:
     """The sequence cap against the KV-limited concurrency, where the cap is more than the cache holds at
     max_model_len (a cap: the engine starts, and runs more of them when they are shorter)."""
-    fit, cap, wanted = out.fit, c.max_num_seqs, c.options.concurrency
+    fit, wanted = out.fit, c.options.concurrency
     if c.serving.reserves_seqs:
         return []
-    default = "" if c.options.max_num_seqs is not None else " (the default)"
+    # the cap as the engine serves with it (the serving model's: vLLM's default, SGLang's derived from its pool)
+    cap, name = c.serving.running_cap(c.options.max_num_seqs, c.max_num_seqs, fit, out.serve_len)
     notes: list[str] = []
     if wanted is not None and wanted > cap:
         notes.append(
             Text(
-                "{concurrency} {w} is above {max_num_seqs} {n}{d}: the engine runs at most {n} sequences at once",
+                "{concurrency} {w} is above " + name + ": the engine runs at most {n} sequences at once",
                 w=wanted,
                 n=cap,
-                d=default,
             )
         )
     if fit.fits_one and fit.concurrency < cap:
         notes.append(
             Text(
-                "{max_num_seqs} {n}{d} caps the running sequences: {k:g} requests of {l:,} tokens fit in the KV "
+                name + " caps the running sequences: {k:g} requests of {l:,} tokens fit in the KV "
                 "cache at once (max_concurrency); more run when they are shorter",
                 n=cap,
-                d=default,
                 k=round(fit.concurrency, 2),
                 l=c.seq_len,
             )
