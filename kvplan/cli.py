@@ -19,7 +19,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from kvplan import __version__, render
-from kvplan.core.units import KV_DTYPE_CHOICES, MODEL_DTYPE_CHOICES, parse_length, parse_lengths
+from kvplan.core.units import KV_DTYPE_CHOICES, MAX_INT, MODEL_DTYPE_CHOICES, parse_length, parse_lengths
 from kvplan.engines import registry
 from kvplan.errors import FLAGS, KvplanError, UsageError
 
@@ -179,6 +179,9 @@ def whole(label: str, text: str | None, minimum: int = 1) -> int | None:
         raise UsageError(f"{label} must be {what}, got {text!r}", hint=f"pass e.g. {label} 2") from None
     if value < minimum:
         raise UsageError(f"{label} must be {what}, got {text!r}", hint=f"pass e.g. {label} 2")
+    if value > MAX_INT:  # a count no deployment has: refused before arithmetic runs on it
+        shown = str(value) if len(str(value)) <= 20 else str(value)[:17] + "..."
+        raise UsageError(f"{label} must be at most {MAX_INT:,}, got {shown}", hint=f"pass e.g. {label} 2")
     return value
 
 
@@ -943,7 +946,8 @@ def _offload(
         kvbm_cpu_cache_gb=_optional_number("--kvbm-cpu-cache-gb", kvbm_cpu),
         kvbm_disk_cache_gb=_optional_number("--kvbm-disk-cache-gb", kvbm_disk),
     )
-    return offload if offload.given or lmcache_version is not None else None
+    given = offload.given or lmcache_version is not None or offload.kv_offloading_backend != "native"
+    return offload if given else None
 
 
 def _host_memory(text: str | None) -> int | str | None:
@@ -1069,7 +1073,8 @@ def recommend(
         str,
         typer.Option(
             "--kv-offloading-backend",
-            help="vLLM's offload backend: native, or lmcache (then the LMCache server sizes its own pool).",
+            help="vLLM's offload backend: native, or lmcache (then the LMCache server sizes its own pool). vLLM "
+            "offloads only with --kv-offloading-size, whichever the backend.",
         ),
     ] = "native",
     hicache_ratio: Annotated[
@@ -1181,7 +1186,13 @@ def recommend(
     ] = None,
     gpus_per_node: Annotated[
         Optional[str],
-        typer.Option("--gpus-per-node", help="GPUs in each node (with --nodes).", show_default=False),
+        typer.Option(
+            "--gpus-per-node",
+            help="GPUs in each node (default: the GPU profile's node). With --nodes: GPUs = nodes x this. Alone: "
+            "the node the plan is placed on: a note when the TP group spans nodes, and the DP ranks on one node "
+            "whose offload tiers share its host memory.",
+            show_default=False,
+        ),
     ] = None,
     smallest_layout: Annotated[
         bool,
@@ -1388,6 +1399,12 @@ def recommend(
         from kvplan.planning.layouts import DEFAULT_MAX_GPUS
         from kvplan.planning.layouts import smallest_layout as search
 
+        if layout["nodes"] is None and layout["gpus_per_node"] is not None:  # the search would drop it silently
+            raise UsageError(
+                "--smallest-layout takes --gpus-per-node only with --nodes (the most GPUs to search: nodes x GPUs "
+                "per node)",
+                hint="add --nodes N, or drop --gpus-per-node (each layout is placed on the GPU profile's node)",
+            )
         if layout["nodes"] is not None and layout["gpus_per_node"] is None:  # the profile's node, if it gives one
             from kvplan.sources.hardware import load_profile
 
@@ -2011,7 +2028,9 @@ def fleet(
     deployment: Annotated[
         Optional[str],
         typer.Option(
-            "--deployment", help="The Deployment KEDA scales (default: from the model name).", show_default=False
+            "--deployment",
+            help="The Deployment KEDA scales, a Kubernetes name (default: from the model name).",
+            show_default=False,
         ),
     ] = None,
     prometheus: Annotated[
@@ -2053,6 +2072,9 @@ def fleet(
             )
         emit_file = "kvplan-keda.yaml" if emit_file is None else emit_file  # "" is refused, not the default
         check_output_path(emit_file, "--emit-file")
+        from kvplan.checking.autoscale import check_deployment
+
+        check_deployment(deployment)  # refused before any planning
     result = plan_fleet(
         model,
         gpu_profile=gpu_profile,

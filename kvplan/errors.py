@@ -73,6 +73,9 @@ FLAGS: dict[str, str] = {
     "lora_dtype": "--lora-dtype",
     "lora_target_modules": "--lora-target-modules",
     "limit_mm_per_prompt": "--limit-mm-per-prompt",
+    "rate": "--rate",
+    "min_replicas": "--min-replicas",
+    "max_replicas": "--max-replicas",
 }
 FIELDS = frozenset(FLAGS)
 

@@ -284,6 +284,41 @@ def test_fleet_max_replicas_below_min_replicas_is_one_error_with_a_hint(capsys):
     assert err.splitlines()[1].startswith("hint:")
 
 
+FLEET = ["fleet", LLAMA, "-g", "h100", "-w", "chat", "--ttft-slo", "2000", "--tpot-slo", "30"]
+HUGE = "1" + "0" * 29
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        ([*FLEET, "--rate", "1e300"], "--rate must be at most 1e+09"),
+        ([*FLEET, "--rate", "1", "--max-replicas", HUGE], "--max-replicas must be at most 2,147,483,647"),
+        ([*FLEET, "--rate", "1", "--min-replicas", HUGE], "--min-replicas must be at most 2,147,483,647"),
+        (["recommend", LLAMA, "-g", "h100", "-dp", HUGE], "--data-parallel-size must be at most 2,147,483,647"),
+        (["recommend", LLAMA, "-g", "h100", "--gpus", HUGE], "--gpus must be at most 2,147,483,647"),
+        (["recommend", LLAMA, "-g", "h100", "--nodes", HUGE], "--nodes must be at most 2,147,483,647"),
+        (["recommend", LLAMA, "-g", "h100", "--nodes", "2147483647"], "--nodes x --gpus-per-node is 1.72e+10 GPUs"),
+        (["recommend", LLAMA, "-g", "h100", "-dp", "2147483647", "--tp", "4"], "needs 8.59e+09 GPUs, more than"),
+    ],
+)
+def test_counts_beyond_any_deployment_are_refused_not_answered(capsys, args, needle):
+    """A 30-digit replica, rank, GPU or node count (or a rate whose replicas would run to 300 digits) is a typo:
+    one error naming the option and its bound, never a plan of absurd counts."""
+    code, out, err = run_main(capsys, *args)
+    assert code == 2 and out == "" and one_error_line(err, needle)
+
+
+def test_fleet_library_refuses_a_rate_and_replica_counts_beyond_any_deployment():
+    from kvplan.planning.fleet import fleet
+    from kvplan.planning.workload import load_workload
+
+    common = dict(gpu_profile="h100", workload=load_workload("chat"), ttft_slo_ms=2000.0, tpot_slo_ms=30.0)
+    with pytest.raises(UsageError, match="rate must be at most"):
+        fleet(LLAMA, rate=1e300, **common)
+    with pytest.raises(UsageError, match="max-replicas must be at most"):
+        fleet(LLAMA, rate=1.0, max_replicas=2**100, **common)
+
+
 def test_profile_output_empty_is_refused_before_the_grid(capsys):
     code, _, err = run_main(capsys, "profile", LLAMA, "--output", "")
     assert code == 2 and one_error_line(err, "empty path")

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from kvplan.core.units import SHORT_NAMES, canonical_dtype, parse_length, parse_size
+from kvplan.core.units import MAX_INT, SHORT_NAMES, canonical_dtype, parse_length, parse_size
 from kvplan.engines import DEFAULT_ENGINE, canonical_engine
 from kvplan.engines.registry import plan_engines, serving_model
 from kvplan.engines.vllm import parse_speculative_config, parse_vllm_version
@@ -37,7 +37,6 @@ from kvplan.sources.yaml_files import (
     read_text,
 )
 
-MAX_INT = 2**31 - 1  # counts beyond this are typos, not deployments
 # The engines a plan may name come from kvplan.engines.registry (`plan_engines()`); kvplan.checking.check sizes
 # those with a serving model.
 

@@ -141,6 +141,8 @@ _LEN_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
 # larger is a typo or a hostile input, refused in one line before arithmetic runs on it.
 MAX_TOKENS = 2**40
 MAX_BYTES = 2**60
+# The largest count kvplan plans for (GPUs, nodes, ranks, replicas, sequences, blocks): 2**31 - 1, a typo beyond it
+MAX_INT = 2**31 - 1
 
 
 def parse_length(text: str | int) -> int:

@@ -243,6 +243,12 @@ def check_settings(o: Offload, engine: str) -> None:
             hint="vLLM 0.33's backends: native (its own CPU offloading) or lmcache",
             field="kv_offloading_backend",
         )
+    if o.kv_offloading_backend != "native" and engine != _VLLM:
+        raise UsageError(
+            Text("{kv_offloading_backend} is vLLM's setting, not {engine_name}'s", engine_name=engine),
+            hint=Text("plan with {engine} vllm, or drop it"),
+            field="kv_offloading_backend",
+        )
     if o.lmcache_version is not None:
         _version(o.lmcache_version)
 
@@ -382,11 +388,30 @@ def serve_flags(o: Offload | None, engine: str) -> str:
     return ""
 
 
+def backend_notes(o: Offload | None) -> list[str]:
+    """What `--kv-offloading-backend lmcache` does without `--kv-offloading-size`: nothing, in vLLM 0.33 (said, so
+    that a backend asked for is never ignored silently)."""
+    if o is None or o.kv_offloading_backend != "lmcache" or o.kv_offloading_size is not None:
+        return []
+    given = o.lmcache_cpu_size is not None or o.lmcache_disk_size is not None
+    return [
+        "--kv-offloading-backend lmcache without --kv-offloading-size offloads nothing: vLLM 0.33 turns KV "
+        "offloading on only when --kv-offloading-size is set (config/vllm.py:1157-1159), so it loads no LMCache "
+        "connector; with a size it loads LMCacheMPConnector, whose standalone LMCache server sizes its own pool "
+        "(the size is not passed on: config/vllm.py:1176-1181), which kvplan does not size"
+        + (
+            "; the LMCache tiers planned here are in-process LMCache's (--lmcache-cpu-size, --lmcache-disk-size)"
+            if given
+            else ""
+        )
+    ]
+
+
 def host_plan(o: Offload, i: HostInputs) -> HostPlan:
     """Every tier `o` configures for engine `i.engine`, with the notes on what kvplan leaves out."""
     check_settings(o, i.engine)
     tiers: list[HostTier] = []
-    notes: list[str] = []
+    notes: list[str] = backend_notes(o)
     if o.kv_offloading_size is not None:
         if o.kv_offloading_backend == "native":
             tiers.append(vllm_native(o, i))

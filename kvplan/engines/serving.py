@@ -347,6 +347,14 @@ class ServingModel(ServeCommand):
 
         return scheduler_defaults(profile.memory_bytes, profile.name, vllm_version="0.19")
 
+    def running_cap(self, given: int | None, default: int, fit: Fit, context_len: int) -> tuple[int, str]:
+        """(the cap on running sequences the engine serves with once its KV pool holds `fit.tokens` at
+        `context_len`, how a note names it: a `Text` template fragment with `{n}` for the cap). Here: the cap
+        given, else `default` (the plan's max_num_seqs: `scheduler_defaults`, `sequence_cap`)."""
+        if given is not None:
+            return given, "{max_num_seqs} {n}"
+        return default, "{max_num_seqs} {n} (the default)"
+
     def sequence_cap(self, given: int | None, default: int, max_num_batched_tokens: int) -> int:
         """The cap on running sequences the engine runs with: the one given (never lowered to what the KV cache
         holds at max_model_len), else its default for the GPU (`scheduler_defaults`)."""

@@ -47,6 +47,7 @@ from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEnt
 from kvplan.engines.serving import (
     BudgetInputs,
     BudgetTerm,
+    Fit,
     FlagInputs,
     Layout,
     LoraSettings,
@@ -277,6 +278,11 @@ def lora_flags(lora: LoraSettings | None) -> str:
     return line
 
 
+_CAP_SOURCE = "sglang-0.5.23 srt/mem_cache/kv_cache_configurator.py:3119-3132"
+_LOWERED = f" lowered to half the token pool: {_CAP_SOURCE})"
+_DERIVED = f"derived from the token pool, no fixed default: {_CAP_SOURCE})"
+
+
 class SglangServing(ServingModel):
     """SGLang's `--max-running-requests` is a cap, never a requirement: SGLang serves min(the value given,
     token capacity // 2) and, without one, min(max(min(capacity / context_len x 512, 4096), 2048), capacity // 2)
@@ -296,6 +302,18 @@ class SglangServing(ServingModel):
     lora_defaults = (DEFAULT_MAX_LORAS_PER_BATCH, None)  # --max-lora-rank: read from --lora-paths (lora_hook.py:152)
     fp8_plan_value = "fp8_e4m3"  # SGLang's --kv-cache-dtype spelling
     utilization_help = "SGLang mem_fraction_static (default: its heuristic)"
+
+    def running_cap(self, given: int | None, default: int, fit: Fit, context_len: int) -> tuple[int, str]:
+        """SGLang has no fixed default: max_running_requests is derived from the token pool, and one given is
+        lowered to half of it (sglang-0.5.23 srt/mem_cache/kv_cache_configurator.py:3119-3132
+        `resolve_max_num_reqs`; DP attention, which divides it, is not modelled)."""
+        half = fit.tokens // 2
+        if given is not None:
+            if given <= half:
+                return given, "{max_num_seqs} {n}"
+            return half, "SGLang's max_running_requests {n} ({max_num_seqs} " + f"{given}" + _LOWERED
+        estimated = max(min(int(fit.tokens / max(1, context_len) * 512), 4096), 2048)
+        return min(estimated, half), "SGLang's max_running_requests {n} (" + _DERIVED
 
     def default_utilization(self, memory_bytes: int, tp: int, pp: int) -> float:
         return sglang_mem_fraction_static(memory_bytes, tp, pp)

@@ -300,12 +300,16 @@ class TensorRtLlmServing(ServingModel):
         line = f"trtllm-serve {f.model} --tp_size {f.tp} --pp_size {f.pp} --max_seq_len {f.max_model_len} --max_batch_size {f.max_num_seqs}"
         if f.planned:
             line += f" --kv_cache_free_gpu_memory_fraction {f.utilization}"
+        comments = []
         if f.kv_dtype not in ("float16", "bfloat16"):  # not an option of trtllm-serve (commands/serve.py)
-            line += (
-                f"  # KV dtype {short_dtype(f.kv_dtype)}: trtllm-serve has no option for it; set kv_cache_config's "
+            comments.append(
+                f"KV dtype {short_dtype(f.kv_dtype)}: trtllm-serve has no option for it; set kv_cache_config's "
                 "dtype in the YAML file given to --config"
             )
-        return line + lora_comment(f.budget.lora)
+        lora = lora_comment(f.budget.lora).removeprefix("  # ")
+        if lora:
+            comments.append(lora)
+        return line + ("  # " + "; ".join(comments) if comments else "")  # one shell comment, as SGLang's
 
 
 ENTRY = EngineEntry(

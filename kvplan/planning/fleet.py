@@ -42,9 +42,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from kvplan.core.units import MAX_INT
 from kvplan.engines import registry
-from kvplan.errors import UsageError
-from kvplan.planning.requests import positive_int
+from kvplan.errors import Text, UsageError
+from kvplan.planning.requests import bounded_count
 from kvplan.planning.workload import Workload
 
 SCHEMA = "kvplan.fleet/1"
@@ -195,6 +196,11 @@ def waiting_threshold(ttft_slo_ms: float, ttft_ms: float, per_replica: int, late
     return max(1, math.floor(slack_s * per_replica / latency_s)) if latency_s > 0 else 1
 
 
+# The highest arrival rate kvplan sizes a fleet for: a billion requests per second is beyond any deployment (a
+# typo, or a hostile value whose replica counts would run to hundreds of digits)
+MAX_RATE = 1e9
+
+
 def _positive_number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise UsageError(f"{name} must be a positive number, got {value!r}", field=name)
@@ -236,10 +242,16 @@ def fleet(
     rate = _positive_number("rate", rate)
     ttft_slo_ms = _positive_number("ttft_slo", ttft_slo_ms)
     tpot_slo_ms = _positive_number("tpot_slo", tpot_slo_ms)
-    positive_int("tp", tp)
-    positive_int("min_replicas", min_replicas)
+    if rate > MAX_RATE:
+        raise UsageError(
+            Text("{rate} must be at most {bound} requests/s, got {r}", bound=f"{MAX_RATE:.0e}", r=f"{rate:g}"),
+            hint="pass the peak arrival rate of one deployment, e.g. 10",
+            field="rate",
+        )
+    bounded_count("tp", tp)
+    bounded_count("min_replicas", min_replicas)
     if max_replicas is not None:
-        positive_int("max_replicas", max_replicas)
+        bounded_count("max_replicas", max_replicas)
         if max_replicas < min_replicas:
             raise UsageError(
                 f"max_replicas {max_replicas} is below min_replicas {min_replicas}",
@@ -442,6 +454,19 @@ def fleet(
             f"(dense peak) {least_prefill} would do (prefill_workers_lower_bound): the need lies between"
         )
     plan_pools = pools
+    if any(p.workers > MAX_INT for p in plan_pools):  # a rate no fleet serves: refused, not a 10-digit answer
+        worst = max(plan_pools, key=lambda p: p.workers)
+        raise UsageError(
+            Text(
+                "{rate} {r} requests/s needs {n} {role} workers, more than {bound}",
+                r=f"{rate:g}",
+                n=f"{worst.workers:.3g}",
+                role=worst.role,
+                bound=f"{MAX_INT:,}",
+            ),
+            hint=Text("lower {rate} to one deployment's peak"),
+            field="rate",
+        )
     if max_replicas is not None and any(p.workers > max_replicas for p in plan_pools):
         worst = max(plan_pools, key=lambda p: p.workers)
         return refused(

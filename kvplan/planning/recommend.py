@@ -22,11 +22,20 @@ from math import ceil, floor
 from typing import TYPE_CHECKING, Any
 
 from kvplan.core.lora import parse_targets
-from kvplan.core.units import DtypeDisplay, canonical_dtype, format_bytes, parse_size, short_dtype
+from kvplan.core.units import MAX_INT, DtypeDisplay, canonical_dtype, format_bytes, parse_size, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, EngineEntry, Request
 from kvplan.engines.base import Speculative
 from kvplan.engines.llamacpp import DEFAULT_UBATCH
-from kvplan.engines.offload import HostInputs, HostPlan, Offload, check_settings, host_plan, judge, serve_flags
+from kvplan.engines.offload import (
+    HostInputs,
+    HostPlan,
+    Offload,
+    backend_notes,
+    check_settings,
+    host_plan,
+    judge,
+    serve_flags,
+)
 from kvplan.engines.registry import (
     canonical_engine,
     entries,
@@ -59,7 +68,7 @@ from kvplan.engines.serving import (
 from kvplan.engines.sizing import fullest_stage, gpu_kv
 from kvplan.engines.vllm import parse_speculative_config
 from kvplan.errors import KvplanError, Text, UsageError, placeholder
-from kvplan.planning.requests import above_model_limit, make_request, optional_positive, positive_int
+from kvplan.planning.requests import above_model_limit, bounded_count, make_request, optional_positive, positive_int
 from kvplan.planning.resolved import ModelRef, ResolvedModel, resolve
 from kvplan.planning.speculative import speculative_inputs, speculative_summary
 
@@ -338,7 +347,10 @@ def _validate(o: _Options) -> _Inputs:
     # pp and tp first (the GPU count and the default TP follow from them), and the optional counts whose
     # defaults come later
     for name, value in (("pp", o.pp), ("n_ubatch", o.n_ubatch), ("dp", o.dp), ("dcp", o.dcp)):
-        positive_int(name, value)
+        bounded_count(name, value)
+    for name, optional in (("tp", o.tp), ("gpus", o.gpus), ("nodes", o.nodes), ("gpus_per_node", o.gpus_per_node)):
+        if optional is not None:
+            bounded_count(name, optional)
     layout = _layout(o, entry, serving)
     dp = layout.dp
     if o.gpus is not None and o.nodes is not None and o.gpus != _node_gpus(o):
@@ -348,7 +360,27 @@ def _validate(o: _Options) -> _Inputs:
             field="gpus",
         )
     # not given: the GPUs the parallel layout needs, tp x pp x dp (or the nodes' GPUs)
-    gpus = positive_int(
+    if o.gpus is None and o.nodes is None and (o.tp or 1) * o.pp * dp > MAX_INT:
+        raise UsageError(
+            Text(
+                "{tp} x {pp} x {dp} needs {n} GPUs, more than {bound}",
+                n=f"{(o.tp or 1) * o.pp * dp:.3g}",
+                bound=f"{MAX_INT:,}",
+            ),
+            hint=Text("lower {tp}, {pp} or {dp}"),
+            field="dp",
+        )
+    if o.gpus is None and o.nodes is not None and o.gpus_per_node is not None and o.nodes * o.gpus_per_node > MAX_INT:
+        raise UsageError(
+            Text(
+                "{nodes} x {gpus_per_node} is {n} GPUs, more than {bound}",
+                n=f"{o.nodes * o.gpus_per_node:.3g}",
+                bound=f"{MAX_INT:,}",
+            ),
+            hint=Text("lower {nodes} or {gpus_per_node}"),
+            field="nodes",
+        )
+    gpus = bounded_count(
         "gpus",
         o.gpus
         if o.gpus is not None
@@ -449,14 +481,14 @@ def _layout(o: _Options, entry: EngineEntry, serving: ServingModel) -> Layout:
 
 def _node_gpus(o: _Options) -> int:
     """--nodes x --gpus-per-node: the GPUs of the nodes given."""
-    nodes = positive_int("nodes", o.nodes)
+    nodes = bounded_count("nodes", o.nodes)
     if o.gpus_per_node is None:
         raise UsageError(
             Text("{nodes} needs {gpus_per_node:N}: this GPU profile gives no GPUs per node"),
             hint=Text("pass e.g. {gpus_per_node} 8"),
             field="gpus_per_node",
         )
-    return nodes * positive_int("gpus_per_node", o.gpus_per_node)
+    return nodes * bounded_count("gpus_per_node", o.gpus_per_node)
 
 
 def _lora(o: _Options, entry: EngineEntry, serving: ServingModel) -> LoraSettings | None:
@@ -787,27 +819,26 @@ def _fit_notes(c: _Context, out: _Outcome) -> list[str]:
 def _cap_notes(c: _Context, out: _Outcome) -> list[str]:
     """The sequence cap against the KV-limited concurrency, where the cap is more than the cache holds at
     max_model_len (a cap: the engine starts, and runs more of them when they are shorter)."""
-    fit, cap, wanted = out.fit, c.max_num_seqs, c.options.concurrency
+    fit, wanted = out.fit, c.options.concurrency
     if c.serving.reserves_seqs:
         return []
-    default = "" if c.options.max_num_seqs is not None else " (the default)"
+    # the cap as the engine serves with it (the serving model's: vLLM's default, SGLang's derived from its pool)
+    cap, name = c.serving.running_cap(c.options.max_num_seqs, c.max_num_seqs, fit, out.serve_len)
     notes: list[str] = []
     if wanted is not None and wanted > cap:
         notes.append(
             Text(
-                "{concurrency} {w} is above {max_num_seqs} {n}{d}: the engine runs at most {n} sequences at once",
+                "{concurrency} {w} is above " + name + ": the engine runs at most {n} sequences at once",
                 w=wanted,
                 n=cap,
-                d=default,
             )
         )
     if fit.fits_one and fit.concurrency < cap:
         notes.append(
             Text(
-                "{max_num_seqs} {n}{d} caps the running sequences: {k:g} requests of {l:,} tokens fit in the KV "
+                name + " caps the running sequences: {k:g} requests of {l:,} tokens fit in the KV "
                 "cache at once (max_concurrency); more run when they are shorter",
                 n=cap,
-                d=default,
                 k=round(fit.concurrency, 2),
                 l=c.seq_len,
             )
@@ -951,7 +982,7 @@ def _host(c: _Context, out: _Outcome) -> tuple[HostPlan, dict[str, Any], list[st
             "host_memory_bytes": None if host is None else host.bytes,
             "host_memory_source": None if host is None else host.source,
         }
-        return HostPlan(), fields, []
+        return HostPlan(), fields, backend_notes(o.offload)
     plan = host_plan(o.offload, _host_inputs(c, out))
     i = c.inputs
     # every DP rank is an engine instance of TP x PP workers with the offload settings of its own: the node holds

@@ -12,7 +12,7 @@ Python; never imports torch.
 from __future__ import annotations
 
 from kvplan.core.shapes import ModelShape
-from kvplan.core.units import COMPUTE_DTYPES, canonical_dtype
+from kvplan.core.units import COMPUTE_DTYPES, MAX_INT, canonical_dtype
 from kvplan.engines import Request, get_engine, lookup
 from kvplan.errors import Text, UsageError, placeholder
 
@@ -27,6 +27,26 @@ def positive_int(field: str, value: object) -> int:
             field=field,
         )
     return value
+
+
+def bounded_count(field: str, value: object) -> int:
+    """`value` when it is a positive int of at most MAX_INT (a count of GPUs, nodes, ranks or replicas: larger
+    is a typo, refused before arithmetic runs on it); else a UsageError about `field`."""
+    positive_int(field, value)
+    assert isinstance(value, int)
+    if value > MAX_INT:
+        name = placeholder(field)
+        raise UsageError(
+            Text(name + " must be at most {bound}, got {value}", bound=f"{MAX_INT:,}", value=_short(value)),
+            hint=Text("pass e.g. " + name + " 1"),
+            field=field,
+        )
+    return value
+
+
+def _short(value: int) -> str:
+    text = str(value)
+    return text if len(text) <= 20 else text[:17] + "..."
 
 
 def optional_positive(field: str, value: object) -> int | None:

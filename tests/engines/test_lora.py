@@ -89,6 +89,16 @@ def test_trtllm_max_loras_sizes_the_device_cache_in_whole_pages_before_the_kv_fr
     assert "lora_config {max_lora_rank: 8, max_loras: 2, max_cpu_loras: 4}" in rec.flags["tensorrt-llm"]
 
 
+def test_trtllm_command_ends_in_one_shell_comment_with_a_kv_dtype_and_lora():
+    """The KV dtype and LoRA remarks of trtllm-serve's command are one comment joined by "; " (as SGLang's), not
+    two "  # " comments on one line."""
+    rec = _plan("meta-llama/Llama-3.1-8B", engine="tensorrt-llm", kv_dtype="fp8", max_lora_rank=16)
+    command, _, comment = rec.flags["tensorrt-llm"].partition("  # ")
+    assert command.startswith("trtllm-serve ") and "#" not in comment
+    assert comment.startswith("KV dtype fp8_e4m3: trtllm-serve has no option for it")
+    assert "to --config; LoRA: set lora_config {max_lora_rank: 16" in comment
+
+
 # -------------------------------------------------------------------------------------------------------- vLLM
 
 

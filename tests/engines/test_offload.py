@@ -159,6 +159,25 @@ def test_vllm_lmcache_backend_is_not_sized():
     assert plan.tiers == () and any("LMCache server" in n for n in plan.notes)
 
 
+def test_vllm_lmcache_backend_without_a_size_is_said_to_offload_nothing():
+    """vllm-0.33.0 config/vllm.py:1157-1159: KV offloading is activated only when kv_offloading_size is set, so
+    --kv-offloading-backend lmcache alone loads no connector: a note, not silence; the backend is vLLM's option,
+    refused for SGLang."""
+    result = runner.invoke(
+        app, ["recommend", LLAMA_8B, "-g", "h100", "--kv-offloading-backend", "lmcache", "--offline", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    notes = json.loads(result.stdout)["notes"]
+    (note,) = [n for n in notes if n.startswith("--kv-offloading-backend lmcache without --kv-offloading-size")]
+    assert "offloads nothing" in note and "config/vllm.py:1157-1159" in note
+    with_tier = host_plan(Offload(kv_offloading_backend="lmcache", lmcache_cpu_size=10), llama(1))
+    assert any("in-process LMCache's" in n for n in with_tier.notes) and with_tier.tiers[0].name == "lmcache-cpu"
+    sized = host_plan(Offload(kv_offloading_size=100, kv_offloading_backend="lmcache"), llama(1))
+    assert not any("offloads nothing" in n for n in sized.notes)
+    with pytest.raises(UsageError, match="--kv-offloading-backend is vLLM's setting, not sglang's"):
+        check_settings(Offload(kv_offloading_backend="lmcache"), "sglang")
+
+
 # ----------------------------------------------------------------------------------------------- SGLang
 
 

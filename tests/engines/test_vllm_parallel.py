@@ -208,6 +208,19 @@ def test_cli_layout_table_and_refusals():
     assert both.exit_code == 2 and both.output.startswith("error: --gpus 4 is not --nodes x --gpus-per-node = 8")
 
 
+def test_gpus_per_node_alone_places_the_plan_on_nodes_and_says_so_in_its_help():
+    """--gpus-per-node without --nodes still means something (the TP-spans-nodes note, the DP ranks whose offload
+    tiers share a node's host memory): its help says so; --smallest-layout, which would drop it, refuses it."""
+    alone = runner.invoke(app, ["recommend", LLAMA, "-g", H100, "--gpus-per-node", "2", "--tp", "4", "--offline"])
+    assert alone.exit_code == 0, alone.output
+    assert "--tp 4 spans 2 nodes of 2 GPUs" in " ".join(alone.output.split())
+    help_text = " ".join(runner.invoke(app, ["recommend", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert "Alone: the node the plan is placed on" in help_text
+    search = runner.invoke(app, ["recommend", LLAMA, "-g", H100, "--smallest-layout", "--gpus-per-node", "4"])
+    assert search.exit_code == 2 and search.output.startswith("error: --smallest-layout takes --gpus-per-node only")
+    assert "hint:" in search.output
+
+
 def test_nodes_take_the_profiles_gpus_per_node():
     """--nodes without --gpus-per-node: the profile's gpus_per_node (h100-sxm-80gb 8, gb200 4 per compute tray, from
     ai-dynamo/aiconfigurator 095f58a aic-core/src/aiconfigurator_core/systems/h100_sxm.yaml:17, gb200.yaml:20); a TP

@@ -8,6 +8,7 @@ vllm-0.33.0/vllm/v1/metrics/loggers.py; provenance in the file).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -151,12 +152,14 @@ def test_more_than_max_replicas_exits_1():
     assert runner.invoke(app, [*args[:-2], "--max-replicas", "1000"]).exit_code == 0
 
 
-def test_an_enormous_rate_is_a_plan_not_an_error():
-    args = [*BASE, "-w", "chat", "--rate", "1e30", "--ttft-slo", "2000", "--tpot-slo", "30", "--disaggregated"]
-    result = runner.invoke(app, [*args, "--json"])
+def test_a_huge_rate_is_a_plan_in_closed_form_and_one_beyond_any_deployment_is_refused():
+    args = [*BASE, "-w", "chat", "--ttft-slo", "2000", "--tpot-slo", "30", "--disaggregated"]
+    result = runner.invoke(app, [*args, "--rate", "1e9", "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    assert document["replicas"] > 10**27 and document["pools"][0]["concurrency_per_worker"] >= 1
+    assert document["replicas"] > 10**6 and document["pools"][0]["concurrency_per_worker"] >= 1
+    result = runner.invoke(app, [*args, "--rate", "1e30"])  # a typo: 10**27 replicas are no answer
+    assert result.exit_code == 2 and result.stderr.startswith("error: --rate must be at most 1e+09 requests/s")
 
 
 def test_a_gpu_without_a_fitted_efficiency_is_one_error_line():
@@ -217,6 +220,46 @@ def test_keda_scaled_object_parses_and_uses_vllm_metric_names(tmp_path):
         assert f'model_name="{MODEL}"' in query
         seen[metric] = float(trigger["metadata"]["threshold"])
     assert seen == pytest.approx(wanted)
+
+
+@functools.cache
+def _keda_plan():
+    return plan(rate=1)
+
+
+@pytest.mark.parametrize(
+    "name", ['a"b', "a\\b", "org/model\n# injected: true", 'x"}) or vector(1) or sum({a="', "t\tab\r\x00\x1b\u2028\x85"]
+)
+def test_keda_selector_and_yaml_hold_any_model_name_exactly(name):
+    """A served model name with quotes, backslashes, line breaks or control characters is escaped as a PromQL
+    string (Go escapes) inside YAML written by safe_dump: the file parses, and the selector's label value reads
+    back as the name, whole."""
+    import dataclasses
+
+    from kvplan.checking.autoscale import keda_scaled_object
+
+    text, _ = keda_scaled_object(dataclasses.replace(_keda_plan(), model=name))
+    document = yaml.safe_load(text)
+    assert list(document) == ["apiVersion", "kind", "metadata", "spec"]  # nothing the name injected
+    header = text.split("\napiVersion:", 1)[0].split("\n")
+    assert all(line.startswith("#") for line in header), header
+    for trigger in document["spec"]["triggers"]:
+        query = trigger["metadata"]["query"]
+        prefix, literal = query.split("{model_name=", 1)
+        assert prefix.startswith("sum(") and literal.endswith("})")
+        literal = literal[: -len("})")]
+        assert json.loads(literal) == name  # the escapes written are the ones JSON and Go share
+        assert not any(ch in literal for ch in "\n\r\x00\x1b\u2028\x85")
+
+
+@pytest.mark.parametrize("deployment", ['my"app', "a\\b", "web\napp", "Upper", "x" * 300])
+def test_keda_deployment_that_is_no_kubernetes_name_is_refused_before_planning(tmp_path, deployment):
+    out = tmp_path / "keda.yaml"
+    args = [*BASE, "-w", "chat", "--rate", "1", "--ttft-slo", "2000", "--tpot-slo", "30", "--emit", "keda"]
+    result = runner.invoke(app, [*args, "--emit-file", str(out), "--deployment", deployment])
+    assert result.exit_code == 2 and result.stdout == "", result.output
+    assert result.stderr.startswith("error: --deployment must be a Kubernetes name") and "hint:" in result.stderr
+    assert not out.exists()
 
 
 def test_emit_is_skipped_for_a_plan_that_does_not_fit(tmp_path):

@@ -425,6 +425,25 @@ def test_without_max_num_seqs_the_command_carries_the_releases_default(gpu, defa
     assert any(f"--max-num-seqs {default} (the default) caps the running sequences" in n for n in rec.notes)
 
 
+def test_an_sglang_plans_cap_note_is_sglangs_derived_cap_not_vllms_default():
+    """SGLang has no max_num_seqs default: without --max-running-requests it serves min(max(min(pool tokens /
+    context_len x 512, 4096), 2048), pool tokens // 2), and one given is lowered to pool tokens // 2
+    (sglang-0.5.23 srt/mem_cache/kv_cache_configurator.py:3119-3132 `resolve_max_num_reqs`). Before, an SGLang
+    plan's note said "--max-num-seqs 1024 (the default)", vLLM's default."""
+    rec = _rec("meta-llama/Llama-3.1-8B", engine="sglang", max_model_len=131072)
+    tokens = rec.kv_cache_tokens
+    derived = min(max(min(int(tokens / 131072 * 512), 4096), 2048), tokens // 2)
+    assert derived == 2048
+    (note,) = [n for n in rec.notes if "caps the running sequences" in n]
+    assert note.startswith(f"SGLang's max_running_requests {derived} (derived from the token pool")
+    assert "kv_cache_configurator.py:3119-3132" in note and "(the default)" not in note
+    given = _rec("meta-llama/Llama-3.1-8B", engine="sglang", max_model_len=131072, max_num_seqs=10**6)
+    (note,) = [n for n in given.notes if "caps the running sequences" in n]
+    assert note.startswith(f"SGLang's max_running_requests {tokens // 2} (--max-num-seqs 1000000 lowered to half")
+    small = _rec("meta-llama/Llama-3.1-8B", engine="sglang", max_model_len=131072, max_num_seqs=8)
+    assert any(n.startswith("--max-num-seqs 8 caps the running sequences") for n in small.notes)
+
+
 def test_cli_recommend_prints_the_cap_given():
     args = ["recommend", "meta-llama/Llama-3.1-8B", "-g", "h100", "--max-model-len", "131072"]
     args += ["--max-num-seqs", "256", "--vllm-version", "0.33.0", "--offline"]
