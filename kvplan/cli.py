@@ -818,6 +818,18 @@ def profile(
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
     assume_llama: AssumeLlamaOpt = False,
+    speculative_config: Annotated[
+        Optional[str],
+        typer.Option(
+            "--speculative-config",
+            help="A draft model, as for estimate and recommend: "
+            '\'{"method": "draft_model", "num_speculative_tokens": 4, "model": DRAFT}\' (a catalog name, config '
+            "path or Hub id; draft_model only). After the grid, one assisted generation (batch 1, the longest "
+            "--seq-len, --decode-tokens new tokens) with the draft loaded as the target is, its cache measured "
+            "beside kvplan's estimate of the drafter.",
+            show_default=False,
+        ),
+    ] = None,
     output: Annotated[
         Optional[str],
         typer.Option("--output", "-o", help="Also write the JSON report to FILE (atomically).", show_default=False),
@@ -836,6 +848,8 @@ def profile(
       kvplan profile ./tiny/config.json --device cpu --no-cache-baseline --json
 
       kvplan profile Qwen/Qwen2.5-7B --gpu 0 --find-max-batch --seq-len 32k
+
+      kvplan profile ./target --device cpu --speculative-config '{"method": "draft_model", "num_speculative_tokens": 4, "model": "./draft"}'
     """
     from kvplan.core.units import parse_size
 
@@ -862,6 +876,7 @@ def profile(
         revision=revision,
         offline=True if offline else None,
         assume_llama=assume_llama,
+        speculative_config=speculative_config,
     )
     if output is not None:  # checked before a run that may take minutes
         from kvplan.atomic_file import check_output_path

@@ -619,6 +619,59 @@ def profile_report(report: Any) -> None:
         for text, which in basis.items():
             out.print(f"[dim]{', '.join(dict.fromkeys(which))}: {escape(text)}[/]")
         out.print("[dim]weights+KV bound: weights + estimated KV cache only, no activations (an upper bound).[/]")
+    if getattr(report, "speculative", None) is not None:
+        _assisted_table(report.speculative, out)
+
+
+def _assisted_table(d: Any, out: Any) -> None:
+    """`kvplan profile --speculative-config`: the draft's and the target's caches after one assisted generation."""
+    from rich.table import Table
+
+    title = (
+        f"assisted generation · draft {d.model} ({d.layers} layers) · {d.num_speculative_tokens} tokens per round · "
+        f"batch {d.batch} · prompt {format_tokens(d.seq_len)} + {d.decode_tokens}"
+    )
+    table = Table(
+        title=title, title_justify="left", caption=f"draft weights: {d.weights or '—'}", caption_justify="left"
+    )
+    for col in ("cache", "tokens held", "KV measured", "KV estimate", "ratio"):
+        table.add_column(col, justify="left" if col == "cache" else "right")
+
+    def size(n: Any) -> str:
+        return "—" if n is None else format_bytes(n)
+
+    if d.oom or d.draft_kv_bytes_measured is None:
+        status = "[red]out of memory[/]" if d.oom else "[yellow]error (see notes)[/]"
+        table.add_row("draft", "—", status, size(d.draft_kv_bytes_estimated), "—")
+    else:
+        peak_ratio = (
+            d.draft_kv_bytes_peak_measured / d.draft_kv_bytes_estimated_at_sequence
+            if d.draft_kv_bytes_estimated_at_sequence
+            else None
+        )
+        table.add_row(
+            "draft",
+            f"{d.draft_tokens_held:,}",
+            size(d.draft_kv_bytes_measured),
+            size(d.draft_kv_bytes_estimated),
+            _ratio(d.draft_kv_ratio),
+        )
+        table.add_row(
+            f"draft, largest after its {d.draft_forwards} forwards",
+            f"≤ {d.sequence_tokens:,} (final)",
+            size(d.draft_kv_bytes_peak_measured),
+            size(d.draft_kv_bytes_estimated_at_sequence),
+            _ratio(peak_ratio),
+        )
+        table.add_row(
+            "target",
+            f"{d.target_tokens_held:,}",
+            size(d.target_kv_bytes_measured),
+            size(d.target_kv_bytes_estimated),
+            _ratio(d.target_kv_ratio),
+        )
+    table.add_row("draft weights", "", size(d.weights_bytes_measured), size(d.weights_bytes_estimated), "")
+    out.print(table)
 
 
 # ------------------------------------------------------------------------------------------- kvplan check

@@ -38,6 +38,7 @@ OPTIONAL = {
     # (test_recommend_with_a_layout_is_valid)
     "recommend": {"parallel", "search"},
     "profile": {
+        "speculative",  # only with --speculative-config
         "gpus",
         "weights_bytes",
         "weights_in_memory_bytes",

@@ -526,6 +526,7 @@ def measure_assisted_caches(
     input_ids: torch.Tensor,
     *,
     max_new_tokens: int,
+    num_assistant_tokens: int | None = None,
 ) -> dict[str, Any]:
     """Run transformers' assisted generation (`target.generate(..., assistant_model=draft)`, greedy) and read both
     caches: the target's (`generate`'s `cache`) and the draft's, which transformers keeps apart in its
@@ -536,6 +537,10 @@ def measure_assisted_caches(
     Returns `{"sequence": final token count, "target": (tokens held, cache_layer_bytes), "draft": (tokens held,
     cache_layer_bytes) after its last forward, "draft_steps": [(tokens fed, tokens held, nbytes)] after every
     draft forward}`.
+
+    `num_assistant_tokens`: the tokens the draft proposes per round, held constant (vLLM's num_speculative_tokens:
+    the draft's generation_config `num_assistant_tokens`, schedule "constant", no confidence cut-off; restored
+    after); None keeps the draft's generation_config as it is (transformers' defaults).
     """
     steps: list[tuple[int, int, int]] = []
     held: dict[str, Any] = {}
@@ -549,6 +554,11 @@ def measure_assisted_caches(
         held["cache"] = cache
         steps.append((int(fed.shape[-1]) if fed is not None else 0, cache.get_seq_length(), _cache_nbytes(cache)))
 
+    gen_config = draft.generation_config
+    saved = {k: getattr(gen_config, k, None) for k in _ASSISTANT_KEYS}
+    if num_assistant_tokens is not None:
+        for key, value in zip(_ASSISTANT_KEYS, (num_assistant_tokens, "constant", 0.0), strict=True):
+            setattr(gen_config, key, value)
     handle = draft.register_forward_hook(after_forward, with_kwargs=True)
     try:
         with torch.inference_mode():
@@ -563,6 +573,8 @@ def measure_assisted_caches(
             )
     finally:
         handle.remove()
+        for key, value in saved.items():
+            setattr(gen_config, key, value)
     target_cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
     if target_cache is None or "cache" not in held:  # pragma: no cover - transformers changed its outputs
         raise RuntimeError("assisted generation returned no target cache or ran no draft forward")
@@ -573,6 +585,9 @@ def measure_assisted_caches(
         "draft": (draft_cache.get_seq_length(), cache_layer_bytes(draft_cache)),
         "draft_steps": steps,
     }
+
+
+_ASSISTANT_KEYS = ("num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold")
 
 
 def _cache_nbytes(cache: Any) -> int:

@@ -14,6 +14,13 @@ For each point of the grid (batch x prompt length x cache implementation) the pr
    synchronising): time to first token (prefill + argmax), decode tokens/s and the median inter-token latency;
 3. with `no_cache_baseline`, greedy decoding with `use_cache=False` (the whole sequence every step) over
    `min(decode_tokens, no_cache_steps)` steps, and the speed-up the cache buys.
+With `speculative_config` (method draft_model), after the grid and the searches the draft model is loaded the way
+the target was (its weights when on disk, else random from its config; the same dtype and device) and one assisted
+generation runs (`generate(..., assistant_model=draft)`, greedy, batch 1: the longest --seq-len, `decode_tokens`
+new tokens, num_speculative_tokens drafted per round); both caches are read after it
+(kvplan.profiling.ground_truth.measure_assisted_caches) and set beside kvplan's transformers estimate of each at
+the tokens that cache holds: the draft's as `estimate --engine transformers --speculative-config` sizes the
+drafter (kvplan.engines.transformers.assisted_generation).
 The estimate for the same point comes from kvplan's transformers engine model (`transformers` for dynamic
 and quantized caches, `transformers-static` for StaticCache) at `seq_len + decode_tokens` tokens.
 
@@ -35,7 +42,7 @@ import itertools
 import platform
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +56,17 @@ from kvplan.core.config import vocab_size
 from kvplan.core.shapes import model_shape
 from kvplan.core.units import short_dtype
 from kvplan.engines.transformers import TransformersEngine, TransformersStaticEngine
-from kvplan.errors import KvplanError, ProfilingError, UsageError
+from kvplan.errors import KvplanError, ProfilingError, UnsupportedArchitecture, UsageError
 from kvplan.planning import resolved as api
 from kvplan.planning.estimate import estimate_shape, resolve_dtypes
 from kvplan.profiling.activation_fit import ActivationFit, Sample, fit_activations
 from kvplan.profiling.device import Clock, Device, default_gpus, describe, is_oom
-from kvplan.profiling.ground_truth import cache_layer_bytes, total_nbytes
+from kvplan.profiling.ground_truth import (
+    cache_layer_bytes,
+    hf_config_from_dict,
+    measure_assisted_caches,
+    total_nbytes,
+)
 from kvplan.profiling.memory import HeapMeter, available_memory_bytes, large_allocations_mapped, map_large_allocations
 from kvplan.profiling.model import import_model_code, load_model, shrink_layers, weights_bytes
 from kvplan.profiling.passes import CACHE_CHOICES, Runner, Unsupported, first_line
@@ -100,6 +112,8 @@ class ProfileRequest:
     revision: str | None = None
     offline: bool | None = None
     seed: int = 0
+    # vLLM's --speculative-config (a JSON string or a mapping), method draft_model only: one assisted generation
+    speculative_config: str | dict[str, Any] | None = None
 
 
 @dataclass
@@ -176,6 +190,42 @@ class Search:
 
 
 @dataclass
+class DraftRun:
+    """`speculative_config` (draft_model): one assisted generation, greedy, batch 1 (transformers drafts for one
+    sequence only), prompt `seq_len` (the longest --seq-len) + `decode_tokens` new tokens, both caches read after it
+    beside kvplan's transformers estimate at the tokens each holds. `draft_kv_bytes_peak_measured`: the largest the
+    draft's cache was after any of its forwards; `draft_kv_bytes_estimated_at_sequence`: kvplan's figure for the
+    drafter at the final length (what `estimate --seq-len` of prompt + decode plans), which bounds it. The draft's
+    weights: `weights_bytes_measured` (its tensors) beside kvplan's count (`weights_bytes_estimated`, null: not
+    counted). `None` where the run did not get that far (`oom`, `error`)."""
+
+    method: str
+    num_speculative_tokens: int
+    model: str  # the draft, as the speculative config names it
+    weights: str | None  # how the draft's weights were obtained
+    layers: int  # the draft's decoder layers
+    batch: int
+    seq_len: int
+    decode_tokens: int
+    sequence_tokens: int | None = None  # the final sequence: prompt + new tokens
+    oom: bool = False
+    error: str | None = None
+    draft_forwards: int | None = None
+    draft_tokens_held: int | None = None
+    draft_kv_bytes_measured: int | None = None
+    draft_kv_bytes_estimated: int | None = None
+    draft_kv_ratio: float | None = None
+    draft_kv_bytes_peak_measured: int | None = None
+    draft_kv_bytes_estimated_at_sequence: int | None = None
+    target_tokens_held: int | None = None
+    target_kv_bytes_measured: int | None = None
+    target_kv_bytes_estimated: int | None = None
+    target_kv_ratio: float | None = None
+    weights_bytes_measured: int | None = None
+    weights_bytes_estimated: int | None = None
+
+
+@dataclass
 class ProfileReport:
     model: str
     weights: str
@@ -189,9 +239,10 @@ class ProfileReport:
     skipped: dict[str, str] = field(default_factory=dict)  # cache implementation -> why it cannot run here
     config_source: str = "dict"  # where the config was read (kvplan.sources.configs.LoadedConfig.source)
     revision: str | None = None  # the Hub snapshot's commit hash, when the config came from the Hub or its cache
+    speculative: DraftRun | None = None  # --speculative-config: the assisted generation (JSON key only then)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "schema": SCHEMA,
             "model": self.model,
             "config_source": self.config_source,
@@ -206,6 +257,9 @@ class ProfileReport:
             "skipped_caches": dict(self.skipped),
             "notes": list(self.notes),
         }
+        if self.speculative is not None:
+            data["speculative"] = asdict(self.speculative)
+        return data
 
 
 # ------------------------------------------------------------------------------------------------ devices
@@ -243,6 +297,42 @@ class Profiler:
                 self.notes.append(
                     f"CPU search capped at 80% of available memory ({self.limit} bytes); set --memory-limit to choose"
                 )
+        self.draft: Any = None  # the speculative setup as transformers runs it, the draft's config (when given)
+        if req.speculative_config is not None:
+            self.draft = self._read_draft(req)
+
+    def _read_draft(self, req: ProfileRequest) -> tuple[Any, Any, Any]:
+        """(the setup, the draft's LoadedConfig and shape, the drafter as kvplan's transformers rules size it), read
+        before anything runs: a draft kvplan or transformers cannot read is refused now, not after the grid."""
+        from kvplan.engines.registry import engine_entry
+        from kvplan.engines.vllm import parse_speculative_config
+        from kvplan.planning.speculative import engine_speculative, speculative_inputs
+
+        setup = parse_speculative_config(req.speculative_config)
+        if setup.method != "draft_model":
+            raise UsageError(
+                f"--speculative-config method {setup.method}: kvplan profile measures draft_model assisted generation "
+                "only (transformers' generate(..., assistant_model=draft))",
+                hint='pass \'{"method": "draft_model", "num_speculative_tokens": 4, "model": DRAFT}\'; '
+                f"kvplan estimate --speculative-config plans {setup.method}",
+            )
+        assert setup.model is not None  # parse_speculative_config requires a draft_model's `model`
+        try:
+            loaded = api.load(setup.model, offline=req.offline)
+            shape = model_shape(loaded.config, assume_llama=req.assume_llama)
+            if not req.trust_remote_code:
+                hf_config_from_dict(loaded.config)  # an architecture transformers does not know: refused now
+        except KvplanError as exc:
+            if isinstance(exc.message, str):  # which model the message is about
+                exc.message = f"the draft model {setup.model}: {exc.message}"
+            if isinstance(exc, UnsupportedArchitecture):
+                exc.hint = "its own Python code runs only with --trust-remote-code, from a folder that holds it"
+            raise
+        inputs = speculative_inputs(
+            setup, api.resolve(self.loaded, assume_llama=req.assume_llama), self.model_dtype, offline=req.offline
+        )
+        spec = engine_speculative(engine_entry(_DYNAMIC), inputs)
+        return setup, (loaded, shape), spec
 
     def __enter__(self) -> Profiler:
         self._refuse_weights_over_the_limit()
@@ -362,6 +452,86 @@ class Profiler:
             return
         run.decode_tokens_per_s_upper_bound = rows[0]["decode_tokens_per_s_upper_bound"]
         run.prefill_tokens_per_s_upper_bound = prefill
+
+    # assisted generation -------------------------------------------------------------------------------
+    def estimated_draft_kv(self, tokens: int) -> int | None:
+        """kvplan's transformers figure for the drafter's cache at `tokens` (None: the drafter is not counted)."""
+        _, _, spec = self.draft
+        if not spec.draft_caches:
+            return None
+        est = estimate_shape(
+            self.shape, engine=_DYNAMIC, seq_len=tokens, batch=1, dtype=self.model_dtype, speculative=spec
+        )
+        return sum(k.bytes for k in est.draft_layers)
+
+    def run_assisted(self) -> DraftRun:
+        """One assisted generation with the draft loaded as the target was (see the module docstring)."""
+        setup, (loaded, shape), spec = self.draft
+        req = self.req
+        seq_len, steps = max(req.seq_lens), req.decode_tokens
+        run = DraftRun(
+            method=setup.method,
+            num_speculative_tokens=setup.num_speculative_tokens,
+            model=str(setup.model),
+            weights=None,
+            layers=shape.num_layers,
+            batch=1,
+            seq_len=seq_len,
+            decode_tokens=steps,
+            weights_bytes_estimated=spec.draft_weights,
+        )
+        limits = [s.max_position_embeddings for s in (self.shape, shape) if s.max_position_embeddings]
+        if limits and seq_len + steps > min(limits):
+            run.error = (
+                f"prompt + decode = {seq_len + steps} tokens exceeds max_position_embeddings {min(limits)} "
+                "(the target's or the draft's)"
+            )
+            return run
+        device = self.device
+        draft = None
+        try:
+            with device.capped(self.limit):
+                # the draft's weights as the target's: its files when on disk (the target's --revision is not the
+                # draft's), else random from its config; the same dtype and device
+                draft, hf_config, run.weights = load_model(
+                    replace(req, revision=None), loaded, loaded.config, self.model_dtype, device
+                )
+                run.weights_bytes_measured = weights_bytes(draft)
+                vocab = min(self.runner.vocab, int(getattr(hf_config, "vocab_size", None) or self.runner.vocab))
+                gen = torch.Generator().manual_seed(req.seed + seq_len)
+                ids = torch.randint(0, vocab, (1, seq_len), generator=gen).to(self.runner.input_device)
+                measured = measure_assisted_caches(
+                    self.model, draft, ids, max_new_tokens=steps, num_assistant_tokens=setup.num_speculative_tokens
+                )
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            if is_oom(exc):
+                run.oom = True
+            else:
+                run.error = f"{type(exc).__name__}: {first_line(exc)}"
+            return run
+        finally:
+            del draft
+            device.free()
+        run.sequence_tokens = measured["sequence"]
+        run.draft_tokens_held, draft_layers = measured["draft"]
+        run.target_tokens_held, target_layers = measured["target"]
+        run.draft_forwards = len(measured["draft_steps"])
+        run.draft_kv_bytes_measured = total_nbytes(draft_layers)
+        run.draft_kv_bytes_peak_measured = max(n for _, _, n in measured["draft_steps"])
+        run.target_kv_bytes_measured = total_nbytes(target_layers)
+        try:
+            run.draft_kv_bytes_estimated = self.estimated_draft_kv(run.draft_tokens_held)
+            run.draft_kv_bytes_estimated_at_sequence = self.estimated_draft_kv(run.sequence_tokens)
+            run.target_kv_bytes_estimated = self.estimated_kv(1, run.target_tokens_held, "dynamic")
+        except KvplanError as exc:
+            run.error = f"no estimate: {exc.message}"
+        if run.draft_kv_bytes_estimated:
+            run.draft_kv_ratio = run.draft_kv_bytes_measured / run.draft_kv_bytes_estimated
+        if run.target_kv_bytes_estimated:
+            run.target_kv_ratio = run.target_kv_bytes_measured / run.target_kv_bytes_estimated
+        return run
 
     # one grid point -------------------------------------------------------------------------------------
     def run_point(self, batch: int, seq_len: int, impl: str, *, timed: bool = True) -> Run:
@@ -696,6 +866,11 @@ def _validate(req: ProfileRequest) -> None:
         raise UsageError("--memory-limit must be positive", hint="pass e.g. --memory-limit 8GiB")
     if req.gpus and len(set(req.gpus)) != len(req.gpus):
         raise UsageError("--gpu lists a device twice", hint="pass e.g. --gpu 0,1")
+    if req.speculative_config is not None and req.decode_tokens < 1:
+        raise UsageError(
+            "--speculative-config needs --decode-tokens 1 or more (the draft drafts while decoding)",
+            hint="pass e.g. --decode-tokens 32",
+        )
 
 
 def environment(req: ProfileRequest, device_desc: str, memory_method: str) -> dict[str, Any]:
@@ -732,7 +907,7 @@ def profile(req: ProfileRequest, progress: Callable[[str, int], None] | None = N
     searches = (len(req.seq_lens) * len(req.caches) if req.find_max_batch else 0) + (
         len(req.batches) * len(req.caches) if req.find_max_len else 0
     )
-    total = len(points) + searches
+    total = len(points) + searches + (req.speculative_config is not None)
     transformers.logging.set_verbosity_error()  # kernel-fallback warnings would drown the progress bar
     mapped_before = large_allocations_mapped()
     with Profiler(req) as prof:
@@ -803,6 +978,21 @@ def profile(req: ProfileRequest, progress: Callable[[str, int], None] | None = N
                 report.searches.append(prof.search_len(b, c, start=max(req.seq_lens)))
                 if report.searches[-1].error:
                     report.notes.append(f"find max length stopped: {report.searches[-1].error}")
+        if prof.draft is not None:
+            if progress:
+                progress(f"assisted generation: seq {max(req.seq_lens)}, draft", total)
+            report.speculative = prof.run_assisted()
+            draft = report.speculative
+            if draft.oom:
+                report.notes.append("assisted generation: out of memory (the grid above is complete)")
+            elif draft.error:
+                report.notes.append(f"assisted generation: {draft.error}")
+            report.notes.extend(n for n in prof.draft[2].notes if n not in report.notes)
+            if req.layers and req.layers != prof.full_shape.num_layers:
+                report.notes.append(
+                    f"--layers {req.layers}: the assisted generation's target ran with {req.layers} layers; the "
+                    "draft with all of its own"
+                )
         if req.layers and req.layers != prof.full_shape.num_layers:
             for run in report.runs:
                 if run.kv_cache_bytes_measured is not None and run.kv_cache_bytes_estimated:
@@ -855,6 +1045,7 @@ def profile_model(
     revision: str | None = None,
     offline: bool | None = None,
     seed: int = 0,
+    speculative_config: str | dict[str, Any] | None = None,
     progress: Callable[[str, int], None] | None = None,
 ) -> ProfileReport:
     """`kvplan.profile`: run the grid of a `ProfileRequest` built from these arguments (see its fields; `gpus`
@@ -880,6 +1071,7 @@ def profile_model(
         revision=revision,
         offline=offline,
         seed=seed,
+        speculative_config=speculative_config,
     )
     return profile(req, progress=progress)
 
@@ -893,6 +1085,7 @@ def write_json_atomically(path: str | Path, data: dict[str, Any]) -> None:
 
 __all__ = [
     "CACHE_CHOICES",
+    "DraftRun",
     "ProfileReport",
     "ProfileRequest",
     "Profiler",

@@ -10,7 +10,8 @@ as real CPU tensors (kvplan.profiling.ground_truth.measure_assisted_caches) and 
 
 Assisted generation keeps the draft's cache behind the target's: it never holds more tokens than the final
 sequence, so kvplan's draft figure at the final length bounds it. `kvplan estimate --engine transformers
---speculative-config` (transformers' `assisted_generation` rule) gives both figures as its rows."""
+--speculative-config` (transformers' `assisted_generation` rule) gives both figures as its rows, and `kvplan profile
+--speculative-config` runs the assisted generation itself and reports both caches beside those figures."""
 
 from __future__ import annotations
 
@@ -136,3 +137,86 @@ def test_a_sliding_window_draft_holds_two_tokens_more_after_each_round_as_the_no
         assert nbytes == row.bytes + fed * per_token  # window - 1 + the tokens of the last forward
     assert max(n for _, n in rounds) == row.bytes + 2 * per_token
     assert any("window + 1 (2 tokens more)" in n for n in est.notes)
+
+
+# ------------------------------------------------------------------------- kvplan profile --speculative-config
+
+
+def _write(tmp_path, name: str, config: dict) -> str:
+    path = tmp_path / name / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def test_kvplan_profile_measures_the_drafts_cache_beside_kvplans_estimate(tmp_path):
+    """`kvplan profile TARGET --speculative-config draft_model`: after the grid, one assisted generation with the draft
+    built as the target is (random weights from its config, fp32, CPU); both caches read after it equal kvplan's
+    transformers figures at the tokens each holds, the draft's the drafter rows `kvplan estimate --engine transformers
+    --speculative-config` gives, and the largest the draft's cache ever was stays within kvplan's figure at the final
+    length. The table says it, and the JSON validates against `kvplan schema profile`."""
+    from typer.testing import CliRunner
+
+    from kvplan.cli import app
+    from kvplan.schemas import schema
+
+    jsonschema = pytest.importorskip("jsonschema")
+    runner = CliRunner()
+    target, draft = _write(tmp_path, "target", TARGET), _write(tmp_path, "draft", DRAFT)
+    setup = json.dumps({"method": "draft_model", "num_speculative_tokens": 3, "model": draft})
+    out = tmp_path / "profile.json"
+    result = runner.invoke(
+        app,
+        ["profile", target, "--device", "cpu", "--dtype", "float32", "--seq-len", "16", "--decode-tokens", "8"]
+        + ["--repeats", "1", "--speculative-config", setup, "-o", str(out)],
+        env={"COLUMNS": "160"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "assisted generation · draft" in result.stdout and "3 tokens per round" in result.stdout
+    document = json.loads(out.read_text())
+    assert [e.message for e in jsonschema.Draft202012Validator(schema("profile")).iter_errors(document)] == []
+    spec = document["speculative"]
+    assert (spec["method"], spec["num_speculative_tokens"], spec["layers"]) == ("draft_model", 3, 2)
+    assert spec["model"] == draft
+    assert spec["error"] is None and not spec["oom"] and spec["weights"].startswith("random")
+    assert (spec["batch"], spec["seq_len"], spec["decode_tokens"], spec["sequence_tokens"]) == (1, 16, 8, 24)
+    held = spec["draft_tokens_held"]
+    per_token = 2 * 2 * 1 * 32 * 4  # 2 layers x K and V x 1 KV head x head_dim 32 x fp32
+    assert spec["draft_kv_bytes_measured"] == spec["draft_kv_bytes_estimated"] == per_token * held
+    assert spec["draft_kv_ratio"] == 1.0
+    assert spec["target_tokens_held"] == 23  # the last token is never fed
+    assert spec["target_kv_bytes_measured"] == spec["target_kv_bytes_estimated"] == 2 * 4 * 2 * 16 * 4 * 23
+    assert spec["draft_forwards"] > 1
+    assert spec["draft_kv_bytes_peak_measured"] <= spec["draft_kv_bytes_estimated_at_sequence"] == per_token * 24
+    assert spec["weights_bytes_measured"] > 0 and spec["weights_bytes_estimated"] > 0
+    # the same figure `kvplan estimate --engine transformers --speculative-config` gives at the tokens the draft held
+    est = runner.invoke(
+        app,
+        ["estimate", target, "--engine", "transformers", "--dtype", "float32", "--seq-len", str(held)]
+        + ["--speculative-config", setup, "--json"],
+    )
+    assert est.exit_code == 0, est.output
+    assert json.loads(est.stdout)["speculative"]["draft_kv_bytes"] == spec["draft_kv_bytes_measured"]
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        ({"method": "eagle", "num_speculative_tokens": 3, "model": "DRAFT"}, "draft_model assisted generation only"),
+        ({"method": "mtp", "num_speculative_tokens": 1}, "draft_model assisted generation only"),
+        ({"method": "draft_model", "num_speculative_tokens": 0, "model": "DRAFT"}, "num_speculative_tokens"),
+    ],
+)
+def test_kvplan_profile_refuses_other_speculative_methods(tmp_path, setup, message):
+    from typer.testing import CliRunner
+
+    from kvplan.cli import app
+
+    target, draft = _write(tmp_path, "target", TARGET), _write(tmp_path, "draft", DRAFT)
+    setup = {k: draft if v == "DRAFT" else v for k, v in setup.items()}
+    result = CliRunner().invoke(
+        app, ["profile", target, "--device", "cpu", "--seq-len", "16", "--speculative-config", json.dumps(setup)]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error:") and message in result.stderr and "Traceback" not in result.output
+    assert result.stdout == ""
