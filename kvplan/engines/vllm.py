@@ -2182,8 +2182,13 @@ def rope_table_bytes(config: dict[str, Any], dtype: str) -> int | None:
         kind = str(p.get("rope_type") or p.get("type") or "default")
         if kind not in ROPE_TABLE_SCALES:
             return None
-        factor = float(p.get("factor", 1.0)) if ROPE_TABLE_SCALES[kind] else 1.0
-        partial = float(p.get("partial_rotary_factor") or text.get("partial_rotary_factor") or 1.0)
+        try:
+            factor = float(p.get("factor", 1.0)) if ROPE_TABLE_SCALES[kind] else 1.0
+            partial = float(p.get("partial_rotary_factor") or text.get("partial_rotary_factor") or 1.0)
+        except (TypeError, ValueError):
+            return None
+        if not (0 < partial <= 1 and 0 < factor < 2**20):  # NaN, inf and nonsense fail both: no table figure
+            return None
         rotary = int(head_dim * partial)
         key = (kind, factor, rotary, repr(sorted(p.items(), key=str)))
         if key in seen:
