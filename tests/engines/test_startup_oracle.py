@@ -24,6 +24,7 @@ from kvplan.engines.vllm import (
     no_memory_error,
     startup,
 )
+from kvplan.errors import UsageError
 from kvplan.planning.recommend import recommend
 
 from conftest import FIXTURES, load_config
@@ -147,10 +148,13 @@ def test_tp_must_divide_attention_heads():
 
 
 def test_the_tp_fix_of_a_huge_tp_is_found_among_the_heads_divisors_not_by_counting_to_it():
-    """--nodes 10**27 --gpus-per-node 8 (or --tp 8e9) is a TP that the 8 KV heads divide but the 32 attention
-    heads do not: the fix is the largest divisor of the heads, found without a loop up to the TP (it hung)."""
-    rec = recommend(LLAMA, gpu_profile="h100", tp=8 * 10**27, offline=True)
+    """--tp 8 x 2**27 (1,073,741,824, under the count bound) is a TP that the 8 KV heads divide but the 32 attention
+    heads do not: the fix is the largest divisor of the heads, found without a loop up to the TP (it hung); a TP
+    past the bound (8 x 10**27) is refused before any planning."""
+    rec = recommend(LLAMA, gpu_profile="h100", tp=8 * 2**27, offline=True)
     assert rec.startup_rule == "tp_heads" and rec.startup_fix == {"tp": 32}
+    with pytest.raises(UsageError, match="at most 2,147,483,647"):
+        recommend(LLAMA, gpu_profile="h100", tp=8 * 10**27, offline=True)
 
 
 def test_capacity_lines_per_release():
