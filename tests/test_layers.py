@@ -138,3 +138,34 @@ def test_only_the_plotting_draw_module_imports_matplotlib():
         str(p.relative_to(PACKAGE)) for p in _modules() if any(n.split(".")[0] == "matplotlib" for n in _imports(p))
     )
     assert users == ["plotting/draw.py"], users
+
+
+def _architecture_rows() -> dict[str, list[str]]:
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text()
+    rows: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.startswith("| `kvplan/") and line.split("|")[1].strip().endswith("/`"):
+            package = line.split("|")[1].strip().strip("`").split("/")[1]
+            rows.setdefault(package, []).append(line)
+    return rows
+
+
+def test_architecture_table_has_one_row_per_package():
+    """ARCHITECTURE.md's layer table: one row per package (a stale second copy of a row once hid new modules)."""
+    rows = _architecture_rows()
+    assert sorted(rows) == sorted(ALLOWED), sorted(rows)
+    assert {p: len(r) for p, r in rows.items() if len(r) != 1} == {}
+
+
+def test_architecture_table_names_every_module():
+    """Every module of a package is named in that package's row (as `name`), so the table says where each lives."""
+    rows = _architecture_rows()
+    missing = []
+    for package, (row,) in rows.items():
+        for path in sorted((PACKAGE / package).rglob("*.py")):
+            name = path.stem
+            if name == "__init__" or "__pycache__" in path.parts:
+                continue
+            if f"`{name}`" not in row and f"`{name}/`" not in row and f"{name}`" not in row:
+                missing.append(f"{package}/{path.relative_to(PACKAGE / package)}")
+    assert missing == []
