@@ -226,22 +226,60 @@ def refuse_compressed_attention(engine: str, caches: list[L.Layer], why: str = "
 # minimax_m3_vl.py:479 EntryClass), not the MiniMaxM3ForCausalLM of the published config.
 MINIMAX_M3_SERVED = ("MiniMaxM3SparseForCausalLM", "MiniMaxM3SparseForConditionalGeneration")
 
+# The config model_types under which either engine's config loader builds a MiniMax-M3 config. vLLM 0.33: its own
+# registry has minimax_m3_vl (and minimax_m3_mtp, the drafter's) (vllm/transformers_utils/config.py:155-156), anything
+# else goes to transformers' AutoConfig (:445), and vLLM takes transformers >= 5.16.1, < 5.21.0
+# (requirements/common.txt:11). SGLang 0.5.23: its own MiniMaxM3VLConfig is minimax_m3_vl (srt/configs/
+# minimax_vl.py:61-62, registered with AutoConfig in srt/utils/hf_transformers/common.py:117-187 and :282-284), the
+# rest goes to AutoConfig (srt/utils/hf_transformers/config.py:228-233), with transformers==5.19.0 (its METADATA).
+# transformers 5.16.1, 5.19.0 and 5.20.2 know minimax_m3_vl and minimax_m3_vl_text and no `minimax_m3`
+# (models/auto/auto_mappings.py:393-394, :405-406, :414-415), nor a MiniMaxM3ForCausalLM class, so neither
+# engine's Transformers-backend fallback can load that architecture either.
+MINIMAX_M3_CONFIG_TYPES = ("minimax_m3_vl", "minimax_m3_vl_text")
+# The published config's architecture: no class of that name in transformers 5.16.1, 5.19.0, 5.20.2 or 5.24.0 (its
+# text model is MiniMaxM3VLForCausalLM, models/auto/modeling_auto.py:802 / :823 / :841 / :907).
+PUBLISHED_M3_ARCHITECTURE = "MiniMaxM3ForCausalLM"
+
 
 def refuse_index_keys(
-    engine: str, caches: list[L.Layer], architectures: tuple[str, ...] = (), served: tuple[str, ...] = (), why: str = ""
+    engine: str,
+    caches: list[L.Layer],
+    architectures: tuple[str, ...] = (),
+    served: tuple[str, ...] = (),
+    why: str = "",
+    model_type: str | None = None,
+    loader: str = "",
+    registry: str = "",
 ) -> None:
     """Engines whose storage of a sparse indexer's own key cache beside GQA K/V (MiniMax-M3, `IndexKeys`) kvplan
-    has not read refuse the model in one line instead of sizing the keys as nothing. `served`: the architectures
-    the engine registers for such a model; when the config names none of them, the engine does not load it as
-    written, and the message says so. `why`: the engine's own storage kvplan has not modelled (said when the engine would load the config)."""
+    has not read refuse the model in one line instead of sizing the keys as nothing.
+
+    `served`: the architectures the engine registers for such a model; `model_type`: the config's, checked
+    against `MINIMAX_M3_CONFIG_TYPES` when given. When the config names no served architecture or a model_type
+    the engine's config loader cannot build, the engine does not load it as written, and the message says which
+    string fails where (`loader`, `registry`: the engine's source for each). `why`: the engine's own storage
+    kvplan has not modelled (said when the engine would load the config)."""
     if not any(isinstance(c, L.IndexKeys) for c in caches):
         return
+    reasons = []
+    if model_type is not None and model_type not in MINIMAX_M3_CONFIG_TYPES:
+        reasons.append(
+            f"its config loader builds MiniMax-M3 only from model_type {' / '.join(MINIMAX_M3_CONFIG_TYPES)}, and "
+            f"neither it nor transformers knows the config's {model_type!r}" + (f" ({loader})" if loader else "")
+        )
     if served and not any(a in served for a in architectures):
         named = ", ".join(architectures) or "no architecture"
-        message = (
-            f"{engine} does not serve this config as written: it registers MiniMax-M3's sparse-attention model "
-            f"only as {' / '.join(served)}, and the config names {named}"
+        fallback = (
+            ", which transformers does not define, so the Transformers-backend fallback cannot load it either"
+            if PUBLISHED_M3_ARCHITECTURE in architectures
+            else ""
         )
+        reasons.append(
+            f"it registers MiniMax-M3's sparse-attention model only as {' / '.join(served)}, and the config names "
+            f"{named}{fallback}" + (f" ({registry})" if registry else "")
+        )
+    if reasons:
+        message = f"{engine} does not serve this config as written: " + "; ".join(reasons)
     else:
         message = f"kvplan's {engine} storage model does not size MiniMax-M3's indexer key cache yet" + (
             f": {why}" if why else ""

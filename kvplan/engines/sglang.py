@@ -64,8 +64,9 @@ class SglangEngine:
     name = "sglang"
     follows = "SGLang 0.5 (model_runner cell_size, SWA and Mamba pools; DSA pool as in 0.5.23)"
 
-    def __init__(self, architectures: tuple[str, ...] = ()) -> None:
+    def __init__(self, architectures: tuple[str, ...] = (), model_type: str | None = None) -> None:
         self.architectures = architectures  # the config's: SGLang picks GLM's DSA backends on SM120 by it
+        self.model_type = model_type  # the config's: SGLang builds MiniMax-M3 only from MINIMAX_M3_CONFIG_TYPES
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if any(isinstance(c, L.RecurrentState) and c.family == "lightning" for c in caches):
@@ -82,6 +83,9 @@ class SglangEngine:
             MINIMAX_M3_SERVED,
             "it keeps them in MiniMaxSparseKVPool beside the K/V pool (srt/mem_cache/kv_cache_configurator.py:2572-2576; "
             "cell size model_executor/pool_configurator.py:413), whose layout kvplan has not read",
+            model_type=self.model_type,
+            loader="srt/configs/minimax_vl.py:61-62, srt/utils/hf_transformers/config.py:228-233",
+            registry="srt/models/minimax_m3.py:2274, minimax_m3_vl.py:479, fallback srt/model_loader/utils.py:143-161",
         )
         refuse_compressed_attention(
             "SGLang",
@@ -599,7 +603,7 @@ ENTRY = EngineEntry(
         "source": "sglang-0.5.23/sglang/srt/observability/metrics_collector.py:365 (running), :405 (token_usage: "
         "the fullest KV pool's used / total, :89-97), :371 (queue); label model_name (:1383)",
     },
-    storage=lambda shape: SglangEngine(shape.architectures),
+    storage=lambda shape: SglangEngine(shape.architectures, shape.model_type),
     serving=SglangServing(),
     config=CONFIG,
     plannable=True,

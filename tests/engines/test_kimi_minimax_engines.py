@@ -201,8 +201,17 @@ def test_vllm_recommend_charges_the_kimi_expert_padding_to_the_weights():
 M3 = load_config("MiniMaxAI__MiniMax-M3")
 
 
-def _m3(architectures: list[str] | None = None):
-    return model_shape({**M3, "architectures": architectures} if architectures is not None else M3)
+def _m3(architectures: list[str] | None = None, model_type: str | None = None):
+    config = dict(M3)
+    if architectures is not None:
+        config["architectures"] = architectures
+    if model_type is not None:
+        config["model_type"] = model_type
+    return model_shape(config)
+
+
+def _storage(engine: str, shape):
+    return VllmEngine(shape) if engine == "vllm" else SglangEngine(shape.architectures, shape.model_type)
 
 
 def test_transformers_m3_holds_kv_on_60_layers_and_one_index_key_a_token_on_57():
@@ -224,28 +233,86 @@ def test_m3_quantized_transformers_cache_is_refused():
         TransformersEngine().stage_costs(shape.caches(), Request(1024, 1, "fp8_e4m3", "bfloat16"))
 
 
+# Where each engine fails the published config (model_type minimax_m3, architectures [MiniMaxM3ForCausalLM]):
+# the config loader, then the model registry (with its Transformers-backend fallback).
+_LOADER = {
+    "vllm": "vllm/transformers_utils/config.py:155-156, :445",
+    "sglang": "srt/configs/minimax_vl.py:61-62, srt/utils/hf_transformers/config.py:228-233",
+}
+_REGISTRY = {
+    "vllm": "vllm/model_executor/models/registry.py:169-171, :523-525, fallback :1298-1317",
+    "sglang": "srt/models/minimax_m3.py:2274, minimax_m3_vl.py:479, fallback srt/model_loader/utils.py:143-161",
+}
+
+
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])
-def test_vllm_and_sglang_do_not_serve_the_published_m3_architecture(engine):
-    """vllm-0.33.0 model_executor/models/registry.py:169-171, :523-525 and sglang-0.5.23 srt/models/minimax_m3.py:2274,
-    minimax_m3_vl.py:479 register only MiniMaxM3SparseForCausalLM / MiniMaxM3SparseForConditionalGeneration; the
-    published config's architecture is MiniMaxM3ForCausalLM."""
-    shape = _m3()
-    storage = VllmEngine(shape) if engine == "vllm" else SglangEngine(shape.architectures)
+def test_vllm_and_sglang_do_not_serve_the_published_m3_config(engine):
+    """Neither engine loads the published config. Its model_type `minimax_m3` is in neither engine's config
+    registry (vllm-0.33.0 transformers_utils/config.py:155-156 has minimax_m3_vl and minimax_m3_mtp; sglang-0.5.23
+    srt/configs/minimax_vl.py:61-62 minimax_m3_vl) nor in transformers 5.16.1-5.20.2 / 5.19.0 (the versions the
+    engines take: vllm requirements/common.txt:11, sglang METADATA), whose AutoConfig both fall back to. Its
+    architecture MiniMaxM3ForCausalLM is not registered (vllm registry.py:169-171, :523-525; sglang
+    models/minimax_m3.py:2274, minimax_m3_vl.py:479 register only MiniMaxM3Sparse*), and transformers defines no
+    such class, so the Transformers-backend fallback (vllm registry.py:1298-1317, sglang model_loader/utils.py:
+    143-161) fails too. The error says both, where, and what to use instead."""
     with pytest.raises(UsageError, match="does not serve this config as written") as info:
-        storage.stage_costs(shape.caches(), Request(1024, 1, "bfloat16", "bfloat16"))
-    assert "MiniMaxM3ForCausalLM" in str(info.value) and "MiniMaxM3SparseForCausalLM" in str(info.value)
+        _storage(engine, _m3()).stage_costs(_m3().caches(), Request(1024, 1, "bfloat16", "bfloat16"))
+    message = str(info.value)
+    for fact in (
+        "model_type minimax_m3_vl / minimax_m3_vl_text",
+        "the config's 'minimax_m3'",
+        "only as MiniMaxM3SparseForCausalLM / MiniMaxM3SparseForConditionalGeneration",
+        "the config names MiniMaxM3ForCausalLM",
+        "Transformers-backend fallback cannot load it",
+        _LOADER[engine],
+        _REGISTRY[engine],
+    ):
+        assert fact in message, fact
+    assert "transformers" in str(info.value.hint)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_m3_refusal_names_only_the_string_that_fails(engine):
+    """A served architecture under the published model_type fails at the config loader only; a model_type the
+    loaders build (transformers' minimax_m3_vl_text) under the published architecture fails at the registry only."""
+    req = Request(1024, 1, "bfloat16", "bfloat16")
+    shape = _m3(["MiniMaxM3SparseForCausalLM"])
+    with pytest.raises(UsageError, match="does not serve this config as written") as info:
+        _storage(engine, shape).stage_costs(shape.caches(), req)
+    assert _LOADER[engine] in str(info.value) and _REGISTRY[engine] not in str(info.value)
+    shape = _m3(model_type="minimax_m3_vl_text")
+    with pytest.raises(UsageError, match="does not serve this config as written") as info:
+        _storage(engine, shape).stage_costs(shape.caches(), req)
+    assert _REGISTRY[engine] in str(info.value) and _LOADER[engine] not in str(info.value)
+    assert "the config names MiniMaxM3ForCausalLM, which transformers does not define" in str(info.value)
 
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])
 def test_vllm_and_sglang_m3_under_a_served_architecture_is_refused_as_unread(engine):
-    """Under the architecture the engines load, kvplan still has not read their index-key storage (vLLM: an
-    MLAAttentionSpec group of its own, models/minimax_m3/common/indexer.py:145-152): refused, not sized as K/V only."""
-    shape = _m3(["MiniMaxM3SparseForCausalLM"])
-    storage = VllmEngine(shape) if engine == "vllm" else SglangEngine(shape.architectures)
+    """Under a model_type and architecture the engines load, kvplan still has not read their index-key storage
+    (vLLM: an MLAAttentionSpec group of its own, models/minimax_m3/common/indexer.py:145-152; SGLang:
+    MiniMaxSparseKVPool): refused, not sized as K/V only."""
+    shape = _m3(["MiniMaxM3SparseForCausalLM"], model_type="minimax_m3_vl_text")
     with pytest.raises(UsageError, match="does not size MiniMax-M3's indexer key cache") as info:
-        storage.stage_costs(shape.caches(), Request(1024, 1, "bfloat16", "bfloat16"))
-    if engine == "vllm":
-        assert "indexer.py:145-152" in str(info.value)
+        _storage(engine, shape).stage_costs(shape.caches(), Request(1024, 1, "bfloat16", "bfloat16"))
+    assert "does not serve" not in str(info.value)
+    assert ("indexer.py:145-152" if engine == "vllm" else "MiniMaxSparseKVPool") in str(info.value)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_cli_refuses_the_published_m3_in_one_error_line_with_a_hint(engine):
+    from tests.test_cli import run
+
+    for command in (["estimate", "--seq-len", "8192"], ["recommend", "--gpu-profile", "h200", "--tp", "8"]):
+        result = run(command[0], "MiniMaxAI/MiniMax-M3", "--engine", engine, *command[1:], "--offline")
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert [line.split(":")[0] for line in lines] == ["error", "hint"], lines
+        assert "does not serve this config as written" in lines[0] and "MiniMaxM3ForCausalLM" in lines[0]
+        assert (
+            lines[1]
+            == "hint: use --engine transformers for this model: it sizes minimax_m3 from transformers' real cache tensors"
+        )
 
 
 def test_other_engines_refuse_m3_and_naive_counts_its_layers():
