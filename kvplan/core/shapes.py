@@ -67,6 +67,9 @@ class ModelShape:
     assumptions: tuple[str, ...] = field(default=())
     features: frozenset[str] = field(default=frozenset())
     architectures: tuple[str, ...] = field(default=())  # the config's `architectures` (engines choose kernels by it)
+    # the top-level config's model_type, a wrapper's where the language model sits in `text_config`: what an
+    # engine's config loader builds the config by ("" when the shape was made without a config)
+    config_model_type: str = ""
 
     @property
     def num_layers(self) -> int:
@@ -774,7 +777,21 @@ def minimax_m2(cfg: dict) -> tuple[tuple[L.Layer, ...], ...]:
     """MiniMax-M2 / M2.5 / M2.7: GQA full attention on every layer (transformers MiniMaxM2Attention
     modeling_minimax_m2.py:288-291, vLLM minimax_m2.py:204-208, SGLang minimax_m2.py:730 build one standard
     attention per layer and read no `attn_type_list`). A list with a 0 (MiniMax-01's lightning layers) would be
-    another model: refused."""
+    another model: refused, and so is a `sparse_attention_config`: MiniMax-M3's sparse attention, whose indexer
+    keeps a key cache of its own, which no M2 code builds (transformers configuration/modeling_minimax_m2.py,
+    vLLM and SGLang minimax_m2.py read no such key). M3 wrappers may say minimax_m2 in their text_config
+    (sglang-0.5.23 srt/configs/minimax_vl.py:15-16), yet transformers 5.24 (MiniMaxM3VLConfig.sub_configs_defaults,
+    configuration_minimax_m3_vl.py:188-191: the text class fixed, the dict's model_type unread), vLLM
+    (transformers_utils/configs/minimax_m3.py:136-143) and the MiniMaxM3Sparse* models build M3 from it: reading
+    it as M2 would drop the index keys."""
+    sparse = cfg.get("sparse_attention_config")
+    if isinstance(sparse, dict) and sparse.get("use_sparse_attention", True) is not False:
+        raise UnsupportedArchitecture(
+            "minimax_m2 config has MiniMax-M3's `sparse_attention_config`: MiniMax-M2's modelling code "
+            "(transformers, vLLM, SGLang) builds no sparse indexer, and read as M2 its index-key cache would be lost",
+            hint="if this is MiniMax-M3, set the text config's model_type to minimax_m3_vl_text (or pass the "
+            "published MiniMaxAI/MiniMax-M3 config)",
+        )
     types = cfg.get("attn_type_list")
     if types is not None and any(int(t) != 1 for t in types):
         raise UnsupportedArchitecture(
@@ -1064,4 +1081,5 @@ def _read_shape(config: dict[str, Any], assume_llama: bool) -> ModelShape:
         assumptions=tuple(assumptions),
         features=frozenset(features),
         architectures=tuple(str(a) for a in architectures) if isinstance(architectures, list) else (),
+        config_model_type=str(config.get("model_type") or model_type),
     )

@@ -603,7 +603,7 @@ ENTRY = EngineEntry(
         "source": "sglang-0.5.23/sglang/srt/observability/metrics_collector.py:365 (running), :405 (token_usage: "
         "the fullest KV pool's used / total, :89-97), :371 (queue); label model_name (:1383)",
     },
-    storage=lambda shape: SglangEngine(shape.architectures, shape.model_type),
+    storage=lambda shape: SglangEngine(shape.architectures, shape.config_model_type or None),
     serving=SglangServing(),
     config=CONFIG,
     plannable=True,

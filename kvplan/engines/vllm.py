@@ -900,7 +900,7 @@ class VllmEngine:
             "its indexer keys are an MLAAttentionSpec group of their own, one sparse_index_dim key per token in bf16 "
             "or fp8 (models/minimax_m3/common/indexer.py:145-152, nvidia/model.py:505-509), whose pages beside the "
             "GQA group kvplan has not read",
-            model_type=self.shape.model_type if self.shape is not None else None,
+            model_type=(self.shape.config_model_type or None) if self.shape is not None else None,
             loader="vllm/transformers_utils/config.py:155-156, :445",
             registry="vllm/model_executor/models/registry.py:169-171, :523-525, fallback :1298-1317",
         )

@@ -77,6 +77,20 @@ def test_minimax_m2_refuses_lightning_entries_in_attn_type_list():
         model_shape(config)
 
 
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_minimax_m2_refuses_m3_sparse_attention_config(wrapped):
+    """An M3 text config labelled minimax_m2 (sglang-0.5.23 srt/configs/minimax_vl.py:15-16), alone or inside the
+    minimax_m3_vl wrapper that transformers, vLLM and SGLang build as M3, is refused rather than read as plain GQA
+    (which would drop the 57 layers' index keys); `use_sparse_attention: false` is M2's plain attention."""
+    text = {**load_config("MiniMaxAI__MiniMax-M3"), "model_type": "minimax_m2"}
+    config = {"model_type": "minimax_m3_vl", "text_config": text} if wrapped else text
+    with pytest.raises(UnsupportedArchitecture, match="sparse_attention_config") as info:
+        model_shape(config)
+    assert "minimax_m3_vl_text" in str(info.value.hint)
+    text["sparse_attention_config"] = {**text["sparse_attention_config"], "use_sparse_attention": False}
+    assert {type(c) for c in model_shape(config).caches()} == {L.FullAttention}
+
+
 def test_minimax_m3_caches_gqa_kv_everywhere_and_index_keys_on_the_sparse_layers():
     """transformers 5.24 modeling_minimax_m3_vl.py: K/V of num_key_value_heads x head_dim on every layer (:422-424),
     and on the `sparse_attention_freq` layers (configuration_minimax_m3_vl.py __post_init__ -> "minimax_m3_sparse")

@@ -211,7 +211,7 @@ def _m3(architectures: list[str] | None = None, model_type: str | None = None):
 
 
 def _storage(engine: str, shape):
-    return VllmEngine(shape) if engine == "vllm" else SglangEngine(shape.architectures, shape.model_type)
+    return VllmEngine(shape) if engine == "vllm" else SglangEngine(shape.architectures, shape.config_model_type)
 
 
 def test_transformers_m3_holds_kv_on_60_layers_and_one_index_key_a_token_on_57():
@@ -287,12 +287,26 @@ def test_m3_refusal_names_only_the_string_that_fails(engine):
     assert "the config names MiniMaxM3ForCausalLM, which transformers does not define" in str(info.value)
 
 
+def _m3_wrapped():
+    """The published text config inside the minimax_m3_vl wrapper both engines' loaders build (the wrapper's
+    model_type is the one they read: vllm transformers_utils/config.py:361, :426-431; sglang
+    srt/utils/hf_transformers/config.py:228-233, :281-293)."""
+    text = {k: v for k, v in M3.items() if k != "architectures"}
+    config = {"model_type": "minimax_m3_vl", "architectures": ["MiniMaxM3SparseForConditionalGeneration"]}
+    return model_shape({**config, "text_config": text})
+
+
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])
-def test_vllm_and_sglang_m3_under_a_served_architecture_is_refused_as_unread(engine):
+@pytest.mark.parametrize("layout", ["text", "wrapped"])
+def test_vllm_and_sglang_m3_under_a_served_architecture_is_refused_as_unread(engine, layout):
     """Under a model_type and architecture the engines load, kvplan still has not read their index-key storage
     (vLLM: an MLAAttentionSpec group of its own, models/minimax_m3/common/indexer.py:145-152; SGLang:
     MiniMaxSparseKVPool): refused, not sized as K/V only."""
-    shape = _m3(["MiniMaxM3SparseForCausalLM"], model_type="minimax_m3_vl_text")
+    if layout == "text":
+        shape = _m3(["MiniMaxM3SparseForCausalLM"], model_type="minimax_m3_vl_text")
+    else:
+        shape = _m3_wrapped()
+        assert (shape.model_type, shape.config_model_type) == ("minimax_m3", "minimax_m3_vl")
     with pytest.raises(UsageError, match="does not size MiniMax-M3's indexer key cache") as info:
         _storage(engine, shape).stage_costs(shape.caches(), Request(1024, 1, "bfloat16", "bfloat16"))
     assert "does not serve" not in str(info.value)
@@ -340,3 +354,27 @@ def test_decode_bound_reads_every_m3_index_key_once_whatever_the_tp():
     for tp in (1, 4):
         index = 57 * 128 * 2 * 1000 * tp  # a copy on each rank
         assert kv_bytes_per_sequence(shape, 1000, tp, Fraction(2)) == kv + index
+
+
+# ---- MiniMax-M2.5 / M2.7 (GQA full attention on every layer) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["MiniMaxAI__MiniMax-M2.5", "MiniMaxAI__MiniMax-M2.7"])
+@pytest.mark.parametrize("tp", [1, 8, 16])
+@pytest.mark.parametrize("kv_dtype, width", [("bfloat16", 2), ("fp8_e4m3", 1)])
+def test_vllm_and_sglang_store_minimax_m2_as_plain_gqa_kv_on_every_layer(name, tp, kv_dtype, width):
+    """Both engines register the published architecture MiniMaxM2ForCausalLM (vllm-0.33.0 model_executor/models/
+    registry.py:168; sglang-0.5.23 srt/models/minimax_m2.py:1249 EntryClass) and build one standard attention per
+    layer: vLLM minimax_m2.py:204-213 `Attention(num_kv_heads=max(1, total // tp))` (:160-169), its
+    `per_layer_sliding_window=attn_window_size` never set by the decoder layer (:270-283, so None: no window);
+    SGLang minimax_m2.py:730-738 `RadixAttention` with the same head split (:649-659). K and V of head_dim 128 on
+    all 62 layers; 8 KV heads replicated to one a rank at TP 16. vLLM rounds a sequence up to its 16-token blocks,
+    SGLang's default page is one token."""
+    shape = model_shape(load_config(name))
+    heads = max(1, 8 // tp)
+    per_token = 62 * 2 * heads * 128 * width
+    req = Request(1000, 3, kv_dtype, "bfloat16", tp=tp)
+    (vllm,) = VllmEngine(shape).stage_costs(shape.caches(), req)
+    (sglang,) = SglangEngine(shape.architectures, shape.config_model_type).stage_costs(shape.caches(), req)
+    assert (vllm.kind, vllm.layers, vllm.bytes) == (L.FULL, 62, per_token * cdiv(1000, 16) * 16 * 3)
+    assert (sglang.kind, sglang.layers, sglang.bytes) == (L.FULL, 62, per_token * 1000 * 3)
