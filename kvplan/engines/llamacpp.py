@@ -49,10 +49,22 @@ def pad(n: int, to: int = CTX_PAD) -> int:
     return cdiv(n, to) * to
 
 
+def context_cells(n_ctx: int, n_seq: int) -> int:
+    """Cells per stream (`n_ctx_seq`) for `-c n_ctx -np n_seq` without `--kv-unified`.
+
+    llama-context.cpp (llama_context::llama_context): `cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256)`, then,
+    not unified, `n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256)` and, when `n_ctx != n_ctx_seq * n_seq_max`,
+    `n_ctx = n_ctx_seq * n_seq_max` (logged as "rounding down", though it can round up: -c 1024 -np 3 gives
+    3 x 512 = 1536). llama-model.cpp create_memory passes `cparams.n_ctx_seq` as the cache's kv_size and
+    llama-kv-cache.cpp allocates `[n_embd, kv_size, n_stream]` with `n_stream = unified ? 1 : n_seq_max`.
+    llama-server leaves `kv_unified` false when `-np` is given (tools/server: only `n_parallel == 1` without
+    `-kvu` is turned into 4 unified slots)."""
+    return pad(pad(n_ctx) // n_seq)
+
+
 def cells_per_stream(seq_len: int, n_seq: int) -> int:
     """Cells one slot gets for `-c seq_len x n_seq -np n_seq` (non-unified KV)."""
-    n_ctx = pad(seq_len * n_seq)
-    return pad(n_ctx // n_seq)
+    return context_cells(seq_len * n_seq, n_seq)
 
 
 def row_bytes(kv_dtype: str, n: int) -> int:
@@ -111,8 +123,13 @@ class LlamaCppEngine:
         return None
 
     def stage_costs(self, caches: list[L.Layer], req: Request) -> list[KindCost]:
+        return self.context_costs(caches, req, req.seq_len * req.batch)
+
+    def context_costs(self, caches: list[L.Layer], req: Request, n_ctx: int) -> list[KindCost]:
+        """The caches of `-c n_ctx -np req.batch` (n_ctx the TOTAL context, which need not be a multiple of
+        the slots): `req.batch` streams of `context_cells(n_ctx, req.batch)` cells (`tokens` per stream)."""
         self.check(caches, req)
-        cells = cells_per_stream(req.seq_len, req.batch)
+        cells = context_cells(n_ctx, req.batch)
         return group_costs([self._layer(c, req, cells) for c in caches])
 
     def swa_cells(self, cache: L.FullAttention | L.SlidingWindow | L.ChunkedLocal, req: Request, cells: int) -> int:
