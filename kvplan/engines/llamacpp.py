@@ -79,6 +79,17 @@ def row_bytes(kv_dtype: str, n: int) -> int:
     return int(value)
 
 
+# DeepSeek-V4 (llama.cpp PR #24162): the plain cache the iSWA wrapper creates holds no layer of it (the start-up log
+# prints "size = 0.00 MiB (393216 cells, 0 layers, 4/1 seqs)", llama.cpp issue #22319); its KV lives in the caches
+# of src/llama-kv-cache-dsv4.cpp (ggml-org/llama.cpp 035aa95b: DSV4_CSA_RATIO = 4 and DSV4_HCA_RATIO = 128 at
+# lines 18-19, compressed rows max(1, cdiv(kv_size, ratio)) at line 28-30, plus its compressor and indexer state),
+# whose per-layer tensors and dtypes kvplan has not modelled. Sizing it as plain K/V, or as the logged 0 bytes,
+# would both be wrong.
+DSV4_WHY = (
+    "llama.cpp keeps its KV in the DeepSeek-V4 caches of src/llama-kv-cache-dsv4.cpp (CSA rows compressed by 4, "
+    "HCA by 128, beside their compressor state), not in the plain cache, whose log line shows 0 layers"
+)
+
 # Recurrent-state families whose llama.cpp storage kvplan has not read (no llama.cpp source for them checked)
 _UNREAD_STATES = {"kda": "Kimi's KDA state", "lightning": "MiniMax-01's lightning-attention state"}
 
@@ -104,7 +115,7 @@ class LlamaCppEngine:
                 hint=Text("use {engine} vllm, sglang or transformers for this model"),
                 field="engine",
             )
-        refuse_compressed_attention("llama.cpp", caches)
+        refuse_compressed_attention("llama.cpp", caches, why=DSV4_WHY)
         refuse_index_keys("llama.cpp", caches)
         if req.tp > 1:
             raise UsageError(
