@@ -40,8 +40,23 @@ from kvplan.errors import Text, UsageError
 
 CTX_PAD = 256  # llama-context.cpp: cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256); SWA cache padded to 256 too
 DEFAULT_UBATCH = 512  # common.h n_ubatch
-# model_types whose llama.cpp architecture builds the iSWA cache (llama-model.cpp create_memory / swa_type)
-SWA_FAMILIES = frozenset({"gemma2", "gemma3", "gemma3_text", "cohere2", "gpt_oss", "llama4", "llama4_text"})
+# model_types whose llama.cpp architecture builds the iSWA cache (llama-model.cpp create_memory / swa_type); Gemma 3n
+# and Gemma 4: swa_type LLAMA_SWA_TYPE_STANDARD in src/models/gemma3n.cpp and gemma4.cpp load_arch_hparams
+SWA_FAMILIES = frozenset(
+    {
+        "gemma2",
+        "gemma3",
+        "gemma3_text",
+        "gemma3n",
+        "gemma3n_text",
+        "gemma4",
+        "gemma4_text",
+        "cohere2",
+        "gpt_oss",
+        "llama4",
+        "llama4_text",
+    }
+)
 LLAMACPP_KV_TYPES = ("float32", "float16", "bfloat16", *GGML_BLOCK_TYPES)
 
 

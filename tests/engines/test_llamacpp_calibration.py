@@ -17,10 +17,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from kvplan.cli import app
 from kvplan.core import specs as L
 from kvplan.core.shapes import model_shape
 from kvplan.engines import Request
-from kvplan.cli import app
 from kvplan.engines.llamacpp import LlamaCppEngine, context_cells
 from kvplan.errors import UsageError
 
