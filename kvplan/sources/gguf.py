@@ -29,10 +29,17 @@ Read from llama.cpp `src/llama-model.cpp` at commit 00342301d01add50835550e8a916
 cases LLM_ARCH_QWEN2MOE, DEEPSEEK2, PHI3, COMMAND_R, COHERE2, OPENAI_MOE) and `convert_hf_to_gguf.py`
 (DeepseekV2Model.set_gguf_parameters).
 
+- Gemma 3n (`gemma3n`, src/models/gemma3n.cpp) and Gemma 4 (`gemma4`, src/models/gemma4.cpp): sliding layers,
+  and layers without a cache of their own (llama_hparams::has_kv: `il < n_layer_kv_from_start`; gemma3n writes 20
+  into its loader, gemma4 reads `n_layer - shared_kv_layers`), mapped to kvplan's num_kv_shared_layers; Gemma 4's
+  full and sliding layers with their own head sizes (key_length / key_length_swa) and KV heads (a per-layer
+  head_count_kv). See `_gemma3n` and `_gemma4`.
+
 Architectures mapped: llama (with experts: Mixtral), mistral3, qwen2, qwen2moe (with its shared expert), qwen3,
-qwen3moe, deepseek2, phi3, command-r, cohere2, gpt-oss, gemma, gemma2, gemma3. Any other is refused with its name,
-and so is a key that changes the cache in a way these mappings do not read (per-layer head counts that differ, K
-and V head sizes that differ, MLA outside deepseek2, shared KV layers, SWA head sizes).
+qwen3moe, deepseek2, phi3, command-r, cohere2, gpt-oss, gemma, gemma2, gemma3, gemma3n, gemma4. Any other is
+refused with its name, and so is a key that changes the cache in a way these mappings do not read (per-layer head
+counts that differ, K and V head sizes that differ, MLA outside deepseek2, shared KV layers and SWA head sizes
+outside gemma3n/gemma4).
 The weights are the sum of the tensors' bytes as stored (`ReaderTensor.n_bytes`: ggml's block sizes), the
 quantized size llama.cpp loads; a split model (`split.count`) is summed over all its files.
 """
@@ -63,8 +70,15 @@ _UNREAD_KEYS = {
 }
 
 # architectures whose mapper reads some of those keys itself (and checks K and V head sizes itself)
-_READS = {"deepseek2": frozenset({"attention.kv_lora_rank", "attention.key_length_mla"})}
-_MLA_ARCHS = frozenset(_READS)
+_READS = {
+    "deepseek2": frozenset({"attention.kv_lora_rank", "attention.key_length_mla"}),
+    "gemma3n": frozenset({"attention.shared_kv_layers"}),  # read only to say llama.cpp ignores it
+    "gemma4": frozenset({"attention.shared_kv_layers", "attention.key_length_swa", "attention.value_length_swa"}),
+}
+_MLA_ARCHS = frozenset({"deepseek2"})
+# architectures whose head_count_kv may be a per-layer array their mapper reads itself (Gemma 4: sliding and full
+# layers have their own KV head counts, convert_hf_to_gguf.py Gemma4Model.set_gguf_parameters)
+_PER_LAYER_KV_HEADS = frozenset({"gemma4"})
 
 
 @dataclass(frozen=True)
@@ -153,7 +167,10 @@ def config_from_metadata(
     m = _Meta(arch, metadata)
     n_embd, n_layer = m.integer("embedding_length"), m.integer("block_count")
     n_head = m.uniform("attention.head_count", n_layer)
-    n_head_kv = m.uniform("attention.head_count_kv", n_layer, default=n_head)
+    if arch in _PER_LAYER_KV_HEADS and isinstance(m.raw("attention.head_count_kv"), list):
+        n_head_kv = min(m.per_layer("attention.head_count_kv", n_layer))  # the mapper sets the heads per kind
+    else:
+        n_head_kv = m.uniform("attention.head_count_kv", n_layer, default=n_head)
     if n_head < 1 or n_layer < 1 or n_embd < 1 or n_head_kv < 1:
         raise ConfigError(
             f"the GGUF file's {arch} sizes are not positive (block_count {n_layer}, embedding_length {n_embd}, "
@@ -210,6 +227,14 @@ class _Meta:
                 return default
             raise ConfigError(f"the GGUF file has no {name}", hint="the file is damaged or not a llama.cpp model")
         return _int(self.metadata[name], name)
+
+    def per_layer(self, key: str, n_layer: int) -> list[int]:
+        """A per-layer integer array of exactly `n_layer` entries."""
+        name = f"{self.arch}.{key}"
+        value = self.metadata.get(name)
+        if not isinstance(value, list) or len(value) != n_layer:
+            raise ConfigError(f"the GGUF file's {name} does not list {n_layer} layers", hint="the file is damaged")
+        return [_int(v, name) for v in value]
 
     def uniform(self, key: str, n_layer: int, default: int | None = None) -> int:
         """A scalar, or a per-layer array whose entries are all equal (llama.cpp's get_key_or_arr)."""
@@ -423,6 +448,113 @@ def _gemma3(m: _Meta, config: dict[str, Any]) -> list[str]:
     return []
 
 
+GEMMA3N_KV_FROM_START = 20  # src/models/gemma3n.cpp load_arch_hparams: hparams.n_layer_kv_from_start = 20
+
+
+def _gemma3n(m: _Meta, config: dict[str, Any]) -> list[str]:
+    """llama.cpp's gemma3n loader (src/models/gemma3n.cpp llama_model_gemma3n::load_arch_hparams): swa_type
+    STANDARD, `set_swa_pattern(swa_period)` with swa_period 5 unless the file's sliding_window_pattern is a scalar,
+    sliding_window required, and `n_layer_kv_from_start = 20` written into the loader: layers 20 and on have no
+    cache of their own (llama_hparams::has_kv, llama-kv-cache.cpp "does not have KV cache"; create_memory's
+    `reuse` maps them to layer 18 (sliding) or 19 (full)). The file's shared_kv_layers is not read. kvplan's
+    gemma3n family says the same with num_kv_shared_layers = block_count - 20 (its last layers reuse the last
+    earlier layer of their type). A pattern array other than the period-5 one is refused: kvplan has not read
+    how the loader's scalar read treats an array."""
+    n_layer = config["num_hidden_layers"]
+    period_flags = [il % 5 < 4 for il in range(n_layer)]
+    pattern = m.raw("attention.sliding_window_pattern")
+    flags = _swa_layers(m, n_layer, 5)
+    if isinstance(pattern, list) and flags != period_flags:
+        raise UnsupportedArchitecture(
+            "the GGUF file's gemma3n.attention.sliding_window_pattern is an array other than llama.cpp's default "
+            "period of 5, and kvplan has not read how llama.cpp's gemma3n loader reads an array there",
+            hint="pass the model's Hugging Face config.json instead",
+        )
+    shared = max(0, n_layer - GEMMA3N_KV_FROM_START)
+    notes = []
+    written = m.raw("attention.shared_kv_layers")
+    if written is not None and written != shared:
+        notes.append(
+            f"the GGUF file's gemma3n.attention.shared_kv_layers ({written}) is not read by llama.cpp, whose gemma3n "
+            f"loader caches layers 0-{min(n_layer, GEMMA3N_KV_FROM_START) - 1} and shares the rest ({shared})"
+        )
+    config.update(
+        model_type="gemma3n_text",
+        sliding_window=m.integer("attention.sliding_window"),
+        layer_types=_layer_types(flags),
+        num_kv_shared_layers=shared,
+    )
+    return notes
+
+
+def _gemma4(m: _Meta, config: dict[str, Any]) -> list[str]:
+    """llama.cpp's gemma4 loader (src/models/gemma4.cpp llama_model_gemma4::load_arch_hparams): swa_type
+    STANDARD; `get_key_or_arr(sliding_window_pattern, is_swa, n_layer)` (required; convert_hf_to_gguf.py
+    Gemma4Model writes one flag per layer from layer_types); `n_layer_kv_from_start = n_layer - shared_kv_layers`
+    (layers from there on have no cache, llama_hparams::has_kv); sliding_window; key/value_length are the full
+    layers' head size (the converter writes global_head_dim) and key/value_length_swa the sliding layers' (head_dim;
+    load_arch_tensors requires K == V for each); head_count_kv one entry per layer when the config has
+    num_global_key_value_heads (the sliding layers' num_key_value_heads, the full layers' global count).
+
+    In kvplan's gemma4 family the full layers take num_global_key_value_heads only under attention_k_eq_v
+    (shapes.gemma4_layer_heads), so a file whose full layers have their own KV head count is mapped with
+    attention_k_eq_v set: that is what makes the config's cache the file's. The weights are the file's tensors.
+    A scalar pattern (get_key_or_arr would give every layer that one flag) and a last layer that slides (kvplan's
+    gemma4 reader makes it full, as transformers does; llama.cpp would not) are refused."""
+    n_layer = config["num_hidden_layers"]
+    pattern = m.raw("attention.sliding_window_pattern")
+    if not isinstance(pattern, list):
+        raise UnsupportedArchitecture(
+            "the GGUF file's gemma4.attention.sliding_window_pattern is "
+            + ("missing" if pattern is None else "not one flag per layer")
+            + ": llama.cpp's gemma4 loader requires it and kvplan maps only the per-layer array its converter writes",
+            hint="pass the model's Hugging Face config.json instead",
+        )
+    flags = _swa_layers(m, n_layer, 0)
+    if flags[-1]:
+        raise UnsupportedArchitecture(
+            "the GGUF file's gemma4 last layer slides; kvplan's gemma4 reader makes the last layer full "
+            "(as transformers does), so it cannot say what llama.cpp caches for this file",
+            hint="pass the model's Hugging Face config.json instead",
+        )
+    k_swa, v_swa = m.integer("attention.key_length_swa"), m.integer("attention.value_length_swa")
+    if k_swa != v_swa:
+        raise ConfigError(
+            f"the GGUF file's gemma4 sliding layers have keys of {k_swa} and values of {v_swa}: llama.cpp's gemma4 "
+            "loader requires n_embd_head_k_swa == n_embd_head_v_swa",
+            hint="the file is damaged or not a llama.cpp Gemma 4 model",
+        )
+    raw = m.raw("attention.head_count_kv")
+    heads = (
+        m.per_layer("attention.head_count_kv", n_layer)
+        if isinstance(raw, list)
+        else [config["num_key_value_heads"]] * n_layer
+    )
+    by_kind: dict[bool, set[int]] = {True: set(), False: set()}
+    for slides, count in zip(flags, heads, strict=True):
+        by_kind[slides].add(count)
+    if len(by_kind[True]) > 1 or len(by_kind[False]) > 1:
+        raise UnsupportedArchitecture(
+            "the GGUF file's gemma4.attention.head_count_kv differs between layers of one kind, which kvplan's "
+            "gemma4 mapping does not read",
+            hint="pass the model's Hugging Face config.json instead",
+        )
+    full_heads = next(iter(by_kind[False]))
+    swa_heads = next(iter(by_kind[True]), full_heads)
+    config.update(
+        model_type="gemma4_text",
+        layer_types=_layer_types(flags),
+        sliding_window=m.integer("attention.sliding_window"),
+        head_dim=k_swa,
+        global_head_dim=config["head_dim"],  # key_length: the full layers' head size
+        num_key_value_heads=swa_heads,
+        num_kv_shared_layers=m.integer("attention.shared_kv_layers", default=0),
+    )
+    if full_heads != swa_heads:
+        config.update(attention_k_eq_v=True, num_global_key_value_heads=full_heads)
+    return []
+
+
 _ARCHS: dict[str, Callable[[_Meta, dict[str, Any]], list[str]]] = {
     "llama": _llama,
     "mistral3": _never_slides("mistral"),
@@ -438,6 +570,8 @@ _ARCHS: dict[str, Callable[[_Meta, dict[str, Any]], list[str]]] = {
     "gemma": _never_slides("gemma"),
     "gemma2": _gemma2,
     "gemma3": _gemma3,
+    "gemma3n": _gemma3n,
+    "gemma4": _gemma4,
 }
 
 
