@@ -4,8 +4,12 @@ Rules, read from llama.cpp master (2025-2026) and checked against real start-up 
 - `-c` is the TOTAL context of all `-np` slots. `llama-context.cpp`: `n_ctx = GGML_PAD(n_ctx, 256)`; without
   `--kv-unified` (the default once `-np` is given) every slot is its own stream of
   `n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256)` cells. kvplan's `seq_len` is the tokens of one slot and
-  `batch` the slots, so `-c = seq_len x batch`. The log prints cells per stream: "size = 1024.00 MiB
-  ( 2048 cells, 32 layers, 4/4 seqs)" for `-c 8192 -np 4`.
+  `batch` the slots, so `-c = seq_len x batch`; `context_cells` / `LlamaCppEngine.context_costs` take a total
+  `-c` that is not a multiple of the slots (-c 1024 -np 3: 3 x 512 = 1536 cells, llama.cpp's n_ctx rounded UP;
+  tests/engines/test_llamacpp_calibration.py). The log prints cells per stream: "size = 1024.00 MiB
+  ( 2048 cells, 32 layers, 4/4 seqs)" for `-c 8192 -np 4`. Only `-np 1` without `-kvu` makes llama-server
+  switch to 4 unified slots, which kvplan does not model.
+- DeepSeek-V4 is refused (DSV4_WHY): its KV is in llama-kv-cache-dsv4.cpp's own caches, not read here.
 - `llama-kv-cache.cpp`: per layer with KV, `K = [n_embd_k_gqa, kv_size, n_stream]` of `type_k` and V likewise
   (`n_embd_k_gqa = head_dim_k x n_head_kv`; no TP split: llama.cpp splits whole layers across GPUs). Bytes are
   ggml row sizes: f32 4, f16/bf16 2, q8_0 34/32, q5_1 24/32, q5_0 22/32, q4_1 20/32, q4_0 and iq4_nl 18/32
