@@ -229,3 +229,24 @@ def test_glm_5_and_deepseek_v3_2_are_registered_architectures():
     assert load_config(V32)["architectures"] == ["DeepseekV32ForCausalLM"]
     for name in (GLM5, GLM51, GLM52):
         assert load_config(name)["architectures"] == ["GlmMoeDsaForCausalLM"]
+
+
+def test_recommend_divides_the_kv_budget_by_the_dsa_page():
+    """The pool holds the memory left for the KV cache over one 32-token page of every layer's latent and indexer
+    keys (fp8: 61 x (576 + 132) bytes a token), the budget get_cache_size_per_token divides."""
+    from kvplan.planning.recommend import recommend
+
+    rec = recommend(
+        "deepseek-ai/DeepSeek-V3.2",
+        engine="tensorrt-llm",
+        gpu_profile="b200",
+        gpus=8,
+        tp=8,
+        max_model_len=32768,
+        kv_dtype="fp8",
+        offline=True,
+    ).to_dict()
+    page = 32 * 61 * (LATENT + INDEXER)
+    assert rec["num_blocks"] == rec["available_kv_memory_bytes"] // page > 0
+    assert rec["kv_cache_tokens"] == 32 * rec["num_blocks"]
+    assert rec["kv_bytes_per_request"] == 32768 * 61 * (LATENT + INDEXER)
