@@ -16,7 +16,9 @@
   index_topk_freq / index_skip_topk_offset with defaults 1 and 2, kvplan's `indexer_layers` rule):
   index_head_dim fp8 bytes + one fp32 scale per 128 values (:319-327), raw uint8 whatever the KV dtype: 132 bytes
   for index_head_dim 128. kvplan follows the default `indexer_k_dtype` "fp8" (DeepSeekSparseAttentionConfig;
-  dsa/params.py:50 at 36449222; "fp4" would halve the data bytes) and the default latent layout (the
+  dsa/params.py:50 at 36449222; "fp4" would halve the data bytes), which is also what tensorrt_llm/_torch/
+  model_config.py `ModelConfig.from_pretrained` sets when it builds the DSA config itself for a
+  DeepseekV32ForCausalLM or GlmMoeDsaForCausalLM checkpoint given none and the default latent layout (the
   `fp8_ds_mla` KV dtype, :295-298, is not planned). The estimate counts 2 bytes for every KV dtype but fp8, while
   the pool is allocated in the KV dtype (`get_cache_bytes_per_token`), so kvplan sizes DSA with a 16-bit or fp8
   cache only and refuses the others. No DSA-specific tokens_per_block rule is applied (only `fp8_ds_mla` pins one,
@@ -39,6 +41,7 @@ from fractions import Fraction
 from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
 from kvplan.core.lora import decoder_modules
+from kvplan.core.shapes import ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
 from kvplan.engines.base import (
     KindCost,
@@ -69,7 +72,8 @@ TRTLLM_DSA_CACHE = "tensorrt_llm/_torch/attention_backend/sparse/dsa/cache_manag
 
 # MODEL_ARCH_TO_MODULE's MiniMax-M3 entries (_arch_index.py:77-78): AutoModelForCausalLM resolves
 # `architectures[0]` as the config writes it (models/modeling_auto.py `_resolve_class`), so a config naming
-# MiniMaxM3ForCausalLM finds no model class.
+# MiniMaxM3ForCausalLM finds no model class (modeling_minimaxm3.py's class of that name is registered as
+# `@register_auto_model("MiniMaxM3SparseForCausalLM")`).
 TRTLLM_MINIMAX_M3 = ("MiniMaxM3SparseForCausalLM", "MiniMaxM3SparseForConditionalGeneration")
 
 # What one DSA layer's indexer K cache holds per token (dsa/cache_manager.py:32-38, :319-327): index_head_dim fp8
@@ -90,10 +94,19 @@ class TensorRtLlmEngine:
     name = "tensorrt-llm"
     follows = "TensorRT-LLM KvCacheConfig (tokens_per_block 32, no max_attention_window)"
 
-    def __init__(self, architectures: tuple[str, ...] = ()) -> None:
+    def __init__(self, architectures: tuple[str, ...] = (), dsa_first_layer_shared: bool = False) -> None:
         self.architectures = architectures  # the config's: TensorRT-LLM picks the model class by the first
+        self.dsa_first_layer_shared = dsa_first_layer_shared  # layer 0 is a DSA layer without its own indexer
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
+        if self.dsa_first_layer_shared:
+            raise UsageError(
+                "TensorRT-LLM makes DSA layer 0 run its own indexer (\"forcing it to 'full'\", "
+                "DeepSeekSparseAttentionConfig._is_full_indexer_layer in llmapi/llm_args.py) where this config "
+                "makes it a shared one; kvplan's layer table has no indexer keys there, so it does not size it",
+                hint=Text("check index_topk_pattern / index_skip_topk_offset in config.json"),
+                field="engine",
+            )
         if any(isinstance(c, L.RecurrentState) and c.family == "kda" for c in caches):
             raise UsageError(
                 "kvplan has not read how TensorRT-LLM stores Kimi's KDA state: TensorRT-LLM 065ff9e9 registers "
@@ -394,11 +407,17 @@ class TensorRtLlmServing(ServingModel):
         return line + ("  # " + "; ".join(comments) if comments else "")  # one shell comment, as SGLang's
 
 
+def storage_for(shape: ModelShape) -> TensorRtLlmEngine:
+    first = shape.layers[0] if shape.layers else ()
+    shared = any(isinstance(c, L.MlaLatent) and c.sparse and not c.index_head_dim for c in first)
+    return TensorRtLlmEngine(shape.architectures, dsa_first_layer_shared=shared)
+
+
 ENTRY = EngineEntry(
     name="tensorrt-llm",
     aliases=("trtllm", "trt-llm", "tensorrt_llm"),
     display="TensorRT-LLM",
-    storage=lambda shape: TensorRtLlmEngine(shape.architectures),
+    storage=lambda shape: storage_for(shape),
     serving=TensorRtLlmServing(),
     plannable=True,
     splits_heads=True,

@@ -250,3 +250,19 @@ def test_recommend_divides_the_kv_budget_by_the_dsa_page():
     assert rec["num_blocks"] == rec["available_kv_memory_bytes"] // page > 0
     assert rec["kv_cache_tokens"] == 32 * rec["num_blocks"]
     assert rec["kv_bytes_per_request"] == 32768 * 61 * (LATENT + INDEXER)
+
+
+def test_a_config_whose_first_dsa_layer_is_shared_is_refused():
+    """TensorRT-LLM forces a DSA layer 0 that resolves to "shared" to "full" (DeepSeekSparseAttentionConfig.
+    _is_full_indexer_layer), so it holds indexer keys kvplan's layer table does not: refused. A pattern that starts
+    with "F" is sized."""
+    cfg = dict(load_config(GLM5), index_topk_pattern="S" + "F" * 77)
+    shape = model_shape(cfg)
+    assert shape.layers[0][0].index_head_dim == 0
+    with pytest.raises(UsageError, match="layer 0 run its own indexer") as info:
+        get_engine("tensorrt-llm", shape).stage_costs(shape.caches(), _req())
+    assert "\n" not in info.value.message
+    cfg["index_topk_pattern"] = "F" + "S" * 77
+    shape = model_shape(cfg)
+    per_token = get_engine("tensorrt-llm", shape).stage_costs(shape.caches(), _req())[0].bytes_per_token
+    assert per_token == 78 * 2 * LATENT + INDEXER
