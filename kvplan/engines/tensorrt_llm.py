@@ -6,6 +6,23 @@
   `2 x layers x max(tp, kv_heads) x head_size` over all ranks), in the KV dtype: fp16/bf16 2 bytes,
   fp8/int8 1 byte, nvfp4 half a byte plus one fp8 scale per 16 values. MLA models store the latent
   (kv_lora_rank + qk_rope_head_dim), replicated on each rank.
+- Sparse-attention (DSA) MLA models (DeepSeek V3.2, GLM-5.x; registered as DeepseekV32ForCausalLM and
+  GlmMoeDsaForCausalLM, tensorrt_llm/_torch/models/_arch_index.py:44 and :59 at NVIDIA/TensorRT-LLM 065ff9e9) go
+  through DSACacheManager, whose `get_cache_size_per_token` is what a memory budget is divided by
+  (tensorrt_llm/_torch/attention_backend/sparse/dsa/cache_manager.py at 0bbb76d2, lines below): the latent
+  kv_lora_rank + qk_rope_head_dim in 2 bytes, 1 with an fp8 KV cache (:284-290, :299-301), on every local layer,
+  plus the indexer K cache of every local layer that runs its own indexer ("full"; :303-317, decided by
+  `DeepSeekSparseAttentionConfig._is_full_indexer_layer` in llmapi/llm_args.py: index_topk_pattern, else
+  index_topk_freq / index_skip_topk_offset with defaults 1 and 2, kvplan's `indexer_layers` rule):
+  index_head_dim fp8 bytes + one fp32 scale per 128 values (:319-327), raw uint8 whatever the KV dtype: 132 bytes
+  for index_head_dim 128. kvplan follows the default `indexer_k_dtype` "fp8" (DeepSeekSparseAttentionConfig;
+  dsa/params.py:50 at 36449222; "fp4" would halve the data bytes), which is also what tensorrt_llm/_torch/
+  model_config.py `ModelConfig.from_pretrained` sets when it builds the DSA config itself for a
+  DeepseekV32ForCausalLM or GlmMoeDsaForCausalLM checkpoint given none and the default latent layout (the
+  `fp8_ds_mla` KV dtype, :295-298, is not planned). The estimate counts 2 bytes for every KV dtype but fp8, while
+  the pool is allocated in the KV dtype (`get_cache_bytes_per_token`), so kvplan sizes DSA with a 16-bit or fp8
+  cache only and refuses the others. No DSA-specific tokens_per_block rule is applied (only `fp8_ds_mla` pins one,
+  `_resolve_fp8_ds_mla_head_dim`).
 - Sliding windows only shrink the cache when `max_attention_window` is configured (VSWA pools); kvplan
   follows the default, which caches every token. Mamba states: one per sequence, in the model dtype (a Mamba2
   SSM state in the config's `mamba_ssm_cache_dtype` where it names one: Nemotron-H's float32).
@@ -24,6 +41,7 @@ from fractions import Fraction
 from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
 from kvplan.core.lora import decoder_modules
+from kvplan.core.shapes import ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
 from kvplan.engines.base import (
     KindCost,
@@ -31,7 +49,6 @@ from kvplan.engines.base import (
     group_costs,
     kv_heads_per_rank,
     refuse_compressed_attention,
-    refuse_index_keys,
 )
 from kvplan.engines.entry import EngineEntry
 from kvplan.engines.serving import (
@@ -49,29 +66,102 @@ DEFAULT_TOKENS_PER_BLOCK = 32
 FREE_GPU_MEMORY_FRACTION = 0.9  # KvCacheConfig.free_gpu_memory_fraction default
 
 
+# The NVIDIA/TensorRT-LLM source read for the rules below (each file at the commit the code index holds for it).
+TRTLLM_ARCH_INDEX = "tensorrt_llm/_torch/models/_arch_index.py"  # at 065ff9e9; MODEL_ARCH_TO_MODULE from :36
+TRTLLM_DSA_CACHE = "tensorrt_llm/_torch/attention_backend/sparse/dsa/cache_manager.py"  # at 0bbb76d2
+
+# MODEL_ARCH_TO_MODULE's MiniMax-M3 entries (_arch_index.py:77-78): AutoModelForCausalLM resolves
+# `architectures[0]` as the config writes it (models/modeling_auto.py `_resolve_class`), so a config naming
+# MiniMaxM3ForCausalLM finds no model class (modeling_minimaxm3.py's class of that name is registered as
+# `@register_auto_model("MiniMaxM3SparseForCausalLM")`).
+TRTLLM_MINIMAX_M3 = ("MiniMaxM3SparseForCausalLM", "MiniMaxM3SparseForConditionalGeneration")
+
+# What one DSA layer's indexer K cache holds per token (dsa/cache_manager.py:32-38, :319-327): index_head_dim fp8
+# bytes and a 4-byte scale per INDEXER_QUANT_BLOCK values (quant_block_size 128, :152 and :275).
+INDEXER_QUANT_BLOCK = 128
+
+# KV dtypes DSACacheManager.get_cache_size_per_token prices as the pool stores them (:284-287: 1 byte with an fp8
+# KV cache, else 2).
+DSA_KV_DTYPES = ("float16", "bfloat16", "fp8_e4m3")
+
+
+def dsa_indexer_bytes(index_head_dim: int) -> int:
+    """Bytes of one token in one full-indexer layer's indexer K cache (indexer_k_dtype "fp8")."""
+    return index_head_dim + index_head_dim // INDEXER_QUANT_BLOCK * 4
+
+
 class TensorRtLlmEngine:
     name = "tensorrt-llm"
     follows = "TensorRT-LLM KvCacheConfig (tokens_per_block 32, no max_attention_window)"
 
+    def __init__(self, architectures: tuple[str, ...] = (), dsa_first_layer_shared: bool = False) -> None:
+        self.architectures = architectures  # the config's: TensorRT-LLM picks the model class by the first
+        self.dsa_first_layer_shared = dsa_first_layer_shared  # layer 0 is a DSA layer without its own indexer
+
     def check(self, caches: list[L.Layer], req: Request) -> None:
-        if any(isinstance(c, L.MlaLatent) and c.sparse for c in caches):  # DeepSeek V3.2, GLM-5 (DSA indexer)
+        if self.dsa_first_layer_shared:
             raise UsageError(
-                "kvplan has not read how TensorRT-LLM stores sparse-attention (DSA) models' latent and indexer keys",
+                "TensorRT-LLM makes DSA layer 0 run its own indexer (\"forcing it to 'full'\", "
+                "DeepSeekSparseAttentionConfig._is_full_indexer_layer in llmapi/llm_args.py) where this config "
+                "makes it a shared one; kvplan's layer table has no indexer keys there, so it does not size it",
+                hint=Text("check index_topk_pattern / index_skip_topk_offset in config.json"),
+                field="engine",
+            )
+        if any(isinstance(c, L.RecurrentState) and c.family == "kda" for c in caches):
+            raise UsageError(
+                "kvplan has not read how TensorRT-LLM stores Kimi's KDA state: TensorRT-LLM 065ff9e9 registers "
+                f"KimiK3ForConditionalGeneration and KimiLinearForCausalLM ({TRTLLM_ARCH_INDEX}:66-67 at 065ff9e9, "
+                "modeling_kimi_k3_vl / modeling_kimi_linear), whose cache manager kvplan has not modelled",
                 hint=Text("use {engine} vllm, sglang or transformers for this model"),
                 field="engine",
             )
-        if any(isinstance(c, L.RecurrentState) and c.family in ("kda", "lightning") for c in caches):
+        if any(isinstance(c, L.RecurrentState) and c.family == "lightning" for c in caches):
             raise UsageError(
-                "kvplan has not read how TensorRT-LLM stores Kimi's KDA or MiniMax-01's lightning-attention state",
+                "kvplan has not read how TensorRT-LLM stores MiniMax-01's lightning-attention state",
                 hint=Text("use {engine} vllm, sglang or transformers for this model"),
                 field="engine",
             )
-        refuse_compressed_attention("TensorRT-LLM", caches)
-        refuse_index_keys("TensorRT-LLM", caches)
+        refuse_compressed_attention(
+            "TensorRT-LLM",
+            caches,
+            f"TensorRT-LLM 065ff9e9 registers DeepseekV4ForCausalLM ({TRTLLM_ARCH_INDEX}:46 at 065ff9e9, modeling_deepseekv4) "
+            "and stores it through its DeepseekV4CacheManager (attention_backend/sparse/deepseek_v4/"
+            "cache_manager.py), which kvplan has not read",
+        )
+        if any(isinstance(c, L.IndexKeys) for c in caches):
+            named = self.architectures[0] if self.architectures else "no architecture"
+            if named not in TRTLLM_MINIMAX_M3:
+                raise UsageError(
+                    f"TensorRT-LLM 065ff9e9 does not register {named}: "
+                    f"its MiniMax-M3 architectures are {' / '.join(TRTLLM_MINIMAX_M3)} ({TRTLLM_ARCH_INDEX}:77-78 at 065ff9e9)",
+                    hint=Text(
+                        "use {engine} transformers for this model: it sizes minimax_m3 from transformers' "
+                        "real cache tensors"
+                    ),
+                    field="engine",
+                )
+            raise UsageError(
+                "kvplan's TensorRT-LLM storage model does not size MiniMax-M3's indexer key cache yet: TensorRT-LLM "
+                f"registers {named} ({TRTLLM_ARCH_INDEX}:77-78 at 065ff9e9) and stores it through its MiniMax-M3 cache manager "
+                "(attention_backend/sparse/minimax_m3/cache_manager.py), which kvplan has not read",
+                hint=Text(
+                    "use {engine} transformers for this model: it sizes minimax_m3 from transformers' "
+                    "real cache tensors"
+                ),
+                field="engine",
+            )
         if req.kv_dtype not in ("float32", "float16", "bfloat16", "fp8_e4m3", "int8", "nvfp4"):
             raise UsageError(
                 f"TensorRT-LLM has no {req.kv_dtype} KV cache",
                 hint=Text("use {kv_dtype} auto, fp8, int8 or nvfp4"),
+                field="kv_dtype",
+            )
+        if any(isinstance(c, L.MlaLatent) and c.sparse for c in caches) and req.kv_dtype not in DSA_KV_DTYPES:
+            raise UsageError(
+                f"TensorRT-LLM's DSA cache estimate counts a {short_dtype(req.kv_dtype)} latent as 2 bytes while "
+                f"its pool stores the KV dtype ({TRTLLM_DSA_CACHE}:284-287 at 0bbb76d2, get_cache_size_per_token against "
+                "get_cache_bytes_per_token), so kvplan does not size it",
+                hint=Text("use {kv_dtype} auto or fp8 for this model with TensorRT-LLM"),
                 field="kv_dtype",
             )
 
@@ -80,7 +170,12 @@ class TensorRtLlmEngine:
 
     def token_bytes(self, cache: L.KVAttention | L.MlaLatent, req: Request) -> int:
         if isinstance(cache, L.MlaLatent):
-            return int(cache.latent_elements() * DTYPE_BYTES[req.kv_dtype])
+            latent = int(cache.latent_elements() * DTYPE_BYTES[req.kv_dtype])
+            if not cache.sparse:
+                return latent
+            # DSACacheManager.get_cache_size_per_token: the latent in the KV dtype (:290, :299-301) plus, where the
+            # layer runs its own indexer, its K cache in raw uint8 (:303-327); a "shared" layer has none
+            return latent + (dsa_indexer_bytes(cache.index_head_dim) if cache.index_head_dim else 0)
         heads = kv_heads_per_rank(cache.num_kv_heads, req.tp)
         if req.kv_dtype == "nvfp4":
             return heads * sum(d // 2 + d // 16 for d in (cache.head_dim_k, cache.head_dim_v))
@@ -312,11 +407,17 @@ class TensorRtLlmServing(ServingModel):
         return line + ("  # " + "; ".join(comments) if comments else "")  # one shell comment, as SGLang's
 
 
+def storage_for(shape: ModelShape) -> TensorRtLlmEngine:
+    first = shape.layers[0] if shape.layers else ()
+    shared = any(isinstance(c, L.MlaLatent) and c.sparse and not c.index_head_dim for c in first)
+    return TensorRtLlmEngine(shape.architectures, dsa_first_layer_shared=shared)
+
+
 ENTRY = EngineEntry(
     name="tensorrt-llm",
     aliases=("trtllm", "trt-llm", "tensorrt_llm"),
     display="TensorRT-LLM",
-    storage=lambda shape: TensorRtLlmEngine(),
+    storage=lambda shape: storage_for(shape),
     serving=TensorRtLlmServing(),
     plannable=True,
     splits_heads=True,

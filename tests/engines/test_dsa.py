@@ -247,10 +247,17 @@ def test_transformers_caches_latent_and_indexer_keys_in_the_model_dtype():
         engine.stage_costs(model_shape(load_config(V32)).caches(), _req("fp8_e4m3"))
 
 
-@pytest.mark.parametrize("engine", [TensorRtLlmEngine(), LlamaCppEngine("deepseek_v32")])
-def test_engines_kvplan_has_not_read_refuse_dsa(engine):
+def test_engines_kvplan_has_not_read_refuse_dsa():
     with pytest.raises(UsageError, match="DSA"):
-        engine.stage_costs(model_shape(load_config(GLM51)).caches(), _req())
+        LlamaCppEngine("deepseek_v32").stage_costs(model_shape(load_config(GLM51)).caches(), _req())
+
+
+def test_tensorrt_llm_sizes_dsa_latent_and_indexer_keys():
+    """TensorRT-LLM's DSACacheManager (rules and cited lines: tests/engines/test_tensorrt_llm_2026.py): the latent
+    in the KV dtype plus 132 uint8 indexer bytes per full-indexer layer, the same indexer bytes as vLLM's."""
+    engine = TensorRtLlmEngine()
+    assert _per_token(engine, V32, _req()) == 61 * (LATENT_BF16 + INDEXER)
+    assert _per_token(engine, GLM52, _req("fp8_e4m3")) == 21 * (576 + INDEXER) + 57 * 576
 
 
 # ------------------------------------------------------------------------------ the cited source lines
