@@ -444,7 +444,6 @@ def test_an_sglang_plans_cap_note_is_sglangs_derived_cap_not_vllms_default():
     assert any(n.startswith("--max-num-seqs 8 caps the running sequences") for n in small.notes)
 
 
-
 @pytest.mark.parametrize("length", [8192, 131072])
 def test_an_sglang_plans_max_num_seqs_is_sglangs_derived_cap(length):
     """The plan's max_num_seqs (JSON, table) of an SGLang plan is the max_running_requests SGLang derives from its
@@ -466,6 +465,7 @@ def test_an_sglang_plans_max_num_seqs_is_sglangs_derived_cap(length):
     assert small["max_num_seqs"] == 8
     vllm = json.loads(runner.invoke(app, [*args[:4], "--offline", "--max-model-len", str(length), "--json"]).stdout)
     assert vllm["max_num_seqs"] == 1024  # vLLM's default on an H100 is unchanged
+
 
 def test_cli_recommend_prints_the_cap_given():
     args = ["recommend", "meta-llama/Llama-3.1-8B", "-g", "h100", "--max-model-len", "131072"]
