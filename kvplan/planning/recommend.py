@@ -728,11 +728,14 @@ def _outcome(c: _Context) -> _Outcome:
     # its KV check asks only that one request of max_model_len fit (v1/core/kv_cache_planning.py:151-195
     # check_enough_kv_cache_memory), so the cap is never lowered to the KV-limited concurrency, which is its own
     # figure (max_concurrency). An engine that reserves each sequence's context (reserves_seqs: llama.cpp's -np
-    # slots) is started with the requests of max_model_len asked for, else those that fit.
-    cap = c.max_num_seqs
+    # slots) is started with the requests of max_model_len asked for, else those that fit. An engine that derives
+    # its cap from the pool it built (SGLang's max_running_requests) says so through its serving model's
+    # `running_cap`, given the cap as `sequence_cap` settled it.
+    serve_len = c.seq_len if fit.fits_one or fit.fit_len == 0 else fit.fit_len
+    given = c.max_num_seqs if c.options.max_num_seqs is not None else None
+    cap, _ = c.serving.running_cap(given, c.max_num_seqs, fit, serve_len)
     fitted = max(1, min(floor(fit.concurrency), cap)) if fit.concurrency != float("inf") else cap
     full_length = c.options.concurrency or fitted
-    serve_len = c.seq_len if fit.fits_one or fit.fit_len == 0 else fit.fit_len
     return _Outcome(
         terms,
         fit,

@@ -444,6 +444,29 @@ def test_an_sglang_plans_cap_note_is_sglangs_derived_cap_not_vllms_default():
     assert any(n.startswith("--max-num-seqs 8 caps the running sequences") for n in small.notes)
 
 
+@pytest.mark.parametrize("length", [8192, 131072])
+def test_an_sglang_plans_max_num_seqs_is_sglangs_derived_cap(length):
+    """The plan's max_num_seqs (JSON, table) of an SGLang plan is the max_running_requests SGLang derives from its
+    pool (sglang-0.5.23 srt/mem_cache/kv_cache_configurator.py:3119-3132 `resolve_max_num_reqs`: min(max(min(pool
+    tokens / context_len x 512, 4096), 2048), pool tokens // 2); one given is lowered to pool tokens // 2), not vLLM's
+    1024. Before, `recommend --engine sglang --json` printed "max_num_seqs": 1024."""
+    args = ["recommend", "meta-llama/Llama-3.1-8B", "-g", "h100-sxm-80gb", "--engine", "sglang", "--offline"]
+    args += ["--max-model-len", str(length)]
+    data = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    tokens = data["kv_cache_tokens"]
+    derived = min(max(min(int(tokens / length * 512), 4096), 2048), tokens // 2)
+    assert data["max_num_seqs"] == derived != 1024
+    table = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert f"{derived} / 8192" in table.stdout
+    given = json.loads(runner.invoke(app, [*args, "--max-num-seqs", str(10**6), "--json"]).stdout)
+    assert given["max_num_seqs"] == given["kv_cache_tokens"] // 2
+    small = json.loads(runner.invoke(app, [*args, "--max-num-seqs", "8", "--json"]).stdout)
+    assert small["max_num_seqs"] == 8
+    vllm = json.loads(runner.invoke(app, [*args[:4], "--offline", "--max-model-len", str(length), "--json"]).stdout)
+    assert vllm["max_num_seqs"] == 1024  # vLLM's default on an H100 is unchanged
+
+
 def test_cli_recommend_prints_the_cap_given():
     args = ["recommend", "meta-llama/Llama-3.1-8B", "-g", "h100", "--max-model-len", "131072"]
     args += ["--max-num-seqs", "256", "--vllm-version", "0.33.0", "--offline"]
