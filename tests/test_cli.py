@@ -117,6 +117,7 @@ BAD_INPUTS = [
     (["estimate", LLAMA, "--batch", "lots"], "--batch"),
     (["estimate", LLAMA, "--pp", "999"], "--pp"),
     (["estimate", LLAMA, "--engine", "sglang", "--kv-dtype", "int4"], "SGLang has no int4"),
+    (["estimate", LLAMA, "--engine", "sglang", "--kv-dtype", "nvfp4"], "has not read how SGLang stores an nvfp4"),
 ]
 
 

@@ -96,7 +96,16 @@ class SglangEngine:
             "sized by srt/model_executor/pool_configurator.py DSV4PoolConfigurator (:1067-1725: full, SWA, C4, C128 "
             "and state pools from one budget), which kvplan has not modelled",
         )
-        if req.kv_dtype in ("int8", "int4", "nvfp4"):
+        if req.kv_dtype == "nvfp4":
+            # sglang-0.5.23 srt/arg_groups/fields/model.py:197-220 takes --kv-cache-dtype nvfp4 and fp4_mx_block16
+            # (FP4 E2M1 data with block scales); kvplan has not read the pool that stores them.
+            raise UsageError(
+                "kvplan has not read how SGLang stores an nvfp4 KV cache (SGLang 0.5.23 accepts --kv-cache-dtype "
+                "nvfp4 and fp4_mx_block16: srt/arg_groups/fields/model.py:197-220, FP4 data with block scales)",
+                hint=Text("use {kv_dtype} fp8_e4m3, fp8_e5m2 or auto with SGLang, or --engine vllm for nvfp4"),
+                field="kv_dtype",
+            )
+        if req.kv_dtype in ("int8", "int4"):
             raise UsageError(
                 f"SGLang has no {req.kv_dtype} KV cache",
                 hint=Text("use {kv_dtype} fp8_e4m3, fp8_e5m2 or auto"),
