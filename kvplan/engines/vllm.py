@@ -1912,10 +1912,13 @@ def _mtp_draft(s: SpeculativeInputs) -> Speculative:
         )
     layer = tuple(c for c in s.shape.layers[index] if c.kind in (L.FULL, L.MLA))
     weights, weights_source = _mtp_weights(s, index, count, naming)
+    n = s.shape.num_layers
+    experts = s.expert_bytes([(index, naming[0].format(k=k, n_k=n + k)) for k in range(count)]) if weights else 0
     return replace(
         setup,
         draft_caches=layer * count,
         draft_weights=weights,
+        draft_expert_weights=experts or 0,
         weights_source=weights_source,
         notes=(
             f"MTP draft: {count} decoder layer(s) shaped like layer {index} join the KV cache ({given}; "
@@ -1947,10 +1950,12 @@ def _v4_mtp_draft(
         )
     else:
         nbytes, weights_source = None, "the MTP layers' weights are not counted (the config's layers cannot be counted)"
+    experts = s.expert_bytes(copies) if nbytes else 0
     return replace(
         s.setup,
         draft_caches=(ring,) * count,
         draft_weights=nbytes,
+        draft_expert_weights=experts or 0,
         weights_source=weights_source,
         notes=(
             f"MTP draft: {count} DeepSeek-V4 layer(s) after layer {n - 1}, each with a {like.window}-token sliding "
@@ -2051,6 +2056,29 @@ def _speculative_rules(s: SpeculativeInputs) -> Speculative:
         weights_source=s.draft_weights_source,
         notes=tuple(notes),
     )
+
+
+def draft_weights_per_gpu(b: BudgetInputs, spec: Speculative) -> tuple[int, str]:
+    """(bytes on one GPU, how) of the drafter's weights: / TP, except the routed experts of an MTP drafter, which
+    vLLM places as the target's (moe_shards): its MTP layers are the target's MoE decoder layers built from the same
+    parallel config, EP and EPLB's redundant experts included (DeepSeek: model_executor/models/deepseek_mtp.py
+    :106-111 DeepseekV2DecoderLayer, deepseek_v2.py:334-340 and :391-392; DeepSeek-V4: models/deepseek_v4/nvidia/
+    mtp.py:139, model.py:409-417 and :444-445); the proposer builds the drafter from the target's own VllmConfig,
+    its parallel config with DP, EP and EPLB untouched (v1/spec_decode/llm_base_proposer.py:1265-1301
+    _create_draft_vllm_config, :1303-1316)."""
+    whole = spec.draft_weights or 0
+    experts = num_experts(language_config(b.config), default=0) or 0
+    routed = spec.draft_expert_weights
+    if not routed or not experts or not (b.layout.dp > 1 or b.layout.expert_parallel):
+        return whole // b.tp, f"/ tp {b.tp}"
+    ep, etp, local, held = moe_shards(routed, experts, b.tp, 1, b.layout)
+    placed = (
+        f"{local} of its {experts}{f' + {b.layout.redundant_experts} redundant' if b.layout.redundant_experts else ''} "
+        f"routed experts whole per GPU (EP {ep}, as the target's)"
+        if ep > 1
+        else f"its routed experts / TP x DP = {etp} (as the target's)"
+    )
+    return (whole - routed) // b.tp + held, f"/ tp {b.tp} but {placed}"
 
 
 def moe_shards(
@@ -2582,11 +2610,12 @@ class VllmServing(ServingModel):
             )
         spec = b.speculative
         if spec is not None and spec.draft_weights:
+            held, how = draft_weights_per_gpu(b, spec)
             terms.append(
                 BudgetTerm(
                     "speculative_draft_weights",
-                    -(spec.draft_weights // b.tp),
-                    f"the {spec.method} drafter's weights: {spec.weights_source} / tp {b.tp} (the drafter runs at the "
+                    -held,
+                    f"the {spec.method} drafter's weights: {spec.weights_source} {how} (the drafter runs at the "
                     "target's TP by default: config/speculative.py:1849-1870)",
                 )
             )
