@@ -129,6 +129,9 @@ class BudgetInputs:
     cudagraph_profiling: bool | None = None
     model_dtype: str | None = None  # the dtype the model runs in (`--dtype`); None: the config's (shape.dtype)
     encoder_weights: int = 0  # the multimodal encoders and projectors (whole model), beside `weights`
+    # their tensors as (name, parameters), kvplan.weights.encoders' layout (empty: none or not counted), for an engine
+    # that splits them tensor by tensor
+    encoder_numels: tuple[tuple[str, int], ...] = ()
     speculative: Speculative | None = None  # the speculative-decoding setup, its drafter resolved (None: none)
     layout: Layout = Layout()  # DP, DCP and expert parallelism (the default: none)
     expert_weights: int | None = 0  # the routed experts' bytes (whole model), within `weights`; None: not counted
@@ -448,6 +451,13 @@ class ServingModel(ServeCommand):
     def encoder_split(self, config: dict[str, Any], tp: int) -> int:
         """Over how many GPUs the engine splits a multimodal checkpoint's encoders and projectors (default: TP)."""
         return tp
+
+    def encoder_per_gpu(
+        self, config: dict[str, Any], encoder_bytes: int, tp: int, numels: tuple[tuple[str, int], ...] = ()
+    ) -> int:
+        """Bytes of a multimodal checkpoint's encoders and projectors (`encoder_bytes` whole; `numels` their tensors
+        as (name, parameters)) on one GPU (default: / encoder_split)."""
+        return encoder_bytes // self.encoder_split(config, tp)
 
 
 __all__ = [

@@ -2241,6 +2241,52 @@ def tower_split(config: dict[str, Any], tp: int) -> int:
     return 1 if str(config.get("model_type")) in REPLICATED_TOWERS else tp
 
 
+# Kimi's MoonViT towers (kimi_k25, kimi_k3) split tensor by tensor: each block's q/k/v (wqkv) and first MLP linear
+# are ColumnParallelLinear (weight and bias / TP), its output projection (wo) and second MLP linear RowParallelLinear
+# (weight / TP, bias whole) (vllm-0.33.0 model_executor/models/kimi_k25_vit.py:336-350, :413-429); the patch Conv2d,
+# the position grid, the norms and the projector's ReplicatedLinears are whole on every rank (:213-219, :141,
+# :401-402, :563-565, :911-946). Every linear is whole when the tower's heads do not divide by TP, or with
+# --mm-encoder-tp-mode data (is_vit_use_data_parallel, model_executor/models/vision.py:141-156;
+# kimi_k25_vit.py:388). Keys: the split tensors' name parts in kvplan.weights.encoders' layouts (K2.5's follow
+# transformers' names, K3's vLLM's): (column-parallel, row-parallel weights).
+_MOONVIT_SPLIT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "kimi_k25": (
+        (".attn.q_proj.", ".attn.k_proj.", ".attn.v_proj.", ".mlp.fc1."),
+        (".attn.proj.weight", ".mlp.fc2.weight"),
+    ),
+    "kimi_k3": ((".wqkv.", ".mlp.fc0."), (".wo.weight", ".mlp.fc1.weight")),
+}
+_MOONVIT_HEADS = {"kimi_k25": ("num_attention_heads", 16), "kimi_k3": ("vt_num_attention_heads", 12)}
+
+
+def tower_bytes_per_gpu(
+    config: dict[str, Any], encoder_bytes: int, tp: int, numels: tuple[tuple[str, int], ...]
+) -> tuple[int, str]:
+    """(bytes on one GPU, how) of the towers and projectors vLLM builds (`numels`: their tensors as (name,
+    parameters)): whole for REPLICATED_TOWERS, tensor by tensor for Kimi's MoonViT (_MOONVIT_SPLIT), else / TP."""
+    kind = str(config.get("model_type"))
+    if kind in REPLICATED_TOWERS:
+        return encoder_bytes, "whole on every GPU (vLLM replicates this wrapper's towers: gemma4_mm.py:1101-1112)"
+    split = _MOONVIT_SPLIT.get(kind)
+    if split is None or tp == 1:
+        return encoder_bytes // tp, f"/ tp {tp}"
+    total = sum(n for _, n in numels)
+    key, default = _MOONVIT_HEADS[kind]
+    heads = (config.get("vision_config") or {}).get(key, default)
+    if not total or not isinstance(heads, int) or heads % tp:
+        return encoder_bytes, (
+            f"whole on every GPU (its {heads} heads do not divide by tp {tp}: vLLM runs the tower data-parallel, "
+            "model_executor/models/vision.py:141-156)"
+        )
+    column, row = split
+    parted = sum(n for name, n in numels if any(c in name for c in column) or any(r in name for r in row))
+    held = total - parted + parted // tp
+    return encoder_bytes * held // total, (
+        f"with its attention and MLP linears / tp {tp} and the patch embedding, position grid, norms, row-parallel "
+        "biases and projector whole on every GPU (model_executor/models/kimi_k25_vit.py:336-350, :413-429, :911-946)"
+    )
+
+
 def parse_limit_mm_per_prompt(value: object) -> dict[str, int]:
     """vLLM's --limit-mm-per-prompt: a JSON object (or mapping) of modality -> count, or -> {"count": n, ...}
     (config/multimodal.py:307-325)."""
@@ -2487,6 +2533,11 @@ class VllmServing(ServingModel):
     def encoder_split(self, config: dict[str, Any], tp: int) -> int:
         return tower_split(config, tp)
 
+    def encoder_per_gpu(
+        self, config: dict[str, Any], encoder_bytes: int, tp: int, numels: tuple[tuple[str, int], ...] = ()
+    ) -> int:
+        return tower_bytes_per_gpu(config, encoder_bytes, tp, numels)[0]
+
     def default_utilization(self, memory_bytes: int, tp: int, pp: int, version: str | None = None) -> float:
         """vLLM's default gpu_memory_utilization in release `version` (config/cache.py)."""
         return vllm_behaviour(version).default_gpu_memory_utilization
@@ -2632,13 +2683,9 @@ class VllmServing(ServingModel):
             terms.append(
                 BudgetTerm(
                     "multimodal_weights",
-                    -(b.encoder_weights // tower_split(b.config, b.tp)),
+                    -tower_bytes_per_gpu(b.config, b.encoder_weights, b.tp, b.encoder_numels)[0],
                     "vision tower + projector from the config (kvplan.weights.encoders) "
-                    + (
-                        f"/ tp {b.tp}"
-                        if tower_split(b.config, b.tp) == b.tp
-                        else "whole on every GPU (vLLM replicates this wrapper's towers: gemma4_mm.py:1101-1112)"
-                    )
+                    + tower_bytes_per_gpu(b.config, b.encoder_weights, b.tp, b.encoder_numels)[1]
                     + ", on every stage; vLLM builds them unless --limit-mm-per-prompt sets each of their modalities "
                     "to 0 (model_executor/models/interfaces.py:347-398 _mark_tower_model)",
                 )

@@ -636,6 +636,7 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
         cudagraph_profiling=o.cudagraph_profiling,
         model_dtype=c.model.model_dtype,
         encoder_weights=c.model.encoder_weights or 0,
+        encoder_numels=c.model.resolved.encoder_numels() if c.model.encoder_weights else (),
         speculative=c.model.request.speculative,
         layout=c.inputs.layout,
         expert_weights=_expert_weights(c, tp),
@@ -1053,7 +1054,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         weights_source=m.weights_source,
         multimodal_weights_bytes=None
         if m.encoder_weights is None
-        else m.encoder_weights // serving.encoder_split(m.resolved.config, i.tp),
+        else serving.encoder_per_gpu(m.resolved.config, m.encoder_weights, i.tp, m.resolved.encoder_numels()),
         available_kv_memory_bytes=fit.available,
         kv_cache_tokens=fit.tokens,
         num_blocks=fit.blocks,
