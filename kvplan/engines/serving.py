@@ -132,6 +132,10 @@ class BudgetInputs:
     # their tensors as (name, parameters), kvplan.weights.encoders' layout (empty: none or not counted), for an engine
     # that splits them tensor by tensor
     encoder_numels: tuple[tuple[str, int], ...] = ()
+    # bytes as the checkpoint stores the language model's tensors whose names hold any of the given parts
+    # (kvplan.weights.stored; None: not countable, or whole-model weights given): what an engine keeps whole on
+    # every TP rank
+    tensor_bytes: Callable[[tuple[str, ...]], int | None] = field(default=lambda parts: None, compare=False)
     speculative: Speculative | None = None  # the speculative-decoding setup, its drafter resolved (None: none)
     layout: Layout = Layout()  # DP, DCP and expert parallelism (the default: none)
     expert_weights: int | None = 0  # the routed experts' bytes (whole model), within `weights`; None: not counted

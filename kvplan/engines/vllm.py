@@ -1702,6 +1702,38 @@ def mxfp4_moe_padding(config: dict[str, Any], tp: int, compute_capability: str |
     )
 
 
+# The decoder tensors vLLM keeps whole on every TP rank, by the language model's model_type (the name parts of
+# kvplan.weights.tensors' layout), where they are not a rounding error: DeepseekV2ForCausalLM / DeepseekV3ForCausalLM
+# (Kimi K2 / K2.5 / K2.6's text model; vllm-0.33.0 model_executor/models/deepseek_v2.py) builds the MLA down
+# projections q_a_proj + kv_a_proj_with_mqa as one DeepSeekV2FusedQkvAProjLinear with disable_tp=True (:953-967,
+# :1052-1058; without q_lora_rank kv_a_proj_with_mqa is a ReplicatedLinear, :1059-1065), the router a GateLinear,
+# a ReplicatedLinear (:321-325; fused_moe/router/gate_linear.py:22) with its fp32 e_score_correction_bias
+# (:326-329), and the RMSNorms (q_a_layernorm :1082, kv_a_layernorm :1098, the layer and final norms) unsplit;
+# q_b_proj, kv_b_proj, o_proj, the shared experts and the vocabulary are split (:1083-1111, :261-275, :1460,
+# :1918). Kimi K3's kimi_linear (models/kimi_k3/nvidia/model.py: replicated KimiMLP and res projections) is not
+# read here.
+TP_REPLICATED: dict[str, tuple[str, ...]] = dict.fromkeys(
+    ("deepseek_v2", "deepseek_v3", "kimi_k2"),
+    (".q_a_proj.", ".kv_a_proj_with_mqa.", ".mlp.gate.weight", ".e_score_correction_bias", "layernorm.", "model.norm."),
+)
+
+
+def replicated_weights(b: BudgetInputs) -> tuple[int, str]:
+    """(bytes, source): what one GPU holds beyond weights / (tp x pp) because vLLM keeps TP_REPLICATED whole on
+    every TP rank: (tp - 1) / tp of their bytes, over the stages as the layers are."""
+    parts = TP_REPLICATED.get(str(text_config(b.config).get("model_type") or ""))
+    if parts is None or b.tp == 1:
+        return 0, ""
+    whole = b.tensor_bytes(parts)
+    if not whole:
+        return 0, ""
+    extra = whole * (b.tp - 1) // (b.tp * b.pp)
+    return extra, (
+        f" + {extra / 2**20:.0f} MiB kept whole on every TP rank (the MLA q_a/kv_a projections, the router and the "
+        f"norms, {whole / 2**20:.0f} MiB in all: model_executor/models/deepseek_v2.py:953-967, :1052-1065, :321-329)"
+    )
+
+
 def kimi_moe_padding(
     config: dict[str, Any], tp: int, moe_tp: int, expert_bytes: int | None, expert_parallel: bool
 ) -> tuple[int, str]:
@@ -2624,6 +2656,8 @@ class VllmServing(ServingModel):
             pad = pad * shards.experts_per_gpu // shards.num_experts
         kimi_pad, kimi_note = kimi_moe_padding(b.config, b.tp, moe_tp, b.expert_weights, b.layout.expert_parallel)
         pad, pad_note = pad + kimi_pad, pad_note + kimi_note
+        whole, whole_note = replicated_weights(b)  # per GPU already (/ pp inside)
+        pad, pad_note = pad + whole * b.pp, pad_note + whole_note
         terms = [
             BudgetTerm(
                 "total_x_utilization",
