@@ -165,7 +165,8 @@ class SpeculativeInputs:
     target's checkpoint stores copies of its decoder layers, each `(layer index, module prefix it is stored
     under)` (an index past the model's layers: one of the checkpoint's own MTP layers, kvplan.weights.tensors.
     mtp_tensors), plus `extra` tensors `(name, shape, role)`: kvplan.weights; None: not countable), `expert_bytes(
-    copies)` (the routed-expert tensors, role "expert", of those copies alone, stored the same way), and the draft
+    copies)` (the routed-expert tensors, role "expert", of those copies alone, stored the same way), `named_bytes(
+    copies, extra, parts)` (those whose names hold one of `parts`), and the draft
     model named in the setup when kvplan could read its config (`draft_config`, `draft_shape`, `draft_weights` with `draft_weights_source`;
     None: no draft named, or it could not be read, `draft_error` says why)."""
 
@@ -177,6 +178,9 @@ class SpeculativeInputs:
         default=lambda copies, extra: None, compare=False
     )
     expert_bytes: Callable[[list[tuple[int, str]]], int | None] = field(default=lambda copies: None, compare=False)
+    named_bytes: Callable[
+        [list[tuple[int, str]], list[tuple[str, tuple[int, ...], str]], tuple[str, ...]], int | None
+    ] = field(default=lambda copies, extra, parts: None, compare=False)
     draft_config: dict[str, Any] | None = None
     draft_shape: ModelShape | None = None
     draft_weights: int | None = None

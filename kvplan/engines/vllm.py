@@ -1943,7 +1943,7 @@ def _mtp_draft(s: SpeculativeInputs) -> Speculative:
             field="speculative_config",
         )
     layer = tuple(c for c in s.shape.layers[index] if c.kind in (L.FULL, L.MLA))
-    weights, weights_source = _mtp_weights(s, index, count, naming)
+    weights, weights_source, replicated = _mtp_weights(s, index, count, naming)
     n = s.shape.num_layers
     experts = s.expert_bytes([(index, naming[0].format(k=k, n_k=n + k)) for k in range(count)]) if weights else 0
     return replace(
@@ -1951,6 +1951,7 @@ def _mtp_draft(s: SpeculativeInputs) -> Speculative:
         draft_caches=layer * count,
         draft_weights=weights,
         draft_expert_weights=experts or 0,
+        draft_replicated_weights=replicated,
         weights_source=weights_source,
         notes=(
             f"MTP draft: {count} decoder layer(s) shaped like layer {index} join the KV cache ({given}; "
@@ -1996,9 +1997,15 @@ def _v4_mtp_draft(
     )
 
 
+# What DeepSeekMultiTokenPredictorLayer keeps whole on every TP rank beside its decoder layer's TP_REPLICATED
+# tensors: eh_proj, a plain nn.Linear, and the enorm / hnorm / shared_head RMSNorms (vllm-0.33.0
+# model_executor/models/deepseek_mtp.py:85-87, :61)
+_MTP_REPLICATED = (".eh_proj.", ".enorm.", ".hnorm.", ".shared_head.norm.")
+
+
 def _mtp_weights(
     s: SpeculativeInputs, index: int, count: int, naming: tuple[str, str | None, str | None]
-) -> tuple[int | None, str]:
+) -> tuple[int | None, str, int]:
     """`count` copies of decoder layer `index` plus, per MTP layer or once, the 2h x h projection of [embedding,
     hidden] (fc / eh_proj) and three h-wide norms, priced as the checkpoint stores tensors of the MTP layers' names
     (its quantization_config and ignore lists: nvidia's NVFP4 Qwen3.6 leaves `mtp*` in bf16, DeepSeek-V3's fp8
@@ -2020,13 +2027,19 @@ def _mtp_weights(
         extra += [(f"{prefix}.{norm}.weight", (h,), "norm") for norm in norms]
     nbytes = s.stored_bytes(copies, extra)
     if not nbytes:
-        return None, "the MTP layers' weights are not counted (the config's layers cannot be counted)"
-    return nbytes, (
-        f"{count} x decoder layer {index} as {copies[0][1]}"
-        + (" ..." if count > 1 else "")
-        + f" + the 2h x h {'eh_proj' if per_layer else 'fc'} and 3 norms, as the checkpoint's quantization_config "
-        "stores them; embeddings and LM head shared with the target (v1/spec_decode/llm_base_proposer.py:1466-1470, "
-        ":1549-1555)"
+        return None, "the MTP layers' weights are not counted (the config's layers cannot be counted)", 0
+    whole = TP_REPLICATED.get(str(text_config(s.config).get("model_type") or ""))
+    replicated = (s.named_bytes(copies, extra, whole + _MTP_REPLICATED) or 0) if whole and per_layer else 0
+    return (
+        nbytes,
+        (
+            f"{count} x decoder layer {index} as {copies[0][1]}"
+            + (" ..." if count > 1 else "")
+            + f" + the 2h x h {'eh_proj' if per_layer else 'fc'} and 3 norms, as the checkpoint's quantization_config "
+            "stores them; embeddings and LM head shared with the target (v1/spec_decode/llm_base_proposer.py:1466-1470, "
+            ":1549-1555)"
+        ),
+        replicated,
     )
 
 
@@ -2100,9 +2113,15 @@ def draft_weights_per_gpu(b: BudgetInputs, spec: Speculative) -> tuple[int, str]
     _create_draft_vllm_config, :1303-1316)."""
     whole = spec.draft_weights or 0
     experts = num_experts(language_config(b.config), default=0) or 0
-    routed = spec.draft_expert_weights
+    routed, kept = spec.draft_expert_weights, spec.draft_replicated_weights if b.tp > 1 else 0
+    kept_note = (
+        f" + {kept * (b.tp - 1) // b.tp / 2**20:.0f} MiB kept whole on every TP rank (eh_proj, an nn.Linear, the "
+        "MLA q_a/kv_a projections, the router and the norms: deepseek_mtp.py:85-87, deepseek_v2.py:953-967, :321-329)"
+        if kept
+        else ""
+    )
     if not routed or not experts or not (b.layout.dp > 1 or b.layout.expert_parallel):
-        return whole // b.tp, f"/ tp {b.tp}"
+        return (whole - kept) // b.tp + kept, f"/ tp {b.tp}{kept_note}"
     ep, etp, local, held = moe_shards(routed, experts, b.tp, 1, b.layout)
     placed = (
         f"{local} of its {experts}{f' + {b.layout.redundant_experts} redundant' if b.layout.redundant_experts else ''} "
@@ -2110,7 +2129,7 @@ def draft_weights_per_gpu(b: BudgetInputs, spec: Speculative) -> tuple[int, str]
         if ep > 1
         else f"its routed experts / TP x DP = {etp} (as the target's)"
     )
-    return (whole - routed) // b.tp + held, f"/ tp {b.tp} but {placed}"
+    return (whole - routed - kept) // b.tp + kept + held, f"/ tp {b.tp} but {placed}{kept_note}"
 
 
 def moe_shards(

@@ -503,17 +503,28 @@ def test_mtp_drafters_routed_experts_follow_the_targets_expert_placement(model):
     16 per GPU (the DP ranks share the experts, not the attention)."""
     tp_only, spec = _draft_term(model)
     assert spec is not None and spec.draft_weights and spec.draft_expert_weights == _routed_per_layer(model)
-    whole, routed = spec.draft_weights, spec.draft_expert_weights
-    assert tp_only == whole // 8
+    whole, routed, kept = spec.draft_weights, spec.draft_expert_weights, spec.draft_replicated_weights
+    # kept whole on every rank: DeepSeek-V3's eh_proj, MLA down projections, router and norms (deepseek_mtp.py:85-87,
+    # deepseek_v2.py:953-967, :321-329); DeepSeek-V4's MTP layer is not read for it
+    assert (kept > 0) == (model == "deepseek-ai/DeepSeek-V3")
+    assert tp_only == (whole - kept) // 8 + kept
     ep, _ = _draft_term(model, expert_parallel=True)
-    assert ep == (whole - routed) // 8 + routed * 32 // 256
+    assert ep == (whole - routed - kept) // 8 + kept + routed * 32 // 256
     eplb, _ = _draft_term(model, expert_parallel=True, redundant_experts=8)
-    assert eplb == (whole - routed) // 8 + routed * 33 // 256 > ep
+    assert eplb == (whole - routed - kept) // 8 + kept + routed * 33 // 256 > ep
     dp2, _ = _draft_term(model, expert_parallel=True, dp=2)
-    assert dp2 == (whole - routed) // 8 + routed * 16 // 256 < ep
+    assert dp2 == (whole - routed - kept) // 8 + kept + routed * 16 // 256 < ep
 
 
 def test_a_dense_mtp_drafter_stays_split_by_tp():
     """Qwen3.6-27B's MTP layer has no routed experts: / TP whatever the layout."""
     rec = recommend("nvidia/Qwen3.6-27B-NVFP4", gpu_profile="rtx-3090", tp=2, speculative_config=MTP3, offline=True)
     assert rec.speculative is not None and rec.speculative.draft_expert_weights == 0
+
+
+def test_deepseek_v3s_mtp_layer_keeps_eh_proj_and_its_mla_down_projections_whole():
+    """eh_proj is a plain nn.Linear (deepseek_mtp.py:87), q_a/kv_a a disable_tp linear (deepseek_v2.py:953-967): at
+    least those bytes (in the checkpoint's fp8 blocks: one byte a parameter) stay whole on each of the 8 GPUs."""
+    _, spec = _draft_term("deepseek-ai/DeepSeek-V3")
+    h = 7168
+    assert spec is not None and spec.draft_replicated_weights >= 2 * h * h + (1536 + 576) * h
