@@ -34,6 +34,8 @@ class Speculative:
     draft_caches: tuple[L.Layer, ...] = ()
     draft_weights: int | None = None
     weights_source: str = ""
+    draft_expert_weights: int = 0  # the routed experts' bytes within draft_weights (placed as the target's are)
+    draft_replicated_weights: int = 0  # the bytes within draft_weights the engine keeps whole on every TP rank
     notes: tuple[str, ...] = ()
     # the other keys given (prompt_lookup_max, ...) as a JSON object: kept for the serve command, not planned
     extra_json: str = field(default="", compare=False)

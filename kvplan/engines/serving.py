@@ -129,6 +129,13 @@ class BudgetInputs:
     cudagraph_profiling: bool | None = None
     model_dtype: str | None = None  # the dtype the model runs in (`--dtype`); None: the config's (shape.dtype)
     encoder_weights: int = 0  # the multimodal encoders and projectors (whole model), beside `weights`
+    # their tensors as (name, parameters), kvplan.weights.encoders' layout (empty: none or not counted), for an engine
+    # that splits them tensor by tensor
+    encoder_numels: tuple[tuple[str, int], ...] = ()
+    # bytes as the checkpoint stores the language model's tensors whose names hold any of the given parts
+    # (kvplan.weights.stored; None: not countable, or whole-model weights given): what an engine keeps whole on
+    # every TP rank
+    tensor_bytes: Callable[[tuple[str, ...]], int | None] = field(default=lambda parts: None, compare=False)
     speculative: Speculative | None = None  # the speculative-decoding setup, its drafter resolved (None: none)
     layout: Layout = Layout()  # DP, DCP and expert parallelism (the default: none)
     expert_weights: int | None = 0  # the routed experts' bytes (whole model), within `weights`; None: not counted
@@ -157,7 +164,9 @@ class SpeculativeInputs:
     named), the target's config and shape, the dtype the model runs in, `stored_bytes(copies, extra)` (bytes as the
     target's checkpoint stores copies of its decoder layers, each `(layer index, module prefix it is stored
     under)` (an index past the model's layers: one of the checkpoint's own MTP layers, kvplan.weights.tensors.
-    mtp_tensors), plus `extra` tensors `(name, shape, role)`: kvplan.weights; None: not countable), and the draft
+    mtp_tensors), plus `extra` tensors `(name, shape, role)`: kvplan.weights; None: not countable), `expert_bytes(
+    copies)` (the routed-expert tensors, role "expert", of those copies alone, stored the same way), `named_bytes(
+    copies, extra, parts)` (those whose names hold one of `parts`), and the draft
     model named in the setup when kvplan could read its config (`draft_config`, `draft_shape`, `draft_weights` with `draft_weights_source`;
     None: no draft named, or it could not be read, `draft_error` says why)."""
 
@@ -168,6 +177,10 @@ class SpeculativeInputs:
     stored_bytes: Callable[[list[tuple[int, str]], list[tuple[str, tuple[int, ...], str]]], int | None] = field(
         default=lambda copies, extra: None, compare=False
     )
+    expert_bytes: Callable[[list[tuple[int, str]]], int | None] = field(default=lambda copies: None, compare=False)
+    named_bytes: Callable[
+        [list[tuple[int, str]], list[tuple[str, tuple[int, ...], str]], tuple[str, ...]], int | None
+    ] = field(default=lambda copies, extra, parts: None, compare=False)
     draft_config: dict[str, Any] | None = None
     draft_shape: ModelShape | None = None
     draft_weights: int | None = None
@@ -446,6 +459,13 @@ class ServingModel(ServeCommand):
     def encoder_split(self, config: dict[str, Any], tp: int) -> int:
         """Over how many GPUs the engine splits a multimodal checkpoint's encoders and projectors (default: TP)."""
         return tp
+
+    def encoder_per_gpu(
+        self, config: dict[str, Any], encoder_bytes: int, tp: int, numels: tuple[tuple[str, int], ...] = ()
+    ) -> int:
+        """Bytes of a multimodal checkpoint's encoders and projectors (`encoder_bytes` whole; `numels` their tensors
+        as (name, parameters)) on one GPU (default: / encoder_split)."""
+        return encoder_bytes // self.encoder_split(config, tp)
 
 
 __all__ = [

@@ -1702,6 +1702,38 @@ def mxfp4_moe_padding(config: dict[str, Any], tp: int, compute_capability: str |
     )
 
 
+# The decoder tensors vLLM keeps whole on every TP rank, by the language model's model_type (the name parts of
+# kvplan.weights.tensors' layout), where they are not a rounding error: DeepseekV2ForCausalLM / DeepseekV3ForCausalLM
+# (Kimi K2 / K2.5 / K2.6's text model; vllm-0.33.0 model_executor/models/deepseek_v2.py) builds the MLA down
+# projections q_a_proj + kv_a_proj_with_mqa as one DeepSeekV2FusedQkvAProjLinear with disable_tp=True (:953-967,
+# :1052-1058; without q_lora_rank kv_a_proj_with_mqa is a ReplicatedLinear, :1059-1065), the router a GateLinear,
+# a ReplicatedLinear (:321-325; fused_moe/router/gate_linear.py:22) with its fp32 e_score_correction_bias
+# (:326-329), and the RMSNorms (q_a_layernorm :1082, kv_a_layernorm :1098, the layer and final norms) unsplit;
+# q_b_proj, kv_b_proj, o_proj, the shared experts and the vocabulary are split (:1083-1111, :261-275, :1460,
+# :1918). Kimi K3's kimi_linear (models/kimi_k3/nvidia/model.py: replicated KimiMLP and res projections) is not
+# read here.
+TP_REPLICATED: dict[str, tuple[str, ...]] = dict.fromkeys(
+    ("deepseek_v2", "deepseek_v3", "kimi_k2"),
+    (".q_a_proj.", ".kv_a_proj_with_mqa.", ".mlp.gate.weight", ".e_score_correction_bias", "layernorm.", "model.norm."),
+)
+
+
+def replicated_weights(b: BudgetInputs) -> tuple[int, str]:
+    """(bytes, source): what one GPU holds beyond weights / (tp x pp) because vLLM keeps TP_REPLICATED whole on
+    every TP rank: (tp - 1) / tp of their bytes, over the stages as the layers are."""
+    parts = TP_REPLICATED.get(str(text_config(b.config).get("model_type") or ""))
+    if parts is None or b.tp == 1:
+        return 0, ""
+    whole = b.tensor_bytes(parts)
+    if not whole:
+        return 0, ""
+    extra = whole * (b.tp - 1) // (b.tp * b.pp)
+    return extra, (
+        f" + {extra / 2**20:.0f} MiB kept whole on every TP rank (the MLA q_a/kv_a projections, the router and the "
+        f"norms, {whole / 2**20:.0f} MiB in all: model_executor/models/deepseek_v2.py:953-967, :1052-1065, :321-329)"
+    )
+
+
 def kimi_moe_padding(
     config: dict[str, Any], tp: int, moe_tp: int, expert_bytes: int | None, expert_parallel: bool
 ) -> tuple[int, str]:
@@ -1911,11 +1943,15 @@ def _mtp_draft(s: SpeculativeInputs) -> Speculative:
             field="speculative_config",
         )
     layer = tuple(c for c in s.shape.layers[index] if c.kind in (L.FULL, L.MLA))
-    weights, weights_source = _mtp_weights(s, index, count, naming)
+    weights, weights_source, replicated = _mtp_weights(s, index, count, naming)
+    n = s.shape.num_layers
+    experts = s.expert_bytes([(index, naming[0].format(k=k, n_k=n + k)) for k in range(count)]) if weights else 0
     return replace(
         setup,
         draft_caches=layer * count,
         draft_weights=weights,
+        draft_expert_weights=experts or 0,
+        draft_replicated_weights=replicated,
         weights_source=weights_source,
         notes=(
             f"MTP draft: {count} decoder layer(s) shaped like layer {index} join the KV cache ({given}; "
@@ -1947,10 +1983,12 @@ def _v4_mtp_draft(
         )
     else:
         nbytes, weights_source = None, "the MTP layers' weights are not counted (the config's layers cannot be counted)"
+    experts = s.expert_bytes(copies) if nbytes else 0
     return replace(
         s.setup,
         draft_caches=(ring,) * count,
         draft_weights=nbytes,
+        draft_expert_weights=experts or 0,
         weights_source=weights_source,
         notes=(
             f"MTP draft: {count} DeepSeek-V4 layer(s) after layer {n - 1}, each with a {like.window}-token sliding "
@@ -1959,9 +1997,15 @@ def _v4_mtp_draft(
     )
 
 
+# What DeepSeekMultiTokenPredictorLayer keeps whole on every TP rank beside its decoder layer's TP_REPLICATED
+# tensors: eh_proj, a plain nn.Linear, and the enorm / hnorm / shared_head RMSNorms (vllm-0.33.0
+# model_executor/models/deepseek_mtp.py:85-87, :61)
+_MTP_REPLICATED = (".eh_proj.", ".enorm.", ".hnorm.", ".shared_head.norm.")
+
+
 def _mtp_weights(
     s: SpeculativeInputs, index: int, count: int, naming: tuple[str, str | None, str | None]
-) -> tuple[int | None, str]:
+) -> tuple[int | None, str, int]:
     """`count` copies of decoder layer `index` plus, per MTP layer or once, the 2h x h projection of [embedding,
     hidden] (fc / eh_proj) and three h-wide norms, priced as the checkpoint stores tensors of the MTP layers' names
     (its quantization_config and ignore lists: nvidia's NVFP4 Qwen3.6 leaves `mtp*` in bf16, DeepSeek-V3's fp8
@@ -1983,13 +2027,19 @@ def _mtp_weights(
         extra += [(f"{prefix}.{norm}.weight", (h,), "norm") for norm in norms]
     nbytes = s.stored_bytes(copies, extra)
     if not nbytes:
-        return None, "the MTP layers' weights are not counted (the config's layers cannot be counted)"
-    return nbytes, (
-        f"{count} x decoder layer {index} as {copies[0][1]}"
-        + (" ..." if count > 1 else "")
-        + f" + the 2h x h {'eh_proj' if per_layer else 'fc'} and 3 norms, as the checkpoint's quantization_config "
-        "stores them; embeddings and LM head shared with the target (v1/spec_decode/llm_base_proposer.py:1466-1470, "
-        ":1549-1555)"
+        return None, "the MTP layers' weights are not counted (the config's layers cannot be counted)", 0
+    whole = TP_REPLICATED.get(str(text_config(s.config).get("model_type") or ""))
+    replicated = (s.named_bytes(copies, extra, whole + _MTP_REPLICATED) or 0) if whole and per_layer else 0
+    return (
+        nbytes,
+        (
+            f"{count} x decoder layer {index} as {copies[0][1]}"
+            + (" ..." if count > 1 else "")
+            + f" + the 2h x h {'eh_proj' if per_layer else 'fc'} and 3 norms, as the checkpoint's quantization_config "
+            "stores them; embeddings and LM head shared with the target (v1/spec_decode/llm_base_proposer.py:1466-1470, "
+            ":1549-1555)"
+        ),
+        replicated,
     )
 
 
@@ -2051,6 +2101,35 @@ def _speculative_rules(s: SpeculativeInputs) -> Speculative:
         weights_source=s.draft_weights_source,
         notes=tuple(notes),
     )
+
+
+def draft_weights_per_gpu(b: BudgetInputs, spec: Speculative) -> tuple[int, str]:
+    """(bytes on one GPU, how) of the drafter's weights: / TP, except the routed experts of an MTP drafter, which
+    vLLM places as the target's (moe_shards): its MTP layers are the target's MoE decoder layers built from the same
+    parallel config, EP and EPLB's redundant experts included (DeepSeek: model_executor/models/deepseek_mtp.py
+    :106-111 DeepseekV2DecoderLayer, deepseek_v2.py:334-340 and :391-392; DeepSeek-V4: models/deepseek_v4/nvidia/
+    mtp.py:139, model.py:409-417 and :444-445); the proposer builds the drafter from the target's own VllmConfig,
+    its parallel config with DP, EP and EPLB untouched (v1/spec_decode/llm_base_proposer.py:1265-1301
+    _create_draft_vllm_config, :1303-1316)."""
+    whole = spec.draft_weights or 0
+    experts = num_experts(language_config(b.config), default=0) or 0
+    routed, kept = spec.draft_expert_weights, spec.draft_replicated_weights if b.tp > 1 else 0
+    kept_note = (
+        f" + {kept * (b.tp - 1) // b.tp / 2**20:.0f} MiB kept whole on every TP rank (eh_proj, an nn.Linear, the "
+        "MLA q_a/kv_a projections, the router and the norms: deepseek_mtp.py:85-87, deepseek_v2.py:953-967, :321-329)"
+        if kept
+        else ""
+    )
+    if not routed or not experts or not (b.layout.dp > 1 or b.layout.expert_parallel):
+        return (whole - kept) // b.tp + kept, f"/ tp {b.tp}{kept_note}"
+    ep, etp, local, held = moe_shards(routed, experts, b.tp, 1, b.layout)
+    placed = (
+        f"{local} of its {experts}{f' + {b.layout.redundant_experts} redundant' if b.layout.redundant_experts else ''} "
+        f"routed experts whole per GPU (EP {ep}, as the target's)"
+        if ep > 1
+        else f"its routed experts / TP x DP = {etp} (as the target's)"
+    )
+    return (whole - routed - kept) // b.tp + kept + held, f"/ tp {b.tp} but {placed}{kept_note}"
 
 
 def moe_shards(
@@ -2211,6 +2290,52 @@ REPLICATED_TOWERS = frozenset({"gemma4"})
 def tower_split(config: dict[str, Any], tp: int) -> int:
     """Over how many GPUs vLLM splits the towers and projectors: 1 for REPLICATED_TOWERS, else TP."""
     return 1 if str(config.get("model_type")) in REPLICATED_TOWERS else tp
+
+
+# Kimi's MoonViT towers (kimi_k25, kimi_k3) split tensor by tensor: each block's q/k/v (wqkv) and first MLP linear
+# are ColumnParallelLinear (weight and bias / TP), its output projection (wo) and second MLP linear RowParallelLinear
+# (weight / TP, bias whole) (vllm-0.33.0 model_executor/models/kimi_k25_vit.py:336-350, :413-429); the patch Conv2d,
+# the position grid, the norms and the projector's ReplicatedLinears are whole on every rank (:213-219, :141,
+# :401-402, :563-565, :911-946). Every linear is whole when the tower's heads do not divide by TP, or with
+# --mm-encoder-tp-mode data (is_vit_use_data_parallel, model_executor/models/vision.py:141-156;
+# kimi_k25_vit.py:388). Keys: the split tensors' name parts in kvplan.weights.encoders' layouts (K2.5's follow
+# transformers' names, K3's vLLM's): (column-parallel, row-parallel weights).
+_MOONVIT_SPLIT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "kimi_k25": (
+        (".attn.q_proj.", ".attn.k_proj.", ".attn.v_proj.", ".mlp.fc1."),
+        (".attn.proj.weight", ".mlp.fc2.weight"),
+    ),
+    "kimi_k3": ((".wqkv.", ".mlp.fc0."), (".wo.weight", ".mlp.fc1.weight")),
+}
+_MOONVIT_HEADS = {"kimi_k25": ("num_attention_heads", 16), "kimi_k3": ("vt_num_attention_heads", 12)}
+
+
+def tower_bytes_per_gpu(
+    config: dict[str, Any], encoder_bytes: int, tp: int, numels: tuple[tuple[str, int], ...]
+) -> tuple[int, str]:
+    """(bytes on one GPU, how) of the towers and projectors vLLM builds (`numels`: their tensors as (name,
+    parameters)): whole for REPLICATED_TOWERS, tensor by tensor for Kimi's MoonViT (_MOONVIT_SPLIT), else / TP."""
+    kind = str(config.get("model_type"))
+    if kind in REPLICATED_TOWERS:
+        return encoder_bytes, "whole on every GPU (vLLM replicates this wrapper's towers: gemma4_mm.py:1101-1112)"
+    split = _MOONVIT_SPLIT.get(kind)
+    if split is None or tp == 1:
+        return encoder_bytes // tp, f"/ tp {tp}"
+    total = sum(n for _, n in numels)
+    key, default = _MOONVIT_HEADS[kind]
+    heads = (config.get("vision_config") or {}).get(key, default)
+    if not total or not isinstance(heads, int) or heads % tp:
+        return encoder_bytes, (
+            f"whole on every GPU (its {heads} heads do not divide by tp {tp}: vLLM runs the tower data-parallel, "
+            "model_executor/models/vision.py:141-156)"
+        )
+    column, row = split
+    parted = sum(n for name, n in numels if any(c in name for c in column) or any(r in name for r in row))
+    held = total - parted + parted // tp
+    return encoder_bytes * held // total, (
+        f"with its attention and MLP linears / tp {tp} and the patch embedding, position grid, norms, row-parallel "
+        "biases and projector whole on every GPU (model_executor/models/kimi_k25_vit.py:336-350, :413-429, :911-946)"
+    )
 
 
 def parse_limit_mm_per_prompt(value: object) -> dict[str, int]:
@@ -2459,6 +2584,11 @@ class VllmServing(ServingModel):
     def encoder_split(self, config: dict[str, Any], tp: int) -> int:
         return tower_split(config, tp)
 
+    def encoder_per_gpu(
+        self, config: dict[str, Any], encoder_bytes: int, tp: int, numels: tuple[tuple[str, int], ...] = ()
+    ) -> int:
+        return tower_bytes_per_gpu(config, encoder_bytes, tp, numels)[0]
+
     def default_utilization(self, memory_bytes: int, tp: int, pp: int, version: str | None = None) -> float:
         """vLLM's default gpu_memory_utilization in release `version` (config/cache.py)."""
         return vllm_behaviour(version).default_gpu_memory_utilization
@@ -2545,6 +2675,8 @@ class VllmServing(ServingModel):
             pad = pad * shards.experts_per_gpu // shards.num_experts
         kimi_pad, kimi_note = kimi_moe_padding(b.config, b.tp, moe_tp, b.expert_weights, b.layout.expert_parallel)
         pad, pad_note = pad + kimi_pad, pad_note + kimi_note
+        whole, whole_note = replicated_weights(b)  # per GPU already (/ pp inside)
+        pad, pad_note = pad + whole * b.pp, pad_note + whole_note
         terms = [
             BudgetTerm(
                 "total_x_utilization",
@@ -2582,11 +2714,12 @@ class VllmServing(ServingModel):
             )
         spec = b.speculative
         if spec is not None and spec.draft_weights:
+            held, how = draft_weights_per_gpu(b, spec)
             terms.append(
                 BudgetTerm(
                     "speculative_draft_weights",
-                    -(spec.draft_weights // b.tp),
-                    f"the {spec.method} drafter's weights: {spec.weights_source} / tp {b.tp} (the drafter runs at the "
+                    -held,
+                    f"the {spec.method} drafter's weights: {spec.weights_source} {how} (the drafter runs at the "
                     "target's TP by default: config/speculative.py:1849-1870)",
                 )
             )
@@ -2603,13 +2736,9 @@ class VllmServing(ServingModel):
             terms.append(
                 BudgetTerm(
                     "multimodal_weights",
-                    -(b.encoder_weights // tower_split(b.config, b.tp)),
+                    -tower_bytes_per_gpu(b.config, b.encoder_weights, b.tp, b.encoder_numels)[0],
                     "vision tower + projector from the config (kvplan.weights.encoders) "
-                    + (
-                        f"/ tp {b.tp}"
-                        if tower_split(b.config, b.tp) == b.tp
-                        else "whole on every GPU (vLLM replicates this wrapper's towers: gemma4_mm.py:1101-1112)"
-                    )
+                    + tower_bytes_per_gpu(b.config, b.encoder_weights, b.tp, b.encoder_numels)[1]
                     + ", on every stage; vLLM builds them unless --limit-mm-per-prompt sets each of their modalities "
                     "to 0 (model_executor/models/interfaces.py:347-398 _mark_tower_model)",
                 )

@@ -17,12 +17,13 @@ what is engine-specific. Each engine module documents its budget terms and their
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from math import ceil, floor
 from typing import TYPE_CHECKING, Any
 
 from kvplan.core.lora import parse_targets
-from kvplan.core.units import MAX_INT, DtypeDisplay, canonical_dtype, format_bytes, parse_size, short_dtype
+from kvplan.core.units import DTYPE_BYTES, MAX_INT, DtypeDisplay, canonical_dtype, format_bytes, parse_size, short_dtype
 from kvplan.engines import DEFAULT_ENGINE, EngineEntry, Request
 from kvplan.engines.base import Speculative
 from kvplan.engines.llamacpp import DEFAULT_UBATCH
@@ -67,7 +68,7 @@ from kvplan.engines.serving import (
 )
 from kvplan.engines.sizing import fullest_stage, gpu_kv
 from kvplan.engines.vllm import parse_speculative_config
-from kvplan.errors import KvplanError, Text, UsageError, placeholder
+from kvplan.errors import READ_ERRORS, KvplanError, Text, UsageError, placeholder
 from kvplan.planning.requests import above_model_limit, bounded_count, make_request, optional_positive, positive_int
 from kvplan.planning.resolved import ModelRef, ResolvedModel, resolve
 from kvplan.planning.speculative import speculative_inputs, speculative_summary
@@ -636,6 +637,8 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
         cudagraph_profiling=o.cudagraph_profiling,
         model_dtype=c.model.model_dtype,
         encoder_weights=c.model.encoder_weights or 0,
+        encoder_numels=c.model.resolved.encoder_numels() if c.model.encoder_weights else (),
+        tensor_bytes=_tensor_bytes(c),
         speculative=c.model.request.speculative,
         layout=c.inputs.layout,
         expert_weights=_expert_weights(c, tp),
@@ -654,6 +657,27 @@ def _expert_weights(c: _Context, tp: int) -> int | None:
     if not (layout.dp > 1 or layout.expert_parallel or tp > 1) or c.model.weights_source == "--weights-bytes":
         return None
     return c.model.resolved.expert_weights(c.model.model_dtype, c.options.quantization)
+
+
+def _tensor_bytes(c: _Context) -> Callable[[tuple[str, ...]], int | None]:
+    """Bytes as stored of the language model's tensors whose names hold any of `parts` (an engine's replicated
+    tensors), at the plan's dtype; None for --weights-bytes or a model kvplan cannot count."""
+    resolved, dtype = c.model.resolved, c.model.model_dtype
+
+    def of(parts: tuple[str, ...]) -> int | None:
+        if c.model.weights_source == "--weights-bytes":
+            return None
+        from kvplan.weights.stored import tensors_bytes
+        from kvplan.weights.tensors import weight_tensors
+
+        try:
+            tensors = resolved.memo("weight_tensors", lambda: weight_tensors(resolved.config))
+            chosen = [t for t in tensors if any(p in t.name for p in parts)]
+            return tensors_bytes(resolved.config, chosen, int(DTYPE_BYTES[dtype]))
+        except READ_ERRORS:
+            return None
+
+    return of
 
 
 def _budget(c: _Context, tp: int) -> tuple[list[BudgetTerm], int]:
@@ -1056,7 +1080,7 @@ def _assemble(c: _Context, out: _Outcome) -> Recommendation:
         weights_source=m.weights_source,
         multimodal_weights_bytes=None
         if m.encoder_weights is None
-        else m.encoder_weights // serving.encoder_split(m.resolved.config, i.tp),
+        else serving.encoder_per_gpu(m.resolved.config, m.encoder_weights, i.tp, m.resolved.encoder_numels()),
         available_kv_memory_bytes=fit.available,
         kv_cache_tokens=fit.tokens,
         num_blocks=fit.blocks,

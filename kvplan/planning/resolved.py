@@ -147,6 +147,21 @@ class ResolvedModel:
         result: int | None = self._cache[key]
         return result
 
+    def encoder_numels(self) -> tuple[tuple[str, int], ...]:
+        """The multimodal encoders' and projectors' tensors as (name, parameters) (kvplan.weights.encoders; empty:
+        none, or not counted)."""
+
+        def compute() -> tuple[tuple[str, int], ...]:
+            from kvplan.weights.encoders import encoder_tensors
+
+            try:
+                tensors = encoder_tensors(self.config) or []
+            except READ_ERRORS:
+                return ()
+            return tuple((t.name, t.numel) for t in tensors if t.role != "buffer")
+
+        return self.memo("encoder_numels", compute)
+
     def weights_unknown(self, dtype: str) -> str | None:
         """Why `weights(dtype)` is unknown (None when it is known): no layout for the family, or a config the
         count cannot price (an unsupported `quant_method`, a malformed field), in the error's own words."""

@@ -33,10 +33,16 @@ def speculative_inputs(
         except KvplanError as exc:
             draft = dict(draft_error=str(exc))
 
-    def stored_bytes(copies: list[tuple[int, str]], extra: list[tuple[str, tuple[int, ...], str]]) -> int | None:
+    def stored_bytes(
+        copies: list[tuple[int, str]],
+        extra: list[tuple[str, tuple[int, ...], str]],
+        role: str | None = None,
+        parts: tuple[str, ...] | None = None,
+    ) -> int | None:
         """Copies of decoder layers (index, the module prefix they are stored under; an index past the model's
         layers is a checkpoint MTP layer, kvplan.weights.tensors.mtp_tensors) and extra tensors, priced as the
-        checkpoint's quantization_config stores tensors of those names (kvplan.weights.stored)."""
+        checkpoint's quantization_config stores tensors of those names (kvplan.weights.stored); with `role`, only
+        the tensors of that role; with `parts`, only those whose names hold one of them."""
         from kvplan.weights.stored import tensors_bytes
         from kvplan.weights.tensors import Tensor, mtp_tensors, weight_tensors
 
@@ -50,12 +56,26 @@ def speculative_inputs(
                 if not layer:
                     return None
                 renamed += [t._replace(name=prefix + "." + t.name.split(marker, 1)[1]) for t in layer]
-            renamed += [Tensor(name, shape, role) for name, shape, role in extra]
+            renamed += [Tensor(name, shape, kind) for name, shape, kind in extra]
+            if role is not None:
+                renamed = [t for t in renamed if t.role == role]
+            if parts is not None:
+                renamed = [t for t in renamed if any(p in t.name for p in parts)]
             return tensors_bytes(resolved.config, renamed, int(DTYPE_BYTES[model_dtype]))
         except READ_ERRORS:
             return None
 
-    return SpeculativeInputs(setup, resolved.config, resolved.shape, model_dtype, stored_bytes, **draft)
+    def expert_bytes(copies: list[tuple[int, str]]) -> int | None:
+        return stored_bytes(copies, [], "expert")
+
+    def named_bytes(
+        copies: list[tuple[int, str]], extra: list[tuple[str, tuple[int, ...], str]], parts: tuple[str, ...]
+    ) -> int | None:
+        return stored_bytes(copies, extra, None, parts)
+
+    return SpeculativeInputs(
+        setup, resolved.config, resolved.shape, model_dtype, stored_bytes, expert_bytes, named_bytes, **draft
+    )
 
 
 def engine_speculative(entry: EngineEntry, inputs: SpeculativeInputs) -> Speculative:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kvplan.core.config import positive_int
+from kvplan.errors import ConfigError
 from kvplan.weights.tensors import Tensor, language_model_config
 
 # ----------------------------------------------------------------------------------------------- building blocks
@@ -209,6 +210,111 @@ def _gemma4_vision(v: dict[str, Any], prefix: str) -> list[Tensor]:
     return t
 
 
+def _merge_area(v: dict[str, Any]) -> int:
+    """Patches merged into one token: merge_kernel_size's height x width (both readers' default (2, 2))."""
+    merge = v.get("merge_kernel_size", (2, 2))
+    if not isinstance(merge, (list, tuple)) or len(merge) != 2:
+        raise ConfigError(f"vision_config `merge_kernel_size` must be [height, width], got {merge!r}")
+    return positive_int({"merge_kernel_size": merge[0]}, "merge_kernel_size") * positive_int(
+        {"merge_kernel_size": merge[1]}, "merge_kernel_size"
+    )
+
+
+# transformers 5.24's Kimi_K25VisionConfig defaults (configuration_kimi_k25.py:42-52) of the keys the remote code
+# spells `vt_*`
+_KIMI_K25_DEFAULTS = {
+    "hidden_size": 1152,
+    "intermediate_size": 4304,
+    "num_attention_heads": 16,
+    "num_hidden_layers": 27,
+}
+
+
+def _kimi_k25(cfg: dict[str, Any], text: dict[str, Any]) -> list[Tensor] | None:
+    """Kimi_K25ForConditionalGeneration (transformers modeling_kimi_k25.py; vLLM builds it from the same upstream
+    Kimi_K25Config: vllm-0.33.0 vllm/transformers_utils/config.py:144, models/kimi_k25_vit.py:18). The vision
+    tower: a biased Conv2d patch embedding (modeling_kimi_k25.py:149), a (pos_emb_height, pos_emb_width, hidden)
+    learned position grid (:104-106; its time table is a buffer, :114), `num_hidden_layers` blocks of two
+    LayerNorms, biased q/k/v/proj and a biased fc1/fc2 MLP (:374-380, :294-301, :221-223), a final LayerNorm
+    (:494); the projector: a LayerNorm over projection_hidden_size and biased in_proj (merged -> merged) and
+    out_proj (merged -> text hidden), merged = hidden x merge_kernel_size[0] x [1] (:546-556). vLLM's
+    MoonViT3dPretrainedModel and KimiK25MultiModalProjector hold the same tensors (kimi_k25_vit.py:709-760,
+    :369-430, :932-946). The checkpoints' `vt_*` keys are the remote code's names; the upstream config reads
+    `hidden_size`, `num_hidden_layers`, ... and falls back to its defaults (configuration_kimi_k25.py:42-52), as
+    this layout does; a `vt_*` key that disagrees with the value upstream reads (a tower the checkpoint's tensors
+    would not fit) is not counted (None)."""
+    v = cfg["vision_config"]
+    for key, default in _KIMI_K25_DEFAULTS.items():
+        if f"vt_{key}" in v and v[f"vt_{key}"] != v.get(key, default):
+            return None
+    h, inter = positive_int(v, "hidden_size", default=1152), positive_int(v, "intermediate_size", default=4304)
+    patch = positive_int(v, "patch_size", default=14)
+    merged = h * _merge_area(v)
+    p = "model.vision_tower"
+    t = [Tensor(f"{p}.patch_embed.proj.weight", (h, 3, patch, patch), "other")]
+    t += [Tensor(f"{p}.patch_embed.proj.bias", (h,), "bias")]
+    grid = (positive_int(v, "pos_emb_height", default=64), positive_int(v, "pos_emb_width", default=64), h)
+    t += [Tensor(f"{p}.patch_embed.pos_emb.position_embeddings", grid, "embedding")]
+    for i in range(positive_int(v, "num_hidden_layers", default=27)):
+        b = f"{p}.layers.{i}"
+        t += _layernorm(f"{b}.norm1", h) + _layernorm(f"{b}.norm2", h)
+        for x in ("q_proj", "k_proj", "v_proj", "proj"):
+            t += _linear(f"{b}.attn.{x}", h, h, True)
+        t += _linear(f"{b}.mlp.fc1", inter, h, True) + _linear(f"{b}.mlp.fc2", h, inter, True)
+    t += _layernorm(f"{p}.final_layernorm", h)
+    m = "model.mm_projector"
+    t += _layernorm(f"{m}.pre_norm", positive_int(cfg, "projection_hidden_size", default=1152))
+    t += _linear(f"{m}.in_proj", merged, merged, True)
+    return t + _linear(f"{m}.out_proj", positive_int(text, "hidden_size"), merged, True)
+
+
+def _kimi_k3(cfg: dict[str, Any], text: dict[str, Any]) -> list[Tensor]:
+    """KimiK3ForConditionalGeneration: transformers 5.24 has no kimi_k3, so this follows vLLM's model file
+    (vllm-0.33.0 vllm/models/kimi_k3/nvidia/model.py:1618-1667): MoonViT3dPretrainedModel and
+    KimiK25MultiModalProjector (model_executor/models/kimi_k25_vit.py) over vLLM's KimiK3VisionConfig, which reads
+    the `vt_*` keys with its own defaults (transformers_utils/configs/kimi_k3.py:16-83). The tower: a Conv2d patch
+    embedding, biased with patch_embed_proj_bias (kimi_k25_vit.py:213-219), the (init_pos_emb_height,
+    init_pos_emb_width, hidden) position grid (:141; _get_pos_emb_size :51-56; the time table is a buffer,
+    :142-148), `vt_num_hidden_layers` blocks of two norms (RMSNorm or LayerNorm by norm_type, :361-366), a fused
+    wqkv (hidden -> 3 x qkv_hidden_size) and wo (qkv_hidden_size -> hidden), biased with attn_bias (:413-429),
+    an fc0/fc1 MLP biased with linear_bias (:336-350), and a final norm (:563-565); the patchmergerv2 projector:
+    bias-free linear_1 (merged -> merged) and linear_2 (merged -> text hidden) and an RMSNorm over the text hidden
+    size (:910-929; the patchmerger projector: a LayerNorm over the tower width and biased linears, :932-946)."""
+    v = cfg["vision_config"]
+    h, inter = positive_int(v, "vt_hidden_size", default=1024), positive_int(v, "vt_intermediate_size", default=4096)
+    qkv = positive_int(v, "qkv_hidden_size", default=1536)
+    patch = positive_int(v, "patch_size", default=14)
+    merged = h * _merge_area(v)
+    rms = v.get("norm_type", "rmsnorm") == "rmsnorm"
+    attn_bias, linear_bias = bool(v.get("attn_bias", False)), bool(v.get("linear_bias", False))
+
+    def norm(name: str, width: int) -> list[Tensor]:
+        return _rmsnorm(name, width) if rms else _layernorm(name, width)
+
+    p = "vision_tower"
+    t = [Tensor(f"{p}.patch_embed.proj.weight", (h, 3, patch, patch), "other")]
+    if v.get("patch_embed_proj_bias", False):
+        t += [Tensor(f"{p}.patch_embed.proj.bias", (h,), "bias")]
+    grid = (positive_int(v, "init_pos_emb_height", default=64), positive_int(v, "init_pos_emb_width", default=64), h)
+    t += [Tensor(f"{p}.patch_embed.pos_emb.weight", grid, "embedding")]
+    for i in range(positive_int(v, "vt_num_hidden_layers", default=27)):
+        b = f"{p}.encoder.blocks.{i}"
+        t += norm(f"{b}.norm0", h) + norm(f"{b}.norm1", h)
+        t += _linear(f"{b}.wqkv", 3 * qkv, h, attn_bias) + _linear(f"{b}.wo", h, qkv, attn_bias)
+        t += _linear(f"{b}.mlp.fc0", inter, h, linear_bias) + _linear(f"{b}.mlp.fc1", h, inter, linear_bias)
+    t += norm(f"{p}.encoder.final_layernorm", h)
+    th = positive_int(text, "hidden_size")
+    if v.get("mm_projector_type", "patchmergerv2") == "patchmergerv2":
+        t += _linear("mm_projector.linear_1", merged, merged, False) + _linear(
+            "mm_projector.linear_2", th, merged, False
+        )
+        return t + _rmsnorm("mm_projector.post_norm", th)
+    t += _layernorm("mm_projector.pre_norm", h)
+    return (
+        t + _linear("mm_projector.linear_1", merged, merged, True) + _linear("mm_projector.linear_2", th, merged, True)
+    )
+
+
 # ----------------------------------------------------------------------------------------------- wrappers
 
 
@@ -303,6 +409,8 @@ ENCODERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Tensor] | No
     "lfm2_vl": _lfm2_vl,
     "llama4": _llama4,
     "gemma4": _gemma4,
+    "kimi_k25": _kimi_k25,
+    "kimi_k3": _kimi_k3,
 }
 _ENCODER_KEYS = ("vision_config", "audio_config")
 

@@ -470,3 +470,61 @@ def test_estimate_cli_rows_json_and_errors():
     assert bad.exit_code == 2 and bad.stderr.splitlines()[0].startswith("error: --speculative-config:")
     plot = runner.invoke(app, [*args, "--plot", "kv.svg"])
     assert plot.exit_code == 2 and "--plot does not draw the drafter" in plot.stderr
+
+
+MTP1 = '{"method": "mtp", "num_speculative_tokens": 1}'
+
+
+def _draft_term(model: str, **layout) -> tuple[int, object]:
+    rec = recommend(model, gpu_profile="h200-sxm-141gb", tp=8, speculative_config=MTP1, offline=True, **layout)
+    term = next(t for t in rec.budget if t.name == "speculative_draft_weights")
+    return -term.bytes, rec.speculative
+
+
+def _routed_per_layer(model: str) -> int:
+    """One MoE decoder layer's routed experts as the target's count stores them (kvplan.weights.stored
+    expert_weight_bytes / the MoE layers): the path the target's EP placement reads, not the drafter's."""
+    from kvplan.planning.resolved import resolve
+
+    r = resolve(model, offline=True)
+    total = r.expert_weights("bfloat16")
+    assert total and r.expert_layers()
+    assert total % r.expert_layers() == 0
+    return total // r.expert_layers()
+
+
+@pytest.mark.parametrize("model", ["deepseek-ai/DeepSeek-V3", "deepseek-ai/DeepSeek-V4-Flash"])
+def test_mtp_drafters_routed_experts_follow_the_targets_expert_placement(model):
+    """The MTP layer is one of the target's MoE decoder layers, built from the target's VllmConfig (DeepSeek:
+    deepseek_mtp.py:106-111, deepseek_v2.py:334-340 and :391-392; V4: deepseek_v4/nvidia/mtp.py:139, model.py
+    :409-417; the proposer keeps the parallel config, v1/spec_decode/llm_base_proposer.py:1265-1301): under
+    --enable-expert-parallel its 256 routed experts are placed as the target's (moe_shards), everything else / TP.
+    TP 8 + EP: 32 of 256 per GPU, the same bytes as / 8; with 8 redundant experts (EPLB) 33 per GPU; with DP 2, EP 16:
+    16 per GPU (the DP ranks share the experts, not the attention)."""
+    tp_only, spec = _draft_term(model)
+    assert spec is not None and spec.draft_weights and spec.draft_expert_weights == _routed_per_layer(model)
+    whole, routed, kept = spec.draft_weights, spec.draft_expert_weights, spec.draft_replicated_weights
+    # kept whole on every rank: DeepSeek-V3's eh_proj, MLA down projections, router and norms (deepseek_mtp.py:85-87,
+    # deepseek_v2.py:953-967, :321-329); DeepSeek-V4's MTP layer is not read for it
+    assert (kept > 0) == (model == "deepseek-ai/DeepSeek-V3")
+    assert tp_only == (whole - kept) // 8 + kept
+    ep, _ = _draft_term(model, expert_parallel=True)
+    assert ep == (whole - routed - kept) // 8 + kept + routed * 32 // 256
+    eplb, _ = _draft_term(model, expert_parallel=True, redundant_experts=8)
+    assert eplb == (whole - routed - kept) // 8 + kept + routed * 33 // 256 > ep
+    dp2, _ = _draft_term(model, expert_parallel=True, dp=2)
+    assert dp2 == (whole - routed - kept) // 8 + kept + routed * 16 // 256 < ep
+
+
+def test_a_dense_mtp_drafter_stays_split_by_tp():
+    """Qwen3.6-27B's MTP layer has no routed experts: / TP whatever the layout."""
+    rec = recommend("nvidia/Qwen3.6-27B-NVFP4", gpu_profile="rtx-3090", tp=2, speculative_config=MTP3, offline=True)
+    assert rec.speculative is not None and rec.speculative.draft_expert_weights == 0
+
+
+def test_deepseek_v3s_mtp_layer_keeps_eh_proj_and_its_mla_down_projections_whole():
+    """eh_proj is a plain nn.Linear (deepseek_mtp.py:87), q_a/kv_a a disable_tp linear (deepseek_v2.py:953-967): at
+    least those bytes (in the checkpoint's fp8 blocks: one byte a parameter) stay whole on each of the 8 GPUs."""
+    _, spec = _draft_term("deepseek-ai/DeepSeek-V3")
+    h = 7168
+    assert spec is not None and spec.draft_replicated_weights >= 2 * h * h + (1536 + 576) * h

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -57,12 +58,44 @@ def test_the_line_is_in_the_table_and_the_json():
     assert any(t["name"] == "multimodal_weights" for t in data["budget"])
 
 
-def test_text_models_and_uncounted_wrappers():
+def test_text_models_and_uncounted_wrappers(tmp_path):
     llama = recommend(str(config_path("meta-llama__Llama-3.1-8B")), gpu_profile="h100-sxm-80gb", offline=True)
     assert llama.multimodal_weights_bytes == 0 and all(t.name != "multimodal_weights" for t in llama.budget)
-    kimi = recommend(str(config_path("moonshotai__Kimi-K2.5")), gpu_profile="h100-sxm-80gb", gpus=8, offline=True)
-    assert kimi.multimodal_weights_bytes is None  # kimi_k25's MoonViT tower: no layout
-    assert any("multimodal encoders of this kimi_k25 checkpoint" in n and "not counted" in n for n in kimi.notes)
+    gemma4 = json.loads(config_path("google__gemma-4-26B-A4B").read_text())
+    gemma4["audio_config"] = {"model_type": "gemma4_audio", "hidden_size": 1024}  # no layout for Gemma 4's audio tower
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(gemma4))
+    audio = recommend(str(path), gpu_profile="h100-sxm-80gb", offline=True)
+    assert audio.multimodal_weights_bytes is None
+    assert any("multimodal encoders of this gemma4 checkpoint" in n and "not counted" in n for n in audio.notes)
+
+
+def _moonvit_split_params(h: int, inter: int, layers: int) -> int:
+    """A MoonViT block's tensors vLLM splits over TP (kimi_k25_vit.py:336-350, :413-429): q/k/v weights and biases
+    and the first MLP linear's (column-parallel), the output projection's and second MLP linear's weights
+    (row-parallel; their biases stay whole)."""
+    return layers * (3 * (h * h + h) + (inter * h + inter) + h * h + h * inter)
+
+
+@pytest.mark.parametrize("tp", [8, 16])
+def test_kimi_k25s_tower_splits_its_linears_and_keeps_the_rest_whole(tp):
+    """Kimi K2.5 (471,143,920 tower + projector parameters, 16 heads): vLLM splits each block's attention and MLP
+    linears over TP and keeps the patch embedding, position grid, norms, row-parallel biases and the ReplicatedLinear
+    projector whole (kimi_k25_vit.py:911-946)."""
+    rec = recommend(str(config_path("moonshotai__Kimi-K2.5")), gpu_profile="h200-sxm-141gb", tp=tp, offline=True)
+    split = _moonvit_split_params(1152, 4304, 27)
+    expected = (471_143_920 - split + split // tp) * 2  # bf16
+    terms = {t.name: t.bytes for t in rec.budget}
+    assert rec.multimodal_weights_bytes == expected == -terms["multimodal_weights"]
+    assert expected > 471_143_920 * 2 // tp  # more than a plain / TP
+
+
+@pytest.mark.parametrize("tp", [8, 16])
+def test_kimi_k3s_tower_is_whole_when_its_heads_do_not_divide_by_tp(tp):
+    """Kimi K3's tower has 12 heads: at TP 8 or 16 vLLM falls back to running it data-parallel, every linear whole on
+    every GPU (model_executor/models/vision.py:141-156, kimi_k3/nvidia/model.py:1612-1614)."""
+    rec = recommend(str(config_path("moonshotai__Kimi-K3")), gpu_profile="h200-sxm-141gb", tp=tp, offline=True)
+    assert rec.multimodal_weights_bytes == 447_358_976 * 2
 
 
 def test_tp_shards_the_towers_and_given_weights_hold_them():
