@@ -170,7 +170,7 @@ class SglangEngine:
         v4 = [c for c in caches if isinstance(c, L.CompressedAttention)]
         draft = self._draft_tokens(req)
         page = DSV4_PAGE_SIZE
-        tenth = Fraction(1, 10)
+        tenth = Fraction(str(DSV4_SWA_FULL_TOKENS_RATIO))  # 0.1 exactly
         inflation = Fraction(len(v4) + 1, len(v4)) if draft else Fraction(1)
         slot = Fraction(cdiv(page * _V4_TOKEN_BYTES, _V4_PAGE_ALIGN) * _V4_PAGE_ALIGN, page)
         items: list[tuple[str, int, Fraction, int | None]] = []
