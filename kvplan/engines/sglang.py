@@ -375,17 +375,25 @@ def dsv4_pool(
     context_len: int,
     draft_tokens: int = 0,
     page_size: int = DSV4_PAGE_SIZE,
+    max_running_requests: int | None = None,
 ) -> Dsv4Pool:
     """A stage's pools from `available` bytes (pool_configurator.py:1638-1701), --max-running-requests unset: the
     request slots estimated from the coefficient alone (:1565-1574: min(max(min(full / context_len x 512, 4096),
     2048), full // 2)), the c128 state of (slots + 1) x ring + ring + 1 rows rounded up to 128, 2 x head_dim
     float32 each, per C128 layer (:1509-1528), the rest / the full-token coefficient rounded down to whole pages;
     the SWA pool int(full x 0.1) in whole pages (:1457-1461), C4 full // 4, C128 full // 128, the c4 state
-    SWA pages x ring (:1463-1502)."""
+    SWA pages x ring (:1463-1502). A --max-running-requests given sizes the slots instead; the SWA pool stays in
+    ratio mode then too, as kvplan reads SGLang: the V4 override sets swa_full_tokens_ratio 0.1
+    (model_overrides/deepseek_v4.py:44-49, run by handle_model_specific_adjustments, arg_groups/pipeline.py:225)
+    before the cache hook records it as explicitly set (kv_cache_hook.py:415-420, pipeline.py:334), and an explicit
+    ratio turns cap mode off (pool_configurator.py:1328-1333)."""
     swa_coeff, full_coeff = dsv4_coefficients(ratios, head_dim, index_head_dim, draft_tokens, page_size)
     c4, c128 = ratios.count(4), ratios.count(128)
-    guess = int(available / full_coeff)
-    running = min(max(min(int(guess / context_len * 512), 4096), 2048), guess // 2)
+    if max_running_requests is not None:  # --max-running-requests: max(1, given // attn_dp_size) (:1141-1145)
+        running = max(1, max_running_requests)
+    else:
+        guess = int(available / full_coeff)
+        running = min(max(min(int(guess / context_len * 512), 4096), 2048), guess // 2)
     state = 0
     if c128:
         ring = dsv4_ring_size(128, draft_tokens)
@@ -410,7 +418,9 @@ def dsv4_pool(
     )
 
 
-def dsv4_stage_pools(shape: ModelShape, req: Request, available: int, context_len: int) -> list[Dsv4Pool]:
+def dsv4_stage_pools(
+    shape: ModelShape, req: Request, available: int, context_len: int, max_running_requests: int | None = None
+) -> list[Dsv4Pool]:
     """`dsv4_pool` of each pipeline stage (SGLang's split), every stage given the same `available` bytes."""
     draft = SglangEngine._draft_tokens(req)
     pools = []
@@ -418,13 +428,19 @@ def dsv4_stage_pools(shape: ModelShape, req: Request, available: int, context_le
         v4 = [c for i in stage for c in shape.layers[i] if isinstance(c, L.CompressedAttention)]
         index = max((c.index_head_dim for c in v4), default=0)
         ratios = [c.compress_ratio for c in v4]
-        pools.append(dsv4_pool(ratios, v4[0].head_dim, index, available, context_len, draft))
+        pools.append(
+            dsv4_pool(
+                ratios, v4[0].head_dim, index, available, context_len, draft, DSV4_PAGE_SIZE, max_running_requests
+            )
+        )
     return pools
 
 
-def dsv4_tokens(shape: ModelShape, req: Request, available: int, context_len: int) -> int:
+def dsv4_tokens(
+    shape: ModelShape, req: Request, available: int, context_len: int, max_running_requests: int | None = None
+) -> int:
     """SGLang's max_total_num_tokens for DeepSeek-V4: the smallest stage's full pool."""
-    return min(p.full_tokens for p in dsv4_stage_pools(shape, req, available, context_len))
+    return min(p.full_tokens for p in dsv4_stage_pools(shape, req, available, context_len, max_running_requests))
 
 
 # ------------------------------------------------------------------------------------ serving (the KV budget)
@@ -580,7 +596,7 @@ class SglangServing(ServingModel):
         inputs.storage.stage_costs(list(inputs.caches), req)  # the storage model's checks
 
         def tokens(context_len: int) -> int:
-            return dsv4_tokens(inputs.shape, req, avail, context_len)
+            return dsv4_tokens(inputs.shape, req, avail, context_len, inputs.max_num_seqs)
 
         full = tokens(req.seq_len)
         fit_len = largest(lambda n: tokens(n) >= n, inputs.limit)

@@ -210,6 +210,17 @@ def test_recommend_h200_tp8_is_the_pool_of_its_budget():
     assert doc["kv_cache_tokens"] == expected > 0 and expected % 256 == 0
 
 
+def test_a_given_request_cap_sizes_the_c128_state():
+    """--max-num-seqs 64 (SGLang's --max-running-requests): 65 slots of c128 rings, not the estimated 2,048-4,096,
+    so an L20 at TP 8 that holds nothing at the default holds a pool; still whole pages."""
+    args = ["-g", "l20", "--tp", "8", "--engine", "sglang", "--max-model-len", "32768"]
+    assert _recommend(*args)["kv_cache_tokens"] == 0
+    doc = _recommend(*args, "--max-num-seqs", "64")
+    expected = dsv4_pool(_ratios(FLASH), 512, 128, doc["available_kv_memory_bytes"], 32768, 0, 256, 64)
+    assert expected.c128_state_bytes == -(-(65 * 128 + 129) // 128) * 128 * 4096 * 20
+    assert doc["kv_cache_tokens"] == expected.full_tokens > 0 and expected.full_tokens % 256 == 0
+
+
 def test_estimate_json_names_the_v4_kinds():
     out = CliRunner().invoke(
         app, ["estimate", "deepseek-ai/DeepSeek-V4-Flash", "--engine", "sglang", "--kv-dtype", "fp8", "--json"]
@@ -224,8 +235,8 @@ def test_estimate_json_names_the_v4_kinds():
 
 _GAP = (
     "the logs are from PR #28620's branch (an SM89 FP8-indexer fallback), not 0.5.23, and print no memory. Under "
-    "0.5.23's rules at kvplan's budget (L20 48 GB, SGLang's default mem_fraction_static, the FP8 checkpoint's "
-    "weights / (tp x pp)): {ours}"
+    "0.5.23's rules at kvplan's budget (L20 48 GB, SGLang's default mem_fraction_static, the catalog config's "
+    "weights, FP8 with FP4 routed experts, / (tp x pp)): {ours}"
 )
 
 
@@ -234,7 +245,11 @@ def test_calibration_sglang_28620_tp8_mtp_32768():
     estimates 4,096 request slots at context 32,768 and sizes their c128 rings (256 rows with MTP: 4,097 x 256 +
     257 -> 1,049,088 rows x 4 KiB x 20 layers = 80 GiB) as fixed bytes before the full pool, more than an L20
     holds: 0 tokens (SGLang would fail to start). 73,472 tokens would need about 80.6 GiB of KV budget per GPU
-    under these rules, so the branch (or an unlogged --max-running-requests) sizes the c128 state otherwise."""
+    under these rules, so the branch (or an unlogged --max-running-requests) sizes the c128 state otherwise. With
+    the catalog config (FP4 routed experts: 145.30 GiB, 18.16 GiB a GPU) kvplan's budget is 18.57 GiB, and a cap of
+    1-256 requests would give 2.50M-1.83M tokens; with FP8 experts (the config without `expert_dtype`: 33.29 GiB a
+    GPU, a 3.45 GiB budget) 290,816 tokens at 64 requests, 79,360 at 144, 0 from 256 on, and no cap gives exactly
+    73,472: the checkpoint's weights, the request cap and the branch's rules are all unknown."""
     doc = _recommend(
         "-g", "l20", "--tp", "8", "--engine", "sglang", "--max-model-len", "32768",
         "--speculative-config", '{"method": "mtp", "num_speculative_tokens": 1}',
@@ -249,7 +264,8 @@ def test_calibration_sglang_28620_pp2_tp8():
     reproduced. kvplan's budget gives 26.63 GiB per GPU (0.802 x 44.53 GiB - 145.30 GiB / 16); SGLang's second
     stage (layers 21-42: 11 C4, 11 C128) then holds 1,825,280 tokens (3,789 slots, 20.37 GiB of c128 state). The
     log's 2,413,824 needs 30.30 GiB on that stage: kvplan's per-stage weights (an even /16 split; SGLang's stages
-    differ by the embedding, head and MTP layer) and the branch's pool rules are the unmodelled difference."""
+    differ by the embedding, head and MTP layer) and the branch's pool rules are the unmodelled difference. With
+    FP8 routed experts (16.64 GiB of weights a GPU, a 19.07 GiB budget) kvplan gives 1,305,600, further off."""
     doc = _recommend("-g", "l20", "--tp", "8", "--pp", "2", "--engine", "sglang", "--max-model-len", "1048576")
     ours = doc["kv_cache_tokens"]
     assert 0 < ours < 2413824
