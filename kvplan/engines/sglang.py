@@ -11,6 +11,12 @@
   SGLANG_MAMBA_CONV_DTYPE default, whatever the model dtype), SSM state in the config's `mamba_ssm_dtype`
   (Qwen3.5), else float32 (SGLang's default); Mamba2 groups TP does not divide are replicated;
 - KV dtypes: auto, bf16, fp16, fp32, fp8_e4m3, fp8_e5m2 (no scales stored).
+- DeepSeek-V4 (DSV4PoolConfigurator, model_executor/pool_configurator.py:1067-1719): the CUDA FlashMLA V4 layout
+  (585 B a token slot after the page pad), a paged SWA pool of 0.1 x the full tokens on every layer with the c4
+  compress state, CSA entries + FP8 indexer keys per 4 tokens, HCA entries per 128, 256-token pages, the c128
+  compress-state rings per request slot set aside first (`dsv4_pool`), SGLang's own PP split with the stages' MIN,
+  MTP as (layers + 1) / layers with 16 / 256-row rings; HIP's unified pools, V4.1 layouts (Blackwell TP 1),
+  HiSparse, encoder replay, online c128 and ratios 1 / 2 are not modelled (refused where kvplan can tell).
 - speculative decoding (EAGLE / EAGLE3 / NEXTN / STANDALONE): the draft pool shares the target's token slots, each
   slot `eagle_draft_num_layers` target-sized layers more (pool_configurator.py:259-313), for full-attention and MLA
   targets; other setups (hybrids, SWA, DSA, DFLASH) and the drafter's weights are noted as left out.
@@ -436,6 +442,31 @@ def dsv4_stage_pools(
     return pools
 
 
+def dsv4_notes(shape: ModelShape, pp: int, draft_tokens: int) -> list[str]:
+    """What SGLang's DSV4 pools hold beside kvplan's per-token figures, per stage of SGLang's split: the full-token
+    coefficient, the SWA pool's share and the c128 state each request slot adds before the token pool is sized."""
+    out = []
+    stages = sglang_pp_stages(shape.num_layers, pp)
+    for rank, stage in enumerate(stages):
+        v4 = [c for i in stage for c in shape.layers[i] if isinstance(c, L.CompressedAttention)]
+        if not v4:
+            continue
+        ratios = [c.compress_ratio for c in v4]
+        index = max((c.index_head_dim for c in v4), default=0)
+        swa, full = dsv4_coefficients(ratios, v4[0].head_dim, index, draft_tokens)
+        slot = dsv4_ring_size(128, draft_tokens) * 2 * v4[0].head_dim * _DSV4_STATE_BYTES * ratios.count(128)
+        where = f"stage {rank} (layers {stage.start}-{stage.stop - 1})" if len(stages) > 1 else "each GPU"
+        out.append(
+            f"SGLang's DSV4 pools on {where}: {full:,.2f} B per full token ({DSV4_SWA_FULL_TOKENS_RATIO} x "
+            f"{swa:,.2f} B of SWA slot on {len(ratios)} layers with the c4 state, {ratios.count(4)} CSA and "
+            f"{ratios.count(128)} HCA layers), in {DSV4_PAGE_SIZE}-token pages, after {slot / 2**20:,.2f} MiB of c128 "
+            "compress state per request slot (max_running_requests + 1 slots: --max-running-requests, else "
+            f"min(max(min(tokens / context x 512, 4,096), 2,048), tokens // 2) estimated from the budget) is set aside ({_DSV4_SOURCE}:1372-1446, :1509-1528, :1565-1574, "
+            ":1638-1701); the weights of every stage taken as weights / (tp x pp)"
+        )
+    return out
+
+
 def dsv4_tokens(
     shape: ModelShape, req: Request, available: int, context_len: int, max_running_requests: int | None = None
 ) -> int:
@@ -683,6 +714,12 @@ class SglangServing(ServingModel):
             terms.append(BudgetTerm("lora", -lora, source))
         return terms, sum(t.bytes for t in terms)
 
+    def budget_notes(self, b: BudgetInputs) -> list[str]:
+        if not any(isinstance(c, L.CompressedAttention) for c in b.shape.caches()):
+            return []
+        draft = b.speculative.num_speculative_tokens + 1 if b.speculative is not None else 0
+        return dsv4_notes(b.shape, b.pp, draft)
+
     def layout_notes(self, layout: Layout) -> list[str]:
         if layout.dp <= 1:
             return []
@@ -878,9 +915,16 @@ CONFIG = ConfigVocabulary(
 
 
 def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: frozenset) -> tuple[str, ...]:
-    """SGLang 0.5.23 keeps pool rows for Gemma 4's KV-sharing layers: their ids stay in the SWA / full layer lists
+    """DeepSeek-V4: the DSV4 pools' coefficient, pages and per-slot c128 state (`dsv4_notes`) and SGLang's own KV
+    dtype. SGLang 0.5.23 keeps pool rows for Gemma 4's KV-sharing layers: their ids stay in the SWA / full layer lists
     the pool is sized by (configs/model_config.py:2753-2770, model_executor/pool_configurator.py:666-667,
     mem_cache/swa_memory_pool.py:54-56), though they never write them (models/gemma4_causal.py:427-436, :540)."""
+    if any(isinstance(c, L.CompressedAttention) for c in shape.caches()):
+        return (
+            *dsv4_notes(shape, req.pp, SglangEngine._draft_tokens(req)),
+            "SGLang runs DeepseekV4ForCausalLM with an fp8_e4m3 cache when --kv-cache-dtype is auto "
+            "(srt/arg_groups/overrides.py:892-913) and sizes the same FlashMLA V4 layout for bfloat16",
+        )
     if KV_SHARED_LAYERS not in shape.features:
         return ()
     shared = sum(isinstance(c, L.NoCache) for c in shape.caches())

@@ -229,6 +229,17 @@ def test_estimate_json_names_the_v4_kinds():
     doc = json.loads(out.stdout)
     assert doc["block_size"] == 256
     assert doc["bytes_per_token_per_gpu"] == 7086.75
+    notes = " ".join(doc["notes"])
+    assert "7,086.75 B per full token" in notes and "10.00 MiB of c128" in notes and "fp8_e4m3" in notes
+
+
+def test_pp_notes_follow_sglangs_split():
+    """Stage 1 of SGLang's split (layers 21-42: 11 CSA, 11 HCA) holds 0.1 x (22 x 585 + 8 / 256 x 10,240 x 11) +
+    11 x 179.25 + 11 x 6.75 = 1,638.9 + 1,971.75 + 74.25 = 3,685 B per full token and 11 x 512 KiB = 5.50 MiB of
+    c128 state per slot."""
+    doc = _recommend("-g", "h200", "--tp", "8", "--pp", "2", "--engine", "sglang")
+    notes = " ".join(doc["notes"])
+    assert "stage 1 (layers 21-42): 3,685.00 B per full token" in notes and "5.50 MiB of c128" in notes
 
 
 # ---------------------------------------------------------------------------------------------------- calibration
