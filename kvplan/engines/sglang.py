@@ -16,7 +16,11 @@
   compress state, CSA entries + FP8 indexer keys per 4 tokens, HCA entries per 128, 256-token pages, the c128
   compress-state rings per request slot set aside first (`dsv4_pool`), SGLang's own PP split with the stages' MIN,
   MTP as (layers + 1) / layers with 16 / 256-row rings; HIP's unified pools, V4.1 layouts (Blackwell TP 1),
-  HiSparse, encoder replay, online c128 and ratios 1 / 2 are not modelled (refused where kvplan can tell).
+  HiSparse, encoder replay, online c128 and ratios 1 / 2 are not modelled (refused where kvplan can tell). ROCm at
+  its defaults sizes the same way: the unified pools need SGLANG_HACK_FLASHMLA_BACKEND=unified_kv_triton
+  (layers/attention/dsv4/unified_kv_gate.py:13-16), the FP4 indexer --enable-deepseek-v4-fp4-indexer
+  (arg_groups/fields/exec_.py:439-442, default off), and SGLANG_DSV4_KV_LAYOUT "v4" picks V4 before any HIP test
+  (deepseek_v4_memory_pool.py:211-212).
 - speculative decoding (EAGLE / EAGLE3 / NEXTN / STANDALONE): the draft pool shares the target's token slots, each
   slot `eagle_draft_num_layers` target-sized layers more (pool_configurator.py:259-313), for full-attention and MLA
   targets; other setups (hybrids, SWA, DSA, DFLASH) and the drafter's weights are noted as left out.
@@ -115,7 +119,7 @@ class SglangEngine:
         pool_configurator.py:1353-1370), compress ratios 0 / 4 / 128 (1 and 2 need kv_source_layer_ids, not read),
         the MTP draft tokens the compress-state rings serve (:1291-1307), and not Blackwell at TP 1, where
         --dsv4-attn-backend auto may pick flashmla_mega and the V4.1 layouts (arg_groups/fields/exec_.py:361-372,
-        deepseek_v4_memory_pool.py:208-209)."""
+        deepseek_v4_memory_pool.py:204-205)."""
         if req.kv_dtype not in ("fp8_e4m3", "bfloat16"):
             raise UsageError(
                 Text("SGLang serves DeepSeek-V4 with an fp8_e4m3 or bfloat16 KV cache only, not {v}", v=req.kv_dtype),
