@@ -207,7 +207,8 @@ class Fit:
 class FitInputs:
     """One fit question: `request` (one request of max_model_len at the plan's TP, PP and KV dtype) against
     `available` KV bytes per GPU (negative when the budget is overdrawn), lengths searched up to `limit`.
-    `storage` is the engine's storage model; `caches` the fullest pipeline stage's layers."""
+    `storage` is the engine's storage model; `caches` the fullest pipeline stage's layers; `max_num_seqs` the
+    sequence cap the user gave (None: none), which SGLang's DeepSeek-V4 pools size their per-request state by."""
 
     shape: ModelShape
     storage: Engine
@@ -215,6 +216,7 @@ class FitInputs:
     request: Request
     available: int
     limit: int
+    max_num_seqs: int | None = None  # the sequence cap given (None: the engine's own), for pools sized by it
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,16 @@
   SGLANG_MAMBA_CONV_DTYPE default, whatever the model dtype), SSM state in the config's `mamba_ssm_dtype`
   (Qwen3.5), else float32 (SGLang's default); Mamba2 groups TP does not divide are replicated;
 - KV dtypes: auto, bf16, fp16, fp32, fp8_e4m3, fp8_e5m2 (no scales stored).
+- DeepSeek-V4 (DSV4PoolConfigurator, model_executor/pool_configurator.py:1067-1719): the CUDA FlashMLA V4 layout
+  (585 B a token slot after the page pad), a paged SWA pool of 0.1 x the full tokens on every layer with the c4
+  compress state, CSA entries + FP8 indexer keys per 4 tokens, HCA entries per 128, 256-token pages, the c128
+  compress-state rings per request slot set aside first (`dsv4_pool`), SGLang's own PP split with the stages' MIN,
+  MTP as (layers + 1) / layers with 16 / 256-row rings; HIP's unified pools, V4.1 layouts (Blackwell TP 1),
+  HiSparse, encoder replay, online c128 and ratios 1 / 2 are not modelled (refused where kvplan can tell). ROCm at
+  its defaults sizes the same way: the unified pools need SGLANG_HACK_FLASHMLA_BACKEND=unified_kv_triton
+  (layers/attention/dsv4/unified_kv_gate.py:13-16), the FP4 indexer --enable-deepseek-v4-fp4-indexer
+  (arg_groups/fields/exec_.py:439-442, default off), and SGLANG_DSV4_KV_LAYOUT "v4" picks V4 before any HIP test
+  (deepseek_v4_memory_pool.py:211-212).
 - speculative decoding (EAGLE / EAGLE3 / NEXTN / STANDALONE): the draft pool shares the target's token slots, each
   slot `eagle_draft_num_layers` target-sized layers more (pool_configurator.py:259-313), for full-attention and MLA
   targets; other setups (hybrids, SWA, DSA, DFLASH) and the drafter's weights are noted as left out.
@@ -23,11 +33,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
 from kvplan.core import specs as L
+from kvplan.core.bisection import largest
 from kvplan.core.config import text_config
 from kvplan.core.lora import decoder_modules
 from kvplan.core.shapes import KV_SHARED_LAYERS, ModelShape
@@ -39,7 +50,6 @@ from kvplan.engines.base import (
     Speculative,
     group_costs,
     kv_heads_per_rank,
-    refuse_compressed_attention,
     refuse_index_keys,
     window_tokens,
 )
@@ -48,6 +58,7 @@ from kvplan.engines.serving import (
     BudgetInputs,
     BudgetTerm,
     Fit,
+    FitInputs,
     FlagInputs,
     Layout,
     LoraSettings,
@@ -87,15 +98,8 @@ class SglangEngine:
             loader="srt/configs/minimax_vl.py:61-62, srt/utils/hf_transformers/config.py:228-233",
             registry="srt/models/minimax_m3.py:2274, minimax_m3_vl.py:479, fallback srt/model_loader/utils.py:143-161",
         )
-        refuse_compressed_attention(
-            "SGLang",
-            caches,
-            "SGLang 0.5.23 keeps it in its own pools (srt/mem_cache/deepseek_v4_memory_pool.py: a per-request "
-            "sliding ring of sliding_window (+ drafts) tokens, :150-153; compressed KV per ratio in fp8 or fp4 "
-            "layouts, :174-235; compressor-state rings of 8 (C4) or 128 (C128) rows, 16/256 with drafts, :60-79), "
-            "sized by srt/model_executor/pool_configurator.py DSV4PoolConfigurator (:1067-1725: full, SWA, C4, C128 "
-            "and state pools from one budget), which kvplan has not modelled",
-        )
+        if any(isinstance(c, L.CompressedAttention) for c in caches):
+            self._check_v4(caches, req)
         if req.kv_dtype == "nvfp4":
             # sglang-0.5.23 srt/arg_groups/fields/model.py:197-220 takes --kv-cache-dtype nvfp4 and fp4_mx_block16
             # (FP4 E2M1 data with block scales); kvplan has not read the pool that stores them.
@@ -118,11 +122,97 @@ class SglangEngine:
                 field="kv_dtype",
             )
 
+    def _check_v4(self, caches: list[L.Layer], req: Request) -> None:
+        """What kvplan's DSV4 model covers: SGLang's own dtype rule (auto -> fp8_e4m3, fp8_e4m3 or bfloat16 only,
+        srt/arg_groups/overrides.py:892-913; the configurator sizes the FlashMLA V4 layout whatever the dtype,
+        pool_configurator.py:1353-1370), compress ratios 0 / 4 / 128 (1 and 2 need kv_source_layer_ids, not read),
+        the MTP draft tokens the compress-state rings serve (:1291-1307), and not Blackwell at TP 1, where
+        --dsv4-attn-backend auto may pick flashmla_mega and the V4.1 layouts (arg_groups/fields/exec_.py:361-372,
+        deepseek_v4_memory_pool.py:204-205)."""
+        if req.kv_dtype not in ("fp8_e4m3", "bfloat16"):
+            raise UsageError(
+                Text("SGLang serves DeepSeek-V4 with an fp8_e4m3 or bfloat16 KV cache only, not {v}", v=req.kv_dtype),
+                hint=Text("use {kv_dtype} fp8_e4m3 (SGLang's default for DeepseekV4ForCausalLM)"),
+                field="kv_dtype",
+            )
+        ratios = {c.compress_ratio for c in caches if isinstance(c, L.CompressedAttention)}
+        if not ratios <= {0, 4, 128}:
+            raise UsageError(
+                Text(
+                    "kvplan models SGLang's DeepSeek-V4 pools for compress ratios 0, 4 and 128, not {r}",
+                    r=sorted(ratios - {0, 4, 128}),
+                ),
+                hint=Text("use {engine} transformers for this model"),
+                field="engine",
+            )
+        draft = self._draft_tokens(req)
+        if draft:
+            most = dsv4_max_draft_tokens(4, dsv4_ring_size(4, draft))
+            if draft > most:
+                raise UsageError(
+                    Text(
+                        "SGLang's DeepSeek-V4 c4 compress-state ring (16 rows) serves at most {m} draft tokens, "
+                        "not {d}",
+                        m=most,
+                        d=draft,
+                    ),
+                    hint=Text("use at most {m} speculative tokens", m=most - 1),
+                    field="speculative_config",
+                )
+        major = int(str(req.compute_capability).split(".")[0]) if req.compute_capability else None
+        if major == 10 and req.tp == 1:
+            raise UsageError(
+                "kvplan has not modelled SGLang's DeepSeek-V4 pools on Blackwell at TP 1: --dsv4-attn-backend auto may "
+                "pick flashmla_mega there, whose V4.1 KV layouts kvplan has not read",
+                hint=Text("use {tp} 2 or more, or a Hopper / Ada GPU profile"),
+                field="tp",
+            )
+
+    @staticmethod
+    def _draft_tokens(req: Request) -> int:
+        """SGLang's speculative_num_draft_tokens for a chain of num_speculative_tokens steps (topk 1: steps + 1,
+        as `speculative_flags` writes them); 0 without speculative decoding."""
+        return req.speculative.num_speculative_tokens + 1 if req.speculative is not None else 0
+
     def block_size(self, caches: list[L.Layer], req: Request) -> int | None:
+        if any(isinstance(c, L.CompressedAttention) for c in caches):
+            return DSV4_PAGE_SIZE
         return None
+
+    def _v4_costs(self, caches: list[L.Layer], req: Request) -> list[KindCost]:
+        """DeepSeek-V4 per layer kind: each layer's share of the DSV4 full-token coefficient (`dsv4_coefficients`,
+        exact fractions: 1/10 of a V4 SWA slot on every layer; on CSA layers also 1/10 of the c4 state rows per SWA
+        slot and (a V4 slot at page/4 + the FP8 indexer key) / 4; on HCA a V4 slot at page/128, / 128; x (layers +
+        1) / layers with MTP) for seq_len tokens, plus on HCA layers the request's c128 state ring (ring x 2 x
+        head_dim float32, pool_configurator.py:1509-1528; the pool's shared ring + 1 rows and 128-row padding
+        are left to the fit)."""
+        v4 = [c for c in caches if isinstance(c, L.CompressedAttention)]
+        draft = self._draft_tokens(req)
+        page = DSV4_PAGE_SIZE
+        tenth = Fraction(str(DSV4_SWA_FULL_TOKENS_RATIO))  # 0.1 exactly
+        inflation = Fraction(len(v4) + 1, len(v4)) if draft else Fraction(1)
+        slot = Fraction(cdiv(page * _V4_TOKEN_BYTES, _V4_PAGE_ALIGN) * _V4_PAGE_ALIGN, page)
+        items: list[tuple[str, int, Fraction, int | None]] = []
+        for c in v4:
+            per_token = tenth * slot
+            state = 0
+            if c.compress_ratio == 4:
+                rows = Fraction(dsv4_ring_size(4, draft), page)
+                per_token += tenth * rows * 4 * (c.head_dim + c.index_head_dim) * _DSV4_STATE_BYTES
+                c4_slot = Fraction(cdiv(page // 4 * _V4_TOKEN_BYTES, _V4_PAGE_ALIGN) * _V4_PAGE_ALIGN, page // 4)
+                per_token += (c4_slot + c.index_head_dim + c.index_head_dim // 128 * 4) / 4
+            elif c.compress_ratio == 128:
+                c128_slot = Fraction(cdiv(page // 128 * _V4_TOKEN_BYTES, _V4_PAGE_ALIGN) * _V4_PAGE_ALIGN, page // 128)
+                per_token += c128_slot / 128
+                state = dsv4_ring_size(128, draft) * 2 * c.head_dim * _DSV4_STATE_BYTES
+            per_token *= inflation
+            items.append((c.kind, int(per_token * req.seq_len * req.batch) + state * req.batch, per_token, req.seq_len))
+        return group_costs(items)
 
     def stage_costs(self, caches: list[L.Layer], req: Request) -> list[KindCost]:
         self.check(caches, req)
+        if any(isinstance(c, L.CompressedAttention) for c in caches):
+            return self._v4_costs(caches, req)
         costs = group_costs([self._layer(c, req) for c in caches])
         draft = len(req.speculative.draft_caches) if req.speculative is not None else 0
         attention = [c for c in costs if c.kind in (L.FULL, L.MLA)]
@@ -190,6 +280,211 @@ class SglangEngine:
         else:
             latent = int(cache.latent_elements() * DTYPE_BYTES[req.kv_dtype])
         return latent + (cache.index_head_dim + cache.index_head_dim // 128 * 4 if cache.index_head_dim else 0)
+
+
+# ------------------------------------------------------------------------------------ DeepSeek-V4 (DSV4 pools)
+#
+# SGLang 0.5.23 sizes DeepSeek-V4 with DSV4PoolConfigurator (srt/model_executor/pool_configurator.py:1067-1713,
+# picked for deepseek_v4 at :1716-1719): one byte budget split into a full-token coefficient (a paged SWA pool of
+# swa_full_tokens_ratio x the full tokens on every layer, the c4 compress-state rings that follow the SWA pages,
+# the CSA entries and their indexer keys per 4 tokens, the HCA entries per 128) and fixed bytes (the c128
+# compress-state rings, one per request slot). kvplan models the CUDA FlashMLA path: the paged KVLayout.V4 pools
+# (SGLANG_DSV4_KV_LAYOUT's default "v4", environ.py:1754, select_dsv4_kv_layout mem_cache/
+# deepseek_v4_memory_pool.py:198-230), FP8 indexer keys, float32 compress state, ratio sizing of the SWA pool.
+
+DSV4_PAGE_SIZE = 256  # srt/arg_groups/model_overrides/deepseek_v4.py:51, :61 (CUDA; 128 on NPU)
+DSV4_SWA_FULL_TOKENS_RATIO = 0.1  # model_overrides/deepseek_v4.py:44-49; pool_configurator.py:1046
+# KVLayout.V4: 576 data + 8 scale bytes a token, the page stride padded to 576 (kernels/ops/attention/dsv4/
+# kv_layout.py:50-58, :61-69, :84-85, :88-98, page_bytes :103-105)
+_V4_TOKEN_BYTES, _V4_PAGE_ALIGN = 584, 576
+_DSV4_STATE_BYTES = 4  # SGLANG_DSV4_COMPRESS_STATE_DTYPE "float32" (environ.py:1832; pool_configurator.py:136-145)
+_DSV4_SOURCE = "sglang-0.5.23 srt/model_executor/pool_configurator.py"
+
+
+def dsv4_paged_bytes_per_token(page_size: int) -> float:
+    """KVLayout.V4's page bytes / page size: one pool's bytes per token slot with the page pad
+    (pool_configurator.py:1353-1370 `_get_paged_kv_bytes_per_token`; kv_layout.py:103-105 `page_bytes`)."""
+    raw = page_size * _V4_TOKEN_BYTES
+    return -(-raw // _V4_PAGE_ALIGN) * _V4_PAGE_ALIGN / page_size
+
+
+def dsv4_ring_size(ratio: int, draft_tokens: int) -> int:
+    """Compress-state rows per request (mem_cache/deepseek_v4_memory_pool.py:60-79, online c128 off): 8 (C4) or
+    128 (C128), 16 / 256 with speculative draft tokens."""
+    if draft_tokens:
+        return 16 if ratio == 4 else 256
+    return 8 if ratio == 4 else 128
+
+
+def dsv4_max_draft_tokens(ratio: int, ring: int) -> int:
+    """The draft tokens a ring serves (deepseek_v4_memory_pool.py:118-122 `get_compress_state_write_pad`,
+    asserted by pool_configurator.py:1291-1307)."""
+    window = ratio * (2 if ratio == 4 else 1)
+    return ring - window + 2 if ring > window else 0
+
+
+def sglang_pp_stages(num_layers: int, pp: int) -> list[range]:
+    """SGLang's layer split: the last `num_layers % pp` stages take one layer more (srt/distributed/utils.py:110-150
+    `get_pp_indices`, SGLANG_PP_LAYER_PARTITION unset), unlike vLLM's first ones."""
+    if pp > num_layers:
+        raise UsageError(
+            Text("{pp} {p} is larger than the model's {n} layers", p=pp, n=num_layers),
+            hint="use at most one stage per layer",
+            field="pp",
+        )
+    base, rem = divmod(num_layers, pp)
+    out, start = [], 0
+    for rank in range(pp):
+        size = base + (1 if rank >= pp - rem else 0)
+        out.append(range(start, start + size))
+        start += size
+    return out
+
+
+@dataclass(frozen=True)
+class Dsv4Pool:
+    """One pipeline stage's DSV4 pools (pool_configurator.py:1638-1701 `calculate_pool_sizes`): the coefficients
+    (bytes per SWA slot and per full token, the MTP inflation included), the request slots the fixed bytes were
+    sized for, the c128 state bytes, and the pools' token counts."""
+
+    layers: int
+    c4_layers: int
+    c128_layers: int
+    bytes_per_swa_token: float
+    bytes_per_full_token: float
+    max_running_requests: int
+    c128_state_bytes: int
+    full_tokens: int
+    swa_tokens: int
+    c4_tokens: int
+    c128_tokens: int
+    c4_state_rows: int
+
+
+def dsv4_coefficients(
+    ratios: list[int], head_dim: int, index_head_dim: int, draft_tokens: int, page_size: int = DSV4_PAGE_SIZE
+) -> tuple[float, float]:
+    """(bytes per SWA slot, bytes per full token) of a stage with these compress ratios, in SGLang's float order:
+    SWA: every layer's paged V4 slot + the c4 compress state (2 x 2 x head_dim and 2 x 2 x index_head_dim float32
+    per ring row, ring / page_size rows per SWA slot) on C4 layers (:1372-1388 `_get_bytes_per_swa_token`); full:
+    0.1 x SWA + per C4 layer (the V4 slot at page_size / 4 + the FP8 indexer key, index_head_dim + index_head_dim /
+    128 x 4 bytes, deepseek_v4_memory_pool.py:53-57) / 4 + per C128 layer the V4 slot at page_size / 128, / 128
+    (:1390-1404, :1437-1446); with MTP both x (layers + 1) / layers (:1248-1256)."""
+    layers = len(ratios)
+    c4, c128 = ratios.count(4), ratios.count(128)
+    ring4 = dsv4_ring_size(4, draft_tokens) if c4 else 0
+    state = 2 * 2 * head_dim * _DSV4_STATE_BYTES + 2 * 2 * index_head_dim * _DSV4_STATE_BYTES
+    swa = dsv4_paged_bytes_per_token(page_size) * layers + (ring4 / page_size) * state * c4
+    indexer = index_head_dim + index_head_dim // 128 * 4
+    per_c4 = 1 / 4 * dsv4_paged_bytes_per_token(page_size // 4) + 1 / 4 * indexer
+    per_c128 = 1 / 128 * dsv4_paged_bytes_per_token(page_size // 128)
+    full = DSV4_SWA_FULL_TOKENS_RATIO * swa + (per_c4 * c4 + per_c128 * c128)
+    if draft_tokens:
+        inflation = (layers + 1) / layers
+        full *= inflation
+        swa *= inflation
+    return swa, full
+
+
+def dsv4_pool(
+    ratios: list[int],
+    head_dim: int,
+    index_head_dim: int,
+    available: int,
+    context_len: int,
+    draft_tokens: int = 0,
+    page_size: int = DSV4_PAGE_SIZE,
+    max_running_requests: int | None = None,
+) -> Dsv4Pool:
+    """A stage's pools from `available` bytes (pool_configurator.py:1638-1701), --max-running-requests unset: the
+    request slots estimated from the coefficient alone (:1565-1574: min(max(min(full / context_len x 512, 4096),
+    2048), full // 2)), the c128 state of (slots + 1) x ring + ring + 1 rows rounded up to 128, 2 x head_dim
+    float32 each, per C128 layer (:1509-1528), the rest / the full-token coefficient rounded down to whole pages;
+    the SWA pool int(full x 0.1) in whole pages (:1457-1461), C4 full // 4, C128 full // 128, the c4 state
+    SWA pages x ring (:1463-1502). A --max-running-requests given sizes the slots instead; the SWA pool stays in
+    ratio mode then too, as kvplan reads SGLang: the V4 override sets swa_full_tokens_ratio 0.1
+    (model_overrides/deepseek_v4.py:44-49, run by handle_model_specific_adjustments, arg_groups/pipeline.py:225)
+    before the cache hook records it as explicitly set (kv_cache_hook.py:415-420, pipeline.py:334), and an explicit
+    ratio turns cap mode off (pool_configurator.py:1328-1333)."""
+    swa_coeff, full_coeff = dsv4_coefficients(ratios, head_dim, index_head_dim, draft_tokens, page_size)
+    c4, c128 = ratios.count(4), ratios.count(128)
+    if max_running_requests is not None:  # --max-running-requests: max(1, given // attn_dp_size) (:1141-1145)
+        running = max(1, max_running_requests)
+    else:
+        guess = int(available / full_coeff)
+        running = min(max(min(int(guess / context_len * 512), 4096), 2048), guess // 2)
+    state = 0
+    if c128:
+        ring = dsv4_ring_size(128, draft_tokens)
+        rows = cdiv((running + 1) * ring + ring + 1, 128) * 128
+        state = rows * 2 * head_dim * _DSV4_STATE_BYTES * c128
+    full = int(max(available - state, 0) / full_coeff) // page_size * page_size
+    swa = int(full * DSV4_SWA_FULL_TOKENS_RATIO) // page_size * page_size
+    ring4 = dsv4_ring_size(4, draft_tokens) if c4 else 0
+    return Dsv4Pool(
+        len(ratios),
+        c4,
+        c128,
+        swa_coeff,
+        full_coeff,
+        running,
+        state,
+        full,
+        swa,
+        full // 4,
+        full // 128,
+        swa // page_size * ring4,
+    )
+
+
+def dsv4_stage_pools(
+    shape: ModelShape, req: Request, available: int, context_len: int, max_running_requests: int | None = None
+) -> list[Dsv4Pool]:
+    """`dsv4_pool` of each pipeline stage (SGLang's split), every stage given the same `available` bytes."""
+    draft = SglangEngine._draft_tokens(req)
+    pools = []
+    for stage in sglang_pp_stages(shape.num_layers, req.pp):
+        v4 = [c for i in stage for c in shape.layers[i] if isinstance(c, L.CompressedAttention)]
+        index = max((c.index_head_dim for c in v4), default=0)
+        ratios = [c.compress_ratio for c in v4]
+        pools.append(
+            dsv4_pool(
+                ratios, v4[0].head_dim, index, available, context_len, draft, DSV4_PAGE_SIZE, max_running_requests
+            )
+        )
+    return pools
+
+
+def dsv4_notes(shape: ModelShape, pp: int, draft_tokens: int) -> list[str]:
+    """What SGLang's DSV4 pools hold beside kvplan's per-token figures, per stage of SGLang's split: the full-token
+    coefficient, the SWA pool's share and the c128 state each request slot adds before the token pool is sized."""
+    out = []
+    stages = sglang_pp_stages(shape.num_layers, pp)
+    for rank, stage in enumerate(stages):
+        v4 = [c for i in stage for c in shape.layers[i] if isinstance(c, L.CompressedAttention)]
+        if not v4:
+            continue
+        ratios = [c.compress_ratio for c in v4]
+        index = max((c.index_head_dim for c in v4), default=0)
+        swa, full = dsv4_coefficients(ratios, v4[0].head_dim, index, draft_tokens)
+        slot = dsv4_ring_size(128, draft_tokens) * 2 * v4[0].head_dim * _DSV4_STATE_BYTES * ratios.count(128)
+        where = f"stage {rank} (layers {stage.start}-{stage.stop - 1})" if len(stages) > 1 else "each GPU"
+        out.append(
+            f"SGLang's DSV4 pools on {where}: {full:,.2f} B per full token ({DSV4_SWA_FULL_TOKENS_RATIO} x "
+            f"{swa:,.2f} B of SWA slot on {len(ratios)} layers with the c4 state, {ratios.count(4)} CSA and "
+            f"{ratios.count(128)} HCA layers), in {DSV4_PAGE_SIZE}-token pages, after {slot / 2**20:,.2f} MiB of c128 "
+            "compress state per request slot (max_running_requests + 1 slots: --max-running-requests, else "
+            f"min(max(min(tokens / context x 512, 4,096), 2,048), tokens // 2) estimated from the budget) is set aside ({_DSV4_SOURCE}:1372-1446, :1509-1528, :1565-1574, "
+            ":1638-1701); the weights of every stage taken as weights / (tp x pp)"
+        )
+    return out
+
+
+def dsv4_tokens(
+    shape: ModelShape, req: Request, available: int, context_len: int, max_running_requests: int | None = None
+) -> int:
+    """SGLang's max_total_num_tokens for DeepSeek-V4: the smallest stage's full pool."""
+    return min(p.full_tokens for p in dsv4_stage_pools(shape, req, available, context_len, max_running_requests))
 
 
 # ------------------------------------------------------------------------------------ serving (the KV budget)
@@ -331,6 +626,28 @@ class SglangServing(ServingModel):
     def default_utilization(self, memory_bytes: int, tp: int, pp: int) -> float:
         return sglang_mem_fraction_static(memory_bytes, tp, pp)
 
+    def fit(self, inputs: FitInputs) -> Fit:
+        """DeepSeek-V4: SGLang's DSV4 pools (`dsv4_pool`) on every pipeline stage of SGLang's own layer split
+        (`sglang_pp_stages`), the token capacity the smallest stage's full pool (the PP ranks' MIN,
+        mem_cache/kv_cache_configurator.py:3107-3116), in whole 256-token pages; requests of max_model_len at once
+        = full tokens / max_model_len (the SWA pool, 0.1 of them, holds each request's window); the largest
+        max_model_len one request may have is the longest whose pool (its request slots estimated at that
+        context length) still holds it. Other models: the per-token fit."""
+        caches = inputs.shape.caches()
+        if not any(isinstance(c, L.CompressedAttention) for c in caches):
+            return super().fit(inputs)
+        req, avail = inputs.request, max(0, inputs.available)
+        inputs.storage.stage_costs(list(inputs.caches), req)  # the storage model's checks
+
+        def tokens(context_len: int) -> int:
+            return dsv4_tokens(inputs.shape, req, avail, context_len, inputs.max_num_seqs)
+
+        full = tokens(req.seq_len)
+        fit_len = largest(lambda n: tokens(n) >= n, inputs.limit)
+        return Fit(
+            avail, full, full // DSV4_PAGE_SIZE, DSV4_PAGE_SIZE, full / req.seq_len, fit_len, full >= req.seq_len
+        )
+
     def speculative(self, inputs: SpeculativeInputs) -> Speculative:
         """SGLang's draft KV pool for EAGLE / EAGLE3 / NEXTN (vLLM's mtp) / STANDALONE (draft_model): as many token
         slots as the target's, each of `eagle_draft_num_layers` target-sized layers (srt/model_executor/
@@ -340,6 +657,21 @@ class SglangServing(ServingModel):
         drafter's weights and SGLang's speculative Mamba states are not counted."""
         setup, shape = inputs.setup, inputs.shape
         left_out = "the drafter's weights are not counted (SGLang loads them beside its pool)"
+        if any(isinstance(c, L.CompressedAttention) for c in shape.caches()):
+            if setup.method not in ("mtp", "eagle", "eagle3", "draft_model"):
+                return replace(
+                    setup,
+                    notes=(f"SGLang's {setup.method} drafting is not modelled for DeepSeek-V4: {left_out}",),
+                )
+            return replace(
+                setup,
+                draft_caches=(),
+                notes=(
+                    "SGLang's DSV4 pools reserve the draft worker by inflating the per-token bytes by (layers + 1) / "
+                    "layers, and widen the compress-state rings to 16 (C4) and 256 (C128) rows "
+                    f"({_DSV4_SOURCE}:1248-1256; mem_cache/deepseek_v4_memory_pool.py:60-79); {left_out}",
+                ),
+            )
         kinds = {c.kind for c in shape.caches()}
         sparse = any(isinstance(c, L.MlaLatent) and c.sparse for c in shape.caches())
         if setup.method not in ("mtp", "eagle", "eagle3", "draft_model") or sparse or not kinds <= {L.FULL, L.MLA}:
@@ -394,6 +726,12 @@ class SglangServing(ServingModel):
             lora, source = lora_bytes(b, b.lora)
             terms.append(BudgetTerm("lora", -lora, source))
         return terms, sum(t.bytes for t in terms)
+
+    def budget_notes(self, b: BudgetInputs) -> list[str]:
+        if not any(isinstance(c, L.CompressedAttention) for c in b.shape.caches()):
+            return []
+        draft = b.speculative.num_speculative_tokens + 1 if b.speculative is not None else 0
+        return dsv4_notes(b.shape, b.pp, draft)
 
     def layout_notes(self, layout: Layout) -> list[str]:
         if layout.dp <= 1:
@@ -590,9 +928,16 @@ CONFIG = ConfigVocabulary(
 
 
 def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: frozenset) -> tuple[str, ...]:
-    """SGLang 0.5.23 keeps pool rows for Gemma 4's KV-sharing layers: their ids stay in the SWA / full layer lists
+    """DeepSeek-V4: the DSV4 pools' coefficient, pages and per-slot c128 state (`dsv4_notes`) and SGLang's own KV
+    dtype. SGLang 0.5.23 keeps pool rows for Gemma 4's KV-sharing layers: their ids stay in the SWA / full layer lists
     the pool is sized by (configs/model_config.py:2753-2770, model_executor/pool_configurator.py:666-667,
     mem_cache/swa_memory_pool.py:54-56), though they never write them (models/gemma4_causal.py:427-436, :540)."""
+    if any(isinstance(c, L.CompressedAttention) for c in shape.caches()):
+        return (
+            *dsv4_notes(shape, req.pp, SglangEngine._draft_tokens(req)),
+            "SGLang runs DeepseekV4ForCausalLM with an fp8_e4m3 cache when --kv-cache-dtype is auto "
+            "(srt/arg_groups/overrides.py:892-913) and sizes the same FlashMLA V4 layout for bfloat16",
+        )
     if KV_SHARED_LAYERS not in shape.features:
         return ()
     shared = sum(isinstance(c, L.NoCache) for c in shape.caches())

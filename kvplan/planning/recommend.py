@@ -698,7 +698,9 @@ def _plan_at(c: _Context, tp: int, kv_dtype: str) -> tuple[list[BudgetTerm], Fit
     caches, _ = fullest_stage(c.shape, c.inputs.pp)
     terms, available = _budget(c, tp)
     storage = sizing_storage(c.inputs.entry.name, c.shape)
-    fit_inputs = FitInputs(c.shape, storage, tuple(caches), _request(c, tp, kv_dtype), available, c.search_limit)
+    fit_inputs = FitInputs(
+        c.shape, storage, tuple(caches), _request(c, tp, kv_dtype), available, c.search_limit, c.options.max_num_seqs
+    )
     return terms, c.serving.fit(fit_inputs)
 
 
@@ -946,7 +948,7 @@ def _startup(c: _Context, out: _Outcome) -> Startup | None:
     storage = sizing_storage(c.inputs.entry.name, c.shape)
     request = _request(c, c.inputs.tp, c.model.kv_dtype)
     available = sum(t.bytes for t in out.terms)
-    fit_inputs = FitInputs(c.shape, storage, tuple(caches), request, available, c.search_limit)
+    fit_inputs = FitInputs(c.shape, storage, tuple(caches), request, available, c.search_limit, c.options.max_num_seqs)
     graphs = -sum(t.bytes for t in out.terms if t.name == "cudagraph")
     return c.serving.startup(
         StartupInputs(
