@@ -201,6 +201,10 @@ def test_0_20_to_0_22_size_the_pool_block_by_layer_tuples(version):
     by_hand = 3563 * 1002240 + 131 * 43 * 37440 + 2051 * 967680 + 1041 * 748800
     assert by_hand == 6546093120 and -(-by_hand // 1002240) == 6532
     assert (cap.num_blocks, cap.blocks_per_request) == (7234, 6532)
+    # the logged "GPU KV cache size": 0.20.0 num_blocks // 5 groups x the smallest block, 4 (kv_cache_utils.py
+    # :1689-1698); 0.20.1 on int(concurrency x max_model_len) (vllm-0.20.1 kv_cache_utils.py:1706)
+    logged = 7234 // 5 * 4 if version == "0.20.0" else int(7234 / 6532 * 912128)
+    assert cap.kv_cache_tokens == logged
 
 
 @pytest.mark.parametrize("version", ["0.23.0", "0.24.0", "0.25.0", "0.25.1"])
