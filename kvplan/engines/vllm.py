@@ -432,11 +432,10 @@ _R0_27 = _row(
     "wide as the widest (`_get_packed_kv_cache_layout` :1283-1305); the concurrency sums each group's blocks "
     "(`get_max_concurrency_for_kv_cache_config` :937-959); the start-up check still prices the layer tuples "
     "(`_max_memory_usage_bytes_from_groups` :1890-1940); 0.28.0 alike (:1623-1707, :1296-1324, :1249-1271, "
-    ":917-939, :1878-1928); `--kv-cache-dtype auto` serves DeepSeek-V4 as fp8_ds_mla as in vllm-0.33.0 "
-    "models/deepseek_v4/attention.py:108-109 (0.26.0 :81-90 asserted fp8; 0.27-0.32 not read for this)",
+    ":917-939, :1878-1928); models/deepseek_v4/attention.py:105 still asserts an fp8 cache for DeepSeek-V4 "
+    "(0.28.0 :106)",
     _R0_26,
     v4_kv_groups="overlaid",
-    v4_auto_kv=True,
 )
 _R0_28 = _row(
     (0, 28, 0),
@@ -468,8 +467,11 @@ _R0_29 = _row(
 )
 _R0_30 = _row(
     (0, 30, 0),
-    "vllm-0.30.0: config/cache.py adds nvfp4_ds_mla (sparse MLA only)",
+    "vllm-0.30.0: config/cache.py adds nvfp4_ds_mla (sparse MLA only); models/deepseek_v4/attention.py:109-110 "
+    "maps `--kv-cache-dtype auto` to fp8 for DeepSeek-V4's fp8_ds_mla layout (0.29.0 :105 still asserted fp8; "
+    "0.33.0 :108-109 alike)",
     _R0_29,
+    v4_auto_kv=True,
     kv_cache_dtypes=_R0_29.kv_cache_dtypes | {"nvfp4_ds_mla"},
 )
 _R0_32 = _row(
@@ -1129,8 +1131,8 @@ class VllmEngine:
             raise UsageError(
                 f"vLLM {version} serves DeepSeek-V4 with an fp8 KV cache only: it asserts "
                 "kv_cache_dtype.startswith('fp8') and stores fp8_ds_mla (vllm-0.20.0 model_executor/layers/"
-                "deepseek_v4_attention.py:594-613, 0.25.0 and 0.26.0 models/deepseek_v4/attention.py:81-90), so "
-                f"`--kv-cache-dtype auto` ({short_dtype(req.kv_dtype)} here) fails in 0.20-0.26",
+                "deepseek_v4_attention.py:594-613, 0.25.0 models/deepseek_v4/attention.py:81-90, 0.29.0 :105), so "
+                f"`--kv-cache-dtype auto` ({short_dtype(req.kv_dtype)} here) fails in 0.20-0.29",
                 hint=Text("use {kv_dtype} fp8"),
                 field="kv_dtype",
             )

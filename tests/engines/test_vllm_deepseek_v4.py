@@ -147,7 +147,7 @@ def test_auto_and_fp8_store_the_same_layout():
         # vllm-0.20.0 model_executor/layers/deepseek_v4_attention.py:597, 0.25.0 and 0.26.0 models/deepseek_v4/
         # attention.py:83 assert kv_cache_dtype.startswith("fp8"): `auto` (bf16 here) fails
         ({"engine_version": "0.20.0"}, "kv_dtype", "fp8 KV cache only"),
-        ({"engine_version": "0.25.1"}, "kv_dtype", "fails in 0.20-0.26"),
+        ({"engine_version": "0.25.1"}, "kv_dtype", "fails in 0.20-0.29"),
         ({"engine_version": "0.26.0"}, "kv_dtype", "deepseek_v4_attention.py:594-613"),
         # FlashMLA's sparse backend alone, capability.major in [9, 10] (vllm-0.20.0 flashmla_sparse.py:132-133,
         # 0.23.0 models/deepseek_v4/sparse_mla.py:90-91); 0.24 not read
@@ -235,7 +235,7 @@ def test_before_0_20_the_refusal_names_the_first_release():
 
 def test_0_29_is_the_first_packed_release():
     shape, caches = _flash()
-    req = Request(8192, 1, "bfloat16", "bfloat16", engine_version="0.29.0")
+    req = Request(8192, 1, "fp8_e4m3", "bfloat16", engine_version="0.29.0")
     plan = VllmEngine(shape).plan(caches, req)
     assert (plan.num_groups, plan.page, plan.block_bytes, plan.request_unit) == (5, 1002240, 0, 0)
 
@@ -449,15 +449,16 @@ def test_estimate_and_recommend_size_v4_under_vllm():
 
 
 def test_fp8_and_sm12_boundaries():
-    """`--kv-cache-dtype auto` fails through 0.26.0 (models/deepseek_v4/attention.py:83 asserts fp8) and is kvplan's
-    fp8_ds_mla from 0.27 (vllm-0.33.0 attention.py:108-109); SM12x runs FlashInfer's SM120 layer by default from
+    """`--kv-cache-dtype auto` fails through 0.29.0 (models/deepseek_v4/attention.py asserts fp8: 0.26.0 :83, 0.27.0
+    :105, 0.28.0 :106, 0.29.0 :105) and is fp8_ds_mla from 0.30.0 (:109-110; 0.33.0 :108-109); SM12x runs FlashInfer's SM120 layer by default from
     0.25.0 (nvidia/model.py:788-789), which 0.23.0 lacks (nvidia/model.py:716-727: FlashMLA, SM9x/SM10x)."""
     shape, caches = _flash()
     engine = VllmEngine(shape)
-    auto = replace(_version("0.27.0"), kv_dtype="bfloat16")
-    assert engine.stage_costs(caches, auto) == engine.stage_costs(caches, _version("0.27.0"))
-    with pytest.raises(UsageError, match="fails in 0.20-0.26"):
-        engine.stage_costs(caches, replace(auto, engine_version="0.26.0"))
+    auto = replace(_version("0.30.0"), kv_dtype="bfloat16")
+    assert engine.stage_costs(caches, auto) == engine.stage_costs(caches, _version("0.30.0"))
+    for version in ("0.26.0", "0.27.0", "0.28.0", "0.29.0"):
+        with pytest.raises(UsageError, match="fails in 0.20-0.29"):
+            engine.stage_costs(caches, replace(auto, engine_version=version))
     for version, served in (("0.23.0", False), ("0.24.0", False), ("0.25.0", True), ("0.26.0", True)):
         req = replace(_version(version), compute_capability="12.0")
         if served:
