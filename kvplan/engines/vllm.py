@@ -394,8 +394,12 @@ _R0_24 = _row(
     "quantization; v1/core/kv_cache_utils.py:1085-1088 pads attention pages that do not divide the largest page "
     "on backends that read pages by block stride (v1/attention/backend.py:205-234; FLASH_ATTN's layered stride "
     "order, flash_attn.py:158-160, qualifies); Mamba `all` mode holds num_speculative_tokens pages more "
-    "(v1/kv_cache_interface.py:650-653; 0.20.0 :543 did not, 0.21-0.23 not read)",
+    "(v1/kv_cache_interface.py:650-653; 0.20.0 :543 did not, 0.21-0.23 not read); models/deepseek_v4/nvidia/"
+    "model.py:738-769 runs DeepSeek-V4 on FlashInfer's SM120 layer on SM12x by default, in the fp8_ds_mla layout "
+    "(flashinfer_sparse.py:509-513, :85-86; 0.23.0 nvidia/model.py:716-727 ran FlashMLA alone, SM9x/SM10x); "
+    "v1/core/kv_cache_utils.py:1277-1313 sizes DeepSeek-V4's block by page size as 0.23.0 and 0.25.0",
     _R0_23,
+    v4_sm12=True,
     runner_v2=RunnerV2(_V2_0_24),
     pads_attention_pages="backend",
     all_mode_speculative_blocks=True,
@@ -405,11 +409,8 @@ _R0_25 = _row(
     "vllm-0.25.0: config/vllm.py:557-575 run every dense (non-MoE), non-hybrid model on Model Runner V2, whose "
     "profile_cudagraph_memory returns 0 (v1/worker/gpu/model_runner.py:680-682), so dense models subtract no "
     "CUDA-graph estimate (vLLM issue #49224); config/cache.py adds int4_per_token_head; models/deepseek_v4/"
-    "nvidia/model.py:759-790 runs DeepSeek-V4 on FlashInfer's SM120 layer on SM12x by default (fp8_ds_mla, "
-    "flashinfer_sparse.py:532; 0.23.0 had no SM12x path, 0.24 not read, so SM12x is refused there) while "
-    "attention.py:81-86 still asserts fp8 (auto fails)",
+    "attention.py:81-86 still asserts an fp8 cache for DeepSeek-V4 (auto fails)",
     _R0_24,
-    v4_sm12=True,
     runner_v2=RunnerV2(_V2_MOE_0_25, dense=True),
     kv_cache_dtypes=_KV_DTYPES_0_20 | {"int4_per_token_head"},
 )
@@ -1147,12 +1148,11 @@ class VllmEngine:
         major = _major(req.compute_capability)
         if major == 12 and not row.v4_sm12:
             raise UsageError(
-                f"kvplan has no DeepSeek-V4 attention backend of vLLM {version} for compute capability "
+                f"vLLM {version} has no DeepSeek-V4 attention backend for compute capability "
                 f"{req.compute_capability}: 0.20-0.23 run FlashMLA's sparse backend, SM9x/SM10x only (vllm-0.20.0 "
                 "v1/attention/backends/mla/flashmla_sparse.py:132-133, 0.23.0 models/deepseek_v4/sparse_mla.py:90-91 "
-                "and nvidia/model.py:716-727); the SM12x default is read from 0.25.0 (nvidia/model.py:788-789), "
-                "0.24 not read",
-                hint=Text("plan SM12x GPUs with {vllm_version} 0.25 or later, or use a Hopper or Blackwell SM10x GPU"),
+                "and nvidia/model.py:716-727); SM12x runs FlashInfer's SM120 layer from 0.24.0 (nvidia/model.py:767-768)",
+                hint=Text("plan SM12x GPUs with {vllm_version} 0.24 or later, or use a Hopper or Blackwell SM10x GPU"),
                 field="gpu_profile",
             )
         if major is not None and major not in (9, 10, 12):

@@ -150,13 +150,17 @@ def test_auto_and_fp8_store_the_same_layout():
         ({"engine_version": "0.25.1"}, "kv_dtype", "fails in 0.20-0.29"),
         ({"engine_version": "0.26.0"}, "kv_dtype", "deepseek_v4_attention.py:594-613"),
         # FlashMLA's sparse backend alone, capability.major in [9, 10] (vllm-0.20.0 flashmla_sparse.py:132-133,
-        # 0.23.0 models/deepseek_v4/sparse_mla.py:90-91); 0.24 not read
+        # 0.23.0 models/deepseek_v4/sparse_mla.py:90-91)
         (
             {"engine_version": "0.20.0", "kv_dtype": "fp8_e4m3", "compute_capability": "12.0"},
             "gpu_profile",
             "0.20-0.23",
         ),
-        ({"engine_version": "0.24.0", "kv_dtype": "fp8_e4m3", "compute_capability": "12.0"}, "gpu_profile", "0.24 not"),
+        (
+            {"engine_version": "0.23.0", "kv_dtype": "fp8_e4m3", "compute_capability": "12.0"},
+            "gpu_profile",
+            "from 0.24.0",
+        ),
         ({"kv_dtype": "int8"}, "kv_dtype", "fp8_ds_mla"),
         ({"kv_dtype": "nvfp4"}, "kv_dtype", "fp8_ds_mla"),
         ({"kv_dtype": "fp8_e5m2"}, "kv_dtype", "fp8_ds_mla"),
@@ -450,8 +454,9 @@ def test_estimate_and_recommend_size_v4_under_vllm():
 
 def test_fp8_and_sm12_boundaries():
     """`--kv-cache-dtype auto` fails through 0.29.0 (models/deepseek_v4/attention.py asserts fp8: 0.26.0 :83, 0.27.0
-    :105, 0.28.0 :106, 0.29.0 :105) and is fp8_ds_mla from 0.30.0 (:109-110; 0.33.0 :108-109); SM12x runs FlashInfer's SM120 layer by default from
-    0.25.0 (nvidia/model.py:788-789), which 0.23.0 lacks (nvidia/model.py:716-727: FlashMLA, SM9x/SM10x)."""
+    :105, 0.28.0 :106, 0.29.0 :105) and is fp8_ds_mla from 0.30.0 (:109-110; 0.33.0 :108-109); SM12x runs
+    FlashInfer's SM120 layer by default from 0.24.0 (nvidia/model.py:767-768; 0.25.0 :788-789), which 0.23.0 lacks
+    (nvidia/model.py:716-727: FlashMLA, SM9x/SM10x)."""
     shape, caches = _flash()
     engine = VllmEngine(shape)
     auto = replace(_version("0.30.0"), kv_dtype="bfloat16")
@@ -459,7 +464,7 @@ def test_fp8_and_sm12_boundaries():
     for version in ("0.26.0", "0.27.0", "0.28.0", "0.29.0"):
         with pytest.raises(UsageError, match="fails in 0.20-0.29"):
             engine.stage_costs(caches, replace(auto, engine_version=version))
-    for version, served in (("0.23.0", False), ("0.24.0", False), ("0.25.0", True), ("0.26.0", True)):
+    for version, served in (("0.20.0", False), ("0.23.0", False), ("0.24.0", True), ("0.25.0", True)):
         req = replace(_version(version), compute_capability="12.0")
         if served:
             assert engine.stage_costs(caches, req) == engine.stage_costs(caches, _version(version))
