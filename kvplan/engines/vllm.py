@@ -206,11 +206,15 @@ class VllmBehaviour:
     the KV blocks of a model with Mamba layers (False: vLLM caps its CUDA-graph sizes instead);
     `cpu_backend_wording`, the KV-memory errors name the CPU backend; `one_capacity_line`, "GPU KV cache size"
     and "Maximum concurrency" are one log line. DeepSeek-V4 (VllmEngine.v4_plan): `v4_kv_groups`, how the release
-    groups DeepSeek-V4's KV-cache specs ("": it does not serve the model; "tuples": 0.26's
+    groups DeepSeek-V4's KV-cache specs ("": it does not serve the model; "tuple_slots": 0.20-0.22's
     `group_and_unify_kv_cache_specs`, layer tuples with the sliding pages padded to the compressed ones,
-    `v4_tuple_groups`; "overlaid": 0.27-0.28's, the same tuples unpadded and overlaid in one block as wide as the
-    widest group; "packed": `_get_packed_kv_cache_groups`, block-outermost groups of mixed pages, read in 0.29
-    and 0.33, `v4_packed_groups`; "unread": a grouping kvplan has not modelled, 0.20-0.25).
+    `v4_tuple_groups`, in a pool whose block holds the most layer tuples of any group at every page size of the
+    first group, `v4_tuple_slot_stride`; "tuples": 0.23-0.26's, the same groups in a pool whose block holds, per page
+    size, the most slots any group has, `v4_tuple_stride`; "overlaid": 0.27-0.28's, the same tuples unpadded and
+    overlaid in one block as wide as the widest group; "packed": `_get_packed_kv_cache_groups`, block-outermost
+    groups of mixed pages, read in 0.29 and 0.33, `v4_packed_groups`); `v4_auto_kv`, `--kv-cache-dtype auto` serves
+    DeepSeek-V4 (as fp8_ds_mla; False: vLLM asserts an fp8 cache); `v4_sm12`, a DeepSeek-V4 backend runs on SM12x
+    by default (False: FlashMLA's alone, SM9x/SM10x).
     Speculative decoding: `all_mode_speculative_blocks`, Mamba `all` mode holds num_speculative_tokens pages more per
     request. Parallelism: `models_dcp_dp_ep`, kvplan has read this release's data-parallel, expert-parallel and
     decode-context-parallel rules (VllmServing.layout, VllmEngine._check_dcp; False: the options are refused).
@@ -243,6 +247,8 @@ class VllmBehaviour:
     cpu_backend_wording: bool = False
     one_capacity_line: bool = False
     v4_kv_groups: str = ""
+    v4_auto_kv: bool = False
+    v4_sm12: bool = False
     all_mode_speculative_blocks: bool = False
     models_dcp_dp_ep: bool = False
     free_memory_names_device: bool = False
@@ -334,7 +340,12 @@ _R0_20 = _row(
     "alignment unit max(kernel block, block_size); KV events no longer turn the hybrid allocator off "
     "(config/vllm.py, only connectors at :1290); model_executor/models/registry.py:99 registers "
     "DeepseekV4ForCausalLM (vllm-0.19.1 has none), whose specs v1/core/kv_cache_utils.py "
-    "`group_and_unify_kv_cache_specs` groups by layer tuples",
+    "`group_and_unify_kv_cache_specs` (:1408-1443) and `_get_kv_cache_groups_uniform_groups` (:1481-1575) group "
+    "in layer tuples, in a pool whose block is the most layer tuples of any group times the first group's page "
+    "sizes (`_get_kv_cache_config_deepseek_v4` :1162-1216, :1182 and :1199-1201); model_executor/layers/"
+    "deepseek_v4_attention.py:594-603 asserts an fp8 cache and FlashMLA's sparse backend (SM9x/SM10x, "
+    "v1/attention/backends/mla/flashmla_sparse.py:132-133); 0.22.0 alike (kv_cache_utils.py:1179-1233, "
+    "models/deepseek_v4/attention.py:669-677)",
     _R0_12,
     default_gpu_memory_utilization=0.92,
     subtracts_cudagraphs=True,
@@ -342,7 +353,7 @@ _R0_20 = _row(
     hybrid_block_unit_from_block_size=True,
     hybrid_allocator_off_with=("any KV connector (--kv-transfer-config, --kv-offloading-size)",),
     mamba_seqs_check=True,
-    v4_kv_groups="unread",
+    v4_kv_groups="tuple_slots",
 )
 _R0_20_1 = _row(
     (0, 20, 1),
@@ -365,8 +376,14 @@ _R0_22 = _row(
 _R0_23 = _row(
     (0, 23, 0),
     "vllm-0.23.0: config/vllm.py:69-75 and :544-558 add LlamaForCausalLM and MistralForCausalLM (dense, "
-    "unquantized) to Model Runner V2 (profile_cudagraph_memory still 0, gpu/model_runner.py:660-662)",
+    "unquantized) to Model Runner V2 (profile_cudagraph_memory still 0, gpu/model_runner.py:660-662); "
+    "v1/core/kv_cache_utils.py `_get_kv_cache_config_deepseek_v4` (:1221-1244) sizes DeepSeek-V4's pool block "
+    "by page size, the most slots of each any group has (`_bucket_layers_by_page_size` :1196-1218; 0.22.0 "
+    ":1179-1233 still the layer-tuple block), as 0.25.0's `_get_kv_cache_config_packed` (:1277-1313) and 0.26; "
+    "the grouping, concurrency and start-up check are 0.20.0's line for line; models/deepseek_v4/attention.py:80 "
+    "still asserts fp8 and nvidia/model.py:716-727 runs FlashMLA unless FlashInfer's backend is named",
     _R0_22,
+    v4_kv_groups="tuples",
     runner_v2=RunnerV2(
         frozenset({"LlamaForCausalLM", "MistralForCausalLM", "Qwen3ForCausalLM"}), dense_only=True, unquantized=True
     ),
@@ -377,8 +394,12 @@ _R0_24 = _row(
     "quantization; v1/core/kv_cache_utils.py:1085-1088 pads attention pages that do not divide the largest page "
     "on backends that read pages by block stride (v1/attention/backend.py:205-234; FLASH_ATTN's layered stride "
     "order, flash_attn.py:158-160, qualifies); Mamba `all` mode holds num_speculative_tokens pages more "
-    "(v1/kv_cache_interface.py:650-653; 0.20.0 :543 did not, 0.21-0.23 not read)",
+    "(v1/kv_cache_interface.py:650-653; 0.20.0 :543 did not, 0.21-0.23 not read); models/deepseek_v4/nvidia/"
+    "model.py:738-769 runs DeepSeek-V4 on FlashInfer's SM120 layer on SM12x by default, in the fp8_ds_mla layout "
+    "(flashinfer_sparse.py:509-513, :85-86; 0.23.0 nvidia/model.py:716-727 ran FlashMLA alone, SM9x/SM10x); "
+    "v1/core/kv_cache_utils.py:1277-1313 sizes DeepSeek-V4's block by page size as 0.23.0 and 0.25.0",
     _R0_23,
+    v4_sm12=True,
     runner_v2=RunnerV2(_V2_0_24),
     pads_attention_pages="backend",
     all_mode_speculative_blocks=True,
@@ -387,7 +408,8 @@ _R0_25 = _row(
     (0, 25, 0),
     "vllm-0.25.0: config/vllm.py:557-575 run every dense (non-MoE), non-hybrid model on Model Runner V2, whose "
     "profile_cudagraph_memory returns 0 (v1/worker/gpu/model_runner.py:680-682), so dense models subtract no "
-    "CUDA-graph estimate (vLLM issue #49224); config/cache.py adds int4_per_token_head",
+    "CUDA-graph estimate (vLLM issue #49224); config/cache.py adds int4_per_token_head; models/deepseek_v4/"
+    "attention.py:81-86 still asserts an fp8 cache for DeepSeek-V4 (auto fails)",
     _R0_24,
     runner_v2=RunnerV2(_V2_MOE_0_25, dense=True),
     kv_cache_dtypes=_KV_DTYPES_0_20 | {"int4_per_token_head"},
@@ -399,10 +421,10 @@ _R0_26 = _row(
     "PP+1 on Model Runner V2), async scheduling on by default (:1059-1107); vllm-0.25.1 still reserved "
     "max_num_batched_tokens (kv_cache_interface.py:561); DeepSeek-V4's specs are grouped in layer tuples "
     "(v1/core/kv_cache_utils.py:1525-1566 and :1603-1701), packed by page size (:1259-1341) and their concurrency "
-    "divided by the first group's page (:937-955)",
+    "divided by the first group's page (:937-955); models/deepseek_v4/attention.py:81-90 still asserts an fp8 "
+    "cache (`--kv-cache-dtype auto` fails)",
     _R0_25,
     in_flight_window=True,
-    v4_kv_groups="tuples",
 )
 _R0_27 = _row(
     (0, 27, 0),
@@ -411,7 +433,8 @@ _R0_27 = _row(
     "wide as the widest (`_get_packed_kv_cache_layout` :1283-1305); the concurrency sums each group's blocks "
     "(`get_max_concurrency_for_kv_cache_config` :937-959); the start-up check still prices the layer tuples "
     "(`_max_memory_usage_bytes_from_groups` :1890-1940); 0.28.0 alike (:1623-1707, :1296-1324, :1249-1271, "
-    ":917-939, :1878-1928)",
+    ":917-939, :1878-1928); models/deepseek_v4/attention.py:105 still asserts an fp8 cache for DeepSeek-V4 "
+    "(0.28.0 :106)",
     _R0_26,
     v4_kv_groups="overlaid",
 )
@@ -445,8 +468,11 @@ _R0_29 = _row(
 )
 _R0_30 = _row(
     (0, 30, 0),
-    "vllm-0.30.0: config/cache.py adds nvfp4_ds_mla (sparse MLA only)",
+    "vllm-0.30.0: config/cache.py adds nvfp4_ds_mla (sparse MLA only); models/deepseek_v4/attention.py:109-110 "
+    "maps `--kv-cache-dtype auto` to fp8 for DeepSeek-V4's fp8_ds_mla layout (0.29.0 :105 still asserted fp8; "
+    "0.33.0 :108-109 alike)",
     _R0_29,
+    v4_auto_kv=True,
     kv_cache_dtypes=_R0_29.kv_cache_dtypes | {"nvfp4_ds_mla"},
 )
 _R0_32 = _row(
@@ -1099,16 +1125,17 @@ class VllmEngine:
             raise UsageError(
                 f"vLLM {version} does not serve DeepSeek-V4: DeepseekV4ForCausalLM is first registered in vLLM "
                 "0.20.0 (model_executor/models/registry.py:99)",
-                hint=Text("pass {vllm_version} 0.26 or later (the releases whose DeepSeek-V4 groups kvplan models)"),
+                hint=Text("pass {vllm_version} 0.20.0 or later"),
                 field="vllm_version",
             )
-        if row.v4_kv_groups == "unread":
+        if not row.v4_auto_kv and req.kv_dtype != "fp8_e4m3":
             raise UsageError(
-                f"kvplan does not model vLLM {version}'s DeepSeek-V4 KV-cache groups: 0.20-0.25 group its layers in "
-                "tuples (v1/core/kv_cache_utils.py `group_and_unify_kv_cache_specs`) with packing and concurrency "
-                "rules kvplan has read only from 0.26.0; it models 0.26 and later",
-                hint=Text("pass {vllm_version} 0.26 or later"),
-                field="vllm_version",
+                f"vLLM {version} serves DeepSeek-V4 with an fp8 KV cache only: it asserts "
+                "kv_cache_dtype.startswith('fp8') and stores fp8_ds_mla (vllm-0.20.0 model_executor/layers/"
+                "deepseek_v4_attention.py:594-613, 0.25.0 models/deepseek_v4/attention.py:81-90, 0.29.0 :105), so "
+                f"`--kv-cache-dtype auto` ({short_dtype(req.kv_dtype)} here) fails in 0.20-0.29",
+                hint=Text("use {kv_dtype} fp8"),
+                field="kv_dtype",
             )
         if req.kv_dtype not in ("bfloat16", "fp8_e4m3"):
             raise UsageError(
@@ -1119,6 +1146,15 @@ class VllmEngine:
                 field="kv_dtype",
             )
         major = _major(req.compute_capability)
+        if major == 12 and not row.v4_sm12:
+            raise UsageError(
+                f"vLLM {version} has no DeepSeek-V4 attention backend for compute capability "
+                f"{req.compute_capability}: 0.20-0.23 run FlashMLA's sparse backend, SM9x/SM10x only (vllm-0.20.0 "
+                "v1/attention/backends/mla/flashmla_sparse.py:132-133, 0.23.0 models/deepseek_v4/sparse_mla.py:90-91 "
+                "and nvidia/model.py:716-727); SM12x runs FlashInfer's SM120 layer from 0.24.0 (nvidia/model.py:767-768)",
+                hint=Text("plan SM12x GPUs with {vllm_version} 0.24 or later, or use a Hopper or Blackwell SM10x GPU"),
+                field="gpu_profile",
+            )
         if major is not None and major not in (9, 10, 12):
             raise UsageError(
                 f"vLLM has no DeepSeek-V4 attention backend for compute capability {req.compute_capability}: "
@@ -1158,6 +1194,7 @@ class VllmEngine:
         head with `max_tp_shards=1`: each TP rank holds the whole cache. vLLM 0.26 (`v4_kv_groups` "tuples"):
         `v4_tuple_groups`, each group's spec its own (padded) pages, a pool block the packed layout's stride
         (`v4_tuple_stride`) and a request's blocks its bytes over the first (compressed) group's page. vLLM
+        0.20-0.22 ("tuple_slots"): the same, a pool block `v4_tuple_slot_stride`. 0.23-0.25 are 0.26's. vLLM
         0.27-0.28 ("overlaid"): `v4_tuple_groups` without the padding, the groups overlaid in one block as wide as
         the widest (`_get_packed_kv_cache_layout`, vllm-0.27.0 v1/core/kv_cache_utils.py:1283-1305, 0.28.0
         :1249-1271) and a request's blocks the sum of its blocks in each group (:937-959, 0.28.0 :917-939), as from
@@ -1166,7 +1203,7 @@ class VllmEngine:
             spec for i, c in enumerate(caches) if isinstance(c, L.CompressedAttention) for spec in v4_layer_specs(c, i)
         ]
         grouping = vllm_behaviour(req.engine_version).v4_kv_groups
-        tuples = grouping == "tuples"
+        tuples = grouping in ("tuples", "tuple_slots")
         if grouping == "packed":
             groups = v4_packed_groups(specs)
         else:
@@ -1189,7 +1226,7 @@ class VllmEngine:
             return GroupPlan(
                 counts,
                 1,
-                block_bytes=v4_tuple_stride(groups),
+                block_bytes=v4_tuple_slot_stride(groups) if grouping == "tuple_slots" else v4_tuple_stride(groups),
                 request_unit=sum(s.page for s in groups[0]),
                 check_page=v4_check_page(groups),
             )
@@ -1226,7 +1263,7 @@ def with_draft(caches: list[L.Layer], req: Request) -> list[L.Layer]:
     return [*caches, *req.speculative.draft_caches]
 
 
-# ---------------------------------------------------------------- DeepSeek-V4's specs and groups (0.26-0.33)
+# ---------------------------------------------------------------- DeepSeek-V4's specs and groups (0.20-0.33)
 
 V4_BLOCK_SIZE = 256  # cache_config.block_size: the only size the V4 sparse-MLA and indexer backends take
 V4_SWA_BLOCK_SIZE = 64  # DeepseekV4SWACache(block_size=64) (v1/attention/backends/mla/sparse_swa.py:85 and :111)
@@ -1375,8 +1412,8 @@ def v4_tuple_groups(specs: list[V4LayerSpec], pad: bool = True) -> list[list[V4L
             by_size.setdefault(padded, []).append(replace(spec, page=padded))
         if 0 in by_size or len({len(v) for v in by_size.values()}) != 1:
             raise UsageError(
-                "vLLM 0.26-0.28 cannot group this DeepSeek-V4 model's pages (vllm-0.26.0 kv_cache_utils.py:1659 "
-                "and :1676 assert; 0.27.0 :1729)",
+                "vLLM 0.20-0.28 cannot group this DeepSeek-V4 model's pages (vllm-0.26.0 kv_cache_utils.py:1659 "
+                "and :1676 assert; 0.20.0-0.25.0 alike, 0.20.0 :1537 and :1554; 0.27.0 :1729)",
                 hint=Text("pass {vllm_version} 0.29 or later"),
                 field="vllm_version",
             )
@@ -1396,9 +1433,20 @@ def v4_check_page(groups: list[list[V4LayerSpec]]) -> int:
     return tuples * sum({s.page for s in groups[0]})
 
 
+def v4_tuple_slot_stride(groups: list[list[V4LayerSpec]]) -> int:
+    """Bytes of one block of vLLM 0.20-0.22's DeepSeek-V4 pool (`_get_kv_cache_config_deepseek_v4`, vllm-0.20.0
+    v1/core/kv_cache_utils.py:1162-1216; 0.22.0 :1179-1233 and `_pool_bytes_per_block` :908-929): the most layers of
+    one page size in any group (`num_layer_tuples`, :1199) times the first (MLA) group's distinct page sizes added up
+    (`layer_tuple_page_bytes`, :1182), `num_blocks = available_memory // (layer_tuple_page_bytes x
+    num_layer_tuples)` (:1201): one tensor per (tuple, page size) whether or not a group fills that slot. This is the
+    product `v4_check_page` prices a request's blocks at, so in these releases the check and the pool agree."""
+    return v4_check_page(groups)
+
+
 def v4_tuple_stride(groups: list[list[V4LayerSpec]]) -> int:
     """Bytes of one block of vLLM 0.26's packed DeepSeek-V4 pool (`_get_kv_cache_config_packed` :1306-1341 with
-    `_bucket_layers_by_page_size` :1259-1281): per page size, as many slots as the group with the most layers of
+    `_bucket_layers_by_page_size` :1259-1281; vllm-0.23.0 `_get_kv_cache_config_deepseek_v4` :1221-1244 and 0.25.0
+    `_get_kv_cache_config_packed` :1277-1313 size it alike, `total_num_bytes_per_block`): per page size, as many slots as the group with the most layers of
     that page; the block is every slot's page side by side."""
     sizes = {s.page for group in groups for s in group}
     return sum(page * max(sum(s.page == page for s in group) for group in groups) for page in sizes)
@@ -3132,9 +3180,10 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
             )
         )
     if v4:
+        dtypes = "`--kv-cache-dtype auto` or fp8 alike" if vllm_behaviour(req.engine_version).v4_auto_kv else "fp8"
         notes.append(
             "DeepSeek-V4: vLLM stores the sliding ring, the CSA/HCA entries and the indexer keys as fp8_ds_mla "
-            "(584 B per entry, pages padded to 576 B) with `--kv-cache-dtype auto` or fp8 alike, and the "
+            f"(584 B per entry, pages padded to 576 B) with {dtypes}, and the "
             "compressors' state in fp32 rings that reserve their window + the in-flight tokens; the groups draw "
             "their blocks from one pool, each block packing pages of every group; every TP rank holds the whole "
             "cache (one latent head); the indexer keys in fp8 (vLLM's default indexer_kv_dtype; mxfp4 is not "

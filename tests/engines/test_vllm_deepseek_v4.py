@@ -144,8 +144,23 @@ def test_auto_and_fp8_store_the_same_layout():
     ("changes", "field", "words"),
     [
         ({"engine_version": "0.19.1"}, "vllm_version", "first registered in vLLM 0.20.0"),
-        ({"engine_version": "0.20.0"}, "vllm_version", "read only from 0.26.0"),
-        ({"engine_version": "0.25.1"}, "vllm_version", "group_and_unify_kv_cache_specs"),
+        # vllm-0.20.0 model_executor/layers/deepseek_v4_attention.py:597, 0.25.0 and 0.26.0 models/deepseek_v4/
+        # attention.py:83 assert kv_cache_dtype.startswith("fp8"): `auto` (bf16 here) fails
+        ({"engine_version": "0.20.0"}, "kv_dtype", "fp8 KV cache only"),
+        ({"engine_version": "0.25.1"}, "kv_dtype", "fails in 0.20-0.29"),
+        ({"engine_version": "0.26.0"}, "kv_dtype", "deepseek_v4_attention.py:594-613"),
+        # FlashMLA's sparse backend alone, capability.major in [9, 10] (vllm-0.20.0 flashmla_sparse.py:132-133,
+        # 0.23.0 models/deepseek_v4/sparse_mla.py:90-91)
+        (
+            {"engine_version": "0.20.0", "kv_dtype": "fp8_e4m3", "compute_capability": "12.0"},
+            "gpu_profile",
+            "0.20-0.23",
+        ),
+        (
+            {"engine_version": "0.23.0", "kv_dtype": "fp8_e4m3", "compute_capability": "12.0"},
+            "gpu_profile",
+            "from 0.24.0",
+        ),
         ({"kv_dtype": "int8"}, "kv_dtype", "fp8_ds_mla"),
         ({"kv_dtype": "nvfp4"}, "kv_dtype", "fp8_ds_mla"),
         ({"kv_dtype": "fp8_e5m2"}, "kv_dtype", "fp8_ds_mla"),
@@ -162,9 +177,69 @@ def test_what_vllm_cannot_serve_or_kvplan_has_not_read_is_refused(changes, field
     assert err.value.field == field and words in err.value.message and "\n" not in err.value.message
 
 
+def _version(version: str):
+    return Request(912128, 1, "fp8_e4m3", "bfloat16", tp=2, max_num_batched_tokens=8192, engine_version=version)
+
+
+@pytest.mark.parametrize("version", ["0.20.0", "0.20.1", "0.22.0", "0.22.5"])
+def test_0_20_to_0_22_size_the_pool_block_by_layer_tuples(version):
+    """vllm-0.20.0 v1/core/kv_cache_utils.py (0.22.0 alike, :1179-1233): the groups are 0.26's, line for line
+    (`group_and_unify_kv_cache_specs` :1408-1443, `_get_kv_cache_groups_uniform_groups` :1481-1575: tuples 22 from
+    `_approximate_gcd([21, 43, 21, 20], 21)`, the compressor pages padded 32,832 -> 37,440 at :1539-1547, rings
+    split 22 + 21), but `_get_kv_cache_config_deepseek_v4` (:1162-1216) makes one tensor per (tuple, page size of
+    the MLA group): num_layer_tuples = the longest page-size bucket of any group, 22 (the 22 rings, :1199), times
+    layer_tuple_page_bytes = 37,440 + 8,640 + 1,728 = 47,808 (:1182): a block of 1,051,776 B (:1201), where 0.23's
+    bucketed slots make it 1,039,680 B. The concurrency divides a request's bytes by the first group's page,
+    1,002,240 B (`get_max_concurrency_for_kv_cache_config` :872-891): at 912,128 tokens and 8,192 batched tokens (no
+    in-flight doubling before 0.26: SlidingWindowSpec :420-440, min(W - 1 + 8,192, L)) 3,563 x 1,002,240 + 131 x
+    43 x 37,440 + 2,051 x 967,680 + 1,041 x 748,800 = 6,546,093,120 B -> 6,532 blocks (cdiv(127 + 8,192, 64) + 1 =
+    131 ring blocks, cdiv(7 + 8,192, 4) + 1 = 2,051, cdiv(127 + 8,192, 8) + 1 = 1,041); the start-up check prices
+    each at 22 x 47,808 (`_max_memory_usage_bytes_from_groups` :1723-1770)."""
+    shape, caches = _flash()
+    engine = VllmEngine(shape)
+    req = _version(version)
+    plan = engine.plan(caches, req)
+    assert (plan.block_bytes, plan.request_unit, plan.check_page) == (22 * 47808, 1002240, 22 * 47808)
+    assert plan.block_bytes == 1051776 != VllmEngine(shape).plan(caches, _version("0.23.0")).block_bytes == 1039680
+    cap = capacity(caches, req, 7234 * 1051776, engine, plan)
+    by_hand = 3563 * 1002240 + 131 * 43 * 37440 + 2051 * 967680 + 1041 * 748800
+    assert by_hand == 6546093120 and -(-by_hand // 1002240) == 6532
+    assert (cap.num_blocks, cap.blocks_per_request) == (7234, 6532)
+    # the logged "GPU KV cache size": 0.20.0 num_blocks // 5 groups x the smallest block, 4 (kv_cache_utils.py
+    # :1689-1698); 0.20.1 on int(concurrency x max_model_len) (vllm-0.20.1 kv_cache_utils.py:1706)
+    logged = 7234 // 5 * 4 if version == "0.20.0" else int(7234 / 6532 * 912128)
+    assert cap.kv_cache_tokens == logged
+
+
+@pytest.mark.parametrize("version", ["0.23.0", "0.24.0", "0.25.0", "0.25.1"])
+def test_0_23_to_0_25_are_0_26s_tuples_without_the_in_flight_window(version):
+    """vllm-0.23.0 `_get_kv_cache_config_deepseek_v4` (:1221-1244, with `_bucket_layers_by_page_size` :1196-1218)
+    and 0.25.0 `_get_kv_cache_config_packed` (:1277-1313, `total_num_bytes_per_block` :1290) size the block per
+    page size, the most slots any group has: 22 x 37,440 + 21 x 8,640 + 20 x 1,728 = 1,039,680 B as 0.26's; groups,
+    concurrency and check are 0.20.0's. Their rings and compressor states still reserve W - 1 + 8,192 tokens (0.26
+    reserves two batches in flight): 6,532 blocks per request at 912,128 tokens, where 0.26.0 needs 9,480."""
+    shape, caches = _flash()
+    engine = VllmEngine(shape)
+    plan = engine.plan(caches, _version(version))
+    assert (plan.block_bytes, plan.request_unit, plan.check_page) == (1039680, 1002240, 22 * 47808)
+    assert capacity(caches, _version(version), 7234 * 1039680, engine, plan).blocks_per_request == 6532
+    new = _version("0.26.0")
+    assert capacity(caches, new, 7234 * 1039680, engine, engine.plan(caches, new)).blocks_per_request == 9480
+
+
+def test_before_0_20_the_refusal_names_the_first_release():
+    """vllm-0.19.1 registers no DeepseekV4ForCausalLM; vllm-0.20.0 model_executor/models/registry.py:99 does."""
+    shape, caches = _flash()
+    for version in ("0.19.1", "0.12.0", "0.20.0rc1.dev5"):
+        with pytest.raises(UsageError) as err:
+            VllmEngine(shape).stage_costs(caches, replace(_version(version), engine_version=version))
+        assert "first registered in vLLM 0.20.0" in err.value.message and "0.20.0 or later" in str(err.value.hint)
+    VllmEngine(shape).stage_costs(caches, _version("0.20.0"))  # 0.20.0 itself is planned
+
+
 def test_0_29_is_the_first_packed_release():
     shape, caches = _flash()
-    req = Request(8192, 1, "bfloat16", "bfloat16", engine_version="0.29.0")
+    req = Request(8192, 1, "fp8_e4m3", "bfloat16", engine_version="0.29.0")
     plan = VllmEngine(shape).plan(caches, req)
     assert (plan.num_groups, plan.page, plan.block_bytes, plan.request_unit) == (5, 1002240, 0, 0)
 
@@ -375,3 +450,25 @@ def test_estimate_and_recommend_size_v4_under_vllm():
     )
     assert rec.exit_code == 0, rec.output
     assert "KV cache tokens" in rec.output and "fits" in rec.output
+
+
+def test_fp8_and_sm12_boundaries():
+    """`--kv-cache-dtype auto` fails through 0.29.0 (models/deepseek_v4/attention.py asserts fp8: 0.26.0 :83, 0.27.0
+    :105, 0.28.0 :106, 0.29.0 :105) and is fp8_ds_mla from 0.30.0 (:109-110; 0.33.0 :108-109); SM12x runs
+    FlashInfer's SM120 layer by default from 0.24.0 (nvidia/model.py:767-768; 0.25.0 :788-789), which 0.23.0 lacks
+    (nvidia/model.py:716-727: FlashMLA, SM9x/SM10x)."""
+    shape, caches = _flash()
+    engine = VllmEngine(shape)
+    auto = replace(_version("0.30.0"), kv_dtype="bfloat16")
+    assert engine.stage_costs(caches, auto) == engine.stage_costs(caches, _version("0.30.0"))
+    for version in ("0.26.0", "0.27.0", "0.28.0", "0.29.0"):
+        with pytest.raises(UsageError, match="fails in 0.20-0.29"):
+            engine.stage_costs(caches, replace(auto, engine_version=version))
+    for version, served in (("0.20.0", False), ("0.23.0", False), ("0.24.0", True), ("0.25.0", True)):
+        req = replace(_version(version), compute_capability="12.0")
+        if served:
+            assert engine.stage_costs(caches, req) == engine.stage_costs(caches, _version(version))
+        else:
+            with pytest.raises(UsageError) as err:
+                engine.stage_costs(caches, req)
+            assert err.value.field == "gpu_profile"

@@ -340,8 +340,10 @@ def test_pages_that_do_not_divide_are_padded_from_0_24_0():
     "version,grouping",
     [
         ("0.19.1", ""),  # vllm-0.19.1 model_executor/models/registry.py has no DeepseekV4ForCausalLM
-        ("0.20.0", "unread"),  # vllm-0.20.0 registry.py:99 registers it; kv_cache_utils.py has no packed layout
-        ("0.25.1", "unread"),  # vllm-0.24.0 `_get_kv_cache_config_packed` differs from 0.26.0's
+        ("0.20.0", "tuple_slots"),  # vllm-0.20.0 registry.py:99; kv_cache_utils.py:1162-1216 layer-tuple block
+        ("0.22.0", "tuple_slots"),  # vllm-0.22.0 kv_cache_utils.py:1179-1233, the same
+        ("0.23.0", "tuples"),  # vllm-0.23.0 kv_cache_utils.py:1196-1244 bucketed by page size, as 0.26.0
+        ("0.25.1", "tuples"),  # vllm-0.25.0 `_get_kv_cache_config_packed` :1277-1313, the same sizes
         ("0.26.0", "tuples"),  # vllm-0.26.0 kv_cache_utils.py:1525-1566, :1603-1701, :1259-1341, :937-955
         ("0.27.1", "overlaid"),  # vllm-0.27.0 kv_cache_utils.py:1670-1754 unpadded tuples, :1283-1305 overlaid
         ("0.28.0", "overlaid"),  # vllm-0.28.0: the same functions as 0.27.0 (:1623-1707, :1249-1271)
@@ -351,11 +353,11 @@ def test_pages_that_do_not_divide_are_padded_from_0_24_0():
 )
 def test_deepseek_v4_grouping_per_release(version, grouping):
     """How each release groups DeepSeek-V4's KV-cache specs (VllmBehaviour.v4_kv_groups; the storage is checked in
-    tests/engines/test_vllm_deepseek_v4.py); the releases kvplan has not modelled refuse the model by name."""
+    tests/engines/test_vllm_deepseek_v4.py); a release before 0.20.0 refuses the model by name."""
     assert vllm_behaviour(version).v4_kv_groups == grouping
     shape = model_shape(load_config("deepseek-ai__DeepSeek-V4-Flash"))
-    req = Request(8192, 1, "bfloat16", "bfloat16", engine_version=version)
-    if grouping in ("tuples", "overlaid", "packed"):
+    req = Request(8192, 1, "fp8_e4m3", "bfloat16", engine_version=version)
+    if grouping in ("tuple_slots", "tuples", "overlaid", "packed"):
         assert VllmEngine(shape).plan(list(shape.caches()), req).num_groups == 5
     else:
         with pytest.raises(UsageError, match="DeepSeek-V4"):
