@@ -50,6 +50,7 @@ from kvplan.engines.base import (
     Speculative,
     group_costs,
     kv_heads_per_rank,
+    pipeline_stages,
     refuse_index_keys,
     window_tokens,
 )
@@ -167,6 +168,14 @@ class SglangEngine:
                 hint=Text("use {tp} 2 or more, or a Hopper / Ada GPU profile"),
                 field="tp",
             )
+
+    def layer_stages(self, shape: ModelShape, pp: int) -> list[range]:
+        """The layers of each pipeline stage the estimate prices: SGLang's own split (`sglang_pp_stages`, the last
+        stages take the extra layers) for DeepSeek-V4, whose pools are sized per SGLang stage; vLLM's split
+        (`pipeline_stages`) for the other models, as before."""
+        if any(isinstance(c, L.CompressedAttention) for c in shape.caches()):
+            return sglang_pp_stages(shape.num_layers, pp)
+        return pipeline_stages(shape.num_layers, pp)
 
     @staticmethod
     def _draft_tokens(req: Request) -> int:

@@ -21,11 +21,11 @@ def number(value: Fraction) -> float | int:
 
 
 def pipeline_costs(storage: Engine, shape: ModelShape, req: Request) -> list[list[KindCost]]:
-    """Per pipeline stage (vLLM's layer split), the per-kind costs on one GPU of that stage."""
-    return [
-        storage.stage_costs([c for i in rng for c in shape.layers[i]], req)
-        for rng in pipeline_stages(shape.num_layers, req.pp)
-    ]
+    """Per pipeline stage, the per-kind costs on one GPU of that stage: the storage model's own layer split where
+    it has one (`layer_stages(shape, pp)`: SGLang's for DeepSeek-V4), else vLLM's (`pipeline_stages`)."""
+    split = getattr(storage, "layer_stages", None)
+    stages = split(shape, req.pp) if split is not None else pipeline_stages(shape.num_layers, req.pp)
+    return [storage.stage_costs([c for i in rng for c in shape.layers[i]], req) for rng in stages]
 
 
 def fullest_stage(shape: ModelShape, pp: int) -> tuple[list[L.Layer], int]:

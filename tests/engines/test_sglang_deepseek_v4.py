@@ -242,6 +242,18 @@ def test_pp_notes_follow_sglangs_split():
     assert "stage 1 (layers 21-42): 3,685.00 B per full token" in notes and "5.50 MiB of c128" in notes
 
 
+def test_estimate_under_pp_sizes_sglangs_fullest_stage():
+    """estimate --pp 2 prices the stages SGLang builds (layers 0-20 and 21-42), the fullest GPU at stage 1's
+    3,685 B per token, the figure its note gives, not vLLM's split (layers 0-21: 3,619.75 B)."""
+    out = CliRunner().invoke(
+        app, ["estimate", "deepseek-ai/DeepSeek-V4-Flash", "--engine", "sglang", "--pp", "2", "--json", "--offline"]
+    )
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["bytes_per_token_per_gpu"] == 3685
+    assert "stage 1 (layers 21-42): 3,685.00 B per full token" in " ".join(doc["notes"])
+
+
 # ---------------------------------------------------------------------------------------------------- calibration
 
 _GAP = (
