@@ -663,6 +663,16 @@ class GroupPlan:
         return sum(self.groups(spec) * blocks(spec) for spec in self.specs)
 
 
+def _refuse_unread_dcp(req: Request) -> None:
+    """--decode-context-parallel-size in a release whose DCP rules kvplan has not read (`models_dcp_dp_ep`)."""
+    if not vllm_behaviour(req.engine_version).models_dcp_dp_ep:
+        raise UsageError(
+            Text("kvplan reads vLLM's {dcp} rules from vLLM {v}'s source only", v=NEWEST_VLLM),
+            hint=Text("pass {vllm_version} {v}, or drop {dcp}", v=NEWEST_VLLM),
+            field="dcp",
+        )
+
+
 class VllmEngine:
     """vLLM's storage model. `shape` (optional) supplies the model facts some releases choose by: routed experts,
     a quantized checkpoint and the architectures (Model Runner V2, whose in-flight batches at PP > 1 are PP+1)."""
@@ -931,6 +941,8 @@ class VllmEngine:
             registry="vllm/model_executor/models/registry.py:169-171, :523-525, fallback :1298-1317",
         )
         if any(isinstance(c, L.CompressedAttention) for c in caches):
+            if req.dcp > 1:
+                _refuse_unread_dcp(req)
             self._check_v4(caches, req)
             return
         mla = any(isinstance(c, L.MlaLatent) for c in caches)
@@ -963,12 +975,7 @@ class VllmEngine:
         chunked-local caches cannot be sharded (v1/kv_cache_interface.py:946-950, v1/core/
         single_type_kv_cache_manager.py:984 and :1336 assert DCP 1)."""
         tp, dcp = req.tp, req.dcp
-        if not vllm_behaviour(req.engine_version).models_dcp_dp_ep:
-            raise UsageError(
-                Text("kvplan reads vLLM's {dcp} rules from vLLM {v}'s source only", v=NEWEST_VLLM),
-                hint=Text("pass {vllm_version} {v}, or drop {dcp}", v=NEWEST_VLLM),
-                field="dcp",
-            )
+        _refuse_unread_dcp(req)
         if tp % dcp:
             raise UsageError(
                 Text("{dcp} {d} does not divide {tp} {t}: vLLM's DCP reuses the TP ranks", d=dcp, t=tp),

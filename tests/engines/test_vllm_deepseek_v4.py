@@ -167,6 +167,9 @@ def test_auto_and_fp8_store_the_same_layout():
         ({"block_size": 64}, "block_size", "block size 256 only"),
         ({"pp": 2}, "pp", "pipeline stages"),
         ({"compute_capability": "8.0"}, "gpu_profile", "compute capability 8.0"),
+        # kvplan reads vLLM's DCP rules from 0.33.0 alone, for DeepSeek-V4 as for every other model
+        ({"engine_version": "0.22.0", "kv_dtype": "fp8_e4m3", "tp": 8, "dcp": 8}, "dcp", "from vLLM 0.33.0"),
+        ({"engine_version": "0.30.0", "kv_dtype": "fp8_e4m3", "tp": 8, "dcp": 8}, "dcp", "from vLLM 0.33.0"),
     ],
 )
 def test_what_vllm_cannot_serve_or_kvplan_has_not_read_is_refused(changes, field, words):
