@@ -15,8 +15,9 @@
   (585 B a token slot after the page pad), a paged SWA pool of 0.1 x the full tokens on every layer with the c4
   compress state, CSA entries + FP8 indexer keys per 4 tokens, HCA entries per 128, 256-token pages, the c128
   compress-state rings per request slot set aside first (`dsv4_pool`), SGLang's own PP split with the stages' MIN,
-  MTP as (layers + 1) / layers with 16 / 256-row rings; HIP's unified pools, V4.1 layouts (Blackwell TP 1),
-  HiSparse, encoder replay, online c128 and ratios 1 / 2 are not modelled (refused where kvplan can tell). ROCm at
+  MTP as (layers + 1) / layers with 16 / 256-row rings; HIP's unified pools, V4.1 layouts (deepseek_v41 on
+  Blackwell at TP 1), HiSparse, encoder replay, online c128 and ratios 1 / 2 are not modelled (refused where kvplan
+  can tell). ROCm at
   its defaults sizes the same way: the unified pools need SGLANG_HACK_FLASHMLA_BACKEND=unified_kv_triton
   (layers/attention/dsv4/unified_kv_gate.py:13-16), the FP4 indexer --enable-deepseek-v4-fp4-indexer
   (arg_groups/fields/exec_.py:439-442, default off), and SGLANG_DSV4_KV_LAYOUT "v4" picks V4 before any HIP test
@@ -127,9 +128,10 @@ class SglangEngine:
         """What kvplan's DSV4 model covers: SGLang's own dtype rule (auto -> fp8_e4m3, fp8_e4m3 or bfloat16 only,
         srt/arg_groups/overrides.py:892-913; the configurator sizes the FlashMLA V4 layout whatever the dtype,
         pool_configurator.py:1353-1370), compress ratios 0 / 4 / 128 (1 and 2 need kv_source_layer_ids, not read),
-        the MTP draft tokens the compress-state rings serve (:1291-1307), and not Blackwell at TP 1, where
-        --dsv4-attn-backend auto may pick flashmla_mega and the V4.1 layouts (arg_groups/fields/exec_.py:361-372,
-        deepseek_v4_memory_pool.py:204-205)."""
+        the MTP draft tokens the compress-state rings serve (:1291-1307), and not a deepseek_v41 config on Blackwell
+        at TP 1, where --dsv4-attn-backend auto picks flashmla_mega and the V4.1 layouts (arg_groups/
+        deepseek_v4_hook.py:44-60 `_default_dsv4_attention_backend`: flashmla for any other model_type, an
+        attention TP above 1 or a GPU other than SM100/SM103; deepseek_v4_memory_pool.py:204-205)."""
         if req.kv_dtype not in ("fp8_e4m3", "bfloat16"):
             raise UsageError(
                 Text("SGLang serves DeepSeek-V4 with an fp8_e4m3 or bfloat16 KV cache only, not {v}", v=req.kv_dtype),
@@ -161,10 +163,11 @@ class SglangEngine:
                     field="speculative_config",
                 )
         major = int(str(req.compute_capability).split(".")[0]) if req.compute_capability else None
-        if major == 10 and req.tp == 1:
+        if major == 10 and req.tp == 1 and self.model_type == "deepseek_v41":
             raise UsageError(
-                "kvplan has not modelled SGLang's DeepSeek-V4 pools on Blackwell at TP 1: --dsv4-attn-backend auto may "
-                "pick flashmla_mega there, whose V4.1 KV layouts kvplan has not read",
+                "kvplan has not modelled SGLang's DeepSeek-V4.1 pools on Blackwell at TP 1: --dsv4-attn-backend auto "
+                "picks flashmla_mega there (arg_groups/deepseek_v4_hook.py:44-60), whose V4.1 KV layouts kvplan has "
+                "not read",
                 hint=Text("use {tp} 2 or more, or a Hopper / Ada GPU profile"),
                 field="tp",
             )

@@ -177,13 +177,12 @@ def test_storage_costs_per_kind():
     [
         (_req(kv="fp8_e5m2"), "kv_dtype"),
         (_req(kv="float16"), "kv_dtype"),
-        (_req(compute_capability="10.0", tp=1), "tp"),
         (_req(speculative=Speculative("mtp", 10)), "speculative_config"),
     ],
 )
 def test_refusals(req, field):
     """fp8_e5m2 / fp16: SGLang asserts fp8_e4m3 or bfloat16 for DeepseekV4ForCausalLM (overrides.py:906-910);
-    Blackwell at TP 1 may run flashmla_mega's V4.1 layouts; 11 draft tokens exceed the C4 ring's 10."""
+    11 draft tokens exceed the C4 ring's 10."""
     shape = model_shape(load_config(FLASH))
     with pytest.raises(UsageError) as err:
         SglangEngine().stage_costs(list(shape.caches()), req)
@@ -194,6 +193,22 @@ def test_accepted_setups():
     shape = model_shape(load_config(PRO))
     for req in (_req(kv="bfloat16"), _req(compute_capability="10.0", tp=2), _req(speculative=Speculative("mtp", 9))):
         assert SglangEngine().stage_costs(list(shape.caches()), req)
+
+
+def test_blackwell_at_tp_1_runs_flashmla_for_deepseek_v4():
+    """--dsv4-attn-backend auto picks flashmla_mega (and the V4.1 layouts) only for model_type deepseek_v41
+    (arg_groups/deepseek_v4_hook.py:44-60 `_default_dsv4_attention_backend`), so a deepseek_v4 config on a B200 at
+    TP 1 keeps the V4 layout kvplan models; a deepseek_v41 one is refused."""
+    shape = model_shape(load_config(FLASH))
+    req = _req(compute_capability="10.0", tp=1)
+    assert SglangEngine(shape.architectures, shape.config_model_type).stage_costs(list(shape.caches()), req)
+    with pytest.raises(UsageError) as err:
+        SglangEngine(shape.architectures, "deepseek_v41").stage_costs(list(shape.caches()), req)
+    assert err.value.field == "tp" and "\n" not in err.value.message
+    out = CliRunner().invoke(
+        app, ["recommend", "deepseek-ai/DeepSeek-V4-Flash", "-g", "b200", "--tp", "1", "--engine", "sglang", "--json"]
+    )
+    assert out.exit_code == 0, out.output
 
 
 def _recommend(*args: str) -> dict:
