@@ -485,7 +485,7 @@ def dsv4_notes(shape: ModelShape, pp: int, draft_tokens: int) -> list[str]:
             f"SGLang's DSV4 pools on {where}: {full:,.2f} B per full token ({DSV4_SWA_FULL_TOKENS_RATIO} x "
             f"{swa:,.2f} B of SWA slot on {len(ratios)} layers with the c4 state, {ratios.count(4)} CSA and "
             f"{ratios.count(128)} HCA layers), in {DSV4_PAGE_SIZE}-token pages, after {slot / 2**20:,.2f} MiB of c128 "
-            "compress state per request slot (max_running_requests + 1 slots: --max-running-requests, else "
+            "compress state per request slot (max_running_requests + 1 slots: SGLang's --max-running-requests (kvplan's --max-num-seqs), else "
             f"min(max(min(tokens / context x 512, 4,096), 2,048), tokens // 2) estimated from the budget) is set aside ({_DSV4_SOURCE}:1372-1446, :1509-1528, :1565-1574, "
             ":1638-1701); the weights of every stage taken as weights / (tp x pp)"
         )

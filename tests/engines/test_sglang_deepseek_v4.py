@@ -255,6 +255,8 @@ def test_pp_notes_follow_sglangs_split():
     doc = _recommend("-g", "h200", "--tp", "8", "--pp", "2", "--engine", "sglang")
     notes = " ".join(doc["notes"])
     assert "stage 1 (layers 21-42): 3,685.00 B per full token" in notes and "5.50 MiB of c128" in notes
+    # the slots come from SGLang's --max-running-requests, which kvplan takes as --max-num-seqs
+    assert "--max-running-requests (kvplan's --max-num-seqs)" in notes
 
 
 def test_estimate_under_pp_sizes_sglangs_fullest_stage():
