@@ -332,6 +332,11 @@ class ServingModel(ServeCommand):
     # the Layout fields this engine models (kvplan.errors.FLAGS names); recommend refuses the others
     parallelism: frozenset[str] = frozenset()
 
+    def parallelism_at(self, version: str | None) -> frozenset[str]:
+        """The Layout fields this engine models in `version` (its release modelled; None: the newest): here
+        `parallelism` in every release."""
+        return self.parallelism
+
     def moe_shards(self, b: BudgetInputs) -> MoeShards | None:
         """How one GPU holds the routed experts under `b.layout` (None: a dense model, or an engine that splits
         them with the rest of the weights, by TP x PP)."""

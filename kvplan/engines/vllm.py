@@ -2630,6 +2630,12 @@ class VllmServing(ServingModel):
         {GPU_MEMORY_UTILIZATION, VLLM_VERSION, BLOCK_SIZE, PREFIX_CACHING, ASYNC_SCHEDULING, LIMIT_MM_PER_PROMPT}
     )
     parallelism = frozenset({"dp", "dcp", "expert_parallel", "redundant_experts"})
+
+    def parallelism_at(self, version: str | None) -> frozenset[str]:
+        """DP, DCP and EP where kvplan has read vLLM's rules for them (`models_dcp_dp_ep`, 0.33.0); none before,
+        where recommend refuses them."""
+        return self.parallelism if vllm_behaviour(version).models_dcp_dp_ep else frozenset()
+
     suggests_utilization = True
     serves_lora = True
     lora_defaults = (DEFAULT_MAX_LORAS, DEFAULT_MAX_LORA_RANK)

@@ -110,7 +110,9 @@ def smallest_layout(
     )
     entry = lookup(engine)
     serving = entry.serving if entry is not None else None
-    parallelism = serving.parallelism if isinstance(serving, ServingModel) else frozenset()
+    parallelism = (
+        serving.parallelism_at(options.get("vllm_version")) if isinstance(serving, ServingModel) else frozenset()
+    )
     searches_tp = serving.searches_tp if isinstance(serving, ServingModel) else True
     moe = _has_routed_experts(resolved)
     tried, refused = 0, 0

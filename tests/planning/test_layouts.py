@@ -105,3 +105,15 @@ def test_the_search_reads_the_model_once_with_hub_weights(monkeypatch):
         "meta-llama/Llama-3.1-8B", engine="vllm", gpu_profile=H100, max_gpus=1, offline=True, hub_weights=True
     )
     assert seen and set(seen) == {True}
+
+
+def test_an_older_vllm_release_searches_tp_and_pp_alone():
+    """kvplan reads vLLM's DP, EP and DCP rules from 0.33.0 only, so an older --vllm-version refuses every layout
+    with them; the search tries plain TP x PP there instead of expert-parallel layouts alone at TP > 1 (which left
+    DeepSeek-V4-Flash at vLLM 0.22.0 with no layout that fits while TP 2 does)."""
+    options = {"gpu_profile": "h200", "offline": True, "kv_dtype": "fp8", "vllm_version": "0.22.0"}
+    rec = smallest_layout("deepseek-ai/DeepSeek-V4-Flash", engine="vllm", max_gpus=8, **options)
+    assert rec.fits and rec.parallel is not None
+    assert (rec.parallel["tp"], rec.parallel["pp"], rec.parallel["dp"]) == (2, 1, 1)
+    assert not rec.parallel["expert_parallel"] and rec.parallel["dcp"] == 1
+    assert rec.parallel["search"]["layouts_refused"] == 1  # TP 1 x PP 2: vLLM's V4 groups across stages, not read
