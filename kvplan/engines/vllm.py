@@ -943,6 +943,16 @@ class VllmEngine:
         if any(isinstance(c, L.CompressedAttention) for c in caches):
             if req.dcp > 1:
                 _refuse_unread_dcp(req)
+                raise UsageError(
+                    Text(
+                        "vLLM cannot shard DeepSeek-V4's sliding-window caches over {dcp} {d}: its compressor states "
+                        "are SlidingWindowMLASpec (models/deepseek_v4/compressor.py:184), DCP-sharded by default, "
+                        "whose max_memory_usage_bytes asserts DCP 1 (v1/kv_cache_interface.py:946-950)",
+                        d=req.dcp,
+                    ),
+                    hint=Text("drop {dcp} for this model"),
+                    field="dcp",
+                )
             self._check_v4(caches, req)
             return
         mla = any(isinstance(c, L.MlaLatent) for c in caches)

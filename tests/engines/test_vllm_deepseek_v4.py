@@ -170,6 +170,9 @@ def test_auto_and_fp8_store_the_same_layout():
         # kvplan reads vLLM's DCP rules from 0.33.0 alone, for DeepSeek-V4 as for every other model
         ({"engine_version": "0.22.0", "kv_dtype": "fp8_e4m3", "tp": 8, "dcp": 8}, "dcp", "from vLLM 0.33.0"),
         ({"engine_version": "0.30.0", "kv_dtype": "fp8_e4m3", "tp": 8, "dcp": 8}, "dcp", "from vLLM 0.33.0"),
+        # 0.33: the compressor states are SlidingWindowMLASpec (models/deepseek_v4/compressor.py:184), dcp_sharded by
+        # default, whose max_memory_usage_bytes asserts DCP 1 (v1/kv_cache_interface.py:946-950)
+        ({"kv_dtype": "fp8_e4m3", "tp": 8, "dcp": 8}, "dcp", "sliding-window"),
     ],
 )
 def test_what_vllm_cannot_serve_or_kvplan_has_not_read_is_refused(changes, field, words):
