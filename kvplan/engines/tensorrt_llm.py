@@ -158,7 +158,7 @@ class TensorRtLlmEngine:
             )
         if any(isinstance(c, L.MlaLatent) and c.sparse for c in caches) and req.kv_dtype not in DSA_KV_DTYPES:
             raise UsageError(
-                f"TensorRT-LLM's DSA cache estimate counts a {short_dtype(req.kv_dtype)} latent as 2 bytes while "
+                f"TensorRT-LLM's DSA cache estimate counts the latent of a {short_dtype(req.kv_dtype)} cache as 2 bytes while "
                 f"its pool stores the KV dtype ({TRTLLM_DSA_CACHE}:284-287 at 0bbb76d2, get_cache_size_per_token against "
                 "get_cache_bytes_per_token), so kvplan does not size it",
                 hint=Text("use {kv_dtype} auto or fp8 for this model with TensorRT-LLM"),

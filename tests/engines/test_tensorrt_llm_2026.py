@@ -101,7 +101,7 @@ def test_dense_mla_is_unchanged_by_the_dsa_rule():
 def test_dsa_kv_dtypes_whose_estimate_disagrees_with_the_pool_are_refused(kv):
     """get_cache_size_per_token prices every KV dtype but fp8 as 2 bytes (:284-287) while the pool is in the KV
     dtype (get_cache_bytes_per_token): kvplan does not pick one of the two figures."""
-    with pytest.raises(UsageError, match="counts a .* latent as 2 bytes") as info:
+    with pytest.raises(UsageError, match="counts the latent of a .* cache as 2 bytes") as info:
         _costs(GLM5, _req(kv))
     assert info.value.field == "kv_dtype" and "\n" not in info.value.message
 
