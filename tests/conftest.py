@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,15 @@ def pytest_collection_modifyitems(config, items):
         name = getattr(getattr(item, "callspec", None), "params", {}).get("name")
         if item.originalname in HEAVY_TESTS or (isinstance(name, str) and _heavy(name)):
             item.add_marker(pytest.mark.heavy)
+
+
+# Engine source trees (an unpacked vLLM or SGLang sdist, a TensorRT-LLM checkout at a commit) that tests citing
+# file:line check their citations against; absent on CI, where those checks skip.
+ENGINE_SOURCES = Path(os.environ.get("KVPLAN_ENGINE_SOURCES", "/work/src"))
+
+
+def check_cited_line(source: Path, line: int, text: str) -> None:
+    """Line `line` (1-based) of the engine file `source` holds `text`; skip when that source is not on this machine."""
+    if not source.exists():
+        pytest.skip(f"{source} is not on this machine")
+    assert text in source.read_text().splitlines()[line - 1]

@@ -8,9 +8,6 @@ tests/profiling/test_against_transformers.py (slow).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from kvplan.core import specs as L
@@ -23,7 +20,7 @@ from kvplan.engines.transformers import TransformersEngine
 from kvplan.engines.vllm import VllmEngine, capacity
 from kvplan.errors import ConfigError, UsageError
 
-from conftest import load_config
+from conftest import ENGINE_SOURCES, check_cited_line, load_config
 
 V32, GLM5, GLM51, GLM52 = (
     "deepseek-ai__DeepSeek-V3.2",
@@ -263,7 +260,7 @@ def test_tensorrt_llm_sizes_dsa_latent_and_indexer_keys():
 # ------------------------------------------------------------------------------ the cited source lines
 
 
-_SOURCES = Path(os.environ.get("KVPLAN_ENGINE_SOURCES", "/work/src"))
+_SOURCES = ENGINE_SOURCES
 _CITED = [
     (
         "vllm-0.33.0/vllm/model_executor/layers/attention/mla_attention.py",
@@ -285,10 +282,7 @@ _CITED = [
 
 @pytest.mark.parametrize(("path", "line", "text"), _CITED)
 def test_cited_engine_source_lines(path, line, text):
-    source = _SOURCES / path
-    if not source.exists():
-        pytest.skip(f"{source} is not on this machine")
-    assert text in source.read_text().splitlines()[line - 1]
+    check_cited_line(_SOURCES / path, line, text)
 
 
 def test_vllm_estimate_says_which_layout_and_the_glm_blackwell_default():

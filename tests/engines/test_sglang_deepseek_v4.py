@@ -9,9 +9,7 @@ compress ratios, not taken from kvplan.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -32,12 +30,12 @@ from kvplan.engines.sglang import (
 )
 from kvplan.errors import UsageError
 
-from conftest import load_config
+from conftest import ENGINE_SOURCES, check_cited_line, load_config
 
 FLASH, PRO = "deepseek-ai__DeepSeek-V4-Flash", "deepseek-ai__DeepSeek-V4-Pro"
 MTP = Speculative("mtp", 1)
 
-_SOURCES = Path(os.environ.get("KVPLAN_ENGINE_SOURCES", "/work/src")) / "sglang-0.5.23" / "sglang"
+_SOURCES = ENGINE_SOURCES / "sglang-0.5.23" / "sglang"
 _PC = "srt/model_executor/pool_configurator.py"
 _POOL = "srt/mem_cache/deepseek_v4_memory_pool.py"
 _CITED = [
@@ -78,10 +76,7 @@ _CITED = [
 
 @pytest.mark.parametrize(("path", "line", "text"), _CITED)
 def test_cited_engine_source_lines(path, line, text):
-    source = _SOURCES / path
-    if not source.exists():
-        pytest.skip(f"{source} is not on this machine")
-    assert text in source.read_text().splitlines()[line - 1]
+    check_cited_line(_SOURCES / path, line, text)
 
 
 def _ratios(name: str) -> list[int]:

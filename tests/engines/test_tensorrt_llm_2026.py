@@ -11,9 +11,6 @@ drift from the decorators). Where a checkout of those files is on this machine (
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from kvplan.core import specs as L
@@ -23,7 +20,7 @@ from kvplan.engines.registry import get_engine
 from kvplan.engines.tensorrt_llm import DEFAULT_TOKENS_PER_BLOCK, TensorRtLlmEngine
 from kvplan.errors import UsageError
 
-from conftest import load_config
+from conftest import ENGINE_SOURCES, check_cited_line, load_config
 
 V32, GLM5, GLM51, GLM52 = ("deepseek-ai__DeepSeek-V3.2", "zai-org__GLM-5", "zai-org__GLM-5.1", "zai-org__GLM-5.2")
 LATENT = 512 + 64  # kv_lora_rank + qk_rope_head_dim (cache_manager.py:290)
@@ -189,7 +186,7 @@ def test_cli_refusals_are_one_error_line_and_a_hint(model, expected):
 # ------------------------------------------------------------------------------ the cited source lines
 
 
-_SOURCES = Path(os.environ.get("KVPLAN_ENGINE_SOURCES", "/work/src"))
+_SOURCES = ENGINE_SOURCES
 _DSA = "TensorRT-LLM-0bbb76d2/tensorrt_llm/_torch/attention_backend/sparse/dsa/cache_manager.py"
 _ARCH = "TensorRT-LLM-065ff9e9/tensorrt_llm/_torch/models/_arch_index.py"
 _CITED = [
@@ -218,10 +215,7 @@ _CITED = [
 
 @pytest.mark.parametrize(("path", "line", "text"), _CITED)
 def test_cited_engine_source_lines(path, line, text):
-    source = _SOURCES / path
-    if not source.exists():
-        pytest.skip(f"{source} is not on this machine")
-    assert text in source.read_text().splitlines()[line - 1]
+    check_cited_line(_SOURCES / path, line, text)
 
 
 def test_glm_5_and_deepseek_v3_2_are_registered_architectures():
