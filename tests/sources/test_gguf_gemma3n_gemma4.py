@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_gguf import GEMMA_TENSORS, kv_layers, write_gguf  # skips without the gguf package
+from test_gguf import GEMMA_TENSORS, hf_metadata, kv_layers, write_gguf  # skips without the gguf package
 
 from kvplan.errors import ConfigError, UnsupportedArchitecture
 from kvplan.planning.estimate import estimate
@@ -32,23 +32,21 @@ def text(cfg: dict[str, Any]) -> dict[str, Any]:
 def gemma4_metadata(cfg: dict[str, Any]) -> dict[str, Any]:
     t, a = text(cfg), "gemma4"
     swa = [kind == "sliding_attention" for kind in t["layer_types"]]
-    meta = {
-        f"{a}.block_count": t["num_hidden_layers"],
-        f"{a}.context_length": t["max_position_embeddings"],
-        f"{a}.embedding_length": t["hidden_size"],
-        f"{a}.feed_forward_length": t["intermediate_size"],
-        f"{a}.attention.head_count": t["num_attention_heads"],
-        f"{a}.attention.head_count_kv": t["num_key_value_heads"],
-        f"{a}.attention.key_length": t["global_head_dim"],
-        f"{a}.attention.value_length": t["global_head_dim"],
-        f"{a}.attention.key_length_swa": t["head_dim"],
-        f"{a}.attention.value_length_swa": t["head_dim"],
-        f"{a}.attention.sliding_window": t["sliding_window"],
-        f"{a}.attention.sliding_window_pattern": swa,
-        f"{a}.attention.shared_kv_layers": t["num_kv_shared_layers"],
-        f"{a}.embedding_length_per_layer_input": t.get("hidden_size_per_layer_input") or 0,
-        "general.file_type": 1,
-    }
+    meta = hf_metadata(
+        t,
+        a,
+        **{
+            f"{a}.attention.key_length": t["global_head_dim"],
+            f"{a}.attention.value_length": t["global_head_dim"],
+            f"{a}.attention.key_length_swa": t["head_dim"],
+            f"{a}.attention.value_length_swa": t["head_dim"],
+            f"{a}.attention.sliding_window": t["sliding_window"],
+            f"{a}.attention.sliding_window_pattern": swa,
+            f"{a}.attention.shared_kv_layers": t["num_kv_shared_layers"],
+            f"{a}.embedding_length_per_layer_input": t.get("hidden_size_per_layer_input") or 0,
+            "general.file_type": 1,
+        },
+    )
     if t.get("num_global_key_value_heads") is not None:  # the converter's "handle num_global_key_value_heads"
         meta[f"{a}.attention.head_count_kv"] = [
             t["num_key_value_heads"] if s else t["num_global_key_value_heads"] for s in swa
@@ -148,20 +146,16 @@ def gemma3n_config(n_layer: int, shared: int) -> dict[str, Any]:
 
 def gemma3n_metadata(cfg: dict[str, Any]) -> dict[str, Any]:
     a = "gemma3n"
-    return {
-        f"{a}.block_count": cfg["num_hidden_layers"],
-        f"{a}.context_length": cfg["max_position_embeddings"],
-        f"{a}.embedding_length": cfg["hidden_size"],
-        f"{a}.feed_forward_length": cfg["intermediate_size"],
-        f"{a}.attention.head_count": cfg["num_attention_heads"],
-        f"{a}.attention.head_count_kv": cfg["num_key_value_heads"],
-        f"{a}.attention.key_length": cfg["head_dim"],
-        f"{a}.attention.value_length": cfg["head_dim"],
-        f"{a}.attention.sliding_window": cfg["sliding_window"],
-        f"{a}.attention.sliding_window_pattern": [t == "sliding_attention" for t in cfg["layer_types"]],
-        f"{a}.attention.shared_kv_layers": float(cfg["num_kv_shared_layers"]),  # written as a float
-        "general.file_type": 1,
-    }
+    return hf_metadata(
+        cfg,
+        a,
+        **{
+            f"{a}.attention.sliding_window": cfg["sliding_window"],
+            f"{a}.attention.sliding_window_pattern": [t == "sliding_attention" for t in cfg["layer_types"]],
+            f"{a}.attention.shared_kv_layers": float(cfg["num_kv_shared_layers"]),  # written as a float
+            "general.file_type": 1,
+        },
+    )
 
 
 @pytest.mark.parametrize("engine", ["llamacpp", "vllm"])
