@@ -118,6 +118,14 @@ def short_dtype(name: str) -> str:
     return SHORT_NAMES.get(name, name)
 
 
+def fp8_block_scaled_bytes(values: int, block: int = 128) -> int:
+    """Bytes of `values` stored as fp8 with one fp32 scale per `block` of them: DeepSeek's sparse-attention layout,
+    which the engines share for a DSA/CSA indexer key (128 -> 132 B) and the fp8_ds_mla latent's 512 values
+    (-> 528 B, beside its RoPE part) (vllm-0.33.0 models/deepseek_v32/attention.py:90-99, sglang-0.5.23
+    mem_cache/deepseek_v4_memory_pool.py:57, TensorRT-LLM sparse/dsa/cache_manager.py:32-38 at 0bbb76d2)."""
+    return values + values // block * 4
+
+
 def cdiv(a: int, b: int) -> int:
     """Ceiling division of non-negative integers."""
     return -(-a // b)

@@ -144,9 +144,10 @@ def kv_heads_per_rank(num_kv_heads: int, tp: int) -> int:
     return 1
 
 
-def pipeline_stages(num_layers: int, pp: int) -> list[range]:
+def pipeline_stages(num_layers: int, pp: int, *, remainder_last: bool = False) -> list[range]:
     """Layer ranges per pipeline stage, as vLLM's `get_pp_indices` splits them: equal shares, the remainder
-    going one each to the stages before the last (the last also holds the LM head)."""
+    going one each to the stages before the last (the last also holds the LM head); `remainder_last`: to the last
+    stages instead (SGLang's split, kvplan.engines.sglang.sglang_pp_stages)."""
     if pp > num_layers:
         raise UsageError(
             Text("{pp} {p} is larger than the model's {n} layers", p=pp, n=num_layers),
@@ -154,7 +155,7 @@ def pipeline_stages(num_layers: int, pp: int) -> list[range]:
             field="pp",
         )
     sizes = [num_layers // pp] * pp
-    for i in range(2, num_layers % pp + 2):
+    for i in range(1, num_layers % pp + 1) if remainder_last else range(2, num_layers % pp + 2):
         sizes[-i] += 1
     stages, start = [], 0
     for size in sizes:

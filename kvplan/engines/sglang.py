@@ -43,7 +43,7 @@ from kvplan.core.bisection import largest
 from kvplan.core.config import text_config
 from kvplan.core.lora import decoder_modules
 from kvplan.core.shapes import KV_SHARED_LAYERS, ModelShape
-from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
+from kvplan.core.units import DTYPE_BYTES, cdiv, fp8_block_scaled_bytes, short_dtype
 from kvplan.engines.base import (
     MINIMAX_M3_SERVED,
     KindCost,
@@ -212,7 +212,7 @@ class SglangEngine:
                 rows = Fraction(dsv4_ring_size(4, draft), page)
                 per_token += tenth * rows * 4 * (c.head_dim + c.index_head_dim) * _DSV4_STATE_BYTES
                 c4_slot = Fraction(cdiv(page // 4 * _V4_TOKEN_BYTES, _V4_PAGE_ALIGN) * _V4_PAGE_ALIGN, page // 4)
-                per_token += (c4_slot + c.index_head_dim + c.index_head_dim // 128 * 4) / 4
+                per_token += (c4_slot + fp8_block_scaled_bytes(c.index_head_dim)) / 4
             elif c.compress_ratio == 128:
                 c128_slot = Fraction(cdiv(page // 128 * _V4_TOKEN_BYTES, _V4_PAGE_ALIGN) * _V4_PAGE_ALIGN, page // 128)
                 per_token += c128_slot / 128
@@ -288,10 +288,10 @@ class SglangEngine:
         glm_sm12 = major == 12 and "GlmMoeDsaForCausalLM" in self.architectures
         scaled = req.kv_dtype == "fp8_e4m3" and (major is None or major < 10 or glm_sm12)
         if scaled:
-            latent = cache.kv_lora_rank + cache.kv_lora_rank // 128 * 4 + 2 * cache.rope_head_dim
+            latent = fp8_block_scaled_bytes(cache.kv_lora_rank) + 2 * cache.rope_head_dim
         else:
             latent = int(cache.latent_elements() * DTYPE_BYTES[req.kv_dtype])
-        return latent + (cache.index_head_dim + cache.index_head_dim // 128 * 4 if cache.index_head_dim else 0)
+        return latent + (fp8_block_scaled_bytes(cache.index_head_dim) if cache.index_head_dim else 0)
 
 
 # ------------------------------------------------------------------------------------ DeepSeek-V4 (DSV4 pools)
@@ -338,19 +338,7 @@ def dsv4_max_draft_tokens(ratio: int, ring: int) -> int:
 def sglang_pp_stages(num_layers: int, pp: int) -> list[range]:
     """SGLang's layer split: the last `num_layers % pp` stages take one layer more (srt/distributed/utils.py:110-150
     `get_pp_indices`, SGLANG_PP_LAYER_PARTITION unset), unlike vLLM's first ones."""
-    if pp > num_layers:
-        raise UsageError(
-            Text("{pp} {p} is larger than the model's {n} layers", p=pp, n=num_layers),
-            hint="use at most one stage per layer",
-            field="pp",
-        )
-    base, rem = divmod(num_layers, pp)
-    out, start = [], 0
-    for rank in range(pp):
-        size = base + (1 if rank >= pp - rem else 0)
-        out.append(range(start, start + size))
-        start += size
-    return out
+    return pipeline_stages(num_layers, pp, remainder_last=True)
 
 
 @dataclass(frozen=True)
@@ -387,7 +375,7 @@ def dsv4_coefficients(
     ring4 = dsv4_ring_size(4, draft_tokens) if c4 else 0
     state = 2 * 2 * head_dim * _DSV4_STATE_BYTES + 2 * 2 * index_head_dim * _DSV4_STATE_BYTES
     swa = dsv4_paged_bytes_per_token(page_size) * layers + (ring4 / page_size) * state * c4
-    indexer = index_head_dim + index_head_dim // 128 * 4
+    indexer = fp8_block_scaled_bytes(index_head_dim)
     per_c4 = 1 / 4 * dsv4_paged_bytes_per_token(page_size // 4) + 1 / 4 * indexer
     per_c128 = 1 / 128 * dsv4_paged_bytes_per_token(page_size // 128)
     full = DSV4_SWA_FULL_TOKENS_RATIO * swa + (per_c4 * c4 + per_c128 * c128)

@@ -42,7 +42,7 @@ from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
 from kvplan.core.lora import decoder_modules
 from kvplan.core.shapes import ModelShape
-from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
+from kvplan.core.units import DTYPE_BYTES, cdiv, fp8_block_scaled_bytes, short_dtype
 from kvplan.engines.base import (
     KindCost,
     Request,
@@ -87,7 +87,7 @@ DSA_KV_DTYPES = ("float16", "bfloat16", "fp8_e4m3")
 
 def dsa_indexer_bytes(index_head_dim: int) -> int:
     """Bytes of one token in one full-indexer layer's indexer K cache (indexer_k_dtype "fp8")."""
-    return index_head_dim + index_head_dim // INDEXER_QUANT_BLOCK * 4
+    return fp8_block_scaled_bytes(index_head_dim, INDEXER_QUANT_BLOCK)
 
 
 class TensorRtLlmEngine:

@@ -65,7 +65,7 @@ from kvplan.core.config import (
 )
 from kvplan.core.lora import decoder_modules
 from kvplan.core.shapes import MOE, QUANTIZED, WINDOW_IS_SIZE_PLUS_ONE, ModelShape
-from kvplan.core.units import DTYPE_BYTES, cdiv, short_dtype
+from kvplan.core.units import DTYPE_BYTES, cdiv, fp8_block_scaled_bytes, short_dtype
 from kvplan.engines.base import (
     MINIMAX_M3_SERVED,
     Engine,
@@ -1116,12 +1116,12 @@ class VllmEngine:
         sizes a layer's two pages as one."""
         fmt = self.sparse_mla_format(req)
         if fmt == "fp8_ds_mla":  # 512 fp8 + 4 fp32 scales (one per 128) + 64 bf16 RoPE (flashmla_sparse.py:79-87)
-            latent = cache.kv_lora_rank + cache.kv_lora_rank // 128 * 4 + 2 * cache.rope_head_dim
+            latent = fp8_block_scaled_bytes(cache.kv_lora_rank) + 2 * cache.rope_head_dim
         elif fmt == "nvfp4_ds_mla":  # 512 e2m1 + 64 fp8 RoPE + one fp8 scale per 16 (flashmla_sparse.py:111-121)
             latent = cache.kv_lora_rank // 2 + cache.rope_head_dim + cache.kv_lora_rank // 16
         else:
             latent = int(cache.latent_elements() * DTYPE_BYTES[req.kv_dtype])
-        indexer = cache.index_head_dim + cache.index_head_dim // 128 * 4 if cache.index_head_dim else 0
+        indexer = fp8_block_scaled_bytes(cache.index_head_dim) if cache.index_head_dim else 0
         return latent + indexer
 
     # -- DeepSeek-V4 (vllm/models/deepseek_v4, read in 0.33.0 and checked against 0.29.0)
@@ -1344,7 +1344,7 @@ def v4_layer_specs(cache: L.CompressedAttention, layer: int = 0) -> list[V4Layer
     state_page = _ds_mla_page(state_block * 2 * coff * cache.head_dim * 4)
     specs.append(V4LayerSpec("state", state_page, state_block, coff * ratio, layer))
     if cache.index_head_dim:
-        key = cache.index_head_dim + cache.index_head_dim // 128 * 4
+        key = fp8_block_scaled_bytes(cache.index_head_dim)
         specs.append(V4LayerSpec("indexer", _ds_mla_page(entries * key), V4_BLOCK_SIZE, None, layer))
         index_state = _ds_mla_page(state_block * 2 * coff * cache.index_head_dim * 4)
         specs.append(V4LayerSpec("indexer_state", index_state, state_block, coff * ratio, layer))
