@@ -306,6 +306,14 @@ class SglangEngine:
 
 DSV4_PAGE_SIZE = 256  # srt/arg_groups/model_overrides/deepseek_v4.py:51, :61 (CUDA; 128 on NPU)
 DSV4_SWA_FULL_TOKENS_RATIO = 0.1  # model_overrides/deepseek_v4.py:44-49; pool_configurator.py:1046
+# The request slots without --max-running-requests: apply_deepseek_v4_defaults sets max_running_requests 256
+# (srt/arg_groups/deepseek_v4_hook.py:138-146) for DeepseekV4ForCausalLM (model_hook.py:258-265, in
+# handle_model_specific_adjustments, run at arg_groups/pipeline.py:225), before the speculative hook
+# (pipeline.py:306), whose 48 for EAGLE/MTP applies only while it is unset (speculative_hook.py:1086-1090). So the
+# configurator always has a request cap (pool_configurator.py:1141-1145) and returns it (:1568-1569); its estimate
+# from the budget and context length (:1571-1574) is never reached for DeepSeek-V4, and neither --context-length
+# nor MTP changes the slot count.
+DSV4_DEFAULT_MAX_RUNNING_REQUESTS = 256
 # KVLayout.V4: 576 data + 8 scale bytes a token, the page stride padded to 576 (kernels/ops/attention/dsv4/
 # kv_layout.py:50-58, :61-69, :84-85, :88-98, page_bytes :103-105)
 _V4_TOKEN_BYTES, _V4_PAGE_ALIGN = 584, 576
@@ -391,28 +399,23 @@ def dsv4_pool(
     head_dim: int,
     index_head_dim: int,
     available: int,
-    context_len: int,
     draft_tokens: int = 0,
     page_size: int = DSV4_PAGE_SIZE,
-    max_running_requests: int | None = None,
+    max_running_requests: int = DSV4_DEFAULT_MAX_RUNNING_REQUESTS,
 ) -> Dsv4Pool:
-    """A stage's pools from `available` bytes (pool_configurator.py:1638-1701), --max-running-requests unset: the
-    request slots estimated from the coefficient alone (:1565-1574: min(max(min(full / context_len x 512, 4096),
-    2048), full // 2)), the c128 state of (slots + 1) x ring + ring + 1 rows rounded up to 128, 2 x head_dim
-    float32 each, per C128 layer (:1509-1528), the rest / the full-token coefficient rounded down to whole pages;
-    the SWA pool int(full x 0.1) in whole pages (:1457-1461), C4 full // 4, C128 full // 128, the c4 state
-    SWA pages x ring (:1463-1502). A --max-running-requests given sizes the slots instead; the SWA pool stays in
-    ratio mode then too, as kvplan reads SGLang: the V4 override sets swa_full_tokens_ratio 0.1
+    """A stage's pools from `available` bytes (pool_configurator.py:1638-1701) for `max_running_requests` request
+    slots (--max-running-requests, else DeepSeek-V4's 256: `DSV4_DEFAULT_MAX_RUNNING_REQUESTS`; the configurator
+    takes max(1, given // attn_dp_size), :1141-1145, and returns it, :1568-1569): the c128 state of (slots + 1) x
+    ring + ring + 1 rows rounded up to 128, 2 x head_dim float32 each, per C128 layer (:1509-1528), the rest / the
+    full-token coefficient rounded down to whole pages; the SWA pool int(full x 0.1) in whole pages (:1457-1461),
+    C4 full // 4, C128 full // 128, the c4 state SWA pages x ring (:1463-1502). The SWA pool stays in ratio mode
+    with the slots known, as kvplan reads SGLang: the V4 override sets swa_full_tokens_ratio 0.1
     (model_overrides/deepseek_v4.py:44-49, run by handle_model_specific_adjustments, arg_groups/pipeline.py:225)
     before the cache hook records it as explicitly set (kv_cache_hook.py:415-420, pipeline.py:334), and an explicit
     ratio turns cap mode off (pool_configurator.py:1328-1333)."""
     swa_coeff, full_coeff = dsv4_coefficients(ratios, head_dim, index_head_dim, draft_tokens, page_size)
     c4, c128 = ratios.count(4), ratios.count(128)
-    if max_running_requests is not None:  # --max-running-requests: max(1, given // attn_dp_size) (:1141-1145)
-        running = max(1, max_running_requests)
-    else:
-        guess = int(available / full_coeff)
-        running = min(max(min(int(guess / context_len * 512), 4096), 2048), guess // 2)
+    running = max(1, max_running_requests)
     state = 0
     if c128:
         ring = dsv4_ring_size(128, draft_tokens)
@@ -438,20 +441,18 @@ def dsv4_pool(
 
 
 def dsv4_stage_pools(
-    shape: ModelShape, req: Request, available: int, context_len: int, max_running_requests: int | None = None
+    shape: ModelShape, req: Request, available: int, max_running_requests: int | None = None
 ) -> list[Dsv4Pool]:
-    """`dsv4_pool` of each pipeline stage (SGLang's split), every stage given the same `available` bytes."""
+    """`dsv4_pool` of each pipeline stage (SGLang's split), every stage given the same `available` bytes and the
+    request slots given (None: DeepSeek-V4's default 256)."""
     draft = SglangEngine._draft_tokens(req)
+    running = DSV4_DEFAULT_MAX_RUNNING_REQUESTS if max_running_requests is None else max_running_requests
     pools = []
     for stage in sglang_pp_stages(shape.num_layers, req.pp):
         v4 = [c for i in stage for c in shape.layers[i] if isinstance(c, L.CompressedAttention)]
         index = max((c.index_head_dim for c in v4), default=0)
         ratios = [c.compress_ratio for c in v4]
-        pools.append(
-            dsv4_pool(
-                ratios, v4[0].head_dim, index, available, context_len, draft, DSV4_PAGE_SIZE, max_running_requests
-            )
-        )
+        pools.append(dsv4_pool(ratios, v4[0].head_dim, index, available, draft, DSV4_PAGE_SIZE, running))
     return pools
 
 
@@ -469,22 +470,22 @@ def dsv4_notes(shape: ModelShape, pp: int, draft_tokens: int) -> list[str]:
         swa, full = dsv4_coefficients(ratios, v4[0].head_dim, index, draft_tokens)
         slot = dsv4_ring_size(128, draft_tokens) * 2 * v4[0].head_dim * _DSV4_STATE_BYTES * ratios.count(128)
         where = f"stage {rank} (layers {stage.start}-{stage.stop - 1})" if len(stages) > 1 else "each GPU"
+        default = dsv4_pool(ratios, v4[0].head_dim, index, 0, draft_tokens).c128_state_bytes
         out.append(
             f"SGLang's DSV4 pools on {where}: {full:,.2f} B per full token ({DSV4_SWA_FULL_TOKENS_RATIO} x "
             f"{swa:,.2f} B of SWA slot on {len(ratios)} layers with the c4 state, {ratios.count(4)} CSA and "
             f"{ratios.count(128)} HCA layers), in {DSV4_PAGE_SIZE}-token pages, after {slot / 2**20:,.2f} MiB of c128 "
-            "compress state per request slot (max_running_requests + 1 slots: SGLang's --max-running-requests (kvplan's --max-num-seqs), else "
-            f"min(max(min(tokens / context x 512, 4,096), 2,048), tokens // 2) estimated from the budget) is set aside ({_DSV4_SOURCE}:1372-1446, :1509-1528, :1565-1574, "
-            ":1638-1701); the weights of every stage taken as weights / (tp x pp)"
+            "compress state per request slot (max_running_requests + 1 slots: SGLang's --max-running-requests "
+            f"(kvplan's --max-num-seqs), else DeepSeek-V4's {DSV4_DEFAULT_MAX_RUNNING_REQUESTS}: "
+            f"{default / 2**30:,.2f} GiB, arg_groups/deepseek_v4_hook.py:138-146) is set aside ({_DSV4_SOURCE}:"
+            "1372-1446, :1509-1528, :1638-1701); the weights of every stage taken as weights / (tp x pp)"
         )
     return out
 
 
-def dsv4_tokens(
-    shape: ModelShape, req: Request, available: int, context_len: int, max_running_requests: int | None = None
-) -> int:
+def dsv4_tokens(shape: ModelShape, req: Request, available: int, max_running_requests: int | None = None) -> int:
     """SGLang's max_total_num_tokens for DeepSeek-V4: the smallest stage's full pool."""
-    return min(p.full_tokens for p in dsv4_stage_pools(shape, req, available, context_len, max_running_requests))
+    return min(p.full_tokens for p in dsv4_stage_pools(shape, req, available, max_running_requests))
 
 
 # ------------------------------------------------------------------------------------ serving (the KV budget)
@@ -589,13 +590,24 @@ def lora_flags(lora: LoraSettings | None) -> str:
 _CAP_SOURCE = "sglang-0.5.23 srt/mem_cache/kv_cache_configurator.py:3119-3132"
 _LOWERED = f" lowered to half the token pool: {_CAP_SOURCE})"
 _DERIVED = f"derived from the token pool, no fixed default: {_CAP_SOURCE})"
+_DSV4_DEFAULT = (
+    f"DeepSeek-V4's default {DSV4_DEFAULT_MAX_RUNNING_REQUESTS}, sglang-0.5.23 srt/arg_groups/deepseek_v4_hook.py:"
+    "138-146"
+)
+
+
+@dataclass(frozen=True)
+class Dsv4Fit(Fit):
+    """A fit of SGLang's DSV4 pools: their request slots are DeepSeek-V4's default max_running_requests when none
+    was given, which `SglangServing.running_cap` then serves with."""
 
 
 class SglangServing(ServingModel):
     """SGLang's `--max-running-requests` is a cap, never a requirement: SGLang serves min(the value given,
     token capacity // 2) and, without one, min(max(min(capacity / context_len x 512, 4096), 2048), capacity // 2)
-    (sglang-0.5.23/sglang/srt/mem_cache/kv_cache_configurator.py:3119-3132 `resolve_max_num_reqs`); so the
-    command carries it only when one was given.
+    (sglang-0.5.23/sglang/srt/mem_cache/kv_cache_configurator.py:3119-3132 `resolve_max_num_reqs`), for DeepSeek-V4
+    min(256, capacity // 2) (its default, `DSV4_DEFAULT_MAX_RUNNING_REQUESTS`); so the command carries it only when
+    one was given.
 
     Data parallelism (`--dp-size`, without DP attention): replicas of TP x PP GPUs each (sglang-0.5.23/sglang/srt/
     server_args.py:581-589 `compute_world_size` = dp x tp x pp), one scheduler and KV pool a replica
@@ -614,8 +626,14 @@ class SglangServing(ServingModel):
     def running_cap(self, given: int | None, default: int, fit: Fit, context_len: int) -> tuple[int, str]:
         """SGLang has no fixed default: max_running_requests is derived from the token pool, and one given is
         lowered to half of it (sglang-0.5.23 srt/mem_cache/kv_cache_configurator.py:3119-3132
-        `resolve_max_num_reqs`; DP attention, which divides it, is not modelled)."""
+        `resolve_max_num_reqs`; DP attention, which divides it, is not modelled). DeepSeek-V4 has one: 256
+        (`DSV4_DEFAULT_MAX_RUNNING_REQUESTS`), lowered to half the pool like one given."""
         half = fit.tokens // 2
+        if given is None and isinstance(fit, Dsv4Fit):
+            n = DSV4_DEFAULT_MAX_RUNNING_REQUESTS
+            if n <= half:
+                return n, "SGLang's max_running_requests {n} (" + _DSV4_DEFAULT + ")"
+            return half, "SGLang's max_running_requests {n} (" + _DSV4_DEFAULT + ";" + _LOWERED
         if given is not None:
             if given <= half:
                 return given, "{max_num_seqs} {n}"
@@ -631,20 +649,17 @@ class SglangServing(ServingModel):
         (`sglang_pp_stages`), the token capacity the smallest stage's full pool (the PP ranks' MIN,
         mem_cache/kv_cache_configurator.py:3107-3116), in whole 256-token pages; requests of max_model_len at once
         = full tokens / max_model_len (the SWA pool, 0.1 of them, holds each request's window); the largest
-        max_model_len one request may have is the longest whose pool (its request slots estimated at that
-        context length) still holds it. Other models: the per-token fit."""
+        max_model_len one request may have is the pool's size (its request slots, --max-num-seqs or DeepSeek-V4's
+        256, do not depend on the length). Other models: the per-token fit."""
         caches = inputs.shape.caches()
         if not any(isinstance(c, L.CompressedAttention) for c in caches):
             return super().fit(inputs)
         req, avail = inputs.request, max(0, inputs.available)
         inputs.storage.stage_costs(list(inputs.caches), req)  # the storage model's checks
 
-        def tokens(context_len: int) -> int:
-            return dsv4_tokens(inputs.shape, req, avail, context_len, inputs.max_num_seqs)
-
-        full = tokens(req.seq_len)
-        fit_len = largest(lambda n: tokens(n) >= n, inputs.limit)
-        return Fit(
+        full = dsv4_tokens(inputs.shape, req, avail, inputs.max_num_seqs)
+        fit_len = largest(lambda n: full >= n, inputs.limit)
+        return Dsv4Fit(
             avail, full, full // DSV4_PAGE_SIZE, DSV4_PAGE_SIZE, full / req.seq_len, fit_len, full >= req.seq_len
         )
 
