@@ -16,7 +16,8 @@
   index_topk_freq / index_skip_topk_offset with defaults 1 and 2, kvplan's `indexer_layers` rule):
   index_head_dim fp8 bytes + one fp32 scale per 128 values (:319-327), raw uint8 whatever the KV dtype: 132 bytes
   for index_head_dim 128. kvplan follows the default `indexer_k_dtype` "fp8" (DeepSeekSparseAttentionConfig;
-  dsa/params.py:50 at 36449222; "fp4" would halve the data bytes), which is also what tensorrt_llm/_torch/
+  dsa/params.py:50 at 36449222; "fp4", which no kvplan option selects, would halve the data bytes and keep the
+  scale: 64 + 4 = 68 bytes, :36-37), which is also what tensorrt_llm/_torch/
   model_config.py `ModelConfig.from_pretrained` sets when it builds the DSA config itself for a
   DeepseekV32ForCausalLM or GlmMoeDsaForCausalLM checkpoint given none and the default latent layout (the
   `fp8_ds_mla` KV dtype, :295-298, is not planned). The estimate counts 2 bytes for every KV dtype but fp8, while
@@ -109,10 +110,11 @@ def dsa_indexer_bytes(index_head_dim: int) -> int:
 # conv_kernel - 1). The conv state is in the checkpoint dtype (:524 `conv_dtype = self.dtype`, :625
 # `resolve_hf_torch_dtype(config) or torch.bfloat16`), the recurrent state always float32 (:605-613: any other
 # mamba_ssm_cache_dtype is overridden). Both are split over TP unless attention DP is on (:519-522; the Kimi
-# route of pyexecutor/_util.py `_create_kv_cache_manager` passes the params "through unscaled"), one state per
-# running request (kvplan counts max_batch_size of them, as for the other Mamba hybrids: the dummy-request
-# slots the manager reserves are not counted). The MLA layers go on the paged side as DeepSeek's
-# (num_kv_heads 1, head_dim kv_lora_rank + qk_rope_head_dim, SELFKONLY): kvplan's MLA latent rule.
+# route of pyexecutor/_util.py `_create_kv_cache_manager` passes the params "through unscaled"). kvplan counts one
+# state per sequence of the request, as for the other Mamba hybrids; not modelled (for any TensorRT-LLM hybrid):
+# that the manager reserves its state slots for max_batch_size (plus dummy-request slots) before the paged pool
+# takes the rest. The MLA layers go on the paged side as DeepSeek's (num_kv_heads 1, head_dim kv_lora_rank +
+# qk_rope_head_dim, SELFKONLY; the same `_create_kv_cache_manager` route): kvplan's MLA latent rule.
 TRTLLM_KDA_COMMIT = "00679c66"
 TRTLLM_CONFIG_UTILS = "tensorrt_llm/_torch/pyexecutor/config_utils.py"
 TRTLLM_KIMI_MODEL = "tensorrt_llm/_torch/models/modeling_kimi_linear.py"
@@ -411,7 +413,7 @@ def trtllm_speculative(inputs: SpeculativeInputs) -> Speculative:
                     commit=TRTLLM_KDA_COMMIT,
                 ),
                 hint=Text(
-                    "the Kimi model's speculative decoding is SA (\"suffix automaton, one-engine, draft-weight-free\", "
+                    'the Kimi model\'s speculative decoding is SA ("suffix automaton, one-engine, draft-weight-free", '
                     "{path}:62): plan without {speculative_config}",
                     path=TRTLLM_KIMI_MODEL,
                 ),

@@ -47,7 +47,9 @@ def _costs(config: dict, req: Request) -> dict:
 
 
 def _req(**kw) -> Request:
-    return Request(kw.pop("seq_len", 8192), kw.pop("batch", 1), kw.pop("kv", "bfloat16"), kw.pop("dtype", "bfloat16"), **kw)
+    return Request(
+        kw.pop("seq_len", 8192), kw.pop("batch", 1), kw.pop("kv", "bfloat16"), kw.pop("dtype", "bfloat16"), **kw
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- KDA
@@ -114,7 +116,9 @@ def test_kda_under_pipeline_parallelism_is_refused():
 def test_cli_estimates_kimi_k3_with_tensorrt_llm():
     from tests.test_cli import run
 
-    result = run("estimate", "moonshotai/Kimi-K3", "--engine", "tensorrt-llm", "--seq-len", "8192", "--json", "--offline")
+    result = run(
+        "estimate", "moonshotai/Kimi-K3", "--engine", "tensorrt-llm", "--seq-len", "8192", "--json", "--offline"
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     layers = {row["kind"]: row for row in data["layers"]}
@@ -173,7 +177,9 @@ def test_mtp_on_kimi_is_refused_with_the_models_own_words():
 
 
 def test_other_methods_keep_the_drafter_left_out_note():
-    result = _cli("deepseek-ai/DeepSeek-V3.2", "--speculative-config", '{"method": "ngram", "num_speculative_tokens": 3}')
+    result = _cli(
+        "deepseek-ai/DeepSeek-V3.2", "--speculative-config", '{"method": "ngram", "num_speculative_tokens": 3}'
+    )
     assert result.exit_code == 0, result.output
     assert "speculative decoding is not modelled for TensorRT-LLM" in result.output
 
@@ -237,4 +243,3 @@ _CITED = [
 @pytest.mark.parametrize(("path", "line", "text"), _CITED)
 def test_cited_engine_source_lines(path, line, text):
     check_cited_line(ENGINE_SOURCES / path, line, text)
-
