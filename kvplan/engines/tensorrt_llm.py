@@ -115,7 +115,7 @@ def dsa_indexer_bytes(index_head_dim: int) -> int:
 # that the manager reserves its state slots for max_batch_size (plus dummy-request slots) before the paged pool
 # takes the rest. The MLA layers go on the paged side as DeepSeek's (num_kv_heads 1, head_dim kv_lora_rank +
 # qk_rope_head_dim, SELFKONLY; the same `_create_kv_cache_manager` route): kvplan's MLA latent rule.
-TRTLLM_KDA_COMMIT = "00679c66"
+TRTLLM_PIN = "00679c66"  # the one commit the KDA, MTP and hybrid-cost rules below were read at
 TRTLLM_CONFIG_UTILS = "tensorrt_llm/_torch/pyexecutor/config_utils.py"
 TRTLLM_KIMI_MODEL = "tensorrt_llm/_torch/models/modeling_kimi_linear.py"
 KDA_STATE_DTYPE = "float32"  # config_utils.py:605-613 at 00679c66
@@ -139,7 +139,7 @@ def check_kda(caches: list[L.Layer], req: Request) -> None:
     if req.pp > 1:
         raise UsageError(
             f"TensorRT-LLM's Kimi model does not support pipeline parallelism (\"Not supported: pipeline "
-            f'parallelism", {TRTLLM_KIMI_MODEL}:75 at {TRTLLM_KDA_COMMIT}), so kvplan does not size it at PP {req.pp}',
+            f'parallelism", {TRTLLM_KIMI_MODEL}:75 at {TRTLLM_PIN}), so kvplan does not size it at PP {req.pp}',
             hint=Text("use {pp} 1 with {engine} tensorrt-llm for this model"),
             field="pp",
         )
@@ -410,7 +410,7 @@ def trtllm_speculative(inputs: SpeculativeInputs) -> Speculative:
                     "{speculative_config}: TensorRT-LLM's Kimi model runs no MTP (\"Not supported: ... draft-head "
                     'spec-dec modes (MTP/Eagle — no draft-head checkpoint exists)", {path}:75-76 at {commit})',
                     path=TRTLLM_KIMI_MODEL,
-                    commit=TRTLLM_KDA_COMMIT,
+                    commit=TRTLLM_PIN,
                 ),
                 hint=Text(
                     'the Kimi model\'s speculative decoding is SA ("suffix automaton, one-engine, draft-weight-free", '
@@ -425,7 +425,7 @@ def trtllm_speculative(inputs: SpeculativeInputs) -> Speculative:
                 "to the target's KV cache manager ({path}:474-475 and :590-595 at {commit}, get_num_spec_layers): "
                 "planned without them the KV cache would be undersized",
                 path=TRTLLM_CONFIG_UTILS,
-                commit=TRTLLM_KDA_COMMIT,
+                commit=TRTLLM_PIN,
             ),
             hint=Text("use {engine} vllm for MTP, whose MTP layers kvplan sizes, or plan without {speculative_config}"),
             field="speculative_config",
@@ -496,6 +496,19 @@ class TensorRtLlmServing(ServingModel):
     def speculative(self, inputs: SpeculativeInputs) -> Speculative:
         """TensorRT-LLM's speculative decoding (kvplan.engines.tensorrt_llm.trtllm_speculative)."""
         return trtllm_speculative(inputs)
+
+    def budget_notes(self, b: BudgetInputs) -> list[str]:
+        """A hybrid model's state slots: TensorRT-LLM's cost model may be affine (pyexecutor/_util.py `CacheCost`
+        at 00679c66: "bytes = slope * tokens + intercept", the intercept a per-batch fixed cost of the Mamba-style
+        state, `tokens_for_budget` = (budget - intercept) // slope), which kvplan does not model."""
+        if not any(isinstance(c, L.RecurrentState) for c in b.shape.caches()):
+            return []
+        return [
+            "TensorRT-LLM may charge a hybrid model's recurrent states as a fixed cost for max_batch_size requests "
+            f"before sizing the paged pool (pyexecutor/_util.py CacheCost.tokens_for_budget at {TRTLLM_PIN}: "
+            "(budget - intercept) // slope); kvplan counts the states per request in the concurrency only, so its "
+            "KV token capacity does not subtract them"
+        ]
 
     def command(self, f: FlagInputs) -> str:
         line = f"trtllm-serve {f.model} --tp_size {f.tp} --pp_size {f.pp} --max_seq_len {f.max_model_len} --max_batch_size {f.max_num_seqs}"

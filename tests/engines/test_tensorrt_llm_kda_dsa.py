@@ -243,3 +243,17 @@ _CITED = [
 @pytest.mark.parametrize(("path", "line", "text"), _CITED)
 def test_cited_engine_source_lines(path, line, text):
     check_cited_line(ENGINE_SOURCES / path, line, text)
+
+
+def test_recommend_says_the_state_intercept_is_not_subtracted():
+    """_util.py `CacheCost` (00679c66): a hybrid manager's cost may be slope x tokens + a per-batch fixed state
+    cost, `tokens_for_budget` = (budget - intercept) // slope; kvplan's token capacity divides the whole budget,
+    and says so for models with recurrent states only."""
+    from kvplan.planning.recommend import recommend
+
+    def notes(model: str, gpus: int) -> list[str]:
+        rec = recommend(model, engine="tensorrt-llm", gpu_profile="b200", gpus=gpus, tp=gpus, offline=True)
+        return [n for n in rec.to_dict()["notes"] if "CacheCost.tokens_for_budget at 00679c66" in n]
+
+    assert len(notes("moonshotai/Kimi-K3", 16)) == 1
+    assert notes("deepseek-ai/DeepSeek-V3.2", 8) == []
