@@ -110,7 +110,9 @@ def dsa_indexer_bytes(index_head_dim: int) -> int:
 # conv_kernel - 1). The conv state is in the checkpoint dtype (:524 `conv_dtype = self.dtype`, :625
 # `resolve_hf_torch_dtype(config) or torch.bfloat16`), the recurrent state always float32 (:605-613: any other
 # mamba_ssm_cache_dtype is overridden). Both are split over TP unless attention DP is on (:519-522; the Kimi
-# route of pyexecutor/_util.py `_create_kv_cache_manager` passes the params "through unscaled"). kvplan counts one
+# route of pyexecutor/_util.py `_create_kv_cache_manager` passes the params "through unscaled"; the manager:
+# MixedMambaHybridCacheManager without block reuse when V2 is not selected, _util.py:191-199, V2 under "auto" for
+# the hybrids it supports, :136-137; the per-layer state is the same figure). kvplan counts one
 # state per sequence of the request, as for the other Mamba hybrids; not modelled (for any TensorRT-LLM hybrid):
 # that the manager reserves its state slots for max_batch_size (plus dummy-request slots) before the paged pool
 # takes the rest. The MLA layers go on the paged side as DeepSeek's (num_kv_heads 1, head_dim kv_lora_rank +
@@ -498,14 +500,15 @@ class TensorRtLlmServing(ServingModel):
         return trtllm_speculative(inputs)
 
     def budget_notes(self, b: BudgetInputs) -> list[str]:
-        """A hybrid model's state slots: TensorRT-LLM's cost model may be affine (pyexecutor/_util.py `CacheCost`
-        at 00679c66: "bytes = slope * tokens + intercept", the intercept a per-batch fixed cost of the Mamba-style
-        state, `tokens_for_budget` = (budget - intercept) // slope), which kvplan does not model."""
+        """A hybrid model's state slots: TensorRT-LLM's cost model may be affine (pyexecutor/_util.py at 00679c66:
+        :317-325 "(slope, intercept) tuple (CppMambaHybridCacheManager, where mamba state introduces a per-batch
+        fixed cost)", :329-330 `CacheCost` "bytes = slope * tokens + intercept", :359-364 `tokens_for_budget` =
+        (budget - intercept) // slope), which kvplan does not model."""
         if not any(isinstance(c, L.RecurrentState) for c in b.shape.caches()):
             return []
         return [
             "TensorRT-LLM may charge a hybrid model's recurrent states as a fixed cost for max_batch_size requests "
-            f"before sizing the paged pool (pyexecutor/_util.py CacheCost.tokens_for_budget at {TRTLLM_PIN}: "
+            f"before sizing the paged pool (pyexecutor/_util.py:359-364 CacheCost.tokens_for_budget at {TRTLLM_PIN}: "
             "(budget - intercept) // slope); kvplan counts the states per request in the concurrency only, so its "
             "KV token capacity does not subtract them"
         ]

@@ -212,7 +212,18 @@ def test_cli_dsa_kv_dtypes_the_estimate_misprices_are_refused(kv):
 _AT = "TensorRT-LLM-00679c66"
 _CONFIG_UTILS = f"{_AT}/tensorrt_llm/_torch/pyexecutor/config_utils.py"
 _KIMI = f"{_AT}/tensorrt_llm/_torch/models/modeling_kimi_linear.py"
+_UTIL = f"{_AT}/tensorrt_llm/_torch/pyexecutor/_util.py"
 _CITED = [
+    (_UTIL, 136, 'Model loading resolves ``use_kv_cache_manager_v2="auto"`` to V2 for'),
+    (_UTIL, 137, "supported hybrid Mamba models. An explicit ``False`` selects a"),
+    (_UTIL, 191, "if is_kimi_linear(config) and not use_v2 and not is_disagg:"),
+    (_UTIL, 199, "return MixedMambaHybridCacheManager"),
+    (_UTIL, 321, "# ``(slope, intercept)`` tuple (CppMambaHybridCacheManager, where mamba"),
+    (_UTIL, 322, "# state introduces a per-batch fixed cost). CacheCost normalizes the combined"),
+    (_UTIL, 329, "class CacheCost:"),
+    (_UTIL, 330, '"""Affine KV cache budget: ``bytes = slope * tokens + intercept``.'),
+    (_UTIL, 359, "def tokens_for_budget(self, budget: int) -> int:"),
+    (_UTIL, 363, "tokens = max((budget - self.intercept) // self.slope, 0)"),
     (_CONFIG_UTILS, 148, 'return getattr(config, "linear_attn_config", None) is not None'),
     (_CONFIG_UTILS, 474, "# Target-layer masks and counts. Appended MTP/draft layers need only a"),
     (_CONFIG_UTILS, 475, "# count because every draft layer is full attention."),
@@ -246,14 +257,14 @@ def test_cited_engine_source_lines(path, line, text):
 
 
 def test_recommend_says_the_state_intercept_is_not_subtracted():
-    """_util.py `CacheCost` (00679c66): a hybrid manager's cost may be slope x tokens + a per-batch fixed state
-    cost, `tokens_for_budget` = (budget - intercept) // slope; kvplan's token capacity divides the whole budget,
-    and says so for models with recurrent states only."""
+    """_util.py:317-330 and :359-364 (00679c66): a hybrid manager's cost may be slope x tokens + a per-batch fixed
+    state cost, `tokens_for_budget` = (budget - intercept) // slope; kvplan's token capacity divides the whole
+    budget, and says so for models with recurrent states only."""
     from kvplan.planning.recommend import recommend
 
     def notes(model: str, gpus: int) -> list[str]:
         rec = recommend(model, engine="tensorrt-llm", gpu_profile="b200", gpus=gpus, tp=gpus, offline=True)
-        return [n for n in rec.to_dict()["notes"] if "CacheCost.tokens_for_budget at 00679c66" in n]
+        return [n for n in rec.to_dict()["notes"] if "_util.py:359-364 CacheCost.tokens_for_budget at 00679c66" in n]
 
     assert len(notes("moonshotai/Kimi-K3", 16)) == 1
     assert notes("deepseek-ai/DeepSeek-V3.2", 8) == []
