@@ -16,7 +16,8 @@
   index_topk_freq / index_skip_topk_offset with defaults 1 and 2, kvplan's `indexer_layers` rule):
   index_head_dim fp8 bytes + one fp32 scale per 128 values (:319-327), raw uint8 whatever the KV dtype: 132 bytes
   for index_head_dim 128. kvplan follows the default `indexer_k_dtype` "fp8" (DeepSeekSparseAttentionConfig;
-  dsa/params.py:50 at 36449222; "fp4" would halve the data bytes), which is also what tensorrt_llm/_torch/
+  dsa/params.py:50 at 36449222; "fp4", which no kvplan option selects, would halve the data bytes and keep the
+  scale: 64 + 4 = 68 bytes, :36-37), which is also what tensorrt_llm/_torch/
   model_config.py `ModelConfig.from_pretrained` sets when it builds the DSA config itself for a
   DeepseekV32ForCausalLM or GlmMoeDsaForCausalLM checkpoint given none and the default latent layout (the
   `fp8_ds_mla` KV dtype, :295-298, is not planned). The estimate counts 2 bytes for every KV dtype but fp8, while
@@ -25,7 +26,13 @@
   `_resolve_fp8_ds_mla_head_dim`).
 - Sliding windows only shrink the cache when `max_attention_window` is configured (VSWA pools); kvplan
   follows the default, which caches every token. Mamba states: one per sequence, in the model dtype (a Mamba2
-  SSM state in the config's `mamba_ssm_cache_dtype` where it names one: Nemotron-H's float32).
+  SSM state in the config's `mamba_ssm_cache_dtype` where it names one: Nemotron-H's float32). Kimi's KDA layers
+  (Kimi K3: KimiK3ForConditionalGeneration / KimiLinearForCausalLM, _arch_index.py:66-67 at 065ff9e9): one state
+  per sequence on the mamba side of the hybrid manager, the short convolution's W - 1 columns in the model dtype
+  and a float32 heads x head_dim x head_dim recurrent state, both split over TP (`kda_state_bytes`, read at
+  00679c66); no pipeline parallelism.
+- Speculative decoding: not modelled; MTP, whose layers TensorRT-LLM appends to the target's cache manager, is
+  refused (`trtllm_speculative`).
 - TRT-LLM logs the token count before rounding up to whole blocks ("Allocated 4.53 GiB for max tokens in paged
   KV cache (395776)", TensorRT-LLM #1188; checked in tests/test_calibration.py).
 
@@ -35,7 +42,7 @@ after loading, `trtllm-serve` flags) and its registry entry (ENTRY).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from kvplan.core import specs as L
@@ -46,6 +53,7 @@ from kvplan.core.units import DTYPE_BYTES, cdiv, fp8_block_scaled_bytes, short_d
 from kvplan.engines.base import (
     KindCost,
     Request,
+    Speculative,
     group_costs,
     kv_heads_per_rank,
     refuse_compressed_attention,
@@ -59,6 +67,7 @@ from kvplan.engines.serving import (
     FlagInputs,
     LoraSettings,
     ServingModel,
+    SpeculativeInputs,
 )
 from kvplan.errors import Text, UsageError
 
@@ -90,6 +99,54 @@ def dsa_indexer_bytes(index_head_dim: int) -> int:
     return fp8_block_scaled_bytes(index_head_dim, INDEXER_QUANT_BLOCK)
 
 
+# ------------------------------------------------------------------------------------ Kimi's KDA state
+#
+# Read at ONE commit, NVIDIA/TensorRT-LLM 00679c66 (tensorrt_llm/_torch/...; lines below): KDA layers go on the
+# mamba side of the hybrid cache manager as a Mamba-shaped state (pyexecutor/config_utils.py:570-585
+# `extract_mamba_kv_cache_params`): state_size = head_dim, conv_kernel = short_conv_kernel_size, num_heads =
+# n_groups = num_heads, so conv_dim = head_dim x heads + 2 x heads x head_dim = 3 x heads x head_dim (:573-574)
+# and the recurrent state heads x head_dim x head_dim (:575-576); the pool keeps W - 1 columns of the
+# short convolution ("The pool stores the W - 1 raw inputs", :577-578; `get_states_bytes_per_layer` :527 counts
+# conv_kernel - 1). The conv state is in the checkpoint dtype (:524 `conv_dtype = self.dtype`, :625
+# `resolve_hf_torch_dtype(config) or torch.bfloat16`), the recurrent state always float32 (:605-613: any other
+# mamba_ssm_cache_dtype is overridden). Both are split over TP unless attention DP is on (:519-522; the Kimi
+# route of pyexecutor/_util.py `_create_kv_cache_manager` passes the params "through unscaled"; the manager:
+# MixedMambaHybridCacheManager without block reuse when V2 is not selected, _util.py:191-199, V2 under "auto" for
+# the hybrids it supports, :136-137; the per-layer state is the same figure). kvplan counts one
+# state per sequence of the request, as for the other Mamba hybrids; not modelled (for any TensorRT-LLM hybrid):
+# that the manager reserves its state slots for max_batch_size (plus dummy-request slots) before the paged pool
+# takes the rest. The MLA layers go on the paged side as DeepSeek's (num_kv_heads 1, head_dim kv_lora_rank +
+# qk_rope_head_dim, SELFKONLY; the same `_create_kv_cache_manager` route): kvplan's MLA latent rule.
+TRTLLM_PIN = "00679c66"  # the one commit the KDA, MTP and hybrid-cost rules below were read at
+TRTLLM_CONFIG_UTILS = "tensorrt_llm/_torch/pyexecutor/config_utils.py"
+TRTLLM_KIMI_MODEL = "tensorrt_llm/_torch/models/modeling_kimi_linear.py"
+KDA_STATE_DTYPE = "float32"  # config_utils.py:605-613 at 00679c66
+
+
+def kda_state_bytes(cache: L.RecurrentState, req: Request) -> int:
+    """One request's KDA state on one TP rank: 3 x heads x head_dim / tp conv channels x (W - 1) columns in the
+    model dtype plus heads / tp x head_dim x head_dim float32 (MambaKVCacheParams.get_states_bytes_per_layer,
+    config_utils.py:517-531 at 00679c66). Kimi K3 (96 heads of 128, W 4, bf16) at TP 1: 3 x 96 x 128 x 3 x 2 =
+    221,184 B + 96 x 128 x 128 x 4 = 6,291,456 B = 6,512,640 B a layer."""
+    conv = DTYPE_BYTES[req.model_dtype]
+    return int(cache.state_bytes(conv, DTYPE_BYTES[KDA_STATE_DTYPE], columns=cache.conv_kernel - 1, tp=req.tp))
+
+
+def check_kda(caches: list[L.Layer], req: Request) -> None:
+    """TensorRT-LLM's Kimi model (modeling_kimi_linear.py at 00679c66) runs without pipeline parallelism and
+    without a draft-head speculative mode: its docstring's "Not supported: pipeline parallelism, draft-head
+    spec-dec modes (MTP/Eagle — no draft-head checkpoint exists)" (:75-76)."""
+    if not any(isinstance(c, L.RecurrentState) and c.family == "kda" for c in caches):
+        return
+    if req.pp > 1:
+        raise UsageError(
+            f"TensorRT-LLM's Kimi model does not support pipeline parallelism (\"Not supported: pipeline "
+            f'parallelism", {TRTLLM_KIMI_MODEL}:75 at {TRTLLM_PIN}), so kvplan does not size it at PP {req.pp}',
+            hint=Text("use {pp} 1 with {engine} tensorrt-llm for this model"),
+            field="pp",
+        )
+
+
 class TensorRtLlmEngine:
     name = "tensorrt-llm"
     follows = "TensorRT-LLM KvCacheConfig (tokens_per_block 32, no max_attention_window)"
@@ -107,14 +164,7 @@ class TensorRtLlmEngine:
                 hint=Text("check index_topk_pattern / index_skip_topk_offset in config.json"),
                 field="engine",
             )
-        if any(isinstance(c, L.RecurrentState) and c.family == "kda" for c in caches):
-            raise UsageError(
-                "kvplan has not read how TensorRT-LLM stores Kimi's KDA state: TensorRT-LLM 065ff9e9 registers "
-                f"KimiK3ForConditionalGeneration and KimiLinearForCausalLM ({TRTLLM_ARCH_INDEX}:66-67 at 065ff9e9, "
-                "modeling_kimi_k3_vl / modeling_kimi_linear), whose cache manager kvplan has not modelled",
-                hint=Text("use {engine} vllm, sglang or transformers for this model"),
-                field="engine",
-            )
+        check_kda(caches, req)
         if any(isinstance(c, L.RecurrentState) and c.family == "lightning" for c in caches):
             raise UsageError(
                 "kvplan has not read how TensorRT-LLM stores MiniMax-01's lightning-attention state",
@@ -190,6 +240,8 @@ class TensorRtLlmEngine:
             if isinstance(cache, (L.KVAttention, L.MlaLatent)):
                 per_token = self.token_bytes(cache, req)
                 items.append((cache.kind, per_token * tokens * req.batch, Fraction(per_token), tokens))
+            elif isinstance(cache, L.RecurrentState) and cache.family == "kda":
+                items.append((cache.kind, kda_state_bytes(cache, req) * req.batch, Fraction(0), None))
             elif isinstance(cache, L.RecurrentState):
                 # conv_kernel - 1 columns in the model dtype; the SSM state in the model dtype, or in a Mamba2
                 # model's `mamba_ssm_cache_dtype` (Nemotron-H: tensorrt_llm/_torch/pyexecutor/config_utils.py
@@ -337,6 +389,58 @@ def lora_comment(lora: LoraSettings | None) -> str:
     return line
 
 
+# ------------------------------------------------------------------------------------ speculative decoding
+#
+# kvplan has no speculative model of TensorRT-LLM. For MTP that model is not optional: TensorRT-LLM appends the
+# MTP layers to the target's own cache manager (NVIDIA/TensorRT-LLM 00679c66 pyexecutor/config_utils.py:474-475
+# "Appended MTP/draft layers need only a count because every draft layer is full attention", :590-595
+# `num_draft_layers = get_num_spec_layers(spec_config)`), and how many it appends is decided by
+# speculative/utils.py `get_num_spec_layers` from the MTP config, which kvplan has not read at that commit. So
+# `mtp` is refused; the other methods keep the note that the drafter is left out.
+
+
+def trtllm_speculative(inputs: SpeculativeInputs) -> Speculative:
+    """TensorRT-LLM's speculative decoding as kvplan plans it: `mtp` refused (its layers share the target's KV
+    pool: see above; Kimi's model runs no MTP at all, modeling_kimi_linear.py:75-76 at 00679c66), any other
+    method kept with the drafter left out and said so."""
+    setup = inputs.setup
+    if setup.method == "mtp":
+        kda = any(isinstance(c, L.RecurrentState) and c.family == "kda" for c in inputs.shape.caches())
+        if kda:
+            raise UsageError(
+                Text(
+                    "{speculative_config}: TensorRT-LLM's Kimi model runs no MTP (\"Not supported: ... draft-head "
+                    'spec-dec modes (MTP/Eagle — no draft-head checkpoint exists)", {path}:75-76 at {commit})',
+                    path=TRTLLM_KIMI_MODEL,
+                    commit=TRTLLM_PIN,
+                ),
+                hint=Text(
+                    'the Kimi model\'s speculative decoding is SA ("suffix automaton, one-engine, draft-weight-free", '
+                    "{path}:62): plan without {speculative_config}",
+                    path=TRTLLM_KIMI_MODEL,
+                ),
+                field="speculative_config",
+            )
+        raise UsageError(
+            Text(
+                "{speculative_config}: kvplan has no model of TensorRT-LLM's MTP, whose layers TensorRT-LLM appends "
+                "to the target's KV cache manager ({path}:474-475 and :590-595 at {commit}, get_num_spec_layers): "
+                "planned without them the KV cache would be undersized",
+                path=TRTLLM_CONFIG_UTILS,
+                commit=TRTLLM_PIN,
+            ),
+            hint=Text("use {engine} vllm for MTP, whose MTP layers kvplan sizes, or plan without {speculative_config}"),
+            field="speculative_config",
+        )
+    return replace(
+        setup,
+        notes=(
+            "speculative decoding is not modelled for TensorRT-LLM: the drafter's weights, KV cache and "
+            "speculative state slots are left out of the plan",
+        ),
+    )
+
+
 class TensorRtLlmServing(ServingModel):
     options = frozenset({GPU_MEMORY_UTILIZATION, BLOCK_SIZE})
     serves_lora = True
@@ -390,6 +494,24 @@ class TensorRtLlmServing(ServingModel):
 
     def token_block(self, block_size: int | None) -> int:
         return block_size or 1  # tokens_per_block
+
+    def speculative(self, inputs: SpeculativeInputs) -> Speculative:
+        """TensorRT-LLM's speculative decoding (kvplan.engines.tensorrt_llm.trtllm_speculative)."""
+        return trtllm_speculative(inputs)
+
+    def budget_notes(self, b: BudgetInputs) -> list[str]:
+        """A hybrid model's state slots: TensorRT-LLM's cost model may be affine (pyexecutor/_util.py at 00679c66:
+        :317-325 "(slope, intercept) tuple (CppMambaHybridCacheManager, where mamba state introduces a per-batch
+        fixed cost)", :329-330 `CacheCost` "bytes = slope * tokens + intercept", :359-364 `tokens_for_budget` =
+        (budget - intercept) // slope), which kvplan does not model."""
+        if not any(isinstance(c, L.RecurrentState) for c in b.shape.caches()):
+            return []
+        return [
+            "TensorRT-LLM may charge a hybrid model's recurrent states as a fixed cost for max_batch_size requests "
+            f"before sizing the paged pool (pyexecutor/_util.py:359-364 CacheCost.tokens_for_budget at {TRTLLM_PIN}: "
+            "(budget - intercept) // slope); kvplan counts the states per request in the concurrency only, so its "
+            "KV token capacity does not subtract them"
+        ]
 
     def command(self, f: FlagInputs) -> str:
         line = f"trtllm-serve {f.model} --tp_size {f.tp} --pp_size {f.pp} --max_seq_len {f.max_model_len} --max_batch_size {f.max_num_seqs}"

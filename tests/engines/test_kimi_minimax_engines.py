@@ -141,13 +141,15 @@ def test_serving_engines_refuse_lightning_attention(engine):
 
 @pytest.mark.parametrize("name", ["moonshotai__Kimi-K3", "synthetic/minimax"])
 def test_engines_kvplan_has_not_read_refuse_kda_and_lightning(name):
-    """No llama.cpp or TensorRT-LLM source for KDA or lightning attention was read: those engines refuse rather
-    than size the state with another family's rule."""
+    """No llama.cpp source for KDA or lightning attention, and no TensorRT-LLM source for lightning attention, was
+    read: those engines refuse rather than size the state with another family's rule (TensorRT-LLM's KDA state:
+    tests/engines/test_tensorrt_llm_kda_dsa.py)."""
     from kvplan.engines.llamacpp import LlamaCppEngine
     from kvplan.engines.tensorrt_llm import TensorRtLlmEngine
 
     shape = model_shape(load_config(name))
-    for engine in (LlamaCppEngine(), TensorRtLlmEngine()):
+    engines = (LlamaCppEngine(),) if name == "moonshotai__Kimi-K3" else (LlamaCppEngine(), TensorRtLlmEngine())
+    for engine in engines:
         with pytest.raises(UsageError, match="kvplan has not read"):
             engine.stage_costs(shape.caches(), Request(100, 1, "bfloat16", "bfloat16"))
 

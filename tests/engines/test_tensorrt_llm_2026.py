@@ -1,5 +1,5 @@
-"""TensorRT-LLM and the 2026 families: DSA (DeepSeek V3.2, GLM-5.x) sized from its DSACacheManager; DeepSeek-V4,
-Kimi-K3 and MiniMax-M3 refused with what TensorRT-LLM registers.
+"""TensorRT-LLM and the 2026 families: DSA (DeepSeek V3.2, GLM-5.x) sized from its DSACacheManager; DeepSeek-V4
+and MiniMax-M3 refused with what TensorRT-LLM registers (Kimi K3: tests/engines/test_tensorrt_llm_kda_dsa.py).
 
 Read from the NVIDIA/TensorRT-LLM code index (each file at the commit the index holds for it; the whole repository,
 2.5 GB, could not be fetched): tensorrt_llm/_torch/attention_backend/sparse/dsa/cache_manager.py at 0bbb76d2,
@@ -129,13 +129,6 @@ def test_deepseek_v4_refusal_says_tensorrt_llm_registers_it():
         assert "_arch_index.py:46 at 065ff9e9" in message and "DeepseekV4CacheManager" in message
 
 
-def test_kimi_k3_refusal_says_tensorrt_llm_registers_it():
-    """_arch_index.py:66-67: KimiK3ForConditionalGeneration and KimiLinearForCausalLM are registered."""
-    with pytest.raises(UsageError, match="kvplan has not read how TensorRT-LLM stores Kimi's KDA state") as info:
-        _costs("moonshotai__Kimi-K3", _req())
-    assert "KimiK3ForConditionalGeneration" in info.value.message and ":66-67 at 065ff9e9" in info.value.message
-
-
 def _m3(architectures: list[str] | None):
     config = dict(load_config("MiniMaxAI__MiniMax-M3"))
     if architectures is None:
@@ -170,7 +163,6 @@ def test_minimax_m3_under_a_registered_architecture_is_refused_as_unread():
     [
         ("MiniMaxAI/MiniMax-M3", "does not register MiniMaxM3ForCausalLM"),
         ("deepseek-ai/DeepSeek-V4-Flash", "registers DeepseekV4ForCausalLM"),
-        ("moonshotai/Kimi-K3", "registers KimiK3ForConditionalGeneration"),
     ],
 )
 def test_cli_refusals_are_one_error_line_and_a_hint(model, expected):
