@@ -139,7 +139,7 @@ def dsv4_indexer_bytes(index_head_dim: int, indexer_k_dtype: str) -> int:
     """One INDEXER_COMPRESS entry (get_token_bytes, cache_manager.py:124-127): fp8, index_head_dim bytes + an fp32
     scale per 128 values (132 for 128); fp4, two E2M1 codes a byte + one UE8M0 byte per 32 values (68)."""
     if indexer_k_dtype == "fp8":
-        return index_head_dim + index_head_dim // 128 * 4
+        return fp8_block_scaled_bytes(index_head_dim)
     return index_head_dim // 2 + index_head_dim // 32
 
 
