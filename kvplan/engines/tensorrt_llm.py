@@ -114,7 +114,7 @@ def dsa_indexer_bytes(index_head_dim: int) -> int:
 TRTLLM_DSV4_CACHE = "tensorrt_llm/_torch/attention/backends/sparse/deepseek_v4/cache_manager.py"  # at 2ccfca94
 TRTLLM_DSV4_PARAMS = "tensorrt_llm/_torch/attention/backends/sparse/deepseek_v4/params.py"  # at 50aec1cb
 DSV4_TOKENS_PER_BLOCK = (128, 256)  # cache_manager.py:309-312, asserted in DeepseekV4CacheManager.__init__
-DSV4_WINDOW = 128  # DeepSeekV4SparseAttentionConfig.window_size default, which the DSV4 metadata asserts
+DSV4_WINDOW = 128  # DeepSeekV4SparseAttentionConfig.window_size default, asserted by deepseek_v4/metadata.py
 DSV4_FOOTER_TOKEN_BYTES = 584  # footer_scale_kv.py:30-36: 448 fp8 + 64 bf16 RoPE values + 7 UE8M0 scales + 1 pad
 DSV4_STATE_BYTES = 4  # the compressor KV and score rows in float32 (cache_manager.py:112-118)
 DSV4_KV_DTYPES = ("bfloat16", "fp8_e4m3")  # `assert dtype in [DataType.BF16, DataType.FP8]` (:302-304)
@@ -192,7 +192,8 @@ def dsv4_layout(caches: list[L.Layer], req: Request) -> Dsv4Layout:
     if any(c.window != DSV4_WINDOW for c in v4):
         raise UsageError(
             f"TensorRT-LLM runs DeepSeek-V4 with window_size {DSV4_WINDOW} only (DeepSeekV4SparseAttentionConfig's "
-            "default, which its attention metadata asserts: the FMHA kernel's TileSizeKV), not this config's "
+            "default, which DeepseekV4TrtllmAttentionMetadata asserts as the FMHA kernel's TileSizeKV: "
+            "attention/backends/sparse/deepseek_v4/metadata.py at 0b03b6af), not this config's "
             f"sliding_window {max(c.window for c in v4)}",
             hint=Text("use {engine} transformers for this config"),
             field="engine",
@@ -221,13 +222,13 @@ def dsv4_layout(caches: list[L.Layer], req: Request) -> Dsv4Layout:
         )
     # The indexer K cache: DeepSeekV4SparseAttentionConfig.indexer_k_dtype defaults to "fp4" and falls back to "fp8"
     # below SM100 (llm_args.py `_validate_indexer_k_dtype`); no GPU given is taken as SM100 and up. fp4 asserts
-    # index_head_dim 128, and the config's index_head_dim is the LLM API's own default 128 unless set there.
+    # index_head_dim 128, which is also DeepSeekV4SparseAttentionConfig.index_head_dim's default.
     indexer = "fp8" if major is not None and major < 10 else "fp4"
     if any(c.index_head_dim not in (0, 128) for c in v4):
         raise UsageError(
-            "TensorRT-LLM sizes DeepSeek-V4's indexer keys with DeepSeekV4SparseAttentionConfig.index_head_dim "
-            "(default 128, not read from config.json) and its fp4 keys need 128 (llm_args.py "
-            "_validate_indexer_k_dtype); this config's index_head_dim differs",
+            "TensorRT-LLM's default fp4 indexer keys need index_head_dim 128 (llm_args.py _validate_indexer_k_dtype, "
+            "DeepseekV4CacheManager._init_indexer_dtype), DeepSeekV4SparseAttentionConfig's own default, and kvplan "
+            "has not read which value it sizes a config with another index_head_dim by",
             hint=Text("use {engine} transformers for this config"),
             field="engine",
         )

@@ -7,7 +7,8 @@ could not be fetched): tensorrt_llm/_torch/attention/backends/sparse/deepseek_v4
 `_get_attn_bytes_per_token`, the __init__ assertions, `_build_cache_config`, `get_cache_size_per_token`,
 `_get_cache_bytes_for_tokens`), .../deepseek_v4/params.py at 50aec1cb (the cache roles and ratio predicates; the same
 V4-only {1, 4, 128} encoding the cache manager imports), .../deepseek_v4/footer_scale_kv.py at d77955c5 (the 584-byte
-fp8_ds_mla token) and tensorrt_llm/llmapi/llm_args.py at 00043967 (DeepSeekV4SparseAttentionConfig: indexer_k_dtype
+fp8_ds_mla token), .../deepseek_v4/metadata.py at 0b03b6af (window_size asserted 128) and
+tensorrt_llm/llmapi/llm_args.py at 00043967 (DeepSeekV4SparseAttentionConfig: indexer_k_dtype
 "fp4" by default, "fp8" below SM100; window_size 128; index_head_dim 128). Where a checkout of those files is on this
 machine (KVPLAN_ENGINE_SOURCES, default /work/src, as TensorRT-LLM-<commit>/...) the cited lines are read back.
 
@@ -230,7 +231,7 @@ def test_a_compress_ratio_tensorrt_llm_does_not_build_is_refused():
 
 def test_an_index_head_dim_other_than_128_is_refused():
     error = _layout_error([L.CompressedAttention(512, 128, 4, overlap=True, index_head_dim=64)])
-    assert "index_head_dim" in error.message and "_validate_indexer_k_dtype" in error.message
+    assert "need index_head_dim 128" in error.message and "_validate_indexer_k_dtype" in error.message
 
 
 # ---------------------------------------------------------------------------------------------- the CLI
@@ -352,6 +353,10 @@ _QUOTED = [
     (_CM, "swa_size_per_request * max_batch_size,"),
     (_CM, 'raise ValueError(f"Unsupported DeepSeek-V4 compress ratio {compress_ratio}.")'),
     (_CM, "base_window_size = state_factor * compress_ratio"),
+    (
+        "TensorRT-LLM-0b03b6af/tensorrt_llm/_torch/attention/backends/sparse/deepseek_v4/metadata.py",
+        'f"Dual-pool sparse MLA requires window_size == 128, which equals to the"',
+    ),
     (
         "TensorRT-LLM-00043967/tensorrt_llm/llmapi/llm_args.py",
         "\"DeepSeek-V4 defaults indexer_k_dtype to 'fp4', \"",
