@@ -24,6 +24,11 @@
   the pool is allocated in the KV dtype (`get_cache_bytes_per_token`), so kvplan sizes DSA with a 16-bit or fp8
   cache only and refuses the others. No DSA-specific tokens_per_block rule is applied (only `fp8_ds_mla` pins one,
   `_resolve_fp8_ds_mla_head_dim`).
+- DeepSeek-V4 (DeepseekV4ForCausalLM) goes through DeepseekV4CacheManager (NVIDIA/TensorRT-LLM 2ccfca94,
+  the "DeepSeek-V4" block below): tokens_per_block 128 or 256 only (the default 32 is refused), a BF16 or FP8
+  latent (fp8_ds_mla's 584-byte footer layout on Hopper, which requires it), compressed entries per 4 (CSA, with
+  fp4 indexer keys from SM100, fp8 below) or 128 tokens (HCA), and per request the sliding windows of the latent
+  and of the fp32 compressor rows in whole blocks.
 - Sliding windows only shrink the cache when `max_attention_window` is configured (VSWA pools); kvplan
   follows the default, which caches every token. Mamba states: one per sequence, in the model dtype (a Mamba2
   SSM state in the config's `mamba_ssm_cache_dtype` where it names one: Nemotron-H's float32). Kimi's KDA layers
@@ -56,7 +61,6 @@ from kvplan.engines.base import (
     Speculative,
     group_costs,
     kv_heads_per_rank,
-    refuse_compressed_attention,
 )
 from kvplan.engines.entry import EngineEntry
 from kvplan.engines.serving import (
@@ -147,13 +151,197 @@ def check_kda(caches: list[L.Layer], req: Request) -> None:
         )
 
 
+# ------------------------------------------------------------------------------------ DeepSeek-V4 (DeepseekV4CacheManager)
+#
+# TensorRT-LLM registers DeepseekV4ForCausalLM (_arch_index.py:46 at 065ff9e9, modeling_deepseekv4) and stores it
+# through DeepseekV4CacheManager, a KVCacheManagerV2 read at
+# NVIDIA/TensorRT-LLM 2ccfca94 (TRTLLM_DSV4_CACHE below), with its cache roles in TRTLLM_DSV4_PARAMS at 50aec1cb, the
+# fp8_ds_mla token in footer_scale_kv.py at d77955c5 and the config defaults in tensorrt_llm/llmapi/llm_args.py at
+# 00043967 (DeepSeekV4SparseAttentionConfig); each file at the commit the code index holds for it (the repository,
+# 2.5 GB, could not be fetched). Every layer has a sliding window (SWA) of the latent; a CSA layer (compress
+# ratio 4) adds a compressed entry per 4 tokens (COMPRESS) and its indexer key (INDEXER_COMPRESS), an HCA layer
+# (ratio 128) a compressed entry per 128 tokens; both keep their compressors' fp32 KV and score rows in windows
+# of state_factor x ratio tokens (COMPRESSOR_*, INDEXER_COMPRESSOR_*; state_factor 2 on the overlapping ratio-4
+# compressor). What TensorRT-LLM sizes its pool with and admits a request by is
+# `get_cache_size_per_token` / `_get_cache_bytes_for_tokens(context=False)`: tokens x the compressed roles'
+# bytes per token (each role's token bytes // ratio) plus, per request, every sliding role's window rounded up to
+# whole blocks x its token bytes. kvplan counts that, with the request's tokens in whole blocks (pages are whole).
+# The latent is one vector (num_kv_heads 1, asserted) held whole on every TP rank.
+
+TRTLLM_DSV4_CACHE = "tensorrt_llm/_torch/attention/backends/sparse/deepseek_v4/cache_manager.py"  # at 2ccfca94
+TRTLLM_DSV4_PARAMS = "tensorrt_llm/_torch/attention/backends/sparse/deepseek_v4/params.py"  # at 50aec1cb
+DSV4_TOKENS_PER_BLOCK = (128, 256)  # cache_manager.py:309-312, asserted in DeepseekV4CacheManager.__init__
+DSV4_WINDOW = 128  # DeepSeekV4SparseAttentionConfig.window_size default, asserted by deepseek_v4/metadata.py
+DSV4_FOOTER_TOKEN_BYTES = 584  # footer_scale_kv.py:30-36: 448 fp8 + 64 bf16 RoPE values + 7 UE8M0 scales + 1 pad
+DSV4_STATE_BYTES = 4  # the compressor KV and score rows in float32 (cache_manager.py:112-118)
+DSV4_KV_DTYPES = ("bfloat16", "fp8_e4m3")  # `assert dtype in [DataType.BF16, DataType.FP8]` (:302-304)
+DSV4_FOLLOWS = (
+    "TensorRT-LLM DeepseekV4CacheManager at 2ccfca94 (get_cache_size_per_token: compressed entries per token plus "
+    "each request's sliding-window blocks; indexer keys fp4 on SM100 and up or with no GPU given, fp8 below)"
+)
+
+
+@dataclass(frozen=True)
+class Dsv4Layout:
+    """How DeepseekV4CacheManager lays out one DeepSeek-V4 deployment: the bytes of one latent token (SWA and
+    COMPRESS rows: head_dim x 2 in bf16, x 1 in fp8, 584 in the fp8_ds_mla footer-scale layout), the indexer K
+    dtype ("fp4" or "fp8") and tokens_per_block."""
+
+    latent_bytes: int
+    indexer_k_dtype: str
+    tokens_per_block: int
+
+
+def dsv4_indexer_bytes(index_head_dim: int, indexer_k_dtype: str) -> int:
+    """One INDEXER_COMPRESS entry (get_token_bytes, cache_manager.py:124-127): fp8, index_head_dim bytes + an fp32
+    scale per 128 values (132 for 128); fp4, two E2M1 codes a byte + one UE8M0 byte per 32 values (68)."""
+    if indexer_k_dtype == "fp8":
+        return fp8_block_scaled_bytes(index_head_dim)
+    return index_head_dim // 2 + index_head_dim // 32
+
+
+def dsv4_layer_bytes(cache: L.CompressedAttention, layout: Dsv4Layout) -> tuple[int, int]:
+    """(bytes per token, bytes per request) of one DeepSeek-V4 layer in DeepseekV4CacheManager: the COMPRESS and
+    INDEXER_COMPRESS entries divided by the ratio (`_get_attn_bytes_per_token`, :215-235; the non-sliding roles of
+    params.py:47-50) and the sliding roles' windows in whole blocks x their token bytes (`_estimate_swa_cache_size`
+    with context=False, :159-211: SWA over window_size, the compressor rows over state_factor x ratio)."""
+    ratio = cache.compress_ratio or 1  # the LLM API normalises the checkpoint's 0 to 1 (SWA only)
+    block = layout.tokens_per_block
+    rows = [(DSV4_WINDOW, layout.latent_bytes)]  # SWA
+    per_token = 0
+    if ratio > 1:  # is_compress_layer (params.py:61-62): COMPRESS and COMPRESSOR_KV / _SCORE
+        state_factor = 2 if ratio == 4 else 1  # is_overlap_compressor (params.py:14, :53-54)
+        per_token += layout.latent_bytes // ratio
+        rows += [(state_factor * ratio, state_factor * cache.head_dim * DSV4_STATE_BYTES)] * 2
+        if ratio == 4:  # is_sparse_layer (params.py:13): INDEXER_COMPRESS and INDEXER_COMPRESSOR_KV / _SCORE
+            per_token += dsv4_indexer_bytes(cache.index_head_dim, layout.indexer_k_dtype) // ratio
+            rows += [(state_factor * ratio, state_factor * cache.index_head_dim * DSV4_STATE_BYTES)] * 2
+    return per_token, sum(cdiv(window, block) * block * row for window, row in rows)
+
+
+def _dsv4_at(lines: str) -> str:
+    return f"{TRTLLM_DSV4_CACHE}:{lines} at 2ccfca94"
+
+
+def dsv4_layout(caches: list[L.Layer], req: Request) -> Dsv4Layout:
+    """The layout TensorRT-LLM would run this DeepSeek-V4 request in, or a refusal naming the rule it breaks."""
+    v4 = [c for c in caches if isinstance(c, L.CompressedAttention)]
+    if req.block_size not in DSV4_TOKENS_PER_BLOCK:
+        given = (
+            f"tokens_per_block {req.block_size}"
+            if req.block_size
+            else f"the default tokens_per_block {DEFAULT_TOKENS_PER_BLOCK} (KvCacheConfig)"
+        )
+        raise UsageError(
+            f"TensorRT-LLM's DeepseekV4CacheManager requires tokens_per_block 128 or 256 ({_dsv4_at('309-312')}) and "
+            f"refuses {given}",
+            hint=Text("pass {block_size} 128 or 256 (kv_cache_config.tokens_per_block in the YAML given to --config)"),
+            field="block_size",
+        )
+    if req.speculative is not None:
+        raise UsageError(
+            "kvplan does not size DeepSeek-V4 with speculative decoding on TensorRT-LLM: DeepseekV4CacheManager "
+            f"widens every sliding window by max_draft_len and appends max_draft_len - 1 virtual MTP layers "
+            f"({_dsv4_at('329-345')}), which kvplan has not modelled",
+            hint=Text("leave out {speculative_config} for this model with TensorRT-LLM"),
+            field="speculative_config",
+        )
+    if any(c.window != DSV4_WINDOW for c in v4):
+        raise UsageError(
+            f"TensorRT-LLM runs DeepSeek-V4 with window_size {DSV4_WINDOW} only (DeepSeekV4SparseAttentionConfig's "
+            "default, which DeepseekV4TrtllmAttentionMetadata asserts as the FMHA kernel's TileSizeKV: "
+            "attention/backends/sparse/deepseek_v4/metadata.py at 0b03b6af), not this config's "
+            f"sliding_window {max(c.window for c in v4)}",
+            hint=Text("use {engine} transformers for this config"),
+            field="engine",
+        )
+    if any(c.compress_ratio not in (0, 4, 128) for c in v4):
+        raise UsageError(
+            f"DeepseekV4CacheManager builds layers of compress ratio 1, 4 and 128 only ({TRTLLM_DSV4_CACHE} at 2ccfca94, _build_cache_config"
+            ' raises "Unsupported DeepSeek-V4 compress ratio")',
+            hint=Text("use {engine} transformers for this config"),
+            field="engine",
+        )
+    major = int(str(req.compute_capability).split(".")[0]) if req.compute_capability else None
+    if req.kv_dtype not in DSV4_KV_DTYPES:
+        raise UsageError(
+            f"TensorRT-LLM's DeepseekV4CacheManager stores a BF16 or FP8 cache only ({_dsv4_at('302-304')}), not "
+            f"{short_dtype(req.kv_dtype)}",
+            hint=Text("use {kv_dtype} auto (bf16) or fp8 for this model with TensorRT-LLM"),
+            field="kv_dtype",
+        )
+    if major == 9 and req.kv_dtype != "fp8_e4m3":
+        raise UsageError(
+            "TensorRT-LLM runs DeepSeek-V4 on Hopper with kv_cache_config.dtype 'fp8_ds_mla' only "
+            f"(\"DeepSeek-V4 on Hopper requires kv_cache_config.dtype='fp8_ds_mla'\", {_dsv4_at('314-320')})",
+            hint=Text("use {kv_dtype} fp8 (planned as TensorRT-LLM's fp8_ds_mla on Hopper)"),
+            field="kv_dtype",
+        )
+    # The indexer K cache: DeepSeekV4SparseAttentionConfig.indexer_k_dtype defaults to "fp4" and falls back to "fp8"
+    # below SM100 (llm_args.py `_validate_indexer_k_dtype`); no GPU given is taken as SM100 and up. fp4 asserts
+    # index_head_dim 128, which is also DeepSeekV4SparseAttentionConfig.index_head_dim's default.
+    indexer = "fp8" if major is not None and major < 10 else "fp4"
+    if any(c.index_head_dim not in (0, 128) for c in v4):
+        raise UsageError(
+            "TensorRT-LLM's default fp4 indexer keys need index_head_dim 128 (llm_args.py _validate_indexer_k_dtype, "
+            "DeepseekV4CacheManager._init_indexer_dtype), DeepSeekV4SparseAttentionConfig's own default, and kvplan "
+            "has not read which value it sizes a config with another index_head_dim by",
+            hint=Text("use {engine} transformers for this config"),
+            field="engine",
+        )
+    head_dim = v4[0].head_dim if v4 else 0
+    if major == 9:  # fp8 on Hopper is the fp8_ds_mla footer-scale layout (get_token_bytes, :95-106)
+        if head_dim != 512:
+            raise UsageError(
+                f"TensorRT-LLM's fp8_ds_mla layout holds a 448 + 64 latent only ({_dsv4_at('101-105')}), not {head_dim}",
+                hint=Text("use {engine} transformers for this config"),
+                field="engine",
+            )
+        latent = DSV4_FOOTER_TOKEN_BYTES
+    else:
+        latent = head_dim * (1 if req.kv_dtype == "fp8_e4m3" else 2)  # dtype_bytes (:110)
+    return Dsv4Layout(latent, indexer, int(req.block_size or 0))
+
+
+def dsv4_costs(caches: list[L.Layer], req: Request) -> list[KindCost]:
+    """Per layer kind: the request's tokens in whole blocks x the compressed roles' bytes per token, plus each
+    layer's sliding-window blocks (SWA latent and compressor rows), per request."""
+    layout = dsv4_layout(caches, req)
+    block = layout.tokens_per_block
+    tokens = cdiv(req.seq_len, block) * block
+    items: list[tuple[str, int, Fraction, int | None]] = []
+    for cache in caches:
+        if not isinstance(cache, L.CompressedAttention):
+            items.append((cache.kind, 0, Fraction(0), None))
+            continue
+        per_token, per_request = dsv4_layer_bytes(cache, layout)
+        kept = tokens if per_token else cdiv(DSV4_WINDOW, block) * block
+        items.append((cache.kind, (per_token * tokens + per_request) * req.batch, Fraction(per_token), kept))
+    return group_costs(items)
+
+
+def dsv4_command_comment(f: FlagInputs) -> str:
+    """What a DeepSeek-V4 deployment must set in the YAML given to --config (trtllm-serve has no option for it)."""
+    if not any(isinstance(c, L.CompressedAttention) for c in f.budget.shape.caches()):
+        return ""
+    keys = [f"tokens_per_block: {f.fit.block_size}"]
+    if f.kv_dtype == "fp8_e4m3":
+        hopper = str(f.budget.profile.compute_capability or "").split(".")[0] == "9"
+        keys.append(f"dtype: {'fp8_ds_mla' if hopper else 'fp8'}")
+    return "DeepSeek-V4: set kv_cache_config {" + ", ".join(keys) + "} in the YAML file given to --config"
+
+
 class TensorRtLlmEngine:
     name = "tensorrt-llm"
     follows = "TensorRT-LLM KvCacheConfig (tokens_per_block 32, no max_attention_window)"
 
-    def __init__(self, architectures: tuple[str, ...] = (), dsa_first_layer_shared: bool = False) -> None:
+    def __init__(
+        self, architectures: tuple[str, ...] = (), dsa_first_layer_shared: bool = False, deepseek_v4: bool = False
+    ) -> None:
         self.architectures = architectures  # the config's: TensorRT-LLM picks the model class by the first
         self.dsa_first_layer_shared = dsa_first_layer_shared  # layer 0 is a DSA layer without its own indexer
+        if deepseek_v4:
+            self.follows = DSV4_FOLLOWS
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if self.dsa_first_layer_shared:
@@ -171,13 +359,9 @@ class TensorRtLlmEngine:
                 hint=Text("use {engine} vllm, sglang or transformers for this model"),
                 field="engine",
             )
-        refuse_compressed_attention(
-            "TensorRT-LLM",
-            caches,
-            f"TensorRT-LLM 065ff9e9 registers DeepseekV4ForCausalLM ({TRTLLM_ARCH_INDEX}:46 at 065ff9e9, modeling_deepseekv4) "
-            "and stores it through its DeepseekV4CacheManager (attention_backend/sparse/deepseek_v4/"
-            "cache_manager.py), which kvplan has not read",
-        )
+        if any(isinstance(c, L.CompressedAttention) for c in caches):
+            dsv4_layout(caches, req)  # DeepseekV4CacheManager's rules (the DeepSeek-V4 block above)
+            return
         if any(isinstance(c, L.IndexKeys) for c in caches):
             named = self.architectures[0] if self.architectures else "no architecture"
             if named not in TRTLLM_MINIMAX_M3:
@@ -233,6 +417,8 @@ class TensorRtLlmEngine:
 
     def stage_costs(self, caches: list[L.Layer], req: Request) -> list[KindCost]:
         self.check(caches, req)
+        if any(isinstance(c, L.CompressedAttention) for c in caches):
+            return dsv4_costs(caches, req)
         block = self.block_size(caches, req)
         tokens = cdiv(req.seq_len, block) * block
         items: list[tuple[str, int, Fraction, int | None]] = []
@@ -523,6 +709,9 @@ class TensorRtLlmServing(ServingModel):
                 f"KV dtype {short_dtype(f.kv_dtype)}: trtllm-serve has no option for it; set kv_cache_config's "
                 "dtype in the YAML file given to --config"
             )
+        dsv4 = dsv4_command_comment(f)
+        if dsv4:
+            comments.append(dsv4)
         lora = lora_comment(f.budget.lora).removeprefix("  # ")
         if lora:
             comments.append(lora)
@@ -532,7 +721,8 @@ class TensorRtLlmServing(ServingModel):
 def storage_for(shape: ModelShape) -> TensorRtLlmEngine:
     first = shape.layers[0] if shape.layers else ()
     shared = any(isinstance(c, L.MlaLatent) and c.sparse and not c.index_head_dim for c in first)
-    return TensorRtLlmEngine(shape.architectures, dsa_first_layer_shared=shared)
+    v4 = any(isinstance(c, L.CompressedAttention) for c in first)
+    return TensorRtLlmEngine(shape.architectures, dsa_first_layer_shared=shared, deepseek_v4=v4)
 
 
 ENTRY = EngineEntry(

@@ -1,5 +1,6 @@
-"""TensorRT-LLM and the 2026 families: DSA (DeepSeek V3.2, GLM-5.x) sized from its DSACacheManager; DeepSeek-V4
-and MiniMax-M3 refused with what TensorRT-LLM registers (Kimi K3: tests/engines/test_tensorrt_llm_kda_dsa.py).
+"""TensorRT-LLM and the 2026 families: DSA (DeepSeek V3.2, GLM-5.x) sized from its DSACacheManager; MiniMax-M3
+refused with what TensorRT-LLM registers (Kimi K3: tests/engines/test_tensorrt_llm_kda_dsa.py; DeepSeek-V4:
+tests/engines/test_tensorrt_llm_deepseek_v4.py).
 
 Read from the NVIDIA/TensorRT-LLM code index (each file at the commit the index holds for it; the whole repository,
 2.5 GB, could not be fetched): tensorrt_llm/_torch/attention_backend/sparse/dsa/cache_manager.py at 0bbb76d2,
@@ -119,16 +120,6 @@ def test_cli_estimates_deepseek_v3_2_with_tensorrt_llm():
 # ------------------------------------------------------------------------------ the families it registers
 
 
-def test_deepseek_v4_refusal_says_tensorrt_llm_registers_it():
-    """_arch_index.py:46: DeepseekV4ForCausalLM -> modeling_deepseekv4; its DeepseekV4CacheManager is unread."""
-    for name in ("deepseek-ai__DeepSeek-V4-Flash", "deepseek-ai__DeepSeek-V4-Pro"):
-        with pytest.raises(UsageError) as info:
-            _costs(name, _req())
-        message = info.value.message
-        assert "does not size deepseek_v4" in message and "registers DeepseekV4ForCausalLM" in message
-        assert "_arch_index.py:46 at 065ff9e9" in message and "DeepseekV4CacheManager" in message
-
-
 def _m3(architectures: list[str] | None):
     config = dict(load_config("MiniMaxAI__MiniMax-M3"))
     if architectures is None:
@@ -162,7 +153,7 @@ def test_minimax_m3_under_a_registered_architecture_is_refused_as_unread():
     ("model", "expected"),
     [
         ("MiniMaxAI/MiniMax-M3", "does not register MiniMaxM3ForCausalLM"),
-        ("deepseek-ai/DeepSeek-V4-Flash", "registers DeepseekV4ForCausalLM"),
+        ("deepseek-ai/DeepSeek-V4-Flash", "DeepseekV4CacheManager requires tokens_per_block 128 or 256"),
     ],
 )
 def test_cli_refusals_are_one_error_line_and_a_hint(model, expected):
