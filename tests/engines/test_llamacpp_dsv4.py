@@ -56,6 +56,8 @@ from kvplan.engines.llamacpp import (
     dsv4_layer_buffers,
     dsv4_ring_cells,
 )
+from kvplan.errors import ConfigError, UnsupportedArchitecture
+from kvplan.sources.gguf import config_from_metadata
 
 from conftest import ENGINE_SOURCES, check_cited_line, load_config
 
@@ -120,6 +122,9 @@ CITED = [
     ("src/models/deepseek4.cpp", 42, "ml.get_key(LLM_KV_ATTENTION_INDEXER_KEY_LENGTH, hparams.indexer_head_size);"),
     ("src/llama-context.cpp", 3760, "/*.n_rs_seq                    =*/ 0,"),
     ("common/common.cpp", 1635, "cparams.n_rs_seq          = params.speculative.need_n_rs_seq();"),
+    ("conversion/deepseek.py", 550, 'self.block_count = self.hparams["num_hidden_layers"]'),
+    ("conversion/deepseek.py", 680, 'self.gguf_writer.add_attention_compress_ratios(hparams["compress_ratios"])'),
+    ("conversion/deepseek.py", 675, 'self.gguf_writer.add_indexer_key_length(hparams["index_head_dim"])'),
 ]
 
 
@@ -272,3 +277,68 @@ def test_cli_estimate_pro_batch_2():
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["kv_cache_bytes"] == 2 * 702_251_008
+
+
+# ------------------------------------------------------------------------------------------------------- GGUF
+
+
+def flash_metadata(cfg: dict, **change) -> dict:
+    """What conversion/deepseek.py DeepseekV4Model (and conversion/base.py TextModel) writes for `cfg`."""
+    a = "deepseek4"
+    meta = {
+        "general.architecture": a,
+        "general.file_type": 1,
+        f"{a}.block_count": cfg["num_hidden_layers"],
+        f"{a}.context_length": cfg["max_position_embeddings"],
+        f"{a}.embedding_length": cfg["hidden_size"],
+        f"{a}.attention.head_count": cfg["num_attention_heads"],
+        f"{a}.attention.head_count_kv": cfg["num_key_value_heads"],
+        f"{a}.attention.key_length": cfg["head_dim"],
+        f"{a}.attention.value_length": cfg["head_dim"],
+        f"{a}.attention.q_lora_rank": cfg["q_lora_rank"],
+        f"{a}.attention.sliding_window": cfg["sliding_window"],
+        f"{a}.attention.indexer.head_count": cfg["index_n_heads"],
+        f"{a}.attention.indexer.key_length": cfg["index_head_dim"],
+        f"{a}.attention.indexer.top_k": cfg["index_topk"],
+        f"{a}.attention.output_group_count": cfg["o_groups"],
+        f"{a}.attention.output_lora_rank": cfg["o_lora_rank"],
+        f"{a}.attention.compress_ratios": cfg["compress_ratios"],  # the HF list, MTP entry included
+        f"{a}.expert_count": cfg["n_routed_experts"],
+        f"{a}.expert_used_count": cfg["num_experts_per_tok"],
+        f"{a}.expert_feed_forward_length": cfg["moe_intermediate_size"],
+        f"{a}.expert_shared_count": cfg["n_shared_experts"],
+        f"{a}.hyper_connection.count": cfg["hc_mult"],
+        f"{a}.hash_layer_count": cfg["num_hash_layers"],
+        f"{a}.vocab_size": cfg["vocab_size"],
+    }
+    return meta | {f"{a}.{k}": v for k, v in change.items()}
+
+
+@pytest.mark.parametrize("name", [FLASH, PRO])
+def test_gguf_metadata_sizes_like_the_config(name):
+    cfg = load_config(name)
+    config, notes = config_from_metadata(flash_metadata(cfg), {}, {})
+    assert notes == [] and config["model_type"] == "deepseek_v4"
+    assert config["compress_ratios"] == cfg["compress_ratios"][: cfg["num_hidden_layers"]]
+    from_gguf, from_hf = model_shape(config), model_shape(cfg)
+    assert from_gguf.caches() == from_hf.caches()
+    req = _req()
+    assert dsv4_buffers(from_gguf.caches(), req, 64000) == dsv4_buffers(from_hf.caches(), req, 64000)
+
+
+def test_gguf_mtp_draft_is_refused():
+    cfg = load_config(FLASH)
+    with pytest.raises(UnsupportedArchitecture, match=r"MTP draft .* plain iSWA cache"):
+        config_from_metadata(flash_metadata(cfg, nextn_predict_layers=1), {}, {})
+
+
+def test_gguf_short_compress_ratios_is_an_error_like_llama_cpp():
+    cfg = load_config(FLASH)
+    with pytest.raises(ConfigError, match=r"compress_ratios is shorter than block_count"):
+        config_from_metadata(flash_metadata(cfg, **{"attention.compress_ratios": [0] * 42}), {}, {})
+
+
+def test_gguf_more_than_one_kv_head_is_refused():
+    cfg = load_config(FLASH)
+    with pytest.raises(UnsupportedArchitecture, match=r"shared K=V head"):
+        config_from_metadata(flash_metadata(cfg, **{"attention.head_count_kv": 2}), {}, {})
