@@ -342,3 +342,27 @@ def test_gguf_more_than_one_kv_head_is_refused():
     cfg = load_config(FLASH)
     with pytest.raises(UnsupportedArchitecture, match=r"shared K=V head"):
         config_from_metadata(flash_metadata(cfg, **{"attention.head_count_kv": 2}), {}, {})
+
+
+def test_a_deepseek4_gguf_file_estimates_like_its_config(tmp_path):
+    """A .gguf written with that metadata (the gguf package's writer, one zero-filled tensor) plans as the config."""
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+
+    from kvplan.planning.estimate import estimate
+
+    cfg = load_config(FLASH)
+    path = tmp_path / "DeepSeek-V4-Flash-F16.gguf"
+    writer = gguf.GGUFWriter(str(path), "deepseek4")
+    for key, value in flash_metadata(cfg).items():
+        if key == "general.architecture":
+            continue
+        (writer.add_array if isinstance(value, list) else writer.add_uint32)(key, value)
+    writer.add_tensor("token_embd.weight", np.zeros((cfg["vocab_size"], 8), np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    by_gguf = estimate(str(path), seq_len=64000, engine="llamacpp", kv_dtype="float16")
+    by_config = estimate(cfg, seq_len=64000, engine="llamacpp", kv_dtype="float16")
+    assert by_gguf.kv_cache_bytes == by_config.kv_cache_bytes == 490_029_056
