@@ -276,6 +276,16 @@ def cache_type_flags(kv_dtype: str) -> str:
 
 FIT_MARGIN = 1024 * 2**20  # --fit target margin per device (PR #16653)
 
+# DeepSeek-V4's compute buffer grows with the context (its lightning indexer and compressed attention score every
+# compressed row of the micro-batch: about 65.5 GiB at 1M context and -ub 512 on a DeepSeek-V4-Flash GGUF,
+# unslothai/unsloth PR #6940, llama.cpp issue #27680), which the n_ubatch x (n_vocab + n_embd) term below does not
+# hold: planning a deployment on it would promise context that does not fit. Its KV cache is sized (estimate).
+DSV4_COMPUTE_WHY = (
+    "kvplan's llama.cpp budget does not size DeepSeek-V4's compute buffer, which grows with the context "
+    "(about 65.5 GiB at 1M context and -ub 512, unsloth PR #6940), so it cannot say what fits"
+)
+DSV4_COMPUTE_HINT = "`kvplan estimate` sizes its llama.cpp KV cache; plan a deployment with {engine} vllm or sglang"
+
 
 def compute_buffer_bytes(config: dict, shape: ModelShape, n_ubatch: int) -> int:
     """The compute buffer llama.cpp reserves on the GPU holding the output layer: f32 logits and hidden state of
@@ -299,6 +309,8 @@ class LlamaCppServing(ServingModel):
         return 1, (pp if pp > 1 else gpus)
 
     def budget(self, b: BudgetInputs) -> tuple[list[BudgetTerm], int]:
+        if any(isinstance(c, L.CompressedAttention) for c in b.shape.caches()):
+            raise UsageError(DSV4_COMPUTE_WHY, hint=Text(DSV4_COMPUTE_HINT), field="engine")
         terms = [
             BudgetTerm("total", b.profile.memory_bytes, f"{b.profile.id} memory"),
             BudgetTerm("weights", -b.weights_per_gpu, f"GGUF weights / {b.pp} GPU(s) (layer split)"),

@@ -366,3 +366,16 @@ def test_a_deepseek4_gguf_file_estimates_like_its_config(tmp_path):
     by_gguf = estimate(str(path), seq_len=64000, engine="llamacpp", kv_dtype="float16")
     by_config = estimate(cfg, seq_len=64000, engine="llamacpp", kv_dtype="float16")
     assert by_gguf.kv_cache_bytes == by_config.kv_cache_bytes == 490_029_056
+
+
+def test_recommend_refuses_deepseek_v4_because_its_compute_buffer_grows_with_the_context():
+    """The llama.cpp budget's compute buffer (n_ubatch x (n_vocab + n_embd) x 4 B) does not hold DeepSeek-V4's,
+    which unsloth PR #6940 measured at about 65.5 GiB at 1M context (-ub 512): recommend says so in one line."""
+    result = runner.invoke(
+        app,
+        ["recommend", "deepseek-ai/DeepSeek-V4-Flash", "--engine", "llamacpp", "--gpu-profile", "h200", "--offline"],
+    )
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[0].startswith("error: kvplan's llama.cpp budget does not size DeepSeek-V4's compute buffer")
+    assert lines[1].startswith("hint: `kvplan estimate` sizes its llama.cpp KV cache")
