@@ -131,10 +131,15 @@ def dsv4_compressed_cells(kv_size: int, ratio: int) -> int:
     return pad(max(1, cdiv(kv_size, ratio)))
 
 
+def swa_cache_cells(kv_size: int, n_swa: int, n_ubatch: int) -> int:
+    """Cells per stream of an iSWA wrapper's SWA cache, not unified and without --swa-full
+    (llama-kv-cache-iswa.cpp:73): GGML_PAD(min(kv_size, n_swa + n_ubatch), 256)."""
+    return pad(min(kv_size, n_swa + n_ubatch))
+
+
 def dsv4_ring_cells(cache: L.CompressedAttention, kv_size: int, n_ubatch: int) -> int:
-    """Cells per stream of the raw K ring (the iSWA wrapper's SWA cache, never unified, llama-kv-cache-iswa.cpp:73):
-    GGML_PAD(min(kv_size, n_swa + n_ubatch), 256)."""
-    return pad(min(kv_size, (cache.window or 0) + n_ubatch))
+    """Cells per stream of the DeepSeek-V4 raw K ring: the SWA cache of an iSWA wrapper that is never unified."""
+    return swa_cache_cells(kv_size, cache.window or 0, n_ubatch)
 
 
 def dsv4_layer_buffers(
@@ -227,7 +232,7 @@ class LlamaCppEngine:
 
     def swa_cells(self, cache: L.FullAttention | L.SlidingWindow | L.ChunkedLocal, req: Request, cells: int) -> int:
         """llama-kv-cache-iswa.cpp: GGML_PAD(min(size_base, n_swa * (unified ? n_seq_max : 1) + n_ubatch), 256)."""
-        return pad(min(cells, (cache.window or 0) + req.n_ubatch))
+        return swa_cache_cells(cells, cache.window or 0, req.n_ubatch)
 
     def _layer(self, cache: L.Layer, req: Request, cells: int) -> tuple[str, int, Fraction, int | None]:
         streams = req.batch
