@@ -16,8 +16,8 @@ Rules, read from llama.cpp master (2025-2026) and checked against real start-up 
 - MLA models (DeepSeek V2/V3, Kimi K2): `has_v = !is_mla`: K holds the latent (kv_lora_rank + rope dims) and V
   is a view of it, so one row of `kv_lora_rank + qk_rope_head_dim` per cell.
 - Interleaved sliding-window models (`llama-kv-cache-iswa.cpp`): a second cache for the SWA layers of
-  `GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256)` cells per stream (`--swa-full` off, the default). Since
-  llama.cpp PR #21277 (2026-04) the SWA cache stays f16 when a quantized type is asked for. llama.cpp uses it
+  `GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256)` cells per stream (`--swa-full` off, the default), in the
+  -ctk / -ctv types like the base cache (PR #21277 kept it f16 for a day; #21332 reverted it). llama.cpp uses it
   for Gemma 2/3, Cohere 2, gpt-oss and Llama 4 (chunked); for other configs with a `sliding_window`
   (Mistral v0.1, Phi-3, Qwen2 `use_sliding_window`, Starcoder2) it caches every token.
 - Recurrent layers (`llama-memory-recurrent.cpp`, created with `GGML_TYPE_F32` for r and s): one cell per
@@ -239,9 +239,10 @@ class LlamaCppEngine:
         if isinstance(cache, L.KVAttention):
             windowed = self.swa and cache.kind in (L.SLIDING, L.CHUNKED)
             size = self.swa_cells(cache, req, cells) if windowed else cells
-            dtype = "float16" if windowed and req.kv_dtype in GGML_BLOCK_TYPES else req.kv_dtype  # PR #21277
-            row = row_bytes(dtype, cache.num_kv_heads * cache.head_dim_k) + row_bytes(
-                dtype, cache.num_kv_heads * cache.head_dim_v
+            # the SWA cache takes type_k / type_v like the base cache (llama-kv-cache-iswa.cpp:102-103 at 0c1e57098:
+            # PR #21277, which kept it f16, was reverted by #21332 the next day)
+            row = row_bytes(req.kv_dtype, cache.num_kv_heads * cache.head_dim_k) + row_bytes(
+                req.kv_dtype, cache.num_kv_heads * cache.head_dim_v
             )
             grows = size == cells
             return cache.kind, row * size * streams, Fraction(row) if grows else Fraction(0), size
