@@ -56,7 +56,7 @@ from kvplan.engines.llamacpp import (
     dsv4_layer_buffers,
     dsv4_ring_cells,
 )
-from kvplan.errors import ConfigError, UnsupportedArchitecture
+from kvplan.errors import ConfigError, UnsupportedArchitecture, UsageError
 from kvplan.sources.gguf import config_from_metadata
 
 from conftest import ENGINE_SOURCES, check_cited_line, load_config
@@ -114,6 +114,8 @@ CITED = [
     ("src/llama-kv-cache-dsv4.cpp", 1329, '2*model.hparams.indexer_head_size, n_rs_seq, "lid", filter_csa);'),
     ("src/llama-kv-cache-iswa.cpp", 73, "hparams.n_swa*(unified ? n_seq_max : 1) + n_ubatch), 256);"),
     ("src/llama-kv-cache.cpp", 231, "const bool has_v = !is_mla;"),
+    ("src/llama-kv-cache.cpp", 291, 'LLAMA_LOG_INFO("%s: %10s KV buffer size = %8.2f MiB\\n"'),
+    ("src/llama-kv-cache-dsv4.cpp", 998, "rs_seq = %u, layers = %zu, size = %7.2f MiB"),
     ("src/llama-model.cpp", 2613, "res = new llama_kv_cache_dsv4("),
     ("src/llama-model.cpp", 2621, "cparams.n_ctx_seq,"),
     ("src/llama-model.cpp", 2625, "cparams.n_rs_seq,"),
@@ -165,8 +167,9 @@ def test_flash_reproduces_the_logged_ring_and_states_of_issue_27680():
     v4 = shape.caches()
     assert dsv4_ring_cells(v4[0], context_cells(64000, 1), 4096) == 4352
     got = dsv4_buffers(v4, req, context_cells(64000, 1))
-    for name, line in LOGGED.items():
-        assert line.endswith(f"{_mib(got[name]):>7} MiB") or line.endswith(f"{_mib(got[name]):>8} MiB"), (name, got)
+    for name, line in LOGGED.items():  # llama_kv_cache prints "%8.2f MiB", llama_dsv4_comp_state "size = %7.2f MiB"
+        width = 8 if name == "raw" else 7
+        assert line.endswith(f"= {got[name] / MIB:{width}.2f} MiB"), (name, got[name])
     ratios = [c.compress_ratio for c in v4]
     assert (ratios.count(4), ratios.count(128), ratios.count(0)) == (21, 20, 2)  # "layers = 21" / "layers = 20"
 
@@ -241,7 +244,7 @@ def test_quantized_cache_type_applies_to_every_k_cache_but_not_the_states():
 
 
 def test_a_ratio_llama_cpp_does_not_load_is_refused():
-    with pytest.raises(Exception, match=r"only supports compression ratios 0, 4 and 128"):
+    with pytest.raises(UsageError, match=r"only supports compression ratios 0, 4 and 128"):
         dsv4_layer_buffers(L.CompressedAttention(512, 128, 16), "float16", 4096, 1, 512)
 
 
