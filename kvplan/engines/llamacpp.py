@@ -9,7 +9,6 @@ Rules, read from llama.cpp master (2025-2026) and checked against real start-up 
   tests/engines/test_llamacpp_calibration.py). The log prints cells per stream: "size = 1024.00 MiB
   ( 2048 cells, 32 layers, 4/4 seqs)" for `-c 8192 -np 4`. Only `-np 1` without `-kvu` makes llama-server
   switch to 4 unified slots, which kvplan does not model.
-- DeepSeek-V4 is refused (DSV4_WHY): its KV is in llama-kv-cache-dsv4.cpp's own caches, not read here.
 - `llama-kv-cache.cpp`: per layer with KV, `K = [n_embd_k_gqa, kv_size, n_stream]` of `type_k` and V likewise
   (`n_embd_k_gqa = head_dim_k x n_head_kv`; no TP split: llama.cpp splits whole layers across GPUs). Bytes are
   ggml row sizes: f32 4, f16/bf16 2, q8_0 34/32, q5_1 24/32, q5_0 22/32, q4_1 20/32, q4_0 and iq4_nl 18/32
@@ -17,12 +16,16 @@ Rules, read from llama.cpp master (2025-2026) and checked against real start-up 
 - MLA models (DeepSeek V2/V3, Kimi K2): `has_v = !is_mla`: K holds the latent (kv_lora_rank + rope dims) and V
   is a view of it, so one row of `kv_lora_rank + qk_rope_head_dim` per cell.
 - Interleaved sliding-window models (`llama-kv-cache-iswa.cpp`): a second cache for the SWA layers of
-  `GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256)` cells per stream (`--swa-full` off, the default). Since
-  llama.cpp PR #21277 (2026-04) the SWA cache stays f16 when a quantized type is asked for. llama.cpp uses it
+  `GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256)` cells per stream (`--swa-full` off, the default), in the
+  -ctk / -ctv types like the base cache (PR #21277 kept it f16 for a day; #21332 reverted it). llama.cpp uses it
   for Gemma 2/3, Cohere 2, gpt-oss and Llama 4 (chunked); for other configs with a `sliding_window`
   (Mistral v0.1, Phi-3, Qwen2 `use_sliding_window`, Starcoder2) it caches every token.
 - Recurrent layers (`llama-memory-recurrent.cpp`, created with `GGML_TYPE_F32` for r and s): one cell per
   sequence slot holding the conv state `(d_conv - 1) x channels` and the SSM state, both float32.
+- DeepSeek-V4 (`llama-kv-cache-dsv4.cpp`, read at ggml-org/llama.cpp@0c1e57098): per layer a raw K-only ring of
+  `GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256)` cells, on CSA layers compressed K and indexer K rows of
+  `GGML_PAD(max(1, cdiv(n_ctx_seq, 4)), 256)` cells, on HCA layers compressed K rows of the same at 128, all in the
+  -ctk type, plus F32 compressor states; every cache one stream per slot (see DSV4 below).
 - Quantized V needs Flash Attention (`-fa on`).
 
 Below the storage model: its serving model (LlamaCppServing: memory - weights - compute buffer - --fit margin,
@@ -31,13 +34,14 @@ Below the storage model: its serving model (LlamaCppServing: memory - weights - 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 
 from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
 from kvplan.core.shapes import ModelShape
 from kvplan.core.units import DTYPE_BYTES, GGML_BLOCK_SIZE, GGML_BLOCK_TYPES, GGML_NAMES, cdiv, short_dtype
-from kvplan.engines.base import KindCost, Request, group_costs, refuse_compressed_attention, refuse_index_keys
+from kvplan.engines.base import KindCost, Request, group_costs, refuse_index_keys
 from kvplan.engines.entry import EngineEntry
 from kvplan.engines.serving import UBATCH, BudgetInputs, BudgetTerm, FlagInputs, ServingModel
 from kvplan.errors import Text, UsageError
@@ -98,16 +102,81 @@ def row_bytes(kv_dtype: str, n: int) -> int:
     return int(value)
 
 
-# DeepSeek-V4 (llama.cpp PR #24162): the plain cache the iSWA wrapper creates holds no layer of it (the start-up log
-# prints "size = 0.00 MiB (393216 cells, 0 layers, 4/1 seqs)", llama.cpp issue #22319); its KV lives in the caches
-# of src/llama-kv-cache-dsv4.cpp (ggml-org/llama.cpp 035aa95b: DSV4_CSA_RATIO = 4 and DSV4_HCA_RATIO = 128 at
-# lines 18-19, compressed rows max(1, cdiv(kv_size, ratio)) at line 28-30, plus its compressor and indexer state),
-# whose per-layer tensors and dtypes kvplan has not modelled. Sizing it as plain K/V, or as the logged 0 bytes,
-# would both be wrong.
-DSV4_WHY = (
-    "llama.cpp keeps its KV in the DeepSeek-V4 caches of src/llama-kv-cache-dsv4.cpp (CSA rows compressed by 4, "
-    "HCA by 128, beside their compressor state), not in the plain cache, whose log line shows 0 layers"
-)
+# DeepSeek-V4 (llama.cpp PR #24162, on master since; read at ggml-org/llama.cpp@0c1e57098, the tree llama-cpp-python
+# 0.3.36 vendors). llama-model.cpp:2613-2627 create_memory builds `llama_kv_cache_dsv4(type_k, type_v, ..., swa_full,
+# kv_unified, n_ctx_seq, n_seq_max, n_ubatch, n_pad 1, n_rs_seq)` for LLM_ARCH_DEEPSEEK4 (a plain iSWA cache only for
+# an MTP draft context). src/llama-kv-cache-dsv4.cpp then allocates, per layer of the main GGUF (block_count =
+# num_hidden_layers, conversion/deepseek.py:550; the `mtp.*` tensors go to a separate MTP GGUF):
+# - a raw K-only ring on every layer: an iSWA cache (:1255-1257) that is never unified (:1244) over hparams made
+#   K-only (`dsv4_make_k_only`, :883-887: is_mla(), so llama-kv-cache.cpp:231 allocates no V), n_embd_head_k x
+#   n_head_kv (512 x 1) values of type_k per cell; every layer is SWA (models/deepseek4.cpp:67-68,
+#   set_swa_pattern(0)), so the base cache has 0 layers and the SWA cache holds them all, in
+#   GGML_PAD(min(kv_size, n_swa + n_ubatch), 256) cells per stream (llama-kv-cache-iswa.cpp:73) of type_k (no f16
+#   override: PR #21277 was reverted by #21332);
+# - CSA (ratio 4) layers: compressed K rows of n_embd_head_k and lightning-indexer K rows of indexer_head_size
+#   (n_head_kv 1, :1263-1269), both type_k, GGML_PAD(max(1, cdiv(kv_size, 4)), 256) cells (:28-30, :1294, :1310);
+#   and two F32 compressor states (kv and score) each of 2 x 4 rows x 2 x n_embd_head_k (:1316-1317) and
+#   2 x 4 rows x 2 x indexer_head_size (:1328-1329);
+# - HCA (ratio 128) layers: compressed K rows, GGML_PAD(max(1, cdiv(kv_size, 128)), 256) cells (:1302), and two F32
+#   states of 128 rows x n_embd_head_k (:1322-1323);
+# every one of them n_seq_max streams whatever --kv-unified says (unified_compressed = false, :1287), the states
+# n_seq_max x (1 + n_rs_seq) planes (:964-966; n_rs_seq is 0 without a replaying draft, common.cpp:1635).
+DSV4_CSA_RATIO, DSV4_HCA_RATIO = 4, 128  # llama-kv-cache-dsv4.cpp:18-19
+DSV4_STATE_BYTES = 4  # GGML_TYPE_F32 compressor states, llama-kv-cache-dsv4.cpp:965-966
+
+
+def dsv4_compressed_cells(kv_size: int, ratio: int) -> int:
+    """Cells of a DSV4 compressed cache for a stream of `kv_size` cells: GGML_PAD(dsv4_comp_size(kv_size, ratio),
+    256), dsv4_comp_size = max(1, cdiv(kv_size, ratio)) (llama-kv-cache-dsv4.cpp:28-30, :1294/:1302/:1310)."""
+    return pad(max(1, cdiv(kv_size, ratio)))
+
+
+def swa_cache_cells(kv_size: int, n_swa: int, n_ubatch: int) -> int:
+    """Cells per stream of an iSWA wrapper's SWA cache, not unified and without --swa-full
+    (llama-kv-cache-iswa.cpp:73): GGML_PAD(min(kv_size, n_swa + n_ubatch), 256)."""
+    return pad(min(kv_size, n_swa + n_ubatch))
+
+
+def dsv4_ring_cells(cache: L.CompressedAttention, kv_size: int, n_ubatch: int) -> int:
+    """Cells per stream of the DeepSeek-V4 raw K ring: the SWA cache of an iSWA wrapper that is never unified."""
+    return swa_cache_cells(kv_size, cache.window or 0, n_ubatch)
+
+
+def dsv4_layer_buffers(
+    cache: L.CompressedAttention, kv_dtype: str, kv_size: int, streams: int, n_ubatch: int
+) -> dict[str, int]:
+    """Bytes of each llama.cpp DeepSeek-V4 buffer one layer holds (the keys name the caches the start-up log prints:
+    raw, csa, hca, lid, csa_state, hca_state, lid_state), for `streams` streams of `kv_size` cells."""
+    out = {"raw": row_bytes(kv_dtype, cache.head_dim) * dsv4_ring_cells(cache, kv_size, n_ubatch) * streams}
+    if cache.compress_ratio == DSV4_CSA_RATIO:
+        cells = dsv4_compressed_cells(kv_size, DSV4_CSA_RATIO)
+        state_rows = 2 * DSV4_CSA_RATIO  # the overlapping window (:1316)
+        out["csa"] = row_bytes(kv_dtype, cache.head_dim) * cells * streams
+        out["lid"] = row_bytes(kv_dtype, cache.index_head_dim) * cells * streams
+        out["csa_state"] = 2 * DSV4_STATE_BYTES * 2 * cache.head_dim * state_rows * streams
+        out["lid_state"] = 2 * DSV4_STATE_BYTES * 2 * cache.index_head_dim * state_rows * streams
+    elif cache.compress_ratio == DSV4_HCA_RATIO:
+        cells = dsv4_compressed_cells(kv_size, DSV4_HCA_RATIO)
+        out["hca"] = row_bytes(kv_dtype, cache.head_dim) * cells * streams
+        out["hca_state"] = 2 * DSV4_STATE_BYTES * cache.head_dim * DSV4_HCA_RATIO * streams
+    elif cache.compress_ratio:
+        raise UsageError(  # models/deepseek4.cpp:152 refuses the GGUF too
+            f"llama.cpp's DeepSeek-V4 loader only supports compression ratios 0, 4 and 128, not {cache.compress_ratio}",
+            hint=Text("use {engine} transformers for this model"),
+            field="engine",
+        )
+    return out
+
+
+def dsv4_buffers(caches: Sequence[L.Layer], req: Request, kv_size: int) -> dict[str, int]:
+    """The DeepSeek-V4 buffers of a whole model, summed over its layers, as llama.cpp's start-up log lists them."""
+    total: dict[str, int] = {}
+    for c in caches:
+        if isinstance(c, L.CompressedAttention):
+            for name, nbytes in dsv4_layer_buffers(c, req.kv_dtype, kv_size, req.batch, req.n_ubatch).items():
+                total[name] = total.get(name, 0) + nbytes
+    return total
+
 
 # Recurrent-state families whose llama.cpp storage kvplan has not read (no llama.cpp source for them checked)
 _UNREAD_STATES = {"kda": "Kimi's KDA state", "lightning": "MiniMax-01's lightning-attention state"}
@@ -115,7 +184,7 @@ _UNREAD_STATES = {"kda": "Kimi's KDA state", "lightning": "MiniMax-01's lightnin
 
 class LlamaCppEngine:
     name = "llamacpp"
-    follows = "llama.cpp master 2026 (llama-kv-cache.cpp, -iswa.cpp, llama-memory-recurrent.cpp)"
+    follows = "llama.cpp master 2026 (llama-kv-cache.cpp, -iswa.cpp, -dsv4.cpp @0c1e57098, llama-memory-recurrent.cpp)"
 
     def __init__(self, model_type: str = "") -> None:
         self.swa = model_type in SWA_FAMILIES
@@ -134,7 +203,6 @@ class LlamaCppEngine:
                 hint=Text("use {engine} vllm, sglang or transformers for this model"),
                 field="engine",
             )
-        refuse_compressed_attention("llama.cpp", caches, why=DSV4_WHY)
         refuse_index_keys("llama.cpp", caches)
         if req.tp > 1:
             raise UsageError(
@@ -164,22 +232,31 @@ class LlamaCppEngine:
 
     def swa_cells(self, cache: L.FullAttention | L.SlidingWindow | L.ChunkedLocal, req: Request, cells: int) -> int:
         """llama-kv-cache-iswa.cpp: GGML_PAD(min(size_base, n_swa * (unified ? n_seq_max : 1) + n_ubatch), 256)."""
-        return pad(min(cells, (cache.window or 0) + req.n_ubatch))
+        return swa_cache_cells(cells, cache.window or 0, req.n_ubatch)
 
     def _layer(self, cache: L.Layer, req: Request, cells: int) -> tuple[str, int, Fraction, int | None]:
         streams = req.batch
         if isinstance(cache, L.KVAttention):
             windowed = self.swa and cache.kind in (L.SLIDING, L.CHUNKED)
             size = self.swa_cells(cache, req, cells) if windowed else cells
-            dtype = "float16" if windowed and req.kv_dtype in GGML_BLOCK_TYPES else req.kv_dtype  # PR #21277
-            row = row_bytes(dtype, cache.num_kv_heads * cache.head_dim_k) + row_bytes(
-                dtype, cache.num_kv_heads * cache.head_dim_v
+            # the SWA cache takes type_k / type_v like the base cache (llama-kv-cache-iswa.cpp:102-103 at 0c1e57098:
+            # PR #21277, which kept it f16, was reverted by #21332 the next day)
+            row = row_bytes(req.kv_dtype, cache.num_kv_heads * cache.head_dim_k) + row_bytes(
+                req.kv_dtype, cache.num_kv_heads * cache.head_dim_v
             )
             grows = size == cells
             return cache.kind, row * size * streams, Fraction(row) if grows else Fraction(0), size
         if isinstance(cache, L.MlaLatent):
             row = row_bytes(req.kv_dtype, cache.latent_elements())
             return cache.kind, row * cells * streams, Fraction(row), cells
+        if isinstance(cache, L.CompressedAttention):
+            parts = dsv4_layer_buffers(cache, req.kv_dtype, cells, streams, req.n_ubatch)
+            ring_grows = dsv4_ring_cells(cache, cells, req.n_ubatch) == cells
+            per_token = Fraction(row_bytes(req.kv_dtype, cache.head_dim)) if ring_grows else Fraction(0)
+            if cache.compress_ratio:  # one compressed row (and, on CSA layers, one indexer row) per ratio tokens
+                row = row_bytes(req.kv_dtype, cache.head_dim) + row_bytes(req.kv_dtype, cache.index_head_dim)
+                per_token += Fraction(row, cache.compress_ratio)
+            return cache.kind, sum(parts.values()), per_token, cells
         if isinstance(cache, L.RecurrentState):
             state = int(cache.state_bytes(4, 4, columns=cache.conv_kernel - 1))  # r and s in float32, no TP
             return cache.kind, state * max(1, streams), Fraction(0), None
@@ -205,6 +282,16 @@ def cache_type_flags(kv_dtype: str) -> str:
 
 FIT_MARGIN = 1024 * 2**20  # --fit target margin per device (PR #16653)
 
+# DeepSeek-V4's compute buffer grows with the context (its lightning indexer and compressed attention score every
+# compressed row of the micro-batch: about 65.5 GiB at 1M context and -ub 512 on a DeepSeek-V4-Flash GGUF,
+# unslothai/unsloth PR #6940, llama.cpp issue #27680), which the n_ubatch x (n_vocab + n_embd) term below does not
+# hold: planning a deployment on it would promise context that does not fit. Its KV cache is sized (estimate).
+DSV4_COMPUTE_WHY = (
+    "kvplan's llama.cpp budget does not size DeepSeek-V4's compute buffer, which grows with the context "
+    "(about 65.5 GiB at 1M context and -ub 512, unsloth PR #6940), so it cannot say what fits"
+)
+DSV4_COMPUTE_HINT = "`kvplan estimate` sizes its llama.cpp KV cache; plan a deployment with {engine} vllm or sglang"
+
 
 def compute_buffer_bytes(config: dict, shape: ModelShape, n_ubatch: int) -> int:
     """The compute buffer llama.cpp reserves on the GPU holding the output layer: f32 logits and hidden state of
@@ -228,6 +315,8 @@ class LlamaCppServing(ServingModel):
         return 1, (pp if pp > 1 else gpus)
 
     def budget(self, b: BudgetInputs) -> tuple[list[BudgetTerm], int]:
+        if any(isinstance(c, L.CompressedAttention) for c in b.shape.caches()):
+            raise UsageError(DSV4_COMPUTE_WHY, hint=Text(DSV4_COMPUTE_HINT), field="engine")
         terms = [
             BudgetTerm("total", b.profile.memory_bytes, f"{b.profile.id} memory"),
             BudgetTerm("weights", -b.weights_per_gpu, f"GGUF weights / {b.pp} GPU(s) (layer split)"),
@@ -289,6 +378,18 @@ def estimate_notes(storage: LlamaCppEngine, shape: ModelShape, req: Request, kin
         f"llama.cpp: -c {seq_len * batch} -np {batch} gives {cells_per_stream(seq_len, batch)} cells per slot "
         "(n_ctx padded to 256)"
     ]
+    v4 = [c for c in shape.caches() if isinstance(c, L.CompressedAttention)]
+    if v4:
+        cells = cells_per_stream(seq_len, batch)
+        buffers = dsv4_buffers(v4, req, cells)
+        states = sum(b for name, b in buffers.items() if name.endswith("_state"))
+        notes.append(
+            f"llama.cpp DeepSeek-V4 (llama-kv-cache-dsv4.cpp): per slot a {dsv4_ring_cells(v4[0], cells, req.n_ubatch)}"
+            f"-cell raw K ring on {len(v4)} layers (n_swa + n_ubatch {req.n_ubatch}, padded to 256), "
+            f"{dsv4_compressed_cells(cells, DSV4_CSA_RATIO)} CSA + indexer K cells, "
+            f"{dsv4_compressed_cells(cells, DSV4_HCA_RATIO)} HCA cells and {states / batch / 2**20:,.2f} MiB of F32 "
+            "compressor state; an MTP draft (--spec-type draft-mtp) adds its own cache and state planes, not counted"
+        )
     if not storage.swa and any(c.kind in (L.SLIDING, L.CHUNKED) for c in shape.caches()):
         notes.append(f"llama.cpp has no sliding-window cache for {shape.model_type}: every token is cached")
     return tuple(notes)

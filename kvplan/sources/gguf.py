@@ -555,6 +555,57 @@ def _gemma4(m: _Meta, config: dict[str, Any]) -> list[str]:
     return []
 
 
+def _deepseek4(m: _Meta, config: dict[str, Any]) -> list[str]:
+    """llama.cpp's deepseek4 loader (ggml-org/llama.cpp@0c1e57098 src/models/deepseek4.cpp:19-80
+    load_arch_hparams) and converter (conversion/deepseek.py:527-689 DeepseekV4Model): block_count is
+    num_hidden_layers (:550; the `mtp.*` tensors are skipped, :584-586, or written alone to an MTP GGUF whose
+    block_count adds nextn_predict_layers, :551-552 / :688-689); key_length = value_length = head_dim (conversion/base.py:1541-1543),
+    head_count_kv 1; attention.sliding_window (deepseek4.cpp:30); attention.indexer.key_length, the lightning
+    indexer's key size (:42); attention.compress_ratios, the HF list with its MTP entries after the decoder layers,
+    of which llama.cpp reads the first block_count (:55-61: shorter is an error). The KV these size is
+    kvplan.engines.llamacpp's DSV4 model; the weights are the file's tensors."""
+    n_layer = config["num_hidden_layers"]
+    if m.integer("nextn_predict_layers", default=0) > 0:
+        raise UnsupportedArchitecture(
+            "the GGUF file is a DeepSeek-V4 MTP draft (deepseek4.nextn_predict_layers > 0): llama.cpp caches it in a "
+            "plain iSWA cache of its nextn layers (llama-model.cpp:2591-2611), which kvplan does not size",
+            hint="plan the main model's GGUF (or its Hugging Face config.json)",
+        )
+    if config["num_key_value_heads"] != 1 or config["head_dim"] != m.integer("attention.value_length"):
+        raise UnsupportedArchitecture(
+            f"the GGUF file's deepseek4 attention (head_count_kv {config['num_key_value_heads']}, key_length "
+            f"{config['head_dim']}, value_length {m.integer('attention.value_length')}) is not the one shared K=V "
+            "head llama.cpp's DeepSeek-V4 cache stores",
+            hint="pass the model's Hugging Face config.json instead",
+        )
+    ratios = m.raw("attention.compress_ratios")
+    if not isinstance(ratios, list) or len(ratios) < n_layer:
+        raise ConfigError(
+            f"the GGUF file's deepseek4.attention.compress_ratios does not list {n_layer} layers "
+            '(llama.cpp: "DeepSeek-V4 compress_ratios is shorter than block_count")',
+            hint="the file is damaged or not a llama.cpp DeepSeek-V4 model",
+        )
+    config.update(
+        model_type="deepseek_v4",
+        sliding_window=m.integer("attention.sliding_window"),
+        compress_ratios=[_int(r, "deepseek4.attention.compress_ratios") for r in ratios[:n_layer]],
+        num_nextn_predict_layers=0,  # the main GGUF holds no MTP layer (its tensors are skipped, :584-586)
+        index_head_dim=m.integer("attention.indexer.key_length"),
+        index_n_heads=m.integer("attention.indexer.head_count"),
+        index_topk=m.integer("attention.indexer.top_k"),
+        q_lora_rank=m.integer("attention.q_lora_rank"),
+        o_groups=m.integer("attention.output_group_count"),
+        o_lora_rank=m.integer("attention.output_lora_rank"),
+        n_routed_experts=m.integer("expert_count"),
+        num_experts_per_tok=m.integer("expert_used_count"),
+        moe_intermediate_size=m.integer("expert_feed_forward_length"),
+        n_shared_experts=m.integer("expert_shared_count", default=0),
+        hc_mult=m.integer("hyper_connection.count"),
+        num_hash_layers=m.integer("hash_layer_count", default=0),
+    )
+    return []
+
+
 _ARCHS: dict[str, Callable[[_Meta, dict[str, Any]], list[str]]] = {
     "llama": _llama,
     "mistral3": _never_slides("mistral"),
@@ -563,6 +614,7 @@ _ARCHS: dict[str, Callable[[_Meta, dict[str, Any]], list[str]]] = {
     "qwen2moe": _qwen2moe,
     "qwen3moe": _qwen3moe,
     "deepseek2": _deepseek2,
+    "deepseek4": _deepseek4,
     "phi3": _phi3,
     "command-r": _command_r,
     "cohere2": _cohere2,

@@ -90,11 +90,11 @@ def test_spec_arithmetic():
     assert (csa.compressor_width(), hca.compressor_width()) == (2 * (512 + 128), 512)
 
 
-@pytest.mark.parametrize("engine", ["llamacpp", "transformers-static"])
+@pytest.mark.parametrize("engine", ["transformers-static"])
 def test_engines_without_a_v4_storage_model_refuse_it(engine):
     """No engine may size DeepSeek-V4 as something else (before: vLLM 0 B per token; vLLM's own V4 storage is
     tests/engines/test_vllm_deepseek_v4.py, SGLang's tests/engines/test_sglang_deepseek_v4.py, TensorRT-LLM's
-    tests/engines/test_tensorrt_llm_deepseek_v4.py)."""
+    tests/engines/test_tensorrt_llm_deepseek_v4.py, llama.cpp's tests/engines/test_llamacpp_dsv4.py)."""
     shape = model_shape(load_config(V4[0]))
     storage = get_engine(engine, shape)
     with pytest.raises(UsageError) as err:

@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from kvplan.cli import app
 from kvplan.core import specs as L
 from kvplan.core.shapes import model_shape
 from kvplan.engines import Request
-from kvplan.engines.llamacpp import LlamaCppEngine, context_cells
-from kvplan.errors import UsageError
+from kvplan.engines.llamacpp import LlamaCppEngine, context_cells, dsv4_buffers
 
 from conftest import FIXTURES, load_config
 
 MIB = 2**20
-runner = CliRunner()
 CASES = {c["id"]: c for c in yaml.safe_load((FIXTURES / "calibration" / "engine_cases_2026.yaml").read_text())}
 GEMMA3_270M = (
     "llamacpp-unsloth-7530-gemma3-270m-ctx1024-parallel3",
@@ -84,28 +80,20 @@ def test_context_cells_follows_llama_context_rounding():
     assert context_cells(4096, 10) == 512  # 409 -> 512: 10 streams of 512 cells
 
 
-def test_dsv4_plain_cache_is_empty_so_kvplan_refuses_deepseek_v4():
-    """llama.cpp #22319: with DeepSeek-V4 the plain (non-SWA) cache has 0 layers and 0.00 MiB; the KV is in
-    llama-kv-cache-dsv4.cpp's own caches, which kvplan has not modelled. kvplan must neither charge plain per-layer
-    K/V nor echo the 0 bytes: it refuses by name, and the reason names llama.cpp's DSV4 caches."""
+def test_dsv4_plain_cache_is_empty_and_kvplan_charges_no_plain_kv():
+    """llama.cpp #22319: with DeepSeek-V4 the plain (non-SWA) cache has 0 layers and 0.00 MiB: every DSV4 layer is
+    SWA (models/deepseek4.cpp set_swa_pattern(0)) and its KV is in llama-kv-cache-dsv4.cpp's own caches. kvplan
+    charges no plain per-layer K/V for it (no full-attention kind) and does not echo the 0 bytes either: its costs
+    are the DSV4 buffers (tests/engines/test_llamacpp_dsv4.py derives them). That log is from the port's PR era
+    ("4/1 seqs": the plain cache unified); at 0c1e57098 the DSV4 caches are never unified."""
     case = CASES["llamacpp-22319-dsv4-flash-393216-noswa-empty"]
     assert case["reported"]["llamacpp_kv_layers"] == 0 and case["reported"]["llamacpp_kv_size_mib"] == 0.0
     config = load_config("deepseek-ai__DeepSeek-V4-Flash")
     shape = model_shape(config)
     assert any(isinstance(c, L.CompressedAttention) for c in shape.caches())
     engine = LlamaCppEngine(shape.model_type)
-    req = Request(seq_len=case["max_model_len"], batch=case["max_num_seqs"], kv_dtype="float16", model_dtype="bfloat16")
-    with pytest.raises(UsageError, match=r"llama\.cpp storage model does not size deepseek_v4") as err:
-        engine.stage_costs(shape.caches(), req)
-    assert "llama-kv-cache-dsv4.cpp" in str(err.value) and err.value.hint
-
-
-def test_dsv4_refusal_through_the_cli_is_one_error_line_exit_2():
-    result = runner.invoke(
-        app,
-        ["estimate", "deepseek-ai/DeepSeek-V4-Flash", "--engine", "llamacpp", "--seq-len", "4096", "--offline"],
-    )
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert [line for line in lines if line.startswith("error:")] == [lines[0]]
-    assert "deepseek_v4" in lines[0] and "llama-kv-cache-dsv4.cpp" in result.output
+    req = Request(seq_len=case["max_model_len"], batch=1, kv_dtype="float16", model_dtype="bfloat16")
+    costs = engine.stage_costs(shape.caches(), req)
+    assert {c.kind for c in costs} == {L.V4_SLIDING, L.CSA, L.HCA}
+    assert sum(c.bytes for c in costs) == sum(dsv4_buffers(shape.caches(), req, context_cells(393216, 1)).values())
+    assert sum(c.bytes for c in costs) > 0
