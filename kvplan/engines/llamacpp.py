@@ -243,7 +243,7 @@ class LlamaCppEngine:
     def _layer(
         self, cache: L.Layer, req: Request, cells: int, caches: list[L.Layer] | None = None
     ) -> tuple[str, int, Fraction, int | None]:
-        streams = 1 if self.kv_unified else req.batch  # llama-kv-cache.cpp:83 n_stream(unified ? 1 : n_seq_max)
+        streams = 1 if self.kv_unified else req.batch  # llama-kv-cache.cpp:84 n_stream(unified ? 1 : n_seq_max)
         if isinstance(cache, L.KVAttention):
             windowed = self.swa and cache.kind in (L.SLIDING, L.CHUNKED)
             size = self.swa_cells(cache, req, cells) if windowed else cells
@@ -394,7 +394,10 @@ def estimate_notes(storage: LlamaCppEngine, shape: ModelShape, req: Request, kin
         )
     if storage.flash_attn != "off" and req.kv_dtype not in GGML_BLOCK_TYPES:
         off = LlamaCppEngine(shape.model_type, kv_unified=storage.kv_unified, flash_attn="off")
-        here, padded = _cache_bytes(storage, caches, req, seq_len * batch), _cache_bytes(off, caches, req, seq_len * batch)
+        here, padded = (
+            _cache_bytes(storage, caches, req, seq_len * batch),
+            _cache_bytes(off, caches, req, seq_len * batch),
+        )
         if padded != here:
             notes.append(f"-fa off: {format_bytes(padded)} of KV instead of {format_bytes(here)}: {V_PADDING_WHY}")
     if not storage.swa and any(c.kind in (L.SLIDING, L.CHUNKED) for c in shape.caches()):
