@@ -330,3 +330,28 @@ def test_recommend_names_the_slots_its_command_gives():
     slots = int(re.search(r" -np (\d+) ", command).group(1))
     assert "-kvu" not in command and slots == rec.max_num_seqs
     assert any(f"-np {slots} given, so kv_unified stays off" in note for note in rec.notes)
+
+
+# JaydenCJ/kvcalc README (as tests/engines/test_engines.py quotes it), llama-server -c 8192 -np 4 with
+# bartowski/Meta-Llama-3-8B-Instruct-GGUF: four streams of 2048 cells, printed per stream
+KVCALC_NP4 = (
+    "llama_kv_cache: size = 1024.00 MiB (  2048 cells,  32 layers,  4/4 seqs), K (f16):  512.00 MiB, "
+    "V (f16):  512.00 MiB"
+)
+
+
+def test_explain_counts_every_stream_of_the_logged_cells():
+    """The cells of a size line are one stream's (llama-kv-cache.cpp:301-302 prints kv_size, then n_seq_max/n_stream):
+    2048 cells x 4 streams x 32 layers x 1024 x 2 (K, V) x 2 B = 1024 MiB. kvplan explain used to read 2048 cells
+    as the whole cache (256 MiB). The same cache unified would print 8192 cells, 4/1 seqs, and the same 1024 MiB."""
+    from kvplan.checking.explain import ExplainOptions, explain
+    from kvplan.engines.logs import parse_log
+
+    for line in (KVCALC_NP4, KVCALC_NP4.replace("  2048 cells", "  8192 cells").replace("4/4 seqs", "4/1 seqs")):
+        result = explain(parse_log(line), ExplainOptions(model="meta-llama/Meta-Llama-3-8B", offline=True))
+        assert {n.name: n.kvplan for n in result.numbers} == {
+            "llamacpp_kv_size": 1024,
+            "llamacpp_k_size": 512,
+            "llamacpp_v_size": 512,
+        }
+        assert result.all_within_rounding
