@@ -180,7 +180,9 @@ class LlamaCppEngine:
         `flash_attn`: `-fa` (auto, on, off)."""
         if flash_attn not in FLASH_ATTN:
             raise UsageError(
-                f"llama.cpp has no -fa {flash_attn}", hint=Text("use -fa on, off or auto"), field="flash_attn"
+                Text("llama.cpp has no {flash_attn} {v}", v=flash_attn),
+                hint=Text("use {flash_attn} on, off or auto"),
+                field="flash_attn",
             )
         self.swa = model_type in SWA_FAMILIES
         self.kv_unified = kv_unified
@@ -216,9 +218,12 @@ class LlamaCppEngine:
             )
         if self.flash_attn == "off" and req.kv_dtype in GGML_BLOCK_TYPES:  # llama-context.cpp:3845-3846
             raise UsageError(
-                f"llama.cpp refuses a quantized V cache ({req.kv_dtype}) with -fa off: "
-                "quantized V cache requires flash_attn to be enabled",
-                hint=Text("use -fa on or auto, or {kv_dtype} f16"),
+                Text(
+                    "llama.cpp refuses a quantized V cache ({v}) with {flash_attn} off: quantized V cache requires "
+                    "flash_attn to be enabled",
+                    v=req.kv_dtype,
+                ),
+                hint=Text("use {flash_attn} on or auto, or {kv_dtype} f16"),
                 field="kv_dtype",
             )
 
@@ -378,10 +383,17 @@ def slot_note(slots: int) -> str:
 
 def estimate_notes(storage: LlamaCppEngine, shape: ModelShape, req: Request, kinds: frozenset) -> tuple[str, ...]:
     seq_len, batch = req.seq_len, req.batch
-    notes = [
-        f"llama.cpp: -c {seq_len * batch} -np {batch} gives {cells_per_stream(seq_len, batch)} cells per slot "
-        "(n_ctx padded to 256)"
-    ]
+    if storage.kv_unified:
+        notes = [
+            f"llama.cpp: -c {seq_len * batch} -np {batch} -kvu gives one stream of "
+            f"{context_cells(seq_len * batch, batch, unified=True)} cells that each of the {batch} slots may fill "
+            "(n_ctx padded to 256)"
+        ]
+    else:
+        notes = [
+            f"llama.cpp: -c {seq_len * batch} -np {batch} gives {cells_per_stream(seq_len, batch)} cells per slot "
+            "(n_ctx padded to 256)"
+        ]
     caches = shape.caches()
     if not storage.kv_unified:  # what the same -c gives when llama-server picks its slots itself
         n_ctx = seq_len * batch
@@ -411,6 +423,8 @@ ENTRY = EngineEntry(
     display="llama.cpp",
     flag_key="llama.cpp",
     storage=lambda shape: LlamaCppEngine(shape.model_type),
+    storage_options=frozenset({"flash_attn", "kv_unified"}),
+    configured_storage=lambda shape, options: LlamaCppEngine(shape.model_type, **options),
     serving=LlamaCppServing(),
     plannable=True,
     kv_auto="float16",  # --cache-type-k default, whatever the model dtype

@@ -287,7 +287,7 @@ def test_quantized_v_with_fa_off_is_refused():
     with pytest.raises(UsageError, match="quantized V cache requires flash_attn") as err:
         engine.context_costs(caches, _req(1, "q8_0"), 1024)
     assert err.value.hint
-    with pytest.raises(UsageError, match="-fa maybe"):
+    with pytest.raises(UsageError, match="has no --flash-attn maybe"):
         LlamaCppEngine("gemma3_text", flash_attn="maybe")
 
 
@@ -355,3 +355,43 @@ def test_explain_counts_every_stream_of_the_logged_cells():
             "llamacpp_v_size": 512,
         }
         assert result.all_within_rounding
+
+
+def _estimate_cli(*args: str):
+    return runner.invoke(app, ["estimate", "google/gemma-4-26B-A4B", "--seq-len", "16384", "--offline", *args])
+
+
+@pytest.mark.parametrize(
+    ("args", "total"),
+    [
+        # -c 16384 -np 1: SWA 25 x 8 KiB x 1536 = 300 MiB, full 5 x 4 KiB x 16384 = 320 MiB
+        ((), "620.00 MiB for the batch"),
+        (("--flash-attn", "on"), "620.00 MiB for the batch"),
+        # full rows 6 KiB with -fa off: 5 x 6 KiB x 16384 = 480 MiB
+        (("--flash-attn", "off"), "780.00 MiB for the batch"),
+        # -c 65536 -np 4 -kvu: SWA GGML_PAD(1024 x 4 + 512, 256) = 4608 cells: 900 MiB; full 65536 cells: 1280 MiB
+        (("--kv-unified", "on", "--batch", "4"), "2.13 GiB for the batch"),
+        # separate streams: 4 x 1536 SWA cells = 1200 MiB, 4 x 16384 full = 1280 MiB
+        (("--kv-unified", "off", "--batch", "4"), "2.42 GiB for the batch"),
+    ],
+)
+def test_estimate_takes_llama_cpp_flash_attn_and_kv_unified(args, total):
+    result = _estimate_cli("--engine", "llamacpp", *args)
+    assert result.exit_code == 0, result.output
+    assert total in " ".join(result.output.split())
+
+
+def test_the_llama_cpp_storage_options_are_refused_elsewhere_and_when_invalid():
+    for args, message in (
+        (("--flash-attn", "off"), "error: --flash-attn does not apply to vllm"),
+        (("--engine", "sglang", "--kv-unified", "on"), "error: --kv-unified does not apply to sglang"),
+        (("--engine", "llamacpp", "--flash-attn", "maybe"), "error: unknown --flash-attn"),
+        (
+            ("--engine", "llamacpp", "--flash-attn", "off", "--kv-dtype", "q4_0"),
+            "error: llama.cpp refuses a quantized V",
+        ),
+    ):
+        result = _estimate_cli(*args)
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert lines[0].startswith(message) and lines[1].startswith("hint:"), lines
