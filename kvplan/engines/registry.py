@@ -171,7 +171,7 @@ def get_engine(name: str, shape: ModelShape, options: Mapping[str, Any] | None =
             hint=Text("use it with {engine} " + listed(takers) if takers else "drop " + flags),
             field=fields[0],
         )
-    return entry.configured_storage(shape, given)  # type: ignore[no-any-return]
+    return entry.configured_storage(shape, given)
 
 
 def storage_entry(name: str) -> EngineEntry | None:
