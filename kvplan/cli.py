@@ -449,6 +449,24 @@ def estimate(
     vllm_version: VllmVersionOpt = None,
     prefix_caching: PrefixCachingOpt = None,
     async_scheduling: AsyncSchedulingOpt = None,
+    flash_attn: Annotated[
+        Optional[str],
+        typer.Option(
+            "--flash-attn",
+            help="llama.cpp -fa auto|on|off (default auto): off stores V transposed, every layer's V as wide as "
+            "the widest (Gemma 4's 512-wide global layers).",
+            show_default=False,
+        ),
+    ] = None,
+    kv_unified: Annotated[
+        Optional[str],
+        typer.Option(
+            "--kv-unified",
+            help="llama.cpp -kvu on|off (default off, as with -np given): one cache stream shared by the --batch "
+            "slots; llama-server without -np runs 4 such slots (--kv-unified on --batch 4).",
+            show_default=False,
+        ),
+    ] = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
     hub_weights: HubWeightsOpt = False,
@@ -535,6 +553,8 @@ def estimate(
         vllm_version=vllm_version,
         prefix_caching=on_off("--prefix-caching", prefix_caching),
         async_scheduling=on_off("--async-scheduling", async_scheduling),
+        flash_attn=None if flash_attn is None else choice("--flash-attn", flash_attn, ("auto", "on", "off")),
+        kv_unified=on_off("--kv-unified", kv_unified),
     )
     # read once for every length
     resolved = resolve(

@@ -37,6 +37,8 @@ FLAGS: dict[str, str] = {
     "block_size": "--block-size",
     "max_num_batched_tokens": "--max-num-batched-tokens",
     "n_ubatch": "--ubatch",
+    "flash_attn": "--flash-attn",
+    "kv_unified": "--kv-unified",
     "gpu_profile": "--gpu-profile",
     "gpus": "--gpus",
     "max_model_len": "--max-model-len",

@@ -984,8 +984,14 @@ class _PoolSizes(_Explainer):
                 type_k = self._ggml(self.log.settings.get("cache_type_k"))
                 type_v = self._ggml(self.log.settings.get("cache_type_v"))
                 layers = found.get("llamacpp_kv_layers")
+                streams = found.get("llamacpp_kv_streams")  # "4/4 seqs": 4 streams of the cells printed
                 computed, why = llamacpp_cache_figures(
-                    caches, type_k, type_v, cells.value, None if layers is None else int(layers.value)
+                    caches,
+                    type_k,
+                    type_v,
+                    cells.value,
+                    None if layers is None else int(layers.value),
+                    1 if streams is None else int(streams.value),
                 )
                 self._rows(found, computed, why, f"log: {cells.value:,} cells (line {line})")
         if not self.rows:

@@ -118,6 +118,10 @@ class EngineEntry:
     # the speculative-decoding rules of an engine without a ServingModel (transformers' assisted generation):
     # SpeculativeInputs -> Speculative (kvplan.planning.speculative.engine_speculative); None: not modelled
     speculative: Callable[[Any], Any] | None = None
+    # the storage settings `kvplan estimate` may give its storage model (llama.cpp: "flash_attn", "kv_unified")
+    # and how it is built with them, (shape, {setting: value}) -> Engine (kvplan.engines.registry.get_engine)
+    storage_options: frozenset[str] = frozenset()
+    configured_storage: Callable[[Any, Mapping[str, Any]], Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "display", self.display or self.name)

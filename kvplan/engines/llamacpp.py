@@ -7,8 +7,12 @@ Rules, read from llama.cpp master (2025-2026) and checked against real start-up 
   `batch` the slots, so `-c = seq_len x batch`; `context_cells` / `LlamaCppEngine.context_costs` take a total
   `-c` that is not a multiple of the slots (-c 1024 -np 3: 3 x 512 = 1536 cells, llama.cpp's n_ctx rounded UP;
   tests/engines/test_llamacpp_calibration.py). The log prints cells per stream: "size = 1024.00 MiB
-  ( 2048 cells, 32 layers, 4/4 seqs)" for `-c 8192 -np 4`. Only `-np 1` without `-kvu` makes llama-server
-  switch to 4 unified slots, which kvplan does not model.
+  ( 2048 cells, 32 layers, 4/4 seqs)" for `-c 8192 -np 4`. Without `-np` llama-server runs SERVER_AUTO_SLOTS (4)
+  slots in ONE unified stream of `GGML_PAD(n_ctx, 256)` cells that every slot may fill ("4/1 seqs"; `server_slots`,
+  `LlamaCppEngine(kv_unified=True)`); kvplan's plans give `-np`, so they run with separate streams.
+- `-fa off`: V is stored transposed and every layer's V row is padded to the largest `n_embd_v_gqa` of the model
+  (`LlamaCppEngine(flash_attn="off")`, Gemma 4's 512-wide global layers); `-fa auto` (the default) and `on`
+  create the cache untransposed (`V_PADDING_WHY`).
 - `llama-kv-cache.cpp`: per layer with KV, `K = [n_embd_k_gqa, kv_size, n_stream]` of `type_k` and V likewise
   (`n_embd_k_gqa = head_dim_k x n_head_kv`; no TP split: llama.cpp splits whole layers across GPUs). Bytes are
   ggml row sizes: f32 4, f16/bf16 2, q8_0 34/32, q5_1 24/32, q5_0 22/32, q4_1 20/32, q4_0 and iq4_nl 18/32
@@ -35,12 +39,21 @@ Below the storage model: its serving model (LlamaCppServing: memory - weights - 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from fractions import Fraction
 
 from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
 from kvplan.core.shapes import ModelShape
-from kvplan.core.units import DTYPE_BYTES, GGML_BLOCK_SIZE, GGML_BLOCK_TYPES, GGML_NAMES, cdiv, short_dtype
+from kvplan.core.units import (
+    DTYPE_BYTES,
+    GGML_BLOCK_SIZE,
+    GGML_BLOCK_TYPES,
+    GGML_NAMES,
+    cdiv,
+    format_bytes,
+    short_dtype,
+)
 from kvplan.engines.base import KindCost, Request, group_costs, refuse_index_keys
 from kvplan.engines.entry import EngineEntry
 from kvplan.engines.serving import UBATCH, BudgetInputs, BudgetTerm, FlagInputs, ServingModel
@@ -72,22 +85,67 @@ def pad(n: int, to: int = CTX_PAD) -> int:
     return cdiv(n, to) * to
 
 
-def context_cells(n_ctx: int, n_seq: int) -> int:
-    """Cells per stream (`n_ctx_seq`) for `-c n_ctx -np n_seq` without `--kv-unified`.
+def context_cells(n_ctx: int, n_seq: int, unified: bool = False) -> int:
+    """Cells per stream (`n_ctx_seq`) for `-c n_ctx -np n_seq`; with `--kv-unified` the one stream's
+    `GGML_PAD(n_ctx, 256)` (llama-context.cpp:292-293 at LLAMACPP_COMMIT: `n_ctx_seq = n_ctx`).
 
     llama-context.cpp (llama_context::llama_context): `cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256)`, then,
     not unified, `n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256)` and, when `n_ctx != n_ctx_seq * n_seq_max`,
     `n_ctx = n_ctx_seq * n_seq_max` (logged as "rounding down", though it can round up: -c 1024 -np 3 gives
     3 x 512 = 1536). llama-model.cpp create_memory passes `cparams.n_ctx_seq` as the cache's kv_size and
     llama-kv-cache.cpp allocates `[n_embd, kv_size, n_stream]` with `n_stream = unified ? 1 : n_seq_max`.
-    llama-server leaves `kv_unified` false when `-np` is given (tools/server: only `n_parallel == 1` without
-    `-kvu` is turned into 4 unified slots)."""
+    llama-server leaves `kv_unified` false when `-np` is given and `-kvu` is not (`server_slots`)."""
+    if unified:
+        return pad(n_ctx)
     return pad(pad(n_ctx) // n_seq)
 
 
 def cells_per_stream(seq_len: int, n_seq: int) -> int:
     """Cells one slot gets for `-c seq_len x n_seq -np n_seq` (non-unified KV)."""
     return context_cells(seq_len * n_seq, n_seq)
+
+
+# llama-server's slots and llama.cpp's Flash Attention setting, read at ONE commit: ggml-org/llama.cpp@LLAMACPP_COMMIT
+# (the llama.cpp that llama-cpp-python 0.3.36 vendors; tests/engines/test_llamacpp_server_defaults.py quotes every
+# line cited here).
+LLAMACPP_COMMIT = "0c1e57098bba43ac29e6e3b677cdceebdd22334f"  # 2026-10-01
+# common/arg.cpp:1403 `params.n_parallel = -1;     // auto by default` (LLAMA_EXAMPLE_SERVER; the library's own
+# default is 1, common/common.h:457), and tools/server/server.cpp:156-160: `if (params.n_parallel < 0)` ->
+# `params.n_parallel = 4; params.kv_unified = true;`, whatever -kvu/-no-kvu said
+SERVER_AUTO_SLOTS = 4
+FLASH_ATTN = ("auto", "on", "off")  # common/arg.cpp:1754 `-fa, --flash-attn [on|off|auto]`, common.h:501 AUTO
+# llama-context.cpp:230 `cparams.flash_attn = params.flash_attn_type != LLAMA_FLASH_ATTN_TYPE_DISABLED`, and the
+# cache is created once (:397) with `v_trans = !cparams.flash_attn` (llama-model.cpp create_memory), before `auto`
+# is resolved (:557-559); llama-kv-cache.cpp:210 `n_embd_v_gqa = !v_trans ? hparams.n_embd_v_gqa(il) :
+# hparams.n_embd_v_gqa_max()`, the largest over all layers (llama-hparams.cpp:199-205)
+V_PADDING_WHY = (
+    "with -fa off llama.cpp stores V transposed and pads every layer's V row to the model's widest "
+    "(llama-kv-cache.cpp:210); -fa auto and on do not"
+)
+
+
+def server_slots(n_parallel: int | None = None, kv_unified: bool | None = None) -> tuple[int, bool]:
+    """(slots, kv_unified) llama-server runs with for `-np n_parallel` (None or negative: not given, "auto") and
+    `-kvu` / `-no-kvu` (None: neither given; common/common.h:575 `kv_unified = false`). An absent -np is 4 slots
+    in one unified stream (server.cpp:156-160, overriding -no-kvu); -np 0 is refused (common/arg.cpp:2547-2548)."""
+    if n_parallel is None or n_parallel < 0:
+        return SERVER_AUTO_SLOTS, True
+    if n_parallel == 0:
+        raise UsageError(
+            "llama-server refuses -np 0 (common/arg.cpp: invalid value for n_parallel)",
+            hint=Text("give {batch} N >= 1, or leave -np out for llama-server's 4 unified slots"),
+            field="batch",
+        )
+    return n_parallel, bool(kv_unified)
+
+
+def v_values(cache: L.KVAttention, caches: list[L.Layer], flash_attn: str) -> int:
+    """Values of one cell's V row in a layer: its own `n_head_kv x head_dim_v`, with `-fa off` the largest of the
+    model's attention layers (V_PADDING_WHY)."""
+    own = cache.num_kv_heads * cache.head_dim_v
+    if flash_attn != "off":
+        return own
+    return max([own] + [c.num_kv_heads * c.head_dim_v for c in caches if isinstance(c, L.KVAttention)])
 
 
 def row_bytes(kv_dtype: str, n: int) -> int:
@@ -186,8 +244,18 @@ class LlamaCppEngine:
     name = "llamacpp"
     follows = "llama.cpp master 2026 (llama-kv-cache.cpp, -iswa.cpp, -dsv4.cpp @0c1e57098, llama-memory-recurrent.cpp)"
 
-    def __init__(self, model_type: str = "") -> None:
+    def __init__(self, model_type: str = "", kv_unified: bool = False, flash_attn: str = "auto") -> None:
+        """`kv_unified`: one stream shared by every slot (`-kvu`, or llama-server without -np: `server_slots`);
+        `flash_attn`: `-fa` (auto, on, off)."""
+        if flash_attn not in FLASH_ATTN:
+            raise UsageError(
+                Text("llama.cpp has no {flash_attn} {v}", v=flash_attn),
+                hint=Text("use {flash_attn} on, off or auto"),
+                field="flash_attn",
+            )
         self.swa = model_type in SWA_FAMILIES
+        self.kv_unified = kv_unified
+        self.flash_attn = flash_attn
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if any(isinstance(c, L.MlaLatent) and c.sparse for c in caches):  # DeepSeek V3.2, GLM-5 (DSA indexer)
@@ -216,6 +284,16 @@ class LlamaCppEngine:
                 hint=Text("use {kv_dtype} f16, bf16, f32, q8_0, q5_1, q5_0, q4_1, q4_0 or iq4_nl"),
                 field="kv_dtype",
             )
+        if self.flash_attn == "off" and req.kv_dtype in GGML_BLOCK_TYPES:  # llama-context.cpp:3845-3846
+            raise UsageError(
+                Text(
+                    "llama.cpp refuses a quantized V cache ({v}) with {flash_attn} off: quantized V cache requires "
+                    "flash_attn to be enabled",
+                    v=req.kv_dtype,
+                ),
+                hint=Text("use {flash_attn} on or auto, or {kv_dtype} f16"),
+                field="kv_dtype",
+            )
 
     def block_size(self, caches: list[L.Layer], req: Request) -> int | None:
         return None
@@ -227,22 +305,25 @@ class LlamaCppEngine:
         """The caches of `-c n_ctx -np req.batch` (n_ctx the TOTAL context, which need not be a multiple of
         the slots): `req.batch` streams of `context_cells(n_ctx, req.batch)` cells (`tokens` per stream)."""
         self.check(caches, req)
-        cells = context_cells(n_ctx, req.batch)
-        return group_costs([self._layer(c, req, cells) for c in caches])
+        cells = context_cells(n_ctx, req.batch, self.kv_unified)
+        return group_costs([self._layer(c, req, cells, caches) for c in caches])
 
     def swa_cells(self, cache: L.FullAttention | L.SlidingWindow | L.ChunkedLocal, req: Request, cells: int) -> int:
-        """llama-kv-cache-iswa.cpp: GGML_PAD(min(size_base, n_swa * (unified ? n_seq_max : 1) + n_ubatch), 256)."""
-        return swa_cache_cells(cells, cache.window or 0, req.n_ubatch)
+        """llama-kv-cache-iswa.cpp:73: GGML_PAD(min(size_base, n_swa * (unified ? n_seq_max : 1) + n_ubatch), 256)."""
+        window = (cache.window or 0) * (req.batch if self.kv_unified else 1)
+        return swa_cache_cells(cells, window, req.n_ubatch)
 
-    def _layer(self, cache: L.Layer, req: Request, cells: int) -> tuple[str, int, Fraction, int | None]:
-        streams = req.batch
+    def _layer(
+        self, cache: L.Layer, req: Request, cells: int, caches: list[L.Layer] | None = None
+    ) -> tuple[str, int, Fraction, int | None]:
+        streams = 1 if self.kv_unified else req.batch  # llama-kv-cache.cpp:84 n_stream(unified ? 1 : n_seq_max)
         if isinstance(cache, L.KVAttention):
             windowed = self.swa and cache.kind in (L.SLIDING, L.CHUNKED)
             size = self.swa_cells(cache, req, cells) if windowed else cells
             # the SWA cache takes type_k / type_v like the base cache (llama-kv-cache-iswa.cpp:102-103 at 0c1e57098:
             # PR #21277, which kept it f16, was reverted by #21332 the next day)
             row = row_bytes(req.kv_dtype, cache.num_kv_heads * cache.head_dim_k) + row_bytes(
-                req.kv_dtype, cache.num_kv_heads * cache.head_dim_v
+                req.kv_dtype, v_values(cache, caches or [cache], self.flash_attn)
             )
             grows = size == cells
             return cache.kind, row * size * streams, Fraction(row) if grows else Fraction(0), size
@@ -250,7 +331,9 @@ class LlamaCppEngine:
             row = row_bytes(req.kv_dtype, cache.latent_elements())
             return cache.kind, row * cells * streams, Fraction(row), cells
         if isinstance(cache, L.CompressedAttention):
-            parts = dsv4_layer_buffers(cache, req.kv_dtype, cells, streams, req.n_ubatch)
+            # one stream per slot whatever -kvu says, each of n_ctx_seq cells (llama-kv-cache-dsv4.cpp:1244 and :1287
+            # at 0c1e57098: unified_raw = false, unified_compressed = false)
+            parts = dsv4_layer_buffers(cache, req.kv_dtype, cells, req.batch, req.n_ubatch)
             ring_grows = dsv4_ring_cells(cache, cells, req.n_ubatch) == cells
             per_token = Fraction(row_bytes(req.kv_dtype, cache.head_dim)) if ring_grows else Fraction(0)
             if cache.compress_ratio:  # one compressed row (and, on CSA layers, one indexer row) per ratio tokens
@@ -259,7 +342,8 @@ class LlamaCppEngine:
             return cache.kind, sum(parts.values()), per_token, cells
         if isinstance(cache, L.RecurrentState):
             state = int(cache.state_bytes(4, 4, columns=cache.conv_kernel - 1))  # r and s in float32, no TP
-            return cache.kind, state * max(1, streams), Fraction(0), None
+            # one state per sequence, unified or not (llama-model.cpp create_memory: max(1, n_seq_max))
+            return cache.kind, state * max(1, req.batch), Fraction(0), None
         return cache.kind, 0, Fraction(0), None
 
 
@@ -344,6 +428,9 @@ class LlamaCppServing(ServingModel):
     def reported_batched_tokens(self, max_num_batched_tokens: int, n_ubatch: int) -> int:
         return n_ubatch
 
+    def slot_notes(self, slots: int) -> list[str]:
+        return [slot_note(slots)]
+
     def notes(self, model_dtype: str, weights_source: str | None) -> list[str]:
         if weights_source in ("--weights-bytes", "gguf"):  # the file's own size, or its tensors' stored bytes
             return []
@@ -372,15 +459,53 @@ class LlamaCppServing(ServingModel):
         return line
 
 
+def _cache_bytes(engine: LlamaCppEngine, caches: list[L.Layer], req: Request, n_ctx: int) -> int:
+    return sum(c.bytes for c in engine.context_costs(caches, req, n_ctx))
+
+
+def slot_note(slots: int) -> str:
+    """How llama-server runs the `-np` a plan prints: separate streams, and what an absent -np would be instead."""
+    return (
+        f"llama-server: -np {slots} given, so kv_unified stays off and each slot is its own stream of "
+        f"-c / {slots} cells; without -np it runs {SERVER_AUTO_SLOTS} slots sharing one unified stream of -c cells "
+        "that any slot may fill (tools/server/server.cpp:156-160)"
+    )
+
+
 def estimate_notes(storage: LlamaCppEngine, shape: ModelShape, req: Request, kinds: frozenset) -> tuple[str, ...]:
     seq_len, batch = req.seq_len, req.batch
-    notes = [
-        f"llama.cpp: -c {seq_len * batch} -np {batch} gives {cells_per_stream(seq_len, batch)} cells per slot "
-        "(n_ctx padded to 256)"
-    ]
+    if storage.kv_unified:
+        notes = [
+            f"llama.cpp: -c {seq_len * batch} -np {batch} -kvu gives one stream of "
+            f"{context_cells(seq_len * batch, batch, unified=True)} cells that each of the {batch} slots may fill "
+            "(n_ctx padded to 256)"
+        ]
+    else:
+        notes = [
+            f"llama.cpp: -c {seq_len * batch} -np {batch} gives {cells_per_stream(seq_len, batch)} cells per slot "
+            "(n_ctx padded to 256)"
+        ]
+    caches = shape.caches()
+    if not storage.kv_unified:  # what the same -c gives when llama-server picks its slots itself
+        n_ctx = seq_len * batch
+        auto = LlamaCppEngine(shape.model_type, kv_unified=True, flash_attn=storage.flash_attn)
+        auto_req = replace(req, batch=SERVER_AUTO_SLOTS)
+        notes.append(
+            f"llama-server -c {n_ctx} without -np: {SERVER_AUTO_SLOTS} slots in one unified stream of "
+            f"{context_cells(n_ctx, SERVER_AUTO_SLOTS, unified=True)} cells, each slot up to all of them "
+            f"({format_bytes(_cache_bytes(auto, caches, auto_req, n_ctx))} of KV; server.cpp:156-160)"
+        )
+    if storage.flash_attn != "off" and req.kv_dtype not in GGML_BLOCK_TYPES:
+        off = LlamaCppEngine(shape.model_type, kv_unified=storage.kv_unified, flash_attn="off")
+        here, padded = (
+            _cache_bytes(storage, caches, req, seq_len * batch),
+            _cache_bytes(off, caches, req, seq_len * batch),
+        )
+        if padded != here:
+            notes.append(f"-fa off: {format_bytes(padded)} of KV instead of {format_bytes(here)}: {V_PADDING_WHY}")
     v4 = [c for c in shape.caches() if isinstance(c, L.CompressedAttention)]
     if v4:
-        cells = cells_per_stream(seq_len, batch)
+        cells = context_cells(seq_len * batch, batch, storage.kv_unified)
         buffers = dsv4_buffers(v4, req, cells)
         states = sum(b for name, b in buffers.items() if name.endswith("_state"))
         notes.append(
@@ -401,6 +526,8 @@ ENTRY = EngineEntry(
     display="llama.cpp",
     flag_key="llama.cpp",
     storage=lambda shape: LlamaCppEngine(shape.model_type),
+    storage_options=frozenset({"flash_attn", "kv_unified"}),
+    configured_storage=lambda shape, options: LlamaCppEngine(shape.model_type, **options),
     serving=LlamaCppServing(),
     plannable=True,
     kv_auto="float16",  # --cache-type-k default, whatever the model dtype

@@ -342,10 +342,12 @@ def sglang_pool_figures(caches: list[L.Layer], req: Request, tokens: int) -> tup
 
 
 def llamacpp_cache_figures(
-    caches: list[L.Layer], type_k: str, type_v: str, cells: int, layers: int | None
+    caches: list[L.Layer], type_k: str, type_v: str, cells: int, layers: int | None, streams: int = 1
 ) -> tuple[dict[str, Figure], str | None]:
     """llama.cpp's KV cache size and its K and V parts (MiB) for `cells` cells of the `layers` layers of one cache,
-    stored as ggml types `type_k` / `type_v` (canonical dtype names); ({}, why not) where kvplan cannot tell."""
+    stored as ggml types `type_k` / `type_v` (canonical dtype names), in `streams` streams (the "/N" of "S/N seqs":
+    llama-kv-cache.cpp allocates `[n_embd, kv_size, n_stream]`, the log's cells are one stream's); ({}, why not)
+    where kvplan cannot tell."""
     kv, mla, other = _attention_kinds(caches)
     if mla or other or any(c.kind != L.FULL for c in kv):
         return {}, "only models whose KV layers are all full attention are recomputed for llama.cpp"
@@ -356,13 +358,14 @@ def llamacpp_cache_figures(
         v = sum(row_bytes(type_v, c.num_kv_heads * c.head_dim_v) for c in kv)
     except (KeyError, UsageError) as exc:
         return {}, f"cannot size llama.cpp's cache types {type_k}/{type_v}: {exc}"
-    k_mib, v_mib = Fraction(k * cells, MIB), Fraction(v * cells, MIB)
+    k_mib, v_mib = Fraction(k * cells * streams, MIB), Fraction(v * cells * streams, MIB)
+    of = f"{cells:,} cells x {streams} streams" if streams > 1 else f"{cells:,} cells"
     return {
         "llamacpp_kv_size": Figure(
-            "llamacpp_kv_size", k_mib + v_mib, "bytes per cell", f"{cells:,} cells x {k + v:,} B ({len(kv)} layers)"
+            "llamacpp_kv_size", k_mib + v_mib, "bytes per cell", f"{of} x {k + v:,} B ({len(kv)} layers)"
         ),
-        "llamacpp_k_size": Figure("llamacpp_k_size", k_mib, "bytes per cell", f"{cells:,} cells x {k:,} B of K"),
-        "llamacpp_v_size": Figure("llamacpp_v_size", v_mib, "bytes per cell", f"{cells:,} cells x {v:,} B of V"),
+        "llamacpp_k_size": Figure("llamacpp_k_size", k_mib, "bytes per cell", f"{of} x {k:,} B of K"),
+        "llamacpp_v_size": Figure("llamacpp_v_size", v_mib, "bytes per cell", f"{of} x {v:,} B of V"),
     }, None
 
 

@@ -10,14 +10,15 @@ Lists come in registry order; lookups take any spelling (`canonical_engine`: cas
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from kvplan.core.shapes import ModelShape
 from kvplan.engines import lightllm, llamacpp, naive, sglang, tensorrt_llm, tgi, transformers, vllm, xinference
 from kvplan.engines.base import Engine
 from kvplan.engines.entry import ConfigVocabulary, EngineEntry
 from kvplan.engines.serving import ServingModel
-from kvplan.errors import UsageError
+from kvplan.errors import Text, UsageError
 
 BUILTIN: tuple[EngineEntry, ...] = (
     vllm.ENTRY,
@@ -151,12 +152,26 @@ def listed(items: tuple[str, ...] | list[str], last: str = "or") -> str:
 # ----------------------------------------------------------------------------------------- one engine's parts
 
 
-def get_engine(name: str, shape: ModelShape) -> Engine:
-    """The storage model of `name` for `shape`, for `kvplan estimate` (engines with a storage model of their own)."""
+def get_engine(name: str, shape: ModelShape, options: Mapping[str, Any] | None = None) -> Engine:
+    """The storage model of `name` for `shape`, for `kvplan estimate` (engines with a storage model of their own),
+    built with the storage settings `options` gives (None values: not given) where its entry takes them
+    (`EngineEntry.storage_options`); a setting it does not take is refused by name."""
     entry = lookup(name)
     if entry is None or entry.storage is None:
         raise UsageError(f"unknown engine {name!r}", hint="use one of: " + ", ".join(estimate_engines()))
-    return entry.storage(shape)
+    given = {key: value for key, value in (options or {}).items() if value is not None}
+    if not given:
+        return entry.storage(shape)
+    fields = sorted(given)
+    if not set(fields) <= entry.storage_options or entry.configured_storage is None:
+        takers = list(names(lambda e: set(fields) <= e.storage_options))
+        flags = listed(["{" + f + "}" for f in fields], "and")
+        raise UsageError(
+            Text(flags + " does not apply to {which}", which=entry.name),
+            hint=Text("use it with {engine} " + listed(takers) if takers else "drop " + flags),
+            field=fields[0],
+        )
+    return entry.configured_storage(shape, given)
 
 
 def storage_entry(name: str) -> EngineEntry | None:

@@ -441,6 +441,11 @@ class ServingModel(ServeCommand):
         """The batched-token figure a plan reports (Recommendation.max_num_batched_tokens)."""
         return max_num_batched_tokens
 
+    def slot_notes(self, slots: int) -> list[str]:
+        """An engine that reserves its sequences' contexts (`reserves_seqs`): how it runs the `slots` the plan's
+        command gives (llama.cpp: separate streams, not the unified ones of its default)."""
+        return []
+
     def notes(self, model_dtype: str, weights_source: str | None) -> list[str]:
         """Notes about the plan's inputs that only this engine needs."""
         return []

@@ -212,12 +212,15 @@ def estimate_shape(
     compute_capability: str | None = None,
     dcp: int = 1,
     speculative: Speculative | None = None,
+    flash_attn: str | None = None,
+    kv_unified: bool | None = None,
 ) -> Estimate:
     """Size the KV cache of an already-read ModelShape. See `estimate` for the arguments; `speculative` is a
     speculative-decoding setup whose drafter the engine's rules have filled in (kvplan.planning.speculative).
 
     For llama.cpp (`engine="llamacpp"`), `batch` is the `-np` slots, `seq_len` the tokens of one slot (so
-    `-c = seq_len x batch`), `kv_dtype="auto"` is its f16 default and `n_ubatch` its `-ub`."""
+    `-c = seq_len x batch`), `kv_dtype="auto"` is its f16 default, `n_ubatch` its `-ub`, `flash_attn` its `-fa`
+    (auto, on, off; None: auto) and `kv_unified` its `-kvu` (None: off, as llama-server runs a given `-np`)."""
     req = make_request(
         shape,
         engine=engine,
@@ -243,7 +246,8 @@ def estimate_shape(
         dcp=_dcp(entry, dcp),
         speculative=speculative,
     )
-    result = estimate_request(shape, get_engine(engine, shape), req, name=name)
+    storage = get_engine(engine, shape, {"flash_attn": flash_attn, "kv_unified": kv_unified})
+    result = estimate_request(shape, storage, req, name=name)
     result = replace(result, dcp=req.dcp)
     notes = _release_notes(entry, release, source, vllm_version, prefix_caching, async_scheduling)
     return replace(result, notes=result.notes + notes) if notes else result
@@ -343,6 +347,8 @@ def estimate(
     hub_weights: bool | None = None,
     dcp: int = 1,
     speculative_config: str | dict[str, Any] | None = None,
+    flash_attn: str | None = None,
+    kv_unified: bool | None = None,
 ) -> Estimate:
     """KV-cache memory of MODEL for `batch` sequences of `seq_len` tokens on `engine`, split over tp x pp GPUs.
 
@@ -358,6 +364,9 @@ def estimate(
         block_size: vLLM page size in tokens (default 16, raised for Mamba hybrids).
         max_num_batched_tokens: vLLM's prefill token budget, which its sliding-window reservation includes.
         n_ubatch: llama.cpp's micro-batch (`-ub`), which its sliding-window cache adds to the window.
+        flash_attn / kv_unified: llama.cpp's `-fa` ("auto", "on", "off"; `off` pads every layer's V to the
+            widest) and `-kvu` (one stream shared by the `batch` slots, what llama-server runs without `-np`
+            with batch 4); None: not given (auto, separate streams). Other engines refuse them.
         vllm_version: the vLLM release whose storage rules apply (kvplan.engines.vllm.VLLM_VERSIONS; default:
             the installed vllm's version, else the newest release kvplan models); prefix_caching and
             async_scheduling override that release's defaults (Mamba `align` pages, in-flight window tokens).
@@ -400,6 +409,8 @@ def estimate(
         async_scheduling=async_scheduling,
         dcp=dcp,
         speculative=spec,
+        flash_attn=flash_attn,
+        kv_unified=kv_unified,
     )
     result = replace(result, config_source=resolved.config_source, revision=resolved.revision)
     if not include_weights:

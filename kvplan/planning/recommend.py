@@ -850,7 +850,7 @@ def _cap_notes(c: _Context, out: _Outcome) -> list[str]:
     max_model_len (a cap: the engine starts, and runs more of them when they are shorter)."""
     fit, wanted = out.fit, c.options.concurrency
     if c.serving.reserves_seqs:
-        return []
+        return c.serving.slot_notes(out.full_length)
     # the cap as the engine serves with it (the serving model's: vLLM's default, SGLang's derived from its pool)
     cap, name = c.serving.running_cap(c.options.max_num_seqs, c.max_num_seqs, fit, out.serve_len)
     notes: list[str] = []
