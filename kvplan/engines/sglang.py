@@ -43,7 +43,7 @@ from kvplan.core import specs as L
 from kvplan.core.bisection import largest
 from kvplan.core.config import text_config
 from kvplan.core.lora import decoder_modules
-from kvplan.core.shapes import KV_SHARED_LAYERS, ModelShape
+from kvplan.core.shapes import CHECKPOINT_FP8_KV, KV_SHARED_LAYERS, ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv, fp8_block_scaled_bytes, short_dtype
 from kvplan.engines.base import (
     MINIMAX_M3_SERVED,
@@ -996,6 +996,9 @@ class SglangServing(ServingModel):
             line += f" --max-running-requests {f.max_num_seqs}"
         line += f.offload_flags
         spelling = KV_CACHE_DTYPES.get(f.kv_dtype)
+        auto = auto_kv_dtype(f.budget.shape) or f.model_dtype  # what --kv-cache-dtype auto runs
+        if f.kv_dtype == "bfloat16" and auto != "bfloat16":
+            spelling = "bf16"  # a bf16 cache auto would not give (srt/mem_cache/kv_cache_dtype.py:49-59, :74-75)
         if spelling:
             line += f" --kv-cache-dtype {spelling}"
         comment = ""
@@ -1006,6 +1009,11 @@ class SglangServing(ServingModel):
         line += lora_line
         if lora_comment:
             comment = f"{comment}; {lora_comment}" if comment else lora_comment
+        if f.kv_dtype == "float16" and auto != "float16":
+            comment = (
+                f"SGLang has no fp16 --kv-cache-dtype: auto runs {short_dtype(auto)} here (srt/mem_cache/"
+                "kv_cache_dtype.py:49-59)" + (f"; {comment}" if comment else "")
+            )
         if not spelling and f.kv_dtype not in ("float16", "bfloat16"):
             comment = (
                 f"SGLang has no {short_dtype(f.kv_dtype)} KV cache (--kv-cache-dtype: "
@@ -1162,7 +1170,7 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
             "SGLang runs DeepseekV4ForCausalLM with an fp8_e4m3 cache when --kv-cache-dtype is auto "
             "(srt/arg_groups/overrides.py:892-913) and sizes the same FlashMLA V4 layout for bfloat16",
         )
-    notes = nvfp4_notes(shape, req) if req.kv_dtype == "nvfp4" else ()
+    notes = auto_kv_notes(shape, req) + (nvfp4_notes(shape, req) if req.kv_dtype == "nvfp4" else ())
     if KV_SHARED_LAYERS not in shape.features:
         return notes
     shared = sum(isinstance(c, L.NoCache) for c in shape.caches())
@@ -1170,6 +1178,23 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
         *notes,
         f"SGLang also sizes its pool for the {shared} KV-sharing layers (they write nothing there); kvplan counts "
         "them as 0 B, so SGLang's pool per token is larger than this estimate",
+    )
+
+
+def auto_kv_dtype(shape: ModelShape) -> str | None:
+    """SGLang's `--kv-cache-dtype auto` where the checkpoint decides: fp8_e4m3 when its quantization config asks for
+    an FP8 KV cache (`CHECKPOINT_FP8_KV`: sglang-0.5.23 srt/mem_cache/kv_cache_dtype.py:49-57, float8_e4m3fn on
+    CUDA, the same byte on HIP); None: the model dtype (:58-59)."""
+    return "fp8_e4m3" if CHECKPOINT_FP8_KV in shape.features else None
+
+
+def auto_kv_notes(shape: ModelShape, req: Request) -> tuple[str, ...]:
+    if CHECKPOINT_FP8_KV not in shape.features or req.kv_dtype != "fp8_e4m3":
+        return ()
+    return (
+        "this checkpoint's quantization_config asks for an FP8 KV cache (kv_cache_scheme float 8 bits / "
+        "kv_cache_quant_algo FP8), so SGLang's --kv-cache-dtype auto runs fp8_e4m3 (sglang-0.5.23 "
+        "srt/mem_cache/kv_cache_dtype.py:49-57); pass --kv-dtype bf16 for SGLang's bf16 cache",
     )
 
 
@@ -1220,5 +1245,6 @@ ENTRY = EngineEntry(
     plannable=True,
     splits_heads=True,
     serves_fp32_in_16bit=True,
+    kv_auto_for=auto_kv_dtype,
     estimate_notes=estimate_notes,
 )

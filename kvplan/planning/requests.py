@@ -75,12 +75,13 @@ def resolve_dtypes(shape: ModelShape, dtype: str, kv_dtype: str) -> tuple[str, s
     return model, kv
 
 
-def engine_kv_dtype(engine: str, requested: str | None, resolved: str) -> str:
+def engine_kv_dtype(engine: str, requested: str | None, resolved: str, shape: ModelShape | None = None) -> str:
     """The KV dtype `engine` really uses for `kv_dtype=requested` (resolved to `resolved`): its registry entry's
     rule (kvplan.engines.entry.EngineEntry.kv_dtype: llama.cpp's `auto` is f16, ggml block types only where an
-    engine stores them). An engine kvplan does not know keeps `resolved`: refusing it is the caller's."""
+    engine stores them; SGLang's FP8 cache for checkpoints that declare one, read from `shape`). An engine kvplan
+    does not know keeps `resolved`: refusing it is the caller's."""
     entry = lookup(engine)
-    return resolved if entry is None else entry.kv_dtype(requested, resolved)
+    return resolved if entry is None else entry.kv_dtype(requested, resolved, shape)
 
 
 def make_request(
@@ -115,7 +116,7 @@ def make_request(
     model_dtype, kv = resolve_dtypes(shape, dtype, kv_dtype)
     if storage:
         get_engine(engine, shape)
-    kv = engine_kv_dtype(engine, kv_dtype, kv)
+    kv = engine_kv_dtype(engine, kv_dtype, kv, shape)
     return Request(seq_len, batch, kv, model_dtype, tp, pp, block_size, max_num_batched_tokens, n_ubatch)
 
 
