@@ -292,7 +292,7 @@ class SglangEngine:
 
     def _check_nvfp4(self, caches: list[L.Layer], req: Request) -> None:
         """What SGLang 0.5.23 serves with --kv-cache-dtype nvfp4 and kvplan has read: a CUDA Blackwell GPU
-        (SM100 / SM120, srt/arg_groups/kv_cache_hook.py:124-131), full-attention layers only in the plain MHA
+        (SM100 / SM120, srt/arg_groups/kv_cache_hook.py:124-131; no other platform, :317-318), full-attention layers only in the plain MHA
         pool (the FP4 recipe is built for it, mem_cache/kv_cache_configurator.py:1905-1920; the SWA pool is built
         without it, :2500-2550, and HybridSWAPoolConfigurator sizes float4 at one byte an element with no scales,
         model_executor/pool_configurator.py:656-663), K and V head sizes equal (the recipe sizes both by head_dim,
@@ -300,6 +300,16 @@ class SglangEngine:
         layers/quantization/fp4_kv_cache_quant_method.py:589-590), no model override of the attention backend
         (`SGLANG_ATTENTION_BACKEND_OVERRIDES`: the NVFP4 hook picks the prefill backend by it, kv_cache_hook.py:47-57)
         and, on SM100, the draft methods its native layout serves (EAGLE / EAGLE3 / NEXTN / NGRAM: :159-188)."""
+        if req.vendor not in (None, "nvidia", "generic"):
+            raise UsageError(
+                Text(
+                    "SGLang serves an FP4 KV cache on CUDA GPUs only, not on {v} (sglang-0.5.23 "
+                    "srt/arg_groups/kv_cache_hook.py:317-318: KV4 is not tested on non-CUDA platforms)",
+                    v=req.vendor,
+                ),
+                hint=Text("use {kv_dtype} fp8_e4m3 or auto with SGLang on this GPU"),
+                field="kv_dtype",
+            )
         major = _major(req.compute_capability)
         if major is not None and major not in (10, 12):
             raise UsageError(

@@ -561,6 +561,7 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
         prefix_caching=o.prefix_caching,
         async_scheduling=o.async_scheduling,
         compute_capability=i.profile.compute_capability,
+        vendor=i.profile.vendor,
     )
     if i.speculative is not None:  # the drafter as the engine runs it, which its storage rules read
         request = replace(request, speculative=_speculative(i, resolved, request.model_dtype))

@@ -79,6 +79,7 @@ _CITED = [
     (_HOOK, 125, 'if cfg.kv_cache_dtype == "nvfp4" and not ('),
     (_HOOK, 126, "get_platform().is_sm100 or get_platform().is_sm120"),
     (_HOOK, 173, '"SM100 native NVFP4 speculative decoding does not yet support "'),
+    (_HOOK, 318, 'raise RuntimeError("KV4 is not tested on non-CUDA platforms.")'),
     (_HOOK, 185, '"SM100 native NVFP4 speculative decoding supports EAGLE, "'),
     ("srt/utils/common.py", 311, "_check_cuda_device_version, device_capability_majors=[10], cuda_version=(12, 8)"),
     # the pools that take the recipe, and the SWA ones that do not
@@ -257,6 +258,14 @@ def test_cli_estimate_and_recommend():
     assert h100.exit_code == 2
     assert h100.stderr.splitlines()[0].startswith("error: SGLang's nvfp4 KV cache needs a Blackwell SM100 or SM120")
     assert h100.stderr.splitlines()[1].startswith("hint:")
+
+    mi300x = _run(
+        "recommend", "meta-llama/Llama-3.1-8B-Instruct", "-g", "mi300x", "--engine", "sglang", "--kv-dtype", "nvfp4"
+    )  # fmt: skip
+    assert mi300x.exit_code == 2  # the AMD profile has no compute capability: the vendor says it is not CUDA
+    assert mi300x.stderr.splitlines()[0].startswith(
+        "error: SGLang serves an FP4 KV cache on CUDA GPUs only, not on amd"
+    )
 
     for gpu, per_token in (("b200", 36_864), ("rtx-pro-6000", 38_912)):
         rec = _run(
