@@ -49,6 +49,8 @@ KV_SHARED_LAYERS = "kv_shared_layers"
 # The checkpoint's `quantization_config` asks for an FP8 KV cache in the terms SGLang's ModelOpt and Fp8 configs read
 # (`checkpoint_fp8_kv`): SGLang's `--kv-cache-dtype auto` then runs fp8_e4m3 (kvplan.engines.sglang)
 CHECKPOINT_FP8_KV = "checkpoint_fp8_kv"
+# The config's `learnable_sink`: learnable attention sinks on DSA layers (HunYuan V4), which SGLang keeps in bfloat16
+LEARNABLE_SINK = "learnable_sink"
 
 
 @dataclass(frozen=True)
@@ -1106,6 +1108,8 @@ def _read_shape(config: dict[str, Any], assume_llama: bool) -> ModelShape:
         features.add(QUANTIZED)
         if checkpoint_fp8_kv(config.get("quantization_config") or cfg.get("quantization_config")):
             features.add(CHECKPOINT_FP8_KV)
+    if config.get("learnable_sink") or cfg.get("learnable_sink"):
+        features.add(LEARNABLE_SINK)
     architectures = config.get("architectures") or cfg.get("architectures") or ()
     return ModelShape(
         model_type=model_type,

@@ -84,8 +84,9 @@ class EngineEntry:
       over ranks (lint checks that TP divides them). `serves_fp32_in_16bit`: with dtype auto it serves a float32
       config in 16 bits (lint says kvplan plans float32).
     - `kv_auto`: the KV dtype `auto` means (None: the model dtype); `kv_auto_for`: the KV dtype `auto` means for a
-      model shape where the engine decides by the checkpoint (None: `kv_auto`'s rule; SGLang runs an FP8 cache for
-      checkpoints that declare one); `kv_ggml`: it stores llama.cpp's ggml block types (q8_0, q4_0, ...).
+      model shape on a GPU (its compute capability, None: none given) where the engine decides by the model or the
+      checkpoint (returns None for `kv_auto`'s rule; SGLang: fp8 for checkpoints that declare it, DSA models by GPU);
+      `kv_ggml`: it stores llama.cpp's ggml block types (q8_0, q4_0, ...).
     - `estimate_help`: how `kvplan estimate --engine` describes it; `estimate_notes`: notes it adds to an estimate.
     - `release`: for an engine whose rules change by release (vLLM), (the release modelled, why: "given",
       "installed" or "newest") for the version asked (None: its default); `release_notes`: what a plan says
@@ -108,7 +109,7 @@ class EngineEntry:
     splits_heads: bool = False
     serves_fp32_in_16bit: bool = False
     kv_auto: str | None = None
-    kv_auto_for: Callable[[ModelShape], str | None] | None = None
+    kv_auto_for: Callable[[ModelShape, str | None], str | None] | None = None
     kv_ggml: bool = False
     estimate_help: str = ""
     estimate_notes: EstimateNotes | None = None
@@ -125,13 +126,19 @@ class EngineEntry:
         object.__setattr__(self, "display", self.display or self.name)
         object.__setattr__(self, "flag_key", self.flag_key or self.name)
 
-    def kv_dtype(self, requested: str | None, resolved: str, shape: ModelShape | None = None) -> str:
+    def kv_dtype(
+        self,
+        requested: str | None,
+        resolved: str,
+        shape: ModelShape | None = None,
+        compute_capability: str | None = None,
+    ) -> str:
         """The KV dtype this engine really uses for `--kv-dtype requested` (already resolved to `resolved`):
-        `auto` is `kv_auto_for(shape)` where the engine reads the checkpoint (SGLang's FP8 checkpoints), else
+        `auto` is `kv_auto_for(shape, compute_capability)` where the engine decides by the model, checkpoint or GPU, else
         `kv_auto` where the engine has its own default (llama.cpp's f16, whatever the model dtype); ggml block
         types (q8_0, q4_0, ...) exist only in engines that store them."""
         if self.kv_auto_for is not None and shape is not None and requested in (None, "auto"):
-            chosen = self.kv_auto_for(shape)
+            chosen = self.kv_auto_for(shape, compute_capability)
             if chosen:
                 return chosen
         if self.kv_auto and requested in (None, "auto"):

@@ -43,7 +43,7 @@ from kvplan.core import specs as L
 from kvplan.core.bisection import largest
 from kvplan.core.config import text_config
 from kvplan.core.lora import decoder_modules
-from kvplan.core.shapes import CHECKPOINT_FP8_KV, KV_SHARED_LAYERS, ModelShape
+from kvplan.core.shapes import CHECKPOINT_FP8_KV, KV_SHARED_LAYERS, LEARNABLE_SINK, ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv, fp8_block_scaled_bytes, short_dtype
 from kvplan.engines.base import (
     MINIMAX_M3_SERVED,
@@ -1006,7 +1006,7 @@ class SglangServing(ServingModel):
             line += f" --max-running-requests {f.max_num_seqs}"
         line += f.offload_flags
         spelling = KV_CACHE_DTYPES.get(f.kv_dtype)
-        auto = auto_kv_dtype(f.budget.shape) or f.model_dtype  # what --kv-cache-dtype auto runs
+        auto = auto_kv_dtype(f.budget.shape, f.budget.profile.compute_capability) or f.model_dtype  # what auto runs
         if f.kv_dtype == "bfloat16" and auto != "bfloat16":
             spelling = "bf16"  # a bf16 cache auto would not give (srt/mem_cache/kv_cache_dtype.py:49-59, :74-75)
         if spelling:
@@ -1191,14 +1191,55 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
     )
 
 
-def auto_kv_dtype(shape: ModelShape) -> str | None:
-    """SGLang's `--kv-cache-dtype auto` where the checkpoint decides: fp8_e4m3 when its quantization config asks for
-    an FP8 KV cache (`CHECKPOINT_FP8_KV`: sglang-0.5.23 srt/mem_cache/kv_cache_dtype.py:49-57, float8_e4m3fn on
-    CUDA, the same byte on HIP); None: the model dtype (:58-59)."""
+# The architectures whose DeepSeek-style sparse (DSA) MLA SGLang 0.5.23 gives its own `auto` KV dtype: those of
+# _DEEPSEEK_FAMILY_ARCHS (srt/arg_groups/overrides.py:745-760) that is_deepseek_dsa also names (srt/configs/
+# model_config.py:191-211, with index_topk: kvplan's sparse MLA), checked by `_dsa_kv_cache_dtype_default`
+# (overrides.py:490-547) on architectures[0].
+SGLANG_DSA_AUTO_ARCHS = frozenset(
+    {
+        "DeepseekV3ForCausalLM",
+        "DeepseekV32ForCausalLM",
+        "MistralLarge3ForCausalLM",
+        "PixtralForConditionalGeneration",
+        "GlmMoeDsaForCausalLM",
+        "Glm5NextForConditionalGeneration",
+        "HYV4ForCausalLM",
+        "HYV4ForCausalLMNextN",
+        "LongcatFlashForCausalLM",
+        "LongcatFlashForCausalLMNextN",
+        "Dots3NoteForCausalLM",
+    }
+)
+
+
+def auto_kv_dtype(shape: ModelShape, compute_capability: str | None = None) -> str | None:
+    """SGLang 0.5.23's `--kv-cache-dtype auto` where the model, checkpoint or GPU decides (None: the model dtype,
+    srt/mem_cache/kv_cache_dtype.py:58-59):
+    - a DSA model of the DeepSeek family (`SGLANG_DSA_AUTO_ARCHS`, sparse MLA): fp8_e4m3 on SM100 and up without
+      learnable attention sinks, else bfloat16 (overrides.py:532-536, set as a server argument before the model
+      loads, so it wins over the checkpoint's); without a GPU kvplan takes Hopper's bfloat16, as its DSA cell takes
+      Hopper's backend;
+    - a checkpoint whose quantization config asks for an FP8 KV cache (`CHECKPOINT_FP8_KV`): fp8_e4m3
+      (kv_cache_dtype.py:49-57, float8_e4m3fn on CUDA, the same byte on HIP)."""
+    arch = shape.architectures[0] if shape.architectures else None
+    if arch in SGLANG_DSA_AUTO_ARCHS and any(isinstance(c, L.MlaLatent) and c.sparse for c in shape.caches()):
+        major = _major(compute_capability)
+        return "fp8_e4m3" if major is not None and major >= 10 and LEARNABLE_SINK not in shape.features else "bfloat16"
     return "fp8_e4m3" if CHECKPOINT_FP8_KV in shape.features else None
 
 
 def auto_kv_notes(shape: ModelShape, req: Request) -> tuple[str, ...]:
+    arch = shape.architectures[0] if shape.architectures else None
+    if arch in SGLANG_DSA_AUTO_ARCHS and any(isinstance(c, L.MlaLatent) and c.sparse for c in shape.caches()):
+        where = (
+            "no GPU given: Hopper's"
+            if req.compute_capability is None
+            else f"compute capability {req.compute_capability}"
+        )
+        return (
+            f"SGLang's --kv-cache-dtype auto for {arch}'s DSA layers is fp8_e4m3 on SM100 and up (without learnable "
+            f"attention sinks), else bfloat16 (sglang-0.5.23 srt/arg_groups/overrides.py:532-536); {where}",
+        )
     if CHECKPOINT_FP8_KV not in shape.features or req.kv_dtype != "fp8_e4m3":
         return ()
     return (

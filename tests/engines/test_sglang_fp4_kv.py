@@ -27,6 +27,7 @@ from kvplan.core.units import short_dtype
 from kvplan.engines.base import Request, Speculative
 from kvplan.engines.sglang import (
     SGLANG_ATTENTION_BACKEND_OVERRIDES,
+    SGLANG_DSA_AUTO_ARCHS,
     SglangEngine,
     nvfp4_layer_bytes,
     nvfp4_workspace_bytes,
@@ -103,6 +104,12 @@ _CITED = [
     (_MO, 872, 'kv_cache_quant_algo = config.get("kv_cache_quant_algo")'),
     (_MO, 1626, 'kv_cache_quant_algo = "FP8"'),
     (_MO, 1638, 'kv_cache_quant_algo = config.get("kv_cache_quant_algo") or "auto"'),
+    ("srt/arg_groups/overrides.py", 491, "def _dsa_kv_cache_dtype_default(view: Any) -> dict:"),
+    ("srt/arg_groups/overrides.py", 496, "if hf_config.architectures[0] not in _DEEPSEEK_FAMILY_ARCHS:"),
+    ("srt/arg_groups/overrides.py", 498, "if not is_deepseek_dsa(hf_config):"),
+    ("srt/arg_groups/overrides.py", 526, 'has_attention_sinks = bool(getattr(hf_config, "learnable_sink", False))'),
+    ("srt/arg_groups/overrides.py", 534, '"fp8_e4m3" if major >= 10 and not has_attention_sinks else "bfloat16"'),
+    ("srt/configs/model_config.py", 211, 'and _hf_attr(config, "index_topk") is not None'),
     ("srt/configs/model_config.py", 1855, 'if quant_algo == "MIXED_PRECISION":'),
     ("srt/configs/model_config.py", 1866, 'elif quant_algo and ("FP4" in quant_algo or "NVFP4" in quant_algo):'),
     ("srt/configs/model_config.py", 1868, 'elif quant_algo == "FP8":'),
@@ -353,3 +360,68 @@ def test_serve_command_spells_a_kv_dtype_auto_would_not_give():
     llama = "meta-llama/Llama-3.1-8B"
     assert "--kv-cache-dtype" not in flags(llama, "--kv-dtype", "bf16")
     assert flags(llama, "--dtype", "fp16", "--kv-dtype", "bf16").endswith("--kv-cache-dtype bf16")
+
+
+def _string_set(node: ast.AST) -> set[str]:
+    return {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+def test_dsa_auto_archs_are_sglangs():
+    """SGLANG_DSA_AUTO_ARCHS = _DEEPSEEK_FAMILY_ARCHS (overrides.py:745-760) & is_deepseek_dsa's architectures
+    (configs/model_config.py:191-211): `_dsa_kv_cache_dtype_default` needs both (overrides.py:496-499)."""
+    overrides, config = _SOURCES / "srt/arg_groups/overrides.py", _SOURCES / "srt/configs/model_config.py"
+    if not overrides.exists() or not config.exists():
+        pytest.skip("the SGLang source is not on this machine")
+    family = next(
+        n.value
+        for n in ast.parse(overrides.read_text()).body
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "_DEEPSEEK_FAMILY_ARCHS"
+    )
+    dsa = next(
+        n for n in ast.parse(config.read_text()).body if isinstance(n, ast.FunctionDef) and n.name == "is_deepseek_dsa"
+    )
+    assert _string_set(family) & (_string_set(dsa) - {"index_topk"}) == SGLANG_DSA_AUTO_ARCHS
+
+
+@pytest.mark.parametrize(
+    ("name", "cc", "kv", "per_token"),
+    [
+        # DeepSeek-V3.2: 61 DSA layers; bf16 latent (512 + 64) x 2 = 1,152 B + 132 B of FP8 indexer keys
+        ("deepseek-ai__DeepSeek-V3.2", None, "bf16", 61 * (1_152 + 132)),
+        ("deepseek-ai__DeepSeek-V3.2", "9.0", "bf16", 61 * (1_152 + 132)),
+        # SM100: fp8_e4m3 on the trtllm backend, the raw 576 elements a byte each (overrides.py:714-719)
+        ("deepseek-ai__DeepSeek-V3.2", "10.0", "fp8_e4m3", 61 * (576 + 132)),
+        ("deepseek-ai__DeepSeek-V3.2", "10.3", "fp8_e4m3", 61 * (576 + 132)),
+    ],
+)
+def test_sglang_auto_for_dsa_turns_on_the_gpu(name, cc, kv, per_token):
+    """`_dsa_kv_cache_dtype_default`: auto is fp8_e4m3 on SM100 and up, bfloat16 below (overrides.py:532-536), a
+    server argument set before the model loads; kvplan used to size the model dtype (bf16) everywhere."""
+    shape = model_shape(load_config(name))
+    est = estimate_shape(shape, engine="sglang", compute_capability=cc)
+    assert (est.kv_dtype, est.bytes_per_token) == (kv, per_token)
+    assert any("overrides.py:532-536" in n for n in est.notes)
+
+
+def test_sglang_auto_for_dsa_keeps_bf16_with_learnable_sinks():
+    config = {**load_config("deepseek-ai__DeepSeek-V3.2"), "learnable_sink": True}
+    shape = model_shape(config)
+    assert estimate_shape(shape, engine="sglang", compute_capability="10.0").kv_dtype == "bf16"
+    assert estimate_shape(shape, engine="vllm", compute_capability="10.0").kv_dtype == "bf16"
+
+
+def test_sglang_dsa_recommend_on_b200_runs_fp8():
+    """recommend on B200 plans SGLang's fp8 DSA cache for auto and writes the bf16 one out when asked for it."""
+
+    def plan(*args: str) -> dict:
+        out = _run(
+            "recommend", "deepseek-ai/DeepSeek-V3.2", "-g", "b200", "--tp", "8", "--engine", "sglang", *args, "--json"
+        )
+        assert out.exit_code == 0, out.output
+        return json.loads(out.stdout)
+
+    auto, bf16 = plan(), plan("--kv-dtype", "bf16")
+    assert auto["kv_dtype"] == "fp8_e4m3" and auto["kv_bytes_per_request"] == 61 * (576 + 132) * auto["max_model_len"]
+    assert bf16["flags"]["sglang"].endswith("--kv-cache-dtype bf16")
+    h100 = _run("recommend", "deepseek-ai/DeepSeek-V3.2", "-g", "h100", "--tp", "8", "--engine", "sglang", "--json")
+    assert json.loads(h100.stdout)["kv_dtype"] == "bf16"
