@@ -11,7 +11,8 @@
   SGLANG_MAMBA_CONV_DTYPE default, whatever the model dtype), SSM state in the config's `mamba_ssm_dtype`
   (Qwen3.5), else float32 (SGLang's default); Mamba2 groups TP does not divide are replicated;
 - KV dtypes: auto, bf16, fp16, fp32, fp8_e4m3, fp8_e5m2 (no scales stored); nvfp4 for full-attention models on
-  Blackwell (`nvfp4_layer_bytes`: FP4 K/V, one fp8 scale per 16 values, the SM120 fp8 dequant workspace).
+  Blackwell (`nvfp4_layer_bytes`: FP4 K/V, one fp8 scale per 16 values, the SM120 fp8 dequant workspace); `auto`
+  is the model dtype except where SGLang picks its own (`auto_kv_dtype`: DSA models on SM100+, FP8 checkpoints).
 - DeepSeek-V4 (DSV4PoolConfigurator, model_executor/pool_configurator.py:1067-1719): the CUDA FlashMLA V4 layout
   (585 B a token slot after the page pad), a paged SWA pool of 0.1 x the full tokens on every layer with the c4
   compress state, CSA entries + FP8 indexer keys per 4 tokens, HCA entries per 128, 256-token pages, the c128
@@ -292,8 +293,8 @@ class SglangEngine:
 
     def _check_nvfp4(self, caches: list[L.Layer], req: Request) -> None:
         """What SGLang 0.5.23 serves with --kv-cache-dtype nvfp4 and kvplan has read: a CUDA Blackwell GPU
-        (SM100 / SM120, srt/arg_groups/kv_cache_hook.py:124-131; no other platform, :317-318), full-attention layers only in the plain MHA
-        pool (the FP4 recipe is built for it, mem_cache/kv_cache_configurator.py:1905-1920; the SWA pool is built
+        (SM100 / SM120, srt/arg_groups/kv_cache_hook.py:124-131; no other platform, :317-318), full-attention layers
+        only in the plain MHA pool (the FP4 recipe is built for it, mem_cache/kv_cache_configurator.py:1905-1920; the SWA pool is built
         without it, :2500-2550, and HybridSWAPoolConfigurator sizes float4 at one byte an element with no scales,
         model_executor/pool_configurator.py:656-663), K and V head sizes equal (the recipe sizes both by head_dim,
         pool_configurator.py:520-525), a head_dim the native SM100 layout takes (a multiple of 64,
