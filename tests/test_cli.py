@@ -117,7 +117,10 @@ BAD_INPUTS = [
     (["estimate", LLAMA, "--batch", "lots"], "--batch"),
     (["estimate", LLAMA, "--pp", "999"], "--pp"),
     (["estimate", LLAMA, "--engine", "sglang", "--kv-dtype", "int4"], "SGLang has no int4"),
-    (["estimate", LLAMA, "--engine", "sglang", "--kv-dtype", "nvfp4"], "has not read how SGLang stores an nvfp4"),
+    (
+        ["estimate", "deepseek-ai/DeepSeek-V3", "--engine", "sglang", "--kv-dtype", "nvfp4"],
+        "SGLang's nvfp4 KV cache for full-attention layers only",
+    ),
 ]
 
 

@@ -46,6 +46,11 @@ WINDOW_IS_SIZE_PLUS_ONE = "window_is_sliding_window_size_plus_one"
 # Gemma 4's `num_kv_shared_layers`: its NoCache layers read an earlier layer's K/V (SGLang still keeps pool rows
 # for them, kvplan.engines.sglang says so)
 KV_SHARED_LAYERS = "kv_shared_layers"
+# The checkpoint's `quantization_config` asks for an FP8 KV cache in the terms SGLang's ModelOpt and Fp8 configs read
+# (`checkpoint_fp8_kv`): SGLang's `--kv-cache-dtype auto` then runs fp8_e4m3 (kvplan.engines.sglang)
+CHECKPOINT_FP8_KV = "checkpoint_fp8_kv"
+# The config's `learnable_sink`: learnable attention sinks on DSA layers (HunYuan V4), which SGLang keeps in bfloat16
+LEARNABLE_SINK = "learnable_sink"
 
 
 @dataclass(frozen=True)
@@ -996,6 +1001,37 @@ READERS["smollm3"] = smollm3
 
 
 # The start of the note an unknown model_type read as a llama-like decoder carries (tests and outputs find it by it).
+def checkpoint_fp8_kv(quantization: object) -> bool:
+    """Whether a `quantization_config` asks for an FP8 KV cache as SGLang 0.5.23 reads one (its quant config's
+    `kv_cache_quant_algo` "FP8", which `--kv-cache-dtype auto` follows: srt/mem_cache/kv_cache_dtype.py:49-57):
+    - `quant_method` "fp8" (Fp8Config): `kv_cache_quant_algo` FP8 (srt/layers/quantization/fp8.py:366-367);
+    - `quant_method` "modelopt", flat format, a `quant_algo` SGLang maps to ModelOptFp8Config (FP8), ModelOptFp4Config
+      (an FP4 / NVFP4 algo) or ModelOptMixedPrecisionConfig (MIXED_PRECISION with NVFP4 layers; without them it is
+      w4afp8, which reads no KV algo) (srt/configs/model_config.py:1855-1869): a `kv_cache_scheme` of type float
+      and 8 bits (layers/quantization/modelopt_quant.py:482-488, :857-863, :1620-1626), or no `kv_cache_scheme` and
+      `kv_cache_quant_algo` FP8 (:489-490, :871-872, :1637-1638).
+    A string `kv_cache_scheme` and hf_quant_config.json (which kvplan does not read) are not taken."""
+    if not isinstance(quantization, dict):
+        return False
+    method = str(quantization.get("quant_method") or "").lower()
+    if method == "fp8":
+        return str(quantization.get("kv_cache_quant_algo") or "").upper() == "FP8"
+    algo = quantization.get("quant_algo")
+    if method != "modelopt" or not isinstance(algo, str):
+        return False
+    layers = quantization.get("quantized_layers") or {}
+    nvfp4_layers = isinstance(layers, dict) and any(
+        isinstance(v, dict) and str(v.get("quant_algo", "")).upper() in ("NVFP4", "W4A16_NVFP4")
+        for v in layers.values()
+    )
+    if not (algo == "FP8" or "FP4" in algo or (algo == "MIXED_PRECISION" and nvfp4_layers)):
+        return False
+    scheme = quantization.get("kv_cache_scheme")
+    if isinstance(scheme, dict):
+        return scheme.get("type") == "float" and scheme.get("num_bits") == 8
+    return scheme is None and str(quantization.get("kv_cache_quant_algo") or "").upper() == "FP8"
+
+
 GUESSED = "unknown model_type"
 
 
@@ -1070,6 +1106,10 @@ def _read_shape(config: dict[str, Any], assume_llama: bool) -> ModelShape:
         features.add(KV_SHARED_LAYERS)
     if config.get("quantization_config") or cfg.get("quantization_config"):
         features.add(QUANTIZED)
+        if checkpoint_fp8_kv(config.get("quantization_config") or cfg.get("quantization_config")):
+            features.add(CHECKPOINT_FP8_KV)
+    if config.get("learnable_sink") or cfg.get("learnable_sink"):
+        features.add(LEARNABLE_SINK)
     architectures = config.get("architectures") or cfg.get("architectures") or ()
     return ModelShape(
         model_type=model_type,

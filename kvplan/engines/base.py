@@ -96,6 +96,9 @@ class Request:
         return self.speculative.num_speculative_tokens if self.speculative is not None else 0
 
     dcp: int = 1
+    # the GPU's vendor from its hardware profile ("nvidia", "amd", "generic"; None: no GPU given): what an engine
+    # that runs a cache on CUDA only refuses elsewhere (SGLang's nvfp4)
+    vendor: str | None = None
 
 
 @dataclass(frozen=True)

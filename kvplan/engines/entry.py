@@ -83,8 +83,10 @@ class EngineEntry:
     - `plannable`: a plan file's `engine:` may name it. `splits_heads`: tensor parallelism splits attention heads
       over ranks (lint checks that TP divides them). `serves_fp32_in_16bit`: with dtype auto it serves a float32
       config in 16 bits (lint says kvplan plans float32).
-    - `kv_auto`: the KV dtype `auto` means (None: the model dtype); `kv_ggml`: it stores llama.cpp's ggml block
-      types (q8_0, q4_0, ...).
+    - `kv_auto`: the KV dtype `auto` means (None: the model dtype); `kv_auto_for`: the KV dtype `auto` means for a
+      model shape on a GPU (its compute capability, None: none given) where the engine decides by the model or the
+      checkpoint (returns None for `kv_auto`'s rule; SGLang: fp8 for checkpoints that declare it, DSA models by GPU);
+      `kv_ggml`: it stores llama.cpp's ggml block types (q8_0, q4_0, ...).
     - `estimate_help`: how `kvplan estimate --engine` describes it; `estimate_notes`: notes it adds to an estimate.
     - `release`: for an engine whose rules change by release (vLLM), (the release modelled, why: "given",
       "installed" or "newest") for the version asked (None: its default); `release_notes`: what a plan says
@@ -107,6 +109,7 @@ class EngineEntry:
     splits_heads: bool = False
     serves_fp32_in_16bit: bool = False
     kv_auto: str | None = None
+    kv_auto_for: Callable[[ModelShape, str | None], str | None] | None = None
     kv_ggml: bool = False
     estimate_help: str = ""
     estimate_notes: EstimateNotes | None = None
@@ -127,10 +130,21 @@ class EngineEntry:
         object.__setattr__(self, "display", self.display or self.name)
         object.__setattr__(self, "flag_key", self.flag_key or self.name)
 
-    def kv_dtype(self, requested: str | None, resolved: str) -> str:
+    def kv_dtype(
+        self,
+        requested: str | None,
+        resolved: str,
+        shape: ModelShape | None = None,
+        compute_capability: str | None = None,
+    ) -> str:
         """The KV dtype this engine really uses for `--kv-dtype requested` (already resolved to `resolved`):
-        `auto` is `kv_auto` where the engine has its own default (llama.cpp's f16, whatever the model dtype);
-        ggml block types (q8_0, q4_0, ...) exist only in engines that store them."""
+        `auto` is `kv_auto_for(shape, compute_capability)` where the engine decides by the model, checkpoint or GPU, else
+        `kv_auto` where the engine has its own default (llama.cpp's f16, whatever the model dtype); ggml block
+        types (q8_0, q4_0, ...) exist only in engines that store them."""
+        if self.kv_auto_for is not None and shape is not None and requested in (None, "auto"):
+            chosen = self.kv_auto_for(shape, compute_capability)
+            if chosen:
+                return chosen
         if self.kv_auto and requested in (None, "auto"):
             return self.kv_auto
         if resolved in GGML_BLOCK_TYPES and not self.kv_ggml:

@@ -10,7 +10,9 @@
 - Mamba-style states: a per-request pool; conv state `(conv_kernel - 1) x channels` in bf16 (its
   SGLANG_MAMBA_CONV_DTYPE default, whatever the model dtype), SSM state in the config's `mamba_ssm_dtype`
   (Qwen3.5), else float32 (SGLang's default); Mamba2 groups TP does not divide are replicated;
-- KV dtypes: auto, bf16, fp16, fp32, fp8_e4m3, fp8_e5m2 (no scales stored).
+- KV dtypes: auto, bf16, fp16, fp32, fp8_e4m3, fp8_e5m2 (no scales stored); nvfp4 for full-attention models on
+  Blackwell (`nvfp4_layer_bytes`: FP4 K/V, one fp8 scale per 16 values, the SM120 fp8 dequant workspace); `auto`
+  is the model dtype except where SGLang picks its own (`auto_kv_dtype`: DSA models on SM100+, FP8 checkpoints).
 - DeepSeek-V4 (DSV4PoolConfigurator, model_executor/pool_configurator.py:1067-1719): the CUDA FlashMLA V4 layout
   (585 B a token slot after the page pad), a paged SWA pool of 0.1 x the full tokens on every layer with the c4
   compress state, CSA entries + FP8 indexer keys per 4 tokens, HCA entries per 128, 256-token pages, the c128
@@ -42,7 +44,7 @@ from kvplan.core import specs as L
 from kvplan.core.bisection import largest
 from kvplan.core.config import text_config
 from kvplan.core.lora import decoder_modules
-from kvplan.core.shapes import KV_SHARED_LAYERS, ModelShape
+from kvplan.core.shapes import CHECKPOINT_FP8_KV, KV_SHARED_LAYERS, LEARNABLE_SINK, ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv, fp8_block_scaled_bytes, short_dtype
 from kvplan.engines.base import (
     MINIMAX_M3_SERVED,
@@ -103,14 +105,7 @@ class SglangEngine:
         if any(isinstance(c, L.CompressedAttention) for c in caches):
             self._check_v4(caches, req)
         if req.kv_dtype == "nvfp4":
-            # sglang-0.5.23 srt/arg_groups/fields/model.py:197-220 takes --kv-cache-dtype nvfp4 and fp4_mx_block16
-            # (FP4 E2M1 data with block scales); kvplan has not read the pool that stores them.
-            raise UsageError(
-                "kvplan has not read how SGLang stores an nvfp4 KV cache (SGLang 0.5.23 accepts --kv-cache-dtype "
-                "nvfp4 and fp4_mx_block16: srt/arg_groups/fields/model.py:197-220, FP4 data with block scales)",
-                hint=Text("use {kv_dtype} fp8_e4m3, fp8_e5m2 or auto with SGLang, or --engine vllm for nvfp4"),
-                field="kv_dtype",
-            )
+            self._check_nvfp4(caches, req)
         if req.kv_dtype in ("int8", "int4"):
             raise UsageError(
                 f"SGLang has no {req.kv_dtype} KV cache",
@@ -225,7 +220,10 @@ class SglangEngine:
         self.check(caches, req)
         if any(isinstance(c, L.CompressedAttention) for c in caches):
             return self._v4_costs(caches, req)
-        costs = group_costs([self._layer(c, req) for c in caches])
+        if req.kv_dtype == "nvfp4":
+            costs = group_costs(self._nvfp4_layers(caches, req))
+        else:
+            costs = group_costs([self._layer(c, req) for c in caches])
         draft = len(req.speculative.draft_caches) if req.speculative is not None else 0
         attention = [c for c in costs if c.kind in (L.FULL, L.MLA)]
         if not draft or not attention:
@@ -292,6 +290,243 @@ class SglangEngine:
         else:
             latent = int(cache.latent_elements() * DTYPE_BYTES[req.kv_dtype])
         return latent + (fp8_block_scaled_bytes(cache.index_head_dim) if cache.index_head_dim else 0)
+
+    def _check_nvfp4(self, caches: list[L.Layer], req: Request) -> None:
+        """What SGLang 0.5.23 serves with --kv-cache-dtype nvfp4 and kvplan has read: a CUDA Blackwell GPU
+        (SM100 / SM120, srt/arg_groups/kv_cache_hook.py:124-131; no other platform, :317-318), full-attention layers
+        only in the plain MHA pool (the FP4 recipe is built for it, mem_cache/kv_cache_configurator.py:1905-1920; the SWA pool is built
+        without it, :2500-2550, and HybridSWAPoolConfigurator sizes float4 at one byte an element with no scales,
+        model_executor/pool_configurator.py:656-663), K and V head sizes equal (the recipe sizes both by head_dim,
+        pool_configurator.py:520-525), a head_dim the native SM100 layout takes (a multiple of 64,
+        layers/quantization/fp4_kv_cache_quant_method.py:589-590), no model override of the attention backend
+        (`SGLANG_ATTENTION_BACKEND_OVERRIDES`: the NVFP4 hook picks the prefill backend by it, kv_cache_hook.py:47-57)
+        and, on SM100, the draft methods its native layout serves (EAGLE / EAGLE3 / NEXTN / NGRAM: :159-188)."""
+        if req.vendor not in (None, "nvidia", "generic"):
+            raise UsageError(
+                Text(
+                    "SGLang serves an FP4 KV cache on CUDA GPUs only, not on {v} (sglang-0.5.23 "
+                    "srt/arg_groups/kv_cache_hook.py:317-318: KV4 is not tested on non-CUDA platforms)",
+                    v=req.vendor,
+                ),
+                hint=Text("use {kv_dtype} fp8_e4m3 or auto with SGLang on this GPU"),
+                field="kv_dtype",
+            )
+        major = _major(req.compute_capability)
+        if major is not None and major not in (10, 12):
+            raise UsageError(
+                Text(
+                    "SGLang's nvfp4 KV cache needs a Blackwell SM100 or SM120 GPU, not compute capability {cc} "
+                    "(sglang-0.5.23 srt/arg_groups/kv_cache_hook.py:124-131)",
+                    cc=req.compute_capability,
+                ),
+                hint=Text("use {kv_dtype} fp8_e4m3 on this GPU, or a B200 / B300 / RTX PRO 6000 profile"),
+                field="kv_dtype",
+            )
+        attention = [c for c in caches if not isinstance(c, (L.NoCache, L.RecurrentState))]
+        if any(isinstance(c, L.RecurrentState) for c in caches):
+            raise UsageError(
+                "kvplan has not read SGLang's nvfp4 KV cache in a hybrid linear-attention (Mamba-style) model: "
+                "HybridLinearKVPool takes the FP4 recipe (sglang-0.5.23 srt/mem_cache/kv_cache_configurator.py:"
+                "2656-2658, :2705-2708) but the hybrid attention backends' FP4 reads are not checked",
+                hint=Text("use {kv_dtype} fp8_e4m3 or auto with SGLang for this model"),
+                field="kv_dtype",
+            )
+        other = sorted({c.kind for c in attention if not isinstance(c, L.FullAttention)})
+        if other:
+            why = {
+                L.SLIDING: "SGLang builds its SWA pool without the FP4 recipe's scales (srt/mem_cache/"
+                "kv_cache_configurator.py:2500-2550) and sizes it at one byte an element "
+                "(model_executor/pool_configurator.py:656-663)",
+                L.CHUNKED: "SGLang keeps chunked-local layers in its SWA pool, built without the FP4 recipe's scales "
+                "(srt/mem_cache/kv_cache_configurator.py:2500-2550)",
+            }
+            reason = why.get(other[0]) or (
+                "SGLang's NVFP4 hook sends decode to trtllm_mha, an MHA backend (srt/arg_groups/kv_cache_hook.py:"
+                "78-89), and kvplan has not read an NVFP4 path for this cache (MLA goes to MLATokenToKVPoolFP4, "
+                "kv_cache_configurator.py:1872-1877)"
+            )
+            raise UsageError(
+                Text(
+                    "kvplan models SGLang's nvfp4 KV cache for full-attention layers only, not {k}: {why}",
+                    k=", ".join(other),
+                    why=reason,
+                ),
+                hint=Text("use {kv_dtype} fp8_e4m3 or auto with SGLang for this model"),
+                field="kv_dtype",
+            )
+        override = next((a for a in self.architectures if a in SGLANG_ATTENTION_BACKEND_OVERRIDES), None)
+        if override is not None:
+            raise UsageError(
+                Text(
+                    "kvplan has not read SGLang's nvfp4 KV cache for {arch}: its model override sets the attention "
+                    "backend (sglang-0.5.23 srt/arg_groups/model_overrides/{where}), which decides the NVFP4 prefill "
+                    "path and its scale buffers (srt/arg_groups/kv_cache_hook.py:47-57)",
+                    arch=override,
+                    where=SGLANG_ATTENTION_BACKEND_OVERRIDES[override],
+                ),
+                hint=Text("use {kv_dtype} fp8_e4m3 or auto with SGLang for this model"),
+                field="kv_dtype",
+            )
+        for c in attention:
+            assert isinstance(c, L.FullAttention)
+            if c.head_dim_k != c.head_dim_v:
+                raise UsageError(
+                    Text(
+                        "SGLang's FP4 recipe sizes K and V by one head_dim (model_executor/pool_configurator.py:"
+                        "520-525); this model's K and V heads differ ({k} / {v})",
+                        k=c.head_dim_k,
+                        v=c.head_dim_v,
+                    ),
+                    hint=Text("use {kv_dtype} fp8_e4m3 or auto with SGLang for this model"),
+                    field="kv_dtype",
+                )
+            if nvfp4_sm100(req.compute_capability) and c.head_dim_k % 64:
+                raise UsageError(
+                    Text(
+                        "SGLang's native NVFP4 layout on SM100 needs a head_dim that is a multiple of 64, not {d} "
+                        "(layers/quantization/fp4_kv_cache_quant_method.py:589-590)",
+                        d=c.head_dim_k,
+                    ),
+                    hint=Text("use {kv_dtype} fp8_e4m3 with SGLang for this model"),
+                    field="kv_dtype",
+                )
+        method = req.speculative.method if req.speculative is not None else None
+        if nvfp4_sm100(req.compute_capability) and method in ("draft_model", "dflash"):
+            raise UsageError(
+                Text(
+                    "SGLang's native NVFP4 cache on SM100 serves EAGLE, EAGLE3, NEXTN and NGRAM drafting only, not "
+                    "{m} (sglang-0.5.23 srt/arg_groups/kv_cache_hook.py:159-188)",
+                    m=method,
+                ),
+                hint=Text("use an mtp / eagle / eagle3 / ngram --speculative-config, or {kv_dtype} fp8_e4m3"),
+                field="speculative_config",
+            )
+
+    def _nvfp4_layers(self, caches: list[L.Layer], req: Request) -> list[tuple[str, int, Fraction, int | None]]:
+        """One stage's layers under --kv-cache-dtype nvfp4 (`nvfp4_layer_bytes` each, `check` has refused every
+        other cache), the SM120 dequant workspace (`nvfp4_workspace_bytes`, one per stage's pool) spread over its
+        full-attention layers so that the stage's cell is SGLang's `compute_cell_size`
+        (fp4_kv_cache_quant_method.py:744-768)."""
+        full = [c for c in caches if isinstance(c, L.FullAttention)]
+        items = []
+        for cache in caches:
+            if not isinstance(cache, L.FullAttention):
+                items.append(self._layer(cache, req))
+                continue
+            heads = kv_heads_per_rank(cache.num_kv_heads, req.tp)
+            workspace = nvfp4_workspace_bytes(heads, cache.head_dim_k, req.compute_capability)
+            per_token = Fraction(nvfp4_layer_bytes(heads, cache.head_dim_k)) + Fraction(workspace, len(full))
+            items.append((cache.kind, int(per_token * req.seq_len * req.batch), per_token, req.seq_len))
+        return items
+
+
+# ------------------------------------------------------------------------------------ NVFP4 KV cache
+#
+# sglang-0.5.23 stores --kv-cache-dtype nvfp4 as torch.float4_e2m1fn_x2, one byte per two values
+# (mem_cache/kv_cache_dtype.py:76-78), and sizes a full-attention pool by the NVFP4 recipe's own cell
+# (model_executor/pool_configurator.py:500-525 -> layers/quantization/fp4_kv_cache_quant_method.py:744-768
+# `NVFP4KVCacheMethod.compute_cell_size`, kv_size 1): K and V of head_dim // 2 bytes per head and layer, one
+# fp8_e4m3 scale per 16 values in each scale layout the selected backends read (:751-756), plus one shared fp8
+# dequant workspace of K and V per token when the prefill backend is FlashInfer (:757-767; not x layers). The
+# per-layer global fp32 scales (:466-469) are not per token. Which backends: with no backend given the NVFP4 hook
+# picks native NVFP4 prefill (trtllm_mha) on SM100 and FlashInfer over an fp8_e4m3 workspace elsewhere, decode
+# trtllm_mha always (arg_groups/kv_cache_hook.py:25-31, :47-57, :86-89). SM100 then needs only the native
+# (HND) scale layout (:474-478), SM120 only the token-linear one beside the workspace (:480-485).
+
+NVFP4_SCALE_BLOCK = 16  # NVFP4KVCacheMethod.SCALE_BLOCK_SIZE (fp4_kv_cache_quant_method.py:450)
+
+# The architectures whose SGLang 0.5.23 model override sets an attention backend (srt/arg_groups/model_overrides/
+# FILE:LINE, the `_register_for` of the override that names attention_backend): the NVFP4 hook picks the prefill
+# path by it (kv_cache_hook.py:47-57), so kvplan does not size nvfp4 for them. tests/engines/test_sglang_fp4_kv.py
+# reads this table back from the source.
+SGLANG_ATTENTION_BACKEND_OVERRIDES = {
+    "BeamForCausalLM": "beam.py:20",
+    **dict.fromkeys(
+        (
+            "DeepseekV3ForCausalLM",
+            "DeepseekV32ForCausalLM",
+            "KimiK25ForConditionalGeneration",
+            "MistralLarge3ForCausalLM",
+            "PixtralForConditionalGeneration",
+            "GlmMoeDsaForCausalLM",
+            "Glm5NextForConditionalGeneration",
+            "HYV4ForCausalLM",
+            "HYV4ForCausalLMNextN",
+            "LongcatFlashForCausalLM",
+            "LongcatFlashForCausalLMNextN",
+            "Dots3NoteForCausalLM",
+        ),
+        "deepseek_v2.py:37",
+    ),
+    "DeepseekV4ForCausalLM": "deepseek_v4.py:18",
+    "EmbeddingGemma2Model": "embedding_gemma2.py:33",
+    **dict.fromkeys(("Exaone4ForCausalLM", "ExaoneMoEForCausalLM", "ExaoneMoeForCausalLM"), "exaone.py:15"),
+    **dict.fromkeys(
+        ("FalconH1ForCausalLM", "JetNemotronForCausalLM", "JetVLMForConditionalGeneration"), "falcon_h1.py:12"
+    ),
+    **dict.fromkeys(
+        (
+            "Gemma4ForConditionalGeneration",
+            "Gemma4ForCausalLM",
+            "Gemma4UnifiedForConditionalGeneration",
+            "DiffusionGemmaForBlockDiffusion",
+        ),
+        "gemma4.py:17",
+    ),
+    "GptOssForCausalLM": "gpt_oss.py:24",
+    "GraniteMoeHybridForCausalLM": "granitemoehybrid.py:12",
+    **dict.fromkeys(("InklingForConditionalGeneration", "InklingForConditionalGenerationMTP"), "inkling.py:16"),
+    **dict.fromkeys(("IQuestQ1ForCausalLM", "IQuestQ1MTP"), "iquest_q1.py:11"),
+    "KimiK3ForConditionalGeneration": "kimi_k3.py:51",
+    **dict.fromkeys(("Lfm2ForCausalLM", "Lfm2MoeForCausalLM"), "lfm2.py:12"),
+    **dict.fromkeys(("Llama4ForConditionalGeneration", "Llama4ForCausalLM"), "llama4.py:16"),
+    **dict.fromkeys(("MiMoV2ForCausalLM", "MiMoV2FlashForCausalLM"), "mimo_v2.py:19"),
+    **dict.fromkeys(("MiniCPMForCausalLM", "MiniCPMSALAForCausalLM"), "minicpm.py:14"),
+    **dict.fromkeys(("MiniCPMV4_6ForConditionalGeneration", "MiniCPMV4_7ForConditionalGeneration"), "minicpmv.py:12"),
+    **dict.fromkeys(("MiniMaxM3SparseForCausalLM", "MiniMaxM3SparseForConditionalGeneration"), "minimax_m3.py:37"),
+    "MossVLForConditionalGeneration": "moss_vl.py:17",
+    **dict.fromkeys(
+        ("NemotronHForCausalLM", "NemotronHPuzzleForCausalLM", "NemotronH_Omni_Reasoning_V3"), "nemotron_h.py:17"
+    ),
+    "Olmo2ForCausalLM": "olmo2.py:15",
+    **dict.fromkeys(
+        (
+            "Qwen3NextForCausalLM",
+            "Qwen3_5MoeForConditionalGeneration",
+            "InternS2PreviewForConditionalGeneration",
+            "InternS2MobiusForConditionalGeneration",
+            "Qwen3_5ForConditionalGeneration",
+        ),
+        "qwen3_5.py:17",
+    ),
+    **dict.fromkeys(("Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration"), "qwen3_vl.py:81"),
+    "Qwen4ExpForConditionalGeneration": "qwen4_exp.py:20",
+}
+
+
+def _major(compute_capability: str | None) -> int | None:
+    return int(str(compute_capability).split(".")[0]) if compute_capability else None
+
+
+def nvfp4_sm100(compute_capability: str | None) -> bool:
+    """Whether SGLang's NVFP4 path is SM100's (get_platform().is_sm100: capability major 10, utils/common.py:
+    309-312); without a GPU kvplan takes SM100 (B200 / B300), the one with native NVFP4 prefill."""
+    major = _major(compute_capability)
+    return major is None or major == 10
+
+
+def nvfp4_layer_bytes(kv_heads: int, head_dim: int) -> int:
+    """One full-attention layer's bytes per token in SGLang's NVFP4 pool: K and V of `kv_heads` heads, head_dim // 2
+    packed bytes each (fp4_kv_cache_quant_method.py:748), and one fp8_e4m3 scale per 16 values in one scale
+    layout, the native one on SM100 or the token-linear one elsewhere (:751-756, :474-485)."""
+    return kv_heads * (head_dim // 2) * 2 + kv_heads * (head_dim // NVFP4_SCALE_BLOCK) * 2
+
+
+def nvfp4_workspace_bytes(kv_heads: int, head_dim: int, compute_capability: str | None) -> int:
+    """The fp8_e4m3 dequant workspace of K and V per token, shared by the layers (fp4_kv_cache_quant_method.py:
+    757-767): FlashInfer prefill reads it, which the NVFP4 hook picks off SM100 (kv_cache_hook.py:57); 0 on SM100,
+    whose native trtllm_mha prefill reads the FP4 cache itself."""
+    return 0 if nvfp4_sm100(compute_capability) else kv_heads * head_dim * 2
 
 
 # ------------------------------------------------------------------------------------ DeepSeek-V4 (DSV4 pools)
@@ -787,6 +1022,9 @@ class SglangServing(ServingModel):
             line += f" --max-running-requests {f.max_num_seqs}"
         line += f.offload_flags
         spelling = KV_CACHE_DTYPES.get(f.kv_dtype)
+        auto = auto_kv_dtype(f.budget.shape, f.budget.profile.compute_capability) or f.model_dtype  # what auto runs
+        if f.kv_dtype == "bfloat16" and auto != "bfloat16":
+            spelling = "bf16"  # a bf16 cache auto would not give (srt/mem_cache/kv_cache_dtype.py:49-59, :74-75)
         if spelling:
             line += f" --kv-cache-dtype {spelling}"
         comment = ""
@@ -797,6 +1035,11 @@ class SglangServing(ServingModel):
         line += lora_line
         if lora_comment:
             comment = f"{comment}; {lora_comment}" if comment else lora_comment
+        if f.kv_dtype == "float16" and auto != "float16":
+            comment = (
+                f"SGLang has no fp16 --kv-cache-dtype: auto runs {short_dtype(auto)} here (srt/mem_cache/"
+                "kv_cache_dtype.py:49-59)" + (f"; {comment}" if comment else "")
+            )
         if not spelling and f.kv_dtype not in ("float16", "bfloat16"):
             comment = (
                 f"SGLang has no {short_dtype(f.kv_dtype)} KV cache (--kv-cache-dtype: "
@@ -953,13 +1196,104 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
             "SGLang runs DeepseekV4ForCausalLM with an fp8_e4m3 cache when --kv-cache-dtype is auto "
             "(srt/arg_groups/overrides.py:892-913) and sizes the same FlashMLA V4 layout for bfloat16",
         )
+    notes = auto_kv_notes(shape, req) + (nvfp4_notes(shape, req) if req.kv_dtype == "nvfp4" else ())
     if KV_SHARED_LAYERS not in shape.features:
-        return ()
+        return notes
     shared = sum(isinstance(c, L.NoCache) for c in shape.caches())
     return (
+        *notes,
         f"SGLang also sizes its pool for the {shared} KV-sharing layers (they write nothing there); kvplan counts "
         "them as 0 B, so SGLang's pool per token is larger than this estimate",
     )
+
+
+# The architectures whose DeepSeek-style sparse (DSA) MLA SGLang 0.5.23 gives its own `auto` KV dtype: those of
+# _DEEPSEEK_FAMILY_ARCHS (srt/arg_groups/overrides.py:745-760) that is_deepseek_dsa also names (srt/configs/
+# model_config.py:191-211, with index_topk: kvplan's sparse MLA), checked by `_dsa_kv_cache_dtype_default`
+# (overrides.py:490-547) on architectures[0].
+SGLANG_DSA_AUTO_ARCHS = frozenset(
+    {
+        "DeepseekV3ForCausalLM",
+        "DeepseekV32ForCausalLM",
+        "MistralLarge3ForCausalLM",
+        "PixtralForConditionalGeneration",
+        "GlmMoeDsaForCausalLM",
+        "Glm5NextForConditionalGeneration",
+        "HYV4ForCausalLM",
+        "HYV4ForCausalLMNextN",
+        "LongcatFlashForCausalLM",
+        "LongcatFlashForCausalLMNextN",
+        "Dots3NoteForCausalLM",
+    }
+)
+
+
+def auto_kv_dtype(shape: ModelShape, compute_capability: str | None = None) -> str | None:
+    """SGLang 0.5.23's `--kv-cache-dtype auto` where the model, checkpoint or GPU decides (None: the model dtype,
+    srt/mem_cache/kv_cache_dtype.py:58-59):
+    - a DSA model of the DeepSeek family (`SGLANG_DSA_AUTO_ARCHS`, sparse MLA): fp8_e4m3 on SM100 and up without
+      learnable attention sinks, else bfloat16 (overrides.py:532-536, set as a server argument before the model
+      loads, so it wins over the checkpoint's); without a GPU kvplan takes Hopper's bfloat16, as its DSA cell takes
+      Hopper's backend;
+    - a checkpoint whose quantization config asks for an FP8 KV cache (`CHECKPOINT_FP8_KV`): fp8_e4m3
+      (kv_cache_dtype.py:49-57, float8_e4m3fn on CUDA, the same byte on HIP)."""
+    arch = shape.architectures[0] if shape.architectures else None
+    if arch in SGLANG_DSA_AUTO_ARCHS and any(isinstance(c, L.MlaLatent) and c.sparse for c in shape.caches()):
+        major = _major(compute_capability)
+        return "fp8_e4m3" if major is not None and major >= 10 and LEARNABLE_SINK not in shape.features else "bfloat16"
+    return "fp8_e4m3" if CHECKPOINT_FP8_KV in shape.features else None
+
+
+def auto_kv_notes(shape: ModelShape, req: Request) -> tuple[str, ...]:
+    arch = shape.architectures[0] if shape.architectures else None
+    if arch in SGLANG_DSA_AUTO_ARCHS and any(isinstance(c, L.MlaLatent) and c.sparse for c in shape.caches()):
+        where = (
+            "no GPU given: Hopper's"
+            if req.compute_capability is None
+            else f"compute capability {req.compute_capability}"
+        )
+        return (
+            f"SGLang's --kv-cache-dtype auto for {arch}'s DSA layers is fp8_e4m3 on SM100 and up (without learnable "
+            f"attention sinks), else bfloat16 (sglang-0.5.23 srt/arg_groups/overrides.py:532-536); {where}",
+        )
+    if CHECKPOINT_FP8_KV not in shape.features or req.kv_dtype != "fp8_e4m3":
+        return ()
+    return (
+        "this checkpoint's quantization_config asks for an FP8 KV cache (kv_cache_scheme float 8 bits / "
+        "kv_cache_quant_algo FP8), so SGLang's --kv-cache-dtype auto runs fp8_e4m3 (sglang-0.5.23 "
+        "srt/mem_cache/kv_cache_dtype.py:49-57); pass --kv-dtype bf16 for SGLang's bf16 cache",
+    )
+
+
+def nvfp4_notes(shape: ModelShape, req: Request) -> tuple[str, ...]:
+    """How the nvfp4 figures were sized: the GPU's path (SM100 without a GPU) and what SM120 adds."""
+    full = next((c for c in shape.caches() if isinstance(c, L.FullAttention)), None)
+    if full is None:
+        return ()
+    heads = kv_heads_per_rank(full.num_kv_heads, req.tp)
+    where = (
+        "SM100 (B200 / B300; no GPU given)"
+        if req.compute_capability is None
+        else ("SM100" if nvfp4_sm100(req.compute_capability) else f"SM{str(req.compute_capability).replace('.', '')}")
+    )
+    workspace = nvfp4_workspace_bytes(heads, full.head_dim_k, req.compute_capability)
+    backends = (
+        f"prefill on FlashInfer over a {workspace} B fp8 dequant workspace per token, decode on trtllm_mha"
+        if workspace
+        else "prefill and decode on trtllm_mha reading the FP4 cache itself"
+    )
+    text = (
+        f"SGLang's nvfp4 KV cache as on {where}: per layer and token K and V of {heads} head(s) x "
+        f"{full.head_dim_k // 2} B of FP4 plus one fp8_e4m3 scale per {NVFP4_SCALE_BLOCK} values "
+        f"({nvfp4_layer_bytes(heads, full.head_dim_k)} B); {backends} (sglang-0.5.23 "
+        "srt/layers/quantization/fp4_kv_cache_quant_method.py:744-768, srt/arg_groups/kv_cache_hook.py:47-89)"
+    )
+    if not workspace:
+        text += (
+            "; on SM120 (RTX PRO 6000, RTX 5090) SGLang prefills with FlashInfer over an fp8 dequant workspace, "
+            f"{heads * full.head_dim_k * 2} B more per token"
+        )
+    return (text,)
 
 
 ENTRY = EngineEntry(
@@ -978,5 +1312,6 @@ ENTRY = EngineEntry(
     plannable=True,
     splits_heads=True,
     serves_fp32_in_16bit=True,
+    kv_auto_for=auto_kv_dtype,
     estimate_notes=estimate_notes,
 )

@@ -234,6 +234,7 @@ def estimate_shape(
         max_num_batched_tokens=max_num_batched_tokens,
         n_ubatch=n_ubatch,
         storage=True,
+        compute_capability=compute_capability,
     )
     entry = engine_entry(get_engine(engine, shape).name)
     release, source = entry.release(vllm_version) if entry.release is not None else (None, None)

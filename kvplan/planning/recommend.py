@@ -553,6 +553,7 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
         block_size=o.block_size,
         max_num_batched_tokens=o.max_num_batched_tokens or default_mnbt,
         n_ubatch=o.n_ubatch,
+        compute_capability=i.profile.compute_capability,  # SGLang's auto KV dtype of DSA models turns on it
     )
     request = replace(  # the release and its settings, which some engines' storage rules read
         request,
@@ -561,6 +562,7 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
         prefix_caching=o.prefix_caching,
         async_scheduling=o.async_scheduling,
         compute_capability=i.profile.compute_capability,
+        vendor=i.profile.vendor,
     )
     if i.speculative is not None:  # the drafter as the engine runs it, which its storage rules read
         request = replace(request, speculative=_speculative(i, resolved, request.model_dtype))

@@ -256,7 +256,7 @@ def test_sglang_mia_qwen38_flash_next_has_no_catalog_config():
         assert params / 2 > memory, (name, params, memory)
     pytest.skip(
         f"{MIA_QWEN38_FLASH_NEXT}: no catalog config is Qwen3.8-Flash-Next ({', '.join(qwen38)} need more than "
-        f"{case['gpu_count']}x GB10 at 4 bits a weight); and kvplan refuses an nvfp4 KV cache for SGLang, which "
-        "sglang-0.5.23 accepts (srt/arg_groups/fields/model.py:198-220 --kv-cache-dtype choices) and whose pool "
-        "layout kvplan has not read"
+        f"{case['gpu_count']}x GB10 at 4 bits a weight); and kvplan refuses SGLang's nvfp4 KV cache for hybrid "
+        "linear-attention models (sglang-0.5.23 takes it there, srt/mem_cache/kv_cache_configurator.py:2656-2658, "
+        "but kvplan has not checked the hybrid backends' FP4 reads)"
     )
