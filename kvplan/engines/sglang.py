@@ -1236,8 +1236,12 @@ def auto_kv_dtype(shape: ModelShape, compute_capability: str | None = None) -> s
       loads, so it wins over the checkpoint's); without a GPU kvplan takes Hopper's bfloat16, as its DSA cell takes
       Hopper's backend;
     - a checkpoint whose quantization config asks for an FP8 KV cache (`CHECKPOINT_FP8_KV`): fp8_e4m3
-      (kv_cache_dtype.py:49-57, float8_e4m3fn on CUDA, the same byte on HIP)."""
+      (kv_cache_dtype.py:49-57, float8_e4m3fn on CUDA, the same byte on HIP);
+    - DeepseekV4ForCausalLM: fp8_e4m3 on CUDA (overrides.py:898-903 `_deepseek_v4_kv_cache_dtype`; the pool is the
+      same FlashMLA V4 layout for bfloat16, pool_configurator.py:1353-1370, so only the dtype named changes)."""
     arch = shape.architectures[0] if shape.architectures else None
+    if arch == "DeepseekV4ForCausalLM":
+        return "fp8_e4m3"
     if arch in SGLANG_DSA_AUTO_ARCHS and any(isinstance(c, L.MlaLatent) and c.sparse for c in shape.caches()):
         major = _major(compute_capability)
         return "fp8_e4m3" if major is not None and major >= 10 and LEARNABLE_SINK not in shape.features else "bfloat16"

@@ -66,6 +66,8 @@ _CITED = [
     ("kernels/ops/attention/dsv4/kv_layout.py", 105, "return -(-raw // self.page_align) * self.page_align"),
     ("srt/arg_groups/model_overrides/deepseek_v4.py", 48, 'overrides["swa_full_tokens_ratio"] = 0.1'),
     ("srt/arg_groups/model_overrides/deepseek_v4.py", 51, "page_size = 256"),
+    ("srt/arg_groups/overrides.py", 898, 'if model_arch != "DeepseekV4ForCausalLM":'),
+    ("srt/arg_groups/overrides.py", 902, 'if kv_cache_dtype == "auto":'),
     ("srt/arg_groups/overrides.py", 903, 'kv_cache_dtype = "fp8_e4m3"'),
     ("srt/environ.py", 1754, 'SGLANG_DSV4_KV_LAYOUT = EnvStr("v4")'),
     ("srt/environ.py", 1832, 'SGLANG_DSV4_COMPRESS_STATE_DTYPE = EnvStr("float32")'),
@@ -259,3 +261,21 @@ def test_estimate_under_pp_sizes_sglangs_fullest_stage():
     doc = json.loads(out.stdout)
     assert doc["bytes_per_token_per_gpu"] == 3685
     assert "stage 1 (layers 21-42): 3,685.00 B per full token" in " ".join(doc["notes"])
+
+
+@pytest.mark.parametrize("command", ["estimate", "recommend"])
+def test_auto_kv_dtype_is_sglangs_fp8_e4m3(command):
+    """overrides.py:898-903 `_deepseek_v4_kv_cache_dtype`: `auto` becomes fp8_e4m3 for DeepseekV4ForCausalLM, so
+    the plan names the dtype SGLang runs (not the model's bf16) and has no "with fp8 KV" alternative of itself; the
+    pool is the same FlashMLA V4 layout either way (7,086.75 B a token)."""
+    extra = ["-g", "h200", "--tp", "8"] if command == "recommend" else []
+    out = CliRunner().invoke(
+        app, [command, "deepseek-ai/DeepSeek-V4-Flash", "--engine", "sglang", *extra, "--json", "--offline"]
+    )
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["kv_dtype"] == "fp8_e4m3"
+    if command == "recommend":
+        assert doc["fp8_kv"] is None
+    else:
+        assert doc["bytes_per_token_per_gpu"] == 7086.75
