@@ -27,6 +27,9 @@ DTYPES: dict[str, Fraction] = {
     "int64": Fraction(8),  # integer buffers stored with the weights (DeepSeek-V4's hash-routing table)
     "int4": Fraction(1, 2),
     "nvfp4": Fraction(1, 2),
+    # SGLang's block-16 FP4 KV recipe (--kv-cache-dtype fp4_mx_block16): the FP4 values; its one uint8 scale per 16
+    # values is the engine's (sglang-0.5.23 srt/layers/quantization/fp4_kv_cache_quant_method.py:771-779, :897-914)
+    "fp4_mx_block16": Fraction(1, 2),
     # llama.cpp (ggml) block types: bytes per block / 32 values, scales included (ggml/src/ggml-common.h:
     # block_q8_0 = fp16 d + 32 int8 = 34 B; block_q4_0 = d + 16 B = 18; block_q4_1 = d, m + 16 = 20;
     # block_q5_0 = d + qh[4] + 16 = 22; block_q5_1 = d, m + qh[4] + 16 = 24; block_iq4_nl = d + 16 = 18, QK = 32).
@@ -47,6 +50,11 @@ COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 # ggml block-quantized KV types: only the llama.cpp engine stores them (other engines raise a UsageError).
 GGML_BLOCK_TYPES = ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
 GGML_BLOCK_SIZE = 32
+
+# KV dtypes that only some engines store: the engines whose EngineEntry.kv_own names one size it, every other engine
+# refuses it naming those (kvplan.engines.entry.EngineEntry.kv_dtype). Not "mxfp4": SGLang keeps that name for a
+# true block-32 MXFP4 cache (fp4_kv_cache_quant_method.py:1035-1042), so no alias points here.
+ENGINE_ONLY_KV_DTYPES = ("fp4_mx_block16",)
 
 _ALIASES = {
     "fp64": "float64",
@@ -78,6 +86,7 @@ KV_DTYPE_CHOICES = (
     "int8",
     "int4",
     "nvfp4",
+    *ENGINE_ONLY_KV_DTYPES,
     *GGML_BLOCK_TYPES,
 )
 MODEL_DTYPE_CHOICES = ("auto", "fp32", "bf16", "fp16")

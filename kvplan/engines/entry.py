@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kvplan.core.units import GGML_BLOCK_TYPES
+from kvplan.core.units import ENGINE_ONLY_KV_DTYPES, GGML_BLOCK_TYPES
 from kvplan.errors import Text, UsageError
 
 if TYPE_CHECKING:
@@ -86,7 +86,8 @@ class EngineEntry:
     - `kv_auto`: the KV dtype `auto` means (None: the model dtype); `kv_auto_for`: the KV dtype `auto` means for a
       model shape on a GPU (its compute capability, None: none given) where the engine decides by the model or the
       checkpoint (returns None for `kv_auto`'s rule; SGLang: fp8 for checkpoints that declare it, DSA models by GPU);
-      `kv_ggml`: it stores llama.cpp's ggml block types (q8_0, q4_0, ...).
+      `kv_ggml`: it stores llama.cpp's ggml block types (q8_0, q4_0, ...); `kv_own`: the engine-only KV dtypes
+      (`core/units.ENGINE_ONLY_KV_DTYPES`: SGLang's fp4_mx_block16) it stores, which every other engine refuses.
     - `estimate_help`: how `kvplan estimate --engine` describes it; `estimate_notes`: notes it adds to an estimate.
     - `release`: for an engine whose rules change by release (vLLM), (the release modelled, why: "given",
       "installed" or "newest") for the version asked (None: its default); `release_notes`: what a plan says
@@ -111,6 +112,7 @@ class EngineEntry:
     kv_auto: str | None = None
     kv_auto_for: Callable[[ModelShape, str | None], str | None] | None = None
     kv_ggml: bool = False
+    kv_own: tuple[str, ...] = ()
     estimate_help: str = ""
     estimate_notes: EstimateNotes | None = None
     release: Callable[[str | None], tuple[str, str]] | None = None
@@ -155,6 +157,20 @@ class EngineEntry:
                     which=self.name,
                 ),
                 hint=Text("use {engine} llamacpp, or fp8 / int8 for this engine"),
+                field="kv_dtype",
+            )
+        if resolved in ENGINE_ONLY_KV_DTYPES and resolved not in self.kv_own:
+            from kvplan.engines.registry import entries, listed  # the registry imports this module
+
+            owners = listed([e.name for e in entries(lambda e: resolved in e.kv_own)])
+            raise UsageError(
+                Text(
+                    "{kv_dtype} {value} is a KV cache only {owners} stores; {which} does not store it",
+                    value=resolved,
+                    owners=owners or "no registered engine",
+                    which=self.name,
+                ),
+                hint=Text("use {engine} {owners}, or fp8 for this engine", owners=owners),
                 field="kv_dtype",
             )
         return resolved

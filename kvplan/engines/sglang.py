@@ -104,7 +104,7 @@ class SglangEngine:
         )
         if any(isinstance(c, L.CompressedAttention) for c in caches):
             self._check_v4(caches, req)
-        if req.kv_dtype == "nvfp4":
+        if req.kv_dtype in FP4_KV_DTYPES:
             self._check_nvfp4(caches, req)
         if req.kv_dtype in ("int8", "int4"):
             raise UsageError(
@@ -220,7 +220,7 @@ class SglangEngine:
         self.check(caches, req)
         if any(isinstance(c, L.CompressedAttention) for c in caches):
             return self._v4_costs(caches, req)
-        if req.kv_dtype == "nvfp4":
+        if req.kv_dtype in FP4_KV_DTYPES:
             costs = group_costs(self._nvfp4_layers(caches, req))
         else:
             costs = group_costs([self._layer(c, req) for c in caches])
@@ -292,15 +292,18 @@ class SglangEngine:
         return latent + (fp8_block_scaled_bytes(cache.index_head_dim) if cache.index_head_dim else 0)
 
     def _check_nvfp4(self, caches: list[L.Layer], req: Request) -> None:
-        """What SGLang 0.5.23 serves with --kv-cache-dtype nvfp4 and kvplan has read: a CUDA Blackwell GPU
-        (SM100 / SM120, srt/arg_groups/kv_cache_hook.py:124-131; no other platform, :317-318), full-attention layers
-        only in the plain MHA pool (the FP4 recipe is built for it, mem_cache/kv_cache_configurator.py:1905-1920; the SWA pool is built
-        without it, :2500-2550, and HybridSWAPoolConfigurator sizes float4 at one byte an element with no scales,
-        model_executor/pool_configurator.py:656-663), K and V head sizes equal (the recipe sizes both by head_dim,
-        pool_configurator.py:520-525), a head_dim the native SM100 layout takes (a multiple of 64,
+        """What SGLang 0.5.23 serves with an FP4 KV cache (--kv-cache-dtype nvfp4 or fp4_mx_block16) and kvplan has
+        read: a CUDA GPU (srt/arg_groups/kv_cache_hook.py:317-318), for nvfp4 a Blackwell SM100 / SM120 one
+        (:124-131); MLA by `_check_fp4_mla`; full-attention layers only in the plain MHA pool (the FP4 recipe is
+        built for it, mem_cache/kv_cache_configurator.py:1905-1920; the SWA pool is built without it, :2500-2550, and
+        HybridSWAPoolConfigurator sizes float4 at one byte an element with no scales, model_executor/
+        pool_configurator.py:656-663), K and V head sizes equal (the recipe sizes both by head_dim,
+        pool_configurator.py:520-525), for nvfp4 a head_dim the native SM100 layout takes (a multiple of 64,
         layers/quantization/fp4_kv_cache_quant_method.py:589-590), no model override of the attention backend
-        (`SGLANG_ATTENTION_BACKEND_OVERRIDES`: the NVFP4 hook picks the prefill backend by it, kv_cache_hook.py:47-57)
-        and, on SM100, the draft methods its native layout serves (EAGLE / EAGLE3 / NEXTN / NGRAM: :159-188)."""
+        (`SGLANG_ATTENTION_BACKEND_OVERRIDES`: it decides the NVFP4 prefill path, kv_cache_hook.py:47-57, and the
+        backend fp4_mx_block16 runs on), for nvfp4 on SM100 the draft methods its native layout serves (EAGLE /
+        EAGLE3 / NEXTN / NGRAM: :159-188), and for fp4_mx_block16 a default backend that reads it (`_check_fp4_mx`)."""
+        recipe = req.kv_dtype
         if req.vendor not in (None, "nvidia", "generic"):
             raise UsageError(
                 Text(
@@ -312,7 +315,7 @@ class SglangEngine:
                 field="kv_dtype",
             )
         major = _major(req.compute_capability)
-        if major is not None and major not in (10, 12):
+        if recipe == "nvfp4" and major is not None and major not in (10, 12):
             raise UsageError(
                 Text(
                     "SGLang's nvfp4 KV cache needs a Blackwell SM100 or SM120 GPU, not compute capability {cc} "
@@ -325,12 +328,18 @@ class SglangEngine:
         attention = [c for c in caches if not isinstance(c, (L.NoCache, L.RecurrentState))]
         if any(isinstance(c, L.RecurrentState) for c in caches):
             raise UsageError(
-                "kvplan has not read SGLang's nvfp4 KV cache in a hybrid linear-attention (Mamba-style) model: "
-                "HybridLinearKVPool takes the FP4 recipe (sglang-0.5.23 srt/mem_cache/kv_cache_configurator.py:"
-                "2656-2658, :2705-2708) but the hybrid attention backends' FP4 reads are not checked",
+                Text(
+                    "kvplan has not read SGLang's {r} KV cache in a hybrid linear-attention (Mamba-style) model: "
+                    "HybridLinearKVPool takes the FP4 recipe (sglang-0.5.23 srt/mem_cache/kv_cache_configurator.py:"
+                    "2656-2658, :2705-2708) but the hybrid attention backends' FP4 reads are not checked",
+                    r=recipe,
+                ),
                 hint=Text("use {kv_dtype} fp8_e4m3 or auto with SGLang for this model"),
                 field="kv_dtype",
             )
+        if any(isinstance(c, L.MlaLatent) for c in attention):
+            self._check_fp4_mla(attention, req)
+            return
         other = sorted({c.kind for c in attention if not isinstance(c, L.FullAttention)})
         if other:
             why = {
@@ -340,33 +349,19 @@ class SglangEngine:
                 L.CHUNKED: "SGLang keeps chunked-local layers in its SWA pool, built without the FP4 recipe's scales "
                 "(srt/mem_cache/kv_cache_configurator.py:2500-2550)",
             }
-            reason = why.get(other[0]) or (
-                "SGLang's NVFP4 hook sends decode to trtllm_mha, an MHA backend (srt/arg_groups/kv_cache_hook.py:"
-                "78-89), and kvplan has not read an NVFP4 path for this cache (MLA goes to MLATokenToKVPoolFP4, "
-                "kv_cache_configurator.py:1872-1877)"
-            )
+            reason = why.get(other[0]) or "kvplan has not read SGLang's FP4 path for this cache"
             raise UsageError(
                 Text(
-                    "kvplan models SGLang's nvfp4 KV cache for full-attention layers only, not {k}: {why}",
+                    "kvplan models SGLang's {r} KV cache for {what} layers only, not {k}: {why}",
+                    r=recipe,
+                    what="full-attention" if recipe == "nvfp4" else "full-attention and MLA",
                     k=", ".join(other),
                     why=reason,
                 ),
                 hint=Text("use {kv_dtype} fp8_e4m3 or auto with SGLang for this model"),
                 field="kv_dtype",
             )
-        override = next((a for a in self.architectures if a in SGLANG_ATTENTION_BACKEND_OVERRIDES), None)
-        if override is not None:
-            raise UsageError(
-                Text(
-                    "kvplan has not read SGLang's nvfp4 KV cache for {arch}: its model override sets the attention "
-                    "backend (sglang-0.5.23 srt/arg_groups/model_overrides/{where}), which decides the NVFP4 prefill "
-                    "path and its scale buffers (srt/arg_groups/kv_cache_hook.py:47-57)",
-                    arch=override,
-                    where=SGLANG_ATTENTION_BACKEND_OVERRIDES[override],
-                ),
-                hint=Text("use {kv_dtype} fp8_e4m3 or auto with SGLang for this model"),
-                field="kv_dtype",
-            )
+        self._refuse_fp4_override(req)
         for c in attention:
             assert isinstance(c, L.FullAttention)
             if c.head_dim_k != c.head_dim_v:
@@ -380,7 +375,7 @@ class SglangEngine:
                     hint=Text("use {kv_dtype} fp8_e4m3 or auto with SGLang for this model"),
                     field="kv_dtype",
                 )
-            if nvfp4_sm100(req.compute_capability) and c.head_dim_k % 64:
+            if recipe == "nvfp4" and nvfp4_sm100(req.compute_capability) and c.head_dim_k % 64:
                 raise UsageError(
                     Text(
                         "SGLang's native NVFP4 layout on SM100 needs a head_dim that is a multiple of 64, not {d} "
@@ -390,6 +385,9 @@ class SglangEngine:
                     hint=Text("use {kv_dtype} fp8_e4m3 with SGLang for this model"),
                     field="kv_dtype",
                 )
+        if recipe == "fp4_mx_block16":
+            self._check_fp4_mx(req)
+            return
         method = req.speculative.method if req.speculative is not None else None
         if nvfp4_sm100(req.compute_capability) and method in ("draft_model", "dflash"):
             raise UsageError(
@@ -402,20 +400,156 @@ class SglangEngine:
                 field="speculative_config",
             )
 
+    def _refuse_fp4_override(self, req: Request) -> None:
+        """An architecture whose model override sets the attention backend (`SGLANG_ATTENTION_BACKEND_OVERRIDES`):
+        it decides the NVFP4 prefill path (kv_cache_hook.py:47-57) and the backend fp4_mx_block16 runs on, which
+        kvplan has not read per model."""
+        override = next((a for a in self.architectures if a in SGLANG_ATTENTION_BACKEND_OVERRIDES), None)
+        if override is not None:
+            raise UsageError(
+                Text(
+                    "kvplan has not read SGLang's {r} KV cache for {arch}: its model override sets the attention "
+                    "backend (sglang-0.5.23 srt/arg_groups/model_overrides/{where}), which decides the FP4 "
+                    "attention path and its scale buffers (srt/arg_groups/kv_cache_hook.py:47-57, :266-316)",
+                    r=req.kv_dtype,
+                    arch=override,
+                    where=SGLANG_ATTENTION_BACKEND_OVERRIDES[override],
+                ),
+                hint=Text("use {kv_dtype} fp8_e4m3 or auto with SGLang for this model"),
+                field="kv_dtype",
+            )
+
+    def _check_fp4_mla(self, attention: list[L.Layer], req: Request) -> None:
+        """An FP4 cache of an MLA model (`MLATokenToKVPoolFP4`, mem_cache/kv_cache_configurator.py:1872-1877), which
+        SGLang 0.5.23 runs only where its attention backend is flashinfer (or trtllm_mla, which takes no FP4 cache):
+        - nvfp4: never. The NVFP4 hook sets decode to trtllm_mha (srt/arg_groups/kv_cache_hook.py:86-89), which
+          refuses MLA models (srt/layers/attention/attention_registry.py:278-280); on SM100 the DeepSeek family's
+          override has set trtllm_mla before that, which the hook refuses first (kv_cache_hook.py:47-56).
+        - fp4_mx_block16: the KV4 check takes flashinfer or trtllm_mla for MLA (kv_cache_hook.py:297-305), and
+          trtllm_mla takes fp8_e4m3, bf16 or auto only (srt/arg_groups/overrides.py:1204-1216). By default SGLang
+          picks trtllm_mla for the DeepSeek family (deepseek_v2.py override, the dense-MLA branch) on SM100
+          (model_overrides/deepseek_v2.py:177-185), the dsa backend for DSA models (:99-104), and otherwise for
+          MLA fa3 on Hopper, flashinfer on SM100 and triton elsewhere (model_override_base.py:335-351). So kvplan
+          sizes fp4_mx_block16 for a dense-MLA model without a backend override on SM100 (B200 / B300; also
+          without a GPU) and refuses the rest, naming the flag SGLang needs."""
+        mla = [c for c in attention if isinstance(c, L.MlaLatent)]
+        if req.kv_dtype == "nvfp4":
+            raise UsageError(
+                "SGLang 0.5.23 cannot run an MLA model with an nvfp4 KV cache: its NVFP4 hook sets the decode "
+                "backend to trtllm_mha (srt/arg_groups/kv_cache_hook.py:86-89), which refuses MLA models "
+                "(srt/layers/attention/attention_registry.py:278-280)",
+                hint=Text(
+                    "use {kv_dtype} fp8_e4m3 or auto; SGLang's FP4 MLA cache is {kv_dtype} fp4_mx_block16, with "
+                    "--attention-backend flashinfer where SGLang does not pick it"
+                ),
+                field="kv_dtype",
+            )
+        flag = "run SGLang with --attention-backend flashinfer (kvplan does not plan a chosen backend)"
+        if any(c.sparse for c in mla):
+            raise UsageError(
+                "SGLang runs DSA models on its dsa attention backend (srt/arg_groups/model_overrides/deepseek_v2.py:"
+                "99-104), and its KV4 check takes an FP4 MLA cache on flashinfer or trtllm_mla only "
+                "(srt/arg_groups/kv_cache_hook.py:297-305)",
+                hint=Text("use {kv_dtype} fp8_e4m3 or auto with SGLang for this model"),
+                field="kv_dtype",
+            )
+        if len(mla) != len(attention):
+            raise UsageError(
+                "kvplan has not read SGLang's fp4_mx_block16 cache for a model that mixes MLA with other attention",
+                hint=Text("use {kv_dtype} fp8_e4m3 or auto with SGLang for this model"),
+                field="kv_dtype",
+            )
+        override = next((a for a in self.architectures if a in SGLANG_ATTENTION_BACKEND_OVERRIDES), None)
+        sm100 = nvfp4_sm100(req.compute_capability)
+        if sm100 and override is not None and SGLANG_ATTENTION_BACKEND_OVERRIDES[override] == _DEEPSEEK_OVERRIDE:
+            raise UsageError(
+                Text(
+                    "SGLang picks trtllm_mla for {arch} on SM100 (srt/arg_groups/model_overrides/deepseek_v2.py:"
+                    "177-185), which takes an fp8_e4m3, bf16 or auto KV cache only, not fp4_mx_block16 "
+                    "(srt/arg_groups/overrides.py:1204-1216)",
+                    arch=override,
+                ),
+                hint=Text("{flag}, or use {kv_dtype} fp8_e4m3 or auto", flag=flag),
+                field="kv_dtype",
+            )
+        if override is not None and SGLANG_ATTENTION_BACKEND_OVERRIDES[override] != _DEEPSEEK_OVERRIDE:
+            self._refuse_fp4_override(req)
+        if not sm100:
+            backend, where = ("fa3", "337-338") if _major(req.compute_capability) == 9 else ("triton", "350-351")
+            raise UsageError(
+                Text(
+                    "SGLang's default MLA attention backend on compute capability {cc} is {b} (srt/arg_groups/"
+                    "model_override_base.py:{w}), and its KV4 check takes an FP4 MLA cache on flashinfer or "
+                    "trtllm_mla only (srt/arg_groups/kv_cache_hook.py:297-305)",
+                    cc=req.compute_capability,
+                    b=backend,
+                    w=where,
+                ),
+                hint=Text("{flag}, or use {kv_dtype} fp8_e4m3 or auto", flag=flag),
+                field="kv_dtype",
+            )
+
+    def _check_fp4_mx(self, req: Request) -> None:
+        """fp4_mx_block16 on full attention: the KV4 check takes triton, torch_native, flex_attention or trtllm_mha
+        (srt/arg_groups/kv_cache_hook.py:306-316; fp4_kv_cache_quant_method.py:932-934). SGLang's default MHA
+        backend (model_override_base.py:302-334) is trtllm_mha on SM100 with no draft or a topk-1 one (the
+        --speculative-eagle-topk 1 kvplan's commands write; NGRAM writes none), fa3 on Hopper, flashinfer elsewhere
+        (triton for attention-sink models: SWA_SINK_ARCHS are sliding-window or overridden models, refused above,
+        and `learnable_sink` configs are DSA ones). Without a GPU kvplan takes SM100's trtllm_mha."""
+        major = _major(req.compute_capability)
+        hint = Text(
+            "run SGLang with --attention-backend triton (kvplan does not plan a chosen backend), or use {kv_dtype} "
+            "fp8_e4m3 or auto"
+        )
+        if major is not None and major != 10:
+            backend, where = ("fa3", "305-311") if major == 9 else ("flashinfer", "330-334")
+            raise UsageError(
+                Text(
+                    "SGLang's default attention backend on compute capability {cc} is {b} (srt/arg_groups/"
+                    "model_override_base.py:{w}), and its KV4 check takes an fp4_mx_block16 cache on triton, "
+                    "torch_native, flex_attention or trtllm_mha only (srt/arg_groups/kv_cache_hook.py:306-316)",
+                    cc=req.compute_capability,
+                    b=backend,
+                    w=where,
+                ),
+                hint=hint,
+                field="kv_dtype",
+            )
+        method = req.speculative.method if req.speculative is not None else None
+        if method not in (None, "eagle", "eagle3", "mtp", "draft_model"):
+            raise UsageError(
+                Text(
+                    "kvplan has not read SGLang's default attention backend with {m} drafting and an fp4_mx_block16 "
+                    "cache: trtllm_mha is the SM100 default only with --speculative-eagle-topk set "
+                    "(srt/arg_groups/model_override_base.py:312-320)",
+                    m=method,
+                ),
+                hint=hint,
+                field="speculative_config",
+            )
+
     def _nvfp4_layers(self, caches: list[L.Layer], req: Request) -> list[tuple[str, int, Fraction, int | None]]:
-        """One stage's layers under --kv-cache-dtype nvfp4 (`nvfp4_layer_bytes` each, `check` has refused every
-        other cache), the SM120 dequant workspace (`nvfp4_workspace_bytes`, one per stage's pool) spread over its
-        full-attention layers so that the stage's cell is SGLang's `compute_cell_size`
-        (fp4_kv_cache_quant_method.py:744-768)."""
+        """One stage's layers under an FP4 KV cache (`check` has refused every other cache): nvfp4 full attention
+        `nvfp4_layer_bytes` each plus the SM120 dequant workspace (`nvfp4_workspace_bytes`, one per stage's pool)
+        spread over its full-attention layers so that the stage's cell is SGLang's `compute_cell_size`
+        (fp4_kv_cache_quant_method.py:744-768); fp4_mx_block16 full attention `fp4_mx_layer_bytes` (no workspace
+        on the backends it runs, :897-914) and MLA `fp4_mla_layer_bytes` (pool_configurator.py:379-392)."""
         full = [c for c in caches if isinstance(c, L.FullAttention)]
         items = []
         for cache in caches:
+            if isinstance(cache, L.MlaLatent):
+                per_token = Fraction(fp4_mla_layer_bytes(cache.kv_lora_rank, cache.rope_head_dim))
+                items.append((cache.kind, int(per_token * req.seq_len * req.batch), per_token, req.seq_len))
+                continue
             if not isinstance(cache, L.FullAttention):
                 items.append(self._layer(cache, req))
                 continue
             heads = kv_heads_per_rank(cache.num_kv_heads, req.tp)
-            workspace = nvfp4_workspace_bytes(heads, cache.head_dim_k, req.compute_capability)
-            per_token = Fraction(nvfp4_layer_bytes(heads, cache.head_dim_k)) + Fraction(workspace, len(full))
+            if req.kv_dtype == "fp4_mx_block16":
+                per_token = Fraction(fp4_mx_layer_bytes(heads, cache.head_dim_k))
+            else:
+                workspace = nvfp4_workspace_bytes(heads, cache.head_dim_k, req.compute_capability)
+                per_token = Fraction(nvfp4_layer_bytes(heads, cache.head_dim_k)) + Fraction(workspace, len(full))
             items.append((cache.kind, int(per_token * req.seq_len * req.batch), per_token, req.seq_len))
         return items
 
@@ -439,6 +573,7 @@ NVFP4_SCALE_BLOCK = 16  # NVFP4KVCacheMethod.SCALE_BLOCK_SIZE (fp4_kv_cache_quan
 # FILE:LINE, the `_register_for` of the override that names attention_backend): the NVFP4 hook picks the prefill
 # path by it (kv_cache_hook.py:47-57), so kvplan does not size nvfp4 for them. tests/engines/test_sglang_fp4_kv.py
 # reads this table back from the source.
+_DEEPSEEK_OVERRIDE = "deepseek_v2.py:37"  # the DeepSeek family's: trtllm_mla for dense MLA on SM100 (:177-185)
 SGLANG_ATTENTION_BACKEND_OVERRIDES = {
     "BeamForCausalLM": "beam.py:20",
     **dict.fromkeys(
@@ -456,7 +591,7 @@ SGLANG_ATTENTION_BACKEND_OVERRIDES = {
             "LongcatFlashForCausalLMNextN",
             "Dots3NoteForCausalLM",
         ),
-        "deepseek_v2.py:37",
+        _DEEPSEEK_OVERRIDE,
     ),
     "DeepseekV4ForCausalLM": "deepseek_v4.py:18",
     "EmbeddingGemma2Model": "embedding_gemma2.py:33",
@@ -527,6 +662,33 @@ def nvfp4_workspace_bytes(kv_heads: int, head_dim: int, compute_capability: str 
     757-767): FlashInfer prefill reads it, which the NVFP4 hook picks off SM100 (kv_cache_hook.py:57); 0 on SM100,
     whose native trtllm_mha prefill reads the FP4 cache itself."""
     return 0 if nvfp4_sm100(compute_capability) else kv_heads * head_dim * 2
+
+
+# ------------------------------------------------------------------------------------ fp4_mx_block16 KV cache
+#
+# --kv-cache-dtype fp4_mx_block16 is SGLang's other FP4 recipe (FP4MXBlock16KVCacheMethod,
+# fp4_kv_cache_quant_method.py:771-779): the same torch.float4_e2m1fn_x2 storage (kv_cache_dtype.py:76-78), one uint8
+# scale per 16 values over the flattened heads, one scale level, no SM gate (the Blackwell check is nvfp4's,
+# kv_cache_hook.py:125), and every attention access plain, so no dequant workspace (:1008-1011, :897-914). MLA models
+# store their latent in MLATokenToKVPoolFP4 (mem_cache/memory_pool.py:5133-5166) with either recipe's dtype.
+
+FP4_KV_DTYPES = ("nvfp4", "fp4_mx_block16")  # the --kv-cache-dtype values stored as float4_e2m1fn_x2
+FP4_MX_SCALE_BLOCK = 16  # FP4MXBlock16KVCacheMethod.SCALE_BLOCK_SIZE (fp4_kv_cache_quant_method.py:779)
+
+
+def fp4_mx_layer_bytes(kv_heads: int, head_dim: int) -> int:
+    """One full-attention layer's bytes per token under fp4_mx_block16: K and V of `kv_heads` x head_dim // 2 packed
+    bytes, and K's and V's (kv_heads x head_dim) // 16 uint8 scales (fp4_kv_cache_quant_method.py:897-914, kv_size 1;
+    the buffers: :789-840)."""
+    return kv_heads * (head_dim // 2) * 2 + (kv_heads * head_dim // FP4_MX_SCALE_BLOCK) * 2
+
+
+def fp4_mla_layer_bytes(kv_lora_rank: int, rope_head_dim: int) -> int:
+    """One MLA layer's bytes per token in MLATokenToKVPoolFP4: the kv_lora_rank + qk_rope_head_dim latent at half a
+    byte, one uint8 scale per 16 of its values (model_executor/pool_configurator.py:379-392; the pool's buffers
+    (m, 1, dim // 2) and (m, dim // 16), mem_cache/memory_pool.py:5143-5166). DeepSeek: 576 // 2 + 576 // 16 = 324 B."""
+    dim = kv_lora_rank + rope_head_dim
+    return dim // 2 + dim // FP4_MX_SCALE_BLOCK
 
 
 # ------------------------------------------------------------------------------------ DeepSeek-V4 (DSV4 pools)
@@ -753,7 +915,12 @@ def sglang_mem_fraction_static(memory_bytes: int, tp: int, pp: int) -> float:
 
 # kvplan's KV dtype -> SGLang's --kv-cache-dtype (ServerArgs.kv_cache_dtype's choices, sglang 0.5.23
 # sglang/srt/arg_groups/fields/model.py; tests/fixtures/engine_args/sglang.json)
-KV_CACHE_DTYPES = {"fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2", "nvfp4": "nvfp4"}
+KV_CACHE_DTYPES = {
+    "fp8_e4m3": "fp8_e4m3",
+    "fp8_e5m2": "fp8_e5m2",
+    "nvfp4": "nvfp4",
+    "fp4_mx_block16": "fp4_mx_block16",
+}
 
 
 # ------------------------------------------------------------------------------------ LoRA (--enable-lora)
@@ -1197,6 +1364,7 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
             "(srt/arg_groups/overrides.py:892-913) and sizes the same FlashMLA V4 layout for bfloat16",
         )
     notes = auto_kv_notes(shape, req) + (nvfp4_notes(shape, req) if req.kv_dtype == "nvfp4" else ())
+    notes += fp4_mx_notes(shape, req) if req.kv_dtype == "fp4_mx_block16" else ()
     if KV_SHARED_LAYERS not in shape.features:
         return notes
     shared = sum(isinstance(c, L.NoCache) for c in shape.caches())
@@ -1300,6 +1468,34 @@ def nvfp4_notes(shape: ModelShape, req: Request) -> tuple[str, ...]:
     return (text,)
 
 
+def fp4_mx_notes(shape: ModelShape, req: Request) -> tuple[str, ...]:
+    """How the fp4_mx_block16 figures were sized: SM100's default backend (also without a GPU), the bytes of a
+    layer, and the flag the other GPUs need."""
+    where = "SM100 (B200 / B300; no GPU given)" if req.compute_capability is None else "SM100"
+    mla = next((c for c in shape.caches() if isinstance(c, L.MlaLatent)), None)
+    if mla is not None:
+        dim = mla.kv_lora_rank + mla.rope_head_dim
+        return (
+            f"SGLang's fp4_mx_block16 MLA cache (MLATokenToKVPoolFP4) as on {where}, on the flashinfer MLA backend it "
+            f"picks there: per layer and token the {dim}-value latent at half a byte plus {dim // FP4_MX_SCALE_BLOCK} "
+            f"uint8 scales ({fp4_mla_layer_bytes(mla.kv_lora_rank, mla.rope_head_dim)} B; sglang-0.5.23 "
+            "srt/model_executor/pool_configurator.py:379-393, srt/arg_groups/model_override_base.py:339-340); Hopper "
+            "(fa3) and SM120 (triton) need --attention-backend flashinfer (srt/arg_groups/kv_cache_hook.py:297-305)",
+        )
+    full = next((c for c in shape.caches() if isinstance(c, L.FullAttention)), None)
+    if full is None:
+        return ()
+    heads = kv_heads_per_rank(full.num_kv_heads, req.tp)
+    return (
+        f"SGLang's fp4_mx_block16 KV cache as on {where}, on the trtllm_mha backend it picks there: per layer and "
+        f"token K and V of {heads} head(s) x {full.head_dim_k // 2} B of FP4 plus one uint8 scale per "
+        f"{FP4_MX_SCALE_BLOCK} values ({fp4_mx_layer_bytes(heads, full.head_dim_k)} B), no dequant workspace "
+        "(sglang-0.5.23 srt/layers/quantization/fp4_kv_cache_quant_method.py:897-914, srt/arg_groups/"
+        "model_override_base.py:312-325); Hopper (fa3) and SM120 (flashinfer) need --attention-backend triton "
+        "(srt/arg_groups/kv_cache_hook.py:306-316)",
+    )
+
+
 ENTRY = EngineEntry(
     name="sglang",
     display="SGLang",
@@ -1317,5 +1513,6 @@ ENTRY = EngineEntry(
     splits_heads=True,
     serves_fp32_in_16bit=True,
     kv_auto_for=auto_kv_dtype,
+    kv_own=("fp4_mx_block16",),
     estimate_notes=estimate_notes,
 )
