@@ -53,7 +53,7 @@ GGML_BLOCK_SIZE = 32
 
 # KV dtypes that only some engines store: the engines whose EngineEntry.kv_own names one size it, every other engine
 # refuses it naming those (kvplan.engines.entry.EngineEntry.kv_dtype). Not "mxfp4": SGLang keeps that name for a
-# true block-32 MXFP4 cache (fp4_kv_cache_quant_method.py:1035-1042), so no alias points here.
+# true block-32 MXFP4 cache (fp4_kv_cache_quant_method.py:1037-1042), so no alias points here.
 ENGINE_ONLY_KV_DTYPES = ("fp4_mx_block16",)
 
 _ALIASES = {

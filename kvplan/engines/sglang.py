@@ -35,7 +35,7 @@ flags), the vocabulary of its server-argument files (CONFIG) and its registry en
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
@@ -419,7 +419,7 @@ class SglangEngine:
                 field="kv_dtype",
             )
 
-    def _check_fp4_mla(self, attention: list[L.Layer], req: Request) -> None:
+    def _check_fp4_mla(self, attention: Sequence[L.Layer], req: Request) -> None:
         """An FP4 cache of an MLA model (`MLATokenToKVPoolFP4`, mem_cache/kv_cache_configurator.py:1872-1877), which
         SGLang 0.5.23 runs only where its attention backend is flashinfer (or trtllm_mla, which takes no FP4 cache):
         - nvfp4: never. The NVFP4 hook sets decode to trtllm_mha (srt/arg_groups/kv_cache_hook.py:86-89), which
@@ -535,7 +535,7 @@ class SglangEngine:
         (fp4_kv_cache_quant_method.py:744-768); fp4_mx_block16 full attention `fp4_mx_layer_bytes` (no workspace
         on the backends it runs, :897-914) and MLA `fp4_mla_layer_bytes` (pool_configurator.py:379-392)."""
         full = [c for c in caches if isinstance(c, L.FullAttention)]
-        items = []
+        items: list[tuple[str, int, Fraction, int | None]] = []
         for cache in caches:
             if isinstance(cache, L.MlaLatent):
                 per_token = Fraction(fp4_mla_layer_bytes(cache.kv_lora_rank, cache.rope_head_dim))
