@@ -326,18 +326,16 @@ class SglangEngine:
                 field="kv_dtype",
             )
         attention = [c for c in caches if not isinstance(c, (L.NoCache, L.RecurrentState))]
-        if any(isinstance(c, L.RecurrentState) for c in caches):
-            raise UsageError(
-                Text(
-                    "kvplan has not read SGLang's {r} KV cache in a hybrid linear-attention (Mamba-style) model: "
-                    "HybridLinearKVPool takes the FP4 recipe (sglang-0.5.23 srt/mem_cache/kv_cache_configurator.py:"
-                    "2656-2658, :2705-2708) but the hybrid attention backends' FP4 reads are not checked",
-                    r=recipe,
-                ),
-                hint=Text("use {kv_dtype} fp8_e4m3 or auto with SGLang for this model"),
-                field="kv_dtype",
-            )
+        hybrid = any(isinstance(c, L.RecurrentState) for c in caches)
         if any(isinstance(c, L.MlaLatent) for c in attention):
+            if hybrid and recipe != "nvfp4":
+                raise UsageError(
+                    "kvplan has not read SGLang's fp4_mx_block16 cache for a hybrid linear-attention MLA model: "
+                    "HybridLinearKVPool keeps its MLA layers in the plain MLA pool class, not MLATokenToKVPoolFP4 "
+                    "(sglang-0.5.23 srt/mem_cache/kv_cache_configurator.py:2659-2663, :2734-2735)",
+                    hint=Text("use {kv_dtype} fp8_e4m3 or auto with SGLang for this model"),
+                    field="kv_dtype",
+                )
             self._check_fp4_mla(attention, req)
             return
         other = sorted({c.kind for c in attention if not isinstance(c, L.FullAttention)})
@@ -361,7 +359,11 @@ class SglangEngine:
                 hint=Text("use {kv_dtype} fp8_e4m3 or auto with SGLang for this model"),
                 field="kv_dtype",
             )
-        self._refuse_fp4_override(req)
+        if hybrid:
+            self._check_fp4_hybrid(req)
+        else:
+            self._refuse_fp4_override(req)
+        backend = fp4_attention_backend(self.architectures, hybrid, req)
         for c in attention:
             assert isinstance(c, L.FullAttention)
             if c.head_dim_k != c.head_dim_v:
@@ -386,8 +388,20 @@ class SglangEngine:
                     field="kv_dtype",
                 )
         if recipe == "fp4_mx_block16":
-            self._check_fp4_mx(req)
+            self._check_fp4_mx(req, backend)
             return
+        if backend == "triton":
+            raise UsageError(
+                Text(
+                    "SGLang's model override picks the triton attention backend for {arch} here (srt/arg_groups/"
+                    "model_overrides/{where}), and its NVFP4 hook refuses a backend that gives neither an FP8 "
+                    "workspace nor native NVFP4 (srt/arg_groups/kv_cache_hook.py:47-56)",
+                    arch=self._override()[0],
+                    where=self._override()[1],
+                ),
+                hint=Text("use {kv_dtype} fp8_e4m3 or auto with SGLang for this model on this GPU"),
+                field="kv_dtype",
+            )
         method = req.speculative.method if req.speculative is not None else None
         if nvfp4_sm100(req.compute_capability) and method in ("draft_model", "dflash"):
             raise UsageError(
@@ -398,6 +412,40 @@ class SglangEngine:
                 ),
                 hint=Text("use an mtp / eagle / eagle3 / ngram --speculative-config, or {kv_dtype} fp8_e4m3"),
                 field="speculative_config",
+            )
+
+    def _override(self) -> tuple[str, str] | tuple[None, None]:
+        """(architecture, its model override's file:line) where SGLang's override sets the attention backend."""
+        arch = next((a for a in self.architectures if a in SGLANG_ATTENTION_BACKEND_OVERRIDES), None)
+        return (arch, SGLANG_ATTENTION_BACKEND_OVERRIDES[arch]) if arch is not None else (None, None)
+
+    def _check_fp4_hybrid(self, req: Request) -> None:
+        """A hybrid linear-attention (Mamba-style) model: HybridLinearKVPool keeps its full-attention layers in an MHA
+        pool built with the FP4 recipe (srt/mem_cache/kv_cache_configurator.py:2656-2658, :2705-2708), sized by the
+        recipe's cell over those layers only (model_executor/pool_configurator.py:229-239), and forwards the FP4
+        reads of the backends (the dequant workspace, mem_cache/memory_pool.py:4503-4518; trtllm_mha's native
+        scales, layers/attention/trtllm_mha_backend.py:112-115). The attention backend is the model override's where
+        kvplan has read it (`fp4_attention_backend`), else SGLang's default; the Mamba state keeps its dtypes.
+        Refused: an override kvplan has not read, and the Qwen3.5 family with PP above 1 (PP turns the overlap
+        scheduler off, srt/arg_groups/overrides.py:1621-1627, which decides the Mamba cache strategy the
+        override picks its backend by: :477-485, model_overrides/qwen3_5.py:39-45)."""
+        arch, where = self._override()
+        if arch is None:
+            return
+        if where not in _HYBRID_OVERRIDES_READ:
+            self._refuse_fp4_override(req)
+        if where == "qwen3_5.py:17" and req.pp > 1 and nvfp4_sm100(req.compute_capability):
+            raise UsageError(
+                Text(
+                    "kvplan has not read which attention backend SGLang's {arch} override picks with {pp} {n} on "
+                    "SM100: PP turns the overlap scheduler off (srt/arg_groups/overrides.py:1621-1627), which decides "
+                    "the Mamba cache strategy (:477-485) the override picks triton or trtllm_mha by "
+                    "(model_overrides/qwen3_5.py:39-45)",
+                    arch=arch,
+                    n=req.pp,
+                ),
+                hint=Text("use {pp} 1, or {kv_dtype} fp8_e4m3 or auto with SGLang for this model"),
+                field="kv_dtype",
             )
 
     def _refuse_fp4_override(self, req: Request) -> None:
@@ -489,7 +537,7 @@ class SglangEngine:
                 field="kv_dtype",
             )
 
-    def _check_fp4_mx(self, req: Request) -> None:
+    def _check_fp4_mx(self, req: Request, backend: str | None = None) -> None:
         """fp4_mx_block16 on full attention: the KV4 check takes triton, torch_native, flex_attention or trtllm_mha
         (srt/arg_groups/kv_cache_hook.py:306-316; fp4_kv_cache_quant_method.py:932-934). SGLang's default MHA
         backend (model_override_base.py:302-334) is trtllm_mha on SM100 with no draft or a topk-1 one (the
@@ -501,6 +549,22 @@ class SglangEngine:
             "run SGLang with --attention-backend triton (kvplan does not plan a chosen backend), or use {kv_dtype} "
             "fp8_e4m3 or auto"
         )
+        if backend is not None:  # a hybrid model's override (`fp4_attention_backend`)
+            if backend in _FP4_MX_MHA_BACKENDS:
+                return
+            arch, where = self._override()
+            raise UsageError(
+                Text(
+                    "SGLang's model override picks the {b} attention backend for {arch} here (srt/arg_groups/"
+                    "model_overrides/{w}), and its KV4 check takes an fp4_mx_block16 cache on triton, torch_native, "
+                    "flex_attention or trtllm_mha only (srt/arg_groups/kv_cache_hook.py:306-316)",
+                    b=backend,
+                    arch=arch,
+                    w=where,
+                ),
+                hint=hint,
+                field="kv_dtype",
+            )
         if major is not None and major != 10:
             backend, where = ("fa3", "305-311") if major == 9 else ("flashinfer", "330-334")
             raise UsageError(
@@ -535,6 +599,8 @@ class SglangEngine:
         (fp4_kv_cache_quant_method.py:744-768); fp4_mx_block16 full attention `fp4_mx_layer_bytes` (no workspace
         on the backends it runs, :897-914) and MLA `fp4_mla_layer_bytes` (pool_configurator.py:379-392)."""
         full = [c for c in caches if isinstance(c, L.FullAttention)]
+        hybrid = any(isinstance(c, L.RecurrentState) for c in caches)
+        backend = fp4_attention_backend(self.architectures, hybrid, req)
         items: list[tuple[str, int, Fraction, int | None]] = []
         for cache in caches:
             if isinstance(cache, L.MlaLatent):
@@ -548,8 +614,11 @@ class SglangEngine:
             if req.kv_dtype == "fp4_mx_block16":
                 per_token = Fraction(fp4_mx_layer_bytes(heads, cache.head_dim_k))
             else:
-                workspace = nvfp4_workspace_bytes(heads, cache.head_dim_k, req.compute_capability)
-                per_token = Fraction(nvfp4_layer_bytes(heads, cache.head_dim_k)) + Fraction(workspace, len(full))
+                layouts, prefill_workspace = nvfp4_path(backend, req.compute_capability)
+                workspace = heads * cache.head_dim_k * 2 if prefill_workspace else 0
+                per_token = Fraction(nvfp4_layer_bytes(heads, cache.head_dim_k, layouts)) + Fraction(
+                    workspace, len(full)
+                )
             items.append((cache.kind, int(per_token * req.seq_len * req.batch), per_token, req.seq_len))
         return items
 
@@ -650,18 +719,32 @@ def nvfp4_sm100(compute_capability: str | None) -> bool:
     return major is None or major == 10
 
 
-def nvfp4_layer_bytes(kv_heads: int, head_dim: int) -> int:
+def nvfp4_layer_bytes(kv_heads: int, head_dim: int, scale_layouts: int = 1) -> int:
     """One full-attention layer's bytes per token in SGLang's NVFP4 pool: K and V of `kv_heads` heads, head_dim // 2
-    packed bytes each (fp4_kv_cache_quant_method.py:748), and one fp8_e4m3 scale per 16 values in one scale
-    layout, the native one on SM100 or the token-linear one elsewhere (:751-756, :474-485)."""
-    return kv_heads * (head_dim // 2) * 2 + kv_heads * (head_dim // NVFP4_SCALE_BLOCK) * 2
+    packed bytes each (fp4_kv_cache_quant_method.py:748), and one fp8_e4m3 scale per 16 values in each scale
+    layout the backends read: one, the native one on SM100 or the token-linear one elsewhere, or both where
+    FlashInfer prefills and trtllm_mha decodes on SM100 (:751-756, :474-485; `nvfp4_path`)."""
+    return kv_heads * (head_dim // 2) * 2 + kv_heads * (head_dim // NVFP4_SCALE_BLOCK) * 2 * scale_layouts
+
+
+def nvfp4_path(backend: str | None, compute_capability: str | None) -> tuple[int, bool]:
+    """(scale layouts, FlashInfer's fp8 dequant workspace) of SGLang's NVFP4 pool for the attention backend the
+    model override sets (None: none): the NVFP4 hook prefills natively on trtllm_mha where it is given or, with none
+    given, on SM100, and through FlashInfer's fp8 workspace where flashinfer is given or, with none, elsewhere;
+    decode is trtllm_mha always (kv_cache_hook.py:47-57, :86-89). Native access on SM100 needs the native scale
+    layout, the workspace or SM120's native access the token-linear one (fp4_kv_cache_quant_method.py:463,
+    :476-485): SM100 native 1 layout, SM120 1 + workspace, flashinfer on SM100 2 + workspace."""
+    sm100 = nvfp4_sm100(compute_capability)
+    workspace = backend == "flashinfer" or (backend is None and not sm100)
+    linear = workspace or not sm100
+    return int(linear) + int(sm100), workspace
 
 
 def nvfp4_workspace_bytes(kv_heads: int, head_dim: int, compute_capability: str | None) -> int:
     """The fp8_e4m3 dequant workspace of K and V per token, shared by the layers (fp4_kv_cache_quant_method.py:
     757-767): FlashInfer prefill reads it, which the NVFP4 hook picks off SM100 (kv_cache_hook.py:57); 0 on SM100,
     whose native trtllm_mha prefill reads the FP4 cache itself."""
-    return 0 if nvfp4_sm100(compute_capability) else kv_heads * head_dim * 2
+    return kv_heads * head_dim * 2 if nvfp4_path(None, compute_capability)[1] else 0
 
 
 # ------------------------------------------------------------------------------------ fp4_mx_block16 KV cache
@@ -689,6 +772,50 @@ def fp4_mla_layer_bytes(kv_lora_rank: int, rope_head_dim: int) -> int:
     (m, 1, dim // 2) and (m, dim // 16), mem_cache/memory_pool.py:5143-5166). DeepSeek: 576 // 2 + 576 // 16 = 324 B."""
     dim = kv_lora_rank + rope_head_dim
     return dim // 2 + dim // FP4_MX_SCALE_BLOCK
+
+
+# the backends the KV4 check takes an fp4_mx_block16 MHA cache on (kv_cache_hook.py:306-316,
+# fp4_kv_cache_quant_method.py:932-934)
+_FP4_MX_MHA_BACKENDS = frozenset({"triton", "torch_native", "flex_attention", "trtllm_mha"})
+
+# The hybrid linear-attention overrides kvplan has read per GPU (srt/arg_groups/model_overrides/FILE:LINE of
+# SGLANG_ATTENTION_BACKEND_OVERRIDES): `fp4_attention_backend`.
+_HYBRID_OVERRIDES_READ = frozenset(
+    {"qwen3_5.py:17", "nemotron_h.py:17", "falcon_h1.py:12", "granitemoehybrid.py:12", "lfm2.py:12"}
+)
+
+
+def fp4_attention_backend(architectures: tuple[str, ...], hybrid: bool, req: Request) -> str | None:
+    """The --attention-backend SGLang 0.5.23's model override sets for a hybrid linear-attention model on this GPU
+    (SM100 without one; None: it sets none, SGLang's default applies). Non-hybrid models with an override are
+    refused before this is asked.
+    - Qwen3.5 / Qwen3-Next (qwen3_5.py:17-49): on SM100 trtllm_mha, since the overlap scheduler (on by default,
+      fields/schedule.py:193-199) makes the Mamba cache extra_buffer (overrides.py:477-483, the model's arch in
+      _MAMBA_EXTRA_BUFFER_ARCHS with the triton linear-attention default, :438-449) and the override then keeps
+      the SM100 default trtllm_mha (qwen3_5.py:34-45); nothing elsewhere;
+    - Nemotron-H (nemotron_h.py:123-148): on SM100 trtllm_mha; on another Blackwell (SM120) triton with a draft,
+      nothing without one; nothing off Blackwell;
+    - Falcon-H1 / Jet-Nemotron (falcon_h1.py:15-19): triton on SM100; Granite-MoE hybrids with Mamba layers
+      (granitemoehybrid.py:13-20) and LFM2 (lfm2.py:13-17): flashinfer on SM100."""
+    if not hybrid:
+        return None
+    where = next(
+        (SGLANG_ATTENTION_BACKEND_OVERRIDES[a] for a in architectures if a in SGLANG_ATTENTION_BACKEND_OVERRIDES), None
+    )
+    major = _major(req.compute_capability)
+    sm100 = nvfp4_sm100(req.compute_capability)
+    if where == "nemotron_h.py:17":
+        if sm100:
+            return "trtllm_mha"
+        return "triton" if major == 12 and req.speculative is not None else None
+    if not sm100:
+        return None
+    return {
+        "qwen3_5.py:17": "trtllm_mha",
+        "falcon_h1.py:12": "triton",
+        "granitemoehybrid.py:12": "flashinfer",
+        "lfm2.py:12": "flashinfer",
+    }.get(where or "")
 
 
 # ------------------------------------------------------------------------------------ DeepSeek-V4 (DSV4 pools)
@@ -1448,19 +1575,29 @@ def nvfp4_notes(shape: ModelShape, req: Request) -> tuple[str, ...]:
         if req.compute_capability is None
         else ("SM100" if nvfp4_sm100(req.compute_capability) else f"SM{str(req.compute_capability).replace('.', '')}")
     )
-    workspace = nvfp4_workspace_bytes(heads, full.head_dim_k, req.compute_capability)
+    hybrid = any(isinstance(c, L.RecurrentState) for c in shape.caches())
+    backend = fp4_attention_backend(shape.architectures, hybrid, req)
+    layouts, prefill_workspace = nvfp4_path(backend, req.compute_capability)
+    workspace = heads * full.head_dim_k * 2 if prefill_workspace else 0
     backends = (
         f"prefill on FlashInfer over a {workspace} B fp8 dequant workspace per token, decode on trtllm_mha"
         if workspace
         else "prefill and decode on trtllm_mha reading the FP4 cache itself"
     )
+    scales = "one fp8_e4m3 scale" if layouts == 1 else f"{layouts} fp8_e4m3 scales (native and token-linear layouts)"
     text = (
         f"SGLang's nvfp4 KV cache as on {where}: per layer and token K and V of {heads} head(s) x "
-        f"{full.head_dim_k // 2} B of FP4 plus one fp8_e4m3 scale per {NVFP4_SCALE_BLOCK} values "
-        f"({nvfp4_layer_bytes(heads, full.head_dim_k)} B); {backends} (sglang-0.5.23 "
+        f"{full.head_dim_k // 2} B of FP4 plus {scales} per {NVFP4_SCALE_BLOCK} values "
+        f"({nvfp4_layer_bytes(heads, full.head_dim_k, layouts)} B); {backends} (sglang-0.5.23 "
         "srt/layers/quantization/fp4_kv_cache_quant_method.py:744-768, srt/arg_groups/kv_cache_hook.py:47-89)"
     )
-    if not workspace:
+    if hybrid:
+        text += (
+            "; the full-attention layers of this hybrid model only (HybridLinearKVPool, srt/mem_cache/"
+            "kv_cache_configurator.py:2656-2658), its Mamba state in its own dtypes"
+            + (f", on the {backend} backend its model override sets" if backend else "")
+        )
+    if not workspace and backend is None:
         text += (
             "; on SM120 (RTX PRO 6000, RTX 5090) SGLang prefills with FlashInfer over an fp8 dequant workspace, "
             f"{heads * full.head_dim_k * 2} B more per token"

@@ -213,7 +213,6 @@ def test_nvfp4_workspace_is_per_stage_not_per_layer():
         ("mistralai__Mistral-7B-v0.1", None, "full-attention layers only, not sliding"),
         ("google__gemma-2-9b", "10.0", "full-attention layers only, not sliding"),
         ("deepseek-ai__DeepSeek-V3", "10.0", "cannot run an MLA model with an nvfp4 KV cache"),
-        ("Qwen__Qwen3-Next-80B-A3B", "10.0", "hybrid linear-attention"),
         ("allenai__OLMo-2-1124-7B", "10.0", "model_overrides/olmo2.py:15"),
     ],
 )

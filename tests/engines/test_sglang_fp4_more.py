@@ -186,7 +186,6 @@ def test_fp4_mx_refused_where_the_default_backend_does_not_read_it(cc, needle):
     ("name", "needle"),
     [
         ("mistralai__Mistral-7B-v0.1", "fp4_mx_block16 KV cache for full-attention and MLA layers only, not sliding"),
-        ("Qwen__Qwen3-Next-80B-A3B", "fp4_mx_block16 KV cache in a hybrid linear-attention"),
         ("allenai__OLMo-2-1124-7B", "model_overrides/olmo2.py:15"),
     ],
 )
@@ -320,3 +319,152 @@ def test_cli_recommend_fp4_mx_block16():
         assert out.exit_code == 2, out.output
         assert out.stderr.splitlines()[0].startswith(first), out.stderr
         assert out.stderr.splitlines()[1].startswith("hint: run SGLang with --attention-backend")
+
+
+# ---------------------------------------------------------------------------------------------- hybrid (Mamba-style)
+
+_HYBRID_CITED = [
+    # the hybrid pool takes the FP4 recipe for its full-attention layers, sized over those layers only
+    (_KVC, 2656, "quant_method = self._build_mha_quant_method("),
+    (_KVC, 2657, "num_layers=len(full_attention_layer_ids)"),
+    (_KVC, 2708, "quant_method=quant_method,"),
+    (_KVC, 2734, "if self.use_mla_backend:"),
+    (_KVC, 2735, "return mla_pool_class"),
+    (_PC, 229, "if mambaish := mambaish_config(kvc.model_config):"),
+    (_PC, 235, "num_layers = len(effective_layer_ids)"),
+    (_PC, 239, "self._cell_size = self._compute_cell_size(kvc, num_layers)"),
+    # and forwards the backends' FP4 reads
+    (_POOL, 4503, "def get_dequant_workspace(self) -> tuple[torch.Tensor, torch.Tensor]:"),
+    (_POOL, 4504, "return self.full_kv_pool.get_dequant_workspace()"),
+    ("srt/layers/attention/trtllm_mha_backend.py", 112, "if isinstance(pool, HybridLinearKVPool):"),
+    ("srt/layers/attention/trtllm_mha_backend.py", 115, "pool = pool.full_kv_pool"),
+    # the overrides' backends per GPU
+    (
+        "srt/arg_groups/model_overrides/qwen3_5.py",
+        26,
+        "if not get_platform().is_sm100 or cfg.attention_backend is not None:",
+    ),
+    ("srt/arg_groups/model_overrides/qwen3_5.py", 40, 'if default_attn_backend == "trtllm_mha" and not ('),
+    ("srt/arg_groups/model_overrides/qwen3_5.py", 41, "not mamba_extra_buffer_of(resolved_view(server_args))"),
+    ("srt/arg_groups/model_overrides/qwen3_5.py", 45, 'sm100_default_attn_backend = "trtllm_mha"'),
+    ("srt/arg_groups/overrides.py", 406, '"Qwen3_5ForConditionalGeneration",'),
+    ("srt/arg_groups/overrides.py", 449, 'return view.linear_attn_backend == "triton"'),
+    ("srt/arg_groups/overrides.py", 478, "wants_overlap = not view.disable_overlap_schedule"),
+    ("srt/arg_groups/overrides.py", 483, 'declared["mamba_radix_cache_strategy"] = "extra_buffer"'),
+    ("srt/arg_groups/overrides.py", 1625, "if view.pp_size > 1:"),
+    ("srt/arg_groups/fields/exec_.py", 548, '] = "triton"'),
+    ("srt/arg_groups/fields/schedule.py", 199, "] = False"),
+    ("srt/arg_groups/model_hook.py", 225, "handle_mamba_radix_cache(server_args, hf_config)"),  # before the overrides
+    ("srt/arg_groups/model_hook.py", 233, "model_overrides = collect_model_override_declarations("),
+    (
+        "srt/arg_groups/model_overrides/nemotron_h.py",
+        123,
+        "if get_platform().is_blackwell and is_attention_backend_not_set(cfg):",
+    ),
+    ("srt/arg_groups/model_overrides/nemotron_h.py", 141, 'overrides["attention_backend"] = "triton"'),
+    ("srt/arg_groups/model_overrides/nemotron_h.py", 148, 'overrides["attention_backend"] = "trtllm_mha"'),
+    ("srt/arg_groups/model_overrides/falcon_h1.py", 18, 'return {"attention_backend": "triton"}'),
+    ("srt/arg_groups/model_overrides/granitemoehybrid.py", 19, 'return {"attention_backend": "flashinfer"}'),
+    ("srt/arg_groups/model_overrides/lfm2.py", 16, 'return {"attention_backend": "flashinfer"}'),
+    # NVFP4's scale layouts: mixed FlashInfer prefill + trtllm_mha decode on SM100 owns both
+    (_FP4, 750, "# scales serve TRT-LLM GenMHA. Mixed mode intentionally owns both."),
+]
+
+
+@pytest.mark.parametrize(("path", "line", "text"), _HYBRID_CITED)
+def test_hybrid_cited_engine_source_lines(path, line, text):
+    check_cited_line(_SOURCES / path, line, text)
+
+
+@pytest.mark.parametrize(
+    ("name", "layers", "heads", "head_dim"),
+    [
+        ("Qwen__Qwen3.5-27B", 16, 4, 256),  # qwen3_5 override: trtllm_mha on SM100 (extra_buffer Mamba cache)
+        ("Qwen__Qwen3-Next-80B-A3B", 12, 2, 256),
+        ("nvidia__NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", 6, 2, 128),  # nemotron_h override: trtllm_mha on SM100
+        ("ai21labs__AI21-Jamba-1.5-Mini", 4, 8, 128),  # no override: the NVFP4 hook's own trtllm_mha pair
+    ],
+)
+def test_hybrid_nvfp4_full_attention_layers_by_hand(name, layers, heads, head_dim):
+    """Only the full-attention layers hold FP4 K/V (pool_configurator.py:229-239); Qwen3.5-27B: 16 layers x (4 x 128
+    x 2 + 4 x 16 x 2 = 1,152) = 18,432 B a token on SM100 (native, one scale layout), + 4 x 256 x 2 = 2,048 B of
+    FlashInfer's fp8 workspace on SM120 (no override there: the hook's FlashInfer prefill) = 20,480 B; the Mamba
+    state is the same bytes as with a bf16 KV cache. fp4_mx_block16 on SM100 (trtllm_mha) is the same 18,432 B."""
+    per_layer = heads * head_dim // 2 * 2 + heads * head_dim // 16 * 2
+    assert _per_token(name, "nvfp4") == _per_token(name, "nvfp4", compute_capability="10.0") == layers * per_layer
+    assert _per_token(name, "nvfp4", compute_capability="12.0") == layers * per_layer + heads * head_dim * 2
+    assert _per_token(name, compute_capability="10.0") == layers * per_layer  # fp4_mx_block16
+    if name == "Qwen__Qwen3.5-27B":
+        assert layers * per_layer == 18_432
+    shape = model_shape(load_config(name))
+    fp4 = estimate_shape(shape, engine="sglang", kv_dtype="nvfp4", compute_capability="10.0")
+    bf16 = estimate_shape(shape, engine="sglang", kv_dtype="bf16", compute_capability="10.0")
+    state = [k.bytes for k in fp4.layers if k.kind == L.STATE]
+    assert state and state == [k.bytes for k in bf16.layers if k.kind == L.STATE]
+    assert any("HybridLinearKVPool" in n for n in fp4.notes)
+
+
+def _hybrid(arch: str) -> tuple[SglangEngine, list]:
+    """Qwen3.5-27B's layers under another hybrid family's architecture (its override is what is tested)."""
+    shape = model_shape(load_config("Qwen__Qwen3.5-27B"))
+    return SglangEngine((arch,), None), shape.caches()
+
+
+def test_hybrid_flashinfer_override_on_sm100_owns_both_scale_layouts():
+    """Granite-MoE hybrid and LFM2 overrides pick flashinfer on SM100 (granitemoehybrid.py:18-19, lfm2.py:15-16):
+    the NVFP4 hook then prefills through FlashInfer's fp8 workspace and decodes natively on trtllm_mha
+    (kv_cache_hook.py:47-57, :86-89), so the pool keeps both scale layouts (fp4_kv_cache_quant_method.py:750-755) and
+    the workspace: 16 x (1,024 + 2 x 128) + 2,048 = 22,528 B a token; on SM120 no override, 20,480 B."""
+    for arch in ("GraniteMoeHybridForCausalLM", "Lfm2ForCausalLM"):
+        engine, caches = _hybrid(arch)
+        sm100 = engine.stage_costs(caches, _req("nvfp4", "10.0"))
+        assert sum(c.bytes_per_token for c in sm100) == 16 * (1_024 + 2 * 128) + 2_048 == 22_528
+        assert nvfp4_layer_bytes(4, 256, 2) == 1_280
+        sm120 = engine.stage_costs(caches, _req("nvfp4", "12.0"))
+        assert sum(c.bytes_per_token for c in sm120) == 20_480
+        with pytest.raises(UsageError, match="picks the flashinfer attention backend"):
+            engine.stage_costs(caches, _req("fp4_mx_block16", "10.0"))
+
+
+def test_hybrid_triton_override_is_refused_for_nvfp4_and_taken_for_fp4_mx():
+    """Falcon-H1's override sets triton on SM100 (falcon_h1.py:17-18): the NVFP4 hook refuses it (kv_cache_hook.py:
+    52-56), the KV4 check takes it for fp4_mx_block16 (:306-316): 18,432 B. Nemotron-H on SM120 with a draft sets
+    triton too (nemotron_h.py:123-141)."""
+    engine, caches = _hybrid("FalconH1ForCausalLM")
+    with pytest.raises(UsageError, match="picks the triton attention backend for FalconH1ForCausalLM") as err:
+        engine.stage_costs(caches, _req("nvfp4", "10.0"))
+    assert "kv_cache_hook.py:47-56" in str(err.value)
+    assert sum(c.bytes_per_token for c in engine.stage_costs(caches, _req("fp4_mx_block16", "10.0"))) == 18_432
+    assert sum(c.bytes_per_token for c in engine.stage_costs(caches, _req("nvfp4", "12.0"))) == 20_480
+    nemotron, _ = _hybrid("NemotronHForCausalLM")
+    spec = Speculative("mtp", 1)
+    with pytest.raises(UsageError, match="triton attention backend for NemotronHForCausalLM"):
+        nemotron.stage_costs(caches, _req("nvfp4", "12.0", speculative=spec))
+    assert sum(c.bytes_per_token for c in nemotron.stage_costs(caches, _req("nvfp4", "12.0"))) == 20_480
+
+
+def test_hybrid_refusals():
+    """Qwen3.5 with PP > 1 on SM100 (PP turns the overlap scheduler off, overrides.py:1625-1627, and with it the
+    extra_buffer Mamba cache the override's trtllm_mha pick depends on), an unread hybrid override (Inkling), and an
+    MLA hybrid (Kimi-K3) under fp4_mx_block16 (its MLA layers stay in the plain MLA pool class,
+    kv_cache_configurator.py:2734-2735); Kimi-K3 under nvfp4 is an MLA model like any (decode on trtllm_mha)."""
+    engine, caches = _hybrid("Qwen3_5ForConditionalGeneration")
+    with pytest.raises(UsageError, match="PP turns the overlap scheduler off"):
+        engine.stage_costs(caches, _req("nvfp4", "10.0", pp=2))
+    inkling, _ = _hybrid("InklingForConditionalGeneration")
+    with pytest.raises(UsageError, match="model_overrides/inkling.py:16"):
+        inkling.stage_costs(caches, _req("nvfp4", "10.0"))
+    assert "plain MLA pool class" in str(_refused("moonshotai__Kimi-K3", cc="10.0"))
+    assert "cannot run an MLA model with an nvfp4" in str(_refused("moonshotai__Kimi-K3", "nvfp4", "10.0"))
+
+
+def test_cli_recommend_hybrid_nvfp4_on_b200():
+    out = _run("recommend", "Qwen/Qwen3.5-27B", "-g", "b200", "--engine", "sglang", "--kv-dtype", "nvfp4", "--json")
+    assert out.exit_code == 0, out.output
+    plan = json.loads(out.stdout)
+    assert plan["kv_dtype"] == "nvfp4" and plan["flags"]["sglang"].endswith("--kv-cache-dtype nvfp4")
+    bf16 = json.loads(
+        _run("recommend", "Qwen/Qwen3.5-27B", "-g", "b200", "--engine", "sglang", "--kv-dtype", "bf16", "--json").stdout
+    )
+    # the full-attention K/V of a request: 16 x 1,152 B a token under nvfp4 against 16 x 4 x 256 x 2 x 2 in bf16
+    assert plan["kv_cache_tokens"] > bf16["kv_cache_tokens"]
