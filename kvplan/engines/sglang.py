@@ -10,8 +10,13 @@
 - Mamba-style states: a per-request pool; conv state `(conv_kernel - 1) x channels` in bf16 (its
   SGLANG_MAMBA_CONV_DTYPE default, whatever the model dtype), SSM state in the config's `mamba_ssm_dtype`
   (Qwen3.5), else float32 (SGLang's default); Mamba2 groups TP does not divide are replicated;
-- KV dtypes: auto, bf16, fp16, fp32, fp8_e4m3, fp8_e5m2 (no scales stored); nvfp4 for full-attention models on
-  Blackwell (`nvfp4_layer_bytes`: FP4 K/V, one fp8 scale per 16 values, the SM120 fp8 dequant workspace); `auto`
+- KV dtypes: auto, bf16, fp16, fp32, fp8_e4m3, fp8_e5m2 (no scales stored); nvfp4 for full-attention models and
+  the full-attention layers of hybrid linear-attention ones on Blackwell (`nvfp4_layer_bytes`: FP4 K/V, one fp8
+  scale per 16 values in each scale layout the backends read, FlashInfer's fp8 dequant workspace: `nvfp4_path`, by
+  the backend a hybrid's model override sets, `fp4_attention_backend`), never MLA (SGLang decodes nvfp4 on
+  trtllm_mha, which refuses MLA); fp4_mx_block16, SGLang's block-16 recipe and an SGLang-only kvplan KV dtype
+  (`fp4_mx_layer_bytes`, MLA `fp4_mla_layer_bytes` in MLATokenToKVPoolFP4), where SGLang's default backend reads
+  it: SM100 (trtllm_mha; flashinfer for dense MLA without a backend override), refused elsewhere naming the flag; `auto`
   is the model dtype except where SGLang picks its own (`auto_kv_dtype`: DSA models on SM100+, FP8 checkpoints).
 - DeepSeek-V4 (DSV4PoolConfigurator, model_executor/pool_configurator.py:1067-1719): the CUDA FlashMLA V4 layout
   (585 B a token slot after the page pad), a paged SWA pool of 0.1 x the full tokens on every layer with the c4
@@ -434,6 +439,18 @@ class SglangEngine:
             return
         if where not in _HYBRID_OVERRIDES_READ:
             self._refuse_fp4_override(req)
+        method = req.speculative.method if req.speculative is not None else None
+        if where == "qwen3_5.py:17" and method == "ngram" and nvfp4_sm100(req.compute_capability):
+            raise UsageError(
+                Text(
+                    "kvplan has not read which attention backend SGLang's {arch} override picks with NGRAM drafting on "
+                    "SM100: it keeps trtllm_mha only where SGLang's default is trtllm_mha, which with a draft needs "
+                    "--speculative-eagle-topk (model_overrides/qwen3_5.py:34-45, model_override_base.py:312-320)",
+                    arch=arch,
+                ),
+                hint=Text("use an mtp / eagle / eagle3 --speculative-config, or {kv_dtype} fp8_e4m3 or auto"),
+                field="speculative_config",
+            )
         if where == "qwen3_5.py:17" and req.pp > 1 and nvfp4_sm100(req.compute_capability):
             raise UsageError(
                 Text(

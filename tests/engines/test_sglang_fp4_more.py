@@ -468,3 +468,12 @@ def test_cli_recommend_hybrid_nvfp4_on_b200():
     )
     # the full-attention K/V of a request: 16 x 1,152 B a token under nvfp4 against 16 x 4 x 256 x 2 x 2 in bf16
     assert plan["kv_cache_tokens"] > bf16["kv_cache_tokens"]
+
+
+def test_qwen3_5_ngram_on_sm100_is_not_read():
+    """With NGRAM (no --speculative-eagle-topk in kvplan's command) SGLang's SM100 default is not trtllm_mha
+    (model_override_base.py:312-320), so the qwen3_5 override's pick (qwen3_5.py:34-45) is not the one read."""
+    engine, caches = _hybrid("Qwen3_5ForConditionalGeneration")
+    with pytest.raises(UsageError, match="with NGRAM drafting on SM100") as err:
+        engine.stage_costs(caches, _req("nvfp4", "10.0", speculative=Speculative("ngram", 3)))
+    assert err.value.field == "speculative_config"
