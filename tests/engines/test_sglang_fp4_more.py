@@ -466,7 +466,10 @@ def test_cli_recommend_hybrid_nvfp4_on_b200():
     bf16 = json.loads(
         _run("recommend", "Qwen/Qwen3.5-27B", "-g", "b200", "--engine", "sglang", "--kv-dtype", "bf16", "--json").stdout
     )
-    # the full-attention K/V of a request: 16 x 1,152 B a token under nvfp4 against 16 x 4 x 256 x 2 x 2 in bf16
+    # a request's full-attention K/V: 16 x 1,152 = 18,432 B a token under nvfp4 against 16 x 4 x 256 x 2 x 2 =
+    # 65,536 B in bf16; its Mamba state is the same bytes in both
+    assert plan["max_model_len"] == bf16["max_model_len"]
+    assert bf16["kv_bytes_per_request"] - plan["kv_bytes_per_request"] == (65_536 - 18_432) * plan["max_model_len"]
     assert plan["kv_cache_tokens"] > bf16["kv_cache_tokens"]
 
 
