@@ -253,6 +253,7 @@ def refuse_index_keys(
     model_type: str | None = None,
     loader: str = "",
     registry: str = "",
+    sized: bool = False,
 ) -> None:
     """Engines whose storage of a sparse indexer's own key cache beside GQA K/V (MiniMax-M3, `IndexKeys`) kvplan
     has not read refuse the model in one line instead of sizing the keys as nothing.
@@ -261,7 +262,8 @@ def refuse_index_keys(
     against `MINIMAX_M3_CONFIG_TYPES` when given. When the config names no served architecture or a model_type
     the engine's config loader cannot build, the engine does not load it as written, and the message says which
     string fails where (`loader`, `registry`: the engine's source for each). `why`: the engine's own storage
-    kvplan has not modelled (said when the engine would load the config)."""
+    kvplan has not modelled (said when the engine would load the config). `sized`: the engine's storage model
+    sizes the layout of a config it serves (vLLM 0.33), so only an unserved config is refused."""
     if not any(isinstance(c, L.IndexKeys) for c in caches):
         return
     reasons = []
@@ -283,6 +285,8 @@ def refuse_index_keys(
         )
     if reasons:
         message = f"{engine} does not serve this config as written: " + "; ".join(reasons)
+    elif sized:
+        return
     else:
         message = f"kvplan's {engine} storage model does not size MiniMax-M3's indexer key cache yet" + (
             f": {why}" if why else ""

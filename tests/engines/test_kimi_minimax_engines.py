@@ -298,19 +298,20 @@ def _m3_wrapped():
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])
 @pytest.mark.parametrize("layout", ["text", "wrapped"])
-def test_vllm_and_sglang_m3_under_a_served_architecture_is_refused_as_unread(engine, layout):
-    """Under a model_type and architecture the engines load, kvplan still has not read their index-key storage
-    (vLLM: an MLAAttentionSpec group of its own, models/minimax_m3/common/indexer.py:145-152; SGLang:
-    MiniMaxSparseKVPool): refused, not sized as K/V only."""
+def test_vllm_and_sglang_size_m3_under_a_served_architecture(engine, layout):
+    """Under a model_type and architecture the engines load, both size the index keys beside the K/V (vLLM: an
+    MLAAttentionSpec in the K/V's group, tests/engines/test_minimax_m3_vllm.py; SGLang: MiniMaxSparseKVPool,
+    tests/engines/test_minimax_m3_sglang.py), not K/V only."""
     if layout == "text":
         shape = _m3(["MiniMaxM3SparseForCausalLM"], model_type="minimax_m3_vl_text")
     else:
         shape = _m3_wrapped()
         assert (shape.model_type, shape.config_model_type) == ("minimax_m3", "minimax_m3_vl")
-    with pytest.raises(UsageError, match="does not size MiniMax-M3's indexer key cache") as info:
-        _storage(engine, shape).stage_costs(shape.caches(), Request(1024, 1, "bfloat16", "bfloat16"))
-    assert "does not serve" not in str(info.value)
-    assert ("indexer.py:145-152" if engine == "vllm" else "MiniMaxSparseKVPool") in str(info.value)
+    costs = {
+        c.kind: c for c in _storage(engine, shape).stage_costs(shape.caches(), Request(1024, 1, "bfloat16", "bfloat16"))
+    }
+    assert (costs[L.FULL].layers, costs[L.INDEX].layers) == (60, 57)
+    assert costs[L.INDEX].bytes_per_token == 57 * 128 * 2
 
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])
