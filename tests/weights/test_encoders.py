@@ -9,9 +9,8 @@ from kvplan.weights.encoders import ENCODERS, encoder_parameters, has_encoders
 
 from conftest import all_config_names, load_config
 
-# wrappers with a tower in their config (the trimmed Llama-4-Maverick copy holds no vision_config: kvplan counts
-# nothing there, while transformers would build its default tower
-# nothing); kimi_k3 is not in transformers 5.24, its layout follows vLLM's model file (tested below)
+# wrappers with a tower in their config (Llama-4-Maverick's copy has its vision_config since aiconfigurator@64c5ddb6,
+# SOURCES-2026.md); kimi_k3 is not in transformers 5.24, its layout follows vLLM's model file (tested below)
 NO_TRANSFORMERS_CLASS = {"kimi_k3"}
 WRAPPERS = [
     n
