@@ -29,6 +29,7 @@ SPARSE = VLLM / "models/minimax_m3/common/sparse_attention.py"
 # (file, line, text): the facts the expectations below are written from
 CITED = [
     # vLLM's config: the text backbone's defaults and the VL wrapper that builds it from a dict
+    (CONFIGS, 14, 'model_type = "minimax_m3_text"'),
     (CONFIGS, 15, 'architectures = ["MiniMaxM3SparseForCausalLM"]'),
     (CONFIGS, 24, "num_hidden_layers: int = 60,"),
     (CONFIGS, 26, "num_key_value_heads: int = 4,"),
@@ -190,6 +191,14 @@ def test_vllm_m3_published_config_is_still_refused():
     with pytest.raises(UsageError, match="does not serve this config as written"):
         engine, caches, _ = _engine_and_caches(config)
         engine.stage_costs(caches, Request(4096, 1, "bfloat16", "bfloat16"))
+
+
+def test_vllm_m3_text_config_in_vllms_own_spelling_is_read_alike():
+    """vLLM's MiniMaxM3TextConfig serialises its model_type as minimax_m3_text: read as the same family, the same
+    caches (not refused as an unknown model_type)."""
+    config = _config()
+    config["text_config"] = {**config["text_config"], "model_type": "minimax_m3_text"}
+    assert model_shape(config).caches() == model_shape(_config()).caches()
 
 
 def test_vllm_m3_estimate_note_says_what_is_stored():
