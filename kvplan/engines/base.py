@@ -291,10 +291,12 @@ def refuse_index_keys(
         message = f"kvplan's {engine} storage model does not size MiniMax-M3's indexer key cache yet" + (
             f": {why}" if why else ""
         )
-    raise UsageError(
-        message,
-        hint=Text(
-            "use {engine} transformers for this model: it sizes minimax_m3 from transformers' real cache tensors"
-        ),
-        field="engine",
-    )
+    hint = "use {engine} transformers for this model: it sizes minimax_m3 from transformers' real cache tensors"
+    if reasons and sized:
+        # the engine sizes the layout it serves: say what a config it loads names (vllm-0.33.0 tests/models/
+        # registry.py:450-454 and :1165-1169 test MiniMaxAI/MiniMax-M3 under both MiniMaxM3Sparse* architectures)
+        hint += (
+            f"; or pass a minimax_m3_vl config with the text model in text_config and architectures {served[-1]}, "
+            "as vLLM's tests load MiniMaxAI/MiniMax-M3"
+        )
+    raise UsageError(message, hint=Text(hint), field="engine")

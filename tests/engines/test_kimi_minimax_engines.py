@@ -324,9 +324,10 @@ def test_cli_refuses_the_published_m3_in_one_error_line_with_a_hint(engine):
         lines = result.stderr.strip().splitlines()
         assert [line.split(":")[0] for line in lines] == ["error", "hint"], lines
         assert "does not serve this config as written" in lines[0] and "MiniMaxM3ForCausalLM" in lines[0]
-        assert (
-            lines[1]
-            == "hint: use --engine transformers for this model: it sizes minimax_m3 from transformers' real cache tensors"
+        assert lines[1] == (
+            "hint: use --engine transformers for this model: it sizes minimax_m3 from transformers' real cache tensors"
+            "; or pass a minimax_m3_vl config with the text model in text_config and architectures "
+            "MiniMaxM3SparseForConditionalGeneration, as vLLM's tests load MiniMaxAI/MiniMax-M3"
         )
 
 

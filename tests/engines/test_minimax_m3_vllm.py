@@ -64,6 +64,11 @@ CITED = [
     (VLLM / "v1/core/single_type_kv_cache_manager.py", 2709, "uniform_type_base_spec=FullAttentionSpec"),
     (VLLM / "v1/kv_cache_interface.py", 325, "isinstance(spec, uniform_type_base_spec) for spec in kv_cache_specs"),
     (VLLM / "v1/core/kv_cache_planning.py", 1143, "elif uniform_spec := UniformTypeKVCacheSpecs.from_specs("),
+    # vLLM's own tests load the Hub id MiniMaxAI/MiniMax-M3 under both served architectures (the refusal's hint)
+    (VLLM.parent / "tests/models/registry.py", 450, '"MiniMaxM3SparseForCausalLM": _HfExamplesInfo('),
+    (VLLM.parent / "tests/models/registry.py", 451, '"MiniMaxAI/MiniMax-M3",'),
+    (VLLM.parent / "tests/models/registry.py", 1165, '"MiniMaxM3SparseForConditionalGeneration": _HfExamplesInfo('),
+    (VLLM.parent / "tests/models/registry.py", 1166, '"MiniMaxAI/MiniMax-M3",'),
     # the sparse backend's KV dtypes
     (SPARSE, 141, '"bfloat16",'),
     (SPARSE, 144, '"fp8_e5m2",'),
