@@ -985,7 +985,7 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
         )
     index_keys = [c for c in shape.caches() if isinstance(c, L.IndexKeys)]
     if index_keys:
-        gpu = "" if req.compute_capability else " (no GPU given: Hopper's rule taken)"
+        gpu = "" if req.compute_capability or req.kv_dtype != "fp8_e4m3" else " (no GPU given: Hopper's rule taken)"
         return (
             f"MiniMax-M3: MiniMaxSparseKVPool, GQA K/V on every layer plus an indexer key of {index_keys[0].head_dim} "
             f"elements per token on the {len(index_keys)} sparse layers, on every TP rank, in "

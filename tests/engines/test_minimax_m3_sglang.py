@@ -107,3 +107,5 @@ def test_sglang_m3_note_names_the_index_dtype():
     req = Request(4096, 1, "fp8_e4m3", "bfloat16")
     (note,) = sglang.estimate_notes(engine, shape, req, frozenset({L.FULL, L.INDEX}))
     assert "MiniMaxSparseKVPool" in note and "in fp8 (no GPU given: Hopper's rule taken)" in note
+    (note,) = sglang.estimate_notes(engine, shape, Request(4096, 1, "bfloat16", "bfloat16"), frozenset())
+    assert "in bf16:" in note and "no GPU given" not in note
