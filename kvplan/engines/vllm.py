@@ -2376,6 +2376,10 @@ TOWER_MODALITIES: dict[str, tuple[str, ...]] = {
     "qwen3_vl_moe": ("image", "video"),
     "qwen3_5": ("image", "video"),
     "qwen3_5_moe": ("image", "video"),
+    "minimax_m3_vl": (
+        "image",
+        "video",
+    ),  # models/minimax_m3/nvidia/model.py:1161 _mark_tower_model(.., {"image", "video"})
 }
 DEFAULT_MM_LIMIT = 999  # config/multimodal.py:705-707
 
