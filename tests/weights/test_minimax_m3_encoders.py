@@ -12,7 +12,7 @@ import pytest
 from kvplan.engines.vllm import TOWER_MODALITIES
 from kvplan.errors import ConfigError
 from kvplan.weights.encoders import encoder_parameters, encoder_tensors
-from kvplan.weights.tensors import count_parameters
+from kvplan.weights.tensors import count_parameters, weight_tensors
 from tests.engines.test_minimax_m3_vllm import _config
 
 from conftest import check_cited_line
@@ -52,6 +52,8 @@ CITED = [
     ),
     # the checkpoint's size as vLLM's recipe gives it
     (VLLM / "recipes/models/MiniMaxAI/MiniMax-M3.yaml", 37, "# 427.04B total from safetensors metadata"),
+    (VLLM / "recipes/models/MiniMaxAI/MiniMax-M3.yaml", 37, "(BF16: 426.99B + F32: 46.3M)"),
+    (TOWER, 65, "if self.patch_embedding.weight.dtype != pixel_values.dtype:"),
 ]
 
 
@@ -98,9 +100,19 @@ def test_minimax_m3_tower_and_projectors_count():
 
 def test_minimax_m3_checkpoint_total_is_vllms_recipe_figure():
     """The language model (kvplan.weights.tensors) and the towers add up to the 427.04B vLLM's recipe reads from
-    the checkpoint's safetensors metadata."""
-    total = count_parameters(_wrapper()) + encoder_parameters(_wrapper())
+    the checkpoint's safetensors metadata, and its split too: "F32: 46.3M" are the float32 routers (57 x 128 x
+    6144), their e_score_correction_bias buffers (57 x 128) and, by elimination, the Conv3d patch embedding
+    (1,505,280: vLLM casts it to the pixel dtype, vision_tower.py:65-66); "BF16: 426.99B" the rest."""
+    config = _wrapper()
+    total = count_parameters(config) + encoder_parameters(config)
     assert round(total / 1e9, 2) == 427.04
+    text = weight_tensors(config)
+    buffers = sum(t.numel for t in text if t.role == "buffer")
+    f32 = sum(t.numel for t in text if t.dtype == "float32")
+    conv = next(t for t in encoder_tensors(config) or [] if t.name.endswith("embeddings.proj.weight"))
+    assert (buffers, f32) == (57 * 128, 57 * 128 * 6144 + 57 * 128)
+    assert round((f32 + conv.numel) / 1e6, 1) == 46.3
+    assert round((total + buffers - f32 - conv.numel) / 1e9, 2) == 426.99
 
 
 @pytest.mark.torch
