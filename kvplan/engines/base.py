@@ -11,6 +11,7 @@ from fractions import Fraction
 from typing import Protocol
 
 from kvplan.core import specs as L
+from kvplan.core.shapes import M3_SPARSE_FROM_LAYER_TYPES
 from kvplan.core.units import cdiv
 from kvplan.core.units import split_exact as split_exact  # re-exported: engines import it from here
 from kvplan.errors import Text, UsageError
@@ -242,6 +243,23 @@ MINIMAX_M3_CONFIG_TYPES = ("minimax_m3_vl", "minimax_m3_vl_text")
 # The published config's architecture: no class of that name in transformers 5.16.1, 5.19.0, 5.20.2 or 5.24.0 (its
 # text model is MiniMaxM3VLForCausalLM, models/auto/modeling_auto.py:802 / :823 / :841 / :907).
 PUBLISHED_M3_ARCHITECTURE = "MiniMaxM3ForCausalLM"
+
+
+def refuse_m3_layer_types(engine: str, features: frozenset[str], where: str) -> None:
+    """MiniMax-M3 configs whose sparse layers `layer_types` names against or without `sparse_attention_freq`
+    (`M3_SPARSE_FROM_LAYER_TYPES`: transformers' reading): an engine that picks them from `sparse_attention_config.sparse_attention_freq` alone (`where`: its
+    source and what it does without the list) is refused rather than sized on layers it would not build."""
+    if M3_SPARSE_FROM_LAYER_TYPES in features:
+        raise UsageError(
+            f"{engine} picks MiniMax-M3's sparse layers from `sparse_attention_config.sparse_attention_freq` only "
+            f"({where}), which this config lacks or contradicts: its `layer_types` names them, as transformers "
+            "reads them",
+            hint=Text(
+                "add sparse_attention_config.sparse_attention_freq (1 on each minimax_m3_sparse layer) to the "
+                "config, or use {engine} transformers"
+            ),
+            field="engine",
+        )
 
 
 def refuse_index_keys(

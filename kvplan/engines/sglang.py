@@ -42,7 +42,7 @@ from kvplan.core import specs as L
 from kvplan.core.bisection import largest
 from kvplan.core.config import text_config
 from kvplan.core.lora import decoder_modules
-from kvplan.core.shapes import KV_SHARED_LAYERS, QUANTIZED, ModelShape
+from kvplan.core.shapes import KV_SHARED_LAYERS, M3_INDEX_VALUES, QUANTIZED, ModelShape
 from kvplan.core.units import DTYPE_BYTES, cdiv, fp8_block_scaled_bytes, short_dtype
 from kvplan.engines.base import (
     MINIMAX_M3_SERVED,
@@ -53,6 +53,7 @@ from kvplan.engines.base import (
     kv_heads_per_rank,
     pipeline_stages,
     refuse_index_keys,
+    refuse_m3_layer_types,
     window_tokens,
 )
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
@@ -78,11 +79,13 @@ class SglangEngine:
     follows = "SGLang 0.5 (model_runner cell_size, SWA and Mamba pools; DSA pool as in 0.5.23)"
 
     def __init__(
-        self, architectures: tuple[str, ...] = (), model_type: str | None = None, quantized: bool = False
+        self, architectures: tuple[str, ...] = (), model_type: str | None = None, features: frozenset[str] = frozenset()
     ) -> None:
         self.architectures = architectures  # the config's: SGLang picks GLM's DSA backends on SM120 by it
         self.model_type = model_type  # the config's: SGLang builds MiniMax-M3 only from MINIMAX_M3_CONFIG_TYPES
-        self.quantized = quantized  # the config has a quantization_config: MiniMax-M3's NVFP4 pool depends on it
+        # the shape's features: a quantized checkpoint (MiniMax-M3's NVFP4 pool), MiniMax-M3's layer pattern source
+        # and index values
+        self.features = features
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if any(isinstance(c, L.RecurrentState) and c.family == "lightning" for c in caches):
@@ -103,6 +106,11 @@ class SglangEngine:
             sized=True,
         )
         if any(isinstance(c, L.IndexKeys) for c in caches):
+            refuse_m3_layer_types(
+                "SGLang 0.5.23",
+                self.features,
+                "srt/configs/model_config.py:460-461 indexes it unconditionally",
+            )
             self._check_minimax_m3(req)
         if any(isinstance(c, L.CompressedAttention) for c in caches):
             self._check_v4(caches, req)
@@ -134,7 +142,7 @@ class SglangEngine:
         :2573-2576, chosen by `uses_minimax_m3_nvfp4_native_stack`, configs/model_config.py:434-443, from the
         checkpoint's quantization, arg_groups/model_overrides/minimax_m3.py:18-34), so a quantized checkpoint is
         refused; nor the draft pool of a speculative setup."""
-        if self.quantized:
+        if QUANTIZED in self.features:
             raise UsageError(
                 "kvplan sizes SGLang's MiniMax-M3 pool for unquantized checkpoints only: an NVFP4 checkpoint on "
                 "Blackwell gets MiniMaxM3Nvfp4KVPool instead (srt/mem_cache/kv_cache_configurator.py:2573-2576, "
@@ -296,7 +304,10 @@ class SglangEngine:
             # MiniMaxSparseKVPool's cell (model_executor/pool_configurator.py:410-490): K and V of every layer as
             # any GQA layer, plus on each sparse layer whose index value is disabled (MiniMax-M3's: every one,
             # kvplan.core.shapes.minimax_m3) one index key of sparse_index_dim (:483-487), one head on every rank
-            per_token = Fraction(cache.head_dim * self._minimax_index_key_bytes(req))
+            # without `sparse_disable_index_value` no sparse layer is k-only: each also holds an index value
+            # (get_minimax_sparse_disable_value_layer_ids, configs/model_config.py:467-471; :484 `num_indexer_kv * 2`)
+            sides = 2 if M3_INDEX_VALUES in self.features else 1
+            per_token = Fraction(sides * cache.head_dim * self._minimax_index_key_bytes(req))
             return cache.kind, int(per_token * req.seq_len * req.batch), per_token, req.seq_len
         if isinstance(cache, L.MlaLatent):
             per_token = cache.bytes_per_token(kv_bytes)
@@ -1011,9 +1022,7 @@ ENTRY = EngineEntry(
         "source": "sglang-0.5.23/sglang/srt/observability/metrics_collector.py:365 (running), :405 (token_usage: "
         "the fullest KV pool's used / total, :89-97), :371 (queue); label model_name (:1383)",
     },
-    storage=lambda shape: SglangEngine(
-        shape.architectures, shape.config_model_type or None, quantized=QUANTIZED in shape.features
-    ),
+    storage=lambda shape: SglangEngine(shape.architectures, shape.config_model_type or None, shape.features),
     serving=SglangServing(),
     config=CONFIG,
     plannable=True,

@@ -78,6 +78,7 @@ from kvplan.engines.base import (
     kv_heads_per_rank,
     merge_kinds,
     refuse_index_keys,
+    refuse_m3_layer_types,
 )
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
 from kvplan.engines.serving import (
@@ -960,6 +961,11 @@ class VllmEngine:
             sized=True,
         )
         if any(isinstance(c, L.IndexKeys) for c in caches):
+            refuse_m3_layer_types(
+                "vLLM 0.33",
+                self.shape.features if self.shape is not None else frozenset(),
+                "models/minimax_m3/nvidia/model.py:98-106: without it every layer is built as dense attention",
+            )
             self._check_minimax_m3(req)
         if any(isinstance(c, L.CompressedAttention) for c in caches):
             if req.dcp > 1:

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from kvplan.core import specs as L
-from kvplan.core.shapes import model_shape
+from kvplan.core.shapes import M3_INDEX_VALUES, QUANTIZED, model_shape
 from kvplan.engines import sglang
 from kvplan.engines.base import Request
 from kvplan.engines.sglang import SglangEngine
+from kvplan.engines.vllm import VllmEngine
 from kvplan.errors import UsageError
 from tests.engines.test_minimax_m3_vllm import HEAD_DIM, INDEX_DIM, KV_HEADS, LAYERS, SPARSE_LAYERS, _config
 
@@ -49,6 +50,10 @@ CITED = [
     (SRT / "mem_cache/kv_cache_configurator.py", 2572, "pool_cls = MiniMaxSparseKVPool"),
     (SRT / "mem_cache/kv_cache_configurator.py", 2576, "pool_cls = MiniMaxM3Nvfp4KVPool"),
     (SRT / "configs/model_config.py", 443, 'return quantization == "minimax_m3_nvfp4" and get_platform().is_blackwell'),
+    # the sparse layers and the k-only ones, from sparse_attention_config alone
+    (SRT / "configs/model_config.py", 461, 'sparse_freq = sparse_cfg["sparse_attention_freq"]'),
+    (SRT / "configs/model_config.py", 468, 'flags = sparse_cfg.get("sparse_disable_index_value")'),
+    (SRT / "configs/model_config.py", 470, "return []"),
 ]
 
 
@@ -59,8 +64,7 @@ def test_cited_sglang_lines(source, line, text):
 
 def _engine(config: dict | None = None):
     shape = model_shape(config or _config())
-    quantized = "quantization_config" in (config or {})
-    return SglangEngine(shape.architectures, shape.config_model_type, quantized=quantized), shape
+    return SglangEngine(shape.architectures, shape.config_model_type, shape.features), shape
 
 
 @pytest.mark.parametrize(
@@ -96,10 +100,26 @@ def test_sglang_refuses_a_quantized_m3_checkpoint():
     assert info.value.hint
 
 
-def test_sglang_entry_passes_the_quantization_flag():
+def test_sglang_entry_passes_the_shape_features():
     shape = model_shape({**_config(), "quantization_config": {"quant_method": "mxfp8"}})
-    assert sglang.ENTRY.storage(shape).quantized
-    assert not sglang.ENTRY.storage(model_shape(_config())).quantized
+    assert QUANTIZED in sglang.ENTRY.storage(shape).features
+    assert QUANTIZED not in sglang.ENTRY.storage(model_shape(_config())).features
+
+
+def test_sglang_without_disabled_index_values_keeps_a_value_beside_each_index_key():
+    """No `sparse_disable_index_value`: get_minimax_sparse_disable_value_layer_ids returns no layer
+    (configs/model_config.py:467-471), so every sparse layer counts in `num_indexer_kv * 2` (pool_configurator.py:
+    484); transformers and vLLM still keep the keys alone."""
+    config = _config()
+    sparse = dict(config["text_config"]["sparse_attention_config"])
+    del sparse["sparse_disable_index_value"]
+    config["text_config"] = {**config["text_config"], "sparse_attention_config": sparse}
+    engine, shape = _engine(config)
+    assert M3_INDEX_VALUES in shape.features
+    costs = {c.kind: c for c in engine.stage_costs(shape.caches(), Request(4096, 1, "bfloat16", "bfloat16"))}
+    assert costs[L.INDEX].bytes_per_token == SPARSE_LAYERS * 2 * INDEX_DIM * 2
+    vllm = {c.kind: c for c in VllmEngine(shape).stage_costs(shape.caches(), Request(4096, 1, "bfloat16", "bfloat16"))}
+    assert vllm[L.INDEX].bytes_per_token == SPARSE_LAYERS * INDEX_DIM * 2
 
 
 def test_sglang_m3_note_names_the_index_dtype():

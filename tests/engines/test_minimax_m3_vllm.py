@@ -69,6 +69,10 @@ CITED = [
     (VLLM.parent / "tests/models/registry.py", 451, '"MiniMaxAI/MiniMax-M3",'),
     (VLLM.parent / "tests/models/registry.py", 1165, '"MiniMaxM3SparseForConditionalGeneration": _HfExamplesInfo('),
     (VLLM.parent / "tests/models/registry.py", 1166, '"MiniMaxAI/MiniMax-M3",'),
+    # the sparse layers: sparse_attention_freq's nonzero entries, none without the list
+    (M3_MODEL, 101, 'cfg = getattr(config, "sparse_attention_config", None)'),
+    (M3_MODEL, 104, 'freq = cfg.get("sparse_attention_freq")'),
+    (M3_MODEL, 106, "return set()"),
     # the sparse backend's KV dtypes
     (SPARSE, 141, '"bfloat16",'),
     (SPARSE, 144, '"fp8_e5m2",'),
@@ -204,6 +208,48 @@ def test_vllm_m3_text_config_in_vllms_own_spelling_is_read_alike():
     config = _config()
     config["text_config"] = {**config["text_config"], "model_type": "minimax_m3_text"}
     assert model_shape(config).caches() == model_shape(_config()).caches()
+
+
+def _layer_types_only() -> dict:
+    """The sparse layers named by transformers' `layer_types` alone, without sparse_attention_config."""
+    config = _config()
+    text = {k: v for k, v in config["text_config"].items() if k != "sparse_attention_config"}
+    text.update(layer_types=["minimax_m3_sparse" if f else "full_attention" for f in _FREQ], index_head_dim=INDEX_DIM)
+    return {**config, "text_config": text}
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_m3_sparse_layers_named_by_layer_types_alone_are_refused_by_vllm_and_sglang(engine):
+    """vLLM picks the sparse layers from sparse_attention_freq only (nvidia/model.py:98-106: none without it, every
+    layer dense); SGLang indexes the list unconditionally (configs/model_config.py:460-461). transformers reads
+    layer_types, so only it sizes such a config."""
+    from kvplan.engines.registry import engine_entry
+
+    shape = model_shape(_layer_types_only())
+    assert sum(isinstance(c, L.IndexKeys) for c in shape.caches()) == SPARSE_LAYERS  # transformers' reading
+    storage = engine_entry(engine).storage(shape)
+    with pytest.raises(UsageError, match="sparse_attention_freq` only") as info:
+        storage.stage_costs(shape.caches(), Request(4096, 1, "bfloat16", "bfloat16"))
+    assert ("nvidia/model.py:98-106" if engine == "vllm" else "model_config.py:460-461") in str(info.value)
+
+
+def test_m3_layer_types_that_contradict_the_sparse_freq_are_refused_by_vllm_only_where_they_differ():
+    """transformers reads `layer_types` over sparse_attention_freq (tests/core/test_kimi_minimax_shapes.py); vLLM
+    reads the freq list alone: where the two differ vLLM would build other sparse layers, so it is refused; where
+    they agree, the same caches."""
+    config = _config()
+    sparse = {**config["text_config"]["sparse_attention_config"], "sparse_disable_index_value": [1] * LAYERS}
+    text = {**config["text_config"], "layer_types": ["minimax_m3_sparse"] * LAYERS, "sparse_attention_config": sparse}
+    config["text_config"] = text
+    engine, caches, _ = _engine_and_caches(config)
+    assert sum(isinstance(c, L.IndexKeys) for c in caches) == LAYERS  # transformers' reading
+    with pytest.raises(UsageError, match="lacks or contradicts"):
+        engine.stage_costs(caches, Request(4096, 1, "bfloat16", "bfloat16"))
+    agreeing = ["minimax_m3_sparse" if f else "full_attention" for f in _FREQ]
+    config["text_config"] = {**config["text_config"], "layer_types": agreeing}
+    engine, caches, _ = _engine_and_caches(config)
+    assert caches == model_shape(_config()).caches()
+    assert engine.stage_costs(caches, Request(4096, 1, "bfloat16", "bfloat16"))
 
 
 def test_vllm_m3_estimate_note_says_what_is_stored():
