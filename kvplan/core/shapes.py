@@ -53,6 +53,11 @@ M3_SPARSE_FROM_LAYER_TYPES = "minimax_m3_sparse_layers_from_layer_types"
 # MiniMax-M3 configs without `sparse_attention_config.sparse_disable_index_value`: SGLang's pool then keeps an index
 # value beside each index key (kvplan.engines.sglang)
 M3_INDEX_VALUES = "minimax_m3_index_values_not_disabled"
+# MiniMax-M3 text configs of model_type minimax_m3_vl_text: transformers' MiniMaxM3VLTextConfig pops
+# `sparse_attention_config` in __post_init__ (configuration_minimax_m3_vl.py:123 / :122 / :121 / :120 in transformers
+# 5.16.1 / 5.19.0 / 5.20.2 / 5.24.0), so an engine that builds the config object through it and then reads that key
+# finds none (kvplan.engines.base.refuse_m3_dropped_sparse_config)
+M3_TEXT_DROPS_SPARSE_CONFIG = "minimax_m3_text_config_drops_sparse_attention_config"
 
 
 @dataclass(frozen=True)
@@ -1089,6 +1094,8 @@ def _read_shape(config: dict[str, Any], assume_llama: bool) -> ModelShape:
             features.add(M3_SPARSE_FROM_LAYER_TYPES)
         if sparse.get("sparse_disable_index_value") is None:
             features.add(M3_INDEX_VALUES)
+        if cfg.get("model_type") == "minimax_m3_vl_text":
+            features.add(M3_TEXT_DROPS_SPARSE_CONFIG)
     if config.get("quantization_config") or cfg.get("quantization_config"):
         features.add(QUANTIZED)
     architectures = config.get("architectures") or cfg.get("architectures") or ()

@@ -11,7 +11,7 @@ from fractions import Fraction
 from typing import Protocol
 
 from kvplan.core import specs as L
-from kvplan.core.shapes import M3_SPARSE_FROM_LAYER_TYPES
+from kvplan.core.shapes import M3_SPARSE_FROM_LAYER_TYPES, M3_TEXT_DROPS_SPARSE_CONFIG
 from kvplan.core.units import cdiv
 from kvplan.core.units import split_exact as split_exact  # re-exported: engines import it from here
 from kvplan.errors import Text, UsageError
@@ -257,6 +257,24 @@ def refuse_m3_layer_types(engine: str, features: frozenset[str], where: str) -> 
             hint=Text(
                 "add sparse_attention_config.sparse_attention_freq (1 on each minimax_m3_sparse layer) to the "
                 "config, or use {engine} transformers"
+            ),
+            field="engine",
+        )
+
+
+def refuse_m3_dropped_sparse_config(engine: str, features: frozenset[str], built: bool, where: str) -> None:
+    """A MiniMax-M3 text config of model_type minimax_m3_vl_text (`M3_TEXT_DROPS_SPARSE_CONFIG`) that the engine
+    builds through transformers' MiniMaxM3VLTextConfig (`built`), which drops `sparse_attention_config`, where the
+    engine then reads that key (`where`: its source and what it does without it): refused rather than sized with
+    sparse layers the engine would not build."""
+    if built and M3_TEXT_DROPS_SPARSE_CONFIG in features:
+        raise UsageError(
+            f"{engine} would not see this config's `sparse_attention_config`: its text model_type minimax_m3_vl_text "
+            "is built by transformers' MiniMaxM3VLTextConfig, whose __post_init__ pops that key "
+            f"(configuration_minimax_m3_vl.py:122 in transformers 5.19.0, :121-123 in 5.16.1-5.20.2), and {where}",
+            hint=Text(
+                "pass the checkpoint's minimax_m3_vl config (the text model in text_config, no text model_type), "
+                "or use {engine} transformers"
             ),
             field="engine",
         )

@@ -53,6 +53,7 @@ from kvplan.engines.base import (
     kv_heads_per_rank,
     pipeline_stages,
     refuse_index_keys,
+    refuse_m3_dropped_sparse_config,
     refuse_m3_layer_types,
     window_tokens,
 )
@@ -110,6 +111,14 @@ class SglangEngine:
                 "SGLang 0.5.23",
                 self.features,
                 "srt/configs/model_config.py:460-461 indexes it unconditionally",
+            )
+            # SGLang builds a wrapper's text_config through CONFIG_MAPPING by its model_type (srt/configs/
+            # minimax_vl.py:10-23, :44), a top-level one through AutoConfig: either way transformers' class
+            refuse_m3_dropped_sparse_config(
+                "SGLang 0.5.23",
+                self.features,
+                True,
+                "SGLang then fails at start-up (srt/configs/model_config.py:446-458: 'Could not find sparse config')",
             )
             self._check_minimax_m3(req)
         if any(isinstance(c, L.CompressedAttention) for c in caches):

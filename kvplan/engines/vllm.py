@@ -78,6 +78,7 @@ from kvplan.engines.base import (
     kv_heads_per_rank,
     merge_kinds,
     refuse_index_keys,
+    refuse_m3_dropped_sparse_config,
     refuse_m3_layer_types,
 )
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
@@ -965,6 +966,15 @@ class VllmEngine:
                 "vLLM 0.33",
                 self.shape.features if self.shape is not None else frozenset(),
                 "models/minimax_m3/nvidia/model.py:98-106: without it every layer is built as dense attention",
+            )
+            # a minimax_m3_vl wrapper is vLLM's own MiniMaxM3Config, whose MiniMaxM3TextConfig keeps the key
+            # (transformers_utils/configs/minimax_m3.py:141-143, :89-104); a top-level minimax_m3_vl_text goes to
+            # transformers' AutoConfig (transformers_utils/config.py:445)
+            refuse_m3_dropped_sparse_config(
+                "vLLM 0.33",
+                self.shape.features if self.shape is not None else frozenset(),
+                self.shape is not None and self.shape.config_model_type == "minimax_m3_vl_text",
+                "vLLM then builds every layer as dense attention (models/minimax_m3/nvidia/model.py:98-106)",
             )
             self._check_minimax_m3(req)
         if any(isinstance(c, L.CompressedAttention) for c in caches):

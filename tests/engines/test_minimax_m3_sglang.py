@@ -54,6 +54,10 @@ CITED = [
     (SRT / "configs/model_config.py", 461, 'sparse_freq = sparse_cfg["sparse_attention_freq"]'),
     (SRT / "configs/model_config.py", 468, 'flags = sparse_cfg.get("sparse_disable_index_value")'),
     (SRT / "configs/model_config.py", 470, "return []"),
+    # a wrapper's text_config goes through transformers' class for its model_type; no sparse config: an error
+    (SRT / "configs/minimax_vl.py", 23, "return cls(**sub_config)"),
+    (SRT / "configs/minimax_vl.py", 44, 'self.text_config = _coerce_sub_config(text_config, "mixtral")'),
+    (SRT / "configs/model_config.py", 456, 'raise ValueError("Could not find sparse config.'),
 ]
 
 

@@ -39,6 +39,7 @@ CITED = [
     (CONFIGS, 102, '"sparse_attention_freq": [0] * 3 + [1] * 57,'),
     (CONFIGS, 132, 'model_type = "minimax_m3_vl"'),
     (CONFIGS, 143, "text_config = MiniMaxM3TextConfig(**text_config)"),
+    (CONFIGS, 89, "self.sparse_attention_config = ("),
     # GQA K/V on every layer, KV heads split by TP down to one per rank
     (M3_MODEL, 315, "self.num_kv_heads = max(1, self.total_num_kv_heads // tp_size)"),
     (M3_MODEL, 429, "self.num_kv_heads = max(1, self.total_num_kv_heads // tp_size)"),
