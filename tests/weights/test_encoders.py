@@ -119,6 +119,16 @@ def test_llama4_scout_vision_tower_matches_transformers_meta_count():
 
 
 @pytest.mark.torch
+def test_llama4_maverick_vision_tower_matches_transformers_meta_count():
+    """Llama-4-Maverick's catalog config (aiconfigurator@64c5ddb6, SOURCES-2026.md) has its `vision_config`: the same
+    tower and projector as Scout's (the same vision_config, the same 5120 text hidden size), 871,932,416 parameters,
+    against transformers 5.24's meta-device build with the language model cut to one layer."""
+    config = load_config("meta-llama__Llama-4-Maverick-17B-128E-Instruct")
+    small = {**config, "text_config": {**config["text_config"], "num_hidden_layers": 1}}
+    assert encoder_parameters(config) == 871_932_416 == meta_encoder_count(small)
+
+
+@pytest.mark.torch
 @pytest.mark.parametrize("name", ["google__gemma-4-26B-A4B", "nvidia__Gemma-4-31B-IT-NVFP4"])
 def test_gemma4_vision_tower_matches_transformers_meta_count(name):
     """Gemma 4's vision model and embedder (both catalog configs hold `audio_config: null`) against transformers
