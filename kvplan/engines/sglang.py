@@ -44,7 +44,14 @@ from kvplan.core import specs as L
 from kvplan.core.bisection import largest
 from kvplan.core.config import text_config
 from kvplan.core.lora import decoder_modules
-from kvplan.core.shapes import CHECKPOINT_FP8_KV, KV_SHARED_LAYERS, LEARNABLE_SINK, ModelShape
+from kvplan.core.shapes import (
+    CHECKPOINT_FP8_KV,
+    KV_SHARED_LAYERS,
+    LEARNABLE_SINK,
+    M3_INDEX_VALUES,
+    QUANTIZED,
+    ModelShape,
+)
 from kvplan.core.units import DTYPE_BYTES, cdiv, fp8_block_scaled_bytes, short_dtype
 from kvplan.engines.base import (
     MINIMAX_M3_SERVED,
@@ -55,6 +62,8 @@ from kvplan.engines.base import (
     kv_heads_per_rank,
     pipeline_stages,
     refuse_index_keys,
+    refuse_m3_dropped_sparse_config,
+    refuse_m3_layer_types,
     window_tokens,
 )
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
@@ -79,9 +88,14 @@ class SglangEngine:
     name = "sglang"
     follows = "SGLang 0.5 (model_runner cell_size, SWA and Mamba pools; DSA pool as in 0.5.23)"
 
-    def __init__(self, architectures: tuple[str, ...] = (), model_type: str | None = None) -> None:
+    def __init__(
+        self, architectures: tuple[str, ...] = (), model_type: str | None = None, features: frozenset[str] = frozenset()
+    ) -> None:
         self.architectures = architectures  # the config's: SGLang picks GLM's DSA backends on SM120 by it
         self.model_type = model_type  # the config's: SGLang builds MiniMax-M3 only from MINIMAX_M3_CONFIG_TYPES
+        # the shape's features: a quantized checkpoint (MiniMax-M3's NVFP4 pool), MiniMax-M3's layer pattern source
+        # and index values
+        self.features = features
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if any(isinstance(c, L.RecurrentState) and c.family == "lightning" for c in caches):
@@ -96,12 +110,26 @@ class SglangEngine:
             caches,
             self.architectures,
             MINIMAX_M3_SERVED,
-            "it keeps them in MiniMaxSparseKVPool beside the K/V pool (srt/mem_cache/kv_cache_configurator.py:2572-2576; "
-            "cell size model_executor/pool_configurator.py:413), whose layout kvplan has not read",
             model_type=self.model_type,
             loader="srt/configs/minimax_vl.py:61-62, srt/utils/hf_transformers/config.py:228-233",
             registry="srt/models/minimax_m3.py:2274, minimax_m3_vl.py:479, fallback srt/model_loader/utils.py:143-161",
+            sized=True,
         )
+        if any(isinstance(c, L.IndexKeys) for c in caches):
+            refuse_m3_layer_types(
+                "SGLang 0.5.23",
+                self.features,
+                "srt/configs/model_config.py:460-461 indexes it unconditionally",
+            )
+            # SGLang builds a wrapper's text_config through CONFIG_MAPPING by its model_type (srt/configs/
+            # minimax_vl.py:10-23, :44), a top-level one through AutoConfig: either way transformers' class
+            refuse_m3_dropped_sparse_config(
+                "SGLang 0.5.23",
+                self.features,
+                True,
+                "SGLang then fails at start-up (srt/configs/model_config.py:446-458: 'Could not find sparse config')",
+            )
+            self._check_minimax_m3(req)
         if any(isinstance(c, L.CompressedAttention) for c in caches):
             self._check_v4(caches, req)
         if req.kv_dtype == "nvfp4":
@@ -118,6 +146,41 @@ class SglangEngine:
                 hint=Text("use {kv_dtype} fp8_e4m3 or auto for this model"),
                 field="kv_dtype",
             )
+
+    def _check_minimax_m3(self, req: Request) -> None:
+        """What kvplan has read of SGLang 0.5.23's MiniMax-M3 pool (MiniMaxSparseKVPool, srt/mem_cache/
+        kv_cache_configurator.py:2572): not the packed pool of NVFP4 checkpoints on Blackwell (MiniMaxM3Nvfp4KVPool,
+        :2573-2576, chosen by `uses_minimax_m3_nvfp4_native_stack`, configs/model_config.py:434-443, from the
+        checkpoint's quantization, arg_groups/model_overrides/minimax_m3.py:18-34), so a quantized checkpoint is
+        refused; nor the draft pool of a speculative setup."""
+        if QUANTIZED in self.features:
+            raise UsageError(
+                "kvplan sizes SGLang's MiniMax-M3 pool for unquantized checkpoints only: an NVFP4 checkpoint on "
+                "Blackwell gets MiniMaxM3Nvfp4KVPool instead (srt/mem_cache/kv_cache_configurator.py:2573-2576, "
+                "configs/model_config.py:434-443, arg_groups/model_overrides/minimax_m3.py:18-34), whose packed "
+                "layout kvplan has not read",
+                hint=Text("plan the bf16 checkpoint, or use {engine} vllm"),
+                field="engine",
+            )
+        if req.speculative is not None:
+            raise UsageError(
+                "kvplan has not read SGLang's draft pool for MiniMax-M3",
+                hint=Text("plan this model without {speculative_config}"),
+                field="speculative_config",
+            )
+
+    @staticmethod
+    def _minimax_index_key_bytes(req: Request) -> int:
+        """Bytes of one MiniMax-M3 indexer key element (`get_minimax_sparse_index_dtype`, srt/mem_cache/
+        memory_pool.py:5831-5844): the KV dtype (fp8) when the KV cache is fp8_e4m3 on Hopper (:5838-5841), or on
+        SM100 (compute capability 10.x, srt/utils/common.py:309-313), where an unset attention backend becomes
+        trtllm_mha for fp8_e4m3 (arg_groups/model_overrides/minimax_m3.py:147-158) and that turns on the fp8
+        attention GEMMs that store the index keys in fp8 (server_args.py:592-610); else the model dtype. Without a
+        GPU, fp8_e4m3 is taken as on Hopper (as for DSA)."""
+        major = int(str(req.compute_capability).split(".")[0]) if req.compute_capability else None
+        if req.kv_dtype == "fp8_e4m3" and major in (None, 9, 10):
+            return 1
+        return int(DTYPE_BYTES[req.model_dtype])
 
     def _check_v4(self, caches: list[L.Layer], req: Request) -> None:
         """What kvplan's DSV4 model covers: SGLang's own dtype rule (auto -> fp8_e4m3, fp8_e4m3 or bfloat16 only,
@@ -250,6 +313,15 @@ class SglangEngine:
             )
         if isinstance(cache, L.MlaLatent) and cache.sparse:
             per_token = Fraction(self._sparse_mla_bytes(cache, req))
+            return cache.kind, int(per_token * req.seq_len * req.batch), per_token, req.seq_len
+        if isinstance(cache, L.IndexKeys):
+            # MiniMaxSparseKVPool's cell (model_executor/pool_configurator.py:410-490): K and V of every layer as
+            # any GQA layer, plus on each sparse layer whose index value is disabled (MiniMax-M3's: every one,
+            # kvplan.core.shapes.minimax_m3) one index key of sparse_index_dim (:483-487), one head on every rank
+            # without `sparse_disable_index_value` no sparse layer is k-only: each also holds an index value
+            # (get_minimax_sparse_disable_value_layer_ids, configs/model_config.py:467-471; :484 `num_indexer_kv * 2`)
+            sides = 2 if M3_INDEX_VALUES in self.features else 1
+            per_token = Fraction(sides * cache.head_dim * self._minimax_index_key_bytes(req))
             return cache.kind, int(per_token * req.seq_len * req.batch), per_token, req.seq_len
         if isinstance(cache, L.MlaLatent):
             per_token = cache.bytes_per_token(kv_bytes)
@@ -1197,6 +1269,16 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
             "(srt/arg_groups/overrides.py:892-913) and sizes the same FlashMLA V4 layout for bfloat16",
         )
     notes = auto_kv_notes(shape, req) + (nvfp4_notes(shape, req) if req.kv_dtype == "nvfp4" else ())
+    index_keys = [c for c in shape.caches() if isinstance(c, L.IndexKeys)]
+    if index_keys:
+        gpu = "" if req.compute_capability or req.kv_dtype != "fp8_e4m3" else " (no GPU given: Hopper's rule taken)"
+        return (
+            *notes,
+            f"MiniMax-M3: MiniMaxSparseKVPool, GQA K/V on every layer plus an indexer key of {index_keys[0].head_dim} "
+            f"elements per token on the {len(index_keys)} sparse layers, on every TP rank, in "
+            f"{'fp8' if SglangEngine._minimax_index_key_bytes(req) == 1 else short_dtype(req.model_dtype)}{gpu}: fp8 "
+            "only with an fp8_e4m3 cache on Hopper or SM100 (mem_cache/memory_pool.py:5831-5844)",
+        )
     if KV_SHARED_LAYERS not in shape.features:
         return notes
     shared = sum(isinstance(c, L.NoCache) for c in shape.caches())
@@ -1310,7 +1392,7 @@ ENTRY = EngineEntry(
         "source": "sglang-0.5.23/sglang/srt/observability/metrics_collector.py:365 (running), :405 (token_usage: "
         "the fullest KV pool's used / total, :89-97), :371 (queue); label model_name (:1383)",
     },
-    storage=lambda shape: SglangEngine(shape.architectures, shape.config_model_type or None),
+    storage=lambda shape: SglangEngine(shape.architectures, shape.config_model_type or None, shape.features),
     serving=SglangServing(),
     config=CONFIG,
     plannable=True,
