@@ -1274,6 +1274,23 @@ def recommend(
             show_default=False,
         ),
     ] = None,
+    mamba_full_memory_ratio: Annotated[
+        Optional[float],
+        typer.Option(
+            "--mamba-full-memory-ratio",
+            help="SGLang: a Mamba / linear-attention hybrid's state memory over its full-attention KV memory "
+            "(default 0.9): the budget's split between state slots and KV tokens.",
+            show_default=False,
+        ),
+    ] = None,
+    max_mamba_cache_size: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-mamba-cache-size",
+            help="SGLang: a hybrid's Mamba state slots, instead of sizing them by --mamba-full-memory-ratio.",
+            show_default=False,
+        ),
+    ] = None,
     share_gpu_with: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -1398,6 +1415,8 @@ def recommend(
         lora_target_modules=lora_target_modules,
         limit_mm_per_prompt=limit_mm_per_prompt,
         gpu_used_by_others=shared.bytes if shared is not None else None,
+        mamba_full_memory_ratio=mamba_full_memory_ratio,
+        max_mamba_cache_size=max_mamba_cache_size,
     )
     layout: dict[str, Any] = dict(
         gpus=positive("--gpus", gpus),

@@ -55,6 +55,8 @@ FLAGS: dict[str, str] = {
     "kv_offloading_backend": "--kv-offloading-backend",
     "hicache_ratio": "--hicache-ratio",
     "hicache_size": "--hicache-size",
+    "mamba_full_memory_ratio": "--mamba-full-memory-ratio",
+    "max_mamba_cache_size": "--max-mamba-cache-size",
     "lmcache_cpu_size": "--lmcache-cpu-size",
     "lmcache_disk_size": "--lmcache-disk-size",
     "lmcache_version": "--lmcache-version",

@@ -573,7 +573,8 @@ def _check_one(
             )
     elif rec.startup_error and rec.startup_rule != "tp_heads":  # TP vs heads is lint's (tp-heads; --strict fails)
         binding = "startup"
-        detail = f"vLLM {rec.vllm_version} would not start: {rec.startup_error}"
+        release = f"vLLM {rec.vllm_version}" if rec.vllm_version else rec.engine  # SGLang's hybrids: no release
+        detail = f"{release} would not start: {rec.startup_error}"
     elif rec.host_fits is False:  # an offload tier runs the host out of RAM or /dev/shm (kvplan.engines.offload)
         binding = "host_memory"
         detail = rec.host_detail

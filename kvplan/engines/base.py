@@ -74,6 +74,10 @@ class Request:
 
     `dcp` is the decode-context-parallel size: the ranks of one TP group that split the token positions of the
     caches the engine shards that way (vLLM's `--decode-context-parallel-size`; 1: none).
+
+    `mamba_full_memory_ratio` and `max_mamba_cache_size` are SGLang's split of a hybrid's KV budget between its
+    Mamba / linear-attention state pool and its full-attention pool (None: SGLang's own; read by
+    kvplan.engines.sglang only).
     """
 
     seq_len: int
@@ -96,6 +100,8 @@ class Request:
         return self.speculative.num_speculative_tokens if self.speculative is not None else 0
 
     dcp: int = 1
+    mamba_full_memory_ratio: float | None = None
+    max_mamba_cache_size: int | None = None
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,9 @@ from kvplan.engines.base import (
 )
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
 from kvplan.engines.serving import (
+    GPU_MEMORY_UTILIZATION,
+    MAMBA_FULL_MEMORY_RATIO_OPTION,
+    MAX_MAMBA_CACHE_SIZE_OPTION,
     BudgetInputs,
     BudgetTerm,
     Fit,
@@ -66,6 +69,8 @@ from kvplan.engines.serving import (
     LoraSettings,
     ServingModel,
     SpeculativeInputs,
+    Startup,
+    StartupInputs,
 )
 from kvplan.errors import Text, UsageError
 
@@ -89,6 +94,7 @@ class SglangEngine:
                 hint=Text("use {engine} transformers for this model"),
                 field="engine",
             )
+        self._check_mamba(req)
         refuse_index_keys(
             "SGLang 0.5.23",
             caches,
@@ -122,6 +128,41 @@ class SglangEngine:
                 "kvplan has not checked SGLang's DSA backends with an fp8_e5m2 cache (they pick by fp8_e4m3)",
                 hint=Text("use {kv_dtype} fp8_e4m3 or auto for this model"),
                 field="kv_dtype",
+            )
+
+    def _check_mamba(self, req: Request) -> None:
+        """SGLang's Mamba-state settings and the hybrids it runs on one pipeline stage only (NO_PP_HYBRIDS: the
+        model asserts it is both the first and the last PP rank)."""
+        where = NO_PP_HYBRIDS.get(self.architectures[0] if self.architectures else "")
+        if req.pp > 1 and where is not None:
+            raise UsageError(
+                f"SGLang 0.5.23 runs {self.architectures[0]} on one pipeline stage only ({where}: assert "
+                "self.pp_group.is_first_rank and self.pp_group.is_last_rank)",
+                hint=Text("use {pp} 1 (split the model with {tp} instead)"),
+                field="pp",
+            )
+        ratio, size = req.mamba_full_memory_ratio, req.max_mamba_cache_size
+        if ratio is not None and not ratio > 0:
+            raise UsageError(
+                Text(
+                    "{mamba_full_memory_ratio} {r} leaves SGLang no Mamba state slots: it fails to start with "
+                    "'Not enough GPU memory for hybrid (mamba/linear-attention) state cache' (sglang-0.5.23 "
+                    "srt/mem_cache/kv_cache_configurator.py:3350-3402)",
+                    r=ratio,
+                ),
+                hint=Text("give {mamba_full_memory_ratio} above 0 (SGLang's default is 0.9)"),
+                field="mamba_full_memory_ratio",
+            )
+        if size is not None and size <= 0:
+            raise UsageError(
+                Text(
+                    "{max_mamba_cache_size} {k} gives SGLang no Mamba state slots: it fails to start with 'Not "
+                    "enough GPU memory for hybrid (mamba/linear-attention) state cache' (sglang-0.5.23 "
+                    "srt/mem_cache/kv_cache_configurator.py:3303-3307, :3392-3402)",
+                    k=size,
+                ),
+                hint=Text("give {max_mamba_cache_size} 1 or more, or leave it to SGLang's ratio"),
+                field="max_mamba_cache_size",
             )
 
     def _check_v4(self, caches: list[L.Layer], req: Request) -> None:
@@ -174,9 +215,10 @@ class SglangEngine:
 
     def layer_stages(self, shape: ModelShape, pp: int) -> list[range]:
         """The layers of each pipeline stage the estimate prices: SGLang's own split (`sglang_pp_stages`, the last
-        stages take the extra layers) for DeepSeek-V4, whose pools are sized per SGLang stage; vLLM's split
-        (`pipeline_stages`) for the other models, as before."""
-        if any(isinstance(c, L.CompressedAttention) for c in shape.caches()):
+        stages take the extra layers) for DeepSeek-V4 and the Mamba / linear-attention hybrids, whose pools are
+        sized per SGLang stage (make_pp_layers, srt/utils/common.py:1680-1705, splits by get_pp_indices); vLLM's
+        split (`pipeline_stages`) for the other models, as before."""
+        if any(isinstance(c, (L.CompressedAttention, L.RecurrentState)) for c in shape.caches()):
             return sglang_pp_stages(shape.num_layers, pp)
         return pipeline_stages(shape.num_layers, pp)
 
@@ -487,6 +529,213 @@ def dsv4_tokens(
     return min(p.full_tokens for p in dsv4_stage_pools(shape, req, available, context_len, max_running_requests))
 
 
+# ------------------------------------------------------------------------------------ Mamba / linear-attention hybrids
+#
+# SGLang 0.5.23 sizes a hybrid (Mamba2, gated DeltaNet, KDA, short conv + attention: a `mambaish_config`) in two
+# steps of mem_cache/kv_cache_configurator.py. `_handle_max_mamba_cache` (:3229-3409, called at :3039-3040) takes
+# the state pool out of the profiled budget `rest_memory` (GB, a float): with no --max-mamba-cache-size, K =
+# int((rest x ratio / (1 + ratio) x 2**30 - slot) // slot) state slots (:3350-3386; ratio =
+# --mamba-full-memory-ratio, fallback 0.9: arg_groups/fields/schedule.py:220-227), then rest -= (K + 1) x slot /
+# 2**30 (the pool's padding slot, :3404-3409), and the budget in bytes is int(rest x 2**30) (:3060). A slot is
+# `mamba_cache_per_req` (configs/mamba_utils.py:115-125: every Mamba layer's conv + SSM state) x the largest PP
+# stage's share of the Mamba layers (:3233-3257). DefaultPoolConfigurator then sizes the full-attention pool from
+# what is left: tokens = bytes // cell // page x page, the cell the stage's own full-attention layers
+# (model_executor/pool_configurator.py:229-251, :638-647; a stage with none, under PP, gives int64 max and a model
+# with none at all context_len), the PP ranks' MIN (:3107-3116). Every rank sees the same budget: SGLang's free
+# memory is the MIN over the GPUs (utils/common.py:427-433 get_available_gpu_memory(distributed=True)).
+# max_running_requests is finally capped by K // slots-per-request (:3134-3160, `_calculate_mamba_ratio`
+# :3062-3088): 3 (MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO, :222-229) + the extra_buffer strategy's tracking
+# slots (mem_cache/allocation_sizing.py:11-19: 2 with the overlap scheduler, 1 without), 1 with the radix cache off.
+
+MAMBA_FULL_MEMORY_RATIO = 0.9  # arg_groups/fields/schedule.py:220-227 (fallback of --mamba-full-memory-ratio)
+MAMBA_SLOTS_PER_REQUEST = 3  # mem_cache/kv_cache_configurator.py:222-229 MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO
+_GIB = 1 << 30
+_INT64_MAX = 2**63 - 1  # pool_configurator.py:246-250: a PP stage without full attention leaves the MIN to others
+
+# The architectures whose mamba radix cache SGLang resolves (arg_groups/overrides.py:369-398, with Granite's
+# layer_types probe :462-466) and those that may keep its extra_buffer (:403-435, on the triton linear-attention
+# backend :438-450); `auto` picks extra_buffer for an architecture in both while the overlap scheduler is on
+# (:476-487), else no_buffer.
+_MAMBA_RADIX_ARCHS = frozenset(
+    {
+        "KimiLinearForCausalLM",
+        "KimiK3ForConditionalGeneration",
+        "BailingMoeV2_5ForCausalLM",
+        "BailingMoeV3ForCausalLM",
+        "BailingMoeV3VLForConditionalGeneration",
+        "Qwen3NextForCausalLM",
+        "Qwen3_5MoeForConditionalGeneration",
+        "InternS2PreviewForConditionalGeneration",
+        "InternS2MobiusForConditionalGeneration",
+        "Qwen3_5ForConditionalGeneration",
+        "Qwen3_5MoeForCausalLM",
+        "Qwen3_5ForCausalLM",
+        "Qwen4ExpForConditionalGeneration",
+        "MiniCPMV4_6ForConditionalGeneration",
+        "MiniCPMV4_7ForConditionalGeneration",
+        "NemotronHForCausalLM",
+        "NemotronHPuzzleForCausalLM",
+        "NemotronH_Omni_Reasoning_V3",
+        "FalconH1ForCausalLM",
+        "JetNemotronForCausalLM",
+        "JetVLMForConditionalGeneration",
+        "Lfm2ForCausalLM",
+        "Lfm2MoeForCausalLM",
+        "ZayaForCausalLM",
+        "Glm5NextForConditionalGeneration",
+        "GraniteMoeHybridForCausalLM",  # in the branch when its layer_types hold "mamba" (:462-466)
+    }
+)
+_MAMBA_EXTRA_BUFFER_ARCHS = frozenset(
+    {
+        "KimiLinearForCausalLM",
+        "Qwen3_5ForConditionalGeneration",
+        "Qwen3_5MoeForConditionalGeneration",
+        "Qwen3_5MoeForCausalLM",
+        "Qwen3_5ForCausalLM",
+        "Qwen3NextForCausalLM",
+        "Qwen4ExpForConditionalGeneration",
+        "InternS2PreviewForConditionalGeneration",
+        "MiniCPMV4_6ForConditionalGeneration",
+        "MiniCPMV4_7ForConditionalGeneration",
+        "BailingMoeV2_5ForCausalLM",
+        "BailingMoeV3ForCausalLM",
+        "BailingMoeV3VLForConditionalGeneration",
+        "FalconH1ForCausalLM",
+        "GraniteMoeHybridForCausalLM",
+        "Glm5NextForConditionalGeneration",
+        "NemotronHForCausalLM",
+        "NemotronHPuzzleForCausalLM",
+        "NemotronH_Omni_Reasoning_V3",
+        "KimiK3ForConditionalGeneration",
+        "InklingForConditionalGeneration",
+        "InklingForConditionalGenerationMTP",
+    }
+)
+
+# Hybrids whose SGLang model runs on one pipeline stage only: `assert self.pp_group.is_first_rank and
+# self.pp_group.is_last_rank` (the architecture -> the file:line of that assert).
+NO_PP_HYBRIDS = {
+    "Qwen3NextForCausalLM": "srt/models/qwen3_next.py:1036",
+    "FalconH1ForCausalLM": "srt/models/falcon_h1.py:456",
+    "Lfm2ForCausalLM": "srt/models/lfm2.py:695",
+    "Lfm2MoeForCausalLM": "srt/models/lfm2_moe.py:606",
+    "Lfm2VlForConditionalGeneration": "srt/models/lfm2_vl.py:166 builds Lfm2ForCausalLM, srt/models/lfm2.py:695",
+}
+
+
+def mamba_slots_per_request(architectures: tuple[str, ...], pp: int) -> tuple[int, str]:
+    """(state slots SGLang 0.5.23 counts per running request, why): `_calculate_mamba_ratio`
+    (kv_cache_configurator.py:3062-3088) at SGLang's defaults (radix cache on, SGLANG_OPT_MAMBA_SKIP_DECODE_LOCK
+    off, triton linear-attention backend): 3 + 2 for an architecture whose `auto` strategy resolves to
+    extra_buffer (arg_groups/overrides.py:476-487) with the overlap scheduler, 3 + 1 under PP (which turns the
+    overlap scheduler off after the strategy is resolved: arg_groups/pipeline.py:225 then :302,
+    overrides.py:1623-1628), 3 for no_buffer and the architectures outside SGLang's mamba radix cache."""
+    arch = architectures[0] if architectures else ""
+    if arch in _MAMBA_RADIX_ARCHS and arch in _MAMBA_EXTRA_BUFFER_ARCHS:
+        tracking = 1 if pp > 1 else 2
+        why = "extra_buffer, " + ("no overlap scheduler under PP" if pp > 1 else "overlap scheduler")
+        return MAMBA_SLOTS_PER_REQUEST + tracking, f"{MAMBA_SLOTS_PER_REQUEST} + {tracking} ({why})"
+    if arch in _MAMBA_RADIX_ARCHS:
+        return MAMBA_SLOTS_PER_REQUEST, f"{MAMBA_SLOTS_PER_REQUEST} (no_buffer)"
+    return MAMBA_SLOTS_PER_REQUEST, f"{MAMBA_SLOTS_PER_REQUEST} (no extra buffer)"
+
+
+@dataclass(frozen=True)
+class MambaPool:
+    """SGLang's two pools of a hybrid on one GPU: `slots` (max_mamba_cache_size, K) of `slot_bytes` each (the
+    largest stage's share), `state_bytes` = (K + 1) x slot_bytes held, `kv_bytes` the budget left to the
+    full-attention pool and `tokens` its max_total_num_tokens (the PP stages' MIN), `slots_per_request` the
+    running requests' share of K, `ratio` the --mamba-full-memory-ratio used (None: K given)."""
+
+    slots: int
+    slot_bytes: int
+    state_bytes: int
+    kv_bytes: int
+    tokens: int
+    slots_per_request: int
+    ratio: float | None
+
+    @property
+    def running_cap(self) -> int:
+        """max_mamba_cache_size // slots per request: the cap on running requests (kv_cache_configurator.py:3137)."""
+        return self.slots // self.slots_per_request
+
+
+def sglang_mamba_pool(
+    available: int,
+    slot_bytes: int,
+    mamba_layers: int,
+    stage_mamba_layers: int,
+    stage_cells: list[int],
+    context_len: int,
+    slots_per_request: int,
+    ratio: float | None = None,
+    max_cache_size: int | None = None,
+    page_size: int = 1,
+) -> MambaPool:
+    """SGLang's state and full-attention pools from `available` bytes (its rest_memory), in SGLang's own float
+    order (kv_cache_configurator.py:3229-3409, :3060; pool_configurator.py:638-647): `slot_bytes` one request's
+    state over all `mamba_layers` Mamba layers, `stage_mamba_layers` the most any PP stage holds, `stage_cells`
+    each stage's full-attention bytes per token (0: none there). `ratio` None: 0.9; `max_cache_size` given: K."""
+    stage_slot = int(slot_bytes * (stage_mamba_layers / max(mamba_layers, 1)))
+    rest = available / _GIB
+    used_ratio: float | None = None
+    if max_cache_size is not None:
+        slots = max_cache_size
+    else:
+        used_ratio = MAMBA_FULL_MEMORY_RATIO if ratio is None else ratio
+        budget = rest * used_ratio / (1 + used_ratio)
+        slots = int((budget * _GIB - stage_slot) // stage_slot)
+    state = (slots + 1) * stage_slot
+    rest -= state / _GIB
+    kv = int(rest * _GIB)
+    tokens = []
+    for cell in stage_cells:
+        if cell:
+            tokens.append(max(kv, 0) // cell // page_size * page_size)
+        elif any(stage_cells):
+            tokens.append(_INT64_MAX)
+        else:  # no full attention anywhere: SGLang's pool holds context_len tokens (pool_configurator.py:246-251)
+            tokens.append(context_len // page_size * page_size)
+    return MambaPool(slots, stage_slot, state, kv, min(tokens), slots_per_request, used_ratio)
+
+
+def sglang_hybrid_pool(
+    storage: SglangEngine, shape: ModelShape, req: Request, available: int, page_size: int = 1
+) -> MambaPool:
+    """`sglang_mamba_pool` for a model: its Mamba layers' state at `req.tp` (the storage model's slot bytes),
+    the SGLang PP stages' (`sglang_pp_stages`) Mamba layer counts and full-attention cells."""
+    one = replace(req, batch=1)
+    stages = sglang_pp_stages(shape.num_layers, req.pp)
+    slot, cells, mamba_counts = 0, [], []
+    for rng in stages:
+        caches = [c for i in rng for c in shape.layers[i]]
+        costs = storage.stage_costs(caches, one)
+        slot += sum(c.bytes for c in costs if c.kind == L.STATE)
+        cell = sum((c.bytes_per_token for c in costs if c.kind in (L.FULL, L.MLA)), Fraction(0))
+        cells.append(int(cell))
+        mamba_counts.append(sum(isinstance(c, L.RecurrentState) for c in caches))
+    slots_per_request, _ = mamba_slots_per_request(shape.architectures, req.pp)
+    return sglang_mamba_pool(
+        available,
+        slot,
+        sum(mamba_counts),
+        max(mamba_counts),
+        cells,
+        req.seq_len,
+        slots_per_request,
+        req.mamba_full_memory_ratio,
+        req.max_mamba_cache_size,
+        page_size,
+    )
+
+
+def is_mamba_hybrid(shape: ModelShape) -> bool:
+    """A model SGLang sizes with a Mamba state pool (kvplan's recurrent-state layers)."""
+    return any(isinstance(c, L.RecurrentState) for c in shape.caches())
+
+
 # ------------------------------------------------------------------------------------ serving (the KV budget)
 #
 # SGLang's pool is `total x mem_fraction_static - weights / (tp x pp)`, sized per token (no pages); the default
@@ -591,6 +840,13 @@ _LOWERED = f" lowered to half the token pool: {_CAP_SOURCE})"
 _DERIVED = f"derived from the token pool, no fixed default: {_CAP_SOURCE})"
 
 
+@dataclass(frozen=True)
+class SglangFit(Fit):
+    """A fit with SGLang's Mamba state pool beside the token pool (`mamba`: None for a model without one)."""
+
+    mamba: MambaPool | None = None
+
+
 class SglangServing(ServingModel):
     """SGLang's `--max-running-requests` is a cap, never a requirement: SGLang serves min(the value given,
     token capacity // 2) and, without one, min(max(min(capacity / context_len x 512, 4096), 2048), capacity // 2)
@@ -605,6 +861,7 @@ class SglangServing(ServingModel):
     (SGLANG_DP_ATTENTION says why)."""
 
     suggests_utilization = True
+    options = frozenset({GPU_MEMORY_UTILIZATION, MAMBA_FULL_MEMORY_RATIO_OPTION, MAX_MAMBA_CACHE_SIZE_OPTION})
     parallelism = frozenset({"dp"})
     serves_lora = True
     lora_defaults = (DEFAULT_MAX_LORAS_PER_BATCH, None)  # --max-lora-rank: read from --lora-paths (lora_hook.py:152)
@@ -617,11 +874,22 @@ class SglangServing(ServingModel):
         `resolve_max_num_reqs`; DP attention, which divides it, is not modelled)."""
         half = fit.tokens // 2
         if given is not None:
-            if given <= half:
-                return given, "{max_num_seqs} {n}"
-            return half, "SGLang's max_running_requests {n} ({max_num_seqs} " + f"{given}" + _LOWERED
-        estimated = max(min(int(fit.tokens / max(1, context_len) * 512), 4096), 2048)
-        return min(estimated, half), "SGLang's max_running_requests {n} (" + _DERIVED
+            cap, name = (
+                (given, "{max_num_seqs} {n}")
+                if given <= half
+                else (half, "SGLang's max_running_requests {n} ({max_num_seqs} " + f"{given}" + _LOWERED)
+            )
+        else:
+            estimated = max(min(int(fit.tokens / max(1, context_len) * 512), 4096), 2048)
+            cap, name = min(estimated, half), "SGLang's max_running_requests {n} (" + _DERIVED
+        pool = getattr(fit, "mamba", None)
+        if pool is not None and pool.running_cap < cap:  # kv_cache_configurator.py:3134-3150
+            return max(0, pool.running_cap), (
+                "SGLang's max_running_requests {n} (capped by its Mamba state pool: max_mamba_cache_size "
+                f"{pool.slots:,} // {pool.slots_per_request} state slots per request, sglang-0.5.23 "
+                "srt/mem_cache/kv_cache_configurator.py:3134-3150)"
+            )
+        return cap, name
 
     def default_utilization(self, memory_bytes: int, tp: int, pp: int) -> float:
         return sglang_mem_fraction_static(memory_bytes, tp, pp)
@@ -634,6 +902,8 @@ class SglangServing(ServingModel):
         max_model_len one request may have is the longest whose pool (its request slots estimated at that
         context length) still holds it. Other models: the per-token fit."""
         caches = inputs.shape.caches()
+        if is_mamba_hybrid(inputs.shape):
+            return self._hybrid_fit(inputs)
         if not any(isinstance(c, L.CompressedAttention) for c in caches):
             return super().fit(inputs)
         req, avail = inputs.request, max(0, inputs.available)
@@ -647,6 +917,70 @@ class SglangServing(ServingModel):
         return Fit(
             avail, full, full // DSV4_PAGE_SIZE, DSV4_PAGE_SIZE, full / req.seq_len, fit_len, full >= req.seq_len
         )
+
+    def _hybrid_fit(self, inputs: FitInputs) -> SglangFit:
+        """A Mamba / linear-attention hybrid: SGLang's state pool first, then its full-attention token pool from
+        what is left (`sglang_hybrid_pool`, SGLang's PP split, the first-to-fill stage's MIN); page size 1 (its
+        default off Blackwell, arg_groups/overrides.py:1341-1363). Requests of max_model_len at once = min(tokens
+        / max_model_len, max_mamba_cache_size // slots per request); the largest max_model_len one request may
+        have is what the token pool holds. One request fits when SGLang starts (a state slot, a KV budget left,
+        tokens) and the pool holds max_model_len."""
+        req, shape = inputs.request, inputs.shape
+        kinds = {c.kind for c in shape.caches()} - {L.STATE, L.NONE}
+        if not kinds <= {L.FULL, L.MLA}:
+            raise UsageError(
+                "kvplan has not modelled SGLang's pools for a hybrid whose Mamba / linear-attention layers sit "
+                f"beside {', '.join(sorted(kinds - {L.FULL, L.MLA}))} layers (SGLang builds its unified tri-pool "
+                "for them: sglang-0.5.23 srt/mem_cache/kv_cache_configurator.py:609-619, :951-961)",
+                hint=Text("use {engine} vllm for this model"),
+                field="engine",
+            )
+        storage = inputs.storage
+        if not isinstance(storage, SglangEngine):
+            storage = SglangEngine(shape.architectures, shape.config_model_type or None)
+        pool = sglang_hybrid_pool(storage, shape, req, inputs.available)
+        started = pool.slots > 0 and pool.kv_bytes > 0 and pool.tokens > 0
+        tokens = pool.tokens if started else 0
+        fit_len = largest(lambda n: tokens >= n, inputs.limit) if started else 0
+        concurrency = min(tokens / req.seq_len, max(0, pool.running_cap)) if started else 0.0
+        fits = started and tokens >= req.seq_len and pool.running_cap >= 1
+        return SglangFit(max(0, inputs.available), tokens, tokens, 1, concurrency, fit_len, fits, mamba=pool)
+
+    def startup(self, inputs: StartupInputs) -> Startup | None:
+        """A hybrid's start-up checks, in SGLang's words: no state slot (kv_cache_configurator.py:3392-3402), no
+        budget left for the KV cache (:3043-3058, the message's first sentence), no token (pool_configurator.py
+        :94-99) and no request (:3152-3160). None for the other models (not modelled)."""
+        f = inputs.fit
+        if not is_mamba_hybrid(f.shape):
+            return None
+        fit = self._hybrid_fit(f)
+        pool = fit.mamba
+        assert pool is not None
+        error, rule = None, ""
+        if pool.slots <= 0:
+            error, rule = (
+                f"Not enough GPU memory for hybrid (mamba/linear-attention) state cache. Computed "
+                f"max_mamba_cache_size={pool.slots} (total_rest_memory={f.available / _GIB:.2f} GB, "
+                f"mamba_cache_per_req={pool.slot_bytes / _MIB:.2f} MB).",
+                "mamba_state",
+            )
+        elif pool.kv_bytes <= 0:
+            error, rule = (
+                "Loaded weights leave no GPU memory for the KV cache under "
+                f"--mem-fraction-static={inputs.utilization}.",
+                "no_memory",
+            )
+        elif pool.tokens <= 0:
+            error, rule = "Not enough memory. Please try to increase --mem-fraction-static.", "no_memory"
+        elif pool.running_cap <= 0:
+            error, rule = (
+                "Hybrid (mamba/linear-attention) state cache is too small to serve any requests. "
+                f"max_mamba_cache_size={pool.slots}, mamba_ratio={pool.slots_per_request}, resulting "
+                f"max_num_reqs={pool.running_cap}.",
+                "mamba_state",
+            )
+        per_request = self.request_kv_bytes(f.storage, f.shape, f.request)
+        return Startup(error, rule, {}, (), per_request, fit.fit_len, pool.slots)
 
     def speculative(self, inputs: SpeculativeInputs) -> Speculative:
         """SGLang's draft KV pool for EAGLE / EAGLE3 / NEXTN (vLLM's mtp) / STANDALONE (draft_model): as many token
@@ -770,6 +1104,10 @@ class SglangServing(ServingModel):
             line += f" --dp-size {f.layout.dp}"
         if f.max_num_seqs_given:  # a cap; without one SGLang derives its own from the token pool
             line += f" --max-running-requests {f.max_num_seqs}"
+        if f.planned and f.mamba_full_memory_ratio is not None:
+            line += f" --mamba-full-memory-ratio {f.mamba_full_memory_ratio:g}"
+        if f.planned and f.max_mamba_cache_size is not None:
+            line += f" --max-mamba-cache-size {f.max_mamba_cache_size}"
         line += f.offload_flags
         spelling = KV_CACHE_DTYPES.get(f.kv_dtype)
         if spelling:
