@@ -145,7 +145,7 @@ class SglangEngine:
         if ratio is not None and not ratio > 0:
             raise UsageError(
                 Text(
-                    "{mamba_full_memory_ratio} {r} leaves SGLang no Mamba state slots: it fails to start with "
+                    "{mamba_full_memory_ratio} {r:g} leaves SGLang no Mamba state slots: it fails to start with "
                     "'Not enough GPU memory for hybrid (mamba/linear-attention) state cache' (sglang-0.5.23 "
                     "srt/mem_cache/kv_cache_configurator.py:3350-3402)",
                     r=ratio,
@@ -1009,12 +1009,20 @@ class SglangServing(ServingModel):
         kinds = {c.kind for c in shape.caches()}
         sparse = any(isinstance(c, L.MlaLatent) and c.sparse for c in shape.caches())
         if setup.method not in ("mtp", "eagle", "eagle3", "draft_model") or sparse or not kinds <= {L.FULL, L.MLA}:
+            states = (
+                "; and SGLang solves its Mamba pool jointly with the speculative intermediate states (slot x "
+                "(1 + draft tokens / slots per request) a state slot, sglang-0.5.23 srt/mem_cache/"
+                "kv_cache_configurator.py:3359-3378), which kvplan's split leaves out: its state slots and tokens "
+                "are above SGLang's"
+                if is_mamba_hybrid(shape)
+                else ""
+            )
             return replace(
                 setup,
                 notes=(
                     f"SGLang's {setup.method} drafting is not modelled for this model (kvplan models SGLang's EAGLE / "
                     "NEXTN / STANDALONE draft pool of full-attention and MLA targets): the drafter's KV pool and "
-                    "weights are left out",
+                    "weights are left out" + states,
                 ),
             )
         if setup.method == "mtp":
