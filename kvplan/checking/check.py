@@ -88,6 +88,8 @@ PLAN_KEYS = {
     "lora_dtype": "lora_dtype",
     "lora_target_modules": "lora_target_modules",
     "limit_mm_per_prompt": "limit_mm_per_prompt",
+    "mamba_full_memory_ratio": "mamba_full_memory_ratio",
+    "max_mamba_cache_size": "max_mamba_cache_size",
 }
 
 
@@ -412,6 +414,10 @@ class _Evaluator:
             args["gpu_used_by_others"] = d.gpu_used_by_others
         if d.limit_mm_per_prompt is not None:  # vLLM's items per prompt by modality (0: no tower)
             args["limit_mm_per_prompt"] = d.limit_mm_per_prompt
+        if d.mamba_full_memory_ratio is not None:  # SGLang's state / full-attention split of a hybrid's budget
+            args["mamba_full_memory_ratio"] = d.mamba_full_memory_ratio
+        if d.max_mamba_cache_size is not None:
+            args["max_mamba_cache_size"] = d.max_mamba_cache_size
         if d.enable_lora or any(v is not None for v in lora.values()):  # LoRA serving: the `lora` budget row
             args.update(enable_lora=True, **{k: v for k, v in lora.items() if v is not None})
         args.update(over)

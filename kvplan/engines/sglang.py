@@ -1228,6 +1228,9 @@ CONFIG = ConfigVocabulary(
         "max_lora_rank": "max_lora_rank",
         "max_loaded_loras": "max_cpu_loras",
         "lora_target_modules": "lora_target_modules",
+        # a hybrid's state / full-attention split (sglang_mamba_pool)
+        "mamba_full_memory_ratio": "mamba_full_memory_ratio",
+        "max_mamba_cache_size": "max_mamba_cache_size",
     },
     memory_keys=(
         "max_total_tokens",
@@ -1261,7 +1264,6 @@ CONFIG = ConfigVocabulary(
         "lora_paths",
         "enable_hierarchical_cache",
         "mamba_ssm_dtype",
-        "max_mamba_cache_size",
         "cpu_offload_gb",
     ),
     detect=lambda keys: bool(
