@@ -624,6 +624,33 @@ NO_PP_HYBRIDS = {
 }
 
 
+# Qwen3.5's override (arg_groups/model_overrides/qwen3_5.py:17-49): on SM100 (compute capability 10.x:
+# srt/utils/common.py:309-313), with no attention backend given, trtllm_mha (model_override_base.py:312-325 for MHA
+# with symmetric K/V and no topk > 1) and page_size 64, unless the mamba radix cache runs no_buffer without
+# speculative decoding (then triton, page 1).
+_QWEN35_OVERRIDE_ARCHS = frozenset(
+    {
+        "Qwen3NextForCausalLM",
+        "Qwen3_5MoeForConditionalGeneration",
+        "InternS2PreviewForConditionalGeneration",
+        "InternS2MobiusForConditionalGeneration",
+        "Qwen3_5ForConditionalGeneration",
+    }
+)
+
+
+def hybrid_page_size(architectures: tuple[str, ...], compute_capability: str | None, speculative: bool) -> int:
+    """The page size SGLang 0.5.23 pools a hybrid's tokens in at its defaults: 64 for the Qwen3.5 override's
+    architectures on compute capability 10.x when the radix cache keeps its extra_buffer or a drafter runs
+    (qwen3_5.py:39-49), else 1 (`_page_size_default`, arg_groups/overrides.py:1341-1363, CUDA)."""
+    arch = architectures[0] if architectures else ""
+    major = str(compute_capability).split(".")[0] if compute_capability else ""
+    extra = arch in _MAMBA_RADIX_ARCHS and arch in _MAMBA_EXTRA_BUFFER_ARCHS
+    if arch in _QWEN35_OVERRIDE_ARCHS and major == "10" and (extra or speculative):
+        return 64
+    return 1
+
+
 def mamba_slots_per_request(architectures: tuple[str, ...], pp: int) -> tuple[int, str]:
     """(state slots SGLang 0.5.23 counts per running request, why): `_calculate_mamba_ratio`
     (kv_cache_configurator.py:3062-3088) at SGLang's defaults (radix cache on, SGLANG_OPT_MAMBA_SKIP_DECODE_LOCK
@@ -702,10 +729,11 @@ def sglang_mamba_pool(
 
 
 def sglang_hybrid_pool(
-    storage: SglangEngine, shape: ModelShape, req: Request, available: int, page_size: int = 1
+    storage: SglangEngine, shape: ModelShape, req: Request, available: int, page_size: int | None = None
 ) -> MambaPool:
     """`sglang_mamba_pool` for a model: its Mamba layers' state at `req.tp` (the storage model's slot bytes),
-    the SGLang PP stages' (`sglang_pp_stages`) Mamba layer counts and full-attention cells."""
+    the SGLang PP stages' (`sglang_pp_stages`) Mamba layer counts and full-attention cells, in pages of
+    `page_size` tokens (None: `hybrid_page_size`)."""
     one = replace(req, batch=1)
     stages = sglang_pp_stages(shape.num_layers, req.pp)
     slot, cells, mamba_counts = 0, [], []
@@ -717,6 +745,8 @@ def sglang_hybrid_pool(
         cells.append(int(cell))
         mamba_counts.append(sum(isinstance(c, L.RecurrentState) for c in caches))
     slots_per_request, _ = mamba_slots_per_request(shape.architectures, req.pp)
+    if page_size is None:
+        page_size = hybrid_page_size(shape.architectures, req.compute_capability, req.speculative is not None)
     return sglang_mamba_pool(
         available,
         slot,
@@ -920,8 +950,8 @@ class SglangServing(ServingModel):
 
     def _hybrid_fit(self, inputs: FitInputs) -> SglangFit:
         """A Mamba / linear-attention hybrid: SGLang's state pool first, then its full-attention token pool from
-        what is left (`sglang_hybrid_pool`, SGLang's PP split, the first-to-fill stage's MIN); page size 1 (its
-        default off Blackwell, arg_groups/overrides.py:1341-1363). Requests of max_model_len at once = min(tokens
+        what is left (`sglang_hybrid_pool`, SGLang's PP split, the first-to-fill stage's MIN), in its pages
+        (`hybrid_page_size`). Requests of max_model_len at once = min(tokens
         / max_model_len, max_mamba_cache_size // slots per request); the largest max_model_len one request may
         have is what the token pool holds. One request fits when SGLang starts (a state slot, a KV budget left,
         tokens) and the pool holds max_model_len."""
@@ -938,13 +968,16 @@ class SglangServing(ServingModel):
         storage = inputs.storage
         if not isinstance(storage, SglangEngine):
             storage = SglangEngine(shape.architectures, shape.config_model_type or None)
-        pool = sglang_hybrid_pool(storage, shape, req, inputs.available)
+        page = hybrid_page_size(shape.architectures, req.compute_capability, req.speculative is not None)
+        pool = sglang_hybrid_pool(storage, shape, req, inputs.available, page)
         started = pool.slots > 0 and pool.kv_bytes > 0 and pool.tokens > 0
         tokens = pool.tokens if started else 0
         fit_len = largest(lambda n: tokens >= n, inputs.limit) if started else 0
         concurrency = min(tokens / req.seq_len, max(0, pool.running_cap)) if started else 0.0
         fits = started and tokens >= req.seq_len and pool.running_cap >= 1
-        return SglangFit(max(0, inputs.available), tokens, tokens, 1, concurrency, fit_len, fits, mamba=pool)
+        return SglangFit(
+            max(0, inputs.available), tokens, tokens // page, page, concurrency, fit_len, fits, mamba=pool
+        )
 
     def startup(self, inputs: StartupInputs) -> Startup | None:
         """A hybrid's start-up checks, in SGLang's words: no state slot (kv_cache_configurator.py:3392-3402), no

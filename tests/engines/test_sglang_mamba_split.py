@@ -282,3 +282,42 @@ def test_stage_without_attention_and_model_without_attention():
     pool = sglang_mamba_pool(4 * GIB, 1 << 20, 4, 2, [0, 2048], 8192, 3)
     assert (pool.slots, pool.kv_bytes, pool.tokens) == (3_879, 2_260_729_856, 1_103_872)
     assert sglang_mamba_pool(4 * GIB, 1 << 20, 4, 4, [0], 8192, 3).tokens == 8192
+
+
+def _check(*args: object) -> dict:
+    result = CliRunner().invoke(app, ["check", *map(str, args), "--json"])
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.stdout)["deployments"][0]
+
+
+def test_a_plan_file_and_an_sglang_server_args_file_carry_the_split(tmp_path):
+    """The plan keys mamba_full_memory_ratio / max_mamba_cache_size and SGLang's own spellings in a server-args
+    file reach the same split as the CLI options: at ratio 0.3 the H100 plan of Qwen3.5-27B holds 23 state slots and
+    190,826 tokens (test_ratio_and_cache_size_flags_reach_the_pool_and_the_command), at 20 slots 197,873."""
+    plan = tmp_path / "kvplan.yaml"
+    plan.write_text(
+        "deployments:\n  - name: q\n    model: Qwen/Qwen3.5-27B\n    gpu: h100\n    engine: sglang\n"
+        "    max_model_len: 131072\n    mamba_full_memory_ratio: 0.3\n"
+    )
+    row = _check(plan)
+    assert row["kv_cache_tokens"] == 190_826
+    assert any("max_mamba_cache_size 23 // 5" in n for n in row["notes"])
+    server = tmp_path / "sglang.yaml"
+    server.write_text("model-path: Qwen/Qwen3.5-27B\ncontext-length: 131072\nmax-mamba-cache-size: 20\n")
+    row = _check("--engine-config", server, "--engine", "sglang", "--gpu", "h100")
+    assert row["kv_cache_tokens"] == 197_873
+    assert not any("max-mamba-cache-size" in n and "not modelled" in n for n in row["notes"])
+    assert row["recommend"]["flags"]["sglang"].endswith("--max-mamba-cache-size 20")
+
+
+def test_blackwell_pages_qwen3_5_tokens_by_64():
+    """On B200 (compute capability 10.0, SGLang's is_sm100: srt/utils/common.py:309-313) Qwen3.5's override picks
+    trtllm_mha with page_size 64 while its radix cache keeps the extra_buffer (arg_groups/model_overrides/
+    qwen3_5.py:39-49), so the token pool is whole 64-token pages: tokens = (B - (K + 1) x slot) // 65,536 // 64 x
+    64. On H100 the same model pools single tokens (page 1)."""
+    d = _recommend("Qwen/Qwen3.5-27B", "-g", "b200")
+    budget, slots = d["available_kv_memory_bytes"], d["mamba_cache_blocks"]
+    assert d["block_size"] == 64
+    assert d["kv_cache_tokens"] == (budget - (slots + 1) * QWEN35_27B_SLOT) // QWEN35_27B_CELL // 64 * 64
+    assert d["num_blocks"] == d["kv_cache_tokens"] // 64
+    assert _recommend("Qwen/Qwen3.5-27B", "-g", "h100")["block_size"] == 1
