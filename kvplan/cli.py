@@ -1291,6 +1291,15 @@ def recommend(
             show_default=False,
         ),
     ] = None,
+    mamba_ssm_dtype: Annotated[
+        Optional[str],
+        typer.Option(
+            "--mamba-ssm-dtype",
+            help="SGLang: a hybrid's SSM state dtype, float32, bfloat16 or float16 (default: the config's "
+            "mamba_ssm_dtype, else float32).",
+            show_default=False,
+        ),
+    ] = None,
     share_gpu_with: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -1417,6 +1426,7 @@ def recommend(
         gpu_used_by_others=shared.bytes if shared is not None else None,
         mamba_full_memory_ratio=mamba_full_memory_ratio,
         max_mamba_cache_size=max_mamba_cache_size,
+        mamba_ssm_dtype=mamba_ssm_dtype,
     )
     layout: dict[str, Any] = dict(
         gpus=positive("--gpus", gpus),

@@ -57,6 +57,7 @@ FLAGS: dict[str, str] = {
     "hicache_size": "--hicache-size",
     "mamba_full_memory_ratio": "--mamba-full-memory-ratio",
     "max_mamba_cache_size": "--max-mamba-cache-size",
+    "mamba_ssm_dtype": "--mamba-ssm-dtype",
     "lmcache_cpu_size": "--lmcache-cpu-size",
     "lmcache_disk_size": "--lmcache-disk-size",
     "lmcache_version": "--lmcache-version",

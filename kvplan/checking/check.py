@@ -90,6 +90,7 @@ PLAN_KEYS = {
     "limit_mm_per_prompt": "limit_mm_per_prompt",
     "mamba_full_memory_ratio": "mamba_full_memory_ratio",
     "max_mamba_cache_size": "max_mamba_cache_size",
+    "mamba_ssm_dtype": "mamba_ssm_dtype",
 }
 
 
@@ -418,6 +419,8 @@ class _Evaluator:
             args["mamba_full_memory_ratio"] = d.mamba_full_memory_ratio
         if d.max_mamba_cache_size is not None:
             args["max_mamba_cache_size"] = d.max_mamba_cache_size
+        if d.mamba_ssm_dtype is not None:
+            args["mamba_ssm_dtype"] = d.mamba_ssm_dtype
         if d.enable_lora or any(v is not None for v in lora.values()):  # LoRA serving: the `lora` budget row
             args.update(enable_lora=True, **{k: v for k, v in lora.items() if v is not None})
         args.update(over)

@@ -102,6 +102,7 @@ class Request:
     dcp: int = 1
     mamba_full_memory_ratio: float | None = None
     max_mamba_cache_size: int | None = None
+    mamba_ssm_dtype: str | None = None  # SGLang's --mamba-ssm-dtype (None: the config's, else float32)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEnt
 from kvplan.engines.serving import (
     GPU_MEMORY_UTILIZATION,
     MAMBA_FULL_MEMORY_RATIO_OPTION,
+    MAMBA_SSM_DTYPE_OPTION,
     MAX_MAMBA_CACHE_SIZE_OPTION,
     BudgetInputs,
     BudgetTerm,
@@ -142,6 +143,16 @@ class SglangEngine:
                 field="pp",
             )
         ratio, size = req.mamba_full_memory_ratio, req.max_mamba_cache_size
+        if req.mamba_ssm_dtype is not None and req.mamba_ssm_dtype not in _SGLANG_SSM_DTYPES:
+            raise UsageError(
+                Text(
+                    "{mamba_ssm_dtype} {d} is not one of SGLang's choices (float32, bfloat16, float16: sglang-0.5.23 "
+                    "srt/arg_groups/fields/exec_.py:490-496)",
+                    d=req.mamba_ssm_dtype,
+                ),
+                hint=Text("use {mamba_ssm_dtype} float32, bfloat16 or float16"),
+                field="mamba_ssm_dtype",
+            )
         if ratio is not None and not ratio > 0:
             raise UsageError(
                 Text(
@@ -307,6 +318,9 @@ class SglangEngine:
             # groups that TP does not divide are replicated so each shard has its own (configs/mamba_utils.py:218-225
             # `Mamba2StateShape.create`)
             own = cache.ssm_dtype if cache.family == "gated_deltanet" else None
+            # --mamba-ssm-dtype sets SGLANG_MAMBA_SSM_DTYPE (arg_groups/serving_hook.py:439-440), which overrides
+            # the config's for every pool (configs/mamba_utils.py:93-103)
+            own = req.mamba_ssm_dtype or own
             ssm = DTYPE_BYTES[own] if own in _SGLANG_SSM_DTYPES else 4
             state = int(
                 cache.state_bytes(
@@ -891,7 +905,9 @@ class SglangServing(ServingModel):
     (SGLANG_DP_ATTENTION says why)."""
 
     suggests_utilization = True
-    options = frozenset({GPU_MEMORY_UTILIZATION, MAMBA_FULL_MEMORY_RATIO_OPTION, MAX_MAMBA_CACHE_SIZE_OPTION})
+    options = frozenset(
+        {GPU_MEMORY_UTILIZATION, MAMBA_FULL_MEMORY_RATIO_OPTION, MAX_MAMBA_CACHE_SIZE_OPTION, MAMBA_SSM_DTYPE_OPTION}
+    )
     parallelism = frozenset({"dp"})
     serves_lora = True
     lora_defaults = (DEFAULT_MAX_LORAS_PER_BATCH, None)  # --max-lora-rank: read from --lora-paths (lora_hook.py:152)
@@ -975,9 +991,7 @@ class SglangServing(ServingModel):
         fit_len = largest(lambda n: tokens >= n, inputs.limit) if started else 0
         concurrency = min(tokens / req.seq_len, max(0, pool.running_cap)) if started else 0.0
         fits = started and tokens >= req.seq_len and pool.running_cap >= 1
-        return SglangFit(
-            max(0, inputs.available), tokens, tokens // page, page, concurrency, fit_len, fits, mamba=pool
-        )
+        return SglangFit(max(0, inputs.available), tokens, tokens // page, page, concurrency, fit_len, fits, mamba=pool)
 
     def startup(self, inputs: StartupInputs) -> Startup | None:
         """A hybrid's start-up checks, in SGLang's words: no state slot (kv_cache_configurator.py:3392-3402), no
@@ -1149,6 +1163,8 @@ class SglangServing(ServingModel):
             line += f" --mamba-full-memory-ratio {f.mamba_full_memory_ratio:g}"
         if f.planned and f.max_mamba_cache_size is not None:
             line += f" --max-mamba-cache-size {f.max_mamba_cache_size}"
+        if f.planned and f.mamba_ssm_dtype is not None:
+            line += f" --mamba-ssm-dtype {f.mamba_ssm_dtype}"
         line += f.offload_flags
         spelling = KV_CACHE_DTYPES.get(f.kv_dtype)
         if spelling:
@@ -1264,6 +1280,7 @@ CONFIG = ConfigVocabulary(
         # a hybrid's state / full-attention split (sglang_mamba_pool)
         "mamba_full_memory_ratio": "mamba_full_memory_ratio",
         "max_mamba_cache_size": "max_mamba_cache_size",
+        "mamba_ssm_dtype": "mamba_ssm_dtype",
     },
     memory_keys=(
         "max_total_tokens",
@@ -1296,7 +1313,6 @@ CONFIG = ConfigVocabulary(
         "enable_ep_moe",
         "lora_paths",
         "enable_hierarchical_cache",
-        "mamba_ssm_dtype",
         "cpu_offload_gb",
     ),
     detect=lambda keys: bool(

@@ -53,6 +53,7 @@ from kvplan.engines.serving import (
     GPU_MEMORY_UTILIZATION,
     LIMIT_MM_PER_PROMPT,
     MAMBA_FULL_MEMORY_RATIO_OPTION,
+    MAMBA_SSM_DTYPE_OPTION,
     MAX_MAMBA_CACHE_SIZE_OPTION,
     PREFIX_CACHING,
     UBATCH,
@@ -95,6 +96,7 @@ _OPTION_FIELDS = (
     (LIMIT_MM_PER_PROMPT, "limit_mm_per_prompt"),
     (MAMBA_FULL_MEMORY_RATIO_OPTION, "mamba_full_memory_ratio"),
     (MAX_MAMBA_CACHE_SIZE_OPTION, "max_mamba_cache_size"),
+    (MAMBA_SSM_DTYPE_OPTION, "mamba_ssm_dtype"),
 )
 
 
@@ -238,6 +240,7 @@ class _Options:
     gpu_used_by_others: int | str | None = None
     mamba_full_memory_ratio: float | None = None
     max_mamba_cache_size: int | None = None
+    mamba_ssm_dtype: str | None = None
 
 
 @dataclass(frozen=True)
@@ -570,6 +573,7 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
         compute_capability=i.profile.compute_capability,
         mamba_full_memory_ratio=o.mamba_full_memory_ratio,
         max_mamba_cache_size=o.max_mamba_cache_size,
+        mamba_ssm_dtype=o.mamba_ssm_dtype,
     )
     if i.speculative is not None:  # the drafter as the engine runs it, which its storage rules read
         request = replace(request, speculative=_speculative(i, resolved, request.model_dtype))
@@ -797,6 +801,7 @@ def _notes(c: _Context) -> list[str]:
         LIMIT_MM_PER_PROMPT: o.limit_mm_per_prompt is not None,
         MAMBA_FULL_MEMORY_RATIO_OPTION: o.mamba_full_memory_ratio is not None,
         MAX_MAMBA_CACHE_SIZE_OPTION: o.max_mamba_cache_size is not None,
+        MAMBA_SSM_DTYPE_OPTION: o.mamba_ssm_dtype is not None,
     }
     ignored = [
         placeholder(name) for option, name in _OPTION_FIELDS if given[option] and option not in c.serving.options
@@ -917,6 +922,7 @@ def _flags(c: _Context, out: _Outcome) -> dict[str, str]:
             layout=c.inputs.layout,
             mamba_full_memory_ratio=c.options.mamba_full_memory_ratio,
             max_mamba_cache_size=c.options.max_mamba_cache_size,
+            mamba_ssm_dtype=c.options.mamba_ssm_dtype,
         )
         flags[entry.flag_key] = entry.serving.command(inputs)  # type: ignore[union-attr]
     return flags
@@ -1269,6 +1275,7 @@ def recommend(
     gpu_used_by_others: int | str | None = None,
     mamba_full_memory_ratio: float | None = None,
     max_mamba_cache_size: int | None = None,
+    mamba_ssm_dtype: str | None = None,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -1315,7 +1322,8 @@ def recommend(
     (kvplan.checking.colocation.footprint of a plan; vLLM only): its start-up check and notes follow.
     mamba_full_memory_ratio and max_mamba_cache_size are SGLang's --mamba-full-memory-ratio (default 0.9) and
     --max-mamba-cache-size: how a Mamba / linear-attention hybrid's budget is split between its state slots and
-    its full-attention token pool (kvplan.engines.sglang.sglang_mamba_pool).
+    its full-attention token pool (kvplan.engines.sglang.sglang_mamba_pool); mamba_ssm_dtype is SGLang's
+    --mamba-ssm-dtype (float32, bfloat16 or float16; default: the config's mamba_ssm_dtype, else float32).
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)

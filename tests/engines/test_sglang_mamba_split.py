@@ -83,6 +83,13 @@ _CITED = [
     ("srt/models/lfm2_moe.py", 606, "assert self.pp_group.is_first_rank and self.pp_group.is_last_rank"),
     ("srt/models/lfm2_vl.py", 166, "self.language_model = Lfm2ForCausalLM("),
     ("srt/utils/common.py", 1680, "def make_pp_layers("),
+    ("srt/utils/common.py", 311, "_check_cuda_device_version, device_capability_majors=[10], cuda_version=(12, 8)"),
+    ("srt/arg_groups/model_overrides/qwen3_5.py", 41, "not mamba_extra_buffer_of(resolved_view(server_args))"),
+    ("srt/arg_groups/model_overrides/qwen3_5.py", 48, '"page_size": 64 if sm100_default_attn_backend == "trtllm_mha"'),
+    ("srt/arg_groups/overrides.py", 1362, 'return {"page_size": 1}'),
+    ("srt/arg_groups/serving_hook.py", 440, "envs.SGLANG_MAMBA_SSM_DTYPE.set(cfg.mamba_ssm_dtype)"),
+    ("srt/configs/mamba_utils.py", 103, "ssm_dtype = dtype_map[env_ssm_dtype]"),
+    ("srt/arg_groups/fields/exec_.py", 494, 'choices=["float32", "bfloat16", "float16"],'),
 ]
 
 
@@ -321,3 +328,23 @@ def test_blackwell_pages_qwen3_5_tokens_by_64():
     assert d["kv_cache_tokens"] == (budget - (slots + 1) * QWEN35_27B_SLOT) // QWEN35_27B_CELL // 64 * 64
     assert d["num_blocks"] == d["kv_cache_tokens"] // 64
     assert _recommend("Qwen/Qwen3.5-27B", "-g", "h100")["block_size"] == 1
+
+
+def test_mamba_ssm_dtype_halves_the_ssm_state_and_doubles_the_slots():
+    """--mamba-ssm-dtype bfloat16 (SGLANG_MAMBA_SSM_DTYPE, arg_groups/serving_hook.py:439-440, over the config's
+    float32: configs/mamba_utils.py:93-103): a Qwen3.5-27B slot is 48 x (61,440 + 48 x 128 x 128 x 2) = 78,446,592 B;
+    on the H100 budget B: K = int((B x 0.9 / 1.9 - 78,446,592) // 78,446,592) = int(96.82) = 96, tokens (B - 97 x
+    78,446,592) // 65,536 = 131,093, running 96 // 5 = 19 (against 48 slots and 9 in float32). A dtype SGLang does
+    not take is refused."""
+    d = _recommend("Qwen/Qwen3.5-27B", "-g", "h100", "--mamba-ssm-dtype", "bfloat16")
+    slot = 48 * (10_240 * 3 * 2 + 48 * 128 * 128 * 2)
+    assert slot == 78_446_592
+    assert d["mamba_cache_blocks"] == 96
+    assert d["kv_cache_tokens"] == 131_093 == (d["available_kv_memory_bytes"] - 97 * slot) // QWEN35_27B_CELL
+    assert d["max_num_seqs"] == 19
+    assert d["flags"]["sglang"].endswith("--mamba-ssm-dtype bfloat16")
+    result = CliRunner().invoke(
+        app, ["recommend", "Qwen/Qwen3.5-27B", "-g", "h100", "--engine", "sglang", "--mamba-ssm-dtype", "fp8"]
+    )
+    assert result.exit_code == 2
+    assert result.output.startswith("error: --mamba-ssm-dtype fp8 is not one of SGLang's choices")
