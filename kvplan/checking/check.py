@@ -559,7 +559,8 @@ def _check_one(
     fraction = None if headroom is None or avail <= 0 else headroom / avail
 
     binding, detail = None, None
-    if not rec.fits:
+    # an engine that cannot build its state pool does not start, whatever the KV figures (SGLang's hybrids)
+    if not rec.fits and rec.startup_rule != "mamba_state":
         if avail <= 0:
             binding = "weights"
             weights = format_bytes(rec.weights_bytes) if rec.weights_bytes is not None else "the weights"

@@ -348,3 +348,19 @@ def test_mamba_ssm_dtype_halves_the_ssm_state_and_doubles_the_slots():
     )
     assert result.exit_code == 2
     assert result.output.startswith("error: --mamba-ssm-dtype fp8 is not one of SGLang's choices")
+
+
+def test_check_binds_a_hybrid_without_state_slots_to_sglangs_start_up_error(tmp_path):
+    """`kvplan check` of a plan whose ratio leaves no slot: SGLang stops in `_handle_max_mamba_cache` before any
+    pool exists, so the binding constraint is the start-up, in SGLang's words, not a max_model_len that "does not
+    fit"."""
+    plan = tmp_path / "kvplan.yaml"
+    plan.write_text(
+        "deployments:\n  - name: q\n    model: Qwen/Qwen3.5-27B\n    gpu: h100\n    engine: sglang\n"
+        "    max_model_len: 131072\n    mamba_full_memory_ratio: 0.001\n"
+    )
+    row = _check(plan)
+    assert row["ok"] is False and row["binding_constraint"] == "startup"
+    assert row["binding_detail"].startswith(
+        "sglang would not start: Not enough GPU memory for hybrid (mamba/linear-attention) state cache."
+    )
