@@ -9,7 +9,10 @@
   most `window` tokens there;
 - Mamba-style states: a per-request pool; conv state `(conv_kernel - 1) x channels` in bf16 (its
   SGLANG_MAMBA_CONV_DTYPE default, whatever the model dtype), SSM state in the config's `mamba_ssm_dtype`
-  (Qwen3.5), else float32 (SGLang's default); Mamba2 groups TP does not divide are replicated;
+  (Qwen3.5; --mamba-ssm-dtype over it), else float32 (SGLang's default); Mamba2 groups TP does not divide are
+  replicated; the serving model splits a hybrid's budget as SGLang does (`sglang_mamba_pool`: max_mamba_cache_size
+  slots by --mamba-full-memory-ratio 0.9 first, the full-attention tokens from the rest, the PP stages' MIN, the
+  running requests capped by the slots), and refuses PP for the hybrids SGLang runs on one stage (NO_PP_HYBRIDS);
 - KV dtypes: auto, bf16, fp16, fp32, fp8_e4m3, fp8_e5m2 (no scales stored).
 - DeepSeek-V4 (DSV4PoolConfigurator, model_executor/pool_configurator.py:1067-1719): the CUDA FlashMLA V4 layout
   (585 B a token slot after the page pad), a paged SWA pool of 0.1 x the full tokens on every layer with the c4
