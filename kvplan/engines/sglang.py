@@ -894,6 +894,30 @@ class SglangFit(Fit):
     mamba: MambaPool | None = None
 
 
+SGLANG_VLM_CACHE_SIZE_MB = 100  # srt/environ.py:1598
+# the architectures SGLang serves text-only unless --enable-multimodal (configs/model_config.py:690-705)
+_MM_DISABLED_ARCHS = frozenset(
+    {
+        "Gemma3ForConditionalGeneration",
+        "Llama4ForConditionalGeneration",
+        "Step3VLForConditionalGeneration",
+        "InklingForConditionalGeneration",
+    }
+)
+
+
+def sglang_multimodal(config: Mapping[str, Any]) -> bool:
+    """SGLang 0.5.23's `is_multimodal` at its defaults (configs/model_config.py:809-828): a config with a text
+    sub-config (hf_config is not hf_text_config) or vision / audio towers, unless its architecture is served
+    text-only by default (`_MM_DISABLED_ARCHS`, :690-705; MiMo-V2 without both vision and audio configs, :706-715)."""
+    arch = (config.get("architectures") or [""])[0]
+    if arch in _MM_DISABLED_ARCHS:
+        return False
+    if arch == "MiMoV2ForCausalLM" and not ("vision_config" in config and "audio_config" in config):
+        return False
+    return any(isinstance(config.get(k), dict) for k in ("text_config", "vision_config", "audio_config"))
+
+
 class SglangServing(ServingModel):
     """SGLang's `--max-running-requests` is a cap, never a requirement: SGLang serves min(the value given,
     token capacity // 2) and, without one, min(max(min(capacity / context_len x 512, 4096), 2048), capacity // 2)
@@ -1117,6 +1141,17 @@ class SglangServing(ServingModel):
         if b.lora is not None:
             lora, source = lora_bytes(b, b.lora)
             terms.append(BudgetTerm("lora", -lora, source))
+        if sglang_multimodal(b.config):
+            terms.append(
+                BudgetTerm(
+                    "multimodal_reservation",
+                    -SGLANG_VLM_CACHE_SIZE_MB * _MIB,
+                    f"SGLANG_VLM_CACHE_SIZE_MB {SGLANG_VLM_CACHE_SIZE_MB} (environ.py:1598) reserved out of the KV "
+                    "budget for a multimodal model's embedding cache (sglang-0.5.23 srt/mem_cache/"
+                    "kv_cache_configurator.py:202-219 mm_runtime_reservation_gb, :3034-3038; CPU feature transport, "
+                    "the default off GB200/GB300 MNNVL)",
+                )
+            )
         return terms, sum(t.bytes for t in terms)
 
     def budget_notes(self, b: BudgetInputs) -> list[str]:

@@ -90,6 +90,11 @@ _CITED = [
     ("srt/arg_groups/serving_hook.py", 440, "envs.SGLANG_MAMBA_SSM_DTYPE.set(cfg.mamba_ssm_dtype)"),
     ("srt/configs/mamba_utils.py", 103, "ssm_dtype = dtype_map[env_ssm_dtype]"),
     ("srt/arg_groups/fields/exec_.py", 494, 'choices=["float32", "bfloat16", "float16"],'),
+    ("srt/environ.py", 1598, "SGLANG_VLM_CACHE_SIZE_MB = EnvInt(100)"),
+    (_KVC, 210, "reserved_mb = envs.SGLANG_VLM_CACHE_SIZE_MB.get()"),
+    (_KVC, 3038, "rest_memory = available_gpu_memory - slack_gb - mm_reservation_gb"),
+    ("srt/configs/model_config.py", 809, "has_multimodal_subconfig = self.hf_config is not self.hf_text_config or ("),
+    ("srt/configs/model_config.py", 693, '"Gemma3ForConditionalGeneration",'),
 ]
 
 
@@ -115,48 +120,50 @@ QWEN35_27B_CELL = 16 * 4 * 256 * 2 * 2
 
 def test_qwen3_5_27b_h100_pools_by_hand():
     """`kvplan recommend Qwen/Qwen3.5-27B -g h100 --engine sglang`: the budget B (available_kv_memory_bytes,
-    16,200,642,784 B = 15.0881 GiB with kvplan's weights) is SGLang's rest_memory. K = int((B/2**30 x 0.9 / 1.9 x
-    2**30 - 153,944,064) // 153,944,064) = int(48.849) = 48 state slots; the pool holds K + 1 = 49 of them,
-    7,543,259,136 B; the full-attention pool gets int((B/2**30 - 7,543,259,136/2**30) x 2**30) = 8,657,383,648 B,
-    // 65,536 = 132,101 tokens (132,101.19). max_running_requests: SGLang's own min(max(min(132,101 / 131,072 x
-    512, 4096), 2048), 132,101 // 2) = 2,048, capped by the state pool to 48 // 5 = 9 (extra_buffer: 3 + 2 slots
-    a request, Qwen3_5ForConditionalGeneration in both architecture sets with the overlap scheduler on).
-    max_concurrency = min(132,101 / 131,072, 9) = 1.01. Before SGLang's split kvplan gave every byte to tokens:
-    247,202 tokens and 2,048 running requests."""
+    16,095,785,184 B = 14.9904 GiB with kvplan's weights, after SGLang's 100 MiB multimodal reservation:
+    SGLANG_VLM_CACHE_SIZE_MB, kv_cache_configurator.py:202-219, :3034-3038) is SGLang's rest_memory. K = int((B/2**30
+    x 0.9 / 1.9 x 2**30 - 153,944,064) // 153,944,064) = int(48.53) = 48 state slots; the pool holds K + 1 = 49 of
+    them, 7,543,259,136 B; the full-attention pool gets int((B/2**30 - 7,543,259,136/2**30) x 2**30) =
+    8,552,526,048 B, // 65,536 = 130,501 tokens (130,501.19): less than one 131,072-token request, so the plan does
+    not fit and the longest request is 130,501. max_running_requests: SGLang's own min(max(min(130,501 / 131,072 x
+    512, 4096), 2048), 130,501 // 2) = 2,048, capped by the state pool to 48 // 5 = 9 (extra_buffer: 3 + 2 slots a
+    request, Qwen3_5ForConditionalGeneration in both architecture sets with the overlap scheduler on). Before
+    SGLang's split kvplan gave every byte to tokens: 247,202 tokens, 2,048 running requests, and a fit."""
     d = _recommend("Qwen/Qwen3.5-27B", "-g", "h100")
     budget = d["available_kv_memory_bytes"]
-    assert budget == 16_200_642_784  # kvplan's budget (weights analytic), the input of the split below
+    assert budget == 16_095_785_184  # kvplan's budget (weights analytic), the input of the split below
+    assert any(t["name"] == "multimodal_reservation" and t["bytes"] == -100 * 2**20 for t in d["budget"])
     assert QWEN35_27B_SLOT == 153_944_064
     assert d["mamba_cache_blocks"] == 48
-    assert d["kv_cache_tokens"] == 132_101 == (budget - 49 * QWEN35_27B_SLOT) // QWEN35_27B_CELL
+    assert d["kv_cache_tokens"] == 130_501 == (budget - 49 * QWEN35_27B_SLOT) // QWEN35_27B_CELL
     assert d["max_num_seqs"] == 9
-    assert d["max_concurrency"] == 1.01
-    assert d["fits"] is True and d["startup_error"] is None
-    assert any("max_mamba_cache_size 48 // 5 state slots per request" in n for n in d["notes"])
+    assert d["max_concurrency"] == 1.0  # 130,501 / 131,072 = 0.9956
+    assert d["fits"] is False and d["max_model_len_fit"] == 130_501
+    assert d["startup_error"] is None  # SGLang starts; its pool holds no whole request of max_model_len
 
 
 def test_ratio_and_cache_size_flags_reach_the_pool_and_the_command():
-    """--mamba-full-memory-ratio 0.3 on the same budget B: B x 0.3 / 1.3 = 3,738,609,873 B of state budget,
-    (3,738,609,873 - 153,944,064) // 153,944,064 = 23 (23.29) slots; tokens (B - 24 x slot) // 65,536 = 190,826;
+    """--mamba-full-memory-ratio 0.3 on the same budget B: B x 0.3 / 1.3 = 3,714,411,965 B of state budget,
+    (3,714,411,965 - 153,944,064) // 153,944,064 = 23 (23.13) slots; tokens (B - 24 x slot) // 65,536 = 189,226;
     running 23 // 5 = 4.
-    --max-mamba-cache-size 20: K = 20 as given, tokens (B - 21 x slot) // 65,536 = 197,873, running 20 // 5 = 4.
+    --max-mamba-cache-size 20: K = 20 as given, tokens (B - 21 x slot) // 65,536 = 196,273, running 20 // 5 = 4.
     Both print as SGLang's options on its command."""
     ratio = _recommend("Qwen/Qwen3.5-27B", "-g", "h100", "--mamba-full-memory-ratio", "0.3")
     budget = ratio["available_kv_memory_bytes"]
     assert int((budget / GIB * 0.3 / 1.3 * GIB - QWEN35_27B_SLOT) // QWEN35_27B_SLOT) == 23
     assert ratio["mamba_cache_blocks"] == 23
-    assert ratio["kv_cache_tokens"] == 190_826 == (budget - 24 * QWEN35_27B_SLOT) // QWEN35_27B_CELL
+    assert ratio["kv_cache_tokens"] == 189_226 == (budget - 24 * QWEN35_27B_SLOT) // QWEN35_27B_CELL
     assert ratio["max_num_seqs"] == 4
     assert ratio["flags"]["sglang"].endswith("--mamba-full-memory-ratio 0.3")
     sized = _recommend("Qwen/Qwen3.5-27B", "-g", "h100", "--max-mamba-cache-size", "20")
     assert sized["mamba_cache_blocks"] == 20
-    assert sized["kv_cache_tokens"] == 197_873 == (budget - 21 * QWEN35_27B_SLOT) // QWEN35_27B_CELL
+    assert sized["kv_cache_tokens"] == 196_273 == (budget - 21 * QWEN35_27B_SLOT) // QWEN35_27B_CELL
     assert sized["max_num_seqs"] == 4
     assert sized["flags"]["sglang"].endswith("--max-mamba-cache-size 20")
 
 
 def test_too_small_a_ratio_leaves_no_state_slot_and_sglang_does_not_start():
-    """--mamba-full-memory-ratio 0.001: 15.0881 GiB x 0.001 / 1.001 = 16,184,458 B, (16,184,458 - 153,944,064) //
+    """--mamba-full-memory-ratio 0.001: 14.9904 GiB x 0.001 / 1.001 = 16,079,705 B, (16,079,705 - 153,944,064) //
     153,944,064 = -1.0 -> K = -1: SGLang raises 'Not enough GPU memory for hybrid (mamba/linear-attention) state
     cache' (kv_cache_configurator.py:3392-3402) before any pool is built."""
     d = _recommend("Qwen/Qwen3.5-27B", "-g", "h100", "--mamba-full-memory-ratio", "0.001")
@@ -300,19 +307,19 @@ def _check(*args: object) -> dict:
 def test_a_plan_file_and_an_sglang_server_args_file_carry_the_split(tmp_path):
     """The plan keys mamba_full_memory_ratio / max_mamba_cache_size and SGLang's own spellings in a server-args
     file reach the same split as the CLI options: at ratio 0.3 the H100 plan of Qwen3.5-27B holds 23 state slots and
-    190,826 tokens (test_ratio_and_cache_size_flags_reach_the_pool_and_the_command), at 20 slots 197,873."""
+    189,226 tokens (test_ratio_and_cache_size_flags_reach_the_pool_and_the_command), at 20 slots 196,273."""
     plan = tmp_path / "kvplan.yaml"
     plan.write_text(
         "deployments:\n  - name: q\n    model: Qwen/Qwen3.5-27B\n    gpu: h100\n    engine: sglang\n"
         "    max_model_len: 131072\n    mamba_full_memory_ratio: 0.3\n"
     )
     row = _check(plan)
-    assert row["kv_cache_tokens"] == 190_826
+    assert row["kv_cache_tokens"] == 189_226
     assert any("max_mamba_cache_size 23 // 5" in n for n in row["notes"])
     server = tmp_path / "sglang.yaml"
     server.write_text("model-path: Qwen/Qwen3.5-27B\ncontext-length: 131072\nmax-mamba-cache-size: 20\n")
     row = _check("--engine-config", server, "--engine", "sglang", "--gpu", "h100")
-    assert row["kv_cache_tokens"] == 197_873
+    assert row["kv_cache_tokens"] == 196_273
     assert not any("max-mamba-cache-size" in n and "not modelled" in n for n in row["notes"])
     assert row["recommend"]["flags"]["sglang"].endswith("--max-mamba-cache-size 20")
 
@@ -333,14 +340,14 @@ def test_blackwell_pages_qwen3_5_tokens_by_64():
 def test_mamba_ssm_dtype_halves_the_ssm_state_and_doubles_the_slots():
     """--mamba-ssm-dtype bfloat16 (SGLANG_MAMBA_SSM_DTYPE, arg_groups/serving_hook.py:439-440, over the config's
     float32: configs/mamba_utils.py:93-103): a Qwen3.5-27B slot is 48 x (61,440 + 48 x 128 x 128 x 2) = 78,446,592 B;
-    on the H100 budget B: K = int((B x 0.9 / 1.9 - 78,446,592) // 78,446,592) = int(96.82) = 96, tokens (B - 97 x
-    78,446,592) // 65,536 = 131,093, running 96 // 5 = 19 (against 48 slots and 9 in float32). A dtype SGLang does
+    on the H100 budget B: K = int((B x 0.9 / 1.9 - 78,446,592) // 78,446,592) = int(96.19) = 96, tokens (B - 97 x
+    78,446,592) // 65,536 = 129,493, running 96 // 5 = 19 (against 48 slots and 9 in float32). A dtype SGLang does
     not take is refused."""
     d = _recommend("Qwen/Qwen3.5-27B", "-g", "h100", "--mamba-ssm-dtype", "bfloat16")
     slot = 48 * (10_240 * 3 * 2 + 48 * 128 * 128 * 2)
     assert slot == 78_446_592
     assert d["mamba_cache_blocks"] == 96
-    assert d["kv_cache_tokens"] == 131_093 == (d["available_kv_memory_bytes"] - 97 * slot) // QWEN35_27B_CELL
+    assert d["kv_cache_tokens"] == 129_493 == (d["available_kv_memory_bytes"] - 97 * slot) // QWEN35_27B_CELL
     assert d["max_num_seqs"] == 19
     assert d["flags"]["sglang"].endswith("--mamba-ssm-dtype bfloat16")
     result = CliRunner().invoke(
@@ -364,3 +371,17 @@ def test_check_binds_a_hybrid_without_state_slots_to_sglangs_start_up_error(tmp_
     assert row["binding_detail"].startswith(
         "sglang would not start: Not enough GPU memory for hybrid (mamba/linear-attention) state cache."
     )
+
+
+def test_sglang_multimodal_reservation_follows_is_multimodal():
+    """SGLang reserves SGLANG_VLM_CACHE_SIZE_MB (100) out of the KV budget of a model it serves as multimodal
+    (kv_cache_configurator.py:202-219): Qwen3.5's config has a text_config (configs/model_config.py:809); Gemma 3
+    is served text-only unless --enable-multimodal (:690-705); a text-only Llama has no sub-config."""
+    from kvplan.engines.sglang import SGLANG_VLM_CACHE_SIZE_MB, sglang_multimodal
+
+    assert SGLANG_VLM_CACHE_SIZE_MB == 100
+    assert sglang_multimodal(load_config("Qwen__Qwen3.5-27B"))
+    assert not sglang_multimodal(
+        {**load_config("Qwen__Qwen3.5-27B"), "architectures": ["Gemma3ForConditionalGeneration"]}
+    )
+    assert not sglang_multimodal(load_config("meta-llama__Llama-3.1-8B"))
