@@ -98,6 +98,14 @@ class SglangEngine:
                 hint=Text("use {engine} transformers for this model"),
                 field="engine",
             )
+        if "JambaForCausalLM" in self.architectures:
+            raise UsageError(
+                "SGLang 0.5.23 does not serve Jamba: srt/models has no JambaForCausalLM, and its Transformers fallback "
+                "refuses a model whose Transformers class is not backend-compatible (srt/model_loader/utils.py:181-187; "
+                "transformers' JambaPreTrainedModel does not set _supports_attention_backend)",
+                hint=Text("use {engine} vllm or transformers for this model"),
+                field="engine",
+            )
         self._check_mamba(req)
         refuse_index_keys(
             "SGLang 0.5.23",

@@ -95,6 +95,8 @@ _CITED = [
     (_KVC, 3038, "rest_memory = available_gpu_memory - slack_gb - mm_reservation_gb"),
     ("srt/configs/model_config.py", 809, "has_multimodal_subconfig = self.hf_config is not self.hf_text_config or ("),
     ("srt/configs/model_config.py", 693, '"Gemma3ForConditionalGeneration",'),
+    ("srt/model_loader/utils.py", 183, "not model_module.is_backend_compatible()"),
+    ("srt/model_loader/utils.py", 186, 'f"{arch} has no SGlang implementation and the Transformers "'),
 ]
 
 
@@ -385,3 +387,15 @@ def test_sglang_multimodal_reservation_follows_is_multimodal():
         {**load_config("Qwen__Qwen3.5-27B"), "architectures": ["Gemma3ForConditionalGeneration"]}
     )
     assert not sglang_multimodal(load_config("meta-llama__Llama-3.1-8B"))
+
+
+def test_jamba_is_refused_sglang_has_no_model_for_it():
+    """SGLang 0.5.23 has no Jamba model, and its Transformers fallback raises for a class that is not
+    backend-compatible (srt/model_loader/utils.py:181-187): kvplan does not plan a Mamba split SGLang never builds."""
+    result = CliRunner().invoke(app, ["recommend", "ai21labs/AI21-Jamba-1.5-Mini", "-g", "h100", "--engine", "sglang"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("error: SGLang 0.5.23 does not serve Jamba")
+    assert lines[1].startswith("hint: use --engine vllm")
+    if _SOURCES.exists():
+        assert not list((_SOURCES / "srt" / "models").glob("*jamba*"))
