@@ -75,6 +75,10 @@ class Request:
 
     `dcp` is the decode-context-parallel size: the ranks of one TP group that split the token positions of the
     caches the engine shards that way (vLLM's `--decode-context-parallel-size`; 1: none).
+
+    `mamba_full_memory_ratio` and `max_mamba_cache_size` are SGLang's split of a hybrid's KV budget between its
+    Mamba / linear-attention state pool and its full-attention pool (None: SGLang's own; read by
+    kvplan.engines.sglang only).
     """
 
     seq_len: int
@@ -100,6 +104,9 @@ class Request:
     # the GPU's vendor from its hardware profile ("nvidia", "amd", "generic"; None: no GPU given): what an engine
     # that runs a cache on CUDA only refuses elsewhere (SGLang's nvfp4)
     vendor: str | None = None
+    mamba_full_memory_ratio: float | None = None
+    max_mamba_cache_size: int | None = None
+    mamba_ssm_dtype: str | None = None  # SGLang's --mamba-ssm-dtype (None: the config's, else float32)
 
 
 @dataclass(frozen=True)
