@@ -63,7 +63,6 @@ from kvplan.engines.base import (
     kv_heads_per_rank,
 )
 from kvplan.engines.entry import EngineEntry
-from kvplan.engines.sizing import gpu_kv, pipeline_costs
 from kvplan.engines.serving import (
     BLOCK_SIZE,
     GPU_MEMORY_UTILIZATION,
@@ -74,6 +73,7 @@ from kvplan.engines.serving import (
     ServingModel,
     SpeculativeInputs,
 )
+from kvplan.engines.sizing import gpu_kv, pipeline_costs
 from kvplan.errors import Text, UsageError
 
 DEFAULT_TOKENS_PER_BLOCK = 32
@@ -475,7 +475,7 @@ def runtime_bytes(config: dict) -> int:
 # kvplan does NOT subtract it from its token capacity: the code index holds no manager file at 00679c66
 # (kv_cache/mamba_cache_manager*.py and deepseek_v4/cache_manager.py are held at other commits only), so which
 # manager a model gets (V2 under use_kv_cache_manager_v2 "auto" for the hybrids model loading supports, :136-137;
-# the compatibility managers otherwise, by block reuse, :191-199) and how the V2 managers turn their quota into
+# a compatibility manager otherwise, e.g. Kimi's Mixed without block reuse and Cpp with it, :191-199) and how the V2 managers turn their quota into
 # tokens cannot be read at the commit whose executor is read. `fixed_cost_note` states the figure instead:
 # max_batch_size (the --max_batch_size of the plan's trtllm-serve command: --max-num-seqs, else kvplan's default
 # cap) x what one sequence holds whatever its length on the fullest GPU (its recurrent states, or DeepSeek-V4's
@@ -536,7 +536,7 @@ def fixed_cost_note(shape: ModelShape, req: Request, max_batch_size: int, availa
         why = (
             "a V1 manager's max_tokens is (budget - intercept) // slope after free_gpu_memory_fraction "
             f"(pyexecutor/_util.py:359-364 CacheCost.tokens_for_budget at {TRTLLM_PIN}), but the code index holds no "
-            f"cache-manager file at {TRTLLM_PIN}, so which manager runs (V2 under use_kv_cache_manager_v2 \"auto\", "
+            f'cache-manager file at {TRTLLM_PIN}, so which manager runs (V2 under use_kv_cache_manager_v2 "auto", '
             ":136-137) and its intercept were not read there"
         )
     return (
