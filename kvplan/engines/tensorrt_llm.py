@@ -542,7 +542,7 @@ def fixed_cost_note(shape: ModelShape, req: Request, max_batch_size: int, availa
     return (
         f"TensorRT-LLM's cache manager prices max_batch_size sequences' {what} as a fixed cost ({source}): "
         f"{max_batch_size} x {per_sequence:,} B per sequence on the fullest GPU = {fixed:,} B ({format_bytes(fixed)}; "
-        f"max_batch_size is the --max_batch_size of the command below). kvplan's KV token capacity "
+        f"max_batch_size is the --max_batch_size of the plan's trtllm-serve command). kvplan's KV token capacity "
         f"({tokens(available):,}) does not subtract it; {left}. Not subtracted because {why}"
     )
 
