@@ -147,6 +147,9 @@ class BudgetInputs:
     # items per prompt by modality (vLLM's --limit-mm-per-prompt; None: the engine's default)
     limit_mm_per_prompt: dict[str, int] | None = None
     max_model_len: int = 0  # the plan's max_model_len (0: not given to the budget)
+    # the plan's request (one of max_model_len at the budget's TP, in its KV dtype and block size; None: not given),
+    # for the fixed per-sequence costs an engine prices from its storage model
+    request: Request | None = None
 
     @property
     def dtype(self) -> str:

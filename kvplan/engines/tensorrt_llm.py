@@ -54,7 +54,7 @@ from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
 from kvplan.core.lora import decoder_modules
 from kvplan.core.shapes import ModelShape
-from kvplan.core.units import DTYPE_BYTES, cdiv, fp8_block_scaled_bytes, short_dtype
+from kvplan.core.units import DTYPE_BYTES, cdiv, format_bytes, fp8_block_scaled_bytes, short_dtype
 from kvplan.engines.base import (
     KindCost,
     Request,
@@ -73,6 +73,7 @@ from kvplan.engines.serving import (
     ServingModel,
     SpeculativeInputs,
 )
+from kvplan.engines.sizing import gpu_kv, pipeline_costs
 from kvplan.errors import Text, UsageError
 
 DEFAULT_TOKENS_PER_BLOCK = 32
@@ -117,9 +118,8 @@ def dsa_indexer_bytes(index_head_dim: int) -> int:
 # route of pyexecutor/_util.py `_create_kv_cache_manager` passes the params "through unscaled"; the manager:
 # MixedMambaHybridCacheManager without block reuse when V2 is not selected, _util.py:191-199, V2 under "auto" for
 # the hybrids it supports, :136-137; the per-layer state is the same figure). kvplan counts one
-# state per sequence of the request, as for the other Mamba hybrids; not modelled (for any TensorRT-LLM hybrid):
-# that the manager reserves its state slots for max_batch_size (plus dummy-request slots) before the paged pool
-# takes the rest. The MLA layers go on the paged side as DeepSeek's (num_kv_heads 1, head_dim kv_lora_rank +
+# state per sequence of the request, as for the other Mamba hybrids; the fixed cost of max_batch_size state slots
+# inside the KV budget is stated, not subtracted ("fixed per-sequence costs", in the serving part below). The MLA layers go on the paged side as DeepSeek's (num_kv_heads 1, head_dim kv_lora_rank +
 # qk_rope_head_dim, SELFKONLY; the same `_create_kv_cache_manager` route): kvplan's MLA latent rule.
 TRTLLM_PIN = "00679c66"  # the one commit the KDA, MTP and hybrid-cost rules below were read at
 TRTLLM_CONFIG_UTILS = "tensorrt_llm/_torch/pyexecutor/config_utils.py"
@@ -457,6 +457,96 @@ def runtime_bytes(config: dict) -> int:
     return int(RUNTIME_BYTES_PER_VOCAB * vocab_size(config))
 
 
+# ------------------------------------------------------------------------------------ fixed per-sequence costs
+#
+# How the executor turns free memory into KV capacity (NVIDIA/TensorRT-LLM 00679c66, tensorrt_llm/_torch/pyexecutor/
+# _util.py, KvCacheCreator; quoted in tests/engines/test_tensorrt_llm_reserve.py): `_cal_max_memory` applies
+# free_gpu_memory_fraction first ("available_kv_mem = (total_gpu_memory - peak_memory + allocated_bytes) *
+# fraction"); `configure_kv_cache_capacity` then sets, for a V1 manager, max_tokens = `CacheCost.tokens_for_budget(
+# kv_cache_max_memory)` = (budget - intercept) // slope (:359-364), where (slope, intercept) is what the manager's
+# `get_cache_size_per_token` returns given `max_batch_size=self._max_batch_size` (`_per_manager_cache_cost`); a
+# KVCacheManagerV2 is handed the whole budget as max_gpu_total_bytes and converts it itself. A fixed cost is thus
+# taken from the fraction's share, not from the memory before it. The intercepts read: DeepseekV4CacheManager (a V2
+# manager, cache_manager.py at 2ccfca94) returns `swa_size_per_request * max_batch_size`; the hybrids' managers "a
+# per-batch fixed cost" of mamba state (_util.py:321-322); MixedMambaHybridCacheManager keeps a state pool of
+# max_batch_size + 1 slot "shared by every CUDA-graph padding sentinel" (+ 1 under attention DP;
+# kv_cache/mamba_cache_manager.py `_get_mamba_hybrid_pool_size` at 003f8d08).
+#
+# kvplan does NOT subtract it from its token capacity: the code index holds no manager file at 00679c66
+# (kv_cache/mamba_cache_manager*.py and deepseek_v4/cache_manager.py are held at other commits only), so which
+# manager a model gets (V2 under use_kv_cache_manager_v2 "auto" for the hybrids model loading supports, :136-137;
+# a compatibility manager otherwise, e.g. Kimi's Mixed without block reuse and Cpp with it, :191-199) and how the V2 managers turn their quota into
+# tokens cannot be read at the commit whose executor is read. `fixed_cost_note` states the figure instead:
+# max_batch_size (the --max_batch_size of the plan's trtllm-serve command: --max-num-seqs, else kvplan's default
+# cap) x what one sequence holds whatever its length on the fullest GPU (its recurrent states, or DeepSeek-V4's
+# sliding-window blocks), and the token capacity that would remain.
+TRTLLM_UTIL = "tensorrt_llm/_torch/pyexecutor/_util.py"
+TRTLLM_MAMBA_CACHE = "tensorrt_llm/_torch/pyexecutor/kv_cache/mamba_cache_manager.py"  # at 003f8d08
+
+
+def fixed_sequence_bytes(shape: ModelShape, req: Request) -> int:
+    """Bytes one sequence holds on the fullest GPU whatever its length: every kind's bytes less its per-token
+    bytes x the tokens it keeps, for one sequence of one token (recurrent states; DeepSeek-V4's per-request
+    window blocks; 0 for a model whose caches all grow with the sequence)."""
+    one = replace(req, seq_len=1, batch=1)
+    stages = pipeline_costs(storage_for(shape), shape, one)
+    return max(sum(c.bytes - int(c.bytes_per_token * (c.tokens or 0)) for c in costs) for costs in stages)
+
+
+def fixed_cost_note(shape: ModelShape, req: Request, max_batch_size: int, available: int) -> str:
+    """The note on TensorRT-LLM's fixed per-sequence cost for `max_batch_size` sequences against `available` KV
+    bytes per GPU ("" where a sequence holds nothing fixed). See the block above."""
+    per_sequence = fixed_sequence_bytes(shape, req)
+    if per_sequence <= 0:
+        return ""
+    fixed = per_sequence * max_batch_size
+    est = gpu_kv(storage_for(shape), shape, req)
+    block = est.block_size or 1
+    per_token = est.bytes_per_token
+
+    def tokens(budget: int) -> int:
+        held = int(max(0, budget) // per_token) if per_token else 0
+        return held - held % block
+
+    if fixed >= available:
+        left = (
+            f"it is more than the whole KV budget ({available:,} B): subtracted, no KV tokens would be left, and at "
+            f"most {max(0, available) // per_sequence:,} sequences' cost fits it (--max-num-seqs)"
+        )
+    else:
+        left = f"subtracted from the KV budget it would be {tokens(available - fixed):,} tokens"
+    if any(isinstance(c, L.CompressedAttention) for c in shape.caches()):
+        what = "sliding-window blocks (SWA latent and compressor rows)"
+        source = (
+            f"DeepseekV4CacheManager.get_cache_size_per_token's intercept swa_size_per_request x max_batch_size, "
+            f"{TRTLLM_DSV4_CACHE} at 2ccfca94"
+        )
+        why = (
+            f"DeepseekV4CacheManager is a KVCacheManagerV2 ({_dsv4_at('245')}), which the executor at {TRTLLM_PIN} "
+            f"hands the whole budget as max_gpu_total_bytes ({TRTLLM_UTIL} configure_kv_cache_capacity), and how it "
+            "turns that quota into tokens was not read at one commit"
+        )
+    else:
+        what = "recurrent states"
+        source = (
+            f'the hybrid managers\' "per-batch fixed cost" of mamba state ({TRTLLM_UTIL}:321-322 at {TRTLLM_PIN}); '
+            f"MixedMambaHybridCacheManager's state pool holds max_batch_size + 1 CUDA-graph padding slot "
+            f"({TRTLLM_MAMBA_CACHE} _get_mamba_hybrid_pool_size at 003f8d08)"
+        )
+        why = (
+            "a V1 manager's max_tokens is (budget - intercept) // slope after free_gpu_memory_fraction "
+            f"(pyexecutor/_util.py:359-364 CacheCost.tokens_for_budget at {TRTLLM_PIN}), but the code index holds no "
+            f'cache-manager file at {TRTLLM_PIN}, so which manager runs (V2 under use_kv_cache_manager_v2 "auto", '
+            ":136-137) and its intercept were not read there"
+        )
+    return (
+        f"TensorRT-LLM's cache manager prices max_batch_size sequences' {what} as a fixed cost ({source}): "
+        f"{max_batch_size} x {per_sequence:,} B per sequence on the fullest GPU = {fixed:,} B ({format_bytes(fixed)}; "
+        f"max_batch_size is the --max_batch_size of the plan's trtllm-serve command). kvplan's KV token capacity "
+        f"({tokens(available):,}) does not subtract it; {left}. Not subtracted because {why}"
+    )
+
+
 # ------------------------------------------------------------------------------------ LoRA (the PEFT cache)
 #
 # TensorRT-LLM keeps LoRA adapters in a paged PEFT cache, one on the GPU and one on the host
@@ -686,18 +776,14 @@ class TensorRtLlmServing(ServingModel):
         return trtllm_speculative(inputs)
 
     def budget_notes(self, b: BudgetInputs) -> list[str]:
-        """A hybrid model's state slots: TensorRT-LLM's cost model may be affine (pyexecutor/_util.py at 00679c66:
-        :317-325 "(slope, intercept) tuple (CppMambaHybridCacheManager, where mamba state introduces a per-batch
-        fixed cost)", :329-330 `CacheCost` "bytes = slope * tokens + intercept", :359-364 `tokens_for_budget` =
-        (budget - intercept) // slope), which kvplan does not model."""
-        if not any(isinstance(c, L.RecurrentState) for c in b.shape.caches()):
+        """The fixed per-sequence cost TensorRT-LLM takes from the KV budget for max_batch_size sequences (hybrid
+        models' recurrent states, DeepSeek-V4's window blocks), stated with its figure, not subtracted: see
+        "fixed per-sequence costs" above (`fixed_cost_note`)."""
+        if b.request is None:
             return []
-        return [
-            "TensorRT-LLM may charge a hybrid model's recurrent states as a fixed cost for max_batch_size requests "
-            f"before sizing the paged pool (pyexecutor/_util.py:359-364 CacheCost.tokens_for_budget at {TRTLLM_PIN}: "
-            "(budget - intercept) // slope); kvplan counts the states per request in the concurrency only, so its "
-            "KV token capacity does not subtract them"
-        ]
+        _, available = self.budget(b)
+        note = fixed_cost_note(b.shape, b.request, b.max_num_seqs, available)
+        return [note] if note else []
 
     def command(self, f: FlagInputs) -> str:
         line = f"trtllm-serve {f.model} --tp_size {f.tp} --pp_size {f.pp} --max_seq_len {f.max_model_len} --max_batch_size {f.max_num_seqs}"

@@ -661,6 +661,7 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
         lora=c.inputs.lora,
         limit_mm_per_prompt=c.inputs.limit_mm_per_prompt,
         max_model_len=c.seq_len,
+        request=replace(c.model.request, tp=tp),
     )
 
 
