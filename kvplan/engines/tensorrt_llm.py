@@ -582,35 +582,41 @@ def lora_comment(lora: LoraSettings | None) -> str:
 # ------------------------------------------------------------------------------------ speculative decoding
 #
 # MTP (`--speculative-config '{"method": "mtp", "num_speculative_tokens": N}'`, TensorRT-LLM's MTPDecodingConfig with
-# max_draft_len N). TensorRT-LLM appends the MTP layers to the target's own KV cache manager (NVIDIA/TensorRT-LLM
-# 00679c66 pyexecutor/config_utils.py:474-475 "Appended MTP/draft layers need only a count because every draft
-# layer is full attention", :595 `num_draft_layers = get_num_spec_layers(spec_config) or 0`). How many, read at
-# NVIDIA/TensorRT-LLM 011d0933 (the one commit the code index holds both files at; TRTLLM_MTP_PIN):
-# - tensorrt_llm/_torch/speculative/utils.py `update_spec_config_from_model_config`: num_nextn_predict_layers is
-#   the checkpoint's (`num_nextn_predict_layers`, else `mtp_num_hidden_layers`, else 1), whatever the user gave;
-#   max_draft_len, when given, is kept for MTP-Eagle and cut to min(max_draft_len, num_nextn_predict_layers) for
-#   vanilla MTP.
-# - tensorrt_llm/llmapi/llm_args.py `MTPDecodingConfig`: use_mtp_vanilla False and mtp_eagle_one_model True by
-#   default; `spec_dec_mode` is MTP_EAGLE_ONE_MODEL when the checkpoint has 1 MTP layer and neither flag is
-#   changed, MTP_EAGLE (the two-model drafter) with mtp_eagle_one_model false, else vanilla MTP.
-# - utils.py `get_num_spec_layers`: 1 for MTP_EAGLE_ONE_MODEL, num_nextn_predict_layers for vanilla MTP, 0
-#   otherwise (MTP_EAGLE's drafter is a separate engine with its own KV cache manager, which kvplan does not size).
-#   So the layers appended are the checkpoint's num_nextn_predict_layers in both one-model modes.
-# - utils.py `get_num_extra_kv_tokens`: one-engine modes keep max_draft_len - 1 extra KV tokens per sequence; kvplan
-#   does not count them (said in the plan's notes).
-# The MTP layer is a DeepSeek decoder layer (MLA; DSA with its own indexer on DeepSeek-V3.2 / GLM-5), so kvplan
-# shapes it like the target's last decoder layer, priced by the same storage rules. Its weights are those the
-# checkpoint stores for it (model.layers.<num_hidden_layers + k>.*: the decoder layer, eh_proj, enorm, hnorm and
-# shared_head.norm); DeepseekV3MTPHead holds one RMSNorm and takes the target's lm_head in forward
+# max_draft_len N: llmapi/llm_args.py:2576-2583 maps the deprecated num_nextn_predict_layers key to max_draft_len).
+# TensorRT-LLM appends the MTP layers to the target's own KV cache manager (NVIDIA/TensorRT-LLM 00679c66
+# pyexecutor/config_utils.py:474-475 "Appended MTP/draft layers need only a count because every draft layer is full
+# attention", :595 `num_draft_layers = get_num_spec_layers(spec_config) or 0`). How many, read at ONE commit,
+# NVIDIA/TensorRT-LLM 011d0933 (TRTLLM_MTP_PIN: tensorrt_llm/_torch/speculative/utils.py and
+# tensorrt_llm/llmapi/llm_args.py, the one commit the code index holds both at):
+# - utils.py:541-559 `update_spec_config_from_model_config`: num_nextn_predict_layers is the checkpoint's
+#   (`num_nextn_predict_layers`, else `mtp_num_hidden_layers`, else 1), not a user setting (llm_args.py:2556,
+#   "Auto-populated from the model's pretrained config"); :562-575: max_draft_len as given for MTP-Eagle, cut to
+#   min(max_draft_len, num_nextn_predict_layers) for vanilla MTP.
+# - llm_args.py:2520-2526: use_mtp_vanilla False and mtp_eagle_one_model True by default; :2660-2665
+#   `spec_dec_mode`: a checkpoint with 1 MTP layer is MTP_EAGLE_ONE_MODEL, MTP_EAGLE (the two-model drafter) with
+#   mtp_eagle_one_model false, vanilla MTP otherwise (use_mtp_vanilla, or more than 1 layer).
+# - utils.py:444-452 `get_num_spec_layers`: 1 for MTP_EAGLE_ONE_MODEL, num_nextn_predict_layers for vanilla MTP, 0
+#   otherwise (MTP_EAGLE's drafter is a separate engine, which kvplan does not size). So the one-model modes append
+#   the checkpoint's num_nextn_predict_layers layers.
+# - utils.py:514-523 `get_num_extra_kv_tokens`: one-engine modes keep max_draft_len - 1 extra KV tokens a
+#   sequence; utils.py:319-331: vanilla MTP holds an MTPHiddenStatesManager for max_num_requests. kvplan counts
+#   neither (said in the plan's notes).
+# - llm_args.py:1006-1007 `_is_full_indexer_layer`: "The MTP/nextn layer (>= num_hidden_layers) is always full", so
+#   on DSA models (DeepSeek-V3.2, GLM-5.x) the MTP layer keeps its own indexer K cache even where the target's last
+#   layers share one (GLM-5.2).
+# The MTP layer is a DeepSeek decoder layer (MLA), so kvplan shapes it like the target's last layer that runs its
+# own indexer (for a dense-MLA model, its last layer), priced by the same storage rules. Its weights are those the
+# checkpoint stores for it (model.layers.<num_hidden_layers + k>.*: that decoder layer's tensors, eh_proj, enorm,
+# hnorm and shared_head.norm); DeepseekV3MTPHead holds one RMSNorm and takes the target's lm_head in forward
 # (modeling_deepseekv3.py, read in the code index without a pinned commit), and the embeddings are taken as the
 # target's. Other methods keep the note that the drafter is left out.
 
 TRTLLM_MTP_PIN = "011d0933"  # speculative/utils.py and llmapi/llm_args.py, read at this one commit
 TRTLLM_SPEC_UTILS = "tensorrt_llm/_torch/speculative/utils.py"
 TRTLLM_LLM_ARGS = "tensorrt_llm/llmapi/llm_args.py"
-# The model types whose MTP layers kvplan sizes on TensorRT-LLM: DeepSeek-style checkpoints (MLA decoder layers,
-# the MTP layer stored after the last decoder layer as model.layers.<n + k>.*)
-TRTLLM_MTP_MODEL_TYPES = frozenset({"deepseek_v3", "deepseek_v32", "glm_moe_dsa"})
+# The architectures whose MTP layers kvplan sizes on TensorRT-LLM (which picks the model class by architectures[0]):
+# DeepSeek-style checkpoints, MLA decoder layers with the MTP layer stored after the last one as model.layers.<n + k>.*
+TRTLLM_MTP_ARCHITECTURES = ("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM", "GlmMoeDsaForCausalLM")
 _MTP_GLUE = ("eh_proj", "enorm", "hnorm", "shared_head.norm")
 
 
@@ -633,53 +639,55 @@ def _mtp_layer_count(inputs: SpeculativeInputs) -> tuple[int, str]:
 
     cfg = text_config(inputs.config)
     model_type = str(cfg.get("model_type") or inputs.config.get("model_type") or "")
-    if model_type not in TRTLLM_MTP_MODEL_TYPES:
-        raise _mtp_refusal(
-            f"kvplan sizes TensorRT-LLM's MTP layers for DeepSeek-style MLA checkpoints only "
-            f"({', '.join(sorted(TRTLLM_MTP_MODEL_TYPES))}), not {model_type or 'this model'}, whose MTP layers "
-            f"TensorRT-LLM would append to the target's KV cache manager ({TRTLLM_CONFIG_UTILS}:474-475 and :595 at "
-            f"{TRTLLM_PIN})",
-            Text("use {engine} vllm for MTP on this model, or plan without {speculative_config}"),
-        )
     count = cfg.get("num_nextn_predict_layers", inputs.config.get("num_nextn_predict_layers"))
     if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
         raise _mtp_refusal(
-            f"method mtp needs MTP layers, and this {model_type} config has num_nextn_predict_layers = {count!r} "
-            "(TensorRT-LLM's fallback of 1 layer would have no weights to load)",
+            f"method mtp needs MTP layers, and this {model_type or 'model'} config has num_nextn_predict_layers = "
+            f"{count!r} (TensorRT-LLM's fallback of 1 layer when the key is absent, {TRTLLM_SPEC_UTILS}:557-558 at "
+            f"{TRTLLM_MTP_PIN}, would have no weights to load)",
             "use a checkpoint with MTP layers, or another speculative method",
+        )
+    architectures = inputs.config.get("architectures") or []
+    named = str(architectures[0]) if architectures else "no architecture"
+    if named not in TRTLLM_MTP_ARCHITECTURES:
+        raise _mtp_refusal(
+            f"kvplan sizes TensorRT-LLM's MTP layers for DeepSeek-style MLA checkpoints only "
+            f"({' / '.join(TRTLLM_MTP_ARCHITECTURES)}), not {named}, whose MTP layers TensorRT-LLM would append to "
+            f"the target's KV cache manager ({TRTLLM_CONFIG_UTILS}:474-475 and :595 at {TRTLLM_PIN})",
+            Text("use {engine} vllm for MTP on this model, or plan without {speculative_config}"),
         )
     vanilla = _flag(inputs.setup, "use_mtp_vanilla", False)
     one_model = _flag(inputs.setup, "mtp_eagle_one_model", True)
-    at = f"{TRTLLM_LLM_ARGS} MTPDecodingConfig.spec_dec_mode at {TRTLLM_MTP_PIN}"
+    at = f"{TRTLLM_LLM_ARGS}:2660-2665 MTPDecodingConfig.spec_dec_mode at {TRTLLM_MTP_PIN}"
     if count == 1 and not vanilla and not one_model:
         raise _mtp_refusal(
             f"mtp_eagle_one_model false selects TensorRT-LLM's two-model MTP-Eagle ({at}), whose drafter runs as a "
-            f"separate engine with its own KV cache ({TRTLLM_SPEC_UTILS} get_num_spec_layers appends no layer to the "
-            "target's), which kvplan does not size",
+            f"separate engine with its own KV cache ({TRTLLM_SPEC_UTILS}:444-452 get_num_spec_layers appends no layer "
+            "to the target's), which kvplan does not size",
             "leave mtp_eagle_one_model at its default (true), or plan without {speculative_config}",
         )
     mode = "MTP-Eagle one-model" if count == 1 and not vanilla else "vanilla MTP"
-    return count, f"{mode} ({at}; {TRTLLM_SPEC_UTILS} get_num_spec_layers)"
+    return count, f"{mode} ({at}; {TRTLLM_SPEC_UTILS}:444-452 get_num_spec_layers)"
 
 
 def _trtllm_mtp(inputs: SpeculativeInputs) -> Speculative:
     setup, shape = inputs.setup, inputs.shape
     count, mode = _mtp_layer_count(inputs)
-    last = shape.layers[-1] if shape.layers else ()
-    like = tuple(c for c in last if isinstance(c, L.MlaLatent))
-    if not like:
+    # the last layer that runs its own indexer (every MLA layer of a dense-MLA model): the MTP layer is always a
+    # full-indexer layer (llm_args.py:1006-1007)
+    full = [
+        i
+        for i, layer in enumerate(shape.layers)
+        if any(isinstance(c, L.MlaLatent) and (c.index_head_dim or not c.sparse) for c in layer)
+    ]
+    if not full:
         raise _mtp_refusal(
-            "this config's last decoder layer has no MLA latent to shape TensorRT-LLM's MTP layer on",
-            "use another speculative method",
+            "this config has no MLA layer to shape TensorRT-LLM's MTP layer on", "use another speculative method"
         )
-    if any(c.sparse and not c.index_head_dim for layer in shape.layers for c in layer if isinstance(c, L.MlaLatent)):
-        raise _mtp_refusal(
-            "this DSA config shares indexers between layers (index_topk_pattern / index_topk_freq), and kvplan has "
-            "not read whether TensorRT-LLM's MTP layer runs its own indexer",
-            Text("plan without {speculative_config}, or use {engine} vllm"),
-        )
+    index = full[-1]
+    like = tuple(c for c in shape.layers[index] if isinstance(c, L.MlaLatent))
     n, h = shape.num_layers, shape.hidden_size
-    copies = [(n - 1, f"model.layers.{n + k}") for k in range(count)]
+    copies = [(index, f"model.layers.{n + k}") for k in range(count)]
     extra: list[tuple[str, tuple[int, ...], str]] = []
     for k in range(count):
         prefix = f"model.layers.{n + k}"
@@ -689,7 +697,7 @@ def _trtllm_mtp(inputs: SpeculativeInputs) -> Speculative:
     if nbytes:
         weights_source = (
             f"{count} x MTP layer as model.layers.{n}.*" + (" ..." if count > 1 else "") + " (decoder layer "
-            f"{n - 1}'s tensors + the 2h x h eh_proj, enorm, hnorm and shared_head.norm), as the checkpoint's "
+            f"{index}'s tensors + the 2h x h eh_proj, enorm, hnorm and shared_head.norm), as the checkpoint's "
             "quantization_config stores them; lm_head and embeddings the target's (DeepseekV3MTPHead takes the "
             "target's lm_head)"
         )
@@ -703,14 +711,19 @@ def _trtllm_mtp(inputs: SpeculativeInputs) -> Speculative:
     draft = setup.num_speculative_tokens
     used = draft if mode.startswith("MTP-Eagle") else min(draft, count)
     notes = [
-        f"MTP draft: {count} MTP layer(s) shaped like layer {n - 1} join the target's KV cache "
+        f"MTP draft: {count} MTP layer(s) shaped like layer {index} join the target's KV cache "
         f"(num_nextn_predict_layers = {count}, {mode}; appended as in {TRTLLM_CONFIG_UTILS}:474-475 and :595 at "
         f"{TRTLLM_PIN})",
         f"TensorRT-LLM drafts max_draft_len = {used} token(s) a step"
         + (f" (vanilla MTP cuts {draft} to the checkpoint's {count} layers)" if used != draft else "")
-        + f" and keeps max_draft_len - 1 = {used - 1} extra KV token(s) a sequence ({TRTLLM_SPEC_UTILS} "
+        + f" and keeps max_draft_len - 1 = {used - 1} extra KV token(s) a sequence ({TRTLLM_SPEC_UTILS}:514-523 "
         f"get_num_extra_kv_tokens at {TRTLLM_MTP_PIN}), which kvplan does not count",
     ]
+    if not mode.startswith("MTP-Eagle"):
+        notes.append(
+            f"vanilla MTP also holds an MTPHiddenStatesManager of hidden states for max_num_requests "
+            f"({TRTLLM_SPEC_UTILS}:319-331 at {TRTLLM_MTP_PIN}), which kvplan does not count"
+        )
     return replace(
         setup,
         draft_caches=like * count,
@@ -864,6 +877,13 @@ class TensorRtLlmServing(ServingModel):
         lora = lora_comment(f.budget.lora).removeprefix("  # ")
         if lora:
             comments.append(lora)
+        if f.speculative is not None and f.speculative.method == "mtp":
+            # trtllm-serve has no speculative option; MTPDecodingConfig's decoding_type "MTP" and max_draft_len
+            # (llm_args.py:2503-2504 at 011d0933) go in the YAML file
+            comments.append(
+                "MTP: set speculative_config {decoding_type: MTP, max_draft_len: "
+                f"{f.speculative.num_speculative_tokens}}} in the YAML file given to --config"
+            )
         return line + ("  # " + "; ".join(comments) if comments else "")  # one shell comment, as SGLang's
 
 

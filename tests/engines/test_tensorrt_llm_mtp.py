@@ -17,7 +17,7 @@ import json
 
 import pytest
 
-from conftest import load_config
+from conftest import ENGINE_SOURCES, check_cited_line, load_config
 
 MTP1 = '{"method": "mtp", "num_speculative_tokens": 1}'
 MLA = (512 + 64) * 2  # kv_lora_rank + qk_rope_head_dim in bf16: 1,152 B a layer and token
@@ -109,6 +109,9 @@ def test_recommend_h200_tp8_subtracts_the_mtp_weights_and_prices_the_extra_layer
     assert spec["kv_cache_tokens"] == spec["available_kv_memory_bytes"] // (62 * MLA) // 32 * 32
     assert spec["kv_bytes_per_request"] == spec["max_model_len"] * 62 * MLA
     assert plain["kv_cache_tokens"] > spec["kv_cache_tokens"]
+    # trtllm-serve has no speculative option: the MTPDecodingConfig keys (llm_args.py:2503-2504) go in the YAML
+    assert "speculative_config {decoding_type: MTP, max_draft_len: 1}" in spec["flags"]["tensorrt-llm"]
+    assert "speculative_config" not in plain["flags"]["tensorrt-llm"]
     assert "speculative_draft_weights" not in {t["name"] for t in plain["budget"]}
 
 
@@ -152,17 +155,28 @@ def test_use_mtp_vanilla_on_one_layer_still_appends_one_layer():
     assert doc["bytes_per_token"] == 62 * MLA
 
 
+def test_glm52_mtp_layer_runs_its_own_indexer():
+    """GLM-5.2 shares indexers (index_topk_freq 4, index_skip_topk_offset 3: layer i runs its own when
+    max(i - 2, 0) % 4 == 0, so layers 0, 1 and 2, 6, ..., 74: 21 of 78), but "The MTP/nextn layer (>= num_hidden_layers)
+    is always full" (llm_args.py:1006-1007 at 011d0933): 78 x 1,152 + 21 x 132 = 92,628 B a token without MTP,
+    + 1,284 = 93,912 with it."""
+    plain = _json(_estimate("zai-org/GLM-5.2", "--json"))
+    assert plain["bytes_per_token"] == 78 * MLA + 21 * 132 == 92_628
+    doc = _json(_estimate("zai-org/GLM-5.2", "--speculative-config", MTP1, "--json"))
+    assert doc["bytes_per_token"] == 92_628 + DSA == 93_912
+    assert doc["speculative"]["draft_layers"][0]["bytes_per_token"] == DSA
+
+
 @pytest.mark.parametrize(
     ("model", "why"),
     [
         ("zai-org/GLM-4.5", "DeepSeek-style MLA checkpoints only"),
-        ("zai-org/GLM-5.2", "shares indexers between layers"),
-        ("moonshotai/Kimi-K2-Instruct", "DeepSeek-style MLA checkpoints only"),
+        ("moonshotai/Kimi-K2-Instruct", "num_nextn_predict_layers = 0"),
     ],
 )
 def test_what_kvplan_has_not_read_is_refused(model, why):
-    """GLM-4.5 (glm4_moe, GQA) and Kimi K2 (kimi_k2, num_nextn_predict_layers 0): not the DeepSeek-style MTP
-    checkpoints read; GLM-5.2 (index_topk_freq 4): whether the MTP layer runs its own indexer was not read."""
+    """GLM-4.5 (Glm4MoeForCausalLM, GQA): not the DeepSeek-style MTP checkpoints read; Kimi K2
+    (DeepseekV3ForCausalLM) has num_nextn_predict_layers 0: no MTP layer to draft with."""
     line = _one_error_line(_estimate(model, "--speculative-config", MTP1))
     assert why in line
 
@@ -179,3 +193,52 @@ def test_other_methods_keep_the_drafter_left_out():
     )
     assert result.exit_code == 0, result.output
     assert "speculative decoding is not modelled for TensorRT-LLM" in result.output
+
+
+# ------------------------------------------------------------------------------ the cited source lines
+
+_AT = "TensorRT-LLM-011d0933"
+_UTILS = f"{_AT}/tensorrt_llm/_torch/speculative/utils.py"
+_ARGS = f"{_AT}/tensorrt_llm/llmapi/llm_args.py"
+_CITED = [
+    (_UTILS, 319, "if spec_dec_mode.is_mtp_vanilla():"),
+    (_UTILS, 325, "return MTPHiddenStatesManager("),
+    (_UTILS, 444, "def get_num_spec_layers(spec_config):"),
+    (_UTILS, 445, "if spec_config.spec_dec_mode.is_mtp_eagle_one_model():"),
+    (_UTILS, 446, "return 1"),
+    (_UTILS, 447, "if spec_config.spec_dec_mode.is_mtp_vanilla():"),
+    (_UTILS, 448, "return spec_config.num_nextn_predict_layers"),
+    (_UTILS, 452, "return 0"),
+    (_UTILS, 514, "def get_num_extra_kv_tokens(spec_config):"),
+    (_UTILS, 521, "if spec_config.spec_dec_mode.use_one_engine():"),
+    (_UTILS, 522, "return spec_config.max_draft_len - 1"),
+    (_UTILS, 541, "def update_spec_config_from_model_config(spec_config, model_config):"),
+    (_UTILS, 552, 'num_nextn_predict_layers = getattr(model_config, "num_nextn_predict_layers",'),
+    (_UTILS, 556, '"mtp_num_hidden_layers", None)'),
+    (_UTILS, 558, "num_nextn_predict_layers = 1"),
+    (_UTILS, 559, "spec_config.num_nextn_predict_layers = num_nextn_predict_layers"),
+    (_UTILS, 566, "spec_config.max_draft_len = (spec_config.num_nextn_predict_layers"),
+    (_UTILS, 569, "effective_draft_len = min(spec_config.max_draft_len,"),
+    (_UTILS, 575, "spec_config.max_draft_len = effective_draft_len"),
+    (_ARGS, 1006, "if n is not None and layer_idx >= n:"),
+    (_ARGS, 1007, "return True  # MTP/nextn layer"),
+    (_ARGS, 2503, "class MTPDecodingConfig(DecodingBaseConfig):"),
+    (_ARGS, 2504, 'decoding_type: Literal["MTP"] = Field(default="MTP")'),
+    (_ARGS, 2520, "use_mtp_vanilla: bool = Field("),
+    (_ARGS, 2521, "default=False,"),
+    (_ARGS, 2525, "mtp_eagle_one_model: bool = Field("),
+    (_ARGS, 2526, "default=True,"),
+    (_ARGS, 2556, "num_nextn_predict_layers: Optional[int] = Field("),
+    (_ARGS, 2583, 'data["max_draft_len"] = data.pop("num_nextn_predict_layers")'),
+    (_ARGS, 2660, "n = self.num_nextn_predict_layers if self.num_nextn_predict_layers is not None else 1"),
+    (_ARGS, 2661, "if n == 1 and not self.use_mtp_vanilla and self.mtp_eagle_one_model:"),
+    (_ARGS, 2662, "return TorchSpeculativeDecodingMode.MTP_EAGLE_ONE_MODEL"),
+    (_ARGS, 2663, "elif n == 1 and not self.use_mtp_vanilla and not self.mtp_eagle_one_model:"),
+    (_ARGS, 2664, "return TorchSpeculativeDecodingMode.MTP_EAGLE"),
+    (_ARGS, 2665, "return TorchSpeculativeDecodingMode.MTP"),
+]
+
+
+@pytest.mark.parametrize(("path", "line", "text"), _CITED)
+def test_cited_engine_source_lines(path, line, text):
+    check_cited_line(ENGINE_SOURCES / path, line, text)
