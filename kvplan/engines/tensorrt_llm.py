@@ -609,7 +609,9 @@ def lora_comment(lora: LoraSettings | None) -> str:
 # checkpoint stores for it (model.layers.<num_hidden_layers + k>.*: that decoder layer's tensors, eh_proj, enorm,
 # hnorm and shared_head.norm); DeepseekV3MTPHead holds one RMSNorm and takes the target's lm_head in forward
 # (modeling_deepseekv3.py, read in the code index without a pinned commit), and the embeddings are taken as the
-# target's. Other methods keep the note that the drafter is left out.
+# target's. With pipeline parallelism TensorRT-LLM puts the appended layers on the last PP rank (pyexecutor/
+# resource_manager.py `get_pp_layers`, seen in the code index at no commit this module pins); kvplan adds them to
+# the stage it sizes, the fullest. Other methods keep the note that the drafter is left out.
 
 TRTLLM_MTP_PIN = "011d0933"  # speculative/utils.py and llmapi/llm_args.py, read at this one commit
 TRTLLM_SPEC_UTILS = "tensorrt_llm/_torch/speculative/utils.py"
