@@ -36,8 +36,9 @@
   per sequence on the mamba side of the hybrid manager, the short convolution's W - 1 columns in the model dtype
   and a float32 heads x head_dim x head_dim recurrent state, both split over TP (`kda_state_bytes`, read at
   00679c66); no pipeline parallelism.
-- Speculative decoding: not modelled; MTP, whose layers TensorRT-LLM appends to the target's cache manager, is
-  refused (`trtllm_speculative`).
+- Speculative decoding: MTP's layers (the checkpoint's num_nextn_predict_layers, appended to the target's cache
+  manager) are sized like the target's last layer and their weights counted (`trtllm_speculative`); other
+  methods leave the drafter out and say so.
 - TRT-LLM logs the token count before rounding up to whole blocks ("Allocated 4.53 GiB for max tokens in paged
   KV cache (395776)", TensorRT-LLM #1188; checked in tests/test_calibration.py).
 
@@ -419,6 +420,9 @@ class TensorRtLlmEngine:
         self.check(caches, req)
         if any(isinstance(c, L.CompressedAttention) for c in caches):
             return dsv4_costs(caches, req)
+        if req.speculative is not None and req.speculative.draft_caches:
+            # MTP: the MTP layers appended to the target's cache manager (trtllm_speculative), on the stage sized
+            caches = [*caches, *req.speculative.draft_caches]
         block = self.block_size(caches, req)
         tokens = cdiv(req.seq_len, block) * block
         items: list[tuple[str, int, Fraction, int | None]] = []
@@ -667,18 +671,165 @@ def lora_comment(lora: LoraSettings | None) -> str:
 
 # ------------------------------------------------------------------------------------ speculative decoding
 #
-# kvplan has no speculative model of TensorRT-LLM. For MTP that model is not optional: TensorRT-LLM appends the
-# MTP layers to the target's own cache manager (NVIDIA/TensorRT-LLM 00679c66 pyexecutor/config_utils.py:474-475
-# "Appended MTP/draft layers need only a count because every draft layer is full attention", :590-595
-# `num_draft_layers = get_num_spec_layers(spec_config)`), and how many it appends is decided by
-# speculative/utils.py `get_num_spec_layers` from the MTP config, which kvplan has not read at that commit. So
-# `mtp` is refused; the other methods keep the note that the drafter is left out.
+# MTP (`--speculative-config '{"method": "mtp", "num_speculative_tokens": N}'`, TensorRT-LLM's MTPDecodingConfig with
+# max_draft_len N: llmapi/llm_args.py:2576-2583 maps the deprecated num_nextn_predict_layers key to max_draft_len).
+# TensorRT-LLM appends the MTP layers to the target's own KV cache manager (NVIDIA/TensorRT-LLM 00679c66
+# pyexecutor/config_utils.py:474-475 "Appended MTP/draft layers need only a count because every draft layer is full
+# attention", :595 `num_draft_layers = get_num_spec_layers(spec_config) or 0`). How many, read at ONE commit,
+# NVIDIA/TensorRT-LLM 011d0933 (TRTLLM_MTP_PIN: tensorrt_llm/_torch/speculative/utils.py and
+# tensorrt_llm/llmapi/llm_args.py, the one commit the code index holds both at):
+# - utils.py:541-559 `update_spec_config_from_model_config`: num_nextn_predict_layers is the checkpoint's
+#   (`num_nextn_predict_layers`, else `mtp_num_hidden_layers`, else 1), not a user setting (llm_args.py:2556,
+#   "Auto-populated from the model's pretrained config"); :562-575: max_draft_len as given for MTP-Eagle, cut to
+#   min(max_draft_len, num_nextn_predict_layers) for vanilla MTP.
+# - llm_args.py:2520-2526: use_mtp_vanilla False and mtp_eagle_one_model True by default; :2660-2665
+#   `spec_dec_mode`: a checkpoint with 1 MTP layer is MTP_EAGLE_ONE_MODEL, MTP_EAGLE (the two-model drafter) with
+#   mtp_eagle_one_model false, vanilla MTP otherwise (use_mtp_vanilla, or more than 1 layer).
+# - utils.py:444-452 `get_num_spec_layers`: 1 for MTP_EAGLE_ONE_MODEL, num_nextn_predict_layers for vanilla MTP, 0
+#   otherwise (MTP_EAGLE's drafter is a separate engine, which kvplan does not size). So the one-model modes append
+#   the checkpoint's num_nextn_predict_layers layers.
+# - utils.py:514-523 `get_num_extra_kv_tokens`: one-engine modes keep max_draft_len - 1 extra KV tokens a
+#   sequence; utils.py:319-331: vanilla MTP holds an MTPHiddenStatesManager for max_num_requests. kvplan counts
+#   neither (said in the plan's notes).
+# - llm_args.py:1006-1007 `_is_full_indexer_layer`: "The MTP/nextn layer (>= num_hidden_layers) is always full", so
+#   on DSA models (DeepSeek-V3.2, GLM-5.x) the MTP layer keeps its own indexer K cache even where the target's last
+#   layers share one (GLM-5.2).
+# The MTP layer is a DeepSeek decoder layer (MLA), so kvplan shapes it like the target's last layer that runs its
+# own indexer (for a dense-MLA model, its last layer), priced by the same storage rules. Its weights are those the
+# checkpoint stores for it (model.layers.<num_hidden_layers + k>.*: that decoder layer's tensors, eh_proj, enorm,
+# hnorm and shared_head.norm); DeepseekV3MTPHead holds one RMSNorm and takes the target's lm_head in forward
+# (modeling_deepseekv3.py, read in the code index without a pinned commit), and the embeddings are taken as the
+# target's. With pipeline parallelism TensorRT-LLM puts the appended layers on the last PP rank (pyexecutor/
+# resource_manager.py `get_pp_layers`, seen in the code index at no commit this module pins); kvplan adds them to
+# the stage it sizes, the fullest. Other methods keep the note that the drafter is left out.
+
+TRTLLM_MTP_PIN = "011d0933"  # speculative/utils.py and llmapi/llm_args.py, read at this one commit
+TRTLLM_SPEC_UTILS = "tensorrt_llm/_torch/speculative/utils.py"
+TRTLLM_LLM_ARGS = "tensorrt_llm/llmapi/llm_args.py"
+# The architectures whose MTP layers kvplan sizes on TensorRT-LLM (which picks the model class by architectures[0]):
+# DeepSeek-style checkpoints, MLA decoder layers with the MTP layer stored after the last one as model.layers.<n + k>.*
+TRTLLM_MTP_ARCHITECTURES = ("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM", "GlmMoeDsaForCausalLM")
+_MTP_GLUE = ("eh_proj", "enorm", "hnorm", "shared_head.norm")
+
+
+def _flag(setup: Speculative, key: str, default: bool) -> bool:
+    """A boolean MTPDecodingConfig key given beside method and num_speculative_tokens (default: the config's)."""
+    import json
+
+    extra = json.loads(setup.extra_json) if setup.extra_json else {}
+    value = extra.get(key, default)
+    return bool(value) if isinstance(value, bool) else default
+
+
+def _mtp_refusal(what: str, hint: str | Text) -> UsageError:
+    return UsageError(Text("{speculative_config}: " + what), hint=hint, field="speculative_config")
+
+
+def _mtp_layer_count(inputs: SpeculativeInputs) -> tuple[int, str]:
+    """The MTP layers TensorRT-LLM appends to the target's KV cache and the mode that appends them (see above)."""
+    from kvplan.core.config import text_config
+
+    cfg = text_config(inputs.config)
+    model_type = str(cfg.get("model_type") or inputs.config.get("model_type") or "")
+    count = cfg.get("num_nextn_predict_layers", inputs.config.get("num_nextn_predict_layers"))
+    if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+        raise _mtp_refusal(
+            f"method mtp needs MTP layers, and this {model_type or 'model'} config has num_nextn_predict_layers = "
+            f"{count!r} (TensorRT-LLM's fallback of 1 layer when the key is absent, {TRTLLM_SPEC_UTILS}:557-558 at "
+            f"{TRTLLM_MTP_PIN}, would have no weights to load)",
+            "use a checkpoint with MTP layers, or another speculative method",
+        )
+    architectures = inputs.config.get("architectures") or []
+    named = str(architectures[0]) if architectures else "no architecture"
+    if named not in TRTLLM_MTP_ARCHITECTURES:
+        raise _mtp_refusal(
+            f"kvplan sizes TensorRT-LLM's MTP layers for DeepSeek-style MLA checkpoints only "
+            f"({' / '.join(TRTLLM_MTP_ARCHITECTURES)}), not {named}, whose MTP layers TensorRT-LLM would append to "
+            f"the target's KV cache manager ({TRTLLM_CONFIG_UTILS}:474-475 and :595 at {TRTLLM_PIN})",
+            Text("use {engine} vllm for MTP on this model, or plan without {speculative_config}"),
+        )
+    vanilla = _flag(inputs.setup, "use_mtp_vanilla", False)
+    one_model = _flag(inputs.setup, "mtp_eagle_one_model", True)
+    at = f"{TRTLLM_LLM_ARGS}:2660-2665 MTPDecodingConfig.spec_dec_mode at {TRTLLM_MTP_PIN}"
+    if count == 1 and not vanilla and not one_model:
+        raise _mtp_refusal(
+            f"mtp_eagle_one_model false selects TensorRT-LLM's two-model MTP-Eagle ({at}), whose drafter runs as a "
+            f"separate engine with its own KV cache ({TRTLLM_SPEC_UTILS}:444-452 get_num_spec_layers appends no layer "
+            "to the target's), which kvplan does not size",
+            "leave mtp_eagle_one_model at its default (true), or plan without {speculative_config}",
+        )
+    mode = "MTP-Eagle one-model" if count == 1 and not vanilla else "vanilla MTP"
+    return count, f"{mode} ({at}; {TRTLLM_SPEC_UTILS}:444-452 get_num_spec_layers)"
+
+
+def _trtllm_mtp(inputs: SpeculativeInputs) -> Speculative:
+    setup, shape = inputs.setup, inputs.shape
+    count, mode = _mtp_layer_count(inputs)
+    # the last layer that runs its own indexer (every MLA layer of a dense-MLA model): the MTP layer is always a
+    # full-indexer layer (llm_args.py:1006-1007)
+    full = [
+        i
+        for i, layer in enumerate(shape.layers)
+        if any(isinstance(c, L.MlaLatent) and (c.index_head_dim or not c.sparse) for c in layer)
+    ]
+    if not full:
+        raise _mtp_refusal(
+            "this config has no MLA layer to shape TensorRT-LLM's MTP layer on", "use another speculative method"
+        )
+    index = full[-1]
+    like = tuple(c for c in shape.layers[index] if isinstance(c, L.MlaLatent))
+    n, h = shape.num_layers, shape.hidden_size
+    copies = [(index, f"model.layers.{n + k}") for k in range(count)]
+    extra: list[tuple[str, tuple[int, ...], str]] = []
+    for k in range(count):
+        prefix = f"model.layers.{n + k}"
+        extra.append((f"{prefix}.eh_proj.weight", (h, 2 * h), "linear"))
+        extra += [(f"{prefix}.{norm}.weight", (h,), "norm") for norm in _MTP_GLUE[1:]]
+    nbytes = inputs.stored_bytes(copies, extra)
+    if nbytes:
+        weights_source = (
+            f"{count} x MTP layer as model.layers.{n}.*" + (" ..." if count > 1 else "") + " (decoder layer "
+            f"{index}'s tensors + the 2h x h eh_proj, enorm, hnorm and shared_head.norm), as the checkpoint's "
+            "quantization_config stores them; lm_head and embeddings the target's (DeepseekV3MTPHead takes the "
+            "target's lm_head)"
+        )
+        experts = inputs.expert_bytes(copies) or 0
+    else:
+        nbytes, weights_source, experts = (
+            None,
+            "the MTP layers' weights are not counted (the config's layers cannot be counted)",
+            0,
+        )
+    draft = setup.num_speculative_tokens
+    used = draft if mode.startswith("MTP-Eagle") else min(draft, count)
+    notes = [
+        f"MTP draft: {count} MTP layer(s) shaped like layer {index} join the target's KV cache "
+        f"(num_nextn_predict_layers = {count}, {mode}; appended as in {TRTLLM_CONFIG_UTILS}:474-475 and :595 at "
+        f"{TRTLLM_PIN})",
+        f"TensorRT-LLM drafts max_draft_len = {used} token(s) a step"
+        + (f" (vanilla MTP cuts {draft} to the checkpoint's {count} layers)" if used != draft else "")
+        + f" and keeps max_draft_len - 1 = {used - 1} extra KV token(s) a sequence ({TRTLLM_SPEC_UTILS}:514-523 "
+        f"get_num_extra_kv_tokens at {TRTLLM_MTP_PIN}), which kvplan does not count",
+    ]
+    if not mode.startswith("MTP-Eagle"):
+        notes.append(
+            f"vanilla MTP also holds an MTPHiddenStatesManager of hidden states for max_num_requests "
+            f"({TRTLLM_SPEC_UTILS}:319-331 at {TRTLLM_MTP_PIN}), which kvplan does not count"
+        )
+    return replace(
+        setup,
+        draft_caches=like * count,
+        draft_weights=nbytes,
+        draft_expert_weights=experts,
+        weights_source=weights_source,
+        notes=tuple(notes),
+    )
 
 
 def trtllm_speculative(inputs: SpeculativeInputs) -> Speculative:
-    """TensorRT-LLM's speculative decoding as kvplan plans it: `mtp` refused (its layers share the target's KV
-    pool: see above; Kimi's model runs no MTP at all, modeling_kimi_linear.py:75-76 at 00679c66), any other
-    method kept with the drafter left out and said so."""
+    """TensorRT-LLM's speculative decoding as kvplan plans it: `mtp` with the checkpoint's MTP layers in the
+    target's KV cache and their weights (see above; Kimi's model runs no MTP at all, modeling_kimi_linear.py:75-76
+    at 00679c66), any other method kept with the drafter left out and said so."""
     setup = inputs.setup
     if setup.method == "mtp":
         kda = any(isinstance(c, L.RecurrentState) and c.family == "kda" for c in inputs.shape.caches())
@@ -697,17 +848,9 @@ def trtllm_speculative(inputs: SpeculativeInputs) -> Speculative:
                 ),
                 field="speculative_config",
             )
-        raise UsageError(
-            Text(
-                "{speculative_config}: kvplan has no model of TensorRT-LLM's MTP, whose layers TensorRT-LLM appends "
-                "to the target's KV cache manager ({path}:474-475 and :590-595 at {commit}, get_num_spec_layers): "
-                "planned without them the KV cache would be undersized",
-                path=TRTLLM_CONFIG_UTILS,
-                commit=TRTLLM_PIN,
-            ),
-            hint=Text("use {engine} vllm for MTP, whose MTP layers kvplan sizes, or plan without {speculative_config}"),
-            field="speculative_config",
-        )
+        if any(isinstance(c, L.CompressedAttention) for c in inputs.shape.caches()):
+            return setup  # DeepSeek-V4: refused by its storage rules (dsv4_layout)
+        return _trtllm_mtp(inputs)
     return replace(
         setup,
         notes=(
@@ -715,6 +858,25 @@ def trtllm_speculative(inputs: SpeculativeInputs) -> Speculative:
             "speculative state slots are left out of the plan",
         ),
     )
+
+
+def draft_terms(b: BudgetInputs, held: int) -> list[BudgetTerm]:
+    """The budget row of the MTP layers' weights, loaded with the target before the KV cache is sized."""
+    if not held or b.speculative is None:
+        return []
+    return [
+        BudgetTerm(
+            "speculative_draft_weights",
+            -held,
+            f"the {b.speculative.method} drafter's weights: {b.speculative.weights_source} / tp {b.tp}",
+        )
+    ]
+
+
+def draft_weights_per_gpu(b: BudgetInputs) -> int:
+    """The MTP layers' weights on one GPU: / tp (the target's split; not read per tensor for the MTP layer)."""
+    spec = b.speculative
+    return (spec.draft_weights or 0) // b.tp if spec is not None else 0
 
 
 class TensorRtLlmServing(ServingModel):
@@ -729,7 +891,8 @@ class TensorRtLlmServing(ServingModel):
 
     def budget(self, b: BudgetInputs) -> tuple[list[BudgetTerm], int]:
         runtime = runtime_bytes(b.config)
-        free = b.profile.memory_bytes - b.weights_per_gpu - runtime
+        draft = draft_weights_per_gpu(b)
+        free = b.profile.memory_bytes - b.weights_per_gpu - draft - runtime
         lora_terms = []
         if b.lora is not None:
             pages, device, _, source = peft_cache(b, free)
@@ -746,6 +909,7 @@ class TensorRtLlmServing(ServingModel):
                 "execution context + runtime + decoder buffers: 9.18 GiB "
                 "logged for a vocab-151936 build (TensorRT-LLM #1188), scaled by vocab; approximation",
             ),
+            *draft_terms(b, draft),
             *lora_terms,
             BudgetTerm(
                 "free_fraction",
@@ -759,7 +923,7 @@ class TensorRtLlmServing(ServingModel):
         """The PEFT host cache: max_cpu_loras adapters' module-layers, else host_cache_size (1 GiB), in pages."""
         if b.lora is None:
             return None
-        free = b.profile.memory_bytes - b.weights_per_gpu - runtime_bytes(b.config)
+        free = b.profile.memory_bytes - b.weights_per_gpu - draft_weights_per_gpu(b) - runtime_bytes(b.config)
         pages, _, host, _ = peft_cache(b, free)
         held = pages.pages(host) * pages.page_bytes(DTYPE_BYTES[b.dtype])
         how = f"max_cpu_loras {b.lora.max_cpu_loras}" if b.lora.max_cpu_loras else "host_cache_size 1 GiB"
@@ -801,6 +965,13 @@ class TensorRtLlmServing(ServingModel):
         lora = lora_comment(f.budget.lora).removeprefix("  # ")
         if lora:
             comments.append(lora)
+        if f.speculative is not None and f.speculative.method == "mtp":
+            # trtllm-serve has no speculative option; MTPDecodingConfig's decoding_type "MTP" and max_draft_len
+            # (llm_args.py:2503-2504 at 011d0933) go in the YAML file
+            comments.append(
+                "MTP: set speculative_config {decoding_type: MTP, max_draft_len: "
+                f"{f.speculative.num_speculative_tokens}}} in the YAML file given to --config"
+            )
         return line + ("  # " + "; ".join(comments) if comments else "")  # one shell comment, as SGLang's
 
 
