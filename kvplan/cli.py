@@ -1294,6 +1294,32 @@ def recommend(
             show_default=False,
         ),
     ] = None,
+    mamba_full_memory_ratio: Annotated[
+        Optional[float],
+        typer.Option(
+            "--mamba-full-memory-ratio",
+            help="SGLang: a Mamba / linear-attention hybrid's state memory over its full-attention KV memory "
+            "(default 0.9): the budget's split between state slots and KV tokens.",
+            show_default=False,
+        ),
+    ] = None,
+    max_mamba_cache_size: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-mamba-cache-size",
+            help="SGLang: a hybrid's Mamba state slots, instead of sizing them by --mamba-full-memory-ratio.",
+            show_default=False,
+        ),
+    ] = None,
+    mamba_ssm_dtype: Annotated[
+        Optional[str],
+        typer.Option(
+            "--mamba-ssm-dtype",
+            help="SGLang: a hybrid's SSM state dtype, float32, bfloat16 or float16 (default: the config's "
+            "mamba_ssm_dtype, else float32).",
+            show_default=False,
+        ),
+    ] = None,
     share_gpu_with: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -1418,6 +1444,9 @@ def recommend(
         lora_target_modules=lora_target_modules,
         limit_mm_per_prompt=limit_mm_per_prompt,
         gpu_used_by_others=shared.bytes if shared is not None else None,
+        mamba_full_memory_ratio=mamba_full_memory_ratio,
+        max_mamba_cache_size=max_mamba_cache_size,
+        mamba_ssm_dtype=mamba_ssm_dtype,
     )
     layout: dict[str, Any] = dict(
         gpus=positive("--gpus", gpus),

@@ -122,8 +122,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.heavy)
 
 
-# Engine source trees (an unpacked vLLM or SGLang sdist, a TensorRT-LLM checkout at a commit) that tests citing
-# file:line check their citations against; absent on CI, where those checks skip.
+# Engine source trees that tests citing file:line check their citations against; absent on CI, where those checks
+# skip. vllm-X: `pip download --no-deps --no-binary :all: --no-clean vllm==X` (the unpacked sdist); sglang-0.5.23:
+# the wheel unzipped; llama.cpp-0c1e57098: vendor/llama.cpp of the llama-cpp-python 0.3.36 sdist (that commit);
+# TensorRT-LLM-<commit>, sglang-Fridge003-<commit>: the files at that commit of the repository.
 ENGINE_SOURCES = Path(os.environ.get("KVPLAN_ENGINE_SOURCES", "/work/src"))
 
 

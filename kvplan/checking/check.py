@@ -88,6 +88,9 @@ PLAN_KEYS = {
     "lora_dtype": "lora_dtype",
     "lora_target_modules": "lora_target_modules",
     "limit_mm_per_prompt": "limit_mm_per_prompt",
+    "mamba_full_memory_ratio": "mamba_full_memory_ratio",
+    "max_mamba_cache_size": "max_mamba_cache_size",
+    "mamba_ssm_dtype": "mamba_ssm_dtype",
 }
 
 
@@ -412,6 +415,12 @@ class _Evaluator:
             args["gpu_used_by_others"] = d.gpu_used_by_others
         if d.limit_mm_per_prompt is not None:  # vLLM's items per prompt by modality (0: no tower)
             args["limit_mm_per_prompt"] = d.limit_mm_per_prompt
+        if d.mamba_full_memory_ratio is not None:  # SGLang's state / full-attention split of a hybrid's budget
+            args["mamba_full_memory_ratio"] = d.mamba_full_memory_ratio
+        if d.max_mamba_cache_size is not None:
+            args["max_mamba_cache_size"] = d.max_mamba_cache_size
+        if d.mamba_ssm_dtype is not None:
+            args["mamba_ssm_dtype"] = d.mamba_ssm_dtype
         if d.enable_lora or any(v is not None for v in lora.values()):  # LoRA serving: the `lora` budget row
             args.update(enable_lora=True, **{k: v for k, v in lora.items() if v is not None})
         args.update(over)
@@ -550,7 +559,8 @@ def _check_one(
     fraction = None if headroom is None or avail <= 0 else headroom / avail
 
     binding, detail = None, None
-    if not rec.fits:
+    # an engine that cannot build its state pool does not start, whatever the KV figures (SGLang's hybrids)
+    if not rec.fits and rec.startup_rule != "mamba_state":
         if avail <= 0:
             binding = "weights"
             weights = format_bytes(rec.weights_bytes) if rec.weights_bytes is not None else "the weights"
@@ -573,7 +583,8 @@ def _check_one(
             )
     elif rec.startup_error and rec.startup_rule != "tp_heads":  # TP vs heads is lint's (tp-heads; --strict fails)
         binding = "startup"
-        detail = f"vLLM {rec.vllm_version} would not start: {rec.startup_error}"
+        release = f"vLLM {rec.vllm_version}" if rec.vllm_version else rec.engine  # SGLang's hybrids: no release
+        detail = f"{release} would not start: {rec.startup_error}"
     elif rec.host_fits is False:  # an offload tier runs the host out of RAM or /dev/shm (kvplan.engines.offload)
         binding = "host_memory"
         detail = rec.host_detail

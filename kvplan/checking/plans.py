@@ -85,6 +85,9 @@ KEYS = (
     "lora_dtype",
     "lora_target_modules",
     "limit_mm_per_prompt",
+    "mamba_full_memory_ratio",
+    "max_mamba_cache_size",
+    "mamba_ssm_dtype",
     "share_gpu_with",
 )
 REQUIRED = ("name", "model", "gpu", "max_model_len")
@@ -155,6 +158,10 @@ class Deployment:
     lora_dtype: str | None = None
     lora_target_modules: str | None = None  # comma-separated PEFT names, or all
     limit_mm_per_prompt: str | None = None  # vLLM's JSON object (a plan's mapping is written as one)
+    # SGLang's split of a Mamba / linear-attention hybrid's budget (kvplan.engines.sglang.sglang_mamba_pool)
+    mamba_full_memory_ratio: float | None = None
+    max_mamba_cache_size: int | None = None
+    mamba_ssm_dtype: str | None = None
     # the deployments of the same plan already running on this one's GPUs (kvplan.checking.check: their memory is
     # in use when it starts); `gpu_used_by_others` is what they hold per GPU, filled in by check
     share_gpu_with: tuple[str, ...] = ()
@@ -632,6 +639,9 @@ def build_deployment(
         lora_dtype=get("lora_dtype", r.text),
         lora_target_modules=get("lora_target_modules", r.names),
         limit_mm_per_prompt=get("limit_mm_per_prompt", r.mm_limits),
+        mamba_full_memory_ratio=get("mamba_full_memory_ratio", r.number),
+        max_mamba_cache_size=get("max_mamba_cache_size", r.integer),
+        mamba_ssm_dtype=get("mamba_ssm_dtype", r.text),
         share_gpu_with=get("share_gpu_with", r.deployment_names, ()),
         profiles_dir=profiles_dir,
         notes=notes,

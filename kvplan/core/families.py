@@ -350,13 +350,15 @@ _TABLE = (
     ),
     Family("minimax_m2", shape="minimax_m2", weights="minimax_m2", defaults={"head_dim": 128, "vocab_size": 200064}),
     Family("minimax", shape="minimax", weights=None),
-    # transformers 5.24 knows MiniMax-M3 only as the minimax_m3_vl wrapper of a minimax_m3_vl_text model: every
-    # spelling reads the same caches (kvplan.core.shapes.minimax_m3)
+    # transformers 5.24 knows MiniMax-M3 only as the minimax_m3_vl wrapper of a minimax_m3_vl_text model; vLLM 0.33's
+    # own config names its text backbone minimax_m3_text (vllm/transformers_utils/configs/minimax_m3.py:14, built
+    # from the wrapper's text_config dict at :141-143): every spelling reads the same caches
+    # (kvplan.core.shapes.minimax_m3)
     Family(
         "minimax_m3",
         shape="minimax_m3",
         weights="minimax_m3",
-        aliases=("minimax_m3_vl_text", "minimax_m3_vl"),
+        aliases=("minimax_m3_vl_text", "minimax_m3_vl", "minimax_m3_text"),
         # MiniMaxM3VLTextConfig's defaults (transformers 5.24 configuration_minimax_m3_vl.py)
         defaults={"vocab_size": 200064, "head_dim": 128, "index_n_heads": 4, "index_head_dim": 128},
     ),

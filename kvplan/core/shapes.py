@@ -51,6 +51,18 @@ KV_SHARED_LAYERS = "kv_shared_layers"
 CHECKPOINT_FP8_KV = "checkpoint_fp8_kv"
 # The config's `learnable_sink`: learnable attention sinks on DSA layers (HunYuan V4), which SGLang keeps in bfloat16
 LEARNABLE_SINK = "learnable_sink"
+# MiniMax-M3 configs whose sparse layers `layer_types` names where `sparse_attention_config.sparse_attention_freq` is
+# missing or names others: transformers reads layer_types first, vLLM and SGLang the freq list only
+# (kvplan.engines.base.refuse_m3_layer_types)
+M3_SPARSE_FROM_LAYER_TYPES = "minimax_m3_sparse_layers_from_layer_types"
+# MiniMax-M3 configs without `sparse_attention_config.sparse_disable_index_value`: SGLang's pool then keeps an index
+# value beside each index key (kvplan.engines.sglang)
+M3_INDEX_VALUES = "minimax_m3_index_values_not_disabled"
+# MiniMax-M3 text configs of model_type minimax_m3_vl_text: transformers' MiniMaxM3VLTextConfig pops
+# `sparse_attention_config` in __post_init__ (configuration_minimax_m3_vl.py:123 / :122 / :121 / :120 in transformers
+# 5.16.1 / 5.19.0 / 5.20.2 / 5.24.0), so an engine that builds the config object through it and then reads that key
+# finds none (kvplan.engines.base.refuse_m3_dropped_sparse_config)
+M3_TEXT_DROPS_SPARSE_CONFIG = "minimax_m3_text_config_drops_sparse_attention_config"
 
 
 @dataclass(frozen=True)
@@ -834,6 +846,8 @@ def minimax_m3_sparse_layers(cfg: dict) -> list[bool]:
     given, else `sparse_attention_config.sparse_attention_freq` (1: sparse), else no sparse layer."""
     n = num_layers(cfg)
     types = cfg.get("layer_types")
+    sparse = cfg.get("sparse_attention_config")
+    freq = sparse.get("sparse_attention_freq") if isinstance(sparse, dict) else None
     if types is not None:
         names = {"minimax_m3_sparse": True, "full_attention": False}
         if not isinstance(types, list) or len(types) != n:
@@ -847,8 +861,6 @@ def minimax_m3_sparse_layers(cfg: dict) -> list[bool]:
                 hint="transformers' MiniMax-M3 knows: " + ", ".join(names),
             )
         return [names[str(t)] for t in types]
-    sparse = cfg.get("sparse_attention_config")
-    freq = sparse.get("sparse_attention_freq") if isinstance(sparse, dict) else None
     if freq is None:
         return [False] * n
     if not isinstance(freq, list) or len(freq) != n:
@@ -1104,6 +1116,22 @@ def _read_shape(config: dict[str, Any], assume_llama: bool) -> ModelShape:
         features.add(WINDOW_IS_SIZE_PLUS_ONE)
     if family is not None and family.shape == "gemma4" and int(cfg.get("num_kv_shared_layers") or 0):
         features.add(KV_SHARED_LAYERS)
+    if (
+        family is not None
+        and family.shape == "minimax_m3"
+        and any(isinstance(c, L.IndexKeys) for layer in layer_caches for c in layer)
+    ):
+        sparse = cfg.get("sparse_attention_config")
+        sparse = sparse if isinstance(sparse, dict) else {}
+        freq = sparse.get("sparse_attention_freq")
+        by_freq = [bool(f) for f in freq] if isinstance(freq, list) else None
+        by_layers = [any(isinstance(c, L.IndexKeys) for c in layer) for layer in layer_caches]
+        if by_freq != by_layers:  # the sparse layers are layer_types' (transformers' reading), not the freq list's
+            features.add(M3_SPARSE_FROM_LAYER_TYPES)
+        if sparse.get("sparse_disable_index_value") is None:
+            features.add(M3_INDEX_VALUES)
+        if cfg.get("model_type") == "minimax_m3_vl_text":
+            features.add(M3_TEXT_DROPS_SPARSE_CONFIG)
     if config.get("quantization_config") or cfg.get("quantization_config"):
         features.add(QUANTIZED)
         if checkpoint_fp8_kv(config.get("quantization_config") or cfg.get("quantization_config")):

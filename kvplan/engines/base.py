@@ -11,6 +11,7 @@ from fractions import Fraction
 from typing import Protocol
 
 from kvplan.core import specs as L
+from kvplan.core.shapes import M3_SPARSE_FROM_LAYER_TYPES, M3_TEXT_DROPS_SPARSE_CONFIG
 from kvplan.core.units import cdiv
 from kvplan.core.units import split_exact as split_exact  # re-exported: engines import it from here
 from kvplan.errors import Text, UsageError
@@ -74,6 +75,10 @@ class Request:
 
     `dcp` is the decode-context-parallel size: the ranks of one TP group that split the token positions of the
     caches the engine shards that way (vLLM's `--decode-context-parallel-size`; 1: none).
+
+    `mamba_full_memory_ratio` and `max_mamba_cache_size` are SGLang's split of a hybrid's KV budget between its
+    Mamba / linear-attention state pool and its full-attention pool (None: SGLang's own; read by
+    kvplan.engines.sglang only).
     """
 
     seq_len: int
@@ -99,6 +104,9 @@ class Request:
     # the GPU's vendor from its hardware profile ("nvidia", "amd", "generic"; None: no GPU given): what an engine
     # that runs a cache on CUDA only refuses elsewhere (SGLang's nvfp4)
     vendor: str | None = None
+    mamba_full_memory_ratio: float | None = None
+    max_mamba_cache_size: int | None = None
+    mamba_ssm_dtype: str | None = None  # SGLang's --mamba-ssm-dtype (None: the config's, else float32)
 
 
 @dataclass(frozen=True)
@@ -247,6 +255,41 @@ MINIMAX_M3_CONFIG_TYPES = ("minimax_m3_vl", "minimax_m3_vl_text")
 PUBLISHED_M3_ARCHITECTURE = "MiniMaxM3ForCausalLM"
 
 
+def refuse_m3_layer_types(engine: str, features: frozenset[str], where: str) -> None:
+    """MiniMax-M3 configs whose sparse layers `layer_types` names against or without `sparse_attention_freq`
+    (`M3_SPARSE_FROM_LAYER_TYPES`: transformers' reading): an engine that picks them from `sparse_attention_config.sparse_attention_freq` alone (`where`: its
+    source and what it does without the list) is refused rather than sized on layers it would not build."""
+    if M3_SPARSE_FROM_LAYER_TYPES in features:
+        raise UsageError(
+            f"{engine} picks MiniMax-M3's sparse layers from `sparse_attention_config.sparse_attention_freq` only "
+            f"({where}), which this config lacks or contradicts: its `layer_types` names them, as transformers "
+            "reads them",
+            hint=Text(
+                "add sparse_attention_config.sparse_attention_freq (1 on each minimax_m3_sparse layer) to the "
+                "config, or use {engine} transformers"
+            ),
+            field="engine",
+        )
+
+
+def refuse_m3_dropped_sparse_config(engine: str, features: frozenset[str], built: bool, where: str) -> None:
+    """A MiniMax-M3 text config of model_type minimax_m3_vl_text (`M3_TEXT_DROPS_SPARSE_CONFIG`) that the engine
+    builds through transformers' MiniMaxM3VLTextConfig (`built`), which drops `sparse_attention_config`, where the
+    engine then reads that key (`where`: its source and what it does without it): refused rather than sized with
+    sparse layers the engine would not build."""
+    if built and M3_TEXT_DROPS_SPARSE_CONFIG in features:
+        raise UsageError(
+            f"{engine} would not see this config's `sparse_attention_config`: its text model_type minimax_m3_vl_text "
+            "is built by transformers' MiniMaxM3VLTextConfig, whose __post_init__ pops that key "
+            f"(configuration_minimax_m3_vl.py:122 in transformers 5.19.0, :121-123 in 5.16.1-5.20.2), and {where}",
+            hint=Text(
+                "pass the checkpoint's minimax_m3_vl config (the text model in text_config, no text model_type), "
+                "or use {engine} transformers"
+            ),
+            field="engine",
+        )
+
+
 def refuse_index_keys(
     engine: str,
     caches: list[L.Layer],
@@ -256,6 +299,7 @@ def refuse_index_keys(
     model_type: str | None = None,
     loader: str = "",
     registry: str = "",
+    sized: bool = False,
 ) -> None:
     """Engines whose storage of a sparse indexer's own key cache beside GQA K/V (MiniMax-M3, `IndexKeys`) kvplan
     has not read refuse the model in one line instead of sizing the keys as nothing.
@@ -264,7 +308,8 @@ def refuse_index_keys(
     against `MINIMAX_M3_CONFIG_TYPES` when given. When the config names no served architecture or a model_type
     the engine's config loader cannot build, the engine does not load it as written, and the message says which
     string fails where (`loader`, `registry`: the engine's source for each). `why`: the engine's own storage
-    kvplan has not modelled (said when the engine would load the config)."""
+    kvplan has not modelled (said when the engine would load the config). `sized`: the engine's storage model
+    sizes the layout of a config it serves (vLLM 0.33), so only an unserved config is refused."""
     if not any(isinstance(c, L.IndexKeys) for c in caches):
         return
     reasons = []
@@ -286,14 +331,18 @@ def refuse_index_keys(
         )
     if reasons:
         message = f"{engine} does not serve this config as written: " + "; ".join(reasons)
+    elif sized:
+        return
     else:
         message = f"kvplan's {engine} storage model does not size MiniMax-M3's indexer key cache yet" + (
             f": {why}" if why else ""
         )
-    raise UsageError(
-        message,
-        hint=Text(
-            "use {engine} transformers for this model: it sizes minimax_m3 from transformers' real cache tensors"
-        ),
-        field="engine",
-    )
+    hint = "use {engine} transformers for this model: it sizes minimax_m3 from transformers' real cache tensors"
+    if reasons and sized:
+        # the engine sizes the layout it serves: say what a config it loads names (vllm-0.33.0 tests/models/
+        # registry.py:450-454 and :1165-1169 test MiniMaxAI/MiniMax-M3 under both MiniMaxM3Sparse* architectures)
+        hint += (
+            f"; or pass a minimax_m3_vl config with the text model in text_config and architectures {served[-1]}, "
+            "as vLLM's tests load MiniMaxAI/MiniMax-M3"
+        )
+    raise UsageError(message, hint=Text(hint), field="engine")

@@ -34,6 +34,9 @@ BLOCK_SIZE = "block_size"
 PREFIX_CACHING = "prefix_caching"
 LIMIT_MM_PER_PROMPT = "limit_mm_per_prompt"
 ASYNC_SCHEDULING = "async_scheduling"
+MAMBA_FULL_MEMORY_RATIO_OPTION = "mamba_full_memory_ratio"  # SGLang's split of a hybrid's budget
+MAX_MAMBA_CACHE_SIZE_OPTION = "max_mamba_cache_size"
+MAMBA_SSM_DTYPE_OPTION = "mamba_ssm_dtype"
 DEFAULT_UTILIZATION = 0.9
 
 
@@ -144,6 +147,9 @@ class BudgetInputs:
     # items per prompt by modality (vLLM's --limit-mm-per-prompt; None: the engine's default)
     limit_mm_per_prompt: dict[str, int] | None = None
     max_model_len: int = 0  # the plan's max_model_len (0: not given to the budget)
+    # the plan's request (one of max_model_len at the budget's TP, in its KV dtype and block size; None: not given),
+    # for the fixed per-sequence costs an engine prices from its storage model
+    request: Request | None = None
 
     @property
     def dtype(self) -> str:
@@ -285,6 +291,9 @@ class FlagInputs:
     speculative: Speculative | None = None  # the speculative-decoding setup given (None: none)
     offload_flags: str = ""  # the planned engine's offload options (kvplan.engines.offload.serve_flags), " --..."
     layout: Layout = Layout()  # DP, DCP and expert parallelism (written by the engines that model them)
+    mamba_full_memory_ratio: float | None = None  # SGLang's --mamba-full-memory-ratio given (None: its default)
+    max_mamba_cache_size: int | None = None  # SGLang's --max-mamba-cache-size given (None: from the ratio)
+    mamba_ssm_dtype: str | None = None  # SGLang's --mamba-ssm-dtype given (None: the config's)
 
     @property
     def fp8(self) -> bool:

@@ -9,15 +9,19 @@
   most `window` tokens there;
 - Mamba-style states: a per-request pool; conv state `(conv_kernel - 1) x channels` in bf16 (its
   SGLANG_MAMBA_CONV_DTYPE default, whatever the model dtype), SSM state in the config's `mamba_ssm_dtype`
-  (Qwen3.5), else float32 (SGLang's default); Mamba2 groups TP does not divide are replicated;
+  (Qwen3.5; --mamba-ssm-dtype over it), else float32 (SGLang's default); Mamba2 groups TP does not divide are
+  replicated; the serving model splits a hybrid's budget as SGLang does (`sglang_mamba_pool`: max_mamba_cache_size
+  slots by --mamba-full-memory-ratio 0.9 first, the full-attention tokens from the rest, the PP stages' MIN, the
+  running requests capped by the slots), and refuses PP for the hybrids SGLang runs on one stage (NO_PP_HYBRIDS);
 - KV dtypes: auto, bf16, fp16, fp32, fp8_e4m3, fp8_e5m2 (no scales stored); nvfp4 for full-attention models and
   the full-attention layers of hybrid linear-attention ones on Blackwell (`nvfp4_layer_bytes`: FP4 K/V, one fp8
   scale per 16 values in each scale layout the backends read, FlashInfer's fp8 dequant workspace: `nvfp4_path`, by
   the backend a hybrid's model override sets, `fp4_attention_backend`), never MLA (SGLang decodes nvfp4 on
   trtllm_mha, which refuses MLA); fp4_mx_block16, SGLang's block-16 recipe and an SGLang-only kvplan KV dtype
   (`fp4_mx_layer_bytes`, MLA `fp4_mla_layer_bytes` in MLATokenToKVPoolFP4), where SGLang's default backend reads
-  it: SM100 (trtllm_mha; flashinfer for dense MLA without a backend override), refused elsewhere naming the flag; `auto`
-  is the model dtype except where SGLang picks its own (`auto_kv_dtype`: DSA models on SM100+, FP8 checkpoints).
+  it: SM100 (trtllm_mha; flashinfer for dense MLA without a backend override), refused elsewhere naming the flag;
+  `auto` is the model dtype except where SGLang picks its own (`auto_kv_dtype`: DSA models on SM100+, FP8
+  checkpoints, DeepSeek-V4).
 - DeepSeek-V4 (DSV4PoolConfigurator, model_executor/pool_configurator.py:1067-1719): the CUDA FlashMLA V4 layout
   (585 B a token slot after the page pad), a paged SWA pool of 0.1 x the full tokens on every layer with the c4
   compress state, CSA entries + FP8 indexer keys per 4 tokens, HCA entries per 128, 256-token pages, the c128
@@ -49,7 +53,14 @@ from kvplan.core import specs as L
 from kvplan.core.bisection import largest
 from kvplan.core.config import text_config
 from kvplan.core.lora import decoder_modules
-from kvplan.core.shapes import CHECKPOINT_FP8_KV, KV_SHARED_LAYERS, LEARNABLE_SINK, ModelShape
+from kvplan.core.shapes import (
+    CHECKPOINT_FP8_KV,
+    KV_SHARED_LAYERS,
+    LEARNABLE_SINK,
+    M3_INDEX_VALUES,
+    QUANTIZED,
+    ModelShape,
+)
 from kvplan.core.units import DTYPE_BYTES, cdiv, fp8_block_scaled_bytes, short_dtype
 from kvplan.engines.base import (
     MINIMAX_M3_SERVED,
@@ -60,10 +71,16 @@ from kvplan.engines.base import (
     kv_heads_per_rank,
     pipeline_stages,
     refuse_index_keys,
+    refuse_m3_dropped_sparse_config,
+    refuse_m3_layer_types,
     window_tokens,
 )
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
 from kvplan.engines.serving import (
+    GPU_MEMORY_UTILIZATION,
+    MAMBA_FULL_MEMORY_RATIO_OPTION,
+    MAMBA_SSM_DTYPE_OPTION,
+    MAX_MAMBA_CACHE_SIZE_OPTION,
     BudgetInputs,
     BudgetTerm,
     Fit,
@@ -73,6 +90,8 @@ from kvplan.engines.serving import (
     LoraSettings,
     ServingModel,
     SpeculativeInputs,
+    Startup,
+    StartupInputs,
 )
 from kvplan.errors import Text, UsageError
 
@@ -84,9 +103,14 @@ class SglangEngine:
     name = "sglang"
     follows = "SGLang 0.5 (model_runner cell_size, SWA and Mamba pools; DSA pool as in 0.5.23)"
 
-    def __init__(self, architectures: tuple[str, ...] = (), model_type: str | None = None) -> None:
+    def __init__(
+        self, architectures: tuple[str, ...] = (), model_type: str | None = None, features: frozenset[str] = frozenset()
+    ) -> None:
         self.architectures = architectures  # the config's: SGLang picks GLM's DSA backends on SM120 by it
         self.model_type = model_type  # the config's: SGLang builds MiniMax-M3 only from MINIMAX_M3_CONFIG_TYPES
+        # the shape's features: a quantized checkpoint (MiniMax-M3's NVFP4 pool), MiniMax-M3's layer pattern source
+        # and index values
+        self.features = features
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         if any(isinstance(c, L.RecurrentState) and c.family == "lightning" for c in caches):
@@ -96,17 +120,40 @@ class SglangEngine:
                 hint=Text("use {engine} transformers for this model"),
                 field="engine",
             )
+        if "JambaForCausalLM" in self.architectures:
+            raise UsageError(
+                "SGLang 0.5.23 does not serve Jamba: srt/models has no JambaForCausalLM, and its Transformers fallback "
+                "refuses a model whose Transformers class is not backend-compatible (srt/model_loader/utils.py:181-187; "
+                "transformers' JambaPreTrainedModel does not set _supports_attention_backend)",
+                hint=Text("use {engine} vllm or transformers for this model"),
+                field="engine",
+            )
+        self._check_mamba(req)
         refuse_index_keys(
             "SGLang 0.5.23",
             caches,
             self.architectures,
             MINIMAX_M3_SERVED,
-            "it keeps them in MiniMaxSparseKVPool beside the K/V pool (srt/mem_cache/kv_cache_configurator.py:2572-2576; "
-            "cell size model_executor/pool_configurator.py:413), whose layout kvplan has not read",
             model_type=self.model_type,
             loader="srt/configs/minimax_vl.py:61-62, srt/utils/hf_transformers/config.py:228-233",
             registry="srt/models/minimax_m3.py:2274, minimax_m3_vl.py:479, fallback srt/model_loader/utils.py:143-161",
+            sized=True,
         )
+        if any(isinstance(c, L.IndexKeys) for c in caches):
+            refuse_m3_layer_types(
+                "SGLang 0.5.23",
+                self.features,
+                "srt/configs/model_config.py:460-461 indexes it unconditionally",
+            )
+            # SGLang builds a wrapper's text_config through CONFIG_MAPPING by its model_type (srt/configs/
+            # minimax_vl.py:10-23, :44), a top-level one through AutoConfig: either way transformers' class
+            refuse_m3_dropped_sparse_config(
+                "SGLang 0.5.23",
+                self.features,
+                True,
+                "SGLang then fails at start-up (srt/configs/model_config.py:446-458: 'Could not find sparse config')",
+            )
+            self._check_minimax_m3(req)
         if any(isinstance(c, L.CompressedAttention) for c in caches):
             self._check_v4(caches, req)
         if req.kv_dtype in FP4_KV_DTYPES:
@@ -122,6 +169,86 @@ class SglangEngine:
                 "kvplan has not checked SGLang's DSA backends with an fp8_e5m2 cache (they pick by fp8_e4m3)",
                 hint=Text("use {kv_dtype} fp8_e4m3 or auto for this model"),
                 field="kv_dtype",
+            )
+
+    def _check_minimax_m3(self, req: Request) -> None:
+        """What kvplan has read of SGLang 0.5.23's MiniMax-M3 pool (MiniMaxSparseKVPool, srt/mem_cache/
+        kv_cache_configurator.py:2572): not the packed pool of NVFP4 checkpoints on Blackwell (MiniMaxM3Nvfp4KVPool,
+        :2573-2576, chosen by `uses_minimax_m3_nvfp4_native_stack`, configs/model_config.py:434-443, from the
+        checkpoint's quantization, arg_groups/model_overrides/minimax_m3.py:18-34), so a quantized checkpoint is
+        refused; nor the draft pool of a speculative setup."""
+        if QUANTIZED in self.features:
+            raise UsageError(
+                "kvplan sizes SGLang's MiniMax-M3 pool for unquantized checkpoints only: an NVFP4 checkpoint on "
+                "Blackwell gets MiniMaxM3Nvfp4KVPool instead (srt/mem_cache/kv_cache_configurator.py:2573-2576, "
+                "configs/model_config.py:434-443, arg_groups/model_overrides/minimax_m3.py:18-34), whose packed "
+                "layout kvplan has not read",
+                hint=Text("plan the bf16 checkpoint, or use {engine} vllm"),
+                field="engine",
+            )
+        if req.speculative is not None:
+            raise UsageError(
+                "kvplan has not read SGLang's draft pool for MiniMax-M3",
+                hint=Text("plan this model without {speculative_config}"),
+                field="speculative_config",
+            )
+
+    @staticmethod
+    def _minimax_index_key_bytes(req: Request) -> int:
+        """Bytes of one MiniMax-M3 indexer key element (`get_minimax_sparse_index_dtype`, srt/mem_cache/
+        memory_pool.py:5831-5844): the KV dtype (fp8) when the KV cache is fp8_e4m3 on Hopper (:5838-5841), or on
+        SM100 (compute capability 10.x, srt/utils/common.py:309-313), where an unset attention backend becomes
+        trtllm_mha for fp8_e4m3 (arg_groups/model_overrides/minimax_m3.py:147-158) and that turns on the fp8
+        attention GEMMs that store the index keys in fp8 (server_args.py:592-610); else the model dtype. Without a
+        GPU, fp8_e4m3 is taken as on Hopper (as for DSA)."""
+        major = int(str(req.compute_capability).split(".")[0]) if req.compute_capability else None
+        if req.kv_dtype == "fp8_e4m3" and major in (None, 9, 10):
+            return 1
+        return int(DTYPE_BYTES[req.model_dtype])
+
+    def _check_mamba(self, req: Request) -> None:
+        """SGLang's Mamba-state settings and the hybrids it runs on one pipeline stage only (NO_PP_HYBRIDS: the
+        model asserts it is both the first and the last PP rank)."""
+        where = NO_PP_HYBRIDS.get(self.architectures[0] if self.architectures else "")
+        if req.pp > 1 and where is not None:
+            raise UsageError(
+                f"SGLang 0.5.23 runs {self.architectures[0]} on one pipeline stage only ({where}: assert "
+                "self.pp_group.is_first_rank and self.pp_group.is_last_rank)",
+                hint=Text("use {pp} 1 (split the model with {tp} instead)"),
+                field="pp",
+            )
+        ratio, size = req.mamba_full_memory_ratio, req.max_mamba_cache_size
+        if req.mamba_ssm_dtype is not None and req.mamba_ssm_dtype not in _SGLANG_SSM_DTYPES:
+            raise UsageError(
+                Text(
+                    "{mamba_ssm_dtype} {d} is not one of SGLang's choices (float32, bfloat16, float16: sglang-0.5.23 "
+                    "srt/arg_groups/fields/exec_.py:490-496)",
+                    d=req.mamba_ssm_dtype,
+                ),
+                hint=Text("use {mamba_ssm_dtype} float32, bfloat16 or float16"),
+                field="mamba_ssm_dtype",
+            )
+        if ratio is not None and not ratio > 0:
+            raise UsageError(
+                Text(
+                    "{mamba_full_memory_ratio} {r:g} leaves SGLang no Mamba state slots: it fails to start with "
+                    "'Not enough GPU memory for hybrid (mamba/linear-attention) state cache' (sglang-0.5.23 "
+                    "srt/mem_cache/kv_cache_configurator.py:3350-3402)",
+                    r=ratio,
+                ),
+                hint=Text("give {mamba_full_memory_ratio} above 0 (SGLang's default is 0.9)"),
+                field="mamba_full_memory_ratio",
+            )
+        if size is not None and size <= 0:
+            raise UsageError(
+                Text(
+                    "{max_mamba_cache_size} {k} gives SGLang no Mamba state slots: it fails to start with 'Not "
+                    "enough GPU memory for hybrid (mamba/linear-attention) state cache' (sglang-0.5.23 "
+                    "srt/mem_cache/kv_cache_configurator.py:3303-3307, :3392-3402)",
+                    k=size,
+                ),
+                hint=Text("give {max_mamba_cache_size} 1 or more, or leave it to SGLang's ratio"),
+                field="max_mamba_cache_size",
             )
 
     def _check_v4(self, caches: list[L.Layer], req: Request) -> None:
@@ -174,9 +301,10 @@ class SglangEngine:
 
     def layer_stages(self, shape: ModelShape, pp: int) -> list[range]:
         """The layers of each pipeline stage the estimate prices: SGLang's own split (`sglang_pp_stages`, the last
-        stages take the extra layers) for DeepSeek-V4, whose pools are sized per SGLang stage; vLLM's split
-        (`pipeline_stages`) for the other models, as before."""
-        if any(isinstance(c, L.CompressedAttention) for c in shape.caches()):
+        stages take the extra layers) for DeepSeek-V4 and the Mamba / linear-attention hybrids, whose pools are
+        sized per SGLang stage (make_pp_layers, srt/utils/common.py:1680-1705, splits by get_pp_indices); vLLM's
+        split (`pipeline_stages`) for the other models, as before."""
+        if any(isinstance(c, (L.CompressedAttention, L.RecurrentState)) for c in shape.caches()):
             return sglang_pp_stages(shape.num_layers, pp)
         return pipeline_stages(shape.num_layers, pp)
 
@@ -256,6 +384,15 @@ class SglangEngine:
         if isinstance(cache, L.MlaLatent) and cache.sparse:
             per_token = Fraction(self._sparse_mla_bytes(cache, req))
             return cache.kind, int(per_token * req.seq_len * req.batch), per_token, req.seq_len
+        if isinstance(cache, L.IndexKeys):
+            # MiniMaxSparseKVPool's cell (model_executor/pool_configurator.py:410-490): K and V of every layer as
+            # any GQA layer, plus on each sparse layer whose index value is disabled (MiniMax-M3's: every one,
+            # kvplan.core.shapes.minimax_m3) one index key of sparse_index_dim (:483-487), one head on every rank
+            # without `sparse_disable_index_value` no sparse layer is k-only: each also holds an index value
+            # (get_minimax_sparse_disable_value_layer_ids, configs/model_config.py:467-471; :484 `num_indexer_kv * 2`)
+            sides = 2 if M3_INDEX_VALUES in self.features else 1
+            per_token = Fraction(sides * cache.head_dim * self._minimax_index_key_bytes(req))
+            return cache.kind, int(per_token * req.seq_len * req.batch), per_token, req.seq_len
         if isinstance(cache, L.MlaLatent):
             per_token = cache.bytes_per_token(kv_bytes)
             return cache.kind, int(per_token * req.seq_len * req.batch), per_token, req.seq_len
@@ -268,6 +405,9 @@ class SglangEngine:
             # groups that TP does not divide are replicated so each shard has its own (configs/mamba_utils.py:218-225
             # `Mamba2StateShape.create`)
             own = cache.ssm_dtype if cache.family == "gated_deltanet" else None
+            # --mamba-ssm-dtype sets SGLANG_MAMBA_SSM_DTYPE (arg_groups/serving_hook.py:439-440), which overrides
+            # the config's for every pool (configs/mamba_utils.py:93-103)
+            own = req.mamba_ssm_dtype or own
             ssm = DTYPE_BYTES[own] if own in _SGLANG_SSM_DTYPES else 4
             state = int(
                 cache.state_bytes(
@@ -1029,6 +1169,243 @@ def dsv4_tokens(shape: ModelShape, req: Request, available: int, max_running_req
     return min(p.full_tokens for p in dsv4_stage_pools(shape, req, available, max_running_requests))
 
 
+# ------------------------------------------------------------------------------------ Mamba / linear-attention hybrids
+#
+# SGLang 0.5.23 sizes a hybrid (Mamba2, gated DeltaNet, KDA, short conv + attention: a `mambaish_config`) in two
+# steps of mem_cache/kv_cache_configurator.py. `_handle_max_mamba_cache` (:3229-3409, called at :3039-3040) takes
+# the state pool out of the profiled budget `rest_memory` (GB, a float): with no --max-mamba-cache-size, K =
+# int((rest x ratio / (1 + ratio) x 2**30 - slot) // slot) state slots (:3350-3386; ratio =
+# --mamba-full-memory-ratio, fallback 0.9: arg_groups/fields/schedule.py:220-227), then rest -= (K + 1) x slot /
+# 2**30 (the pool's padding slot, :3404-3409), and the budget in bytes is int(rest x 2**30) (:3060). A slot is
+# `mamba_cache_per_req` (configs/mamba_utils.py:115-125: every Mamba layer's conv + SSM state) x the largest PP
+# stage's share of the Mamba layers (:3233-3257). DefaultPoolConfigurator then sizes the full-attention pool from
+# what is left: tokens = bytes // cell // page x page, the cell the stage's own full-attention layers
+# (model_executor/pool_configurator.py:229-251, :638-647; a stage with none, under PP, gives int64 max and a model
+# with none at all context_len), the PP ranks' MIN (:3107-3116). Every rank sees the same budget: SGLang's free
+# memory is the MIN over the GPUs (utils/common.py:427-433 get_available_gpu_memory(distributed=True)).
+# max_running_requests is finally capped by K // slots-per-request (:3134-3160, `_calculate_mamba_ratio`
+# :3062-3088): 3 (MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO, :222-229) + the extra_buffer strategy's tracking
+# slots (mem_cache/allocation_sizing.py:11-19: 2 with the overlap scheduler, 1 without), 1 with the radix cache off.
+
+MAMBA_FULL_MEMORY_RATIO = 0.9  # arg_groups/fields/schedule.py:220-227 (fallback of --mamba-full-memory-ratio)
+MAMBA_SLOTS_PER_REQUEST = 3  # mem_cache/kv_cache_configurator.py:222-229 MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO
+_GIB = 1 << 30
+_INT64_MAX = 2**63 - 1  # pool_configurator.py:246-250: a PP stage without full attention leaves the MIN to others
+
+# The architectures whose mamba radix cache SGLang resolves (arg_groups/overrides.py:369-398, with Granite's
+# layer_types probe :462-466) and those that may keep its extra_buffer (:403-435, on the triton linear-attention
+# backend :438-450); `auto` picks extra_buffer for an architecture in both while the overlap scheduler is on
+# (:476-487), else no_buffer.
+_MAMBA_RADIX_ARCHS = frozenset(
+    {
+        "KimiLinearForCausalLM",
+        "KimiK3ForConditionalGeneration",
+        "BailingMoeV2_5ForCausalLM",
+        "BailingMoeV3ForCausalLM",
+        "BailingMoeV3VLForConditionalGeneration",
+        "Qwen3NextForCausalLM",
+        "Qwen3_5MoeForConditionalGeneration",
+        "InternS2PreviewForConditionalGeneration",
+        "InternS2MobiusForConditionalGeneration",
+        "Qwen3_5ForConditionalGeneration",
+        "Qwen3_5MoeForCausalLM",
+        "Qwen3_5ForCausalLM",
+        "Qwen4ExpForConditionalGeneration",
+        "MiniCPMV4_6ForConditionalGeneration",
+        "MiniCPMV4_7ForConditionalGeneration",
+        "NemotronHForCausalLM",
+        "NemotronHPuzzleForCausalLM",
+        "NemotronH_Omni_Reasoning_V3",
+        "FalconH1ForCausalLM",
+        "JetNemotronForCausalLM",
+        "JetVLMForConditionalGeneration",
+        "Lfm2ForCausalLM",
+        "Lfm2MoeForCausalLM",
+        "ZayaForCausalLM",
+        "Glm5NextForConditionalGeneration",
+        "GraniteMoeHybridForCausalLM",  # in the branch when its layer_types hold "mamba" (:462-466)
+    }
+)
+_MAMBA_EXTRA_BUFFER_ARCHS = frozenset(
+    {
+        "KimiLinearForCausalLM",
+        "Qwen3_5ForConditionalGeneration",
+        "Qwen3_5MoeForConditionalGeneration",
+        "Qwen3_5MoeForCausalLM",
+        "Qwen3_5ForCausalLM",
+        "Qwen3NextForCausalLM",
+        "Qwen4ExpForConditionalGeneration",
+        "InternS2PreviewForConditionalGeneration",
+        "MiniCPMV4_6ForConditionalGeneration",
+        "MiniCPMV4_7ForConditionalGeneration",
+        "BailingMoeV2_5ForCausalLM",
+        "BailingMoeV3ForCausalLM",
+        "BailingMoeV3VLForConditionalGeneration",
+        "FalconH1ForCausalLM",
+        "GraniteMoeHybridForCausalLM",
+        "Glm5NextForConditionalGeneration",
+        "NemotronHForCausalLM",
+        "NemotronHPuzzleForCausalLM",
+        "NemotronH_Omni_Reasoning_V3",
+        "KimiK3ForConditionalGeneration",
+        "InklingForConditionalGeneration",
+        "InklingForConditionalGenerationMTP",
+    }
+)
+
+# Hybrids whose SGLang model runs on one pipeline stage only: `assert self.pp_group.is_first_rank and
+# self.pp_group.is_last_rank` (the architecture -> the file:line of that assert).
+NO_PP_HYBRIDS = {
+    "Qwen3NextForCausalLM": "srt/models/qwen3_next.py:1036",
+    "FalconH1ForCausalLM": "srt/models/falcon_h1.py:456",
+    "Lfm2ForCausalLM": "srt/models/lfm2.py:695",
+    "Lfm2MoeForCausalLM": "srt/models/lfm2_moe.py:606",
+    "Lfm2VlForConditionalGeneration": "srt/models/lfm2_vl.py:166 builds Lfm2ForCausalLM, srt/models/lfm2.py:695",
+}
+
+
+# Qwen3.5's override (arg_groups/model_overrides/qwen3_5.py:17-49): on SM100 (compute capability 10.x:
+# srt/utils/common.py:309-313), with no attention backend given, trtllm_mha (model_override_base.py:312-325 for MHA
+# with symmetric K/V and no topk > 1) and page_size 64, unless the mamba radix cache runs no_buffer without
+# speculative decoding (then triton, page 1).
+_QWEN35_OVERRIDE_ARCHS = frozenset(
+    {
+        "Qwen3NextForCausalLM",
+        "Qwen3_5MoeForConditionalGeneration",
+        "InternS2PreviewForConditionalGeneration",
+        "InternS2MobiusForConditionalGeneration",
+        "Qwen3_5ForConditionalGeneration",
+    }
+)
+
+
+def hybrid_page_size(architectures: tuple[str, ...], compute_capability: str | None, speculative: bool) -> int:
+    """The page size SGLang 0.5.23 pools a hybrid's tokens in at its defaults: 64 for the Qwen3.5 override's
+    architectures on compute capability 10.x when the radix cache keeps its extra_buffer or a drafter runs
+    (qwen3_5.py:39-49), else 1 (`_page_size_default`, arg_groups/overrides.py:1341-1363, CUDA)."""
+    arch = architectures[0] if architectures else ""
+    major = str(compute_capability).split(".")[0] if compute_capability else ""
+    extra = arch in _MAMBA_RADIX_ARCHS and arch in _MAMBA_EXTRA_BUFFER_ARCHS
+    if arch in _QWEN35_OVERRIDE_ARCHS and major == "10" and (extra or speculative):
+        return 64
+    return 1
+
+
+def mamba_slots_per_request(architectures: tuple[str, ...], pp: int) -> tuple[int, str]:
+    """(state slots SGLang 0.5.23 counts per running request, why): `_calculate_mamba_ratio`
+    (kv_cache_configurator.py:3062-3088) at SGLang's defaults (radix cache on, SGLANG_OPT_MAMBA_SKIP_DECODE_LOCK
+    off, triton linear-attention backend): 3 + 2 for an architecture whose `auto` strategy resolves to
+    extra_buffer (arg_groups/overrides.py:476-487) with the overlap scheduler, 3 + 1 under PP (which turns the
+    overlap scheduler off after the strategy is resolved: arg_groups/pipeline.py:225 then :302,
+    overrides.py:1623-1628), 3 for no_buffer and the architectures outside SGLang's mamba radix cache."""
+    arch = architectures[0] if architectures else ""
+    if arch in _MAMBA_RADIX_ARCHS and arch in _MAMBA_EXTRA_BUFFER_ARCHS:
+        tracking = 1 if pp > 1 else 2
+        why = "extra_buffer, " + ("no overlap scheduler under PP" if pp > 1 else "overlap scheduler")
+        return MAMBA_SLOTS_PER_REQUEST + tracking, f"{MAMBA_SLOTS_PER_REQUEST} + {tracking} ({why})"
+    if arch in _MAMBA_RADIX_ARCHS:
+        return MAMBA_SLOTS_PER_REQUEST, f"{MAMBA_SLOTS_PER_REQUEST} (no_buffer)"
+    return MAMBA_SLOTS_PER_REQUEST, f"{MAMBA_SLOTS_PER_REQUEST} (no extra buffer)"
+
+
+@dataclass(frozen=True)
+class MambaPool:
+    """SGLang's two pools of a hybrid on one GPU: `slots` (max_mamba_cache_size, K) of `slot_bytes` each (the
+    largest stage's share), `state_bytes` = (K + 1) x slot_bytes held, `kv_bytes` the budget left to the
+    full-attention pool and `tokens` its max_total_num_tokens (the PP stages' MIN), `slots_per_request` the
+    running requests' share of K, `ratio` the --mamba-full-memory-ratio used (None: K given)."""
+
+    slots: int
+    slot_bytes: int
+    state_bytes: int
+    kv_bytes: int
+    tokens: int
+    slots_per_request: int
+    ratio: float | None
+
+    @property
+    def running_cap(self) -> int:
+        """max_mamba_cache_size // slots per request: the cap on running requests (kv_cache_configurator.py:3137)."""
+        return self.slots // self.slots_per_request
+
+
+def sglang_mamba_pool(
+    available: int,
+    slot_bytes: int,
+    mamba_layers: int,
+    stage_mamba_layers: int,
+    stage_cells: list[int],
+    context_len: int,
+    slots_per_request: int,
+    ratio: float | None = None,
+    max_cache_size: int | None = None,
+    page_size: int = 1,
+) -> MambaPool:
+    """SGLang's state and full-attention pools from `available` bytes (its rest_memory), in SGLang's own float
+    order (kv_cache_configurator.py:3229-3409, :3060; pool_configurator.py:638-647): `slot_bytes` one request's
+    state over all `mamba_layers` Mamba layers, `stage_mamba_layers` the most any PP stage holds, `stage_cells`
+    each stage's full-attention bytes per token (0: none there). `ratio` None: 0.9; `max_cache_size` given: K."""
+    stage_slot = int(slot_bytes * (stage_mamba_layers / max(mamba_layers, 1)))
+    rest = available / _GIB
+    used_ratio: float | None = None
+    if max_cache_size is not None:
+        slots = max_cache_size
+    else:
+        used_ratio = MAMBA_FULL_MEMORY_RATIO if ratio is None else ratio
+        budget = rest * used_ratio / (1 + used_ratio)
+        slots = int((budget * _GIB - stage_slot) // stage_slot)
+    state = (slots + 1) * stage_slot
+    rest -= state / _GIB
+    kv = int(rest * _GIB)
+    tokens = []
+    for cell in stage_cells:
+        if cell:
+            tokens.append(max(kv, 0) // cell // page_size * page_size)
+        elif any(stage_cells):
+            tokens.append(_INT64_MAX)
+        else:  # no full attention anywhere: SGLang's pool holds context_len tokens (pool_configurator.py:246-251)
+            tokens.append(context_len // page_size * page_size)
+    return MambaPool(slots, stage_slot, state, kv, min(tokens), slots_per_request, used_ratio)
+
+
+def sglang_hybrid_pool(
+    storage: SglangEngine, shape: ModelShape, req: Request, available: int, page_size: int | None = None
+) -> MambaPool:
+    """`sglang_mamba_pool` for a model: its Mamba layers' state at `req.tp` (the storage model's slot bytes),
+    the SGLang PP stages' (`sglang_pp_stages`) Mamba layer counts and full-attention cells, in pages of
+    `page_size` tokens (None: `hybrid_page_size`)."""
+    one = replace(req, batch=1)
+    stages = sglang_pp_stages(shape.num_layers, req.pp)
+    slot, cells, mamba_counts = 0, [], []
+    for rng in stages:
+        caches = [c for i in rng for c in shape.layers[i]]
+        costs = storage.stage_costs(caches, one)
+        slot += sum(c.bytes for c in costs if c.kind == L.STATE)
+        cell = sum((c.bytes_per_token for c in costs if c.kind in (L.FULL, L.MLA)), Fraction(0))
+        cells.append(int(cell))
+        mamba_counts.append(sum(isinstance(c, L.RecurrentState) for c in caches))
+    slots_per_request, _ = mamba_slots_per_request(shape.architectures, req.pp)
+    if page_size is None:
+        page_size = hybrid_page_size(shape.architectures, req.compute_capability, req.speculative is not None)
+    return sglang_mamba_pool(
+        available,
+        slot,
+        sum(mamba_counts),
+        max(mamba_counts),
+        cells,
+        req.seq_len,
+        slots_per_request,
+        req.mamba_full_memory_ratio,
+        req.max_mamba_cache_size,
+        page_size,
+    )
+
+
+def is_mamba_hybrid(shape: ModelShape) -> bool:
+    """A model SGLang sizes with a Mamba state pool (kvplan's recurrent-state layers)."""
+    return any(isinstance(c, L.RecurrentState) for c in shape.caches())
+
+
 # ------------------------------------------------------------------------------------ serving (the KV budget)
 #
 # SGLang's pool is `total x mem_fraction_static - weights / (tp x pp)`, sized per token (no pages); the default
@@ -1148,6 +1525,37 @@ class Dsv4Fit(Fit):
     was given, which `SglangServing.running_cap` then serves with."""
 
 
+@dataclass(frozen=True)
+class SglangFit(Fit):
+    """A fit with SGLang's Mamba state pool beside the token pool (`mamba`: None for a model without one)."""
+
+    mamba: MambaPool | None = None
+
+
+SGLANG_VLM_CACHE_SIZE_MB = 100  # srt/environ.py:1598
+# the architectures SGLang serves text-only unless --enable-multimodal (configs/model_config.py:690-705)
+_MM_DISABLED_ARCHS = frozenset(
+    {
+        "Gemma3ForConditionalGeneration",
+        "Llama4ForConditionalGeneration",
+        "Step3VLForConditionalGeneration",
+        "InklingForConditionalGeneration",
+    }
+)
+
+
+def sglang_multimodal(config: Mapping[str, Any]) -> bool:
+    """SGLang 0.5.23's `is_multimodal` at its defaults (configs/model_config.py:809-828): a config with a text
+    sub-config (hf_config is not hf_text_config) or vision / audio towers, unless its architecture is served
+    text-only by default (`_MM_DISABLED_ARCHS`, :690-705; MiMo-V2 without both vision and audio configs, :706-715)."""
+    arch = (config.get("architectures") or [""])[0]
+    if arch in _MM_DISABLED_ARCHS:
+        return False
+    if arch == "MiMoV2ForCausalLM" and not ("vision_config" in config and "audio_config" in config):
+        return False
+    return any(isinstance(config.get(k), dict) for k in ("text_config", "vision_config", "audio_config"))
+
+
 class SglangServing(ServingModel):
     """SGLang's `--max-running-requests` is a cap, never a requirement: SGLang serves min(the value given,
     token capacity // 2) and, without one, min(max(min(capacity / context_len x 512, 4096), 2048), capacity // 2)
@@ -1163,6 +1571,9 @@ class SglangServing(ServingModel):
     (SGLANG_DP_ATTENTION says why)."""
 
     suggests_utilization = True
+    options = frozenset(
+        {GPU_MEMORY_UTILIZATION, MAMBA_FULL_MEMORY_RATIO_OPTION, MAX_MAMBA_CACHE_SIZE_OPTION, MAMBA_SSM_DTYPE_OPTION}
+    )
     parallelism = frozenset({"dp"})
     serves_lora = True
     lora_defaults = (DEFAULT_MAX_LORAS_PER_BATCH, None)  # --max-lora-rank: read from --lora-paths (lora_hook.py:152)
@@ -1181,11 +1592,22 @@ class SglangServing(ServingModel):
                 return n, "SGLang's max_running_requests {n} (" + _DSV4_DEFAULT + ")"
             return half, "SGLang's max_running_requests {n} (" + _DSV4_DEFAULT + ";" + _LOWERED
         if given is not None:
-            if given <= half:
-                return given, "{max_num_seqs} {n}"
-            return half, "SGLang's max_running_requests {n} ({max_num_seqs} " + f"{given}" + _LOWERED
-        estimated = max(min(int(fit.tokens / max(1, context_len) * 512), 4096), 2048)
-        return min(estimated, half), "SGLang's max_running_requests {n} (" + _DERIVED
+            cap, name = (
+                (given, "{max_num_seqs} {n}")
+                if given <= half
+                else (half, "SGLang's max_running_requests {n} ({max_num_seqs} " + f"{given}" + _LOWERED)
+            )
+        else:
+            estimated = max(min(int(fit.tokens / max(1, context_len) * 512), 4096), 2048)
+            cap, name = min(estimated, half), "SGLang's max_running_requests {n} (" + _DERIVED
+        pool = getattr(fit, "mamba", None)
+        if pool is not None and pool.running_cap < cap:  # kv_cache_configurator.py:3134-3150
+            return max(0, pool.running_cap), (
+                "SGLang's max_running_requests {n} (capped by its Mamba state pool: max_mamba_cache_size "
+                f"{pool.slots:,} // {pool.slots_per_request} state slots per request, sglang-0.5.23 "
+                "srt/mem_cache/kv_cache_configurator.py:3134-3150)"
+            )
+        return cap, name
 
     def default_utilization(self, memory_bytes: int, tp: int, pp: int) -> float:
         return sglang_mem_fraction_static(memory_bytes, tp, pp)
@@ -1198,6 +1620,8 @@ class SglangServing(ServingModel):
         max_model_len one request may have is the pool's size (its request slots, --max-num-seqs or DeepSeek-V4's
         256, do not depend on the length). Other models: the per-token fit."""
         caches = inputs.shape.caches()
+        if is_mamba_hybrid(inputs.shape):
+            return self._hybrid_fit(inputs)
         if not any(isinstance(c, L.CompressedAttention) for c in caches):
             return super().fit(inputs)
         req, avail = inputs.request, max(0, inputs.available)
@@ -1208,6 +1632,71 @@ class SglangServing(ServingModel):
         return Dsv4Fit(
             avail, full, full // DSV4_PAGE_SIZE, DSV4_PAGE_SIZE, full / req.seq_len, fit_len, full >= req.seq_len
         )
+
+    def _hybrid_fit(self, inputs: FitInputs) -> SglangFit:
+        """A Mamba / linear-attention hybrid: SGLang's state pool first, then its full-attention token pool from
+        what is left (`sglang_hybrid_pool`, SGLang's PP split, the first-to-fill stage's MIN), in its pages
+        (`hybrid_page_size`). Requests of max_model_len at once = min(tokens
+        / max_model_len, max_mamba_cache_size // slots per request); the largest max_model_len one request may
+        have is what the token pool holds. One request fits when SGLang starts (a state slot, a KV budget left,
+        tokens) and the pool holds max_model_len."""
+        req, shape = inputs.request, inputs.shape
+        kinds = {c.kind for c in shape.caches()} - {L.STATE, L.NONE}
+        if not kinds <= {L.FULL, L.MLA}:
+            raise UsageError(
+                "kvplan has not modelled SGLang's pools for a hybrid whose Mamba / linear-attention layers sit "
+                f"beside {', '.join(sorted(kinds - {L.FULL, L.MLA}))} layers (SGLang builds its unified tri-pool "
+                "for them: sglang-0.5.23 srt/mem_cache/kv_cache_configurator.py:609-619, :951-961)",
+                hint=Text("use {engine} vllm for this model"),
+                field="engine",
+            )
+        storage = inputs.storage
+        if not isinstance(storage, SglangEngine):
+            storage = SglangEngine(shape.architectures, shape.config_model_type or None)
+        page = hybrid_page_size(shape.architectures, req.compute_capability, req.speculative is not None)
+        pool = sglang_hybrid_pool(storage, shape, req, inputs.available, page)
+        started = pool.slots > 0 and pool.kv_bytes > 0 and pool.tokens > 0
+        tokens = pool.tokens if started else 0
+        fit_len = largest(lambda n: tokens >= n, inputs.limit) if started else 0
+        concurrency = min(tokens / req.seq_len, max(0, pool.running_cap)) if started else 0.0
+        fits = started and tokens >= req.seq_len and pool.running_cap >= 1
+        return SglangFit(max(0, inputs.available), tokens, tokens // page, page, concurrency, fit_len, fits, mamba=pool)
+
+    def startup(self, inputs: StartupInputs) -> Startup | None:
+        """A hybrid's start-up checks, in SGLang's words: no state slot (kv_cache_configurator.py:3392-3402), no
+        budget left for the KV cache (:3043-3058, the message's first sentence), no token (pool_configurator.py
+        :94-99) and no request (:3152-3160). None for the other models (not modelled)."""
+        f = inputs.fit
+        if not is_mamba_hybrid(f.shape):
+            return None
+        fit = self._hybrid_fit(f)
+        pool = fit.mamba
+        assert pool is not None
+        error, rule = None, ""
+        if pool.slots <= 0:
+            error, rule = (
+                f"Not enough GPU memory for hybrid (mamba/linear-attention) state cache. Computed "
+                f"max_mamba_cache_size={pool.slots} (total_rest_memory={f.available / _GIB:.2f} GB, "
+                f"mamba_cache_per_req={pool.slot_bytes / _MIB:.2f} MB).",
+                "mamba_state",
+            )
+        elif pool.kv_bytes <= 0:
+            error, rule = (
+                "Loaded weights leave no GPU memory for the KV cache under "
+                f"--mem-fraction-static={inputs.utilization}.",
+                "no_memory",
+            )
+        elif pool.tokens <= 0:
+            error, rule = "Not enough memory. Please try to increase --mem-fraction-static.", "no_memory"
+        elif pool.running_cap <= 0:
+            error, rule = (
+                "Hybrid (mamba/linear-attention) state cache is too small to serve any requests. "
+                f"max_mamba_cache_size={pool.slots}, mamba_ratio={pool.slots_per_request}, resulting "
+                f"max_num_reqs={pool.running_cap}.",
+                "mamba_state",
+            )
+        per_request = self.request_kv_bytes(f.storage, f.shape, f.request)
+        return Startup(error, rule, {}, (), per_request, fit.fit_len, pool.slots)
 
     def speculative(self, inputs: SpeculativeInputs) -> Speculative:
         """SGLang's draft KV pool for EAGLE / EAGLE3 / NEXTN (vLLM's mtp) / STANDALONE (draft_model): as many token
@@ -1236,12 +1725,20 @@ class SglangServing(ServingModel):
         kinds = {c.kind for c in shape.caches()}
         sparse = any(isinstance(c, L.MlaLatent) and c.sparse for c in shape.caches())
         if setup.method not in ("mtp", "eagle", "eagle3", "draft_model") or sparse or not kinds <= {L.FULL, L.MLA}:
+            states = (
+                "; and SGLang solves its Mamba pool jointly with the speculative intermediate states (slot x "
+                "(1 + draft tokens / slots per request) a state slot, sglang-0.5.23 srt/mem_cache/"
+                "kv_cache_configurator.py:3359-3378), which kvplan's split leaves out: its state slots and tokens "
+                "are above SGLang's"
+                if is_mamba_hybrid(shape)
+                else ""
+            )
             return replace(
                 setup,
                 notes=(
                     f"SGLang's {setup.method} drafting is not modelled for this model (kvplan models SGLang's EAGLE / "
                     "NEXTN / STANDALONE draft pool of full-attention and MLA targets): the drafter's KV pool and "
-                    "weights are left out",
+                    "weights are left out" + states,
                 ),
             )
         if setup.method == "mtp":
@@ -1286,6 +1783,17 @@ class SglangServing(ServingModel):
         if b.lora is not None:
             lora, source = lora_bytes(b, b.lora)
             terms.append(BudgetTerm("lora", -lora, source))
+        if sglang_multimodal(b.config):
+            terms.append(
+                BudgetTerm(
+                    "multimodal_reservation",
+                    -SGLANG_VLM_CACHE_SIZE_MB * _MIB,
+                    f"SGLANG_VLM_CACHE_SIZE_MB {SGLANG_VLM_CACHE_SIZE_MB} (environ.py:1598) reserved out of the KV "
+                    "budget for a multimodal model's embedding cache (sglang-0.5.23 srt/mem_cache/"
+                    "kv_cache_configurator.py:202-219 mm_runtime_reservation_gb, :3034-3038; CPU feature transport, "
+                    "the default off GB200/GB300 MNNVL)",
+                )
+            )
         return terms, sum(t.bytes for t in terms)
 
     def budget_notes(self, b: BudgetInputs) -> list[str]:
@@ -1331,6 +1839,12 @@ class SglangServing(ServingModel):
             line += f" --dp-size {f.layout.dp}"
         if f.max_num_seqs_given:  # a cap; without one SGLang derives its own from the token pool
             line += f" --max-running-requests {f.max_num_seqs}"
+        if f.planned and f.mamba_full_memory_ratio is not None:
+            line += f" --mamba-full-memory-ratio {f.mamba_full_memory_ratio:g}"
+        if f.planned and f.max_mamba_cache_size is not None:
+            line += f" --max-mamba-cache-size {f.max_mamba_cache_size}"
+        if f.planned and f.mamba_ssm_dtype is not None:
+            line += f" --mamba-ssm-dtype {f.mamba_ssm_dtype}"
         line += f.offload_flags
         spelling = KV_CACHE_DTYPES.get(f.kv_dtype)
         auto = auto_kv_dtype(f.budget.shape, f.budget.profile.compute_capability) or f.model_dtype  # what auto runs
@@ -1451,6 +1965,10 @@ CONFIG = ConfigVocabulary(
         "max_lora_rank": "max_lora_rank",
         "max_loaded_loras": "max_cpu_loras",
         "lora_target_modules": "lora_target_modules",
+        # a hybrid's state / full-attention split (sglang_mamba_pool)
+        "mamba_full_memory_ratio": "mamba_full_memory_ratio",
+        "max_mamba_cache_size": "max_mamba_cache_size",
+        "mamba_ssm_dtype": "mamba_ssm_dtype",
     },
     memory_keys=(
         "max_total_tokens",
@@ -1483,8 +2001,6 @@ CONFIG = ConfigVocabulary(
         "enable_ep_moe",
         "lora_paths",
         "enable_hierarchical_cache",
-        "mamba_ssm_dtype",
-        "max_mamba_cache_size",
         "cpu_offload_gb",
     ),
     detect=lambda keys: bool(
@@ -1509,6 +2025,16 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
         )
     notes = auto_kv_notes(shape, req) + (nvfp4_notes(shape, req) if req.kv_dtype == "nvfp4" else ())
     notes += fp4_mx_notes(shape, req) if req.kv_dtype == "fp4_mx_block16" else ()
+    index_keys = [c for c in shape.caches() if isinstance(c, L.IndexKeys)]
+    if index_keys:
+        gpu = "" if req.compute_capability or req.kv_dtype != "fp8_e4m3" else " (no GPU given: Hopper's rule taken)"
+        return (
+            *notes,
+            f"MiniMax-M3: MiniMaxSparseKVPool, GQA K/V on every layer plus an indexer key of {index_keys[0].head_dim} "
+            f"elements per token on the {len(index_keys)} sparse layers, on every TP rank, in "
+            f"{'fp8' if SglangEngine._minimax_index_key_bytes(req) == 1 else short_dtype(req.model_dtype)}{gpu}: fp8 "
+            "only with an fp8_e4m3 cache on Hopper or SM100 (mem_cache/memory_pool.py:5831-5844)",
+        )
     if KV_SHARED_LAYERS not in shape.features:
         return notes
     shared = sum(isinstance(c, L.NoCache) for c in shape.caches())
@@ -1660,7 +2186,7 @@ ENTRY = EngineEntry(
         "source": "sglang-0.5.23/sglang/srt/observability/metrics_collector.py:365 (running), :405 (token_usage: "
         "the fullest KV pool's used / total, :89-97), :371 (queue); label model_name (:1383)",
     },
-    storage=lambda shape: SglangEngine(shape.architectures, shape.config_model_type or None),
+    storage=lambda shape: SglangEngine(shape.architectures, shape.config_model_type or None, shape.features),
     serving=SglangServing(),
     config=CONFIG,
     plannable=True,

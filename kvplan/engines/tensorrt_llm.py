@@ -36,8 +36,9 @@
   per sequence on the mamba side of the hybrid manager, the short convolution's W - 1 columns in the model dtype
   and a float32 heads x head_dim x head_dim recurrent state, both split over TP (`kda_state_bytes`, read at
   00679c66); no pipeline parallelism.
-- Speculative decoding: not modelled; MTP, whose layers TensorRT-LLM appends to the target's cache manager, is
-  refused (`trtllm_speculative`).
+- Speculative decoding: MTP's layers (the checkpoint's num_nextn_predict_layers, appended to the target's cache
+  manager) are sized like the target's last layer and their weights counted (`trtllm_speculative`); other
+  methods leave the drafter out and say so.
 - TRT-LLM logs the token count before rounding up to whole blocks ("Allocated 4.53 GiB for max tokens in paged
   KV cache (395776)", TensorRT-LLM #1188; checked in tests/test_calibration.py).
 
@@ -54,7 +55,7 @@ from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
 from kvplan.core.lora import decoder_modules
 from kvplan.core.shapes import ModelShape
-from kvplan.core.units import DTYPE_BYTES, cdiv, fp8_block_scaled_bytes, short_dtype
+from kvplan.core.units import DTYPE_BYTES, cdiv, format_bytes, fp8_block_scaled_bytes, short_dtype
 from kvplan.engines.base import (
     KindCost,
     Request,
@@ -73,6 +74,7 @@ from kvplan.engines.serving import (
     ServingModel,
     SpeculativeInputs,
 )
+from kvplan.engines.sizing import gpu_kv, pipeline_costs
 from kvplan.errors import Text, UsageError
 
 DEFAULT_TOKENS_PER_BLOCK = 32
@@ -117,9 +119,8 @@ def dsa_indexer_bytes(index_head_dim: int) -> int:
 # route of pyexecutor/_util.py `_create_kv_cache_manager` passes the params "through unscaled"; the manager:
 # MixedMambaHybridCacheManager without block reuse when V2 is not selected, _util.py:191-199, V2 under "auto" for
 # the hybrids it supports, :136-137; the per-layer state is the same figure). kvplan counts one
-# state per sequence of the request, as for the other Mamba hybrids; not modelled (for any TensorRT-LLM hybrid):
-# that the manager reserves its state slots for max_batch_size (plus dummy-request slots) before the paged pool
-# takes the rest. The MLA layers go on the paged side as DeepSeek's (num_kv_heads 1, head_dim kv_lora_rank +
+# state per sequence of the request, as for the other Mamba hybrids; the fixed cost of max_batch_size state slots
+# inside the KV budget is stated, not subtracted ("fixed per-sequence costs", in the serving part below). The MLA layers go on the paged side as DeepSeek's (num_kv_heads 1, head_dim kv_lora_rank +
 # qk_rope_head_dim, SELFKONLY; the same `_create_kv_cache_manager` route): kvplan's MLA latent rule.
 TRTLLM_PIN = "00679c66"  # the one commit the KDA, MTP and hybrid-cost rules below were read at
 TRTLLM_CONFIG_UTILS = "tensorrt_llm/_torch/pyexecutor/config_utils.py"
@@ -419,6 +420,9 @@ class TensorRtLlmEngine:
         self.check(caches, req)
         if any(isinstance(c, L.CompressedAttention) for c in caches):
             return dsv4_costs(caches, req)
+        if req.speculative is not None and req.speculative.draft_caches:
+            # MTP: the MTP layers appended to the target's cache manager (trtllm_speculative), on the stage sized
+            caches = [*caches, *req.speculative.draft_caches]
         block = self.block_size(caches, req)
         tokens = cdiv(req.seq_len, block) * block
         items: list[tuple[str, int, Fraction, int | None]] = []
@@ -455,6 +459,96 @@ RUNTIME_BYTES_PER_VOCAB = (773.51 * 2**20 + (2.66 + 5.76) * 2**30) / 151936
 
 def runtime_bytes(config: dict) -> int:
     return int(RUNTIME_BYTES_PER_VOCAB * vocab_size(config))
+
+
+# ------------------------------------------------------------------------------------ fixed per-sequence costs
+#
+# How the executor turns free memory into KV capacity (NVIDIA/TensorRT-LLM 00679c66, tensorrt_llm/_torch/pyexecutor/
+# _util.py, KvCacheCreator; quoted in tests/engines/test_tensorrt_llm_reserve.py): `_cal_max_memory` applies
+# free_gpu_memory_fraction first ("available_kv_mem = (total_gpu_memory - peak_memory + allocated_bytes) *
+# fraction"); `configure_kv_cache_capacity` then sets, for a V1 manager, max_tokens = `CacheCost.tokens_for_budget(
+# kv_cache_max_memory)` = (budget - intercept) // slope (:359-364), where (slope, intercept) is what the manager's
+# `get_cache_size_per_token` returns given `max_batch_size=self._max_batch_size` (`_per_manager_cache_cost`); a
+# KVCacheManagerV2 is handed the whole budget as max_gpu_total_bytes and converts it itself. A fixed cost is thus
+# taken from the fraction's share, not from the memory before it. The intercepts read: DeepseekV4CacheManager (a V2
+# manager, cache_manager.py at 2ccfca94) returns `swa_size_per_request * max_batch_size`; the hybrids' managers "a
+# per-batch fixed cost" of mamba state (_util.py:321-322); MixedMambaHybridCacheManager keeps a state pool of
+# max_batch_size + 1 slot "shared by every CUDA-graph padding sentinel" (+ 1 under attention DP;
+# kv_cache/mamba_cache_manager.py `_get_mamba_hybrid_pool_size` at 003f8d08).
+#
+# kvplan does NOT subtract it from its token capacity: the code index holds no manager file at 00679c66
+# (kv_cache/mamba_cache_manager*.py and deepseek_v4/cache_manager.py are held at other commits only), so which
+# manager a model gets (V2 under use_kv_cache_manager_v2 "auto" for the hybrids model loading supports, :136-137;
+# a compatibility manager otherwise, e.g. Kimi's Mixed without block reuse and Cpp with it, :191-199) and how the V2 managers turn their quota into
+# tokens cannot be read at the commit whose executor is read. `fixed_cost_note` states the figure instead:
+# max_batch_size (the --max_batch_size of the plan's trtllm-serve command: --max-num-seqs, else kvplan's default
+# cap) x what one sequence holds whatever its length on the fullest GPU (its recurrent states, or DeepSeek-V4's
+# sliding-window blocks), and the token capacity that would remain.
+TRTLLM_UTIL = "tensorrt_llm/_torch/pyexecutor/_util.py"
+TRTLLM_MAMBA_CACHE = "tensorrt_llm/_torch/pyexecutor/kv_cache/mamba_cache_manager.py"  # at 003f8d08
+
+
+def fixed_sequence_bytes(shape: ModelShape, req: Request) -> int:
+    """Bytes one sequence holds on the fullest GPU whatever its length: every kind's bytes less its per-token
+    bytes x the tokens it keeps, for one sequence of one token (recurrent states; DeepSeek-V4's per-request
+    window blocks; 0 for a model whose caches all grow with the sequence)."""
+    one = replace(req, seq_len=1, batch=1)
+    stages = pipeline_costs(storage_for(shape), shape, one)
+    return max(sum(c.bytes - int(c.bytes_per_token * (c.tokens or 0)) for c in costs) for costs in stages)
+
+
+def fixed_cost_note(shape: ModelShape, req: Request, max_batch_size: int, available: int) -> str:
+    """The note on TensorRT-LLM's fixed per-sequence cost for `max_batch_size` sequences against `available` KV
+    bytes per GPU ("" where a sequence holds nothing fixed). See the block above."""
+    per_sequence = fixed_sequence_bytes(shape, req)
+    if per_sequence <= 0:
+        return ""
+    fixed = per_sequence * max_batch_size
+    est = gpu_kv(storage_for(shape), shape, req)
+    block = est.block_size or 1
+    per_token = est.bytes_per_token
+
+    def tokens(budget: int) -> int:
+        held = int(max(0, budget) // per_token) if per_token else 0
+        return held - held % block
+
+    if fixed >= available:
+        left = (
+            f"it is more than the whole KV budget ({available:,} B): subtracted, no KV tokens would be left, and at "
+            f"most {max(0, available) // per_sequence:,} sequences' cost fits it (--max-num-seqs)"
+        )
+    else:
+        left = f"subtracted from the KV budget it would be {tokens(available - fixed):,} tokens"
+    if any(isinstance(c, L.CompressedAttention) for c in shape.caches()):
+        what = "sliding-window blocks (SWA latent and compressor rows)"
+        source = (
+            f"DeepseekV4CacheManager.get_cache_size_per_token's intercept swa_size_per_request x max_batch_size, "
+            f"{TRTLLM_DSV4_CACHE} at 2ccfca94"
+        )
+        why = (
+            f"DeepseekV4CacheManager is a KVCacheManagerV2 ({_dsv4_at('245')}), which the executor at {TRTLLM_PIN} "
+            f"hands the whole budget as max_gpu_total_bytes ({TRTLLM_UTIL} configure_kv_cache_capacity), and how it "
+            "turns that quota into tokens was not read at one commit"
+        )
+    else:
+        what = "recurrent states"
+        source = (
+            f'the hybrid managers\' "per-batch fixed cost" of mamba state ({TRTLLM_UTIL}:321-322 at {TRTLLM_PIN}); '
+            f"MixedMambaHybridCacheManager's state pool holds max_batch_size + 1 CUDA-graph padding slot "
+            f"({TRTLLM_MAMBA_CACHE} _get_mamba_hybrid_pool_size at 003f8d08)"
+        )
+        why = (
+            "a V1 manager's max_tokens is (budget - intercept) // slope after free_gpu_memory_fraction "
+            f"(pyexecutor/_util.py:359-364 CacheCost.tokens_for_budget at {TRTLLM_PIN}), but the code index holds no "
+            f'cache-manager file at {TRTLLM_PIN}, so which manager runs (V2 under use_kv_cache_manager_v2 "auto", '
+            ":136-137) and its intercept were not read there"
+        )
+    return (
+        f"TensorRT-LLM's cache manager prices max_batch_size sequences' {what} as a fixed cost ({source}): "
+        f"{max_batch_size} x {per_sequence:,} B per sequence on the fullest GPU = {fixed:,} B ({format_bytes(fixed)}; "
+        f"max_batch_size is the --max_batch_size of the plan's trtllm-serve command). kvplan's KV token capacity "
+        f"({tokens(available):,}) does not subtract it; {left}. Not subtracted because {why}"
+    )
 
 
 # ------------------------------------------------------------------------------------ LoRA (the PEFT cache)
@@ -577,18 +671,165 @@ def lora_comment(lora: LoraSettings | None) -> str:
 
 # ------------------------------------------------------------------------------------ speculative decoding
 #
-# kvplan has no speculative model of TensorRT-LLM. For MTP that model is not optional: TensorRT-LLM appends the
-# MTP layers to the target's own cache manager (NVIDIA/TensorRT-LLM 00679c66 pyexecutor/config_utils.py:474-475
-# "Appended MTP/draft layers need only a count because every draft layer is full attention", :590-595
-# `num_draft_layers = get_num_spec_layers(spec_config)`), and how many it appends is decided by
-# speculative/utils.py `get_num_spec_layers` from the MTP config, which kvplan has not read at that commit. So
-# `mtp` is refused; the other methods keep the note that the drafter is left out.
+# MTP (`--speculative-config '{"method": "mtp", "num_speculative_tokens": N}'`, TensorRT-LLM's MTPDecodingConfig with
+# max_draft_len N: llmapi/llm_args.py:2576-2583 maps the deprecated num_nextn_predict_layers key to max_draft_len).
+# TensorRT-LLM appends the MTP layers to the target's own KV cache manager (NVIDIA/TensorRT-LLM 00679c66
+# pyexecutor/config_utils.py:474-475 "Appended MTP/draft layers need only a count because every draft layer is full
+# attention", :595 `num_draft_layers = get_num_spec_layers(spec_config) or 0`). How many, read at ONE commit,
+# NVIDIA/TensorRT-LLM 011d0933 (TRTLLM_MTP_PIN: tensorrt_llm/_torch/speculative/utils.py and
+# tensorrt_llm/llmapi/llm_args.py, the one commit the code index holds both at):
+# - utils.py:541-559 `update_spec_config_from_model_config`: num_nextn_predict_layers is the checkpoint's
+#   (`num_nextn_predict_layers`, else `mtp_num_hidden_layers`, else 1), not a user setting (llm_args.py:2556,
+#   "Auto-populated from the model's pretrained config"); :562-575: max_draft_len as given for MTP-Eagle, cut to
+#   min(max_draft_len, num_nextn_predict_layers) for vanilla MTP.
+# - llm_args.py:2520-2526: use_mtp_vanilla False and mtp_eagle_one_model True by default; :2660-2665
+#   `spec_dec_mode`: a checkpoint with 1 MTP layer is MTP_EAGLE_ONE_MODEL, MTP_EAGLE (the two-model drafter) with
+#   mtp_eagle_one_model false, vanilla MTP otherwise (use_mtp_vanilla, or more than 1 layer).
+# - utils.py:444-452 `get_num_spec_layers`: 1 for MTP_EAGLE_ONE_MODEL, num_nextn_predict_layers for vanilla MTP, 0
+#   otherwise (MTP_EAGLE's drafter is a separate engine, which kvplan does not size). So the one-model modes append
+#   the checkpoint's num_nextn_predict_layers layers.
+# - utils.py:514-523 `get_num_extra_kv_tokens`: one-engine modes keep max_draft_len - 1 extra KV tokens a
+#   sequence; utils.py:319-331: vanilla MTP holds an MTPHiddenStatesManager for max_num_requests. kvplan counts
+#   neither (said in the plan's notes).
+# - llm_args.py:1006-1007 `_is_full_indexer_layer`: "The MTP/nextn layer (>= num_hidden_layers) is always full", so
+#   on DSA models (DeepSeek-V3.2, GLM-5.x) the MTP layer keeps its own indexer K cache even where the target's last
+#   layers share one (GLM-5.2).
+# The MTP layer is a DeepSeek decoder layer (MLA), so kvplan shapes it like the target's last layer that runs its
+# own indexer (for a dense-MLA model, its last layer), priced by the same storage rules. Its weights are those the
+# checkpoint stores for it (model.layers.<num_hidden_layers + k>.*: that decoder layer's tensors, eh_proj, enorm,
+# hnorm and shared_head.norm); DeepseekV3MTPHead holds one RMSNorm and takes the target's lm_head in forward
+# (modeling_deepseekv3.py, read in the code index without a pinned commit), and the embeddings are taken as the
+# target's. With pipeline parallelism TensorRT-LLM puts the appended layers on the last PP rank (pyexecutor/
+# resource_manager.py `get_pp_layers`, seen in the code index at no commit this module pins); kvplan adds them to
+# the stage it sizes, the fullest. Other methods keep the note that the drafter is left out.
+
+TRTLLM_MTP_PIN = "011d0933"  # speculative/utils.py and llmapi/llm_args.py, read at this one commit
+TRTLLM_SPEC_UTILS = "tensorrt_llm/_torch/speculative/utils.py"
+TRTLLM_LLM_ARGS = "tensorrt_llm/llmapi/llm_args.py"
+# The architectures whose MTP layers kvplan sizes on TensorRT-LLM (which picks the model class by architectures[0]):
+# DeepSeek-style checkpoints, MLA decoder layers with the MTP layer stored after the last one as model.layers.<n + k>.*
+TRTLLM_MTP_ARCHITECTURES = ("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM", "GlmMoeDsaForCausalLM")
+_MTP_GLUE = ("eh_proj", "enorm", "hnorm", "shared_head.norm")
+
+
+def _flag(setup: Speculative, key: str, default: bool) -> bool:
+    """A boolean MTPDecodingConfig key given beside method and num_speculative_tokens (default: the config's)."""
+    import json
+
+    extra = json.loads(setup.extra_json) if setup.extra_json else {}
+    value = extra.get(key, default)
+    return bool(value) if isinstance(value, bool) else default
+
+
+def _mtp_refusal(what: str, hint: str | Text) -> UsageError:
+    return UsageError(Text("{speculative_config}: " + what), hint=hint, field="speculative_config")
+
+
+def _mtp_layer_count(inputs: SpeculativeInputs) -> tuple[int, str]:
+    """The MTP layers TensorRT-LLM appends to the target's KV cache and the mode that appends them (see above)."""
+    from kvplan.core.config import text_config
+
+    cfg = text_config(inputs.config)
+    model_type = str(cfg.get("model_type") or inputs.config.get("model_type") or "")
+    count = cfg.get("num_nextn_predict_layers", inputs.config.get("num_nextn_predict_layers"))
+    if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+        raise _mtp_refusal(
+            f"method mtp needs MTP layers, and this {model_type or 'model'} config has num_nextn_predict_layers = "
+            f"{count!r} (TensorRT-LLM's fallback of 1 layer when the key is absent, {TRTLLM_SPEC_UTILS}:557-558 at "
+            f"{TRTLLM_MTP_PIN}, would have no weights to load)",
+            "use a checkpoint with MTP layers, or another speculative method",
+        )
+    architectures = inputs.config.get("architectures") or []
+    named = str(architectures[0]) if architectures else "no architecture"
+    if named not in TRTLLM_MTP_ARCHITECTURES:
+        raise _mtp_refusal(
+            f"kvplan sizes TensorRT-LLM's MTP layers for DeepSeek-style MLA checkpoints only "
+            f"({' / '.join(TRTLLM_MTP_ARCHITECTURES)}), not {named}, whose MTP layers TensorRT-LLM would append to "
+            f"the target's KV cache manager ({TRTLLM_CONFIG_UTILS}:474-475 and :595 at {TRTLLM_PIN})",
+            Text("use {engine} vllm for MTP on this model, or plan without {speculative_config}"),
+        )
+    vanilla = _flag(inputs.setup, "use_mtp_vanilla", False)
+    one_model = _flag(inputs.setup, "mtp_eagle_one_model", True)
+    at = f"{TRTLLM_LLM_ARGS}:2660-2665 MTPDecodingConfig.spec_dec_mode at {TRTLLM_MTP_PIN}"
+    if count == 1 and not vanilla and not one_model:
+        raise _mtp_refusal(
+            f"mtp_eagle_one_model false selects TensorRT-LLM's two-model MTP-Eagle ({at}), whose drafter runs as a "
+            f"separate engine with its own KV cache ({TRTLLM_SPEC_UTILS}:444-452 get_num_spec_layers appends no layer "
+            "to the target's), which kvplan does not size",
+            "leave mtp_eagle_one_model at its default (true), or plan without {speculative_config}",
+        )
+    mode = "MTP-Eagle one-model" if count == 1 and not vanilla else "vanilla MTP"
+    return count, f"{mode} ({at}; {TRTLLM_SPEC_UTILS}:444-452 get_num_spec_layers)"
+
+
+def _trtllm_mtp(inputs: SpeculativeInputs) -> Speculative:
+    setup, shape = inputs.setup, inputs.shape
+    count, mode = _mtp_layer_count(inputs)
+    # the last layer that runs its own indexer (every MLA layer of a dense-MLA model): the MTP layer is always a
+    # full-indexer layer (llm_args.py:1006-1007)
+    full = [
+        i
+        for i, layer in enumerate(shape.layers)
+        if any(isinstance(c, L.MlaLatent) and (c.index_head_dim or not c.sparse) for c in layer)
+    ]
+    if not full:
+        raise _mtp_refusal(
+            "this config has no MLA layer to shape TensorRT-LLM's MTP layer on", "use another speculative method"
+        )
+    index = full[-1]
+    like = tuple(c for c in shape.layers[index] if isinstance(c, L.MlaLatent))
+    n, h = shape.num_layers, shape.hidden_size
+    copies = [(index, f"model.layers.{n + k}") for k in range(count)]
+    extra: list[tuple[str, tuple[int, ...], str]] = []
+    for k in range(count):
+        prefix = f"model.layers.{n + k}"
+        extra.append((f"{prefix}.eh_proj.weight", (h, 2 * h), "linear"))
+        extra += [(f"{prefix}.{norm}.weight", (h,), "norm") for norm in _MTP_GLUE[1:]]
+    nbytes = inputs.stored_bytes(copies, extra)
+    if nbytes:
+        weights_source = (
+            f"{count} x MTP layer as model.layers.{n}.*" + (" ..." if count > 1 else "") + " (decoder layer "
+            f"{index}'s tensors + the 2h x h eh_proj, enorm, hnorm and shared_head.norm), as the checkpoint's "
+            "quantization_config stores them; lm_head and embeddings the target's (DeepseekV3MTPHead takes the "
+            "target's lm_head)"
+        )
+        experts = inputs.expert_bytes(copies) or 0
+    else:
+        nbytes, weights_source, experts = (
+            None,
+            "the MTP layers' weights are not counted (the config's layers cannot be counted)",
+            0,
+        )
+    draft = setup.num_speculative_tokens
+    used = draft if mode.startswith("MTP-Eagle") else min(draft, count)
+    notes = [
+        f"MTP draft: {count} MTP layer(s) shaped like layer {index} join the target's KV cache "
+        f"(num_nextn_predict_layers = {count}, {mode}; appended as in {TRTLLM_CONFIG_UTILS}:474-475 and :595 at "
+        f"{TRTLLM_PIN})",
+        f"TensorRT-LLM drafts max_draft_len = {used} token(s) a step"
+        + (f" (vanilla MTP cuts {draft} to the checkpoint's {count} layers)" if used != draft else "")
+        + f" and keeps max_draft_len - 1 = {used - 1} extra KV token(s) a sequence ({TRTLLM_SPEC_UTILS}:514-523 "
+        f"get_num_extra_kv_tokens at {TRTLLM_MTP_PIN}), which kvplan does not count",
+    ]
+    if not mode.startswith("MTP-Eagle"):
+        notes.append(
+            f"vanilla MTP also holds an MTPHiddenStatesManager of hidden states for max_num_requests "
+            f"({TRTLLM_SPEC_UTILS}:319-331 at {TRTLLM_MTP_PIN}), which kvplan does not count"
+        )
+    return replace(
+        setup,
+        draft_caches=like * count,
+        draft_weights=nbytes,
+        draft_expert_weights=experts,
+        weights_source=weights_source,
+        notes=tuple(notes),
+    )
 
 
 def trtllm_speculative(inputs: SpeculativeInputs) -> Speculative:
-    """TensorRT-LLM's speculative decoding as kvplan plans it: `mtp` refused (its layers share the target's KV
-    pool: see above; Kimi's model runs no MTP at all, modeling_kimi_linear.py:75-76 at 00679c66), any other
-    method kept with the drafter left out and said so."""
+    """TensorRT-LLM's speculative decoding as kvplan plans it: `mtp` with the checkpoint's MTP layers in the
+    target's KV cache and their weights (see above; Kimi's model runs no MTP at all, modeling_kimi_linear.py:75-76
+    at 00679c66), any other method kept with the drafter left out and said so."""
     setup = inputs.setup
     if setup.method == "mtp":
         kda = any(isinstance(c, L.RecurrentState) and c.family == "kda" for c in inputs.shape.caches())
@@ -607,17 +848,9 @@ def trtllm_speculative(inputs: SpeculativeInputs) -> Speculative:
                 ),
                 field="speculative_config",
             )
-        raise UsageError(
-            Text(
-                "{speculative_config}: kvplan has no model of TensorRT-LLM's MTP, whose layers TensorRT-LLM appends "
-                "to the target's KV cache manager ({path}:474-475 and :590-595 at {commit}, get_num_spec_layers): "
-                "planned without them the KV cache would be undersized",
-                path=TRTLLM_CONFIG_UTILS,
-                commit=TRTLLM_PIN,
-            ),
-            hint=Text("use {engine} vllm for MTP, whose MTP layers kvplan sizes, or plan without {speculative_config}"),
-            field="speculative_config",
-        )
+        if any(isinstance(c, L.CompressedAttention) for c in inputs.shape.caches()):
+            return setup  # DeepSeek-V4: refused by its storage rules (dsv4_layout)
+        return _trtllm_mtp(inputs)
     return replace(
         setup,
         notes=(
@@ -625,6 +858,25 @@ def trtllm_speculative(inputs: SpeculativeInputs) -> Speculative:
             "speculative state slots are left out of the plan",
         ),
     )
+
+
+def draft_terms(b: BudgetInputs, held: int) -> list[BudgetTerm]:
+    """The budget row of the MTP layers' weights, loaded with the target before the KV cache is sized."""
+    if not held or b.speculative is None:
+        return []
+    return [
+        BudgetTerm(
+            "speculative_draft_weights",
+            -held,
+            f"the {b.speculative.method} drafter's weights: {b.speculative.weights_source} / tp {b.tp}",
+        )
+    ]
+
+
+def draft_weights_per_gpu(b: BudgetInputs) -> int:
+    """The MTP layers' weights on one GPU: / tp (the target's split; not read per tensor for the MTP layer)."""
+    spec = b.speculative
+    return (spec.draft_weights or 0) // b.tp if spec is not None else 0
 
 
 class TensorRtLlmServing(ServingModel):
@@ -639,7 +891,8 @@ class TensorRtLlmServing(ServingModel):
 
     def budget(self, b: BudgetInputs) -> tuple[list[BudgetTerm], int]:
         runtime = runtime_bytes(b.config)
-        free = b.profile.memory_bytes - b.weights_per_gpu - runtime
+        draft = draft_weights_per_gpu(b)
+        free = b.profile.memory_bytes - b.weights_per_gpu - draft - runtime
         lora_terms = []
         if b.lora is not None:
             pages, device, _, source = peft_cache(b, free)
@@ -656,6 +909,7 @@ class TensorRtLlmServing(ServingModel):
                 "execution context + runtime + decoder buffers: 9.18 GiB "
                 "logged for a vocab-151936 build (TensorRT-LLM #1188), scaled by vocab; approximation",
             ),
+            *draft_terms(b, draft),
             *lora_terms,
             BudgetTerm(
                 "free_fraction",
@@ -669,7 +923,7 @@ class TensorRtLlmServing(ServingModel):
         """The PEFT host cache: max_cpu_loras adapters' module-layers, else host_cache_size (1 GiB), in pages."""
         if b.lora is None:
             return None
-        free = b.profile.memory_bytes - b.weights_per_gpu - runtime_bytes(b.config)
+        free = b.profile.memory_bytes - b.weights_per_gpu - draft_weights_per_gpu(b) - runtime_bytes(b.config)
         pages, _, host, _ = peft_cache(b, free)
         held = pages.pages(host) * pages.page_bytes(DTYPE_BYTES[b.dtype])
         how = f"max_cpu_loras {b.lora.max_cpu_loras}" if b.lora.max_cpu_loras else "host_cache_size 1 GiB"
@@ -686,18 +940,14 @@ class TensorRtLlmServing(ServingModel):
         return trtllm_speculative(inputs)
 
     def budget_notes(self, b: BudgetInputs) -> list[str]:
-        """A hybrid model's state slots: TensorRT-LLM's cost model may be affine (pyexecutor/_util.py at 00679c66:
-        :317-325 "(slope, intercept) tuple (CppMambaHybridCacheManager, where mamba state introduces a per-batch
-        fixed cost)", :329-330 `CacheCost` "bytes = slope * tokens + intercept", :359-364 `tokens_for_budget` =
-        (budget - intercept) // slope), which kvplan does not model."""
-        if not any(isinstance(c, L.RecurrentState) for c in b.shape.caches()):
+        """The fixed per-sequence cost TensorRT-LLM takes from the KV budget for max_batch_size sequences (hybrid
+        models' recurrent states, DeepSeek-V4's window blocks), stated with its figure, not subtracted: see
+        "fixed per-sequence costs" above (`fixed_cost_note`)."""
+        if b.request is None:
             return []
-        return [
-            "TensorRT-LLM may charge a hybrid model's recurrent states as a fixed cost for max_batch_size requests "
-            f"before sizing the paged pool (pyexecutor/_util.py:359-364 CacheCost.tokens_for_budget at {TRTLLM_PIN}: "
-            "(budget - intercept) // slope); kvplan counts the states per request in the concurrency only, so its "
-            "KV token capacity does not subtract them"
-        ]
+        _, available = self.budget(b)
+        note = fixed_cost_note(b.shape, b.request, b.max_num_seqs, available)
+        return [note] if note else []
 
     def command(self, f: FlagInputs) -> str:
         line = f"trtllm-serve {f.model} --tp_size {f.tp} --pp_size {f.pp} --max_seq_len {f.max_model_len} --max_batch_size {f.max_num_seqs}"
@@ -715,6 +965,13 @@ class TensorRtLlmServing(ServingModel):
         lora = lora_comment(f.budget.lora).removeprefix("  # ")
         if lora:
             comments.append(lora)
+        if f.speculative is not None and f.speculative.method == "mtp":
+            # trtllm-serve has no speculative option; MTPDecodingConfig's decoding_type "MTP" and max_draft_len
+            # (llm_args.py:2503-2504 at 011d0933) go in the YAML file
+            comments.append(
+                "MTP: set speculative_config {decoding_type: MTP, max_draft_len: "
+                f"{f.speculative.num_speculative_tokens}}} in the YAML file given to --config"
+            )
         return line + ("  # " + "; ".join(comments) if comments else "")  # one shell comment, as SGLang's
 
 

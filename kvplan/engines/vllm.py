@@ -11,6 +11,9 @@ VLLM_VERSIONS; the rules below read the row of `Request.engine_version`:
   sparse backend's layout (bf16, plain fp8, fp8_ds_mla 656 B or nvfp4_ds_mla 352 B: `sparse_mla_format`) plus
   132 B of uint8 indexer keys on the layers that run an indexer, whatever the KV dtype; block size 64; latent
   and indexer pages in one KV-cache group (`_uniform_type`).
+- MiniMax-M3 (MiniMaxM3Sparse*, read in vLLM 0.33.0 only): GQA K/V on every layer (FullAttentionSpec) plus, on
+  the MSA sparse layers, one bf16 indexer key of sparse_index_dim per token, never split by TP (MLAAttentionSpec,
+  one head); both in one KV-cache group (`_uniform_type`), blocks of 128 tokens (`MSA_BLOCK_SIZE`).
 - block size: the attention backend's (16; MLA on Hopper 64 with an fp8 cache (FLASHMLA), MLA on Blackwell
   32 (FLASHINFER_MLA), sparse MLA 64), unless --block-size is given.
 - layers whose specs are all full attention (or all MLA) with one block size but different pages share one
@@ -75,6 +78,8 @@ from kvplan.engines.base import (
     kv_heads_per_rank,
     merge_kinds,
     refuse_index_keys,
+    refuse_m3_dropped_sparse_config,
+    refuse_m3_layer_types,
 )
 from kvplan.engines.entry import COMMON_CONFIG_KEYS, ConfigVocabulary, EngineEntry
 from kvplan.engines.serving import (
@@ -106,6 +111,13 @@ if TYPE_CHECKING:
 DEFAULT_BLOCK_SIZE = 16
 _GIB_EARLY = 2**30
 DSA_BLOCK_SIZE = 64  # DeepseekV32IndexerBackend's kernel block size on CUDA (v1/attention/backends/mla/indexer.py:286)
+# MiniMax-M3's MSA sparse-attention and indexer backends take kernel blocks of 128 tokens only
+# (vllm-0.33.0 vllm/models/minimax_m3/common/sparse_attention.py:165-167, common/indexer.py:94-95); the full layers'
+# FlashAttention takes multiples of 16, so platforms/interface.py:723-739 picks 128, the smallest size all accept.
+MSA_BLOCK_SIZE = 128
+# The MiniMax-M3 indexer keys' dtype: `indexer_kv_dtype` resolves "auto" to "bf16" (models/minimax_m3/nvidia/model.py:
+# 507-509, config/attention.py:198-204), stored as torch.bfloat16 (common/indexer.py:118-131) whatever the KV dtype.
+MSA_INDEX_KEY_BYTES = 2
 _ALIGN = 16  # kernel block alignment used when vLLM raises the attention block size for Mamba hybrids
 _MAMBA1_CHUNK = 2048  # vLLM's chunk for Mamba1, which has none (config/model.py get_mamba_chunk_size)
 _GDN_FLASHINFER_ALIGNMENT = 64  # FLASHINFER_GDN_CHECKPOINT_ALIGNMENT (v1/attention/backends/gdn_attn.py:34)
@@ -616,7 +628,9 @@ class Spec:
     `state_pages`: for a Mamba-style state, the pages one request holds (None: one per block of the sequence,
     Mamba `all` mode). `layers`: the layers one spec of the plan stands for: 1, except for vLLM's
     UniformTypeKVCacheSpecs (`_uniform_type`), one spec for all the layers of one group, its page the sum of
-    theirs. `label`: the kind shown for it where that is not `kind` (DeepSeek-V4's groups, `v4_plan`)."""
+    theirs. `label`: the kind shown for it where that is not `kind` (DeepSeek-V4's groups, `v4_plan`). `parts`:
+    where one UniformTypeKVCacheSpecs group holds layers of several kinds (MiniMax-M3's GQA K/V and indexer keys),
+    (kind, their pages' bytes, their layers) of each, so the costs are shown per kind."""
 
     kind: str
     page: int
@@ -626,6 +640,7 @@ class Spec:
     mla: bool = False
     layers: int = 1
     label: str = ""
+    parts: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -777,6 +792,8 @@ class VllmEngine:
         --block-size wins."""
         if req.block_size:
             return req.block_size
+        if any(isinstance(c, L.IndexKeys) for c in caches):
+            return MSA_BLOCK_SIZE
         if any(isinstance(c, L.MlaLatent) and c.sparse for c in caches):
             return DSA_BLOCK_SIZE
         major = _major(req.compute_capability)
@@ -847,6 +864,11 @@ class VllmEngine:
             return Spec(cache.kind, block * self._token_bytes(cache, req), block, self._window(cache))
         if isinstance(cache, L.MlaLatent):
             return Spec(cache.kind, block * self._token_bytes(cache, req), block, mla=True)
+        if isinstance(cache, L.IndexKeys):
+            # MiniMaxM3IndexerCache.get_kv_cache_spec: MLAAttentionSpec(block_size, num_kv_heads=1,
+            # head_size=sparse_index_dim, bf16) (vllm-0.33.0 models/minimax_m3/common/indexer.py:145-152): one key
+            # per token, on every TP rank
+            return Spec(cache.kind, block * cache.head_dim * MSA_INDEX_KEY_BYTES, block, mla=True)
         if isinstance(cache, L.RecurrentState):
             pages = None if mode == "all" else self.state_pages(cache, states or [cache], req, mode)
             return Spec(cache.kind, self._state_bytes(cache, req), block, state_pages=pages)
@@ -909,10 +931,11 @@ class VllmEngine:
             else:
                 grows = limit is None or req.seq_len < limit
             span = spec.block_size * self.dcp_shards(spec, req)  # tokens a block of one request covers
-            per_token = Fraction(spec.page * layers_paid, span) if grows else Fraction(0)
             tokens = None if spec.kind == L.STATE else min(blocks * span, req.seq_len)
-            bytes_ = blocks * spec.page * layers_paid * req.batch
-            items.append(KindCost(spec.label or spec.kind, count * spec.layers, bytes_, per_token, tokens))
+            for kind, page, layers in spec.parts or ((spec.label or spec.kind, spec.page, spec.layers),):
+                share = Fraction(page * layers_paid, span) if grows else Fraction(0)
+                bytes_ = blocks * page * layers_paid * req.batch
+                items.append(KindCost(kind, count * layers, bytes_, share, tokens))
         no_cache = sum(isinstance(c, L.NoCache) for c in caches)
         if no_cache:
             items.append(KindCost(L.NONE, no_cache, 0, Fraction(0), None))
@@ -933,13 +956,27 @@ class VllmEngine:
             caches,
             self.shape.architectures if self.shape is not None else (),
             MINIMAX_M3_SERVED,
-            "its indexer keys are an MLAAttentionSpec group of their own, one sparse_index_dim key per token in bf16 "
-            "or fp8 (models/minimax_m3/common/indexer.py:145-152, nvidia/model.py:505-509), whose pages beside the "
-            "GQA group kvplan has not read",
             model_type=(self.shape.config_model_type or None) if self.shape is not None else None,
             loader="vllm/transformers_utils/config.py:155-156, :445",
             registry="vllm/model_executor/models/registry.py:169-171, :523-525, fallback :1298-1317",
+            sized=True,
         )
+        if any(isinstance(c, L.IndexKeys) for c in caches):
+            refuse_m3_layer_types(
+                "vLLM 0.33",
+                self.shape.features if self.shape is not None else frozenset(),
+                "models/minimax_m3/nvidia/model.py:98-106: without it every layer is built as dense attention",
+            )
+            # a minimax_m3_vl wrapper is vLLM's own MiniMaxM3Config, whose MiniMaxM3TextConfig keeps the key
+            # (transformers_utils/configs/minimax_m3.py:141-143, :89-104); a top-level minimax_m3_vl_text goes to
+            # transformers' AutoConfig (transformers_utils/config.py:445)
+            refuse_m3_dropped_sparse_config(
+                "vLLM 0.33",
+                self.shape.features if self.shape is not None else frozenset(),
+                self.shape is not None and self.shape.config_model_type == "minimax_m3_vl_text",
+                "vLLM then builds every layer as dense attention (models/minimax_m3/nvidia/model.py:98-106)",
+            )
+            self._check_minimax_m3(req)
         if any(isinstance(c, L.CompressedAttention) for c in caches):
             if req.dcp > 1:
                 _refuse_unread_dcp(req)
@@ -1024,6 +1061,55 @@ class VllmEngine:
                 ),
                 hint=Text("choose {dcp} at most {m} that divides the query heads per KV head", m=tp // heads),
                 field="dcp",
+            )
+
+    @staticmethod
+    def _check_minimax_m3(req: Request) -> None:
+        """What kvplan has read of vLLM's MiniMax-M3 (MiniMaxM3Sparse*: models/minimax_m3, registered since 0.24.0):
+        vLLM 0.33.0's source only; the KV dtypes of its sparse backend (`supported_kv_cache_dtypes`, models/
+        minimax_m3/common/sparse_attention.py:140-145: bf16, fp8, fp8_e4m3, fp8_e5m2; an fp16 model's `auto`);
+        block sizes that are a multiple of the backends' kernel block of 128 (attention/backend.py:122-138 with
+        common/sparse_attention.py:165-167, common/indexer.py:94-95); no decode context parallelism and no MTP
+        drafter (MiniMaxM3MTP, models/minimax_m3/nvidia/mtp.py), whose rules kvplan has not read."""
+        if vllm_behaviour(req.engine_version).since < (0, 33, 0):
+            raise UsageError(
+                Text(
+                    "kvplan reads vLLM's MiniMax-M3 layout (MiniMaxM3Sparse*, registered since vLLM 0.24.0) from "
+                    "vLLM {v}'s source only",
+                    v=NEWEST_VLLM,
+                ),
+                hint=Text("pass {vllm_version} {v}", v=NEWEST_VLLM),
+                field="vllm_version",
+            )
+        if req.kv_dtype not in ("bfloat16", "float16", "fp8_e4m3", "fp8_e5m2"):
+            raise UsageError(
+                f"vLLM's MiniMax-M3 sparse-attention backend takes a bf16 or fp8 KV cache "
+                f"(models/minimax_m3/common/sparse_attention.py:140-145); kvplan has not read its "
+                f"{short_dtype(req.kv_dtype)} pages",
+                hint=Text("use {kv_dtype} auto or fp8"),
+                field="kv_dtype",
+            )
+        if req.block_size and req.block_size % MSA_BLOCK_SIZE:
+            raise UsageError(
+                f"vLLM's MiniMax-M3 sparse-attention and indexer backends need a block size that is a multiple of "
+                f"{MSA_BLOCK_SIZE} (models/minimax_m3/common/sparse_attention.py:165-167, common/indexer.py:94-95; "
+                "v1/attention/backend.py:122-138)",
+                hint=Text("pass {block_size} 128 (the size vLLM picks) or a multiple of it"),
+                field="block_size",
+            )
+        if req.dcp > 1:
+            raise UsageError(
+                "kvplan has not read how vLLM shards MiniMax-M3's GQA K/V and indexer keys over decode context "
+                "parallel ranks",
+                hint=Text("drop {dcp} for this model"),
+                field="dcp",
+            )
+        if req.speculative is not None:
+            raise UsageError(
+                "kvplan has not read the KV layers of vLLM's MiniMax-M3 MTP drafter (MiniMaxM3MTP, "
+                "models/minimax_m3/nvidia/mtp.py)",
+                hint=Text("plan this model without {speculative_config}"),
+                field="speculative_config",
             )
 
     @staticmethod
@@ -1474,18 +1560,35 @@ def _uniform_type(counts: dict[Spec, int]) -> dict[Spec, int] | None:
     layers whose specs differ but are all full attention (MLA included: MLAAttentionSpec is a FullAttentionSpec,
     v1/kv_cache_spec_registry.py via single_type_kv_cache_manager.py:2661-2665) with one block size share one
     KV-cache group, a block of which costs every layer's page (`page_size_bytes` = their sum, :1318-1320); no page
-    is padded or resized. None when that is not the case (or when every layer has one spec already)."""
+    is padded or resized. None when that is not the case (or when every layer has one spec already).
+
+    MiniMax-M3's GQA K/V (FullAttentionSpec) and indexer keys (an MLAAttentionSpec) are such a group too: the layer
+    order puts a FullAttentionSpec first, and `is_uniform_with_collection` asks only isinstance of its base
+    (kv_cache_interface.py:315-326, 1348-1361); the group's spec keeps each kind's pages (`parts`)."""
     if len(counts) <= 1:
         return None
     specs = list(counts)
     kinds = {s.kind for s in specs}
-    if len(kinds) != 1 or kinds.isdisjoint({L.FULL, L.MLA}) or len({s.block_size for s in specs}) != 1:
+    mixed = kinds == {L.FULL, L.INDEX}
+    if not mixed and (len(kinds) != 1 or kinds.isdisjoint({L.FULL, L.MLA})):
         return None
-    if any(s.window is not None for s in specs):
+    if len({s.block_size for s in specs}) != 1 or any(s.window is not None for s in specs):
         return None
     page = sum(s.page * s.layers * n for s, n in counts.items())
     layers = sum(s.layers * n for s, n in counts.items())
-    return {Spec(specs[0].kind, page, specs[0].block_size, mla=all(s.mla for s in specs), layers=layers): 1}
+    parts: tuple[tuple[str, int, int], ...] = ()
+    if mixed:
+        parts = tuple(
+            (
+                kind,
+                sum(s.page * s.layers * n for s, n in counts.items() if s.kind == kind),
+                sum(s.layers * n for s, n in counts.items() if s.kind == kind),
+            )
+            for kind in (L.FULL, L.INDEX)
+        )
+        layers = parts[0][2]  # the model's attention layers; the indexer keys sit in some of them
+    kind = L.FULL if mixed else specs[0].kind
+    return {Spec(kind, page, specs[0].block_size, mla=all(s.mla for s in specs), layers=layers, parts=parts): 1}
 
 
 def _unify_pages(counts: dict[Spec, int], row: VllmBehaviour) -> dict[Spec, int]:
@@ -2289,6 +2392,10 @@ TOWER_MODALITIES: dict[str, tuple[str, ...]] = {
     "qwen3_vl_moe": ("image", "video"),
     "qwen3_5": ("image", "video"),
     "qwen3_5_moe": ("image", "video"),
+    "minimax_m3_vl": (
+        "image",
+        "video",
+    ),  # models/minimax_m3/nvidia/model.py:1161 _mark_tower_model(.., {"image", "video"})
 }
 DEFAULT_MM_LIMIT = 999  # config/multimodal.py:705-707
 
@@ -3212,6 +3319,14 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
             "cache (one latent head); the indexer keys in fp8 (vLLM's default indexer_kv_dtype; mxfp4 is not "
             "modelled); the MTP layer (the last `compress_ratios` entry) adds a sliding ring only with an MTP "
             "draft, not modelled"
+        )
+    index_keys = [c for c in shape.caches() if isinstance(c, L.IndexKeys)]
+    if index_keys:
+        notes.append(
+            f"MiniMax-M3: GQA K/V on every layer plus a bf16 indexer key of {index_keys[0].head_dim} elements per "
+            f"token on the {len(index_keys)} MSA layers, on every TP rank (vLLM's default indexer_kv_dtype; an fp8 "
+            "indexer through --attention-config is not modelled); one KV-cache group, blocks of "
+            f"{req.block_size or MSA_BLOCK_SIZE} tokens"
         )
     sparse = [c for c in shape.caches() if isinstance(c, L.MlaLatent) and c.sparse]
     if sparse:

@@ -52,6 +52,9 @@ from kvplan.engines.serving import (
     BLOCK_SIZE,
     GPU_MEMORY_UTILIZATION,
     LIMIT_MM_PER_PROMPT,
+    MAMBA_FULL_MEMORY_RATIO_OPTION,
+    MAMBA_SSM_DTYPE_OPTION,
+    MAX_MAMBA_CACHE_SIZE_OPTION,
     PREFIX_CACHING,
     UBATCH,
     VLLM_VERSION,
@@ -91,6 +94,9 @@ _OPTION_FIELDS = (
     (PREFIX_CACHING, "prefix_caching"),
     (ASYNC_SCHEDULING, "async_scheduling"),
     (LIMIT_MM_PER_PROMPT, "limit_mm_per_prompt"),
+    (MAMBA_FULL_MEMORY_RATIO_OPTION, "mamba_full_memory_ratio"),
+    (MAX_MAMBA_CACHE_SIZE_OPTION, "max_mamba_cache_size"),
+    (MAMBA_SSM_DTYPE_OPTION, "mamba_ssm_dtype"),
 )
 
 
@@ -131,7 +137,8 @@ class Recommendation(DtypeDisplay):
     throughput_assumptions: tuple[str, ...] = field(default=())
     kv_bytes_per_request: int | None = None  # one request of max_model_len on the fullest GPU (engine storage)
     vllm_version: str | None = None  # the vLLM release modelled (engines with releases; None for the others)
-    mamba_cache_blocks: int | None = None  # the blocks vLLM's Mamba check counts (None: no Mamba/GDN layers)
+    # the blocks vLLM's Mamba check counts; SGLang's max_mamba_cache_size state slots (None: no Mamba/GDN layers)
+    mamba_cache_blocks: int | None = None
     startup_error: str | None = None  # the error the engine would raise at start-up, in its words (None: starts)
     startup_rule: str = ""  # which start-up check raised it ("" when none)
     startup_fix: dict[str, int | float] = field(
@@ -231,6 +238,9 @@ class _Options:
     lora_target_modules: str | list[str] | tuple[str, ...] | None = None
     limit_mm_per_prompt: str | dict[str, Any] | None = None
     gpu_used_by_others: int | str | None = None
+    mamba_full_memory_ratio: float | None = None
+    max_mamba_cache_size: int | None = None
+    mamba_ssm_dtype: str | None = None
 
 
 @dataclass(frozen=True)
@@ -563,6 +573,9 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
         async_scheduling=o.async_scheduling,
         compute_capability=i.profile.compute_capability,
         vendor=i.profile.vendor,
+        mamba_full_memory_ratio=o.mamba_full_memory_ratio,
+        max_mamba_cache_size=o.max_mamba_cache_size,
+        mamba_ssm_dtype=o.mamba_ssm_dtype,
     )
     if i.speculative is not None:  # the drafter as the engine runs it, which its storage rules read
         request = replace(request, speculative=_speculative(i, resolved, request.model_dtype))
@@ -648,6 +661,7 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
         lora=c.inputs.lora,
         limit_mm_per_prompt=c.inputs.limit_mm_per_prompt,
         max_model_len=c.seq_len,
+        request=replace(c.model.request, tp=tp),
     )
 
 
@@ -788,6 +802,9 @@ def _notes(c: _Context) -> list[str]:
         PREFIX_CACHING: o.prefix_caching is not None,
         ASYNC_SCHEDULING: o.async_scheduling is not None,
         LIMIT_MM_PER_PROMPT: o.limit_mm_per_prompt is not None,
+        MAMBA_FULL_MEMORY_RATIO_OPTION: o.mamba_full_memory_ratio is not None,
+        MAX_MAMBA_CACHE_SIZE_OPTION: o.max_mamba_cache_size is not None,
+        MAMBA_SSM_DTYPE_OPTION: o.mamba_ssm_dtype is not None,
     }
     ignored = [
         placeholder(name) for option, name in _OPTION_FIELDS if given[option] and option not in c.serving.options
@@ -906,6 +923,9 @@ def _flags(c: _Context, out: _Outcome) -> dict[str, str]:
             speculative=c.model.request.speculative,
             offload_flags=serve_flags(c.options.offload, entry.name) if entry.name == c.inputs.entry.name else "",
             layout=c.inputs.layout,
+            mamba_full_memory_ratio=c.options.mamba_full_memory_ratio,
+            max_mamba_cache_size=c.options.max_mamba_cache_size,
+            mamba_ssm_dtype=c.options.mamba_ssm_dtype,
         )
         flags[entry.flag_key] = entry.serving.command(inputs)  # type: ignore[union-attr]
     return flags
@@ -1256,6 +1276,9 @@ def recommend(
     lora_target_modules: str | list[str] | tuple[str, ...] | None = None,
     limit_mm_per_prompt: str | dict[str, Any] | None = None,
     gpu_used_by_others: int | str | None = None,
+    mamba_full_memory_ratio: float | None = None,
+    max_mamba_cache_size: int | None = None,
+    mamba_ssm_dtype: str | None = None,
 ) -> Recommendation:
     """Plan MODEL on `gpus` GPUs of `gpu_profile`: KV budget per GPU, capacity, fit, engine flags, throughput bounds.
 
@@ -1300,6 +1323,10 @@ def recommend(
     checkpoint's towers at 0 drops the towers and the encoder-cache row from the budget. gpu_used_by_others
     (bytes or "40GiB", per GPU) is what other deployments on the same GPUs hold when this one starts
     (kvplan.checking.colocation.footprint of a plan; vLLM only): its start-up check and notes follow.
+    mamba_full_memory_ratio and max_mamba_cache_size are SGLang's --mamba-full-memory-ratio (default 0.9) and
+    --max-mamba-cache-size: how a Mamba / linear-attention hybrid's budget is split between its state slots and
+    its full-attention token pool (kvplan.engines.sglang.sglang_mamba_pool); mamba_ssm_dtype is SGLang's
+    --mamba-ssm-dtype (float32, bfloat16 or float16; default: the config's mamba_ssm_dtype, else float32).
     """
     options = _Options(**{name: value for name, value in locals().items() if name != "model"})  # the keywords
     inputs = _validate(options)

@@ -398,6 +398,53 @@ def _gemma4(cfg: dict[str, Any], text: dict[str, Any]) -> list[Tensor] | None:
     )
 
 
+def _minimax_m3_merge(v: dict[str, Any], key: str) -> int:
+    """`spatial_merge_size` / `temporal_patch_size` of MiniMax-M3's vision tower: vLLM 0.33 reads them from
+    `vision_config.img_token_compression_config` (default 2: models/minimax_m3/common/vision_tower.py:45-46,
+    :309-311, :623-624), transformers 5.24 from `vision_config` itself (default 2, configuration_minimax_m3_vl.py
+    MiniMaxM3VLVisionConfig); a config where the two disagree is refused."""
+    compression = v.get("img_token_compression_config")
+    vllm = positive_int(compression, key, default=2) if isinstance(compression, dict) else 2
+    transformers = positive_int(v, key, default=2)
+    if vllm != transformers:
+        raise ConfigError(
+            f"minimax_m3_vl vision_config gives {key} {transformers} and img_token_compression_config.{key} {vllm}: "
+            "transformers reads the first, vLLM the second, so the checkpoint's tensors are ambiguous",
+            hint=f"make vision_config.{key} and img_token_compression_config.{key} agree",
+        )
+    return vllm
+
+
+def _minimax_m3_vl(cfg: dict[str, Any], text: dict[str, Any]) -> list[Tensor]:
+    """MiniMaxM3SparseForConditionalGeneration (transformers 5.24 modeling_minimax_m3_vl.py MiniMaxM3VLVisionModel
+    and MiniMaxM3VLMultiModalProjector; vLLM 0.33 MiniMaxVLVisionModel, models/minimax_m3/common/vision_tower.py,
+    built under `_mark_tower_model` for image and video, nvidia/model.py:1161-1168): a bias-free Conv3d patch
+    embedding (channels x temporal_patch_size x patch x patch), a LayerNorm before the encoder and none after it
+    (the checkpoint has none: vision_tower.py:629-636), `num_hidden_layers` CLIP blocks with biased q/k/v/out and a
+    biased fc1/fc2 MLP, then the projector, vision hidden -> projector_hidden_size -> text hidden (biased), and the
+    patch merger, spatial_merge_size^2 x text hidden -> projector_hidden_size -> text hidden (biased; vLLM's
+    `patch_merge_mlp`, transformers' merge_linear_1/2). projector_hidden_size: the wrapper's (vLLM falls back to the
+    text hidden size, vision_tower.py:541 and :581; transformers to 6144: kvplan takes the config's or vLLM's)."""
+    v = cfg["vision_config"]
+    h, inter = positive_int(v, "hidden_size"), positive_int(v, "intermediate_size")
+    patch, channels = positive_int(v, "patch_size"), positive_int(v, "num_channels", default=3)
+    temporal, merge = _minimax_m3_merge(v, "temporal_patch_size"), _minimax_m3_merge(v, "spatial_merge_size")
+    th = positive_int(text, "hidden_size")
+    mid = positive_int(cfg, "projector_hidden_size", default=th)
+    p = "model.vision_tower"
+    t = [Tensor(f"{p}.embeddings.proj.weight", (h, channels, temporal, patch, patch), "linear")]
+    t += _layernorm(f"{p}.pre_layrnorm", h)
+    for i in range(positive_int(v, "num_hidden_layers")):
+        t += _vit_block(f"{p}.layers.{i}", h, inter, False, _SIGLIP_NAMES)
+    q = "model.multi_modal_projector"
+    t += _linear(f"{q}.linear_1", mid, h, True) + _linear(f"{q}.linear_2", th, mid, True)
+    return (
+        t
+        + _linear(f"{q}.merge_linear_1", mid, th * merge * merge, True)
+        + _linear(f"{q}.merge_linear_2", th, mid, True)
+    )
+
+
 # The layouts by the wrapper's model_type: (raw config, language model config) -> tensors (None: not counted).
 ENCODERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Tensor] | None]] = {
     "gemma3": _gemma3,
@@ -411,6 +458,7 @@ ENCODERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Tensor] | No
     "gemma4": _gemma4,
     "kimi_k25": _kimi_k25,
     "kimi_k3": _kimi_k3,
+    "minimax_m3_vl": _minimax_m3_vl,
 }
 _ENCODER_KEYS = ("vision_config", "audio_config")
 

@@ -95,6 +95,9 @@ VALID = {
     "lora_dtype": st.sampled_from(["auto", "bfloat16", "float16", "fp8", "x"]),
     "lora_target_modules": st.sampled_from([["q_proj", "v_proj"], "all", "q_proj,o_proj", ["qkv"]]),
     "limit_mm_per_prompt": st.sampled_from([{"image": 0}, '{"image": 2}', {"image": -1}, "image=2"]),
+    "mamba_full_memory_ratio": st.sampled_from([0.9, 0.3, 2]),
+    "max_mamba_cache_size": st.sampled_from([1, 64, 4096]),
+    "mamba_ssm_dtype": st.sampled_from(["bfloat16", "float16", "fp8"]),
     "share_gpu_with": st.sampled_from([["a"], "b", ["nobody"]]),
 }
 

@@ -213,7 +213,9 @@ def _m3(architectures: list[str] | None = None, model_type: str | None = None):
 
 
 def _storage(engine: str, shape):
-    return VllmEngine(shape) if engine == "vllm" else SglangEngine(shape.architectures, shape.config_model_type)
+    if engine == "vllm":
+        return VllmEngine(shape)
+    return SglangEngine(shape.architectures, shape.config_model_type, shape.features)
 
 
 def test_transformers_m3_holds_kv_on_60_layers_and_one_index_key_a_token_on_57():
@@ -299,20 +301,49 @@ def _m3_wrapped():
 
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])
-@pytest.mark.parametrize("layout", ["text", "wrapped"])
-def test_vllm_and_sglang_m3_under_a_served_architecture_is_refused_as_unread(engine, layout):
-    """Under a model_type and architecture the engines load, kvplan still has not read their index-key storage
-    (vLLM: an MLAAttentionSpec group of its own, models/minimax_m3/common/indexer.py:145-152; SGLang:
-    MiniMaxSparseKVPool): refused, not sized as K/V only."""
-    if layout == "text":
-        shape = _m3(["MiniMaxM3SparseForCausalLM"], model_type="minimax_m3_vl_text")
-    else:
-        shape = _m3_wrapped()
-        assert (shape.model_type, shape.config_model_type) == ("minimax_m3", "minimax_m3_vl")
-    with pytest.raises(UsageError, match="does not size MiniMax-M3's indexer key cache") as info:
+def test_vllm_and_sglang_size_m3_under_a_served_architecture(engine):
+    """In the minimax_m3_vl wrapper both engines' loaders build, under a served architecture, both size the index
+    keys beside the K/V (vLLM: an MLAAttentionSpec in the K/V's group, tests/engines/test_minimax_m3_vllm.py;
+    SGLang: MiniMaxSparseKVPool, tests/engines/test_minimax_m3_sglang.py), not K/V only."""
+    shape = _m3_wrapped()
+    assert (shape.model_type, shape.config_model_type) == ("minimax_m3", "minimax_m3_vl")
+    costs = {
+        c.kind: c for c in _storage(engine, shape).stage_costs(shape.caches(), Request(1024, 1, "bfloat16", "bfloat16"))
+    }
+    assert (costs[L.FULL].layers, costs[L.INDEX].layers) == (60, 57)
+    assert costs[L.INDEX].bytes_per_token == 57 * 128 * 2
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_m3_as_a_minimax_m3_vl_text_config_is_refused_by_vllm_and_sglang(engine):
+    """transformers' MiniMaxM3VLTextConfig pops `sparse_attention_config` (checked on the installed transformers
+    below; configuration_minimax_m3_vl.py:121-123 in 5.16.1-5.20.2, the versions the engines take): a top-level
+    minimax_m3_vl_text config reaches vLLM without it (every layer dense, nvidia/model.py:98-106), and SGLang, which
+    builds even a wrapper's text_config through transformers' class for that model_type, fails to start."""
+    transformers = pytest.importorskip("transformers")
+    from transformers.models.minimax_m3_vl.configuration_minimax_m3_vl import MiniMaxM3VLTextConfig
+
+    built = MiniMaxM3VLTextConfig(num_hidden_layers=2, sparse_attention_config={"sparse_attention_freq": [0, 1]})
+    assert getattr(built, "sparse_attention_config", None) is None and transformers
+    shape = _m3(["MiniMaxM3SparseForCausalLM"], model_type="minimax_m3_vl_text")
+    with pytest.raises(UsageError, match="pops that key") as info:
         _storage(engine, shape).stage_costs(shape.caches(), Request(1024, 1, "bfloat16", "bfloat16"))
-    assert "does not serve" not in str(info.value)
-    assert ("indexer.py:145-152" if engine == "vllm" else "MiniMaxSparseKVPool") in str(info.value)
+    assert ("every layer as dense" if engine == "vllm" else "Could not find sparse config") in str(info.value)
+    # inside the wrapper: vLLM's own MiniMaxM3TextConfig keeps the key; SGLang still uses transformers' class
+    text = {**{k: v for k, v in M3.items() if k != "architectures"}, "model_type": "minimax_m3_vl_text"}
+    wrapped = model_shape(
+        {
+            "model_type": "minimax_m3_vl",
+            "architectures": ["MiniMaxM3SparseForConditionalGeneration"],
+            "text_config": text,
+        }
+    )
+    req = Request(1024, 1, "bfloat16", "bfloat16")
+    if engine == "vllm":
+        assert _storage(engine, wrapped).stage_costs(wrapped.caches(), req)
+    else:
+        with pytest.raises(UsageError, match="pops that key"):
+            _storage(engine, wrapped).stage_costs(wrapped.caches(), req)
 
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])
@@ -325,9 +356,10 @@ def test_cli_refuses_the_published_m3_in_one_error_line_with_a_hint(engine):
         lines = result.stderr.strip().splitlines()
         assert [line.split(":")[0] for line in lines] == ["error", "hint"], lines
         assert "does not serve this config as written" in lines[0] and "MiniMaxM3ForCausalLM" in lines[0]
-        assert (
-            lines[1]
-            == "hint: use --engine transformers for this model: it sizes minimax_m3 from transformers' real cache tensors"
+        assert lines[1] == (
+            "hint: use --engine transformers for this model: it sizes minimax_m3 from transformers' real cache tensors"
+            "; or pass a minimax_m3_vl config with the text model in text_config and architectures "
+            "MiniMaxM3SparseForConditionalGeneration, as vLLM's tests load MiniMaxAI/MiniMax-M3"
         )
 
 

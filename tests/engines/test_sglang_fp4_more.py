@@ -382,7 +382,12 @@ def test_hybrid_cited_engine_source_lines(path, line, text):
         ("Qwen__Qwen3.5-27B", 16, 4, 256),  # qwen3_5 override: trtllm_mha on SM100 (extra_buffer Mamba cache)
         ("Qwen__Qwen3-Next-80B-A3B", 12, 2, 256),
         ("nvidia__NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", 6, 2, 128),  # nemotron_h override: trtllm_mha on SM100
-        ("ai21labs__AI21-Jamba-1.5-Mini", 4, 8, 128),  # no override: the NVFP4 hook's own trtllm_mha pair
+        (
+            "LiquidAI__LFM2.5-VL-1.6B",
+            6,
+            8,
+            64,
+        ),  # Lfm2VlForConditionalGeneration: no override, the hook's trtllm_mha pair
     ],
 )
 def test_hybrid_nvfp4_full_attention_layers_by_hand(name, layers, heads, head_dim):

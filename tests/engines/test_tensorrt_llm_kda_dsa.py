@@ -160,12 +160,16 @@ def _one_error_line(result) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("model", ["deepseek-ai/DeepSeek-V3.2", "zai-org/GLM-5", "deepseek-ai/DeepSeek-V3"])
-def test_mtp_is_refused_because_its_layers_share_the_target_pool(model):
-    """config_utils.py:474-475 and :590-595: TensorRT-LLM appends the MTP layers (get_num_spec_layers) to the
-    target's cache manager; kvplan has no model of how many, so it does not plan without them."""
-    line = _one_error_line(_cli(model, "--speculative-config", '{"method": "mtp", "num_speculative_tokens": 1}'))
-    assert "no model of TensorRT-LLM's MTP" in line and "config_utils.py:474-475 and :590-595 at 00679c66" in line
+def test_mtp_layers_join_the_target_pool():
+    """config_utils.py:474-475 and :595: TensorRT-LLM appends the MTP layers (get_num_spec_layers) to the target's
+    cache manager; kvplan sizes them (tests/engines/test_tensorrt_llm_mtp.py): DeepSeek-V3.2's one MTP layer adds
+    2 x 576 + 132 = 1,284 B a token to 61 x 1,284 = 78,324."""
+    result = _cli(
+        "deepseek-ai/DeepSeek-V3.2", "--speculative-config", '{"method": "mtp", "num_speculative_tokens": 1}', "--json"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["bytes_per_token"] == 62 * 1284
+    assert "config_utils.py:474-475 and :595 at 00679c66" in result.stderr
 
 
 def test_mtp_on_kimi_is_refused_with_the_models_own_words():

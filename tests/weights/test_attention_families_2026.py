@@ -306,12 +306,10 @@ WRAPPER_NOTES = {
     "moonshotai__Kimi-K2.5": TOWER,
     "moonshotai__Kimi-K2.6": TOWER,
     "mistralai__Devstral-Small-2-24B-Instruct": TOWER,
-    # Scout's catalog config carries the Hub's vision_config (kvplan.weights.encoders counts it beside the language
-    # model); Maverick's keeps only text_config, and the architecture still names the wrapper
+    # both Llama 4 catalog configs carry the Hub's vision_config (kvplan.weights.encoders counts it beside the language
+    # model; Maverick's is aiconfigurator@64c5ddb6's copy of the Hub file)
     "meta-llama__Llama-4-Scout-17B-16E-Instruct": TOWER,
-    "meta-llama__Llama-4-Maverick-17B-128E-Instruct": (
-        "the other towers of Llama4ForConditionalGeneration (vision encoder, projector) are"
-    ),
+    "meta-llama__Llama-4-Maverick-17B-128E-Instruct": TOWER,
 }
 
 

@@ -9,9 +9,8 @@ from kvplan.weights.encoders import ENCODERS, encoder_parameters, has_encoders
 
 from conftest import all_config_names, load_config
 
-# wrappers with a tower in their config (the trimmed Llama-4-Maverick copy holds no vision_config: kvplan counts
-# nothing there, while transformers would build its default tower
-# nothing); kimi_k3 is not in transformers 5.24, its layout follows vLLM's model file (tested below)
+# wrappers with a tower in their config (Llama-4-Maverick's copy has its vision_config since aiconfigurator@64c5ddb6,
+# SOURCES-2026.md); kimi_k3 is not in transformers 5.24, its layout follows vLLM's model file (tested below)
 NO_TRANSFORMERS_CLASS = {"kimi_k3"}
 WRAPPERS = [
     n
@@ -115,6 +114,16 @@ def test_llama4_scout_vision_tower_matches_transformers_meta_count():
     depend on the layers; the projector reads the text hidden size): 871,932,416 parameters, 1.62 GiB in bf16, of
     which vLLM holds 1/TP per GPU (mllama4.py:752-790, split unless mm_encoder_tp_mode is "data")."""
     config = load_config("meta-llama__Llama-4-Scout-17B-16E-Instruct")
+    small = {**config, "text_config": {**config["text_config"], "num_hidden_layers": 1}}
+    assert encoder_parameters(config) == 871_932_416 == meta_encoder_count(small)
+
+
+@pytest.mark.torch
+def test_llama4_maverick_vision_tower_matches_transformers_meta_count():
+    """Llama-4-Maverick's catalog config (aiconfigurator@64c5ddb6, SOURCES-2026.md) has its `vision_config`: the same
+    tower and projector as Scout's (the same vision_config, the same 5120 text hidden size), 871,932,416 parameters,
+    against transformers 5.24's meta-device build with the language model cut to one layer."""
+    config = load_config("meta-llama__Llama-4-Maverick-17B-128E-Instruct")
     small = {**config, "text_config": {**config["text_config"], "num_hidden_layers": 1}}
     assert encoder_parameters(config) == 871_932_416 == meta_encoder_count(small)
 
