@@ -84,8 +84,9 @@ class EngineEntry:
       over ranks (lint checks that TP divides them). `serves_fp32_in_16bit`: with dtype auto it serves a float32
       config in 16 bits (lint says kvplan plans float32).
     - `kv_auto`: the KV dtype `auto` means (None: the model dtype); `kv_auto_for`: the KV dtype `auto` means for a
-      model shape on a GPU (its compute capability, None: none given) where the engine decides by the model or the
-      checkpoint (returns None for `kv_auto`'s rule; SGLang: fp8 for checkpoints that declare it, DSA models by GPU);
+      model shape on a GPU (its compute capability, None: none given) in a release (`release`'s, None: none) where
+      the engine decides by the model or the checkpoint (returns None for `kv_auto`'s rule; SGLang: fp8 for
+      checkpoints that declare it, DSA models by GPU, DeepSeek-V4; vLLM: DeepSeek-V4 from 0.30);
       `kv_ggml`: it stores llama.cpp's ggml block types (q8_0, q4_0, ...); `kv_own`: the engine-only KV dtypes
       (`core/units.ENGINE_ONLY_KV_DTYPES`: SGLang's fp4_mx_block16) it stores, which every other engine refuses.
     - `estimate_help`: how `kvplan estimate --engine` describes it; `estimate_notes`: notes it adds to an estimate.
@@ -110,7 +111,7 @@ class EngineEntry:
     splits_heads: bool = False
     serves_fp32_in_16bit: bool = False
     kv_auto: str | None = None
-    kv_auto_for: Callable[[ModelShape, str | None], str | None] | None = None
+    kv_auto_for: Callable[[ModelShape, str | None, str | None], str | None] | None = None
     kv_ggml: bool = False
     kv_own: tuple[str, ...] = ()
     estimate_help: str = ""
@@ -138,13 +139,14 @@ class EngineEntry:
         resolved: str,
         shape: ModelShape | None = None,
         compute_capability: str | None = None,
+        release: str | None = None,
     ) -> str:
         """The KV dtype this engine really uses for `--kv-dtype requested` (already resolved to `resolved`):
-        `auto` is `kv_auto_for(shape, compute_capability)` where the engine decides by the model, checkpoint or GPU, else
+        `auto` is `kv_auto_for(shape, compute_capability, release)` where the engine decides by the model, checkpoint or GPU, else
         `kv_auto` where the engine has its own default (llama.cpp's f16, whatever the model dtype); ggml block
         types (q8_0, q4_0, ...) exist only in engines that store them."""
         if self.kv_auto_for is not None and shape is not None and requested in (None, "auto"):
-            chosen = self.kv_auto_for(shape, compute_capability)
+            chosen = self.kv_auto_for(shape, compute_capability, release)
             if chosen:
                 return chosen
         if self.kv_auto and requested in (None, "auto"):

@@ -2066,7 +2066,7 @@ SGLANG_DSA_AUTO_ARCHS = frozenset(
 )
 
 
-def auto_kv_dtype(shape: ModelShape, compute_capability: str | None = None) -> str | None:
+def auto_kv_dtype(shape: ModelShape, compute_capability: str | None = None, release: str | None = None) -> str | None:
     """SGLang 0.5.23's `--kv-cache-dtype auto` where the model, checkpoint or GPU decides (None: the model dtype,
     srt/mem_cache/kv_cache_dtype.py:58-59):
     - a DSA model of the DeepSeek family (`SGLANG_DSA_AUTO_ARCHS`, sparse MLA): fp8_e4m3 on SM100 and up without

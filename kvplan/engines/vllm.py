@@ -1240,6 +1240,16 @@ class VllmEngine:
                 hint=Text("use {kv_dtype} fp8"),
                 field="kv_dtype",
             )
+        if row.v4_auto_kv and req.kv_dtype == "bfloat16":
+            raise UsageError(
+                f"vLLM {version} stores DeepSeek-V4 in the fp8_ds_mla layout on its default backends, which maps "
+                "`--kv-cache-dtype auto` to fp8 and raises 'DeepseekV4 fp8_ds_mla layout only supports fp8 kv-cache' "
+                "for an explicit bf16 cache (models/deepseek_v4/attention.py:107-116 in 0.30.0 and 0.33.0; the plain "
+                "bf16 rows of DeepseekV4FlashInferMLAAttention, 0.33.0 nvidia/flashinfer_sparse.py:206, belong to a "
+                "backend that is not the default, which kvplan does not model)",
+                hint=Text("use {kv_dtype} auto or fp8 (both run fp8_ds_mla)"),
+                field="kv_dtype",
+            )
         if req.kv_dtype not in ("bfloat16", "fp8_e4m3"):
             raise UsageError(
                 f"vLLM has no {short_dtype(req.kv_dtype)} cache for DeepSeek-V4: its CUDA backends store the "
@@ -3429,6 +3439,16 @@ CONFIG = ConfigVocabulary(
     describes="a vLLM --config YAML",
 )
 
+
+def auto_kv_dtype(shape: ModelShape, compute_capability: str | None = None, release: str | None = None) -> str | None:
+    """vLLM's `--kv-cache-dtype auto` where the model decides (None: the model dtype): DeepSeek-V4 from 0.30, whose
+    fp8_ds_mla layout maps auto to fp8 (models/deepseek_v4/attention.py:109-110 in 0.30.0 and 0.33.0; `v4_auto_kv`;
+    before 0.30 `auto` stays the model dtype, which `_check_v4` refuses as vLLM's assert does)."""
+    if vllm_behaviour(release).v4_auto_kv and any(isinstance(c, L.CompressedAttention) for c in shape.caches()):
+        return "fp8_e4m3"
+    return None
+
+
 ENTRY = EngineEntry(
     name="vllm",
     display="vLLM",
@@ -3441,6 +3461,7 @@ ENTRY = EngineEntry(
     },
     storage=lambda shape: VllmEngine(shape),
     serving=VllmServing(),
+    kv_auto_for=auto_kv_dtype,
     config=CONFIG,
     plannable=True,
     splits_heads=True,

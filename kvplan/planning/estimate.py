@@ -238,6 +238,9 @@ def estimate_shape(
     )
     entry = engine_entry(get_engine(engine, shape).name)
     release, source = entry.release(vllm_version) if entry.release is not None else (None, None)
+    if release is not None and kv_dtype in (None, "auto"):  # `auto` by the release modelled (vLLM's DeepSeek-V4)
+        resolved = resolve_dtypes(shape, dtype, kv_dtype)[1]
+        req = replace(req, kv_dtype=engine_kv_dtype(engine, kv_dtype, resolved, shape, compute_capability, release))
     req = replace(
         req,
         engine_version=release,

@@ -564,6 +564,7 @@ def _model(model: ModelRef, i: _Inputs) -> _Model:
         max_num_batched_tokens=o.max_num_batched_tokens or default_mnbt,
         n_ubatch=o.n_ubatch,
         compute_capability=i.profile.compute_capability,  # SGLang's auto KV dtype of DSA models turns on it
+        engine_version=i.release,  # vLLM's auto KV dtype of DeepSeek-V4 turns on it
     )
     request = replace(  # the release and its settings, which some engines' storage rules read
         request,

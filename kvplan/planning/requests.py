@@ -81,13 +81,14 @@ def engine_kv_dtype(
     resolved: str,
     shape: ModelShape | None = None,
     compute_capability: str | None = None,
+    release: str | None = None,
 ) -> str:
     """The KV dtype `engine` really uses for `kv_dtype=requested` (resolved to `resolved`): its registry entry's
     rule (kvplan.engines.entry.EngineEntry.kv_dtype: llama.cpp's `auto` is f16, ggml block types only where an
     engine stores them; SGLang's `auto` by the model, checkpoint and GPU: `shape`, `compute_capability`). An engine
     kvplan does not know keeps `resolved`: refusing it is the caller's."""
     entry = lookup(engine)
-    return resolved if entry is None else entry.kv_dtype(requested, resolved, shape, compute_capability)
+    return resolved if entry is None else entry.kv_dtype(requested, resolved, shape, compute_capability, release)
 
 
 def make_request(
@@ -105,6 +106,7 @@ def make_request(
     n_ubatch: int = 512,
     storage: bool = False,
     compute_capability: str | None = None,
+    engine_version: str | None = None,
 ) -> Request:
     """The request for `batch` sequences of `seq_len` tokens of `shape` on `engine`, every field checked once.
 
@@ -113,7 +115,8 @@ def make_request(
     counts and dtypes and before its KV dtype rule; otherwise whether kvplan plans it is the caller's to say
     (recommend's serving models). Dtypes come back canonical, `auto` resolved: the model dtype from the config,
     the KV dtype from the model dtype (or the engine's own default, llama.cpp's f16, or its rule for the model and
-    the GPU of `compute_capability`: SGLang's). The request's own compute_capability is the caller's to set."""
+    the GPU of `compute_capability` and the release `engine_version`: SGLang's, vLLM's DeepSeek-V4). The request's
+    own compute_capability and engine_version are the caller's to set."""
     seq_len = positive_int("seq_len", seq_len)
     batch = positive_int("batch", batch)
     tp = positive_int("tp", tp)
@@ -124,7 +127,7 @@ def make_request(
     model_dtype, kv = resolve_dtypes(shape, dtype, kv_dtype)
     if storage:
         get_engine(engine, shape)
-    kv = engine_kv_dtype(engine, kv_dtype, kv, shape, compute_capability)
+    kv = engine_kv_dtype(engine, kv_dtype, kv, shape, compute_capability, engine_version)
     return Request(seq_len, batch, kv, model_dtype, tp, pp, block_size, max_num_batched_tokens, n_ubatch)
 
 

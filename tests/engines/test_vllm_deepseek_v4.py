@@ -41,6 +41,9 @@ from kvplan.engines.vllm import (
     v4_packed_groups,
     v4_tuple_groups,
 )
+from kvplan.engines.vllm import (
+    auto_kv_dtype as vllm_auto_kv_dtype,
+)
 from kvplan.errors import UsageError
 from kvplan.weights.stored import tensors_bytes
 from kvplan.weights.tensors import mtp_tensors, weight_tensors
@@ -129,15 +132,29 @@ def test_whole_model_capacity_on_h200_tp8():
         assert costs["compressor_state"].bytes == (4099 + 2065) * 1002240
 
 
-def test_auto_and_fp8_store_the_same_layout():
-    """`--kv-cache-dtype auto` and fp8 both become fp8_ds_mla on the CUDA backends (attention.py:94-129)."""
+@pytest.mark.parametrize("version", ["0.30.0", "0.33.0"])
+def test_auto_is_fp8_and_an_explicit_bf16_cache_is_refused(version):
+    """`--kv-cache-dtype auto` becomes fp8 and then fp8_ds_mla on the default CUDA backends (0.30.0 and 0.33.0
+    models/deepseek_v4/attention.py:109-110), so kvplan resolves it to fp8_e4m3 (the plan names what vLLM runs);
+    an explicit bf16 cache raises in that layout (:111-116), so kvplan refuses it. Before 0.30 `auto` stays the
+    model's bf16, which `_check_v4` refuses as vLLM's assert does (test_fp8_and_sm12_boundaries)."""
     shape, caches = _flash()
-    engine = VllmEngine(shape)
-    auto, fp8 = (
-        engine.stage_costs(caches, Request(65536, 2, kv, "bfloat16", max_num_batched_tokens=2048))
-        for kv in ("bfloat16", "fp8_e4m3")
+    assert vllm_auto_kv_dtype(shape, None, version) == "fp8_e4m3"
+    assert vllm_auto_kv_dtype(shape, None, "0.29.0") is None
+    assert vllm_auto_kv_dtype(model_shape(load_config("Qwen__Qwen3-8B")), None, version) is None
+    req = Request(65536, 2, "bfloat16", "bfloat16", max_num_batched_tokens=2048, engine_version=version)
+    with pytest.raises(UsageError, match="only supports fp8 kv-cache") as err:
+        VllmEngine(shape).stage_costs(caches, req)
+    assert err.value.field == "kv_dtype"
+    out = CliRunner().invoke(
+        app, ["estimate", "deepseek-ai/DeepSeek-V4-Flash", "--vllm-version", version, "--json", "--offline"]
     )
-    assert auto == fp8
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["kv_dtype"] == "fp8_e4m3"
+    out = CliRunner().invoke(
+        app, ["estimate", "deepseek-ai/DeepSeek-V4-Flash", "--vllm-version", version, "--kv-dtype", "bf16"]
+    )
+    assert out.exit_code == 2 and "only supports fp8 kv-cache" in out.output
 
 
 @pytest.mark.parametrize(
@@ -177,7 +194,9 @@ def test_auto_and_fp8_store_the_same_layout():
 )
 def test_what_vllm_cannot_serve_or_kvplan_has_not_read_is_refused(changes, field, words):
     shape, caches = _flash()
-    req = Request(**{**dict(seq_len=8192, batch=1, kv_dtype="bfloat16", model_dtype="bfloat16"), **changes})
+    # bf16: what `auto` stays before 0.30 (an explicit bf16 cache from 0.30); the other refusals are asked in fp8
+    base = dict(seq_len=8192, batch=1, kv_dtype="bfloat16" if "engine_version" in changes else "fp8_e4m3")
+    req = Request(**{**base, "model_dtype": "bfloat16", **changes})
     with pytest.raises(UsageError) as err:
         VllmEngine(shape).stage_costs(caches, req)
     assert err.value.field == field and words in err.value.message and "\n" not in err.value.message
@@ -389,7 +408,7 @@ def test_recommend_adds_the_mtp_ring_and_weights():
     assert terms["speculative_draft_weights"] == -(3593862124 // 8) == -449232765
     shape, caches = _flash()
     engine = VllmEngine(shape)
-    req = Request(1048576, 1, "bfloat16", "bfloat16", tp=8, max_num_batched_tokens=8192)
+    req = Request(1048576, 1, "fp8_e4m3", "bfloat16", tp=8, max_num_batched_tokens=8192)
     drafted = replace(req, speculative=_mtp(load_config(FLASH)))
 
     def rings(r):
@@ -465,8 +484,8 @@ def test_fp8_and_sm12_boundaries():
     (nvidia/model.py:716-727: FlashMLA, SM9x/SM10x)."""
     shape, caches = _flash()
     engine = VllmEngine(shape)
-    auto = replace(_version("0.30.0"), kv_dtype="bfloat16")
-    assert engine.stage_costs(caches, auto) == engine.stage_costs(caches, _version("0.30.0"))
+    auto = replace(_version("0.30.0"), kv_dtype="bfloat16")  # what `auto` stays before 0.30
+    assert vllm_auto_kv_dtype(shape, None, "0.30.0") == "fp8_e4m3" == _version("0.30.0").kv_dtype
     for version in ("0.26.0", "0.27.0", "0.28.0", "0.29.0"):
         with pytest.raises(UsageError, match="fails in 0.20-0.29"):
             engine.stage_costs(caches, replace(auto, engine_version=version))
