@@ -507,7 +507,7 @@ _R0_30 = _row(
 )
 _R0_31 = _row(
     (0, 31, 0),
-    "vllm-0.31.0: platforms/interface.py:688-697 takes `_preferred_block_size_for_backends` (:616-661), the "
+    "vllm-0.31.0: platforms/interface.py:688-697 takes `_preferred_block_size_for_backends` (:616-663), the "
     "smallest block size every attention backend accepts (MiniMax-M3: 128, the MSA and indexer backends' kernel "
     "block, models/minimax_m3/common/sparse_attention.py:162-164, common/indexer.py:94-95; 0.30.0 :624-640 took "
     "the first layer's backend's alone); the other fields are the 0.30 row's, not read again in 0.31",
