@@ -11,9 +11,11 @@ VLLM_VERSIONS; the rules below read the row of `Request.engine_version`:
   sparse backend's layout (bf16, plain fp8, fp8_ds_mla 656 B or nvfp4_ds_mla 352 B: `sparse_mla_format`) plus
   132 B of uint8 indexer keys on the layers that run an indexer, whatever the KV dtype; block size 64; latent
   and indexer pages in one KV-cache group (`_uniform_type`).
-- MiniMax-M3 (MiniMaxM3Sparse*, read in vLLM 0.33.0 only): GQA K/V on every layer (FullAttentionSpec) plus, on
-  the MSA sparse layers, one bf16 indexer key of sparse_index_dim per token, never split by TP (MLAAttentionSpec,
-  one head); both in one KV-cache group (`_uniform_type`), blocks of 128 tokens (`MSA_BLOCK_SIZE`).
+- MiniMax-M3 (MiniMaxM3Sparse*, registered since vLLM 0.24.0, read in 0.24-0.33): GQA K/V on every layer
+  (FullAttentionSpec) plus, on the MSA sparse layers, one bf16 indexer key of sparse_index_dim per token, never
+  split by TP (MLAAttentionSpec, one head); both in one KV-cache group (`_uniform_type`), blocks of 128 tokens
+  (`MSA_BLOCK_SIZE`); 0.24-0.30 pick the block size from the first attention layer's backend only
+  (`VllmBehaviour.minimax_m3_blocks`).
 - block size: the attention backend's (16; MLA on Hopper 64 with an fp8 cache (FLASHMLA), MLA on Blackwell
   32 (FLASHINFER_MLA), sparse MLA 64), unless --block-size is given.
 - layers whose specs are all full attention (or all MLA) with one block size but different pages share one
@@ -77,6 +79,7 @@ from kvplan.engines.base import (
     Speculative,
     kv_heads_per_rank,
     merge_kinds,
+    pipeline_stages,
     refuse_index_keys,
     refuse_m3_dropped_sparse_config,
     refuse_m3_layer_types,
@@ -227,6 +230,12 @@ class VllmBehaviour:
     groups of mixed pages, read in 0.29 and 0.33, `v4_packed_groups`); `v4_auto_kv`, `--kv-cache-dtype auto` serves
     DeepSeek-V4 (as fp8_ds_mla; False: vLLM asserts an fp8 cache); `v4_sm12`, a DeepSeek-V4 backend runs on SM12x
     by default (False: FlashMLA's alone, SM9x/SM10x).
+    MiniMax-M3 (VllmEngine._check_minimax_m3): `minimax_m3_blocks`, how the release picks MiniMax-M3's block size
+    without --block-size ("": it does not register MiniMaxM3Sparse*; "first_backend": 0.24-0.30's
+    `update_block_size_for_backend`, the preferred size of the first attention layer's backend alone, so a stage
+    whose first layer is dense (FlashAttention: vLLM's default 16) fails start-up in `select_common_block_size`,
+    the MSA and indexer backends taking kernel blocks of 128 only; "all_backends": from 0.31, the smallest size
+    every backend accepts, 128).
     Speculative decoding: `all_mode_speculative_blocks`, Mamba `all` mode holds num_speculative_tokens pages more per
     request. Parallelism: `models_dcp_dp_ep`, kvplan has read this release's data-parallel, expert-parallel and
     decode-context-parallel rules (VllmServing.layout, VllmEngine._check_dcp; False: the options are refused).
@@ -264,6 +273,7 @@ class VllmBehaviour:
     all_mode_speculative_blocks: bool = False
     models_dcp_dp_ep: bool = False
     free_memory_names_device: bool = False
+    minimax_m3_blocks: str = ""
     follows: str = field(default="")
 
     @property
@@ -409,8 +419,16 @@ _R0_24 = _row(
     "(v1/kv_cache_interface.py:650-653; 0.20.0 :543 did not, 0.21-0.23 not read); models/deepseek_v4/nvidia/"
     "model.py:738-769 runs DeepSeek-V4 on FlashInfer's SM120 layer on SM12x by default, in the fp8_ds_mla layout "
     "(flashinfer_sparse.py:509-513, :85-86; 0.23.0 nvidia/model.py:716-727 ran FlashMLA alone, SM9x/SM10x); "
-    "v1/core/kv_cache_utils.py:1277-1313 sizes DeepSeek-V4's block by page size as 0.23.0 and 0.25.0",
+    "v1/core/kv_cache_utils.py:1277-1313 sizes DeepSeek-V4's block by page size as 0.23.0 and 0.25.0; "
+    "model_executor/models/registry.py:163 registers MiniMaxM3SparseForCausalLM (0.23.0 has none), its layout "
+    "0.33.0's (models/minimax_m3/nvidia/model.py:540-548 FullAttentionSpec, common/indexer.py:150-157 the bf16 "
+    "indexer keys, config/attention.py:55 indexer_kv_dtype bf16, v1/core/single_type_kv_cache_manager.py:1457-1459 "
+    "MLAAttentionSpec grouped as full attention) but for its block size: platforms/interface.py:609-625 takes the "
+    "preferred size of the first attention layer's backend (`_find_non_ssm_backend` :574-591), 16 for a dense "
+    "first layer (v1/attention/backends/flash_attn.py:94), which v1/worker/utils.py:328 refuses beside the "
+    "sparse backends' 128 (common/sparse_attention.py:82-84, common/indexer.py:84-85); 0.25-0.30 alike",
     _R0_23,
+    minimax_m3_blocks="first_backend",
     v4_sm12=True,
     runner_v2=RunnerV2(_V2_0_24),
     pads_attention_pages="backend",
@@ -487,12 +505,21 @@ _R0_30 = _row(
     v4_auto_kv=True,
     kv_cache_dtypes=_R0_29.kv_cache_dtypes | {"nvfp4_ds_mla"},
 )
+_R0_31 = _row(
+    (0, 31, 0),
+    "vllm-0.31.0: platforms/interface.py:688-697 takes `_preferred_block_size_for_backends` (:616-663), the "
+    "smallest block size every attention backend accepts (MiniMax-M3: 128, the MSA and indexer backends' kernel "
+    "block, models/minimax_m3/common/sparse_attention.py:162-164, common/indexer.py:94-95; 0.30.0 :624-640 took "
+    "the first layer's backend's alone); the other fields are the 0.30 row's, not read again in 0.31",
+    _R0_30,
+    minimax_m3_blocks="all_backends",
+)
 _R0_32 = _row(
     (0, 32, 0),
     "vllm-0.32.0: model_executor/layers/mamba/mamba_mixer2.py:1107 gives Mamba2 layers one prefill-checkpoint "
     "page, counted in `align` mode (v1/kv_cache_interface.py:1079); config/cache.py:63 drops Mamba `all` "
     "mode; adds ultraquant_4bit",
-    _R0_30,
+    _R0_31,
     mamba2_checkpoint=True,
     kv_cache_dtypes=_R0_30.kv_cache_dtypes | {"ultraquant_4bit"},
 )
@@ -510,6 +537,7 @@ VLLM_VERSIONS: tuple[VllmBehaviour, ...] = (
     _R0_28,
     _R0_29,
     _R0_30,
+    _R0_31,
     _R0_32,
     _row(
         (0, 33, 0),
@@ -1063,24 +1091,54 @@ class VllmEngine:
                 field="dcp",
             )
 
-    @staticmethod
-    def _check_minimax_m3(req: Request) -> None:
-        """What kvplan has read of vLLM's MiniMax-M3 (MiniMaxM3Sparse*: models/minimax_m3, registered since 0.24.0):
-        vLLM 0.33.0's source only; the KV dtypes of its sparse backend (`supported_kv_cache_dtypes`, models/
-        minimax_m3/common/sparse_attention.py:140-145: bf16, fp8, fp8_e4m3, fp8_e5m2; an fp16 model's `auto`);
+    def _check_minimax_m3(self, req: Request) -> None:
+        """What kvplan has read of vLLM's MiniMax-M3 (MiniMaxM3Sparse*: models/minimax_m3, registered since 0.24.0,
+        read in 0.24-0.33, the same layout in each): the KV dtypes of its sparse backend (`supported_kv_cache_dtypes`,
+        models/minimax_m3/common/sparse_attention.py:140-145: bf16, fp8, fp8_e4m3, fp8_e5m2; an fp16 model's `auto`);
         block sizes that are a multiple of the backends' kernel block of 128 (attention/backend.py:122-138 with
-        common/sparse_attention.py:165-167, common/indexer.py:94-95); no decode context parallelism and no MTP
-        drafter (MiniMaxM3MTP, models/minimax_m3/nvidia/mtp.py), whose rules kvplan has not read."""
-        if vllm_behaviour(req.engine_version).since < (0, 33, 0):
+        common/sparse_attention.py:165-167, common/indexer.py:94-95), and in 0.24-0.30 (`minimax_m3_blocks`
+        "first_backend") a --block-size wherever a pipeline stage starts on a dense layer; no decode context
+        parallelism and no MTP drafter (MiniMaxM3MTP, models/minimax_m3/nvidia/mtp.py), whose rules kvplan has not
+        read."""
+        row = vllm_behaviour(req.engine_version)
+        if not row.minimax_m3_blocks:
             raise UsageError(
                 Text(
-                    "kvplan reads vLLM's MiniMax-M3 layout (MiniMaxM3Sparse*, registered since vLLM 0.24.0) from "
-                    "vLLM {v}'s source only",
-                    v=NEWEST_VLLM,
+                    "vLLM registers MiniMax-M3's sparse-attention model (MiniMaxM3Sparse*) since 0.24.0 "
+                    "(vllm-0.24.0 model_executor/models/registry.py:163; 0.23.0 has none), not in {v}",
+                    v=req.engine_version,
                 ),
-                hint=Text("pass {vllm_version} {v}", v=NEWEST_VLLM),
+                hint=Text("pass {vllm_version} 0.24.0 or later"),
                 field="vllm_version",
             )
+        if row.minimax_m3_blocks == "first_backend" and not req.block_size and self.shape is not None:
+            layers = self.shape.layers
+            dense = [
+                stage.start
+                for stage in pipeline_stages(len(layers), req.pp)
+                if not any(isinstance(c, L.IndexKeys) for c in layers[stage.start])
+            ]
+            if dense:
+                raise UsageError(
+                    Text(
+                        "vLLM {v} cannot start MiniMax-M3 without {block_size}: it takes the block size of the "
+                        "first attention layer's backend alone (platforms/interface.py:609-625, "
+                        "`_find_non_ssm_backend` :574-591 in 0.24-0.25; :624-640, :589-606 in 0.26-0.30), and "
+                        "layer {n} is dense, its backend keeping the default 16 (FlashAttention: "
+                        "v1/attention/backends/flash_attn.py:94 MultipleOf(16)), which the MSA and indexer "
+                        "backends' kernel blocks of 128 do not divide (models/minimax_m3/common/sparse_attention.py:"
+                        "82-84, common/indexer.py:84-85 in 0.24.0): select_common_block_size raises 'No common "
+                        "block size for 16.' (v1/worker/utils.py:328 in 0.24.0)",
+                        v=req.engine_version,
+                        n=dense[0],
+                    ),
+                    hint=Text(
+                        "pass {block_size} 128 (or a multiple of 128), as vLLM {v} needs, or {vllm_version} 0.31.0 "
+                        "or later",
+                        v=req.engine_version,
+                    ),
+                    field="block_size",
+                )
         if req.kv_dtype not in ("bfloat16", "float16", "fp8_e4m3", "fp8_e5m2"):
             raise UsageError(
                 f"vLLM's MiniMax-M3 sparse-attention backend takes a bf16 or fp8 KV cache "

@@ -183,8 +183,8 @@ def _refused(req: Request, match: str) -> UsageError:
 
 
 def test_vllm_m3_refuses_what_kvplan_has_not_read():
-    error = _refused(Request(4096, 1, "bfloat16", "bfloat16", engine_version="0.30.0"), "from vLLM 0.33.0's source")
-    assert error.field == "vllm_version"
+    error = _refused(Request(4096, 1, "bfloat16", "bfloat16", engine_version="0.23.0"), "since 0.24.0")
+    assert error.field == "vllm_version" and "registry.py:163" in str(error)
     error = _refused(Request(4096, 1, "bfloat16", "bfloat16", block_size=64), "multiple of 128")
     assert "common/sparse_attention.py:165-167" in str(error) and error.field == "block_size"
     error = _refused(Request(4096, 1, "nvfp4", "bfloat16"), "bf16 or fp8 KV cache")
@@ -259,3 +259,649 @@ def test_vllm_m3_estimate_note_says_what_is_stored():
     notes = estimate_notes(engine, shape, req, frozenset({L.FULL, L.INDEX}))
     (note,) = [n for n in notes if "MiniMax-M3" in str(n)]
     assert "bf16 indexer key of 128 elements" in str(note) and "57 MSA layers" in str(note)
+
+
+# ---------------------------------------------------------------- the releases before 0.33 (0.24-0.32)
+
+RELEASES = ("0.24.0", "0.25.0", "0.26.0", "0.27.0", "0.28.0", "0.29.0", "0.30.0", "0.31.0", "0.32.0")
+FIRST_BACKEND = RELEASES[:7]  # 0.24-0.30: the block size of the first attention layer's backend alone
+
+# (release, rule, file under vllm-X/vllm, line, text): one citation per release per rule the layout follows.
+# registry: MiniMaxM3SparseForCausalLM is registered; config: vLLM's own MiniMaxM3Config for minimax_m3_vl, the
+# same defaults; sparse_layers: sparse_attention_freq's nonzero entries; kv_heads: KV heads split by TP down to
+# one; gqa_spec: FullAttentionSpec on every sparse layer; index_dtype: the indexer keys default to bf16 (0.24-0.27
+# read indexer_kv_dtype, default "bf16"; 0.28 on resolve "auto" to "bf16"); index_spec: one bf16 head of
+# sparse_index_dim per token (MLAAttentionSpec); kernel_block: the MSA and indexer backends take 128 only;
+# kv_dtypes: the sparse backend's bf16/fp8 list; grouping: MLAAttentionSpec groups as full attention, all layers
+# in one UniformTypeKVCacheSpecs group; block_choice: 0.24-0.30 the first layer's backend alone (a dense layer 0
+# builds vLLM's standard Attention, FlashAttention takes MultipleOf(16), so the default 16 stays and
+# select_common_block_size raises), 0.31-0.32 the smallest size every backend accepts.
+RELEASE_CITED = [
+    ("0.24.0", "registry", "model_executor/models/registry.py", 163, '"MiniMaxM3SparseForCausalLM": ('),
+    ("0.24.0", "config", "transformers_utils/config.py", 106, 'minimax_m3_vl="MiniMaxM3Config",'),
+    (
+        "0.24.0",
+        "config",
+        "transformers_utils/configs/minimax_m3.py",
+        102,
+        '"sparse_attention_freq": [0] * 3 + [1] * 57,',
+    ),
+    ("0.24.0", "sparse_layers", "models/minimax_m3/nvidia/model.py", 95, 'freq = cfg.get("sparse_attention_freq")'),
+    (
+        "0.24.0",
+        "kv_heads",
+        "models/minimax_m3/nvidia/model.py",
+        419,
+        "self.num_kv_heads = max(1, self.total_num_kv_heads // tp_size)",
+    ),
+    ("0.24.0", "gqa_spec", "models/minimax_m3/nvidia/model.py", 542, "return FullAttentionSpec("),
+    ("0.24.0", "index_dtype", "config/attention.py", 55, 'indexer_kv_dtype: IndexerKVDType = "bf16"'),
+    (
+        "0.24.0",
+        "index_dtype",
+        "models/minimax_m3/nvidia/model.py",
+        491,
+        "self.indexer_kv_dtype = vllm_config.attention_config.indexer_kv_dtype",
+    ),
+    ("0.24.0", "index_spec", "models/minimax_m3/common/indexer.py", 130, "cache_dtype = torch.bfloat16"),
+    ("0.24.0", "index_spec", "models/minimax_m3/common/indexer.py", 152, "return MLAAttentionSpec("),
+    ("0.24.0", "index_spec", "models/minimax_m3/common/indexer.py", 154, "num_kv_heads=1,"),
+    ("0.24.0", "index_spec", "models/minimax_m3/common/indexer.py", 155, "head_size=self.head_dim,"),
+    ("0.24.0", "kernel_block", "models/minimax_m3/common/sparse_attention.py", 84, "return [128]"),
+    ("0.24.0", "kernel_block", "models/minimax_m3/common/indexer.py", 85, "return [128]"),
+    ("0.24.0", "kv_dtypes", "models/minimax_m3/common/sparse_attention.py", 61, '"fp8_e5m2",'),
+    (
+        "0.24.0",
+        "grouping",
+        "v1/core/single_type_kv_cache_manager.py",
+        1458,
+        "MLAAttentionSpec, FullAttentionManager, uniform_type_base_spec=FullAttentionSpec",
+    ),
+    (
+        "0.24.0",
+        "grouping",
+        "v1/kv_cache_interface.py",
+        155,
+        "isinstance(spec, uniform_type_base_spec) for spec in kv_cache_specs.values()",
+    ),
+    (
+        "0.24.0",
+        "grouping",
+        "v1/core/kv_cache_utils.py",
+        1723,
+        "elif uniform_spec := UniformTypeKVCacheSpecs.from_specs(kv_cache_spec):",
+    ),
+    ("0.24.0", "block_choice", "platforms/interface.py", 609, "backend_cls = cls._find_non_ssm_backend(vllm_config)"),
+    ("0.24.0", "block_choice", "platforms/interface.py", 616, "preferred = backend_cls.get_preferred_block_size("),
+    ("0.24.0", "block_choice", "v1/attention/backends/flash_attn.py", 94, "return [MultipleOf(16)]"),
+    ("0.24.0", "block_choice", "v1/worker/utils.py", 328, 'raise ValueError(f"No common block size for'),
+    ("0.24.0", "block_choice", "models/minimax_m3/nvidia/model.py", 681, "self.self_attn = MiniMaxM3Attention("),
+    ("0.24.0", "block_choice", "models/minimax_m3/nvidia/model.py", 346, "self.attn = Attention("),
+    ("0.25.0", "registry", "model_executor/models/registry.py", 154, '"MiniMaxM3SparseForCausalLM": ('),
+    ("0.25.0", "config", "transformers_utils/config.py", 106, 'minimax_m3_vl="MiniMaxM3Config",'),
+    (
+        "0.25.0",
+        "config",
+        "transformers_utils/configs/minimax_m3.py",
+        102,
+        '"sparse_attention_freq": [0] * 3 + [1] * 57,',
+    ),
+    ("0.25.0", "sparse_layers", "models/minimax_m3/nvidia/model.py", 99, 'freq = cfg.get("sparse_attention_freq")'),
+    (
+        "0.25.0",
+        "kv_heads",
+        "models/minimax_m3/nvidia/model.py",
+        425,
+        "self.num_kv_heads = max(1, self.total_num_kv_heads // tp_size)",
+    ),
+    ("0.25.0", "gqa_spec", "models/minimax_m3/nvidia/model.py", 548, "return FullAttentionSpec("),
+    ("0.25.0", "index_dtype", "config/attention.py", 55, 'indexer_kv_dtype: IndexerKVDType = "bf16"'),
+    (
+        "0.25.0",
+        "index_dtype",
+        "models/minimax_m3/nvidia/model.py",
+        497,
+        "self.indexer_kv_dtype = vllm_config.attention_config.indexer_kv_dtype",
+    ),
+    ("0.25.0", "index_spec", "models/minimax_m3/common/indexer.py", 139, "cache_dtype = torch.bfloat16"),
+    ("0.25.0", "index_spec", "models/minimax_m3/common/indexer.py", 161, "return MLAAttentionSpec("),
+    ("0.25.0", "index_spec", "models/minimax_m3/common/indexer.py", 163, "num_kv_heads=1,"),
+    ("0.25.0", "index_spec", "models/minimax_m3/common/indexer.py", 164, "head_size=self.head_dim,"),
+    ("0.25.0", "kernel_block", "models/minimax_m3/common/sparse_attention.py", 93, "return [128]"),
+    ("0.25.0", "kernel_block", "models/minimax_m3/common/indexer.py", 94, "return [128]"),
+    ("0.25.0", "kv_dtypes", "models/minimax_m3/common/sparse_attention.py", 70, '"fp8_e5m2",'),
+    (
+        "0.25.0",
+        "grouping",
+        "v1/core/single_type_kv_cache_manager.py",
+        1539,
+        "MLAAttentionSpec, FullAttentionManager, uniform_type_base_spec=FullAttentionSpec",
+    ),
+    (
+        "0.25.0",
+        "grouping",
+        "v1/kv_cache_interface.py",
+        159,
+        "isinstance(spec, uniform_type_base_spec) for spec in kv_cache_specs.values()",
+    ),
+    (
+        "0.25.0",
+        "grouping",
+        "v1/core/kv_cache_utils.py",
+        1723,
+        "elif uniform_spec := UniformTypeKVCacheSpecs.from_specs(kv_cache_spec):",
+    ),
+    ("0.25.0", "block_choice", "platforms/interface.py", 609, "backend_cls = cls._find_non_ssm_backend(vllm_config)"),
+    ("0.25.0", "block_choice", "platforms/interface.py", 616, "preferred = backend_cls.get_preferred_block_size("),
+    ("0.25.0", "block_choice", "v1/attention/backends/flash_attn.py", 77, "return [MultipleOf(16)]"),
+    ("0.25.0", "block_choice", "v1/worker/utils.py", 328, 'raise ValueError(f"No common block size for'),
+    ("0.25.0", "block_choice", "models/minimax_m3/nvidia/model.py", 683, "self.self_attn = MiniMaxM3Attention("),
+    ("0.25.0", "block_choice", "models/minimax_m3/nvidia/model.py", 352, "self.attn = Attention("),
+    ("0.26.0", "registry", "model_executor/models/registry.py", 158, '"MiniMaxM3SparseForCausalLM": ('),
+    ("0.26.0", "config", "transformers_utils/config.py", 109, 'minimax_m3_vl="MiniMaxM3Config",'),
+    (
+        "0.26.0",
+        "config",
+        "transformers_utils/configs/minimax_m3.py",
+        102,
+        '"sparse_attention_freq": [0] * 3 + [1] * 57,',
+    ),
+    ("0.26.0", "sparse_layers", "models/minimax_m3/nvidia/model.py", 100, 'freq = cfg.get("sparse_attention_freq")'),
+    (
+        "0.26.0",
+        "kv_heads",
+        "models/minimax_m3/nvidia/model.py",
+        425,
+        "self.num_kv_heads = max(1, self.total_num_kv_heads // tp_size)",
+    ),
+    ("0.26.0", "gqa_spec", "models/minimax_m3/nvidia/model.py", 554, "return FullAttentionSpec("),
+    ("0.26.0", "index_dtype", "config/attention.py", 67, 'indexer_kv_dtype: IndexerKVDType = "bf16"'),
+    (
+        "0.26.0",
+        "index_dtype",
+        "models/minimax_m3/nvidia/model.py",
+        502,
+        "self.indexer_kv_dtype = vllm_config.attention_config.indexer_kv_dtype",
+    ),
+    ("0.26.0", "index_spec", "models/minimax_m3/common/indexer.py", 139, "cache_dtype = torch.bfloat16"),
+    ("0.26.0", "index_spec", "models/minimax_m3/common/indexer.py", 161, "return MLAAttentionSpec("),
+    ("0.26.0", "index_spec", "models/minimax_m3/common/indexer.py", 163, "num_kv_heads=1,"),
+    ("0.26.0", "index_spec", "models/minimax_m3/common/indexer.py", 164, "head_size=self.head_dim,"),
+    ("0.26.0", "kernel_block", "models/minimax_m3/common/sparse_attention.py", 109, "return [128]"),
+    ("0.26.0", "kernel_block", "models/minimax_m3/common/indexer.py", 94, "return [128]"),
+    ("0.26.0", "kv_dtypes", "models/minimax_m3/common/sparse_attention.py", 86, '"fp8_e5m2",'),
+    (
+        "0.26.0",
+        "grouping",
+        "v1/core/single_type_kv_cache_manager.py",
+        1861,
+        "MLAAttentionSpec, FullAttentionManager, uniform_type_base_spec=FullAttentionSpec",
+    ),
+    (
+        "0.26.0",
+        "grouping",
+        "v1/kv_cache_interface.py",
+        171,
+        "isinstance(spec, uniform_type_base_spec) for spec in kv_cache_specs.values()",
+    ),
+    (
+        "0.26.0",
+        "grouping",
+        "v1/core/kv_cache_utils.py",
+        1754,
+        "elif uniform_spec := UniformTypeKVCacheSpecs.from_specs(kv_cache_spec):",
+    ),
+    ("0.26.0", "block_choice", "platforms/interface.py", 624, "backend_cls = cls._find_non_ssm_backend(vllm_config)"),
+    ("0.26.0", "block_choice", "platforms/interface.py", 631, "preferred = backend_cls.get_preferred_block_size("),
+    ("0.26.0", "block_choice", "v1/attention/backends/flash_attn.py", 81, "return [MultipleOf(16)]"),
+    ("0.26.0", "block_choice", "v1/worker/utils.py", 348, 'raise ValueError(f"No common block size for'),
+    ("0.26.0", "block_choice", "models/minimax_m3/nvidia/model.py", 689, "self.self_attn = MiniMaxM3Attention("),
+    ("0.26.0", "block_choice", "models/minimax_m3/nvidia/model.py", 352, "self.attn = Attention("),
+    ("0.27.0", "registry", "model_executor/models/registry.py", 162, '"MiniMaxM3SparseForCausalLM": ('),
+    ("0.27.0", "config", "transformers_utils/config.py", 111, 'minimax_m3_vl="MiniMaxM3Config",'),
+    (
+        "0.27.0",
+        "config",
+        "transformers_utils/configs/minimax_m3.py",
+        102,
+        '"sparse_attention_freq": [0] * 3 + [1] * 57,',
+    ),
+    ("0.27.0", "sparse_layers", "models/minimax_m3/nvidia/model.py", 100, 'freq = cfg.get("sparse_attention_freq")'),
+    (
+        "0.27.0",
+        "kv_heads",
+        "models/minimax_m3/nvidia/model.py",
+        425,
+        "self.num_kv_heads = max(1, self.total_num_kv_heads // tp_size)",
+    ),
+    ("0.27.0", "gqa_spec", "models/minimax_m3/nvidia/model.py", 557, "return FullAttentionSpec("),
+    ("0.27.0", "index_dtype", "config/attention.py", 71, 'indexer_kv_dtype: IndexerKVDType = "bf16"'),
+    (
+        "0.27.0",
+        "index_dtype",
+        "models/minimax_m3/nvidia/model.py",
+        502,
+        "self.indexer_kv_dtype = vllm_config.attention_config.indexer_kv_dtype",
+    ),
+    ("0.27.0", "index_spec", "models/minimax_m3/common/indexer.py", 139, "cache_dtype = torch.bfloat16"),
+    ("0.27.0", "index_spec", "models/minimax_m3/common/indexer.py", 161, "return MLAAttentionSpec("),
+    ("0.27.0", "index_spec", "models/minimax_m3/common/indexer.py", 163, "num_kv_heads=1,"),
+    ("0.27.0", "index_spec", "models/minimax_m3/common/indexer.py", 164, "head_size=self.head_dim,"),
+    ("0.27.0", "kernel_block", "models/minimax_m3/common/sparse_attention.py", 109, "return [128]"),
+    ("0.27.0", "kernel_block", "models/minimax_m3/common/indexer.py", 94, "return [128]"),
+    ("0.27.0", "kv_dtypes", "models/minimax_m3/common/sparse_attention.py", 86, '"fp8_e5m2",'),
+    (
+        "0.27.0",
+        "grouping",
+        "v1/core/single_type_kv_cache_manager.py",
+        1921,
+        "MLAAttentionSpec, FullAttentionManager, uniform_type_base_spec=FullAttentionSpec",
+    ),
+    (
+        "0.27.0",
+        "grouping",
+        "v1/kv_cache_interface.py",
+        179,
+        "isinstance(spec, uniform_type_base_spec) for spec in kv_cache_specs.values()",
+    ),
+    (
+        "0.27.0",
+        "grouping",
+        "v1/core/kv_cache_utils.py",
+        1807,
+        "elif uniform_spec := UniformTypeKVCacheSpecs.from_specs(kv_cache_spec):",
+    ),
+    ("0.27.0", "block_choice", "platforms/interface.py", 624, "backend_cls = cls._find_non_ssm_backend(vllm_config)"),
+    ("0.27.0", "block_choice", "platforms/interface.py", 631, "preferred = backend_cls.get_preferred_block_size("),
+    ("0.27.0", "block_choice", "v1/attention/backends/flash_attn.py", 84, "return [MultipleOf(16)]"),
+    ("0.27.0", "block_choice", "v1/worker/utils.py", 332, 'raise ValueError(f"No common block size for'),
+    ("0.27.0", "block_choice", "models/minimax_m3/nvidia/model.py", 711, "self.self_attn = MiniMaxM3Attention("),
+    ("0.27.0", "block_choice", "models/minimax_m3/nvidia/model.py", 352, "self.attn = Attention("),
+    ("0.28.0", "registry", "model_executor/models/registry.py", 163, '"MiniMaxM3SparseForCausalLM": ('),
+    ("0.28.0", "config", "transformers_utils/config.py", 116, 'minimax_m3_vl="MiniMaxM3Config",'),
+    (
+        "0.28.0",
+        "config",
+        "transformers_utils/configs/minimax_m3.py",
+        102,
+        '"sparse_attention_freq": [0] * 3 + [1] * 57,',
+    ),
+    ("0.28.0", "sparse_layers", "models/minimax_m3/nvidia/model.py", 100, 'freq = cfg.get("sparse_attention_freq")'),
+    (
+        "0.28.0",
+        "kv_heads",
+        "models/minimax_m3/nvidia/model.py",
+        425,
+        "self.num_kv_heads = max(1, self.total_num_kv_heads // tp_size)",
+    ),
+    ("0.28.0", "gqa_spec", "models/minimax_m3/nvidia/model.py", 558, "return FullAttentionSpec("),
+    (
+        "0.28.0",
+        "index_dtype",
+        "models/minimax_m3/nvidia/model.py",
+        501,
+        "self.indexer_kv_dtype = vllm_config.attention_config.resolve_indexer_kv_dtype(",
+    ),
+    ("0.28.0", "index_dtype", "models/minimax_m3/nvidia/model.py", 502, '"bf16"'),
+    ("0.28.0", "index_spec", "models/minimax_m3/common/indexer.py", 139, "cache_dtype = torch.bfloat16"),
+    ("0.28.0", "index_spec", "models/minimax_m3/common/indexer.py", 161, "return MLAAttentionSpec("),
+    ("0.28.0", "index_spec", "models/minimax_m3/common/indexer.py", 163, "num_kv_heads=1,"),
+    ("0.28.0", "index_spec", "models/minimax_m3/common/indexer.py", 164, "head_size=self.head_dim,"),
+    ("0.28.0", "kernel_block", "models/minimax_m3/common/sparse_attention.py", 109, "return [128]"),
+    ("0.28.0", "kernel_block", "models/minimax_m3/common/indexer.py", 94, "return [128]"),
+    ("0.28.0", "kv_dtypes", "models/minimax_m3/common/sparse_attention.py", 86, '"fp8_e5m2",'),
+    (
+        "0.28.0",
+        "grouping",
+        "v1/core/single_type_kv_cache_manager.py",
+        1932,
+        "MLAAttentionSpec, FullAttentionManager, uniform_type_base_spec=FullAttentionSpec",
+    ),
+    (
+        "0.28.0",
+        "grouping",
+        "v1/kv_cache_interface.py",
+        213,
+        "isinstance(spec, uniform_type_base_spec) for spec in kv_cache_specs.values()",
+    ),
+    (
+        "0.28.0",
+        "grouping",
+        "v1/core/kv_cache_utils.py",
+        1767,
+        "elif uniform_spec := UniformTypeKVCacheSpecs.from_specs(kv_cache_spec):",
+    ),
+    ("0.28.0", "block_choice", "platforms/interface.py", 624, "backend_cls = cls._find_non_ssm_backend(vllm_config)"),
+    ("0.28.0", "block_choice", "platforms/interface.py", 631, "preferred = backend_cls.get_preferred_block_size("),
+    ("0.28.0", "block_choice", "v1/attention/backends/flash_attn.py", 89, "return [MultipleOf(16)]"),
+    ("0.28.0", "block_choice", "v1/worker/utils.py", 367, 'raise ValueError(f"No common block size for'),
+    ("0.28.0", "block_choice", "models/minimax_m3/nvidia/model.py", 712, "self.self_attn = MiniMaxM3Attention("),
+    ("0.28.0", "block_choice", "models/minimax_m3/nvidia/model.py", 352, "self.attn = Attention("),
+    ("0.29.0", "registry", "model_executor/models/registry.py", 166, '"MiniMaxM3SparseForCausalLM": ('),
+    ("0.29.0", "config", "transformers_utils/config.py", 111, 'minimax_m3_vl="MiniMaxM3Config",'),
+    (
+        "0.29.0",
+        "config",
+        "transformers_utils/configs/minimax_m3.py",
+        102,
+        '"sparse_attention_freq": [0] * 3 + [1] * 57,',
+    ),
+    ("0.29.0", "sparse_layers", "models/minimax_m3/nvidia/model.py", 100, 'freq = cfg.get("sparse_attention_freq")'),
+    (
+        "0.29.0",
+        "kv_heads",
+        "models/minimax_m3/nvidia/model.py",
+        425,
+        "self.num_kv_heads = max(1, self.total_num_kv_heads // tp_size)",
+    ),
+    ("0.29.0", "gqa_spec", "models/minimax_m3/nvidia/model.py", 558, "return FullAttentionSpec("),
+    (
+        "0.29.0",
+        "index_dtype",
+        "models/minimax_m3/nvidia/model.py",
+        501,
+        "self.indexer_kv_dtype = vllm_config.attention_config.resolve_indexer_kv_dtype(",
+    ),
+    ("0.29.0", "index_dtype", "models/minimax_m3/nvidia/model.py", 502, '"bf16"'),
+    ("0.29.0", "index_spec", "models/minimax_m3/common/indexer.py", 120, "cache_dtype = torch.bfloat16"),
+    ("0.29.0", "index_spec", "models/minimax_m3/common/indexer.py", 146, "return MLAAttentionSpec("),
+    ("0.29.0", "index_spec", "models/minimax_m3/common/indexer.py", 148, "num_kv_heads=1,"),
+    ("0.29.0", "index_spec", "models/minimax_m3/common/indexer.py", 149, "head_size=self.head_dim,"),
+    ("0.29.0", "kernel_block", "models/minimax_m3/common/sparse_attention.py", 155, "return [128]"),
+    ("0.29.0", "kernel_block", "models/minimax_m3/common/indexer.py", 94, "return [128]"),
+    ("0.29.0", "kv_dtypes", "models/minimax_m3/common/sparse_attention.py", 132, '"fp8_e5m2",'),
+    (
+        "0.29.0",
+        "grouping",
+        "v1/core/single_type_kv_cache_manager.py",
+        2076,
+        "MLAAttentionSpec, FullAttentionManager, uniform_type_base_spec=FullAttentionSpec",
+    ),
+    (
+        "0.29.0",
+        "grouping",
+        "v1/kv_cache_interface.py",
+        237,
+        "isinstance(spec, uniform_type_base_spec) for spec in kv_cache_specs.values()",
+    ),
+    (
+        "0.29.0",
+        "grouping",
+        "v1/core/kv_cache_utils.py",
+        1929,
+        "elif uniform_spec := UniformTypeKVCacheSpecs.from_specs(kv_cache_spec):",
+    ),
+    ("0.29.0", "block_choice", "platforms/interface.py", 624, "backend_cls = cls._find_non_ssm_backend(vllm_config)"),
+    ("0.29.0", "block_choice", "platforms/interface.py", 631, "preferred = backend_cls.get_preferred_block_size("),
+    ("0.29.0", "block_choice", "v1/attention/backends/flash_attn.py", 116, "return [MultipleOf(16)]"),
+    ("0.29.0", "block_choice", "v1/worker/utils.py", 376, 'raise ValueError(f"No common block size for'),
+    ("0.29.0", "block_choice", "models/minimax_m3/nvidia/model.py", 712, "self.self_attn = MiniMaxM3Attention("),
+    ("0.29.0", "block_choice", "models/minimax_m3/nvidia/model.py", 352, "self.attn = Attention("),
+    ("0.30.0", "registry", "model_executor/models/registry.py", 168, '"MiniMaxM3SparseForCausalLM": ('),
+    ("0.30.0", "config", "transformers_utils/config.py", 131, 'minimax_m3_vl="MiniMaxM3Config",'),
+    (
+        "0.30.0",
+        "config",
+        "transformers_utils/configs/minimax_m3.py",
+        102,
+        '"sparse_attention_freq": [0] * 3 + [1] * 57,',
+    ),
+    ("0.30.0", "sparse_layers", "models/minimax_m3/nvidia/model.py", 100, 'freq = cfg.get("sparse_attention_freq")'),
+    (
+        "0.30.0",
+        "kv_heads",
+        "models/minimax_m3/nvidia/model.py",
+        425,
+        "self.num_kv_heads = max(1, self.total_num_kv_heads // tp_size)",
+    ),
+    ("0.30.0", "gqa_spec", "models/minimax_m3/nvidia/model.py", 558, "return FullAttentionSpec("),
+    (
+        "0.30.0",
+        "index_dtype",
+        "models/minimax_m3/nvidia/model.py",
+        501,
+        "self.indexer_kv_dtype = vllm_config.attention_config.resolve_indexer_kv_dtype(",
+    ),
+    ("0.30.0", "index_dtype", "models/minimax_m3/nvidia/model.py", 502, '"bf16"'),
+    ("0.30.0", "index_spec", "models/minimax_m3/common/indexer.py", 121, "cache_dtype = torch.bfloat16"),
+    ("0.30.0", "index_spec", "models/minimax_m3/common/indexer.py", 147, "return MLAAttentionSpec("),
+    ("0.30.0", "index_spec", "models/minimax_m3/common/indexer.py", 149, "num_kv_heads=1,"),
+    ("0.30.0", "index_spec", "models/minimax_m3/common/indexer.py", 150, "head_size=self.head_dim,"),
+    ("0.30.0", "kernel_block", "models/minimax_m3/common/sparse_attention.py", 164, "return [128]"),
+    ("0.30.0", "kernel_block", "models/minimax_m3/common/indexer.py", 95, "return [128]"),
+    ("0.30.0", "kv_dtypes", "models/minimax_m3/common/sparse_attention.py", 141, '"fp8_e5m2",'),
+    (
+        "0.30.0",
+        "grouping",
+        "v1/core/single_type_kv_cache_manager.py",
+        2704,
+        "MLAAttentionSpec, FullAttentionManager, uniform_type_base_spec=FullAttentionSpec",
+    ),
+    (
+        "0.30.0",
+        "grouping",
+        "v1/kv_cache_interface.py",
+        254,
+        "isinstance(spec, uniform_type_base_spec) for spec in kv_cache_specs.values()",
+    ),
+    (
+        "0.30.0",
+        "grouping",
+        "v1/core/kv_cache_utils.py",
+        2282,
+        "elif uniform_spec := UniformTypeKVCacheSpecs.from_specs(kv_cache_spec):",
+    ),
+    ("0.30.0", "block_choice", "platforms/interface.py", 624, "backend_cls = cls._find_non_ssm_backend(vllm_config)"),
+    ("0.30.0", "block_choice", "platforms/interface.py", 631, "preferred = backend_cls.get_preferred_block_size("),
+    ("0.30.0", "block_choice", "v1/attention/backends/flash_attn.py", 318, "return [MultipleOf(16)]"),
+    ("0.30.0", "block_choice", "v1/worker/utils.py", 386, 'raise ValueError(f"No common block size for'),
+    ("0.30.0", "block_choice", "models/minimax_m3/nvidia/model.py", 712, "self.self_attn = MiniMaxM3Attention("),
+    ("0.30.0", "block_choice", "models/minimax_m3/nvidia/model.py", 352, "self.attn = Attention("),
+    ("0.31.0", "registry", "model_executor/models/registry.py", 167, '"MiniMaxM3SparseForCausalLM": ('),
+    ("0.31.0", "config", "transformers_utils/config.py", 131, 'minimax_m3_vl="MiniMaxM3Config",'),
+    (
+        "0.31.0",
+        "config",
+        "transformers_utils/configs/minimax_m3.py",
+        102,
+        '"sparse_attention_freq": [0] * 3 + [1] * 57,',
+    ),
+    ("0.31.0", "sparse_layers", "models/minimax_m3/nvidia/model.py", 103, 'freq = cfg.get("sparse_attention_freq")'),
+    (
+        "0.31.0",
+        "kv_heads",
+        "models/minimax_m3/nvidia/model.py",
+        428,
+        "self.num_kv_heads = max(1, self.total_num_kv_heads // tp_size)",
+    ),
+    ("0.31.0", "gqa_spec", "models/minimax_m3/nvidia/model.py", 561, "return FullAttentionSpec("),
+    (
+        "0.31.0",
+        "index_dtype",
+        "models/minimax_m3/nvidia/model.py",
+        504,
+        "self.indexer_kv_dtype = vllm_config.attention_config.resolve_indexer_kv_dtype(",
+    ),
+    ("0.31.0", "index_dtype", "models/minimax_m3/nvidia/model.py", 505, '"bf16"'),
+    ("0.31.0", "index_spec", "models/minimax_m3/common/indexer.py", 121, "cache_dtype = torch.bfloat16"),
+    ("0.31.0", "index_spec", "models/minimax_m3/common/indexer.py", 147, "return MLAAttentionSpec("),
+    ("0.31.0", "index_spec", "models/minimax_m3/common/indexer.py", 149, "num_kv_heads=1,"),
+    ("0.31.0", "index_spec", "models/minimax_m3/common/indexer.py", 150, "head_size=self.head_dim,"),
+    ("0.31.0", "kernel_block", "models/minimax_m3/common/sparse_attention.py", 164, "return [128]"),
+    ("0.31.0", "kernel_block", "models/minimax_m3/common/indexer.py", 95, "return [128]"),
+    ("0.31.0", "kv_dtypes", "models/minimax_m3/common/sparse_attention.py", 141, '"fp8_e5m2",'),
+    (
+        "0.31.0",
+        "grouping",
+        "v1/core/single_type_kv_cache_manager.py",
+        2707,
+        "MLAAttentionSpec, FullAttentionManager, uniform_type_base_spec=FullAttentionSpec",
+    ),
+    (
+        "0.31.0",
+        "grouping",
+        "v1/kv_cache_interface.py",
+        260,
+        "isinstance(spec, uniform_type_base_spec) for spec in kv_cache_specs.values()",
+    ),
+    (
+        "0.31.0",
+        "grouping",
+        "v1/core/kv_cache_utils.py",
+        2330,
+        "elif uniform_spec := UniformTypeKVCacheSpecs.from_specs(kv_cache_spec):",
+    ),
+    (
+        "0.31.0",
+        "block_choice",
+        "platforms/interface.py",
+        639,
+        "if all(b.supports_block_size(default_block_size) for b in backend_classes):",
+    ),
+    ("0.31.0", "block_choice", "platforms/interface.py", 653, "for candidate in candidates:"),
+    ("0.32.0", "registry", "model_executor/models/registry.py", 163, '"MiniMaxM3SparseForCausalLM": ('),
+    ("0.32.0", "config", "transformers_utils/config.py", 114, 'minimax_m3_vl="MiniMaxM3Config",'),
+    (
+        "0.32.0",
+        "config",
+        "transformers_utils/configs/minimax_m3.py",
+        102,
+        '"sparse_attention_freq": [0] * 3 + [1] * 57,',
+    ),
+    ("0.32.0", "sparse_layers", "models/minimax_m3/nvidia/model.py", 104, 'freq = cfg.get("sparse_attention_freq")'),
+    (
+        "0.32.0",
+        "kv_heads",
+        "models/minimax_m3/nvidia/model.py",
+        429,
+        "self.num_kv_heads = max(1, self.total_num_kv_heads // tp_size)",
+    ),
+    ("0.32.0", "gqa_spec", "models/minimax_m3/nvidia/model.py", 564, "return FullAttentionSpec("),
+    (
+        "0.32.0",
+        "index_dtype",
+        "models/minimax_m3/nvidia/model.py",
+        507,
+        "self.indexer_kv_dtype = vllm_config.attention_config.resolve_indexer_kv_dtype(",
+    ),
+    ("0.32.0", "index_dtype", "models/minimax_m3/nvidia/model.py", 508, '"bf16"'),
+    ("0.32.0", "index_spec", "models/minimax_m3/common/indexer.py", 121, "cache_dtype = torch.bfloat16"),
+    ("0.32.0", "index_spec", "models/minimax_m3/common/indexer.py", 147, "return MLAAttentionSpec("),
+    ("0.32.0", "index_spec", "models/minimax_m3/common/indexer.py", 149, "num_kv_heads=1,"),
+    ("0.32.0", "index_spec", "models/minimax_m3/common/indexer.py", 150, "head_size=self.head_dim,"),
+    ("0.32.0", "kernel_block", "models/minimax_m3/common/sparse_attention.py", 165, "return [128]"),
+    ("0.32.0", "kernel_block", "models/minimax_m3/common/indexer.py", 95, "return [128]"),
+    ("0.32.0", "kv_dtypes", "models/minimax_m3/common/sparse_attention.py", 142, '"fp8_e5m2",'),
+    (
+        "0.32.0",
+        "grouping",
+        "v1/core/single_type_kv_cache_manager.py",
+        2686,
+        "MLAAttentionSpec, FullAttentionManager, uniform_type_base_spec=FullAttentionSpec",
+    ),
+    (
+        "0.32.0",
+        "grouping",
+        "v1/kv_cache_interface.py",
+        284,
+        "isinstance(spec, uniform_type_base_spec) for spec in kv_cache_specs.values()",
+    ),
+    (
+        "0.32.0",
+        "grouping",
+        "v1/core/kv_cache_utils.py",
+        2189,
+        "elif uniform_spec := UniformTypeKVCacheSpecs.from_specs(kv_cache_spec):",
+    ),
+    (
+        "0.32.0",
+        "block_choice",
+        "platforms/interface.py",
+        723,
+        "if all(b.supports_block_size(default_block_size) for b in backend_classes):",
+    ),
+    ("0.32.0", "block_choice", "platforms/interface.py", 737, "for candidate in candidates:"),
+]
+RULES = {"registry", "config", "sparse_layers", "kv_heads", "gqa_spec", "index_dtype", "index_spec", "kernel_block"}
+RULES |= {"kv_dtypes", "grouping", "block_choice"}
+
+
+@pytest.mark.parametrize(
+    ("release", "rule", "path", "line", "text"),
+    RELEASE_CITED,
+    ids=[f"{r}-{Path(p).name}:{n}" for r, _, p, n, _ in RELEASE_CITED],
+)
+def test_cited_lines_of_each_release(release, rule, path, line, text):
+    check_cited_line(Path(f"/work/src/vllm-{release}/vllm") / path, line, text)
+
+
+def test_every_release_cites_every_rule():
+    for release in RELEASES:
+        assert {rule for r, rule, *_ in RELEASE_CITED if r == release} == RULES, release
+
+
+def test_0_23_does_not_register_minimax_m3():
+    registry = Path("/work/src/vllm-0.23.0/vllm/model_executor/models/registry.py")
+    if not registry.exists():
+        pytest.skip(f"{registry} is not on this machine")
+    assert "MiniMaxM3Sparse" not in registry.read_text()
+
+
+def _plan(version: str | None, block_size: int = 0, config: dict | None = None, tp: int = 1):
+    engine, caches, _ = _engine_and_caches(config)
+    req = Request(131072, 2, "bfloat16", "bfloat16", tp=tp, block_size=block_size, engine_version=version)
+    return engine.plan(caches, req), engine.stage_costs(caches, req)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+@pytest.mark.parametrize("block_size", [128, 256])
+def test_each_release_stores_0_33s_layout_at_a_given_block_size(release, block_size):
+    """0.24-0.32 build the same specs and group them alike (RELEASE_CITED): with --block-size the same pages."""
+    plan, costs = _plan(release, block_size, tp=2)
+    (spec,) = plan.specs
+    full, index = _pages(2, 2, block=block_size)
+    assert (plan.num_groups, spec.block_size, spec.page) == (1, block_size, LAYERS * full + SPARSE_LAYERS * index)
+    assert (plan, costs) == _plan("0.33.0", block_size, tp=2)
+
+
+@pytest.mark.parametrize("release", ["0.31.0", "0.32.0"])
+def test_0_31_and_0_32_pick_128_as_0_33(release):
+    """vllm-0.31.0 platforms/interface.py:639-663 (0.32.0 :723-747): the smallest size every backend accepts."""
+    plan, costs = _plan(release)
+    assert plan.specs == _plan("0.33.0")[0].specs and next(iter(plan.specs)).block_size == 128
+    assert costs == _plan("0.33.0")[1]
+
+
+@pytest.mark.parametrize("release", FIRST_BACKEND)
+def test_0_24_to_0_30_cannot_start_m3_on_a_dense_first_layer_without_a_block_size(release):
+    """vllm-0.24.0 platforms/interface.py:609-625: the preferred size of `_find_non_ssm_backend`'s backend alone,
+    layer 0's standard Attention (nvidia/model.py:681, :346) on FlashAttention (MultipleOf(16), flash_attn.py:94)
+    keeps 16, and v1/worker/utils.py:328 raises for the MSA and indexer backends' 128."""
+    with pytest.raises(UsageError, match="No common block size for 16") as info:
+        _plan(release)
+    assert info.value.field == "block_size" and "layer 0 is dense" in str(info.value)
+    assert "--block-size 128" in str(info.value.hint)
+
+
+def _sparse_from_layer_0(dense: tuple[int, ...] = ()) -> dict:
+    """The test config with layer 0 sparse and `dense` the only dense layers."""
+    config = _config()
+    freq = [0 if i in dense else 1 for i in range(LAYERS)]
+    sparse = {**config["text_config"]["sparse_attention_config"], "sparse_attention_freq": freq}
+    sparse["sparse_disable_index_value"] = freq
+    config["text_config"] = {**config["text_config"], "sparse_attention_config": sparse, "moe_layer_freq": freq}
+    return config
+
+
+def test_0_24_to_0_30_start_m3_whose_stages_begin_on_a_sparse_layer():
+    """The first layer's backend is then the MSA or indexer backend: get_preferred_block_size(16) is 128, the
+    only size they take (vllm-0.24.0 v1/attention/backend.py:194-202), for each pipeline stage's own layers."""
+    config = _sparse_from_layer_0(dense=(30,))
+    engine, caches, shape = _engine_and_caches(config)
+    assert sum(isinstance(c, L.IndexKeys) for c in caches) == LAYERS - 1
+    plan = engine.plan(caches, Request(8192, 1, "bfloat16", "bfloat16", engine_version="0.27.0"))
+    assert next(iter(plan.specs)).block_size == 128
+    stage_1 = [c for i in range(30, 60) for c in shape.layers[i]]  # vLLM's split of 60 layers over 2 stages
+    with pytest.raises(UsageError, match="layer 30 is dense"):
+        engine.stage_costs(stage_1, Request(8192, 1, "bfloat16", "bfloat16", pp=2, engine_version="0.27.0"))
+    assert engine.stage_costs(stage_1, Request(8192, 1, "bfloat16", "bfloat16", pp=2, engine_version="0.31.0"))

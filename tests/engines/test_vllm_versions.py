@@ -519,3 +519,24 @@ def test_prefix_caching_and_async_scheduling_override_the_release():
     assert cli.exit_code == 2 and "--async-scheduling" in cli.stderr
     note = _plan(gemma, "0.26.0", engine="sglang", max_model_len=8192, prefix_caching=True)
     assert "--vllm-version, --prefix-caching does not apply to sglang and was ignored" in note.notes
+
+
+@pytest.mark.parametrize(
+    ("version", "blocks"),
+    [
+        ("0.23.0", ""),  # vllm-0.23.0 model_executor/models/registry.py: no MiniMaxM3Sparse*
+        ("0.24.0", "first_backend"),  # vllm-0.24.0 registry.py:163; platforms/interface.py:609-625, :574-591
+        ("0.26.0", "first_backend"),  # vllm-0.26.0 platforms/interface.py:624-640, :589-606
+        ("0.30.0", "first_backend"),  # vllm-0.30.0 platforms/interface.py:624-640 (the first backend alone)
+        ("0.31.0", "all_backends"),  # vllm-0.31.0 platforms/interface.py:616-663 and :688-697
+        ("0.32.0", "all_backends"),  # vllm-0.32.0 platforms/interface.py:723-747
+        ("0.33.0", "all_backends"),  # vllm-0.33.0 platforms/interface.py:723-739
+    ],
+)
+def test_minimax_m3_block_size_choice_per_release(version, blocks):
+    """How each release picks MiniMax-M3's block size without --block-size (VllmBehaviour.minimax_m3_blocks; the
+    storage is checked in tests/engines/test_minimax_m3_vllm.py): 0.24-0.30 take the first attention layer's
+    backend's preferred size, so a dense layer 0 keeps 16 and start-up fails; 0.31 on, 128 for every backend."""
+    assert vllm_behaviour(version).minimax_m3_blocks == blocks
+    assert vllm_behaviour("0.31.0").since == (0, 31, 0)  # its own row: only the block-size choice differs
+    assert vllm_behaviour("0.31.0").kv_cache_dtypes == vllm_behaviour("0.30.0").kv_cache_dtypes
