@@ -1205,7 +1205,7 @@ def sglang_mem_fraction(
     `handle_cuda_graph_config`; `vision`: (num_hidden_layers, hidden_size) of the vision tower of a model SGLang serves
     as multimodal (None: not one); `llama2`: a model path naming "llama-2" (prefill graphs capped at 4096 tokens);
     `qwen3_vl_hopper`: a multimodal Qwen3-VL on an SM90 GPU of 60 GiB or more, whose decode graphs grow to a
-    max_running_requests given up to 512 (memory_hook.py:190-196, model_overrides/qwen3_vl.py:15-62)."""
+    max_running_requests given up to 512 (memory_hook.py:190-196, model_overrides/qwen3_vl.py:20-31, :34-62)."""
     gpu_mb = memory_bytes / _MIB
     chunk, decode_bs = sglang_gpu_tier(gpu_mb, tp)
     if max_running_requests is not None and decode_bs > max_running_requests:
@@ -1218,7 +1218,7 @@ def sglang_mem_fraction(
         (f"tp x pp {tp * pp} / 8 x 1024", tp * pp / 8 * 1024),  # :312
         (f"decode CUDA graphs: max_bs {decode_bs} x 2", decode_bs * 2.0),  # :368
     ]
-    if not prefill_graphs_off:  # breakable prefill graphs, the default on CUDA (cuda_graph_config.py:119-122)
+    if not prefill_graphs_off:  # breakable prefill graphs, the default on CUDA (cuda_graph_config.py:119-123)
         if mla:
             terms.append(("MLA prefill CUDA graphs", 1.5 * 1024))  # :387-389
         else:
@@ -1272,7 +1272,11 @@ def uses_kda_attention(config: Mapping[str, Any]) -> bool:
         if isinstance(linear, Mapping) and linear.get("kda_layers"):
             return True
         types = c.get("layer_types") or []
-        if "linear_attention" in types and c.get("linear_num_heads") is not None and c.get("linear_head_dim") is not None:
+        if (
+            "linear_attention" in types
+            and c.get("linear_num_heads") is not None
+            and c.get("linear_head_dim") is not None
+        ):
             return True
     return False
 
@@ -1304,9 +1308,9 @@ def sglang_fraction_for(
     kda = arch != "Glm5NextForConditionalGeneration" and uses_kda_attention(config)
     off = (
         pp > 1  # cuda_graph_hook.py:150-162
-        or any(isinstance(c, L.CompressedAttention) for c in caches)  # :189-198
-        or kda  # :184-188
-        or (multimodal and arch not in MULTIMODAL_BCG_ARCHS)  # :230-239
+        or any(isinstance(c, L.CompressedAttention) for c in caches)  # :196-202
+        or kda  # :184-192
+        or (multimodal and arch not in MULTIMODAL_BCG_ARCHS)  # :230-238
     )
     return sglang_mem_fraction(
         memory_bytes,
