@@ -1683,7 +1683,13 @@ class SglangServing(ServingModel):
                     -(b.encoder_weights // b.tp),
                     f"vision tower + projector from the config (kvplan.weights.encoders) / tp {b.tp}; SGLang builds "
                     "them beside the language model (sglang-0.5.23 srt/models/gemma3_mm.py:185-191) unless it "
-                    "serves the language model alone (srt/configs/model_config.py:909 language_only)",
+                    "serves the language model alone (srt/configs/model_config.py:909 language_only)"
+                    + (
+                        "; Gemma 3's wrapper builds and loads them even with multimodal off, SGLang's default for it "
+                        "(configs/model_config.py:690-705; --enable-multimodal turns image input on)"
+                        if (b.config.get("architectures") or [""])[0] == "Gemma3ForConditionalGeneration"
+                        else ""
+                    ),
                 )
             )
         if b.lora is not None:

@@ -265,8 +265,31 @@ def test_gemma3_is_text_only_by_default_but_keeps_its_tower():
     terms = {t.name: t.bytes for t in rec.budget}
     assert terms["multimodal_weights"] == -423_060_336 * 2
     assert "multimodal_reservation" not in terms
+    tower = next(t for t in rec.budget if t.name == "multimodal_weights")
+    assert "even with multimodal off" in tower.source and "--enable-multimodal" in tower.source
 
 
 def test_post_capture_kv_sizing_is_refused():
     with pytest.raises(UsageError, match="post-capture KV sizing"):
         sglang_fraction_for(150109945856, 1, 1, {"architectures": ["MuseSparkForConditionalGeneration"]}, None)
+
+
+def test_the_only_logged_default_is_an_older_releases_rule():
+    """Of the SGLang calibration cases, one prints a default fraction: QwQ-32B at TP 4 on L4s, SGLang 0.4.3.post4 (no
+    --mem-fraction-static on its command line; server_args print mem_fraction_static=0.85 and chunked_prefill_size=2048).
+    kvplan models SGLang 0.5.23 only, whose rule gives the L4 (22559 MiB, < 35 GiB, TP >= 4) 512 + 1.5 x 4096 + 4/8 x
+    1024 + 160 x 2 + 50 x 8 = 7888 reserved -> 0.650: a known gap, not a reproduction (the case's per-token check reads
+    the 0.85 it printed)."""
+    import yaml
+
+    from conftest import FIXTURES
+
+    case = next(
+        c
+        for c in yaml.safe_load((FIXTURES / "calibration" / "engine_cases.yaml").read_text())
+        if c["id"] == "llms-in-clouds-sglang-qwq-32b-4xl4"
+    )
+    assert case["engine_version"] == "0.4.3.post4" and "--mem-fraction-static" not in case["source"]["quote"]
+    assert case["mem_fraction_static"] == 0.85 and "mem_fraction_static=0.85" in case["source"]["quote"]
+    got = sglang_mem_fraction(23654825984, 4, 1)
+    assert (got.reserved_mb, got.value) == (7888, 0.650)
