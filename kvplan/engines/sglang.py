@@ -1249,7 +1249,9 @@ def sglang_mem_fraction_static(memory_bytes: int, tp: int, pp: int) -> float:
 def _vision_tower(config: Mapping[str, Any]) -> tuple[int, int] | None:
     """(num_hidden_layers, hidden_size) as SGLang reads them off the HF vision config (memory_hook.py:432-441): the
     config's keys, `depth` where transformers maps num_hidden_layers onto it (the Qwen-VL vision configs'
-    attribute_map), SGLang's defaults 24 and 1024 where the key is absent. None: no vision_config."""
+    attribute_map, which SGLang's own Qwen3_5VisionConfig inherits: srt/configs/qwen3_5.py:7), SGLang's defaults 24
+    and 1024 where the key is absent (a transformers config class's own default is not read). None: no
+    vision_config."""
     vision = config.get("vision_config")
     if not isinstance(vision, Mapping):
         return None  # :432-434: no reduction

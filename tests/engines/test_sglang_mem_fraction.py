@@ -293,3 +293,21 @@ def test_the_only_logged_default_is_an_older_releases_rule():
     assert case["mem_fraction_static"] == 0.85 and "mem_fraction_static=0.85" in case["source"]["quote"]
     got = sglang_mem_fraction(23654825984, 4, 1)
     assert (got.reserved_mb, got.value) == (7888, 0.650)
+
+
+def test_qwen3_5_27b_default_on_an_h100_by_hand():
+    """Qwen3.5-27B (Qwen3_5ForConditionalGeneration: multimodal, in the breakable-graph list, so its prefill graphs
+    stay on): 13904 reserved -> 0.829, x 0.95 x (1 - 0.1 x (27 x 1152^2 / (24 x 1024^2) - 1)) for its vision tower
+    (depth 27, hidden_size 1152; SGLang's Qwen3_5VisionConfig subclasses transformers' Qwen3VLVisionConfig, whose
+    num_hidden_layers is depth). The budget: int(85,028,896,768 x that) - 54,713,457,120 B of weights and tower
+    - 100 MiB = 9,308,048,757 B; SGLang's split of it (test_sglang_mamba_split.py): K = int((B x 0.9 / 1.9 -
+    153,944,064) // 153,944,064) = int(27.64) = 27 state slots, (B - 28 x 153,944,064) // 65,536 = 76,257 tokens,
+    27 // 5 = 5 running requests."""
+    factor = 0.95 * (1 - 0.1 * (27 * 1152**2 / (24 * 1024**2) - 1))
+    rec = recommend("Qwen/Qwen3.5-27B", engine="sglang", gpu_profile="h100-sxm-80gb", offline=True)
+    assert rec.gpu_memory_utilization == 0.829 * factor
+    assert rec.weights_bytes + rec.multimodal_weights_bytes == 54_713_457_120
+    assert rec.available_kv_memory_bytes == int(85_028_896_768 * 0.829 * factor) - 54_713_457_120 - 100 * 2**20
+    assert rec.available_kv_memory_bytes == 9_308_048_757
+    assert (rec.kv_cache_tokens, rec.max_num_seqs) == (76_257, 5)
+    assert "x 0.909736 for a multimodal model's vision tower" in rec.budget[0].source
