@@ -150,6 +150,9 @@ class BudgetInputs:
     # the plan's request (one of max_model_len at the budget's TP, in its KV dtype and block size; None: not given),
     # for the fixed per-sequence costs an engine prices from its storage model
     request: Request | None = None
+    # how the engine derived the default memory fraction in force (`ServingModel.utilization`; empty: given, or the
+    # engine says nothing more)
+    utilization_source: str = ""
 
     @property
     def dtype(self) -> str:
@@ -310,6 +313,23 @@ class ServeCommand(ABC):
     def command(self, inputs: FlagInputs) -> str: ...
 
 
+@dataclass(frozen=True)
+class UtilizationInputs:
+    """What an engine's default memory fraction may depend on: the GPU's memory, TP x PP, the model's config and
+    shape, the cap on running sequences given (None: the engine's default), the model as the serve command names it,
+    the engine release modelled (`version`, engines with releases) and the GPU's compute capability."""
+
+    memory_bytes: int
+    tp: int
+    pp: int
+    config: dict[str, Any] = field(default_factory=dict)
+    shape: ModelShape | None = None
+    max_num_seqs: int | None = None
+    model: str = ""
+    version: str | None = None
+    compute_capability: str | None = None
+
+
 class ServingModel(ServeCommand):
     """An engine whose KV budget kvplan models (`kvplan recommend --engine`, `kvplan check`).
 
@@ -363,6 +383,12 @@ class ServingModel(ServeCommand):
         """The memory fraction the engine uses when none is given (the serving model of an engine with releases,
         `EngineEntry.release`, also takes the release modelled as `version`)."""
         return DEFAULT_UTILIZATION
+
+    def utilization(self, inputs: UtilizationInputs) -> tuple[float, str]:
+        """(the default memory fraction for this model and layout, how it was derived: empty when the engine's fraction
+        depends on the GPU and layout only). Here: `default_utilization`."""
+        per_release = {"version": inputs.version} if inputs.version is not None else {}
+        return self.default_utilization(inputs.memory_bytes, inputs.tp, inputs.pp, **per_release), ""
 
     def parallel(self, tp: int | None, pp: int, gpus: int) -> tuple[int | None, int]:
         """(tp, pp) as the engine runs them on `gpus` GPUs (tp None: the default, gpus // pp)."""

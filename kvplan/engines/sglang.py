@@ -92,6 +92,7 @@ from kvplan.engines.serving import (
     SpeculativeInputs,
     Startup,
     StartupInputs,
+    UtilizationInputs,
 )
 from kvplan.errors import Text, UsageError
 
@@ -1409,29 +1410,230 @@ def is_mamba_hybrid(shape: ModelShape) -> bool:
 # ------------------------------------------------------------------------------------ serving (the KV budget)
 #
 # SGLang's pool is `total x mem_fraction_static - weights / (tp x pp)`, sized per token (no pages); the default
-# mem_fraction_static is its `_handle_gpu_memory_settings` auto value.
+# mem_fraction_static is 0.5.23's `handle_gpu_memory_settings` (srt/arg_groups/memory_hook.py:47-354), run after the
+# CUDA-graph config is parsed (arg_groups/pipeline.py:155-158: `handle_cuda_graph_config`, which turns breakable
+# prefill graphs off for PP, DeepSeek-V4, KDA and unlisted multimodal models) and before the model-specific
+# adjustments (pipeline.py:177-183), which do not touch it.
 
 _MIB = 2**20
+_MEMORY_HOOK = "sglang-0.5.23 srt/arg_groups/memory_hook.py"
+# the multimodal architectures whose prefill keeps its breakable CUDA graphs (configs/model_config.py:2501-2513)
+MULTIMODAL_BCG_ARCHS = frozenset(
+    {
+        "MiniMaxM3SparseForConditionalGeneration",
+        "Cohere2VisionForConditionalGeneration",
+        "Glm5NextForConditionalGeneration",
+        "InternS2MobiusForConditionalGeneration",
+        "PaddleOCRVLForConditionalGeneration",
+        "Qwen3_5ForConditionalGeneration",
+        "Qwen3_5MoeForConditionalGeneration",
+        "Qwen4ExpForConditionalGeneration",
+        "MuseGlimmerForConditionalGeneration",
+        "MuseSparkForConditionalGeneration",
+        "KimiK3ForConditionalGeneration",
+        "KimiK25ForConditionalGeneration",
+    }
+)
+# architectures whose start-up turns SGLang's post-capture KV sizing on (muse_spark_hook.py:14-24), a fraction
+# kvplan does not model
+_POST_CAPTURE_ARCHS = frozenset({"MuseSparkForConditionalGeneration"})
+
+
+def sglang_gpu_tier(gpu_mb: float, tp: int) -> tuple[int, int]:
+    """(chunked_prefill_size, decode CUDA-graph max_bs) SGLang 0.5.23 defaults to for a GPU of `gpu_mb` MiB
+    (memory_hook.py:89-170)."""
+    if gpu_mb < 20 * 1024:
+        return 2048, 8  # :90-100
+    if gpu_mb < 35 * 1024:
+        return 4096, 48 if tp < 4 else 160  # :101-117
+    if gpu_mb < 60 * 1024:
+        return 4096, 32 if tp < 4 else 160  # :118-131
+    if gpu_mb < 160 * 1024:
+        return 8192, 256 if tp < 4 else 512  # :132-159 (the H100 and the H200 tiers set the same values)
+    return 16384, 512  # :160-170
+
+
+def prefill_capture_sizes(max_bs: int) -> list[int]:
+    """The prefill CUDA-graph token buckets SGLang captures up to `max_bs` (arg_groups/cuda_graph_hook.py:480-497)."""
+    sizes = (
+        list(range(4, 33, 4))
+        + list(range(48, 257, 16))
+        + list(range(288, 513, 32))
+        + list(range(576, 1024 + 1, 64))
+        + list(range(1280, 4096 + 1, 256))
+        + list(range(4608, max_bs + 1, 512))
+    )
+    return [s for s in sizes if s <= max_bs]
+
+
+@dataclass(frozen=True)
+class MemFraction:
+    """SGLang's default mem_fraction_static and the terms it is made of (MiB, as memory_hook.py adds them)."""
+
+    value: float
+    gpu_mb: float
+    terms: tuple[tuple[str, float], ...]  # (what, MiB), summed into reserved_mem
+    floored: bool  # reserved_mem raised to the 10 GiB floor of a GPU over 60 GiB (:314-315)
+    vlm_factor: float | None = None  # the multimodal reduction (:330-337, :417-462); None: not applied
+
+    @property
+    def reserved_mb(self) -> float:
+        return 10 * 1024 if self.floored else sum(mb for _, mb in self.terms)
+
+    def describe(self) -> str:
+        terms = " + ".join(f"{mb:g} ({what})" for what, mb in self.terms)
+        reserved = f"max({terms}, the 10240 floor above 60 GiB)" if self.floored else terms
+        line = (
+            f"SGLang's default: round(({self.gpu_mb:g} MiB - reserved {self.reserved_mb:g} MiB) / {self.gpu_mb:g}, 3)"
+            f", reserved = {reserved} ({_MEMORY_HOOK}:281-328)"
+        )
+        if self.vlm_factor is not None:
+            line += f", x {self.vlm_factor:.6g} for a multimodal model's vision tower (:330-337, :417-462)"
+        return line
+
+
+def sglang_mem_fraction(
+    memory_bytes: int,
+    tp: int,
+    pp: int,
+    *,
+    mla: bool = False,
+    max_running_requests: int | None = None,
+    prefill_graphs_off: bool = False,
+    vision: tuple[int, int] | None = None,
+    llama2: bool = False,
+    qwen3_vl_hopper: bool = False,
+) -> MemFraction:
+    """SGLang 0.5.23's default mem_fraction_static on a CUDA GPU of `memory_bytes` (kvplan's profile total in MiB;
+    SGLang reads nvidia-smi's memory.total, utils/common.py:802-827), at its default chunked_prefill_size and CUDA-graph
+    settings, without PD disaggregation, DP attention, DeepEP or post-capture KV sizing. `mla`: an MLA attention
+    backend (overrides.py use_mla_backend); `prefill_graphs_off`: breakable prefill graphs turned off by
+    `handle_cuda_graph_config`; `vision`: (num_hidden_layers, hidden_size) of the vision tower of a model SGLang serves
+    as multimodal (None: not one); `llama2`: a model path naming "llama-2" (prefill graphs capped at 4096 tokens);
+    `qwen3_vl_hopper`: a multimodal Qwen3-VL on an SM90 GPU of 60 GiB or more, whose decode graphs grow to a
+    max_running_requests given up to 512 (memory_hook.py:190-196, model_overrides/qwen3_vl.py:20-31, :34-62)."""
+    gpu_mb = memory_bytes / _MIB
+    chunk, decode_bs = sglang_gpu_tier(gpu_mb, tp)
+    if max_running_requests is not None and decode_bs > max_running_requests:
+        decode_bs = max_running_requests  # :182-188
+    if qwen3_vl_hopper and max_running_requests is not None and decode_bs < max_running_requests <= 512:
+        decode_bs = max_running_requests  # model_overrides/qwen3_vl.py:43-62
+    terms: list[tuple[str, float]] = [
+        ("fixed", 512.0),
+        (f"1.5 x chunked_prefill_size {chunk}", max(chunk, 2048) * 1.5),  # :304-310
+        (f"tp x pp {tp * pp} / 8 x 1024", tp * pp / 8 * 1024),  # :312
+        (f"decode CUDA graphs: max_bs {decode_bs} x 2", decode_bs * 2.0),  # :368
+    ]
+    if not prefill_graphs_off:  # breakable prefill graphs, the default on CUDA (cuda_graph_config.py:119-123)
+        if mla:
+            terms.append(("MLA prefill CUDA graphs", 1.5 * 1024))  # :387-389
+        else:
+            max_bs = chunk  # :233-238
+            if llama2:
+                max_bs = min(max_bs, 4096)  # :258-263
+            n = len(prefill_capture_sizes(max_bs))
+            terms.append((f"prefill CUDA graphs: {n} buckets x 8", n * 8.0))  # :384-386
+    reserved = sum(mb for _, mb in terms)
+    floored = gpu_mb > 60 * 1024 and reserved < 10 * 1024  # :314-315
+    if floored:
+        reserved = 10 * 1024
+    value = round((gpu_mb - reserved) / gpu_mb, 3)  # :324-328
+    factor = None
+    if vision is not None:  # adjust_mem_fraction_for_vlm, not rounded again
+        layers, hidden = vision
+        ratio = layers * hidden**2 / (24 * 1024**2)
+        factor = 0.95 * max(0.8, min(1.05, 1.0 - 0.1 * (ratio - 1.0)))
+        value = value * factor
+    return MemFraction(value, gpu_mb, tuple(terms), floored, factor)
 
 
 def sglang_mem_fraction_static(memory_bytes: int, tp: int, pp: int) -> float:
-    """SGLang's `_handle_gpu_memory_settings` auto value (gpu memory in MB)."""
-    gpu_mb = memory_bytes / _MIB
-    gb = gpu_mb / 1024
-    if gb < 20:
-        chunk, graph_bs = 2048, 8
-    elif gb < 35:
-        chunk, graph_bs = 2048, (24 if tp < 4 else 80)
-    elif gb < 60:
-        chunk, graph_bs = 4096, (32 if tp < 4 else 160)
-    elif gb < 160:
-        chunk, graph_bs = 8192, (256 if tp < 4 else 512)
-    else:
-        chunk, graph_bs = 16384, 512
-    reserved = 512 + max(chunk, 2048) * 1.5 + graph_bs * 2 + tp * pp / 8 * 1024
-    if gb > 60:
-        reserved = max(reserved, 10 * 1024)
-    return round((gpu_mb - reserved) / gpu_mb, 3)
+    """SGLang's default mem_fraction_static for a text-only, non-MLA model at its defaults (`sglang_mem_fraction`)."""
+    return sglang_mem_fraction(memory_bytes, tp, pp, prefill_graphs_off=pp > 1).value
+
+
+def _vision_tower(config: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(num_hidden_layers, hidden_size) as SGLang reads them off the HF vision config (memory_hook.py:432-441): the
+    config's keys, `depth` where transformers maps num_hidden_layers onto it (the Qwen-VL vision configs'
+    attribute_map, which SGLang's own Qwen3_5VisionConfig inherits: srt/configs/qwen3_5.py:7), SGLang's defaults 24
+    and 1024 where the key is absent (a transformers config class's own default is not read). None: no
+    vision_config."""
+    vision = config.get("vision_config")
+    if not isinstance(vision, Mapping):
+        return None  # :432-434: no reduction
+    layers = vision.get("num_hidden_layers", vision.get("depth", 24))
+    hidden = vision.get("hidden_size", 1024)
+    if not isinstance(layers, int) or not isinstance(hidden, int):
+        raise UsageError(
+            "kvplan cannot read the vision tower's num_hidden_layers / hidden_size that SGLang's default "
+            "mem_fraction_static is reduced by (sglang-0.5.23 srt/arg_groups/memory_hook.py:440-441)",
+            hint=Text("pass {gpu_memory_utilization} (SGLang's --mem-fraction-static)"),
+            field="gpu_memory_utilization",
+        )
+    return layers, hidden
+
+
+def uses_kda_attention(config: Mapping[str, Any]) -> bool:
+    """SGLang's `uses_kda_attention` (configs/model_config.py:230-251) on the config or its text config."""
+    for c in (config, text_config(dict(config))):
+        linear = c.get("linear_attn_config")
+        if isinstance(linear, Mapping) and linear.get("kda_layers"):
+            return True
+        types = c.get("layer_types") or []
+        if (
+            "linear_attention" in types
+            and c.get("linear_num_heads") is not None
+            and c.get("linear_head_dim") is not None
+        ):
+            return True
+    return False
+
+
+def sglang_fraction_for(
+    memory_bytes: int,
+    tp: int,
+    pp: int,
+    config: Mapping[str, Any],
+    shape: ModelShape | None,
+    max_running_requests: int | None = None,
+    model: str = "",
+    compute_capability: str | None = None,
+) -> MemFraction:
+    """`sglang_mem_fraction` with the model's inputs read from its config and shape: MLA, whether breakable prefill
+    graphs stay on (arg_groups/cuda_graph_hook.py:136-255: off under PP, for DeepSeek-V4, for KDA models other than
+    GLM-5 Next, for a multimodal model not in `MULTIMODAL_BCG_ARCHS`), the VLM reduction. Refuses a model whose start-up
+    turns on post-capture KV sizing (another fraction, memory_hook.py:289-295)."""
+    arch = (config.get("architectures") or [""])[0]
+    if arch in _POST_CAPTURE_ARCHS:
+        raise UsageError(
+            f"kvplan has not modelled SGLang's default mem_fraction_static for {arch}: its start-up turns on "
+            "post-capture KV sizing (sglang-0.5.23 srt/arg_groups/muse_spark_hook.py:14-24, memory_hook.py:289-295)",
+            hint=Text("pass {gpu_memory_utilization} (SGLang's --mem-fraction-static)"),
+            field="gpu_memory_utilization",
+        )
+    caches = shape.caches() if shape is not None else []
+    multimodal = sglang_multimodal(config)
+    kda = arch != "Glm5NextForConditionalGeneration" and uses_kda_attention(config)
+    off = (
+        pp > 1  # cuda_graph_hook.py:150-162
+        or any(isinstance(c, L.CompressedAttention) for c in caches)  # :196-202
+        or kda  # :184-192
+        or (multimodal and arch not in MULTIMODAL_BCG_ARCHS)  # :230-238
+    )
+    return sglang_mem_fraction(
+        memory_bytes,
+        tp,
+        pp,
+        mla=any(isinstance(c, L.MlaLatent) for c in caches),
+        max_running_requests=max_running_requests,
+        prefill_graphs_off=off,
+        vision=_vision_tower(config) if multimodal else None,
+        llama2="llama-2" in model.lower(),
+        qwen3_vl_hopper=multimodal
+        and config.get("model_type") in ("qwen3_vl", "qwen3_vl_moe")
+        and _major(compute_capability) == 9
+        and memory_bytes / _MIB >= 60 * 1024,
+    )
 
 
 # kvplan's KV dtype -> SGLang's --kv-cache-dtype (ServerArgs.kv_cache_dtype's choices, sglang 0.5.23
@@ -1612,6 +1814,20 @@ class SglangServing(ServingModel):
     def default_utilization(self, memory_bytes: int, tp: int, pp: int) -> float:
         return sglang_mem_fraction_static(memory_bytes, tp, pp)
 
+    def utilization(self, inputs: UtilizationInputs) -> tuple[float, str]:
+        """SGLang 0.5.23's default mem_fraction_static for this model (`sglang_fraction_for`) and its terms."""
+        fraction = sglang_fraction_for(
+            inputs.memory_bytes,
+            inputs.tp,
+            inputs.pp,
+            inputs.config,
+            inputs.shape,
+            inputs.max_num_seqs,
+            inputs.model,
+            inputs.compute_capability,
+        )
+        return fraction.value, fraction.describe()
+
     def fit(self, inputs: FitInputs) -> Fit:
         """DeepSeek-V4: SGLang's DSV4 pools (`dsv4_pool`) on every pipeline stage of SGLang's own layer split
         (`sglang_pp_stages`), the token capacity the smallest stage's full pool (the PP ranks' MIN,
@@ -1766,7 +1982,10 @@ class SglangServing(ServingModel):
         usable = int(b.profile.memory_bytes * b.utilization)
         terms = [
             BudgetTerm(
-                "total_x_mem_fraction_static", usable, f"{b.profile.id} memory x mem_fraction_static {b.utilization}"
+                "total_x_mem_fraction_static",
+                usable,
+                f"{b.profile.id} memory x mem_fraction_static {b.utilization}"
+                + (f" ({b.utilization_source})" if b.utilization_source else ""),
             ),
             BudgetTerm("weights", -b.weights_per_gpu, f"weights / (tp x pp) = / {b.tp * b.pp}"),
         ]
@@ -1777,7 +1996,13 @@ class SglangServing(ServingModel):
                     -(b.encoder_weights // b.tp),
                     f"vision tower + projector from the config (kvplan.weights.encoders) / tp {b.tp}; SGLang builds "
                     "them beside the language model (sglang-0.5.23 srt/models/gemma3_mm.py:185-191) unless it "
-                    "serves the language model alone (srt/configs/model_config.py:909 language_only)",
+                    "serves the language model alone (srt/configs/model_config.py:909 language_only)"
+                    + (
+                        "; Gemma 3's wrapper builds and loads them even with multimodal off, SGLang's default for it "
+                        "(configs/model_config.py:690-705; --enable-multimodal turns image input on)"
+                        if (b.config.get("architectures") or [""])[0] == "Gemma3ForConditionalGeneration"
+                        else ""
+                    ),
                 )
             )
         if b.lora is not None:

@@ -68,6 +68,7 @@ from kvplan.engines.serving import (
     ServingModel,
     Startup,
     StartupInputs,
+    UtilizationInputs,
 )
 from kvplan.engines.sizing import fullest_stage, gpu_kv
 from kvplan.engines.vllm import parse_speculative_config
@@ -296,6 +297,7 @@ class _Context:
     seq_len: int  # max_model_len
     search_limit: int  # the longest max_model_len searched
     utilization: float
+    utilization_source: str = ""  # how the engine's default fraction was derived (empty: given, or not said)
     auto_from: int | None = None  # max_model_len "auto": the model's limit the length was fitted from
 
     @property
@@ -613,11 +615,22 @@ def _context(i: _Inputs, m: _Model) -> _Context:
     limit = shape.max_position_embeddings or DEFAULT_MAX_MODEL_LEN_CAP
     # the largest max_model_len is searched up to the model's own limit: vLLM refuses more unless told to
     search_limit = limit if shape.max_position_embeddings else max(req.seq_len, limit)
-    util = o.gpu_memory_utilization
+    util, util_source = o.gpu_memory_utilization, ""
     if util is None:
-        per_release = {"version": i.release} if i.release is not None else {}
-        util = i.serving.default_utilization(i.profile.memory_bytes, i.tp, i.pp, **per_release)
-    context = _Context(i, m, req.max_num_batched_tokens, seqs, req.seq_len, search_limit, util)
+        util, util_source = i.serving.utilization(
+            UtilizationInputs(
+                i.profile.memory_bytes,
+                i.tp,
+                i.pp,
+                m.resolved.config,
+                shape,
+                o.max_num_seqs,
+                m.resolved.name,
+                i.release,
+                i.profile.compute_capability,
+            )
+        )
+    context = _Context(i, m, req.max_num_batched_tokens, seqs, req.seq_len, search_limit, util, util_source)
     return _auto_fit(context) if isinstance(o.max_model_len, str) else context
 
 
@@ -663,6 +676,7 @@ def _budget_inputs(c: _Context, tp: int) -> BudgetInputs:
         limit_mm_per_prompt=c.inputs.limit_mm_per_prompt,
         max_model_len=c.seq_len,
         request=replace(c.model.request, tp=tp),
+        utilization_source=c.utilization_source,
     )
 
 
