@@ -475,11 +475,14 @@ class _Reader:
             raise self.fail(entry, "a fraction in (0, 1]", "write e.g. 0.9")
         return float(value)
 
-    def number(self, entry: Entry) -> float:
+    def number(self, entry: Entry, example: str = "100") -> float:
         value = self._lenient_float(entry)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-            raise self.fail(entry, "a positive number", "write e.g. 100")
+            raise self.fail(entry, "a positive number", f"write e.g. {example}")
         return float(value)
+
+    def ratio(self, entry: Entry) -> float:
+        return self.number(entry, "0.9")
 
     def backend(self, entry: Entry) -> str:
         from kvplan.engines.offload import BACKENDS
@@ -620,7 +623,7 @@ def build_deployment(
         hub_weights=get("hub_weights", r.boolean),
         kv_offloading_size=get("kv_offloading_size", r.number),
         kv_offloading_backend=get("kv_offloading_backend", r.backend),
-        hicache_ratio=get("hicache_ratio", r.number),
+        hicache_ratio=get("hicache_ratio", lambda e: r.number(e, "2")),
         hicache_size=get("hicache_size", r.number),
         lmcache_max_local_cpu_size=get("lmcache_max_local_cpu_size", r.number),
         lmcache_max_local_disk_size=get("lmcache_max_local_disk_size", r.number),
@@ -639,7 +642,7 @@ def build_deployment(
         lora_dtype=get("lora_dtype", r.text),
         lora_target_modules=get("lora_target_modules", r.names),
         limit_mm_per_prompt=get("limit_mm_per_prompt", r.mm_limits),
-        mamba_full_memory_ratio=get("mamba_full_memory_ratio", r.number),
+        mamba_full_memory_ratio=get("mamba_full_memory_ratio", r.ratio),
         max_mamba_cache_size=get("max_mamba_cache_size", r.integer),
         mamba_ssm_dtype=get("mamba_ssm_dtype", r.text),
         share_gpu_with=get("share_gpu_with", r.deployment_names, ()),

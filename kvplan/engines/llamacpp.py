@@ -474,7 +474,14 @@ def slot_note(slots: int) -> str:
 
 def estimate_notes(storage: LlamaCppEngine, shape: ModelShape, req: Request, kinds: frozenset) -> tuple[str, ...]:
     seq_len, batch = req.seq_len, req.batch
-    if storage.kv_unified:
+    v4 = [c for c in shape.caches() if isinstance(c, L.CompressedAttention)]
+    if storage.kv_unified and v4:  # llama-kv-cache-dsv4.cpp:1244, :1287: its caches are never unified
+        notes = [
+            f"llama.cpp: -c {seq_len * batch} -np {batch} -kvu gives each of the {batch} slots its own DeepSeek-V4 "
+            f"stream of {context_cells(seq_len * batch, batch, unified=True)} cells, all of -c (n_ctx padded to 256; "
+            "llama-kv-cache-dsv4.cpp:1244 and :1287 keep these caches per slot whatever -kvu says)"
+        ]
+    elif storage.kv_unified:
         notes = [
             f"llama.cpp: -c {seq_len * batch} -np {batch} -kvu gives one stream of "
             f"{context_cells(seq_len * batch, batch, unified=True)} cells that each of the {batch} slots may fill "
@@ -488,11 +495,18 @@ def estimate_notes(storage: LlamaCppEngine, shape: ModelShape, req: Request, kin
     caches = shape.caches()
     if not storage.kv_unified:  # what the same -c gives when llama-server picks its slots itself
         n_ctx = seq_len * batch
-        auto = LlamaCppEngine(shape.model_type, kv_unified=True, flash_attn=storage.flash_attn)
-        auto_req = replace(req, batch=SERVER_AUTO_SLOTS)
+        slots, unified = server_slots()  # llama-server's own choice without -np
+        auto = LlamaCppEngine(shape.model_type, kv_unified=unified, flash_attn=storage.flash_attn)
+        auto_req = replace(req, batch=slots)
+        how = (
+            f"{slots} slots, each its own DeepSeek-V4 stream of {context_cells(n_ctx, slots, unified)} cells (these "
+            "caches are never unified, llama-kv-cache-dsv4.cpp:1244, :1287)"
+            if v4
+            else f"{slots} slots in one unified stream of {context_cells(n_ctx, slots, unified)} cells, each slot up "
+            "to all of them"
+        )
         notes.append(
-            f"llama-server -c {n_ctx} without -np: {SERVER_AUTO_SLOTS} slots in one unified stream of "
-            f"{context_cells(n_ctx, SERVER_AUTO_SLOTS, unified=True)} cells, each slot up to all of them "
+            f"llama-server -c {n_ctx} without -np: {how} "
             f"({format_bytes(_cache_bytes(auto, caches, auto_req, n_ctx))} of KV; server.cpp:156-160)"
         )
     if storage.flash_attn != "off" and req.kv_dtype not in GGML_BLOCK_TYPES:
@@ -503,7 +517,6 @@ def estimate_notes(storage: LlamaCppEngine, shape: ModelShape, req: Request, kin
         )
         if padded != here:
             notes.append(f"-fa off: {format_bytes(padded)} of KV instead of {format_bytes(here)}: {V_PADDING_WHY}")
-    v4 = [c for c in shape.caches() if isinstance(c, L.CompressedAttention)]
     if v4:
         cells = context_cells(seq_len * batch, batch, storage.kv_unified)
         buffers = dsv4_buffers(v4, req, cells)

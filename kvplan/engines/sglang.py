@@ -44,6 +44,7 @@ flags), the vocabulary of its server-argument files (CONFIG) and its registry en
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -228,6 +229,17 @@ class SglangEngine:
                 ),
                 hint=Text("use {mamba_ssm_dtype} float32, bfloat16 or float16"),
                 field="mamba_ssm_dtype",
+            )
+        if ratio is not None and not (math.isfinite(ratio) and ratio <= MAX_MAMBA_FULL_MEMORY_RATIO):
+            raise UsageError(
+                Text(
+                    "{mamba_full_memory_ratio} {r:g} is not a ratio SGLang can split memory by: its state budget, "
+                    "rest x ratio / (1 + ratio), overflows or is not a number (sglang-0.5.23 "
+                    "srt/mem_cache/kv_cache_configurator.py:3350-3402)",
+                    r=ratio,
+                ),
+                hint=Text("give {mamba_full_memory_ratio} a finite number above 0 (SGLang's default is 0.9)"),
+                field="mamba_full_memory_ratio",
             )
         if ratio is not None and not ratio > 0:
             raise UsageError(
@@ -572,9 +584,11 @@ class SglangEngine:
         reads of the backends (the dequant workspace, mem_cache/memory_pool.py:4503-4518; trtllm_mha's native
         scales, layers/attention/trtllm_mha_backend.py:112-115). The attention backend is the model override's where
         kvplan has read it (`fp4_attention_backend`), else SGLang's default; the Mamba state keeps its dtypes.
-        Refused: an override kvplan has not read, and the Qwen3.5 family with PP above 1 (PP turns the overlap
-        scheduler off, srt/arg_groups/overrides.py:1621-1627, which decides the Mamba cache strategy the
-        override picks its backend by: :477-485, model_overrides/qwen3_5.py:39-45)."""
+        Refused: an override kvplan has not read. PP does not change the Qwen3.5 family's backend: the Mamba cache
+        strategy the override picks it by (srt/arg_groups/overrides.py:477-485, model_overrides/qwen3_5.py:39-45)
+        is resolved inside handle_model_specific_adjustments (arg_groups/pipeline.py:225, model_hook.py:225), before
+        PP turns the overlap scheduler off (pipeline.py:302, overrides.py:1621-1627), as `mamba_slots_per_request`
+        also follows."""
         arch, where = self._override()
         if arch is None:
             return
@@ -591,19 +605,6 @@ class SglangEngine:
                 ),
                 hint=Text("use an mtp / eagle / eagle3 --speculative-config, or {kv_dtype} fp8_e4m3 or auto"),
                 field="speculative_config",
-            )
-        if where == "qwen3_5.py:17" and req.pp > 1 and nvfp4_sm100(req.compute_capability):
-            raise UsageError(
-                Text(
-                    "kvplan has not read which attention backend SGLang's {arch} override picks with {pp} {n} on "
-                    "SM100: PP turns the overlap scheduler off (srt/arg_groups/overrides.py:1621-1627), which decides "
-                    "the Mamba cache strategy (:477-485) the override picks triton or trtllm_mha by "
-                    "(model_overrides/qwen3_5.py:39-45)",
-                    arch=arch,
-                    n=req.pp,
-                ),
-                hint=Text("use {pp} 1, or {kv_dtype} fp8_e4m3 or auto with SGLang for this model"),
-                field="kv_dtype",
             )
 
     def _refuse_fp4_override(self, req: Request) -> None:
@@ -1189,6 +1190,8 @@ def dsv4_tokens(shape: ModelShape, req: Request, available: int, max_running_req
 # slots (mem_cache/allocation_sizing.py:11-19: 2 with the overlap scheduler, 1 without), 1 with the radix cache off.
 
 MAMBA_FULL_MEMORY_RATIO = 0.9  # arg_groups/fields/schedule.py:220-227 (fallback of --mamba-full-memory-ratio)
+# above this the state budget rest x ratio (GiB x 2**30) overflows a float; SGLang would raise there too
+MAX_MAMBA_FULL_MEMORY_RATIO = 1e250
 MAMBA_SLOTS_PER_REQUEST = 3  # mem_cache/kv_cache_configurator.py:222-229 MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO
 _GIB = 1 << 30
 _INT64_MAX = 2**63 - 1  # pool_configurator.py:246-250: a PP stage without full attention leaves the MIN to others
@@ -1871,11 +1874,13 @@ class SglangServing(ServingModel):
             storage = SglangEngine(shape.architectures, shape.config_model_type or None)
         page = hybrid_page_size(shape.architectures, req.compute_capability, req.speculative is not None)
         pool = sglang_hybrid_pool(storage, shape, req, inputs.available, page)
-        started = pool.slots > 0 and pool.kv_bytes > 0 and pool.tokens > 0
+        # SGLang starts with a state slot, a KV budget left, tokens and one running request (kv_cache_configurator.py
+        # :3152-3160: max_running_requests 0 fails the start, `startup`)
+        started = pool.slots > 0 and pool.kv_bytes > 0 and pool.tokens > 0 and pool.running_cap >= 1
         tokens = pool.tokens if started else 0
         fit_len = largest(lambda n: tokens >= n, inputs.limit) if started else 0
-        concurrency = min(tokens / req.seq_len, max(0, pool.running_cap)) if started else 0.0
-        fits = started and tokens >= req.seq_len and pool.running_cap >= 1
+        concurrency = min(tokens / req.seq_len, pool.running_cap) if started else 0.0
+        fits = started and tokens >= req.seq_len
         return SglangFit(max(0, inputs.available), tokens, tokens // page, page, concurrency, fit_len, fits, mamba=pool)
 
     def startup(self, inputs: StartupInputs) -> Startup | None:

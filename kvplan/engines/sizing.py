@@ -7,7 +7,7 @@ token. Pure arithmetic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from kvplan.core import specs as L
@@ -25,7 +25,15 @@ def pipeline_costs(storage: Engine, shape: ModelShape, req: Request) -> list[lis
     it has one (`layer_stages(shape, pp)`: SGLang's for DeepSeek-V4), else vLLM's (`pipeline_stages`)."""
     split = getattr(storage, "layer_stages", None)
     stages = split(shape, req.pp) if split is not None else pipeline_stages(shape.num_layers, req.pp)
-    return [storage.stage_costs([c for i in rng for c in shape.layers[i]], req) for rng in stages]
+    # an engine that builds the drafter's layers on the last stage only (`draft_on_last_stage`: TensorRT-LLM's MTP)
+    # gets the other stages' requests without them
+    bare = req
+    if getattr(storage, "draft_on_last_stage", False) and req.speculative is not None:
+        bare = replace(req, speculative=replace(req.speculative, draft_caches=()))
+    return [
+        storage.stage_costs([c for i in rng for c in shape.layers[i]], req if k == len(stages) - 1 else bare)
+        for k, rng in enumerate(stages)
+    ]
 
 
 def fullest_stage(shape: ModelShape, pp: int) -> tuple[list[L.Layer], int]:

@@ -335,6 +335,7 @@ def dsv4_command_comment(f: FlagInputs) -> str:
 class TensorRtLlmEngine:
     name = "tensorrt-llm"
     follows = "TensorRT-LLM KvCacheConfig (tokens_per_block 32, no max_attention_window)"
+    draft_on_last_stage = True  # the MTP layers go on the last PP rank (get_pp_layers; see trtllm_speculative)
 
     def __init__(
         self, architectures: tuple[str, ...] = (), dsa_first_layer_shared: bool = False, deepseek_v4: bool = False
@@ -421,7 +422,8 @@ class TensorRtLlmEngine:
         if any(isinstance(c, L.CompressedAttention) for c in caches):
             return dsv4_costs(caches, req)
         if req.speculative is not None and req.speculative.draft_caches:
-            # MTP: the MTP layers appended to the target's cache manager (trtllm_speculative), on the stage sized
+            # MTP: the MTP layers appended to the target's cache manager (trtllm_speculative); under PP the last
+            # stage's request alone carries them (draft_on_last_stage)
             caches = [*caches, *req.speculative.draft_caches]
         block = self.block_size(caches, req)
         tokens = cdiv(req.seq_len, block) * block
@@ -700,8 +702,9 @@ def lora_comment(lora: LoraSettings | None) -> str:
 # hnorm and shared_head.norm); DeepseekV3MTPHead holds one RMSNorm and takes the target's lm_head in forward
 # (modeling_deepseekv3.py, read in the code index without a pinned commit), and the embeddings are taken as the
 # target's. With pipeline parallelism TensorRT-LLM puts the appended layers on the last PP rank (pyexecutor/
-# resource_manager.py `get_pp_layers`, seen in the code index at no commit this module pins); kvplan adds them to
-# the stage it sizes, the fullest. Other methods keep the note that the drafter is left out.
+# resource_manager.py `get_pp_layers`, seen in the code index at no commit this module pins), and so does kvplan
+# (`draft_on_last_stage`, kvplan.engines.sizing.pipeline_costs). Other methods keep the note that the drafter is
+# left out.
 
 TRTLLM_MTP_PIN = "011d0933"  # speculative/utils.py and llmapi/llm_args.py, read at this one commit
 TRTLLM_SPEC_UTILS = "tensorrt_llm/_torch/speculative/utils.py"

@@ -788,7 +788,7 @@ def _outcome(c: _Context) -> _Outcome:
     # slots) is started with the requests of max_model_len asked for, else those that fit. An engine that derives
     # its cap from the pool it built (SGLang's max_running_requests) says so through its serving model's
     # `running_cap`, given the cap as `sequence_cap` settled it.
-    serve_len = c.seq_len if fit.fits_one or fit.fit_len == 0 else fit.fit_len
+    serve_len = c.seq_len if fit.fits_one or fit.fit_len == 0 else min(c.seq_len, fit.fit_len)
     given = c.max_num_seqs if c.options.max_num_seqs is not None else None
     cap, _ = c.serving.running_cap(given, c.max_num_seqs, fit, serve_len)
     fitted = max(1, min(floor(fit.concurrency), cap)) if fit.concurrency != float("inf") else cap

@@ -382,3 +382,24 @@ def test_recommend_refuses_deepseek_v4_because_its_compute_buffer_grows_with_the
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines[0].startswith("error: kvplan's llama.cpp budget does not size DeepSeek-V4's compute buffer")
     assert lines[1].startswith("hint: `kvplan estimate` sizes its llama.cpp KV cache")
+
+
+def test_kv_unified_gives_each_slot_its_own_stream_of_all_of_c():
+    """llama-kv-cache-dsv4.cpp:1244 (`unified_raw = false`) and :1287 (`unified_compressed = false`): with -kvu (or
+    llama-server without -np) every slot keeps its own DeepSeek-V4 streams, each of n_ctx_seq = all of -c cells, so 4
+    unified slots of -c 16384 hold 4 x the one-slot cache of 16384 tokens; the notes say so (not "one stream")."""
+    unified = runner.invoke(
+        app,
+        ["estimate", "deepseek-ai/DeepSeek-V4-Flash", "-e", "llamacpp", "--kv-unified", "on", "--batch", "4"]
+        + ["--offline", "--json"],
+    )
+    one = runner.invoke(
+        app, ["estimate", "deepseek-ai/DeepSeek-V4-Flash", "-e", "llamacpp", "--seq-len", "16384", "--offline", "--json"]
+    )
+    assert unified.exit_code == 0 and one.exit_code == 0, unified.output + one.output
+    doc = json.loads(unified.stdout)
+    assert doc["kv_cache_bytes"] == 4 * json.loads(one.stdout)["kv_cache_bytes"]
+    notes = " ".join(doc["notes"])
+    assert "each of the 4 slots its own DeepSeek-V4 stream of 16384 cells" in notes and "one stream" not in notes
+    for line, text in ((1244, "const bool unified_raw = false;"), (1287, "const bool unified_compressed = false;")):
+        check_cited_line(LLAMA_CPP / "src" / "llama-kv-cache-dsv4.cpp", line, text)

@@ -449,13 +449,14 @@ def test_hybrid_triton_override_is_refused_for_nvfp4_and_taken_for_fp4_mx():
 
 
 def test_hybrid_refusals():
-    """Qwen3.5 with PP > 1 on SM100 (PP turns the overlap scheduler off, overrides.py:1625-1627, and with it the
-    extra_buffer Mamba cache the override's trtllm_mha pick depends on), an unread hybrid override (Inkling), and an
-    MLA hybrid (Kimi-K3) under fp4_mx_block16 (its MLA layers stay in the plain MLA pool class,
-    kv_cache_configurator.py:2734-2735); Kimi-K3 under nvfp4 is an MLA model like any (decode on trtllm_mha)."""
+    """An unread hybrid override (Inkling), and an MLA hybrid (Kimi-K3) under fp4_mx_block16 (its MLA layers stay
+    in the plain MLA pool class, kv_cache_configurator.py:2734-2735); Kimi-K3 under nvfp4 is an MLA model like any
+    (decode on trtllm_mha). Qwen3.5 with PP > 1 on SM100 is sized as at PP 1: the Mamba cache strategy its
+    override picks trtllm_mha by is resolved (arg_groups/pipeline.py:225) before PP turns the overlap scheduler off
+    (:302), so it is extra_buffer under PP too."""
     engine, caches = _hybrid("Qwen3_5ForConditionalGeneration")
-    with pytest.raises(UsageError, match="PP turns the overlap scheduler off"):
-        engine.stage_costs(caches, _req("nvfp4", "10.0", pp=2))
+    pp1, pp2 = (engine.stage_costs(caches, _req("nvfp4", "10.0", pp=pp)) for pp in (1, 2))
+    assert pp1 == pp2 and sum(c.bytes_per_token for c in pp2) == 18_432
     inkling, _ = _hybrid("InklingForConditionalGeneration")
     with pytest.raises(UsageError, match="model_overrides/inkling.py:16"):
         inkling.stage_costs(caches, _req("nvfp4", "10.0"))

@@ -193,6 +193,40 @@ def test_settings_that_leave_no_slot_are_refused(flag, value, field):
     assert lines[1].startswith("hint: ")
 
 
+@pytest.mark.parametrize("value", ["inf", "nan", "1e308"])
+def test_a_ratio_whose_state_budget_overflows_is_refused(value):
+    """rest x ratio / (1 + ratio) (kv_cache_configurator.py:3350-3402) is inf or NaN for these: one error line, not
+    an internal error."""
+    result = CliRunner().invoke(
+        app, ["recommend", "Qwen/Qwen3.5-27B", "-g", "h100", "--engine", "sglang", "--mamba-full-memory-ratio", value]
+    )
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("error: --mamba-full-memory-ratio ") and "overflows" in lines[0]
+    assert lines[1].startswith("hint: ") and "internal error" not in result.output
+
+
+def test_one_state_slot_serves_no_request_so_nothing_is_served():
+    """--max-mamba-cache-size 1: one slot, 1 // 5 = 0 running requests, which SGLang refuses to start with
+    (kv_cache_configurator.py:3152-3160); the plan has no tokens and no longer length to offer, and the command
+    keeps the max_model_len asked for (it offered the pool's 137,331 tokens before)."""
+    d = _recommend("Qwen/Qwen3.5-27B", "-g", "h100", "--max-mamba-cache-size", "1", *AT_0834)
+    assert d["fits"] is False and d["kv_cache_tokens"] == 0 and d["max_model_len_fit"] == 0
+    assert d["startup_error"].startswith("Hybrid (mamba/linear-attention) state cache is too small to serve any")
+    assert "--context-length 131072 " in d["flags"]["sglang"]
+
+
+def test_a_plan_files_ratio_hint_is_sglangs_kind_of_value(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "deployments:\n  - name: q\n    model: Qwen/Qwen3.5-27B\n    gpu: h100\n    engine: sglang\n"
+        "    max_model_len: 32768\n    mamba_full_memory_ratio: 0\n"
+    )
+    result = CliRunner().invoke(app, ["check", str(plan), "--offline"])
+    assert result.exit_code == 2
+    assert "hint: write e.g. 0.9" in result.output
+
+
 def test_other_engines_ignore_the_sglang_split():
     result = CliRunner().invoke(
         app, ["recommend", "Qwen/Qwen3.5-27B", "-g", "h100", "--engine", "vllm", "--mamba-full-memory-ratio", "0.3"]

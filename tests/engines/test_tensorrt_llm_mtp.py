@@ -72,6 +72,20 @@ def test_one_mtp_layer_joins_the_cache_like_the_targets_layers(model, layers, pe
     assert plain["bytes_per_token"] == layers * per_layer
 
 
+@pytest.mark.parametrize("pp", [2, 4])
+def test_under_pp_the_mtp_layer_is_on_the_last_stage_only(pp):
+    """TensorRT-LLM puts the appended MTP layers on the last PP rank (resource_manager.py `get_pp_layers`), so one
+    sequence of 8,192 tokens holds 62 layers' cache at any PP: (61 + 1) x 1,152 x 8,192 = 585,105,408 B (before,
+    every stage got the MTP layer: 63 layers at PP 2, 65 at PP 4). At PP 2 the fullest GPU holds 31 layers (stage 0:
+    layers 0-30; stage 1: 30 layers + the MTP layer), 31 x 1,152 x 8,192 = 292,552,704 B."""
+    one = _json(_estimate("deepseek-ai/DeepSeek-V3", "--speculative-config", MTP1, "--json"))
+    doc = _json(_estimate("deepseek-ai/DeepSeek-V3", "--pp", str(pp), "--speculative-config", MTP1, "--json"))
+    assert doc["kv_cache_bytes"] == one["kv_cache_bytes"] == 62 * MLA * 8192
+    assert doc["bytes_per_token"] == one["bytes_per_token"] == 62 * MLA
+    if pp == 2:
+        assert doc["kv_cache_bytes_per_gpu"] == 31 * MLA * 8192
+
+
 def test_mtp_weights_are_the_checkpoints_mtp_layer():
     """The MTP layer's tensors as the checkpoint stores them (model.layers.61.*: a copy of decoder layer 60, the
     2h x h eh_proj, enorm, hnorm, shared_head.norm; DeepseekV3MTPHead takes the target's lm_head): the same tensors
