@@ -802,25 +802,25 @@ NVFP4_SCALE_BLOCK = 16  # NVFP4KVCacheMethod.SCALE_BLOCK_SIZE (fp4_kv_cache_quan
 # path by it (kv_cache_hook.py:47-57), so kvplan does not size nvfp4 for them. tests/engines/test_sglang_fp4_kv.py
 # reads this table back from the source.
 _DEEPSEEK_OVERRIDE = "deepseek_v2.py:37"  # the DeepSeek family's: trtllm_mla for dense MLA on SM100 (:177-185)
+# SGLang's DeepSeek family: _DEEPSEEK_FAMILY_ARCHS (srt/arg_groups/overrides.py:745-760), "in sync with" the list its
+# model override registers for (model_overrides/deepseek_v2.py:37-50)
+SGLANG_DEEPSEEK_FAMILY = (
+    "DeepseekV3ForCausalLM",
+    "DeepseekV32ForCausalLM",
+    "KimiK25ForConditionalGeneration",
+    "MistralLarge3ForCausalLM",
+    "PixtralForConditionalGeneration",
+    "GlmMoeDsaForCausalLM",
+    "Glm5NextForConditionalGeneration",
+    "HYV4ForCausalLM",
+    "HYV4ForCausalLMNextN",
+    "LongcatFlashForCausalLM",
+    "LongcatFlashForCausalLMNextN",
+    "Dots3NoteForCausalLM",
+)
 SGLANG_ATTENTION_BACKEND_OVERRIDES = {
     "BeamForCausalLM": "beam.py:20",
-    **dict.fromkeys(
-        (
-            "DeepseekV3ForCausalLM",
-            "DeepseekV32ForCausalLM",
-            "KimiK25ForConditionalGeneration",
-            "MistralLarge3ForCausalLM",
-            "PixtralForConditionalGeneration",
-            "GlmMoeDsaForCausalLM",
-            "Glm5NextForConditionalGeneration",
-            "HYV4ForCausalLM",
-            "HYV4ForCausalLMNextN",
-            "LongcatFlashForCausalLM",
-            "LongcatFlashForCausalLMNextN",
-            "Dots3NoteForCausalLM",
-        ),
-        _DEEPSEEK_OVERRIDE,
-    ),
+    **dict.fromkeys(SGLANG_DEEPSEEK_FAMILY, _DEEPSEEK_OVERRIDE),
     "DeepseekV4ForCausalLM": "deepseek_v4.py:18",
     "EmbeddingGemma2Model": "embedding_gemma2.py:33",
     **dict.fromkeys(("Exaone4ForCausalLM", "ExaoneMoEForCausalLM", "ExaoneMoeForCausalLM"), "exaone.py:15"),
@@ -2279,21 +2279,7 @@ def estimate_notes(storage: object, shape: ModelShape, req: Request, kinds: froz
 # _DEEPSEEK_FAMILY_ARCHS (srt/arg_groups/overrides.py:745-760) that is_deepseek_dsa also names (srt/configs/
 # model_config.py:191-211, with index_topk: kvplan's sparse MLA), checked by `_dsa_kv_cache_dtype_default`
 # (overrides.py:490-547) on architectures[0].
-SGLANG_DSA_AUTO_ARCHS = frozenset(
-    {
-        "DeepseekV3ForCausalLM",
-        "DeepseekV32ForCausalLM",
-        "MistralLarge3ForCausalLM",
-        "PixtralForConditionalGeneration",
-        "GlmMoeDsaForCausalLM",
-        "Glm5NextForConditionalGeneration",
-        "HYV4ForCausalLM",
-        "HYV4ForCausalLMNextN",
-        "LongcatFlashForCausalLM",
-        "LongcatFlashForCausalLMNextN",
-        "Dots3NoteForCausalLM",
-    }
-)
+SGLANG_DSA_AUTO_ARCHS = frozenset(SGLANG_DEEPSEEK_FAMILY) - {"KimiK25ForConditionalGeneration"}  # not is_deepseek_dsa's
 
 
 def auto_kv_dtype(shape: ModelShape, compute_capability: str | None = None, release: str | None = None) -> str | None:
