@@ -394,7 +394,8 @@ def test_kv_unified_gives_each_slot_its_own_stream_of_all_of_c():
         + ["--offline", "--json"],
     )
     one = runner.invoke(
-        app, ["estimate", "deepseek-ai/DeepSeek-V4-Flash", "-e", "llamacpp", "--seq-len", "16384", "--offline", "--json"]
+        app,
+        ["estimate", "deepseek-ai/DeepSeek-V4-Flash", "-e", "llamacpp", "--seq-len", "16384", "--offline", "--json"],
     )
     assert unified.exit_code == 0 and one.exit_code == 0, unified.output + one.output
     doc = json.loads(unified.stdout)
