@@ -30,6 +30,9 @@ Rules, read from llama.cpp master (2025-2026) and checked against real start-up 
   `GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256)` cells, on CSA layers compressed K and indexer K rows of
   `GGML_PAD(max(1, cdiv(n_ctx_seq, 4)), 256)` cells, on HCA layers compressed K rows of the same at 128, all in the
   -ctk type, plus F32 compressor states; every cache one stream per slot (see DSV4 below).
+- DeepSeek-V3.2 and GLM-5.x (DSA; `llama-kv-cache-dsa.cpp` at 0c1e57098): the MLA latent row above on every trunk
+  layer plus a lightning-indexer K row of `indexer_head_size` values on the full-indexer layers, both in the -ctk type,
+  n_ctx_seq cells per stream as for the base cache (see DSA below).
 - Quantized V needs Flash Attention (`-fa on`).
 
 Below the storage model: its serving model (LlamaCppServing: memory - weights - compute buffer - --fit margin,
@@ -58,6 +61,7 @@ from kvplan.engines.base import KindCost, Request, group_costs, refuse_index_key
 from kvplan.engines.entry import EngineEntry
 from kvplan.engines.serving import UBATCH, BudgetInputs, BudgetTerm, FlagInputs, ServingModel
 from kvplan.errors import Text, UsageError
+from kvplan.sources.gguf import glm_dsa_default_indexer_full
 
 CTX_PAD = 256  # llama-context.cpp: cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256); SWA cache padded to 256 too
 DEFAULT_UBATCH = 512  # common.h n_ubatch
@@ -251,12 +255,6 @@ def dsv4_buffers(caches: Sequence[L.Layer], req: Request, kv_size: int) -> dict[
 #   (llama-model.cpp:2431): every trunk layer of deepseek32, the `is_indexer_full` layers of glm-dsa.
 # Nothing else per cell: the Hadamard rotation and the indexer's KQ mask are graph inputs (llama-graph.cpp:3359-3362).
 DSA_ARCHS = {"deepseek_v32": "deepseek32", "glm_moe_dsa": "glm-dsa"}  # model_type -> llama.cpp arch
-# src/models/glm-dsa.cpp:59-66: a GGUF without attention.indexer.types (the converter writes it only from a config's
-# indexer_types, conversion/glm.py:380-382) gets every layer full when n_ctx_train < 1048576 (GLM-5, 5.1), else
-# GLM_5_2_DEFAULT_INDEXER_TYPES (:6-27: layers 0 and 1 full, then one full layer in every four from layer 2; the
-# std::array's entries past its 78 listed are 0, shared)
-GLM_DSA_PRE_5_2_CTX = 1048576
-GLM_5_2_DEFAULT_INDEXER_FULL = (True, True) + (True, False, False, False) * 19
 
 
 def llamacpp_indexer_full(
@@ -273,9 +271,7 @@ def llamacpp_indexer_full(
         return None
     if listed:
         return None  # the config's own list, which kvplan's shape already follows (shapes.indexer_layers)
-    if n_ctx_train is not None and n_ctx_train < GLM_DSA_PRE_5_2_CTX:
-        return (True,) * n_layers
-    return tuple(il < len(GLM_5_2_DEFAULT_INDEXER_FULL) and GLM_5_2_DEFAULT_INDEXER_FULL[il] for il in range(n_layers))
+    return glm_dsa_default_indexer_full(n_layers, n_ctx_train)
 
 
 def dsa_layout(shape: ModelShape) -> tuple[bool, ...] | None:
