@@ -657,6 +657,14 @@ def _dsa(model_type: str) -> Callable[[_Meta, dict[str, Any]], list[str]]:
                 hint="plan the main model's GGUF (or its Hugging Face config.json)",
             )
         n_layer = n_all - nextn
+        mtp = sum(
+            b for name, b in m.tensors.items() if any(name.startswith(f"blk.{il}.") for il in range(n_layer, n_all))
+        )
+        if mtp:  # TENSOR_SKIP without load_mtp (deepseek32.cpp:55-56, glm-dsa.cpp:88-89; llama-model-loader.cpp:1178)
+            notes.append(
+                f"the file's NextN/MTP block (blk.{n_layer}, {mtp:,} B) is counted in the weights; llama.cpp loads it "
+                "only with --spec-type draft-mtp (common/common.cpp:1625) and otherwise skips its tensors"
+            )
         config.update(
             model_type=model_type,
             num_hidden_layers=n_layer,

@@ -102,6 +102,11 @@ CITED = [
     ("src/models/deepseek32.cpp", 280, "indexer_score = ggml_lightning_indexer(ctx0, indexer_q, indexer_k,"),
     ("src/models/deepseek32.cpp", 290, "ggml_tensor * indexer_kq = ggml_mul_mat(ctx0, indexer_k, indexer_q);"),
     ("src/llama-model-loader.cpp", 477, "if (n != arr_info.length) {"),
+    ("src/llama-model-loader.cpp", 1178, "if (info.op == GGML_OP_NONE || (flags & TENSOR_SKIP)) {"),
+    ("src/models/deepseek32.cpp", 55, "if (!ml.load_mtp) {"),
+    ("src/models/deepseek32.cpp", 56, "mtp_flags |= TENSOR_SKIP;"),
+    ("src/models/glm-dsa.cpp", 88, "if (!ml.load_mtp) {"),
+    ("common/common.cpp", 1625, "mparams.load_mtp"),
     ("src/llama-model-loader.cpp", 491, "for (uint32_t i = 0; i < n; i++) {"),  # a scalar: every layer
     ("conversion/deepseek.py", 350, 'self.gguf_writer.add_key_length(kv_lora_rank + hparams["qk_rope_head_dim"])'),
     ("conversion/deepseek.py", 476, 'self.block_count += self.hparams.get("num_nextn_predict_layers", 0)'),
@@ -350,7 +355,21 @@ def test_gguf_of_the_mtp_block_alone_is_refused():
     with pytest.raises(UnsupportedArchitecture, match=r"only the deepseek32 NextN/MTP block"):
         config_from_metadata(meta, {"blk.61.nextn.eh_proj.weight": 1, "token_embd.weight": 1}, {})
     trunk = {"blk.0.attn_norm.weight": 1, "token_embd.weight": 1, "output.weight": 1}
-    assert config_from_metadata(meta, trunk, {})[0]["num_hidden_layers"] == 61
+    config, notes = config_from_metadata(meta, trunk, {})
+    assert config["num_hidden_layers"] == 61 and notes == []
+
+
+def test_gguf_notes_the_nextn_tensors_llama_cpp_skips_without_an_mtp_draft():
+    """The NextN block's tensors are created TENSOR_SKIP unless load_mtp (deepseek32.cpp:55-56): the file's bytes
+    overstate what llama-server loads without --spec-type draft-mtp, and the note says by how much."""
+    meta = dsa_metadata(load_config(V32), "deepseek32")
+    tensors = {"blk.0.attn_norm.weight": 10, "blk.60.attn_norm.weight": 10, "blk.61.nextn.eh_proj.weight": 3000}
+    tensors |= {"blk.61.attn_norm.weight": 14}
+    notes = config_from_metadata(meta, tensors, {})[1]
+    assert notes == [
+        "the file's NextN/MTP block (blk.61, 3,014 B) is counted in the weights; llama.cpp loads it only with "
+        "--spec-type draft-mtp (common/common.cpp:1625) and otherwise skips its tensors"
+    ]
 
 
 def test_gguf_latent_not_as_the_converter_writes_it_is_refused():
