@@ -481,7 +481,10 @@ DSV4_COMPUTE_WHY = (
 )
 # The DSA lightning indexer scores every cached cell for each token of the micro-batch: an f32 [n_kv, n_ubatch] per
 # indexer head before the head sum on the unfused path (src/models/deepseek32.cpp:290-310: 64 heads on DeepSeek-V3.2,
-# 32 GiB at n_kv 262144 and -ub 512), [n_kv, n_ubatch] on the fused one (:280); neither is in the term below.
+# 32 GiB at n_kv 262144 and -ub 512), [n_kv, n_ubatch] on the fused one (:280); neither is in the term below. A public
+# GLM-5.2 llama-server log at -c 32768 -ub 512, fused indexer on (dfch/biz.dfch.LlmOps@835f2ed, .specmgr/feat/
+# feat-2-glm-5.2-onprem-deployment/bin/logs/2026-08-19T220559Z-kv-ctx32768.log) reserves 3712.07 MiB of compute buffer
+# on the device holding 55 of its layers, where n_ubatch x (n_vocab + n_embd) x 4 B is 314.50 MiB.
 DSA_COMPUTE_WHY = (
     "kvplan's llama.cpp budget does not size the DSA lightning indexer's score buffers, which grow with the context "
     "(f32 n_kv x n_ubatch per indexer head unfused, src/models/deepseek32.cpp:290), so it cannot say what fits"

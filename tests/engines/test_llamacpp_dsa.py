@@ -226,6 +226,57 @@ def test_a_sparse_latent_of_another_model_type_is_refused():
         LlamaCppEngine("x").check([L.MlaLatent(512, 64, 128, sparse=True)], _req())
 
 
+# ------------------------------------------------------------------ the logged figures (a public llama-server run)
+
+# dfch/biz.dfch.LlmOps@835f2ed26f98939cbae7383374a9b41babc79348
+# .specmgr/feat/feat-2-glm-5.2-onprem-deployment/bin/logs/2026-08-19T220559Z-kv-cache-sweep.txt: llama-server (llama.cpp
+# master build 10505, ee4c505a4, 2026-08-19: after PR #26474 gave glm-dsa's indexer cache to its full layers only) on
+# unsloth's GLM-5.2-UD-Q5_K_XL GGUF (glm-dsa, block_count 79 with nextn_predict_layers 1, context_length 1048576 and no
+# attention.indexer.types: the loader's GLM-5.2 table), -np 1, f16 cache, 4 CUDA devices holding layers 0-54, 55-63,
+# 64-71 and 72-77. The "KV buffer size" lines per device, MiB, of the main (kv_mla) and indexer (kv_lid) caches:
+SWEEP = {
+    4096: ((247.50, 40.50, 36.00, 27.00), (16.00, 2.00, 2.00, 1.00)),
+    32768: ((1980.00, 324.00, 288.00, 216.00), (128.00, 16.00, 16.00, 8.00)),
+    131072: ((7920.00, 1296.00, 1152.00, 864.00), (512.00, 64.00, 64.00, 32.00)),
+    262144: ((15840.00, 2592.00, 2304.00, 1728.00), (1024.00, 128.00, 128.00, 64.00)),
+    524288: ((31680.00, 5184.00, 4608.00, 3456.00), (2048.00, 256.00, 256.00, 128.00)),
+}
+DEVICE_LAYERS = ((0, 55), (55, 64), (64, 72), (72, 78))
+# ...bin/logs/2026-08-19T220559Z-kv-ctx32768.log (same commit of that repository), the two caches' summaries:
+LOGGED_32768 = (
+    "llama_kv_cache: size = 2808.00 MiB ( 32768 cells,  78 layers,  1/1 seqs), K (f16): 2808.00 MiB, V (f16):    0.00 MiB",
+    "llama_kv_cache: size =  168.00 MiB ( 32768 cells,  21 layers,  1/1 seqs), K (f16):  168.00 MiB, V (f16):    0.00 MiB",
+)
+MIB = 2**20
+
+
+@pytest.mark.parametrize("cells", sorted(SWEEP))
+def test_glm_5_2_reproduces_every_logged_kv_buffer_of_the_sweep(cells):
+    """Each device's latent and indexer buffers, from the layers it holds, to the logged MiB."""
+    shape = model_shape(load_config(GLM52))
+    caches, req = shape.caches(), _req(cells)
+    engine = LlamaCppEngine(shape.model_type, indexer_full=dsa_layout(shape))
+    latent_only = [L.MlaLatent(c.kv_lora_rank, c.rope_head_dim, 0, sparse=True) for c in caches]
+    main, lid = SWEEP[cells]
+    for (a, b), logged_main, logged_lid in zip(DEVICE_LAYERS, main, lid, strict=True):
+        on_device = sum(c.bytes for c in engine.stage_costs(caches[a:b], req))
+        latent = sum(c.bytes for c in engine.stage_costs(latent_only[a:b], req))
+        assert (latent / MIB, (on_device - latent) / MIB) == (logged_main, logged_lid), (a, b)
+
+
+def test_glm_5_2_logged_totals_at_32768_are_kvplans_and_its_gguf_metadata_maps_to_them():
+    """The logged summaries add to kvplan's 3,120,562,176 B; the run's own GGUF metadata (its kv dump: no
+    indexer.types, context_length 1048576) maps to the same 21 indexer layers."""
+    sizes = [float(re.search(r"size = +([\d.]+) MiB", line)[1]) for line in LOGGED_32768]
+    layers = [int(re.search(r"cells, +(\d+) layers", line)[1]) for line in LOGGED_32768]
+    assert (sizes, layers) == ([2808.0, 168.0], [78, 21])
+    assert (sizes[0] + sizes[1]) * MIB == _bytes(GLM52, _req())[0] == 3_120_562_176
+    meta = dsa_metadata(load_config(GLM52), "glm-dsa", **{"attention.indexer.types": None})
+    config = config_from_metadata(meta, {}, {})[0]
+    assert config["indexer_types"].count("full") == 21
+    assert estimate(config, seq_len=32768, engine="llamacpp").kv_cache_bytes == 3_120_562_176
+
+
 # -------------------------------------------------------------------------------------------------------- CLI
 
 
