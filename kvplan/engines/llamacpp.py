@@ -274,16 +274,30 @@ def llamacpp_indexer_full(
     return glm_dsa_default_indexer_full(n_layers, n_ctx_train)
 
 
-def dsa_layout(shape: ModelShape) -> tuple[bool, ...] | None:
-    """llama.cpp's full-indexer layers for `shape` where its loader decides them (llamacpp_indexer_full), else None."""
-    return llamacpp_indexer_full(
-        shape.model_type, shape.num_layers, shape.max_position_embeddings, DSA_INDEXER_TYPES_LISTED in shape.features
+def dsa_refusal(shape: ModelShape) -> str | None:
+    """Why llama.cpp would not cache `shape`'s indexer keys where kvplan's shape puts them (None: it would, or not a
+    DSA model): a glm-dsa config without indexer_types whose index_topk_freq / index_topk_pattern name other
+    full-indexer layers than the loader's own rule (llamacpp_indexer_full). Judged on the whole model, so that each
+    pipeline stage's caches are refused alike."""
+    if shape.model_type != "glm_moe_dsa":
+        return None
+    own = tuple(bool(c.index_head_dim) for c in shape.caches() if isinstance(c, L.MlaLatent) and c.sparse)
+    full = llamacpp_indexer_full(
+        shape.model_type, len(own), shape.max_position_embeddings, DSA_INDEXER_TYPES_LISTED in shape.features
+    )
+    if full is None or full == own:
+        return None
+    first = next(il for il, (a, b) in enumerate(zip(full, own, strict=True)) if a != b)
+    return (
+        f"llama.cpp's glm-dsa loader would run its own indexer on {sum(full)} of {len(own)} layers "
+        "(src/models/glm-dsa.cpp:59-66: the config lists no indexer_types, so the GGUF has none), where this config's "
+        f"index_topk_freq / index_topk_pattern give {sum(own)} (first difference at layer {first})"
     )
 
 
-def check_dsa(caches: Sequence[L.Layer], model_type: str, indexer_full: tuple[bool, ...] | None) -> None:
+def check_dsa(caches: Sequence[L.Layer], model_type: str, refusal: str | None = None) -> None:
     """Refuse a sparse-MLA model llama.cpp does not serve as kvplan's shape says: a model_type no llama.cpp DSA arch
-    loads, or layers whose indexer keys kvplan's shape places elsewhere than llama.cpp's loader (`indexer_full`)."""
+    loads, a deepseek32 layer without its own indexer, or the whole model's `refusal` (dsa_refusal)."""
     sparse = [c for c in caches if isinstance(c, L.MlaLatent) and c.sparse]
     if not sparse:
         return
@@ -294,20 +308,16 @@ def check_dsa(caches: Sequence[L.Layer], model_type: str, indexer_full: tuple[bo
             hint=Text("use {engine} vllm, sglang or transformers for this model"),
             field="engine",
         )
-    own = tuple(bool(c.index_head_dim) for c in sparse)
-    if model_type == "deepseek_v32" and not all(own):
+    if model_type == "deepseek_v32" and not all(c.index_head_dim for c in sparse):
         raise UsageError(  # its loader requires every layer's indexer tensors (src/models/deepseek32.cpp:110-114)
             "llama.cpp's deepseek32 runs and caches a lightning indexer on every layer (llama-model.cpp:2431, "
             "src/models/deepseek32.cpp:110-114), but this config marks some layers as sharing another's indexer",
             hint=Text("use {engine} vllm, sglang or transformers for this model"),
             field="engine",
         )
-    if indexer_full is not None and len(indexer_full) == len(own) and indexer_full != own:
-        differ = [il for il, (a, b) in enumerate(zip(indexer_full, own, strict=True)) if a != b]
+    if refusal:
         raise UsageError(
-            f"llama.cpp's glm-dsa loader would run its own indexer on {sum(indexer_full)} of {len(own)} layers "
-            f"(src/models/glm-dsa.cpp:59-66: the config lists no indexer_types, so the GGUF has none), where this "
-            f"config's index_topk_freq / index_topk_pattern give {sum(own)} (first difference at layer {differ[0]})",
+            refusal,
             hint="add the indexer_types list to config.json (the converter then writes it), or use another engine",
             field="engine",
         )
@@ -349,11 +359,11 @@ class LlamaCppEngine:
         model_type: str = "",
         kv_unified: bool = False,
         flash_attn: str = "auto",
-        indexer_full: tuple[bool, ...] | None = None,
+        dsa_refusal: str | None = None,
     ) -> None:
         """`kv_unified`: one stream shared by every slot (`-kvu`, or llama-server without -np: `server_slots`);
-        `flash_attn`: `-fa` (auto, on, off); `indexer_full`: a DSA model's full-indexer layers as llama.cpp's loader
-        picks them (`dsa_layout`)."""
+        `flash_attn`: `-fa` (auto, on, off); `dsa_refusal`: why llama.cpp would not cache a DSA model's indexer keys
+        as its shape says (`dsa_refusal(shape)`), refused by `check`."""
         if flash_attn not in FLASH_ATTN:
             raise UsageError(
                 Text("llama.cpp has no {flash_attn} {v}", v=flash_attn),
@@ -361,12 +371,12 @@ class LlamaCppEngine:
                 field="flash_attn",
             )
         self.swa = model_type in SWA_FAMILIES
-        self.model_type, self.indexer_full = model_type, indexer_full
+        self.model_type, self.dsa_refusal = model_type, dsa_refusal
         self.kv_unified = kv_unified
         self.flash_attn = flash_attn
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
-        check_dsa(caches, self.model_type, self.indexer_full)  # DeepSeek V3.2, GLM-5 (DSA indexer)
+        check_dsa(caches, self.model_type, self.dsa_refusal)  # DeepSeek V3.2, GLM-5 (DSA indexer)
         unread = sorted({c.family for c in caches if isinstance(c, L.RecurrentState) and c.family in _UNREAD_STATES})
         if unread:
             raise UsageError(
@@ -659,10 +669,10 @@ ENTRY = EngineEntry(
     aliases=("llama.cpp", "llama-cpp", "llama_cpp"),
     display="llama.cpp",
     flag_key="llama.cpp",
-    storage=lambda shape: LlamaCppEngine(shape.model_type, indexer_full=dsa_layout(shape)),
+    storage=lambda shape: LlamaCppEngine(shape.model_type, dsa_refusal=dsa_refusal(shape)),
     storage_options=frozenset({"flash_attn", "kv_unified"}),
     configured_storage=lambda shape, options: LlamaCppEngine(
-        shape.model_type, indexer_full=dsa_layout(shape), **options
+        shape.model_type, dsa_refusal=dsa_refusal(shape), **options
     ),
     serving=LlamaCppServing(),
     plannable=True,

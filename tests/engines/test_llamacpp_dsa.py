@@ -37,7 +37,7 @@ from kvplan.cli import app
 from kvplan.core import specs as L
 from kvplan.core.shapes import DSA_INDEXER_TYPES_LISTED, model_shape
 from kvplan.engines.base import Request
-from kvplan.engines.llamacpp import LlamaCppEngine, check_dsa, dsa_layout, dsa_row_bytes, llamacpp_indexer_full
+from kvplan.engines.llamacpp import LlamaCppEngine, check_dsa, dsa_refusal, dsa_row_bytes, llamacpp_indexer_full
 from kvplan.errors import ConfigError, UnsupportedArchitecture, UsageError
 from kvplan.planning.estimate import estimate
 from kvplan.sources.gguf import GLM_5_2_DEFAULT_INDEXER_FULL, config_from_metadata, glm_dsa_default_indexer_full
@@ -148,7 +148,7 @@ def _req(seq_len: int = 32768, batch: int = 1, kv: str = "float16", **kw) -> Req
 
 def _bytes(name: str, req: Request, engine: LlamaCppEngine | None = None) -> tuple[int, int]:
     shape = model_shape(load_config(name))
-    engine = engine or LlamaCppEngine(shape.model_type, indexer_full=dsa_layout(shape))
+    engine = engine or LlamaCppEngine(shape.model_type, dsa_refusal=dsa_refusal(shape))
     costs = engine.stage_costs(shape.caches(), req)
     return sum(c.bytes for c in costs), int(sum(c.bytes_per_token for c in costs))
 
@@ -180,9 +180,9 @@ def test_quantized_cache_type_applies_to_the_indexer_keys_too():
 def test_one_stream_per_slot_of_the_padded_share_of_c():
     """-c 3000 -np 3: 3 streams of 1024 cells (llama-context.cpp's n_ctx_seq), 85,888 B a cell."""
     shape = model_shape(load_config(V32))
-    engine = LlamaCppEngine(shape.model_type, indexer_full=dsa_layout(shape))
+    engine = LlamaCppEngine(shape.model_type, dsa_refusal=dsa_refusal(shape))
     assert sum(c.bytes for c in engine.context_costs(shape.caches(), _req(1000, 3), 3000)) == 263_847_936
-    unified = LlamaCppEngine(shape.model_type, kv_unified=True, indexer_full=dsa_layout(shape))
+    unified = LlamaCppEngine(shape.model_type, kv_unified=True, dsa_refusal=dsa_refusal(shape))
     assert sum(c.bytes for c in unified.context_costs(shape.caches(), _req(1000, 3), 3000)) == 85_888 * 3072
 
 
@@ -196,11 +196,11 @@ def test_llama_cpp_indexer_layers_per_arch():
     assert glm_dsa_default_indexer_full(80, None)[78:] == (False, False)
 
 
-def test_dsa_layout_follows_the_listed_feature():
+def test_listed_indexer_types_are_a_shape_feature_and_leave_nothing_to_refuse():
     shapes = {name: model_shape(load_config(name)) for name in (V32, GLM5, GLM52)}
     assert DSA_INDEXER_TYPES_LISTED in shapes[GLM52].features
     assert DSA_INDEXER_TYPES_LISTED not in shapes[GLM5].features | shapes[V32].features
-    assert dsa_layout(shapes[GLM52]) is None and dsa_layout(shapes[GLM5]) == (True,) * 78
+    assert [dsa_refusal(shape) for shape in shapes.values()] == [None, None, None]
 
 
 def test_glm_config_without_indexer_types_whose_freq_llama_cpp_would_not_follow_is_refused():
@@ -211,6 +211,8 @@ def test_glm_config_without_indexer_types_whose_freq_llama_cpp_would_not_follow_
     cfg["max_position_embeddings"] = 202752
     with pytest.raises(UsageError, match=r"glm-dsa loader would run its own indexer on 78 of 78 layers .* give 21"):
         estimate(cfg, seq_len=4096, engine="llamacpp")
+    with pytest.raises(UsageError, match=r"first difference at layer 3"):  # every pipeline stage alike
+        estimate(cfg, seq_len=4096, engine="llamacpp", pp=4)
     cfg["max_position_embeddings"] = 1048576  # then the loader's GLM-5.2 table: the same 21 layers
     assert estimate(cfg, seq_len=32768, engine="llamacpp").kv_cache_bytes == 3_120_562_176
 
@@ -218,7 +220,7 @@ def test_glm_config_without_indexer_types_whose_freq_llama_cpp_would_not_follow_
 def test_deepseek32_with_a_shared_indexer_layer_is_refused():
     caches = [L.MlaLatent(512, 64, 128, sparse=True), L.MlaLatent(512, 64, 0, sparse=True)]
     with pytest.raises(UsageError, match=r"deepseek32 runs and caches a lightning indexer on every layer"):
-        check_dsa(caches, "deepseek_v32", (True, True))
+        check_dsa(caches, "deepseek_v32")
 
 
 def test_a_sparse_latent_of_another_model_type_is_refused():
@@ -255,7 +257,7 @@ def test_glm_5_2_reproduces_every_logged_kv_buffer_of_the_sweep(cells):
     """Each device's latent and indexer buffers, from the layers it holds, to the logged MiB."""
     shape = model_shape(load_config(GLM52))
     caches, req = shape.caches(), _req(cells)
-    engine = LlamaCppEngine(shape.model_type, indexer_full=dsa_layout(shape))
+    engine = LlamaCppEngine(shape.model_type, dsa_refusal=dsa_refusal(shape))
     latent_only = [L.MlaLatent(c.kv_lora_rank, c.rope_head_dim, 0, sparse=True) for c in caches]
     main, lid = SWEEP[cells]
     for (a, b), logged_main, logged_lid in zip(DEVICE_LAYERS, main, lid, strict=True):
