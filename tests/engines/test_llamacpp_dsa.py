@@ -279,6 +279,52 @@ def test_glm_5_2_logged_totals_at_32768_are_kvplans_and_its_gguf_metadata_maps_t
     assert estimate(config, seq_len=32768, engine="llamacpp").kv_cache_bytes == 3_120_562_176
 
 
+# the GGUF's own metadata as that run's loader dumped it (kv 18-47 of ...-kv-ctx32768.log; tokenizer keys left out)
+LOGGED_GGUF = {
+    "general.architecture": "glm-dsa",
+    "general.file_type": 17,
+    "glm-dsa.block_count": 79,
+    "glm-dsa.context_length": 1048576,
+    "glm-dsa.embedding_length": 6144,
+    "glm-dsa.feed_forward_length": 12288,
+    "glm-dsa.attention.head_count": 64,
+    "glm-dsa.attention.head_count_kv": 1,
+    "glm-dsa.rope.freq_base": 8000000.0,
+    "glm-dsa.attention.layer_norm_rms_epsilon": 0.00001,
+    "glm-dsa.expert_count": 256,
+    "glm-dsa.expert_used_count": 8,
+    "glm-dsa.expert_group_count": 1,
+    "glm-dsa.expert_group_used_count": 1,
+    "glm-dsa.expert_gating_func": 2,
+    "glm-dsa.attention.key_length": 576,
+    "glm-dsa.attention.value_length": 512,
+    "glm-dsa.leading_dense_block_count": 3,
+    "glm-dsa.vocab_size": 154880,
+    "glm-dsa.attention.q_lora_rank": 2048,
+    "glm-dsa.attention.kv_lora_rank": 512,
+    "glm-dsa.attention.key_length_mla": 256,
+    "glm-dsa.attention.value_length_mla": 256,
+    "glm-dsa.expert_feed_forward_length": 2048,
+    "glm-dsa.expert_shared_count": 1,
+    "glm-dsa.expert_weights_scale": 2.5,
+    "glm-dsa.expert_weights_norm": True,
+    "glm-dsa.rope.dimension_count": 64,
+    "glm-dsa.nextn_predict_layers": 1,
+    "glm-dsa.attention.indexer.head_count": 32,
+    "glm-dsa.attention.indexer.key_length": 128,
+    "glm-dsa.attention.indexer.top_k": 2048,
+}
+
+
+def test_the_logged_gguf_metadata_sizes_the_logged_caches():
+    """That file's header (no attention.indexer.types) maps to 78 trunk layers, 21 of them with indexer keys, and
+    the logged 2808 + 168 MiB at 32768 cells; its shape is the GLM-5.2 catalog config's."""
+    config, notes = config_from_metadata(LOGGED_GGUF, {}, {})
+    assert notes == [] and (config["model_type"], config["num_hidden_layers"]) == ("glm_moe_dsa", 78)
+    assert model_shape(config).caches() == model_shape(load_config(GLM52)).caches()
+    assert estimate(config, seq_len=32768, engine="llamacpp").kv_cache_bytes == (2808 + 168) * MIB
+
+
 # -------------------------------------------------------------------------------------------------------- CLI
 
 
