@@ -51,6 +51,10 @@ KV_SHARED_LAYERS = "kv_shared_layers"
 CHECKPOINT_FP8_KV = "checkpoint_fp8_kv"
 # The config's `learnable_sink`: learnable attention sinks on DSA layers (HunYuan V4), which SGLang keeps in bfloat16
 LEARNABLE_SINK = "learnable_sink"
+# A DSA config (DeepSeek-V3.2, GLM-5.x) that lists `indexer_types`: llama.cpp's converter writes the list into the GGUF
+# only then (conversion/glm.py:380-382), else its glm-dsa loader picks the full-indexer layers itself
+# (kvplan.engines.llamacpp.llamacpp_indexer_full)
+DSA_INDEXER_TYPES_LISTED = "dsa_indexer_types_listed"
 # MiniMax-M3 configs whose sparse layers `layer_types` names where `sparse_attention_config.sparse_attention_freq` is
 # missing or names others: transformers reads layer_types first, vLLM and SGLang the freq list only
 # (kvplan.engines.base.refuse_m3_layer_types)
@@ -1138,6 +1142,8 @@ def _read_shape(config: dict[str, Any], assume_llama: bool) -> ModelShape:
             features.add(CHECKPOINT_FP8_KV)
     if config.get("learnable_sink") or cfg.get("learnable_sink"):
         features.add(LEARNABLE_SINK)
+    if family is not None and family.shape == "dsa" and cfg.get("indexer_types") is not None:
+        features.add(DSA_INDEXER_TYPES_LISTED)
     architectures = config.get("architectures") or cfg.get("architectures") or ()
     return ModelShape(
         model_type=model_type,

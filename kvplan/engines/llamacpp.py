@@ -30,6 +30,9 @@ Rules, read from llama.cpp master (2025-2026) and checked against real start-up 
   `GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256)` cells, on CSA layers compressed K and indexer K rows of
   `GGML_PAD(max(1, cdiv(n_ctx_seq, 4)), 256)` cells, on HCA layers compressed K rows of the same at 128, all in the
   -ctk type, plus F32 compressor states; every cache one stream per slot (see DSV4 below).
+- DeepSeek-V3.2 and GLM-5.x (DSA; `llama-kv-cache-dsa.cpp` at 0c1e57098): the MLA latent row above on every trunk
+  layer plus a lightning-indexer K row of `indexer_head_size` values on the full-indexer layers, both in the -ctk type,
+  n_ctx_seq cells per stream as for the base cache (see DSA below).
 - Quantized V needs Flash Attention (`-fa on`).
 
 Below the storage model: its serving model (LlamaCppServing: memory - weights - compute buffer - --fit margin,
@@ -44,7 +47,7 @@ from fractions import Fraction
 
 from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
-from kvplan.core.shapes import ModelShape
+from kvplan.core.shapes import DSA_INDEXER_TYPES_LISTED, ModelShape
 from kvplan.core.units import (
     DTYPE_BYTES,
     GGML_BLOCK_SIZE,
@@ -58,6 +61,7 @@ from kvplan.engines.base import KindCost, Request, group_costs, refuse_index_key
 from kvplan.engines.entry import EngineEntry
 from kvplan.engines.serving import UBATCH, BudgetInputs, BudgetTerm, FlagInputs, ServingModel
 from kvplan.errors import Text, UsageError
+from kvplan.sources.gguf import glm_dsa_default_indexer_full
 
 CTX_PAD = 256  # llama-context.cpp: cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256); SWA cache padded to 256 too
 DEFAULT_UBATCH = 512  # common.h n_ubatch
@@ -236,6 +240,112 @@ def dsv4_buffers(caches: Sequence[L.Layer], req: Request, kv_size: int) -> dict[
     return total
 
 
+# DeepSeek Sparse Attention: DeepSeek-V3.2 (arch `deepseek32`) and GLM-5.x (`glm-dsa`), read at
+# ggml-org/llama.cpp@0c1e57098. llama-model.cpp:2397-2448 create_memory builds, for the main context,
+# `llama_kv_cache_dsa(type_k, type_v, ..., kv_unified, n_ctx_seq, n_seq_max, n_pad 1, ..., filter_mla, filter_lid)`
+# over the trunk layers only (:2429 `il < hparams.n_layer()`, n_layer() = block_count - nextn_predict_layers,
+# llama-hparams.cpp:348-349; an MTP draft context gets a plain cache of its nextn layers instead, :2400-2422).
+# src/llama-kv-cache-dsa.cpp then holds two ordinary llama_kv_cache objects with one stream per slot, or one with
+# -kvu (:29 `n_stream(unified ? 1 : n_seq_max)`), each of n_ctx_seq cells:
+# - kv_mla (:33-36) over the model's hparams: is_mla(), so K only (llama-kv-cache.cpp:231 `has_v = !is_mla`), one
+#   row of n_embd_k_gqa = key_length x head_count_kv = (kv_lora_rank + qk_rope_head_dim) x 1 values of type_k per
+#   cell, as for DeepSeek V2/V3 (conversion/deepseek.py:350 `add_key_length(kv_lora_rank + qk_rope_head_dim)`);
+# - kv_lid, the lightning indexer's keys (:43-53): the same hparams with n_head_kv 1 and n_embd_head_k_full =
+#   indexer_head_size (:44-45), also type_k and K only (is_mla() is unchanged), on the layers filter_lid keeps
+#   (llama-model.cpp:2431): every trunk layer of deepseek32, the `is_indexer_full` layers of glm-dsa.
+# Nothing else per cell: the Hadamard rotation and the indexer's KQ mask are graph inputs (llama-graph.cpp:3359-3362).
+DSA_ARCHS = {"deepseek_v32": "deepseek32", "glm_moe_dsa": "glm-dsa"}  # model_type -> llama.cpp arch
+
+
+def llamacpp_indexer_full(
+    model_type: str, n_layers: int, n_ctx_train: int | None, listed: bool
+) -> tuple[bool, ...] | None:
+    """Which trunk layers llama.cpp gives lightning-indexer keys, as its loader decides them for the GGUF the
+    converter writes from a config: deepseek32 every layer (llama-model.cpp:2431); glm-dsa the config's own
+    indexer_types when it lists them (`listed`: they reach the GGUF, glm-dsa.cpp:66), else glm-dsa.cpp:59-65's
+    rule on n_ctx_train (the config's max_position_embeddings, what the converter writes as context_length).
+    None: not a DSA model_type llama.cpp serves."""
+    if model_type == "deepseek_v32":
+        return (True,) * n_layers
+    if model_type != "glm_moe_dsa":
+        return None
+    if listed:
+        return None  # the config's own list, which kvplan's shape already follows (shapes.indexer_layers)
+    return glm_dsa_default_indexer_full(n_layers, n_ctx_train)
+
+
+def dsa_refusal(shape: ModelShape) -> str | None:
+    """Why llama.cpp would not cache `shape`'s indexer keys where kvplan's shape puts them (None: it would, or not a
+    DSA model): a glm-dsa config without indexer_types whose index_topk_freq / index_topk_pattern name other
+    full-indexer layers than the loader's own rule (llamacpp_indexer_full). Judged on the whole model, so that each
+    pipeline stage's caches are refused alike."""
+    if shape.model_type != "glm_moe_dsa":
+        return None
+    own = tuple(bool(c.index_head_dim) for c in shape.caches() if isinstance(c, L.MlaLatent) and c.sparse)
+    full = llamacpp_indexer_full(
+        shape.model_type, len(own), shape.max_position_embeddings, DSA_INDEXER_TYPES_LISTED in shape.features
+    )
+    if full is None or full == own:
+        return None
+    first = next(il for il, (a, b) in enumerate(zip(full, own, strict=True)) if a != b)
+    return (
+        f"llama.cpp's glm-dsa loader would run its own indexer on {sum(full)} of {len(own)} layers "
+        "(src/models/glm-dsa.cpp:59-66: the config lists no indexer_types, so the GGUF has none), where this config's "
+        f"index_topk_freq / index_topk_pattern give {sum(own)} (first difference at layer {first})"
+    )
+
+
+def check_dsa(caches: Sequence[L.Layer], model_type: str, refusal: str | None = None) -> None:
+    """Refuse a sparse-MLA model llama.cpp does not serve as kvplan's shape says: a model_type no llama.cpp DSA arch
+    loads, a deepseek32 layer without its own indexer, or the whole model's `refusal` (dsa_refusal)."""
+    sparse = [c for c in caches if isinstance(c, L.MlaLatent) and c.sparse]
+    if not sparse:
+        return
+    if model_type not in DSA_ARCHS:
+        raise UsageError(
+            f"kvplan has not read how llama.cpp stores sparse-attention (DSA) model_type {model_type!r}: its DSA "
+            f"cache (llama-kv-cache-dsa.cpp) is read for {' and '.join(sorted(DSA_ARCHS))} only",
+            hint=Text("use {engine} vllm, sglang or transformers for this model"),
+            field="engine",
+        )
+    if model_type == "deepseek_v32" and not all(c.index_head_dim for c in sparse):
+        raise UsageError(  # its loader requires every layer's indexer tensors (src/models/deepseek32.cpp:110-114)
+            "llama.cpp's deepseek32 runs and caches a lightning indexer on every layer (llama-model.cpp:2431, "
+            "src/models/deepseek32.cpp:110-114), but this config marks some layers as sharing another's indexer",
+            hint=Text("use {engine} vllm, sglang or transformers for this model"),
+            field="engine",
+        )
+    if refusal:
+        raise UsageError(
+            refusal,
+            hint="add the indexer_types list to config.json (the converter then writes it), or use another engine",
+            field="engine",
+        )
+
+
+def dsa_note(caches: Sequence[L.Layer], req: Request, cells: int, streams: int) -> str | None:
+    """What llama.cpp's DSA cache holds for these caches (None: not a DSA model), for `estimate`'s notes."""
+    sparse = [c for c in caches if isinstance(c, L.MlaLatent) and c.sparse]
+    if not sparse:
+        return None
+    keyed = [c for c in sparse if c.index_head_dim]
+    latent, index = sparse[0].latent_elements(), (keyed[0].index_head_dim if keyed else 0)
+    shared = f" ({len(sparse) - len(keyed)} shared-indexer layers keep none)" if len(keyed) < len(sparse) else ""
+    return (
+        f"llama.cpp DSA (llama-kv-cache-dsa.cpp): {streams} stream(s) of {cells} cells; a {latent}-value latent "
+        f"row on {len(sparse)} layers and a {index}-value lightning-indexer key row on {len(keyed)}{shared}, both "
+        f"{short_dtype(req.kv_dtype)} (-ctk), K only; an MTP draft (--spec-type draft-mtp) adds its own plain cache "
+        "of the nextn layer (llama-model.cpp:2400-2422), not counted"
+    )
+
+
+def dsa_row_bytes(cache: L.MlaLatent, kv_dtype: str) -> int:
+    """Bytes one cell holds for a DSA layer: its latent row in kv_mla plus, on a layer with its own indexer, its
+    indexer key row in kv_lid, both ggml rows of type_k (llama-kv-cache-dsa.cpp:33-53)."""
+    row = row_bytes(kv_dtype, cache.latent_elements())
+    return row + (row_bytes(kv_dtype, cache.index_head_dim) if cache.index_head_dim else 0)
+
+
 # Recurrent-state families whose llama.cpp storage kvplan has not read (no llama.cpp source for them checked)
 _UNREAD_STATES = {"kda": "Kimi's KDA state", "lightning": "MiniMax-01's lightning-attention state"}
 
@@ -244,9 +354,16 @@ class LlamaCppEngine:
     name = "llamacpp"
     follows = "llama.cpp master 2026 (llama-kv-cache.cpp, -iswa.cpp, -dsv4.cpp @0c1e57098, llama-memory-recurrent.cpp)"
 
-    def __init__(self, model_type: str = "", kv_unified: bool = False, flash_attn: str = "auto") -> None:
+    def __init__(
+        self,
+        model_type: str = "",
+        kv_unified: bool = False,
+        flash_attn: str = "auto",
+        dsa_refusal: str | None = None,
+    ) -> None:
         """`kv_unified`: one stream shared by every slot (`-kvu`, or llama-server without -np: `server_slots`);
-        `flash_attn`: `-fa` (auto, on, off)."""
+        `flash_attn`: `-fa` (auto, on, off); `dsa_refusal`: why llama.cpp would not cache a DSA model's indexer keys
+        as its shape says (`dsa_refusal(shape)`), refused by `check`."""
         if flash_attn not in FLASH_ATTN:
             raise UsageError(
                 Text("llama.cpp has no {flash_attn} {v}", v=flash_attn),
@@ -254,16 +371,12 @@ class LlamaCppEngine:
                 field="flash_attn",
             )
         self.swa = model_type in SWA_FAMILIES
+        self.model_type, self.dsa_refusal = model_type, dsa_refusal
         self.kv_unified = kv_unified
         self.flash_attn = flash_attn
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
-        if any(isinstance(c, L.MlaLatent) and c.sparse for c in caches):  # DeepSeek V3.2, GLM-5 (DSA indexer)
-            raise UsageError(
-                "kvplan has not read how llama.cpp stores sparse-attention (DSA) models' latent and indexer keys",
-                hint=Text("use {engine} vllm, sglang or transformers for this model"),
-                field="engine",
-            )
+        check_dsa(caches, self.model_type, self.dsa_refusal)  # DeepSeek V3.2, GLM-5 (DSA indexer)
         unread = sorted({c.family for c in caches if isinstance(c, L.RecurrentState) and c.family in _UNREAD_STATES})
         if unread:
             raise UsageError(
@@ -328,7 +441,9 @@ class LlamaCppEngine:
             grows = size == cells
             return cache.kind, row * size * streams, Fraction(row) if grows else Fraction(0), size
         if isinstance(cache, L.MlaLatent):
-            row = row_bytes(req.kv_dtype, cache.latent_elements())
+            row = (
+                dsa_row_bytes(cache, req.kv_dtype) if cache.sparse else row_bytes(req.kv_dtype, cache.latent_elements())
+            )
             return cache.kind, row * cells * streams, Fraction(row), cells
         if isinstance(cache, L.CompressedAttention):
             # one stream per slot whatever -kvu says, each of n_ctx_seq cells (llama-kv-cache-dsv4.cpp:1244 and :1287
@@ -374,6 +489,16 @@ DSV4_COMPUTE_WHY = (
     "kvplan's llama.cpp budget does not size DeepSeek-V4's compute buffer, which grows with the context "
     "(about 65.5 GiB at 1M context and -ub 512, unsloth PR #6940), so it cannot say what fits"
 )
+# The DSA lightning indexer scores every cached cell for each token of the micro-batch: an f32 [n_kv, n_ubatch] per
+# indexer head before the head sum on the unfused path (src/models/deepseek32.cpp:290-310: 64 heads on DeepSeek-V3.2,
+# 32 GiB at n_kv 262144 and -ub 512), [n_kv, n_ubatch] on the fused one (:280); neither is in the term below. A public
+# GLM-5.2 llama-server log at -c 32768 -ub 512, fused indexer on (dfch/biz.dfch.LlmOps@835f2ed, .specmgr/feat/
+# feat-2-glm-5.2-onprem-deployment/bin/logs/2026-08-19T220559Z-kv-ctx32768.log) reserves 3712.07 MiB of compute buffer
+# on the device holding 55 of its layers, where n_ubatch x (n_vocab + n_embd) x 4 B is 314.50 MiB.
+DSA_COMPUTE_WHY = (
+    "kvplan's llama.cpp budget does not size the DSA lightning indexer's score buffers, which grow with the context "
+    "(f32 n_kv x n_ubatch per indexer head unfused, src/models/deepseek32.cpp:290), so it cannot say what fits"
+)
 DSV4_COMPUTE_HINT = "`kvplan estimate` sizes its llama.cpp KV cache; plan a deployment with {engine} vllm or sglang"
 
 
@@ -401,6 +526,8 @@ class LlamaCppServing(ServingModel):
     def budget(self, b: BudgetInputs) -> tuple[list[BudgetTerm], int]:
         if any(isinstance(c, L.CompressedAttention) for c in b.shape.caches()):
             raise UsageError(DSV4_COMPUTE_WHY, hint=Text(DSV4_COMPUTE_HINT), field="engine")
+        if any(isinstance(c, L.MlaLatent) and c.sparse for c in b.shape.caches()):
+            raise UsageError(DSA_COMPUTE_WHY, hint=Text(DSV4_COMPUTE_HINT), field="engine")
         terms = [
             BudgetTerm("total", b.profile.memory_bytes, f"{b.profile.id} memory"),
             BudgetTerm("weights", -b.weights_per_gpu, f"GGUF weights / {b.pp} GPU(s) (layer split)"),
@@ -528,6 +655,10 @@ def estimate_notes(storage: LlamaCppEngine, shape: ModelShape, req: Request, kin
             f"{dsv4_compressed_cells(cells, DSV4_HCA_RATIO)} HCA cells and {states / batch / 2**20:,.2f} MiB of F32 "
             "compressor state; an MTP draft (--spec-type draft-mtp) adds its own cache and state planes, not counted"
         )
+    dsa = dsa_note(
+        caches, req, context_cells(seq_len * batch, batch, storage.kv_unified), 1 if storage.kv_unified else batch
+    )
+    notes += [dsa] if dsa else []
     if not storage.swa and any(c.kind in (L.SLIDING, L.CHUNKED) for c in shape.caches()):
         notes.append(f"llama.cpp has no sliding-window cache for {shape.model_type}: every token is cached")
     return tuple(notes)
@@ -538,9 +669,11 @@ ENTRY = EngineEntry(
     aliases=("llama.cpp", "llama-cpp", "llama_cpp"),
     display="llama.cpp",
     flag_key="llama.cpp",
-    storage=lambda shape: LlamaCppEngine(shape.model_type),
+    storage=lambda shape: LlamaCppEngine(shape.model_type, dsa_refusal=dsa_refusal(shape)),
     storage_options=frozenset({"flash_attn", "kv_unified"}),
-    configured_storage=lambda shape, options: LlamaCppEngine(shape.model_type, **options),
+    configured_storage=lambda shape, options: LlamaCppEngine(
+        shape.model_type, dsa_refusal=dsa_refusal(shape), **options
+    ),
     serving=LlamaCppServing(),
     plannable=True,
     kv_auto="float16",  # --cache-type-k default, whatever the model dtype

@@ -36,10 +36,10 @@ cases LLM_ARCH_QWEN2MOE, DEEPSEEK2, PHI3, COMMAND_R, COHERE2, OPENAI_MOE) and `c
   head_count_kv). See `_gemma3n` and `_gemma4`.
 
 Architectures mapped: llama (with experts: Mixtral), mistral3, qwen2, qwen2moe (with its shared expert), qwen3,
-qwen3moe, deepseek2, phi3, command-r, cohere2, gpt-oss, gemma, gemma2, gemma3, gemma3n, gemma4. Any other is
-refused with its name, and so is a key that changes the cache in a way these mappings do not read (per-layer head
-counts that differ, K and V head sizes that differ, MLA outside deepseek2, shared KV layers and SWA head sizes
-outside gemma3n/gemma4).
+qwen3moe, deepseek2, deepseek4, deepseek32 and glm-dsa (DSA: `_dsa`), phi3, command-r, cohere2, gpt-oss, gemma,
+gemma2, gemma3, gemma3n, gemma4. Any other is refused with its name, and so is a key that changes the cache in a way
+these mappings do not read (per-layer head counts that differ, K and V head sizes that differ, MLA outside deepseek2,
+deepseek32 and glm-dsa, shared KV layers and SWA head sizes outside gemma3n/gemma4).
 The weights are the sum of the tensors' bytes as stored (`ReaderTensor.n_bytes`: ggml's block sizes), the
 quantized size llama.cpp loads; a split model (`split.count`) is summed over all its files.
 """
@@ -72,10 +72,12 @@ _UNREAD_KEYS = {
 # architectures whose mapper reads some of those keys itself (and checks K and V head sizes itself)
 _READS = {
     "deepseek2": frozenset({"attention.kv_lora_rank", "attention.key_length_mla"}),
+    "deepseek32": frozenset({"attention.kv_lora_rank", "attention.key_length_mla"}),
+    "glm-dsa": frozenset({"attention.kv_lora_rank", "attention.key_length_mla"}),
     "gemma3n": frozenset({"attention.shared_kv_layers"}),  # read only to say llama.cpp ignores it
     "gemma4": frozenset({"attention.shared_kv_layers", "attention.key_length_swa", "attention.value_length_swa"}),
 }
-_MLA_ARCHS = frozenset({"deepseek2"})
+_MLA_ARCHS = frozenset({"deepseek2", "deepseek32", "glm-dsa"})
 # architectures whose head_count_kv may be a per-layer array their mapper reads itself (Gemma 4: sliding and full
 # layers have their own KV head counts, convert_hf_to_gguf.py Gemma4Model.set_gguf_parameters)
 _PER_LAYER_KV_HEADS = frozenset({"gemma4"})
@@ -164,7 +166,7 @@ def config_from_metadata(
                 f"the GGUF file's {arch}.{key} ({what}) is not read by kvplan's {arch} mapping",
                 hint="pass the model's Hugging Face config.json instead",
             )
-    m = _Meta(arch, metadata)
+    m = _Meta(arch, metadata, tensors)
     n_embd, n_layer = m.integer("embedding_length"), m.integer("block_count")
     n_head = m.uniform("attention.head_count", n_layer)
     if arch in _PER_LAYER_KV_HEADS and isinstance(m.raw("attention.head_count_kv"), list):
@@ -211,8 +213,9 @@ def config_from_metadata(
 class _Meta:
     """The metadata of one architecture, read with llama.cpp's key names and its one-line errors."""
 
-    def __init__(self, arch: str, metadata: dict[str, Any]) -> None:
+    def __init__(self, arch: str, metadata: dict[str, Any], tensors: dict[str, int] | None = None) -> None:
         self.arch, self.metadata = arch, metadata
+        self.tensors = tensors or {}  # tensor name -> bytes (empty: metadata alone)
 
     def has(self, key: str) -> bool:
         return f"{self.arch}.{key}" in self.metadata
@@ -350,8 +353,8 @@ def _deepseek2(m: _Meta, config: dict[str, Any]) -> list[str]:
     rank = m.integer("attention.kv_lora_rank")
     if not (m.has("attention.key_length_mla") and m.has("attention.value_length_mla")):
         raise UnsupportedArchitecture(
-            "the GGUF file's deepseek2 attention has no key_length_mla / value_length_mla (an older conversion): "
-            "llama.cpp then caches every head's decompressed K and V, which kvplan's deepseek2 mapping does not read",
+            f"the GGUF file's {m.arch} attention has no key_length_mla / value_length_mla (an older conversion): "
+            f"llama.cpp then caches every head's decompressed K and V, which kvplan's {m.arch} mapping does not read",
             hint="convert the model again with a current convert_hf_to_gguf.py, or pass its Hugging Face config.json",
         )
     k_mla, v_mla = m.integer("attention.key_length_mla"), m.integer("attention.value_length_mla")
@@ -359,7 +362,7 @@ def _deepseek2(m: _Meta, config: dict[str, Any]) -> list[str]:
     value_length = m.integer("attention.value_length", default=0)
     if (config["num_key_value_heads"], key_length, value_length) != (1, rank + rope, rank) or not 0 < rope < k_mla:
         raise UnsupportedArchitecture(
-            f"the GGUF file's deepseek2 latent (head_count_kv {config['num_key_value_heads']}, key_length "
+            f"the GGUF file's {m.arch} latent (head_count_kv {config['num_key_value_heads']}, key_length "
             f"{key_length}, value_length {value_length}) is not kv_lora_rank {rank} + rope {rope} as llama.cpp's "
             "converter writes it",
             hint="pass the model's Hugging Face config.json instead",
@@ -606,6 +609,93 @@ def _deepseek4(m: _Meta, config: dict[str, Any]) -> list[str]:
     return []
 
 
+# src/models/glm-dsa.cpp:59-66 at ggml-org/llama.cpp@0c1e57098: a GGUF without attention.indexer.types (the
+# converter writes it only from a config's indexer_types, conversion/glm.py:380-382) gets every layer a full indexer
+# when n_ctx_train < 1048576 (GLM-5, 5.1: "BC for GLM 5, 5.1"), else GLM_5_2_DEFAULT_INDEXER_TYPES (:6-27: layers 0
+# and 1 full, then one full layer in every four from layer 2; the std::array's entries past the 78 listed are 0)
+GLM_DSA_PRE_5_2_CTX = 1048576
+GLM_5_2_DEFAULT_INDEXER_FULL = (True, True) + (True, False, False, False) * 19
+
+
+def glm_dsa_default_indexer_full(n_layers: int, n_ctx_train: int | None) -> tuple[bool, ...]:
+    """The full-indexer layers llama.cpp's glm-dsa loader gives a GGUF without attention.indexer.types."""
+    if n_ctx_train is not None and n_ctx_train < GLM_DSA_PRE_5_2_CTX:
+        return (True,) * n_layers
+    table = GLM_5_2_DEFAULT_INDEXER_FULL
+    return tuple(il < len(table) and table[il] for il in range(n_layers))
+
+
+def _dsa(model_type: str) -> Callable[[_Meta, dict[str, Any]], list[str]]:
+    """DeepSeek-V3.2 (`deepseek32`) and GLM-5.x (`glm-dsa`) at ggml-org/llama.cpp@0c1e57098: written by
+    conversion/deepseek.py:466-522 DeepseekV32Model and conversion/glm.py:316-382 GlmMoeDsaModel, both subclasses of
+    DeepseekV2Model (the MLA keys `_deepseek2` reads), plus attention.indexer.head_count / key_length / top_k
+    (deepseek.py:520-522, glm.py:377-379) and, for glm-dsa, attention.indexer.types from the config's indexer_types
+    (glm.py:380-382). block_count counts the appended NextN/MTP block unless converted with --no-mtp
+    (deepseek.py:474-476, glm.py:330-332) and nextn_predict_layers says how many (deepseek.py:516-517, glm.py:373-374);
+    llama.cpp's trunk is n_layer() = block_count - nextn_predict_layers (llama-hparams.cpp:348-349), the layers its
+    DSA cache holds (llama-model.cpp:2429-2431), mapped to num_hidden_layers. The glm-dsa loader reads the full-
+    indexer layers from attention.indexer.types (an array of n_layer() entries, else an error; a scalar gives every
+    layer that value: llama-model-loader.cpp:473-495), else glm_dsa_default_indexer_full; they are written into the
+    config as indexer_types and index_topk_pattern, which kvplan's dsa reader follows (core/shapes.indexer_layers).
+    A GGUF of the NextN block alone (converted with --mtp: no blk.0.attn_norm.weight, src/models/deepseek32.cpp:49,
+    glm-dsa.cpp:79) is an MTP draft with a plain cache of its own, refused."""
+
+    def mapper(m: _Meta, config: dict[str, Any]) -> list[str]:
+        notes = _deepseek2(m, config)
+        n_all = config["num_hidden_layers"]
+        nextn = m.integer("nextn_predict_layers", default=0)
+        if not 0 <= nextn < n_all:
+            raise ConfigError(
+                f"the GGUF file's {m.arch}.nextn_predict_layers ({nextn}) leaves no trunk layer of its {n_all} blocks",
+                hint="the file is damaged or not a llama.cpp model",
+            )
+        if nextn and m.tensors and "blk.0.attn_norm.weight" not in m.tensors:
+            raise UnsupportedArchitecture(
+                f"the GGUF file holds only the {m.arch} NextN/MTP block (converted with --mtp): llama.cpp runs it as "
+                "an MTP draft in a plain cache of its nextn layers (llama-model.cpp:2400-2422), which kvplan does not "
+                "size",
+                hint="plan the main model's GGUF (or its Hugging Face config.json)",
+            )
+        n_layer = n_all - nextn
+        mtp = sum(
+            b for name, b in m.tensors.items() if any(name.startswith(f"blk.{il}.") for il in range(n_layer, n_all))
+        )
+        if mtp:  # TENSOR_SKIP without load_mtp (deepseek32.cpp:55-56, glm-dsa.cpp:88-89; llama-model-loader.cpp:1178)
+            notes.append(
+                f"the file's NextN/MTP block (blk.{n_layer}, {mtp:,} B) is counted in the weights; llama.cpp loads it "
+                "only with --spec-type draft-mtp (common/common.cpp:1625) and otherwise skips its tensors"
+            )
+        config.update(
+            model_type=model_type,
+            num_hidden_layers=n_layer,
+            num_nextn_predict_layers=nextn,
+            index_n_heads=m.integer("attention.indexer.head_count"),
+            index_head_dim=m.integer("attention.indexer.key_length"),
+            index_topk=m.integer("attention.indexer.top_k"),
+        )
+        if model_type == "glm_moe_dsa":
+            raw = m.raw("attention.indexer.types")
+            if raw is None:
+                full = glm_dsa_default_indexer_full(n_layer, config["max_position_embeddings"])
+            elif isinstance(raw, list):
+                if len(raw) != n_layer or not all(isinstance(v, (bool, int)) for v in raw):
+                    raise ConfigError(  # llama-model-loader.cpp:477-478 "key %s has wrong array length"
+                        f"the GGUF file's {m.arch}.attention.indexer.types does not list {n_layer} layers "
+                        "(llama.cpp: wrong array length)",
+                        hint="the file is damaged",
+                    )
+                full = tuple(bool(v) for v in raw)
+            else:
+                full = (bool(_int(int(raw), f"{m.arch}.attention.indexer.types")),) * n_layer
+            config.update(
+                indexer_types=["full" if f else "shared" for f in full],
+                index_topk_pattern="".join("F" if f else "S" for f in full),
+            )
+        return notes
+
+    return mapper
+
+
 _ARCHS: dict[str, Callable[[_Meta, dict[str, Any]], list[str]]] = {
     "llama": _llama,
     "mistral3": _never_slides("mistral"),
@@ -615,6 +705,8 @@ _ARCHS: dict[str, Callable[[_Meta, dict[str, Any]], list[str]]] = {
     "qwen3moe": _qwen3moe,
     "deepseek2": _deepseek2,
     "deepseek4": _deepseek4,
+    "deepseek32": _dsa("deepseek_v32"),
+    "glm-dsa": _dsa("glm_moe_dsa"),
     "phi3": _phi3,
     "command-r": _command_r,
     "cohere2": _cohere2,

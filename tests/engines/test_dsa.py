@@ -244,9 +244,11 @@ def test_transformers_caches_latent_and_indexer_keys_in_the_model_dtype():
         engine.stage_costs(model_shape(load_config(V32)).caches(), _req("fp8_e4m3"))
 
 
-def test_engines_kvplan_has_not_read_refuse_dsa():
+def test_llamacpp_refuses_dsa_of_a_model_type_it_has_no_dsa_arch_for():
+    """llama.cpp's DSA cache is sized for deepseek32 and glm-dsa (tests/engines/test_llamacpp_dsa.py); a sparse latent
+    under any other model_type is refused."""
     with pytest.raises(UsageError, match="DSA"):
-        LlamaCppEngine("deepseek_v32").stage_costs(model_shape(load_config(GLM51)).caches(), _req())
+        LlamaCppEngine("deepseek_v3").stage_costs(model_shape(load_config(GLM51)).caches(), _req())
 
 
 def test_tensorrt_llm_sizes_dsa_latent_and_indexer_keys():
