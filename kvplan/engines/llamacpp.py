@@ -62,6 +62,7 @@ from kvplan.engines.base import KindCost, Request, group_costs, refuse_index_key
 from kvplan.engines.entry import EngineEntry
 from kvplan.engines.serving import UBATCH, BudgetInputs, BudgetTerm, FlagInputs, ServingModel
 from kvplan.errors import Text, UsageError
+from kvplan.sources.gguf import MINIMAX01_FULL_ATTN_INTERVAL  # models/minimax-01.cpp:13, the loader's default
 
 CTX_PAD = 256  # llama-context.cpp: cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256); SWA cache padded to 256 too
 DEFAULT_UBATCH = 512  # common.h n_ubatch
@@ -264,7 +265,6 @@ def dsv4_buffers(caches: Sequence[L.Layer], req: Request, kv_size: int) -> dict[
 #   converter writes neither key (conversion/minimax.py:62-82): a GGUF made from a Hugging Face config runs
 #   layers 8, 16, ... (1-based) as softmax attention, whatever the config's attn_type_list says.
 RS_STATE_BYTES = 4  # GGML_TYPE_F32 r and s, llama-model.cpp:2765-2766
-MINIMAX01_FULL_ATTN_INTERVAL = 8  # models/minimax-01.cpp:13
 
 
 def rs_values(cache: L.RecurrentState) -> tuple[int, int]:

@@ -230,3 +230,150 @@ def test_the_plain_engine_still_sizes_mamba_states_as_before():
     assert rs_values(state) == (24, 128)
     req = _req(100, 3)
     assert LlamaCppEngine()._layer(state, req, 256)[1] == 3 * (24 + 128) * 4
+
+
+# ------------------------------------------------------------------------------------------------------- GGUF
+
+
+def kimi_metadata(cfg: dict, arch: str = "kimi-k3", **change) -> dict:
+    """What conversion/kimi_k3.py KimiK3Model.set_gguf_parameters (:165-227, over conversion/base.py TextModel)
+    writes for `cfg` (a text config): head_count_kv 1 on the full_attn_layers and 0 on the KDA layers (:174-182),
+    key_length kv_lora_rank + qk_rope_head_dim, value_length kv_lora_rank, the per-head sizes under the _mla keys."""
+    linear = cfg["linear_attn_config"]
+    full = set(linear["full_attn_layers"])
+    meta = {
+        "general.architecture": arch,
+        "general.file_type": 1,
+        f"{arch}.block_count": cfg["num_hidden_layers"],
+        f"{arch}.context_length": cfg["max_position_embeddings"],
+        f"{arch}.embedding_length": cfg["hidden_size"],
+        f"{arch}.attention.head_count": cfg["num_attention_heads"],
+        f"{arch}.attention.head_count_kv": [1 if i + 1 in full else 0 for i in range(cfg["num_hidden_layers"])],
+        f"{arch}.ssm.conv_kernel": linear["short_conv_kernel_size"],
+        f"{arch}.kda.head_dim": linear["head_dim"],
+        f"{arch}.attention.kv_lora_rank": cfg["kv_lora_rank"],
+        f"{arch}.rope.dimension_count": cfg["qk_rope_head_dim"],
+        f"{arch}.attention.key_length": cfg["kv_lora_rank"] + cfg["qk_rope_head_dim"],
+        f"{arch}.attention.value_length": cfg["kv_lora_rank"],
+        f"{arch}.attention.key_length_mla": cfg["qk_nope_head_dim"] + cfg["qk_rope_head_dim"],
+        f"{arch}.attention.value_length_mla": cfg["v_head_dim"],
+        f"{arch}.vocab_size": cfg["vocab_size"],
+    }
+    if cfg.get("q_lora_rank") is not None:
+        meta[f"{arch}.attention.q_lora_rank"] = cfg["q_lora_rank"]
+    if linear.get("gate_lower_bound") is not None:
+        meta[f"{arch}.kda.gate_lower_bound"] = linear["gate_lower_bound"]
+    return meta | {f"{arch}.{k}": v for k, v in change.items()}
+
+
+def test_k3_gguf_metadata_gives_the_configs_caches():
+    from kvplan.sources.gguf import config_from_metadata
+
+    text = load_config(K3)["text_config"]
+    config, notes = config_from_metadata(kimi_metadata(text), {}, {})
+    assert notes == [] and config["model_type"] == "kimi_linear"
+    assert config["linear_attn_config"]["kda_layers"] == text["linear_attn_config"]["kda_layers"]
+    shape = model_shape(config)
+    assert shape.caches() == model_shape(load_config(K3)).caches()
+    assert sum(_costs(shape, _req(32768, 2)).values()) == 2_741_207_040
+
+
+def test_kimi_linear_gguf_without_value_length_still_maps():
+    """conversion/kimi_linear.py writes no value_length (llama.cpp then defaults it, unused: MLA has no V)."""
+    from kvplan.sources.gguf import config_from_metadata
+
+    config = load_config("synthetic/kimi_linear")
+    config["linear_attn_config"]["num_heads"] = 4
+    meta = kimi_metadata(config, "kimi-linear")
+    del meta["kimi-linear.attention.value_length"]
+    mapped, _ = config_from_metadata(meta, {}, {})
+    assert model_shape(mapped).caches() == model_shape(config).caches()
+
+
+def test_kimi_gguf_without_the_mla_keys_is_an_error_like_llama_cpp():
+    from kvplan.errors import ConfigError
+    from kvplan.sources.gguf import config_from_metadata
+
+    meta = kimi_metadata(load_config(K3)["text_config"])
+    del meta["kimi-k3.attention.value_length_mla"]
+    with pytest.raises(ConfigError, match=r"no kimi-k3.attention.value_length_mla, which llama.cpp's kimi-k3 loader"):
+        config_from_metadata(meta, {}, {})
+
+
+def test_kimi_gguf_with_more_than_one_latent_head_is_refused():
+    from kvplan.errors import UnsupportedArchitecture
+    from kvplan.sources.gguf import config_from_metadata
+
+    text = load_config(K3)["text_config"]
+    kv = [2 if i + 1 in text["linear_attn_config"]["full_attn_layers"] else 0 for i in range(93)]
+    with pytest.raises(UnsupportedArchitecture, match="not one latent row"):
+        config_from_metadata(kimi_metadata(text, **{"attention.head_count_kv": kv}), {}, {})
+
+
+def minimax_metadata(cfg: dict, **change) -> dict:
+    """What conversion/minimax.py MiniMaxText01Model (:62-82, over conversion/base.py) writes: no layer list."""
+    a = "minimax-01"
+    meta = {
+        "general.architecture": a,
+        "general.file_type": 1,
+        f"{a}.block_count": cfg["num_hidden_layers"],
+        f"{a}.context_length": cfg["max_position_embeddings"],
+        f"{a}.embedding_length": cfg["hidden_size"],
+        f"{a}.attention.head_count": cfg["num_attention_heads"],
+        f"{a}.attention.head_count_kv": cfg["num_key_value_heads"],
+        f"{a}.attention.key_length": cfg["head_dim"],
+        f"{a}.attention.value_length": cfg["head_dim"],
+        f"{a}.vocab_size": cfg["vocab_size"],
+    }
+    return meta | {f"{a}.{k}": v for k, v in change.items()}
+
+
+def test_minimax_01_gguf_runs_every_8th_layer_as_softmax():
+    from kvplan.sources.gguf import config_from_metadata
+
+    config, notes = config_from_metadata(minimax_metadata(_minimax()), {}, {})
+    assert notes == [] and config["model_type"] == "minimax"
+    shape = model_shape(config)
+    assert shape.caches() == model_shape(_minimax()).caches()
+    assert _costs(shape, _req(1024, 2)) == {L.STATE: 114_688, L.FULL: 524_288}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"full_attention_interval": 2}, {"attention.recurrent_layers": [True, False] * 8}],
+    ids=["interval", "layer-list"],
+)
+def test_minimax_01_gguf_with_another_layer_pattern_is_refused(change):
+    from kvplan.errors import UnsupportedArchitecture
+    from kvplan.sources.gguf import config_from_metadata
+
+    with pytest.raises(UnsupportedArchitecture, match="not every 8th softmax attention"):
+        config_from_metadata(minimax_metadata(_minimax(), **change), {}, {})
+
+
+def test_a_kimi_k3_gguf_file_estimates_like_its_config(tmp_path):
+    """A .gguf written with that metadata (the gguf package's writer, one zero-filled tensor) sizes as the config."""
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+
+    from kvplan.planning.estimate import estimate
+
+    text = load_config(K3)["text_config"]
+    path = tmp_path / "Kimi-K3-F16.gguf"
+    writer = gguf.GGUFWriter(str(path), "kimi-k3")
+    for key, value in kimi_metadata(text).items():
+        if key == "general.architecture":
+            continue
+        if isinstance(value, list):
+            writer.add_array(key, value)
+        elif isinstance(value, float):
+            writer.add_float32(key, value)
+        else:
+            writer.add_uint32(key, value)
+    writer.add_tensor("token_embd.weight", np.zeros((8, 8), np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    by_gguf = estimate(str(path), seq_len=32768, batch=2, engine="llamacpp", kv_dtype="float16")
+    assert by_gguf.kv_cache_bytes == 2_741_207_040
