@@ -331,7 +331,9 @@ def linear_attention_note(shape: ModelShape, req: Request) -> str | None:
     return (
         f"llama.cpp {what} state (llama_memory_recurrent, F32): {len(states)} layers x (r {r:,} + s {s:,} values) "
         f"= {format_bytes(per_slot)} per slot, {slots} slot(s), whatever -c and -kvu say (llama-model.cpp:2765-2767, "
-        "llama-hparams.cpp:208-258)"
+        "llama-hparams.cpp:208-258); a draft that replays (--spec-type draft-mtp, draft-eagle3, draft-dflash or "
+        "draft-dspark: n_rs_seq = --spec-draft-n-max, common.h:396-401) multiplies these rows by 1 + n_rs_seq (llama-memory-recurrent.cpp:101), not "
+        "counted"
     )
 
 

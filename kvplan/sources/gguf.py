@@ -697,7 +697,8 @@ def _minimax01(m: _Meta, config: dict[str, Any]) -> list[str]:
     n_layer = config["num_hidden_layers"]
     if m.has("attention.recurrent_layers"):
         raw = m.raw("attention.recurrent_layers")
-        if not isinstance(raw, list) or len(raw) < n_layer:
+        raw = raw if isinstance(raw, list) else [raw] * n_layer  # get_key_or_arr: a scalar fills every layer
+        if len(raw) < n_layer:
             raise ConfigError(
                 f"the GGUF file's minimax-01.attention.recurrent_layers does not list {n_layer} layers",
                 hint="the file is damaged",

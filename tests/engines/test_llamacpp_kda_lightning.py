@@ -59,6 +59,10 @@ CITED = [
     ("src/llama-memory-recurrent.cpp", 102, "ggml_new_tensor_2d(ctx, type_r, hparams.n_embd_r(), n_rows);"),
     ("src/llama-memory-recurrent.cpp", 103, "ggml_new_tensor_2d(ctx, type_s, hparams.n_embd_s(), n_rows);"),
     ("common/common.cpp", 1635, "cparams.n_rs_seq          = params.speculative.need_n_rs_seq();"),
+    ("common/common.h", 396, "uint32_t need_n_rs_seq() const {"),
+    ("common/common.h", 401, "return needs_rs_seq ? draft.n_max : 0u;"),
+    ("common/arg.cpp", 4140, '{"--spec-draft-n-max"}, "N",'),
+    ("common/speculative.cpp", 37, '{"draft-mtp",     COMMON_SPECULATIVE_TYPE_DRAFT_MTP},'),
     ("src/llama-hparams.cpp", 219, "if (n_embd_head_kda != 0) {"),
     ("src/llama-hparams.cpp", 222, "const uint32_t d_inner = n_head() * n_embd_head_kda;"),
     ("src/llama-hparams.cpp", 223, "return 3 * (ssm_d_conv > 0 ? ssm_d_conv - 1 : 3) * d_inner;"),
@@ -159,7 +163,9 @@ def test_cli_estimate_k3_json():
     doc = json.loads(result.stdout)
     assert doc["kv_cache_bytes"] == 2_741_207_040 and doc["bytes_per_token"] == 24 * 1152
     assert {layer["kind"]: layer["count"] for layer in doc["layers"]} == {L.STATE: 69, L.MLA: 24}
-    assert any("69 layers x (r 110,592 + s 1,572,864 values) = 443.11 MiB per slot" in n for n in doc["notes"])
+    (note,) = (n for n in doc["notes"] if "KDA state" in n)
+    assert "69 layers x (r 110,592 + s 1,572,864 values) = 443.11 MiB per slot, 2 slot(s)" in note
+    assert "multiplies these rows by 1 + n_rs_seq" in note
 
 
 def test_kda_heads_other_than_the_attention_heads_are_refused():
@@ -340,8 +346,12 @@ def test_minimax_01_gguf_runs_every_8th_layer_as_softmax():
 
 @pytest.mark.parametrize(
     "change",
-    [{"full_attention_interval": 2}, {"attention.recurrent_layers": [True, False] * 8}],
-    ids=["interval", "layer-list"],
+    [
+        {"full_attention_interval": 2},
+        {"attention.recurrent_layers": [True, False] * 8},
+        {"attention.recurrent_layers": True},  # get_key_or_arr: one value for every layer
+    ],
+    ids=["interval", "layer-list", "scalar"],
 )
 def test_minimax_01_gguf_with_another_layer_pattern_is_refused(change):
     from kvplan.errors import UnsupportedArchitecture
