@@ -25,7 +25,10 @@ Rules, read from llama.cpp master (2025-2026) and checked against real start-up 
   for Gemma 2/3, Cohere 2, gpt-oss and Llama 4 (chunked); for other configs with a `sliding_window`
   (Mistral v0.1, Phi-3, Qwen2 `use_sliding_window`, Starcoder2) it caches every token.
 - Recurrent layers (`llama-memory-recurrent.cpp`, created with `GGML_TYPE_F32` for r and s): one cell per
-  sequence slot holding the conv state `(d_conv - 1) x channels` and the SSM state, both float32.
+  sequence slot holding the conv state `(d_conv - 1) x channels` and the SSM state, both float32. Kimi's KDA
+  layers (kimi-linear, kimi-k3: beside MLA latent layers) and MiniMax-01's lightning layers (beside GQA layers) are
+  such layers of a llama_memory_hybrid, with llama-hparams.cpp's own n_embd_r / n_embd_s (`rs_values`, read at
+  LLAMACPP_COMMIT; see the KDA / lightning block below).
 - DeepSeek-V4 (`llama-kv-cache-dsv4.cpp`, read at ggml-org/llama.cpp@0c1e57098): per layer a raw K-only ring of
   `GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256)` cells, on CSA layers compressed K and indexer K rows of
   `GGML_PAD(max(1, cdiv(n_ctx_seq, 4)), 256)` cells, on HCA layers compressed K rows of the same at 128, all in the
@@ -41,9 +44,10 @@ Below the storage model: its serving model (LlamaCppServing: memory - weights - 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from fractions import Fraction
+from typing import Any
 
 from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
@@ -61,7 +65,10 @@ from kvplan.engines.base import KindCost, Request, group_costs, refuse_index_key
 from kvplan.engines.entry import EngineEntry
 from kvplan.engines.serving import UBATCH, BudgetInputs, BudgetTerm, FlagInputs, ServingModel
 from kvplan.errors import Text, UsageError
-from kvplan.sources.gguf import glm_dsa_default_indexer_full
+from kvplan.sources.gguf import (
+    MINIMAX01_FULL_ATTN_INTERVAL,  # models/minimax-01.cpp:13, the loader's default
+    glm_dsa_default_indexer_full,
+)
 
 CTX_PAD = 256  # llama-context.cpp: cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256); SWA cache padded to 256 too
 DEFAULT_UBATCH = 512  # common.h n_ubatch
@@ -346,8 +353,104 @@ def dsa_row_bytes(cache: L.MlaLatent, kv_dtype: str) -> int:
     return row + (row_bytes(kv_dtype, cache.index_head_dim) if cache.index_head_dim else 0)
 
 
-# Recurrent-state families whose llama.cpp storage kvplan has not read (no llama.cpp source for them checked)
-_UNREAD_STATES = {"kda": "Kimi's KDA state", "lightning": "MiniMax-01's lightning-attention state"}
+# Kimi Linear / Kimi K3 (`kimi-linear`, `kimi-k3`: KDA + MLA) and MiniMax-Text-01 / M1 (`minimax-01`: lightning +
+# softmax attention), read at ggml-org/llama.cpp@0c1e57098. All three are hybrids (llama-arch.cpp:1096, :1098,
+# :1104 llm_arch_is_hybrid) without a sliding window (llama-hparams.h:171 swa_type NONE), so create_memory builds a
+# llama_memory_hybrid (llama-model.cpp:2756-2773): a llama_kv_cache of n_ctx_seq cells over the layers that are not
+# recurrent (llama-memory-hybrid.cpp:48-49) and a llama_memory_recurrent of max(1, n_seq_max) cells in F32 r and s
+# (llama-model.cpp:2765-2767) over the recurrent ones (llama-memory-hybrid.cpp:62-63). Per recurrent layer that memory holds an r tensor of
+# n_embd_r() x mem_size x (1 + n_rs_seq) and an s tensor of n_embd_s() likewise (llama-memory-recurrent.cpp:101-103;
+# n_rs_seq is 0 without a replaying draft, common.cpp:1635), whatever --kv-unified says. n_embd_r and n_embd_s are
+# model-wide, from llama-hparams.cpp:
+# - KDA (n_embd_head_kda != 0): r = 3 x (ssm_d_conv - 1) x n_head() x n_embd_head_kda, the q, k and v conv states
+#   (:219-223), s = n_embd_head_kda^2 x n_head() (:242-246). n_head() is the ATTENTION head count (the converter
+#   writes num_attention_heads, conversion/base.py:1449-1450; kda.head_dim is linear_attn_config.head_dim,
+#   conversion/kimi_k3.py:186 / kimi_linear.py:102-103), and the loader shapes the KDA tensors by it
+#   (models/kimi-linear.cpp:59-61): a config whose linear_attn_config.num_heads differs cannot be loaded.
+#   The MLA layers (head_count_kv 1, key_length kv_lora_rank + qk_rope_head_dim, conversion/kimi_k3.py:203 /
+#   kimi_linear.py:119) hold the latent as K and no V (llama-kv-cache.cpp:231 has_v = !is_mla; the loaders read
+#   key_length_mla and value_length_mla, models/kimi-k3.cpp:18-19), the MlaLatent row kvplan already sizes.
+# - lightning (n_embd_head_la = n_embd_head_k_full, models/minimax-01.cpp:9): no conv state (r falls to the Mamba
+#   rule, (ssm_d_conv - 1 or 0) x ..., and minimax-01 reads no ssm_d_conv: r = 0, llama-hparams.cpp:229), s =
+#   n_embd_head_la^2 x n_head() (:249-254). Its lightning layers come from `attention.recurrent_layers`, else every
+#   `full_attention_interval`-th layer (default 8) is softmax attention (models/minimax-01.cpp:12-17), and the
+#   converter writes neither key (conversion/minimax.py:62-82): a GGUF made from a Hugging Face config runs
+#   layers 8, 16, ... (1-based) as softmax attention, whatever the config's attn_type_list says.
+RS_STATE_BYTES = 4  # GGML_TYPE_F32 r and s, llama-model.cpp:2765-2766
+
+
+def rs_values(cache: L.RecurrentState) -> tuple[int, int]:
+    """(n_embd_r, n_embd_s): the F32 values of one sequence's r (conv) and s (recurrent) rows in one layer
+    (llama-hparams.cpp:208-258). KDA's and lightning's follow their own branches; the other families keep
+    `conv_kernel - 1` conv columns and their SSM state, the Mamba rule (:229, :257)."""
+    if cache.family == "kda":  # (heads, head_dim, head_dim), heads checked against n_head by kda_lightning_rules
+        heads, dim = cache.ssm_shape[0], cache.ssm_shape[1]
+        return 3 * (cache.conv_kernel - 1) * heads * dim, dim * dim * heads
+    if cache.family == "lightning":
+        heads, dim = cache.ssm_shape[0], cache.ssm_shape[1]
+        return 0, dim * dim * heads
+    return cache.conv_elements(cache.conv_kernel - 1), cache.ssm_elements()
+
+
+def rs_state_bytes(cache: L.RecurrentState) -> int:
+    """Bytes of one sequence's r and s rows in one recurrent layer (F32, no TP: llama.cpp splits whole layers)."""
+    r, s = rs_values(cache)
+    return (r + s) * RS_STATE_BYTES
+
+
+def kda_lightning_rules(shape: ModelShape) -> None:
+    """What llama.cpp's Kimi and MiniMax-01 loaders take from a model that kvplan's shape does not say (see above):
+    KDA layers of n_head heads, and MiniMax-01's softmax layers on every 8th layer. A model that breaks them is one
+    llama.cpp cannot load as converted, so it is refused rather than sized."""
+    for cache in shape.caches():
+        if (
+            isinstance(cache, L.RecurrentState)
+            and cache.family == "kda"
+            and cache.ssm_shape[0] != shape.num_attention_heads
+        ):
+            raise UsageError(
+                f"llama.cpp sizes Kimi's KDA layers by the attention head count ({shape.num_attention_heads}, "
+                f"llama-hparams.cpp:222 n_head()), but this config's linear_attn_config.num_heads is "
+                f"{cache.ssm_shape[0]}: its GGUF would not load (models/kimi-linear.cpp:59-61)",
+                hint=Text("use {engine} vllm, sglang or transformers for this model"),
+                field="engine",
+            )
+    lightning = [
+        any(isinstance(c, L.RecurrentState) and c.family == "lightning" for c in layer) for layer in shape.layers
+    ]
+    if any(lightning):
+        llama = [(i + 1) % MINIMAX01_FULL_ATTN_INTERVAL != 0 for i in range(len(shape.layers))]
+        if lightning != llama:
+            softmax = [i + 1 for i, recurrent in enumerate(lightning) if not recurrent]
+            raise UsageError(
+                f"llama.cpp's MiniMax-01 GGUF runs every {MINIMAX01_FULL_ATTN_INTERVAL}th layer as softmax attention "
+                "(its converter writes no layer list, conversion/minimax.py; models/minimax-01.cpp:12-17), but this "
+                f"config has softmax attention on layers {softmax} (1-based)",
+                hint=Text("use {engine} transformers for this model"),
+                field="engine",
+            )
+
+
+def linear_attention_note(shape: ModelShape, req: Request) -> str | None:
+    """The llama.cpp note for a KDA or lightning hybrid: per-slot F32 state beside the attention cache."""
+    states = [c for c in shape.caches() if isinstance(c, L.RecurrentState) and c.family in ("kda", "lightning")]
+    if not states:
+        return None
+    slots = max(1, req.batch)
+    r, s = rs_values(states[0])
+    what = "KDA" if states[0].family == "kda" else "lightning-attention"
+    per_slot = sum(rs_state_bytes(c) for c in states)
+    return (
+        f"llama.cpp {what} state (llama_memory_recurrent, F32): {len(states)} layers x (r {r:,} + s {s:,} values) "
+        f"= {format_bytes(per_slot)} per slot, {slots} slot(s), whatever -c and -kvu say (llama-model.cpp:2765-2767, "
+        "llama-hparams.cpp:208-258); a draft that replays (--spec-type draft-mtp, draft-eagle3, draft-dflash or "
+        "draft-dspark: n_rs_seq = --spec-draft-n-max, common.h:396-401) multiplies these rows by 1 + n_rs_seq (llama-memory-recurrent.cpp:101), not "
+        "counted"
+    )
+
+
+# Recurrent-state families whose llama.cpp storage kvplan has not read (none left: KDA and lightning above)
+_UNREAD_STATES: dict[str, str] = {}
 
 
 class LlamaCppEngine:
@@ -456,7 +559,7 @@ class LlamaCppEngine:
                 per_token += Fraction(row, cache.compress_ratio)
             return cache.kind, sum(parts.values()), per_token, cells
         if isinstance(cache, L.RecurrentState):
-            state = int(cache.state_bytes(4, 4, columns=cache.conv_kernel - 1))  # r and s in float32, no TP
+            state = rs_state_bytes(cache)  # r and s in float32, no TP (llama-memory-recurrent.cpp:101-103)
             # one state per sequence, unified or not (llama-model.cpp create_memory: max(1, n_seq_max))
             return cache.kind, state * max(1, req.batch), Fraction(0), None
         return cache.kind, 0, Fraction(0), None
@@ -661,7 +764,15 @@ def estimate_notes(storage: LlamaCppEngine, shape: ModelShape, req: Request, kin
     notes += [dsa] if dsa else []
     if not storage.swa and any(c.kind in (L.SLIDING, L.CHUNKED) for c in shape.caches()):
         notes.append(f"llama.cpp has no sliding-window cache for {shape.model_type}: every token is cached")
+    linear = linear_attention_note(shape, req)
+    notes += [linear] if linear else []
     return tuple(notes)
+
+
+def llamacpp_storage(shape: ModelShape, options: Mapping[str, Any]) -> LlamaCppEngine:
+    """The storage model for a shape, after the shape-level rules of llama.cpp's loaders (kda_lightning_rules)."""
+    kda_lightning_rules(shape)
+    return LlamaCppEngine(shape.model_type, dsa_refusal=dsa_refusal(shape), **options)
 
 
 ENTRY = EngineEntry(
@@ -669,11 +780,9 @@ ENTRY = EngineEntry(
     aliases=("llama.cpp", "llama-cpp", "llama_cpp"),
     display="llama.cpp",
     flag_key="llama.cpp",
-    storage=lambda shape: LlamaCppEngine(shape.model_type, dsa_refusal=dsa_refusal(shape)),
+    storage=lambda shape: llamacpp_storage(shape, {}),
     storage_options=frozenset({"flash_attn", "kv_unified"}),
-    configured_storage=lambda shape, options: LlamaCppEngine(
-        shape.model_type, dsa_refusal=dsa_refusal(shape), **options
-    ),
+    configured_storage=lambda shape, options: llamacpp_storage(shape, options),
     serving=LlamaCppServing(),
     plannable=True,
     kv_auto="float16",  # --cache-type-k default, whatever the model dtype

@@ -35,11 +35,16 @@ cases LLM_ARCH_QWEN2MOE, DEEPSEEK2, PHI3, COMMAND_R, COHERE2, OPENAI_MOE) and `c
   full and sliding layers with their own head sizes (key_length / key_length_swa) and KV heads (a per-layer
   head_count_kv). See `_gemma3n` and `_gemma4`.
 
+- Kimi Linear / Kimi K3 (`kimi-linear`, `kimi-k3`) and MiniMax-01 (`minimax-01`), read at ggml-org/llama.cpp@0c1e57098:
+  KDA layers where head_count_kv is 0 beside MLA latent layers, and lightning layers beside GQA layers (every 8th
+  softmax, as the converter leaves it). See `_kimi` and `_minimax01`.
+
 Architectures mapped: llama (with experts: Mixtral), mistral3, qwen2, qwen2moe (with its shared expert), qwen3,
 qwen3moe, deepseek2, deepseek4, deepseek32 and glm-dsa (DSA: `_dsa`), phi3, command-r, cohere2, gpt-oss, gemma,
-gemma2, gemma3, gemma3n, gemma4. Any other is refused with its name, and so is a key that changes the cache in a way
-these mappings do not read (per-layer head counts that differ, K and V head sizes that differ, MLA outside deepseek2,
-deepseek32 and glm-dsa, shared KV layers and SWA head sizes outside gemma3n/gemma4).
+gemma2, gemma3, gemma3n, gemma4, kimi-linear, kimi-k3, minimax-01. Any other is refused with its name, and so is a
+key that changes the cache in a way these mappings do not read (per-layer head counts that differ, K and V head
+sizes that differ, MLA outside deepseek2, deepseek32, glm-dsa and the Kimi archs, shared KV layers and SWA head
+sizes outside gemma3n/gemma4).
 The weights are the sum of the tensors' bytes as stored (`ReaderTensor.n_bytes`: ggml's block sizes), the
 quantized size llama.cpp loads; a split model (`split.count`) is summed over all its files.
 """
@@ -76,8 +81,13 @@ _READS = {
     "glm-dsa": frozenset({"attention.kv_lora_rank", "attention.key_length_mla"}),
     "gemma3n": frozenset({"attention.shared_kv_layers"}),  # read only to say llama.cpp ignores it
     "gemma4": frozenset({"attention.shared_kv_layers", "attention.key_length_swa", "attention.value_length_swa"}),
+    "kimi-linear": frozenset({"attention.kv_lora_rank", "attention.key_length_mla"}),
+    "kimi-k3": frozenset({"attention.kv_lora_rank", "attention.key_length_mla"}),
 }
-_MLA_ARCHS = frozenset({"deepseek2", "deepseek32", "glm-dsa"})
+_MLA_ARCHS = frozenset({"deepseek2", "deepseek32", "glm-dsa", "kimi-linear", "kimi-k3"})
+# architectures whose head_count_kv array is 0 on the recurrent (KDA) layers (conversion/kimi_k3.py:174-182,
+# kimi_linear.py:88-98): the attention layers' count is the largest, and their mapper reads the array itself
+_RECURRENT_ZERO_KV_HEADS = frozenset({"kimi-linear", "kimi-k3"})
 # architectures whose head_count_kv may be a per-layer array their mapper reads itself (Gemma 4: sliding and full
 # layers have their own KV head counts, convert_hf_to_gguf.py Gemma4Model.set_gguf_parameters)
 _PER_LAYER_KV_HEADS = frozenset({"gemma4"})
@@ -171,6 +181,8 @@ def config_from_metadata(
     n_head = m.uniform("attention.head_count", n_layer)
     if arch in _PER_LAYER_KV_HEADS and isinstance(m.raw("attention.head_count_kv"), list):
         n_head_kv = min(m.per_layer("attention.head_count_kv", n_layer))  # the mapper sets the heads per kind
+    elif arch in _RECURRENT_ZERO_KV_HEADS and isinstance(m.raw("attention.head_count_kv"), list):
+        n_head_kv = max(m.per_layer("attention.head_count_kv", n_layer))  # the mapper reads which layers are KDA
     else:
         n_head_kv = m.uniform("attention.head_count_kv", n_layer, default=n_head)
     if n_head < 1 or n_layer < 1 or n_embd < 1 or n_head_kv < 1:
@@ -696,6 +708,110 @@ def _dsa(model_type: str) -> Callable[[_Meta, dict[str, Any]], list[str]]:
     return mapper
 
 
+def _kimi(m: _Meta, config: dict[str, Any]) -> list[str]:
+    """Kimi Linear / Kimi K3 (`kimi-linear`, `kimi-k3`), read at ggml-org/llama.cpp@0c1e57098: the loaders
+    (src/models/kimi-linear.cpp:4-19, kimi-k3.cpp:16-33) require key_length_mla, value_length_mla, kv_lora_rank,
+    ssm.conv_kernel and kda.head_dim, and mark a layer recurrent (KDA) where head_count_kv is 0; the converters
+    (conversion/kimi_k3.py:165-227, kimi_linear.py:78-142) write MLA as MQA (head_count_kv 1 on the attention layers,
+    key_length kv_lora_rank + qk_rope_head_dim, rope.dimension_count qk_rope_head_dim) and n_head from
+    num_attention_heads, which llama.cpp's KDA state sizes use (llama-hparams.cpp:219-246). The KV this sizes is
+    kvplan.engines.llamacpp's (MLA latent rows and F32 KDA states); the weights are the file's tensors."""
+    n_layer, n_head = config["num_hidden_layers"], config["num_attention_heads"]
+    raw = m.raw("attention.head_count_kv")
+    kv = (
+        m.per_layer("attention.head_count_kv", n_layer)
+        if isinstance(raw, list)
+        else [config["num_key_value_heads"]] * n_layer
+    )
+    missing = [
+        k
+        for k in ("attention.key_length_mla", "attention.value_length_mla", "ssm.conv_kernel", "kda.head_dim")
+        if not m.has(k)
+    ]
+    if missing:
+        raise ConfigError(
+            f"the GGUF file has no {', '.join(f'{m.arch}.{k}' for k in missing)}, which llama.cpp's {m.arch} loader "
+            "requires (src/models/kimi-linear.cpp:6-10, kimi-k3.cpp:18-23)",
+            hint="convert the model again with a current convert_hf_to_gguf.py, or pass its Hugging Face config.json",
+        )
+    rank, rope = m.integer("attention.kv_lora_rank"), m.integer("rope.dimension_count")
+    k_mla, v_mla = m.integer("attention.key_length_mla"), m.integer("attention.value_length_mla")
+    key_length = m.integer("attention.key_length", default=0)
+    if set(kv) - {0, 1} or key_length != rank + rope or not 0 < rope < k_mla:
+        raise UnsupportedArchitecture(
+            f"the GGUF file's {m.arch} attention (head_count_kv {sorted(set(kv))}, key_length {key_length}) is not "
+            f"one latent row of kv_lora_rank {rank} + rope {rope} as llama.cpp's converter writes it",
+            hint="pass the model's Hugging Face config.json instead",
+        )
+    linear: dict[str, Any] = {
+        "kda_layers": [i + 1 for i in range(n_layer) if kv[i] == 0],  # 1-based, as the HF lists
+        "full_attn_layers": [i + 1 for i in range(n_layer) if kv[i] != 0],
+        "num_heads": n_head,  # llama.cpp's KDA heads are n_head (llama-hparams.cpp:222, :246)
+        "head_dim": m.integer("kda.head_dim"),
+        "short_conv_kernel_size": m.integer("ssm.conv_kernel"),
+    }
+    if m.has("kda.gate_lower_bound"):
+        linear["gate_lower_bound"] = float(m.raw("kda.gate_lower_bound"))
+    config.pop("head_dim")
+    config.update(
+        model_type="kimi_linear",
+        num_key_value_heads=n_head,  # the HF config's spelling: one latent per token, whatever this says
+        kv_lora_rank=rank,
+        q_lora_rank=m.integer("attention.q_lora_rank") if m.has("attention.q_lora_rank") else None,
+        qk_rope_head_dim=rope,
+        qk_nope_head_dim=k_mla - rope,
+        v_head_dim=v_mla,
+        linear_attn_config=linear,
+        first_k_dense_replace=m.integer("leading_dense_block_count", default=0),
+    )
+    if m.integer("expert_count", default=0) > 0:
+        config.update(
+            num_experts=m.integer("expert_count"),
+            num_experts_per_token=m.integer("expert_used_count"),
+            num_shared_experts=m.integer("expert_shared_count", default=0),
+            moe_intermediate_size=m.integer("expert_feed_forward_length"),
+        )
+    return []
+
+
+MINIMAX01_FULL_ATTN_INTERVAL = 8  # src/models/minimax-01.cpp:13 at 0c1e57098
+
+
+def _minimax01(m: _Meta, config: dict[str, Any]) -> list[str]:
+    """MiniMax-Text-01 / M1 (`minimax-01`), read at ggml-org/llama.cpp@0c1e57098: src/models/minimax-01.cpp:11-18 takes
+    the lightning (recurrent) layers from attention.recurrent_layers, else every full_attention_interval-th layer
+    (default 8) is softmax attention; its converter (conversion/minimax.py:62-82) writes neither key, so a converted
+    file runs every 8th layer as softmax attention, and that is the one pattern kvplan's llama.cpp engine sizes
+    (kda_lightning_rules): a file that declares another is refused. key_length is the HF head_dim
+    (conversion/base.py), the lightning state's head size too (minimax-01.cpp:9)."""
+    n_layer = config["num_hidden_layers"]
+    if m.has("attention.recurrent_layers"):
+        raw = m.raw("attention.recurrent_layers")
+        raw = raw if isinstance(raw, list) else [raw] * n_layer  # get_key_or_arr: a scalar fills every layer
+        if len(raw) < n_layer:
+            raise ConfigError(
+                f"the GGUF file's minimax-01.attention.recurrent_layers does not list {n_layer} layers",
+                hint="the file is damaged",
+            )
+        recurrent = [bool(v) for v in raw[:n_layer]]
+    else:
+        interval = m.integer("full_attention_interval", default=MINIMAX01_FULL_ATTN_INTERVAL)
+        recurrent = [(i + 1) % interval != 0 for i in range(n_layer)]
+    if recurrent != [(i + 1) % MINIMAX01_FULL_ATTN_INTERVAL != 0 for i in range(n_layer)]:
+        raise UnsupportedArchitecture(
+            "the GGUF file's minimax-01 layers are not every 8th softmax attention, the pattern llama.cpp's converter "
+            "gives (conversion/minimax.py writes no layer list), which is the one kvplan's llama.cpp engine sizes",
+            hint="pass the model's Hugging Face config.json instead",
+        )
+    config.update(
+        model_type="minimax",
+        layer_types=["linear_attention" if r else "full_attention" for r in recurrent],
+    )
+    if m.integer("expert_count", default=0) > 0:
+        config.update(num_local_experts=m.integer("expert_count"), num_experts_per_tok=m.integer("expert_used_count"))
+    return []
+
+
 _ARCHS: dict[str, Callable[[_Meta, dict[str, Any]], list[str]]] = {
     "llama": _llama,
     "mistral3": _never_slides("mistral"),
@@ -716,6 +832,9 @@ _ARCHS: dict[str, Callable[[_Meta, dict[str, Any]], list[str]]] = {
     "gemma3": _gemma3,
     "gemma3n": _gemma3n,
     "gemma4": _gemma4,
+    "kimi-linear": _kimi,
+    "kimi-k3": _kimi,
+    "minimax-01": _minimax01,
 }
 
 

@@ -139,19 +139,15 @@ def test_serving_engines_refuse_lightning_attention(engine):
         engine.stage_costs(shape.caches(), Request(100, 1, "bfloat16", "bfloat16"))
 
 
-@pytest.mark.parametrize("name", ["moonshotai__Kimi-K3", "synthetic/minimax"])
-def test_engines_kvplan_has_not_read_refuse_kda_and_lightning(name):
-    """No llama.cpp source for KDA or lightning attention, and no TensorRT-LLM source for lightning attention, was
-    read: those engines refuse rather than size the state with another family's rule (TensorRT-LLM's KDA state:
-    tests/engines/test_tensorrt_llm_kda_dsa.py)."""
-    from kvplan.engines.llamacpp import LlamaCppEngine
+def test_tensorrt_llm_refuses_lightning_which_kvplan_has_not_read():
+    """No TensorRT-LLM source for lightning attention was read: it refuses rather than size the state with another
+    family's rule (TensorRT-LLM's KDA state: tests/engines/test_tensorrt_llm_kda_dsa.py; llama.cpp's KDA and
+    lightning states, read at LLAMACPP_COMMIT: tests/engines/test_llamacpp_kda_lightning.py)."""
     from kvplan.engines.tensorrt_llm import TensorRtLlmEngine
 
-    shape = model_shape(load_config(name))
-    engines = (LlamaCppEngine(),) if name == "moonshotai__Kimi-K3" else (LlamaCppEngine(), TensorRtLlmEngine())
-    for engine in engines:
-        with pytest.raises(UsageError, match="kvplan has not read"):
-            engine.stage_costs(shape.caches(), Request(100, 1, "bfloat16", "bfloat16"))
+    shape = model_shape(load_config("synthetic/minimax"))
+    with pytest.raises(UsageError, match="kvplan has not read"):
+        TensorRtLlmEngine().stage_costs(shape.caches(), Request(100, 1, "bfloat16", "bfloat16"))
 
 
 def _k3_expert_padding(tp: int) -> int:
