@@ -43,6 +43,9 @@ QUANTIZED = "quantized"  # the config carries a `quantization_config` (quantized
 # MiMo-V2-Flash's `sliding_window_size`: the shape's window is transformers' (`sliding_window_size + 1`); vLLM's
 # attention takes `sliding_window_size` itself as its window (kvplan.core.shapes.mimo_v2_flash_window)
 WINDOW_IS_SIZE_PLUS_ONE = "window_is_sliding_window_size_plus_one"
+# MiMo-V2-Flash configs naming a `sliding_window_size` whose `sliding_window` is absent or another number: llama.cpp's
+# converter writes `sliding_window` as its n_swa (conversion/mimo.py:159), which the shape's window does not carry
+MIMO_WINDOW_KEYS_DIFFER = "mimo_sliding_window_differs_from_sliding_window_size"
 # Gemma 4's `num_kv_shared_layers`: its NoCache layers read an earlier layer's K/V (SGLang still keeps pool rows
 # for them, kvplan.engines.sglang says so)
 KV_SHARED_LAYERS = "kv_shared_layers"
@@ -63,6 +66,13 @@ M3_INDEX_VALUES = "minimax_m3_index_values_not_disabled"
 # 5.16.1 / 5.19.0 / 5.20.2 / 5.24.0), so an engine that builds the config object through it and then reads that key
 # finds none (kvplan.engines.base.refuse_m3_dropped_sparse_config)
 M3_TEXT_DROPS_SPARSE_CONFIG = "minimax_m3_text_config_drops_sparse_attention_config"
+# MiniMax-M3 configs whose sparse layers are not exactly those after `moe_layer_freq`'s leading run of dense (0)
+# layers, or that have no `moe_layer_freq`: llama.cpp builds the indexer on layers >= that count
+# (conversion/minimax.py:191-198, llama-model.cpp:2378-2379), so it would build other sparse layers
+M3_SPARSE_NOT_AFTER_DENSE_LEAD = "minimax_m3_sparse_layers_not_after_moe_dense_lead"
+# MiniMax-M3 configs whose index dim is `index_head_dim` because `sparse_attention_config` has no `sparse_index_dim`
+# (llama.cpp's converter reads only the latter, conversion/minimax.py:186)
+M3_INDEX_DIM_NOT_SPARSE_INDEX_DIM = "minimax_m3_index_dim_from_index_head_dim"
 
 
 @dataclass(frozen=True)
@@ -1114,6 +1124,8 @@ def _read_shape(config: dict[str, Any], assume_llama: bool) -> ModelShape:
         features.add(MOE)
     if family is not None and family.shape == "mimo_v2_flash" and cfg.get("sliding_window_size") is not None:
         features.add(WINDOW_IS_SIZE_PLUS_ONE)
+        if cfg.get("sliding_window") != cfg.get("sliding_window_size"):
+            features.add(MIMO_WINDOW_KEYS_DIFFER)
     if family is not None and family.shape == "gemma4" and int(cfg.get("num_kv_shared_layers") or 0):
         features.add(KV_SHARED_LAYERS)
     if (
@@ -1132,6 +1144,15 @@ def _read_shape(config: dict[str, Any], assume_llama: bool) -> ModelShape:
             features.add(M3_INDEX_VALUES)
         if cfg.get("model_type") == "minimax_m3_vl_text":
             features.add(M3_TEXT_DROPS_SPARSE_CONFIG)
+        if "sparse_index_dim" not in sparse:
+            features.add(M3_INDEX_DIM_NOT_SPARSE_INDEX_DIM)
+        moe_freq = cfg.get("moe_layer_freq")
+        if isinstance(moe_freq, list):
+            dense_lead = next((i for i, f in enumerate(moe_freq) if f != 0), len(moe_freq))
+            if by_layers != [i >= dense_lead for i in range(len(by_layers))]:
+                features.add(M3_SPARSE_NOT_AFTER_DENSE_LEAD)
+        else:
+            features.add(M3_SPARSE_NOT_AFTER_DENSE_LEAD)
     if config.get("quantization_config") or cfg.get("quantization_config"):
         features.add(QUANTIZED)
         if checkpoint_fp8_kv(config.get("quantization_config") or cfg.get("quantization_config")):
