@@ -1022,6 +1022,18 @@ def smollm3(cfg: dict[str, Any]) -> tuple[tuple[L.Layer, ...], ...]:
 READERS["smollm3"] = smollm3
 
 
+def olmo3(cfg: dict[str, Any]) -> tuple[tuple[L.Layer, ...], ...]:
+    """OLMo 3: `layer_types`, else three sliding layers then one full (Olmo3Config.__post_init__, transformers 5.24
+    configuration_olmo3.py:92-95, and 4.57.6, the release llama.cpp's converter pins, :212-215: the converter reads
+    the config through AutoConfig, conversion/base.py:1280); `sliding_window` defaults to 4096 (the family's
+    defaults). Read as a plain dense decoder, a config without `layer_types` would be sliding on every layer."""
+    n = num_layers(cfg)
+    return _attention_stack(cfg, _explicit_layer_types(cfg, n) or _every_nth_full(cfg, 4))
+
+
+READERS["olmo3"] = olmo3
+
+
 # The start of the note an unknown model_type read as a llama-like decoder carries (tests and outputs find it by it).
 def checkpoint_fp8_kv(quantization: object) -> bool:
     """Whether a `quantization_config` asks for an FP8 KV cache as SGLang 0.5.23 reads one (its quant config's

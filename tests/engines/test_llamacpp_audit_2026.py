@@ -91,6 +91,10 @@ _CITED = [
     ("conversion/olmo.py", 58, 'self.gguf_writer.add_sliding_window(self.hparams["sliding_window"])'),
     ("src/models/olmo2.cpp", 6, "ml.get_key(LLM_KV_ATTENTION_SLIDING_WINDOW, hparams.n_swa, false);"),
     ("src/models/olmo2.cpp", 8, "hparams.swa_type = LLAMA_SWA_TYPE_STANDARD;"),
+    ("conversion/base.py", 1280, "config = AutoConfig.from_pretrained(dir_model, trust_remote_code=False).to_dict()"),
+    ("conversion/olmo.py", 61, 'if "layer_types" in self.hparams:'),
+    ("conversion/olmo.py", 67, "sliding_window_pattern.append((i + 1) % 4 != 0)"),
+    ("requirements/requirements-convert_legacy_llama.txt", 4, "transformers==4.57.6"),
     ("src/llama-kv-cache-iswa.cpp", 73, "hparams.n_swa*(unified ? n_seq_max : 1) + n_ubatch), 256);"),
 ]
 
@@ -245,3 +249,18 @@ def test_olmo3_sliding_layers_hold_window_plus_ubatch():
     costs = _costs(load_config("allenai__Olmo-3.1-32B-Instruct"), _req())
     assert costs == {L.SLIDING: (48, 4608, 1_811_939_328), L.FULL: (16, 8192, 1_073_741_824)}
     assert 48 * 4096 * 4608 * 2 == 1_811_939_328
+
+
+def test_olmo3_without_layer_types_is_three_sliding_then_one_full():
+    """Olmo3Config.__post_init__ (transformers 4.57.6, which llama.cpp's converter pins and reads the config through,
+    conversion/base.py:1280; and 5.24): layer_types (i + 1) % 4 != 0 -> sliding, sliding_window 4096 by default.
+    kvplan read such a config as sliding on all 64 layers (every engine); llama.cpp's olmo.py:61-67 writes the same
+    pattern. Without layer_types the Olmo-3.1-32B figures are those of the published config: 2,885,681,152 B."""
+    cfg = load_config("allenai__Olmo-3.1-32B-Instruct")
+    published = _costs(cfg, _req())
+    del cfg["layer_types"]
+    assert _costs(cfg, _req()) == published
+    del cfg["sliding_window"]  # Olmo3Config's default window, 4096
+    assert _costs(cfg, _req()) == published
+    kinds = [c.kind for layer in model_shape(cfg).layers for c in layer]
+    assert kinds == [L.FULL if (i + 1) % 4 == 0 else L.SLIDING for i in range(64)]
