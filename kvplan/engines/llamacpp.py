@@ -69,7 +69,10 @@ CTX_PAD = 256  # llama-context.cpp: cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256)
 DEFAULT_UBATCH = 512  # common.h n_ubatch
 # model_types whose llama.cpp architecture builds the iSWA cache (llama-model.cpp create_memory / swa_type); Gemma 3n
 # and Gemma 4: swa_type LLAMA_SWA_TYPE_STANDARD in src/models/gemma3n.cpp and gemma4.cpp load_arch_hparams. At
-# 0c1e57098 also MiMo-V2-Flash (models/mimo2.cpp:6, always, n_swa the config's `sliding_window`, conversion/mimo.py:159)
+# 0c1e57098 also MiMo-V2-Flash (models/mimo2.cpp:6, always, n_swa the config's `sliding_window`, conversion/mimo.py:159,
+# as config.json says it: the converter's pinned transformers 4.57.6, requirements/requirements-convert_hf_to_gguf.txt:1
+# and requirements-convert_legacy_llama.txt:4, has no mimo_v2_flash config, so AutoConfig fails and conversion/
+# base.py:1288-1289 reads the file; a transformers that knows it would give sliding_window_size + 1)
 # and OLMo 3 (Olmo3ForCausalLM converts to LLM_ARCH_OLMO2, conversion/olmo.py:49-52, whose loader turns SWA on when
 # the GGUF has a sliding window, models/olmo2.cpp:6-8, written from the config's `sliding_window`, olmo.py:57-58)
 SWA_FAMILIES_2026 = frozenset({"mimo_v2_flash", "olmo3"})

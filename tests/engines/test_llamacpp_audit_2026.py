@@ -95,6 +95,8 @@ _CITED = [
     ("conversion/olmo.py", 61, 'if "layer_types" in self.hparams:'),
     ("conversion/olmo.py", 67, "sliding_window_pattern.append((i + 1) % 4 != 0)"),
     ("requirements/requirements-convert_legacy_llama.txt", 4, "transformers==4.57.6"),
+    ("requirements/requirements-convert_hf_to_gguf.txt", 1, "-r ./requirements-convert_legacy_llama.txt"),
+    ("conversion/base.py", 1288, 'with open(dir_model / "config.json", "r", encoding="utf-8") as f:'),
     ("src/llama-kv-cache-iswa.cpp", 73, "hparams.n_swa*(unified ? n_seq_max : 1) + n_ubatch), 256);"),
 ]
 
