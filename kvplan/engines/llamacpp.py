@@ -487,6 +487,17 @@ DSV4_COMPUTE_WHY = (
 DSV4_COMPUTE_HINT = "`kvplan estimate` sizes its llama.cpp KV cache; plan a deployment with {engine} vllm or sglang"
 
 
+# MiniMax-M3's MSA graph (models/minimax-m3.cpp at 0c1e57098) holds tensors over every cached position for each
+# micro-batch: a position mask of n_ps x n_tokens F32 (:282, n_ps the positions in the cache padded to whole blocks,
+# :273) and, in prefill, block scores of n_ps x Hd x n_tps F32 per stream (:476-480): about 8 GiB at 1M positions,
+# 4 index heads and -ub 512. The n_ubatch x (n_vocab + n_embd) term does not hold them.
+M3_COMPUTE_WHY = (
+    "kvplan's llama.cpp budget does not size MiniMax-M3's MSA compute buffer, which grows with the context (a "
+    "positions x n_ubatch F32 mask and positions x index heads x n_ubatch F32 block scores, models/minimax-m3.cpp:282, "
+    ":476-480), so it cannot say what fits"
+)
+
+
 def compute_buffer_bytes(config: dict, shape: ModelShape, n_ubatch: int) -> int:
     """The compute buffer llama.cpp reserves on the GPU holding the output layer: f32 logits and hidden state of
     one worst-case micro-batch, n_ubatch x (n_vocab + n_embd) x 4 bytes."""
@@ -511,6 +522,8 @@ class LlamaCppServing(ServingModel):
     def budget(self, b: BudgetInputs) -> tuple[list[BudgetTerm], int]:
         if any(isinstance(c, L.CompressedAttention) for c in b.shape.caches()):
             raise UsageError(DSV4_COMPUTE_WHY, hint=Text(DSV4_COMPUTE_HINT), field="engine")
+        if any(isinstance(c, L.IndexKeys) for c in b.shape.caches()):
+            raise UsageError(M3_COMPUTE_WHY, hint=Text(DSV4_COMPUTE_HINT), field="engine")
         terms = [
             BudgetTerm("total", b.profile.memory_bytes, f"{b.profile.id} memory"),
             BudgetTerm("weights", -b.weights_per_gpu, f"GGUF weights / {b.pp} GPU(s) (layer split)"),

@@ -83,6 +83,10 @@ _CITED = [
         "ml.get_key(LLM_KV_LEADING_DENSE_BLOCK_COUNT,   hparams.n_layer_dense_lead, false);",
     ),
     ("src/models/minimax-m3.cpp", 22, "ml.get_key(LLM_KV_ATTENTION_INDEXER_KEY_LENGTH,    hparams.indexer_head_size);"),
+    ("src/models/minimax-m3.cpp", 273, "n_ps = GGML_PAD((int64_t) mctx_msa->get_n_pos(), blk);"),
+    ("src/models/minimax-m3.cpp", 282, "inp->pos_mask = ggml_new_tensor_2d(ctx0, GGML_TYPE_F32, n_ps, n_tokens);"),
+    ("src/models/minimax-m3.cpp", 476, "ggml_tensor * sc = ggml_mul_mat(ctx0, ikp,"),
+    ("src/models/minimax-m3.cpp", 480, "sc = ggml_reshape_3d(ctx0, sc, n_ps, Hd, n_tps);"),
     ("src/models/mimo2.cpp", 6, "hparams.swa_type = LLAMA_SWA_TYPE_STANDARD;"),
     ("conversion/mimo.py", 159, 'self.gguf_writer.add_sliding_window(self.hparams["sliding_window"])'),
     ("conversion/olmo.py", 49, '@ModelBase.register("Olmo3ForCausalLM")'),
@@ -266,3 +270,29 @@ def test_olmo3_without_layer_types_is_three_sliding_then_one_full():
     assert _costs(cfg, _req()) == published
     kinds = [c.kind for layer in model_shape(cfg).layers for c in layer]
     assert kinds == [L.FULL if (i + 1) % 4 == 0 else L.SLIDING for i in range(64)]
+
+
+def test_m3_llamacpp_plan_is_refused_for_its_context_sized_compute_buffer(tmp_path):
+    """The MSA graph's position mask and block scores grow with the cached positions (minimax-m3.cpp:282, :476-480),
+    which llama.cpp's n_ubatch x (n_vocab + n_embd) x 4 budget term does not hold: recommend refuses, estimate sizes."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(_m3()))
+    result = runner.invoke(
+        app,
+        [
+            "recommend",
+            str(path),
+            "--engine",
+            "llamacpp",
+            "--gpu-profile",
+            "h200",
+            "--gpus",
+            "8",
+            "--max-model-len",
+            "32768",
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["error", "hint"], lines
+    assert "MSA compute buffer" in lines[0] and "minimax-m3.cpp:282" in lines[0]
