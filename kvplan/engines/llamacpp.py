@@ -22,8 +22,12 @@ Rules, read from llama.cpp master (2025-2026) and checked against real start-up 
 - Interleaved sliding-window models (`llama-kv-cache-iswa.cpp`): a second cache for the SWA layers of
   `GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256)` cells per stream (`--swa-full` off, the default), in the
   -ctk / -ctv types like the base cache (PR #21277 kept it f16 for a day; #21332 reverted it). llama.cpp uses it
-  for Gemma 2/3, Cohere 2, gpt-oss and Llama 4 (chunked); for other configs with a `sliding_window`
-  (Mistral v0.1, Phi-3, Qwen2 `use_sliding_window`, Starcoder2) it caches every token.
+  for Gemma 2/3/3n/4, Cohere 2, gpt-oss, Llama 4 (chunked), MiMo-V2-Flash and OLMo 3 (SWA_FAMILIES); for other
+  configs with a `sliding_window` (Mistral v0.1, Phi-3, Qwen2 `use_sliding_window`, Starcoder2, SmolLM3) it caches
+  every token.
+- MiniMax-M3 (`llama-kv-cache-msa.cpp` @0c1e57098, LLAMACPP_MINIMAX_M3): GQA K/V on every layer plus, on the layers
+  after `moe_layer_freq`'s dense lead, an indexer cache of one head per cell: K of sparse_index_dim and an unread V
+  of head_dim, both -ctk / -ctv; only configs naming MiniMaxM3Sparse* convert.
 - Recurrent layers (`llama-memory-recurrent.cpp`, created with `GGML_TYPE_F32` for r and s): one cell per
   sequence slot holding the conv state `(d_conv - 1) x channels` and the SSM state, both float32.
 - DeepSeek-V4 (`llama-kv-cache-dsv4.cpp`, read at ggml-org/llama.cpp@0c1e57098): per layer a raw K-only ring of
