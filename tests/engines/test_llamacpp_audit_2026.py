@@ -39,7 +39,7 @@ from kvplan.engines.llamacpp import (
 )
 from kvplan.errors import UsageError
 
-from conftest import ENGINE_SOURCES, check_cited_line, load_config
+from conftest import ENGINE_SOURCES, FIXTURES, check_cited_line, load_config
 
 LLAMA_CPP = ENGINE_SOURCES / "llama.cpp-0c1e57098"
 runner = CliRunner()
@@ -296,3 +296,14 @@ def test_m3_llamacpp_plan_is_refused_for_its_context_sized_compute_buffer(tmp_pa
     lines = result.stderr.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == ["error", "hint"], lines
     assert "MSA compute buffer" in lines[0] and "minimax-m3.cpp:282" in lines[0]
+
+
+def test_smollm3_sliding_layers_are_cached_whole_in_llamacpp():
+    """models/smollm3.cpp sets no swa_type (LLAMA_SWA_TYPE_NONE, the default): the plain cache, every token kept,
+    whatever the config's sliding layers; the estimate says so."""
+    if (LLAMA_CPP / "src/models/smollm3.cpp").exists():
+        assert "swa" not in (LLAMA_CPP / "src/models/smollm3.cpp").read_text()
+    assert "smollm3" not in SWA_FAMILIES
+    cfg = json.loads((FIXTURES / "synthetic_configs" / "smollm3_sw.json").read_text())
+    costs = _costs(cfg, _req())
+    assert L.SLIDING in costs and {tokens for _, tokens, _ in costs.values()} == {8192}
