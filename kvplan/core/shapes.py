@@ -73,6 +73,9 @@ M3_SPARSE_NOT_AFTER_DENSE_LEAD = "minimax_m3_sparse_layers_not_after_moe_dense_l
 # MiniMax-M3 configs whose index dim is `index_head_dim` because `sparse_attention_config` has no `sparse_index_dim`
 # (llama.cpp's converter reads only the latter, conversion/minimax.py:186)
 M3_INDEX_DIM_NOT_SPARSE_INDEX_DIM = "minimax_m3_index_dim_from_index_head_dim"
+# MiniMax-M3 configs whose `sparse_attention_config.sparse_num_index_heads` is not `num_key_value_heads` (llama.cpp's
+# MSA graph asserts one index head per GQA group, models/minimax-m3.cpp:382)
+M3_INDEX_HEADS_NOT_KV_HEADS = "minimax_m3_index_heads_not_kv_heads"
 
 
 @dataclass(frozen=True)
@@ -1158,6 +1161,8 @@ def _read_shape(config: dict[str, Any], assume_llama: bool) -> ModelShape:
             features.add(M3_TEXT_DROPS_SPARSE_CONFIG)
         if "sparse_index_dim" not in sparse:
             features.add(M3_INDEX_DIM_NOT_SPARSE_INDEX_DIM)
+        if sparse.get("sparse_num_index_heads") != num_kv_heads(cfg):
+            features.add(M3_INDEX_HEADS_NOT_KV_HEADS)
         moe_freq = cfg.get("moe_layer_freq")
         if isinstance(moe_freq, list):
             dense_lead = next((i for i, f in enumerate(moe_freq) if f != 0), len(moe_freq))

@@ -50,6 +50,7 @@ from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
 from kvplan.core.shapes import (
     M3_INDEX_DIM_NOT_SPARSE_INDEX_DIM,
+    M3_INDEX_HEADS_NOT_KV_HEADS,
     M3_SPARSE_NOT_AFTER_DENSE_LEAD,
     MIMO_WINDOW_KEYS_DIFFER,
     WINDOW_IS_SIZE_PLUS_ONE,
@@ -302,6 +303,14 @@ def check_minimax_m3(caches: Sequence[L.Layer], architectures: tuple[str, ...], 
             "llama.cpp's converter reads MiniMax-M3's index key width from `sparse_attention_config.sparse_index_dim` "
             "(conversion/minimax.py:186), which this config lacks (its width comes from `index_head_dim`)",
             hint=Text("add sparse_attention_config.sparse_index_dim to the config, or use {engine} transformers"),
+            field="engine",
+        )
+    if M3_INDEX_HEADS_NOT_KV_HEADS in features:
+        raise UsageError(
+            "llama.cpp's MiniMax-M3 graph needs one index head per GQA group (GGML_ASSERT(HKV == Hd), "
+            "models/minimax-m3.cpp:382; the heads from sparse_attention_config.sparse_num_index_heads, "
+            "conversion/minimax.py:185), and this config's differ from its num_key_value_heads (or are absent)",
+            hint=Text("use {engine} transformers for this model"),
             field="engine",
         )
     if M3_SPARSE_NOT_AFTER_DENSE_LEAD in features:

@@ -56,6 +56,8 @@ _CITED = [
         167,
         '@ModelBase.register("MiniMaxM3SparseForCausalLM", "MiniMaxM3SparseForConditionalGeneration")',
     ),
+    ("conversion/minimax.py", 185, 'self.gguf_writer.add_indexer_head_count(sac["sparse_num_index_heads"])'),
+    ("src/models/minimax-m3.cpp", 382, 'GGML_ASSERT(HKV == Hd && "MSA: one indexer head per GQA group");'),
     ("conversion/minimax.py", 186, 'self.gguf_writer.add_indexer_key_length(sac["sparse_index_dim"])'),
     ("conversion/minimax.py", 191, 'moe_layer_freq = self.find_hparam(["moe_layer_freq"])'),
     ("conversion/minimax.py", 194, "if v == 0:"),
@@ -307,3 +309,12 @@ def test_smollm3_sliding_layers_are_cached_whole_in_llamacpp():
     cfg = json.loads((FIXTURES / "synthetic_configs" / "smollm3_sw.json").read_text())
     costs = _costs(cfg, _req())
     assert L.SLIDING in costs and {tokens for _, tokens, _ in costs.values()} == {8192}
+
+
+def test_m3_index_heads_other_than_kv_heads_are_refused():
+    """minimax-m3.cpp:382 asserts one index head per GQA group: 4 KV heads need 4 index heads (the catalog's)."""
+    cfg = _m3()
+    assert cfg["sparse_attention_config"]["sparse_num_index_heads"] == cfg["num_key_value_heads"] == 4
+    cfg["sparse_attention_config"]["sparse_num_index_heads"] = 8
+    with pytest.raises(UsageError, match="one index head per GQA group"):
+        _costs(cfg, _req())
