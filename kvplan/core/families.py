@@ -133,7 +133,8 @@ _TABLE = (
     ),
     Family("olmo", shape="dense", weights="olmo"),
     Family("olmo2", shape="dense", weights="olmo2"),
-    Family("olmo3", shape="dense", weights="olmo3"),
+    # OLMo 3: Olmo3Config's sliding_window 4096 and 3-sliding-1-full layer_types (kvplan.core.shapes.olmo3)
+    Family("olmo3", shape="olmo3", weights="olmo3", defaults={"sliding_window": 4096}),
     Family("cohere", shape="dense", weights="cohere", defaults={"tie_word_embeddings": True}),
     # no head_dim default: Cohere2Config derives hidden_size / num_attention_heads when a config names none
     Family("cohere2", shape="cohere2", weights="cohere2", defaults={"tie_word_embeddings": True}),

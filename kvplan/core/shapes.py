@@ -43,6 +43,9 @@ QUANTIZED = "quantized"  # the config carries a `quantization_config` (quantized
 # MiMo-V2-Flash's `sliding_window_size`: the shape's window is transformers' (`sliding_window_size + 1`); vLLM's
 # attention takes `sliding_window_size` itself as its window (kvplan.core.shapes.mimo_v2_flash_window)
 WINDOW_IS_SIZE_PLUS_ONE = "window_is_sliding_window_size_plus_one"
+# MiMo-V2-Flash configs naming a `sliding_window_size` whose `sliding_window` is absent or another number: llama.cpp's
+# converter writes `sliding_window` as its n_swa (conversion/mimo.py:159), which the shape's window does not carry
+MIMO_WINDOW_KEYS_DIFFER = "mimo_sliding_window_differs_from_sliding_window_size"
 # Gemma 4's `num_kv_shared_layers`: its NoCache layers read an earlier layer's K/V (SGLang still keeps pool rows
 # for them, kvplan.engines.sglang says so)
 KV_SHARED_LAYERS = "kv_shared_layers"
@@ -67,6 +70,16 @@ M3_INDEX_VALUES = "minimax_m3_index_values_not_disabled"
 # 5.16.1 / 5.19.0 / 5.20.2 / 5.24.0), so an engine that builds the config object through it and then reads that key
 # finds none (kvplan.engines.base.refuse_m3_dropped_sparse_config)
 M3_TEXT_DROPS_SPARSE_CONFIG = "minimax_m3_text_config_drops_sparse_attention_config"
+# MiniMax-M3 configs whose sparse layers are not exactly those after `moe_layer_freq`'s leading run of dense (0)
+# layers, or that have no `moe_layer_freq`: llama.cpp builds the indexer on layers >= that count
+# (conversion/minimax.py:191-198, llama-model.cpp:2378-2379), so it would build other sparse layers
+M3_SPARSE_NOT_AFTER_DENSE_LEAD = "minimax_m3_sparse_layers_not_after_moe_dense_lead"
+# MiniMax-M3 configs whose index dim is `index_head_dim` because `sparse_attention_config` has no `sparse_index_dim`
+# (llama.cpp's converter reads only the latter, conversion/minimax.py:186)
+M3_INDEX_DIM_NOT_SPARSE_INDEX_DIM = "minimax_m3_index_dim_from_index_head_dim"
+# MiniMax-M3 configs whose `sparse_attention_config.sparse_num_index_heads` is not `num_key_value_heads` (llama.cpp's
+# MSA graph asserts one index head per GQA group, models/minimax-m3.cpp:382)
+M3_INDEX_HEADS_NOT_KV_HEADS = "minimax_m3_index_heads_not_kv_heads"
 
 
 @dataclass(frozen=True)
@@ -1016,6 +1029,18 @@ def smollm3(cfg: dict[str, Any]) -> tuple[tuple[L.Layer, ...], ...]:
 READERS["smollm3"] = smollm3
 
 
+def olmo3(cfg: dict[str, Any]) -> tuple[tuple[L.Layer, ...], ...]:
+    """OLMo 3: `layer_types`, else three sliding layers then one full (Olmo3Config.__post_init__, transformers 5.24
+    configuration_olmo3.py:92-95, and 4.57.6, the release llama.cpp's converter pins, :212-215: the converter reads
+    the config through AutoConfig, conversion/base.py:1280); `sliding_window` defaults to 4096 (the family's
+    defaults). Read as a plain dense decoder, a config without `layer_types` would be sliding on every layer."""
+    n = num_layers(cfg)
+    return _attention_stack(cfg, _explicit_layer_types(cfg, n) or _every_nth_full(cfg, 4))
+
+
+READERS["olmo3"] = olmo3
+
+
 # The start of the note an unknown model_type read as a llama-like decoder carries (tests and outputs find it by it).
 def checkpoint_fp8_kv(quantization: object) -> bool:
     """Whether a `quantization_config` asks for an FP8 KV cache as SGLang 0.5.23 reads one (its quant config's
@@ -1118,6 +1143,8 @@ def _read_shape(config: dict[str, Any], assume_llama: bool) -> ModelShape:
         features.add(MOE)
     if family is not None and family.shape == "mimo_v2_flash" and cfg.get("sliding_window_size") is not None:
         features.add(WINDOW_IS_SIZE_PLUS_ONE)
+        if cfg.get("sliding_window") != cfg.get("sliding_window_size"):
+            features.add(MIMO_WINDOW_KEYS_DIFFER)
     if family is not None and family.shape == "gemma4" and int(cfg.get("num_kv_shared_layers") or 0):
         features.add(KV_SHARED_LAYERS)
     if (
@@ -1136,6 +1163,17 @@ def _read_shape(config: dict[str, Any], assume_llama: bool) -> ModelShape:
             features.add(M3_INDEX_VALUES)
         if cfg.get("model_type") == "minimax_m3_vl_text":
             features.add(M3_TEXT_DROPS_SPARSE_CONFIG)
+        if "sparse_index_dim" not in sparse:
+            features.add(M3_INDEX_DIM_NOT_SPARSE_INDEX_DIM)
+        if sparse.get("sparse_num_index_heads") != num_kv_heads(cfg):
+            features.add(M3_INDEX_HEADS_NOT_KV_HEADS)
+        moe_freq = cfg.get("moe_layer_freq")
+        if isinstance(moe_freq, list):
+            dense_lead = next((i for i, f in enumerate(moe_freq) if f != 0), len(moe_freq))
+            if by_layers != [i >= dense_lead for i in range(len(by_layers))]:
+                features.add(M3_SPARSE_NOT_AFTER_DENSE_LEAD)
+        else:
+            features.add(M3_SPARSE_NOT_AFTER_DENSE_LEAD)
     if config.get("quantization_config") or cfg.get("quantization_config"):
         features.add(QUANTIZED)
         if checkpoint_fp8_kv(config.get("quantization_config") or cfg.get("quantization_config")):

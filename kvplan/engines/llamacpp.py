@@ -22,8 +22,12 @@ Rules, read from llama.cpp master (2025-2026) and checked against real start-up 
 - Interleaved sliding-window models (`llama-kv-cache-iswa.cpp`): a second cache for the SWA layers of
   `GGML_PAD(min(n_ctx_seq, n_swa + n_ubatch), 256)` cells per stream (`--swa-full` off, the default), in the
   -ctk / -ctv types like the base cache (PR #21277 kept it f16 for a day; #21332 reverted it). llama.cpp uses it
-  for Gemma 2/3, Cohere 2, gpt-oss and Llama 4 (chunked); for other configs with a `sliding_window`
-  (Mistral v0.1, Phi-3, Qwen2 `use_sliding_window`, Starcoder2) it caches every token.
+  for Gemma 2/3/3n/4, Cohere 2, gpt-oss, Llama 4 (chunked), MiMo-V2-Flash and OLMo 3 (SWA_FAMILIES); for other
+  configs with a `sliding_window` (Mistral v0.1, Phi-3, Qwen2 `use_sliding_window`, Starcoder2, SmolLM3) it caches
+  every token.
+- MiniMax-M3 (`llama-kv-cache-msa.cpp` @0c1e57098, LLAMACPP_MINIMAX_M3): GQA K/V on every layer plus, on the layers
+  after `moe_layer_freq`'s dense lead, an indexer cache of one head per cell: K of sparse_index_dim and an unread V
+  of head_dim, both -ctk / -ctv; only configs naming MiniMaxM3Sparse* convert.
 - Recurrent layers (`llama-memory-recurrent.cpp`, created with `GGML_TYPE_F32` for r and s): one cell per
   sequence slot holding the conv state `(d_conv - 1) x channels` and the SSM state, both float32. Kimi's KDA
   layers (kimi-linear, kimi-k3: beside MLA latent layers) and MiniMax-01's lightning layers (beside GQA layers) are
@@ -51,7 +55,15 @@ from typing import Any
 
 from kvplan.core import specs as L
 from kvplan.core.config import vocab_size
-from kvplan.core.shapes import DSA_INDEXER_TYPES_LISTED, ModelShape
+from kvplan.core.shapes import (
+    DSA_INDEXER_TYPES_LISTED,
+    M3_INDEX_DIM_NOT_SPARSE_INDEX_DIM,
+    M3_INDEX_HEADS_NOT_KV_HEADS,
+    M3_SPARSE_NOT_AFTER_DENSE_LEAD,
+    MIMO_WINDOW_KEYS_DIFFER,
+    WINDOW_IS_SIZE_PLUS_ONE,
+    ModelShape,
+)
 from kvplan.core.units import (
     DTYPE_BYTES,
     GGML_BLOCK_SIZE,
@@ -61,7 +73,7 @@ from kvplan.core.units import (
     format_bytes,
     short_dtype,
 )
-from kvplan.engines.base import KindCost, Request, group_costs, refuse_index_keys
+from kvplan.engines.base import KindCost, Request, group_costs
 from kvplan.engines.entry import EngineEntry
 from kvplan.engines.serving import UBATCH, BudgetInputs, BudgetTerm, FlagInputs, ServingModel
 from kvplan.errors import Text, UsageError
@@ -73,8 +85,15 @@ from kvplan.sources.gguf import (
 CTX_PAD = 256  # llama-context.cpp: cparams.n_ctx = GGML_PAD(cparams.n_ctx, 256); SWA cache padded to 256 too
 DEFAULT_UBATCH = 512  # common.h n_ubatch
 # model_types whose llama.cpp architecture builds the iSWA cache (llama-model.cpp create_memory / swa_type); Gemma 3n
-# and Gemma 4: swa_type LLAMA_SWA_TYPE_STANDARD in src/models/gemma3n.cpp and gemma4.cpp load_arch_hparams
-SWA_FAMILIES = frozenset(
+# and Gemma 4: swa_type LLAMA_SWA_TYPE_STANDARD in src/models/gemma3n.cpp and gemma4.cpp load_arch_hparams. At
+# 0c1e57098 also MiMo-V2-Flash (models/mimo2.cpp:6, always, n_swa the config's `sliding_window`, conversion/mimo.py:159,
+# as config.json says it: the converter's pinned transformers 4.57.6, requirements/requirements-convert_hf_to_gguf.txt:1
+# and requirements-convert_legacy_llama.txt:4, has no mimo_v2_flash config, so AutoConfig fails and conversion/
+# base.py:1288-1289 reads the file; a transformers that knows it would give sliding_window_size + 1)
+# and OLMo 3 (Olmo3ForCausalLM converts to LLM_ARCH_OLMO2, conversion/olmo.py:49-52, whose loader turns SWA on when
+# the GGUF has a sliding window, models/olmo2.cpp:6-8, written from the config's `sliding_window`, olmo.py:57-58)
+SWA_FAMILIES_2026 = frozenset({"mimo_v2_flash", "olmo3"})
+SWA_FAMILIES = SWA_FAMILIES_2026 | frozenset(
     {
         "gemma2",
         "gemma3",
@@ -330,6 +349,75 @@ def check_dsa(caches: Sequence[L.Layer], model_type: str, refusal: str | None = 
         )
 
 
+# MiniMax-M3 (LLM_ARCH_MINIMAX_M3, read at 0c1e57098): llama.cpp's converter takes the config's `architectures[0]`
+# (conversion/base.py:2884-2885; a text_config's own list would come first, :2900-2901, which the shape does not
+# carry: kvplan judges the top-level list) and knows MiniMax-M3 only as LLAMACPP_MINIMAX_M3 (conversion/__init__.py:
+# 185-186, minimax.py:167); any other name is refused with "Architecture ... not supported!" (conversion/__init__.py:
+# 394-395). llama-model.cpp:2375-2395 create_memory builds llama_kv_cache_msa: a plain llama_kv_cache of GQA K/V on
+# every layer (llama-kv-cache-msa.cpp:34-37) and an indexer llama_kv_cache over the same n_ctx_seq cells and streams
+# (:46-49) on layers il >= n_layer_dense_lead (the leading zeros of `moe_layer_freq`, conversion/minimax.py:191-198),
+# its hparams one KV head (:40) of K width indexer_head_size (:41; the config's
+# sparse_attention_config.sparse_index_dim, conversion/minimax.py:186) and the model's V width unchanged:
+# llama-kv-cache.cpp:231 `has_v = !is_mla` allocates that V too (n_embd_head_v x 1), both in -ctk / -ctv.
+LLAMACPP_MINIMAX_M3 = ("MiniMaxM3SparseForCausalLM", "MiniMaxM3SparseForConditionalGeneration")
+
+
+def minimax_m3_index_row_values(caches: Sequence[L.Layer]) -> tuple[int, int]:
+    """(K values, V values) of one cell of llama.cpp's MiniMax-M3 indexer cache: the index key's `head_dim` and one
+    head of the attention's V width (n_embd_head_v, llama-kv-cache-msa.cpp:40-41 keep it; with -fa off the widest
+    V row of those hparams, the same single head: llama-kv-cache.cpp:210)."""
+    keys = {c.head_dim for c in caches if isinstance(c, L.IndexKeys)}
+    values = {c.head_dim_v for c in caches if isinstance(c, L.KVAttention)}
+    if len(keys) != 1 or len(values) != 1:
+        raise UsageError(
+            "kvplan sizes llama.cpp's MiniMax-M3 indexer cache only for one index width and one attention V width",
+            hint=Text("use {engine} transformers for this model"),
+            field="engine",
+        )
+    return keys.pop(), values.pop()
+
+
+def check_minimax_m3(caches: Sequence[L.Layer], architectures: tuple[str, ...], features: frozenset[str]) -> None:
+    """Refuse a MiniMax-M3 config llama.cpp's converter does not take, or whose sparse layers it would put elsewhere."""
+    if not any(isinstance(c, L.IndexKeys) for c in caches):
+        return
+    if not any(a in LLAMACPP_MINIMAX_M3 for a in architectures[:1]):
+        raise UsageError(
+            "llama.cpp does not convert this config: its converter knows MiniMax-M3 only as "
+            f"{' / '.join(LLAMACPP_MINIMAX_M3)} (conversion/__init__.py:185-186) and refuses "
+            f"{architectures[0] if architectures else 'a config without architectures'} ('Architecture ... not "
+            "supported!', conversion/__init__.py:394-395)",
+            hint=Text(
+                "pass a config whose architectures is MiniMaxM3SparseForCausalLM (the name llama.cpp converts), "
+                "or use {engine} transformers"
+            ),
+            field="engine",
+        )
+    if M3_INDEX_DIM_NOT_SPARSE_INDEX_DIM in features:
+        raise UsageError(
+            "llama.cpp's converter reads MiniMax-M3's index key width from `sparse_attention_config.sparse_index_dim` "
+            "(conversion/minimax.py:186), which this config lacks (its width comes from `index_head_dim`)",
+            hint=Text("add sparse_attention_config.sparse_index_dim to the config, or use {engine} transformers"),
+            field="engine",
+        )
+    if M3_INDEX_HEADS_NOT_KV_HEADS in features:
+        raise UsageError(
+            "llama.cpp's MiniMax-M3 graph needs one index head per GQA group (GGML_ASSERT(HKV == Hd), "
+            "models/minimax-m3.cpp:382; the heads from sparse_attention_config.sparse_num_index_heads, "
+            "conversion/minimax.py:185), and this config's differ from its num_key_value_heads (or are absent)",
+            hint=Text("use {engine} transformers for this model"),
+            field="engine",
+        )
+    if M3_SPARSE_NOT_AFTER_DENSE_LEAD in features:
+        raise UsageError(
+            "llama.cpp puts MiniMax-M3's indexer on the layers after `moe_layer_freq`'s leading dense layers "
+            "(conversion/minimax.py:191-198, llama-model.cpp:2378-2379), and this config's sparse layers are others "
+            "(or it has no moe_layer_freq, which the converter requires)",
+            hint=Text("use {engine} transformers for this model"),
+            field="engine",
+        )
+
+
 def dsa_note(caches: Sequence[L.Layer], req: Request, cells: int, streams: int) -> str | None:
     """What llama.cpp's DSA cache holds for these caches (None: not a DSA model), for `estimate`'s notes."""
     sparse = [c for c in caches if isinstance(c, L.MlaLatent) and c.sparse]
@@ -449,6 +537,18 @@ def linear_attention_note(shape: ModelShape, req: Request) -> str | None:
     )
 
 
+def check_swa_window(features: frozenset[str]) -> None:
+    """MiMo-V2-Flash: llama.cpp's n_swa is the config's `sliding_window` (conversion/mimo.py:159), which kvplan's
+    shape (transformers' `sliding_window_size + 1`) carries only when `sliding_window` equals `sliding_window_size`."""
+    if MIMO_WINDOW_KEYS_DIFFER in features:
+        raise UsageError(
+            "llama.cpp's converter writes MiMo-V2-Flash's `sliding_window` as its window (conversion/mimo.py:159), "
+            "and this config's `sliding_window` is absent or differs from its `sliding_window_size`",
+            hint=Text("set sliding_window to the window llama.cpp should use, or use {engine} vllm or sglang"),
+            field="engine",
+        )
+
+
 # Recurrent-state families whose llama.cpp storage kvplan has not read (none left: KDA and lightning above)
 _UNREAD_STATES: dict[str, str] = {}
 
@@ -463,10 +563,13 @@ class LlamaCppEngine:
         kv_unified: bool = False,
         flash_attn: str = "auto",
         dsa_refusal: str | None = None,
+        architectures: tuple[str, ...] = (),
+        features: frozenset[str] = frozenset(),
     ) -> None:
         """`kv_unified`: one stream shared by every slot (`-kvu`, or llama-server without -np: `server_slots`);
         `flash_attn`: `-fa` (auto, on, off); `dsa_refusal`: why llama.cpp would not cache a DSA model's indexer keys
-        as its shape says (`dsa_refusal(shape)`), refused by `check`."""
+        as its shape says (`dsa_refusal(shape)`), refused by `check`; `architectures`, `features`: the shape's
+        (`model_args`)."""
         if flash_attn not in FLASH_ATTN:
             raise UsageError(
                 Text("llama.cpp has no {flash_attn} {v}", v=flash_attn),
@@ -477,6 +580,10 @@ class LlamaCppEngine:
         self.model_type, self.dsa_refusal = model_type, dsa_refusal
         self.kv_unified = kv_unified
         self.flash_attn = flash_attn
+        self.architectures = architectures
+        self.features = features
+        # MiMo-V2-Flash: the shape's window is sliding_window_size + 1, llama.cpp's n_swa sliding_window (= the size)
+        self.window_offset = 1 if WINDOW_IS_SIZE_PLUS_ONE in features else 0
 
     def check(self, caches: list[L.Layer], req: Request) -> None:
         check_dsa(caches, self.model_type, self.dsa_refusal)  # DeepSeek V3.2, GLM-5 (DSA indexer)
@@ -487,7 +594,8 @@ class LlamaCppEngine:
                 hint=Text("use {engine} vllm, sglang or transformers for this model"),
                 field="engine",
             )
-        refuse_index_keys("llama.cpp", caches)
+        check_minimax_m3(caches, self.architectures, self.features)
+        check_swa_window(self.features)
         if req.tp > 1:
             raise UsageError(
                 "llama.cpp has no tensor parallelism: it splits whole layers across GPUs",
@@ -526,7 +634,9 @@ class LlamaCppEngine:
 
     def swa_cells(self, cache: L.FullAttention | L.SlidingWindow | L.ChunkedLocal, req: Request, cells: int) -> int:
         """llama-kv-cache-iswa.cpp:73: GGML_PAD(min(size_base, n_swa * (unified ? n_seq_max : 1) + n_ubatch), 256)."""
-        window = (cache.window or 0) * (req.batch if self.kv_unified else 1)
+        window = ((cache.window or 0) - self.window_offset if cache.window else 0) * (
+            req.batch if self.kv_unified else 1
+        )
         return swa_cache_cells(cells, window, req.n_ubatch)
 
     def _layer(
@@ -558,11 +668,21 @@ class LlamaCppEngine:
                 row = row_bytes(req.kv_dtype, cache.head_dim) + row_bytes(req.kv_dtype, cache.index_head_dim)
                 per_token += Fraction(row, cache.compress_ratio)
             return cache.kind, sum(parts.values()), per_token, cells
+        if isinstance(cache, L.IndexKeys):  # MiniMax-M3's indexer cache (LLAMACPP_MINIMAX_M3): K and an unread V row
+            k_values, v_values_ = minimax_m3_index_row_values(caches or [cache])
+            row = row_bytes(req.kv_dtype, k_values) + row_bytes(req.kv_dtype, v_values_)
+            return cache.kind, row * cells * streams, Fraction(row), cells
         if isinstance(cache, L.RecurrentState):
             state = rs_state_bytes(cache)  # r and s in float32, no TP (llama-memory-recurrent.cpp:101-103)
             # one state per sequence, unified or not (llama-model.cpp create_memory: max(1, n_seq_max))
             return cache.kind, state * max(1, req.batch), Fraction(0), None
         return cache.kind, 0, Fraction(0), None
+
+
+def model_args(shape: ModelShape) -> dict:
+    """What `LlamaCppEngine` reads from a shape beyond its model_type: the config's architectures (which name
+    llama.cpp's converter takes) and features (MiniMax-M3's sparse layers, MiMo-V2-Flash's window keys)."""
+    return {"architectures": shape.architectures, "features": shape.features}
 
 
 def cache_type_flags(kv_dtype: str) -> str:
@@ -605,6 +725,17 @@ DSA_COMPUTE_WHY = (
 DSV4_COMPUTE_HINT = "`kvplan estimate` sizes its llama.cpp KV cache; plan a deployment with {engine} vllm or sglang"
 
 
+# MiniMax-M3's MSA graph (models/minimax-m3.cpp at 0c1e57098) holds tensors over every cached position for each
+# micro-batch: a position mask of n_ps x n_tokens F32 (:282, n_ps the positions in the cache padded to whole blocks,
+# :273) and, in prefill, block scores of n_ps x Hd x n_tps F32 per stream (:476-480): about 8 GiB at 1M positions,
+# 4 index heads and -ub 512. The n_ubatch x (n_vocab + n_embd) term does not hold them.
+M3_COMPUTE_WHY = (
+    "kvplan's llama.cpp budget does not size MiniMax-M3's MSA compute buffer, which grows with the context (a "
+    "positions x n_ubatch F32 mask and positions x index heads x n_ubatch F32 block scores, models/minimax-m3.cpp:282, "
+    ":476-480), so it cannot say what fits"
+)
+
+
 def compute_buffer_bytes(config: dict, shape: ModelShape, n_ubatch: int) -> int:
     """The compute buffer llama.cpp reserves on the GPU holding the output layer: f32 logits and hidden state of
     one worst-case micro-batch, n_ubatch x (n_vocab + n_embd) x 4 bytes."""
@@ -631,6 +762,8 @@ class LlamaCppServing(ServingModel):
             raise UsageError(DSV4_COMPUTE_WHY, hint=Text(DSV4_COMPUTE_HINT), field="engine")
         if any(isinstance(c, L.MlaLatent) and c.sparse for c in b.shape.caches()):
             raise UsageError(DSA_COMPUTE_WHY, hint=Text(DSV4_COMPUTE_HINT), field="engine")
+        if any(isinstance(c, L.IndexKeys) for c in b.shape.caches()):
+            raise UsageError(M3_COMPUTE_WHY, hint=Text(DSV4_COMPUTE_HINT), field="engine")
         terms = [
             BudgetTerm("total", b.profile.memory_bytes, f"{b.profile.id} memory"),
             BudgetTerm("weights", -b.weights_per_gpu, f"GGUF weights / {b.pp} GPU(s) (layer split)"),
@@ -726,7 +859,7 @@ def estimate_notes(storage: LlamaCppEngine, shape: ModelShape, req: Request, kin
     if not storage.kv_unified:  # what the same -c gives when llama-server picks its slots itself
         n_ctx = seq_len * batch
         slots, unified = server_slots()  # llama-server's own choice without -np
-        auto = LlamaCppEngine(shape.model_type, kv_unified=unified, flash_attn=storage.flash_attn)
+        auto = LlamaCppEngine(shape.model_type, kv_unified=unified, flash_attn=storage.flash_attn, **model_args(shape))
         auto_req = replace(req, batch=slots)
         how = (
             f"{slots} slots, each its own DeepSeek-V4 stream of {context_cells(n_ctx, slots, unified)} cells (these "
@@ -740,7 +873,7 @@ def estimate_notes(storage: LlamaCppEngine, shape: ModelShape, req: Request, kin
             f"({format_bytes(_cache_bytes(auto, caches, auto_req, n_ctx))} of KV; server.cpp:156-160)"
         )
     if storage.flash_attn != "off" and req.kv_dtype not in GGML_BLOCK_TYPES:
-        off = LlamaCppEngine(shape.model_type, kv_unified=storage.kv_unified, flash_attn="off")
+        off = LlamaCppEngine(shape.model_type, kv_unified=storage.kv_unified, flash_attn="off", **model_args(shape))
         here, padded = (
             _cache_bytes(storage, caches, req, seq_len * batch),
             _cache_bytes(off, caches, req, seq_len * batch),
@@ -762,6 +895,15 @@ def estimate_notes(storage: LlamaCppEngine, shape: ModelShape, req: Request, kin
         caches, req, context_cells(seq_len * batch, batch, storage.kv_unified), 1 if storage.kv_unified else batch
     )
     notes += [dsa] if dsa else []
+    index_layers = sum(1 for layer in shape.layers if any(isinstance(c, L.IndexKeys) for c in layer))
+    if index_layers:
+        k_values, v_values_ = minimax_m3_index_row_values(caches)
+        notes.append(
+            f"llama.cpp MiniMax-M3 (llama_kv_cache_msa): beside the GQA K/V of every layer, an indexer cache on the "
+            f"{index_layers} layers after the leading dense ones, each cell one head of {k_values} K and {v_values_} V "
+            "values in the -ctk / -ctv type (the V row is allocated though the indexer keeps keys: "
+            "llama-kv-cache-msa.cpp:40-49, llama-kv-cache.cpp:231)"
+        )
     if not storage.swa and any(c.kind in (L.SLIDING, L.CHUNKED) for c in shape.caches()):
         notes.append(f"llama.cpp has no sliding-window cache for {shape.model_type}: every token is cached")
     linear = linear_attention_note(shape, req)
@@ -772,7 +914,7 @@ def estimate_notes(storage: LlamaCppEngine, shape: ModelShape, req: Request, kin
 def llamacpp_storage(shape: ModelShape, options: Mapping[str, Any]) -> LlamaCppEngine:
     """The storage model for a shape, after the shape-level rules of llama.cpp's loaders (kda_lightning_rules)."""
     kda_lightning_rules(shape)
-    return LlamaCppEngine(shape.model_type, dsa_refusal=dsa_refusal(shape), **options)
+    return LlamaCppEngine(shape.model_type, dsa_refusal=dsa_refusal(shape), **options, **model_args(shape))
 
 
 ENTRY = EngineEntry(
