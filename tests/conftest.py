@@ -134,3 +134,11 @@ def check_cited_line(source: Path, line: int, text: str) -> None:
     if not source.exists():
         pytest.skip(f"{source} is not on this machine")
     assert text in source.read_text().splitlines()[line - 1]
+
+
+def check_quoted_text(source: Path, text: str) -> None:
+    """The engine file `source` holds `text` somewhere (a quote whose line kvplan could not count at that commit);
+    skip when that source is not on this machine."""
+    if not source.exists():
+        pytest.skip(f"{source} is not on this machine")
+    assert text in source.read_text()

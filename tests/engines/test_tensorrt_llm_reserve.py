@@ -41,7 +41,7 @@ from kvplan.core.shapes import model_shape
 from kvplan.engines.base import Request
 from kvplan.engines.tensorrt_llm import fixed_sequence_bytes
 
-from conftest import ENGINE_SOURCES, check_cited_line, load_config
+from conftest import ENGINE_SOURCES, check_cited_line, check_quoted_text, load_config
 
 NANO, K3, FLASH = (
     "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16",
@@ -209,7 +209,4 @@ def test_cited_engine_source_lines(path, line, text):
 
 @pytest.mark.parametrize(("path", "text"), _QUOTED)
 def test_quoted_engine_source_text(path, text):
-    source = ENGINE_SOURCES / path
-    if not source.exists():
-        pytest.skip(f"{source} is not on this machine")
-    assert text in source.read_text()
+    check_quoted_text(ENGINE_SOURCES / path, text)
