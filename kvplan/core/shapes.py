@@ -46,6 +46,10 @@ WINDOW_IS_SIZE_PLUS_ONE = "window_is_sliding_window_size_plus_one"
 # MiMo-V2-Flash configs naming a `sliding_window_size` whose `sliding_window` is absent or another number: llama.cpp's
 # converter writes `sliding_window` as its n_swa (conversion/mimo.py:159), which the shape's window does not carry
 MIMO_WINDOW_KEYS_DIFFER = "mimo_sliding_window_differs_from_sliding_window_size"
+# MiMo-V2-Flash configs llama.cpp's converter would fail on or convert to other layers than the shape's
+# (conversion/mimo.py:146-149 asserts the swa_* head sizes equal the full ones, :155 and :161 take the sliding
+# layers from `hybrid_layer_pattern`, :159 reads `sliding_window`): `mimo_v2_flash_converter_issue` says which
+MIMO_NOT_AS_CONVERTED = "mimo_not_as_llamacpp_converts_it"
 # Gemma 4's `num_kv_shared_layers`: its NoCache layers read an earlier layer's K/V (SGLang still keeps pool rows
 # for them, kvplan.engines.sglang says so)
 KV_SHARED_LAYERS = "kv_shared_layers"
@@ -579,6 +583,28 @@ def mimo_v2_flash_kinds(cfg: dict) -> list[str]:
         if kind not in (L.FULL, L.SLIDING):
             raise UnsupportedArchitecture(f"mimo_v2_flash layer type {kind} is not one kvplan knows")
     return types
+
+
+def mimo_v2_flash_converter_issue(cfg: dict) -> str | None:
+    """Why llama.cpp's converter (conversion/mimo.py at ggml-org/llama.cpp@0c1e57098) would not build the layers
+    `mimo_v2_flash_kinds` reads from this config, or None."""
+    for swa, full in (("swa_head_dim", "head_dim"), ("swa_v_head_dim", "v_head_dim")):
+        if swa in cfg and cfg.get(swa) != cfg.get(full):
+            return f"its {swa} differs from {full} (conversion/mimo.py:146-149 asserts they are equal)"
+    pattern = cfg.get("hybrid_layer_pattern")
+    if not isinstance(pattern, list):
+        return (
+            "it has no hybrid_layer_pattern, which the converter reads the sliding layers from (conversion/mimo.py:155)"
+        )
+    if cfg.get("sliding_window") is None:
+        return "it has no sliding_window, which the converter writes as the window (conversion/mimo.py:159)"
+    by_pattern = [L.SLIDING if int(p) == 1 else L.FULL for p in pattern]
+    if mimo_v2_flash_kinds(cfg) != by_pattern:
+        return (
+            "its layer_types name other sliding layers than hybrid_layer_pattern, which the converter writes "
+            "(conversion/mimo.py:155, :161)"
+        )
+    return None
 
 
 # ---------------------------------------------------------------- Mamba2 / short-conv hybrids (issue 12)
@@ -1145,6 +1171,8 @@ def _read_shape(config: dict[str, Any], assume_llama: bool) -> ModelShape:
         features.add(WINDOW_IS_SIZE_PLUS_ONE)
         if cfg.get("sliding_window") != cfg.get("sliding_window_size"):
             features.add(MIMO_WINDOW_KEYS_DIFFER)
+    if family is not None and family.shape == "mimo_v2_flash" and mimo_v2_flash_converter_issue(cfg):
+        features.add(MIMO_NOT_AS_CONVERTED)
     if family is not None and family.shape == "gemma4" and int(cfg.get("num_kv_shared_layers") or 0):
         features.add(KV_SHARED_LAYERS)
     if (

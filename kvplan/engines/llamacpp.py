@@ -60,6 +60,7 @@ from kvplan.core.shapes import (
     M3_INDEX_DIM_NOT_SPARSE_INDEX_DIM,
     M3_INDEX_HEADS_NOT_KV_HEADS,
     M3_SPARSE_NOT_AFTER_DENSE_LEAD,
+    MIMO_NOT_AS_CONVERTED,
     MIMO_WINDOW_KEYS_DIFFER,
     WINDOW_IS_SIZE_PLUS_ONE,
     ModelShape,
@@ -307,6 +308,12 @@ def dsa_refusal(shape: ModelShape) -> str | None:
     pipeline stage's caches are refused alike."""
     if shape.model_type != "glm_moe_dsa":
         return None
+    if shape.max_position_embeddings is None and DSA_INDEXER_TYPES_LISTED not in shape.features:
+        return (
+            "llama.cpp's glm-dsa loader picks the full-indexer layers by the GGUF's context_length (src/models/"
+            "glm-dsa.cpp:59-66), a key it requires (llama-model.cpp:1321), and this config has no "
+            "max_position_embeddings for the converter to write as one"
+        )
     own = tuple(bool(c.index_head_dim) for c in shape.caches() if isinstance(c, L.MlaLatent) and c.sparse)
     full = llamacpp_indexer_full(
         shape.model_type, len(own), shape.max_position_embeddings, DSA_INDEXER_TYPES_LISTED in shape.features
@@ -545,6 +552,15 @@ def check_swa_window(features: frozenset[str]) -> None:
             "llama.cpp's converter writes MiMo-V2-Flash's `sliding_window` as its window (conversion/mimo.py:159), "
             "and this config's `sliding_window` is absent or differs from its `sliding_window_size`",
             hint=Text("set sliding_window to the window llama.cpp should use, or use {engine} vllm or sglang"),
+            field="engine",
+        )
+    if MIMO_NOT_AS_CONVERTED in features:
+        raise UsageError(
+            "llama.cpp's converter would not build this MiMo-V2-Flash config's layers as kvplan reads them: it "
+            "asserts swa_head_dim == head_dim and swa_v_head_dim == v_head_dim (conversion/mimo.py:146-149), takes "
+            "the sliding layers from hybrid_layer_pattern (:155, :161) and the window from sliding_window (:159), "
+            "and this config breaks one of these (kvplan.core.shapes.mimo_v2_flash_converter_issue says which)",
+            hint=Text("fix config.json as the checkpoint's own, or use {engine} vllm or sglang"),
             field="engine",
         )
 

@@ -698,7 +698,7 @@ def _dsa(model_type: str) -> Callable[[_Meta, dict[str, Any]], list[str]]:
                     )
                 full = tuple(bool(v) for v in raw)
             else:
-                full = (bool(_int(int(raw), f"{m.arch}.attention.indexer.types")),) * n_layer
+                full = (bool(_int(raw, f"{m.arch}.attention.indexer.types")),) * n_layer  # get_key<uint32_t>
             config.update(
                 indexer_types=["full" if f else "shared" for f in full],
                 index_topk_pattern="".join("F" if f else "S" for f in full),
@@ -751,7 +751,12 @@ def _kimi(m: _Meta, config: dict[str, Any]) -> list[str]:
         "short_conv_kernel_size": m.integer("ssm.conv_kernel"),
     }
     if m.has("kda.gate_lower_bound"):
-        linear["gate_lower_bound"] = float(m.raw("kda.gate_lower_bound"))
+        bound = m.raw("kda.gate_lower_bound")
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+            raise ConfigError(
+                f"the GGUF file's {m.arch}.kda.gate_lower_bound is not a number: {bound!r}", hint="the file is damaged"
+            )
+        linear["gate_lower_bound"] = float(bound)
     config.pop("head_dim")
     config.update(
         model_type="kimi_linear",
@@ -788,14 +793,19 @@ def _minimax01(m: _Meta, config: dict[str, Any]) -> list[str]:
     if m.has("attention.recurrent_layers"):
         raw = m.raw("attention.recurrent_layers")
         raw = raw if isinstance(raw, list) else [raw] * n_layer  # get_key_or_arr: a scalar fills every layer
-        if len(raw) < n_layer:
+        if len(raw) != n_layer:  # get_key_or_arr: "wrong array length" unless n == its length (loader.cpp:476-478)
             raise ConfigError(
                 f"the GGUF file's minimax-01.attention.recurrent_layers does not list {n_layer} layers",
                 hint="the file is damaged",
             )
-        recurrent = [bool(v) for v in raw[:n_layer]]
+        recurrent = [bool(v) for v in raw]
     else:
         interval = m.integer("full_attention_interval", default=MINIMAX01_FULL_ATTN_INTERVAL)
+        if interval < 1:
+            raise ConfigError(
+                f"the GGUF file's minimax-01.full_attention_interval is {interval}, not a layer interval",
+                hint="the file is damaged",
+            )
         recurrent = [(i + 1) % interval != 0 for i in range(n_layer)]
     if recurrent != [(i + 1) % MINIMAX01_FULL_ATTN_INTERVAL != 0 for i in range(n_layer)]:
         raise UnsupportedArchitecture(
