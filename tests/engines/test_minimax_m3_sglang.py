@@ -5,8 +5,6 @@ test_minimax_m3_vllm.py); no real MiniMaxM3Sparse* config.json with a repository
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from kvplan.core import specs as L
@@ -18,9 +16,9 @@ from kvplan.engines.vllm import VllmEngine
 from kvplan.errors import UsageError
 from tests.engines.test_minimax_m3_vllm import HEAD_DIM, INDEX_DIM, KV_HEADS, LAYERS, SPARSE_LAYERS, _config
 
-from conftest import check_cited_line
+from conftest import ENGINE_SOURCES, check_cited_line
 
-SRT = Path("/work/src/sglang-0.5.23/sglang/srt")
+SRT = ENGINE_SOURCES / "sglang-0.5.23" / "sglang" / "srt"
 POOLS = SRT / "model_executor/pool_configurator.py"
 MEMORY = SRT / "mem_cache/memory_pool.py"
 OVERRIDES = SRT / "arg_groups/model_overrides/minimax_m3.py"

@@ -1,5 +1,5 @@
 """How vLLM 0.33 stores MiniMax-M3 under the architectures it registers (MiniMaxM3Sparse*): every expectation is
-written from vLLM's source, each cited line checked against the sdist under /work/src (skipped where absent).
+written from vLLM's source, each cited line checked against the sdist under KVPLAN_ENGINE_SOURCES (skipped where absent).
 
 The config is vLLM's own: `MiniMaxM3Config` / `MiniMaxM3TextConfig` (vllm/transformers_utils/configs/
 minimax_m3.py), whose defaults "mirror the text_config of the MiniMax-M3-preview checkpoint" (:11); no real
@@ -18,9 +18,9 @@ from kvplan.engines.base import Request
 from kvplan.engines.vllm import MSA_BLOCK_SIZE, VllmEngine, capacity, estimate_notes
 from kvplan.errors import UsageError
 
-from conftest import check_cited_line
+from conftest import ENGINE_SOURCES, check_cited_line
 
-VLLM = Path("/work/src/vllm-0.33.0/vllm")
+VLLM = ENGINE_SOURCES / "vllm-0.33.0" / "vllm"
 CONFIGS = VLLM / "transformers_utils/configs/minimax_m3.py"
 M3_MODEL = VLLM / "models/minimax_m3/nvidia/model.py"
 INDEXER = VLLM / "models/minimax_m3/common/indexer.py"
@@ -832,7 +832,7 @@ RULES |= {"kv_dtypes", "grouping", "block_choice"}
     ids=[f"{r}-{Path(p).name}:{n}" for r, _, p, n, _ in RELEASE_CITED],
 )
 def test_cited_lines_of_each_release(release, rule, path, line, text):
-    check_cited_line(Path(f"/work/src/vllm-{release}/vllm") / path, line, text)
+    check_cited_line(ENGINE_SOURCES / f"vllm-{release}" / "vllm" / path, line, text)
 
 
 def test_every_release_cites_every_rule():
@@ -841,7 +841,7 @@ def test_every_release_cites_every_rule():
 
 
 def test_0_23_does_not_register_minimax_m3():
-    registry = Path("/work/src/vllm-0.23.0/vllm/model_executor/models/registry.py")
+    registry = ENGINE_SOURCES / "vllm-0.23.0/vllm/model_executor/models/registry.py"
     if not registry.exists():
         pytest.skip(f"{registry} is not on this machine")
     assert "MiniMaxM3Sparse" not in registry.read_text()

@@ -15,13 +15,13 @@ from kvplan.weights.encoders import encoder_parameters, encoder_tensors
 from kvplan.weights.tensors import count_parameters, weight_tensors
 from tests.engines.test_minimax_m3_vllm import _config
 
-from conftest import check_cited_line
+from conftest import ENGINE_SOURCES, check_cited_line
 
 _TRANSFORMERS = importlib.util.find_spec("transformers")  # cited where installed (skipped otherwise)
 HF = Path(_TRANSFORMERS.origin if _TRANSFORMERS and _TRANSFORMERS.origin else "/nonexistent").parent / (
     "models/minimax_m3_vl/configuration_minimax_m3_vl.py"
 )
-VLLM = Path("/work/src/vllm-0.33.0")
+VLLM = ENGINE_SOURCES / "vllm-0.33.0"
 TOWER = VLLM / "vllm/models/minimax_m3/common/vision_tower.py"
 
 CITED = [
